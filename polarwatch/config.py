@@ -1,0 +1,235 @@
+"""Configuration: ``polarwatch.toml`` + ``topics.toml`` + environment overrides.
+
+Every key ``[section] key`` can be overridden by ``POLARWATCH_<SECTION>_<KEY>``. Lists are given
+in the environment as comma-separated strings. Relative paths resolve against the config file's
+directory. Errors name the key, the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from polarwatch.errors import ConfigError
+
+ENV_PREFIX = "POLARWATCH_"
+CONFIG_ENV = "POLARWATCH_CONFIG"
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    bootstrap_servers: str = "127.0.0.1:19092"
+    embedded: bool = True
+    state_dir: str = ".polarwatch/broker"
+
+
+@dataclass(frozen=True)
+class TopicsConfig:
+    posts: str = "polarwatch.posts"
+    dead_letter: str = "polarwatch.dead_letter"
+    partitions: int = 2
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    master: str = "local[2]"
+    checkpoint_dir: str = ".polarwatch/checkpoints"
+    trigger_seconds: float = 2.0
+    max_records_per_trigger: int = 20000
+
+
+@dataclass(frozen=True)
+class WarehouseConfig:
+    path: str = ".polarwatch/polarwatch.duckdb"
+
+
+@dataclass(frozen=True)
+class ExtractorConfig:
+    backend: str = "lexicon"
+    fallback: list[str] = field(default_factory=lambda: ["lexicon"])
+    topics_file: str = "topics.toml"
+
+
+@dataclass(frozen=True)
+class AggregateConfig:
+    window: str = "1 hour"
+    extreme_threshold: float = 7.0
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    metric: str = "mean_score"
+    horizon: int = 12
+    alpha: float = 0.05
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    webhooks: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Topic:
+    id: str
+    name: str
+    pro: str
+    anti: str
+    keywords: tuple[str, ...] = ()
+    pro_terms: tuple[str, ...] = ()
+    anti_terms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    topics: TopicsConfig = field(default_factory=TopicsConfig)
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
+    extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
+    aggregate: AggregateConfig = field(default_factory=AggregateConfig)
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    root: Path = field(default_factory=Path.cwd)  # directory relative paths resolve against
+
+    def path(self, value: str) -> Path:
+        """Resolve a configured path against the config file's directory."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.path(self.warehouse.path)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path(self.spark.checkpoint_dir)
+
+    def load_topics(self) -> list[Topic]:
+        return load_topics(self.path(self.extractor.topics_file))
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = getattr(tp, "__origin__", None)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false",
+                                                        "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp in (int, float):
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return tp(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, tp.__args__[0], where) for v in value]
+    raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover
+
+
+def _build_section(cls: type, raw: dict[str, Any], name: str, source: str,
+                   env: dict[str, str]) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)} in [{name}]; "
+                          f"valid keys are {sorted(known)}")
+    values = {}
+    for f in dataclasses.fields(cls):
+        env_key = f"{ENV_PREFIX}{name}_{f.name}".upper()
+        if env_key in env:
+            values[f.name] = _coerce(env[env_key], hints[f.name], f"${env_key}")
+        elif f.name in raw:
+            values[f.name] = _coerce(raw[f.name], hints[f.name], f"{source} [{name}] {f.name}")
+    return cls(**values)
+
+
+def default_config_path() -> Path | None:
+    """$POLARWATCH_CONFIG, else ./polarwatch.toml if it exists."""
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    local = Path.cwd() / "polarwatch.toml"
+    return local if local.exists() else None
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    """Load the config file (or defaults when there is none) and apply env overrides."""
+    env = dict(os.environ if env is None else env)
+    cfg_path = Path(path) if path is not None else default_config_path()
+    raw: dict[str, Any] = {}
+    source = "<defaults>"
+    root = Path.cwd()
+    if cfg_path is not None:
+        if not cfg_path.exists():
+            raise ConfigError(f"config file {cfg_path} does not exist (set ${CONFIG_ENV} or "
+                              f"pass --config)")
+        try:
+            raw = tomllib.loads(cfg_path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{cfg_path}: invalid TOML: {exc}") from exc
+        source = str(cfg_path)
+        root = cfg_path.resolve().parent
+    sections = {f.name: get_type_hints(Config)[f.name] for f in dataclasses.fields(Config)
+                if f.name != "root"}
+    unknown = set(raw) - set(sections)
+    if unknown:
+        raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; valid sections are "
+                          f"{sorted(sections)}")
+    built = {}
+    for name, cls in sections.items():
+        section_raw = raw.get(name, {})
+        if not isinstance(section_raw, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table")
+        built[name] = _build_section(cls, section_raw, name, source, env)
+    return Config(root=root, **built)
+
+
+_ID_RE = re.compile(r"^[a-z0-9_]+$")
+
+
+def load_topics(path: str | Path) -> list[Topic]:
+    """Read a topics file (``[[topic]]`` tables); every topic needs id, name, pro and anti."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"topics file {path} does not exist; copy topics.toml from the "
+                          f"repository or set [extractor] topics_file")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    entries = raw.get("topic")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{path}: no [[topic]] tables found")
+    topics, seen = [], set()
+    for i, entry in enumerate(entries, 1):
+        missing = [k for k in ("id", "name", "pro", "anti") if not entry.get(k)]
+        if missing:
+            raise ConfigError(f"{path}: topic #{i} is missing {', '.join(missing)}")
+        if not _ID_RE.match(entry["id"]):
+            raise ConfigError(f"{path}: topic id {entry['id']!r} must be lowercase letters, "
+                              f"digits and underscores")
+        if entry["id"] in seen:
+            raise ConfigError(f"{path}: topic id {entry['id']!r} is defined twice")
+        seen.add(entry["id"])
+        unknown = set(entry) - {f.name for f in dataclasses.fields(Topic)}
+        if unknown:
+            raise ConfigError(f"{path}: topic {entry['id']!r} has unknown key(s) {sorted(unknown)}")
+        topics.append(Topic(**{k: tuple(v) if isinstance(v, list) else v
+                               for k, v in entry.items()}))
+    return topics

@@ -1,0 +1,35 @@
+"""Exception tree.
+
+    PolarwatchError
+    ├── ConfigError          bad or missing configuration (names the key and the file)
+    ├── SchemaError          a record does not match the contract (names the field)
+    ├── BrokerError          the embedded broker cannot start / is unreachable
+    ├── PrerequisiteError    a system prerequisite (Java, a binary) is missing
+    └── BackendError         an extractor backend failed or is not installed
+"""
+
+from __future__ import annotations
+
+
+class PolarwatchError(Exception):
+    """Root of every error polarwatch raises on purpose."""
+
+
+class ConfigError(PolarwatchError):
+    pass
+
+
+class SchemaError(PolarwatchError):
+    pass
+
+
+class BrokerError(PolarwatchError):
+    pass
+
+
+class PrerequisiteError(PolarwatchError):
+    pass
+
+
+class BackendError(PolarwatchError):
+    pass
