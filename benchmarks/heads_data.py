@@ -1,0 +1,103 @@
+"""Labeled data loaders and an on-disk embedding cache for `train_heads.py`.
+
+Reads ``../shared/data`` (never copied into the repository) and caches MiniLM embeddings under
+``/tmp/polarwatch-embcache`` keyed by a hash of the texts, so re-runs skip the encoder.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR = Path(os.environ.get("POLARWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+CACHE_DIR = Path(os.environ.get("POLARWATCH_EMB_CACHE", "/tmp/polarwatch-embcache"))
+
+# SemEval-2016 Task 6 targets, described the way a polarwatch topic is (pro = TweetEval "favor").
+STANCE_TARGETS: dict[str, tuple[str, str]] = {
+    "abortion": ("Supports legal abortion and a woman's right to choose.",
+                 "Opposes abortion; pro-life, believes the unborn have a right to life."),
+    "atheism": ("Supports atheism; rejects belief in God and organized religion.",
+                "Opposes atheism; believes in God and defends religious faith."),
+    "climate": ("Accepts human-caused climate change and supports action against it.",
+                "Doubts or denies human-caused climate change, or opposes climate policy."),
+    "feminist": ("Supports feminism and the feminist movement for women's rights and equality.",
+                 "Opposes feminism and the feminist movement."),
+    "hillary": ("Supports Hillary Clinton and her presidential campaign.",
+                "Opposes Hillary Clinton and her presidential campaign."),
+}
+STANCE_NAMES = ("unclear", "anti", "pro")  # TweetEval 0 none, 1 against, 2 favor
+EMOTION_NAMES = ("anger", "joy", "optimism", "sadness")
+AGREEMENT_NAMES = ("disagree", "unclear", "agree")  # 0 disagree, 1 neutral, 2 agree
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def tweeteval(task: str, split: str) -> tuple[list[str], np.ndarray]:
+    """Texts and integer labels of a TweetEval task split ("train" or "val")."""
+    base = DATA_DIR / "tweeteval" / task
+    texts = [t.replace("#SemST", "").strip() for t in _lines(base / f"{split}_text.txt")]
+    labels = np.array([int(x) for x in _lines(base / f"{split}_labels.txt")])
+    if len(texts) != len(labels):
+        raise ValueError(f"{base}: {len(texts):,} texts but {len(labels):,} labels")
+    return texts, labels
+
+
+@dataclass
+class Pairs:
+    parents: list[str]
+    children: list[str]
+    labels: np.ndarray
+    groups: list[str]  # source / subreddit
+
+
+def agreement_pairs() -> tuple[Pairs, Pairs]:
+    """(DEBAGREEMENT, SubReddit Covid/Mask) reply pairs; labels 0 disagree, 1 neutral, 2 agree."""
+    def read(path: Path, parent: str, child: str, label: str, group: str | None) -> Pairs:
+        with path.open(encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        return Pairs([r[parent] for r in rows], [r[child] for r in rows],
+                     np.array([int(r[label]) for r in rows]),
+                     [r[group] if group else path.stem for r in rows])
+
+    deb = read(DATA_DIR / "agreement" / "debagreement_dev.csv", "body_parent", "body_child",
+               "label", "subreddit")
+    subs = [read(DATA_DIR / "agreement" / f"SubReddit-{n}.csv", "quote_text", "response_text",
+                 "relation", None) for n in ("CovidVaccine", "MaskMandate")]
+    other = Pairs(subs[0].parents + subs[1].parents, subs[0].children + subs[1].children,
+                  np.concatenate([subs[0].labels, subs[1].labels]), subs[0].groups + subs[1].groups)
+    return deb, other
+
+
+class EmbeddingCache:
+    """Encodes texts with the shipped encoder, caching each distinct list of texts in /tmp."""
+
+    def __init__(self, encode_fn, tag: str = "minilm") -> None:  # type: ignore[no-untyped-def]
+        self._encode = encode_fn
+        self._tag = tag
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, texts: Sequence[str], name: str = "texts") -> np.ndarray:
+        digest = hashlib.sha1(("\x00".join([self._tag, *texts])).encode()).hexdigest()[:16]
+        path = CACHE_DIR / f"{name}-{digest}.npy"
+        if path.exists():
+            return np.load(path)
+        t0 = time.perf_counter()
+        log(f"encoding {len(texts):,} texts for {name} (cached afterwards in {path})")
+        emb = np.asarray(self._encode(list(texts)), dtype=np.float32)
+        np.save(path, emb)
+        log(f"  done in {time.perf_counter() - t0:.0f} s")
+        return emb

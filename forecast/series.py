@@ -1,0 +1,112 @@
+"""DuckDB ``topic_windows`` -> a long table ``series_id, ts, y`` (statsforecast's ``unique_id,
+ds, y``), one regular series per topic.
+
+Spark writes one row per topic and event-time window that received posts. A window with no posts
+has no row; :func:`regularize` puts it back as ``y = NaN`` so the model sees a gap, not a
+shorter series. Timestamps are UTC and tz-aware.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from polarwatch.errors import ConfigError
+from polarwatch.warehouse import connect
+
+# Numeric columns of `topic_windows` (polarwatch.warehouse.TABLES) that can be forecast.
+METRICS: tuple[str, ...] = (
+    "volume", "n_interactions", "mean_score", "n_conversations", "extreme_share",
+    "hostility_share", "pro_share", "anti_share",
+)
+
+# Used only when the table holds no window to measure: [aggregate] window = "1 hour" in
+# polarwatch.toml.
+DEFAULT_FREQ = pd.Timedelta(hours=1)
+
+SERIES_COLUMNS = ["series_id", "ts", "y"]
+
+
+def validate_metric(metric: str) -> str:
+    """Return ``metric`` if it is a forecastable ``topic_windows`` column; else ConfigError."""
+    if metric not in METRICS:
+        raise ConfigError(f"unknown forecast metric {metric!r} ([forecast] metric or --metric); "
+                          f"valid metrics are {', '.join(METRICS)}")
+    return metric
+
+
+def infer_freq(windows: pd.DataFrame) -> pd.Timedelta:
+    """The window length: the most common ``window_end - window_start``.
+
+    Falls back to the smallest positive step between consecutive ``window_start`` of one topic,
+    then to :data:`DEFAULT_FREQ` when there is nothing to measure.
+    """
+    if windows.empty:
+        return DEFAULT_FREQ
+    if "window_end" in windows:
+        lengths = (windows["window_end"] - windows["window_start"]).dropna()
+        lengths = lengths[lengths > pd.Timedelta(0)]
+        if not lengths.empty:
+            return pd.Timedelta(lengths.mode().iloc[0])
+    steps = (windows.sort_values(["series_id", "window_start"])
+             .groupby("series_id")["window_start"].diff().dropna())
+    steps = steps[steps > pd.Timedelta(0)]
+    return pd.Timedelta(steps.min()) if not steps.empty else DEFAULT_FREQ
+
+
+def regularize(long: pd.DataFrame, freq: pd.Timedelta) -> pd.DataFrame:
+    """Reindex every series onto ``first_ts, first_ts + freq, ..., last_ts``; missing -> NaN.
+
+    ``long`` has columns ``series_id, ts, y``. Timestamps that are off the grid of their series'
+    first timestamp raise ValueError (they would be silently dropped otherwise).
+    """
+    if freq <= pd.Timedelta(0):
+        raise ValueError(f"frequency must be positive, got {freq}")
+    parts = []
+    for sid, group in long.groupby("series_id", sort=True):
+        group = group.sort_values("ts")
+        start, end = group["ts"].iloc[0], group["ts"].iloc[-1]
+        offsets = (group["ts"] - start) / freq
+        if not np.allclose(offsets, np.round(offsets)):
+            bad = group["ts"][~np.isclose(offsets, np.round(offsets))].iloc[0]
+            raise ValueError(f"series {sid!r}: timestamp {bad} is not on the {freq} grid "
+                             f"starting at {start}")
+        grid = pd.date_range(start, end, freq=freq, name="ts")
+        y = group.set_index("ts")["y"].reindex(grid)
+        parts.append(pd.DataFrame({"series_id": sid, "ts": grid, "y": y.to_numpy(float)}))
+    if not parts:
+        return pd.DataFrame({"series_id": pd.Series(dtype=str),
+                             "ts": pd.Series(dtype="datetime64[ns, UTC]"),
+                             "y": pd.Series(dtype=float)})
+    return pd.concat(parts, ignore_index=True)
+
+
+def read_windows(path: str | Path, metric: str) -> pd.DataFrame:
+    """Raw rows ``series_id, window_start, window_end, y`` for one metric (UTC, tz-aware)."""
+    validate_metric(metric)
+    # timezone('UTC', tstz) gives a naive UTC timestamp: independent of the session time zone.
+    sql = (f'SELECT topic AS series_id, timezone(\'UTC\', window_start) AS window_start, '
+           f'timezone(\'UTC\', window_end) AS window_end, CAST("{metric}" AS DOUBLE) AS y '
+           f"FROM topic_windows ORDER BY topic, window_start")
+    with connect(path, read_only=True) as con:
+        df = con.execute(sql).df()
+    for col in ("window_start", "window_end"):
+        df[col] = pd.to_datetime(df[col]).dt.tz_localize("UTC")
+    df["series_id"] = df["series_id"].astype(str)
+    return df
+
+
+def read_series(path: str | Path, metric: str,
+                freq: pd.Timedelta | None = None) -> tuple[pd.DataFrame, pd.Timedelta]:
+    """Read ``metric`` per topic from ``topic_windows`` as a regular long table.
+
+    Returns ``(series, freq)``: ``series`` has columns ``series_id, ts, y`` sorted by series and
+    time, with NaN for windows that have no row (or a NULL metric); ``freq`` is the window length
+    (inferred from the data unless given).
+    """
+    windows = read_windows(path, metric)
+    freq = infer_freq(windows) if freq is None else pd.Timedelta(freq)
+    long = windows.rename(columns={"window_start": "ts"})[SERIES_COLUMNS]
+    return regularize(long, freq), freq

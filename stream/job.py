@@ -1,0 +1,122 @@
+"""The Spark Structured Streaming job: Kafka → label (mapInPandas) → DuckDB (foreachBatch).
+
+A thin driver over :mod:`stream.kafka_source`, :mod:`stream.udfs` and :mod:`stream.sink`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from polarwatch.config import Config
+from polarwatch.errors import PrerequisiteError
+from stream.sink import BatchResult, DuckDBSink
+from stream.udfs import LabelStage, output_ddl
+
+QUERY_NAME = "polarwatch_posts"
+
+
+def check_java() -> str:
+    """Return `java -version`'s first line, or raise naming what to install."""
+    java = shutil.which("java", path=os.path.join(os.environ["JAVA_HOME"], "bin")
+                        if os.environ.get("JAVA_HOME") else None) or shutil.which("java")
+    hint = ("Spark needs a Java 17 runtime: install it (Debian/Ubuntu: `apt-get install -y "
+            "openjdk-17-jre-headless`; macOS: `brew install openjdk@17`) or set JAVA_HOME")
+    if java is None:
+        raise PrerequisiteError(f"`java` was not found on PATH. {hint}")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    first = (out.stderr or out.stdout).splitlines()[0] if (out.stderr or out.stdout) else ""
+    if '"17' not in first and '"21' not in first:
+        raise PrerequisiteError(f"found {first!r} at {java}; {hint}")
+    return first
+
+
+def build_spark(master: str, app_name: str = "polarwatch") -> Any:
+    """A SparkSession tuned for small local clusters (UTC, Arrow, quiet console)."""
+    check_java()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    from stream.kafka_source import KafkaDataSource
+
+    spark = (SparkSession.builder.master(master).appName(app_name)
+             .config("spark.ui.showConsoleProgress", "false")
+             .config("spark.ui.enabled", "false")
+             .config("spark.sql.session.timeZone", "UTC")
+             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+             .config("spark.sql.shuffle.partitions", "2")
+             .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+             .getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    spark.dataSource.register(KafkaDataSource)
+    return spark
+
+
+def progress_printer(log: Callable[[str], None]) -> Callable[[BatchResult], None]:
+    def report(res: BatchResult) -> None:
+        if res.skipped:
+            log(f"batch {res.batch_id}: already committed, skipped (replay)")
+            return
+        rate = (res.posts + res.dead) / res.seconds if res.seconds else 0.0
+        log(f"batch {res.batch_id}: {res.posts:,} posts stored, {res.dead} dead-lettered, "
+            f"{res.duplicates} duplicates, {res.interactions:,} interactions, "
+            f"{res.windows} windows updated, sink {res.seconds:.2f} s ({rate:,.0f} rows/s)")
+    return report
+
+
+def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: bool = False,
+                 log: Callable[[str], None] = print, backend: str | None = None) -> Any:
+    """Start the streaming query; returns the StreamingQuery."""
+    ckpt = cfg.checkpoint_dir / QUERY_NAME
+    if reset and ckpt.exists():
+        shutil.rmtree(ckpt)
+        log(f"removed checkpoint {ckpt}: the stream starts over from the topic's first offset")
+    stage = LabelStage(backend=backend or cfg.extractor.backend,
+                       fallback=tuple(cfg.extractor.fallback), topics=tuple(cfg.load_topics()))
+    sink = DuckDBSink(cfg.warehouse_path, QUERY_NAME, cfg.topics.posts,
+                      window=cfg.aggregate.window,
+                      extreme_threshold=cfg.aggregate.extreme_threshold,
+                      checkpoint_dir=ckpt, log=progress_printer(log))
+    reader = (spark.readStream.format("polarwatch_kafka")
+              .option("bootstrap", cfg.broker.bootstrap_servers)
+              .option("topic", cfg.topics.posts)
+              .option("maxRecordsPerTrigger", str(cfg.spark.max_records_per_trigger)))
+    labeled = reader.load().mapInPandas(stage, output_ddl())
+    writer = (labeled.writeStream.queryName(QUERY_NAME).foreachBatch(sink)
+              .option("checkpointLocation", str(ckpt)))
+    if available_now:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{cfg.spark.trigger_seconds} seconds")
+    return writer.start()
+
+
+def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
+               timeout: float | None = None, log: Callable[[str], None] = print,
+               backend: str | None = None, spark: Any = None) -> None:
+    """Run the stream until the topic is drained (`available_now`) or until interrupted."""
+    t0 = time.monotonic()
+    own = spark is None
+    if own:
+        log(f"starting Spark ({cfg.spark.master}) …")
+        spark = build_spark(cfg.spark.master)
+        log(f"Spark up in {time.monotonic() - t0:.1f} s")
+    query = start_stream(spark, cfg, available_now=available_now, reset=reset, log=log,
+                         backend=backend)
+    try:
+        query.awaitTermination(timeout)
+        if query.exception() is not None:
+            raise RuntimeError(f"stream failed: {query.exception()}")
+    except KeyboardInterrupt:
+        log("interrupted: stopping the stream (the checkpoint keeps its position)")
+    finally:
+        if query.isActive:
+            query.stop()
+        if own:
+            spark.stop()

@@ -1,0 +1,193 @@
+"""A Spark Python DataSource streaming reader for Kafka, built on kafka-python.
+
+pyspark's wheel has no Kafka connector and ``--packages`` cannot download here, so this reader
+is how Spark consumes the posts topic. Offsets are ``{"<partition>": next_offset}``; Spark keeps
+them in its checkpoint, so a restarted query resumes exactly where the last committed batch
+ended. Each micro-batch reads one Spark partition per Kafka partition with assign + seek.
+
+Latest offsets: some brokers (the embedded Tansu among them) answer ListOffsets(latest) with the
+start of the last record batch + 1 instead of the last offset + 1. :func:`latest_offsets` seeks to
+``max(end - 1, 0)``, fetches, and takes ``max(end, last fetched + 1, highwater)`` — correct on both
+that broker and real Kafka. An offset that goes *backwards* (broker reset, topic recreated) stops
+the query with a clear message instead of silently re-reading or skipping.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
+from pyspark.sql.streaming.datasource import (
+    ReadAllAvailable,
+    ReadLimit,
+    ReadMaxRows,
+    SupportsTriggerAvailableNow,
+)
+
+SOURCE_NAME = "polarwatch_kafka"
+SCHEMA = "kafka_partition int, kafka_offset long, broker_ts timestamp, value string"
+FETCH_STALL_TIMEOUT_S = 60.0  # give up a partition read when no record arrives for this long
+
+
+class OffsetRegressionError(RuntimeError):
+    pass
+
+
+def _consumer(bootstrap: str) -> Any:
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                         group_id=None, request_timeout_ms=30000, fetch_max_wait_ms=100,
+                         max_partition_fetch_bytes=8 * 1024 * 1024)
+
+
+def latest_offsets(consumer: Any, topic: str) -> dict[str, int]:
+    """Next offset to be written, per partition (workaround for the wrong ListOffsets answer)."""
+    from kafka import TopicPartition
+
+    parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        raise RuntimeError(f"Kafka topic {topic!r} does not exist; create it with "
+                           f"`polarwatch ingest` or `polarwatch broker start`")
+    tps = [TopicPartition(topic, p) for p in sorted(parts)]
+    ends = consumer.end_offsets(tps)
+    result = {}
+    for tp in tps:
+        end = int(ends[tp])
+        if end > 0:
+            consumer.assign([tp])
+            consumer.seek(tp, end - 1)
+            last = -1
+            deadline = time.monotonic() + 5.0
+            while last < 0 and time.monotonic() < deadline:
+                for rec in consumer.poll(timeout_ms=500).get(tp, []):
+                    last = max(last, rec.offset)
+            end = max(end, last + 1, int(consumer.highwater(tp) or 0))
+        result[str(tp.partition)] = end
+    return result
+
+
+class KafkaRange(InputPartition):
+    def __init__(self, partition: int, start: int, end: int) -> None:
+        self.partition, self.start, self.end = partition, start, end
+
+
+class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
+    def __init__(self, options: dict[str, str]) -> None:
+        self.bootstrap = options["bootstrap"]
+        self.topic = options["topic"]
+        self.max_rows = int(options.get("maxRecordsPerTrigger", "0"))
+        self._consumer: Any = None
+        self._target: dict[str, int] | None = None  # set by Trigger.AvailableNow
+
+    def _latest(self) -> dict[str, int]:
+        if self._consumer is None:
+            self._consumer = _consumer(self.bootstrap)
+        return latest_offsets(self._consumer, self.topic)
+
+    def initialOffset(self) -> dict:
+        return {p: 0 for p in self._latest()}
+
+    def getDefaultReadLimit(self) -> ReadLimit:
+        return ReadMaxRows(self.max_rows) if self.max_rows > 0 else ReadAllAvailable()
+
+    def prepareForTriggerAvailableNow(self) -> None:
+        self._target = self._latest()
+
+    def latestOffset(self, start: dict, limit: ReadLimit) -> dict:
+        latest = self._target if self._target is not None else self._latest()
+        regressed = {p: (start[p], latest.get(p, 0)) for p in start
+                     if latest.get(p, 0) < start[p]}
+        if regressed:
+            detail = ", ".join(f"partition {p}: checkpoint at {s}, broker at {e}"
+                               for p, (s, e) in sorted(regressed.items()))
+            raise OffsetRegressionError(
+                f"offsets of topic {self.topic!r} went backwards ({detail}): the broker was reset "
+                f"or the topic recreated. Refusing to re-read or skip records. To start over "
+                f"deliberately, run `polarwatch stream --reset` (a new checkpoint).")
+        end = dict(latest)
+        start = {p: start.get(p, 0) for p in end}
+        if isinstance(limit, ReadMaxRows):
+            budget = limit.max_rows
+            capped = dict(start)
+            # hand the row budget out round-robin so no partition starves
+            while budget > 0 and any(capped[p] < end[p] for p in end):
+                share = max(budget // sum(capped[p] < end[p] for p in end), 1)
+                for p in end:
+                    take = min(share, end[p] - capped[p], budget)
+                    capped[p] += take
+                    budget -= take
+            return capped
+        return end
+
+    def partitions(self, start: dict, end: dict) -> Sequence[InputPartition]:
+        return [KafkaRange(int(p), int(start.get(p, 0)), int(end[p]))
+                for p in sorted(end, key=int) if int(end[p]) > int(start.get(p, 0))]
+
+    def read(self, partition: InputPartition) -> Iterator[tuple]:
+        assert isinstance(partition, KafkaRange)
+        yield from read_range(self.bootstrap, self.topic, partition.partition,
+                              partition.start, partition.end)
+
+    def commit(self, end: dict) -> None:
+        pass  # offsets live in Spark's checkpoint; the DuckDB sink records batch ids
+
+    def stop(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+
+def read_range(bootstrap: str, topic: str, partition: int, start: int,
+               end: int) -> Iterator[tuple]:
+    """Yield (partition, offset, broker timestamp, value) for offsets in [start, end)."""
+    from datetime import UTC, datetime
+
+    from kafka import TopicPartition
+
+    consumer = _consumer(bootstrap)
+    tp = TopicPartition(topic, partition)
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        nxt = start
+        last_progress = time.monotonic()
+        while nxt < end:
+            batch = consumer.poll(timeout_ms=500, max_records=10000).get(tp, [])
+            if batch:
+                last_progress = time.monotonic()
+            elif time.monotonic() - last_progress > FETCH_STALL_TIMEOUT_S:
+                raise TimeoutError(f"no records from {topic}[{partition}] at offset {nxt} for "
+                                   f"{FETCH_STALL_TIMEOUT_S:.0f} s (wanted up to {end})")
+            for rec in batch:
+                if rec.offset < nxt:
+                    continue  # a compressed batch may start before the requested offset
+                if rec.offset >= end:
+                    nxt = end
+                    break
+                value = rec.value.decode("utf-8", errors="replace") if rec.value else ""
+                ts = datetime.fromtimestamp(rec.timestamp / 1000, tz=UTC)
+                yield (partition, rec.offset, ts, value)
+                nxt = rec.offset + 1
+    finally:
+        consumer.close()
+
+
+class KafkaDataSource(DataSource):
+    """``spark.readStream.format("polarwatch_kafka").option("bootstrap", ...).option("topic",
+    ...)``; optional ``maxRecordsPerTrigger``."""
+
+    @classmethod
+    def name(cls) -> str:
+        return SOURCE_NAME
+
+    def schema(self) -> str:
+        return SCHEMA
+
+    def streamReader(self, schema: Any) -> DataSourceStreamReader:
+        for key in ("bootstrap", "topic"):
+            if key not in self.options:
+                raise ValueError(f"polarwatch_kafka source needs the option {key!r}")
+        return KafkaStreamReader(dict(self.options))

@@ -1,0 +1,204 @@
+"""The DuckDB sink of the stream: one transaction per micro-batch, keyed by batch id.
+
+For each micro-batch the sink, in *one* DuckDB transaction:
+1. skips the batch when ``(query, batch_id)`` is already in ``stream_batches`` (a replay after a
+   crash between the DuckDB commit and Spark's own commit);
+2. stores dead letters (topic, partition, offset, reason, raw value);
+3. stores labeled posts (``INSERT OR IGNORE`` on the post id: a post produced twice is stored once);
+4. scores every reply whose parent is now known — the reply or the parent may be in this batch,
+   so replies that arrived before their parent are scored when it comes — with the paper's rule
+   table (:mod:`scoring.rules`);
+5. recomputes the per-topic event-time windows touched by this batch;
+6. records the batch marker.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from polarwatch.warehouse import connect, init_schema, post_columns, scalar
+from scoring.rules import score_pairs
+
+_INTERVAL_RE = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day)s?\s*$")
+
+
+def parse_window(window: str) -> str:
+    """Validate a window like '1 hour' / '5 minutes' and return a DuckDB INTERVAL literal."""
+    m = _INTERVAL_RE.match(window)
+    if not m:
+        raise ValueError(f"window {window!r} must look like '5 minutes', '1 hour' or '1 day'")
+    return f"INTERVAL '{m.group(1)} {m.group(2)}'"
+
+
+@dataclass
+class BatchResult:
+    batch_id: int
+    skipped: bool
+    posts: int = 0
+    duplicates: int = 0
+    dead: int = 0
+    interactions: int = 0
+    windows: int = 0
+    seconds: float = 0.0
+
+
+class DuckDBSink:
+    """``foreachBatch`` target. `query` names the stream in the batch-marker table.
+
+    When `checkpoint_dir` is given, the marker key also carries the id Spark stores in the
+    checkpoint, so a fresh checkpoint (batch ids restart at 0) is never mistaken for a replay.
+    """
+
+    def __init__(self, path: str | Path, query: str, source_topic: str, window: str = "1 hour",
+                 extreme_threshold: float = 7.0, checkpoint_dir: str | Path | None = None,
+                 log: Callable[[BatchResult], None] | None = None) -> None:
+        self.path, self.query, self.source_topic = Path(path), query, source_topic
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.interval = parse_window(window)
+        self.extreme_threshold = extreme_threshold
+        self.log = log
+        init_schema(self.path)
+
+    def __call__(self, df: Any, batch_id: int) -> None:
+        """Spark entry point: collect the micro-batch to pandas (Arrow) and write it."""
+        if self.checkpoint_dir is not None and "@" not in self.query:
+            meta = (self.checkpoint_dir / "metadata").read_text().splitlines()[0]
+            self.query = f"{self.query}@{json.loads(meta)['id']}"
+        self.write(df.toPandas(), batch_id)
+
+    def write(self, pdf: pd.DataFrame, batch_id: int) -> BatchResult:
+        t0 = time.perf_counter()
+        res = BatchResult(batch_id, skipped=False)
+        with connect(self.path) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                seen = scalar(con, "SELECT 1 FROM stream_batches WHERE query = ? AND batch_id = ?",
+                              [self.query, batch_id])
+                if seen:
+                    con.execute("ROLLBACK")
+                    res.skipped = True
+                    return res
+                self._write_batch(con, pdf, batch_id, res)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        res.seconds = time.perf_counter() - t0
+        if self.log:
+            self.log(res)
+        return res
+
+    def _write_batch(self, con: Any, pdf: pd.DataFrame, batch_id: int, res: BatchResult) -> None:
+        now = datetime.now(UTC)
+        dead = pdf[pdf["dead_reason"].notna()]
+        if len(dead):
+            dl = pd.DataFrame({
+                "source_topic": self.source_topic, "kafka_partition": dead["kafka_partition"],
+                "kafka_offset": dead["kafka_offset"], "reason": dead["dead_reason"],
+                "raw": dead["raw"], "seen_at": now})
+            con.register("dl_batch", dl)
+            con.execute("INSERT OR IGNORE INTO dead_letters SELECT * FROM dl_batch")
+            con.unregister("dl_batch")
+        res.dead = len(dead)
+
+        posts = pdf[pdf["dead_reason"].isna()].drop(columns=["dead_reason", "raw", "broker_ts"])
+        posts = posts.drop_duplicates("id")
+        posts = posts.assign(ingested_at=now)
+        cols = [name for name, _ in post_columns()]
+        posts = posts[cols]
+        before = scalar(con, "SELECT count(*) FROM posts")
+        con.register("post_batch", posts)
+        col_list = ", ".join(f'"{c}"' for c in cols)
+        con.execute(f"INSERT OR IGNORE INTO posts ({col_list}) SELECT {col_list} FROM post_batch")
+        after = scalar(con, "SELECT count(*) FROM posts")
+        res.posts = after - before
+        res.duplicates = len(posts) - res.posts + (len(pdf) - len(dead) - len(posts))
+
+        res.interactions = self._score_new_pairs(con)
+        res.windows = self._update_windows(con, now)
+        con.unregister("post_batch")
+        con.execute("INSERT INTO stream_batches VALUES (?, ?, ?, ?, ?, ?)",
+                    [self.query, batch_id, res.posts, res.dead, res.interactions, now])
+
+    def _score_new_pairs(self, con: Any) -> int:
+        """Score replies whose parent is known and that have no interaction yet."""
+        pairs = con.execute("""
+            SELECT r.id, r.parent_id, r.conversation_id, r.topic, r.created_at,
+                   r.stance AS rs, p.stance AS ps, r.affect AS ra, p.affect AS pa, r.agreement
+            FROM posts r JOIN posts p ON p.id = r.parent_id
+            WHERE (r.id IN (SELECT id FROM post_batch) OR p.id IN (SELECT id FROM post_batch))
+              AND r.id NOT IN (SELECT post_id FROM interactions)
+        """).df()
+        if pairs.empty:
+            return 0
+        scores, rules = score_pairs(pairs["rs"], pairs["ps"], pairs["ra"], pairs["pa"],
+                                    pairs["agreement"])
+        inter = pd.DataFrame({
+            "post_id": pairs["id"], "parent_id": pairs["parent_id"],
+            "conversation_id": pairs["conversation_id"], "topic": pairs["topic"],
+            "created_at": pairs["created_at"], "score": scores, "rule": rules})
+        inter = inter[inter["score"].notna()].astype({"score": "int32"})
+        if inter.empty:
+            return 0
+        con.register("inter_batch", inter)
+        con.execute("INSERT OR IGNORE INTO interactions SELECT post_id, parent_id, "
+                    "conversation_id, topic, created_at, score, rule FROM inter_batch")
+        con.execute("CREATE OR REPLACE TEMP TABLE touched_interactions AS "
+                    "SELECT topic, created_at FROM inter_batch")
+        con.unregister("inter_batch")
+        return len(inter)
+
+    def _update_windows(self, con: Any, now: datetime) -> int:
+        """Recompute every (topic, window) this batch touched, from the stored rows."""
+        iv = self.interval
+        has_touched = scalar(
+            con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'touched_interactions' "
+            "AND temporary")
+        touched_inter = ("UNION SELECT topic, time_bucket(" + iv + ", created_at) FROM "
+                         "touched_interactions") if has_touched else ""
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE touched AS
+            SELECT DISTINCT topic, time_bucket({iv}, created_at) AS ws FROM post_batch
+            {touched_inter}
+        """)
+        con.execute(f"""
+            INSERT OR REPLACE INTO topic_windows
+            WITH p AS (
+                SELECT t.topic, t.ws, count(*) AS volume,
+                       avg(CASE WHEN affect = 'yes' THEN 1 ELSE 0 END) AS hostility_share,
+                       avg(CASE WHEN stance = 'pro' THEN 1 ELSE 0 END) AS pro_share,
+                       avg(CASE WHEN stance = 'anti' THEN 1 ELSE 0 END) AS anti_share
+                FROM touched t JOIN posts ON posts.topic = t.topic
+                  AND posts.created_at >= t.ws AND posts.created_at < t.ws + {iv}
+                GROUP BY ALL),
+            c AS (
+                SELECT t.topic, t.ws, i.conversation_id, avg(i.score) AS conv_score,
+                       count(*) AS n
+                FROM touched t JOIN interactions i ON i.topic = t.topic
+                  AND i.created_at >= t.ws AND i.created_at < t.ws + {iv}
+                GROUP BY ALL),
+            ca AS (
+                SELECT topic, ws, sum(n) AS n_interactions,
+                       sum(conv_score * n) / sum(n) AS mean_score,
+                       count(*) AS n_conversations,
+                       avg(CASE WHEN conv_score > {float(self.extreme_threshold)} THEN 1 ELSE 0 END)
+                           AS extreme_share
+                FROM c GROUP BY ALL)
+            SELECT p.topic, p.ws, p.ws + {iv}, p.volume, coalesce(ca.n_interactions, 0),
+                   ca.mean_score, coalesce(ca.n_conversations, 0), ca.extreme_share,
+                   p.hostility_share, p.pro_share, p.anti_share, ?::TIMESTAMPTZ
+            FROM p LEFT JOIN ca ON ca.topic = p.topic AND ca.ws = p.ws
+        """, [now])
+        n = scalar(con, "SELECT count(*) FROM touched")
+        con.execute("DROP TABLE IF EXISTS touched_interactions")
+        con.execute("DROP TABLE touched")
+        return int(n)

@@ -1,0 +1,119 @@
+"""pandas → pandas functions Spark runs in ``mapInPandas``: parse, validate, label.
+
+One output row per input record. Valid posts carry their Post and Labels fields; malformed JSON,
+schema violations and oversize texts carry ``dead_reason`` and the raw value instead, so the sink
+dead-letters them with topic, partition and offset and nothing is lost.
+
+Extractors are built once per Python worker process (Spark reuses workers across tasks and
+micro-batches) and cached by configuration, never per row or per batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+
+from polarwatch.config import Topic
+from polarwatch.records import Labels, Post, fields_of, validate_post
+from scoring.extractors.base import Extractor, PostPair
+
+PROVENANCE_DDL = "kafka_partition int, kafka_offset long, broker_ts timestamp, " \
+                 "dead_reason string, raw string"
+TEXT_CACHE_SIZE = 200_000  # recent post texts kept per worker to pair replies with parents
+
+_extractors: dict[tuple[str, ...], list[Extractor]] = {}
+_texts: OrderedDict[str, str] = OrderedDict()
+
+
+def label_fields() -> list[str]:
+    return [s.name for s in fields_of(Labels) if s.name != "post_id"]
+
+
+def output_ddl() -> str:
+    """Spark DDL of the labeled stream: Post + Labels (− post_id) + provenance."""
+    from polarwatch.records import spark_ddl
+
+    labels = spark_ddl(Labels).split(", ", 1)[1]  # drop `post_id`, which is Post.id
+    return f"{spark_ddl(Post)}, {labels}, {PROVENANCE_DDL}"
+
+
+@dataclass(frozen=True)
+class LabelStage:
+    """Picklable configuration of the labeling stage (what Spark ships to executors)."""
+
+    backend: str
+    fallback: tuple[str, ...]
+    topics: tuple[Topic, ...]
+
+    def extractors(self) -> list[Extractor]:
+        key = (self.backend, *self.fallback, repr(self.topics))
+        if key not in _extractors:
+            from scoring.extractors.registry import get_extractor
+
+            chain = [self.backend, *[b for b in self.fallback if b != self.backend]]
+            _extractors[key] = [get_extractor(name, self.topics) for name in chain]
+        return _extractors[key]
+
+    def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for pdf in batches:
+            yield self.label_frame(pdf)
+
+    def label_frame(self, pdf: pd.DataFrame) -> pd.DataFrame:
+        post_names = [s.name for s in fields_of(Post)]
+        rows: list[dict[str, Any]] = []
+        good: list[int] = []
+        for i, value in enumerate(pdf["value"].tolist()):
+            row: dict[str, Any] = {"raw": None, "dead_reason": None}
+            try:
+                obj = json.loads(value)
+                reason = validate_post(obj)
+            except (json.JSONDecodeError, TypeError) as exc:
+                obj, reason = None, f"malformed JSON: {exc}"
+            if reason is None:
+                row.update({k: obj.get(k) for k in post_names})
+                row["schema_version"] = int(obj.get("schema_version") or 1)
+                good.append(i)
+            else:
+                row["dead_reason"], row["raw"] = reason, value
+            rows.append(row)
+        pairs = []
+        for i in good:
+            row = rows[i]
+            _remember(row["id"], row["text"])
+        for i in good:
+            row = rows[i]
+            parent_text = None
+            if row["parent_id"] is not None:
+                parent_text = _texts.get(row["parent_id"], "")  # "" = reply, parent not seen
+            pairs.append(PostPair(row["id"], row["text"], row["topic"], parent_text))
+        for i, labels in zip(good, self.extract(pairs), strict=True):
+            rows[i].update({k: v for k, v in asdict(labels).items() if k != "post_id"})
+        out = pd.DataFrame(rows, columns=[*post_names, *label_fields(), "dead_reason", "raw"])
+        out["created_at"] = pd.to_datetime(out["created_at"], utc=True, format="ISO8601")
+        for col in ("kafka_partition", "kafka_offset", "broker_ts"):
+            out[col] = pdf[col].to_numpy()
+        return out
+
+    def extract(self, pairs: Sequence[PostPair]) -> list[Labels]:
+        """Label with the main backend; on failure fall back to the next, batch by batch."""
+        if not pairs:
+            return []
+        errors = []
+        for extractor in self.extractors():
+            try:
+                return extractor.extract(pairs)
+            except Exception as exc:  # a backend failure must not lose the posts
+                errors.append(f"{extractor.name}: {exc}")
+        raise RuntimeError(f"every extractor backend failed on a batch of {len(pairs)} posts: "
+                           + "; ".join(errors))
+
+
+def _remember(post_id: str, text: str) -> None:
+    _texts[post_id] = text
+    if len(_texts) > TEXT_CACHE_SIZE:
+        _texts.popitem(last=False)

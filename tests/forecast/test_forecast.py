@@ -1,0 +1,230 @@
+"""Forecast stage against a real temp DuckDB file: series -> local level model -> forecasts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecast.models import MIN_POINTS, SeriesSkipped, fit_predict, flag_points
+from forecast.run import run_forecast
+from forecast.series import METRICS, infer_freq, read_series, validate_metric
+from polarwatch.config import Config, WarehouseConfig, load_config
+from polarwatch.errors import ConfigError
+from polarwatch.warehouse import connect, init_schema
+
+START = datetime(2024, 3, 1, tzinfo=UTC)
+HOURS = 7 * 24
+SPIKE_TOPIC, SPIKE_AT = "abortion", 120
+DIP_TOPIC, DIP_AT = "guns", 90
+GAPS = {"abortion": [30, 31, 77], "guns": [50]}
+
+
+def window_rows(topic: str, values: np.ndarray, *, start: datetime = START,
+                step: timedelta = timedelta(hours=1), skip: list[int] | None = None) -> list[dict]:
+    skip = skip or []
+    return [{
+        "topic": topic, "window_start": start + i * step, "window_end": start + (i + 1) * step,
+        "volume": 100 + i % 7, "n_interactions": 40, "mean_score": float(v),
+        "n_conversations": 10, "extreme_share": 0.1, "hostility_share": 0.2,
+        "pro_share": 0.4, "anti_share": 0.3, "updated_at": start,
+    } for i, v in enumerate(values) if i not in skip]
+
+
+def seed(path: Path, rows: list[dict]) -> None:
+    df = pd.DataFrame(rows)
+    with connect(path) as con:
+        con.register("seed_rows", df)
+        con.execute("INSERT INTO topic_windows BY NAME SELECT * FROM seed_rows")
+        con.unregister("seed_rows")
+
+
+def synthetic(rng: np.random.Generator, level: float) -> np.ndarray:
+    """A week of hourly mean scores: level + a daily cycle + N(0, 0.3) noise."""
+    t = np.arange(HOURS)
+    return level + 0.4 * np.sin(2 * np.pi * t / 24) + rng.normal(0.0, 0.3, HOURS)
+
+
+@pytest.fixture()
+def warehouse(tmp_path: Path) -> Path:
+    path = tmp_path / "pw.duckdb"
+    init_schema(path)
+    rng = np.random.default_rng(7)
+    a, b = synthetic(rng, 4.0), synthetic(rng, 2.5)
+    a[SPIKE_AT] += 3.0  # 10 noise sigmas
+    b[DIP_AT] -= 3.0
+    seed(path, window_rows("abortion", a, skip=GAPS["abortion"])
+         + window_rows("guns", b, skip=GAPS["guns"]))
+    return path
+
+
+def cfg_for(path: Path, **forecast: str) -> Config:
+    env = {"POLARWATCH_WAREHOUSE_PATH": str(path)}
+    env.update({f"POLARWATCH_FORECAST_{k.upper()}": v for k, v in forecast.items()})
+    return load_config(path=None, env=env)
+
+
+def forecasts(path: Path) -> pd.DataFrame:
+    with connect(path, read_only=True) as con:
+        df = con.execute("SELECT topic, metric, timezone('UTC', ts) AS ts, y, forecast, lower, "
+                         "upper, flag, model FROM forecasts ORDER BY topic, ts").df()
+    df["ts"] = pd.to_datetime(df["ts"]).dt.tz_localize("UTC")
+    return df
+
+
+def test_read_series_regularizes_and_keeps_gaps_as_nan(warehouse: Path) -> None:
+    series, freq = read_series(warehouse, "mean_score")
+    assert freq == pd.Timedelta(hours=1)
+    assert list(series.columns) == ["series_id", "ts", "y"]
+    for topic, gaps in GAPS.items():
+        s = series[series["series_id"] == topic]
+        assert len(s) == HOURS
+        assert (s["ts"].diff().dropna() == pd.Timedelta(hours=1)).all()
+        assert s["ts"].iloc[0] == pd.Timestamp(START)
+        assert sorted(np.flatnonzero(s["y"].isna())) == gaps
+
+
+def test_infer_freq_from_window_length() -> None:
+    start = pd.Timestamp(START)
+    windows = pd.DataFrame({"series_id": ["a", "a"],
+                            "window_start": [start, start + pd.Timedelta("1h")],
+                            "window_end": [start + pd.Timedelta("15min"),
+                                           start + pd.Timedelta("1h15min")]})
+    assert infer_freq(windows) == pd.Timedelta(minutes=15)
+    assert infer_freq(windows.drop(columns="window_end")) == pd.Timedelta(hours=1)
+
+
+def test_spike_flagged_normal_points_mostly_not(warehouse: Path) -> None:
+    logs: list[str] = []
+    summary = run_forecast(cfg_for(warehouse), log=logs.append)
+    assert summary["topics"] == 2 and summary["skipped"] == {}
+    df = forecasts(warehouse)
+    observed = df[df["flag"] != "forecast"]
+    assert summary["points"] == len(observed) == 2 * HOURS - 4  # 4 gap windows get no row
+    assert set(observed["metric"]) == {"mean_score"}
+    spike_ts = pd.Timestamp(START) + pd.Timedelta(hours=SPIKE_AT)
+    spike = observed[(observed["topic"] == SPIKE_TOPIC) & (observed["ts"] == spike_ts)]
+    assert spike["flag"].tolist() == ["spike"]
+    dip_ts = pd.Timestamp(START) + pd.Timedelta(hours=DIP_AT)
+    dip = observed[(observed["topic"] == DIP_TOPIC) & (observed["ts"] == dip_ts)]
+    assert dip["flag"].tolist() == ["dip"]
+    normal = observed.drop(spike.index).drop(dip.index)
+    false_rate = (normal["flag"] != "none").mean()
+    assert false_rate < 0.10, normal[normal["flag"] != "none"]
+    assert summary["flags"] == int((observed["flag"] != "none").sum())
+    assert set(df["model"]) == {"ucm-local-level"}
+    # One-step-ahead intervals exist after burn-in and contain the forecast.
+    scored = observed.dropna(subset=["forecast"])
+    assert len(scored) > 0.9 * len(observed)
+    assert ((scored["lower"] < scored["forecast"]) & (scored["forecast"] < scored["upper"])).all()
+    assert any("spike" in line for line in logs)
+
+
+def test_forecast_rows_for_horizon_after_last_point(warehouse: Path) -> None:
+    cfg = cfg_for(warehouse)
+    horizon = cfg.forecast.horizon
+    summary = run_forecast(cfg, log=lambda _: None)
+    df = forecasts(warehouse)
+    assert summary["forecast_points"] == 2 * horizon
+    last = pd.Timestamp(START) + pd.Timedelta(hours=HOURS - 1)
+    for topic in GAPS:
+        fut = df[(df["topic"] == topic) & (df["flag"] == "forecast")]
+        expected = [last + pd.Timedelta(hours=h) for h in range(1, horizon + 1)]
+        assert fut["ts"].tolist() == expected
+        assert fut["y"].isna().all()
+        assert ((fut["lower"] < fut["forecast"]) & (fut["forecast"] < fut["upper"])).all()
+        # Intervals widen with the horizon for a random-walk level.
+        width = (fut["upper"] - fut["lower"]).to_numpy()
+        assert width[-1] > width[0]
+        # The forecast is near the topic's level, not somewhere absurd.
+        level = 4.0 if topic == "abortion" else 2.5
+        assert abs(fut["forecast"].iloc[0] - level) < 1.0
+
+
+def test_rerun_is_idempotent_and_drops_stale_future_rows(warehouse: Path) -> None:
+    run_forecast(cfg_for(warehouse), log=lambda _: None)
+    first = forecasts(warehouse)
+    run_forecast(cfg_for(warehouse), log=lambda _: None)
+    second = forecasts(warehouse)
+    assert len(second) == len(first)
+    pd.testing.assert_frame_equal(first, second)
+    run_forecast(cfg_for(warehouse, horizon="3"), log=lambda _: None)
+    third = forecasts(warehouse)
+    assert (third["flag"] == "forecast").sum() == 2 * 3
+    assert len(third) == len(first) - 2 * (12 - 3)
+
+
+def test_short_and_constant_series(warehouse: Path) -> None:
+    seed(warehouse, window_rows("tiny", np.arange(MIN_POINTS - 1, dtype=float))
+         + window_rows("flat", np.full(40, 3.0)))
+    logs: list[str] = []
+    summary = run_forecast(cfg_for(warehouse), log=logs.append)
+    assert list(summary["skipped"]) == ["tiny"]
+    assert f"at least {MIN_POINTS}" in summary["skipped"]["tiny"]
+    assert any(line.strip().startswith("skip tiny:") and f"{MIN_POINTS - 1} observed" in line
+               for line in logs)
+    df = forecasts(warehouse)
+    assert "tiny" not in set(df["topic"])
+    flat = df[df["topic"] == "flat"]
+    assert set(flat["model"]) == {"constant"}
+    assert (flat.loc[flat["flag"] != "forecast", "flag"] == "none").all()
+    assert np.allclose(flat["forecast"], 3.0)
+    assert summary["topics"] == 3
+
+
+def test_bad_metric_lists_valid_ones(warehouse: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'nope'.*valid metrics are .*mean_score"):
+        run_forecast(cfg_for(warehouse), metric="nope", log=lambda _: None)
+    with pytest.raises(ConfigError, match="valid metrics are"):
+        run_forecast(cfg_for(warehouse, metric="score; DROP TABLE x"), log=lambda _: None)
+    assert validate_metric("volume") == "volume"
+    assert "updated_at" not in METRICS and "topic" not in METRICS
+
+
+def test_other_metric_and_constructed_config(warehouse: Path) -> None:
+    cfg = Config(warehouse=WarehouseConfig(path=str(warehouse)))
+    summary = run_forecast(cfg, metric="volume", log=lambda _: None)
+    assert summary["metric"] == "volume" and summary["topics"] == 2
+    df = forecasts(warehouse)
+    assert set(df["metric"]) == {"volume"}
+    # volume cycles 100..106 (i % 7): the forecast stays inside the observed range.
+    fut = df[df["flag"] == "forecast"]
+    assert fut["forecast"].between(99, 107).all()
+
+
+def test_empty_warehouse_and_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.duckdb"
+    init_schema(path)
+    logs: list[str] = []
+    summary = run_forecast(cfg_for(path), log=logs.append)
+    assert summary["topics"] == 0 and summary["points"] == 0
+    assert any("no rows in topic_windows" in line for line in logs)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        run_forecast(cfg_for(tmp_path / "missing.duckdb"), log=lambda _: None)
+
+
+def test_fit_predict_arrays() -> None:
+    with pytest.raises(SeriesSkipped, match=r"3 observed point\(s\), at least 10.*2 missing"):
+        fit_predict(np.array([1.0, np.nan, 2.0, np.nan, 3.0]))
+    with pytest.raises(ValueError, match="alpha"):
+        fit_predict(np.ones(20), alpha=1.5)
+    rng = np.random.default_rng(3)
+    y = rng.normal(1000.0, 50.0, 100)  # large scale, like volume counts
+    y[[10, 11, 12]] = np.nan
+    out = fit_predict(y, alpha=0.05, horizon=4)
+    assert len(out["forecast"]) == len(out["flag"]) == 100
+    assert len(out["future_forecast"]) == 4
+    assert np.isnan(out["forecast"][:3]).all()  # burn-in
+    assert np.isfinite(out["forecast"][3:]).all()  # incl. through the gap
+    assert out["flag"][:3] == ["none"] * 3
+    assert abs(out["future_forecast"][0] - 1000.0) < 50.0
+
+
+def test_flag_points_policy() -> None:
+    y = np.array([5.0, -5.0, 0.0, np.nan, 2.0])
+    lo = np.array([-1.0, -1.0, -1.0, -1.0, np.nan])
+    up = np.array([1.0, 1.0, 1.0, 1.0, np.nan])
+    assert flag_points(y, lo, up) == ["spike", "dip", "none", "none", "none"]
