@@ -23,6 +23,7 @@ from polarwatch.errors import ConfigError
 
 REFRESH_SECONDS = 5  # how often the live section re-reads the warehouse
 TOP_CONVERSATIONS = 10
+CARDS_PER_ROW = 2  # topic metric cards per row (3 metrics each need the width)
 EMPTY_HINT = "run `make demo` or `polarwatch stream`"
 # Colours shared by the chart layers (one legend): observed, forecast, spike, dip.
 SERIES_DOMAIN = ["observed", "forecast", "spike", "dip"]
@@ -65,8 +66,9 @@ def status_line(status: pd.DataFrame, now: datetime | None = None) -> str:
         return f"Stream: no batch committed yet · {counts} stored"
     dead = int(row["batch_dead"])
     dead_note = f", {dead:,} dead-lettered" if dead else ""
+    n_batches = int(row["n_batches"])
     return (f"Stream: last batch {fmt_age(row['last_batch_at'], now)} · {counts}{dead_note} "
-            f"({int(row['n_batches']):,} batches)")
+            f"({n_batches:,} batch{'' if n_batches == 1 else 'es'})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,17 +89,14 @@ def polarization_chart(series: pd.DataFrame, title: str) -> alt.LayerChart:
         tooltip=[alt.Tooltip("ts:T", title="window"),
                  alt.Tooltip("lower:Q", format=".2f"), alt.Tooltip("upper:Q", format=".2f")])
 
-    observed = series.dropna(subset=["y"]).assign(series="observed", value=lambda d: d["y"])
-    forecast = series.dropna(subset=["forecast"]).assign(series="forecast",
-                                                         value=lambda d: d["forecast"])
-    lines_df = pd.concat([observed, forecast])[["ts", "value", "series"]]
-    lines = alt.Chart(lines_df).mark_line(strokeWidth=2).encode(
-        x=x, y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False)), color=color,
-        strokeDash=alt.StrokeDash("series:N", legend=None,
-                                  scale=alt.Scale(domain=["observed", "forecast"],
-                                                  range=[[1, 0], [5, 3]])),
-        tooltip=[alt.Tooltip("ts:T", title="window"), "series:N",
-                 alt.Tooltip("value:Q", format=".2f")])
+    line_layers = []
+    for name, column, dash in (("observed", "y", [1, 0]), ("forecast", "forecast", [5, 3])):
+        line_df = series.dropna(subset=[column]).assign(series=name)
+        line_layers.append(alt.Chart(line_df).mark_line(strokeWidth=2, strokeDash=dash).encode(
+            x=x, y=alt.Y(f"{column}:Q", title=y_title, scale=alt.Scale(zero=False)),
+            color=color,
+            tooltip=[alt.Tooltip("ts:T", title="window"), "series:N",
+                     alt.Tooltip(f"{column}:Q", title=name, format=".2f")]))
 
     flag_tooltip = [alt.Tooltip("ts:T", title="window"), alt.Tooltip("series:N", title="flag"),
                     alt.Tooltip("y:Q", title="observed", format=".2f"),
@@ -110,7 +109,7 @@ def polarization_chart(series: pd.DataFrame, title: str) -> alt.LayerChart:
             shape=shape, filled=True, size=120, opacity=1).encode(
             x=x, y=alt.Y("y:Q", title=y_title), color=color, tooltip=flag_tooltip))
 
-    return alt.LayerChart(layer=[band, lines, *flag_layers], title=title, height=340)
+    return alt.LayerChart(layer=[band, *line_layers, *flag_layers], title=title, height=340)
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,8 +117,11 @@ def polarization_chart(series: pd.DataFrame, title: str) -> alt.LayerChart:
 
 
 def render_topic_cards(overview: pd.DataFrame, names: dict[str, str]) -> None:
-    cols = st.columns(len(overview))
-    for col, (_, row) in zip(cols, overview.iterrows(), strict=True):
+    rows = [row for _, row in overview.iterrows()]
+    cols: list[Any] = []
+    for start in range(0, len(rows), CARDS_PER_ROW):  # wrap so many topics stay readable
+        cols.extend(st.columns(CARDS_PER_ROW)[:len(rows) - start])
+    for col, row in zip(cols, rows, strict=True):
         topic = str(row["topic"])
         with col, st.container(border=True):
             st.markdown(f"**{names.get(topic, topic)}**")

@@ -17,6 +17,7 @@ from polarwatch.errors import BrokerError
 from polarwatch.records import Post, post_to_dict, validate_post
 
 DEAD_LETTER_REASON_HEADER = "polarwatch-reason"
+FLUSH_EVERY = 50_000  # confirm delivery at least this often (bounds memory of pending futures)
 
 
 @dataclass
@@ -73,13 +74,13 @@ class PostProducer:
         key = str(obj["conversation_id"]).encode()
         self._pending.append(self._producer.send(self.topic, key=key, value=raw))
         self.stats.sent += 1
+        if len(self._pending) >= FLUSH_EVERY:
+            self.flush()
         return True
 
     def send_many(self, posts: Iterable[Post]) -> None:
         for post in posts:
             self.send_post(post)
-            if len(self._pending) >= 50_000:
-                self.flush()
 
     def flush(self, timeout: float = 60.0) -> None:
         """Block until every record sent so far is confirmed by the broker (raises otherwise)."""

@@ -230,6 +230,7 @@ def load_topics(path: str | Path) -> list[Topic]:
         unknown = set(entry) - {f.name for f in dataclasses.fields(Topic)}
         if unknown:
             raise ConfigError(f"{path}: topic {entry['id']!r} has unknown key(s) {sorted(unknown)}")
-        topics.append(Topic(**{k: tuple(v) if isinstance(v, list) else v
-                               for k, v in entry.items()}))
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in entry.items()}
+        topics.append(Topic(**values))
     return topics

@@ -206,9 +206,16 @@ def validate_post(obj: Any) -> str | None:
         if ts.tzinfo is None:
             return f"created_at: {created!r} has no timezone offset (use e.g. '+00:00' or 'Z')"
         return None
+    missing = [m for e in errors if e.validator == "required"
+               for m in e.validator_value if m not in obj]
+    if missing:
+        return f"missing required field(s): {', '.join(missing)}"
     err = errors[0]
     where = ".".join(str(p) for p in err.path) or "record"
-    msg = err.message if len(err.message) < 200 else err.message[:200] + "…"
+    if err.validator == "maxLength":
+        msg = f"{len(err.instance):,} characters, more than the {err.validator_value:,} allowed"
+    else:
+        msg = err.message if len(err.message) < 200 else err.message[:200] + "…"
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where}: {msg}{more}"
 

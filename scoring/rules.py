@@ -64,7 +64,7 @@ def score_pairs(reply_stance: Sequence[str], parent_stance: Sequence[str],
                          dtype=object)
     idx = same.astype(int) * 4 + affect.astype(int) * 2 + agrees.astype(int)
     scores = np.where(scorable, lut_scores[idx], np.nan)
-    names = np.where(scorable, lut_names[idx], None)
+    names = np.asarray(np.where(scorable, lut_names[idx], None), dtype=object)
     return scores, names
 
 

@@ -94,7 +94,7 @@ class LabelStage:
         for i, labels in zip(good, self.extract(pairs), strict=True):
             rows[i].update({k: v for k, v in asdict(labels).items() if k != "post_id"})
         out = pd.DataFrame(rows, columns=[*post_names, *label_fields(), "dead_reason", "raw"])
-        out["created_at"] = pd.to_datetime(out["created_at"], utc=True, format="ISO8601")
+        _coerce_types(out)
         for col in ("kafka_partition", "kafka_offset", "broker_ts"):
             out[col] = pdf[col].to_numpy()
         return out
@@ -111,6 +111,23 @@ class LabelStage:
                 errors.append(f"{extractor.name}: {exc}")
         raise RuntimeError(f"every extractor backend failed on a batch of {len(pairs)} posts: "
                            + "; ".join(errors))
+
+
+def _coerce_types(out: pd.DataFrame) -> None:
+    """Give every column the dtype its Spark type needs, even when it is all null (pandas would
+    otherwise infer float64 for an all-None column and Arrow would refuse it as a string)."""
+    kinds = {s.name: s.kind for s in [*fields_of(Post), *fields_of(Labels)]}
+    kinds.update(dead_reason="string", raw="string")
+    for col in out.columns:
+        kind = kinds.get(col)
+        if kind == "string":
+            out[col] = out[col].astype(object).where(out[col].notna(), None)
+        elif kind == "integer":
+            out[col] = out[col].astype("Int32")
+        elif kind == "number":
+            out[col] = out[col].astype("float64")
+        elif kind == "timestamp":
+            out[col] = pd.to_datetime(out[col], utc=True, format="ISO8601")
 
 
 def _remember(post_id: str, text: str) -> None:

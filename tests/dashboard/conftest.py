@@ -123,6 +123,15 @@ def seed_warehouse(path: Path) -> Seed:
     return Seed(path, dict(TOPICS), latest, START + timedelta(hours=SPIKE_INDEX), conversations)
 
 
+def add_window(path: Path, topic: str, mean_score: float) -> None:
+    """Append one window after the seeded ones, the way the stream writer would (short-lived)."""
+    ws = START + timedelta(hours=N_WINDOWS)
+    with connect(path) as con:
+        con.execute("INSERT OR REPLACE INTO topic_windows VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [topic, ws, ws + timedelta(hours=1), 5, 2, mean_score, 1, 0.5, 0.2, 0.4,
+                     0.3, datetime.now(UTC)])
+
+
 @pytest.fixture(scope="session")
 def seeded_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Seed:
     return seed_warehouse(tmp_path_factory.mktemp("warehouse") / "polarwatch.duckdb")

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import app as dashboard_app
 from dashboard import queries
 
-from .conftest import Seed
+from .conftest import Seed, add_window, seed_warehouse
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "dashboard" / "app.py"
@@ -160,12 +160,15 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0
 
 @pytest.mark.skipif(not CHROMIUM.exists(),
                     reason="needs Debian's headless Chromium: apt-get install -y chromium")
-def test_browser_renders_dashboard(seeded_warehouse: Seed, tmp_path: Path) -> None:
+def test_browser_renders_dashboard_and_refreshes_live(tmp_path: Path) -> None:
+    """Serve the app for real, check it renders, then write a new window while it is open
+    (the writer must get the lock) and see the live fragment pick it up."""
     from playwright.sync_api import sync_playwright
 
+    seed = seed_warehouse(tmp_path / "live.duckdb")  # own copy: this test writes to it
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "POLARWATCH_WAREHOUSE_PATH": str(seeded_warehouse.path)}
+    env = {**os.environ, "POLARWATCH_WAREHOUSE_PATH": str(seed.path)}
     env.pop("POLARWATCH_CONFIG", None)
     log = (tmp_path / "streamlit.log").open("wb")
     proc = subprocess.Popen(
@@ -187,9 +190,17 @@ def test_browser_renders_dashboard(seeded_warehouse: Seed, tmp_path: Path) -> No
                 chart.first.wait_for(timeout=15_000)
                 assert chart.count() == 1
                 assert page.get_by_text("Polarization score").count() == 2
+                # Streamlit scrolls inside stMain: grow the viewport so the shot has everything.
+                height = page.get_by_test_id("stMain").evaluate("e => e.scrollHeight")
+                page.set_viewport_size({"width": 1400, "height": int(height)})
+                page.wait_for_timeout(500)
                 shot = tmp_path / "dashboard.png"
                 page.get_by_test_id("stMainBlockContainer").screenshot(path=str(shot))
                 assert shot.stat().st_size > 10_000
+
+                add_window(seed.path, "gun_control", mean_score=9.87)
+                page.get_by_text("9.87", exact=True).wait_for(
+                    timeout=(dashboard_app.REFRESH_SECONDS + 15) * 1000)
             finally:
                 browser.close()
     finally:

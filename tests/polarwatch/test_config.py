@@ -1,0 +1,276 @@
+"""Configuration: defaults, the shipped files, env overrides, and errors that say what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from polarwatch.config import (
+    Config,
+    ExtractorConfig,
+    SparkConfig,
+    TopicsConfig,
+    load_config,
+    load_topics,
+)
+from polarwatch.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+GOOD_TOPIC = """
+[[topic]]
+id = "gun_control"
+name = "Gun control"
+pro = "stricter laws"
+anti = "gun rights"
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# ------------------------------------------------------------------------------ defaults
+
+
+def test_defaults_without_a_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./polarwatch.toml here
+    monkeypatch.delenv("POLARWATCH_CONFIG", raising=False)
+    cfg = load_config(env={})
+    assert cfg.spark == SparkConfig()
+    assert cfg.topics == TopicsConfig()
+    assert cfg.extractor.backend == "lexicon" and cfg.extractor.fallback == ["lexicon"]
+    assert cfg.broker.bootstrap_servers == "127.0.0.1:19092" and cfg.broker.embedded is True
+    assert cfg.aggregate.extreme_threshold == 7.0
+    assert cfg.alerts.webhooks == []
+    assert cfg.root == tmp_path
+    assert cfg.warehouse_path == tmp_path / ".polarwatch" / "polarwatch.duckdb"
+
+
+def test_default_config_path_picks_up_local_file(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "polarwatch.toml", "[spark]\nmaster = \"local[3]\"\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("POLARWATCH_CONFIG", raising=False)
+    assert load_config(env={}).spark.master == "local[3]"
+
+
+def test_an_empty_file_gives_defaults(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path / "pw.toml", ""), env={})
+    assert cfg == Config(root=tmp_path)
+
+
+# ------------------------------------------------------------------------------ shipped files
+
+
+def test_shipped_polarwatch_toml_loads() -> None:
+    cfg = load_config(REPO / "polarwatch.toml", env={})
+    assert cfg.root == REPO
+    assert cfg.topics.posts == "polarwatch.posts"
+    assert cfg.topics.dead_letter == "polarwatch.dead_letter"
+    assert cfg.topics.partitions == 2
+    assert cfg.spark.master == "local[2]"
+    assert isinstance(cfg.spark.trigger_seconds, float)
+    assert cfg.extractor == ExtractorConfig(backend="lexicon", fallback=["lexicon"],
+                                            topics_file="topics.toml")
+    assert cfg.forecast.horizon == 12
+
+
+def test_shipped_topics_toml_loads() -> None:
+    topics = load_config(REPO / "polarwatch.toml", env={}).load_topics()
+    assert [t.id for t in topics] == ["gun_control", "climate_change"]
+    for t in topics:
+        assert t.name and t.pro and t.anti
+        assert t.keywords and t.pro_terms and t.anti_terms
+        assert all(isinstance(k, str) for k in t.keywords)
+        assert isinstance(t.keywords, tuple)  # hashable, immutable
+    gun = topics[0]
+    assert "gun control" in gun.keywords
+    assert "shall not be infringed" in gun.anti_terms
+    assert "background checks" in gun.pro_terms
+
+
+# ------------------------------------------------------------------------------ env overrides
+
+
+def test_env_overrides_and_coercion() -> None:
+    cfg = load_config(REPO / "polarwatch.toml", env={
+        "POLARWATCH_SPARK_MASTER": "local[4]",
+        "POLARWATCH_TOPICS_PARTITIONS": "4",
+        "POLARWATCH_EXTRACTOR_FALLBACK": "a, b,",
+        "POLARWATCH_BROKER_EMBEDDED": "false",
+        "POLARWATCH_SPARK_TRIGGER_SECONDS": "0.5",
+        "POLARWATCH_ALERTS_WEBHOOKS": "",
+    })
+    assert cfg.spark.master == "local[4]"
+    assert cfg.topics.partitions == 4 and isinstance(cfg.topics.partitions, int)
+    assert cfg.extractor.fallback == ["a", "b"]
+    assert cfg.broker.embedded is False
+    assert cfg.spark.trigger_seconds == 0.5
+    assert cfg.alerts.webhooks == []
+    # untouched keys still come from the file
+    assert cfg.topics.posts == "polarwatch.posts"
+
+
+def test_env_wins_over_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "pw.toml", "[topics]\npartitions = 3\n")
+    assert load_config(path, env={}).topics.partitions == 3
+    assert load_config(path, env={"POLARWATCH_TOPICS_PARTITIONS": "8"}).topics.partitions == 8
+
+
+def test_unrelated_env_vars_are_ignored() -> None:
+    cfg = load_config(REPO / "polarwatch.toml", env={"POLARWATCH_NOPE_THING": "x", "HOME": "/"})
+    assert cfg == load_config(REPO / "polarwatch.toml", env={})
+
+
+@pytest.mark.parametrize(("var", "value"), [
+    ("POLARWATCH_TOPICS_PARTITIONS", "four"),
+    ("POLARWATCH_SPARK_TRIGGER_SECONDS", "fast"),
+    ("POLARWATCH_BROKER_EMBEDDED", "maybe"),
+])
+def test_bad_env_value_names_the_variable(var: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(REPO / "polarwatch.toml", env={var: value})
+    assert f"${var}" in str(info.value) and repr(value) in str(info.value)
+
+
+# ------------------------------------------------------------------------------ file errors
+
+
+def test_unknown_section_lists_the_valid_ones(tmp_path: Path) -> None:
+    path = write(tmp_path / "pw.toml", "[sparkk]\nmaster = \"local\"\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    msg = str(info.value)
+    assert "sparkk" in msg and str(path) in msg
+    for section in ("broker", "topics", "spark", "warehouse", "extractor", "aggregate",
+                    "forecast", "alerts"):
+        assert section in msg
+    assert "root" not in msg  # an internal field, not a section
+
+
+def test_unknown_key_lists_the_valid_ones(tmp_path: Path) -> None:
+    path = write(tmp_path / "pw.toml", "[spark]\nmasterr = \"local\"\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    msg = str(info.value)
+    assert "masterr" in msg and "[spark]" in msg
+    for key in ("master", "checkpoint_dir", "trigger_seconds", "max_records_per_trigger"):
+        assert key in msg
+
+
+def test_wrong_type_in_file_names_file_section_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path / "pw.toml", "[topics]\npartitions = \"two\"\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert str(path) in str(info.value) and "[topics] partitions" in str(info.value)
+
+
+def test_section_that_is_not_a_table(tmp_path: Path) -> None:
+    path = write(tmp_path / "pw.toml", "spark = 3\n")
+    with pytest.raises(ConfigError, match=r"\[spark\] must be a table"):
+        load_config(path, env={})
+
+
+def test_list_key_rejects_a_scalar_in_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "pw.toml", "[alerts]\nwebhooks = 5\n")
+    with pytest.raises(ConfigError, match="expected a list"):
+        load_config(path, env={})
+
+
+def test_invalid_toml(tmp_path: Path) -> None:
+    path = write(tmp_path / "pw.toml", "[spark\nmaster = \n")
+    with pytest.raises(ConfigError, match="invalid TOML") as info:
+        load_config(path, env={})
+    assert str(path) in str(info.value)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError, match="does not exist") as info:
+        load_config(path, env={})
+    assert str(path) in str(info.value) and "POLARWATCH_CONFIG" in str(info.value)
+
+
+# ------------------------------------------------------------------------------ topics file
+
+
+def test_topics_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_topics(tmp_path / "topics.toml")
+
+
+def test_topics_invalid_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_topics(write(tmp_path / "t.toml", "[[topic]\nid = 1"))
+
+
+def test_topics_file_without_topics(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no \[\[topic\]\] tables"):
+        load_topics(write(tmp_path / "t.toml", "# nothing here\n"))
+
+
+def test_topics_minimal_topic_loads(tmp_path: Path) -> None:
+    (topic,) = load_topics(write(tmp_path / "t.toml", GOOD_TOPIC))
+    assert topic.id == "gun_control" and topic.keywords == () and topic.pro_terms == ()
+
+
+def test_topics_missing_pro(tmp_path: Path) -> None:
+    text = GOOD_TOPIC.replace('pro = "stricter laws"\n', "")
+    with pytest.raises(ConfigError, match="topic #1 is missing pro"):
+        load_topics(write(tmp_path / "t.toml", text))
+
+
+def test_topics_missing_several_keys_lists_them(tmp_path: Path) -> None:
+    text = GOOD_TOPIC + '\n[[topic]]\nid = "other"\n'
+    with pytest.raises(ConfigError, match="topic #2 is missing name, pro, anti"):
+        load_topics(write(tmp_path / "t.toml", text))
+
+
+def test_topics_duplicate_id(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'gun_control' is defined twice"):
+        load_topics(write(tmp_path / "t.toml", GOOD_TOPIC + GOOD_TOPIC))
+
+
+@pytest.mark.parametrize("bad_id", ["Gun-Control", "gun control", "gün"])
+def test_topics_bad_id_chars(tmp_path: Path, bad_id: str) -> None:
+    text = GOOD_TOPIC.replace('id = "gun_control"', f'id = "{bad_id}"')
+    with pytest.raises(ConfigError, match="lowercase letters, digits and underscores"):
+        load_topics(write(tmp_path / "t.toml", text))
+
+
+def test_topics_unknown_key(tmp_path: Path) -> None:
+    text = GOOD_TOPIC + 'hashtags = ["#x"]\n'
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['hashtags'\]"):
+        load_topics(write(tmp_path / "t.toml", text))
+
+
+# ------------------------------------------------------------------------------ paths
+
+
+def test_relative_paths_resolve_against_the_config_dir(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    write(conf_dir / "my-topics.toml", GOOD_TOPIC)
+    path = write(conf_dir / "pw.toml", "\n".join([
+        "[warehouse]", 'path = "data/pw.duckdb"',
+        "[spark]", 'checkpoint_dir = "ckpt"',
+        "[extractor]", 'topics_file = "my-topics.toml"', ""]))
+    cfg = load_config(Path("..") / "conf" / "pw.toml", env={})  # relative to cwd, on purpose
+    assert cfg.root == conf_dir
+    assert cfg.warehouse_path == conf_dir / "data" / "pw.duckdb"
+    assert cfg.checkpoint_dir == conf_dir / "ckpt"
+    assert [t.id for t in cfg.load_topics()] == ["gun_control"]
+    # absolute paths are kept as they are
+    absolute = tmp_path / "abs.duckdb"
+    cfg = load_config(path, env={"POLARWATCH_WAREHOUSE_PATH": str(absolute)})
+    assert cfg.warehouse_path == absolute
+    # relative paths given in the environment resolve against the config dir too
+    cfg = load_config(path, env={"POLARWATCH_WAREHOUSE_PATH": "env.duckdb"})
+    assert cfg.warehouse_path == conf_dir / "env.duckdb"
