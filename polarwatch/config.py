@@ -124,8 +124,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected true/false, got {value!r}")
     if tp in (int, float):
         try:
-            if isinstance(value, bool):
-                raise ValueError
+            if isinstance(value, bool) or (tp is int and isinstance(value, float)
+                                           and not value.is_integer()):
+                raise ValueError  # int(2.5) would silently truncate
             return tp(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
@@ -218,10 +219,15 @@ def load_topics(path: str | Path) -> list[Topic]:
         raise ConfigError(f"{path}: no [[topic]] tables found")
     topics, seen = [], set()
     for i, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: topic #{i} must be a [[topic]] table, got {entry!r}")
         missing = [k for k in ("id", "name", "pro", "anti") if not entry.get(k)]
         if missing:
             raise ConfigError(f"{path}: topic #{i} is missing {', '.join(missing)}")
-        if not _ID_RE.match(entry["id"]):
+        not_str = [k for k in ("id", "name", "pro", "anti") if not isinstance(entry[k], str)]
+        if not_str:
+            raise ConfigError(f"{path}: topic #{i}: {', '.join(not_str)} must be a string")
+        if not _ID_RE.fullmatch(entry["id"]):  # match() would accept a trailing "\n"
             raise ConfigError(f"{path}: topic id {entry['id']!r} must be lowercase letters, "
                               f"digits and underscores")
         if entry["id"] in seen:
@@ -230,6 +236,12 @@ def load_topics(path: str | Path) -> list[Topic]:
         unknown = set(entry) - {f.name for f in dataclasses.fields(Topic)}
         if unknown:
             raise ConfigError(f"{path}: topic {entry['id']!r} has unknown key(s) {sorted(unknown)}")
+        for key in ("keywords", "pro_terms", "anti_terms"):
+            terms = entry.get(key, [])
+            # a bare string would be iterated letter by letter by the extractors
+            if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+                raise ConfigError(f"{path}: topic {entry['id']!r}: {key} must be a list of "
+                                  f"strings, got {terms!r}")
         values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
                                   for k, v in entry.items()}
         topics.append(Topic(**values))

@@ -148,7 +148,8 @@ def test_unknown_section_lists_the_valid_ones(tmp_path: Path) -> None:
     for section in ("broker", "topics", "spark", "warehouse", "extractor", "aggregate",
                     "forecast", "alerts"):
         assert section in msg
-    assert "root" not in msg  # an internal field, not a section
+    listed = msg.split("valid sections are", 1)[1]
+    assert "root" not in listed  # an internal field, not a section
 
 
 def test_unknown_key_lists_the_valid_ones(tmp_path: Path) -> None:
@@ -274,3 +275,37 @@ def test_relative_paths_resolve_against_the_config_dir(tmp_path: Path,
     # relative paths given in the environment resolve against the config dir too
     cfg = load_config(path, env={"POLARWATCH_WAREHOUSE_PATH": "env.duckdb"})
     assert cfg.warehouse_path == conf_dir / "env.duckdb"
+
+
+# ------------------------------------------------------------------------------ wrong types
+
+
+def test_int_key_rejects_a_fraction_instead_of_truncating(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path / "ok.toml", "[topics]\npartitions = 3.0\n"),
+                       env={}).topics.partitions == 3
+    with pytest.raises(ConfigError, match=r"\[topics\] partitions: expected a number, got 2.5"):
+        load_config(write(tmp_path / "pw.toml", "[topics]\npartitions = 2.5\n"), env={})
+
+
+def test_topics_id_must_be_a_string(tmp_path: Path) -> None:
+    text = GOOD_TOPIC.replace('id = "gun_control"', "id = 5")
+    with pytest.raises(ConfigError, match="topic #1: id must be a string"):
+        load_topics(write(tmp_path / "t.toml", text))
+
+
+def test_topics_id_with_trailing_newline_is_rejected(tmp_path: Path) -> None:
+    text = GOOD_TOPIC.replace('id = "gun_control"', 'id = "gun_control\\n"')
+    with pytest.raises(ConfigError, match="lowercase letters"):
+        load_topics(write(tmp_path / "t.toml", text))
+
+
+def test_topics_entry_must_be_a_table(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="topic #1 must be a"):
+        load_topics(write(tmp_path / "t.toml", "topic = [1]\n"))
+
+
+@pytest.mark.parametrize("value", ['"gun control"', '["ok", 3]'])
+def test_topics_terms_must_be_a_list_of_strings(tmp_path: Path, value: str) -> None:
+    # a bare string would otherwise become one stance cue per letter
+    with pytest.raises(ConfigError, match="pro_terms must be a list of strings"):
+        load_topics(write(tmp_path / "t.toml", GOOD_TOPIC + f"pro_terms = {value}\n"))

@@ -1,0 +1,158 @@
+"""The DuckDB sink without Spark (replays, late parents, windows) and the Kafka reader's offset
+logic against the real embedded broker (wrong latest offset, regression, read limits)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from kafka import KafkaProducer
+from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxRows
+
+from ingest.broker import EmbeddedBroker, ensure_topics
+from polarwatch.warehouse import connect
+from stream.kafka_source import (
+    KafkaStreamReader,
+    OffsetRegressionError,
+    latest_offsets,
+    read_range,
+)
+from stream.sink import DuckDBSink, parse_window
+
+T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+
+
+def _row(pid: str, parent: str | None, stance: str, affect: str, agreement: str | None,
+         minutes: int, offset: int, conv: str = "c1") -> dict:
+    return {
+        "id": pid, "platform": "t", "author_id": "u", "text": pid,
+        "created_at": T0 + timedelta(minutes=minutes), "topic": "gun_control",
+        "conversation_id": conv, "parent_id": parent, "lang": "en", "schema_version": 1,
+        "stance": stance, "affect": affect, "agreement": agreement, "emotion": "neutral",
+        "intensity": 0.1, "stance_conf": 0.9, "affect_conf": 0.9,
+        "agreement_conf": None if agreement is None else 0.9, "emotion_conf": 0.5,
+        "backend": "test", "explanation": None, "kafka_partition": 0, "kafka_offset": offset,
+        "broker_ts": T0, "dead_reason": None, "raw": None,
+    }
+
+
+def _sink(tmp_path: Path) -> DuckDBSink:
+    return DuckDBSink(tmp_path / "w.duckdb", "q", "posts", window="1 hour")
+
+
+def _q(sink: DuckDBSink, sql: str) -> list[tuple]:
+    with connect(sink.path, read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_replayed_batch_is_skipped(tmp_path: Path) -> None:
+    sink = _sink(tmp_path)
+    batch = pd.DataFrame([_row("r", None, "pro", "no", None, 0, 0),
+                          _row("a", "r", "pro", "yes", "agree", 5, 1)])
+    first = sink.write(batch, 0)
+    again = sink.write(batch, 0)
+    assert (first.skipped, first.posts, first.interactions) == (False, 2, 1)
+    assert again.skipped
+    assert _q(sink, "SELECT count(*) FROM posts") == [(2,)]
+    assert _q(sink, "SELECT post_id, score, rule FROM interactions") == [
+        ("a", 10, "same|hostile|agree")]
+    assert _q(sink, "SELECT count(*) FROM stream_batches") == [(1,)]
+
+
+def test_reply_before_parent_is_scored_when_parent_arrives(tmp_path: Path) -> None:
+    sink = _sink(tmp_path)
+    sink.write(pd.DataFrame([_row("reply", "parent", "anti", "no", "disagree", 70, 0)]), 0)
+    assert _q(sink, "SELECT count(*) FROM interactions") == [(0,)]
+    res = sink.write(pd.DataFrame([_row("parent", None, "pro", "no", None, 0, 1)]), 1)
+    assert res.interactions == 1
+    assert _q(sink, "SELECT post_id, score FROM interactions") == [("reply", 4)]
+    # the reply's window (10:00+70 min → 11:00) is recomputed although only the parent came now
+    assert _q(sink, "SELECT window_start, n_interactions, mean_score FROM topic_windows "
+                    "ORDER BY window_start") == [(T0, 0, None),
+                                                 (T0 + timedelta(hours=1), 1, 4.0)]
+
+
+def test_windows_match_group_by_over_stored_rows(tmp_path: Path) -> None:
+    sink = _sink(tmp_path)
+    rows, n = [], 0
+    for c in range(6):  # 6 conversations over 3 hours, written in 3 batches out of order
+        conv = f"c{c}"
+        rows.append(_row(f"{conv}-0", None, "pro", "no", None, c * 30, n, conv))
+        for k in range(1, 4):
+            n += 1
+            stance = "pro" if (c + k) % 2 else "anti"
+            rows.append(_row(f"{conv}-{k}", f"{conv}-0", stance, "yes" if c % 3 == 0 else "no",
+                             "agree" if k == 1 else "disagree", c * 30 + k, n, conv))
+    for batch_id, chunk in enumerate((rows[10:], rows[:5], rows[5:10])):
+        sink.write(pd.DataFrame(chunk), batch_id)
+    got = _q(sink, "SELECT topic, window_start, volume, n_interactions, mean_score, "
+                   "extreme_share, hostility_share FROM topic_windows ORDER BY window_start")
+    want = _q(sink, """
+        WITH c AS (SELECT time_bucket(INTERVAL '1 hour', created_at) AS ws, conversation_id,
+                          avg(score) AS s, count(*) AS n FROM interactions GROUP BY ALL),
+             p AS (SELECT time_bucket(INTERVAL '1 hour', created_at) AS ws, count(*) AS v,
+                          avg((affect = 'yes')::INT) AS h FROM posts GROUP BY ALL)
+        SELECT 'gun_control', p.ws, p.v, sum(c.n)::INT, sum(c.s * c.n) / sum(c.n),
+               avg((c.s > 7)::INT), p.h
+        FROM p JOIN c ON c.ws = p.ws GROUP BY p.ws, p.v, p.h ORDER BY p.ws""")
+    assert len(got) == 3
+    assert got == [tuple(pytest.approx(v) if isinstance(v, float) else v for v in row)
+                   for row in want]
+
+
+def test_parse_window_rejects_garbage() -> None:
+    assert parse_window("5 minutes") == "INTERVAL '5 minute'"
+    with pytest.raises(ValueError, match="must look like"):
+        parse_window("hourly")
+
+
+@pytest.fixture
+def topic(broker: EmbeddedBroker) -> str:
+    name = f"src-{uuid.uuid4().hex[:8]}"
+    ensure_topics(broker.bootstrap, [name], 2)
+    return name
+
+
+def _produce(broker: EmbeddedBroker, topic: str, n: int, partition: int) -> None:
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=50)
+    for i in range(n):
+        p.send(topic, value=f"m{i}".encode(), partition=partition)
+    p.flush()
+    p.close()
+
+
+def test_latest_offsets_survive_the_wrong_list_offsets_answer(broker: EmbeddedBroker,
+                                                              topic: str) -> None:
+    from kafka import KafkaConsumer
+
+    _produce(broker, topic, 20, partition=0)  # one batch of 20: the broker reports end = 1
+    _produce(broker, topic, 5, partition=0)
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
+    try:
+        assert latest_offsets(consumer, topic) == {"0": 25, "1": 0}
+    finally:
+        consumer.close()
+    values = [v for _, _, _, v in read_range(broker.bootstrap, topic, 0, 3, 22)]
+    assert values == [f"m{i}" for i in range(3, 20)] + ["m0", "m1"]
+
+
+def test_reader_limits_rows_and_refuses_offset_regression(broker: EmbeddedBroker,
+                                                          topic: str) -> None:
+    _produce(broker, topic, 30, partition=0)
+    _produce(broker, topic, 10, partition=1)
+    reader = KafkaStreamReader({"bootstrap": broker.bootstrap, "topic": topic})
+    try:
+        start = reader.initialOffset()
+        assert start == {"0": 0, "1": 0}
+        assert reader.latestOffset(start, ReadAllAvailable()) == {"0": 30, "1": 10}
+        capped = reader.latestOffset(start, ReadMaxRows(16))
+        assert sum(capped.values()) == 16 and capped["1"] == 8
+        ranges = reader.partitions(start, capped)
+        assert [(r.partition, r.start, r.end) for r in ranges] == [(0, 0, 8), (1, 0, 8)]
+        with pytest.raises(OffsetRegressionError, match="went backwards.*partition 0"):
+            reader.latestOffset({"0": 500, "1": 10}, ReadAllAvailable())
+    finally:
+        reader.stop()
