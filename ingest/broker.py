@@ -19,6 +19,7 @@ from pathlib import Path
 from polarwatch.errors import BrokerError
 
 START_TIMEOUT_S = 15.0
+PORT_CHECK_TIMEOUT_S = 2.0  # a TCP connect to a live broker on a LAN takes milliseconds
 
 
 def tansu_binary() -> Path:
@@ -157,12 +158,17 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> list[str
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+    no_broker = (f"no Kafka broker answers at {bootstrap}: start one with "
+                 f"`polarwatch broker start` or fix [broker] bootstrap_servers")
+    # Fail fast: kafka-python's admin client waits 30 s (bootstrap_timeout_ms) before giving up.
+    servers = [parse_hostport(s) for s in bootstrap.split(",") if s.strip()]
+    if not any(port_open(host, port, timeout=PORT_CHECK_TIMEOUT_S) for host, port in servers):
+        raise BrokerError(f"{no_broker} (connection refused or timed out)")
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="polarwatch-admin",
                                  request_timeout_ms=10000)
     except KafkaError as exc:
-        raise BrokerError(f"no Kafka broker answers at {bootstrap}: start one with "
-                          f"`polarwatch broker start` or fix [broker] bootstrap_servers") from exc
+        raise BrokerError(no_broker) from exc
     try:
         existing = set(admin.list_topics())
         missing = [n for n in names if n not in existing]

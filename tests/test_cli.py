@@ -1,0 +1,87 @@
+"""The `polarwatch` CLI as a user runs it: real subprocesses, real broker, Spark and DuckDB."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ingest.broker import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _env(tmp_path: Path, port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "POLARWATCH_CONFIG": str(REPO / "polarwatch.toml"),
+        "POLARWATCH_BROKER_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+        "POLARWATCH_BROKER_STATE_DIR": str(tmp_path / "broker"),
+        "POLARWATCH_WAREHOUSE_PATH": str(tmp_path / "demo.duckdb"),
+        "POLARWATCH_SPARK_CHECKPOINT_DIR": str(tmp_path / "ckpt"),
+        "POLARWATCH_EXTRACTOR_BACKEND": "lexicon",
+    })
+    return env
+
+
+def _cli(args: list[str], env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "polarwatch.cli", *args], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_demo_runs_every_stage(tmp_path: Path) -> None:
+    env = _env(tmp_path, free_port())
+    out = _cli(["demo", "--days", "3", "--no-dashboard"], env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    log = out.stdout
+    for stage in ("broker up at", "posts produced to", "batch 0:", "rows in DuckDB",
+                  "forecast done", "pipeline done", "broker stopped"):
+        assert stage in log, f"missing stage {stage!r} in:\n{log}"
+    produced = int(log.split(" posts produced")[0].rsplit("] ", 1)[1].replace(",", ""))
+    con = duckdb.connect(str(tmp_path / "demo.duckdb"), read_only=True)
+    try:
+        stored = con.execute("SELECT count(*), count(DISTINCT id) FROM posts").fetchall()[0]
+        n_forecast = con.execute("SELECT count(*) FROM forecasts").fetchall()[0][0]
+        topics = con.execute("SELECT DISTINCT topic FROM topic_windows ORDER BY 1").fetchall()
+    finally:
+        con.close()
+    assert stored == (produced, produced)
+    assert n_forecast > 0
+    assert topics == [("climate_change",), ("gun_control",)]
+
+
+def test_broker_start_status_stop(tmp_path: Path) -> None:
+    env = _env(tmp_path, free_port())
+    try:
+        start = _cli(["broker", "start"], env, timeout=60)
+        assert start.returncode == 0, start.stderr
+        assert "topics created: polarwatch.posts, polarwatch.dead_letter" in start.stdout
+        status = _cli(["broker", "status"], env, timeout=60)
+        assert status.returncode == 0 and "broker running" in status.stdout
+    finally:
+        stop = _cli(["broker", "stop"], env, timeout=60)
+    assert "broker stopped" in stop.stdout
+    status = _cli(["broker", "status"], env, timeout=60)
+    assert status.returncode == 3 and "not running" in status.stdout
+
+
+def test_missing_java_is_named(tmp_path: Path) -> None:
+    env = _env(tmp_path, free_port())
+    env["PATH"] = str(tmp_path)  # no java anywhere
+    env.pop("JAVA_HOME", None)
+    out = _cli(["stream"], env, timeout=60)
+    assert out.returncode == 2
+    assert "java" in out.stderr and "openjdk-17" in out.stderr
+
+
+def test_bad_config_is_reported(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[spark]\nmastr = 'local[2]'\n")
+    out = _cli(["--config", str(bad), "forecast"], dict(os.environ), timeout=60)
+    assert out.returncode == 2
+    assert "unknown key(s) ['mastr'] in [spark]" in out.stderr
