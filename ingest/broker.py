@@ -161,8 +161,12 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> list[str
     no_broker = (f"no Kafka broker answers at {bootstrap}: start one with "
                  f"`polarwatch broker start` or fix [broker] bootstrap_servers")
     # Fail fast: kafka-python's admin client waits 30 s (bootstrap_timeout_ms) before giving up.
-    servers = [parse_hostport(s) for s in bootstrap.split(",") if s.strip()]
-    if not any(port_open(host, port, timeout=PORT_CHECK_TIMEOUT_S) for host, port in servers):
+    try:
+        servers = [parse_hostport(s) for s in bootstrap.split(",") if s.strip()]
+    except BrokerError:
+        servers = []  # a form kafka-python may still understand: let it decide
+    if servers and not any(port_open(host.strip("[]"), port, timeout=PORT_CHECK_TIMEOUT_S)
+                           for host, port in servers):
         raise BrokerError(f"{no_broker} (connection refused or timed out)")
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="polarwatch-admin",

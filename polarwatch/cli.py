@@ -200,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--invalid-every", type=int, default=0,
                    help="slip one malformed record in every N posts (0 = none)")
     s.set_defaults(func=cmd_ingest)
+    _extend("ingest.cli", isub)  # file / live sources
 
     p = sub.add_parser("stream", help="run the Spark job: Kafka → labels → DuckDB")
     p.add_argument("--continuous", action="store_true",
@@ -216,7 +217,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dashboard", help="serve the Streamlit dashboard")
     p.add_argument("--port", type=int, default=8501)
     p.set_defaults(func=cmd_dashboard)
+
+    for module in PLUGIN_COMMANDS:
+        _extend(module, sub)
     return parser
+
+
+# Stage packages add their own sub-commands: each module has `register(subparsers)` adding
+# parsers whose `func(cfg, args) -> int` is a thin driver over that package's library code.
+PLUGIN_COMMANDS = ("scoring.cli", "forecast.cli")
+
+
+def _extend(module: str, subparsers: Any) -> None:
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return
+    mod.register(subparsers)
 
 
 def main(argv: list[str] | None = None) -> int:
