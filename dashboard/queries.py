@@ -19,6 +19,32 @@ from polarwatch.warehouse import connect
 
 DEFAULT_METRIC = "mean_score"  # the series the forecaster writes for the demo ([forecast] metric)
 
+# How each ``topic_windows`` metric is re-aggregated when hourly windows are merged into coarser
+# ones: every share is a mean over something, so it is weighted by what it is a mean over
+# (stream/sink.py: mean_score over interactions, extreme_share over conversations, the stance and
+# hostility shares over posts); volume adds up.
+METRICS: dict[str, tuple[str, str]] = {
+    "mean_score": ("Polarization (mean interaction score, 0–10)",
+                   "sum(mean_score * n_interactions) / nullif(sum(n_interactions) "
+                   "FILTER (WHERE mean_score IS NOT NULL), 0)"),
+    "extreme_share": ("Share of extreme conversations",
+                      "sum(extreme_share * n_conversations) / nullif(sum(n_conversations) "
+                      "FILTER (WHERE extreme_share IS NOT NULL), 0)"),
+    "hostility_share": ("Share of hostile posts",
+                        "sum(hostility_share * volume) / nullif(sum(volume), 0)"),
+    "pro_share": ("Share of posts with the pro stance",
+                  "sum(pro_share * volume) / nullif(sum(volume), 0)"),
+    "anti_share": ("Share of posts with the anti stance",
+                   "sum(anti_share * volume) / nullif(sum(volume), 0)"),
+    "volume": ("Posts per window", "sum(volume)"),
+}
+# Window sizes offered on the topic page -> DuckDB interval (buckets start at midnight UTC).
+WINDOWS: dict[str, str] = {"1 hour": "1 hour", "6 hours": "6 hours", "1 day": "1 day"}
+# A flag is "active" while its window is one of the last few observed windows of its series.
+ACTIVE_FLAG_WINDOWS = 3
+# Forecast rows that are not alarms: ordinary in-sample points and out-of-sample steps.
+NOT_FLAGS = ("none", "forecast")
+
 
 def _df(path: str | Path, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
     with connect(path, read_only=True) as con:
@@ -27,10 +53,12 @@ def _df(path: str | Path, sql: str, params: list[Any] | None = None) -> pd.DataF
     return df
 
 
-def topics_overview(path: str | Path, sparkline: int = 24) -> pd.DataFrame:
+def topics_overview(path: str | Path, sparkline: int = 24, trend_windows: int = 6
+                    ) -> pd.DataFrame:
     """The latest window of every topic, with the previous window's score for a delta.
 
-    Columns: topic, window_start, window_end, mean_score, prev_mean_score, extreme_share,
+    Columns: topic, window_start, window_end, mean_score, prev_mean_score, trend_base (mean
+    score of the ``trend_windows`` windows before the latest, for a trend arrow), extreme_share,
     hostility_share, volume, n_interactions, n_conversations, updated_at, recent_scores (the
     last ``sparkline`` mean scores, oldest first, for a sparkline). One row per topic, ordered
     by topic.
@@ -40,16 +68,19 @@ def topics_overview(path: str | Path, sparkline: int = 24) -> pd.DataFrame:
             SELECT *,
                    lag(mean_score) OVER (PARTITION BY topic ORDER BY window_start)
                        AS prev_mean_score,
+                   avg(mean_score) OVER (PARTITION BY topic ORDER BY window_start
+                                         ROWS BETWEEN ? PRECEDING AND 1 PRECEDING) AS trend_base,
                    row_number() OVER (PARTITION BY topic ORDER BY window_start DESC) AS rn
             FROM topic_windows),
              spark AS (
             SELECT topic, list(mean_score ORDER BY window_start) AS recent_scores
             FROM ranked WHERE rn <= ? AND mean_score IS NOT NULL GROUP BY topic)
-        SELECT r.topic, window_start, window_end, mean_score, prev_mean_score, extreme_share,
+        SELECT r.topic, window_start, window_end, mean_score, prev_mean_score, trend_base,
+               extreme_share,
                hostility_share, volume, n_interactions, n_conversations, updated_at,
                s.recent_scores
         FROM ranked r LEFT JOIN spark s USING (topic)
-        WHERE rn = 1 ORDER BY r.topic""", [sparkline])
+        WHERE rn = 1 ORDER BY r.topic""", [trend_windows, sparkline])
 
 
 def topic_series(path: str | Path, topic: str, metric: str = DEFAULT_METRIC) -> pd.DataFrame:
@@ -103,3 +134,137 @@ def stream_status(path: str | Path) -> pd.DataFrame:
                      coalesce(sum(n_dead), 0) AS batch_dead,
                      coalesce(sum(n_interactions), 0) AS batch_interactions
               FROM stream_batches) b""")
+
+
+def metric_series(path: str | Path, topic: str, metric: str = DEFAULT_METRIC,
+                  window: str = "1 hour") -> pd.DataFrame:
+    """One topic's ``metric`` re-aggregated into ``window``-sized buckets (a key of WINDOWS).
+
+    Columns: ts (bucket start), value, volume, n_windows (hourly windows merged). Ordered by ts.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
+    if window not in WINDOWS:
+        raise ValueError(f"unknown window {window!r} (known: {', '.join(WINDOWS)})")
+    # Both names are checked against the constants above, so interpolating is safe.
+    return _df(path, f"""
+        SELECT time_bucket(INTERVAL '{WINDOWS[window]}', window_start) AS ts,
+               {METRICS[metric][1]} AS value, sum(volume) AS volume, count(*) AS n_windows
+        FROM topic_windows WHERE topic = ?
+        GROUP BY ALL ORDER BY ts""", [topic])
+
+
+def forecast_series(path: str | Path, topic: str, metric: str = DEFAULT_METRIC) -> pd.DataFrame:
+    """The forecaster's rows for one topic and metric: every column of ``forecasts`` (so classes
+    other stages add, e.g. anticipatory / reactive, come along). Ordered by ts."""
+    return _df(path, "SELECT * FROM forecasts WHERE topic = ? AND metric = ? ORDER BY ts",
+               [topic, metric])
+
+
+def forecast_metrics(path: str | Path, topic: str) -> list[str]:
+    df = _df(path, "SELECT DISTINCT metric FROM forecasts WHERE topic = ? ORDER BY metric",
+             [topic])
+    return [str(m) for m in df["metric"]]
+
+
+def flags(path: str | Path, topic: str | None = None) -> pd.DataFrame:
+    """Every flagged forecast row (flag not in NOT_FLAGS), newest first, optionally per topic.
+
+    Columns: every column of ``forecasts`` plus ``active`` (the flagged window is one of the last
+    ACTIVE_FLAG_WINDOWS observed windows of its topic/metric series) and ``latest_ts`` (the
+    newest observed window of that series).
+    """
+    return _df(path, f"""
+        WITH observed AS (
+            SELECT topic, metric, ts,
+                   row_number() OVER (PARTITION BY topic, metric ORDER BY ts DESC) AS recency,
+                   max(ts) OVER (PARTITION BY topic, metric) AS latest_ts
+            FROM forecasts WHERE flag <> 'forecast')
+        SELECT f.*, o.recency <= {ACTIVE_FLAG_WINDOWS} AS active, o.latest_ts
+        FROM forecasts f JOIN observed o USING (topic, metric, ts)
+        WHERE f.flag NOT IN ('none', 'forecast') AND (? IS NULL OR f.topic = ?)
+        ORDER BY f.ts DESC, f.topic, f.metric""", [topic, topic])
+
+
+def conversations_in_range(path: str | Path, topic: str | None, start: Any, end: Any,
+                           limit: int = 20) -> pd.DataFrame:
+    """The most polarized conversations whose first interaction falls in [start, end).
+
+    Columns as :func:`top_conversations`.
+    """
+    return _df(path, """
+        WITH roots AS (SELECT conversation_id, any_value(text) AS root_text
+                       FROM posts WHERE parent_id IS NULL GROUP BY conversation_id)
+        SELECT c.conversation_id, c.topic, c.mean_score, c.n_interactions, c.first_at,
+               c.last_at, r.root_text
+        FROM conversations c LEFT JOIN roots r USING (conversation_id)
+        WHERE (? IS NULL OR c.topic = ?) AND c.first_at >= ? AND c.first_at < ?
+        ORDER BY c.mean_score DESC, c.n_interactions DESC, c.conversation_id
+        LIMIT ?""", [topic, topic, start, end, limit])
+
+
+def latest_conversation_start(path: str | Path) -> Any:
+    """first_at of the newest scored conversation (None when there is none)."""
+    with connect(path, read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        rows = con.execute("SELECT max(first_at) FROM conversations").fetchall()
+    return rows[0][0] if rows else None
+
+
+def conversation_scores(path: str | Path, topic: str, start: Any, end: Any) -> pd.DataFrame:
+    """conversation_id, first_at, mean_score of the topic's conversations starting in range."""
+    return _df(path, """
+        SELECT conversation_id, first_at, mean_score FROM conversations
+        WHERE topic = ? AND first_at >= ? AND first_at < ? ORDER BY first_at""",
+               [topic, start, end])
+
+
+def thread(path: str | Path, conversation_id: str) -> pd.DataFrame:
+    """Every stored post of a conversation in thread order (depth-first, siblings by time).
+
+    Columns: id, parent_id, depth (0 = root, or a reply whose parent is not stored), author_id,
+    created_at, text, stance, affect, agreement, emotion, intensity, stance_conf, affect_conf,
+    agreement_conf, backend, explanation, score (interaction score of the reply → parent link,
+    NULL for roots), rule, topic.
+    """
+    return _df(path, """
+        WITH RECURSIVE conv AS (SELECT * FROM posts WHERE conversation_id = ?),
+        tree(id, depth, sort_path) AS (
+            SELECT id, 0, [strftime(created_at, '%Y%m%d%H%M%S%f') || id] FROM conv
+            WHERE parent_id IS NULL OR parent_id NOT IN (SELECT id FROM conv)
+            UNION ALL
+            SELECT c.id, t.depth + 1,
+                   list_append(t.sort_path, strftime(c.created_at, '%Y%m%d%H%M%S%f') || c.id)
+            FROM conv c JOIN tree t ON c.parent_id = t.id)
+        SELECT p.id, p.parent_id, t.depth, p.author_id, p.created_at, p.text, p.stance,
+               p.affect, p.agreement, p.emotion, p.intensity, p.stance_conf, p.affect_conf,
+               p.agreement_conf, p.backend, p.explanation, i.score, i.rule, p.topic
+        FROM tree t JOIN conv p USING (id) LEFT JOIN interactions i ON i.post_id = p.id
+        ORDER BY t.sort_path""", [conversation_id])
+
+
+def table_names(path: str | Path) -> list[str]:
+    df = _df(path, "SELECT table_name FROM information_schema.tables ORDER BY table_name")
+    return [str(t) for t in df["table_name"]]
+
+
+def find_delivery_table(names: list[str]) -> str | None:
+    """The webhook delivery log another stage may keep (name contains 'deliver' or 'webhook')."""
+    for name in names:
+        if "deliver" in name.lower() or "webhook" in name.lower():
+            return name
+    return None
+
+
+def read_table(path: str | Path, table: str, limit: int = 200) -> pd.DataFrame:
+    """Newest-first rows of a table found via information_schema (the name is quoted)."""
+    with connect(path, read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        cols = con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                           "WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall()
+        ts_cols = [c for c, t in cols if "TIMESTAMP" in str(t).upper()]
+        order = f'ORDER BY "{ts_cols[-1]}" DESC' if ts_cols else ""
+        quoted = table.replace('"', '""')
+        df: pd.DataFrame = con.execute(f'SELECT * FROM "{quoted}" {order} LIMIT ?',
+                                       [limit]).df()
+    return df

@@ -4,26 +4,35 @@ Every record is validated against the JSON Schema generated from :class:`polarwa
 before it is sent. Valid posts go to the posts topic keyed by conversation id (a thread stays in
 one partition); invalid input goes to the dead-letter topic with the reason in a header and the
 original bytes as the value. :meth:`PostProducer.flush` waits for the broker to confirm delivery.
+
+With ``dedup=True`` a post id already sent (or marked seen with :meth:`PostProducer.mark_seen`)
+in this producer's lifetime is not sent again; the last ``dedup_max_ids`` ids are remembered.
+Across processes, duplicates are removed downstream (the DuckDB sink keys posts by id).
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from polarwatch.errors import BrokerError
 from polarwatch.records import Post, post_to_dict, validate_post
 
 DEAD_LETTER_REASON_HEADER = "polarwatch-reason"
 FLUSH_EVERY = 50_000  # confirm delivery at least this often (bounds memory of pending futures)
+DEDUP_MAX_IDS = 1_000_000  # ids remembered for de-duplication (~100 MB at worst)
+
+SendResult = Literal["sent", "dead_letter", "duplicate"]
 
 
 @dataclass
 class ProduceStats:
     sent: int = 0
     dead_lettered: int = 0
+    duplicates: int = 0  # valid posts not sent again because their id was already sent
     reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -35,7 +44,8 @@ class PostProducer:
     """Validating producer: ``send_post``/``send_raw`` then ``flush`` (or use as a context)."""
 
     def __init__(self, bootstrap: str, topic: str, dead_letter_topic: str,
-                 compression: str | None = "zstd", **kafka_options: Any) -> None:
+                 compression: str | None = "zstd", *, dedup: bool = False,
+                 dedup_max_ids: int = DEDUP_MAX_IDS, **kafka_options: Any) -> None:
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
@@ -49,34 +59,61 @@ class PostProducer:
             raise BrokerError(f"cannot connect a producer to {bootstrap}: {exc}; start the "
                               f"broker with `polarwatch broker start`") from exc
         self._pending: list[Any] = []
+        self.dedup, self._dedup_max = dedup, dedup_max_ids
+        self._seen: OrderedDict[str, None] = OrderedDict()
 
     def send_post(self, post: Post) -> None:
         self.send_raw(encode(post))
 
     def send_raw(self, raw: bytes) -> bool:
-        """Validate raw JSON bytes; send to the posts topic or dead-letter it. True when valid."""
-        reason: str | None
+        """Validate raw JSON bytes; send to the posts topic or dead-letter it. True when valid
+        (a valid duplicate skipped under ``dedup`` is also True)."""
         obj: Any = None
         try:
             obj = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            reason = f"malformed JSON: {exc}"
-        else:
-            reason = validate_post(obj)
-        if reason is not None:
-            self._pending.append(self._producer.send(
-                self.dead_letter_topic, value=raw,
-                headers=[(DEAD_LETTER_REASON_HEADER, reason.encode())]))
-            self.stats.dead_lettered += 1
-            kind = reason.split(":")[0]
-            self.stats.reasons[kind] = self.stats.reasons.get(kind, 0) + 1
+            self.dead_letter(raw, f"malformed JSON: {exc}")
             return False
+        return self._send_valid(obj, raw, raw) != "dead_letter"
+
+    def send_obj(self, obj: Any, original: bytes | None = None) -> SendResult:
+        """Validate a post-shaped JSON object (e.g. mapped from a CSV row); send it, or
+        dead-letter `original` (the bytes as they came in; default: `obj` as JSON)."""
+        value = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+        return self._send_valid(obj, value, original if original is not None else value)
+
+    def _send_valid(self, obj: Any, value: bytes, original: bytes) -> SendResult:
+        reason = validate_post(obj)
+        if reason is not None:
+            self.dead_letter(original, reason)
+            return "dead_letter"
+        if self.dedup:
+            if obj["id"] in self._seen:
+                self.stats.duplicates += 1
+                return "duplicate"
+            self.mark_seen(obj["id"])
         key = str(obj["conversation_id"]).encode()
-        self._pending.append(self._producer.send(self.topic, key=key, value=raw))
+        self._pending.append(self._producer.send(self.topic, key=key, value=value))
         self.stats.sent += 1
         if len(self._pending) >= FLUSH_EVERY:
             self.flush()
-        return True
+        return "sent"
+
+    def dead_letter(self, raw: bytes, reason: str) -> None:
+        """Send the original bytes to the dead-letter topic with the reason in a header."""
+        self._pending.append(self._producer.send(
+            self.dead_letter_topic, value=raw,
+            headers=[(DEAD_LETTER_REASON_HEADER, reason.encode())]))
+        self.stats.dead_lettered += 1
+        kind = reason.split(":")[0]
+        self.stats.reasons[kind] = self.stats.reasons.get(kind, 0) + 1
+
+    def mark_seen(self, post_id: str) -> None:
+        """Remember `post_id` as sent (used when resuming: rows before the cursor)."""
+        self._seen[post_id] = None
+        self._seen.move_to_end(post_id)
+        if len(self._seen) > self._dedup_max:
+            self._seen.popitem(last=False)
 
     def send_many(self, posts: Iterable[Post]) -> None:
         for post in posts:

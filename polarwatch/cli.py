@@ -149,8 +149,11 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
             log("stopped the previous embedded broker (the demo starts from fresh state)")
         broker.start()
         log(f"broker up at {broker.bootstrap}")
-    for stale in (cfg.checkpoint_dir / QUERY_NAME, cfg.warehouse_path,
-                  cfg.warehouse_path.with_suffix(".duckdb.wal")):
+    stale_paths = [cfg.checkpoint_dir / QUERY_NAME, cfg.warehouse_path,
+                   cfg.warehouse_path.with_suffix(".duckdb.wal")]
+    if cfg.warehouse.lake_dir:
+        stale_paths.append(cfg.path(cfg.warehouse.lake_dir))
+    for stale in stale_paths:
         if stale.is_dir():
             shutil.rmtree(stale)
         elif stale.exists():

@@ -46,6 +46,7 @@ class SparkConfig:
 @dataclass(frozen=True)
 class WarehouseConfig:
     path: str = ".polarwatch/polarwatch.duckdb"
+    lake_dir: str = ".polarwatch/lake"  # Parquet copy of scored posts ("" disables)
 
 
 @dataclass(frozen=True)

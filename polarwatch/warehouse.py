@@ -50,6 +50,15 @@ TABLES: dict[str, str] = {
         ("query", "VARCHAR NOT NULL"), ("batch_id", "BIGINT NOT NULL"),
         ("n_posts", "INTEGER NOT NULL"), ("n_dead", "INTEGER NOT NULL"),
         ("n_interactions", "INTEGER NOT NULL"), ("committed_at", "TIMESTAMPTZ NOT NULL"),
+        # end-to-end latency at commit: now − created_at (the post) and now − broker timestamp
+        ("latency_created_p50_s", "DOUBLE"), ("latency_created_p95_s", "DOUBLE"),
+        ("latency_broker_p50_s", "DOUBLE"), ("latency_broker_p95_s", "DOUBLE"),
+    ], "query, batch_id"),
+    "stream_metrics": _ddl("stream_metrics", [
+        ("query", "VARCHAR NOT NULL"), ("batch_id", "BIGINT NOT NULL"),
+        ("input_rows", "BIGINT NOT NULL"), ("input_rows_per_s", "DOUBLE"),
+        ("processed_rows_per_s", "DOUBLE"), ("batch_ms", "BIGINT"), ("lag_total", "BIGINT"),
+        ("lag_by_partition", "VARCHAR"), ("recorded_at", "TIMESTAMPTZ NOT NULL"),
     ], "query, batch_id"),
     "dead_letters": _ddl("dead_letters", [
         ("source_topic", "VARCHAR NOT NULL"), ("kafka_partition", "INTEGER NOT NULL"),
@@ -75,8 +84,11 @@ VIEWS: dict[str, str] = {
 
 
 def is_lock_error(exc: BaseException) -> bool:
+    """Transient contention: another process holds the file lock, or (same process) another
+    thread has the file open in the other mode (read-only vs read-write)."""
     text = str(exc)
-    return "lock" in text.lower() and ("Could not set lock" in text or "Conflicting lock" in text)
+    return ("Could not set lock" in text or "Conflicting lock" in text
+            or "different configuration than existing connections" in text)
 
 
 @contextmanager
@@ -97,7 +109,7 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[Any]:
         try:
             con = duckdb.connect(str(path), read_only=read_only)
             break
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
             if not is_lock_error(exc) or attempt == LOCK_RETRY_ATTEMPTS - 1:
                 raise
             time.sleep(LOCK_RETRY_SECONDS)

@@ -82,7 +82,9 @@ def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: 
     sink = DuckDBSink(cfg.warehouse_path, QUERY_NAME, cfg.topics.posts,
                       window=cfg.aggregate.window,
                       extreme_threshold=cfg.aggregate.extreme_threshold,
-                      checkpoint_dir=ckpt, log=progress_printer(log))
+                      checkpoint_dir=ckpt,
+                      lake_dir=cfg.path(cfg.warehouse.lake_dir) if cfg.warehouse.lake_dir else None,
+                      log=progress_printer(log))
     reader = (spark.readStream.format("polarwatch_kafka")
               .option("bootstrap", cfg.broker.bootstrap_servers)
               .option("topic", cfg.topics.posts)
@@ -107,6 +109,10 @@ def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
         log(f"starting Spark ({cfg.spark.master}) …")
         spark = build_spark(cfg.spark.master)
         log(f"Spark up in {time.monotonic() - t0:.1f} s")
+    from stream.metrics import MetricsListener
+
+    listener = MetricsListener(cfg.warehouse_path, QUERY_NAME, log=log)
+    spark.streams.addListener(listener)
     query = start_stream(spark, cfg, available_now=available_now, reset=reset, log=log,
                          backend=backend)
     try:
@@ -118,5 +124,6 @@ def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
     finally:
         if query.isActive:
             query.stop()
+        spark.streams.removeListener(listener)
         if own:
             spark.stop()

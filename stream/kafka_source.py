@@ -76,16 +76,22 @@ class KafkaRange(InputPartition):
 
 class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def __init__(self, options: dict[str, str]) -> None:
+        options = {k.lower(): v for k, v in options.items()}  # Spark lower-cases option keys
         self.bootstrap = options["bootstrap"]
         self.topic = options["topic"]
-        self.max_rows = int(options.get("maxRecordsPerTrigger", "0"))
+        self.max_rows = int(options.get("maxrecordspertrigger", "0"))
         self._consumer: Any = None
         self._target: dict[str, int] | None = None  # set by Trigger.AvailableNow
+        self._last_latest: dict[str, int] | None = None  # for lag in progress reports
 
     def _latest(self) -> dict[str, int]:
         if self._consumer is None:
             self._consumer = _consumer(self.bootstrap)
-        return latest_offsets(self._consumer, self.topic)
+        self._last_latest = latest_offsets(self._consumer, self.topic)
+        return self._last_latest
+
+    def reportLatestOffset(self) -> dict | None:
+        return self._last_latest
 
     def initialOffset(self) -> dict:
         return {p: 0 for p in self._latest()}

@@ -51,6 +51,41 @@ class BatchResult:
     seconds: float = 0.0
 
 
+def _latency_quantiles(pdf: pd.DataFrame, now: datetime) -> list[float | None]:
+    """p50/p95 seconds from created_at and from the broker timestamp to this commit."""
+    out: list[float | None] = []
+    for col in ("created_at", "broker_ts"):
+        ts = pd.to_datetime(pdf[col], utc=True).dropna() if col in pdf else pd.Series([])
+        if ts.empty:
+            out += [None, None]
+            continue
+        secs = (pd.Timestamp(now) - ts).dt.total_seconds()
+        out += [float(secs.quantile(0.5)), float(secs.quantile(0.95))]
+    return out
+
+
+def write_lake(lake_dir: Path, posts: pd.DataFrame, name: str) -> int:
+    """Write scored posts as Parquet under ``posts/topic=…/date=…/part-<name>.parquet``.
+
+    Called inside the batch's DuckDB transaction, before its commit: a replayed batch (same
+    query, same batch id, same offsets) overwrites the same files, so the lake holds each batch
+    exactly once. Returns the number of files written.
+    """
+    if posts.empty:
+        return 0
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    dates = posts["created_at"].dt.strftime("%Y-%m-%d")
+    n = 0
+    for (topic, date), part in posts.groupby([posts["topic"], dates]):
+        folder = lake_dir / "posts" / f"topic={topic}" / f"date={date}"
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".part-{safe}.parquet.tmp"
+        part.drop(columns=["topic"]).to_parquet(tmp, index=False)
+        tmp.replace(folder / f"part-{safe}.parquet")  # atomic: readers never see half a file
+        n += 1
+    return n
+
+
 class DuckDBSink:
     """``foreachBatch`` target. `query` names the stream in the batch-marker table.
 
@@ -60,9 +95,11 @@ class DuckDBSink:
 
     def __init__(self, path: str | Path, query: str, source_topic: str, window: str = "1 hour",
                  extreme_threshold: float = 7.0, checkpoint_dir: str | Path | None = None,
+                 lake_dir: str | Path | None = None,
                  log: Callable[[BatchResult], None] | None = None) -> None:
         self.path, self.query, self.source_topic = Path(path), query, source_topic
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.lake_dir = Path(lake_dir) if lake_dir else None
         self.interval = parse_window(window)
         self.extreme_threshold = extreme_threshold
         self.log = log
@@ -115,8 +152,12 @@ class DuckDBSink:
         posts = posts.assign(ingested_at=now)
         cols = [name for name, _ in post_columns()]
         posts = posts[cols]
-        before = scalar(con, "SELECT count(*) FROM posts")
         con.register("post_batch", posts)
+        if self.lake_dir is not None:  # only posts not stored before: the lake has no duplicates
+            new = con.execute("SELECT * FROM post_batch WHERE id NOT IN (SELECT id FROM posts)"
+                              ).df()
+            write_lake(self.lake_dir, new, f"{self.query}-{batch_id}")
+        before = scalar(con, "SELECT count(*) FROM posts")
         col_list = ", ".join(f'"{c}"' for c in cols)
         con.execute(f"INSERT OR IGNORE INTO posts ({col_list}) SELECT {col_list} FROM post_batch")
         after = scalar(con, "SELECT count(*) FROM posts")
@@ -126,8 +167,9 @@ class DuckDBSink:
         res.interactions = self._score_new_pairs(con)
         res.windows = self._update_windows(con, now)
         con.unregister("post_batch")
-        con.execute("INSERT INTO stream_batches VALUES (?, ?, ?, ?, ?, ?)",
-                    [self.query, batch_id, res.posts, res.dead, res.interactions, now])
+        latency = _latency_quantiles(pdf, now)
+        con.execute("INSERT INTO stream_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [self.query, batch_id, res.posts, res.dead, res.interactions, now, *latency])
 
     def _score_new_pairs(self, con: Any) -> int:
         """Score replies whose parent is known and that have no interaction yet."""

@@ -22,6 +22,7 @@ def _env(tmp_path: Path, port: int) -> dict[str, str]:
         "POLARWATCH_BROKER_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
         "POLARWATCH_BROKER_STATE_DIR": str(tmp_path / "broker"),
         "POLARWATCH_WAREHOUSE_PATH": str(tmp_path / "demo.duckdb"),
+        "POLARWATCH_WAREHOUSE_LAKE_DIR": str(tmp_path / "lake"),
         "POLARWATCH_SPARK_CHECKPOINT_DIR": str(tmp_path / "ckpt"),
         "POLARWATCH_EXTRACTOR_BACKEND": "lexicon",
     })

@@ -13,6 +13,8 @@ from scoring.extractors.base import Extractor
 
 BACKENDS: dict[str, str] = {
     "lexicon": "scoring.extractors.lexicon:LexiconExtractor",
+    "llm": "scoring.extractors.llm_http:LLMExtractor",
+    "transformers": "scoring.extractors.transformers_local:TransformersExtractor",
 }
 
 

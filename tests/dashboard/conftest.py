@@ -1,7 +1,9 @@
 """A temp DuckDB warehouse seeded with a small, fully known data set for the dashboard tests.
 
-Two topics × 48 hourly windows, forecasts (one spike on gun_control, 12 future steps per topic),
-10 posts forming 2 gun_control conversations with 8 scored interactions, one stream batch.
+Two topics × 48 hourly windows, forecasts (a resolved spike on gun_control, an active dip on
+climate_change, 12 future steps per topic), 13 posts forming 3 gun_control conversations with 10
+scored interactions (one post carries an explanation), one stream batch committed 30 s ago.
+Inserts name their columns so stages adding columns to the schema do not break the seed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ N_WINDOWS = 48
 HORIZON = 12
 TOPICS = {"gun_control": "Gun control", "climate_change": "Climate change"}
 START = datetime(2026, 3, 1, tzinfo=UTC)
-SPIKE_INDEX = 40  # gun_control window flagged as a spike
+SPIKE_INDEX = 40  # gun_control window flagged as a spike (resolved: 7 windows old)
+DIP_INDEX = 46  # climate_change window flagged as a dip (active: second-newest window)
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,14 @@ class Seed:
     names: dict[str, str]
     latest: dict[str, dict[str, float]]  # topic -> mean_score / extreme_share / volume
     spike_ts: datetime
+    dip_ts: datetime
     conversations: dict[str, float]  # conversation_id -> mean score
+
+
+WINDOW_COLUMNS = ("topic, window_start, window_end, volume, n_interactions, mean_score, "
+                  "n_conversations, extreme_share, hostility_share, pro_share, anti_share, "
+                  "updated_at")
+FORECAST_COLUMNS = "topic, metric, ts, y, forecast, lower, upper, flag, model, created_at"
 
 
 def _mean_score(topic_index: int, i: int) -> float:
@@ -55,7 +65,8 @@ def _forecasts(created: datetime) -> list[tuple]:
         for i in range(8, N_WINDOWS):  # in-sample one-step forecasts after a warm-up
             y = _mean_score(t, i)
             f = 4.0 + 2.0 * t
-            flag = "spike" if (t == 0 and i == SPIKE_INDEX) else "none"
+            flag = ("spike" if (t == 0 and i == SPIKE_INDEX)
+                    else "dip" if (t == 1 and i == DIP_INDEX) else "none")
             rows.append((topic, "mean_score", START + timedelta(hours=i), y, f, f - 1.0,
                          f + 1.0, flag, "ets", created))
         for h in range(HORIZON):
@@ -71,9 +82,14 @@ THREADS = {
                  ("h4", "h0", 9)],
     "conv-calm": [("c0", None, None), ("c1", "c0", 2), ("c2", "c1", 3), ("c3", "c0", 1),
                   ("c4", "c2", 2)],
+    "conv-early": [("e0", None, None), ("e1", "e0", 5), ("e2", "e1", 6)],
 }
+# conversation -> hours after START of its first post (conv-early is a day before the others)
+THREAD_HOURS = {"conv-hot": 45, "conv-calm": 45, "conv-early": 20}
+EXPLANATION = "reply disagrees and insults the parent (lexicon: 'idiot')"
 ROOT_TEXT = {"conv-hot": "Ban assault weapons now, no more excuses",
-             "conv-calm": "What do people think about universal background checks?"}
+             "conv-calm": "What do people think about universal background checks?",
+             "conv-early": "Background checks poll out today"}
 
 
 def _posts_and_interactions() -> tuple[list[dict], list[tuple]]:
@@ -81,7 +97,7 @@ def _posts_and_interactions() -> tuple[list[dict], list[tuple]]:
     n = 0
     for conv, thread in THREADS.items():
         for post_id, parent, score in thread:
-            created = START + timedelta(hours=45, minutes=5 * n)
+            created = START + timedelta(hours=THREAD_HOURS[conv], minutes=5 * n)
             n += 1
             posts.append({
                 "id": post_id, "platform": "test", "author_id": f"u{n}",
@@ -91,7 +107,8 @@ def _posts_and_interactions() -> tuple[list[dict], list[tuple]]:
                 "affect": "no", "agreement": None if parent is None else "disagree",
                 "emotion": "neutral", "intensity": 0.5, "stance_conf": 0.9, "affect_conf": 0.9,
                 "agreement_conf": None if parent is None else 0.8, "emotion_conf": 0.9,
-                "backend": "lexicon", "explanation": None, "kafka_partition": 0,
+                "backend": "lexicon", "explanation": EXPLANATION if post_id == "h3" else None,
+                "kafka_partition": 0,
                 "kafka_offset": n, "ingested_at": created})
             if parent is not None:
                 interactions.append((post_id, parent, conv, "gun_control", created, score,
@@ -104,15 +121,17 @@ def seed_warehouse(path: Path) -> Seed:
     created = START + timedelta(hours=N_WINDOWS)
     posts, interactions = _posts_and_interactions()
     with connect(path) as con:
-        con.executemany("INSERT INTO topic_windows VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                        _windows())
-        con.executemany("INSERT INTO forecasts VALUES (?,?,?,?,?,?,?,?,?,?)",
-                        _forecasts(created))
+        con.executemany(f"INSERT INTO topic_windows ({WINDOW_COLUMNS}) VALUES "
+                        f"(?,?,?,?,?,?,?,?,?,?,?,?)", _windows())
+        con.executemany(f"INSERT INTO forecasts ({FORECAST_COLUMNS}) VALUES "
+                        f"(?,?,?,?,?,?,?,?,?,?)", _forecasts(created))
         cols = list(posts[0])
         con.executemany(f"INSERT INTO posts ({', '.join(cols)}) VALUES "
                         f"({', '.join('?' * len(cols))})", [list(p.values()) for p in posts])
-        con.executemany("INSERT INTO interactions VALUES (?,?,?,?,?,?,?)", interactions)
-        con.execute("INSERT INTO stream_batches VALUES ('posts', 7, ?, 1, ?, ?)",
+        con.executemany("INSERT INTO interactions (post_id, parent_id, conversation_id, topic, "
+                        "created_at, score, rule) VALUES (?,?,?,?,?,?,?)", interactions)
+        con.execute("INSERT INTO stream_batches (query, batch_id, n_posts, n_dead, "
+                    "n_interactions, committed_at) VALUES ('posts', 7, ?, 1, ?, ?)",
                     [len(posts), len(interactions), datetime.now(UTC) - timedelta(seconds=30)])
     latest = {}
     for topic in TOPICS:
@@ -120,14 +139,16 @@ def seed_warehouse(path: Path) -> Seed:
         latest[topic] = {"mean_score": last[5], "extreme_share": last[7], "volume": last[3]}
     conversations = {conv: sum(s for _, p, s in thread if p is not None) / (len(thread) - 1)
                      for conv, thread in THREADS.items()}
-    return Seed(path, dict(TOPICS), latest, START + timedelta(hours=SPIKE_INDEX), conversations)
+    return Seed(path, dict(TOPICS), latest, START + timedelta(hours=SPIKE_INDEX),
+                START + timedelta(hours=DIP_INDEX), conversations)
 
 
 def add_window(path: Path, topic: str, mean_score: float) -> None:
     """Append one window after the seeded ones, the way the stream writer would (short-lived)."""
     ws = START + timedelta(hours=N_WINDOWS)
     with connect(path) as con:
-        con.execute("INSERT OR REPLACE INTO topic_windows VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        con.execute(f"INSERT OR REPLACE INTO topic_windows ({WINDOW_COLUMNS}) VALUES "
+                    f"(?,?,?,?,?,?,?,?,?,?,?,?)",
                     [topic, ws, ws + timedelta(hours=1), 5, 2, mean_score, 1, 0.5, 0.2, 0.4,
                      0.3, datetime.now(UTC)])
 

@@ -1,213 +1,249 @@
-"""Dashboard tests: the queries, the app through Streamlit's AppTest, and a real headless browser."""
+"""Every dashboard page through Streamlit's AppTest against the seeded DuckDB warehouse."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import app as dashboard_app
-from dashboard import queries
+from dashboard.events import Event, load_events, save_events
+from polarwatch.warehouse import connect, init_schema
 
-from .conftest import Seed, add_window, seed_warehouse
+from .conftest import EXPLANATION, START, Seed
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "dashboard" / "app.py"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-def run_app(monkeypatch: pytest.MonkeyPatch, warehouse: Path) -> AppTest:
+def run_app(monkeypatch: pytest.MonkeyPatch, warehouse: Path, events: Path,
+            page: str | None = None, **query: str) -> AppTest:
     monkeypatch.chdir(REPO)  # load_config() finds polarwatch.toml + topics.toml here
     monkeypatch.delenv("POLARWATCH_CONFIG", raising=False)
     monkeypatch.setenv("POLARWATCH_WAREHOUSE_PATH", str(warehouse))
+    monkeypatch.setenv("POLARWATCH_EVENTS_FILE", str(events))
     at = AppTest.from_file(str(APP), default_timeout=30)
+    at.query_params.update(query)
+    if page:
+        at.switch_page(page)
     return at.run()
 
 
-def all_text(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "caption", "info", "error", "warning")
-             for e in at.get(kind)]
-    return "\n".join(str(p) for p in parts)
+def texts(at: AppTest, *kinds: str) -> str:
+    kinds = kinds or ("markdown", "caption", "info", "error", "warning", "success", "subheader",
+                      "title")
+    return "\n".join(str(e.value) for kind in kinds for e in at.get(kind))
 
 
-# --------------------------------------------------------------------------------------------
-# queries
+def sidebar_text(at: AppTest) -> str:
+    return "\n".join(str(e.value) for kind in ("caption", "warning", "info")
+                     for e in at.sidebar.get(kind))
 
 
-def test_queries_return_the_seed(seeded_warehouse: Seed) -> None:
-    path = seeded_warehouse.path
-    overview = queries.topics_overview(path).set_index("topic")
-    for topic, latest in seeded_warehouse.latest.items():
-        assert overview.loc[topic, "mean_score"] == pytest.approx(latest["mean_score"])
-        assert overview.loc[topic, "volume"] == latest["volume"]
-        assert len(overview.loc[topic, "recent_scores"]) == 24
-
-    series = queries.topic_series(path, "gun_control")
-    assert series["ts"].is_monotonic_increasing
-    spikes = series[series["flag"] == "spike"]
-    assert list(spikes["ts"]) == [seeded_warehouse.spike_ts]
-    assert series["y"].isna().sum() == 12  # future forecast steps have no observation yet
-
-    convs = queries.top_conversations(path, "gun_control")
-    assert list(convs["conversation_id"]) == ["conv-hot", "conv-calm"]
-    assert list(convs["mean_score"]) == [seeded_warehouse.conversations["conv-hot"],
-                                         seeded_warehouse.conversations["conv-calm"]]
-    assert convs["root_text"].iloc[0].startswith("Ban assault weapons")
-
-    status = queries.stream_status(path).iloc[0]
-    assert (status["n_posts"], status["n_interactions"], status["n_batches"]) == (10, 8, 1)
+@pytest.fixture
+def events_file(tmp_path: Path) -> Path:
+    return tmp_path / "events.toml"
 
 
-def test_queries_missing_file_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="make demo"):
-        queries.topics_overview(tmp_path / "nope.duckdb")
-
-
-def test_fmt_age() -> None:
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    assert dashboard_app.fmt_age(now - timedelta(seconds=7), now) == "7 s ago"
-    assert dashboard_app.fmt_age(now - timedelta(minutes=10), now) == "10 min ago"
-    assert dashboard_app.fmt_age(now - timedelta(hours=5), now) == "5 h ago"
-
-
-# --------------------------------------------------------------------------------------------
-# AppTest
-
-
-def test_app_renders_seeded_warehouse(monkeypatch: pytest.MonkeyPatch,
-                                      seeded_warehouse: Seed) -> None:
-    at = run_app(monkeypatch, seeded_warehouse.path)
+def test_overview_cards(monkeypatch: pytest.MonkeyPatch, seeded_warehouse: Seed,
+                        events_file: Path) -> None:
+    at = run_app(monkeypatch, seeded_warehouse.path, events_file)
     assert not at.exception
-    text = all_text(at)
-    for name in seeded_warehouse.names.values():
-        assert f"**{name}**" in text
-    assert "10 posts, 8 interactions" in text and "last batch" in text
-
+    text = texts(at)
+    assert "#### Gun control" in text and "#### Climate change" in text
     metrics = [(m.label, m.value) for m in at.metric]
     for latest in seeded_warehouse.latest.values():
-        assert ("Polarization score", f"{latest['mean_score']:.2f}") in metrics
+        assert ("Polarization ↑", f"{latest['mean_score']:.2f}") in metrics
         assert ("Extreme share", f"{latest['extreme_share']:.0%}") in metrics
         assert ("Volume", f"{latest['volume']:,}") in metrics
+    assert metrics.count(("Hostility share", "20%")) == 2
+    # the dip on climate_change is in its last 3 windows: active; the old spike is not
+    assert ":green-badge[dip · mean_score · 03-02 22:00]" in text
+    assert "spike" not in text and "No active flags." in text
+    assert "10 posts" not in sidebar_text(at)  # sanity: 13 posts are stored
+    assert "13 posts, 10 interactions" in sidebar_text(at)
+    assert "last batch" in sidebar_text(at) and "Stream stopped" not in sidebar_text(at)
+    assert [link.label for link in at.get("page_link")] == ["Open Gun control",
+                                                             "Open Climate change"]
 
-    assert at.selectbox(key="topic").value == "climate_change"  # first topic alphabetically
-    assert len(at.get("vega_lite_chart")) == 1
-    assert "No scored conversations for Climate change yet." in text
 
-    at.selectbox(key="topic").set_value("gun_control").run()
+def test_topic_page_series_flags_and_switches(monkeypatch: pytest.MonkeyPatch,
+                                              seeded_warehouse: Seed, events_file: Path) -> None:
+    at = run_app(monkeypatch, seeded_warehouse.path, events_file, "pages/topic.py",
+                 topic="gun_control")
     assert not at.exception
+    assert at.selectbox(key="topic_pick").value == "gun_control"
     assert len(at.get("vega_lite_chart")) == 1
-    assert "1 spike(s)" in all_text(at)
-    table = at.dataframe[0].value
-    assert list(table["conversation_id"]) == ["conv-hot", "conv-calm"]
-    assert list(table["mean_score"]) == [9.0, 2.0]
+    text = texts(at)
+    assert "48 windows of 1 hour · 1 flag(s) on mean_score · shaded band" in text
+    flags = at.dataframe[0].value
+    assert list(flags["class"]) == ["spike"] and list(flags["status"]) == ["resolved"]
+    assert flags["explanation"].iloc[0] == ("mean_score 8.75 is 3.75 above the prediction band "
+                                            "[3.00, 5.00]; forecast was 4.00 (ets)")
+    assert "No events for Gun control in the calendar" in text
+    convs = at.dataframe[1].value
+    assert list(convs["conversation_id"]) == ["conv-hot", "conv-early", "conv-calm"]
 
-
-def test_app_missing_warehouse_shows_empty_state(monkeypatch: pytest.MonkeyPatch,
-                                                 tmp_path: Path) -> None:
-    at = run_app(monkeypatch, tmp_path / "absent.duckdb")
+    at.selectbox(key="metric").set_value("volume").run()
+    at.segmented_control(key="window").set_value("1 day").run()
     assert not at.exception
-    assert [i.value for i in at.info] == [
-        "No data yet — run `make demo` or `polarwatch stream`."]
-    assert not at.metric and not at.get("vega_lite_chart")
+    assert "2 windows of 1 day · 0 flag(s) on volume · no forecast for volume" in texts(at)
+    assert len(at.get("vega_lite_chart")) == 1
+
+    at.selectbox(key="topic_pick").set_value("climate_change").run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["status"]) == ["active"]
+    assert "No scored conversations for Climate change yet." in texts(at)
 
 
-def test_app_empty_warehouse_shows_waiting_state(monkeypatch: pytest.MonkeyPatch,
-                                                 tmp_path: Path) -> None:
-    from polarwatch.warehouse import init_schema
+def test_topic_page_opens_a_conversation(monkeypatch: pytest.MonkeyPatch,
+                                         seeded_warehouse: Seed, events_file: Path) -> None:
+    at = run_app(monkeypatch, seeded_warehouse.path, events_file, "pages/topic.py",
+                 topic="gun_control")
+    at.selectbox(key="topic_conv_pick").set_value("conv-hot")
+    at.button(key="open_thread").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Conversations"
+    assert at.query_params["conversation"] == "conv-hot"
+    assert "Thread `conv-hot`" in texts(at)
+    assert ("Mean interaction score", "9.00") in [(m.label, m.value) for m in at.metric]
 
+
+def test_topic_page_event_study(monkeypatch: pytest.MonkeyPatch, seeded_warehouse: Seed,
+                                events_file: Path) -> None:
+    save_events(events_file, [Event("Senate vote", "gun_control",
+                                    START + timedelta(hours=45), "scheduled",
+                                    START + timedelta(hours=46))])
+    at = run_app(monkeypatch, seeded_warehouse.path, events_file, "pages/topic.py",
+                 topic="gun_control")
+    assert not at.exception
+    assert len(at.get("vega_lite_chart")) == 3  # series + score and extreme-share per event
+    text = texts(at)
+    assert "**Senate vote** (scheduled, 2026-03-02 21:00 UTC)" in text
+    # conv-early (5.5) starts a day before; conv-hot (9) and conv-calm (2) during the event
+    assert "before: 5.50, during: 5.50 (3 conversations)" in text
+
+
+def test_conversation_page_thread(monkeypatch: pytest.MonkeyPatch, seeded_warehouse: Seed,
+                                  events_file: Path) -> None:
+    at = run_app(monkeypatch, seeded_warehouse.path, events_file, "pages/conversation.py",
+                 conversation="conv-hot")
+    assert not at.exception
+    assert at.selectbox(key="conv_pick").value == "conv-hot"
+    thread = next(m.value for m in at.markdown if "reply h3" in m.value)
+    assert thread.index("Ban assault weapons") < thread.index("reply h1") < thread.index(
+        "reply h2") < thread.index("reply h3") < thread.index("reply h4")
+    assert 'margin-left:56px' in thread  # h2/h3 are two replies deep
+    assert "interaction score <b>10.00</b>" in thread and "backend <code>lexicon</code>" in thread
+    assert "agreement <b>disagree</b>" in thread and "stance <b>pro</b>" in thread
+    assert "why: reply disagrees and insults the parent (lexicon: &#x27;idiot&#x27;)" in thread
+    assert EXPLANATION.startswith("reply disagrees")
+    # the range defaults to the week before the newest conversation: all three are listed
+    listed = at.dataframe[0].value
+    assert list(listed["conversation_id"]) == ["conv-hot", "conv-early", "conv-calm"]
+
+    day1 = START.date()
+    at.date_input(key="conv_range").set_value((day1, day1)).run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["conversation_id"]) == ["conv-early"]
+    assert at.selectbox(key="conv_pick").options == ["conv-hot", "conv-early"]  # link kept
+    at.selectbox(key="conv_pick").set_value("conv-early").run()
+    assert at.query_params["conversation"] == "conv-early"
+    assert ("Mean interaction score", "5.50") in [(m.label, m.value) for m in at.metric]
+
+
+def test_alerts_page(monkeypatch: pytest.MonkeyPatch, seeded_warehouse: Seed, events_file: Path,
+                     tmp_path: Path) -> None:
+    at = run_app(monkeypatch, seeded_warehouse.path, events_file, "pages/alerts.py")
+    assert not at.exception
+    assert [(m.label, m.value) for m in at.metric] == [("Active flags", "1"),
+                                                       ("Resolved flags", "1")]
+    active, resolved = (df.value for df in at.dataframe)
+    assert list(active["topic"]) == ["Climate change"] and list(active["class"]) == ["dip"]
+    assert list(resolved["topic"]) == ["Gun control"] and list(resolved["class"]) == ["spike"]
+    assert "No webhook delivery log in the warehouse yet" in texts(at)
+
+    copy = tmp_path / "with_deliveries.duckdb"
+    shutil.copy(seeded_warehouse.path, copy)
+    with connect(copy) as con:
+        con.execute("CREATE TABLE webhook_deliveries (url VARCHAR, status VARCHAR, "
+                    "http_status INTEGER, sent_at TIMESTAMPTZ)")
+        con.execute("INSERT INTO webhook_deliveries VALUES "
+                    "('http://a', 'delivered', 200, '2026-03-02 22:01+00'), "
+                    "('http://b', 'failed', 500, '2026-03-02 22:02+00')")
+    at = run_app(monkeypatch, copy, events_file, "pages/alerts.py")
+    assert not at.exception
+    deliveries = at.dataframe[2].value
+    assert list(deliveries["url"]) == ["http://b", "http://a"]  # newest first
+    assert "delivered: 1 · failed: 1" in texts(at) or "failed: 1 · delivered: 1" in texts(at)
+
+
+def test_events_page_add_edit_delete(monkeypatch: pytest.MonkeyPatch, seeded_warehouse: Seed,
+                                     events_file: Path) -> None:
+    at = run_app(monkeypatch, seeded_warehouse.path, events_file, "pages/event_calendar.py")
+    assert not at.exception
+    assert "No events yet" in texts(at)
+    at.text_input[0].input("Senate vote")
+    at.selectbox[1].set_value("gun_control")
+    at.radio[0].set_value("scheduled")
+    at.date_input[0].set_value(datetime(2026, 3, 2).date())
+    at.checkbox[0].check()
+    at.date_input[1].set_value(datetime(2026, 3, 3).date())
+    at.button[0].click().run()
+    assert not at.exception
+    assert "Saved “Senate vote”" in texts(at)
+    saved = load_events(events_file)
+    assert [(e.name, e.topic, e.kind) for e in saved] == [("Senate vote", "gun_control",
+                                                            "scheduled")]
+    assert saved[0].start.date().isoformat() == "2026-03-02" and saved[0].end is not None
+    assert list(at.dataframe[0].value["name"]) == ["Senate vote"]
+
+    at.selectbox(key="event_choice").set_value("gun_control · Senate vote").run()
+    assert at.text_input[0].value == "Senate vote"
+    at.text_input[0].input("Senate final vote")
+    at.radio[0].set_value("sudden")
+    at.button[0].click().run()
+    assert [(e.name, e.kind) for e in load_events(events_file)] == [("Senate final vote",
+                                                                     "sudden")]
+
+    at.selectbox(key="event_choice").set_value("gun_control · Senate final vote").run()
+    at.button[1].click().run()  # Delete event
+    assert not at.exception
+    assert load_events(events_file) == [] and "Deleted" in texts(at)
+
+    at.text_input[0].input("")  # a nameless event is refused with the reason
+    at.button[0].click().run()
+    assert "Not saved: event: 'name' is required" in texts(at)
+
+
+PAGES = ["pages/overview.py", "pages/topic.py", "pages/conversation.py", "pages/alerts.py"]
+
+
+def test_missing_warehouse_every_page_says_so(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path, events_file: Path) -> None:
+    for page in PAGES:
+        at = run_app(monkeypatch, tmp_path / "absent.duckdb", events_file, page)
+        assert not at.exception, page
+        assert "No data yet — run `make demo` or `polarwatch stream`." in texts(at, "info"), page
+        assert not at.metric and not at.get("vega_lite_chart")
+
+
+def test_empty_and_stopped_stream(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                  events_file: Path) -> None:
     path = tmp_path / "empty.duckdb"
     init_schema(path)
-    at = run_app(monkeypatch, path)
+    at = run_app(monkeypatch, path, events_file)
     assert not at.exception
-    text = all_text(at)
-    assert "No scored windows yet" in text
-    assert "no batch committed yet" in text
+    assert "No scored windows yet" in texts(at)
+    assert "has not committed a batch yet" in sidebar_text(at)
+    at = run_app(monkeypatch, path, events_file, "pages/alerts.py")
+    assert ("Active flags", "0") in [(m.label, m.value) for m in at.metric]
 
-
-# --------------------------------------------------------------------------------------------
-# A real browser
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited early with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"streamlit did not answer {url}/_stcore/health within {timeout:.0f} s")
-
-
-@pytest.mark.skipif(not CHROMIUM.exists(),
-                    reason="needs Debian's headless Chromium: apt-get install -y chromium")
-def test_browser_renders_dashboard_and_refreshes_live(tmp_path: Path) -> None:
-    """Serve the app for real, check it renders, then write a new window while it is open
-    (the writer must get the lock) and see the live fragment pick it up."""
-    from playwright.sync_api import sync_playwright
-
-    seed = seed_warehouse(tmp_path / "live.duckdb")  # own copy: this test writes to it
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "POLARWATCH_WAREHOUSE_PATH": str(seed.path)}
-    env.pop("POLARWATCH_CONFIG", None)
-    log = (tmp_path / "streamlit.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_healthy(url, proc)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.goto(url)
-                page.wait_for_selector(
-                    '[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=30_000)
-                page.get_by_text("Gun control", exact=True).wait_for(timeout=15_000)
-                chart = page.locator('[data-testid="stVegaLiteChart"]')
-                chart.first.wait_for(timeout=15_000)
-                assert chart.count() == 1
-                assert page.get_by_text("Polarization score").count() == 2
-                # Streamlit scrolls inside stMain: grow the viewport so the shot has everything.
-                height = page.get_by_test_id("stMain").evaluate("e => e.scrollHeight")
-                page.set_viewport_size({"width": 1400, "height": int(height)})
-                page.wait_for_timeout(500)
-                shot = tmp_path / "dashboard.png"
-                page.get_by_test_id("stMainBlockContainer").screenshot(path=str(shot))
-                assert shot.stat().st_size > 10_000
-
-                add_window(seed.path, "gun_control", mean_score=9.87)
-                page.get_by_text("9.87", exact=True).wait_for(
-                    timeout=(dashboard_app.REFRESH_SECONDS + 15) * 1000)
-            finally:
-                browser.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with connect(path) as con:
+        con.execute("INSERT INTO stream_batches (query, batch_id, n_posts, n_dead, "
+                    "n_interactions, committed_at) VALUES ('posts', 1, 5, 0, 2, ?)",
+                    [datetime.now(UTC) - timedelta(minutes=12)])
+    at = run_app(monkeypatch, path, events_file)
+    assert "Stream stopped 12 min ago" in sidebar_text(at)

@@ -143,11 +143,13 @@ def test_reader_limits_rows_and_refuses_offset_regression(broker: EmbeddedBroker
                                                           topic: str) -> None:
     _produce(broker, topic, 30, partition=0)
     _produce(broker, topic, 10, partition=1)
-    reader = KafkaStreamReader({"bootstrap": broker.bootstrap, "topic": topic})
+    reader = KafkaStreamReader({"bootstrap": broker.bootstrap, "topic": topic,
+                                "maxrecordspertrigger": "16"})
     try:
         start = reader.initialOffset()
         assert start == {"0": 0, "1": 0}
         assert reader.latestOffset(start, ReadAllAvailable()) == {"0": 30, "1": 10}
+        assert reader.getDefaultReadLimit() == ReadMaxRows(16)
         capped = reader.latestOffset(start, ReadMaxRows(16))
         assert sum(capped.values()) == 16 and capped["1"] == 8
         ranges = reader.partitions(start, capped)

@@ -1,0 +1,112 @@
+"""Altair charts for the dashboard (frames in, chart out; no Streamlit, no DuckDB).
+
+Times are shown in UTC: the x scale is a UTC scale and tooltips use preformatted strings, so the
+chart reads the same in every browser time zone.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+# One legend for every layer: observed, forecast, flags; events get their own colours.
+SERIES_DOMAIN = ["observed", "forecast", "flag"]
+SERIES_RANGE = ["#1f77b4", "#ff7f0e", "#d62728"]
+EVENT_DOMAIN = ["scheduled", "sudden"]
+EVENT_RANGE = ["#9467bd", "#8c564b"]
+PHASE_DOMAIN = ["before", "during", "after"]
+PHASE_RANGE = ["#1f77b4", "#d62728", "#2ca02c"]
+TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
+
+
+def _when(ts: pd.Series) -> pd.Series:
+    return pd.to_datetime(ts, utc=True).dt.strftime(TIME_FORMAT)
+
+
+def _x(title: str = "window start (UTC)") -> alt.X:
+    return alt.X("ts:T", title=title, scale=alt.Scale(type="utc"))
+
+
+def series_chart(series: pd.DataFrame, y_title: str, title: str,
+                 forecast: pd.DataFrame | None = None, flags: pd.DataFrame | None = None,
+                 events: pd.DataFrame | None = None, height: int = 360) -> alt.LayerChart:
+    """Observed metric; optional forecast line + prediction band; flags; event spans.
+
+    ``series``: ts, value. ``forecast``: ts, forecast, lower, upper (rows without a forecast
+    are skipped). ``flags``: ts, y (NaN → drawn as a vertical rule only), class, explanation.
+    ``events``: name, kind, start, end.
+    """
+    series_color = alt.Color("series:N", title=None,
+                             scale=alt.Scale(domain=SERIES_DOMAIN, range=SERIES_RANGE),
+                             legend=alt.Legend(orient="top", symbolType="circle"))
+    y_scale = alt.Scale(zero=False)
+    layers: list[alt.Chart] = []
+
+    if events is not None and not events.empty:
+        ev = events.assign(when=_when(events["start"]), ts=events["start"])
+        event_color = alt.Color("kind:N", title="event",
+                                scale=alt.Scale(domain=EVENT_DOMAIN, range=EVENT_RANGE))
+        tip = [alt.Tooltip("name:N", title="event"), alt.Tooltip("kind:N"),
+               alt.Tooltip("when:N", title="starts")]
+        layers.append(alt.Chart(ev).mark_rect(opacity=0.15).encode(
+            x=alt.X("start:T", scale=alt.Scale(type="utc")), x2="end:T", color=event_color,
+            tooltip=tip))
+        layers.append(alt.Chart(ev).mark_rule(strokeWidth=2, strokeDash=[2, 2]).encode(
+            x=alt.X("start:T", scale=alt.Scale(type="utc")), color=event_color, tooltip=tip))
+
+    if forecast is not None and not forecast.empty:
+        fc = forecast.dropna(subset=["forecast"]).assign(when=lambda d: _when(d["ts"]))
+        band = fc.dropna(subset=["lower", "upper"])
+        layers.append(alt.Chart(band).mark_area(opacity=0.18, color=SERIES_RANGE[1]).encode(
+            x=_x(), y=alt.Y("lower:Q", title=y_title, scale=y_scale), y2="upper:Q",
+            tooltip=[alt.Tooltip("when:N", title="window"),
+                     alt.Tooltip("lower:Q", format=".2f"), alt.Tooltip("upper:Q", format=".2f")]))
+        layers.append(alt.Chart(fc.assign(series="forecast")).mark_line(
+            strokeWidth=2, strokeDash=[5, 3]).encode(
+            x=_x(), y=alt.Y("forecast:Q", title=y_title, scale=y_scale), color=series_color,
+            tooltip=[alt.Tooltip("when:N", title="window"),
+                     alt.Tooltip("forecast:Q", format=".2f")]))
+
+    obs = series.dropna(subset=["value"]).assign(series="observed",
+                                                 when=lambda d: _when(d["ts"]))
+    layers.append(alt.Chart(obs).mark_line(strokeWidth=2).encode(
+        x=_x(), y=alt.Y("value:Q", title=y_title, scale=y_scale), color=series_color,
+        tooltip=[alt.Tooltip("when:N", title="window"),
+                 alt.Tooltip("value:Q", title="observed", format=".3g")]))
+
+    if flags is not None and not flags.empty:
+        fl = flags.assign(series="flag", when=_when(flags["ts"]))
+        tip = [alt.Tooltip("when:N", title="window"), alt.Tooltip("class:N", title="flag"),
+               alt.Tooltip("explanation:N", title="why")]
+        layers.append(alt.Chart(fl).mark_rule(strokeWidth=1, opacity=0.5).encode(
+            x=_x(), color=series_color, tooltip=tip))
+        points = fl.dropna(subset=["y"])
+        layers.append(alt.Chart(points).mark_point(
+            shape="triangle-up", filled=True, size=140, opacity=1).encode(
+            x=_x(), y=alt.Y("y:Q", title=y_title, scale=y_scale), color=series_color,
+            tooltip=tip))
+
+    return alt.LayerChart(layer=layers, title=title, height=height)
+
+
+def event_study_charts(study: pd.DataFrame, name: str) -> tuple[alt.LayerChart, alt.Chart]:
+    """Mean ± SEM of conversation scores per day around the event, and the share of extreme
+    conversations per day; both coloured by phase (before / during / after)."""
+    color = alt.Color("phase:N", scale=alt.Scale(domain=PHASE_DOMAIN, range=PHASE_RANGE),
+                      legend=alt.Legend(orient="top", title=None))
+    x = alt.X("day:O", title="day relative to the event (0 = during)")
+    tip = [alt.Tooltip("day:O"), alt.Tooltip("phase:N"), alt.Tooltip("n:Q", title="conversations"),
+           alt.Tooltip("mean:Q", format=".2f"), alt.Tooltip("sem:Q", format=".2f"),
+           alt.Tooltip("extreme_share:Q", format=".0%")]
+    base = alt.Chart(study)
+    score = alt.LayerChart(layer=[
+        base.mark_errorbar(ticks=True).encode(
+            x=x, y=alt.Y("lo:Q", title="conversation score (mean ± SEM)",
+                         scale=alt.Scale(zero=False)), y2="hi:Q", color=color),
+        base.mark_point(filled=True, size=80).encode(x=x, y="mean:Q", color=color, tooltip=tip),
+    ], title=f"{name}: polarization of conversations", height=260)
+    extreme = base.mark_bar().encode(
+        x=x, y=alt.Y("extreme_share:Q", title="share of extreme conversations",
+                     axis=alt.Axis(format="%")),
+        color=color, tooltip=tip).properties(title=f"{name}: extreme conversations", height=260)
+    return score, extreme

@@ -1,0 +1,172 @@
+"""What every page shares: the run context, warehouse reads that turn errors into messages, the
+stream status line and the live-refresh fragment.
+
+``app.py`` builds a :class:`Context` once per run and stores it in session state under a plain
+key; pages fetch it with :func:`ctx`. Query parameters carry page-to-page selections (``topic``,
+``conversation``) so links are shareable and survive ``st.switch_page``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import queries
+from dashboard.analysis import age_seconds, fmt_age, fmt_duration, is_missing
+from dashboard.events import Event, EventError, events_path, load_events
+from polarwatch.config import load_config
+from polarwatch.errors import ConfigError
+
+REFRESH_SECONDS = 5  # how often live sections re-read the warehouse
+# The stream commits a batch every trigger (2 s by default) while posts arrive; two minutes
+# without a batch means it stopped (or has had nothing to read for that long).
+STALE_AFTER_SECONDS = 120
+EMPTY_HINT = "run `make demo` or `polarwatch stream`"
+NO_DATA = f"No data yet — {EMPTY_HINT}."
+CONTEXT_KEY = "pw_context"
+T = TypeVar("T")
+
+PAGES = {  # page file (relative to app.py) -> title; the first one is the default page
+    "pages/overview.py": "Overview",
+    "pages/topic.py": "Topic",
+    "pages/conversation.py": "Conversations",
+    "pages/alerts.py": "Alerts",
+    "pages/event_calendar.py": "Events",
+}
+
+
+@dataclass(frozen=True)
+class Context:
+    warehouse: Path
+    names: dict[str, str]  # topic id -> display name (from topics.toml)
+    events_file: Path
+    forecast_metric: str
+    extreme_threshold: float
+    live: bool
+
+    def name(self, topic: str) -> str:
+        return self.names.get(topic, topic)
+
+
+def build_context(live: bool) -> Context | None:
+    """Load the configuration; show the error and return None when it is broken."""
+    try:
+        cfg = load_config()
+    except ConfigError as exc:
+        st.error(f"Configuration error: {exc}")
+        return None
+    try:
+        names = {t.id: t.name for t in cfg.load_topics()}
+    except ConfigError as exc:
+        st.warning(f"Topic names unavailable ({exc}); showing topic ids.")
+        names = {}
+    return Context(warehouse=cfg.warehouse_path, names=names, events_file=events_path(cfg.root),
+                   forecast_metric=cfg.forecast.metric,
+                   extreme_threshold=cfg.aggregate.extreme_threshold, live=live)
+
+
+def ctx() -> Context:
+    context = st.session_state.get(CONTEXT_KEY)
+    if not isinstance(context, Context):  # a page run on its own (not through app.py)
+        context = build_context(live=False)
+        if context is None:
+            st.stop()
+    return context
+
+
+def read(c: Context, fn: Callable[..., T], *args: Any) -> T | None:
+    """Call a ``queries`` function; on failure show a message a user understands, return None."""
+    try:
+        return fn(c.warehouse, *args)
+    except FileNotFoundError:
+        st.info(NO_DATA)
+        st.caption(f"Waiting for the warehouse file `{c.warehouse}`.")
+    except Exception as exc:  # duckdb.Error and friends: show it, keep refreshing
+        st.error(f"Could not read the warehouse `{c.warehouse}`: {exc}")
+    return None
+
+
+def live(c: Context, fn: Callable[..., None], *args: Any) -> None:
+    """Run ``fn(*args)`` as a fragment that re-runs every REFRESH_SECONDS when live is on."""
+    st.fragment(fn, run_every=REFRESH_SECONDS if c.live else None)(*args)
+
+
+def load_calendar(c: Context, topic: str | None = None) -> list[Event]:
+    """The event calendar (optionally one topic's); a broken file is reported, not raised."""
+    try:
+        events = load_events(c.events_file, c.names or None)
+    except EventError as exc:
+        st.error(f"Event calendar not loaded: {exc}")
+        return []
+    return [e for e in events if topic is None or e.topic == topic]
+
+
+def status_line(status: pd.DataFrame, now: datetime | None = None) -> tuple[str, str | None]:
+    """(summary, warning or None) for the stream status row of :func:`queries.stream_status`."""
+    row = status.iloc[0]
+    counts = f"{int(row['n_posts']):,} posts, {int(row['n_interactions']):,} interactions"
+    if is_missing(row["last_batch_at"]):
+        return (f"Stream: no batch committed yet · {counts} stored",
+                f"The stream has not committed a batch yet — {EMPTY_HINT}.")
+    dead = int(row["batch_dead"])
+    dead_note = f", {dead:,} dead-lettered" if dead else ""
+    n_batches = int(row["n_batches"])
+    summary = (f"Stream: last batch {fmt_age(row['last_batch_at'], now)} · {counts}{dead_note} "
+               f"({n_batches:,} batch{'' if n_batches == 1 else 'es'})")
+    age = age_seconds(row["last_batch_at"], now)
+    warning = None
+    if age > STALE_AFTER_SECONDS:
+        warning = (f"Stream stopped {fmt_duration(age)} ago (no batch committed since "
+                   f"{pd.Timestamp(row['last_batch_at']):%Y-%m-%d %H:%M} UTC). The pages show "
+                   f"what was stored until then; restart it with `polarwatch stream`.")
+    return summary, warning
+
+
+def render_status(c: Context) -> None:
+    """Stream status for the sidebar (a live fragment)."""
+    try:
+        status = queries.stream_status(c.warehouse)
+    except FileNotFoundError:
+        st.info(NO_DATA)
+        st.caption(f"Waiting for `{c.warehouse}`.")
+        return
+    except Exception as exc:
+        st.error(f"Warehouse unreadable: {exc}")
+        return
+    summary, warning = status_line(status)
+    st.caption(summary)
+    if warning:
+        st.warning(warning)
+
+
+def pick_topic(c: Context, topics: list[str], label: str = "Topic") -> str:
+    """A topic selectbox synced with the ``topic`` query parameter (shareable, survives page
+    switches)."""
+    wanted = st.query_params.get("topic")
+    if wanted in topics and st.session_state.get("pw_topic_qp") != wanted:
+        st.session_state["topic_pick"] = wanted  # a link brought us here: follow it
+    if st.session_state.get("topic_pick") not in topics:
+        st.session_state["topic_pick"] = topics[0]
+    topic = str(st.selectbox(label, topics, key="topic_pick", format_func=c.name))
+    st.query_params["topic"] = topic
+    st.session_state["pw_topic_qp"] = topic
+    return topic
+
+
+def known_topics(c: Context) -> list[str] | None:
+    """Topics with stored windows (config order first); None after showing an empty state."""
+    overview = read(c, queries.topics_overview)
+    if overview is None:
+        return None
+    if overview.empty:
+        st.info(f"No scored windows yet — the stream has not aggregated any posts. Keep it "
+                f"running, or {EMPTY_HINT}.")
+        return None
+    stored = [str(t) for t in overview["topic"]]
+    return [t for t in c.names if t in stored] + [t for t in stored if t not in c.names]

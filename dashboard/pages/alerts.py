@@ -1,0 +1,71 @@
+"""Alerts: active and resolved flags from the forecaster, and the webhook delivery log when a
+stage keeps one (found through information_schema; an explanation otherwise)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import queries
+from dashboard.analysis import describe_flags
+from dashboard.common import Context, ctx, live, read
+
+FLAG_COLUMNS = {
+    "ts": st.column_config.DatetimeColumn("window (UTC)", format="YYYY-MM-DD HH:mm"),
+    "explanation": st.column_config.TextColumn("why", width="large"),
+}
+
+
+def render_alerts(c: Context) -> None:
+    raw = read(c, queries.flags)
+    if raw is None:
+        return
+    flags = describe_flags(raw)
+    flags["topic"] = [c.name(str(t)) for t in flags["topic"]]
+    active = flags[flags["status"] == "active"]
+    resolved = flags[flags["status"] == "resolved"]
+    a, b = st.columns(2)
+    a.metric("Active flags", f"{len(active):,}")
+    b.metric("Resolved flags", f"{len(resolved):,}")
+
+    st.subheader("Active")
+    if active.empty:
+        st.caption(f"No active flags: none of the last {queries.ACTIVE_FLAG_WINDOWS} windows "
+                   f"of any series left its prediction band.")
+    else:
+        st.dataframe(active.drop(columns="status"), hide_index=True, column_config=FLAG_COLUMNS,
+                     key="active_flags")
+    st.subheader("Resolved")
+    if resolved.empty:
+        st.caption("No resolved flags yet.")
+    else:
+        st.dataframe(resolved.drop(columns="status"), hide_index=True,
+                     column_config=FLAG_COLUMNS, key="resolved_flags")
+
+    st.subheader("Webhook deliveries")
+    names = read(c, queries.table_names)
+    if names is None:
+        return
+    table = queries.find_delivery_table(names)
+    if table is None:
+        st.info("No webhook delivery log in the warehouse yet. Alerts are delivered by the "
+                "alerts stage (`polarwatch alerts`) to the URLs in `[alerts] webhooks` of "
+                "polarwatch.toml; its deliveries and their HTTP status appear here once it runs.")
+        return
+    deliveries = read(c, queries.read_table, table)
+    if deliveries is None:
+        return
+    if deliveries.empty:
+        st.caption(f"`{table}` is empty: no alert has been delivered yet.")
+        return
+    status_col = next((col for col in deliveries.columns if "status" in col.lower()), None)
+    if status_col is not None:
+        counts = deliveries[status_col].astype(str).value_counts()
+        st.caption(" · ".join(f"{status}: {n}" for status, n in counts.items()))
+    st.dataframe(deliveries, hide_index=True, key="deliveries")
+
+
+context = ctx()
+st.title("Alerts")
+st.caption(f"A flag is *active* while its window is one of the last "
+           f"{queries.ACTIVE_FLAG_WINDOWS} observed windows of its series, *resolved* after.")
+live(context, render_alerts, context)

@@ -1,0 +1,117 @@
+"""Conversation drill-down: the most polarized conversations in a time range, and a thread view
+(indented by reply depth) with each post's labels, interaction score, backend and explanation.
+
+The selected conversation travels in the ``conversation`` query parameter (the topic page sets
+it when it switches here), so a thread view is a shareable link.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import queries
+from dashboard.analysis import fmt_score, is_missing
+from dashboard.common import Context, ctx, known_topics, read
+
+LIMIT = 25
+INDENT_PX = 28  # per reply level
+DEFAULT_DAYS = 7  # default range: the last week of stored conversations
+ALL_TOPICS = "(all topics)"
+
+
+def post_html(row: Any) -> str:
+    """One post as an indented card; every value from the data is HTML-escaped."""
+    def esc(value: Any) -> str:
+        return "—" if is_missing(value) else html.escape(str(value))
+
+    labels = [f"stance <b>{esc(row['stance'])}</b>", f"affect <b>{esc(row['affect'])}</b>"]
+    if row["depth"] > 0 or not is_missing(row["agreement"]):
+        labels.append(f"agreement <b>{esc(row['agreement'])}</b>")
+    if not is_missing(row["score"]):
+        labels.append(f"interaction score <b>{fmt_score(row['score'])}</b>")
+    labels.append(f"backend <code>{esc(row['backend'])}</code>")
+    when = pd.Timestamp(row["created_at"]).strftime("%Y-%m-%d %H:%M")
+    explanation = ""
+    if not is_missing(row["explanation"]):
+        explanation = f"<br><i>why: {esc(row['explanation'])}</i>"
+    rule = "" if is_missing(row["rule"]) else f" · rule <code>{esc(row['rule'])}</code>"
+    return (f'<div style="margin-left:{int(row["depth"]) * INDENT_PX}px;'
+            f'border-left:3px solid #ccc;padding:2px 10px;margin-bottom:8px">'
+            f'<small>{esc(row["id"])} · {esc(row["author_id"])} · {when} UTC</small><br>'
+            f'{esc(row["text"])}<br><small>{" · ".join(labels)}{rule}{explanation}</small>'
+            f"</div>")
+
+
+def render_thread(c: Context, conversation: str) -> None:
+    posts = read(c, queries.thread, conversation)
+    if posts is None:
+        return
+    if posts.empty:
+        st.warning(f"Conversation `{conversation}` has no stored posts.")
+        return
+    scores = posts["score"].dropna().astype(float)
+    topic = str(posts["topic"].iloc[0])
+    st.subheader(f"Thread `{conversation}`")
+    a, b, d = st.columns(3)
+    a.metric("Posts", f"{len(posts):,}")
+    b.metric("Mean interaction score", fmt_score(scores.mean() if len(scores) else None))
+    d.metric("Topic", c.name(topic))
+    st.markdown("\n".join(post_html(r) for _, r in posts.iterrows()), unsafe_allow_html=True)
+    with st.expander("As a table"):
+        st.dataframe(posts, hide_index=True)
+
+
+def date_range(convs_hint: pd.Timestamp | None) -> tuple[datetime, datetime]:
+    end_day = (convs_hint or pd.Timestamp.now(tz=UTC)).date()
+    picked = st.date_input("Conversations started between (UTC)",
+                           (end_day - timedelta(days=DEFAULT_DAYS), end_day), key="conv_range")
+    days = [d for d in (picked if isinstance(picked, tuple) else (picked,))
+            if isinstance(d, date)]
+    start = days[0] if days else end_day
+    end = days[-1] if days else end_day
+    return (datetime.combine(start, time(0), tzinfo=UTC),
+            datetime.combine(end, time(0), tzinfo=UTC) + timedelta(days=1))
+
+
+def render_list(c: Context, topics: list[str]) -> list[str]:
+    topic = st.selectbox("Topic", [ALL_TOPICS, *topics], key="conv_topic",
+                         format_func=lambda t: t if t == ALL_TOPICS else c.name(t))
+    latest = read(c, queries.latest_conversation_start)
+    hint = None if latest is None or is_missing(latest) else pd.Timestamp(latest)
+    start, end = date_range(hint)
+    convs = read(c, queries.conversations_in_range,
+                 None if topic == ALL_TOPICS else topic, start, end, LIMIT)
+    if convs is None:
+        return []
+    if convs.empty:
+        st.info(f"No scored conversations started between {start:%Y-%m-%d} and "
+                f"{end - timedelta(days=1):%Y-%m-%d}. Widen the range.")
+        return []
+    st.dataframe(convs, hide_index=True, column_config={
+        "root_text": st.column_config.TextColumn("opening post", width="large"),
+        "mean_score": st.column_config.ProgressColumn(
+            "polarization", min_value=0.0, max_value=10.0, format="%.2f")})
+    return [str(i) for i in convs["conversation_id"]]
+
+
+context = ctx()
+st.title("Conversations")
+topics = known_topics(context)
+if topics is not None:
+    ids = render_list(context, topics)
+    wanted = st.query_params.get("conversation") or st.session_state.get("pw_conversation")
+    if wanted and wanted not in ids:
+        ids = [str(wanted), *ids]  # a link to a conversation outside the range still opens
+    if ids:
+        if wanted and st.session_state.get("pw_conversation_qp") != wanted:
+            st.session_state["conv_pick"] = wanted
+        conversation = str(st.selectbox("Open conversation", ids, key="conv_pick"))
+        st.query_params["conversation"] = conversation
+        st.session_state["pw_conversation_qp"] = conversation
+        st.session_state["pw_conversation"] = conversation
+        render_thread(context, conversation)

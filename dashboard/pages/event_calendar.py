@@ -1,0 +1,108 @@
+"""Events: add, edit or delete scheduled / sudden events in the calendar (``events.toml``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+
+import streamlit as st
+
+from dashboard.analysis import events_frame
+from dashboard.common import Context, ctx
+from dashboard.events import (
+    KINDS,
+    Event,
+    EventError,
+    load_events,
+    make_event,
+    remove,
+    save_events,
+    upsert,
+)
+
+NEW = "➕ New event"
+FLASH_KEY = "pw_events_flash"
+
+
+def _key(ev: Event) -> str:
+    return f"{ev.topic} · {ev.name}"
+
+
+def _utc(day: object, clock: object) -> datetime | None:
+    if not isinstance(day, datetime) and hasattr(day, "year") and isinstance(clock, time):
+        return datetime.combine(day, clock, tzinfo=UTC)  # type: ignore[arg-type]
+    return None
+
+
+def render_form(c: Context, events: list[Event]) -> None:
+    options = [NEW, *(_key(e) for e in events)]
+    choice = st.selectbox("Add or edit", options, key="event_choice")
+    current = next((e for e in events if _key(e) == choice), None)
+    suffix = "new" if current is None else str(options.index(choice))  # fresh form per event
+    topics = list(c.names) or sorted({e.topic for e in events})
+    with st.form(f"event_form_{suffix}"):
+        name = st.text_input("Name", value=current.name if current else "")
+        if topics:
+            topic = st.selectbox("Topic", topics, format_func=c.name,
+                                 index=topics.index(current.topic)
+                                 if current and current.topic in topics else 0)
+        else:
+            topic = st.text_input("Topic id", value=current.topic if current else "")
+        kind = st.radio("Kind", KINDS, horizontal=True,
+                        index=KINDS.index(current.kind) if current else 0,
+                        help="scheduled = known in advance (a vote, a summit); sudden = not "
+                             "(a shooting, a disaster)")
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        start = current.start if current else now
+        a, b = st.columns(2)
+        start_day = a.date_input("Start date (UTC)", value=start.date())
+        start_time = b.time_input("Start time (UTC)", value=start.time())
+        has_end = st.checkbox("Has an end", value=bool(current and current.end))
+        end = current.end if current and current.end else start
+        d, e = st.columns(2)
+        end_day = d.date_input("End date (UTC)", value=end.date())
+        end_time = e.time_input("End time (UTC)", value=end.time())
+        save = st.form_submit_button("Save event", type="primary")
+        delete = current is not None and st.form_submit_button("Delete event")
+    if save:
+        raw = {"name": name, "topic": topic, "kind": kind,
+               "start": _utc(start_day, start_time),
+               "end": _utc(end_day, end_time) if has_end else None}
+        try:
+            event = make_event(raw, "event", c.names or None)
+            replacing = (current.topic, current.name) if current else None
+            save_events(c.events_file, upsert(events, event, replacing))
+        except EventError as exc:
+            st.error(f"Not saved: {exc}")
+            return
+        st.session_state[FLASH_KEY] = f"Saved “{event.name}” to `{c.events_file}`."
+        st.session_state.pop("event_choice", None)
+        st.rerun()
+    if delete and current is not None:
+        save_events(c.events_file, remove(events, (current.topic, current.name)))
+        st.session_state[FLASH_KEY] = f"Deleted “{current.name}”."
+        st.session_state.pop("event_choice", None)
+        st.rerun()
+
+
+context = ctx()
+st.title("Events")
+st.caption(f"Calendar file: `{context.events_file}`. Events are drawn as spans on the topic "
+           f"page, which also compares polarization before, during and after each one.")
+flash = st.session_state.pop(FLASH_KEY, None)
+if flash:
+    st.success(flash)
+try:
+    calendar = load_events(context.events_file, context.names or None)
+except EventError as exc:
+    st.error(f"The calendar cannot be edited until it is fixed by hand: {exc}")
+else:
+    if calendar:
+        table = events_frame(calendar)
+        table["topic"] = [context.name(t) for t in table["topic"]]
+        st.dataframe(table, hide_index=True, column_config={
+            "start": st.column_config.DatetimeColumn("start (UTC)", format="YYYY-MM-DD HH:mm"),
+            "end": st.column_config.DatetimeColumn("end (UTC)", format="YYYY-MM-DD HH:mm")})
+    else:
+        st.info("No events yet. Add the votes, summits, debates (scheduled) or shootings and "
+                "disasters (sudden) you want to see on the topic charts.")
+    render_form(context, calendar)

@@ -1,0 +1,85 @@
+"""Overview: one card per topic — latest polarization, shares, volume, trend, active flags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import queries
+from dashboard.analysis import flag_class, fmt_score, fmt_share, is_missing, trend_arrow
+from dashboard.common import Context, ctx, live, read
+
+CARDS_PER_ROW = 2  # four metrics per card need the width
+FLAG_COLOURS = {"spike": "red", "dip": "green", "anticipatory": "orange", "reactive": "violet"}
+
+
+def flag_badges(active: pd.DataFrame) -> str:
+    """Markdown badges, one per active flag: class, metric and window."""
+    badges = []
+    for _, row in active.iterrows():
+        cls = flag_class(row)
+        colour = FLAG_COLOURS.get(cls, "gray")
+        badges.append(f":{colour}-badge[{cls} · {row['metric']} · "
+                      f"{pd.Timestamp(row['ts']):%m-%d %H:%M}]")
+    return " ".join(badges)
+
+
+def render_card(c: Context, row: Any, active: pd.DataFrame) -> None:
+    topic = str(row["topic"])
+    st.markdown(f"#### {c.name(topic)}")
+    st.caption(f"latest window {pd.Timestamp(row['window_start']):%Y-%m-%d %H:%M} UTC")
+    arrow = trend_arrow(row["mean_score"], row["trend_base"])
+    delta = None
+    if not is_missing(row["mean_score"]) and not is_missing(row["trend_base"]):
+        delta = f"{float(row['mean_score']) - float(row['trend_base']):+.2f} vs recent"
+    spark = row["recent_scores"]
+    spark_data = [float(v) for v in spark] if spark is not None and len(spark) else None
+    a, b, d, e = st.columns(4)
+    a.metric(f"Polarization {arrow}".strip(), fmt_score(row["mean_score"]), delta,
+             delta_color="inverse", chart_data=spark_data,
+             help="Mean interaction score of the latest window (0 = friendly agreement, "
+                  "10 = hostile disagreement); the arrow compares it with the mean of the "
+                  "windows before it.")
+    b.metric("Extreme share", fmt_share(row["extreme_share"]),
+             help="Share of conversations whose mean score is above the extreme threshold.")
+    d.metric("Hostility share", fmt_share(row["hostility_share"]),
+             help="Share of posts labelled hostile (affect = yes).")
+    e.metric("Volume", f"{int(row['volume']):,}", help="Posts in the latest window.")
+    if active.empty:
+        st.caption("No active flags.")
+    else:
+        st.markdown(f"**Active flags:** {flag_badges(active)}")
+    st.page_link("pages/topic.py", label=f"Open {c.name(topic)}", icon="📈",
+                 query_params={"topic": topic})
+
+
+def render_overview(c: Context) -> None:
+    overview = read(c, queries.topics_overview)
+    if overview is None:
+        return
+    if overview.empty:
+        st.info("No scored windows yet — the stream has not aggregated any posts. Keep it "
+                "running, or run `make demo`.")
+        return
+    all_flags = read(c, queries.flags)
+    if all_flags is None:
+        return
+    active = all_flags[all_flags["active"].astype(bool)] if len(all_flags) else all_flags
+    order = [t for t in c.names if t in set(overview["topic"])]
+    order += [t for t in overview["topic"] if t not in order]
+    rows = overview.set_index("topic", drop=False).loc[order]
+    cols: list[Any] = []
+    for start in range(0, len(rows), CARDS_PER_ROW):  # wrap so many topics stay readable
+        cols.extend(st.columns(CARDS_PER_ROW)[:len(rows) - start])
+    for col, (_, row) in zip(cols, rows.iterrows(), strict=True):
+        with col, st.container(border=True):
+            render_card(c, row, active[active["topic"] == row["topic"]])
+
+
+context = ctx()
+st.title("Overview")
+st.caption("Latest window per topic. Flags are *active* while they sit in one of the last "
+           f"{queries.ACTIVE_FLAG_WINDOWS} windows of their series.")
+live(context, render_overview, context)

@@ -1,0 +1,134 @@
+"""Topic page: one topic's series with forecast, prediction band, flags and events; a metric and
+window switch; the before / during / after study per event; the most polarized conversations."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, queries
+from dashboard.analysis import (
+    describe_flags,
+    event_study,
+    event_study_range,
+    events_frame,
+    phase_summary,
+)
+from dashboard.common import Context, ctx, known_topics, live, load_calendar, pick_topic, read
+from dashboard.events import Event
+
+TOP_CONVERSATIONS = 10
+CONVERSATION_PAGE = "pages/conversation.py"
+
+
+def render_series(c: Context, topic: str, metric: str, window: str) -> None:
+    series = read(c, queries.metric_series, topic, metric, window)
+    forecast = read(c, queries.forecast_series, topic, metric)
+    topic_flags = read(c, queries.flags, topic)
+    if series is None or forecast is None or topic_flags is None:
+        return
+    if series.empty:
+        st.info(f"No windows for {c.name(topic)} yet.")
+        return
+    label = queries.METRICS[metric][0]
+    flags = describe_flags(topic_flags)
+    native = window == next(iter(queries.WINDOWS))
+    metric_flags = topic_flags[topic_flags["metric"] == metric]
+    # Flags sit at the observed value on the native window; on coarser windows (and for flags
+    # of other metrics) they are vertical rules only.
+    marks = pd.DataFrame({"ts": topic_flags["ts"],
+                          "y": topic_flags["y"].where(
+                              (topic_flags["metric"] == metric) & native),
+                          "class": flags["class"].to_numpy(),
+                          "explanation": flags["explanation"].to_numpy()})
+    chart = charts.series_chart(
+        series, label, f"{c.name(topic)}: {label.lower()} per {window}",
+        forecast=forecast if native and not forecast.empty else None, flags=marks,
+        events=events_frame(load_calendar(c, topic)))
+    st.altair_chart(chart, width="stretch")
+    notes = [f"{len(series):,} windows of {window}", f"{len(metric_flags)} flag(s) on {metric}"]
+    if forecast.empty:
+        notes.append(f"no forecast for {metric} (the forecaster models "
+                     f"`{c.forecast_metric}`)")
+    elif not native:
+        notes.append(f"forecast and band are drawn on {next(iter(queries.WINDOWS))} windows only")
+    else:
+        notes.append("shaded band = prediction interval of the one-step forecast")
+    st.caption(" · ".join(notes))
+
+    st.subheader("Flags")
+    if flags.empty:
+        st.caption("No flags on this topic: every observed window stayed inside its prediction "
+                   "band.")
+    else:
+        st.dataframe(flags, hide_index=True, column_config={
+            "ts": st.column_config.DatetimeColumn("window (UTC)", format="YYYY-MM-DD HH:mm"),
+            "explanation": st.column_config.TextColumn("why", width="large")})
+
+
+def render_event_studies(c: Context, topic: str, events: list[Event]) -> None:
+    st.subheader("Before / during / after each event")
+    if not events:
+        st.caption(f"No events for {c.name(topic)} in the calendar — add them on the Events "
+                   f"page (or in `{c.events_file.name}`).")
+        return
+    for ev in events:
+        start, end = event_study_range(ev)
+        convs = read(c, queries.conversation_scores, topic, start, end)
+        if convs is None:
+            return
+        study = event_study(convs, ev, extreme_threshold=c.extreme_threshold)
+        st.markdown(f"**{ev.name}** ({ev.kind}, {ev.start:%Y-%m-%d %H:%M} UTC)")
+        if study.empty:
+            st.caption("No conversations within 3 days of this event.")
+            continue
+        left, right = st.columns(2)
+        score, extreme = charts.event_study_charts(study, ev.name)
+        left.altair_chart(score, width="stretch")
+        right.altair_chart(extreme, width="stretch")
+        summary = phase_summary(study)
+        st.caption("Mean conversation score — " + ", ".join(
+            f"{phase}: {value:.2f}" for phase, value in summary.items())
+            + f" ({int(study['n'].sum()):,} conversations)")
+
+
+def render_conversations(c: Context, topic: str) -> None:
+    st.subheader("Most polarized conversations")
+    convs = read(c, queries.top_conversations, topic, TOP_CONVERSATIONS)
+    if convs is None:
+        return
+    if convs.empty:
+        st.info(f"No scored conversations for {c.name(topic)} yet.")
+        return
+    st.dataframe(
+        convs[["conversation_id", "root_text", "mean_score", "n_interactions", "last_at"]],
+        hide_index=True, column_config={
+            "conversation_id": st.column_config.TextColumn("conversation"),
+            "root_text": st.column_config.TextColumn("opening post", width="large"),
+            "mean_score": st.column_config.ProgressColumn(
+                "polarization", min_value=0.0, max_value=10.0, format="%.2f"),
+            "n_interactions": st.column_config.NumberColumn("interactions"),
+            "last_at": st.column_config.DatetimeColumn("last reply (UTC)",
+                                                       format="YYYY-MM-DD HH:mm")})
+    ids = [str(i) for i in convs["conversation_id"]]
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    chosen = left.selectbox("Conversation", ids, key="topic_conv_pick")
+    if right.button("Open thread", key="open_thread", type="primary"):
+        st.session_state["pw_conversation"] = chosen  # plain key: survives switch_page
+        st.switch_page(CONVERSATION_PAGE, query_params={"conversation": str(chosen)})
+
+
+context = ctx()
+st.title("Topic")
+topics = known_topics(context)
+if topics is not None:
+    topic = pick_topic(context, topics)
+    left, right = st.columns(2)
+    metric = str(left.selectbox("Metric", list(queries.METRICS), key="metric",
+                                format_func=lambda m: queries.METRICS[m][0]))
+    window = str(right.segmented_control("Window", list(queries.WINDOWS), key="window",
+                                         default=next(iter(queries.WINDOWS)))
+                 or next(iter(queries.WINDOWS)))
+    live(context, render_series, context, topic, metric, window)
+    render_event_studies(context, topic, load_calendar(context, topic))
+    render_conversations(context, topic)

@@ -1,0 +1,200 @@
+"""``polarwatch ingest file|jetstream|mastodon``: thin drivers over :mod:`ingest.sources`.
+
+Every driver validates and de-duplicates through :class:`~ingest.producer.PostProducer`, routes
+posts to topics (``--topic`` or the keywords in ``topics.toml``) and saves its position in a
+progress file under ``--state-dir`` only after the broker confirmed delivery, so re-running the
+same command after a crash resumes where the confirmed records end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from polarwatch.config import Config
+from polarwatch.errors import ConfigError
+
+DEFAULT_STATE_DIR = ".polarwatch/ingest"
+TOKEN_ENV = "POLARWATCH_MASTODON_TOKEN"
+
+
+def _log(msg: str) -> None:
+    from polarwatch.cli import log
+
+    log(msg)
+
+
+def _state_dir(cfg: Config, args: argparse.Namespace) -> Path:
+    return cfg.path(args.state_dir or DEFAULT_STATE_DIR)
+
+
+def _replay_speed(value: str) -> float | None:
+    if value == "max":
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'max', got {value!r}") from None
+    if speed <= 0:
+        raise argparse.ArgumentTypeError(f"replay speed must be > 0, got {value!r}")
+    return speed
+
+
+def _routing(cfg: Config, topic: str | None) -> tuple[Any, str | None]:
+    from ingest.normalize import TopicRouter
+
+    router = TopicRouter.from_topics(cfg.load_topics())
+    if topic is not None and topic not in router.ids:
+        raise ConfigError(f"--topic {topic!r} is not in {cfg.extractor.topics_file}; known "
+                          f"topics are {', '.join(router.ids)}")
+    return router, topic
+
+
+def _producer(cfg: Config) -> Any:
+    from ingest.broker import ensure_topics
+    from ingest.producer import PostProducer
+
+    ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter],
+                  cfg.topics.partitions)
+    return PostProducer(cfg.broker.bootstrap_servers, cfg.topics.posts, cfg.topics.dead_letter,
+                        dedup=True)
+
+
+def _summary(what: str, stats: Any, producer: Any) -> None:
+    _log(f"{what}: {stats.read:,} records read ({stats.replayed:,} before the resume point), "
+         f"{stats.sent:,} posts sent, {stats.duplicates:,} duplicates dropped, "
+         f"{stats.dead_lettered:,} dead-lettered {producer.stats.reasons or ''}, "
+         f"{stats.no_topic:,} matched no topic, {stats.ignored:,} ignored; "
+         f"confirmed position {stats.position}")
+
+
+def cmd_file(cfg: Config, args: argparse.Namespace) -> int:
+    from ingest.sources.base import Replay, pump
+    from ingest.sources.files import FileSource, RowMapper, open_progress, parse_mapping, saver
+
+    mapping = parse_mapping(args.map, args.preset)
+    if args.platform:
+        mapping["platform"] = f"={args.platform}"
+    router, topic = _routing(cfg, args.topic)
+    sources = [FileSource(p, args.format, RowMapper(mapping, assume_utc=args.assume_utc))
+               for p in args.paths]  # fail on a missing file before sending anything
+    state_dir = _state_dir(cfg, args)
+    with _producer(cfg) as producer:
+        for source in sources:
+            progress = open_progress(source, state_dir, cfg.topics.posts, restart=args.restart)
+            if progress.position:
+                _log(f"{source.path}: resuming after row {progress.position:,} "
+                     f"(progress file {progress.checkpoint.path})")
+            stats = pump(source.records(progress.position), producer, router=router,
+                         topic=topic, checkpoint=saver(progress, source),
+                         confirm_every=args.confirm_every, replay=Replay(args.replay_speed),
+                         log=_log if args.verbose else None)
+            _summary(str(source.path), stats, producer)
+    return 0
+
+
+def _run_live(cfg: Config, args: argparse.Namespace, source: Any, kind: str) -> int:
+    from ingest.sources.base import Checkpoint, pump
+
+    router, topic = _routing(cfg, args.topic)
+    ckpt = Checkpoint(_state_dir(cfg, args), kind, f"{source.checkpoint_key()}|{cfg.topics.posts}")
+    if args.restart:
+        ckpt.clear()
+    saved = ckpt.load()
+    position = args.cursor if args.cursor is not None else (saved or {}).get("position")
+    if position is not None:
+        _log(f"{kind}: resuming from position {position} (progress file {ckpt.path})")
+    deadline = time.monotonic() + args.duration if args.duration else None
+    with _producer(cfg) as producer:
+        stats = pump(source.records(position), producer, router=router, topic=topic,
+                     checkpoint=ckpt.save, confirm_seconds=args.confirm_seconds,
+                     max_posts=args.max_posts, deadline=deadline,
+                     log=_log if args.verbose else None)
+        _summary(kind, stats, producer)
+    return 0
+
+
+def cmd_jetstream(cfg: Config, args: argparse.Namespace) -> int:
+    from ingest.sources.jetstream import JetstreamSource
+
+    return _run_live(cfg, args, JetstreamSource(args.url, log=_log), "jetstream")
+
+
+def cmd_mastodon(cfg: Config, args: argparse.Namespace) -> int:
+    from ingest.sources.mastodon import MastodonSource
+
+    if not args.tag and not args.public:
+        raise ConfigError("mastodon: pass --tag TAG or --public")
+    token = os.environ.get(args.token_env) or None
+    source = MastodonSource(args.instance, tag=args.tag, local=args.local, token=token,
+                            catch_up=not args.no_catch_up, log=_log)
+    return _run_live(cfg, args, source, "mastodon")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--topic", help="assign every post to this topic id (default: route by the "
+                                   "keywords/hashtags in topics.toml; unmatched posts are skipped)")
+    p.add_argument("--state-dir", help=f"where progress files live (default {DEFAULT_STATE_DIR} "
+                                       f"next to polarwatch.toml)")
+    p.add_argument("--restart", action="store_true",
+                   help="ignore the saved progress and start from the beginning")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every confirmation")
+
+
+def _live(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--max-posts", type=int, help="stop after sending this many posts")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--confirm-seconds", type=float, default=2.0,
+                   help="confirm delivery and save the cursor this often (default 2)")
+
+
+def register(isub: Any) -> None:
+    from ingest.sources.files import FORMATS, PRESETS
+
+    p = isub.add_parser("file", help="posts from JSONL, CSV or Parquet files",
+                        description="Ingest posts from files, resuming after the last row the "
+                                    "broker confirmed when run again.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--format", choices=FORMATS,
+                   help="file format (default: from the extension; .gz is decompressed)")
+    p.add_argument("--preset", choices=sorted(PRESETS),
+                   help="column mapping of a Reddit comment/submission or Twitter export")
+    p.add_argument("--map", metavar="FIELD=COLUMN,...",
+                   help="post field → column, e.g. text=body,created_at=created_utc; a dotted "
+                        "column reads nested JSON (author_id=user.id_str); =VALUE is a constant")
+    p.add_argument("--platform", help="platform name stored with each post (default: file)")
+    p.add_argument("--assume-utc", action="store_true",
+                   help="read timestamps without a timezone as UTC (default: dead-letter them)")
+    p.add_argument("--replay-speed", type=_replay_speed, default=None, metavar="N|max",
+                   help="replay the posts' timestamps at N× real time (default max: no waiting)")
+    p.add_argument("--confirm-every", type=int, default=5_000,
+                   help="confirm delivery and save progress every N rows (default 5000)")
+    _common(p)
+    p.set_defaults(func=cmd_file)
+
+    p = isub.add_parser("jetstream", help="live Bluesky posts from a Jetstream websocket")
+    from ingest.sources.jetstream import DEFAULT_URL
+
+    p.add_argument("--url", default=DEFAULT_URL, help=f"Jetstream subscribe URL "
+                                                      f"(default {DEFAULT_URL})")
+    p.add_argument("--cursor", type=int, help="start at this time_us (default: the saved cursor, "
+                                              "else now)")
+    _live(p)
+    p.set_defaults(func=cmd_jetstream)
+
+    p = isub.add_parser("mastodon", help="live statuses from a Mastodon streaming API")
+    p.add_argument("--instance", required=True, help="e.g. https://mastodon.social")
+    p.add_argument("--tag", help="a hashtag timeline (without #)")
+    p.add_argument("--public", action="store_true", help="the public (federated) timeline")
+    p.add_argument("--local", action="store_true", help="only statuses of this instance")
+    p.add_argument("--token-env", default=TOKEN_ENV,
+                   help=f"environment variable holding the access token [env: {TOKEN_ENV}]")
+    p.add_argument("--no-catch-up", action="store_true",
+                   help="after a reconnect, do not fetch the statuses missed meanwhile")
+    p.add_argument("--cursor", help="resume after this status id (default: the saved one)")
+    _live(p)
+    p.set_defaults(func=cmd_mastodon)

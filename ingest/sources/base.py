@@ -1,0 +1,290 @@
+"""The source interface and the one loop that moves records from a source to the producer.
+
+A :class:`Source` yields :class:`SourceRecord`\\ s, each carrying the *position* to resume after
+it (a row index, a Jetstream ``time_us``, a Mastodon status id). :func:`pump` routes records to a
+topic, hands them to the :class:`~ingest.producer.PostProducer` and, only after
+``producer.flush()`` has confirmed delivery, saves the position in a :class:`Checkpoint`. A crash
+therefore resumes after the last *confirmed* record: nothing is lost, and at most the records sent
+after that checkpoint are sent twice (the DuckDB sink keeps one row per post id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ingest.normalize import TopicRouter
+from polarwatch.errors import PolarwatchError
+
+Position = Any  # JSON-serializable: int row index, int time_us, str status id, ...
+
+
+class SourceError(PolarwatchError):
+    """A source cannot be read (bad file, bad mapping, server refuses us)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One input record. `post` is a post-shaped dict (``created_at`` an ISO string; ``topic``
+    may be missing and is then routed), or None when `error` says why it cannot be one. `raw`
+    is the original bytes, kept for the dead-letter topic. `replayed` records lie before the
+    resume position: they rebuild routing/dedup state but are not sent again."""
+
+    position: Position
+    post: dict[str, Any] | None
+    raw: bytes
+    error: str | None = None
+    replayed: bool = False
+
+
+class Source(ABC):
+    """Anything that yields records from a resume position (None = from the start / now).
+
+    A live source may also yield None while idle, so the caller can confirm and checkpoint."""
+
+    name: str = "source"
+
+    @abstractmethod
+    def records(self, position: Position | None) -> Iterator[SourceRecord | None]: ...
+
+    def checkpoint_key(self) -> str:
+        """Identifies this source's progress file (same source → same file)."""
+        return self.name
+
+
+class LruMap(OrderedDict[str, str]):
+    """A bounded str → str map that forgets the least recently written keys."""
+
+    def __init__(self, max_items: int = 500_000) -> None:
+        super().__init__()
+        self.max_items = max_items
+
+    def put(self, key: str, value: str) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.max_items:
+            self.popitem(last=False)
+
+
+class ThreadIndex:
+    """Conversation ids for sources that only name a post's parent (Mastodon, some exports):
+    a reply joins its parent's conversation when the parent was seen, else the parent's id
+    (the best guess without an API call for the thread)."""
+
+    def __init__(self, max_items: int = 500_000) -> None:
+        self._conv = LruMap(max_items)
+
+    def conversation(self, post_id: str, parent_id: str | None) -> str:
+        conv = post_id if parent_id is None else self._conv.get(parent_id, parent_id)
+        self._conv.put(post_id, conv)
+        return conv
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter; `reset()` after a connection that delivered data."""
+
+    initial: float = 0.5
+    maximum: float = 60.0
+    factor: float = 2.0
+    attempt: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next_delay(self) -> float:
+        ceiling = min(self.maximum, self.initial * self.factor ** self.attempt)
+        self.attempt += 1
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def retry_after_seconds(value: str | None, default: float) -> float:
+    """Seconds to wait from an HTTP ``Retry-After`` header (delta seconds or an HTTP date)."""
+    if not value:
+        return default
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class Checkpoint:
+    """Progress file ``<state_dir>/<kind>-<sha1 of key>.json`` written atomically."""
+
+    def __init__(self, state_dir: Path, kind: str, key: str) -> None:
+        digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+        self.path = Path(state_dir) / f"{kind}-{digest}.json"
+        self.key = key
+
+    def load(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None
+        except ValueError as exc:
+            raise SourceError(f"progress file {self.path} is corrupt ({exc}); delete it or pass "
+                              f"--restart") from exc
+        return data
+
+    def save(self, position: Position, **extra: Any) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"key": self.key, "position": position,
+                "updated_at": datetime.now(UTC).isoformat(), **extra}
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+@dataclass
+class PumpStats:
+    read: int = 0
+    replayed: int = 0  # before the resume position: not sent again
+    sent: int = 0
+    dead_lettered: int = 0
+    duplicates: int = 0
+    ignored: int = 0  # not posts (deletes, reposts, blank lines, removed texts): skipped
+    no_topic: int = 0  # matched no configured topic: skipped
+    checkpoints: int = 0
+    position: Position = None  # last confirmed position
+
+
+@dataclass
+class Replay:
+    """Sleeps so that records go out `speed`× as fast as their timestamps say (None = no
+    sleeping). The first record sent fixes the origin of both clocks."""
+
+    speed: float | None
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    _origin: tuple[float, float] | None = None
+
+    def wait_time(self, created_at: str) -> float:
+        if not self.speed:
+            return 0.0
+        try:
+            ts = datetime.fromisoformat(created_at).timestamp()
+        except (TypeError, ValueError):
+            return 0.0
+        if self._origin is None:
+            self._origin = (ts, self.clock())
+            return 0.0
+        due = self._origin[1] + (ts - self._origin[0]) / self.speed
+        return max(0.0, due - self.clock())
+
+
+def pump(source: Iterable[SourceRecord | None], producer: Any, *,
+         router: TopicRouter | None = None, topic: str | None = None,
+         checkpoint: Callable[[Position], None] | None = None,
+         confirm_every: int = 5_000, confirm_seconds: float = 2.0,
+         replay: Replay | None = None, max_posts: int | None = None,
+         deadline: float | None = None, log: Callable[[str], None] | None = None,
+         clock: Callable[[], float] = time.monotonic) -> PumpStats:
+    """Route, send and checkpoint every record of `source` (see the module docstring).
+
+    A post keeps the ``topic`` it came with; else it gets `topic`; else the topic of its
+    conversation (once any post of it was routed); else :meth:`TopicRouter.route` of its text;
+    else it is skipped and counted in ``no_topic``. `max_posts` / `deadline` (a `clock` value)
+    stop early; the position reached is still confirmed and saved."""
+    stats = PumpStats()
+    conv_topic = LruMap()
+    since_confirm, last_confirm = 0, clock()
+    position: Position = None
+    base = (producer.stats.sent, producer.stats.dead_lettered, producer.stats.duplicates)
+
+    def confirm() -> None:
+        nonlocal since_confirm, last_confirm
+        producer.flush()
+        stats.sent = producer.stats.sent - base[0]
+        stats.dead_lettered = producer.stats.dead_lettered - base[1]
+        stats.duplicates = producer.stats.duplicates - base[2]
+        if position is not None and checkpoint is not None:
+            checkpoint(position)
+            stats.checkpoints += 1
+        stats.position = position
+        since_confirm, last_confirm = 0, clock()
+
+    interrupted = False
+    try:
+        for rec in source:
+            if rec is not None:
+                stats.read += 1
+                if rec.replayed:
+                    stats.replayed += 1
+                post = rec.post
+                if post is not None:
+                    chosen = _topic_for(post, topic, router, conv_topic)
+                    if chosen is None:
+                        if not rec.replayed:
+                            stats.no_topic += 1
+                        post = None
+                    else:
+                        post = {**post, "topic": chosen} if post.get("topic") != chosen else post
+                if rec.replayed:
+                    if post is not None and isinstance(post.get("id"), str):
+                        producer.mark_seen(post["id"])
+                elif rec.error is not None:
+                    producer.dead_letter(rec.raw, rec.error)
+                elif rec.post is None:
+                    stats.ignored += 1
+                elif post is not None:
+                    wait = replay.wait_time(post.get("created_at", "")) if replay else 0.0
+                    if wait > 0.5:  # about to idle: confirm what was sent so far first
+                        confirm()
+                    if wait > 0 and replay is not None:
+                        replay.sleep(wait)
+                    producer.send_obj(post, rec.raw)
+                if not rec.replayed:  # replayed rows never move the checkpoint back
+                    position = rec.position if rec.position is not None else position
+                    since_confirm += 1
+            if since_confirm >= confirm_every or (since_confirm and
+                                                  clock() - last_confirm >= confirm_seconds):
+                confirm()
+                if log:
+                    log(f"confirmed up to {position}: {stats.sent:,} sent, "
+                        f"{stats.dead_lettered:,} dead-lettered, {stats.no_topic:,} without topic")
+            if (max_posts is not None and producer.stats.sent - base[0] >= max_posts) or \
+                    (deadline is not None and clock() >= deadline):
+                break
+    except KeyboardInterrupt:  # Ctrl-C: confirm and save what was sent, then stop
+        interrupted = True
+    confirm()
+    if interrupted:
+        raise KeyboardInterrupt
+    return stats
+
+
+def _topic_for(post: dict[str, Any], topic: str | None, router: TopicRouter | None,
+               conv_topic: LruMap) -> str | None:
+    if post.get("topic"):
+        return str(post["topic"])
+    conv = post.get("conversation_id")
+    conv_key = conv if isinstance(conv, str) else None
+    chosen = topic or (conv_topic.get(conv_key) if conv_key else None)
+    if chosen is None and router is not None and isinstance(post.get("text"), str):
+        chosen = router.route(post["text"])
+    if chosen is not None and conv_key:
+        conv_topic.put(conv_key, chosen)
+    return chosen

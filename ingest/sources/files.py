@@ -1,0 +1,304 @@
+"""Posts from files: JSONL, CSV and Parquet, with a column mapping for other schemas.
+
+The position of a file source is the number of rows consumed. A progress file (see
+:class:`~ingest.sources.base.Checkpoint`) keyed by the file's absolute path and the posts topic
+records the last *confirmed* row, with a fingerprint of the file's first 64 KiB so a different
+file at the same path is not silently resumed.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import IO, Any
+
+from ingest.sources.base import (
+    Checkpoint,
+    Position,
+    Source,
+    SourceError,
+    SourceRecord,
+    ThreadIndex,
+)
+
+FORMATS = ("jsonl", "csv", "parquet")
+FIELDS = ("id", "text", "created_at", "author_id", "conversation_id", "parent_id", "lang",
+          "topic", "platform")
+FINGERPRINT_BYTES = 64 * 1024
+_REDDIT_PREFIX = re.compile(r"^t[1-6]_")  # t1_ comment, t3_ link (submission), ...
+_REDDIT_GONE = ("[deleted]", "[removed]")
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+PRESETS: dict[str, dict[str, str]] = {
+    "reddit": {"id": "id", "text": "body", "created_at": "created_utc", "author_id": "author",
+               "parent_id": "parent_id", "conversation_id": "link_id", "platform": "=reddit"},
+    "twitter": {"id": "id", "text": "text", "created_at": "created_at", "author_id": "author_id",
+                "parent_id": "in_reply_to_status_id", "conversation_id": "conversation_id",
+                "lang": "lang", "platform": "=twitter"},
+}
+
+
+def parse_mapping(spec: str | None, preset: str | None = None) -> dict[str, str]:
+    """``"text=body,created_at=created_utc"`` (+ a preset underneath) → {post field: column}.
+    A value starting with ``=`` is a constant (``platform==reddit`` sets the platform)."""
+    mapping = {f: f for f in FIELDS}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise SourceError(f"unknown preset {preset!r}; valid presets are {sorted(PRESETS)}")
+        mapping.update(PRESETS[preset])
+    for item in (spec or "").split(","):
+        if not item.strip():
+            continue
+        post_field, sep, column = item.partition("=")
+        post_field, column = post_field.strip(), column.strip()
+        if not sep or not column:
+            raise SourceError(f"--map item {item!r} must look like field=column")
+        if post_field not in FIELDS:
+            raise SourceError(f"--map: {post_field!r} is not a post field; valid fields are "
+                              f"{', '.join(FIELDS)}")
+        mapping[post_field] = column
+    return mapping
+
+
+def parse_time(value: Any, assume_utc: bool = False) -> str:
+    """An ISO-8601 string with offset from epoch seconds/ms/µs, ISO-8601, Twitter's v1 format,
+    RFC 2822 or a datetime. Raises ValueError with a reason naming the value."""
+    if isinstance(value, datetime):
+        ts = value
+    elif isinstance(value, int | float) and not isinstance(value, bool) or \
+            isinstance(value, str) and _NUMBER.match(value.strip()):
+        epoch = float(value)
+        epoch /= 1e6 if abs(epoch) > 1e14 else 1e3 if abs(epoch) > 1e11 else 1
+        return datetime.fromtimestamp(epoch, UTC).isoformat()
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        try:
+            ts = datetime.fromisoformat(text)
+        except ValueError:
+            ts = _parse_other(text)
+    else:
+        raise ValueError(f"created_at: {value!r} is not a timestamp")
+    if ts.tzinfo is None:
+        if not assume_utc:
+            raise ValueError(f"created_at: {str(value)!r} has no timezone (pass --assume-utc to "
+                             f"read it as UTC)")
+        ts = ts.replace(tzinfo=UTC)
+    return ts.isoformat()
+
+
+def _parse_other(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%a %b %d %H:%M:%S %z %Y")  # Twitter v1
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"created_at: cannot parse {text!r} as a timestamp") from None
+
+
+def _lookup(row: dict[str, Any], column: str) -> Any:
+    if column.startswith("="):
+        return column[1:]
+    if column in row:
+        value = row[column]
+    else:  # dotted path into nested objects: user.id_str
+        value = row
+        for part in column.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return None
+            value = value[part]
+    if value is None or value == "" or (isinstance(value, float) and value != value):  # NaN
+        return None
+    return value
+
+
+def _as_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+@dataclass
+class RowMapper:
+    """Turns one row (a dict) into a post-shaped dict, or raises ValueError with a reason.
+    Returns None for rows that are not posts (Reddit's removed and deleted texts)."""
+
+    mapping: dict[str, str] = field(default_factory=lambda: parse_mapping(None))
+    assume_utc: bool = False
+    default_platform: str = "file"
+    threads: ThreadIndex = field(default_factory=ThreadIndex)
+
+    @property
+    def reddit(self) -> bool:
+        return self.mapping.get("platform") == "=reddit"
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        get = {f: _lookup(row, c) for f, c in self.mapping.items()}
+        post_id, parent, conv = (_as_id(get["id"]), _as_id(get["parent_id"]),
+                                 _as_id(get["conversation_id"]))
+        text = get["text"]
+        if self.reddit:
+            post_id, parent, conv = (_REDDIT_PREFIX.sub("", v) if v else v
+                                     for v in (post_id, parent, conv))
+            if text is None and ("title" in row or "selftext" in row):  # a submission
+                text = "\n\n".join(str(row[k]) for k in ("title", "selftext") if row.get(k))
+            if text in _REDDIT_GONE:
+                return None
+        if parent is not None and parent == post_id:
+            parent = None
+        if conv is None and post_id is not None:
+            conv = self.threads.conversation(post_id, parent)
+        post: dict[str, Any] = {
+            "id": post_id, "platform": str(get["platform"] or self.default_platform),
+            "author_id": "" if get["author_id"] is None else str(get["author_id"]),
+            "text": text if text is None or isinstance(text, str) else str(text),
+            "conversation_id": conv, "parent_id": parent,
+            "lang": None if get["lang"] is None else str(get["lang"]),
+        }
+        if get["topic"] is not None:
+            post["topic"] = str(get["topic"])
+        if get["created_at"] is not None:
+            post["created_at"] = parse_time(get["created_at"], self.assume_utc)
+        return {k: v for k, v in post.items() if v is not None or k in ("parent_id", "lang")}
+
+
+def detect_format(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    last = suffixes[-1] if suffixes else ""
+    if last in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if last in (".csv",):
+        return "csv"
+    if last in (".parquet", ".pq"):
+        return "parquet"
+    raise SourceError(f"cannot tell the format of {path} from its name; pass --format "
+                      f"({'|'.join(FORMATS)})")
+
+
+def fingerprint(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha1(f.read(FINGERPRINT_BYTES)).hexdigest()
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    opener: Any = gzip.open if path.suffix.lower() == ".gz" else open
+    f: IO[bytes] = opener(path, "rb")
+    return f
+
+
+class FileSource(Source):
+    """Rows of one file, mapped to posts; position = rows consumed so far."""
+
+    def __init__(self, path: str | Path, fmt: str | None = None,
+                 mapper: RowMapper | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise SourceError(f"{self.path} does not exist or is not a file")
+        self.format = fmt or detect_format(self.path)
+        if self.format not in FORMATS:
+            raise SourceError(f"unknown format {self.format!r}; valid formats are {FORMATS}")
+        self.mapper = mapper or RowMapper()
+        self.name = f"file:{self.path.resolve()}"
+
+    def rows(self) -> Iterator[tuple[bytes, dict[str, Any] | None, str | None]]:
+        """(original bytes, row dict or None, error or None) for every row of the file."""
+        if self.format == "jsonl":
+            with _open_binary(self.path) as f:
+                for line in f:
+                    raw = line.rstrip(b"\r\n")
+                    if not raw.strip():
+                        yield raw, None, None
+                        continue
+                    try:
+                        obj = json.loads(raw)
+                    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                        yield raw, None, f"malformed JSON: {exc}"
+                        continue
+                    if isinstance(obj, dict):
+                        yield raw, obj, None
+                    else:
+                        yield raw, None, f"expected a JSON object, got {type(obj).__name__}"
+        elif self.format == "csv":
+            csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+            with _open_text(self.path) as f:
+                for row in csv.DictReader(f):
+                    yield _row_bytes(row), row, None
+        else:
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(self.path)
+            for batch in pf.iter_batches(batch_size=4096):
+                for row in batch.to_pylist():
+                    yield _row_bytes(row), row, None
+
+    def records(self, position: Position | None) -> Iterator[SourceRecord]:
+        done = int(position or 0)
+        for i, (raw, row, error) in enumerate(self.rows(), 1):
+            post = None
+            if row is not None:
+                try:
+                    post = self.mapper(row)
+                except ValueError as exc:
+                    error = str(exc)
+            yield SourceRecord(i, post, raw, error, replayed=i <= done)
+
+    def checkpoint_key(self) -> str:
+        return str(self.path.resolve())
+
+
+def _open_text(path: Path) -> IO[str]:
+    opener: Any = gzip.open if path.suffix.lower() == ".gz" else open
+    f: IO[str] = opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="")
+    return f
+
+
+def _row_bytes(row: dict[str, Any]) -> bytes:
+    return json.dumps(row, ensure_ascii=False, default=str).encode()
+
+
+@dataclass
+class FileProgress:
+    """What the progress file says about one input file."""
+
+    checkpoint: Checkpoint
+    position: int
+    done: bool
+
+
+def open_progress(source: FileSource, state_dir: Path, posts_topic: str,
+                  restart: bool = False) -> FileProgress:
+    """The progress of `source` into `posts_topic`; refuses a changed file unless `restart`."""
+    ckpt = Checkpoint(state_dir, "ingest", f"{source.checkpoint_key()}|{posts_topic}")
+    saved = None if restart else ckpt.load()
+    if restart:
+        ckpt.clear()
+    if not saved:
+        return FileProgress(ckpt, 0, False)
+    if saved.get("fingerprint") != fingerprint(source.path):
+        raise SourceError(f"{source.path} changed since it was partly ingested (progress in "
+                          f"{ckpt.path}); pass --restart to ingest it from the first row")
+    return FileProgress(ckpt, int(saved.get("position") or 0), bool(saved.get("done")))
+
+
+def saver(progress: FileProgress, source: FileSource) -> Callable[[Position], None]:
+    fp = fingerprint(source.path)
+
+    def save(position: Position) -> None:
+        progress.checkpoint.save(position, fingerprint=fp, path=str(source.path), done=False)
+        progress.position = int(position)
+
+    return save

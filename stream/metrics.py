@@ -1,0 +1,69 @@
+"""Per-batch stream metrics: a StreamingQueryListener that stores Spark's progress in DuckDB.
+
+For each micro-batch: input rows, input and processed rows/s, batch duration, consumer lag per
+Kafka partition (latest offset − batch end offset, from the reader's ``reportLatestOffset``), and
+— joined from ``stream_batches``, which the sink fills in the batch's own transaction — end-to-end
+latency from ``created_at`` and from the broker timestamp. One progress line is printed per batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql.streaming import StreamingQueryListener
+
+from polarwatch.warehouse import connect
+
+
+def consumer_lag(end_offset: str | None, latest_offset: str | None) -> dict[str, int]:
+    """Per-partition lag from the JSON offsets Spark reports ({"partition": next offset})."""
+    if not end_offset or not latest_offset:
+        return {}
+    end, latest = json.loads(end_offset), json.loads(latest_offset)
+    return {p: max(int(latest[p]) - int(end.get(p, 0)), 0) for p in latest}
+
+
+class MetricsListener(StreamingQueryListener):
+    """Writes one ``stream_metrics`` row per micro-batch and prints a progress line."""
+
+    def __init__(self, path: str | Path, query_name: str,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.path, self.query_name, self.log = Path(path), query_name, log
+
+    def onQueryStarted(self, event: Any) -> None:
+        pass
+
+    def onQueryIdle(self, event: Any) -> None:
+        pass
+
+    def onQueryTerminated(self, event: Any) -> None:
+        pass
+
+    def onQueryProgress(self, event: Any) -> None:
+        p = event.progress
+        if p.name != self.query_name or p.numInputRows == 0:
+            return
+        src = p.sources[0] if p.sources else None
+        lag = consumer_lag(src.endOffset if src else None, src.latestOffset if src else None)
+        batch_ms = int(p.durationMs.get("triggerExecution", 0))
+        row = [self.query_name, int(p.batchId), int(p.numInputRows),
+               float(p.inputRowsPerSecond or 0.0), float(p.processedRowsPerSecond or 0.0),
+               batch_ms, sum(lag.values()), json.dumps(lag), datetime.now(UTC)]
+        with connect(self.path) as con:
+            con.execute("INSERT OR REPLACE INTO stream_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        row)
+            lat = con.execute(
+                "SELECT latency_created_p95_s, latency_broker_p95_s FROM stream_batches "
+                "WHERE split_part(query, '@', 1) = ? AND batch_id = ? ORDER BY committed_at DESC "
+                "LIMIT 1", [self.query_name, int(p.batchId)]).fetchall()
+        if self.log:
+            latency = (f", e2e p95 {lat[0][1]:.1f} s from broker, {lat[0][0]:,.0f} s from "
+                       f"created_at" if lat and lat[0][1] is not None else "")
+            parts = ", ".join(f"p{k} {v:,}" for k, v in sorted(lag.items()))
+            self.log(f"batch {p.batchId}: {p.numInputRows:,} rows in {batch_ms / 1000:.1f} s "
+                     f"({p.processedRowsPerSecond or 0:,.0f} rows/s), lag "
+                     f"{sum(lag.values()):,} ({parts}){latency}")

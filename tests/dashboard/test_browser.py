@@ -1,0 +1,171 @@
+"""End to end: serve the dashboard on 127.0.0.1 and drive Debian's headless Chromium through
+every page, clicking from the overview to a topic and on to a conversation thread. Screenshots
+go to the test's temp dir; the assertions are on rendered content."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboard.common import REFRESH_SECONDS
+from dashboard.events import Event, save_events
+
+from .conftest import START, add_window, seed_warehouse
+
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "dashboard" / "app.py"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's headless Chromium: apt-get install -y chromium")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"streamlit did not answer {url}/_stcore/health within {timeout:.0f} s")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The app served on a free port over its own seeded warehouse and a one-event calendar."""
+    seed = seed_warehouse(tmp_path / "live.duckdb")  # own copy: the test writes to it
+    events = tmp_path / "events.toml"
+    save_events(events, [Event("Senate vote", "gun_control", START + timedelta(hours=45),
+                               "scheduled", START + timedelta(hours=46))])
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "POLARWATCH_WAREHOUSE_PATH": str(seed.path),
+           "POLARWATCH_EVENTS_FILE": str(events)}
+    env.pop("POLARWATCH_CONFIG", None)
+    with (tmp_path / "streamlit.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+             "--server.address", "127.0.0.1", "--server.port", str(port),
+             "--browser.gatherUsageStats", "false"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_healthy(url, proc)
+            yield url, seed.path
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _shot(page: Any, path: Path) -> Path:
+    """Screenshot the whole page: Streamlit scrolls inside stMain, so grow the viewport first."""
+    height = page.get_by_test_id("stMain").evaluate("e => e.scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": max(800, int(height))})
+    page.wait_for_timeout(400)
+    page.get_by_test_id("stMainBlockContainer").screenshot(path=str(path))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    assert path.stat().st_size > 10_000
+    return path
+
+
+def _idle(page: Any) -> None:
+    page.wait_for_selector(IDLE, timeout=30_000)
+
+
+def test_click_through_every_page(served: tuple[str, Path], tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    url, warehouse = served
+    main = '[data-testid="stMain"]'
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(url)
+            _idle(page)
+            body = page.locator(main)
+            page.get_by_role("heading", name="Gun control").wait_for(timeout=15_000)
+            assert body.get_by_text("Polarization ↑").count() == 2
+            assert body.get_by_text("Hostility share").count() == 2
+            assert body.get_by_text("dip · mean_score · 03-02 22:00").count() == 1
+            page.get_by_text("13 posts, 10 interactions", exact=False).wait_for()
+            _shot(page, tmp_path / "1_overview.png")
+
+            # Overview card → topic page (the link carries ?topic=gun_control)
+            body.get_by_text("Open Gun control").click()
+            page.get_by_text("1 flag(s) on mean_score", exact=False).wait_for(timeout=15_000)
+            _idle(page)
+            assert "topic=gun_control" in page.url
+            page.get_by_text("Senate vote", exact=True).wait_for()
+            charts = page.locator('[data-testid="stVegaLiteChart"]')
+            charts.nth(2).wait_for(timeout=15_000)
+            assert charts.count() == 3  # series + the event's two before/during/after charts
+            page.get_by_text("before: 5.50, during: 5.50", exact=False).wait_for()
+            _shot(page, tmp_path / "2_topic.png")
+
+            # Topic page → the most polarized conversation's thread
+            page.get_by_role("button", name="Open thread").click()
+            page.get_by_text("Thread conv-hot", exact=False).wait_for(timeout=15_000)
+            _idle(page)
+            assert "conversation=conv-hot" in page.url
+            for text in ("Ban assault weapons now, no more excuses", "reply h3",
+                         "why: reply disagrees and insults the parent"):
+                assert page.get_by_text(text, exact=False).count() >= 1, text
+            assert page.get_by_text("interaction score 10.00", exact=False).count() == 1
+            _shot(page, tmp_path / "3_conversation.png")
+
+            # Sidebar navigation → Alerts
+            page.get_by_test_id("stSidebarNav").get_by_text("Alerts", exact=True).click()
+            page.get_by_text("Active flags", exact=True).wait_for(timeout=15_000)
+            _idle(page)
+            page.get_by_text("No webhook delivery log", exact=False).wait_for()
+            _shot(page, tmp_path / "4_alerts.png")
+
+            # Events: the calendar lists the seeded event; add one through the form
+            page.get_by_test_id("stSidebarNav").get_by_text("Events", exact=True).click()
+            page.get_by_text("Calendar file:", exact=False).wait_for(timeout=15_000)
+            _idle(page)
+            page.get_by_label("Name").fill("Storm landfall")
+            page.get_by_role("button", name="Save event").click()
+            page.get_by_text("Saved “Storm landfall”", exact=False).wait_for(timeout=15_000)
+            _shot(page, tmp_path / "5_events.png")
+
+            # Live: a window written while the page is open shows up without a reload
+            page.get_by_test_id("stSidebarNav").get_by_text("Overview", exact=True).click()
+            page.get_by_role("heading", name="Gun control").wait_for(timeout=15_000)
+            _idle(page)
+            add_window(warehouse, "gun_control", mean_score=9.87)
+            page.get_by_text("9.87", exact=True).wait_for(
+                timeout=(REFRESH_SECONDS + 15) * 1000)
+            assert not errors, errors
+        finally:
+            browser.close()
+    assert "Storm landfall" in (tmp_path / "events.toml").read_text()

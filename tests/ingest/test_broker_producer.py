@@ -1,0 +1,245 @@
+"""The embedded broker's lifecycle and the validating producer, against a real broker process."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from ingest.broker import EmbeddedBroker, ensure_topics, free_port, port_open
+from ingest.producer import DEAD_LETTER_REASON_HEADER, PostProducer, encode
+from ingest.sources.synthetic import generate, with_invalid
+from polarwatch.config import Topic, load_topics
+from polarwatch.errors import BrokerError
+from polarwatch.records import Post, post_to_dict, validate_post
+
+REPO = Path(__file__).resolve().parents[2]
+PARTITIONS = 3
+CONSUME_TIMEOUT_S = 15.0
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def module_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    b = EmbeddedBroker(free_port(), tmp_path_factory.mktemp("broker"))
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="module")
+def topics() -> list[Topic]:
+    return load_topics(REPO / "topics.toml")
+
+
+@pytest.fixture
+def topic_names(module_broker: EmbeddedBroker) -> tuple[str, str]:
+    """A fresh (posts, dead-letter) pair of topics for one test."""
+    suffix = uuid.uuid4().hex[:10]
+    posts, dead = f"posts-{suffix}", f"dead-{suffix}"
+    ensure_topics(module_broker.bootstrap, [posts, dead], PARTITIONS)
+    return posts, dead
+
+
+def consume(bootstrap: str, topic: str, expected: int) -> list[Any]:
+    """Read a topic from the beginning (no consumer group) until `expected` records arrived or
+    CONSUME_TIMEOUT_S passed; then one more short poll so extra records would be seen too."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             enable_auto_commit=False, fetch_max_wait_ms=100)
+    deadline = time.monotonic() + CONSUME_TIMEOUT_S
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        while not parts and time.monotonic() < deadline:
+            time.sleep(0.1)
+            parts = consumer.partitions_for_topic(topic)
+        assert parts, f"topic {topic} has no partitions"
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        while len(records) < expected and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        for batch in consumer.poll(timeout_ms=300).values():
+            records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def sample_posts(topics: list[Topic], n: int = 600) -> list[Post]:
+    posts = list(generate(topics, days=1, seed=5, start=datetime(2024, 5, 1, tzinfo=UTC)))
+    assert len(posts) >= n
+    return posts[:n]
+
+
+# ------------------------------------------------------------------------------ broker lifecycle
+
+
+def test_start_is_idempotent(module_broker: EmbeddedBroker) -> None:
+    pid = module_broker.pid()
+    assert pid is not None
+    assert module_broker.start() == pid
+    assert module_broker.start() == pid
+    assert module_broker.running()
+    assert module_broker.pid_file.read_text().strip() == str(pid)
+    assert module_broker.bootstrap == f"127.0.0.1:{module_broker.port}"
+
+
+def test_stop_and_status(tmp_path: Path) -> None:
+    b = EmbeddedBroker(free_port(), tmp_path / "state")
+    assert not b.running() and b.pid() is None
+    assert b.stop() is False  # nothing to stop
+    pid = b.start()
+    try:
+        assert b.running() and b.pid() == pid
+        assert port_open("127.0.0.1", b.port)
+    finally:
+        assert b.stop() is True
+    assert not b.running() and b.pid() is None
+    assert not b.pid_file.exists()
+    assert not port_open("127.0.0.1", b.port)
+    assert b.stop() is False
+
+
+def test_start_refuses_a_port_someone_else_holds(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        with pytest.raises(BrokerError, match=f"port {port} is already taken"):
+            EmbeddedBroker(port, tmp_path).start()
+
+
+def test_ensure_topics_creates_then_reports_nothing_new(module_broker: EmbeddedBroker) -> None:
+    suffix = uuid.uuid4().hex[:10]
+    a, b, c = f"a-{suffix}", f"b-{suffix}", f"c-{suffix}"
+    assert ensure_topics(module_broker.bootstrap, [a, b], PARTITIONS) == [a, b]
+    assert ensure_topics(module_broker.bootstrap, [a, b], PARTITIONS) == []
+    assert ensure_topics(module_broker.bootstrap, [b, c], 1) == [c]
+    consumer = KafkaConsumer(bootstrap_servers=module_broker.bootstrap, group_id=None)
+    try:
+        assert consumer.partitions_for_topic(a) == set(range(PARTITIONS))
+        assert consumer.partitions_for_topic(c) == {0}
+        assert {a, b, c} <= consumer.topics()
+    finally:
+        consumer.close()
+
+
+def test_ensure_topics_without_a_broker_says_what_to_do() -> None:
+    bootstrap = f"127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(BrokerError) as info:
+        ensure_topics(bootstrap, ["x"], 1)
+    msg = str(info.value)
+    assert bootstrap in msg and "polarwatch broker start" in msg and "bootstrap_servers" in msg
+    assert time.monotonic() - started < 10  # fails fast, no 30 s bootstrap wait
+
+
+def test_ensure_topics_with_several_servers_needs_only_one_alive(
+        module_broker: EmbeddedBroker) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    with pytest.raises(BrokerError, match="no Kafka broker answers"):
+        ensure_topics(f"{dead},127.0.0.1:{free_port()}", ["x"], 1)
+    name = f"multi-{uuid.uuid4().hex[:10]}"
+    assert ensure_topics(f"{dead},{module_broker.bootstrap}", [name], 1) == [name]
+
+
+# ------------------------------------------------------------------------------ producer
+
+
+def test_producer_sends_valid_posts_keyed_by_conversation(
+        module_broker: EmbeddedBroker, topic_names: tuple[str, str], topics: list[Topic]) -> None:
+    posts_topic, dead_topic = topic_names
+    posts = sample_posts(topics)
+    with PostProducer(module_broker.bootstrap, posts_topic, dead_topic) as producer:
+        producer.send_many(posts)
+        producer.flush()
+        assert producer.stats.sent == len(posts)
+        assert producer.stats.dead_lettered == 0 and producer.stats.reasons == {}
+
+    records = consume(module_broker.bootstrap, posts_topic, len(posts))
+    assert len(records) == len(posts)
+    by_id = {p.id: p for p in posts}
+    partitions_of: dict[str, set[int]] = defaultdict(set)
+    for rec in records:
+        post = by_id[json.loads(rec.value)["id"]]
+        assert rec.key == post.conversation_id.encode()
+        assert rec.value == encode(post)
+        assert json.loads(rec.value) == post_to_dict(post)
+        partitions_of[post.conversation_id].add(rec.partition)
+    assert {json.loads(r.value)["id"] for r in records} == set(by_id)
+    # a conversation lives in exactly one partition, and the conversations are spread out
+    assert all(len(parts) == 1 for parts in partitions_of.values())
+    assert len({p for parts in partitions_of.values() for p in parts}) == PARTITIONS
+    # inside a partition, each conversation's posts keep their send (= creation) order
+    order = {p.id: i for i, p in enumerate(posts)}
+    per_partition: dict[int, list[Any]] = defaultdict(list)
+    for rec in records:
+        per_partition[rec.partition].append(rec)
+    for recs in per_partition.values():
+        recs.sort(key=lambda r: r.offset)
+        last: dict[str, int] = {}
+        for rec in recs:
+            obj = json.loads(rec.value)
+            assert order[obj["id"]] > last.get(obj["conversation_id"], -1)
+            last[obj["conversation_id"]] = order[obj["id"]]
+    assert consume(module_broker.bootstrap, dead_topic, 0) == []
+
+
+def test_producer_dead_letters_invalid_bytes(
+        module_broker: EmbeddedBroker, topic_names: tuple[str, str], topics: list[Topic]) -> None:
+    posts_topic, dead_topic = topic_names
+    posts = sample_posts(topics, 400)
+    raws = list(with_invalid(iter(posts), every=40, seed=2))  # 10 bad records
+    extra_bad = [b"\xff\xfe not utf-8", b"[1, 2, 3]", b"", json.dumps({"id": 5}).encode()]
+    raws += extra_bad
+    n_bad = len(posts) // 40 + len(extra_bad)
+
+    with PostProducer(module_broker.bootstrap, posts_topic, dead_topic) as producer:
+        results = [producer.send_raw(raw) for raw in raws]
+        assert results.count(True) == len(posts)
+        assert results.count(False) == n_bad
+        assert producer.stats.sent == len(posts)
+        assert producer.stats.dead_lettered == n_bad
+        assert sum(producer.stats.reasons.values()) == n_bad
+        assert producer.stats.reasons["malformed JSON"] >= 2  # bytes b"\xff..." and b""
+        assert producer.stats.reasons["expected a JSON object, got list"] == 1
+
+    bad_raws = [raw for raw, ok in zip(raws, results, strict=True) if not ok]
+    dead = consume(module_broker.bootstrap, dead_topic, n_bad)
+    assert len(dead) == n_bad
+    assert sorted(r.value for r in dead) == sorted(bad_raws)  # the original bytes, untouched
+    for rec in dead:
+        assert rec.key is None
+        headers = dict(rec.headers)
+        reason = headers[DEAD_LETTER_REASON_HEADER].decode()
+        assert reason
+        try:
+            obj = json.loads(rec.value)
+        except ValueError:
+            assert reason.startswith("malformed JSON")
+        else:
+            assert reason == validate_post(obj)
+    assert len(consume(module_broker.bootstrap, posts_topic, len(posts))) == len(posts)
+
+
+def test_producer_stats_start_at_zero_and_flush_without_sends(
+        module_broker: EmbeddedBroker, topic_names: tuple[str, str]) -> None:
+    posts_topic, dead_topic = topic_names
+    producer = PostProducer(module_broker.bootstrap, posts_topic, dead_topic)
+    try:
+        producer.flush(timeout=10)
+        assert (producer.stats.sent, producer.stats.dead_lettered) == (0, 0)
+    finally:
+        producer.close()

@@ -1,0 +1,407 @@
+"""File ingest: formats, column mapping, routing, dead letters, replay pacing and crash-safe resume
+(a real `polarwatch ingest file` process killed with SIGKILL, then run again)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from ingest.broker import EmbeddedBroker, ensure_topics
+from ingest.producer import DEAD_LETTER_REASON_HEADER, PostProducer, ProduceStats
+from ingest.sources.base import Checkpoint, Replay, SourceRecord, pump
+from ingest.sources.files import (
+    FileSource,
+    RowMapper,
+    detect_format,
+    open_progress,
+    parse_mapping,
+    parse_time,
+)
+from polarwatch.cli import main as cli_main
+from polarwatch.errors import PolarwatchError
+
+REPO = Path(__file__).resolve().parents[2]
+START = datetime(2024, 5, 1, tzinfo=UTC)
+CONSUME_TIMEOUT_S = 15.0
+
+
+def thread_rows(n: int, start: datetime = START, step_s: float = 1.0) -> list[dict[str, Any]]:
+    """`n` posts in threads of 5: the root mentions gun control, the replies no keyword."""
+    out = []
+    for i in range(n):
+        root = i - i % 5
+        out.append({"id": f"p{i}", "platform": "test", "author_id": f"u{i % 7}",
+                    "text": "We need gun control now" if i == root else f"I disagree, {i}",
+                    "created_at": (start + timedelta(seconds=i * step_s)).isoformat(),
+                    "conversation_id": f"c{root}", "parent_id": None if i == root else f"p{root}",
+                    "lang": "en"})
+    return out
+
+
+def write_jsonl(path: Path, rows: list[Any]) -> Path:
+    path.write_bytes(b"".join(r if isinstance(r, bytes) else json.dumps(r).encode() + b"\n"
+                              for r in rows))
+    return path
+
+
+def consume(bootstrap: str, topic: str, expected: int) -> list[Any]:
+    """Every record of `topic` from the beginning (waits for `expected`, then one short poll)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             enable_auto_commit=False, fetch_max_wait_ms=100)
+    deadline = time.monotonic() + CONSUME_TIMEOUT_S
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        while not parts and time.monotonic() < deadline:
+            time.sleep(0.1)
+            parts = consumer.partitions_for_topic(topic)
+        assert parts, f"topic {topic} has no partitions"
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        while len(records) < expected and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=300).values():
+                records.extend(batch)
+        for batch in consumer.poll(timeout_ms=300).values():
+            records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+@pytest.fixture
+def topic_names(broker: EmbeddedBroker) -> tuple[str, str]:
+    suffix = uuid.uuid4().hex[:10]
+    names = (f"file-posts-{suffix}", f"file-dead-{suffix}")
+    ensure_topics(broker.bootstrap, list(names), 2)
+    return names
+
+
+# ---------------------------------------------------------------------------- pure: mapping
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (1714521600, "2024-05-01T00:00:00+00:00"),
+    ("1714521600", "2024-05-01T00:00:00+00:00"),
+    (1714521600.5, "2024-05-01T00:00:00.500000+00:00"),
+    (1714521600123, "2024-05-01T00:00:00.123000+00:00"),  # epoch milliseconds
+    ("2024-05-01T02:00:00+02:00", "2024-05-01T02:00:00+02:00"),
+    ("2024-05-01T00:00:00.000Z", "2024-05-01T00:00:00+00:00"),
+    ("Wed May 01 00:00:00 +0000 2024", "2024-05-01T00:00:00+00:00"),  # Twitter v1
+    (datetime(2024, 5, 1, tzinfo=UTC), "2024-05-01T00:00:00+00:00"),
+])
+def test_parse_time(value: Any, expected: str) -> None:
+    assert parse_time(value) == expected
+
+
+def test_parse_time_refuses_naive_unless_told() -> None:
+    with pytest.raises(ValueError, match="no timezone.*--assume-utc"):
+        parse_time("2024-05-01 10:00:00")
+    assert parse_time("2024-05-01 10:00:00", assume_utc=True) == "2024-05-01T10:00:00+00:00"
+    with pytest.raises(ValueError, match="cannot parse 'yesterday'"):
+        parse_time("yesterday")
+
+
+def test_parse_mapping_and_its_errors() -> None:
+    m = parse_mapping("text=body, created_at=ts", "twitter")
+    assert m["text"] == "body" and m["created_at"] == "ts" and m["platform"] == "=twitter"
+    assert m["parent_id"] == "in_reply_to_status_id"
+    with pytest.raises(PolarwatchError, match="'txt' is not a post field"):
+        parse_mapping("txt=body")
+    with pytest.raises(PolarwatchError, match="must look like field=column"):
+        parse_mapping("text")
+    with pytest.raises(PolarwatchError, match="unknown preset 'facebook'"):
+        parse_mapping(None, "facebook")
+
+
+def test_reddit_preset() -> None:
+    mapper = RowMapper(parse_mapping(None, "reddit"))
+    sub = mapper({"id": "abc", "title": "Gun control vote", "selftext": "Thoughts?",
+                  "created_utc": 1714521600, "author": "op", "name": "t3_abc"})
+    assert sub == {"id": "abc", "platform": "reddit", "author_id": "op",
+                   "text": "Gun control vote\n\nThoughts?", "conversation_id": "abc",
+                   "parent_id": None, "lang": None, "created_at": "2024-05-01T00:00:00+00:00"}
+    top = mapper({"id": "c1", "body": "Agreed", "created_utc": "1714521660", "author": "a",
+                  "parent_id": "t3_abc", "link_id": "t3_abc"})
+    assert (top["id"], top["parent_id"], top["conversation_id"]) == ("c1", "abc", "abc")
+    nested = mapper({"id": "c2", "body": "No", "created_utc": 1714521720, "author": "b",
+                     "parent_id": "t1_c1", "link_id": "t3_abc"})
+    assert (nested["parent_id"], nested["conversation_id"]) == ("c1", "abc")
+    assert mapper({"id": "c3", "body": "[deleted]", "created_utc": 1, "parent_id": "t1_c1",
+                   "link_id": "t3_abc"}) is None
+
+
+def test_twitter_preset_and_thread_reconstruction() -> None:
+    mapper = RowMapper(parse_mapping("author_id=user.id_str", "twitter"))
+    root = mapper({"id": 1790000000000000001, "text": "#2A", "lang": "en",
+                   "created_at": "Wed May 01 00:00:00 +0000 2024", "user": {"id_str": "42"}})
+    reply = mapper({"id": "1790000000000000002", "text": "no", "user": {"id_str": "43"},
+                    "created_at": "2024-05-01T00:01:00.000Z",
+                    "in_reply_to_status_id": 1790000000000000001})
+    assert root["id"] == "1790000000000000001" and root["author_id"] == "42"
+    assert root["conversation_id"] == root["id"] and root["parent_id"] is None
+    # no conversation_id column: the reply joins its parent's thread
+    assert reply["conversation_id"] == root["id"] and reply["parent_id"] == root["id"]
+    v2 = mapper({"id": "5", "text": "x", "created_at": "2024-05-01T00:00:00Z",
+                 "conversation_id": "3", "in_reply_to_status_id": "4", "author_id": "9"})
+    assert (v2["conversation_id"], v2["parent_id"]) == ("3", "4")
+
+
+def test_formats_agree(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = thread_rows(12)
+    jsonl = write_jsonl(tmp_path / "posts.jsonl", rows)
+    with open(tmp_path / "posts.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "posts.parquet")
+    import gzip
+
+    (tmp_path / "posts.jsonl.gz").write_bytes(gzip.compress(jsonl.read_bytes()))
+    posts = {}
+    for name in ("posts.jsonl", "posts.csv", "posts.parquet", "posts.jsonl.gz"):
+        recs = list(FileSource(tmp_path / name).records(None))
+        assert [r.position for r in recs] == list(range(1, 13))
+        assert all(r.error is None and not r.replayed for r in recs)
+        posts[name] = [r.post for r in recs]
+    assert posts["posts.jsonl"] == posts["posts.csv"] == posts["posts.parquet"] \
+        == posts["posts.jsonl.gz"]
+    assert posts["posts.csv"][1]["parent_id"] == "p0"
+    assert detect_format(Path("x.ndjson")) == "jsonl"
+    with pytest.raises(PolarwatchError, match="pass --format"):
+        detect_format(Path("x.txt"))
+
+
+# ---------------------------------------------------------------------------- pure: pump
+
+
+class FakeProducer:
+    """Records what `pump` hands over (the real one is tested against the broker below)."""
+
+    def __init__(self) -> None:
+        self.stats = ProduceStats()
+        self.sent: list[dict[str, Any]] = []
+        self.flushes = 0
+
+    def send_obj(self, obj: dict[str, Any], original: bytes | None = None) -> str:
+        self.sent.append(obj)
+        self.stats.sent += 1
+        return "sent"
+
+    def dead_letter(self, raw: bytes, reason: str) -> None:
+        self.stats.dead_lettered += 1
+
+    def mark_seen(self, post_id: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_replay_speed_paces_by_timestamps() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    rows = thread_rows(11, step_s=10.0)  # 100 s of history
+    recs = [SourceRecord(i, r, b"") for i, r in enumerate(rows, 1)]
+    producer = FakeProducer()
+    stats = pump(recs, producer, topic="gun_control", replay=Replay(20.0, sleep, lambda: now[0]),
+                 clock=lambda: now[0])
+    assert stats.sent == 11 and stats.position == 11
+    assert now[0] == pytest.approx(100 / 20)  # 100 s of timestamps at 20× real time
+    assert slept == [pytest.approx(0.5)] * 10
+    # with 'max' nothing waits
+    slept.clear()
+    pump(recs, FakeProducer(), topic="gun_control", replay=Replay(None, sleep))
+    assert slept == []
+
+
+def test_pump_routes_replies_with_their_conversation_and_checkpoints() -> None:
+    rows = thread_rows(10) + [{**thread_rows(1)[0], "id": "x", "conversation_id": "cx",
+                               "text": "I like turtles"}]
+    recs = [SourceRecord(i, r, b"", replayed=i <= 3) for i, r in enumerate(rows, 1)]
+    saved: list[Any] = []
+    producer = FakeProducer()
+    from ingest.normalize import TopicRouter
+    from polarwatch.config import load_topics
+
+    router = TopicRouter.from_topics(load_topics(REPO / "topics.toml"))
+    stats = pump(recs, producer, router=router, checkpoint=saved.append, confirm_every=4)
+    assert [p["id"] for p in producer.sent] == [f"p{i}" for i in range(3, 10)]
+    assert {p["topic"] for p in producer.sent} == {"gun_control"}  # replies inherit the root's
+    assert (stats.read, stats.replayed, stats.no_topic, stats.sent) == (11, 3, 1, 7)
+    assert saved == [7, 11, 11]  # every 4 rows after the resume point, then at the end
+    assert stats.position == 11
+
+
+# ---------------------------------------------------------------------------- against the broker
+
+
+def test_jsonl_ingest_counts_and_dead_letters_exactly(
+        broker: EmbeddedBroker, topic_names: tuple[str, str], tmp_path: Path) -> None:
+    posts_topic, dead_topic = topic_names
+    good = thread_rows(40)
+    bad = [b'{"id": "broken", "text": \n', b"[1, 2]\n",
+           json.dumps({**good[1], "id": "naive", "created_at": "2024-05-01 10:00:00"}).encode()
+           + b"\n",
+           json.dumps({k: v for k, v in good[2].items() if k != "text"} | {"id": "notext"})
+           .encode() + b"\n"]
+    dup = dict(good[3])
+    turtle = {**good[0], "id": "t0", "conversation_id": "ct", "text": "I like turtles"}
+    path = write_jsonl(tmp_path / "in.jsonl", [*good[:20], *bad, dup, b"\n", turtle, *good[20:]])
+
+    with PostProducer(broker.bootstrap, posts_topic, dead_topic, dedup=True) as producer:
+        from ingest.normalize import TopicRouter
+        from polarwatch.config import load_topics
+
+        router = TopicRouter.from_topics(load_topics(REPO / "topics.toml"))
+        stats = pump(FileSource(path).records(None), producer, router=router)
+    assert (stats.read, stats.sent, stats.duplicates, stats.dead_lettered, stats.no_topic,
+            stats.ignored) == (47, 40, 1, 4, 1, 1)
+    assert producer.stats.reasons == {"malformed JSON": 1, "expected a JSON object, got list": 1,
+                                      "created_at": 1, "missing required field(s)": 1}
+    records = consume(broker.bootstrap, posts_topic, 40)
+    got = [json.loads(r.value) for r in records]
+    assert sorted(p["id"] for p in got) == sorted(r["id"] for r in good)
+    assert all(p["topic"] == "gun_control" for p in got)
+    assert all(r.key == json.loads(r.value)["conversation_id"].encode() for r in records)
+    dead = consume(broker.bootstrap, dead_topic, 4)
+    assert sorted(r.value for r in dead) == sorted(b.rstrip(b"\n") for b in bad)
+    reasons = {r.value: dict(r.headers)[DEAD_LETTER_REASON_HEADER].decode() for r in dead}
+    assert reasons[bad[2].rstrip(b"\n")].startswith("created_at: '2024-05-01 10:00:00' has no "
+                                                    "timezone")
+    assert reasons[bad[3].rstrip(b"\n")] == "missing required field(s): text"
+
+
+def test_cli_reddit_csv_with_topic(broker: EmbeddedBroker, topic_names: tuple[str, str],
+                                   tmp_path: Path) -> None:
+    posts_topic, dead_topic = topic_names
+    path = tmp_path / "reddit.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "body", "created_utc", "author", "parent_id", "link_id"])
+        w.writerows([["c1", "Carbon tax now", "1714521600", "a", "t3_s1", "t3_s1"],
+                     ["c2", "Nope &amp; no", "1714521660", "b", "t1_c1", "t3_s1"],
+                     ["c3", "[removed]", "1714521720", "c", "t1_c1", "t3_s1"],
+                     ["c4", "bad time", "soon", "d", "t1_c1", "t3_s1"]])
+    env = {"POLARWATCH_BROKER_BOOTSTRAP_SERVERS": broker.bootstrap,
+           "POLARWATCH_TOPICS_POSTS": posts_topic, "POLARWATCH_TOPICS_DEAD_LETTER": dead_topic}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        args = ["--config", str(REPO / "polarwatch.toml"), "ingest", "file", str(path),
+                "--preset", "reddit", "--topic", "climate_change", "--state-dir",
+                str(tmp_path / "state")]
+        assert cli_main(args) == 0
+        assert cli_main([*args[:-2], "--state-dir", str(tmp_path / "state"), "--topic",
+                         "nope"]) == 2  # unknown topic: an error, not a traceback
+        assert cli_main(args) == 0  # a second run resumes after the last row: sends nothing
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    got = [json.loads(r.value) for r in consume(broker.bootstrap, posts_topic, 2)]
+    assert sorted((p["id"], p["parent_id"], p["conversation_id"], p["topic"]) for p in got) == [
+        ("c1", "s1", "s1", "climate_change"), ("c2", "c1", "s1", "climate_change")]
+    assert {p["text"] for p in got} == {"Carbon tax now", "Nope &amp; no"}  # raw text kept
+    dead = consume(broker.bootstrap, dead_topic, 1)
+    assert len(dead) == 1 and json.loads(dead[0].value)["id"] == "c4"
+
+
+def test_changed_file_is_not_resumed_silently(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", thread_rows(3))
+    src = FileSource(path)
+    progress = open_progress(src, tmp_path, "posts")
+    progress.checkpoint.save(2, fingerprint="something else")
+    with pytest.raises(PolarwatchError, match="changed since.*--restart"):
+        open_progress(src, tmp_path, "posts")
+    assert open_progress(src, tmp_path, "posts", restart=True).position == 0
+
+
+def _ingest_cmd(path: Path, state: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "polarwatch.cli", "--config", str(REPO / "polarwatch.toml"),
+            "ingest", "file", str(path), "--topic", "gun_control", "--state-dir", str(state),
+            *extra]
+
+
+def _wait_for_progress(ckpt: Checkpoint, proc: subprocess.Popen[bytes], at_least: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        saved = ckpt.load()
+        if saved and saved["position"] >= at_least:
+            return
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else proc.returncode
+        time.sleep(0.02)
+    raise AssertionError(f"no progress ≥ {at_least} within 60 s")
+
+
+def test_kill_9_mid_ingest_then_resume_loses_nothing(
+        broker: EmbeddedBroker, topic_names: tuple[str, str], tmp_path: Path) -> None:
+    """Kafka level: every post id arrives (no loss); an id arrives twice only when its row lies
+    after the last confirmed checkpoint at the kill (the unconfirmed tail, ≤ --confirm-every
+    rows). Exactly-once per post id is then the DuckDB sink's job (INSERT OR IGNORE on id)."""
+    posts_topic, dead_topic = topic_names
+    confirm_every = 100
+    rows: list[Any] = thread_rows(3000)  # 1 s apart; replayed at 1000× → ~3 s
+    for i in range(150, 3000, 300):
+        rows[i] = b'{"broken": \n'  # ten dead letters
+    good_ids = [r["id"] for r in rows if isinstance(r, dict)]
+    row_of = {r["id"]: i for i, r in enumerate(rows, 1) if isinstance(r, dict)}
+    path = write_jsonl(tmp_path / "big.jsonl", rows)
+    state = tmp_path / "state"
+    env = {**os.environ, "POLARWATCH_BROKER_BOOTSTRAP_SERVERS": broker.bootstrap,
+           "POLARWATCH_TOPICS_POSTS": posts_topic, "POLARWATCH_TOPICS_DEAD_LETTER": dead_topic}
+    ckpt = Checkpoint(state, "ingest", f"{path.resolve()}|{posts_topic}")
+
+    proc = subprocess.Popen(_ingest_cmd(path, state, "--replay-speed", "1000",
+                                        "--confirm-every", str(confirm_every)),
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_for_progress(ckpt, proc, 800)
+        time.sleep(0.07)  # land between two checkpoints, with unconfirmed records in flight
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    killed = ckpt.load()
+    assert killed is not None
+    confirmed = killed["position"]
+    assert 800 <= confirmed < 3000, "the kill should land mid-file"
+
+    done = subprocess.run(_ingest_cmd(path, state), env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"resuming after row {confirmed:,}" in done.stdout
+    assert ckpt.load()["position"] == 3000  # type: ignore[index]
+
+    records = consume(broker.bootstrap, posts_topic, len(good_ids))
+    counts = Counter(json.loads(r.value)["id"] for r in records)
+    assert set(counts) == set(good_ids)  # no loss
+    dups = {i: n for i, n in counts.items() if n > 1}
+    assert all(n == 2 for n in dups.values())
+    assert all(row_of[i] > confirmed for i in dups)  # only the unconfirmed tail repeats
+    assert len(dups) <= confirm_every
+    print(f"killed at confirmed row {confirmed}; {len(dups)} ids sent twice (unconfirmed tail)")
+    dead = consume(broker.bootstrap, dead_topic, 10)
+    assert 10 <= len(dead) <= 11 and {r.value for r in dead} == {b'{"broken": '}
