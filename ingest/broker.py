@@ -8,6 +8,7 @@ the consumers (see :mod:`stream.kafka_source`). To use a real Kafka, set
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -147,10 +148,8 @@ class EmbeddedBroker:
 
 def _reap(pid: int) -> None:
     """Collect the exit status when the broker is our own child (no zombie left behind)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> list[str]:
@@ -177,10 +176,8 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> list[str
         existing = set(admin.list_topics())
         missing = [n for n in names if n not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently
                 admin.create_topics([NewTopic(n, partitions, 1) for n in missing])
-            except TopicAlreadyExistsError:
-                pass
         return missing
     finally:
         admin.close()

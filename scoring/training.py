@@ -170,12 +170,13 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
 def _split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Stratified holdout indices (train, holdout)."""
     rng = np.random.default_rng(seed)
-    train, hold = [], []
+    train: list[int] = []
+    hold: list[int] = []
     for k in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == k))
         cut = max(1, int(round(len(idx) * HOLDOUT)))
-        hold.extend(idx[:cut])
-        train.extend(idx[cut:])
+        hold.extend(int(i) for i in idx[:cut])
+        train.extend(int(i) for i in idx[cut:])
     return np.array(sorted(train)), np.array(sorted(hold))
 
 

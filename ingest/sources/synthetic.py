@@ -61,7 +61,7 @@ def polarization_at(ts: datetime, topic: str, events: Sequence[SyntheticEvent]) 
             # linear build-up over the 48 h before the event, easing off 6 h after
             ramp = (hours + 48) / 48 if hours <= 0 else 1 - hours / 6
             level += 0.65 * ramp
-        elif ev.kind == "sudden" and 0 <= hours:
+        elif ev.kind == "sudden" and hours >= 0:
             level += 0.7 * math.exp(-hours / 10)  # spike right after, e-folding time 10 h
     return min(level, 0.95)
 

@@ -102,8 +102,6 @@ class LexiconExtractor(Extractor):
                 emotion = "joy"
             elif compound >= VADER_NEUTRAL:
                 emotion = "optimism"
-            elif compound <= -VADER_STRONG:
-                emotion = "anger" if hostile else "sadness"
             elif compound <= -VADER_NEUTRAL:
                 emotion = "anger" if hostile else "sadness"
             else:

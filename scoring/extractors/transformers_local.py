@@ -73,7 +73,7 @@ def load_causal_lm(model_path: str, gguf_file: str | None = None,
     model.eval()
     if cached is not None:
         try:  # a dequantized copy reloads in ~0.3 s instead of ~14 s
-            model.hf_quantizer = None
+            model.hf_quantizer = None  # type: ignore[assignment]
             if hasattr(model.config, "quantization_config"):
                 del model.config.quantization_config
             tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")

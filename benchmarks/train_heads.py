@@ -1,0 +1,255 @@
+"""Train the `learned` backend's heads and report validation metrics.
+
+    .venv/bin/python benchmarks/train_heads.py [--out scoring/heads] [--skip-loto]
+
+Trains only on the *train* splits of ``../shared/data`` (DEBAGREEMENT has a single file: a fixed,
+stratified 25 % of it is held out and never trained on). Hyper-parameters are chosen by
+cross-validation on the training data; the validation splits are only scored. Writes
+``scoring/heads/*.npz`` and ``scoring/heads/MODEL_CARD.md``. MiniLM embeddings are cached under
+``/tmp/polarwatch-embcache`` so re-runs take seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.heads_data import (  # noqa: E402
+    AGREEMENT_NAMES,
+    EMOTION_NAMES,
+    STANCE_NAMES,
+    STANCE_TARGETS,
+    EmbeddingCache,
+    agreement_pairs,
+    log,
+    tweeteval,
+)
+from benchmarks.model_card import write_model_card  # noqa: E402
+from scoring.extractors.learned import (  # noqa: E402
+    HEADS_DIR,
+    Head,
+    pair_features,
+    stance_features,
+)
+
+SEED = 0
+C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)  # inverse L2 strength; chosen per head by CV on train
+EMOTION_NEUTRAL_BELOW = 0.45  # see scoring/extractors/learned.py DEFAULT_NEUTRAL_BELOW
+AGREEMENT_HOLDOUT = 0.25  # share of DEBAGREEMENT held out for validation
+
+
+def f_avg(y: np.ndarray, pred: np.ndarray) -> float:
+    """SemEval-2016 stance metric: mean of F1(favor) and F1(against) (labels 2 and 1)."""
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y, pred, labels=[1, 2], average=None).mean())
+
+
+def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y, pred, average="macro"))
+
+
+def to_head(clf: Any, names: tuple[str, ...], meta: dict[str, Any] | None = None) -> Head:
+    """Convert a fitted LogisticRegression / MLPClassifier into numpy arrays (softmax output)."""
+    classes = np.array([names[int(c)] for c in clf.classes_])
+    if hasattr(clf, "coefs_"):
+        ws, bs = list(clf.coefs_), list(clf.intercepts_)
+    else:
+        ws, bs = [clf.coef_.T], [clf.intercept_]
+    if ws[-1].shape[1] == 1:  # binary: sigmoid(z) == softmax([0, z])
+        ws[-1] = np.hstack([np.zeros_like(ws[-1]), ws[-1]])
+        bs[-1] = np.concatenate([[0.0], bs[-1]])
+    arrays: dict[str, np.ndarray] = {"classes": classes}
+    for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
+        arrays[f"W{i}"], arrays[f"b{i}"] = w.astype(np.float32), b.astype(np.float32)
+    for k, v in (meta or {}).items():
+        arrays[k] = np.array(v)
+    return Head(arrays)
+
+
+def logreg(c: float) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
+
+
+def choose_c(x: np.ndarray, y: np.ndarray, score: Any, groups: np.ndarray | None = None,
+             grid: tuple[float, ...] = C_GRID, folds: int = 5) -> tuple[float, dict[float, float]]:
+    """Pick C by (grouped) cross-validation on the training data only."""
+    from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_predict
+
+    cv: Any = (GroupKFold(n_splits=len(set(groups))) if groups is not None
+               else StratifiedKFold(folds, shuffle=True, random_state=SEED))
+    scores = {c: score(y, cross_val_predict(logreg(c), x, y, cv=cv, groups=groups)) for c in grid}
+    best = max(scores, key=lambda c: scores[c])
+    return best, scores
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def train_stance(enc: EmbeddingCache, out: Path, skip_loto: bool) -> dict[str, Any]:
+    targets = list(STANCE_TARGETS)
+    desc = {t: enc(list(STANCE_TARGETS[t]), f"stance-desc-{t}") for t in targets}
+    data = {(t, s): (enc(tweeteval(f"stance/{t}", s)[0], f"stance-{t}-{s}"),
+                     tweeteval(f"stance/{t}", s)[1]) for t in targets for s in ("train", "val")}
+
+    def build(ts: list[str], split: str, swap: bool) -> tuple[np.ndarray, ...]:
+        xs, ys, gs = [], [], []
+        for i, t in enumerate(ts):
+            e, y = data[t, split]
+            t_pro, t_anti = desc[t]
+            xs.append(stance_features(e, t_pro, t_anti))
+            ys.append(y)
+            gs.append(np.full(len(y), i))
+            if swap:  # same post, pro/anti descriptions swapped, label flipped: forces the head
+                # to read the descriptions instead of memorising each target's majority side
+                xs.append(stance_features(e, t_anti, t_pro))
+                ys.append(np.choose(y, [0, 2, 1]))
+                gs.append(np.full(len(y), i))
+        return np.vstack(xs), np.concatenate(ys), np.concatenate(gs)
+
+    res: dict[str, Any] = {"per_target": {}}
+    # 1. Topic-specific heads (used for a topic configured with exactly these descriptions).
+    preds, gold = [], []
+    for t in targets:
+        x, y, _ = build([t], "train", swap=False)
+        c, _ = choose_c(x, y, f_avg)
+        clf = logreg(c).fit(x, y)
+        xv, yv, _ = build([t], "val", swap=False)
+        pv = clf.predict(xv)
+        preds.append(pv)
+        gold.append(yv)
+        res["per_target"][t] = {"C": c, "f_avg": f_avg(yv, pv), "n_val": len(yv)}
+        pro, anti = STANCE_TARGETS[t]
+        to_head(clf, STANCE_NAMES, {"pro": pro, "anti": anti, "trained_on": f"stance/{t}"}
+                ).save(out / f"stance_{t}.npz")
+        log(f"stance head {t}: C={c}, val F_avg={res['per_target'][t]['f_avg']:.3f}")
+    res["topic_heads_f_avg"] = f_avg(np.concatenate(gold), np.concatenate(preds))
+    log(f"stance topic-specific heads: pooled val F_avg = {res['topic_heads_f_avg']:.3f}")
+
+    # 2. The generic, description-conditioned head. C is chosen by leave-one-target-out CV on
+    # train, because its job is topics it never saw.
+    x, y, g = build(targets, "train", swap=True)
+    c, cv_scores = choose_c(x, y, f_avg, groups=g, grid=(0.3, 1.0, 3.0))
+    log(f"stance generic head: LOTO-CV F_avg on train by C: "
+        f"{ {k: round(v, 3) for k, v in cv_scores.items()} } -> C={c}")
+    clf = logreg(c).fit(x, y)
+    to_head(clf, STANCE_NAMES, {"features": "stance_features", "trained_on": "stance/*"}
+            ).save(out / "stance.npz")
+    xv, yv, _ = build(targets, "val", swap=False)
+    res["generic_C"] = c
+    res["generic_f_avg"] = f_avg(yv, clf.predict(xv))
+    log(f"stance generic head (all 5 targets): pooled val F_avg = {res['generic_f_avg']:.3f}")
+    if not skip_loto:
+        preds, gold = [], []
+        res["loto"] = {}
+        for h in targets:
+            xh, yh, _ = build([t for t in targets if t != h], "train", swap=True)
+            clf_h = logreg(c).fit(xh, yh)
+            xv, yv, _ = build([h], "val", swap=False)
+            pv = clf_h.predict(xv)
+            preds.append(pv)
+            gold.append(yv)
+            res["loto"][h] = f_avg(yv, pv)
+        res["loto_f_avg"] = f_avg(np.concatenate(gold), np.concatenate(preds))
+        log(f"stance leave-one-target-out: pooled val F_avg = {res['loto_f_avg']:.3f} "
+            f"({ {k: round(v, 3) for k, v in res['loto'].items()} })")
+    return res
+
+
+def train_affect(enc: EmbeddingCache, out: Path) -> dict[str, Any]:
+    texts, y = tweeteval("offensive", "train")
+    x = enc(texts, "offensive-train")
+    c, cv = choose_c(x, y, macro_f1, grid=(0.3, 1.0, 3.0))
+    clf = logreg(c).fit(x, y)
+    xv_texts, yv = tweeteval("offensive", "val")
+    score = macro_f1(yv, clf.predict(enc(xv_texts, "offensive-val")))
+    to_head(clf, ("no", "yes"), {"trained_on": "tweeteval/offensive"}).save(out / "affect.npz")
+    log(f"affect head: C={c} (CV {cv}), OffensEval val macro-F1 = {score:.3f}")
+    return {"C": c, "macro_f1": score}
+
+
+def train_emotion(enc: EmbeddingCache, out: Path) -> dict[str, Any]:
+    texts, y = tweeteval("emotion", "train")
+    x = enc(texts, "emotion-train")
+    c, cv = choose_c(x, y, macro_f1, grid=(0.3, 1.0, 3.0))
+    clf = logreg(c).fit(x, y)
+    v_texts, yv = tweeteval("emotion", "val")
+    pv = clf.predict_proba(enc(v_texts, "emotion-val"))
+    score = macro_f1(yv, clf.classes_[pv.argmax(1)])
+    neutral_share = float((pv.max(1) < EMOTION_NEUTRAL_BELOW).mean())
+    to_head(clf, EMOTION_NAMES, {"neutral_below": EMOTION_NEUTRAL_BELOW,
+                                 "trained_on": "tweeteval/emotion"}).save(out / "emotion.npz")
+    log(f"emotion head: C={c}, TweetEval emotion val macro-F1 = {score:.3f} "
+        f"({neutral_share:.0%} of val would map to neutral)")
+    return {"C": c, "macro_f1": score, "neutral_share": neutral_share}
+
+
+def train_agreement(enc: EmbeddingCache, out: Path) -> dict[str, Any]:
+    from sklearn.model_selection import train_test_split
+
+    deb, other = agreement_pairs()
+    xd = pair_features(enc(deb.parents, "agr-deb-parent"), enc(deb.children, "agr-deb-child"))
+    xo = pair_features(enc(other.parents, "agr-sub-parent"), enc(other.children, "agr-sub-child"))
+    idx = np.arange(len(deb.labels))
+    tr, ho = train_test_split(idx, test_size=AGREEMENT_HOLDOUT, random_state=SEED,
+                              stratify=deb.labels)
+    x = np.vstack([xd[tr], xo])
+    y = np.concatenate([deb.labels[tr], other.labels])
+    c, cv = choose_c(x, y, macro_f1, grid=(0.03, 0.1, 0.3, 1.0))
+    clf = logreg(c).fit(x, y)
+    score = macro_f1(deb.labels[ho], clf.predict(xd[ho]))
+    to_head(clf, AGREEMENT_NAMES, {"features": "pair_features",
+                                   "trained_on": "debagreement(75%)+subreddit"}
+            ).save(out / "agreement.npz")
+    log(f"agreement head: C={c} (CV {cv}), DEBAGREEMENT held-out macro-F1 = {score:.3f} "
+        f"(n={len(ho):,})")
+    return {"C": c, "macro_f1": score, "n_holdout": len(ho), "n_train": len(y)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=HEADS_DIR, help="where to write the heads")
+    ap.add_argument("--skip-loto", action="store_true", help="skip leave-one-target-out")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from scoring.extractors.learned import CachedEncoder
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    encoder = CachedEncoder(batch_size=64, cache_size=0)
+    enc = EmbeddingCache(encoder.encode)
+    results = {
+        "stance": train_stance(enc, args.out, args.skip_loto),
+        "affect": train_affect(enc, args.out),
+        "agreement": train_agreement(enc, args.out),
+        "emotion": train_emotion(enc, args.out),
+    }
+    write_model_card(args.out / "MODEL_CARD.md", results)
+    st = results["stance"]
+    print("\nValidation metrics (train splits only were used for fitting)")
+    print(f"  stance F_avg, topic-specific heads, pooled over 5 targets: "
+          f"{st['topic_heads_f_avg']:.3f}")
+    print(f"  stance F_avg, generic description-conditioned head:        {st['generic_f_avg']:.3f}")
+    if "loto_f_avg" in st:
+        print(f"  stance F_avg, leave-one-target-out (unseen topic):        {st['loto_f_avg']:.3f}")
+    print(f"  agreement macro-F1, DEBAGREEMENT held-out 25%:             "
+          f"{results['agreement']['macro_f1']:.3f}")
+    print(f"  affect macro-F1, OffensEval val:                           "
+          f"{results['affect']['macro_f1']:.3f}")
+    print(f"  emotion macro-F1, TweetEval emotion val:                   "
+          f"{results['emotion']['macro_f1']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
