@@ -17,6 +17,9 @@ EVENT_RANGE = ["#9467bd", "#8c564b"]
 PHASE_DOMAIN = ["before", "during", "after"]
 PHASE_RANGE = ["#1f77b4", "#d62728", "#2ca02c"]
 TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
+# Flag marker per class: up for rises (spike, anticipatory/reactive escalation), down for dips.
+FLAG_SHAPES = {"spike": "triangle-up", "dip": "triangle-down", "anticipatory": "diamond",
+               "reactive": "triangle-up"}
 
 
 def _when(ts: pd.Series) -> pd.Series:
@@ -41,6 +44,7 @@ def series_chart(series: pd.DataFrame, y_title: str, title: str,
                              legend=alt.Legend(orient="top", symbolType="circle"))
     y_scale = alt.Scale(zero=False)
     layers: list[alt.Chart] = []
+    event_layers: list[alt.Chart] = []
 
     if events is not None and not events.empty:
         ev = events.assign(when=_when(events["start"]), ts=events["start"])
@@ -48,10 +52,10 @@ def series_chart(series: pd.DataFrame, y_title: str, title: str,
                                 scale=alt.Scale(domain=EVENT_DOMAIN, range=EVENT_RANGE))
         tip = [alt.Tooltip("name:N", title="event"), alt.Tooltip("kind:N"),
                alt.Tooltip("when:N", title="starts")]
-        layers.append(alt.Chart(ev).mark_rect(opacity=0.15).encode(
+        event_layers.append(alt.Chart(ev).mark_rect(opacity=0.15).encode(
             x=alt.X("start:T", scale=alt.Scale(type="utc")), x2="end:T", color=event_color,
             tooltip=tip))
-        layers.append(alt.Chart(ev).mark_rule(strokeWidth=2, strokeDash=[2, 2]).encode(
+        event_layers.append(alt.Chart(ev).mark_rule(strokeWidth=2, strokeDash=[2, 2]).encode(
             x=alt.X("start:T", scale=alt.Scale(type="utc")), color=event_color, tooltip=tip))
 
     if forecast is not None and not forecast.empty:
@@ -81,12 +85,17 @@ def series_chart(series: pd.DataFrame, y_title: str, title: str,
         layers.append(alt.Chart(fl).mark_rule(strokeWidth=1, opacity=0.5).encode(
             x=_x(), color=series_color, tooltip=tip))
         points = fl.dropna(subset=["y"])
-        layers.append(alt.Chart(points).mark_point(
-            shape="triangle-up", filled=True, size=140, opacity=1).encode(
+        shape = alt.Shape("class:N", legend=None, scale=alt.Scale(
+            domain=list(FLAG_SHAPES), range=list(FLAG_SHAPES.values())))
+        layers.append(alt.Chart(points).mark_point(filled=True, size=140, opacity=1).encode(
             x=_x(), y=alt.Y("y:Q", title=y_title, scale=y_scale), color=series_color,
-            tooltip=tip))
+            shape=shape, tooltip=tip))
 
-    return alt.LayerChart(layer=layers, title=title, height=height)
+    chart = alt.LayerChart(layer=layers)
+    if event_layers:  # events and series each keep one colour scale and one legend
+        chart = alt.LayerChart(layer=[alt.LayerChart(layer=event_layers), chart]).resolve_scale(
+            color="independent")
+    return chart.properties(title=title, height=height)
 
 
 def event_study_charts(study: pd.DataFrame, name: str) -> tuple[alt.LayerChart, alt.Chart]:
@@ -94,13 +103,14 @@ def event_study_charts(study: pd.DataFrame, name: str) -> tuple[alt.LayerChart, 
     conversations per day; both coloured by phase (before / during / after)."""
     color = alt.Color("phase:N", scale=alt.Scale(domain=PHASE_DOMAIN, range=PHASE_RANGE),
                       legend=alt.Legend(orient="top", title=None))
-    x = alt.X("day:O", title="day relative to the event (0 = during)")
+    x = alt.X("day:O", title="day relative to the event (0 = during)",
+              axis=alt.Axis(labelAngle=0))
     tip = [alt.Tooltip("day:O"), alt.Tooltip("phase:N"), alt.Tooltip("n:Q", title="conversations"),
            alt.Tooltip("mean:Q", format=".2f"), alt.Tooltip("sem:Q", format=".2f"),
            alt.Tooltip("extreme_share:Q", format=".0%")]
     base = alt.Chart(study)
     score = alt.LayerChart(layer=[
-        base.mark_errorbar(ticks=True).encode(
+        base.mark_rule(strokeWidth=2).encode(
             x=x, y=alt.Y("lo:Q", title="conversation score (mean ± SEM)",
                          scale=alt.Scale(zero=False)), y2="hi:Q", color=color),
         base.mark_point(filled=True, size=80).encode(x=x, y="mean:Q", color=color, tooltip=tip),

@@ -1,38 +1,37 @@
-"""Causal streaming anomaly detector: at each point it uses only the points before and at it.
+"""Causal streaming anomaly detector: each point's output uses only the points up to it.
 
-Pipeline per series (each step a separate object or function):
+1. **Warm-up** (no output): ``warmup`` observed points; then statsmodels Holt-Winters (additive
+   damped trend, additive daily/weekly season when the warm-up shows one) is fitted by ML on it,
+   and re-fitted on recent *past* rows at fixed counts of observed points. The initial residual
+   scale comes from (seasonal) differences of the warm-up: the in-sample fit overfits two cycles
+   (measured sigma 0.009 in-sample against 0.12 true).
+2. **Online filter**: the fitted model's error-correction recursion (statsmodels'
+   ``ExponentialSmoothing`` filter) made robust: innovations beyond ``CLIP_SIGMAS`` are clipped
+   unless ``SHIFT_CONFIRM_POINTS`` in a row exceed on one side (the level then jumps: a shift
+   is accepted). Measured: ``UnobservedComponents(...).append`` costs ~2.1 ms a point (34 s for
+   16k points); this recursion a few microseconds.
+3. **Score** (0..1): the max of ``2 Phi(|z|) - 1`` (one-step residual), ``1 - exp(-2 k S)``
+   (upward CUSUM) and the rise test: each is one minus a tail probability under the model, so
+   one threshold means one false-alarm rate.
+4. **Kind**: ``spike`` (point exceedance), ``reactive`` (confirmed level jump, no build-up
+   before), ``anticipatory`` (sustained rise: CUSUM or rise test; an exceedance after a
+   build-up; or the forecast crossing ``crossing`` within ``horizon``).
+5. :class:`forecast.alarms.AlarmPolicy` turns kinds into flags.
 
-1. **Warm-up** (no output): the first ``warmup`` observed points. Then, once, a statsmodels
-   Holt-Winters model (additive damped trend, additive daily/weekly season when the warm-up shows
-   one) is fitted by maximum likelihood on the warm-up only.
-2. **Online filter**: the fitted model's error-correction recursion (identical to statsmodels'
-   ``ExponentialSmoothing`` filter, checked in the tests) runs point by point, made robust:
-   innovations beyond ``CLIP_SIGMAS`` are clipped (an outlier does not drag the level), unless
-   ``SHIFT_CONFIRM_POINTS`` in a row exceed on the same side: then the level jumps to the data
-   (a level shift is accepted). The residual scale is a clipped EWMA. Measured: statsmodels'
-   ``UnobservedComponents(...).append`` costs ~2.1 ms per point (34 s for a 16k-point series);
-   this recursion costs a few microseconds.
-3. **Score** (0..1): ``max(2 Phi(|z|) - 1, 1 - exp(-2 k S))`` where ``z`` is the standardised
-   one-step residual and ``S`` an upward CUSUM of clipped ``z``: both are one minus a tail
-   probability under the model, so the same threshold means the same false-alarm rate.
-4. **Candidate kind**: ``spike`` (point exceedance), ``reactive`` (a confirmed level jump with no
-   build-up before it), ``anticipatory`` (the CUSUM of a sustained rise, an exceedance at the end
-   of a build-up, or the forecast crossing ``crossing`` within ``horizon``).
-5. **Alarm policy** (:class:`forecast.alarms.AlarmPolicy`) turns candidates into flags.
-
-Values are modelled on a signed log scale (``sign(x) log1p|x|``) when the warm-up is
-non-negative (counts: their noise grows with the level); forecasts and intervals are mapped back.
+Non-negative warm-ups (counts) are modelled on a ``sign(x) log1p|x|`` scale.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections import deque
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from forecast.alarms import (
     FLAG_ANTICIPATORY,
@@ -43,58 +42,57 @@ from forecast.alarms import (
     suppress_points,
 )
 
-DAY_SECONDS = 86400.0
-WEEK_SECONDS = 7 * DAY_SECONDS
-# Smallest warm-up: ~30 points is the usual rule of thumb for a stable ML fit of a few smoothing
-# parameters; with a season the warm-up is two full cycles (statsmodels' heuristic
-# initialisation needs two, and one cycle cannot separate level from season).
+DAY_SECONDS, WEEK_SECONDS = 86400.0, 7 * 86400.0
+# Warm-up: ~30 points, the usual rule of thumb for an ML fit of a few smoothing parameters; with
+# a season two full cycles (one cannot separate level from season).
 WARMUP_MIN_POINTS = 30
 SEASON_CYCLES = 2
-# Seasons from 4 points (6-hourly data) up to one day of 1-minute data (1,440 points: a 2-day,
-# 2,880-point warm-up); finer data is modelled without a season.
+# Seasons from 4 points (6-hourly data) to one day of 1-minute data (1,440: 2,880-point warm-up).
 MIN_SEASON_POINTS, MAX_SEASON_POINTS = 4, 1440
-# The season is modelled when the warm-up's correlation between each point and the point one cycle earlier (after removing a straight line) is >= 0.3. For
-# noise its standard error is ~1/sqrt(n): 0.04 for 2 days of 5-minute data, 0.14 for 2 days of
-# hourly data (so 0.3 is > 2 standard errors); a spurious season costs P noisy indices, a missed
-# daily cycle makes every daily peak an alarm, so a weak cycle is already modelled.
+# Season modelled when corr(x[t], x[t - P]) on the detrended warm-up is >= 0.3: > 2 standard
+# errors of noise (0.04 for 2 days of 5-minute data, 0.14 hourly); a missed daily cycle makes
+# every daily peak an alarm, a spurious one only costs P noisy indices.
 MIN_SEASONAL_ACF = 0.3
-# Innovations beyond 3 sigma (outside the 99.73 % band) are clipped in the update (a Huber-type
-# robust filter).
+# Innovations beyond 3 sigma (outside the 99.73 % band) are clipped (Huber-type robust filter).
 CLIP_SIGMAS = 3.0
 # A level shift is accepted after 3 consecutive same-side exceedances of CLIP_SIGMAS: for
 # Gaussian noise that happens by chance with probability 0.00135^3 ~ 2.5e-9 per point.
 SHIFT_CONFIRM_POINTS = 3
-# CUSUM reference value k = 0.5 sigma: the textbook choice, optimal for a 1-sigma mean shift
-# (Montgomery, Introduction to Statistical Quality Control). For Gaussian increments
-# P(S > s) <= exp(-2 k s) (Lundberg bound), the CUSUM's tail probability.
+# CUSUM reference k = 0.5 sigma, the textbook choice for a 1-sigma shift (Montgomery, Statistical
+# Quality Control); for Gaussian increments P(S > s) <= exp(-2 k s) (Lundberg bound).
 CUSUM_K = 0.5
-# A "build-up" precedes a point when the CUSUM before it had reached tail probability 1 %.
-BUILDUP_SCORE = 0.99
+BUILDUP_SCORE = 0.99  # a build-up: the CUSUM before the point had reached tail prob. 1 %
 # E[min(Z^2, c^2)] for standard normal Z: divides the clipped-EWMA variance to stay unbiased.
 _PHI = NormalDist()
 CLIP_VARIANCE_FACTOR = (1 - 2 * CLIP_SIGMAS * _PHI.pdf(CLIP_SIGMAS)
                         - 2 * (1 - _PHI.cdf(CLIP_SIGMAS)) * (1 - CLIP_SIGMAS ** 2))
-# MAD -> standard deviation for Gaussian data.
-MAD_TO_SIGMA = 1.4826
-# When the ML fit fails: simple exponential smoothing with alpha = 0.2, in the usual 0.1-0.3 range
-# (Hyndman & Athanasopoulos, FPP3 section 8.1), no trend, no season.
+MAD_TO_SIGMA = 1.4826  # MAD -> standard deviation for Gaussian data
+# Fit input cleaning: 5 robust sigmas (Gaussian probability 6e-7) marks a value as junk.
+OUTLIER_SIGMAS = 5.0
+# ML fit failed: simple exponential smoothing, alpha 0.2 (the usual 0.1-0.3 range, FPP3 8.1).
 FALLBACK_ALPHA = 0.2
-# Residual scales below this fraction of max(1, |level|) are treated as this (constant series).
-SCALE_FLOOR = 1e-6
+# Residual scale: EWMA of clipped squared residuals, span one warm-up but >= 200 points (the 3
+# outlying points of one incident then raise sigma by < 7 %).
+SCALE_MIN_SPAN = 200
+# The smoothing parameters are re-fitted (ML, statsmodels) on the last 4 warm-ups of rows after
+# 2 and 4 warm-ups of observed points, then every 4: two cycles are too few to learn a season.
+REFIT_EVERY_WARMUPS = 4
+# A sustained rise is tested over one season (or 24 points without one): the OLS rise over the
+# window against what noise plus the model's own level wander (alpha * sigma per step) explain.
+TREND_WINDOW_NO_SEASON = 24
+SCALE_FLOOR = 1e-6  # scale floor, relative to max(1, |level|): constant series
 
 
 class DetectError(ValueError):
-    """Invalid detector input or settings (the message says what and how many)."""
+    """Invalid detector settings (the message says which and what is valid)."""
 
 
 def season_points(interval_seconds: float) -> int | None:
     """The daily (or, for daily-or-coarser data, weekly) cycle in points, if it is usable."""
     cycle = DAY_SECONDS if interval_seconds < DAY_SECONDS else WEEK_SECONDS
     points = cycle / interval_seconds
-    if abs(points - round(points)) > 1e-9:
-        return None
     p = int(round(points))
-    return p if MIN_SEASON_POINTS <= p <= MAX_SEASON_POINTS else None
+    return p if abs(points - p) < 1e-9 and MIN_SEASON_POINTS <= p <= MAX_SEASON_POINTS else None
 
 
 def warmup_points(period: int | None) -> int:
@@ -106,21 +104,15 @@ def _fwd(x: float, log: bool) -> float:
 
 
 def _inv(u: float, log: bool) -> float:
-    if not log:
-        return u
-    return math.copysign(math.expm1(min(abs(u), 700.0)), u)
+    return math.copysign(math.expm1(min(abs(u), 700.0)), u) if log else u
 
 
 def seasonal_acf(x: np.ndarray, period: int) -> float:
-    """Correlation of ``x[t]`` with ``x[t - period]`` for ``x`` (no NaN) after removing a straight line.
-
-    With the two cycles of a warm-up a moving-average decomposition keeps only one cycle (its
-    remainder is then zero by construction), so the cycle-to-cycle correlation is used instead.
-    """
-    n = len(x)
-    if n < 2 * period:
+    """corr(x[t], x[t - period]) of ``x`` (no NaN) minus a straight line. (A moving-average
+    decomposition of two cycles keeps one, whose remainder is zero by construction.)"""
+    if len(x) < 2 * period:
         return 0.0
-    t = np.arange(n)
+    t = np.arange(len(x))
     resid = x - np.polyval(np.polyfit(t, x, 1), t)
     a, b = resid[period:], resid[:-period]
     if np.std(a) <= 0 or np.std(b) <= 0:
@@ -141,10 +133,8 @@ class DetectorConfig:
     suppress_seconds: float | None = None  # AlarmPolicy window (None: alarms default)
 
     def period(self, interval_seconds: float) -> int | None:
-        if self.season == "auto":
-            return season_points(interval_seconds)
-        if self.season == "none":
-            return None
+        if self.season in ("auto", "none"):
+            return season_points(interval_seconds) if self.season == "auto" else None
         if isinstance(self.season, int) and self.season >= 2:
             return self.season
         raise DetectError(f"season must be 'auto', 'none' or an integer >= 2, "
@@ -181,176 +171,221 @@ class StreamingDetector:
         kw: dict[str, Any] = {} if cfg.threshold is None else {"threshold": cfg.threshold}
         self.policy = AlarmPolicy(min_points=self.warmup, suppress=suppress, **kw)
         self.z_interval = _PHI.inv_cdf(1 - cfg.alpha / 2)
+        self.hist: deque[float] = deque(maxlen=REFIT_EVERY_WARMUPS * self.warmup)
         self._buffer: list[float] = []
-        self._n_obs = 0
+        self.n_obs = 0
+        self.t = 0  # rows processed so far (= absolute index of the next row)
         self.ready = False
-        self.info: dict[str, Any] = {"warmup": self.warmup}
+        self.period: int | None = None
+        self.log = False
+        self.info: dict[str, Any] = {"warmup": self.warmup, "fits": 0}
 
-    # -- warm-up -------------------------------------------------------------------------------
-    def _fit(self) -> None:
+    def _initialize(self) -> None:
         raw = np.array(self._buffer, dtype=float)
         obs = raw[~np.isnan(raw)]
-        if self.config.transform == "auto":
-            self.log = bool(obs.min() >= 0)
-        else:
-            self.log = self.config.transform == "log"
-        x = np.array([_fwd(v, self.log) if not math.isnan(v) else math.nan for v in raw])
-        idx = np.arange(len(x))
-        ok = ~np.isnan(x)
-        filled = np.interp(idx, idx[ok], x[ok])  # for the fit only; the replay skips NaN
+        self.log = (bool(obs.min() >= 0) if self.config.transform == "auto"
+                    else self.config.transform == "log")
+        x = np.array([_fwd(v, self.log) for v in raw])
+        self.hist.extend(float(v) for v in x)
+        filled = _fill(x)
         period = self.candidate_period
-        strength = seasonal_acf(filled, period) if period else 0.0
-        if period and strength < MIN_SEASONAL_ACF:
-            period = None
-        self.period = period
-        params = self._ml_params(filled, period)
-        if params["model"] == "ses-fallback":
-            period = None
-        self.a, self.b_, self.g, self.phi = (params[k] for k in ("a", "b", "g", "phi"))
-        self.level, self.trend = params["l0"], params["b0"]
-        self.season = list(params["s0"]) if period else [0.0]
-        fitted = params["fitted"]
-        resid = filled - fitted
-        mad = float(np.median(np.abs(resid - np.median(resid)))) * MAD_TO_SIGMA
-        scale = mad if mad > 0 else float(np.std(resid))
-        self.var = max(scale, SCALE_FLOOR * max(1.0, abs(float(np.mean(filled))))) ** 2
-        self.lam = 2.0 / (self.warmup + 1)  # EWMA with a span of one warm-up
-        self.cusum = 0.0
-        self.run_sign, self.run_len, self.run_buildup = 0, 0, 0.0
-        self.shifted = False
-        self.t = 0  # position in the season of the next point
-        self.info.update(period=period, seasonal_acf=round(strength, 3), log=self.log,
-                         model=params["model"], alpha=round(self.a, 4), beta=round(self.b_, 4),
-                         gamma=round(self.g, 4), phi=round(self.phi, 4))
+        acf = seasonal_acf(filled, period) if period else 0.0
+        self.period = period if period and acf >= MIN_SEASONAL_ACF else None
+        lag = self.period or 1
+        diffs = (x[lag:] - x[:-lag])[~np.isnan(x[lag:] - x[:-lag])]
+        mad = float(np.median(np.abs(diffs - np.median(diffs)))) if len(diffs) else 0.0
+        scale = (MAD_TO_SIGMA * mad or float(np.std(diffs)) if len(diffs) else 0.0) / math.sqrt(2)
+        self.var = max(scale, SCALE_FLOOR * max(1.0, float(np.abs(filled).mean()))) ** 2
+        self.lam = 2.0 / (max(self.warmup, SCALE_MIN_SPAN) + 1)
+        self.season = [0.0] * (self.period or 1)
+        self.cusum, self.run, self.run_buildup = 0.0, [0, 0], 0.0
+        self.window_len = self.period or TREND_WINDOW_NO_SEASON
+        self.window: deque[tuple[float, float]] = deque()
+        self.sums = [0.0, 0.0, 0.0, 0.0]  # sum i, sum i^2, sum u, sum i*u over the window
+        self.info.update(period=self.period, seasonal_acf=round(acf, 3), log=self.log)
+        self._refit()
         self.ready = True
-        for v in x:  # replay the warm-up through the same filter to reach the current state
-            self._step(float(v))
 
-    def _ml_params(self, x: np.ndarray, period: int | None) -> dict[str, Any]:
-        from statsmodels.tsa.holtwinters import ExponentialSmoothing
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                model = ExponentialSmoothing(
-                    x, trend="add", damped_trend=True, seasonal="add" if period else None,
-                    seasonal_periods=period, initialization_method="heuristic")
-                res = model.fit()
-            p = res.params
-            out = {"a": float(p["smoothing_level"]), "phi": float(p["damping_trend"]),
-                   "b": float(p["smoothing_level"] * p["smoothing_trend"]),
-                   "g": float(p["smoothing_seasonal"]) if period else 0.0,
-                   "l0": float(p["initial_level"]), "b0": float(p["initial_trend"]),
-                   "s0": np.asarray(p["initial_seasons"], dtype=float),
-                   "fitted": np.asarray(res.fittedvalues, dtype=float),
-                   "model": "holt-winters" if period else "damped-trend"}
-            if all(math.isfinite(float(v)) for k, v in out.items()
-                   if k in ("a", "b", "g", "phi", "l0", "b0")):
-                return out
-        except (ValueError, np.linalg.LinAlgError):
-            pass
-        fitted = np.empty_like(x)
-        level = float(x[0])
+    def _refit(self) -> None:
+        """ML-fit the smoothing parameters on the remembered rows and replay them."""
+        x = np.array(self.hist, dtype=float)
+        start = self.t - len(x)  # absolute index of x[0]
+        p = _ml_params(_fill(x), self.period)
+        self.a, self.b_, self.g, self.phi = p["a"], p["b"], p["g"], p["phi"]
+        self.level, self.trend = p["l0"], p["b0"]
+        if self.period and p["model"] != "ses-fallback":
+            for j, s in enumerate(p["s0"]):
+                self.season[(start + j) % self.period] = float(s)
+        run = [0, 0]
         for i, v in enumerate(x):
-            fitted[i] = level
-            level += FALLBACK_ALPHA * (v - level)
-        return {"a": FALLBACK_ALPHA, "b": 0.0, "g": 0.0, "phi": 0.0, "l0": float(x[0]),
-                "b0": 0.0, "s0": np.zeros(1), "fitted": fitted, "model": "ses-fallback"}
+            self._advance(float(v), start + i, run)
+        self.info["fits"] += 1
+        self.info.update(model=p["model"], alpha=round(self.a, 4), beta=round(self.b_, 4),
+                         gamma=round(self.g, 4), phi=round(self.phi, 4))
 
-    # -- online filter -------------------------------------------------------------------------
+    def _season(self, index: int) -> float:
+        return self.season[index % self.period] if self.period else 0.0
+
     def _predict(self, steps: int = 1) -> float:
+        """Forecast for row ``t + steps - 1`` from the current state."""
         damp = sum(self.phi ** j for j in range(1, steps + 1))
-        s = self.season[(self.t + steps - 1) % len(self.season)] if self.period else 0.0
-        return self.level + damp * self.trend + s
+        return self.level + damp * self.trend + self._season(self.t + steps - 1)
 
-    def _step(self, x: float) -> tuple[float, float, float | None, float]:
-        """Advance by one point (transformed value or NaN).
-
-        Returns (prediction, sigma, z or None, CUSUM before the point).
-        """
-        pred, sigma = self._predict(), math.sqrt(self.var)
-        cusum_before = self.cusum
-        slot = self.t % len(self.season)
-        self.t += 1
+    def _advance(self, x: float, index: int, run: list[int]) -> tuple[float | None, bool]:
+        """Filter one transformed value of row ``index``: (z or None, shift accepted). ``run`` is
+        [sign, length] of the streak of same-side exceedances (mutated)."""
+        pred = self.level + self.phi * self.trend + self._season(index)
         if math.isnan(x):
-            self.level += self.phi * self.trend
-            self.trend *= self.phi
-            return pred, sigma, None, cusum_before
-        e = x - pred
-        z = e / sigma
-        zc = max(-CLIP_SIGMAS, min(CLIP_SIGMAS, z))
+            self.level, self.trend = self.level + self.phi * self.trend, self.phi * self.trend
+            return None, False
+        sigma = math.sqrt(self.var)
+        z = (x - pred) / sigma
         sign = int(z > CLIP_SIGMAS) - int(z < -CLIP_SIGMAS)
-        if sign and sign == self.run_sign:
-            self.run_len += 1
+        if sign and sign == run[0]:
+            run[1] += 1
         else:
-            self.run_sign, self.run_len = sign, 1 if sign else 0
-            self.run_buildup = cusum_before
-        self.shifted = self.run_len >= SHIFT_CONFIRM_POINTS
-        if self.shifted:  # accept the level shift: the level jumps to the data
-            self.level = x - (self.season[slot] if self.period else 0.0)
-            self.trend = 0.0
-            self.run_sign, self.run_len = 0, 0
-            self.cusum = 0.0
-        else:
-            ec = zc * sigma
-            self.level += self.phi * self.trend + self.a * ec
-            self.trend = self.phi * self.trend + self.b_ * ec
-            if self.period:
-                self.season[slot] += self.g * ec
-            self.cusum = max(0.0, self.cusum + zc - CUSUM_K)
-        self.var += self.lam * (zc * zc * self.var / CLIP_VARIANCE_FACTOR - self.var)
-        return pred, sigma, z, cusum_before
+            run[0], run[1] = sign, (1 if sign else 0)
+        if run[1] >= SHIFT_CONFIRM_POINTS:  # accept the level shift: the level jumps to the data
+            self.level, self.trend = x - self._season(index), 0.0
+            run[0], run[1] = 0, 0
+            return z, True
+        ec = max(-CLIP_SIGMAS, min(CLIP_SIGMAS, z)) * sigma
+        self.level += self.phi * self.trend + self.a * ec
+        self.trend = self.phi * self.trend + self.b_ * ec
+        if self.period:
+            self.season[index % self.period] += self.g * ec
+        return z, False
 
     def update(self, value: float) -> Point:
         """Process the next point (NaN = missing) and return its forecast, score and flag."""
         value = float(value)
+        observed = not math.isnan(value)
+        self.n_obs += observed
         if not self.ready:
             self._buffer.append(value)
-            if not math.isnan(value):
-                self._n_obs += 1
-            if self._n_obs >= self.warmup:
-                self._fit()
-            self.policy.decide(math.nan if math.isnan(value) else 0.0, None)
+            self.t += 1
+            if self.n_obs >= self.warmup:
+                self._initialize()
+            self.policy.decide(0.0 if observed else math.nan, None)
             return Point(math.nan, math.nan, math.nan, math.nan, FLAG_NONE)
-        x = _fwd(value, self.log) if not math.isnan(value) else math.nan
-        pred, sigma, z, cusum_before = self._step(x)
-        cross = self._crossing(value)
+        x = _fwd(value, self.log)
+        pred, sigma = self._predict(), math.sqrt(self.var)
+        cusum_before = self.cusum
+        z, shifted = self._advance(x, self.t, self.run)
+        self.hist.append(x)
+        self.t += 1
         half = self.z_interval * sigma
-        fc, lo, up = (_inv(pred, self.log), _inv(pred - half, self.log),
-                      _inv(pred + half, self.log))
+        fc, lo, up = (_inv(v, self.log) for v in (pred, pred - half, pred + half))
         if z is None:
             self.policy.decide(math.nan, None)
             return Point(fc, lo, up, math.nan, FLAG_NONE)
+        zc = max(-CLIP_SIGMAS, min(CLIP_SIGMAS, z))
+        if self.run[1] == 1:  # a streak of exceedances starts here: remember the build-up
+            self.run_buildup = cusum_before
+        if shifted:
+            self.cusum = 0.0
+            self.window.clear()  # the rise test starts afresh after a jump
+            self.sums = [0.0, 0.0, 0.0, 0.0]
+        else:
+            self._push(float(self.t), pred - self._season(self.t - 1) + zc * sigma)
+            self.cusum = max(0.0, self.cusum + zc - CUSUM_K)
+            self.var += self.lam * (zc * zc * self.var / CLIP_VARIANCE_FACTOR - self.var)
         point_score = math.erf(abs(z) / math.sqrt(2.0))
-        cusum_score = 1.0 - math.exp(-2.0 * CUSUM_K * self.cusum)
-        score = max(point_score, cusum_score)
-        buildup = 1.0 - math.exp(-2.0 * CUSUM_K * cusum_before) >= BUILDUP_SCORE
+        cusum_score = _cusum_score(self.cusum)
+        rise_score = self._rise_score(sigma)
+        score = max(point_score, cusum_score, rise_score)
         thr = self.policy.threshold
         kind: str | None = None
-        if self.shifted:
-            up_build = self.run_buildup_score() >= BUILDUP_SCORE and z > 0
-            kind = FLAG_ANTICIPATORY if up_build else FLAG_REACTIVE
+        if shifted:
+            build = z > 0 and _cusum_score(self.run_buildup) >= BUILDUP_SCORE
+            kind = FLAG_ANTICIPATORY if build else FLAG_REACTIVE
             score = max(score, thr)  # the confirmed shift is the alarm, whatever this z
         elif point_score >= thr:
-            kind = FLAG_ANTICIPATORY if (z > 0 and buildup) else FLAG_SPIKE
-        elif cusum_score >= thr:
+            build = z > 0 and _cusum_score(cusum_before) >= BUILDUP_SCORE
+            kind = FLAG_ANTICIPATORY if build else FLAG_SPIKE
+        elif max(cusum_score, rise_score) >= thr:
             kind = FLAG_ANTICIPATORY
-        elif cross:  # a deterministic rule: the forecast path itself crosses the level
+        elif self._crossing(value):  # a deterministic rule: the forecast path crosses the level
             kind, score = FLAG_ANTICIPATORY, max(score, thr)
         flag = self.policy.decide(score, kind)
+        if _refit_due(self.n_obs, self.warmup):
+            self._refit()
         return Point(fc, lo, up, min(score, 1.0), flag, kind)
 
-    def run_buildup_score(self) -> float:
-        return 1.0 - math.exp(-2.0 * CUSUM_K * self.run_buildup)
+    def _push(self, i: float, u: float) -> None:
+        if not self.window:
+            self.win_base = i  # indices relative to the window's start keep the sums small
+        i -= self.win_base
+        self.window.append((i, u))
+        self.sums = [a + b for a, b in zip(self.sums, (i, i * i, u, i * u), strict=True)]
+        if len(self.window) > self.window_len:
+            j, w = self.window.popleft()
+            self.sums = [a - b for a, b in zip(self.sums, (j, j * j, w, j * w), strict=True)]
+
+    def _rise_score(self, sigma: float) -> float:
+        """One-sided normal probability that the window's OLS rise is not noise + wander."""
+        n = len(self.window)
+        if n < self.window_len:
+            return 0.0
+        si, sii, su, siu = self.sums
+        sxx = sii - si * si / n
+        rise = (siu - si * su / n) / sxx * (n - 1)
+        var = sigma * sigma * ((n - 1) ** 2 / sxx + (n - 1) * self.a * self.a)
+        return _PHI.cdf(rise / math.sqrt(var)) if rise > 0 else 0.0
 
     def _crossing(self, value: float) -> bool:
-        """Does the forecast made after this point cross ``config.crossing`` from below
-        within ``config.horizon`` steps?"""
+        """Does the forecast path cross ``config.crossing`` from below within the horizon?"""
         level = self.config.crossing
-        if level is None or math.isnan(value) or value >= level:
-            return False
-        return any(_inv(self._predict(h), self.log) >= level
+        return level is not None and value < level and any(_inv(self._predict(h), self.log) >= level
                    for h in range(1, self.config.horizon + 1))
+
+
+def _refit_due(n_obs: int, warmup: int) -> bool:
+    """Refit after 2 and 4 warm-ups of observed points, then every REFIT_EVERY_WARMUPS."""
+    k, rest = divmod(n_obs, warmup)
+    return rest == 0 and (k in (2, 4) or (k > 4 and k % REFIT_EVERY_WARMUPS == 0))
+
+
+def _cusum_score(s: float) -> float:
+    return 1.0 - math.exp(-2.0 * CUSUM_K * s)
+
+
+def _fill(x: np.ndarray) -> np.ndarray:
+    """Input for the season test and the ML fit only (the filter itself sees the raw values):
+    NaN interpolated, and points more than OUTLIER_SIGMAS robust sigmas from their 5-point
+    rolling median replaced by it, so one junk value cannot hide a daily cycle."""
+    ok = ~np.isnan(x)
+    idx = np.arange(len(x))
+    x = x if ok.all() else np.interp(idx, idx[ok], x[ok])
+    med = pd.Series(x).rolling(5, center=True, min_periods=1).median().to_numpy()
+    dev = x - med
+    scale = MAD_TO_SIGMA * float(np.median(np.abs(dev)))
+    return np.where(np.abs(dev) > OUTLIER_SIGMAS * scale, med, x) if scale > 0 else x
+
+
+def _ml_params(x: np.ndarray, period: int | None) -> dict[str, Any]:
+    """Smoothing parameters and initial states of a Holt-Winters model fitted by statsmodels."""
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = ExponentialSmoothing(
+                x, trend="add", damped_trend=True, seasonal="add" if period else None,
+                seasonal_periods=period, initialization_method="heuristic").fit()
+        p = res.params
+        out: dict[str, Any] = {
+            "a": float(p["smoothing_level"]), "phi": float(p["damping_trend"]),
+            "b": float(p["smoothing_level"] * p["smoothing_trend"]),  # error-correction form
+            "g": float(p["smoothing_seasonal"]) if period else 0.0, "l0": float(p["initial_level"]),
+            "b0": float(p["initial_trend"]), "s0": np.asarray(p["initial_seasons"], dtype=float),
+            "model": "holt-winters" if period else "damped-trend"}
+        if all(math.isfinite(out[k]) for k in ("a", "b", "g", "phi", "l0", "b0")):
+            return out
+    except (ValueError, np.linalg.LinAlgError):
+        pass
+    return {"a": FALLBACK_ALPHA, "b": 0.0, "g": 0.0, "phi": 0.0, "l0": float(x[0]), "b0": 0.0,
+            "s0": np.zeros(1), "model": "ses-fallback"}
 
 
 def detect_values(values: Any, interval_seconds: float,
@@ -358,12 +393,7 @@ def detect_values(values: Any, interval_seconds: float,
     """Run one :class:`StreamingDetector` over ``values``; arrays per output column + info."""
     det = StreamingDetector(interval_seconds, config or DetectorConfig())
     pts = [det.update(v) for v in np.asarray(values, dtype=float)]
-    return {
-        "forecast": np.array([p.forecast for p in pts]),
-        "lower": np.array([p.lower for p in pts]),
-        "upper": np.array([p.upper for p in pts]),
-        "anomaly_score": np.array([p.anomaly_score for p in pts]),
-        "flag": [p.flag for p in pts],
-        "kind": [p.kind for p in pts],
-        "info": det.info,
-    }
+    out: dict[str, Any] = {c: np.array([getattr(p, c) for p in pts])
+                           for c in ("forecast", "lower", "upper", "anomaly_score")}
+    return {**out, "flag": [p.flag for p in pts], "kind": [p.kind for p in pts],
+            "info": det.info}

@@ -63,12 +63,12 @@ def _producer(cfg: Config) -> Any:
                         dedup=True)
 
 
-def _summary(what: str, stats: Any, producer: Any) -> None:
+def _summary(what: str, stats: Any, producer: Any, position: Any) -> None:
+    reasons = f" {producer.stats.reasons}" if stats.dead_lettered else ""
     _log(f"{what}: {stats.read:,} records read ({stats.replayed:,} before the resume point), "
          f"{stats.sent:,} posts sent, {stats.duplicates:,} duplicates dropped, "
-         f"{stats.dead_lettered:,} dead-lettered {producer.stats.reasons or ''}, "
-         f"{stats.no_topic:,} matched no topic, {stats.ignored:,} ignored; "
-         f"confirmed position {stats.position}")
+         f"{stats.dead_lettered:,} dead-lettered{reasons}, {stats.no_topic:,} matched no topic, "
+         f"{stats.ignored:,} ignored; confirmed position {position}")
 
 
 def cmd_file(cfg: Config, args: argparse.Namespace) -> int:
@@ -92,7 +92,7 @@ def cmd_file(cfg: Config, args: argparse.Namespace) -> int:
                          topic=topic, checkpoint=saver(progress, source),
                          confirm_every=args.confirm_every, replay=Replay(args.replay_speed),
                          log=_log if args.verbose else None)
-            _summary(str(source.path), stats, producer)
+            _summary(str(source.path), stats, producer, progress.position)
     return 0
 
 
@@ -103,17 +103,19 @@ def _run_live(cfg: Config, args: argparse.Namespace, source: Any, kind: str) -> 
     ckpt = Checkpoint(_state_dir(cfg, args), kind, f"{source.checkpoint_key()}|{cfg.topics.posts}")
     if args.restart:
         ckpt.clear()
-    saved = ckpt.load()
-    position = args.cursor if args.cursor is not None else (saved or {}).get("position")
+    saved_position, conversations, save = ckpt.resume_live()
+    position = args.cursor if args.cursor is not None else saved_position
     if position is not None:
         _log(f"{kind}: resuming from position {position} (progress file {ckpt.path})")
     deadline = time.monotonic() + args.duration if args.duration else None
     with _producer(cfg) as producer:
         stats = pump(source.records(position), producer, router=router, topic=topic,
-                     checkpoint=ckpt.save, confirm_seconds=args.confirm_seconds,
+                     checkpoint=save, conversations=conversations,
+                     confirm_seconds=args.confirm_seconds,
                      max_posts=args.max_posts, deadline=deadline,
                      log=_log if args.verbose else None)
-        _summary(kind, stats, producer)
+        _summary(kind, stats, producer,
+                 stats.position if stats.position is not None else position)
     return 0
 
 

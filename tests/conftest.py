@@ -41,7 +41,6 @@ def stream_config(broker: EmbeddedBroker, tmp_path: Path) -> Config:
         "POLARWATCH_TOPICS_DEAD_LETTER": f"dead-{suffix}",
         "POLARWATCH_WAREHOUSE_PATH": str(tmp_path / "pw.duckdb"),
         "POLARWATCH_WAREHOUSE_LAKE_DIR": str(tmp_path / "lake"),
-        "POLARWATCH_SPARK_MAX_RECORDS_PER_TRIGGER": "4",
         "POLARWATCH_SPARK_CHECKPOINT_DIR": str(tmp_path / "ckpt"),
         "POLARWATCH_EXTRACTOR_BACKEND": "lexicon",
     }

@@ -93,9 +93,18 @@ def render_list(c: Context, topics: list[str]) -> list[str]:
                 f"{end - timedelta(days=1):%Y-%m-%d}. Widen the range.")
         return []
     st.dataframe(convs, hide_index=True, column_config={
+        "conversation_id": st.column_config.TextColumn("conversation"),
+        "topic": st.column_config.TextColumn("topic"),
         "root_text": st.column_config.TextColumn("opening post", width="large"),
         "mean_score": st.column_config.ProgressColumn(
-            "polarization", min_value=0.0, max_value=10.0, format="%.2f")})
+            "polarization", min_value=0.0, max_value=10.0, format="%.2f"),
+        "n_interactions": st.column_config.NumberColumn("interactions"),
+        "first_at": st.column_config.DatetimeColumn("first reply (UTC)",
+                                                    format="YYYY-MM-DD HH:mm"),
+        "last_at": st.column_config.DatetimeColumn("last reply (UTC)",
+                                                   format="YYYY-MM-DD HH:mm")},
+        column_order=["conversation_id", "topic", "mean_score", "n_interactions", "root_text",
+                      "first_at", "last_at"])
     return [str(i) for i in convs["conversation_id"]]
 
 

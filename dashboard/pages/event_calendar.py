@@ -19,7 +19,8 @@ from dashboard.events import (
     upsert,
 )
 
-NEW = "➕ New event"
+NEW = "New event…"
+FORM_GENERATION = "pw_events_form"  # bumped after a save: the next form starts empty
 FLASH_KEY = "pw_events_flash"
 
 
@@ -37,7 +38,8 @@ def render_form(c: Context, events: list[Event]) -> None:
     options = [NEW, *(_key(e) for e in events)]
     choice = st.selectbox("Add or edit", options, key="event_choice")
     current = next((e for e in events if _key(e) == choice), None)
-    suffix = "new" if current is None else str(options.index(choice))  # fresh form per event
+    generation = st.session_state.get(FORM_GENERATION, 0)
+    suffix = f"{generation}_{options.index(choice)}"  # a fresh form per event and per save
     topics = list(c.names) or sorted({e.topic for e in events})
     with st.form(f"event_form_{suffix}"):
         name = st.text_input("Name", value=current.name if current else "")
@@ -75,11 +77,13 @@ def render_form(c: Context, events: list[Event]) -> None:
             st.error(f"Not saved: {exc}")
             return
         st.session_state[FLASH_KEY] = f"Saved “{event.name}” to `{c.events_file}`."
+        st.session_state[FORM_GENERATION] = generation + 1
         st.session_state.pop("event_choice", None)
         st.rerun()
     if delete and current is not None:
         save_events(c.events_file, remove(events, (current.topic, current.name)))
         st.session_state[FLASH_KEY] = f"Deleted “{current.name}”."
+        st.session_state[FORM_GENERATION] = generation + 1
         st.session_state.pop("event_choice", None)
         st.rerun()
 
@@ -99,6 +103,7 @@ else:
     if calendar:
         table = events_frame(calendar)
         table["topic"] = [context.name(t) for t in table["topic"]]
+        table["end"] = [e.end for e in calendar]  # blank for point-in-time events
         st.dataframe(table, hide_index=True, column_config={
             "start": st.column_config.DatetimeColumn("start (UTC)", format="YYYY-MM-DD HH:mm"),
             "end": st.column_config.DatetimeColumn("end (UTC)", format="YYYY-MM-DD HH:mm")})

@@ -33,15 +33,16 @@ def render_card(c: Context, row: Any, active: pd.DataFrame) -> None:
     arrow = trend_arrow(row["mean_score"], row["trend_base"])
     delta = None
     if not is_missing(row["mean_score"]) and not is_missing(row["trend_base"]):
-        delta = f"{float(row['mean_score']) - float(row['trend_base']):+.2f} vs recent"
+        delta = f"{float(row['mean_score']) - float(row['trend_base']):+.2f}"
     spark = row["recent_scores"]
     spark_data = [float(v) for v in spark] if spark is not None and len(spark) else None
-    a, b, d, e = st.columns(4)
+    a, b = st.columns(2)
+    d, e = st.columns(2)
     a.metric(f"Polarization {arrow}".strip(), fmt_score(row["mean_score"]), delta,
              delta_color="inverse", chart_data=spark_data,
              help="Mean interaction score of the latest window (0 = friendly agreement, "
                   "10 = hostile disagreement); the arrow compares it with the mean of the "
-                  "windows before it.")
+                  "windows before it (delta = latest − that mean).")
     b.metric("Extreme share", fmt_share(row["extreme_share"]),
              help="Share of conversations whose mean score is above the extreme threshold.")
     d.metric("Hostility share", fmt_share(row["hostility_share"]),
@@ -51,7 +52,7 @@ def render_card(c: Context, row: Any, active: pd.DataFrame) -> None:
         st.caption("No active flags.")
     else:
         st.markdown(f"**Active flags:** {flag_badges(active)}")
-    st.page_link("pages/topic.py", label=f"Open {c.name(topic)}", icon="📈",
+    st.page_link("pages/topic.py", label=f"Open {c.name(topic)}", icon=":material/show_chart:",
                  query_params={"topic": topic})
 
 

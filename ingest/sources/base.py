@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from ingest.normalize import TopicRouter
 from polarwatch.errors import PolarwatchError
 
 Position = Any  # JSON-serializable: int row index, int time_us, str status id, ...
+CONVERSATIONS_SAVED = 2_000  # conversation → topic pairs a live source's progress file keeps
 
 
 class SourceError(PolarwatchError):
@@ -157,6 +159,21 @@ class Checkpoint:
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
 
+    def resume_live(self) -> tuple[Position | None, LruMap, Callable[[Position], None]]:
+        """For live sources: the saved position, the conversation → topic map saved with it
+        (so replies to threads routed before a restart keep their topic) and a `save` function
+        for :func:`pump` that stores both."""
+        saved = self.load() or {}
+        conversations = LruMap()
+        for conv, topic in (saved.get("conversation_topics") or {}).items():
+            conversations.put(conv, topic)
+
+        def save(position: Position) -> None:
+            recent = list(islice(reversed(conversations.items()), CONVERSATIONS_SAVED))
+            self.save(position, conversation_topics=dict(reversed(recent)))
+
+        return saved.get("position"), conversations, save
+
 
 @dataclass
 class PumpStats:
@@ -201,15 +218,17 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
          confirm_every: int = 5_000, confirm_seconds: float = 2.0,
          replay: Replay | None = None, max_posts: int | None = None,
          deadline: float | None = None, log: Callable[[str], None] | None = None,
-         clock: Callable[[], float] = time.monotonic) -> PumpStats:
+         clock: Callable[[], float] = time.monotonic,
+         conversations: LruMap | None = None) -> PumpStats:
     """Route, send and checkpoint every record of `source` (see the module docstring).
 
-    A post keeps the ``topic`` it came with; else it gets `topic`; else the topic of its
+    A post gets `topic` when given; else keeps the ``topic`` it came with; else the topic of its
     conversation (once any post of it was routed); else :meth:`TopicRouter.route` of its text;
     else it is skipped and counted in ``no_topic``. `max_posts` / `deadline` (a `clock` value)
-    stop early; the position reached is still confirmed and saved."""
+    stop early; the position reached is still confirmed and saved. `conversations` (conversation
+    id → topic) carries routing state across runs (see :meth:`Checkpoint.resume_live`)."""
     stats = PumpStats()
-    conv_topic = LruMap()
+    conv_topic = LruMap() if conversations is None else conversations
     since_confirm, last_confirm = 0, clock()
     position: Position = None
     base = (producer.stats.sent, producer.stats.dead_lettered, producer.stats.duplicates)
@@ -278,11 +297,13 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
 
 def _topic_for(post: dict[str, Any], topic: str | None, router: TopicRouter | None,
                conv_topic: LruMap) -> str | None:
+    if topic is not None:
+        return topic
     if post.get("topic"):
         return str(post["topic"])
     conv = post.get("conversation_id")
     conv_key = conv if isinstance(conv, str) else None
-    chosen = topic or (conv_topic.get(conv_key) if conv_key else None)
+    chosen = conv_topic.get(conv_key) if conv_key else None
     if chosen is None and router is not None and isinstance(post.get("text"), str):
         chosen = router.route(post["text"])
     if chosen is not None and conv_key:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,6 @@ def test_overview_cards(monkeypatch: pytest.MonkeyPatch, seeded_warehouse: Seed,
     # the dip on climate_change is in its last 3 windows: active; the old spike is not
     assert ":green-badge[dip · mean_score · 03-02 22:00]" in text
     assert "spike" not in text and "No active flags." in text
-    assert "10 posts" not in sidebar_text(at)  # sanity: 13 posts are stored
     assert "13 posts, 10 interactions" in sidebar_text(at)
     assert "last batch" in sidebar_text(at) and "Stream stopped" not in sidebar_text(at)
     assert [link.label for link in at.get("page_link")] == ["Open Gun control",
@@ -138,8 +138,7 @@ def test_conversation_page_thread(monkeypatch: pytest.MonkeyPatch, seeded_wareho
     assert 'margin-left:56px' in thread  # h2/h3 are two replies deep
     assert "interaction score <b>10.00</b>" in thread and "backend <code>lexicon</code>" in thread
     assert "agreement <b>disagree</b>" in thread and "stance <b>pro</b>" in thread
-    assert "why: reply disagrees and insults the parent (lexicon: &#x27;idiot&#x27;)" in thread
-    assert EXPLANATION.startswith("reply disagrees")
+    assert f"why: {html.escape(EXPLANATION)}" in thread  # escaped: data is never raw HTML
     # the range defaults to the week before the newest conversation: all three are listed
     listed = at.dataframe[0].value
     assert list(listed["conversation_id"]) == ["conv-hot", "conv-early", "conv-calm"]
@@ -188,9 +187,9 @@ def test_events_page_add_edit_delete(monkeypatch: pytest.MonkeyPatch, seeded_war
     at.text_input[0].input("Senate vote")
     at.selectbox[1].set_value("gun_control")
     at.radio[0].set_value("scheduled")
-    at.date_input[0].set_value(datetime(2026, 3, 2).date())
+    at.date_input[0].set_value(date(2026, 3, 2))
     at.checkbox[0].check()
-    at.date_input[1].set_value(datetime(2026, 3, 3).date())
+    at.date_input[1].set_value(date(2026, 3, 3))
     at.button[0].click().run()
     assert not at.exception
     assert "Saved “Senate vote”" in texts(at)

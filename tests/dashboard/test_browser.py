@@ -5,6 +5,7 @@ go to the test's temp dir; the assertions are on rendered content."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -99,7 +100,7 @@ def _idle(page: Any) -> None:
 
 
 def test_click_through_every_page(served: tuple[str, Path], tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     url, warehouse = served
     main = '[data-testid="stMain"]'
@@ -114,10 +115,10 @@ def test_click_through_every_page(served: tuple[str, Path], tmp_path: Path) -> N
             body = page.locator(main)
             page.get_by_role("heading", name="Gun control").wait_for(timeout=15_000)
             _idle(page)
-            body.get_by_text("Hostility share").nth(1).wait_for(timeout=15_000)
-            assert body.get_by_text("Polarization ↑").count() == 2
-            assert body.get_by_text("Hostility share").count() == 2
-            assert body.get_by_text("dip · mean_score · 03-02 22:00").count() == 1
+            # expect(...) retries until the page shows it: elements arrive one by one
+            expect(body.get_by_text("Polarization ↑")).to_have_count(2)
+            expect(body.get_by_text("Hostility share")).to_have_count(2)
+            expect(body.get_by_text("dip · mean_score · 03-02 22:00")).to_have_count(1)
             page.get_by_text("13 posts, 10 interactions", exact=False).wait_for()
             _shot(page, tmp_path / "1_overview.png")
 
@@ -125,11 +126,10 @@ def test_click_through_every_page(served: tuple[str, Path], tmp_path: Path) -> N
             body.get_by_text("Open Gun control").click()
             page.get_by_text("1 flag(s) on mean_score", exact=False).wait_for(timeout=15_000)
             _idle(page)
-            assert "topic=gun_control" in page.url
+            expect(page).to_have_url(re.compile(r"topic=gun_control"))
             page.get_by_text("Senate vote", exact=True).wait_for()
-            charts = page.locator('[data-testid="stVegaLiteChart"]')
-            charts.nth(2).wait_for(timeout=15_000)
-            assert charts.count() == 3  # series + the event's two before/during/after charts
+            # series + the event's two before/during/after charts
+            expect(page.locator('[data-testid="stVegaLiteChart"]')).to_have_count(3)
             page.get_by_text("before: 5.50, during: 5.50", exact=False).wait_for()
             _shot(page, tmp_path / "2_topic.png")
 
@@ -137,11 +137,12 @@ def test_click_through_every_page(served: tuple[str, Path], tmp_path: Path) -> N
             page.get_by_role("button", name="Open thread").click()
             page.get_by_text("Thread conv-hot", exact=False).wait_for(timeout=15_000)
             _idle(page)
-            assert "conversation=conv-hot" in page.url
+            expect(page).to_have_url(re.compile(r"conversation=conv-hot"))
+            thread = page.get_by_test_id("stMarkdownContainer")  # not the table's hidden cells
             for text in ("Ban assault weapons now, no more excuses", "reply h3",
-                         "why: reply disagrees and insults the parent"):
-                assert page.get_by_text(text, exact=False).count() >= 1, text
-            assert page.get_by_text("interaction score 10.00", exact=False).count() >= 1
+                         "why: reply disagrees and insults the parent",
+                         "interaction score 10.00"):
+                expect(thread.get_by_text(text).first).to_be_visible()
             _shot(page, tmp_path / "3_conversation.png")
 
             # Sidebar navigation → Alerts

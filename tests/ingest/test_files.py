@@ -20,6 +20,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from ingest.broker import EmbeddedBroker, ensure_topics
+from ingest.normalize import TopicRouter
 from ingest.producer import DEAD_LETTER_REASON_HEADER, PostProducer, ProduceStats
 from ingest.sources.base import Checkpoint, Replay, SourceRecord, pump
 from ingest.sources.files import (
@@ -31,11 +32,13 @@ from ingest.sources.files import (
     parse_time,
 )
 from polarwatch.cli import main as cli_main
+from polarwatch.config import load_topics
 from polarwatch.errors import PolarwatchError
 
 REPO = Path(__file__).resolve().parents[2]
 START = datetime(2024, 5, 1, tzinfo=UTC)
 CONSUME_TIMEOUT_S = 15.0
+ROUTER = TopicRouter.from_topics(load_topics(REPO / "topics.toml"))
 
 
 def thread_rows(n: int, start: datetime = START, step_s: float = 1.0) -> list[dict[str, Any]]:
@@ -93,6 +96,12 @@ def topic_names(broker: EmbeddedBroker) -> tuple[str, str]:
 # ---------------------------------------------------------------------------- pure: mapping
 
 
+def mapped(mapper: RowMapper, row: dict[str, Any]) -> dict[str, Any]:
+    post = mapper(row)
+    assert post is not None
+    return post
+
+
 @pytest.mark.parametrize(("value", "expected"), [
     (1714521600, "2024-05-01T00:00:00+00:00"),
     ("1714521600", "2024-05-01T00:00:00+00:00"),
@@ -129,15 +138,15 @@ def test_parse_mapping_and_its_errors() -> None:
 
 def test_reddit_preset() -> None:
     mapper = RowMapper(parse_mapping(None, "reddit"))
-    sub = mapper({"id": "abc", "title": "Gun control vote", "selftext": "Thoughts?",
+    sub = mapped(mapper, {"id": "abc", "title": "Gun control vote", "selftext": "Thoughts?",
                   "created_utc": 1714521600, "author": "op", "name": "t3_abc"})
     assert sub == {"id": "abc", "platform": "reddit", "author_id": "op",
                    "text": "Gun control vote\n\nThoughts?", "conversation_id": "abc",
                    "parent_id": None, "lang": None, "created_at": "2024-05-01T00:00:00+00:00"}
-    top = mapper({"id": "c1", "body": "Agreed", "created_utc": "1714521660", "author": "a",
+    top = mapped(mapper, {"id": "c1", "body": "Agreed", "created_utc": "1714521660", "author": "a",
                   "parent_id": "t3_abc", "link_id": "t3_abc"})
     assert (top["id"], top["parent_id"], top["conversation_id"]) == ("c1", "abc", "abc")
-    nested = mapper({"id": "c2", "body": "No", "created_utc": 1714521720, "author": "b",
+    nested = mapped(mapper, {"id": "c2", "body": "No", "created_utc": 1714521720, "author": "b",
                      "parent_id": "t1_c1", "link_id": "t3_abc"})
     assert (nested["parent_id"], nested["conversation_id"]) == ("c1", "abc")
     assert mapper({"id": "c3", "body": "[deleted]", "created_utc": 1, "parent_id": "t1_c1",
@@ -146,21 +155,23 @@ def test_reddit_preset() -> None:
 
 def test_twitter_preset_and_thread_reconstruction() -> None:
     mapper = RowMapper(parse_mapping("author_id=user.id_str", "twitter"))
-    root = mapper({"id": 1790000000000000001, "text": "#2A", "lang": "en",
+    root = mapped(mapper, {"id": 1790000000000000001, "text": "#2A", "lang": "en",
                    "created_at": "Wed May 01 00:00:00 +0000 2024", "user": {"id_str": "42"}})
-    reply = mapper({"id": "1790000000000000002", "text": "no", "user": {"id_str": "43"},
+    reply = mapped(mapper, {"id": "1790000000000000002", "text": "no", "user": {"id_str": "43"},
                     "created_at": "2024-05-01T00:01:00.000Z",
                     "in_reply_to_status_id": 1790000000000000001})
     assert root["id"] == "1790000000000000001" and root["author_id"] == "42"
     assert root["conversation_id"] == root["id"] and root["parent_id"] is None
     # no conversation_id column: the reply joins its parent's thread
     assert reply["conversation_id"] == root["id"] and reply["parent_id"] == root["id"]
-    v2 = mapper({"id": "5", "text": "x", "created_at": "2024-05-01T00:00:00Z",
+    v2 = mapped(mapper, {"id": "5", "text": "x", "created_at": "2024-05-01T00:00:00Z",
                  "conversation_id": "3", "in_reply_to_status_id": "4", "author_id": "9"})
     assert (v2["conversation_id"], v2["parent_id"]) == ("3", "4")
 
 
 def test_formats_agree(tmp_path: Path) -> None:
+    import gzip
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -171,8 +182,6 @@ def test_formats_agree(tmp_path: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "posts.parquet")
-    import gzip
-
     (tmp_path / "posts.jsonl.gz").write_bytes(gzip.compress(jsonl.read_bytes()))
     posts = {}
     for name in ("posts.jsonl", "posts.csv", "posts.parquet", "posts.jsonl.gz"):
@@ -180,9 +189,10 @@ def test_formats_agree(tmp_path: Path) -> None:
         assert [r.position for r in recs] == list(range(1, 13))
         assert all(r.error is None and not r.replayed for r in recs)
         posts[name] = [r.post for r in recs]
+    csv_posts = [p for p in posts["posts.csv"] if p is not None]
     assert posts["posts.jsonl"] == posts["posts.csv"] == posts["posts.parquet"] \
         == posts["posts.jsonl.gz"]
-    assert posts["posts.csv"][1]["parent_id"] == "p0"
+    assert csv_posts[1]["parent_id"] == "p0"
     assert detect_format(Path("x.ndjson")) == "jsonl"
     with pytest.raises(PolarwatchError, match="pass --format"):
         detect_format(Path("x.txt"))
@@ -242,11 +252,7 @@ def test_pump_routes_replies_with_their_conversation_and_checkpoints() -> None:
     recs = [SourceRecord(i, r, b"", replayed=i <= 3) for i, r in enumerate(rows, 1)]
     saved: list[Any] = []
     producer = FakeProducer()
-    from ingest.normalize import TopicRouter
-    from polarwatch.config import load_topics
-
-    router = TopicRouter.from_topics(load_topics(REPO / "topics.toml"))
-    stats = pump(recs, producer, router=router, checkpoint=saved.append, confirm_every=4)
+    stats = pump(recs, producer, router=ROUTER, checkpoint=saved.append, confirm_every=4)
     assert [p["id"] for p in producer.sent] == [f"p{i}" for i in range(3, 10)]
     assert {p["topic"] for p in producer.sent} == {"gun_control"}  # replies inherit the root's
     assert (stats.read, stats.replayed, stats.no_topic, stats.sent) == (11, 3, 1, 7)
@@ -271,11 +277,7 @@ def test_jsonl_ingest_counts_and_dead_letters_exactly(
     path = write_jsonl(tmp_path / "in.jsonl", [*good[:20], *bad, dup, b"\n", turtle, *good[20:]])
 
     with PostProducer(broker.bootstrap, posts_topic, dead_topic, dedup=True) as producer:
-        from ingest.normalize import TopicRouter
-        from polarwatch.config import load_topics
-
-        router = TopicRouter.from_topics(load_topics(REPO / "topics.toml"))
-        stats = pump(FileSource(path).records(None), producer, router=router)
+        stats = pump(FileSource(path).records(None), producer, router=ROUTER)
     assert (stats.read, stats.sent, stats.duplicates, stats.dead_lettered, stats.no_topic,
             stats.ignored) == (47, 40, 1, 4, 1, 1)
     assert producer.stats.reasons == {"malformed JSON": 1, "expected a JSON object, got list": 1,
@@ -294,7 +296,7 @@ def test_jsonl_ingest_counts_and_dead_letters_exactly(
 
 
 def test_cli_reddit_csv_with_topic(broker: EmbeddedBroker, topic_names: tuple[str, str],
-                                   tmp_path: Path) -> None:
+                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     posts_topic, dead_topic = topic_names
     path = tmp_path / "reddit.csv"
     with open(path, "w", newline="") as f:
@@ -304,24 +306,14 @@ def test_cli_reddit_csv_with_topic(broker: EmbeddedBroker, topic_names: tuple[st
                      ["c2", "Nope &amp; no", "1714521660", "b", "t1_c1", "t3_s1"],
                      ["c3", "[removed]", "1714521720", "c", "t1_c1", "t3_s1"],
                      ["c4", "bad time", "soon", "d", "t1_c1", "t3_s1"]])
-    env = {"POLARWATCH_BROKER_BOOTSTRAP_SERVERS": broker.bootstrap,
-           "POLARWATCH_TOPICS_POSTS": posts_topic, "POLARWATCH_TOPICS_DEAD_LETTER": dead_topic}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        args = ["--config", str(REPO / "polarwatch.toml"), "ingest", "file", str(path),
-                "--preset", "reddit", "--topic", "climate_change", "--state-dir",
-                str(tmp_path / "state")]
-        assert cli_main(args) == 0
-        assert cli_main([*args[:-2], "--state-dir", str(tmp_path / "state"), "--topic",
-                         "nope"]) == 2  # unknown topic: an error, not a traceback
-        assert cli_main(args) == 0  # a second run resumes after the last row: sends nothing
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    monkeypatch.setenv("POLARWATCH_BROKER_BOOTSTRAP_SERVERS", broker.bootstrap)
+    monkeypatch.setenv("POLARWATCH_TOPICS_POSTS", posts_topic)
+    monkeypatch.setenv("POLARWATCH_TOPICS_DEAD_LETTER", dead_topic)
+    args = ["--config", str(REPO / "polarwatch.toml"), "ingest", "file", str(path), "--preset",
+            "reddit", "--state-dir", str(tmp_path / "state"), "--topic", "climate_change"]
+    assert cli_main(args) == 0
+    assert cli_main([*args[:-1], "nope"]) == 2  # unknown topic: an error, not a traceback
+    assert cli_main(args) == 0  # a second run resumes after the last row: sends nothing
     got = [json.loads(r.value) for r in consume(broker.bootstrap, posts_topic, 2)]
     assert sorted((p["id"], p["parent_id"], p["conversation_id"], p["topic"]) for p in got) == [
         ("c1", "s1", "s1", "climate_change"), ("c2", "c1", "s1", "climate_change")]

@@ -7,6 +7,7 @@ one row of the paper's rule table, so the stored scores are checked against the 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -63,7 +64,8 @@ def _rows(cfg: Config, sql: str) -> list[tuple]:
 
 @pytest.mark.slow
 def test_stream_end_to_end_exactly_once(stream_config: Config, spark: object) -> None:
-    cfg = stream_config
+    # 4 records per trigger: the known threads span several micro-batches
+    cfg = replace(stream_config, spark=replace(stream_config.spark, max_records_per_trigger=4))
     thread = [_post("root", ROOT, 0)]
     thread += [_post(name, text, i + 1, parent="root") for i, (name, (text, _)) in
                enumerate(REPLIES.items())]

@@ -1,0 +1,298 @@
+"""Alert webhooks: Standard Webhooks signatures, Alertmanager payloads, retries, a DuckDB log.
+
+- **Signing** (https://www.standardwebhooks.com): headers ``webhook-id`` (stable across retries:
+  the receiver's idempotency key), ``webhook-timestamp`` (Unix seconds, per attempt) and
+  ``webhook-signature: v1,<base64 HMAC-SHA256 over "id.timestamp.body">``; the secret is
+  ``whsec_<base64 key>``. :func:`verify` is the receiver side.
+- **Payload**: ``alertmanager`` (webhook ``version "4"`` with ``alerts[]`` of labels, annotations,
+  startsAt, endsAt, fingerprint) or ``standard`` (``{type, timestamp, data}``).
+- **Delivery**: retries on connection errors, timeouts, 408, 429 and 5xx with exponential
+  backoff (:class:`RetryPolicy`; the default schedule waits 12 min in total); other 4xx fail
+  at once. Stdlib ``urllib`` only (httpx is not installed).
+- **Log and de-duplication**: every attempt is a row of ``alert_deliveries`` (DDL below). An alert
+  already *delivered* to an endpoint in the same state (fingerprint, state, startsAt) is not sent
+  again, so a restarted sender (new object, same DuckDB) never repeats it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from polarwatch.errors import ConfigError, PolarwatchError
+
+DELIVERIES_DDL = """CREATE TABLE IF NOT EXISTS alert_deliveries (
+  endpoint VARCHAR NOT NULL,
+  fingerprint VARCHAR NOT NULL,
+  state VARCHAR NOT NULL,
+  starts_at TIMESTAMPTZ NOT NULL,
+  webhook_id VARCHAR NOT NULL,
+  attempt INTEGER NOT NULL,
+  status_code INTEGER,
+  error VARCHAR,
+  outcome VARCHAR NOT NULL,
+  attempted_at TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (webhook_id, attempt)
+)"""
+
+SECRET_PREFIX = "whsec_"
+SECRET_ENV = "POLARWATCH_WEBHOOK_SECRET"
+# Standard Webhooks' reference libraries reject timestamps more than 5 minutes off.
+TOLERANCE_SECONDS = 300
+# Alertmanager's zero time for endsAt of a firing alert.
+ZERO_TIME = "0001-01-01T00:00:00Z"
+RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+OUTCOME_DELIVERED, OUTCOME_RETRY, OUTCOME_FAILED = "delivered", "retry", "failed"
+
+
+class WebhookError(PolarwatchError):
+    pass
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff: ``initial * factor**k`` capped at ``max_delay``, ``max_attempts`` in all.
+
+    Defaults: 2, 4, ..., 64 s then 120 s (the cap) five times: 11 waits of 726 s in total, i.e.
+    the receiver may be down for 12 minutes (the issue asks for at least 10).
+    """
+
+    max_attempts: int = 12
+    initial: float = 2.0
+    factor: float = 2.0
+    max_delay: float = 120.0
+    timeout: float = 10.0  # seconds per request
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.initial < 0 or self.factor < 1 or self.max_delay < 0:
+            raise ConfigError(f"invalid retry policy {self}: need max_attempts >= 1, "
+                              f"initial >= 0, factor >= 1, max_delay >= 0")
+
+    def delays(self) -> list[float]:
+        """Waits between attempts (``max_attempts - 1`` of them)."""
+        return [min(self.max_delay, self.initial * self.factor ** k)
+                for k in range(self.max_attempts - 1)]
+
+
+def decode_secret(secret: str) -> bytes:
+    if not secret.startswith(SECRET_PREFIX):
+        raise ConfigError(f"webhook secret must look like {SECRET_PREFIX}<base64>, got "
+                          f"{secret[:6]!r}...")
+    try:
+        return base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+    except ValueError as exc:
+        raise ConfigError(f"webhook secret is not valid base64 after {SECRET_PREFIX}") from exc
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """``v1,<base64 HMAC-SHA256(key, "id.timestamp.body")>``."""
+    content = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(decode_secret(secret), content, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def verify(secret: str, headers: Any, body: bytes, *, now: float | None = None,
+           tolerance: int = TOLERANCE_SECONDS) -> bool:
+    """Receiver side: a valid ``v1`` signature within the timestamp tolerance."""
+    try:
+        msg_id = headers["webhook-id"]
+        ts = int(headers["webhook-timestamp"])
+        sigs = headers["webhook-signature"].split()
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+    now = time.time() if now is None else now
+    if abs(now - ts) > tolerance:
+        return False
+    expected = sign(secret, msg_id, ts, body).encode()
+    return any(hmac.compare_digest(expected, s.encode()) for s in sigs if s.startswith("v1,"))
+
+
+def _iso(dt: datetime | None) -> str:
+    if dt is None:
+        return ZERO_TIME
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert in one state. ``fingerprint`` hashes the sorted labels (like Alertmanager)."""
+
+    labels: dict[str, str]
+    annotations: dict[str, str] = field(default_factory=dict)
+    starts_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    ends_at: datetime | None = None  # set when resolved
+    generator_url: str = ""
+
+    @property
+    def state(self) -> str:
+        return "resolved" if self.ends_at is not None else "firing"
+
+    @property
+    def fingerprint(self) -> str:
+        canon = json.dumps(sorted(self.labels.items()), separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+    def as_alertmanager(self) -> dict[str, Any]:
+        return {"status": self.state, "labels": dict(self.labels),
+                "annotations": dict(self.annotations), "startsAt": _iso(self.starts_at),
+                "endsAt": _iso(self.ends_at), "generatorURL": self.generator_url,
+                "fingerprint": self.fingerprint}
+
+
+def alertmanager_payload(alerts: list[Alert], receiver: str = "polarwatch") -> dict[str, Any]:
+    """Alertmanager webhook ``version "4"`` body."""
+    common = set.intersection(*(set(a.labels.items()) for a in alerts)) if alerts else set()
+    status = "firing" if any(a.state == "firing" for a in alerts) else "resolved"
+    return {"version": "4", "groupKey": "{}:" + json.dumps(dict(sorted(common))),
+            "truncatedAlerts": 0, "status": status, "receiver": receiver,
+            "groupLabels": {}, "commonLabels": dict(sorted(common)), "commonAnnotations": {},
+            "externalURL": "", "alerts": [a.as_alertmanager() for a in alerts]}
+
+
+def standard_payload(alert: Alert) -> dict[str, Any]:
+    return {"type": f"alert.{alert.state}", "timestamp": _iso(datetime.now(UTC)),
+            "data": alert.as_alertmanager()}
+
+
+def sample_alert() -> Alert:
+    return Alert(labels={"alertname": "PolarwatchTest", "topic": "sample", "flag": "spike",
+                         "severity": "info"},
+                 annotations={"summary": "polarwatch alerts test: a signed sample alert"})
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    secret: str | None = None
+    format: str = "alertmanager"  # or "standard"
+
+    def __post_init__(self) -> None:
+        if self.format not in ("alertmanager", "standard"):
+            raise ConfigError(f"webhook format must be alertmanager or standard, "
+                              f"got {self.format!r}")
+        if self.secret is not None:
+            decode_secret(self.secret)
+        if not self.url.startswith(("http://", "https://")):
+            raise ConfigError(f"webhook URL must start with http:// or https://: {self.url!r}")
+
+
+@dataclass
+class DeliveryResult:
+    endpoint: str
+    webhook_id: str
+    delivered: bool
+    attempts: int
+    status: int | None
+    skipped: bool = False  # already delivered earlier (de-duplicated)
+
+
+def webhook_id(endpoint: str, alert: Alert) -> str:
+    key = f"{endpoint}|{alert.fingerprint}|{alert.state}|{_iso(alert.starts_at)}"
+    return "msg_" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+class WebhookSender:
+    """Sends alerts to endpoints; logs each attempt to DuckDB (``db_path``; None = no log)."""
+
+    def __init__(self, endpoints: Iterable[Endpoint], db_path: str | Path | None,
+                 retry: RetryPolicy | None = None, *, sleep: Callable[[float], Any] = time.sleep,
+                 log: Callable[[str], Any] = lambda _: None) -> None:
+        self.endpoints = list(endpoints)
+        self.db_path = db_path
+        self.retry = retry or RetryPolicy()
+        self.sleep, self.log = sleep, log
+        if db_path is not None:
+            from polarwatch.warehouse import connect
+
+            with connect(db_path) as con:
+                con.execute(DELIVERIES_DDL)
+
+    def _already_delivered(self, endpoint: str, alert: Alert) -> bool:
+        if self.db_path is None:
+            return False
+        from polarwatch.warehouse import connect, scalar
+
+        with connect(self.db_path) as con:
+            return bool(scalar(con, "SELECT count(*) FROM alert_deliveries WHERE endpoint = ? AND "
+                               "fingerprint = ? AND state = ? AND starts_at = ? AND outcome = ?",
+                               [endpoint, alert.fingerprint, alert.state, alert.starts_at,
+                                OUTCOME_DELIVERED]))
+
+    def _log_attempt(self, endpoint: str, alert: Alert, msg_id: str, attempt: int,
+                     status: int | None, error: str | None, outcome: str) -> None:
+        if self.db_path is None:
+            return
+        from polarwatch.warehouse import connect
+
+        with connect(self.db_path) as con:
+            con.execute("INSERT OR REPLACE INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+                        "?, ?)", [endpoint, alert.fingerprint, alert.state, alert.starts_at,
+                                  msg_id, attempt, status, error, outcome, datetime.now(UTC)])
+
+    def send(self, alert: Alert, *, dedupe: bool = True) -> list[DeliveryResult]:
+        """Deliver ``alert`` to every endpoint (retrying); returns one result per endpoint."""
+        return [self._send_one(ep, alert, dedupe) for ep in self.endpoints]
+
+    def _send_one(self, ep: Endpoint, alert: Alert, dedupe: bool) -> DeliveryResult:
+        msg_id = webhook_id(ep.url, alert)
+        if dedupe and self._already_delivered(ep.url, alert):
+            self.log(f"{alert.fingerprint} {alert.state} already delivered to {ep.url}: skipped")
+            return DeliveryResult(ep.url, msg_id, True, 0, None, skipped=True)
+        payload = (alertmanager_payload([alert]) if ep.format == "alertmanager"
+                   else standard_payload(alert))
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        delays = self.retry.delays()
+        status: int | None = None
+        secret = ep.secret or os.environ.get(SECRET_ENV)
+        for attempt in range(1, self.retry.max_attempts + 1):
+            ts = int(time.time())
+            headers = {"content-type": "application/json", "user-agent": "polarwatch-webhooks",
+                       "webhook-id": msg_id, "webhook-timestamp": str(ts)}
+            if secret:
+                headers["webhook-signature"] = sign(secret, msg_id, ts, body)
+            status, error, retry_after = self._post(ep.url, body, headers)
+            ok = status is not None and 200 <= status < 300
+            retryable = not ok and (status is None or status in RETRY_STATUS)
+            last = attempt == self.retry.max_attempts
+            outcome = (OUTCOME_DELIVERED if ok else OUTCOME_RETRY if retryable and not last
+                       else OUTCOME_FAILED)
+            self._log_attempt(ep.url, alert, msg_id, attempt, status, error, outcome)
+            if outcome != OUTCOME_RETRY:
+                self.log(f"{msg_id} to {ep.url}: {outcome} after {attempt} attempt(s) "
+                         f"(status {status}{', ' + error if error else ''})")
+                return DeliveryResult(ep.url, msg_id, ok, attempt, status)
+            wait = delays[attempt - 1]
+            if retry_after is not None:
+                wait = min(self.retry.max_delay, max(wait, retry_after))
+            self.log(f"{msg_id} to {ep.url}: attempt {attempt} got "
+                     f"{status if status is not None else error}; retrying in {wait:g} s")
+            self.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _post(self, url: str, body: bytes,
+              headers: dict[str, str]) -> tuple[int | None, str | None, float | None]:
+        """One POST: (status or None, error text or None, Retry-After seconds or None)."""
+        req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=self.retry.timeout) as resp:
+                resp.read()
+                return resp.status, None, None
+        except urllib.error.HTTPError as exc:
+            retry_after = exc.headers.get("Retry-After") if exc.headers else None
+            exc.read()
+            seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
+            return exc.code, f"HTTP {exc.code}", seconds
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            return None, f"{type(exc).__name__}: {reason}", None

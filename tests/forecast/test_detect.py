@@ -1,0 +1,163 @@
+"""Causal detector, alarm policy and `polarwatch detect` on CSVs with spikes, ramps and junk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecast.alarms import AlarmPolicy
+from forecast.detect import StreamingDetector, detect_values, season_points, warmup_points
+from polarwatch.cli import main
+
+HOURS = 24 * 12  # 12 days hourly: warm-up 48, refits after 96 and 192 observed points
+
+
+def hourly(seed: int = 5, n: int = HOURS) -> np.ndarray:
+    """Counts around 200 with a daily cycle and lognormal overdispersion."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    mu = 200 * (1 + 0.4 * np.sin(2 * np.pi * t / 24)) * np.exp(rng.normal(0, 0.05, n))
+    return rng.poisson(mu).astype(float)
+
+
+def flags_at(out: dict, kinds: tuple[str, ...] = ("spike", "reactive", "anticipatory")) -> dict:
+    return {i: f for i, f in enumerate(out["flag"]) if f in kinds}
+
+
+def test_spike_level_shift_and_ramp_are_classified() -> None:
+    y = hourly()
+    y[150] *= 3.0  # a one-hour spike
+    y[200:] *= 2.0  # a sudden level jump
+    out = detect_values(y, 3600)
+    flags = flags_at(out)
+    assert flags.get(150) == "spike"
+    assert flags.get(200) == "spike" and "reactive" in [flags.get(i) for i in (201, 202)]
+    assert len(flags) <= 5, flags  # few false alarms on 240 scored points
+    assert out["info"]["period"] == 24 and out["info"]["log"] is True
+
+    z = hourly(seed=6)
+    z[180:240] *= np.linspace(1.0, 4.0, 60)  # a sustained build-up over 2.5 days
+    z[240:] *= 4.0
+    ramp = flags_at(detect_values(z, 3600))
+    first = min(i for i in ramp if i >= 180)
+    assert ramp[first] == "anticipatory" and first < 240
+
+
+def test_causal_outputs_do_not_change_when_rows_are_appended() -> None:
+    y = hourly(seed=9)
+    y[120] *= 3
+    y[130:] *= 1.7
+    full = detect_values(y, 3600)
+    for k in (60, 97, 150):  # inside warm-up + first refit, right after it, later
+        part = detect_values(y[:k], 3600)
+        for col in ("forecast", "lower", "upper", "anomaly_score"):
+            np.testing.assert_array_equal(part[col], full[col][:k])
+        assert part["flag"] == full["flag"][:k]
+
+
+def test_outputs_during_warmup_missing_and_intervals() -> None:
+    y = hourly(seed=2)
+    y[100:103] = np.nan
+    out = detect_values(y, 3600)
+    assert np.isnan(out["forecast"][:48]).all() and set(out["flag"][:48]) == {"none"}
+    assert np.isnan(out["anomaly_score"][100:103]).all()
+    assert np.isfinite(out["forecast"][100:103]).all()  # forecasts through the gap
+    ok = np.isfinite(out["forecast"]) & np.isfinite(y)
+    assert (out["lower"][ok] < out["forecast"][ok]).all()
+    assert (out["forecast"][ok] < out["upper"][ok]).all()
+    covered = ((y[ok] >= out["lower"][ok]) & (y[ok] <= out["upper"][ok])).mean()
+    assert 0.85 < covered <= 1.0
+    scores = out["anomaly_score"][np.isfinite(out["anomaly_score"])]
+    assert ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_constant_and_negative_series() -> None:
+    flat = detect_values(np.full(80, 5.0), 3600, None)
+    assert set(flat["flag"]) == {"none"}
+    rng = np.random.default_rng(1)
+    signed = rng.normal(0.0, 1.0, 200)  # negative values: no log scale
+    signed[150] = 9.0
+    out = detect_values(signed, 86400)
+    assert out["info"]["log"] is False and out["flag"][150] == "spike"
+
+
+def test_season_and_warmup_from_interval() -> None:
+    assert season_points(3600) == 24 and season_points(300) == 288
+    assert season_points(86400) == 7 and season_points(7 * 86400) is None
+    assert season_points(7) is None  # no whole number of points per day
+    assert warmup_points(24) == 48 and warmup_points(None) == 30 and warmup_points(7) == 30
+    assert StreamingDetector(300).warmup == 576
+
+
+def test_alarm_policy_threshold_suppression_rearm_upgrade() -> None:
+    p = AlarmPolicy(threshold=0.99, min_points=2, suppress=3, rearm=0.9)
+    steps = [(1.0, "spike"), (0.1, None), (1.0, "spike"),  # 3rd: min_points not reached yet
+             (1.0, "spike"), (1.0, "spike"), (1.0, "reactive"), (1.0, "reactive"),
+             (0.95, None), (1.0, "spike"), (0.5, None), (1.0, "anticipatory")]
+    got = [p.decide(s, k) for s, k in steps]
+    assert got == ["none", "none", "spike", "none", "none", "reactive", "none", "none",
+                   "none", "none", "anticipatory"]
+    with pytest.raises(ValueError, match="rearm"):
+        AlarmPolicy(threshold=0.9, rearm=0.95)
+
+
+def write_csv(path: Path, ts: pd.DatetimeIndex, values: list[str]) -> Path:
+    rows = [f"{t:%Y-%m-%d %H:%M:%S},{v}" for t, v in zip(ts, values, strict=True)]
+    path.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_cli_detect_reports_gaps_duplicates_and_junk(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    y = hourly(seed=3, n=200)
+    y[150] *= 3
+    ts = pd.date_range("2024-03-01", periods=200, freq="h")
+    values = [f"{v:g}" for v in y]
+    values[60], values[61] = "n/a", ""
+    keep = [i for i in range(200) if i not in (90, 91, 92, 93)]  # a 4-hour gap
+    ts_k, val_k = ts[keep], [values[i] for i in keep]
+    ts_k = ts_k.append(ts[[10]])  # a duplicate of 01:10 at the end: the last row wins
+    val_k.append("7")
+    src = write_csv(tmp_path / "s.csv", ts_k, val_k)
+    assert main(["detect", str(src), "-o", str(tmp_path / "out.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "1 non-numeric value(s) on line(s) 62 ('n/a')" in err
+    assert "1 empty value(s) on line(s) 63" in err
+    assert "1 duplicate timestamp(s), kept the last row of each: 2024-03-01 10:00:00 " \
+           "(line 12 < 198)" in err
+    assert "4 missing timestamp(s) in 1 gap(s)" in err
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert list(out.columns) == ["timestamp", "value", "forecast", "lower", "upper",
+                                 "anomaly_score", "flag"]
+    assert len(out) == 200 and out["value"].isna().sum() == 6
+    assert out.loc[10, "value"] == 7 and out.loc[150, "flag"] == "spike"
+    assert out.loc[0, "timestamp"] == "2024-03-01 00:00:00"
+
+    assert main(["detect", str(src), "--duplicates", "error"]) == 2
+    assert "1 duplicate timestamp(s)" in capsys.readouterr().err
+
+
+def test_cli_detect_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ts = pd.date_range("2024-03-01", periods=40, freq="h")
+    few = write_csv(tmp_path / "few.csv", ts, ["1"] * 40)
+    assert main(["detect", str(few)]) == 2
+    assert "too few rows: 40 observed value(s), the detector needs at least 49" in \
+        capsys.readouterr().err
+    assert main(["detect", str(few), "--season", "none"]) == 0  # 31 are enough then
+    assert capsys.readouterr().out.startswith("timestamp,value,forecast")
+
+    irregular = ts.append(pd.DatetimeIndex([ts[-1] + pd.Timedelta(minutes=90)]))
+    bad = write_csv(tmp_path / "irr.csv", irregular, ["1"] * 41)
+    assert main(["detect", str(bad)]) == 2
+    assert "irregular intervals: the most common step is 0 days 01:00:00, but 1 " \
+           "timestamp(s) are off that grid" in capsys.readouterr().err
+
+    (tmp_path / "ts.csv").write_text("timestamp,value\nyesterday,1\n2024-03-01,2\n")
+    assert main(["detect", str(tmp_path / "ts.csv")]) == 2
+    assert "1 unparseable timestamp(s) on line(s) 2" in capsys.readouterr().err
+    (tmp_path / "cols.csv").write_text("time,count\n2024-03-01,2\n")
+    assert main(["detect", str(tmp_path / "cols.csv")]) == 2
+    assert "missing column(s) timestamp, value; found time, count" in capsys.readouterr().err

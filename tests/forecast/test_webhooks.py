@@ -1,0 +1,167 @@
+"""Webhooks against a real local HTTP receiver that verifies signatures, goes down, comes back."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from forecast.webhooks import (
+    Alert,
+    Endpoint,
+    RetryPolicy,
+    WebhookSender,
+    alertmanager_payload,
+    sign,
+    verify,
+)
+from polarwatch.errors import ConfigError
+from polarwatch.warehouse import connect
+
+SECRET = "whsec_" + base64.b64encode(b"polarwatch-test-key-0123456789ab").decode()
+FAST = RetryPolicy(max_attempts=5, initial=0.01, factor=2.0, max_delay=0.05, timeout=2.0)
+
+
+class Receiver:
+    """Answers 503 to the first ``down_for`` requests, then 200; records verified requests."""
+
+    def __init__(self, down_for: int = 0) -> None:
+        self.down_for = down_for
+        self.requests: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server API)
+                body = self.rfile.read(int(self.headers["content-length"]))
+                ok = verify(SECRET, {k.lower(): v for k, v in self.headers.items()}, body)
+                outer.requests.append({"id": self.headers["webhook-id"], "verified": ok,
+                                       "body": json.loads(body)})
+                code = 401 if not ok else 503 if len(outer.requests) <= outer.down_for else 200
+                self.send_response(code)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture()
+def receiver() -> Iterator[Receiver]:
+    r = Receiver(down_for=3)
+    yield r
+    r.close()
+
+
+def alert(**extra: Any) -> Alert:
+    return Alert(labels={"alertname": "PolarizationSpike", "topic": "abortion",
+                         "flag": "reactive"}, annotations={"summary": "test"},
+                 starts_at=datetime(2024, 3, 1, 12, tzinfo=UTC), **extra)
+
+
+def log_rows(db: Path) -> list[tuple[Any, ...]]:
+    with connect(db, read_only=True) as con:
+        return con.execute("SELECT state, attempt, status_code, outcome FROM alert_deliveries "
+                           "ORDER BY state, attempt").fetchall()
+
+
+def test_standard_webhooks_reference_vector() -> None:
+    # The example of the Standard Webhooks specification (and its reference libraries).
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    sig = sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}')
+    assert sig == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    headers = {"webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek", "webhook-timestamp": "1614265330",
+               "webhook-signature": "v1,bogus " + sig}
+    assert verify(secret, headers, b'{"test": 2432232314}', now=1614265330 + 10)
+    assert not verify(secret, headers, b'{"test": 2432232315}', now=1614265330)
+    assert not verify(secret, headers, b'{"test": 2432232314}', now=1614265330 + 3600)
+    with pytest.raises(ConfigError, match="whsec_"):
+        sign("secret", "id", 1, b"")
+
+
+def test_default_backoff_covers_ten_minutes() -> None:
+    delays = RetryPolicy().delays()
+    assert sum(delays) >= 600
+    assert delays[:3] == [2.0, 4.0, 8.0] and max(delays) == 120.0
+
+
+def test_alertmanager_payload_shape() -> None:
+    firing, resolved = alert(), alert(ends_at=datetime(2024, 3, 1, 14, tzinfo=UTC))
+    body = alertmanager_payload([firing])
+    assert body["version"] == "4" and body["status"] == "firing"
+    a = body["alerts"][0]
+    assert set(a) >= {"labels", "annotations", "startsAt", "endsAt", "fingerprint", "status"}
+    assert a["startsAt"] == "2024-03-01T12:00:00Z" and a["endsAt"] == "0001-01-01T00:00:00Z"
+    assert resolved.fingerprint == firing.fingerprint  # same labels, same alert
+    assert alertmanager_payload([resolved])["alerts"][0]["endsAt"] == "2024-03-01T14:00:00Z"
+
+
+def test_retries_through_downtime_then_dedupes_after_restart(receiver: Receiver,
+                                                             tmp_path: Path) -> None:
+    db = tmp_path / "pw.duckdb"
+    waits: list[float] = []
+    sender = WebhookSender([Endpoint(receiver.url, secret=SECRET)], db, FAST, sleep=waits.append)
+    [res] = sender.send(alert())
+    assert res.delivered and res.attempts == 4 and res.status == 200
+    assert waits == [0.01, 0.02, 0.04]
+    assert len(receiver.requests) == 4 and all(r["verified"] for r in receiver.requests)
+    assert len({r["id"] for r in receiver.requests}) == 1  # same webhook-id on every retry
+    assert log_rows(db) == [("firing", 1, 503, "retry"), ("firing", 2, 503, "retry"),
+                            ("firing", 3, 503, "retry"), ("firing", 4, 200, "delivered")]
+
+    restarted = WebhookSender([Endpoint(receiver.url, secret=SECRET)], db, FAST)
+    [again] = restarted.send(alert())
+    assert again.skipped and len(receiver.requests) == 4  # nothing sent twice
+
+    [resolved] = restarted.send(alert(ends_at=datetime(2024, 3, 1, 14, tzinfo=UTC)))
+    assert resolved.delivered and resolved.attempts == 1
+    assert receiver.requests[-1]["body"]["status"] == "resolved"
+    assert len(log_rows(db)) == 5
+
+
+def test_gives_up_and_retries_after_restart(tmp_path: Path) -> None:
+    down = Receiver(down_for=100)
+    try:
+        db = tmp_path / "pw.duckdb"
+        policy = RetryPolicy(max_attempts=2, initial=0.0, max_delay=0.0, timeout=2.0)
+        [res] = WebhookSender([Endpoint(down.url, secret=SECRET)], db, policy).send(alert())
+        assert not res.delivered and res.attempts == 2
+        assert [r[3] for r in log_rows(db)] == ["retry", "failed"]
+        down.down_for = 0  # receiver back: a restarted sender delivers what never arrived
+        [res] = WebhookSender([Endpoint(down.url, secret=SECRET)], db, policy).send(alert())
+        assert res.delivered and len(down.requests) == 3
+    finally:
+        down.close()
+
+
+def test_unreachable_and_client_errors(tmp_path: Path) -> None:
+    r = Receiver()
+    url = r.url
+    r.close()  # nothing listens there any more: connection refused
+    policy = RetryPolicy(max_attempts=2, initial=0.0, max_delay=0.0, timeout=1.0)
+    [res] = WebhookSender([Endpoint(url, secret=SECRET)], None, policy).send(alert())
+    assert not res.delivered and res.status is None and res.attempts == 2
+    bad = Receiver()
+    try:  # wrong secret: the receiver answers 401, which is not retried
+        other = "whsec_" + base64.b64encode(b"another-key").decode()
+        [res] = WebhookSender([Endpoint(bad.url, secret=other)], None, policy).send(alert())
+        assert not res.delivered and res.status == 401 and res.attempts == 1
+    finally:
+        bad.close()
+    with pytest.raises(ConfigError, match="http"):
+        Endpoint("ftp://x")
