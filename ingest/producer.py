@@ -52,9 +52,10 @@ class PostProducer:
         self.topic, self.dead_letter_topic = topic, dead_letter_topic
         self.stats = ProduceStats()
         try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=bootstrap, acks="all", compression_type=compression,
-                linger_ms=20, batch_size=256 * 1024, retries=5, **kafka_options)
+            options = {"acks": "all", "linger_ms": 20, "batch_size": 256 * 1024, "retries": 5,
+                       **kafka_options}  # callers may override any default
+            self._producer = KafkaProducer(bootstrap_servers=bootstrap,
+                                           compression_type=compression, **options)
         except KafkaError as exc:
             raise BrokerError(f"cannot connect a producer to {bootstrap}: {exc}; start the "
                               f"broker with `polarwatch broker start`") from exc

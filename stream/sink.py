@@ -64,26 +64,23 @@ def _latency_quantiles(pdf: pd.DataFrame, now: datetime) -> list[float | None]:
     return out
 
 
-def write_lake(lake_dir: Path, posts: pd.DataFrame, name: str) -> int:
-    """Write scored posts as Parquet under ``posts/topic=…/date=…/part-<name>.parquet``.
+def write_lake(con: Any, lake_dir: Path, name: str) -> None:
+    """Copy this batch's *new* posts (not stored before) to Parquet under
+    ``posts/topic=…/date=…/part-<name>-<i>.parquet``.
 
-    Called inside the batch's DuckDB transaction, before its commit: a replayed batch (same
-    query, same batch id, same offsets) overwrites the same files, so the lake holds each batch
-    exactly once. Returns the number of files written.
+    Runs inside the batch's DuckDB transaction, before its commit: a replayed batch (same query,
+    same batch id, same offsets) rewrites the same file names, so the lake holds each post once.
     """
-    if posts.empty:
-        return 0
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-    dates = posts["created_at"].dt.strftime("%Y-%m-%d")
-    n = 0
-    for (topic, date), part in posts.groupby([posts["topic"], dates]):
-        folder = lake_dir / "posts" / f"topic={topic}" / f"date={date}"
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".part-{safe}.parquet.tmp"
-        part.drop(columns=["topic"]).to_parquet(tmp, index=False)
-        tmp.replace(folder / f"part-{safe}.parquet")  # atomic: readers never see half a file
-        n += 1
-    return n
+    target = str(lake_dir / "posts").replace("'", "''")
+    if not scalar(con, "SELECT count(*) FROM post_batch WHERE id NOT IN (SELECT id FROM posts)"):
+        return
+    lake_dir.mkdir(parents=True, exist_ok=True)
+    con.execute(f"""
+        COPY (SELECT *, strftime(created_at AT TIME ZONE 'UTC', '%Y-%m-%d') AS date
+              FROM post_batch WHERE id NOT IN (SELECT id FROM posts))
+        TO '{target}' (FORMAT parquet, PARTITION_BY (topic, date),
+                       FILENAME_PATTERN 'part-{safe}-{{i}}', OVERWRITE_OR_IGNORE true)""")
 
 
 class DuckDBSink:
@@ -153,10 +150,8 @@ class DuckDBSink:
         cols = [name for name, _ in post_columns()]
         posts = posts[cols]
         con.register("post_batch", posts)
-        if self.lake_dir is not None:  # only posts not stored before: the lake has no duplicates
-            new = con.execute("SELECT * FROM post_batch WHERE id NOT IN (SELECT id FROM posts)"
-                              ).df()
-            write_lake(self.lake_dir, new, f"{self.query}-{batch_id}")
+        if self.lake_dir is not None:
+            write_lake(con, self.lake_dir, f"{self.query}-{batch_id}")
         before = scalar(con, "SELECT count(*) FROM posts")
         col_list = ", ".join(f'"{c}"' for c in cols)
         con.execute(f"INSERT OR IGNORE INTO posts ({col_list}) SELECT {col_list} FROM post_batch")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -31,7 +31,10 @@ _texts: OrderedDict[str, str] = OrderedDict()
 
 
 def label_fields() -> list[str]:
-    return [s.name for s in fields_of(Labels) if s.name != "post_id"]
+    return _LABEL_FIELDS
+
+
+_LABEL_FIELDS = [s.name for s in fields_of(Labels) if s.name != "post_id"]
 
 
 def output_ddl() -> str:
@@ -91,8 +94,11 @@ class LabelStage:
             if row["parent_id"] is not None:
                 parent_text = _texts.get(row["parent_id"], "")  # "" = reply, parent not seen
             pairs.append(PostPair(row["id"], row["text"], row["topic"], parent_text))
+        names = label_fields()
         for i, labels in zip(good, self.extract(pairs), strict=True):
-            rows[i].update({k: v for k, v in asdict(labels).items() if k != "post_id"})
+            row = rows[i]
+            for name in names:  # getattr, not dataclasses.asdict: asdict deep-copies (slow)
+                row[name] = getattr(labels, name)
         out = pd.DataFrame(rows, columns=[*post_names, *label_fields(), "dead_reason", "raw"])
         _coerce_types(out)
         for col in ("kafka_partition", "kafka_offset", "broker_ts"):
