@@ -214,13 +214,13 @@ _FAST_CHECKS = _compile_fast_checks(json_schema(Post))
 
 
 def _fast_valid(obj: dict[str, Any]) -> bool:
-    for name, required, types, enum, min_len, max_len in _FAST_CHECKS:
+    for name, required, allowed, enum, min_len, max_len in _FAST_CHECKS:
         if name not in obj:
             if required:
                 return False
             continue
         value = obj[name]
-        if isinstance(value, bool) or not isinstance(value, types):
+        if isinstance(value, bool) or not isinstance(value, allowed):
             return False
         if enum is not None and value not in enum:
             return False

@@ -65,7 +65,7 @@ def progress_printer(log: Callable[[str], None]) -> Callable[[BatchResult], None
             return
         rate = (res.posts + res.dead) / res.seconds if res.seconds else 0.0
         log(f"batch {res.batch_id}: {res.posts:,} posts stored, {res.dead} dead-lettered, "
-            f"{res.duplicates} duplicates, {res.interactions:,} interactions, "
+            f"{res.duplicates} duplicates, {res.late} late, {res.interactions:,} interactions, "
             f"{res.windows} windows updated, sink {res.seconds:.2f} s ({rate:,.0f} rows/s)")
     return report
 
@@ -82,6 +82,8 @@ def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: 
     sink = DuckDBSink(cfg.warehouse_path, QUERY_NAME, cfg.topics.posts,
                       window=cfg.aggregate.window,
                       extreme_threshold=cfg.aggregate.extreme_threshold,
+                      watermark=cfg.aggregate.watermark,
+                      orphan_horizon=cfg.aggregate.orphan_horizon,
                       checkpoint_dir=ckpt,
                       lake_dir=cfg.path(cfg.warehouse.lake_dir) if cfg.warehouse.lake_dir else None,
                       log=progress_printer(log))

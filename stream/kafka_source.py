@@ -165,7 +165,6 @@ def read_range_arrow(bootstrap: str, topic: str, partition: int, start: int,
     Arrow batches skip Spark's per-row Python → JVM conversion, which is what tuples cost.
     """
     import pyarrow as pa
-
     from kafka import TopicPartition
 
     schema = pa.schema([("kafka_partition", pa.int32()), ("kafka_offset", pa.int64()),
@@ -181,7 +180,9 @@ def read_range_arrow(bootstrap: str, topic: str, partition: int, start: int,
             [pa.array([partition] * len(offsets), pa.int32()), pa.array(offsets, pa.int64()),
              pa.array(stamps, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
              pa.array(values, pa.string())], schema=schema)
-        offsets.clear(), stamps.clear(), values.clear()
+        offsets.clear()
+        stamps.clear()
+        values.clear()
         return out
 
     try:

@@ -19,14 +19,15 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from polarwatch.warehouse import connect, init_schema, post_columns, scalar
+from polarwatch.warehouse import connect, init_schema, orphans_sql, post_columns, scalar
 from scoring.rules import score_pairs
+from stream.windows import update_windows
 
 _INTERVAL_RE = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day)s?\s*$")
 
@@ -39,6 +40,17 @@ def parse_window(window: str) -> str:
     return f"INTERVAL '{m.group(1)} {m.group(2)}'"
 
 
+_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def parse_timedelta(span: str) -> timedelta:
+    """'5 minutes' / '1 hour' / '1 day' as a timedelta (same grammar as parse_window)."""
+    parse_window(span)
+    m = _INTERVAL_RE.match(span)
+    assert m is not None
+    return timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+
+
 @dataclass
 class BatchResult:
     batch_id: int
@@ -48,6 +60,7 @@ class BatchResult:
     dead: int = 0
     interactions: int = 0
     windows: int = 0
+    late: int = 0
     seconds: float = 0.0
 
 
@@ -92,15 +105,20 @@ class DuckDBSink:
 
     def __init__(self, path: str | Path, query: str, source_topic: str, window: str = "1 hour",
                  extreme_threshold: float = 7.0, checkpoint_dir: str | Path | None = None,
-                 lake_dir: str | Path | None = None,
+                 lake_dir: str | Path | None = None, watermark: str = "1 day",
+                 orphan_horizon: str = "1 day",
                  log: Callable[[BatchResult], None] | None = None) -> None:
         self.path, self.query, self.source_topic = Path(path), query, source_topic
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.lake_dir = Path(lake_dir) if lake_dir else None
         self.interval = parse_window(window)
         self.extreme_threshold = extreme_threshold
+        self.watermark = parse_timedelta(watermark)
         self.log = log
         init_schema(self.path)
+        with connect(self.path) as con:
+            con.execute("CREATE OR REPLACE VIEW orphans AS "
+                        + orphans_sql(parse_window(orphan_horizon)))
 
     def __call__(self, df: Any, batch_id: int) -> None:
         """Spark entry point: collect the micro-batch to pandas (Arrow) and write it."""
@@ -153,6 +171,11 @@ class DuckDBSink:
         if self.lake_dir is not None:
             write_lake(con, self.lake_dir, f"{self.query}-{batch_id}")
         before = scalar(con, "SELECT count(*) FROM posts")
+        newest = scalar(con, "SELECT max(created_at) FROM posts")  # before this batch
+        watermark = newest - self.watermark if newest is not None else None
+        if watermark is not None:
+            res.late = int(scalar(con, "SELECT count(*) FROM post_batch WHERE created_at < ?",
+                                  [watermark]))
         col_list = ", ".join(f'"{c}"' for c in cols)
         con.execute(f"INSERT OR IGNORE INTO posts ({col_list}) SELECT {col_list} FROM post_batch")
         after = scalar(con, "SELECT count(*) FROM posts")
@@ -160,11 +183,15 @@ class DuckDBSink:
         res.duplicates = len(posts) - res.posts + (len(pdf) - len(dead) - len(posts))
 
         res.interactions = self._score_new_pairs(con)
-        res.windows = self._update_windows(con, now)
+        res.windows = update_windows(con, self.interval, self.extreme_threshold, now, watermark)
         con.unregister("post_batch")
         latency = _latency_quantiles(pdf, now)
-        con.execute("INSERT INTO stream_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [self.query, batch_id, res.posts, res.dead, res.interactions, now, *latency])
+        con.execute("INSERT INTO stream_batches (query, batch_id, n_posts, n_dead, n_interactions, "
+                    "committed_at, latency_created_p50_s, latency_created_p95_s, "
+                    "latency_broker_p50_s, latency_broker_p95_s, n_late) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [self.query, batch_id, res.posts, res.dead, res.interactions, now, *latency,
+                     res.late])
 
     def _score_new_pairs(self, con: Any) -> int:
         """Score replies whose parent is known and that have no interaction yet."""
@@ -193,49 +220,3 @@ class DuckDBSink:
                     "SELECT topic, created_at FROM inter_batch")
         con.unregister("inter_batch")
         return len(inter)
-
-    def _update_windows(self, con: Any, now: datetime) -> int:
-        """Recompute every (topic, window) this batch touched, from the stored rows."""
-        iv = self.interval
-        has_touched = scalar(
-            con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'touched_interactions' "
-            "AND temporary")
-        touched_inter = ("UNION SELECT topic, time_bucket(" + iv + ", created_at) FROM "
-                         "touched_interactions") if has_touched else ""
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE touched AS
-            SELECT DISTINCT topic, time_bucket({iv}, created_at) AS ws FROM post_batch
-            {touched_inter}
-        """)
-        con.execute(f"""
-            INSERT OR REPLACE INTO topic_windows
-            WITH p AS (
-                SELECT t.topic, t.ws, count(*) AS volume,
-                       avg(CASE WHEN affect = 'yes' THEN 1 ELSE 0 END) AS hostility_share,
-                       avg(CASE WHEN stance = 'pro' THEN 1 ELSE 0 END) AS pro_share,
-                       avg(CASE WHEN stance = 'anti' THEN 1 ELSE 0 END) AS anti_share
-                FROM touched t JOIN posts ON posts.topic = t.topic
-                  AND posts.created_at >= t.ws AND posts.created_at < t.ws + {iv}
-                GROUP BY ALL),
-            c AS (
-                SELECT t.topic, t.ws, i.conversation_id, avg(i.score) AS conv_score,
-                       count(*) AS n
-                FROM touched t JOIN interactions i ON i.topic = t.topic
-                  AND i.created_at >= t.ws AND i.created_at < t.ws + {iv}
-                GROUP BY ALL),
-            ca AS (
-                SELECT topic, ws, sum(n) AS n_interactions,
-                       sum(conv_score * n) / sum(n) AS mean_score,
-                       count(*) AS n_conversations,
-                       avg(CASE WHEN conv_score > {float(self.extreme_threshold)} THEN 1 ELSE 0 END)
-                           AS extreme_share
-                FROM c GROUP BY ALL)
-            SELECT p.topic, p.ws, p.ws + {iv}, p.volume, coalesce(ca.n_interactions, 0),
-                   ca.mean_score, coalesce(ca.n_conversations, 0), ca.extreme_share,
-                   p.hostility_share, p.pro_share, p.anti_share, ?::TIMESTAMPTZ
-            FROM p LEFT JOIN ca ON ca.topic = p.topic AND ca.ws = p.ws
-        """, [now])
-        n = scalar(con, "SELECT count(*) FROM touched")
-        con.execute("DROP TABLE IF EXISTS touched_interactions")
-        con.execute("DROP TABLE touched")
-        return int(n)

@@ -14,6 +14,7 @@ from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxRows
 
 from ingest.broker import EmbeddedBroker, ensure_topics
 from polarwatch.warehouse import connect
+from scoring.indices import bimodality_coefficient, esteban_ray
 from stream.kafka_source import (
     KafkaStreamReader,
     OffsetRegressionError,
@@ -158,3 +159,49 @@ def test_reader_limits_rows_and_refuses_offset_regression(broker: EmbeddedBroker
             reader.latestOffset({"0": 500, "1": 10}, ReadAllAvailable())
     finally:
         reader.stop()
+
+
+def test_late_data_within_watermark_updates_beyond_is_counted_not_lost(tmp_path: Path) -> None:
+    sink = DuckDBSink(tmp_path / "w.duckdb", "q", "posts", window="1 hour", watermark="2 hours")
+    sink.write(pd.DataFrame([_row("p0", None, "pro", "no", None, 0, 0),
+                             _row("now", None, "pro", "no", None, 300, 1)]), 0)  # 15:00
+    # 13:30 is within 2 h of 15:00: its window (13:00) is opened and updated
+    within = sink.write(pd.DataFrame([_row("w", None, "anti", "no", None, 210, 2)]), 1)
+    # 10:10 is 4 h 50 min behind: stored and counted late, the 10:00 window stays as it was
+    late = sink.write(pd.DataFrame([_row("l", None, "anti", "yes", None, 10, 3)]), 2)
+    assert (within.late, within.windows, late.late, late.windows) == (0, 1, 1, 0)
+    assert _q(sink, "SELECT count(*) FROM posts") == [(4,)]
+    assert _q(sink, "SELECT window_start, volume, anti_share FROM topic_windows ORDER BY 1") == [
+        (T0, 1, 0.0), (T0 + timedelta(hours=3), 1, 1.0), (T0 + timedelta(hours=5), 1, 0.0)]
+    assert _q(sink, "SELECT n_late FROM stream_batches ORDER BY batch_id") == [(0,), (0,), (1,)]
+
+
+def test_window_indices_and_orphans(tmp_path: Path) -> None:
+    sink = DuckDBSink(tmp_path / "w.duckdb", "q", "posts", window="1 hour",
+                      orphan_horizon="1 hour")
+    rows = [_row("r", None, "pro", "no", None, 0, 0)]
+    # 2 conversations scoring 10 and 4 twice each → bimodal; 2 of 4 replies cross stance
+    rows += [_row(f"a{k}", "r", "pro", "yes", "agree", k, k) for k in (1, 2)]
+    rows += [_row("r2", None, "anti", "no", None, 3, 3, conv="c2")]
+    rows += [_row(f"b{k}", "r2", "pro", "no", "disagree", 3 + k, 3 + k, conv="c2")
+             for k in (1, 2)]
+    rows += [_row("orphan", "never-arrives", "anti", "no", None, 5, 9, conv="c3"),
+             _row("later", None, "anti", "no", None, 200, 10, conv="c4")]
+    sink.write(pd.DataFrame(rows), 0)
+    (cross, er, bc), = _q(sink, "SELECT cross_stance_rate, esteban_ray, bimodality "
+                                "FROM topic_windows WHERE window_start = "
+                                "TIMESTAMPTZ '2026-05-01 10:00:00+00'")
+    assert cross == 0.5
+    assert er == pytest.approx(esteban_ray(5 / 7, 2 / 7))  # pro: r, a1, a2, b1, b2
+    assert bc is None  # two conversations: too few values for the coefficient
+    assert _q(sink, "SELECT id FROM orphans") == [("orphan",)]
+
+
+def test_indices() -> None:
+    assert esteban_ray(0.5, 0.5) == pytest.approx(1.0)
+    assert esteban_ray(1.0, 0.0) == 0.0
+    assert esteban_ray(0.0, 0.0) is None
+    assert 0 < esteban_ray(0.9, 0.1) < esteban_ray(0.7, 0.3) < 1  # type: ignore[operator]
+    assert bimodality_coefficient([2.0] * 20 + [9.0] * 20) > 5 / 9  # two camps
+    assert bimodality_coefficient([5.0, 5.1, 4.9, 5.0, 5.05, 4.95, 5.0]) < 5 / 9
+    assert bimodality_coefficient([1.0, 2.0]) is None
