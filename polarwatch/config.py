@@ -60,6 +60,8 @@ class ExtractorConfig:
 class AggregateConfig:
     window: str = "1 hour"
     extreme_threshold: float = 7.0
+    watermark: str = "1 day"  # windows older than (latest event time − watermark) are final
+    orphan_horizon: str = "1 day"  # a reply whose parent is missing this long is an orphan
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,14 @@ class ForecastConfig:
 @dataclass(frozen=True)
 class AlertsConfig:
     webhooks: list[str] = field(default_factory=list)
+    secret: str = ""  # whsec_<base64> signing key ($POLARWATCH_ALERTS_SECRET; "" = unsigned)
+    format: str = "standard"  # payload: "standard" ({type, timestamp, data}) or "alertmanager"
+    # Delivery retries (forecast/webhooks.py RetryPolicy): 2, 4, ... 64 s then 120 s: 12
+    # attempts span 12 minutes of receiver downtime (the issue asks for at least 10).
+    max_attempts: int = 12
+    backoff_seconds: float = 2.0
+    max_backoff_seconds: float = 120.0
+    timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -44,12 +44,16 @@ TABLES: dict[str, str] = {
         ("n_interactions", "INTEGER NOT NULL"), ("mean_score", "DOUBLE"),
         ("n_conversations", "INTEGER NOT NULL"), ("extreme_share", "DOUBLE"),
         ("hostility_share", "DOUBLE"), ("pro_share", "DOUBLE"), ("anti_share", "DOUBLE"),
+        ("cross_stance_rate", "DOUBLE"),  # share of scored replies opposing their parent
+        ("esteban_ray", "DOUBLE"),  # scoring.indices.esteban_ray of the stance shares
+        ("bimodality", "DOUBLE"),  # Sarle's coefficient of the window's conversation scores
         ("updated_at", "TIMESTAMPTZ NOT NULL"),
     ], "topic, window_start"),
     "stream_batches": _ddl("stream_batches", [
         ("query", "VARCHAR NOT NULL"), ("batch_id", "BIGINT NOT NULL"),
         ("n_posts", "INTEGER NOT NULL"), ("n_dead", "INTEGER NOT NULL"),
         ("n_interactions", "INTEGER NOT NULL"), ("committed_at", "TIMESTAMPTZ NOT NULL"),
+        ("n_late", "INTEGER"),  # posts older than the watermark: stored, windows not reopened
         # end-to-end latency at commit: now − created_at (the post) and now − broker timestamp
         ("latency_created_p50_s", "DOUBLE"), ("latency_created_p95_s", "DOUBLE"),
         ("latency_broker_p50_s", "DOUBLE"), ("latency_broker_p95_s", "DOUBLE"),
@@ -70,6 +74,8 @@ TABLES: dict[str, str] = {
         ("ts", "TIMESTAMPTZ NOT NULL"), ("y", "DOUBLE"), ("forecast", "DOUBLE"),
         ("lower", "DOUBLE"), ("upper", "DOUBLE"), ("flag", "VARCHAR NOT NULL"),
         ("model", "VARCHAR NOT NULL"), ("created_at", "TIMESTAMPTZ NOT NULL"),
+        # the causal detector's 0..1 score and why a flag has its class (forecast/run.py)
+        ("anomaly_score", "DOUBLE"), ("explanation", "VARCHAR"),
     ], "topic, metric, ts"),
 }
 
@@ -81,6 +87,15 @@ VIEWS: dict[str, str] = {
                avg(score) AS mean_score, min(created_at) AS first_at, max(created_at) AS last_at
         FROM interactions GROUP BY conversation_id""",
 }
+
+
+def orphans_sql(horizon_interval: str) -> str:
+    """Replies whose parent has not arrived within the horizon (relative to the newest post)."""
+    return f"""
+        SELECT r.* FROM posts r
+        WHERE r.parent_id IS NOT NULL
+          AND r.parent_id NOT IN (SELECT id FROM posts)
+          AND r.created_at < (SELECT max(created_at) FROM posts) - {horizon_interval}"""
 
 
 def is_lock_error(exc: BaseException) -> bool:
