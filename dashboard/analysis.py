@@ -1,4 +1,5 @@
-"""Pure pandas helpers behind the pages: formatting, trend arrows, flag wording, event studies.
+"""Pure pandas helpers behind the pages: formatting, trend arrows, flag wording, event studies
+(the event-study functions live in :mod:`forecast.events_study` and are re-exported here).
 
 No Streamlit and no DuckDB here, so each function is tested with plain frames.
 """
@@ -7,25 +8,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
-from dashboard.events import Event
+from forecast.events_study import (  # noqa: F401  (re-exported: the topic page imports them)
+    EVENT_STUDY_DAYS,
+    EXTREME_THRESHOLD,
+    PHASES,
+    event_study,
+    event_study_range,
+    phase_summary,
+)
+from polarwatch.events import Event
 
 # Trend arrow: the latest window against the mean of the windows before it. Half a point on the
 # 0–10 interaction scale is roughly the hour-to-hour wobble of a calm synthetic topic, so smaller
 # moves read as flat.
 TREND_THRESHOLD = 0.5
-# The paper's event study looks 3 days either side of an event.
-EVENT_STUDY_DAYS = 3
-# A conversation is extreme when its mean interaction score is above this ([aggregate] default).
-EXTREME_THRESHOLD = 7.0
 # Columns a flag's class may be stored in by later stages (first one present wins); otherwise
 # the flag value itself (spike / dip / anticipatory / reactive ...) is its class.
 FLAG_CLASS_COLUMNS = ("flag_class", "alarm_class", "pattern", "kind", "class")
-PHASES = ("before", "during", "after")
 
 
 def is_missing(value: Any) -> bool:
@@ -133,53 +137,3 @@ def events_frame(events: Sequence[Event], topic: str | None = None) -> pd.DataFr
              "start": pd.Timestamp(e.start), "end": pd.Timestamp(e.effective_end)}
             for e in events if topic is None or e.topic == topic]
     return pd.DataFrame(rows, columns=["name", "topic", "kind", "start", "end"])
-
-
-def event_study_range(event: Event, days: int = EVENT_STUDY_DAYS) -> tuple[datetime, datetime]:
-    return event.start - timedelta(days=days), event.effective_end + timedelta(days=days)
-
-
-def event_study(convs: pd.DataFrame, event: Event, days: int = EVENT_STUDY_DAYS,
-                extreme_threshold: float = EXTREME_THRESHOLD) -> pd.DataFrame:
-    """The paper's before / during / after comparison for one event.
-
-    ``convs`` has one row per conversation (first_at, mean_score). Conversations starting before
-    the event fall in day -1, -2, ... (24 h steps back from its start), those starting while it
-    runs in day 0 ("during"), those after its end in day +1, +2, ... Within ±``days`` days.
-
-    Columns: day, phase, n, mean (mean conversation score), sem (standard error of the mean,
-    NaN for n < 2), lo / hi (mean ∓ sem), extreme_share (share of conversations above the
-    extreme threshold). One row per day with conversations, ordered by day.
-    """
-    columns = ["day", "phase", "n", "mean", "sem", "lo", "hi", "extreme_share"]
-    if convs.empty:
-        return pd.DataFrame(columns=columns)
-    start, end = pd.Timestamp(event.start), pd.Timestamp(event.effective_end)
-    first = pd.to_datetime(convs["first_at"], utc=True)
-    day_s = 86400.0
-    before = -((start - first).dt.total_seconds() // day_s + 1)
-    after = (first - end).dt.total_seconds() // day_s + 1
-    day = before.where(first < start, after.where(first > end, 0)).astype(int)
-    df = pd.DataFrame({"day": day, "score": convs["mean_score"].astype(float)})
-    df = df[(df["day"].abs() <= days) & df["score"].notna()]
-    if df.empty:
-        return pd.DataFrame(columns=columns)
-    g = df.groupby("day")["score"]
-    out = pd.DataFrame({"n": g.size(), "mean": g.mean(), "sem": g.sem(),
-                        "extreme_share": g.apply(lambda s: float((s > extreme_threshold).mean()))})
-    out = out.reset_index()
-    out["phase"] = [PHASES[0] if d < 0 else PHASES[2] if d > 0 else PHASES[1]
-                    for d in out["day"]]
-    out["lo"] = out["mean"] - out["sem"].fillna(0)
-    out["hi"] = out["mean"] + out["sem"].fillna(0)
-    return out[columns].sort_values("day").reset_index(drop=True)
-
-
-def phase_summary(study: pd.DataFrame) -> dict[str, float]:
-    """Conversation-weighted mean score per phase (for a one-line caption)."""
-    out: dict[str, float] = {}
-    for phase in PHASES:
-        part = study[study["phase"] == phase]
-        if len(part) and part["n"].sum():
-            out[phase] = float((part["mean"] * part["n"]).sum() / part["n"].sum())
-    return out

@@ -1,4 +1,5 @@
-"""`polarwatch detect` and `polarwatch alerts test`: thin drivers over forecast.detect/webhooks.
+"""`polarwatch detect`, `alerts test`, `events list|add|remove` and `report`: thin drivers over
+forecast.detect / webhooks, polarwatch.events and forecast.reports.
 
 CSV input rules for ``detect`` (every problem is reported with line numbers and counts, on
 stderr, so stdout can carry the output CSV):
@@ -207,6 +208,104 @@ def cmd_alerts_test(cfg: Config, args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _calendar(cfg: Config, args: argparse.Namespace) -> Path:
+    from polarwatch.events import events_path
+
+    return Path(args.file) if args.file else events_path(cfg.root)
+
+
+def _topic_ids(cfg: Config) -> list[str] | None:
+    try:
+        return [t.id for t in cfg.load_topics()]
+    except PolarwatchError:
+        return None  # no topics file: events are not checked against it
+
+
+def cmd_events(cfg: Config, args: argparse.Namespace) -> int:
+    from polarwatch.events import load_events, make_event, remove, save_events, upsert
+
+    path = _calendar(cfg, args)
+    events = load_events(path)
+    if args.events_command == "list":
+        shown = [e for e in events if args.topic in (None, e.topic)]
+        for e in shown:
+            end = f" → {e.end:%Y-%m-%d %H:%M}" if e.end else ""
+            print(f"{e.start:%Y-%m-%d %H:%M}{end} UTC  {e.kind:9}  {e.topic:16}  {e.name}")
+        print(f"{len(shown)} event(s) in {path}", file=sys.stderr)
+        return 0
+    if args.events_command == "add":
+        event = make_event({"name": args.name, "topic": args.topic, "start": args.start,
+                            "end": args.end, "kind": args.kind}, "new event", _topic_ids(cfg))
+        replacing = (event.topic, event.name) if args.replace else None
+        if not args.replace and any((e.topic, e.name) == (event.topic, event.name)
+                                    for e in events):
+            raise PolarwatchError(f"{path} already has {event.name!r} on {event.topic!r}; "
+                                  f"use --replace to overwrite it")
+        save_events(path, upsert(events, event, replacing))
+        print(f"added {event.kind} event {event.name!r} on {event.topic} to {path}")
+        return 0
+    kept = remove(events, (args.topic, args.name))
+    if len(kept) == len(events):
+        raise PolarwatchError(f"no event {args.name!r} on topic {args.topic!r} in {path} "
+                              f"(`polarwatch events list` shows them)")
+    save_events(path, kept)
+    print(f"removed {args.name!r} on {args.topic} from {path}")
+    return 0
+
+
+def cmd_report(cfg: Config, args: argparse.Namespace) -> int:
+    from forecast.reports import report_loop
+
+    report_loop(cfg, output=args.output, topics=args.topic or None, since=args.since,
+                every=args.every, count=args.count, forecast=args.forecast)
+    return 0
+
+
+REPORT_EPILOG = """\
+cron instead of --every: one dated report an hour, after a forecast run (crontab needs % as \\%):
+  0 * * * * cd /path/to/polarwatch && .venv/bin/polarwatch report --forecast -o reports/report-\\%Y\\%m\\%d-\\%H.html >> reports/cron.log 2>&1
+"""
+
+
+def register_events_and_report(subparsers: Any) -> None:
+    p = subparsers.add_parser("events", help="list / add / remove events of the calendar")
+    p.add_argument("--file", help="calendar file [env: POLARWATCH_EVENTS_FILE; default "
+                                  "events.toml next to the config]")
+    esub = p.add_subparsers(dest="events_command", required=True)
+    e = esub.add_parser("list", help="events sorted by start")
+    e.add_argument("--topic", help="only this topic")
+    e = esub.add_parser("add", help="add an event (scheduled: known in advance; sudden)")
+    e.add_argument("name")
+    e.add_argument("--topic", required=True, help="topic id from topics.toml")
+    e.add_argument("--start", required=True, help="e.g. 2026-03-04T18:00:00Z (or a date)")
+    e.add_argument("--end", help="optional end (default: a point in time)")
+    e.add_argument("--kind", choices=["scheduled", "sudden"], required=True)
+    e.add_argument("--replace", action="store_true", help="overwrite an event of that name")
+    e = esub.add_parser("remove", help="remove the event NAME of --topic")
+    e.add_argument("name")
+    e.add_argument("--topic", required=True)
+    p.set_defaults(func=cmd_events)
+
+    p = subparsers.add_parser(
+        "report", help="an HTML report: state, forecast, flags, drivers, event studies",
+        description="Write a self-contained HTML report (charts embedded as PNG): the current "
+                    "state of each topic, the forecast for the next [forecast] horizon, the "
+                    "active flags with their class, the conversations driving them and the "
+                    "before/during/after table of every event. -o may hold strftime codes "
+                    "(report-%Y%m%d-%H%M.html) for one file per run.",
+        epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-o", "--output", default="report.html", help="output HTML (default "
+                                                                "report.html)")
+    p.add_argument("--topic", action="append", help="only this topic (repeatable)")
+    p.add_argument("--since", help="start of the report: 2026-03-01, an ISO time, or 7d / 48h "
+                                   "before the newest window (default: all)")
+    p.add_argument("--every", help="repeat every interval (30m, 1h, 1d) until Ctrl-C")
+    p.add_argument("--count", type=int, help="with --every: stop after this many reports")
+    p.add_argument("--forecast", action="store_true",
+                   help="run the forecast (and its alerts) before each report")
+    p.set_defaults(func=cmd_report)
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "detect", help="causal anomaly detection on a timestamp,value CSV",
@@ -235,3 +334,5 @@ def register(subparsers: Any) -> None:
     t.add_argument("--attempts", type=int, default=3, help="delivery attempts (default 3)")
     t.add_argument("--no-log", action="store_true", help="do not write the DuckDB delivery log")
     t.set_defaults(func=cmd_alerts_test)
+
+    register_events_and_report(subparsers)

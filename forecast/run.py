@@ -1,21 +1,41 @@
-"""The forecast stage: ``topic_windows`` -> one model per topic -> ``forecasts``.
+"""The forecast stage: ``topic_windows`` -> one model per topic -> ``forecasts`` -> alerts.
 
-Thin driver over :mod:`forecast.series` (read) and :mod:`forecast.models` (fit). All rows of one
-run are written in one short DuckDB write transaction with ``INSERT OR REPLACE`` on the primary
-key ``(topic, metric, ts)``, so a rerun replaces rather than duplicates.
+Thin driver over :mod:`forecast.series` (read), :mod:`forecast.models` (the forecast band and
+the horizon forecast), :mod:`forecast.detect` (the **causal** flags: the flag at t uses only the
+windows up to t, exactly as it would have been raised live) and the event calendar
+(:mod:`polarwatch.events`) that classifies each flag:
+
+- **anticipatory**: the detector saw a build-up (sustained rise, an exceedance after one), or
+  the forecast path crosses ``[aggregate] extreme_threshold`` within ``[forecast] horizon`` while
+  a *scheduled* event of the topic starts within :data:`ANTICIPATION_DAYS` (the crossing rule is
+  only on then); the explanation names the event when there is one;
+- **reactive**: an abrupt level jump without a build-up, or any upward flag from a *sudden*
+  event's start until :data:`REACTION_HOURS` after its end;
+- **spike** / **dip**: a one-window exceedance above / below the detector's band.
+
+``forecast``/``lower``/``upper`` are the local level model's one-step-ahead band (its two
+variances are fitted on the whole series; the state is filtered causally); ``flag``,
+``anomaly_score`` (0..1) and ``explanation`` come from the causal detector. All rows of one run
+are written in one short DuckDB write transaction with ``INSERT OR REPLACE`` on the primary key
+``(topic, metric, ts)``, so a rerun replaces rather than duplicates. When ``[alerts] webhooks``
+are configured, :mod:`forecast.alerting` then sends the firing/resolved alerts (de-duplicated).
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from forecast.alarms import FLAG_ANTICIPATORY, FLAG_REACTIVE
+from forecast.detect import DetectorConfig, StreamingDetector
+from forecast.events_study import EVENT_STUDY_DAYS
 from forecast.models import (
     FLAG_DIP,
     FLAG_FORECAST,
@@ -27,10 +47,92 @@ from forecast.models import (
 from forecast.series import read_series, validate_metric
 from polarwatch.config import Config
 from polarwatch.errors import ConfigError
-from polarwatch.warehouse import connect
+from polarwatch.events import Event, events_path, load_events
+from polarwatch.warehouse import TABLES, connect
+
+# A build-up within this many days before a scheduled event is anticipating it: the paper's
+# event-study window (±3 days). The synthetic corpus ramps up over the 48 h before its vote.
+ANTICIPATION_DAYS = EVENT_STUDY_DAYS
+# A flag from a sudden event's start until 24 h after its end reacts to it: the paper's day +1.
+REACTION_HOURS = 24
+# The forecast-crossing rule needs a level on the 0-10 interaction scale: only this metric.
+CROSSING_METRIC = "mean_score"
+FLAG_ORDER = (FLAG_SPIKE, FLAG_DIP, FLAG_REACTIVE, FLAG_ANTICIPATORY)
+
+
+class CalendarDetector(StreamingDetector):
+    """The causal detector with its forecast-crossing rule switched on per point
+    (:attr:`crossing_on`, set before each :meth:`update`) and remembered when it fired."""
+
+    crossing_on = False
+    crossed = False
+
+    def _crossing(self, value: float) -> bool:
+        self.crossed = self.crossing_on and super()._crossing(value)
+        return self.crossed
+
+
+def _hours(delta: timedelta) -> str:
+    h = delta.total_seconds() / 3600
+    return f"{h:.0f} h" if h < 48 else f"{h / 24:.1f} days"
+
+
+def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
+                    events: Sequence[Event], *, alpha: float = 0.05, horizon: int = 12,
+                    crossing: float | None = None) -> dict[str, Any]:
+    """Causal flags of one series with their class and a one-line explanation.
+
+    ``events`` are this topic's calendar entries. Returns ``flag`` (list of none | spike | dip |
+    reactive | anticipatory), ``anomaly_score`` (array, NaN in warm-up and gaps),
+    ``explanation`` (list of str or None) and the detector's ``info``.
+    """
+    scheduled = [e for e in events if e.kind == "scheduled"]
+    sudden = [e for e in events if e.kind == "sudden"]
+    window = timedelta(days=ANTICIPATION_DAYS)
+    reaction = timedelta(hours=REACTION_HOURS)
+    det = CalendarDetector(interval_seconds, DetectorConfig(alpha=alpha, horizon=horizon,
+                                                            crossing=crossing))
+    flags: list[str] = []
+    why: list[str | None] = []
+    scores = np.full(len(y), np.nan)
+    for i, (stamp, value) in enumerate(zip(ts, np.asarray(y, dtype=float), strict=True)):
+        t = pd.Timestamp(stamp).to_pydatetime()
+        ahead = min((e for e in scheduled if t < e.start <= t + window),
+                    key=lambda e: e.start, default=None)
+        det.crossing_on, det.crossed = ahead is not None, False
+        p = det.update(value)
+        scores[i] = p.anomaly_score
+        flag, text = p.flag, None
+        if flag == FLAG_SPIKE and not math.isnan(p.forecast) and value < p.forecast:
+            flag = FLAG_DIP
+        after = max((e for e in sudden if e.start <= t <= e.effective_end + reaction),
+                    key=lambda e: e.start, default=None)
+        where = f" (score {p.anomaly_score:.4f}, band [{p.lower:.3g}, {p.upper:.3g}])"
+        if flag == FLAG_NONE:
+            pass
+        elif after is not None and flag != FLAG_DIP:
+            what = {FLAG_REACTIVE: "level jump", FLAG_SPIKE: "exceedance"}.get(flag, "rise")
+            text = f"{what} {_hours(t - after.start)} after the sudden event {after.name!r}"
+            flag = FLAG_REACTIVE
+        elif flag == FLAG_ANTICIPATORY:
+            rule = (f"the forecast crosses {crossing:g} within {horizon} windows" if det.crossed
+                    else "a sustained rise / build-up")
+            text = (f"{rule}, {_hours(ahead.start - t)} before the scheduled event "
+                    f"{ahead.name!r}" if ahead is not None
+                    else f"{rule}; no scheduled event within {ANTICIPATION_DAYS} days")
+        elif flag == FLAG_REACTIVE:
+            text = "abrupt level jump without a preceding build-up"
+        elif flag == FLAG_SPIKE:
+            text = "one-window exceedance above the prediction band"
+        else:
+            text = "one-window drop below the prediction band"
+        flags.append(flag)
+        why.append(None if text is None else text + where)
+    return {"flag": flags, "anomaly_score": scores, "explanation": why, "info": det.info}
+
 
 FORECAST_COLUMNS = ["topic", "metric", "ts", "y", "forecast", "lower", "upper", "flag", "model",
-                    "created_at"]
+                    "created_at", "anomaly_score", "explanation"]
 
 
 def rows_for_series(topic: str, metric: str, ts: pd.DatetimeIndex, y: np.ndarray,
@@ -45,12 +147,17 @@ def rows_for_series(topic: str, metric: str, ts: pd.DatetimeIndex, y: np.ndarray
         "ts": ts[observed], "y": y[observed], "forecast": fit["forecast"][observed],
         "lower": fit["lower"][observed], "upper": fit["upper"][observed],
         "flag": np.asarray(fit["flag"], dtype=object)[observed],
+        "anomaly_score": np.asarray(fit.get("anomaly_score", np.full(len(y), np.nan)),
+                                    dtype=float)[observed],
+        "explanation": np.asarray(fit.get("explanation", [None] * len(y)),
+                                  dtype=object)[observed],
     })
     future_ts = pd.DatetimeIndex([ts[-1] + freq * (i + 1) for i in range(horizon)])
     future = pd.DataFrame({
         "ts": future_ts, "y": np.full(horizon, np.nan), "forecast": fit["future_forecast"],
         "lower": fit["future_lower"], "upper": fit["future_upper"],
-        "flag": [FLAG_FORECAST] * horizon,
+        "flag": [FLAG_FORECAST] * horizon, "anomaly_score": np.full(horizon, np.nan),
+        "explanation": [None] * horizon,
     })
     frames = [f for f in (past, future) if not f.empty]
     out = pd.concat(frames, ignore_index=True) if frames else past
@@ -69,6 +176,10 @@ def write_forecasts(path: str | Path, rows: pd.DataFrame, metric: str,
     window would otherwise leave stale future rows); everything else is ``INSERT OR REPLACE``.
     """
     with connect(path) as con:
+        con.execute(TABLES["forecasts"])
+        for name, typ in (("anomaly_score", "DOUBLE"), ("explanation", "VARCHAR")):
+            # warehouses created before these columns existed get them added
+            con.execute(f'ALTER TABLE forecasts ADD COLUMN IF NOT EXISTS "{name}" {typ}')
         con.register("new_forecasts", rows)
         con.execute("BEGIN TRANSACTION")
         try:
@@ -87,13 +198,16 @@ def write_forecasts(path: str | Path, rows: pd.DataFrame, metric: str,
             con.unregister("new_forecasts")
 
 
-def run_forecast(cfg: Config, *, metric: str | None = None,
-                 log: Callable[[str], Any] = print) -> dict[str, Any]:
+def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Event] | None = None,
+                 alerts: bool = True, log: Callable[[str], Any] = print) -> dict[str, Any]:
     """Forecast ``metric`` (default ``[forecast] metric``) for every topic and store the rows.
 
-    Returns a summary: ``metric``, ``topics`` (fitted), ``skipped`` ({topic: reason}),
-    ``points`` (observed windows written), ``flags`` (spikes + dips), ``spikes``, ``dips``,
-    ``forecast_points`` (future rows written) and ``seconds``.
+    ``events`` defaults to the calendar (``$POLARWATCH_EVENTS_FILE`` or ``events.toml`` next
+    to the config). ``alerts=False`` skips the webhooks. Returns a summary: ``metric``,
+    ``topics`` (fitted), ``skipped`` ({topic: reason}), ``points`` (observed windows written),
+    ``flags`` (all raised flags) and per class ``spikes``, ``dips``, ``reactive``,
+    ``anticipatory``, ``forecast_points`` (future rows written), ``alerts`` (the alerting
+    summary, or None) and ``seconds``.
     """
     started = time.monotonic()
     metric = validate_metric(metric if metric is not None else cfg.forecast.metric)
@@ -102,11 +216,15 @@ def run_forecast(cfg: Config, *, metric: str | None = None,
         raise ConfigError(f"[forecast] alpha must be between 0 and 1 (exclusive), got {alpha}")
     if horizon < 0:
         raise ConfigError(f"[forecast] horizon must be >= 0 steps, got {horizon}")
+    if events is None:
+        events = load_events(events_path(cfg.root))
+    crossing = cfg.aggregate.extreme_threshold if metric == CROSSING_METRIC else None
 
     path = cfg.warehouse_path
     series, freq = read_series(path, metric)
     summary: dict[str, Any] = {"metric": metric, "topics": 0, "skipped": {}, "points": 0,
-                               "flags": 0, "spikes": 0, "dips": 0, "forecast_points": 0}
+                               "flags": 0, "spikes": 0, "dips": 0, "reactive": 0,
+                               "anticipatory": 0, "forecast_points": 0, "alerts": None}
     if series.empty:
         log(f"forecast {metric}: no rows in topic_windows of {path}; nothing to do")
         summary["seconds"] = round(time.monotonic() - started, 3)
@@ -114,7 +232,7 @@ def run_forecast(cfg: Config, *, metric: str | None = None,
 
     n_series = series["series_id"].nunique()
     log(f"forecast {metric}: {n_series} topic(s), window {freq}, horizon {horizon}, "
-        f"interval {1 - alpha:.0%}")
+        f"interval {1 - alpha:.0%}, {len(events)} calendar event(s)")
     created_at = datetime.now(UTC)
     frames, fitted = [], []
     for topic, group in series.groupby("series_id", sort=True):
@@ -128,26 +246,38 @@ def run_forecast(cfg: Config, *, metric: str | None = None,
             continue
         for warning in fit["warnings"]:
             log(f"  {topic}: {warning}")
-        rows = rows_for_series(topic, metric, pd.DatetimeIndex(group["ts"]), y, fit, freq,
-                               horizon, created_at)
+        ts = pd.DatetimeIndex(group["ts"])
+        causal = classify_series(ts, y, freq.total_seconds(),
+                                 [e for e in events if e.topic == topic], alpha=alpha,
+                                 horizon=horizon, crossing=crossing)
+        fit = {**fit, **{k: causal[k] for k in ("flag", "anomaly_score", "explanation")}}
+        rows = rows_for_series(topic, metric, ts, y, fit, freq, horizon, created_at)
         frames.append(rows)
         fitted.append(topic)
         flags = rows["flag"]
-        n_spikes, n_dips = int((flags == FLAG_SPIKE).sum()), int((flags == FLAG_DIP).sum())
+        counts = {f: int((flags == f).sum()) for f in FLAG_ORDER}
         n_points = int((flags != FLAG_FORECAST).sum())
         summary["points"] += n_points
-        summary["spikes"] += n_spikes
-        summary["dips"] += n_dips
+        for f, key in zip(FLAG_ORDER, ("spikes", "dips", "reactive", "anticipatory"),
+                          strict=True):
+            summary[key] += counts[f]
         summary["forecast_points"] += int((flags == FLAG_FORECAST).sum())
-        log(f"  {topic}: {fit['model']}, {n_points} points, {n_spikes} spike(s), "
-            f"{n_dips} dip(s), {int((flags == FLAG_NONE).sum())} normal")
+        warm = causal["info"]["warmup"]
+        log(f"  {topic}: {fit['model']} band, {n_points} points, flags "
+            + ", ".join(f"{f} {n}" for f, n in counts.items())
+            + f", {int((flags == FLAG_NONE).sum())} normal"
+            + ("" if n_points > warm else f" (detector warm-up: {warm} points, no flags yet)"))
 
     summary["topics"] = len(fitted)
-    summary["flags"] = summary["spikes"] + summary["dips"]
+    summary["flags"] = sum(summary[k] for k in ("spikes", "dips", "reactive", "anticipatory"))
     if frames:
         write_forecasts(path, pd.concat(frames, ignore_index=True), metric, fitted)
-    summary["seconds"] = round(time.monotonic() - started, 3)
     log(f"forecast {metric}: wrote {summary['points'] + summary['forecast_points']} row(s) for "
         f"{len(fitted)} topic(s), {len(summary['skipped'])} skipped, {summary['flags']} flag(s) "
-        f"in {summary['seconds']} s")
+        f"in {round(time.monotonic() - started, 3)} s")
+    if alerts and cfg.alerts.webhooks:
+        from forecast.alerting import send_flag_alerts
+
+        summary["alerts"] = send_flag_alerts(cfg, metric=metric, log=log)
+    summary["seconds"] = round(time.monotonic() - started, 3)
     return summary

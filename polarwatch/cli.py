@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -137,18 +139,10 @@ def cmd_dashboard(cfg: Config, args: argparse.Namespace) -> int:
     return serve_dashboard(cfg, args.port)
 
 
-def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
-    """Broker → synthetic corpus → Spark → DuckDB → forecast → dashboard, with fresh state."""
-    from stream.job import QUERY_NAME, check_java, run_stream
+def _fresh_state(cfg: Config) -> None:
+    """Remove the demo's checkpoint, DuckDB file and lake (the demo always starts fresh)."""
+    from stream.job import QUERY_NAME
 
-    t0 = time.monotonic()
-    log(f"java: {check_java()}")
-    if cfg.broker.embedded:
-        broker = _broker(cfg)
-        if broker.stop():
-            log("stopped the previous embedded broker (the demo starts from fresh state)")
-        broker.start()
-        log(f"broker up at {broker.bootstrap}")
     stale_paths = [cfg.checkpoint_dir / QUERY_NAME, cfg.warehouse_path,
                    cfg.warehouse_path.with_suffix(".duckdb.wal")]
     if cfg.warehouse.lake_dir:
@@ -158,19 +152,52 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
             shutil.rmtree(stale)
         elif stale.exists():
             stale.unlink()
+
+
+def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
+    """Broker → synthetic corpus → Spark → DuckDB → forecast → dashboard, with fresh state;
+    then the stream keeps running on a live feed while the dashboard is served."""
+    from stream.job import build_spark, check_java, run_stream, start_stream
+
+    t0 = time.monotonic()
+    log(f"java: {check_java()}")
+    if cfg.broker.embedded:
+        broker = _broker(cfg)
+        if broker.stop():
+            log("stopped the previous embedded broker (the demo starts from fresh state)")
+        broker.start()
+        log(f"broker up at {broker.bootstrap}")
+    _fresh_state(cfg)
+    spark = feed = query = None
     try:
         produce_synthetic(cfg, args.days, args.seed, 1.0, invalid_every=1000)
-        run_stream(cfg, available_now=True, log=log, backend=args.backend)
+        log(f"starting Spark ({cfg.spark.master}) …")
+        spark = build_spark(cfg.spark.master)
+        run_stream(cfg, available_now=True, log=log, backend=args.backend, spark=spark)
         summarize_warehouse(cfg)
         cmd_forecast(cfg, argparse.Namespace(metric=None))
         log(f"pipeline done in {time.monotonic() - t0:.0f} s")
         if args.no_dashboard:
             return 0
-        log("stop everything with Ctrl-C (the embedded broker is stopped with it)")
+        from ingest.feed import LiveFeed
+
+        feed = LiveFeed(cfg.broker.bootstrap_servers, cfg.topics.posts, cfg.topics.dead_letter,
+                        cfg.load_topics(), log=log).start()
+        query = start_stream(spark, cfg, available_now=False, log=lambda m: None,
+                             backend=args.backend)
+        log(f"live: new posts stream every {cfg.spark.trigger_seconds:g} s while the dashboard "
+            f"runs; stop everything with Ctrl-C (the embedded broker is stopped with it)")
         return serve_dashboard(cfg, args.port)
-    finally:
+    finally:  # each step on its own: one failing (e.g. the JVM already gone) must not skip the rest
+        steps = [feed.stop if feed else None,
+                 query.stop if query is not None else None,
+                 spark.stop if spark is not None else None,
+                 _broker(cfg).stop if cfg.broker.embedded else None]
+        for step in steps:
+            if step is not None:
+                with contextlib.suppress(Exception):
+                    step()
         if cfg.broker.embedded:
-            _broker(cfg).stop()
             log("broker stopped")
 
 
@@ -243,7 +270,12 @@ def _extend(module: str, subparsers: Any) -> None:
     mod.register(subparsers)
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # run `finally` blocks: stop the broker, Spark, the feed
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     args = build_parser().parse_args(argv)
     try:
         cfg = load_config(args.config)

@@ -129,6 +129,9 @@ class DuckDBSink:
 
     def write(self, pdf: pd.DataFrame, batch_id: int) -> BatchResult:
         t0 = time.perf_counter()
+        for col in ("created_at", "broker_ts"):  # Spark's toPandas drops the zone: it is UTC
+            if col in pdf:
+                pdf[col] = pd.to_datetime(pdf[col], utc=True)
         res = BatchResult(batch_id, skipped=False)
         with connect(self.path) as con:
             con.execute("BEGIN TRANSACTION")

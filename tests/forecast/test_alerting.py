@@ -1,0 +1,115 @@
+"""Alerts from flags: fired once to a real signing-verifying receiver, resolved once, retried
+after a failed run, never re-sent by a re-run of the forecast."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forecast.alerting import active_flags, flag_alert
+from forecast.run import run_forecast
+from polarwatch.config import Config, load_config
+from polarwatch.events import Event
+from polarwatch.warehouse import connect, init_schema
+from tests.forecast.test_forecast import START, seed, window_rows
+from tests.forecast.test_webhooks import SECRET, Receiver
+
+N = 120  # hourly windows: 48 of warm-up, a jump at JUMP, so the flag is among the newest 3
+JUMP = 118
+SHOOTING = Event("Shooting", "guns", START + timedelta(hours=JUMP - 1), "sudden")
+
+
+def series(n: int) -> np.ndarray:
+    rng = np.random.default_rng(21)
+    t = np.arange(n)
+    y = 4.0 + 0.3 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.1, n)
+    y[JUMP:] += 3.0
+    return y
+
+
+def config(path: Path, url: str, **alerts: str) -> Config:
+    env = {"POLARWATCH_WAREHOUSE_PATH": str(path), "POLARWATCH_ALERTS_WEBHOOKS": url,
+           "POLARWATCH_ALERTS_SECRET": SECRET, "POLARWATCH_ALERTS_MAX_ATTEMPTS": "3",
+           "POLARWATCH_ALERTS_BACKOFF_SECONDS": "0.01",
+           "POLARWATCH_ALERTS_TIMEOUT_SECONDS": "2"}
+    env.update({f"POLARWATCH_ALERTS_{k.upper()}": v for k, v in alerts.items()})
+    return load_config(path=None, env=env)
+
+
+@pytest.fixture()
+def warehouse(tmp_path: Path) -> Path:
+    path = tmp_path / "pw.duckdb"
+    init_schema(path)
+    seed(path, window_rows("guns", series(N)[:N]))
+    return path
+
+
+@pytest.fixture()
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def forecast(cfg: Config) -> dict:
+    return run_forecast(cfg, events=[SHOOTING], log=lambda _: None)["alerts"]
+
+
+def test_fires_once_resolves_once(warehouse: Path, receiver: Receiver) -> None:
+    cfg = config(warehouse, receiver.url)
+    first = forecast(cfg)
+    assert first["active"] >= 1 and first["sent"] == first["opened"] == first["active"]
+    assert len(receiver.requests) == first["sent"]
+    assert all(r["verified"] for r in receiver.requests)  # Standard Webhooks signature
+    body = receiver.requests[0]["body"]
+    assert body["type"] == "alert.firing"
+    labels = body["data"]["labels"]
+    assert labels["topic"] == "guns" and labels["flag"] == "reactive"
+    assert "after the sudden event 'Shooting'" in body["data"]["annotations"]["description"]
+
+    again = forecast(cfg)  # a re-run (or a restart) sends nothing new
+    assert again["sent"] == again["opened"] == 0 and len(receiver.requests) == first["sent"]
+
+    seed(warehouse, window_rows("guns", series(N + 4))[N:])  # 4 calm windows later
+    later = forecast(cfg)
+    assert later["active"] == 0 and later["resolved"] == first["sent"] == later["sent"]
+    resolved = receiver.requests[first["sent"]:]
+    assert [r["body"]["type"] for r in resolved] == ["alert.resolved"] * first["sent"]
+    assert resolved[0]["body"]["data"]["labels"] == labels
+    assert resolved[0]["body"]["data"]["endsAt"] != "0001-01-01T00:00:00Z"
+    assert forecast(cfg)["sent"] == 0 and len(receiver.requests) == 2 * first["sent"]
+
+
+def test_receiver_down_then_back_and_alertmanager_format(warehouse: Path) -> None:
+    down = Receiver(down_for=100)
+    try:
+        cfg = config(warehouse, down.url, format="alertmanager")
+        first = forecast(cfg)
+        assert first["sent"] == 0 and first["failed"] == first["active"] >= 1
+        assert len(down.requests) == 3  # one retry schedule, then the endpoint is skipped
+        down.down_for = 0
+        second = forecast(cfg)  # the next run delivers what is still pending
+        assert second["sent"] == first["active"] and second["failed"] == 0
+        body = down.requests[-1]["body"]
+        assert body["version"] == "4" and body["alerts"][0]["status"] == "firing"
+        assert forecast(cfg)["sent"] == 0 and len(down.requests) == 3 + second["sent"]
+        with connect(warehouse, read_only=True) as con:
+            outcomes = con.execute("SELECT outcome, count(*) FROM alert_deliveries GROUP BY 1 "
+                                   "ORDER BY 1").fetchall()
+        assert dict(outcomes)["delivered"] == second["sent"]
+    finally:
+        down.close()
+
+
+def test_no_webhooks_no_alerts_and_flag_alert_labels(warehouse: Path) -> None:
+    cfg = load_config(path=None, env={"POLARWATCH_WAREHOUSE_PATH": str(warehouse)})
+    assert run_forecast(cfg, events=[SHOOTING], log=lambda _: None)["alerts"] is None
+    active = active_flags(warehouse, "mean_score")
+    assert len(active) >= 1
+    alert = flag_alert(active.iloc[0])
+    assert alert.labels["severity"] == "warning" and alert.state == "firing"
+    assert alert.starts_at.tzinfo is not None

@@ -1,0 +1,169 @@
+"""Event calendar on the spine, causal flag classification against it, the event study and
+`polarwatch events`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecast.events_study import event_studies, phase_table, read_conversations
+from forecast.run import classify_series, run_forecast
+from polarwatch.cli import main
+from polarwatch.events import Event, load_events
+from polarwatch.warehouse import connect, init_schema
+from tests.dashboard.conftest import START as SEED_START
+from tests.dashboard.conftest import seed_warehouse
+from tests.forecast.test_detect import hourly
+from tests.forecast.test_forecast import START, cfg_for, seed, window_rows
+
+HOUR = pd.Timedelta(hours=1)
+
+
+def at(i: int) -> pd.Timestamp:
+    return pd.Timestamp(START) + i * HOUR
+
+
+def index(n: int) -> pd.DatetimeIndex:
+    return pd.date_range(pd.Timestamp(START), periods=n, freq="h")
+
+
+def flagged(out: dict) -> dict[int, str]:
+    return {i: f for i, f in enumerate(out["flag"]) if f != "none"}
+
+
+def test_dashboard_modules_reexport_the_spine() -> None:
+    import dashboard.analysis
+    import dashboard.events
+    import forecast.events_study
+    import polarwatch.events
+
+    assert dashboard.events.Event is polarwatch.events.Event
+    assert dashboard.events.load_events is polarwatch.events.load_events
+    assert dashboard.analysis.event_study is forecast.events_study.event_study
+
+
+def test_ramp_before_scheduled_event_is_anticipatory() -> None:
+    y = hourly(seed=6)
+    y[180:240] *= np.linspace(1.0, 4.0, 60)  # a 2.5-day build-up
+    y[240:] *= 4.0
+    vote = Event("Senate vote", "t", at(245).to_pydatetime(), "scheduled")
+    out = classify_series(index(len(y)), y, 3600, [vote])
+    flags = flagged(out)
+    first = min(i for i in flags if i >= 180)
+    assert flags[first] == "anticipatory" and first < 240
+    assert "before the scheduled event 'Senate vote'" in out["explanation"][first]
+    assert min(flags) >= 180, flags  # nothing before the ramp
+    # causal: the outputs for the first k points do not change when the rest is appended
+    part = classify_series(index(first + 1), y[:first + 1], 3600, [vote])
+    assert part["flag"] == out["flag"][:first + 1]
+    np.testing.assert_array_equal(part["anomaly_score"], out["anomaly_score"][:first + 1])
+
+
+def test_jump_after_sudden_event_is_reactive_and_without_calendar_a_spike() -> None:
+    y = hourly()
+    y[200:] *= 2.0
+    shooting = Event("Shooting", "t", at(199).to_pydatetime(), "sudden")
+    out = classify_series(index(len(y)), y, 3600, [shooting])
+    assert out["flag"][200] == "reactive"
+    assert "after the sudden event 'Shooting'" in out["explanation"][200]
+    plain = classify_series(index(len(y)), y, 3600, [])
+    assert plain["flag"][200] == "spike"  # the jump alone, without the calendar: a spike
+    assert out["explanation"][10] is None and np.isnan(out["anomaly_score"][10])  # warm-up
+
+
+def test_forecast_crossing_counts_only_ahead_of_a_scheduled_event() -> None:
+    rng = np.random.default_rng(4)
+    n = 140
+    # a steady climb the model learns in its warm-up (so no rise alarm), reaching 7 at ~t 125
+    y = 4.5 + 0.02 * np.arange(n) + rng.normal(0, 0.2, n)
+    vote = Event("Debate", "t", at(130).to_pydatetime(), "scheduled")
+    common = {"horizon": 12, "crossing": 7.0}
+    with_event = classify_series(index(n), y, 3600, [vote], **common)
+    crossings = [i for i, e in enumerate(with_event["explanation"])
+                 if e and "crosses 7 within 12 windows" in e]
+    assert crossings and all(i < 130 for i in crossings), with_event["explanation"]
+    assert with_event["flag"][crossings[0]] == "anticipatory"
+    without = classify_series(index(n), y, 3600, [], **common)
+    assert not any(e and "crosses" in e for e in without["explanation"])
+    assert all(without["flag"][i] == "none" for i in crossings)
+
+
+def test_run_forecast_stores_causal_classes(tmp_path: Path) -> None:
+    path = tmp_path / "pw.duckdb"
+    init_schema(path)
+    rng = np.random.default_rng(11)
+    n = 24 * 11
+    t = np.arange(n)
+    base = 4.0 + 0.3 * np.sin(2 * np.pi * t / 24)
+    ramp = base + rng.normal(0, 0.15, n)
+    ramp[200:240] += np.linspace(0, 3.5, 40)
+    ramp[240:] += 3.5
+    jump = base + rng.normal(0, 0.15, n)
+    jump[220:] += 3.0
+    seed(path, window_rows("abortion", ramp) + window_rows("guns", jump))
+    events = [Event("Vote", "abortion", at(244).to_pydatetime(), "scheduled"),
+              Event("Shooting", "guns", at(219).to_pydatetime(), "sudden")]
+    summary = run_forecast(cfg_for(path), events=events, log=lambda _: None)
+    assert summary["anticipatory"] >= 1 and summary["reactive"] >= 1
+    with connect(path, read_only=True) as con:
+        rows = con.execute("SELECT topic, timezone('UTC', ts), flag, anomaly_score, explanation "
+                           "FROM forecasts WHERE flag NOT IN ('none', 'forecast') "
+                           "ORDER BY topic, ts").fetchall()
+        n_scored = con.execute("SELECT count(anomaly_score) FROM forecasts").fetchall()[0][0]
+    by_topic = {topic: [(pd.Timestamp(ts, tz="UTC"), f, s, e) for tp, ts, f, s, e in rows
+                        if tp == topic] for topic in ("abortion", "guns")}
+    ts, flag, score, why = next(r for r in by_topic["abortion"] if r[0] >= at(200))
+    assert flag == "anticipatory" and ts < at(244) and score >= 0.9999
+    assert "before the scheduled event 'Vote'" in why
+    ts, flag, _, why = next(r for r in by_topic["guns"] if r[0] >= at(219))
+    assert (ts, flag) == (at(220), "reactive") and "after the sudden event 'Shooting'" in why
+    incidents = [r for r in by_topic["abortion"] if at(200) <= r[0] < at(244)]
+    incidents += [r for r in by_topic["guns"] if at(220) <= r[0] < at(226)]
+    assert len(rows) - len(incidents) <= 3, rows  # few false alarms on 2 x 216 scored points
+    assert n_scored >= 2 * (n - 48)  # every point after the detector's 2-day warm-up
+
+
+def test_phase_table_and_event_studies(tmp_path: Path) -> None:
+    seeded = seed_warehouse(tmp_path / "pw.duckdb")
+    # conv-early starts at hour 20 (score 5.5); conv-hot (9) and conv-calm (2) at hour 45
+    vote = Event("Vote", "gun_control", SEED_START + timedelta(hours=30), "scheduled")
+    convs = read_conversations(seeded.path, "gun_control", SEED_START, SEED_START
+                               + timedelta(days=3))
+    table = phase_table(convs, vote).set_index("phase")
+    assert list(table.index) == ["before", "during", "after"]
+    assert table.loc["before", "n"] == 1 and table.loc["before", "mean"] == pytest.approx(5.5)
+    assert table.loc["during", "n"] == 0 and np.isnan(table.loc["during", "mean"])
+    after = table.loc["after"]
+    assert after["n"] == 2 and after["mean"] == pytest.approx(5.5)
+    assert after["sem"] == pytest.approx(3.5)  # std(9, 2) / sqrt(2)
+    assert after["extreme_share"] == 0.5 and after["extreme_sem"] == pytest.approx(0.5 ** 1.5)
+    both = event_studies(seeded.path, [vote, Event("Other", "climate_change", SEED_START,
+                                                   "sudden")])
+    assert len(both) == 6 and both[both["event"] == "Other"]["n"].sum() == 0
+
+
+def test_events_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cal = tmp_path / "events.toml"
+    base = ["events", "--file", str(cal)]
+    add = [*base, "add", "Senate vote", "--topic", "gun_control", "--start",
+           "2026-03-04T18:00:00Z", "--kind", "scheduled"]
+    assert main(add) == 0
+    assert main([*base, "add", "Storm", "--topic", "climate_change", "--start", "2026-03-01",
+                 "--end", "2026-03-02T06:00:00+02:00", "--kind", "sudden"]) == 0
+    assert main(add) == 2  # a duplicate needs --replace
+    assert "already has 'Senate vote'" in capsys.readouterr().err
+    assert main([*base, "add", "X", "--topic", "nope", "--start", "2026-03-01", "--kind",
+                 "sudden"]) == 2
+    assert "unknown topic 'nope'" in capsys.readouterr().err
+    assert main([*base, "list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("2026-03-01 00:00 → 2026-03-02 04:00 UTC  sudden")
+    assert "Senate vote" in out[1]
+    assert [e.name for e in load_events(cal)] == ["Storm", "Senate vote"]
+    assert main([*base, "remove", "Storm", "--topic", "climate_change"]) == 0
+    assert main([*base, "remove", "Storm", "--topic", "climate_change"]) == 2
+    assert [e.name for e in load_events(cal)] == ["Senate vote"]

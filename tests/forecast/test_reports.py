@@ -1,0 +1,91 @@
+"""`polarwatch report` on the dashboard's seeded warehouse: topics, embedded PNG charts, active
+flags with their drivers, the event table, --topic / --since and the --every loop."""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from forecast.reports import parse_duration, parse_since, report_loop, write_report
+from polarwatch.cli import main
+from polarwatch.config import Config, load_config
+from polarwatch.errors import ConfigError
+from polarwatch.events import Event, save_events
+from polarwatch.warehouse import connect
+from tests.dashboard.conftest import START, seed_warehouse
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    path = seed_warehouse(tmp_path / "pw.duckdb").path  # the dashboard tests' data set
+    with connect(path) as con:  # a classified flag in the window of conv-hot / conv-calm
+        con.execute("UPDATE forecasts SET flag = 'anticipatory', explanation = 'a sustained "
+                    "rise, 9 h before the scheduled event ''Senate vote''', anomaly_score = 1 "
+                    "WHERE topic = 'gun_control' AND ts = ?", [START + timedelta(hours=45)])
+    events = tmp_path / "events.toml"
+    save_events(events, [Event("Senate vote", "gun_control", START + timedelta(hours=30),
+                               "scheduled")])
+    monkeypatch.setenv("POLARWATCH_EVENTS_FILE", str(events))
+    monkeypatch.setenv("POLARWATCH_WAREHOUSE_PATH", str(path))
+    return load_config(REPO / "polarwatch.toml")
+
+
+def test_report_has_topics_charts_flags_drivers_and_events(cfg: Config, tmp_path: Path) -> None:
+    out = write_report(cfg, tmp_path / "report.html")
+    text = out.read_text()
+    assert "Gun control" in text and "Climate change" in text
+    pngs = re.findall(r'<img src="data:image/png;base64,([^"]+)"', text)
+    assert len(pngs) == 2 and all(base64.b64decode(p)[:4] == b"\x89PNG" for p in pngs)
+    assert "Forecast: next 12 windows" in text
+    active = text.split("<h3>Active flags</h3>")[1]  # gun_control comes second (by id)
+    assert "anticipatory" in text and "9 h before the scheduled event" in text
+    assert "dip" in active  # climate_change's active dip
+    drivers = text.split("Conversations driving the flag of 2026-03-02 21:00")[1]
+    assert drivers.index("conv-hot") < drivers.index("conv-calm")
+    assert "Ban assault weapons now" in drivers
+    events = text.split("Events: before / during / after")[1]
+    assert events.count("Senate vote") == 3
+    assert "5.50 ± 3.50" in events and "50% ± 35%" in events
+    assert "<script" not in text  # self-contained, static
+
+
+def test_cli_topic_since_and_every(cfg: Config, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "gun.html"
+    assert main(["report", "--topic", "gun_control", "--since", "1d", "-o", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    text = out.read_text()
+    assert "Gun control" in text and "Climate change" not in text
+    assert "newest window 2026-03-02 23:00" in text and "since 2026-03-01 23:00" in text
+    assert main(["report", "--topic", "nope", "-o", str(out)]) == 2
+    assert "no windows for topic(s) nope" in capsys.readouterr().err
+
+    waits: list[float] = []
+    printed: list[str] = []
+    paths = report_loop(cfg, output=tmp_path / "r" / "report-%Y%m%d.html", every="1h",
+                        count=2, log=printed.append, sleep=waits.append)
+    assert len(paths) == 2 and printed == [str(p) for p in paths] and len(waits) == 1
+    assert 3500 < waits[0] <= 3600 and paths[0].exists() and "%" not in paths[0].name
+
+
+def test_report_help_documents_cron(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    assert "0 * * * *" in capsys.readouterr().out
+
+
+def test_durations() -> None:
+    assert parse_duration("90m") == timedelta(minutes=90)
+    assert parse_duration("1.5d") == timedelta(hours=36)
+    with pytest.raises(ConfigError, match="30m, 1h or 7d"):
+        parse_duration("soon")
+    assert parse_since("2026-03-01", None).isoformat() == "2026-03-01T00:00:00+00:00"
+    assert parse_since(None, None) is None
+    with pytest.raises(ConfigError, match="--since"):
+        parse_since("yesterday-ish", None)
