@@ -55,7 +55,8 @@ def cmd_broker(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def produce_synthetic(cfg: Config, days: int, seed: int, rate: float,
-                      invalid_every: int) -> Any:
+                      invalid_every: int) -> list[Any]:
+    """Produce the synthetic corpus; returns its events (SyntheticEvent)."""
     from datetime import UTC, datetime, timedelta
 
     from ingest.broker import ensure_topics
@@ -67,7 +68,8 @@ def produce_synthetic(cfg: Config, days: int, seed: int, rate: float,
                   cfg.topics.partitions)
 
     start = (datetime.now(UTC) - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
-    for ev in default_events(topics, start, days):
+    events = default_events(topics, start, days)
+    for ev in events:
         log(f"synthetic {ev.kind} event {ev.name!r} on {ev.topic} at {ev.at:%Y-%m-%d %H:%M} UTC")
     posts = generate(topics, days=days, seed=seed, start=start, rate=rate)
     with PostProducer(cfg.broker.bootstrap_servers, cfg.topics.posts,
@@ -80,7 +82,7 @@ def produce_synthetic(cfg: Config, days: int, seed: int, rate: float,
     st = producer.stats
     log(f"{st.sent:,} posts produced to {cfg.topics.posts}; {st.dead_lettered} invalid records "
         f"sent to {cfg.topics.dead_letter} ({st.reasons or 'none'})")
-    return st
+    return events
 
 
 def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
@@ -154,6 +156,19 @@ def _fresh_state(cfg: Config) -> None:
             stale.unlink()
 
 
+def _write_demo_calendar(cfg: Config, synthetic: list[Any]) -> None:
+    """The demo's events live in their own calendar file (the user's events.toml is untouched);
+    the forecast and the dashboard find it through $POLARWATCH_EVENTS_FILE."""
+    from polarwatch.events import EVENTS_ENV, Event, save_events
+
+    path = cfg.warehouse_path.parent / "demo-events.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_events(path, [Event(name=e.name, topic=e.topic, start=e.at, kind=e.kind)
+                       for e in synthetic])
+    os.environ[EVENTS_ENV] = str(path)
+    log(f"event calendar for the demo: {path}")
+
+
 def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     """Broker → synthetic corpus → Spark → DuckDB → forecast → dashboard, with fresh state;
     then the stream keeps running on a live feed while the dashboard is served."""
@@ -170,7 +185,8 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     _fresh_state(cfg)
     spark = feed = query = None
     try:
-        produce_synthetic(cfg, args.days, args.seed, 1.0, invalid_every=1000)
+        synthetic_events = produce_synthetic(cfg, args.days, args.seed, 1.0, invalid_every=1000)
+        _write_demo_calendar(cfg, synthetic_events)
         log(f"starting Spark ({cfg.spark.master}) …")
         spark = build_spark(cfg.spark.master)
         run_stream(cfg, available_now=True, log=log, backend=args.backend, spark=spark)
