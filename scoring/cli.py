@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,11 @@ def _report_skipped(skipped: list[tuple[int, str]], path: Path) -> None:
         _err(f"... and {len(skipped) - MAX_REPORTED_ROWS:,} more skipped rows")
 
 
+def _rate(n: int, seconds: float) -> str:
+    rate = n / max(seconds, 1e-9)
+    return f"{rate:,.0f}" if rate >= 10 else f"{rate:.2f}"
+
+
 def cmd_label(cfg: Config, args: argparse.Namespace) -> int:
     from scoring import io
     from scoring.fallback import build_extractor
@@ -99,9 +105,9 @@ def cmd_label(cfg: Config, args: argparse.Namespace) -> int:
             written = io.write_jsonl(records, fh)
     stats = getattr(extractor, "stats", {})
     chain = getattr(extractor, "primary", extractor)
-    per_backend = dict(getattr(chain, "stats", stats))
+    per_backend = dict(Counter(lab.backend for lab in labels))
     _err(f"labeled {written:,} rows with {extractor.name} in {label_s:.2f} s "
-         f"({written / max(label_s, 1e-9):,.0f} rows/s; backend load {load_s:.2f} s); "
+         f"({_rate(written, label_s)} rows/s; backend load {load_s:.2f} s); "
          f"{len(skipped):,} rows skipped; labels by backend: {per_backend}"
          + (f"; cascade: {dict(stats)}" if chain is not extractor else "")
          + (f" -> {args.output}" if args.output not in (None, "-") else ""))

@@ -16,7 +16,8 @@ Options (keyword arguments of :func:`scoring.extractors.get_extractor`; environm
 [POLARWATCH_LLM_MODEL, default "default"], ``api_key`` [POLARWATCH_LLM_API_KEY], ``timeout``,
 ``retries``, ``concurrency``, ``max_tokens``, ``temperature``, ``response_format``
 ("json_object_schema" = llama.cpp style, "json_schema" = OpenAI/vLLM style, "none"),
-``cache_size``.
+``cache_size``, ``explanation_chars`` (schema maxLength of each explanation; it bounds the
+tokens generated, hence the latency).
 """
 
 from __future__ import annotations
@@ -55,22 +56,23 @@ SYSTEM_PROMPT = (
 )
 
 
-def _dimension(labels: Sequence[str], what: str) -> dict[str, Any]:
+def _dimension(labels: Sequence[str], what: str, max_chars: int) -> dict[str, Any]:
     return {"type": "object", "description": what,
             "properties": {"label": {"type": "string", "enum": list(labels)},
-                           "explanation": {"type": "string",
-                                           "maxLength": MAX_EXPLANATION_CHARS}},
+                           "explanation": {"type": "string", "maxLength": max_chars}},
             "required": ["label", "explanation"]}
 
 
-def answer_schema(reply: bool) -> dict[str, Any]:
+def answer_schema(reply: bool, max_chars: int = MAX_EXPLANATION_CHARS) -> dict[str, Any]:
     """The JSON schema of the annotation function's arguments (agreement only for replies)."""
     props: dict[str, Any] = {
-        "stance": _dimension(STANCES, "stance of the post toward the topic"),
-        "affect": _dimension(AFFECTS, "hostility toward people holding the opposing view"),
+        "stance": _dimension(STANCES, "stance of the post toward the topic", max_chars),
+        "affect": _dimension(AFFECTS, "hostility toward people holding the opposing view",
+                             max_chars),
     }
     if reply:
-        props["agreement"] = _dimension(AGREEMENTS, "does the reply agree with its parent")
+        props["agreement"] = _dimension(AGREEMENTS, "does the reply agree with its parent",
+                                        max_chars)
     props["emotion"] = {"type": "string", "enum": list(EMOTIONS)}
     props["intensity"] = {"type": "string", "enum": list(INTENSITIES)}
     return {"type": "object", "properties": props, "required": list(props)}
@@ -134,7 +136,8 @@ class LLMExtractor(Extractor):
                  model: str | None = None, api_key: str | None = None, timeout: float = 60.0,
                  retries: int = 2, backoff: float = 0.5, concurrency: int = 4,
                  max_tokens: int = 400, temperature: float = 0.0,
-                 response_format: str = "json_object_schema", cache_size: int = 100_000) -> None:
+                 response_format: str = "json_object_schema", cache_size: int = 100_000,
+                 explanation_chars: int = MAX_EXPLANATION_CHARS) -> None:
         super().__init__(topics)
         url = (base_url or os.environ.get("POLARWATCH_LLM_BASE_URL") or DEFAULT_BASE_URL)
         url = url.rstrip("/")
@@ -147,6 +150,7 @@ class LLMExtractor(Extractor):
         self.timeout, self.retries, self.backoff = float(timeout), int(retries), float(backoff)
         self.concurrency, self.max_tokens = max(1, int(concurrency)), int(max_tokens)
         self.temperature, self.response_format = float(temperature), response_format
+        self.explanation_chars = int(explanation_chars)
         self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._cache_size = int(cache_size)
         self._lock = threading.Lock()
@@ -178,7 +182,7 @@ class LLMExtractor(Extractor):
             "model": self.model, "messages": build_messages(topic, pair.text, pair.parent_text),
             "temperature": self.temperature, "max_tokens": self.max_tokens,
         }
-        schema = answer_schema(reply)
+        schema = answer_schema(reply, self.explanation_chars)
         if self.response_format == "json_object_schema":  # llama.cpp server
             payload["response_format"] = {"type": "json_object", "schema": schema}
         elif self.response_format == "json_schema":  # OpenAI, vLLM
@@ -220,7 +224,7 @@ class LLMExtractor(Extractor):
 
     def cache_key(self, pair: PostPair) -> str:
         topic = self.topics.get(pair.topic)
-        parts = [self.model, PROMPT_VERSION, pair.topic,
+        parts = [self.model, PROMPT_VERSION, str(self.explanation_chars), pair.topic,
                  f"{topic.name}|{topic.pro}|{topic.anti}" if topic else "", pair.text,
                  "\x00" if pair.parent_text is None else pair.parent_text]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
@@ -270,7 +274,7 @@ class LLMExtractor(Extractor):
                 results[keys[i]] = exc
 
         unique = list(first.values())
-        if len(unique) == 1 or self.concurrency == 1:
+        if len(unique) <= 1 or self.concurrency == 1:
             for i in unique:
                 run(i)
         else:

@@ -13,6 +13,7 @@ from scoring.extractors.base import Extractor
 
 BACKENDS: dict[str, str] = {
     "lexicon": "scoring.extractors.lexicon:LexiconExtractor",
+    "learned": "scoring.extractors.learned:LearnedExtractor",
     "llm": "scoring.extractors.llm_http:LLMExtractor",
     "transformers": "scoring.extractors.transformers_local:TransformersExtractor",
 }

