@@ -26,7 +26,7 @@ PROVENANCE_DDL = "kafka_partition int, kafka_offset long, broker_ts timestamp, "
                  "dead_reason string, raw string"
 TEXT_CACHE_SIZE = 200_000  # recent post texts kept per worker to pair replies with parents
 
-_extractors: dict[tuple[str, ...], list[Extractor]] = {}
+_extractors: dict[tuple[str, ...], Extractor] = {}
 _texts: OrderedDict[str, str] = OrderedDict()
 
 
@@ -53,13 +53,14 @@ class LabelStage:
     fallback: tuple[str, ...]
     topics: tuple[Topic, ...]
 
-    def extractors(self) -> list[Extractor]:
+    def extractor(self) -> Extractor:
+        """The backend chain, built once per Python worker: a post the main backend fails on
+        goes to the next backend (scoring.fallback), and each label names its backend."""
         key = (self.backend, *self.fallback, repr(self.topics))
         if key not in _extractors:
-            from scoring.extractors.registry import get_extractor
+            from scoring.fallback import build_extractor
 
-            chain = [self.backend, *[b for b in self.fallback if b != self.backend]]
-            _extractors[key] = [get_extractor(name, self.topics) for name in chain]
+            _extractors[key] = build_extractor(self.backend, self.topics, self.fallback)
         return _extractors[key]
 
     def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -106,17 +107,7 @@ class LabelStage:
         return out
 
     def extract(self, pairs: Sequence[PostPair]) -> list[Labels]:
-        """Label with the main backend; on failure fall back to the next, batch by batch."""
-        if not pairs:
-            return []
-        errors = []
-        for extractor in self.extractors():
-            try:
-                return extractor.extract(pairs)
-            except Exception as exc:  # a backend failure must not lose the posts
-                errors.append(f"{extractor.name}: {exc}")
-        raise RuntimeError(f"every extractor backend failed on a batch of {len(pairs)} posts: "
-                           + "; ".join(errors))
+        return self.extractor().extract(pairs) if pairs else []
 
 
 def _coerce_types(out: pd.DataFrame) -> None:
