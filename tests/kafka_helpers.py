@@ -1,0 +1,47 @@
+"""Helpers shared by the tests that talk to the real broker."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from ingest.broker import ensure_topics
+
+CONSUME_TIMEOUT_S = 15.0
+
+
+def unique_topics(bootstrap: str, prefix: str, partitions: int = 2) -> tuple[str, str]:
+    """A fresh (posts, dead-letter) topic pair for one test."""
+    suffix = uuid.uuid4().hex[:10]
+    names = (f"{prefix}-posts-{suffix}", f"{prefix}-dead-{suffix}")
+    ensure_topics(bootstrap, list(names), partitions)
+    return names
+
+
+def consume(bootstrap: str, topic: str, expected: int) -> list[Any]:
+    """Read a topic from the beginning (no consumer group) until `expected` records arrived or
+    CONSUME_TIMEOUT_S passed; then one more short poll so extra records would be seen too."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             enable_auto_commit=False, fetch_max_wait_ms=100)
+    deadline = time.monotonic() + CONSUME_TIMEOUT_S
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        while not parts and time.monotonic() < deadline:
+            time.sleep(0.1)
+            parts = consumer.partitions_for_topic(topic)
+        assert parts, f"topic {topic} has no partitions"
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        while len(records) < expected and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=300).values():
+                records.extend(batch)
+        for batch in consumer.poll(timeout_ms=300).values():
+            records.extend(batch)
+        return records
+    finally:
+        consumer.close()

