@@ -69,6 +69,25 @@ def latest_offsets(consumer: Any, topic: str) -> dict[str, int]:
     return result
 
 
+def cap_offsets(start: dict[str, int], end: dict[str, int], budget: int) -> dict[str, int]:
+    """Spend a row budget across partitions in proportion to what each has left, so that
+    partitions move through a backlog together (roughly in step in event time: one partition
+    racing ahead would push the watermark past the others' posts and make them late)."""
+    left = {p: max(end[p] - start[p], 0) for p in end}
+    total = sum(left.values())
+    if total <= budget:
+        return dict(end)
+    take = {p: left[p] * budget // total for p in end}
+    spare = budget - sum(take.values())
+    for p in sorted(end, key=lambda q: left[q] - take[q], reverse=True):  # rounding leftovers
+        if spare == 0:
+            break
+        if take[p] < left[p]:
+            take[p] += 1
+            spare -= 1
+    return {p: start[p] + take[p] for p in end}
+
+
 class KafkaRange(InputPartition):
     def __init__(self, partition: int, start: int, end: int) -> None:
         self.partition, self.start, self.end = partition, start, end
@@ -116,16 +135,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         end = dict(latest)
         start = {p: start.get(p, 0) for p in end}
         if isinstance(limit, ReadMaxRows):
-            budget = limit.max_rows
-            capped = dict(start)
-            # hand the row budget out round-robin so no partition starves
-            while budget > 0 and any(capped[p] < end[p] for p in end):
-                share = max(budget // sum(capped[p] < end[p] for p in end), 1)
-                for p in end:
-                    take = min(share, end[p] - capped[p], budget)
-                    capped[p] += take
-                    budget -= take
-            return capped
+            return cap_offsets(start, end, limit.max_rows)
         return end
 
     def partitions(self, start: dict, end: dict) -> Sequence[InputPartition]:

@@ -152,9 +152,10 @@ def test_reader_limits_rows_and_refuses_offset_regression(broker: EmbeddedBroker
         assert reader.latestOffset(start, ReadAllAvailable()) == {"0": 30, "1": 10}
         assert reader.getDefaultReadLimit() == ReadMaxRows(16)
         capped = reader.latestOffset(start, ReadMaxRows(16))
-        assert sum(capped.values()) == 16 and capped["1"] == 8
+        assert capped == {"0": 12, "1": 4}  # in proportion to the 30 and 10 records left
         ranges = reader.partitions(start, capped)
-        assert [(r.partition, r.start, r.end) for r in ranges] == [(0, 0, 8), (1, 0, 8)]
+        assert [(r.partition, r.start, r.end) for r in ranges] == [(0, 0, 12), (1, 0, 4)]
+        assert reader.latestOffset({"0": 28, "1": 4}, ReadMaxRows(5)) == {"0": 29, "1": 8}
         with pytest.raises(OffsetRegressionError, match="went backwards.*partition 0"):
             reader.latestOffset({"0": 500, "1": 10}, ReadAllAvailable())
     finally:
