@@ -24,6 +24,7 @@ from polarwatch.records import Post, post_to_dict
 BASE_POLARIZATION = 0.2  # calm background: mostly civil, same-stance replies
 BASE_CONVERSATIONS_PER_HOUR = 6  # per topic
 MEAN_REPLIES = 5.0
+CALM_HOSTILITY = 0.04  # share of hostile posts when a topic is calm (rises with polarization)
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,8 @@ def _thread(rng: random.Random, writer: _Writer, topic: Topic, conv: str, t0: da
             p: float) -> list[Post]:
     created = t0 + timedelta(seconds=rng.uniform(0, 3600))
     root_stance = rng.choice(("pro", "anti", "pro", "anti", "unclear"))
-    root_hostile = rng.random() < 0.05 + 0.5 * p
+    heat = max(p - BASE_POLARIZATION, 0.0)  # 0 when calm, up to 0.75 at the peak
+    root_hostile = rng.random() < CALM_HOSTILITY + 0.6 * heat
     thread = [(f"{conv}-0", root_stance, created)]
     posts = [_post(f"{conv}-0", conv, None, topic, created, rng,
                    writer.text(topic, root_stance, root_hostile, None))]
@@ -171,7 +173,7 @@ def _thread(rng: random.Random, writer: _Writer, topic: Topic, conv: str, t0: da
             agreement = "agree" if rng.random() < 0.7 else None
         else:
             agreement = "disagree" if rng.random() < 0.8 else None
-        hostile = rng.random() < 0.05 + 0.85 * p
+        hostile = rng.random() < CALM_HOSTILITY + 1.0 * heat
         at = parent_at + timedelta(seconds=rng.expovariate(1 / 600))
         pid = f"{conv}-{i}"
         thread.append((pid, stance, at))
