@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -129,12 +130,18 @@ def serve_dashboard(cfg: Config, port: int) -> int:
            "--browser.gatherUsageStats", "false"]
     log(f"dashboard at http://127.0.0.1:{port}  (press Ctrl-C to stop)")
     proc = subprocess.Popen(cmd, env=env)
+    _SERVING.set()  # SIGTERM now only asks this loop to end, so cleanup runs in order
     try:
-        return proc.wait()
+        while proc.poll() is None and not _STOP.is_set():
+            time.sleep(0.2)
     except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait(10)
-        return 0
+        pass
+    finally:
+        _SERVING.clear()
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
+    return 0
 
 
 def cmd_dashboard(cfg: Config, args: argparse.Namespace) -> int:
@@ -286,8 +293,16 @@ def _extend(module: str, subparsers: Any) -> None:
     mod.register(subparsers)
 
 
+_STOP = threading.Event()
+_SERVING = threading.Event()
+
+
 def _terminate(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)  # run `finally` blocks: stop the broker, Spark, the feed
+    """SIGTERM: while the dashboard is served, end its wait loop (cleanup follows normally);
+    otherwise exit through `finally` blocks (stop the broker, Spark, the feed)."""
+    _STOP.set()
+    if not _SERVING.is_set():
+        raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,3 +86,45 @@ def test_bad_config_is_reported(tmp_path: Path) -> None:
     out = _cli(["--config", str(bad), "forecast"], dict(os.environ), timeout=60)
     assert out.returncode == 2
     assert "unknown key(s) ['mastr'] in [spark]" in out.stderr
+
+
+@pytest.mark.slow
+def test_live_demo_keeps_streaming_while_the_dashboard_runs_and_stops_cleanly(
+        tmp_path: Path) -> None:
+    import signal
+    import time
+    import urllib.request
+
+    from polarwatch.warehouse import connect, scalar
+
+    port, broker_port = free_port(), free_port()
+    env = _env(tmp_path, broker_port)
+    proc = subprocess.Popen([sys.executable, "-m", "polarwatch.cli", "demo", "--days", "2",
+                             "--port", str(port)], env=env, cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert proc.poll() is None, proc.stdout.read()[-3000:]  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "dashboard never answered"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
+                                            timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(1)
+        live = 0
+        while live == 0 and time.monotonic() < deadline:  # the stream keeps writing
+            time.sleep(2)
+            with connect(tmp_path / "demo.duckdb", read_only=True) as con:
+                live = int(scalar(con, "SELECT count(*) FROM posts WHERE id LIKE 'live-%'"))
+        assert live > 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out[-3000:]
+    assert "live feed stopped" in out and "broker stopped" in out
+    from ingest.broker import port_open
+
+    assert not port_open("127.0.0.1", broker_port) and not port_open("127.0.0.1", port)
