@@ -269,3 +269,35 @@ def test_validate_post_lists_every_missing_field() -> None:
     del obj["text"], obj["topic"]
     reason = validate_post(obj)
     assert reason is not None and "text" in reason and "topic" in reason
+
+
+def test_fast_validation_path_agrees_with_the_json_schema() -> None:
+    """validate_post's compiled fast path may only be stricter than jsonschema, never looser:
+    over many mutations of a valid post, it accepts exactly what the schema accepts."""
+    import random
+
+    import jsonschema
+
+    from polarwatch.records import _fast_valid
+
+    schema = jsonschema.Draft202012Validator(json_schema(Post))
+    good = {"id": "p1", "platform": "x", "author_id": "a", "text": "hello",
+            "created_at": "2026-01-01T00:00:00+00:00", "topic": "t", "conversation_id": "c",
+            "parent_id": None, "lang": "en", "schema_version": 1}
+    values = [None, True, 0, 1, 1.5, "", "x", "y" * 10_001, [], {}, "2026-01-01T00:00:00Z"]
+    rng = random.Random(0)
+    checked = 0
+    for _ in range(3000):
+        obj = dict(good)
+        for key in rng.sample(sorted(good), rng.randint(1, 3)):
+            if rng.random() < 0.2:
+                obj.pop(key)
+            else:
+                obj[key] = rng.choice(values)
+        schema_ok = not list(schema.iter_errors(obj))
+        if _fast_valid(obj):
+            assert schema_ok, obj
+            checked += 1
+        if not schema_ok:
+            assert validate_post(obj) is not None, obj
+    assert checked > 50  # the fast path accepted (and was checked on) many records
