@@ -73,7 +73,7 @@ def test_shipped_polarwatch_toml_loads() -> None:
     assert cfg.topics.partitions == 2
     assert cfg.spark.master == "local[2]"
     assert isinstance(cfg.spark.trigger_seconds, float)
-    assert cfg.extractor == ExtractorConfig(backend="lexicon", fallback=["lexicon"],
+    assert cfg.extractor == ExtractorConfig(backend="learned", fallback=["lexicon"],
                                             topics_file="topics.toml")
     assert cfg.forecast.horizon == 12
 
