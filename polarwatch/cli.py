@@ -31,7 +31,7 @@ def _broker(cfg: Config) -> Any:
     if host not in ("127.0.0.1", "localhost"):
         raise PolarwatchError(f"the embedded broker only runs on 127.0.0.1, but bootstrap_servers "
                               f"is {cfg.broker.bootstrap_servers!r}; start that Kafka yourself")
-    return EmbeddedBroker(port, cfg.path(cfg.broker.state_dir))
+    return EmbeddedBroker(port, cfg.path(cfg.broker.state_dir), storage=cfg.broker.storage)
 
 
 def cmd_broker(cfg: Config, args: argparse.Namespace) -> int:
@@ -44,7 +44,12 @@ def cmd_broker(cfg: Config, args: argparse.Namespace) -> int:
                                 cfg.topics.partitions)
         log(f"broker up at {broker.bootstrap} (pid {pid}, log {broker.log_file}); "
             f"topics created: {', '.join(created) or 'none (already there)'}")
-        log("storage is in memory: stopping the broker loses its messages")
+        if cfg.broker.storage == "memory":
+            log("storage is in memory: stopping the broker loses its messages "
+                "(set [broker] storage = \"s3\" to keep them across broker restarts)")
+        else:
+            log("storage is a local S3 server: messages survive broker restarts; "
+                "`polarwatch broker stop` stops that server too")
     elif args.action == "stop":
         log("broker stopped" if broker.stop() else "broker was not running")
     else:

@@ -26,6 +26,7 @@ class BrokerConfig:
     bootstrap_servers: str = "127.0.0.1:19092"
     embedded: bool = True
     state_dir: str = ".polarwatch/broker"
+    storage: str = "memory"  # embedded broker: "memory" or "s3" (survives broker restarts)
 
 
 @dataclass(frozen=True)

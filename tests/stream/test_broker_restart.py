@@ -1,0 +1,165 @@
+"""Restart the broker under a running pipeline: with s3 storage (a local S3 server that outlives
+the broker) topics, messages and offsets survive, so the stream resumes from its checkpoint with
+0 lost and 0 duplicated (issue 4). Also the lifecycle of that S3 server and the CLI with it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ingest.broker import EmbeddedBroker, ensure_topics, free_port, port_open
+from ingest.producer import PostProducer
+from ingest.sources.synthetic import generate
+from polarwatch.config import Config, load_config
+from polarwatch.errors import BrokerError
+from polarwatch.records import Post
+from polarwatch.warehouse import connect
+from stream.job import run_stream
+from tests.kafka_helpers import consume
+
+REPO = Path(__file__).resolve().parents[2]
+START = datetime(2026, 2, 1, tzinfo=UTC)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def s3_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    b = EmbeddedBroker(free_port(), tmp_path / "s3-broker", storage="s3")
+    b.start()
+    yield b
+    b.stop()  # the broker and the S3 server
+    assert b.s3_pid() is None
+
+
+def _config(broker: EmbeddedBroker, tmp_path: Path) -> Config:
+    suffix = uuid.uuid4().hex[:8]
+    return load_config(REPO / "polarwatch.toml", env={
+        "POLARWATCH_BROKER_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "POLARWATCH_BROKER_STORAGE": "s3",
+        "POLARWATCH_TOPICS_POSTS": f"posts-{suffix}",
+        "POLARWATCH_TOPICS_DEAD_LETTER": f"dead-{suffix}",
+        "POLARWATCH_WAREHOUSE_PATH": str(tmp_path / "pw.duckdb"),
+        "POLARWATCH_WAREHOUSE_LAKE_DIR": str(tmp_path / "lake"),
+        "POLARWATCH_SPARK_CHECKPOINT_DIR": str(tmp_path / "ckpt"),
+        "POLARWATCH_SPARK_MAX_RECORDS_PER_TRIGGER": "300",
+        "POLARWATCH_EXTRACTOR_BACKEND": "lexicon",
+    })
+
+
+def _produce(cfg: Config, posts: list[Post]) -> int:
+    ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter],
+                  cfg.topics.partitions)
+    with PostProducer(cfg.broker.bootstrap_servers, cfg.topics.posts,
+                      cfg.topics.dead_letter) as producer:
+        producer.send_many(posts)
+    return producer.stats.sent
+
+
+def _counts(cfg: Config) -> list[tuple[int, ...]]:
+    with connect(cfg.warehouse_path, read_only=True) as con:
+        return [tuple(r) for r in con.execute(
+            "SELECT count(*), count(DISTINCT id), "
+            "count(DISTINCT (kafka_partition, kafka_offset)) FROM posts").fetchall()]
+
+
+def _restart(broker: EmbeddedBroker) -> None:
+    """Stop Tansu only (the S3 server keeps the data) and start it again on the same port."""
+    s3_pid, old_pid = broker.s3_pid(), broker.pid()
+    assert broker.stop(keep_storage=True) is True
+    assert not port_open("127.0.0.1", broker.port)
+    assert broker.s3_pid() == s3_pid is not None
+    assert broker.start() != old_pid
+
+
+def test_broker_restart_mid_pipeline_loses_and_duplicates_nothing(
+        s3_broker: EmbeddedBroker, spark: object, tmp_path: Path) -> None:
+    cfg = _config(s3_broker, tmp_path)
+    posts = list(generate(cfg.load_topics(), days=1, seed=11, start=START))
+    half = len(posts) // 2
+    produced = _produce(cfg, posts[:half])
+    run_stream(cfg, spark=spark, log=lambda m: None)  # several batches (300 records each)
+    assert _counts(cfg) == [(produced, produced, produced)]
+
+    _restart(s3_broker)
+    produced += _produce(cfg, posts[half:])
+    assert produced == len(posts)
+    # resumes from the checkpoint: the broker still has the offsets, so no OffsetRegressionError
+    run_stream(cfg, spark=spark, log=lambda m: None)
+    assert _counts(cfg) == [(produced, produced, produced)]  # 0 lost, 0 duplicated
+
+    _restart(s3_broker)  # nothing new: a restart alone neither re-reads nor skips
+    run_stream(cfg, spark=spark, log=lambda m: None)
+    assert _counts(cfg) == [(produced, produced, produced)]
+    with connect(cfg.warehouse_path, read_only=True) as con:
+        batches = con.execute("SELECT count(*), count(DISTINCT (query, batch_id)) "
+                              "FROM stream_batches").fetchall()
+    assert batches[0][0] == batches[0][1] > 2
+
+
+def test_s3_storage_survives_restart_and_stop_discards_it(tmp_path: Path) -> None:
+    b = EmbeddedBroker(free_port(), tmp_path / "state", storage="s3")
+    try:
+        b.start()
+        endpoint = b.s3_endpoint()
+        assert endpoint is not None and b.s3_pid() is not None
+        topic = f"t-{uuid.uuid4().hex[:8]}"
+        ensure_topics(b.bootstrap, [topic], 2)
+        with PostProducer(b.bootstrap, topic, f"{topic}-dead") as producer:
+            producer.send_many(_few_posts())
+        sent = producer.stats.sent
+        b.stop(keep_storage=True)
+        b.start()
+        assert b.s3_endpoint() == endpoint  # the same S3 server, found through state_dir
+        assert len(consume(b.bootstrap, topic, sent)) == sent
+        assert ensure_topics(b.bootstrap, [topic], 2) == []  # the topic is still there
+
+        assert b.stop() is True  # keep_storage=False: the S3 server goes too
+        assert b.s3_pid() is None and not (tmp_path / "state" / "s3.pid").exists()
+        b.start()  # a new, empty S3 server
+        assert ensure_topics(b.bootstrap, [topic], 2) == [topic]
+    finally:
+        b.stop()
+    assert b.stop() is False
+
+
+def _few_posts() -> list[Post]:
+    topics = load_config(REPO / "polarwatch.toml", env={}).load_topics()
+    return list(generate(topics, days=1, seed=5, start=START))[:40]
+
+
+def test_unknown_storage_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BrokerError, match="memory, s3"):
+        EmbeddedBroker(free_port(), tmp_path, storage="disk")
+
+
+def test_cli_broker_start_status_stop_with_s3_storage(tmp_path: Path) -> None:
+    port = free_port()
+    env = dict(os.environ, POLARWATCH_CONFIG=str(REPO / "polarwatch.toml"),
+               POLARWATCH_BROKER_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}",
+               POLARWATCH_BROKER_STATE_DIR=str(tmp_path / "broker"),
+               POLARWATCH_BROKER_STORAGE="s3")
+
+    def cli(action: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "polarwatch.cli", "broker", action],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+    b = EmbeddedBroker(port, tmp_path / "broker", storage="s3")
+    try:
+        out = cli("start")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert b.running() and b.s3_endpoint() is not None
+        assert cli("status").returncode == 0
+        out = cli("stop")
+        assert out.returncode == 0 and "broker stopped" in out.stdout
+        assert b.s3_pid() is None and not port_open("127.0.0.1", port)
+        assert cli("status").returncode == 3
+    finally:
+        b.stop()
