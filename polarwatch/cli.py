@@ -181,6 +181,18 @@ def _write_demo_calendar(cfg: Config, synthetic: list[Any]) -> None:
     log(f"event calendar for the demo: {path}")
 
 
+def _forecast_loop(cfg: Config, every: float) -> None:
+    """Re-run the forecast, flags and alert webhooks on the live data until the demo stops."""
+    from forecast.run import run_forecast
+
+    while not _STOP.wait(every):
+        try:
+            summary = run_forecast(cfg, log=lambda m: None)
+            log(f"forecast refreshed: {summary['flags']} flag(s), alerts {summary['alerts']}")
+        except Exception as exc:  # keep the demo alive; say what went wrong
+            log(f"forecast refresh failed: {exc}")
+
+
 def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     """Broker → synthetic corpus → Spark → DuckDB → forecast → dashboard, with fresh state;
     then the stream keeps running on a live feed while the dashboard is served."""
@@ -213,8 +225,11 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
                         cfg.load_topics(), log=log).start()
         query = start_stream(spark, cfg, available_now=False, log=lambda m: None,
                              backend=args.backend)
-        log(f"live: new posts stream every {cfg.spark.trigger_seconds:g} s while the dashboard "
-            f"runs; stop everything with Ctrl-C (the embedded broker is stopped with it)")
+        threading.Thread(target=_forecast_loop, args=(cfg, args.forecast_every),
+                         name="polarwatch-forecast", daemon=True).start()
+        log(f"live: new posts stream every {cfg.spark.trigger_seconds:g} s and the forecast (with "
+            f"its alerts) re-runs every {args.forecast_every:g} s while the dashboard runs; stop "
+            f"everything with Ctrl-C (the embedded broker is stopped with it)")
         return serve_dashboard(cfg, args.port)
     finally:  # each step on its own: one failing (e.g. the JVM already gone) must not skip the rest
         steps = [feed.stop if feed else None,
@@ -243,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--backend", help="extractor backend (default from config)")
     p.add_argument("--no-dashboard", action="store_true", help="stop after the forecast")
+    p.add_argument("--forecast-every", type=float, default=60.0, metavar="SECONDS",
+                   help="while live, re-run the forecast and alerts this often (default 60)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("broker", help="start/stop/status of the embedded Kafka-compatible broker")

@@ -100,7 +100,8 @@ def test_live_demo_keeps_streaming_while_the_dashboard_runs_and_stops_cleanly(
     port, broker_port = free_port(), free_port()
     env = _env(tmp_path, broker_port)
     proc = subprocess.Popen([sys.executable, "-m", "polarwatch.cli", "demo", "--days", "2",
-                             "--port", str(port)], env=env, cwd=REPO, text=True,
+                             "--port", str(port), "--forecast-every", "3"], env=env, cwd=REPO,
+                            text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 300
@@ -120,11 +121,13 @@ def test_live_demo_keeps_streaming_while_the_dashboard_runs_and_stops_cleanly(
             with connect(tmp_path / "demo.duckdb", read_only=True) as con:
                 live = int(scalar(con, "SELECT count(*) FROM posts WHERE id LIKE 'live-%'"))
         assert live > 0
+        time.sleep(4)  # at least one live forecast refresh
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out[-3000:]
     assert "live feed stopped" in out and "broker stopped" in out
+    assert "forecast refreshed:" in out
     from ingest.broker import port_open
 
     assert not port_open("127.0.0.1", broker_port) and not port_open("127.0.0.1", port)
