@@ -32,23 +32,26 @@ from stream.windows import update_windows
 _INTERVAL_RE = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day)s?\s*$")
 
 
+_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def _parse_span(span: str) -> tuple[int, str]:
+    m = _INTERVAL_RE.match(span)
+    if not m:
+        raise ValueError(f"window {span!r} must look like '5 minutes', '1 hour' or '1 day'")
+    return int(m.group(1)), m.group(2)
+
+
 def parse_window(window: str) -> str:
     """Validate a window like '1 hour' / '5 minutes' and return a DuckDB INTERVAL literal."""
-    m = _INTERVAL_RE.match(window)
-    if not m:
-        raise ValueError(f"window {window!r} must look like '5 minutes', '1 hour' or '1 day'")
-    return f"INTERVAL '{m.group(1)} {m.group(2)}'"
-
-
-_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+    n, unit = _parse_span(window)
+    return f"INTERVAL '{n} {unit}'"
 
 
 def parse_timedelta(span: str) -> timedelta:
     """'5 minutes' / '1 hour' / '1 day' as a timedelta (same grammar as parse_window)."""
-    parse_window(span)
-    m = _INTERVAL_RE.match(span)
-    assert m is not None
-    return timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+    n, unit = _parse_span(span)
+    return timedelta(seconds=n * _UNIT_SECONDS[unit])
 
 
 @dataclass
