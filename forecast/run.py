@@ -13,8 +13,9 @@ windows up to t, exactly as it would have been raised live) and the event calend
   event's start until :data:`REACTION_HOURS` after its end;
 - **spike** / **dip**: a one-window exceedance above / below the detector's band.
 
-``forecast``/``lower``/``upper`` are the local level model's one-step-ahead band (its two
-variances are fitted on the whole series; the state is filtered causally); ``flag``,
+``forecast``/``lower``/``upper`` are the one-step-ahead band of the model chosen per series by
+rolling one-step-ahead MAE (:func:`forecast.models.fit_predict`: local level, local trend or
+damped seasonal ETS; parameters fitted on the whole series, the state filtered causally); ``flag``,
 ``anomaly_score`` (0..1) and ``explanation`` come from the causal detector. All rows of one run
 are written in one short DuckDB write transaction with ``INSERT OR REPLACE`` on the primary key
 ``(topic, metric, ts)``, so a rerun replaces rather than duplicates. When ``[alerts] webhooks``
@@ -43,6 +44,7 @@ from forecast.models import (
     FLAG_SPIKE,
     SeriesSkipped,
     fit_predict,
+    season_length,
 )
 from forecast.series import read_series, validate_metric
 from polarwatch.config import Config
@@ -239,7 +241,8 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
         topic = str(topic)
         y = group["y"].to_numpy(float)
         try:
-            fit = fit_predict(y, alpha=alpha, horizon=horizon)
+            fit = fit_predict(y, alpha=alpha, horizon=horizon,
+                              season=season_length(freq.total_seconds()))
         except SeriesSkipped as exc:
             summary["skipped"][topic] = str(exc)
             log(f"  skip {topic}: {exc}")
@@ -263,7 +266,13 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
             summary[key] += counts[f]
         summary["forecast_points"] += int((flags == FLAG_FORECAST).sum())
         warm = causal["info"]["warmup"]
-        log(f"  {topic}: {fit['model']} band, {n_points} points, flags "
+        sel = fit["selection"]
+        chosen = (f"{fit['model']} band (rolling 1-step MAE {sel['mae']:.4g}, "
+                  f"{1 - alpha:.0%} coverage {sel['coverage']:.0%} on the last {sel['n_eval']} "
+                  f"points; candidates " + ", ".join(f"{k} {v:.4g}" for k, v in
+                                                     sel["scores"].items()) + ")"
+                  if sel["mae"] is not None else f"{fit['model']} band (not scored)")
+        log(f"  {topic}: {chosen}, {n_points} points, flags "
             + ", ".join(f"{f} {n}" for f, n in counts.items())
             + f", {int((flags == FLAG_NONE).sum())} normal"
             + ("" if n_points > warm else f" (detector warm-up: {warm} points, no flags yet)"))
