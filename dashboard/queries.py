@@ -107,15 +107,7 @@ def top_conversations(path: str | Path, topic: str | None = None, limit: int = 1
     Columns: conversation_id, topic, mean_score, n_interactions, first_at, last_at, root_text
     (the text of the conversation's root post when it is stored, else NULL).
     """
-    return _df(path, """
-        WITH roots AS (SELECT conversation_id, any_value(text) AS root_text
-                       FROM posts WHERE parent_id IS NULL GROUP BY conversation_id)
-        SELECT c.conversation_id, c.topic, c.mean_score, c.n_interactions, c.first_at,
-               c.last_at, r.root_text
-        FROM conversations c LEFT JOIN roots r USING (conversation_id)
-        WHERE ? IS NULL OR c.topic = ?
-        ORDER BY c.mean_score DESC, c.n_interactions DESC, c.conversation_id
-        LIMIT ?""", [topic, topic, limit])
+    return conversations_in_range(path, topic, None, None, limit)
 
 
 def stream_status(path: str | Path) -> pd.DataFrame:
@@ -188,7 +180,8 @@ def flags(path: str | Path, topic: str | None = None) -> pd.DataFrame:
 
 def conversations_in_range(path: str | Path, topic: str | None, start: Any, end: Any,
                            limit: int = 20) -> pd.DataFrame:
-    """The most polarized conversations whose first interaction falls in [start, end).
+    """The most polarized conversations whose first interaction falls in [start, end)
+    (None leaves that side open).
 
     Columns as :func:`top_conversations`.
     """
@@ -198,9 +191,10 @@ def conversations_in_range(path: str | Path, topic: str | None, start: Any, end:
         SELECT c.conversation_id, c.topic, c.mean_score, c.n_interactions, c.first_at,
                c.last_at, r.root_text
         FROM conversations c LEFT JOIN roots r USING (conversation_id)
-        WHERE (? IS NULL OR c.topic = ?) AND c.first_at >= ? AND c.first_at < ?
+        WHERE (? IS NULL OR c.topic = ?) AND (? IS NULL OR c.first_at >= ?)
+          AND (? IS NULL OR c.first_at < ?)
         ORDER BY c.mean_score DESC, c.n_interactions DESC, c.conversation_id
-        LIMIT ?""", [topic, topic, start, end, limit])
+        LIMIT ?""", [topic, topic, start, start, end, end, limit])
 
 
 def latest_conversation_start(path: str | Path) -> Any:
