@@ -151,12 +151,6 @@ def table_columns(con: Any, table: str) -> list[tuple[str, str]]:
             for name, dtype, nullable in rows]
 
 
-def query_df(path: str | Path, sql: str, params: list[Any] | None = None) -> Any:
-    """Run one read-only query and return a pandas DataFrame (short-lived connection)."""
-    with connect(path, read_only=True) as con:
-        return con.execute(sql, params or []).df()
-
-
 def scalar(con: Any, sql: str, params: list[Any] | None = None) -> Any:
     """First column of the first row (or None). Fetches everything: DuckDB 2.0 refuses further
     work on a connection while a result is only partly fetched."""

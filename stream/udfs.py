@@ -30,11 +30,11 @@ _extractors: dict[tuple[str, ...], Extractor] = {}
 _texts: OrderedDict[str, str] = OrderedDict()
 
 
-def label_fields() -> list[str]:
-    return _LABEL_FIELDS
-
-
-_LABEL_FIELDS = [s.name for s in fields_of(Labels) if s.name != "post_id"]
+# computed once: fields_of() introspects type hints, not something to redo per micro-batch
+POST_FIELDS = [s.name for s in fields_of(Post)]
+LABEL_FIELDS = [s.name for s in fields_of(Labels) if s.name != "post_id"]
+_KINDS = {s.name: s.kind for s in [*fields_of(Post), *fields_of(Labels)]}
+_KINDS.update(dead_reason="string", raw="string")
 
 
 def output_ddl() -> str:
@@ -68,7 +68,6 @@ class LabelStage:
             yield self.label_frame(pdf)
 
     def label_frame(self, pdf: pd.DataFrame) -> pd.DataFrame:
-        post_names = [s.name for s in fields_of(Post)]
         rows: list[dict[str, Any]] = []
         good: list[int] = []
         for i, value in enumerate(pdf["value"].tolist()):
@@ -79,7 +78,7 @@ class LabelStage:
             except (json.JSONDecodeError, TypeError) as exc:
                 obj, reason = None, f"malformed JSON: {exc}"
             if reason is None:
-                row.update({k: obj.get(k) for k in post_names})
+                row.update({k: obj.get(k) for k in POST_FIELDS})
                 row["schema_version"] = int(obj.get("schema_version") or 1)
                 good.append(i)
             else:
@@ -95,12 +94,11 @@ class LabelStage:
             if row["parent_id"] is not None:
                 parent_text = _texts.get(row["parent_id"], "")  # "" = reply, parent not seen
             pairs.append(PostPair(row["id"], row["text"], row["topic"], parent_text))
-        names = label_fields()
         for i, labels in zip(good, self.extract(pairs), strict=True):
             row = rows[i]
-            for name in names:  # getattr, not dataclasses.asdict: asdict deep-copies (slow)
+            for name in LABEL_FIELDS:  # getattr, not dataclasses.asdict: asdict deep-copies (slow)
                 row[name] = getattr(labels, name)
-        out = pd.DataFrame(rows, columns=[*post_names, *label_fields(), "dead_reason", "raw"])
+        out = pd.DataFrame(rows, columns=[*POST_FIELDS, *LABEL_FIELDS, "dead_reason", "raw"])
         _coerce_types(out)
         for col in ("kafka_partition", "kafka_offset", "broker_ts"):
             out[col] = pdf[col].to_numpy()
@@ -113,10 +111,8 @@ class LabelStage:
 def _coerce_types(out: pd.DataFrame) -> None:
     """Give every column the dtype its Spark type needs, even when it is all null (pandas would
     otherwise infer float64 for an all-None column and Arrow would refuse it as a string)."""
-    kinds = {s.name: s.kind for s in [*fields_of(Post), *fields_of(Labels)]}
-    kinds.update(dead_reason="string", raw="string")
     for col in out.columns:
-        kind = kinds.get(col)
+        kind = _KINDS.get(col)
         if kind == "string":
             out[col] = out[col].astype(object).where(out[col].notna(), None)
         elif kind == "integer":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from ingest.broker import EmbeddedBroker, free_port
 from polarwatch.config import Config, load_config
+from tests.kafka_helpers import stream_env
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,14 +34,4 @@ def spark() -> Iterator[object]:
 @pytest.fixture
 def stream_config(broker: EmbeddedBroker, tmp_path: Path) -> Config:
     """The shipped config pointed at the test broker, unique topics and a temp DuckDB file."""
-    suffix = uuid.uuid4().hex[:8]
-    env = {
-        "POLARWATCH_BROKER_BOOTSTRAP_SERVERS": broker.bootstrap,
-        "POLARWATCH_TOPICS_POSTS": f"posts-{suffix}",
-        "POLARWATCH_TOPICS_DEAD_LETTER": f"dead-{suffix}",
-        "POLARWATCH_WAREHOUSE_PATH": str(tmp_path / "pw.duckdb"),
-        "POLARWATCH_WAREHOUSE_LAKE_DIR": str(tmp_path / "lake"),
-        "POLARWATCH_SPARK_CHECKPOINT_DIR": str(tmp_path / "ckpt"),
-        "POLARWATCH_EXTRACTOR_BACKEND": "lexicon",
-    }
-    return load_config(REPO / "polarwatch.toml", env=env)
+    return load_config(REPO / "polarwatch.toml", env=stream_env(broker.bootstrap, tmp_path))

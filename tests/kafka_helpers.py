@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -45,3 +46,19 @@ def consume(bootstrap: str, topic: str, expected: int) -> list[Any]:
         return records
     finally:
         consumer.close()
+
+
+def stream_env(bootstrap: str, tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """POLARWATCH_* overrides pointing the shipped config at a test broker, fresh topics and
+    temp DuckDB / lake / checkpoint paths (lexicon backend: no model weights needed)."""
+    suffix = uuid.uuid4().hex[:8]
+    return {
+        "POLARWATCH_BROKER_BOOTSTRAP_SERVERS": bootstrap,
+        "POLARWATCH_TOPICS_POSTS": f"posts-{suffix}",
+        "POLARWATCH_TOPICS_DEAD_LETTER": f"dead-{suffix}",
+        "POLARWATCH_WAREHOUSE_PATH": str(tmp_path / "pw.duckdb"),
+        "POLARWATCH_WAREHOUSE_LAKE_DIR": str(tmp_path / "lake"),
+        "POLARWATCH_SPARK_CHECKPOINT_DIR": str(tmp_path / "ckpt"),
+        "POLARWATCH_EXTRACTOR_BACKEND": "lexicon",
+        **overrides,
+    }

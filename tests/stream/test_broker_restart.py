@@ -22,7 +22,7 @@ from polarwatch.errors import BrokerError
 from polarwatch.records import Post
 from polarwatch.warehouse import connect
 from stream.job import run_stream
-from tests.kafka_helpers import consume
+from tests.kafka_helpers import consume, stream_env
 
 REPO = Path(__file__).resolve().parents[2]
 START = datetime(2026, 2, 1, tzinfo=UTC)
@@ -40,18 +40,9 @@ def s3_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
 
 
 def _config(broker: EmbeddedBroker, tmp_path: Path) -> Config:
-    suffix = uuid.uuid4().hex[:8]
-    return load_config(REPO / "polarwatch.toml", env={
-        "POLARWATCH_BROKER_BOOTSTRAP_SERVERS": broker.bootstrap,
-        "POLARWATCH_BROKER_STORAGE": "s3",
-        "POLARWATCH_TOPICS_POSTS": f"posts-{suffix}",
-        "POLARWATCH_TOPICS_DEAD_LETTER": f"dead-{suffix}",
-        "POLARWATCH_WAREHOUSE_PATH": str(tmp_path / "pw.duckdb"),
-        "POLARWATCH_WAREHOUSE_LAKE_DIR": str(tmp_path / "lake"),
-        "POLARWATCH_SPARK_CHECKPOINT_DIR": str(tmp_path / "ckpt"),
-        "POLARWATCH_SPARK_MAX_RECORDS_PER_TRIGGER": "300",
-        "POLARWATCH_EXTRACTOR_BACKEND": "lexicon",
-    })
+    return load_config(REPO / "polarwatch.toml", env=stream_env(
+        broker.bootstrap, tmp_path, POLARWATCH_BROKER_STORAGE="s3",
+        POLARWATCH_SPARK_MAX_RECORDS_PER_TRIGGER="300"))
 
 
 def _produce(cfg: Config, posts: list[Post]) -> int:
