@@ -82,6 +82,20 @@ def agreement_pairs() -> tuple[Pairs, Pairs]:
     return deb, other
 
 
+AGREEMENT_HOLDOUT = 0.25  # share of DEBAGREEMENT held out for validation, never trained on
+SPLIT_SEED = 0
+
+
+def agreement_split(deb: Pairs) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) indices of DEBAGREEMENT: a fixed stratified 75 / 25 split."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(deb.labels))
+    tr, ho = train_test_split(idx, test_size=AGREEMENT_HOLDOUT, random_state=SPLIT_SEED,
+                              stratify=deb.labels)
+    return np.asarray(tr), np.asarray(ho)
+
+
 class EmbeddingCache:
     """Encodes texts with the shipped encoder, caching each distinct list of texts in /tmp."""
 

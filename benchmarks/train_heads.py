@@ -1,7 +1,7 @@
 """Train the `learned` backend's heads and report validation metrics.
 
     .venv/bin/python benchmarks/train_heads.py [--out scoring/heads] [--skip-loto]
-        [--encoder int8mix-seq128]
+        [--encoder int8mix-seq128] [--adapter /tmp/ft/encoder_adapter.npz]
 
 Trains only on the *train* splits of ``../shared/data`` (DEBAGREEMENT has a single file: a fixed,
 stratified 25 % of it is held out and never trained on). Hyper-parameters are chosen by
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from benchmarks.heads_data import (  # noqa: E402
     STANCE_TARGETS,
     EmbeddingCache,
     agreement_pairs,
+    agreement_split,
     log,
     tweeteval,
 )
@@ -44,9 +46,8 @@ from scoring.extractors.learned import (  # noqa: E402
 SEED = 0
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)  # inverse L2 strength; chosen per head by CV on train
 EMOTION_NEUTRAL_BELOW = 0.40  # see scoring/extractors/learned.py DEFAULT_NEUTRAL_BELOW
-AGREEMENT_HOLDOUT = 0.25  # share of DEBAGREEMENT held out for validation
 DEFAULT_ENCODER = "int8mix-seq128"  # see scoring/extractors/learned.py CachedEncoder
-_ENCODER = {"variant": DEFAULT_ENCODER}  # set by main(); written into every head
+_ENCODER = {"variant": DEFAULT_ENCODER, "adapter": ""}  # set by main(); written into every head
 
 
 def f_avg(y: np.ndarray, pred: np.ndarray) -> float:
@@ -75,7 +76,8 @@ def to_head(clf: Any, names: tuple[str, ...], meta: dict[str, Any] | None = None
     arrays: dict[str, np.ndarray] = {"classes": classes}
     for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
         arrays[f"W{i}"], arrays[f"b{i}"] = w.astype(np.float32), b.astype(np.float32)
-    for k, v in {"encoder_variant": _ENCODER["variant"], **(meta or {})}.items():
+    encoder = {"encoder_variant": _ENCODER["variant"], "encoder_adapter": _ENCODER["adapter"]}
+    for k, v in {**encoder, **(meta or {})}.items():
         arrays[k] = np.array(v)
     return Head(arrays)
 
@@ -201,14 +203,10 @@ def train_emotion(enc: EmbeddingCache, out: Path) -> dict[str, Any]:
 
 
 def train_agreement(enc: EmbeddingCache, out: Path) -> dict[str, Any]:
-    from sklearn.model_selection import train_test_split
-
     deb, other = agreement_pairs()
     xd = pair_features(enc(deb.parents, "agr-deb-parent"), enc(deb.children, "agr-deb-child"))
     xo = pair_features(enc(other.parents, "agr-sub-parent"), enc(other.children, "agr-sub-child"))
-    idx = np.arange(len(deb.labels))
-    tr, ho = train_test_split(idx, test_size=AGREEMENT_HOLDOUT, random_state=SEED,
-                              stratify=deb.labels)
+    tr, ho = agreement_split(deb)
     x = np.vstack([xd[tr], xo])
     y = np.concatenate([deb.labels[tr], other.labels])
     c, cv = choose_c(x, y, macro_f1, grid=(0.03, 0.1, 0.3, 1.0))
@@ -228,21 +226,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-loto", action="store_true", help="skip leave-one-target-out")
     ap.add_argument("--encoder", default=DEFAULT_ENCODER,
                     help="encoder variant: fp32|int8|int8mix and max word pieces, e.g. fp32-seq256")
+    ap.add_argument("--adapter", type=Path, default=None,
+                    help="fine-tuned encoder adapter (benchmarks/finetune_encoder.py); copied to "
+                         "OUT/encoder_adapter.npz unless it is already there")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from scoring.extractors.learned import LEGACY_ENCODER, CachedEncoder, parse_variant
+    from scoring.extractors.adapter import ADAPTER_FILE
+    from scoring.extractors.encoder import LEGACY_ENCODER, CachedEncoder, parse_variant
 
     precision, max_seq_length = parse_variant(args.encoder)
     args.out.mkdir(parents=True, exist_ok=True)
+    adapter = args.adapter
+    if adapter is not None and adapter.resolve() != (args.out / ADAPTER_FILE).resolve():
+        shutil.copyfile(adapter, args.out / ADAPTER_FILE)
+        adapter = args.out / ADAPTER_FILE
+    elif adapter is None:
+        (args.out / ADAPTER_FILE).unlink(missing_ok=True)  # heads for the base encoder
     encoder = CachedEncoder(batch_size=64, cache_size=0, precision=precision,
-                            max_seq_length=max_seq_length)
-    _ENCODER["variant"] = encoder.variant
-    log(f"encoder variant {encoder.variant}")
+                            max_seq_length=max_seq_length, adapter=adapter)
+    _ENCODER["variant"], _ENCODER["adapter"] = encoder.variant, encoder.adapter
+    log(f"encoder variant {encoder.variant}, adapter {encoder.adapter or 'none'}")
     # The fp32-seq256 cache predates variants and kept the plain "minilm" tag.
-    enc = EmbeddingCache(encoder.encode, tag="minilm" if encoder.variant == LEGACY_ENCODER
-                         else f"minilm-{encoder.variant}")
+    tag = ("minilm" if encoder.variant == LEGACY_ENCODER and not encoder.adapter
+           else f"minilm-{encoder.variant}" + (f"-{encoder.adapter}" if encoder.adapter else ""))
+    enc = EmbeddingCache(encoder.encode, tag=tag)
     results: dict[str, Any] = {
         "encoder": encoder.variant,
+        "adapter": encoder.adapter,
         "stance": train_stance(enc, args.out, args.skip_loto),
         "affect": train_affect(enc, args.out),
         "agreement": train_agreement(enc, args.out),

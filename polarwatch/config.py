@@ -55,6 +55,16 @@ class ExtractorConfig:
     backend: str = "lexicon"
     fallback: list[str] = field(default_factory=lambda: ["lexicon"])
     topics_file: str = "topics.toml"
+    cascade_to: str = ""  # e.g. "llm": posts the main backend is unsure of go there ("" = off)
+    cascade_threshold: float = 0.6  # escalate when min(stance, affect, agreement conf) is below
+    llm_calls_per_minute: int = 60  # cascade budget: at most this many escalated posts a minute
+    llm_base_url: str = ""  # the llm backend's OpenAI-compatible server ("" = its default)
+    llm_model: str = ""  # model name sent to that server ("" = its default)
+
+    def backend_options(self) -> dict[str, dict[str, str]]:
+        """Per-backend keyword options set in this section (the llm server and model)."""
+        llm = {k: v for k, v in (("base_url", self.llm_base_url), ("model", self.llm_model)) if v}
+        return {"llm": llm} if llm else {}
 
 
 @dataclass(frozen=True)

@@ -73,21 +73,21 @@ def _rate(n: int, seconds: float) -> str:
 
 def cmd_label(cfg: Config, args: argparse.Namespace) -> int:
     from scoring import io
-    from scoring.fallback import build_extractor
+    from scoring.fallback import build_from_config
 
     topics = resolve_topics(cfg, args.topics)
     backend = args.backend or cfg.extractor.backend
-    fallback = (cfg.extractor.fallback if args.fallback is None
+    fallback = (None if args.fallback is None
                 else [b for b in args.fallback.split(",") if b.strip()])
     src = Path(args.input)
     posts, skipped = io.read_posts(src, [t.id for t in topics])
     _report_skipped(skipped, src)
     t_load = time.monotonic()
-    extractor = build_extractor(backend, topics, fallback,
-                                parse_options(args.option or [], backend),
-                                cascade_to=args.cascade_to,
-                                cascade_threshold=args.cascade_threshold,
-                                max_calls_per_minute=args.llm_budget)
+    extractor = build_from_config(cfg.extractor, topics, backend, fallback,
+                                  parse_options(args.option or [], backend),
+                                  cascade_to=args.cascade_to,
+                                  cascade_threshold=args.cascade_threshold,
+                                  max_calls_per_minute=args.llm_budget)
     load_s = time.monotonic() - t_load
     progress = io.Progress(len(posts), enabled=not args.quiet)
     t0 = time.monotonic()
@@ -150,12 +150,14 @@ def register(subparsers: Any) -> None:
                    help="backend option, e.g. llm.base_url=http://127.0.0.1:8080/v1 or "
                         "transformers.model_path=model.gguf (repeatable)")
     p.add_argument("--cascade-to", metavar="BACKEND",
-                   help="send posts the main backend is unsure of to this one (e.g. llm)")
-    p.add_argument("--cascade-threshold", type=float, default=0.6,
+                   help="send posts the main backend is unsure of to this one, e.g. llm "
+                        "(default: [extractor] cascade_to; '' turns it off)")
+    p.add_argument("--cascade-threshold", type=float, default=None,
                    help="escalate when the lowest stance/affect/agreement confidence is below "
-                        "this (default 0.6)")
-    p.add_argument("--llm-budget", type=int, default=60, metavar="CALLS_PER_MINUTE",
-                   help="at most this many cascade calls per minute (default 60)")
+                        "this (default: [extractor] cascade_threshold, 0.6)")
+    p.add_argument("--llm-budget", type=int, default=None, metavar="CALLS_PER_MINUTE",
+                   help="at most this many cascade calls per minute (default: [extractor] "
+                        "llm_calls_per_minute, 60)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_label)

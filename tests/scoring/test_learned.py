@@ -127,3 +127,55 @@ def test_head_roundtrip_without_pickle(tmp_path: Path) -> None:
     np.testing.assert_allclose(back.predict_proba(x), head.predict_proba(x), rtol=1e-5)
     assert back.meta_str("note") == "hello" and back.classes == ("no", "yes")
     assert np.allclose(back.predict_proba(x).sum(1), 1.0)
+
+
+def _random_adapter(path: Path, model, scale: float, zero_b: bool = False) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    rng = np.random.default_rng(1)
+    arrays = {"scale": np.array(scale), "rank": np.array(4)}
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.Linear):
+            arrays[f"{name}.A"] = rng.normal(0, 0.05, (4, mod.in_features)).astype(np.float16)
+            b = np.zeros((mod.out_features, 4)) if zero_b else rng.normal(0, 0.05, (mod.out_features, 4))
+            arrays[f"{name}.B"] = b.astype(np.float16)
+    np.savez_compressed(path, **arrays)
+
+
+def test_adapter_is_folded_into_the_encoder(tmp_path: Path) -> None:
+    from scoring.extractors.adapter import adapter_digest
+    from scoring.extractors.encoder import CachedEncoder
+
+    texts = ["Ban assault weapons now.", "I love this sunny weekend!"]
+    base = CachedEncoder(precision="fp32", cache_size=0)
+    _random_adapter(tmp_path / "zero.npz", base.model, 2.0, zero_b=True)
+    _random_adapter(tmp_path / "ft.npz", base.model, 2.0)
+    same = CachedEncoder(precision="fp32", cache_size=0, adapter=tmp_path / "zero.npz")
+    tuned = CachedEncoder(precision="int8mix", cache_size=0, adapter=tmp_path / "ft.npz")
+    e0, e_same, e_ft = base.encode(texts), same.encode(texts), tuned.encode(texts)
+    np.testing.assert_allclose(e_same, e0, atol=1e-5)  # B = 0: the identity update
+    assert (e_ft * e0).sum(1).max() < 0.99  # a real update moves every embedding
+    assert tuned.adapter == adapter_digest(tmp_path / "ft.npz") and base.adapter == ""
+
+
+def test_heads_pin_their_adapter(tmp_path: Path, topics: list[Topic]) -> None:
+    import shutil
+
+    from scoring.extractors.adapter import ADAPTER_FILE
+    from scoring.extractors.learned import HEADS_DIR, Head, LearnedExtractor
+
+    heads = tmp_path / "heads"
+    shutil.copytree(HEADS_DIR, heads)
+    for path in heads.glob("*.npz"):
+        if path.name != ADAPTER_FILE:
+            head = Head.load(path)
+            head.meta["encoder_adapter"] = np.array("0123456789ab")
+            head.save(path)
+    (heads / ADAPTER_FILE).unlink(missing_ok=True)
+    with pytest.raises(BackendError, match=r"fine-tuned encoder \(adapter 0123456789ab\).*"
+                                           r"missing"):
+        LearnedExtractor(topics, heads_dir=heads)
+    (heads / ADAPTER_FILE).write_bytes(b"not the adapter the heads were trained on")
+    with pytest.raises(BackendError, match=r"is not the adapter the heads.*trained on "
+                                           r"\(0123456789ab\).*--adapter"):
+        LearnedExtractor(topics, heads_dir=heads)

