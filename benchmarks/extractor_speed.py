@@ -99,7 +99,8 @@ def run(backend: str, posts: list[PostPair], **options: object) -> tuple[float, 
 def _variant(heads: str | None) -> str:
     from scoring.extractors.learned import HEADS_DIR, heads_encoder, load_heads
 
-    return heads_encoder(*load_heads(Path(heads) if heads else HEADS_DIR))
+    variant, adapter = heads_encoder(*load_heads(Path(heads) if heads else HEADS_DIR))
+    return f"{variant}+adapter {adapter}" if adapter else variant
 
 
 def main(argv: list[str] | None = None) -> int:
