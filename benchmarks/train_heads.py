@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{st['topic_heads_f_avg']:.3f}")
     print(f"  stance F_avg, generic description-conditioned head:        {st['generic_f_avg']:.3f}")
     if "loto_f_avg" in st:
-        print(f"  stance F_avg, leave-one-target-out (unseen topic):        {st['loto_f_avg']:.3f}")
+        print(f"  stance F_avg, leave-one-target-out (head never saw it): {st['loto_f_avg']:.3f}")
     print(f"  agreement macro-F1, DEBAGREEMENT held-out 25%:             "
           f"{results['agreement']['macro_f1']:.3f}")
     print(f"  affect macro-F1, OffensEval val:                           "
