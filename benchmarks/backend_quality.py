@@ -37,6 +37,7 @@ from benchmarks.heads_data import (  # noqa: E402
     tweeteval,
 )
 from polarwatch.config import Topic, load_topics  # noqa: E402
+from polarwatch.records import Labels  # noqa: E402
 from scoring.cli import parse_options  # noqa: E402
 from scoring.extractors.base import Extractor, PostPair  # noqa: E402
 from scoring.extractors.registry import get_extractor  # noqa: E402
@@ -64,15 +65,20 @@ def sample(n: int, limit: int | None, seed: int = 0) -> list[int]:
     return idx
 
 
-def label(ext: Extractor, pairs: Sequence[PostPair]) -> tuple[list[str], list[str], list[str],
-                                                                 list[str | None], float]:
-    t0 = time.perf_counter()
-    out = []
-    for i in range(0, len(pairs), SLICE):
-        out += ext.extract(pairs[i:i + SLICE])
-    secs = time.perf_counter() - t0
-    return ([lab.stance for lab in out], [lab.affect for lab in out], [lab.emotion for lab in out],
-            [lab.agreement for lab in out], secs)
+class Labeler:
+    """Labels posts in stream-sized slices, keeping the post count and the time spent."""
+
+    def __init__(self, ext: Extractor) -> None:
+        self.ext, self.posts, self.secs = ext, 0, 0.0
+
+    def __call__(self, pairs: Sequence[PostPair]) -> list[Labels]:
+        t0 = time.perf_counter()
+        out: list[Labels] = []
+        for i in range(0, len(pairs), SLICE):
+            out += self.ext.extract(pairs[i:i + SLICE])
+        self.secs += time.perf_counter() - t0
+        self.posts += len(pairs)
+        return out
 
 
 def evaluate(name: str, options: dict[str, dict[str, object]], limit: int | None
@@ -81,49 +87,43 @@ def evaluate(name: str, options: dict[str, dict[str, object]], limit: int | None
 
     topics = target_topics()
     t0 = time.perf_counter()
-    ext = get_extractor(name, topics, **options.get(name, {}))
+    label = Labeler(get_extractor(name, topics, **options.get(name, {})))
     res: dict[str, float] = {"load_s": time.perf_counter() - t0}
-    labeled = secs = 0.0
 
     gold_s, pred_s = [], []
     for t in STANCE_TARGETS:
         texts, y = tweeteval(f"stance/{t}", "val")
         idx = sample(len(texts), limit // 5 if limit else None)
-        stance, *_, s = label(ext, [PostPair(f"{t}{i}", texts[i], t) for i in idx])
+        pred_s += [lab.stance for lab in label([PostPair(f"{t}{i}", texts[i], t) for i in idx])]
         gold_s += [STANCE_NAMES[int(y[i])] for i in idx]
-        pred_s += stance
-        labeled, secs = labeled + len(idx), secs + s
     res["stance_f_avg"] = float(f1_score(gold_s, pred_s, labels=["pro", "anti"],
                                          average=None, zero_division=0).mean())
 
     texts, y = tweeteval("offensive", "val")
     idx = sample(len(texts), limit)
-    _, affect, _, _, s = label(ext, [PostPair(f"o{i}", texts[i], "abortion") for i in idx])
+    affect = [lab.affect for lab in label([PostPair(f"o{i}", texts[i], "abortion") for i in idx])]
     gold = ["yes" if y[i] == 1 else "no" for i in idx]
     res["affect_macro_f1"] = float(f1_score(gold, affect, labels=["no", "yes"], average="macro",
                                             zero_division=0))
-    labeled, secs = labeled + len(idx), secs + s
 
     texts, y = tweeteval("emotion", "val")
     idx = sample(len(texts), limit)
-    _, _, emotion, _, s = label(ext, [PostPair(f"e{i}", texts[i], "abortion") for i in idx])
+    emotion = [lab.emotion for lab in label([PostPair(f"e{i}", texts[i], "abortion")
+                                              for i in idx])]
     res["emotion_macro_f1"] = float(f1_score([EMOTION_NAMES[int(y[i])] for i in idx], emotion,
                                              labels=list(EMOTION_NAMES), average="macro",
                                              zero_division=0))
     res["emotion_neutral_share"] = float(np.mean([e == "neutral" for e in emotion]))
-    labeled, secs = labeled + len(idx), secs + s
 
     deb, _ = agreement_pairs()
     _, held = agreement_split(deb)
     held = held[sample(len(held), limit)]
-    pairs = [PostPair(f"a{i}", deb.children[i], "climate", deb.parents[i]) for i in held]
-    *_, agreement, s = label(ext, pairs)
+    agreement = [lab.agreement or "unclear" for lab in label(
+        [PostPair(f"a{i}", deb.children[i], "climate", deb.parents[i]) for i in held])]
     res["agreement_macro_f1"] = float(f1_score([AGREEMENT_NAMES[int(deb.labels[i])] for i in held],
-                                               [a or "unclear" for a in agreement],
-                                               labels=list(AGREEMENT_NAMES), average="macro",
-                                               zero_division=0))
-    labeled, secs = labeled + len(held), secs + s
-    res["posts"], res["posts_per_s"] = labeled, labeled / max(secs, 1e-9)
+                                               agreement, labels=list(AGREEMENT_NAMES),
+                                               average="macro", zero_division=0))
+    res["posts"], res["posts_per_s"] = label.posts, label.posts / max(label.secs, 1e-9)
     return res
 
 

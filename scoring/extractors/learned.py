@@ -146,8 +146,7 @@ def heads_encoder(heads: dict[str, Head], topic_heads: dict[tuple[str, str], Hea
     adapters = {h.meta_str("encoder_adapter") for h in every}
     if len(variants) > 1 or len(adapters) > 1:
         found = ", ".join(sorted(f"{h.name}: {h.meta_str('encoder_variant') or LEGACY_ENCODER}"
-                                 f"{'+' + h.meta_str('encoder_adapter') if h.meta_str('encoder_adapter') else ''}"
-                                 for h in every))
+                                 f"+{h.meta_str('encoder_adapter') or 'no adapter'}" for h in every))
         raise BackendError(f"learned heads were trained on different encoders ({found}); "
                            f"retrain them with `python benchmarks/train_heads.py`")
     return (variants.pop() if variants else LEGACY_ENCODER), adapters.pop()
@@ -171,15 +170,20 @@ def adapter_for(heads_dir: Path, digest: str) -> Path | None:
     return path
 
 
-def shipped_encoder(heads_dir: Path | None = None, **kwargs: Any) -> CachedEncoder:
-    """The encoder the heads in ``heads_dir`` (default: the shipped ones) were trained on, so a
-    head trained on its embeddings (``polarwatch train``) works next to them."""
-    heads_dir = heads_dir or HEADS_DIR
-    heads, topic_heads = load_heads(heads_dir)
+def encoder_for(heads_dir: Path, heads: dict[str, Head],
+                topic_heads: dict[tuple[str, str], Head], **kwargs: Any) -> CachedEncoder:
+    """The encoder these heads (loaded from ``heads_dir``) were trained on."""
     variant, digest = heads_encoder(heads, topic_heads)
     precision, max_seq_length = parse_variant(variant)
     return CachedEncoder(precision=precision, max_seq_length=max_seq_length,
                          adapter=adapter_for(heads_dir, digest), **kwargs)
+
+
+def shipped_encoder(heads_dir: Path | None = None, **kwargs: Any) -> CachedEncoder:
+    """The encoder the heads in ``heads_dir`` (default: the shipped ones) were trained on, so a
+    head trained on its embeddings (``polarwatch train``) works next to them."""
+    heads_dir = heads_dir or HEADS_DIR
+    return encoder_for(heads_dir, *load_heads(heads_dir), **kwargs)
 
 
 def load_heads(heads_dir: Path) -> tuple[dict[str, Head], dict[tuple[str, str], Head]]:
@@ -209,8 +213,9 @@ class LearnedExtractor(Extractor):
         super().__init__(topics)
         self.heads_dir = Path(heads_dir) if heads_dir is not None else HEADS_DIR
         self.heads, topic_heads = load_heads(self.heads_dir)
-        self.encoder = shipped_encoder(self.heads_dir, batch_size=batch_size,
-                                       cache_size=cache_size, num_threads=num_threads)
+        self.encoder = encoder_for(self.heads_dir, self.heads, topic_heads,
+                                   batch_size=batch_size, cache_size=cache_size,
+                                   num_threads=num_threads)
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
         self._vader = SentimentIntensityAnalyzer()
