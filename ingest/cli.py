@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,8 @@ def _producer(cfg: Config) -> Any:
     ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter],
                   cfg.topics.partitions)
     return PostProducer(cfg.broker.bootstrap_servers, cfg.topics.posts, cfg.topics.dead_letter,
-                        dedup=True)
+                        dedup=True,
+                        max_future_skew=timedelta(hours=cfg.ingest.max_future_skew_hours))
 
 
 def _summary(what: str, stats: Any, producer: Any, position: Any) -> None:

@@ -1,9 +1,13 @@
 """The only kafka-python producer in polarwatch.
 
-Every record is validated against the JSON Schema generated from :class:`polarwatch.records.Post`
-before it is sent. Valid posts go to the posts topic keyed by conversation id (a thread stays in
-one partition); invalid input goes to the dead-letter topic with the reason in a header and the
-original bytes as the value. :meth:`PostProducer.flush` waits for the broker to confirm delivery.
+Every record is checked against the record contract (:mod:`polarwatch.records`: the JSON
+Schema generated from :class:`~polarwatch.records.Post` plus size, nesting and ``created_at``
+range, the latter against the wall clock + ``max_future_skew``) before it is sent. Valid posts
+go to the posts topic keyed by conversation id (a thread stays in one partition); invalid input
+goes to the dead-letter topic with the reason and the original size in headers and the original
+bytes, cut to ``MAX_DEAD_LETTER_BYTES`` (kafka-python refuses requests over 1 MB), as the value.
+No input makes the producer raise; :meth:`PostProducer.flush` waits for the broker to confirm
+delivery (and raises when it cannot).
 
 With ``dedup=True`` a post id already sent (or marked seen with :meth:`PostProducer.mark_seen`)
 in this producer's lifetime is not sent again; the last ``dedup_max_ids`` ids are remembered.
@@ -16,12 +20,23 @@ import json
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
 from polarwatch.errors import BrokerError
-from polarwatch.records import Post, post_to_dict, validate_post
+from polarwatch.records import (
+    DEFAULT_MAX_FUTURE_SKEW,
+    MAX_RECORD_BYTES,
+    Post,
+    cut_reason,
+    parse_record,
+    post_to_dict,
+    truncate_raw,
+    validate_post,
+)
 
 DEAD_LETTER_REASON_HEADER = "polarwatch-reason"
+DEAD_LETTER_SIZE_HEADER = "polarwatch-original-size"  # bytes of the record before it was cut
 FLUSH_EVERY = 50_000  # confirm delivery at least this often (bounds memory of pending futures)
 DEDUP_MAX_IDS = 1_000_000  # ids remembered for de-duplication (~100 MB at worst)
 
@@ -45,11 +60,14 @@ class PostProducer:
 
     def __init__(self, bootstrap: str, topic: str, dead_letter_topic: str,
                  compression: str | None = "zstd", *, dedup: bool = False,
-                 dedup_max_ids: int = DEDUP_MAX_IDS, **kafka_options: Any) -> None:
+                 dedup_max_ids: int = DEDUP_MAX_IDS,
+                 max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW,
+                 **kafka_options: Any) -> None:
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
         self.topic, self.dead_letter_topic = topic, dead_letter_topic
+        self.max_future_skew = max_future_skew
         self.stats = ProduceStats()
         try:
             options = {"acks": "all", "linger_ms": 20, "batch_size": 256 * 1024, "retries": 5,
@@ -64,29 +82,29 @@ class PostProducer:
         self._seen: OrderedDict[str, None] = OrderedDict()
 
     def send_post(self, post: Post) -> None:
-        self.send_raw(encode(post))
+        self.send_obj(post_to_dict(post))
 
     def send_raw(self, raw: bytes) -> bool:
         """Validate raw JSON bytes; send to the posts topic or dead-letter it. True when valid
         (a valid duplicate skipped under ``dedup`` is also True)."""
-        obj: Any = None
-        try:
-            obj = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            self.dead_letter(raw, f"malformed JSON: {exc}")
+        obj, reason = parse_record(raw)
+        if reason is not None:
+            self.dead_letter(raw, reason)
             return False
         return self._send_valid(obj, raw, raw) != "dead_letter"
 
     def send_obj(self, obj: Any, original: bytes | None = None) -> SendResult:
         """Validate a post-shaped JSON object (e.g. mapped from a CSV row); send it, or
         dead-letter `original` (the bytes as they came in; default: `obj` as JSON)."""
-        value = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str).encode()
-        return self._send_valid(obj, value, original if original is not None else value)
+        return self._send_valid(obj, None, original)
 
-    def _send_valid(self, obj: Any, value: bytes, original: bytes) -> SendResult:
-        reason = validate_post(obj)
-        if reason is not None:
-            self.dead_letter(original, reason)
+    def _send_valid(self, obj: Any, value: bytes | None, original: bytes | None) -> SendResult:
+        reason = validate_post(obj, max_future_skew=self.max_future_skew)
+        if reason is None and value is None:
+            value, reason = _encode(obj)
+        if reason is not None or value is None:
+            self.dead_letter(original if original is not None else _escaped(obj),
+                             reason or "record cannot be encoded")
             return "dead_letter"
         if self.dedup:
             if obj["id"] in self._seen:
@@ -101,10 +119,14 @@ class PostProducer:
         return "sent"
 
     def dead_letter(self, raw: bytes, reason: str) -> None:
-        """Send the original bytes to the dead-letter topic with the reason in a header."""
+        """Send the original bytes (cut to MAX_DEAD_LETTER_BYTES) to the dead-letter topic with
+        the reason and the original size in headers."""
+        value, size = truncate_raw(raw if isinstance(raw, bytes) else _escaped(raw))
+        reason = cut_reason(reason)
         self._pending.append(self._producer.send(
-            self.dead_letter_topic, value=raw,
-            headers=[(DEAD_LETTER_REASON_HEADER, reason.encode())]))
+            self.dead_letter_topic, value=value,
+            headers=[(DEAD_LETTER_REASON_HEADER, reason.encode()),
+                     (DEAD_LETTER_SIZE_HEADER, str(size).encode())]))
         self.stats.dead_lettered += 1
         kind = reason.split(":")[0]
         self.stats.reasons[kind] = self.stats.reasons.get(kind, 0) + 1
@@ -138,3 +160,26 @@ class PostProducer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _encode(obj: dict[str, Any]) -> tuple[bytes | None, str | None]:
+    """A validated object as compact JSON bytes, or None and why it cannot be sent."""
+    try:
+        value = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    except (UnicodeError, ValueError, TypeError, RecursionError) as exc:
+        return None, f"record cannot be encoded as JSON: {exc}"
+    if len(value) > MAX_RECORD_BYTES:
+        return None, f"record: {len(value):,} bytes, more than the {MAX_RECORD_BYTES:,} allowed"
+    return value, None
+
+
+def _escaped(obj: Any) -> bytes:
+    """Any value as ASCII JSON (lone surrogates escaped), for a dead letter; never raises."""
+    try:
+        return json.dumps(obj, ensure_ascii=True, default=repr).encode()
+    except (ValueError, TypeError, RecursionError):
+        pass
+    try:
+        return repr(obj).encode("utf-8", "backslashreplace")
+    except (ValueError, RecursionError):
+        return f"<a {type(obj).__name__} that cannot be shown>".encode()

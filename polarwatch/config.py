@@ -45,6 +45,12 @@ class SparkConfig:
 
 
 @dataclass(frozen=True)
+class IngestConfig:
+    # created_at later than the ingest clock + this is dead-lettered (ingest and stream)
+    max_future_skew_hours: float = 24.0
+
+
+@dataclass(frozen=True)
 class WarehouseConfig:
     path: str = ".polarwatch/polarwatch.duckdb"
     lake_dir: str = ".polarwatch/lake"  # Parquet copy of scored posts ("" disables)
@@ -112,6 +118,7 @@ class Config:
     topics: TopicsConfig = field(default_factory=TopicsConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
     extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
     aggregate: AggregateConfig = field(default_factory=AggregateConfig)
     forecast: ForecastConfig = field(default_factory=ForecastConfig)

@@ -35,6 +35,18 @@ def post_columns() -> list[tuple[str, str]]:
     return duckdb_columns(Post) + labels + KAFKA_COLUMNS
 
 
+DEAD_LETTER_COLUMNS = [
+    ("source_topic", "VARCHAR NOT NULL"), ("kafka_partition", "INTEGER NOT NULL"),
+    ("kafka_offset", "BIGINT NOT NULL"), ("reason", "VARCHAR NOT NULL"), ("raw", "VARCHAR"),
+    ("seen_at", "TIMESTAMPTZ NOT NULL"),  # when the warehouse stored it
+    # added after the first release (ALTER TABLE in init_schema keeps older files working):
+    ("source", "VARCHAR"),  # "ingest" (producer) | "stream" (the stream's parser)
+    ("raw_size", "BIGINT"),  # bytes of the original record (raw may be cut)
+    ("rejected_at", "TIMESTAMPTZ"),  # when it was rejected (the dead letter's broker time)
+]
+# Columns added to existing tables since their first release: (table, column, type).
+ADDED_COLUMNS = [("dead_letters", name, typ) for name, typ in DEAD_LETTER_COLUMNS[6:]]
+
 TABLES: dict[str, str] = {
     "posts": _ddl("posts", post_columns(), "id"),
     "interactions": _ddl("interactions", duckdb_columns(Interaction), "post_id"),
@@ -64,11 +76,11 @@ TABLES: dict[str, str] = {
         ("processed_rows_per_s", "DOUBLE"), ("batch_ms", "BIGINT"), ("lag_total", "BIGINT"),
         ("lag_by_partition", "VARCHAR"), ("recorded_at", "TIMESTAMPTZ NOT NULL"),
     ], "query, batch_id"),
-    "dead_letters": _ddl("dead_letters", [
-        ("source_topic", "VARCHAR NOT NULL"), ("kafka_partition", "INTEGER NOT NULL"),
-        ("kafka_offset", "BIGINT NOT NULL"), ("reason", "VARCHAR NOT NULL"), ("raw", "VARCHAR"),
-        ("seen_at", "TIMESTAMPTZ NOT NULL"),
-    ], "source_topic, kafka_partition, kafka_offset"),
+    # Every rejected record, from ingest (drained from the dead-letter topic: source_topic is
+    # that topic) and from the stream (source_topic is the posts topic). `raw` is cut to
+    # records.MAX_DEAD_LETTER_BYTES; raw_size is the original size in bytes.
+    "dead_letters": _ddl("dead_letters", DEAD_LETTER_COLUMNS,
+                         "source_topic, kafka_partition, kafka_offset"),
     "forecasts": _ddl("forecasts", [
         ("topic", "VARCHAR NOT NULL"), ("metric", "VARCHAR NOT NULL"),
         ("ts", "TIMESTAMPTZ NOT NULL"), ("y", "DOUBLE"), ("forecast", "DOUBLE"),
@@ -139,6 +151,9 @@ def init_schema(path: str | Path) -> None:
     with connect(path) as con:
         for ddl in TABLES.values():
             con.execute(ddl)
+        for table, column, typ in ADDED_COLUMNS:  # a file from an older release
+            con.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{column}" {typ}')
+        con.execute("UPDATE dead_letters SET source = 'stream' WHERE source IS NULL")
         for view in VIEWS.values():
             con.execute(view)
 

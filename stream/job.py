@@ -11,10 +11,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from polarwatch.config import Config
 from polarwatch.errors import PrerequisiteError
+from stream.dead_letters import DeadLetterDrain
 from stream.sink import BatchResult, DuckDBSink
 from stream.udfs import LabelStage, output_ddl
 
@@ -64,7 +66,8 @@ def progress_printer(log: Callable[[str], None]) -> Callable[[BatchResult], None
             log(f"batch {res.batch_id}: already committed, skipped (replay)")
             return
         rate = (res.posts + res.dead) / res.seconds if res.seconds else 0.0
-        log(f"batch {res.batch_id}: {res.posts:,} posts stored, {res.dead} dead-lettered, "
+        log(f"batch {res.batch_id}: {res.posts:,} posts stored, {res.dead} dead-lettered "
+            f"(+{res.ingest_dead} from ingest), "
             f"{res.duplicates} duplicates, {res.late} late, {res.interactions:,} interactions, "
             f"{res.windows} windows updated, sink {res.seconds:.2f} s ({rate:,.0f} rows/s)")
     return report
@@ -79,7 +82,8 @@ def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: 
         log(f"removed checkpoint {ckpt}: the stream starts over from the topic's first offset")
     stage = LabelStage(backend=backend or cfg.extractor.backend,
                        fallback=tuple(cfg.extractor.fallback), topics=tuple(cfg.load_topics()),
-                       settings=cfg.extractor)
+                       settings=cfg.extractor,
+                       max_future_skew=timedelta(hours=cfg.ingest.max_future_skew_hours))
     sink = DuckDBSink(cfg.warehouse_path, QUERY_NAME, cfg.topics.posts,
                       window=cfg.aggregate.window,
                       extreme_threshold=cfg.aggregate.extreme_threshold,
@@ -87,7 +91,9 @@ def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: 
                       orphan_horizon=cfg.aggregate.orphan_horizon,
                       checkpoint_dir=ckpt,
                       lake_dir=cfg.path(cfg.warehouse.lake_dir) if cfg.warehouse.lake_dir else None,
-                      log=progress_printer(log))
+                      log=progress_printer(log),
+                      dead_letters=DeadLetterDrain(cfg.broker.bootstrap_servers,
+                                                   cfg.topics.dead_letter, log=log))
     reader = (spark.readStream.format("polarwatch_kafka")
               .option("bootstrap", cfg.broker.bootstrap_servers)
               .option("topic", cfg.topics.posts)

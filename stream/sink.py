@@ -3,7 +3,10 @@
 For each micro-batch the sink, in *one* DuckDB transaction:
 1. skips the batch when ``(query, batch_id)`` is already in ``stream_batches`` (a replay after a
    crash between the DuckDB commit and Spark's own commit);
-2. stores dead letters (topic, partition, offset, reason, raw value);
+2. stores dead letters (topic, partition, offset, reason, raw value cut to
+   ``MAX_DEAD_LETTER_BYTES`` with its original size): the records the stream's parser rejected,
+   and the ingest rejects that arrived on the dead-letter topic since the last batch
+   (:class:`stream.dead_letters.DeadLetterDrain`), so every rejected record ends in one table;
 3. stores labeled posts (``INSERT OR IGNORE`` on the post id: a post produced twice is stored once);
 4. scores every reply whose parent is now known — the reply or the parent may be in this batch,
    so replies that arrived before their parent are scored when it comes — with the paper's rule
@@ -27,6 +30,8 @@ import pandas as pd
 
 from polarwatch.warehouse import connect, init_schema, orphans_sql, post_columns, scalar
 from scoring.rules import score_pairs
+from stream.dead_letters import COLUMNS as DEAD_LETTER_COLUMNS
+from stream.dead_letters import DeadLetterDrain
 from stream.windows import update_windows
 
 _INTERVAL_RE = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day)s?\s*$")
@@ -61,6 +66,7 @@ class BatchResult:
     posts: int = 0
     duplicates: int = 0
     dead: int = 0
+    ingest_dead: int = 0  # drained from the ingest dead-letter topic
     interactions: int = 0
     windows: int = 0
     late: int = 0
@@ -110,8 +116,10 @@ class DuckDBSink:
                  extreme_threshold: float = 7.0, checkpoint_dir: str | Path | None = None,
                  lake_dir: str | Path | None = None, watermark: str = "1 day",
                  orphan_horizon: str = "1 day",
-                 log: Callable[[BatchResult], None] | None = None) -> None:
+                 log: Callable[[BatchResult], None] | None = None,
+                 dead_letters: DeadLetterDrain | None = None) -> None:
         self.path, self.query, self.source_topic = Path(path), query, source_topic
+        self.dead_letters = dead_letters
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.lake_dir = Path(lake_dir) if lake_dir else None
         self.interval = parse_window(window)
@@ -159,16 +167,21 @@ class DuckDBSink:
         now = datetime.now(UTC)
         dead = pdf[pdf["dead_reason"].notna()]
         if len(dead):
-            dl = pd.DataFrame({
+            self._store_dead(con, pd.DataFrame({
                 "source_topic": self.source_topic, "kafka_partition": dead["kafka_partition"],
                 "kafka_offset": dead["kafka_offset"], "reason": dead["dead_reason"],
-                "raw": dead["raw"], "seen_at": now})
-            con.register("dl_batch", dl)
-            con.execute("INSERT OR IGNORE INTO dead_letters SELECT * FROM dl_batch")
-            con.unregister("dl_batch")
+                "raw": dead["raw"], "seen_at": now, "source": "stream",
+                "raw_size": dead.get("raw_size"),
+                "rejected_at": now}))
         res.dead = len(dead)
+        if self.dead_letters is not None:
+            drained = self.dead_letters.read(con, now)
+            if len(drained):
+                self._store_dead(con, drained)
+            res.ingest_dead = len(drained)
 
-        posts = pdf[pdf["dead_reason"].isna()].drop(columns=["dead_reason", "raw", "broker_ts"])
+        posts = pdf[pdf["dead_reason"].isna()].drop(columns=["dead_reason", "raw", "broker_ts",
+                                                             "raw_size"], errors="ignore")
         posts = posts.drop_duplicates("id")
         posts = posts.assign(ingested_at=now)
         cols = [name for name, _ in post_columns()]
@@ -198,6 +211,13 @@ class DuckDBSink:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [self.query, batch_id, res.posts, res.dead, res.interactions, now, *latency,
                      res.late])
+
+    @staticmethod
+    def _store_dead(con: Any, rows: pd.DataFrame) -> None:
+        cols = ", ".join(f'"{c}"' for c in DEAD_LETTER_COLUMNS)
+        con.register("dl_batch", rows[DEAD_LETTER_COLUMNS])
+        con.execute(f"INSERT OR IGNORE INTO dead_letters ({cols}) SELECT {cols} FROM dl_batch")
+        con.unregister("dl_batch")
 
     def _score_new_pairs(self, con: Any) -> int:
         """Score replies whose parent is known and that have no interaction yet."""

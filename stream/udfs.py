@@ -1,8 +1,11 @@
 """pandas → pandas functions Spark runs in ``mapInPandas``: parse, validate, label.
 
-One output row per input record. Valid posts carry their Post and Labels fields; malformed JSON,
-schema violations and oversize texts carry ``dead_reason`` and the raw value instead, so the sink
-dead-letters them with topic, partition and offset and nothing is lost.
+One output row per input record. Valid posts carry their Post and Labels fields. Anything the
+record contract (:mod:`polarwatch.records`) rejects — malformed or deeply nested JSON, oversize
+records, fields outside their domain, a ``created_at`` later than the record's broker time plus
+``[ingest] max_future_skew_hours`` — carries ``dead_reason`` and the raw value (cut to
+MAX_DEAD_LETTER_BYTES, with ``raw_size`` the original size) instead, so the sink dead-letters it
+with topic, partition and offset; nothing raises and nothing is lost.
 
 Extractors are built once per Python worker process (Spark reuses workers across tasks and
 micro-batches) and cached by configuration, never per row or per batch.
@@ -10,20 +13,31 @@ micro-batches) and cached by configuration, never per row or per batch.
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
 from polarwatch.config import ExtractorConfig, Topic
-from polarwatch.records import Labels, Post, fields_of, validate_post
+from polarwatch.records import (
+    DEFAULT_MAX_FUTURE_SKEW,
+    MAX_DEAD_LETTER_BYTES,
+    Labels,
+    Post,
+    cut_reason,
+    fields_of,
+    parse_created_at,
+    parse_record,
+    raw_size,
+    validate_post,
+)
 from scoring.extractors.base import Extractor, PostPair
 
 PROVENANCE_DDL = "kafka_partition int, kafka_offset long, broker_ts timestamp, " \
-                 "dead_reason string, raw string"
+                 "dead_reason string, raw string, raw_size long"
 TEXT_CACHE_SIZE = 200_000  # recent post texts kept per worker to pair replies with parents
 
 _extractors: dict[str, Extractor] = {}
@@ -34,7 +48,7 @@ _texts: OrderedDict[str, str] = OrderedDict()
 POST_FIELDS = [s.name for s in fields_of(Post)]
 LABEL_FIELDS = [s.name for s in fields_of(Labels) if s.name != "post_id"]
 _KINDS = {s.name: s.kind for s in [*fields_of(Post), *fields_of(Labels)]}
-_KINDS.update(dead_reason="string", raw="string")
+_KINDS.update(dead_reason="string", raw="string", raw_size="long")
 
 
 def output_ddl() -> str:
@@ -53,6 +67,7 @@ class LabelStage:
     fallback: tuple[str, ...]
     topics: tuple[Topic, ...]
     settings: ExtractorConfig = ExtractorConfig()  # cascade and llm options of [extractor]
+    max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW  # [ingest] max_future_skew_hours
 
     def extractor(self) -> Extractor:
         """The backend chain, built once per Python worker: a post the main backend fails on
@@ -73,19 +88,12 @@ class LabelStage:
     def label_frame(self, pdf: pd.DataFrame) -> pd.DataFrame:
         rows: list[dict[str, Any]] = []
         good: list[int] = []
-        for i, value in enumerate(pdf["value"].tolist()):
-            row: dict[str, Any] = {"raw": None, "dead_reason": None}
-            try:
-                obj = json.loads(value)
-                reason = validate_post(obj)
-            except (json.JSONDecodeError, TypeError) as exc:
-                obj, reason = None, f"malformed JSON: {exc}"
-            if reason is None:
-                row.update({k: obj.get(k) for k in POST_FIELDS})
-                row["schema_version"] = int(obj.get("schema_version") or 1)
-                good.append(i)
-            else:
-                row["dead_reason"], row["raw"] = reason, value
+        wall = datetime.now(UTC)
+        stamps = pdf["broker_ts"].tolist() if "broker_ts" in pdf else [None] * len(pdf)
+        for value, stamp in zip(pdf["value"].tolist(), stamps, strict=True):
+            row = self.parse(value, _ingest_clock(stamp, wall))
+            if row["dead_reason"] is None:
+                good.append(len(rows))
             rows.append(row)
         pairs = []
         for i in good:
@@ -101,11 +109,31 @@ class LabelStage:
             row = rows[i]
             for name in LABEL_FIELDS:  # getattr, not dataclasses.asdict: asdict deep-copies (slow)
                 row[name] = getattr(labels, name)
-        out = pd.DataFrame(rows, columns=[*POST_FIELDS, *LABEL_FIELDS, "dead_reason", "raw"])
+        out = pd.DataFrame(rows, columns=[*POST_FIELDS, *LABEL_FIELDS, "dead_reason", "raw",
+                                          "raw_size"])
         _coerce_types(out)
         for col in ("kafka_partition", "kafka_offset", "broker_ts"):
             out[col] = pdf[col].to_numpy()
         return out
+
+    def parse(self, value: Any, now: datetime) -> dict[str, Any]:
+        """One Kafka value → a row with the Post fields, or with ``dead_reason``, ``raw`` and
+        ``raw_size``. `now` is the ingest clock ``created_at`` is checked against."""
+        row: dict[str, Any] = {"raw": None, "dead_reason": None, "raw_size": None}
+        if not isinstance(value, str | bytes):
+            value = "" if value is None else str(value)
+        obj, reason = parse_record(value)
+        if reason is None:
+            reason = validate_post(obj, now, self.max_future_skew)
+        if reason is not None:
+            raw = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
+            row["dead_reason"], row["raw_size"] = cut_reason(reason), raw_size(raw)
+            row["raw"] = raw[:MAX_DEAD_LETTER_BYTES].decode("utf-8", "replace")
+            return row
+        row.update({k: obj.get(k) for k in POST_FIELDS})
+        row["created_at"] = parse_created_at(obj["created_at"], now, self.max_future_skew)[0]
+        row["schema_version"] = int(obj.get("schema_version") or 1)
+        return row
 
     def extract(self, pairs: Sequence[PostPair]) -> list[Labels]:
         return self.extractor().extract(pairs) if pairs else []
@@ -120,10 +148,22 @@ def _coerce_types(out: pd.DataFrame) -> None:
             out[col] = out[col].astype(object).where(out[col].notna(), None)
         elif kind == "integer":
             out[col] = out[col].astype("Int32")
+        elif kind == "long":
+            out[col] = out[col].astype("Int64")
         elif kind == "number":
             out[col] = out[col].astype("float64")
-        elif kind == "timestamp":
-            out[col] = pd.to_datetime(out[col], utc=True, format="ISO8601")
+        elif kind == "timestamp":  # datetimes parsed by the record contract, or None
+            out[col] = pd.to_datetime(out[col], utc=True)
+
+
+def _ingest_clock(stamp: Any, wall: datetime) -> datetime:
+    """The time a record was ingested: its broker timestamp, never later than the wall clock
+    (a client may set any timestamp); the wall clock when there is none."""
+    if stamp is None or pd.isna(stamp):
+        return wall
+    ts = pd.Timestamp(stamp)
+    ts = ts.tz_localize(UTC) if ts.tzinfo is None else ts
+    return min(ts.to_pydatetime(), wall)
 
 
 def _remember(post_id: str, text: str) -> None:

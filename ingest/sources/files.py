@@ -29,6 +29,7 @@ from ingest.sources.base import (
     SourceRecord,
     ThreadIndex,
 )
+from polarwatch.records import cut_reason, parse_record
 
 FORMATS = ("jsonl", "csv", "parquet")
 FIELDS = ("id", "text", "created_at", "author_id", "conversation_id", "parent_id", "lang",
@@ -37,6 +38,8 @@ FINGERPRINT_BYTES = 64 * 1024
 _REDDIT_PREFIX = re.compile(r"^t[1-6]_")  # t1_ comment, t3_ link (submission), ...
 _REDDIT_GONE = ("[deleted]", "[removed]")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+# What mapping one hostile row may raise (huge numbers, odd types, deep values): never fatal.
+MAPPING_ERRORS = (ValueError, TypeError, OverflowError, RecursionError, KeyError, AttributeError)
 
 PRESETS: dict[str, dict[str, str]] = {
     "reddit": {"id": "id", "text": "body", "created_at": "created_utc", "author_id": "author",
@@ -78,7 +81,10 @@ def parse_time(value: Any, assume_utc: bool = False) -> str:
             isinstance(value, str) and _NUMBER.match(value.strip()):
         epoch = float(value)
         epoch /= 1e6 if abs(epoch) > 1e14 else 1e3 if abs(epoch) > 1e11 else 1
-        return datetime.fromtimestamp(epoch, UTC).isoformat()
+        try:
+            return datetime.fromtimestamp(epoch, UTC).isoformat()
+        except (OverflowError, OSError, ValueError):  # inf, nan, 1e300, year > 9999
+            raise ValueError(f"created_at: epoch {value!r} is out of range") from None
     elif isinstance(value, str) and value.strip():
         text = value.strip()
         try:
@@ -223,10 +229,9 @@ class FileSource(Source):
                     if not raw.strip():
                         yield raw, None, None
                         continue
-                    try:
-                        obj = json.loads(raw)
-                    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                        yield raw, None, f"malformed JSON: {exc}"
+                    obj, reason = parse_record(raw)
+                    if reason is not None:
+                        yield raw, None, reason
                         continue
                     if isinstance(obj, dict):
                         yield raw, obj, None
@@ -252,8 +257,9 @@ class FileSource(Source):
             if row is not None:
                 try:
                     post = self.mapper(row)
-                except ValueError as exc:
-                    error = str(exc)
+                except MAPPING_ERRORS as exc:  # this row is dead-lettered, the file goes on
+                    error = cut_reason(str(exc) if isinstance(exc, ValueError)
+                                       else f"cannot map the row: {type(exc).__name__}: {exc}")
             yield SourceRecord(i, post, raw, error, replayed=i <= done)
 
     def checkpoint_key(self) -> str:

@@ -1,0 +1,129 @@
+"""One place for every rejected record: the ingest dead-letter topic drained into DuckDB.
+
+The producer (``ingest/producer.py``) sends what the record contract rejects at ingest to the
+dead-letter topic: the raw bytes (cut to ``MAX_DEAD_LETTER_BYTES``) with the reason and the
+original size in headers. The stream's parser rejects what reaches the posts topic anyway. Both
+end in the ``dead_letters`` table: the sink stores the stream's rejects, and in the same DuckDB
+transaction a :class:`DeadLetterDrain` adds the ingest rejects that arrived since the last batch.
+
+The drain keeps no state of its own: it resumes after the highest offset per partition already
+stored for the dead-letter topic, and rows are keyed by (topic, partition, offset), so a batch
+that is rolled back or replayed neither loses nor duplicates a dead letter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from ingest.producer import DEAD_LETTER_REASON_HEADER as REASON_HEADER
+from ingest.producer import DEAD_LETTER_SIZE_HEADER as SIZE_HEADER
+from polarwatch.records import MAX_DEAD_LETTER_BYTES, cut_reason
+
+DRAIN_MAX_RECORDS = 20_000  # dead letters drained per micro-batch (the rest: next batches)
+DRAIN_STALL_S = 5.0  # stop draining a partition when no record arrives for this long
+
+COLUMNS = ["source_topic", "kafka_partition", "kafka_offset", "reason", "raw", "seen_at",
+           "source", "raw_size", "rejected_at"]
+
+
+def dead_letter_row(topic: str, partition: int, offset: int, timestamp_ms: int | None,
+                    value: bytes | None, headers: list[tuple[str, bytes]] | None,
+                    now: datetime) -> dict[str, Any]:
+    """A ``dead_letters`` row for one record of the dead-letter topic."""
+    meta = {k: v for k, v in headers or [] if isinstance(v, bytes)}
+    value = value or b""
+    reason = meta.get(REASON_HEADER, b"").decode("utf-8", "replace") or \
+        "dead letter without a reason header"
+    try:
+        size = int(meta[SIZE_HEADER])
+    except (KeyError, ValueError):
+        size = len(value)
+    rejected = (datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+                if timestamp_ms is not None and 0 <= timestamp_ms < 253402300800000 else None)
+    return {"source_topic": topic, "kafka_partition": partition, "kafka_offset": offset,
+            "reason": cut_reason(reason),
+            "raw": value[:MAX_DEAD_LETTER_BYTES].decode("utf-8", "replace"),
+            "seen_at": now, "source": "ingest", "raw_size": size, "rejected_at": rejected}
+
+
+def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows as a DataFrame with the ``dead_letters`` columns and dtypes (also when empty)."""
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    for col in ("seen_at", "rejected_at"):
+        df[col] = pd.to_datetime(df[col], utc=True)
+    return df.astype({"kafka_partition": "int32", "kafka_offset": "int64",
+                      "raw_size": "Int64"})
+
+
+class DeadLetterDrain:
+    """Reads the dead-letter topic after the offsets already stored in ``dead_letters``."""
+
+    def __init__(self, bootstrap: str, topic: str, max_records: int = DRAIN_MAX_RECORDS,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.bootstrap, self.topic, self.max_records = bootstrap, topic, max_records
+        self.log = log
+        self._consumer: Any = None
+
+    def stored_offsets(self, con: Any) -> dict[int, int]:
+        rows = con.execute("SELECT kafka_partition, max(kafka_offset) + 1 FROM dead_letters "
+                           "WHERE source_topic = ? GROUP BY 1", [self.topic]).fetchall()
+        return {int(p): int(o) for p, o in rows}
+
+    def read(self, con: Any, now: datetime) -> pd.DataFrame:
+        """The dead letters not stored yet (at most ``max_records``). A broker that cannot be
+        reached, or a topic that does not exist yet, gives an empty frame: the records stay in
+        the topic for a later batch."""
+        from kafka.errors import KafkaError
+
+        try:
+            return frame(self._read(self.stored_offsets(con), now))
+        except (KafkaError, RuntimeError, TimeoutError, OSError) as exc:
+            if self.log:
+                self.log(f"dead-letter topic {self.topic!r} not drained this batch: {exc}")
+            self.close()
+            return frame([])
+
+    def _read(self, start: dict[int, int], now: datetime) -> list[dict[str, Any]]:
+        from kafka import KafkaConsumer, TopicPartition
+
+        from stream.kafka_source import latest_offsets
+
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                fetch_max_wait_ms=100, request_timeout_ms=30000)
+        consumer = self._consumer
+        if not consumer.partitions_for_topic(self.topic):
+            return []
+        rows: list[dict[str, Any]] = []
+        for part, end in sorted(latest_offsets(consumer, self.topic).items()):
+            p = int(part)
+            nxt = start.get(p, 0)
+            if nxt >= end or len(rows) >= self.max_records:
+                continue
+            tp = TopicPartition(self.topic, p)
+            consumer.assign([tp])
+            consumer.seek(tp, nxt)
+            last_progress = time.monotonic()
+            while nxt < end and len(rows) < self.max_records:
+                batch = consumer.poll(timeout_ms=200, max_records=5000).get(tp, [])
+                if not batch and time.monotonic() - last_progress > DRAIN_STALL_S:
+                    break
+                for rec in batch:
+                    if rec.offset < nxt or rec.offset >= end:
+                        continue
+                    rows.append(dead_letter_row(self.topic, p, rec.offset, rec.timestamp,
+                                                rec.value, rec.headers, now))
+                    nxt = rec.offset + 1
+                    last_progress = time.monotonic()
+        return rows
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
