@@ -38,6 +38,7 @@ PAGES = {  # page file (relative to app.py) -> title; the first one is the defau
     "pages/conversation.py": "Conversations",
     "pages/alerts.py": "Alerts",
     "pages/event_calendar.py": "Events",
+    "pages/dead_letters.py": "Dead letters",
 }
 
 

@@ -262,3 +262,43 @@ def read_table(path: str | Path, table: str, limit: int = 200) -> pd.DataFrame:
         df: pd.DataFrame = con.execute(f'SELECT * FROM "{quoted}" {order} LIMIT ?',
                                        [limit]).df()
     return df
+
+
+DEAD_LETTER_LIMIT = 500  # rows the dead-letters page shows at most (newest first)
+
+
+def dead_letter_summary(path: str | Path) -> pd.DataFrame:
+    """Rejected records per source and reason kind (the reason up to its first ':').
+
+    Columns: source (ingest | stream), kind, n, first_at, last_at. Ordered by n descending.
+    """
+    return _df(path, """
+        SELECT coalesce(source, 'stream') AS source, split_part(reason, ':', 1) AS kind,
+               count(*) AS n, min(coalesce(rejected_at, seen_at)) AS first_at,
+               max(coalesce(rejected_at, seen_at)) AS last_at
+        FROM dead_letters GROUP BY ALL ORDER BY n DESC, source, kind""")
+
+
+def dead_letters(path: str | Path, source: str | None = None, kind: str | None = None,
+                 contains: str | None = None, since: Any = None, until: Any = None,
+                 limit: int = DEAD_LETTER_LIMIT) -> pd.DataFrame:
+    """Rejected records, newest first, filtered by source, reason kind (see
+    :func:`dead_letter_summary`), a substring of the reason (case-insensitive) and the time
+    they were rejected in [since, until) (None leaves a filter off).
+
+    Columns: rejected_at, source, reason, source_topic, kafka_partition, kafka_offset,
+    raw_size, raw (the first 2,000 characters of the stored raw bytes), seen_at.
+    """
+    return _df(path, """
+        SELECT coalesce(rejected_at, seen_at) AS rejected_at,
+               coalesce(source, 'stream') AS source, reason, source_topic, kafka_partition,
+               kafka_offset, raw_size, left(raw, 2000) AS raw, seen_at
+        FROM dead_letters
+        WHERE (? IS NULL OR coalesce(source, 'stream') = ?)
+          AND (? IS NULL OR split_part(reason, ':', 1) = ?)
+          AND (? IS NULL OR contains(lower(reason), lower(?)))
+          AND (? IS NULL OR coalesce(rejected_at, seen_at) >= ?)
+          AND (? IS NULL OR coalesce(rejected_at, seen_at) < ?)
+        ORDER BY rejected_at DESC, source_topic, kafka_partition, kafka_offset
+        LIMIT ?""", [source, source, kind, kind, contains, contains, since, since, until, until,
+                     limit])

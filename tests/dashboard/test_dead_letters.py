@@ -1,0 +1,67 @@
+"""The dead-letters page and its queries on a real DuckDB file with rejects from both sources."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import queries
+from polarwatch.warehouse import connect, init_schema
+
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "dashboard" / "app.py"
+T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+ROWS = [  # source_topic, partition, offset, reason, raw, source, raw_size, rejected_at
+    ("dead", 0, 0, "created_at: '2300-01-01T00:00:00+00:00' is in the future", "{}", "ingest",
+     2, T0),
+    ("dead", 0, 1, "record: 1,100,098 bytes, more than the 262,144 allowed", "x" * 10,
+     "ingest", 1_100_098, T0 + timedelta(days=1)),
+    ("posts", 1, 7, "text: character U+D800 is not allowed here", "{\"text\"", "stream", 40,
+     T0 + timedelta(days=2)),
+]
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Path:
+    path = tmp_path / "dl.duckdb"
+    init_schema(path)
+    with connect(path) as con:
+        con.executemany("INSERT INTO dead_letters (source_topic, kafka_partition, kafka_offset, "
+                        "reason, raw, source, raw_size, rejected_at, seen_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())", ROWS)
+    return path
+
+
+def test_dead_letter_queries_filter_by_source_reason_and_time(warehouse: Path) -> None:
+    assert len(queries.dead_letters(warehouse)) == 3
+    assert list(queries.dead_letters(warehouse, source="ingest")["kafka_offset"]) == [1, 0]
+    assert list(queries.dead_letters(warehouse, kind="text")["source"]) == ["stream"]
+    assert len(queries.dead_letters(warehouse, contains="FUTURE")) == 1
+    window = queries.dead_letters(warehouse, since=T0 + timedelta(hours=1),
+                                  until=T0 + timedelta(days=2))
+    assert list(window["raw_size"]) == [1_100_098]
+    summary = queries.dead_letter_summary(warehouse)
+    assert dict(zip(summary["kind"], summary["n"], strict=True)) == {
+        "created_at": 1, "record": 1, "text": 1}
+
+
+def test_dead_letters_page_shows_and_filters(monkeypatch: pytest.MonkeyPatch, warehouse: Path,
+                                             tmp_path: Path) -> None:
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv("POLARWATCH_CONFIG", raising=False)
+    monkeypatch.setenv("POLARWATCH_WAREHOUSE_PATH", str(warehouse))
+    monkeypatch.setenv("POLARWATCH_EVENTS_FILE", str(tmp_path / "events.toml"))
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.switch_page("pages/dead_letters.py")
+    at.run()
+    assert not at.exception
+    assert [m.value for m in at.metric] == ["2", "1"]
+    assert len(at.dataframe[0].value) == 3
+    at.selectbox(key="dl_source").set_value("stream").run()
+    assert list(at.dataframe[0].value["reason"]) == [ROWS[2][3]]
+    at.selectbox(key="dl_source").set_value("all").run()
+    at.selectbox(key="dl_kind").set_value("record").run()
+    assert list(at.dataframe[0].value["raw_size"]) == [1_100_098]
