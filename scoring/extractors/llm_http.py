@@ -129,6 +129,23 @@ def parse_answer(raw: str, reply: bool) -> dict[str, Any]:
     return out
 
 
+def reply_content(body: Any) -> str:
+    """The assistant's text in an OpenAI-style chat completion; ValueError naming what is
+    missing for any other shape (``"message": null``, no choices, a non-string content, …)."""
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list) or not choices:
+        raise ValueError(f"no 'choices' list in the reply: {str(body)[:120]!r}")
+    message = choices[0].get("message") if isinstance(choices[0], dict) else None
+    if not isinstance(message, dict):
+        raise ValueError(f"choices[0].message is {type(message).__name__}, not an object")
+    content = message.get("content")
+    if content is None:
+        return ""
+    if not isinstance(content, str):
+        raise ValueError(f"choices[0].message.content is {type(content).__name__}, not text")
+    return content
+
+
 class LLMExtractor(Extractor):
     name = "llm"
 
@@ -198,8 +215,7 @@ class LLMExtractor(Extractor):
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
                 body = self._post("/chat/completions", payload)
-                raw = body["choices"][0]["message"].get("content") or ""
-                return parse_answer(raw, reply)
+                return parse_answer(reply_content(body), reply)
             except urllib.error.HTTPError as exc:
                 detail = exc.read()[:200].decode("utf-8", "replace")
                 last = f"HTTP {exc.code} from {self.base_url}/chat/completions: {detail}"
@@ -213,7 +229,8 @@ class LLMExtractor(Extractor):
                 last = f"cannot reach {self.base_url}: {exc.reason}"
             except (TimeoutError, ConnectionError) as exc:
                 last = f"no answer from {self.base_url} within {self.timeout:g} s ({exc!r})"
-            except (KeyError, IndexError, TypeError, ValueError) as exc:
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError,
+                    RecursionError) as exc:
                 last = f"unusable answer: {exc}"
         with self._lock:
             self.stats["failures"] += 1
