@@ -15,6 +15,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import common
+from dashboard.safety import bind_refusal
 
 
 def main() -> None:
@@ -26,6 +27,13 @@ def main() -> None:
                              key="live")
     context = common.build_context(live)
     if context is None:
+        return
+    # A browser session always comes with HTTP headers; a script run without a server
+    # (Streamlit's AppTest) has none and nothing to bind.
+    served = bool(st.context.headers)
+    refusal = bind_refusal(st.get_option("server.address"), context.address) if served else None
+    if refusal is not None:
+        st.error(refusal)
         return
     st.session_state[common.CONTEXT_KEY] = context
     with st.sidebar:

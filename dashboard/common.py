@@ -50,6 +50,8 @@ class Context:
     forecast_metric: str
     extreme_threshold: float
     live: bool
+    address: str = "127.0.0.1"  # [dashboard] address: the interface the server may bind
+    edit_events: bool = False  # [dashboard] edit_events: the Events page may write the file
 
     def name(self, topic: str) -> str:
         return self.names.get(topic, topic)
@@ -69,7 +71,8 @@ def build_context(live: bool) -> Context | None:
         names = {}
     return Context(warehouse=cfg.warehouse_path, names=names, events_file=events_path(cfg.root),
                    forecast_metric=cfg.forecast.metric,
-                   extreme_threshold=cfg.aggregate.extreme_threshold, live=live)
+                   extreme_threshold=cfg.aggregate.extreme_threshold, live=live,
+                   address=cfg.dashboard.address, edit_events=cfg.dashboard.edit_events)
 
 
 def ctx() -> Context:

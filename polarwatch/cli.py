@@ -131,9 +131,9 @@ def serve_dashboard(cfg: Config, port: int) -> int:
         env.setdefault(CONFIG_ENV, str(cfg.root / "polarwatch.toml"))
     env["POLARWATCH_WAREHOUSE_PATH"] = str(cfg.warehouse_path)
     cmd = [sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP), "--server.headless",
-           "true", "--server.address", "127.0.0.1", "--server.port", str(port),
+           "true", "--server.address", cfg.dashboard.address, "--server.port", str(port),
            "--browser.gatherUsageStats", "false"]
-    log(f"dashboard at http://127.0.0.1:{port}  (press Ctrl-C to stop)")
+    log(f"dashboard at http://{cfg.dashboard.address}:{port}  (press Ctrl-C to stop)")
     proc = subprocess.Popen(cmd, env=env)
     _SERVING.set()  # SIGTERM now only asks this loop to end, so cleanup runs in order
     try:

@@ -89,6 +89,12 @@ class ForecastConfig:
 
 
 @dataclass(frozen=True)
+class DashboardConfig:
+    address: str = "127.0.0.1"  # interface the server binds ("0.0.0.0" exposes it: opt in)
+    edit_events: bool = False  # the Events page may write events.toml (reading stays open)
+
+
+@dataclass(frozen=True)
 class AlertsConfig:
     webhooks: list[str] = field(default_factory=list)
     secret: str = ""  # whsec_<base64> signing key ($POLARWATCH_ALERTS_SECRET; "" = unsigned)
@@ -123,6 +129,7 @@ class Config:
     aggregate: AggregateConfig = field(default_factory=AggregateConfig)
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     root: Path = field(default_factory=Path.cwd)  # directory relative paths resolve against
 
     def path(self, value: str) -> Path:

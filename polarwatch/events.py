@@ -19,7 +19,6 @@ format comment on top (hand-written comments are not preserved).
 
 from __future__ import annotations
 
-import json
 import os
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -111,6 +110,10 @@ def make_event(raw: dict[str, Any], where: str = "event",
     topic = str(raw.get("topic") or "").strip()
     if not topic:
         raise EventError(f"{where}: 'topic' is required")
+    for key, value in (("name", name), ("topic", topic)):
+        if any("\ud800" <= ch <= "\udfff" for ch in value):
+            raise EventError(f"{where}: {key} contains a lone UTF-16 surrogate (not valid "
+                             f"Unicode); retype it")
     known = list(topics) if topics is not None else None
     if known is not None and topic not in known:
         raise EventError(f"{where}: unknown topic {topic!r} (known: {', '.join(known)})")
@@ -152,21 +155,25 @@ def load_events(path: Path, topics: Iterable[str] | None = None) -> list[Event]:
     return sorted(events, key=lambda e: (e.start, e.topic, e.name))
 
 
-def _toml_datetime(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _toml_datetime(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(microsecond=0)
 
 
 def dumps(events: Sequence[Event]) -> str:
-    """TOML text for ``events`` (strings quoted JSON-style, which TOML basic strings accept)."""
-    parts = [HEADER]
+    """TOML text for ``events``, written by a TOML library (tomli-w): any name, including one
+    with control characters or quotes, is escaped so ``tomllib`` reads the file back."""
+    import tomli_w
+
+    tables = []
     for ev in sorted(events, key=lambda e: (e.start, e.topic, e.name)):
-        lines = ["[[event]]", f"name = {json.dumps(ev.name, ensure_ascii=False)}",
-                 f"topic = {json.dumps(ev.topic)}", f"start = {_toml_datetime(ev.start)}"]
+        table: dict[str, Any] = {"name": ev.name, "topic": ev.topic,
+                                 "start": _toml_datetime(ev.start)}
         if ev.end is not None:
-            lines.append(f"end = {_toml_datetime(ev.end)}")
-        lines.append(f"kind = {json.dumps(ev.kind)}")
-        parts.append("\n".join(lines) + "\n")
-    return "\n".join(parts)
+            table["end"] = _toml_datetime(ev.end)
+        table["kind"] = ev.kind
+        tables.append(table)
+    body = tomli_w.dumps({"event": tables}) if tables else ""
+    return f"{HEADER}\n{body}"
 
 
 def save_events(path: Path, events: Sequence[Event]) -> None:

@@ -8,6 +8,7 @@ import streamlit as st
 from dashboard import queries
 from dashboard.analysis import describe_flags
 from dashboard.common import Context, ctx, live, read
+from dashboard.safety import redact_urls
 
 FLAG_COLUMNS = {
     "ts": st.column_config.DatetimeColumn("window (UTC)", format="YYYY-MM-DD HH:mm"),
@@ -54,6 +55,7 @@ def render_alerts(c: Context) -> None:
     deliveries = read(c, queries.read_table, table)
     if deliveries is None:
         return
+    deliveries = redact_urls(deliveries)  # webhook URLs carry secrets: host only
     if deliveries.empty:
         st.caption(f"`{table}` is empty: no alert has been delivered yet.")
         return

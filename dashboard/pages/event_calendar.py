@@ -110,4 +110,9 @@ else:
     else:
         st.info("No events yet. Add the votes, summits, debates (scheduled) or shootings and "
                 "disasters (sudden) you want to see on the topic charts.")
-    render_form(context, calendar)
+    if context.edit_events:
+        render_form(context, calendar)
+    else:
+        st.info("Editing is off: the calendar is read-only here. To add, edit or delete events "
+                "on this page, set `[dashboard] edit_events = true` in polarwatch.toml (or "
+                "`POLARWATCH_DASHBOARD_EDIT_EVENTS=true`), or use `polarwatch events add`.")

@@ -181,6 +181,7 @@ def test_alerts_page(monkeypatch: pytest.MonkeyPatch, seeded_warehouse: Seed, ev
 
 def test_events_page_add_edit_delete(monkeypatch: pytest.MonkeyPatch, seeded_warehouse: Seed,
                                      events_file: Path) -> None:
+    monkeypatch.setenv("POLARWATCH_DASHBOARD_EDIT_EVENTS", "true")  # editing is opt-in
     at = run_app(monkeypatch, seeded_warehouse.path, events_file, "pages/event_calendar.py")
     assert not at.exception
     assert "No events yet" in texts(at)

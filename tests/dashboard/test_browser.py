@@ -64,7 +64,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "POLARWATCH_WAREHOUSE_PATH": str(seed.path),
-           "POLARWATCH_EVENTS_FILE": str(events)}
+           "POLARWATCH_EVENTS_FILE": str(events), "POLARWATCH_DASHBOARD_EDIT_EVENTS": "true"}
     env.pop("POLARWATCH_CONFIG", None)
     with (tmp_path / "streamlit.log").open("wb") as log:
         proc = subprocess.Popen(

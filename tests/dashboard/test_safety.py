@@ -1,0 +1,129 @@
+"""Dashboard safety: loopback by default (also under a plain `streamlit run`), events editing
+is opt-in, webhook URLs show the host only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.safety import bind_refusal, host_only, redact_urls
+from ingest.broker import free_port
+from polarwatch.warehouse import connect, init_schema
+
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "dashboard" / "app.py"
+SECRET_URL = "https://user:pa55@hooks.example.com:8443/services/T0/B0/s3cr3t?token=abc"
+
+
+def test_bind_refusal() -> None:
+    assert bind_refusal("127.0.0.1", "127.0.0.1") is None
+    assert bind_refusal("localhost", "127.0.0.1") is None
+    assert bind_refusal("10.0.0.5", "10.0.0.5") is None  # configured on purpose
+    assert bind_refusal("0.0.0.0", "0.0.0.0") is None
+    assert bind_refusal("", "0.0.0.0") is None  # Streamlit's default = every interface
+    for bound in (None, "", "0.0.0.0", "::", "10.0.0.5"):
+        msg = bind_refusal(bound, "127.0.0.1")
+        assert msg is not None and "[dashboard] address" in msg, bound
+
+
+def test_host_only_drops_credentials_path_and_query() -> None:
+    assert host_only(SECRET_URL) == "https://hooks.example.com:8443"
+    assert host_only("http://[::1]:9000/x") == "http://[::1]:9000"
+    assert host_only("not a url") == "not a url" and host_only(None) is None
+    df = redact_urls(pd.DataFrame({"url": [SECRET_URL], "status": ["200"],
+                                   "webhook_url": ["http://h/p?k=1"]}))
+    assert df.to_dict("records") == [{"url": "https://hooks.example.com:8443",
+                                      "status": "200", "webhook_url": "http://h"}]
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, warehouse: Path, events: Path, page: str,
+         **env: str) -> AppTest:
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv("POLARWATCH_CONFIG", raising=False)
+    monkeypatch.delenv("POLARWATCH_DASHBOARD_EDIT_EVENTS", raising=False)
+    monkeypatch.setenv("POLARWATCH_WAREHOUSE_PATH", str(warehouse))
+    monkeypatch.setenv("POLARWATCH_EVENTS_FILE", str(events))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.switch_page(page)
+    return at.run()
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Path:
+    path = tmp_path / "wh.duckdb"
+    init_schema(path)
+    with connect(path) as con:  # the delivery log forecast/webhooks.py keeps
+        con.execute("CREATE TABLE alert_deliveries (url VARCHAR, status VARCHAR, "
+                    "delivered_at TIMESTAMPTZ)")
+        con.execute("INSERT INTO alert_deliveries VALUES (?, '200', now())", [SECRET_URL])
+    return path
+
+
+def test_alerts_page_shows_webhook_hosts_only(monkeypatch: pytest.MonkeyPatch,
+                                              warehouse: Path, tmp_path: Path) -> None:
+    at = _run(monkeypatch, warehouse, tmp_path / "events.toml", "pages/alerts.py")
+    assert not at.exception
+    shown = at.dataframe[-1].value
+    assert list(shown["url"]) == ["https://hooks.example.com:8443"]
+    assert "s3cr3t" not in shown.to_csv() and "pa55" not in shown.to_csv()
+
+
+def test_events_page_is_read_only_unless_editing_is_enabled(
+        monkeypatch: pytest.MonkeyPatch, warehouse: Path, tmp_path: Path) -> None:
+    events = tmp_path / "events.toml"
+    at = _run(monkeypatch, warehouse, events, "pages/event_calendar.py")
+    assert not at.exception
+    assert "Editing is off" in "\n".join(str(i.value) for i in at.info)
+    assert not at.button and not at.text_input  # no form at all
+
+    at = _run(monkeypatch, warehouse, events, "pages/event_calendar.py",
+              POLARWATCH_DASHBOARD_EDIT_EVENTS="true")
+    at.text_input[0].input("a\x07b\x7fc")  # control characters in the name
+    at.button[0].click().run()
+    assert not at.exception
+    raw = tomllib.loads(events.read_text(encoding="utf-8"))  # what the forecaster reads
+    assert [e["name"] for e in raw["event"]] == ["a\x07b\x7fc"]
+
+
+def _listening(pid: int, port: int, timeout: float = 60.0) -> set[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.3)
+    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    return {c.laddr.ip for p in procs for c in p.net_connections("inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+
+
+@pytest.mark.slow
+def test_plain_streamlit_run_binds_loopback_only(tmp_path: Path) -> None:
+    """`streamlit run dashboard/app.py` with no address flag, started from another directory
+    (no project-level .streamlit/ there): dashboard/.streamlit/config.toml applies."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")}
+    env["HOME"] = str(tmp_path)  # no global ~/.streamlit/config.toml either
+    with (tmp_path / "streamlit.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(APP),
+                                 "--server.port", str(port)],
+                                cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            assert _listening(proc.pid, port) == {"127.0.0.1"}, \
+                (tmp_path / "streamlit.log").read_text()[-2000:]
+        finally:
+            proc.terminate()
+            proc.wait(15)
