@@ -13,10 +13,14 @@
 3. **Score** (0..1): the max of ``2 Phi(|z|) - 1`` (one-step residual), ``1 - exp(-2 k S)``
    (upward CUSUM) and the rise test: each is one minus a tail probability under the model, so
    one threshold means one false-alarm rate.
+   Plus the **change test** (the mean |z| of the last points against the recent errors: a change
+   of behaviour no single point shows) and a conformal recalibration of the point test on the
+   recent one-step errors (heavy tails raise the bar); the band's half-width is the empirical
+   ``1 - alpha`` quantile of those errors (conformal), not the Gaussian one.
 4. **Kind**: ``spike`` (point exceedance), ``reactive`` (confirmed level jump, no build-up
    before), ``anticipatory`` (sustained rise: CUSUM or rise test; an exceedance after a
    build-up; or the forecast crossing ``crossing`` within ``horizon``).
-5. :class:`forecast.alarms.AlarmPolicy` turns kinds into flags.
+5. :class:`forecast.alarms.AlarmPolicy` turns scores into episodes with one alarm each.
 
 Non-negative warm-ups (counts) are modelled on a ``sign(x) log1p|x|`` scale.
 """
@@ -80,6 +84,16 @@ REFIT_EVERY_WARMUPS = 4
 # A sustained rise is tested over one season (or 24 points without one): the OLS rise over the
 # window against what noise plus the model's own level wander (alpha * sigma per step) explain.
 TREND_WINDOW_NO_SEASON = 24
+# Conformal calibration (see StreamingDetector._calibrate): the last 2,016 one-step |z| (a week
+# of 5-minute data), from 100 of them on (a 1 % quantile needs ~100), refreshed every 24 points.
+CALIBRATE_WINDOW, CALIBRATE_MIN, CALIBRATE_EVERY = 2016, 100, 24
+TAIL_QUANTILE = 0.99
+# Change test: the mean |z| (clipped at CLIP_SIGMAS) of the last 24 points (2 hours of 5-minute
+# data) against the recent errors' mean and sd (sd floored at 0.3, half the Gaussian 0.60, so a
+# near-perfect fit of a flat series does not turn rounding into alarms). 24 beat 12 on the NAB
+# grid (benchmarks/nab_real.py, README).
+CHANGE_POINTS = 24
+CHANGE_SD_FLOOR = 0.3
 SCALE_FLOOR = 1e-6  # scale floor, relative to max(1, |level|): constant series
 
 
@@ -147,8 +161,11 @@ class Point:
     lower: float
     upper: float
     anomaly_score: float
-    flag: str
+    flag: str  # the alarm's kind on the point that opens an episode, else "none"
     kind: str | None = None  # the candidate before the alarm policy
+    episode: int | None = None  # id of the alarm episode the point belongs to
+    event: str | None = None  # "open" / "resolve" when the point opens / resolves one
+    episode_kind: str | None = None  # the class of that episode so far
 
 
 @dataclass
@@ -171,6 +188,12 @@ class StreamingDetector:
         kw: dict[str, Any] = {} if cfg.threshold is None else {"threshold": cfg.threshold}
         self.policy = AlarmPolicy(min_points=self.warmup, suppress=suppress, **kw)
         self.z_interval = _PHI.inv_cdf(1 - cfg.alpha / 2)
+        self.band_z = self.z_interval  # the band's half-width in sigmas (conformal later)
+        self.tail = 1.0  # heavy-tail factor of the point score (see _calibrate)
+        self.recent: deque[float] = deque(maxlen=CALIBRATE_WINDOW)
+        self.since_calibration = 0
+        self.short: deque[float] = deque(maxlen=CHANGE_POINTS)
+        self.err_mean, self.err_sd = 0.0, 0.0
         self.hist: deque[float] = deque(maxlen=REFIT_EVERY_WARMUPS * self.warmup)
         self._buffer: list[float] = []
         self.n_obs = 0
@@ -256,8 +279,12 @@ class StreamingDetector:
             self.season[index % self.period] += self.g * ec
         return z, False
 
-    def update(self, value: float) -> Point:
-        """Process the next point (NaN = missing) and return its forecast, score and flag."""
+    def update(self, value: float, *, thin: bool = False) -> Point:
+        """Process the next point (NaN = missing) and return its forecast, score and flag.
+
+        ``thin`` marks a point too thin to decide on (a window below the minimum volume): it is
+        filtered and scored as usual but neither opens nor resolves an alarm episode.
+        """
         value = float(value)
         observed = not math.isnan(value)
         self.n_obs += observed
@@ -266,7 +293,7 @@ class StreamingDetector:
             self.t += 1
             if self.n_obs >= self.warmup:
                 self._initialize()
-            self.policy.decide(0.0 if observed else math.nan, None)
+            self.policy.step(0.0 if observed else math.nan, None)
             return Point(math.nan, math.nan, math.nan, math.nan, FLAG_NONE)
         x = _fwd(value, self.log)
         pred, sigma = self._predict(), math.sqrt(self.var)
@@ -274,11 +301,10 @@ class StreamingDetector:
         z, shifted = self._advance(x, self.t, self.run)
         self.hist.append(x)
         self.t += 1
-        half = self.z_interval * sigma
+        half = self.band_z * sigma
         fc, lo, up = (_inv(v, self.log) for v in (pred, pred - half, pred + half))
         if z is None:
-            self.policy.decide(math.nan, None)
-            return Point(fc, lo, up, math.nan, FLAG_NONE)
+            return self._point(fc, lo, up, math.nan, None, thin)
         zc = max(-CLIP_SIGMAS, min(CLIP_SIGMAS, z))
         if self.run[1] == 1:  # a streak of exceedances starts here: remember the build-up
             self.run_buildup = cusum_before
@@ -290,27 +316,61 @@ class StreamingDetector:
             self._push(float(self.t), pred - self._season(self.t - 1) + zc * sigma)
             self.cusum = max(0.0, self.cusum + zc - CUSUM_K)
             self.var += self.lam * (zc * zc * self.var / CLIP_VARIANCE_FACTOR - self.var)
-        point_score = math.erf(abs(z) / math.sqrt(2.0))
+        self._calibrate(abs(z))
+        point_score = math.erf(abs(z) / self.tail / math.sqrt(2.0))
         cusum_score = _cusum_score(self.cusum)
         rise_score = self._rise_score(sigma)
-        score = max(point_score, cusum_score, rise_score)
-        thr = self.policy.threshold
-        kind: str | None = None
+        change_score = self._change_score(min(abs(z), CLIP_SIGMAS))
+        score = max(point_score, cusum_score, rise_score, change_score)
+        # The candidate kind does not depend on the threshold (the policy applies it).
         if shifted:
             build = z > 0 and _cusum_score(self.run_buildup) >= BUILDUP_SCORE
             kind = FLAG_ANTICIPATORY if build else FLAG_REACTIVE
-            score = max(score, thr)  # the confirmed shift is the alarm, whatever this z
-        elif point_score >= thr:
+            score = 1.0  # the confirmed shift is the alarm, whatever this z
+        elif point_score >= max(cusum_score, rise_score, change_score):
             build = z > 0 and _cusum_score(cusum_before) >= BUILDUP_SCORE
             kind = FLAG_ANTICIPATORY if build else FLAG_SPIKE
-        elif max(cusum_score, rise_score) >= thr:
+        else:
             kind = FLAG_ANTICIPATORY
-        elif self._crossing(value):  # a deterministic rule: the forecast path crosses the level
-            kind, score = FLAG_ANTICIPATORY, max(score, thr)
-        flag = self.policy.decide(score, kind)
+        if score < self.policy.threshold and self._crossing(value):
+            # a deterministic rule: the forecast path crosses the level
+            kind, score = FLAG_ANTICIPATORY, self.policy.threshold
+        point = self._point(fc, lo, up, min(score, 1.0), kind, thin)
         if _refit_due(self.n_obs, self.warmup):
             self._refit()
-        return Point(fc, lo, up, min(score, 1.0), flag, kind)
+        return point
+
+    def _point(self, fc: float, lo: float, up: float, score: float, kind: str | None,
+               thin: bool) -> Point:
+        st = self.policy.step(score, kind, thin=thin)
+        return Point(fc, lo, up, score, st.flag, kind, st.episode, st.event, st.kind)
+
+    def _change_score(self, absz: float) -> float:
+        """Is the mean |z| of the last CHANGE_POINTS points unusual for the recent errors?
+        (Numenta's "anomaly likelihood" idea on the model's own errors: a change in behaviour
+        (variance, pattern) that no single point shows.) One-sided normal tail of that mean."""
+        self.short.append(absz)
+        if len(self.short) < CHANGE_POINTS or self.err_sd <= 0:
+            return 0.0
+        mean = sum(self.short) / CHANGE_POINTS
+        sd = max(self.err_sd, CHANGE_SD_FLOOR)
+        return _PHI.cdf((mean - self.err_mean) / (sd / math.sqrt(CHANGE_POINTS)))
+
+    def _calibrate(self, absz: float) -> None:
+        """Conformal calibration on the recent one-step errors: the band's half-width is their
+        empirical ``1 - alpha`` quantile (in sigmas) and the point score is rescaled so that
+        their 99th percentile maps to the Gaussian one (heavy tails widen, never narrow)."""
+        self.recent.append(absz)
+        self.since_calibration += 1
+        if self.since_calibration < CALIBRATE_EVERY or len(self.recent) < CALIBRATE_MIN:
+            return
+        self.since_calibration = 0
+        arr = np.fromiter(self.recent, float, len(self.recent))
+        q_band, q_tail = np.quantile(arr, [1 - self.config.alpha, TAIL_QUANTILE])
+        self.band_z = float(q_band)
+        clipped = np.minimum(arr, CLIP_SIGMAS)
+        self.err_mean, self.err_sd = float(clipped.mean()), float(clipped.std())
+        self.tail = max(1.0, float(q_tail) / _PHI.inv_cdf(0.5 + TAIL_QUANTILE / 2))
 
     def _push(self, i: float, u: float) -> None:
         if not self.window:
@@ -396,4 +456,5 @@ def detect_values(values: Any, interval_seconds: float,
     out: dict[str, Any] = {c: np.array([getattr(p, c) for p in pts])
                            for c in ("forecast", "lower", "upper", "anomaly_score")}
     return {**out, "flag": [p.flag for p in pts], "kind": [p.kind for p in pts],
+            "episode": [p.episode for p in pts], "event": [p.event for p in pts],
             "info": det.info}

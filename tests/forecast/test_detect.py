@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,10 @@ def test_spike_level_shift_and_ramp_are_classified() -> None:
     out = detect_values(y, 3600)
     flags = flags_at(out)
     assert flags.get(150) == "spike"
-    assert flags.get(200) == "spike" and "reactive" in [flags.get(i) for i in (201, 202)]
+    assert flags.get(200) == "spike"  # the jump's alarm; its episode is then re-classified
+    assert out["episode"][200] is not None and out["event"][200] == "open"
+    assert all(out["episode"][i] == out["episode"][200] for i in (201, 202))
+    assert_one_alarm_per_episode(out)
     assert len(flags) <= 5, flags  # few false alarms on 240 scored points
     assert out["info"]["period"] == 24 and out["info"]["log"] is True
 
@@ -92,16 +96,50 @@ def test_season_and_warmup_from_interval() -> None:
     assert StreamingDetector(300).warmup == 576
 
 
-def test_alarm_policy_threshold_suppression_rearm_upgrade() -> None:
-    p = AlarmPolicy(threshold=0.99, min_points=2, suppress=3, rearm=0.9)
-    steps = [(1.0, "spike"), (0.1, None), (1.0, "spike"),  # 3rd: min_points not reached yet
-             (1.0, "spike"), (1.0, "spike"), (1.0, "reactive"), (1.0, "reactive"),
-             (0.95, None), (1.0, "spike"), (0.5, None), (1.0, "anticipatory")]
-    got = [p.decide(s, k) for s, k in steps]
-    assert got == ["none", "none", "spike", "none", "none", "reactive", "none", "none",
-                   "none", "none", "anticipatory"]
+def assert_one_alarm_per_episode(out: dict) -> None:
+    """Every episode has exactly one alarm row, its first row, and its rows are contiguous
+    (apart from missing points); rows outside episodes raise no alarm."""
+    by_episode: dict[int, list[int]] = {}
+    for i, (flag, ep) in enumerate(zip(out["flag"], out["episode"], strict=True)):
+        if ep is None:
+            assert flag == "none", (i, flag)
+            continue
+        by_episode.setdefault(ep, []).append(i)
+    for ep, rows in by_episode.items():
+        alarms = [i for i in rows if out["flag"][i] != "none"]
+        assert alarms == [rows[0]], (ep, alarms, rows[:5])
+        assert rows == list(range(rows[0], rows[-1] + 1)), ep
+        resolves = [i for i in rows if out["event"][i] == "resolve"]
+        assert resolves in ([], [rows[-1]]), (ep, resolves)
+    assert sorted(by_episode) == list(range(1, len(by_episode) + 1))
+
+
+def test_alarm_policy_episodes_open_once_and_resolve_once() -> None:
+    p = AlarmPolicy(threshold=0.99, min_points=2, suppress=3, rearm=0.9, quiet=2)
+    steps = [(1.0, "spike"), (0.1, None), (1.0, "spike"),  # 3rd: min_points reached -> opens
+             (1.0, "spike"), (0.5, None), (1.0, "reactive"),  # upgrade: no second alarm
+             (0.95, None), (0.5, None), (0.5, None),  # quiet twice after the refractory
+             (1.0, "spike"), (math.nan, None), (0.5, None), (0.1, None, True), (0.5, None),
+             (1.0, "anticipatory")]
+    got = [p.step(*st[:2], thin=len(st) > 2) for st in steps]
+    assert [g.flag for g in got] == ["none", "none", "spike", *["none"] * 6, "spike",
+                                     *["none"] * 4, "anticipatory"]
+    assert [g.episode for g in got] == [None, None, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3]
+    assert [g.event for g in got].count("open") == 3
+    assert got[8].event == "resolve" and got[8].kind == "reactive"  # upgraded class
+    # episode 2: the missing point and the thin one neither count as quiet nor resolve it;
+    # the second *observed* quiet point (13) does
+    assert [g.event for g in got[10:14]] == [None, None, None, "resolve"]
     with pytest.raises(ValueError, match="rearm"):
         AlarmPolicy(threshold=0.9, rearm=0.95)
+
+
+def test_an_excursion_raises_one_alarm_however_long() -> None:
+    y = hourly(seed=3)
+    y[100:180] *= np.where(np.arange(80) % 2, 3.0, 0.4)  # 80 hours of wild alternation
+    out = detect_values(y, 3600)
+    assert_one_alarm_per_episode(out)
+    assert sum(f != "none" for f in out["flag"][100:180]) == 1
 
 
 def write_csv(path: Path, ts: pd.DatetimeIndex, values: list[str]) -> Path:
