@@ -1,8 +1,16 @@
-"""Posts/s of the extractor backends on synthetic posts (model load timed separately).
+"""Posts/s of the extractor backends on synthetic and real posts (model load timed separately).
 
     .venv/bin/python benchmarks/extractor_speed.py [--posts 4000] [--backends lexicon,learned]
         [--batch-sizes 32,64,128] [--threads 2] [--reply-share 0.5] [--duplicate-share 0.1]
-        [--heads scoring/heads,/tmp/old-heads]
+        [--heads scoring/heads,/tmp/old-heads] [--runtimes onnx,torch] [--no-real]
+
+Real text (``benchmarks/real_text.py``, from ``../shared/data``): "tweets" = the 1,618 TweetEval
+stance + offensive validation tweets; "Reddit replies" = 4,288 DEBAGREEMENT replies, each with its
+parent's text, as `polarwatch label` gets them (parent and reply both new to the cache); "Reddit
+threads" = the same messages rebuilt as threads, parents first, as the stream sees them (8,402
+posts; a parent was labeled before its replies, so its embedding is a cache hit). Each real set
+is labeled once with a fresh text cache, after the synthetic passes. "load s" is measured in a
+fresh Python process: imports plus building the backend, i.e. what `polarwatch label` waits for.
 
 ``--heads`` lists `learned` head directories to compare; the backend builds the encoder variant
 the heads were trained on (e.g. ``int8-seq128``, or ``fp32-seq256`` for heads without one).
@@ -17,8 +25,10 @@ configuration labels the same posts in batches of 500 (a Spark micro-batch slice
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from polarwatch.config import load_topics  # noqa: E402
-from scoring.extractors.base import PostPair  # noqa: E402
+from scoring.extractors.base import Extractor, PostPair  # noqa: E402
 from scoring.extractors.registry import get_extractor  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,8 +87,42 @@ def label_all(extractor: object, posts: list[PostPair]) -> float:
     return len(posts) / (time.perf_counter() - t0)
 
 
-def run(backend: str, posts: list[PostPair], **options: object) -> tuple[float, float, float, str]:
-    """(load s, cold posts/s, warm posts/s, notes). "Cold" is the first pass of a new instance:
+def fresh_load_seconds(backend: str, options: dict[str, object]) -> float:
+    """Seconds to import and build the backend in a new Python process (as the CLI does)."""
+    code = ("import json, time, sys; t = time.perf_counter(); sys.path.insert(0, sys.argv[1]); "
+            "from polarwatch.config import load_topics; "
+            "from scoring.extractors.registry import get_extractor; "
+            "get_extractor(sys.argv[2], load_topics(sys.argv[1] + '/topics.toml'), "
+            "**json.loads(sys.argv[3])); print(time.perf_counter() - t)")
+    out = subprocess.run([sys.executable, "-c", code, str(REPO), backend, json.dumps(options)],
+                         check=True, capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def real_sets() -> dict[str, list[PostPair]]:
+    from benchmarks.heads_data import DATA_DIR
+    from benchmarks.real_text import real_tweets, reddit_replies, reddit_threads
+
+    if not DATA_DIR.exists():
+        print(f"no real text: {DATA_DIR} is missing (set POLARWATCH_DATA)")
+        return {}
+    return {"tweets": real_tweets(), "Reddit replies": reddit_replies(),
+            "Reddit threads": reddit_threads().posts}
+
+
+def real_rates(extractor: Extractor, sets: dict[str, list[PostPair]]) -> dict[str, float]:
+    rates = {}
+    for name, posts in sets.items():
+        enc = getattr(extractor, "encoder", None)
+        if enc is not None:
+            enc._cache.clear()
+        rates[name] = label_all(extractor, posts)
+    return rates
+
+
+def run(backend: str, posts: list[PostPair], **options: object
+        ) -> tuple[Extractor, float, float, float, str]:
+    """(extractor, load s, cold posts/s, warm posts/s, notes). "Cold" is the first pass of a new instance:
     torch's CPU kernels are set up for each new (batch, sequence length) shape, which costs
     several x on the first ~1,000 texts. "Warm" labels the same posts again with the text cache
     emptied, i.e. steady-state streaming where every text is still new to the cache."""
@@ -93,7 +137,7 @@ def run(backend: str, posts: list[PostPair], **options: object) -> tuple[float, 
         enc.hits = enc.misses = 0
     warm = label_all(extractor, posts)
     extra = f"encoded {enc.misses:,} texts, {enc.hits:,} cache hits" if enc is not None else ""
-    return load_s, cold, warm, extra
+    return extractor, load_s, cold, warm, extra
 
 
 def _variant(heads: str | None) -> str:
@@ -107,35 +151,46 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--posts", type=int, default=4000)
     ap.add_argument("--backends", default="lexicon,learned")
-    ap.add_argument("--batch-sizes", default="32,64,128", help="learned encoder batch sizes")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads for `learned`")
+    ap.add_argument("--batch-sizes", default="64", help="learned encoder batch sizes")
+    ap.add_argument("--threads", type=int, default=2, help="torch/onnx threads for `learned`")
     ap.add_argument("--reply-share", type=float, default=0.5)
     ap.add_argument("--duplicate-share", type=float, default=0.1)
     ap.add_argument("--heads", default="", help="comma-separated `learned` head directories "
                     "(default: the shipped scoring/heads)")
+    ap.add_argument("--runtimes", default="onnx,torch", help="`learned` encoder runtimes")
+    ap.add_argument("--no-real", action="store_true", help="synthetic posts only")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     posts = make_posts(args.posts, args.reply_share, args.duplicate_share)
+    sets = {} if args.no_real else real_sets()
     replies = sum(p.parent_text is not None for p in posts)
-    print(f"{len(posts):,} posts ({replies:,} replies), load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print("| backend | options | load s | cold posts/s | warm posts/s | notes |\n"
-          "|---|---|---:|---:|---:|---|")
+    print(f"{len(posts):,} synthetic posts ({replies:,} replies); real: "
+          + (", ".join(f"{k} {len(v):,}" for k, v in sets.items()) or "none")
+          + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print("| backend | options | load s (fresh process) | synthetic cold posts/s | synthetic warm "
+          "posts/s | " + "".join(f"{k} posts/s | " for k in sets) + "notes |\n"
+          "|---|---|---:|---:|---:|" + "---:|" * len(sets) + "---|")
+    configs: list[tuple[str, str, dict[str, object]]] = []
     for backend in args.backends.split(","):
-        if backend == "learned":
-            for heads in args.heads.split(",") if args.heads else [None]:
+        if backend != "learned":
+            configs.append((backend, "", {}))
+            continue
+        for heads in args.heads.split(",") if args.heads else [None]:
+            for runtime in args.runtimes.split(","):
                 for bs in (int(b) for b in args.batch_sizes.split(",")):
-                    opts: dict[str, object] = {"batch_size": bs, "num_threads": args.threads}
+                    opts: dict[str, object] = {"batch_size": bs, "num_threads": args.threads,
+                                               "runtime": runtime}
                     if heads:
                         opts["heads_dir"] = heads
-                    load_s, cold, warm, extra = run(backend, posts, **opts)
-                    print(f"| learned | {_variant(heads)}, batch_size={bs}, "
-                          f"threads={args.threads} | {load_s:.1f} | {cold:,.0f} | {warm:,.0f} | "
-                          f"{extra} |", flush=True)
-        else:
-            load_s, cold, warm, extra = run(backend, posts)
-            print(f"| {backend} | | {load_s:.2f} | {cold:,.0f} | {warm:,.0f} | {extra} |",
-                  flush=True)
+                    configs.append((backend, f"{_variant(heads)}, {runtime}, batch_size={bs}, "
+                                             f"threads={args.threads}", opts))
+    for backend, label, opts in configs:
+        extractor, _, cold, warm, extra = run(backend, posts, **opts)
+        rates = real_rates(extractor, sets)
+        load_s = fresh_load_seconds(backend, opts)
+        print(f"| {backend} | {label} | {load_s:.2f} | {cold:,.0f} | {warm:,.0f} | "
+              + "".join(f"{rates[k]:,.0f} | " for k in sets) + f"{extra} |", flush=True)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 
 

