@@ -54,6 +54,9 @@ class IngestConfig:
 class WarehouseConfig:
     path: str = ".polarwatch/polarwatch.duckdb"
     lake_dir: str = ".polarwatch/lake"  # Parquet copy of scored posts ("" disables)
+    # Retention: posts and interactions older than the newest post's created_at minus this many
+    # days, and dead letters stored longer ago than this, are deleted (0 = keep everything).
+    keep_days: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +172,33 @@ def scalar(con: Any, sql: str, params: list[Any] | None = None) -> Any:
     work on a connection while a result is only partly fetched."""
     rows = con.execute(sql, params or []).fetchall()
     return rows[0][0] if rows else None
+
+
+def prune(con: Any, keep_days: float, now: datetime) -> dict[str, int]:
+    """Retention (``[warehouse] keep_days``; 0 keeps everything): delete posts and interactions
+    whose created_at is more than `keep_days` before the newest stored post (event time, so a
+    replayed archive is not wiped on arrival), and dead letters stored more than `keep_days`
+    before `now` (but the newest of each topic partition). Returns the rows deleted per table. Runs on the caller's connection (inside
+    its transaction)."""
+    if keep_days <= 0:
+        return {}
+    span = timedelta(days=keep_days)
+    newest = scalar(con, "SELECT max(created_at) FROM posts")
+    deleted: dict[str, int] = {}
+    if newest is not None:
+        cutoff = newest - span
+        for table in ("interactions", "posts"):
+            deleted[table] = int(scalar(con, f"SELECT count(*) FROM {table} WHERE created_at < ?",
+                                        [cutoff]))
+            if deleted[table]:
+                con.execute(f"DELETE FROM {table} WHERE created_at < ?", [cutoff])
+    # the newest dead letter of each topic partition stays: the sink's dead-letter drain
+    # resumes after it (stream/dead_letters.py)
+    old_dead = """FROM dead_letters d WHERE seen_at < ? AND kafka_offset < (
+                      SELECT max(kafka_offset) FROM dead_letters n
+                      WHERE n.source_topic = d.source_topic
+                        AND n.kafka_partition = d.kafka_partition)"""
+    deleted["dead_letters"] = int(scalar(con, f"SELECT count(*) {old_dead}", [now - span]))
+    if deleted["dead_letters"]:
+        con.execute(f"DELETE {old_dead}", [now - span])
+    return deleted

@@ -93,7 +93,8 @@ def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: 
                       lake_dir=cfg.path(cfg.warehouse.lake_dir) if cfg.warehouse.lake_dir else None,
                       log=progress_printer(log),
                       dead_letters=DeadLetterDrain(cfg.broker.bootstrap_servers,
-                                                   cfg.topics.dead_letter, log=log))
+                                                   cfg.topics.dead_letter, log=log),
+                      keep_days=cfg.warehouse.keep_days)
     reader = (spark.readStream.format("polarwatch_kafka")
               .option("bootstrap", cfg.broker.bootstrap_servers)
               .option("topic", cfg.topics.posts)

@@ -12,7 +12,9 @@ For each micro-batch the sink, in *one* DuckDB transaction:
    so replies that arrived before their parent are scored when it comes — with the paper's rule
    table (:mod:`scoring.rules`);
 5. recomputes the per-topic event-time windows touched by this batch;
-6. records the batch marker.
+6. with ``[warehouse] keep_days`` set, prunes old rows (:func:`polarwatch.warehouse.prune`)
+   in the first batch and then at most once every PRUNE_EVERY_S;
+7. records the batch marker.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from polarwatch.warehouse import connect, init_schema, orphans_sql, post_columns, scalar
+from polarwatch.warehouse import connect, init_schema, orphans_sql, post_columns, prune, scalar
 from scoring.rules import score_pairs
 from stream.dead_letters import COLUMNS as DEAD_LETTER_COLUMNS
 from stream.dead_letters import DeadLetterDrain
@@ -38,6 +40,7 @@ _INTERVAL_RE = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day)s?\s*$")
 
 
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+PRUNE_EVERY_S = 3600.0  # retention runs in the first batch, then at most once an hour
 
 
 def _parse_span(span: str) -> tuple[int, str]:
@@ -70,6 +73,7 @@ class BatchResult:
     interactions: int = 0
     windows: int = 0
     late: int = 0
+    pruned: int = 0  # rows deleted by retention ([warehouse] keep_days) in this batch
     seconds: float = 0.0
 
 
@@ -117,9 +121,12 @@ class DuckDBSink:
                  lake_dir: str | Path | None = None, watermark: str = "1 day",
                  orphan_horizon: str = "1 day",
                  log: Callable[[BatchResult], None] | None = None,
-                 dead_letters: DeadLetterDrain | None = None) -> None:
+                 dead_letters: DeadLetterDrain | None = None, keep_days: float = 0.0,
+                 prune_every_s: float = PRUNE_EVERY_S) -> None:
         self.path, self.query, self.source_topic = Path(path), query, source_topic
         self.dead_letters = dead_letters
+        self.keep_days, self.prune_every_s = keep_days, prune_every_s
+        self._last_prune: float | None = None
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.lake_dir = Path(lake_dir) if lake_dir else None
         self.interval = parse_window(window)
@@ -202,6 +209,10 @@ class DuckDBSink:
         res.duplicates = len(posts) - res.posts + (len(pdf) - len(dead) - len(posts))
 
         res.interactions = self._score_new_pairs(con)
+        if self.keep_days > 0 and (self._last_prune is None or
+                                   time.monotonic() - self._last_prune >= self.prune_every_s):
+            res.pruned = sum(prune(con, self.keep_days, now).values())
+            self._last_prune = time.monotonic()
         res.windows = update_windows(con, self.interval, self.extreme_threshold, now, watermark)
         con.unregister("post_batch")
         latency = _latency_quantiles(pdf, now)

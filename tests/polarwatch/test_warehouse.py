@@ -57,3 +57,60 @@ def test_the_sink_writes_dead_letters_into_an_old_file(tmp_path: Path) -> None:
         rows = con.execute("SELECT kafka_offset, source, raw_size FROM dead_letters "
                            "ORDER BY kafka_offset").fetchall()
     assert rows == [(3, "stream", None), (9, "stream", 2_000_000)]
+
+
+def _post_row(pid: str, created: datetime, parent: str | None = None) -> dict:
+    return {"id": pid, "platform": "t", "author_id": "u", "text": pid, "created_at": created,
+            "topic": "gun_control", "conversation_id": "c", "parent_id": parent, "lang": "en",
+            "schema_version": 1, "stance": "pro", "affect": "no",
+            "agreement": None if parent is None else "agree", "emotion": "neutral",
+            "intensity": 0.1, "stance_conf": 0.9, "affect_conf": 0.9,
+            "agreement_conf": None if parent is None else 0.9, "emotion_conf": 0.5,
+            "backend": "test", "explanation": None, "kafka_partition": 0,
+            "kafka_offset": abs(hash(pid)) % 10**9, "broker_ts": created, "dead_reason": None,
+            "raw": None, "raw_size": None}
+
+
+def test_retention_prunes_old_posts_interactions_and_dead_letters(tmp_path: Path) -> None:
+    """[warehouse] keep_days: event-time retention for posts and interactions (relative to
+    the newest post), processing-time retention for dead letters (the newest of each
+    partition stays so the dead-letter drain resumes after it)."""
+    from datetime import timedelta
+
+    path = tmp_path / "keep.duckdb"
+    newest = datetime(2026, 5, 20, tzinfo=UTC)
+    rows = []
+    for day in range(10):  # a root and a reply per day, 10 days before the newest post
+        ts = newest - timedelta(days=9 - day)
+        rows += [_post_row(f"r{day}", ts), _post_row(f"a{day}", ts, parent=f"r{day}")]
+    sink = DuckDBSink(path, "q", "posts", keep_days=3.5)
+    with connect(path) as con:  # dead letters stored 10 and 1 days ago on two partitions
+        for part, offset, age in ((0, 0, 10), (0, 1, 10), (0, 2, 1), (1, 0, 10)):
+            con.execute("INSERT INTO dead_letters (source_topic, kafka_partition, "
+                        "kafka_offset, reason, raw, seen_at, source) VALUES "
+                        "('dead', ?, ?, 'r', '', now() - to_days(?), 'ingest')",
+                        [part, offset, age])
+    res = sink.write(pd.DataFrame(rows), 0)
+    assert res.posts == 20 and res.pruned > 0
+    with connect(path, read_only=True) as con:
+        kept = sorted(r[0] for r in con.execute("SELECT id FROM posts").fetchall())
+        inter = sorted(r[0] for r in con.execute("SELECT post_id FROM interactions").fetchall())
+        dead = con.execute("SELECT kafka_partition, kafka_offset FROM dead_letters "
+                           "ORDER BY ALL").fetchall()
+    assert kept == sorted(f"{k}{d}" for d in (6, 7, 8, 9) for k in "ra")  # <= 3.5 days old
+    assert inter == ["a6", "a7", "a8", "a9"]
+    assert dead == [(0, 2), (1, 0)]  # old ones gone, the newest of each partition kept
+
+    res = sink.write(pd.DataFrame([_post_row("late", newest - timedelta(days=1))]), 1)
+    assert res.pruned == 0  # at most once every PRUNE_EVERY_S
+
+
+def test_retention_is_off_by_default(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    sink = DuckDBSink(tmp_path / "all.duckdb", "q", "posts")
+    newest = datetime(2026, 5, 20, tzinfo=UTC)
+    sink.write(pd.DataFrame([_post_row(f"p{d}", newest - timedelta(days=d))
+                             for d in range(400)]), 0)
+    with connect(sink.path, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM posts").fetchall() == [(400,)]
