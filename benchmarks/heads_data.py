@@ -33,6 +33,10 @@ STANCE_TARGETS: dict[str, tuple[str, str]] = {
     "hillary": ("Supports Hillary Clinton and her presidential campaign.",
                 "Opposes Hillary Clinton and her presidential campaign."),
 }
+# SemEval-2016 Task 6's own target names, stored in each topic head (``name``) for matching.
+STANCE_TARGET_NAMES = {"abortion": "Legalization of abortion", "atheism": "Atheism",
+                       "climate": "Climate change is a real concern",
+                       "feminist": "Feminist movement", "hillary": "Hillary Clinton"}
 STANCE_NAMES = ("unclear", "anti", "pro")  # TweetEval 0 none, 1 against, 2 favor
 EMOTION_NAMES = ("anger", "joy", "optimism", "sadness")
 AGREEMENT_NAMES = ("disagree", "unclear", "agree")  # 0 disagree, 1 neutral, 2 agree

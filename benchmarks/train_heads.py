@@ -28,6 +28,7 @@ from benchmarks.heads_data import (  # noqa: E402
     AGREEMENT_NAMES,
     EMOTION_NAMES,
     STANCE_NAMES,
+    STANCE_TARGET_NAMES,
     STANCE_TARGETS,
     EmbeddingCache,
     agreement_pairs,
@@ -137,7 +138,8 @@ def train_stance(enc: EmbeddingCache, out: Path, skip_loto: bool) -> dict[str, A
         gold.append(yv)
         res["per_target"][t] = {"C": c, "f_avg": f_avg(yv, pv), "n_val": len(yv)}
         pro, anti = STANCE_TARGETS[t]
-        to_head(clf, STANCE_NAMES, {"pro": pro, "anti": anti, "trained_on": f"stance/{t}"}
+        to_head(clf, STANCE_NAMES, {"pro": pro, "anti": anti, "name": STANCE_TARGET_NAMES[t],
+                                    "trained_on": f"stance/{t}"}
                 ).save(out / f"stance_{t}.npz")
         log(f"stance head {t}: C={c}, val F_avg={res['per_target'][t]['f_avg']:.3f}")
     res["topic_heads_f_avg"] = f_avg(np.concatenate(gold), np.concatenate(preds))

@@ -221,7 +221,7 @@ def train_head(task: str, data: Path, topics: Sequence[Topic], output: Path, see
     stance_topics = sorted({r["topic"] for r in rows}) if task == "stance" else []
     if len(stance_topics) == 1:  # a topic-specific head: `learned` matches it by description
         topic = next(t for t in topics if t.id == stance_topics[0])
-        meta.update(topic=topic.id, pro=topic.pro, anti=topic.anti)
+        meta.update(topic=topic.id, name=topic.name, pro=topic.pro, anti=topic.anti)
     arrays: dict[str, Any] = {"classes": np.array(classes), "W0": w.astype(np.float32),
                               "b0": b.astype(np.float32), "mean": mean.astype(np.float32),
                               "scale": scale.astype(np.float32)}

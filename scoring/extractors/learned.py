@@ -17,7 +17,9 @@ Heads:
 - ``stance.npz`` — stance *conditioned on the topic's pro/anti descriptions*, so it applies to
   topics it never saw. ``stance_<name>.npz`` heads were trained for one topic; each stores the
   pro/anti descriptions it was trained with and is used instead of the generic head for a
-  configured topic with exactly those descriptions.
+  configured topic with those descriptions, or with descriptions that mean the same
+  (``match_topic_head``: embedding similarity of name and descriptions, ``HEAD_MATCH_MIN``);
+  ``stance_heads`` says which head serves each topic.
 - ``affect.npz`` — hostility (OffensEval offensive), ``agreement.npz`` — (parent, reply) pairs,
   ``emotion.npz`` — anger/joy/optimism/sadness, "neutral" when no class is confident.
 
@@ -39,6 +41,7 @@ from polarwatch.records import Labels
 from scoring.extractors.adapter import ADAPTER_FILE, adapter_digest
 from scoring.extractors.base import Extractor, PostPair
 from scoring.extractors.encoder import LEGACY_ENCODER, CachedEncoder, parse_variant
+from scoring.extractors.topic_match import Described, describe, match_topic_head
 
 _LAYER_KEY = re.compile(r"^[Wb]\d+$")
 HEADS_DIR = Path(__file__).resolve().parents[1] / "heads"
@@ -211,10 +214,12 @@ class LearnedExtractor(Extractor):
 
     def __init__(self, topics: Sequence[Topic], heads_dir: str | Path | None = None,
                  batch_size: int = 64, cache_size: int = 20_000,
-                 num_threads: int | None = None, runtime: str = "auto") -> None:
+                 num_threads: int | None = None, runtime: str = "auto",
+                 head_match_min: float | None = None) -> None:
         super().__init__(topics)
         self.heads_dir = Path(heads_dir) if heads_dir is not None else HEADS_DIR
         self.heads, topic_heads = load_heads(self.heads_dir)
+        self._num_threads = num_threads
         self.encoder = encoder_for(self.heads_dir, self.heads, topic_heads,
                                    batch_size=batch_size, cache_size=cache_size,
                                    num_threads=num_threads, runtime=runtime)
@@ -223,12 +228,41 @@ class LearnedExtractor(Extractor):
         self._vader = SentimentIntensityAnalyzer()
         # Per configured topic: (head, pro-description embedding, anti-description embedding).
         self._stance: dict[str, tuple[Head, np.ndarray, np.ndarray]] = {}
+        # Per topic: which head serves it and why (exact / description similarity / generic).
+        self.stance_heads: dict[str, str] = {}
+        matcher = None
         for t in topics:
             t_pro, t_anti = self.encoder.encode([t.pro, t.anti])
-            head = topic_heads.get((t.pro, t.anti), self.heads["stance"])
-            self._stance[t.id] = (head, t_pro, t_anti)
+            exact = topic_heads.get((t.pro, t.anti))
+            match = None
+            if exact is None and topic_heads:
+                matcher = matcher or self._matcher(topic_heads)
+                match = match_topic_head(describe(matcher[0], t.name, t.pro, t.anti),
+                                         matcher[1], head_match_min)
+            if exact is not None:
+                self._stance[t.id] = (exact, t_pro, t_anti)
+                self.stance_heads[t.id] = f"{exact.name} (same descriptions)"
+            elif match is not None:  # the head's own descriptions: the features it was fit on
+                head, sim = match
+                h_pro, h_anti = self.encoder.encode([head.meta_str("pro"), head.meta_str("anti")])
+                self._stance[t.id] = (head, h_pro, h_anti)
+                self.stance_heads[t.id] = f"{head.name} (description similarity {sim:.2f})"
+            else:
+                self._stance[t.id] = (self.heads["stance"], t_pro, t_anti)
+                self.stance_heads[t.id] = "stance (generic, description-conditioned)"
         self._neutral_below = self.heads["emotion"].meta_float("neutral_below",
                                                                DEFAULT_NEUTRAL_BELOW)
+
+    def _matcher(self, topic_heads: dict[tuple[str, str], Head]
+                 ) -> tuple[CachedEncoder, list[tuple[Head, Described]]]:
+        """The base (not fine-tuned) encoder, a paraphrase model, and every topic head described
+        by it: the fine-tuned encoder scatters paraphrases of one description (cosine 0.3)."""
+        enc = self.encoder
+        if enc.adapter:
+            enc = CachedEncoder(cache_size=1_000, runtime=enc.runtime,
+                                num_threads=self._num_threads)
+        return enc, [(h, describe(enc, h.meta_str("name"), pro, anti))
+                     for (pro, anti), h in topic_heads.items()]
 
     def extract(self, batch: Sequence[PostPair]) -> list[Labels]:
         if not batch:

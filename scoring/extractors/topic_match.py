@@ -1,0 +1,86 @@
+"""Which topic-specific stance head serves a configured topic, when its descriptions are not
+word for word the ones the head was trained with (``learned`` uses the head's own descriptions as
+features then, since the head was fitted on those).
+
+Topics and heads are compared by the embeddings of their name, pro and anti descriptions from the
+*base* all-MiniLM-L6-v2 (a paraphrase model; the fine-tuned encoder scatters paraphrases of one
+description), plus a guard on named people and places.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from scoring.extractors.encoder import CachedEncoder
+    from scoring.extractors.learned import Head
+
+# Mean cosine (base encoder) of a topic's name, pro and anti descriptions to a topic head's above
+# which that head serves the topic: the midpoint between paraphrases of the five SemEval targets
+# and unrelated or near-miss topics in benchmarks/topic_heads.py (see benchmarks/README.md).
+HEAD_MATCH_MIN = 0.59
+
+
+@dataclass(frozen=True)
+class Described:
+    """A topic or a topic head as the matcher sees it: name, pro and anti embeddings (unit norm,
+    from the base encoder) and the proper nouns its descriptions name (e.g. Hillary, Clinton)."""
+
+    name: np.ndarray | None
+    pro: np.ndarray
+    anti: np.ndarray
+    text: str
+    proper_nouns: frozenset[str]
+
+
+def proper_nouns(*texts: str) -> frozenset[str]:
+    """Capitalized words that do not start a sentence: the people and places a stance is about."""
+    found: set[str] = set()
+    for text in texts:
+        for sentence in re.split(r"[.;:!?]\s*", text):
+            found.update(w.lower() for w in re.findall(r"(?<=\s)[A-Z][a-z]+", sentence))
+    return frozenset(found)
+
+
+def describe(encoder: CachedEncoder, name: str, pro: str, anti: str) -> Described:
+    texts = [pro, anti] + ([name] if name else [])
+    emb = encoder.encode(texts)
+    return Described(emb[2] if name else None, emb[0], emb[1], f"{name} {pro} {anti}".lower(),
+                     proper_nouns(pro, anti))
+
+
+def head_similarity(topic: Described, head: Described) -> tuple[float, float]:
+    """(similarity, crossed similarity): mean cosine of name, pro and anti to the head's (name
+    only when both have one); crossed pairs pro with the head's anti and vice versa."""
+    names = ([float(topic.name @ head.name)]
+             if topic.name is not None and head.name is not None else [])
+    sim = names + [float(topic.pro @ head.pro), float(topic.anti @ head.anti)]
+    crossed = names + [float(topic.pro @ head.anti), float(topic.anti @ head.pro)]
+    return float(np.mean(sim)), float(np.mean(crossed))
+
+
+def match_topic_head(topic: Described, heads: Sequence[tuple[Head, Described]],
+                     min_similarity: float | None = None) -> tuple[Head, float] | None:
+    """The topic head whose descriptions mean what this topic's do, if any.
+
+    A head serves the topic when (1) a topic about a named person or place names it too (a head
+    trained on "Hillary Clinton" never serves "Donald Trump", whose descriptions are otherwise
+    the same sentence), (2) ``head_similarity`` reaches ``min_similarity`` (default
+    ``HEAD_MATCH_MIN``), (3) the sides are not better matched crossed (the topic would name its
+    sides the other way round), and (4) no other head is more similar.
+    """
+    threshold = HEAD_MATCH_MIN if min_similarity is None else min_similarity
+    best: tuple[Head, float] | None = None
+    for head, desc in heads:
+        if desc.proper_nouns and not any(re.search(rf"\b{re.escape(w)}\b", topic.text)
+                                         for w in desc.proper_nouns):
+            continue
+        sim, crossed = head_similarity(topic, desc)
+        if sim >= threshold and sim > crossed and (best is None or sim > best[1]):
+            best = (head, sim)
+    return best
