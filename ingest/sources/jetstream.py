@@ -11,7 +11,6 @@ cursor itself is dropped again by the producer's de-duplication.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from ingest.sources.base import (
     SourceRecord,
     retry_after_seconds,
 )
+from polarwatch.records import parse_record
 
 DEFAULT_URL = "wss://jetstream2.us-east.bsky.network/subscribe"
 POST_COLLECTION = "app.bsky.feed.post"
@@ -56,16 +56,18 @@ def _created_at(record: dict[str, Any], time_us: int | None) -> str | None:
         if ts is not None and ts.tzinfo is not None:
             return ts.isoformat()
     if time_us is not None:  # clients may write anything in createdAt; the relay's clock
-        return datetime.fromtimestamp(time_us / 1e6, UTC).isoformat()
+        try:
+            return datetime.fromtimestamp(time_us / 1e6, UTC).isoformat()
+        except (OverflowError, OSError, ValueError):
+            return None  # the record contract dead-letters the post: created_at missing
     return None
 
 
 def parse_message(raw: bytes) -> SourceRecord:
     """One Jetstream message → a record (a post, ignored, or an error for the dead letters)."""
-    try:
-        msg = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return SourceRecord(None, None, raw, f"malformed JSON: {exc}")
+    msg, reason = parse_record(raw)  # never raises: size, UTF-8, JSON and nesting checked
+    if reason is not None:
+        return SourceRecord(None, None, raw, reason)
     if not isinstance(msg, dict):
         return SourceRecord(None, None, raw, f"expected a JSON object, got {type(msg).__name__}")
     time_us = msg.get("time_us") if isinstance(msg.get("time_us"), int) else None

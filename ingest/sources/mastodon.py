@@ -33,9 +33,11 @@ from ingest.sources.base import (
     ThreadIndex,
     retry_after_seconds,
 )
+from polarwatch.records import parse_record
 
 READ_TIMEOUT_S = 60.0  # Mastodon sends a heartbeat every ~15 s: silence this long = dead link
 CATCH_UP_PAGE = 40  # the API's maximum page size
+CATCH_UP_MAX_BYTES = 8 * 1024 * 1024  # a page of 40 statuses is ~100 KB; more is not a page
 CATCH_UP_MAX_PAGES = 25  # 1,000 statuses; a longer gap is logged as lost
 FATAL_STATUSES = (400, 401, 403, 404, 410, 422)
 USER_AGENT = "polarwatch-ingest (+https://github.com/polarwatch)"
@@ -119,10 +121,9 @@ class MastodonSource(Source):
                                       timeout=self.read_timeout)
 
     def parse_status(self, raw: bytes) -> SourceRecord:
-        try:
-            status = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return SourceRecord(None, None, raw, f"malformed JSON: {exc}")
+        status, reason = parse_record(raw)  # never raises
+        if reason is not None:
+            return SourceRecord(None, None, raw, reason)
         if not isinstance(status, dict) or not isinstance(status.get("id"), str):
             return SourceRecord(None, None, raw, "status: not an object with a string id")
         sid = status["id"]
@@ -149,9 +150,11 @@ class MastodonSource(Source):
         for _page in range(CATCH_UP_MAX_PAGES):
             assert self.last_id is not None
             with self._open(self.timeline_url(self.last_id), "application/json") as resp:
-                statuses = json.loads(resp.read())
+                statuses, _ = parse_record(resp.read(CATCH_UP_MAX_BYTES + 1),
+                                           max_bytes=CATCH_UP_MAX_BYTES)
             if not isinstance(statuses, list) or not statuses:
                 return
+            statuses = [s for s in statuses if isinstance(s, dict)]
             statuses.sort(key=lambda s: (len(str(s.get("id"))), str(s.get("id"))))
             for status in statuses:
                 yield from self._emit(json.dumps(status).encode())

@@ -1,0 +1,46 @@
+"""Live-source parsers on hostile messages: each becomes a record with an error (dead-lettered
+by the producer) or a post the record contract rejects, never an exception (issue #13)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ingest.sources.jetstream import parse_message
+from ingest.sources.mastodon import MastodonSource
+from polarwatch.records import validate_post
+
+DEEP = b'{"kind": "commit", "x": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+HUGE_INT = b'{"kind": "commit", "time_us": ' + b"9" * 5000 + b"}"
+
+
+def _js(time_us: int, created: object) -> bytes:
+    return json.dumps({"did": "did:plc:a", "time_us": time_us, "kind": "commit", "commit": {
+        "operation": "create", "collection": "app.bsky.feed.post", "rkey": "r1",
+        "record": {"text": "gun laws", "createdAt": created}}}).encode()
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (DEEP, "nested deeper than"), (HUGE_INT, "malformed JSON"), (b"\xff\xfe", "malformed JSON"),
+    (b"[" * 300_000, "bytes, more than the"),
+])
+def test_jetstream_hostile_messages_are_errors(raw: bytes, reason: str) -> None:
+    rec = parse_message(raw)
+    assert rec.post is None and rec.error is not None and reason in rec.error
+
+
+def test_jetstream_time_us_overflow_leaves_a_post_the_contract_rejects() -> None:
+    post = parse_message(_js(10**30, "not a date")).post
+    assert post is not None and post["created_at"] is None
+    assert validate_post({**post, "topic": "gun_control"}) is not None
+    post = parse_message(_js(1, "2300-01-01T00:00:00Z")).post  # plausible-looking, future
+    assert post is not None
+    reason = validate_post({**post, "topic": "gun_control"})
+    assert reason is not None and "in the future" in reason
+
+
+@pytest.mark.parametrize("raw", [DEEP, HUGE_INT, b"\xff", b'"just a string"'])
+def test_mastodon_hostile_statuses_are_errors(raw: bytes) -> None:
+    rec = MastodonSource("https://mastodon.example", tag="x").parse_status(raw)
+    assert rec.post is None and rec.error is not None
