@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/extractor_speed.py [--posts 4000] [--backends lexicon,learned]
         [--batch-sizes 32,64,128] [--threads 2] [--reply-share 0.5] [--duplicate-share 0.1]
         [--heads scoring/heads,/tmp/old-heads] [--runtimes onnx,torch] [--no-real]
+        [--real-limit N]
 
 Real text (``benchmarks/real_text.py``, from ``../shared/data``): "tweets" = the 1,618 TweetEval
 stance + offensive validation tweets; "Reddit replies" = 4,288 DEBAGREEMENT replies, each with its
@@ -99,15 +100,15 @@ def fresh_load_seconds(backend: str, options: dict[str, object]) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def real_sets() -> dict[str, list[PostPair]]:
+def real_sets(limit: int | None = None) -> dict[str, list[PostPair]]:
     from benchmarks.heads_data import DATA_DIR
     from benchmarks.real_text import real_tweets, reddit_replies, reddit_threads
 
     if not DATA_DIR.exists():
         print(f"no real text: {DATA_DIR} is missing (set POLARWATCH_DATA)")
         return {}
-    return {"tweets": real_tweets(), "Reddit replies": reddit_replies(),
-            "Reddit threads": reddit_threads().posts}
+    return {"tweets": real_tweets()[:limit], "Reddit replies": reddit_replies()[:limit],
+            "Reddit threads": reddit_threads(max_replies=limit // 2 if limit else None).posts}
 
 
 def real_rates(extractor: Extractor, sets: dict[str, list[PostPair]]) -> dict[str, float]:
@@ -159,10 +160,11 @@ def main(argv: list[str] | None = None) -> int:
                     "(default: the shipped scoring/heads)")
     ap.add_argument("--runtimes", default="onnx,torch", help="`learned` encoder runtimes")
     ap.add_argument("--no-real", action="store_true", help="synthetic posts only")
+    ap.add_argument("--real-limit", type=int, default=None, help="at most N posts per real set")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     posts = make_posts(args.posts, args.reply_share, args.duplicate_share)
-    sets = {} if args.no_real else real_sets()
+    sets = {} if args.no_real else real_sets(args.real_limit)
     replies = sum(p.parent_text is not None for p in posts)
     print(f"{len(posts):,} synthetic posts ({replies:,} replies); real: "
           + (", ".join(f"{k} {len(v):,}" for k, v in sets.items()) or "none")

@@ -5,7 +5,8 @@
 - ``reddit_replies()``: every DEBAGREEMENT reply (``body_child``) with its parent's text
   (``body_parent``), 4,288 pairs, as `polarwatch label` sees a CSV with ``parent_text``.
 - ``reddit_threads()``: the same rows rebuilt as threads (parents and replies are posts, each
-  message once, parents first), as the stream sees them; ``subreddits`` picks some.
+  message once, parents first), as the stream sees them; ``subreddits`` picks some and
+  ``max_replies`` keeps the first replies with their parents.
 
 Nothing here is copied into the repository; the benchmarks read the files in place.
 """
@@ -60,8 +61,10 @@ class Thread:
     subreddit: dict[str, str]  # post id -> subreddit
 
 
-def reddit_threads(subreddits: Sequence[str] | None = None) -> Thread:
+def reddit_threads(subreddits: Sequence[str] | None = None, max_replies: int | None = None
+                   ) -> Thread:
     rows = [r for r in _rows() if subreddits is None or r["subreddit"] in subreddits]
+    rows = rows[:max_replies]  # whole reply/parent pairs, so parents still come first
     text: dict[str, str] = {}
     topic: dict[str, str] = {}
     parent_of: dict[str, str] = {}

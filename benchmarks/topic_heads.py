@@ -22,6 +22,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -154,8 +155,9 @@ def semeval_f_avg(described: dict[str, tuple[str, str, str]], head_match_min: fl
     return f, ext.stance_heads
 
 
-def loto(adapter: bool) -> tuple[float, dict[str, float]]:
-    """Leave-one-target-out F_avg of the generic head (refit per left-out target)."""
+def loto(adapter: bool, per_target_preds: bool = False) -> tuple[float, dict[str, Any]]:
+    """Leave-one-target-out F_avg of the generic head (refit per left-out target): pooled, and
+    per target its F_avg (or, with ``per_target_preds``, its predicted labels on val)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
 
@@ -168,7 +170,8 @@ def loto(adapter: bool) -> tuple[float, dict[str, float]]:
     data = {(t, s): (enc.encode(tweeteval(f"stance/{t}", s)[0]), tweeteval(f"stance/{t}", s)[1])
             for t in STANCE_TARGETS for s in ("train", "val")}
     desc = {t: enc.encode(list(d)) for t, d in STANCE_TARGETS.items()}
-    preds, gold, per = [], [], {}
+    preds, gold = [], []
+    per: dict[str, Any] = {}
     for held in STANCE_TARGETS:
         xs, ys = [], []
         for t in STANCE_TARGETS:
@@ -181,7 +184,8 @@ def loto(adapter: bool) -> tuple[float, dict[str, float]]:
         clf.fit(np.vstack(xs), np.concatenate(ys))
         e, y = data[held, "val"]
         p = clf.predict(stance_features(e, *desc[held]))
-        per[held] = float(f1_score(y, p, labels=[1, 2], average=None, zero_division=0).mean())
+        per[held] = ([STANCE_NAMES[int(k)] for k in p] if per_target_preds else
+                     float(f1_score(y, p, labels=[1, 2], average=None, zero_division=0).mean()))
         preds.append(p)
         gold.append(y)
     pooled = float(f1_score(np.concatenate(gold), np.concatenate(preds), labels=[1, 2],

@@ -117,21 +117,41 @@ def cmd_label(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
-    from scoring.training import train_head
+    from scoring.training import train_head, train_weak_stance
 
     topics = resolve_topics(cfg, args.topics) if args.task == "stance" else []
     output = Path(args.output)
     if output.suffix != ".npz":
         raise PolarwatchError(f"-o {output}: a head file must end in .npz")
     data = Path(args.data)
-    report = train_head(args.task, data, topics, output, seed=args.seed)
+    weak = ""
+    if args.weak_labels:
+        if args.task != "stance":
+            raise PolarwatchError("--weak-labels labels stance only; use --task stance")
+        topic = _one_topic(topics, args.topic)
+        report, counts = train_weak_stance(data, topic, output, seed=args.seed)
+        weak = (f" (weak labels from {topic.id!r} cue terms: {counts['pro']:,} pro, "
+                f"{counts['anti']:,} anti, {counts['both']:,} with both sides left out, "
+                f"{counts['unclear']:,} of {counts['none']:,} without cues as unclear)")
+    else:
+        report = train_head(args.task, data, topics, output, seed=args.seed)
     _report_skipped(report.skipped, data)
     holdout = ("n/a (fewer than 50 rows: no holdout)" if report.holdout_macro_f1 is None
                else f"{report.holdout_macro_f1:.3f} (20% stratified holdout, also used to pick C)")
     _err(f"trained a {report.task} head on {report.n_rows:,} rows {report.class_counts} in "
          f"{report.seconds:.1f} s; C={report.c:g}; holdout macro-F1 {holdout}; "
-         f"{len(report.skipped):,} rows skipped -> {report.output}")
+         f"{len(report.skipped):,} rows skipped -> {report.output}{weak}")
     return 0
+
+
+def _one_topic(topics: list[Topic], topic_id: str | None) -> Topic:
+    by_id = {t.id: t for t in topics}
+    if topic_id is None and len(by_id) == 1:
+        return next(iter(by_id.values()))
+    if topic_id not in by_id:
+        raise ConfigError(f"--weak-labels needs --topic, one of {', '.join(sorted(by_id))}"
+                          + (f" (got {topic_id!r})" if topic_id else ""))
+    return by_id[topic_id]
 
 
 def register(subparsers: Any) -> None:
@@ -164,11 +184,17 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser(
         "train", help="train a `learned` head from a labeled JSONL/CSV file",
-        description="Columns: text, label (+ topic for stance, parent_text for agreement). "
-                    "Writes a .npz head that the learned backend loads.")
+        description="Columns: text, label (+ topic for stance, parent_text for agreement); with "
+                    "--weak-labels only text. Writes a .npz head that the learned backend loads "
+                    "(stance_<topic>.npz next to the shipped heads serves that topic).")
     p.add_argument("--task", required=True, choices=["stance", "affect", "agreement", "emotion"])
     p.add_argument("data", help="labeled JSONL or CSV")
     p.add_argument("--topics", help="topics file for the stance task's topic ids")
     p.add_argument("-o", "--output", required=True, help="head file to write (.npz)")
     p.add_argument("--seed", type=int, default=0, help="holdout split seed")
+    p.add_argument("--weak-labels", action="store_true",
+                   help="stance only: DATA is unlabeled posts (column text, optional topic); "
+                        "label them with the topic's pro_terms / anti_terms, remove those terms "
+                        "from the text and train on that (no LLM needed)")
+    p.add_argument("--topic", help="with --weak-labels: the topic id to label and train for")
     p.set_defaults(func=cmd_train)

@@ -185,6 +185,41 @@ def train_head(task: str, data: Path, topics: Sequence[Topic], output: Path, see
     """Read, featurize, fit, save. ``encoder`` defaults to the learned backend's encoder."""
     t0 = time.monotonic()
     rows, skipped = read_examples(data, task, topics)
+    return train_rows(task, rows, topics, output, data.name, seed, encoder, skipped, t0)
+
+
+def train_weak_stance(data: Path, topic: Topic, output: Path, seed: int = 0,
+                      encoder: Any = None) -> tuple[TrainReport, dict[str, int]]:
+    """A stance head for ``topic`` from unlabeled posts, labeled by its cue terms
+    (``scoring.weak_labels``). Rows of ``data`` with another ``topic`` value are ignored."""
+    from scoring.weak_labels import weak_label_rows
+
+    t0 = time.monotonic()
+    texts, skipped = [], []
+    for line, row, reason in iter_table(data, ("text",), ("topic",)):
+        if row is None:
+            skipped.append((line, reason or "unreadable"))
+        elif row.get("topic") in (None, "", topic.id) and row["text"]:
+            texts.append(str(row["text"]))
+    weak = weak_label_rows(texts, topic, seed=seed)
+    counts = {k: v for k, v in weak.counts.items() if k in TASKS["stance"]}
+    thin = {k: v for k, v in counts.items() if v < MIN_PER_CLASS}
+    if len(weak.rows) < MIN_ROWS or thin:
+        raise SchemaError(f"{data}: the cue terms of topic {topic.id!r} label too few of its "
+                          f"{len(texts):,} posts ({weak.counts}); each of pro, anti and unclear "
+                          f"needs at least {MIN_PER_CLASS} and all together {MIN_ROWS}: add "
+                          f"pro_terms / anti_terms (phrases, hashtags) or more posts")
+    report = train_rows("stance", weak.rows, [topic], output, f"{data.name} (weak labels)", seed,
+                        encoder, skipped, t0)
+    return report, weak.counts
+
+
+def train_rows(task: str, rows: Sequence[dict[str, Any]], topics: Sequence[Topic],
+               output: Path, source: str, seed: int = 0, encoder: Any = None,
+               skipped: list[tuple[int, str]] | None = None, t0: float | None = None
+               ) -> TrainReport:
+    """Featurize labeled rows, fit, save (the body of ``train_head``)."""
+    t0 = time.monotonic() if t0 is None else t0
     if encoder is None:  # the shipped heads' encoder, so the new head works next to them
         from scoring.extractors.learned import shipped_encoder
 
@@ -214,7 +249,7 @@ def train_head(task: str, data: Path, topics: Sequence[Topic], output: Path, see
         "encoder_adapter": getattr(encoder, "adapter", ""),
         "features": {"stance": "stance_features", "agreement": "pair_features"}.get(
             task, "embedding"),
-        "n_rows": len(rows), "c": best_c, "source": data.name,
+        "n_rows": len(rows), "c": best_c, "source": source,
         "holdout_macro_f1": np.nan if score is None else score,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -229,4 +264,4 @@ def train_head(task: str, data: Path, topics: Sequence[Topic], output: Path, see
     output.parent.mkdir(parents=True, exist_ok=True)
     Head(arrays, name=output.stem).save(output)
     return TrainReport(task, output, len(rows), dict(Counter(r["label"] for r in rows)),
-                       score, best_c, time.monotonic() - t0, skipped)
+                       score, best_c, time.monotonic() - t0, skipped or [])
