@@ -1,20 +1,27 @@
-"""Alerts from flags: the active flags of ``forecasts`` -> firing / resolved webhook alerts.
+"""Alerts from episodes: the alarm rows of ``forecasts`` -> one firing and one resolved webhook
+message per episode.
 
-A flag is **active** while its window is one of the last :data:`ACTIVE_WINDOWS` observed windows
-of its topic's series (the dashboard's Alerts page uses the same rule). Each run:
+The causal detector groups flags in **episodes** (:mod:`forecast.alarms`): the first row of an
+episode carries the flag (its *alarm*), the row where it resolves carries ``episode_event =
+'resolve'``. An episode is **active** from its alarm until it resolves (the dashboard's Alerts
+page and the report use the same rule). Each run:
 
-1. every active flag becomes a firing :class:`~forecast.webhooks.Alert` (labels ``alertname``,
-   ``topic``, ``metric``, ``flag``, ``severity``; ``startsAt`` = the flagged window);
+1. every episode that is active now, or whose alarm is one of the last :data:`ACTIVE_WINDOWS`
+   observed windows of its topic (it may have opened and resolved between two runs), becomes an
+   :class:`~forecast.webhooks.Alert` (labels ``alertname``, ``topic``, ``metric``, ``flag``,
+   ``severity``; ``startsAt`` = the alarm's window, ``endsAt`` = the resolving window);
 2. the table ``alert_state`` (DDL below) remembers every alert ever raised: new ones are added,
-   open ones that are no longer active are resolved (``endsAt`` = the newest observed window);
-3. alerts whose current state has not reached every endpoint yet are sent with
-   :class:`~forecast.webhooks.WebhookSender` (signed, retried with backoff, logged in
-   ``alert_deliveries``) and marked sent once every endpoint has them.
+   open ones are resolved when their episode resolves (or disappears, e.g. when revised windows
+   moved it: ``endsAt`` = the newest observed window);
+3. what a receiver has not seen yet is sent with :class:`~forecast.webhooks.WebhookSender`
+   (signed, retried with backoff, logged in ``alert_deliveries``): the firing message first, then
+   the resolved one, each marked sent once every endpoint has it.
 
-So a re-run, or a restart, never sends an alert twice (``alert_state`` says it was sent, and the
-sender's own delivery log de-duplicates per endpoint), while an alert that could not be
-delivered is tried again on the next run. An endpoint that fails an alert (all retries spent) is
-skipped for the rest of that run, so one dead receiver costs one retry schedule per run.
+So an episode gives exactly one firing and one resolved message; a re-run, or a restart, never
+sends a state twice (``alert_state`` says it was sent, and the sender's own delivery log
+de-duplicates per endpoint), while a message that could not be delivered is tried again on the
+next run. An endpoint that fails (all retries spent) is skipped for the rest of that run, so one
+dead receiver costs one retry schedule per run.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from forecast.webhooks import Alert, Endpoint, RetryPolicy, WebhookSender
 from polarwatch.config import Config
 from polarwatch.warehouse import connect
 
-# Same as dashboard/queries.py ACTIVE_FLAG_WINDOWS: a flag in one of the 3 newest windows.
+# An episode that opened (and maybe resolved) within the 3 newest windows is still notified.
 ACTIVE_WINDOWS = 3
 ALERT_NAME = "PolarwatchFlag"
 # Classified flags matter more than a lone one-window exceedance.
@@ -60,26 +67,45 @@ def _utc(value: Any) -> datetime:
     return pd.Timestamp(value).tz_convert(UTC).to_pydatetime()
 
 
-def active_flags(path: str | Path, metric: str,
-                 active_windows: int = ACTIVE_WINDOWS) -> pd.DataFrame:
-    """Flagged rows of ``metric`` within the last ``active_windows`` observed windows per topic.
+def episode_alarms(path: str | Path, metric: str) -> pd.DataFrame:
+    """The alarm rows of ``metric`` (one per episode), newest first.
 
-    Columns: every column of ``forecasts`` (anomaly_score and explanation once the detector has
-    written them) and latest_ts (the topic's newest observed window). UTC; newest first.
+    Columns: every column of ``forecasts`` plus ``latest_ts`` (the topic's newest observed
+    window), ``recency`` (1 = the alarm is in the newest window) and ``resolved_at`` (the
+    resolving window, NaT while the episode is open). UTC.
     """
     with connect(path, read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
-        df: pd.DataFrame = con.execute("""
+        cols = {r[0] for r in con.execute("DESCRIBE forecasts").fetchall()}
+        resolved = ("SELECT topic, episode, min(ts) AS resolved_at FROM forecasts "
+                    "WHERE metric = ? AND episode_event = 'resolve' GROUP BY topic, episode"
+                    if "episode_event" in cols else
+                    "SELECT NULL::VARCHAR AS topic, NULL::INTEGER AS episode, "
+                    "NULL::TIMESTAMPTZ AS resolved_at WHERE ? IS NULL")
+        episode = "f.episode" if "episode" in cols else "NULL::INTEGER"
+        df: pd.DataFrame = con.execute(f"""
             WITH observed AS (
                 SELECT topic, metric, ts,
                        row_number() OVER (PARTITION BY topic ORDER BY ts DESC) AS recency,
                        max(ts) OVER (PARTITION BY topic) AS latest_ts
-                FROM forecasts WHERE flag <> 'forecast' AND metric = ?)
-            SELECT f.*, o.latest_ts
+                FROM forecasts WHERE flag <> 'forecast' AND metric = ?),
+            resolved AS ({resolved})
+            SELECT f.*, o.latest_ts, o.recency, r.resolved_at
             FROM forecasts f JOIN observed o USING (topic, metric, ts)
-            WHERE o.recency <= ? AND f.flag NOT IN ('none', 'forecast')
-            ORDER BY f.ts DESC, f.topic""", [metric, active_windows]).df()
+            LEFT JOIN resolved r ON r.topic = f.topic AND r.episode = {episode}
+            WHERE f.flag NOT IN ('none', 'forecast')
+            ORDER BY f.ts DESC, f.topic""", [metric, metric]).df()
     return df
+
+
+def active_flags(path: str | Path, metric: str,
+                 active_windows: int = ACTIVE_WINDOWS) -> pd.DataFrame:
+    """Alarm rows of the episodes of ``metric`` that are open now (rows written before episodes
+    existed count while they are among the last ``active_windows`` windows)."""
+    df = episode_alarms(path, metric)
+    legacy = df["episode"].isna() if "episode" in df else pd.Series(True, index=df.index)
+    keep = df["resolved_at"].isna() & (~legacy | (df["recency"] <= active_windows))
+    return df[keep].reset_index(drop=True)
 
 
 def latest_windows(path: str | Path, metric: str) -> dict[str, datetime]:
@@ -95,7 +121,8 @@ def _fmt(value: Any) -> str:
 
 
 def flag_alert(row: Any) -> Alert:
-    """The firing alert of one flagged ``forecasts`` row (a mapping or a pandas row)."""
+    """The alert of one alarm row of ``forecasts`` (a mapping or a pandas row); resolved when
+    the row has a ``resolved_at``."""
     flag, topic, metric = str(row["flag"]), str(row["topic"]), str(row["metric"])
     ts = _utc(row["ts"])
     explanation = row.get("explanation")
@@ -107,7 +134,9 @@ def flag_alert(row: Any) -> Alert:
     }
     labels = {"alertname": ALERT_NAME, "topic": topic, "metric": metric, "flag": flag,
               "severity": SEVERITY.get(flag, "info")}
-    return Alert(labels=labels, annotations=annotations, starts_at=ts)
+    resolved = row.get("resolved_at")
+    ends = None if resolved is None or pd.isna(resolved) else _utc(resolved)
+    return Alert(labels=labels, annotations=annotations, starts_at=ts, ends_at=ends)
 
 
 def _many(con: Any, sql: str, rows: list[list[Any]]) -> None:
@@ -115,14 +144,17 @@ def _many(con: Any, sql: str, rows: list[list[Any]]) -> None:
         con.executemany(sql, rows)
 
 
-def update_state(path: str | Path, metric: str, firing: list[Alert],
+def update_state(path: str | Path, metric: str, alerts: list[Alert], recent: set[tuple[str, Any]],
                  latest: dict[str, datetime]) -> tuple[int, int]:
-    """Record new firing alerts and resolve open ones of ``metric`` that are no longer firing.
+    """Record new alerts (firing, or already resolved: ``ends_at`` set) and resolve open ones.
 
-    Returns ``(opened, resolved)`` counts. One write transaction.
+    ``alerts`` has one alert per alarm row of ``forecasts``; only those whose (fingerprint,
+    starts_at) is in ``recent`` are recorded when new (older episodes are history, not news).
+    An open alert resolves with its episode, or at its topic's newest window when its alarm row
+    is gone. Returns ``(opened, resolved)`` counts. One write transaction.
     """
     now = datetime.now(UTC)
-    keys = {(a.fingerprint, a.starts_at) for a in firing}
+    by_key = {(a.fingerprint, a.starts_at): a for a in alerts}
     with connect(path) as con:
         con.execute(ALERT_STATE_DDL)
         con.execute("BEGIN TRANSACTION")
@@ -130,41 +162,52 @@ def update_state(path: str | Path, metric: str, firing: list[Alert],
             before = {(f, _utc(s)) for f, s in con.execute(
                 "SELECT fingerprint, starts_at FROM alert_state WHERE metric = ?",
                 [metric]).fetchall()}
-            new = [a for a in firing if (a.fingerprint, a.starts_at) not in before]
+            new = [a for k, a in by_key.items() if k not in before and k in recent]
             _many(con,
                   "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, NULL, false, false, ?)",
                   [[a.fingerprint, a.starts_at, a.labels["topic"], metric, a.labels["flag"],
                     json.dumps(a.labels), json.dumps(a.annotations), now] for a in new])
             open_rows = con.execute("SELECT fingerprint, starts_at, topic FROM alert_state "
                                     "WHERE metric = ? AND ends_at IS NULL", [metric]).fetchall()
-            gone = [(f, _utc(s), t) for f, s, t in open_rows if (f, _utc(s)) not in keys]
+            ends = []
+            for f, start, topic in open_rows:
+                alert = by_key.get((f, _utc(start)))
+                if alert is not None and alert.ends_at is not None:
+                    ends.append([alert.ends_at, now, f, start])
+                elif alert is None:
+                    ends.append([latest.get(topic, now), now, f, start])
             _many(con, "UPDATE alert_state SET ends_at = ?, updated_at = ? "
-                       "WHERE fingerprint = ? AND starts_at = ?",
-                  [[latest.get(t, now), now, f, s] for f, s, t in gone])
+                       "WHERE fingerprint = ? AND starts_at = ?", ends)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-    return len(new), len(gone)
+    return len(new), len(ends)
 
 
 def pending_alerts(path: str | Path, metric: str) -> list[Alert]:
-    """Alerts of ``metric`` whose current state (firing or resolved) has not been sent yet."""
+    """Messages of ``metric`` not sent yet, oldest episode first: an episode's firing message
+    always comes before its resolved one."""
     with connect(path, read_only=True) as con:
         rows = con.execute(
-            "SELECT labels, annotations, starts_at, ends_at FROM alert_state WHERE metric = ? "
-            "AND ((ends_at IS NULL AND NOT firing_sent) OR (ends_at IS NOT NULL AND NOT "
-            "resolved_sent)) ORDER BY starts_at, fingerprint", [metric]).fetchall()
-    return [Alert(labels=json.loads(lab), annotations=json.loads(ann), starts_at=_utc(start),
-                  ends_at=None if end is None else _utc(end)) for lab, ann, start, end in rows]
+            "SELECT labels, annotations, starts_at, ends_at, firing_sent, resolved_sent "
+            "FROM alert_state WHERE metric = ? AND (NOT firing_sent OR (ends_at IS NOT NULL "
+            "AND NOT resolved_sent)) ORDER BY starts_at, fingerprint", [metric]).fetchall()
+    out = []
+    for lab, ann, start, end, firing_sent, resolved_sent in rows:
+        labels, annotations = json.loads(lab), json.loads(ann)
+        if not firing_sent:
+            out.append(Alert(labels=labels, annotations=annotations, starts_at=_utc(start)))
+        if end is not None and not resolved_sent:
+            out.append(Alert(labels=labels, annotations=annotations, starts_at=_utc(start),
+                             ends_at=_utc(end)))
+    return out
 
 
 def mark_sent(path: str | Path, alert: Alert) -> None:
     column = "resolved_sent" if alert.state == "resolved" else "firing_sent"
     with connect(path) as con:
-        # a resolved alert sent first also settles its never-delivered firing state
-        extra = ", firing_sent = true" if column == "resolved_sent" else ""
-        con.execute(f"UPDATE alert_state SET {column} = true{extra}, updated_at = ? "
+        con.execute(f"UPDATE alert_state SET {column} = true, updated_at = ? "
                     f"WHERE fingerprint = ? AND starts_at = ?",
                     [datetime.now(UTC), alert.fingerprint, alert.starts_at])
 
@@ -200,10 +243,15 @@ def send_flag_alerts(cfg: Config, *, metric: str | None = None,
     metric = metric or cfg.forecast.metric
     path = cfg.warehouse_path
     endpoints = endpoints_for(cfg)  # validates URLs, secret and format first
-    active = active_flags(path, metric)
-    firing = [flag_alert(row) for _, row in active.iterrows()]
-    summary = AlertingSummary(active=len(firing))
-    summary.opened, summary.resolved = update_state(path, metric, firing,
+    alarms = episode_alarms(path, metric)
+    alerts, recent = [], set()
+    for _, row in alarms.iterrows():
+        alert = flag_alert(row)
+        alerts.append(alert)
+        if pd.isna(row["resolved_at"]) or row["recency"] <= ACTIVE_WINDOWS:
+            recent.add((alert.fingerprint, alert.starts_at))
+    summary = AlertingSummary(active=sum(a.ends_at is None for a in alerts))
+    summary.opened, summary.resolved = update_state(path, metric, alerts, recent,
                                                     latest_windows(path, metric))
     pending = pending_alerts(path, metric)
     retry = retry_for(cfg)

@@ -31,7 +31,8 @@ import pandas as pd
 from polarwatch.config import Config
 from polarwatch.errors import PolarwatchError
 
-OUTPUT_COLUMNS = ["timestamp", "value", "forecast", "lower", "upper", "anomaly_score", "flag"]
+OUTPUT_COLUMNS = ["timestamp", "value", "forecast", "lower", "upper", "anomaly_score", "flag",
+                  "episode"]
 MAX_LISTED = 5  # line numbers quoted per problem; the count is always complete
 
 
@@ -137,8 +138,9 @@ def run_detect(frame: pd.DataFrame, freq: pd.Timedelta,
                          f"the daily/weekly cycle when there is one; `--season none` needs "
                          f"{warmup_points(None) + 1})")
     out = detect_values(values, seconds, config)
-    return pd.DataFrame({"timestamp": frame["ts"], "value": values,
-                         **{c: out[c] for c in OUTPUT_COLUMNS[2:]}}), out["info"]
+    cols = {c: out[c] for c in OUTPUT_COLUMNS[2:]}
+    cols["episode"] = pd.array(out["episode"], dtype="Int64")
+    return pd.DataFrame({"timestamp": frame["ts"], "value": values, **cols}), out["info"]
 
 
 def write_output(result: pd.DataFrame, target: Any, naive: bool) -> None:
@@ -152,6 +154,7 @@ def write_output(result: pd.DataFrame, target: Any, naive: bool) -> None:
         score = row.anomaly_score
         cells.append("" if math.isnan(score) else f"{score:.6f}")
         cells.append(row.flag)
+        cells.append("" if row.episode is None or pd.isna(row.episode) else str(row.episode))
         writer.writerow(cells)
 
 
@@ -169,7 +172,9 @@ def cmd_detect(cfg: Config, args: argparse.Namespace) -> int:
             raise InputError(f"--season must be auto, none or a number of points, "
                              f"got {season!r}") from None
     config = DetectorConfig(alpha=cfg.forecast.alpha, threshold=args.threshold, season=season,
-                            crossing=args.crossing, horizon=cfg.forecast.horizon)
+                            crossing=args.crossing, horizon=cfg.forecast.horizon,
+                            suppress_seconds=(None if args.refractory is None
+                                              else args.refractory * 3600.0))
     source = sys.stdin if args.series == "-" else Path(args.series)
     if isinstance(source, Path) and not source.exists():
         raise InputError(f"{source} does not exist")
@@ -179,7 +184,8 @@ def cmd_detect(cfg: Config, args: argparse.Namespace) -> int:
     note(f"{len(result)} rows at {freq} interval; model {info.get('model')} (season "
          f"{info.get('period') or 'none'}, {'log' if info.get('log') else 'linear'} scale, "
          f"warm-up {info['warmup']} points, {info['fits']} fit(s)); flags: "
-         + ", ".join(f"{k} {counts.get(k, 0)}" for k in ("spike", "reactive", "anticipatory")))
+         + ", ".join(f"{k} {counts.get(k, 0)}" for k in ("spike", "reactive", "anticipatory"))
+         + f" (one alarm per episode: {result['episode'].dropna().nunique()} episode(s))")
     if args.output:
         with open(args.output, "w", newline="") as fh:
             write_output(result, fh, naive)
@@ -311,12 +317,16 @@ def register(subparsers: Any) -> None:
         "detect", help="causal anomaly detection on a timestamp,value CSV",
         description="Run the causal streaming detector on a CSV with a `timestamp,value` "
                     "header (any regular interval). Writes timestamp, value, forecast, lower, "
-                    "upper, anomaly_score (0..1), flag (none|spike|reactive|anticipatory). "
+                    "upper, anomaly_score (0..1), flag (none|spike|reactive|anticipatory: set "
+                    "on the alarm row, the first row of an episode, only) and episode (the id "
+                    "of the alarm episode the row belongs to, empty outside episodes). "
                     "Problems in the input are reported on stderr.")
     p.add_argument("series", help="input CSV (- for stdin)")
     p.add_argument("-o", "--output", help="output CSV (default: stdout)")
     p.add_argument("--threshold", type=float, help="alarm threshold on anomaly_score "
                                                    "(default 0.9999)")
+    p.add_argument("--refractory", type=float, metavar="HOURS",
+                   help="an episode stays open at least this long (default 24)")
     p.add_argument("--season", default="auto",
                    help="auto (daily cycle, weekly for daily data), none, or points per cycle")
     p.add_argument("--crossing", type=float, help="also flag anticipatory when the forecast "

@@ -368,6 +368,10 @@ class StreamingDetector:
         arr = np.fromiter(self.recent, float, len(self.recent))
         q_band, q_tail = np.quantile(arr, [1 - self.config.alpha, TAIL_QUANTILE])
         self.band_z = float(q_band)
+        # iid standard error of the mean. Measured: the empirical spread of the recent 24-point
+        # means (which allows for autocorrelated errors) cut false alarms on a clean seasonal
+        # series from 14 to 5 per 16k points but lowered NAB's real categories from 45.2 to
+        # 37.1 (more windows missed), so the iid form stays.
         clipped = np.minimum(arr, CLIP_SIGMAS)
         self.err_mean, self.err_sd = float(clipped.mean()), float(clipped.std())
         self.tail = max(1.0, float(q_tail) / _PHI.inv_cdf(0.5 + TAIL_QUANTILE / 2))

@@ -23,10 +23,12 @@ is the separate alarm policy that turns intervals into ``spike`` / ``dip`` / ``n
 from __future__ import annotations
 
 import warnings
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
+from forecast.domains import Domain, conformal_factor
 from polarwatch.errors import PolarwatchError
 
 MODEL_NAME = "ucm-local-level"
@@ -62,6 +64,10 @@ MIN_SEASONS = 3
 # Longer seasons make the state (m + 2 wide) and the fit slow: measured here, the damped
 # seasonal ETS took 0.38 s on a 292-point prefix with m = 24.
 MAX_SEASON = 48
+
+# Conformal calibration of the band: the last 200 one-step errors (a week of hourly windows,
+# enough for a 95 % quantile: 10 errors beyond it).
+CONFORMAL_POINTS = 200
 
 FLAG_SPIKE, FLAG_DIP, FLAG_NONE, FLAG_FORECAST = "spike", "dip", "none", "forecast"
 
@@ -207,7 +213,8 @@ def select_model(z: np.ndarray, *, season: int | None = None,
 
 
 def fit_predict(y: np.ndarray, *, alpha: float = 0.05, horizon: int = 12,
-                season: int | None = None, select: bool = True) -> dict[str, Any]:
+                season: int | None = None, select: bool = True,
+                domain: str = "real") -> dict[str, Any]:
     """Choose a model for ``y`` (NaN = missing window) by :func:`select_model`, refit it on
     the whole series and predict.
 
@@ -220,6 +227,13 @@ def fit_predict(y: np.ndarray, *, alpha: float = 0.05, horizon: int = 12,
     in the units of ``y``). A constant series gets the ``constant`` model with zero-width
     intervals. Raises :class:`SeriesSkipped` when the series cannot be modelled and ValueError
     for invalid ``alpha``/``horizon``.
+
+    ``domain`` (:mod:`forecast.domains`: score, share, count, real) is the metric's range: the
+    model runs on its transformed scale and the band is mapped back, so it stays inside; then
+    the band is **calibrated** (split conformal) on the last :data:`CONFORMAL_POINTS` one-step
+    errors: its half-width on the model scale is rescaled to their ``1 - alpha`` quantile.
+    ``calibration`` reports the factor applied (None: too few errors, Gaussian band kept) and
+    the number of errors it used; ``selection``'s MAE is on the model scale.
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
@@ -229,20 +243,22 @@ def fit_predict(y: np.ndarray, *, alpha: float = 0.05, horizon: int = 12,
     if y.ndim != 1:
         raise ValueError(f"y must be one-dimensional, got shape {y.shape}")
     y = np.where(np.isfinite(y), y, np.nan)
+    dom = Domain(domain)
+    y_model = dom.forward(y)
     observed = ~np.isnan(y)
     n_obs = int(observed.sum())
     if n_obs < MIN_POINTS:
         raise SeriesSkipped(f"{n_obs} observed point(s), at least {MIN_POINTS} are needed "
                             f"({len(y)} windows, {len(y) - n_obs} missing)")
-    mean = float(np.nanmean(y))
     spread = float(np.nanmax(y) - np.nanmin(y))
-    if spread <= CONSTANT_RTOL * max(1.0, abs(mean)):
-        return _constant(y, mean, horizon)
+    if spread <= CONSTANT_RTOL * max(1.0, abs(float(np.nanmean(y)))):
+        return _constant(y, float(np.nanmean(y)), horizon)
 
     # Standardise: the optimizer's start values and tolerances assume unit scale, and volume
     # counts can be in the thousands.
-    scale = float(np.nanstd(y))
-    z = (y - mean) / scale
+    mean = float(np.nanmean(y_model))
+    scale = float(np.nanstd(y_model)) or 1.0
+    z = (y_model - mean) / scale
     selection = (select_model(z, season=season, alpha=alpha) if select
                  else {"model": MODEL_NAME, "mae": None, "coverage": None, "n_eval": 0,
                        "scores": {}})
@@ -270,16 +286,18 @@ def fit_predict(y: np.ndarray, *, alpha: float = 0.05, horizon: int = 12,
     except (ValueError, np.linalg.LinAlgError) as exc:
         raise SeriesSkipped(f"model fit failed: {exc}") from exc
 
-    def back(a: np.ndarray) -> np.ndarray:
-        return a * scale + mean
-
-    forecast, lower, upper = back(pmean), back(pci[:, 0]), back(pci[:, 1])
     if not (np.all(np.isfinite(fmean)) and np.all(np.isfinite(fci))):
         raise SeriesSkipped("model fit produced non-finite forecasts")
-
     # Burn-in: no interval (and so no flag) before the first `burn` observed points.
     burn = max(BURN_IN_POINTS, int(getattr(res, "loglikelihood_burn", 0)))
     first_after_burn = int(np.flatnonzero(observed)[burn]) if n_obs > burn else len(y)
+    pmean[:first_after_burn] = np.nan
+    factor, n_cal, (pci, fci) = _calibrate(z, pmean, (pci, fci), first_after_burn, alpha)
+
+    def back(a: np.ndarray) -> np.ndarray:
+        return dom.inverse(a * scale + mean)
+
+    forecast, lower, upper = back(pmean), back(pci[:, 0]), back(pci[:, 1])
     for arr in (forecast, lower, upper):
         arr[:first_after_burn] = np.nan
         arr[~np.isfinite(arr)] = np.nan
@@ -287,5 +305,30 @@ def fit_predict(y: np.ndarray, *, alpha: float = 0.05, horizon: int = 12,
         "model": name, "forecast": forecast, "lower": lower, "upper": upper,
         "flag": flag_points(y, lower, upper), "future_forecast": back(fmean),
         "future_lower": back(fci[:, 0]), "future_upper": back(fci[:, 1]), "warnings": caught,
-        "selection": selection,
+        "selection": selection, "domain": dom.name,
+        "calibration": {"factor": factor, "n": n_cal},
     }
+
+
+def _calibrate(z: np.ndarray, pmean: np.ndarray, bands: tuple[np.ndarray, np.ndarray],
+               start: int, alpha: float) -> tuple[float | None, int,
+                                                  tuple[np.ndarray, np.ndarray]]:
+    """Split-conformal rescaling of the in-sample and future bands (model scale, standardised):
+    the half-widths times the ``1 - alpha`` quantile of the last CONFORMAL_POINTS standardised
+    one-step errors over the Gaussian quantile."""
+    pci, fci = bands
+    gauss = NormalDist().inv_cdf(1.0 - alpha / 2.0)
+    sd = (pci[:, 1] - pci[:, 0]) / (2.0 * gauss)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        err = (z - pmean) / sd
+    err[:start] = np.nan
+    err = err[np.isfinite(err)][-CONFORMAL_POINTS:]
+    q = conformal_factor(err, alpha)
+    if q is None:
+        return None, len(err), bands
+    out = []
+    for ci in (pci, fci):
+        mid = (ci[:, 0] + ci[:, 1]) / 2.0
+        half = (ci[:, 1] - ci[:, 0]) / 2.0 * (q / gauss)
+        out.append(np.column_stack([mid - half, mid + half]))
+    return q / gauss, len(err), (out[0], out[1])

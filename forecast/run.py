@@ -36,6 +36,7 @@ import pandas as pd
 
 from forecast.alarms import FLAG_ANTICIPATORY, FLAG_REACTIVE
 from forecast.detect import DetectorConfig, StreamingDetector
+from forecast.domains import domain_of
 from forecast.events_study import EVENT_STUDY_DAYS
 from forecast.models import (
     FLAG_DIP,
@@ -81,12 +82,16 @@ def _hours(delta: timedelta) -> str:
 
 def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
                     events: Sequence[Event], *, alpha: float = 0.05, horizon: int = 12,
-                    crossing: float | None = None) -> dict[str, Any]:
+                    crossing: float | None = None,
+                    thin: Sequence[bool] | None = None) -> dict[str, Any]:
     """Causal flags of one series with their class and a one-line explanation.
 
-    ``events`` are this topic's calendar entries. Returns ``flag`` (list of none | spike | dip |
-    reactive | anticipatory), ``anomaly_score`` (array, NaN in warm-up and gaps),
-    ``explanation`` (list of str or None) and the detector's ``info``.
+    ``events`` are this topic's calendar entries; ``thin`` marks windows below the minimum
+    volume (they neither open nor resolve an episode). Returns ``flag`` (list of none | spike |
+    dip | reactive | anticipatory: set on the alarm row of an episode only), ``episode`` (list of
+    episode id or None), ``episode_event`` (list of "open" / "resolve" / None),
+    ``anomaly_score`` (array, NaN in warm-up and gaps), ``explanation`` (list of str or None)
+    and the detector's ``info``.
     """
     scheduled = [e for e in events if e.kind == "scheduled"]
     sudden = [e for e in events if e.kind == "sudden"]
@@ -96,14 +101,19 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
                                                             crossing=crossing))
     flags: list[str] = []
     why: list[str | None] = []
+    episodes: list[int | None] = []
+    episode_events: list[str | None] = []
     scores = np.full(len(y), np.nan)
+    thin_at = [False] * len(y) if thin is None else list(thin)
     for i, (stamp, value) in enumerate(zip(ts, np.asarray(y, dtype=float), strict=True)):
         t = pd.Timestamp(stamp).to_pydatetime()
         ahead = min((e for e in scheduled if t < e.start <= t + window),
                     key=lambda e: e.start, default=None)
         det.crossing_on, det.crossed = ahead is not None, False
-        p = det.update(value)
+        p = det.update(value, thin=bool(thin_at[i]))
         scores[i] = p.anomaly_score
+        episodes.append(p.episode)
+        episode_events.append(p.event)
         flag, text = p.flag, None
         if flag == FLAG_SPIKE and not math.isnan(p.forecast) and value < p.forecast:
             flag = FLAG_DIP
@@ -130,11 +140,15 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
             text = "one-window drop below the prediction band"
         flags.append(flag)
         why.append(None if text is None else text + where)
-    return {"flag": flags, "anomaly_score": scores, "explanation": why, "info": det.info}
+    return {"flag": flags, "anomaly_score": scores, "explanation": why, "episode": episodes,
+            "episode_event": episode_events, "info": det.info}
 
 
 FORECAST_COLUMNS = ["topic", "metric", "ts", "y", "forecast", "lower", "upper", "flag", "model",
-                    "created_at", "anomaly_score", "explanation"]
+                    "created_at", "anomaly_score", "explanation", "episode", "episode_event"]
+# Columns added after the first release: warehouses created before get them on the next run.
+ADDED_COLUMNS = (("anomaly_score", "DOUBLE"), ("explanation", "VARCHAR"), ("episode", "INTEGER"),
+                 ("episode_event", "VARCHAR"))
 
 
 def rows_for_series(topic: str, metric: str, ts: pd.DatetimeIndex, y: np.ndarray,
@@ -153,13 +167,18 @@ def rows_for_series(topic: str, metric: str, ts: pd.DatetimeIndex, y: np.ndarray
                                     dtype=float)[observed],
         "explanation": np.asarray(fit.get("explanation", [None] * len(y)),
                                   dtype=object)[observed],
+        "episode": pd.array(np.asarray(fit.get("episode", [None] * len(y)), dtype=object)[
+            observed].tolist(), dtype="Int64"),
+        "episode_event": np.asarray(fit.get("episode_event", [None] * len(y)),
+                                    dtype=object)[observed],
     })
     future_ts = pd.DatetimeIndex([ts[-1] + freq * (i + 1) for i in range(horizon)])
     future = pd.DataFrame({
         "ts": future_ts, "y": np.full(horizon, np.nan), "forecast": fit["future_forecast"],
         "lower": fit["future_lower"], "upper": fit["future_upper"],
         "flag": [FLAG_FORECAST] * horizon, "anomaly_score": np.full(horizon, np.nan),
-        "explanation": [None] * horizon,
+        "explanation": [None] * horizon, "episode": pd.array([None] * horizon, dtype="Int64"),
+        "episode_event": [None] * horizon,
     })
     frames = [f for f in (past, future) if not f.empty]
     out = pd.concat(frames, ignore_index=True) if frames else past
@@ -179,7 +198,7 @@ def write_forecasts(path: str | Path, rows: pd.DataFrame, metric: str,
     """
     with connect(path) as con:
         con.execute(TABLES["forecasts"])
-        for name, typ in (("anomaly_score", "DOUBLE"), ("explanation", "VARCHAR")):
+        for name, typ in ADDED_COLUMNS:
             # warehouses created before these columns existed get them added
             con.execute(f'ALTER TABLE forecasts ADD COLUMN IF NOT EXISTS "{name}" {typ}')
         con.register("new_forecasts", rows)
@@ -242,7 +261,8 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
         y = group["y"].to_numpy(float)
         try:
             fit = fit_predict(y, alpha=alpha, horizon=horizon,
-                              season=season_length(freq.total_seconds()))
+                              season=season_length(freq.total_seconds()),
+                              domain=domain_of(metric))
         except SeriesSkipped as exc:
             summary["skipped"][topic] = str(exc)
             log(f"  skip {topic}: {exc}")
@@ -253,7 +273,8 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
         causal = classify_series(ts, y, freq.total_seconds(),
                                  [e for e in events if e.topic == topic], alpha=alpha,
                                  horizon=horizon, crossing=crossing)
-        fit = {**fit, **{k: causal[k] for k in ("flag", "anomaly_score", "explanation")}}
+        fit = {**fit, **{k: causal[k] for k in ("flag", "anomaly_score", "explanation",
+                                                "episode", "episode_event")}}
         rows = rows_for_series(topic, metric, ts, y, fit, freq, horizon, created_at)
         frames.append(rows)
         fitted.append(topic)

@@ -74,7 +74,8 @@ def test_fires_once_resolves_once(warehouse: Path, receiver: Receiver) -> None:
     again = forecast(cfg)  # a re-run (or a restart) sends nothing new
     assert again["sent"] == again["opened"] == 0 and len(receiver.requests) == first["sent"]
 
-    seed(warehouse, window_rows("guns", series(N + 4))[N:])  # 4 calm windows later
+    # calm windows until the episode's 24-hour refractory period has passed
+    seed(warehouse, window_rows("guns", series(N + 30))[N:])
     later = forecast(cfg)
     assert later["active"] == 0 and later["resolved"] == first["sent"] == later["sent"]
     resolved = receiver.requests[first["sent"]:]
@@ -82,6 +83,42 @@ def test_fires_once_resolves_once(warehouse: Path, receiver: Receiver) -> None:
     assert resolved[0]["body"]["data"]["labels"] == labels
     assert resolved[0]["body"]["data"]["endsAt"] != "0001-01-01T00:00:00Z"
     assert forecast(cfg)["sent"] == 0 and len(receiver.requests) == 2 * first["sent"]
+
+
+def test_long_excursion_one_firing_one_resolved_per_episode(tmp_path: Path,
+                                                           receiver: Receiver) -> None:
+    """Forecast runs every 3 windows while a wild 30-hour excursion comes and goes: the
+    receiver gets exactly one firing then one resolved message per episode."""
+    path = tmp_path / "pw.duckdb"
+    init_schema(path)
+    n = 150
+    rng = np.random.default_rng(4)
+    t = np.arange(n)
+    y = 4.0 + 0.3 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.1, n)
+    y[80:110] += np.where(np.arange(30) % 2, 3.0, -2.0)  # flips around its band for 30 hours
+    rows = window_rows("guns", y)
+    seed(path, rows[:72])
+    cfg = config(path, receiver.url)
+    for end in range(75, n + 1, 3):
+        seed(path, rows[end - 3:end])
+        run_forecast(cfg, events=[], log=lambda _: None)
+    by_alert: dict[tuple[str, str], list[str]] = {}
+    for r in receiver.requests:
+        data = r["body"]["data"]
+        by_alert.setdefault((data["fingerprint"], data["startsAt"]), []).append(
+            r["body"]["type"])
+    assert by_alert, "the excursion raised no alert"
+    assert all(types == ["alert.firing", "alert.resolved"] for types in by_alert.values()), \
+        by_alert
+    with connect(path, read_only=True) as con:
+        alarms = con.execute("SELECT episode, count(*) FROM forecasts WHERE flag NOT IN "
+                             "('none', 'forecast') GROUP BY episode").fetchall()
+        in_excursion = con.execute("SELECT count(DISTINCT episode) FROM forecasts WHERE ts >= ? "
+                                   "AND ts < ?", [START + timedelta(hours=80),
+                                                  START + timedelta(hours=110)]).fetchone()
+    assert all(count == 1 for _, count in alarms), alarms  # one alarm row per episode
+    assert len(by_alert) == len(alarms)
+    assert in_excursion is not None and in_excursion[0] == 1  # the excursion is one episode
 
 
 def test_receiver_down_then_back_and_alertmanager_format(warehouse: Path) -> None:

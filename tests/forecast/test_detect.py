@@ -169,9 +169,13 @@ def test_cli_detect_reports_gaps_duplicates_and_junk(tmp_path: Path,
     assert "4 missing timestamp(s) in 1 gap(s)" in err
     out = pd.read_csv(tmp_path / "out.csv")
     assert list(out.columns) == ["timestamp", "value", "forecast", "lower", "upper",
-                                 "anomaly_score", "flag"]
+                                 "anomaly_score", "flag", "episode"]
     assert len(out) == 200 and out["value"].isna().sum() == 6
     assert out.loc[10, "value"] == 7 and out.loc[150, "flag"] == "spike"
+    episode = out.loc[150, "episode"]  # the alarm row opens an episode; the next rows are in it
+    assert episode >= 1 and (out.loc[150:153, "episode"] == episode).all()
+    assert (out.loc[151:153, "flag"] == "none").all()
+    assert out.groupby("episode")["flag"].apply(lambda f: (f != "none").sum()).eq(1).all()
     assert out.loc[0, "timestamp"] == "2024-03-01 00:00:00"
 
     assert main(["detect", str(src), "--duplicates", "error"]) == 2

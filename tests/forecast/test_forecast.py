@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -272,3 +273,28 @@ def test_run_forecast_logs_choice(warehouse: Path) -> None:
     lines = [line for line in logs if line.strip().startswith(("abortion:", "guns:"))]
     assert len(lines) == 2
     assert all("rolling 1-step MAE" in line and "95% coverage" in line for line in lines)
+
+
+@pytest.mark.parametrize(("domain", "make"), [
+    ("score", lambda rng, n: np.clip(8.5 + np.cumsum(rng.normal(0, 0.4, n)) * 0.3
+                                     + rng.normal(0, 1.2, n), 0, 10)),
+    ("share", lambda rng, n: np.clip(0.04 + rng.normal(0, 0.05, n), 0, 1)),
+    ("count", lambda rng, n: rng.poisson(1.5, n).astype(float)),
+])
+def test_bands_stay_in_the_metric_domain(domain: str, make: Any) -> None:
+    """Scores near 10, shares near 0 and counts with zeros: a Gaussian band on the raw scale
+    leaves the range; the transformed, calibrated one may not."""
+    from forecast.domains import Domain
+
+    y = make(np.random.default_rng(11), 240)
+    fit = fit_predict(y, horizon=24, season=24, domain=domain)
+    dom = Domain(domain)
+    for key in ("forecast", "lower", "upper", "future_forecast", "future_lower", "future_upper"):
+        assert dom.contains(fit[key]), (key, np.nanmin(fit[key]), np.nanmax(fit[key]))
+    ok = np.isfinite(fit["lower"])
+    assert ok.sum() > 200 and (fit["lower"][ok] <= fit["upper"][ok]).all()
+    covered = ((y[ok] >= fit["lower"][ok]) & (y[ok] <= fit["upper"][ok])).mean()
+    assert covered >= 0.9, covered  # calibrated on these one-step errors
+    raw = fit_predict(y, horizon=24, season=24, domain="real")  # what the old band did
+    assert not all(dom.contains(raw[k]) for k in ("lower", "upper", "future_lower",
+                                                  "future_upper"))
