@@ -302,3 +302,18 @@ def dead_letters(path: str | Path, source: str | None = None, kind: str | None =
         ORDER BY rejected_at DESC, source_topic, kafka_partition, kafka_offset
         LIMIT ?""", [source, source, kind, kind, contains, contains, since, since, until, until,
                      limit])
+
+
+def scored_share(path: str | Path) -> pd.DataFrame:
+    """Per topic, in its latest window: replies whose parent is stored (``replies``) and how many
+    of them have an interaction score (``scored``); the others have an "unclear" stance on one
+    side, which the paper's rule table does not score. Columns: topic, replies, scored."""
+    return _df(path, """
+        WITH latest AS (SELECT topic, max(window_start) AS ws, max(window_end) AS we
+                        FROM topic_windows GROUP BY topic)
+        SELECT l.topic, count(*) AS replies, count(i.post_id) AS scored
+        FROM latest l
+        JOIN posts r ON r.topic = l.topic AND r.created_at >= l.ws AND r.created_at < l.we
+        JOIN posts parent ON parent.id = r.parent_id
+        LEFT JOIN interactions i ON i.post_id = r.id
+        GROUP BY l.topic ORDER BY l.topic""")

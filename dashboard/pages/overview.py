@@ -48,6 +48,11 @@ def render_card(c: Context, row: Any, active: pd.DataFrame) -> None:
     d.metric("Hostility share", fmt_share(row["hostility_share"]),
              help="Share of posts labelled hostile (affect = yes).")
     e.metric("Volume", f"{int(row['volume']):,}", help="Posts in the latest window.")
+    if not is_missing(row.get("replies")) and int(row["replies"]):
+        st.caption(f"Scored replies: {fmt_share(row['scored'] / row['replies'])} "
+                   f"({int(row['scored']):,} of {int(row['replies']):,} replies with a known "
+                   f"parent; the rest have an unclear stance on one side and are not in the "
+                   f"mean).")
     if active.empty:
         st.caption("No active flags.")
     else:
@@ -71,6 +76,9 @@ def render_overview(c: Context) -> None:
     order = [t for t in c.names if t in set(overview["topic"])]
     order += [t for t in overview["topic"] if t not in order]
     rows = overview.set_index("topic", drop=False).loc[order]
+    scored = read(c, queries.scored_share)  # what the polarization mean covers
+    if scored is not None and len(scored):
+        rows = rows.join(scored.set_index("topic")[["replies", "scored"]])
     cols: list[Any] = []
     for start in range(0, len(rows), CARDS_PER_ROW):  # wrap so many topics stay readable
         cols.extend(st.columns(CARDS_PER_ROW)[:len(rows) - start])

@@ -46,6 +46,11 @@ from scoring.extractors.topic_match import Described, describe, match_topic_head
 _LAYER_KEY = re.compile(r"^[Wb]\d+$")
 HEADS_DIR = Path(__file__).resolve().parents[1] / "heads"
 REQUIRED_HEADS = ("stance", "affect", "agreement", "emotion")
+# A stance head's "unclear" wins only with at least this probability, else the likelier side is
+# reported: fewer unclear stances, so more replies get an interaction score. Chosen on the
+# SemEval validation tweets as the largest value that keeps F_avg at least the plain argmax's
+# (benchmarks/stance_coverage.py; 0 = the plain argmax).
+STANCE_UNCLEAR_ABOVE = 0.0
 # An emotion head's top probability below this means "neutral" unless the file says otherwise:
 # 0.40 = 1.6x the 4-class chance level (0.25); TweetEval emotion itself has no neutral class.
 DEFAULT_NEUTRAL_BELOW = 0.40
@@ -142,6 +147,17 @@ class Head:
         return p / p.sum(axis=1, keepdims=True)
 
 
+def abstain(probs: np.ndarray, classes: Sequence[str], unclear_above: float) -> int:
+    """Index of the stance to report: "unclear" only when the head gives it at least
+    ``unclear_above`` (and it is the most probable class), else the likelier of pro and anti.
+    ``unclear_above`` = 0 is the plain argmax."""
+    k = int(probs.argmax())
+    if classes[k] != "unclear" or probs[k] >= unclear_above:
+        return k
+    sides = [j for j, c in enumerate(classes) if c != "unclear"]
+    return max(sides, key=lambda j: probs[j]) if sides else k
+
+
 def heads_encoder(heads: dict[str, Head], topic_heads: dict[tuple[str, str], Head]
                   ) -> tuple[str, str]:
     """(encoder variant, adapter digest or "") the heads were trained on; all heads must agree."""
@@ -215,11 +231,13 @@ class LearnedExtractor(Extractor):
     def __init__(self, topics: Sequence[Topic], heads_dir: str | Path | None = None,
                  batch_size: int = 64, cache_size: int = 20_000,
                  num_threads: int | None = None, runtime: str = "auto",
-                 head_match_min: float | None = None) -> None:
+                 head_match_min: float | None = None,
+                 unclear_above: float = STANCE_UNCLEAR_ABOVE) -> None:
         super().__init__(topics)
         self.heads_dir = Path(heads_dir) if heads_dir is not None else HEADS_DIR
         self.heads, topic_heads = load_heads(self.heads_dir)
         self._num_threads = num_threads
+        self.unclear_above = unclear_above
         self.encoder = encoder_for(self.heads_dir, self.heads, topic_heads,
                                    batch_size=batch_size, cache_size=cache_size,
                                    num_threads=num_threads, runtime=runtime)
@@ -280,7 +298,7 @@ class LearnedExtractor(Extractor):
                 continue
             probs = head.predict_proba(stance_features(emb[idx], t_pro, t_anti))
             for i, row in zip(idx, probs, strict=True):
-                k = int(row.argmax())
+                k = abstain(row, head.classes, self.unclear_above)
                 stance[i] = (head.classes[k], float(row[k]), f"stance head {head.name}")
         affect_p = self.heads["affect"].predict_proba(emb)
         affect_classes = self.heads["affect"].classes
