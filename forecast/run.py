@@ -47,7 +47,7 @@ from forecast.models import (
     fit_predict,
     season_length,
 )
-from forecast.series import read_series, validate_metric
+from forecast.series import COUNT_METRICS, read_series, validate_metric
 from polarwatch.config import Config
 from polarwatch.errors import ConfigError
 from polarwatch.events import Event, events_path, load_events
@@ -83,7 +83,7 @@ def _hours(delta: timedelta) -> str:
 def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
                     events: Sequence[Event], *, alpha: float = 0.05, horizon: int = 12,
                     crossing: float | None = None,
-                    thin: Sequence[bool] | None = None) -> dict[str, Any]:
+                    thin: Sequence[bool] | np.ndarray | None = None) -> dict[str, Any]:
     """Causal flags of one series with their class and a one-line explanation.
 
     ``events`` are this topic's calendar entries; ``thin`` marks windows below the minimum
@@ -270,9 +270,11 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
         for warning in fit["warnings"]:
             log(f"  {topic}: {warning}")
         ts = pd.DatetimeIndex(group["ts"])
+        thin = (np.zeros(len(y), bool) if metric in COUNT_METRICS or "n" not in group
+                else group["n"].to_numpy(float) < cfg.forecast.min_volume)
         causal = classify_series(ts, y, freq.total_seconds(),
                                  [e for e in events if e.topic == topic], alpha=alpha,
-                                 horizon=horizon, crossing=crossing)
+                                 horizon=horizon, crossing=crossing, thin=thin)
         fit = {**fit, **{k: causal[k] for k in ("flag", "anomaly_score", "explanation",
                                                 "episode", "episode_event")}}
         rows = rows_for_series(topic, metric, ts, y, fit, freq, horizon, created_at)

@@ -27,6 +27,13 @@ METRICS: tuple[str, ...] = (
 DEFAULT_FREQ = pd.Timedelta(hours=1)
 
 SERIES_COLUMNS = ["series_id", "ts", "y"]
+# The count behind each metric's window value: a mean of 3 interactions or a share of 3 posts
+# is thin (see [forecast] min_volume); a count metric is its own support.
+SUPPORT = {"mean_score": "n_interactions", "extreme_share": "n_conversations",
+           "hostility_share": "volume", "pro_share": "volume", "anti_share": "volume",
+           "volume": "volume", "n_interactions": "n_interactions",
+           "n_conversations": "n_conversations"}
+COUNT_METRICS = ("volume", "n_interactions", "n_conversations")
 
 
 def validate_metric(metric: str) -> str:
@@ -74,8 +81,10 @@ def regularize(long: pd.DataFrame, freq: pd.Timedelta) -> pd.DataFrame:
             raise ValueError(f"series {sid!r}: timestamp {bad} is not on the {freq} grid "
                              f"starting at {start}")
         grid = pd.date_range(start, end, freq=freq, name="ts")
-        y = group.set_index("ts")["y"].reindex(grid)
-        parts.append(pd.DataFrame({"series_id": sid, "ts": grid, "y": y.to_numpy(float)}))
+        extra = [c for c in group.columns if c not in SERIES_COLUMNS]
+        values = group.set_index("ts")[["y", *extra]].reindex(grid)
+        parts.append(pd.DataFrame({"series_id": sid, "ts": grid,
+                                   **{c: values[c].to_numpy(float) for c in ["y", *extra]}}))
     if not parts:
         return pd.DataFrame({"series_id": pd.Series(dtype=str),
                              "ts": pd.Series(dtype="datetime64[ns, UTC]"),
@@ -84,11 +93,13 @@ def regularize(long: pd.DataFrame, freq: pd.Timedelta) -> pd.DataFrame:
 
 
 def read_windows(path: str | Path, metric: str) -> pd.DataFrame:
-    """Raw rows ``series_id, window_start, window_end, y`` for one metric (UTC, tz-aware)."""
+    """Raw rows ``series_id, window_start, window_end, y, n`` for one metric (UTC, tz-aware);
+    ``n`` is the count behind the value (:data:`SUPPORT`)."""
     validate_metric(metric)
     # timezone('UTC', tstz) gives a naive UTC timestamp: independent of the session time zone.
     sql = (f'SELECT topic AS series_id, timezone(\'UTC\', window_start) AS window_start, '
-           f'timezone(\'UTC\', window_end) AS window_end, CAST("{metric}" AS DOUBLE) AS y '
+           f'timezone(\'UTC\', window_end) AS window_end, CAST("{metric}" AS DOUBLE) AS y, '
+           f'CAST("{SUPPORT[metric]}" AS DOUBLE) AS n '
            f"FROM topic_windows ORDER BY topic, window_start")
     with connect(path, read_only=True) as con:
         df = con.execute(sql).df()
@@ -102,11 +113,12 @@ def read_series(path: str | Path, metric: str,
                 freq: pd.Timedelta | None = None) -> tuple[pd.DataFrame, pd.Timedelta]:
     """Read ``metric`` per topic from ``topic_windows`` as a regular long table.
 
-    Returns ``(series, freq)``: ``series`` has columns ``series_id, ts, y`` sorted by series and
-    time, with NaN for windows that have no row (or a NULL metric); ``freq`` is the window length
-    (inferred from the data unless given).
+    Returns ``(series, freq)``: ``series`` has columns ``series_id, ts, y, n`` sorted by series
+    and time, with NaN for windows that have no row (or a NULL metric); ``n`` is the count
+    behind each value (:data:`SUPPORT`); ``freq`` is the window length (inferred from the data
+    unless given).
     """
     windows = read_windows(path, metric)
     freq = infer_freq(windows) if freq is None else pd.Timedelta(freq)
-    long = windows.rename(columns={"window_start": "ts"})[SERIES_COLUMNS]
+    long = windows.rename(columns={"window_start": "ts"})[[*SERIES_COLUMNS, "n"]]
     return regularize(long, freq), freq

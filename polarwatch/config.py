@@ -89,6 +89,7 @@ class ForecastConfig:
     metric: str = "mean_score"
     horizon: int = 12
     alpha: float = 0.05
+    min_volume: int = 10  # windows with fewer posts/interactions neither raise nor resolve flags
 
 
 @dataclass(frozen=True)

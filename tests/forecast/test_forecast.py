@@ -79,7 +79,7 @@ def forecasts(path: Path) -> pd.DataFrame:
 def test_read_series_regularizes_and_keeps_gaps_as_nan(warehouse: Path) -> None:
     series, freq = read_series(warehouse, "mean_score")
     assert freq == pd.Timedelta(hours=1)
-    assert list(series.columns) == ["series_id", "ts", "y"]
+    assert list(series.columns) == ["series_id", "ts", "y", "n"]  # n: interactions behind y
     for topic, gaps in GAPS.items():
         s = series[series["series_id"] == topic]
         assert len(s) == HOURS
@@ -298,3 +298,34 @@ def test_bands_stay_in_the_metric_domain(domain: str, make: Any) -> None:
     raw = fit_predict(y, horizon=24, season=24, domain="real")  # what the old band did
     assert not all(dom.contains(raw[k]) for k in ("lower", "upper", "future_lower",
                                                   "future_upper"))
+
+
+def test_thin_windows_neither_raise_nor_resolve_flags(tmp_path: Path) -> None:
+    """A 9-sigma spike in a window of 3 interactions raises nothing; the same spike with 40
+    interactions does; thin windows after an alarm do not resolve its episode."""
+    rng = np.random.default_rng(8)
+    y = synthetic(rng, 4.0)
+    y[120] += 9 * 0.3
+    flags = {}
+    for thin_n in (3, 40):
+        path = tmp_path / f"thin{thin_n}.duckdb"
+        init_schema(path)
+        rows = window_rows("guns", y)
+        rows[120]["n_interactions"] = thin_n
+        for r in rows[121:150]:
+            r["n_interactions"] = 2  # a quiet night of thin windows after the spike
+        seed(path, rows)
+        cfg = load_config(path=None, env={"POLARWATCH_WAREHOUSE_PATH": str(path),
+                                          "POLARWATCH_FORECAST_MIN_VOLUME": "10"})
+        run_forecast(cfg, events=[], log=lambda _: None)
+        with connect(path, read_only=True) as con:
+            flags[thin_n] = con.execute(
+                "SELECT ts, flag, episode, episode_event FROM forecasts WHERE flag <> 'forecast' "
+                "ORDER BY ts").df()
+    assert flags[3].loc[120, "flag"] == "none" and pd.isna(flags[3].loc[120, "episode"])
+    strong = flags[40]
+    assert strong.loc[120, "flag"] in ("spike", "anticipatory")
+    episode = strong.loc[120, "episode"]
+    # thin windows 121-149 keep the episode open: it resolves only on observed, thick windows
+    assert (strong.loc[121:149, "episode"] == episode).all()
+    assert strong.loc[121:149, "episode_event"].isna().all()
