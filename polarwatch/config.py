@@ -69,10 +69,14 @@ class ExtractorConfig:
     llm_calls_per_minute: int = 60  # cascade budget: at most this many escalated posts a minute
     llm_base_url: str = ""  # the llm backend's OpenAI-compatible server ("" = its default)
     llm_model: str = ""  # model name sent to that server ("" = its default)
+    # how the llm backend asks for JSON: json_object_schema (llama.cpp), json_schema (OpenAI,
+    # vLLM) or none (servers without JSON mode, e.g. `transformers serve`; "" = the default)
+    llm_response_format: str = ""
 
     def backend_options(self) -> dict[str, dict[str, str]]:
-        """Per-backend keyword options set in this section (the llm server and model)."""
-        llm = {k: v for k, v in (("base_url", self.llm_base_url), ("model", self.llm_model)) if v}
+        """Per-backend keyword options set in this section (the llm server, model, JSON mode)."""
+        llm = {k: v for k, v in (("base_url", self.llm_base_url), ("model", self.llm_model),
+                                 ("response_format", self.llm_response_format)) if v}
         return {"llm": llm} if llm else {}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,3 +36,32 @@ def spark() -> Iterator[object]:
 def stream_config(broker: EmbeddedBroker, tmp_path: Path) -> Config:
     """The shipped config pointed at the test broker, unique topics and a temp DuckDB file."""
     return load_config(REPO / "polarwatch.toml", env=stream_env(broker.bootstrap, tmp_path))
+
+
+# -- under `make test` nothing may be skipped ---------------------------------------------------
+# `make test` sets POLARWATCH_TEST_NO_SKIP=1: a test that would skip because a prerequisite the
+# README promises is missing (Chromium, the SmolLM2 weights, the shipped heads, a backend's
+# packages) fails instead, naming what is missing. A developer running one file by hand can
+# still skip.
+NO_SKIP_ENV = "POLARWATCH_TEST_NO_SKIP"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get(NO_SKIP_ENV) == "1" and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (f"skipped under {NO_SKIP_ENV}=1 (make test), which turns every skip "
+                           f"into a failure: {reason}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get(NO_SKIP_ENV) == "1":
+        report.outcome = "failed"
+        report.longrepr = f"a module skipped itself under {NO_SKIP_ENV}=1: {report.longrepr}"

