@@ -54,6 +54,53 @@ def fmt_value(metric: str, value: Any) -> str:
     return fmt_share(value) if metric.endswith("_share") else fmt_score(value)
 
 
+# Upper end of each bounded metric's scale (a mean score or a share); counts have none.
+SCALE_MAX = {"mean_score": 10.0, "extreme_share": 1.0, "hostility_share": 1.0,
+             "pro_share": 1.0, "anti_share": 1.0}
+Z95 = 1.959964  # two-sided 95 %
+
+
+def window_interval(value: Any, n: Any, upper: float, z: float = Z95) -> tuple[float, float]:
+    """95 % interval of a window's mean (or share) ``value`` on ``[0, upper]`` from ``n``
+    observations: the Wilson score interval of ``value / upper``.
+
+    For a share it is the usual Wilson interval; for a mean of bounded scores it is
+    conservative (a variable on [0, 1] with mean p has variance <= p(1 - p)). It never leaves
+    ``[0, upper]`` and is wide for small ``n``: 3 interactions at 9.0 give 3.6-9.9, 3,000 give
+    8.9-9.1.
+    (NaN, NaN) when the value or n is missing or n < 1.
+    """
+    if is_missing(value) or is_missing(n) or float(n) < 1:
+        return math.nan, math.nan
+    p, k = min(max(float(value) / upper, 0.0), 1.0), float(n)
+    centre = (p + z * z / (2 * k)) / (1 + z * z / k)
+    half = z * math.sqrt(p * (1 - p) / k + z * z / (4 * k * k)) / (1 + z * z / k)
+    return upper * (centre - half), upper * (centre + half)
+
+
+def with_intervals(series: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """``series`` (value, n per window) plus ``lo``/``hi``: the 95 % interval of each window's
+    value (:func:`window_interval`); NaN for metrics without a bounded scale (volume)."""
+    upper = SCALE_MAX.get(metric)
+    if upper is None or "n" not in series:
+        return series.assign(lo=math.nan, hi=math.nan)
+    bounds = [window_interval(v, n, upper) for v, n in zip(series["value"], series["n"],
+                                                           strict=True)]
+    return series.assign(lo=[b[0] for b in bounds], hi=[b[1] for b in bounds])
+
+
+def fmt_uncertain(metric: str, value: Any, n: Any) -> str:
+    """'9.00 (4.4–9.8)': a value with its 95 % window interval when it has one."""
+    text = fmt_value(metric, value)
+    upper = SCALE_MAX.get(metric)
+    lo, hi = window_interval(value, n, upper) if upper else (math.nan, math.nan)
+    if math.isnan(lo):
+        return text
+    if upper == 1.0:
+        return f"{text} ({lo:.0%}–{hi:.0%})"
+    return f"{text} ({lo:.1f}–{hi:.1f})"
+
+
 def fmt_age(then: Any, now: datetime | None = None) -> str:
     """'12 s ago', '5 min ago', '3 h ago', '2 d ago'."""
     return f"{fmt_duration(age_seconds(then, now))} ago"

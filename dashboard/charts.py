@@ -73,6 +73,15 @@ def series_chart(series: pd.DataFrame, y_title: str, title: str,
 
     obs = series.dropna(subset=["value"]).assign(series="observed",
                                                  when=lambda d: _when(d["ts"]))
+    if {"lo", "hi"} <= set(obs.columns) and obs["lo"].notna().any():
+        # the uncertainty of each window's value: a thin window gets a wide bar
+        ci = obs.dropna(subset=["lo", "hi"])
+        layers.append(alt.Chart(ci).mark_errorbar(opacity=0.45, color=SERIES_RANGE[0]).encode(
+            x=_x(), y=alt.Y("lo:Q", title=y_title, scale=y_scale), y2="hi:Q",
+            tooltip=[alt.Tooltip("when:N", title="window"),
+                     alt.Tooltip("n:Q", title="behind the value", format=","),
+                     alt.Tooltip("lo:Q", title="95 % low", format=".3g"),
+                     alt.Tooltip("hi:Q", title="95 % high", format=".3g")]))
     layers.append(alt.Chart(obs).mark_line(strokeWidth=2).encode(
         x=_x(), y=alt.Y("value:Q", title=y_title, scale=y_scale), color=series_color,
         tooltip=[alt.Tooltip("when:N", title="window"),

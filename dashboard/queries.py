@@ -38,8 +38,16 @@ METRICS: dict[str, tuple[str, str]] = {
                    "sum(anti_share * volume) / nullif(sum(volume), 0)"),
     "volume": ("Posts per window", "sum(volume)"),
 }
-# Window sizes offered on the topic page -> DuckDB interval (buckets start at midnight UTC).
-WINDOWS: dict[str, str] = {"1 hour": "1 hour", "6 hours": "6 hours", "1 day": "1 day"}
+# Window sizes offered on the topic page besides the stored one (buckets start at midnight
+# UTC); only those coarser than, and a multiple of, the stored window are offered.
+WINDOWS: dict[str, str] = {"1 hour": "1 hour", "6 hours": "6 hours", "1 day": "1 day",
+                           "1 week": "7 days"}
+# The count each metric's window value is a mean / share of (stream/sink.py): the support of
+# its uncertainty interval.
+SUPPORT: dict[str, str] = {"mean_score": "n_interactions", "extreme_share": "n_conversations",
+                           "hostility_share": "volume", "pro_share": "volume",
+                           "anti_share": "volume", "volume": "volume"}
+_UNITS = (("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
 # A flag is "active" while its window is one of the last few observed windows of its series.
 ACTIVE_FLAG_WINDOWS = 3
 # Forecast rows that are not alarms: ordinary in-sample points and out-of-sample steps.
@@ -128,20 +136,57 @@ def stream_status(path: str | Path) -> pd.DataFrame:
               FROM stream_batches) b""")
 
 
+def window_label(length: pd.Timedelta) -> str:
+    """'1 hour', '6 hours', '1 day', '15 minutes' ... for a window length."""
+    seconds = int(length.total_seconds())
+    for unit, size in _UNITS:
+        if seconds >= size and seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    raise ValueError(f"window length must be positive, got {length}")
+
+
+def native_window(path: str | Path, default: str = "1 hour") -> str:
+    """The stored window ([aggregate] window, as the data has it): the most common
+    ``window_end - window_start`` of ``topic_windows`` (the forecast infers it the same way);
+    ``default`` when there is no window yet."""
+    df = _df(path, "SELECT window_end - window_start AS length, count(*) AS n FROM topic_windows "
+                   "GROUP BY 1 ORDER BY n DESC, length LIMIT 1")
+    return default if df.empty else window_label(pd.Timedelta(df["length"].iloc[0]))
+
+
+def window_choices(native: str) -> list[str]:
+    """Window sizes the topic page offers: the stored one first (the default), then the coarser
+    multiples of it among WINDOWS."""
+    base = pd.Timedelta(native)
+    coarser = [label for label, interval in WINDOWS.items()
+               if pd.Timedelta(interval) > base
+               and pd.Timedelta(interval) % base == pd.Timedelta(0)]
+    return [native, *coarser]
+
+
 def metric_series(path: str | Path, topic: str, metric: str = DEFAULT_METRIC,
                   window: str = "1 hour") -> pd.DataFrame:
-    """One topic's ``metric`` re-aggregated into ``window``-sized buckets (a key of WINDOWS).
+    """One topic's ``metric`` re-aggregated into ``window``-sized buckets (a label such as
+    '1 hour', '6 hours', '1 day', '15 minutes': see :func:`window_choices`).
 
-    Columns: ts (bucket start), value, volume, n_windows (hourly windows merged). Ordered by ts.
+    Columns: ts (bucket start), value, volume, n_windows (stored windows merged) and n (the
+    interactions / conversations / posts the value is a mean or share of: its support).
+    Ordered by ts.
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
-    if window not in WINDOWS:
-        raise ValueError(f"unknown window {window!r} (known: {', '.join(WINDOWS)})")
-    # Both names are checked against the constants above, so interpolating is safe.
+    try:
+        interval = window_label(pd.Timedelta(WINDOWS.get(window, window)))
+    except ValueError as exc:
+        raise ValueError(f"unknown window {window!r}: use a length such as "
+                         f"{', '.join(WINDOWS)}") from exc
+    # The metric is checked against METRICS and the interval rebuilt from a Timedelta, so
+    # interpolating is safe.
     return _df(path, f"""
-        SELECT time_bucket(INTERVAL '{WINDOWS[window]}', window_start) AS ts,
-               {METRICS[metric][1]} AS value, sum(volume) AS volume, count(*) AS n_windows
+        SELECT time_bucket(INTERVAL '{interval}', window_start) AS ts,
+               {METRICS[metric][1]} AS value, sum(volume) AS volume, count(*) AS n_windows,
+               sum({SUPPORT[metric]}) AS n
         FROM topic_windows WHERE topic = ?
         GROUP BY ALL ORDER BY ts""", [topic])
 
@@ -160,20 +205,35 @@ def forecast_metrics(path: str | Path, topic: str) -> list[str]:
 
 
 def flags(path: str | Path, topic: str | None = None) -> pd.DataFrame:
-    """Every flagged forecast row (flag not in NOT_FLAGS), newest first, optionally per topic.
+    """Every alarm row (flag not in NOT_FLAGS: one per episode), newest first, optionally per
+    topic.
 
-    Columns: every column of ``forecasts`` plus ``active`` (the flagged window is one of the last
-    ACTIVE_FLAG_WINDOWS observed windows of its topic/metric series) and ``latest_ts`` (the
-    newest observed window of that series).
+    Columns: every column of ``forecasts`` plus ``active`` (the alarm's episode has not resolved
+    yet, as in forecast.alerting; rows written before episodes existed: the window is one of the
+    last ACTIVE_FLAG_WINDOWS observed windows of its series), ``resolved_at`` (the window where
+    the episode resolved, NULL while open) and ``latest_ts`` (the newest observed window of that
+    series).
     """
+    cols = set(_df(path, "DESCRIBE forecasts")["column_name"])
+    if {"episode", "episode_event"} <= cols:
+        resolved = ("SELECT topic, metric, episode, min(ts) AS resolved_at FROM forecasts "
+                    "WHERE episode_event = 'resolve' GROUP BY ALL")
+        active = (f"CASE WHEN f.episode IS NULL THEN o.recency <= {ACTIVE_FLAG_WINDOWS} "
+                  f"ELSE r.resolved_at IS NULL END")
+        join = "LEFT JOIN resolved r ON r.topic = f.topic AND r.metric = f.metric AND " \
+               "r.episode = f.episode"
+    else:
+        resolved = "SELECT NULL AS resolved_at"
+        active, join = f"o.recency <= {ACTIVE_FLAG_WINDOWS}", "CROSS JOIN resolved r"
     return _df(path, f"""
         WITH observed AS (
             SELECT topic, metric, ts,
                    row_number() OVER (PARTITION BY topic, metric ORDER BY ts DESC) AS recency,
                    max(ts) OVER (PARTITION BY topic, metric) AS latest_ts
-            FROM forecasts WHERE flag <> 'forecast')
-        SELECT f.*, o.recency <= {ACTIVE_FLAG_WINDOWS} AS active, o.latest_ts
-        FROM forecasts f JOIN observed o USING (topic, metric, ts)
+            FROM forecasts WHERE flag <> 'forecast'),
+             resolved AS ({resolved})
+        SELECT f.*, {active} AS active, r.resolved_at, o.latest_ts
+        FROM forecasts f JOIN observed o USING (topic, metric, ts) {join}
         WHERE f.flag NOT IN ('none', 'forecast') AND (? IS NULL OR f.topic = ?)
         ORDER BY f.ts DESC, f.topic, f.metric""", [topic, topic])
 

@@ -8,8 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import queries
-from dashboard.analysis import flag_class, fmt_score, fmt_share, is_missing, trend_arrow
+from dashboard.analysis import flag_class, fmt_share, fmt_uncertain, is_missing, trend_arrow
 from dashboard.common import Context, ctx, live, read
+from polarwatch.config import load_config
+from polarwatch.errors import ConfigError
 
 CARDS_PER_ROW = 2  # four metrics per card need the width
 FLAG_COLOURS = {"spike": "red", "dip": "green", "anticipatory": "orange", "reactive": "violet"}
@@ -26,28 +28,48 @@ def flag_badges(active: pd.DataFrame) -> str:
     return " ".join(badges)
 
 
+@st.cache_data(ttl=60)
+def min_volume() -> int:
+    """[forecast] min_volume: below it a window is thin (10 if the config cannot be read)."""
+    try:
+        return int(load_config().forecast.min_volume)
+    except (ConfigError, AttributeError):
+        return 10
+
+
 def render_card(c: Context, row: Any, active: pd.DataFrame) -> None:
     topic = str(row["topic"])
     st.markdown(f"#### {c.name(topic)}")
     st.caption(f"latest window {pd.Timestamp(row['window_start']):%Y-%m-%d %H:%M} UTC")
-    arrow = trend_arrow(row["mean_score"], row["trend_base"])
+    n = 0 if is_missing(row["n_interactions"]) else int(row["n_interactions"])
+    thin = n < min_volume()
+    arrow = "" if thin else trend_arrow(row["mean_score"], row["trend_base"])
     delta = None
-    if not is_missing(row["mean_score"]) and not is_missing(row["trend_base"]):
+    if not thin and not is_missing(row["mean_score"]) and not is_missing(row["trend_base"]):
         delta = f"{float(row['mean_score']) - float(row['trend_base']):+.2f}"
     spark = row["recent_scores"]
     spark_data = [float(v) for v in spark] if spark is not None and len(spark) else None
     a, b = st.columns(2)
     d, e = st.columns(2)
-    a.metric(f"Polarization {arrow}".strip(), fmt_score(row["mean_score"]), delta,
+    a.metric(f"Polarization {arrow}".strip(),
+             fmt_uncertain("mean_score", row["mean_score"], row["n_interactions"]), delta,
              delta_color="inverse", chart_data=spark_data,
-             help="Mean interaction score of the latest window (0 = friendly agreement, "
-                  "10 = hostile disagreement); the arrow compares it with the mean of the "
-                  "windows before it (delta = latest − that mean).")
-    b.metric("Extreme share", fmt_share(row["extreme_share"]),
-             help="Share of conversations whose mean score is above the extreme threshold.")
-    d.metric("Hostility share", fmt_share(row["hostility_share"]),
-             help="Share of posts labelled hostile (affect = yes).")
+             help=f"Mean interaction score of the latest window (0 = friendly agreement, "
+                  f"10 = hostile disagreement) over its {n:,} interaction(s); in brackets its "
+                  f"95 % interval (Wilson). The arrow compares it with the mean of the windows "
+                  f"before it (delta = latest − that mean); no arrow on a thin window.")
+    b.metric("Extreme share", fmt_uncertain("extreme_share", row["extreme_share"],
+                                            row["n_conversations"]),
+             help="Share of conversations whose mean score is above the extreme threshold "
+                  "(95 % interval in brackets).")
+    d.metric("Hostility share", fmt_uncertain("hostility_share", row["hostility_share"],
+                                              row["volume"]),
+             help="Share of posts labelled hostile (affect = yes; 95 % interval in brackets).")
     e.metric("Volume", f"{int(row['volume']):,}", help="Posts in the latest window.")
+    if thin:
+        st.markdown(f":orange-badge[thin window] {n:,} interaction(s), fewer than "
+                    f"`[forecast] min_volume` = {min_volume()}: the values above are uncertain "
+                    f"(see the intervals) and this window neither raises nor resolves flags.")
     if not is_missing(row.get("replies")) and int(row["replies"]):
         st.caption(f"Scored replies: {fmt_share(row['scored'] / row['replies'])} "
                    f"({int(row['scored']):,} of {int(row['replies']):,} replies with a known "
@@ -89,6 +111,7 @@ def render_overview(c: Context) -> None:
 
 context = ctx()
 st.title("Overview")
-st.caption("Latest window per topic. Flags are *active* while they sit in one of the last "
-           f"{queries.ACTIVE_FLAG_WINDOWS} windows of their series.")
+st.caption("Latest window per topic, with 95 % intervals from the interactions / posts behind "
+           "each value. A flag is *active* while its episode is open (from its alarm until the "
+           "series has been quiet for the refractory period).")
 live(context, render_overview, context)

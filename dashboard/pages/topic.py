@@ -13,6 +13,7 @@ from dashboard.analysis import (
     event_study_range,
     events_frame,
     phase_summary,
+    with_intervals,
 )
 from dashboard.common import Context, ctx, known_topics, live, load_calendar, pick_topic, read
 from dashboard.events import Event
@@ -21,7 +22,7 @@ TOP_CONVERSATIONS = 10
 CONVERSATION_PAGE = "pages/conversation.py"
 
 
-def render_series(c: Context, topic: str, metric: str, window: str) -> None:
+def render_series(c: Context, topic: str, metric: str, window: str, native_window: str) -> None:
     series = read(c, queries.metric_series, topic, metric, window)
     forecast = read(c, queries.forecast_series, topic, metric)
     topic_flags = read(c, queries.flags, topic)
@@ -32,7 +33,8 @@ def render_series(c: Context, topic: str, metric: str, window: str) -> None:
         return
     label = queries.METRICS[metric][0]
     flags = describe_flags(topic_flags)
-    native = window == next(iter(queries.WINDOWS))
+    series = with_intervals(series, metric)
+    native = window == native_window
     metric_flags = topic_flags[topic_flags["metric"] == metric]
     # Flags sit at the observed value on the native window; on coarser windows (and for flags
     # of other metrics) they are vertical rules only.
@@ -46,12 +48,17 @@ def render_series(c: Context, topic: str, metric: str, window: str) -> None:
         forecast=forecast if native and not forecast.empty else None, flags=marks,
         events=events_frame(load_calendar(c, topic)))
     st.altair_chart(chart, width="stretch")
-    notes = [f"{len(series):,} windows of {window}", f"{len(metric_flags)} flag(s) on {metric}"]
+    notes = [f"{len(series):,} windows of {window}", f"{len(metric_flags)} alarm(s) on {metric} "
+             f"(one per episode)"]
+    if series["lo"].notna().any():
+        notes.append("thin band around the line = 95 % interval of each window's value from "
+                     "the interactions / posts behind it (wide when a window is thin)")
     if forecast.empty:
         notes.append(f"no forecast for {metric} (the forecaster models "
                      f"`{c.forecast_metric}`)")
     elif not native:
-        notes.append(f"forecast and band are drawn on {next(iter(queries.WINDOWS))} windows only")
+        notes.append(f"forecast and band are drawn on {native_window} windows (the stored "
+                     f"window) only")
     else:
         notes.append("shaded band = prediction interval of the one-step forecast")
     st.caption(" · ".join(notes))
@@ -126,9 +133,12 @@ if topics is not None:
     left, right = st.columns(2)
     metric = str(left.selectbox("Metric", list(queries.METRICS), key="metric",
                                 format_func=lambda m: queries.METRICS[m][0]))
-    window = str(right.segmented_control("Window", list(queries.WINDOWS), key="window",
-                                         default=next(iter(queries.WINDOWS)))
-                 or next(iter(queries.WINDOWS)))
-    live(context, render_series, context, topic, metric, window)
+    stored = read(context, queries.native_window) or "1 hour"
+    choices = queries.window_choices(stored)
+    # The stored window ([aggregate] window) is the default: the forecast, its band and the
+    # report use it too.
+    window = str(right.segmented_control("Window", choices, key="window",
+                                         default=stored) or stored)
+    live(context, render_series, context, topic, metric, window, stored)
     render_event_studies(context, topic, load_calendar(context, topic))
     render_conversations(context, topic)

@@ -56,10 +56,15 @@ def test_overview_cards(monkeypatch: pytest.MonkeyPatch, seeded_warehouse: Seed,
     assert "#### Gun control" in text and "#### Climate change" in text
     metrics = [(m.label, m.value) for m in at.metric]
     for latest in seeded_warehouse.latest.values():
-        assert ("Polarization ↑", f"{latest['mean_score']:.2f}") in metrics
-        assert ("Extreme share", f"{latest['extreme_share']:.0%}") in metrics
+        # every value comes with its 95 % interval: "6.10 (5.0–7.1)"
+        assert any(label == "Polarization ↑" and value.startswith(f"{latest['mean_score']:.2f} (")
+                   for label, value in metrics), metrics
+        assert any(label == "Extreme share" and value.startswith(f"{latest['extreme_share']:.0%} (")
+                   for label, value in metrics), metrics
         assert ("Volume", f"{latest['volume']:,}") in metrics
-    assert metrics.count(("Hostility share", "20%")) == 2
+    assert sum(label == "Hostility share" and value.startswith("20% (")
+               for label, value in metrics) == 2
+    assert "thin window" not in text  # 33 and 43 interactions: above [forecast] min_volume
     # the dip on climate_change is in its last 3 windows: active; the old spike is not
     assert ":green-badge[dip · mean_score · 03-02 22:00]" in text
     assert "spike" not in text and "No active flags." in text
@@ -77,7 +82,8 @@ def test_topic_page_series_flags_and_switches(monkeypatch: pytest.MonkeyPatch,
     assert at.selectbox(key="topic_pick").value == "gun_control"
     assert len(at.get("vega_lite_chart")) == 1
     text = texts(at)
-    assert "48 windows of 1 hour · 1 flag(s) on mean_score · shaded band" in text
+    assert "48 windows of 1 hour · 1 alarm(s) on mean_score (one per episode) · " in text
+    assert "shaded band = prediction interval" in text
     flags = at.dataframe[0].value
     assert list(flags["class"]) == ["spike"] and list(flags["status"]) == ["resolved"]
     assert flags["explanation"].iloc[0] == ("mean_score 8.75 is 3.75 above the prediction band "
@@ -89,7 +95,8 @@ def test_topic_page_series_flags_and_switches(monkeypatch: pytest.MonkeyPatch,
     at.selectbox(key="metric").set_value("volume").run()
     at.segmented_control(key="window").set_value("1 day").run()
     assert not at.exception
-    assert "2 windows of 1 day · 0 flag(s) on volume · no forecast for volume" in texts(at)
+    assert ("2 windows of 1 day · 0 alarm(s) on volume (one per episode) · no forecast for "
+            "volume") in texts(at)
     assert len(at.get("vega_lite_chart")) == 1
 
     at.selectbox(key="topic_pick").set_value("climate_change").run()

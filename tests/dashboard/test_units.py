@@ -50,6 +50,45 @@ def test_overview_and_series(seeded_warehouse: Seed) -> None:
         queries.metric_series(path, "gun_control", "nope")
 
 
+def test_window_intervals_stay_in_range_and_widen_when_thin() -> None:
+    thin = analysis.window_interval(9.0, 3, 10.0)
+    thick = analysis.window_interval(9.0, 3000, 10.0)
+    assert 0.0 <= thin[0] < 5.0 and 9.5 < thin[1] <= 10.0  # 3 interactions: barely known
+    assert thick[1] - thick[0] < 0.25 and thick[0] < 9.0 < thick[1]
+    for value, n, upper in ((10.0, 1, 10.0), (0.0, 2, 10.0), (1.0, 1, 1.0), (0.0, 5, 1.0)):
+        lo, hi = analysis.window_interval(value, n, upper)
+        assert 0.0 <= lo <= value <= hi <= upper
+    assert analysis.fmt_uncertain("mean_score", 9.0, 3) == "9.00 (3.6–9.9)"
+    assert analysis.fmt_uncertain("volume", 30, 30) == "30"
+    frame = pd.DataFrame({"value": [9.0, 9.0], "n": [3, 3000]})
+    widths = analysis.with_intervals(frame, "mean_score").eval("hi - lo")
+    assert widths[0] > 20 * widths[1]
+
+
+def test_stored_window_is_the_default_view(tmp_path: Path) -> None:
+    """Daily windows (polarwatch.toml [aggregate] window = "1 day"): the topic page offers
+    1 day first, then coarser windows, never the hourly view the data does not have."""
+    from polarwatch.warehouse import connect, init_schema
+
+    path = tmp_path / "daily.duckdb"
+    init_schema(path)
+    with connect(path) as con:
+        for i in range(10):
+            ws = START + timedelta(days=i)
+            con.execute("INSERT INTO topic_windows (topic, window_start, window_end, volume, "
+                        "n_interactions, mean_score, n_conversations, updated_at) VALUES "
+                        "('t', ?, ?, 5, 3, 6.0, 1, ?)", [ws, ws + timedelta(days=1), ws])
+    assert queries.native_window(path) == "1 day"
+    assert queries.window_choices("1 day") == ["1 day", "1 week"]
+    assert queries.window_choices("1 hour")[0] == "1 hour"
+    daily = queries.metric_series(path, "t", "mean_score", "1 day")
+    assert len(daily) == 10 and (daily["n"] == 3).all()
+    weekly = queries.metric_series(path, "t", "mean_score", "1 week")  # weeks start on Monday
+    assert weekly["n_windows"].sum() == 10 and len(weekly) <= 3
+    with pytest.raises(ValueError, match="unknown window"):
+        queries.metric_series(path, "t", "mean_score", "1; DROP TABLE posts")
+
+
 def test_flags_active_and_resolved(seeded_warehouse: Seed) -> None:
     flags = queries.flags(seeded_warehouse.path).set_index("topic")
     assert flags.loc["gun_control", "flag"] == "spike"
