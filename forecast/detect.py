@@ -436,7 +436,7 @@ def _ml_params(x: np.ndarray, period: int | None) -> dict[str, Any]:
             warnings.simplefilter("ignore")
             res = ExponentialSmoothing(
                 x, trend="add", damped_trend=True, seasonal="add" if period else None,
-                seasonal_periods=period, initialization_method="heuristic").fit()
+                seasonal_periods=period, initialization_method="heuristic").fit(use_brute=False)
         p = res.params
         out: dict[str, Any] = {
             "a": float(p["smoothing_level"]), "phi": float(p["damping_trend"]),

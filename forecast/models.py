@@ -214,7 +214,7 @@ def select_model(z: np.ndarray, *, season: int | None = None,
 
 def fit_predict(y: np.ndarray, *, alpha: float = 0.05, horizon: int = 12,
                 season: int | None = None, select: bool = True,
-                domain: str = "real") -> dict[str, Any]:
+                domain: str = "real", conformal_points: int | None = None) -> dict[str, Any]:
     """Choose a model for ``y`` (NaN = missing window) by :func:`select_model`, refit it on
     the whole series and predict.
 
@@ -231,7 +231,8 @@ def fit_predict(y: np.ndarray, *, alpha: float = 0.05, horizon: int = 12,
     ``domain`` (:mod:`forecast.domains`: score, share, count, real) is the metric's range: the
     model runs on its transformed scale and the band is mapped back, so it stays inside; then
     the band is **calibrated** (split conformal) on the last :data:`CONFORMAL_POINTS` one-step
-    errors: its half-width on the model scale is rescaled to their ``1 - alpha`` quantile.
+    errors (``conformal_points`` overrides that count; 0: no calibration): its half-width on the model scale is
+    rescaled to their ``1 - alpha`` quantile.
     ``calibration`` reports the factor applied (None: too few errors, Gaussian band kept) and
     the number of errors it used; ``selection``'s MAE is on the model scale.
     """
@@ -292,7 +293,9 @@ def fit_predict(y: np.ndarray, *, alpha: float = 0.05, horizon: int = 12,
     burn = max(BURN_IN_POINTS, int(getattr(res, "loglikelihood_burn", 0)))
     first_after_burn = int(np.flatnonzero(observed)[burn]) if n_obs > burn else len(y)
     pmean[:first_after_burn] = np.nan
-    factor, n_cal, (pci, fci) = _calibrate(z, pmean, (pci, fci), first_after_burn, alpha)
+    factor, n_cal, (pci, fci) = _calibrate(z, pmean, (pci, fci), first_after_burn, alpha,
+                                           CONFORMAL_POINTS if conformal_points is None
+                                           else conformal_points)
 
     def back(a: np.ndarray) -> np.ndarray:
         return dom.inverse(a * scale + mean)
@@ -311,8 +314,8 @@ def fit_predict(y: np.ndarray, *, alpha: float = 0.05, horizon: int = 12,
 
 
 def _calibrate(z: np.ndarray, pmean: np.ndarray, bands: tuple[np.ndarray, np.ndarray],
-               start: int, alpha: float) -> tuple[float | None, int,
-                                                  tuple[np.ndarray, np.ndarray]]:
+               start: int, alpha: float, points: int) -> tuple[float | None, int,
+                                                              tuple[np.ndarray, np.ndarray]]:
     """Split-conformal rescaling of the in-sample and future bands (model scale, standardised):
     the half-widths times the ``1 - alpha`` quantile of the last CONFORMAL_POINTS standardised
     one-step errors over the Gaussian quantile."""
@@ -322,7 +325,7 @@ def _calibrate(z: np.ndarray, pmean: np.ndarray, bands: tuple[np.ndarray, np.nda
     with np.errstate(invalid="ignore", divide="ignore"):
         err = (z - pmean) / sd
     err[:start] = np.nan
-    err = err[np.isfinite(err)][-CONFORMAL_POINTS:]
+    err = err[np.isfinite(err)][-points:] if points > 0 else err[:0]
     q = conformal_factor(err, alpha)
     if q is None:
         return None, len(err), bands

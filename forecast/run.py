@@ -75,6 +75,14 @@ class CalendarDetector(StreamingDetector):
         return self.crossed
 
 
+def _configured_window(cfg: Config) -> pd.Timedelta | None:
+    """[aggregate] window as a Timedelta (None when it does not parse)."""
+    try:
+        return pd.Timedelta(str(cfg.aggregate.window))
+    except ValueError:
+        return None
+
+
 def _hours(delta: timedelta) -> str:
     h = delta.total_seconds() / 3600
     return f"{h:.0f} h" if h < 48 else f"{h / 24:.1f} days"
@@ -254,6 +262,11 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
     n_series = series["series_id"].nunique()
     log(f"forecast {metric}: {n_series} topic(s), window {freq}, horizon {horizon}, "
         f"interval {1 - alpha:.0%}, {len(events)} calendar event(s)")
+    configured = _configured_window(cfg)
+    if configured is not None and configured != freq:
+        log(f"  note: the stored windows are {freq} long but [aggregate] window is "
+            f"{configured}; the forecast, the dashboard and the report follow the stored "
+            f"windows (re-stream with --reset to re-aggregate)")
     created_at = datetime.now(UTC)
     frames, fitted = [], []
     for topic, group in series.groupby("series_id", sort=True):

@@ -329,3 +329,21 @@ def test_thin_windows_neither_raise_nor_resolve_flags(tmp_path: Path) -> None:
     # thin windows 121-149 keep the episode open: it resolves only on observed, thick windows
     assert (strong.loc[121:149, "episode"] == episode).all()
     assert strong.loc[121:149, "episode_event"].isna().all()
+
+
+def test_run_notes_stored_window_differs_from_config(tmp_path: Path) -> None:
+    path = tmp_path / "daily.duckdb"
+    init_schema(path)
+    rng = np.random.default_rng(2)
+    seed(path, window_rows("guns", 5 + rng.normal(0, 0.3, 40), step=timedelta(days=1)))
+    lines: list[str] = []
+    cfg = load_config(path=None, env={"POLARWATCH_WAREHOUSE_PATH": str(path),
+                                      "POLARWATCH_AGGREGATE_WINDOW": "1 hour"})
+    run_forecast(cfg, events=[], alerts=False, log=lines.append)
+    assert any("stored windows are 1 days 00:00:00 long but [aggregate] window is "
+               "0 days 01:00:00" in line for line in lines), lines
+    lines.clear()
+    cfg = load_config(path=None, env={"POLARWATCH_WAREHOUSE_PATH": str(path),
+                                      "POLARWATCH_AGGREGATE_WINDOW": "1 day"})
+    run_forecast(cfg, events=[], alerts=False, log=lines.append)
+    assert not any("stored windows" in line for line in lines)
