@@ -23,7 +23,7 @@ differ, so heads must be retrained when it changes.
 | file | predicts | input features |
 |---|---|---|
 | `stance.npz` | unclear / anti / pro for *any* topic | post embedding e and the topic's pro/anti description embeddings: [e, e*t_pro, e*t_anti, cos(e,t_pro), cos(e,t_anti)] |
-| `stance_<target>.npz` | the same, for one SemEval-2016 target | same features; used only for a topic configured with exactly the stored `pro`/`anti` text (the `climate` head therefore serves `topics.toml`'s `climate_change`) |
+| `stance_<target>.npz` | the same, for one SemEval-2016 target (or a topic with `polarwatch train --weak-labels`) | same features, with the head's own stored `pro`/`anti` text; used for a topic configured with that text (the `climate` head serves `topics.toml`'s `climate_change`) or with a `name`/`pro`/`anti` that mean the same (`scoring/extractors/topic_match.py`: base-encoder similarity ≥ 0.59 and the same named people; `benchmarks/topic_heads.py`) |
 | `affect.npz` | hostile yes / no | e |
 | `agreement.npz` | disagree / unclear (neutral) / agree | parent p, reply c: [p, c, abs(p-c), p*c] |
 | `emotion.npz` | anger / joy / optimism / sadness; "neutral" when the top probability < {neutral_below} | e |
@@ -68,6 +68,11 @@ posts.
 - OffensEval "offensive" includes profanity that is not aimed at anyone, so `affect` over-fires
   on friendly swearing and misses polite hostility.
 - Agreement is the hardest task: `unclear` (neutral) is often confused with both sides.
+- Stance is reported "unclear" only when the head gives it probability ≥ 0.55
+  (`STANCE_UNCLEAR_ABOVE`), else the likelier side: more replies get an interaction score
+  (49% → 65% on real Reddit threads) at the same validation F_avg (`benchmarks/stance_coverage.py`).
+- The backend runs the encoder with ONNX Runtime when it is installed (same int8mix variant;
+  validation within 0.01 of the torch build on every task, see benchmarks/README.md).
 - Confidences are softmax probabilities of class-balanced models; they are not calibrated.
 - The data sets carry the biases of their annotators and of the original collections.
 """

@@ -36,7 +36,7 @@ def cue_pattern(terms: Sequence[str]) -> re.Pattern[str] | None:
 
 @dataclass
 class WeakLabels:
-    rows: list[dict[str, Any]]  # text (cues removed), label, topic
+    rows: list[dict[str, Any]]  # text (cues removed), label, topic, index (in the input)
     counts: dict[str, int]  # pro, anti, both (dropped), none, unclear (kept no-cue posts)
 
 
@@ -48,9 +48,9 @@ def weak_label_rows(texts: Iterable[str], topic: Topic, seed: int = 0,
                           f"posts (has {len(topic.pro_terms)} pro and {len(topic.anti_terms)} "
                           f"anti terms); add them to its [[topic]] table")
     rows: list[dict[str, Any]] = []
-    no_cue: list[str] = []
+    no_cue: list[tuple[int, str]] = []
     counts = {"pro": 0, "anti": 0, "both": 0, "none": 0, "unclear": 0}
-    for text in texts:
+    for i, text in enumerate(texts):
         is_pro, is_anti = bool(pro.search(text)), bool(anti.search(text))
         if is_pro and is_anti:
             counts["both"] += 1
@@ -59,12 +59,12 @@ def weak_label_rows(texts: Iterable[str], topic: Topic, seed: int = 0,
             counts[label] += 1
             cleaned = re.sub(r"\s+", " ", anti.sub(" ", pro.sub(" ", text))).strip()
             if cleaned:
-                rows.append({"text": cleaned, "label": label, "topic": topic.id})
+                rows.append({"text": cleaned, "label": label, "topic": topic.id, "index": i})
         else:
             counts["none"] += 1
-            no_cue.append(text)
+            no_cue.append((i, text))
     n_unclear = min(len(no_cue), int(unclear_ratio * (counts["pro"] + counts["anti"]) / 2))
-    for text in random.Random(seed).sample(no_cue, n_unclear):
-        rows.append({"text": text, "label": "unclear", "topic": topic.id})
+    for i, text in random.Random(seed).sample(no_cue, n_unclear):
+        rows.append({"text": text, "label": "unclear", "topic": topic.id, "index": i})
     counts["unclear"] = n_unclear
     return WeakLabels(rows, counts)

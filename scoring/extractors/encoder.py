@@ -91,7 +91,9 @@ class CachedEncoder:
     ``quantize_encoder``). ``max_seq_length`` truncates texts (word pieces). ``variant`` names
     the combination, e.g. ``int8mix-seq128``: embeddings of different variants differ, so heads
     are trained per variant. ``adapter``: a fine-tuning adapter file folded into the weights
-    before quantization; its digest is ``self.adapter``.
+    before quantization; its digest is ``self.adapter``. ``runtime``: see ``RUNTIMES``.
+    ``token_budget`` (onnx only): texts longer than this many word pieces keep their first 3/4
+    and last 1/4 (a long comment's conclusion), below the variant's ``max_seq_length``.
     """
 
     def __init__(self, batch_size: int = 64, cache_size: int = 20_000,
@@ -99,7 +101,7 @@ class CachedEncoder:
                  precision: str = DEFAULT_PRECISION,
                  max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
                  adapter: Path | None = None, runtime: str = "torch",
-                 head_tail: bool = False) -> None:
+                 token_budget: int | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if precision not in PRECISIONS:
             raise BackendError(f"unknown encoder precision {precision!r} ({', '.join(PRECISIONS)})")
@@ -119,10 +121,13 @@ class CachedEncoder:
         if runtime == "onnx":
             from scoring.extractors.onnx_runtime import OnnxEncoder
 
-            self._embed = OnnxEncoder(precision, max_seq_length, adapter, self.adapter,
+            budget = min(max_seq_length, token_budget or max_seq_length)
+            self._embed = OnnxEncoder(precision, budget, adapter, self.adapter,
                                       num_threads=num_threads, batch_size=batch_size,
-                                      head_tail=head_tail)
+                                      head_tail=budget < max_seq_length)
         else:
+            if token_budget:
+                raise BackendError("token_budget needs the onnx runtime (pip install onnxruntime)")
             self._embed = self._torch_encoder(batch_size, num_threads, device, precision,
                                               max_seq_length, adapter)
         self.variant = f"{precision}-seq{max_seq_length}"

@@ -179,3 +179,15 @@ def test_heads_pin_their_adapter(tmp_path: Path, topics: list[Topic]) -> None:
     with pytest.raises(BackendError, match=r"is not the adapter the heads.*trained on "
                                            r"\(0123456789ab\).*--adapter"):
         LearnedExtractor(topics, heads_dir=heads)
+
+
+def test_unclear_only_when_the_head_is_confident_of_it() -> None:
+    from scoring.extractors.learned import abstain
+
+    classes = ("unclear", "anti", "pro")
+    probs = np.array([0.5, 0.2, 0.3])
+    assert abstain(probs, classes, 0.0) == 0  # the plain argmax
+    assert abstain(probs, classes, 0.55) == 2  # not sure enough: the likelier side
+    assert abstain(np.array([0.6, 0.1, 0.3]), classes, 0.55) == 0
+    assert abstain(np.array([0.2, 0.5, 0.3]), classes, 0.99) == 1  # a side wins as before
+    assert abstain(np.array([0.7, 0.3]), ("unclear", "pro"), 0.9) == 1
