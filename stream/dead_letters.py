@@ -13,6 +13,7 @@ that is rolled back or replayed neither loses nor duplicates a dead letter.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -127,3 +128,7 @@ class DeadLetterDrain:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+
+    def __del__(self) -> None:  # a restarted query builds a new sink: free the old consumer
+        with contextlib.suppress(Exception):  # at interpreter shutdown nothing is left to free
+            self.close()

@@ -18,6 +18,7 @@ from polarwatch.config import Config
 from polarwatch.errors import PrerequisiteError
 from stream.dead_letters import DeadLetterDrain
 from stream.sink import BatchResult, DuckDBSink
+from stream.supervise import MAX_RESTARTS_DRAIN, supervise
 from stream.udfs import LabelStage, output_ddl
 
 QUERY_NAME = "polarwatch_posts"
@@ -123,17 +124,23 @@ def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
 
     listener = MetricsListener(cfg.warehouse_path, QUERY_NAME, log=log)
     spark.streams.addListener(listener)
-    query = start_stream(spark, cfg, available_now=available_now, reset=reset, log=log,
-                         backend=backend)
-    try:
-        query.awaitTermination(timeout)
-        if query.exception() is not None:
-            raise RuntimeError(f"stream failed: {query.exception()}")
+    queries: list[Any] = []
+    first = [reset]
+
+    def start() -> Any:  # the first start may reset the checkpoint; restarts resume from it
+        query = start_stream(spark, cfg, available_now=available_now, reset=first[0], log=log,
+                             backend=backend)
+        first[0] = False
+        return query
+
+    try:  # transient failures restart the query from its checkpoint (stream/supervise.py)
+        supervise(start, log=log, timeout=timeout, on_query=queries.append,
+                  max_restarts=MAX_RESTARTS_DRAIN if available_now else None)
     except KeyboardInterrupt:
         log("interrupted: stopping the stream (the checkpoint keeps its position)")
     finally:
-        if query.isActive:
-            query.stop()
+        if queries and queries[-1].isActive:
+            queries[-1].stop()
         spark.streams.removeListener(listener)
         if own:
             spark.stop()

@@ -1,0 +1,119 @@
+"""Supervision of the streaming query: restart it from its checkpoint when the cause is
+transient, stop with a one-line polarwatch error when it is not.
+
+Transient: the DuckDB file lock held by a reader longer than the sink's retries, a broker that
+restarts or cannot be reached for a while, a full disk that is freed, a server that times out.
+The query is restarted from its checkpoint (Spark replays the uncommitted micro-batch; the sink's
+``(query, batch id)`` marker keeps it exactly-once) after an exponential backoff with jitter;
+every restart is logged. Anything else — an offset regression, a bug, a bad configuration — ends
+:func:`supervise` with :class:`StreamError`, whose message is the Python-level cause in one
+line, not a Java stack trace.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ingest.sources.base import Backoff
+from polarwatch.errors import PolarwatchError
+
+# Substrings of a failure (the Python exception and whatever Spark wraps around it) that mark
+# a cause that goes away by itself.
+TRANSIENT_MARKERS = (
+    "Could not set lock", "Conflicting lock",  # a DuckDB reader held the file too long
+    "different configuration than existing connections",
+    "NoBrokersAvailable", "KafkaConnectionError", "KafkaTimeoutError", "NodeNotReadyError",
+    "RequestTimedOutError", "LeaderNotAvailableError", "NotLeaderForPartitionError",
+    "no records from",  # stream/kafka_source.py: a partition read stalled (broker restarting)
+    "Connection refused", "Connection reset", "Broken pipe", "timed out",
+    "No space left on device", "Disk quota exceeded",
+)
+PERMANENT_MARKERS = ("OffsetRegressionError",)  # replaying or skipping would be wrong
+RESTART_BACKOFF = (1.0, 60.0)  # seconds: first delay, cap (doubling, with jitter)
+HEALTHY_AFTER_S = 120.0  # a query that ran this long resets the backoff
+MAX_RESTARTS_DRAIN = 5  # `polarwatch stream` without --continuous gives up after this many
+
+_PY_ERROR = re.compile(r"^\s*(?:[\w.]+\.)?(\w+(?:Error|Exception|Exit)): (.+)$", re.MULTILINE)
+_NOISE = ("StreamingQueryException", "PythonException", "Py4JJavaError", "SparkException")
+
+
+class StreamError(PolarwatchError):
+    """The stream stopped for a reason a restart cannot fix (the message says which)."""
+
+
+def is_transient(text: str) -> bool:
+    if any(m in text for m in PERMANENT_MARKERS):
+        return False
+    return any(m in text for m in TRANSIENT_MARKERS)
+
+
+def cause(exc: BaseException | str, limit: int = 300) -> str:
+    """The innermost Python-level error of a Spark failure as ``Type: message``, one line."""
+    text = str(exc)
+    found = [(t, m) for t, m in _PY_ERROR.findall(text) if t not in _NOISE]
+    if found:
+        kind, msg = found[-1]
+        line = f"{kind}: {msg.strip()}"
+    else:
+        line = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
+def _failure(query: Any, timeout: float | None) -> BaseException | None:
+    """Wait for the query; the exception it ended with, or None (stopped or timed out)."""
+    try:
+        query.awaitTermination(timeout)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # pyspark's StreamingQueryException and friends
+        return exc
+    failed = query.exception()
+    return failed if isinstance(failed, BaseException) else None
+
+
+def supervise(start: Callable[[], Any], *, log: Callable[[str], None],
+              timeout: float | None = None, max_restarts: int | None = None,
+              sleep: Callable[[float], None] = time.sleep,
+              clock: Callable[[], float] = time.monotonic,
+              on_query: Callable[[Any], None] | None = None) -> int:
+    """Run ``start()`` (which starts the query from its checkpoint) until the query stops or
+    `timeout` seconds pass, restarting it after transient failures. Returns the number of
+    restarts; raises StreamError when the cause is not transient or `max_restarts` is spent.
+    `on_query` receives each started query (so the caller can stop the current one)."""
+    deadline = None if timeout is None else clock() + timeout
+    backoff = Backoff(*RESTART_BACKOFF)
+    restarts = 0
+    while True:
+        started = clock()
+        exc: BaseException | None
+        try:  # starting opens the DuckDB file and asks the broker for offsets: may fail too
+            query = start()
+        except (KeyboardInterrupt, PolarwatchError):
+            raise
+        except Exception as failed:
+            exc = failed
+        else:
+            if on_query is not None:
+                on_query(query)
+            remaining = None if deadline is None else max(deadline - clock(), 0.0)
+            exc = _failure(query, remaining)
+            if exc is None:
+                return restarts
+        why = cause(exc)
+        if not is_transient(str(exc)):
+            raise StreamError(f"the stream stopped: {why}") from None
+        if max_restarts is not None and restarts >= max_restarts:
+            raise StreamError(f"the stream failed {restarts + 1} times in a row, last: {why}; "
+                              f"fix the cause and run it again (it resumes from its "
+                              f"checkpoint)") from None
+        if clock() - started >= HEALTHY_AFTER_S:
+            backoff.reset()
+        delay = backoff.next_delay()
+        restarts += 1
+        log(f"stream restart {restarts} in {delay:.1f} s after a transient failure: {why}")
+        if deadline is not None and clock() + delay >= deadline:
+            return restarts
+        sleep(delay)

@@ -1,0 +1,156 @@
+"""Supervision: transient failures restart the query from its checkpoint, others end the
+stream with one polarwatch error line. The real case: a reader holds the DuckDB file lock longer
+than the sink's retries while the continuous stream runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+import pytest
+
+from ingest.broker import ensure_topics
+from ingest.producer import PostProducer
+from polarwatch import warehouse
+from polarwatch.config import Config
+from polarwatch.records import Post
+from polarwatch.warehouse import connect, init_schema, is_lock_error, scalar
+from stream.job import run_stream
+from stream.supervise import StreamError, cause, is_transient, supervise
+
+SPARK_FAILURE = """org.apache.spark.sql.streaming.StreamingQueryException: [FOREACH_BATCH_USER_FUNCTION_ERROR] An error occurred in the user provided function in foreach batch sink.
+=== Streaming Query ===
+py4j.protocol.Py4JJavaError: An error occurred while calling o123.call.
+Traceback (most recent call last):
+  File "/work/main/stream/sink.py", line 150, in write
+_duckdb.IOException: IO Error: Could not set lock on file "/tmp/pw.duckdb": Conflicting lock is held in python (PID 42)
+\tat org.apache.spark.sql.execution.streaming.StreamExecution.runStream(StreamExecution.scala:1)
+"""
+
+
+def test_cause_is_the_python_error_in_one_line() -> None:
+    assert cause(SPARK_FAILURE) == ('IOException: IO Error: Could not set lock on file '
+                                    '"/tmp/pw.duckdb": Conflicting lock is held in python '
+                                    '(PID 42)')
+    assert is_transient(SPARK_FAILURE)
+    regression = "stream.kafka_source.OffsetRegressionError: offsets of topic 'p' went backwards"
+    assert not is_transient(regression + " (Connection refused)")  # never replay or skip
+    assert cause(regression).startswith("OffsetRegressionError: offsets")
+
+
+class _Query:
+    def __init__(self, failure: str | None) -> None:
+        self.failure, self.isActive = failure, True
+
+    def awaitTermination(self, timeout: float | None = None) -> None:  # noqa: N802 (pyspark)
+        self.isActive = False
+        if self.failure:
+            raise RuntimeError(self.failure)
+
+    def exception(self) -> None:
+        return None
+
+
+def test_supervise_restarts_transient_failures_and_stops_on_others() -> None:
+    script = iter([SPARK_FAILURE, "KafkaConnectionError: Connection refused", None])
+    logs: list[str] = []
+    sleeps: list[float] = []
+    assert supervise(lambda: _Query(next(script)), log=logs.append, sleep=sleeps.append) == 2
+    assert len(logs) == 2 and "stream restart 1" in logs[0] and "Could not set lock" in logs[0]
+    assert 0.5 <= sleeps[0] <= 1.0 and 1.0 <= sleeps[1] <= 2.0  # exponential backoff
+
+    with pytest.raises(StreamError, match=r"^the stream stopped: ValueError: bad") as err:
+        supervise(lambda: _Query("Traceback\nValueError: bad\n\tat org.apache.X"),
+                  log=logs.append, sleep=sleeps.append)
+    assert "\n" not in str(err.value) and "org.apache" not in str(err.value)
+    with pytest.raises(StreamError, match="failed 3 times in a row"):
+        supervise(lambda: _Query(SPARK_FAILURE), log=logs.append, sleep=sleeps.append,
+                  max_restarts=2)
+
+
+# Another process takes the file read-write (retrying while the stream has it), says so,
+# and holds it for 8 s.
+LOCKER = """
+import sys, time
+from polarwatch.warehouse import connect
+with connect(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(8)
+"""
+
+
+def _posts(prefix: str, n: int) -> list[Post]:
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    return [Post(id=f"{prefix}{i}", platform="t", author_id="u", text="We need gun control.",
+                 created_at=t0 + timedelta(seconds=i), topic="gun_control",
+                 conversation_id=f"{prefix}{i}") for i in range(n)]
+
+
+def _produce(cfg: Config, posts: list[Post]) -> None:
+    with PostProducer(cfg.broker.bootstrap_servers, cfg.topics.posts,
+                      cfg.topics.dead_letter) as producer:
+        producer.send_many(posts)
+
+
+def _count(cfg: Config) -> int:
+    with connect(cfg.warehouse_path, read_only=True) as con:
+        return int(scalar(con, "SELECT count(*) FROM posts"))
+
+
+def _wait_for(cfg: Config, n: int, timeout: float) -> int:
+    deadline, got = time.monotonic() + timeout, -1
+    while time.monotonic() < deadline:
+        try:
+            got = _count(cfg)
+        except duckdb.IOException as exc:  # the writer holds the file: ask again
+            assert is_lock_error(exc), exc
+        if got >= n:
+            break
+        time.sleep(0.5)
+    return got
+
+
+@pytest.mark.slow
+def test_continuous_stream_survives_a_reader_holding_the_lock(
+        stream_config: Config, spark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # lock retries of 1 s instead of 5 s (the sink runs in this process): a reader holding the
+    # file for 8 s outlasts them for sure, however loaded the machine is
+    monkeypatch.setattr(warehouse, "LOCK_RETRY_ATTEMPTS", 40)
+    cfg = replace(stream_config, spark=replace(stream_config.spark, trigger_seconds=0.5))
+    ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter], 2)
+    init_schema(cfg.warehouse_path)
+    _produce(cfg, _posts("a", 20))
+    logs: list[str] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_stream(cfg, available_now=False, timeout=300, spark=spark, log=logs.append)
+        except BaseException as exc:  # surfaced by the assertions below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        assert _wait_for(cfg, 20, 120) == 20, logs
+        # another process holds the file read-write for 8 s: longer than the sink's lock
+        # retries, so the batch with the next posts fails inside the query
+        locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(cfg.warehouse_path)],
+                                  stdout=subprocess.PIPE, text=True)
+        assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+        _produce(cfg, _posts("b", 10))
+        locker.wait(60)
+        assert _wait_for(cfg, 30, 120) == 30, logs
+    finally:
+        for query in spark.streams.active:  # type: ignore[attr-defined]
+            query.stop()
+        thread.join(60)
+    assert not errors, errors
+    restarts = [m for m in logs if m.startswith("stream restart")]
+    assert restarts and any("lock" in m for m in restarts), logs
