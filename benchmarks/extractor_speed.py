@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/extractor_speed.py [--posts 4000] [--backends lexicon,learned]
         [--batch-sizes 32,64,128] [--threads 2] [--reply-share 0.5] [--duplicate-share 0.1]
         [--heads scoring/heads,/tmp/old-heads] [--runtimes onnx,torch] [--no-real]
-        [--real-limit N]
+        [--real-limit N] [--token-budgets 96,128]
 
 Real text (``benchmarks/real_text.py``, from ``../shared/data``): "tweets" = the 1,618 TweetEval
 stance + offensive validation tweets; "Reddit replies" = 4,288 DEBAGREEMENT replies, each with its
@@ -26,6 +26,7 @@ configuration labels the same posts in batches of 500 (a Spark micro-batch slice
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -159,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heads", default="", help="comma-separated `learned` head directories "
                     "(default: the shipped scoring/heads)")
     ap.add_argument("--runtimes", default="onnx,torch", help="`learned` encoder runtimes")
+    ap.add_argument("--token-budgets", default="96",
+                    help="`learned` onnx token budgets (128 = the variant's plain truncation)")
     ap.add_argument("--no-real", action="store_true", help="synthetic posts only")
     ap.add_argument("--real-limit", type=int, default=None, help="at most N posts per real set")
     args = ap.parse_args(argv)
@@ -179,13 +182,17 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for heads in args.heads.split(",") if args.heads else [None]:
             for runtime in args.runtimes.split(","):
-                for bs in (int(b) for b in args.batch_sizes.split(",")):
+                budgets = args.token_budgets.split(",") if runtime == "onnx" else ["0"]
+                for bs, budget in itertools.product(map(int, args.batch_sizes.split(",")),
+                                                    map(int, budgets)):
                     opts: dict[str, object] = {"batch_size": bs, "num_threads": args.threads,
-                                               "runtime": runtime}
+                                               "runtime": runtime, "token_budget": budget or None}
                     if heads:
                         opts["heads_dir"] = heads
-                    configs.append((backend, f"{_variant(heads)}, {runtime}, batch_size={bs}, "
-                                             f"threads={args.threads}", opts))
+                    configs.append((backend, f"{_variant(heads)}, {runtime}"
+                                             + (f", token_budget={budget}" if budget else "")
+                                             + f", batch_size={bs}, threads={args.threads}",
+                                    opts))
     for backend, label, opts in configs:
         extractor, _, cold, warm, extra = run(backend, posts, **opts)
         rates = real_rates(extractor, sets)

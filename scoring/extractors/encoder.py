@@ -92,8 +92,8 @@ class CachedEncoder:
     the combination, e.g. ``int8mix-seq128``: embeddings of different variants differ, so heads
     are trained per variant. ``adapter``: a fine-tuning adapter file folded into the weights
     before quantization; its digest is ``self.adapter``. ``runtime``: see ``RUNTIMES``.
-    ``token_budget`` (onnx only): texts longer than this many word pieces keep their first 3/4
-    and last 1/4 (a long comment's conclusion), below the variant's ``max_seq_length``.
+    ``token_budget`` (onnx only; torch cuts at ``max_seq_length``): texts longer than this many
+    word pieces keep their first 3/4 and last 1/4 (a long comment's conclusion).
     """
 
     def __init__(self, batch_size: int = 64, cache_size: int = 20_000,
@@ -126,8 +126,6 @@ class CachedEncoder:
                                       num_threads=num_threads, batch_size=batch_size,
                                       head_tail=budget < max_seq_length)
         else:
-            if token_budget:
-                raise BackendError("token_budget needs the onnx runtime (pip install onnxruntime)")
             self._embed = self._torch_encoder(batch_size, num_threads, device, precision,
                                               max_seq_length, adapter)
         self.variant = f"{precision}-seq{max_seq_length}"
