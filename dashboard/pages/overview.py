@@ -8,7 +8,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import queries
-from dashboard.analysis import flag_class, fmt_share, fmt_uncertain, is_missing, trend_arrow
+from dashboard.analysis import (
+    flag_class,
+    fmt_score,
+    fmt_share,
+    fmt_uncertain,
+    is_missing,
+    trend_arrow,
+)
 from dashboard.common import Context, ctx, live, read
 from polarwatch.config import load_config
 from polarwatch.errors import ConfigError
@@ -37,6 +44,21 @@ def min_volume() -> int:
         return 10
 
 
+def interval_line(row: Any) -> str:
+    """'95 % intervals: score 3.6–9.9 (3 interactions) · extreme … · hostile …'."""
+    parts = []
+    for metric, label, n_col, unit in (("mean_score", "score", "n_interactions",
+                                        "interactions"),
+                                       ("extreme_share", "extreme", "n_conversations",
+                                        "conversations"),
+                                       ("hostility_share", "hostile", "volume", "posts")):
+        text = fmt_uncertain(metric, row[metric], row[n_col])
+        if "(" in text:
+            n = 0 if is_missing(row[n_col]) else int(row[n_col])
+            parts.append(f"{label} {text.split('(')[1].rstrip(')')} ({n:,} {unit})")
+    return "95 % intervals: " + " · ".join(parts) if parts else "No interval (empty window)."
+
+
 def render_card(c: Context, row: Any, active: pd.DataFrame) -> None:
     topic = str(row["topic"])
     st.markdown(f"#### {c.name(topic)}")
@@ -51,21 +73,18 @@ def render_card(c: Context, row: Any, active: pd.DataFrame) -> None:
     spark_data = [float(v) for v in spark] if spark is not None and len(spark) else None
     a, b = st.columns(2)
     d, e = st.columns(2)
-    a.metric(f"Polarization {arrow}".strip(),
-             fmt_uncertain("mean_score", row["mean_score"], row["n_interactions"]), delta,
+    a.metric(f"Polarization {arrow}".strip(), fmt_score(row["mean_score"]), delta,
              delta_color="inverse", chart_data=spark_data,
              help=f"Mean interaction score of the latest window (0 = friendly agreement, "
-                  f"10 = hostile disagreement) over its {n:,} interaction(s); in brackets its "
-                  f"95 % interval (Wilson). The arrow compares it with the mean of the windows "
-                  f"before it (delta = latest − that mean); no arrow on a thin window.")
-    b.metric("Extreme share", fmt_uncertain("extreme_share", row["extreme_share"],
-                                            row["n_conversations"]),
-             help="Share of conversations whose mean score is above the extreme threshold "
-                  "(95 % interval in brackets).")
-    d.metric("Hostility share", fmt_uncertain("hostility_share", row["hostility_share"],
-                                              row["volume"]),
-             help="Share of posts labelled hostile (affect = yes; 95 % interval in brackets).")
+                  f"10 = hostile disagreement) over its {n:,} interaction(s); its 95 % "
+                  f"interval is under the card. The arrow compares it with the mean of the "
+                  f"windows before it (delta = latest − that mean); none on a thin window.")
+    b.metric("Extreme share", fmt_share(row["extreme_share"]),
+             help="Share of conversations whose mean score is above the extreme threshold.")
+    d.metric("Hostility share", fmt_share(row["hostility_share"]),
+             help="Share of posts labelled hostile (affect = yes).")
     e.metric("Volume", f"{int(row['volume']):,}", help="Posts in the latest window.")
+    st.caption(interval_line(row))
     if thin:
         st.markdown(f":orange-badge[thin window] {n:,} interaction(s), fewer than "
                     f"`[forecast] min_volume` = {min_volume()}: the values above are uncertain "

@@ -48,7 +48,7 @@ def render_series(c: Context, topic: str, metric: str, window: str, native_windo
         forecast=forecast if native and not forecast.empty else None, flags=marks,
         events=events_frame(load_calendar(c, topic)))
     st.altair_chart(chart, width="stretch")
-    notes = [f"{len(series):,} windows of {window}", f"{len(metric_flags)} alarm(s) on {metric} "
+    notes = [f"{len(series):,} windows of {window}", f"{len(metric_flags)} flag(s) on {metric} "
              f"(one per episode)"]
     if series["lo"].notna().any():
         notes.append("thin band around the line = 95 % interval of each window's value from "

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.events import Event, load_events, save_events
 from polarwatch.warehouse import connect, init_schema
 
-from .conftest import EXPLANATION, START, Seed
+from .conftest import EXPLANATION, START, Seed, add_window
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "dashboard" / "app.py"
@@ -56,14 +56,12 @@ def test_overview_cards(monkeypatch: pytest.MonkeyPatch, seeded_warehouse: Seed,
     assert "#### Gun control" in text and "#### Climate change" in text
     metrics = [(m.label, m.value) for m in at.metric]
     for latest in seeded_warehouse.latest.values():
-        # every value comes with its 95 % interval: "6.10 (5.0–7.1)"
-        assert any(label == "Polarization ↑" and value.startswith(f"{latest['mean_score']:.2f} (")
-                   for label, value in metrics), metrics
-        assert any(label == "Extreme share" and value.startswith(f"{latest['extreme_share']:.0%} (")
-                   for label, value in metrics), metrics
+        assert ("Polarization ↑", f"{latest['mean_score']:.2f}") in metrics
+        assert ("Extreme share", f"{latest['extreme_share']:.0%}") in metrics
         assert ("Volume", f"{latest['volume']:,}") in metrics
-    assert sum(label == "Hostility share" and value.startswith("20% (")
-               for label, value in metrics) == 2
+    assert metrics.count(("Hostility share", "20%")) == 2
+    # each card says how uncertain its values are (Wilson 95 %, from what is behind them)
+    assert text.count("95 % intervals: score ") == 2 and "(33 interactions)" in text
     assert "thin window" not in text  # 33 and 43 interactions: above [forecast] min_volume
     # the dip on climate_change is in its last 3 windows: active; the old spike is not
     assert ":green-badge[dip · mean_score · 03-02 22:00]" in text
@@ -74,6 +72,22 @@ def test_overview_cards(monkeypatch: pytest.MonkeyPatch, seeded_warehouse: Seed,
                                                              "Open Climate change"]
 
 
+def test_thin_window_card_shows_its_uncertainty(monkeypatch: pytest.MonkeyPatch,
+                                                seeded_warehouse: Seed, events_file: Path,
+                                                tmp_path: Path) -> None:
+    """A newest window of 2 interactions at 9.87: no trend arrow or delta, a thin-window badge
+    and an interval that spans most of the scale."""
+    path = tmp_path / "thin.duckdb"
+    shutil.copy(seeded_warehouse.path, path)
+    add_window(path, "gun_control", mean_score=9.87)  # 2 interactions, 5 posts
+    at = run_app(monkeypatch, path, events_file)
+    assert not at.exception
+    text = texts(at)
+    assert text.count("thin window") == 1 and "2 interaction(s), fewer than" in text
+    assert ("Polarization", "9.87") in [(m.label, m.value) for m in at.metric]  # no arrow
+    assert "95 % intervals: score 3.3–10.0 (2 interactions)" in text
+
+
 def test_topic_page_series_flags_and_switches(monkeypatch: pytest.MonkeyPatch,
                                               seeded_warehouse: Seed, events_file: Path) -> None:
     at = run_app(monkeypatch, seeded_warehouse.path, events_file, "pages/topic.py",
@@ -82,7 +96,7 @@ def test_topic_page_series_flags_and_switches(monkeypatch: pytest.MonkeyPatch,
     assert at.selectbox(key="topic_pick").value == "gun_control"
     assert len(at.get("vega_lite_chart")) == 1
     text = texts(at)
-    assert "48 windows of 1 hour · 1 alarm(s) on mean_score (one per episode) · " in text
+    assert "48 windows of 1 hour · 1 flag(s) on mean_score (one per episode) · " in text
     assert "shaded band = prediction interval" in text
     flags = at.dataframe[0].value
     assert list(flags["class"]) == ["spike"] and list(flags["status"]) == ["resolved"]
@@ -95,7 +109,7 @@ def test_topic_page_series_flags_and_switches(monkeypatch: pytest.MonkeyPatch,
     at.selectbox(key="metric").set_value("volume").run()
     at.segmented_control(key="window").set_value("1 day").run()
     assert not at.exception
-    assert ("2 windows of 1 day · 0 alarm(s) on volume (one per episode) · no forecast for "
+    assert ("2 windows of 1 day · 0 flag(s) on volume (one per episode) · no forecast for "
             "volume") in texts(at)
     assert len(at.get("vega_lite_chart")) == 1
 
