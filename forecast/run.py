@@ -113,6 +113,7 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
     episode_events: list[str | None] = []
     scores = np.full(len(y), np.nan)
     thin_at = [False] * len(y) if thin is None else list(thin)
+    raised: dict[int, tuple[datetime, str]] = {}  # open episode -> (alarm window, flag)
     for i, (stamp, value) in enumerate(zip(ts, np.asarray(y, dtype=float), strict=True)):
         t = pd.Timestamp(stamp).to_pydatetime()
         ahead = min((e for e in scheduled if t < e.start <= t + window),
@@ -146,6 +147,13 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
             text = "one-window exceedance above the prediction band"
         else:
             text = "one-window drop below the prediction band"
+        if p.event == "resolve" and p.episode is not None:  # its class as finally known
+            opened = raised.pop(p.episode, None)
+            text = (f"episode {p.episode} resolved after {_hours(t - opened[0])}, raised as "
+                    f"{opened[1]}, classified {p.episode_kind}" if opened is not None
+                    else f"episode {p.episode} resolved")
+        elif flag != FLAG_NONE and p.episode is not None:
+            raised[p.episode] = (t, flag)
         flags.append(flag)
         why.append(None if text is None else text + where)
     return {"flag": flags, "anomaly_score": scores, "explanation": why, "episode": episodes,

@@ -347,3 +347,19 @@ def test_run_notes_stored_window_differs_from_config(tmp_path: Path) -> None:
                                       "POLARWATCH_AGGREGATE_WINDOW": "1 day"})
     run_forecast(cfg, events=[], alerts=False, log=lines.append)
     assert not any("stored windows" in line for line in lines)
+
+
+def test_episode_keeps_its_class_jump_raised_as_spike_resolves_reactive() -> None:
+    from forecast.run import classify_series
+
+    rng = np.random.default_rng(5)
+    t = np.arange(300)
+    y = 200 * (1 + 0.4 * np.sin(2 * np.pi * t / 24)) * np.exp(rng.normal(0, 0.05, 300))
+    y[200:] *= 2  # a lasting jump: one alarm, then the episode is re-classified
+    ts = pd.date_range("2024-01-01", periods=300, freq="h", tz="UTC")
+    out = classify_series(ts, y, 3600, [])
+    alarms = [i for i, f in enumerate(out["flag"]) if f != "none"]
+    assert alarms == [200] and out["flag"][200] == "spike"
+    resolved = [i for i, e in enumerate(out["episode_event"]) if e == "resolve"]
+    assert len(resolved) == 1 and out["episode"][resolved[0]] == out["episode"][200]
+    assert "raised as spike, classified reactive" in out["explanation"][resolved[0]]
