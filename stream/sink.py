@@ -20,7 +20,9 @@ For each micro-batch the sink, in *one* DuckDB transaction:
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +43,15 @@ _INTERVAL_RE = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day)s?\s*$")
 
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 PRUNE_EVERY_S = 3600.0  # retention runs in the first batch, then at most once an hour
+CRASH_ENV = "POLARWATCH_CRASH_AT"
+
+
+def crash_point(where: str, batch_id: int) -> None:
+    """Fault injection for the recovery tests: with ``POLARWATCH_CRASH_AT=before_commit:2`` (or
+    ``after_commit:2``) the driver kills itself with SIGKILL at that point of batch 2, exactly
+    as ``kill -9`` would. Unset (always, outside tests) it does nothing."""
+    if os.environ.get(CRASH_ENV) == f"{where}:{batch_id}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _parse_span(span: str) -> tuple[int, str]:
@@ -156,15 +167,19 @@ class DuckDBSink:
             try:
                 seen = scalar(con, "SELECT 1 FROM stream_batches WHERE query = ? AND batch_id = ?",
                               [self.query, batch_id])
-                if seen:
+                if seen:  # a replay of a batch this sink committed: say so, store nothing
                     con.execute("ROLLBACK")
                     res.skipped = True
+                    if self.log:
+                        self.log(res)
                     return res
                 self._write_batch(con, pdf, batch_id, res)
+                crash_point("before_commit", batch_id)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+        crash_point("after_commit", batch_id)
         res.seconds = time.perf_counter() - t0
         if self.log:
             self.log(res)
