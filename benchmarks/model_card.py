@@ -70,7 +70,7 @@ posts.
 - Agreement is the hardest task: `unclear` (neutral) is often confused with both sides.
 - Stance is reported "unclear" only when the head gives it probability ≥ 0.55
   (`STANCE_UNCLEAR_ABOVE`), else the likelier side: more replies get an interaction score
-  (49% → 65% on real Reddit threads) at the same validation F_avg (`benchmarks/stance_coverage.py`).
+  (49% → 64% on real Reddit threads) at the same validation F_avg (`benchmarks/stance_coverage.py`).
 - The backend runs the encoder with ONNX Runtime when it is installed (same int8mix variant;
   validation within 0.01 of the torch build on every task, see benchmarks/README.md).
 - Confidences are softmax probabilities of class-balanced models; they are not calibrated.

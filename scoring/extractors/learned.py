@@ -51,7 +51,7 @@ REQUIRED_HEADS = ("stance", "affect", "agreement", "emotion")
 # (agreement 0.581 vs 0.583 on DEBAGREEMENT; 64 pieces cost 0.014: benchmarks/README.md).
 TOKEN_BUDGET = 96
 # A stance head's "unclear" wins only with at least this probability, else the likelier side is
-# reported: fewer unclear stances, so more replies get an interaction score (49% -> 65% of
+# reported: fewer unclear stances, so more replies get an interaction score (49% -> 64% of
 # real Reddit replies). Chosen on the SemEval validation tweets as the largest value whose F_avg
 # stays within 0.005 of the plain argmax's (0) with topic and generic heads alike
 # (benchmarks/stance_coverage.py, curve in benchmarks/README.md).
