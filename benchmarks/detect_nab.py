@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from forecast import nab  # noqa: E402
+from benchmarks import nab  # noqa: E402
 from forecast.alarms import FLAG_NONE, AlarmPolicy, suppress_points  # noqa: E402
 from forecast.detect import StreamingDetector, season_points, warmup_points  # noqa: E402
 
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.readme:
         section = (f"\n{SECTION}\n\nReproduce: `.venv/bin/python benchmarks/detect_nab.py "
-                   f"--seed {args.seed}` (NAB v1.1 rules in `forecast/nab.py`: standard profile "
+                   f"--seed {args.seed}` (NAB v1.1 rules in `benchmarks/nab.py`: standard profile "
                    f"A_TP = 1, A_FP = 0.11, A_FN = 1, windows of 10 % of the series per label, "
                    f"15 % probation; normalised null = 0, perfect = 100).\n\n{text}\n")
         existing = README.read_text() if README.exists() else ""

@@ -5,7 +5,7 @@
 Every series of ``--data`` (NAB v1.1 real and artificial categories; one category is held out
 of the shared copy) is streamed point by point through :class:`forecast.detect.StreamingDetector`
 with **one** parameter set for all series; its alarm rows (one per episode) are scored with
-:mod:`forecast.nab` (labeled windows from ``combined_windows.json``, 15 % probation, scaled
+:mod:`benchmarks.nab` (labeled windows from ``combined_windows.json``, 15 % probation, scaled
 sigmoid, A_TP / A_FP / A_FN of the three profiles of ``profiles.json``, normalised between the
 null detector (0) and the perfect one (100) over the corpus).
 
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from nab_data import DEFAULT_DIR, PROFILES, NabSeries, load_corpus, load_profiles  # noqa: E402
 
-from forecast import nab  # noqa: E402
+from benchmarks import nab  # noqa: E402
 from forecast.alarms import FLAG_NONE, AlarmPolicy, suppress_points  # noqa: E402
 from forecast.detect import DetectorConfig, StreamingDetector  # noqa: E402
 

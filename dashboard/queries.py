@@ -209,7 +209,7 @@ def flags(path: str | Path, topic: str | None = None) -> pd.DataFrame:
     topic.
 
     Columns: every column of ``forecasts`` plus ``active`` (the alarm's episode has not resolved
-    yet, as in forecast.alerting; rows written before episodes existed: the window is one of the
+    yet, as in forecast.alerts.delivery; rows written before episodes existed: the window is one of the
     last ACTIVE_FLAG_WINDOWS observed windows of its series), ``resolved_at`` (the window where
     the episode resolved, NULL while open) and ``latest_ts`` (the newest observed window of that
     series).

@@ -3,6 +3,8 @@
 - :mod:`forecast.series`: ``topic_windows`` -> long table ``series_id, ts, y`` (regular, NaN gaps)
 - :mod:`forecast.models`: arrays in, dict out (one-step-ahead intervals, flags, horizon forecast)
 - :mod:`forecast.run`: :func:`run_forecast` reads, fits and writes ``forecasts``
+- :mod:`forecast.alerts`: delivery of the flags (webhooks, ``alert_state``), apart from modelling
+- :mod:`forecast.reports`: the HTML report (reads ``forecasts``; imports no modelling code)
 """
 
 from forecast.run import run_forecast

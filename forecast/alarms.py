@@ -17,7 +17,7 @@ organised in **episodes**:
 The episode's **class** starts as the alarm's kind; a ``spike`` episode is re-classified
 ``reactive`` or ``anticipatory`` when the detector confirms a level jump or a build-up while it
 is open (no second alarm: the class is a property of the episode). Notification (webhooks) is
-separate (:mod:`forecast.alerting`): one firing message on open, one resolved on resolve.
+separate (:mod:`forecast.alerts.delivery`): one firing message on open, one resolved on resolve.
 """
 
 from __future__ import annotations

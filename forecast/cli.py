@@ -198,7 +198,13 @@ def cmd_detect(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_alerts_test(cfg: Config, args: argparse.Namespace) -> int:
     import os
 
-    from forecast.webhooks import SECRET_ENV, Endpoint, RetryPolicy, WebhookSender, sample_alert
+    from forecast.alerts.webhooks import (
+        SECRET_ENV,
+        Endpoint,
+        RetryPolicy,
+        WebhookSender,
+        sample_alert,
+    )
 
     secret = args.secret or os.environ.get(SECRET_ENV)
     endpoint = Endpoint(args.url, secret=secret, format=args.format)
@@ -261,9 +267,14 @@ def cmd_events(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_report(cfg: Config, args: argparse.Namespace) -> int:
     from forecast.reports import report_loop
+    from forecast.run import run_forecast
+
+    def forecast_first() -> None:
+        run_forecast(cfg, log=lambda m: print(f"  {m}"))
 
     report_loop(cfg, output=args.output, topics=args.topic or None, since=args.since,
-                every=args.every, count=args.count, forecast=args.forecast)
+                every=args.every, count=args.count,
+                before=forecast_first if args.forecast else None)
     return 0
 
 

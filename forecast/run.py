@@ -19,7 +19,7 @@ damped seasonal ETS; parameters fitted on the whole series, the state filtered c
 ``anomaly_score`` (0..1) and ``explanation`` come from the causal detector. All rows of one run
 are written in one short DuckDB write transaction with ``INSERT OR REPLACE`` on the primary key
 ``(topic, metric, ts)``, so a rerun replaces rather than duplicates. When ``[alerts] webhooks``
-are configured, :mod:`forecast.alerting` then sends the firing/resolved alerts (de-duplicated).
+are configured, :mod:`forecast.alerts.delivery` then sends the firing/resolved alerts (de-duplicated).
 """
 
 from __future__ import annotations
@@ -329,7 +329,7 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
         f"{len(fitted)} topic(s), {len(summary['skipped'])} skipped, {summary['flags']} flag(s) "
         f"in {round(time.monotonic() - started, 3)} s")
     if alerts and cfg.alerts.webhooks:
-        from forecast.alerting import send_flag_alerts
+        from forecast.alerts.delivery import send_flag_alerts
 
         summary["alerts"] = send_flag_alerts(cfg, metric=metric, log=log)
     summary["seconds"] = round(time.monotonic() - started, 3)

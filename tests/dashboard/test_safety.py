@@ -64,7 +64,7 @@ def _run(monkeypatch: pytest.MonkeyPatch, warehouse: Path, events: Path, page: s
 def warehouse(tmp_path: Path) -> Path:
     path = tmp_path / "wh.duckdb"
     init_schema(path)
-    with connect(path) as con:  # the delivery log forecast/webhooks.py keeps
+    with connect(path) as con:  # the delivery log forecast/alerts/webhooks.py keeps
         con.execute("CREATE TABLE alert_deliveries (url VARCHAR, status VARCHAR, "
                     "delivered_at TIMESTAMPTZ)")
         con.execute("INSERT INTO alert_deliveries VALUES (?, '200', now())", [SECRET_URL])

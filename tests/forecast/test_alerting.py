@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forecast.alerting import active_flags, flag_alert
+from forecast.alerts.delivery import active_flags, flag_alert
 from forecast.run import run_forecast
 from polarwatch.config import Config, load_config
 from polarwatch.events import Event

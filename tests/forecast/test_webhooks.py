@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from forecast.webhooks import (
+from forecast.alerts.webhooks import (
     Alert,
     Endpoint,
     RetryPolicy,

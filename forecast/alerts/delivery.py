@@ -8,12 +8,12 @@ page and the report use the same rule). Each run:
 
 1. every episode that is active now, or whose alarm is one of the last :data:`ACTIVE_WINDOWS`
    observed windows of its topic (it may have opened and resolved between two runs), becomes an
-   :class:`~forecast.webhooks.Alert` (labels ``alertname``, ``topic``, ``metric``, ``flag``,
+   :class:`~forecast.alerts.webhooks.Alert` (labels ``alertname``, ``topic``, ``metric``, ``flag``,
    ``severity``; ``startsAt`` = the alarm's window, ``endsAt`` = the resolving window);
 2. the table ``alert_state`` (DDL below) remembers every alert ever raised: new ones are added,
    open ones are resolved when their episode resolves (or disappears, e.g. when revised windows
    moved it: ``endsAt`` = the newest observed window);
-3. what a receiver has not seen yet is sent with :class:`~forecast.webhooks.WebhookSender`
+3. what a receiver has not seen yet is sent with :class:`~forecast.alerts.webhooks.WebhookSender`
    (signed, retried with backoff, logged in ``alert_deliveries``): the firing message first, then
    the resolved one, each marked sent once every endpoint has it.
 
@@ -36,7 +36,7 @@ from typing import Any
 
 import pandas as pd
 
-from forecast.webhooks import Alert, Endpoint, RetryPolicy, WebhookSender
+from forecast.alerts.webhooks import Alert, Endpoint, RetryPolicy, WebhookSender
 from polarwatch.config import Config
 from polarwatch.warehouse import connect
 

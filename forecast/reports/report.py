@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from forecast.alerting import active_flags
+from forecast.alerts.delivery import active_flags
 from forecast.events_study import event_studies
 from polarwatch.config import Config
 from polarwatch.errors import ConfigError, PolarwatchError
@@ -80,7 +80,7 @@ class TopicData:
     name: str
     windows: pd.DataFrame  # ts, mean_score, extreme_share, hostility_share, volume
     forecasts: pd.DataFrame  # forecasts rows of the metric (observed + future)
-    active: pd.DataFrame  # active flags (forecast.alerting.active_flags)
+    active: pd.DataFrame  # active flags (forecast.alerts.delivery.active_flags)
     drivers: dict[Any, pd.DataFrame] = field(default_factory=dict)  # flag ts -> conversations
     events: list[Event] = field(default_factory=list)
 
@@ -308,18 +308,17 @@ def write_report(cfg: Config, output: str | Path, topics: Sequence[str] | None =
 
 def report_loop(cfg: Config, *, output: str | Path, topics: Sequence[str] | None = None,
                 since: str | None = None, every: str | None = None, count: int | None = None,
-                forecast: bool = False, log: Callable[[str], Any] = print,
+                before: Callable[[], Any] | None = None, log: Callable[[str], Any] = print,
                 sleep: Callable[[float], Any] = time.sleep) -> list[Path]:
     """One report, or one every ``every`` (``count`` times, or until interrupted); each path
-    is printed as it is written. ``forecast`` runs :func:`forecast.run.run_forecast` first."""
+    is printed as it is written. ``before`` runs first each time (``report --forecast``: the
+    forecast run, so the report never imports the modelling code)."""
     period = parse_duration(every).total_seconds() if every else None
     paths: list[Path] = []
     while True:
         started = time.monotonic()
-        if forecast:
-            from forecast.run import run_forecast
-
-            run_forecast(cfg, log=lambda m: log(f"  {m}"))
+        if before is not None:
+            before()
         paths.append(write_report(cfg, output, topics, since))
         log(str(paths[-1]))
         if period is None or (count is not None and len(paths) >= count):

@@ -1,4 +1,4 @@
-"""NAB scorer (forecast.nab) against hand-computed cases."""
+"""NAB scorer (benchmarks/nab.py) against hand-computed cases."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from forecast import nab
+from benchmarks import nab
 
 N = 1000  # probation = floor(0.15 * 1000) = 150 rows
 WINDOW = (450, 550)  # width 101
