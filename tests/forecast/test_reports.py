@@ -89,3 +89,19 @@ def test_durations() -> None:
     assert parse_since(None, None) is None
     with pytest.raises(ConfigError, match="--since"):
         parse_since("yesterday-ish", None)
+
+
+def test_names_and_explanations_are_escaped(cfg: Config, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    hostile = "<script>alert(1)</script>"
+    events = tmp_path / "hostile.toml"
+    save_events(events, [Event(f"Vote {hostile}", "gun_control", START + timedelta(hours=30),
+                               "scheduled")])
+    monkeypatch.setenv("POLARWATCH_EVENTS_FILE", str(events))
+    with connect(cfg.warehouse_path) as con:
+        con.execute("UPDATE forecasts SET explanation = ? WHERE topic = 'gun_control' AND "
+                    "flag = 'anticipatory'", [f"rise {hostile}"])
+    text = write_report(cfg, tmp_path / "report.html").read_text()
+    assert "<script" not in text
+    assert text.count("Vote &lt;script&gt;alert(1)&lt;/script&gt;") == 3  # one row per phase
+    assert "rise &lt;script&gt;alert(1)&lt;/script&gt;" in text
