@@ -6,9 +6,11 @@
   ``whsec_<base64 key>``. :func:`verify` is the receiver side.
 - **Payload**: ``alertmanager`` (webhook ``version "4"`` with ``alerts[]`` of labels, annotations,
   startsAt, endsAt, fingerprint) or ``standard`` (``{type, timestamp, data}``).
-- **Delivery**: retries on connection errors, timeouts, 408, 429 and 5xx with exponential
-  backoff (:class:`RetryPolicy`; the default schedule waits 12 min in total); other 4xx fail
-  at once. Stdlib ``urllib`` only (httpx is not installed).
+- **Delivery**: one ``httpx`` POST per attempt, retried by ``tenacity`` on connection errors,
+  timeouts, 408, 425, 429 and 5xx with exponential backoff (:class:`RetryPolicy`; the default
+  schedule waits 12 min in total; a longer ``Retry-After`` is honoured up to the cap); other
+  answers fail at once. Redirects are not followed (a POST must not turn into a GET elsewhere)
+  and at most :data:`MAX_RESPONSE_BYTES` of an answer are read.
 - **Log and de-duplication**: every attempt is a row of ``alert_deliveries`` (DDL below). An alert
   already *delivered* to an endpoint in the same state (fingerprint, state, startsAt) is not sent
   again, so a restarted sender (new object, same DuckDB) never repeats it.
@@ -19,16 +21,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 
 from polarwatch.errors import ConfigError, PolarwatchError
 
@@ -54,6 +58,8 @@ TOLERANCE_SECONDS = 300
 ZERO_TIME = "0001-01-01T00:00:00Z"
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 OUTCOME_DELIVERED, OUTCOME_RETRY, OUTCOME_FAILED = "delivered", "retry", "failed"
+# A receiver's answer is only acknowledged: read at most this much of it, then hang up.
+MAX_RESPONSE_BYTES = 64 * 1024
 
 
 class WebhookError(PolarwatchError):
@@ -83,6 +89,19 @@ class RetryPolicy:
         """Waits between attempts (``max_attempts - 1`` of them)."""
         return [min(self.max_delay, self.initial * self.factor ** k)
                 for k in range(self.max_attempts - 1)]
+
+    def wait(self, state: Any) -> float:
+        """tenacity's wait: the schedule's next delay, longer when the receiver's Retry-After
+        asks for more (never above ``max_delay``). tenacity asks before it checks the stop
+        condition, so after the last attempt too: 0 then."""
+        delays = self.delays()
+        if state.attempt_number > len(delays):
+            return 0.0
+        wait = delays[state.attempt_number - 1]
+        retry_after = getattr(state.outcome.result(), "retry_after", None)
+        if retry_after is not None:
+            wait = min(self.max_delay, max(wait, retry_after))
+        return wait
 
 
 def decode_secret(secret: str) -> bytes:
@@ -252,47 +271,74 @@ class WebhookSender:
         payload = (alertmanager_payload([alert]) if ep.format == "alertmanager"
                    else standard_payload(alert))
         body = json.dumps(payload, separators=(",", ":")).encode()
-        delays = self.retry.delays()
-        status: int | None = None
         secret = ep.secret or os.environ.get(SECRET_ENV)
-        for attempt in range(1, self.retry.max_attempts + 1):
+        attempts = itertools.count(1)
+        policy = self.retry
+
+        def attempt(client: httpx.Client) -> Attempt:
+            n = next(attempts)
             ts = int(time.time())
             headers = {"content-type": "application/json", "user-agent": "polarwatch-webhooks",
                        "webhook-id": msg_id, "webhook-timestamp": str(ts)}
             if secret:
                 headers["webhook-signature"] = sign(secret, msg_id, ts, body)
-            status, error, retry_after = self._post(ep.url, body, headers)
-            ok = status is not None and 200 <= status < 300
-            retryable = not ok and (status is None or status in RETRY_STATUS)
-            last = attempt == self.retry.max_attempts
-            outcome = (OUTCOME_DELIVERED if ok else OUTCOME_RETRY if retryable and not last
+            result = post(client, ep.url, body, headers)
+            outcome = (OUTCOME_DELIVERED if result.ok
+                       else OUTCOME_RETRY if result.retryable and n < policy.max_attempts
                        else OUTCOME_FAILED)
-            self._log_attempt(ep.url, alert, msg_id, attempt, status, error, outcome)
-            if outcome != OUTCOME_RETRY:
-                self.log(f"{msg_id} to {ep.url}: {outcome} after {attempt} attempt(s) "
-                         f"(status {status}{', ' + error if error else ''})")
-                return DeliveryResult(ep.url, msg_id, ok, attempt, status)
-            wait = delays[attempt - 1]
-            if retry_after is not None:
-                wait = min(self.retry.max_delay, max(wait, retry_after))
-            self.log(f"{msg_id} to {ep.url}: attempt {attempt} got "
-                     f"{status if status is not None else error}; retrying in {wait:g} s")
-            self.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+            self._log_attempt(ep.url, alert, msg_id, n, result.status, result.error, outcome)
+            return result
 
-    def _post(self, url: str, body: bytes,
-              headers: dict[str, str]) -> tuple[int | None, str | None, float | None]:
-        """One POST: (status or None, error text or None, Retry-After seconds or None)."""
-        req = urllib.request.Request(url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=self.retry.timeout) as resp:
-                resp.read()
-                return resp.status, None, None
-        except urllib.error.HTTPError as exc:
-            retry_after = exc.headers.get("Retry-After") if exc.headers else None
-            exc.read()
-            seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
-            return exc.code, f"HTTP {exc.code}", seconds
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            return None, f"{type(exc).__name__}: {reason}", None
+        def announce(state: RetryCallState) -> None:
+            got: Attempt = state.outcome.result()  # type: ignore[union-attr]
+            wait = state.next_action.sleep if state.next_action else 0.0
+            self.log(f"{msg_id} to {ep.url}: attempt {state.attempt_number} got "
+                     f"{got.status if got.status is not None else got.error}; "
+                     f"retrying in {wait:g} s")
+
+        retrying = Retrying(stop=stop_after_attempt(policy.max_attempts), wait=policy.wait,
+                            retry=retry_if_result(lambda a: a.retryable), sleep=self.sleep,
+                            before_sleep=announce,
+                            retry_error_callback=lambda state: state.outcome.result())  # type: ignore[union-attr]
+        with httpx.Client(timeout=policy.timeout, follow_redirects=False) as client:
+            last: Attempt = retrying(attempt, client)
+        n = next(attempts) - 1
+        outcome = OUTCOME_DELIVERED if last.ok else OUTCOME_FAILED
+        self.log(f"{msg_id} to {ep.url}: {outcome} after {n} attempt(s) "
+                 f"(status {last.status}{', ' + last.error if last.error else ''})")
+        return DeliveryResult(ep.url, msg_id, last.ok, n, last.status)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one POST got: a status (None when no answer came), an error text, Retry-After."""
+
+    status: int | None
+    error: str | None = None
+    retry_after: float | None = None  # seconds
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def retryable(self) -> bool:
+        return not self.ok and (self.status is None or self.status in RETRY_STATUS)
+
+
+def post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
+    """One POST; the answer's body is read up to :data:`MAX_RESPONSE_BYTES` and dropped."""
+    try:
+        with client.stream("POST", url, content=body, headers=headers) as resp:
+            read = 0
+            for chunk in resp.iter_raw():
+                read += len(chunk)
+                if read >= MAX_RESPONSE_BYTES:
+                    break
+    except httpx.TransportError as exc:  # connection refused, timeouts, protocol errors
+        return Attempt(None, f"{type(exc).__name__}: {exc}")
+    if 200 <= resp.status_code < 300:
+        return Attempt(resp.status_code)
+    retry_after = resp.headers.get("Retry-After")
+    seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
+    return Attempt(resp.status_code, f"HTTP {resp.status_code}", seconds)

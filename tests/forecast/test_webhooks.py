@@ -165,3 +165,90 @@ def test_unreachable_and_client_errors(tmp_path: Path) -> None:
         bad.close()
     with pytest.raises(ConfigError, match="http"):
         Endpoint("ftp://x")
+
+
+class Scripted:
+    """A real HTTP server whose answer to each request is ``answer(handler, n)``; records the
+    method and path of every request."""
+
+    def __init__(self, answer: Any) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.written = 0  # bytes of answer body the server managed to send
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                self.rfile.read(length)
+                outer.seen.append((self.command, self.path))
+                answer(self, len(outer.seen), outer)
+
+            do_POST = do_GET = _any  # noqa: N815 (http.server API)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _reply(handler: BaseHTTPRequestHandler, code: int, **headers: str) -> None:
+    handler.send_response(code)
+    for k, v in {"content-length": "0", **headers}.items():
+        handler.send_header(k, v)
+    handler.end_headers()
+
+
+def test_a_redirect_is_not_followed() -> None:
+    srv = Scripted(lambda h, n, s: _reply(h, 302, location="/elsewhere") if h.path == "/hook"
+                   else _reply(h, 200))
+    try:
+        [res] = WebhookSender([Endpoint(srv.url, secret=SECRET)], None, FAST).send(alert())
+        assert not res.delivered and res.status == 302 and res.attempts == 1
+        assert srv.seen == [("POST", "/hook")]  # not re-sent (as a GET) to /elsewhere
+    finally:
+        srv.close()
+
+
+def test_retry_after_is_honoured_up_to_the_cap() -> None:
+    srv = Scripted(lambda h, n, s: _reply(h, 503, **{"retry-after": "3"}) if n == 1
+                   else _reply(h, 200))
+    try:
+        waits: list[float] = []
+        policy = RetryPolicy(max_attempts=3, initial=0.01, max_delay=60.0, timeout=2.0)
+        [res] = WebhookSender([Endpoint(srv.url, secret=SECRET)], None, policy,
+                              sleep=waits.append).send(alert())
+        assert res.delivered and res.attempts == 2 and waits == [3.0]
+    finally:
+        srv.close()
+
+
+def test_only_a_bounded_part_of_the_answer_is_read() -> None:
+    size, chunk = 64 * 2**20, b"x" * 65536  # a 64 MiB answer
+    done = threading.Event()
+
+    def huge(h: BaseHTTPRequestHandler, n: int, s: Scripted) -> None:
+        h.send_response(200)
+        h.send_header("content-length", str(size))
+        h.end_headers()
+        try:
+            while s.written < size:
+                h.wfile.write(chunk)
+                s.written += len(chunk)
+        except OSError:  # the sender hung up
+            pass
+        done.set()
+
+    srv = Scripted(huge)
+    try:
+        [res] = WebhookSender([Endpoint(srv.url, secret=SECRET)], None, FAST).send(alert())
+        assert res.delivered and res.status == 200
+        assert done.wait(30), "the server is still writing: the answer was not dropped"
+        assert srv.written < size // 4, srv.written  # socket buffers, not the whole answer
+    finally:
+        srv.close()
