@@ -6,9 +6,10 @@ original size in headers. The stream's parser rejects what reaches the posts top
 end in the ``dead_letters`` table: the sink stores the stream's rejects, and in the same DuckDB
 transaction a :class:`DeadLetterDrain` adds the ingest rejects that arrived since the last batch.
 
-The drain keeps no state of its own: it resumes after the highest offset per partition already
-stored for the dead-letter topic, and rows are keyed by (topic, partition, offset), so a batch
-that is rolled back or replayed neither loses nor duplicates a dead letter.
+The drain resumes after the highest offset per partition stored for the dead-letter topic (read
+from the table at start and after a failed batch, then kept in memory), and rows are keyed by
+(topic, partition, offset), so a batch that is rolled back or replayed neither loses nor
+duplicates a dead letter. It reads Kafka before the sink opens its DuckDB transaction.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -24,6 +26,7 @@ import pandas as pd
 from ingest.producer import DEAD_LETTER_REASON_HEADER as REASON_HEADER
 from ingest.producer import DEAD_LETTER_SIZE_HEADER as SIZE_HEADER
 from polarwatch.records import MAX_DEAD_LETTER_BYTES, cut_reason
+from polarwatch.warehouse import connect
 
 DRAIN_MAX_RECORDS = 20_000  # dead letters drained per micro-batch (the rest: next batches)
 DRAIN_STALL_S = 5.0  # stop draining a partition when no record arrives for this long
@@ -69,25 +72,42 @@ class DeadLetterDrain:
         self.bootstrap, self.topic, self.max_records = bootstrap, topic, max_records
         self.log = log
         self._consumer: Any = None
+        self._next: dict[int, int] | None = None  # next offset per partition to fetch
 
     def stored_offsets(self, con: Any) -> dict[int, int]:
         rows = con.execute("SELECT kafka_partition, max(kafka_offset) + 1 FROM dead_letters "
                            "WHERE source_topic = ? GROUP BY 1", [self.topic]).fetchall()
         return {int(p): int(o) for p, o in rows}
 
-    def read(self, con: Any, now: datetime) -> pd.DataFrame:
-        """The dead letters not stored yet (at most ``max_records``). A broker that cannot be
-        reached, or a topic that does not exist yet, gives an empty frame: the records stay in
-        the topic for a later batch."""
+    def fetch(self, path: str | Path, now: datetime) -> pd.DataFrame:
+        """The dead letters not stored yet (at most ``max_records``), read *before* the sink
+        opens its transaction, so the DuckDB file is not held while Kafka answers. Call
+        :meth:`advance` after the rows are committed, :meth:`forget` when they were not. A
+        broker that cannot be reached, or a topic that does not exist yet, gives an empty
+        frame: the records stay in the topic for a later batch."""
         from kafka.errors import KafkaError
 
+        if self._next is None:  # first batch, or after a failed one: what the table says
+            with connect(path) as con:
+                self._next = self.stored_offsets(con)
         try:
-            return frame(self._read(self.stored_offsets(con), now))
+            return frame(self._read(self._next, now))
         except (KafkaError, RuntimeError, TimeoutError, OSError) as exc:
             if self.log:
                 self.log(f"dead-letter topic {self.topic!r} not drained this batch: {exc}")
             self.close()
             return frame([])
+
+    def advance(self, stored: pd.DataFrame) -> None:
+        """`stored` (from :meth:`fetch`) is committed: the next fetch starts after it."""
+        if self._next is not None and len(stored):
+            ends = stored.groupby("kafka_partition")["kafka_offset"].max() + 1
+            for part, end in ends.items():
+                self._next[int(part)] = max(self._next.get(int(part), 0), int(end))
+
+    def forget(self) -> None:
+        """The batch failed: the next fetch re-reads the stored offsets from the table."""
+        self._next = None
 
     def _read(self, start: dict[int, int], now: datetime) -> list[dict[str, Any]]:
         from kafka import KafkaConsumer, TopicPartition

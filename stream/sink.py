@@ -162,6 +162,8 @@ class DuckDBSink:
             if col in pdf:
                 pdf[col] = pd.to_datetime(pdf[col], utc=True)
         res = BatchResult(batch_id, skipped=False)
+        drain = self.dead_letters
+        drained = drain.fetch(self.path, datetime.now(UTC)) if drain is not None else None
         with connect(self.path) as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -173,19 +175,24 @@ class DuckDBSink:
                     if self.log:
                         self.log(res)
                     return res
-                self._write_batch(con, pdf, batch_id, res)
+                self._write_batch(con, pdf, batch_id, res, drained)
                 crash_point("before_commit", batch_id)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
+                if drain is not None:
+                    drain.forget()
                 raise
+        if drain is not None and drained is not None:
+            drain.advance(drained)
         crash_point("after_commit", batch_id)
         res.seconds = time.perf_counter() - t0
         if self.log:
             self.log(res)
         return res
 
-    def _write_batch(self, con: Any, pdf: pd.DataFrame, batch_id: int, res: BatchResult) -> None:
+    def _write_batch(self, con: Any, pdf: pd.DataFrame, batch_id: int, res: BatchResult,
+                     drained: pd.DataFrame | None = None) -> None:
         now = datetime.now(UTC)
         dead = pdf[pdf["dead_reason"].notna()]
         if len(dead):
@@ -196,10 +203,8 @@ class DuckDBSink:
                 "raw_size": dead.get("raw_size"),
                 "rejected_at": now}))
         res.dead = len(dead)
-        if self.dead_letters is not None:
-            drained = self.dead_letters.read(con, now)
-            if len(drained):
-                self._store_dead(con, drained)
+        if drained is not None and len(drained):  # ingest rejects, fetched before BEGIN
+            self._store_dead(con, drained)
             res.ingest_dead = len(drained)
 
         posts = pdf[pdf["dead_reason"].isna()].drop(columns=["dead_reason", "raw", "broker_ts",

@@ -1,0 +1,71 @@
+"""The sink drains the ingest dead-letter topic into dead_letters (real broker, real DuckDB):
+once per record, across batches, after a failed batch and after a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from ingest.producer import PostProducer
+from polarwatch.warehouse import connect
+from stream.dead_letters import DeadLetterDrain
+from stream.sink import DuckDBSink
+from stream.udfs import LabelStage
+from tests.kafka_helpers import unique_topics
+
+# a micro-batch with no posts, as the labeling stage outputs it
+EMPTY = LabelStage("lexicon", (), ()).label_frame(pd.DataFrame({
+    "kafka_partition": pd.Series([], dtype="int32"), "kafka_offset": pd.Series([], dtype="int64"),
+    "broker_ts": pd.Series([], dtype="datetime64[us, UTC]"), "value": pd.Series([], dtype=object)}))
+
+
+def _rows(path: Path) -> list[tuple]:
+    with connect(path, read_only=True) as con:
+        return con.execute("SELECT source, kafka_partition, kafka_offset, reason, raw_size "
+                           "FROM dead_letters ORDER BY ALL").fetchall()
+
+
+def _sink(path: Path, bootstrap: str, dead: str) -> DuckDBSink:
+    return DuckDBSink(path, "q", "posts", dead_letters=DeadLetterDrain(bootstrap, dead))
+
+
+def test_ingest_dead_letters_are_stored_once(broker: Any, tmp_path: Path) -> None:
+    posts, dead = unique_topics(broker.bootstrap, "drain", partitions=1)
+    path = tmp_path / "drain.duckdb"
+    sink = _sink(path, broker.bootstrap, dead)
+    with PostProducer(broker.bootstrap, posts, dead) as producer:
+        for raw in (b"{", b"[]", b'{"id": 1}'):
+            producer.send_raw(raw)
+    assert sink.write(EMPTY.copy(), 0).ingest_dead == 3
+    assert [r[2] for r in _rows(path)] == [0, 1, 2]
+    assert all(r[0] == "ingest" and r[4] is not None for r in _rows(path))
+
+    with PostProducer(broker.bootstrap, posts, dead) as producer:
+        producer.send_raw(b"not json")
+        producer.dead_letter(b"z" * 2_000_000, "record: too big")  # cut, original size kept
+
+    class Boom(Exception):
+        pass
+
+    broken = EMPTY.copy()
+    original = sink._write_batch  # a batch that fails after the drain fetched its rows
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise Boom
+
+    sink._write_batch = fail  # type: ignore[method-assign]
+    with pytest.raises(Boom):
+        sink.write(broken, 1)
+    sink._write_batch = original  # type: ignore[method-assign]
+    assert len(_rows(path)) == 3  # rolled back: nothing stored, nothing skipped
+    assert sink.write(EMPTY.copy(), 1).ingest_dead == 2
+    rows = _rows(path)
+    assert [r[2] for r in rows] == [0, 1, 2, 3, 4] and rows[-1][4] == 2_000_000
+    assert sink.write(EMPTY.copy(), 2).ingest_dead == 0  # nothing new: nothing twice
+
+    restarted = _sink(path, broker.bootstrap, dead)  # a new process resumes from the table
+    assert restarted.write(EMPTY.copy(), 3).ingest_dead == 0
+    assert len(_rows(path)) == 5
