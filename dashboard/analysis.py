@@ -15,7 +15,6 @@ import pandas as pd
 
 from forecast.events_study import (  # noqa: F401  (re-exported: the topic page imports them)
     EVENT_STUDY_DAYS,
-    EXTREME_THRESHOLD,
     PHASES,
     event_study,
     event_study_range,

@@ -19,9 +19,9 @@ import streamlit as st
 
 from dashboard import queries
 from dashboard.analysis import age_seconds, fmt_age, fmt_duration, is_missing
-from dashboard.events import Event, EventError, events_path, load_events
 from polarwatch.config import load_config
 from polarwatch.errors import ConfigError
+from polarwatch.events import Event, EventError, events_path, load_events
 
 REFRESH_SECONDS = 5  # how often live sections re-read the warehouse
 # The stream commits a batch every trigger (2 s by default) while posts arrive; two minutes

@@ -3,7 +3,9 @@
 Pure pandas functions (:func:`event_study` per day, :func:`phase_table` per phase) plus one
 DuckDB reader (:func:`event_studies`) over the ``conversations`` view. Conversations are placed
 by their first interaction: day -1, -2, ... before the event's start (24 h steps back), day 0
-while it runs, day +1, +2, ... after its end, within ±``days`` days. The dashboard's topic page
+while it runs, day +1, +2, ... after its end, within ±``days`` days. A conversation is extreme
+above ``extreme_threshold``: callers pass ``[aggregate] extreme_threshold`` (default
+:data:`scoring.rules.EXTREME_THRESHOLD`), so the share matches the stream's windows. The dashboard's topic page
 re-exports the pure functions from :mod:`dashboard.analysis`.
 """
 
@@ -21,8 +23,6 @@ from polarwatch.warehouse import connect
 
 # The paper's event study looks 3 days either side of an event.
 EVENT_STUDY_DAYS = 3
-# A conversation is extreme when its mean interaction score is above this ([aggregate] default).
-EXTREME_THRESHOLD = 7.0
 PHASES = ("before", "during", "after")
 STUDY_COLUMNS = ["day", "phase", "n", "mean", "sem", "lo", "hi", "extreme_share"]
 PHASE_COLUMNS = ["event", "topic", "kind", "start", "phase", "n", "mean", "sem",
@@ -49,8 +49,8 @@ def _phase(day: int) -> str:
     return PHASES[0] if day < 0 else PHASES[2] if day > 0 else PHASES[1]
 
 
-def event_study(convs: pd.DataFrame, event: Event, days: int = EVENT_STUDY_DAYS,
-                extreme_threshold: float = EXTREME_THRESHOLD) -> pd.DataFrame:
+def event_study(convs: pd.DataFrame, event: Event, days: int = EVENT_STUDY_DAYS, *,
+                extreme_threshold: float) -> pd.DataFrame:
     """The paper's before / during / after comparison for one event, one row per day.
 
     ``convs`` has one row per conversation (first_at, mean_score). Columns: day, phase, n, mean
@@ -83,8 +83,8 @@ def phase_summary(study: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def phase_table(convs: pd.DataFrame, event: Event, days: int = EVENT_STUDY_DAYS,
-                extreme_threshold: float = EXTREME_THRESHOLD) -> pd.DataFrame:
+def phase_table(convs: pd.DataFrame, event: Event, days: int = EVENT_STUDY_DAYS, *,
+                extreme_threshold: float) -> pd.DataFrame:
     """One row per phase (before, during, after; always all three) for ``event``.
 
     Columns: event, topic, kind, start, phase, n (conversations), mean ± sem (conversation
@@ -118,14 +118,14 @@ def read_conversations(path: str | Path, topic: str, start: datetime,
     return df
 
 
-def event_studies(path: str | Path, events: Sequence[Event], days: int = EVENT_STUDY_DAYS,
-                  extreme_threshold: float = EXTREME_THRESHOLD) -> pd.DataFrame:
+def event_studies(path: str | Path, events: Sequence[Event], days: int = EVENT_STUDY_DAYS, *,
+                  extreme_threshold: float) -> pd.DataFrame:
     """:func:`phase_table` of every event, read from the warehouse at ``path``."""
     frames = []
     for ev in events:
         start, end = event_study_range(ev, days)
         convs = read_conversations(path, ev.topic, start, end)
-        frames.append(phase_table(convs, ev, days, extreme_threshold))
+        frames.append(phase_table(convs, ev, days, extreme_threshold=extreme_threshold))
     if not frames:
         return pd.DataFrame(columns=PHASE_COLUMNS)
     return pd.concat(frames, ignore_index=True)

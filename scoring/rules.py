@@ -25,7 +25,9 @@ RULE_TABLE: dict[tuple[bool, bool, bool], int] = {
     (False, False, False): 4,
 }
 
-EXTREME_THRESHOLD = 7.0  # the paper: a conversation whose mean score is above 7 is "extreme"
+# The paper: a conversation whose mean score is above 7 is "extreme". The one default of
+# `[aggregate] extreme_threshold`; at run time the configured value is passed down.
+EXTREME_THRESHOLD = 7.0
 
 
 def rule_name(same: bool, affect: bool, agrees: bool) -> str:
@@ -72,7 +74,3 @@ def conversation_score(scores: Sequence[float]) -> float | None:
     """Mean of a conversation's interaction scores (None when it has none)."""
     vals = [s for s in scores if s is not None and not np.isnan(s)]
     return float(np.mean(vals)) if vals else None
-
-
-def is_extreme(score: float | None, threshold: float = EXTREME_THRESHOLD) -> bool:
-    return score is not None and score > threshold

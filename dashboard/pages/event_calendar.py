@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard.analysis import events_frame
 from dashboard.common import Context, ctx
-from dashboard.events import (
+from polarwatch.events import (
     KINDS,
     Event,
     EventError,

@@ -16,7 +16,7 @@ from dashboard.analysis import (
     with_intervals,
 )
 from dashboard.common import Context, ctx, known_topics, live, load_calendar, pick_topic, read
-from dashboard.events import Event
+from polarwatch.events import Event
 
 TOP_CONVERSATIONS = 10
 CONVERSATION_PAGE = "pages/conversation.py"

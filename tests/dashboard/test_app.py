@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.events import Event, load_events, save_events
+from polarwatch.events import Event, load_events, save_events
 from polarwatch.warehouse import connect, init_schema
 
 from .conftest import EXPLANATION, START, Seed, add_window

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from dashboard.common import REFRESH_SECONDS
-from dashboard.events import Event, save_events
+from polarwatch.events import Event, save_events
 
 from .conftest import START, add_window, seed_warehouse
 

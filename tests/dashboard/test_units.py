@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from dashboard import analysis, queries
-from dashboard.events import (
+from polarwatch.events import (
     Event,
     EventError,
     dumps,
@@ -21,6 +21,7 @@ from dashboard.events import (
     save_events,
     upsert,
 )
+from scoring.rules import EXTREME_THRESHOLD
 
 from .conftest import START, Seed
 
@@ -166,7 +167,7 @@ def test_event_study_days_and_phases() -> None:
           datetime(2026, 3, 11, 15, tzinfo=UTC),  # 25 h after end → day +2
           datetime(2026, 3, 20, tzinfo=UTC)]      # too late: dropped
     convs = pd.DataFrame({"first_at": at, "mean_score": [2.0, 4.0, 6.0, 9.0, 8.0, 1.0]})
-    study = analysis.event_study(convs, ev)
+    study = analysis.event_study(convs, ev, extreme_threshold=EXTREME_THRESHOLD)
     assert list(study["day"]) == [-3, -1, 0, 2]
     assert list(study["phase"]) == ["before", "before", "during", "after"]
     assert list(study["n"]) == [1, 2, 1, 1]
@@ -175,7 +176,7 @@ def test_event_study_days_and_phases() -> None:
     assert list(study["extreme_share"]) == [0.0, 0.0, 1.0, 1.0]
     assert analysis.phase_summary(study) == {"before": pytest.approx(4.0), "during": 9.0,
                                              "after": 8.0}
-    assert analysis.event_study(convs.iloc[:0], ev).empty
+    assert analysis.event_study(convs.iloc[:0], ev, extreme_threshold=EXTREME_THRESHOLD).empty
 
 
 # --------------------------------------------------------------------------------------------

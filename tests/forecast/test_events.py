@@ -15,6 +15,7 @@ from forecast.run import classify_series, run_forecast
 from polarwatch.cli import main
 from polarwatch.events import Event, load_events
 from polarwatch.warehouse import connect, init_schema
+from scoring.rules import EXTREME_THRESHOLD
 from tests.dashboard.conftest import START as SEED_START
 from tests.dashboard.conftest import seed_warehouse
 from tests.forecast.test_detect import hourly
@@ -35,14 +36,10 @@ def flagged(out: dict) -> dict[int, str]:
     return {i: f for i, f in enumerate(out["flag"]) if f != "none"}
 
 
-def test_dashboard_modules_reexport_the_spine() -> None:
+def test_dashboard_reexports_the_event_study() -> None:
     import dashboard.analysis
-    import dashboard.events
     import forecast.events_study
-    import polarwatch.events
 
-    assert dashboard.events.Event is polarwatch.events.Event
-    assert dashboard.events.load_events is polarwatch.events.load_events
     assert dashboard.analysis.event_study is forecast.events_study.event_study
 
 
@@ -133,7 +130,7 @@ def test_phase_table_and_event_studies(tmp_path: Path) -> None:
     vote = Event("Vote", "gun_control", SEED_START + timedelta(hours=30), "scheduled")
     convs = read_conversations(seeded.path, "gun_control", SEED_START, SEED_START
                                + timedelta(days=3))
-    table = phase_table(convs, vote).set_index("phase")
+    table = phase_table(convs, vote, extreme_threshold=EXTREME_THRESHOLD).set_index("phase")
     assert list(table.index) == ["before", "during", "after"]
     assert table.loc["before", "n"] == 1 and table.loc["before", "mean"] == pytest.approx(5.5)
     assert table.loc["during", "n"] == 0 and np.isnan(table.loc["during", "mean"])
@@ -142,7 +139,7 @@ def test_phase_table_and_event_studies(tmp_path: Path) -> None:
     assert after["sem"] == pytest.approx(3.5)  # std(9, 2) / sqrt(2)
     assert after["extreme_share"] == 0.5 and after["extreme_sem"] == pytest.approx(0.5 ** 1.5)
     both = event_studies(seeded.path, [vote, Event("Other", "climate_change", SEED_START,
-                                                   "sudden")])
+                                                   "sudden")], extreme_threshold=EXTREME_THRESHOLD)
     assert len(both) == 6 and both[both["event"] == "Other"]["n"].sum() == 0
 
 

@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 
 from scoring.rules import (
-    EXTREME_THRESHOLD,
     RULE_TABLE,
     conversation_score,
-    is_extreme,
     score_pair,
     score_pairs,
 )
@@ -123,15 +121,3 @@ def test_conversation_score_is_the_mean_of_scored_interactions() -> None:
     assert conversation_score([float("nan")]) is None
     batch: Any = np.array([2.0, 4.0])  # what a pandas UDF hands over
     assert isinstance(conversation_score(batch), float)
-
-
-def test_is_extreme_is_strictly_above_seven() -> None:
-    assert EXTREME_THRESHOLD == 7.0
-    assert not is_extreme(7.0)
-    assert is_extreme(7.0001)
-    assert is_extreme(10)
-    assert not is_extreme(0)
-    assert not is_extreme(None)
-    assert is_extreme(6.0, threshold=5.5)
-    assert is_extreme(conversation_score([10, 8, 6, 8]))  # 8.0
-    assert not is_extreme(conversation_score([10, 4]))  # 7.0, not above
