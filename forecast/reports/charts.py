@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 if TYPE_CHECKING:
-    from forecast.reports.report import TopicData
+    from forecast.reports.gather import TopicData
 
 CLASS_COLORS = {"spike": "#d62728", "dip": "#1f77b4", "reactive": "#ff7f0e",
                 "anticipatory": "#9467bd"}

@@ -14,7 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from forecast.reports.charts import chart_png
 
 if TYPE_CHECKING:
-    from forecast.reports.report import TopicData
+    from forecast.reports.gather import TopicData
 
 RECENT_FLAGS = 15  # rows of the recent-flags table per topic
 
