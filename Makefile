@@ -48,7 +48,7 @@ test: $(STAMP) browser  ## run the whole test suite (a skipped test counts as a 
 
 lint: $(STAMP)  ## ruff + mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy polarwatch scoring ingest stream forecast dashboard
+	$(VENV)/bin/mypy polarwatch scoring ingest stream forecast dashboard demo
 
 clean:  ## remove runtime state (.polarwatch/) — keeps .venv
 	rm -rf .polarwatch spark-warehouse

@@ -1,5 +1,5 @@
 """Pure pandas helpers behind the pages: formatting, trend arrows, flag wording, event studies
-(the event-study functions live in :mod:`forecast.events_study` and are re-exported here).
+(the event-study functions live in :mod:`scoring.event_study` and are re-exported here).
 
 No Streamlit and no DuckDB here, so each function is tested with plain frames.
 """
@@ -13,14 +13,14 @@ from typing import Any
 
 import pandas as pd
 
-from forecast.events_study import (  # noqa: F401  (re-exported: the topic page imports them)
+from polarwatch.events import Event
+from scoring.event_study import (  # noqa: F401  (re-exported: the topic page imports them)
     EVENT_STUDY_DAYS,
     PHASES,
     event_study,
     event_study_range,
     phase_summary,
 )
-from polarwatch.events import Event
 
 # Trend arrow: the latest window against the mean of the windows before it. Half a point on the
 # 0–10 interaction scale is roughly the hour-to-hour wobble of a calm synthetic topic, so smaller

@@ -323,7 +323,20 @@ def register_events_and_report(subparsers: Any) -> None:
     p.set_defaults(func=cmd_report)
 
 
+def cmd_forecast(cfg: Config, args: argparse.Namespace) -> int:
+    from forecast.run import run_forecast
+    from polarwatch.console import log
+
+    summary = run_forecast(cfg, metric=args.metric, log=log)
+    log(f"forecast done: {summary}")
+    return 0
+
+
 def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("forecast", help="forecast the per-topic series and flag outliers")
+    p.add_argument("--metric", help="topic_windows column (default from config)")
+    p.set_defaults(func=cmd_forecast)
+
     p = subparsers.add_parser(
         "detect", help="causal anomaly detection on a timestamp,value CSV",
         description="Run the causal streaming detector on a CSV with a `timestamp,value` "

@@ -1,4 +1,5 @@
-"""``polarwatch ingest file|jetstream|mastodon``: thin drivers over :mod:`ingest.sources`.
+"""``polarwatch broker`` and ``polarwatch ingest synthetic|file|jetstream|mastodon``: thin
+drivers over :mod:`ingest.broker` and :mod:`ingest.sources`.
 
 Every driver validates and de-duplicates through :class:`~ingest.producer.PostProducer`, routes
 posts to topics (``--topic`` or the keywords in ``topics.toml``) and saves its position in a
@@ -11,21 +12,87 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from polarwatch.config import Config
-from polarwatch.errors import ConfigError
+from polarwatch.console import log
+from polarwatch.errors import ConfigError, PolarwatchError
 
 DEFAULT_STATE_DIR = ".polarwatch/ingest"
 TOKEN_ENV = "POLARWATCH_MASTODON_TOKEN"
 
 
-def _log(msg: str) -> None:
-    from polarwatch.cli import log
+def embedded_broker(cfg: Config) -> Any:
+    from ingest.broker import EmbeddedBroker, parse_hostport
 
-    log(msg)
+    host, port = parse_hostport(cfg.broker.bootstrap_servers)
+    if host not in ("127.0.0.1", "localhost"):
+        raise PolarwatchError(f"the embedded broker only runs on 127.0.0.1, but bootstrap_servers "
+                              f"is {cfg.broker.bootstrap_servers!r}; start that Kafka yourself")
+    return EmbeddedBroker(port, cfg.path(cfg.broker.state_dir), storage=cfg.broker.storage)
+
+
+def cmd_broker(cfg: Config, args: argparse.Namespace) -> int:
+    from ingest.broker import ensure_topics
+
+    broker = embedded_broker(cfg)
+    if args.action == "start":
+        pid = broker.start()
+        created = ensure_topics(broker.bootstrap, [cfg.topics.posts, cfg.topics.dead_letter],
+                                cfg.topics.partitions)
+        log(f"broker up at {broker.bootstrap} (pid {pid}, log {broker.log_file}); "
+            f"topics created: {', '.join(created) or 'none (already there)'}")
+        if cfg.broker.storage == "memory":
+            log("storage is in memory: stopping the broker loses its messages "
+                "(set [broker] storage = \"s3\" to keep them across broker restarts)")
+        else:
+            log("storage is a local S3 server: messages survive broker restarts; "
+                "`polarwatch broker stop` stops that server too")
+    elif args.action == "stop":
+        log("broker stopped" if broker.stop() else "broker was not running")
+    else:
+        log(f"broker running at {broker.bootstrap} (pid {broker.pid()})" if broker.running()
+            else f"broker not running (expected at {broker.bootstrap})")
+        return 0 if broker.running() else 3
+    return 0
+
+
+def produce_synthetic(cfg: Config, days: int, seed: int, rate: float,
+                      invalid_every: int, start: datetime | None = None) -> list[Any]:
+    """Produce the synthetic corpus (ending now unless `start` is given); returns its events
+    (SyntheticEvent)."""
+    from ingest.broker import ensure_topics
+    from ingest.producer import PostProducer
+    from ingest.sources.synthetic import default_events, generate, with_invalid
+
+    topics = cfg.load_topics()
+    ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter],
+                  cfg.topics.partitions)
+    if start is None:
+        start = (datetime.now(UTC) - timedelta(days=days)).replace(minute=0, second=0,
+                                                                   microsecond=0)
+    events = default_events(topics, start, days)
+    for ev in events:
+        log(f"synthetic {ev.kind} event {ev.name!r} on {ev.topic} at {ev.at:%Y-%m-%d %H:%M} UTC")
+    posts = generate(topics, days=days, seed=seed, start=start, rate=rate)
+    with PostProducer(cfg.broker.bootstrap_servers, cfg.topics.posts,
+                      cfg.topics.dead_letter) as producer:
+        if invalid_every:
+            for raw in with_invalid(posts, every=invalid_every, seed=seed):
+                producer.send_raw(raw)
+        else:
+            producer.send_many(posts)
+    st = producer.stats
+    log(f"{st.sent:,} posts produced to {cfg.topics.posts}; {st.dead_lettered} invalid records "
+        f"sent to {cfg.topics.dead_letter} ({st.reasons or 'none'})")
+    return events
+
+
+def cmd_synthetic(cfg: Config, args: argparse.Namespace) -> int:
+    produce_synthetic(cfg, args.days, args.seed, args.rate, args.invalid_every)
+    return 0
 
 
 def _state_dir(cfg: Config, args: argparse.Namespace) -> Path:
@@ -67,7 +134,7 @@ def _producer(cfg: Config) -> Any:
 
 def _summary(what: str, stats: Any, producer: Any, position: Any) -> None:
     reasons = f" {producer.stats.reasons}" if stats.dead_lettered else ""
-    _log(f"{what}: {stats.read:,} records read ({stats.replayed:,} before the resume point), "
+    log(f"{what}: {stats.read:,} records read ({stats.replayed:,} before the resume point), "
          f"{stats.sent:,} posts sent, {stats.duplicates:,} duplicates dropped, "
          f"{stats.dead_lettered:,} dead-lettered{reasons}, {stats.no_topic:,} matched no topic, "
          f"{stats.ignored:,} ignored; confirmed position {position}")
@@ -88,12 +155,12 @@ def cmd_file(cfg: Config, args: argparse.Namespace) -> int:
         for source in sources:
             progress = open_progress(source, state_dir, cfg.topics.posts, restart=args.restart)
             if progress.position:
-                _log(f"{source.path}: resuming after row {progress.position:,} "
+                log(f"{source.path}: resuming after row {progress.position:,} "
                      f"(progress file {progress.checkpoint.path})")
             stats = pump(source.records(progress.position), producer, router=router,
                          topic=topic, checkpoint=saver(progress, source),
                          confirm_every=args.confirm_every, replay=Replay(args.replay_speed),
-                         log=_log if args.verbose else None)
+                         log=log if args.verbose else None)
             _summary(str(source.path), stats, producer, progress.position)
     return 0
 
@@ -108,14 +175,14 @@ def _run_live(cfg: Config, args: argparse.Namespace, source: Any, kind: str) -> 
     saved_position, conversations, save = ckpt.resume_live()
     position = args.cursor if args.cursor is not None else saved_position
     if position is not None:
-        _log(f"{kind}: resuming from position {position} (progress file {ckpt.path})")
+        log(f"{kind}: resuming from position {position} (progress file {ckpt.path})")
     deadline = time.monotonic() + args.duration if args.duration else None
     with _producer(cfg) as producer:
         stats = pump(source.records(position), producer, router=router, topic=topic,
                      checkpoint=save, conversations=conversations,
                      confirm_seconds=args.confirm_seconds,
                      max_posts=args.max_posts, deadline=deadline,
-                     log=_log if args.verbose else None)
+                     log=log if args.verbose else None)
         _summary(kind, stats, producer,
                  stats.position if stats.position is not None else position)
     return 0
@@ -124,7 +191,7 @@ def _run_live(cfg: Config, args: argparse.Namespace, source: Any, kind: str) -> 
 def cmd_jetstream(cfg: Config, args: argparse.Namespace) -> int:
     from ingest.sources.jetstream import JetstreamSource
 
-    return _run_live(cfg, args, JetstreamSource(args.url, log=_log), "jetstream")
+    return _run_live(cfg, args, JetstreamSource(args.url, log=log), "jetstream")
 
 
 def cmd_mastodon(cfg: Config, args: argparse.Namespace) -> int:
@@ -134,7 +201,7 @@ def cmd_mastodon(cfg: Config, args: argparse.Namespace) -> int:
         raise ConfigError("mastodon: pass --tag TAG or --public")
     token = os.environ.get(args.token_env) or None
     source = MastodonSource(args.instance, tag=args.tag, local=args.local, token=token,
-                            catch_up=not args.no_catch_up, log=_log)
+                            catch_up=not args.no_catch_up, log=log)
     return _run_live(cfg, args, source, "mastodon")
 
 
@@ -156,8 +223,23 @@ def _live(p: argparse.ArgumentParser) -> None:
                    help="confirm delivery and save the cursor this often (default 2)")
 
 
-def register(isub: Any) -> None:
+def register(sub: Any) -> None:
+    """The ``broker`` and ``ingest`` commands."""
     from ingest.sources.files import FORMATS, PRESETS
+
+    p = sub.add_parser("broker", help="start/stop/status of the embedded Kafka-compatible broker")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("ingest", help="produce posts to Kafka")
+    isub = p.add_subparsers(dest="source", required=True)
+    p = isub.add_parser("synthetic", help="an event-driven synthetic corpus of reply threads")
+    p.add_argument("--days", type=int, default=14)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--rate", type=float, default=1.0, help="conversation-rate multiplier")
+    p.add_argument("--invalid-every", type=int, default=0,
+                   help="slip one malformed record in every N posts (0 = none)")
+    p.set_defaults(func=cmd_synthetic)
 
     p = isub.add_parser("file", help="posts from JSONL, CSV or Parquet files",
                         description="Ingest posts from files, resuming after the last row the "

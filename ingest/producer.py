@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from polarwatch.errors import BrokerError
 from polarwatch.records import (
+    DEAD_LETTER_REASON_HEADER,
+    DEAD_LETTER_SIZE_HEADER,
     DEFAULT_MAX_FUTURE_SKEW,
     MAX_RECORD_BYTES,
     Post,
@@ -35,8 +37,6 @@ from polarwatch.records import (
     validate_post,
 )
 
-DEAD_LETTER_REASON_HEADER = "polarwatch-reason"
-DEAD_LETTER_SIZE_HEADER = "polarwatch-original-size"  # bytes of the record before it was cut
 FLUSH_EVERY = 50_000  # confirm delivery at least this often (bounds memory of pending futures)
 DEDUP_MAX_IDS = 1_000_000  # ids remembered for de-duplication (~100 MB at worst)
 

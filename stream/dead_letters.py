@@ -23,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from ingest.producer import DEAD_LETTER_REASON_HEADER as REASON_HEADER
-from ingest.producer import DEAD_LETTER_SIZE_HEADER as SIZE_HEADER
+from polarwatch.records import DEAD_LETTER_REASON_HEADER as REASON_HEADER
+from polarwatch.records import DEAD_LETTER_SIZE_HEADER as SIZE_HEADER
 from polarwatch.records import MAX_DEAD_LETTER_BYTES, cut_reason
 from polarwatch.warehouse import connect
 

@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from polarwatch.warehouse import connect, init_schema, orphans_sql, post_columns, prune, scalar
-from scoring.rules import score_pairs
+from scoring.rules import EXTREME_THRESHOLD, score_pairs
 from stream.dead_letters import COLUMNS as DEAD_LETTER_COLUMNS
 from stream.dead_letters import DeadLetterDrain
 from stream.windows import update_windows
@@ -128,7 +128,7 @@ class DuckDBSink:
     """
 
     def __init__(self, path: str | Path, query: str, source_topic: str, window: str = "1 hour",
-                 extreme_threshold: float = 7.0, checkpoint_dir: str | Path | None = None,
+                 extreme_threshold: float = EXTREME_THRESHOLD, checkpoint_dir: str | Path | None = None,
                  lake_dir: str | Path | None = None, watermark: str = "1 day",
                  orphan_horizon: str = "1 day",
                  log: Callable[[BatchResult], None] | None = None,

@@ -15,9 +15,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
-from ingest.sources.base import Backoff
+from tenacity import RetryCallState, wait_exponential_jitter
+
 from polarwatch.errors import PolarwatchError
 
 # Substrings of a failure (the Python exception and whatever Spark wraps around it) that mark
@@ -84,7 +86,9 @@ def supervise(start: Callable[[], Any], *, log: Callable[[str], None],
     restarts; raises StreamError when the cause is not transient or `max_restarts` is spent.
     `on_query` receives each started query (so the caller can stop the current one)."""
     deadline = None if timeout is None else clock() + timeout
-    backoff = Backoff(*RESTART_BACKOFF)
+    first, cap = RESTART_BACKOFF
+    wait = wait_exponential_jitter(initial=first / 2, max=cap, jitter=first / 2)  # 0.5-1, 1-1.5, …
+    attempt = SimpleNamespace(attempt_number=1)  # all tenacity's wait strategy reads
     restarts = 0
     while True:
         started = clock()
@@ -110,8 +114,9 @@ def supervise(start: Callable[[], Any], *, log: Callable[[str], None],
                               f"fix the cause and run it again (it resumes from its "
                               f"checkpoint)") from None
         if clock() - started >= HEALTHY_AFTER_S:
-            backoff.reset()
-        delay = backoff.next_delay()
+            attempt.attempt_number = 1  # it ran well for a while: start the backoff over
+        delay = wait(cast(RetryCallState, attempt))
+        attempt.attempt_number += 1
         restarts += 1
         log(f"stream restart {restarts} in {delay:.1f} s after a transient failure: {why}")
         if deadline is not None and clock() + delay >= deadline:

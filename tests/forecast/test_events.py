@@ -36,11 +36,13 @@ def flagged(out: dict) -> dict[int, str]:
     return {i: f for i, f in enumerate(out["flag"]) if f != "none"}
 
 
-def test_dashboard_reexports_the_event_study() -> None:
+def test_dashboard_and_reports_share_one_event_study() -> None:
     import dashboard.analysis
     import forecast.events_study
+    import scoring.event_study
 
-    assert dashboard.analysis.event_study is forecast.events_study.event_study
+    assert dashboard.analysis.event_study is scoring.event_study.event_study
+    assert forecast.events_study.phase_table is scoring.event_study.phase_table
 
 
 def test_ramp_before_scheduled_event_is_anticipatory() -> None:

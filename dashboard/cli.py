@@ -1,0 +1,51 @@
+"""``polarwatch dashboard``: serve the Streamlit app on the configured interface."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from polarwatch.config import CONFIG_ENV, Config
+from polarwatch.console import SERVING, STOP, log
+
+APP = Path(__file__).resolve().parent / "app.py"
+
+
+def serve_dashboard(cfg: Config, port: int, env: dict[str, str] | None = None) -> int:
+    """Run the app until Ctrl-C or SIGTERM; ``env`` adds variables for the app's process."""
+    child_env = dict(os.environ) | (env or {})
+    if cfg.root and (cfg.root / "polarwatch.toml").exists():
+        child_env.setdefault(CONFIG_ENV, str(cfg.root / "polarwatch.toml"))
+    child_env["POLARWATCH_WAREHOUSE_PATH"] = str(cfg.warehouse_path)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless",
+           "true", "--server.address", cfg.dashboard.address, "--server.port", str(port),
+           "--browser.gatherUsageStats", "false"]
+    log(f"dashboard at http://{cfg.dashboard.address}:{port}  (press Ctrl-C to stop)")
+    proc = subprocess.Popen(cmd, env=child_env)
+    SERVING.set()  # SIGTERM now only asks this loop to end, so cleanup runs in order
+    try:
+        while proc.poll() is None and not STOP.is_set():
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        SERVING.clear()
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
+    return 0
+
+
+def cmd_dashboard(cfg: Config, args: argparse.Namespace) -> int:
+    return serve_dashboard(cfg, args.port)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("dashboard", help="serve the Streamlit dashboard")
+    p.add_argument("--port", type=int, default=8501)
+    p.set_defaults(func=cmd_dashboard)
