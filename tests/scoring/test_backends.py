@@ -363,6 +363,7 @@ def test_extractor_config_keys_set_the_cascade_and_llm_server(
     expert = cascade.expert
     assert (expert.base_url, expert.model) == (llm_server.base_url, llm_server.model)
     assert expert.response_format == "none"
+    expert.max_tokens = 40  # the wiring is what is tested: keep SmolLM2's answers short
     labels = cascade.extract(BATCH[:4])  # threshold above 1: every post is "unsure"
     # the budget, from the config: two posts reach the real server, each answered or failed
     assert cascade.stats["escalated"] + cascade.stats["expert failed"] == 2
