@@ -30,8 +30,7 @@ def render_alerts(c: Context) -> None:
 
     st.subheader("Active")
     if active.empty:
-        st.caption(f"No active flags: none of the last {queries.ACTIVE_FLAG_WINDOWS} windows "
-                   f"of any series left its prediction band.")
+        st.caption("No active flags: no alarm episode is open on any series.")
     else:
         st.dataframe(active.drop(columns="status"), hide_index=True, column_config=FLAG_COLUMNS,
                      key="active_flags")
@@ -68,6 +67,7 @@ def render_alerts(c: Context) -> None:
 
 context = ctx()
 st.title("Alerts")
-st.caption(f"A flag is *active* while its window is one of the last "
-           f"{queries.ACTIVE_FLAG_WINDOWS} observed windows of its series, *resolved* after.")
+st.caption("One flag per alarm episode: *active* while its episode is open, *resolved* once the "
+           "series has stayed inside its band long enough (alarms stored before episodes "
+           f"existed count as active for the last {queries.ACTIVE_FLAG_WINDOWS} windows).")
 live(context, render_alerts, context)

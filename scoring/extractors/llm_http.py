@@ -17,7 +17,10 @@ Options (keyword arguments of :func:`scoring.extractors.get_extractor`; environm
 ``retries``, ``concurrency``, ``max_tokens``, ``temperature``, ``response_format``
 ("json_object_schema" = llama.cpp style, "json_schema" = OpenAI/vLLM style, "none"),
 ``cache_size``, ``explanation_chars`` (schema maxLength of each explanation; it bounds the
-tokens generated, hence the latency).
+tokens generated, hence the latency), ``batch_timeout`` (seconds per ``extract`` call: after it,
+no new request starts and the remaining posts fail to the fallback). A refused connection, or a
+post that timed out on every attempt, trips a breaker: for BREAKER_SECONDS every post fails at
+once instead of waiting on a dead or hung server.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ INTENSITIES = {"none": 0.0, "low": 0.33, "medium": 0.67, "high": 1.0}
 # label from "unclear" (so a cascade never escalates *from* the LLM). Not a measured accuracy.
 NOMINAL_CONF = 0.9
 UNCLEAR_CONF = 0.5
-BREAKER_SECONDS = 10.0  # after a refused connection, fail fast for this long
+BREAKER_SECONDS = 10.0  # after a refused connection or a timeout, fail fast for this long
 MAX_EXPLANATION_CHARS = 160
 
 SYSTEM_PROMPT = (
@@ -181,7 +184,8 @@ class LLMExtractor(Extractor):
                  retries: int = 2, backoff: float = 0.5, concurrency: int = 4,
                  max_tokens: int = 400, temperature: float = 0.0,
                  response_format: str = "json_object_schema", cache_size: int = 100_000,
-                 explanation_chars: int = MAX_EXPLANATION_CHARS) -> None:
+                 explanation_chars: int = MAX_EXPLANATION_CHARS,
+                 batch_timeout: float = 600.0) -> None:
         super().__init__(topics)
         url = (base_url or os.environ.get("POLARWATCH_LLM_BASE_URL") or DEFAULT_BASE_URL)
         url = url.rstrip("/")
@@ -195,6 +199,7 @@ class LLMExtractor(Extractor):
         self.concurrency, self.max_tokens = max(1, int(concurrency)), int(max_tokens)
         self.temperature, self.response_format = float(temperature), response_format
         self.explanation_chars = int(explanation_chars)
+        self.batch_timeout = float(batch_timeout)  # no new request starts after this many s
         self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._cache_size = int(cache_size)
         self._lock = threading.Lock()
@@ -258,6 +263,9 @@ class LLMExtractor(Extractor):
                 last = f"cannot reach {self.base_url}: {exc.reason}"
             except (TimeoutError, ConnectionError) as exc:
                 last = f"no answer from {self.base_url} within {self.timeout:g} s ({exc!r})"
+                if attempt == self.retries:  # a hung server: fail the next posts fast too
+                    self._down_until = time.monotonic() + BREAKER_SECONDS
+                    self._down_reason = f"no answer within {self.timeout:g} s, {attempt + 1} times"
             except (KeyError, IndexError, TypeError, ValueError, AttributeError,
                     RecursionError) as exc:
                 last = f"unusable answer: {exc}"
@@ -314,8 +322,14 @@ class LLMExtractor(Extractor):
         for i, key in enumerate(keys):  # duplicates inside the batch: one request
             first.setdefault(key, i)
         results: dict[str, dict[str, Any] | BackendError] = {}
+        deadline = time.monotonic() + self.batch_timeout
 
         def run(i: int) -> None:
+            if time.monotonic() > deadline:  # the batch's time is spent: do not start more
+                results[keys[i]] = BackendError(
+                    f"llm: post {batch[i].post_id!r} not sent: the batch deadline of "
+                    f"{self.batch_timeout:g} s passed (llm batch_timeout)")
+                return
             try:
                 results[keys[i]] = self._answer(batch[i])
             except BackendError as exc:

@@ -206,12 +206,26 @@ def test_llm_wrong_model_is_a_clear_error_and_not_retried(llm_server: LLMServer,
 
 
 @pytest.mark.slow
-def test_llm_slow_server_times_out(llm_server: LLMServer, topics: list[Topic]) -> None:
+def test_llm_slow_server_times_out_and_trips_the_breaker(llm_server: LLMServer,
+                                                         topics: list[Topic]) -> None:
     llm = llm_server.extractor(topics, timeout=0.2, max_tokens=2000)
     t0 = time.monotonic()
     with pytest.raises(BackendError, match=r"no answer from .* within 0\.2 s"):
         llm.extract([PostPair("slow", "Write a very long essay about guns.", "gun_control")])
     assert time.monotonic() - t0 < 10
+    # the next posts fail at once: no request waits on a server that does not answer
+    results = llm.extract_each([PostPair(f"n{i}", f"post {i}", "gun_control") for i in range(3)])
+    assert all(isinstance(r, BackendError) and "no answer within 0.2 s" in str(r)
+               for r in results), results
+    assert llm.stats["requests"] == 1
+
+
+def test_llm_batch_deadline_stops_sending(topics: list[Topic]) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"  # never contacted: the deadline comes first
+    llm = LLMExtractor(topics, base_url=url, batch_timeout=-1)
+    results = llm.extract_each(BATCH[:3])
+    assert all(isinstance(r, BackendError) and "batch deadline" in str(r) for r in results)
+    assert llm.stats["requests"] == 0
 
 
 def test_llm_server_down_names_the_url(topics: list[Topic]) -> None:
