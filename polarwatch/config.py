@@ -80,10 +80,14 @@ class ExtractorConfig:
         return {"llm": llm} if llm else {}
 
 
+# The paper: a conversation whose mean interaction score is above 7 is "extreme".
+DEFAULT_EXTREME_THRESHOLD = 7.0
+
+
 @dataclass(frozen=True)
 class AggregateConfig:
     window: str = "1 hour"
-    extreme_threshold: float = 7.0
+    extreme_threshold: float = DEFAULT_EXTREME_THRESHOLD
     watermark: str = "1 day"  # windows older than (latest event time − watermark) are final
     orphan_horizon: str = "1 day"  # a reply whose parent is missing this long is an orphan
 

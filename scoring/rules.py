@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from polarwatch.config import DEFAULT_EXTREME_THRESHOLD
+
 # (same_stance, affect, agrees) -> score, straight from the paper's table.
 RULE_TABLE: dict[tuple[bool, bool, bool], int] = {
     (True, True, True): 10,
@@ -25,9 +27,10 @@ RULE_TABLE: dict[tuple[bool, bool, bool], int] = {
     (False, False, False): 4,
 }
 
-# The paper: a conversation whose mean score is above 7 is "extreme". The one default of
-# `[aggregate] extreme_threshold`; at run time the configured value is passed down.
-EXTREME_THRESHOLD = 7.0
+# The paper: a conversation whose mean score is above 7 is "extreme". Defined once, in the
+# config contract, as the default of `[aggregate] extreme_threshold`; at run time the configured
+# value is passed down.
+EXTREME_THRESHOLD = DEFAULT_EXTREME_THRESHOLD
 
 
 def rule_name(same: bool, affect: bool, agrees: bool) -> str:
