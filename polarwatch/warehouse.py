@@ -147,6 +147,24 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[Any]:
         con.close()
 
 
+@contextmanager
+def transaction(path: str | Path) -> Iterator[Any]:
+    """One unit of write work: open the file read-write (retrying on the lock like
+    :func:`connect`), BEGIN, yield the connection, COMMIT when the block ends normally (a
+    ``return`` inside the block commits too), ROLLBACK and re-raise on any exception, close.
+
+    ``with warehouse.transaction(path) as con: con.execute(...)``
+    """
+    with connect(path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+
 def init_schema(path: str | Path) -> None:
     """Create every table and view if missing (idempotent)."""
     with connect(path) as con:
