@@ -12,6 +12,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -27,6 +28,11 @@ class BrokerConfig:
     embedded: bool = True
     state_dir: str = ".polarwatch/broker"
     storage: str = "memory"  # embedded broker: "memory" or "s3" (survives broker restarts)
+    # Retention of the embedded broker's topics (ingest/broker.py prunes): records older than
+    # this many hours (0 = keep everything) ...
+    retention_hours: float = 168.0
+    # ... and beyond this many MB per partition (0 = no limit) may be removed, once consumed.
+    retention_mb: int = 1024
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,31 @@ class Config:
 
     def load_topics(self) -> list[Topic]:
         return load_topics(self.path(self.extractor.topics_file))
+
+
+_SECONDS_PER_UNIT = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600),
+    **dict.fromkeys(("d", "day", "days"), 86400),
+    **dict.fromkeys(("w", "week", "weeks"), 7 * 86400),
+}
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")
+DURATION_HELP = ("a positive duration like 30m, 1h or 7d, or '5 minutes', '1 hour', '1.5 days' "
+                 "(<number>[ ]<unit>, unit one of s/sec/second(s), m/min/minute(s), "
+                 "h/hr/hour(s), d/day(s), w/week(s))")
+
+
+def parse_duration(text: str) -> timedelta:
+    """The one duration grammar: ``<number>[ ]<unit>``, e.g. ``30m``, ``1 hour``, ``1.5d``.
+
+    Raises ConfigError (saying what is accepted) for anything else, and for zero.
+    """
+    m = _DURATION_RE.fullmatch(text.strip().lower()) if isinstance(text, str) else None
+    seconds = _SECONDS_PER_UNIT.get(m.group(2)) if m else None
+    if m is None or seconds is None or float(m.group(1)) <= 0:
+        raise ConfigError(f"expected {DURATION_HELP}, got {text!r}")
+    return timedelta(seconds=float(m.group(1)) * seconds)
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:

@@ -4,7 +4,6 @@ event studies), plus the ``--since`` / ``--every`` parsers."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,30 +14,24 @@ import pandas as pd
 
 from forecast.alerts.delivery import active_flags
 from forecast.events_study import event_studies
-from polarwatch.config import Config
+from polarwatch.config import Config, parse_duration
 from polarwatch.errors import ConfigError, PolarwatchError
 from polarwatch.events import Event, events_path, load_events
 from polarwatch.warehouse import connect
 
 DRIVERS_PER_FLAG = 5  # conversations listed under each active flag
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``30m``, ``1h``, ``1.5d``, ``2w`` -> timedelta (ConfigError otherwise)."""
-    m = _DURATION.match(text or "")
-    if not m or float(m.group(1)) <= 0:
-        raise ConfigError(f"expected a duration like 30m, 1h or 7d, got {text!r}")
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
 
 
 def parse_since(text: str | None, latest: datetime | None) -> datetime | None:
     """A date / ISO time (UTC when naive), or a duration counted back from ``latest``."""
     if not text:
         return None
-    if _DURATION.match(text):
-        return None if latest is None else latest - parse_duration(text)
+    try:
+        back = parse_duration(text)
+    except ConfigError:
+        back = None  # not a duration: a date or time
+    if back is not None:
+        return None if latest is None else latest - back
     try:
         ts = pd.Timestamp(text)
     except ValueError:
