@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                               f"install polarwatch with `pip install -e .` (make venv does)")
     for ep in plugins:
         ep.load()(sub)
+    parser.set_defaults(loggers=sorted({ep.value.split(".")[0] for ep in plugins}))
     return parser
 
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         args = build_parser().parse_args(argv)
-        setup_logging(args.log_level)
+        setup_logging(args.log_level, args.loggers)
         cfg = load_config(args.config)
         return int(args.func(cfg, args) or 0)
     except PolarwatchError as exc:

@@ -1,8 +1,9 @@
 """Console output and process lifecycle shared by every stage's commands.
 
-Messages go through the ``logging`` module (logger ``polarwatch``): :func:`setup_logging` prints
-them to stdout as ``[polarwatch HH:MM:SS] message``; ``-v`` adds debug messages and ``-q`` keeps
-only warnings and errors. :data:`STOP` and :data:`SERVING` let SIGTERM end a long-running command
+Messages go through the ``logging`` module: the commands log to ``polarwatch``, library code to
+its module's logger (``logging.getLogger(__name__)``, e.g. ``stream.sink``). :func:`setup_logging`
+prints both to stdout as ``[polarwatch HH:MM:SS] message``; ``-v`` adds debug messages and ``-q``
+keeps only warnings and errors. :data:`STOP` and :data:`SERVING` let SIGTERM end a long-running command
 (the dashboard, the demo) so its cleanup runs in order.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 LOGGER = logging.getLogger("polarwatch")
@@ -30,16 +32,20 @@ class _CurrentStdout(logging.StreamHandler):
         pass
 
 
-def setup_logging(verbosity: int = 0) -> None:
-    """Route ``polarwatch`` log records to stdout; ``verbosity`` 1 = debug, -1 = warnings only."""
+def setup_logging(verbosity: int = 0, packages: Sequence[str] = ()) -> None:
+    """Route the records of ``polarwatch`` and of each package in `packages` (the stages whose
+    commands are registered: their modules log to ``<package>.<module>``) to stdout;
+    ``verbosity`` 1 = debug, -1 = warnings only. Other libraries' loggers are left alone, and
+    records still propagate (to pytest's caplog, or to a root handler an embedding app set)."""
     level = logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
-    for handler in [h for h in LOGGER.handlers if isinstance(h, _CurrentStdout)]:
-        LOGGER.removeHandler(handler)
     handler = _CurrentStdout()
     handler.setFormatter(logging.Formatter("[polarwatch %(asctime)s] %(message)s", "%H:%M:%S"))
-    LOGGER.addHandler(handler)
-    LOGGER.setLevel(level)
-    LOGGER.propagate = False
+    for name in dict.fromkeys(["polarwatch", *packages]):
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if isinstance(h, _CurrentStdout)]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.setLevel(level)
 
 
 def log(msg: str) -> None:

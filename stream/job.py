@@ -95,7 +95,7 @@ def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: 
                       log=progress_printer(log),
                       dead_letters=DeadLetterDrain(cfg.broker.bootstrap_servers,
                                                    cfg.topics.dead_letter, log=log),
-                      keep_days=cfg.warehouse.keep_days)
+                      keep_days=cfg.warehouse.keep_days, labeler=stage.extract)
     reader = (spark.readStream.format("polarwatch_kafka")
               .option("bootstrap", cfg.broker.bootstrap_servers)
               .option("topic", cfg.topics.posts)

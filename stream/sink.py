@@ -8,9 +8,10 @@ For each micro-batch the sink, in *one* DuckDB transaction:
    and the ingest rejects that arrived on the dead-letter topic since the last batch
    (:class:`stream.dead_letters.DeadLetterDrain`), so every rejected record ends in one table;
 3. stores labeled posts (``INSERT OR IGNORE`` on the post id: a post produced twice is stored once);
-4. scores every reply whose parent is now known — the reply or the parent may be in this batch,
-   so replies that arrived before their parent are scored when it comes — with the paper's rule
-   table (:mod:`scoring.rules`);
+4. labels the agreement of every reply whose parent is now known and scores the pair with the
+   paper's rule table — the reply or the parent may be in this batch, so replies that arrived
+   before their parent are scored when it comes (:mod:`stream.pairing`: a reply meets its parent
+   once, here, never in the labelling stage);
 5. recomputes the per-topic event-time windows touched by this batch;
 6. with ``[warehouse] keep_days`` set, prunes old rows (:func:`polarwatch.warehouse.prune`)
    in the first batch and then at most once every PRUNE_EVERY_S;
@@ -33,9 +34,10 @@ from typing import Any
 import pandas as pd
 
 from polarwatch.warehouse import connect, init_schema, orphans_sql, post_columns, prune, scalar
-from scoring.rules import EXTREME_THRESHOLD, score_pairs
+from scoring.rules import EXTREME_THRESHOLD
 from stream.dead_letters import COLUMNS as DEAD_LETTER_COLUMNS
 from stream.dead_letters import DeadLetterDrain
+from stream.pairing import Labeler, lexicon_labeler, score_new_pairs
 from stream.windows import update_windows
 
 _INTERVAL_RE = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day)s?\s*$")
@@ -101,21 +103,25 @@ def _latency_quantiles(pdf: pd.DataFrame, now: datetime) -> list[float | None]:
     return out
 
 
-def write_lake(con: Any, lake_dir: Path, name: str) -> None:
-    """Copy this batch's *new* posts (not stored before) to Parquet under
+def write_lake(con: Any, lake_dir: Path, name: str, columns: list[str]) -> None:
+    """Copy this batch's *new* posts (temp table ``new_post_ids``: not stored before) as stored
+    now — replies paired in this batch carry their agreement — to Parquet under
     ``posts/topic=…/date=…/part-<name>-<i>.parquet``.
 
     Runs inside the batch's DuckDB transaction, before its commit: a replayed batch (same query,
     same batch id, same offsets) rewrites the same file names, so the lake holds each post once.
+    A reply whose parent comes in a later batch keeps ``agreement = NULL`` in the lake (files are
+    never rewritten); ``posts`` in DuckDB has the label.
     """
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
     target = str(lake_dir / "posts").replace("'", "''")
-    if not scalar(con, "SELECT count(*) FROM post_batch WHERE id NOT IN (SELECT id FROM posts)"):
+    if not scalar(con, "SELECT count(*) FROM new_post_ids"):
         return
     lake_dir.mkdir(parents=True, exist_ok=True)
+    col_list = ", ".join(f'"{c}"' for c in columns)
     con.execute(f"""
-        COPY (SELECT *, strftime(created_at AT TIME ZONE 'UTC', '%Y-%m-%d') AS date
-              FROM post_batch WHERE id NOT IN (SELECT id FROM posts))
+        COPY (SELECT {col_list}, strftime(created_at AT TIME ZONE 'UTC', '%Y-%m-%d') AS date
+              FROM posts WHERE id IN (SELECT id FROM new_post_ids))
         TO '{target}' (FORMAT parquet, PARTITION_BY (topic, date),
                        FILENAME_PATTERN 'part-{safe}-{{i}}', OVERWRITE_OR_IGNORE true)""")
 
@@ -133,8 +139,10 @@ class DuckDBSink:
                  orphan_horizon: str = "1 day",
                  log: Callable[[BatchResult], None] | None = None,
                  dead_letters: DeadLetterDrain | None = None, keep_days: float = 0.0,
-                 prune_every_s: float = PRUNE_EVERY_S) -> None:
+                 prune_every_s: float = PRUNE_EVERY_S, labeler: Labeler | None = None) -> None:
         self.path, self.query, self.source_topic = Path(path), query, source_topic
+        # labels a reply's agreement with its parent when the pair is complete (stream.pairing)
+        self.labeler = labeler or lexicon_labeler()
         self.dead_letters = dead_letters
         self.keep_days, self.prune_every_s = keep_days, prune_every_s
         self._last_prune: float | None = None
@@ -214,8 +222,8 @@ class DuckDBSink:
         cols = [name for name, _ in post_columns()]
         posts = posts[cols]
         con.register("post_batch", posts)
-        if self.lake_dir is not None:
-            write_lake(con, self.lake_dir, f"{self.query}-{batch_id}")
+        con.execute("CREATE OR REPLACE TEMP TABLE new_post_ids AS SELECT id FROM post_batch "
+                    "WHERE id NOT IN (SELECT id FROM posts)")
         before = scalar(con, "SELECT count(*) FROM posts")
         newest = scalar(con, "SELECT max(created_at) FROM posts")  # before this batch
         watermark = newest - self.watermark if newest is not None else None
@@ -228,7 +236,10 @@ class DuckDBSink:
         res.posts = after - before
         res.duplicates = len(posts) - res.posts + (len(pdf) - len(dead) - len(posts))
 
-        res.interactions = self._score_new_pairs(con)
+        res.interactions = score_new_pairs(con, self.labeler)
+        if self.lake_dir is not None:
+            write_lake(con, self.lake_dir, f"{self.query}-{batch_id}", cols)
+        con.execute("DROP TABLE new_post_ids")
         if self.keep_days > 0 and (self._last_prune is None or
                                    time.monotonic() - self._last_prune >= self.prune_every_s):
             res.pruned = sum(prune(con, self.keep_days, now).values())
@@ -249,31 +260,3 @@ class DuckDBSink:
         con.register("dl_batch", rows[DEAD_LETTER_COLUMNS])
         con.execute(f"INSERT OR IGNORE INTO dead_letters ({cols}) SELECT {cols} FROM dl_batch")
         con.unregister("dl_batch")
-
-    def _score_new_pairs(self, con: Any) -> int:
-        """Score replies whose parent is known and that have no interaction yet."""
-        pairs = con.execute("""
-            SELECT r.id, r.parent_id, r.conversation_id, r.topic, r.created_at,
-                   r.stance AS rs, p.stance AS ps, r.affect AS ra, p.affect AS pa, r.agreement
-            FROM posts r JOIN posts p ON p.id = r.parent_id
-            WHERE (r.id IN (SELECT id FROM post_batch) OR p.id IN (SELECT id FROM post_batch))
-              AND r.id NOT IN (SELECT post_id FROM interactions)
-        """).df()
-        if pairs.empty:
-            return 0
-        scores, rules = score_pairs(pairs["rs"], pairs["ps"], pairs["ra"], pairs["pa"],
-                                    pairs["agreement"])
-        inter = pd.DataFrame({
-            "post_id": pairs["id"], "parent_id": pairs["parent_id"],
-            "conversation_id": pairs["conversation_id"], "topic": pairs["topic"],
-            "created_at": pairs["created_at"], "score": scores, "rule": rules})
-        inter = inter[inter["score"].notna()].astype({"score": "int32"})
-        if inter.empty:
-            return 0
-        con.register("inter_batch", inter)
-        con.execute("INSERT OR IGNORE INTO interactions SELECT post_id, parent_id, "
-                    "conversation_id, topic, created_at, score, rule FROM inter_batch")
-        con.execute("CREATE OR REPLACE TEMP TABLE touched_interactions AS "
-                    "SELECT topic, created_at FROM inter_batch")
-        con.unregister("inter_batch")
-        return len(inter)

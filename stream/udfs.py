@@ -7,13 +7,16 @@ records, fields outside their domain, a ``created_at`` later than the record's b
 MAX_DEAD_LETTER_BYTES, with ``raw_size`` the original size) instead, so the sink dead-letters it
 with topic, partition and offset; nothing raises and nothing is lost.
 
+Every post is labelled on its own (stance, affect, emotion): a worker cannot know for sure
+whether a reply's parent was seen elsewhere, so a reply's *agreement* with its parent is labelled
+once, in the sink, where both posts are stored (:mod:`stream.pairing`).
+
 Extractors are built once per Python worker process (Spark reuses workers across tasks and
 micro-batches) and cached by configuration, never per row or per batch.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,10 +41,8 @@ from scoring.extractors.base import Extractor, PostPair
 
 PROVENANCE_DDL = "kafka_partition int, kafka_offset long, broker_ts timestamp, " \
                  "dead_reason string, raw string, raw_size long"
-TEXT_CACHE_SIZE = 200_000  # recent post texts kept per worker to pair replies with parents
 
 _extractors: dict[str, Extractor] = {}
-_texts: OrderedDict[str, str] = OrderedDict()
 
 
 # computed once: fields_of() introspects type hints, not something to redo per micro-batch
@@ -95,16 +96,8 @@ class LabelStage:
             if row["dead_reason"] is None:
                 good.append(len(rows))
             rows.append(row)
-        pairs = []
-        for i in good:
-            row = rows[i]
-            _remember(row["id"], row["text"])
-        for i in good:
-            row = rows[i]
-            parent_text = None
-            if row["parent_id"] is not None:
-                parent_text = _texts.get(row["parent_id"], "")  # "" = reply, parent not seen
-            pairs.append(PostPair(row["id"], row["text"], row["topic"], parent_text))
+        # each post on its own: agreement needs the parent and is labelled in the sink
+        pairs = [PostPair(rows[i]["id"], rows[i]["text"], rows[i]["topic"]) for i in good]
         for i, labels in zip(good, self.extract(pairs), strict=True):
             row = rows[i]
             for name in LABEL_FIELDS:  # getattr, not dataclasses.asdict: asdict deep-copies (slow)
@@ -165,8 +158,3 @@ def _ingest_clock(stamp: Any, wall: datetime) -> datetime:
     ts = ts.tz_localize(UTC) if ts.tzinfo is None else ts
     return min(ts.to_pydatetime(), wall)
 
-
-def _remember(post_id: str, text: str) -> None:
-    _texts[post_id] = text
-    if len(_texts) > TEXT_CACHE_SIZE:
-        _texts.popitem(last=False)

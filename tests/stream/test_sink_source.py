@@ -26,15 +26,20 @@ from stream.sink import DuckDBSink, parse_window
 T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 
 
+# what a reply says to its parent: the sink labels the pair's agreement (stream.pairing, lexicon)
+CUES = {"agree": "I agree.", "disagree": "I disagree.", None: ""}
+
+
 def _row(pid: str, parent: str | None, stance: str, affect: str, agreement: str | None,
          minutes: int, offset: int, conv: str = "c1") -> dict:
+    """A labelled row as the labelling stage emits it: no agreement yet (the sink pairs)."""
     return {
-        "id": pid, "platform": "t", "author_id": "u", "text": pid,
+        "id": pid, "platform": "t", "author_id": "u", "text": f"{pid} {CUES[agreement]}",
         "created_at": T0 + timedelta(minutes=minutes), "topic": "gun_control",
         "conversation_id": conv, "parent_id": parent, "lang": "en", "schema_version": 1,
-        "stance": stance, "affect": affect, "agreement": agreement, "emotion": "neutral",
+        "stance": stance, "affect": affect, "agreement": None, "emotion": "neutral",
         "intensity": 0.1, "stance_conf": 0.9, "affect_conf": 0.9,
-        "agreement_conf": None if agreement is None else 0.9, "emotion_conf": 0.5,
+        "agreement_conf": None, "emotion_conf": 0.5,
         "backend": "test", "explanation": None, "kafka_partition": 0, "kafka_offset": offset,
         "broker_ts": T0, "dead_reason": None, "raw": None,
     }

@@ -1,0 +1,100 @@
+"""A reply meets its parent once: in the sink's transaction, where both posts are stored.
+
+The labelling stage (:mod:`stream.udfs`) labels every post on its own — stance, affect,
+emotion — because a Spark worker cannot know whether a reply's parent was seen by another worker,
+in an earlier batch or before a driver restart. The *agreement* of a reply with its parent needs
+both texts, so it is labelled here, by the same backend chain, at the moment the sink finds the
+pair in DuckDB: the reply or the parent is in this micro-batch, the other one is in this batch
+or already stored, and the reply has no interaction yet. Agreement label and rule score therefore
+always see the same parent row, whatever the arrival order, batch boundaries or restarts.
+
+The label is written back to the reply's ``agreement`` / ``agreement_conf`` in ``posts`` and
+scored with the paper's rule table into ``interactions``, both inside the caller's transaction.
+A reply whose parent never arrives keeps ``agreement = NULL`` (nothing to agree with).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from polarwatch.records import Labels
+from scoring.extractors.base import PostPair
+from scoring.rules import score_pairs
+
+Labeler = Callable[[Sequence[PostPair]], list[Labels]]
+
+# replies whose pair is complete now: the reply or its parent came in this batch
+NEW_PAIRS_SQL = """
+    SELECT r.id, r.parent_id, r.conversation_id, r.topic, r.created_at, r.text,
+           p.text AS parent_text, r.stance AS rs, p.stance AS ps, r.affect AS ra, p.affect AS pa
+    FROM posts r JOIN posts p ON p.id = r.parent_id
+    WHERE (r.id IN (SELECT id FROM post_batch) OR p.id IN (SELECT id FROM post_batch))
+      AND r.id NOT IN (SELECT post_id FROM interactions)
+    ORDER BY r.id
+"""
+
+
+def lexicon_labeler() -> Labeler:
+    """The default labeler of a sink built without one (unit tests, tools): the lexicon
+    backend, built on first use."""
+    built: list[Any] = []
+
+    def label(pairs: Sequence[PostPair]) -> list[Labels]:
+        if not built:
+            from scoring.extractors.registry import get_extractor
+
+            built.append(get_extractor("lexicon", []))
+        return list(built[0].extract(pairs))
+    return label
+
+
+def label_agreement(pairs: pd.DataFrame, labeler: Labeler) -> pd.DataFrame:
+    """``id``, ``agreement`` and ``agreement_conf`` of each reply in `pairs` (columns ``id``,
+    ``text``, ``topic``, ``parent_text``), from one call of `labeler` on (reply, parent) pairs.
+    A backend that gives no agreement for a reply yields "unclear" with no confidence."""
+    batch = [PostPair(pid, text, topic, parent or "")
+             for pid, text, topic, parent in zip(pairs["id"], pairs["text"], pairs["topic"],
+                                                 pairs["parent_text"], strict=True)]
+    labels = labeler(batch)
+    if len(labels) != len(batch):
+        raise RuntimeError(f"the labeler returned {len(labels)} labels for {len(batch)} replies; "
+                           "an extractor must return one Labels per input, in order")
+    return pd.DataFrame({
+        "id": pairs["id"].to_numpy(),
+        "agreement": [lab.agreement or "unclear" for lab in labels],
+        "agreement_conf": pd.array([lab.agreement_conf if lab.agreement else None
+                                    for lab in labels], dtype="Float64"),
+    })
+
+
+def score_new_pairs(con: Any, labeler: Labeler) -> int:
+    """Label and score every reply whose pair completed in this batch (see the module doc).
+    Needs the batch registered as ``post_batch`` and already inserted into ``posts``.
+    Returns the number of interactions stored."""
+    pairs = con.execute(NEW_PAIRS_SQL).df()
+    if pairs.empty:
+        return 0
+    agreement = label_agreement(pairs, labeler)
+    con.register("agreement_batch", agreement)
+    con.execute("UPDATE posts SET agreement = a.agreement, agreement_conf = a.agreement_conf "
+                "FROM agreement_batch a WHERE posts.id = a.id")
+    con.unregister("agreement_batch")
+    scores, rules = score_pairs(pairs["rs"], pairs["ps"], pairs["ra"], pairs["pa"],
+                                agreement["agreement"])
+    inter = pd.DataFrame({
+        "post_id": pairs["id"], "parent_id": pairs["parent_id"],
+        "conversation_id": pairs["conversation_id"], "topic": pairs["topic"],
+        "created_at": pairs["created_at"], "score": scores, "rule": rules})
+    inter = inter[inter["score"].notna()].astype({"score": "int32"})
+    if inter.empty:
+        return 0
+    con.register("inter_batch", inter)
+    con.execute("INSERT OR IGNORE INTO interactions SELECT post_id, parent_id, "
+                "conversation_id, topic, created_at, score, rule FROM inter_batch")
+    con.execute("CREATE OR REPLACE TEMP TABLE touched_interactions AS "
+                "SELECT topic, created_at FROM inter_batch")
+    con.unregister("inter_batch")
+    return len(inter)
