@@ -1,26 +1,26 @@
 """The `llm` backend: any OpenAI-compatible chat server (vLLM, Ollama, llama.cpp server, OpenAI).
 
-One request per distinct (topic, text, parent text): the seed paper's annotation prompt — stance
-toward the topic, affect (hostility toward the other side) and agreement with the parent, each
-with a short explanation — generalized to any configured topic through its ``name``, ``pro`` and
-``anti`` descriptions. The answer is constrained by a JSON schema, parsed leniently
-(``strict=False``: small models emit raw control characters) and validated against the label
-enums. Requests run on a bounded thread pool with timeouts and retries with exponential backoff;
-answers are cached by (model, prompt version, topic, text, parent text), so retweets and duplicate
-texts cost nothing. A server that is not listening raises :class:`BackendError` naming the URL
-at once (no retries) and opens a short circuit breaker so a whole batch fails fast and the
-fallback chain (``scoring.fallback``) takes over.
+One request per distinct (topic, text, parent text) with the prompt and answer schema of
+:mod:`scoring.extractors.llm_prompt`; the answer is parsed leniently and validated against the
+label enums. Requests go through one httpx client on a bounded thread pool, with timeouts and
+retries with exponential backoff (tenacity); answers are cached (cachetools LRU) by (model,
+prompt version, topic, text, parent text), so retweets and duplicate texts cost nothing. A server
+that is not listening raises :class:`BackendError` naming the URL at once (no retries) and opens a
+short circuit breaker so a whole batch fails fast and the fallback chain (``scoring.fallback``)
+takes over. Reads are bounded: an answer longer than ``max_response_bytes``, or still arriving
+``timeout`` seconds after the request, is an error, not memory growth. A redirect is never
+followed (a POST to another address would silently re-send the post and the API key).
 
 Options (keyword arguments of :func:`scoring.extractors.get_extractor`; environment defaults):
 ``base_url`` [env POLARWATCH_LLM_BASE_URL, default http://127.0.0.1:8080/v1], ``model``
-[POLARWATCH_LLM_MODEL, default "default"], ``api_key`` [POLARWATCH_LLM_API_KEY], ``timeout``,
-``retries``, ``concurrency``, ``max_tokens``, ``temperature``, ``response_format``
-("json_object_schema" = llama.cpp style, "json_schema" = OpenAI/vLLM style, "none"),
-``cache_size``, ``explanation_chars`` (schema maxLength of each explanation; it bounds the
-tokens generated, hence the latency), ``batch_timeout`` (seconds per ``extract`` call: after it,
-no new request starts and the remaining posts fail to the fallback). A refused connection, or a
-post that timed out on every attempt, trips a breaker: for BREAKER_SECONDS every post fails at
-once instead of waiting on a dead or hung server.
+[POLARWATCH_LLM_MODEL, default "default"], ``api_key`` [POLARWATCH_LLM_API_KEY], ``timeout``
+(seconds for the whole answer), ``retries``, ``concurrency``, ``max_tokens``, ``temperature``,
+``response_format`` ("json_object_schema" = llama.cpp style, "json_schema" = OpenAI/vLLM style,
+"none"), ``cache_size``, ``explanation_chars`` (schema maxLength of each explanation; it bounds
+the tokens generated, hence the latency), ``batch_timeout`` (seconds per ``extract`` call: after
+it, no new request starts and the remaining posts fail to the fallback), ``max_response_bytes``.
+A refused connection, or a post that timed out on every attempt, trips a breaker: for
+BREAKER_SECONDS every post fails at once instead of waiting on a dead or hung server.
 """
 
 from __future__ import annotations
@@ -30,150 +30,67 @@ import json
 import os
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
+from cachetools import LRUCache
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
 from polarwatch.config import Topic
 from polarwatch.errors import BackendError
-from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES, Labels
+from polarwatch.records import Labels
 from scoring.extractors.base import Extractor, PostPair
+from scoring.extractors.llm_prompt import (
+    INTENSITIES,
+    MAX_EXPLANATION_CHARS,
+    answer_schema,
+    build_messages,
+    parse_answer,
+    reply_content,
+)
+
+__all__ = ["INTENSITIES", "LLMExtractor", "answer_schema", "build_messages", "parse_answer",
+           "reply_content"]
 
 PROMPT_VERSION = "pw-llm-2"  # bump whenever the prompt or schema changes (it keys the cache)
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
-INTENSITIES = {"none": 0.0, "low": 0.33, "medium": 0.67, "high": 1.0}
 # The server gives no calibrated probability; these nominal confidences only separate a definite
 # label from "unclear" (so a cascade never escalates *from* the LLM). Not a measured accuracy.
 NOMINAL_CONF = 0.9
 UNCLEAR_CONF = 0.5
 BREAKER_SECONDS = 10.0  # after a refused connection or a timeout, fail fast for this long
-MAX_EXPLANATION_CHARS = 160
-
-SYSTEM_PROMPT = (
-    "You annotate social-media posts for a study of political polarization. Read the post (and, "
-    "for a reply, the post it replies to) and call the annotation function by answering with "
-    "JSON only. Be literal: when the text does not show a label, answer \"unclear\"."
-)
+# A chat completion of max_tokens=400 is 2-5 KB of JSON; 1 MB leaves room for any sane server
+# and bounds what a broken or hostile one can make a worker hold.
+MAX_RESPONSE_BYTES = 1_000_000
+ERROR_DETAIL_BYTES = 200  # of an error answer's body, quoted in the error
+NOT_RETRIED = (400, 401, 403, 404, 422)  # our request is wrong: asking again cannot help
 
 
-def _dimension(labels: Sequence[str], what: str, max_chars: int) -> dict[str, Any]:
-    return {"type": "object", "description": what,
-            "properties": {"label": {"type": "string", "enum": list(labels)},
-                           "explanation": {"type": "string", "maxLength": max_chars}},
-            "required": ["label", "explanation"]}
+class _Failed(Exception):
+    """One failed attempt. `retry`: another attempt may help; `hung`: a timeout or a dropped
+    connection (after the last attempt it trips the breaker)."""
+
+    def __init__(self, message: str, retry: bool = True, hung: bool = False) -> None:
+        super().__init__(message)
+        self.retry, self.hung = retry, hung
 
 
-def answer_schema(reply: bool, max_chars: int = MAX_EXPLANATION_CHARS) -> dict[str, Any]:
-    """The JSON schema of the annotation function's arguments (agreement only for replies)."""
-    props: dict[str, Any] = {
-        "stance": _dimension(STANCES, "stance of the post toward the topic", max_chars),
-        "affect": _dimension(AFFECTS, "hostility toward people holding the opposing view",
-                             max_chars),
-    }
-    if reply:
-        props["agreement"] = _dimension(AGREEMENTS, "does the reply agree with its parent",
-                                        max_chars)
-    props["emotion"] = {"type": "string", "enum": list(EMOTIONS)}
-    props["intensity"] = {"type": "string", "enum": list(INTENSITIES)}
-    return {"type": "object", "properties": props, "required": list(props)}
-
-
-def answer_example(reply: bool) -> str:
-    """A one-line answer in the expected shape, shown to servers without a JSON mode."""
-    dims = ["stance", "affect"] + (["agreement"] if reply else [])
-    labels = {"stance": "pro", "affect": "no", "agreement": "disagree"}
-    parts = [f'"{d}": {{"label": "{labels[d]}", "explanation": "..."}}' for d in dims]
-    return "{" + ", ".join(parts + ['"emotion": "anger"', '"intensity": "low"']) + "}"
-
-
-def build_messages(topic: Topic, text: str, parent_text: str | None,
-                   example: bool = False) -> list[dict[str, str]]:
-    """The annotation prompt for one post, generalized to any topic; `example` adds a sample
-    answer for servers that cannot constrain the output to the JSON schema."""
-    lines = [
-        f"Topic: {topic.name}",
-        f'- "pro": {topic.pro}',
-        f'- "anti": {topic.anti}',
-        '- "unclear": neither, or the post does not say.',
-        "",
-        "Answer with a JSON object with these fields:",
-        "stance: {label: pro|anti|unclear, explanation}: the author's position on the topic.",
-        "affect: {label: yes|no|unclear, explanation}: \"yes\" if the post is hostile, insulting "
-        "or contemptuous toward people who hold the opposing view, else \"no\".",
-    ]
-    if parent_text is not None:
-        lines.append("agreement: {label: agree|disagree|unclear, explanation}: does the reply "
-                     "agree with the post it replies to?")
-    lines += [f"emotion: one of {', '.join(EMOTIONS)}.",
-              f"intensity: how strongly it is expressed, one of {', '.join(INTENSITIES)}.",
-              "Keep each explanation under 25 words.", ""]
-    if example:
-        lines += ["Answer with one JSON object only, shaped like this example:",
-                  answer_example(parent_text is not None), ""]
-    if parent_text is not None:
-        lines += [f"Parent post: {parent_text or '(not available)'}", f"Reply: {text}"]
-    else:
-        lines.append(f"Post: {text}")
-    return [{"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": "\n".join(lines)}]
-
-
-def _json_object(raw: str) -> Any:
-    """The answer's JSON: the whole text, or else the first JSON object inside it (servers
-    without a JSON mode wrap it in prose or a ```json fence)."""
-    try:
-        return json.loads(raw, strict=False)
-    except json.JSONDecodeError as exc:
-        first = exc
-    decoder = json.JSONDecoder(strict=False)
-    start = raw.find("{")
-    while start != -1:
-        try:
-            return decoder.raw_decode(raw, start)[0]
-        except json.JSONDecodeError:
-            start = raw.find("{", start + 1)
-    raise ValueError(f"not JSON ({first}): {raw[:120]!r}")
-
-
-def parse_answer(raw: str, reply: bool) -> dict[str, Any]:
-    """Parse and validate the model's JSON; raises ValueError naming what is wrong."""
-    obj = _json_object(raw)
-    if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-    out: dict[str, Any] = {}
-    dims = [("stance", STANCES), ("affect", AFFECTS)] + ([("agreement", AGREEMENTS)] if reply
-                                                          else [])
-    for name, allowed in dims:
-        value = obj.get(name)
-        label = value.get("label") if isinstance(value, dict) else value
-        if label not in allowed:
-            raise ValueError(f"{name}: {label!r} is not one of {', '.join(allowed)}")
-        out[name] = label
-        expl = value.get("explanation") if isinstance(value, dict) else None
-        out[f"{name}_explanation"] = str(expl).strip() if expl else ""
-    out["emotion"] = obj.get("emotion") if obj.get("emotion") in EMOTIONS else "neutral"
-    out["intensity"] = INTENSITIES.get(str(obj.get("intensity")), 0.0)
-    return out
-
-
-def reply_content(body: Any) -> str:
-    """The assistant's text in an OpenAI-style chat completion; ValueError naming what is
-    missing for any other shape (``"message": null``, no choices, a non-string content, …)."""
-    choices = body.get("choices") if isinstance(body, dict) else None
-    if not isinstance(choices, list) or not choices:
-        raise ValueError(f"no 'choices' list in the reply: {str(body)[:120]!r}")
-    message = choices[0].get("message") if isinstance(choices[0], dict) else None
-    if not isinstance(message, dict):
-        raise ValueError(f"choices[0].message is {type(message).__name__}, not an object")
-    content = message.get("content")
-    if content is None:
-        return ""
-    if not isinstance(content, str):
-        raise ValueError(f"choices[0].message.content is {type(content).__name__}, not text")
-    return content
+def _refused(exc: BaseException) -> BaseException | None:
+    """The ConnectionRefusedError (TCP) or FileNotFoundError (unix socket) behind `exc`."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None or isinstance(seen, ConnectionRefusedError | FileNotFoundError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class LLMExtractor(Extractor):
@@ -185,7 +102,8 @@ class LLMExtractor(Extractor):
                  max_tokens: int = 400, temperature: float = 0.0,
                  response_format: str = "json_object_schema", cache_size: int = 100_000,
                  explanation_chars: int = MAX_EXPLANATION_CHARS,
-                 batch_timeout: float = 600.0) -> None:
+                 batch_timeout: float = 600.0,
+                 max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         super().__init__(topics)
         url = (base_url or os.environ.get("POLARWATCH_LLM_BASE_URL") or DEFAULT_BASE_URL)
         url = url.rstrip("/")
@@ -200,30 +118,106 @@ class LLMExtractor(Extractor):
         self.temperature, self.response_format = float(temperature), response_format
         self.explanation_chars = int(explanation_chars)
         self.batch_timeout = float(batch_timeout)  # no new request starts after this many s
-        self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._cache_size = int(cache_size)
+        self.max_response_bytes = int(max_response_bytes)
+        self._cache: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=max(1, int(cache_size)))
         self._lock = threading.Lock()
+        self._http: httpx.Client | None = None
         self._down_until = 0.0
         self._down_reason = ""
         self.stats = {"requests": 0, "cache_hits": 0, "retries": 0, "failures": 0}
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        headers = {"Content-Type": "application/json"}
+    def _client(self) -> httpx.Client:
+        with self._lock:
+            if self._http is None:  # one connection pool, shared by the request threads
+                self._http = httpx.Client(
+                    timeout=self.timeout, follow_redirects=False,
+                    limits=httpx.Limits(max_connections=self.concurrency))
+            return self._http
+
+    def close(self) -> None:
+        with self._lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
+
+    def _post(self, path: str, payload: dict[str, Any]) -> Any:
+        """The JSON answer of one POST; _Failed for an HTTP error, a redirect, an answer over
+        ``max_response_bytes`` or one still arriving after ``timeout`` seconds."""
+        url = self.base_url + path
+        headers = {"Accept-Encoding": "identity"}  # the byte cap counts what the server sent
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        req = urllib.request.Request(self.base_url + path, data=json.dumps(payload).encode(),
-                                     headers=headers, method="POST")
         with self._lock:
             self.stats["requests"] += 1
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-            body: dict[str, Any] = json.loads(resp.read())
-        return body
+        give_up = time.monotonic() + self.timeout  # the whole answer, not each read
+        with self._client().stream("POST", url, json=payload, headers=headers) as resp:
+            if resp.is_redirect:
+                raise _Failed(f"HTTP {resp.status_code} from {url} redirects to "
+                              f"{resp.headers.get('location')!r}, which is not followed (it "
+                              f"would re-send the post and the API key); set base_url or "
+                              f"POLARWATCH_LLM_BASE_URL to the final address", retry=False)
+            if resp.status_code >= 400:
+                detail = self._read(resp, url, give_up, ERROR_DETAIL_BYTES)
+                raise _Failed(f"HTTP {resp.status_code} from {url}: "
+                              f"{detail.decode('utf-8', 'replace')}",
+                              retry=resp.status_code not in NOT_RETRIED)
+            body = self._read(resp, url, give_up)
+        return json.loads(body) if body else None
+
+    def _read(self, resp: httpx.Response, url: str, give_up: float,
+              cut: int | None = None) -> bytes:
+        """The body, at most ``max_response_bytes`` (an error beyond); with `cut`, its first
+        `cut` bytes (for an error message)."""
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in resp.iter_bytes():
+            size += len(chunk)
+            chunks.append(chunk)
+            if cut is not None and size >= cut:
+                return b"".join(chunks)[:cut]
+            if size > self.max_response_bytes:
+                raise _Failed(f"the answer from {url} is over {self.max_response_bytes:,} bytes "
+                              f"(llm max_response_bytes); a chat completion of max_tokens="
+                              f"{self.max_tokens} is a few KB: check the server", retry=False)
+            if time.monotonic() > give_up:
+                raise _Failed(f"no answer from {self.base_url} within {self.timeout:g} s "
+                              f"({size:,} bytes received, still sending)", hung=True)
+        return b"".join(chunks)
 
     def _unreachable(self, reason: str) -> BackendError:
         return BackendError(f"llm: the server at {self.base_url} is unreachable ({reason}); "
                             f"start it or set POLARWATCH_LLM_BASE_URL")
+
+    def _attempt(self, payload: dict[str, Any], reply: bool) -> dict[str, Any]:
+        if time.monotonic() < self._down_until:
+            raise self._unreachable(self._down_reason)
+        try:
+            return parse_answer(reply_content(self._post("/chat/completions", payload)), reply)
+        except httpx.TimeoutException as exc:
+            raise _Failed(f"no answer from {self.base_url} within {self.timeout:g} s ({exc!r})",
+                          hung=True) from exc
+        except httpx.ConnectError as exc:
+            refused = _refused(exc)
+            if refused is None:
+                raise _Failed(f"cannot reach {self.base_url}: {exc}") from exc
+            self._down_until = time.monotonic() + BREAKER_SECONDS
+            self._down_reason = f"connection refused: {refused}"
+            raise self._unreachable(self._down_reason) from exc
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
+            raise _Failed(f"no answer from {self.base_url} within {self.timeout:g} s "
+                          f"(connection dropped: {exc!r})", hung=True) from exc
+        except httpx.TransportError as exc:
+            raise _Failed(f"cannot reach {self.base_url}: {exc!r}") from exc
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError,
+                RecursionError) as exc:
+            # greedy decoding (temperature 0): asking again gets the same answer
+            raise _Failed(f"unusable answer: {exc}", retry=self.temperature != 0) from exc
+
+    def _count_retry(self, _state: RetryCallState) -> None:
+        with self._lock:
+            self.stats["retries"] += 1
 
     def _request(self, pair: PostPair, topic: Topic) -> dict[str, Any]:
         reply = pair.parent_text is not None
@@ -239,42 +233,22 @@ class LLMExtractor(Extractor):
         elif self.response_format == "json_schema":  # OpenAI, vLLM
             payload["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "annotate", "schema": schema}}
-        last = ""
-        for attempt in range(self.retries + 1):
-            if time.monotonic() < self._down_until:
-                raise self._unreachable(self._down_reason)
-            if attempt:
-                with self._lock:
-                    self.stats["retries"] += 1
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                body = self._post("/chat/completions", payload)
-                return parse_answer(reply_content(body), reply)
-            except urllib.error.HTTPError as exc:
-                detail = exc.read()[:200].decode("utf-8", "replace")
-                last = f"HTTP {exc.code} from {self.base_url}/chat/completions: {detail}"
-                if exc.code in (400, 401, 403, 404, 422):  # our request is wrong: do not retry
-                    break
-            except urllib.error.URLError as exc:
-                if isinstance(exc.reason, ConnectionRefusedError | FileNotFoundError):
-                    self._down_until = time.monotonic() + BREAKER_SECONDS
-                    self._down_reason = f"connection refused: {exc.reason}"
-                    raise self._unreachable(self._down_reason) from exc
-                last = f"cannot reach {self.base_url}: {exc.reason}"
-            except (TimeoutError, ConnectionError) as exc:
-                last = f"no answer from {self.base_url} within {self.timeout:g} s ({exc!r})"
-                if attempt == self.retries:  # a hung server: fail the next posts fast too
-                    self._down_until = time.monotonic() + BREAKER_SECONDS
-                    self._down_reason = f"no answer within {self.timeout:g} s, {attempt + 1} times"
-            except (KeyError, IndexError, TypeError, ValueError, AttributeError,
-                    RecursionError) as exc:
-                last = f"unusable answer: {exc}"
-                if self.temperature == 0:  # greedy decoding: asking again gets the same answer
-                    break
-        with self._lock:
-            self.stats["failures"] += 1
-        raise BackendError(f"llm: post {pair.post_id!r} failed after {self.retries + 1} "
-                           f"attempt(s): {last}")
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retries + 1),
+            wait=wait_exponential(multiplier=self.backoff),  # backoff, 2×backoff, 4×backoff…
+            retry=retry_if_exception(lambda e: isinstance(e, _Failed) and e.retry),
+            before_sleep=self._count_retry, reraise=True, sleep=time.sleep)
+        try:
+            return retrying(self._attempt, payload, reply)
+        except _Failed as exc:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            if exc.hung and attempts == self.retries + 1:  # a hung server: fail the next fast
+                self._down_until = time.monotonic() + BREAKER_SECONDS
+                self._down_reason = f"no answer within {self.timeout:g} s, {attempts} times"
+            with self._lock:
+                self.stats["failures"] += 1
+            raise BackendError(f"llm: post {pair.post_id!r} failed after {attempts} "
+                               f"attempt(s): {exc}") from exc
 
     # -- caching ---------------------------------------------------------------------------
 
@@ -286,17 +260,13 @@ class LLMExtractor(Extractor):
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
     def _cached(self, key: str) -> dict[str, Any] | None:
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
+        with self._lock:  # cachetools caches are not thread-safe; a get reorders the LRU
+            hit: dict[str, Any] | None = self._cache.get(key)
             return hit
 
     def _store(self, key: str, answer: dict[str, Any]) -> None:
         with self._lock:
             self._cache[key] = answer
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
 
     # -- the interface ---------------------------------------------------------------------
 

@@ -1,0 +1,140 @@
+"""The `llm` backend's prompt and answer: the seed paper's annotation prompt (stance toward the
+topic, affect toward the other side, agreement with the parent, each with a short explanation)
+generalized to any configured topic, the JSON schema that constrains the answer, and a lenient
+parser (``strict=False``: small models emit raw control characters) that validates the labels.
+Pure functions: no HTTP (that is :mod:`scoring.extractors.llm_http`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from polarwatch.config import Topic
+from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES
+
+INTENSITIES = {"none": 0.0, "low": 0.33, "medium": 0.67, "high": 1.0}
+MAX_EXPLANATION_CHARS = 160
+
+SYSTEM_PROMPT = (
+    "You annotate social-media posts for a study of political polarization. Read the post (and, "
+    "for a reply, the post it replies to) and call the annotation function by answering with "
+    "JSON only. Be literal: when the text does not show a label, answer \"unclear\"."
+)
+
+
+def _dimension(labels: Sequence[str], what: str, max_chars: int) -> dict[str, Any]:
+    return {"type": "object", "description": what,
+            "properties": {"label": {"type": "string", "enum": list(labels)},
+                           "explanation": {"type": "string", "maxLength": max_chars}},
+            "required": ["label", "explanation"]}
+
+
+def answer_schema(reply: bool, max_chars: int = MAX_EXPLANATION_CHARS) -> dict[str, Any]:
+    """The JSON schema of the annotation function's arguments (agreement only for replies)."""
+    props: dict[str, Any] = {
+        "stance": _dimension(STANCES, "stance of the post toward the topic", max_chars),
+        "affect": _dimension(AFFECTS, "hostility toward people holding the opposing view",
+                             max_chars),
+    }
+    if reply:
+        props["agreement"] = _dimension(AGREEMENTS, "does the reply agree with its parent",
+                                        max_chars)
+    props["emotion"] = {"type": "string", "enum": list(EMOTIONS)}
+    props["intensity"] = {"type": "string", "enum": list(INTENSITIES)}
+    return {"type": "object", "properties": props, "required": list(props)}
+
+
+def answer_example(reply: bool) -> str:
+    """A one-line answer in the expected shape, shown to servers without a JSON mode."""
+    dims = ["stance", "affect"] + (["agreement"] if reply else [])
+    labels = {"stance": "pro", "affect": "no", "agreement": "disagree"}
+    parts = [f'"{d}": {{"label": "{labels[d]}", "explanation": "..."}}' for d in dims]
+    return "{" + ", ".join(parts + ['"emotion": "anger"', '"intensity": "low"']) + "}"
+
+
+def build_messages(topic: Topic, text: str, parent_text: str | None,
+                   example: bool = False) -> list[dict[str, str]]:
+    """The annotation prompt for one post, generalized to any topic; `example` adds a sample
+    answer for servers that cannot constrain the output to the JSON schema."""
+    lines = [
+        f"Topic: {topic.name}",
+        f'- "pro": {topic.pro}',
+        f'- "anti": {topic.anti}',
+        '- "unclear": neither, or the post does not say.',
+        "",
+        "Answer with a JSON object with these fields:",
+        "stance: {label: pro|anti|unclear, explanation}: the author's position on the topic.",
+        "affect: {label: yes|no|unclear, explanation}: \"yes\" if the post is hostile, insulting "
+        "or contemptuous toward people who hold the opposing view, else \"no\".",
+    ]
+    if parent_text is not None:
+        lines.append("agreement: {label: agree|disagree|unclear, explanation}: does the reply "
+                     "agree with the post it replies to?")
+    lines += [f"emotion: one of {', '.join(EMOTIONS)}.",
+              f"intensity: how strongly it is expressed, one of {', '.join(INTENSITIES)}.",
+              "Keep each explanation under 25 words.", ""]
+    if example:
+        lines += ["Answer with one JSON object only, shaped like this example:",
+                  answer_example(parent_text is not None), ""]
+    if parent_text is not None:
+        lines += [f"Parent post: {parent_text or '(not available)'}", f"Reply: {text}"]
+    else:
+        lines.append(f"Post: {text}")
+    return [{"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": "\n".join(lines)}]
+
+
+def _json_object(raw: str) -> Any:
+    """The answer's JSON: the whole text, or else the first JSON object inside it (servers
+    without a JSON mode wrap it in prose or a ```json fence)."""
+    try:
+        return json.loads(raw, strict=False)
+    except json.JSONDecodeError as exc:
+        first = exc
+    decoder = json.JSONDecoder(strict=False)
+    start = raw.find("{")
+    while start != -1:
+        try:
+            return decoder.raw_decode(raw, start)[0]
+        except json.JSONDecodeError:
+            start = raw.find("{", start + 1)
+    raise ValueError(f"not JSON ({first}): {raw[:120]!r}")
+
+
+def parse_answer(raw: str, reply: bool) -> dict[str, Any]:
+    """Parse and validate the model's JSON; raises ValueError naming what is wrong."""
+    obj = _json_object(raw)
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    out: dict[str, Any] = {}
+    dims = [("stance", STANCES), ("affect", AFFECTS)] + ([("agreement", AGREEMENTS)] if reply
+                                                          else [])
+    for name, allowed in dims:
+        value = obj.get(name)
+        label = value.get("label") if isinstance(value, dict) else value
+        if label not in allowed:
+            raise ValueError(f"{name}: {label!r} is not one of {', '.join(allowed)}")
+        out[name] = label
+        expl = value.get("explanation") if isinstance(value, dict) else None
+        out[f"{name}_explanation"] = str(expl).strip() if expl else ""
+    out["emotion"] = obj.get("emotion") if obj.get("emotion") in EMOTIONS else "neutral"
+    out["intensity"] = INTENSITIES.get(str(obj.get("intensity")), 0.0)
+    return out
+
+
+def reply_content(body: Any) -> str:
+    """The assistant's text in an OpenAI-style chat completion; ValueError naming what is
+    missing for any other shape (``"message": null``, no choices, a non-string content, …)."""
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list) or not choices:
+        raise ValueError(f"no 'choices' list in the reply: {str(body)[:120]!r}")
+    message = choices[0].get("message") if isinstance(choices[0], dict) else None
+    if not isinstance(message, dict):
+        raise ValueError(f"choices[0].message is {type(message).__name__}, not an object")
+    content = message.get("content")
+    if content is None:
+        return ""
+    if not isinstance(content, str):
+        raise ValueError(f"choices[0].message.content is {type(content).__name__}, not text")
+    return content
