@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from polarwatch.config import parse_duration
 from polarwatch.warehouse import connect, init_schema, orphans_sql, post_columns, prune, scalar
 from scoring.rules import EXTREME_THRESHOLD
 from stream.dead_letters import COLUMNS as DEAD_LETTER_COLUMNS
@@ -40,10 +41,6 @@ from stream.dead_letters import DeadLetterDrain
 from stream.pairing import Labeler, lexicon_labeler, score_new_pairs
 from stream.windows import update_windows
 
-_INTERVAL_RE = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day)s?\s*$")
-
-
-_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 PRUNE_EVERY_S = 3600.0  # retention runs in the first batch, then at most once an hour
 CRASH_ENV = "POLARWATCH_CRASH_AT"
 
@@ -56,23 +53,11 @@ def crash_point(where: str, batch_id: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _parse_span(span: str) -> tuple[int, str]:
-    m = _INTERVAL_RE.match(span)
-    if not m:
-        raise ValueError(f"window {span!r} must look like '5 minutes', '1 hour' or '1 day'")
-    return int(m.group(1)), m.group(2)
-
-
-def parse_window(window: str) -> str:
-    """Validate a window like '1 hour' / '5 minutes' and return a DuckDB INTERVAL literal."""
-    n, unit = _parse_span(window)
-    return f"INTERVAL '{n} {unit}'"
-
-
-def parse_timedelta(span: str) -> timedelta:
-    """'5 minutes' / '1 hour' / '1 day' as a timedelta (same grammar as parse_window)."""
-    n, unit = _parse_span(span)
-    return timedelta(seconds=n * _UNIT_SECONDS[unit])
+def interval_sql(span: str) -> str:
+    """A duration in the one grammar (:func:`polarwatch.config.parse_duration`: ``1 hour``,
+    ``5m``, …) as a DuckDB INTERVAL expression."""
+    micros = parse_duration(span) // timedelta(microseconds=1)
+    return f"to_microseconds({micros})"
 
 
 @dataclass
@@ -148,14 +133,14 @@ class DuckDBSink:
         self._last_prune: float | None = None
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.lake_dir = Path(lake_dir) if lake_dir else None
-        self.interval = parse_window(window)
+        self.interval = interval_sql(window)
         self.extreme_threshold = extreme_threshold
-        self.watermark = parse_timedelta(watermark)
+        self.watermark = parse_duration(watermark)
         self.log = log
         init_schema(self.path)
         with connect(self.path) as con:
             con.execute("CREATE OR REPLACE VIEW orphans AS "
-                        + orphans_sql(parse_window(orphan_horizon)))
+                        + orphans_sql(interval_sql(orphan_horizon)))
 
     def __call__(self, df: Any, batch_id: int) -> None:
         """Spark entry point: collect the micro-batch to pandas (Arrow) and write it."""

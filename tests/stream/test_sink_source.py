@@ -7,12 +7,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 from kafka import KafkaProducer
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxRows
 
 from ingest.broker import EmbeddedBroker, ensure_topics
+from polarwatch.errors import ConfigError
 from polarwatch.warehouse import connect
 from scoring.indices import bimodality_coefficient, esteban_ray
 from stream.kafka_source import (
@@ -21,7 +23,7 @@ from stream.kafka_source import (
     latest_offsets,
     read_range,
 )
-from stream.sink import DuckDBSink, parse_window
+from stream.sink import DuckDBSink, interval_sql
 
 T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -109,10 +111,14 @@ def test_windows_match_group_by_over_stored_rows(tmp_path: Path) -> None:
                    for row in want]
 
 
-def test_parse_window_rejects_garbage() -> None:
-    assert parse_window("5 minutes") == "INTERVAL '5 minute'"
-    with pytest.raises(ValueError, match="must look like"):
-        parse_window("hourly")
+def test_windows_take_the_one_duration_grammar() -> None:
+    with duckdb.connect() as con:
+        for span, literal in (("5 minutes", "5 minutes"), ("5m", "5 minutes"),
+                              ("1 hour", "1 hour"), ("1.5h", "90 minutes"), ("1 day", "24 hours")):
+            assert con.execute(f"SELECT {interval_sql(span)} = INTERVAL '{literal}'").fetchone() \
+                == (True,), span
+    with pytest.raises(ConfigError, match="30m"):
+        interval_sql("hourly")
 
 
 @pytest.fixture
