@@ -34,7 +34,15 @@ from typing import Any
 import pandas as pd
 
 from polarwatch.config import parse_duration
-from polarwatch.warehouse import connect, init_schema, orphans_sql, post_columns, prune, scalar
+from polarwatch.warehouse import (
+    connect,
+    init_schema,
+    orphans_sql,
+    post_columns,
+    prune,
+    scalar,
+    transaction,
+)
 from scoring.rules import EXTREME_THRESHOLD
 from stream.dead_letters import COLUMNS as DEAD_LETTER_COLUMNS
 from stream.dead_letters import DeadLetterDrain
@@ -157,25 +165,23 @@ class DuckDBSink:
         res = BatchResult(batch_id, skipped=False)
         drain = self.dead_letters
         drained = drain.fetch(self.path, datetime.now(UTC)) if drain is not None else None
-        with connect(self.path) as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                seen = scalar(con, "SELECT 1 FROM stream_batches WHERE query = ? AND batch_id = ?",
-                              [self.query, batch_id])
-                if seen:  # a replay of a batch this sink committed: say so, store nothing
-                    con.execute("ROLLBACK")
-                    res.skipped = True
-                    if self.log:
-                        self.log(res)
-                    return res
-                self._write_batch(con, pdf, batch_id, res, drained)
-                crash_point("before_commit", batch_id)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                if drain is not None:
-                    drain.forget()
-                raise
+        try:
+            with transaction(self.path) as con:
+                # a replay of a batch this sink committed: say so, store nothing
+                res.skipped = bool(scalar(
+                    con, "SELECT count(*) FROM stream_batches WHERE query = ? AND batch_id = ?",
+                    [self.query, batch_id]))
+                if not res.skipped:
+                    self._write_batch(con, pdf, batch_id, res, drained)
+                    crash_point("before_commit", batch_id)
+        except BaseException:
+            if drain is not None:
+                drain.forget()
+            raise
+        if res.skipped:
+            if self.log:
+                self.log(res)
+            return res
         if drain is not None and drained is not None:
             drain.advance(drained)
         crash_point("after_commit", batch_id)
