@@ -24,10 +24,10 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from polarwatch.errors import BrokerError
 
@@ -255,17 +255,15 @@ def _stop_pid(pid: int | None, timeout: float) -> None:
 
 def _create_bucket(endpoint: str, bucket: str) -> None:
     """Create `bucket` on the local S3 server (an existing bucket is fine)."""
-    req = urllib.request.Request(f"{endpoint}/{bucket}", method="PUT")
     try:
-        with urllib.request.urlopen(req, timeout=10):
-            return
-    except urllib.error.HTTPError as exc:
-        if exc.code == 409:  # BucketAlreadyOwnedByYou / BucketAlreadyExists
-            return
-        raise BrokerError(f"the S3 server at {endpoint} refused to create bucket {bucket!r}: "
-                          f"HTTP {exc.code}") from exc
-    except OSError as exc:
+        resp = httpx.put(f"{endpoint}/{bucket}", timeout=10)
+    except httpx.HTTPError as exc:
         raise BrokerError(f"the S3 server at {endpoint} did not answer: {exc}") from exc
+    if resp.status_code == 409:  # BucketAlreadyOwnedByYou / BucketAlreadyExists
+        return
+    if resp.is_error or resp.is_redirect:
+        raise BrokerError(f"the S3 server at {endpoint} refused to create bucket {bucket!r}: "
+                          f"HTTP {resp.status_code}")
 
 
 def _reap(pid: int) -> None:

@@ -10,6 +10,7 @@ same command after a crash resumes where the confirmed records end.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -95,6 +96,12 @@ def cmd_synthetic(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _verbose(args: argparse.Namespace) -> None:
+    """``ingest … -v``: log every confirmation (``ingest.sources.base`` at DEBUG)."""
+    if args.verbose:
+        logging.getLogger("ingest.sources.base").setLevel(logging.DEBUG)
+
+
 def _state_dir(cfg: Config, args: argparse.Namespace) -> Path:
     return cfg.path(args.state_dir or DEFAULT_STATE_DIR)
 
@@ -148,6 +155,7 @@ def cmd_file(cfg: Config, args: argparse.Namespace) -> int:
     if args.platform:
         mapping["platform"] = f"={args.platform}"
     router, topic = _routing(cfg, args.topic)
+    _verbose(args)
     sources = [FileSource(p, args.format, RowMapper(mapping, assume_utc=args.assume_utc))
                for p in args.paths]  # fail on a missing file before sending anything
     state_dir = _state_dir(cfg, args)
@@ -159,8 +167,7 @@ def cmd_file(cfg: Config, args: argparse.Namespace) -> int:
                      f"(progress file {progress.checkpoint.path})")
             stats = pump(source.records(progress.position), producer, router=router,
                          topic=topic, checkpoint=saver(progress, source),
-                         confirm_every=args.confirm_every, replay=Replay(args.replay_speed),
-                         log=log if args.verbose else None)
+                         confirm_every=args.confirm_every, replay=Replay(args.replay_speed))
             _summary(str(source.path), stats, producer, progress.position)
     return 0
 
@@ -169,6 +176,7 @@ def _run_live(cfg: Config, args: argparse.Namespace, source: Any, kind: str) -> 
     from ingest.sources.base import Checkpoint, pump
 
     router, topic = _routing(cfg, args.topic)
+    _verbose(args)
     ckpt = Checkpoint(_state_dir(cfg, args), kind, f"{source.checkpoint_key()}|{cfg.topics.posts}")
     if args.restart:
         ckpt.clear()
@@ -181,8 +189,7 @@ def _run_live(cfg: Config, args: argparse.Namespace, source: Any, kind: str) -> 
         stats = pump(source.records(position), producer, router=router, topic=topic,
                      checkpoint=save, conversations=conversations,
                      confirm_seconds=args.confirm_seconds,
-                     max_posts=args.max_posts, deadline=deadline,
-                     log=log if args.verbose else None)
+                     max_posts=args.max_posts, deadline=deadline)
         _summary(kind, stats, producer,
                  stats.position if stats.position is not None else position)
     return 0
@@ -191,7 +198,7 @@ def _run_live(cfg: Config, args: argparse.Namespace, source: Any, kind: str) -> 
 def cmd_jetstream(cfg: Config, args: argparse.Namespace) -> int:
     from ingest.sources.jetstream import JetstreamSource
 
-    return _run_live(cfg, args, JetstreamSource(args.url, log=log), "jetstream")
+    return _run_live(cfg, args, JetstreamSource(args.url), "jetstream")
 
 
 def cmd_mastodon(cfg: Config, args: argparse.Namespace) -> int:
@@ -201,7 +208,7 @@ def cmd_mastodon(cfg: Config, args: argparse.Namespace) -> int:
         raise ConfigError("mastodon: pass --tag TAG or --public")
     token = os.environ.get(args.token_env) or None
     source = MastodonSource(args.instance, tag=args.tag, local=args.local, token=token,
-                            catch_up=not args.no_catch_up, log=log)
+                            catch_up=not args.no_catch_up)
     return _run_live(cfg, args, source, "mastodon")
 
 

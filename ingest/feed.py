@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -13,6 +14,7 @@ from ingest.sources.synthetic import generate
 from polarwatch.config import Topic
 from polarwatch.records import Post
 
+LOG = logging.getLogger(__name__)
 LIVE_RATE = 120.0  # conversation-rate multiplier: ≈ 0.4 new threads/s (≈ 2–3 posts/s) on two topics
 
 
@@ -20,10 +22,9 @@ class LiveFeed:
     """Produces synthetic threads whose ``created_at`` is the wall clock, in a daemon thread."""
 
     def __init__(self, bootstrap: str, topic: str, dead_letter_topic: str,
-                 topics: Sequence[Topic], rate: float = LIVE_RATE, seed: int = 1234,
-                 log: Callable[[str], None] = print) -> None:
+                 topics: Sequence[Topic], rate: float = LIVE_RATE, seed: int = 1234) -> None:
         self.args = (bootstrap, topic, dead_letter_topic)
-        self.topics, self.rate, self.seed, self.log = list(topics), rate, seed, log
+        self.topics, self.rate, self.seed = list(topics), rate, seed
         self.sent = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="polarwatch-live-feed",
@@ -56,7 +57,7 @@ class LiveFeed:
                 self.sent += 1
                 if self.sent % 50 == 0:
                     producer.flush()
-        self.log(f"live feed stopped after {self.sent:,} posts")
+        LOG.info("live feed stopped after %s posts", f"{self.sent:,}")
 
 
 def _retime(post: Post, when: datetime) -> Post:

@@ -17,11 +17,12 @@ Across processes, duplicates are removed downstream (the DuckDB sink keys posts 
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
+
+from cachetools import LRUCache
 
 from polarwatch.errors import BrokerError
 from polarwatch.records import (
@@ -78,8 +79,8 @@ class PostProducer:
             raise BrokerError(f"cannot connect a producer to {bootstrap}: {exc}; start the "
                               f"broker with `polarwatch broker start`") from exc
         self._pending: list[Any] = []
-        self.dedup, self._dedup_max = dedup, dedup_max_ids
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self.dedup = dedup
+        self._seen: LRUCache[str, None] = LRUCache(maxsize=max(1, dedup_max_ids))
 
     def send_post(self, post: Post) -> None:
         self.send_obj(post_to_dict(post))
@@ -133,10 +134,7 @@ class PostProducer:
 
     def mark_seen(self, post_id: str) -> None:
         """Remember `post_id` as sent (used when resuming: rows before the cursor)."""
-        self._seen[post_id] = None
-        self._seen.move_to_end(post_id)
-        if len(self._seen) > self._dedup_max:
-            self._seen.popitem(last=False)
+        self._seen[post_id] = None  # the least recently sent id is forgotten beyond the max
 
     def send_many(self, posts: Iterable[Post]) -> None:
         for post in posts:

@@ -12,23 +12,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
 import time
 from abc import ABC, abstractmethod
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
 from pathlib import Path
 from typing import Any
+
+from cachetools import LRUCache
 
 from ingest.normalize import TopicRouter
 from polarwatch.errors import PolarwatchError
 
 Position = Any  # JSON-serializable: int row index, int time_us, str status id, ...
 CONVERSATIONS_SAVED = 2_000  # conversation → topic pairs a live source's progress file keeps
+LOG = logging.getLogger(__name__)
 
 
 class SourceError(PolarwatchError):
@@ -64,18 +67,16 @@ class Source(ABC):
         return self.name
 
 
-class LruMap(OrderedDict[str, str]):
-    """A bounded str → str map that forgets the least recently written keys."""
+class LruMap(LRUCache[str, str]):
+    """A bounded str → str map that forgets the least recently used keys; it iterates in the
+    order keys were last written (``put``), oldest first."""
 
     def __init__(self, max_items: int = 500_000) -> None:
-        super().__init__()
-        self.max_items = max_items
+        super().__init__(maxsize=max_items)
 
     def put(self, key: str, value: str) -> None:
+        self.pop(key, None)  # re-inserted: iteration order is write order
         self[key] = value
-        self.move_to_end(key)
-        if len(self) > self.max_items:
-            self.popitem(last=False)
 
 
 class ThreadIndex:
@@ -169,8 +170,8 @@ class Checkpoint:
             conversations.put(conv, topic)
 
         def save(position: Position) -> None:
-            recent = list(islice(reversed(conversations.items()), CONVERSATIONS_SAVED))
-            self.save(position, conversation_topics=dict(reversed(recent)))
+            recent = deque(conversations.items(), maxlen=CONVERSATIONS_SAVED)
+            self.save(position, conversation_topics=dict(recent))
 
         return saved.get("position"), conversations, save
 
@@ -217,7 +218,7 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
          checkpoint: Callable[[Position], None] | None = None,
          confirm_every: int = 5_000, confirm_seconds: float = 2.0,
          replay: Replay | None = None, max_posts: int | None = None,
-         deadline: float | None = None, log: Callable[[str], None] | None = None,
+         deadline: float | None = None,
          clock: Callable[[], float] = time.monotonic,
          conversations: LruMap | None = None) -> PumpStats:
     """Route, send and checkpoint every record of `source` (see the module docstring).
@@ -281,9 +282,9 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
             if since_confirm >= confirm_every or (since_confirm and
                                                   clock() - last_confirm >= confirm_seconds):
                 confirm()
-                if log:
-                    log(f"confirmed up to {position}: {stats.sent:,} sent, "
-                        f"{stats.dead_lettered:,} dead-lettered, {stats.no_topic:,} without topic")
+                LOG.debug("confirmed up to %s: %s sent, %s dead-lettered, %s without topic",
+                          position, f"{stats.sent:,}", f"{stats.dead_lettered:,}",
+                          f"{stats.no_topic:,}")
             if (max_posts is not None and producer.stats.sent - base[0] >= max_posts) or \
                     (deadline is not None and clock() >= deadline):
                 break

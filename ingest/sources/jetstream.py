@@ -11,6 +11,7 @@ cursor itself is dropped again by the producer's de-duplication.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ POST_COLLECTION = "app.bsky.feed.post"
 IDLE_TICK_S = 1.0  # yield an idle marker this often so the caller can confirm and checkpoint
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 FATAL_STATUSES = (400, 401, 403, 404)  # retrying cannot help
+LOG = logging.getLogger(__name__)
 
 
 def subscribe_url(base: str, cursor: int | None,
@@ -103,11 +105,10 @@ class JetstreamSource(Source):
     """Posts from a Jetstream instance, reconnecting and resuming from the last ``time_us``."""
 
     def __init__(self, url: str = DEFAULT_URL, *, backoff: Backoff | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 log: Callable[[str], None] | None = None, idle_tick: float = IDLE_TICK_S,
+                 sleep: Callable[[float], None] = time.sleep, idle_tick: float = IDLE_TICK_S,
                  open_timeout: float = 10.0) -> None:
         self.url, self.backoff = url, backoff or Backoff()
-        self.sleep, self.log = sleep, log or (lambda _msg: None)
+        self.sleep = sleep
         self.idle_tick, self.open_timeout = idle_tick, open_timeout
         self.name = f"jetstream:{url}"
         self.connections = 0  # successful handshakes, for tests and logs
@@ -127,7 +128,7 @@ class JetstreamSource(Source):
                 with connect(url, open_timeout=self.open_timeout, close_timeout=2,
                              max_size=MAX_MESSAGE_BYTES) as ws:
                     self.connections += 1
-                    self.log(f"jetstream connected: {url}")
+                    LOG.info("jetstream connected: %s", url)
                     while True:
                         try:
                             msg = ws.recv(timeout=self.idle_tick)
@@ -147,9 +148,9 @@ class JetstreamSource(Source):
                 delay = self.backoff.next_delay()
                 if status in (429, 503):
                     delay = retry_after_seconds(exc.response.headers.get("Retry-After"), delay)
-                self.log(f"jetstream answered HTTP {status}; retrying in {delay:.1f} s")
+                LOG.warning("jetstream answered HTTP %d; retrying in %.1f s", status, delay)
             except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError) as exc:
                 delay = self.backoff.next_delay()
-                self.log(f"jetstream connection lost ({type(exc).__name__}: {exc}); reconnecting "
-                         f"from cursor {self.cursor} in {delay:.1f} s")
+                LOG.warning("jetstream connection lost (%s: %s); reconnecting from cursor %s in "
+                            "%.1f s", type(exc).__name__, exc, self.cursor, delay)
             self.sleep(delay)

@@ -6,6 +6,9 @@ events we ignore, and ``:thump`` heartbeat comments. The position is the highest
 SSE has no replay, so after a dropped connection (exponential backoff; ``Retry-After`` honoured
 on HTTP 429/503) the source first catches up through the timeline API with ``min_id=<position>``
 and then reopens the stream; statuses seen twice are dropped by the producer's de-duplication.
+HTTP goes through httpx: a redirect is followed for these GETs, but the access token is never
+sent to another host (httpx drops ``Authorization`` on a cross-origin redirect), and reads are
+bounded (a catch-up page by ``CATCH_UP_MAX_BYTES``, an event-stream line by ``MAX_LINE_BYTES``).
 
 Post ids are ``mastodon:<host>:<status id>`` (status ids are per instance); the text is the HTML
 ``content`` converted to plain text; a reply joins its parent's conversation when the parent was
@@ -14,14 +17,14 @@ seen, else the parent id stands in for the conversation (the stream does not nam
 
 from __future__ import annotations
 
-import http.client
 import json
+import logging
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
+
+import httpx
 
 from ingest.normalize import html_to_text
 from ingest.sources.base import (
@@ -41,6 +44,37 @@ CATCH_UP_MAX_BYTES = 8 * 1024 * 1024  # a page of 40 statuses is ~100 KB; more i
 CATCH_UP_MAX_PAGES = 25  # 1,000 statuses; a longer gap is logged as lost
 FATAL_STATUSES = (400, 401, 403, 404, 410, 422)
 USER_AGENT = "polarwatch-ingest (+https://github.com/polarwatch)"
+MAX_LINE_BYTES = 4 * 1024 * 1024  # one SSE line carries one status (a few KB, 500 KB at most)
+MAX_REDIRECTS = 5
+LOG = logging.getLogger(__name__)
+
+
+def bounded_lines(chunks: Iterable[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """Lines (with their ``\n``) of a byte stream; ValueError for a line longer than `limit`
+    (a server that never sends a newline cannot make the reader hold more)."""
+    buf = b""
+    for chunk in chunks:
+        buf += chunk
+        start = 0
+        while (end := buf.find(b"\n", start)) >= 0:
+            yield buf[start:end + 1]
+            start = end + 1
+        buf = buf[start:]
+        if len(buf) > limit:
+            raise ValueError(f"an event-stream line over {limit:,} bytes")
+    if buf:
+        yield buf
+
+
+def read_at_most(resp: httpx.Response, limit: int) -> bytes:
+    """The first `limit` bytes of a streamed body (the rest is never read)."""
+    chunks, size = [], 0
+    for chunk in resp.iter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
 
 
 def sse_events(lines: Iterable[bytes]) -> Iterator[tuple[str, str] | None]:
@@ -80,7 +114,6 @@ class MastodonSource(Source):
     def __init__(self, instance: str, *, tag: str | None = None, local: bool = False,
                  token: str | None = None, catch_up: bool = True, backoff: Backoff | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 log: Callable[[str], None] | None = None,
                  read_timeout: float = READ_TIMEOUT_S) -> None:
         if "://" not in instance:
             instance = f"https://{instance}"
@@ -89,8 +122,8 @@ class MastodonSource(Source):
         self.tag = tag.lstrip("#") if tag else None
         self.local, self.token, self.catch_up = local, token, catch_up
         self.backoff, self.sleep = backoff or Backoff(), sleep
-        self.log = log or (lambda _msg: None)
         self.read_timeout = read_timeout
+        self._http: httpx.Client | None = None
         self.threads = ThreadIndex()
         self.name = f"mastodon:{self.stream_url()}"
         self.connections = 0
@@ -113,12 +146,24 @@ class MastodonSource(Source):
             return f"{self.instance}/api/v1/timelines/tag/{quote(self.tag)}?{urlencode(query)}"
         return f"{self.instance}/api/v1/timelines/public?{urlencode(query)}"
 
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            self._http = httpx.Client(timeout=self.read_timeout, follow_redirects=True,
+                                      max_redirects=MAX_REDIRECTS,
+                                      headers={"User-Agent": USER_AGENT})
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
     def _open(self, url: str, accept: str) -> Any:
-        headers = {"Accept": accept, "User-Agent": USER_AGENT}
-        if self.token:
+        """A streamed GET; raises httpx.HTTPStatusError for an error status."""
+        headers = {"Accept": accept}
+        if self.token:  # httpx drops it when a redirect leaves this host
             headers["Authorization"] = f"Bearer {self.token}"
-        return urllib.request.urlopen(urllib.request.Request(url, headers=headers),
-                                      timeout=self.read_timeout)
+        return self._client().stream("GET", url, headers=headers)
 
     def parse_status(self, raw: bytes) -> SourceRecord:
         status, reason = parse_record(raw)  # never raises
@@ -150,7 +195,8 @@ class MastodonSource(Source):
         for _page in range(CATCH_UP_MAX_PAGES):
             assert self.last_id is not None
             with self._open(self.timeline_url(self.last_id), "application/json") as resp:
-                statuses, _ = parse_record(resp.read(CATCH_UP_MAX_BYTES + 1),
+                resp.raise_for_status()
+                statuses, _ = parse_record(read_at_most(resp, CATCH_UP_MAX_BYTES + 1),
                                            max_bytes=CATCH_UP_MAX_BYTES)
             if not isinstance(statuses, list) or not statuses:
                 return
@@ -160,8 +206,8 @@ class MastodonSource(Source):
                 yield from self._emit(json.dumps(status).encode())
             if len(statuses) < CATCH_UP_PAGE:
                 return
-        self.log(f"mastodon catch-up stopped after {CATCH_UP_MAX_PAGES} pages; older statuses "
-                 f"after {self.last_id} are not fetched")
+        LOG.warning("mastodon catch-up stopped after %d pages; older statuses after %s are not "
+                    "fetched", CATCH_UP_MAX_PAGES, self.last_id)
 
     def _emit(self, raw: bytes) -> Iterator[SourceRecord]:
         rec = self.parse_status(raw)
@@ -172,14 +218,21 @@ class MastodonSource(Source):
 
     def records(self, position: Position | None) -> Iterator[SourceRecord | None]:
         self.last_id = str(position) if position is not None else None
+        try:
+            yield from self._reconnecting()
+        finally:
+            self.close()
+
+    def _reconnecting(self) -> Iterator[SourceRecord | None]:
         while True:
             try:
                 if self.catch_up and self.last_id is not None:
                     yield from self._catch_up()
                 with self._open(self.stream_url(), "text/event-stream") as resp:
+                    resp.raise_for_status()
                     self.connections += 1
-                    self.log(f"mastodon stream open: {self.stream_url()}")
-                    for event in sse_events(resp):
+                    LOG.info("mastodon stream open: %s", self.stream_url())
+                    for event in sse_events(bounded_lines(resp.iter_bytes())):
                         if event is None:
                             yield None  # heartbeat
                             continue
@@ -187,19 +240,21 @@ class MastodonSource(Source):
                         if event[0] == "update":
                             yield from self._emit(event[1].encode())
                 delay = self.backoff.next_delay()
-                self.log(f"mastodon stream ended; reconnecting in {delay:.1f} s")
-            except urllib.error.HTTPError as exc:
-                if exc.code in FATAL_STATUSES:
-                    raise SourceError(f"mastodon at {self.instance} answered HTTP {exc.code} "
-                                      f"({exc.reason}); check the instance, the tag and "
-                                      f"$POLARWATCH_MASTODON_TOKEN") from exc
+                LOG.warning("mastodon stream ended; reconnecting in %.1f s", delay)
+            except httpx.HTTPStatusError as exc:
+                code = exc.response.status_code
+                if code in FATAL_STATUSES:
+                    raise SourceError(f"mastodon at {self.instance} answered HTTP {code} "
+                                      f"({exc.response.reason_phrase}); check the instance, the "
+                                      f"tag and $POLARWATCH_MASTODON_TOKEN") from exc
                 delay = self.backoff.next_delay()
-                if exc.code in (429, 503):
-                    delay = retry_after_seconds(exc.headers.get("Retry-After"), delay)
-                self.log(f"mastodon answered HTTP {exc.code}; retrying in {delay:.1f} s")
-            except (OSError, ValueError, http.client.HTTPException) as exc:
-                # URLError, resets, timeouts, a chunked stream cut short, bad catch-up JSON
+                if code in (429, 503):
+                    delay = retry_after_seconds(exc.response.headers.get("Retry-After"), delay)
+                LOG.warning("mastodon answered HTTP %d; retrying in %.1f s", code, delay)
+            except (httpx.RequestError, OSError, ValueError) as exc:
+                # refused, resets, timeouts, a chunked stream cut short, too many redirects,
+                # bad catch-up JSON, an endless line
                 delay = self.backoff.next_delay()
-                self.log(f"mastodon connection lost ({type(exc).__name__}: {exc}); "
-                         f"reconnecting after status {self.last_id} in {delay:.1f} s")
+                LOG.warning("mastodon connection lost (%s: %s); reconnecting after status %s in "
+                            "%.1f s", type(exc).__name__, exc, self.last_id, delay)
             self.sleep(delay)

@@ -12,12 +12,12 @@ import os
 import re
 import types
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cachetools import LRUCache
 
 from polarwatch.errors import BackendError
 
@@ -131,7 +131,7 @@ class CachedEncoder:
         self.variant = f"{precision}-seq{max_seq_length}"
         self.batch_size = batch_size
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: LRUCache[str, np.ndarray] = LRUCache(maxsize=max(1, cache_size))
         self.hits = self.misses = 0
 
     def _torch_encoder(self, batch_size: int, num_threads: int | None, device: str,
@@ -183,13 +183,11 @@ class CachedEncoder:
         for t in texts:
             row = fresh.get(t)
             if row is None:
-                row = self._cache[t]
-                self._cache.move_to_end(t)
+                row = self._cache[t]  # a hit: now the most recently used
             rows.append(row)
-        for t, row in fresh.items():
-            self._cache[t] = row
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        if self.cache_size > 0:
+            for t, row in fresh.items():
+                self._cache[t] = row  # the least recently used are evicted beyond cache_size
         return np.vstack(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
 
     dim = 384  # all-MiniLM-L6-v2

@@ -119,7 +119,7 @@ class LLMExtractor(Extractor):
         self.explanation_chars = int(explanation_chars)
         self.batch_timeout = float(batch_timeout)  # no new request starts after this many s
         self.max_response_bytes = int(max_response_bytes)
-        self._cache: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=max(1, int(cache_size)))
+        self._cache: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=max(0, int(cache_size)))
         self._lock = threading.Lock()
         self._http: httpx.Client | None = None
         self._down_until = 0.0
@@ -266,7 +266,8 @@ class LLMExtractor(Extractor):
 
     def _store(self, key: str, answer: dict[str, Any]) -> None:
         with self._lock:
-            self._cache[key] = answer
+            if self._cache.maxsize:  # cache_size = 0: no cache
+                self._cache[key] = answer
 
     # -- the interface ---------------------------------------------------------------------
 
