@@ -49,7 +49,7 @@ def forecast_loop(cfg: Config, events: Sequence[Event], every: float) -> None:
     """Re-run the forecast, flags and alert webhooks on the live data until the demo stops."""
     while not STOP.wait(every):
         try:
-            summary = run_forecast(cfg, events=events, log=lambda m: None)
+            summary = run_forecast(cfg, events=events)
             log(f"forecast refreshed: {summary['flags']} flag(s), alerts {summary['alerts']}")
         except Exception as exc:  # keep the demo alive; say what went wrong
             log(f"forecast refresh failed: {exc}")
@@ -75,18 +75,17 @@ def run_demo(cfg: Config, *, days: int, seed: int, port: int, backend: str | Non
         events = write_calendar(calendar, synthetic)
         log(f"starting Spark ({cfg.spark.master}) …")
         spark = build_spark(cfg.spark.master)
-        run_stream(cfg, available_now=True, log=log, backend=backend, spark=spark)
+        run_stream(cfg, available_now=True, backend=backend, spark=spark)
         summarize_warehouse(cfg)
-        log(f"forecast done: {run_forecast(cfg, events=events, log=log)}")
+        log(f"forecast done: {run_forecast(cfg, events=events)}")
         log(f"pipeline done in {time.monotonic() - t0:.0f} s")
         if not dashboard:
             return 0
         from ingest.feed import LiveFeed
 
         feed = LiveFeed(cfg.broker.bootstrap_servers, cfg.topics.posts, cfg.topics.dead_letter,
-                        cfg.load_topics(), log=log).start()
-        query = start_stream(spark, cfg, available_now=False, log=lambda m: None,
-                             backend=backend)
+                        cfg.load_topics()).start()
+        query = start_stream(spark, cfg, available_now=False, backend=backend)
         threading.Thread(target=forecast_loop, args=(cfg, events, forecast_every),
                          name="polarwatch-forecast", daemon=True).start()
         log(f"live: new posts stream every {cfg.spark.trigger_seconds:g} s and the forecast (with "
