@@ -14,17 +14,18 @@ import hashlib
 import json
 import logging
 import os
-import random
 import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from cachetools import LRUCache
+from tenacity import RetryCallState, wait_exponential, wait_random_exponential
 
 from ingest.normalize import TopicRouter
 from polarwatch.errors import PolarwatchError
@@ -95,18 +96,22 @@ class ThreadIndex:
 
 @dataclass
 class Backoff:
-    """Exponential backoff with full jitter; `reset()` after a connection that delivered data."""
+    """Exponential backoff with jitter, from tenacity's wait strategies: the n-th delay is
+    between half and all of ``min(maximum, initial × factor**n)``. A live source's reconnect
+    loop is a generator, so it asks for delays here instead of wrapping itself in a tenacity
+    ``Retrying``; `reset()` after a connection that delivered data."""
 
     initial: float = 0.5
     maximum: float = 60.0
     factor: float = 2.0
     attempt: int = 0
-    rng: random.Random = field(default_factory=random.Random)
 
     def next_delay(self) -> float:
-        ceiling = min(self.maximum, self.initial * self.factor ** self.attempt)
+        half = {"multiplier": self.initial / 2, "exp_base": self.factor, "max": self.maximum / 2}
+        wait = wait_exponential(**half) + wait_random_exponential(**half)
         self.attempt += 1
-        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+        # all a tenacity wait strategy reads of the retry state
+        return float(wait(cast(RetryCallState, SimpleNamespace(attempt_number=self.attempt))))
 
     def reset(self) -> None:
         self.attempt = 0
