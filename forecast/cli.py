@@ -196,20 +196,18 @@ def cmd_detect(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_alerts_test(cfg: Config, args: argparse.Namespace) -> int:
-    import os
-
     from forecast.alerts.webhooks import (
-        SECRET_ENV,
         Endpoint,
         RetryPolicy,
         WebhookSender,
         sample_alert,
     )
 
-    secret = args.secret or os.environ.get(SECRET_ENV)
+    secret = args.secret or cfg.alerts.secret.get_secret_value() or None
     endpoint = Endpoint(args.url, secret=secret, format=args.format)
     if secret is None:
-        print(f"polarwatch alerts: no --secret and no ${SECRET_ENV}: sending unsigned")
+        print("polarwatch alerts: no --secret and no [alerts] secret "
+              "($POLARWATCH_ALERTS_SECRET): sending unsigned")
     retry = RetryPolicy(max_attempts=args.attempts)
     sender = WebhookSender([endpoint], db_path=None if args.no_log else cfg.warehouse_path,
                            retry=retry, log=lambda m: print(f"polarwatch alerts: {m}"))
@@ -363,7 +361,7 @@ def register(subparsers: Any) -> None:
     asub = p.add_subparsers(dest="alerts_command", required=True)
     t = asub.add_parser("test", help="send a signed sample alert to URL")
     t.add_argument("url")
-    t.add_argument("--secret", help="whsec_<base64> signing secret [env: POLARWATCH_WEBHOOK_SECRET]")
+    t.add_argument("--secret", help="whsec_<base64> signing secret [env: POLARWATCH_ALERTS_SECRET]")
     t.add_argument("--format", choices=["alertmanager", "standard"], default="alertmanager")
     t.add_argument("--attempts", type=int, default=3, help="delivery attempts (default 3)")
     t.add_argument("--no-log", action="store_true", help="do not write the DuckDB delivery log")

@@ -1,8 +1,12 @@
-"""Configuration: ``polarwatch.toml`` + ``topics.toml`` + environment overrides.
+"""Configuration on pydantic-settings: ``polarwatch.toml`` + ``topics.toml`` + the environment.
 
-Every key ``[section] key`` can be overridden by ``POLARWATCH_<SECTION>_<KEY>``. Lists are given
-in the environment as comma-separated strings. Relative paths resolve against the config file's
-directory. Errors name the key, the file and what was expected.
+Every key ``[section] key`` has one environment variable, ``POLARWATCH_<SECTION>_<KEY>``, which
+wins over the file (lists: comma-separated); ``$POLARWATCH_CONFIG`` names the file. Relative
+paths resolve against the file's directory. Durations have one grammar (``parse_duration``).
+Secrets are ``SecretStr`` (``**********`` in repr and logs; readers call
+``.get_secret_value()``). Unknown sections and keys in the file are errors; unknown variables
+are ignored, except the removed names in ``RENAMED_ENV``. Errors are one-line ``ConfigError``s
+naming the key, the file (or variable) and what was expected.
 """
 
 from __future__ import annotations
@@ -11,161 +15,40 @@ import dataclasses
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from polarwatch.errors import ConfigError
 
 ENV_PREFIX = "POLARWATCH_"
 CONFIG_ENV = "POLARWATCH_CONFIG"
+# Alternative names that used to work for the same setting: set in the environment, they stop
+# the load with an error naming the one name that is read now.
+RENAMED_ENV = {
+    "POLARWATCH_WEBHOOK_SECRET": "POLARWATCH_ALERTS_SECRET",
+    "POLARWATCH_LLM_BASE_URL": "POLARWATCH_EXTRACTOR_LLM_BASE_URL",
+    "POLARWATCH_LLM_MODEL": "POLARWATCH_EXTRACTOR_LLM_MODEL",
+    "POLARWATCH_LLM_API_KEY": "POLARWATCH_EXTRACTOR_LLM_API_KEY",
+    "POLARWATCH_MASTODON_TOKEN": "POLARWATCH_INGEST_MASTODON_TOKEN",
+    "POLARWATCH_CACHE": "POLARWATCH_CACHE_DIR",
+}
 
-
-@dataclass(frozen=True)
-class BrokerConfig:
-    bootstrap_servers: str = "127.0.0.1:19092"
-    embedded: bool = True
-    state_dir: str = ".polarwatch/broker"
-    storage: str = "memory"  # embedded broker: "memory" or "s3" (survives broker restarts)
-    # Retention of the embedded broker's topics (ingest/broker.py prunes): records older than
-    # this many hours (0 = keep everything) ...
-    retention_hours: float = 168.0
-    # ... and beyond this many MB per partition (0 = no limit) may be removed, once consumed.
-    retention_mb: int = 1024
-
-
-@dataclass(frozen=True)
-class TopicsConfig:
-    posts: str = "polarwatch.posts"
-    dead_letter: str = "polarwatch.dead_letter"
-    partitions: int = 2
-
-
-@dataclass(frozen=True)
-class SparkConfig:
-    master: str = "local[2]"
-    checkpoint_dir: str = ".polarwatch/checkpoints"
-    trigger_seconds: float = 2.0
-    max_records_per_trigger: int = 20000
-
-
-@dataclass(frozen=True)
-class IngestConfig:
-    # created_at later than the ingest clock + this is dead-lettered (ingest and stream)
-    max_future_skew_hours: float = 24.0
-
-
-@dataclass(frozen=True)
-class WarehouseConfig:
-    path: str = ".polarwatch/polarwatch.duckdb"
-    lake_dir: str = ".polarwatch/lake"  # Parquet copy of scored posts ("" disables)
-    # Retention: posts and interactions older than the newest post's created_at minus this many
-    # days, and dead letters stored longer ago than this, are deleted (0 = keep everything).
-    keep_days: float = 0.0
-
-
-@dataclass(frozen=True)
-class ExtractorConfig:
-    backend: str = "lexicon"
-    fallback: list[str] = field(default_factory=lambda: ["lexicon"])
-    topics_file: str = "topics.toml"
-    cascade_to: str = ""  # e.g. "llm": posts the main backend is unsure of go there ("" = off)
-    cascade_threshold: float = 0.6  # escalate when min(stance, affect, agreement conf) is below
-    llm_calls_per_minute: int = 60  # cascade budget: at most this many escalated posts a minute
-    llm_base_url: str = ""  # the llm backend's OpenAI-compatible server ("" = its default)
-    llm_model: str = ""  # model name sent to that server ("" = its default)
-    # how the llm backend asks for JSON: json_object_schema (llama.cpp), json_schema (OpenAI,
-    # vLLM) or none (servers without JSON mode, e.g. `transformers serve`; "" = the default)
-    llm_response_format: str = ""
-
-    def backend_options(self) -> dict[str, dict[str, str]]:
-        """Per-backend keyword options set in this section (the llm server, model, JSON mode)."""
-        llm = {k: v for k, v in (("base_url", self.llm_base_url), ("model", self.llm_model),
-                                 ("response_format", self.llm_response_format)) if v}
-        return {"llm": llm} if llm else {}
-
-
-# The paper: a conversation whose mean interaction score is above 7 is "extreme".
-DEFAULT_EXTREME_THRESHOLD = 7.0
-
-
-@dataclass(frozen=True)
-class AggregateConfig:
-    window: str = "1 hour"
-    extreme_threshold: float = DEFAULT_EXTREME_THRESHOLD
-    watermark: str = "1 day"  # windows older than (latest event time − watermark) are final
-    orphan_horizon: str = "1 day"  # a reply whose parent is missing this long is an orphan
-
-
-@dataclass(frozen=True)
-class ForecastConfig:
-    metric: str = "mean_score"
-    horizon: int = 12
-    alpha: float = 0.05
-    min_volume: int = 10  # windows with fewer posts/interactions neither raise nor resolve flags
-
-
-@dataclass(frozen=True)
-class DashboardConfig:
-    address: str = "127.0.0.1"  # interface the server binds ("0.0.0.0" exposes it: opt in)
-    edit_events: bool = False  # the Events page may write events.toml (reading stays open)
-
-
-@dataclass(frozen=True)
-class AlertsConfig:
-    webhooks: list[str] = field(default_factory=list)
-    secret: str = ""  # whsec_<base64> signing key ($POLARWATCH_ALERTS_SECRET; "" = unsigned)
-    format: str = "standard"  # payload: "standard" ({type, timestamp, data}) or "alertmanager"
-    # Delivery retries (forecast/webhooks.py RetryPolicy): 2, 4, ... 64 s then 120 s: 12
-    # attempts span 12 minutes of receiver downtime (the issue asks for at least 10).
-    max_attempts: int = 12
-    backoff_seconds: float = 2.0
-    max_backoff_seconds: float = 120.0
-    timeout_seconds: float = 10.0
-
-
-@dataclass(frozen=True)
-class Topic:
-    id: str
-    name: str
-    pro: str
-    anti: str
-    keywords: tuple[str, ...] = ()
-    pro_terms: tuple[str, ...] = ()
-    anti_terms: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Config:
-    broker: BrokerConfig = field(default_factory=BrokerConfig)
-    topics: TopicsConfig = field(default_factory=TopicsConfig)
-    spark: SparkConfig = field(default_factory=SparkConfig)
-    warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
-    ingest: IngestConfig = field(default_factory=IngestConfig)
-    extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
-    aggregate: AggregateConfig = field(default_factory=AggregateConfig)
-    forecast: ForecastConfig = field(default_factory=ForecastConfig)
-    alerts: AlertsConfig = field(default_factory=AlertsConfig)
-    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
-    root: Path = field(default_factory=Path.cwd)  # directory relative paths resolve against
-
-    def path(self, value: str) -> Path:
-        """Resolve a configured path against the config file's directory."""
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else self.root / p
-
-    @property
-    def warehouse_path(self) -> Path:
-        return self.path(self.warehouse.path)
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.path(self.spark.checkpoint_dir)
-
-    def load_topics(self) -> list[Topic]:
-        return load_topics(self.path(self.extractor.topics_file))
-
+# ------------------------------------------------------------------------------ durations
 
 _SECONDS_PER_UNIT = {
     **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
@@ -192,52 +75,246 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(m.group(1)) * seconds)
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    origin = getattr(tp, "__origin__", None)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false",
-                                                        "no", "off"):
-            return value.lower() in ("1", "true", "yes", "on")
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if tp in (int, float):
-        try:
-            if isinstance(value, bool) or (tp is int and isinstance(value, float)
-                                           and not value.is_integer()):
-                raise ValueError  # int(2.5) would silently truncate
-            return tp(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    if origin is list:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [_coerce(v, tp.__args__[0], where) for v in value]
-    raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover
+def _duration_text(text: str) -> str:
+    """A valid duration, spelled ``<whole number> <unit>`` (``90m`` -> ``90 minutes``) so that
+    DuckDB intervals, Spark and pandas read it too."""
+    try:
+        seconds = parse_duration(text).total_seconds()
+    except ConfigError:
+        raise PydanticCustomError("duration", DURATION_HELP) from None
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds % size == 0:
+            n = int(seconds // size)
+            return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+    return f"{seconds:g} seconds"
 
 
-def _build_section(cls: type, raw: dict[str, Any], name: str, source: str,
-                   env: dict[str, str]) -> Any:
-    hints = get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)} in [{name}]; "
-                          f"valid keys are {sorted(known)}")
-    values = {}
-    for f in dataclasses.fields(cls):
-        env_key = f"{ENV_PREFIX}{name}_{f.name}".upper()
-        if env_key in env:
-            values[f.name] = _coerce(env[env_key], hints[f.name], f"${env_key}")
-        elif f.name in raw:
-            values[f.name] = _coerce(raw[f.name], hints[f.name], f"{source} [{name}] {f.name}")
-    return cls(**values)
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # TOML true is not a number (pydantic would take it as 1)
+        raise PydanticCustomError("number", "a number")
+    return value
+
+
+def _comma_list(value: Any) -> Any:
+    return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+
+Duration = Annotated[str, AfterValidator(_duration_text)]
+Int = Annotated[int, BeforeValidator(_no_bool)]
+Float = Annotated[float, BeforeValidator(_no_bool)]
+NonNegativeInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=0)]
+NonNegativeFloat = Annotated[float, BeforeValidator(_no_bool), Field(ge=0)]
+StrList = Annotated[list[str], BeforeValidator(_comma_list)]
+
+# ------------------------------------------------------------------------------ sections
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BrokerConfig(_Section):
+    bootstrap_servers: str = "127.0.0.1:19092"
+    embedded: bool = True
+    state_dir: str = ".polarwatch/broker"
+    storage: str = "memory"  # embedded broker: "memory" or "s3" (survives broker restarts)
+    # Retention of the embedded broker's topics (ingest/broker.py prunes): records older than
+    # this many hours (0 = keep everything) ...
+    retention_hours: NonNegativeFloat = 168.0
+    # ... and beyond this many MB per partition (0 = no limit) may be removed, once consumed.
+    retention_mb: NonNegativeInt = 1024
+
+
+class TopicsConfig(_Section):
+    posts: str = "polarwatch.posts"
+    dead_letter: str = "polarwatch.dead_letter"
+    partitions: Int = 2
+
+
+class SparkConfig(_Section):
+    master: str = "local[2]"
+    checkpoint_dir: str = ".polarwatch/checkpoints"
+    trigger_seconds: Float = 2.0
+    max_records_per_trigger: Int = 20000
+
+
+class IngestConfig(_Section):
+    # created_at later than the ingest clock + this is dead-lettered (ingest and stream)
+    max_future_skew_hours: Float = 24.0
+    mastodon_token: SecretStr = SecretStr("")  # access token for `ingest mastodon` ("" = none)
+
+
+class WarehouseConfig(_Section):
+    path: str = ".polarwatch/polarwatch.duckdb"
+    lake_dir: str = ".polarwatch/lake"  # Parquet copy of scored posts ("" disables)
+    # Retention: posts and interactions older than the newest post's created_at minus this many
+    # days, and dead letters stored longer ago than this, are deleted (0 = keep everything).
+    keep_days: NonNegativeFloat = 0.0
+
+
+class ExtractorConfig(_Section):
+    backend: str = "lexicon"
+    fallback: StrList = Field(default_factory=lambda: ["lexicon"])
+    topics_file: str = "topics.toml"
+    cascade_to: str = ""  # e.g. "llm": posts the main backend is unsure of go there ("" = off)
+    cascade_threshold: Float = 0.6  # escalate when min(stance, affect, agreement conf) is below
+    llm_calls_per_minute: Int = 60  # cascade budget: at most this many escalated posts a minute
+    llm_base_url: str = ""  # the llm backend's OpenAI-compatible server ("" = its default)
+    llm_model: str = ""  # model name sent to that server ("" = its default)
+    llm_api_key: SecretStr = SecretStr("")  # sent as a Bearer token ("" = none)
+    # how the llm backend asks for JSON: json_object_schema (llama.cpp), json_schema (OpenAI,
+    # vLLM) or none (servers without JSON mode, e.g. `transformers serve`; "" = the default)
+    llm_response_format: str = ""
+
+    def backend_options(self) -> dict[str, dict[str, str]]:
+        """Per-backend keyword options set in this section (the llm server, model, key, JSON
+        mode). The api key is revealed here, for the backend only: do not log the result."""
+        llm = {k: v for k, v in (("base_url", self.llm_base_url), ("model", self.llm_model),
+                                 ("api_key", self.llm_api_key.get_secret_value()),
+                                 ("response_format", self.llm_response_format)) if v}
+        return {"llm": llm} if llm else {}
+
+
+# The paper: a conversation whose mean interaction score is above 7 is "extreme".
+DEFAULT_EXTREME_THRESHOLD = 7.0
+
+
+class AggregateConfig(_Section):
+    window: Duration = "1 hour"
+    extreme_threshold: Float = DEFAULT_EXTREME_THRESHOLD
+    watermark: Duration = "1 day"  # windows older than (latest event time − watermark) are final
+    orphan_horizon: Duration = "1 day"  # a reply whose parent is missing this long is an orphan
+
+
+class ForecastConfig(_Section):
+    metric: str = "mean_score"
+    horizon: Int = 12
+    alpha: Float = 0.05
+    min_volume: Int = 10  # windows with fewer posts/interactions neither raise nor resolve flags
+
+
+class DashboardConfig(_Section):
+    address: str = "127.0.0.1"  # interface the server binds ("0.0.0.0" exposes it: opt in)
+    edit_events: bool = False  # the Events page may write events.toml (reading stays open)
+
+
+class AlertsConfig(_Section):
+    webhooks: StrList = Field(default_factory=list)
+    secret: SecretStr = SecretStr("")  # whsec_<base64> signing key ("" = unsigned)
+    format: str = "standard"  # payload: "standard" ({type, timestamp, data}) or "alertmanager"
+    # Delivery retries (forecast/alerts/webhooks.py RetryPolicy): 2, 4, ... 64 s then 120 s: 12
+    # attempts span 12 minutes of receiver downtime (the issue asks for at least 10).
+    max_attempts: Int = 12
+    backoff_seconds: Float = 2.0
+    max_backoff_seconds: Float = 120.0
+    timeout_seconds: Float = 10.0
+
+
+@dataclass(frozen=True)
+class Topic:
+    id: str
+    name: str
+    pro: str
+    anti: str
+    keywords: tuple[str, ...] = ()
+    pro_terms: tuple[str, ...] = ()
+    anti_terms: tuple[str, ...] = ()
+
+
+class Config(BaseSettings):
+    """The whole configuration. ``Config(...)`` alone is the defaults plus what it is given;
+    ``load_config`` adds the file and the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="_", env_nested_max_split=1,
+        enable_decoding=False,  # lists are comma-separated, not JSON
+        frozen=True, extra="forbid")
+
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    topics: TopicsConfig = Field(default_factory=TopicsConfig)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    extractor: ExtractorConfig = Field(default_factory=ExtractorConfig)
+    aggregate: AggregateConfig = Field(default_factory=AggregateConfig)
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+    root: Path = Field(default_factory=Path.cwd)  # directory relative paths resolve against
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: Any, *_: Any, **__: Any) -> tuple[Any, ...]:
+        # Only what the caller passes: load_config reads the file and the environment it is
+        # given, so Config() never picks up the process environment behind a test's back.
+        return (init_settings,)
+
+    def path(self, value: str) -> Path:
+        """Resolve a configured path against the config file's directory."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.path(self.warehouse.path)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path(self.spark.checkpoint_dir)
+
+    def load_topics(self) -> list[Topic]:
+        return load_topics(self.path(self.extractor.topics_file))
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    name: info.default_factory  # type: ignore[misc]
+    for name, info in Config.model_fields.items() if name != "root"}
+
+# ------------------------------------------------------------------------------ loading
+
+
+class _EnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source (prefix, ``_`` between section and key, case
+    insensitive) over a given mapping instead of ``os.environ``."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        super().__init__(Config)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k.lower(): v for k, v in self._env.items()}
+
+
+def _env_var(section: str, key: str) -> str:
+    return f"{ENV_PREFIX}{section}_{key}".upper()
+
+
+_EXPECTED = {"int_parsing": "a number", "int_from_float": "a number", "int_type": "a number",
+             "float_parsing": "a number", "float_type": "a number", "number": "a number",
+             "bool_parsing": "true/false", "bool_type": "true/false",
+             "string_type": "a string", "list_type": "a list", "duration": DURATION_HELP,
+             "greater_than_equal": "a number >= 0 (0 = no limit)"}
+
+
+def _describe(errors: list[Any], source: str, from_env: set[tuple[str, str]]) -> str:
+    """pydantic's errors as one line: where (variable, or file [section] key), what was
+    expected, what was found (never a secret's value)."""
+    unknown: dict[str, list[str]] = {}
+    problems: list[str] = []
+    for e in errors:
+        section, key = str(e["loc"][0]), str(e["loc"][1]) if len(e["loc"]) > 1 else ""
+        if e["type"] == "extra_forbidden":
+            unknown.setdefault(section, []).append(key)
+            continue
+        where = (f"${_env_var(section, key)}" if (section, key) in from_env
+                 else f"{source} [{section}] {key}")
+        field = SECTIONS[section].model_fields.get(key)
+        secret = field is not None and field.annotation is SecretStr
+        got = f"a {type(e['input']).__name__} (not shown: a secret)" if secret else repr(e["input"])
+        problems.append(f"{where}: expected {_EXPECTED.get(e['type'], e['msg'])}, got {got}")
+    return "; ".join([f"{source}: unknown key(s) {sorted(keys)} in [{section}]; valid keys are "
+                      f"{sorted(SECTIONS[section].model_fields)}"
+                      for section, keys in unknown.items()] + problems)
 
 
 def default_config_path() -> Path | None:
@@ -248,36 +325,49 @@ def default_config_path() -> Path | None:
     return local if local.exists() else None
 
 
-def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+def _read_file(cfg_path: Path) -> dict[str, Any]:
+    if not cfg_path.exists():
+        raise ConfigError(f"config file {cfg_path} does not exist (set ${CONFIG_ENV} or "
+                          f"pass --config)")
+    try:
+        raw = tomllib.loads(cfg_path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{cfg_path}: invalid TOML: {exc}") from exc
+    unknown = set(raw) - set(SECTIONS)
+    if unknown:
+        raise ConfigError(f"{cfg_path}: unknown section(s) {sorted(unknown)}; valid sections "
+                          f"are {sorted(SECTIONS)}")
+    for name, section in raw.items():
+        if not isinstance(section, dict):
+            raise ConfigError(f"{cfg_path}: [{name}] must be a table")
+    return raw
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Load the config file (or defaults when there is none) and apply env overrides."""
     env = dict(os.environ if env is None else env)
+    renamed = sorted(old for old in RENAMED_ENV if old in env)
+    if renamed:
+        raise ConfigError("renamed environment variable(s): " + ", ".join(
+            f"${old} is now ${RENAMED_ENV[old]}" for old in renamed) + "; set the new name "
+            "and unset the old one")
     cfg_path = Path(path) if path is not None else default_config_path()
-    raw: dict[str, Any] = {}
-    source = "<defaults>"
-    root = Path.cwd()
-    if cfg_path is not None:
-        if not cfg_path.exists():
-            raise ConfigError(f"config file {cfg_path} does not exist (set ${CONFIG_ENV} or "
-                              f"pass --config)")
-        try:
-            raw = tomllib.loads(cfg_path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{cfg_path}: invalid TOML: {exc}") from exc
-        source = str(cfg_path)
-        root = cfg_path.resolve().parent
-    sections = {f.name: get_type_hints(Config)[f.name] for f in dataclasses.fields(Config)
-                if f.name != "root"}
-    unknown = set(raw) - set(sections)
-    if unknown:
-        raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; valid sections are "
-                          f"{sorted(sections)}")
-    built = {}
-    for name, cls in sections.items():
-        section_raw = raw.get(name, {})
-        if not isinstance(section_raw, dict):
-            raise ConfigError(f"{source}: [{name}] must be a table")
-        built[name] = _build_section(cls, section_raw, name, source, env)
-    return Config(root=root, **built)
+    raw = _read_file(cfg_path) if cfg_path is not None else {}
+    source = str(cfg_path) if cfg_path is not None else "<defaults>"
+    root = cfg_path.resolve().parent if cfg_path is not None else Path.cwd()
+    values: dict[str, Any] = {name: dict(raw.get(name, {})) for name in SECTIONS}
+    from_env = set()
+    for section, overrides in _EnvSource(env)().items():
+        if section not in SECTIONS or not isinstance(overrides, dict):
+            continue  # POLARWATCH_CONFIG, POLARWATCH_EVENTS_FILE, ...: not a [section] key
+        for key, value in overrides.items():
+            if key in SECTIONS[section].model_fields:  # unknown keys in the env are ignored
+                values[section][key] = value
+                from_env.add((section, key))
+    try:
+        return Config(root=root, **values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors(), source, from_env)) from None
 
 
 _ID_RE = re.compile(r"^[a-z0-9_]+$")

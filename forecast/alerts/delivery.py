@@ -225,7 +225,7 @@ class AlertingSummary:
 
 
 def endpoints_for(cfg: Config) -> list[Endpoint]:
-    secret = cfg.alerts.secret or None
+    secret = cfg.alerts.secret.get_secret_value() or None
     return [Endpoint(url, secret=secret, format=cfg.alerts.format) for url in cfg.alerts.webhooks]
 
 

@@ -23,7 +23,6 @@ import hashlib
 import hmac
 import itertools
 import json
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -51,7 +50,6 @@ DELIVERIES_DDL = """CREATE TABLE IF NOT EXISTS alert_deliveries (
 )"""
 
 SECRET_PREFIX = "whsec_"
-SECRET_ENV = "POLARWATCH_WEBHOOK_SECRET"
 # Standard Webhooks' reference libraries reject timestamps more than 5 minutes off.
 TOLERANCE_SECONDS = 300
 # Alertmanager's zero time for endsAt of a firing alert.
@@ -193,7 +191,7 @@ def sample_alert() -> Alert:
 @dataclass(frozen=True)
 class Endpoint:
     url: str
-    secret: str | None = None
+    secret: str | None = field(default=None, repr=False)  # [alerts] secret, never printed
     format: str = "alertmanager"  # or "standard"
 
     def __post_init__(self) -> None:
@@ -271,7 +269,7 @@ class WebhookSender:
         payload = (alertmanager_payload([alert]) if ep.format == "alertmanager"
                    else standard_payload(alert))
         body = json.dumps(payload, separators=(",", ":")).encode()
-        secret = ep.secret or os.environ.get(SECRET_ENV)
+        secret = ep.secret
         attempts = itertools.count(1)
         policy = self.retry
 
