@@ -13,6 +13,7 @@ processing-time trigger; latency = commit time (posts.ingested_at) − created_a
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -75,7 +76,7 @@ def throughput(args: argparse.Namespace, tmp: Path, broker: EmbeddedBroker) -> N
     spark = build_spark(cfg.spark.master)
     print(f"Spark up in {time.perf_counter() - t0:.1f} s")
     t1 = time.perf_counter()
-    run_stream(cfg, spark=spark, log=lambda m: print("  " + m) if args.verbose else None)
+    run_stream(cfg, spark=spark)
     total = time.perf_counter() - t1
     spark.stop()
     with connect(cfg.warehouse_path, read_only=True) as con:
@@ -97,7 +98,7 @@ def latency(args: argparse.Namespace, tmp: Path, broker: EmbeddedBroker) -> None
     ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter],
                   cfg.topics.partitions)
     spark = build_spark(cfg.spark.master)
-    query = start_stream(spark, cfg, available_now=False, log=lambda m: None)
+    query = start_stream(spark, cfg, available_now=False)
     stop = threading.Event()
     sent = [0]
 
@@ -151,8 +152,10 @@ def main() -> None:
     ap.add_argument("--latency-seconds", type=float, default=60)
     ap.add_argument("--trigger", type=float, default=0.5)
     ap.add_argument("--warmup", type=float, default=15)
-    ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log each micro-batch")
     args = ap.parse_args()
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="  %(message)s")
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as d:
         tmp = Path(d)
         broker = EmbeddedBroker(free_port(), tmp / "broker")

@@ -24,8 +24,7 @@ def summarize_warehouse(cfg: Config) -> dict[str, int]:
 def cmd_stream(cfg: Config, args: argparse.Namespace) -> int:
     from stream.job import run_stream
 
-    run_stream(cfg, available_now=not args.continuous, reset=args.reset, log=log,
-               backend=args.backend)
+    run_stream(cfg, available_now=not args.continuous, reset=args.reset, backend=args.backend)
     summarize_warehouse(cfg)
     return 0
 

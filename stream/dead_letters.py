@@ -15,8 +15,8 @@ duplicates a dead letter. It reads Kafka before the sink opens its DuckDB transa
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ from polarwatch.records import DEAD_LETTER_REASON_HEADER as REASON_HEADER
 from polarwatch.records import DEAD_LETTER_SIZE_HEADER as SIZE_HEADER
 from polarwatch.records import MAX_DEAD_LETTER_BYTES, cut_reason
 from polarwatch.warehouse import connect
+
+LOG = logging.getLogger(__name__)
 
 DRAIN_MAX_RECORDS = 20_000  # dead letters drained per micro-batch (the rest: next batches)
 DRAIN_STALL_S = 5.0  # stop draining a partition when no record arrives for this long
@@ -67,10 +69,8 @@ def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 class DeadLetterDrain:
     """Reads the dead-letter topic after the offsets already stored in ``dead_letters``."""
 
-    def __init__(self, bootstrap: str, topic: str, max_records: int = DRAIN_MAX_RECORDS,
-                 log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, bootstrap: str, topic: str, max_records: int = DRAIN_MAX_RECORDS) -> None:
         self.bootstrap, self.topic, self.max_records = bootstrap, topic, max_records
-        self.log = log
         self._consumer: Any = None
         self._next: dict[int, int] | None = None  # next offset per partition to fetch
 
@@ -93,8 +93,7 @@ class DeadLetterDrain:
         try:
             return frame(self._read(self._next, now))
         except (KafkaError, RuntimeError, TimeoutError, OSError) as exc:
-            if self.log:
-                self.log(f"dead-letter topic {self.topic!r} not drained this batch: {exc}")
+            LOG.warning(f"dead-letter topic {self.topic!r} not drained this batch: {exc}")
             self.close()
             return frame([])
 

@@ -5,21 +5,23 @@ A thin driver over :mod:`stream.kafka_source`, :mod:`stream.udfs` and :mod:`stre
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from polarwatch.config import Config
 from polarwatch.errors import PrerequisiteError
 from stream.dead_letters import DeadLetterDrain
-from stream.sink import BatchResult, DuckDBSink
+from stream.sink import DuckDBSink
 from stream.supervise import MAX_RESTARTS_DRAIN, supervise
 from stream.udfs import LabelStage, output_ddl
+
+LOG = logging.getLogger(__name__)
 
 QUERY_NAME = "polarwatch_posts"
 
@@ -61,26 +63,14 @@ def build_spark(master: str, app_name: str = "polarwatch") -> Any:
     return spark
 
 
-def progress_printer(log: Callable[[str], None]) -> Callable[[BatchResult], None]:
-    def report(res: BatchResult) -> None:
-        if res.skipped:
-            log(f"batch {res.batch_id}: already committed, skipped (replay)")
-            return
-        rate = (res.posts + res.dead) / res.seconds if res.seconds else 0.0
-        log(f"batch {res.batch_id}: {res.posts:,} posts stored, {res.dead} dead-lettered "
-            f"(+{res.ingest_dead} from ingest), "
-            f"{res.duplicates} duplicates, {res.late} late, {res.interactions:,} interactions, "
-            f"{res.windows} windows updated, sink {res.seconds:.2f} s ({rate:,.0f} rows/s)")
-    return report
-
-
 def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: bool = False,
-                 log: Callable[[str], None] = print, backend: str | None = None) -> Any:
+                 backend: str | None = None) -> Any:
     """Start the streaming query; returns the StreamingQuery."""
     ckpt = cfg.checkpoint_dir / QUERY_NAME
     if reset and ckpt.exists():
         shutil.rmtree(ckpt)
-        log(f"removed checkpoint {ckpt}: the stream starts over from the topic's first offset")
+        LOG.info(f"removed checkpoint {ckpt}: the stream starts over from the topic's first "
+                 f"offset")
     stage = LabelStage(backend=backend or cfg.extractor.backend,
                        fallback=tuple(cfg.extractor.fallback), topics=tuple(cfg.load_topics()),
                        settings=cfg.extractor,
@@ -92,9 +82,8 @@ def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: 
                       orphan_horizon=cfg.aggregate.orphan_horizon,
                       checkpoint_dir=ckpt,
                       lake_dir=cfg.path(cfg.warehouse.lake_dir) if cfg.warehouse.lake_dir else None,
-                      log=progress_printer(log),
                       dead_letters=DeadLetterDrain(cfg.broker.bootstrap_servers,
-                                                   cfg.topics.dead_letter, log=log),
+                                                   cfg.topics.dead_letter),
                       keep_days=cfg.warehouse.keep_days, labeler=stage.extract)
     reader = (spark.readStream.format("polarwatch_kafka")
               .option("bootstrap", cfg.broker.bootstrap_servers)
@@ -111,33 +100,33 @@ def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: 
 
 
 def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
-               timeout: float | None = None, log: Callable[[str], None] = print,
-               backend: str | None = None, spark: Any = None) -> None:
+               timeout: float | None = None, backend: str | None = None,
+               spark: Any = None) -> None:
     """Run the stream until the topic is drained (`available_now`) or until interrupted."""
     t0 = time.monotonic()
     own = spark is None
     if own:
-        log(f"starting Spark ({cfg.spark.master}) …")
+        LOG.info(f"starting Spark ({cfg.spark.master}) …")
         spark = build_spark(cfg.spark.master)
-        log(f"Spark up in {time.monotonic() - t0:.1f} s")
+        LOG.info(f"Spark up in {time.monotonic() - t0:.1f} s")
     from stream.metrics import MetricsListener
 
-    listener = MetricsListener(cfg.warehouse_path, QUERY_NAME, log=log)
+    listener = MetricsListener(cfg.warehouse_path, QUERY_NAME)
     spark.streams.addListener(listener)
     queries: list[Any] = []
     first = [reset]
 
     def start() -> Any:  # the first start may reset the checkpoint; restarts resume from it
-        query = start_stream(spark, cfg, available_now=available_now, reset=first[0], log=log,
+        query = start_stream(spark, cfg, available_now=available_now, reset=first[0],
                              backend=backend)
         first[0] = False
         return query
 
     try:  # transient failures restart the query from its checkpoint (stream/supervise.py)
-        supervise(start, log=log, timeout=timeout, on_query=queries.append,
+        supervise(start, timeout=timeout, on_query=queries.append,
                   max_restarts=MAX_RESTARTS_DRAIN if available_now else None)
     except KeyboardInterrupt:
-        log("interrupted: stopping the stream (the checkpoint keeps its position)")
+        LOG.info("interrupted: stopping the stream (the checkpoint keeps its position)")
     finally:
         if queries and queries[-1].isActive:
             queries[-1].stop()

@@ -9,7 +9,7 @@ latency from ``created_at`` and from the broker timestamp. One progress line is 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ from typing import Any
 from pyspark.sql.streaming import StreamingQueryListener
 
 from polarwatch.warehouse import connect
+
+LOG = logging.getLogger(__name__)
 
 
 def consumer_lag(end_offset: str | None, latest_offset: str | None) -> dict[str, int]:
@@ -30,9 +32,8 @@ def consumer_lag(end_offset: str | None, latest_offset: str | None) -> dict[str,
 class MetricsListener(StreamingQueryListener):
     """Writes one ``stream_metrics`` row per micro-batch and prints a progress line."""
 
-    def __init__(self, path: str | Path, query_name: str,
-                 log: Callable[[str], None] | None = None) -> None:
-        self.path, self.query_name, self.log = Path(path), query_name, log
+    def __init__(self, path: str | Path, query_name: str) -> None:
+        self.path, self.query_name = Path(path), query_name
 
     def onQueryStarted(self, event: Any) -> None:
         pass
@@ -60,10 +61,9 @@ class MetricsListener(StreamingQueryListener):
                 "SELECT latency_created_p95_s, latency_broker_p95_s FROM stream_batches "
                 "WHERE split_part(query, '@', 1) = ? AND batch_id = ? ORDER BY committed_at DESC "
                 "LIMIT 1", [self.query_name, int(p.batchId)]).fetchall()
-        if self.log:
-            latency = (f", e2e p95 {lat[0][1]:.1f} s from broker, {lat[0][0]:,.0f} s from "
-                       f"created_at" if lat and lat[0][1] is not None else "")
-            parts = ", ".join(f"p{k} {v:,}" for k, v in sorted(lag.items()))
-            self.log(f"batch {p.batchId}: {p.numInputRows:,} rows in {batch_ms / 1000:.1f} s "
-                     f"({p.processedRowsPerSecond or 0:,.0f} rows/s), lag "
-                     f"{sum(lag.values()):,} ({parts}){latency}")
+        latency = (f", e2e p95 {lat[0][1]:.1f} s from broker, {lat[0][0]:,.0f} s from "
+                   f"created_at" if lat and lat[0][1] is not None else "")
+        parts = ", ".join(f"p{k} {v:,}" for k, v in sorted(lag.items()))
+        LOG.info(f"batch {p.batchId}: {p.numInputRows:,} rows in {batch_ms / 1000:.1f} s "
+                 f"({p.processedRowsPerSecond or 0:,.0f} rows/s), lag "
+                 f"{sum(lag.values()):,} ({parts}){latency}")

@@ -21,11 +21,11 @@ For each micro-batch the sink, in *one* DuckDB transaction:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +48,8 @@ from stream.dead_letters import COLUMNS as DEAD_LETTER_COLUMNS
 from stream.dead_letters import DeadLetterDrain
 from stream.pairing import Labeler, lexicon_labeler, score_new_pairs
 from stream.windows import update_windows
+
+LOG = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 3600.0  # retention runs in the first batch, then at most once an hour
 CRASH_ENV = "POLARWATCH_CRASH_AT"
@@ -81,6 +83,16 @@ class BatchResult:
     late: int = 0
     pruned: int = 0  # rows deleted by retention ([warehouse] keep_days) in this batch
     seconds: float = 0.0
+
+    def summary(self) -> str:
+        """The batch's progress line."""
+        if self.skipped:
+            return f"batch {self.batch_id}: already committed, skipped (replay)"
+        rate = (self.posts + self.dead) / self.seconds if self.seconds else 0.0
+        return (f"batch {self.batch_id}: {self.posts:,} posts stored, {self.dead} dead-lettered "
+                f"(+{self.ingest_dead} from ingest), {self.duplicates} duplicates, {self.late} "
+                f"late, {self.interactions:,} interactions, {self.windows} windows updated, "
+                f"sink {self.seconds:.2f} s ({rate:,.0f} rows/s)")
 
 
 def _latency_quantiles(pdf: pd.DataFrame, now: datetime) -> list[float | None]:
@@ -130,7 +142,6 @@ class DuckDBSink:
                  extreme_threshold: float = EXTREME_THRESHOLD, checkpoint_dir: str | Path | None = None,
                  lake_dir: str | Path | None = None, watermark: str = "1 day",
                  orphan_horizon: str = "1 day",
-                 log: Callable[[BatchResult], None] | None = None,
                  dead_letters: DeadLetterDrain | None = None, keep_days: float = 0.0,
                  prune_every_s: float = PRUNE_EVERY_S, labeler: Labeler | None = None) -> None:
         self.path, self.query, self.source_topic = Path(path), query, source_topic
@@ -144,7 +155,6 @@ class DuckDBSink:
         self.interval = interval_sql(window)
         self.extreme_threshold = extreme_threshold
         self.watermark = parse_duration(watermark)
-        self.log = log
         init_schema(self.path)
         with connect(self.path) as con:
             con.execute("CREATE OR REPLACE VIEW orphans AS "
@@ -179,15 +189,13 @@ class DuckDBSink:
                 drain.forget()
             raise
         if res.skipped:
-            if self.log:
-                self.log(res)
+            LOG.info(res.summary())
             return res
         if drain is not None and drained is not None:
             drain.advance(drained)
         crash_point("after_commit", batch_id)
         res.seconds = time.perf_counter() - t0
-        if self.log:
-            self.log(res)
+        LOG.info(res.summary())
         return res
 
     def _write_batch(self, con: Any, pdf: pd.DataFrame, batch_id: int, res: BatchResult,

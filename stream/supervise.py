@@ -12,6 +12,7 @@ line, not a Java stack trace.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from typing import Any, cast
 from tenacity import RetryCallState, wait_exponential_jitter
 
 from polarwatch.errors import PolarwatchError
+
+LOG = logging.getLogger(__name__)
 
 # Substrings of a failure (the Python exception and whatever Spark wraps around it) that mark
 # a cause that goes away by itself.
@@ -76,8 +79,7 @@ def _failure(query: Any, timeout: float | None) -> BaseException | None:
     return failed if isinstance(failed, BaseException) else None
 
 
-def supervise(start: Callable[[], Any], *, log: Callable[[str], None],
-              timeout: float | None = None, max_restarts: int | None = None,
+def supervise(start: Callable[[], Any], *, timeout: float | None = None, max_restarts: int | None = None,
               sleep: Callable[[float], None] = time.sleep,
               clock: Callable[[], float] = time.monotonic,
               on_query: Callable[[Any], None] | None = None) -> int:
@@ -118,7 +120,8 @@ def supervise(start: Callable[[], Any], *, log: Callable[[str], None],
         delay = wait(cast(RetryCallState, attempt))
         attempt.attempt_number += 1
         restarts += 1
-        log(f"stream restart {restarts} in {delay:.1f} s after a transient failure: {why}")
+        LOG.warning(f"stream restart {restarts} in {delay:.1f} s after a transient failure: "
+                    f"{why}")
         if deadline is not None and clock() + delay >= deadline:
             return restarts
         sleep(delay)

@@ -76,18 +76,18 @@ def test_broker_restart_mid_pipeline_loses_and_duplicates_nothing(
     posts = list(generate(cfg.load_topics(), days=1, seed=11, start=START))
     half = len(posts) // 2
     produced = _produce(cfg, posts[:half])
-    run_stream(cfg, spark=spark, log=lambda m: None)  # several batches (300 records each)
+    run_stream(cfg, spark=spark)  # several batches (300 records each)
     assert _counts(cfg) == [(produced, produced, produced)]
 
     _restart(s3_broker)
     produced += _produce(cfg, posts[half:])
     assert produced == len(posts)
     # resumes from the checkpoint: the broker still has the offsets, so no OffsetRegressionError
-    run_stream(cfg, spark=spark, log=lambda m: None)
+    run_stream(cfg, spark=spark)
     assert _counts(cfg) == [(produced, produced, produced)]  # 0 lost, 0 duplicated
 
     _restart(s3_broker)  # nothing new: a restart alone neither re-reads nor skips
-    run_stream(cfg, spark=spark, log=lambda m: None)
+    run_stream(cfg, spark=spark)
     assert _counts(cfg) == [(produced, produced, produced)]
     with connect(cfg.warehouse_path, read_only=True) as con:
         batches = con.execute("SELECT count(*), count(DISTINCT (query, batch_id)) "

@@ -8,11 +8,11 @@ discards the open transaction and the replayed batch is written for the first ti
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -50,9 +50,11 @@ def _snapshot(cfg: Config) -> dict[str, list[tuple]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("where", ["before_commit", "after_commit"])
 def test_kill_9_at_the_commit_then_restart_matches_an_uninterrupted_run(
-        where: str, stream_config: Config, spark: object, tmp_path: Path) -> None:
+        where: str, stream_config: Config, spark: object, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
     produced = _produce(stream_config)
-    cfg = replace(stream_config, spark=replace(stream_config.spark, max_records_per_trigger=400))
+    cfg = stream_config.model_copy(update={
+        "spark": stream_config.spark.model_copy(update={"max_records_per_trigger": 400})})
     env = _env_of(cfg, POLARWATCH_SPARK_MAX_RECORDS_PER_TRIGGER="400",
                   POLARWATCH_CRASH_AT=f"{where}:{CRASH_BATCH}")
     log = tmp_path / "driver.log"
@@ -71,8 +73,9 @@ def test_kill_9_at_the_commit_then_restart_matches_an_uninterrupted_run(
     assert at_kill["batches"] == [(b,) for b in range(committed)]
     assert 0 < at_kill["posts"][0][0] < produced, "the kill did not land mid-stream"
 
-    lines: list[str] = []
-    run_stream(cfg, spark=spark, log=lines.append)  # restart from the checkpoint
+    caplog.set_level(logging.INFO, logger="stream.sink")
+    run_stream(cfg, spark=spark)  # restart from the checkpoint
+    lines = [r.getMessage() for r in caplog.records if r.name == "stream.sink"]
     replayed = [line for line in lines if line.startswith(f"batch {CRASH_BATCH}:")]
     if where == "after_commit":  # committed in DuckDB, not in Spark: replayed and skipped
         assert replayed == [f"batch {CRASH_BATCH}: already committed, skipped (replay)"]
@@ -80,11 +83,12 @@ def test_kill_9_at_the_commit_then_restart_matches_an_uninterrupted_run(
         assert len(replayed) == 1 and "posts stored" in replayed[0], lines
     after = _snapshot(cfg)
 
-    reference = replace(cfg, warehouse=replace(
-        cfg.warehouse, path=str(tmp_path / "reference.duckdb"),
-        lake_dir=str(tmp_path / "reference-lake")),
-        spark=replace(cfg.spark, checkpoint_dir=str(tmp_path / "reference-ckpt")))
-    run_stream(reference, spark=spark, log=lambda m: None)
+    reference = cfg.model_copy(update={  # Config is a pydantic model: model_copy, not replace
+        "warehouse": cfg.warehouse.model_copy(update={
+            "path": str(tmp_path / "reference.duckdb"),
+            "lake_dir": str(tmp_path / "reference-lake")}),
+        "spark": cfg.spark.model_copy(update={"checkpoint_dir": str(tmp_path / "reference-ckpt")})})
+    run_stream(reference, spark=spark)
     expected = _snapshot(reference)
 
     assert after["posts"] == [(produced, produced, produced)]  # 0 lost, 0 duplicated

@@ -113,7 +113,7 @@ def test_hostile_records_are_dead_lettered_and_valid_posts_stored(
     raw.close()
 
     # 3. the stream drains the topic and must not raise (what `polarwatch stream` runs)
-    run_stream(cfg, spark=spark, log=lambda m: None)
+    run_stream(cfg, spark=spark)
 
     assert _rows(cfg, "SELECT count(*) FROM posts") == [(30,)]
     assert {r[0] for r in _rows(cfg, "SELECT id FROM posts")} == \

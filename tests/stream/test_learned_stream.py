@@ -46,7 +46,7 @@ def test_stream_labels_with_the_shipped_learned_backend(broker: EmbeddedBroker, 
                       cfg.topics.dead_letter) as producer:
         producer.send_many(posts)
 
-    run_stream(cfg, spark=spark, log=lambda m: None)
+    run_stream(cfg, spark=spark)
 
     with connect(cfg.warehouse_path, read_only=True) as con:
         rows = {r[0]: r[1:] for r in con.execute(

@@ -90,7 +90,7 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
     stored_at_kill = _count(cfg, "SELECT count(*) FROM posts")
     assert 0 < stored_at_kill < produced, "the kill did not land mid-stream"
 
-    run_stream(cfg, spark=spark, log=lambda m: None)  # restart from the checkpoint
+    run_stream(cfg, spark=spark)  # restart from the checkpoint
     _assert_exactly_once(cfg, produced)
 
 
@@ -104,7 +104,7 @@ def test_broker_reset_is_detected_not_silently_reread(stream_config: Config, spa
         env["POLARWATCH_BROKER_BOOTSTRAP_SERVERS"] = own.bootstrap
         cfg = load_config(REPO / "polarwatch.toml", env=env)
         produced = _produce(cfg)
-        run_stream(cfg, spark=spark, log=lambda m: None)
+        run_stream(cfg, spark=spark)
         _assert_exactly_once(cfg, produced)
 
         own.stop()  # memory storage: the topic and its offsets are gone
@@ -115,10 +115,10 @@ def test_broker_reset_is_detected_not_silently_reread(stream_config: Config, spa
             producer.send_many(list(generate(cfg.load_topics(), days=1, seed=99,
                                              start=START))[:50])
         with pytest.raises(Exception, match="went backwards"):
-            run_stream(cfg, spark=spark, log=lambda m: None)
+            run_stream(cfg, spark=spark)
         _assert_exactly_once(cfg, produced)  # nothing re-read, nothing lost
 
-        run_stream(cfg, spark=spark, reset=True, log=lambda m: None)  # deliberate restart
+        run_stream(cfg, spark=spark, reset=True)  # deliberate restart
         assert _count(cfg, "SELECT count(*) FROM posts") == produced + 50
     finally:
         own.stop()

@@ -4,6 +4,7 @@ than the sink's retries while the continuous stream runs."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import threading
@@ -57,20 +58,21 @@ class _Query:
         return None
 
 
-def test_supervise_restarts_transient_failures_and_stops_on_others() -> None:
+def test_supervise_restarts_transient_failures_and_stops_on_others(
+        caplog: pytest.LogCaptureFixture) -> None:
     script = iter([SPARK_FAILURE, "KafkaConnectionError: Connection refused", None])
-    logs: list[str] = []
     sleeps: list[float] = []
-    assert supervise(lambda: _Query(next(script)), log=logs.append, sleep=sleeps.append) == 2
+    assert supervise(lambda: _Query(next(script)), sleep=sleeps.append) == 2
+    logs = [r.getMessage() for r in caplog.records if r.name == "stream.supervise"]
     assert len(logs) == 2 and "stream restart 1" in logs[0] and "Could not set lock" in logs[0]
     assert 0.5 <= sleeps[0] <= 1.0 and 1.0 <= sleeps[1] <= 2.0  # exponential backoff
 
     with pytest.raises(StreamError, match=r"^the stream stopped: ValueError: bad") as err:
         supervise(lambda: _Query("Traceback\nValueError: bad\n\tat org.apache.X"),
-                  log=logs.append, sleep=sleeps.append)
+                  sleep=sleeps.append)
     assert "\n" not in str(err.value) and "org.apache" not in str(err.value)
     with pytest.raises(StreamError, match="failed 3 times in a row"):
-        supervise(lambda: _Query(SPARK_FAILURE), log=logs.append, sleep=sleeps.append,
+        supervise(lambda: _Query(SPARK_FAILURE), sleep=sleeps.append,
                   max_restarts=2)
 
 
@@ -118,7 +120,8 @@ def _wait_for(cfg: Config, n: int, timeout: float) -> int:
 
 @pytest.mark.slow
 def test_continuous_stream_survives_a_reader_holding_the_lock(
-        stream_config: Config, spark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        stream_config: Config, spark: Any, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
     # lock retries of 1 s instead of 5 s (the sink runs in this process): a reader holding the
     # file for 8 s outlasts them for sure, however loaded the machine is
     monkeypatch.setattr(warehouse, "LOCK_RETRY_ATTEMPTS", 40)
@@ -126,19 +129,19 @@ def test_continuous_stream_survives_a_reader_holding_the_lock(
     ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter], 2)
     init_schema(cfg.warehouse_path)
     _produce(cfg, _posts("a", 20))
-    logs: list[str] = []
+    caplog.set_level(logging.INFO, logger="stream")
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            run_stream(cfg, available_now=False, timeout=300, spark=spark, log=logs.append)
+            run_stream(cfg, available_now=False, timeout=300, spark=spark)
         except BaseException as exc:  # surfaced by the assertions below
             errors.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
-        assert _wait_for(cfg, 20, 120) == 20, logs
+        assert _wait_for(cfg, 20, 120) == 20, caplog.messages
         # another process holds the file read-write for 8 s: longer than the sink's lock
         # retries, so the batch with the next posts fails inside the query
         locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(cfg.warehouse_path)],
@@ -146,11 +149,11 @@ def test_continuous_stream_survives_a_reader_holding_the_lock(
         assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
         _produce(cfg, _posts("b", 10))
         locker.wait(60)
-        assert _wait_for(cfg, 30, 120) == 30, logs
+        assert _wait_for(cfg, 30, 120) == 30, caplog.messages
     finally:
         for query in spark.streams.active:  # type: ignore[attr-defined]
             query.stop()
         thread.join(60)
     assert not errors, errors
-    restarts = [m for m in logs if m.startswith("stream restart")]
-    assert restarts and any("lock" in m for m in restarts), logs
+    restarts = [m for m in caplog.messages if m.startswith("stream restart")]
+    assert restarts and any("lock" in m for m in restarts), caplog.messages
