@@ -210,7 +210,7 @@ def cmd_alerts_test(cfg: Config, args: argparse.Namespace) -> int:
               "($POLARWATCH_ALERTS_SECRET): sending unsigned")
     retry = RetryPolicy(max_attempts=args.attempts)
     sender = WebhookSender([endpoint], db_path=None if args.no_log else cfg.warehouse_path,
-                           retry=retry, log=lambda m: print(f"polarwatch alerts: {m}"))
+                           retry=retry)
     results = sender.send(sample_alert(), dedupe=False)
     ok = all(r.delivered for r in results)
     print(f"polarwatch alerts: {'delivered' if ok else 'NOT delivered'} to {args.url} "
@@ -268,7 +268,7 @@ def cmd_report(cfg: Config, args: argparse.Namespace) -> int:
     from forecast.run import run_forecast
 
     def forecast_first() -> None:
-        run_forecast(cfg, log=lambda m: print(f"  {m}"))
+        run_forecast(cfg)
 
     report_loop(cfg, output=args.output, topics=args.topic or None, since=args.since,
                 every=args.every, count=args.count,
@@ -325,7 +325,7 @@ def cmd_forecast(cfg: Config, args: argparse.Namespace) -> int:
     from forecast.run import run_forecast
     from polarwatch.console import log
 
-    summary = run_forecast(cfg, metric=args.metric, log=log)
+    summary = run_forecast(cfg, metric=args.metric)
     log(f"forecast done: {summary}")
     return 0
 

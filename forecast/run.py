@@ -24,9 +24,11 @@ are configured, :mod:`forecast.alerts.delivery` then sends the firing/resolved a
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,10 @@ from forecast.series import COUNT_METRICS, read_series, validate_metric
 from polarwatch.config import Config
 from polarwatch.errors import ConfigError
 from polarwatch.events import Event, events_path, load_events
-from polarwatch.warehouse import TABLES, connect
+from polarwatch.tables import ForecastRow
+from polarwatch.warehouse import init_schema, transaction
+
+LOG = logging.getLogger(__name__)
 
 # A build-up within this many days before a scheduled event is anticipating it: the paper's
 # event-study window (±3 days). The synthetic corpus ramps up over the 48 h before its vote.
@@ -160,11 +165,7 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
             "episode_event": episode_events, "info": det.info}
 
 
-FORECAST_COLUMNS = ["topic", "metric", "ts", "y", "forecast", "lower", "upper", "flag", "model",
-                    "created_at", "anomaly_score", "explanation", "episode", "episode_event"]
-# Columns added after the first release: warehouses created before get them on the next run.
-ADDED_COLUMNS = (("anomaly_score", "DOUBLE"), ("explanation", "VARCHAR"), ("episode", "INTEGER"),
-                 ("episode_event", "VARCHAR"))
+FORECAST_COLUMNS = [f.name for f in dataclasses.fields(ForecastRow)]
 
 
 def rows_for_series(topic: str, metric: str, ts: pd.DatetimeIndex, y: np.ndarray,
@@ -211,32 +212,21 @@ def write_forecasts(path: str | Path, rows: pd.DataFrame, metric: str,
 
     Earlier ``forecast`` rows of these topics are deleted first (a shorter horizon or a new last
     window would otherwise leave stale future rows); everything else is ``INSERT OR REPLACE``.
+    The file is brought to the newest schema first (:func:`polarwatch.warehouse.init_schema`).
     """
-    with connect(path) as con:
-        con.execute(TABLES["forecasts"])
-        for name, typ in ADDED_COLUMNS:
-            # warehouses created before these columns existed get them added
-            con.execute(f'ALTER TABLE forecasts ADD COLUMN IF NOT EXISTS "{name}" {typ}')
+    init_schema(path)
+    with transaction(path) as con:
         con.register("new_forecasts", rows)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            if topics:
-                con.execute("DELETE FROM forecasts WHERE metric = ? AND flag = ? AND topic IN "
-                            f"({', '.join('?' * len(topics))})",
-                            [metric, FLAG_FORECAST, *topics])
-            cols = ", ".join(f'"{c}"' for c in FORECAST_COLUMNS)
-            con.execute(f"INSERT OR REPLACE INTO forecasts ({cols}) SELECT {cols} "
-                        f"FROM new_forecasts")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.unregister("new_forecasts")
+        if topics:
+            con.execute("DELETE FROM forecasts WHERE metric = ? AND flag = ? AND topic IN "
+                        f"({', '.join('?' * len(topics))})", [metric, FLAG_FORECAST, *topics])
+        cols = ", ".join(f'"{c}"' for c in FORECAST_COLUMNS)
+        con.execute(f"INSERT OR REPLACE INTO forecasts ({cols}) SELECT {cols} FROM new_forecasts")
+        con.unregister("new_forecasts")
 
 
 def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Event] | None = None,
-                 alerts: bool = True, log: Callable[[str], Any] = print) -> dict[str, Any]:
+                 alerts: bool = True) -> dict[str, Any]:
     """Forecast ``metric`` (default ``[forecast] metric``) for every topic and store the rows.
 
     ``events`` defaults to the calendar (``$POLARWATCH_EVENTS_FILE`` or ``events.toml`` next
@@ -263,16 +253,16 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
                                "flags": 0, "spikes": 0, "dips": 0, "reactive": 0,
                                "anticipatory": 0, "forecast_points": 0, "alerts": None}
     if series.empty:
-        log(f"forecast {metric}: no rows in topic_windows of {path}; nothing to do")
+        LOG.info(f"forecast {metric}: no rows in topic_windows of {path}; nothing to do")
         summary["seconds"] = round(time.monotonic() - started, 3)
         return summary
 
     n_series = series["series_id"].nunique()
-    log(f"forecast {metric}: {n_series} topic(s), window {freq}, horizon {horizon}, "
+    LOG.info(f"forecast {metric}: {n_series} topic(s), window {freq}, horizon {horizon}, "
         f"interval {1 - alpha:.0%}, {len(events)} calendar event(s)")
     configured = _configured_window(cfg)
     if configured is not None and configured != freq:
-        log(f"  note: the stored windows are {freq} long but [aggregate] window is "
+        LOG.warning(f"  note: the stored windows are {freq} long but [aggregate] window is "
             f"{configured}; the forecast, the dashboard and the report follow the stored "
             f"windows (re-stream with --reset to re-aggregate)")
     created_at = datetime.now(UTC)
@@ -286,10 +276,10 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
                               domain=domain_of(metric))
         except SeriesSkipped as exc:
             summary["skipped"][topic] = str(exc)
-            log(f"  skip {topic}: {exc}")
+            LOG.warning(f"  skip {topic}: {exc}")
             continue
         for warning in fit["warnings"]:
-            log(f"  {topic}: {warning}")
+            LOG.warning(f"  {topic}: {warning}")
         ts = pd.DatetimeIndex(group["ts"])
         thin = (np.zeros(len(y), bool) if metric in COUNT_METRICS or "n" not in group
                 else group["n"].to_numpy(float) < cfg.forecast.min_volume)
@@ -316,7 +306,7 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
                   f"points; candidates " + ", ".join(f"{k} {v:.4g}" for k, v in
                                                      sel["scores"].items()) + ")"
                   if sel["mae"] is not None else f"{fit['model']} band (not scored)")
-        log(f"  {topic}: {chosen}, {n_points} points, flags "
+        LOG.info(f"  {topic}: {chosen}, {n_points} points, flags "
             + ", ".join(f"{f} {n}" for f, n in counts.items())
             + f", {int((flags == FLAG_NONE).sum())} normal"
             + ("" if n_points > warm else f" (detector warm-up: {warm} points, no flags yet)"))
@@ -325,12 +315,13 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
     summary["flags"] = sum(summary[k] for k in ("spikes", "dips", "reactive", "anticipatory"))
     if frames:
         write_forecasts(path, pd.concat(frames, ignore_index=True), metric, fitted)
-    log(f"forecast {metric}: wrote {summary['points'] + summary['forecast_points']} row(s) for "
+    written = summary["points"] + summary["forecast_points"]
+    LOG.info(f"forecast {metric}: wrote {written} row(s) for "
         f"{len(fitted)} topic(s), {len(summary['skipped'])} skipped, {summary['flags']} flag(s) "
         f"in {round(time.monotonic() - started, 3)} s")
     if alerts and cfg.alerts.webhooks:
         from forecast.alerts.delivery import send_flag_alerts
 
-        summary["alerts"] = send_flag_alerts(cfg, metric=metric, log=log)
+        summary["alerts"] = send_flag_alerts(cfg, metric=metric)
     summary["seconds"] = round(time.monotonic() - started, 3)
     return summary

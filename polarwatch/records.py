@@ -15,7 +15,7 @@ import types
 import typing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from polarwatch.errors import SchemaError
 
@@ -125,14 +125,16 @@ class FieldSpec:
     nullable: bool
     choices: tuple[str, ...] | None  # for Literal fields
     required: bool  # no default in the dataclass
+    duckdb_type: str | None = None  # from Annotated[int, "BIGINT"]: overrides the kind's type
 
 
-_KINDS: dict[type, str] = {str: "string", int: "integer", float: "number", datetime: "timestamp"}
+_KINDS: dict[type, str] = {str: "string", int: "integer", float: "number", bool: "boolean",
+                           datetime: "timestamp"}
 
 
 def fields_of(record: type) -> list[FieldSpec]:
     """Describe the fields of a record dataclass in a backend-neutral way."""
-    hints = typing.get_type_hints(record)
+    hints = typing.get_type_hints(record, include_extras=True)
     specs = []
     for f in dataclasses.fields(record):
         tp: Any = hints[f.name]
@@ -141,12 +143,15 @@ def fields_of(record: type) -> list[FieldSpec]:
             args = [a for a in get_args(tp) if a is not type(None)]
             nullable = len(args) < len(get_args(tp))
             tp = args[0]
+        duckdb_type = None
+        if get_origin(tp) is Annotated:
+            tp, duckdb_type = get_args(tp)[:2]
         choices = None
         if get_origin(tp) is Literal:
             choices = tuple(get_args(tp))
             tp = str
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        specs.append(FieldSpec(f.name, _KINDS[tp], nullable, choices, required))
+        specs.append(FieldSpec(f.name, _KINDS[tp], nullable, choices, required, duckdb_type))
     return specs
 
 
@@ -185,12 +190,12 @@ def json_schema(record: type = Post) -> dict[str, Any]:
 
 
 _DUCKDB_TYPES = {"string": "VARCHAR", "integer": "INTEGER", "number": "DOUBLE",
-                 "timestamp": "TIMESTAMPTZ"}
+                 "boolean": "BOOLEAN", "timestamp": "TIMESTAMPTZ"}
 
 
 def duckdb_columns(record: type) -> list[tuple[str, str]]:
     """(name, DuckDB type with NOT NULL where required) for each field."""
-    return [(s.name, _DUCKDB_TYPES[s.kind] + ("" if s.nullable else " NOT NULL"))
+    return [(s.name, (s.duckdb_type or _DUCKDB_TYPES[s.kind]) + ("" if s.nullable else " NOT NULL"))
             for s in fields_of(record)]
 
 

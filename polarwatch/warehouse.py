@@ -1,4 +1,6 @@
-"""The DuckDB warehouse: schema (generated from the record contract) and short-lived connections.
+"""The DuckDB warehouse: every table's DDL (generated from the contracts in
+:mod:`polarwatch.records` and :mod:`polarwatch.tables`), versioned migrations
+(:func:`init_schema`) and short-lived connections (:func:`connect`, :func:`transaction`).
 
 DuckDB lets one process hold the file read-write and then locks everyone else out, even readers
 (see shared FACTS). So every writer and reader here opens a connection for one unit of work and
@@ -8,26 +10,40 @@ closes it, and both sides retry on the lock error: :func:`connect` does that.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from polarwatch.errors import SchemaError
 from polarwatch.records import Interaction, Labels, Post, duckdb_columns
+from polarwatch.tables import (
+    AlertDelivery,
+    AlertState,
+    DeadLetter,
+    ForecastRow,
+    KafkaProvenance,
+    SchemaVersion,
+    StreamBatch,
+    StreamMetric,
+    TopicWindow,
+)
 
 # Lock retry: 25 ms × up to 200 tries (5 s). Measured in FACTS: 25 ms × 40 on both sides gave
 # 0 failures under a writer committing every 0.1 s; we allow more headroom for slow batches.
 LOCK_RETRY_SECONDS = 0.025
 LOCK_RETRY_ATTEMPTS = 200
 
-KAFKA_COLUMNS = [("kafka_partition", "INTEGER"), ("kafka_offset", "BIGINT"),
-                 ("ingested_at", "TIMESTAMPTZ")]
 
-
-def _ddl(table: str, columns: list[tuple[str, str]], primary_key: str) -> str:
+def _ddl(table: str, columns: list[tuple[str, str]], primary_key: Sequence[str]) -> str:
     cols = ",\n  ".join(f'"{name}" {typ}' for name, typ in columns)
-    return f"CREATE TABLE IF NOT EXISTS {table} (\n  {cols},\n  PRIMARY KEY ({primary_key})\n)"
+    key = ", ".join(f'"{name}"' for name in primary_key)
+    return f"CREATE TABLE IF NOT EXISTS {table} (\n  {cols},\n  PRIMARY KEY ({key})\n)"
+
+
+KAFKA_COLUMNS = duckdb_columns(KafkaProvenance)
 
 
 def post_columns() -> list[tuple[str, str]]:
@@ -36,61 +52,19 @@ def post_columns() -> list[tuple[str, str]]:
     return duckdb_columns(Post) + labels + KAFKA_COLUMNS
 
 
-DEAD_LETTER_COLUMNS = [
-    ("source_topic", "VARCHAR NOT NULL"), ("kafka_partition", "INTEGER NOT NULL"),
-    ("kafka_offset", "BIGINT NOT NULL"), ("reason", "VARCHAR NOT NULL"), ("raw", "VARCHAR"),
-    ("seen_at", "TIMESTAMPTZ NOT NULL"),  # when the warehouse stored it
-    # added after the first release (ALTER TABLE in init_schema keeps older files working):
-    ("source", "VARCHAR"),  # "ingest" (producer) | "stream" (the stream's parser)
-    ("raw_size", "BIGINT"),  # bytes of the original record (raw may be cut)
-    ("rejected_at", "TIMESTAMPTZ"),  # when it was rejected (the dead letter's broker time)
-]
-# Columns added to existing tables since their first release: (table, column, type).
-ADDED_COLUMNS = [("dead_letters", name, typ) for name, typ in DEAD_LETTER_COLUMNS[6:]]
-
-TABLES: dict[str, str] = {
-    "posts": _ddl("posts", post_columns(), "id"),
-    "interactions": _ddl("interactions", duckdb_columns(Interaction), "post_id"),
-    "topic_windows": _ddl("topic_windows", [
-        ("topic", "VARCHAR NOT NULL"), ("window_start", "TIMESTAMPTZ NOT NULL"),
-        ("window_end", "TIMESTAMPTZ NOT NULL"), ("volume", "INTEGER NOT NULL"),
-        ("n_interactions", "INTEGER NOT NULL"), ("mean_score", "DOUBLE"),
-        ("n_conversations", "INTEGER NOT NULL"), ("extreme_share", "DOUBLE"),
-        ("hostility_share", "DOUBLE"), ("pro_share", "DOUBLE"), ("anti_share", "DOUBLE"),
-        ("cross_stance_rate", "DOUBLE"),  # share of scored replies opposing their parent
-        ("esteban_ray", "DOUBLE"),  # scoring.indices.esteban_ray of the stance shares
-        ("bimodality", "DOUBLE"),  # Sarle's coefficient of the window's conversation scores
-        ("updated_at", "TIMESTAMPTZ NOT NULL"),
-    ], "topic, window_start"),
-    "stream_batches": _ddl("stream_batches", [
-        ("query", "VARCHAR NOT NULL"), ("batch_id", "BIGINT NOT NULL"),
-        ("n_posts", "INTEGER NOT NULL"), ("n_dead", "INTEGER NOT NULL"),
-        ("n_interactions", "INTEGER NOT NULL"), ("committed_at", "TIMESTAMPTZ NOT NULL"),
-        ("n_late", "INTEGER"),  # posts older than the watermark: stored, windows not reopened
-        # end-to-end latency at commit: now − created_at (the post) and now − broker timestamp
-        ("latency_created_p50_s", "DOUBLE"), ("latency_created_p95_s", "DOUBLE"),
-        ("latency_broker_p50_s", "DOUBLE"), ("latency_broker_p95_s", "DOUBLE"),
-    ], "query, batch_id"),
-    "stream_metrics": _ddl("stream_metrics", [
-        ("query", "VARCHAR NOT NULL"), ("batch_id", "BIGINT NOT NULL"),
-        ("input_rows", "BIGINT NOT NULL"), ("input_rows_per_s", "DOUBLE"),
-        ("processed_rows_per_s", "DOUBLE"), ("batch_ms", "BIGINT"), ("lag_total", "BIGINT"),
-        ("lag_by_partition", "VARCHAR"), ("recorded_at", "TIMESTAMPTZ NOT NULL"),
-    ], "query, batch_id"),
-    # Every rejected record, from ingest (drained from the dead-letter topic: source_topic is
-    # that topic) and from the stream (source_topic is the posts topic). `raw` is cut to
-    # records.MAX_DEAD_LETTER_BYTES; raw_size is the original size in bytes.
-    "dead_letters": _ddl("dead_letters", DEAD_LETTER_COLUMNS,
-                         "source_topic, kafka_partition, kafka_offset"),
-    "forecasts": _ddl("forecasts", [
-        ("topic", "VARCHAR NOT NULL"), ("metric", "VARCHAR NOT NULL"),
-        ("ts", "TIMESTAMPTZ NOT NULL"), ("y", "DOUBLE"), ("forecast", "DOUBLE"),
-        ("lower", "DOUBLE"), ("upper", "DOUBLE"), ("flag", "VARCHAR NOT NULL"),
-        ("model", "VARCHAR NOT NULL"), ("created_at", "TIMESTAMPTZ NOT NULL"),
-        # the causal detector's 0..1 score and why a flag has its class (forecast/run.py)
-        ("anomaly_score", "DOUBLE"), ("explanation", "VARCHAR"),
-    ], "topic, metric, ts"),
+# The contract of each table that is one dataclass (polarwatch/tables.py); its PRIMARY_KEY.
+CONTRACTS: dict[str, type] = {
+    "schema_version": SchemaVersion, "topic_windows": TopicWindow,
+    "stream_batches": StreamBatch, "stream_metrics": StreamMetric, "dead_letters": DeadLetter,
+    "forecasts": ForecastRow, "alert_state": AlertState, "alert_deliveries": AlertDelivery,
 }
+# Every table: (columns, primary key). The only place DDL is generated.
+SCHEMA: dict[str, tuple[list[tuple[str, str]], tuple[str, ...]]] = {
+    "posts": (post_columns(), ("id",)),
+    "interactions": (duckdb_columns(Interaction), ("post_id",)),
+    **{name: (duckdb_columns(c), c.PRIMARY_KEY) for name, c in CONTRACTS.items()},  # type: ignore[attr-defined]
+}
+TABLES: dict[str, str] = {name: _ddl(name, cols, key) for name, (cols, key) in SCHEMA.items()}
 
 VIEWS: dict[str, str] = {
     # A conversation's score is the mean of its interactions (the paper); extreme when > 7.
@@ -165,16 +139,90 @@ def transaction(path: str | Path) -> Iterator[Any]:
         con.execute("COMMIT")
 
 
-def init_schema(path: str | Path) -> None:
-    """Create every table and view if missing (idempotent)."""
-    with connect(path) as con:
-        for ddl in TABLES.values():
-            con.execute(ddl)
-        for table, column, typ in ADDED_COLUMNS:  # a file from an older release
-            con.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{column}" {typ}')
-        con.execute("UPDATE dead_letters SET source = 'stream' WHERE source IS NULL")
-        for view in VIEWS.values():
-            con.execute(view)
+# --------------------------------------------------------------------------------------------
+# Versioned migrations. A file's version is max(version) in `schema_version` (0: a file from
+# before versioning, or a new file). init_schema applies every newer migration, in order, in one
+# transaction. Migration 1 creates what is missing from today's contracts, so the later ones
+# must be idempotent (ADD COLUMN IF NOT EXISTS, updates that only touch old rows): on a new
+# file they find their work done.
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Any], None]  # runs on the connection, inside init_schema's transaction
+
+
+def _create_tables_and_views(con: Any) -> None:
+    for ddl in TABLES.values():
+        con.execute(ddl)
+    for view in VIEWS.values():
+        con.execute(view)
+
+
+def _add_columns(table: str, *names: str) -> Callable[[Any], None]:
+    """A migration step adding `names` to `table` with their types from the contract."""
+    types = dict(SCHEMA[table][0])
+
+    def apply(con: Any) -> None:
+        for name in names:
+            con.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{name}" {types[name]}')
+    return apply
+
+
+def _dead_letter_provenance(con: Any) -> None:
+    _add_columns("dead_letters", "source", "raw_size", "rejected_at")(con)
+    # before ingest dead-lettered anything, every stored dead letter came from the stream
+    con.execute("UPDATE dead_letters SET source = 'stream' WHERE source IS NULL")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "every missing table and view, created from the contracts (a file from before "
+                 "versioning keeps its tables and rows)", _create_tables_and_views),
+    Migration(2, "dead_letters: source, raw_size, rejected_at (source 'stream' on older rows)",
+              _dead_letter_provenance),
+    Migration(3, "forecasts: anomaly_score, explanation, episode, episode_event (forecast/run.py "
+                 "used to add them itself)",
+              _add_columns("forecasts", "anomaly_score", "explanation", "episode",
+                           "episode_event")),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def schema_version(con: Any) -> int:
+    """The file's schema version (0 when it has no `schema_version` table). Read-only."""
+    exists = scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = "
+                         "'schema_version' AND schema_name = current_schema()")
+    return int(scalar(con, "SELECT coalesce(max(version), 0) FROM schema_version") or 0) \
+        if exists else 0
+
+
+def missing_columns(con: Any, table: str) -> list[str]:
+    """Columns of `table`'s contract that the file lacks (all of them when the table is
+    missing): what a reader of an un-migrated file needs to know. Read-only."""
+    have = {name for name, _ in table_columns(con, table)}
+    return [name for name, _ in SCHEMA[table][0] if name not in have]
+
+
+def init_schema(path: str | Path) -> list[Migration]:
+    """Bring the file to :data:`LATEST_VERSION` in place, creating it if missing: every
+    pending migration, in order, in one transaction (all or nothing). Returns the migrations
+    applied (none when the file is up to date: the run changes nothing)."""
+    with transaction(path) as con:
+        current = schema_version(con)
+        if current > LATEST_VERSION:
+            raise SchemaError(f"{path} has warehouse schema version {current}, newer than this "
+                              f"polarwatch knows ({LATEST_VERSION}): upgrade polarwatch, or "
+                              f"point [warehouse] path at another file")
+        pending = [m for m in MIGRATIONS if m.version > current]
+        if pending:
+            con.execute(TABLES["schema_version"])
+        for migration in pending:
+            migration.apply(con)
+            con.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
+                        [migration.version, migration.description, datetime.now(UTC)])
+    return pending
 
 
 def table_columns(con: Any, table: str) -> list[tuple[str, str]]:

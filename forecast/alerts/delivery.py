@@ -10,7 +10,7 @@ page and the report use the same rule). Each run:
    observed windows of its topic (it may have opened and resolved between two runs), becomes an
    :class:`~forecast.alerts.webhooks.Alert` (labels ``alertname``, ``topic``, ``metric``, ``flag``,
    ``severity``; ``startsAt`` = the alarm's window, ``endsAt`` = the resolving window);
-2. the table ``alert_state`` (DDL below) remembers every alert ever raised: new ones are added,
+2. the table ``alert_state`` (contract :class:`polarwatch.tables.AlertState`) remembers every alert ever raised: new ones are added,
    open ones are resolved when their episode resolves (or disappears, e.g. when revised windows
    moved it: ``endsAt`` = the newest observed window);
 3. what a receiver has not seen yet is sent with :class:`~forecast.alerts.webhooks.WebhookSender`
@@ -27,6 +27,7 @@ dead receiver costs one retry schedule per run.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +39,9 @@ import pandas as pd
 
 from forecast.alerts.webhooks import Alert, Endpoint, RetryPolicy, WebhookSender
 from polarwatch.config import Config
-from polarwatch.warehouse import connect
+from polarwatch.warehouse import connect, init_schema, transaction
+
+LOG = logging.getLogger(__name__)
 
 # An episode that opened (and maybe resolved) within the 3 newest windows is still notified.
 ACTIVE_WINDOWS = 3
@@ -46,21 +49,6 @@ ALERT_NAME = "PolarwatchFlag"
 # Classified flags matter more than a lone one-window exceedance.
 SEVERITY = {"anticipatory": "warning", "reactive": "warning", "spike": "info", "dip": "info"}
 NOT_FLAGS = ("none", "forecast")
-
-ALERT_STATE_DDL = """CREATE TABLE IF NOT EXISTS alert_state (
-  fingerprint VARCHAR NOT NULL,
-  starts_at TIMESTAMPTZ NOT NULL,
-  topic VARCHAR NOT NULL,
-  metric VARCHAR NOT NULL,
-  flag VARCHAR NOT NULL,
-  labels VARCHAR NOT NULL,
-  annotations VARCHAR NOT NULL,
-  ends_at TIMESTAMPTZ,
-  firing_sent BOOLEAN NOT NULL,
-  resolved_sent BOOLEAN NOT NULL,
-  updated_at TIMESTAMPTZ NOT NULL,
-  PRIMARY KEY (fingerprint, starts_at)
-)"""
 
 
 def _utc(value: Any) -> datetime:
@@ -76,23 +64,18 @@ def episode_alarms(path: str | Path, metric: str) -> pd.DataFrame:
     """
     with connect(path, read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
-        cols = {r[0] for r in con.execute("DESCRIBE forecasts").fetchall()}
-        resolved = ("SELECT topic, episode, min(ts) AS resolved_at FROM forecasts "
-                    "WHERE metric = ? AND episode_event = 'resolve' GROUP BY topic, episode"
-                    if "episode_event" in cols else
-                    "SELECT NULL::VARCHAR AS topic, NULL::INTEGER AS episode, "
-                    "NULL::TIMESTAMPTZ AS resolved_at WHERE ? IS NULL")
-        episode = "f.episode" if "episode" in cols else "NULL::INTEGER"
-        df: pd.DataFrame = con.execute(f"""
+        df: pd.DataFrame = con.execute("""
             WITH observed AS (
                 SELECT topic, metric, ts,
                        row_number() OVER (PARTITION BY topic ORDER BY ts DESC) AS recency,
                        max(ts) OVER (PARTITION BY topic) AS latest_ts
                 FROM forecasts WHERE flag <> 'forecast' AND metric = ?),
-            resolved AS ({resolved})
+            resolved AS (
+                SELECT topic, episode, min(ts) AS resolved_at FROM forecasts
+                WHERE metric = ? AND episode_event = 'resolve' GROUP BY topic, episode)
             SELECT f.*, o.latest_ts, o.recency, r.resolved_at
             FROM forecasts f JOIN observed o USING (topic, metric, ts)
-            LEFT JOIN resolved r ON r.topic = f.topic AND r.episode = {episode}
+            LEFT JOIN resolved r ON r.topic = f.topic AND r.episode = f.episode
             WHERE f.flag NOT IN ('none', 'forecast')
             ORDER BY f.ts DESC, f.topic""", [metric, metric]).df()
     return df
@@ -155,33 +138,26 @@ def update_state(path: str | Path, metric: str, alerts: list[Alert], recent: set
     """
     now = datetime.now(UTC)
     by_key = {(a.fingerprint, a.starts_at): a for a in alerts}
-    with connect(path) as con:
-        con.execute(ALERT_STATE_DDL)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            before = {(f, _utc(s)) for f, s in con.execute(
-                "SELECT fingerprint, starts_at FROM alert_state WHERE metric = ?",
-                [metric]).fetchall()}
-            new = [a for k, a in by_key.items() if k not in before and k in recent]
-            _many(con,
-                  "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, NULL, false, false, ?)",
-                  [[a.fingerprint, a.starts_at, a.labels["topic"], metric, a.labels["flag"],
-                    json.dumps(a.labels), json.dumps(a.annotations), now] for a in new])
-            open_rows = con.execute("SELECT fingerprint, starts_at, topic FROM alert_state "
-                                    "WHERE metric = ? AND ends_at IS NULL", [metric]).fetchall()
-            ends = []
-            for f, start, topic in open_rows:
-                alert = by_key.get((f, _utc(start)))
-                if alert is not None and alert.ends_at is not None:
-                    ends.append([alert.ends_at, now, f, start])
-                elif alert is None:
-                    ends.append([latest.get(topic, now), now, f, start])
-            _many(con, "UPDATE alert_state SET ends_at = ?, updated_at = ? "
-                       "WHERE fingerprint = ? AND starts_at = ?", ends)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    with transaction(path) as con:
+        before = {(f, _utc(s)) for f, s in con.execute(
+            "SELECT fingerprint, starts_at FROM alert_state WHERE metric = ?",
+            [metric]).fetchall()}
+        new = [a for k, a in by_key.items() if k not in before and k in recent]
+        _many(con,
+              "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, NULL, false, false, ?)",
+              [[a.fingerprint, a.starts_at, a.labels["topic"], metric, a.labels["flag"],
+                json.dumps(a.labels), json.dumps(a.annotations), now] for a in new])
+        open_rows = con.execute("SELECT fingerprint, starts_at, topic FROM alert_state "
+                                "WHERE metric = ? AND ends_at IS NULL", [metric]).fetchall()
+        ends = []
+        for f, start, topic in open_rows:
+            alert = by_key.get((f, _utc(start)))
+            if alert is not None and alert.ends_at is not None:
+                ends.append([alert.ends_at, now, f, start])
+            elif alert is None:
+                ends.append([latest.get(topic, now), now, f, start])
+        _many(con, "UPDATE alert_state SET ends_at = ?, updated_at = ? "
+                   "WHERE fingerprint = ? AND starts_at = ?", ends)
     return len(new), len(ends)
 
 
@@ -236,13 +212,14 @@ def retry_for(cfg: Config) -> RetryPolicy:
 
 
 def send_flag_alerts(cfg: Config, *, metric: str | None = None,
-                     log: Callable[[str], Any] = print,
                      sleep: Callable[[float], Any] = time.sleep) -> dict[str, int]:
     """Sync ``alert_state`` with the active flags of ``metric`` and send what is pending to
-    ``[alerts] webhooks``. Returns the counts of :class:`AlertingSummary`."""
+    ``[alerts] webhooks``. Returns the counts of :class:`AlertingSummary`. The file is brought
+    to the newest schema first."""
     metric = metric or cfg.forecast.metric
     path = cfg.warehouse_path
     endpoints = endpoints_for(cfg)  # validates URLs, secret and format first
+    init_schema(path)
     alarms = episode_alarms(path, metric)
     alerts, recent = [], set()
     for _, row in alarms.iterrows():
@@ -255,7 +232,7 @@ def send_flag_alerts(cfg: Config, *, metric: str | None = None,
                                                     latest_windows(path, metric))
     pending = pending_alerts(path, metric)
     retry = retry_for(cfg)
-    senders = [WebhookSender([ep], path, retry, sleep=sleep, log=log) for ep in endpoints]
+    senders = [WebhookSender([ep], path, retry, sleep=sleep) for ep in endpoints]
     down: set[str] = set()
     for alert in pending:
         ok = True
@@ -267,14 +244,14 @@ def send_flag_alerts(cfg: Config, *, metric: str | None = None,
             if not result.delivered:
                 down.add(ep.url)
                 ok = False
-                log(f"alerts: {ep.url} did not take {alert.labels['flag']} on "
+                LOG.warning(f"alerts: {ep.url} did not take {alert.labels['flag']} on "
                     f"{alert.labels['topic']}; skipping it for the rest of this run")
         if ok:
             mark_sent(path, alert)
             summary.sent += 1
         else:
             summary.failed += 1
-    log(f"alerts {metric}: {summary.active} active flag(s), {summary.opened} new, "
+    LOG.info(f"alerts {metric}: {summary.active} active flag(s), {summary.opened} new, "
         f"{summary.resolved} resolved, {summary.sent} sent to {len(endpoints)} endpoint(s), "
         f"{summary.failed} pending")
     return summary.as_dict()

@@ -11,7 +11,8 @@
   schedule waits 12 min in total; a longer ``Retry-After`` is honoured up to the cap); other
   answers fail at once. Redirects are not followed (a POST must not turn into a GET elsewhere)
   and at most :data:`MAX_RESPONSE_BYTES` of an answer are read.
-- **Log and de-duplication**: every attempt is a row of ``alert_deliveries`` (DDL below). An alert
+- **Log and de-duplication**: every attempt is a row of ``alert_deliveries`` (contract
+  :class:`polarwatch.tables.AlertDelivery`). An alert
   already *delivered* to an endpoint in the same state (fingerprint, state, startsAt) is not sent
   again, so a restarted sender (new object, same DuckDB) never repeats it.
 """
@@ -23,6 +24,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,20 +36,9 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 
 from polarwatch.errors import ConfigError, PolarwatchError
+from polarwatch.warehouse import connect, init_schema, scalar
 
-DELIVERIES_DDL = """CREATE TABLE IF NOT EXISTS alert_deliveries (
-  endpoint VARCHAR NOT NULL,
-  fingerprint VARCHAR NOT NULL,
-  state VARCHAR NOT NULL,
-  starts_at TIMESTAMPTZ NOT NULL,
-  webhook_id VARCHAR NOT NULL,
-  attempt INTEGER NOT NULL,
-  status_code INTEGER,
-  error VARCHAR,
-  outcome VARCHAR NOT NULL,
-  attempted_at TIMESTAMPTZ NOT NULL,
-  PRIMARY KEY (webhook_id, attempt)
-)"""
+LOG = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"
 # Standard Webhooks' reference libraries reject timestamps more than 5 minutes off.
@@ -220,26 +211,22 @@ def webhook_id(endpoint: str, alert: Alert) -> str:
 
 
 class WebhookSender:
-    """Sends alerts to endpoints; logs each attempt to DuckDB (``db_path``; None = no log)."""
+    """Sends alerts to endpoints; logs each attempt to DuckDB (``db_path``, brought to the
+    newest schema first; None = no log)."""
 
     def __init__(self, endpoints: Iterable[Endpoint], db_path: str | Path | None,
-                 retry: RetryPolicy | None = None, *, sleep: Callable[[float], Any] = time.sleep,
-                 log: Callable[[str], Any] = lambda _: None) -> None:
+                 retry: RetryPolicy | None = None, *,
+                 sleep: Callable[[float], Any] = time.sleep) -> None:
         self.endpoints = list(endpoints)
         self.db_path = db_path
         self.retry = retry or RetryPolicy()
-        self.sleep, self.log = sleep, log
+        self.sleep = sleep
         if db_path is not None:
-            from polarwatch.warehouse import connect
-
-            with connect(db_path) as con:
-                con.execute(DELIVERIES_DDL)
+            init_schema(db_path)
 
     def _already_delivered(self, endpoint: str, alert: Alert) -> bool:
         if self.db_path is None:
             return False
-        from polarwatch.warehouse import connect, scalar
-
         with connect(self.db_path) as con:
             return bool(scalar(con, "SELECT count(*) FROM alert_deliveries WHERE endpoint = ? AND "
                                "fingerprint = ? AND state = ? AND starts_at = ? AND outcome = ?",
@@ -250,8 +237,6 @@ class WebhookSender:
                      status: int | None, error: str | None, outcome: str) -> None:
         if self.db_path is None:
             return
-        from polarwatch.warehouse import connect
-
         with connect(self.db_path) as con:
             con.execute("INSERT OR REPLACE INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
                         "?, ?)", [endpoint, alert.fingerprint, alert.state, alert.starts_at,
@@ -264,7 +249,7 @@ class WebhookSender:
     def _send_one(self, ep: Endpoint, alert: Alert, dedupe: bool) -> DeliveryResult:
         msg_id = webhook_id(ep.url, alert)
         if dedupe and self._already_delivered(ep.url, alert):
-            self.log(f"{alert.fingerprint} {alert.state} already delivered to {ep.url}: skipped")
+            LOG.info(f"{alert.fingerprint} {alert.state} already delivered to {ep.url}: skipped")
             return DeliveryResult(ep.url, msg_id, True, 0, None, skipped=True)
         payload = (alertmanager_payload([alert]) if ep.format == "alertmanager"
                    else standard_payload(alert))
@@ -290,9 +275,9 @@ class WebhookSender:
         def announce(state: RetryCallState) -> None:
             got: Attempt = state.outcome.result()  # type: ignore[union-attr]
             wait = state.next_action.sleep if state.next_action else 0.0
-            self.log(f"{msg_id} to {ep.url}: attempt {state.attempt_number} got "
-                     f"{got.status if got.status is not None else got.error}; "
-                     f"retrying in {wait:g} s")
+            LOG.warning(f"{msg_id} to {ep.url}: attempt {state.attempt_number} got "
+                        f"{got.status if got.status is not None else got.error}; "
+                        f"retrying in {wait:g} s")
 
         retrying = Retrying(stop=stop_after_attempt(policy.max_attempts), wait=policy.wait,
                             retry=retry_if_result(lambda a: a.retryable), sleep=self.sleep,
@@ -302,8 +287,9 @@ class WebhookSender:
             last: Attempt = retrying(attempt, client)
         n = next(attempts) - 1
         outcome = OUTCOME_DELIVERED if last.ok else OUTCOME_FAILED
-        self.log(f"{msg_id} to {ep.url}: {outcome} after {n} attempt(s) "
-                 f"(status {last.status}{', ' + last.error if last.error else ''})")
+        LOG.log(logging.INFO if last.ok else logging.WARNING,
+                f"{msg_id} to {ep.url}: {outcome} after {n} attempt(s) "
+                f"(status {last.status}{', ' + last.error if last.error else ''})")
         return DeliveryResult(ep.url, msg_id, last.ok, n, last.status)
 
 

@@ -13,6 +13,7 @@ jinja2 template, and :mod:`forecast.reports.charts`). Here: writing, and the loo
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -22,6 +23,8 @@ from typing import Any
 from forecast.reports.gather import gather, parse_duration
 from forecast.reports.render import render
 from polarwatch.config import Config
+
+LOG = logging.getLogger(__name__)
 
 
 def write_report(cfg: Config, output: str | Path, topics: Sequence[str] | None = None,
@@ -40,10 +43,10 @@ def write_report(cfg: Config, output: str | Path, topics: Sequence[str] | None =
 
 def report_loop(cfg: Config, *, output: str | Path, topics: Sequence[str] | None = None,
                 since: str | None = None, every: str | None = None, count: int | None = None,
-                before: Callable[[], Any] | None = None, log: Callable[[str], Any] = print,
+                before: Callable[[], Any] | None = None,
                 sleep: Callable[[float], Any] = time.sleep) -> list[Path]:
     """One report, or one every ``every`` (``count`` times, or until interrupted); each path
-    is printed as it is written. ``before`` runs first each time (``report --forecast``: the
+    is logged as it is written. ``before`` runs first each time (``report --forecast``: the
     forecast run, so the report never imports the modelling code)."""
     period = parse_duration(every).total_seconds() if every else None
     paths: list[Path] = []
@@ -52,7 +55,7 @@ def report_loop(cfg: Config, *, output: str | Path, topics: Sequence[str] | None
         if before is not None:
             before()
         paths.append(write_report(cfg, output, topics, since))
-        log(str(paths[-1]))
+        LOG.info(f"report written: {paths[-1]}")
         if period is None or (count is not None and len(paths) >= count):
             return paths
         sleep(max(0.0, period - (time.monotonic() - started)))

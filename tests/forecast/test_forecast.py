@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -98,9 +99,10 @@ def test_infer_freq_from_window_length() -> None:
     assert infer_freq(windows.drop(columns="window_end")) == pd.Timedelta(hours=1)
 
 
-def test_spike_flagged_normal_points_mostly_not(warehouse: Path) -> None:
-    logs: list[str] = []
-    summary = run_forecast(cfg_for(warehouse), log=logs.append)
+def test_spike_flagged_normal_points_mostly_not(warehouse: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="forecast")
+    summary = run_forecast(cfg_for(warehouse))
     assert summary["topics"] == 2 and summary["skipped"] == {}
     df = forecasts(warehouse)
     observed = df[df["flag"] != "forecast"]
@@ -121,13 +123,13 @@ def test_spike_flagged_normal_points_mostly_not(warehouse: Path) -> None:
     scored = observed.dropna(subset=["forecast"])
     assert len(scored) > 0.9 * len(observed)
     assert ((scored["lower"] < scored["forecast"]) & (scored["forecast"] < scored["upper"])).all()
-    assert any("spike" in line for line in logs)
+    assert any("spike" in line for line in caplog.messages)
 
 
 def test_forecast_rows_for_horizon_after_last_point(warehouse: Path) -> None:
     cfg = cfg_for(warehouse)
     horizon = cfg.forecast.horizon
-    summary = run_forecast(cfg, log=lambda _: None)
+    summary = run_forecast(cfg)
     df = forecasts(warehouse)
     assert summary["forecast_points"] == 2 * horizon
     last = pd.Timestamp(START) + pd.Timedelta(hours=HOURS - 1)
@@ -146,27 +148,27 @@ def test_forecast_rows_for_horizon_after_last_point(warehouse: Path) -> None:
 
 
 def test_rerun_is_idempotent_and_drops_stale_future_rows(warehouse: Path) -> None:
-    run_forecast(cfg_for(warehouse), log=lambda _: None)
+    run_forecast(cfg_for(warehouse))
     first = forecasts(warehouse)
-    run_forecast(cfg_for(warehouse), log=lambda _: None)
+    run_forecast(cfg_for(warehouse))
     second = forecasts(warehouse)
     assert len(second) == len(first)
     pd.testing.assert_frame_equal(first, second)
-    run_forecast(cfg_for(warehouse, horizon="3"), log=lambda _: None)
+    run_forecast(cfg_for(warehouse, horizon="3"))
     third = forecasts(warehouse)
     assert (third["flag"] == "forecast").sum() == 2 * 3
     assert len(third) == len(first) - 2 * (12 - 3)
 
 
-def test_short_and_constant_series(warehouse: Path) -> None:
+def test_short_and_constant_series(warehouse: Path, caplog: pytest.LogCaptureFixture) -> None:
     seed(warehouse, window_rows("tiny", np.arange(MIN_POINTS - 1, dtype=float))
          + window_rows("flat", np.full(40, 3.0)))
-    logs: list[str] = []
-    summary = run_forecast(cfg_for(warehouse), log=logs.append)
+    caplog.set_level(logging.INFO, logger="forecast")
+    summary = run_forecast(cfg_for(warehouse))
     assert list(summary["skipped"]) == ["tiny"]
     assert f"at least {MIN_POINTS}" in summary["skipped"]["tiny"]
     assert any(line.strip().startswith("skip tiny:") and f"{MIN_POINTS - 1} observed" in line
-               for line in logs)
+               for line in caplog.messages)
     df = forecasts(warehouse)
     assert "tiny" not in set(df["topic"])
     flat = df[df["topic"] == "flat"]
@@ -178,16 +180,16 @@ def test_short_and_constant_series(warehouse: Path) -> None:
 
 def test_bad_metric_lists_valid_ones(warehouse: Path) -> None:
     with pytest.raises(ConfigError, match=r"'nope'.*valid metrics are .*mean_score"):
-        run_forecast(cfg_for(warehouse), metric="nope", log=lambda _: None)
+        run_forecast(cfg_for(warehouse), metric="nope")
     with pytest.raises(ConfigError, match="valid metrics are"):
-        run_forecast(cfg_for(warehouse, metric="score; DROP TABLE x"), log=lambda _: None)
+        run_forecast(cfg_for(warehouse, metric="score; DROP TABLE x"))
     assert validate_metric("volume") == "volume"
     assert "updated_at" not in METRICS and "topic" not in METRICS
 
 
 def test_other_metric_and_constructed_config(warehouse: Path) -> None:
     cfg = Config(warehouse=WarehouseConfig(path=str(warehouse)))
-    summary = run_forecast(cfg, metric="volume", log=lambda _: None)
+    summary = run_forecast(cfg, metric="volume")
     assert summary["metric"] == "volume" and summary["topics"] == 2
     df = forecasts(warehouse)
     assert set(df["metric"]) == {"volume"}
@@ -196,15 +198,16 @@ def test_other_metric_and_constructed_config(warehouse: Path) -> None:
     assert fut["forecast"].between(99, 107).all()
 
 
-def test_empty_warehouse_and_missing_file(tmp_path: Path) -> None:
+def test_empty_warehouse_and_missing_file(tmp_path: Path,
+                                          caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "empty.duckdb"
     init_schema(path)
-    logs: list[str] = []
-    summary = run_forecast(cfg_for(path), log=logs.append)
+    caplog.set_level(logging.INFO, logger="forecast")
+    summary = run_forecast(cfg_for(path))
     assert summary["topics"] == 0 and summary["points"] == 0
-    assert any("no rows in topic_windows" in line for line in logs)
+    assert any("no rows in topic_windows" in line for line in caplog.messages)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        run_forecast(cfg_for(tmp_path / "missing.duckdb"), log=lambda _: None)
+        run_forecast(cfg_for(tmp_path / "missing.duckdb"))
 
 
 def test_fit_predict_arrays() -> None:
@@ -267,10 +270,10 @@ def test_selection_fallbacks() -> None:
     assert fit_predict(np.full(60, 2.0), season=24)["model"] == "constant"
 
 
-def test_run_forecast_logs_choice(warehouse: Path) -> None:
-    logs: list[str] = []
-    run_forecast(cfg_for(warehouse), log=logs.append)
-    lines = [line for line in logs if line.strip().startswith(("abortion:", "guns:"))]
+def test_run_forecast_logs_choice(warehouse: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="forecast")
+    run_forecast(cfg_for(warehouse))
+    lines = [line for line in caplog.messages if line.strip().startswith(("abortion:", "guns:"))]
     assert len(lines) == 2
     assert all("rolling 1-step MAE" in line and "95% coverage" in line for line in lines)
 
@@ -317,7 +320,7 @@ def test_thin_windows_neither_raise_nor_resolve_flags(tmp_path: Path) -> None:
         seed(path, rows)
         cfg = load_config(path=None, env={"POLARWATCH_WAREHOUSE_PATH": str(path),
                                           "POLARWATCH_FORECAST_MIN_VOLUME": "10"})
-        run_forecast(cfg, events=[], log=lambda _: None)
+        run_forecast(cfg, events=[])
         with connect(path, read_only=True) as con:
             flags[thin_n] = con.execute(
                 "SELECT ts, flag, episode, episode_event FROM forecasts WHERE flag <> 'forecast' "
@@ -331,22 +334,23 @@ def test_thin_windows_neither_raise_nor_resolve_flags(tmp_path: Path) -> None:
     assert strong.loc[121:149, "episode_event"].isna().all()
 
 
-def test_run_notes_stored_window_differs_from_config(tmp_path: Path) -> None:
+def test_run_notes_stored_window_differs_from_config(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "daily.duckdb"
     init_schema(path)
     rng = np.random.default_rng(2)
     seed(path, window_rows("guns", 5 + rng.normal(0, 0.3, 40), step=timedelta(days=1)))
-    lines: list[str] = []
     cfg = load_config(path=None, env={"POLARWATCH_WAREHOUSE_PATH": str(path),
                                       "POLARWATCH_AGGREGATE_WINDOW": "1 hour"})
-    run_forecast(cfg, events=[], alerts=False, log=lines.append)
+    caplog.set_level(logging.INFO, logger="forecast")
+    run_forecast(cfg, events=[], alerts=False)
     assert any("stored windows are 1 days 00:00:00 long but [aggregate] window is "
-               "0 days 01:00:00" in line for line in lines), lines
-    lines.clear()
+               "0 days 01:00:00" in line for line in caplog.messages), caplog.messages
+    caplog.clear()
     cfg = load_config(path=None, env={"POLARWATCH_WAREHOUSE_PATH": str(path),
                                       "POLARWATCH_AGGREGATE_WINDOW": "1 day"})
-    run_forecast(cfg, events=[], alerts=False, log=lines.append)
-    assert not any("stored windows" in line for line in lines)
+    run_forecast(cfg, events=[], alerts=False)
+    assert not any("stored windows" in line for line in caplog.messages)
 
 
 def test_episode_keeps_its_class_jump_raised_as_spike_resolves_reactive() -> None:

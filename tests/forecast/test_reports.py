@@ -4,6 +4,7 @@ flags with their drivers, the event table, --topic / --since and the --every loo
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -56,10 +57,11 @@ def test_report_has_topics_charts_flags_drivers_and_events(cfg: Config, tmp_path
 
 
 def test_cli_topic_since_and_every(cfg: Config, tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+                                   capsys: pytest.CaptureFixture[str],
+                                   caplog: pytest.LogCaptureFixture) -> None:
     out = tmp_path / "gun.html"
     assert main(["report", "--topic", "gun_control", "--since", "1d", "-o", str(out)]) == 0
-    assert capsys.readouterr().out.strip() == str(out)
+    assert capsys.readouterr().out.strip().endswith(f"report written: {out}")
     text = out.read_text()
     assert "Gun control" in text and "Climate change" not in text
     assert "newest window 2026-03-02 23:00" in text and "since 2026-03-01 23:00" in text
@@ -67,10 +69,12 @@ def test_cli_topic_since_and_every(cfg: Config, tmp_path: Path,
     assert "no windows for topic(s) nope" in capsys.readouterr().err
 
     waits: list[float] = []
-    printed: list[str] = []
+    caplog.set_level(logging.INFO, logger="forecast")
+    caplog.clear()
     paths = report_loop(cfg, output=tmp_path / "r" / "report-%Y%m%d.html", every="1h",
-                        count=2, log=printed.append, sleep=waits.append)
-    assert len(paths) == 2 and printed == [str(p) for p in paths] and len(waits) == 1
+                        count=2, sleep=waits.append)
+    assert len(paths) == 2 and len(waits) == 1
+    assert caplog.messages == [f"report written: {p}" for p in paths]
     assert 3500 < waits[0] <= 3600 and paths[0].exists() and "%" not in paths[0].name
 
 

@@ -1,0 +1,179 @@
+"""The contracts of the warehouse tables that are not a record of :mod:`polarwatch.records`.
+
+One frozen dataclass per table (plus the Kafka provenance that ``posts`` adds to ``Post`` and
+``Labels``). :mod:`polarwatch.warehouse` generates every table's DDL from these and from
+``records.py`` (:func:`polarwatch.records.duckdb_columns`): a field's Python type gives the
+DuckDB type (``str`` VARCHAR, ``int`` INTEGER, ``float`` DOUBLE, ``bool`` BOOLEAN, ``datetime``
+TIMESTAMPTZ; :data:`BigInt` for BIGINT), ``| None`` makes it nullable, and ``PRIMARY_KEY`` names
+the key. Field order is column order: writers that insert positionally rely on it, so a new
+field goes at the end, together with a migration in ``warehouse.MIGRATIONS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, ClassVar
+
+BigInt = Annotated[int, "BIGINT"]
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaVersion:
+    """``schema_version``: one row per migration applied to the file (``warehouse.MIGRATIONS``);
+    the file's version is the largest."""
+
+    PRIMARY_KEY: ClassVar[tuple[str, ...]] = ("version",)
+
+    version: int
+    description: str
+    applied_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaProvenance:
+    """Where a stored post came from (None for a row written outside the stream)."""
+
+    kafka_partition: int | None
+    kafka_offset: BigInt | None
+    ingested_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicWindow:
+    """``topic_windows``: one row per topic and window, written by ``stream/windows.py``."""
+
+    PRIMARY_KEY: ClassVar[tuple[str, ...]] = ("topic", "window_start")
+
+    topic: str
+    window_start: datetime
+    window_end: datetime
+    volume: int
+    n_interactions: int
+    mean_score: float | None
+    n_conversations: int
+    extreme_share: float | None
+    hostility_share: float | None
+    pro_share: float | None
+    anti_share: float | None
+    cross_stance_rate: float | None  # share of scored replies opposing their parent
+    esteban_ray: float | None  # scoring.indices.esteban_ray of the stance shares
+    bimodality: float | None  # Sarle's coefficient of the window's conversation scores
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StreamBatch:
+    """``stream_batches``: one row per committed micro-batch (the exactly-once marker)."""
+
+    PRIMARY_KEY: ClassVar[tuple[str, ...]] = ("query", "batch_id")
+
+    query: str
+    batch_id: BigInt
+    n_posts: int
+    n_dead: int
+    n_interactions: int
+    committed_at: datetime
+    n_late: int | None  # posts older than the watermark: stored, windows not reopened
+    # end-to-end latency at commit: now − created_at (the post) and now − broker timestamp
+    latency_created_p50_s: float | None
+    latency_created_p95_s: float | None
+    latency_broker_p50_s: float | None
+    latency_broker_p95_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMetric:
+    """``stream_metrics``: Spark's progress per micro-batch (``stream/metrics.py``)."""
+
+    PRIMARY_KEY: ClassVar[tuple[str, ...]] = ("query", "batch_id")
+
+    query: str
+    batch_id: BigInt
+    input_rows: BigInt
+    input_rows_per_s: float | None
+    processed_rows_per_s: float | None
+    batch_ms: BigInt | None
+    lag_total: BigInt | None
+    lag_by_partition: str | None  # JSON {partition: lag}
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """``dead_letters``: every rejected record, from ingest (drained from the dead-letter
+    topic: ``source_topic`` is that topic) and from the stream (the posts topic). ``raw`` is cut
+    to ``records.MAX_DEAD_LETTER_BYTES``; ``raw_size`` is the original size in bytes."""
+
+    PRIMARY_KEY: ClassVar[tuple[str, ...]] = ("source_topic", "kafka_partition", "kafka_offset")
+
+    source_topic: str
+    kafka_partition: int
+    kafka_offset: BigInt
+    reason: str
+    raw: str | None
+    seen_at: datetime  # when the warehouse stored it
+    source: str | None  # "ingest" (producer) | "stream" (the stream's parser)
+    raw_size: BigInt | None
+    rejected_at: datetime | None  # when it was rejected (the dead letter's broker time)
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastRow:
+    """``forecasts``: one row per topic, metric and window (observed, or ``flag = 'forecast'``
+    for the horizon), written by ``forecast/run.py``."""
+
+    PRIMARY_KEY: ClassVar[tuple[str, ...]] = ("topic", "metric", "ts")
+
+    topic: str
+    metric: str
+    ts: datetime
+    y: float | None  # None on the horizon's rows
+    forecast: float | None
+    lower: float | None
+    upper: float | None
+    flag: str  # none | spike | dip | reactive | anticipatory | forecast
+    model: str
+    created_at: datetime
+    anomaly_score: float | None  # the causal detector's 0..1 score
+    explanation: str | None  # why a flag has its class
+    episode: int | None  # the detector's episode id (forecast.alarms)
+    episode_event: str | None  # "open" | "resolve" | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """``alert_state``: every alert ever raised and which of its messages were sent
+    (``forecast/alerts/delivery.py``)."""
+
+    PRIMARY_KEY: ClassVar[tuple[str, ...]] = ("fingerprint", "starts_at")
+
+    fingerprint: str
+    starts_at: datetime
+    topic: str
+    metric: str
+    flag: str
+    labels: str  # JSON
+    annotations: str  # JSON
+    ends_at: datetime | None  # set when the episode resolved
+    firing_sent: bool
+    resolved_sent: bool
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDelivery:
+    """``alert_deliveries``: one row per webhook POST attempt (``forecast/alerts/webhooks.py``)."""
+
+    PRIMARY_KEY: ClassVar[tuple[str, ...]] = ("webhook_id", "attempt")
+
+    endpoint: str
+    fingerprint: str
+    state: str  # firing | resolved
+    starts_at: datetime
+    webhook_id: str
+    attempt: int
+    status_code: int | None
+    error: str | None
+    outcome: str  # delivered | retry | failed
+    attempted_at: datetime

@@ -1,0 +1,153 @@
+"""Versioned migrations: a warehouse written by the code before them (commit c7ae555, replayed
+from fixtures/warehouse_c7ae555.sql) upgrades in place, keeps its rows, and ends up with exactly
+the schema a new file gets from the contracts; a second run changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from polarwatch import warehouse
+from polarwatch.errors import SchemaError
+from polarwatch.records import duckdb_columns
+from polarwatch.warehouse import (
+    CONTRACTS,
+    LATEST_VERSION,
+    TABLES,
+    Migration,
+    connect,
+    init_schema,
+    table_columns,
+)
+
+FIXTURE = Path(__file__).parent / "fixtures" / "warehouse_c7ae555.sql"
+OLD_TABLES = ("alert_deliveries", "alert_state", "dead_letters", "forecasts", "interactions",
+              "posts", "stream_batches", "stream_metrics", "topic_windows")
+
+
+def _old_file(path: Path, *, forecast_ran: bool = True) -> None:
+    """Today's file; without `forecast_ran`, as the stream alone left it (no alert tables, no
+    columns added by forecast/run.py)."""
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(FIXTURE.read_text())
+        if not forecast_ran:
+            con.execute("DROP TABLE alert_state; DROP TABLE alert_deliveries")
+            con.execute("ALTER TABLE forecasts DROP COLUMN episode_event")
+            con.execute("ALTER TABLE forecasts DROP COLUMN episode")
+    finally:
+        con.close()
+
+
+def _catalog(path: Path) -> dict[str, Any]:
+    """Everything a migration could change: columns with types and nullability, keys, views,
+    the version rows, and every row of every table."""
+    with connect(path, read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
+        return {
+            "columns": {t: table_columns(con, t) for t in tables},
+            "keys": con.execute("SELECT table_name, constraint_column_names FROM "
+                                "duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+                                "ORDER BY 1").fetchall(),
+            "views": con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal "
+                                 "ORDER BY 1").fetchall(),
+            "rows": {t: sorted(map(repr, con.execute(f"SELECT * FROM {t}").fetchall()))
+                     for t in tables},
+        }
+
+
+def test_todays_file_upgrades_in_place_keeps_its_rows_and_matches_a_new_file(
+        tmp_path: Path) -> None:
+    old, new = tmp_path / "old.duckdb", tmp_path / "new.duckdb"
+    _old_file(old)
+    before = _catalog(old)
+    assert sorted(before["columns"]) == sorted(OLD_TABLES)
+
+    applied = init_schema(old)
+    init_schema(new)
+
+    assert [m.version for m in applied] == list(range(1, LATEST_VERSION + 1))
+    after = _catalog(old)
+    for table in OLD_TABLES:  # every row kept, value for value (no column was dropped)
+        assert after["rows"][table] == before["rows"][table], table
+    assert len(after["rows"]["posts"]) == 2 and len(after["rows"]["forecasts"]) == 2
+    fresh = _catalog(new)
+    assert after["columns"] == fresh["columns"]
+    assert after["keys"] == fresh["keys"]
+    assert after["views"] == fresh["views"]
+    with connect(old, read_only=True) as con:
+        assert warehouse.schema_version(con) == LATEST_VERSION
+
+
+def test_a_second_run_is_a_no_op(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    _old_file(path)
+    init_schema(path)
+    once = _catalog(path)
+    assert init_schema(path) == []
+    assert _catalog(path) == once  # the version rows (with their applied_at) included
+
+
+def test_a_file_only_the_stream_wrote_gets_the_forecast_columns_and_alert_tables(
+        tmp_path: Path) -> None:
+    path, new = tmp_path / "stream_only.duckdb", tmp_path / "new.duckdb"
+    _old_file(path, forecast_ran=False)
+    init_schema(path)
+    init_schema(new)
+    after, fresh = _catalog(path), _catalog(new)
+    assert after["columns"] == fresh["columns"]
+    assert [n for n, _ in after["columns"]["forecasts"]][-2:] == ["episode", "episode_event"]
+    assert len(after["rows"]["forecasts"]) == 2
+
+
+def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "old.duckdb"
+    _old_file(path, forecast_ran=False)
+    before = _catalog(path)
+
+    def broken(con: Any) -> None:
+        con.execute("ALTER TABLE posts ADD COLUMN half_done VARCHAR")
+        raise RuntimeError("migration 4 failed half way")
+
+    monkeypatch.setattr(warehouse, "MIGRATIONS",
+                        (*warehouse.MIGRATIONS, Migration(4, "broken", broken)))
+    monkeypatch.setattr(warehouse, "LATEST_VERSION", 4)
+    with pytest.raises(RuntimeError, match="half way"):
+        init_schema(path)
+    assert _catalog(path) == before  # migrations 1-3 rolled back with it, no version row
+
+
+def test_a_file_from_a_newer_polarwatch_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "newer.duckdb"
+    init_schema(path)
+    with connect(path) as con:
+        con.execute("INSERT INTO schema_version VALUES (?, 'from the future', now())",
+                    [LATEST_VERSION + 1])
+    with pytest.raises(SchemaError, match=f"version {LATEST_VERSION + 1}, newer .* upgrade"):
+        init_schema(path)
+
+
+def _duckdb_spelling(columns: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(n, t.replace("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE")) for n, t in columns]
+
+
+@pytest.mark.parametrize("table", sorted(CONTRACTS))
+def test_every_table_is_its_contract(tmp_path: Path, table: str) -> None:
+    path = tmp_path / "w.duckdb"
+    init_schema(path)
+    with connect(path, read_only=True) as con:
+        assert table_columns(con, table) == _duckdb_spelling(duckdb_columns(CONTRACTS[table]))
+        key = con.execute("SELECT constraint_column_names FROM duckdb_constraints() WHERE "
+                          "table_name = ? AND constraint_type = 'PRIMARY KEY'",
+                          [table]).fetchall()
+    assert key == [(list(CONTRACTS[table].PRIMARY_KEY),)]  # type: ignore[attr-defined]
+
+
+def test_every_table_has_a_ddl() -> None:
+    assert set(TABLES) == {"posts", "interactions", *CONTRACTS}
