@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -125,7 +124,8 @@ def test_continuous_stream_survives_a_reader_holding_the_lock(
     # lock retries of 1 s instead of 5 s (the sink runs in this process): a reader holding the
     # file for 8 s outlasts them for sure, however loaded the machine is
     monkeypatch.setattr(warehouse, "LOCK_RETRY_ATTEMPTS", 40)
-    cfg = replace(stream_config, spark=replace(stream_config.spark, trigger_seconds=0.5))
+    cfg = stream_config.model_copy(update={
+        "spark": stream_config.spark.model_copy(update={"trigger_seconds": 0.5})})
     ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter], 2)
     init_schema(cfg.warehouse_path)
     _produce(cfg, _posts("a", 20))
