@@ -11,9 +11,9 @@ takes over. Reads are bounded: an answer longer than ``max_response_bytes``, or 
 ``timeout`` seconds after the request, is an error, not memory growth. A redirect is never
 followed (a POST to another address would silently re-send the post and the API key).
 
-Options (keyword arguments of :func:`scoring.extractors.get_extractor`; environment defaults):
-``base_url`` [env POLARWATCH_LLM_BASE_URL, default http://127.0.0.1:8080/v1], ``model``
-[POLARWATCH_LLM_MODEL, default "default"], ``api_key`` [POLARWATCH_LLM_API_KEY], ``timeout``
+Options (keyword arguments of :func:`scoring.extractors.get_extractor`; ``[extractor]`` keys):
+``base_url`` [llm_base_url, default http://127.0.0.1:8080/v1], ``model``
+[llm_model, default "default"], ``api_key`` [llm_api_key, a secret], ``timeout``
 (seconds for the whole answer), ``retries``, ``concurrency``, ``max_tokens``, ``temperature``,
 ``response_format`` ("json_object_schema" = llama.cpp style, "json_schema" = OpenAI/vLLM style,
 "none"), ``cache_size``, ``explanation_chars`` (schema maxLength of each explanation; it bounds
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -105,11 +104,11 @@ class LLMExtractor(Extractor):
                  batch_timeout: float = 600.0,
                  max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         super().__init__(topics)
-        url = (base_url or os.environ.get("POLARWATCH_LLM_BASE_URL") or DEFAULT_BASE_URL)
+        url = base_url or DEFAULT_BASE_URL
         url = url.rstrip("/")
         self.base_url = url if url.endswith("/v1") else url + "/v1"
-        self.model = model or os.environ.get("POLARWATCH_LLM_MODEL") or "default"
-        self._api_key = api_key or os.environ.get("POLARWATCH_LLM_API_KEY")
+        self.model = model or "default"
+        self._api_key = api_key or None
         if response_format not in ("json_object_schema", "json_schema", "none"):
             raise BackendError(f"llm: response_format {response_format!r} is not one of "
                                f"json_object_schema, json_schema, none")
@@ -157,7 +156,8 @@ class LLMExtractor(Extractor):
                 raise _Failed(f"HTTP {resp.status_code} from {url} redirects to "
                               f"{resp.headers.get('location')!r}, which is not followed (it "
                               f"would re-send the post and the API key); set base_url or "
-                              f"POLARWATCH_LLM_BASE_URL to the final address", retry=False)
+                              f"POLARWATCH_EXTRACTOR_LLM_BASE_URL to the final address",
+                              retry=False)
             if resp.status_code >= 400:
                 detail = self._read(resp, url, give_up, ERROR_DETAIL_BYTES)
                 raise _Failed(f"HTTP {resp.status_code} from {url}: "
@@ -188,7 +188,7 @@ class LLMExtractor(Extractor):
 
     def _unreachable(self, reason: str) -> BackendError:
         return BackendError(f"llm: the server at {self.base_url} is unreachable ({reason}); "
-                            f"start it or set POLARWATCH_LLM_BASE_URL")
+                            f"start it or set POLARWATCH_EXTRACTOR_LLM_BASE_URL")
 
     def _attempt(self, payload: dict[str, Any], reply: bool) -> dict[str, Any]:
         if time.monotonic() < self._down_until:

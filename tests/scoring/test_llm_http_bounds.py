@@ -134,7 +134,7 @@ def test_a_redirect_is_not_followed_and_the_key_stays_home(topics: list[Topic],
     here = _Server("redirect", target=other.url)
     serve.extend([other, here])
     llm = LLMExtractor(topics, base_url=here.url, api_key="sk-secret", retries=2, backoff=0.01)
-    with pytest.raises(BackendError, match=r"HTTP 307 .* not followed .*POLARWATCH_LLM_BASE_URL"):
+    with pytest.raises(BackendError, match=r"HTTP 307 .* not followed .*_EXTRACTOR_LLM_BASE_URL"):
         llm.extract(POST)
     assert here.requests[0]["Authorization"] == "Bearer sk-secret"
     assert other.requests == []  # neither the post nor the key went to the other address
