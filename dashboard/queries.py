@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from polarwatch.warehouse import connect
+from polarwatch.warehouse import connect, missing_columns
 
 DEFAULT_METRIC = "mean_score"  # the series the forecaster writes for the demo ([forecast] metric)
 
@@ -325,6 +325,14 @@ def read_table(path: str | Path, table: str, limit: int = 200) -> pd.DataFrame:
 
 
 DEAD_LETTER_LIMIT = 500  # rows the dead-letters page shows at most (newest first)
+
+
+def dead_letters_missing(path: str | Path) -> list[str]:
+    """Columns of the ``dead_letters`` contract the file lacks (all of them when it has no such
+    table): a file no stream or forecast has upgraded yet. Read-only: the dashboard never
+    migrates a file, it says so."""
+    with connect(path, read_only=True) as con:
+        return missing_columns(con, "dead_letters")
 
 
 def dead_letter_summary(path: str | Path) -> pd.DataFrame:

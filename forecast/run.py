@@ -249,6 +249,7 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
 
     path = cfg.warehouse_path
     series, freq = read_series(path, metric)
+    init_schema(path)  # an older file is upgraded in place (polarwatch.warehouse.MIGRATIONS)
     summary: dict[str, Any] = {"metric": metric, "topics": 0, "skipped": {}, "points": 0,
                                "flags": 0, "spikes": 0, "dips": 0, "reactive": 0,
                                "anticipatory": 0, "forecast_points": 0, "alerts": None}

@@ -27,7 +27,24 @@ def _day_start(day: object) -> datetime | None:
     return None
 
 
+def old_file_message(warehouse: object, missing: list[str]) -> str:
+    """What to do about a warehouse file from an older polarwatch (``missing``: the columns of
+    ``dead_letters`` it lacks)."""
+    what = ("has no dead_letters table yet" if "reason" in missing else
+            f"has a dead_letters table without the column(s) {', '.join(missing)}")
+    return (f"The warehouse `{warehouse}` was written by an older polarwatch: it {what}. The "
+            f"dashboard only reads, so it does not upgrade files: run `polarwatch forecast` or "
+            f"start the stream (`polarwatch stream`) once — either upgrades the file in place "
+            f"and keeps every row — then reload this page.")
+
+
 def render_dead_letters(c: Context) -> None:
+    missing = read(c, queries.dead_letters_missing)
+    if missing is None:
+        return
+    if missing:
+        st.warning(old_file_message(c.warehouse, missing))
+        return
     summary = read(c, queries.dead_letter_summary)
     if summary is None:
         return

@@ -48,8 +48,7 @@ def test_dead_letter_queries_filter_by_source_reason_and_time(warehouse: Path) -
         "created_at": 1, "record": 1, "text": 1}
 
 
-def test_dead_letters_page_shows_and_filters(monkeypatch: pytest.MonkeyPatch, warehouse: Path,
-                                             tmp_path: Path) -> None:
+def _page(monkeypatch: pytest.MonkeyPatch, warehouse: Path, tmp_path: Path) -> AppTest:
     monkeypatch.chdir(REPO)
     monkeypatch.delenv("POLARWATCH_CONFIG", raising=False)
     monkeypatch.setenv("POLARWATCH_WAREHOUSE_PATH", str(warehouse))
@@ -58,6 +57,12 @@ def test_dead_letters_page_shows_and_filters(monkeypatch: pytest.MonkeyPatch, wa
     at.switch_page("pages/dead_letters.py")
     at.run()
     assert not at.exception
+    return at
+
+
+def test_dead_letters_page_shows_and_filters(monkeypatch: pytest.MonkeyPatch, warehouse: Path,
+                                             tmp_path: Path) -> None:
+    at = _page(monkeypatch, warehouse, tmp_path)
     assert [m.value for m in at.metric] == ["2", "1"]
     assert len(at.dataframe[0].value) == 3
     at.selectbox(key="dl_source").set_value("stream").run()
@@ -65,3 +70,28 @@ def test_dead_letters_page_shows_and_filters(monkeypatch: pytest.MonkeyPatch, wa
     at.selectbox(key="dl_source").set_value("all").run()
     at.selectbox(key="dl_kind").set_value("record").run()
     assert list(at.dataframe[0].value["raw_size"]) == [1_100_098]
+
+
+# dead_letters as the first release created it (before source, raw_size and rejected_at)
+FIRST_RELEASE = """CREATE TABLE dead_letters (
+  source_topic VARCHAR, kafka_partition INTEGER, kafka_offset BIGINT, reason VARCHAR NOT NULL,
+  raw VARCHAR, seen_at TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (source_topic, kafka_partition, kafka_offset));
+INSERT INTO dead_letters VALUES ('posts', 0, 3, 'malformed JSON: x', '{', now())"""
+
+
+@pytest.mark.parametrize(("ddl", "says"), [
+    (FIRST_RELEASE, "without the column(s) source, raw_size, rejected_at"),
+    ("CREATE TABLE topic_windows (topic VARCHAR)", "has no dead_letters table yet"),
+], ids=["first-release", "no-table"])
+def test_an_unmigrated_file_gets_a_clear_message_and_stays_untouched(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ddl: str, says: str) -> None:
+    path = tmp_path / "old.duckdb"
+    with connect(path) as con:
+        con.execute(ddl)
+    before = path.read_bytes()
+    at = _page(monkeypatch, path, tmp_path)
+    assert [e.value for e in at.error] == []  # no raw SQL error
+    [warning] = [w.value for w in at.warning if "older polarwatch" in w.value]
+    assert says in warning and "polarwatch forecast" in warning and str(path) in warning
+    assert path.read_bytes() == before  # read-only: the dashboard did not migrate it
