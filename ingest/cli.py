@@ -22,7 +22,6 @@ from polarwatch.console import log
 from polarwatch.errors import ConfigError, PolarwatchError
 
 DEFAULT_STATE_DIR = ".polarwatch/ingest"
-TOKEN_ENV = "POLARWATCH_MASTODON_TOKEN"
 
 
 def embedded_broker(cfg: Config) -> Any:
@@ -206,7 +205,8 @@ def cmd_mastodon(cfg: Config, args: argparse.Namespace) -> int:
 
     if not args.tag and not args.public:
         raise ConfigError("mastodon: pass --tag TAG or --public")
-    token = os.environ.get(args.token_env) or None
+    token = (os.environ.get(args.token_env) if args.token_env  # else [ingest] mastodon_token
+             else cfg.ingest.mastodon_token.get_secret_value()) or None
     source = MastodonSource(args.instance, tag=args.tag, local=args.local, token=token,
                             catch_up=not args.no_catch_up)
     return _run_live(cfg, args, source, "mastodon")
@@ -284,8 +284,9 @@ def register(sub: Any) -> None:
     p.add_argument("--tag", help="a hashtag timeline (without #)")
     p.add_argument("--public", action="store_true", help="the public (federated) timeline")
     p.add_argument("--local", action="store_true", help="only statuses of this instance")
-    p.add_argument("--token-env", default=TOKEN_ENV,
-                   help=f"environment variable holding the access token [env: {TOKEN_ENV}]")
+    p.add_argument("--token-env", metavar="VAR",
+                   help="read the access token from VAR instead of [ingest] mastodon_token "
+                        "[env: POLARWATCH_INGEST_MASTODON_TOKEN]")
     p.add_argument("--no-catch-up", action="store_true",
                    help="after a reconnect, do not fetch the statuses missed meanwhile")
     p.add_argument("--cursor", help="resume after this status id (default: the saved one)")

@@ -246,7 +246,7 @@ class MastodonSource(Source):
                 if code in FATAL_STATUSES:
                     raise SourceError(f"mastodon at {self.instance} answered HTTP {code} "
                                       f"({exc.response.reason_phrase}); check the instance, the "
-                                      f"tag and $POLARWATCH_MASTODON_TOKEN") from exc
+                                      f"tag and $POLARWATCH_INGEST_MASTODON_TOKEN") from exc
                 delay = self.backoff.next_delay()
                 if code in (429, 503):
                     delay = retry_after_seconds(exc.response.headers.get("Retry-After"), delay)

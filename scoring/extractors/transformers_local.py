@@ -9,7 +9,7 @@ Options: ``model_path`` [env POLARWATCH_TRANSFORMERS_MODEL] — a model folder, 
 in the local cache, or a ``.gguf`` file; ``gguf_file`` — the GGUF file name inside ``model_path``
 (needs the ``gguf`` and ``accelerate`` packages; transformers dequantizes it to fp32, ~14 s for
 SmolLM2-135M); ``convert_cache`` — save that dequantized copy once under
-``$POLARWATCH_CACHE`` (default ``~/.cache/polarwatch``) so later loads take well under a second;
+``$POLARWATCH_CACHE_DIR`` (default ``~/.cache/polarwatch``) so later loads take well under a second;
 ``threads`` — torch CPU threads (default 1: on a shared or Spark-loaded machine 2
 threads ran 5x *slower* here, 11 s vs 2.1 s per post; 0 keeps torch's default); ``max_chars`` —
 post/parent texts are cut to this many characters.
@@ -34,7 +34,7 @@ SYSTEM = "You are a careful annotator of social-media posts. Answer with one wor
 
 
 def _cache_root() -> Path:
-    return Path(os.environ.get("POLARWATCH_CACHE", Path.home() / ".cache" / "polarwatch"))
+    return Path(os.environ.get("POLARWATCH_CACHE_DIR", Path.home() / ".cache" / "polarwatch"))
 
 
 def load_causal_lm(model_path: str, gguf_file: str | None = None,

@@ -389,7 +389,7 @@ def test_refusals_are_errors_not_retries() -> None:
         with pytest.raises(PolarwatchError, match="HTTP 403"):
             next(iter(JetstreamSource(js.url, sleep=Sleeps()).records(None)))
         source = MastodonSource(masto.url, tag="guncontrol", token="wrong", sleep=Sleeps())
-        with pytest.raises(PolarwatchError, match="HTTP 401.*POLARWATCH_MASTODON_TOKEN"):
+        with pytest.raises(PolarwatchError, match="HTTP 401.*POLARWATCH_INGEST_MASTODON_TOKEN"):
             next(iter(source.records(None)))
     finally:
         js.close()
