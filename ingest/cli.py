@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from polarwatch.config import Config
-from polarwatch.console import log
+from polarwatch.console import SERVING, STOP, log
 from polarwatch.errors import ConfigError, PolarwatchError
 
 DEFAULT_STATE_DIR = ".polarwatch/ingest"
+LOG = logging.getLogger(__name__)
 
 
 def embedded_broker(cfg: Config) -> Any:
@@ -47,16 +48,59 @@ def cmd_broker(cfg: Config, args: argparse.Namespace) -> int:
         if cfg.broker.storage == "memory":
             log("storage is in memory: stopping the broker loses its messages "
                 "(set [broker] storage = \"s3\" to keep them across broker restarts)")
+            if any(_retention(cfg)):
+                LOG.warning("[broker] retention_hours/retention_mb are set, but memory storage "
+                            "cannot be pruned (Tansu has no retention): it grows, ~230 B per "
+                            "message, until the broker stops; set [broker] storage = \"s3\" "
+                            "and run `polarwatch broker prune`")
         else:
             log("storage is a local S3 server: messages survive broker restarts; "
                 "`polarwatch broker stop` stops that server too")
     elif args.action == "stop":
         log("broker stopped" if broker.stop() else "broker was not running")
+    elif args.action == "prune":
+        return _prune(cfg, broker, args)
     else:
         log(f"broker running at {broker.bootstrap} (pid {broker.pid()})" if broker.running()
             else f"broker not running (expected at {broker.bootstrap})")
         return 0 if broker.running() else 3
     return 0
+
+
+def _retention(cfg: Config) -> tuple[float, int]:
+    # [broker] retention_hours / retention_mb (0 = off); read with defaults while older configs
+    # lack them
+    return (float(getattr(cfg.broker, "retention_hours", 0.0)),
+            int(getattr(cfg.broker, "retention_mb", 0)))
+
+
+def _prune(cfg: Config, broker: Any, args: argparse.Namespace) -> int:
+    """``broker prune``: remove consumed record batches beyond the retention (s3 storage)."""
+    from ingest.retention import prune
+
+    hours, mb = _retention(cfg)
+    if cfg.broker.storage != "s3":
+        raise PolarwatchError("`broker prune` needs [broker] storage = \"s3\": memory storage "
+                              "cannot be pruned (Tansu has no retention and its DeleteRecords "
+                              "panics); only a broker restart frees it, and loses every message")
+    if not hours and not mb:
+        log("retention is off ([broker] retention_hours = 0 and retention_mb = 0): nothing to "
+            "prune")
+        return 0
+    endpoint = broker.s3_endpoint()
+    if endpoint is None:
+        raise PolarwatchError(f"the broker's S3 server is not running (state in "
+                              f"{broker.state_dir}): start it with `polarwatch broker start`")
+    SERVING.set()
+    try:
+        while True:
+            report = prune(endpoint, retention_hours=hours, retention_mb=mb,
+                           dry_run=args.dry_run)
+            log(("dry run, would be: " if args.dry_run else "pruned: ") + report.summary())
+            if not args.every or STOP.wait(args.every):
+                return 0
+    finally:
+        SERVING.clear()
 
 
 def produce_synthetic(cfg: Config, days: int, seed: int, rate: float,
@@ -234,8 +278,13 @@ def register(sub: Any) -> None:
     """The ``broker`` and ``ingest`` commands."""
     from ingest.sources.files import FORMATS, PRESETS
 
-    p = sub.add_parser("broker", help="start/stop/status of the embedded Kafka-compatible broker")
-    p.add_argument("action", choices=["start", "stop", "status"])
+    p = sub.add_parser("broker", help="start/stop/status of the embedded Kafka-compatible broker, "
+                                      "and prune of its s3 storage")
+    p.add_argument("action", choices=["start", "stop", "status", "prune"])
+    p.add_argument("--dry-run", action="store_true",
+                   help="prune: only report what would be removed")
+    p.add_argument("--every", type=float, metavar="SECONDS",
+                   help="prune: run again every SECONDS until stopped (default: once)")
     p.set_defaults(func=cmd_broker)
 
     p = sub.add_parser("ingest", help="produce posts to Kafka")

@@ -1,0 +1,113 @@
+"""Broker retention against the real embedded broker with s3 storage (Tansu + a moto S3 server):
+consumed record batches past the retention are removed, nothing unconsumed is lost, and the
+broker keeps serving old and new offsets; the pruning rules on their own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ingest.broker import EmbeddedBroker, ensure_topics, free_port
+from ingest.retention import Batch, plan, prune, read_storage, s3_client
+
+ROUNDS, PER_ROUND = 4, 10  # each round flushed on its own: one record batch per round
+
+
+@pytest.fixture(scope="module")
+def s3_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    b = EmbeddedBroker(free_port(), tmp_path_factory.mktemp("s3broker"), storage="s3")
+    b.start()
+    yield b
+    b.stop()
+
+
+def _produce(bootstrap: str, topic: str, rounds: int, start: int = 0) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    for r in range(rounds):
+        for i in range(PER_ROUND):
+            producer.send(topic, value=f"{start + r * PER_ROUND + i}".encode(), partition=0)
+        producer.flush()
+    producer.close()
+
+
+def _commit(bootstrap: str, topic: str, group: str, offset: int) -> None:
+    from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                             enable_auto_commit=False)
+    consumer.assign([TopicPartition(topic, 0)])
+    consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(offset, "", -1)})
+    consumer.close()
+
+
+def _values(bootstrap: str, topic: str) -> list[int]:
+    """Every record the broker still serves on partition 0, read the way the stream reads
+    (assign + seek over [0, latest))."""
+    from stream.kafka_source import _consumer, latest_offsets, read_range
+
+    consumer = _consumer(bootstrap)
+    try:
+        end = latest_offsets(consumer, topic)["0"]
+    finally:
+        consumer.close()
+    return [int(v) for _, _, _, v in read_range(bootstrap, topic, 0, 0, end)]
+
+
+def test_prune_removes_consumed_batches_only_and_the_broker_keeps_serving(
+        s3_broker: EmbeddedBroker) -> None:
+    topic, idle = f"ret-{uuid.uuid4().hex[:8]}", f"ret-idle-{uuid.uuid4().hex[:8]}"
+    ensure_topics(s3_broker.bootstrap, [topic, idle], 1)
+    _produce(s3_broker.bootstrap, topic, ROUNDS)
+    _produce(s3_broker.bootstrap, idle, 2)  # no group ever commits here
+    consumed = 2 * PER_ROUND + 5  # the group stopped inside round 3
+    _commit(s3_broker.bootstrap, topic, "stream", consumed)
+    _commit(s3_broker.bootstrap, topic, "laggard-is-ahead", consumed + 10)
+    endpoint = s3_broker.s3_endpoint()
+    assert endpoint is not None
+
+    later = datetime.now(UTC) + timedelta(hours=2)  # every batch is past a 1 h retention
+    dry = prune(endpoint, retention_hours=1, retention_mb=0, dry_run=True, now=later)
+    before, _ = read_storage(s3_client(endpoint))
+    report = prune(endpoint, retention_hours=1, retention_mb=0, now=later)
+    after, _ = read_storage(s3_client(endpoint))
+
+    assert [b.key for b in dry.removed] == [b.key for b in report.removed]  # dry run: same plan
+    ours = sorted((b for b in before if b.topic == topic), key=lambda b: b.base)
+    assert [b.base for b in ours] == [0, 10, 20, 30]
+    assert [b.base for b in report.removed] == [0, 10]  # round 3 holds offsets 25-29: kept
+    assert report.held[(topic, 0)] == 20
+    assert (idle, 0) in report.unguarded
+    assert len(after) == len(before) - 2
+    assert report.bytes_removed == ours[0].size + ours[1].size > 0
+    # nothing unconsumed is lost, and the stream's reader still reads from the first kept batch
+    assert _values(s3_broker.bootstrap, topic) == list(range(20, ROUNDS * PER_ROUND))
+    assert _values(s3_broker.bootstrap, idle) == list(range(2 * PER_ROUND))
+    # the broker still takes and serves new records after the prune
+    _produce(s3_broker.bootstrap, topic, 1, start=ROUNDS * PER_ROUND)
+    assert _values(s3_broker.bootstrap, topic) == list(range(20, (ROUNDS + 1) * PER_ROUND))
+
+
+def _batch(base: int, size: int, hours_ago: float, now: datetime) -> Batch:
+    return Batch(f"b{base}", "t", 0, base, size, now - timedelta(hours=hours_ago))
+
+
+def test_plan_by_size_and_age() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    batches = [_batch(0, 100, 50, now), _batch(10, 100, 40, now), _batch(20, 100, 30, now),
+               _batch(30, 100, 20, now), _batch(40, 100, 10, now)]
+    committed = {("t", 0): 40}
+    by_size = plan(batches, committed, retention_hours=0, retention_bytes=250, now=now)
+    assert [b.base for b in by_size.removed] == [0, 10, 20]  # 500 → 200 bytes
+    by_age = plan(batches, committed, retention_hours=35, retention_bytes=0, now=now)
+    assert [b.base for b in by_age.removed] == [0, 10]  # older than 35 h
+    off = plan(batches, committed, retention_hours=0, retention_bytes=0, now=now)
+    assert off.removed == []
+    everything = plan(batches, {("t", 0): 10**9}, retention_hours=1, retention_bytes=0, now=now)
+    assert [b.base for b in everything.removed] == [0, 10, 20, 30]  # the newest always stays
+    nothing_known = plan(batches, {}, retention_hours=1, retention_bytes=1, now=now)
+    assert nothing_known.removed == [] and nothing_known.unguarded == [("t", 0)]
