@@ -182,7 +182,7 @@ def pending_alerts(path: str | Path, metric: str) -> list[Alert]:
 
 def mark_sent(path: str | Path, alert: Alert) -> None:
     column = "resolved_sent" if alert.state == "resolved" else "firing_sent"
-    with connect(path) as con:
+    with transaction(path) as con:
         con.execute(f"UPDATE alert_state SET {column} = true, updated_at = ? "
                     f"WHERE fingerprint = ? AND starts_at = ?",
                     [datetime.now(UTC), alert.fingerprint, alert.starts_at])

@@ -36,7 +36,7 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 
 from polarwatch.errors import ConfigError, PolarwatchError
-from polarwatch.warehouse import connect, init_schema, scalar
+from polarwatch.warehouse import connect, init_schema, scalar, transaction
 
 LOG = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class WebhookSender:
                      status: int | None, error: str | None, outcome: str) -> None:
         if self.db_path is None:
             return
-        with connect(self.db_path) as con:
+        with transaction(self.db_path) as con:
             con.execute("INSERT OR REPLACE INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
                         "?, ?)", [endpoint, alert.fingerprint, alert.state, alert.starts_at,
                                   msg_id, attempt, status, error, outcome, datetime.now(UTC)])
