@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from polarwatch.config import (
+    RENAMED_ENV,
     Config,
     ExtractorConfig,
     SparkConfig,
     TopicsConfig,
     load_config,
     load_topics,
+    parse_duration,
 )
 from polarwatch.errors import ConfigError
 
@@ -309,3 +312,141 @@ def test_topics_terms_must_be_a_list_of_strings(tmp_path: Path, value: str) -> N
     # a bare string would otherwise become one stance cue per letter
     with pytest.raises(ConfigError, match="pro_terms must be a list of strings"):
         load_topics(write(tmp_path / "t.toml", GOOD_TOPIC + f"pro_terms = {value}\n"))
+
+
+# ------------------------------------------------------------------------------ secrets
+
+SECRETS = {"POLARWATCH_ALERTS_SECRET": "whsec_c2VjcmV0LWtleQ==",
+           "POLARWATCH_EXTRACTOR_LLM_API_KEY": "sk-do-not-print",
+           "POLARWATCH_INGEST_MASTODON_TOKEN": "mastodon-do-not-print"}
+
+
+def test_secrets_never_show_in_repr_str_or_dump() -> None:
+    cfg = load_config(REPO / "polarwatch.toml", env=SECRETS)
+    shown = " ".join([repr(cfg), str(cfg), repr(cfg.alerts), str(cfg.extractor),
+                      str(cfg.model_dump()), cfg.model_dump_json(), f"{cfg.ingest}"])
+    for value in SECRETS.values():
+        assert value not in shown
+    assert "**********" in shown
+    # the readers get the value on purpose
+    assert cfg.alerts.secret.get_secret_value() == SECRETS["POLARWATCH_ALERTS_SECRET"]
+    assert cfg.ingest.mastodon_token.get_secret_value() == "mastodon-do-not-print"
+    assert cfg.extractor.backend_options()["llm"]["api_key"] == "sk-do-not-print"
+
+
+def test_a_bad_secret_is_not_echoed_in_the_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "pw.toml", "[alerts]\nsecret = 123456789\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    msg = str(info.value)
+    assert "[alerts] secret" in msg and "123456789" not in msg and "not shown" in msg
+
+
+def test_unset_secrets_are_empty_and_the_llm_gets_no_key() -> None:
+    cfg = load_config(REPO / "polarwatch.toml", env={})
+    assert cfg.alerts.secret.get_secret_value() == ""
+    assert "api_key" not in cfg.extractor.backend_options().get("llm", {})
+
+
+# ------------------------------------------------------------------------------ one name each
+
+
+def test_each_key_is_read_from_its_one_variable() -> None:
+    cfg = load_config(REPO / "polarwatch.toml", env={
+        "POLARWATCH_EXTRACTOR_LLM_BASE_URL": "http://llm:8080/v1",
+        "POLARWATCH_EXTRACTOR_LLM_MODEL": "qwen",
+        "POLARWATCH_BROKER_RETENTION_HOURS": "48",
+        "POLARWATCH_BROKER_RETENTION_MB": "0",
+        "polarwatch_spark_master": "local[1]",  # names are case-insensitive
+    })
+    assert cfg.extractor.backend_options()["llm"] == {"base_url": "http://llm:8080/v1",
+                                                     "model": "qwen"}
+    assert cfg.broker.retention_hours == 48.0 and cfg.broker.retention_mb == 0
+    assert cfg.spark.master == "local[1]"
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(RENAMED_ENV.items()))
+def test_a_removed_alternative_name_is_refused_with_the_new_one(old: str, new: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(REPO / "polarwatch.toml", env={old: "old-value", new: "new-value"})
+    assert f"${old} is now ${new}" in str(info.value) and "unset the old" in str(info.value)
+    assert "old-value" not in str(info.value)  # it may be a secret
+
+
+def test_the_file_path_variable_is_not_a_setting(tmp_path: Path) -> None:
+    path = write(tmp_path / "pw.toml", "")
+    cfg = load_config(path, env={"POLARWATCH_CONFIG": str(path),
+                                 "POLARWATCH_EVENTS_FILE": "e.toml", "POLARWATCH_ROOT": "/"})
+    assert cfg == Config(root=tmp_path)
+
+
+def test_an_unknown_key_in_the_environment_is_ignored_as_before() -> None:
+    cfg = load_config(REPO / "polarwatch.toml", env={"POLARWATCH_SPARK_MASTERR": "local[9]"})
+    assert cfg == load_config(REPO / "polarwatch.toml", env={})
+
+
+def test_retention_defaults_and_negative_values() -> None:
+    cfg = load_config(REPO / "polarwatch.toml", env={})
+    assert (cfg.broker.retention_hours, cfg.broker.retention_mb) == (168.0, 1024)
+    with pytest.raises(ConfigError, match=r"\$POLARWATCH_BROKER_RETENTION_MB: expected a number "
+                                          r">= 0 \(0 = no limit\), got '-1'"):
+        load_config(REPO / "polarwatch.toml", env={"POLARWATCH_BROKER_RETENTION_MB": "-1"})
+
+
+# ------------------------------------------------------------------------------ durations
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("30m", timedelta(minutes=30)), ("1 hour", timedelta(hours=1)),
+    ("5 minutes", timedelta(minutes=5)), ("1.5d", timedelta(hours=36)),
+    ("2w", timedelta(days=14)), ("45 sec", timedelta(seconds=45)),
+    ("10 S", timedelta(seconds=10)), (" 1h ", timedelta(hours=1)),
+    ("3  days", timedelta(days=3)), ("1 hr", timedelta(hours=1)),
+])
+def test_durations_in_both_spellings(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["soon", "", "0m", "0 seconds", "-1h", "1 fortnight", "h",
+                                  "1.h", "1 h our", "1h30m", "1,5h", "hourly"])
+def test_bad_durations_say_what_is_accepted(text: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_duration(text)
+    msg = str(info.value)
+    assert repr(text) in msg and "30m" in msg and "'1 hour'" in msg and "w/week(s)" in msg
+
+
+def test_durations_are_checked_and_spelled_out_at_load(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path / "ok.toml", '[aggregate]\nwindow = "90m"\n'),
+                      env={"POLARWATCH_AGGREGATE_WATERMARK": "1.5d"})
+    assert cfg.aggregate.window == "90 minutes" and cfg.aggregate.watermark == "36 hours"
+    assert cfg.aggregate.orphan_horizon == "1 day"
+    assert parse_duration(cfg.aggregate.window) == timedelta(minutes=90)
+    path = write(tmp_path / "pw.toml", '[aggregate]\nwindow = "hourly"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert f"{path} [aggregate] window: expected a positive duration like 30m" in str(info.value)
+    with pytest.raises(ConfigError, match=r"^\$POLARWATCH_AGGREGATE_ORPHAN_HORIZON: .*'0 day'"):
+        load_config(path, env={"POLARWATCH_AGGREGATE_WINDOW": "1h",
+                               "POLARWATCH_AGGREGATE_ORPHAN_HORIZON": "0 day"})
+
+
+# ------------------------------------------------------------------------------ error messages
+
+
+def test_errors_are_one_line_and_list_every_problem(tmp_path: Path) -> None:
+    path = write(tmp_path / "pw.toml", '[topics]\npartitions = "two"\n[spark]\nmasterr = 1\n'
+                                       '[aggregate]\nwindow = "soon"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={"POLARWATCH_BROKER_EMBEDDED": "maybe"})
+    msg = str(info.value)
+    assert "\n" not in msg and "pydantic" not in msg and "validation error" not in msg
+    assert f"{path}: unknown key(s) ['masterr'] in [spark]" in msg
+    assert f"{path} [topics] partitions: expected a number, got 'two'" in msg
+    assert f"{path} [aggregate] window: expected a positive duration" in msg
+    assert "$POLARWATCH_BROKER_EMBEDDED: expected true/false, got 'maybe'" in msg
+
+
+def test_a_boolean_is_not_a_number(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\[spark\] trigger_seconds: expected a number, got True"):
+        load_config(write(tmp_path / "pw.toml", "[spark]\ntrigger_seconds = true\n"), env={})
