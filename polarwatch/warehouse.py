@@ -9,6 +9,7 @@ closes it, and both sides retry on the lock error: :func:`connect` does that.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +31,8 @@ from polarwatch.tables import (
     StreamMetric,
     TopicWindow,
 )
+
+LOG = logging.getLogger(__name__)
 
 # Lock retry: 25 ms × up to 200 tries (5 s). Measured in FACTS: 25 ms × 40 on both sides gave
 # 0 failures under a writer committing every 0.1 s; we allow more headroom for slow batches.
@@ -216,12 +219,16 @@ def init_schema(path: str | Path) -> list[Migration]:
                               f"polarwatch knows ({LATEST_VERSION}): upgrade polarwatch, or "
                               f"point [warehouse] path at another file")
         pending = [m for m in MIGRATIONS if m.version > current]
+        existing = bool(pending) and bool(scalar(con, "SELECT count(*) FROM duckdb_tables()"))
         if pending:
             con.execute(TABLES["schema_version"])
         for migration in pending:
             migration.apply(con)
             con.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
                         [migration.version, migration.description, datetime.now(UTC)])
+    if pending and existing:  # say when a file in use was upgraded (not a new one)
+        LOG.info(f"warehouse {path}: schema version {current} -> {LATEST_VERSION} ("
+                 + "; ".join(f"{m.version}: {m.description}" for m in pending) + ")")
     return pending
 
 

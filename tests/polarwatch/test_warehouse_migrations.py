@@ -4,6 +4,7 @@ the schema a new file gets from the contracts; a second run changes nothing."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -62,14 +63,20 @@ def _catalog(path: Path) -> dict[str, Any]:
 
 
 def test_todays_file_upgrades_in_place_keeps_its_rows_and_matches_a_new_file(
-        tmp_path: Path) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="polarwatch.warehouse")
     old, new = tmp_path / "old.duckdb", tmp_path / "new.duckdb"
     _old_file(old)
     before = _catalog(old)
     assert sorted(before["columns"]) == sorted(OLD_TABLES)
 
     applied = init_schema(old)
+    assert [m for m in caplog.messages if "schema version" in m] == [
+        f"warehouse {old}: schema version 0 -> {LATEST_VERSION} ("
+        + "; ".join(f"{m.version}: {m.description}" for m in applied) + ")"]
+    caplog.clear()
     init_schema(new)
+    assert caplog.messages == []  # a new file is not an upgrade
 
     assert [m.version for m in applied] == list(range(1, LATEST_VERSION + 1))
     after = _catalog(old)
