@@ -342,6 +342,16 @@ def test_a_bad_secret_is_not_echoed_in_the_error(tmp_path: Path) -> None:
     assert "[alerts] secret" in msg and "123456789" not in msg and "not shown" in msg
 
 
+def test_the_webhook_endpoints_get_the_secret_and_hide_it() -> None:
+    from forecast.alerts.delivery import endpoints_for  # the reader of [alerts] secret
+
+    cfg = load_config(REPO / "polarwatch.toml",
+                      env={**SECRETS, "POLARWATCH_ALERTS_WEBHOOKS": "http://127.0.0.1:9/a"})
+    [endpoint] = endpoints_for(cfg)
+    assert endpoint.secret == SECRETS["POLARWATCH_ALERTS_SECRET"]
+    assert SECRETS["POLARWATCH_ALERTS_SECRET"] not in repr(endpoint)
+
+
 def test_unset_secrets_are_empty_and_the_llm_gets_no_key() -> None:
     cfg = load_config(REPO / "polarwatch.toml", env={})
     assert cfg.alerts.secret.get_secret_value() == ""
