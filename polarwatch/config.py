@@ -46,6 +46,8 @@ RENAMED_ENV = {
     "POLARWATCH_LLM_API_KEY": "POLARWATCH_EXTRACTOR_LLM_API_KEY",
     "POLARWATCH_MASTODON_TOKEN": "POLARWATCH_INGEST_MASTODON_TOKEN",
     "POLARWATCH_CACHE": "POLARWATCH_CACHE_DIR",
+    "POLARWATCH_TRANSFORMERS_MODEL": "POLARWATCH_EXTRACTOR_TRANSFORMERS_MODEL",
+    "POLARWATCH_TRANSFORMERS_GGUF_FILE": "POLARWATCH_EXTRACTOR_TRANSFORMERS_GGUF_FILE",
 }
 
 # ------------------------------------------------------------------------------ durations
@@ -165,14 +167,20 @@ class ExtractorConfig(_Section):
     # how the llm backend asks for JSON: json_object_schema (llama.cpp), json_schema (OpenAI,
     # vLLM) or none (servers without JSON mode, e.g. `transformers serve`; "" = the default)
     llm_response_format: str = ""
+    transformers_model: str = ""  # transformers backend: a model folder, .gguf file or hub id
+    transformers_gguf_file: str = ""  # the .gguf file inside that folder, if any
 
     def backend_options(self) -> dict[str, dict[str, str]]:
         """Per-backend keyword options set in this section (the llm server, model, key, JSON
-        mode). The api key is revealed here, for the backend only: do not log the result."""
-        llm = {k: v for k, v in (("base_url", self.llm_base_url), ("model", self.llm_model),
-                                 ("api_key", self.llm_api_key.get_secret_value()),
-                                 ("response_format", self.llm_response_format)) if v}
-        return {"llm": llm} if llm else {}
+        mode; the transformers model). The api key is revealed here, for the backend only: do
+        not log the result."""
+        options = {"llm": {"base_url": self.llm_base_url, "model": self.llm_model,
+                           "api_key": self.llm_api_key.get_secret_value(),
+                           "response_format": self.llm_response_format},
+                   "transformers": {"model_path": self.transformers_model,
+                                    "gguf_file": self.transformers_gguf_file}}
+        return {name: {k: v for k, v in opts.items() if v}
+                for name, opts in options.items() if any(opts.values())}
 
 
 # The paper: a conversation whose mean interaction score is above 7 is "extreme".

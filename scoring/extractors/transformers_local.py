@@ -5,11 +5,12 @@ prompt is followed by each allowed label in turn and the label's log-likelihood 
 is computed; the most likely label wins and the softmax over the labels' log-likelihoods is its
 confidence. The output is therefore always a valid label. The model is loaded once per instance.
 
-Options: ``model_path`` [env POLARWATCH_TRANSFORMERS_MODEL] — a model folder, a hub id already
-in the local cache, or a ``.gguf`` file; ``gguf_file`` — the GGUF file name inside ``model_path``
-(needs the ``gguf`` and ``accelerate`` packages; transformers dequantizes it to fp32, ~14 s for
-SmolLM2-135M); ``convert_cache`` — save that dequantized copy once under
-``$POLARWATCH_CACHE_DIR`` (default ``~/.cache/polarwatch``) so later loads take well under a second;
+Options (``[extractor]`` keys in brackets): ``model_path`` [transformers_model] — a model
+folder, a hub id already in the local cache, or a ``.gguf`` file; ``gguf_file``
+[transformers_gguf_file] — the GGUF file name inside ``model_path`` (needs the ``gguf`` and
+``accelerate`` packages; transformers dequantizes it to fp32, ~14 s for SmolLM2-135M);
+``convert_cache`` — save that dequantized copy once under ``$POLARWATCH_CACHE_DIR`` (default
+``~/.cache/polarwatch``) so later loads take well under a second;
 ``threads`` — torch CPU threads (default 1: on a shared or Spark-loaded machine 2
 threads ran 5x *slower* here, 11 s vs 2.1 s per post; 0 keeps torch's default); ``max_chars`` —
 post/parent texts are cut to this many characters.
@@ -96,11 +97,11 @@ class TransformersExtractor(Extractor):
                  gguf_file: str | None = None, convert_cache: bool = True,
                  threads: int | None = 1, max_chars: int = 600) -> None:
         super().__init__(topics)
-        model_path = model_path or os.environ.get("POLARWATCH_TRANSFORMERS_MODEL")
         if not model_path:
             raise BackendError("transformers: no model given; pass model_path= (a folder or a "
-                               ".gguf file) or set POLARWATCH_TRANSFORMERS_MODEL")
-        gguf_file = gguf_file or os.environ.get("POLARWATCH_TRANSFORMERS_GGUF_FILE") or None
+                               ".gguf file) or set [extractor] transformers_model "
+                               "($POLARWATCH_EXTRACTOR_TRANSFORMERS_MODEL)")
+        gguf_file = gguf_file or None
         import torch
 
         if threads:

@@ -354,6 +354,7 @@ def test_the_webhook_endpoints_get_the_secret_and_hide_it() -> None:
 
 def test_unset_secrets_are_empty_and_the_llm_gets_no_key() -> None:
     cfg = load_config(REPO / "polarwatch.toml", env={})
+    assert cfg.extractor.backend_options() == {}
     assert cfg.alerts.secret.get_secret_value() == ""
     assert "api_key" not in cfg.extractor.backend_options().get("llm", {})
 
@@ -365,12 +366,14 @@ def test_each_key_is_read_from_its_one_variable() -> None:
     cfg = load_config(REPO / "polarwatch.toml", env={
         "POLARWATCH_EXTRACTOR_LLM_BASE_URL": "http://llm:8080/v1",
         "POLARWATCH_EXTRACTOR_LLM_MODEL": "qwen",
+        "POLARWATCH_EXTRACTOR_TRANSFORMERS_MODEL": "/models/smol.gguf",
         "POLARWATCH_BROKER_RETENTION_HOURS": "48",
         "POLARWATCH_BROKER_RETENTION_MB": "0",
         "polarwatch_spark_master": "local[1]",  # names are case-insensitive
     })
     assert cfg.extractor.backend_options()["llm"] == {"base_url": "http://llm:8080/v1",
                                                      "model": "qwen"}
+    assert cfg.extractor.backend_options()["transformers"] == {"model_path": "/models/smol.gguf"}
     assert cfg.broker.retention_hours == 48.0 and cfg.broker.retention_mb == 0
     assert cfg.spark.master == "local[1]"
 
