@@ -68,13 +68,17 @@ DURATION_HELP = ("a positive duration like 30m, 1h or 7d, or '5 minutes', '1 hou
 def parse_duration(text: str) -> timedelta:
     """The one duration grammar: ``<number>[ ]<unit>``, e.g. ``30m``, ``1 hour``, ``1.5d``.
 
-    Raises ConfigError (saying what is accepted) for anything else, and for zero.
+    Raises ConfigError (saying what is accepted) for anything else, for zero, and past
+    timedelta's range (about 2.7 million years).
     """
     m = _DURATION_RE.fullmatch(text.strip().lower()) if isinstance(text, str) else None
     seconds = _SECONDS_PER_UNIT.get(m.group(2)) if m else None
-    if m is None or seconds is None or float(m.group(1)) <= 0:
-        raise ConfigError(f"expected {DURATION_HELP}, got {text!r}")
-    return timedelta(seconds=float(m.group(1)) * seconds)
+    if m is not None and seconds is not None and float(m.group(1)) > 0:
+        try:
+            return timedelta(seconds=float(m.group(1)) * seconds)
+        except OverflowError:
+            pass
+    raise ConfigError(f"expected {DURATION_HELP}, got {text!r}")
 
 
 def _duration_text(text: str) -> str:

@@ -421,7 +421,8 @@ def test_durations_in_both_spellings(text: str, expected: timedelta) -> None:
 
 
 @pytest.mark.parametrize("text", ["soon", "", "0m", "0 seconds", "-1h", "1 fortnight", "h",
-                                  "1.h", "1 h our", "1h30m", "1,5h", "hourly"])
+                                  "1.h", "1 h our", "1h30m", "1,5h", "hourly",
+                                  "9999999999999w", "9" * 400 + "s"])
 def test_bad_durations_say_what_is_accepted(text: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_duration(text)
