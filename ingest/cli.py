@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -145,6 +146,14 @@ def _verbose(args: argparse.Namespace) -> None:
         logging.getLogger("ingest.sources.base").setLevel(logging.DEBUG)
 
 
+def _show_progress(args: argparse.Namespace) -> bool:
+    """A progress bar (rows read) on stderr: with ``--progress`` or when stderr is a terminal;
+    never under the global ``-q``."""
+    if getattr(args, "log_level", 0) < 0:
+        return False
+    return bool(getattr(args, "progress", False)) or sys.stderr.isatty()
+
+
 def _state_dir(cfg: Config, args: argparse.Namespace) -> Path:
     return cfg.path(args.state_dir or DEFAULT_STATE_DIR)
 
@@ -191,6 +200,8 @@ def _summary(what: str, stats: Any, producer: Any, position: Any) -> None:
 
 
 def cmd_file(cfg: Config, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from ingest.sources.base import Replay, pump
     from ingest.sources.files import FileSource, RowMapper, open_progress, parse_mapping, saver
 
@@ -208,7 +219,9 @@ def cmd_file(cfg: Config, args: argparse.Namespace) -> int:
             if progress.position:
                 log(f"{source.path}: resuming after row {progress.position:,} "
                      f"(progress file {progress.checkpoint.path})")
-            stats = pump(source.records(progress.position), producer, router=router,
+            records = tqdm(source.records(progress.position), desc=str(source.path.name),
+                           unit="rows", file=sys.stderr, disable=not _show_progress(args))
+            stats = pump(records, producer, router=router,
                          topic=topic, checkpoint=saver(progress, source),
                          confirm_every=args.confirm_every, replay=Replay(args.replay_speed))
             _summary(str(source.path), stats, producer, progress.position)
@@ -315,6 +328,9 @@ def register(sub: Any) -> None:
                    help="replay the posts' timestamps at N× real time (default max: no waiting)")
     p.add_argument("--confirm-every", type=int, default=5_000,
                    help="confirm delivery and save progress every N rows (default 5000)")
+    p.add_argument("--progress", action="store_true",
+                   help="a progress bar of the rows read on stderr even when it is not a "
+                        "terminal (default: only on a terminal; never with -q)")
     _common(p)
     p.set_defaults(func=cmd_file)
 

@@ -66,6 +66,13 @@ def _report_skipped(skipped: list[tuple[int, str]], path: Path) -> None:
         _err(f"... and {len(skipped) - MAX_REPORTED_ROWS:,} more skipped rows")
 
 
+def show_progress(args: argparse.Namespace) -> bool:
+    """A progress bar on stderr: with ``--progress`` or when stderr is a terminal; never under
+    ``-q`` (the command's or the global one). Stdout (the labels) is never touched."""
+    quiet = getattr(args, "quiet", False) or getattr(args, "log_level", 0) < 0
+    return not quiet and (getattr(args, "progress", False) or sys.stderr.isatty())
+
+
 def _rate(n: int, seconds: float) -> str:
     rate = n / max(seconds, 1e-9)
     return f"{rate:,.0f}" if rate >= 10 else f"{rate:.2f}"
@@ -89,10 +96,12 @@ def cmd_label(cfg: Config, args: argparse.Namespace) -> int:
                                   cascade_threshold=args.cascade_threshold,
                                   max_calls_per_minute=args.llm_budget)
     load_s = time.monotonic() - t_load
-    progress = io.Progress(len(posts), enabled=not args.quiet)
+    from tqdm import tqdm
+
     t0 = time.monotonic()
-    labels = io.label_posts(posts, extractor, args.batch_size, on_batch=progress.update)
-    progress.close()
+    with tqdm(total=len(posts), desc="label", unit="rows", file=sys.stderr,
+              disable=not show_progress(args)) as bar:
+        labels = io.label_posts(posts, extractor, args.batch_size, on_batch=bar.update)
     label_s = time.monotonic() - t0
     records = io.output_records(posts, labels)
     if args.output in (None, "-"):
@@ -129,12 +138,14 @@ def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
         if args.task != "stance":
             raise PolarwatchError("--weak-labels labels stance only; use --task stance")
         topic = _one_topic(topics, args.topic)
-        report, counts = train_weak_stance(data, topic, output, seed=args.seed)
+        report, counts = train_weak_stance(data, topic, output, seed=args.seed,
+                                           progress=show_progress(args))
         weak = (f" (weak labels from {topic.id!r} cue terms: {counts['pro']:,} pro, "
                 f"{counts['anti']:,} anti, {counts['both']:,} with both sides left out, "
                 f"{counts['unclear']:,} of {counts['none']:,} without cues as unclear)")
     else:
-        report = train_head(args.task, data, topics, output, seed=args.seed)
+        report = train_head(args.task, data, topics, output, seed=args.seed,
+                            progress=show_progress(args))
     _report_skipped(report.skipped, data)
     holdout = ("n/a (fewer than 50 rows: no holdout)" if report.holdout_macro_f1 is None
                else f"{report.holdout_macro_f1:.3f} (20% stratified holdout, also used to pick C)")
@@ -180,6 +191,8 @@ def register(subparsers: Any) -> None:
                         "llm_calls_per_minute, 60)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--progress", action="store_true",
+                   help="a progress bar on stderr even when it is not a terminal")
     p.set_defaults(func=cmd_label)
 
     p = subparsers.add_parser(
@@ -197,4 +210,7 @@ def register(subparsers: Any) -> None:
                         "label them with the topic's pro_terms / anti_terms, remove those terms "
                         "from the text and train on that (no LLM needed)")
     p.add_argument("--topic", help="with --weak-labels: the topic id to label and train for")
+    p.add_argument("--progress", action="store_true",
+                   help="a progress bar of the encoding on stderr even when it is not a "
+                        "terminal (default: only on a terminal; never with -q)")
     p.set_defaults(func=cmd_train)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,43 +155,6 @@ def to_pairs(posts: Sequence[InputPost]) -> list[PostPair]:
             parent_text = text_of.get(p.parent_id, "")
         pairs.append(PostPair(p.id, p.text, p.topic, parent_text))
     return pairs
-
-
-class Progress:
-    """A one-line progress bar on stderr (redrawn on a terminal, every 10% otherwise)."""
-
-    def __init__(self, total: int, label: str = "label", stream: IO[str] | None = None,
-                 enabled: bool = True) -> None:
-        self.total, self.label, self.done = total, label, 0
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.t0 = self._last = time.monotonic()
-        self._next_pct = 10
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        pct = 100 * self.done // max(self.total, 1)
-        if self.tty and (now - self._last >= 0.2 or self.done >= self.total):
-            self._last = now
-            bar = "#" * (pct // 5) + "-" * (20 - pct // 5)
-            self.stream.write(f"\r{self.label} [{bar}] {self.done:,}/{self.total:,} "
-                              f"({pct}%) {self.rate():,.0f} rows/s")
-            self.stream.flush()
-        elif not self.tty and pct >= self._next_pct:
-            self._next_pct = (pct // 10 + 1) * 10
-            self.stream.write(f"{self.label}: {self.done:,}/{self.total:,} ({pct}%)\n")
-
-    def rate(self) -> float:
-        return self.done / max(time.monotonic() - self.t0, 1e-9)
-
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 def label_posts(posts: Sequence[InputPost], extractor: Extractor, batch_size: int = 256,

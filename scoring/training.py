@@ -12,6 +12,7 @@ configured topics file); ``parent_text`` for agreement.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -180,16 +181,40 @@ def _split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(sorted(train)), np.array(sorted(hold))
 
 
+ENCODE_CALLS = {"stance": 3, "agreement": 2}  # texts encoded per row (text, topic sides, parent)
+PROGRESS_CHUNK = 256  # texts encoded between two progress updates
+
+
+class _Progressing:
+    """An encoder that encodes in chunks and advances a tqdm bar (on stderr) per text."""
+
+    def __init__(self, encoder: Any, bar: Any) -> None:
+        self.encoder, self.bar = encoder, bar
+        self.variant = getattr(encoder, "variant", "fp32-seq256")
+        self.adapter = getattr(encoder, "adapter", "")
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        parts = []
+        for i in range(0, len(texts), PROGRESS_CHUNK):
+            chunk = texts[i:i + PROGRESS_CHUNK]
+            parts.append(np.asarray(self.encoder.encode(chunk)))
+            self.bar.update(len(chunk))
+        return np.vstack(parts) if parts else np.asarray(self.encoder.encode(texts))
+
+
 def train_head(task: str, data: Path, topics: Sequence[Topic], output: Path, seed: int = 0,
-               encoder: Any = None) -> TrainReport:
-    """Read, featurize, fit, save. ``encoder`` defaults to the learned backend's encoder."""
+               encoder: Any = None, progress: bool = False) -> TrainReport:
+    """Read, featurize, fit, save. ``encoder`` defaults to the learned backend's encoder;
+    `progress` shows a tqdm bar of the texts encoded on stderr."""
     t0 = time.monotonic()
     rows, skipped = read_examples(data, task, topics)
-    return train_rows(task, rows, topics, output, data.name, seed, encoder, skipped, t0)
+    return train_rows(task, rows, topics, output, data.name, seed, encoder, skipped, t0,
+                      progress=progress)
 
 
 def train_weak_stance(data: Path, topic: Topic, output: Path, seed: int = 0,
-                      encoder: Any = None) -> tuple[TrainReport, dict[str, int]]:
+                      encoder: Any = None, progress: bool = False
+                      ) -> tuple[TrainReport, dict[str, int]]:
     """A stance head for ``topic`` from unlabeled posts, labeled by its cue terms
     (``scoring.weak_labels``). Rows of ``data`` with another ``topic`` value are ignored."""
     from scoring.weak_labels import weak_label_rows
@@ -210,21 +235,25 @@ def train_weak_stance(data: Path, topic: Topic, output: Path, seed: int = 0,
                           f"needs at least {MIN_PER_CLASS} and all together {MIN_ROWS}: add "
                           f"pro_terms / anti_terms (phrases, hashtags) or more posts")
     report = train_rows("stance", weak.rows, [topic], output, f"{data.name} (weak labels)", seed,
-                        encoder, skipped, t0)
+                        encoder, skipped, t0, progress=progress)
     return report, weak.counts
 
 
 def train_rows(task: str, rows: Sequence[dict[str, Any]], topics: Sequence[Topic],
                output: Path, source: str, seed: int = 0, encoder: Any = None,
-               skipped: list[tuple[int, str]] | None = None, t0: float | None = None
-               ) -> TrainReport:
+               skipped: list[tuple[int, str]] | None = None, t0: float | None = None,
+               progress: bool = False) -> TrainReport:
     """Featurize labeled rows, fit, save (the body of ``train_head``)."""
     t0 = time.monotonic() if t0 is None else t0
     if encoder is None:  # the shipped heads' encoder, so the new head works next to them
         from scoring.extractors.learned import shipped_encoder
 
         encoder = shipped_encoder()
-    x = features(task, rows, topics, encoder)
+    from tqdm import tqdm
+
+    with tqdm(total=len(rows) * ENCODE_CALLS.get(task, 1), desc=f"train {task}: encode",
+              unit="texts", file=sys.stderr, disable=not progress) as bar:
+        x = features(task, rows, topics, _Progressing(encoder, bar) if progress else encoder)
     classes = sorted({r["label"] for r in rows}, key=TASKS[task].index)
     y = np.array([classes.index(r["label"]) for r in rows])
     mean = x.mean(axis=0)

@@ -267,7 +267,8 @@ def test_jsonl_ingest_counts_and_dead_letters_exactly(
 
 
 def test_cli_reddit_csv_with_topic(broker: EmbeddedBroker, topic_names: tuple[str, str],
-                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
     posts_topic, dead_topic = topic_names
     path = tmp_path / "reddit.csv"
     with open(path, "w", newline="") as f:
@@ -282,7 +283,9 @@ def test_cli_reddit_csv_with_topic(broker: EmbeddedBroker, topic_names: tuple[st
     monkeypatch.setenv("POLARWATCH_TOPICS_DEAD_LETTER", dead_topic)
     args = ["--config", str(REPO / "polarwatch.toml"), "ingest", "file", str(path), "--preset",
             "reddit", "--state-dir", str(tmp_path / "state"), "--topic", "climate_change"]
-    assert cli_main(args) == 0
+    assert cli_main([*args, "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "reddit.csv: 4rows" in err  # tqdm's count of rows read, on stderr
     assert cli_main([*args[:-1], "nope"]) == 2  # unknown topic: an error, not a traceback
     assert cli_main(args) == 0  # a second run resumes after the last row: sends nothing
     got = [json.loads(r.value) for r in consume(broker.bootstrap, posts_topic, 2)]

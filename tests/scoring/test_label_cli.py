@@ -164,8 +164,9 @@ def test_train_writes_heads_the_learned_backend_loads(tmp_path: Path,
                 "topic": "remote_work"} for i in range(8)]
     rc, _, err = run(capsys, "train", "--task", "stance", "--topics", str(topics),
                      str(_write(tmp_path / "stance.jsonl", stance)),
-                     "-o", str(tmp_path / "stance_remote_work.npz"))
+                     "-o", str(tmp_path / "stance_remote_work.npz"), "--progress")
     assert rc == 0, err
+    assert "train stance: encode: 100%" in err and "48/48" in err  # 16 rows × 3 texts
     head = Head.load(tmp_path / "stance_remote_work.npz")
     assert head.classes == ("pro", "anti") and head.n_features == 3 * 384 + 2
     assert head.meta_str("pro") == "Supports working from home."  # used for this topic only
@@ -214,3 +215,22 @@ def test_train_names_missing_columns(tmp_path: Path, capsys: pytest.CaptureFixtu
     rc, _, err = run(capsys, "train", "--task", "agreement", str(data), "-o",
                      str(tmp_path / "h.npz"))
     assert rc == 2 and "missing column(s) parent_text" in err
+
+
+def test_label_progress_goes_to_stderr_and_never_into_the_labels(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "posts.jsonl"
+    src.write_text("".join(json.dumps({"id": f"p{i}", "text": f"Gun laws now {i}",
+                                       "topic": "gun_control"}) + "\n" for i in range(300)))
+    common = ("label", str(src), "--backend", "lexicon", "--fallback", "", "--batch-size", "64")
+    rc, out, err = run(capsys, *common, "--progress")
+    assert rc == 0, err
+    assert "label: 100%" in err and "300/300" in err  # tqdm's bar, on stderr
+    assert [json.loads(line)["id"] for line in out.splitlines()] == [f"p{i}" for i in range(300)]
+    for quiet in (["-q"], ["--progress", "-q"]):  # the command's -q wins over --progress
+        rc, out, err = run(capsys, *common, *quiet)
+        assert rc == 0 and "%|" not in err and len(out.splitlines()) == 300
+    rc, _, err = run(capsys, "-q", *common, "--progress")  # the global -q too
+    assert rc == 0 and "%|" not in err
+    rc, _, err = run(capsys, *common)  # stderr is not a terminal here: no bar by default
+    assert rc == 0 and "%|" not in err
