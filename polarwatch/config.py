@@ -1,4 +1,5 @@
-"""Configuration on pydantic-settings: ``polarwatch.toml`` + ``topics.toml`` + the environment.
+"""Configuration on pydantic-settings: ``polarwatch.toml`` + the environment (``topics.toml`` is
+read by :mod:`polarwatch.topics`; ``Topic`` and ``load_topics`` are re-exported here).
 
 Every key ``[section] key`` has one environment variable, ``POLARWATCH_<SECTION>_<KEY>``, which
 wins over the file (lists: comma-separated); ``$POLARWATCH_CONFIG`` names the file. Relative
@@ -11,12 +12,10 @@ naming the key, the file (or variable) and what was expected.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,6 +33,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from polarwatch.errors import ConfigError
+from polarwatch.topics import Topic, load_topics  # topics.toml (re-exported)
 
 ENV_PREFIX = "POLARWATCH_"
 CONFIG_ENV = "POLARWATCH_CONFIG"
@@ -222,17 +222,6 @@ class AlertsConfig(_Section):
     timeout_seconds: Float = 10.0
 
 
-@dataclass(frozen=True)
-class Topic:
-    id: str
-    name: str
-    pro: str
-    anti: str
-    keywords: tuple[str, ...] = ()
-    pro_terms: tuple[str, ...] = ()
-    anti_terms: tuple[str, ...] = ()
-
-
 class Config(BaseSettings):
     """The whole configuration. ``Config(...)`` alone is the defaults plus what it is given;
     ``load_config`` adds the file and the environment."""
@@ -380,50 +369,3 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         return Config(root=root, **values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc.errors(), source, from_env)) from None
-
-
-_ID_RE = re.compile(r"^[a-z0-9_]+$")
-
-
-def load_topics(path: str | Path) -> list[Topic]:
-    """Read a topics file (``[[topic]]`` tables); every topic needs id, name, pro and anti."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"topics file {path} does not exist; copy topics.toml from the "
-                          f"repository or set [extractor] topics_file")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-    entries = raw.get("topic")
-    if not isinstance(entries, list) or not entries:
-        raise ConfigError(f"{path}: no [[topic]] tables found")
-    topics, seen = [], set()
-    for i, entry in enumerate(entries, 1):
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{path}: topic #{i} must be a [[topic]] table, got {entry!r}")
-        missing = [k for k in ("id", "name", "pro", "anti") if not entry.get(k)]
-        if missing:
-            raise ConfigError(f"{path}: topic #{i} is missing {', '.join(missing)}")
-        not_str = [k for k in ("id", "name", "pro", "anti") if not isinstance(entry[k], str)]
-        if not_str:
-            raise ConfigError(f"{path}: topic #{i}: {', '.join(not_str)} must be a string")
-        if not _ID_RE.fullmatch(entry["id"]):  # match() would accept a trailing "\n"
-            raise ConfigError(f"{path}: topic id {entry['id']!r} must be lowercase letters, "
-                              f"digits and underscores")
-        if entry["id"] in seen:
-            raise ConfigError(f"{path}: topic id {entry['id']!r} is defined twice")
-        seen.add(entry["id"])
-        unknown = set(entry) - {f.name for f in dataclasses.fields(Topic)}
-        if unknown:
-            raise ConfigError(f"{path}: topic {entry['id']!r} has unknown key(s) {sorted(unknown)}")
-        for key in ("keywords", "pro_terms", "anti_terms"):
-            terms = entry.get(key, [])
-            # a bare string would be iterated letter by letter by the extractors
-            if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
-                raise ConfigError(f"{path}: topic {entry['id']!r}: {key} must be a list of "
-                                  f"strings, got {terms!r}")
-        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
-                                  for k, v in entry.items()}
-        topics.append(Topic(**values))
-    return topics

@@ -1,0 +1,71 @@
+"""``topics.toml``: one ``[[topic]]`` table per topic (id, name, what *pro* and *anti* mean,
+routing keywords and stance cue phrases). Errors name the file, the topic and the key."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from polarwatch.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Topic:
+    id: str
+    name: str
+    pro: str
+    anti: str
+    keywords: tuple[str, ...] = ()
+    pro_terms: tuple[str, ...] = ()
+    anti_terms: tuple[str, ...] = ()
+
+
+_ID_RE = re.compile(r"^[a-z0-9_]+$")
+
+
+def load_topics(path: str | Path) -> list[Topic]:
+    """Read a topics file (``[[topic]]`` tables); every topic needs id, name, pro and anti."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"topics file {path} does not exist; copy topics.toml from the "
+                          f"repository or set [extractor] topics_file")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    entries = raw.get("topic")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{path}: no [[topic]] tables found")
+    topics, seen = [], set()
+    for i, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: topic #{i} must be a [[topic]] table, got {entry!r}")
+        missing = [k for k in ("id", "name", "pro", "anti") if not entry.get(k)]
+        if missing:
+            raise ConfigError(f"{path}: topic #{i} is missing {', '.join(missing)}")
+        not_str = [k for k in ("id", "name", "pro", "anti") if not isinstance(entry[k], str)]
+        if not_str:
+            raise ConfigError(f"{path}: topic #{i}: {', '.join(not_str)} must be a string")
+        if not _ID_RE.fullmatch(entry["id"]):  # match() would accept a trailing "\n"
+            raise ConfigError(f"{path}: topic id {entry['id']!r} must be lowercase letters, "
+                              f"digits and underscores")
+        if entry["id"] in seen:
+            raise ConfigError(f"{path}: topic id {entry['id']!r} is defined twice")
+        seen.add(entry["id"])
+        unknown = set(entry) - {f.name for f in dataclasses.fields(Topic)}
+        if unknown:
+            raise ConfigError(f"{path}: topic {entry['id']!r} has unknown key(s) {sorted(unknown)}")
+        for key in ("keywords", "pro_terms", "anti_terms"):
+            terms = entry.get(key, [])
+            # a bare string would be iterated letter by letter by the extractors
+            if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+                raise ConfigError(f"{path}: topic {entry['id']!r}: {key} must be a list of "
+                                  f"strings, got {terms!r}")
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in entry.items()}
+        topics.append(Topic(**values))
+    return topics
