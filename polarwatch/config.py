@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -33,7 +32,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from polarwatch.errors import ConfigError
-from polarwatch.topics import Topic, load_topics  # topics.toml (re-exported)
+from polarwatch.topics import Topic, load_topics, read_toml  # Topic, load_topics: re-exported
 
 ENV_PREFIX = "POLARWATCH_"
 CONFIG_ENV = "POLARWATCH_CONFIG"
@@ -327,13 +326,8 @@ def default_config_path() -> Path | None:
 
 
 def _read_file(cfg_path: Path) -> dict[str, Any]:
-    if not cfg_path.exists():
-        raise ConfigError(f"config file {cfg_path} does not exist (set ${CONFIG_ENV} or "
-                          f"pass --config)")
-    try:
-        raw = tomllib.loads(cfg_path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{cfg_path}: invalid TOML: {exc}") from exc
+    raw = read_toml(cfg_path, f"config file {cfg_path} does not exist (set ${CONFIG_ENV} or "
+                              f"pass --config)")
     unknown = set(raw) - set(SECTIONS)
     if unknown:
         raise ConfigError(f"{cfg_path}: unknown section(s) {sorted(unknown)}; valid sections "

@@ -27,16 +27,22 @@ class Topic:
 _ID_RE = re.compile(r"^[a-z0-9_]+$")
 
 
+def read_toml(path: Path, missing: str) -> dict[str, Any]:
+    """A TOML file's tables; ConfigError ``missing`` when it does not exist, or naming the file
+    and the parser's complaint when it is not valid TOML."""
+    if not path.exists():
+        raise ConfigError(missing)
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+
+
 def load_topics(path: str | Path) -> list[Topic]:
     """Read a topics file (``[[topic]]`` tables); every topic needs id, name, pro and anti."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"topics file {path} does not exist; copy topics.toml from the "
+    raw = read_toml(path, f"topics file {path} does not exist; copy topics.toml from the "
                           f"repository or set [extractor] topics_file")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
     entries = raw.get("topic")
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: no [[topic]] tables found")
