@@ -17,6 +17,7 @@ from forecast.run import run_forecast
 from ingest.cli import embedded_broker, produce_synthetic
 from polarwatch.config import Config
 from polarwatch.console import STOP, log
+from polarwatch.errors import PolarwatchError
 from polarwatch.events import EVENTS_ENV, Event, save_events
 from stream.cli import summarize_warehouse
 
@@ -55,9 +56,33 @@ def forecast_loop(cfg: Config, events: Sequence[Event], every: float) -> None:
             log(f"forecast refresh failed: {exc}")
 
 
+def live_stream(cfg: Config, spark: Any, backend: str | None) -> None:
+    """The live query, supervised like ``polarwatch stream --continuous``: a transient failure
+    (lock contention, a broker restart, …) restarts it from its checkpoint with backoff
+    (stream/supervise.py); one that a restart cannot fix is logged and ends the live stream."""
+    from stream.job import run_stream
+
+    try:
+        run_stream(cfg, available_now=False, backend=backend, spark=spark)
+    except PolarwatchError as exc:
+        log(f"the live stream stopped: {exc}")
+
+
+def stop_live_stream(spark: Any, thread: threading.Thread, timeout: float = 30.0) -> None:
+    """Stop the live query (also one the supervisor restarts meanwhile) and wait for it."""
+    from stream.job import QUERY_NAME
+
+    deadline = time.monotonic() + timeout
+    while thread.is_alive() and time.monotonic() < deadline:
+        for query in spark.streams.active:
+            if query.name == QUERY_NAME:
+                query.stop()
+        thread.join(1.0)
+
+
 def run_demo(cfg: Config, *, days: int, seed: int, port: int, backend: str | None,
              dashboard: bool, forecast_every: float) -> int:
-    from stream.job import build_spark, check_java, run_stream, start_stream
+    from stream.job import build_spark, check_java, run_stream
 
     t0 = time.monotonic()
     log(f"java: {check_java()}")
@@ -68,7 +93,7 @@ def run_demo(cfg: Config, *, days: int, seed: int, port: int, backend: str | Non
         broker.start()
         log(f"broker up at {broker.bootstrap}")
     fresh_state(cfg)
-    spark = feed = query = None
+    spark = feed = live = None
     try:
         synthetic = produce_synthetic(cfg, days, seed, 1.0, invalid_every=1000)
         calendar = cfg.warehouse_path.parent / "demo-events.toml"
@@ -85,7 +110,9 @@ def run_demo(cfg: Config, *, days: int, seed: int, port: int, backend: str | Non
 
         feed = LiveFeed(cfg.broker.bootstrap_servers, cfg.topics.posts, cfg.topics.dead_letter,
                         cfg.load_topics()).start()
-        query = start_stream(spark, cfg, available_now=False, backend=backend)
+        live = threading.Thread(target=live_stream, args=(cfg, spark, backend),
+                                name="polarwatch-live-stream", daemon=True)
+        live.start()
         threading.Thread(target=forecast_loop, args=(cfg, events, forecast_every),
                          name="polarwatch-forecast", daemon=True).start()
         log(f"live: new posts stream every {cfg.spark.trigger_seconds:g} s and the forecast (with "
@@ -94,7 +121,7 @@ def run_demo(cfg: Config, *, days: int, seed: int, port: int, backend: str | Non
         return serve_dashboard(cfg, port, env={EVENTS_ENV: str(calendar)})
     finally:  # each step on its own: one failing (e.g. the JVM already gone) must not skip the rest
         steps = [feed.stop if feed else None,
-                 query.stop if query is not None else None,
+                 (lambda: stop_live_stream(spark, live)) if live is not None else None,
                  spark.stop if spark is not None else None,
                  embedded_broker(cfg).stop if cfg.broker.embedded else None]
         for step in steps:
