@@ -1,13 +1,16 @@
 """Readers against the writer: does a busy dashboard slow or stop the stream? (issue 13)
 
     .venv/bin/python benchmarks/readers.py --arm readers --minutes 10   # 10 readers + forecast
+    .venv/bin/python benchmarks/readers.py --arm snapshot --minutes 10  # readers on a snapshot
     .venv/bin/python benchmarks/readers.py --arm none --minutes 10      # the same, no readers
 
 The stream (`polarwatch stream --continuous` as its own process, lexicon backend) takes a live
 feed of ~1,000 posts/s (created_at = now) for `--minutes`. In the `readers` arm, 10 dashboard
 sessions (processes calling dashboard/queries.py like open pages refreshed every 5 s) and one
 process running the forecast and writing the HTML report every minute read the same DuckDB
-file. Printed: end-to-end latency (commit − created_at) over the posts of the measured span
+file; in the `snapshot` arm the sessions read a copy refreshed every 5 s
+(``$POLARWATCH_DASHBOARD_SNAPSHOT_S``, dashboard/snapshot.py) and only the forecast reads the
+live file. Printed: end-to-end latency (commit − created_at) over the posts of the measured span
 (after a warm-up), the per-batch p95 from stream_batches, stream restarts and stops, DuckDB lock
 retries on both sides, and what the readers managed. Compare the p95 of the two arms: the aim is
 readers ≤ 2× none.
@@ -37,11 +40,13 @@ from live_load import (  # noqa: E402
     wait_first_commit,
 )
 
+from dashboard.snapshot import SNAPSHOT_ENV  # noqa: E402
 from ingest.broker import EmbeddedBroker, ensure_topics, free_port  # noqa: E402
 
 READERS = 10
 REFRESH_S = 5.0  # the dashboard's auto-refresh
 FORECAST_EVERY_S = 60.0
+SNAPSHOT_S = 5.0  # the `snapshot` arm: readers on a copy of the file at most this old
 
 
 def run(args: argparse.Namespace, tmp: Path) -> None:
@@ -66,10 +71,11 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         time.sleep(args.warmup)
         since = datetime.now(UTC)
         seconds = args.minutes * 60
-        if args.arm == "readers":
+        if args.arm != "none":
+            readers_env = {**env, SNAPSHOT_ENV: str(SNAPSHOT_S if args.arm == "snapshot" else 0)}
             for i in range(READERS):
                 procs.append(spawn(["reader", str(cfg.warehouse_path), str(seconds),
-                                    str(REFRESH_S), str(tmp / f"reader{i}.json")], env,
+                                    str(REFRESH_S), str(tmp / f"reader{i}.json")], readers_env,
                                    tmp / "readers.log"))
             procs.append(spawn(["forecast", str(seconds), str(FORECAST_EVERY_S),
                                 str(tmp / "forecast.json"), str(tmp / "reports")], env,
@@ -110,7 +116,7 @@ def report(args: argparse.Namespace, tmp: Path, path: Path, since: datetime, unt
           f"max {batches[2]:.2f} s; from broker timestamp median {batches[3]:.2f} s")
     print(f"stream process alive at the end: {alive}; supervised restarts: {restarts}; "
           f"writer lock retries: {writer.get('lock_retries', '?')}")
-    if args.arm == "readers":
+    if args.arm != "none":
         readers = [read_stats(tmp / f"reader{i}.json") for i in range(READERS)]
         fc = read_stats(tmp / "forecast.json")
         print(f"readers: {sum(r.get('refreshes', 0) for r in readers):,} page refreshes, "
@@ -127,7 +133,7 @@ def report(args: argparse.Namespace, tmp: Path, path: Path, since: datetime, unt
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--arm", choices=("readers", "none"), required=True)
+    ap.add_argument("--arm", choices=("readers", "snapshot", "none"), required=True)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=1000.0, help="posts/s")
     ap.add_argument("--trigger", type=float, default=2.0, help="seconds (the shipped default)")

@@ -1,0 +1,62 @@
+"""Readers on a snapshot of the DuckDB file instead of the live file (issue 13).
+
+Every reader connection holds DuckDB's file lock, and the stream's sink cannot write while one
+does: ten dashboard sessions refreshing every 5 s kept it waiting (benchmarks/readers.py). With
+``$POLARWATCH_DASHBOARD_SNAPSHOT_S`` > 0, :func:`readable` hands readers a copy instead.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import time
+from pathlib import Path
+
+from polarwatch.warehouse import connect
+
+SNAPSHOT_ENV = "POLARWATCH_DASHBOARD_SNAPSHOT_S"
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")
+
+
+def readable(path: str | Path) -> Path:
+    """The file readers open: the live DuckDB file, or — with ``$POLARWATCH_DASHBOARD_SNAPSHOT_S``
+    > 0 — a snapshot copy ``.<name>.snapshot`` next to it, at most that many seconds old and
+    shared by every reader process.
+
+    The snapshot takes DuckDB's file lock once per period, for one file copy under a read-only
+    connection (so no writer changes the bytes meanwhile); one reader refreshes it (an flock),
+    the others keep reading the previous copy, which nobody writes.
+    """
+    path = Path(path)
+    max_age = float(os.environ.get(SNAPSHOT_ENV) or 0)
+    if max_age <= 0:
+        return path
+    snap = path.with_name(f".{path.name}.snapshot")
+    if _age(snap) < max_age:
+        return snap
+    with open(path.with_name(f".{path.name}.snapshot.lock"), "a") as guard:
+        try:
+            fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another reader is refreshing it: read the copy there is
+            return snap if snap.exists() else path
+        if _age(snap) < max_age:
+            return snap
+        tmp = snap.with_name(f"{snap.name}.{os.getpid()}.tmp")
+        wal = Path(f"{path}.wal")
+        with connect(path, read_only=True):  # the shared lock: no writer during the copy
+            shutil.copyfile(path, tmp)
+            if wal.exists():  # a writer that died left it: the copy needs it too
+                shutil.copyfile(wal, f"{tmp}.wal")
+        if Path(f"{tmp}.wal").exists():
+            os.replace(f"{tmp}.wal", f"{snap}.wal")
+        else:
+            Path(f"{snap}.wal").unlink(missing_ok=True)
+        os.replace(tmp, snap)
+    return snap
