@@ -58,7 +58,8 @@ def render_alerts(c: Context) -> None:
     if deliveries.empty:
         st.caption(f"`{table}` is empty: no alert has been delivered yet.")
         return
-    status_col = next((col for col in deliveries.columns if "status" in col.lower()), None)
+    status_col = "outcome" if "outcome" in deliveries else next(  # alert_deliveries: outcome
+        (col for col in deliveries.columns if "status" in col.lower()), None)
     if status_col is not None:
         counts = deliveries[status_col].astype(str).value_counts()
         st.caption(" · ".join(f"{status}: {n}" for status, n in counts.items()))

@@ -183,20 +183,21 @@ def test_alerts_page(monkeypatch: pytest.MonkeyPatch, seeded_warehouse: Seed, ev
     active, resolved = (df.value for df in at.dataframe)
     assert list(active["topic"]) == ["Climate change"] and list(active["class"]) == ["dip"]
     assert list(resolved["topic"]) == ["Gun control"] and list(resolved["class"]) == ["spike"]
-    assert "No webhook delivery log in the warehouse yet" in texts(at)
+    # every migrated file has the (empty) alert_deliveries table of polarwatch/tables.py
+    assert "`alert_deliveries` is empty: no alert has been delivered yet." in texts(at)
 
     copy = tmp_path / "with_deliveries.duckdb"
     shutil.copy(seeded_warehouse.path, copy)
     with connect(copy) as con:
-        con.execute("CREATE TABLE webhook_deliveries (url VARCHAR, status VARCHAR, "
-                    "http_status INTEGER, sent_at TIMESTAMPTZ)")
-        con.execute("INSERT INTO webhook_deliveries VALUES "
-                    "('http://a', 'delivered', 200, '2026-03-02 22:01+00'), "
-                    "('http://b', 'failed', 500, '2026-03-02 22:02+00')")
+        con.execute("INSERT INTO alert_deliveries VALUES "
+                    "('http://a', 'f1', 'firing', '2026-03-02 22:00+00', 'msg_a', 1, 200, NULL, "
+                    "'delivered', '2026-03-02 22:01+00'), "
+                    "('http://b', 'f1', 'firing', '2026-03-02 22:00+00', 'msg_b', 1, 500, "
+                    "'HTTP 500', 'failed', '2026-03-02 22:02+00')")
     at = run_app(monkeypatch, copy, events_file, "pages/alerts.py")
     assert not at.exception
     deliveries = at.dataframe[2].value
-    assert list(deliveries["url"]) == ["http://b", "http://a"]  # newest first
+    assert list(deliveries["endpoint"]) == ["http://b", "http://a"]  # newest first
     assert "delivered: 1 · failed: 1" in texts(at) or "failed: 1 · delivered: 1" in texts(at)
 
 
