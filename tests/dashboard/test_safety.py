@@ -65,9 +65,8 @@ def warehouse(tmp_path: Path) -> Path:
     path = tmp_path / "wh.duckdb"
     init_schema(path)
     with connect(path) as con:  # the delivery log forecast/alerts/webhooks.py keeps
-        con.execute("CREATE TABLE alert_deliveries (url VARCHAR, status VARCHAR, "
-                    "delivered_at TIMESTAMPTZ)")
-        con.execute("INSERT INTO alert_deliveries VALUES (?, '200', now())", [SECRET_URL])
+        con.execute("INSERT INTO alert_deliveries VALUES (?, 'f1', 'firing', now(), 'msg_1', 1, "
+                    "200, NULL, 'delivered', now())", [SECRET_URL])
     return path
 
 
@@ -76,7 +75,7 @@ def test_alerts_page_shows_webhook_hosts_only(monkeypatch: pytest.MonkeyPatch,
     at = _run(monkeypatch, warehouse, tmp_path / "events.toml", "pages/alerts.py")
     assert not at.exception
     shown = at.dataframe[-1].value
-    assert list(shown["url"]) == ["https://hooks.example.com:8443"]
+    assert list(shown["endpoint"]) == ["https://hooks.example.com:8443"]
     assert "s3cr3t" not in shown.to_csv() and "pa55" not in shown.to_csv()
 
 
