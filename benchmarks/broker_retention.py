@@ -48,6 +48,8 @@ def main() -> None:
     ap.add_argument("--posts", type=int, default=200_000)
     ap.add_argument("--rounds", type=int, default=3,
                     help="produce, commit and prune this many times (memory reuse)")
+    ap.add_argument("--no-prune", action="store_true",
+                    help="control run: measure the same rounds without pruning")
     ap.add_argument("--compression", default="zstd", help="zstd (PostProducer's) or none")
     ap.add_argument("--consumed", type=float, default=0.75,
                     help="share of each partition the consumer group has committed")
@@ -94,12 +96,14 @@ def main() -> None:
                 rss_before = rss_mb(broker.pid()), rss_mb(broker.s3_pid())
                 t0 = time.perf_counter()
                 report = prune(endpoint, retention_hours=1, retention_mb=0,
-                               now=datetime.now(UTC) + timedelta(hours=2))
+                               now=datetime.now(UTC) + timedelta(hours=2),
+                               dry_run=args.no_prune)
                 took = time.perf_counter() - t0
                 time.sleep(2)
                 after = bucket_bytes(endpoint)
                 rss_after = rss_mb(broker.pid()), rss_mb(broker.s3_pid())
-                print(f"round {rnd}: prune removed {len(report.removed):,} of {report.batches:,} "
+                verb = "would remove" if args.no_prune else "removed"
+                print(f"round {rnd}: prune {verb} {len(report.removed):,} of {report.batches:,} "
                       f"batches in {took:.2f} s; bucket {before[1] / 1e6:.1f} -> "
                       f"{after[1] / 1e6:.1f} MB; RSS broker {rss_before[0]:.0f} -> "
                       f"{rss_after[0]:.0f} MB, S3 server {rss_before[1]:.0f} -> "
