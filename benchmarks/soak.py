@@ -6,7 +6,8 @@
 For `--minutes`: a live feed at `--rate` posts/s (created_at = now) with hostile records from
 tests/stream/test_hostile.py mixed in (half through the validating producer, half written
 straight into the posts topic); the stream as its own process (`polarwatch stream --continuous`,
-supervised); five dashboard readers and the forecast every minute (processes of
+supervised); five dashboard readers (on a snapshot refreshed every `--snapshot` s, see
+dashboard/snapshot.py) and the forecast every minute (processes of
 benchmarks/live_load.py); the broker (s3 storage) killed with -9 at 1/3 of the run and started
 again, the stream's driver (Python and its JVM) killed with -9 at 2/3 and run again. Then the
 feed stops, the stream drains, and the run is accounted for: sent = stored + dead-lettered,
@@ -44,6 +45,7 @@ from live_load import (  # noqa: E402
     wait_first_commit,
 )
 
+from dashboard.snapshot import SNAPSHOT_ENV  # noqa: E402
 from ingest.broker import EmbeddedBroker, ensure_topics, free_port, port_open  # noqa: E402
 from polarwatch.config import Config  # noqa: E402
 from polarwatch.warehouse import connect  # noqa: E402
@@ -123,9 +125,10 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         waited = wait_first_commit(soak.cfg.warehouse_path)
         soak.t0 = time.monotonic()  # the planned times count from the stream's first commit
         soak.say(f"first batch committed after {waited:.0f} s (Spark start-up); the clock starts")
+        readers_env = {**soak.env, SNAPSHOT_ENV: str(args.snapshot)}
         for i in range(READERS):
             soak.procs.append(spawn(["reader", str(soak.cfg.warehouse_path), str(seconds + 300),
-                                     str(REFRESH_S), str(tmp / f"reader{i}.json")], soak.env,
+                                     str(REFRESH_S), str(tmp / f"reader{i}.json")], readers_env,
                                     tmp / "readers.log"))
         soak.procs.append(spawn(["forecast", str(seconds + 300), "60", str(tmp / "forecast.json")],
                                 soak.env, tmp / "forecast.log"))
@@ -235,6 +238,8 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=31.0)
     ap.add_argument("--rate", type=float, default=300.0, help="posts/s")
     ap.add_argument("--hostile-every", type=int, default=1500, help="posts between hostile ones")
+    ap.add_argument("--snapshot", type=float, default=5.0,
+                    help="readers on a snapshot at most this many seconds old (0: the live file)")
     ap.add_argument("--down", type=float, default=5.0, help="seconds each killed part stays down")
     args = ap.parse_args()
     os.chdir(ROOT)
