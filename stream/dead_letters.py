@@ -27,6 +27,7 @@ from polarwatch.records import DEAD_LETTER_REASON_HEADER as REASON_HEADER
 from polarwatch.records import DEAD_LETTER_SIZE_HEADER as SIZE_HEADER
 from polarwatch.records import MAX_DEAD_LETTER_BYTES, cut_reason
 from polarwatch.warehouse import connect
+from stream.group_offsets import STREAM_GROUP, GroupCommitter
 
 LOG = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class DeadLetterDrain:
 
     def __init__(self, bootstrap: str, topic: str, max_records: int = DRAIN_MAX_RECORDS) -> None:
         self.bootstrap, self.topic, self.max_records = bootstrap, topic, max_records
+        self.committer = GroupCommitter(bootstrap, STREAM_GROUP, topic)  # for broker retention
         self._consumer: Any = None
         self._next: dict[int, int] | None = None  # next offset per partition to fetch
 
@@ -103,6 +105,7 @@ class DeadLetterDrain:
             ends = stored.groupby("kafka_partition")["kafka_offset"].max() + 1
             for part, end in ends.items():
                 self._next[int(part)] = max(self._next.get(int(part), 0), int(end))
+            self.committer.commit(dict(self._next))
 
     def forget(self) -> None:
         """The batch failed: the next fetch re-reads the stored offsets from the table."""
@@ -144,6 +147,7 @@ class DeadLetterDrain:
         return rows
 
     def close(self) -> None:
+        self.committer.close()
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None

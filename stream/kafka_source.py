@@ -26,6 +26,8 @@ from pyspark.sql.streaming.datasource import (
     SupportsTriggerAvailableNow,
 )
 
+from stream.group_offsets import STREAM_GROUP, GroupCommitter
+
 SOURCE_NAME = "polarwatch_kafka"
 SCHEMA = "kafka_partition int, kafka_offset long, broker_ts timestamp, value string"
 FETCH_STALL_TIMEOUT_S = 60.0  # give up a partition read when no record arrives for this long
@@ -99,6 +101,8 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self.bootstrap = options["bootstrap"]
         self.topic = options["topic"]
         self.max_rows = int(options.get("maxrecordspertrigger", "0"))
+        self.committer = GroupCommitter(self.bootstrap, options.get("group", STREAM_GROUP),
+                                        self.topic)
         self._consumer: Any = None
         self._target: dict[str, int] | None = None  # set by Trigger.AvailableNow
         self._last_latest: dict[str, int] | None = None  # for lag in progress reports
@@ -148,9 +152,12 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                                     partition.start, partition.end)
 
     def commit(self, end: dict) -> None:
-        pass  # offsets live in Spark's checkpoint; the DuckDB sink records batch ids
+        """Spark has stored the batch ending at `end` (the sink committed it to DuckDB before):
+        report it to the consumer group, for broker retention only (see GroupCommitter)."""
+        self.committer.commit(end)
 
     def stop(self) -> None:
+        self.committer.close()
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None

@@ -9,18 +9,20 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from ingest.broker import EmbeddedBroker, ensure_topics, free_port, port_open
 from ingest.producer import PostProducer
+from ingest.retention import prune
 from ingest.sources.synthetic import generate
 from polarwatch.config import Config, load_config
 from polarwatch.errors import BrokerError
 from polarwatch.records import Post
 from polarwatch.warehouse import connect
+from stream.group_offsets import STREAM_GROUP
 from stream.job import run_stream
 from tests.kafka_helpers import consume, stream_env
 
@@ -154,3 +156,55 @@ def test_cli_broker_start_status_stop_with_s3_storage(tmp_path: Path) -> None:
         assert cli("status").returncode == 3
     finally:
         b.stop()
+
+
+def _group_offsets(cfg: Config) -> dict[tuple[str, int], int]:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=cfg.broker.bootstrap_servers)
+    try:
+        got = admin.list_group_offsets(STREAM_GROUP)
+    finally:
+        admin.close()
+    return {(tp.topic, tp.partition): meta.offset for tp, meta in got[STREAM_GROUP].items()}
+
+
+def test_the_stream_reports_its_position_so_retention_prunes_only_what_is_stored(
+        s3_broker: EmbeddedBroker, spark: object, tmp_path: Path) -> None:
+    cfg = _config(s3_broker, tmp_path)
+    posts = list(generate(cfg.load_topics(), days=1, seed=12, start=START))
+    half = len(posts) // 2
+    produced = _produce(cfg, posts[:half])
+    with PostProducer(cfg.broker.bootstrap_servers, cfg.topics.posts,
+                      cfg.topics.dead_letter) as producer:  # two rejects: the dead-letter topic
+        assert not producer.send_raw(b"{not json") and not producer.send_raw(b'{"id": 1}')
+    run_stream(cfg, spark=spark)
+    assert _counts(cfg) == [(produced, produced, produced)]
+
+    # the consumer group holds the stored position: on the drained dead-letter topic exactly;
+    # on the posts topic Spark reports a batch's end when it plans the next one, so the last
+    # batch of a drain is reported by the next run (at most one trigger's records behind)
+    with connect(cfg.warehouse_path, read_only=True) as con:
+        stored = {(cfg.topics.posts, p): o for p, o in con.execute(
+            "SELECT kafka_partition, max(kafka_offset) + 1 FROM posts GROUP BY 1").fetchall()}
+        stored |= {(cfg.topics.dead_letter, p): o for p, o in con.execute(
+            "SELECT kafka_partition, max(kafka_offset) + 1 FROM dead_letters "
+            "WHERE source = 'ingest' GROUP BY 1").fetchall()}
+    assert sum(o for (t, _), o in stored.items() if t == cfg.topics.dead_letter) == 2
+    group = _group_offsets(cfg)
+    assert set(group) == set(stored)
+    dead = {k: v for k, v in stored.items() if k[0] == cfg.topics.dead_letter}
+    assert {k: v for k, v in group.items() if k[0] == cfg.topics.dead_letter} == dead
+    behind = [stored[k] - v for k, v in group.items() if k[0] == cfg.topics.posts]
+    assert all(b >= 0 for b in behind) and 0 < sum(behind) <= 300, (group, stored)
+
+    # then retention may delete what was consumed (everything but each partition's newest
+    # batch), the stream still takes new posts, and nothing is lost or read twice
+    endpoint = s3_broker.s3_endpoint()
+    assert endpoint is not None
+    report = prune(endpoint, retention_hours=1.0, retention_mb=0,
+                   now=datetime.now(UTC) + timedelta(days=1))
+    assert report.removed, report.summary()
+    produced += _produce(cfg, posts[half:])
+    run_stream(cfg, spark=spark)
+    assert _counts(cfg) == [(produced, produced, produced)]
