@@ -10,13 +10,14 @@ closes it, and both sides retry on the lock error: :func:`connect` does that.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
 from polarwatch.errors import SchemaError
 from polarwatch.records import Interaction, Labels, Post, duckdb_columns
@@ -110,14 +111,12 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[Any]:
                                 f"(`polarwatch stream`) or run `make demo` first")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(LOCK_RETRY_ATTEMPTS):
-        try:
-            con = duckdb.connect(str(path), read_only=read_only)
-            break
-        except (duckdb.IOException, duckdb.ConnectionException) as exc:
-            if not is_lock_error(exc) or attempt == LOCK_RETRY_ATTEMPTS - 1:
-                raise
-            time.sleep(LOCK_RETRY_SECONDS)
+    opener = Retrying(  # module globals read per call: tests shorten them
+        stop=stop_after_attempt(LOCK_RETRY_ATTEMPTS), wait=wait_fixed(LOCK_RETRY_SECONDS),
+        retry=retry_if_exception(lambda exc: isinstance(
+            exc, duckdb.IOException | duckdb.ConnectionException) and is_lock_error(exc)),
+        reraise=True)
+    con = opener(duckdb.connect, str(path), read_only=read_only)
     try:
         yield con
     finally:
