@@ -35,6 +35,7 @@ TRANSIENT_MARKERS = (
     "no records from",  # stream/kafka_source.py: a partition read stalled (broker restarting)
     "Connection refused", "Connection reset", "Broken pipe", "timed out",
     "No space left on device", "Disk quota exceeded",
+    "Python worker failed to connect back",  # a Spark Python worker starved on a loaded machine
 )
 PERMANENT_MARKERS = ("OffsetRegressionError",)  # replaying or skipping would be wrong
 RESTART_BACKOFF = (1.0, 60.0)  # seconds: first delay, cap (doubling, with jitter)

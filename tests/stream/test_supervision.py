@@ -42,6 +42,9 @@ def test_cause_is_the_python_error_in_one_line() -> None:
     regression = "stream.kafka_source.OffsetRegressionError: offsets of topic 'p' went backwards"
     assert not is_transient(regression + " (Connection refused)")  # never replay or skip
     assert cause(regression).startswith("OffsetRegressionError: offsets")
+    # seen in the soak on a loaded machine: Spark could not start a Python worker in time
+    assert is_transient("org.apache.spark.SparkException: Python worker failed to connect back.")
+    assert not is_transient("org.apache.spark.SparkException: Python worker exited unexpectedly")
 
 
 class _Query:
