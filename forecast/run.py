@@ -212,9 +212,9 @@ def write_forecasts(path: str | Path, rows: pd.DataFrame, metric: str,
 
     Earlier ``forecast`` rows of these topics are deleted first (a shorter horizon or a new last
     window would otherwise leave stale future rows); everything else is ``INSERT OR REPLACE``.
-    The file is brought to the newest schema first (:func:`polarwatch.warehouse.init_schema`).
+    The file must be at the newest schema: :func:`run_forecast`, the only caller, upgrades it
+    first (:func:`polarwatch.warehouse.init_schema`).
     """
-    init_schema(path)
     with transaction(path) as con:
         con.register("new_forecasts", rows)
         if topics:

@@ -15,6 +15,7 @@ A reply whose parent never arrives keeps ``agreement = NULL`` (nothing to agree 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,18 +38,17 @@ NEW_PAIRS_SQL = """
 """
 
 
+@functools.cache
+def _lexicon() -> Any:
+    from scoring.extractors.registry import get_extractor
+
+    return get_extractor("lexicon", [])
+
+
 def lexicon_labeler() -> Labeler:
     """The default labeler of a sink built without one (unit tests, tools): the lexicon
     backend, built on first use."""
-    built: list[Any] = []
-
-    def label(pairs: Sequence[PostPair]) -> list[Labels]:
-        if not built:
-            from scoring.extractors.registry import get_extractor
-
-            built.append(get_extractor("lexicon", []))
-        return list(built[0].extract(pairs))
-    return label
+    return lambda pairs: list(_lexicon().extract(pairs))
 
 
 def label_agreement(pairs: pd.DataFrame, labeler: Labeler) -> pd.DataFrame:
