@@ -39,11 +39,12 @@ T0 = datetime(2026, 5, 1, tzinfo=UTC)
 
 
 def thread(i: int, parent: str, reply: str) -> tuple[Post, Post]:
-    common = dict(platform="reddit", topic="climate_change", conversation_id=f"p{i}", lang="en")
-    return (Post(id=f"p{i}", author_id="a", text=parent, created_at=T0 + timedelta(minutes=i),
-                 parent_id=None, **common),
-            Post(id=f"c{i}", author_id="b", text=reply,
-                 created_at=T0 + timedelta(minutes=i, seconds=30), parent_id=f"p{i}", **common))
+    def post(pid: str, text: str, seconds: int, parent_id: str | None) -> Post:
+        return Post(id=pid, platform="reddit", author_id=pid[0], text=text,
+                    created_at=T0 + timedelta(minutes=i, seconds=seconds),
+                    topic="climate_change", conversation_id=f"p{i}", parent_id=parent_id,
+                    lang="en")
+    return post(f"p{i}", parent, 0, None), post(f"c{i}", reply, 30, f"p{i}")
 
 
 def frame(posts: list[Post], offset: int) -> pd.DataFrame:
