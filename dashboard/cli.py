@@ -7,21 +7,33 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dashboard.snapshot import SNAPSHOT_ENV
 from polarwatch.config import CONFIG_ENV, Config
 from polarwatch.console import SERVING, STOP, log
 
 APP = Path(__file__).resolve().parent / "app.py"
 
 
+def app_env(cfg: Config, env: dict[str, str] | None = None,
+            base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The app process's environment: ``base`` (this process's environment) with ``env`` on
+    top, the config file, the warehouse path, and ``$POLARWATCH_DASHBOARD_SNAPSHOT_S`` from
+    ``[dashboard] snapshot_seconds`` unless one of the two already sets it."""
+    child = dict(os.environ if base is None else base) | (env or {})
+    if cfg.root and (cfg.root / "polarwatch.toml").exists():
+        child.setdefault(CONFIG_ENV, str(cfg.root / "polarwatch.toml"))
+    child["POLARWATCH_WAREHOUSE_PATH"] = str(cfg.warehouse_path)
+    child.setdefault(SNAPSHOT_ENV, str(cfg.dashboard.snapshot_seconds))
+    return child
+
+
 def serve_dashboard(cfg: Config, port: int, env: dict[str, str] | None = None) -> int:
     """Run the app until Ctrl-C or SIGTERM; ``env`` adds variables for the app's process."""
-    child_env = dict(os.environ) | (env or {})
-    if cfg.root and (cfg.root / "polarwatch.toml").exists():
-        child_env.setdefault(CONFIG_ENV, str(cfg.root / "polarwatch.toml"))
-    child_env["POLARWATCH_WAREHOUSE_PATH"] = str(cfg.warehouse_path)
+    child_env = app_env(cfg, env)
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless",
            "true", "--server.address", cfg.dashboard.address, "--server.port", str(port),
            "--browser.gatherUsageStats", "false"]

@@ -5,8 +5,10 @@ other process out while it does (shared FACTS). So each function here opens its 
 read-only connection through :func:`polarwatch.warehouse.connect` (which retries on the lock),
 runs one query and closes it. A missing file raises ``FileNotFoundError`` with a hint.
 
-With ``$POLARWATCH_DASHBOARD_SNAPSHOT_S`` > 0 the readers work on a snapshot copy of the file,
-at most that many seconds old, instead of the live file (:func:`dashboard.snapshot.readable`).
+With ``$POLARWATCH_DASHBOARD_SNAPSHOT_S`` > 0 (``polarwatch dashboard`` sets it from
+``[dashboard] snapshot_seconds``) the readers work on a snapshot copy of the file, at most that
+many seconds old, instead of the live file (:func:`dashboard.snapshot.readable`), and every
+session of the server shares each query's result per snapshot copy (:mod:`dashboard.results`).
 
 Timestamps come back timezone-aware in UTC.
 """
@@ -18,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard.snapshot import readable
+from dashboard.results import read_frame, reading
 from polarwatch.warehouse import connect, missing_columns
 
 DEFAULT_METRIC = "mean_score"  # the series the forecaster writes for the demo ([forecast] metric)
@@ -59,10 +61,9 @@ NOT_FLAGS = ("none", "forecast")
 
 
 def _df(path: str | Path, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-    with connect(readable(path), read_only=True) as con:
-        con.execute("SET TimeZone = 'UTC'")
-        df: pd.DataFrame = con.execute(sql, params or []).df()
-    return df
+    """One query on what readers open; on a snapshot, run once per snapshot copy for the
+    whole process (:func:`dashboard.results.read_frame`)."""
+    return read_frame(path, sql, params)
 
 
 def topics_overview(path: str | Path, sparkline: int = 24, trend_windows: int = 6
@@ -263,8 +264,7 @@ def conversations_in_range(path: str | Path, topic: str | None, start: Any, end:
 
 def latest_conversation_start(path: str | Path) -> Any:
     """first_at of the newest scored conversation (None when there is none)."""
-    with connect(readable(path), read_only=True) as con:
-        con.execute("SET TimeZone = 'UTC'")
+    with reading(path) as con:
         rows = con.execute("SELECT max(first_at) FROM conversations").fetchall()
     return rows[0][0] if rows else None
 
@@ -316,8 +316,7 @@ def find_delivery_table(names: list[str]) -> str | None:
 
 def read_table(path: str | Path, table: str, limit: int = 200) -> pd.DataFrame:
     """Newest-first rows of a table found via information_schema (the name is quoted)."""
-    with connect(readable(path), read_only=True) as con:
-        con.execute("SET TimeZone = 'UTC'")
+    with reading(path) as con:
         cols = con.execute("SELECT column_name, data_type FROM information_schema.columns "
                            "WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall()
         ts_cols = [c for c, t in cols if "TIMESTAMP" in str(t).upper()]

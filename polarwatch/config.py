@@ -207,6 +207,9 @@ class ForecastConfig(_Section):
 class DashboardConfig(_Section):
     address: str = "127.0.0.1"  # interface the server binds ("0.0.0.0" exposes it: opt in)
     edit_events: bool = False  # the Events page may write events.toml (reading stays open)
+    # `polarwatch dashboard` readers work on a copy of the DuckDB file at most this many seconds
+    # old: the writer waits for one file copy per period, not for every query (0 = the live file)
+    snapshot_seconds: NonNegativeFloat = 5.0
 
 
 class AlertsConfig(_Section):
