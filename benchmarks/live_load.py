@@ -5,7 +5,7 @@ lock-retry counting, RSS sampling and latency figures from DuckDB.
 The helper processes are this file run as a script:
 
     python benchmarks/live_load.py stream  STATS_FILE            # polarwatch stream --continuous
-    python benchmarks/live_load.py reader  DUCKDB SECONDS PERIOD STATS_FILE
+    python benchmarks/live_load.py reader  DUCKDB SECONDS PERIOD STATS_FILE [SESSIONS]
     python benchmarks/live_load.py forecast SECONDS EVERY STATS_FILE [REPORT_DIR]
 
 Each writes its figures (JSON) to STATS_FILE as it goes, so a process killed with -9 still
@@ -255,6 +255,7 @@ class LockCounter:
         import duckdb
 
         self.file, self.figures = stats_file, {"lock_retries": 0}
+        self.lock = threading.Lock()  # sessions may be threads of one process
         real = duckdb.connect
 
         def counting(*args: Any, **kwargs: Any) -> Any:
@@ -262,16 +263,18 @@ class LockCounter:
                 return real(*args, **kwargs)
             except Exception as exc:
                 if is_lock_error(exc):
-                    self.figures["lock_retries"] += 1
+                    with self.lock:
+                        self.figures["lock_retries"] += 1
                 raise
 
         duckdb.connect = counting
 
     def save(self, **figures: Any) -> None:
-        self.figures.update(figures)
-        tmp = self.file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.figures))
-        tmp.replace(self.file)
+        with self.lock:
+            self.figures.update(figures)
+            tmp = self.file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.figures))
+            tmp.replace(self.file)
 
 
 def stream_main(stats_file: Path) -> int:
@@ -293,33 +296,53 @@ def _save_every(counter: LockCounter, every: float) -> None:
         time.sleep(every)
 
 
-def reader_main(path: Path, seconds: float, period: float, stats_file: Path) -> int:
-    """A dashboard session with every page open, refreshed every `period` s: the overview,
-    a topic's series and conversations, flags, the stream status and the dead letters."""
-    from dashboard import queries as q
-
+def reader_main(path: Path, seconds: float, period: float, stats_file: Path,
+                sessions: int = 1) -> int:
+    """`sessions` dashboard sessions as threads of this one process (as one Streamlit server
+    runs its sessions), each with every page open, refreshed every `period` s: the overview, a
+    topic's series and conversations, flags, the stream status and the dead letters. Session i
+    starts i/`sessions` of a period late, as tabs opened at different times. The figures are
+    over all sessions: refreshes, failures and lock retries summed, the p95 over every refresh."""
     counter = LockCounter(stats_file)
     end = time.monotonic() + seconds
     times: list[float] = []
     failures: list[str] = []
-    while time.monotonic() < end:
-        t0 = time.monotonic()
-        try:
-            overview = q.topics_overview(path)
-            topic = str(overview["topic"].iloc[0]) if len(overview) else "gun_control"
-            q.stream_status(path)
-            q.topic_series(path, topic)
-            q.metric_series(path, topic, "mean_score", "6 hours")
-            q.top_conversations(path, topic)
-            q.flags(path)
-            q.dead_letter_summary(path)
-            times.append(time.monotonic() - t0)
-        except Exception as exc:  # counted: a reader that fails is a figure too
-            failures.append(f"{type(exc).__name__}: {exc}"[:200])
-        counter.save(refreshes=len(times), failures=len(failures), failure_sample=failures[-3:],
-                     refresh_p95_s=_p95(times))
-        time.sleep(max(period - (time.monotonic() - t0), 0.0))
+
+    def session(delay: float) -> None:
+        time.sleep(delay)
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            try:
+                _refresh(path)
+                times.append(time.monotonic() - t0)
+            except Exception as exc:  # counted: a reader that fails is a figure too
+                failures.append(f"{type(exc).__name__}: {exc}"[:200])
+            counter.save(refreshes=len(times), failures=len(failures),
+                         failure_sample=failures[-3:], refresh_p95_s=_p95(times),
+                         sessions=sessions)
+            time.sleep(max(period - (time.monotonic() - t0), 0.0))
+
+    threads = [threading.Thread(target=session, args=(period * i / sessions,),
+                                name=f"session{i}", daemon=True) for i in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     return 0
+
+
+def _refresh(path: Path) -> None:
+    """One refresh of a session with every page open."""
+    from dashboard import queries as q
+
+    overview = q.topics_overview(path)
+    topic = str(overview["topic"].iloc[0]) if len(overview) else "gun_control"
+    q.stream_status(path)
+    q.topic_series(path, topic)
+    q.metric_series(path, topic, "mean_score", "6 hours")
+    q.top_conversations(path, topic)
+    q.flags(path)
+    q.dead_letter_summary(path)
 
 
 def forecast_main(seconds: float, every: float, stats_file: Path, report_dir: Path | None) -> int:
@@ -387,10 +410,15 @@ def batch_latency(path: Path, since: datetime) -> tuple:
             "WHERE committed_at >= ? AND n_posts > 0", [since]).fetchall()[0])
 
 
-def wait_first_commit(path: Path, timeout: float = 600.0) -> float:
-    """Wait until the stream has committed posts to `path`; returns the seconds waited."""
+def wait_first_commit(path: Path, timeout: float = 600.0,
+                      stream: subprocess.Popen[bytes] | None = None) -> float:
+    """Wait until the stream has committed posts to `path`; returns the seconds waited. Raises
+    at once when the `stream` process has exited."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
+        if stream is not None and stream.poll() is not None:
+            raise RuntimeError(f"the stream process exited ({stream.returncode}) before its "
+                               f"first commit to {path}: see its log in {path.parent}")
         try:
             with connect(path, read_only=True) as con:
                 if con.execute("SELECT count(*) FROM posts").fetchall()[0][0]:
@@ -410,7 +438,8 @@ if __name__ == "__main__":
     if cmd == "stream":
         sys.exit(stream_main(Path(rest[0])))
     if cmd == "reader":
-        sys.exit(reader_main(Path(rest[0]), float(rest[1]), float(rest[2]), Path(rest[3])))
+        sys.exit(reader_main(Path(rest[0]), float(rest[1]), float(rest[2]), Path(rest[3]),
+                             int(rest[4]) if len(rest) > 4 else 1))
     if cmd == "forecast":
         sys.exit(forecast_main(float(rest[0]), float(rest[1]), Path(rest[2]),
                                Path(rest[3]) if len(rest) > 3 else None))

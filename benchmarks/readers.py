@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/readers.py --arm readers --minutes 10   # 10 readers + forecast
     .venv/bin/python benchmarks/readers.py --arm snapshot --minutes 10  # readers on a snapshot
+    .venv/bin/python benchmarks/readers.py --arm server --minutes 10    # one server, 10 sessions
     .venv/bin/python benchmarks/readers.py --arm none --minutes 10      # the same, no readers
 
 The stream (`polarwatch stream --continuous` as its own process, lexicon backend) takes a live
@@ -10,7 +11,9 @@ sessions (processes calling dashboard/queries.py like open pages refreshed every
 process running the forecast and writing the HTML report every minute read the same DuckDB
 file; in the `snapshot` arm the sessions read a copy refreshed every 5 s
 (``$POLARWATCH_DASHBOARD_SNAPSHOT_S``, dashboard/snapshot.py) and only the forecast reads the
-live file. Printed: end-to-end latency (commit − created_at) over the posts of the measured span
+live file. In the `server` arm the 10 sessions are threads of ONE reader process on that snapshot,
+as one `polarwatch dashboard` with 10 open tabs runs them, so they share each query's result per
+snapshot copy (dashboard/results.py); the forecast process is the same. Printed: end-to-end latency (commit − created_at) over the posts of the measured span
 (after a warm-up), the per-batch p95 from stream_batches, stream restarts and stops, DuckDB lock
 retries on both sides, and what the readers managed. Compare the p95 of the two arms: the aim is
 readers ≤ 2× none.
@@ -46,7 +49,7 @@ from ingest.broker import EmbeddedBroker, ensure_topics, free_port  # noqa: E402
 READERS = 10
 REFRESH_S = 5.0  # the dashboard's auto-refresh
 FORECAST_EVERY_S = 60.0
-SNAPSHOT_S = 5.0  # the `snapshot` arm: readers on a copy of the file at most this old
+SNAPSHOT_S = 5.0  # the `snapshot` and `server` arms: readers on a copy at most this old
 
 
 def run(args: argparse.Namespace, tmp: Path) -> None:
@@ -65,18 +68,20 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         feed = PacedFeed(cfg, args.rate).start()
         print(f"[{args.arm}] stream started, feed at {args.rate:g} posts/s; load {load()}",
               flush=True)
-        waited = wait_first_commit(cfg.warehouse_path)
+        waited = wait_first_commit(cfg.warehouse_path, stream=stream)
         print(f"first batch committed after {waited:.0f} s; warming up {args.warmup:g} s more",
               flush=True)
         time.sleep(args.warmup)
         since = datetime.now(UTC)
         seconds = args.minutes * 60
         if args.arm != "none":
-            readers_env = {**env, SNAPSHOT_ENV: str(SNAPSHOT_S if args.arm == "snapshot" else 0)}
-            for i in range(READERS):
+            on_snapshot = args.arm in ("snapshot", "server")
+            readers_env = {**env, SNAPSHOT_ENV: str(SNAPSHOT_S if on_snapshot else 0)}
+            processes, sessions = _reader_layout(args.arm)
+            for i in range(processes):
                 procs.append(spawn(["reader", str(cfg.warehouse_path), str(seconds),
-                                    str(REFRESH_S), str(tmp / f"reader{i}.json")], readers_env,
-                                   tmp / "readers.log"))
+                                    str(REFRESH_S), str(tmp / f"reader{i}.json"), str(sessions)],
+                                   readers_env, tmp / "readers.log"))
             procs.append(spawn(["forecast", str(seconds), str(FORECAST_EVERY_S),
                                 str(tmp / "forecast.json"), str(tmp / "reports")], env,
                                tmp / "forecast.log"))
@@ -101,6 +106,12 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         broker.stop()
 
 
+def _reader_layout(arm: str) -> tuple[int, int]:
+    """(reader processes, sessions per process): the `server` arm runs the READERS sessions as
+    threads of one process, the other arms one process per session."""
+    return (1, READERS) if arm == "server" else (READERS, 1)
+
+
 def report(args: argparse.Namespace, tmp: Path, path: Path, since: datetime, until: datetime,
            acked: int, alive: bool, loads: list[str]) -> None:
     n, p50, p95, mx = latency(path, since)[0]
@@ -117,12 +128,15 @@ def report(args: argparse.Namespace, tmp: Path, path: Path, since: datetime, unt
     print(f"stream process alive at the end: {alive}; supervised restarts: {restarts}; "
           f"writer lock retries: {writer.get('lock_retries', '?')}")
     if args.arm != "none":
-        readers = [read_stats(tmp / f"reader{i}.json") for i in range(READERS)]
+        processes, sessions = _reader_layout(args.arm)
+        readers = [read_stats(tmp / f"reader{i}.json") for i in range(processes)]
         fc = read_stats(tmp / "forecast.json")
-        print(f"readers: {sum(r.get('refreshes', 0) for r in readers):,} page refreshes, "
+        print(f"readers ({processes} process(es) × {sessions} session(s)): "
+              f"{sum(r.get('refreshes', 0) for r in readers):,} page refreshes, "
               f"{sum(r.get('failures', 0) for r in readers)} failed, "
               f"{sum(r.get('lock_retries', 0) for r in readers):,} lock retries, refresh p95 "
-              f"{max((r.get('refresh_p95_s') or 0) for r in readers):.2f} s (worst reader)")
+              f"{max((r.get('refresh_p95_s') or 0) for r in readers):.2f} s "
+              f"({'over all sessions' if processes == 1 else 'worst reader process'})")
         print(f"forecast + report: {fc.get('runs', 0)} runs, {fc.get('failures', 0)} failed, "
               f"{fc.get('lock_retries', 0)} lock retries, p95 {fc.get('seconds_p95') or 0:.1f} s; "
               f"samples {[r.get('failure_sample') for r in readers if r.get('failures')][:2]}"
@@ -133,7 +147,7 @@ def report(args: argparse.Namespace, tmp: Path, path: Path, since: datetime, unt
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--arm", choices=("readers", "snapshot", "none"), required=True)
+    ap.add_argument("--arm", choices=("readers", "snapshot", "server", "none"), required=True)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=1000.0, help="posts/s")
     ap.add_argument("--trigger", type=float, default=2.0, help="seconds (the shipped default)")
