@@ -122,8 +122,32 @@ class EmbeddedBroker:
     def s3_log_file(self) -> Path:
         return self.state_dir / "s3.log"
 
+    @property
+    def pruner_pid_file(self) -> Path:
+        return self.state_dir / "pruner.pid"
+
+    @property
+    def pruner_log_file(self) -> Path:
+        return self.state_dir / "pruner.log"
+
     def pid(self) -> int | None:
         return _live_pid(self.pid_file)
+
+    def pruner_pid(self) -> int | None:
+        return _live_pid(self.pruner_pid_file)
+
+    def start_pruner(self, cmd: list[str], env: dict[str, str] | None = None) -> int:
+        """Run `cmd` (``polarwatch broker prune --every S``) in the background unless our pruner
+        runs already; returns its pid. ``stop()`` stops it."""
+        pid = self.pruner_pid()
+        if pid is not None:
+            return pid
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.pruner_log_file, "ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        self.pruner_pid_file.write_text(str(proc.pid))
+        return proc.pid
 
     def s3_pid(self) -> int | None:
         """Pid of our S3 server when it runs (whatever this broker's `storage` is)."""
@@ -186,6 +210,8 @@ class EmbeddedBroker:
         pid = self.pid()
         _stop_pid(pid, timeout)
         self.pid_file.unlink(missing_ok=True)
+        _stop_pid(self.pruner_pid(), timeout)
+        self.pruner_pid_file.unlink(missing_ok=True)
         if not keep_storage:
             _stop_pid(self.s3_pid(), timeout)
             self.s3_pid_file.unlink(missing_ok=True)

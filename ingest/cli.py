@@ -20,7 +20,7 @@ from typing import Any
 
 from polarwatch.config import Config
 from polarwatch.console import SERVING, STOP, log
-from polarwatch.errors import ConfigError, PolarwatchError
+from polarwatch.errors import BrokerError, ConfigError, PolarwatchError
 
 DEFAULT_STATE_DIR = ".polarwatch/ingest"
 LOG = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ def cmd_broker(cfg: Config, args: argparse.Namespace) -> int:
         else:
             log("storage is a local S3 server: messages survive broker restarts; "
                 "`polarwatch broker stop` stops that server too")
+            _start_pruner(cfg, broker)
     elif args.action == "stop":
         log("broker stopped" if broker.stop() else "broker was not running")
     elif args.action == "prune":
@@ -68,40 +69,62 @@ def cmd_broker(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _retention(cfg: Config) -> tuple[float, int]:
-    # [broker] retention_hours / retention_mb (0 = off); read with defaults while older configs
-    # lack them
-    return (float(getattr(cfg.broker, "retention_hours", 0.0)),
-            int(getattr(cfg.broker, "retention_mb", 0)))
+def _retention(cfg: Config) -> tuple[float, int, int]:
+    """[broker] retention_hours, retention_mb and retention_batches (0 = that limit is off)."""
+    return cfg.broker.retention_hours, cfg.broker.retention_mb, cfg.broker.retention_batches
 
 
 def _prune(cfg: Config, broker: Any, args: argparse.Namespace) -> int:
-    """``broker prune``: remove consumed record batches beyond the retention (s3 storage)."""
+    """``broker prune``: remove consumed record batches beyond the retention (s3 storage). With
+    ``--every`` it runs until stopped, and a round the S3 server fails is logged and retried."""
     from ingest.retention import prune
 
-    hours, mb = _retention(cfg)
+    hours, mb, batches = _retention(cfg)
     if cfg.broker.storage != "s3":
         raise PolarwatchError("`broker prune` needs [broker] storage = \"s3\": memory storage "
                               "cannot be pruned (Tansu has no retention and its DeleteRecords "
                               "panics); only a broker restart frees it, and loses every message")
-    if not hours and not mb:
-        log("retention is off ([broker] retention_hours = 0 and retention_mb = 0): nothing to "
-            "prune")
+    if not (hours or mb or batches):
+        log("retention is off ([broker] retention_hours, retention_mb and retention_batches "
+            "are 0): nothing to prune")
         return 0
-    endpoint = broker.s3_endpoint()
-    if endpoint is None:
-        raise PolarwatchError(f"the broker's S3 server is not running (state in "
-                              f"{broker.state_dir}): start it with `polarwatch broker start`")
     SERVING.set()
     try:
         while True:
-            report = prune(endpoint, retention_hours=hours, retention_mb=mb,
-                           dry_run=args.dry_run)
-            log(("dry run, would be: " if args.dry_run else "pruned: ") + report.summary())
+            try:
+                endpoint = broker.s3_endpoint()
+                if endpoint is None:
+                    raise BrokerError(f"the broker's S3 server is not running (state in "
+                                      f"{broker.state_dir}): start it with `polarwatch broker "
+                                      f"start`")
+                report = prune(endpoint, retention_hours=hours, retention_mb=mb,
+                               retention_batches=batches, dry_run=args.dry_run)
+                log(("dry run, would be: " if args.dry_run else "pruned: ") + report.summary())
+            except BrokerError as exc:
+                if not args.every:
+                    raise
+                LOG.warning("prune round failed, retrying in %g s: %s", args.every, exc)
             if not args.every or STOP.wait(args.every):
                 return 0
     finally:
         SERVING.clear()
+
+
+def _start_pruner(cfg: Config, broker: Any) -> None:
+    """With s3 storage, keep a ``broker prune --every [broker] prune_every_s`` process running
+    next to the broker (Tansu's fetches stall once a partition holds thousands of batches)."""
+    from polarwatch.config import CONFIG_ENV
+
+    every = cfg.broker.prune_every_s
+    if cfg.broker.storage != "s3" or not every or not any(_retention(cfg)):
+        return
+    env = dict(os.environ)
+    if cfg.root and (cfg.root / "polarwatch.toml").exists():
+        env.setdefault(CONFIG_ENV, str(cfg.root / "polarwatch.toml"))
+    pid = broker.start_pruner([sys.executable, "-m", "polarwatch.cli", "broker", "prune",
+                               "--every", f"{every:g}"], env)
+    log(f"pruner running every {every:g} s (pid {pid}, log {broker.pruner_log_file}): "
+        f"consumed batches beyond [broker] retention_* are removed")
 
 
 def produce_synthetic(cfg: Config, days: int, seed: int, rate: float,

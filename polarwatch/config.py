@@ -128,6 +128,11 @@ class BrokerConfig(_Section):
     retention_hours: NonNegativeFloat = 168.0
     # ... and beyond this many MB per partition (0 = no limit) may be removed, once consumed.
     retention_mb: NonNegativeInt = 1024
+    # ... and beyond this many record batches per partition (0 = no limit): Tansu's s3 storage
+    # keeps one object per batch and its fetches stall past ~1,000-2,000 objects per partition
+    retention_batches: NonNegativeInt = 500
+    # `broker start` with s3 storage runs `broker prune --every` this often (0 = never)
+    prune_every_s: NonNegativeFloat = 60.0
 
 
 class TopicsConfig(_Section):

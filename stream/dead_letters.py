@@ -112,14 +112,12 @@ class DeadLetterDrain:
         self._next = None
 
     def _read(self, start: dict[int, int], now: datetime) -> list[dict[str, Any]]:
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
 
-        from stream.kafka_source import latest_offsets
+        from stream.kafka_source import consumer_for, latest_offsets
 
         if self._consumer is None:
-            self._consumer = KafkaConsumer(
-                bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                fetch_max_wait_ms=100, request_timeout_ms=30000)
+            self._consumer = consumer_for(self.bootstrap)
         consumer = self._consumer
         if not consumer.partitions_for_topic(self.topic):
             return []

@@ -31,17 +31,26 @@ from stream.group_offsets import STREAM_GROUP, GroupCommitter
 SOURCE_NAME = "polarwatch_kafka"
 SCHEMA = "kafka_partition int, kafka_offset long, broker_ts timestamp, value string"
 FETCH_STALL_TIMEOUT_S = 60.0  # give up a partition read when no record arrives for this long
+# How long the broker may gather a fetch. Real Kafka answers as soon as it has a record, so this
+# only bounds a wait at the end of the log. Tansu's s3 storage lists the partition's objects and
+# then reads them one by one until this much time has passed, and answers with what it has: at
+# 100 ms a partition of 500 batch objects returned nothing at all (a 60 s stall, the soak's
+# failure); at 500 ms it read them in 36 s, at 1 s in 15 s, at 2 s in 9 s (benchmarks/README.md).
+FETCH_MAX_WAIT_MS = 2000
 
 
 class OffsetRegressionError(RuntimeError):
     pass
 
 
-def _consumer(bootstrap: str) -> Any:
+def consumer_for(bootstrap: str) -> Any:
+    """A group-less consumer for assign + seek reads of ranges (this source, the dead-letter
+    drain)."""
     from kafka import KafkaConsumer
 
     return KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                         group_id=None, request_timeout_ms=30000, fetch_max_wait_ms=100,
+                         group_id=None, request_timeout_ms=30000,
+                         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
                          max_partition_fetch_bytes=8 * 1024 * 1024)
 
 
@@ -109,7 +118,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def _latest(self) -> dict[str, int]:
         if self._consumer is None:
-            self._consumer = _consumer(self.bootstrap)
+            self._consumer = consumer_for(self.bootstrap)
         self._last_latest = latest_offsets(self._consumer, self.topic)
         return self._last_latest
 
@@ -186,7 +195,7 @@ def read_range_arrow(bootstrap: str, topic: str, partition: int, start: int,
 
     schema = pa.schema([("kafka_partition", pa.int32()), ("kafka_offset", pa.int64()),
                         ("broker_ts", pa.timestamp("us", tz="UTC")), ("value", pa.string())])
-    consumer = _consumer(bootstrap)
+    consumer = consumer_for(bootstrap)
     tp = TopicPartition(topic, partition)
     offsets: list[int] = []
     stamps: list[int] = []

@@ -4,15 +4,21 @@ broker keeps serving old and new offsets; the pruning rules on their own."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from ingest.broker import EmbeddedBroker, ensure_topics, free_port
 from ingest.retention import Batch, plan, prune, read_storage, s3_client
 
+REPO = Path(__file__).resolve().parents[2]
 ROUNDS, PER_ROUND = 4, 10  # each round flushed on its own: one record batch per round
 
 
@@ -48,9 +54,9 @@ def _commit(bootstrap: str, topic: str, group: str, offset: int) -> None:
 def _values(bootstrap: str, topic: str) -> list[int]:
     """Every record the broker still serves on partition 0, read the way the stream reads
     (assign + seek over [0, latest))."""
-    from stream.kafka_source import _consumer, latest_offsets, read_range
+    from stream.kafka_source import consumer_for, latest_offsets, read_range
 
-    consumer = _consumer(bootstrap)
+    consumer = consumer_for(bootstrap)
     try:
         end = latest_offsets(consumer, topic)["0"]
     finally:
@@ -111,3 +117,60 @@ def test_plan_by_size_and_age() -> None:
     assert [b.base for b in everything.removed] == [0, 10, 20, 30]  # the newest always stays
     nothing_known = plan(batches, {}, retention_hours=1, retention_bytes=1, now=now)
     assert nothing_known.removed == [] and nothing_known.unguarded == [("t", 0)]
+
+
+def test_plan_by_batch_count() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    batches = [_batch(base, 100, 0, now) for base in (0, 10, 20, 30, 40)]  # all new
+    by_count = plan(batches, {("t", 0): 45}, retention_hours=168, retention_bytes=0, now=now,
+                    retention_batches=2)
+    assert [b.base for b in by_count.removed] == [0, 10, 20]  # 5 → 2 batches
+    behind = plan(batches, {("t", 0): 15}, retention_hours=168, retention_bytes=0, now=now,
+                  retention_batches=2)
+    assert [b.base for b in behind.removed] == [0]  # 10-19 not consumed: kept, and the rest
+    assert behind.held == {("t", 0): 10}
+    off = plan(batches, {("t", 0): 45}, retention_hours=168, retention_bytes=0, now=now)
+    assert off.removed == []
+
+
+def test_broker_start_runs_a_pruner_that_broker_stop_stops(tmp_path: Path) -> None:
+    """`polarwatch broker start` with s3 storage keeps the partitions at most
+    `retention_batches` batches long once they are consumed, with no other command run."""
+    port = free_port()
+    env = {**os.environ, "POLARWATCH_CONFIG": str(REPO / "polarwatch.toml"),
+           "POLARWATCH_BROKER_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+           "POLARWATCH_BROKER_STATE_DIR": str(tmp_path / "broker"),
+           "POLARWATCH_BROKER_STORAGE": "s3", "POLARWATCH_BROKER_RETENTION_BATCHES": "2",
+           "POLARWATCH_BROKER_PRUNE_EVERY_S": "0.5"}
+    broker = EmbeddedBroker(port, tmp_path / "broker", storage="s3")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "polarwatch.cli", "broker", *args],
+                              env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    try:
+        start = cli("start")
+        assert start.returncode == 0, start.stderr
+        assert "pruner running every 0.5 s" in start.stdout + start.stderr
+        pruner = broker.pruner_pid()
+        assert pruner is not None
+        topic = "pruned"
+        ensure_topics(broker.bootstrap, [topic], 1)
+        _produce(broker.bootstrap, topic, ROUNDS)  # ROUNDS batches of PER_ROUND records
+        _commit(broker.bootstrap, topic, "stream", ROUNDS * PER_ROUND)
+        endpoint = broker.s3_endpoint()
+        assert endpoint is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            left = [b for b in read_storage(s3_client(endpoint))[0] if b.topic == topic]
+            if len(left) <= 2:
+                break
+            time.sleep(0.5)
+        assert sorted(b.base for b in left) == [(ROUNDS - 2) * PER_ROUND,
+                                                (ROUNDS - 1) * PER_ROUND]
+    finally:
+        stop = cli("stop")
+    assert stop.returncode == 0, stop.stderr
+    assert broker.pruner_pid() is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pruner, 0)
