@@ -6,7 +6,8 @@
 For `--minutes`: a live feed at `--rate` posts/s (created_at = now) with hostile records from
 tests/stream/test_hostile.py mixed in (half through the validating producer, half written
 straight into the posts topic); the stream as its own process (`polarwatch stream --continuous`,
-supervised); five dashboard readers (on a snapshot refreshed every `--snapshot` s, see
+supervised); five dashboard sessions (threads of one reader process, like one dashboard
+server with five tabs, on a snapshot refreshed every `--snapshot` s, see
 dashboard/snapshot.py) and the forecast every minute (processes of
 benchmarks/live_load.py); the broker (s3 storage) killed with -9 at 1/3 of the run and started
 again, the stream's driver (Python and its JVM) killed with -9 at 2/3 and run again. Then the
@@ -61,8 +62,13 @@ class Soak:
         self.broker = EmbeddedBroker(free_port(), tmp / "broker", storage="s3")
         self.broker.start()
         self.env = bench_env(tmp, self.broker.bootstrap, POLARWATCH_BROKER_STORAGE="s3",
+                             POLARWATCH_BROKER_STATE_DIR=str(tmp / "broker"),
                              POLARWATCH_SPARK_TRIGGER_SECONDS="2.0")
         self.cfg: Config = config_of(self.env)
+        # the pruner `polarwatch broker start` runs next to an s3 broker (ingest/cli.py)
+        self.broker.start_pruner([sys.executable, "-m", "polarwatch.cli", "broker", "prune",
+                                  "--every", f"{self.cfg.broker.prune_every_s:g}"],
+                                 {**os.environ, **self.env})
         ensure_topics(self.cfg.broker.bootstrap_servers,
                       [self.cfg.topics.posts, self.cfg.topics.dead_letter],
                       self.cfg.topics.partitions)
@@ -89,7 +95,8 @@ class Soak:
                 f"stream driver python #{g}": driver,
                 f"Spark driver JVM #{g}": jvm_of(driver) if driver else None,
                 "feed (this python)": os.getpid(),
-                "dashboard reader 1": self.procs[1].pid if len(self.procs) > 1 else None}
+                "dashboard server (5 sessions)": self.procs[1].pid if len(self.procs) > 1 else None,
+                "pruner": self.broker.pruner_pid()}
 
     def kill_broker(self) -> None:
         pid = self.broker.pid()
@@ -126,10 +133,9 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         soak.t0 = time.monotonic()  # the planned times count from the stream's first commit
         soak.say(f"first batch committed after {waited:.0f} s (Spark start-up); the clock starts")
         readers_env = {**soak.env, SNAPSHOT_ENV: str(args.snapshot)}
-        for i in range(READERS):
-            soak.procs.append(spawn(["reader", str(soak.cfg.warehouse_path), str(seconds + 300),
-                                     str(REFRESH_S), str(tmp / f"reader{i}.json")], readers_env,
-                                    tmp / "readers.log"))
+        soak.procs.append(spawn(["reader", str(soak.cfg.warehouse_path), str(seconds + 300),
+                                 str(REFRESH_S), str(tmp / "reader0.json"), str(READERS)],
+                                readers_env, tmp / "readers.log"))  # one server, READERS tabs
         soak.procs.append(spawn(["forecast", str(seconds + 300), "60", str(tmp / "forecast.json")],
                                 soak.env, tmp / "forecast.log"))
         sampler = RssSampler(soak.pids, every=30.0)
@@ -151,7 +157,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         sampler.stop.set()
         account(soak, stats, started)
         print_memory(sampler)
-        readers = [read_stats(tmp / f"reader{i}.json") for i in range(READERS)]
+        readers = [read_stats(tmp / "reader0.json")]
         fc = read_stats(tmp / "forecast.json")
         print(f"readers: {sum(r.get('refreshes', 0) for r in readers):,} page refreshes, "
               f"{sum(r.get('failures', 0) for r in readers)} failed, "

@@ -71,7 +71,12 @@ class PostProducer:
         self.max_future_skew = max_future_skew
         self.stats = ProduceStats()
         try:
+            # Not idempotent: a retry after a Tansu restart was answered "duplicate sequence"
+            # for a batch the broker had not stored (acknowledged posts lost), and its producer
+            # state broke later produces. A plain retry may store a post twice in the topic;
+            # the stream keys posts by id, so it is stored once.
             options = {"acks": "all", "linger_ms": 20, "batch_size": 256 * 1024, "retries": 5,
+                       "enable_idempotence": False,
                        **kafka_options}  # callers may override any default
             self._producer = KafkaProducer(bootstrap_servers=bootstrap,
                                            compression_type=compression, **options)
