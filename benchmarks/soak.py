@@ -48,6 +48,7 @@ from live_load import (  # noqa: E402
 
 from dashboard.snapshot import SNAPSHOT_ENV  # noqa: E402
 from ingest.broker import EmbeddedBroker, ensure_topics, free_port, port_open  # noqa: E402
+from ingest.cli import start_pruner  # noqa: E402
 from polarwatch.config import Config  # noqa: E402
 from polarwatch.warehouse import connect  # noqa: E402
 from tests.stream.test_hostile import hostile_lines  # noqa: E402
@@ -65,10 +66,8 @@ class Soak:
                              POLARWATCH_BROKER_STATE_DIR=str(tmp / "broker"),
                              POLARWATCH_SPARK_TRIGGER_SECONDS="2.0")
         self.cfg: Config = config_of(self.env)
-        # the pruner `polarwatch broker start` runs next to an s3 broker (ingest/cli.py)
-        self.broker.start_pruner([sys.executable, "-m", "polarwatch.cli", "broker", "prune",
-                                  "--every", f"{self.cfg.broker.prune_every_s:g}"],
-                                 {**os.environ, **self.env})
+        # the pruner `polarwatch broker start` runs next to an s3 broker
+        start_pruner(self.cfg, self.broker, {**os.environ, **self.env})
         ensure_topics(self.cfg.broker.bootstrap_servers,
                       [self.cfg.topics.posts, self.cfg.topics.dead_letter],
                       self.cfg.topics.partitions)

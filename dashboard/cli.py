@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dashboard.snapshot import SNAPSHOT_ENV
-from polarwatch.config import CONFIG_ENV, Config
+from polarwatch.config import Config
 from polarwatch.console import SERVING, STOP, log
 
 APP = Path(__file__).resolve().parent / "app.py"
@@ -23,9 +23,7 @@ def app_env(cfg: Config, env: dict[str, str] | None = None,
     """The app process's environment: ``base`` (this process's environment) with ``env`` on
     top, the config file, the warehouse path, and ``$POLARWATCH_DASHBOARD_SNAPSHOT_S`` from
     ``[dashboard] snapshot_seconds`` unless one of the two already sets it."""
-    child = dict(os.environ if base is None else base) | (env or {})
-    if cfg.root and (cfg.root / "polarwatch.toml").exists():
-        child.setdefault(CONFIG_ENV, str(cfg.root / "polarwatch.toml"))
+    child = cfg.child_env(dict(os.environ if base is None else base) | (env or {}))
     child["POLARWATCH_WAREHOUSE_PATH"] = str(cfg.warehouse_path)
     child.setdefault(SNAPSHOT_ENV, str(cfg.dashboard.snapshot_seconds))
     return child

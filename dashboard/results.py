@@ -113,13 +113,20 @@ def _open_snapshot(snapshot: Path) -> Iterator[Any]:
 
 
 @contextmanager
+def _open(source: Path, live: bool) -> Iterator[Any]:
+    """A read-only connection to `source` (the live file, or a snapshot in a private
+    instance), timestamps in UTC."""
+    with connect(source, read_only=True) if live else _open_snapshot(source) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        yield con
+
+
+@contextmanager
 def reading(path: str | Path) -> Iterator[Any]:
     """A short read-only connection to what readers open (:func:`readable`: the live file, or
     its snapshot), timestamps in UTC."""
     source = readable(path)
-    opened = connect(source, read_only=True) if source == Path(path) else _open_snapshot(source)
-    with opened as con:
-        con.execute("SET TimeZone = 'UTC'")
+    with _open(source, source == Path(path)) as con:
         yield con
 
 
@@ -127,18 +134,18 @@ def read_frame(path: str | Path, sql: str, params: list[Any] | None = None) -> p
     """``sql`` with ``params`` on what readers open, as a DataFrame; on a snapshot, once per
     snapshot generation for the whole process (a copy of the stored result)."""
     source = readable(path)
-    if source == Path(path):  # the live file: never stored
-        return _query(connect(source, read_only=True), sql, params)
+    live = source == Path(path)
+
+    def run() -> pd.DataFrame:
+        with _open(source, live) as con:
+            df: pd.DataFrame = con.execute(sql, params or []).df()
+        return df
+
+    if live:  # the live file: never stored
+        return run()
     try:  # stat before opening: what is read is this generation or a newer one
         key: Hashable = (str(source), *generation(source), sql, tuple(params or ()))
         hash(key)
     except TypeError:  # an unhashable parameter: read, do not store
-        return _query(_open_snapshot(source), sql, params)
-    return RESULTS.get_or_run(key, lambda: _query(_open_snapshot(source), sql, params))
-
-
-def _query(opened: Any, sql: str, params: list[Any] | None) -> pd.DataFrame:
-    with opened as con:
-        con.execute("SET TimeZone = 'UTC'")
-        df: pd.DataFrame = con.execute(sql, params or []).df()
-    return df
+        return run()
+    return RESULTS.get_or_run(key, run)

@@ -143,11 +143,7 @@ class EmbeddedBroker:
         if pid is not None:
             return pid
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.pruner_log_file, "ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        self.pruner_pid_file.write_text(str(proc.pid))
-        return proc.pid
+        return _launch(cmd, env, self.pruner_pid_file, self.pruner_log_file).pid
 
     def s3_pid(self) -> int | None:
         """Pid of our S3 server when it runs (whatever this broker's `storage` is)."""
@@ -240,13 +236,20 @@ def _live_pid(pid_file: Path) -> int | None:
     return pid
 
 
-def _spawn(cmd: list[str], env: dict[str, str] | None, pid_file: Path, log_file: Path,
-           port: int, what: str, timeout: float) -> int:
-    """Start `cmd` in its own session, record its pid and wait until it listens on `port`."""
+def _launch(cmd: list[str], env: dict[str, str] | None, pid_file: Path,
+            log_file: Path) -> subprocess.Popen[bytes]:
+    """Start `cmd` in a session of its own, output to `log_file`, its pid in `pid_file`."""
     with open(log_file, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     pid_file.write_text(str(proc.pid))
+    return proc
+
+
+def _spawn(cmd: list[str], env: dict[str, str] | None, pid_file: Path, log_file: Path,
+           port: int, what: str, timeout: float) -> int:
+    """Start `cmd` in its own session, record its pid and wait until it listens on `port`."""
+    proc = _launch(cmd, env, pid_file, log_file)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

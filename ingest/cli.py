@@ -57,7 +57,7 @@ def cmd_broker(cfg: Config, args: argparse.Namespace) -> int:
         else:
             log("storage is a local S3 server: messages survive broker restarts; "
                 "`polarwatch broker stop` stops that server too")
-            _start_pruner(cfg, broker)
+            start_pruner(cfg, broker)
     elif args.action == "stop":
         log("broker stopped" if broker.stop() else "broker was not running")
     elif args.action == "prune":
@@ -110,19 +110,15 @@ def _prune(cfg: Config, broker: Any, args: argparse.Namespace) -> int:
         SERVING.clear()
 
 
-def _start_pruner(cfg: Config, broker: Any) -> None:
+def start_pruner(cfg: Config, broker: Any, env: dict[str, str] | None = None) -> None:
     """With s3 storage, keep a ``broker prune --every [broker] prune_every_s`` process running
-    next to the broker (Tansu's fetches stall once a partition holds thousands of batches)."""
-    from polarwatch.config import CONFIG_ENV
-
+    next to the broker (Tansu's fetches stall once a partition holds thousands of batches);
+    ``env``: the pruner's environment (default: this process's)."""
     every = cfg.broker.prune_every_s
     if cfg.broker.storage != "s3" or not every or not any(_retention(cfg)):
         return
-    env = dict(os.environ)
-    if cfg.root and (cfg.root / "polarwatch.toml").exists():
-        env.setdefault(CONFIG_ENV, str(cfg.root / "polarwatch.toml"))
     pid = broker.start_pruner([sys.executable, "-m", "polarwatch.cli", "broker", "prune",
-                               "--every", f"{every:g}"], env)
+                               "--every", f"{every:g}"], cfg.child_env(env))
     log(f"pruner running every {every:g} s (pid {pid}, log {broker.pruner_log_file}): "
         f"consumed batches beyond [broker] retention_* are removed")
 

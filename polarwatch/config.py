@@ -273,6 +273,14 @@ class Config(BaseSettings):
     def load_topics(self) -> list[Topic]:
         return load_topics(self.path(self.extractor.topics_file))
 
+    def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """An environment for a polarwatch child process: ``base`` (this process's environment)
+        with ``$POLARWATCH_CONFIG`` naming this config's file unless ``base`` names one."""
+        env = dict(os.environ if base is None else base)
+        if (self.root / "polarwatch.toml").exists():
+            env.setdefault(CONFIG_ENV, str(self.root / "polarwatch.toml"))
+        return env
+
 
 SECTIONS: dict[str, type[_Section]] = {
     name: info.default_factory  # type: ignore[misc]
