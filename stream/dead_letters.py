@@ -38,6 +38,21 @@ COLUMNS = ["source_topic", "kafka_partition", "kafka_offset", "reason", "raw", "
            "source", "raw_size", "rejected_at"]
 
 
+MAX_SIZE = 2**63 - 1  # raw_size is a BIGINT
+
+
+def _original_size(raw: bytes | None) -> int | None:
+    """The original-size header as a byte count, or None when absent or not one (a negative,
+    non-numeric or over-BIGINT value: the record is stored with its own length instead)."""
+    if raw is None or len(raw) > 20:
+        return None
+    try:
+        size = int(raw)
+    except ValueError:
+        return None
+    return size if 0 <= size <= MAX_SIZE else None
+
+
 def dead_letter_row(topic: str, partition: int, offset: int, timestamp_ms: int | None,
                     value: bytes | None, headers: list[tuple[str, bytes]] | None,
                     now: datetime) -> dict[str, Any]:
@@ -46,10 +61,11 @@ def dead_letter_row(topic: str, partition: int, offset: int, timestamp_ms: int |
     value = value or b""
     reason = meta.get(REASON_HEADER, b"").decode("utf-8", "replace") or \
         "dead letter without a reason header"
-    try:
-        size = int(meta[SIZE_HEADER])
-    except (KeyError, ValueError):
+    size = _original_size(meta.get(SIZE_HEADER))
+    if size is None:
         size = len(value)
+        if SIZE_HEADER in meta:  # anyone can write to the topic: a forged header is noted
+            reason += f" (header {SIZE_HEADER} unreadable: {meta[SIZE_HEADER][:40]!r}; ignored)"
     rejected = (datetime.fromtimestamp(timestamp_ms / 1000, UTC)
                 if timestamp_ms is not None and 0 <= timestamp_ms < 253402300800000 else None)
     return {"source_topic": topic, "kafka_partition": partition, "kafka_offset": offset,

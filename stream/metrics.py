@@ -61,9 +61,16 @@ class MetricsListener(StreamingQueryListener):
                 "SELECT latency_created_p95_s, latency_broker_p95_s FROM stream_batches "
                 "WHERE split_part(query, '@', 1) = ? AND batch_id = ? ORDER BY committed_at DESC "
                 "LIMIT 1", [self.query_name, int(p.batchId)]).fetchall()
-        latency = (f", e2e p95 {lat[0][1]:.1f} s from broker, {lat[0][0]:,.0f} s from "
-                   f"created_at" if lat and lat[0][1] is not None else "")
+        latency = latency_note(*lat[0]) if lat else ""
         parts = ", ".join(f"p{k} {v:,}" for k, v in sorted(lag.items()))
         LOG.info(f"batch {p.batchId}: {p.numInputRows:,} rows in {batch_ms / 1000:.1f} s "
                  f"({p.processedRowsPerSecond or 0:,.0f} rows/s), lag "
                  f"{sum(lag.values()):,} ({parts}){latency}")
+
+
+def latency_note(created_p95: float | None, broker_p95: float | None) -> str:
+    """", e2e p95 …" for the progress line; a batch that stored no post (every record
+    dead-lettered) has no latency, and either figure may be missing."""
+    parts = ([f"{broker_p95:.1f} s from broker"] if broker_p95 is not None else []) + \
+        ([f"{created_p95:,.0f} s from created_at"] if created_p95 is not None else [])
+    return f", e2e p95 {', '.join(parts)}" if parts else ""

@@ -69,3 +69,33 @@ def test_ingest_dead_letters_are_stored_once(broker: Any, tmp_path: Path) -> Non
     restarted = _sink(path, broker.bootstrap, dead)  # a new process resumes from the table
     assert restarted.write(EMPTY.copy(), 3).ingest_dead == 0
     assert len(_rows(path)) == 5
+
+
+@pytest.mark.parametrize("header", [b"99999999999999999999", b"-5", b"12abc", b"\xff\xfe",
+                                    b"9" * 5000, b"9223372036854775808"])
+def test_a_forged_size_header_is_noted_not_fatal(header: bytes) -> None:
+    """Anyone can write to the dead-letter topic: a size header that is no BIGINT byte count
+    must not stop the drain (it did: OverflowError in the Int64 cast, every run)."""
+    from datetime import UTC, datetime
+
+    from polarwatch.records import DEAD_LETTER_REASON_HEADER, DEAD_LETTER_SIZE_HEADER
+    from stream.dead_letters import dead_letter_row, frame
+
+    row = dead_letter_row("t", 0, 7, 0, b"{bad", [(DEAD_LETTER_REASON_HEADER, b"bad json"),
+                                                 (DEAD_LETTER_SIZE_HEADER, header)],
+                          datetime.now(UTC))
+    df = frame([row])
+    assert int(df["raw_size"].iloc[0]) == 4  # the record's own length
+    assert "bad json" in row["reason"] and "unreadable" in row["reason"]
+
+
+def test_a_valid_size_header_is_kept() -> None:
+    from datetime import UTC, datetime
+
+    from polarwatch.records import DEAD_LETTER_SIZE_HEADER
+    from stream.dead_letters import dead_letter_row, frame
+
+    row = dead_letter_row("t", 0, 7, 0, b"x", [(DEAD_LETTER_SIZE_HEADER, b"9223372036854775807")],
+                          datetime.now(UTC))
+    assert int(frame([row])["raw_size"].iloc[0]) == 2**63 - 1
+    assert "unreadable" not in row["reason"]
