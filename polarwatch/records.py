@@ -322,7 +322,8 @@ def validate_post(obj: Any, now: datetime | None = None,
     missing = [m for e in errors if e.validator == "required"
                for m in e.validator_value if m not in obj]
     if missing:
-        return f"missing required field(s): {', '.join(missing)}"
+        return (f"missing required field(s): {', '.join(missing)} (every post needs "
+                f"{', '.join(json_schema()['required'])}; `polarwatch schema` prints the contract)")
     err = errors[0]
     where = ".".join(str(p) for p in err.path) or "record"
     if err.validator == "maxLength":

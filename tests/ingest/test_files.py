@@ -263,7 +263,9 @@ def test_jsonl_ingest_counts_and_dead_letters_exactly(
     reasons = {r.value: dict(r.headers)[DEAD_LETTER_REASON_HEADER].decode() for r in dead}
     assert reasons[bad[2].rstrip(b"\n")].startswith("created_at: '2024-05-01 10:00:00' has no "
                                                     "timezone")
-    assert reasons[bad[3].rstrip(b"\n")] == "missing required field(s): text"
+    assert reasons[bad[3].rstrip(b"\n")].startswith("missing required field(s): text (every "
+                                                    "post needs id, platform,")
+    assert reasons[bad[3].rstrip(b"\n")].endswith("`polarwatch schema` prints the contract)")
 
 
 def test_cli_reddit_csv_with_topic(broker: EmbeddedBroker, topic_names: tuple[str, str],
