@@ -43,7 +43,7 @@ def post_html(row: Any) -> str:
     return (f'<div style="margin-left:{int(row["depth"]) * INDENT_PX}px;'
             f'border-left:3px solid #ccc;padding:2px 10px;margin-bottom:8px">'
             f'<small>{esc(row["id"])} · {esc(row["author_id"])} · {when} UTC</small><br>'
-            f'{esc(row["text"])}<br><small>{" · ".join(labels)}{rule}{explanation}</small>'
+            f'<span style="white-space:pre-wrap">{esc(row["text"])}</span><br><small>{" · ".join(labels)}{rule}{explanation}</small>'
             f"</div>")
 
 
@@ -61,7 +61,10 @@ def render_thread(c: Context, conversation: str) -> None:
     a.metric("Posts", f"{len(posts):,}")
     b.metric("Mean interaction score", fmt_score(scores.mean() if len(scores) else None))
     d.metric("Topic", c.name(topic))
-    st.markdown("\n".join(post_html(r) for _, r in posts.iterrows()), unsafe_allow_html=True)
+    # st.html, not st.markdown: post text is shown as text. Through Markdown a blank line in a
+    # post ended the HTML block and the rest was parsed: `![x](http://host/p.png)` made the
+    # analyst's browser fetch the image, telling its author when and from where it was read.
+    st.html("\n".join(post_html(r) for _, r in posts.iterrows()))
     with st.expander("As a table"):
         st.dataframe(posts, hide_index=True)
 

@@ -138,7 +138,7 @@ def test_click_through_every_page(served: tuple[str, Path], tmp_path: Path) -> N
             page.get_by_text("Thread conv-hot", exact=False).wait_for(timeout=15_000)
             _idle(page)
             expect(page).to_have_url(re.compile(r"conversation=conv-hot"))
-            thread = page.get_by_test_id("stMarkdownContainer")  # not the table's hidden cells
+            thread = page.get_by_test_id("stHtml")  # not the table's hidden cells
             for text in ("Ban assault weapons now, no more excuses", "reply h3",
                          "why: reply disagrees and insults the parent",
                          "interaction score 10.00"):
@@ -172,3 +172,40 @@ def test_click_through_every_page(served: tuple[str, Path], tmp_path: Path) -> N
         finally:
             browser.close()
     assert "Storm landfall" in (tmp_path / "events.toml").read_text()
+
+
+# Markdown, LaTeX, an image link (after a blank line, which ended the HTML block when threads
+# went through Markdown) and raw HTML, with a host no request may reach.
+HOSTILE = ("**not bold** $x^2$ <b>not html</b>\n\n![x](http://198.51.100.7/pixel.png)\n\n"
+           "# not a heading <img src=http://198.51.100.7/a.png>")
+
+
+def test_post_text_is_shown_as_text_and_fetches_nothing(served: tuple[str, Path],
+                                                        tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from polarwatch.warehouse import connect
+
+    url, warehouse = served
+    with connect(warehouse) as con:
+        con.execute("UPDATE posts SET text = ? WHERE id = 'h3'", [HOSTILE])
+    hosts: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("request", lambda r: hosts.append(r.url.split("/")[2]))
+            page.goto(f"{url}/conversation?conversation=conv-hot")
+            page.get_by_text("Thread conv-hot", exact=False).wait_for(timeout=30_000)
+            _idle(page)
+            thread = page.get_by_test_id("stHtml")
+            for literal in ("**not bold** $x^2$ <b>not html</b>",
+                            "![x](http://198.51.100.7/pixel.png)", "# not a heading <img"):
+                expect(thread.get_by_text(literal, exact=False).first).to_be_visible()
+            expect(thread.locator("img")).to_have_count(0)
+            expect(page.locator(".katex")).to_have_count(0)
+            page.wait_for_timeout(1000)
+            _shot(page, tmp_path / "hostile_thread.png")
+        finally:
+            browser.close()
+    assert hosts and set(hosts) == {url.split("/")[2]}, sorted(set(hosts))
