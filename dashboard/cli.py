@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dashboard.snapshot import SNAPSHOT_ENV
+from polarwatch import argtypes
 from polarwatch.config import Config
 from polarwatch.console import SERVING, STOP, log
 
@@ -57,5 +58,5 @@ def cmd_dashboard(cfg: Config, args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("dashboard", help="serve the Streamlit dashboard")
-    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--port", type=argtypes.port, default=8501, help="1-65535 (default 8501)")
     p.set_defaults(func=cmd_dashboard)

@@ -19,6 +19,7 @@ from polarwatch.config import Config
 from polarwatch.console import STOP, log
 from polarwatch.errors import PolarwatchError
 from polarwatch.events import EVENTS_ENV, Event, save_events
+from scoring.extractors.registry import available_backends
 from stream.cli import summarize_warehouse
 
 
@@ -143,7 +144,8 @@ def register(sub: Any) -> None:
     p.add_argument("--days", type=int, default=14, help="simulated days (default 14)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--port", type=int, default=8501)
-    p.add_argument("--backend", help="extractor backend (default from config)")
+    p.add_argument("--backend", choices=available_backends(),
+                   help="extractor backend (default: [extractor] backend)")
     p.add_argument("--no-dashboard", action="store_true", help="stop after the forecast")
     p.add_argument("--forecast-every", type=float, default=60.0, metavar="SECONDS",
                    help="while live, re-run the forecast and alerts this often (default 60)")

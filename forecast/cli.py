@@ -28,6 +28,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from polarwatch import argtypes
 from polarwatch.config import Config
 from polarwatch.errors import PolarwatchError
 
@@ -164,14 +165,7 @@ def cmd_detect(cfg: Config, args: argparse.Namespace) -> int:
     def note(msg: str) -> None:
         print(f"polarwatch detect: {msg}", file=sys.stderr)
 
-    season: int | str = args.season
-    if season not in ("auto", "none"):
-        try:
-            season = int(season)
-        except ValueError:
-            raise InputError(f"--season must be auto, none or a number of points, "
-                             f"got {season!r}") from None
-    config = DetectorConfig(alpha=cfg.forecast.alpha, threshold=args.threshold, season=season,
+    config = DetectorConfig(alpha=cfg.forecast.alpha, threshold=args.threshold, season=args.season,
                             crossing=args.crossing, horizon=cfg.forecast.horizon,
                             suppress_seconds=(None if args.refractory is None
                                               else args.refractory * 3600.0))
@@ -345,12 +339,13 @@ def register(subparsers: Any) -> None:
                     "Problems in the input are reported on stderr.")
     p.add_argument("series", help="input CSV (- for stdin)")
     p.add_argument("-o", "--output", help="output CSV (default: stdout)")
-    p.add_argument("--threshold", type=float, help="alarm threshold on anomaly_score "
-                                                   "(default 0.9999)")
-    p.add_argument("--refractory", type=float, metavar="HOURS",
-                   help="an episode stays open at least this long (default 24)")
-    p.add_argument("--season", default="auto",
-                   help="auto (daily cycle, weekly for daily data), none, or points per cycle")
+    p.add_argument("--threshold", type=argtypes.unit_interval,
+                   help="alarm threshold on anomaly_score, in (0, 1] (default 0.9999)")
+    p.add_argument("--refractory", type=argtypes.at_least(0.0), metavar="HOURS",
+                   help="an episode stays open at least this long, >= 0 (default 24)")
+    p.add_argument("--season", default="auto", type=argtypes.season,
+                   help="auto (daily cycle, weekly for daily data), none, or points per cycle "
+                        "(>= 2)")
     p.add_argument("--crossing", type=float, help="also flag anticipatory when the forecast "
                                                   "crosses this level within [forecast] horizon")
     p.add_argument("--duplicates", choices=["last", "error"], default="last",

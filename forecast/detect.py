@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.alarms import (
+    DEFAULT_REARM,
     FLAG_ANTICIPATORY,
     FLAG_NONE,
     FLAG_REACTIVE,
@@ -185,7 +186,8 @@ class StreamingDetector:
         self.warmup = warmup_points(self.candidate_period)
         suppress = suppress_points(self.interval_seconds, *(
             [] if cfg.suppress_seconds is None else [cfg.suppress_seconds]))
-        kw: dict[str, Any] = {} if cfg.threshold is None else {"threshold": cfg.threshold}
+        kw: dict[str, Any] = {} if cfg.threshold is None else {
+            "threshold": cfg.threshold, "rearm": min(DEFAULT_REARM, cfg.threshold)}
         self.policy = AlarmPolicy(min_points=self.warmup, suppress=suppress, **kw)
         self.z_interval = _PHI.inv_cdf(1 - cfg.alpha / 2)
         self.band_z = self.z_interval  # the band's half-width in sigmas (conformal later)

@@ -5,7 +5,8 @@
     ├── SchemaError          a record does not match the contract (names the field)
     ├── BrokerError          the embedded broker cannot start / is unreachable
     ├── PrerequisiteError    a system prerequisite (Java, a binary) is missing
-    └── BackendError         an extractor backend failed or is not installed
+    ├── BackendError         an extractor backend failed or is not installed
+    └── WarehouseMissing     the DuckDB file does not exist yet (also a FileNotFoundError)
 """
 
 from __future__ import annotations
@@ -33,3 +34,7 @@ class PrerequisiteError(PolarwatchError):
 
 class BackendError(PolarwatchError):
     pass
+
+
+class WarehouseMissing(PolarwatchError, FileNotFoundError):
+    """A reader found no DuckDB file: nothing has been stored yet."""

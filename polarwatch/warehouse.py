@@ -19,7 +19,7 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
-from polarwatch.errors import SchemaError
+from polarwatch.errors import SchemaError, WarehouseMissing
 from polarwatch.records import Interaction, Labels, Post, duckdb_columns
 from polarwatch.tables import (
     AlertDelivery,
@@ -107,8 +107,8 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[Any]:
 
     path = Path(path)
     if read_only and not path.exists():
-        raise FileNotFoundError(f"DuckDB file {path} does not exist yet: start the stream "
-                                f"(`polarwatch stream`) or run `make demo` first")
+        raise WarehouseMissing(f"DuckDB file {path} does not exist yet: start the stream "
+                               f"(`polarwatch stream`) or run `make demo` first")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     opener = Retrying(  # module globals read per call: tests shorten them

@@ -12,6 +12,7 @@ from typing import Any
 
 from polarwatch.config import Config, Topic, load_topics
 from polarwatch.errors import ConfigError, PolarwatchError
+from scoring.extractors.registry import available_backends
 
 MAX_REPORTED_ROWS = 20  # bad rows listed one by one; beyond this only the count
 
@@ -173,7 +174,8 @@ def register(subparsers: Any) -> None:
                     "line per good row; unusable rows are reported with their line number.")
     p.add_argument("input", help="JSONL or CSV file")
     p.add_argument("-o", "--output", help="output JSONL (default: stdout)")
-    p.add_argument("--backend", help="extractor backend (default: [extractor] backend)")
+    p.add_argument("--backend", choices=available_backends(),
+                   help="extractor backend (default: [extractor] backend)")
     p.add_argument("--fallback", help="comma-separated backends tried when the main one fails "
                                       "on a post (default: [extractor] fallback)")
     p.add_argument("--topics", help="extra topics file (used even if not configured)")

@@ -8,6 +8,7 @@ from typing import Any
 from polarwatch.config import Config
 from polarwatch.console import log
 from polarwatch.warehouse import connect, scalar
+from scoring.extractors.registry import available_backends
 
 SUMMARY_TABLES = ("posts", "interactions", "topic_windows", "dead_letters", "stream_batches")
 
@@ -35,5 +36,6 @@ def register(sub: Any) -> None:
                    help="keep running (default: drain what is in the topic and stop)")
     p.add_argument("--reset", action="store_true",
                    help="delete the checkpoint and start from the topic's first offset")
-    p.add_argument("--backend", help="extractor backend (default from config)")
+    p.add_argument("--backend", choices=available_backends(),
+                   help="extractor backend (default: [extractor] backend)")
     p.set_defaults(func=cmd_stream)

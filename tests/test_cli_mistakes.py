@@ -1,0 +1,59 @@
+"""Typing mistakes: every wrong invocation ends in one line naming the value and what is allowed,
+exit code 2, and no traceback (each was a traceback or exit 0 before)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "polarwatch.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project directory with the shipped config and a regular hourly series, no warehouse."""
+    root = tmp_path_factory.mktemp("project")
+    for name in ("polarwatch.toml", "topics.toml", "events.toml"):
+        shutil.copy(REPO / name, root / name)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = [f"{(start + timedelta(hours=i)).isoformat()},{5 + (i % 24) / 10 + (30 if i == 300 else 0)}"
+            for i in range(400)]
+    (root / "series.csv").write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    return root
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["detect", "series.csv", "--threshold", "1.5"], "--threshold: 1.5 is outside (0, 1]"),
+    (["detect", "series.csv", "--threshold", "0"], "--threshold: 0 is outside (0, 1]"),
+    (["detect", "series.csv", "--threshold", "nan"], "is not a finite number"),
+    (["detect", "series.csv", "--refractory", "-3"], "--refractory: -3 is below 0"),
+    (["detect", "series.csv", "--season", "1"], "--season: '1' is not auto, none or a whole"),
+    (["dashboard", "--port", "99999"], "--port: 99999 is not a port number (1-65535)"),
+    (["dashboard", "--port", "-1"], "--port: -1 is not a port number (1-65535)"),
+    (["stream", "--backend", "nosuch"], "--backend: invalid choice: 'nosuch'"),
+    (["label", "x.csv", "--backend", "nosuch"], "--backend: invalid choice: 'nosuch'"),
+    (["report"], "does not exist yet: start the stream"),
+])
+def test_a_mistake_is_one_line_and_exit_2(project: Path, args: list[str], says: str) -> None:
+    out = _run(args, project)
+    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
+    assert "Traceback" not in out.stderr
+    errors = [line for line in out.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and says in errors[0], out.stderr
+
+
+def test_a_threshold_below_the_rearm_default_runs(project: Path) -> None:
+    """--threshold 0.9 is valid; it raised "rearm (0.99) must be between 0 and the threshold"."""
+    out = _run(["detect", "series.csv", "--threshold", "0.9", "-o", "out.csv"], project)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (project / "out.csv").read_text().startswith("timestamp,")
