@@ -119,3 +119,54 @@ class EmbeddingCache:
         np.save(path, emb)
         log(f"  done in {time.perf_counter() - t0:.0f} s")
         return emb
+
+
+# --------------------------------------------------------------------------------------------
+# Stance on many targets: PERSPECTRUM (Chen et al. 2019, CC BY-SA 4.0). Each claim is a topic
+# whose pro side is the claim; its perspective sentences support (pro) or undermine (anti) it.
+
+# How an analyst might write the two sides of a claim. The benchmark's phrasing is the first pair
+# ("In favour of X" / "Against X"); training draws from all of them.
+CLAIM_TEMPLATES: tuple[tuple[str, str], ...] = (
+    ("In favour of {c}", "Against {c}"),
+    ("{C}", "It is not true that {c}"),
+    ("Supports the view that {c}", "Opposes the view that {c}"),
+    ("Agrees that {c}", "Disagrees that {c}"),
+    ("Argues for: {C}", "Argues against: {C}"),
+)
+
+def claim_sides(claim: str, template: int = 0) -> tuple[str, str]:
+    """(pro, anti) descriptions of a PERSPECTRUM claim in one of ``CLAIM_TEMPLATES``."""
+    claim = claim.strip().rstrip(".")
+    low = claim[:1].lower() + claim[1:]
+    pro, anti = CLAIM_TEMPLATES[template]
+    return (pro.format(c=low, C=claim) + ".", anti.format(c=low, C=claim) + ".")
+
+
+@dataclass
+class Claim:
+    id: int
+    text: str
+    perspectives: list[tuple[str, int]]  # (sentence, 1 anti / 2 pro as in STANCE_NAMES)
+
+
+def perspectrum(split: str) -> list[Claim]:
+    """PERSPECTRUM claims of one split ("train", "dev" or "test") with every perspective
+    sentence of their clusters (SUPPORT -> 2 pro, UNDERMINE -> 1 anti)."""
+    import json
+
+    base = DATA_DIR / "perspectrum"
+    claims = json.loads((base / "perspectrum_with_answers_v1.0.json").read_text(encoding="utf-8"))
+    pool = {p["pId"]: p["text"] for p in
+            json.loads((base / "perspective_pool_v1.0.json").read_text(encoding="utf-8"))}
+    splits = json.loads((base / "dataset_split_v1.0.json").read_text(encoding="utf-8"))
+    out = []
+    for c in claims:
+        if splits.get(str(c["cId"])) != split:
+            continue
+        rows = [(pool[pid], 2 if cl["stance_label_3"] == "SUPPORT" else 1)
+                for cl in c["perspectives"] for pid in cl["pids"] if pid in pool]
+        out.append(Claim(int(c["cId"]), c["text"], rows))
+    if not out:
+        raise ValueError(f"no PERSPECTRUM claims in split {split!r} under {base}")
+    return out

@@ -1,0 +1,109 @@
+"""Hand-labelled sample of real Reddit posts for measuring affect (hostility toward the other side).
+
+Selection: every distinct post text (``body_parent`` and ``body_child``, stripped) of the
+DEBAGREEMENT dev rows (``../shared/data/agreement/debagreement_dev.csv``, never copied into the
+repository) whose subreddit is ``democrats`` or ``Republican``, skipping texts under 20 characters
+and "[deleted]"/"[removed]". Each text is keyed by ``sha1(text.encode()).hexdigest()[:12]``; per
+subreddit the keys are sorted and the first 100 taken (200 posts in all, deterministic).
+
+Labelling: by one annotator (an AI assistant reading each post under the three definitions below,
+written 2026-12-03), single pass, no adjudication. Labels are in ``hostility_labels.csv``
+(``key,subreddit,label``; no post text). Exactly one label per post:
+
+- ``other_side``: hostile toward people holding the opposing political view as a group or as its
+  representatives (insulting, demeaning or dehumanising Republicans, conservatives, Trump
+  supporters, MAGA, Democrats, liberals, leftists, "the left", "the right", or their politicians
+  as stand-ins for that side; wishing harm; contempt for the other side's voters). Tie-break:
+  would a reader of the other party feel attacked as a group? If yes, ``other_side``.
+- ``other_target``: rude, angry, insulting or profane but not aimed at the opposing side (at the
+  conversation partner personally without reference to their side, at their own side, at a third
+  party such as the media in general, a company or a criminal; or just swearing/upset).
+- ``none``: not hostile.
+
+Usage: ``--print`` lists ``key<TAB>subreddit<TAB>text`` for labelling; without flags it checks
+that every selected key is labelled and prints counts per subreddit and label.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+DATA_DIR = Path(
+    os.environ.get("POLARWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+SOURCE = DATA_DIR / "agreement" / "debagreement_dev.csv"
+LABELS = Path(__file__).resolve().parent / "hostility_labels.csv"
+SUBREDDITS = ("democrats", "Republican")
+PER_SUBREDDIT = 100
+MIN_CHARS = 20
+LABEL_NAMES = ("other_side", "other_target", "none")
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def select(source: Path | None = None) -> list[tuple[str, str, str]]:
+    """(key, subreddit, text) of the selected posts, sorted by subreddit order then key."""
+    csv.field_size_limit(sys.maxsize)
+    texts: dict[str, dict[str, str]] = {sub: {} for sub in SUBREDDITS}
+    with (source or SOURCE).open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            sub = row["subreddit"]
+            if sub not in texts:
+                continue
+            for col in ("body_parent", "body_child"):
+                text = (row[col] or "").strip()
+                if len(text) < MIN_CHARS or text in ("[deleted]", "[removed]"):
+                    continue
+                texts[sub].setdefault(text_key(text), text)
+    out: list[tuple[str, str, str]] = []
+    for sub in SUBREDDITS:
+        for key in sorted(texts[sub])[:PER_SUBREDDIT]:
+            out.append((key, sub, texts[sub][key]))
+    return out
+
+
+def read_labels(path: Path | None = None) -> dict[str, str]:
+    path = path or LABELS
+    with path.open(encoding="utf-8", newline="") as fh:
+        labels = {row["key"]: row["label"] for row in csv.DictReader(fh)}
+    bad = {k: v for k, v in labels.items() if v not in LABEL_NAMES}
+    if bad:
+        raise ValueError(f"{path}: unknown labels {bad}")
+    return labels
+
+
+def load_sample() -> list[tuple[str, str, str, str]]:
+    """(key, subreddit, text, label) for every labelled selected post."""
+    labels = read_labels()
+    return [(k, sub, text, labels[k]) for k, sub, text in select() if k in labels]
+
+
+def main(argv: list[str]) -> int:
+    selection = select()
+    if "--print" in argv:
+        for key, sub, text in selection:
+            flat = " ".join(text.split())
+            print(f"{key}\t{sub}\t{flat}")
+        return 0
+    labels = read_labels()
+    missing = [key for key, _, _ in selection if key not in labels]
+    counts = Counter((sub, labels[key]) for key, sub, _ in selection if key in labels)
+    print(f"{len(selection)} selected posts, {len(labels)} labels in {LABELS.name}")
+    for sub in SUBREDDITS:
+        row = "  ".join(f"{name}={counts[(sub, name)]}" for name in LABEL_NAMES)
+        print(f"{sub:<12} {row}")
+    if missing:
+        print(f"{len(missing)} selected posts have no label: {' '.join(missing)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

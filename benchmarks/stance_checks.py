@@ -1,0 +1,251 @@
+"""Checks that catch a sentiment model posing as a stance model, on real data and unseen topics.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/stance_checks.py [--heads DIR] [--json OUT]
+
+Runs the `learned` backend as a user gets it (``LearnedExtractor``: topic-head matching on) on:
+
+1. **PERSPECTRUM test claims** (227 claims, never trained on): every claim is a topic written
+   "In favour of <claim>." / "Against <claim>."; each perspective sentence is a post. F_avg =
+   mean(F1 pro, F1 anti). Also with a second phrasing ("Supports the view that ..." / "Opposes
+   the view that ...") and with matching off (the generic head only).
+2. **Description flip**: the same posts with every topic's pro and anti swapped. Share of the
+   labels that were pro or anti that flip (pro <-> anti); PERSPECTRUM test, the SemEval val tweets
+   (five targets) and the DEBAGREEMENT communities.
+3. **Stance vs VADER**: per topic, Pearson r of stance (+1 pro, -1 anti, 0 unclear) with VADER's
+   compound polarity. A sentiment model in disguise shows |r| near its accuracy; gold labels set
+   the level stance really has (the ``gold r`` column).
+4. **Communities** (DEBAGREEMENT dev threads, every distinct post): "US party politics" (pro =
+   sides with Democrats) on r/democrats vs r/Republican, "Black Lives Matter" on
+   r/BlackLivesMatter; share of pro / anti / unclear.
+5. **Coverage**: share of DEBAGREEMENT reply pairs whose reply and parent both get a side (a pair
+   with an unclear stance gets no interaction score).
+6. **Hostility** on the hand-labelled sample (``benchmarks/hostility_sample.py``): of the posts
+   `learned` calls hostile, how many are hostile to the other side, rude at someone else, or not
+   hostile; and recall of the hostile-to-the-other-side posts.
+
+The script uses only the extractor's public API, so the same file measures an older checkout
+(``PYTHONPATH=<old checkout> python benchmarks/stance_checks.py``) for before/after figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.heads_data import (  # noqa: E402
+    DATA_DIR,
+    STANCE_NAMES,
+    STANCE_TARGET_NAMES,
+    STANCE_TARGETS,
+    claim_sides,
+    log,
+    perspectrum,
+    tweeteval,
+)
+from polarwatch.config import Topic  # noqa: E402
+from scoring.extractors.base import PostPair  # noqa: E402
+
+# The issue's topics for the community check, in the words it gives (not the ones training used).
+PARTY = Topic(id="us_parties", name="US party politics", pro="Sides with Democrats.",
+              anti="Sides with Republicans.")
+BLM = Topic(id="blm", name="Black Lives Matter", pro="Supports Black Lives Matter.",
+            anti="Opposes Black Lives Matter.")
+COMMUNITY = {"democrats": PARTY, "Republican": PARTY, "BlackLivesMatter": BLM,
+             "Brexit": Topic(id="brexit", name="Brexit", pro="In favour of Brexit.",
+                             anti="Against Brexit."),
+             "climate": Topic(id="climate", name="Climate change",
+                              pro="Climate change is real and we must act.",
+                              anti="Climate change is exaggerated or a hoax.")}
+SIGN = {"pro": 1.0, "anti": -1.0, "unclear": 0.0}
+
+
+def swapped(t: Topic) -> Topic:
+    return Topic(id=t.id, name=t.name, pro=t.anti, anti=t.pro)
+
+
+def label(topics: list[Topic], posts: list[tuple[str, str]], heads: Path | None,
+          match: bool = True, parents: list[str | None] | None = None) -> list[Any]:
+    """Labels of ``posts`` (topic id, text) from a fresh extractor built for ``topics``."""
+    from scoring.extractors.learned import LearnedExtractor
+
+    kw: dict[str, Any] = {"heads_dir": heads}
+    if not match:
+        kw["head_match_min"] = 2.0  # no description similarity reaches 2: generic head only
+    ext = LearnedExtractor(topics, **kw)
+    batch = [PostPair(post_id=str(i), text=text, topic=topic,
+                      parent_text=parents[i] if parents else None)
+             for i, (topic, text) in enumerate(posts)]
+    out: list[Any] = []
+    t0 = time.perf_counter()
+    for i in range(0, len(batch), 256):
+        out += ext.extract(batch[i:i + 256])
+    log(f"  labelled {len(batch):,} posts in {time.perf_counter() - t0:.0f} s")
+    return out
+
+
+def f_avg(gold: list[str], pred: list[str]) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(gold, pred, labels=["pro", "anti"], average=None,
+                          zero_division=0).mean())
+
+
+def flip_share(a: list[str], b: list[str]) -> tuple[float, int]:
+    """Of the labels in ``a`` that take a side, the share whose label in ``b`` is the other one."""
+    sided = [(x, y) for x, y in zip(a, b, strict=True) if x != "unclear"]
+    flips = sum(1 for x, y in sided if {x, y} == {"pro", "anti"})
+    return (flips / len(sided) if sided else float("nan")), len(sided)
+
+
+def vader_r(texts: list[str], labels: list[str]) -> float:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    v = SentimentIntensityAnalyzer()
+    comp = np.array([v.polarity_scores(t)["compound"] for t in texts])
+    s = np.array([SIGN[x] for x in labels])
+    return float(np.corrcoef(comp, s)[0, 1]) if s.std() > 0 and comp.std() > 0 else float("nan")
+
+
+def perspectrum_checks(heads: Path | None, res: dict[str, Any]) -> None:
+    claims = perspectrum("test")
+    for name, template, match in (("in favour of / against", 0, True),
+                                  ("supports / opposes the view that", 2, True),
+                                  ("in favour of / against, generic head only", 0, False)):
+        topics = [Topic(id=f"c{c.id}", name="", pro=claim_sides(c.text, template)[0],
+                        anti=claim_sides(c.text, template)[1]) for c in claims]
+        posts = [(f"c{c.id}", text) for c in claims for text, _ in c.perspectives]
+        gold = [STANCE_NAMES[y] for c in claims for _, y in c.perspectives]
+        log(f"PERSPECTRUM test, {name}: {len(claims)} claims, {len(posts):,} perspectives")
+        pred = [lab.stance for lab in label(topics, posts, heads, match)]
+        row: dict[str, Any] = {"f_avg": f_avg(gold, pred), "n": len(posts),
+                               "labels": dict(Counter(pred))}
+        if template == 0 and match:
+            flipped = [lab.stance for lab in label([swapped(t) for t in topics], posts, heads)]
+            row["flip"], row["flip_n"] = flip_share(pred, flipped)
+            row["vader_r"] = vader_r([p[1] for p in posts], pred)
+            row["gold_vader_r"] = vader_r([p[1] for p in posts], gold)
+        res.setdefault("perspectrum", {})[name] = row
+        print(f"PERSPECTRUM test ({name}): F_avg {row['f_avg']:.3f} (n={len(posts):,})"
+              + (f"; flip {row['flip']:.1%} of {row['flip_n']:,}; VADER r {row['vader_r']:+.3f} "
+                 f"(gold {row['gold_vader_r']:+.3f})" if "flip" in row else ""), flush=True)
+
+
+def semeval_checks(heads: Path | None, res: dict[str, Any]) -> None:
+    topics = [Topic(id=t, name=STANCE_TARGET_NAMES[t], pro=p, anti=a)
+              for t, (p, a) in STANCE_TARGETS.items()]
+    posts, gold = [], []
+    for t in STANCE_TARGETS:
+        texts, y = tweeteval(f"stance/{t}", "val")
+        posts += [(t, x) for x in texts]
+        gold += [STANCE_NAMES[int(k)] for k in y]
+    log(f"SemEval val: {len(posts)} tweets")
+    pred = [lab.stance for lab in label(topics, posts, heads)]
+    flipped = [lab.stance for lab in label([swapped(t) for t in topics], posts, heads)]
+    flip, n = flip_share(pred, flipped)
+    per = {}
+    for t in STANCE_TARGETS:
+        idx = [i for i, p in enumerate(posts) if p[0] == t]
+        texts = [posts[i][1] for i in idx]
+        per[t] = {"vader_r": vader_r(texts, [pred[i] for i in idx]),
+                  "gold_vader_r": vader_r(texts, [gold[i] for i in idx]),
+                  "f_avg": f_avg([gold[i] for i in idx], [pred[i] for i in idx])}
+    res["semeval"] = {"f_avg": f_avg(gold, pred), "flip": flip, "flip_n": n, "per_target": per}
+    print(f"SemEval val (shipped descriptions): F_avg {res['semeval']['f_avg']:.3f}; flip "
+          f"{flip:.1%} of {n}", flush=True)
+    for t, row in per.items():
+        print(f"  {t}: F_avg {row['f_avg']:.3f}, VADER r {row['vader_r']:+.3f} "
+              f"(gold {row['gold_vader_r']:+.3f})")
+
+
+def debagreement() -> list[dict[str, str]]:
+    with (DATA_DIR / "agreement" / "debagreement_dev.csv").open(encoding="utf-8",
+                                                                 newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def community_checks(heads: Path | None, res: dict[str, Any]) -> None:
+    rows = debagreement()
+    texts: dict[str, set[str]] = {}
+    for r in rows:
+        texts.setdefault(r["subreddit"], set()).update((r["body_parent"], r["body_child"]))
+    topics = list({t.id: t for t in COMMUNITY.values()}.values())
+    posts = [(COMMUNITY[sub].id, x) for sub in sorted(texts) for x in sorted(texts[sub])]
+    subs = [sub for sub in sorted(texts) for _ in sorted(texts[sub])]
+    log(f"DEBAGREEMENT dev: {len(posts):,} distinct posts")
+    pred = [lab.stance for lab in label(topics, posts, heads)]
+    flipped = [lab.stance for lab in label([swapped(t) for t in topics], posts, heads)]
+    flip, n = flip_share(pred, flipped)
+    res["community"] = {"flip": flip, "flip_n": n, "subreddits": {}}
+    print(f"DEBAGREEMENT communities: flip {flip:.1%} of {n:,}")
+    for sub in sorted(texts):
+        idx = [i for i, s in enumerate(subs) if s == sub]
+        c = Counter(pred[i] for i in idx)
+        shares = {k: c[k] / len(idx) for k in ("pro", "anti", "unclear")}
+        r = vader_r([posts[i][1] for i in idx], [pred[i] for i in idx])
+        res["community"]["subreddits"][sub] = {**shares, "n": len(idx), "vader_r": r,
+                                               "topic": COMMUNITY[sub].name}
+        print(f"  r/{sub} ({COMMUNITY[sub].name}, n={len(idx):,}): pro {shares['pro']:.0%}, "
+              f"anti {shares['anti']:.0%}, unclear {shares['unclear']:.0%}; VADER r {r:+.3f}")
+    s = res["community"]["subreddits"]
+    gap = s["democrats"]["pro"] - s["Republican"]["pro"]
+    print(f"  pro share r/democrats - r/Republican: {gap:+.0%} (target >= +25 points); "
+          f"r/BlackLivesMatter majority: {max(('pro', 'anti', 'unclear'), key=lambda k: s['BlackLivesMatter'][k])}")
+    # Coverage: reply pairs whose two posts both take a side.
+    by_text = {(posts[i][0], posts[i][1]): pred[i] for i in range(len(posts))}
+    sided = [by_text[COMMUNITY[r["subreddit"]].id, r["body_child"]] != "unclear"
+             and by_text[COMMUNITY[r["subreddit"]].id, r["body_parent"]] != "unclear"
+             for r in rows]
+    res["coverage"] = float(np.mean(sided))
+    print(f"  coverage: {res['coverage']:.1%} of {len(rows):,} reply pairs have two sides")
+
+
+def hostility_checks(heads: Path | None, res: dict[str, Any]) -> None:
+    from benchmarks.hostility_sample import load_sample
+
+    sample = load_sample()
+    posts = [(COMMUNITY[sub].id, text) for _, sub, text, _ in sample]
+    gold = [g for *_, g in sample]
+    pred = [lab.affect for lab in label(list({t.id: t for t in COMMUNITY.values()}.values()),
+                                        posts, heads)]
+    hostile = [g for g, p in zip(gold, pred, strict=True) if p == "yes"]
+    c = Counter(hostile)
+    side = sum(1 for g in gold if g == "other_side")
+    caught = sum(1 for g, p in zip(gold, pred, strict=True) if g == "other_side" and p == "yes")
+    res["hostility"] = {"n": len(gold), "called_hostile": len(hostile), "of_which": dict(c),
+                        "other_side": side, "other_side_caught": caught}
+    print(f"Hostility sample (n={len(gold)}, r/democrats + r/Republican): learned calls "
+          f"{len(hostile)} hostile ({len(hostile) / len(gold):.0%}); of those "
+          + ", ".join(f"{k} {v}" for k, v in c.most_common())
+          + f"; hostile to the other side caught {caught} of {side}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--heads", type=Path, default=None, help="heads directory (default: shipped)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--only", default="perspectrum,semeval,community,hostility")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    res: dict[str, Any] = {}
+    checks = {"perspectrum": perspectrum_checks, "semeval": semeval_checks,
+              "community": community_checks, "hostility": hostility_checks}
+    for name in args.only.split(","):
+        checks[name](args.heads, res)
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
