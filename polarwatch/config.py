@@ -249,6 +249,7 @@ class Config(BaseSettings):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     root: Path = Field(default_factory=Path.cwd)  # directory relative paths resolve against
+    file: Path | None = None  # the config file this was loaded from (None: defaults only)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],
@@ -275,16 +276,19 @@ class Config(BaseSettings):
 
     def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """An environment for a polarwatch child process: ``base`` (this process's environment)
-        with ``$POLARWATCH_CONFIG`` naming this config's file unless ``base`` names one."""
+        with ``$POLARWATCH_CONFIG`` naming the file this config was loaded from (a config built
+        without one names the root's ``polarwatch.toml`` unless ``base`` names a file)."""
         env = dict(os.environ if base is None else base)
-        if (self.root / "polarwatch.toml").exists():
+        if self.file is not None:  # the file this process read (--config wins over the env)
+            env[CONFIG_ENV] = str(self.file)
+        elif (self.root / "polarwatch.toml").exists():
             env.setdefault(CONFIG_ENV, str(self.root / "polarwatch.toml"))
         return env
 
 
 SECTIONS: dict[str, type[_Section]] = {
     name: info.default_factory  # type: ignore[misc]
-    for name, info in Config.model_fields.items() if name != "root"}
+    for name, info in Config.model_fields.items() if name not in ("root", "file")}
 
 # ------------------------------------------------------------------------------ loading
 
@@ -376,6 +380,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
                 values[section][key] = value
                 from_env.add((section, key))
     try:
-        return Config(root=root, **values)
+        return Config(root=root, file=cfg_path.resolve() if cfg_path is not None else None,
+                      **values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc.errors(), source, from_env)) from None

@@ -62,7 +62,7 @@ def test_default_config_path_picks_up_local_file(tmp_path: Path,
 
 def test_an_empty_file_gives_defaults(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path / "pw.toml", ""), env={})
-    assert cfg == Config(root=tmp_path)
+    assert cfg == Config(root=tmp_path, file=(tmp_path / "pw.toml").resolve())
 
 
 # ------------------------------------------------------------------------------ shipped files
@@ -390,7 +390,7 @@ def test_the_file_path_variable_is_not_a_setting(tmp_path: Path) -> None:
     path = write(tmp_path / "pw.toml", "")
     cfg = load_config(path, env={"POLARWATCH_CONFIG": str(path),
                                  "POLARWATCH_EVENTS_FILE": "e.toml", "POLARWATCH_ROOT": "/"})
-    assert cfg == Config(root=tmp_path)
+    assert cfg == Config(root=tmp_path, file=path.resolve())
 
 
 def test_an_unknown_key_in_the_environment_is_ignored_as_before() -> None:
@@ -464,3 +464,22 @@ def test_errors_are_one_line_and_list_every_problem(tmp_path: Path) -> None:
 def test_a_boolean_is_not_a_number(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\[spark\] trigger_seconds: expected a number, got True"):
         load_config(write(tmp_path / "pw.toml", "[spark]\ntrigger_seconds = true\n"), env={})
+
+
+def test_children_get_the_config_file_the_user_named(tmp_path: Path) -> None:
+    """`polarwatch --config staging.toml dashboard` started the app and the pruner with the
+    project's polarwatch.toml: child_env named the root's file, not the one loaded."""
+    from dashboard.cli import app_env
+    from polarwatch.config import CONFIG_ENV
+
+    (tmp_path / "polarwatch.toml").write_text("[warehouse]\npath = 'prod.duckdb'\n")
+    staging = tmp_path / "staging.toml"
+    staging.write_text("[warehouse]\npath = 'staging.duckdb'\n")
+    cfg = load_config(staging, env={})
+    assert cfg.child_env({})[CONFIG_ENV] == str(staging.resolve())
+    # --config wins over a $POLARWATCH_CONFIG the parent was started with
+    assert cfg.child_env({CONFIG_ENV: str(tmp_path / "polarwatch.toml")})[CONFIG_ENV] == str(
+        staging.resolve())
+    assert app_env(cfg, {}, base={})[CONFIG_ENV] == str(staging.resolve())
+    child = load_config(cfg.child_env({})[CONFIG_ENV], env={})
+    assert child.warehouse_path.name == "staging.duckdb"

@@ -175,8 +175,9 @@ def test_validate_post_missing_text_names_the_field() -> None:
     obj = good_post_dict()
     del obj["text"]
     reason = validate_post(obj)
-    assert reason is not None and "required" in reason and "text" in reason
-    assert "author_id" not in reason  # names only what is missing
+    assert reason is not None and reason.startswith("missing required field(s): text (")
+    assert reason.split(" (")[0].endswith(": text")  # names only what is missing, then the
+    assert "`polarwatch schema`" in reason  # whole contract and where to read it
 
 
 def test_validate_post_naive_timestamp_names_created_at() -> None:
