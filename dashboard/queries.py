@@ -277,8 +277,22 @@ def conversation_scores(path: str | Path, topic: str, start: Any, end: Any) -> p
                [topic, start, end])
 
 
-def thread(path: str | Path, conversation_id: str) -> pd.DataFrame:
-    """Every stored post of a conversation in thread order (depth-first, siblings by time).
+# A thread page shows at most this many posts, down to this depth: one conversation cannot make
+# the page (or the query's sort paths, memory ∝ posts × depth) unbounded.
+THREAD_MAX_POSTS = 2_000
+THREAD_MAX_DEPTH = 500
+
+
+def thread_size(path: str | Path, conversation_id: str) -> int:
+    """Stored posts of a conversation."""
+    df = _df(path, "SELECT count(*) AS n FROM posts WHERE conversation_id = ?", [conversation_id])
+    return int(df["n"].iloc[0])
+
+
+def thread(path: str | Path, conversation_id: str, max_posts: int = THREAD_MAX_POSTS,
+           max_depth: int = THREAD_MAX_DEPTH) -> pd.DataFrame:
+    """The first ``max_posts`` stored posts of a conversation in thread order (depth-first,
+    siblings by time), replies deeper than ``max_depth`` left out.
 
     Columns: id, parent_id, depth (0 = root, or a reply whose parent is not stored), author_id,
     created_at, text, stance, affect, agreement, emotion, intensity, stance_conf, affect_conf,
@@ -293,12 +307,12 @@ def thread(path: str | Path, conversation_id: str) -> pd.DataFrame:
             UNION ALL
             SELECT c.id, t.depth + 1,
                    list_append(t.sort_path, strftime(c.created_at, '%Y%m%d%H%M%S%f') || c.id)
-            FROM conv c JOIN tree t ON c.parent_id = t.id)
+            FROM conv c JOIN tree t ON c.parent_id = t.id WHERE t.depth < ?)
         SELECT p.id, p.parent_id, t.depth, p.author_id, p.created_at, p.text, p.stance,
                p.affect, p.agreement, p.emotion, p.intensity, p.stance_conf, p.affect_conf,
                p.agreement_conf, p.backend, p.explanation, i.score, i.rule, p.topic
         FROM tree t JOIN conv p USING (id) LEFT JOIN interactions i ON i.post_id = p.id
-        ORDER BY t.sort_path""", [conversation_id])
+        ORDER BY t.sort_path LIMIT ?""", [conversation_id, max_depth, max_posts])
 
 
 def table_names(path: str | Path) -> list[str]:

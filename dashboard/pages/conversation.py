@@ -48,7 +48,8 @@ def post_html(row: Any) -> str:
 
 
 def render_thread(c: Context, conversation: str) -> None:
-    posts = read(c, queries.thread, conversation)
+    posts = read(c, queries.thread, conversation, queries.THREAD_MAX_POSTS,
+                 queries.THREAD_MAX_DEPTH)
     if posts is None:
         return
     if posts.empty:
@@ -57,8 +58,13 @@ def render_thread(c: Context, conversation: str) -> None:
     scores = posts["score"].dropna().astype(float)
     topic = str(posts["topic"].iloc[0])
     st.subheader(f"Thread `{conversation}`")
+    total = read(c, queries.thread_size, conversation)
+    if total is not None and total > len(posts):
+        st.warning(f"Showing {len(posts):,} of this thread's {total:,} posts: the first "
+                   f"{queries.THREAD_MAX_POSTS:,} in thread order, down to reply depth "
+                   f"{queries.THREAD_MAX_DEPTH:,}.")
     a, b, d = st.columns(3)
-    a.metric("Posts", f"{len(posts):,}")
+    a.metric("Posts", f"{len(posts):,}" if total is None else f"{total:,}")
     b.metric("Mean interaction score", fmt_score(scores.mean() if len(scores) else None))
     d.metric("Topic", c.name(topic))
     # st.html, not st.markdown: post text is shown as text. Through Markdown a blank line in a

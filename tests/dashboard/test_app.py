@@ -270,3 +270,17 @@ def test_empty_and_stopped_stream(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
                     [datetime.now(UTC) - timedelta(minutes=12)])
     at = run_app(monkeypatch, path, events_file)
     assert "Stream stopped 12 min ago" in sidebar_text(at)
+
+
+def test_a_cut_thread_says_so(monkeypatch: pytest.MonkeyPatch, seeded_warehouse: Seed,
+                              events_file: Path) -> None:
+    from dashboard import queries
+
+    monkeypatch.setattr(queries, "THREAD_MAX_POSTS", 3)
+    at = run_app(monkeypatch, seeded_warehouse.path, events_file, "pages/conversation.py",
+                 conversation="conv-hot")
+    assert not at.exception
+    assert "Showing 3 of this thread's 5 posts" in texts(at, "warning")
+    thread = next(h.proto.body for h in at.get("html") if "reply h1" in h.proto.body)
+    assert "reply h2" in thread and "reply h3" not in thread
+    assert ("Posts", "5") in [(m.label, m.value) for m in at.metric]

@@ -108,6 +108,15 @@ def test_thread_is_depth_first_with_labels(seeded_warehouse: Seed) -> None:
     assert queries.thread(seeded_warehouse.path, "missing").empty
 
 
+def test_thread_is_capped_in_posts_and_depth(seeded_warehouse: Seed) -> None:
+    """One conversation cannot make the page unbounded: the first posts in thread order, and
+    replies no deeper than the cap."""
+    path = seeded_warehouse.path
+    assert list(queries.thread(path, "conv-hot", max_posts=3)["id"]) == ["h0", "h1", "h2"]
+    assert list(queries.thread(path, "conv-hot", max_depth=1)["id"]) == ["h0", "h1", "h4"]
+    assert queries.thread_size(path, "conv-hot") == 5
+
+
 def test_conversations_in_range(seeded_warehouse: Seed) -> None:
     path = seeded_warehouse.path
     day2 = queries.conversations_in_range(path, "gun_control", START + timedelta(days=1),
