@@ -319,8 +319,8 @@ def validate_post(obj: Any, now: datetime | None = None,
                                                  key=lambda e: list(e.path))
     if not errors:
         return parse_created_at(obj["created_at"], now, max_future_skew)[1]
-    missing = [m for e in errors if e.validator == "required"
-               for m in e.validator_value if m not in obj]
+    missing = list(dict.fromkeys(m for e in errors if e.validator == "required"
+                                 for m in e.validator_value if m not in obj))
     if missing:
         return (f"missing required field(s): {', '.join(missing)} (every post needs "
                 f"{', '.join(json_schema()['required'])}; `polarwatch schema` prints the contract)")

@@ -37,3 +37,13 @@ def test_a_missing_field_names_it_the_whole_list_and_the_command() -> None:
     assert reason is not None and reason.startswith("missing required field(s): platform (")
     assert "id, platform, author_id, text, created_at, topic, conversation_id" in reason
     assert "`polarwatch schema`" in reason
+
+
+def test_each_missing_field_is_named_once() -> None:
+    """A record missing most fields listed each of them six times (one per schema error), so
+    the reason overflowed the dead-letter header's 500 characters and was cut."""
+    reason = validate_post({"id": "p1"}, now=datetime(2024, 5, 2, tzinfo=UTC))
+    assert reason is not None
+    named = reason.split(" (")[0].removeprefix("missing required field(s): ").split(", ")
+    assert named == ["platform", "author_id", "text", "created_at", "topic", "conversation_id"]
+    assert len(reason) < 500
