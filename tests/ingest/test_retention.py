@@ -33,7 +33,10 @@ def s3_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBrok
 def _produce(bootstrap: str, topic: str, rounds: int, start: int = 0) -> None:
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    # A long linger: the round's records wait in the accumulator until flush() sends them as
+    # one batch. With linger_ms=0 the sender thread could take a round's first records alone
+    # when the machine was busy (CI saw bases 20, 21 and 30, 31: two batches for one round).
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=60_000)
     for r in range(rounds):
         for i in range(PER_ROUND):
             producer.send(topic, value=f"{start + r * PER_ROUND + i}".encode(), partition=0)
