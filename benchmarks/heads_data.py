@@ -68,6 +68,13 @@ class Pairs:
     groups: list[str]  # source / subreddit
 
 
+def debagreement_rows() -> list[dict[str, str]]:
+    """Every row of DEBAGREEMENT's dev file (``body_parent``, ``body_child``, ``subreddit``, ...)."""
+    with (DATA_DIR / "agreement" / "debagreement_dev.csv").open(encoding="utf-8",
+                                                                 newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def agreement_pairs() -> tuple[Pairs, Pairs]:
     """(DEBAGREEMENT, SubReddit Covid/Mask) reply pairs; labels 0 disagree, 1 neutral, 2 agree."""
     def read(path: Path, parent: str, child: str, label: str, group: str | None) -> Pairs:

@@ -28,15 +28,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 import sys
 from collections import Counter
 from pathlib import Path
 
-DATA_DIR = Path(
-    os.environ.get("POLARWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
-SOURCE = DATA_DIR / "agreement" / "debagreement_dev.csv"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.heads_data import debagreement_rows  # noqa: E402
+
 LABELS = Path(__file__).resolve().parent / "hostility_labels.csv"
 SUBREDDITS = ("democrats", "Republican")
 PER_SUBREDDIT = 100
@@ -48,20 +47,18 @@ def text_key(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def select(source: Path | None = None) -> list[tuple[str, str, str]]:
+def select() -> list[tuple[str, str, str]]:
     """(key, subreddit, text) of the selected posts, sorted by subreddit order then key."""
-    csv.field_size_limit(sys.maxsize)
     texts: dict[str, dict[str, str]] = {sub: {} for sub in SUBREDDITS}
-    with (source or SOURCE).open(encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh):
-            sub = row["subreddit"]
-            if sub not in texts:
+    for row in debagreement_rows():
+        sub = row["subreddit"]
+        if sub not in texts:
+            continue
+        for col in ("body_parent", "body_child"):
+            text = (row[col] or "").strip()
+            if len(text) < MIN_CHARS or text in ("[deleted]", "[removed]"):
                 continue
-            for col in ("body_parent", "body_child"):
-                text = (row[col] or "").strip()
-                if len(text) < MIN_CHARS or text in ("[deleted]", "[removed]"):
-                    continue
-                texts[sub].setdefault(text_key(text), text)
+            texts[sub].setdefault(text_key(text), text)
     out: list[tuple[str, str, str]] = []
     for sub in SUBREDDITS:
         for key in sorted(texts[sub])[:PER_SUBREDDIT]:

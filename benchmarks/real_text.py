@@ -13,11 +13,10 @@ Nothing here is copied into the repository; the benchmarks read the files in pla
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from benchmarks.heads_data import DATA_DIR, STANCE_TARGETS, tweeteval
+from benchmarks.heads_data import STANCE_TARGETS, debagreement_rows, tweeteval
 from scoring.extractors.base import PostPair
 
 # Subreddit -> topic id used to label it (topics.toml has climate_change; brexit is the
@@ -39,16 +38,10 @@ def real_tweets() -> list[PostPair]:
     return posts
 
 
-def _rows() -> list[dict[str, str]]:
-    with (DATA_DIR / "agreement" / "debagreement_dev.csv").open(encoding="utf-8",
-                                                               newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
 def reddit_replies() -> list[PostPair]:
     return [PostPair(r["msg_id_child"], r["body_child"],
                      SUBREDDIT_TOPICS.get(r["subreddit"], "climate_change"), r["body_parent"])
-            for r in _rows()]
+            for r in debagreement_rows()]
 
 
 @dataclass(frozen=True)
@@ -63,7 +56,7 @@ class Thread:
 
 def reddit_threads(subreddits: Sequence[str] | None = None, max_replies: int | None = None
                    ) -> Thread:
-    rows = [r for r in _rows() if subreddits is None or r["subreddit"] in subreddits]
+    rows = [r for r in debagreement_rows() if subreddits is None or r["subreddit"] in subreddits]
     rows = rows[:max_replies]  # whole reply/parent pairs, so parents still come first
     text: dict[str, str] = {}
     topic: dict[str, str] = {}

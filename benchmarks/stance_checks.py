@@ -30,7 +30,6 @@ The script uses only the extractor's public API, so the same file measures an ol
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -44,11 +43,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.heads_data import (  # noqa: E402
-    DATA_DIR,
     STANCE_NAMES,
     STANCE_TARGET_NAMES,
     STANCE_TARGETS,
     claim_sides,
+    debagreement_rows,
     log,
     perspectrum,
     tweeteval,
@@ -67,6 +66,7 @@ COMMUNITY = {"democrats": PARTY, "Republican": PARTY, "BlackLivesMatter": BLM,
              "climate": Topic(id="climate", name="Climate change",
                               pro="Climate change is real and we must act.",
                               anti="Climate change is exaggerated or a hoax.")}
+COMMUNITY_TOPICS = list({t.id: t for t in COMMUNITY.values()}.values())  # each topic once
 SIGN = {"pro": 1.0, "anti": -1.0, "unclear": 0.0}
 
 
@@ -75,7 +75,7 @@ def swapped(t: Topic) -> Topic:
 
 
 def label(topics: list[Topic], posts: list[tuple[str, str]], heads: Path | None,
-          match: bool = True, parents: list[str | None] | None = None) -> list[Any]:
+          match: bool = True) -> list[Any]:
     """Labels of ``posts`` (topic id, text) from a fresh extractor built for ``topics``."""
     from scoring.extractors.learned import LearnedExtractor
 
@@ -83,8 +83,7 @@ def label(topics: list[Topic], posts: list[tuple[str, str]], heads: Path | None,
     if not match:
         kw["head_match_min"] = 2.0  # no description similarity reaches 2: generic head only
     ext = LearnedExtractor(topics, **kw)
-    batch = [PostPair(post_id=str(i), text=text, topic=topic,
-                      parent_text=parents[i] if parents else None)
+    batch = [PostPair(post_id=str(i), text=text, topic=topic)
              for i, (topic, text) in enumerate(posts)]
     out: list[Any] = []
     t0 = time.perf_counter()
@@ -122,8 +121,9 @@ def perspectrum_checks(heads: Path | None, res: dict[str, Any]) -> None:
     for name, template, match in (("in favour of / against", 0, True),
                                   ("supports / opposes the view that", 2, True),
                                   ("in favour of / against, generic head only", 0, False)):
-        topics = [Topic(id=f"c{c.id}", name="", pro=claim_sides(c.text, template)[0],
-                        anti=claim_sides(c.text, template)[1]) for c in claims]
+        sides = [claim_sides(c.text, template) for c in claims]
+        topics = [Topic(id=f"c{c.id}", name="", pro=pro, anti=anti)
+                  for c, (pro, anti) in zip(claims, sides, strict=True)]
         posts = [(f"c{c.id}", text) for c in claims for text, _ in c.perspectives]
         gold = [STANCE_NAMES[y] for c in claims for _, y in c.perspectives]
         log(f"PERSPECTRUM test, {name}: {len(claims)} claims, {len(posts):,} perspectives")
@@ -168,18 +168,12 @@ def semeval_checks(heads: Path | None, res: dict[str, Any]) -> None:
               f"(gold {row['gold_vader_r']:+.3f})")
 
 
-def debagreement() -> list[dict[str, str]]:
-    with (DATA_DIR / "agreement" / "debagreement_dev.csv").open(encoding="utf-8",
-                                                                 newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
 def community_checks(heads: Path | None, res: dict[str, Any]) -> None:
-    rows = debagreement()
+    rows = debagreement_rows()
     texts: dict[str, set[str]] = {}
     for r in rows:
         texts.setdefault(r["subreddit"], set()).update((r["body_parent"], r["body_child"]))
-    topics = list({t.id: t for t in COMMUNITY.values()}.values())
+    topics = COMMUNITY_TOPICS
     posts = [(COMMUNITY[sub].id, x) for sub in sorted(texts) for x in sorted(texts[sub])]
     subs = [sub for sub in sorted(texts) for _ in sorted(texts[sub])]
     log(f"DEBAGREEMENT dev: {len(posts):,} distinct posts")
@@ -216,8 +210,7 @@ def hostility_checks(heads: Path | None, res: dict[str, Any]) -> None:
     sample = load_sample()
     posts = [(COMMUNITY[sub].id, text) for _, sub, text, _ in sample]
     gold = [g for *_, g in sample]
-    pred = [lab.affect for lab in label(list({t.id: t for t in COMMUNITY.values()}.values()),
-                                        posts, heads)]
+    pred = [lab.affect for lab in label(COMMUNITY_TOPICS, posts, heads)]
     hostile = [g for g, p in zip(gold, pred, strict=True) if p == "yes"]
     c = Counter(hostile)
     side = sum(1 for g in gold if g == "other_side")

@@ -323,7 +323,8 @@ def validate_post(obj: Any, now: datetime | None = None,
                                  for m in e.validator_value if m not in obj))
     if missing:
         return (f"missing required field(s): {', '.join(missing)} (every post needs "
-                f"{', '.join(json_schema()['required'])}; `polarwatch schema` prints the contract)")
+                f"{', '.join(_post_validator().schema['required'])}; `polarwatch schema` "
+                f"prints the contract)")
     err = errors[0]
     where = ".".join(str(p) for p in err.path) or "record"
     if err.validator == "maxLength":
