@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dashboard.safety import TOKEN_ENV, allowed_hosts, new_token
 from dashboard.snapshot import SNAPSHOT_ENV
 from polarwatch import argtypes
 from polarwatch.config import Config
@@ -32,11 +33,18 @@ def app_env(cfg: Config, env: dict[str, str] | None = None,
 
 def serve_dashboard(cfg: Config, port: int, env: dict[str, str] | None = None) -> int:
     """Run the app until Ctrl-C or SIGTERM; ``env`` adds variables for the app's process."""
-    child_env = app_env(cfg, env)
+    token = new_token()  # edits need the link carrying it: a page on another origin has not
+    child_env = app_env(cfg, env) | {TOKEN_ENV: token}
+    hosts = allowed_hosts(cfg.dashboard.address, cfg.dashboard.allowed_hosts)
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless",
            "true", "--server.address", cfg.dashboard.address, "--server.port", str(port),
-           "--browser.gatherUsageStats", "false"]
-    log(f"dashboard at http://{cfg.dashboard.address}:{port}  (press Ctrl-C to stop)")
+           "--browser.gatherUsageStats", "false", "--server.enableCORS", "true",
+           *[arg for host in hosts for arg in ("--server.allowedHosts", host)]]
+    url = f"http://{cfg.dashboard.address}:{port}"
+    log(f"dashboard at {url}  (press Ctrl-C to stop)")
+    if cfg.dashboard.edit_events:
+        log(f"to edit events open {url}/event_calendar?token={token} (this run's link; other "
+            f"links show the calendar read-only)")
     proc = subprocess.Popen(cmd, env=child_env)
     SERVING.set()  # SIGTERM now only asks this loop to end, so cleanup runs in order
     try:

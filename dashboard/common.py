@@ -8,6 +8,7 @@ key; pages fetch it with :func:`ctx`. Query parameters carry page-to-page select
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ import streamlit as st
 
 from dashboard import queries
 from dashboard.analysis import age_seconds, fmt_age, fmt_duration, is_missing
+from dashboard.safety import TOKEN_ENV, for_table, token_ok
 from polarwatch.config import load_config
 from polarwatch.errors import ConfigError
 from polarwatch.events import Event, EventError, events_path, load_events
@@ -30,6 +32,7 @@ STALE_AFTER_SECONDS = 120
 EMPTY_HINT = "run `make demo` or `polarwatch stream`"
 NO_DATA = f"No data yet — {EMPTY_HINT}."
 CONTEXT_KEY = "pw_context"
+TOKEN_KEY = "pw_write_token"
 T = TypeVar("T")
 
 PAGES = {  # page file (relative to app.py) -> title; the first one is the default page
@@ -52,9 +55,21 @@ class Context:
     live: bool
     address: str = "127.0.0.1"  # [dashboard] address: the interface the server may bind
     edit_events: bool = False  # [dashboard] edit_events: the Events page may write the file
+    write_token: str | None = None  # this run's token (`polarwatch dashboard` sets it)
 
     def name(self, topic: str) -> str:
         return self.names.get(topic, topic)
+
+    def may_write(self) -> bool:
+        """Whether this browser session may write: editing is on and the session opened a link
+        with this run's ``?token=`` (kept for the session once seen)."""
+        if not self.edit_events:
+            return False
+        presented = st.query_params.get("token") or st.session_state.get(TOKEN_KEY)
+        if token_ok(presented, self.write_token):
+            st.session_state[TOKEN_KEY] = presented
+            return True
+        return False
 
 
 def build_context(live: bool) -> Context | None:
@@ -72,7 +87,8 @@ def build_context(live: bool) -> Context | None:
     return Context(warehouse=cfg.warehouse_path, names=names, events_file=events_path(cfg.root),
                    forecast_metric=cfg.forecast.metric,
                    extreme_threshold=cfg.aggregate.extreme_threshold, live=live,
-                   address=cfg.dashboard.address, edit_events=cfg.dashboard.edit_events)
+                   address=cfg.dashboard.address, edit_events=cfg.dashboard.edit_events,
+                   write_token=os.environ.get(TOKEN_ENV) or None)
 
 
 def ctx() -> Context:
@@ -174,3 +190,9 @@ def known_topics(c: Context) -> list[str] | None:
         return None
     stored = [str(t) for t in overview["topic"]]
     return [t for t in c.names if t in stored] + [t for t in stored if t not in c.names]
+
+
+def table(df: pd.DataFrame, **kwargs: Any) -> Any:
+    """st.dataframe over what a table may show (dashboard.safety.for_table): URLs cut to their
+    host, cells that a spreadsheet would run as formulas defused for the CSV download."""
+    return st.dataframe(for_table(df), **kwargs)

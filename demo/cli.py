@@ -15,6 +15,7 @@ from typing import Any
 from dashboard.cli import serve_dashboard
 from forecast.run import run_forecast
 from ingest.cli import embedded_broker, produce_synthetic
+from polarwatch import argtypes
 from polarwatch.config import Config
 from polarwatch.console import STOP, log
 from polarwatch.errors import PolarwatchError
@@ -141,12 +142,12 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="run the whole chain on a synthetic corpus and serve the "
                                     "dashboard")
-    p.add_argument("--days", type=int, default=14, help="simulated days (default 14)")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--days", type=argtypes.count(1), default=14, help="simulated days (default 14)")
+    p.add_argument("--seed", type=argtypes.count(0), default=7)
+    p.add_argument("--port", type=argtypes.port, default=8501, help="dashboard port, 1-65535 (default 8501)")
     p.add_argument("--backend", choices=available_backends(),
                    help="extractor backend (default: [extractor] backend)")
     p.add_argument("--no-dashboard", action="store_true", help="stop after the forecast")
-    p.add_argument("--forecast-every", type=float, default=60.0, metavar="SECONDS",
-                   help="while live, re-run the forecast and alerts this often (default 60)")
+    p.add_argument("--forecast-every", type=argtypes.duration, default=60.0, metavar="DURATION",
+                   help="while live, re-run the forecast and alerts this often (default 60s)")
     p.set_defaults(func=cmd_demo)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from polarwatch import argtypes
-from polarwatch.config import Config
+from polarwatch.config import WEBHOOK_FORMATS, Config
 from polarwatch.errors import PolarwatchError
 
 OUTPUT_COLUMNS = ["timestamp", "value", "forecast", "lower", "upper", "anomaly_score", "flag",
@@ -167,8 +167,7 @@ def cmd_detect(cfg: Config, args: argparse.Namespace) -> int:
 
     config = DetectorConfig(alpha=cfg.forecast.alpha, threshold=args.threshold, season=args.season,
                             crossing=args.crossing, horizon=cfg.forecast.horizon,
-                            suppress_seconds=(None if args.refractory is None
-                                              else args.refractory * 3600.0))
+                            suppress_seconds=args.refractory)
     source = sys.stdin if args.series == "-" else Path(args.series)
     if isinstance(source, Path) and not source.exists():
         raise InputError(f"{source} does not exist")
@@ -198,7 +197,7 @@ def cmd_alerts_test(cfg: Config, args: argparse.Namespace) -> int:
     )
 
     secret = args.secret or cfg.alerts.secret.get_secret_value() or None
-    endpoint = Endpoint(args.url, secret=secret, format=args.format)
+    endpoint = Endpoint(args.url, secret=secret, format=args.format or cfg.alerts.format)
     if secret is None:
         print("polarwatch alerts: no --secret and no [alerts] secret "
               "($POLARWATCH_ALERTS_SECRET): sending unsigned")
@@ -308,8 +307,9 @@ def register_events_and_report(subparsers: Any) -> None:
     p.add_argument("--topic", action="append", help="only this topic (repeatable)")
     p.add_argument("--since", help="start of the report: 2026-03-01, an ISO time, or 7d / 48h "
                                    "before the newest window (default: all)")
-    p.add_argument("--every", help="repeat every interval (30m, 1h, 1d) until Ctrl-C")
-    p.add_argument("--count", type=int, help="with --every: stop after this many reports")
+    p.add_argument("--every", type=argtypes.duration_text,
+                   help="repeat every interval (30m, 1h, 1d) until Ctrl-C")
+    p.add_argument("--count", type=argtypes.count(1), help="with --every: stop after this many reports")
     p.add_argument("--forecast", action="store_true",
                    help="run the forecast (and its alerts) before each report")
     p.set_defaults(func=cmd_report)
@@ -341,12 +341,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output", help="output CSV (default: stdout)")
     p.add_argument("--threshold", type=argtypes.unit_interval,
                    help="alarm threshold on anomaly_score, in (0, 1] (default 0.9999)")
-    p.add_argument("--refractory", type=argtypes.at_least(0.0), metavar="HOURS",
-                   help="an episode stays open at least this long, >= 0 (default 24)")
+    p.add_argument("--refractory", type=argtypes.duration_or_zero, metavar="DURATION",
+                   help="an episode stays open at least this long, e.g. 12h, 2d, or 0 "
+                        "(default 24h)")
     p.add_argument("--season", default="auto", type=argtypes.season,
                    help="auto (daily cycle, weekly for daily data), none, or points per cycle "
                         "(>= 2)")
-    p.add_argument("--crossing", type=float, help="also flag anticipatory when the forecast "
+    p.add_argument("--crossing", type=argtypes.finite, help="also flag anticipatory when the forecast "
                                                   "crosses this level within [forecast] horizon")
     p.add_argument("--duplicates", choices=["last", "error"], default="last",
                    help="duplicate timestamps: keep the last row (default) or fail")
@@ -357,8 +358,9 @@ def register(subparsers: Any) -> None:
     t = asub.add_parser("test", help="send a signed sample alert to URL")
     t.add_argument("url")
     t.add_argument("--secret", help="whsec_<base64> signing secret [env: POLARWATCH_ALERTS_SECRET]")
-    t.add_argument("--format", choices=["alertmanager", "standard"], default="alertmanager")
-    t.add_argument("--attempts", type=int, default=3, help="delivery attempts (default 3)")
+    t.add_argument("--format", choices=WEBHOOK_FORMATS,
+                   help="payload format (default: [alerts] format, standard)")
+    t.add_argument("--attempts", type=argtypes.count(1), default=3, help="delivery attempts (default 3)")
     t.add_argument("--no-log", action="store_true", help="do not write the DuckDB delivery log")
     t.set_defaults(func=cmd_alerts_test)
 

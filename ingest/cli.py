@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from polarwatch import argtypes
 from polarwatch.config import Config
 from polarwatch.console import SERVING, STOP, log
 from polarwatch.errors import BrokerError, ConfigError, PolarwatchError
@@ -118,7 +119,7 @@ def start_pruner(cfg: Config, broker: Any, env: dict[str, str] | None = None) ->
     if cfg.broker.storage != "s3" or not every or not any(_retention(cfg)):
         return
     pid = broker.start_pruner([sys.executable, "-m", "polarwatch.cli", "broker", "prune",
-                               "--every", f"{every:g}"], cfg.child_env(env))
+                               "--every", f"{every:g}s"], cfg.child_env(env))
     log(f"pruner running every {every:g} s (pid {pid}, log {broker.pruner_log_file}): "
         f"consumed batches beyond [broker] retention_* are removed")
 
@@ -300,9 +301,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _live(p: argparse.ArgumentParser) -> None:
     _common(p)
-    p.add_argument("--max-posts", type=int, help="stop after sending this many posts")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
-    p.add_argument("--confirm-seconds", type=float, default=2.0,
+    p.add_argument("--max-posts", type=argtypes.count(1),
+                   help="stop after sending this many posts")
+    p.add_argument("--duration", type=argtypes.duration,
+                   help="stop after this long, e.g. 90s, 10m, 2h (default: run until stopped)")
+    p.add_argument("--confirm-seconds", type=argtypes.at_least(0.1), default=2.0,
                    help="confirm delivery and save the cursor this often (default 2)")
 
 
@@ -315,17 +318,19 @@ def register(sub: Any) -> None:
     p.add_argument("action", choices=["start", "stop", "status", "prune"])
     p.add_argument("--dry-run", action="store_true",
                    help="prune: only report what would be removed")
-    p.add_argument("--every", type=float, metavar="SECONDS",
-                   help="prune: run again every SECONDS until stopped (default: once)")
+    p.add_argument("--every", type=argtypes.duration_or_zero, metavar="DURATION",
+                   help="prune: run again this often until stopped, e.g. 60s, 5m "
+                        "(default: once)")
     p.set_defaults(func=cmd_broker)
 
     p = sub.add_parser("ingest", help="produce posts to Kafka")
     isub = p.add_subparsers(dest="source", required=True)
     p = isub.add_parser("synthetic", help="an event-driven synthetic corpus of reply threads")
-    p.add_argument("--days", type=int, default=14)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--rate", type=float, default=1.0, help="conversation-rate multiplier")
-    p.add_argument("--invalid-every", type=int, default=0,
+    p.add_argument("--days", type=argtypes.count(1), default=14)
+    p.add_argument("--seed", type=argtypes.count(0), default=7)
+    p.add_argument("--rate", type=argtypes.positive, default=1.0,
+                   help="conversation-rate multiplier")
+    p.add_argument("--invalid-every", type=argtypes.count(0), default=0,
                    help="slip one malformed record in every N posts (0 = none)")
     p.set_defaults(func=cmd_synthetic)
 
@@ -345,7 +350,7 @@ def register(sub: Any) -> None:
                    help="read timestamps without a timezone as UTC (default: dead-letter them)")
     p.add_argument("--replay-speed", type=_replay_speed, default=None, metavar="N|max",
                    help="replay the posts' timestamps at N× real time (default max: no waiting)")
-    p.add_argument("--confirm-every", type=int, default=5_000,
+    p.add_argument("--confirm-every", type=argtypes.count(1), default=5_000,
                    help="confirm delivery and save progress every N rows (default 5000)")
     p.add_argument("--progress", action="store_true",
                    help="a progress bar of the rows read on stderr even when it is not a "
@@ -358,7 +363,7 @@ def register(sub: Any) -> None:
 
     p.add_argument("--url", default=DEFAULT_URL, help=f"Jetstream subscribe URL "
                                                       f"(default {DEFAULT_URL})")
-    p.add_argument("--cursor", type=int, help="start at this time_us (default: the saved cursor, "
+    p.add_argument("--cursor", type=argtypes.count(0), help="start at this time_us (default: the saved cursor, "
                                               "else now)")
     _live(p)
     p.set_defaults(func=cmd_jetstream)

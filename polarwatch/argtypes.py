@@ -61,3 +61,53 @@ def season(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"{text!r} is not auto, none or a whole number of "
                                          f"points >= 2")
     return value
+
+
+def count(low: int = 1) -> Callable[[str], int]:
+    """A whole number >= ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below {low}")
+        return value
+
+    parse.__name__ = f"whole number >= {low}"
+    return parse
+
+
+def finite(text: str) -> float:
+    """Any finite number."""
+    return _number(text)
+
+
+def duration(text: str) -> float:
+    """A positive duration in the one grammar (``30s``, ``10m``, ``1h``, ``7d``), as seconds."""
+    from polarwatch.config import parse_duration
+    from polarwatch.errors import ConfigError
+
+    try:
+        return parse_duration(text).total_seconds()
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def duration_or_zero(text: str) -> float:
+    """:func:`duration`, or ``0`` (off)."""
+    return 0.0 if text.strip() in ("0", "0s") else duration(text)
+
+
+def positive(text: str) -> float:
+    """A finite number > 0."""
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not above 0")
+    return value
+
+
+def duration_text(text: str) -> str:
+    """:func:`duration`, checked at parsing but kept as the text the user wrote."""
+    duration(text)
+    return text

@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -110,6 +110,20 @@ Float = Annotated[float, BeforeValidator(_no_bool)]
 NonNegativeInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=0)]
 NonNegativeFloat = Annotated[float, BeforeValidator(_no_bool), Field(ge=0)]
 StrList = Annotated[list[str], BeforeValidator(_comma_list)]
+PositiveInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=1)]
+PositiveFloat = Annotated[float, BeforeValidator(_no_bool), Field(gt=0)]
+UnitFloat = Annotated[float, BeforeValidator(_no_bool), Field(ge=0, le=1)]
+
+# Enumerated keys. The spine imports no stage, so the backend names are spelled here and a test
+# holds them equal to scoring's registry (tests/polarwatch/test_config.py).
+Backend = Literal["lexicon", "learned", "transformers", "llm"]
+CascadeTo = Literal["", "lexicon", "learned", "transformers", "llm"]  # "" = no cascade
+Storage = Literal["memory", "s3"]
+WebhookFormat = Literal["standard", "alertmanager"]
+ResponseFormat = Literal["", "json_object_schema", "json_schema", "none"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+WEBHOOK_FORMATS: tuple[str, ...] = get_args(WebhookFormat)
+DEFAULT_WEBHOOK_FORMAT: WebhookFormat = "standard"  # [alerts] format, `alerts test`, Endpoint
 
 # ------------------------------------------------------------------------------ sections
 
@@ -122,7 +136,7 @@ class BrokerConfig(_Section):
     bootstrap_servers: str = "127.0.0.1:19092"
     embedded: bool = True
     state_dir: str = ".polarwatch/broker"
-    storage: str = "memory"  # embedded broker: "memory" or "s3" (survives broker restarts)
+    storage: Storage = "memory"  # embedded broker: "memory" or "s3" (survives broker restarts)
     # Retention of the embedded broker's topics (ingest/broker.py prunes): records older than
     # this many hours (0 = keep everything) ...
     retention_hours: NonNegativeFloat = 168.0
@@ -138,19 +152,19 @@ class BrokerConfig(_Section):
 class TopicsConfig(_Section):
     posts: str = "polarwatch.posts"
     dead_letter: str = "polarwatch.dead_letter"
-    partitions: Int = 2
+    partitions: PositiveInt = 2
 
 
 class SparkConfig(_Section):
     master: str = "local[2]"
     checkpoint_dir: str = ".polarwatch/checkpoints"
-    trigger_seconds: Float = 2.0
-    max_records_per_trigger: Int = 20000
+    trigger_seconds: PositiveFloat = 2.0
+    max_records_per_trigger: PositiveInt = 10000
 
 
 class IngestConfig(_Section):
     # created_at later than the ingest clock + this is dead-lettered (ingest and stream)
-    max_future_skew_hours: Float = 24.0
+    max_future_skew_hours: NonNegativeFloat = 24.0
     mastodon_token: SecretStr = SecretStr("")  # access token for `ingest mastodon` ("" = none)
 
 
@@ -163,18 +177,18 @@ class WarehouseConfig(_Section):
 
 
 class ExtractorConfig(_Section):
-    backend: str = "lexicon"
+    backend: Backend = "learned"  # learned needs the `learned` extra (make installs it)
     fallback: StrList = Field(default_factory=lambda: ["lexicon"])
     topics_file: str = "topics.toml"
-    cascade_to: str = ""  # e.g. "llm": posts the main backend is unsure of go there ("" = off)
-    cascade_threshold: Float = 0.6  # escalate when min(stance, affect, agreement conf) is below
-    llm_calls_per_minute: Int = 60  # cascade budget: at most this many escalated posts a minute
+    cascade_to: CascadeTo = ""  # e.g. "llm": posts the main backend is unsure of go there ("" = off)
+    cascade_threshold: UnitFloat = 0.6  # escalate when min(stance, affect, agreement conf) is below
+    llm_calls_per_minute: PositiveInt = 60  # cascade budget: at most this many escalated posts a minute
     llm_base_url: str = ""  # the llm backend's OpenAI-compatible server ("" = its default)
     llm_model: str = ""  # model name sent to that server ("" = its default)
     llm_api_key: SecretStr = SecretStr("")  # sent as a Bearer token ("" = none)
     # how the llm backend asks for JSON: json_object_schema (llama.cpp), json_schema (OpenAI,
     # vLLM) or none (servers without JSON mode, e.g. `transformers serve`; "" = the default)
-    llm_response_format: str = ""
+    llm_response_format: ResponseFormat = ""
     transformers_model: str = ""  # transformers backend: a model folder, .gguf file or hub id
     transformers_gguf_file: str = ""  # the .gguf file inside that folder, if any
 
@@ -204,14 +218,17 @@ class AggregateConfig(_Section):
 
 class ForecastConfig(_Section):
     metric: str = "mean_score"
-    horizon: Int = 12
-    alpha: Float = 0.05
-    min_volume: Int = 10  # windows with fewer posts/interactions neither raise nor resolve flags
+    horizon: PositiveInt = 12
+    alpha: Annotated[float, BeforeValidator(_no_bool), Field(gt=0, lt=1)] = 0.05
+    min_volume: NonNegativeInt = 10  # windows with fewer posts/interactions neither raise nor resolve flags
 
 
 class DashboardConfig(_Section):
     address: str = "127.0.0.1"  # interface the server binds ("0.0.0.0" exposes it: opt in)
     edit_events: bool = False  # the Events page may write events.toml (reading stays open)
+    # Host names the server answers besides the bound address and its own names (a reverse
+    # proxy's name); any other Host header is refused, which stops DNS rebinding
+    allowed_hosts: StrList = Field(default_factory=list)
     # `polarwatch dashboard` readers work on a copy of the DuckDB file at most this many seconds
     # old: the writer waits for one file copy per period, not for every query (0 = the live file)
     snapshot_seconds: NonNegativeFloat = 5.0
@@ -220,13 +237,13 @@ class DashboardConfig(_Section):
 class AlertsConfig(_Section):
     webhooks: StrList = Field(default_factory=list)
     secret: SecretStr = SecretStr("")  # whsec_<base64> signing key ("" = unsigned)
-    format: str = "standard"  # payload: "standard" ({type, timestamp, data}) or "alertmanager"
+    format: WebhookFormat = DEFAULT_WEBHOOK_FORMAT  # payload: "standard" ({type, timestamp, data}) or "alertmanager"
     # Delivery retries (forecast/alerts/webhooks.py RetryPolicy): 2, 4, ... 64 s then 120 s: 12
     # attempts span 12 minutes of receiver downtime (the issue asks for at least 10).
-    max_attempts: Int = 12
-    backoff_seconds: Float = 2.0
-    max_backoff_seconds: Float = 120.0
-    timeout_seconds: Float = 10.0
+    max_attempts: PositiveInt = 12
+    backoff_seconds: PositiveFloat = 2.0
+    max_backoff_seconds: PositiveFloat = 120.0
+    timeout_seconds: PositiveFloat = 10.0
 
 
 class Config(BaseSettings):
@@ -313,7 +330,9 @@ _EXPECTED = {"int_parsing": "a number", "int_from_float": "a number", "int_type"
              "float_parsing": "a number", "float_type": "a number", "number": "a number",
              "bool_parsing": "true/false", "bool_type": "true/false",
              "string_type": "a string", "list_type": "a list", "duration": DURATION_HELP,
-             "greater_than_equal": "a number >= 0 (0 = no limit)"}
+             "greater_than_equal": "a number >= {ge}", "greater_than": "a number > {gt}",
+             "less_than_equal": "a number <= {le}", "less_than": "a number < {lt}",
+             "literal_error": "one of {expected}"}
 
 
 def _describe(errors: list[Any], source: str, from_env: set[tuple[str, str]]) -> str:
@@ -331,7 +350,8 @@ def _describe(errors: list[Any], source: str, from_env: set[tuple[str, str]]) ->
         field = SECTIONS[section].model_fields.get(key)
         secret = field is not None and field.annotation is SecretStr
         got = f"a {type(e['input']).__name__} (not shown: a secret)" if secret else repr(e["input"])
-        problems.append(f"{where}: expected {_EXPECTED.get(e['type'], e['msg'])}, got {got}")
+        expected = _EXPECTED.get(e["type"], e["msg"]).format(**e.get("ctx", {}))
+        problems.append(f"{where}: expected {expected}, got {got}")
     return "; ".join([f"{source}: unknown key(s) {sorted(keys)} in [{section}]; valid keys are "
                       f"{sorted(SECTIONS[section].model_fields)}"
                       for section, keys in unknown.items()] + problems)

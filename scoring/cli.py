@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from polarwatch import argtypes
 from polarwatch.config import Config, Topic, load_topics
 from polarwatch.errors import ConfigError, PolarwatchError
 from scoring.extractors.registry import available_backends
@@ -185,13 +186,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--cascade-to", metavar="BACKEND",
                    help="send posts the main backend is unsure of to this one, e.g. llm "
                         "(default: [extractor] cascade_to; '' turns it off)")
-    p.add_argument("--cascade-threshold", type=float, default=None,
+    p.add_argument("--cascade-threshold", type=argtypes.unit_interval, default=None,
                    help="escalate when the lowest stance/affect/agreement confidence is below "
                         "this (default: [extractor] cascade_threshold, 0.6)")
-    p.add_argument("--llm-budget", type=int, default=None, metavar="CALLS_PER_MINUTE",
+    p.add_argument("--llm-budget", type=argtypes.count(1), default=None, metavar="CALLS_PER_MINUTE",
                    help="at most this many cascade calls per minute (default: [extractor] "
                         "llm_calls_per_minute, 60)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=argtypes.count(1), default=256)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--progress", action="store_true",
                    help="a progress bar on stderr even when it is not a terminal")
@@ -206,7 +207,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("data", help="labeled JSONL or CSV")
     p.add_argument("--topics", help="topics file for the stance task's topic ids")
     p.add_argument("-o", "--output", required=True, help="head file to write (.npz)")
-    p.add_argument("--seed", type=int, default=0, help="holdout split seed")
+    p.add_argument("--seed", type=argtypes.count(0), default=0, help="holdout split seed")
     p.add_argument("--weak-labels", action="store_true",
                    help="stance only: DATA is unlabeled posts (column text, optional topic); "
                         "label them with the topic's pro_terms / anti_terms, remove those terms "

@@ -7,8 +7,7 @@ import streamlit as st
 
 from dashboard import queries
 from dashboard.analysis import describe_flags
-from dashboard.common import Context, ctx, live, read
-from dashboard.safety import redact_urls
+from dashboard.common import Context, ctx, live, read, table
 
 FLAG_COLUMNS = {
     "ts": st.column_config.DatetimeColumn("window (UTC)", format="YYYY-MM-DD HH:mm"),
@@ -32,38 +31,37 @@ def render_alerts(c: Context) -> None:
     if active.empty:
         st.caption("No active flags: no alarm episode is open on any series.")
     else:
-        st.dataframe(active.drop(columns="status"), hide_index=True, column_config=FLAG_COLUMNS,
+        table(active.drop(columns="status"), hide_index=True, column_config=FLAG_COLUMNS,
                      key="active_flags")
     st.subheader("Resolved")
     if resolved.empty:
         st.caption("No resolved flags yet.")
     else:
-        st.dataframe(resolved.drop(columns="status"), hide_index=True,
+        table(resolved.drop(columns="status"), hide_index=True,
                      column_config=FLAG_COLUMNS, key="resolved_flags")
 
     st.subheader("Webhook deliveries")
     names = read(c, queries.table_names)
     if names is None:
         return
-    table = queries.find_delivery_table(names)
-    if table is None:
+    log_table = queries.find_delivery_table(names)
+    if log_table is None:
         st.info("No webhook delivery log in the warehouse yet. Alerts are delivered by the "
                 "alerts stage (`polarwatch alerts`) to the URLs in `[alerts] webhooks` of "
                 "polarwatch.toml; its deliveries and their HTTP status appear here once it runs.")
         return
-    deliveries = read(c, queries.read_table, table)
+    deliveries = read(c, queries.read_table, log_table)
     if deliveries is None:
         return
-    deliveries = redact_urls(deliveries)  # webhook URLs carry secrets: host only
     if deliveries.empty:
-        st.caption(f"`{table}` is empty: no alert has been delivered yet.")
+        st.caption(f"`{log_table}` is empty: no alert has been delivered yet.")
         return
     status_col = "outcome" if "outcome" in deliveries else next(  # alert_deliveries: outcome
         (col for col in deliveries.columns if "status" in col.lower()), None)
     if status_col is not None:
         counts = deliveries[status_col].astype(str).value_counts()
         st.caption(" · ".join(f"{status}: {n}" for status, n in counts.items()))
-    st.dataframe(deliveries, hide_index=True, key="deliveries")
+    table(deliveries, hide_index=True, key="deliveries")
 
 
 context = ctx()

@@ -16,7 +16,8 @@ import streamlit as st
 
 from dashboard import queries
 from dashboard.analysis import fmt_score, is_missing
-from dashboard.common import Context, ctx, known_topics, read
+from dashboard.common import Context, ctx, known_topics, read, table
+from dashboard.safety import md_text
 
 LIMIT = 25
 INDENT_PX = 28  # per reply level
@@ -53,11 +54,11 @@ def render_thread(c: Context, conversation: str) -> None:
     if posts is None:
         return
     if posts.empty:
-        st.warning(f"Conversation `{conversation}` has no stored posts.")
+        st.warning(f"Conversation {md_text(conversation)} has no stored posts.")
         return
     scores = posts["score"].dropna().astype(float)
     topic = str(posts["topic"].iloc[0])
-    st.subheader(f"Thread `{conversation}`")
+    st.subheader(f"Thread {md_text(conversation)}")
     total = read(c, queries.thread_size, conversation)
     if total is not None and total > len(posts):
         st.warning(f"Showing {len(posts):,} of this thread's {total:,} posts: the first "
@@ -72,7 +73,7 @@ def render_thread(c: Context, conversation: str) -> None:
     # analyst's browser fetch the image, telling its author when and from where it was read.
     st.html("\n".join(post_html(r) for _, r in posts.iterrows()))
     with st.expander("As a table"):
-        st.dataframe(posts, hide_index=True)
+        table(posts, hide_index=True)
 
 
 def date_range(convs_hint: pd.Timestamp | None) -> tuple[datetime, datetime]:
@@ -101,7 +102,7 @@ def render_list(c: Context, topics: list[str]) -> list[str]:
         st.info(f"No scored conversations started between {start:%Y-%m-%d} and "
                 f"{end - timedelta(days=1):%Y-%m-%d}. Widen the range.")
         return []
-    st.dataframe(convs, hide_index=True, column_config={
+    table(convs, hide_index=True, column_config={
         "conversation_id": st.column_config.TextColumn("conversation"),
         "topic": st.column_config.TextColumn("topic"),
         "root_text": st.column_config.TextColumn("opening post", width="large"),

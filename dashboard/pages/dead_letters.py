@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import streamlit as st
 
 from dashboard import queries
-from dashboard.common import Context, ctx, live, read
+from dashboard.common import Context, ctx, live, read, table
 
 ALL = "all"
 SOURCES = (ALL, "ingest", "stream")
@@ -76,9 +76,9 @@ def render_dead_letters(c: Context) -> None:
     shown = f"{len(rows):,}" + (f" (newest {queries.DEAD_LETTER_LIMIT:,})"
                                 if len(rows) == queries.DEAD_LETTER_LIMIT else "")
     st.caption(f"{shown} rejected records match.")
-    st.dataframe(rows, hide_index=True, column_config=COLUMNS, key="dead_letters")
+    table(rows, hide_index=True, column_config=COLUMNS, key="dead_letters")
     st.subheader("By source and reason")
-    st.dataframe(summary, hide_index=True, key="dead_letter_summary")
+    table(summary, hide_index=True, key="dead_letter_summary")
 
 
 context = ctx()

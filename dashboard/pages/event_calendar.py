@@ -7,7 +7,8 @@ from datetime import UTC, datetime, time
 import streamlit as st
 
 from dashboard.analysis import events_frame
-from dashboard.common import Context, ctx
+from dashboard.common import Context, ctx, table
+from dashboard.safety import md_text
 from polarwatch.events import (
     KINDS,
     Event,
@@ -76,13 +77,13 @@ def render_form(c: Context, events: list[Event]) -> None:
         except EventError as exc:
             st.error(f"Not saved: {exc}")
             return
-        st.session_state[FLASH_KEY] = f"Saved “{event.name}” to `{c.events_file}`."
+        st.session_state[FLASH_KEY] = f"Saved “{md_text(event.name)}” to `{c.events_file}`."
         st.session_state[FORM_GENERATION] = generation + 1
         st.session_state.pop("event_choice", None)
         st.rerun()
     if delete and current is not None:
         save_events(c.events_file, remove(events, (current.topic, current.name)))
-        st.session_state[FLASH_KEY] = f"Deleted “{current.name}”."
+        st.session_state[FLASH_KEY] = f"Deleted “{md_text(current.name)}”."
         st.session_state[FORM_GENERATION] = generation + 1
         st.session_state.pop("event_choice", None)
         st.rerun()
@@ -101,17 +102,21 @@ except EventError as exc:
     st.error(f"The calendar cannot be edited until it is fixed by hand: {exc}")
 else:
     if calendar:
-        table = events_frame(calendar)
-        table["topic"] = [context.name(t) for t in table["topic"]]
-        table["end"] = [e.end for e in calendar]  # blank for point-in-time events
-        st.dataframe(table, hide_index=True, column_config={
+        rows = events_frame(calendar)
+        rows["topic"] = [context.name(t) for t in rows["topic"]]
+        rows["end"] = [e.end for e in calendar]  # blank for point-in-time events
+        table(rows, hide_index=True, column_config={
             "start": st.column_config.DatetimeColumn("start (UTC)", format="YYYY-MM-DD HH:mm"),
             "end": st.column_config.DatetimeColumn("end (UTC)", format="YYYY-MM-DD HH:mm")})
     else:
         st.info("No events yet. Add the votes, summits, debates (scheduled) or shootings and "
                 "disasters (sudden) you want to see on the topic charts.")
-    if context.edit_events:
+    if context.may_write():
         render_form(context, calendar)
+    elif context.edit_events:
+        st.info("Editing is on, but only from the link `polarwatch dashboard` printed when it "
+                "started (it carries `?token=`): a page from another site cannot know it, so it "
+                "cannot change the calendar. Open that link, or use `polarwatch events add`.")
     else:
         st.info("Editing is off: the calendar is read-only here. To add, edit or delete events "
                 "on this page, set `[dashboard] edit_events = true` in polarwatch.toml (or "

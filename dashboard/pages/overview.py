@@ -17,6 +17,7 @@ from dashboard.analysis import (
     trend_arrow,
 )
 from dashboard.common import Context, ctx, live, read
+from dashboard.safety import md_text
 from polarwatch.config import load_config
 from polarwatch.errors import ConfigError
 
@@ -61,7 +62,7 @@ def interval_line(row: Any) -> str:
 
 def render_card(c: Context, row: Any, active: pd.DataFrame) -> None:
     topic = str(row["topic"])
-    st.markdown(f"#### {c.name(topic)}")
+    st.markdown(f"#### {md_text(c.name(topic))}")
     st.caption(f"latest window {pd.Timestamp(row['window_start']):%Y-%m-%d %H:%M} UTC")
     n = 0 if is_missing(row["n_interactions"]) else int(row["n_interactions"])
     thin = n < min_volume()

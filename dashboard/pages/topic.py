@@ -15,7 +15,17 @@ from dashboard.analysis import (
     phase_summary,
     with_intervals,
 )
-from dashboard.common import Context, ctx, known_topics, live, load_calendar, pick_topic, read
+from dashboard.common import (
+    Context,
+    ctx,
+    known_topics,
+    live,
+    load_calendar,
+    pick_topic,
+    read,
+    table,
+)
+from dashboard.safety import md_text
 from polarwatch.events import Event
 
 TOP_CONVERSATIONS = 10
@@ -29,7 +39,7 @@ def render_series(c: Context, topic: str, metric: str, window: str, native_windo
     if series is None or forecast is None or topic_flags is None:
         return
     if series.empty:
-        st.info(f"No windows for {c.name(topic)} yet.")
+        st.info(f"No windows for {md_text(c.name(topic))} yet.")
         return
     label = queries.METRICS[metric][0]
     flags = describe_flags(topic_flags)
@@ -68,7 +78,7 @@ def render_series(c: Context, topic: str, metric: str, window: str, native_windo
         st.caption("No flags on this topic: every observed window stayed inside its prediction "
                    "band.")
     else:
-        st.dataframe(flags, hide_index=True, column_config={
+        table(flags, hide_index=True, column_config={
             "ts": st.column_config.DatetimeColumn("window (UTC)", format="YYYY-MM-DD HH:mm"),
             "explanation": st.column_config.TextColumn("why", width="large")})
 
@@ -76,7 +86,7 @@ def render_series(c: Context, topic: str, metric: str, window: str, native_windo
 def render_event_studies(c: Context, topic: str, events: list[Event]) -> None:
     st.subheader("Before / during / after each event")
     if not events:
-        st.caption(f"No events for {c.name(topic)} in the calendar — add them on the Events "
+        st.caption(f"No events for {md_text(c.name(topic))} in the calendar — add them on the Events "
                    f"page (or in `{c.events_file.name}`).")
         return
     for ev in events:
@@ -85,7 +95,7 @@ def render_event_studies(c: Context, topic: str, events: list[Event]) -> None:
         if convs is None:
             return
         study = event_study(convs, ev, extreme_threshold=c.extreme_threshold)
-        st.markdown(f"**{ev.name}** ({ev.kind}, {ev.start:%Y-%m-%d %H:%M} UTC)")
+        st.markdown(f"**{md_text(ev.name)}** ({ev.kind}, {ev.start:%Y-%m-%d %H:%M} UTC)")
         if study.empty:
             st.caption("No conversations within 3 days of this event.")
             continue
@@ -105,9 +115,9 @@ def render_conversations(c: Context, topic: str) -> None:
     if convs is None:
         return
     if convs.empty:
-        st.info(f"No scored conversations for {c.name(topic)} yet.")
+        st.info(f"No scored conversations for {md_text(c.name(topic))} yet.")
         return
-    st.dataframe(
+    table(
         convs[["conversation_id", "root_text", "mean_score", "n_interactions", "last_at"]],
         hide_index=True, column_config={
             "conversation_id": st.column_config.TextColumn("conversation"),

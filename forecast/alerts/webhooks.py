@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 
+from polarwatch.config import DEFAULT_WEBHOOK_FORMAT, WEBHOOK_FORMATS, WebhookFormat
 from polarwatch.errors import ConfigError, PolarwatchError
 from polarwatch.warehouse import connect, init_schema, scalar, transaction
 
@@ -183,11 +184,11 @@ def sample_alert() -> Alert:
 class Endpoint:
     url: str
     secret: str | None = field(default=None, repr=False)  # [alerts] secret, never printed
-    format: str = "alertmanager"  # or "standard"
+    format: WebhookFormat = DEFAULT_WEBHOOK_FORMAT
 
     def __post_init__(self) -> None:
-        if self.format not in ("alertmanager", "standard"):
-            raise ConfigError(f"webhook format must be alertmanager or standard, "
+        if self.format not in WEBHOOK_FORMATS:
+            raise ConfigError(f"webhook format must be one of {', '.join(WEBHOOK_FORMATS)}, "
                               f"got {self.format!r}")
         if self.secret is not None:
             decode_secret(self.secret)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard.safety import TOKEN_ENV
 from polarwatch.events import Event, load_events, save_events
 from polarwatch.warehouse import connect, init_schema
 
@@ -128,7 +129,7 @@ def test_topic_page_opens_a_conversation(monkeypatch: pytest.MonkeyPatch,
     assert not at.exception
     assert at.title[0].value == "Conversations"
     assert at.query_params["conversation"] == "conv-hot"
-    assert "Thread `conv-hot`" in texts(at)
+    assert "Thread conv\\-hot" in texts(at)  # Markdown-escaped: shown as conv-hot
     assert ("Mean interaction score", "9.00") in [(m.label, m.value) for m in at.metric]
 
 
@@ -205,7 +206,9 @@ def test_alerts_page(monkeypatch: pytest.MonkeyPatch, seeded_warehouse: Seed, ev
 def test_events_page_add_edit_delete(monkeypatch: pytest.MonkeyPatch, seeded_warehouse: Seed,
                                      events_file: Path) -> None:
     monkeypatch.setenv("POLARWATCH_DASHBOARD_EDIT_EVENTS", "true")  # editing is opt-in
-    at = run_app(monkeypatch, seeded_warehouse.path, events_file, "pages/event_calendar.py")
+    monkeypatch.setenv(TOKEN_ENV, "run-token")  # ... and needs this run's link
+    at = run_app(monkeypatch, seeded_warehouse.path, events_file, "pages/event_calendar.py",
+                 token="run-token")
     assert not at.exception
     assert "No events yet" in texts(at)
     at.text_input[0].input("Senate vote")
@@ -239,6 +242,22 @@ def test_events_page_add_edit_delete(monkeypatch: pytest.MonkeyPatch, seeded_war
     at.text_input[0].input("")  # a nameless event is refused with the reason
     at.button[0].click().run()
     assert "Not saved: event: 'name' is required" in texts(at)
+
+
+@pytest.mark.parametrize("token", [None, "guessed", ""])
+def test_events_page_without_the_run_s_token_cannot_write(
+        monkeypatch: pytest.MonkeyPatch, seeded_warehouse: Seed, events_file: Path,
+        token: str | None) -> None:
+    """Editing on, but the page was not opened from the printed link: a page from another site
+    (which cannot know the token) gets no form."""
+    monkeypatch.setenv("POLARWATCH_DASHBOARD_EDIT_EVENTS", "true")
+    monkeypatch.setenv(TOKEN_ENV, "run-token")
+    query = {} if token is None else {"token": token}
+    at = run_app(monkeypatch, seeded_warehouse.path, events_file, "pages/event_calendar.py",
+                 **query)
+    assert not at.exception
+    assert not at.button and not at.text_input
+    assert "only from the link `polarwatch dashboard` printed" in texts(at)
 
 
 PAGES = ["pages/overview.py", "pages/topic.py", "pages/conversation.py", "pages/alerts.py"]

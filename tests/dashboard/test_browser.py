@@ -4,6 +4,7 @@ go to the test's temp dir; the assertions are on rendered content."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -20,11 +21,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from dashboard.common import REFRESH_SECONDS
+from dashboard.safety import TOKEN_ENV
 from polarwatch.events import Event, save_events
 
 from .conftest import START, add_window, seed_warehouse
 
 REPO = Path(__file__).resolve().parents[2]
+TOKEN = "browser-test-token"
 APP = REPO / "dashboard" / "app.py"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -65,7 +68,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "POLARWATCH_WAREHOUSE_PATH": str(seed.path),
-           "POLARWATCH_EVENTS_FILE": str(events), "POLARWATCH_DASHBOARD_EDIT_EVENTS": "true"}
+           "POLARWATCH_EVENTS_FILE": str(events), "POLARWATCH_DASHBOARD_EDIT_EVENTS": "true",
+           TOKEN_ENV: TOKEN}
     env.pop("POLARWATCH_CONFIG", None)
     with (tmp_path / "streamlit.log").open("wb") as log:
         proc = subprocess.Popen(
@@ -96,6 +100,22 @@ def _shot(page: Any, path: Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def watched_page() -> Iterator[tuple[Any, list[str]]]:
+    """A Chromium page and the host of every request it makes."""
+    from playwright.sync_api import sync_playwright
+
+    hosts: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("request", lambda r: hosts.append(urlsplit(r.url).netloc or r.url[:5]))
+            yield page, hosts
+        finally:
+            browser.close()
+
+
 def _idle(page: Any) -> None:
     page.wait_for_selector(IDLE, timeout=30_000)
 
@@ -111,7 +131,7 @@ def test_click_through_every_page(served: tuple[str, Path], tmp_path: Path) -> N
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(url)
+            page.goto(f"{url}/?token={TOKEN}")  # the link `polarwatch dashboard` prints
             _idle(page)
             body = page.locator(main)
             page.get_by_role("heading", name="Gun control").wait_for(timeout=15_000)
@@ -183,30 +203,52 @@ HOSTILE = ("**not bold** $x^2$ <b>not html</b>\n\n![x](http://198.51.100.7/pixel
 
 def test_post_text_is_shown_as_text_and_fetches_nothing(served: tuple[str, Path],
                                                         tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from polarwatch.warehouse import connect
 
     url, warehouse = served
     with connect(warehouse) as con:
         con.execute("UPDATE posts SET text = ? WHERE id = 'h3'", [HOSTILE])
-    hosts: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.on("request", lambda r: hosts.append(urlsplit(r.url).netloc or r.url[:5]))
-            page.goto(f"{url}/conversation?conversation=conv-hot")
-            page.get_by_text("Thread conv-hot", exact=False).wait_for(timeout=30_000)
-            _idle(page)
-            thread = page.get_by_test_id("stHtml")
-            for literal in ("**not bold** $x^2$ <b>not html</b>",
-                            "![x](http://198.51.100.7/pixel.png)", "# not a heading <img"):
-                expect(thread.get_by_text(literal, exact=False).first).to_be_visible()
-            expect(thread.locator("img")).to_have_count(0)
-            expect(page.locator(".katex")).to_have_count(0)
-            page.wait_for_timeout(1000)
-            _shot(page, tmp_path / "hostile_thread.png")
-        finally:
-            browser.close()
+    with watched_page() as (page, hosts):
+        page.goto(f"{url}/conversation?conversation=conv-hot")
+        page.get_by_text("Thread conv-hot", exact=False).wait_for(timeout=30_000)
+        _idle(page)
+        thread = page.get_by_test_id("stHtml")
+        for literal in ("**not bold** $x^2$ <b>not html</b>",
+                        "![x](http://198.51.100.7/pixel.png)", "# not a heading <img"):
+            expect(thread.get_by_text(literal, exact=False).first).to_be_visible()
+        expect(thread.locator("img")).to_have_count(0)
+        expect(page.locator(".katex")).to_have_count(0)
+        page.wait_for_timeout(1000)
+        _shot(page, tmp_path / "hostile_thread.png")
+    assert hosts and set(hosts) == {urlsplit(url).netloc}, sorted(set(hosts))
+
+
+MARKUP = "**x** $y^2$ :red[z] ![i](http://198.51.100.7/q.png) <b>h</b> `c`"
+
+
+def test_names_and_query_parameters_are_shown_as_text(served: tuple[str, Path],
+                                                      tmp_path: Path) -> None:
+    """A ?conversation= link and an event name holding Markdown, LaTeX, a directive, an image
+    and HTML render literally (they went through Markdown) and fetch nothing."""
+    from urllib.parse import quote
+
+    from playwright.sync_api import expect
+
+    save_events(tmp_path / "events.toml", [Event(MARKUP, "gun_control", START + timedelta(hours=45),
+                                                 "scheduled")])
+    url, _ = served
+    with watched_page() as (page, hosts):
+        main = page.locator('[data-testid="stMain"]')
+        page.goto(f"{url}/conversation?conversation={quote(MARKUP)}")
+        page.get_by_text("has no stored posts", exact=False).wait_for(timeout=30_000)
+        _idle(page)
+        expect(main.get_by_text(f"Conversation {MARKUP} has no stored posts")).to_be_visible()
+        page.goto(f"{url}/topic?topic=gun_control")
+        page.get_by_text("1 flag(s) on mean_score", exact=False).wait_for(timeout=30_000)
+        _idle(page)
+        expect(main.get_by_text(MARKUP, exact=False).first).to_be_visible()
+        for tag in ("img", ".katex", "strong:text-is('x')", "b:text-is('h')"):
+            expect(main.locator(tag)).to_have_count(0)
     assert hosts and set(hosts) == {urlsplit(url).netloc}, sorted(set(hosts))

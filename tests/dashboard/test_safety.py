@@ -16,7 +16,14 @@ import psutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.safety import bind_refusal, host_only, redact_urls
+from dashboard.safety import (
+    TOKEN_ENV,
+    bind_refusal,
+    host_only,
+    md_text,
+    redact_urls,
+    spreadsheet_safe,
+)
 from ingest.broker import free_port
 from polarwatch.warehouse import connect, init_schema
 
@@ -47,7 +54,7 @@ def test_host_only_drops_credentials_path_and_query() -> None:
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, warehouse: Path, events: Path, page: str,
-         **env: str) -> AppTest:
+         token: str | None = None, **env: str) -> AppTest:
     monkeypatch.chdir(REPO)
     monkeypatch.delenv("POLARWATCH_CONFIG", raising=False)
     monkeypatch.delenv("POLARWATCH_DASHBOARD_EDIT_EVENTS", raising=False)
@@ -56,6 +63,8 @@ def _run(monkeypatch: pytest.MonkeyPatch, warehouse: Path, events: Path, page: s
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     at = AppTest.from_file(str(APP), default_timeout=30)
+    if token is not None:
+        at.query_params["token"] = token
     at.switch_page(page)
     return at.run()
 
@@ -79,6 +88,40 @@ def test_alerts_page_shows_webhook_hosts_only(monkeypatch: pytest.MonkeyPatch,
     assert "s3cr3t" not in shown.to_csv() and "pa55" not in shown.to_csv()
 
 
+@pytest.mark.parametrize(("value", "escaped"), [
+    ("conv-1", r"conv\-1"),
+    ("**b** $x$", r"\*\*b\*\* \$x\$"),
+    ("![i](http://h/p.png)", r"\!\[i\]\(http\:\/\/h\/p\.png\)"),
+    (":red[x] <b>", r"\:red\[x\] \<b\>"),
+    ("a\n\n# h", r"a \# h"),  # one line: no blank line, no heading
+    ("`c`\\", r"\`c\`\\"),
+])
+def test_markdown_text_escapes_every_mark(value: str, escaped: str) -> None:
+    assert md_text(value) == escaped
+
+
+def test_cells_a_spreadsheet_would_run_are_defused() -> None:
+    df = pd.DataFrame({"text": ["=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)", "\tx",
+                                "\r=1", "fine = ok", None], "n": range(8)})
+    out = spreadsheet_safe(df)
+    assert list(out["text"][:6]) == ["'" + v for v in df["text"][:6]]
+    assert out["text"][6] == "fine = ok" and out["text"][7] is None
+    assert list(out["n"]) == list(range(8)) and df["text"][0].startswith("=")  # a copy
+
+
+def test_dead_letter_table_download_runs_no_formula(monkeypatch: pytest.MonkeyPatch,
+                                                    warehouse: Path, tmp_path: Path) -> None:
+    with connect(warehouse) as con:
+        con.execute("INSERT INTO dead_letters VALUES ('polarwatch.posts', 0, 1, "
+                    "'=cmd|/c calc!A1', '=HYPERLINK(\"http://x\",\"y\")', now(), 'stream', "
+                    "20, now())")
+    at = _run(monkeypatch, warehouse, tmp_path / "events.toml", "pages/dead_letters.py")
+    assert not at.exception
+    shown = at.dataframe[0].value
+    assert list(shown["raw"]) == ['\'=HYPERLINK("http://x","y")']
+    assert list(shown["reason"]) == ["'=cmd|/c calc!A1"]
+
+
 def test_events_page_is_read_only_unless_editing_is_enabled(
         monkeypatch: pytest.MonkeyPatch, warehouse: Path, tmp_path: Path) -> None:
     events = tmp_path / "events.toml"
@@ -87,8 +130,8 @@ def test_events_page_is_read_only_unless_editing_is_enabled(
     assert "Editing is off" in "\n".join(str(i.value) for i in at.info)
     assert not at.button and not at.text_input  # no form at all
 
-    at = _run(monkeypatch, warehouse, events, "pages/event_calendar.py",
-              POLARWATCH_DASHBOARD_EDIT_EVENTS="true")
+    at = _run(monkeypatch, warehouse, events, "pages/event_calendar.py", token="t",
+              POLARWATCH_DASHBOARD_EDIT_EVENTS="true", **{TOKEN_ENV: "t"})
     at.text_input[0].input("a\x07b\x7fc")  # control characters in the name
     at.button[0].click().run()
     assert not at.exception

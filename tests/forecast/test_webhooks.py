@@ -130,7 +130,7 @@ def test_retries_through_downtime_then_dedupes_after_restart(receiver: Receiver,
 
     [resolved] = restarted.send(alert(ends_at=datetime(2024, 3, 1, 14, tzinfo=UTC)))
     assert resolved.delivered and resolved.attempts == 1
-    assert receiver.requests[-1]["body"]["status"] == "resolved"
+    assert receiver.requests[-1]["body"]["type"] == "alert.resolved"  # standard, the default
     assert len(log_rows(db)) == 5
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from polarwatch.config import (
+    BACKENDS,
     RENAMED_ENV,
+    SECTIONS,
+    CascadeTo,
     Config,
     ExtractorConfig,
     SparkConfig,
@@ -44,7 +49,7 @@ def test_defaults_without_a_config_file(tmp_path: Path, monkeypatch: pytest.Monk
     cfg = load_config(env={})
     assert cfg.spark == SparkConfig()
     assert cfg.topics == TopicsConfig()
-    assert cfg.extractor.backend == "lexicon" and cfg.extractor.fallback == ["lexicon"]
+    assert cfg.extractor.backend == "learned" and cfg.extractor.fallback == ["lexicon"]
     assert cfg.broker.bootstrap_servers == "127.0.0.1:19092" and cfg.broker.embedded is True
     assert cfg.aggregate.extreme_threshold == 7.0
     assert cfg.alerts.webhooks == []
@@ -79,6 +84,47 @@ def test_shipped_polarwatch_toml_loads() -> None:
     assert cfg.extractor == ExtractorConfig(backend="learned", fallback=["lexicon"],
                                             topics_file="topics.toml")
     assert cfg.forecast.horizon == 12
+
+
+def test_the_shipped_file_says_what_the_code_defaults_are() -> None:
+    """Every key set in polarwatch.toml holds the code's default: a user who deletes a line, or
+    runs without the file, gets what the file showed them."""
+    cfg = load_config(REPO / "polarwatch.toml", env={})
+    defaults = Config(root=cfg.root, file=cfg.file)
+    for name in SECTIONS:
+        shipped, default = getattr(cfg, name).model_dump(), getattr(defaults, name).model_dump()
+        differing = {k: (shipped[k], default[k]) for k in shipped if shipped[k] != default[k]}
+        assert not differing, f"[{name}] file vs code default: {differing}"
+
+
+def test_the_backend_names_are_the_registry_s() -> None:
+    from scoring.extractors.registry import available_backends
+
+    assert sorted(BACKENDS) == available_backends()
+    assert set(get_args(CascadeTo)) == {"", *BACKENDS}
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("broker storage", '"S3"', "expected one of 'memory' or 's3', got 'S3'"),
+    ("extractor backend", '"learnd"', "expected one of 'lexicon', 'learned', 'transformers' or "
+                                      "'llm', got 'learnd'"),
+    ("extractor cascade_to", '"gpt"', "expected one of '', 'lexicon', 'learned', 'transformers' "
+                                      "or 'llm', got 'gpt'"),
+    ("extractor llm_response_format", '"json"', "expected one of '', 'json_object_schema', "
+                                                "'json_schema' or 'none', got 'json'"),
+    ("alerts format", '"slack"', "expected one of 'standard' or 'alertmanager', got 'slack'"),
+    ("spark max_records_per_trigger", "0", "expected a number >= 1, got 0"),
+    ("spark trigger_seconds", "0", "expected a number > 0, got 0"),
+    ("extractor cascade_threshold", "1.5", "expected a number <= 1, got 1.5"),
+    ("forecast alpha", "1", "expected a number < 1, got 1"),
+    ("alerts max_attempts", "0", "expected a number >= 1, got 0"),
+])
+def test_enumerated_and_bounded_keys_are_checked_at_load(tmp_path: Path, key: str, value: str,
+                                                         expected: str) -> None:
+    section, name = key.split()
+    path = write(tmp_path / "pw.toml", f"[{section}]\n{name} = {value}\n")
+    with pytest.raises(ConfigError, match=re.escape(f"[{section}] {name}: {expected}")):
+        load_config(path, env={})
 
 
 def test_shipped_topics_toml_loads() -> None:
@@ -402,7 +448,7 @@ def test_retention_defaults_and_negative_values() -> None:
     cfg = load_config(REPO / "polarwatch.toml", env={})
     assert (cfg.broker.retention_hours, cfg.broker.retention_mb) == (168.0, 1024)
     with pytest.raises(ConfigError, match=r"\$POLARWATCH_BROKER_RETENTION_MB: expected a number "
-                                          r">= 0 \(0 = no limit\), got '-1'"):
+                                          r">= 0, got '-1'"):
         load_config(REPO / "polarwatch.toml", env={"POLARWATCH_BROKER_RETENTION_MB": "-1"})
 
 
