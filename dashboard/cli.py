@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from dashboard.snapshot import SNAPSHOT_ENV
 from polarwatch import argtypes
 from polarwatch.config import Config
 from polarwatch.console import SERVING, STOP, log
+from polarwatch.redact import scrubbed_env
 
 APP = Path(__file__).resolve().parent / "app.py"
 
@@ -25,7 +25,7 @@ def app_env(cfg: Config, env: dict[str, str] | None = None,
     """The app process's environment: ``base`` (this process's environment) with ``env`` on
     top, the config file, the warehouse path, and ``$POLARWATCH_DASHBOARD_SNAPSHOT_S`` from
     ``[dashboard] snapshot_seconds`` unless one of the two already sets it."""
-    child = cfg.child_env(dict(os.environ if base is None else base) | (env or {}))
+    child = cfg.child_env(scrubbed_env(base) | (env or {}))  # the app needs no credential
     child["POLARWATCH_WAREHOUSE_PATH"] = str(cfg.warehouse_path)
     child.setdefault(SNAPSHOT_ENV, str(cfg.dashboard.snapshot_seconds))
     return child

@@ -15,9 +15,10 @@ import hmac
 import re
 import secrets
 import socket
-from urllib.parse import urlsplit
 
 import pandas as pd
+
+from polarwatch.redact import host_only
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 ALL_INTERFACES = frozenset({"", "0.0.0.0", "::"})  # Streamlit's default "" binds every one
@@ -38,22 +39,6 @@ def bind_refusal(bound: str | None, configured: str) -> str | None:
             f"it with `polarwatch dashboard` or `streamlit run dashboard/app.py` (both bind "
             f"127.0.0.1), or set [dashboard] address = \"{bound or '0.0.0.0'}\" to expose it "
             f"on purpose.")
-
-
-def host_only(url: object) -> object:
-    """``scheme://host[:port]`` of a URL: no user, password, path or query (where webhook
-    secrets live). Values that are not URLs are returned unchanged."""
-    if not isinstance(url, str) or "://" not in url:
-        return url
-    try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "(invalid URL)"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}{port}" if host else "(invalid URL)"
 
 
 def redact_urls(df: pd.DataFrame) -> pd.DataFrame:

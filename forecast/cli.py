@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,7 @@ import pandas as pd
 from polarwatch import argtypes
 from polarwatch.config import WEBHOOK_FORMATS, Config
 from polarwatch.errors import PolarwatchError
+from polarwatch.redact import url_for_log
 
 OUTPUT_COLUMNS = ["timestamp", "value", "forecast", "lower", "upper", "anomaly_score", "flag",
                   "episode"]
@@ -196,17 +198,27 @@ def cmd_alerts_test(cfg: Config, args: argparse.Namespace) -> int:
         sample_alert,
     )
 
-    secret = args.secret or cfg.alerts.secret.get_secret_value() or None
+    if args.secret_env:  # a variable's name, not the secret: argv is visible to every user
+        if not args.secret_env.isidentifier():
+            raise PolarwatchError("--secret-env takes the name of an environment variable "
+                                  "(letters, digits, _), not a secret (the value is not shown)")
+        if not os.environ.get(args.secret_env):
+            raise PolarwatchError(f"--secret-env {args.secret_env}: that variable is not set "
+                                  f"or is empty")
+        secret: str | None = os.environ[args.secret_env]
+    else:
+        secret = cfg.alerts.secret.get_secret_value() or None
     endpoint = Endpoint(args.url, secret=secret, format=args.format or cfg.alerts.format)
     if secret is None:
-        print("polarwatch alerts: no --secret and no [alerts] secret "
+        print("polarwatch alerts: no --secret-env and no [alerts] secret "
               "($POLARWATCH_ALERTS_SECRET): sending unsigned")
     retry = RetryPolicy(max_attempts=args.attempts)
     sender = WebhookSender([endpoint], db_path=None if args.no_log else cfg.warehouse_path,
                            retry=retry)
     results = sender.send(sample_alert(), dedupe=False)
     ok = all(r.delivered for r in results)
-    print(f"polarwatch alerts: {'delivered' if ok else 'NOT delivered'} to {args.url} "
+    print(f"polarwatch alerts: {'delivered' if ok else 'NOT delivered'} to "
+          f"{url_for_log(args.url)} "
           f"after {results[0].attempts} attempt(s), last status {results[0].status}")
     return 0 if ok else 1
 
@@ -355,9 +367,13 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("alerts", help="alert webhooks")
     asub = p.add_subparsers(dest="alerts_command", required=True)
-    t = asub.add_parser("test", help="send a signed sample alert to URL")
+    t = asub.add_parser("test", help="send a signed sample alert to URL",
+                        allow_abbrev=False)  # --secret must not pass for --secret-env
     t.add_argument("url")
-    t.add_argument("--secret", help="whsec_<base64> signing secret [env: POLARWATCH_ALERTS_SECRET]")
+    t.add_argument("--secret-env", metavar="VAR",
+                   help="sign with the whsec_<base64> secret in this environment variable "
+                        "(default: [alerts] secret, $POLARWATCH_ALERTS_SECRET); a secret is "
+                        "never an argument, as every user of the machine can read arguments")
     t.add_argument("--format", choices=WEBHOOK_FORMATS,
                    help="payload format (default: [alerts] format, standard)")
     t.add_argument("--attempts", type=argtypes.count(1), default=3, help="delivery attempts (default 3)")

@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 
 from polarwatch.errors import BrokerError
+from polarwatch.redact import scrubbed_env
 
 START_TIMEOUT_S = 15.0
 S3_START_TIMEOUT_S = 60.0  # moto imports for 1-3 s on an idle machine; much longer when loaded
@@ -171,7 +172,7 @@ class EmbeddedBroker:
         env = None
         engine = "memory://tansu/"
         if self.storage == "s3":
-            env = dict(os.environ, AWS_ENDPOINT=self.start_s3(), **S3_ENV)
+            env = scrubbed_env() | {"AWS_ENDPOINT": self.start_s3(), **S3_ENV}
             engine = f"s3://{S3_BUCKET}/"
         url = f"tcp://127.0.0.1:{self.port}"
         cmd = [str(tansu_binary()), "broker", "--listener-url", url,
@@ -238,9 +239,11 @@ def _live_pid(pid_file: Path) -> int | None:
 
 def _launch(cmd: list[str], env: dict[str, str] | None, pid_file: Path,
             log_file: Path) -> subprocess.Popen[bytes]:
-    """Start `cmd` in a session of its own, output to `log_file`, its pid in `pid_file`."""
+    """Start `cmd` in a session of its own, output to `log_file`, its pid in `pid_file`; its
+    environment is `env` (default: this process's) without credentials."""
     with open(log_file, "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                env=scrubbed_env(env),
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     pid_file.write_text(str(proc.pid))
     return proc

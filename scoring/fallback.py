@@ -3,7 +3,8 @@
 ``FallbackExtractor`` tries its backends in order *per post*: posts the first backend fails on
 go to the second, and so on; every ``Labels`` keeps the name of the backend that produced it.
 When every backend fails on a post it still gets a row — all "unclear", zero confidence,
-``backend="none"`` and the errors in ``explanation`` — so the post is counted, never dropped.
+``backend="none"`` and each backend's kind of error in ``explanation`` (the messages go to the
+log) — so the post is counted, never dropped.
 
 ``CascadeExtractor`` sends the posts its primary is unsure of (lowest of the stance, affect and
 agreement confidences below a threshold) to an expert backend, typically ``llm``, at most
@@ -12,6 +13,7 @@ agreement confidences below a threshold) to an expert backend, typically ``llm``
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +30,8 @@ DEFAULT_CASCADE_THRESHOLD = 0.6  # below this the primary is "unsure": 0.6 is a 
 # for 3-class heads (chance = 0.33), chosen so a clear majority class is not escalated.
 DEFAULT_LLM_CALLS_PER_MINUTE = 60  # ~1 call/s: what one llama.cpp server on CPU sustains
 
+
+LOG = logging.getLogger(__name__)
 
 def extract_each(extractor: Extractor, batch: Sequence[PostPair]) -> list[Outcome]:
     """Labels or the exception, per post. Uses the backend's own ``extract_each`` when it has one;
@@ -66,6 +70,12 @@ def unlabeled(pair: PostPair, errors: Sequence[str]) -> Labels:
                   explanation="every backend failed: " + "; ".join(errors)[:500])
 
 
+def failure_note(backend: str, exc: BaseException) -> str:
+    """What a post's stored explanation says of a backend's failure: the backend and the kind
+    of error. The message itself (an LLM server's URL, part of its answer) goes to the log."""
+    return f"{backend}: {type(exc).__name__}"
+
+
 class FallbackExtractor(Extractor):
     """Backends tried in order per post; ``stats`` counts labels per backend."""
 
@@ -96,11 +106,13 @@ class FallbackExtractor(Extractor):
                     self.stats[res.backend] += 1
                 else:
                     msg = f"{extractor.name}: {res}"
-                    errors.setdefault(i, []).append(msg)
+                    errors.setdefault(i, []).append(failure_note(extractor.name, res))
                     still.append(i)
                     self.stats[f"{extractor.name} failed"] += 1
                     if len(self.last_errors) < 5 and msg not in self.last_errors:
                         self.last_errors.append(msg)
+                        LOG.warning("backend failure (the post keeps going down the fallback "
+                                    "chain): %s", msg[:1000])
             pending = still
         for i in pending:
             results[i] = unlabeled(batch[i], errors[i])

@@ -37,6 +37,7 @@ from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attem
 
 from polarwatch.config import DEFAULT_WEBHOOK_FORMAT, WEBHOOK_FORMATS, WebhookFormat
 from polarwatch.errors import ConfigError, PolarwatchError
+from polarwatch.redact import url_for_log
 from polarwatch.warehouse import connect, init_schema, scalar, transaction
 
 LOG = logging.getLogger(__name__)
@@ -96,8 +97,9 @@ class RetryPolicy:
 
 def decode_secret(secret: str) -> bytes:
     if not secret.startswith(SECRET_PREFIX):
-        raise ConfigError(f"webhook secret must look like {SECRET_PREFIX}<base64>, got "
-                          f"{secret[:6]!r}...")
+        raise ConfigError(f"webhook secret must look like {SECRET_PREFIX}<base64>; the one "
+                          f"given ({len(secret)} characters, not shown) does not start with "
+                          f"{SECRET_PREFIX}")
     try:
         return base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
     except ValueError as exc:
@@ -193,7 +195,9 @@ class Endpoint:
         if self.secret is not None:
             decode_secret(self.secret)
         if not self.url.startswith(("http://", "https://")):
-            raise ConfigError(f"webhook URL must start with http:// or https://: {self.url!r}")
+            raise ConfigError(f"webhook URL must start with http:// or https://, got one "
+                              f"starting {self.url.split(':', 1)[0][:10]!r} (the rest is not "
+                              f"shown: webhook URLs carry tokens)")
 
 
 @dataclass
@@ -249,8 +253,9 @@ class WebhookSender:
 
     def _send_one(self, ep: Endpoint, alert: Alert, dedupe: bool) -> DeliveryResult:
         msg_id = webhook_id(ep.url, alert)
+        shown = url_for_log(ep.url)  # logs name the host: the path and query carry tokens
         if dedupe and self._already_delivered(ep.url, alert):
-            LOG.info(f"{alert.fingerprint} {alert.state} already delivered to {ep.url}: skipped")
+            LOG.info(f"{alert.fingerprint} {alert.state} already delivered to {shown}: skipped")
             return DeliveryResult(ep.url, msg_id, True, 0, None, skipped=True)
         payload = (alertmanager_payload([alert]) if ep.format == "alertmanager"
                    else standard_payload(alert))
@@ -276,7 +281,7 @@ class WebhookSender:
         def announce(state: RetryCallState) -> None:
             got: Attempt = state.outcome.result()  # type: ignore[union-attr]
             wait = state.next_action.sleep if state.next_action else 0.0
-            LOG.warning(f"{msg_id} to {ep.url}: attempt {state.attempt_number} got "
+            LOG.warning(f"{msg_id} to {shown}: attempt {state.attempt_number} got "
                         f"{got.status if got.status is not None else got.error}; "
                         f"retrying in {wait:g} s")
 
@@ -289,7 +294,7 @@ class WebhookSender:
         n = next(attempts) - 1
         outcome = OUTCOME_DELIVERED if last.ok else OUTCOME_FAILED
         LOG.log(logging.INFO if last.ok else logging.WARNING,
-                f"{msg_id} to {ep.url}: {outcome} after {n} attempt(s) "
+                f"{msg_id} to {shown}: {outcome} after {n} attempt(s) "
                 f"(status {last.status}{', ' + last.error if last.error else ''})")
         return DeliveryResult(ep.url, msg_id, last.ok, n, last.status)
 
@@ -321,7 +326,7 @@ def post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str]) -
                 if read >= MAX_RESPONSE_BYTES:
                     break
     except httpx.TransportError as exc:  # connection refused, timeouts, protocol errors
-        return Attempt(None, f"{type(exc).__name__}: {exc}")
+        return Attempt(None, f"{type(exc).__name__}: {exc}".replace(url, url_for_log(url)))
     if 200 <= resp.status_code < 300:
         return Attempt(resp.status_code)
     retry_after = resp.headers.get("Retry-After")

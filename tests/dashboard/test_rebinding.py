@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from dashboard.safety import allowed_hosts, token_ok
@@ -46,7 +47,8 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[int, str]]:
         shutil.copy(REPO / name, tmp_path / name)
     port = _free_port()
     env = {**os.environ, "POLARWATCH_CONFIG": str(tmp_path / "polarwatch.toml"),
-           "POLARWATCH_DASHBOARD_EDIT_EVENTS": "true"}
+           "POLARWATCH_DASHBOARD_EDIT_EVENTS": "true", "POLARWATCH_ALERTS_SECRET": "whsec_eA==",
+           "AWS_SECRET_ACCESS_KEY": "s3cr3t"}
     log = tmp_path / "dashboard.log"
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "polarwatch.cli", "dashboard", "--port",
@@ -63,7 +65,9 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[int, str]]:
                     break
             except OSError:
                 time.sleep(0.3)
-        yield port, log.read_text()
+        yield port, log.read_text() + "".join(  # ... and the app's environment
+            f"\nAPP_ENV {name}" for child in psutil.Process(proc.pid).children(recursive=True)
+            for name in child.environ())
     finally:
         proc.terminate()
         proc.wait(20)
@@ -87,6 +91,13 @@ def test_the_edit_link_carries_a_fresh_token(dashboard: tuple[int, str]) -> None
     port, output = dashboard
     links = re.findall(rf"http://127\.0\.0\.1:{port}/event_calendar\?token=([\w-]+)", output)
     assert len(links) == 1 and len(links[0]) >= 32, output
+
+
+def test_the_app_inherits_no_credential(dashboard: tuple[int, str]) -> None:
+    _, output = dashboard
+    assert "APP_ENV POLARWATCH_WAREHOUSE_PATH" in output  # the app's environment was read
+    assert "APP_ENV POLARWATCH_ALERTS_SECRET" not in output
+    assert "APP_ENV AWS_SECRET_ACCESS_KEY" not in output
 
 
 def test_hosts_for_each_address() -> None:
