@@ -144,7 +144,7 @@ class EmbeddedBroker:
         if pid is not None:
             return pid
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        return _launch(cmd, env, self.pruner_pid_file, self.pruner_log_file).pid
+        return _launch(cmd, scrubbed_env(env), self.pruner_pid_file, self.pruner_log_file).pid
 
     def s3_pid(self) -> int | None:
         """Pid of our S3 server when it runs (whatever this broker's `storage` is)."""
@@ -172,6 +172,7 @@ class EmbeddedBroker:
         env = None
         engine = "memory://tansu/"
         if self.storage == "s3":
+            # the local S3 server's own keys, after the caller's credentials are dropped
             env = scrubbed_env() | {"AWS_ENDPOINT": self.start_s3(), **S3_ENV}
             engine = f"s3://{S3_BUCKET}/"
         url = f"tcp://127.0.0.1:{self.port}"
@@ -240,10 +241,10 @@ def _live_pid(pid_file: Path) -> int | None:
 def _launch(cmd: list[str], env: dict[str, str] | None, pid_file: Path,
             log_file: Path) -> subprocess.Popen[bytes]:
     """Start `cmd` in a session of its own, output to `log_file`, its pid in `pid_file`; its
-    environment is `env` (default: this process's) without credentials."""
+    environment is `env`, default this process's without credentials."""
     with open(log_file, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                env=scrubbed_env(env),
+                                env=scrubbed_env() if env is None else env,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     pid_file.write_text(str(proc.pid))
     return proc

@@ -112,7 +112,6 @@ NonNegativeFloat = Annotated[float, BeforeValidator(_no_bool), Field(ge=0)]
 StrList = Annotated[list[str], BeforeValidator(_comma_list)]
 PositiveInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=1)]
 PositiveFloat = Annotated[float, BeforeValidator(_no_bool), Field(gt=0)]
-UnitFloat = Annotated[float, BeforeValidator(_no_bool), Field(ge=0, le=1)]
 
 # Enumerated keys. The spine imports no stage, so the backend names are spelled here and a test
 # holds them equal to scoring's registry (tests/polarwatch/test_config.py).
@@ -181,7 +180,7 @@ class ExtractorConfig(_Section):
     fallback: StrList = Field(default_factory=lambda: ["lexicon"])
     topics_file: str = "topics.toml"
     cascade_to: CascadeTo = ""  # e.g. "llm": posts the main backend is unsure of go there ("" = off)
-    cascade_threshold: UnitFloat = 0.6  # escalate when min(stance, affect, agreement conf) is below
+    cascade_threshold: NonNegativeFloat = 0.6  # above 1: every post is escalated  # escalate when min(stance, affect, agreement conf) is below
     llm_calls_per_minute: PositiveInt = 60  # cascade budget: at most this many escalated posts a minute
     llm_base_url: str = ""  # the llm backend's OpenAI-compatible server ("" = its default)
     llm_model: str = ""  # model name sent to that server ("" = its default)

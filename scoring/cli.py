@@ -186,7 +186,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--cascade-to", metavar="BACKEND",
                    help="send posts the main backend is unsure of to this one, e.g. llm "
                         "(default: [extractor] cascade_to; '' turns it off)")
-    p.add_argument("--cascade-threshold", type=argtypes.unit_interval, default=None,
+    p.add_argument("--cascade-threshold", type=argtypes.at_least(0.0), default=None,
                    help="escalate when the lowest stance/affect/agreement confidence is below "
                         "this (default: [extractor] cascade_threshold, 0.6)")
     p.add_argument("--llm-budget", type=argtypes.count(1), default=None, metavar="CALLS_PER_MINUTE",

@@ -118,6 +118,8 @@ class LabelStage:
         obj, reason = parse_record(value)
         if reason is None:
             reason = validate_post(obj, now, self.max_future_skew)
+        if reason is None:
+            reason = self.unknown_topic(obj["topic"])
         if reason is not None:
             raw = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
             row["dead_reason"], row["raw_size"] = cut_reason(reason), raw_size(raw)
@@ -127,6 +129,17 @@ class LabelStage:
         row["created_at"] = parse_created_at(obj["created_at"], now, self.max_future_skew)[0]
         row["schema_version"] = int(obj.get("schema_version") or 1)
         return row
+
+    def unknown_topic(self, topic: str) -> str | None:
+        """A post's topic must be one of topics.toml's: an id from the wire never creates a
+        topic (a dashboard card, a model fit, a report chart, a title rendered from it)."""
+        known = [t.id for t in self.topics]
+        if topic in known:
+            return None
+        shown = ", ".join(known[:10]) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
+        return (f"topic {topic[:80]!r} is not in topics.toml (known: {shown}); add a [[topic]] "
+                f"with that id to topics.toml, or assign posts a known topic with "
+                f"`ingest file --topic ID`")
 
     def extract(self, pairs: Sequence[PostPair]) -> list[Labels]:
         return self.extractor().extract(pairs) if pairs else []

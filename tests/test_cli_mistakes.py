@@ -48,7 +48,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (["ingest", "synthetic", "--rate", "-1"], "--rate: -1 is not above 0"),
     (["ingest", "file", "x.jsonl", "--confirm-every", "ten"], "--confirm-every: 'ten' is not a whole"),
     (["ingest", "file", "x.jsonl", "--format", "xml"], "--format: invalid choice: 'xml'"),
-    (["label", "x.csv", "--cascade-threshold", "2"], "--cascade-threshold: 2 is outside (0, 1]"),
+    (["label", "x.csv", "--cascade-threshold", "-1"], "--cascade-threshold: -1 is below 0"),
     (["label", "x.csv", "--batch-size", "0"], "--batch-size: 0 is below 1"),
     (["label", "x.csv", "--llm-budget", "-1"], "--llm-budget: -1 is below 1"),
     (["train", "--task", "mood", "x.csv", "-o", "h.npz"], "--task: invalid choice: 'mood'"),

@@ -115,7 +115,7 @@ def test_the_backend_names_are_the_registry_s() -> None:
     ("alerts format", '"slack"', "expected one of 'standard' or 'alertmanager', got 'slack'"),
     ("spark max_records_per_trigger", "0", "expected a number >= 1, got 0"),
     ("spark trigger_seconds", "0", "expected a number > 0, got 0"),
-    ("extractor cascade_threshold", "1.5", "expected a number <= 1, got 1.5"),
+    ("extractor cascade_threshold", "-0.5", "expected a number >= 0, got -0.5"),
     ("forecast alpha", "1", "expected a number < 1, got 1"),
     ("alerts max_attempts", "0", "expected a number >= 1, got 0"),
 ])

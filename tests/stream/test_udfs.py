@@ -32,3 +32,25 @@ def test_label_stage_honours_the_cascade_settings() -> None:
     assert [lab.backend for lab in labels] == ["lexicon", "lexicon"]
     assert cascade.stats == {"unsure": 2, "expert failed": 1, "over budget": 1}
     assert cascade.expert.base_url == dead
+
+
+def test_a_topic_not_in_topics_toml_is_dead_lettered_not_created() -> None:
+    """An id from the wire never creates a topic (a dashboard card, a model fit, a report chart
+    whose title went through mathtext)."""
+    import json
+
+    import pandas as pd
+
+    stage = LabelStage("lexicon", (), tuple(load_topics(REPO / "topics.toml")))
+    post = {"id": "p1", "platform": "reddit", "author_id": "a", "text": "hello",
+            "created_at": "2024-01-01T00:00:00Z", "conversation_id": "c1"}
+    values = [json.dumps(post | {"topic": topic}) for topic in ("gun_control", "$\\frac{1}{0}$",
+                                                                "Gun_Control", "x" * 500)]
+    out = LabelStage.label_frame(stage, pd.DataFrame({
+        "value": values, "kafka_partition": [0] * 4, "kafka_offset": range(4),
+        "broker_ts": [pd.Timestamp("2024-01-01", tz="UTC")] * 4}))
+    assert out["dead_reason"].isna().tolist() == [True, False, False, False]
+    reason = out["dead_reason"].iloc[1]
+    assert reason.startswith("topic '$\\\\frac{1}{0}$' is not in topics.toml (known: ")
+    assert "gun_control" in reason and "ingest file --topic" in reason
+    assert len(out["dead_reason"].iloc[3]) < 600  # a long id is cut in the reason
