@@ -11,9 +11,9 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import io
 import json
 import re
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,12 +29,19 @@ from ingest.sources.base import (
     SourceRecord,
     ThreadIndex,
 )
-from polarwatch.records import cut_reason, parse_record
+from polarwatch.records import MAX_DEAD_LETTER_BYTES, MAX_RECORD_BYTES, cut_reason, parse_record
 
 FORMATS = ("jsonl", "csv", "parquet")
 FIELDS = ("id", "text", "created_at", "author_id", "conversation_id", "parent_id", "lang",
           "topic", "platform")
 FINGERPRINT_BYTES = 64 * 1024
+# A line (JSONL) or CSV field longer than one record may be is dead-lettered, and only its first
+# MAX_DEAD_LETTER_BYTES are held: the rest is skipped in chunks, never read into memory whole.
+MAX_LINE_BYTES = MAX_RECORD_BYTES
+SKIP_CHUNK = 1 << 20
+# A .gz file that expands past BOMB_MIN_BYTES at more than BOMB_RATIO x its compressed size is
+# refused (text compresses about 5-10x; a decompression bomb 1,000x).
+BOMB_RATIO, BOMB_MIN_BYTES = 200, 256 * 1024 * 1024
 _REDDIT_PREFIX = re.compile(r"^t[1-6]_")  # t1_ comment, t3_ link (submission), ...
 _REDDIT_GONE = ("[deleted]", "[removed]")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
@@ -200,10 +207,60 @@ def fingerprint(path: Path) -> str:
         return hashlib.sha1(f.read(FINGERPRINT_BYTES)).hexdigest()
 
 
+class _BombGuard(gzip.GzipFile):
+    """A .gz reader that stops with a SourceError once the output outgrows the input by more
+    than BOMB_RATIO (past BOMB_MIN_BYTES)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, "rb")
+        self.path, self.out = path, 0
+        self.size = max(1, path.stat().st_size)
+
+    def _checked(self, data: bytes) -> bytes:
+        self.out += len(data)
+        if self.out > BOMB_MIN_BYTES and self.out > BOMB_RATIO * self.size:
+            raise SourceError(f"{self.path}: {self.size:,} compressed bytes expand past "
+                              f"{self.out:,} ({BOMB_RATIO}x): refused as a decompression bomb; "
+                              f"if the data is genuine, decompress it and ingest the plain file")
+        return data
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._checked(super().read(size))
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._checked(super().read1(size))
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._checked(super().readline(size))
+
+
 def _open_binary(path: Path) -> IO[bytes]:
-    opener: Any = gzip.open if path.suffix.lower() == ".gz" else open
-    f: IO[bytes] = opener(path, "rb")
+    f: Any = _BombGuard(path) if path.suffix.lower() == ".gz" else open(path, "rb")  # noqa: SIM115 (the caller closes)
     return f
+
+
+def bounded_lines(f: IO[Any], limit: int = MAX_LINE_BYTES) -> Iterator[tuple[Any, int, bool]]:
+    """(line, size, too_long) for each line of `f` (bytes or text): a line longer than `limit`
+    comes back cut to MAX_DEAD_LETTER_BYTES with its full size and ``too_long``; the rest of it
+    is skipped in chunks, so memory stays bounded whatever the file holds."""
+    newline = b"\n" if isinstance(f.read(0), bytes) else "\n"
+    while True:
+        line = f.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(newline):
+            yield line, len(line), False
+            continue
+        head, size = line[:MAX_DEAD_LETTER_BYTES], len(line)
+        while line and not line.endswith(newline):
+            line = f.readline(SKIP_CHUNK)
+            size += len(line)
+        yield head, size, True
+
+
+def too_long(size: int, what: str = "line") -> str:
+    return (f"{what} of {size:,} bytes, more than the {MAX_LINE_BYTES:,} one record may hold "
+            f"(only its first {MAX_DEAD_LETTER_BYTES:,} are kept here)")
 
 
 class FileSource(Source):
@@ -224,8 +281,11 @@ class FileSource(Source):
         """(original bytes, row dict or None, error or None) for every row of the file."""
         if self.format == "jsonl":
             with _open_binary(self.path) as f:
-                for line in f:
+                for line, size, cut in bounded_lines(f):
                     raw = line.rstrip(b"\r\n")
+                    if cut:
+                        yield raw, None, too_long(size)
+                        continue
                     if not raw.strip():
                         yield raw, None, None
                         continue
@@ -238,10 +298,8 @@ class FileSource(Source):
                     else:
                         yield raw, None, f"expected a JSON object, got {type(obj).__name__}"
         elif self.format == "csv":
-            csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
             with _open_text(self.path) as f:
-                for row in csv.DictReader(f):
-                    yield _row_bytes(row), row, None
+                yield from _csv_rows(f)
         else:
             import pyarrow.parquet as pq
 
@@ -267,9 +325,42 @@ class FileSource(Source):
 
 
 def _open_text(path: Path) -> IO[str]:
-    opener: Any = gzip.open if path.suffix.lower() == ".gz" else open
-    f: IO[str] = opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="")
-    return f
+    return io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", errors="replace",
+                            newline="")
+
+
+def _csv_rows(f: IO[str]) -> Iterator[tuple[bytes, dict[str, Any] | None, str | None]]:
+    """The rows of a CSV file, each line and field bounded: an overlong line or field is
+    dead-lettered in its place and the file goes on."""
+    cut: list[tuple[str, int]] = []  # overlong lines met while the reader fetched a row
+
+    def lines() -> Iterator[str]:
+        for line, size, over in bounded_lines(f):
+            if over:
+                cut.append((line, size))
+                yield "\n"  # an empty line: the reader skips it
+            else:
+                yield line
+
+    csv.field_size_limit(MAX_LINE_BYTES)
+    reader = csv.DictReader(lines())
+    while True:
+        try:
+            row: dict[str, Any] | None = next(reader)
+            error = None
+        except StopIteration:
+            row, error = None, ""
+        except csv.Error as exc:  # a quoted field over the limit, a NUL byte, ...
+            row, error = None, f"unreadable CSV row {reader.line_num:,}: {exc}"
+        for line, size in cut:
+            yield line.encode("utf-8", "replace"), None, too_long(size)
+        cut.clear()
+        if row is not None:
+            yield _row_bytes(row), row, None
+        elif error:
+            yield b"", None, error
+        else:
+            return
 
 
 def _row_bytes(row: dict[str, Any]) -> bytes:
