@@ -14,9 +14,9 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 import time
 from abc import ABC, abstractmethod
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +31,9 @@ from ingest.normalize import TopicRouter
 from polarwatch.errors import PolarwatchError
 
 Position = Any  # JSON-serializable: int row index, int time_us, str status id, ...
-CONVERSATIONS_SAVED = 2_000  # conversation → topic pairs a live source's progress file keeps
+# conversation → topic pairs a live source remembers across restarts (the oldest written are
+# forgotten past this; ~100 bytes each on disk)
+CONVERSATIONS_SAVED = 2_000_000
 LOG = logging.getLogger(__name__)
 
 
@@ -165,20 +167,60 @@ class Checkpoint:
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
 
-    def resume_live(self) -> tuple[Position | None, LruMap, Callable[[Position], None]]:
-        """For live sources: the saved position, the conversation → topic map saved with it
-        (so replies to threads routed before a restart keep their topic) and a `save` function
-        for :func:`pump` that stores both."""
+    def resume_live(self) -> tuple[Position | None, TopicMemory, Callable[[Position], None]]:
+        """For live sources: the saved position, the conversation → topic map kept next to the
+        progress file (so replies to threads routed before a restart keep their topic, however
+        old the thread) and a `save` function for :func:`pump` that commits the map, then the
+        position."""
         saved = self.load() or {}
-        conversations = LruMap()
-        for conv, topic in (saved.get("conversation_topics") or {}).items():
+        conversations = TopicMemory(self.path.with_suffix(".conversations.sqlite"))
+        for conv, topic in (saved.get("conversation_topics") or {}).items():  # older files
             conversations.put(conv, topic)
 
         def save(position: Position) -> None:
-            recent = deque(conversations.items(), maxlen=CONVERSATIONS_SAVED)
-            self.save(position, conversation_topics=dict(recent))
+            conversations.commit()
+            self.save(position)
 
         return saved.get("position"), conversations, save
+
+
+class TopicMemory:
+    """A conversation → topic map in SQLite: every pair is written once, committed with the
+    position, and the oldest-written are forgotten past `max_items`."""
+
+    def __init__(self, path: Path, max_items: int = CONVERSATIONS_SAVED) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_items = max_items
+        self._db = sqlite3.connect(path, check_same_thread=False)
+        self._db.execute("CREATE TABLE IF NOT EXISTS topics (conversation TEXT PRIMARY KEY, "
+                         "topic TEXT NOT NULL)")
+        self._cache = LruMap(100_000)  # hot threads without a query
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        if key in self._cache:
+            return self._cache[key]
+        row = self._db.execute("SELECT topic FROM topics WHERE conversation = ?",
+                               [key]).fetchone()
+        if row is None:
+            return default
+        self._cache.put(key, row[0])
+        return str(row[0])
+
+    def put(self, key: str, value: str) -> None:
+        if self._cache.get(key) == value:
+            return
+        self._cache.put(key, value)
+        self._db.execute("INSERT OR REPLACE INTO topics VALUES (?, ?)", [key, value])
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM topics").fetchone()[0])
+
+    def commit(self) -> None:
+        over = len(self) - self.max_items
+        if over > 0:  # rowid grows with every write: the smallest are the oldest
+            self._db.execute("DELETE FROM topics WHERE rowid IN (SELECT rowid FROM topics "
+                             "ORDER BY rowid LIMIT ?)", [over])
+        self._db.commit()
 
 
 @dataclass
@@ -225,7 +267,7 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
          replay: Replay | None = None, max_posts: int | None = None,
          deadline: float | None = None,
          clock: Callable[[], float] = time.monotonic,
-         conversations: LruMap | None = None) -> PumpStats:
+         conversations: LruMap | TopicMemory | None = None) -> PumpStats:
     """Route, send and checkpoint every record of `source` (see the module docstring).
 
     A post gets `topic` when given; else keeps the ``topic`` it came with; else the topic of its
@@ -302,7 +344,7 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
 
 
 def _topic_for(post: dict[str, Any], topic: str | None, router: TopicRouter | None,
-               conv_topic: LruMap) -> str | None:
+               conv_topic: LruMap | TopicMemory) -> str | None:
     if topic is not None:
         return topic
     if post.get("topic"):

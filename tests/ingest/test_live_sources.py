@@ -20,7 +20,7 @@ import pytest
 
 from ingest.broker import EmbeddedBroker
 from ingest.producer import DEAD_LETTER_REASON_HEADER, PostProducer
-from ingest.sources.base import Backoff, Checkpoint, pump, retry_after_seconds
+from ingest.sources.base import Backoff, Checkpoint, TopicMemory, pump, retry_after_seconds
 from ingest.sources.jetstream import JetstreamSource, parse_message, subscribe_url
 from ingest.sources.mastodon import MastodonSource, newer, sse_events
 from polarwatch.errors import PolarwatchError
@@ -394,3 +394,29 @@ def test_refusals_are_errors_not_retries() -> None:
     finally:
         js.close()
         masto.close()
+
+
+def test_every_routed_thread_keeps_its_topic_across_restarts(tmp_path: Path) -> None:
+    """Replies to a thread routed long ago (5,000 threads since) keep its topic after a
+    restart; the progress file kept only the latest 2,000 before."""
+    ckpt = Checkpoint(tmp_path, "jetstream", "wss://relay")
+    _, conversations, save = ckpt.resume_live()
+    for i in range(5_000):
+        conversations.put(f"at://thread/{i}", "gun_control" if i % 2 else "abortion")
+    save(1234)
+    position, again, _ = ckpt.resume_live()
+    assert position == 1234 and len(again) == 5_000
+    assert again.get("at://thread/0") == "abortion" and again.get("at://thread/4999") == \
+        "gun_control"
+    assert again.get("at://thread/never") is None
+
+
+def test_the_topic_memory_forgets_the_oldest_past_its_bound(tmp_path: Path) -> None:
+    memory = TopicMemory(tmp_path / "m.sqlite", max_items=3)
+    for key in "abcde":
+        memory.put(key, "t")
+    memory.put("a", "u")  # written again: now the newest
+    memory.commit()
+    reopened = TopicMemory(tmp_path / "m.sqlite")  # what a restarted ingest finds
+    assert len(reopened) == 3
+    assert [reopened.get(k) for k in "abcde"] == ["u", None, None, "t", "t"]
