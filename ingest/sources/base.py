@@ -119,20 +119,25 @@ class Backoff:
         self.attempt = 0
 
 
-def retry_after_seconds(value: str | None, default: float) -> float:
-    """Seconds to wait from an HTTP ``Retry-After`` header (delta seconds or an HTTP date)."""
+MAX_RETRY_AFTER_S = 600.0  # a server cannot park a live source for longer than this per answer
+
+
+def retry_after_seconds(value: str | None, default: float,
+                        cap: float = MAX_RETRY_AFTER_S) -> float:
+    """Seconds to wait from an HTTP ``Retry-After`` header (delta seconds or an HTTP date), at
+    most `cap` (a hostile or broken server's "come back in a year" is ten minutes)."""
     if not value:
-        return default
+        return min(default, cap)
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return min(float(value[:12]), cap)
     from email.utils import parsedate_to_datetime
 
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return default
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        return min(max(0.0, (when - datetime.now(UTC)).total_seconds()), cap)
+    except (TypeError, ValueError, OverflowError):
+        return min(default, cap)
 
 
 class Checkpoint:

@@ -66,6 +66,15 @@ def bounded_lines(chunks: Iterable[bytes], limit: int = MAX_LINE_BYTES) -> Itera
         yield buf
 
 
+def _uncompressed(response: httpx.Response) -> None:
+    """Refuse an answer compressed although identity was asked for (httpx would inflate it
+    before the caller's size caps see a byte)."""
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise httpx.DecodingError(f"the server sent Content-Encoding {encoding[:40]!r} although "
+                                  f"only identity was accepted", request=response.request)
+
+
 def read_at_most(resp: httpx.Response, limit: int) -> bytes:
     """The first `limit` bytes of a streamed body (the rest is never read)."""
     chunks, size = [], 0
@@ -77,16 +86,25 @@ def read_at_most(resp: httpx.Response, limit: int) -> bytes:
     return b"".join(chunks)[:limit]
 
 
-def sse_events(lines: Iterable[bytes]) -> Iterator[tuple[str, str] | None]:
+def sse_events(lines: Iterable[bytes],
+               limit: int = MAX_LINE_BYTES) -> Iterator[tuple[str, str] | None]:
     """(event, data) per dispatched Server-Sent Event, None for each comment (heartbeat).
-    An event cut off by the end of the stream (no blank line yet) is not dispatched."""
-    event, data = "", list[str]()
+    An event cut off by the end of the stream (no blank line yet) is not dispatched; one whose
+    ``data:`` lines add up to more than `limit` bytes is a ValueError (the connection is
+    dropped and reopened), so many short lines cannot grow one event without bound."""
+    event, data, size = "", list[str](), 0
     for raw in lines:
+        if raw.startswith(b"data"):
+            size += len(raw)
+            if size > limit:
+                raise ValueError(f"an event-stream event over {limit:,} bytes")
+        else:
+            size = 0 if not raw.strip(b"\r\n") else size
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
         if not line:
             if data:
                 yield event or "message", "\n".join(data)
-            event, data = "", list[str]()
+            event, data, size = "", list[str](), 0
             continue
         if line.startswith(":"):
             yield None
@@ -148,10 +166,24 @@ class MastodonSource(Source):
 
     def _client(self) -> httpx.Client:
         if self._http is None:
+            # identity: a compressed answer would be inflated before any size cap applies
             self._http = httpx.Client(timeout=self.read_timeout, follow_redirects=True,
                                       max_redirects=MAX_REDIRECTS,
-                                      headers={"User-Agent": USER_AGENT})
+                                      headers={"User-Agent": USER_AGENT,
+                                               "Accept-Encoding": "identity"},
+                                      event_hooks={"request": [self._same_host],
+                                                   "response": [_uncompressed]})
         return self._http
+
+    def _same_host(self, request: httpx.Request) -> None:
+        """Every request, redirects included, stays on the configured instance."""
+        home = httpx.URL(self.instance)
+        if (request.url.scheme, request.url.host, request.url.port) != (home.scheme, home.host,
+                                                                         home.port):
+            port = f":{request.url.port}" if request.url.port else ""
+            raise httpx.UnsupportedProtocol(
+                f"redirected off {self.instance} to {request.url.scheme}://{request.url.host}"
+                f"{port}: not followed", request=request)
 
     def close(self) -> None:
         if self._http is not None:

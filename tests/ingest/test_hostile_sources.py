@@ -44,3 +44,25 @@ def test_jetstream_time_us_overflow_leaves_a_post_the_contract_rejects() -> None
 def test_mastodon_hostile_statuses_are_errors(raw: bytes) -> None:
     rec = MastodonSource("https://mastodon.example", tag="x").parse_status(raw)
     assert rec.post is None and rec.error is not None
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("30", 30.0), ("999999999999999999999999", 600.0), ("Fri, 31 Dec 9999 23:59:59 GMT", 600.0),
+    ("Mon, 01 Jan 2001 00:00:00 GMT", 0.0), ("soon", 5.0), (None, 5.0)])
+def test_retry_after_is_capped_at_ten_minutes(header: str | None, expected: float) -> None:
+    from ingest.sources.base import retry_after_seconds
+
+    assert retry_after_seconds(header, 5.0) == expected
+
+
+@pytest.mark.parametrize("status", ["<" * 262_144, "<p" * 131_072, "</p " * 65_536 + "x"])
+def test_html_to_text_is_linear_on_unclosed_tags(status: str) -> None:
+    """A 256 KiB status of unclosed tags took about 40 s (the tag pattern rescanned to the end
+    from every "<"); now it is one pass."""
+    import time
+
+    from ingest.normalize import html_to_text
+
+    start = time.process_time()
+    html_to_text(status)
+    assert time.process_time() - start < 1.0
