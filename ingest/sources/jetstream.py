@@ -49,20 +49,32 @@ def subscribe_url(base: str, cursor: int | None,
 
 
 def _created_at(record: dict[str, Any], time_us: int | None) -> str | None:
+    """The post's time: the earlier of the client's ``createdAt`` and the relay's ``time_us``.
+    A client writes anything in createdAt; one dated later than the relay saw it would move
+    windows and the watermark ahead, so the relay's clock caps it (a backdated post, e.g. an
+    import, keeps its date)."""
+    relay = None
+    if time_us is not None:
+        try:
+            relay = datetime.fromtimestamp(time_us / 1e6, UTC)
+        except (OverflowError, OSError, ValueError):
+            relay = None
     value = record.get("createdAt")
+    client = None
     if isinstance(value, str):
         try:
-            ts = datetime.fromisoformat(value)
+            client = datetime.fromisoformat(value)
         except ValueError:
-            ts = None
-        if ts is not None and ts.tzinfo is not None:
-            return ts.isoformat()
-    if time_us is not None:  # clients may write anything in createdAt; the relay's clock
+            client = None
+        if client is not None and client.tzinfo is None:
+            client = None
+    if client is not None and relay is not None:
         try:
-            return datetime.fromtimestamp(time_us / 1e6, UTC).isoformat()
-        except (OverflowError, OSError, ValueError):
-            return None  # the record contract dead-letters the post: created_at missing
-    return None
+            return min(client, relay).isoformat()
+        except OverflowError:
+            return relay.isoformat()
+    chosen = client or relay
+    return chosen.isoformat() if chosen is not None else None  # None: the contract dead-letters
 
 
 def parse_message(raw: bytes) -> SourceRecord:

@@ -47,7 +47,7 @@ class Sleeps(list[float]):  # an injected `sleep`: records the delays, waits onl
 def js_post(i: int, text: str, reply_to: int | None = None, root: int | None = None,
             did: str = "did:plc:alice") -> dict[str, Any]:
     record: dict[str, Any] = {"$type": "app.bsky.feed.post", "text": text, "langs": ["en"],
-                              "createdAt": f"2024-05-01T00:00:{i % 60:02d}.000Z"}
+                              "createdAt": f"2024-05-01T00:00:00.{i:06d}Z"}  # = time_us
     if reply_to is not None:
         record["reply"] = {
             "root": {"cid": "bafy", "uri": f"at://did:plc:alice/app.bsky.feed.post/r{root}"},
@@ -140,12 +140,20 @@ def test_parse_jetstream_messages() -> None:
     assert root.position == T0 + 1 and root.error is None
     assert root.post == {"id": "at://did:plc:alice/app.bsky.feed.post/r1", "platform": "bluesky",
                          "author_id": "did:plc:alice", "text": "Hello #2A",
-                         "created_at": "2024-05-01T00:00:01+00:00",
+                         "created_at": "2024-05-01T00:00:00.000001+00:00",
                          "conversation_id": "at://did:plc:alice/app.bsky.feed.post/r1",
                          "parent_id": None, "lang": "en"}
     reply = parse_message(json.dumps(js_post(3, "no", reply_to=2, root=1)).encode()).post
     assert reply is not None
     assert reply["conversation_id"].endswith("/r1") and reply["parent_id"].endswith("/r2")
+    ahead = js_post(5, "tomorrow, says my client")
+    ahead["commit"]["record"]["createdAt"] = "2024-05-02T00:00:00Z"
+    assert parse_message(json.dumps(ahead).encode()).post["created_at"] == \
+        datetime.fromtimestamp((T0 + 5) / 1e6, UTC).isoformat()  # the relay's time caps it
+    backdated = js_post(6, "an import")
+    backdated["commit"]["record"]["createdAt"] = "2019-03-29T12:00:00+00:00"
+    assert parse_message(json.dumps(backdated).encode()).post["created_at"] == \
+        "2019-03-29T12:00:00+00:00"
     odd = js_post(4, "x")
     odd["commit"]["record"]["createdAt"] = "yesterday"  # clients write anything: relay time
     odd_post = parse_message(json.dumps(odd).encode()).post
