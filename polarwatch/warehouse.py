@@ -80,13 +80,34 @@ VIEWS: dict[str, str] = {
 }
 
 
+# The event-time clock that the watermark, orphans and retention run on, which one post with a
+# forged date cannot move: among the posts that arrived (ingested_at) within CLOCK_ARRIVALS of
+# the latest arrival, the CLOCK_RANK-th newest created_at, or the oldest of the newest
+# CLOCK_SHARE when more arrived (fewer than CLOCK_RANK posts: the oldest of them).
+CLOCK_RANK, CLOCK_SHARE, CLOCK_ARRIVALS = 3, 0.01, "7 days"
+
+
+def event_clock_sql(by_topic: bool = False) -> str:
+    """``SELECT [topic,] newest``: the robust newest event time, per topic or over all."""
+    part = "PARTITION BY topic" if by_topic else ""
+    return f"""
+        SELECT {"topic, " if by_topic else ""}created_at AS newest FROM (
+            SELECT topic, created_at,
+                   row_number() OVER ({part} ORDER BY created_at DESC) AS k,
+                   count(*) OVER ({part}) AS n
+            FROM posts
+            WHERE ingested_at >= (SELECT max(ingested_at) FROM posts)
+                                 - INTERVAL '{CLOCK_ARRIVALS}')
+        WHERE k = greatest(least(n, {CLOCK_RANK}), ceil(n * {CLOCK_SHARE}))"""
+
+
 def orphans_sql(horizon_interval: str) -> str:
-    """Replies whose parent has not arrived within the horizon (relative to the newest post)."""
+    """Replies whose parent has not arrived within the horizon (relative to the event clock)."""
     return f"""
         SELECT r.* FROM posts r
         WHERE r.parent_id IS NOT NULL
           AND r.parent_id NOT IN (SELECT id FROM posts)
-          AND r.created_at < (SELECT max(created_at) FROM posts) - {horizon_interval}"""
+          AND r.created_at < ({event_clock_sql()}) - {horizon_interval}"""
 
 
 def is_lock_error(exc: BaseException) -> bool:
@@ -248,14 +269,15 @@ def scalar(con: Any, sql: str, params: list[Any] | None = None) -> Any:
 
 def prune(con: Any, keep_days: float, now: datetime) -> dict[str, int]:
     """Retention (``[warehouse] keep_days``; 0 keeps everything): delete posts and interactions
-    whose created_at is more than `keep_days` before the newest stored post (event time, so a
-    replayed archive is not wiped on arrival), and dead letters stored more than `keep_days`
+    whose created_at is more than `keep_days` before the event clock (:func:`event_clock_sql`:
+    event time, so a replayed archive is not wiped on arrival, and one post dated next year
+    deletes nothing), and dead letters stored more than `keep_days`
     before `now` (but the newest of each topic partition). Returns the rows deleted per table. Runs on the caller's connection (inside
     its transaction)."""
     if keep_days <= 0:
         return {}
     span = timedelta(days=keep_days)
-    newest = scalar(con, "SELECT max(created_at) FROM posts")
+    newest = scalar(con, event_clock_sql())
     deleted: dict[str, int] = {}
     if newest is not None:
         cutoff = newest - span

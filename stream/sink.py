@@ -36,6 +36,7 @@ import pandas as pd
 from polarwatch.config import parse_duration
 from polarwatch.warehouse import (
     connect,
+    event_clock_sql,
     init_schema,
     orphans_sql,
     post_columns,
@@ -224,11 +225,13 @@ class DuckDBSink:
         con.execute("CREATE OR REPLACE TEMP TABLE new_post_ids AS SELECT id FROM post_batch "
                     "WHERE id NOT IN (SELECT id FROM posts)")
         before = scalar(con, "SELECT count(*) FROM posts")
-        newest = scalar(con, "SELECT max(created_at) FROM posts")  # before this batch
-        watermark = newest - self.watermark if newest is not None else None
-        if watermark is not None:
-            res.late = int(scalar(con, "SELECT count(*) FROM post_batch WHERE created_at < ?",
-                                  [watermark]))
+        # per topic, from the stored posts before this batch: a topic's late data, or one post
+        # with a forged date, does not move another's (or its own) windows to final
+        con.execute(f"CREATE OR REPLACE TEMP TABLE topic_watermarks AS SELECT topic, "
+                    f"newest - ?::INTERVAL AS watermark FROM ({event_clock_sql(by_topic=True)})",
+                    [self.watermark])
+        res.late = int(scalar(con, "SELECT count(*) FROM post_batch b JOIN topic_watermarks w "
+                                   "USING (topic) WHERE b.created_at < w.watermark"))
         col_list = ", ".join(f'"{c}"' for c in cols)
         con.execute(f"INSERT OR IGNORE INTO posts ({col_list}) SELECT {col_list} FROM post_batch")
         after = scalar(con, "SELECT count(*) FROM posts")
@@ -243,7 +246,7 @@ class DuckDBSink:
                                    time.monotonic() - self._last_prune >= self.prune_every_s):
             res.pruned = sum(prune(con, self.keep_days, now).values())
             self._last_prune = time.monotonic()
-        res.windows = update_windows(con, self.interval, self.extreme_threshold, now, watermark)
+        res.windows = update_windows(con, self.interval, self.extreme_threshold, now)
         con.unregister("post_batch")
         latency = _latency_quantiles(pdf, now)
         con.execute("INSERT INTO stream_batches (query, batch_id, n_posts, n_dead, n_interactions, "

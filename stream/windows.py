@@ -1,9 +1,10 @@
 """Per-topic event-time windows, recomputed from the stored rows for the windows a batch touched.
 
-Runs inside the sink's batch transaction (temp tables ``post_batch`` and, when the batch scored
-replies, ``touched_interactions`` are present). Windows that end before the watermark — the
-newest event time seen before this batch minus the configured delay — are final: late rows are
-stored (never lost) and counted, but do not reopen them.
+Runs inside the sink's batch transaction (temp tables ``post_batch``, ``topic_watermarks`` and,
+when the batch scored replies, ``touched_interactions`` are present). Windows that end before
+their topic's watermark — that topic's event clock before this batch
+(:func:`polarwatch.warehouse.event_clock_sql`) minus the configured delay — are final: late rows
+are stored (never lost) and counted, but do not reopen them.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from polarwatch.warehouse import scalar
 from scoring.indices import bimodality_coefficient, esteban_ray
 
 
-def update_windows(con: Any, interval: str, extreme_threshold: float, now: datetime,
-                   watermark: datetime | None) -> int:
+def update_windows(con: Any, interval: str, extreme_threshold: float, now: datetime) -> int:
     """Recompute touched, still-open windows; returns how many were written."""
     iv = interval
     has_touched = scalar(
@@ -26,12 +26,13 @@ def update_windows(con: Any, interval: str, extreme_threshold: float, now: datet
         "AND temporary")
     touched_inter = (f"UNION SELECT topic, time_bucket({iv}, created_at) FROM "
                      "touched_interactions") if has_touched else ""
-    open_only = "WHERE ws + " + iv + " > ?::TIMESTAMPTZ" if watermark is not None else ""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE touched AS
-        SELECT * FROM (SELECT DISTINCT topic, time_bucket({iv}, created_at) AS ws
-                       FROM post_batch {touched_inter}) {open_only}
-    """, [watermark] if watermark is not None else [])
+        SELECT t.topic, t.ws FROM (SELECT DISTINCT topic, time_bucket({iv}, created_at) AS ws
+                                   FROM post_batch {touched_inter}) t
+        LEFT JOIN topic_watermarks w USING (topic)
+        WHERE w.watermark IS NULL OR t.ws + {iv} > w.watermark
+    """)
     lo_hi = "posts.created_at >= (SELECT min(ws) FROM touched) AND " \
             f"posts.created_at < (SELECT max(ws) FROM touched) + {iv}"  # zonemap pruning
     con.execute(f"""

@@ -71,6 +71,19 @@ def _post_row(pid: str, created: datetime, parent: str | None = None) -> dict:
             "raw": None, "raw_size": None}
 
 
+def test_one_post_dated_next_year_deletes_nothing(tmp_path: Path) -> None:
+    """Retention runs on the event clock, which one forged date cannot move: before, a single
+    post dated a year ahead made every real post older than keep_days and deleted them all."""
+    from datetime import timedelta
+
+    path = tmp_path / "keep.duckdb"
+    now = datetime(2026, 5, 20, tzinfo=UTC)
+    rows = [_post_row(f"p{i}", now - timedelta(hours=i)) for i in range(10)]
+    rows.append(_post_row("forged", now + timedelta(days=365)))
+    res = DuckDBSink(path, "q", "posts", keep_days=3.0).write(pd.DataFrame(rows), 0)
+    assert res.posts == 11 and res.pruned == 0
+
+
 def test_retention_prunes_old_posts_interactions_and_dead_letters(tmp_path: Path) -> None:
     """[warehouse] keep_days: event-time retention for posts and interactions (relative to
     the newest post), processing-time retention for dead letters (the newest of each
@@ -83,6 +96,7 @@ def test_retention_prunes_old_posts_interactions_and_dead_letters(tmp_path: Path
     for day in range(10):  # a root and a reply per day, 10 days before the newest post
         ts = newest - timedelta(days=9 - day)
         rows += [_post_row(f"r{day}", ts), _post_row(f"a{day}", ts, parent=f"r{day}")]
+    rows.append(_post_row("x9", newest))  # the third post at `newest`: the event clock
     sink = DuckDBSink(path, "q", "posts", keep_days=3.5)
     with connect(path) as con:  # dead letters stored 10 and 1 days ago on two partitions
         for part, offset, age in ((0, 0, 10), (0, 1, 10), (0, 2, 1), (1, 0, 10)):
@@ -91,13 +105,13 @@ def test_retention_prunes_old_posts_interactions_and_dead_letters(tmp_path: Path
                         "('dead', ?, ?, 'r', '', now() - to_days(?), 'ingest')",
                         [part, offset, age])
     res = sink.write(pd.DataFrame(rows), 0)
-    assert res.posts == 20 and res.pruned > 0
+    assert res.posts == 21 and res.pruned > 0
     with connect(path, read_only=True) as con:
         kept = sorted(r[0] for r in con.execute("SELECT id FROM posts").fetchall())
         inter = sorted(r[0] for r in con.execute("SELECT post_id FROM interactions").fetchall())
         dead = con.execute("SELECT kafka_partition, kafka_offset FROM dead_letters "
                            "ORDER BY ALL").fetchall()
-    assert kept == sorted(f"{k}{d}" for d in (6, 7, 8, 9) for k in "ra")  # <= 3.5 days old
+    assert kept == sorted([*(f"{k}{d}" for d in (6, 7, 8, 9) for k in "ra"), "x9"])  # <= 3.5 d
     assert inter == ["a6", "a7", "a8", "a9"]
     assert dead == [(0, 2), (1, 0)]  # old ones gone, the newest of each partition kept
 

@@ -175,17 +175,35 @@ def test_reader_limits_rows_and_refuses_offset_regression(broker: EmbeddedBroker
 
 def test_late_data_within_watermark_updates_beyond_is_counted_not_lost(tmp_path: Path) -> None:
     sink = DuckDBSink(tmp_path / "w.duckdb", "q", "posts", window="1 hour", watermark="2 hours")
-    sink.write(pd.DataFrame([_row("p0", None, "pro", "no", None, 0, 0),
-                             _row("now", None, "pro", "no", None, 300, 1)]), 0)  # 15:00
+    sink.write(pd.DataFrame([_row("p0", None, "pro", "no", None, 0, 0)]
+                            + [_row(f"now{i}", None, "pro", "no", None, 300 + i, 1 + i)
+                               for i in range(3)]), 0)  # 15:00, three posts: the clock
     # 13:30 is within 2 h of 15:00: its window (13:00) is opened and updated
-    within = sink.write(pd.DataFrame([_row("w", None, "anti", "no", None, 210, 2)]), 1)
+    within = sink.write(pd.DataFrame([_row("w", None, "anti", "no", None, 210, 4)]), 1)
     # 10:10 is 4 h 50 min behind: stored and counted late, the 10:00 window stays as it was
-    late = sink.write(pd.DataFrame([_row("l", None, "anti", "yes", None, 10, 3)]), 2)
+    late = sink.write(pd.DataFrame([_row("l", None, "anti", "yes", None, 10, 5)]), 2)
     assert (within.late, within.windows, late.late, late.windows) == (0, 1, 1, 0)
-    assert _q(sink, "SELECT count(*) FROM posts") == [(4,)]
+    assert _q(sink, "SELECT count(*) FROM posts") == [(6,)]
     assert _q(sink, "SELECT window_start, volume, anti_share FROM topic_windows ORDER BY 1") == [
-        (T0, 1, 0.0), (T0 + timedelta(hours=3), 1, 1.0), (T0 + timedelta(hours=5), 1, 0.0)]
+        (T0, 1, 0.0), (T0 + timedelta(hours=3), 1, 1.0), (T0 + timedelta(hours=5), 3, 0.0)]
     assert _q(sink, "SELECT n_late FROM stream_batches ORDER BY batch_id") == [(0,), (0,), (1,)]
+
+
+def test_one_forged_date_moves_no_watermark_and_no_other_topic(tmp_path: Path) -> None:
+    """Issue #25: after one post dated 20 h ahead, 20 valid posts dated 5 h ago were stored but
+    counted in no window (the watermark was the global max created_at). The clock is now per
+    topic and one post (or two) cannot move it."""
+    sink = DuckDBSink(tmp_path / "w.duckdb", "q", "posts", window="1 hour", watermark="1 hour")
+    history = [_row(f"h{i}", None, "pro", "no", None, 300 + i, i) for i in range(10)]  # 15:00
+    forged = _row("forged", None, "anti", "yes", None, 300 + 20 * 60, 10)  # 20 h later
+    other = _row("other", None, "pro", "no", None, 300 + 20 * 60, 11)  # another topic's clock
+    other["topic"], other["conversation_id"] = "abortion", "c9"
+    sink.write(pd.DataFrame([*history, forged, other]), 0)
+    real = [_row(f"r{i}", None, "anti", "no", None, 250 + i, 20 + i) for i in range(20)]  # 14:10
+    res = sink.write(pd.DataFrame(real), 1)
+    assert res.late == 0  # within 1 h of the topic's clock (15:00+), not of the forged 11:00
+    assert _q(sink, "SELECT volume FROM topic_windows WHERE topic = 'gun_control' AND "
+                    "window_start = TIMESTAMPTZ '2026-05-01 14:00:00+00'") == [(20,)]
 
 
 def test_window_indices_and_orphans(tmp_path: Path) -> None:
@@ -197,8 +215,9 @@ def test_window_indices_and_orphans(tmp_path: Path) -> None:
     rows += [_row("r2", None, "anti", "no", None, 3, 3, conv="c2")]
     rows += [_row(f"b{k}", "r2", "pro", "no", "disagree", 3 + k, 3 + k, conv="c2")
              for k in (1, 2)]
-    rows += [_row("orphan", "never-arrives", "anti", "no", None, 5, 9, conv="c3"),
-             _row("later", None, "anti", "no", None, 200, 10, conv="c4")]
+    rows += [_row("orphan", "never-arrives", "anti", "no", None, 5, 9, conv="c3")]
+    rows += [_row(f"later{i}", None, "anti", "no", None, 200, 10 + i, conv="c4")
+             for i in range(3)]  # three posts move the event clock to 13:20
     sink.write(pd.DataFrame(rows), 0)
     (cross, er, bc), = _q(sink, "SELECT cross_stance_rate, esteban_ray, bimodality "
                                 "FROM topic_windows WHERE window_start = "
