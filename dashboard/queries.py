@@ -84,7 +84,8 @@ def topics_overview(path: str | Path, sparkline: int = 24, trend_windows: int = 
                    avg(mean_score) OVER (PARTITION BY topic ORDER BY window_start
                                          ROWS BETWEEN ? PRECEDING AND 1 PRECEDING) AS trend_base,
                    row_number() OVER (PARTITION BY topic ORDER BY window_start DESC) AS rn
-            FROM topic_windows),
+            FROM topic_windows
+            WHERE window_start <= now()),  -- a post dated ahead opens no "latest" window
              spark AS (
             SELECT topic, list(mean_score ORDER BY window_start) AS recent_scores
             FROM ranked WHERE rn <= ? AND mean_score IS NOT NULL GROUP BY topic)
@@ -395,7 +396,7 @@ def scored_share(path: str | Path) -> pd.DataFrame:
     side, which the paper's rule table does not score. Columns: topic, replies, scored."""
     return _df(path, """
         WITH latest AS (SELECT topic, max(window_start) AS ws, max(window_end) AS we
-                        FROM topic_windows GROUP BY topic)
+                        FROM topic_windows WHERE window_start <= now() GROUP BY topic)
         SELECT l.topic, count(*) AS replies, count(i.post_id) AS scored
         FROM latest l
         JOIN posts r ON r.topic = l.topic AND r.created_at >= l.ws AND r.created_at < l.we

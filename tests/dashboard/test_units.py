@@ -23,10 +23,29 @@ from polarwatch.events import (
 )
 from scoring.rules import EXTREME_THRESHOLD
 
-from .conftest import START, Seed
+from .conftest import START, WINDOW_COLUMNS, Seed
 
 # --------------------------------------------------------------------------------------------
 # queries
+
+
+def test_a_window_dated_ahead_is_not_the_latest(seeded_warehouse: Seed, tmp_path: Path) -> None:
+    """Issue #25: one post dated 20 h ahead made its window the Overview's "latest window"."""
+    import shutil
+    from datetime import UTC, datetime, timedelta
+
+    from polarwatch.warehouse import connect
+
+    path = tmp_path / "ahead.duckdb"
+    shutil.copy(seeded_warehouse.path, path)
+    ahead = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=20)
+    with connect(path) as con:
+        con.execute(f"INSERT INTO topic_windows ({WINDOW_COLUMNS}) VALUES "
+                    f"('gun_control', ?, ?, 1, 1, 9.99, 1, 1, 1, 1, 0, now())",
+                    [ahead, ahead + timedelta(hours=1)])
+    overview = queries.topics_overview(path).set_index("topic")
+    latest = seeded_warehouse.latest["gun_control"]
+    assert overview.loc["gun_control", "mean_score"] == pytest.approx(latest["mean_score"])
 
 
 def test_overview_and_series(seeded_warehouse: Seed) -> None:
