@@ -312,7 +312,8 @@ def thread(path: str | Path, conversation_id: str, max_posts: int = THREAD_MAX_P
         SELECT p.id, p.parent_id, t.depth, p.author_id, p.created_at, p.text, p.stance,
                p.affect, p.agreement, p.emotion, p.intensity, p.stance_conf, p.affect_conf,
                p.agreement_conf, p.backend, p.explanation, i.score, i.rule, p.topic
-        FROM tree t JOIN conv p USING (id) LEFT JOIN interactions i ON i.post_id = p.id
+        FROM tree t JOIN conv p USING (id)
+        LEFT JOIN interactions i ON i.platform = p.platform AND i.post_id = p.id
         ORDER BY t.sort_path LIMIT ?""", [conversation_id, max_depth, max_posts])
 
 
@@ -400,6 +401,6 @@ def scored_share(path: str | Path) -> pd.DataFrame:
         SELECT l.topic, count(*) AS replies, count(i.post_id) AS scored
         FROM latest l
         JOIN posts r ON r.topic = l.topic AND r.created_at >= l.ws AND r.created_at < l.we
-        JOIN posts parent ON parent.id = r.parent_id
-        LEFT JOIN interactions i ON i.post_id = r.id
+        JOIN posts parent ON parent.platform = r.platform AND parent.id = r.parent_id
+        LEFT JOIN interactions i ON i.platform = r.platform AND i.post_id = r.id
         GROUP BY l.topic ORDER BY l.topic""")

@@ -85,7 +85,7 @@ class PostProducer:
                               f"broker with `polarwatch broker start`") from exc
         self._pending: list[Any] = []
         self.dedup = dedup
-        self._seen: LRUCache[str, None] = LRUCache(maxsize=max(1, dedup_max_ids))
+        self._seen: LRUCache[tuple[str, str], None] = LRUCache(maxsize=max(1, dedup_max_ids))
 
     def send_post(self, post: Post) -> None:
         self.send_obj(post_to_dict(post))
@@ -113,10 +113,10 @@ class PostProducer:
                              reason or "record cannot be encoded")
             return "dead_letter"
         if self.dedup:
-            if obj["id"] in self._seen:
+            if (obj["platform"], obj["id"]) in self._seen:
                 self.stats.duplicates += 1
                 return "duplicate"
-            self.mark_seen(obj["id"])
+            self.mark_seen(obj["id"], obj["platform"])
         key = str(obj["conversation_id"]).encode()
         self._pending.append(self._producer.send(self.topic, key=key, value=value))
         self.stats.sent += 1
@@ -137,9 +137,10 @@ class PostProducer:
         kind = reason.split(":")[0]
         self.stats.reasons[kind] = self.stats.reasons.get(kind, 0) + 1
 
-    def mark_seen(self, post_id: str) -> None:
-        """Remember `post_id` as sent (used when resuming: rows before the cursor)."""
-        self._seen[post_id] = None  # the least recently sent id is forgotten beyond the max
+    def mark_seen(self, post_id: str, platform: str) -> None:
+        """Remember the post `post_id` of `platform` as sent (used when resuming: rows before
+        the cursor). Ids are unique per platform only."""
+        self._seen[(platform, post_id)] = None  # the least recently sent is forgotten past max
 
     def send_many(self, posts: Iterable[Post]) -> None:
         for post in posts:

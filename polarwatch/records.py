@@ -109,6 +109,7 @@ class Interaction:
     created_at: datetime
     score: int  # 0..10
     rule: str  # which row of the rule table fired, e.g. "same|hostile|agree"
+    platform: str = ""  # the reply's (and its parent's) platform: ids are unique per platform
 
 
 RECORDS: dict[str, type] = {"post": Post, "labels": Labels, "interaction": Interaction}

@@ -64,8 +64,10 @@ CONTRACTS: dict[str, type] = {
 }
 # Every table: (columns, primary key). The only place DDL is generated.
 SCHEMA: dict[str, tuple[list[tuple[str, str]], tuple[str, ...]]] = {
-    "posts": (post_columns(), ("id",)),
-    "interactions": (duckdb_columns(Interaction), ("post_id",)),
+    # a post is named by its platform and its id there (a Reddit comment and a Bluesky post may
+    # share an id); a reply pairs only with a parent of its own platform
+    "posts": (post_columns(), ("platform", "id")),
+    "interactions": (duckdb_columns(Interaction), ("platform", "post_id")),
     **{name: (duckdb_columns(c), c.PRIMARY_KEY) for name, c in CONTRACTS.items()},  # type: ignore[attr-defined]
 }
 TABLES: dict[str, str] = {name: _ddl(name, cols, key) for name, (cols, key) in SCHEMA.items()}
@@ -106,7 +108,8 @@ def orphans_sql(horizon_interval: str) -> str:
     return f"""
         SELECT r.* FROM posts r
         WHERE r.parent_id IS NOT NULL
-          AND r.parent_id NOT IN (SELECT id FROM posts)
+          AND NOT EXISTS (SELECT 1 FROM posts p
+                          WHERE p.platform = r.platform AND p.id = r.parent_id)
           AND r.created_at < ({event_clock_sql()}) - {horizon_interval}"""
 
 
@@ -194,6 +197,31 @@ def _add_columns(table: str, *names: str) -> Callable[[Any], None]:
     return apply
 
 
+def _primary_key(con: Any, table: str) -> list[str]:
+    rows = con.execute("SELECT constraint_column_names FROM duckdb_constraints() WHERE "
+                       "table_name = ? AND constraint_type = 'PRIMARY KEY'", [table]).fetchall()
+    return list(rows[0][0]) if rows else []
+
+
+def _rebuild(con: Any, table: str, select: str) -> None:
+    """Replace `table` by one with today's DDL (DuckDB cannot change a primary key in place),
+    filled from `select` (by column name)."""
+    con.execute(f"ALTER TABLE {table} RENAME TO {table}_old")
+    con.execute(TABLES[table])
+    con.execute(f"INSERT INTO {table} BY NAME {select.format(old=f'{table}_old')}")
+    con.execute(f"DROP TABLE {table}_old")
+
+
+def _key_by_platform(con: Any) -> None:
+    if _primary_key(con, "interactions") == ["post_id"]:  # before: ids were global
+        _rebuild(con, "interactions", "SELECT i.*, coalesce(p.platform, '') AS platform "
+                                      "FROM {old} i LEFT JOIN posts p ON p.id = i.post_id")
+    if _primary_key(con, "posts") == ["id"]:
+        _rebuild(con, "posts", "SELECT * FROM {old}")
+    for view in VIEWS.values():  # views name the tables they read: made again over the new ones
+        con.execute(view)
+
+
 def _dead_letter_provenance(con: Any) -> None:
     _add_columns("dead_letters", "source", "raw_size", "rejected_at")(con)
     # before ingest dead-lettered anything, every stored dead letter came from the stream
@@ -209,6 +237,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                  "used to add them itself)",
               _add_columns("forecasts", "anomaly_score", "explanation", "episode",
                            "episode_event")),
+    Migration(4, "posts keyed by (platform, id), interactions by (platform, post_id) with a "
+                 "platform column (ids are unique per platform only)", _key_by_platform),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -27,14 +27,19 @@ from scoring.rules import score_pairs
 
 Labeler = Callable[[Sequence[PostPair]], list[Labels]]
 
-# replies whose pair is complete now: the reply or its parent came in this batch
+# replies whose pair is complete now: the reply or its parent came in this batch. A parent is
+# the post of the reply's own platform and topic with that id (a post elsewhere that shares the
+# id is not it; stances on two topics do not compare).
 NEW_PAIRS_SQL = """
-    SELECT r.id, r.parent_id, r.conversation_id, r.topic, r.created_at, r.text,
+    SELECT r.platform, r.id, r.parent_id, r.conversation_id, r.topic, r.created_at, r.text,
            p.text AS parent_text, r.stance AS rs, p.stance AS ps, r.affect AS ra, p.affect AS pa
-    FROM posts r JOIN posts p ON p.id = r.parent_id
-    WHERE (r.id IN (SELECT id FROM post_batch) OR p.id IN (SELECT id FROM post_batch))
-      AND r.id NOT IN (SELECT post_id FROM interactions)
-    ORDER BY r.id
+    FROM posts r JOIN posts p
+      ON p.platform = r.platform AND p.id = r.parent_id AND p.topic = r.topic
+    WHERE (EXISTS (SELECT 1 FROM post_batch b WHERE b.platform = r.platform AND b.id = r.id)
+           OR EXISTS (SELECT 1 FROM post_batch b WHERE b.platform = p.platform AND b.id = p.id))
+      AND NOT EXISTS (SELECT 1 FROM interactions i
+                      WHERE i.platform = r.platform AND i.post_id = r.id)
+    ORDER BY r.platform, r.id
 """
 
 
@@ -63,7 +68,7 @@ def label_agreement(pairs: pd.DataFrame, labeler: Labeler) -> pd.DataFrame:
         raise RuntimeError(f"the labeler returned {len(labels)} labels for {len(batch)} replies; "
                            "an extractor must return one Labels per input, in order")
     return pd.DataFrame({
-        "id": pairs["id"].to_numpy(),
+        "platform": pairs["platform"].to_numpy(), "id": pairs["id"].to_numpy(),
         "agreement": [lab.agreement or "unclear" for lab in labels],
         "agreement_conf": pd.array([lab.agreement_conf if lab.agreement else None
                                     for lab in labels], dtype="Float64"),
@@ -80,20 +85,20 @@ def score_new_pairs(con: Any, labeler: Labeler) -> int:
     agreement = label_agreement(pairs, labeler)
     con.register("agreement_batch", agreement)
     con.execute("UPDATE posts SET agreement = a.agreement, agreement_conf = a.agreement_conf "
-                "FROM agreement_batch a WHERE posts.id = a.id")
+                "FROM agreement_batch a WHERE posts.platform = a.platform AND posts.id = a.id")
     con.unregister("agreement_batch")
     scores, rules = score_pairs(pairs["rs"], pairs["ps"], pairs["ra"], pairs["pa"],
                                 agreement["agreement"])
     inter = pd.DataFrame({
         "post_id": pairs["id"], "parent_id": pairs["parent_id"],
         "conversation_id": pairs["conversation_id"], "topic": pairs["topic"],
-        "created_at": pairs["created_at"], "score": scores, "rule": rules})
+        "created_at": pairs["created_at"], "score": scores, "rule": rules,
+        "platform": pairs["platform"]})
     inter = inter[inter["score"].notna()].astype({"score": "int32"})
     if inter.empty:
         return 0
     con.register("inter_batch", inter)
-    con.execute("INSERT OR IGNORE INTO interactions SELECT post_id, parent_id, "
-                "conversation_id, topic, created_at, score, rule FROM inter_batch")
+    con.execute("INSERT OR IGNORE INTO interactions BY NAME SELECT * FROM inter_batch")
     con.execute("CREATE OR REPLACE TEMP TABLE touched_interactions AS "
                 "SELECT topic, created_at FROM inter_batch")
     con.unregister("inter_batch")

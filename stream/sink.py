@@ -127,7 +127,7 @@ def write_lake(con: Any, lake_dir: Path, name: str, columns: list[str]) -> None:
     col_list = ", ".join(f'"{c}"' for c in columns)
     con.execute(f"""
         COPY (SELECT {col_list}, strftime(created_at AT TIME ZONE 'UTC', '%Y-%m-%d') AS date
-              FROM posts WHERE id IN (SELECT id FROM new_post_ids))
+              FROM posts SEMI JOIN new_post_ids USING (platform, id))
         TO '{target}' (FORMAT parquet, PARTITION_BY (topic, date),
                        FILENAME_PATTERN 'part-{safe}-{{i}}', OVERWRITE_OR_IGNORE true)""")
 
@@ -217,13 +217,14 @@ class DuckDBSink:
 
         posts = pdf[pdf["dead_reason"].isna()].drop(columns=["dead_reason", "raw", "broker_ts",
                                                              "raw_size"], errors="ignore")
-        posts = posts.drop_duplicates("id")
+        posts = posts.drop_duplicates(["platform", "id"])
         posts = posts.assign(ingested_at=now)
         cols = [name for name, _ in post_columns()]
         posts = posts[cols]
         con.register("post_batch", posts)
-        con.execute("CREATE OR REPLACE TEMP TABLE new_post_ids AS SELECT id FROM post_batch "
-                    "WHERE id NOT IN (SELECT id FROM posts)")
+        con.execute("CREATE OR REPLACE TEMP TABLE new_post_ids AS SELECT platform, id "
+                    "FROM post_batch b WHERE NOT EXISTS (SELECT 1 FROM posts p "
+                    "WHERE p.platform = b.platform AND p.id = b.id)")
         before = scalar(con, "SELECT count(*) FROM posts")
         # per topic, from the stored posts before this batch: a topic's late data, or one post
         # with a forged date, does not move another's (or its own) windows to final

@@ -316,7 +316,7 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
                         post = {**post, "topic": chosen} if post.get("topic") != chosen else post
                 if rec.replayed:
                     if post is not None and isinstance(post.get("id"), str):
-                        producer.mark_seen(post["id"])
+                        producer.mark_seen(post["id"], str(post.get("platform")))
                 elif rec.error is not None:
                     producer.dead_letter(rec.raw, rec.error)
                 elif rec.post is None:

@@ -135,6 +135,23 @@ def _lookup(row: dict[str, Any], column: str) -> Any:
     return value
 
 
+def _reddit_names(row: dict[str, Any], post_id: str | None, conv: str | None,
+                  submission: bool) -> tuple[str | None, str | None]:
+    """Reddit's own names: ``t1_<id>`` for a comment, ``t3_<id>`` for a submission (its
+    ``name`` when the row has one), so a comment and a submission that share the bare id stay
+    two posts; ``parent_id`` and ``link_id`` already carry the prefix. A submission is its own
+    conversation."""
+    kind = "t3_" if submission else "t1_"
+    name = _as_id(row.get("name")) if isinstance(row.get("name"), str | int) else None
+    if name and _REDDIT_PREFIX.match(name):
+        post_id = name
+    elif post_id and not _REDDIT_PREFIX.match(post_id):
+        post_id = kind + post_id
+    if conv and not _REDDIT_PREFIX.match(conv):
+        conv = "t3_" + conv
+    return post_id, (post_id if submission else conv)
+
+
 def _as_id(value: Any) -> str | None:
     if value is None:
         return None
@@ -163,12 +180,12 @@ class RowMapper:
                                  _as_id(get["conversation_id"]))
         text = get["text"]
         if self.reddit:
-            post_id, parent, conv = (_REDDIT_PREFIX.sub("", v) if v else v
-                                     for v in (post_id, parent, conv))
-            if text is None and ("title" in row or "selftext" in row):  # a submission
+            submission = text is None and ("title" in row or "selftext" in row)
+            if submission:
                 text = "\n\n".join(str(row[k]) for k in ("title", "selftext") if row.get(k))
             if text in _REDDIT_GONE:
                 return None
+            post_id, conv = _reddit_names(row, post_id, conv, submission)
         if parent is not None and parent == post_id:
             parent = None
         if conv is None and post_id is not None:

@@ -129,7 +129,8 @@ def seed_warehouse(path: Path) -> Seed:
         con.executemany(f"INSERT INTO posts ({', '.join(cols)}) VALUES "
                         f"({', '.join('?' * len(cols))})", [list(p.values()) for p in posts])
         con.executemany("INSERT INTO interactions (post_id, parent_id, conversation_id, topic, "
-                        "created_at, score, rule) VALUES (?,?,?,?,?,?,?)", interactions)
+                        "created_at, score, rule, platform) VALUES (?,?,?,?,?,?,?,'test')",
+                        interactions)
         con.execute("INSERT INTO stream_batches (query, batch_id, n_posts, n_dead, "
                     "n_interactions, committed_at) VALUES ('posts', 7, ?, 1, ?, ?)",
                     [len(posts), len(interactions), datetime.now(UTC) - timedelta(seconds=30)])

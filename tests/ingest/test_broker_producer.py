@@ -218,3 +218,16 @@ def test_producer_stats_start_at_zero_and_flush_without_sends(
         assert (producer.stats.sent, producer.stats.dead_lettered) == (0, 0)
     finally:
         producer.close()
+
+
+def test_dedup_names_a_post_by_platform_and_id(broker: EmbeddedBroker) -> None:
+    """The same id on two platforms is two posts; on one platform, one."""
+    from tests.kafka_helpers import unique_topics
+
+    posts_topic, dead_topic = unique_topics(broker.bootstrap, "dedup")
+    base = {"id": "42", "author_id": "a", "text": "gun laws", "topic": "gun_control",
+            "created_at": "2024-05-01T00:00:00+00:00", "conversation_id": "c"}
+    with PostProducer(broker.bootstrap, posts_topic, dead_topic, dedup=True) as producer:
+        results = [producer.send_obj(base | {"platform": p})
+                   for p in ("reddit", "bluesky", "reddit")]
+    assert results == ["sent", "sent", "duplicate"]

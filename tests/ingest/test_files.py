@@ -111,15 +111,20 @@ def test_reddit_preset() -> None:
     mapper = RowMapper(parse_mapping(None, "reddit"))
     sub = mapped(mapper, {"id": "abc", "title": "Gun control vote", "selftext": "Thoughts?",
                   "created_utc": 1714521600, "author": "op", "name": "t3_abc"})
-    assert sub == {"id": "abc", "platform": "reddit", "author_id": "op",
-                   "text": "Gun control vote\n\nThoughts?", "conversation_id": "abc",
+    assert sub == {"id": "t3_abc", "platform": "reddit", "author_id": "op",
+                   "text": "Gun control vote\n\nThoughts?", "conversation_id": "t3_abc",
                    "parent_id": None, "lang": None, "created_at": "2024-05-01T00:00:00+00:00"}
     top = mapped(mapper, {"id": "c1", "body": "Agreed", "created_utc": "1714521660", "author": "a",
                   "parent_id": "t3_abc", "link_id": "t3_abc"})
-    assert (top["id"], top["parent_id"], top["conversation_id"]) == ("c1", "abc", "abc")
+    assert (top["id"], top["parent_id"], top["conversation_id"]) == ("t1_c1", "t3_abc", "t3_abc")
     nested = mapped(mapper, {"id": "c2", "body": "No", "created_utc": 1714521720, "author": "b",
                      "parent_id": "t1_c1", "link_id": "t3_abc"})
-    assert (nested["parent_id"], nested["conversation_id"]) == ("c1", "abc")
+    assert (nested["id"], nested["parent_id"], nested["conversation_id"]) == \
+        ("t1_c2", "t1_c1", "t3_abc")
+    # a comment whose bare id equals a submission's stays another post (Reddit's own prefixes)
+    twin = mapped(mapper, {"id": "abc", "body": "Same id", "created_utc": 1714521780,
+                           "author": "c", "parent_id": "t1_c2", "link_id": "t3_abc"})
+    assert twin["id"] == "t1_abc" != sub["id"]
     assert mapper({"id": "c3", "body": "[deleted]", "created_utc": 1, "parent_id": "t1_c1",
                    "link_id": "t3_abc"}) is None
 
@@ -188,7 +193,7 @@ class FakeProducer:
     def dead_letter(self, raw: bytes, reason: str) -> None:
         self.stats.dead_lettered += 1
 
-    def mark_seen(self, post_id: str) -> None:
+    def mark_seen(self, post_id: str, platform: str) -> None:
         pass
 
     def flush(self) -> None:
@@ -292,7 +297,8 @@ def test_cli_reddit_csv_with_topic(broker: EmbeddedBroker, topic_names: tuple[st
     assert cli_main(args) == 0  # a second run resumes after the last row: sends nothing
     got = [json.loads(r.value) for r in consume(broker.bootstrap, posts_topic, 2)]
     assert sorted((p["id"], p["parent_id"], p["conversation_id"], p["topic"]) for p in got) == [
-        ("c1", "s1", "s1", "climate_change"), ("c2", "c1", "s1", "climate_change")]
+        ("t1_c1", "t3_s1", "t3_s1", "climate_change"),  # Reddit's own names (t1_ comment,
+        ("t1_c2", "t1_c1", "t3_s1", "climate_change")]  # t3_ submission) are kept
     assert {p["text"] for p in got} == {"Carbon tax now", "Nope &amp; no"}  # raw text kept
     dead = consume(broker.bootstrap, dead_topic, 1)
     assert len(dead) == 1 and json.loads(dead[0].value)["id"] == "c4"

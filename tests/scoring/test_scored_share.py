@@ -36,7 +36,7 @@ def test_scored_share_counts_replies_of_the_latest_window(tmp_path: Path) -> Non
         _post(con, "unclear2", T0 + 1.4 * HOUR, "scored", "unclear")
         _post(con, "orphan", T0 + 1.5 * HOUR, "not-yet-seen", "pro")  # parent unknown
         for pid in ("old", "scored"):
-            con.execute("INSERT INTO interactions VALUES (?, 'root', 'c', 'guns', ?, 8, 'x')",
+            con.execute("INSERT INTO interactions VALUES (?, 'root', 'c', 'guns', ?, 8, 'x', 'test')",
                         [pid, T0 + 1.2 * HOUR])
     share = queries.scored_share(path).set_index("topic")
     assert share.loc["guns", "replies"] == 3 and share.loc["guns", "scored"] == 1

@@ -206,6 +206,26 @@ def test_one_forged_date_moves_no_watermark_and_no_other_topic(tmp_path: Path) -
                     "window_start = TIMESTAMPTZ '2026-05-01 14:00:00+00'") == [(20,)]
 
 
+def test_posts_are_named_by_platform_and_id_and_pair_within_it(tmp_path: Path) -> None:
+    """Issue #25: ``posts`` was keyed by id alone, so a post of another platform (or a forged
+    record) sharing an id was dropped, and a reply paired with a parent on another platform or
+    topic."""
+    sink = _sink(tmp_path)
+    first = _row("p1", None, "pro", "no", None, 0, 0)  # platform "t"
+    other = {**_row("p1", None, "anti", "yes", None, 1, 1), "platform": "other"}
+    off_topic = {**_row("p2", None, "anti", "no", None, 2, 2), "topic": "abortion"}
+    reply = _row("r1", "p1", "pro", "no", "agree", 3, 3)  # platform "t": parent is t's p1
+    stray = {**_row("r2", "p1", "pro", "no", "agree", 4, 4), "platform": "third"}
+    cross = _row("r3", "p2", "pro", "no", "agree", 5, 5)  # p2 is on another topic
+    res = sink.write(pd.DataFrame([first, other, off_topic, reply, stray, cross]), 0)
+    assert res.posts == 6  # the two p1 are two posts
+    assert _q(sink, "SELECT platform, post_id, parent_id, rule FROM interactions") == [
+        ("t", "r1", "p1", "same|civil|agree")]  # with t's p1 (pro, civil), not other's
+    # r2 (no p1 on its platform) and r3 (parent on another topic) wait for their parent
+    assert _q(sink, "SELECT id, agreement FROM posts WHERE id IN ('r2', 'r3') ORDER BY id") == [
+        ("r2", None), ("r3", None)]
+
+
 def test_window_indices_and_orphans(tmp_path: Path) -> None:
     sink = DuckDBSink(tmp_path / "w.duckdb", "q", "posts", window="1 hour",
                       orphan_horizon="1 hour")
