@@ -124,10 +124,12 @@ class PostProducer:
             self.flush()
         return "sent"
 
-    def dead_letter(self, raw: bytes, reason: str) -> None:
+    def dead_letter(self, raw: bytes, reason: str, original_size: int | None = None) -> None:
         """Send the original bytes (cut to MAX_DEAD_LETTER_BYTES) to the dead-letter topic with
-        the reason and the original size in headers."""
+        the reason and the original size in headers (`original_size` when `raw` is only the
+        start of the record, as a source kept it)."""
         value, size = truncate_raw(raw if isinstance(raw, bytes) else _escaped(raw))
+        size = max(size, original_size or 0)
         reason = cut_reason(reason)
         self._pending.append(self._producer.send(
             self.dead_letter_topic, value=value,

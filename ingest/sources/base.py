@@ -53,6 +53,7 @@ class SourceRecord:
     raw: bytes
     error: str | None = None
     replayed: bool = False
+    raw_size: int | None = None  # the original size when `raw` holds only its start
 
 
 class Source(ABC):
@@ -318,7 +319,7 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
                     if post is not None and isinstance(post.get("id"), str):
                         producer.mark_seen(post["id"], str(post.get("platform")))
                 elif rec.error is not None:
-                    producer.dead_letter(rec.raw, rec.error)
+                    producer.dead_letter(rec.raw, rec.error, rec.raw_size)
                 elif rec.post is None:
                     stats.ignored += 1
                 elif post is not None:

@@ -272,7 +272,19 @@ def bounded_lines(f: IO[Any], limit: int = MAX_LINE_BYTES) -> Iterator[tuple[Any
         while line and not line.endswith(newline):
             line = f.readline(SKIP_CHUNK)
             size += len(line)
-        yield head, size, True
+        ending = len(line) - len(line.rstrip("\r\n" if newline == "\n" else b"\r\n"))
+        yield head, size - ending, True  # the size of the line's content, as a record's
+
+
+class Cut(bytes):
+    """The kept start of an overlong line; ``size`` is the whole line's."""
+
+    size: int
+
+    def __new__(cls, head: bytes, size: int) -> Cut:
+        cut = super().__new__(cls, head)
+        cut.size = size
+        return cut
 
 
 def too_long(size: int, what: str = "line") -> str:
@@ -301,7 +313,7 @@ class FileSource(Source):
                 for line, size, cut in bounded_lines(f):
                     raw = line.rstrip(b"\r\n")
                     if cut:
-                        yield raw, None, too_long(size)
+                        yield Cut(raw, size), None, too_long(size)
                         continue
                     if not raw.strip():
                         yield raw, None, None
@@ -335,7 +347,8 @@ class FileSource(Source):
                 except MAPPING_ERRORS as exc:  # this row is dead-lettered, the file goes on
                     error = cut_reason(str(exc) if isinstance(exc, ValueError)
                                        else f"cannot map the row: {type(exc).__name__}: {exc}")
-            yield SourceRecord(i, post, raw, error, replayed=i <= done)
+            yield SourceRecord(i, post, raw, error, replayed=i <= done,
+                               raw_size=raw.size if isinstance(raw, Cut) else None)
 
     def checkpoint_key(self) -> str:
         return str(self.path.resolve())
@@ -370,7 +383,7 @@ def _csv_rows(f: IO[str]) -> Iterator[tuple[bytes, dict[str, Any] | None, str | 
         except csv.Error as exc:  # a quoted field over the limit, a NUL byte, ...
             row, error = None, f"unreadable CSV row {reader.line_num:,}: {exc}"
         for line, size in cut:
-            yield line.encode("utf-8", "replace"), None, too_long(size)
+            yield Cut(line.encode("utf-8", "replace"), size), None, too_long(size)
         cut.clear()
         if row is not None:
             yield _row_bytes(row), row, None
