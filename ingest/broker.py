@@ -26,6 +26,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -305,8 +306,10 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created."""
+def ensure_topics(bootstrap: str, names: list[str], partitions: int,
+                  **kafka_options: Any) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created. `kafka_options`:
+    [broker]'s security settings (Config.kafka_options)."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -322,7 +325,7 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> list[str
         raise BrokerError(f"{no_broker} (connection refused or timed out)")
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="polarwatch-admin",
-                                 request_timeout_ms=10000)
+                                 request_timeout_ms=10000, **kafka_options)
     except KafkaError as exc:
         raise BrokerError(no_broker) from exc
     try:

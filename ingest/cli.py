@@ -134,7 +134,7 @@ def produce_synthetic(cfg: Config, days: int, seed: int, rate: float,
 
     topics = cfg.load_topics()
     ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter],
-                  cfg.topics.partitions)
+                  cfg.topics.partitions, **cfg.kafka_options())
     if start is None:
         start = (datetime.now(UTC) - timedelta(days=days)).replace(minute=0, second=0,
                                                                    microsecond=0)
@@ -143,7 +143,7 @@ def produce_synthetic(cfg: Config, days: int, seed: int, rate: float,
         log(f"synthetic {ev.kind} event {ev.name!r} on {ev.topic} at {ev.at:%Y-%m-%d %H:%M} UTC")
     posts = generate(topics, days=days, seed=seed, start=start, rate=rate)
     with PostProducer(cfg.broker.bootstrap_servers, cfg.topics.posts,
-                      cfg.topics.dead_letter) as producer:
+                      cfg.topics.dead_letter, **cfg.kafka_options()) as producer:
         if invalid_every:
             for raw in with_invalid(posts, every=invalid_every, seed=seed):
                 producer.send_raw(raw)
@@ -205,10 +205,11 @@ def _producer(cfg: Config) -> Any:
     from ingest.producer import PostProducer
 
     ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter],
-                  cfg.topics.partitions)
+                  cfg.topics.partitions, **cfg.kafka_options())
     return PostProducer(cfg.broker.bootstrap_servers, cfg.topics.posts, cfg.topics.dead_letter,
                         dedup=True,
-                        max_future_skew=timedelta(hours=cfg.ingest.max_future_skew_hours))
+                        max_future_skew=timedelta(hours=cfg.ingest.max_future_skew_hours),
+                        **cfg.kafka_options())
 
 
 def _summary(what: str, stats: Any, producer: Any, position: Any) -> None:

@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
@@ -116,6 +117,8 @@ PositiveFloat = Annotated[float, BeforeValidator(_no_bool), Field(gt=0)]
 # Enumerated keys. The spine imports no stage, so the backend names are spelled here and a test
 # holds them equal to scoring's registry (tests/polarwatch/test_config.py).
 Backend = Literal["lexicon", "learned", "transformers", "llm"]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 CascadeTo = Literal["", "lexicon", "learned", "transformers", "llm"]  # "" = no cascade
 Storage = Literal["memory", "s3"]
 WebhookFormat = Literal["standard", "alertmanager"]
@@ -146,6 +149,24 @@ class BrokerConfig(_Section):
     retention_batches: NonNegativeInt = 500
     # `broker start` with s3 storage runs `broker prune --every` this often (0 = never)
     prune_every_s: NonNegativeFloat = 60.0
+    # A secured Kafka (managed services want SASL_SSL): every client polarwatch opens (producer,
+    # stream source, dead-letter drain, offset commits, topic creation) uses these.
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: SecretStr = SecretStr("")  # set POLARWATCH_BROKER_SASL_PASSWORD
+    ssl_cafile: str = ""  # PEM bundle of the CA that signed the brokers' certificates ("" = system)
+
+    @model_validator(mode="after")
+    def _secured(self) -> BrokerConfig:
+        if self.security_protocol.startswith("SASL") and not self.sasl_username:
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username "
+                             f"(and sasl_password, from $POLARWATCH_BROKER_SASL_PASSWORD)")
+        if self.embedded and self.security_protocol != "PLAINTEXT":
+            raise ValueError(f"the embedded broker speaks PLAINTEXT only; security_protocol "
+                             f"{self.security_protocol} needs embedded = false and a Kafka "
+                             f"that offers it")
+        return self
 
 
 class TopicsConfig(_Section):
@@ -290,6 +311,22 @@ class Config(BaseSettings):
     def load_topics(self) -> list[Topic]:
         return load_topics(self.path(self.extractor.topics_file))
 
+    def kafka_options(self) -> dict[str, Any]:
+        """kafka-python keyword arguments for ``[broker]``'s security settings ({} for
+        PLAINTEXT). Holds the SASL password: pass it to clients, never log it."""
+        b = self.broker
+        if b.security_protocol == "PLAINTEXT":
+            return {}
+        options: dict[str, Any] = {"security_protocol": b.security_protocol}
+        if b.security_protocol.endswith("SSL"):
+            options["ssl_check_hostname"] = True
+            if b.ssl_cafile:
+                options["ssl_cafile"] = str(self.path(b.ssl_cafile))
+        if b.security_protocol.startswith("SASL"):
+            options.update(sasl_mechanism=b.sasl_mechanism, sasl_plain_username=b.sasl_username,
+                           sasl_plain_password=b.sasl_password.get_secret_value())
+        return options
+
     def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """An environment for a polarwatch child process: ``base`` (this process's environment)
         with ``$POLARWATCH_CONFIG`` naming the file this config was loaded from (a config built
@@ -343,6 +380,9 @@ def _describe(errors: list[Any], source: str, from_env: set[tuple[str, str]]) ->
         section, key = str(e["loc"][0]), str(e["loc"][1]) if len(e["loc"]) > 1 else ""
         if e["type"] == "extra_forbidden":
             unknown.setdefault(section, []).append(key)
+            continue
+        if not key:  # a rule over the section's keys (its input may hold a secret: not shown)
+            problems.append(f"{source} [{section}]: {e['ctx']['error']}")
             continue
         where = (f"${_env_var(section, key)}" if (section, key) in from_env
                  else f"{source} [{section}] {key}")

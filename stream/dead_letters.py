@@ -86,9 +86,11 @@ def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 class DeadLetterDrain:
     """Reads the dead-letter topic after the offsets already stored in ``dead_letters``."""
 
-    def __init__(self, bootstrap: str, topic: str, max_records: int = DRAIN_MAX_RECORDS) -> None:
+    def __init__(self, bootstrap: str, topic: str, max_records: int = DRAIN_MAX_RECORDS,
+                 security: dict[str, Any] | None = None) -> None:
         self.bootstrap, self.topic, self.max_records = bootstrap, topic, max_records
-        self.committer = GroupCommitter(bootstrap, STREAM_GROUP, topic)  # for broker retention
+        self.security = security or {}  # [broker] security settings, kafka-python keywords
+        self.committer = GroupCommitter(bootstrap, STREAM_GROUP, topic, self.security)
         self._consumer: Any = None
         self._next: dict[int, int] | None = None  # next offset per partition to fetch
 
@@ -133,7 +135,7 @@ class DeadLetterDrain:
         from stream.kafka_source import consumer_for, latest_offsets
 
         if self._consumer is None:
-            self._consumer = consumer_for(self.bootstrap)
+            self._consumer = consumer_for(self.bootstrap, self.security)
         consumer = self._consumer
         if not consumer.partitions_for_topic(self.topic):
             return []

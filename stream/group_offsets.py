@@ -19,8 +19,10 @@ class GroupCommitter:
     ahead of DuckDB. A failure is logged and retried with the next commit, never raised.
     """
 
-    def __init__(self, bootstrap: str, group: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, group: str, topic: str,
+                 security: dict[str, Any] | None = None) -> None:
         self.bootstrap, self.group, self.topic = bootstrap, group, topic
+        self.security = security or {}  # [broker] security settings, kafka-python keywords
         self._consumer: Any = None
 
     def commit(self, offsets: dict[Any, int]) -> None:
@@ -36,7 +38,7 @@ class GroupCommitter:
             if self._consumer is None:
                 self._consumer = KafkaConsumer(
                     bootstrap_servers=self.bootstrap, group_id=self.group,
-                    enable_auto_commit=False, request_timeout_ms=30000)
+                    enable_auto_commit=False, request_timeout_ms=30000, **self.security)
             self._consumer.commit(todo)
         except Exception as exc:  # the broker may be down: the next commit carries it
             LOG.warning(f"could not record the consumed offsets of {self.topic!r} in consumer "

@@ -66,6 +66,8 @@ def build_spark(master: str, app_name: str = "polarwatch") -> Any:
 def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: bool = False,
                  backend: str | None = None) -> Any:
     """Start the streaming query; returns the StreamingQuery."""
+    from stream.kafka_source import spark_security_options
+
     ckpt = cfg.checkpoint_dir / QUERY_NAME
     if reset and ckpt.exists():
         shutil.rmtree(ckpt)
@@ -83,12 +85,14 @@ def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: 
                       checkpoint_dir=ckpt,
                       lake_dir=cfg.path(cfg.warehouse.lake_dir) if cfg.warehouse.lake_dir else None,
                       dead_letters=DeadLetterDrain(cfg.broker.bootstrap_servers,
-                                                   cfg.topics.dead_letter),
+                                                   cfg.topics.dead_letter,
+                                                   security=cfg.kafka_options()),
                       keep_days=cfg.warehouse.keep_days, labeler=stage.extract)
     reader = (spark.readStream.format("polarwatch_kafka")
               .option("bootstrap", cfg.broker.bootstrap_servers)
               .option("topic", cfg.topics.posts)
-              .option("maxRecordsPerTrigger", str(cfg.spark.max_records_per_trigger)))
+              .option("maxRecordsPerTrigger", str(cfg.spark.max_records_per_trigger))
+              .options(**spark_security_options(cfg.kafka_options())))
     labeled = reader.load().mapInPandas(stage, output_ddl())
     writer = (labeled.writeStream.queryName(QUERY_NAME).foreachBatch(sink)
               .option("checkpointLocation", str(ckpt)))
@@ -103,7 +107,13 @@ def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
                timeout: float | None = None, backend: str | None = None,
                spark: Any = None) -> None:
     """Run the stream until the topic is drained (`available_now`) or until interrupted."""
+    from stream.kafka_source import PASSWORD_ENV
+
     t0 = time.monotonic()
+    password = cfg.broker.sasl_password.get_secret_value()
+    if password and cfg.broker.security_protocol.startswith("SASL"):
+        # the source's Python workers read it from here (Spark options would show it)
+        os.environ.setdefault(PASSWORD_ENV, password)
     own = spark is None
     if own:
         LOG.info(f"starting Spark ({cfg.spark.master}) …")

@@ -14,6 +14,7 @@ the query with a clear message instead of silently re-reading or skipping.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -43,15 +44,44 @@ class OffsetRegressionError(RuntimeError):
     pass
 
 
-def consumer_for(bootstrap: str) -> Any:
+# [broker] security settings as Spark options (Spark lower-cases the keys) → kafka-python
+# keywords. The SASL password is not an option (options show in query plans and logs): the
+# Python workers read it from PASSWORD_ENV, which the job sets before Spark starts.
+SECURITY_OPTIONS = {"securityprotocol": "security_protocol", "saslmechanism": "sasl_mechanism",
+                    "saslusername": "sasl_plain_username", "sslcafile": "ssl_cafile"}
+SPARK_NAMES = {"securityprotocol": "securityProtocol", "saslmechanism": "saslMechanism",
+               "saslusername": "saslUsername", "sslcafile": "sslCafile"}
+PASSWORD_ENV = "POLARWATCH_BROKER_SASL_PASSWORD"
+
+
+def spark_security_options(kafka_options: dict[str, Any]) -> dict[str, str]:
+    """Driver side: the Spark options that carry `kafka_options` (Config.kafka_options), without
+    the password."""
+    return {SPARK_NAMES[opt]: str(kafka_options[kw]) for opt, kw in SECURITY_OPTIONS.items()
+            if kafka_options.get(kw)}
+
+
+def security_from_options(options: dict[str, str]) -> dict[str, Any]:
+    """Worker side: kafka-python keywords from the (lower-cased) Spark options."""
+    out: dict[str, Any] = {kw: options[opt] for opt, kw in SECURITY_OPTIONS.items()
+                           if options.get(opt)}
+    protocol = out.get("security_protocol", "PLAINTEXT")
+    if protocol.endswith("SSL"):
+        out["ssl_check_hostname"] = True
+    if protocol.startswith("SASL"):
+        out["sasl_plain_password"] = os.environ.get(PASSWORD_ENV, "")
+    return out
+
+
+def consumer_for(bootstrap: str, security: dict[str, Any] | None = None) -> Any:
     """A group-less consumer for assign + seek reads of ranges (this source, the dead-letter
-    drain)."""
+    drain); `security`: kafka-python keywords of [broker]'s security settings."""
     from kafka import KafkaConsumer
 
     return KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                          group_id=None, request_timeout_ms=30000,
                          fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-                         max_partition_fetch_bytes=8 * 1024 * 1024)
+                         max_partition_fetch_bytes=8 * 1024 * 1024, **(security or {}))
 
 
 def latest_offsets(consumer: Any, topic: str) -> dict[str, int]:
@@ -110,15 +140,16 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self.bootstrap = options["bootstrap"]
         self.topic = options["topic"]
         self.max_rows = int(options.get("maxrecordspertrigger", "0"))
+        self.options = options  # the password is read from the environment where it is used
         self.committer = GroupCommitter(self.bootstrap, options.get("group", STREAM_GROUP),
-                                        self.topic)
+                                        self.topic, security_from_options(options))
         self._consumer: Any = None
         self._target: dict[str, int] | None = None  # set by Trigger.AvailableNow
         self._last_latest: dict[str, int] | None = None  # for lag in progress reports
 
     def _latest(self) -> dict[str, int]:
         if self._consumer is None:
-            self._consumer = consumer_for(self.bootstrap)
+            self._consumer = consumer_for(self.bootstrap, security_from_options(self.options))
         self._last_latest = latest_offsets(self._consumer, self.topic)
         return self._last_latest
 
@@ -158,7 +189,8 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def read(self, partition: InputPartition) -> Iterator[Any]:
         assert isinstance(partition, KafkaRange)
         yield from read_range_arrow(self.bootstrap, self.topic, partition.partition,
-                                    partition.start, partition.end)
+                                    partition.start, partition.end,
+                                    security_from_options(self.options))
 
     def commit(self, end: dict) -> None:
         """Spark has stored the batch ending at `end` (the sink committed it to DuckDB before):
@@ -185,7 +217,7 @@ def read_range(bootstrap: str, topic: str, partition: int, start: int,
 
 
 def read_range_arrow(bootstrap: str, topic: str, partition: int, start: int,
-                     end: int) -> Iterator[Any]:
+                     end: int, security: dict[str, Any] | None = None) -> Iterator[Any]:
     """Offsets [start, end) of one partition as pyarrow RecordBatches (columns of SCHEMA).
 
     Arrow batches skip Spark's per-row Python → JVM conversion, which is what tuples cost.
@@ -195,7 +227,7 @@ def read_range_arrow(bootstrap: str, topic: str, partition: int, start: int,
 
     schema = pa.schema([("kafka_partition", pa.int32()), ("kafka_offset", pa.int64()),
                         ("broker_ts", pa.timestamp("us", tz="UTC")), ("value", pa.string())])
-    consumer = consumer_for(bootstrap)
+    consumer = consumer_for(bootstrap, security)
     tp = TopicPartition(topic, partition)
     offsets: list[int] = []
     stamps: list[int] = []

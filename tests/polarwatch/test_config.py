@@ -529,3 +529,33 @@ def test_children_get_the_config_file_the_user_named(tmp_path: Path) -> None:
     assert app_env(cfg, {}, base={})[CONFIG_ENV] == str(staging.resolve())
     child = load_config(cfg.child_env({})[CONFIG_ENV], env={})
     assert child.warehouse_path.name == "staging.duckdb"
+
+
+# ------------------------------------------------------------------------------ [broker] security
+
+
+def test_a_secured_kafka_gets_every_setting_and_the_password_stays_hidden() -> None:
+    cfg = load_config(REPO / "polarwatch.toml", env={
+        "POLARWATCH_BROKER_EMBEDDED": "false", "POLARWATCH_BROKER_SECURITY_PROTOCOL": "SASL_SSL",
+        "POLARWATCH_BROKER_SASL_MECHANISM": "SCRAM-SHA-512",
+        "POLARWATCH_BROKER_SASL_USERNAME": "analyst",
+        "POLARWATCH_BROKER_SASL_PASSWORD": "kafka-do-not-print",
+        "POLARWATCH_BROKER_SSL_CAFILE": "certs/ca.pem"})
+    assert cfg.kafka_options() == {
+        "security_protocol": "SASL_SSL", "ssl_check_hostname": True,
+        "ssl_cafile": str(REPO / "certs" / "ca.pem"), "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "analyst", "sasl_plain_password": "kafka-do-not-print"}
+    assert "kafka-do-not-print" not in repr(cfg) + cfg.model_dump_json()
+    assert load_config(REPO / "polarwatch.toml", env={}).kafka_options() == {}
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"POLARWATCH_BROKER_SECURITY_PROTOCOL": "SSL"}, "embedded broker speaks PLAINTEXT only"),
+    ({"POLARWATCH_BROKER_EMBEDDED": "false", "POLARWATCH_BROKER_SECURITY_PROTOCOL": "SASL_SSL",
+      "POLARWATCH_BROKER_SASL_PASSWORD": "kafka-do-not-print"}, "needs sasl_username"),
+    ({"POLARWATCH_BROKER_SECURITY_PROTOCOL": "TLS"}, "SASL_SSL"),
+])
+def test_security_mistakes_say_what_to_set(env: dict[str, str], says: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(REPO / "polarwatch.toml", env=env)
+    assert says in str(info.value) and "kafka-do-not-print" not in str(info.value)
