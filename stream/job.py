@@ -50,7 +50,14 @@ def build_spark(master: str, app_name: str = "polarwatch") -> Any:
 
     from stream.kafka_source import KafkaDataSource
 
-    spark = (SparkSession.builder.master(master).appName(app_name)
+    builder = SparkSession.builder.master(master).appName(app_name)
+    if master.startswith("local"):
+        # the driver's RPC and block-manager ports otherwise bind to the host's address, where
+        # anyone on the network can reach an unauthenticated Spark; a cluster's driver must be
+        # reachable by its executors, so there the user's spark.driver.* settings stand
+        builder = (builder.config("spark.driver.bindAddress", "127.0.0.1")
+                   .config("spark.driver.host", "127.0.0.1"))
+    spark = (builder
              .config("spark.ui.showConsoleProgress", "false")
              .config("spark.ui.enabled", "false")
              .config("spark.sql.session.timeZone", "UTC")
