@@ -28,10 +28,12 @@ from polarwatch.records import DEAD_LETTER_SIZE_HEADER as SIZE_HEADER
 from polarwatch.records import MAX_DEAD_LETTER_BYTES, cut_reason
 from polarwatch.warehouse import connect
 from stream.group_offsets import STREAM_GROUP, GroupCommitter
+from stream.record_batches import UnreadableBatch
 
 LOG = logging.getLogger(__name__)
 
 DRAIN_MAX_RECORDS = 20_000  # dead letters drained per micro-batch (the rest: next batches)
+DRAIN_MAX_BYTES = 64 * 1024 * 1024  # ... and raw bytes kept per micro-batch (each <= 64 KiB)
 DRAIN_STALL_S = 5.0  # stop draining a partition when no record arrives for this long
 
 COLUMNS = ["source_topic", "kafka_partition", "kafka_offset", "reason", "raw", "seen_at",
@@ -74,6 +76,16 @@ def dead_letter_row(topic: str, partition: int, offset: int, timestamp_ms: int |
             "seen_at": now, "source": "ingest", "raw_size": size, "rejected_at": rejected}
 
 
+def unreadable_row(topic: str, partition: int, offset: int, bad: UnreadableBatch,
+                   now: datetime) -> dict[str, Any]:
+    """A ``dead_letters`` row for a record batch of the dead-letter topic that cannot be
+    unpacked (stream.record_batches): its offsets and why, no content."""
+    return {"source_topic": topic, "kafka_partition": partition, "kafka_offset": offset,
+            "reason": cut_reason(f"offsets {bad.first}..{bad.after - 1}: {bad.reason}"),
+            "raw": "", "seen_at": now, "source": "ingest", "raw_size": None,
+            "rejected_at": None}
+
+
 def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Rows as a DataFrame with the ``dead_letters`` columns and dtypes (also when empty)."""
     df = pd.DataFrame(rows, columns=COLUMNS)
@@ -87,8 +99,10 @@ class DeadLetterDrain:
     """Reads the dead-letter topic after the offsets already stored in ``dead_letters``."""
 
     def __init__(self, bootstrap: str, topic: str, max_records: int = DRAIN_MAX_RECORDS,
-                 security: dict[str, Any] | None = None) -> None:
+                 security: dict[str, Any] | None = None,
+                 max_bytes: int = DRAIN_MAX_BYTES) -> None:
         self.bootstrap, self.topic, self.max_records = bootstrap, topic, max_records
+        self.max_bytes = max_bytes
         self.security = security or {}  # [broker] security settings, kafka-python keywords
         self.committer = GroupCommitter(bootstrap, STREAM_GROUP, topic, self.security)
         self._consumer: Any = None
@@ -140,24 +154,38 @@ class DeadLetterDrain:
         if not consumer.partitions_for_topic(self.topic):
             return []
         rows: list[dict[str, Any]] = []
+        kept = 0  # raw bytes in `rows`
+
+        def full() -> bool:
+            return len(rows) >= self.max_records or kept >= self.max_bytes
+
         for part, end in sorted(latest_offsets(consumer, self.topic).items()):
             p = int(part)
             nxt = start.get(p, 0)
-            if nxt >= end or len(rows) >= self.max_records:
+            if nxt >= end or full():
                 continue
             tp = TopicPartition(self.topic, p)
             consumer.assign([tp])
             consumer.seek(tp, nxt)
             last_progress = time.monotonic()
-            while nxt < end and len(rows) < self.max_records:
-                batch = consumer.poll(timeout_ms=200, max_records=5000).get(tp, [])
+            while nxt < end and not full():
+                try:
+                    batch = consumer.poll(timeout_ms=200, max_records=5000).get(tp, [])
+                except UnreadableBatch as bad:  # stored as what it is, then skipped
+                    if bad.after <= nxt:
+                        raise
+                    rows.append(unreadable_row(self.topic, p, max(nxt, bad.first), bad, now))
+                    nxt = min(bad.after, end)
+                    consumer.seek(tp, nxt)
+                    continue
                 if not batch and time.monotonic() - last_progress > DRAIN_STALL_S:
                     break
                 for rec in batch:
-                    if rec.offset < nxt or rec.offset >= end:
+                    if rec.offset < nxt or rec.offset >= end or full():
                         continue
                     rows.append(dead_letter_row(self.topic, p, rec.offset, rec.timestamp,
                                                 rec.value, rec.headers, now))
+                    kept += len(rows[-1]["raw"])
                     nxt = rec.offset + 1
                     last_progress = time.monotonic()
         return rows

@@ -27,10 +27,16 @@ from pyspark.sql.streaming.datasource import (
     SupportsTriggerAvailableNow,
 )
 
+from polarwatch.records import MAX_DEAD_LETTER_BYTES, MAX_RECORD_BYTES
 from stream.group_offsets import STREAM_GROUP, GroupCommitter
+from stream.record_batches import UnreadableBatch
+from stream.record_batches import install as install_batch_guards
 
 SOURCE_NAME = "polarwatch_kafka"
-SCHEMA = "kafka_partition int, kafka_offset long, broker_ts timestamp, value string"
+# read_error: why the record could not be read whole (an unpackable record batch, a value over
+# MAX_RECORD_BYTES, whose `value` is then cut); value_size: the value's real size in bytes
+SCHEMA = ("kafka_partition int, kafka_offset long, broker_ts timestamp, value string, "
+          "read_error string, value_size long")
 FETCH_STALL_TIMEOUT_S = 60.0  # give up a partition read when no record arrives for this long
 # How long the broker may gather a fetch. Real Kafka answers as soon as it has a record, so this
 # only bounds a wait at the end of the log. Tansu's s3 storage lists the partition's objects and
@@ -78,6 +84,7 @@ def consumer_for(bootstrap: str, security: dict[str, Any] | None = None) -> Any:
     drain); `security`: kafka-python keywords of [broker]'s security settings."""
     from kafka import KafkaConsumer
 
+    install_batch_guards()
     return KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                          group_id=None, request_timeout_ms=30000,
                          fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
@@ -216,31 +223,52 @@ def read_range(bootstrap: str, topic: str, partition: int, start: int,
                        cols["value"], strict=True)
 
 
+def _value(raw: bytes | None) -> tuple[str, str | None, int]:
+    """(value as text, why it was cut or None, its size in bytes): a value over
+    MAX_RECORD_BYTES is kept only as far as a dead letter keeps it."""
+    raw = raw or b""
+    if len(raw) > MAX_RECORD_BYTES:
+        return (raw[:MAX_DEAD_LETTER_BYTES].decode("utf-8", "replace"),
+                f"record: {len(raw):,} bytes, more than the {MAX_RECORD_BYTES:,} allowed",
+                len(raw))
+    return raw.decode("utf-8", errors="replace"), None, len(raw)
+
+
 def read_range_arrow(bootstrap: str, topic: str, partition: int, start: int,
                      end: int, security: dict[str, Any] | None = None) -> Iterator[Any]:
     """Offsets [start, end) of one partition as pyarrow RecordBatches (columns of SCHEMA).
 
-    Arrow batches skip Spark's per-row Python → JVM conversion, which is what tuples cost.
+    Arrow batches skip Spark's per-row Python → JVM conversion, which is what tuples cost. A
+    record batch that cannot be unpacked (stream.record_batches) yields one row with its reason
+    at its first offset in range, and the read goes on after it.
     """
     import pyarrow as pa
     from kafka import TopicPartition
 
     schema = pa.schema([("kafka_partition", pa.int32()), ("kafka_offset", pa.int64()),
-                        ("broker_ts", pa.timestamp("us", tz="UTC")), ("value", pa.string())])
+                        ("broker_ts", pa.timestamp("us", tz="UTC")), ("value", pa.string()),
+                        ("read_error", pa.string()), ("value_size", pa.int64())])
     consumer = consumer_for(bootstrap, security)
     tp = TopicPartition(topic, partition)
     offsets: list[int] = []
     stamps: list[int] = []
     values: list[str] = []
+    errors: list[str | None] = []
+    sizes: list[int | None] = []
+    columns: tuple[list[Any], ...] = (offsets, stamps, values, errors, sizes)
+
+    def add(*row: Any) -> None:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
 
     def flush() -> Any:
         out = pa.RecordBatch.from_arrays(
             [pa.array([partition] * len(offsets), pa.int32()), pa.array(offsets, pa.int64()),
              pa.array(stamps, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-             pa.array(values, pa.string())], schema=schema)
-        offsets.clear()
-        stamps.clear()
-        values.clear()
+             pa.array(values, pa.string()), pa.array(errors, pa.string()),
+             pa.array(sizes, pa.int64())], schema=schema)
+        for column in columns:
+            column.clear()
         return out
 
     try:
@@ -249,7 +277,17 @@ def read_range_arrow(bootstrap: str, topic: str, partition: int, start: int,
         nxt = start
         last_progress = time.monotonic()
         while nxt < end:
-            batch = consumer.poll(timeout_ms=500, max_records=10000).get(tp, [])
+            try:
+                batch = consumer.poll(timeout_ms=500, max_records=10000).get(tp, [])
+            except UnreadableBatch as bad:
+                if bad.after <= nxt:  # not the batch at our position: let the read fail
+                    raise
+                add(max(nxt, bad.first), int(time.time() * 1e6), "",
+                    f"offsets {bad.first}..{bad.after - 1}: {bad.reason}", None)
+                nxt = min(bad.after, end)
+                consumer.seek(tp, nxt)
+                last_progress = time.monotonic()
+                continue
             if batch:
                 last_progress = time.monotonic()
             elif time.monotonic() - last_progress > FETCH_STALL_TIMEOUT_S:
@@ -261,9 +299,7 @@ def read_range_arrow(bootstrap: str, topic: str, partition: int, start: int,
                 if rec.offset >= end:
                     nxt = end
                     break
-                offsets.append(rec.offset)
-                stamps.append(rec.timestamp * 1000)
-                values.append(rec.value.decode("utf-8", errors="replace") if rec.value else "")
+                add(rec.offset, rec.timestamp * 1000, *_value(rec.value))
                 nxt = rec.offset + 1
             if len(offsets) >= ARROW_BATCH_ROWS:
                 yield flush()

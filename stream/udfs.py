@@ -90,9 +90,13 @@ class LabelStage:
         rows: list[dict[str, Any]] = []
         good: list[int] = []
         wall = datetime.now(UTC)
-        stamps = pdf["broker_ts"].tolist() if "broker_ts" in pdf else [None] * len(pdf)
-        for value, stamp in zip(pdf["value"].tolist(), stamps, strict=True):
-            row = self.parse(value, _ingest_clock(stamp, wall))
+        def column(name: str) -> list[Any]:
+            return pdf[name].tolist() if name in pdf else [None] * len(pdf)
+
+        for value, stamp, error, size in zip(pdf["value"].tolist(), column("broker_ts"),
+                                             column("read_error"), column("value_size"),
+                                             strict=True):
+            row = self.parse(value, _ingest_clock(stamp, wall), error, size)
             if row["dead_reason"] is None:
                 good.append(len(rows))
             rows.append(row)
@@ -109,20 +113,27 @@ class LabelStage:
             out[col] = pdf[col].to_numpy()
         return out
 
-    def parse(self, value: Any, now: datetime) -> dict[str, Any]:
+    def parse(self, value: Any, now: datetime, read_error: str | None = None,
+              size: int | None = None) -> dict[str, Any]:
         """One Kafka value → a row with the Post fields, or with ``dead_reason``, ``raw`` and
-        ``raw_size``. `now` is the ingest clock ``created_at`` is checked against."""
+        ``raw_size``. `now` is the ingest clock ``created_at`` is checked against;
+        `read_error` is the source's reason the value could not be read whole (then `value` is
+        what it kept and `size` the real size)."""
         row: dict[str, Any] = {"raw": None, "dead_reason": None, "raw_size": None}
         if not isinstance(value, str | bytes):
             value = "" if value is None else str(value)
-        obj, reason = parse_record(value)
+        obj: Any = None
+        reason = read_error
+        if not reason:
+            obj, reason = parse_record(value)
         if reason is None:
             reason = validate_post(obj, now, self.max_future_skew)
         if reason is None:
             reason = self.unknown_topic(obj["topic"])
         if reason is not None:
             raw = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
-            row["dead_reason"], row["raw_size"] = cut_reason(reason), raw_size(raw)
+            row["dead_reason"] = cut_reason(reason)
+            row["raw_size"] = raw_size(raw) if size is None or pd.isna(size) else int(size)
             row["raw"] = raw[:MAX_DEAD_LETTER_BYTES].decode("utf-8", "replace")
             return row
         row.update({k: obj.get(k) for k in POST_FIELDS})

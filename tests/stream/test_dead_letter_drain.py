@@ -99,3 +99,32 @@ def test_a_valid_size_header_is_kept() -> None:
                           datetime.now(UTC))
     assert int(frame([row])["raw_size"].iloc[0]) == 2**63 - 1
     assert "unreadable" not in row["reason"]
+
+
+def test_a_batch_on_the_dead_letter_topic_that_cannot_be_unpacked_is_stored_as_such(
+        broker: Any, tmp_path: Path) -> None:
+    from confluent_kafka import Producer
+
+    posts, dead = unique_topics(broker.bootstrap, "drain-codec", partitions=1)
+    path = tmp_path / "drain.duckdb"
+    for codec in ("snappy", "none"):  # snappy is not installed here
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "compression.codec": codec})
+        producer.produce(dead, value=b"{" + b" " * 5000, partition=0)  # compressible
+        assert producer.flush(30) == 0
+    assert _sink(path, broker.bootstrap, dead).write(EMPTY.copy(), 0).ingest_dead == 2
+    rows = _rows(path)
+    assert [r[2] for r in rows] == [0, 1]
+    assert "cannot be unpacked" in rows[0][3] and "snappy" in rows[0][3].lower(), rows
+
+
+def test_the_drain_keeps_at_most_max_bytes_of_raw_records_per_batch(
+        broker: Any, tmp_path: Path) -> None:
+    posts, dead = unique_topics(broker.bootstrap, "drain-bytes", partitions=1)
+    path = tmp_path / "drain.duckdb"
+    sink = DuckDBSink(path, "q", "posts",
+                      dead_letters=DeadLetterDrain(broker.bootstrap, dead, max_bytes=100))
+    with PostProducer(broker.bootstrap, posts, dead) as producer:
+        for _ in range(3):
+            producer.dead_letter(b"x" * 80, "record: test")
+    assert [sink.write(EMPTY.copy(), i).ingest_dead for i in range(3)] == [2, 1, 0]
+    assert [r[2] for r in _rows(path)] == [0, 1, 2]  # all of them, once

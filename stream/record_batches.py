@@ -1,0 +1,115 @@
+"""Record batches a consumer cannot unpack become one dead letter, never a failed batch.
+
+Anyone who can write to a topic chooses how its record batches are compressed. kafka-python
+decompresses a whole batch in memory with no bound (a 100 KiB gzip or zstd batch can hold
+gigabytes), and raises from ``poll`` on a codec this machine lacks (snappy is not installed) or
+on corrupt compressed bytes, so one such batch failed every run of the stream at the same offset.
+
+:func:`install` (idempotent, called by ``kafka_source.consumer_for``) replaces kafka-python's
+decoders with ones that stop at MAX_BATCH_BYTES and turns any failure to unpack a batch into
+:class:`UnreadableBatch`, which names the batch's offsets so the reader can dead-letter them and
+seek past. It patches kafka-python's record module: the library offers no hook for either.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import threading
+from typing import Any
+
+MAX_BATCH_BYTES = 64 * 1024 * 1024  # one record batch, decompressed (posts are <= 256 KiB each)
+
+CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}  # the batch attribute's bits
+_lock = threading.Lock()
+_installed = False
+
+
+class UnreadableBatch(Exception):  # noqa: N818 — a record batch, not an error of ours
+    """A record batch at offsets [first, after) that cannot be unpacked, and why."""
+
+    def __init__(self, first: int, after: int, reason: str) -> None:
+        super().__init__(reason)
+        self.first, self.after, self.reason = first, max(after, first + 1), reason
+
+
+class _TooLarge(ValueError):
+    pass
+
+
+def _read_capped(reader: Any) -> bytes:
+    """Read a decompressing stream up to MAX_BATCH_BYTES; raise _TooLarge beyond it."""
+    out = bytearray()
+    while len(out) <= MAX_BATCH_BYTES:
+        chunk = reader.read(min(1 << 20, MAX_BATCH_BYTES + 1 - len(out)))
+        if not chunk:
+            return bytes(out)
+        out += chunk
+    raise _TooLarge(f"decompresses to more than {MAX_BATCH_BYTES:,} bytes")
+
+
+def gzip_decode(payload: Any) -> bytes:
+    with gzip.GzipFile(fileobj=io.BytesIO(payload), mode="rb") as reader:
+        return _read_capped(reader)
+
+
+def zstd_decode(payload: Any) -> bytes:
+    import zstandard
+
+    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(payload),
+                                                     read_across_frames=True) as reader:
+        return _read_capped(reader)
+
+
+def lz4_decode(payload: Any) -> bytes:
+    import lz4.frame
+
+    return _read_capped(lz4.frame.LZ4FrameFile(io.BytesIO(payload), mode="rb"))
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def install() -> None:
+    """Bound kafka-python's decompression and make unpack failures UnreadableBatch."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        from kafka.record import default_records, legacy_records
+
+        for module in (default_records, legacy_records):
+            module.gzip_decode = gzip_decode
+            if getattr(module, "lz4_decode", None) is not None:
+                module.lz4_decode = lz4_decode
+        default_records.zstd_decode = zstd_decode
+
+        batch = default_records.DefaultRecordBatch
+        unpack = batch._maybe_uncompress
+
+        def bounded_uncompress(self: Any) -> None:
+            try:
+                unpack(self)
+            except Exception as exc:
+                codec = CODECS.get(self.compression_type, "unknown")
+                raise UnreadableBatch(self.base_offset, self.next_offset,
+                                      f"record batch ({codec} compression, "
+                                      f"{self.records_count} record(s) by its header) cannot "
+                                      f"be unpacked: {_why(exc)}") from exc
+
+        batch._maybe_uncompress = bounded_uncompress
+
+        legacy = legacy_records.LegacyRecordBatch
+        decompress = legacy._decompress
+
+        def bounded_decompress(self: Any, key_offset: int) -> Any:
+            try:
+                return decompress(self, key_offset)
+            except Exception as exc:
+                raise UnreadableBatch(self._offset, self._offset + 1,
+                                      f"legacy message set cannot be unpacked: "
+                                      f"{_why(exc)}") from exc
+
+        legacy._decompress = bounded_decompress
+        _installed = True
