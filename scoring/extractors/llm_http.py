@@ -59,7 +59,7 @@ from scoring.extractors.llm_prompt import (
 __all__ = ["INTENSITIES", "LLMExtractor", "answer_schema", "build_messages", "parse_answer",
            "reply_content"]
 
-PROMPT_VERSION = "pw-llm-2"  # bump whenever the prompt or schema changes (it keys the cache)
+PROMPT_VERSION = "pw-llm-3"  # bump whenever the prompt or schema changes (it keys the cache)
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
 # The server gives no calibrated probability; these nominal confidences only separate a definite
 # label from "unclear" (so a cascade never escalates *from* the LLM). Not a measured accuracy.

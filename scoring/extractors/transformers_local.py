@@ -28,6 +28,7 @@ from polarwatch.config import Topic
 from polarwatch.errors import BackendError
 from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES, Labels
 from scoring.extractors.base import Extractor, PostPair
+from scoring.extractors.llm_prompt import FENCE_NOTE, fence
 
 INSTALL_HINT = 'pip install "torch==2.13.0" transformers gguf accelerate'
 CACHE_SIZE = 10_000  # answers kept for repeated (topic, text, parent text)
@@ -133,11 +134,13 @@ class TransformersExtractor(Extractor):
         name = topic.name if topic else pair.topic
         pro = topic.pro if topic else f"in favour of {pair.topic}"
         anti = topic.anti if topic else f"against {pair.topic}"
-        head = f"Topic: {name}.\npro = {pro}\nanti = {anti}\nunclear = neither.\n\n"
+        head = (f"Topic: {name}.\npro = {pro}\nanti = {anti}\nunclear = neither.\n"
+                f"{FENCE_NOTE}\n\n")
         if pair.parent_text is None:
-            return f"{head}Post: {text}\n\n"
-        parent = pair.parent_text[: self.max_chars] or "(not available)"
-        return f"{head}Parent post: {parent}\nReply: {text}\n\n"
+            return f"{head}Post: {fence(text)}\n\n"
+        parent = pair.parent_text[: self.max_chars]
+        parent = fence(parent) if parent else "(not available)"
+        return f"{head}Parent post: {parent}\nReply: {fence(text)}\n\n"
 
     def _questions(self, pair: PostPair) -> dict[str, tuple[str, Sequence[str]]]:
         what = "post" if pair.parent_text is None else "reply"
