@@ -32,7 +32,7 @@ Labeler = Callable[[Sequence[PostPair]], list[Labels]]
 # id is not it; stances on two topics do not compare).
 NEW_PAIRS_SQL = """
     SELECT r.platform, r.id, r.parent_id, r.conversation_id, r.topic, r.created_at, r.text,
-           p.text AS parent_text, r.stance AS rs, p.stance AS ps, r.affect AS ra, p.affect AS pa
+           r.stance AS rs, p.stance AS ps, r.affect AS ra, p.affect AS pa
     FROM posts r JOIN posts p
       ON p.platform = r.platform AND p.id = r.parent_id AND p.topic = r.topic
     WHERE (EXISTS (SELECT 1 FROM post_batch b WHERE b.platform = r.platform AND b.id = r.id)
@@ -41,6 +41,12 @@ NEW_PAIRS_SQL = """
                       WHERE i.platform = r.platform AND i.post_id = r.id)
     ORDER BY r.platform, r.id
 """
+# the parents' texts, once each (a late parent with thousands of replies is not copied per reply)
+PARENT_TEXTS_SQL = """
+    SELECT p.platform, p.id, p.text FROM posts p
+    WHERE EXISTS (SELECT 1 FROM new_pairs n WHERE n.platform = p.platform AND n.parent_id = p.id)
+"""
+PAIR_CHUNK = 1000  # (reply, parent) pairs per labeler call
 
 
 @functools.cache
@@ -56,17 +62,25 @@ def lexicon_labeler() -> Labeler:
     return lambda pairs: list(_lexicon().extract(pairs))
 
 
-def label_agreement(pairs: pd.DataFrame, labeler: Labeler) -> pd.DataFrame:
-    """``id``, ``agreement`` and ``agreement_conf`` of each reply in `pairs` (columns ``id``,
-    ``text``, ``topic``, ``parent_text``), from one call of `labeler` on (reply, parent) pairs.
-    A backend that gives no agreement for a reply yields "unclear" with no confidence."""
-    batch = [PostPair(pid, text, topic, parent or "")
-             for pid, text, topic, parent in zip(pairs["id"], pairs["text"], pairs["topic"],
-                                                 pairs["parent_text"], strict=True)]
-    labels = labeler(batch)
-    if len(labels) != len(batch):
-        raise RuntimeError(f"the labeler returned {len(labels)} labels for {len(batch)} replies; "
-                           "an extractor must return one Labels per input, in order")
+def label_agreement(pairs: pd.DataFrame, labeler: Labeler,
+                    parents: dict[tuple[str, str], str] | None = None) -> pd.DataFrame:
+    """``id``, ``agreement`` and ``agreement_conf`` of each reply in `pairs` (columns
+    ``platform``, ``id``, ``text``, ``topic``, ``parent_id``), from calls of `labeler` on
+    (reply, parent) pairs, PAIR_CHUNK at a time; `parents` maps (platform, id) to the parent's
+    text. A backend that gives no agreement for a reply yields "unclear" with no confidence."""
+    parents = parents or {}
+    batch = [PostPair(pid, text, topic, parents.get((platform, parent), ""))
+             for platform, pid, text, topic, parent in zip(
+                 pairs["platform"], pairs["id"], pairs["text"], pairs["topic"],
+                 pairs["parent_id"], strict=True)]
+    labels: list[Labels] = []
+    for start in range(0, len(batch), PAIR_CHUNK):
+        chunk = batch[start:start + PAIR_CHUNK]
+        got = labeler(chunk)
+        if len(got) != len(chunk):
+            raise RuntimeError(f"the labeler returned {len(got)} labels for {len(chunk)} "
+                               "replies; an extractor must return one Labels per input, in order")
+        labels.extend(got)
     return pd.DataFrame({
         "platform": pairs["platform"].to_numpy(), "id": pairs["id"].to_numpy(),
         "agreement": [lab.agreement or "unclear" for lab in labels],
@@ -82,7 +96,11 @@ def score_new_pairs(con: Any, labeler: Labeler) -> int:
     pairs = con.execute(NEW_PAIRS_SQL).df()
     if pairs.empty:
         return 0
-    agreement = label_agreement(pairs, labeler)
+    con.register("new_pairs", pairs[["platform", "parent_id"]])
+    parents = {(platform, pid): text for platform, pid, text
+               in con.execute(PARENT_TEXTS_SQL).fetchall()}
+    con.unregister("new_pairs")
+    agreement = label_agreement(pairs, labeler, parents)
     con.register("agreement_batch", agreement)
     con.execute("UPDATE posts SET agreement = a.agreement, agreement_conf = a.agreement_conf "
                 "FROM agreement_batch a WHERE posts.platform = a.platform AND posts.id = a.id")

@@ -113,3 +113,44 @@ def test_agreement_is_the_same_whatever_the_arrival(tmp_path: Path) -> None:
     without = stage.extract([PostPair("yes", THREAD["yes"][0], TOPIC, "")])[0]
     assert abs(without.agreement_conf - expected["yes"][1]) > 10 * CONF_NOISE
     assert expected["yes"][0] == "agree" and expected["no"][0] == "disagree"
+
+
+def test_a_late_parent_of_many_replies_is_labelled_in_chunks_with_one_copy_of_its_text(
+        tmp_path: Path) -> None:
+    """2,500 replies stored before their parent: when it arrives, the labeler gets them
+    PAIR_CHUNK at a time, and every pair holds the same parent text object, not a copy each."""
+    from stream.pairing import PAIR_CHUNK, lexicon_labeler
+
+    n = 2500
+    stage = LabelStage("lexicon", (), tuple(load_topics(REPO / "topics.toml")))
+    calls: list[list[PostPair]] = []
+    lexicon = lexicon_labeler()
+
+    def recording(pairs: list[PostPair]) -> list:  # type: ignore[type-arg]
+        calls.append(list(pairs))
+        return lexicon(pairs)
+
+    sink = DuckDBSink(str(tmp_path / "late.duckdb"), "q", "posts", labeler=recording)
+    parent_text = "Climate change is real and we must cut carbon emissions now. " * 100
+
+    def frame(posts: list[Post], first: int) -> pd.DataFrame:
+        return pd.DataFrame({
+            "kafka_partition": pd.array([0] * len(posts), dtype="int32"),
+            "kafka_offset": list(range(first, first + len(posts))),
+            "broker_ts": [pd.Timestamp(datetime.now(UTC))] * len(posts),
+            "value": [json.dumps(post_to_dict(p), default=str) for p in posts]})
+
+    replies = [Post(id=f"r{i}", platform="test", author_id=f"u{i}", text="Absolutely agree.",
+                    created_at=T0 + timedelta(minutes=1), topic=TOPIC, conversation_id="root",
+                    parent_id="root") for i in range(n)]
+    root = Post(id="root", platform="test", author_id="u", text=parent_text, created_at=T0,
+                topic=TOPIC, conversation_id="root")
+    sink.write(stage.label_frame(frame(replies, 0)), 0)
+    assert calls == []  # no parent yet: nothing to pair
+    sink.write(stage.label_frame(frame([root], n)), 1)
+    with connect(tmp_path / "late.duckdb", read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM posts WHERE agreement IS NOT NULL"
+                           ).fetchall() == [(n,)]
+    assert [len(c) for c in calls] == [PAIR_CHUNK, PAIR_CHUNK, n - 2 * PAIR_CHUNK]
+    texts = {id(p.parent_text) for c in calls for p in c}
+    assert len(texts) == 1 and calls[0][0].parent_text == parent_text
