@@ -90,6 +90,7 @@ class LabelStage:
         rows: list[dict[str, Any]] = []
         good: list[int] = []
         wall = datetime.now(UTC)
+
         def column(name: str) -> list[Any]:
             return pdf[name].tolist() if name in pdf else [None] * len(pdf)
 
@@ -123,8 +124,8 @@ class LabelStage:
         if not isinstance(value, str | bytes):
             value = "" if value is None else str(value)
         obj: Any = None
-        reason = read_error
-        if not reason:
+        reason = read_error if isinstance(read_error, str) and read_error else None  # NaN: none
+        if reason is None:
             obj, reason = parse_record(value)
         if reason is None:
             reason = validate_post(obj, now, self.max_future_skew)

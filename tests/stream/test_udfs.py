@@ -54,3 +54,23 @@ def test_a_topic_not_in_topics_toml_is_dead_lettered_not_created() -> None:
     assert reason.startswith("topic '$\\\\frac{1}{0}$' is not in topics.toml (known: ")
     assert "gun_control" in reason and "ingest file --topic" in reason
     assert len(out["dead_reason"].iloc[3]) < 600  # a long id is cut in the reason
+
+
+def test_the_source_s_read_error_dead_letters_and_a_missing_one_does_not() -> None:
+    """`read_error` / `value_size` as Spark hands them over: a reason with the real size, or a
+    null (None or NaN) that leaves the record to the parser."""
+    import json
+
+    import pandas as pd
+
+    stage = LabelStage("lexicon", (), tuple(load_topics(REPO / "topics.toml")))
+    post = json.dumps({"id": "p1", "platform": "reddit", "author_id": "a", "text": "hello",
+                       "created_at": "2024-01-01T00:00:00Z", "conversation_id": "c1",
+                       "topic": "gun_control"})
+    out = LabelStage.label_frame(stage, pd.DataFrame({
+        "value": [post, post, "{cut"], "kafka_partition": [0] * 3, "kafka_offset": range(3),
+        "broker_ts": [pd.Timestamp("2024-01-01", tz="UTC")] * 3,
+        "read_error": [None, float("nan"), "record: 300,000 bytes, more than allowed"],
+        "value_size": [None, float("nan"), 300_000]}))
+    assert out["dead_reason"].isna().tolist() == [True, True, False]
+    assert out["raw_size"].iloc[2] == 300_000 and out["raw"].iloc[2] == "{cut"
