@@ -113,12 +113,16 @@ def orphans_sql(horizon_interval: str) -> str:
           AND r.created_at < ({event_clock_sql()}) - {horizon_interval}"""
 
 
+# DuckDB's words for transient contention: another process holds the file lock, or (same
+# process) another thread has the file open in the other mode (read-only vs read-write)
+LOCK_ERROR_MARKERS = ("Could not set lock", "Conflicting lock",
+                      "different configuration than existing connections")
+
+
 def is_lock_error(exc: BaseException) -> bool:
-    """Transient contention: another process holds the file lock, or (same process) another
-    thread has the file open in the other mode (read-only vs read-write)."""
+    """Transient contention on the DuckDB file (LOCK_ERROR_MARKERS)."""
     text = str(exc)
-    return ("Could not set lock" in text or "Conflicting lock" in text
-            or "different configuration than existing connections" in text)
+    return any(marker in text for marker in LOCK_ERROR_MARKERS)
 
 
 @contextmanager

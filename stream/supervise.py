@@ -22,14 +22,14 @@ from typing import Any, cast
 from tenacity import RetryCallState, wait_exponential_jitter
 
 from polarwatch.errors import PolarwatchError
+from polarwatch.warehouse import LOCK_ERROR_MARKERS
 
 LOG = logging.getLogger(__name__)
 
 # Substrings of a failure (the Python exception and whatever Spark wraps around it) that mark
 # a cause that goes away by itself.
 TRANSIENT_MARKERS = (
-    "Could not set lock", "Conflicting lock",  # a DuckDB reader held the file too long
-    "different configuration than existing connections",
+    *LOCK_ERROR_MARKERS,  # a DuckDB reader held the file too long
     "NoBrokersAvailable", "KafkaConnectionError", "KafkaTimeoutError", "NodeNotReadyError",
     "RequestTimedOutError", "LeaderNotAvailableError", "NotLeaderForPartitionError",
     "no records from",  # stream/kafka_source.py: a partition read stalled (broker restarting)
