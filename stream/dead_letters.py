@@ -81,7 +81,7 @@ def unreadable_row(topic: str, partition: int, offset: int, bad: UnreadableBatch
     """A ``dead_letters`` row for a record batch of the dead-letter topic that cannot be
     unpacked (stream.record_batches): its offsets and why, no content."""
     return {"source_topic": topic, "kafka_partition": partition, "kafka_offset": offset,
-            "reason": cut_reason(f"offsets {bad.first}..{bad.after - 1}: {bad.reason}"),
+            "reason": cut_reason(bad.describe()),
             "raw": "", "seen_at": now, "source": "ingest", "raw_size": None,
             "rejected_at": None}
 
@@ -172,11 +172,8 @@ class DeadLetterDrain:
                 try:
                     batch = consumer.poll(timeout_ms=200, max_records=5000).get(tp, [])
                 except UnreadableBatch as bad:  # stored as what it is, then skipped
-                    if bad.after <= nxt:
-                        raise
-                    rows.append(unreadable_row(self.topic, p, max(nxt, bad.first), bad, now))
-                    nxt = min(bad.after, end)
-                    consumer.seek(tp, nxt)
+                    at, nxt = bad.skip(consumer, tp, nxt, end)
+                    rows.append(unreadable_row(self.topic, p, at, bad, now))
                     continue
                 if not batch and time.monotonic() - last_progress > DRAIN_STALL_S:
                     break

@@ -55,15 +55,13 @@ class OffsetRegressionError(RuntimeError):
 # Python workers read it from PASSWORD_ENV, which the job sets before Spark starts.
 SECURITY_OPTIONS = {"securityprotocol": "security_protocol", "saslmechanism": "sasl_mechanism",
                     "saslusername": "sasl_plain_username", "sslcafile": "ssl_cafile"}
-SPARK_NAMES = {"securityprotocol": "securityProtocol", "saslmechanism": "saslMechanism",
-               "saslusername": "saslUsername", "sslcafile": "sslCafile"}
 PASSWORD_ENV = "POLARWATCH_BROKER_SASL_PASSWORD"
 
 
 def spark_security_options(kafka_options: dict[str, Any]) -> dict[str, str]:
     """Driver side: the Spark options that carry `kafka_options` (Config.kafka_options), without
     the password."""
-    return {SPARK_NAMES[opt]: str(kafka_options[kw]) for opt, kw in SECURITY_OPTIONS.items()
+    return {opt: str(kafka_options[kw]) for opt, kw in SECURITY_OPTIONS.items()
             if kafka_options.get(kw)}
 
 
@@ -280,12 +278,8 @@ def read_range_arrow(bootstrap: str, topic: str, partition: int, start: int,
             try:
                 batch = consumer.poll(timeout_ms=500, max_records=10000).get(tp, [])
             except UnreadableBatch as bad:
-                if bad.after <= nxt:  # not the batch at our position: let the read fail
-                    raise
-                add(max(nxt, bad.first), int(time.time() * 1e6), "",
-                    f"offsets {bad.first}..{bad.after - 1}: {bad.reason}", None)
-                nxt = min(bad.after, end)
-                consumer.seek(tp, nxt)
+                at, nxt = bad.skip(consumer, tp, nxt, end)
+                add(at, int(time.time() * 1e6), "", bad.describe(), None)
                 last_progress = time.monotonic()
                 continue
             if batch:

@@ -32,6 +32,20 @@ class UnreadableBatch(Exception):  # noqa: N818 — a record batch, not an error
         super().__init__(reason)
         self.first, self.after, self.reason = first, max(after, first + 1), reason
 
+    def describe(self) -> str:
+        """The dead letter's reason: the batch's offsets and why."""
+        return f"offsets {self.first}..{self.after - 1}: {self.reason}"
+
+    def skip(self, consumer: Any, tp: Any, position: int, end: int) -> tuple[int, int]:
+        """Seek `consumer` past this batch for a reader at `position` that stops at `end`:
+        (the offset its dead letter takes, the next offset to read). A batch wholly behind
+        `position` is not the one the reader is at: it is raised again."""
+        if self.after <= position:
+            raise self
+        nxt = min(self.after, end)
+        consumer.seek(tp, nxt)
+        return max(position, self.first), nxt
+
 
 class _TooLarge(ValueError):
     pass

@@ -45,14 +45,18 @@ def _post(pid: str, k: int) -> Post:
                 parent_id=parent, lang="en")
 
 
-def _frame(ids: list[str], first_offset: int) -> pd.DataFrame:
+def _source_frame(posts: list[Post], first_offset: int) -> pd.DataFrame:
     """What the Kafka source hands to mapInPandas for these posts."""
-    order = list(THREAD)
-    values = [json.dumps(post_to_dict(_post(pid, order.index(pid))), default=str) for pid in ids]
     return pd.DataFrame({
-        "kafka_partition": pd.array([0] * len(ids), dtype="int32"),
-        "kafka_offset": list(range(first_offset, first_offset + len(ids))),
-        "broker_ts": [pd.Timestamp(datetime.now(UTC))] * len(ids), "value": values})
+        "kafka_partition": pd.array([0] * len(posts), dtype="int32"),
+        "kafka_offset": list(range(first_offset, first_offset + len(posts))),
+        "broker_ts": [pd.Timestamp(datetime.now(UTC))] * len(posts),
+        "value": [json.dumps(post_to_dict(p), default=str) for p in posts]})
+
+
+def _frame(ids: list[str], first_offset: int) -> pd.DataFrame:
+    order = list(THREAD)
+    return _source_frame([_post(pid, order.index(pid)) for pid in ids], first_offset)
 
 
 def _stage() -> LabelStage:
@@ -133,21 +137,14 @@ def test_a_late_parent_of_many_replies_is_labelled_in_chunks_with_one_copy_of_it
     sink = DuckDBSink(str(tmp_path / "late.duckdb"), "q", "posts", labeler=recording)
     parent_text = "Climate change is real and we must cut carbon emissions now. " * 100
 
-    def frame(posts: list[Post], first: int) -> pd.DataFrame:
-        return pd.DataFrame({
-            "kafka_partition": pd.array([0] * len(posts), dtype="int32"),
-            "kafka_offset": list(range(first, first + len(posts))),
-            "broker_ts": [pd.Timestamp(datetime.now(UTC))] * len(posts),
-            "value": [json.dumps(post_to_dict(p), default=str) for p in posts]})
-
     replies = [Post(id=f"r{i}", platform="test", author_id=f"u{i}", text="Absolutely agree.",
                     created_at=T0 + timedelta(minutes=1), topic=TOPIC, conversation_id="root",
                     parent_id="root") for i in range(n)]
     root = Post(id="root", platform="test", author_id="u", text=parent_text, created_at=T0,
                 topic=TOPIC, conversation_id="root")
-    sink.write(stage.label_frame(frame(replies, 0)), 0)
+    sink.write(stage.label_frame(_source_frame(replies, 0)), 0)
     assert calls == []  # no parent yet: nothing to pair
-    sink.write(stage.label_frame(frame([root], n)), 1)
+    sink.write(stage.label_frame(_source_frame([root], n)), 1)
     with connect(tmp_path / "late.duckdb", read_only=True) as con:
         assert con.execute("SELECT count(*) FROM posts WHERE agreement IS NOT NULL"
                            ).fetchall() == [(n,)]
