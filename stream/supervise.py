@@ -16,11 +16,11 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
-from tenacity import RetryCallState, wait_exponential_jitter
+from tenacity import wait_exponential_jitter
 
+from polarwatch.backoff import wait_seconds
 from polarwatch.errors import PolarwatchError
 from polarwatch.warehouse import LOCK_ERROR_MARKERS
 
@@ -91,7 +91,7 @@ def supervise(start: Callable[[], Any], *, timeout: float | None = None, max_res
     deadline = None if timeout is None else clock() + timeout
     first, cap = RESTART_BACKOFF
     wait = wait_exponential_jitter(initial=first / 2, max=cap, jitter=first / 2)  # 0.5-1, 1-1.5, …
-    attempt = SimpleNamespace(attempt_number=1)  # all tenacity's wait strategy reads
+    attempt = 1  # the retry number the backoff is at
     restarts = 0
     while True:
         started = clock()
@@ -117,9 +117,9 @@ def supervise(start: Callable[[], Any], *, timeout: float | None = None, max_res
                               f"fix the cause and run it again (it resumes from its "
                               f"checkpoint)") from None
         if clock() - started >= HEALTHY_AFTER_S:
-            attempt.attempt_number = 1  # it ran well for a while: start the backoff over
-        delay = wait(cast(RetryCallState, attempt))
-        attempt.attempt_number += 1
+            attempt = 1  # it ran well for a while: start the backoff over
+        delay = wait_seconds(wait, attempt)
+        attempt += 1
         restarts += 1
         LOG.warning(f"stream restart {restarts} in {delay:.1f} s after a transient failure: "
                     f"{why}")

@@ -21,13 +21,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 from cachetools import LRUCache
-from tenacity import RetryCallState, wait_exponential, wait_random_exponential
+from tenacity import wait_exponential, wait_random_exponential
 
 from ingest.normalize import TopicRouter
+from polarwatch.backoff import wait_seconds
 from polarwatch.errors import PolarwatchError
 
 Position = Any  # JSON-serializable: int row index, int time_us, str status id, ...
@@ -113,8 +113,7 @@ class Backoff:
         half = {"multiplier": self.initial / 2, "exp_base": self.factor, "max": self.maximum / 2}
         wait = wait_exponential(**half) + wait_random_exponential(**half)
         self.attempt += 1
-        # all a tenacity wait strategy reads of the retry state
-        return float(wait(cast(RetryCallState, SimpleNamespace(attempt_number=self.attempt))))
+        return wait_seconds(wait, self.attempt)
 
     def reset(self) -> None:
         self.attempt = 0
