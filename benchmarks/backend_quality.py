@@ -38,9 +38,9 @@ from benchmarks.heads_data import (  # noqa: E402
 )
 from polarwatch.config import Topic, load_topics  # noqa: E402
 from polarwatch.records import Labels  # noqa: E402
-from scoring.cli import parse_options  # noqa: E402
 from scoring.extractors.base import Extractor, PostPair  # noqa: E402
 from scoring.extractors.registry import get_extractor  # noqa: E402
+from scoring.runs import parse_options  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SLICE = 500

@@ -48,7 +48,7 @@ from live_load import (  # noqa: E402
 
 from dashboard.snapshot import SNAPSHOT_ENV  # noqa: E402
 from ingest.broker import EmbeddedBroker, ensure_topics, free_port, port_open  # noqa: E402
-from ingest.cli import start_pruner  # noqa: E402
+from ingest.retention import start_pruner  # noqa: E402
 from polarwatch.config import Config  # noqa: E402
 from polarwatch.warehouse import connect  # noqa: E402
 from tests.stream.test_hostile import hostile_lines  # noqa: E402

@@ -26,11 +26,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from polarwatch.errors import BrokerError
+from polarwatch.errors import BrokerError, PolarwatchError
 from polarwatch.redact import scrubbed_env
 
 START_TIMEOUT_S = 15.0
@@ -42,6 +42,9 @@ S3_ENV = {"AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "polarwatch",
           "AWS_SECRET_ACCESS_KEY": "polarwatch", "AWS_DEFAULT_REGION": "us-east-1"}
 MOTO_REQUIREMENT = "moto[server]==5.2.5"
 PORT_CHECK_TIMEOUT_S = 2.0  # a TCP connect to a live broker on a LAN takes milliseconds
+
+if TYPE_CHECKING:
+    from polarwatch.config import Config
 
 
 def tansu_binary() -> Path:
@@ -337,3 +340,13 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int,
         return missing
     finally:
         admin.close()
+
+
+def embedded_broker(cfg: Config) -> EmbeddedBroker:
+    """The embedded broker that ``[broker]`` describes (its port from ``bootstrap_servers``,
+    ``state_dir``, ``storage``); it only runs on 127.0.0.1."""
+    host, port = parse_hostport(cfg.broker.bootstrap_servers)
+    if host not in ("127.0.0.1", "localhost"):
+        raise PolarwatchError(f"the embedded broker only runs on 127.0.0.1, but bootstrap_servers "
+                              f"is {cfg.broker.bootstrap_servers!r}; start that Kafka yourself")
+    return EmbeddedBroker(port, cfg.path(cfg.broker.state_dir), storage=cfg.broker.storage)

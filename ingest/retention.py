@@ -27,14 +27,22 @@ pruned at all: it grows until the broker restarts (and then loses everything).
 from __future__ import annotations
 
 import json
+import logging
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ingest.broker import S3_BUCKET, S3_ENV
-from polarwatch.errors import BrokerError
+from ingest.broker import S3_BUCKET, S3_ENV, EmbeddedBroker
+from polarwatch.console import SERVING, STOP
+from polarwatch.errors import BrokerError, PolarwatchError
+
+if TYPE_CHECKING:
+    from polarwatch.config import Config
+
+LOG = logging.getLogger(__name__)
 
 BATCH_KEY = re.compile(r"^clusters/[^/]+/topics/(?P<topic>[^/]+)/partitions/(?P<partition>\d+)"
                        r"/records/(?P<base>\d+)\.batch$")
@@ -169,3 +177,57 @@ def prune(endpoint: str, *, retention_hours: float, retention_mb: int, retention
                               f"{exc}") from exc
         raise
     return report
+
+
+def retention_limits(cfg: Config) -> tuple[float, int, int]:
+    """[broker] retention_hours, retention_mb and retention_batches (0 = that limit is off)."""
+    return cfg.broker.retention_hours, cfg.broker.retention_mb, cfg.broker.retention_batches
+
+
+def prune_storage(cfg: Config, broker: EmbeddedBroker, *, dry_run: bool = False,
+                  every: float | None = None) -> None:
+    """``broker prune``: remove consumed record batches beyond the retention (s3 storage). With
+    `every` (seconds) it runs until stopped (SIGTERM, Ctrl-C), and a round the S3 server fails
+    is logged and retried."""
+    hours, mb, batches = retention_limits(cfg)
+    if cfg.broker.storage != "s3":
+        raise PolarwatchError("`broker prune` needs [broker] storage = \"s3\": memory storage "
+                              "cannot be pruned (Tansu has no retention and its DeleteRecords "
+                              "panics); only a broker restart frees it, and loses every message")
+    if not (hours or mb or batches):
+        LOG.info("retention is off ([broker] retention_hours, retention_mb and "
+                 "retention_batches are 0): nothing to prune")
+        return
+    SERVING.set()
+    try:
+        while True:
+            try:
+                endpoint = broker.s3_endpoint()
+                if endpoint is None:
+                    raise BrokerError(f"the broker's S3 server is not running (state in "
+                                      f"{broker.state_dir}): start it with `polarwatch broker "
+                                      f"start`")
+                report = prune(endpoint, retention_hours=hours, retention_mb=mb,
+                               retention_batches=batches, dry_run=dry_run)
+                LOG.info(("dry run, would be: " if dry_run else "pruned: ") + report.summary())
+            except BrokerError as exc:
+                if not every:
+                    raise
+                LOG.warning("prune round failed, retrying in %g s: %s", every, exc)
+            if not every or STOP.wait(every):
+                return
+    finally:
+        SERVING.clear()
+
+
+def start_pruner(cfg: Config, broker: EmbeddedBroker, env: dict[str, str] | None = None) -> None:
+    """With s3 storage, keep a ``broker prune --every [broker] prune_every_s`` process running
+    next to the broker (Tansu's fetches stall once a partition holds thousands of batches);
+    ``env``: the pruner's environment (default: this process's)."""
+    every = cfg.broker.prune_every_s
+    if cfg.broker.storage != "s3" or not every or not any(retention_limits(cfg)):
+        return
+    pid = broker.start_pruner([sys.executable, "-m", "polarwatch.cli", "broker", "prune",
+                               "--every", f"{every:g}s"], cfg.child_env(env))
+    LOG.info(f"pruner running every {every:g} s (pid {pid}, log {broker.pruner_log_file}): "
+             f"consumed batches beyond [broker] retention_* are removed")

@@ -1,11 +1,35 @@
 """argparse ``type=`` callables: a wrong value becomes one line naming it and what is allowed
-(argparse prints ``error: argument --x: …`` and exits with code 2), never a traceback."""
+(argparse prints ``error: argument --x: …`` and exits with code 2), never a traceback.
+
+:class:`Parser` (the class of the ``polarwatch`` parser, so of every stage's sub-parser) and
+:class:`HelpFormatter` make ``--help`` uniform: a typed option shows its type's metavar
+(``DURATION``, ``N``, ``PORT``) and ends in one bracket with the type, the default and, for an
+option that falls back to a config key (``add_argument(..., config="section.key")``), that key
+and its environment variable: ``[a whole number >= 1; default: 14]``,
+``[default: [extractor] backend; env: POLARWATCH_EXTRACTOR_BACKEND]``. Help texts therefore
+never spell out defaults by hand.
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
 from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T", bound=Callable[[str], object])
+
+
+def shown_as(metavar: str, kind: str) -> Callable[[T], T]:
+    """Mark a type for ``--help``: `metavar` stands for the value (``--every DURATION``) and
+    `kind` opens the option's bracket (``[a duration: 30s, 10m, 1h, 7d; default: …]``), both
+    read by the CLI's help formatter."""
+    def mark(parse: T) -> T:
+        setattr(parse, "metavar", metavar)  # noqa: B010 (a function's attribute)
+        setattr(parse, "kind", kind)  # noqa: B010
+        return parse
+
+    return mark
 
 
 def _number(text: str) -> float:
@@ -18,6 +42,7 @@ def _number(text: str) -> float:
     return value
 
 
+@shown_as("PORT", "1-65535")
 def port(text: str) -> int:
     """A TCP port, 1..65535."""
     try:
@@ -29,6 +54,7 @@ def port(text: str) -> int:
     return value
 
 
+@shown_as("P", "a number in (0, 1]")
 def unit_interval(text: str) -> float:
     """A probability-like threshold in (0, 1]."""
     value = _number(text)
@@ -46,9 +72,10 @@ def at_least(low: float) -> Callable[[str], float]:
         return value
 
     parse.__name__ = f"number >= {low:g}"
-    return parse
+    return shown_as("NUMBER", f"a number >= {low:g}")(parse)
 
 
+@shown_as("auto|none|N", "auto, none or a whole number >= 2")
 def season(text: str) -> int | str:
     """``auto``, ``none`` or a whole number of points per cycle >= 2."""
     if text in ("auto", "none"):
@@ -75,14 +102,16 @@ def count(low: int = 1) -> Callable[[str], int]:
         return value
 
     parse.__name__ = f"whole number >= {low}"
-    return parse
+    return shown_as("N", f"a whole number >= {low}")(parse)
 
 
+@shown_as("NUMBER", "a finite number")
 def finite(text: str) -> float:
     """Any finite number."""
     return _number(text)
 
 
+@shown_as("DURATION", "a duration: 30s, 10m, 1h, 7d")
 def duration(text: str) -> float:
     """A positive duration in the one grammar (``30s``, ``10m``, ``1h``, ``7d``), as seconds."""
     from polarwatch.config import parse_duration
@@ -94,11 +123,13 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+@shown_as("DURATION", "a duration: 30s, 10m, 1h, 7d; 0 = off")
 def duration_or_zero(text: str) -> float:
     """:func:`duration`, or ``0`` (off)."""
     return 0.0 if text.strip() in ("0", "0s") else duration(text)
 
 
+@shown_as("NUMBER", "a number > 0")
 def positive(text: str) -> float:
     """A finite number > 0."""
     value = _number(text)
@@ -107,7 +138,67 @@ def positive(text: str) -> float:
     return value
 
 
+@shown_as("DURATION", "a duration: 30s, 10m, 1h, 7d")
 def duration_text(text: str) -> str:
     """:func:`duration`, checked at parsing but kept as the text the user wrote."""
     duration(text)
     return text
+
+
+@shown_as("N|max", "a number > 0, or max")
+def speed_or_max(text: str) -> float | None:
+    """A speed-up factor > 0, or ``max`` (``None``: as fast as possible)."""
+    return None if text == "max" else positive(text)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends ``[type; default: X; env: VAR]`` to each option's help (see the module doc); a
+    help text that already says ``default`` keeps its own wording."""
+
+    def _get_default_metavar_for_optional(self, action: argparse.Action) -> str:
+        return str(getattr(action.type, "metavar", None) or action.dest.upper())
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or action.default == argparse.SUPPRESS:
+            return text  # positionals, --help
+        parts = [kind] if (kind := getattr(action.type, "kind", None)) else []
+        config: str | None = getattr(action, "config_key", None)
+        if "default" not in text.lower():
+            shown = getattr(action, "shown_default", None)
+            if shown is None and config:
+                section, key = config.split(".", 1)
+                shown = f"[{section}] {key}"
+            if shown is None and action.default is not None and action.default is not False:
+                shown = action.default
+            if shown is not None:
+                parts.append(f"default: {shown}")
+        env = getattr(action, "env", None)
+        if env is None and config:
+            env = f"POLARWATCH_{config.replace('.', '_').upper()}"
+        if env and "env:" not in text:
+            parts.append(f"env: {env}")
+        if not parts:
+            return text
+        bracket = "; ".join(str(part) for part in parts).replace("%", "%%")  # help is %-formatted
+        return f"{text} [{bracket}]".strip()
+
+
+class Parser(argparse.ArgumentParser):
+    """``add_argument`` also takes, for --help: ``config="section.key"`` (the option falls back
+    to that key), ``env="VAR"`` (a variable that is no config key, e.g. ``POLARWATCH_CONFIG``)
+    and ``shown_default="text"`` (what an unset option means, e.g. ``once``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, config: str | None = None,
+                     env: str | None = None, shown_default: str | None = None,
+                     **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        for name, value in (("config_key", config), ("env", env),
+                            ("shown_default", shown_default)):
+            if value is not None:
+                setattr(action, name, value)
+        return action

@@ -3,6 +3,11 @@
 Each stage registers its own sub-commands through the ``polarwatch.commands`` entry points in
 ``pyproject.toml`` (``register(subparsers)``, each command a ``func(cfg, args) -> int`` driver
 over that stage's library code), so this module imports no stage.
+
+The options every command shares are global and go before the command: ``--config``, ``-v`` /
+``-q`` and ``--progress`` / ``--no-progress``; a command takes only its own options. Every
+parser is an :class:`polarwatch.argtypes.Parser`, so ``--help`` shows types, defaults and
+environment variables the same way everywhere.
 """
 
 from __future__ import annotations
@@ -13,25 +18,45 @@ import sys
 from importlib.metadata import entry_points
 from typing import Any
 
+from polarwatch.argtypes import Parser
 from polarwatch.config import CONFIG_ENV, load_config
 from polarwatch.console import SERVING, STOP, setup_logging
 from polarwatch.errors import PolarwatchError
 
 COMMANDS_GROUP = "polarwatch.commands"
 PIPELINE = ("demo", "ingest", "stream", "scoring", "forecast", "dashboard")  # --help order
+GLOBAL_FLAGS = ("-v", "--verbose", "-q", "--quiet", "--progress", "--no-progress")
+
+
+class _Root(Parser):
+    def error(self, message: str) -> Any:
+        """A global flag given after the command says where it goes."""
+        unknown = message.partition("unrecognized arguments: ")[2].split()
+        misplaced = [flag for flag in unknown if flag in GLOBAL_FLAGS]
+        if misplaced:
+            message += (f" ({', '.join(misplaced)}: global, give before the command, e.g. "
+                        f"`polarwatch {misplaced[0]} label posts.jsonl`)")
+        super().error(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="polarwatch", description="Streaming social-media polarization monitor.")
-    parser.add_argument("--config", help=f"config file [env: {CONFIG_ENV}; default "
-                                         f"./polarwatch.toml]")
+    parser = _Root(
+        prog="polarwatch", description="Streaming social-media polarization monitor.",
+        epilog="The options above are global: give them before the command. "
+               "`polarwatch COMMAND --help` lists a command's own options.")
+    parser.add_argument("--config", metavar="FILE", env=CONFIG_ENV, shown_default="./polarwatch.toml",
+                        help="config file")
     loud = parser.add_mutually_exclusive_group()
     loud.add_argument("-v", "--verbose", dest="log_level", action="store_const", const=1,
-                      default=0, help="also debug messages")
+                      default=0, help="also debug messages (e.g. every delivery confirmation "
+                                      "of ingest)")
     loud.add_argument("-q", "--quiet", dest="log_level", action="store_const", const=-1,
-                      help="only warnings and errors")
-    sub = parser.add_subparsers(dest="command", required=True)
+                      help="only warnings and errors, and no progress bars")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction,
+                        shown_default="bars only when stderr is a terminal",
+                        help="progress bars on stderr (label, train, ingest file); -q turns "
+                             "them off")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     plugins = sorted(entry_points(group=COMMANDS_GROUP),
                      key=lambda ep: (PIPELINE.index(ep.name) if ep.name in PIPELINE else
                                      len(PIPELINE), ep.name))

@@ -3,12 +3,14 @@
 Messages go through the ``logging`` module: the commands log to ``polarwatch``, library code to
 its module's logger (``logging.getLogger(__name__)``, e.g. ``stream.sink``). :func:`setup_logging`
 prints both to stdout as ``[polarwatch HH:MM:SS] message``; ``-v`` adds debug messages and ``-q``
-keeps only warnings and errors. :data:`STOP` and :data:`SERVING` let SIGTERM end a long-running command
+keeps only warnings and errors. Progress bars (tqdm, on stderr) follow the global
+``--progress`` / ``--no-progress`` through :func:`show_progress`. :data:`STOP` and :data:`SERVING` let SIGTERM end a long-running command
 (the dashboard, the demo) so its cleanup runs in order.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import threading
@@ -51,3 +53,13 @@ def setup_logging(verbosity: int = 0, packages: Sequence[str] = ()) -> None:
 def log(msg: str) -> None:
     """One progress line of a command (INFO)."""
     LOGGER.info(msg)
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Whether a command draws its progress bar on stderr: never under ``-q``; else as the
+    global ``--progress`` / ``--no-progress`` says; with neither, when stderr is a terminal.
+    Standard output (labels, CSV) is never touched."""
+    if getattr(args, "log_level", 0) < 0:
+        return False
+    chosen = getattr(args, "progress", None)
+    return sys.stderr.isatty() if chosen is None else bool(chosen)

@@ -1,4 +1,4 @@
-"""`polarwatch dashboard` (and the demo, which calls serve_dashboard) hands the app
+"""`polarwatch dashboard` (and the demo, which calls dashboard.serve.serve_dashboard) hands the app
 ``[dashboard] snapshot_seconds`` as ``$POLARWATCH_DASHBOARD_SNAPSHOT_S``, unless the caller's
 environment already sets that variable; the app's readers then work on a snapshot."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.cli import app_env
+from dashboard.serve import app_env
 from dashboard.snapshot import SNAPSHOT_ENV, readable
 from polarwatch.config import load_config
 from polarwatch.errors import ConfigError

@@ -290,7 +290,7 @@ def test_cli_reddit_csv_with_topic(broker: EmbeddedBroker, topic_names: tuple[st
     monkeypatch.setenv("POLARWATCH_TOPICS_DEAD_LETTER", dead_topic)
     args = ["--config", str(REPO / "polarwatch.toml"), "ingest", "file", str(path), "--preset",
             "reddit", "--state-dir", str(tmp_path / "state"), "--topic", "climate_change"]
-    assert cli_main([*args, "--progress"]) == 0
+    assert cli_main(["--progress", *args]) == 0
     err = capsys.readouterr().err
     assert "reddit.csv: 4rows" in err  # tqdm's count of rows read, on stderr
     assert cli_main([*args[:-1], "nope"]) == 2  # unknown topic: an error, not a traceback

@@ -515,7 +515,7 @@ def test_a_boolean_is_not_a_number(tmp_path: Path) -> None:
 def test_children_get_the_config_file_the_user_named(tmp_path: Path) -> None:
     """`polarwatch --config staging.toml dashboard` started the app and the pruner with the
     project's polarwatch.toml: child_env named the root's file, not the one loaded."""
-    from dashboard.cli import app_env
+    from dashboard.serve import app_env
     from polarwatch.config import CONFIG_ENV
 
     (tmp_path / "polarwatch.toml").write_text("[warehouse]\npath = 'prod.duckdb'\n")

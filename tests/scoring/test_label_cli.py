@@ -95,7 +95,7 @@ def test_label_csv_reports_the_physical_line_of_a_bad_row(
         "2,Shall not be infringed,gun_control,1,\n"
         "3,too,many,fields,here,extra\n"  # line 5
         "4,\"Agreed, well said\",climate_change,,The climate crisis is real\n")
-    rc, out, err = run(capsys, "label", str(src), "--backend", "lexicon", "-q")
+    rc, out, err = run(capsys, "-q", "label", str(src), "--backend", "lexicon")
     assert rc == 0, err
     assert f"{src}:5: skipped: 6 fields, the header has 5" in err
     labels = [json.loads(line) for line in out.splitlines()]
@@ -162,9 +162,9 @@ def test_train_writes_heads_the_learned_backend_loads(tmp_path: Path,
               for i in range(8)]
     stance += [{"text": f"Everyone back to the office {i}", "label": "anti",
                 "topic": "remote_work"} for i in range(8)]
-    rc, _, err = run(capsys, "train", "--task", "stance", "--topics", str(topics),
+    rc, _, err = run(capsys, "--progress", "train", "--task", "stance", "--topics", str(topics),
                      str(_write(tmp_path / "stance.jsonl", stance)),
-                     "-o", str(tmp_path / "stance_remote_work.npz"), "--progress")
+                     "-o", str(tmp_path / "stance_remote_work.npz"))
     assert rc == 0, err
     assert "train stance: encode: 100%" in err and "48/48" in err  # 16 rows × 3 texts
     head = Head.load(tmp_path / "stance_remote_work.npz")
@@ -180,9 +180,9 @@ def test_train_writes_heads_the_learned_backend_loads(tmp_path: Path,
     shutil.copytree(HEADS_DIR, heads)
     shutil.copy(tmp_path / "affect.npz", heads / "affect.npz")
     shutil.copy(tmp_path / "stance_remote_work.npz", heads / "stance_remote_work.npz")
-    rc, out, err = run(capsys, "label", str(_write(tmp_path / "p.jsonl", [
+    rc, out, err = run(capsys, "-q", "label", str(_write(tmp_path / "p.jsonl", [
         {"id": "1", "text": "Back to the office, everyone", "topic": "remote_work"}])),
-        "--topics", str(topics), "--backend", "learned", "-O", f"heads_dir={heads}", "-q")
+        "--topics", str(topics), "--backend", "learned", "-O", f"heads_dir={heads}")
     assert rc == 0, err
     assert json.loads(out)["backend"] == "learned"
     from polarwatch.config import load_topics
@@ -223,14 +223,16 @@ def test_label_progress_goes_to_stderr_and_never_into_the_labels(
     src.write_text("".join(json.dumps({"id": f"p{i}", "text": f"Gun laws now {i}",
                                        "topic": "gun_control"}) + "\n" for i in range(300)))
     common = ("label", str(src), "--backend", "lexicon", "--fallback", "", "--batch-size", "64")
-    rc, out, err = run(capsys, *common, "--progress")
+    rc, out, err = run(capsys, "--progress", *common)  # the global switch
     assert rc == 0, err
     assert "label: 100%" in err and "300/300" in err  # tqdm's bar, on stderr
     assert [json.loads(line)["id"] for line in out.splitlines()] == [f"p{i}" for i in range(300)]
-    for quiet in (["-q"], ["--progress", "-q"]):  # the command's -q wins over --progress
-        rc, out, err = run(capsys, *common, *quiet)
+    for quiet in (["-q"], ["-q", "--progress"], ["--no-progress"]):  # -q wins over --progress
+        rc, out, err = run(capsys, *quiet, *common)
         assert rc == 0 and "%|" not in err and len(out.splitlines()) == 300
-    rc, _, err = run(capsys, "-q", *common, "--progress")  # the global -q too
-    assert rc == 0 and "%|" not in err
     rc, _, err = run(capsys, *common)  # stderr is not a terminal here: no bar by default
     assert rc == 0 and "%|" not in err
+    with pytest.raises(SystemExit) as stop:  # the per-command -q and --progress are gone
+        run(capsys, *common, "--progress")
+    assert stop.value.code == 2
+    assert "--progress: global, give before the command" in capsys.readouterr().err

@@ -1,0 +1,60 @@
+"""Serving the Streamlit app (``polarwatch dashboard``, and the demo's live phase): its
+process, its environment and its shutdown on Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from dashboard.safety import TOKEN_ENV, allowed_hosts, new_token
+from dashboard.snapshot import SNAPSHOT_ENV
+from polarwatch.config import Config
+from polarwatch.console import SERVING, STOP
+from polarwatch.redact import scrubbed_env
+
+LOG = logging.getLogger(__name__)
+APP = Path(__file__).resolve().parent / "app.py"
+
+
+def app_env(cfg: Config, env: dict[str, str] | None = None,
+            base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The app process's environment: ``base`` (this process's environment) with ``env`` on
+    top, the config file, the warehouse path, and ``$POLARWATCH_DASHBOARD_SNAPSHOT_S`` from
+    ``[dashboard] snapshot_seconds`` unless one of the two already sets it."""
+    child = cfg.child_env(scrubbed_env(base) | (env or {}))  # the app needs no credential
+    child["POLARWATCH_WAREHOUSE_PATH"] = str(cfg.warehouse_path)
+    child.setdefault(SNAPSHOT_ENV, str(cfg.dashboard.snapshot_seconds))
+    return child
+
+
+def serve_dashboard(cfg: Config, port: int, env: dict[str, str] | None = None) -> int:
+    """Run the app until Ctrl-C or SIGTERM; ``env`` adds variables for the app's process."""
+    token = new_token()  # edits need the link carrying it: a page on another origin has not
+    child_env = app_env(cfg, env) | {TOKEN_ENV: token}
+    hosts = allowed_hosts(cfg.dashboard.address, cfg.dashboard.allowed_hosts)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless",
+           "true", "--server.address", cfg.dashboard.address, "--server.port", str(port),
+           "--browser.gatherUsageStats", "false", "--server.enableCORS", "true",
+           *[arg for host in hosts for arg in ("--server.allowedHosts", host)]]
+    url = f"http://{cfg.dashboard.address}:{port}"
+    LOG.info(f"dashboard at {url}  (press Ctrl-C to stop)")
+    if cfg.dashboard.edit_events:
+        LOG.info(f"to edit events open {url}/event_calendar?token={token} (this run's link; other "
+            f"links show the calendar read-only)")
+    proc = subprocess.Popen(cmd, env=child_env)
+    SERVING.set()  # SIGTERM now only asks this loop to end, so cleanup runs in order
+    try:
+        while proc.poll() is None and not STOP.is_set():
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        SERVING.clear()
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
+    return 0

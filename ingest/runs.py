@@ -1,0 +1,197 @@
+"""What the ``broker start`` and ``ingest …`` commands run, as library functions (``ingest/cli.py``
+only parses arguments; the demo and the benchmarks call these directly).
+
+Every ingest validates and de-duplicates through :class:`~ingest.producer.PostProducer`, routes
+posts to topics (a fixed topic id or the keywords in ``topics.toml``) and saves its position in
+a progress file under the state directory only after the broker confirmed delivery, so running
+it again after a crash resumes where the confirmed records end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ingest.broker import EmbeddedBroker, embedded_broker, ensure_topics
+from ingest.normalize import TopicRouter
+from ingest.producer import PostProducer
+from ingest.retention import retention_limits, start_pruner
+from polarwatch.config import Config
+from polarwatch.errors import ConfigError
+
+DEFAULT_STATE_DIR = ".polarwatch/ingest"  # progress files, next to polarwatch.toml
+LOG = logging.getLogger(__name__)
+
+
+def start_broker(cfg: Config) -> EmbeddedBroker:
+    """Start the embedded broker with the posts and dead-letter topics, and its pruner with s3
+    storage (``broker start``)."""
+    broker = embedded_broker(cfg)
+    pid = broker.start()
+    created = ensure_topics(broker.bootstrap, [cfg.topics.posts, cfg.topics.dead_letter],
+                            cfg.topics.partitions)
+    LOG.info(f"broker up at {broker.bootstrap} (pid {pid}, log {broker.log_file}); "
+             f"topics created: {', '.join(created) or 'none (already there)'}")
+    if cfg.broker.storage == "memory":
+        LOG.info("storage is in memory: stopping the broker loses its messages "
+                 "(set [broker] storage = \"s3\" to keep them across broker restarts)")
+        if any(retention_limits(cfg)):
+            LOG.warning("[broker] retention_hours/retention_mb are set, but memory storage "
+                        "cannot be pruned (Tansu has no retention): it grows, ~230 B per "
+                        "message, until the broker stops; set [broker] storage = \"s3\" "
+                        "and run `polarwatch broker prune`")
+    else:
+        LOG.info("storage is a local S3 server: messages survive broker restarts; "
+                 "`polarwatch broker stop` stops that server too")
+        start_pruner(cfg, broker)
+    return broker
+
+
+def stop_broker(cfg: Config) -> bool:
+    """Stop the embedded broker, its S3 server and pruner; False when it was not running."""
+    stopped = embedded_broker(cfg).stop()
+    LOG.info("broker stopped" if stopped else "broker was not running")
+    return stopped
+
+
+def broker_status(cfg: Config) -> bool:
+    """Log whether the embedded broker runs, and return that."""
+    broker = embedded_broker(cfg)
+    running = broker.running()
+    LOG.info(f"broker running at {broker.bootstrap} (pid {broker.pid()})" if running
+             else f"broker not running (expected at {broker.bootstrap})")
+    return running
+
+
+def produce_synthetic(cfg: Config, days: int, seed: int, rate: float,
+                      invalid_every: int, start: datetime | None = None) -> list[Any]:
+    """Produce the synthetic corpus (ending now unless `start` is given); returns its events
+    (SyntheticEvent)."""
+    from ingest.sources.synthetic import default_events, generate, with_invalid
+
+    topics = cfg.load_topics()
+    ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter],
+                  cfg.topics.partitions, **cfg.kafka_options())
+    if start is None:
+        start = (datetime.now(UTC) - timedelta(days=days)).replace(minute=0, second=0,
+                                                                   microsecond=0)
+    events = default_events(topics, start, days)
+    for ev in events:
+        LOG.info(f"synthetic {ev.kind} event {ev.name!r} on {ev.topic} at "
+                 f"{ev.at:%Y-%m-%d %H:%M} UTC")
+    posts = generate(topics, days=days, seed=seed, start=start, rate=rate)
+    with PostProducer(cfg.broker.bootstrap_servers, cfg.topics.posts,
+                      cfg.topics.dead_letter, **cfg.kafka_options()) as producer:
+        if invalid_every:
+            for raw in with_invalid(posts, every=invalid_every, seed=seed):
+                producer.send_raw(raw)
+        else:
+            producer.send_many(posts)
+    st = producer.stats
+    LOG.info(f"{st.sent:,} posts produced to {cfg.topics.posts}; {st.dead_lettered} invalid "
+             f"records sent to {cfg.topics.dead_letter} ({st.reasons or 'none'})")
+    return events
+
+
+def routing(cfg: Config, topic: str | None) -> TopicRouter:
+    """The router of ``topics.toml``, after checking that a fixed `topic` is one of its ids."""
+    router = TopicRouter.from_topics(cfg.load_topics())
+    if topic is not None and topic not in router.ids:
+        raise ConfigError(f"--topic {topic!r} is not in {cfg.extractor.topics_file}; known "
+                          f"topics are {', '.join(router.ids)}")
+    return router
+
+
+def open_producer(cfg: Config) -> PostProducer:
+    """A de-duplicating producer to the configured topics (created when missing)."""
+    ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter],
+                  cfg.topics.partitions, **cfg.kafka_options())
+    return PostProducer(cfg.broker.bootstrap_servers, cfg.topics.posts, cfg.topics.dead_letter,
+                        dedup=True,
+                        max_future_skew=timedelta(hours=cfg.ingest.max_future_skew_hours),
+                        **cfg.kafka_options())
+
+
+def mastodon_source(cfg: Config, instance: str, *, tag: str | None = None, public: bool = False,
+                    local: bool = False, token_env: str | None = None,
+                    catch_up: bool = True) -> Any:
+    """A Mastodon source of a hashtag (`tag`) or the `public` timeline; its access token from
+    the variable `token_env`, else ``[ingest] mastodon_token`` (none when empty)."""
+    from ingest.sources.mastodon import MastodonSource
+
+    if not tag and not public:
+        raise ConfigError("mastodon: pass --tag TAG or --public")
+    token = (os.environ.get(token_env) if token_env
+             else cfg.ingest.mastodon_token.get_secret_value()) or None
+    return MastodonSource(instance, tag=tag, local=local, token=token, catch_up=catch_up)
+
+
+def _summary(what: str, stats: Any, producer: PostProducer, position: Any) -> None:
+    reasons = f" {producer.stats.reasons}" if stats.dead_lettered else ""
+    LOG.info(f"{what}: {stats.read:,} records read ({stats.replayed:,} before the resume point), "
+             f"{stats.sent:,} posts sent, {stats.duplicates:,} duplicates dropped, "
+             f"{stats.dead_lettered:,} dead-lettered{reasons}, {stats.no_topic:,} matched no "
+             f"topic, {stats.ignored:,} ignored; confirmed position {position}")
+
+
+def ingest_files(cfg: Config, paths: Sequence[str | Path], mapping: dict[str, str], *,
+                 fmt: str | None = None, assume_utc: bool = False, topic: str | None = None,
+                 state_dir: str | Path | None = None, restart: bool = False, confirm_every: int = 5_000,
+                 replay_speed: float | None = None, progress: bool = False) -> None:
+    """``ingest file``: each file from its confirmed position; `mapping` is post field →
+    column (``ingest.sources.files.parse_mapping``); `state_dir`: where progress files live
+    (relative to the config file; default :data:`DEFAULT_STATE_DIR`); `progress`: a bar of the
+    rows read on stderr."""
+    from tqdm import tqdm
+
+    from ingest.sources.base import Replay, pump
+    from ingest.sources.files import FileSource, RowMapper, open_progress, saver
+
+    router = routing(cfg, topic)
+    sources = [FileSource(p, fmt, RowMapper(mapping, assume_utc=assume_utc))
+               for p in paths]  # fail on a missing file before sending anything
+    with open_producer(cfg) as producer:
+        for source in sources:
+            resume = open_progress(source, cfg.path(str(state_dir or DEFAULT_STATE_DIR)),
+                                   cfg.topics.posts, restart=restart)
+            if resume.position:
+                LOG.info(f"{source.path}: resuming after row {resume.position:,} "
+                         f"(progress file {resume.checkpoint.path})")
+            records = tqdm(source.records(resume.position), desc=str(source.path.name),
+                           unit="rows", file=sys.stderr, disable=not progress)
+            stats = pump(records, producer, router=router, topic=topic,
+                         checkpoint=saver(resume, source), confirm_every=confirm_every,
+                         replay=Replay(replay_speed))
+            _summary(str(source.path), stats, producer, resume.position)
+
+
+def ingest_live(cfg: Config, source: Any, kind: str, *, topic: str | None = None,
+                state_dir: str | Path | None = None, restart: bool = False, cursor: Any = None,
+                duration: float | None = None, confirm_interval: float = 2.0,
+                max_posts: int | None = None) -> None:
+    """``ingest jetstream|mastodon``: a live `source` from `cursor` (default: the saved one)
+    until `max_posts` posts or `duration` seconds (default: until stopped); `state_dir` as in
+    :func:`ingest_files`."""
+    from ingest.sources.base import Checkpoint, pump
+
+    router = routing(cfg, topic)
+    ckpt = Checkpoint(cfg.path(str(state_dir or DEFAULT_STATE_DIR)), kind, f"{source.checkpoint_key()}|{cfg.topics.posts}")
+    if restart:
+        ckpt.clear()
+    saved_position, conversations, save = ckpt.resume_live()
+    position = cursor if cursor is not None else saved_position
+    if position is not None:
+        LOG.info(f"{kind}: resuming from position {position} (progress file {ckpt.path})")
+    deadline = time.monotonic() + duration if duration else None
+    with open_producer(cfg) as producer:
+        stats = pump(source.records(position), producer, router=router, topic=topic,
+                     checkpoint=save, conversations=conversations,
+                     confirm_seconds=confirm_interval, max_posts=max_posts, deadline=deadline)
+        _summary(kind, stats, producer,
+                 stats.position if stats.position is not None else position)

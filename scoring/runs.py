@@ -1,0 +1,126 @@
+"""What ``polarwatch label`` and ``train`` run besides :mod:`scoring.io` and
+:mod:`scoring.training`: their topics (the configured ones plus an extra file), the backends'
+``[BACKEND.]KEY=VALUE`` options, and :func:`label_file` (read, label, write, one summary line)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polarwatch.config import Config, Topic, load_topics
+from polarwatch.errors import ConfigError
+
+
+def resolve_topics(cfg: Config, topics_file: str | None) -> list[Topic]:
+    """Configured topics plus those in ``topics_file`` (which win on a shared id)."""
+    extra = load_topics(topics_file) if topics_file else []
+    try:
+        configured = cfg.load_topics()
+    except ConfigError:
+        if not extra:
+            raise
+        configured = []
+    merged = {t.id: t for t in configured}
+    merged.update({t.id: t for t in extra})
+    return list(merged.values())
+
+
+def _value(raw: str) -> Any:
+    low = raw.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def parse_options(items: list[str], default_backend: str) -> dict[str, dict[str, Any]]:
+    """``[BACKEND.]KEY=VALUE`` items → {backend: {key: value}}; no prefix = the main backend."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--option {item!r}: expected [BACKEND.]KEY=VALUE, e.g. "
+                              f"llm.base_url=http://127.0.0.1:8080/v1")
+        backend, dot, name = key.rpartition(".")
+        out.setdefault(backend if dot else default_backend, {})[name] = _value(value)
+    return out
+
+
+def one_topic(topics: list[Topic], topic_id: str | None) -> Topic:
+    by_id = {t.id: t for t in topics}
+    if topic_id is None and len(by_id) == 1:
+        return next(iter(by_id.values()))
+    if topic_id not in by_id:
+        raise ConfigError(f"--weak-labels needs --topic, one of {', '.join(sorted(by_id))}"
+                          + (f" (got {topic_id!r})" if topic_id else ""))
+    return by_id[topic_id]
+
+
+@dataclass
+class LabelRun:
+    """What :func:`label_file` did: rows written, rows skipped (line, reason), a one-line
+    summary and the backends' last failures."""
+
+    written: int
+    skipped: list[tuple[int, str]]
+    summary: str
+    errors: list[str] = field(default_factory=list)
+
+
+def _rate(n: int, seconds: float) -> str:
+    rate = n / max(seconds, 1e-9)
+    return f"{rate:,.0f}" if rate >= 10 else f"{rate:.2f}"
+
+
+def label_file(cfg: Config, src: Path, output: str | None, *, topics_file: str | None = None,
+               backend: str | None = None, fallback: list[str] | None = None,
+               options: list[str] | None = None, cascade_to: str | None = None,
+               cascade_threshold: float | None = None, llm_budget: int | None = None,
+               batch_size: int = 256, progress: bool = False) -> LabelRun:
+    """Label every usable row of `src` into `output` (JSONL; ``None`` or ``-``: stdout) with
+    `backend` (default ``[extractor] backend``) and its fallbacks; `progress`: a bar on
+    stderr."""
+    from tqdm import tqdm
+
+    from scoring import io
+    from scoring.fallback import build_from_config
+
+    topics = resolve_topics(cfg, topics_file)
+    backend = backend or cfg.extractor.backend
+    posts, skipped = io.read_posts(src, [t.id for t in topics])
+    t_load = time.monotonic()
+    extractor = build_from_config(cfg.extractor, topics, backend, fallback,
+                                  parse_options(options or [], backend), cascade_to=cascade_to,
+                                  cascade_threshold=cascade_threshold,
+                                  max_calls_per_minute=llm_budget)
+    load_s, t0 = time.monotonic() - t_load, time.monotonic()
+    with tqdm(total=len(posts), desc="label", unit="rows", file=sys.stderr,
+              disable=not progress) as bar:
+        labels = io.label_posts(posts, extractor, batch_size, on_batch=bar.update)
+    label_s = time.monotonic() - t0
+    records = io.output_records(posts, labels)
+    if output in (None, "-"):
+        written = io.write_jsonl(records, sys.stdout)
+        sys.stdout.flush()
+    else:
+        out = Path(str(output))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", encoding="utf-8") as fh:
+            written = io.write_jsonl(records, fh)
+    chain = getattr(extractor, "primary", extractor)
+    per_backend = dict(Counter(lab.backend for lab in labels))
+    summary = (f"labeled {written:,} rows with {extractor.name} in {label_s:.2f} s "
+               f"({_rate(written, label_s)} rows/s; backend load {load_s:.2f} s); "
+               f"{len(skipped):,} rows skipped; labels by backend: {per_backend}"
+               + (f"; cascade: {dict(getattr(extractor, 'stats', {}))}"
+                  if chain is not extractor else "")
+               + (f" -> {output}" if output not in (None, "-") else ""))
+    return LabelRun(written, skipped, summary, list(getattr(chain, "last_errors", [])))
