@@ -4,8 +4,9 @@ Messages go through the ``logging`` module: the commands log to ``polarwatch``, 
 its module's logger (``logging.getLogger(__name__)``, e.g. ``stream.sink``). :func:`setup_logging`
 prints both to stdout as ``[polarwatch HH:MM:SS] message``; ``-v`` adds debug messages and ``-q``
 keeps only warnings and errors. Progress bars (tqdm, on stderr) follow the global
-``--progress`` / ``--no-progress`` through :func:`show_progress`. :data:`STOP` and :data:`SERVING` let SIGTERM end a long-running command
-(the dashboard, the demo) so its cleanup runs in order.
+``--progress`` / ``--no-progress`` through :func:`show_progress`. :data:`STOP` and
+:data:`SERVING` let SIGTERM end a long-running command (the dashboard, the demo) so its cleanup
+runs in order.
 """
 
 from __future__ import annotations
