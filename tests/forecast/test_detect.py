@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from forecast.alarms import AlarmPolicy
-from forecast.detect import StreamingDetector, detect_values, season_points, warmup_points
+from forecast.detect import StreamingDetector, detect_values, warmup_points
+from forecast.seasons import season_points
 from polarwatch.cli import main
 
 HOURS = 24 * 12  # 12 days hourly: warm-up 48, refits after 96 and 192 observed points
