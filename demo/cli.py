@@ -53,7 +53,7 @@ def forecast_loop(cfg: Config, events: Sequence[Event], every: float) -> None:
     while not STOP.wait(every):
         try:
             summary = run_forecast(cfg, events=events)
-            log(f"forecast refreshed: {summary['flags']} flag(s), alerts {summary['alerts']}")
+            log(f"forecast refreshed: {summary.flags} flag(s), alerts {summary.alerts}")
         except Exception as exc:  # keep the demo alive; say what went wrong
             log(f"forecast refresh failed: {exc}")
 

@@ -107,7 +107,7 @@ def test_run_forecast_stores_causal_classes(tmp_path: Path) -> None:
     events = [Event("Vote", "abortion", at(244).to_pydatetime(), "scheduled"),
               Event("Shooting", "guns", at(219).to_pydatetime(), "sudden")]
     summary = run_forecast(cfg_for(path), events=events)
-    assert summary["anticipatory"] >= 1 and summary["reactive"] >= 1
+    assert summary.anticipatory >= 1 and summary.reactive >= 1
     with connect(path, read_only=True) as con:
         rows = con.execute("SELECT topic, timezone('UTC', ts), flag, anomaly_score, explanation "
                            "FROM forecasts WHERE flag NOT IN ('none', 'forecast') "
