@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from polarwatch.events import Event
-from scoring.event_study import (  # noqa: F401  (re-exported: the topic page imports them)
+from scoring.event_phases import (  # noqa: F401  (re-exported: the topic page imports them)
     EVENT_STUDY_DAYS,
     PHASES,
     event_study,

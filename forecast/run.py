@@ -40,7 +40,7 @@ import pandas as pd
 from forecast.alarms import FLAG_ANTICIPATORY, FLAG_REACTIVE
 from forecast.detect import DetectorConfig, StreamingDetector
 from forecast.domains import domain_of
-from forecast.events_study import EVENT_STUDY_DAYS
+from forecast.event_conversations import EVENT_STUDY_DAYS
 from forecast.models import (
     FLAG_DIP,
     FLAG_FORECAST,

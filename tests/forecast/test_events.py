@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.events_study import event_studies, phase_table, read_conversations
+from forecast.event_conversations import event_studies, phase_table, read_conversations
 from forecast.run import classify_series, run_forecast
 from polarwatch.cli import main
 from polarwatch.events import Event, load_events
@@ -38,11 +38,11 @@ def flagged(out: dict) -> dict[int, str]:
 
 def test_dashboard_and_reports_share_one_event_study() -> None:
     import dashboard.analysis
-    import forecast.events_study
-    import scoring.event_study
+    import forecast.event_conversations
+    import scoring.event_phases
 
-    assert dashboard.analysis.event_study is scoring.event_study.event_study
-    assert forecast.events_study.phase_table is scoring.event_study.phase_table
+    assert dashboard.analysis.event_study is scoring.event_phases.event_study
+    assert forecast.event_conversations.phase_table is scoring.event_phases.phase_table
 
 
 def test_ramp_before_scheduled_event_is_anticipatory() -> None:
