@@ -23,14 +23,8 @@ def cmd_forecast(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_detect(cfg: Config, args: argparse.Namespace) -> int:
+    from forecast import detect_csv
     from forecast.detect import DetectorConfig
-    from forecast.detect_csv import (
-        InputError,
-        describe,
-        read_series_csv,
-        run_detect,
-        write_output,
-    )
 
     def note(msg: str) -> None:  # stderr: stdout may carry the output CSV
         print(f"polarwatch detect: {msg}", file=sys.stderr)
@@ -39,16 +33,14 @@ def cmd_detect(cfg: Config, args: argparse.Namespace) -> int:
                             crossing=args.crossing, horizon=cfg.forecast.horizon,
                             suppress_seconds=args.refractory)
     source = sys.stdin if args.series == "-" else Path(args.series)
-    if isinstance(source, Path) and not source.exists():
-        raise InputError(f"{source} does not exist")
-    frame, freq, naive = read_series_csv(source, duplicates=args.duplicates, note=note)
-    result, info = run_detect(frame, freq, config)
-    note(describe(result, info, freq))
+    frame, freq, naive = detect_csv.read_series_csv(source, duplicates=args.duplicates, note=note)
+    result, info = detect_csv.run_detect(frame, freq, config)
+    note(detect_csv.describe(result, info, freq))
     if not args.output:
-        write_output(result, sys.stdout, naive)
+        detect_csv.write_output(result, sys.stdout, naive)
         return 0
     with open(args.output, "w", newline="") as fh:
-        write_output(result, fh, naive)
+        detect_csv.write_output(result, fh, naive)
     note(f"wrote {args.output}")
     return 0
 
@@ -77,8 +69,7 @@ def cmd_events(cfg: Config, args: argparse.Namespace) -> int:
     if args.events_command == "list":
         shown = cal.list_events(path, args.topic)
         for e in shown:
-            end = f" → {e.end:%Y-%m-%d %H:%M}" if e.end else ""
-            print(f"{e.start:%Y-%m-%d %H:%M}{end} UTC  {e.kind:9}  {e.topic:16}  {e.name}")
+            print(cal.describe(e))
         print(f"{len(shown)} event(s) in {path}", file=sys.stderr)
     elif args.events_command == "add":
         fields = {k: getattr(args, k) for k in ("name", "topic", "start", "end", "kind")}

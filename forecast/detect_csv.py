@@ -51,6 +51,8 @@ def read_series_csv(source: str | Path | IO[str], *, duplicates: str = "last",
     missing) on a regular grid; ``naive`` tells whether the input had no time zone.
     """
     name = str(source) if isinstance(source, (str, Path)) else "<stdin>"
+    if isinstance(source, (str, Path)) and not Path(source).exists():
+        raise InputError(f"{source} does not exist")
     try:
         raw = pd.read_csv(source, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:

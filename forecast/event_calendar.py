@@ -41,6 +41,12 @@ def list_events(path: Path, topic: str | None = None) -> list[Event]:
     return [e for e in load_events(path) if topic in (None, e.topic)]
 
 
+def describe(e: Event) -> str:
+    """One line of ``events list``: start (→ end) in UTC, kind, topic, name."""
+    end = f" → {e.end:%Y-%m-%d %H:%M}" if e.end else ""
+    return f"{e.start:%Y-%m-%d %H:%M}{end} UTC  {e.kind:9}  {e.topic:16}  {e.name}"
+
+
 def add_event(path: Path, fields: dict[str, Any], topics: list[str] | None, *,
               replace: bool = False) -> Event:
     """Validate ``fields`` (name, topic, start, end, kind) into an event and save it; an event

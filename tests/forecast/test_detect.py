@@ -93,6 +93,9 @@ def test_season_and_warmup_from_interval() -> None:
     assert season_points(3600) == 24 and season_points(300) == 288
     assert season_points(86400) == 7 and season_points(7 * 86400) is None
     assert season_points(7) is None  # no whole number of points per day
+    assert season_points(7 * 3600) == 24  # 7-hour windows: no whole day, a whole week (the
+    assert season_points(12 * 3600) == 2  # daily cycle repeats in it); two points per day
+    assert season_points(300, max_points=48) is None  # a model's capacity caps it
     assert warmup_points(24) == 48 and warmup_points(None) == 30 and warmup_points(7) == 30
     assert StreamingDetector(300).warmup == 576
 
