@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import nab  # noqa: E402
 from forecast.alarms import FLAG_NONE, AlarmPolicy, suppress_points  # noqa: E402
-from forecast.detect import StreamingDetector, season_points, warmup_points  # noqa: E402
+from forecast.detect import StreamingDetector, warmup_points  # noqa: E402
+from forecast.seasons import season_points  # noqa: E402
 
 README = Path(__file__).resolve().parent / "README.md"
 SECTION = "## Anomaly detection (NAB)"

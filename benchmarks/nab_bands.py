@@ -34,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from nab_data import load_corpus  # noqa: E402
 
+from forecast.calibration import CONFORMAL_POINTS  # noqa: E402
 from forecast.domains import Domain  # noqa: E402
-from forecast.models import CONFORMAL_POINTS, SeriesSkipped, fit_predict  # noqa: E402
+from forecast.models import SeriesSkipped, fit_predict  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -57,7 +58,7 @@ def evaluate(name: str, domain: str, y: np.ndarray, season: int | None) -> dict[
     row: dict[str, float] = {}
     for label, dom, points in (("new", domain, None), ("old", "real", 0)):
         fit = fit_predict(y, horizon=0, season=season, domain=dom, conformal_points=points)
-        lo, up = fit["lower"], fit["upper"]
+        lo, up = fit.lower, fit.upper
         ok = np.isfinite(lo) & np.isfinite(y)
         inside = (y >= lo) & (y <= up)
         bounds = Domain(domain).bounds
@@ -66,7 +67,7 @@ def evaluate(name: str, domain: str, y: np.ndarray, season: int | None) -> dict[
         row[f"{label}_outside"] = n_out
         row["points"] = float(ok.sum())
         if label != "old":
-            row[f"{label}_factor"] = fit["calibration"]["factor"] or np.nan
+            row[f"{label}_factor"] = fit.calibration.factor or np.nan
     return row
 
 

@@ -1,5 +1,5 @@
 """Pure pandas helpers behind the pages: formatting, trend arrows, flag wording, event studies
-(the event-study functions live in :mod:`scoring.event_study` and are re-exported here).
+(the event-study functions live in :mod:`scoring.event_phases` and are re-exported here).
 
 No Streamlit and no DuckDB here, so each function is tested with plain frames.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from polarwatch.events import Event
-from scoring.event_study import (  # noqa: F401  (re-exported: the topic page imports them)
+from scoring.event_phases import (  # noqa: F401  (re-exported: the topic page imports them)
     EVENT_STUDY_DAYS,
     PHASES,
     event_study,

@@ -55,7 +55,7 @@ def forecast_loop(cfg: Config, events: Sequence[Event], every: float) -> None:
     while not STOP.wait(every):
         try:
             summary = run_forecast(cfg, events=events)
-            LOG.info(f"forecast refreshed: {summary['flags']} flag(s), alerts {summary['alerts']}")
+            LOG.info(f"forecast refreshed: {summary.flags} flag(s), alerts {summary.alerts}")
         except Exception as exc:  # keep the demo alive; say what went wrong
             LOG.warning(f"forecast refresh failed: {exc}")
 

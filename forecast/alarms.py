@@ -47,9 +47,6 @@ DEFAULT_REFRACTORY_SECONDS = 24 * 3600.0
 # ...but at least this many points, so that coarse series (daily data) still keep the
 # immediately following points of one incident together (the shift confirmation needs 3).
 MIN_REFRACTORY_POINTS = 3
-# Backwards-compatible names ([forecast] and DetectorConfig used "suppress").
-DEFAULT_SUPPRESS_SECONDS = DEFAULT_REFRACTORY_SECONDS
-MIN_SUPPRESS_POINTS = MIN_REFRACTORY_POINTS
 
 
 def suppress_points(interval_seconds: float,

@@ -90,19 +90,3 @@ class Domain:
         lo, hi = self.bounds
         return bool(((v >= lo) & (v <= hi)).all())
 
-
-def conformal_factor(errors: np.ndarray, alpha: float) -> float | None:
-    """Split-conformal scale of a band from standardised one-step errors ``|y - f| / s``.
-
-    Returns the ``ceil((n + 1)(1 - alpha)) / n`` empirical quantile of ``errors`` (the finite
-    ones), or None with fewer than ``1 / alpha`` of them (the quantile is then the maximum at
-    best and says little). A band of half-width ``factor * s`` then covers ``1 - alpha`` of
-    exchangeable future errors.
-    """
-    e = np.abs(np.asarray(errors, dtype=float))
-    e = e[np.isfinite(e)]
-    n = len(e)
-    if n < int(np.ceil(1.0 / alpha)):
-        return None
-    level = min(1.0, np.ceil((n + 1) * (1.0 - alpha)) / n)
-    return float(np.quantile(e, level, method="higher"))

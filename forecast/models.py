@@ -1,4 +1,5 @@
-"""One state-space model per series, chosen by rolling one-step-ahead error: arrays in, a dict out.
+"""One state-space model per series, chosen by rolling one-step-ahead error: arrays in, a
+:class:`ForecastFit` out.
 
 Candidates (all linear Gaussian state-space models, so the Kalman filter skips NaN gaps and
 results can be ``append``-ed): ``ucm-local-level`` (statsmodels ``UnobservedComponents``
@@ -16,19 +17,21 @@ spike with 2 false flags, against 3 for ARIMA(1,0,1) with a constant and 3 for l
 daily trigonometric seasonal (which also needed ~10 points of burn-in instead of 1).
 
 :func:`fit_predict` returns one-step-ahead in-sample predictions (``dynamic=False``) with
-``1 - alpha`` intervals, and a ``horizon``-step out-of-sample forecast. :func:`flag_points`
-is the separate alarm policy that turns intervals into ``spike`` / ``dip`` / ``none``.
+``1 - alpha`` intervals, and a ``horizon``-step out-of-sample forecast; the bands are
+calibrated by :func:`forecast.calibration.calibrate_bands`. :func:`flag_points` is the separate
+alarm policy that turns intervals into ``spike`` / ``dip`` / ``none``.
 """
 
 from __future__ import annotations
 
 import warnings
-from statistics import NormalDist
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from forecast.domains import Domain, conformal_factor
+from forecast.calibration import CONFORMAL_POINTS, BandCalibration, calibrate_bands
+from forecast.domains import Domain
 from polarwatch.errors import PolarwatchError
 
 MODEL_NAME = "ucm-local-level"
@@ -62,19 +65,62 @@ EVAL_FRACTION, EVAL_MAX, MIN_SELECT_POINTS = 0.25, 48, 40
 # need 2; the third leaves data to estimate the smoothing parameters).
 MIN_SEASONS = 3
 # Longer seasons make the state (m + 2 wide) and the fit slow: measured here, the damped
-# seasonal ETS took 0.38 s on a 292-point prefix with m = 24.
+# seasonal ETS took 0.38 s on a 292-point prefix with m = 24. The season itself comes from
+# forecast.seasons.season_points(interval, MAX_SEASON), the one rule of the stage.
 MAX_SEASON = 48
-
-# Conformal calibration of the band: the last 2,000 one-step errors (12 weeks of hourly windows).
-# Measured on NAB's real series (benchmarks/nab_bands.py): the last 200 only gave 87.5 %
-# coverage for a 95 % band (a calm recent stretch narrows it), all errors 92.9 %.
-CONFORMAL_POINTS = 2000
 
 FLAG_SPIKE, FLAG_DIP, FLAG_NONE, FLAG_FORECAST = "spike", "dip", "none", "forecast"
 
 
 class SeriesSkipped(PolarwatchError):
     """A series cannot be modelled (too short, all missing, fit failed); the message says why."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What :func:`select_model` chose: ``model``, its rolling one-step ``mae`` and its
+    ``coverage`` (share of scored points inside its ``1 - alpha`` interval) over ``n_eval``
+    points, ``scores`` ({name: MAE} of every candidate that fitted) and ``params`` (its prefix
+    parameters, the start values of the full fit). ``mae``/``coverage`` None: nothing scored."""
+
+    model: str = MODEL_NAME
+    mae: float | None = None
+    coverage: float | None = None
+    n_eval: int = 0
+    scores: dict[str, float] = field(default_factory=dict)
+    params: np.ndarray | None = None
+
+    def scaled(self, scale: float) -> Selection:
+        """The MAEs in units ``scale`` times larger (standardised -> model scale)."""
+        if self.mae is None:
+            return self
+        return replace(self, mae=self.mae * scale,
+                       scores={k: v * scale for k, v in self.scores.items()})
+
+
+@dataclass(frozen=True)
+class ForecastFit:
+    """The forecast of one series by :func:`fit_predict`.
+
+    ``forecast``/``lower``/``upper``: one-step-ahead, length ``len(y)``, NaN during burn-in;
+    ``flag``: :func:`flag_points` of them; ``future_*``: length ``horizon``; ``warnings``: fit
+    warnings as strings; ``selection``: the :class:`Selection` (MAE on the model scale);
+    ``domain``: the metric's domain; ``calibration``: the conformal factor applied to the band
+    and the number of errors it used.
+    """
+
+    model: str
+    forecast: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    flag: list[str]
+    future_forecast: np.ndarray
+    future_lower: np.ndarray
+    future_upper: np.ndarray
+    warnings: list[str]
+    selection: Selection
+    domain: str = "real"
+    calibration: BandCalibration = BandCalibration(None, 0)
 
 
 def flag_points(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> list[str]:
@@ -87,28 +133,12 @@ def flag_points(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> list[str
             for s, d in zip(spike, dip, strict=True)]
 
 
-def _constant(y: np.ndarray, value: float, horizon: int) -> dict[str, Any]:
-    n = len(y)
-    observed = ~np.isnan(y)
-    pred = np.where(observed, value, np.nan)
+def _constant(y: np.ndarray, value: float, horizon: int, domain: str) -> ForecastFit:
+    pred = np.where(~np.isnan(y), value, np.nan)
     future = np.full(horizon, value)
-    return {
-        "model": CONSTANT_MODEL_NAME, "forecast": pred, "lower": pred.copy(),
-        "upper": pred.copy(), "flag": [FLAG_NONE] * n, "future_forecast": future,
-        "future_lower": future.copy(), "future_upper": future.copy(), "warnings": [],
-        "selection": {"model": CONSTANT_MODEL_NAME, "mae": None, "coverage": None,
-                      "n_eval": 0, "scores": {}},
-    }
-
-
-def season_length(interval_seconds: float) -> int | None:
-    """Windows per day (or per week for daily windows) when that is a whole number in
-    ``[2, MAX_SEASON]``; None otherwise (no seasonal candidate)."""
-    for period in (86400.0, 7 * 86400.0):
-        m = period / interval_seconds if interval_seconds > 0 else 0.0
-        if abs(m - round(m)) < 1e-9 and 2 <= round(m) <= MAX_SEASON:
-            return int(round(m))
-    return None
+    return ForecastFit(CONSTANT_MODEL_NAME, pred, pred.copy(), pred.copy(), [FLAG_NONE] * len(y),
+                       future, future.copy(), future.copy(), [],
+                       Selection(model=CONSTANT_MODEL_NAME), domain)
 
 
 def eval_length(n_obs: int) -> int:
@@ -166,24 +196,19 @@ def _fit(z: np.ndarray, name: str = MODEL_NAME,
     return res, messages
 
 
-def select_model(z: np.ndarray, *, season: int | None = None,
-                 alpha: float = 0.05) -> dict[str, Any]:
+def select_model(z: np.ndarray, *, season: int | None = None, alpha: float = 0.05) -> Selection:
     """Rolling-origin one-step-ahead selection on the standardised series ``z``.
 
     Each candidate is fitted on the windows before the last :func:`eval_length` observed
-    points, then filtered forward over them with those parameters (``append``, no refit).
-    Returns ``model`` (lowest MAE), ``mae`` and ``coverage`` (share of scored points inside
-    its ``1 - alpha`` one-step interval) of it, ``n_eval`` and ``scores`` ({name: MAE} of
-    every candidate that fitted), and ``params`` (the chosen one's prefix parameters, used as
-    start values of the full fit). ``mae``/``coverage`` are None when nothing was scored.
+    points, then filtered forward over them with those parameters (``append``, no refit); the
+    lowest MAE wins. Short series get the local level, unscored.
     """
     observed = np.flatnonzero(~np.isnan(z))
     n_eval = eval_length(len(observed))
-    out: dict[str, Any] = {"model": MODEL_NAME, "mae": None, "coverage": None,
-                           "n_eval": 0, "scores": {}}
     if n_eval == 0:
-        return out
+        return Selection()
     split = int(observed[-n_eval])
+    scores: dict[str, float] = {}
     best: tuple[float, str, float, np.ndarray] | None = None
     for name in candidate_names(split, season):
         try:
@@ -204,39 +229,16 @@ def select_model(z: np.ndarray, *, season: int | None = None,
             continue
         mae = float(np.mean(np.abs(mean[ok] - actual[ok])))
         cover = float(np.mean((ci[ok, 0] <= actual[ok]) & (actual[ok] <= ci[ok, 1])))
-        out["scores"][name] = mae
+        scores[name] = mae
         if best is None or mae < best[0]:
             best = (mae, name, cover, np.asarray(res.params, dtype=float))
-    if best is not None:
-        out.update(model=best[1], mae=best[0], coverage=best[2], n_eval=n_eval,
-                   params=best[3])
-    return out
+    if best is None:
+        return Selection(scores=scores)
+    return Selection(best[1], best[0], best[2], n_eval, scores, best[3])
 
 
-def fit_predict(y: np.ndarray, *, alpha: float = 0.05, horizon: int = 12,
-                season: int | None = None, select: bool = True,
-                domain: str = "real", conformal_points: int | None = None) -> dict[str, Any]:
-    """Choose a model for ``y`` (NaN = missing window) by :func:`select_model`, refit it on
-    the whole series and predict.
-
-    ``season`` is the seasonal period in windows (see :func:`season_length`), None for no
-    seasonal candidate; ``select=False`` uses the local level unscored. Returns a dict with
-    ``model`` (name), ``forecast``/``lower``/``upper`` (length ``len(y)``, one-step-ahead, NaN
-    during burn-in), ``flag`` (list of str, length ``len(y)``),
-    ``future_forecast``/``future_lower``/``future_upper`` (length ``horizon``), ``warnings``
-    (fit warnings as strings) and ``selection`` (the :func:`select_model` result with ``mae``
-    in the units of ``y``). A constant series gets the ``constant`` model with zero-width
-    intervals. Raises :class:`SeriesSkipped` when the series cannot be modelled and ValueError
-    for invalid ``alpha``/``horizon``.
-
-    ``domain`` (:mod:`forecast.domains`: score, share, count, real) is the metric's range: the
-    model runs on its transformed scale and the band is mapped back, so it stays inside; then
-    the band is **calibrated** (split conformal) on the last :data:`CONFORMAL_POINTS` one-step
-    errors (``conformal_points`` overrides that count; 0: no calibration): its half-width on the model scale is
-    rescaled to their ``1 - alpha`` quantile.
-    ``calibration`` reports the factor applied (None: too few errors, Gaussian band kept) and
-    the number of errors it used; ``selection``'s MAE is on the model scale.
-    """
+def _checked(y: np.ndarray, alpha: float, horizon: int) -> np.ndarray:
+    """``y`` as a float vector with NaN for every non-finite value; ValueError for bad input."""
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if horizon < 0:
@@ -244,59 +246,77 @@ def fit_predict(y: np.ndarray, *, alpha: float = 0.05, horizon: int = 12,
     y = np.asarray(y, dtype=float)
     if y.ndim != 1:
         raise ValueError(f"y must be one-dimensional, got shape {y.shape}")
-    y = np.where(np.isfinite(y), y, np.nan)
+    return np.where(np.isfinite(y), y, np.nan)
+
+
+def _fit_chosen(z: np.ndarray, selection: Selection, alpha: float,
+                horizon: int) -> tuple[Selection, Any, list[str], list[np.ndarray]]:
+    """Fit the chosen model on all of ``z`` (the local level if that fails) and predict:
+    (selection, results, warnings, [one-step mean, its interval, future mean, its interval])."""
+    try:
+        try:
+            res, caught = _fit(z, selection.model, selection.params)
+        except (ValueError, np.linalg.LinAlgError):
+            if selection.model == MODEL_NAME:
+                raise
+            selection = replace(selection, model=MODEL_NAME)
+            res, caught = _fit(z, MODEL_NAME)
+        pred = res.get_prediction(dynamic=False)
+        out = [np.asarray(pred.predicted_mean, dtype=float),
+               np.asarray(pred.conf_int(alpha=alpha), dtype=float)]
+        if horizon > 0:
+            fut = res.get_forecast(horizon)
+            out += [np.asarray(fut.predicted_mean, dtype=float),
+                    np.asarray(fut.conf_int(alpha=alpha), dtype=float)]
+        else:
+            out += [np.empty(0), np.empty((0, 2))]
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        raise SeriesSkipped(f"model fit failed: {exc}") from exc
+    if not (np.all(np.isfinite(out[2])) and np.all(np.isfinite(out[3]))):
+        raise SeriesSkipped("model fit produced non-finite forecasts")
+    return selection, res, caught, out
+
+
+def fit_predict(y: np.ndarray, *, alpha: float = 0.05, horizon: int = 12,
+                season: int | None = None, select: bool = True,
+                domain: str = "real", conformal_points: int | None = None) -> ForecastFit:
+    """Choose a model for ``y`` (NaN = missing window) by :func:`select_model`, refit it on
+    the whole series and predict (:class:`ForecastFit`).
+
+    ``season``: the seasonal period in windows (:func:`forecast.seasons.season_points`), None
+    for no seasonal candidate; ``select=False`` uses the local level unscored. ``domain``
+    (:mod:`forecast.domains`: score, share, count, real) is the metric's range: the model runs
+    on its transformed scale and the band is mapped back, so it stays inside; the band is then
+    calibrated (split conformal) on the last ``conformal_points`` one-step errors (default
+    :data:`forecast.calibration.CONFORMAL_POINTS`; 0: none). A constant series gets the
+    ``constant`` model with zero-width intervals. Raises :class:`SeriesSkipped` when the
+    series cannot be modelled and ValueError for invalid ``alpha``/``horizon``.
+    """
+    y = _checked(y, alpha, horizon)
     dom = Domain(domain)
-    y_model = dom.forward(y)
     observed = ~np.isnan(y)
     n_obs = int(observed.sum())
     if n_obs < MIN_POINTS:
         raise SeriesSkipped(f"{n_obs} observed point(s), at least {MIN_POINTS} are needed "
                             f"({len(y)} windows, {len(y) - n_obs} missing)")
-    spread = float(np.nanmax(y) - np.nanmin(y))
-    if spread <= CONSTANT_RTOL * max(1.0, abs(float(np.nanmean(y)))):
-        return _constant(y, float(np.nanmean(y)), horizon)
-
+    if float(np.nanmax(y) - np.nanmin(y)) <= CONSTANT_RTOL * max(1.0, abs(float(np.nanmean(y)))):
+        return _constant(y, float(np.nanmean(y)), horizon, dom.name)
     # Standardise: the optimizer's start values and tolerances assume unit scale, and volume
     # counts can be in the thousands.
+    y_model = dom.forward(y)
     mean = float(np.nanmean(y_model))
     scale = float(np.nanstd(y_model)) or 1.0
     z = (y_model - mean) / scale
-    selection = (select_model(z, season=season, alpha=alpha) if select
-                 else {"model": MODEL_NAME, "mae": None, "coverage": None, "n_eval": 0,
-                       "scores": {}})
-    if selection["mae"] is not None:
-        selection["mae"] *= scale
-        selection["scores"] = {k: v * scale for k, v in selection["scores"].items()}
-    name = selection["model"]
-    try:
-        try:
-            res, caught = _fit(z, name, selection.get("params"))
-        except (ValueError, np.linalg.LinAlgError):
-            if name == MODEL_NAME:
-                raise
-            name = selection["model"] = MODEL_NAME
-            res, caught = _fit(z, name)
-        pred = res.get_prediction(dynamic=False)
-        pmean = np.asarray(pred.predicted_mean, dtype=float)
-        pci = np.asarray(pred.conf_int(alpha=alpha), dtype=float)
-        if horizon > 0:
-            fut = res.get_forecast(horizon)
-            fmean = np.asarray(fut.predicted_mean, dtype=float)
-            fci = np.asarray(fut.conf_int(alpha=alpha), dtype=float)
-        else:
-            fmean, fci = np.empty(0), np.empty((0, 2))
-    except (ValueError, np.linalg.LinAlgError) as exc:
-        raise SeriesSkipped(f"model fit failed: {exc}") from exc
-
-    if not (np.all(np.isfinite(fmean)) and np.all(np.isfinite(fci))):
-        raise SeriesSkipped("model fit produced non-finite forecasts")
+    selection = (select_model(z, season=season, alpha=alpha) if select else Selection())
+    selection, res, caught, (pmean, pci, fmean, fci) = _fit_chosen(
+        z, selection.scaled(scale), alpha, horizon)
     # Burn-in: no interval (and so no flag) before the first `burn` observed points.
     burn = max(BURN_IN_POINTS, int(getattr(res, "loglikelihood_burn", 0)))
     first_after_burn = int(np.flatnonzero(observed)[burn]) if n_obs > burn else len(y)
     pmean[:first_after_burn] = np.nan
-    factor, n_cal, (pci, fci) = _calibrate(z, pmean, (pci, fci), first_after_burn, alpha,
-                                           CONFORMAL_POINTS if conformal_points is None
-                                           else conformal_points)
+    calibration, (pci, fci) = calibrate_bands(
+        z, pmean, (pci, fci), first_after_burn, alpha,
+        CONFORMAL_POINTS if conformal_points is None else conformal_points)
 
     def back(a: np.ndarray) -> np.ndarray:
         return dom.inverse(a * scale + mean)
@@ -305,34 +325,6 @@ def fit_predict(y: np.ndarray, *, alpha: float = 0.05, horizon: int = 12,
     for arr in (forecast, lower, upper):
         arr[:first_after_burn] = np.nan
         arr[~np.isfinite(arr)] = np.nan
-    return {
-        "model": name, "forecast": forecast, "lower": lower, "upper": upper,
-        "flag": flag_points(y, lower, upper), "future_forecast": back(fmean),
-        "future_lower": back(fci[:, 0]), "future_upper": back(fci[:, 1]), "warnings": caught,
-        "selection": selection, "domain": dom.name,
-        "calibration": {"factor": factor, "n": n_cal},
-    }
-
-
-def _calibrate(z: np.ndarray, pmean: np.ndarray, bands: tuple[np.ndarray, np.ndarray],
-               start: int, alpha: float, points: int) -> tuple[float | None, int,
-                                                              tuple[np.ndarray, np.ndarray]]:
-    """Split-conformal rescaling of the in-sample and future bands (model scale, standardised):
-    the half-widths times the ``1 - alpha`` quantile of the last CONFORMAL_POINTS standardised
-    one-step errors over the Gaussian quantile."""
-    pci, fci = bands
-    gauss = NormalDist().inv_cdf(1.0 - alpha / 2.0)
-    sd = (pci[:, 1] - pci[:, 0]) / (2.0 * gauss)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        err = (z - pmean) / sd
-    err[:start] = np.nan
-    err = err[np.isfinite(err)][-points:] if points > 0 else err[:0]
-    q = conformal_factor(err, alpha)
-    if q is None:
-        return None, len(err), bands
-    out = []
-    for ci in (pci, fci):
-        mid = (ci[:, 0] + ci[:, 1]) / 2.0
-        half = (ci[:, 1] - ci[:, 0]) / 2.0 * (q / gauss)
-        out.append(np.column_stack([mid - half, mid + half]))
-    return q / gauss, len(err), (out[0], out[1])
+    return ForecastFit(selection.model, forecast, lower, upper, flag_points(y, lower, upper),
+                       back(fmean), back(fci[:, 0]), back(fci[:, 1]), caught, selection,
+                       dom.name, calibration)

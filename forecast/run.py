@@ -29,6 +29,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,16 +40,18 @@ import pandas as pd
 from forecast.alarms import FLAG_ANTICIPATORY, FLAG_REACTIVE
 from forecast.detect import DetectorConfig, StreamingDetector
 from forecast.domains import domain_of
-from forecast.events_study import EVENT_STUDY_DAYS
+from forecast.event_conversations import EVENT_STUDY_DAYS
 from forecast.models import (
     FLAG_DIP,
     FLAG_FORECAST,
     FLAG_NONE,
     FLAG_SPIKE,
+    MAX_SEASON,
+    ForecastFit,
     SeriesSkipped,
     fit_predict,
-    season_length,
 )
+from forecast.seasons import season_points
 from forecast.series import COUNT_METRICS, read_series, validate_metric
 from polarwatch.config import Config
 from polarwatch.errors import ConfigError
@@ -166,33 +169,28 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
 
 
 FORECAST_COLUMNS = [f.name for f in dataclasses.fields(ForecastRow)]
+CAUSAL_COLUMNS = ("flag", "anomaly_score", "explanation", "episode", "episode_event")
 
 
 def rows_for_series(topic: str, metric: str, ts: pd.DatetimeIndex, y: np.ndarray,
-                    fit: dict[str, Any], freq: pd.Timedelta, horizon: int,
+                    fit: ForecastFit, causal: dict[str, Any], freq: pd.Timedelta, horizon: int,
                     created_at: datetime) -> pd.DataFrame:
-    """``forecasts`` rows for one fitted series: observed windows, then ``horizon`` future ones.
+    """``forecasts`` rows for one series: observed windows (the band of ``fit``, the flags of
+    ``causal``, a :func:`classify_series` result), then ``horizon`` future ones.
 
     Missing windows (NaN y) get no row: a row with NULL y means "forecast" to readers.
     """
     observed = ~np.isnan(y)
-    past = pd.DataFrame({
-        "ts": ts[observed], "y": y[observed], "forecast": fit["forecast"][observed],
-        "lower": fit["lower"][observed], "upper": fit["upper"][observed],
-        "flag": np.asarray(fit["flag"], dtype=object)[observed],
-        "anomaly_score": np.asarray(fit.get("anomaly_score", np.full(len(y), np.nan)),
-                                    dtype=float)[observed],
-        "explanation": np.asarray(fit.get("explanation", [None] * len(y)),
-                                  dtype=object)[observed],
-        "episode": pd.array(np.asarray(fit.get("episode", [None] * len(y)), dtype=object)[
-            observed].tolist(), dtype="Int64"),
-        "episode_event": np.asarray(fit.get("episode_event", [None] * len(y)),
-                                    dtype=object)[observed],
-    })
-    future_ts = pd.DatetimeIndex([ts[-1] + freq * (i + 1) for i in range(horizon)])
+    past = pd.DataFrame({"ts": ts[observed], "y": y[observed], "forecast": fit.forecast[observed],
+                         "lower": fit.lower[observed], "upper": fit.upper[observed]})
+    for col in CAUSAL_COLUMNS:
+        past[col] = np.asarray(causal[col], dtype=float if col == "anomaly_score"
+                               else object)[observed]
+    past["episode"] = pd.array(past["episode"].tolist(), dtype="Int64")
     future = pd.DataFrame({
-        "ts": future_ts, "y": np.full(horizon, np.nan), "forecast": fit["future_forecast"],
-        "lower": fit["future_lower"], "upper": fit["future_upper"],
+        "ts": pd.DatetimeIndex([ts[-1] + freq * (i + 1) for i in range(horizon)]),
+        "y": np.full(horizon, np.nan), "forecast": fit.future_forecast,
+        "lower": fit.future_lower, "upper": fit.future_upper,
         "flag": [FLAG_FORECAST] * horizon, "anomaly_score": np.full(horizon, np.nan),
         "explanation": [None] * horizon, "episode": pd.array([None] * horizon, dtype="Int64"),
         "episode_event": [None] * horizon,
@@ -201,7 +199,7 @@ def rows_for_series(topic: str, metric: str, ts: pd.DatetimeIndex, y: np.ndarray
     out = pd.concat(frames, ignore_index=True) if frames else past
     out.insert(0, "metric", metric)
     out.insert(0, "topic", topic)
-    out["model"] = fit["model"]
+    out["model"] = fit.model
     out["created_at"] = pd.Timestamp(created_at)
     return out[FORECAST_COLUMNS]
 
@@ -225,104 +223,142 @@ def write_forecasts(path: str | Path, rows: pd.DataFrame, metric: str,
         con.unregister("new_forecasts")
 
 
-def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Event] | None = None,
-                 alerts: bool = True) -> dict[str, Any]:
-    """Forecast ``metric`` (default ``[forecast] metric``) for every topic and store the rows.
+@dataclass
+class ForecastSummary:
+    """What :func:`run_forecast` did: ``topics`` fitted, ``skipped`` ({topic: reason}),
+    ``points`` (observed windows written), raised flags per class, ``forecast_points`` (future
+    rows written), ``alerts`` (the alerting counts, None without webhooks) and ``seconds``."""
 
-    ``events`` defaults to the calendar (``$POLARWATCH_EVENTS_FILE`` or ``events.toml`` next
-    to the config). ``alerts=False`` skips the webhooks. Returns a summary: ``metric``,
-    ``topics`` (fitted), ``skipped`` ({topic: reason}), ``points`` (observed windows written),
-    ``flags`` (all raised flags) and per class ``spikes``, ``dips``, ``reactive``,
-    ``anticipatory``, ``forecast_points`` (future rows written), ``alerts`` (the alerting
-    summary, or None) and ``seconds``.
-    """
-    started = time.monotonic()
+    metric: str
+    topics: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+    points: int = 0
+    spikes: int = 0
+    dips: int = 0
+    reactive: int = 0
+    anticipatory: int = 0
+    forecast_points: int = 0
+    alerts: dict[str, int] | None = None
+    seconds: float = 0.0
+
+    @property
+    def flags(self) -> int:
+        """All raised flags."""
+        return self.spikes + self.dips + self.reactive + self.anticipatory
+
+    def add(self, rows: pd.DataFrame) -> dict[str, int]:
+        """Count one series' ``forecasts`` rows in; returns its flag counts."""
+        flags = rows["flag"]
+        counts = {f: int((flags == f).sum()) for f in FLAG_ORDER}
+        self.topics += 1
+        self.points += int((flags != FLAG_FORECAST).sum())
+        self.forecast_points += int((flags == FLAG_FORECAST).sum())
+        for f, key in zip(FLAG_ORDER, ("spikes", "dips", "reactive", "anticipatory"),
+                          strict=True):
+            setattr(self, key, getattr(self, key) + counts[f])
+        return counts
+
+    def __str__(self) -> str:
+        return (f"{self.metric}: {self.topics} topic(s), {len(self.skipped)} skipped, "
+                f"{self.points} point(s), {self.flags} flag(s) (spikes {self.spikes}, dips "
+                f"{self.dips}, reactive {self.reactive}, anticipatory {self.anticipatory}), "
+                f"{self.forecast_points} forecast point(s), alerts {self.alerts}, "
+                f"{self.seconds} s")
+
+
+def _checked_settings(cfg: Config, metric: str | None) -> tuple[str, float, int]:
     metric = validate_metric(metric if metric is not None else cfg.forecast.metric)
     alpha, horizon = cfg.forecast.alpha, cfg.forecast.horizon
     if not 0.0 < alpha < 1.0:
         raise ConfigError(f"[forecast] alpha must be between 0 and 1 (exclusive), got {alpha}")
     if horizon < 0:
         raise ConfigError(f"[forecast] horizon must be >= 0 steps, got {horizon}")
+    return metric, alpha, horizon
+
+
+def _band_text(fit: ForecastFit, alpha: float) -> str:
+    sel = fit.selection
+    if sel.mae is None or sel.coverage is None:
+        return f"{fit.model} band (not scored)"
+    return (f"{fit.model} band (rolling 1-step MAE {sel.mae:.4g}, {1 - alpha:.0%} coverage "
+            f"{sel.coverage:.0%} on the last {sel.n_eval} points; candidates "
+            + ", ".join(f"{k} {v:.4g}" for k, v in sel.scores.items()) + ")")
+
+
+def forecast_topic(cfg: Config, topic: str, group: pd.DataFrame, metric: str,
+                   freq: pd.Timedelta, events: Sequence[Event],
+                   created_at: datetime) -> tuple[pd.DataFrame, ForecastFit, int]:
+    """The ``forecasts`` rows of one topic's series (``ts``, ``y``, optional ``n``), its band
+    fit and the detector's warm-up; raises :class:`SeriesSkipped`."""
+    alpha, horizon = cfg.forecast.alpha, cfg.forecast.horizon
+    y = group["y"].to_numpy(float)
+    fit = fit_predict(y, alpha=alpha, horizon=horizon, domain=domain_of(metric),
+                      season=season_points(freq.total_seconds(), MAX_SEASON))
+    ts = pd.DatetimeIndex(group["ts"])
+    thin = (np.zeros(len(y), bool) if metric in COUNT_METRICS or "n" not in group
+            else group["n"].to_numpy(float) < cfg.forecast.min_volume)
+    causal = classify_series(
+        ts, y, freq.total_seconds(), [e for e in events if e.topic == topic], alpha=alpha,
+        horizon=horizon, thin=thin,
+        crossing=cfg.aggregate.extreme_threshold if metric == CROSSING_METRIC else None)
+    rows = rows_for_series(topic, metric, ts, y, fit, causal, freq, horizon, created_at)
+    return rows, fit, causal["info"]["warmup"]
+
+
+def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Event] | None = None,
+                 alerts: bool = True) -> ForecastSummary:
+    """Forecast ``metric`` (default ``[forecast] metric``) for every topic and store the rows.
+
+    ``events`` defaults to the calendar (``$POLARWATCH_EVENTS_FILE`` or ``events.toml`` next
+    to the config). ``alerts=False`` skips the webhooks.
+    """
+    started = time.monotonic()
+    metric, alpha, horizon = _checked_settings(cfg, metric)
     if events is None:
         events = load_events(events_path(cfg.root))
-    crossing = cfg.aggregate.extreme_threshold if metric == CROSSING_METRIC else None
-
     path = cfg.warehouse_path
     series, freq = read_series(path, metric)
     init_schema(path)  # an older file is upgraded in place (polarwatch.warehouse.MIGRATIONS)
-    summary: dict[str, Any] = {"metric": metric, "topics": 0, "skipped": {}, "points": 0,
-                               "flags": 0, "spikes": 0, "dips": 0, "reactive": 0,
-                               "anticipatory": 0, "forecast_points": 0, "alerts": None}
+    summary = ForecastSummary(metric)
     if series.empty:
         LOG.info(f"forecast {metric}: no rows in topic_windows of {path}; nothing to do")
-        summary["seconds"] = round(time.monotonic() - started, 3)
-        return summary
+    else:
+        LOG.info(f"forecast {metric}: {series['series_id'].nunique()} topic(s), window {freq}, "
+                 f"horizon {horizon}, interval {1 - alpha:.0%}, {len(events)} calendar event(s)")
+        configured = _configured_window(cfg)
+        if configured is not None and configured != freq:
+            LOG.warning(f"  note: the stored windows are {freq} long but [aggregate] window is "
+                        f"{configured}; the forecast, the dashboard and the report follow the "
+                        f"stored windows (re-stream with --reset to re-aggregate)")
+        created_at = datetime.now(UTC)
+        frames, fitted = [], []
+        for topic, group in series.groupby("series_id", sort=True):
+            try:
+                rows, fit, warm = forecast_topic(cfg, str(topic), group, metric, freq, events,
+                                                 created_at)
+            except SeriesSkipped as exc:
+                summary.skipped[str(topic)] = str(exc)
+                LOG.warning(f"  skip {topic}: {exc}")
+                continue
+            for warning in fit.warnings:
+                LOG.warning(f"  {topic}: {warning}")
+            frames.append(rows)
+            fitted.append(str(topic))
+            counts = summary.add(rows)
+            n_points = int((rows["flag"] != FLAG_FORECAST).sum())
+            LOG.info(f"  {topic}: {_band_text(fit, alpha)}, {n_points} points, flags "
+                     + ", ".join(f"{f} {n}" for f, n in counts.items())
+                     + f", {int((rows['flag'] == FLAG_NONE).sum())} normal"
+                     + ("" if n_points > warm else
+                        f" (detector warm-up: {warm} points, no flags yet)"))
+        if frames:
+            write_forecasts(path, pd.concat(frames, ignore_index=True), metric, fitted)
+        LOG.info(f"forecast {metric}: wrote {summary.points + summary.forecast_points} row(s) "
+                 f"for {summary.topics} topic(s), {len(summary.skipped)} skipped, "
+                 f"{summary.flags} flag(s) in {round(time.monotonic() - started, 3)} s")
+        if alerts and cfg.alerts.webhooks:
+            from forecast.alerts.delivery import send_flag_alerts
 
-    n_series = series["series_id"].nunique()
-    LOG.info(f"forecast {metric}: {n_series} topic(s), window {freq}, horizon {horizon}, "
-        f"interval {1 - alpha:.0%}, {len(events)} calendar event(s)")
-    configured = _configured_window(cfg)
-    if configured is not None and configured != freq:
-        LOG.warning(f"  note: the stored windows are {freq} long but [aggregate] window is "
-            f"{configured}; the forecast, the dashboard and the report follow the stored "
-            f"windows (re-stream with --reset to re-aggregate)")
-    created_at = datetime.now(UTC)
-    frames, fitted = [], []
-    for topic, group in series.groupby("series_id", sort=True):
-        topic = str(topic)
-        y = group["y"].to_numpy(float)
-        try:
-            fit = fit_predict(y, alpha=alpha, horizon=horizon,
-                              season=season_length(freq.total_seconds()),
-                              domain=domain_of(metric))
-        except SeriesSkipped as exc:
-            summary["skipped"][topic] = str(exc)
-            LOG.warning(f"  skip {topic}: {exc}")
-            continue
-        for warning in fit["warnings"]:
-            LOG.warning(f"  {topic}: {warning}")
-        ts = pd.DatetimeIndex(group["ts"])
-        thin = (np.zeros(len(y), bool) if metric in COUNT_METRICS or "n" not in group
-                else group["n"].to_numpy(float) < cfg.forecast.min_volume)
-        causal = classify_series(ts, y, freq.total_seconds(),
-                                 [e for e in events if e.topic == topic], alpha=alpha,
-                                 horizon=horizon, crossing=crossing, thin=thin)
-        fit = {**fit, **{k: causal[k] for k in ("flag", "anomaly_score", "explanation",
-                                                "episode", "episode_event")}}
-        rows = rows_for_series(topic, metric, ts, y, fit, freq, horizon, created_at)
-        frames.append(rows)
-        fitted.append(topic)
-        flags = rows["flag"]
-        counts = {f: int((flags == f).sum()) for f in FLAG_ORDER}
-        n_points = int((flags != FLAG_FORECAST).sum())
-        summary["points"] += n_points
-        for f, key in zip(FLAG_ORDER, ("spikes", "dips", "reactive", "anticipatory"),
-                          strict=True):
-            summary[key] += counts[f]
-        summary["forecast_points"] += int((flags == FLAG_FORECAST).sum())
-        warm = causal["info"]["warmup"]
-        sel = fit["selection"]
-        chosen = (f"{fit['model']} band (rolling 1-step MAE {sel['mae']:.4g}, "
-                  f"{1 - alpha:.0%} coverage {sel['coverage']:.0%} on the last {sel['n_eval']} "
-                  f"points; candidates " + ", ".join(f"{k} {v:.4g}" for k, v in
-                                                     sel["scores"].items()) + ")"
-                  if sel["mae"] is not None else f"{fit['model']} band (not scored)")
-        LOG.info(f"  {topic}: {chosen}, {n_points} points, flags "
-            + ", ".join(f"{f} {n}" for f, n in counts.items())
-            + f", {int((flags == FLAG_NONE).sum())} normal"
-            + ("" if n_points > warm else f" (detector warm-up: {warm} points, no flags yet)"))
-
-    summary["topics"] = len(fitted)
-    summary["flags"] = sum(summary[k] for k in ("spikes", "dips", "reactive", "anticipatory"))
-    if frames:
-        write_forecasts(path, pd.concat(frames, ignore_index=True), metric, fitted)
-    written = summary["points"] + summary["forecast_points"]
-    LOG.info(f"forecast {metric}: wrote {written} row(s) for "
-        f"{len(fitted)} topic(s), {len(summary['skipped'])} skipped, {summary['flags']} flag(s) "
-        f"in {round(time.monotonic() - started, 3)} s")
-    if alerts and cfg.alerts.webhooks:
-        from forecast.alerts.delivery import send_flag_alerts
-
-        summary["alerts"] = send_flag_alerts(cfg, metric=metric)
-    summary["seconds"] = round(time.monotonic() - started, 3)
+            summary.alerts = send_flag_alerts(cfg, metric=metric)
+    summary.seconds = round(time.monotonic() - started, 3)
     return summary

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,8 +38,16 @@ from typing import Any
 
 import pandas as pd
 
-from forecast.alerts.webhooks import Alert, Endpoint, RetryPolicy, WebhookSender
-from polarwatch.config import Config
+from forecast.alerts.webhooks import (
+    Alert,
+    DeliveryResult,
+    Endpoint,
+    RetryPolicy,
+    WebhookSender,
+    sample_alert,
+)
+from polarwatch.config import Config, WebhookFormat
+from polarwatch.errors import PolarwatchError
 from polarwatch.warehouse import connect, init_schema, transaction
 
 LOG = logging.getLogger(__name__)
@@ -255,3 +264,27 @@ def send_flag_alerts(cfg: Config, *, metric: str | None = None,
         f"{summary.resolved} resolved, {summary.sent} sent to {len(endpoints)} endpoint(s), "
         f"{summary.failed} pending")
     return summary.as_dict()
+
+
+def sample_secret(cfg: Config, secret_env: str | None) -> str | None:
+    """The signing secret of ``alerts test``: the value of the environment variable *named*
+    ``secret_env`` (a secret is never an argument: every user of the machine can read them),
+    else ``[alerts] secret``; None: unsigned."""
+    if not secret_env:
+        return cfg.alerts.secret.get_secret_value() or None
+    if not secret_env.isidentifier():
+        raise PolarwatchError("--secret-env takes the name of an environment variable "
+                              "(letters, digits, _), not a secret (the value is not shown)")
+    if not os.environ.get(secret_env):
+        raise PolarwatchError(f"--secret-env {secret_env}: that variable is not set or is empty")
+    return os.environ[secret_env]
+
+
+def send_sample_alert(cfg: Config, url: str, secret: str | None, *, format: WebhookFormat | None = None,
+                      attempts: int = 3, log: bool = True) -> list[DeliveryResult]:
+    """Send :func:`forecast.alerts.webhooks.sample_alert` to ``url`` (``format`` default
+    ``[alerts] format``), logged in ``alert_deliveries`` when ``log``."""
+    endpoint = Endpoint(url, secret=secret, format=format or cfg.alerts.format)
+    sender = WebhookSender([endpoint], db_path=cfg.warehouse_path if log else None,
+                           retry=RetryPolicy(max_attempts=attempts))
+    return sender.send(sample_alert(), dedupe=False)

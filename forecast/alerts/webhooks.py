@@ -36,7 +36,7 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 
 from polarwatch.config import DEFAULT_WEBHOOK_FORMAT, WEBHOOK_FORMATS, WebhookFormat
-from polarwatch.errors import ConfigError, PolarwatchError
+from polarwatch.errors import ConfigError
 from polarwatch.redact import url_for_log
 from polarwatch.warehouse import connect, init_schema, scalar, transaction
 
@@ -51,10 +51,6 @@ RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 OUTCOME_DELIVERED, OUTCOME_RETRY, OUTCOME_FAILED = "delivered", "retry", "failed"
 # A receiver's answer is only acknowledged: read at most this much of it, then hang up.
 MAX_RESPONSE_BYTES = 64 * 1024
-
-
-class WebhookError(PolarwatchError):
-    pass
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from forecast.alerts.delivery import active_flags
-from forecast.events_study import event_studies
+from forecast.event_conversations import event_studies
 from polarwatch.config import Config, parse_duration
 from polarwatch.errors import ConfigError, PolarwatchError
 from polarwatch.events import Event, events_path, load_events

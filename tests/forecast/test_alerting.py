@@ -56,7 +56,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def forecast(cfg: Config) -> dict:
-    return run_forecast(cfg, events=[SHOOTING])["alerts"]
+    return run_forecast(cfg, events=[SHOOTING]).alerts
 
 
 def test_fires_once_resolves_once(warehouse: Path, receiver: Receiver) -> None:
@@ -144,7 +144,7 @@ def test_receiver_down_then_back_and_alertmanager_format(warehouse: Path) -> Non
 
 def test_no_webhooks_no_alerts_and_flag_alert_labels(warehouse: Path) -> None:
     cfg = load_config(path=None, env={"POLARWATCH_WAREHOUSE_PATH": str(warehouse)})
-    assert run_forecast(cfg, events=[SHOOTING])["alerts"] is None
+    assert run_forecast(cfg, events=[SHOOTING]).alerts is None
     active = active_flags(warehouse, "mean_score")
     assert len(active) >= 1
     alert = flag_alert(active.iloc[0])

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from forecast.alarms import AlarmPolicy
-from forecast.detect import StreamingDetector, detect_values, season_points, warmup_points
+from forecast.detect import StreamingDetector, detect_values, warmup_points
+from forecast.seasons import season_points
 from polarwatch.cli import main
 
 HOURS = 24 * 12  # 12 days hourly: warm-up 48, refits after 96 and 192 observed points
@@ -92,6 +93,9 @@ def test_season_and_warmup_from_interval() -> None:
     assert season_points(3600) == 24 and season_points(300) == 288
     assert season_points(86400) == 7 and season_points(7 * 86400) is None
     assert season_points(7) is None  # no whole number of points per day
+    assert season_points(7 * 3600) == 24  # 7-hour windows: no whole day, a whole week (the
+    assert season_points(12 * 3600) == 2  # daily cycle repeats in it); two points per day
+    assert season_points(300, max_points=48) is None  # a model's capacity caps it
     assert warmup_points(24) == 48 and warmup_points(None) == 30 and warmup_points(7) == 30
     assert StreamingDetector(300).warmup == 576
 

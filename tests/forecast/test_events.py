@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.events_study import event_studies, phase_table, read_conversations
+from forecast.event_conversations import event_studies, phase_table, read_conversations
 from forecast.run import classify_series, run_forecast
 from polarwatch.cli import main
 from polarwatch.events import Event, load_events
@@ -38,11 +38,11 @@ def flagged(out: dict) -> dict[int, str]:
 
 def test_dashboard_and_reports_share_one_event_study() -> None:
     import dashboard.analysis
-    import forecast.events_study
-    import scoring.event_study
+    import forecast.event_conversations
+    import scoring.event_phases
 
-    assert dashboard.analysis.event_study is scoring.event_study.event_study
-    assert forecast.events_study.phase_table is scoring.event_study.phase_table
+    assert dashboard.analysis.event_study is scoring.event_phases.event_study
+    assert forecast.event_conversations.phase_table is scoring.event_phases.phase_table
 
 
 def test_ramp_before_scheduled_event_is_anticipatory() -> None:
@@ -107,7 +107,7 @@ def test_run_forecast_stores_causal_classes(tmp_path: Path) -> None:
     events = [Event("Vote", "abortion", at(244).to_pydatetime(), "scheduled"),
               Event("Shooting", "guns", at(219).to_pydatetime(), "sudden")]
     summary = run_forecast(cfg_for(path), events=events)
-    assert summary["anticipatory"] >= 1 and summary["reactive"] >= 1
+    assert summary.anticipatory >= 1 and summary.reactive >= 1
     with connect(path, read_only=True) as con:
         rows = con.execute("SELECT topic, timezone('UTC', ts), flag, anomaly_score, explanation "
                            "FROM forecasts WHERE flag NOT IN ('none', 'forecast') "

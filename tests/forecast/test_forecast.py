@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.models import MIN_POINTS, SeriesSkipped, fit_predict, flag_points
+from forecast.models import MAX_SEASON, MIN_POINTS, SeriesSkipped, fit_predict, flag_points
 from forecast.run import run_forecast
 from forecast.series import METRICS, infer_freq, read_series, validate_metric
 from polarwatch.config import Config, WarehouseConfig, load_config
@@ -103,10 +103,10 @@ def test_spike_flagged_normal_points_mostly_not(warehouse: Path,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="forecast")
     summary = run_forecast(cfg_for(warehouse))
-    assert summary["topics"] == 2 and summary["skipped"] == {}
+    assert summary.topics == 2 and summary.skipped == {}
     df = forecasts(warehouse)
     observed = df[df["flag"] != "forecast"]
-    assert summary["points"] == len(observed) == 2 * HOURS - 4  # 4 gap windows get no row
+    assert summary.points == len(observed) == 2 * HOURS - 4  # 4 gap windows get no row
     assert set(observed["metric"]) == {"mean_score"}
     spike_ts = pd.Timestamp(START) + pd.Timedelta(hours=SPIKE_AT)
     spike = observed[(observed["topic"] == SPIKE_TOPIC) & (observed["ts"] == spike_ts)]
@@ -117,7 +117,7 @@ def test_spike_flagged_normal_points_mostly_not(warehouse: Path,
     normal = observed.drop(spike.index).drop(dip.index)
     false_rate = (normal["flag"] != "none").mean()
     assert false_rate < 0.10, normal[normal["flag"] != "none"]
-    assert summary["flags"] == int((observed["flag"] != "none").sum())
+    assert summary.flags == int((observed["flag"] != "none").sum())
     assert set(df["model"]) == {"ets-damped-seasonal24"}  # the fixture has a daily cycle
     # One-step-ahead intervals exist after burn-in and contain the forecast.
     scored = observed.dropna(subset=["forecast"])
@@ -131,7 +131,7 @@ def test_forecast_rows_for_horizon_after_last_point(warehouse: Path) -> None:
     horizon = cfg.forecast.horizon
     summary = run_forecast(cfg)
     df = forecasts(warehouse)
-    assert summary["forecast_points"] == 2 * horizon
+    assert summary.forecast_points == 2 * horizon
     last = pd.Timestamp(START) + pd.Timedelta(hours=HOURS - 1)
     for topic in GAPS:
         fut = df[(df["topic"] == topic) & (df["flag"] == "forecast")]
@@ -165,8 +165,8 @@ def test_short_and_constant_series(warehouse: Path, caplog: pytest.LogCaptureFix
          + window_rows("flat", np.full(40, 3.0)))
     caplog.set_level(logging.INFO, logger="forecast")
     summary = run_forecast(cfg_for(warehouse))
-    assert list(summary["skipped"]) == ["tiny"]
-    assert f"at least {MIN_POINTS}" in summary["skipped"]["tiny"]
+    assert list(summary.skipped) == ["tiny"]
+    assert f"at least {MIN_POINTS}" in summary.skipped["tiny"]
     assert any(line.strip().startswith("skip tiny:") and f"{MIN_POINTS - 1} observed" in line
                for line in caplog.messages)
     df = forecasts(warehouse)
@@ -175,7 +175,7 @@ def test_short_and_constant_series(warehouse: Path, caplog: pytest.LogCaptureFix
     assert set(flat["model"]) == {"constant"}
     assert (flat.loc[flat["flag"] != "forecast", "flag"] == "none").all()
     assert np.allclose(flat["forecast"], 3.0)
-    assert summary["topics"] == 3
+    assert summary.topics == 3
 
 
 def test_bad_metric_lists_valid_ones(warehouse: Path) -> None:
@@ -190,7 +190,7 @@ def test_bad_metric_lists_valid_ones(warehouse: Path) -> None:
 def test_other_metric_and_constructed_config(warehouse: Path) -> None:
     cfg = Config(warehouse=WarehouseConfig(path=str(warehouse)))
     summary = run_forecast(cfg, metric="volume")
-    assert summary["metric"] == "volume" and summary["topics"] == 2
+    assert summary.metric == "volume" and summary.topics == 2
     df = forecasts(warehouse)
     assert set(df["metric"]) == {"volume"}
     # volume cycles 100..106 (i % 7): the forecast stays inside the observed range.
@@ -204,7 +204,7 @@ def test_empty_warehouse_and_missing_file(tmp_path: Path,
     init_schema(path)
     caplog.set_level(logging.INFO, logger="forecast")
     summary = run_forecast(cfg_for(path))
-    assert summary["topics"] == 0 and summary["points"] == 0
+    assert summary.topics == 0 and summary.points == 0
     assert any("no rows in topic_windows" in line for line in caplog.messages)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         run_forecast(cfg_for(tmp_path / "missing.duckdb"))
@@ -219,12 +219,12 @@ def test_fit_predict_arrays() -> None:
     y = rng.normal(1000.0, 50.0, 100)  # large scale, like volume counts
     y[[10, 11, 12]] = np.nan
     out = fit_predict(y, alpha=0.05, horizon=4)
-    assert len(out["forecast"]) == len(out["flag"]) == 100
-    assert len(out["future_forecast"]) == 4
-    assert np.isnan(out["forecast"][:3]).all()  # burn-in
-    assert np.isfinite(out["forecast"][3:]).all()  # incl. through the gap
-    assert out["flag"][:3] == ["none"] * 3
-    assert abs(out["future_forecast"][0] - 1000.0) < 50.0
+    assert len(out.forecast) == len(out.flag) == 100
+    assert len(out.future_forecast) == 4
+    assert np.isnan(out.forecast[:3]).all()  # burn-in
+    assert np.isfinite(out.forecast[3:]).all()  # incl. through the gap
+    assert out.flag[:3] == ["none"] * 3
+    assert abs(out.future_forecast[0] - 1000.0) < 50.0
 
 
 def test_flag_points_policy() -> None:
@@ -235,28 +235,29 @@ def test_flag_points_policy() -> None:
 
 
 def test_selection_seasonal_vs_random_walk() -> None:
-    from forecast.models import season_length
+    from forecast.seasons import season_points
 
-    assert season_length(3600) == 24 and season_length(86400) == 7
-    assert season_length(900) is None  # 96 windows a day: no seasonal candidate
+    assert season_points(3600, MAX_SEASON) == 24 and season_points(86400, MAX_SEASON) == 7
+    # 96 windows a day (672 a week): too long a season for the ETS candidate
+    assert season_points(900, MAX_SEASON) is None
     rng = np.random.default_rng(11)
     t = np.arange(340)
     seasonal = 5.0 + 0.6 * np.sin(2 * np.pi * t / 24) + rng.normal(0.0, 0.3, 340)
     seasonal[[40, 41, 200]] = np.nan
     out = fit_predict(seasonal, horizon=6, season=24)
-    sel = out["selection"]
-    assert out["model"] == sel["model"] == "ets-damped-seasonal24", sel
-    assert sel["n_eval"] == 48 and 0.0 <= sel["coverage"] <= 1.0 and sel["mae"] > 0
-    assert sel["mae"] == min(sel["scores"].values())
-    assert np.isfinite(out["future_forecast"]).all()
+    sel = out.selection
+    assert out.model == sel.model == "ets-damped-seasonal24", sel
+    assert sel.n_eval == 48 and 0.0 <= sel.coverage <= 1.0 and sel.mae > 0
+    assert sel.mae == min(sel.scores.values())
+    assert np.isfinite(out.future_forecast).all()
     # 48 scored points are a noisy score: a random walk picks the seasonal ETS now and then
     # (one seed in 6 tried here), so this asserts the majority over five walks.
     level_like = 0
     for seed in range(5):
         walk = np.cumsum(np.random.default_rng(seed).normal(0.0, 1.0, 340))
         out = fit_predict(walk, horizon=6, season=24)
-        assert 0.0 <= out["selection"]["coverage"] <= 1.0
-        level_like += out["model"] in {"ucm-local-level", "ucm-local-trend"}
+        assert 0.0 <= out.selection.coverage <= 1.0
+        level_like += out.model in {"ucm-local-level", "ucm-local-trend"}
     assert level_like >= 4
 
 
@@ -264,10 +265,10 @@ def test_selection_fallbacks() -> None:
     rng = np.random.default_rng(5)
     short = rng.normal(0.0, 1.0, 30)  # < MIN_SELECT_POINTS: local level, unscored
     out = fit_predict(short, season=24)
-    assert out["model"] == "ucm-local-level" and out["selection"]["coverage"] is None
+    assert out.model == "ucm-local-level" and out.selection.coverage is None
     few_days = rng.normal(0.0, 1.0, 60)  # < 3 seasons: no seasonal candidate
-    assert "ets-damped-seasonal24" not in fit_predict(few_days, season=24)["selection"]["scores"]
-    assert fit_predict(np.full(60, 2.0), season=24)["model"] == "constant"
+    assert "ets-damped-seasonal24" not in fit_predict(few_days, season=24).selection.scores
+    assert fit_predict(np.full(60, 2.0), season=24).model == "constant"
 
 
 def test_run_forecast_logs_choice(warehouse: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -293,13 +294,14 @@ def test_bands_stay_in_the_metric_domain(domain: str, make: Any) -> None:
     fit = fit_predict(y, horizon=24, season=24, domain=domain)
     dom = Domain(domain)
     for key in ("forecast", "lower", "upper", "future_forecast", "future_lower", "future_upper"):
-        assert dom.contains(fit[key]), (key, np.nanmin(fit[key]), np.nanmax(fit[key]))
-    ok = np.isfinite(fit["lower"])
-    assert ok.sum() > 200 and (fit["lower"][ok] <= fit["upper"][ok]).all()
-    covered = ((y[ok] >= fit["lower"][ok]) & (y[ok] <= fit["upper"][ok])).mean()
+        band = getattr(fit, key)
+        assert dom.contains(band), (key, np.nanmin(band), np.nanmax(band))
+    ok = np.isfinite(fit.lower)
+    assert ok.sum() > 200 and (fit.lower[ok] <= fit.upper[ok]).all()
+    covered = ((y[ok] >= fit.lower[ok]) & (y[ok] <= fit.upper[ok])).mean()
     assert covered >= 0.9, covered  # calibrated on these one-step errors
     raw = fit_predict(y, horizon=24, season=24, domain="real")  # what the old band did
-    assert not all(dom.contains(raw[k]) for k in ("lower", "upper", "future_lower",
+    assert not all(dom.contains(getattr(raw, k)) for k in ("lower", "upper", "future_lower",
                                                   "future_upper"))
 
 

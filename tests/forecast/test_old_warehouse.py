@@ -30,7 +30,7 @@ def test_forecast_upgrades_the_file_and_keeps_the_old_rows(old_file: Path) -> No
     values[120] += 3.0  # a spike: an episode, written to the columns the migration added
     seed(old_file, window_rows("abortion", values))
     summary = run_forecast(cfg_for(old_file), events=[], alerts=False)
-    assert summary["topics"] == 1 and summary["points"] > 0
+    assert summary.topics == 1 and summary.points > 0
     with connect(old_file, read_only=True) as con:
         assert schema_version(con) == LATEST_VERSION
         names = [n for n, _ in table_columns(con, "forecasts")]

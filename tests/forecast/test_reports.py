@@ -84,6 +84,16 @@ def test_report_help_documents_cron(capsys: pytest.CaptureFixture[str]) -> None:
     assert "0 * * * *" in capsys.readouterr().out
 
 
+def test_time_options_are_checked_when_parsed(capsys: pytest.CaptureFixture[str]) -> None:
+    """--since, --every and detect --refractory are refused before anything runs (exit 2)."""
+    for args, says in ((["report", "--since", "yesterday-ish"], "--since: expected 2026-03-01"),
+                       (["report", "--every", "60"], "--every: expected a positive duration"),
+                       (["detect", "x.csv", "--refractory", "6"], "--refractory: expected a")):
+        with pytest.raises(SystemExit) as exit_:
+            main(args)
+        assert exit_.value.code == 2 and says in capsys.readouterr().err
+
+
 def test_durations() -> None:
     assert parse_duration("90m") == timedelta(minutes=90)
     assert parse_duration("1.5d") == timedelta(hours=36)

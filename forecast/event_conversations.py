@@ -1,5 +1,6 @@
-"""The event study over the warehouse: :func:`event_studies` reads each event's conversations
-from the ``conversations`` view and tabulates them with :func:`scoring.event_study.phase_table`.
+"""The conversations around each event, read from the warehouse: :func:`event_studies` reads
+them from the ``conversations`` view and tabulates them by phase with
+:func:`scoring.event_phases.phase_table` (the pure computation).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pandas as pd
 
 from polarwatch.events import Event
 from polarwatch.warehouse import connect
-from scoring.event_study import EVENT_STUDY_DAYS, PHASE_COLUMNS, event_study_range, phase_table
+from scoring.event_phases import EVENT_STUDY_DAYS, PHASE_COLUMNS, event_study_range, phase_table
 
 __all__ = ["EVENT_STUDY_DAYS", "event_studies", "phase_table", "read_conversations"]
 

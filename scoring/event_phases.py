@@ -2,7 +2,7 @@
 
 Pure pandas functions (:func:`event_study` per day, :func:`phase_table` per phase), used by the
 dashboard's topic page and by the forecast's reports (which read the conversations from DuckDB in
-:mod:`forecast.events_study`). Conversations are placed
+:mod:`forecast.event_conversations`). Conversations are placed
 by their first interaction: day -1, -2, ... before the event's start (24 h steps back), day 0
 while it runs, day +1, +2, ... after its end, within ±``days`` days. A conversation is extreme
 above ``extreme_threshold``: callers pass ``[aggregate] extreme_threshold`` (default

@@ -1,0 +1,71 @@
+"""Edits of the event calendar behind ``polarwatch events``: list, add, remove.
+
+The file format and validation are :mod:`polarwatch.events`'; this module only decides which
+file, checks an event's topic against ``topics.toml`` and refuses an edit that would silently
+overwrite or miss an event (the message says what to do instead).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from polarwatch.config import Config
+from polarwatch.errors import PolarwatchError
+from polarwatch.events import (
+    Event,
+    events_path,
+    load_events,
+    make_event,
+    remove,
+    save_events,
+    upsert,
+)
+
+
+def calendar_path(cfg: Config, file: str | None = None) -> Path:
+    """``file``, else ``$POLARWATCH_EVENTS_FILE``, else ``events.toml`` next to the config."""
+    return Path(file) if file else events_path(cfg.root)
+
+
+def topic_ids(cfg: Config) -> list[str] | None:
+    """The configured topic ids (None without a topics file: events are then not checked)."""
+    try:
+        return [t.id for t in cfg.load_topics()]
+    except PolarwatchError:
+        return None
+
+
+def list_events(path: Path, topic: str | None = None) -> list[Event]:
+    """The calendar's events (of ``topic`` only, when given), sorted by start."""
+    return [e for e in load_events(path) if topic in (None, e.topic)]
+
+
+def describe(e: Event) -> str:
+    """One line of ``events list``: start (→ end) in UTC, kind, topic, name."""
+    end = f" → {e.end:%Y-%m-%d %H:%M}" if e.end else ""
+    return f"{e.start:%Y-%m-%d %H:%M}{end} UTC  {e.kind:9}  {e.topic:16}  {e.name}"
+
+
+def add_event(path: Path, fields: dict[str, Any], topics: list[str] | None, *,
+              replace: bool = False) -> Event:
+    """Validate ``fields`` (name, topic, start, end, kind) into an event and save it; an event
+    of that name on that topic is an error unless ``replace``."""
+    events = load_events(path)
+    event = make_event(fields, "new event", topics)
+    key = (event.topic, event.name)
+    if not replace and any((e.topic, e.name) == key for e in events):
+        raise PolarwatchError(f"{path} already has {event.name!r} on {event.topic!r}; "
+                              f"use --replace to overwrite it")
+    save_events(path, upsert(events, event, key if replace else None))
+    return event
+
+
+def remove_event(path: Path, topic: str, name: str) -> None:
+    """Remove the event ``name`` of ``topic``; an error when there is none."""
+    events = load_events(path)
+    kept = remove(events, (topic, name))
+    if len(kept) == len(events):
+        raise PolarwatchError(f"no event {name!r} on topic {topic!r} in {path} "
+                              f"(`polarwatch events list` shows them)")
+    save_events(path, kept)
