@@ -17,13 +17,9 @@ from polarwatch.records import (
     MAX_RECORD_BYTES,
     MIN_CREATED_AT,
     Post,
-    _fast_valid,
-    cut_reason,
-    json_schema,
-    parse_record,
-    truncate_raw,
-    validate_post,
 )
+from polarwatch.schemas import json_schema
+from polarwatch.validation import _fast_valid, cut_reason, parse_record, truncate_raw, validate_post
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 

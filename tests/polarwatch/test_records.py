@@ -16,17 +16,13 @@ from polarwatch.errors import SchemaError
 from polarwatch.records import (
     MAX_TEXT_CHARS,
     SCHEMA_VERSION,
-    FieldSpec,
     Interaction,
     Labels,
     Post,
-    fields_of,
-    json_schema,
-    post_from_dict,
     post_to_dict,
-    spark_schema,
-    validate_post,
 )
+from polarwatch.schemas import FieldSpec, fields_of, json_schema, spark_schema
+from polarwatch.validation import post_from_dict, validate_post
 
 RECORDS = [Post, Labels, Interaction]
 
@@ -279,7 +275,7 @@ def test_fast_validation_path_agrees_with_the_json_schema() -> None:
 
     import jsonschema
 
-    from polarwatch.records import _fast_valid
+    from polarwatch.validation import _fast_valid
 
     schema = jsonschema.Draft202012Validator(json_schema(Post))
     good = {"id": "p1", "platform": "x", "author_id": "a", "text": "hello",
