@@ -31,12 +31,9 @@ from polarwatch.records import (
     DEFAULT_MAX_FUTURE_SKEW,
     MAX_RECORD_BYTES,
     Post,
-    cut_reason,
-    parse_record,
     post_to_dict,
-    truncate_raw,
-    validate_post,
 )
+from polarwatch.validation import cut_reason, parse_record, truncate_raw, validate_post
 
 FLUSH_EVERY = 50_000  # confirm delivery at least this often (bounds memory of pending futures)
 DEDUP_MAX_IDS = 1_000_000  # ids remembered for de-duplication (~100 MB at worst)

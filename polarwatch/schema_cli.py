@@ -11,7 +11,8 @@ import argparse
 import json
 from typing import Any
 
-from polarwatch.records import Post, json_schema
+from polarwatch.records import Post
+from polarwatch.schemas import json_schema
 
 
 def register(sub: Any) -> None:

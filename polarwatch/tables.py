@@ -2,7 +2,7 @@
 
 One frozen dataclass per table (plus the Kafka provenance that ``posts`` adds to ``Post`` and
 ``Labels``). :mod:`polarwatch.warehouse` generates every table's DDL from these and from
-``records.py`` (:func:`polarwatch.records.duckdb_columns`): a field's Python type gives the
+``records.py`` (:func:`polarwatch.schemas.duckdb_columns`): a field's Python type gives the
 DuckDB type (``str`` VARCHAR, ``int`` INTEGER, ``float`` DOUBLE, ``bool`` BOOLEAN, ``datetime``
 TIMESTAMPTZ; :data:`BigInt` for BIGINT), ``| None`` makes it nullable, and ``PRIMARY_KEY`` names
 the key. Field order is column order: writers that insert positionally rely on it, so a new

@@ -20,7 +20,8 @@ from typing import Any
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
 from polarwatch.errors import SchemaError, WarehouseMissing
-from polarwatch.records import Interaction, Labels, Post, duckdb_columns
+from polarwatch.records import Interaction, Labels, Post
+from polarwatch.schemas import duckdb_columns
 from polarwatch.tables import (
     AlertDelivery,
     AlertState,

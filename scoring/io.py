@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from polarwatch.errors import SchemaError
+from polarwatch.formats import detect_format
 from polarwatch.records import Labels
 from scoring.extractors.base import Extractor, PostPair
 from scoring.rules import score_pair
@@ -22,18 +23,7 @@ from scoring.rules import score_pair
 POST_COLUMNS = ("id", "text", "topic")
 OPTIONAL_POST_COLUMNS = ("parent_id", "parent_text", "created_at", "author_id")
 Row = dict[str, str | None]
-
-
-def detect_format(path: Path) -> str:
-    """"jsonl" or "csv", from the suffix, else from the first non-blank character."""
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return "jsonl"
-    if suffix in (".csv", ".tsv"):
-        return "csv"
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        head = fh.read(4096).lstrip()
-    return "jsonl" if head.startswith("{") else "csv"
+READ_FORMATS = ("jsonl", "csv", "tsv")  # plain files; a name that says nothing is sniffed
 
 
 def _cell(value: Any) -> str | None:
@@ -53,7 +43,7 @@ def iter_table(path: Path, required: Sequence[str], optional: Sequence[str] = ()
     if not path.is_file():
         raise SchemaError(f"input file {path} does not exist")
     wanted = (*required, *optional)
-    fmt = detect_format(path)
+    fmt = detect_format(path, READ_FORMATS, sniff=True)
     with path.open(encoding="utf-8", errors="replace", newline="") as fh:
         if fmt == "jsonl":
             for line_no, line in enumerate(fh, 1):
@@ -69,7 +59,7 @@ def iter_table(path: Path, required: Sequence[str], optional: Sequence[str] = ()
                     continue
                 yield line_no, *_check({k: obj.get(k) for k in wanted}, required)
             return
-        dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
+        dialect = "excel-tab" if fmt == "tsv" else "excel"
         reader = csv.DictReader(fh, dialect=dialect)
         header = reader.fieldnames or []
         missing = [c for c in required if c not in header]

@@ -2,9 +2,11 @@
 
 Features are exactly the `learned` backend's (``scoring.extractors.learned``): all-MiniLM-L6-v2
 embeddings; stance conditioned on the topic's pro/anti descriptions; agreement on (parent, reply)
-pairs. The head is a class-balanced multinomial logistic regression on standardized features,
-fitted with L-BFGS, saved with ``learned.Head.save`` — so ``learned`` loads it unchanged (put it
-in a heads directory as ``stance.npz`` / ``stance_<topic>.npz``, ``affect.npz``, ...).
+pairs. The head is scikit-learn's class-balanced logistic regression (L-BFGS) on standardized
+features, C picked by macro-F1 on a stratified holdout, saved as the softmax layer
+``learned.Head`` reads (``W0``, ``b0``, ``mean``, ``scale``) — so ``learned`` loads it unchanged
+(put it in a heads directory as ``stance.npz`` / ``stance_<topic>.npz``, ``affect.npz``, ...).
+scikit-learn comes with the learned extra and is imported only when a head is trained.
 
 Columns: ``text`` and ``label`` always; ``topic`` for stance (a topic id from ``--topics`` or the
 configured topics file); ``parent_text`` for agreement.
@@ -24,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from polarwatch.config import Topic
-from polarwatch.errors import SchemaError
+from polarwatch.errors import BackendError, SchemaError
 from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES
 from scoring.io import iter_table
 
@@ -130,55 +132,61 @@ def features(task: str, rows: Sequence[dict[str, Any]], topics: Sequence[Topic],
     return np.asarray(emb)
 
 
-def fit_softmax(x: np.ndarray, y: np.ndarray, n_classes: int, c: float,
-                max_iter: int = 500) -> tuple[np.ndarray, np.ndarray]:
-    """Class-balanced multinomial logistic regression: minimizes
-    C · Σ w_i · CE_i + ½‖W‖² (bias unpenalized) with L-BFGS. Returns (W (d, k), b (k,))."""
-    from scipy.optimize import minimize
-
-    n, d = x.shape
-    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
-    weights = (n / (n_classes * np.maximum(counts, 1)))[y]
-    onehot = np.eye(n_classes)[y]
-    x64 = x.astype(np.float64)
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        w, b = theta[: d * n_classes].reshape(d, n_classes), theta[d * n_classes:]
-        z = x64 @ w + b
-        z -= z.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        ce = -(onehot * logp).sum(axis=1)
-        g = (np.exp(logp) - onehot) * (weights * c)[:, None]
-        value = float((weights * ce).sum() * c + 0.5 * (w * w).sum())
-        grad = np.concatenate([(x64.T @ g + w).ravel(), g.sum(axis=0)])
-        return value, grad
-
-    res = minimize(loss, np.zeros(d * n_classes + n_classes), jac=True, method="L-BFGS-B",
-                   options={"maxiter": max_iter})
-    theta = res.x
-    return theta[: d * n_classes].reshape(d, n_classes), theta[d * n_classes:]
+def _require_sklearn() -> None:
+    """Fail before the (slow) encoding when scikit-learn, from the learned extra, is missing."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError as exc:
+        raise BackendError("training a head needs scikit-learn: pip install "
+                           "'polarwatch[learned]'") from exc
 
 
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
-    f1s = []
-    for k in range(n_classes):
-        tp = np.sum((y_pred == k) & (y_true == k))
-        fp, fn = np.sum((y_pred == k) & (y_true != k)), np.sum((y_pred != k) & (y_true == k))
-        f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    return float(np.mean(f1s))
+def fit_head(x: np.ndarray, y: np.ndarray, n_classes: int, c: float,
+             max_iter: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Class-balanced multinomial logistic regression (scikit-learn, L-BFGS), minimizing
+    C · Σ w_i · CE_i + ½‖W‖² (intercept unpenalized). Returns (W (d, k), b (k,)), the softmax
+    layer the learned backend applies. ``y`` holds 0..k-1 and every class occurs in it.
+
+    With two classes scikit-learn fits one logistic vector w; the softmax layer [-w/2, w/2]
+    gives the same probabilities, and fitting with 2C gives the multinomial optimum at C (its
+    penalty on [-w/2, w/2] is ¼‖w‖²), so C means the same for every number of classes.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    binary = n_classes == 2
+    model = LogisticRegression(C=2 * c if binary else c, class_weight="balanced",
+                               max_iter=max_iter).fit(x, y)
+    w, b = model.coef_.T.astype(np.float64), model.intercept_.astype(np.float64)
+    if binary:
+        w, b = np.hstack([-w / 2, w / 2]), np.concatenate([-b / 2, b / 2])
+    return w, b
 
 
-def _split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified holdout indices (train, holdout)."""
-    rng = np.random.default_rng(seed)
-    train: list[int] = []
-    hold: list[int] = []
-    for k in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == k))
-        cut = max(1, int(round(len(idx) * HOLDOUT)))
-        hold.extend(int(i) for i in idx[:cut])
-        train.extend(int(i) for i in idx[cut:])
-    return np.array(sorted(train)), np.array(sorted(hold))
+def holdout_split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified (train, holdout) indices, HOLDOUT of the rows held out."""
+    from sklearn.model_selection import train_test_split
+
+    train, hold = train_test_split(np.arange(len(y)), test_size=HOLDOUT, random_state=seed,
+                                   stratify=y)
+    return np.sort(train), np.sort(hold)
+
+
+def pick_c(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int
+           ) -> tuple[float, float | None]:
+    """(C, its holdout macro-F1): the C of C_GRID with the best macro-F1 on a stratified
+    holdout, or (0.1, None) below MIN_ROWS_FOR_HOLDOUT rows."""
+    from sklearn.metrics import f1_score
+
+    if len(y) < MIN_ROWS_FOR_HOLDOUT:
+        return 0.1, None
+    tr, ho = holdout_split(y, seed)
+    scores = {}
+    for c in C_GRID:
+        w, b = fit_head(x[tr], y[tr], n_classes, c)
+        scores[c] = float(f1_score(y[ho], (x[ho] @ w + b).argmax(axis=1),
+                                   labels=range(n_classes), average="macro", zero_division=0))
+    best = max(scores, key=lambda c: scores[c])
+    return best, round(scores[best], 4)
 
 
 ENCODE_CALLS = {"stance": 3, "agreement": 2}  # texts encoded per row (text, topic sides, parent)
@@ -245,6 +253,7 @@ def train_rows(task: str, rows: Sequence[dict[str, Any]], topics: Sequence[Topic
                progress: bool = False) -> TrainReport:
     """Featurize labeled rows, fit, save (the body of ``train_head``)."""
     t0 = time.monotonic() if t0 is None else t0
+    _require_sklearn()
     if encoder is None:  # the shipped heads' encoder, so the new head works next to them
         from scoring.extractors.learned import shipped_encoder
 
@@ -256,19 +265,12 @@ def train_rows(task: str, rows: Sequence[dict[str, Any]], topics: Sequence[Topic
         x = features(task, rows, topics, _Progressing(encoder, bar) if progress else encoder)
     classes = sorted({r["label"] for r in rows}, key=TASKS[task].index)
     y = np.array([classes.index(r["label"]) for r in rows])
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0) + 1e-6
-    xs = (x - mean) / scale
-    score, best_c = None, 0.1
-    if len(rows) >= MIN_ROWS_FOR_HOLDOUT:
-        tr, ho = _split(y, seed)
-        scores = {}
-        for c in C_GRID:
-            w, b = fit_softmax(xs[tr], y[tr], len(classes), c)
-            scores[c] = macro_f1(y[ho], (xs[ho] @ w + b).argmax(axis=1), len(classes))
-        best_c = max(scores, key=lambda c: scores[c])
-        score = round(scores[best_c], 4)
-    w, b = fit_softmax(xs, y, len(classes), best_c)
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x)
+    xs = scaler.transform(x)
+    best_c, score = pick_c(xs, y, len(classes), seed)
+    w, b = fit_head(xs, y, len(classes), best_c)
     from scoring.extractors.learned import Head
 
     meta: dict[str, Any] = {
@@ -287,8 +289,8 @@ def train_rows(task: str, rows: Sequence[dict[str, Any]], topics: Sequence[Topic
         topic = next(t for t in topics if t.id == stance_topics[0])
         meta.update(topic=topic.id, name=topic.name, pro=topic.pro, anti=topic.anti)
     arrays: dict[str, Any] = {"classes": np.array(classes), "W0": w.astype(np.float32),
-                              "b0": b.astype(np.float32), "mean": mean.astype(np.float32),
-                              "scale": scale.astype(np.float32)}
+                              "b0": b.astype(np.float32), "mean": scaler.mean_.astype(np.float32),
+                              "scale": scaler.scale_.astype(np.float32)}
     arrays.update({k: np.array(v) for k, v in meta.items()})
     output.parent.mkdir(parents=True, exist_ok=True)
     Head(arrays, name=output.stem).save(output)

@@ -25,7 +25,8 @@ import pandas as pd
 
 from polarwatch.records import DEAD_LETTER_REASON_HEADER as REASON_HEADER
 from polarwatch.records import DEAD_LETTER_SIZE_HEADER as SIZE_HEADER
-from polarwatch.records import MAX_DEAD_LETTER_BYTES, cut_reason
+from polarwatch.records import MAX_DEAD_LETTER_BYTES
+from polarwatch.validation import cut_reason
 from polarwatch.warehouse import connect
 from stream.group_offsets import STREAM_GROUP, GroupCommitter
 from stream.record_batches import UnreadableBatch

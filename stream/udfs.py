@@ -25,13 +25,10 @@ from typing import Any
 import pandas as pd
 
 from polarwatch.config import ExtractorConfig, Topic
-from polarwatch.records import (
-    DEFAULT_MAX_FUTURE_SKEW,
-    MAX_DEAD_LETTER_BYTES,
-    Labels,
-    Post,
+from polarwatch.records import DEFAULT_MAX_FUTURE_SKEW, MAX_DEAD_LETTER_BYTES, Labels, Post
+from polarwatch.schemas import fields_of
+from polarwatch.validation import (
     cut_reason,
-    fields_of,
     parse_created_at,
     parse_record,
     raw_size,
@@ -54,7 +51,7 @@ _KINDS.update(dead_reason="string", raw="string", raw_size="long")
 
 def output_ddl() -> str:
     """Spark DDL of the labeled stream: Post + Labels (− post_id) + provenance."""
-    from polarwatch.records import spark_ddl
+    from polarwatch.schemas import spark_ddl
 
     labels = spark_ddl(Labels).split(", ", 1)[1]  # drop `post_id`, which is Post.id
     return f"{spark_ddl(Post)}, {labels}, {PROVENANCE_DDL}"

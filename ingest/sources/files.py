@@ -29,9 +29,12 @@ from ingest.sources.base import (
     SourceRecord,
     ThreadIndex,
 )
-from polarwatch.records import MAX_DEAD_LETTER_BYTES, MAX_RECORD_BYTES, cut_reason, parse_record
+from polarwatch.errors import SchemaError
+from polarwatch.formats import detect_format
+from polarwatch.records import MAX_DEAD_LETTER_BYTES, MAX_RECORD_BYTES
+from polarwatch.validation import cut_reason, parse_record
 
-FORMATS = ("jsonl", "csv", "parquet")
+FORMATS = ("jsonl", "csv", "parquet")  # JSONL and CSV also .gz (polarwatch.formats)
 FIELDS = ("id", "text", "created_at", "author_id", "conversation_id", "parent_id", "lang",
           "topic", "platform")
 FINGERPRINT_BYTES = 64 * 1024
@@ -204,21 +207,6 @@ class RowMapper:
         return {k: v for k, v in post.items() if v is not None or k in ("parent_id", "lang")}
 
 
-def detect_format(path: Path) -> str:
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    last = suffixes[-1] if suffixes else ""
-    if last in (".jsonl", ".ndjson", ".json"):
-        return "jsonl"
-    if last in (".csv",):
-        return "csv"
-    if last in (".parquet", ".pq"):
-        return "parquet"
-    raise SourceError(f"cannot tell the format of {path} from its name; pass --format "
-                      f"({'|'.join(FORMATS)})")
-
-
 def fingerprint(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.sha1(f.read(FINGERPRINT_BYTES)).hexdigest()
@@ -300,7 +288,10 @@ class FileSource(Source):
         self.path = Path(path)
         if not self.path.is_file():
             raise SourceError(f"{self.path} does not exist or is not a file")
-        self.format = fmt or detect_format(self.path)
+        try:
+            self.format = fmt or detect_format(self.path, FORMATS, gzip=True)
+        except SchemaError as exc:
+            raise SourceError(str(exc)) from exc
         if self.format not in FORMATS:
             raise SourceError(f"unknown format {self.format!r}; valid formats are {FORMATS}")
         self.mapper = mapper or RowMapper()

@@ -26,7 +26,7 @@ from ingest.sources.base import (
     SourceRecord,
     retry_after_seconds,
 )
-from polarwatch.records import parse_record
+from polarwatch.validation import parse_record
 
 DEFAULT_URL = "wss://jetstream2.us-east.bsky.network/subscribe"
 POST_COLLECTION = "app.bsky.feed.post"

@@ -36,7 +36,7 @@ from ingest.sources.base import (
     ThreadIndex,
     retry_after_seconds,
 )
-from polarwatch.records import parse_record
+from polarwatch.validation import parse_record
 
 READ_TIMEOUT_S = 60.0  # Mastodon sends a heartbeat every ~15 s: silence this long = dead link
 CATCH_UP_PAGE = 40  # the API's maximum page size

@@ -20,7 +20,8 @@ from ingest.producer import DEAD_LETTER_REASON_HEADER, PostProducer, encode
 from ingest.sources.synthetic import generate, with_invalid
 from polarwatch.config import Topic, load_topics
 from polarwatch.errors import BrokerError
-from polarwatch.records import Post, post_to_dict, validate_post
+from polarwatch.records import Post, post_to_dict
+from polarwatch.validation import validate_post
 from tests.kafka_helpers import consume
 
 REPO = Path(__file__).resolve().parents[2]

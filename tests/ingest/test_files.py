@@ -20,11 +20,11 @@ import pytest
 from ingest.broker import EmbeddedBroker
 from ingest.normalize import TopicRouter
 from ingest.producer import DEAD_LETTER_REASON_HEADER, PostProducer, ProduceStats
-from ingest.sources.base import Checkpoint, Replay, SourceRecord, pump
+from ingest.sources.base import Checkpoint, Replay, SourceError, SourceRecord, pump
 from ingest.sources.files import (
+    FORMATS,
     FileSource,
     RowMapper,
-    detect_format,
     open_progress,
     parse_mapping,
     parse_time,
@@ -32,6 +32,7 @@ from ingest.sources.files import (
 from polarwatch.cli import main as cli_main
 from polarwatch.config import load_topics
 from polarwatch.errors import PolarwatchError
+from polarwatch.formats import detect_format
 from tests.kafka_helpers import consume, unique_topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,9 +170,10 @@ def test_formats_agree(tmp_path: Path) -> None:
     assert posts["posts.jsonl"] == posts["posts.csv"] == posts["posts.parquet"] \
         == posts["posts.jsonl.gz"]
     assert csv_posts[1]["parent_id"] == "p0"
-    assert detect_format(Path("x.ndjson")) == "jsonl"
-    with pytest.raises(PolarwatchError, match="pass --format"):
-        detect_format(Path("x.txt"))
+    assert detect_format(Path("x.ndjson"), FORMATS, gzip=True) == "jsonl"
+    (tmp_path / "x.txt").write_text(jsonl.read_text())
+    with pytest.raises(SourceError, match="pass --format"):
+        FileSource(tmp_path / "x.txt")
 
 
 # ---------------------------------------------------------------------------- pure: pump

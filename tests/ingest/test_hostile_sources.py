@@ -9,7 +9,7 @@ import pytest
 
 from ingest.sources.jetstream import parse_message
 from ingest.sources.mastodon import MastodonSource
-from polarwatch.records import validate_post
+from polarwatch.validation import validate_post
 
 DEEP = b'{"kind": "commit", "x": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
 HUGE_INT = b'{"kind": "commit", "time_us": ' + b"9" * 5000 + b"}"

@@ -17,7 +17,8 @@ from ingest.sources.synthetic import (
     with_invalid,
 )
 from polarwatch.config import Topic, load_topics
-from polarwatch.records import Post, post_to_dict, validate_post
+from polarwatch.records import Post, post_to_dict
+from polarwatch.validation import validate_post
 from scoring.extractors import PostPair, get_extractor
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,9 +17,11 @@ from polarwatch.records import (
     MAX_RECORD_BYTES,
     MIN_CREATED_AT,
     Post,
-    _fast_valid,
+)
+from polarwatch.schemas import json_schema
+from polarwatch.validation import (
+    _fast_failures,
     cut_reason,
-    json_schema,
     parse_record,
     truncate_raw,
     validate_post,
@@ -121,7 +123,7 @@ def test_fast_path_agrees_with_the_schema_on_hostile_values() -> None:
         for key in rng.sample(sorted(obj), rng.randint(1, 2)):
             obj[key] = rng.choice(values)
         schema_ok = not list(schema.iter_errors(obj))
-        if _fast_valid(obj):
+        if not _fast_failures(obj):
             assert schema_ok, obj
             accepted += 1
         if not schema_ok:

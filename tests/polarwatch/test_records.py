@@ -16,17 +16,13 @@ from polarwatch.errors import SchemaError
 from polarwatch.records import (
     MAX_TEXT_CHARS,
     SCHEMA_VERSION,
-    FieldSpec,
     Interaction,
     Labels,
     Post,
-    fields_of,
-    json_schema,
-    post_from_dict,
     post_to_dict,
-    spark_schema,
-    validate_post,
 )
+from polarwatch.schemas import FieldSpec, fields_of, json_schema, spark_schema
+from polarwatch.validation import post_from_dict, validate_post
 
 RECORDS = [Post, Labels, Interaction]
 
@@ -222,7 +218,24 @@ def test_validate_post_rejects_non_objects(value: Any) -> None:
 
 def test_validate_post_reports_how_many_more_errors() -> None:
     reason = validate_post(good_post_dict(id=1, author_id=2, topic=3))
-    assert reason is not None and reason.endswith("(+2 more)")
+    assert reason == "id: 1 is not of type 'string' (+2 more)"
+
+
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"text": ["a text of more than forty characters, cut"] * 10**5},  # the repr is bounded
+     "text: ['a text of more th...ty characters, cut', 'a text of more th...ty characters, "
+     "cut', 'a text of more th...ty characters, cut', ...] is not of type 'string'"),
+    ({"parent_id": 7}, "parent_id: 7 is not of type 'string', 'null'"),
+    ({"schema_version": 99}, "schema_version: 99 is greater than the maximum of 1"),
+    ({"schema_version": 0}, "schema_version: 0 is less than the minimum of 1"),
+    ({"schema_version": True}, "schema_version: True is not of type 'integer'"),
+    ({"topic": ""}, "topic: '' should be non-empty"),
+    ({"lang": "en\x00"}, "lang: character U+0000 is not allowed here (control character or "
+                         "lone surrogate)"),
+])
+def test_validate_post_reasons_name_the_field_and_what_is_wrong(changes: dict[str, Any],
+                                                               reason: str) -> None:
+    assert validate_post(good_post_dict(**changes)) == reason
 
 
 # ------------------------------------------------------------------------------ round trip
@@ -273,13 +286,14 @@ def test_validate_post_lists_every_missing_field() -> None:
 
 
 def test_fast_validation_path_agrees_with_the_json_schema() -> None:
-    """validate_post's compiled fast path may only be stricter than jsonschema, never looser:
-    over many mutations of a valid post, it accepts exactly what the schema accepts."""
+    """validate_post's compiled fast path agrees with jsonschema: over many mutations of a
+    valid post it accepts exactly what the schema accepts and finds the same wrong fields, and
+    the reason (written from fastjsonschema's first error) names one of them."""
     import random
 
     import jsonschema
 
-    from polarwatch.records import _fast_valid
+    from polarwatch.validation import _fast_failures
 
     schema = jsonschema.Draft202012Validator(json_schema(Post))
     good = {"id": "p1", "platform": "x", "author_id": "a", "text": "hello",
@@ -295,10 +309,18 @@ def test_fast_validation_path_agrees_with_the_json_schema() -> None:
                 obj.pop(key)
             else:
                 obj[key] = rng.choice(values)
-        schema_ok = not list(schema.iter_errors(obj))
-        if _fast_valid(obj):
-            assert schema_ok, obj
+        errors = list(schema.iter_errors(obj))
+        failed = _fast_failures(obj)
+        if not failed:
+            assert not errors, obj
             checked += 1
-        if not schema_ok:
-            assert validate_post(obj) is not None, obj
+            continue
+        # the same fields are wrong for both, and the reason names one of them
+        wrong = {e.path[0] for e in errors if e.path} | {
+            m for e in errors if e.validator == "required" for m in e.validator_value
+            if m not in obj}
+        assert set(failed) == wrong, obj
+        reason = validate_post(obj)
+        assert reason is not None, obj
+        assert reason.startswith("missing required") or reason.split(":")[0] in failed, reason
     assert checked > 50  # the fast path accepted (and was checked on) many records

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import jsonschema
 
-from polarwatch.records import validate_post
+from polarwatch.validation import validate_post
 
 POST = {"id": "p1", "platform": "reddit", "author_id": "a", "text": "Ban assault weapons.",
         "created_at": "2024-05-01T10:00:00Z", "topic": "gun_control", "conversation_id": "c1"}

@@ -13,7 +13,7 @@ import pytest
 
 from polarwatch import warehouse
 from polarwatch.errors import SchemaError
-from polarwatch.records import duckdb_columns
+from polarwatch.schemas import duckdb_columns
 from polarwatch.warehouse import (
     CONTRACTS,
     LATEST_VERSION,

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from ingest.producer import _encode
 from polarwatch.config import load_topics
-from polarwatch.records import MAX_DEAD_LETTER_BYTES, validate_post
+from polarwatch.records import MAX_DEAD_LETTER_BYTES
+from polarwatch.validation import validate_post
 from polarwatch.warehouse import connect, scalar
 from stream.sink import DuckDBSink
 from stream.udfs import LabelStage
