@@ -46,8 +46,9 @@ test: $(STAMP) browser  ## run the whole test suite (a skipped test counts as a 
 	@echo "==> running the test suite (about 15 min on 2 cores)"
 	POLARWATCH_TEST_NO_SKIP=1 $(PY) -m pytest -q --durations=15
 
-lint: $(STAMP)  ## ruff + mypy
+lint: $(STAMP)  ## ruff + mypy + the import contracts of ARCHITECTURE.md (pyproject [tool.importlinter])
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/mypy polarwatch scoring ingest stream forecast dashboard demo
 
 clean:  ## remove runtime state (.polarwatch/) — keeps .venv
