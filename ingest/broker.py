@@ -18,6 +18,7 @@ consumers (see :mod:`stream.kafka_source`). To use a real Kafka, set
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -33,6 +34,7 @@ import httpx
 from polarwatch.errors import BrokerError, PolarwatchError
 from polarwatch.redact import scrubbed_env
 
+LOG = logging.getLogger(__name__)
 START_TIMEOUT_S = 15.0
 S3_START_TIMEOUT_S = 60.0  # moto imports for 1-3 s on an idle machine; much longer when loaded
 STORAGES = ("memory", "s3")
@@ -272,22 +274,39 @@ def _spawn(cmd: list[str], env: dict[str, str] | None, pid_file: Path, log_file:
 
 
 def _stop_pid(pid: int | None, timeout: float) -> None:
-    """SIGTERM, then SIGKILL after `timeout`; waits until the process is gone."""
+    """SIGTERM to the session `pid` leads, then SIGKILL after `timeout`; returns only when the
+    process is gone (a killed process still holds its port until the kernel has reaped it)."""
     if pid is None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+    _signal(pid, signal.SIGTERM)
+    if _wait_gone(pid, timeout):
+        return
+    _signal(pid, signal.SIGKILL)
+    if not _wait_gone(pid, max(timeout, 5.0)):
+        LOG.warning(f"process {pid} is still alive after SIGKILL")
+
+
+def _signal(pid: int, sig: int) -> None:
+    """`sig` to the session `pid` was started in (its children too: each process here is
+    launched with ``start_new_session``), or to `pid` alone when it leads no group."""
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         _reap(pid)
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return
+            return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    _reap(pid)
 
 
 def _create_bucket(endpoint: str, bucket: str) -> None:
