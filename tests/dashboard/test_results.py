@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from dashboard import queries
-from dashboard.results import RESULTS, reading
+from dashboard import results
+from dashboard.results import reading
 from dashboard.snapshot import SNAPSHOT_ENV
 from tests.dashboard.conftest import N_WINDOWS, START, Seed, add_window, seed_warehouse
 
@@ -26,9 +27,9 @@ NEW_WINDOW = pd.Timestamp(START) + pd.Timedelta(hours=N_WINDOWS)
 
 @pytest.fixture(autouse=True)
 def _empty_cache() -> Iterator[None]:
-    RESULTS.clear()
+    results._snapshot_query.clear()
     yield
-    RESULTS.clear()
+    results._snapshot_query.clear()
 
 
 @pytest.fixture()
@@ -129,7 +130,6 @@ def test_the_live_file_is_read_every_time(seed: Seed, monkeypatch: pytest.Monkey
     add_window(seed.path, "gun_control", NEW_SCORE)
     assert _gun_control(queries.topics_overview(seed.path))["mean_score"] == NEW_SCORE
     assert opened[0] == 3  # two reads and the write
-    assert len(RESULTS) == 0
 
 
 def test_the_pages_other_reads_use_the_snapshot_too(
