@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/readers.py --arm snapshot --minutes 10  # readers on a snapshot
     .venv/bin/python benchmarks/readers.py --arm server --minutes 10    # one server, 10 sessions
     .venv/bin/python benchmarks/readers.py --arm none --minutes 10      # the same, no readers
+    .venv/bin/python benchmarks/readers.py --arm cost --warehouse F.duckdb  # the sessions' own CPU
 
 The stream (`polarwatch stream --continuous` as its own process, lexicon backend) takes a live
 feed of ~1,000 posts/s (created_at = now) for `--minutes`. In the `readers` arm, 10 dashboard
@@ -17,13 +18,22 @@ snapshot copy (dashboard/results.py); the forecast process is the same. Printed:
 (after a warm-up), the per-batch p95 from stream_batches, stream restarts and stops, DuckDB lock
 retries on both sides, and what the readers managed. Compare the p95 of the two arms: the aim is
 readers ≤ 2× none.
+
+The `cost` arm runs no stream: 10 sessions, threads of one process as in the `server` arm,
+refresh every page as fast as they can (50 ms apart) for `--seconds` on a copy of an existing
+DuckDB file (a `server` arm's work dir keeps one), with the snapshot re-copied every 5 s; it
+prints the process's CPU time per refresh — what the result cache (dashboard/results.py) costs
+the readers, without the noise of a stream sharing the CPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from live_load import (  # noqa: E402
     PacedFeed,
+    _refresh,
     batch_latency,
     bench_env,
     config_of,
@@ -145,15 +156,53 @@ def report(args: argparse.Namespace, tmp: Path, path: Path, since: datetime, unt
           f"{loads[-1] if loads else '?'}; now {load()}")
 
 
+def cost(warehouse: Path, seconds: float, tmp: Path) -> None:
+    """The `cost` arm: CPU time per page refresh of 10 sessions of one process on a snapshot."""
+    path = tmp / "bench.duckdb"
+    shutil.copyfile(warehouse, path)
+    os.environ[SNAPSHOT_ENV] = str(SNAPSHOT_S)
+    _refresh(path)  # imports and the first snapshot copy, outside the measured span
+    end = time.monotonic() + seconds
+    times: list[float] = []
+
+    def session() -> None:
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            _refresh(path)
+            times.append(time.monotonic() - t0)
+            time.sleep(0.05)
+
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    threads = [threading.Thread(target=session) for _ in range(READERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    times.sort()
+    print(f"== arm cost: {READERS} sessions, {len(times):,} refreshes in {wall:.0f} s; CPU "
+          f"{cpu:.1f} s = {1000 * cpu / len(times):.1f} ms per refresh; refresh p50 "
+          f"{times[len(times) // 2]:.3f} s, p95 {times[int(len(times) * 0.95)]:.3f} s; load {load()}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--arm", choices=("readers", "snapshot", "server", "none"), required=True)
+    ap.add_argument("--arm", choices=("readers", "snapshot", "server", "none", "cost"),
+                    required=True)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=1000.0, help="posts/s")
     ap.add_argument("--trigger", type=float, default=2.0, help="seconds (the shipped default)")
     ap.add_argument("--warmup", type=float, default=30.0,
                     help="seconds of feed before the measured span (Spark start-up)")
+    ap.add_argument("--warehouse", type=Path, help="cost: the DuckDB file the sessions read")
+    ap.add_argument("--seconds", type=float, default=40.0, help="cost: measured seconds")
     args = ap.parse_args()
+    if args.arm == "cost":
+        if args.warehouse is None:
+            ap.error("--arm cost needs --warehouse FILE (a server arm's work dir keeps one)")
+        with tempfile.TemporaryDirectory(prefix="pw-cost-") as tmp:
+            cost(args.warehouse, args.seconds, Path(tmp))
+        return
     work = Path(tempfile.mkdtemp(prefix="pw-readers-"))  # kept: logs and the DuckDB file
     print(f"work dir {work} (logs of every process; remove it when done)", flush=True)
     run(args, work)

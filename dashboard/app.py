@@ -6,7 +6,8 @@ from ``load_config()`` (``polarwatch.toml`` in the working directory or ``$POLAR
 (``POLARWATCH_EVENTS_FILE`` overrides it). Every read is a short-lived read-only connection
 (``dashboard/queries.py``), so the dashboard never blocks the stream writer.
 
-Pages (``dashboard/pages/``): Overview, Topic, Conversations, Alerts, Events. This script sets up
+Pages (``dashboard/pages/``, listed in ``dashboard.common.PAGES``): Overview, Topic,
+Conversations, Alerts, Events, Dead letters. This script sets up
 the page, the sidebar (live toggle, stream status) and the shared context, then runs the page.
 """
 

@@ -1,7 +1,8 @@
 """Read-side queries for the dashboard: DuckDB path in, pandas DataFrame out.
 
-The stream writer holds the DuckDB file only for the length of one batch, and DuckDB locks every
-other process out while it does (shared FACTS). So each function here opens its own short-lived
+The stream writer holds the DuckDB file only for the length of one batch, but while a process
+holds a DuckDB file read-write, DuckDB refuses every other process, readers included (the "Could
+not set lock" error). So each function here opens its own short-lived
 read-only connection through :func:`polarwatch.warehouse.connect` (which retries on the lock),
 runs one query and closes it. A missing file raises ``FileNotFoundError`` with a hint.
 
@@ -204,12 +205,6 @@ def forecast_series(path: str | Path, topic: str, metric: str = DEFAULT_METRIC) 
                [topic, metric])
 
 
-def forecast_metrics(path: str | Path, topic: str) -> list[str]:
-    df = _df(path, "SELECT DISTINCT metric FROM forecasts WHERE topic = ? ORDER BY metric",
-             [topic])
-    return [str(m) for m in df["metric"]]
-
-
 def flags(path: str | Path, topic: str | None = None) -> pd.DataFrame:
     """Every alarm row (flag not in NOT_FLAGS: one per episode), newest first, optionally per
     topic.
@@ -317,30 +312,14 @@ def thread(path: str | Path, conversation_id: str, max_posts: int = THREAD_MAX_P
         ORDER BY t.sort_path LIMIT ?""", [conversation_id, max_depth, max_posts])
 
 
-def table_names(path: str | Path) -> list[str]:
-    df = _df(path, "SELECT table_name FROM information_schema.tables ORDER BY table_name")
-    return [str(t) for t in df["table_name"]]
+DELIVERY_LIMIT = 200  # delivery attempts the alerts page shows at most (newest first)
 
 
-def find_delivery_table(names: list[str]) -> str | None:
-    """The webhook delivery log another stage may keep (name contains 'deliver' or 'webhook')."""
-    for name in names:
-        if "deliver" in name.lower() or "webhook" in name.lower():
-            return name
-    return None
-
-
-def read_table(path: str | Path, table: str, limit: int = 200) -> pd.DataFrame:
-    """Newest-first rows of a table found via information_schema (the name is quoted)."""
-    with reading(path) as con:
-        cols = con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                           "WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall()
-        ts_cols = [c for c, t in cols if "TIMESTAMP" in str(t).upper()]
-        order = f'ORDER BY "{ts_cols[-1]}" DESC' if ts_cols else ""
-        quoted = table.replace('"', '""')
-        df: pd.DataFrame = con.execute(f'SELECT * FROM "{quoted}" {order} LIMIT ?',
-                                       [limit]).df()
-    return df
+def alert_deliveries(path: str | Path, limit: int = DELIVERY_LIMIT) -> pd.DataFrame:
+    """The webhook delivery log (``alert_deliveries``, one row per POST attempt, written by
+    forecast/alerts/webhooks.py), newest attempt first: every column of the table."""
+    return _df(path, "SELECT * FROM alert_deliveries ORDER BY attempted_at DESC, webhook_id, "
+                     "attempt DESC LIMIT ?", [limit])
 
 
 DEAD_LETTER_LIMIT = 500  # rows the dead-letters page shows at most (newest first)

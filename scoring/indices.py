@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import numpy as np
 
 ESTEBAN_RAY_ALPHA = 1.6
-BIMODALITY_UNIFORM = 5 / 9  # BC of a uniform distribution: the usual bimodality cut-off
 
 
 def esteban_ray(pro_share: float, anti_share: float, alpha: float = ESTEBAN_RAY_ALPHA) -> float | None:

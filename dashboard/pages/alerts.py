@@ -1,5 +1,5 @@
-"""Alerts: active and resolved flags from the forecaster, and the webhook delivery log when a
-stage keeps one (found through information_schema; an explanation otherwise)."""
+"""Alerts: active and resolved flags from the forecaster, and the webhook delivery log
+(``alert_deliveries``)."""
 
 from __future__ import annotations
 
@@ -41,26 +41,18 @@ def render_alerts(c: Context) -> None:
                      column_config=FLAG_COLUMNS, key="resolved_flags")
 
     st.subheader("Webhook deliveries")
-    names = read(c, queries.table_names)
-    if names is None:
-        return
-    log_table = queries.find_delivery_table(names)
-    if log_table is None:
-        st.info("No webhook delivery log in the warehouse yet. Alerts are delivered by the "
-                "alerts stage (`polarwatch alerts`) to the URLs in `[alerts] webhooks` of "
-                "polarwatch.toml; its deliveries and their HTTP status appear here once it runs.")
-        return
-    deliveries = read(c, queries.read_table, log_table)
+    deliveries = read(c, queries.alert_deliveries)
     if deliveries is None:
         return
     if deliveries.empty:
-        st.caption(f"`{log_table}` is empty: no alert has been delivered yet.")
+        st.caption("`alert_deliveries` is empty: no alert has been delivered yet. "
+                   "`polarwatch forecast` (and `polarwatch report --forecast`, and the demo's "
+                   "live loop) sends one firing and one resolved alert per episode to the URLs "
+                   "in `[alerts] webhooks` of polarwatch.toml; each attempt and its HTTP status "
+                   "appear here.")
         return
-    status_col = "outcome" if "outcome" in deliveries else next(  # alert_deliveries: outcome
-        (col for col in deliveries.columns if "status" in col.lower()), None)
-    if status_col is not None:
-        counts = deliveries[status_col].astype(str).value_counts()
-        st.caption(" · ".join(f"{status}: {n}" for status, n in counts.items()))
+    counts = deliveries["outcome"].astype(str).value_counts()
+    st.caption(" · ".join(f"{outcome}: {n}" for outcome, n in counts.items()))
     table(deliveries, hide_index=True, key="deliveries")
 
 

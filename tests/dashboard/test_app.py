@@ -187,6 +187,8 @@ def test_alerts_page(monkeypatch: pytest.MonkeyPatch, seeded_warehouse: Seed, ev
     assert list(resolved["topic"]) == ["Gun control"] and list(resolved["class"]) == ["spike"]
     # every migrated file has the (empty) alert_deliveries table of polarwatch/tables.py
     assert "`alert_deliveries` is empty: no alert has been delivered yet." in texts(at)
+    assert "`polarwatch forecast`" in texts(at)  # the command that delivers alerts
+    assert "`polarwatch alerts`" not in texts(at)  # only sends a test alert
 
     copy = tmp_path / "with_deliveries.duckdb"
     shutil.copy(seeded_warehouse.path, copy)

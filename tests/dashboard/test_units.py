@@ -146,11 +146,6 @@ def test_conversations_in_range(seeded_warehouse: Seed) -> None:
     assert queries.latest_conversation_start(path) > START + timedelta(hours=45)
 
 
-def test_delivery_table_discovery(tmp_path: Path) -> None:
-    assert queries.find_delivery_table(["forecasts", "posts"]) is None
-    assert queries.find_delivery_table(["posts", "webhook_deliveries"]) == "webhook_deliveries"
-
-
 def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="make demo"):
         queries.topics_overview(tmp_path / "nope.duckdb")
