@@ -24,8 +24,8 @@ from polarwatch.records import Interaction, Labels, Post
 from polarwatch.schemas import duckdb_columns
 from polarwatch.tables import (
     AlertDelivery,
-    AnalystLabel,
     AlertState,
+    AnalystLabel,
     DeadLetter,
     ForecastRow,
     KafkaProvenance,
