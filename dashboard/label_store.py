@@ -7,7 +7,7 @@ The Topic page's accuracy reads go through the snapshot like every other page
 (:func:`random_labels`), so they may lag by ``[dashboard] snapshot_seconds``.
 
 ``benchmarks/label_simulation.py`` drives the same functions the page calls
-(:func:`queue`, :func:`label_counts`, :func:`make_labels`, :func:`save_labels`).
+(:func:`next_post`, :func:`make_labels`, :func:`save_labels`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from polarwatch.errors import PolarwatchError
 from polarwatch.records import LABEL_TASKS
 from polarwatch.tables import AnalystLabel
 from polarwatch.warehouse import TABLES, connect, init_schema, transaction
+from scoring.validation import pick_next
 
 QUEUE_SIZE = 50  # candidates fetched per pool and click (the page skips those it has seen)
 SAMPLES = ("random", "informative")
@@ -112,6 +113,25 @@ def queue(path: str | Path, topic: str, limit: int = QUEUE_SIZE
     order, and least confident first, with each reply's parent text (live file)."""
     return (_live(path, _QUEUE.format(order=RANDOM_ORDER), [topic, limit]),
             _live(path, _QUEUE.format(order=LEAST_CONFIDENT), [topic, limit]))
+
+
+def next_post(path: str | Path, topic: str, random_share: float,
+              skip: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset()
+              ) -> tuple[dict[str, Any], str] | None:
+    """The next post of `topic` to label (a row of :func:`queue`) and why it was drawn
+    (``scoring.validation.pick_next``: the random share by quota, else least confident);
+    None when every post not in `skip` has a label."""
+    random_pool, informative_pool = queue(path, topic)
+    n_labelled, n_random = label_counts(path, topic)
+    rows = {(r["platform"], r["id"]): r for df in (random_pool, informative_pool)
+            for r in df.to_dict("records")}
+    picked = pick_next([(r["platform"], r["id"]) for r in random_pool.to_dict("records")],
+                       [(r["platform"], r["id"]) for r in informative_pool.to_dict("records")],
+                       n_random, n_labelled, random_share, skip=skip)
+    if picked is None:
+        return None
+    key, sample = picked
+    return rows[key], sample
 
 
 def label_counts(path: str | Path, topic: str) -> tuple[int, int]:

@@ -20,7 +20,6 @@ from dashboard import label_store
 from dashboard.analysis import is_missing
 from dashboard.common import Context, ctx, known_topics, pick_topic
 from dashboard.safety import md_text
-from scoring.validation import pick_next
 
 CURRENT_KEY = "pw_label_current"  # {"topic", "post", "sample", "done": {task: value}}
 SEEN_KEY = "pw_label_seen"  # (platform, id) labelled or skipped in this session
@@ -48,18 +47,12 @@ def tasks_for(post: dict[str, Any]) -> list[str]:
 
 def draw(c: Context, topic: str) -> dict[str, Any] | None:
     """The next post to show for `topic`, or None when every post has a label."""
-    random_pool, informative_pool = label_store.queue(c.warehouse, topic)
-    n_labelled, n_random = label_store.label_counts(c.warehouse, topic)
-    rows = {(r["platform"], r["id"]): r for df in (random_pool, informative_pool)
-            for r in df.to_dict("records")}
-    picked = pick_next([(r["platform"], r["id"]) for r in random_pool.to_dict("records")],
-                       [(r["platform"], r["id"]) for r in informative_pool.to_dict("records")],
-                       n_random, n_labelled, c.label_random_share,
-                       skip=st.session_state.setdefault(SEEN_KEY, set()))
+    picked = label_store.next_post(c.warehouse, topic, c.label_random_share,
+                                   skip=st.session_state.setdefault(SEEN_KEY, set()))
     if picked is None:
         return None
-    key, sample = picked
-    return {"topic": topic, "post": rows[key], "sample": sample, "done": {}}
+    post, sample = picked
+    return {"topic": topic, "post": post, "sample": sample, "done": {}}
 
 
 def finish(current: dict[str, Any]) -> None:
