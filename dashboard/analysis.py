@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from polarwatch.events import Event
+from polarwatch.records import LABEL_TASKS
 from scoring.event_phases import (  # noqa: F401  (re-exported: the topic page imports them)
     EVENT_STUDY_DAYS,
     PHASES,
@@ -21,6 +22,7 @@ from scoring.event_phases import (  # noqa: F401  (re-exported: the topic page i
     event_study_range,
     phase_summary,
 )
+from scoring.validation import TaskAccuracy, task_accuracy
 
 # Trend arrow: the latest window against the mean of the windows before it. Half a point on the
 # 0–10 interaction scale is roughly the hour-to-hour wobble of a calm synthetic topic, so smaller
@@ -183,3 +185,17 @@ def events_frame(events: Sequence[Event], topic: str | None = None) -> pd.DataFr
              "start": pd.Timestamp(e.start), "end": pd.Timestamp(e.effective_end)}
             for e in events if topic is None or e.topic == topic]
     return pd.DataFrame(rows, columns=["name", "topic", "kind", "start", "end"])
+
+
+def label_accuracy(labels: pd.DataFrame, topic: str) -> dict[str, TaskAccuracy]:
+    """Per task, the model against the analysts on `topic`'s random labels (rows of
+    ``label_store.random_labels``: topic, task, value, model_value); tasks without labels are
+    left out."""
+    rows = labels[labels["topic"] == topic]
+    out = {}
+    for task, classes in LABEL_TASKS.items():
+        mine = rows[rows["task"] == task]
+        if len(mine):
+            model = [None if is_missing(m) else str(m) for m in mine["model_value"]]
+            out[task] = task_accuracy(task, [str(v) for v in mine["value"]], model, classes)
+    return out

@@ -37,7 +37,7 @@ def main() -> None:
         st.error(refusal)
         return
     st.session_state[common.CONTEXT_KEY] = context
-    context.may_write()  # a ?token= on the page first opened is kept for the session
+    context.token_presented()  # a ?token= on the page first opened is kept for the session
     with st.sidebar:
         common.live(context, common.render_status, context)
         st.caption(f"Warehouse: `{context.warehouse}`")

@@ -41,6 +41,7 @@ PAGES = {  # page file (relative to app.py) -> title; the first one is the defau
     "pages/conversation.py": "Conversations",
     "pages/alerts.py": "Alerts",
     "pages/event_calendar.py": "Events",
+    "pages/label.py": "Label",
     "pages/dead_letters.py": "Dead letters",
 }
 
@@ -56,6 +57,10 @@ class Context:
     address: str = "127.0.0.1"  # [dashboard] address: the interface the server may bind
     edit_events: bool = False  # [dashboard] edit_events: the Events page may write the file
     write_token: str | None = None  # this run's token (`polarwatch dashboard` sets it)
+    allow_labels: bool = False  # [dashboard] allow_labels: the Label page may store labels
+    label_random_share: float = 0.3  # [dashboard] label_random_share
+    min_stance_accuracy: float = 0.6  # [dashboard] min_stance_accuracy
+    min_validation_labels: int = 30  # [dashboard] min_validation_labels
 
     def name(self, topic: str) -> str:
         return self.names.get(topic, topic)
@@ -63,8 +68,14 @@ class Context:
     def may_write(self) -> bool:
         """Whether this browser session may write: editing is on and the session opened a link
         with this run's ``?token=`` (kept for the session once seen)."""
-        if not self.edit_events:
-            return False
+        return self.edit_events and self.token_presented()
+
+    def may_label(self) -> bool:
+        """Whether this browser session may store labels: labelling is on and the session
+        opened a link with this run's ``?token=`` (as :meth:`may_write`)."""
+        return self.allow_labels and self.token_presented()
+
+    def token_presented(self) -> bool:
         presented = st.query_params.get("token") or st.session_state.get(TOKEN_KEY)
         if token_ok(presented, self.write_token):
             st.session_state[TOKEN_KEY] = presented
@@ -88,7 +99,11 @@ def build_context(live: bool) -> Context | None:
                    forecast_metric=cfg.forecast.metric,
                    extreme_threshold=cfg.aggregate.extreme_threshold, live=live,
                    address=cfg.dashboard.address, edit_events=cfg.dashboard.edit_events,
-                   write_token=os.environ.get(TOKEN_ENV) or None)
+                   write_token=os.environ.get(TOKEN_ENV) or None,
+                   allow_labels=cfg.dashboard.allow_labels,
+                   label_random_share=cfg.dashboard.label_random_share,
+                   min_stance_accuracy=cfg.dashboard.min_stance_accuracy,
+                   min_validation_labels=cfg.dashboard.min_validation_labels)
 
 
 def ctx() -> Context:

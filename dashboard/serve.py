@@ -45,6 +45,9 @@ def serve_dashboard(cfg: Config, port: int, env: dict[str, str] | None = None) -
     if cfg.dashboard.edit_events:
         LOG.info(f"to edit events open {url}/event_calendar?token={token} (this run's link; other "
             f"links show the calendar read-only)")
+    if cfg.dashboard.allow_labels:
+        LOG.info(f"to label posts open {url}/label?token={token} (this run's link; other "
+                 f"links show the Label page without storing)")
     proc = subprocess.Popen(cmd, env=child_env)
     SERVING.set()  # SIGTERM now only asks this loop to end, so cleanup runs in order
     try:

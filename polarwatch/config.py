@@ -112,6 +112,7 @@ NonNegativeInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=0)]
 NonNegativeFloat = Annotated[float, BeforeValidator(_no_bool), Field(ge=0)]
 StrList = Annotated[list[str], BeforeValidator(_comma_list)]
 PositiveInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=1)]
+Share = Annotated[float, BeforeValidator(_no_bool), Field(ge=0, le=1)]
 PositiveFloat = Annotated[float, BeforeValidator(_no_bool), Field(gt=0)]
 
 # Enumerated keys. The spine imports no stage, so the backend names are spelled here and a test
@@ -246,6 +247,15 @@ class ForecastConfig(_Section):
 class DashboardConfig(_Section):
     address: str = "127.0.0.1"  # interface the server binds ("0.0.0.0" exposes it: opt in)
     edit_events: bool = False  # the Events page may write events.toml (reading stays open)
+    # the Label page may write analysts' labels to the `labels` table (from the ?token= link)
+    allow_labels: bool = False
+    # share of the posts the Label page shows that are drawn at random (the unbiased accuracy
+    # estimate); the rest are the model's least confident posts (they teach the most)
+    label_random_share: Share = 0.3
+    # a topic's stance accuracy below this (on its random labels) marks its scores unreliable
+    min_stance_accuracy: Share = 0.6
+    # random stance labels a topic needs before its accuracy counts as measured ("validated")
+    min_validation_labels: PositiveInt = 30
     # Host names the server answers besides the bound address and its own names (a reverse
     # proxy's name); any other Host header is refused, which stops DNS rebinding
     allowed_hosts: StrList = Field(default_factory=list)

@@ -59,6 +59,9 @@ Emotion = Literal["anger", "joy", "optimism", "sadness", "neutral"]
 STANCES: tuple[str, ...] = get_args(Stance)
 AFFECTS: tuple[str, ...] = get_args(Affect)
 AGREEMENTS: tuple[str, ...] = get_args(Agreement)
+# The tasks an analyst labels (``tables.AnalystLabel.task``) and the values each may take
+LABEL_TASKS: dict[str, tuple[str, ...]] = {"stance": STANCES, "affect": AFFECTS,
+                                           "agreement": AGREEMENTS}
 EMOTIONS: tuple[str, ...] = get_args(Emotion)
 
 

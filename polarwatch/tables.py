@@ -177,3 +177,23 @@ class AlertDelivery:
     error: str | None
     outcome: str  # delivered | retry | failed
     attempted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AnalystLabel:
+    """``labels``: one analyst's verdict on one task of one post, written by the dashboard's
+    Label page (``dashboard/label_store.py``), the only table the dashboard writes. A later
+    click by the same labeller on the same task replaces the row (a correction)."""
+
+    PRIMARY_KEY: ClassVar[tuple[str, ...]] = ("platform", "post_id", "task", "labeller")
+
+    platform: str  # posts are keyed by (platform, id)
+    post_id: str
+    topic: str
+    task: str  # stance | affect | agreement (records.LABEL_TASKS)
+    value: str  # one of records.STANCES / AFFECTS / AGREEMENTS for the task
+    sample: str  # random (counts towards the unbiased accuracy) | informative (low confidence)
+    model_value: str | None  # the model's label for the task when the post was shown
+    model_confidence: float | None
+    labeller: str
+    labelled_at: datetime

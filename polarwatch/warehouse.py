@@ -26,6 +26,7 @@ from polarwatch.schemas import duckdb_columns
 from polarwatch.tables import (
     AlertDelivery,
     AlertState,
+    AnalystLabel,
     DeadLetter,
     ForecastRow,
     KafkaProvenance,
@@ -64,6 +65,7 @@ CONTRACTS: dict[str, type] = {
     "schema_version": SchemaVersion, "topic_windows": TopicWindow,
     "stream_batches": StreamBatch, "stream_metrics": StreamMetric, "dead_letters": DeadLetter,
     "forecasts": ForecastRow, "alert_state": AlertState, "alert_deliveries": AlertDelivery,
+    "labels": AnalystLabel,
 }
 # Every table: (columns, primary key). The only place DDL is generated.
 SCHEMA: dict[str, tuple[list[tuple[str, str]], tuple[str, ...]]] = {
@@ -204,6 +206,13 @@ def _add_columns(table: str, *names: str) -> Callable[[Any], None]:
     return apply
 
 
+def _create_table(table: str) -> Callable[[Any], None]:
+    """A migration step creating `table` from its contract (a no-op when it exists)."""
+    def apply(con: Any) -> None:
+        con.execute(TABLES[table])
+    return apply
+
+
 def _primary_key(con: Any, table: str) -> list[str]:
     rows = con.execute("SELECT constraint_column_names FROM duckdb_constraints() WHERE "
                        "table_name = ? AND constraint_type = 'PRIMARY KEY'", [table]).fetchall()
@@ -246,6 +255,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                            "episode_event")),
     Migration(4, "posts keyed by (platform, id), interactions by (platform, post_id) with a "
                  "platform column (ids are unique per platform only)", _key_by_platform),
+    Migration(5, "labels: the analysts' labels from the dashboard's Label page",
+              _create_table("labels")),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

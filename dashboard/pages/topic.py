@@ -6,12 +6,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, queries
+from dashboard import charts, label_store, queries
 from dashboard.analysis import (
     describe_flags,
     event_study,
     event_study_range,
     events_frame,
+    label_accuracy,
     phase_summary,
     with_intervals,
 )
@@ -27,9 +28,40 @@ from dashboard.common import (
 )
 from dashboard.safety import md_text
 from polarwatch.events import Event
+from scoring.validation import validation_status
 
 TOP_CONVERSATIONS = 10
 CONVERSATION_PAGE = "pages/conversation.py"
+
+
+def render_accuracy(c: Context, topic: str) -> None:
+    """The topic's labels measured against its analysts' random labels (the Label page)."""
+    labels = read(c, label_store.random_labels)
+    if labels is None:
+        return
+    measured = label_accuracy(labels, topic)
+    stance = measured.get("stance")
+    status = validation_status(stance, c.min_validation_labels, c.min_stance_accuracy)
+    n_stance = stance.n if stance else 0
+    if status == "not validated":
+        st.warning(f"Labels not validated: {n_stance} of the {c.min_validation_labels} random "
+                   f"stance labels needed (Label page). The scores below are unmeasured.")
+    elif status == "unreliable" and stance is not None and stance.accuracy is not None:
+        st.error(f"Unreliable: stance accuracy {stance.accuracy:.2f} (95 % interval "
+                 f"{stance.lower:.2f}–{stance.upper:.2f}, {stance.n} random labels) is below "
+                 f"the floor {c.min_stance_accuracy:.2f} ([dashboard] min_stance_accuracy). The "
+                 f"scores below are shown, but do not trust them.")
+    else:
+        st.success(f"Validated: stance accuracy {stance.accuracy:.2f} on {n_stance} random "
+                   f"labels" if stance and stance.accuracy is not None else "Validated")
+    if measured:
+        rows = pd.DataFrame([{
+            "label": m.task, "random labels": m.n, "accuracy": m.accuracy,
+            "95 % interval": f"{m.lower:.2f}–{m.upper:.2f}",
+            "macro-F1": m.macro_f1} for m in measured.values()])
+        table(rows, hide_index=True, column_config={
+            "accuracy": st.column_config.NumberColumn(format="%.2f"),
+            "macro-F1": st.column_config.NumberColumn(format="%.2f")})
 
 
 def render_series(c: Context, topic: str, metric: str, window: str, native_window: str) -> None:
@@ -140,6 +172,7 @@ st.title("Topic")
 topics = known_topics(context)
 if topics is not None:
     topic = pick_topic(context, topics)
+    render_accuracy(context, topic)
     left, right = st.columns(2)
     metric = str(left.selectbox("Metric", list(queries.METRICS), key="metric",
                                 format_func=lambda m: queries.METRICS[m][0]))

@@ -125,14 +125,14 @@ def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path: Path,
 
     def broken(con: Any) -> None:
         con.execute("ALTER TABLE posts ADD COLUMN half_done VARCHAR")
-        raise RuntimeError("migration 4 failed half way")
+        raise RuntimeError("the last migration failed half way")
 
     monkeypatch.setattr(warehouse, "MIGRATIONS",
-                        (*warehouse.MIGRATIONS, Migration(4, "broken", broken)))
-    monkeypatch.setattr(warehouse, "LATEST_VERSION", 4)
+                        (*warehouse.MIGRATIONS, Migration(LATEST_VERSION + 1, "broken", broken)))
+    monkeypatch.setattr(warehouse, "LATEST_VERSION", LATEST_VERSION + 1)
     with pytest.raises(RuntimeError, match="half way"):
         init_schema(path)
-    assert _catalog(path) == before  # migrations 1-3 rolled back with it, no version row
+    assert _catalog(path) == before  # the earlier migrations rolled back with it, no version row
 
 
 def test_a_file_from_a_newer_polarwatch_is_refused_with_what_to_do(tmp_path: Path) -> None:
@@ -163,3 +163,26 @@ def test_every_table_is_its_contract(tmp_path: Path, table: str) -> None:
 
 def test_every_table_has_a_ddl() -> None:
     assert set(TABLES) == {"posts", "interactions", *CONTRACTS}
+
+
+def test_a_version_4_file_gets_the_labels_table(tmp_path: Path) -> None:
+    """A file written before the Label page (schema version 4, no `labels`) gains the table
+    from migration 5 and ends up as a new file is; its rows stay."""
+    path, new = tmp_path / "v4.duckdb", tmp_path / "new.duckdb"
+    init_schema(path)
+    with connect(path) as con:
+        con.execute("DROP TABLE labels")
+        con.execute("DELETE FROM schema_version WHERE version >= 5")
+        con.execute("INSERT INTO topic_windows (topic, window_start, window_end, volume, "
+                    "n_interactions, n_conversations, updated_at) VALUES "
+                    "('t', now(), now(), 1, 0, 0, now())")
+        assert warehouse.schema_version(con) == 4
+    applied = init_schema(path)
+    init_schema(new)
+    assert [m.version for m in applied] == [5]
+    after, fresh = _catalog(path), _catalog(new)
+    assert after["columns"] == fresh["columns"] and after["keys"] == fresh["keys"]
+    assert len(after["rows"]["topic_windows"]) == 1
+    with connect(path) as con:  # the table takes a label
+        con.execute("INSERT INTO labels VALUES ('p', '1', 't', 'stance', 'pro', 'random', "
+                    "'anti', 0.6, 'ana', now())")

@@ -1,0 +1,157 @@
+"""The analysts' labels: the one place the dashboard writes to the warehouse (the ``labels``
+table, :class:`polarwatch.tables.AnalystLabel`), and the reads the Label page needs.
+
+The Label page reads the *live* file, not the readers' snapshot (``dashboard/snapshot.py``):
+a post labelled a second ago must not come back. Those reads are one short query per click.
+The Topic page's accuracy reads go through the snapshot like every other page
+(:func:`random_labels`), so they may lag by ``[dashboard] snapshot_seconds``.
+
+``benchmarks/label_simulation.py`` drives the same functions the page calls
+(:func:`next_post`, :func:`make_labels`, :func:`save_labels`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import astuple, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dashboard.results import read_frame
+from polarwatch.errors import PolarwatchError
+from polarwatch.records import LABEL_TASKS
+from polarwatch.tables import AnalystLabel
+from polarwatch.warehouse import TABLES, connect, init_schema, transaction
+from scoring.validation import pick_next
+
+QUEUE_SIZE = 50  # candidates fetched per pool and click (the page skips those it has seen)
+SAMPLES = ("random", "informative")
+_COLUMNS = [f.name for f in fields(AnalystLabel)]
+_HAS_LABELS = ("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'labels' "
+               "AND schema_name = current_schema()")
+
+
+class LabelError(PolarwatchError):
+    """A label the contract does not allow (unknown task, value or sample)."""
+
+
+def make_labels(post: Mapping[str, Any], sample: str, labeller: str,
+                verdicts: Mapping[str, str], now: datetime | None = None
+                ) -> list[AnalystLabel]:
+    """One :class:`AnalystLabel` per task in `verdicts` (task -> the analyst's value) for
+    `post` (a row of :func:`queue`: platform, id, topic and the model's label and confidence
+    per task, as shown)."""
+    if sample not in SAMPLES:
+        raise LabelError(f"sample {sample!r} is not one of {', '.join(SAMPLES)}")
+    if not labeller.strip():
+        raise LabelError("a label needs the labeller's name")
+    rows = []
+    for task, value in verdicts.items():
+        allowed = LABEL_TASKS.get(task)
+        if allowed is None:
+            raise LabelError(f"task {task!r} is not one of {', '.join(LABEL_TASKS)}")
+        if value not in allowed:
+            raise LabelError(f"{task} label {value!r} is not one of {', '.join(allowed)}")
+        model = post.get(task)
+        confidence = post.get(f"{task}_conf")
+        rows.append(AnalystLabel(
+            platform=str(post["platform"]), post_id=str(post["id"]), topic=str(post["topic"]),
+            task=task, value=value, sample=sample,
+            model_value=None if _missing(model) else str(model),
+            model_confidence=None if confidence is None or _missing(confidence)
+            else float(confidence),
+            labeller=labeller.strip(), labelled_at=now or datetime.now(UTC)))
+    return rows
+
+
+def save_labels(path: str | Path, labels: Sequence[AnalystLabel]) -> None:
+    """Store `labels` in one transaction; the same labeller's label of the same task of the
+    same post replaces the earlier one (a correction). An older file is upgraded first
+    (:func:`polarwatch.warehouse.init_schema`), as every writer does."""
+    if not labels:
+        return
+    init_schema(path)
+    marks = ", ".join("?" * len(_COLUMNS))
+    with transaction(path) as con:
+        con.executemany(f"INSERT OR REPLACE INTO labels ({', '.join(_COLUMNS)}) "
+                        f"VALUES ({marks})", [list(astuple(label)) for label in labels])
+
+
+def _live(path: str | Path, sql: str, params: list[Any]) -> pd.DataFrame:
+    with connect(path, read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        has_labels = bool(con.execute(_HAS_LABELS).fetchall()[0][0])
+        if not has_labels:  # a file from before the labels table: nothing labelled yet
+            con.execute(TABLES["labels"].replace("CREATE TABLE IF NOT EXISTS",
+                                                 "CREATE TEMP TABLE"))
+        df: pd.DataFrame = con.execute(sql, params).df()
+    return df
+
+
+_QUEUE = """
+    SELECT p.platform, p.id, p.topic, p.text, p.author_id, p.created_at, p.parent_id,
+           p.stance, p.stance_conf, p.affect, p.affect_conf, p.agreement, p.agreement_conf,
+           q.text AS parent_text, q.author_id AS parent_author
+    FROM posts p
+    LEFT JOIN posts q ON q.platform = p.platform AND q.id = p.parent_id
+    WHERE p.topic = ? AND NOT EXISTS (
+        SELECT 1 FROM labels l WHERE l.platform = p.platform AND l.post_id = p.id)
+    ORDER BY {order} LIMIT ?"""
+# A random order that is the same for every session (a uniform random sample is any prefix)
+RANDOM_ORDER = "hash(p.platform || chr(31) || p.id || chr(31) || p.topic), p.platform, p.id"
+# Least confident first: the lowest confidence among the labels the analyst is asked for
+LEAST_CONFIDENT = ("least(coalesce(p.stance_conf, 0), coalesce(p.affect_conf, 0), "
+                   "coalesce(p.agreement_conf, 1)), p.platform, p.id")
+
+
+def queue(path: str | Path, topic: str, limit: int = QUEUE_SIZE
+          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(random, informative): up to `limit` unlabelled posts of `topic` in a fixed random
+    order, and least confident first, with each reply's parent text (live file)."""
+    return (_live(path, _QUEUE.format(order=RANDOM_ORDER), [topic, limit]),
+            _live(path, _QUEUE.format(order=LEAST_CONFIDENT), [topic, limit]))
+
+
+def next_post(path: str | Path, topic: str, random_share: float,
+              skip: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset()
+              ) -> tuple[dict[str, Any], str] | None:
+    """The next post of `topic` to label (a row of :func:`queue`) and why it was drawn
+    (``scoring.validation.pick_next``: the random share by quota, else least confident);
+    None when every post not in `skip` has a label."""
+    random_pool, informative_pool = queue(path, topic)
+    n_labelled, n_random = label_counts(path, topic)
+    rows = {(r["platform"], r["id"]): r for df in (random_pool, informative_pool)
+            for r in df.to_dict("records")}
+    picked = pick_next([(r["platform"], r["id"]) for r in random_pool.to_dict("records")],
+                       [(r["platform"], r["id"]) for r in informative_pool.to_dict("records")],
+                       n_random, n_labelled, random_share, skip=skip)
+    if picked is None:
+        return None
+    key, sample = picked
+    return rows[key], sample
+
+
+def label_counts(path: str | Path, topic: str) -> tuple[int, int]:
+    """(posts labelled, of which drawn at random) for `topic` (live file)."""
+    df = _live(path, """
+        SELECT count(DISTINCT (platform, post_id)) AS n,
+               count(DISTINCT (platform, post_id)) FILTER (WHERE sample = 'random') AS n_random
+        FROM labels WHERE topic = ?""", [topic])
+    return int(df["n"].iloc[0]), int(df["n_random"].iloc[0])
+
+
+def random_labels(path: str | Path) -> pd.DataFrame:
+    """Every random-sample label (columns topic, task, value, model_value), through the
+    readers' snapshot; empty on a file without the labels table."""
+    df = read_frame(path, _HAS_LABELS)
+    if not int(df.iloc[0, 0]):
+        return pd.DataFrame(columns=["topic", "task", "value", "model_value"])
+    return read_frame(path, "SELECT topic, task, value, model_value FROM labels "
+                            "WHERE sample = 'random' ORDER BY topic, task")
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)

@@ -1,0 +1,108 @@
+"""How good a topic's labels are, measured against its analysts, and which post to show them
+next. Pure: lists and numbers in, dataclasses out (the dashboard's Label and Topic pages and
+``benchmarks/label_simulation.py`` call these).
+
+Accuracy is measured on the *random* share of the analysts' labels only: the other posts were
+chosen because the model was unsure of them, so they understate it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+Sample = Literal["random", "informative"]
+Status = Literal["not validated", "unreliable", "validated"]
+K = TypeVar("K")
+
+# z for a two-sided 95 % interval
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval for k successes in n trials (Wilson 1927; Brown, Cai & DasGupta
+    2001 recommend it over the normal interval for small n and extreme proportions).
+    (0, 1) when n is 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def macro_f1(gold: Sequence[str], predicted: Sequence[str], classes: Sequence[str]) -> float:
+    """Mean F1 over `classes` (a class absent from both gold and predicted counts 0, as
+    scikit-learn's ``f1_score(average='macro', labels=classes, zero_division=0)``)."""
+    scores = []
+    for c in classes:
+        tp = sum(g == c and p == c for g, p in zip(gold, predicted, strict=True))
+        fp = sum(g != c and p == c for g, p in zip(gold, predicted, strict=True))
+        fn = sum(g == c and p != c for g, p in zip(gold, predicted, strict=True))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+@dataclass(frozen=True)
+class TaskAccuracy:
+    """The model against the analysts on one task of one topic (random labels only)."""
+
+    task: str
+    n: int  # random labels behind the figures
+    correct: int
+    accuracy: float | None  # None without labels
+    lower: float  # Wilson 95 % interval of the accuracy
+    upper: float
+    macro_f1: float | None  # over the task's classes (stance: pro / anti / unclear)
+
+
+def task_accuracy(task: str, analyst: Sequence[str], model: Sequence[str | None],
+                  classes: Sequence[str]) -> TaskAccuracy:
+    """Accuracy (with its Wilson interval) and macro-F1 of `model` against `analyst`; a post
+    the model left unlabelled (None) counts as wrong."""
+    predicted = [m if m is not None else "" for m in model]
+    n = len(analyst)
+    correct = sum(a == m for a, m in zip(analyst, predicted, strict=True))
+    lower, upper = wilson_interval(correct, n)
+    return TaskAccuracy(task, n, correct, correct / n if n else None, lower, upper,
+                        macro_f1(analyst, predicted, classes) if n else None)
+
+
+def validation_status(stance: TaskAccuracy | None, min_labels: int,
+                      min_accuracy: float) -> Status:
+    """"not validated" below `min_labels` random stance labels; then "unreliable" when the
+    stance accuracy is under `min_accuracy` (``[dashboard] min_stance_accuracy``), else
+    "validated"."""
+    if stance is None or stance.n < min_labels or stance.accuracy is None:
+        return "not validated"
+    return "unreliable" if stance.accuracy < min_accuracy else "validated"
+
+
+def wants_random(n_random: int, n_labelled: int, random_share: float) -> bool:
+    """Whether the next post shown should be a random one: keeps the random posts at
+    `random_share` of the posts labelled so far (a quota, not a coin: 30 % of 10 posts is
+    exactly 3)."""
+    return n_random < random_share * (n_labelled + 1)
+
+
+def pick_next(random_pool: Sequence[K], informative_pool: Sequence[K], n_random: int,
+              n_labelled: int, random_share: float,
+              skip: frozenset[K] | set[K] = frozenset()) -> tuple[K, Sample] | None:
+    """The next post to label and why it was chosen.
+
+    `random_pool`: unlabelled posts in a random order (a uniform random sample is its prefix);
+    `informative_pool`: unlabelled posts, least confident first; `skip`: posts to leave out
+    (labelled or passed over in this session). Takes from the pool :func:`wants_random` asks
+    for, from the other when that one is exhausted; None when both are.
+    """
+    first: Sample = "random" if wants_random(n_random, n_labelled, random_share) \
+        else "informative"
+    pools: dict[Sample, Sequence[K]] = {"random": random_pool, "informative": informative_pool}
+    for sample in (first, "informative" if first == "random" else "random"):
+        for key in pools[sample]:
+            if key not in skip:
+                return key, sample
+    return None

@@ -1,0 +1,164 @@
+"""The Label page in headless Chromium: an analyst labels posts with one click per label, the
+Topic page then shows the measured accuracy; with labelling off, or without the run's token,
+the page stores nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboard.safety import TOKEN_ENV
+from polarwatch.warehouse import connect
+
+from .conftest import seed_warehouse
+from .test_browser import (
+    APP,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO,
+    TOKEN,
+    _free_port,
+    _idle,
+    _shot,
+    _wait_healthy,
+)
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's headless Chromium: apt-get install -y chromium")
+
+
+def _serve(tmp_path: Path, allow_labels: bool) -> Iterator[tuple[str, Path]]:
+    seed = seed_warehouse(tmp_path / "live.duckdb")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "POLARWATCH_WAREHOUSE_PATH": str(seed.path),
+           "POLARWATCH_EVENTS_FILE": str(tmp_path / "events.toml"),
+           "POLARWATCH_DASHBOARD_ALLOW_LABELS": str(allow_labels).lower(),
+           # every post drawn at random, validated after 3 of them, floor above 2 of 3
+           "POLARWATCH_DASHBOARD_LABEL_RANDOM_SHARE": "1.0",
+           "POLARWATCH_DASHBOARD_MIN_VALIDATION_LABELS": "3",
+           "POLARWATCH_DASHBOARD_MIN_STANCE_ACCURACY": "0.7",
+           TOKEN_ENV: TOKEN}
+    env.pop("POLARWATCH_CONFIG", None)
+    with (tmp_path / "streamlit.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+             "--server.address", "127.0.0.1", "--server.port", str(port),
+             "--browser.gatherUsageStats", "false"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_healthy(url, proc)
+            yield url, seed.path
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def labelling_on(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    yield from _serve(tmp_path, allow_labels=True)
+
+
+@pytest.fixture
+def labelling_off(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    yield from _serve(tmp_path, allow_labels=False)
+
+
+def _labels(path: Path) -> list[tuple[Any, ...]]:
+    with connect(path, read_only=True) as con:
+        if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'labels'"
+                           ).fetchall()[0][0]:
+            return []
+        return con.execute("SELECT post_id, task, value, sample, model_value, labeller "
+                           "FROM labels ORDER BY post_id, task").fetchall()
+
+
+def _page(p: Any) -> tuple[Any, Any]:
+    browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    return browser, browser.new_page(viewport={"width": 1400, "height": 1000})
+
+
+def _click(page: Any, name: str) -> None:
+    page.get_by_role("button", name=name, exact=True).click()
+    page.wait_for_timeout(300)
+    _idle(page)
+
+
+def test_label_posts_with_one_click_each_and_see_the_accuracy(
+        labelling_on: tuple[str, Path], tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, warehouse = labelling_on
+    with sync_playwright() as p:
+        browser, page = _page(p)
+        try:
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            # without this run's token the page shows posts but cannot store
+            page.goto(f"{url}/label?topic=gun_control")
+            page.get_by_text("Stance towards the topic").wait_for(timeout=30_000)
+            _idle(page)
+            page.get_by_text("only from the link", exact=False).wait_for()
+            expect(page.get_by_role("button", name="pro", exact=True)).to_be_disabled()
+
+            page.goto(f"{url}/label?topic=gun_control&token={TOKEN}")
+            page.get_by_text("Stance towards the topic").wait_for(timeout=30_000)
+            _idle(page)
+            expect(page.get_by_role("button", name="pro", exact=True)).to_be_enabled()
+            page.get_by_text("0 posts of Gun control labelled", exact=False).wait_for()
+            _shot(page, tmp_path / "label_page.png")
+            for stance in ("pro", "pro", "anti"):  # the model says pro for every post
+                reply = page.get_by_text("Does the reply agree").count() > 0
+                _click(page, stance)
+                _click(page, "not hostile")
+                if reply:
+                    _click(page, "disagrees")
+                page.get_by_text("Stored the labels of post", exact=False).wait_for()
+            page.get_by_text("3 posts of Gun control labelled, 3 of them drawn at random",
+                             exact=False).wait_for(timeout=15_000)
+
+            stored = _labels(warehouse)
+            stance_rows = [r for r in stored if r[1] == "stance"]
+            assert sorted(r[2] for r in stance_rows) == ["anti", "pro", "pro"]
+            assert {(r[3], r[4], r[5]) for r in stored} >= {("random", "pro", "analyst")}
+            assert len({r[0] for r in stored}) == 3  # three different posts, none twice
+
+            page.goto(f"{url}/topic?topic=gun_control")
+            page.get_by_text("Unreliable: stance accuracy 0.67", exact=False).wait_for(
+                timeout=30_000)
+            _idle(page)
+            page.get_by_text("3 random labels", exact=False).first.wait_for()
+            _shot(page, tmp_path / "topic_accuracy.png")
+            assert not errors, errors
+        finally:
+            browser.close()
+
+
+def test_with_labelling_off_the_page_refuses_to_write(labelling_off: tuple[str, Path]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, warehouse = labelling_off
+    with sync_playwright() as p:
+        browser, page = _page(p)
+        try:
+            page.goto(f"{url}/label?topic=gun_control&token={TOKEN}")  # even with the token
+            page.get_by_text("Stance towards the topic").wait_for(timeout=30_000)
+            _idle(page)
+            page.get_by_text("Labelling is off", exact=False).wait_for()
+            page.get_by_text("allow_labels = true", exact=False).wait_for()
+            for name in ("pro", "anti", "not hostile"):
+                expect(page.get_by_role("button", name=name, exact=True)).to_be_disabled()
+            page.get_by_text("Labels not validated: 0 of the 3", exact=False).count()
+        finally:
+            browser.close()
+    assert _labels(warehouse) == []

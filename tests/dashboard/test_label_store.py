@@ -1,0 +1,82 @@
+"""The dashboard's one warehouse write: labels from the contract, the queue the Label page
+draws from (labelled posts leave it), and what it refuses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dashboard import label_store
+from dashboard.analysis import label_accuracy
+from dashboard.label_store import LabelError, make_labels, save_labels
+from polarwatch.warehouse import connect
+
+from .conftest import seed_warehouse
+
+NOW = datetime(2026, 3, 5, tzinfo=UTC)
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Path:
+    return seed_warehouse(tmp_path / "w.duckdb").path
+
+
+def test_a_labelled_post_leaves_both_queues_and_its_labels_are_stored(warehouse: Path) -> None:
+    rand, info = label_store.queue(warehouse, "gun_control")
+    assert len(rand) == len(info) == 13
+    assert set(rand["id"]) == set(info["id"])
+    reply = info[info["id"] == "h3"].iloc[0].to_dict()
+    assert reply["parent_text"] == "reply h1"  # a reply comes with its parent
+    save_labels(warehouse, make_labels(reply, "random", "ana",
+                                       {"stance": "anti", "agreement": "disagree"}, NOW))
+    rand, info = label_store.queue(warehouse, "gun_control")
+    assert "h3" not in set(rand["id"]) | set(info["id"]) and len(rand) == 12
+    assert label_store.label_counts(warehouse, "gun_control") == (1, 1)
+    with connect(warehouse, read_only=True) as con:
+        rows = con.execute("SELECT platform, post_id, topic, task, value, sample, model_value, "
+                           "model_confidence, labeller FROM labels ORDER BY task").fetchall()
+    assert rows == [("test", "h3", "gun_control", "agreement", "disagree", "random",
+                     "disagree", 0.8, "ana"),
+                    ("test", "h3", "gun_control", "stance", "anti", "random", "pro", 0.9,
+                     "ana")]
+    measured = label_accuracy(label_store.random_labels(warehouse), "gun_control")
+    assert (measured["stance"].n, measured["stance"].accuracy) == (1, 0.0)
+    assert measured["agreement"].accuracy == 1.0
+
+
+def test_the_same_labeller_correcting_a_label_replaces_it(warehouse: Path) -> None:
+    post = label_store.queue(warehouse, "gun_control")[0].iloc[0].to_dict()
+    save_labels(warehouse, make_labels(post, "random", "ana", {"stance": "anti"}, NOW))
+    save_labels(warehouse, make_labels(post, "random", "ana", {"stance": "pro"}, NOW))
+    save_labels(warehouse, make_labels(post, "random", "bo", {"stance": "anti"}, NOW))
+    with connect(warehouse, read_only=True) as con:
+        assert con.execute("SELECT labeller, value FROM labels ORDER BY 1").fetchall() == [
+            ("ana", "pro"), ("bo", "anti")]
+
+
+@pytest.mark.parametrize(("sample", "verdicts", "message"), [
+    ("random", {"stance": "maybe"}, "stance label 'maybe' is not one of pro, anti, unclear"),
+    ("random", {"emotion": "joy"}, "task 'emotion' is not one of stance, affect, agreement"),
+    ("chosen", {"stance": "pro"}, "sample 'chosen' is not one of random, informative"),
+])
+def test_labels_outside_the_contract_are_refused(sample: str, verdicts: dict[str, str],
+                                                 message: str) -> None:
+    post = {"platform": "p", "id": "1", "topic": "t", "stance": "pro", "stance_conf": 0.5}
+    with pytest.raises(LabelError, match=message):
+        make_labels(post, sample, "ana", verdicts)
+
+
+def test_a_file_from_before_the_labels_table_reads_as_nothing_labelled(warehouse: Path) -> None:
+    with connect(warehouse) as con:
+        con.execute("DROP TABLE labels")
+        con.execute("DELETE FROM schema_version WHERE version >= 5")  # as before migration 5
+    assert label_store.label_counts(warehouse, "gun_control") == (0, 0)
+    assert len(label_store.queue(warehouse, "gun_control")[0]) == 13
+    assert label_store.random_labels(warehouse).empty
+    post = label_store.queue(warehouse, "gun_control")[0].iloc[0].to_dict()
+    save_labels(warehouse, make_labels(post, "informative", "ana", {"affect": "yes"}, NOW))
+    assert label_store.label_counts(warehouse, "gun_control") == (1, 0)
+    assert isinstance(label_store.random_labels(warehouse), pd.DataFrame)
