@@ -22,7 +22,7 @@ from scoring.event_phases import (  # noqa: F401  (re-exported: the topic page i
     event_study_range,
     phase_summary,
 )
-from scoring.validation import TaskAccuracy, task_accuracy
+from scoring.label_accuracy import TaskAccuracy, task_accuracy
 
 # Trend arrow: the latest window against the mean of the windows before it. Half a point on the
 # 0–10 interaction scale is roughly the hour-to-hour wobble of a calm synthetic topic, so smaller

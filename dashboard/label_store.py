@@ -25,7 +25,7 @@ from polarwatch.errors import PolarwatchError
 from polarwatch.records import LABEL_TASKS
 from polarwatch.tables import AnalystLabel
 from polarwatch.warehouse import TABLES, connect, init_schema, transaction
-from scoring.validation import pick_next
+from scoring.label_accuracy import pick_next
 
 QUEUE_SIZE = 50  # candidates fetched per pool and click (the page skips those it has seen)
 SAMPLES = ("random", "informative")
@@ -119,7 +119,7 @@ def next_post(path: str | Path, topic: str, random_share: float,
               skip: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset()
               ) -> tuple[dict[str, Any], str] | None:
     """The next post of `topic` to label (a row of :func:`queue`) and why it was drawn
-    (``scoring.validation.pick_next``: the random share by quota, else least confident);
+    (``scoring.label_accuracy.pick_next``: the random share by quota, else least confident);
     None when every post not in `skip` has a label."""
     random_pool, informative_pool = queue(path, topic)
     n_labelled, n_random = label_counts(path, topic)

@@ -3,7 +3,7 @@ with the parent), one click per label. The labels go to the ``labels`` table
 (``dashboard/label_store.py``, the dashboard's only warehouse write) and measure the topic's
 accuracy on the Topic page.
 
-Which post comes next (``scoring.validation.pick_next``): ``[dashboard] label_random_share``
+Which post comes next (``scoring.label_accuracy.pick_next``): ``[dashboard] label_random_share``
 of them drawn at random (the unbiased accuracy estimate), the rest the model's least confident
 first. A post with a label is not shown again. Off unless ``[dashboard] allow_labels``, and then
 only from the ``?token=`` link ``polarwatch dashboard`` prints (like editing events).

@@ -28,7 +28,7 @@ from dashboard.common import (
 )
 from dashboard.safety import md_text
 from polarwatch.events import Event
-from scoring.validation import validation_status
+from scoring.label_accuracy import validation_status
 
 TOP_CONVERSATIONS = 10
 CONVERSATION_PAGE = "pages/conversation.py"

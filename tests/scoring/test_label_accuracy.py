@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scoring.validation import (
+from scoring.label_accuracy import (
     macro_f1,
     pick_next,
     task_accuracy,
