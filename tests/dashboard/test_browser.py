@@ -65,11 +65,19 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     events = tmp_path / "events.toml"
     save_events(events, [Event("Senate vote", "gun_control", START + timedelta(hours=45),
                                "scheduled", START + timedelta(hours=46))])
+    with serve_app(tmp_path, {"POLARWATCH_WAREHOUSE_PATH": str(seed.path),
+                              "POLARWATCH_EVENTS_FILE": str(events),
+                              "POLARWATCH_DASHBOARD_EDIT_EVENTS": "true"}) as url:
+        yield url, seed.path
+
+
+@contextlib.contextmanager
+def serve_app(tmp_path: Path, settings: dict[str, str]) -> Iterator[str]:
+    """`streamlit run` of the app on a free port with `settings` (and this run's token) in its
+    environment, not the project's polarwatch.toml; yields its URL once it is healthy."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "POLARWATCH_WAREHOUSE_PATH": str(seed.path),
-           "POLARWATCH_EVENTS_FILE": str(events), "POLARWATCH_DASHBOARD_EDIT_EVENTS": "true",
-           TOKEN_ENV: TOKEN}
+    env = {**os.environ, **settings, TOKEN_ENV: TOKEN}
     env.pop("POLARWATCH_CONFIG", None)
     with (tmp_path / "streamlit.log").open("wb") as log:
         proc = subprocess.Popen(
@@ -79,7 +87,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_healthy(url, proc)
-            yield url, seed.path
+            yield url
         finally:
             proc.terminate()
             try:

@@ -4,29 +4,22 @@ the page stores nothing."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dashboard.safety import TOKEN_ENV
 from polarwatch.warehouse import connect
 
 from .conftest import seed_warehouse
 from .test_browser import (
-    APP,
     CHROMIUM,
     CHROMIUM_ARGS,
-    REPO,
     TOKEN,
-    _free_port,
     _idle,
     _shot,
-    _wait_healthy,
+    serve_app,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -35,33 +28,15 @@ pytestmark = pytest.mark.skipif(
 
 def _serve(tmp_path: Path, allow_labels: bool) -> Iterator[tuple[str, Path]]:
     seed = seed_warehouse(tmp_path / "live.duckdb")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "POLARWATCH_WAREHOUSE_PATH": str(seed.path),
-           "POLARWATCH_EVENTS_FILE": str(tmp_path / "events.toml"),
-           "POLARWATCH_DASHBOARD_ALLOW_LABELS": str(allow_labels).lower(),
-           # every post drawn at random, validated after 3 of them, floor above 2 of 3
-           "POLARWATCH_DASHBOARD_LABEL_RANDOM_SHARE": "1.0",
-           "POLARWATCH_DASHBOARD_MIN_VALIDATION_LABELS": "3",
-           "POLARWATCH_DASHBOARD_MIN_STANCE_ACCURACY": "0.7",
-           TOKEN_ENV: TOKEN}
-    env.pop("POLARWATCH_CONFIG", None)
-    with (tmp_path / "streamlit.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port),
-             "--browser.gatherUsageStats", "false"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            _wait_healthy(url, proc)
-            yield url, seed.path
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    settings = {"POLARWATCH_WAREHOUSE_PATH": str(seed.path),
+                "POLARWATCH_EVENTS_FILE": str(tmp_path / "events.toml"),
+                "POLARWATCH_DASHBOARD_ALLOW_LABELS": str(allow_labels).lower(),
+                # every post drawn at random, validated after 3 of them, floor above 2 of 3
+                "POLARWATCH_DASHBOARD_LABEL_RANDOM_SHARE": "1.0",
+                "POLARWATCH_DASHBOARD_MIN_VALIDATION_LABELS": "3",
+                "POLARWATCH_DASHBOARD_MIN_STANCE_ACCURACY": "0.7"}
+    with serve_app(tmp_path, settings) as url:
+        yield url, seed.path
 
 
 @pytest.fixture
@@ -117,13 +92,17 @@ def test_label_posts_with_one_click_each_and_see_the_accuracy(
             expect(page.get_by_role("button", name="pro", exact=True)).to_be_enabled()
             page.get_by_text("0 posts of Gun control labelled", exact=False).wait_for()
             _shot(page, tmp_path / "label_page.png")
-            for stance in ("pro", "pro", "anti"):  # the model says pro for every post
+            for n, stance in enumerate(("pro", "pro", "anti"), start=1):  # the model says pro
                 reply = page.get_by_text("Does the reply agree").count() > 0
                 _click(page, stance)
                 _click(page, "not hostile")
                 if reply:
                     _click(page, "disagrees")
-                page.get_by_text("Stored the labels of post", exact=False).wait_for()
+                # the next post is on the page only once the count has moved (the previous
+                # post's "Stored" message may still be showing)
+                page.get_by_text(f"{n} posts of Gun control labelled", exact=False).wait_for(
+                    timeout=30_000)
+                _idle(page)
             page.get_by_text("3 posts of Gun control labelled, 3 of them drawn at random",
                              exact=False).wait_for(timeout=15_000)
 
