@@ -49,6 +49,7 @@ from forecast.holt_winters import (
     refit_due,
     to_model,
 )
+from forecast.regimes import LevelMemory, ScaleReinit
 from forecast.scorers import (
     CHANGE_POINTS,
     CUSUM_K,
@@ -173,6 +174,8 @@ class StreamingDetector:
         self.change = ChangeTest()
         self.cusum = Cusum()
         self.run_buildup = 0.0  # the CUSUM when the current streak of exceedances began
+        self.levels = LevelMemory(self.interval_seconds)
+        self.reinit = ScaleReinit()
         self._buffer: list[float] = []
         self.n_obs = 0
         self.t = 0  # rows processed so far (= absolute index of the next row)
@@ -230,7 +233,16 @@ class StreamingDetector:
         zc = clip(z)
         if model.run[1] == 1:  # a streak of exceedances starts here: remember the build-up
             self.run_buildup = cusum_before
+        held = self.reinit.active  # re-learning a floor scale: shifts stay in the episode
+        var = self.reinit.learn_one(x - pred, model.level)
+        if var is not None:
+            model.var = var
+            self.calibration.reset()
+        known = False
         if shifted:
+            known = self.levels.shift(pred - model.season_at(self.t - 1), model.level, self.t)
+            if not held and ScaleReinit.at_floor(sigma, pred):
+                self.reinit.start()
             self.cusum.reset()
             self.rise.reset()
         else:
@@ -245,10 +257,10 @@ class StreamingDetector:
         change = self.change.score_one(self.calibration.err_mean, self.calibration.err_sd)
         score = max(point_score, cusum, rise, change)
         # The candidate kind does not depend on the threshold (the policy applies it).
-        if shifted:
+        if shifted and not (known or held):  # a shift to a new level is the alarm
             build = z > 0 and cusum_score(self.run_buildup) >= BUILDUP_SCORE
             kind = FLAG_ANTICIPATORY if build else FLAG_REACTIVE
-            score = 1.0  # the confirmed shift is the alarm, whatever this z
+            score = 1.0  # whatever this z
             test, direction = "shift", 1 if z > 0 else -1
         elif point_score >= max(cusum, rise, change):
             build = z > 0 and cusum_score(cusum_before) >= BUILDUP_SCORE

@@ -82,3 +82,11 @@ def test_explanation_names_test_statistic_threshold_and_bands_stay_in_domain() -
     assert any(name in first for name in
                ("the alarm band", "CUSUM", "rise test", "change test", "level shift",
                 "forecast crosses")), first
+
+
+def test_a_constant_start_is_one_change_not_a_string_of_level_jumps() -> None:
+    # the scale learnt on a constant warm-up is at its floor: the first change re-estimates it
+    rng = np.random.default_rng(0)
+    y = np.r_[np.full(40, 4.0), np.clip(5 + rng.normal(0, 1, 300), 0, 10)]
+    out = classify_series(daily(len(y)), y, DAY, [], metric="mean_score")
+    assert len(alarms(out)) <= 2, [out["explanation"][i] for i in alarms(out)]
