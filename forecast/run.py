@@ -184,7 +184,9 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
                 text = f"episode {p.episode} resolved"
             else:
                 cls = p.episode_kind
-                if cls == FLAG_ANTICIPATORY and not opened[2]:  # no scheduled event ahead
+                if cls == FLAG_SPIKE or (cls == FLAG_ANTICIPATORY and not opened[2]):
+                    # the calendar's class of the alarm stands (a dip stays a dip; a rise with
+                    # no scheduled event ahead during the episode is not anticipatory)
                     cls = opened[1] if opened[1] != FLAG_ANTICIPATORY else FLAG_SPIKE
                 text = (f"episode {p.episode} resolved after {_hours(t - opened[0])}, raised "
                         f"as {opened[1]}, classified {cls}")

@@ -42,6 +42,9 @@ def test_a_fall_is_explained_as_a_fall() -> None:
         assert "rise" not in why and "build-up" not in why, why
         assert re.search(r"\bfell\b|\bbelow\b|\blower\b", why), why
         assert out["flag"][i] in ("dip", "reactive"), (out["flag"][i], why)
+    resolved = [e for e, ev in zip(out["explanation"], out["episode_event"], strict=True)
+                if ev == "resolve"]
+    assert resolved and not any("classified spike" in e for e in resolved), resolved
 
 
 def test_no_anticipatory_class_without_a_scheduled_event_ahead() -> None:
