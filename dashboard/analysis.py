@@ -143,7 +143,12 @@ def flag_class(row: Any) -> str:
 
 
 def explain_flag(row: Any) -> str:
-    """One sentence: what was observed against the forecast's prediction interval."""
+    """The flag's explanation: the sentence the forecast stage stored (``explanation``, built
+    once by ``forecast/explain.py`` and shown by the report too); for rows stored without one,
+    what was observed against the forecast's prediction interval."""
+    stored = row.get("explanation")
+    if isinstance(stored, str) and stored:
+        return stored
     y, lower, upper = row.get("y"), row.get("lower"), row.get("upper")
     forecast = row.get("forecast")
     metric = str(row.get("metric", "value"))

@@ -122,6 +122,13 @@ class RollingCalibration:
         self.recent: deque[float] = deque(maxlen=CALIBRATE_WINDOW)
         self.since = 0
 
+    def reset(self) -> None:
+        """Forget the errors (they were standardised by a scale now re-estimated)."""
+        self.recent.clear()
+        self.since = 0
+        self.band_z = gaussian_quantile(self.alpha)
+        self.tail = 1.0
+
     def learn_one(self, absz: float) -> None:
         self.recent.append(absz)
         self.since += 1

@@ -10,9 +10,14 @@
    scores, each one minus a tail probability under the model. The point score and the band are
    calibrated on the recent one-step errors (:class:`forecast.calibration.RollingCalibration`:
    the band's half-width is their empirical ``1 - alpha`` quantile, not the Gaussian one).
-4. **Kind**: ``spike`` (point exceedance), ``reactive`` (confirmed level jump, no build-up
-   before), ``anticipatory`` (sustained rise: CUSUM or rise test; an exceedance after a
-   build-up; or the forecast crossing ``crossing`` within ``horizon``).
+4. **Kind**: ``spike`` (point exceedance, or a change of behaviour whose residuals lie below
+   the forecast), ``reactive`` (confirmed level jump, no build-up before), ``anticipatory``
+   (sustained *rise*: CUSUM or rise test, the change test with residuals above the forecast;
+   an upward exceedance after a build-up; or the forecast crossing ``crossing`` within
+   ``horizon``). Whether a rise is anticipating anything is the calendar's question
+   (:func:`forecast.run.classify_series`). Every scored point carries the :class:`Trigger`
+   that decided its score (which test, its statistic and the statistic's alarm limit), the
+   input of :mod:`forecast.explain`.
 5. :class:`forecast.alarms.AlarmPolicy` turns scores into episodes with one alarm each.
 """
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -36,13 +42,23 @@ from forecast.alarms import (
 from forecast.calibration import RollingCalibration
 from forecast.holt_winters import (
     CLIP_SIGMAS,
+    SHIFT_CONFIRM_POINTS,
     RobustHoltWinters,
     clip,
     from_model,
     refit_due,
     to_model,
 )
-from forecast.scorers import TREND_WINDOW_NO_SEASON, ChangeTest, Cusum, RiseTest, cusum_score
+from forecast.regimes import LevelMemory, ScaleReinit
+from forecast.scorers import (
+    CHANGE_POINTS,
+    CUSUM_K,
+    TREND_WINDOW_NO_SEASON,
+    ChangeTest,
+    Cusum,
+    RiseTest,
+    cusum_score,
+)
 from forecast.scorers import point_score as _point_score
 from forecast.seasons import season_points
 
@@ -51,6 +67,7 @@ from forecast.seasons import season_points
 WARMUP_MIN_POINTS = 30
 SEASON_CYCLES = 2
 BUILDUP_SCORE = 0.99  # a build-up: the CUSUM before the point had reached tail prob. 1 %
+_GAUSS = NormalDist()
 
 
 class DetectError(ValueError):
@@ -82,6 +99,43 @@ class DetectorConfig:
                           f"got {self.season!r}")
 
 
+TESTS = ("point", "cusum", "rise", "change", "shift", "crossing")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """The test that decided a point's score, in numbers an analyst can check.
+
+    ``statistic`` and ``limit`` are in the test's own units (point and shift: the residual in
+    sigmas and the alarm's |z|; cusum: the CUSUM sum S; rise: the rise over its noise sd;
+    change: the window's mean |z| in sigmas; crossing: the level crossed). ``limit`` is the
+    statistic's value at the alarm threshold. ``alarm_lower`` / ``alarm_upper``: the values the
+    point test accepts at the threshold; ``before`` / ``after``: the level (metric units) at the
+    start and end of the test's window (rise, shift; the forecast otherwise).
+    """
+
+    test: str
+    statistic: float
+    limit: float
+    direction: int  # +1: the data are above the forecast / rising; -1: below / falling
+    window: int  # points the test looks at
+    forecast: float
+    alarm_lower: float
+    alarm_upper: float
+    before: float
+    after: float
+
+
+def point_limit(threshold: float, tail: float) -> float:
+    """|z| at which :func:`forecast.scorers.point_score` reaches ``threshold``."""
+    return tail * _GAUSS.inv_cdf(0.5 + min(threshold, 1 - 1e-12) / 2)
+
+
+def cusum_limit(threshold: float) -> float:
+    """CUSUM sum S at which :func:`forecast.scorers.cusum_score` reaches ``threshold``."""
+    return -math.log(max(1.0 - threshold, 1e-300)) / (2.0 * CUSUM_K)
+
+
 @dataclass
 class Point:
     forecast: float
@@ -93,6 +147,7 @@ class Point:
     episode: int | None = None  # id of the alarm episode the point belongs to
     event: str | None = None  # "open" / "resolve" when the point opens / resolves one
     episode_kind: str | None = None  # the class of that episode so far
+    trigger: Trigger | None = None  # the test that decided the score (None: not scored)
 
 
 @dataclass
@@ -119,6 +174,8 @@ class StreamingDetector:
         self.change = ChangeTest()
         self.cusum = Cusum()
         self.run_buildup = 0.0  # the CUSUM when the current streak of exceedances began
+        self.levels = LevelMemory(self.interval_seconds)
+        self.reinit = ScaleReinit()
         self._buffer: list[float] = []
         self.n_obs = 0
         self.t = 0  # rows processed so far (= absolute index of the next row)
@@ -176,7 +233,16 @@ class StreamingDetector:
         zc = clip(z)
         if model.run[1] == 1:  # a streak of exceedances starts here: remember the build-up
             self.run_buildup = cusum_before
+        held = self.reinit.active  # re-learning a floor scale: shifts stay in the episode
+        var = self.reinit.learn_one(x - pred, model.level)
+        if var is not None:
+            model.var = var
+            self.calibration.reset()
+        known = False
         if shifted:
+            known = self.levels.shift(pred - model.season_at(self.t - 1), model.level, self.t)
+            if not held and ScaleReinit.at_floor(sigma, pred):
+                self.reinit.start()
             self.cusum.reset()
             self.rise.reset()
         else:
@@ -184,34 +250,72 @@ class StreamingDetector:
             self.cusum.learn_one(zc)
             model.learn_scale(zc)
         self.calibration.learn_one(abs(z))
-        self.change.learn_one(min(abs(z), CLIP_SIGMAS))
+        self.change.learn_one(min(abs(z), CLIP_SIGMAS), zc)
         point_score = _point_score(abs(z), self.calibration.tail)
         cusum = self.cusum.score_one()
         rise = self.rise.score_one(sigma, model.a)
         change = self.change.score_one(self.calibration.err_mean, self.calibration.err_sd)
         score = max(point_score, cusum, rise, change)
         # The candidate kind does not depend on the threshold (the policy applies it).
-        if shifted:
+        if shifted and not (known or held):  # a shift to a new level is the alarm
             build = z > 0 and cusum_score(self.run_buildup) >= BUILDUP_SCORE
             kind = FLAG_ANTICIPATORY if build else FLAG_REACTIVE
-            score = 1.0  # the confirmed shift is the alarm, whatever this z
+            score = 1.0  # whatever this z
+            test, direction = "shift", 1 if z > 0 else -1
         elif point_score >= max(cusum, rise, change):
             build = z > 0 and cusum_score(cusum_before) >= BUILDUP_SCORE
             kind = FLAG_ANTICIPATORY if build else FLAG_SPIKE
-        else:
-            kind = FLAG_ANTICIPATORY
+            test, direction = "point", 1 if z > 0 else -1
+        elif change > max(cusum, rise):  # two-sided: a rise only when the residuals are above
+            direction = self.change.direction
+            kind = FLAG_ANTICIPATORY if direction > 0 else FLAG_SPIKE
+            test = "change"
+        else:  # the CUSUM and the rise test are one-sided (upward)
+            kind, direction = FLAG_ANTICIPATORY, 1
+            test = "cusum" if cusum >= rise else "rise"
         if score < self.policy.threshold and self._crossing(value):
             # a deterministic rule: the forecast path crosses the level
-            kind, score = FLAG_ANTICIPATORY, self.policy.threshold
-        point = self._point(fc, lo, up, min(score, 1.0), kind, thin)
+            kind, score, test, direction = (FLAG_ANTICIPATORY, self.policy.threshold,
+                                            "crossing", 1)
+        trigger = self._trigger(test, direction, z, pred, sigma, fc)
+        point = self._point(fc, lo, up, min(score, 1.0), kind, thin, trigger)
         if refit_due(self.n_obs, self.warmup):
             self._refit()
         return point
 
     def _point(self, fc: float, lo: float, up: float, score: float, kind: str | None,
-               thin: bool) -> Point:
+               thin: bool, trigger: Trigger | None = None) -> Point:
         st = self.policy.step(score, kind, thin=thin)
-        return Point(fc, lo, up, score, st.flag, kind, st.episode, st.event, st.kind)
+        return Point(fc, lo, up, score, st.flag, kind, st.episode, st.event, st.kind, trigger)
+
+    def _trigger(self, test: str, direction: int, z: float, pred: float, sigma: float,
+                 fc: float) -> Trigger:
+        """The numbers of ``test`` on this point (see :class:`Trigger`)."""
+        thr, log = self.policy.threshold, self.log
+        zl = point_limit(thr, self.calibration.tail)
+        lo, up = (from_model(pred + s * zl * sigma, log) for s in (-1.0, 1.0))
+        before = after = fc
+        window = 1
+        if test in ("point", "shift"):
+            stat, limit = z, (zl if test == "point" else CLIP_SIGMAS)
+            window = 1 if test == "point" else SHIFT_CONFIRM_POINTS
+            if test == "shift":
+                after = from_model(self.model.level + self.model.season_at(self.t - 1), log)
+        elif test == "cusum":
+            stat, limit = self.cusum.s, cusum_limit(thr)
+        elif test == "rise":
+            stat, limit, window = self.rise.ratio, _GAUSS.inv_cdf(thr), self.rise.length
+            level = pred - self.model.season_at(self.t - 1)
+            before, after = from_model(level - self.rise.rise, log), from_model(level, log)
+        elif test == "change":
+            ch = self.change
+            stat, window = ch.mean, CHANGE_POINTS
+            limit = self.calibration.err_mean + _GAUSS.inv_cdf(thr) * ch.spread
+        else:  # crossing
+            stat = limit = float(self.config.crossing or 0.0)
+            window = self.config.horizon
+        return Trigger(test, float(stat), float(limit), direction, window, fc, lo, up,
+                       before, after)
 
     def _crossing(self, value: float) -> bool:
         """Does the forecast path cross ``config.crossing`` from below within the horizon?"""

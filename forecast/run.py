@@ -6,12 +6,16 @@ windows up to t, exactly as it would have been raised live) and the event calend
 (:mod:`polarwatch.events`) that classifies each flag:
 
 - **anticipatory**: the detector saw a build-up (sustained rise, an exceedance after one), or
-  the forecast path crosses ``[aggregate] extreme_threshold`` within ``[forecast] horizon`` while
-  a *scheduled* event of the topic starts within :data:`ANTICIPATION_DAYS` (the crossing rule is
-  only on then); the explanation names the event when there is one;
+  the forecast path crosses ``[aggregate] extreme_threshold`` within ``[forecast] horizon``,
+  *and* a scheduled event of the topic starts within :data:`ANTICIPATION_DAYS` (the crossing
+  rule is only on then); the explanation names the event. A rise with no scheduled event ahead
+  is a **spike** ("an unexplained rise"): the class never contradicts the calendar it cites;
 - **reactive**: an abrupt level jump without a build-up, or any upward flag from a *sudden*
   event's start until :data:`REACTION_HOURS` after its end;
-- **spike** / **dip**: a one-window exceedance above / below the detector's band.
+- **spike** / **dip**: an exceedance (or a change of behaviour) above / below the forecast.
+
+Each explanation is the class in words, then :func:`forecast.explain.describe`: the test that
+fired, its statistic and its alarm limit, in the metric's units and domain.
 
 ``forecast``/``lower``/``upper`` are the one-step-ahead band of the model chosen per series by
 rolling one-step-ahead MAE (:func:`forecast.models.fit_predict`: local level, local trend or
@@ -38,9 +42,10 @@ import numpy as np
 import pandas as pd
 
 from forecast.alarms import FLAG_ANTICIPATORY, FLAG_REACTIVE
-from forecast.detect import DetectorConfig, StreamingDetector
-from forecast.domains import domain_of
+from forecast.detect import DetectorConfig, StreamingDetector, Trigger
+from forecast.domains import Domain, domain_of
 from forecast.event_conversations import EVENT_STUDY_DAYS
+from forecast.explain import describe
 from forecast.models import (
     FLAG_DIP,
     FLAG_FORECAST,
@@ -96,18 +101,48 @@ def _hours(delta: timedelta) -> str:
     return f"{h:.0f} h" if h < 48 else f"{h / 24:.1f} days"
 
 
+def _class_text(flag: str, trig: Trigger | None, t: datetime, ahead: Event | None,
+                after: Event | None) -> tuple[str, str]:
+    """The flag's class against the calendar, and its words (before the test's numbers)."""
+    rising = trig is None or trig.direction > 0
+    if after is not None and rising:
+        what = {FLAG_REACTIVE: "level jump", FLAG_SPIKE: "exceedance"}.get(flag, "rise")
+        return FLAG_REACTIVE, f"reactive: {what} {_hours(t - after.start)} after the " \
+                              f"sudden event {after.name!r}"
+    if flag == FLAG_ANTICIPATORY:
+        if ahead is not None:
+            return FLAG_ANTICIPATORY, (f"anticipatory: a rise {_hours(ahead.start - t)} before "
+                                       f"the scheduled event {ahead.name!r}")
+        return FLAG_SPIKE, (f"spike: an unexplained rise (no scheduled event within "
+                            f"{ANTICIPATION_DAYS} days ahead, so not anticipatory)")
+    if flag == FLAG_REACTIVE:
+        return FLAG_REACTIVE, (f"reactive: abrupt level {'jump' if rising else 'drop'} "
+                               f"without a preceding build-up")
+    if rising:
+        return FLAG_SPIKE, "spike: the value rose beyond what the model expects"
+    return FLAG_DIP, "dip: the value fell below what the model expects"
+
+
 def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
                     events: Sequence[Event], *, alpha: float = 0.05, horizon: int = 12,
                     crossing: float | None = None,
-                    thin: Sequence[bool] | np.ndarray | None = None) -> dict[str, Any]:
+                    thin: Sequence[bool] | np.ndarray | None = None,
+                    metric: str | None = None) -> dict[str, Any]:
     """Causal flags of one series with their class and a one-line explanation.
 
     ``events`` are this topic's calendar entries; ``thin`` marks windows below the minimum
-    volume (they neither open nor resolve an episode). Returns ``flag`` (list of none | spike |
-    dip | reactive | anticipatory: set on the alarm row of an episode only), ``episode`` (list of
-    episode id or None), ``episode_event`` (list of "open" / "resolve" / None),
-    ``anomaly_score`` (array, NaN in warm-up and gaps), ``explanation`` (list of str or None)
+    volume (they neither open nor resolve an episode); ``metric`` names the series in the
+    explanation and sets the domain its numbers are clamped to (:mod:`forecast.domains`).
+    Returns ``flag`` (list of none | spike | dip | reactive | anticipatory: set on the alarm
+    row of an episode only), ``episode`` (list of episode id or None), ``episode_event`` (list
+    of "open" / "resolve" / None), ``anomaly_score`` (array, NaN in warm-up and gaps),
+    ``explanation`` (list of str or None: :func:`forecast.explain.describe` after the class)
     and the detector's ``info``.
+
+    The class agrees with the calendar it cites: *anticipatory* only with a scheduled event of
+    the topic starting within :data:`ANTICIPATION_DAYS` days after the flag; a rise with none
+    ahead is a *spike* ("an unexplained rise"); a fall is never a rise (*dip*, or *reactive*
+    for a confirmed level drop).
     """
     scheduled = [e for e in events if e.kind == "scheduled"]
     sudden = [e for e in events if e.kind == "sudden"]
@@ -115,13 +150,16 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
     reaction = timedelta(hours=REACTION_HOURS)
     det = CalendarDetector(interval_seconds, DetectorConfig(alpha=alpha, horizon=horizon,
                                                             crossing=crossing))
+    name = metric or "value"
+    bounds = Domain(domain_of(metric)).bounds if metric else (-math.inf, math.inf)
     flags: list[str] = []
     why: list[str | None] = []
     episodes: list[int | None] = []
     episode_events: list[str | None] = []
     scores = np.full(len(y), np.nan)
     thin_at = [False] * len(y) if thin is None else list(thin)
-    raised: dict[int, tuple[datetime, str]] = {}  # open episode -> (alarm window, flag)
+    # open episode -> (alarm window, flag, a scheduled event was ahead during the episode)
+    raised: dict[int, tuple[datetime, str, bool]] = {}
     for i, (stamp, value) in enumerate(zip(ts, np.asarray(y, dtype=float), strict=True)):
         t = pd.Timestamp(stamp).to_pydatetime()
         ahead = min((e for e in scheduled if t < e.start <= t + window),
@@ -131,39 +169,31 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
         scores[i] = p.anomaly_score
         episodes.append(p.episode)
         episode_events.append(p.event)
+        if p.episode in raised and ahead is not None:
+            raised[p.episode] = (*raised[p.episode][:2], True)
         flag, text = p.flag, None
-        if flag == FLAG_SPIKE and not math.isnan(p.forecast) and value < p.forecast:
-            flag = FLAG_DIP
-        after = max((e for e in sudden if e.start <= t <= e.effective_end + reaction),
-                    key=lambda e: e.start, default=None)
-        where = f" (score {p.anomaly_score:.4f}, band [{p.lower:.3g}, {p.upper:.3g}])"
-        if flag == FLAG_NONE:
-            pass
-        elif after is not None and flag != FLAG_DIP:
-            what = {FLAG_REACTIVE: "level jump", FLAG_SPIKE: "exceedance"}.get(flag, "rise")
-            text = f"{what} {_hours(t - after.start)} after the sudden event {after.name!r}"
-            flag = FLAG_REACTIVE
-        elif flag == FLAG_ANTICIPATORY:
-            rule = (f"the forecast crosses {crossing:g} within {horizon} windows" if det.crossed
-                    else "a sustained rise / build-up")
-            text = (f"{rule}, {_hours(ahead.start - t)} before the scheduled event "
-                    f"{ahead.name!r}" if ahead is not None
-                    else f"{rule}; no scheduled event within {ANTICIPATION_DAYS} days")
-        elif flag == FLAG_REACTIVE:
-            text = "abrupt level jump without a preceding build-up"
-        elif flag == FLAG_SPIKE:
-            text = "one-window exceedance above the prediction band"
-        else:
-            text = "one-window drop below the prediction band"
+        if flag != FLAG_NONE:
+            after = max((e for e in sudden if e.start <= t <= e.effective_end + reaction),
+                        key=lambda e: e.start, default=None)
+            flag, text = _class_text(flag, p.trigger, t, ahead, after)
+            if p.trigger is not None:
+                text += "; " + describe(p.trigger, value, name, det.policy.threshold, bounds)
         if p.event == "resolve" and p.episode is not None:  # its class as finally known
             opened = raised.pop(p.episode, None)
-            text = (f"episode {p.episode} resolved after {_hours(t - opened[0])}, raised as "
-                    f"{opened[1]}, classified {p.episode_kind}" if opened is not None
-                    else f"episode {p.episode} resolved")
+            if opened is None:
+                text = f"episode {p.episode} resolved"
+            else:
+                cls = p.episode_kind
+                if cls == FLAG_SPIKE or (cls == FLAG_ANTICIPATORY and not opened[2]):
+                    # the calendar's class of the alarm stands (a dip stays a dip; a rise with
+                    # no scheduled event ahead during the episode is not anticipatory)
+                    cls = opened[1] if opened[1] != FLAG_ANTICIPATORY else FLAG_SPIKE
+                text = (f"episode {p.episode} resolved after {_hours(t - opened[0])}, raised "
+                        f"as {opened[1]}, classified {cls}")
         elif flag != FLAG_NONE and p.episode is not None:
-            raised[p.episode] = (t, flag)
+            raised[p.episode] = (t, flag, ahead is not None)
         flags.append(flag)
-        why.append(None if text is None else text + where)
+        why.append(None if text is None else f"{text} (score {p.anomaly_score:.4f})")
     return {"flag": flags, "anomaly_score": scores, "explanation": why, "episode": episodes,
             "episode_event": episode_events, "info": det.info}
 
@@ -299,7 +329,7 @@ def forecast_topic(cfg: Config, topic: str, group: pd.DataFrame, metric: str,
             else group["n"].to_numpy(float) < cfg.forecast.min_volume)
     causal = classify_series(
         ts, y, freq.total_seconds(), [e for e in events if e.topic == topic], alpha=alpha,
-        horizon=horizon, thin=thin,
+        horizon=horizon, thin=thin, metric=metric,
         crossing=cfg.aggregate.extreme_threshold if metric == CROSSING_METRIC else None)
     rows = rows_for_series(topic, metric, ts, y, fit, causal, freq, horizon, created_at)
     return rows, fit, causal["info"]["warmup"]

@@ -65,6 +65,8 @@ class RiseTest:
         self.window: deque[tuple[float, float]] = deque()
         self.sums = [0.0, 0.0, 0.0, 0.0]  # sum i, sum i^2, sum u, sum i*u over the window
         self.base = 0.0
+        self.rise = 0.0  # the last score's OLS rise over the window (model scale) ...
+        self.ratio = 0.0  # ... and that rise over its noise standard deviation
 
     def reset(self) -> None:
         self.window.clear()  # the rise test starts afresh after a jump
@@ -89,7 +91,8 @@ class RiseTest:
         sxx = sii - si * si / n
         rise = (siu - si * su / n) / sxx * (n - 1)
         var = sigma * sigma * ((n - 1) ** 2 / sxx + (n - 1) * alpha * alpha)
-        return _PHI.cdf(rise / math.sqrt(var)) if rise > 0 else 0.0
+        self.rise, self.ratio = rise, rise / math.sqrt(var)
+        return _PHI.cdf(self.ratio) if rise > 0 else 0.0
 
 
 class ChangeTest:
@@ -99,13 +102,22 @@ class ChangeTest:
 
     def __init__(self) -> None:
         self.short: deque[float] = deque(maxlen=CHANGE_POINTS)
+        self.signed: deque[float] = deque(maxlen=CHANGE_POINTS)  # the clipped z themselves
+        self.mean = 0.0  # the last score's mean |z| ...
+        self.spread = 0.0  # ... and its reference's standard error
 
-    def learn_one(self, absz: float) -> None:
+    def learn_one(self, absz: float, zc: float = 0.0) -> None:
         self.short.append(absz)
+        self.signed.append(zc)
+
+    @property
+    def direction(self) -> int:
+        """+1 when the window's residuals lie mostly above the forecast, else -1."""
+        return 1 if sum(self.signed) > 0 else -1
 
     def score_one(self, err_mean: float, err_sd: float) -> float:
         if len(self.short) < CHANGE_POINTS or err_sd <= 0:
             return 0.0
-        mean = sum(self.short) / CHANGE_POINTS
-        sd = max(err_sd, CHANGE_SD_FLOOR)
-        return _PHI.cdf((mean - err_mean) / (sd / math.sqrt(CHANGE_POINTS)))
+        self.mean = mean = sum(self.short) / CHANGE_POINTS
+        self.spread = max(err_sd, CHANGE_SD_FLOOR) / math.sqrt(CHANGE_POINTS)
+        return _PHI.cdf((mean - err_mean) / self.spread)

@@ -178,6 +178,9 @@ def test_flag_class_and_explanation() -> None:
     assert text == ("mean_score 8.75 is 3.75 above the prediction band [3.00, 5.00]; "
                     "forecast was 4.00 (ets)")
     assert "below the prediction band" in analysis.explain_flag({**row, "y": 1.0})
+    # the forecast stage's stored sentence (the report's too) wins over the band summary
+    why = "dip: the value fell below what the model expects; point test: ..."
+    assert analysis.explain_flag({**row, "explanation": why}) == why
 
 
 def test_event_study_days_and_phases() -> None:

@@ -207,3 +207,21 @@ def test_cli_detect_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     (tmp_path / "cols.csv").write_text("time,count\n2024-03-01,2\n")
     assert main(["detect", str(tmp_path / "cols.csv")]) == 2
     assert "missing column(s) timestamp, value; found time, count" in capsys.readouterr().err
+
+
+def test_switching_between_known_levels_is_the_new_normal() -> None:
+    """An AWS-CPU-like series idling at ~0.1 % with 5-point busy bursts at ~85 % several times a
+    day: the first switch is an episode, returning to a level seen within the week is not."""
+    rng = np.random.default_rng(11)
+    n = 4032  # 14 days of 5-minute points
+    y = 0.1 + rng.normal(0, 0.003, n)
+    for start in range(900, n, 317):  # a burst every ~26 h, after the 2-day warm-up
+        y[start:start + 5] = 85 + rng.normal(0, 3, 5)
+    det = StreamingDetector(300.0)
+    pts = [det.update(v) for v in y]
+    alarms = [(i, p.flag, p.trigger.test) for i, p in enumerate(pts)
+              if p.flag != "none" and p.trigger is not None]
+    assert alarms and alarms[0][0] == 900, alarms
+    # the return to idle and every later burst go back to levels of the last week: no further
+    # level-shift alarm ("reactive"); before, each burst after the refractory day raised one
+    assert not [a for a in alarms[1:] if a[1] == "reactive" or a[2] == "shift"], alarms

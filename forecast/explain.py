@@ -1,0 +1,79 @@
+"""The one explanation of a flag, stored in ``forecasts.explanation`` by :mod:`forecast.run`.
+
+The dashboard and the HTML report both show that stored text (neither may import the
+modelling code), so an analyst reads one sentence everywhere. It names the test that fired,
+its statistic and the statistic's alarm limit, in words, with numbers in the metric's own units
+that can be checked against the chart:
+
+- **point test**: the value against the *alarm band* (the values the point test accepts at the
+  alarm threshold; wider than the 95 % band drawn on the chart), the residual in sigmas;
+- **CUSUM**: the upward cumulative sum of residuals (beyond half a sigma each) and its limit;
+- **rise test**: the fitted level's rise over the test's window and how many noise standard
+  deviations that is;
+- **change test**: the mean size of the last residuals against the usual size, and on which
+  side of the forecast they lie (a change test on residuals below the forecast is a fall);
+- **level shift**: consecutive windows beyond the 3-sigma band and the level before and after;
+- **forecast crossing**: the level the forecast path crosses within the horizon.
+
+Every number is clamped to the metric's domain (0-10 scores, [0, 1] shares, counts >= 0): the
+detector's model scale can put a band end beyond it, the metric cannot go there.
+"""
+
+from __future__ import annotations
+
+import math
+
+from forecast.detect import Trigger
+
+TEST_NAMES = {"point": "point test", "cusum": "CUSUM", "rise": "rise test",
+              "change": "change test", "shift": "level shift", "crossing": "forecast crossing"}
+
+
+def _num(v: float, bounds: tuple[float, float]) -> str:
+    """``v`` clamped to ``bounds``, 3 significant digits (2 decimals on small scales)."""
+    if math.isnan(v):
+        return "n/a"
+    v = min(max(v, bounds[0]), bounds[1])
+    return f"{v:.2f}" if abs(v) < 100 else f"{v:,.0f}"
+
+
+def describe(trig: Trigger, value: float, metric: str, threshold: float,
+             bounds: tuple[float, float] = (-math.inf, math.inf)) -> str:
+    """One sentence: which test fired on ``value`` of ``metric``, its statistic and limit."""
+    n = lambda v: _num(v, bounds)  # noqa: E731
+    up = trig.direction > 0
+    at = f"alarm at score {threshold:g}"
+    if trig.test == "point":
+        side = "above" if up else "below"
+        return (f"point test: {metric} {n(value)} is {side} the alarm band "
+                f"[{n(trig.alarm_lower)}, {n(trig.alarm_upper)}] around the forecast "
+                f"{n(trig.forecast)} (residual {trig.statistic:+.1f} sigma; {at} = "
+                f"|residual| >= {trig.limit:.2f} sigma)")
+    if trig.test == "shift":
+        moved = "rose" if up else "fell"
+        return (f"level shift: {trig.window} windows in a row {'above' if up else 'below'} "
+                f"the {trig.limit:g}-sigma band (last residual {trig.statistic:+.1f} sigma); "
+                f"the level {moved} from about {n(trig.forecast)} to {n(trig.after)}")
+    if trig.test == "cusum":
+        return (f"CUSUM: {metric} stayed above its forecast (now {n(value)} against "
+                f"{n(trig.forecast)}); the cumulative excess S = {trig.statistic:.2f} "
+                f"reached the limit {trig.limit:.2f} ({at})")
+    if trig.test == "rise":
+        return (f"rise test: the level of {metric} rose from about {n(trig.before)} to "
+                f"{n(trig.after)} over the last {trig.window} windows, {trig.statistic:.2f} "
+                f"noise standard deviations (limit {trig.limit:.2f}, {at})")
+    if trig.test == "change":
+        side = "above" if up else "below"
+        return (f"change test: over the last {trig.window} windows {metric} stayed mostly "
+                f"{side} its forecast (now {n(value)} against {n(trig.forecast)}); mean "
+                f"residual size {trig.statistic:.2f} sigma against the limit "
+                f"{trig.limit:.2f} sigma ({at})")
+    return (f"forecast crossing: the forecast path of {metric} crosses {trig.statistic:g} "
+            f"within {trig.window} windows (now {n(value)})")
+
+
+def direction_word(trig: Trigger | None) -> str:
+    """'rise' / 'fall' of a trigger ('change' when unknown)."""
+    if trig is None:
+        return "change"
+    return "rise" if trig.direction > 0 else "fall"
