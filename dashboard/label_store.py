@@ -80,15 +80,15 @@ def save_labels(path: str | Path, labels: Sequence[AnalystLabel]) -> None:
                         f"VALUES ({marks})", [list(astuple(label)) for label in labels])
 
 
-def _live(path: str | Path, sql: str, params: list[Any]) -> pd.DataFrame:
+def _live(path: str | Path, *queries: tuple[str, list[Any]]) -> list[pd.DataFrame]:
+    """Each (sql, params) of `queries` on the live file, through one read-only connection."""
     with connect(path, read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
         has_labels = bool(con.execute(_HAS_LABELS).fetchall()[0][0])
         if not has_labels:  # a file from before the labels table: nothing labelled yet
             con.execute(TABLES["labels"].replace("CREATE TABLE IF NOT EXISTS",
                                                  "CREATE TEMP TABLE"))
-        df: pd.DataFrame = con.execute(sql, params).df()
-    return df
+        return [con.execute(sql, params).df() for sql, params in queries]
 
 
 _QUEUE = """
@@ -111,8 +111,13 @@ def queue(path: str | Path, topic: str, limit: int = QUEUE_SIZE
           ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(random, informative): up to `limit` unlabelled posts of `topic` in a fixed random
     order, and least confident first, with each reply's parent text (live file)."""
-    return (_live(path, _QUEUE.format(order=RANDOM_ORDER), [topic, limit]),
-            _live(path, _QUEUE.format(order=LEAST_CONFIDENT), [topic, limit]))
+    random_pool, informative_pool = _live(path, *_queue_queries(topic, limit))
+    return random_pool, informative_pool
+
+
+def _queue_queries(topic: str, limit: int) -> list[tuple[str, list[Any]]]:
+    return [(_QUEUE.format(order=order), [topic, limit])
+            for order in (RANDOM_ORDER, LEAST_CONFIDENT)]
 
 
 def next_post(path: str | Path, topic: str, random_share: float,
@@ -121,8 +126,9 @@ def next_post(path: str | Path, topic: str, random_share: float,
     """The next post of `topic` to label (a row of :func:`queue`) and why it was drawn
     (``scoring.label_accuracy.pick_next``: the random share by quota, else least confident);
     None when every post not in `skip` has a label."""
-    random_pool, informative_pool = queue(path, topic)
-    n_labelled, n_random = label_counts(path, topic)
+    random_pool, informative_pool, counts = _live(  # one connection per page run
+        path, *_queue_queries(topic, QUEUE_SIZE), (_COUNTS, [topic]))
+    n_labelled, n_random = _counted(counts)
     rows = {(r["platform"], r["id"]): r for df in (random_pool, informative_pool)
             for r in df.to_dict("records")}
     picked = pick_next([(r["platform"], r["id"]) for r in random_pool.to_dict("records")],
@@ -136,10 +142,16 @@ def next_post(path: str | Path, topic: str, random_share: float,
 
 def label_counts(path: str | Path, topic: str) -> tuple[int, int]:
     """(posts labelled, of which drawn at random) for `topic` (live file)."""
-    df = _live(path, """
-        SELECT count(DISTINCT (platform, post_id)) AS n,
-               count(DISTINCT (platform, post_id)) FILTER (WHERE sample = 'random') AS n_random
-        FROM labels WHERE topic = ?""", [topic])
+    return _counted(_live(path, (_COUNTS, [topic]))[0])
+
+
+_COUNTS = """
+    SELECT count(DISTINCT (platform, post_id)) AS n,
+           count(DISTINCT (platform, post_id)) FILTER (WHERE sample = 'random') AS n_random
+    FROM labels WHERE topic = ?"""
+
+
+def _counted(df: pd.DataFrame) -> tuple[int, int]:
     return int(df["n"].iloc[0]), int(df["n_random"].iloc[0])
 
 

@@ -42,16 +42,16 @@ def describe(trig: Trigger, value: float, metric: str, threshold: float,
     """One sentence: which test fired on ``value`` of ``metric``, its statistic and limit."""
     n = lambda v: _num(v, bounds)  # noqa: E731
     up = trig.direction > 0
+    side = "above" if up else "below"
     at = f"alarm at score {threshold:g}"
     if trig.test == "point":
-        side = "above" if up else "below"
         return (f"point test: {metric} {n(value)} is {side} the alarm band "
                 f"[{n(trig.alarm_lower)}, {n(trig.alarm_upper)}] around the forecast "
                 f"{n(trig.forecast)} (residual {trig.statistic:+.1f} sigma; {at} = "
                 f"|residual| >= {trig.limit:.2f} sigma)")
     if trig.test == "shift":
         moved = "rose" if up else "fell"
-        return (f"level shift: {trig.window} windows in a row {'above' if up else 'below'} "
+        return (f"level shift: {trig.window} windows in a row {side} "
                 f"the {trig.limit:g}-sigma band (last residual {trig.statistic:+.1f} sigma); "
                 f"the level {moved} from about {n(trig.forecast)} to {n(trig.after)}")
     if trig.test == "cusum":
@@ -63,7 +63,6 @@ def describe(trig: Trigger, value: float, metric: str, threshold: float,
                 f"{n(trig.after)} over the last {trig.window} windows, {trig.statistic:.2f} "
                 f"noise standard deviations (limit {trig.limit:.2f}, {at})")
     if trig.test == "change":
-        side = "above" if up else "below"
         return (f"change test: over the last {trig.window} windows {metric} stayed mostly "
                 f"{side} its forecast (now {n(value)} against {n(trig.forecast)}); mean "
                 f"residual size {trig.statistic:.2f} sigma against the limit "
