@@ -4,6 +4,7 @@ the page stores nothing."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,30 @@ def _page(p: Any) -> tuple[Any, Any]:
     return browser, browser.new_page(viewport={"width": 1400, "height": 1000})
 
 
-def _click(page: Any, name: str) -> None:
+def _next_post(page: Any, seen: list[str]) -> str:
+    """Wait until the page shows a post not in `seen`, and its script run has finished.
+
+    The new post's caption proves the rerun happened, so the idle state after it is this run's
+    (right after a click the page still reads "not running" from the run before, and stale
+    elements of the last post stay on the page until the run ends)."""
+    caption = page.get_by_text(re.compile(r"^Post .+ on .+ · drawn"))
+    for _ in range(300):
+        texts = caption.all_inner_texts()
+        if len(texts) == 1:
+            post = texts[0].removeprefix("Post ").split(" on ")[0]
+            if post not in seen:
+                _idle(page)
+                if caption.all_inner_texts() == texts:
+                    seen.append(post)
+                    return post
+        page.wait_for_timeout(100)
+    raise AssertionError(f"no new post after {seen}: the page shows {caption.all_inner_texts()}")
+
+
+def _click(page: Any, name: str, then: str) -> None:
+    """Click one label button, then wait for `then`, which only this click's rerun shows."""
     page.get_by_role("button", name=name, exact=True).click()
-    page.wait_for_timeout(300)
+    page.get_by_text(then, exact=False).first.wait_for(timeout=30_000)
     _idle(page)
 
 
@@ -92,17 +114,17 @@ def test_label_posts_with_one_click_each_and_see_the_accuracy(
             expect(page.get_by_role("button", name="pro", exact=True)).to_be_enabled()
             page.get_by_text("0 posts of Gun control labelled", exact=False).wait_for()
             _shot(page, tmp_path / "label_page.png")
+            seen: list[str] = []
+            replies = 0
             for n, stance in enumerate(("pro", "pro", "anti"), start=1):  # the model says pro
-                reply = page.get_by_text("Does the reply agree").count() > 0
-                _click(page, stance)
-                _click(page, "not hostile")
+                _next_post(page, seen)
+                reply = page.get_by_text("In reply to:").count() > 0
+                done = f"{n} posts of Gun control labelled"
+                _click(page, stance, then=f"— stored: {stance}")
+                _click(page, "not hostile", then=done if not reply else "— stored: no")
                 if reply:
-                    _click(page, "disagrees")
-                # the next post is on the page only once the count has moved (the previous
-                # post's "Stored" message may still be showing)
-                page.get_by_text(f"{n} posts of Gun control labelled", exact=False).wait_for(
-                    timeout=30_000)
-                _idle(page)
+                    _click(page, "disagrees", then=done)
+                    replies += 1
             page.get_by_text("3 posts of Gun control labelled, 3 of them drawn at random",
                              exact=False).wait_for(timeout=15_000)
 
@@ -111,6 +133,7 @@ def test_label_posts_with_one_click_each_and_see_the_accuracy(
             assert sorted(r[2] for r in stance_rows) == ["anti", "pro", "pro"]
             assert {(r[3], r[4], r[5]) for r in stored} >= {("random", "pro", "analyst")}
             assert len({r[0] for r in stored}) == 3  # three different posts, none twice
+            assert [r[2] for r in stored if r[1] == "agreement"] == ["disagree"] * replies
 
             page.goto(f"{url}/topic?topic=gun_control")
             page.get_by_text("Unreliable: stance accuracy 0.67", exact=False).wait_for(
