@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 T = TypeVar("T", bound=Callable[[str], object])
@@ -127,6 +128,25 @@ def duration(text: str) -> float:
 def duration_or_zero(text: str) -> float:
     """:func:`duration`, or ``0`` (off)."""
     return 0.0 if text.strip() in ("0", "0s") else duration(text)
+
+
+@shown_as("TIME", "2026-03-01, an ISO time (UTC when naive), or a duration back: 7d, 48h")
+def moment(text: str) -> datetime | timedelta:
+    """A point in time: a date or ISO time as an aware datetime, or a duration (a timedelta
+    the command counts back from its own reference, e.g. the newest stored post)."""
+    from polarwatch.config import parse_duration
+    from polarwatch.errors import ConfigError
+
+    try:
+        return parse_duration(text)
+    except ConfigError:
+        pass
+    try:
+        ts = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 2026-03-01, an ISO time or a duration "
+                                         f"such as 7d, got {text!r}") from None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 @shown_as("NUMBER", "a number > 0")

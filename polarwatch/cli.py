@@ -24,7 +24,9 @@ from polarwatch.console import SERVING, STOP, setup_logging
 from polarwatch.errors import PolarwatchError
 
 COMMANDS_GROUP = "polarwatch.commands"
-PIPELINE = ("demo", "ingest", "stream", "scoring", "forecast", "dashboard")  # --help order
+# --help order, and the order stages register in: scoring (label, train) before stream, which
+# gives `train` its --from-warehouse runner (scoring reads no DuckDB)
+PIPELINE = ("demo", "ingest", "scoring", "stream", "forecast", "dashboard")
 GLOBAL_FLAGS = ("-v", "--verbose", "-q", "--quiet", "--progress", "--no-progress")
 
 

@@ -212,6 +212,9 @@ class ExtractorConfig(_Section):
     llm_response_format: ResponseFormat = ""
     transformers_model: str = ""  # transformers backend: a model folder, .gguf file or hub id
     transformers_gguf_file: str = ""  # the .gguf file inside that folder, if any
+    # learned backend: topic stance heads written by `train --from-warehouse`
+    # (stance_<topic>.npz); they serve their topic ahead of the shipped heads ("" = none)
+    learned_topic_heads_dir: str = ".polarwatch/heads"
 
     def backend_options(self) -> dict[str, dict[str, str]]:
         """Per-backend keyword options set in this section (the llm server, model, key, JSON
@@ -221,7 +224,8 @@ class ExtractorConfig(_Section):
                            "api_key": self.llm_api_key.get_secret_value(),
                            "response_format": self.llm_response_format},
                    "transformers": {"model_path": self.transformers_model,
-                                    "gguf_file": self.transformers_gguf_file}}
+                                    "gguf_file": self.transformers_gguf_file},
+                   "learned": {"topic_heads_dir": self.learned_topic_heads_dir}}
         return {name: {k: v for k, v in opts.items() if v}
                 for name, opts in options.items() if any(opts.values())}
 
@@ -317,6 +321,14 @@ class Config(BaseSettings):
     @property
     def checkpoint_dir(self) -> Path:
         return self.path(self.spark.checkpoint_dir)
+
+    @property
+    def extractor_settings(self) -> ExtractorConfig:
+        """``[extractor]`` with its paths resolved against the config file's directory (what
+        the backends get: a relative heads directory means the same wherever they run)."""
+        heads = self.extractor.learned_topic_heads_dir
+        return self.extractor.model_copy(
+            update={"learned_topic_heads_dir": str(self.path(heads)) if heads else ""})
 
     def load_topics(self) -> list[Topic]:
         return load_topics(self.path(self.extractor.topics_file))

@@ -40,6 +40,17 @@ class KafkaProvenance:
 
 
 @dataclass(frozen=True, slots=True)
+class Relabelling:
+    """What ``polarwatch relabel`` records on a stored post it labelled again: the backend and
+    head that produced its labels now (``learned:stance_climate@1a2b3c4d5e6f``) and when. Both
+    None: the labels are the stream's, from when the post arrived (``backend`` and, for the
+    `learned` backend, ``explanation`` name them)."""
+
+    labelled_by: str | None
+    relabelled_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class TopicWindow:
     """``topic_windows``: one row per topic and window, written by ``stream/windows.py``."""
 

@@ -30,6 +30,7 @@ from polarwatch.tables import (
     DeadLetter,
     ForecastRow,
     KafkaProvenance,
+    Relabelling,
     SchemaVersion,
     StreamBatch,
     StreamMetric,
@@ -52,10 +53,12 @@ def _ddl(table: str, columns: list[tuple[str, str]], primary_key: Sequence[str])
 
 
 KAFKA_COLUMNS = duckdb_columns(KafkaProvenance)
+RELABEL_COLUMNS = duckdb_columns(Relabelling)
 
 
 def post_columns() -> list[tuple[str, str]]:
-    """`posts` = Post fields + Labels fields (minus the post_id link) + Kafka provenance."""
+    """What the stream stores of a post: Post fields + Labels fields (minus the post_id link) +
+    Kafka provenance. The `posts` table adds :data:`RELABEL_COLUMNS` (``polarwatch relabel``)."""
     labels = [(n, t) for n, t in duckdb_columns(Labels) if n != "post_id"]
     return duckdb_columns(Post) + labels + KAFKA_COLUMNS
 
@@ -71,7 +74,7 @@ CONTRACTS: dict[str, type] = {
 SCHEMA: dict[str, tuple[list[tuple[str, str]], tuple[str, ...]]] = {
     # a post is named by its platform and its id there (a Reddit comment and a Bluesky post may
     # share an id); a reply pairs only with a parent of its own platform
-    "posts": (post_columns(), ("platform", "id")),
+    "posts": (post_columns() + RELABEL_COLUMNS, ("platform", "id")),
     "interactions": (duckdb_columns(Interaction), ("platform", "post_id")),
     **{name: (duckdb_columns(c), c.PRIMARY_KEY) for name, c in CONTRACTS.items()},  # type: ignore[attr-defined]
 }
@@ -257,6 +260,9 @@ MIGRATIONS: tuple[Migration, ...] = (
                  "platform column (ids are unique per platform only)", _key_by_platform),
     Migration(5, "labels: the analysts' labels from the dashboard's Label page",
               _create_table("labels")),
+    Migration(6, "posts: labelled_by, relabelled_at (which backend and head `polarwatch relabel` "
+                 "labelled a stored post with, and when)",
+              _add_columns("posts", "labelled_by", "relabelled_at")),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -50,6 +50,24 @@ def cmd_label(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
     from scoring.training import train_head, train_weak_stance
 
+    if args.from_warehouse:
+        if args.data is not None or args.weak_labels:
+            raise PolarwatchError("--from-warehouse reads the analysts' labels from the "
+                                  "warehouse: give no DATA file and no --weak-labels")
+        if args.task not in (None, "stance"):
+            raise PolarwatchError("--from-warehouse trains a topic's stance head: --task stance")
+        if not args.topic:
+            raise PolarwatchError("--from-warehouse needs --topic ID")
+        runner = getattr(args, "warehouse_trainer", None)
+        if runner is None:  # set by the stream stage (stream/cli.py), which reads DuckDB
+            raise PolarwatchError("train --from-warehouse needs the stream stage installed "
+                                  "(pip install -e .)")
+        return int(runner(cfg, args))
+    missing = [name for name, value in (("--task", args.task), ("DATA", args.data),
+                                        ("-o/--output", args.output)) if value is None]
+    if missing:
+        raise PolarwatchError(f"train needs {', '.join(missing)} (or --from-warehouse --topic "
+                              f"ID)")
     topics = resolve_topics(cfg, args.topics) if args.task == "stance" else []
     output = Path(args.output)
     if output.suffix != ".npz":
@@ -107,19 +125,30 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_label)
 
     p = subparsers.add_parser(
-        "train", help="train a `learned` head from a labeled JSONL/CSV file",
+        "train", help="train a `learned` head from a labeled file, or a topic's stance head "
+                      "from the analysts' labels (--from-warehouse)",
         description="Columns: text, label (+ topic for stance, parent_text for agreement); with "
                     "--weak-labels only text. Writes a .npz head that the learned backend loads "
-                    "(stance_<topic>.npz next to the shipped heads serves that topic).")
-    p.add_argument("--task", required=True, choices=["stance", "affect", "agreement", "emotion"],
-                   help="which head to train")
-    p.add_argument("data", help="labeled JSONL or CSV")
+                    "(stance_<topic>.npz in [extractor] learned_topic_heads_dir serves that "
+                    "topic). With --from-warehouse --topic ID: fits the topic's stance head "
+                    "from the stance labels analysts gave on the dashboard's Label page, "
+                    "starting from the general model, cross-validates it on those labels and "
+                    "writes it only if it beats the head serving the topic now.")
+    p.add_argument("--task", choices=["stance", "affect", "agreement", "emotion"],
+                   help="which head to train (required with DATA)")
+    p.add_argument("data", nargs="?", help="labeled JSONL or CSV")
     p.add_argument("--topics", help="topics file for the stance task's topic ids")
-    p.add_argument("-o", "--output", required=True, help="head file to write (.npz)")
+    p.add_argument("-o", "--output", shown_default="with --from-warehouse: [extractor] "
+                   "learned_topic_heads_dir/stance_<topic>.npz",
+                   help="head file to write (.npz; required with DATA)")
     p.add_argument("--seed", type=argtypes.count(0), default=0, help="holdout split seed")
     p.add_argument("--weak-labels", action="store_true",
                    help="stance only: DATA is unlabeled posts (column text, optional topic); "
                         "label them with the topic's pro_terms / anti_terms, remove those terms "
                         "from the text and train on that (no LLM needed)")
-    p.add_argument("--topic", help="with --weak-labels: the topic id to label and train for")
+    p.add_argument("--topic", help="with --weak-labels or --from-warehouse: the topic id to "
+                                   "label and train for")
+    p.add_argument("--from-warehouse", action="store_true",
+                   help="train --topic's stance head from the analysts' stance labels in the "
+                        "warehouse ([warehouse] path)")
     p.set_defaults(func=cmd_train)

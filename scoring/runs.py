@@ -97,7 +97,7 @@ def label_file(cfg: Config, src: Path, output: str | None, *, topics_file: str |
     backend = backend or cfg.extractor.backend
     posts, skipped = io.read_posts(src, [t.id for t in topics])
     t_load = time.monotonic()
-    extractor = build_from_config(cfg.extractor, topics, backend, fallback,
+    extractor = build_from_config(cfg.extractor_settings, topics, backend, fallback,
                                   parse_options(options or [], backend), cascade_to=cascade_to,
                                   cascade_threshold=cascade_threshold,
                                   max_calls_per_minute=llm_budget)

@@ -82,7 +82,7 @@ def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: 
                  f"offset")
     stage = LabelStage(backend=backend or cfg.extractor.backend,
                        fallback=tuple(cfg.extractor.fallback), topics=tuple(cfg.load_topics()),
-                       settings=cfg.extractor,
+                       settings=cfg.extractor_settings,
                        max_future_skew=timedelta(hours=cfg.ingest.max_future_skew_hours))
     sink = DuckDBSink(cfg.warehouse_path, QUERY_NAME, cfg.topics.posts,
                       window=cfg.aggregate.window,

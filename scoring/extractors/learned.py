@@ -19,7 +19,9 @@ Heads:
   pro/anti descriptions it was trained with and is used instead of the generic head for a
   configured topic with those descriptions, or with descriptions that mean the same
   (``match_topic_head``: embedding similarity of name and descriptions, ``HEAD_MATCH_MIN``);
-  ``stance_heads`` says which head serves each topic.
+  ``stance_heads`` says which head serves each topic. Topic heads in ``topic_heads_dir``
+  (``[extractor] learned_topic_heads_dir``, written by ``polarwatch train --from-warehouse``)
+  win over shipped ones with the same descriptions.
 - ``affect.npz`` — hostility (OffensEval offensive), ``agreement.npz`` — (parent, reply) pairs,
   ``emotion.npz`` — anger/joy/optimism/sadness, "neutral" when no class is confident.
 
@@ -28,6 +30,7 @@ Intensity is VADER's |compound| (as in the lexicon backend), so it is comparable
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +49,7 @@ from scoring.extractors.topic_match import Described, describe, match_topic_head
 _LAYER_KEY = re.compile(r"^[Wb]\d+$")
 HEADS_DIR = Path(__file__).resolve().parents[1] / "heads"
 REQUIRED_HEADS = ("stance", "affect", "agreement", "emotion")
+DIGEST_CHARS = 12  # hex digits of a head file's sha256 that name it (48 bits)
 # Word pieces embedded per text with the onnx runtime: a longer text keeps its first 72 and last
 # 24. Reddit comments run ~20% faster than at the variant's 128 and validation stays within 0.01
 # (agreement 0.581 vs 0.583 on DEBAGREEMENT; 64 pieces cost 0.014: benchmarks/README.md).
@@ -111,15 +115,24 @@ class Head:
         if n_out != len(self.classes):
             raise BackendError(f"head {name!r}: {n_out} outputs but {len(self.classes)} classes")
         self.n_features = n_in
+        self.digest = ""  # of the file it was loaded from: which head labelled a post
 
     @classmethod
     def load(cls, path: Path) -> Head:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:DIGEST_CHARS]
         except (OSError, ValueError) as exc:
             raise BackendError(f"cannot read head file {path}: {exc}") from exc
-        return cls(arrays, name=path.stem)
+        head = cls(arrays, name=path.stem)
+        head.digest = digest
+        return head
+
+    @property
+    def ident(self) -> str:
+        """``name@digest``: the head file a label came from (what ``relabel`` records)."""
+        return f"{self.name}@{self.digest}" if self.digest else self.name
 
     def save(self, path: Path) -> None:
         arrays: dict[str, Any] = {"classes": np.array(self.classes)}
@@ -212,8 +225,10 @@ def shipped_encoder(heads_dir: Path | None = None, **kwargs: Any) -> CachedEncod
     return encoder_for(heads_dir, *load_heads(heads_dir), **kwargs)
 
 
-def load_heads(heads_dir: Path) -> tuple[dict[str, Head], dict[tuple[str, str], Head]]:
-    """The four required heads, and topic-specific stance heads keyed by (pro, anti) text."""
+def load_heads(heads_dir: Path, topic_heads_dir: Path | None = None
+               ) -> tuple[dict[str, Head], dict[tuple[str, str], Head]]:
+    """The four required heads, and topic-specific stance heads keyed by (pro, anti) text;
+    those in ``topic_heads_dir`` (if it exists) replace shipped ones with the same text."""
     missing = [f"{n}.npz" for n in REQUIRED_HEADS if not (heads_dir / f"{n}.npz").exists()]
     if missing:
         raise BackendError(f"learned backend: head file(s) {', '.join(missing)} missing in "
@@ -221,7 +236,9 @@ def load_heads(heads_dir: Path) -> tuple[dict[str, Head], dict[tuple[str, str], 
                            f"`python benchmarks/train_heads.py` to train them")
     heads = {n: Head.load(heads_dir / f"{n}.npz") for n in REQUIRED_HEADS}
     topic_heads = {}
-    for path in sorted(heads_dir.glob("stance_*.npz")):
+    extra = topic_heads_dir if topic_heads_dir is not None and topic_heads_dir.is_dir() else None
+    for path in [*sorted(heads_dir.glob("stance_*.npz")),
+                 *(sorted(extra.glob("stance_*.npz")) if extra else [])]:
         head = Head.load(path)
         topic_heads[(head.meta_str("pro"), head.meta_str("anti"))] = head
     return heads, topic_heads
@@ -238,10 +255,12 @@ class LearnedExtractor(Extractor):
                  num_threads: int | None = None, runtime: str = "auto",
                  head_match_min: float | None = None,
                  unclear_above: float = STANCE_UNCLEAR_ABOVE,
-                 token_budget: int | None = TOKEN_BUDGET) -> None:
+                 token_budget: int | None = TOKEN_BUDGET,
+                 topic_heads_dir: str | Path | None = None) -> None:
         super().__init__(topics)
         self.heads_dir = Path(heads_dir) if heads_dir is not None else HEADS_DIR
-        self.heads, topic_heads = load_heads(self.heads_dir)
+        self.topic_heads_dir = Path(topic_heads_dir) if topic_heads_dir else None
+        self.heads, topic_heads = load_heads(self.heads_dir, self.topic_heads_dir)
         self._num_threads = num_threads
         self.unclear_above = unclear_above
         self.encoder = encoder_for(self.heads_dir, self.heads, topic_heads,
@@ -278,6 +297,12 @@ class LearnedExtractor(Extractor):
         self._neutral_below = self.heads["emotion"].meta_float("neutral_below",
                                                                DEFAULT_NEUTRAL_BELOW)
 
+    def serving_stance(self, topic: str) -> tuple[Head, np.ndarray, np.ndarray]:
+        """The stance head serving `topic` and the description embeddings it is applied with."""
+        if topic not in self._stance:
+            raise BackendError(f"topic {topic!r} is not one of this extractor's topics")
+        return self._stance[topic]
+
     def _matcher(self, topic_heads: dict[tuple[str, str], Head]
                  ) -> tuple[CachedEncoder, list[tuple[Head, Described]]]:
         """The base (not fine-tuned) encoder, a paraphrase model, and every topic head described
@@ -306,7 +331,7 @@ class LearnedExtractor(Extractor):
             probs = head.predict_proba(stance_features(emb[idx], t_pro, t_anti))
             for i, row in zip(idx, probs, strict=True):
                 k = abstain(row, head.classes, self.unclear_above)
-                stance[i] = (head.classes[k], float(row[k]), f"stance head {head.name}")
+                stance[i] = (head.classes[k], float(row[k]), f"stance head {head.ident}")
         affect_p = self.heads["affect"].predict_proba(emb)
         affect_classes = self.heads["affect"].classes
         emotion_p = self.heads["emotion"].predict_proba(emb)

@@ -400,7 +400,8 @@ def test_the_webhook_endpoints_get_the_secret_and_hide_it() -> None:
 
 def test_unset_secrets_are_empty_and_the_llm_gets_no_key() -> None:
     cfg = load_config(REPO / "polarwatch.toml", env={})
-    assert cfg.extractor.backend_options() == {}
+    # the learned backend's trained topic heads directory is the only option set by default
+    assert cfg.extractor.backend_options() == {"learned": {"topic_heads_dir": ".polarwatch/heads"}}
     assert cfg.alerts.secret.get_secret_value() == ""
     assert "api_key" not in cfg.extractor.backend_options().get("llm", {})
 

@@ -86,6 +86,10 @@ def test_todays_file_upgrades_in_place_keeps_its_rows_and_matches_a_new_file(
                 before["rows"][table]
             assert all(r.endswith(", 'bluesky')") for r in after["rows"][table])
             continue
+        if table == "posts":  # migration 6 added labelled_by, relabelled_at: NULL on old rows
+            assert [r[:-len(", None, None)")] + ")" for r in after["rows"][table]] == \
+                before["rows"][table]
+            continue
         assert after["rows"][table] == before["rows"][table], table
     assert len(after["rows"]["posts"]) == 2 and len(after["rows"]["forecasts"]) == 2
     fresh = _catalog(new)
@@ -179,10 +183,32 @@ def test_a_version_4_file_gets_the_labels_table(tmp_path: Path) -> None:
         assert warehouse.schema_version(con) == 4
     applied = init_schema(path)
     init_schema(new)
-    assert [m.version for m in applied] == [5]
+    assert [m.version for m in applied] == [5, 6]
     after, fresh = _catalog(path), _catalog(new)
     assert after["columns"] == fresh["columns"] and after["keys"] == fresh["keys"]
     assert len(after["rows"]["topic_windows"]) == 1
     with connect(path) as con:  # the table takes a label
         con.execute("INSERT INTO labels VALUES ('p', '1', 't', 'stance', 'pro', 'random', "
                     "'anti', 0.6, 'ana', now())")
+
+
+def test_a_version_5_file_gets_the_relabel_columns(tmp_path: Path) -> None:
+    """Migration 6 adds posts.labelled_by and relabelled_at (``polarwatch relabel``) to a file
+    written before them; its posts stay, with both NULL (labelled by the stream)."""
+    path, new = tmp_path / "v5.duckdb", tmp_path / "new.duckdb"
+    init_schema(path)
+    with connect(path) as con:
+        con.execute("ALTER TABLE posts DROP COLUMN labelled_by")
+        con.execute("ALTER TABLE posts DROP COLUMN relabelled_at")
+        con.execute("DELETE FROM schema_version WHERE version >= 6")
+        con.execute("INSERT INTO posts (id, platform, author_id, text, created_at, topic, "
+                    "conversation_id, stance, affect, emotion, intensity, stance_conf, "
+                    "affect_conf, emotion_conf, backend, schema_version) VALUES ('1', 'x', 'a', "
+                    "'t', now(), 't', 'c', 'pro', 'no', 'joy', 0, 0, 0, 0, 'lexicon', 1)")
+    assert [m.version for m in init_schema(path)] == [6]
+    init_schema(new)
+    after, fresh = _catalog(path), _catalog(new)
+    assert after["columns"] == fresh["columns"] and after["keys"] == fresh["keys"]
+    with connect(path) as con:
+        assert con.execute("SELECT stance, labelled_by, relabelled_at FROM posts").fetchall() \
+            == [("pro", None, None)]

@@ -103,7 +103,7 @@ def test_generic_stance_head_serves_a_new_topic() -> None:
     ext = LearnedExtractor([topic])
     lab = ext.extract([PostPair("n", "Build more nuclear plants, they are clean and safe.",
                                 "nuclear")])[0]
-    assert lab.stance in STANCES and lab.explanation == "stance head stance"
+    assert lab.stance in STANCES and lab.explanation.startswith("stance head stance@")
 
 
 def test_missing_heads_raise_a_clear_error(tmp_path: Path, topics: list[Topic]) -> None:

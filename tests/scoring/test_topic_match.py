@@ -45,4 +45,4 @@ def test_heads_are_chosen_by_meaning_not_by_exact_text() -> None:
     post = "Can't wait to vote for her in November, she will be a great president!"
     labels = ext.extract([PostPair("a", post, "hillary"), PostPair("b", post, "clinton")])
     assert labels[0].stance == labels[1].stance and labels[0].stance_conf == labels[1].stance_conf
-    assert labels[1].explanation == "stance head stance_hillary"
+    assert (labels[1].explanation or "").startswith("stance head stance_hillary@")

@@ -1,0 +1,260 @@
+"""Retrain a topic's stance head from analysts' labels (``polarwatch train --from-warehouse``).
+
+Pure: the rows (text, label) come in as lists (``stream/analyst_labels.py`` reads them from the
+warehouse), the `learned` extractor that serves the topic now comes in as an object.
+
+The new head **starts from the general model**: its features are the `learned` backend's stance
+features of the post *and* the logits of the prior head — the generic stance head, or the
+topic's own head when it was trained on the same descriptions (an earlier retrain). Two kinds
+of candidate are fitted (class-balanced logistic regression, :func:`scoring.training.fit_head`):
+``recalibrate`` (only the prior's logits: a 3×3 re-weighting of the general model, what 30
+labels can support) and ``prior+features`` at each C of ``C_GRID`` (the prior's logits plus
+every feature: the labels may also move it). Both are affine in the features, so the result is
+folded into one softmax layer the backend loads unchanged.
+
+Validation is honest k-fold cross-validation: for each of FOLDS outer folds the candidate is
+picked by an inner cross-validation on the training part only, fitted there and scored on the
+held-out part; F_avg (mean F1 of pro and anti, SemEval's measure) is computed on the pooled
+held-out predictions. The current head is scored on the same labels with the backend itself
+(``extract``: its own decision rule). If the current head was itself trained on some of these
+labels, its figure is optimistic and the comparison is conservative.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polarwatch.config import Topic
+from polarwatch.errors import BackendError, SchemaError
+from polarwatch.records import STANCES
+from scoring.extractors.base import PostPair
+from scoring.training import C_GRID, fit_head
+
+MIN_LABELS = 30  # stance labels a topic needs before a retrain (the Label page's "validated")
+FOLDS = 5  # outer cross-validation folds; a class needs this many labels to be learned
+INNER_FOLDS = 3  # folds that pick the candidate inside each outer training part
+RECALIBRATE_C = 1.0  # the 3-feature re-weighting needs little shrinkage
+CANDIDATES: tuple[tuple[str, float], ...] = (("recalibrate", RECALIBRATE_C),
+                                             *(("prior+features", c) for c in C_GRID))
+
+
+@dataclass
+class RetrainResult:
+    """What a retrain measured; ``arrays`` is the new head (``None``: it did not win)."""
+
+    topic: str
+    n_labels: int
+    counts: dict[str, int]
+    left_out: dict[str, int]  # labels of a class too rare to learn (fewer than FOLDS)
+    new_f_avg: float
+    current_f_avg: float
+    current_head: str  # which head serves the topic now, and why
+    prior: str  # the head the new one starts from
+    candidate: str  # e.g. "prior+features C=0.1"
+    seconds: float
+    arrays: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def improved(self) -> bool:
+        return self.new_f_avg > self.current_f_avg
+
+
+def f_avg(truth: Sequence[str], predicted: Sequence[str]) -> float:
+    """Mean F1 of pro and anti (SemEval 2016's F_avg; "unclear" counts only as a miss)."""
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(list(truth), list(predicted), labels=["pro", "anti"],
+                          average="macro", zero_division=0))
+
+
+def usable_labels(labels: Sequence[str], topic: str) -> tuple[list[str], dict[str, int]]:
+    """The classes to learn, and the labels left out (a class with fewer than FOLDS labels);
+    raises SchemaError with the counts when there are too few labels or sides."""
+    counts = Counter(labels)
+    if len(labels) < MIN_LABELS:
+        raise SchemaError(f"topic {topic!r} has {len(labels)} analyst stance label(s) "
+                          f"({dict(counts)}); a retrain needs at least {MIN_LABELS}: label more "
+                          f"on the dashboard's Label page")
+    thin = {s: counts.get(s, 0) for s in ("pro", "anti") if counts.get(s, 0) < FOLDS}
+    if thin:
+        raise SchemaError(f"topic {topic!r}: too few labels for "
+                          + ", ".join(f"{s} ({n})" for s, n in thin.items())
+                          + f" among its {len(labels)}; each side needs at least {FOLDS}")
+    classes = [s for s in STANCES if counts.get(s, 0) >= FOLDS]
+    return classes, {s: n for s, n in counts.items() if s not in classes}
+
+
+def affine(head: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(W, b) with logits = x @ W + b on the raw features, for a one-layer head."""
+    if len(head.layers) != 1:
+        raise BackendError(f"head {head.name!r} has {len(head.layers)} layers; a retrain "
+                           f"starts from a one-layer (logistic) head")
+    w, b = (a.astype(np.float64) for a in head.layers[0])
+    if head.mean is not None and head.scale is not None:
+        scale = head.scale.astype(np.float64)
+        w = w / scale[:, None]
+        b = b - (head.mean.astype(np.float64) / scale) @ head.layers[0][0]
+    return w, b
+
+
+@dataclass
+class _Fitted:
+    w: np.ndarray  # on standardized features
+    b: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        z = ((x - self.mean) / self.scale) @ self.w + self.b
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        return np.asarray(p / p.sum(axis=1, keepdims=True))
+
+
+def fit_candidate(x: np.ndarray, prior: tuple[np.ndarray, np.ndarray], y: np.ndarray,
+                  n_classes: int, kind: str, c: float) -> _Fitted:
+    """Fit on [features, prior logits] (or the logits alone) and fold it into one layer on the
+    standardized features."""
+    from sklearn.preprocessing import StandardScaler
+
+    pw, pb = prior
+    g = x @ pw + pb
+    gs = StandardScaler().fit(g)
+    xs = StandardScaler().fit(x)
+    zg = gs.transform(g)
+    if kind == "recalibrate":
+        a_g, bias = fit_head(zg, y, n_classes, c)
+        a_x = np.zeros((x.shape[1], n_classes))
+    else:
+        w, bias = fit_head(np.hstack([xs.transform(x), zg]), y, n_classes, c)
+        a_x, a_g = w[:x.shape[1]], w[x.shape[1]:]
+    # g = x @ pw + pb with x = z * scale + mean, then standardized by (g_mean, g_scale)
+    a_g = a_g / gs.scale_[:, None]
+    w_total = a_x + (xs.scale_[:, None] * pw) @ a_g
+    b_total = bias + (xs.mean_ @ pw + pb - gs.mean_) @ a_g
+    return _Fitted(w_total, b_total, xs.mean_, xs.scale_)
+
+
+def _predict(model: _Fitted, x: np.ndarray, classes: Sequence[str],
+             unclear_above: float) -> list[str]:
+    from scoring.extractors.learned import abstain
+
+    return [classes[abstain(row, classes, unclear_above)] for row in model.proba(x)]
+
+
+def _cv_score(x: np.ndarray, prior: tuple[np.ndarray, np.ndarray], y: np.ndarray,
+              classes: Sequence[str], kind: str, c: float, folds: int,
+              unclear_above: float, seed: int) -> float:
+    from sklearn.model_selection import StratifiedKFold
+
+    predicted = np.empty(len(y), dtype=object)
+    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
+        model = fit_candidate(x[tr], prior, y[tr], len(classes), kind, c)
+        predicted[te] = _predict(model, x[te], classes, unclear_above)
+    return f_avg([classes[i] for i in y], list(predicted))
+
+
+def pick_candidate(x: np.ndarray, prior: tuple[np.ndarray, np.ndarray], y: np.ndarray,
+                   classes: Sequence[str], unclear_above: float, seed: int
+                   ) -> tuple[str, float]:
+    """The candidate with the best inner cross-validated F_avg (the first on a tie)."""
+    folds = max(2, min(INNER_FOLDS, int(np.bincount(y).min())))
+    scores = {(kind, c): _cv_score(x, prior, y, classes, kind, c, folds, unclear_above, seed)
+              for kind, c in CANDIDATES}
+    return max(scores, key=lambda key: scores[key])
+
+
+def cross_validate(x: np.ndarray, prior: tuple[np.ndarray, np.ndarray], y: np.ndarray,
+                   classes: Sequence[str], unclear_above: float, seed: int = 0,
+                   progress: bool = False) -> float:
+    """Outer FOLDS-fold F_avg of the whole procedure (candidate picked inside each fold)."""
+    from sklearn.model_selection import StratifiedKFold
+    from tqdm import tqdm
+
+    predicted = np.empty(len(y), dtype=object)
+    splits = StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(x, y)
+    for tr, te in tqdm(splits, total=FOLDS, desc="retrain: cross-validate", unit="fold",
+                       file=sys.stderr, disable=not progress):
+        kind, c = pick_candidate(x[tr], prior, y[tr], classes, unclear_above, seed)
+        model = fit_candidate(x[tr], prior, y[tr], len(classes), kind, c)
+        predicted[te] = _predict(model, x[te], classes, unclear_above)
+    return f_avg([classes[i] for i in y], list(predicted))
+
+
+def retrain_stance(texts: Sequence[str], labels: Sequence[str], topic: Topic, extractor: Any,
+                   seed: int = 0, progress: bool = False) -> RetrainResult:
+    """Fit, cross-validate and compare a stance head for `topic` from analysts' labels.
+
+    `extractor` is the `learned` backend serving the topic now (``LearnedExtractor``: its
+    ``encoder``, ``serving_stance``, ``stance_heads``, ``unclear_above``, ``extract``)."""
+    import time
+
+    t0 = time.monotonic()
+    classes, left_out = usable_labels(labels, topic.id)
+    keep = [i for i, lab in enumerate(labels) if lab in classes]
+    texts = [texts[i] for i in keep]
+    truth = [labels[i] for i in keep]
+    # the head serving the topic now, scored with the backend's own decision rule
+    served = extractor.extract([PostPair(f"l{i}", t, topic.id) for i, t in enumerate(texts)])
+    current = f_avg(truth, [lab.stance for lab in served])
+    from scoring.extractors.learned import stance_features
+
+    serving, _, _ = extractor.serving_stance(topic.id)
+    same_text = (serving.meta_str("pro"), serving.meta_str("anti")) == (topic.pro, topic.anti)
+    prior_head = serving if same_text else extractor.heads["stance"]
+    t_pro, t_anti = extractor.encoder.encode([topic.pro, topic.anti])
+    x = np.asarray(stance_features(extractor.encoder.encode(texts), t_pro, t_anti),
+                   dtype=np.float64)
+    prior = affine(prior_head)
+    y = np.array([classes.index(lab) for lab in truth])
+    new = cross_validate(x, prior, y, classes, extractor.unclear_above, seed, progress)
+    kind, c = pick_candidate(x, prior, y, classes, extractor.unclear_above, seed)
+    result = RetrainResult(
+        topic=topic.id, n_labels=len(truth), counts=dict(Counter(truth)), left_out=left_out,
+        new_f_avg=round(new, 4), current_f_avg=round(current, 4),
+        current_head=extractor.stance_heads.get(topic.id, "?"), prior=prior_head.ident,
+        candidate=f"{kind} C={c:g}", seconds=0.0)
+    if result.improved:
+        model = fit_candidate(x, prior, y, len(classes), kind, c)
+        result.arrays = _head_arrays(model, classes, topic, prior_head, result)
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def _head_arrays(model: _Fitted, classes: Sequence[str], topic: Topic, prior: Any,
+                 result: RetrainResult) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "task": "stance", "features": "stance_features", "topic": topic.id, "name": topic.name,
+        "pro": topic.pro, "anti": topic.anti,
+        "encoder_variant": prior.meta_str("encoder_variant"),
+        "encoder_adapter": prior.meta_str("encoder_adapter"),
+        "source": f"analyst labels in the warehouse ({result.n_labels})",
+        "n_rows": result.n_labels, "prior": result.prior, "candidate": result.candidate,
+        "cv_f_avg": result.new_f_avg, "replaced_f_avg": result.current_f_avg,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    arrays: dict[str, Any] = {"classes": np.array(classes),
+                              "W0": model.w.astype(np.float32), "b0": model.b.astype(np.float32),
+                              "mean": model.mean.astype(np.float32),
+                              "scale": model.scale.astype(np.float32)}
+    arrays.update({k: np.array(v) for k, v in meta.items()})
+    return arrays
+
+
+def write_head(arrays: dict[str, Any], path: Path) -> None:
+    """Save a head so a backend starting meanwhile never reads half a file: written next to
+    `path` under a name the backend does not load, then renamed over it."""
+    from scoring.extractors.learned import Head
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial.npz")
+    Head(arrays, name=path.stem).save(tmp)
+    os.replace(tmp, path)
