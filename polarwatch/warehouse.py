@@ -30,6 +30,7 @@ from polarwatch.tables import (
     DeadLetter,
     ForecastRow,
     KafkaProvenance,
+    LabelSuggestion,
     SchemaVersion,
     StreamBatch,
     StreamMetric,
@@ -65,7 +66,7 @@ CONTRACTS: dict[str, type] = {
     "schema_version": SchemaVersion, "topic_windows": TopicWindow,
     "stream_batches": StreamBatch, "stream_metrics": StreamMetric, "dead_letters": DeadLetter,
     "forecasts": ForecastRow, "alert_state": AlertState, "alert_deliveries": AlertDelivery,
-    "labels": AnalystLabel,
+    "labels": AnalystLabel, "label_suggestions": LabelSuggestion,
 }
 # Every table: (columns, primary key). The only place DDL is generated.
 SCHEMA: dict[str, tuple[list[tuple[str, str]], tuple[str, ...]]] = {
@@ -257,6 +258,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                  "platform column (ids are unique per platform only)", _key_by_platform),
     Migration(5, "labels: the analysts' labels from the dashboard's Label page",
               _create_table("labels")),
+    Migration(7, "label_suggestions: the LLM's suggestions on the Label page (never an "
+                 "analyst's label)", _create_table("label_suggestions")),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
