@@ -17,6 +17,7 @@ from polarwatch.schemas import duckdb_columns
 from polarwatch.warehouse import (
     CONTRACTS,
     LATEST_VERSION,
+    MIGRATIONS,
     TABLES,
     Migration,
     connect,
@@ -179,10 +180,29 @@ def test_a_version_4_file_gets_the_labels_table(tmp_path: Path) -> None:
         assert warehouse.schema_version(con) == 4
     applied = init_schema(path)
     init_schema(new)
-    assert [m.version for m in applied] == [5]
+    assert [m.version for m in applied] == [m.version for m in MIGRATIONS if m.version >= 5]
     after, fresh = _catalog(path), _catalog(new)
     assert after["columns"] == fresh["columns"] and after["keys"] == fresh["keys"]
     assert len(after["rows"]["topic_windows"]) == 1
     with connect(path) as con:  # the table takes a label
         con.execute("INSERT INTO labels VALUES ('p', '1', 't', 'stance', 'pro', 'random', "
                     "'anti', 0.6, 'ana', now())")
+
+
+def test_a_file_before_label_suggestions_gets_the_table_and_keeps_its_labels(
+        tmp_path: Path) -> None:
+    """A file from before the LLM assistant (no `label_suggestions`) gains the table from
+    migration 7, keeps its analysts' labels and ends up as a new file is."""
+    path, new = tmp_path / "v6.duckdb", tmp_path / "new.duckdb"
+    init_schema(path)
+    with connect(path) as con:
+        con.execute("DROP TABLE label_suggestions")
+        con.execute("DELETE FROM schema_version WHERE version >= 7")
+        con.execute("INSERT INTO labels VALUES ('p', '1', 't', 'stance', 'pro', 'random', "
+                    "'anti', 0.6, 'ana', now())")
+    applied = init_schema(path)
+    init_schema(new)
+    assert [m.version for m in applied] == [7]
+    after, fresh = _catalog(path), _catalog(new)
+    assert after["columns"] == fresh["columns"] and after["keys"] == fresh["keys"]
+    assert len(after["rows"]["labels"]) == 1
