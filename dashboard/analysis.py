@@ -14,7 +14,6 @@ from typing import Any
 import pandas as pd
 
 from polarwatch.events import Event
-from polarwatch.records import LABEL_TASKS
 from scoring.event_phases import (  # noqa: F401  (re-exported: the topic page imports them)
     EVENT_STUDY_DAYS,
     PHASES,
@@ -22,7 +21,7 @@ from scoring.event_phases import (  # noqa: F401  (re-exported: the topic page i
     event_study_range,
     phase_summary,
 )
-from scoring.label_accuracy import TaskAccuracy, task_accuracy
+from scoring.label_accuracy import TaskAccuracy, accuracy_by_task
 
 # Trend arrow: the latest window against the mean of the windows before it. Half a point on the
 # 0–10 interaction scale is roughly the hour-to-hour wobble of a calm synthetic topic, so smaller
@@ -195,12 +194,18 @@ def events_frame(events: Sequence[Event], topic: str | None = None) -> pd.DataFr
 def label_accuracy(labels: pd.DataFrame, topic: str) -> dict[str, TaskAccuracy]:
     """Per task, the model against the analysts on `topic`'s random labels (rows of
     ``label_store.random_labels``: topic, task, value, model_value); tasks without labels are
-    left out."""
+    left out (``scoring.label_accuracy.accuracy_by_task``, as the report)."""
     rows = labels[labels["topic"] == topic]
-    out = {}
-    for task, classes in LABEL_TASKS.items():
-        mine = rows[rows["task"] == task]
-        if len(mine):
-            model = [None if is_missing(m) else str(m) for m in mine["model_value"]]
-            out[task] = task_accuracy(task, [str(v) for v in mine["value"]], model, classes)
-    return out
+    return accuracy_by_task(
+        (str(task), str(value), None if is_missing(model) else str(model))
+        for task, value, model in zip(rows["task"], rows["value"], rows["model_value"],
+                                      strict=True))
+
+
+def llm_agreement(pairs: pd.DataFrame) -> dict[str, TaskAccuracy]:
+    """Per task, how often the LLM's suggestion matched the analyst's label (rows of
+    ``label_store.suggestion_pairs``: task, value, suggestion): ``accuracy`` is the share of
+    agreement, with its Wilson interval and n."""
+    return accuracy_by_task((str(task), str(value), str(suggestion)) for task, value, suggestion
+                            in zip(pairs["task"], pairs["value"], pairs["suggestion"],
+                                   strict=True))

@@ -20,6 +20,7 @@ import streamlit as st
 
 from dashboard import queries
 from dashboard.analysis import age_seconds, fmt_age, fmt_duration, is_missing
+from dashboard.label_assist import llm_configured
 from dashboard.safety import TOKEN_ENV, for_table, token_ok
 from polarwatch.config import load_config
 from polarwatch.errors import ConfigError
@@ -61,6 +62,9 @@ class Context:
     label_random_share: float = 0.3  # [dashboard] label_random_share
     min_stance_accuracy: float = 0.6  # [dashboard] min_stance_accuracy
     min_validation_labels: int = 30  # [dashboard] min_validation_labels
+    # the Label page may ask the llm backend for a suggestion, waiting at most this many
+    # seconds ([dashboard] llm_assist_seconds); 0 when no llm backend is configured
+    llm_assist_seconds: float = 0.0
 
     def name(self, topic: str) -> str:
         return self.names.get(topic, topic)
@@ -103,7 +107,9 @@ def build_context(live: bool) -> Context | None:
                    allow_labels=cfg.dashboard.allow_labels,
                    label_random_share=cfg.dashboard.label_random_share,
                    min_stance_accuracy=cfg.dashboard.min_stance_accuracy,
-                   min_validation_labels=cfg.dashboard.min_validation_labels)
+                   min_validation_labels=cfg.dashboard.min_validation_labels,
+                   llm_assist_seconds=cfg.dashboard.llm_assist_seconds
+                   if llm_configured(cfg.extractor) else 0.0)
 
 
 def ctx() -> Context:

@@ -1,5 +1,7 @@
 """The analysts' labels: the one place the dashboard writes to the warehouse (the ``labels``
-table, :class:`polarwatch.tables.AnalystLabel`), and the reads the Label page needs.
+table, :class:`polarwatch.tables.AnalystLabel`, and the LLM's suggestions beside them,
+``label_suggestions``, :class:`polarwatch.tables.LabelSuggestion`, never read as a label), and
+the reads the Label page needs.
 
 The Label page reads the *live* file, not the readers' snapshot (``dashboard/snapshot.py``):
 a post labelled a second ago must not come back. Those reads are one short query per click.
@@ -23,15 +25,17 @@ import pandas as pd
 from dashboard.results import read_frame
 from polarwatch.errors import PolarwatchError
 from polarwatch.records import LABEL_TASKS
-from polarwatch.tables import AnalystLabel
+from polarwatch.tables import AnalystLabel, LabelSuggestion
 from polarwatch.warehouse import TABLES, connect, init_schema, transaction
 from scoring.label_accuracy import pick_next
 
 QUEUE_SIZE = 50  # candidates fetched per pool and click (the page skips those it has seen)
 SAMPLES = ("random", "informative")
 _COLUMNS = [f.name for f in fields(AnalystLabel)]
-_HAS_LABELS = ("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'labels' "
-               "AND schema_name = current_schema()")
+_SUGGESTION_COLUMNS = [f.name for f in fields(LabelSuggestion)]
+_HAS_TABLE = ("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
+              "AND schema_name = current_schema()")
+_HAS_LABELS = _HAS_TABLE.replace("?", "'labels'")
 
 
 class LabelError(PolarwatchError):
@@ -71,23 +75,49 @@ def save_labels(path: str | Path, labels: Sequence[AnalystLabel]) -> None:
     """Store `labels` in one transaction; the same labeller's label of the same task of the
     same post replaces the earlier one (a correction). An older file is upgraded first
     (:func:`polarwatch.warehouse.init_schema`), as every writer does."""
-    if not labels:
+    _insert(path, "labels", _COLUMNS, labels)
+
+
+def make_suggestions(post: Mapping[str, Any], model: str, prompt_version: str,
+                     values: Mapping[str, str], explanation: str | None, asked_by: str,
+                     now: datetime | None = None) -> list[LabelSuggestion]:
+    """One :class:`LabelSuggestion` per task of `values` (task -> the LLM's label) for `post`
+    (a row of :func:`queue`), refused like an analyst's label outside the contract."""
+    for task, value in values.items():
+        if value not in LABEL_TASKS.get(task, ()):
+            raise LabelError(f"the LLM's {task} label {value!r} is not one of the task's values")
+    return [LabelSuggestion(
+        platform=str(post["platform"]), post_id=str(post["id"]), topic=str(post["topic"]),
+        task=task, value=value, model=model, prompt_version=prompt_version,
+        explanation=explanation, asked_by=asked_by.strip() or "?",
+        suggested_at=now or datetime.now(UTC)) for task, value in values.items()]
+
+
+def save_suggestions(path: str | Path, suggestions: Sequence[LabelSuggestion]) -> None:
+    """Store the LLM's `suggestions` in their own table, never in ``labels`` (the same model's
+    suggestion for the same task of the same post replaces the earlier one)."""
+    _insert(path, "label_suggestions", _SUGGESTION_COLUMNS, suggestions)
+
+
+def _insert(path: str | Path, table: str, columns: list[str], rows: Sequence[Any]) -> None:
+    if not rows:
         return
     init_schema(path)
-    marks = ", ".join("?" * len(_COLUMNS))
+    marks = ", ".join("?" * len(columns))
     with transaction(path) as con:
-        con.executemany(f"INSERT OR REPLACE INTO labels ({', '.join(_COLUMNS)}) "
-                        f"VALUES ({marks})", [list(astuple(label)) for label in labels])
+        con.executemany(f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) "
+                        f"VALUES ({marks})", [list(astuple(row)) for row in rows])
 
 
 def _live(path: str | Path, *queries: tuple[str, list[Any]]) -> list[pd.DataFrame]:
     """Each (sql, params) of `queries` on the live file, through one read-only connection."""
     with connect(path, read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
-        has_labels = bool(con.execute(_HAS_LABELS).fetchall()[0][0])
-        if not has_labels:  # a file from before the labels table: nothing labelled yet
-            con.execute(TABLES["labels"].replace("CREATE TABLE IF NOT EXISTS",
-                                                 "CREATE TEMP TABLE"))
+        for table in ("labels", "label_suggestions"):
+            if not con.execute(_HAS_TABLE, [table]).fetchall()[0][0]:
+                # a file from before the table: nothing labelled (or suggested) yet
+                con.execute(TABLES[table].replace("CREATE TABLE IF NOT EXISTS",
+                                                  "CREATE TEMP TABLE"))
         return [con.execute(sql, params).df() for sql, params in queries]
 
 
@@ -149,6 +179,20 @@ _COUNTS = """
     SELECT count(DISTINCT (platform, post_id)) AS n,
            count(DISTINCT (platform, post_id)) FILTER (WHERE sample = 'random') AS n_random
     FROM labels WHERE topic = ?"""
+
+
+_AGREEMENT = """
+    SELECT l.task, l.value, s.value AS suggestion, s.model,
+           l.labelled_at >= s.suggested_at AS after_seeing
+    FROM labels l JOIN label_suggestions s USING (platform, post_id, task)
+    WHERE l.topic = ? ORDER BY l.task, l.platform, l.post_id, l.labeller, s.model"""
+
+
+def suggestion_pairs(path: str | Path, topic: str) -> pd.DataFrame:
+    """Every analyst label of `topic` that has an LLM suggestion for the same task of the same
+    post: task, value (the analyst's), suggestion, model, after_seeing (labelled after the
+    suggestion was shown: it may have swayed the analyst). Live file."""
+    return _live(path, (_AGREEMENT, [topic]))[0]
 
 
 def _counted(df: pd.DataFrame) -> tuple[int, int]:

@@ -111,7 +111,8 @@ DETECT_HELP = ("Run the causal streaming detector on a CSV with a `timestamp,val
                "row of an episode, only) and episode (the id of the alarm episode the row belongs "
                "to, empty outside episodes). Problems in the input are reported on stderr.")
 REPORT_HELP = ("Write a self-contained HTML report (charts embedded as PNG): the current state of "
-               "each topic, the forecast for the next [forecast] horizon, the active flags with "
+               "each topic, its labels' accuracy measured on the analysts' random labels (with "
+               "'not validated' and 'unreliable' as on the Topic page), the forecast for the next [forecast] horizon, the active flags with "
                "their class, the conversations driving them and the before/during/after table of "
                "every event. -o may hold strftime codes (report-%Y%m%d-%H%M.html) for one file "
                "per run.")

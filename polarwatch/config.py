@@ -260,6 +260,9 @@ class DashboardConfig(_Section):
     min_stance_accuracy: Share = 0.6
     # random stance labels a topic needs before its accuracy counts as measured ("validated")
     min_validation_labels: PositiveInt = 30
+    # the Label page's "Ask the LLM" (when [extractor] names the llm backend or sets
+    # llm_base_url) waits at most this many seconds for the server's answer; 0 = no button
+    llm_assist_seconds: NonNegativeFloat = 20.0
     # Host names the server answers besides the bound address and its own names (a reverse
     # proxy's name); any other Host header is refused, which stops DNS rebinding
     allowed_hosts: StrList = Field(default_factory=list)

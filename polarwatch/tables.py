@@ -208,3 +208,24 @@ class AnalystLabel:
     model_confidence: float | None
     labeller: str
     labelled_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSuggestion:
+    """``label_suggestions``: what the LLM suggested for one task of one post when an analyst
+    asked for it on the Label page (``dashboard/label_store.py`` writes it). Never an
+    analyst's label: accuracy and retraining read ``labels`` only; this table measures how
+    often the LLM agrees with the analysts. Asking again with the same model replaces the row."""
+
+    PRIMARY_KEY: ClassVar[tuple[str, ...]] = ("platform", "post_id", "task", "model")
+
+    platform: str
+    post_id: str
+    topic: str
+    task: str  # stance | affect | agreement (records.LABEL_TASKS)
+    value: str  # the LLM's label, one of the task's values
+    model: str  # the model the server answered with ([extractor] llm_model)
+    prompt_version: str  # scoring.extractors.llm_http.PROMPT_VERSION
+    explanation: str | None  # the LLM's reason, as it wrote it (shown as text)
+    asked_by: str  # the analyst who asked
+    suggested_at: datetime

@@ -30,6 +30,7 @@ from polarwatch.tables import (
     DeadLetter,
     ForecastRow,
     KafkaProvenance,
+    LabelSuggestion,
     Relabelling,
     SchemaVersion,
     StreamBatch,
@@ -68,7 +69,7 @@ CONTRACTS: dict[str, type] = {
     "schema_version": SchemaVersion, "topic_windows": TopicWindow,
     "stream_batches": StreamBatch, "stream_metrics": StreamMetric, "dead_letters": DeadLetter,
     "forecasts": ForecastRow, "alert_state": AlertState, "alert_deliveries": AlertDelivery,
-    "labels": AnalystLabel,
+    "labels": AnalystLabel, "label_suggestions": LabelSuggestion,
 }
 # Every table: (columns, primary key). The only place DDL is generated.
 SCHEMA: dict[str, tuple[list[tuple[str, str]], tuple[str, ...]]] = {
@@ -263,6 +264,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "posts: labelled_by, relabelled_at (which backend and head `polarwatch relabel` "
                  "labelled a stored post with, and when)",
               _add_columns("posts", "labelled_by", "relabelled_at")),
+    Migration(7, "label_suggestions: the LLM's suggestions on the Label page (never an "
+                 "analyst's label)", _create_table("label_suggestions")),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

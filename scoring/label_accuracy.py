@@ -9,9 +9,11 @@ chosen because the model was unsure of them, so they understate it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
+
+from polarwatch.records import LABEL_TASKS
 
 Sample = Literal["random", "informative"]
 Status = Literal["not validated", "unreliable", "validated"]
@@ -69,6 +71,21 @@ def task_accuracy(task: str, analyst: Sequence[str], model: Sequence[str | None]
     lower, upper = wilson_interval(correct, n)
     return TaskAccuracy(task, n, correct, correct / n if n else None, lower, upper,
                         macro_f1(analyst, predicted, classes) if n else None)
+
+
+def accuracy_by_task(rows: Iterable[tuple[str, str, str | None]]
+                     ) -> dict[str, TaskAccuracy]:
+    """Per task (in ``LABEL_TASKS`` order), :func:`task_accuracy` of the second label of each
+    (task, reference, other) row against the first: the model against one topic's random
+    analyst labels (the Topic page, the report), or the LLM's suggestions against the
+    analyst's labels (the Label page's agreement). Tasks without rows are left out."""
+    by_task: dict[str, tuple[list[str], list[str | None]]] = {}
+    for task, reference, other in rows:
+        ref, oth = by_task.setdefault(task, ([], []))
+        ref.append(str(reference))
+        oth.append(other)
+    return {task: task_accuracy(task, *by_task[task], classes)
+            for task, classes in LABEL_TASKS.items() if task in by_task}
 
 
 def validation_status(stance: TaskAccuracy | None, min_labels: int,

@@ -11,6 +11,7 @@ import pytest
 from ingest.broker import EmbeddedBroker, free_port
 from polarwatch.config import Config, load_config
 from tests.kafka_helpers import stream_env
+from tests.llm_server import LLMServer, hf_copy, require_smollm2, transformers_server
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,6 +31,15 @@ def spark() -> Iterator[object]:
     session = build_spark("local[2]", app_name="polarwatch-tests")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LLMServer]:
+    """A real `transformers serve` with SmolLM2-135M on a free port (see tests/llm_server.py)."""
+    model_dir = hf_copy(require_smollm2())
+    log = tmp_path_factory.mktemp("llm") / "server.log"
+    with transformers_server(model_dir, log) as base:
+        yield LLMServer(base, str(model_dir))
 
 
 @pytest.fixture

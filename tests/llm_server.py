@@ -21,14 +21,33 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ingest.broker import free_port
+from polarwatch.config import Topic
+from scoring.extractors.llm_http import LLMExtractor
 from scoring.extractors.onnx_runtime import cache_dir
 
 SERVER_PACKAGES = ("torch", "transformers", "gguf", "accelerate", "fastapi", "uvicorn", "openai")
+
+
+@dataclass(frozen=True)
+class LLMServer:
+    """A running server (the session fixture ``llm_server`` of tests/conftest.py)."""
+
+    base_url: str
+    model: str  # the name the pinned server answers to
+
+    def extractor(self, topics: list[Topic], **kw: Any) -> LLMExtractor:
+        # one request at a time: the server answers them in turn, so a queue would time out
+        kw = {"max_tokens": 60, "timeout": 300, "retries": 0, "concurrency": 1,
+              "explanation_chars": 40} | kw
+        return LLMExtractor(topics, base_url=self.base_url, model=self.model,
+                            response_format="none", **kw)
 
 
 def smollm2_gguf() -> Path | None:

@@ -7,6 +7,11 @@ Which post comes next (``scoring.label_accuracy.pick_next``): ``[dashboard] labe
 of them drawn at random (the unbiased accuracy estimate), the rest the model's least confident
 first. A post with a label is not shown again. Off unless ``[dashboard] allow_labels``, and then
 only from the ``?token=`` link ``polarwatch dashboard`` prints (like editing events).
+
+Every label has one key (Streamlit's ``st.button(shortcut=...)``): 1/2/3 stance, 4/5/6
+hostility, 7/8/9 agreement, S skip, L ask the LLM. With an ``llm`` backend configured, "Ask the
+LLM" shows its suggestion (``dashboard/label_assist.py``), stored apart from the analyst's labels
+so the page can show how often it agrees with them; it is never counted as a label.
 """
 
 from __future__ import annotations
@@ -16,10 +21,14 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import label_store
-from dashboard.analysis import is_missing
+from dashboard import label_assist, label_store
+from dashboard.analysis import is_missing, llm_agreement
 from dashboard.common import Context, ctx, known_topics, pick_topic
 from dashboard.safety import md_text
+from polarwatch.config import load_config
+from polarwatch.errors import PolarwatchError
+from scoring.extractors.base import Extractor
+from scoring.extractors.llm_http import PROMPT_VERSION
 
 CURRENT_KEY = "pw_label_current"  # {"topic", "post", "sample", "done": {task: value}}
 SEEN_KEY = "pw_label_seen"  # (platform, id) labelled or skipped in this session
@@ -30,6 +39,17 @@ CHOICES = {  # task -> (question, {value: button text})
     "agreement": ("Does the reply agree with its parent?",
                   {"agree": "agrees", "disagree": "disagrees", "unclear": "unclear"}),
 }
+# One key per label: a row of three keys per task, in the order of the buttons
+KEYS = {task: dict(zip(values, keys, strict=True)) for (task, (_, values)), keys
+        in zip(CHOICES.items(), ("123", "456", "789"), strict=True)}
+SKIP_KEY, ASK_KEY = "S", "L"
+
+
+def keys_help(tasks: list[str]) -> str:
+    """The keys of the post shown, as one line."""
+    parts = [f"{KEYS[task][value]} {text}" for task in tasks
+             for value, text in CHOICES[task][1].items()]
+    return "Keys: " + " · ".join(parts + [f"{SKIP_KEY} skip"])
 
 
 def card(who: str, text: object, when: object, indent: int = 0) -> str:
@@ -79,12 +99,74 @@ def render_post(c: Context, current: dict[str, Any], labeller: str, allowed: boo
         for col, (value, text) in zip(st.columns(len(values)), values.items(), strict=True):
             clicked = col.button(text, key=f"lbl|{task}|{value}|{ident}", disabled=not allowed,
                                  type="primary" if done.get(task) == value else "secondary",
-                                 width="stretch")
+                                 width="stretch", shortcut=KEYS[task][value])
             if clicked:
                 store(c, current, labeller, task, value)
-    if st.button("Skip this post", key=f"lbl_skip|{ident}"):
+    if st.button("Skip this post", key=f"lbl_skip|{ident}", shortcut=SKIP_KEY):
         finish(current)
         st.rerun()
+    st.caption(keys_help(tasks_for(post)) + (f" · {ASK_KEY} ask the LLM"
+                                              if c.llm_assist_seconds else ""))
+    if c.llm_assist_seconds:
+        render_assistant(c, current, labeller, allowed)
+
+
+@st.cache_resource(show_spinner=False)
+def assistant(seconds: float) -> Extractor:
+    """The configured llm backend, built once per server (it keeps its connection pool)."""
+    return label_assist.assistant(load_config(), seconds)
+
+
+def render_assistant(c: Context, current: dict[str, Any], labeller: str, allowed: bool) -> None:
+    """The LLM's suggestion for the post shown, on request; stored apart from the labels."""
+    post = current["post"]
+    suggestion = current.get("suggestion")
+    if suggestion:
+        st.markdown("**The LLM suggests** (not your label, not counted): " + " · ".join(
+            f"{CHOICES[task][0].lower()}: {md_text(CHOICES[task][1][value])}"
+            for task, value in suggestion["values"].items()))
+        if suggestion["explanation"]:
+            st.text(suggestion["explanation"])
+    if current.get("suggestion_error"):
+        st.warning(f"No suggestion: {md_text(current['suggestion_error'])}. Label the post "
+                   f"yourself; nothing was stored.")
+    if st.button("Ask the LLM", key=f"lbl_ask|{post['platform']}|{post['id']}",
+                 shortcut=ASK_KEY, disabled=not allowed or bool(suggestion),
+                 help=f"One request to the configured llm server, at most "
+                      f"{c.llm_assist_seconds:g} s ([dashboard] llm_assist_seconds)"):
+        ask(c, current, labeller)
+
+
+def ask(c: Context, current: dict[str, Any], labeller: str) -> None:
+    if not c.may_label():
+        st.error("Not asked: labelling is off for this page (see above).")
+        return
+    post = current["post"]
+    current.pop("suggestion_error", None)
+    with st.spinner(f"Asking the LLM (at most {c.llm_assist_seconds:g} s)…"):
+        try:
+            extractor = assistant(c.llm_assist_seconds)
+            got = label_assist.ask(extractor, post, tasks_for(post))
+        except PolarwatchError as exc:  # AssistError; a broken config or topics file
+            current["suggestion_error"] = str(exc)
+        else:
+            label_store.save_suggestions(c.warehouse, label_store.make_suggestions(
+                post, got.model, PROMPT_VERSION, got.values, got.explanation, labeller))
+            current["suggestion"] = {"values": got.values, "explanation": got.explanation}
+    st.rerun()
+
+
+def render_agreement(c: Context, topic: str) -> None:
+    """How often the LLM's suggestions matched the analysts' labels on `topic`."""
+    pairs = label_store.suggestion_pairs(c.warehouse, topic)
+    if pairs.empty:
+        return
+    agreed = llm_agreement(pairs)
+    swayed = int(pairs["after_seeing"].sum())
+    st.caption("The LLM agreed with the analysts' labels: " + "; ".join(
+        f"{m.task} {m.correct} of {m.n} ({m.accuracy:.0%}, 95 % interval {m.lower:.0%}–"
+        f"{m.upper:.0%})" for m in agreed.values() if m.accuracy is not None)
+        + f". {swayed} of these {len(pairs)} labels were made after seeing its suggestion.")
 
 
 def store(c: Context, current: dict[str, Any], labeller: str, task: str, value: str) -> None:
@@ -142,6 +224,8 @@ if topics is not None:
     else:
         st.caption(f"{n_posts:,} posts of {md_text(context.name(chosen))} labelled, "
                    f"{n_random_posts:,} of them drawn at random.")
+        if context.llm_assist_seconds:
+            render_agreement(context, chosen)
         if shown is None:
             st.success("Every stored post of this topic has a label.")
         else:

@@ -1,6 +1,6 @@
 """What the report shows, read from the warehouse: plain SQL over short read-only
-connections (the forecast's rows, the active flags, the conversations driving them and the
-event studies), plus the ``--since`` / ``--every`` parsers."""
+connections (the forecast's rows, the active flags, the conversations driving them, the
+event studies and the analysts' random labels), plus the ``--since`` / ``--every`` parsers."""
 
 from __future__ import annotations
 
@@ -56,6 +56,24 @@ class TopicData:
     active: pd.DataFrame  # active flags (forecast.alerts.delivery.active_flags)
     drivers: dict[Any, pd.DataFrame] = field(default_factory=dict)  # flag ts -> conversations
     events: list[Event] = field(default_factory=list)
+    # the topic's random-sample analyst labels (task, value, model_value): its measured accuracy
+    labels: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["task", "value", "model_value"]))
+
+
+def random_labels(path: Path) -> pd.DataFrame:
+    """Every random-sample analyst label (topic, task, value, model_value): the unbiased
+    sample the topic's accuracy is measured on (the dashboard's Label page writes them); empty
+    on a file from before the ``labels`` table."""
+    with connect(path, read_only=True) as con:
+        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'labels' "
+                             "AND schema_name = current_schema()").fetchall()[0][0]
+        if not exists:
+            return pd.DataFrame(columns=["topic", "task", "value", "model_value"])
+        df: pd.DataFrame = con.execute(
+            "SELECT topic, task, value, model_value FROM labels WHERE sample = 'random' "
+            "ORDER BY topic, task, platform, post_id, labeller").df()
+    return df
 
 
 def drivers(path: Path, topic: str, start: Any, end: Any,
@@ -93,6 +111,7 @@ def gather(cfg: Config, topics: Sequence[str] | None = None,
         else pd.Timedelta(hours=1)
     fc = _read(path, "SELECT * FROM forecasts WHERE metric = ? ORDER BY topic, ts", [metric])
     act = active_flags(path, metric)
+    labels = random_labels(path)
     try:
         names = {t.id: t.name for t in cfg.load_topics()}
     except PolarwatchError:
@@ -109,12 +128,16 @@ def gather(cfg: Config, topics: Sequence[str] | None = None,
         a = act[act["topic"] == topic]
         d = TopicData(topic, names.get(topic, topic), w.reset_index(drop=True),
                       f.reset_index(drop=True), a.reset_index(drop=True),
-                      events=[e for e in calendar if e.topic == topic])
+                      events=[e for e in calendar if e.topic == topic],
+                      labels=labels[labels["topic"] == topic].drop(columns="topic")
+                      .reset_index(drop=True))
         for ts in a["ts"]:
             d.drivers[ts] = drivers(path, topic, ts, ts + freq)
         data.append(d)
     studies = event_studies(path, calendar, extreme_threshold=cfg.aggregate.extreme_threshold)
     facts = {"metric": metric, "since": start, "latest": latest, "freq": freq,
              "horizon": cfg.forecast.horizon, "warehouse": path,
-             "threshold": cfg.aggregate.extreme_threshold}
+             "threshold": cfg.aggregate.extreme_threshold,
+             "min_labels": cfg.dashboard.min_validation_labels,
+             "min_accuracy": cfg.dashboard.min_stance_accuracy}
     return data, studies, facts

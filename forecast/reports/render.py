@@ -12,6 +12,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from forecast.reports.charts import chart_png
+from scoring.label_accuracy import Status, TaskAccuracy, accuracy_by_task, validation_status
 
 if TYPE_CHECKING:
     from forecast.reports.gather import TopicData
@@ -54,7 +55,54 @@ def _pm(mean: Any, sem: Any, pct: bool = False) -> str:
     return fmt(mean) + ("" if pd.isna(sem) else f" ± {fmt(sem)}")
 
 
-def summary_row(d: TopicData, metric: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Accuracy:
+    """A topic's labels measured against its analysts' random labels."""
+
+    status: Status  # scoring.label_accuracy.validation_status
+    sentence: str
+    table: Table
+
+
+def _two(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _interval(m: TaskAccuracy) -> str:
+    return f"{m.lower:.2f}–{m.upper:.2f}"
+
+
+def accuracy(labels: pd.DataFrame, min_labels: int, min_accuracy: float) -> Accuracy:
+    """Per task, the model's accuracy (Wilson 95 % interval) and macro-F1 on the topic's random
+    analyst labels (rows task, value, model_value), and the topic's status: "not validated"
+    under `min_labels` random stance labels, "unreliable" when the stance accuracy is under
+    `min_accuracy` ([dashboard] min_validation_labels, min_stance_accuracy), as the Topic page
+    (``scoring.label_accuracy``)."""
+    measured = accuracy_by_task(
+        (str(t), str(v), None if m is None or pd.isna(m) else str(m))
+        for t, v, m in zip(labels["task"], labels["value"], labels["model_value"], strict=True))
+    stance = measured.get("stance")
+    status = validation_status(stance, min_labels, min_accuracy)
+    if status == "not validated" or stance is None or stance.accuracy is None:
+        sentence = (f"Not validated: {stance.n if stance else 0} of the {min_labels} random "
+                    f"stance labels needed (the dashboard's Label page); this topic's scores "
+                    f"are unmeasured.")
+    elif status == "unreliable":
+        sentence = (f"Unreliable: stance accuracy {stance.accuracy:.2f} (95 % interval "
+                    f"{_interval(stance)}, {stance.n} random labels) is below the floor "
+                    f"{min_accuracy:.2f} ([dashboard] min_stance_accuracy). The scores are "
+                    f"shown, but do not trust them.")
+    else:
+        sentence = (f"Validated: stance accuracy {stance.accuracy:.2f} (95 % interval "
+                    f"{_interval(stance)}) on {stance.n} random labels.")
+    rows = [[m.task, str(m.n), _two(m.accuracy), _interval(m), _two(m.macro_f1)]
+            for m in measured.values()]
+    return Accuracy(status, sentence, Table(
+        ["label", "random labels", "accuracy", "95 % interval", "macro-F1"], rows,
+        "No random labels yet."))
+
+
+def summary_row(d: TopicData, metric: str, status: str) -> dict[str, Any]:
     last = d.windows.iloc[-1] if len(d.windows) else None
     fut = d.forecasts[d.forecasts["flag"] == "forecast"] if len(d.forecasts) else d.forecasts
     return {"topic": d.name, "window": None if last is None else last["ts"],
@@ -63,12 +111,14 @@ def summary_row(d: TopicData, metric: str) -> dict[str, Any]:
             "volume": None if last is None else int(last["volume"]),
             "next": None if fut.empty else fut["forecast"].iloc[0],
             "end": None if fut.empty else fut["forecast"].iloc[-1],
-            "flags": ", ".join(str(x) for x in d.active["flag"]) or "none"}
+            "flags": ", ".join(str(x) for x in d.active["flag"]) or "none",
+            "labels": status}
 
 
-def section(d: TopicData, metric: str, threshold: float | None) -> dict[str, Any]:
+def section(d: TopicData, metric: str, threshold: float | None,
+            measured: Accuracy) -> dict[str, Any]:
     """One topic's part of the page (its chart drawn only when it has data)."""
-    base = {"name": d.name, "topic": d.topic}
+    base = {"name": d.name, "topic": d.topic, "accuracy": measured}
     if d.windows.empty and d.forecasts.empty:
         return {**base, "empty": True}
     fut = d.forecasts[d.forecasts["flag"] == "forecast"] if len(d.forecasts) else d.forecasts
@@ -111,15 +161,18 @@ def render(data: list[TopicData], studies: pd.DataFrame, facts: dict[str, Any],
     """The report as one HTML document."""
     now = now or datetime.now(UTC)
     metric, horizon = facts["metric"], facts["horizon"]
-    summary = table(pd.DataFrame([summary_row(d, metric) for d in data]),
+    measured = [accuracy(d.labels, facts["min_labels"], facts["min_accuracy"]) for d in data]
+    summary = table(pd.DataFrame([summary_row(d, metric, m.status)
+                                  for d, m in zip(data, measured, strict=True)]),
                     {"topic": "topic", "window": "newest window (UTC)", "mean_score":
                      "mean score", "extreme_share": "extreme share", "volume": "posts",
                      "next": "forecast +1", "end": f"forecast +{horizon}",
-                     "flags": "active flags"}, "No topics with data yet.")
+                     "flags": "active flags", "labels": "labels"}, "No topics with data yet.")
     return _ENV.get_template("report.html.j2").render(
         now=f"{now:%Y-%m-%d %H:%M}", warehouse=str(facts["warehouse"]),
         latest=cell(facts["latest"]),
         since="since " + cell(facts["since"]) if facts["since"] else "all data",
         metric=metric, horizon=horizon, summary=summary,
-        sections=[section(d, metric, facts["threshold"]) for d in data],
+        sections=[section(d, metric, facts["threshold"], m)
+                  for d, m in zip(data, measured, strict=True)],
         studies=studies_table(studies))

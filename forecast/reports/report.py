@@ -1,10 +1,12 @@
 """`polarwatch report`: one self-contained HTML file (charts embedded as base64 PNG).
 
-Per topic: the current state (newest window), a chart of the forecast metric with its band, the
-horizon forecast, flags and events, the forecast table for the next ``[forecast] horizon``
-windows, the active flags with their class and explanation, the conversations driving them
-(most interaction-score mass in the flagged window) and the recent flags; then the
-before / during / after table of every event (:mod:`forecast.event_conversations`).
+Per topic: the accuracy of its labels measured on the analysts' random labels (with the
+"not validated" / "unreliable" status of the Topic page), the current state (newest window), a
+chart of the forecast metric with its band, the horizon forecast, flags and events, the forecast
+table for the next ``[forecast] horizon`` windows, the active flags with their class and
+explanation, the conversations driving them (most interaction-score mass in the flagged window)
+and the recent flags; then the before / during / after table of every event
+(:mod:`forecast.event_conversations`).
 
 Reading is plain SQL over short read-only connections (:mod:`forecast.reports.gather`);
 rendering is pure, frames in and HTML out (:mod:`forecast.reports.render`, an autoescaped

@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.label_store import save_labels
 from forecast.reports import parse_duration, parse_since, report_loop, write_report
 from polarwatch.cli import main
 from polarwatch.config import Config, load_config
 from polarwatch.errors import ConfigError
 from polarwatch.events import Event, save_events
+from polarwatch.tables import AnalystLabel
 from polarwatch.warehouse import connect
+from scoring.label_accuracy import wilson_interval
 from tests.dashboard.conftest import START, seed_warehouse
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,3 +122,49 @@ def test_names_and_explanations_are_escaped(cfg: Config, tmp_path: Path,
     assert "<script" not in text
     assert text.count("Vote &lt;script&gt;alert(1)&lt;/script&gt;") == 3  # one row per phase
     assert "rise &lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
+def _label(post: str, topic: str, value: str, model: str, sample: str = "random"
+           ) -> AnalystLabel:
+    return AnalystLabel("test", post, topic, "stance", value, sample, model, 0.9, "ana",
+                        START)
+
+
+def test_each_topic_shows_its_measured_label_accuracy(cfg: Config, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Accuracy with its Wilson interval and the number of random labels behind it, per topic;
+    "not validated" below [dashboard] min_validation_labels, "unreliable" below the floor;
+    labels drawn for their low confidence are not counted."""
+    monkeypatch.setenv("POLARWATCH_DASHBOARD_MIN_VALIDATION_LABELS", "3")
+    monkeypatch.setenv("POLARWATCH_DASHBOARD_MIN_STANCE_ACCURACY", "0.7")
+    cfg = load_config(REPO / "polarwatch.toml")
+    save_labels(cfg.warehouse_path, [
+        _label("g1", "gun_control", "pro", "pro"), _label("g2", "gun_control", "anti", "anti"),
+        _label("g3", "gun_control", "anti", "pro"),  # the model is right on 2 of 3
+        _label("g4", "gun_control", "anti", "pro", "informative"),  # not counted
+        _label("g5", "gun_control", "anti", "pro", "informative"),
+        _label("c1", "climate_change", "pro", "pro")])
+    text = write_report(cfg, tmp_path / "report.html").read_text()
+    gun = text.split("<h2>Gun control")[1]
+    climate = text.split("<h2>Climate change")[1].split("<h2>Gun control")[0]
+    lower, upper = wilson_interval(2, 3)
+    assert (f"Unreliable: stance accuracy 0.67 (95 % interval {lower:.2f}–{upper:.2f}, 3 random "
+            f"labels) is below the floor 0.70") in gun
+    assert "<td>stance</td><td>3</td><td>0.67</td>" in gun
+    assert "Not validated: 1 of the 3 random stance labels needed" in climate
+    assert "<td>stance</td><td>1</td><td>1.00</td><td>0.21–1.00</td>" in climate
+    summary = text.split("<h2>Current state</h2>")[1].split("<section>")[0]
+    assert "<td>unreliable</td>" in summary and "<td>not validated</td>" in summary
+
+    monkeypatch.setenv("POLARWATCH_DASHBOARD_MIN_STANCE_ACCURACY", "0.6")
+    text = write_report(load_config(REPO / "polarwatch.toml"), tmp_path / "r2.html").read_text()
+    assert "Validated: stance accuracy 0.67" in text.split("<h2>Gun control")[1]
+
+
+def test_a_file_without_labels_reports_every_topic_not_validated(cfg: Config,
+                                                                 tmp_path: Path) -> None:
+    with connect(cfg.warehouse_path) as con:  # as a file from before the labels table
+        con.execute("DROP TABLE labels")
+    text = write_report(cfg, tmp_path / "report.html").read_text()
+    assert text.count("Not validated: 0 of the 30 random stance labels needed") == 2
+    assert text.count("No random labels yet.") == 2

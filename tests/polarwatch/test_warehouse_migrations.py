@@ -17,6 +17,7 @@ from polarwatch.schemas import duckdb_columns
 from polarwatch.warehouse import (
     CONTRACTS,
     LATEST_VERSION,
+    MIGRATIONS,
     TABLES,
     Migration,
     connect,
@@ -169,27 +170,39 @@ def test_every_table_has_a_ddl() -> None:
     assert set(TABLES) == {"posts", "interactions", *CONTRACTS}
 
 
+LABEL_ROW = ("INSERT INTO labels VALUES ('p', '1', 't', 'stance', 'pro', 'random', 'anti', 0.6, "
+             "'ana', now())")
+
+
+def _upgraded_from_before(tmp_path: Path, version: int, table: str, seed: str
+                          ) -> tuple[Path, list[int], dict[str, Any], dict[str, Any]]:
+    """A file as it was before migration `version` created `table`, holding the row `seed`,
+    upgraded: (the file, the versions applied, its catalog, a new file's catalog)."""
+    path, new = tmp_path / "before.duckdb", tmp_path / "new.duckdb"
+    init_schema(path)
+    with connect(path) as con:
+        con.execute(f"DROP TABLE {table}")
+        con.execute("DELETE FROM schema_version WHERE version >= ?", [version])
+        con.execute(seed)
+        assert warehouse.schema_version(con) == max(m.version for m in MIGRATIONS
+                                                    if m.version < version)
+    applied = init_schema(path)
+    init_schema(new)
+    return path, [m.version for m in applied], _catalog(path), _catalog(new)
+
+
 def test_a_version_4_file_gets_the_labels_table(tmp_path: Path) -> None:
     """A file written before the Label page (schema version 4, no `labels`) gains the table
     from migration 5 and ends up as a new file is; its rows stay."""
-    path, new = tmp_path / "v4.duckdb", tmp_path / "new.duckdb"
-    init_schema(path)
-    with connect(path) as con:
-        con.execute("DROP TABLE labels")
-        con.execute("DELETE FROM schema_version WHERE version >= 5")
-        con.execute("INSERT INTO topic_windows (topic, window_start, window_end, volume, "
-                    "n_interactions, n_conversations, updated_at) VALUES "
-                    "('t', now(), now(), 1, 0, 0, now())")
-        assert warehouse.schema_version(con) == 4
-    applied = init_schema(path)
-    init_schema(new)
-    assert [m.version for m in applied] == [5, 6]
-    after, fresh = _catalog(path), _catalog(new)
+    path, applied, after, fresh = _upgraded_from_before(
+        tmp_path, 5, "labels", "INSERT INTO topic_windows (topic, window_start, window_end, "
+        "volume, n_interactions, n_conversations, updated_at) VALUES "
+        "('t', now(), now(), 1, 0, 0, now())")
+    assert applied == [m.version for m in MIGRATIONS if m.version >= 5]
     assert after["columns"] == fresh["columns"] and after["keys"] == fresh["keys"]
     assert len(after["rows"]["topic_windows"]) == 1
     with connect(path) as con:  # the table takes a label
-        con.execute("INSERT INTO labels VALUES ('p', '1', 't', 'stance', 'pro', 'random', "
-                    "'anti', 0.6, 'ana', now())")
+        con.execute(LABEL_ROW)
 
 
 def test_a_version_5_file_gets_the_relabel_columns(tmp_path: Path) -> None:
@@ -205,10 +218,22 @@ def test_a_version_5_file_gets_the_relabel_columns(tmp_path: Path) -> None:
                     "conversation_id, stance, affect, emotion, intensity, stance_conf, "
                     "affect_conf, emotion_conf, backend, schema_version) VALUES ('1', 'x', 'a', "
                     "'t', now(), 't', 'c', 'pro', 'no', 'joy', 0, 0, 0, 0, 'lexicon', 1)")
-    assert [m.version for m in init_schema(path)] == [6]
+    assert [m.version for m in init_schema(path)] == [m.version for m in MIGRATIONS
+                                                     if m.version >= 6]
     init_schema(new)
     after, fresh = _catalog(path), _catalog(new)
     assert after["columns"] == fresh["columns"] and after["keys"] == fresh["keys"]
     with connect(path) as con:
         assert con.execute("SELECT stance, labelled_by, relabelled_at FROM posts").fetchall() \
             == [("pro", None, None)]
+
+
+
+def test_a_file_before_label_suggestions_gets_the_table_and_keeps_its_labels(
+        tmp_path: Path) -> None:
+    """A file from before the LLM assistant (no `label_suggestions`) gains the table from
+    migration 7, keeps its analysts' labels and ends up as a new file is."""
+    _, applied, after, fresh = _upgraded_from_before(tmp_path, 7, "label_suggestions", LABEL_ROW)
+    assert applied == [7]
+    assert after["columns"] == fresh["columns"] and after["keys"] == fresh["keys"]
+    assert len(after["rows"]["labels"]) == 1

@@ -16,11 +16,9 @@ import importlib.util
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -36,7 +34,7 @@ from scoring.fallback import (
     build_extractor,
     build_from_config,
 )
-from tests.llm_server import hf_copy, require_smollm2, transformers_server
+from tests.llm_server import LLMServer, require_smollm2
 
 REPO = Path(__file__).resolve().parents[2]
 PARENT = "We need stricter gun laws and background checks now."
@@ -53,28 +51,6 @@ BATCH = [
 @pytest.fixture(scope="session")
 def topics() -> list[Topic]:
     return load_topics(REPO / "topics.toml")
-
-
-@dataclass(frozen=True)
-class LLMServer:
-    base_url: str
-    model: str  # the name the pinned server answers to
-
-    def extractor(self, topics: list[Topic], **kw: Any) -> LLMExtractor:
-        # one request at a time: the server answers them in turn, so a queue would time out
-        kw = {"max_tokens": 60, "timeout": 300, "retries": 0, "concurrency": 1,
-              "explanation_chars": 40} | kw
-        return LLMExtractor(topics, base_url=self.base_url, model=self.model,
-                            response_format="none", **kw)
-
-
-@pytest.fixture(scope="session")
-def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LLMServer]:
-    """A real `transformers serve` with SmolLM2-135M on a free port (see tests/llm_server.py)."""
-    model_dir = hf_copy(require_smollm2())
-    log = tmp_path_factory.mktemp("llm") / "server.log"
-    with transformers_server(model_dir, log) as base:
-        yield LLMServer(base, str(model_dir))
 
 
 def _build(name: str, topics: list[Topic], request: pytest.FixtureRequest) -> Extractor:
