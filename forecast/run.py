@@ -10,8 +10,9 @@ windows up to t, exactly as it would have been raised live) and the event calend
   *and* a scheduled event of the topic starts within :data:`ANTICIPATION_DAYS` (the crossing
   rule is only on then); the explanation names the event. A rise with no scheduled event ahead
   is a **spike** ("an unexplained rise"): the class never contradicts the calendar it cites;
-- **reactive**: an abrupt level jump without a build-up, or any upward flag from a *sudden*
-  event's start until :data:`REACTION_HOURS` after its end;
+- **reactive**: an abrupt level jump without a build-up, or any upward flag from the window
+  that holds a *sudden* event's start (a window is stamped with its start, so a daily window
+  stamped 00:00 reacts to an event at 14:00) until :data:`REACTION_HOURS` after its end;
 - **spike** / **dip**: an exceedance (or a change of behaviour) above / below the forecast.
 
 Each explanation is the class in words, then :func:`forecast.explain.describe`: the test that
@@ -107,8 +108,9 @@ def _class_text(flag: str, trig: Trigger | None, t: datetime, ahead: Event | Non
     rising = trig is None or trig.direction > 0
     if after is not None and rising:
         what = {FLAG_REACTIVE: "level jump", FLAG_SPIKE: "exceedance"}.get(flag, "rise")
-        return FLAG_REACTIVE, f"reactive: {what} {_hours(t - after.start)} after the " \
-                              f"sudden event {after.name!r}"
+        when = (f"{_hours(t - after.start)} after" if after.start <= t else
+                f"in the window (from {t:%Y-%m-%d %H:%M}) of")
+        return FLAG_REACTIVE, f"reactive: {what} {when} the sudden event {after.name!r}"
     if flag == FLAG_ANTICIPATORY:
         if ahead is not None:
             return FLAG_ANTICIPATORY, (f"anticipatory: a rise {_hours(ahead.start - t)} before "
@@ -148,6 +150,7 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
     sudden = [e for e in events if e.kind == "sudden"]
     window = timedelta(days=ANTICIPATION_DAYS)
     reaction = timedelta(hours=REACTION_HOURS)
+    step = timedelta(seconds=interval_seconds)
     det = CalendarDetector(interval_seconds, DetectorConfig(alpha=alpha, horizon=horizon,
                                                             crossing=crossing))
     name = metric or "value"
@@ -172,9 +175,9 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
         if p.episode in raised and ahead is not None:
             raised[p.episode] = (*raised[p.episode][:2], True)
         flag, text = p.flag, None
-        if flag != FLAG_NONE:
-            after = max((e for e in sudden if e.start <= t <= e.effective_end + reaction),
-                        key=lambda e: e.start, default=None)
+        if flag != FLAG_NONE:  # the window [t, t + step) reacts to an event inside it too
+            after = max((e for e in sudden if e.start < t + step and
+                         t <= e.effective_end + reaction), key=lambda e: e.start, default=None)
             flag, text = _class_text(flag, p.trigger, t, ahead, after)
             if p.trigger is not None:
                 text += "; " + describe(p.trigger, value, name, det.policy.threshold, bounds)

@@ -74,6 +74,21 @@ def test_jump_after_sudden_event_is_reactive_and_without_calendar_a_spike() -> N
     assert out["explanation"][10] is None and np.isnan(out["anomaly_score"][10])  # warm-up
 
 
+def test_jump_in_the_window_of_a_sudden_event_is_reactive() -> None:
+    # daily windows: a sudden event at 14:00 and the jump in that day's window (stamped 00:00,
+    # its start) react to it, though the window's stamp is before the event
+    rng = np.random.default_rng(3)
+    y = 100 * np.exp(rng.normal(0, 0.05, 80))
+    y[60:] *= 2.0
+    days = pd.date_range(pd.Timestamp(START), periods=len(y), freq="D")
+    riot = Event("Riot", "t", (days[60] + pd.Timedelta(hours=14)).to_pydatetime(), "sudden")
+    out = classify_series(days, y, 86400, [riot])
+    assert out["flag"][60] == "reactive", flagged(out)
+    assert "the sudden event 'Riot'" in out["explanation"][60]
+    before = Event("Riot", "t", (days[61] + pd.Timedelta(hours=1)).to_pydatetime(), "sudden")
+    assert "'Riot'" not in (classify_series(days, y, 86400, [before])["explanation"][60] or "")
+
+
 def test_forecast_crossing_counts_only_ahead_of_a_scheduled_event() -> None:
     rng = np.random.default_rng(4)
     n = 140
