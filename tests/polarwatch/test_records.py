@@ -129,7 +129,8 @@ def _expected_duckdb(specs: list[FieldSpec]) -> list[tuple[str, str]]:
     return [(s.name, DUCKDB_TYPE[s.kind] + ("" if s.nullable else " NOT NULL")) for s in specs]
 
 
-def test_duckdb_posts_table_is_post_then_labels_then_kafka(duckdb_tables: dict) -> None:
+def test_duckdb_posts_table_is_post_then_labels_then_kafka_then_relabelling(
+        duckdb_tables: dict) -> None:
     cols = duckdb_tables["posts"]
     post_specs = fields_of(Post)
     label_specs = [s for s in fields_of(Labels) if s.name != "post_id"]
@@ -137,9 +138,12 @@ def test_duckdb_posts_table_is_post_then_labels_then_kafka(duckdb_tables: dict) 
     assert cols[:n_post] == _expected_duckdb(post_specs)
     assert cols[n_post:n_post + n_labels] == _expected_duckdb(label_specs)
     # Kafka provenance, nullable (a row written outside the stream has none)
-    assert cols[n_post + n_labels:] == [("kafka_partition", "INTEGER"),
-                                        ("kafka_offset", "BIGINT"),
-                                        ("ingested_at", "TIMESTAMP WITH TIME ZONE")]
+    assert cols[n_post + n_labels:n_post + n_labels + 3] == [
+        ("kafka_partition", "INTEGER"), ("kafka_offset", "BIGINT"),
+        ("ingested_at", "TIMESTAMP WITH TIME ZONE")]
+    # who labelled a stored post again (`polarwatch relabel`), nullable: NULL = the stream
+    assert cols[n_post + n_labels + 3:] == [("labelled_by", "VARCHAR"),
+                                            ("relabelled_at", "TIMESTAMP WITH TIME ZONE")]
 
 
 def test_duckdb_interactions_table_agrees_with_fields(duckdb_tables: dict) -> None:
