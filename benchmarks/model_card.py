@@ -31,20 +31,24 @@ differ, so heads must be retrained when it changes.
 ## Training data (train splits only; none of it ships)
 - Stance: SemEval-2016 Task 6 via TweetEval (abortion, atheism, climate, feminist, hillary);
   TweetEval none→unclear, against→anti, favor→pro. The generic head is trained on all five
-  targets with each example repeated with pro/anti descriptions swapped and the label flipped.
+  targets and on PERSPECTRUM (Chen et al. 2019, CC BY-SA 4.0): its 541 train claims as topics,
+  each in five phrasings ("In favour of <claim>." / "Against <claim>.", …), with the perspective
+  sentences that support (pro) or undermine (anti) them; every example is repeated with the
+  pro/anti descriptions swapped and the label flipped.
 - Affect: OffensEval-2019 via TweetEval (offensive = hostile).
 - Agreement: DEBAGREEMENT (Reddit: Brexit, climate, BlackLivesMatter, democrats, Republican;
   a stratified 75 %, seed 0) + SubReddit-CovidVaccine/MaskMandate (Lei & Huang 2022).
 - Emotion: SemEval-2018 emotion via TweetEval.
 
 The regularisation strength C of each head was chosen by cross-validation on its training data
-(leave-one-target-out for the generic stance head); validation data was only scored.
+(for the generic stance head: PERSPECTRUM's dev claims, F_avg {st_pdev:.3f}); validation data was
+only scored. PERSPECTRUM test figures: `benchmarks/stance_checks.py` (benchmarks/README.md).
 
 ## Validation metrics
 | head | metric | value |
 |---|---|---|
 | stance, topic-specific heads | F_avg = mean(F1 pro, F1 anti), pooled over the 5 targets' val (n={n_stance}) | {st_topic:.3f} |
-| stance, generic head (trained on all 5 targets) | pooled F_avg, same val | {st_generic:.3f} |
+| stance, generic head (trained on all 5 targets + PERSPECTRUM train) | pooled F_avg, same val | {st_generic:.3f} |
 | stance, generic head, leave-one-target-out{loto_note} | pooled F_avg on the held-out target's val | {st_loto} |
 | agreement | macro-F1 (3 classes), DEBAGREEMENT held-out 25 % (n={n_agr}) | {agr:.3f} |
 | affect | macro-F1, OffensEval val | {aff:.3f} |
@@ -108,6 +112,7 @@ def write_model_card(path: Path, results: dict[str, Any]) -> None:
         neutral_below=results["emotion"].get("neutral_below", 0.40),
         n_stance=sum(v["n_val"] for v in st["per_target"].values()),
         st_topic=st["topic_heads_f_avg"], st_generic=st["generic_f_avg"],
+        st_pdev=st["perspectrum_dev_f_avg"],
         st_loto=f"{st['loto_f_avg']:.3f}" if "loto_f_avg" in st else "not run",
         n_agr=results["agreement"]["n_holdout"], agr=results["agreement"]["macro_f1"],
         aff=results["affect"]["macro_f1"], emo=results["emotion"]["macro_f1"],
