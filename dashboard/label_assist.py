@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dashboard.analysis import is_missing
 from polarwatch.config import Config, ExtractorConfig
 from polarwatch.errors import BackendError, PolarwatchError
 from scoring.extractors.base import Extractor, PostPair
@@ -57,7 +58,7 @@ def ask(extractor: Extractor, post: Mapping[str, Any], tasks: list[str]) -> Sugg
     when present, makes it a reply); AssistError naming why there is none."""
     parent = post.get("parent_text")
     pair = PostPair(str(post["id"]), str(post["text"]), str(post["topic"]),
-                    None if parent is None or parent != parent else str(parent))
+                    None if is_missing(parent) else str(parent))
     try:
         result = extractor.extract([pair])[0]
     except BackendError as exc:

@@ -336,6 +336,14 @@ class Config(BaseSettings):
     def load_topics(self) -> list[Topic]:
         return load_topics(self.path(self.extractor.topics_file))
 
+    def topic(self, topic_id: str) -> Topic:
+        """The topic with this id (``--topic``), or a ConfigError listing the known ids."""
+        topics = {t.id: t for t in self.load_topics()}
+        if topic_id not in topics:
+            raise ConfigError(f"--topic {topic_id!r} is not in {self.extractor.topics_file}; "
+                              f"known topics are {', '.join(sorted(topics)) or 'none'}")
+        return topics[topic_id]
+
     def kafka_options(self) -> dict[str, Any]:
         """kafka-python keyword arguments for ``[broker]``'s security settings ({} for
         PLAINTEXT). Holds the SASL password: pass it to clients, never log it."""

@@ -1,6 +1,6 @@
 """Retrain a topic's stance head from analysts' labels (``polarwatch train --from-warehouse``).
 
-Pure: the rows (text, label) come in as lists (``stream/analyst_labels.py`` reads them from the
+Pure: the rows (text, label) come in as lists (``stream/retrain.py`` reads them from the
 warehouse), the `learned` extractor that serves the topic now comes in as an object.
 
 The new head **starts from the general model**: its features are the `learned` backend's stance
@@ -37,6 +37,7 @@ from polarwatch.config import Topic
 from polarwatch.errors import BackendError, SchemaError
 from polarwatch.records import STANCES
 from scoring.extractors.base import PostPair
+from scoring.label_accuracy import macro_f1
 from scoring.training import C_GRID, fit_head
 
 MIN_LABELS = 30  # stance labels a topic needs before a retrain (the Label page's "validated")
@@ -70,10 +71,7 @@ class RetrainResult:
 
 def f_avg(truth: Sequence[str], predicted: Sequence[str]) -> float:
     """Mean F1 of pro and anti (SemEval 2016's F_avg; "unclear" counts only as a miss)."""
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(list(truth), list(predicted), labels=["pro", "anti"],
-                          average="macro", zero_division=0))
+    return macro_f1(truth, predicted, ("pro", "anti"))
 
 
 def usable_labels(labels: Sequence[str], topic: str) -> tuple[list[str], dict[str, int]]:

@@ -103,17 +103,12 @@ def _where(since: datetime | None, until: datetime | None, topic: str | None
     return " AND ".join(parts), params
 
 
-def producer(extractor: Extractor, lab: Labels, topic: str) -> str:
-    """``backend`` or, for the `learned` backend, ``learned:<stance head>@<digest>``."""
-    if lab.backend != "learned":
-        return lab.backend
-    todo: list[Any] = [extractor]
-    while todo:  # the learned instance inside a fallback chain or cascade
-        e = todo.pop()
-        if getattr(e, "name", "") == "learned" and hasattr(e, "serving_stance"):
-            return f"learned:{e.serving_stance(topic)[0].ident}"
-        todo += [*getattr(e, "chain", []), *(getattr(e, a) for a in ("primary", "expert")
-                                              if hasattr(e, a))]
+def producer(lab: Labels) -> str:
+    """``backend`` or, for the `learned` backend, ``learned:<stance head>@<digest>`` (its
+    explanation names the head, whichever fallback chain or cascade it ran in)."""
+    head = (lab.explanation or "").removeprefix("stance head ")
+    if lab.backend == "learned" and head != lab.explanation:
+        return f"learned:{head}"
     return lab.backend
 
 
@@ -138,10 +133,8 @@ def relabel(cfg: Config, since: datetime | timedelta | None = None,
             progress: bool = False, extractor: Extractor | None = None) -> RelabelRun:
     """Label the stored posts with ``since <= created_at < until`` (of `topic`) again."""
     path = cfg.warehouse_path
-    topics = cfg.load_topics()
-    if topic is not None and topic not in {t.id for t in topics}:
-        raise ConfigError(f"--topic {topic!r} is not in {cfg.extractor.topics_file} (known: "
-                          f"{', '.join(sorted(t.id for t in topics))})")
+    if topic is not None:
+        cfg.topic(topic)  # a clear error for an unknown id
     lo, hi = resolve_range(path, since, until, topic)
     where, params = _where(lo, hi, topic)
     with connect(path, read_only=True) as con:
@@ -155,13 +148,12 @@ def relabel(cfg: Config, since: datetime | timedelta | None = None,
     if extractor is None:
         from scoring.fallback import build_from_config
 
-        extractor = build_from_config(cfg.extractor_settings, topics, backend)
+        extractor = build_from_config(cfg.extractor_settings, cfg.load_topics(), backend)
     labels = label_posts(extractor, posts, progress)
     new = pd.DataFrame({name: [getattr(lab, name) for lab in labels] for name in UPDATED})
     new.insert(0, "platform", posts["platform"].to_numpy())
     new.insert(1, "id", posts["id"].to_numpy())
-    new["labelled_by"] = [producer(extractor, lab, t)
-                          for lab, t in zip(labels, posts["topic"], strict=True)]
+    new["labelled_by"] = [producer(lab) for lab in labels]
     new["relabelled_at"] = datetime.now(UTC)
     for name in RELABELLED:
         run.before[name] = Counter(posts[name].dropna())
@@ -206,11 +198,8 @@ def _write(cfg: Config, run: RelabelRun, new: pd.DataFrame, posts: pd.DataFrame,
         run.agreement_after = Counter(con.execute(
             "SELECT agreement FROM posts r SEMI JOIN post_batch b USING (platform, id) "
             "WHERE r.parent_id IS NOT NULL AND r.agreement IS NOT NULL").df()["agreement"])
-        # no watermark: a relabel corrects final windows too
-        con.execute("CREATE OR REPLACE TEMP TABLE topic_watermarks AS "
-                    "SELECT NULL::VARCHAR AS topic, NULL::TIMESTAMPTZ AS watermark WHERE false")
-        run.windows = update_windows(con, interval_sql(cfg.aggregate.window),
-                                     cfg.aggregate.extreme_threshold, datetime.now(UTC))
-        con.execute("DROP TABLE topic_watermarks")
+        run.windows = update_windows(con, interval_sql(cfg.aggregate.window),  # final too
+                                     cfg.aggregate.extreme_threshold, datetime.now(UTC),
+                                     final_too=True)
         con.unregister("post_batch")
         con.unregister("relabel_batch")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from polarwatch.config import Config, Topic
+from polarwatch.config import Config
 from polarwatch.errors import BackendError, ConfigError, SchemaError
 from polarwatch.warehouse import connect, missing_columns, schema_version
 from scoring.retrain import FOLDS, RetrainResult, retrain_stance, usable_labels, write_head
@@ -55,13 +55,6 @@ def read_stance_labels(path: Path, topic: str) -> tuple[list[str], list[str]]:
     return [r[0] for r in rows], [r[1] for r in rows]
 
 
-def find_topic(cfg: Config, topic_id: str) -> Topic:
-    topics = {t.id: t for t in cfg.load_topics()}
-    if topic_id not in topics:
-        raise ConfigError(f"--topic {topic_id!r} is not in {cfg.extractor.topics_file} (known: "
-                          f"{', '.join(sorted(topics)) or 'none'})")
-    return topics[topic_id]
-
 
 def default_output(cfg: Config, topic: str) -> Path:
     heads = cfg.extractor_settings.learned_topic_heads_dir
@@ -80,7 +73,7 @@ def train_from_warehouse(cfg: Config, topic_id: str, output: Path | None = None,
         raise BackendError(f"train --from-warehouse fits a head of the `learned` backend, but "
                            f"[extractor] backend is {cfg.extractor.backend!r}: the stream would "
                            f"not use it (set backend = \"learned\")")
-    topic = find_topic(cfg, topic_id)
+    topic = cfg.topic(topic_id)
     out = output or default_output(cfg, topic.id)
     if out.suffix != ".npz":
         raise ConfigError(f"-o {out}: a head file must end in .npz")

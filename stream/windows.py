@@ -18,20 +18,23 @@ from polarwatch.warehouse import scalar
 from scoring.indices import bimodality_coefficient, esteban_ray
 
 
-def update_windows(con: Any, interval: str, extreme_threshold: float, now: datetime) -> int:
-    """Recompute touched, still-open windows; returns how many were written."""
+def update_windows(con: Any, interval: str, extreme_threshold: float, now: datetime,
+                   final_too: bool = False) -> int:
+    """Recompute touched, still-open windows (with `final_too`, also those behind the
+    watermark: ``polarwatch relabel`` corrects them); returns how many were written."""
     iv = interval
     has_touched = scalar(
         con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'touched_interactions' "
         "AND temporary")
     touched_inter = (f"UNION SELECT topic, time_bucket({iv}, created_at) FROM "
                      "touched_interactions") if has_touched else ""
+    open_only = "" if final_too else (f"LEFT JOIN topic_watermarks w USING (topic) "
+                                      f"WHERE w.watermark IS NULL OR t.ws + {iv} > w.watermark")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE touched AS
         SELECT t.topic, t.ws FROM (SELECT DISTINCT topic, time_bucket({iv}, created_at) AS ws
                                    FROM post_batch {touched_inter}) t
-        LEFT JOIN topic_watermarks w USING (topic)
-        WHERE w.watermark IS NULL OR t.ws + {iv} > w.watermark
+        {open_only}
     """)
     lo_hi = "posts.created_at >= (SELECT min(ws) FROM touched) AND " \
             f"posts.created_at < (SELECT max(ws) FROM touched) + {iv}"  # zonemap pruning

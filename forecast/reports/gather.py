@@ -17,7 +17,7 @@ from forecast.event_conversations import event_studies
 from polarwatch.config import Config, parse_duration
 from polarwatch.errors import ConfigError, PolarwatchError
 from polarwatch.events import Event, events_path, load_events
-from polarwatch.warehouse import connect
+from polarwatch.warehouse import connect, missing_columns
 
 DRIVERS_PER_FLAG = 5  # conversations listed under each active flag
 
@@ -66,9 +66,7 @@ def random_labels(path: Path) -> pd.DataFrame:
     sample the topic's accuracy is measured on (the dashboard's Label page writes them); empty
     on a file from before the ``labels`` table."""
     with connect(path, read_only=True) as con:
-        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'labels' "
-                             "AND schema_name = current_schema()").fetchall()[0][0]
-        if not exists:
+        if missing_columns(con, "labels"):
             return pd.DataFrame(columns=["topic", "task", "value", "model_value"])
         df: pd.DataFrame = con.execute(
             "SELECT topic, task, value, model_value FROM labels WHERE sample = 'random' "

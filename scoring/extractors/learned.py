@@ -31,6 +31,7 @@ Intensity is VADER's |compound| (as in the lexicon backend), so it is comparable
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -120,9 +121,10 @@ class Head:
     @classmethod
     def load(cls, path: Path) -> Head:
         try:
-            with np.load(path, allow_pickle=False) as data:
+            raw = path.read_bytes()  # read once: the arrays and the digest that names them
+            with np.load(io.BytesIO(raw), allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:DIGEST_CHARS]
+            digest = hashlib.sha256(raw).hexdigest()[:DIGEST_CHARS]
         except (OSError, ValueError) as exc:
             raise BackendError(f"cannot read head file {path}: {exc}") from exc
         head = cls(arrays, name=path.stem)
