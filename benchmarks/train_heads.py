@@ -40,6 +40,7 @@ from benchmarks.heads_data import (  # noqa: E402
     tweeteval,
 )
 from benchmarks.model_card import write_model_card  # noqa: E402
+from scoring.extractors.features import mirror_stance_features  # noqa: E402
 from scoring.extractors.learned import (  # noqa: E402
     HEADS_DIR,
     Head,
@@ -71,6 +72,16 @@ def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
     from sklearn.metrics import f1_score
 
     return float(f1_score(y, pred, average="macro"))
+
+
+def served_predict(clf: Any, x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """The generic head's labels as the backend serves them: the mean of its answers with the
+    descriptions as given and swapped (``scoring.extractors.features.described_proba``), then
+    the likelier class. Labels: 0 unclear, 1 anti, 2 pro."""
+    p = clf.predict_proba((x - mean) / scale)
+    q = clf.predict_proba((mirror_stance_features(x) - mean) / scale)
+    mirror = [list(clf.classes_).index({1: 2, 2: 1}.get(int(c), int(c))) for c in clf.classes_]
+    return np.asarray(clf.classes_)[((p + q[:, mirror]) / 2).argmax(1)]
 
 
 def to_head(clf: Any, names: tuple[str, ...], meta: dict[str, Any] | None = None) -> Head:
@@ -198,7 +209,7 @@ def train_stance(enc: EmbeddingCache, out: Path, skip_loto: bool) -> dict[str, A
     fitted: dict[str, Any] = {}
     for name, make in GENERIC_STANCE_MODELS.items():
         fitted[name] = make().fit((x - mean) / scale, y)
-        dev_scores[name] = f_avg(yd, fitted[name].predict((xd - mean) / scale))
+        dev_scores[name] = f_avg(yd, served_predict(fitted[name], xd, mean, scale))
         log(f"stance generic head {name}: PERSPECTRUM dev F_avg {dev_scores[name]:.3f}")
     c = max(dev_scores, key=lambda k: dev_scores[k])
     clf = fitted[c]
@@ -210,7 +221,7 @@ def train_stance(enc: EmbeddingCache, out: Path, skip_loto: bool) -> dict[str, A
     x_val = build(targets, "val", swap=False)[0]
     yv = build(targets, "val", swap=False)[1]
     res["generic_C"] = c
-    res["generic_f_avg"] = f_avg(yv, clf.predict((x_val - mean) / scale))
+    res["generic_f_avg"] = f_avg(yv, served_predict(clf, x_val, mean, scale))
     log(f"stance generic head (all 5 targets): pooled val F_avg = {res['generic_f_avg']:.3f}")
     if not skip_loto:
         preds, gold = [], []
@@ -220,7 +231,7 @@ def train_stance(enc: EmbeddingCache, out: Path, skip_loto: bool) -> dict[str, A
             clf_h = GENERIC_STANCE_MODELS[c]().fit((np.vstack([xh, xp]) - mean) / scale,
                                                    np.concatenate([yh, yp]))
             xv, yv, _ = build([h], "val", swap=False)
-            pv = clf_h.predict((xv - mean) / scale)
+            pv = served_predict(clf_h, xv, mean, scale)
             preds.append(pv)
             gold.append(yv)
             res["loto"][h] = f_avg(yv, pv)

@@ -4,13 +4,15 @@ Pure: the rows (text, label) come in as lists (``stream/retrain.py`` reads them 
 warehouse), the `learned` extractor that serves the topic now comes in as an object.
 
 The new head **starts from the general model**: its features are the `learned` backend's stance
-features of the post *and* the logits of the prior head — the generic stance head, or the
-topic's own head when it was trained on the same descriptions (an earlier retrain). Two kinds
-of candidate are fitted (class-balanced logistic regression, :func:`scoring.training.fit_head`):
-``recalibrate`` (only the prior's logits: a 3×3 re-weighting of the general model, what 30
-labels can support) and ``prior+features`` at each C of ``C_GRID`` (the prior's logits plus
-every feature: the labels may also move it). Both are affine in the features, so the result is
-folded into one softmax layer the backend loads unchanged.
+features of the post *and* the generic stance head's log-probabilities as served (swap-averaged,
+``scoring.extractors.features.prior_logits``; the head file says so: meta ``features`` =
+``ON_GENERIC``, ``prior`` = the generic head's ``name@digest``, and the backend sets such a head
+aside when another generic head is installed). Two kinds of candidate are fitted
+(class-balanced logistic regression, :func:`scoring.training.fit_head`): ``recalibrate`` (only
+the prior's log-probabilities: a 3×3 re-weighting of the general model, what 30 labels can
+support) and ``prior+features`` at each C of ``C_GRID`` (the prior plus every feature: the
+labels may also move it). A retrain always starts from the generic head, never from an earlier
+retrained head: every label so far is in the warehouse, so it is learned again.
 
 Validation is honest k-fold cross-validation: for each of FOLDS outer folds the candidate is
 picked by an inner cross-validation on the training part only, fitted there and scored on the
@@ -34,9 +36,10 @@ from typing import Any
 import numpy as np
 
 from polarwatch.config import Topic
-from polarwatch.errors import BackendError, SchemaError
+from polarwatch.errors import SchemaError
 from polarwatch.records import STANCES
 from scoring.extractors.base import PostPair
+from scoring.extractors.features import ON_GENERIC
 from scoring.label_accuracy import macro_f1
 from scoring.training import C_GRID, fit_head
 
@@ -91,88 +94,64 @@ def usable_labels(labels: Sequence[str], topic: str) -> tuple[list[str], dict[st
     return classes, {s: n for s, n in counts.items() if s not in classes}
 
 
-def affine(head: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(W, b) with logits = x @ W + b on the raw features, for a one-layer head."""
-    if len(head.layers) != 1:
-        raise BackendError(f"head {head.name!r} has {len(head.layers)} layers; a retrain "
-                           f"starts from a one-layer (logistic) head")
-    w, b = (a.astype(np.float64) for a in head.layers[0])
-    if head.mean is not None and head.scale is not None:
-        scale = head.scale.astype(np.float64)
-        w = w / scale[:, None]
-        b = b - (head.mean.astype(np.float64) / scale) @ head.layers[0][0]
-    return w, b
-
-
 @dataclass
 class _Fitted:
-    w: np.ndarray  # on standardized features
+    w: np.ndarray  # on the standardized [features, prior logits]
     b: np.ndarray
     mean: np.ndarray
     scale: np.ndarray
 
-    def proba(self, x: np.ndarray) -> np.ndarray:
-        z = ((x - self.mean) / self.scale) @ self.w + self.b
+    def proba(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        z = ((np.hstack([x, g]) - self.mean) / self.scale) @ self.w + self.b
         p = np.exp(z - z.max(axis=1, keepdims=True))
         return np.asarray(p / p.sum(axis=1, keepdims=True))
 
 
-def fit_candidate(x: np.ndarray, prior: tuple[np.ndarray, np.ndarray], y: np.ndarray,
-                  n_classes: int, kind: str, c: float) -> _Fitted:
-    """Fit on [features, prior logits] (or the logits alone) and fold it into one layer on the
-    standardized features."""
+def fit_candidate(x: np.ndarray, g: np.ndarray, y: np.ndarray, n_classes: int, kind: str,
+                  c: float) -> _Fitted:
+    """Fit on the standardized [features, prior logits], or on the logits alone
+    ("recalibrate": the features' weights stay zero)."""
     from sklearn.preprocessing import StandardScaler
 
-    pw, pb = prior
-    g = x @ pw + pb
-    gs = StandardScaler().fit(g)
-    xs = StandardScaler().fit(x)
-    zg = gs.transform(g)
+    scaler = StandardScaler().fit(np.hstack([x, g]))
+    z = scaler.transform(np.hstack([x, g]))
     if kind == "recalibrate":
-        a_g, bias = fit_head(zg, y, n_classes, c)
-        a_x = np.zeros((x.shape[1], n_classes))
+        w_g, bias = fit_head(z[:, x.shape[1]:], y, n_classes, c)
+        w = np.vstack([np.zeros((x.shape[1], n_classes)), w_g])
     else:
-        w, bias = fit_head(np.hstack([xs.transform(x), zg]), y, n_classes, c)
-        a_x, a_g = w[:x.shape[1]], w[x.shape[1]:]
-    # g = x @ pw + pb with x = z * scale + mean, then standardized by (g_mean, g_scale)
-    a_g = a_g / gs.scale_[:, None]
-    w_total = a_x + (xs.scale_[:, None] * pw) @ a_g
-    b_total = bias + (xs.mean_ @ pw + pb - gs.mean_) @ a_g
-    return _Fitted(w_total, b_total, xs.mean_, xs.scale_)
+        w, bias = fit_head(z, y, n_classes, c)
+    return _Fitted(w, bias, scaler.mean_, scaler.scale_)
 
 
-def _predict(model: _Fitted, x: np.ndarray, classes: Sequence[str],
+def _predict(model: _Fitted, x: np.ndarray, g: np.ndarray, classes: Sequence[str],
              unclear_above: float) -> list[str]:
     from scoring.extractors.learned import abstain
 
-    return [classes[abstain(row, classes, unclear_above)] for row in model.proba(x)]
+    return [classes[abstain(row, classes, unclear_above)] for row in model.proba(x, g)]
 
 
-def _cv_score(x: np.ndarray, prior: tuple[np.ndarray, np.ndarray], y: np.ndarray,
-              classes: Sequence[str], kind: str, c: float, folds: int,
-              unclear_above: float, seed: int) -> float:
+def _cv_score(x: np.ndarray, g: np.ndarray, y: np.ndarray, classes: Sequence[str], kind: str,
+              c: float, folds: int, unclear_above: float, seed: int) -> float:
     from sklearn.model_selection import StratifiedKFold
 
     predicted = np.empty(len(y), dtype=object)
     for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-        model = fit_candidate(x[tr], prior, y[tr], len(classes), kind, c)
-        predicted[te] = _predict(model, x[te], classes, unclear_above)
+        model = fit_candidate(x[tr], g[tr], y[tr], len(classes), kind, c)
+        predicted[te] = _predict(model, x[te], g[te], classes, unclear_above)
     return f_avg([classes[i] for i in y], list(predicted))
 
 
-def pick_candidate(x: np.ndarray, prior: tuple[np.ndarray, np.ndarray], y: np.ndarray,
-                   classes: Sequence[str], unclear_above: float, seed: int
-                   ) -> tuple[str, float]:
+def pick_candidate(x: np.ndarray, g: np.ndarray, y: np.ndarray, classes: Sequence[str],
+                   unclear_above: float, seed: int) -> tuple[str, float]:
     """The candidate with the best inner cross-validated F_avg (the first on a tie)."""
     folds = max(2, min(INNER_FOLDS, int(np.bincount(y).min())))
-    scores = {(kind, c): _cv_score(x, prior, y, classes, kind, c, folds, unclear_above, seed)
+    scores = {(kind, c): _cv_score(x, g, y, classes, kind, c, folds, unclear_above, seed)
               for kind, c in CANDIDATES}
     return max(scores, key=lambda key: scores[key])
 
 
-def cross_validate(x: np.ndarray, prior: tuple[np.ndarray, np.ndarray], y: np.ndarray,
-                   classes: Sequence[str], unclear_above: float, seed: int = 0,
-                   progress: bool = False) -> float:
+def cross_validate(x: np.ndarray, g: np.ndarray, y: np.ndarray, classes: Sequence[str],
+                   unclear_above: float, seed: int = 0, progress: bool = False) -> float:
     """Outer FOLDS-fold F_avg of the whole procedure (candidate picked inside each fold)."""
     from sklearn.model_selection import StratifiedKFold
     from tqdm import tqdm
@@ -181,9 +160,9 @@ def cross_validate(x: np.ndarray, prior: tuple[np.ndarray, np.ndarray], y: np.nd
     splits = StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(x, y)
     for tr, te in tqdm(splits, total=FOLDS, desc="retrain: cross-validate", unit="fold",
                        file=sys.stderr, disable=not progress):
-        kind, c = pick_candidate(x[tr], prior, y[tr], classes, unclear_above, seed)
-        model = fit_candidate(x[tr], prior, y[tr], len(classes), kind, c)
-        predicted[te] = _predict(model, x[te], classes, unclear_above)
+        kind, c = pick_candidate(x[tr], g[tr], y[tr], classes, unclear_above, seed)
+        model = fit_candidate(x[tr], g[tr], y[tr], len(classes), kind, c)
+        predicted[te] = _predict(model, x[te], g[te], classes, unclear_above)
     return f_avg([classes[i] for i in y], list(predicted))
 
 
@@ -192,8 +171,10 @@ def retrain_stance(texts: Sequence[str], labels: Sequence[str], topic: Topic, ex
     """Fit, cross-validate and compare a stance head for `topic` from analysts' labels.
 
     `extractor` is the `learned` backend serving the topic now (``LearnedExtractor``: its
-    ``encoder``, ``serving_stance``, ``stance_heads``, ``unclear_above``, ``extract``)."""
+    ``encoder``, ``heads``, ``stance_heads``, ``unclear_above``, ``extract``)."""
     import time
+
+    from scoring.extractors.features import prior_logits, stance_features
 
     t0 = time.monotonic()
     classes, left_out = usable_labels(labels, topic.id)
@@ -203,26 +184,22 @@ def retrain_stance(texts: Sequence[str], labels: Sequence[str], topic: Topic, ex
     # the head serving the topic now, scored with the backend's own decision rule
     served = extractor.extract([PostPair(f"l{i}", t, topic.id) for i, t in enumerate(texts)])
     current = f_avg(truth, [lab.stance for lab in served])
-    from scoring.extractors.learned import stance_features
-
-    serving, _, _ = extractor.serving_stance(topic.id)
-    same_text = (serving.meta_str("pro"), serving.meta_str("anti")) == (topic.pro, topic.anti)
-    prior_head = serving if same_text else extractor.heads["stance"]
+    generic = extractor.heads["stance"]
     t_pro, t_anti = extractor.encoder.encode([topic.pro, topic.anti])
-    x = np.asarray(stance_features(extractor.encoder.encode(texts), t_pro, t_anti),
-                   dtype=np.float64)
-    prior = affine(prior_head)
+    e = extractor.encoder.encode(texts)
+    x = np.asarray(stance_features(e, t_pro, t_anti), dtype=np.float64)
+    g = np.asarray(prior_logits(generic, e, t_pro, t_anti), dtype=np.float64)
     y = np.array([classes.index(lab) for lab in truth])
-    new = cross_validate(x, prior, y, classes, extractor.unclear_above, seed, progress)
-    kind, c = pick_candidate(x, prior, y, classes, extractor.unclear_above, seed)
+    new = cross_validate(x, g, y, classes, extractor.unclear_above, seed, progress)
+    kind, c = pick_candidate(x, g, y, classes, extractor.unclear_above, seed)
     result = RetrainResult(
         topic=topic.id, n_labels=len(truth), counts=dict(Counter(truth)), left_out=left_out,
         new_f_avg=round(new, 4), current_f_avg=round(current, 4),
-        current_head=extractor.stance_heads.get(topic.id, "?"), prior=prior_head.ident,
+        current_head=extractor.stance_heads.get(topic.id, "?"), prior=generic.ident,
         candidate=f"{kind} C={c:g}", seconds=0.0)
     if result.improved:
-        model = fit_candidate(x, prior, y, len(classes), kind, c)
-        result.arrays = _head_arrays(model, classes, topic, prior_head, result)
+        model = fit_candidate(x, g, y, len(classes), kind, c)
+        result.arrays = _head_arrays(model, classes, topic, generic, result)
     result.seconds = time.monotonic() - t0
     return result
 
@@ -230,7 +207,7 @@ def retrain_stance(texts: Sequence[str], labels: Sequence[str], topic: Topic, ex
 def _head_arrays(model: _Fitted, classes: Sequence[str], topic: Topic, prior: Any,
                  result: RetrainResult) -> dict[str, Any]:
     meta: dict[str, Any] = {
-        "task": "stance", "features": "stance_features", "topic": topic.id, "name": topic.name,
+        "task": "stance", "features": ON_GENERIC, "topic": topic.id, "name": topic.name,
         "pro": topic.pro, "anti": topic.anti,
         "encoder_variant": prior.meta_str("encoder_variant"),
         "encoder_adapter": prior.meta_str("encoder_adapter"),

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,6 +46,13 @@ from polarwatch.records import Labels
 from scoring.extractors.adapter import ADAPTER_FILE, adapter_digest
 from scoring.extractors.base import Extractor, PostPair
 from scoring.extractors.encoder import LEGACY_ENCODER, CachedEncoder, parse_variant
+from scoring.extractors.features import (
+    ON_GENERIC,
+    described_proba,
+    pair_features,
+    prior_logits,
+    stance_features,
+)
 from scoring.extractors.topic_match import Described, describe, match_topic_head
 
 _LAYER_KEY = re.compile(r"^[Wb]\d+$")
@@ -64,26 +72,6 @@ STANCE_UNCLEAR_ABOVE = 0.55
 # An emotion head's top probability below this means "neutral" unless the file says otherwise:
 # 0.40 = 1.6x the 4-class chance level (0.25); TweetEval emotion itself has no neutral class.
 DEFAULT_NEUTRAL_BELOW = 0.40
-
-
-# --------------------------------------------------------------------------------------------
-# Features: shared by training (benchmarks/train_heads.py) and inference, so they cannot drift.
-
-
-def stance_features(e: np.ndarray, t_pro: np.ndarray, t_anti: np.ndarray) -> np.ndarray:
-    """[e, e*t_pro, e*t_anti, cos(e, t_pro), cos(e, t_anti)] for unit-norm embeddings.
-
-    ``e`` is (n, d); the topic descriptions are (d,) or (n, d).
-    """
-    t_pro = np.broadcast_to(t_pro, e.shape)
-    t_anti = np.broadcast_to(t_anti, e.shape)
-    ep, ea = e * t_pro, e * t_anti
-    return np.hstack([e, ep, ea, ep.sum(1, keepdims=True), ea.sum(1, keepdims=True)])
-
-
-def pair_features(p: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """[p, c, |p-c|, p*c] for parent and reply embeddings (n, d)."""
-    return np.hstack([p, c, np.abs(p - c), p * c])
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,6 +237,26 @@ def load_heads(heads_dir: Path, topic_heads_dir: Path | None = None
 # --------------------------------------------------------------------------------------------
 
 
+def fresh_topic_heads(topic_heads: dict[tuple[str, str], Head], generic: Head
+                      ) -> tuple[dict[tuple[str, str], Head], list[str]]:
+    """The topic heads that can serve next to `generic`, and a warning for each one left out:
+    a head retrained on another generic head's output (``ON_GENERIC``) would read features it
+    was never fit on."""
+    keep, stale = {}, []
+    for key, head in topic_heads.items():
+        prior = head.meta_str("prior")
+        if head.meta_str("features") == ON_GENERIC and prior != generic.ident:
+            stale.append(f"topic head {head.name} was retrained on generic head {prior}, not the "
+                         f"installed {generic.ident}; the generic head serves its topic until "
+                         f"`polarwatch train --from-warehouse --topic "
+                         f"{head.meta_str('topic', '<id>')}` is run again")
+            continue
+        keep[key] = head
+    for warning in stale:
+        logging.getLogger(__name__).warning(warning)
+    return keep, stale
+
+
 class LearnedExtractor(Extractor):
     name = "learned"
 
@@ -263,6 +271,7 @@ class LearnedExtractor(Extractor):
         self.heads_dir = Path(heads_dir) if heads_dir is not None else HEADS_DIR
         self.topic_heads_dir = Path(topic_heads_dir) if topic_heads_dir else None
         self.heads, topic_heads = load_heads(self.heads_dir, self.topic_heads_dir)
+        topic_heads, self.stale_heads = fresh_topic_heads(topic_heads, self.heads["stance"])
         self._num_threads = num_threads
         self.unclear_above = unclear_above
         self.encoder = encoder_for(self.heads_dir, self.heads, topic_heads,
@@ -305,6 +314,17 @@ class LearnedExtractor(Extractor):
             raise BackendError(f"topic {topic!r} is not one of this extractor's topics")
         return self._stance[topic]
 
+    def stance_proba(self, head: Head, e: np.ndarray, t_pro: np.ndarray, t_anti: np.ndarray
+                     ) -> np.ndarray:
+        """`head`'s stance probabilities for embeddings `e` under the given descriptions."""
+        generic = self.heads["stance"]
+        if head is generic:
+            return described_proba(generic, e, t_pro, t_anti, swap_mean=True)
+        x = stance_features(e, t_pro, t_anti)
+        if head.meta_str("features") == ON_GENERIC:
+            x = np.hstack([x, prior_logits(generic, e, t_pro, t_anti)])
+        return head.predict_proba(x)
+
     def _matcher(self, topic_heads: dict[tuple[str, str], Head]
                  ) -> tuple[CachedEncoder, list[tuple[Head, Described]]]:
         """The base (not fine-tuned) encoder, a paraphrase model, and every topic head described
@@ -330,7 +350,7 @@ class LearnedExtractor(Extractor):
             idx = [i for i, p in enumerate(batch) if p.topic == topic]
             if not idx:
                 continue
-            probs = head.predict_proba(stance_features(emb[idx], t_pro, t_anti))
+            probs = self.stance_proba(head, emb[idx], t_pro, t_anti)
             for i, row in zip(idx, probs, strict=True):
                 k = abstain(row, head.classes, self.unclear_above)
                 stance[i] = (head.classes[k], float(row[k]), f"stance head {head.ident}")

@@ -191,3 +191,33 @@ def test_unclear_only_when_the_head_is_confident_of_it() -> None:
     assert abstain(np.array([0.6, 0.1, 0.3]), classes, 0.55) == 0
     assert abstain(np.array([0.2, 0.5, 0.3]), classes, 0.99) == 1  # a side wins as before
     assert abstain(np.array([0.7, 0.3]), ("unclear", "pro"), 0.9) == 1
+
+
+def test_a_head_retrained_on_another_generic_head_is_set_aside(tmp_path: Path) -> None:
+    from scoring.extractors.features import ON_GENERIC
+    from scoring.extractors.learned import Head, LearnedExtractor
+
+    topic = Topic(id="remote", name="Remote work", pro="Supports working from home.",
+                  anti="Wants people back in the office.")
+    rng = np.random.default_rng(0)
+    n_in = 3 * 384 + 2 + 3  # stance features + the generic head's 3 log-probabilities
+    arrays = {"classes": np.array(["anti", "pro"]), "W0": rng.normal(size=(n_in, 2)),
+              "b0": np.zeros(2), "features": np.array(ON_GENERIC), "topic": np.array("remote"),
+              "name": np.array(topic.name), "pro": np.array(topic.pro),
+              "anti": np.array(topic.anti), "task": np.array("stance")}
+    heads = tmp_path / "heads"
+    heads.mkdir()
+    shipped = LearnedExtractor([topic]).heads["stance"]
+    generic = shipped.ident
+    for key in ("encoder_variant", "encoder_adapter"):
+        arrays[key] = np.array(shipped.meta_str(key))
+    for prior, serves in ((generic, "stance_remote (same descriptions)"),
+                          ("stance@000000000000", "stance (generic")):
+        Head({**arrays, "prior": np.array(prior)}, name="stance_remote").save(
+            heads / "stance_remote.npz")
+        ext = LearnedExtractor([topic], topic_heads_dir=heads)
+        assert ext.stance_heads["remote"].startswith(serves), ext.stance_heads
+        lab = ext.extract([PostPair("p", "I never want to commute again.", "remote")])[0]
+        assert lab.stance in STANCES
+    assert len(ext.stale_heads) == 1 and "stance@000000000000" in ext.stale_heads[0]
+    assert "polarwatch train --from-warehouse --topic remote" in ext.stale_heads[0]
