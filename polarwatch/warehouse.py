@@ -353,3 +353,28 @@ def prune(con: Any, keep_days: float, now: datetime) -> dict[str, int]:
     if deleted["dead_letters"]:
         con.execute(f"DELETE {old_dead}", [now - span])
     return deleted
+
+
+# the latest stance label of each post (one analyst's correction, or a second analyst, wins)
+STANCE_LABELS_SQL = """
+    SELECT p.text, l.value FROM (
+        SELECT platform, post_id, value,
+               row_number() OVER (PARTITION BY platform, post_id
+                                  ORDER BY labelled_at DESC, labeller) AS k
+        FROM labels WHERE task = 'stance' AND topic = ?) l
+    JOIN posts p ON p.platform = l.platform AND p.id = l.post_id
+    WHERE l.k = 1
+    ORDER BY l.platform, l.post_id
+"""
+
+
+def read_stance_labels(path: str | Path, topic: str) -> tuple[list[str], list[str]]:
+    """(texts, labels) of the topic's stance-labelled posts that are still stored: what a
+    retrain learns from (``train --from-warehouse`` and the dashboard's Retrain button)."""
+    with connect(path, read_only=True) as con:
+        if missing_columns(con, "labels"):
+            raise SchemaError(f"{path} has no labels table yet (schema version "
+                              f"{schema_version(con)}): label posts on the dashboard's Label "
+                              f"page first")
+        rows = con.execute(STANCE_LABELS_SQL, [topic]).fetchall()
+    return [r[0] for r in rows], [r[1] for r in rows]

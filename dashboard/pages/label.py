@@ -12,6 +12,11 @@ Every label has one key (Streamlit's ``st.button(shortcut=...)``): 1/2/3 stance,
 hostility, 7/8/9 agreement, S skip, L ask the LLM. With an ``llm`` backend configured, "Ask the
 LLM" shows its suggestion (``dashboard/label_assist.py``), stored apart from the analyst's labels
 so the page can show how often it agrees with them; it is never counted as a label.
+
+"Retrain" (labelling allowed, from the token link) runs what ``polarwatch train --from-warehouse
+--topic ID`` runs (``read_stance_labels``, then ``scoring.retrain_topic``): it writes the head
+file to ``[extractor] learned_topic_heads_dir`` only when it beats the serving head, and nothing
+to the warehouse; the page shows the cross-validated figures and how the stream picks it up.
 """
 
 from __future__ import annotations
@@ -27,12 +32,16 @@ from dashboard.common import Context, ctx, known_topics, pick_topic
 from dashboard.safety import md_text
 from polarwatch.config import load_config
 from polarwatch.errors import PolarwatchError
+from polarwatch.warehouse import read_stance_labels
 from scoring.extractors.base import Extractor
 from scoring.extractors.llm_http import PROMPT_VERSION
+from scoring.retrain import FOLDS, MIN_LABELS
+from scoring.retrain_topic import prepare, train_topic
 
 CURRENT_KEY = "pw_label_current"  # {"topic", "post", "sample", "done": {task: value}}
 SEEN_KEY = "pw_label_seen"  # (platform, id) labelled or skipped in this session
 FLASH_KEY = "pw_label_flash"
+RETRAIN_KEY = "pw_label_retrain"  # topic -> (written/kept/error, lines): the last retrain
 CHOICES = {  # task -> (question, {value: button text})
     "stance": ("Stance towards the topic", {"pro": "pro", "anti": "anti", "unclear": "unclear"}),
     "affect": ("Hostile?", {"yes": "hostile", "no": "not hostile", "unclear": "unclear"}),
@@ -187,6 +196,45 @@ def store(c: Context, current: dict[str, Any], labeller: str, task: str, value: 
     st.rerun()
 
 
+def render_retrain(c: Context, topic: str) -> None:
+    """The retrain button and the last retrain's outcome for `topic` (labelling allowed only)."""
+    st.subheader("Retrain this topic's stance head")
+    st.caption(f"Fits a stance head for {md_text(c.name(topic))} from the analysts' stance "
+               f"labels (the latest per post, random and least confident alike), starting from "
+               f"the general model, and {FOLDS}-fold cross-validates it against the head serving "
+               f"the topic now, as `polarwatch train --from-warehouse --topic {topic}`. Needs "
+               f"{MIN_LABELS} stance labels, {FOLDS} each of pro and anti. The head file is "
+               f"written only if it wins; the warehouse is not changed.")
+    if st.button("Retrain from the labels", key=f"lbl_retrain|{topic}"):
+        retrain(c, topic)
+    outcome = st.session_state.get(RETRAIN_KEY, {}).get(topic)
+    if outcome is not None:
+        kind, lines = outcome
+        {"written": st.success, "kept": st.warning, "error": st.error}[kind](lines[0])
+        for line in lines[1:]:
+            st.info(line)
+
+
+def retrain(c: Context, topic: str) -> None:
+    if not c.may_label():
+        st.error("Not retrained: labelling is off for this page (see above).")
+        return
+    with st.spinner(f"Retraining: loading the learned backend, then {FOLDS}-fold "
+                    f"cross-validation (a minute at most)…"):
+        try:  # what `polarwatch train --from-warehouse --topic ID` runs (stream/retrain.py)
+            cfg = load_config()
+            chosen, out = prepare(cfg, topic)
+            texts, labels = read_stance_labels(c.warehouse, chosen.id)
+            done = train_topic(cfg, chosen, out, texts, labels)
+        except PolarwatchError as exc:  # too few labels, not the learned backend, no heads dir
+            outcome = ("error", [f"Not retrained: {exc}"])
+        else:
+            first, *rest = done.lines()
+            outcome = ("written", [f"Retrained: {first}"] + [f"To use it: {r}" for r in rest]
+                       ) if done.written else ("kept", [f"Not shipped: {first}"])
+    st.session_state.setdefault(RETRAIN_KEY, {})[topic] = outcome
+
+
 def refusal(c: Context) -> str:
     if c.allow_labels:
         return ("Labelling is on, but only from the link `polarwatch dashboard` printed when it "
@@ -230,3 +278,5 @@ if topics is not None:
             st.success("Every stored post of this topic has a label.")
         else:
             render_post(context, shown, name, may_label)
+        if may_label:
+            render_retrain(context, chosen)
