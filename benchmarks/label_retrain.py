@@ -65,6 +65,7 @@ from benchmarks.heads_data import (  # noqa: E402
 from dashboard import label_store  # noqa: E402
 from dashboard.analysis import label_accuracy  # noqa: E402
 from polarwatch.config import Topic, load_config  # noqa: E402
+from polarwatch.errors import SchemaError  # noqa: E402
 from polarwatch.records import SCHEMA_VERSION, Labels  # noqa: E402
 from polarwatch.warehouse import connect, init_schema  # noqa: E402
 from scoring.extractors.base import PostPair  # noqa: E402
@@ -82,6 +83,7 @@ class Source:
     gold: list[str]
     heads_dir: Path | None = None  # None: the shipped heads
     parents: list[str] | None = None  # agreement: each text is a reply to its parent
+    groups: list[int] | None = None  # PERSPECTRUM: the paraphrase cluster of each post
 
 
 @dataclass
@@ -95,10 +97,16 @@ class Checkpoint:
     held_gold: list[str]
     held_serving: list[str]
     held_retrained: list[str]
+    held_unseen: list[bool]  # held-out posts none of whose paraphrases were labelled
     cv_new: float | None = None
     cv_serving: float | None = None
     shipped: bool = False
     candidate: str = ""
+    why_not: str = ""  # why there was no retrain
+
+    def after(self) -> list[str]:
+        """The held-out labels of the head the topic uses after the retrain's decision."""
+        return self.held_retrained if self.shipped else self.held_serving
 
 
 def loto_heads(target: str, tmp: Path) -> Path:
@@ -147,13 +155,31 @@ def semeval(target: str, tmp: Path) -> Source:
 
 def claims(n: int) -> list[Source]:
     out = []
+    clusters = perspective_clusters()
     for c in sorted(perspectrum("dev"), key=lambda c: -len(c.perspectives))[:n]:
         claim = c.text.strip().rstrip(".")
         topic = Topic(f"claim{c.id}", claim[:60], pro=f"In favour of {claim}.",
                       anti=f"Against {claim}.")
+        assert len(clusters[c.id]) == len(c.perspectives)
         out.append(Source(topic, [t for t, _ in c.perspectives],
-                          [STANCE_NAMES[s] for _, s in c.perspectives]))
+                          [STANCE_NAMES[s] for _, s in c.perspectives], groups=clusters[c.id]))
     return out
+
+
+def perspective_clusters() -> dict[int, list[int]]:
+    """Per claim, the cluster index of each perspective in ``heads_data.perspectrum``'s order:
+    a cluster holds paraphrases of one perspective."""
+    import json
+
+    from benchmarks.heads_data import DATA_DIR
+
+    base = DATA_DIR / "perspectrum"
+    pool = {p["pId"] for p in
+            json.loads((base / "perspective_pool_v1.0.json").read_text(encoding="utf-8"))}
+    return {int(c["cId"]): [k for k, cl in enumerate(c["perspectives"]) for pid in cl["pids"]
+                            if pid in pool]
+            for c in json.loads((base / "perspectrum_with_answers_v1.0.json")
+                                .read_text(encoding="utf-8"))}
 
 
 def debagreement() -> Source:
@@ -243,17 +269,18 @@ def run(src: Source, task: str, checkpoints: list[int], random_share: float, tmp
         label_until(path, src, task, n, random_share, done)
         page = label_accuracy(label_store.random_labels(path), src.topic.id).get(task)
         held = sorted(set(range(len(src.texts))) - set(done))
+        seen = {src.groups[i] for i in done} if src.groups else set()
         cp = Checkpoint(len(done), page, true_acc,
                         float(np.mean([model[i] == src.gold[i] for i in done])),
-                        [src.gold[i] for i in held], [model[i] for i in held], [])
+                        [src.gold[i] for i in held], [model[i] for i in held], [],
+                        [not src.groups or src.groups[i] not in seen for i in held])
         if task == "stance":
             cfg = load_config(cfg_path, env={})
             ship = tmp / f"ship{n}" / f"stance_{src.topic.id}.npz"
             try:
                 result = train_from_warehouse(cfg, src.topic.id, ship, extractor=serving)
-            except Exception as exc:  # too few labels of a side: say so, go on
-                print(f"{src.topic.id}, {n} labels: no retrain: {exc}", file=sys.stderr,
-                      flush=True)
+            except SchemaError as exc:  # too few labels of a side: say so, go on
+                cp.why_not = str(exc).split(": ", 1)[-1]
                 out.append(cp)
                 continue
             r = result.result
@@ -280,24 +307,37 @@ def show(name: str, cps: list[Checkpoint], task: str) -> None:
             line += f" | {len(cp.held_gold)} | {f_avg(cp.held_gold, cp.held_serving):.3f}"
             if cp.held_retrained:
                 line += (f" | **{f_avg(cp.held_gold, cp.held_retrained):.3f}** | "
-                         f"{cp.cv_new:.3f} vs {cp.cv_serving:.3f} | "
-                         f"{'yes' if cp.shipped else 'no'} ({cp.candidate})")
+                         f"{f_avg(cp.held_gold, cp.after()):.3f} | "
+                         f"{cp.cv_new:.3f} vs {cp.cv_serving:.3f}: "
+                         f"{'ships' if cp.shipped else 'kept'} ({cp.candidate})")
             else:
-                line += " | — | — | no retrain"
+                line += f" | — | {f_avg(cp.held_gold, cp.held_serving):.3f} | {cp.why_not}"
         print(line + " |", flush=True)
 
 
 def pooled(name: str, runs: list[list[Checkpoint]], checkpoints: list[int]) -> None:
-    """F_avg over every claim's held-out posts at each checkpoint (claims that reached it)."""
+    """F_avg over every topic's held-out posts at each checkpoint (topics that reached it and
+    were retrained), and over those none of whose paraphrases were labelled."""
     for n in checkpoints:
         cps = [cp for cps in runs for cp in cps if cp.n == n and cp.held_retrained]
         if not cps:
             continue
-        gold = [g for cp in cps for g in cp.held_gold]
-        print(f"| {name} pooled, {len(cps)} claims | {n} | | | | {len(gold)} | "
-              f"{f_avg(gold, [p for cp in cps for p in cp.held_serving]):.3f} | "
-              f"**{f_avg(gold, [p for cp in cps for p in cp.held_retrained]):.3f}** | | "
-              f"{sum(cp.shipped for cp in cps)} of {len(cps)} |", flush=True)
+        for unseen in (False, True):
+            keep = [[u or not unseen for u in cp.held_unseen] for cp in cps]
+            if unseen and all(all(k) for k in keep):
+                continue
+
+            def pick(xs: list[list[str]], keep: list[list[bool]] = keep) -> list[str]:
+                return [x for x_cp, k_cp in zip(xs, keep, strict=True)
+                        for x, k in zip(x_cp, k_cp, strict=True) if k]
+
+            gold = pick([cp.held_gold for cp in cps])
+            print(f"| {name} pooled, {len(cps)} topics"
+                  f"{', held-out posts with no labelled paraphrase' if unseen else ''} | {n} | "
+                  f"| | | {len(gold)} | {f_avg(gold, pick([cp.held_serving for cp in cps])):.3f}"
+                  f" | **{f_avg(gold, pick([cp.held_retrained for cp in cps])):.3f}** | "
+                  f"{f_avg(gold, pick([cp.after() for cp in cps])):.3f} | "
+                  f"{sum(cp.shipped for cp in cps)} of {len(cps)} ship |", flush=True)
 
 
 def main() -> int:
@@ -313,15 +353,17 @@ def main() -> int:
     cps_sorted = sorted(args.labels)
     print("| source | labels | page accuracy [95 %] (random labels) | true accuracy, every "
           "post | accuracy on every labelled post | held-out posts | F_avg serving head | "
-          "F_avg retrained head | CV F_avg on the labels, new vs serving | ships? |\n"
-          "|---|---:|---|---:|---:|---:|---:|---:|---|---|", flush=True)
+          "F_avg retrained head | F_avg after the decision | CV F_avg on the labels, new vs "
+          "serving: decision |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---|", flush=True)
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
+        runs = []
         for target in args.semeval:
             src = semeval(target, tmp)
-            show(f"SemEval {target} (left out)",
-                 run(src, "stance", cps_sorted, args.random_share, tmp / f"s-{target}"),
-                 "stance")
+            cps = run(src, "stance", cps_sorted, args.random_share, tmp / f"s-{target}")
+            show(f"SemEval {target} (left out)", cps, "stance")
+            runs.append(cps)
+        pooled("SemEval", runs, cps_sorted)
         runs = []
         for src in claims(args.claims):
             cps = run(src, "stance", cps_sorted, args.random_share, tmp / src.topic.id)

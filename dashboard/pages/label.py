@@ -210,9 +210,9 @@ def render_retrain(c: Context, topic: str) -> None:
     outcome = st.session_state.get(RETRAIN_KEY, {}).get(topic)
     if outcome is not None:
         kind, lines = outcome
-        {"written": st.success, "kept": st.warning, "error": st.error}[kind](lines[0])
+        {"written": st.success, "kept": st.warning, "error": st.error}[kind](md_text(lines[0]))
         for line in lines[1:]:
-            st.info(line)
+            st.info(md_text(line))
 
 
 def retrain(c: Context, topic: str) -> None:
