@@ -378,3 +378,25 @@ def read_stance_labels(path: str | Path, topic: str) -> tuple[list[str], list[st
                               f"page first")
         rows = con.execute(STANCE_LABELS_SQL, [topic]).fetchall()
     return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def random_order_key(alias: str = "p", id_column: str = "id") -> str:
+    """SQL for a post's place in its topic's fixed random order (a hash of platform, id and
+    topic; the same in every session). The Label page draws its random share in this order,
+    skipping posts already labelled, so every post before its furthest random draw has been
+    labelled, whichever share drew it: that prefix is the uniform random sample."""
+    return (f"hash({alias}.platform || chr(31) || {alias}.{id_column} || chr(31) || "
+            f"{alias}.topic)")
+
+
+# The random sample's labels: every label of a post up to the topic's furthest random draw in
+# the random order. Counting only labels drawn *as* random would drop the posts the least-
+# confident share took first (they leave the random pool), biasing accuracy upwards.
+RANDOM_SAMPLE_LABELS_SQL = f"""
+    WITH frontier AS (
+        SELECT topic, max({random_order_key("l", "post_id")}) AS last
+        FROM labels l WHERE sample = 'random' GROUP BY topic)
+    SELECT l.topic, l.task, l.value, l.model_value
+    FROM labels l JOIN frontier f ON f.topic = l.topic
+    WHERE {random_order_key("l", "post_id")} <= f.last
+    ORDER BY l.topic, l.task, l.platform, l.post_id, l.labeller"""

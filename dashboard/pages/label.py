@@ -4,9 +4,10 @@ with the parent), one click per label. The labels go to the ``labels`` table
 accuracy on the Topic page.
 
 Which post comes next (``scoring.label_accuracy.pick_next``): ``[dashboard] label_random_share``
-of them drawn at random (the unbiased accuracy estimate), the rest the model's least confident
-first. A post with a label is not shown again. Off unless ``[dashboard] allow_labels``, and then
-only from the ``?token=`` link ``polarwatch dashboard`` prints (like editing events).
+of them drawn at random (the unbiased accuracy estimate), the rest those where the LLM's stored
+suggestion contradicts the model first, then the model's least confident. A post with a label
+is not shown again. Off unless ``[dashboard] allow_labels``, and then only from the ``?token=``
+link ``polarwatch dashboard`` prints (like editing events).
 
 Every label has one key (Streamlit's ``st.button(shortcut=...)``): 1/2/3 stance, 4/5/6
 hostility, 7/8/9 agreement, S skip, L ask the LLM. With an ``llm`` backend configured, "Ask the
@@ -90,6 +91,14 @@ def finish(current: dict[str, Any]) -> None:
     st.session_state.pop(CURRENT_KEY, None)
 
 
+def why_drawn(sample: str, post: dict[str, Any]) -> str:
+    if sample == "random":
+        return "at random"
+    if not is_missing(post.get("disagreements")) and int(post["disagreements"]) > 0:
+        return "because the LLM's suggestion contradicts the model"
+    return "for its low confidence"
+
+
 def render_post(c: Context, current: dict[str, Any], labeller: str, allowed: bool) -> None:
     post = current["post"]
     if not is_missing(post.get("parent_text")):
@@ -98,8 +107,8 @@ def render_post(c: Context, current: dict[str, Any], labeller: str, allowed: boo
     st.html(card(str(post["author_id"]), post["text"], post["created_at"],
                  indent=28 if not is_missing(post.get("parent_text")) else 0))
     st.caption(f"Post {md_text(post['id'])} on {md_text(post['platform'])} · drawn "
-               f"{'at random' if current['sample'] == 'random' else 'for its low confidence'}"
-               f" · the model's labels are hidden so they do not sway you")
+               f"{why_drawn(current['sample'], post)} · the model's labels are hidden so they "
+               f"do not sway you")
     done: dict[str, str] = current["done"]
     ident = f"{post['platform']}|{post['id']}"
     for task in tasks_for(post):
