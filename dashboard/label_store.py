@@ -213,6 +213,16 @@ def suggestion_pairs(path: str | Path, topic: str) -> pd.DataFrame:
     return _live(path, (_AGREEMENT, [topic]))[0]
 
 
+def suggestion_pairs_read(path: str | Path, topic: str) -> pd.DataFrame:
+    """:func:`suggestion_pairs` through the readers' snapshot (the Topic page); empty on a
+    file without the labels or suggestions table."""
+    have = read_frame(path, "SELECT count(*) FROM duckdb_tables() WHERE table_name IN "
+                            "('labels', 'label_suggestions') AND schema_name = current_schema()")
+    if int(have.iloc[0, 0]) < 2:
+        return pd.DataFrame(columns=["task", "value", "suggestion", "model", "after_seeing"])
+    return read_frame(path, _AGREEMENT, [topic])
+
+
 def _counted(df: pd.DataFrame) -> tuple[int, int]:
     return int(df["n"].iloc[0]), int(df["n_random"].iloc[0])
 

@@ -28,7 +28,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import label_assist, label_store
-from dashboard.analysis import is_missing, llm_agreement
+from dashboard.analysis import describe_llm_agreement, is_missing
 from dashboard.common import Context, ctx, known_topics, pick_topic
 from dashboard.safety import md_text
 from polarwatch.config import load_config
@@ -176,15 +176,9 @@ def ask(c: Context, current: dict[str, Any], labeller: str) -> None:
 
 def render_agreement(c: Context, topic: str) -> None:
     """How often the LLM's suggestions matched the analysts' labels on `topic`."""
-    pairs = label_store.suggestion_pairs(c.warehouse, topic)
-    if pairs.empty:
-        return
-    agreed = llm_agreement(pairs)
-    swayed = int(pairs["after_seeing"].sum())
-    st.caption("The LLM agreed with the analysts' labels: " + "; ".join(
-        f"{m.task} {m.correct} of {m.n} ({m.accuracy:.0%}, 95 % interval {m.lower:.0%}–"
-        f"{m.upper:.0%})" for m in agreed.values() if m.accuracy is not None)
-        + f". {swayed} of these {len(pairs)} labels were made after seeing its suggestion.")
+    sentence = describe_llm_agreement(label_store.suggestion_pairs(c.warehouse, topic))
+    if sentence:
+        st.caption(sentence)
 
 
 def store(c: Context, current: dict[str, Any], labeller: str, task: str, value: str) -> None:
