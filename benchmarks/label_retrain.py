@@ -91,7 +91,8 @@ class Checkpoint:
     """One topic after n labels: what the page says and what a retrain does."""
 
     n: int
-    page: Any  # TaskAccuracy of the random labels (None before the first)
+    page: Any  # TaskAccuracy of the random sample (None before the first)
+    drawn_random: Any  # TaskAccuracy of the labels drawn as random only (the old estimate)
     true_accuracy: float
     on_labelled: float
     held_gold: list[str]
@@ -244,6 +245,14 @@ def label_until(path: Path, src: Source, task: str, n: int, random_share: float,
         done.append(i)
 
 
+def drawn_random(path: Path) -> Any:
+    """The labels drawn as random only: what the page counted before the random sample kept
+    the posts the least-confident share labelled first."""
+    with connect(path, read_only=True) as con:
+        return con.execute("SELECT topic, task, value, model_value FROM labels "
+                           "WHERE sample = 'random'").df()
+
+
 def run(src: Source, task: str, checkpoints: list[int], random_share: float, tmp: Path
         ) -> list[Checkpoint]:
     from scoring.extractors.registry import get_extractor
@@ -268,9 +277,10 @@ def run(src: Source, task: str, checkpoints: list[int], random_share: float, tmp
             break
         label_until(path, src, task, n, random_share, done)
         page = label_accuracy(label_store.random_labels(path), src.topic.id).get(task)
+        drawn = label_accuracy(drawn_random(path), src.topic.id).get(task)
         held = sorted(set(range(len(src.texts))) - set(done))
         seen = {src.groups[i] for i in done} if src.groups else set()
-        cp = Checkpoint(len(done), page, true_acc,
+        cp = Checkpoint(len(done), page, drawn, true_acc,
                         float(np.mean([model[i] == src.gold[i] for i in done])),
                         [src.gold[i] for i in held], [model[i] for i in held], [],
                         [not src.groups or src.groups[i] not in seen for i in held])
@@ -297,12 +307,15 @@ def run(src: Source, task: str, checkpoints: list[int], random_share: float, tmp
     return out
 
 
+def _acc(m: Any) -> str:
+    return (f"{m.accuracy:.3f} [{m.lower:.2f}, {m.upper:.2f}] (n={m.n})"
+            if m is not None and m.accuracy is not None else "—")
+
+
 def show(name: str, cps: list[Checkpoint], task: str) -> None:
     for cp in cps:
-        page = cp.page
-        figure = (f"{page.accuracy:.3f} [{page.lower:.2f}, {page.upper:.2f}] (n={page.n})"
-                  if page is not None and page.accuracy is not None else "—")
-        line = (f"| {name} | {cp.n} | {figure} | {cp.true_accuracy:.3f} | {cp.on_labelled:.3f}")
+        line = (f"| {name} | {cp.n} | {_acc(cp.page)} | {cp.true_accuracy:.3f} | "
+                f"{_acc(cp.drawn_random)} | {cp.on_labelled:.3f}")
         if task == "stance":
             line += f" | {len(cp.held_gold)} | {f_avg(cp.held_gold, cp.held_serving):.3f}"
             if cp.held_retrained:
@@ -334,7 +347,7 @@ def pooled(name: str, runs: list[list[Checkpoint]], checkpoints: list[int]) -> N
             gold = pick([cp.held_gold for cp in cps])
             print(f"| {name} pooled, {len(cps)} topics"
                   f"{', held-out posts with no labelled paraphrase' if unseen else ''} | {n} | "
-                  f"| | | {len(gold)} | {f_avg(gold, pick([cp.held_serving for cp in cps])):.3f}"
+                  f"| | | | {len(gold)} | {f_avg(gold, pick([cp.held_serving for cp in cps])):.3f}"
                   f" | **{f_avg(gold, pick([cp.held_retrained for cp in cps])):.3f}** | "
                   f"{f_avg(gold, pick([cp.after() for cp in cps])):.3f} | "
                   f"{sum(cp.shipped for cp in cps)} of {len(cps)} ship |", flush=True)
@@ -351,10 +364,11 @@ def main() -> int:
     ap.add_argument("--random-share", type=float, default=0.3)
     args = ap.parse_args()
     cps_sorted = sorted(args.labels)
-    print("| source | labels | page accuracy [95 %] (random labels) | true accuracy, every "
-          "post | accuracy on every labelled post | held-out posts | F_avg serving head | "
+    print("| source | labels | page accuracy [95 %] (random sample) | true accuracy, every "
+          "post | labels drawn as random only | accuracy on every labelled post | held-out "
+          "posts | F_avg serving head | "
           "F_avg retrained head | F_avg after the decision | CV F_avg on the labels, new vs "
-          "serving: decision |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---|", flush=True)
+          "serving: decision |\n|---|---:|---|---:|---|---:|---:|---:|---:|---:|---|", flush=True)
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         runs = []
