@@ -209,3 +209,18 @@ def llm_agreement(pairs: pd.DataFrame) -> dict[str, TaskAccuracy]:
     return accuracy_by_task((str(task), str(value), str(suggestion)) for task, value, suggestion
                             in zip(pairs["task"], pairs["value"], pairs["suggestion"],
                                    strict=True))
+
+
+def describe_llm_agreement(pairs: pd.DataFrame) -> str | None:
+    """One sentence on how often the LLM's suggestions matched the analysts' labels (rows of
+    ``label_store.suggestion_pairs``, with ``after_seeing``), per task with its Wilson interval,
+    and how many labels were made after seeing the suggestion; None without pairs. The Label
+    and Topic pages both say it."""
+    if pairs.empty:
+        return None
+    agreed = llm_agreement(pairs)
+    swayed = int(pairs["after_seeing"].fillna(False).astype(bool).sum())
+    return ("The LLM agreed with the analysts' labels: " + "; ".join(
+        f"{m.task} {m.correct} of {m.n} ({m.accuracy:.0%}, 95 % interval {m.lower:.0%}–"
+        f"{m.upper:.0%})" for m in agreed.values() if m.accuracy is not None)
+        + f". {swayed} of these {len(pairs)} labels were made after seeing its suggestion.")

@@ -26,7 +26,14 @@ from dashboard.results import read_frame
 from polarwatch.errors import PolarwatchError
 from polarwatch.records import LABEL_TASKS
 from polarwatch.tables import AnalystLabel, LabelSuggestion
-from polarwatch.warehouse import TABLES, connect, init_schema, transaction
+from polarwatch.warehouse import (
+    RANDOM_SAMPLE_LABELS_SQL,
+    TABLES,
+    connect,
+    init_schema,
+    random_order_key,
+    transaction,
+)
 from scoring.label_accuracy import pick_next
 
 QUEUE_SIZE = 50  # candidates fetched per pool and click (the page skips those it has seen)
@@ -124,37 +131,48 @@ def _live(path: str | Path, *queries: tuple[str, list[Any]]) -> list[pd.DataFram
 _QUEUE = """
     SELECT p.platform, p.id, p.topic, p.text, p.author_id, p.created_at, p.parent_id,
            p.stance, p.stance_conf, p.affect, p.affect_conf, p.agreement, p.agreement_conf,
-           q.text AS parent_text, q.author_id AS parent_author
+           q.text AS parent_text, q.author_id AS parent_author,
+           coalesce(d.n, 0) AS disagreements
     FROM posts p
     LEFT JOIN posts q ON q.platform = p.platform AND q.id = p.parent_id
+    LEFT JOIN (  -- tasks on which another backend (the LLM's suggestions) contradicts the model
+        SELECT s.platform, s.post_id, count(DISTINCT s.task) AS n
+        FROM label_suggestions s JOIN posts x ON x.platform = s.platform AND x.id = s.post_id
+        WHERE x.topic = ? AND s.value IS DISTINCT FROM CASE s.task WHEN 'stance' THEN x.stance
+            WHEN 'affect' THEN x.affect ELSE x.agreement END
+        GROUP BY s.platform, s.post_id) d ON d.platform = p.platform AND d.post_id = p.id
     WHERE p.topic = ? AND NOT EXISTS (
         SELECT 1 FROM labels l WHERE l.platform = p.platform AND l.post_id = p.id)
     ORDER BY {order} LIMIT ?"""
 # A random order that is the same for every session (a uniform random sample is any prefix)
-RANDOM_ORDER = "hash(p.platform || chr(31) || p.id || chr(31) || p.topic), p.platform, p.id"
-# Least confident first: the lowest confidence among the labels the analyst is asked for
-LEAST_CONFIDENT = ("least(coalesce(p.stance_conf, 0), coalesce(p.affect_conf, 0), "
-                   "coalesce(p.agreement_conf, 1)), p.platform, p.id")
+RANDOM_ORDER = f"{random_order_key('p')}, p.platform, p.id"
+# What teaches most first: posts where another backend disagrees with the model (on more tasks
+# first), then the lowest confidence among the labels the analyst is asked for
+INFORMATIVE_ORDER = ("coalesce(d.n, 0) DESC, least(coalesce(p.stance_conf, 0), "
+                     "coalesce(p.affect_conf, 0), coalesce(p.agreement_conf, 1)), p.platform, "
+                     "p.id")
 
 
 def queue(path: str | Path, topic: str, limit: int = QUEUE_SIZE
           ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(random, informative): up to `limit` unlabelled posts of `topic` in a fixed random
-    order, and least confident first, with each reply's parent text (live file)."""
+    order, and :data:`INFORMATIVE_ORDER` (another backend disagrees, then least confident
+    first), with each reply's parent text (live file)."""
     random_pool, informative_pool = _live(path, *_queue_queries(topic, limit))
     return random_pool, informative_pool
 
 
 def _queue_queries(topic: str, limit: int) -> list[tuple[str, list[Any]]]:
-    return [(_QUEUE.format(order=order), [topic, limit])
-            for order in (RANDOM_ORDER, LEAST_CONFIDENT)]
+    return [(_QUEUE.format(order=order), [topic, topic, limit])
+            for order in (RANDOM_ORDER, INFORMATIVE_ORDER)]
 
 
 def next_post(path: str | Path, topic: str, random_share: float,
               skip: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset()
               ) -> tuple[dict[str, Any], str] | None:
     """The next post of `topic` to label (a row of :func:`queue`) and why it was drawn
-    (``scoring.label_accuracy.pick_next``: the random share by quota, else least confident);
+    (``scoring.label_accuracy.pick_next``: the random share by quota, else the most
+    informative: :data:`INFORMATIVE_ORDER`);
     None when every post not in `skip` has a label."""
     random_pool, informative_pool, counts = _live(  # one connection per page run
         path, *_queue_queries(topic, QUEUE_SIZE), (_COUNTS, [topic]))
@@ -195,18 +213,29 @@ def suggestion_pairs(path: str | Path, topic: str) -> pd.DataFrame:
     return _live(path, (_AGREEMENT, [topic]))[0]
 
 
+def suggestion_pairs_read(path: str | Path, topic: str) -> pd.DataFrame:
+    """:func:`suggestion_pairs` through the readers' snapshot (the Topic page); empty on a
+    file without the labels or suggestions table."""
+    have = read_frame(path, "SELECT count(*) FROM duckdb_tables() WHERE table_name IN "
+                            "('labels', 'label_suggestions') AND schema_name = current_schema()")
+    if int(have.iloc[0, 0]) < 2:
+        return pd.DataFrame(columns=["task", "value", "suggestion", "model", "after_seeing"])
+    return read_frame(path, _AGREEMENT, [topic])
+
+
 def _counted(df: pd.DataFrame) -> tuple[int, int]:
     return int(df["n"].iloc[0]), int(df["n_random"].iloc[0])
 
 
 def random_labels(path: str | Path) -> pd.DataFrame:
-    """Every random-sample label (columns topic, task, value, model_value), through the
-    readers' snapshot; empty on a file without the labels table."""
+    """Every label of the random sample (columns topic, task, value, model_value): each
+    topic's posts up to its furthest random draw, including those the least-confident share
+    labelled first (``polarwatch.warehouse.RANDOM_SAMPLE_LABELS_SQL``), through the readers'
+    snapshot; empty on a file without the labels table."""
     df = read_frame(path, _HAS_LABELS)
     if not int(df.iloc[0, 0]):
         return pd.DataFrame(columns=["topic", "task", "value", "model_value"])
-    return read_frame(path, "SELECT topic, task, value, model_value FROM labels "
-                            "WHERE sample = 'random' ORDER BY topic, task")
+    return read_frame(path, RANDOM_SAMPLE_LABELS_SQL)
 
 
 def _missing(value: object) -> bool:

@@ -53,7 +53,9 @@ CANDIDATES: tuple[tuple[str, float], ...] = (("recalibrate", RECALIBRATE_C),
 
 @dataclass
 class RetrainResult:
-    """What a retrain measured; ``arrays`` is the new head (``None``: it did not win)."""
+    """What a retrain measured. ``fitted`` is the new head fitted on every label, whether or
+    not it won (benchmarks score it on posts nobody labelled); ``arrays`` is the head to ship:
+    ``fitted`` when it beat the current head on the labels, else ``None``."""
 
     topic: str
     n_labels: int
@@ -65,11 +67,15 @@ class RetrainResult:
     prior: str  # the head the new one starts from
     candidate: str  # e.g. "prior+features C=0.1"
     seconds: float
-    arrays: dict[str, Any] | None = field(default=None, repr=False)
+    fitted: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def improved(self) -> bool:
         return self.new_f_avg > self.current_f_avg
+
+    @property
+    def arrays(self) -> dict[str, Any] | None:
+        return self.fitted if self.improved else None
 
 
 def f_avg(truth: Sequence[str], predicted: Sequence[str]) -> float:
@@ -197,9 +203,8 @@ def retrain_stance(texts: Sequence[str], labels: Sequence[str], topic: Topic, ex
         new_f_avg=round(new, 4), current_f_avg=round(current, 4),
         current_head=extractor.stance_heads.get(topic.id, "?"), prior=generic.ident,
         candidate=f"{kind} C={c:g}", seconds=0.0)
-    if result.improved:
-        model = fit_candidate(x, g, y, len(classes), kind, c)
-        result.arrays = _head_arrays(model, classes, topic, generic, result)
+    model = fit_candidate(x, g, y, len(classes), kind, c)
+    result.fitted = _head_arrays(model, classes, topic, generic, result)
     result.seconds = time.monotonic() - t0
     return result
 

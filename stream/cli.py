@@ -29,22 +29,12 @@ def cmd_stream(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_train_from_warehouse(cfg: Config, args: argparse.Namespace) -> int:
-    from scoring.retrain import FOLDS
-    from stream.retrain import RESTART_HINT, train_from_warehouse
+    from stream.retrain import train_from_warehouse
 
     done = train_from_warehouse(cfg, args.topic, Path(args.output) if args.output else None,
                                 seed=args.seed, progress=show_progress(args), say=_say)
-    r = done.result
-    left = (f"; left out (fewer than {FOLDS} each): {r.left_out}" if r.left_out else "")
-    figures = (f"{FOLDS}-fold cross-validated F_avg {r.new_f_avg:.3f} (new head, {r.candidate}, "
-               f"from {r.prior}) vs {r.current_f_avg:.3f} (current: {r.current_head}) on the "
-               f"same {r.n_labels:,} labels {r.counts}{left}; {r.seconds:.1f} s")
-    if not done.written:
-        _say(f"train: kept the current head, the new one does not beat it: {figures}; "
-             f"nothing written")
-        return 0
-    _say(f"train: wrote {done.output}: {figures}")
-    _say("train: " + RESTART_HINT.format(topic=r.topic))
+    for line in done.lines():
+        _say(f"train: {line}")
     return 0
 
 

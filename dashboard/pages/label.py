@@ -4,14 +4,20 @@ with the parent), one click per label. The labels go to the ``labels`` table
 accuracy on the Topic page.
 
 Which post comes next (``scoring.label_accuracy.pick_next``): ``[dashboard] label_random_share``
-of them drawn at random (the unbiased accuracy estimate), the rest the model's least confident
-first. A post with a label is not shown again. Off unless ``[dashboard] allow_labels``, and then
-only from the ``?token=`` link ``polarwatch dashboard`` prints (like editing events).
+of them drawn at random (the unbiased accuracy estimate), the rest those where the LLM's stored
+suggestion contradicts the model first, then the model's least confident. A post with a label
+is not shown again. Off unless ``[dashboard] allow_labels``, and then only from the ``?token=``
+link ``polarwatch dashboard`` prints (like editing events).
 
 Every label has one key (Streamlit's ``st.button(shortcut=...)``): 1/2/3 stance, 4/5/6
 hostility, 7/8/9 agreement, S skip, L ask the LLM. With an ``llm`` backend configured, "Ask the
 LLM" shows its suggestion (``dashboard/label_assist.py``), stored apart from the analyst's labels
 so the page can show how often it agrees with them; it is never counted as a label.
+
+"Retrain" (labelling allowed, from the token link) runs what ``polarwatch train --from-warehouse
+--topic ID`` runs (``read_stance_labels``, then ``scoring.retrain_topic``): it writes the head
+file to ``[extractor] learned_topic_heads_dir`` only when it beats the serving head, and nothing
+to the warehouse; the page shows the cross-validated figures and how the stream picks it up.
 """
 
 from __future__ import annotations
@@ -22,17 +28,21 @@ from typing import Any
 import streamlit as st
 
 from dashboard import label_assist, label_store
-from dashboard.analysis import is_missing, llm_agreement
+from dashboard.analysis import describe_llm_agreement, is_missing
 from dashboard.common import Context, ctx, known_topics, pick_topic
 from dashboard.safety import md_text
 from polarwatch.config import load_config
 from polarwatch.errors import PolarwatchError
+from polarwatch.warehouse import read_stance_labels
 from scoring.extractors.base import Extractor
 from scoring.extractors.llm_http import PROMPT_VERSION
+from scoring.retrain import FOLDS, MIN_LABELS
+from scoring.retrain_topic import prepare, train_topic
 
 CURRENT_KEY = "pw_label_current"  # {"topic", "post", "sample", "done": {task: value}}
 SEEN_KEY = "pw_label_seen"  # (platform, id) labelled or skipped in this session
 FLASH_KEY = "pw_label_flash"
+RETRAIN_KEY = "pw_label_retrain"  # topic -> (written/kept/error, lines): the last retrain
 CHOICES = {  # task -> (question, {value: button text})
     "stance": ("Stance towards the topic", {"pro": "pro", "anti": "anti", "unclear": "unclear"}),
     "affect": ("Hostile?", {"yes": "hostile", "no": "not hostile", "unclear": "unclear"}),
@@ -81,6 +91,14 @@ def finish(current: dict[str, Any]) -> None:
     st.session_state.pop(CURRENT_KEY, None)
 
 
+def why_drawn(sample: str, post: dict[str, Any]) -> str:
+    if sample == "random":
+        return "at random"
+    if not is_missing(post.get("disagreements")) and int(post["disagreements"]) > 0:
+        return "because the LLM's suggestion contradicts the model"
+    return "for its low confidence"
+
+
 def render_post(c: Context, current: dict[str, Any], labeller: str, allowed: bool) -> None:
     post = current["post"]
     if not is_missing(post.get("parent_text")):
@@ -89,8 +107,8 @@ def render_post(c: Context, current: dict[str, Any], labeller: str, allowed: boo
     st.html(card(str(post["author_id"]), post["text"], post["created_at"],
                  indent=28 if not is_missing(post.get("parent_text")) else 0))
     st.caption(f"Post {md_text(post['id'])} on {md_text(post['platform'])} · drawn "
-               f"{'at random' if current['sample'] == 'random' else 'for its low confidence'}"
-               f" · the model's labels are hidden so they do not sway you")
+               f"{why_drawn(current['sample'], post)} · the model's labels are hidden so they "
+               f"do not sway you")
     done: dict[str, str] = current["done"]
     ident = f"{post['platform']}|{post['id']}"
     for task in tasks_for(post):
@@ -158,15 +176,9 @@ def ask(c: Context, current: dict[str, Any], labeller: str) -> None:
 
 def render_agreement(c: Context, topic: str) -> None:
     """How often the LLM's suggestions matched the analysts' labels on `topic`."""
-    pairs = label_store.suggestion_pairs(c.warehouse, topic)
-    if pairs.empty:
-        return
-    agreed = llm_agreement(pairs)
-    swayed = int(pairs["after_seeing"].sum())
-    st.caption("The LLM agreed with the analysts' labels: " + "; ".join(
-        f"{m.task} {m.correct} of {m.n} ({m.accuracy:.0%}, 95 % interval {m.lower:.0%}–"
-        f"{m.upper:.0%})" for m in agreed.values() if m.accuracy is not None)
-        + f". {swayed} of these {len(pairs)} labels were made after seeing its suggestion.")
+    sentence = describe_llm_agreement(label_store.suggestion_pairs(c.warehouse, topic))
+    if sentence:
+        st.caption(sentence)
 
 
 def store(c: Context, current: dict[str, Any], labeller: str, task: str, value: str) -> None:
@@ -185,6 +197,45 @@ def store(c: Context, current: dict[str, Any], labeller: str, task: str, value: 
         finish(current)
         st.session_state[FLASH_KEY] = f"Stored the labels of post {md_text(current['post']['id'])}."
     st.rerun()
+
+
+def render_retrain(c: Context, topic: str) -> None:
+    """The retrain button and the last retrain's outcome for `topic` (labelling allowed only)."""
+    st.subheader("Retrain this topic's stance head")
+    st.caption(f"Fits a stance head for {md_text(c.name(topic))} from the analysts' stance "
+               f"labels (the latest per post, random and least confident alike), starting from "
+               f"the general model, and {FOLDS}-fold cross-validates it against the head serving "
+               f"the topic now, as `polarwatch train --from-warehouse --topic {topic}`. Needs "
+               f"{MIN_LABELS} stance labels, {FOLDS} each of pro and anti. The head file is "
+               f"written only if it wins; the warehouse is not changed.")
+    if st.button("Retrain from the labels", key=f"lbl_retrain|{topic}"):
+        retrain(c, topic)
+    outcome = st.session_state.get(RETRAIN_KEY, {}).get(topic)
+    if outcome is not None:
+        kind, lines = outcome
+        {"written": st.success, "kept": st.warning, "error": st.error}[kind](md_text(lines[0]))
+        for line in lines[1:]:
+            st.info(md_text(line))
+
+
+def retrain(c: Context, topic: str) -> None:
+    if not c.may_label():
+        st.error("Not retrained: labelling is off for this page (see above).")
+        return
+    with st.spinner(f"Retraining: loading the learned backend, then {FOLDS}-fold "
+                    f"cross-validation (a minute at most)…"):
+        try:  # what `polarwatch train --from-warehouse --topic ID` runs (stream/retrain.py)
+            cfg = load_config()
+            chosen, out = prepare(cfg, topic)
+            texts, labels = read_stance_labels(c.warehouse, chosen.id)
+            done = train_topic(cfg, chosen, out, texts, labels)
+        except PolarwatchError as exc:  # too few labels, not the learned backend, no heads dir
+            outcome = ("error", [f"Not retrained: {exc}"])
+        else:
+            first, *rest = done.lines()
+            outcome = ("written", [f"Retrained: {first}"] + [f"To use it: {r}" for r in rest]
+                       ) if done.written else ("kept", [f"Not shipped: {first}"])
+    st.session_state.setdefault(RETRAIN_KEY, {})[topic] = outcome
 
 
 def refusal(c: Context) -> str:
@@ -230,3 +281,5 @@ if topics is not None:
             st.success("Every stored post of this topic has a label.")
         else:
             render_post(context, shown, name, may_label)
+        if may_label:
+            render_retrain(context, chosen)

@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard import charts, label_store, queries
 from dashboard.analysis import (
     describe_flags,
+    describe_llm_agreement,
     event_study,
     event_study_range,
     events_frame,
@@ -62,6 +63,10 @@ def render_accuracy(c: Context, topic: str) -> None:
         table(rows, hide_index=True, column_config={
             "accuracy": st.column_config.NumberColumn(format="%.2f"),
             "macro-F1": st.column_config.NumberColumn(format="%.2f")})
+    pairs = read(c, label_store.suggestion_pairs_read, topic)
+    sentence = None if pairs is None else describe_llm_agreement(pairs)
+    if sentence:  # the same figure as the Label page's: the LLM as the analysts' assistant
+        st.caption(sentence + " Its suggestions are never counted as labels.")
 
 
 def render_series(c: Context, topic: str, metric: str, window: str, native_window: str) -> None:

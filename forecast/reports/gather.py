@@ -17,7 +17,7 @@ from forecast.event_conversations import event_studies
 from polarwatch.config import Config, parse_duration
 from polarwatch.errors import ConfigError, PolarwatchError
 from polarwatch.events import Event, events_path, load_events
-from polarwatch.warehouse import connect, missing_columns
+from polarwatch.warehouse import RANDOM_SAMPLE_LABELS_SQL, connect, missing_columns
 
 DRIVERS_PER_FLAG = 5  # conversations listed under each active flag
 
@@ -62,15 +62,14 @@ class TopicData:
 
 
 def random_labels(path: Path) -> pd.DataFrame:
-    """Every random-sample analyst label (topic, task, value, model_value): the unbiased
-    sample the topic's accuracy is measured on (the dashboard's Label page writes them); empty
-    on a file from before the ``labels`` table."""
+    """Every analyst label of the random sample (topic, task, value, model_value; see
+    ``polarwatch.warehouse.RANDOM_SAMPLE_LABELS_SQL``): the unbiased sample the topic's
+    accuracy is measured on (the dashboard's Label page writes them); empty on a file from
+    before the ``labels`` table."""
     with connect(path, read_only=True) as con:
         if missing_columns(con, "labels"):
             return pd.DataFrame(columns=["topic", "task", "value", "model_value"])
-        df: pd.DataFrame = con.execute(
-            "SELECT topic, task, value, model_value FROM labels WHERE sample = 'random' "
-            "ORDER BY topic, task, platform, post_id, labeller").df()
+        df: pd.DataFrame = con.execute(RANDOM_SAMPLE_LABELS_SQL).df()
     return df
 
 

@@ -305,3 +305,25 @@ def test_a_cut_thread_says_so(monkeypatch: pytest.MonkeyPatch, seeded_warehouse:
     thread = next(h.proto.body for h in at.get("html") if "reply h1" in h.proto.body)
     assert "reply h2" in thread and "reply h3" not in thread
     assert ("Posts", "5") in [(m.label, m.value) for m in at.metric]
+
+
+def test_topic_page_shows_how_often_the_llm_agreed_with_the_analysts(
+        monkeypatch: pytest.MonkeyPatch, seeded_warehouse: Seed, events_file: Path) -> None:
+    """The Label page's agreement figure, on the Topic page too (read through the snapshot)."""
+    from dashboard.label_store import make_labels, make_suggestions, save_labels, save_suggestions
+
+    at = run_app(monkeypatch, seeded_warehouse.path, events_file, "pages/topic.py",
+                 topic="gun_control")
+    assert not at.exception and "The LLM agreed" not in texts(at)  # nothing suggested yet
+    for post, llm, analyst in (("c0", "anti", "pro"), ("h0", "pro", "pro"), ("e0", "pro", "pro")):
+        row = {"platform": "test", "id": post, "topic": "gun_control"}
+        save_suggestions(seeded_warehouse.path, make_suggestions(
+            row, "smol", "v", {"stance": llm}, None, "bo", START))
+        save_labels(seeded_warehouse.path, make_labels(row, "informative", "bo",
+                                                       {"stance": analyst}, START))
+    at = run_app(monkeypatch, seeded_warehouse.path, events_file, "pages/topic.py",
+                 topic="gun_control")
+    assert not at.exception
+    assert ("The LLM agreed with the analysts' labels: stance 2 of 3 (67%, 95 % interval "
+            "21%–94%). 3 of these 3 labels were made after seeing its suggestion. Its "
+            "suggestions are never counted as labels.") in texts(at, "caption")

@@ -121,6 +121,7 @@ def test_label_posts_with_one_click_each_and_see_the_accuracy(
             _idle(page)
             page.get_by_text("only from the link", exact=False).wait_for()
             expect(_button(page, "pro")).to_be_disabled()
+            expect(_button(page, "Retrain from the labels")).to_have_count(0)
 
             page.goto(f"{url}/label?topic=gun_control&token={TOKEN}")
             page.get_by_text("Stance towards the topic").wait_for(timeout=30_000)
@@ -130,10 +131,11 @@ def test_label_posts_with_one_click_each_and_see_the_accuracy(
             _shot(page, tmp_path / "label_page.png")
             seen: list[str] = []
             replies = 0
-            for n, stance in enumerate(("pro", "pro", "anti"), start=1):  # the model says pro
-                _next_post(page, seen)
+            for stance in ("pro", "pro", "anti"):  # the model says pro
+                post = _next_post(page, seen)
                 reply = page.get_by_text("In reply to:").count() > 0
-                done = f"{n} posts of Gun control labelled"
+                # the count goes up with the post's first label: wait for its last one
+                done = f"Stored the labels of post {post}."
                 _click(page, stance, then=f"— stored: {stance}")
                 _click(page, "not hostile", then=done if not reply else "— stored: no")
                 if reply:
@@ -174,6 +176,9 @@ def test_with_labelling_off_the_page_refuses_to_write(labelling_off: tuple[str, 
             page.get_by_text("allow_labels = true", exact=False).wait_for()
             for name in ("pro", "anti", "not hostile"):
                 expect(_button(page, name)).to_be_disabled()
+            # no retrain either: it would write a head file
+            expect(page.get_by_text("Retrain this topic's stance head")).to_have_count(0)
+            expect(_button(page, "Retrain from the labels")).to_have_count(0)
             page.get_by_text("Labels not validated: 0 of the 3", exact=False).count()
         finally:
             browser.close()

@@ -80,3 +80,42 @@ def test_a_file_from_before_the_labels_table_reads_as_nothing_labelled(warehouse
     save_labels(warehouse, make_labels(post, "informative", "ana", {"affect": "yes"}, NOW))
     assert label_store.label_counts(warehouse, "gun_control") == (1, 0)
     assert isinstance(label_store.random_labels(warehouse), pd.DataFrame)
+
+
+def test_posts_the_llm_contradicts_come_first_in_the_informative_share(warehouse: Path) -> None:
+    from dashboard.label_store import make_suggestions, save_suggestions
+
+    _, info = label_store.queue(warehouse, "gun_control")
+    # least confident first: the replies (agreement 0.8) before the roots (0.9); e0 is a root
+    order = list(info["id"])
+    assert order.index("e0") > order.index("h1") and set(info["disagreements"]) == {0}
+    posts = {r["id"]: r for r in info.to_dict("records")}
+    save_suggestions(warehouse, make_suggestions(posts["e0"], "smol", "v", {"stance": "anti"},
+                                                 None, "ana", NOW))  # the model says pro
+    save_suggestions(warehouse, make_suggestions(posts["c0"], "smol", "v", {"stance": "pro"},
+                                                 None, "ana", NOW))  # agrees: no priority
+    _, info = label_store.queue(warehouse, "gun_control")
+    assert list(info["id"]) == ["e0"] + [i for i in order if i != "e0"]
+    assert info.iloc[0]["disagreements"] == 1
+    post, sample = label_store.next_post(warehouse, "gun_control", random_share=0.0)
+    assert (post["id"], sample) == ("e0", "informative")
+    rand, _ = label_store.queue(warehouse, "gun_control")  # the random order is untouched
+    assert list(rand["id"]) == list(label_store.queue(warehouse, "gun_control")[0]["id"])
+    assert "disagreements" in rand and len(rand) == 13
+
+
+def test_the_random_sample_keeps_posts_the_informative_share_labelled_first(
+        warehouse: Path) -> None:
+    """The random share walks a fixed random order and skips labelled posts; a post the
+    least-confident share took before the walk reached it is still part of the random sample
+    (leaving it out would drop exactly the posts the model is least sure of)."""
+    rand, _ = label_store.queue(warehouse, "gun_control")
+    first, second, third, *_, far = rand.to_dict("records")
+    save_labels(warehouse, make_labels(second, "informative", "ana", {"stance": "anti"}, NOW))
+    save_labels(warehouse, make_labels(far, "informative", "ana", {"stance": "anti"}, NOW))
+    for post in (first, third):  # the random draws: the walk skips `second`, labelled already
+        assert label_store.next_post(warehouse, "gun_control", 1.0)[0]["id"] == post["id"]
+        save_labels(warehouse, make_labels(post, "random", "ana", {"stance": "pro"}, NOW))
+    measured = label_accuracy(label_store.random_labels(warehouse), "gun_control")["stance"]
+    # first, second and third (the model says pro for all): `far` lies beyond the last draw
+    assert (measured.n, measured.correct) == (3, 2)

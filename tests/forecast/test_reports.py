@@ -130,19 +130,32 @@ def _label(post: str, topic: str, value: str, model: str, sample: str = "random"
                         START)
 
 
+def _beyond(random: list[str], topic: str, n: int) -> list[str]:
+    """`n` post ids that come after every post of `random` in the Label page's random order:
+    labels drawn for their low confidence that the random walk has not reached."""
+    import duckdb
+
+    def rank(post: str) -> int:
+        return int(duckdb.execute("SELECT hash(? || chr(31) || ? || chr(31) || ?)",
+                                  ["test", post, topic]).fetchall()[0][0])
+
+    last = max(rank(p) for p in random)
+    return [p for p in (f"x{i}" for i in range(200)) if rank(p) > last][:n]
+
+
 def test_each_topic_shows_its_measured_label_accuracy(cfg: Config, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Accuracy with its Wilson interval and the number of random labels behind it, per topic;
     "not validated" below [dashboard] min_validation_labels, "unreliable" below the floor;
-    labels drawn for their low confidence are not counted."""
+    labels drawn for their low confidence beyond the random walk are not counted."""
     monkeypatch.setenv("POLARWATCH_DASHBOARD_MIN_VALIDATION_LABELS", "3")
     monkeypatch.setenv("POLARWATCH_DASHBOARD_MIN_STANCE_ACCURACY", "0.7")
     cfg = load_config(REPO / "polarwatch.toml")
     save_labels(cfg.warehouse_path, [
         _label("g1", "gun_control", "pro", "pro"), _label("g2", "gun_control", "anti", "anti"),
         _label("g3", "gun_control", "anti", "pro"),  # the model is right on 2 of 3
-        _label("g4", "gun_control", "anti", "pro", "informative"),  # not counted
-        _label("g5", "gun_control", "anti", "pro", "informative"),
+        *(_label(p, "gun_control", "anti", "pro", "informative")  # not counted
+          for p in _beyond(["g1", "g2", "g3"], "gun_control", 2)),
         _label("c1", "climate_change", "pro", "pro")])
     text = write_report(cfg, tmp_path / "report.html").read_text()
     gun = text.split("<h2>Gun control")[1]
