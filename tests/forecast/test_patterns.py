@@ -8,7 +8,7 @@ import numpy as np
 
 from forecast.detect import DetectorConfig, StreamingDetector, Trigger
 from forecast.explain import describe
-from forecast.patterns import Bucketer, ContextMemory, PatternDetector
+from forecast.patterns import Bucketer, ContextMemory, NoveltyLikelihood, PatternDetector
 
 # A repeating shape: 12 points that climb and fall back (an hourly cycle of 5-minute data).
 SHAPE_A = [0, 1, 2, 4, 6, 7, 7, 6, 4, 2, 1, 0]
@@ -43,6 +43,18 @@ def test_novelty_counts_transitions_never_seen() -> None:
     assert out[2] == 1.0  # (0, 1) -> 0 and 1 -> 0: contexts never seen
     assert out[-1] == 0.0  # every context so far was always followed by this bucket
     assert mem.learn_one(5) == 1.0 and mem.new == 2
+    alt = ContextMemory(order=1)  # after 0 comes 1 or 2, half the time each
+    out = [alt.learn_one(b) for b in [0, 1, 0, 2] * 50]
+    assert abs(out[-1] - 0.5) < 0.02  # a seen but unusual transition is half new, not "seen"
+
+
+def test_one_small_novelty_after_none_is_not_an_alarm() -> None:
+    """The spread floor: a series that never showed anything new (spread 0) must not alarm on
+    the first context new at one order of six."""
+    lk = NoveltyLikelihood()
+    for _ in range(500):
+        lk.learn_one(0.0)
+    assert lk.learn_one(1 / 6) < 0.99
 
 
 def test_the_score_at_t_does_not_depend_on_later_points() -> None:
@@ -95,3 +107,11 @@ def test_pattern_explanation_gives_statistic_usual_and_limit() -> None:
     assert text.startswith("pattern test: over the last 10 windows mean_score")
     assert "mean novelty 0.62" in text and "usual 0.18" in text and "limit 0.41" in text
     assert "alarm at score 0.9999" in text
+
+
+def test_contexts_unseen_for_the_memory_span_are_forgotten() -> None:
+    mem = ContextMemory(order=1, memory=10)
+    for b in [0, 1] + [2] * 30 + [0]:
+        mem.learn_one(b)
+    assert mem.learn_one(1) == 1.0  # "0 -> 1" was 30 rows ago: forgotten
+    assert len(mem.contexts) <= 3
