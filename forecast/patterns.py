@@ -24,8 +24,11 @@ future is known):
    means. Like the other scores it is one minus a tail probability: the detector takes the
    largest of them against one threshold (:mod:`forecast.detect`).
 
-Constants are a-priori values checked, not tuned per series, on NAB (``benchmarks/nab_real.py
---select``: the artificial categories and leave-one-category-out over the real ones).
+Constants are a-priori values (CAD OSE's 3 bits, about its 7-point look-back, HTM's likelihood
+windows), not tuned per series. Measured on NAB (``benchmarks/nab_real.py --select --patterns``;
+benchmarks/README.md, "Pattern memory"): with the artificial categories choosing and
+leave-one-category-out over the real ones it did not beat the detector without it, so the
+detector's ``patterns`` setting is off by default.
 """
 
 from __future__ import annotations
