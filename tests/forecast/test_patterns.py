@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 from forecast.detect import DetectorConfig, StreamingDetector, Trigger
 from forecast.explain import describe
 from forecast.patterns import Bucketer, ContextMemory, NoveltyLikelihood, PatternDetector
+from forecast.run import classify_series
 
 # A repeating shape: 12 points that climb and fall back (an hourly cycle of 5-minute data).
 SHAPE_A = [0, 1, 2, 4, 6, 7, 7, 6, 4, 2, 1, 0]
@@ -115,3 +117,20 @@ def test_contexts_unseen_for_the_memory_span_are_forgotten() -> None:
         mem.learn_one(b)
     assert mem.learn_one(1) == 1.0  # "0 -> 1" was 30 rows ago: forgotten
     assert len(mem.contexts) <= 3
+
+
+def test_the_product_path_explains_a_pattern_alarm() -> None:
+    """``[forecast] patterns`` reaches the detector of ``polarwatch forecast`` and the stored
+    explanation names the pattern test."""
+    # a 7-point cycle (the daily season of 5-minute data cannot hold it), then 3 cycles of
+    # another order of the same range
+    y = np.array([1, 2, 4, 6, 7, 5, 3] * 400 + [1, 7] * 10 + [1, 2, 4, 6, 7, 5, 3] * 100,
+                 dtype=float)
+    y += np.random.default_rng(3).normal(0, 0.05, len(y))
+    ts = pd.date_range("2026-01-01", periods=len(y), freq="5min", tz="UTC")
+    on = classify_series(ts, y, 300.0, [], patterns=True, metric="mean_score")
+    texts = [t for i, t in enumerate(on["explanation"]) if t and "pattern test" in t
+             and 2800 <= i < 2830]
+    assert texts and "mean novelty" in texts[0] and "limit" in texts[0]
+    off = classify_series(ts, y, 300.0, [], metric="mean_score")
+    assert not any(t and "pattern test" in t for t in off["explanation"])
