@@ -68,9 +68,9 @@ class Run:
         return self
 
 
-def run_one(args: tuple[NabSeries, float]) -> Run:
-    s, alpha = args
-    det = StreamingDetector(s.interval_seconds, DetectorConfig(alpha=alpha))
+def run_one(args: tuple[NabSeries, float, bool]) -> Run:
+    s, alpha, patterns = args
+    det = StreamingDetector(s.interval_seconds, DetectorConfig(alpha=alpha, patterns=patterns))
     t0 = time.process_time()  # CPU time: the shared machine's load does not inflate it
     pts = [det.update(v) for v in s.y]
     seconds = time.process_time() - t0
@@ -85,8 +85,9 @@ def run_one(args: tuple[NabSeries, float]) -> Run:
                int(ok.sum()))
 
 
-def run_all(corpus: Sequence[NabSeries], alpha: float, jobs: int) -> list[Run]:
-    work = [(s, alpha) for s in corpus]
+def run_all(corpus: Sequence[NabSeries], alpha: float, jobs: int,
+            patterns: bool = False) -> list[Run]:
+    work = [(s, alpha, patterns) for s in corpus]
     if jobs <= 1:
         return [run_one(w) for w in work]
     with ProcessPoolExecutor(jobs) as pool:
@@ -134,11 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--alpha", type=float, default=0.05, help="band level for the coverage")
     ap.add_argument("--select", action="store_true", help="print the parameter grid too")
+    ap.add_argument("--patterns", action="store_true",
+                    help="with the pattern test of forecast/patterns.py (off by default)")
     args = ap.parse_args(argv)
     corpus = load_corpus(args.data)
     profiles = load_profiles(args.data)
     t0 = time.perf_counter()
-    base = run_all(corpus, args.alpha, args.jobs)
+    base = run_all(corpus, args.alpha, args.jobs, args.patterns)
     wall = time.perf_counter() - t0
     if args.select:
         select(corpus, base, profiles)

@@ -7,7 +7,9 @@
 2. **Learn**: each value goes through the model's robust error-correction recursion
    (:class:`forecast.holt_winters.RobustHoltWinters`), the scorers and the calibration learn it.
 3. **Score** (0..1, :mod:`forecast.scorers`): the max of the point, CUSUM, rise and change
-   scores, each one minus a tail probability under the model. The point score and the band are
+   scores, each one minus a tail probability under the model, and of the pattern score of
+   :mod:`forecast.patterns` (a likelihood that the recent values' contexts are unusually new;
+   it learns from the first point on, on the raw values). The point score and the band are
    calibrated on the recent one-step errors (:class:`forecast.calibration.RollingCalibration`:
    the band's half-width is their empirical ``1 - alpha`` quantile, not the Gaussian one).
 4. **Kind**: ``spike`` (point exceedance, or a change of behaviour whose residuals lie below
@@ -49,6 +51,7 @@ from forecast.holt_winters import (
     refit_due,
     to_model,
 )
+from forecast.patterns import SHORT_POINTS, PatternDetector
 from forecast.regimes import LevelMemory, ScaleReinit
 from forecast.scorers import (
     CHANGE_POINTS,
@@ -89,6 +92,7 @@ class DetectorConfig:
     crossing: float | None = None  # anticipatory when the forecast crosses this level
     horizon: int = 12  # steps ahead for the crossing rule ([forecast] horizon)
     suppress_seconds: float | None = None  # AlarmPolicy window (None: alarms default)
+    patterns: bool = False  # the pattern test of forecast.patterns (off: README, NAB section)
 
     def period(self, interval_seconds: float) -> int | None:
         if self.season in ("auto", "none"):
@@ -99,7 +103,7 @@ class DetectorConfig:
                           f"got {self.season!r}")
 
 
-TESTS = ("point", "cusum", "rise", "change", "shift", "crossing")
+TESTS = ("point", "cusum", "rise", "change", "shift", "crossing", "pattern")
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,8 @@ class Trigger:
 
     ``statistic`` and ``limit`` are in the test's own units (point and shift: the residual in
     sigmas and the alarm's |z|; cusum: the CUSUM sum S; rise: the rise over its noise sd;
-    change: the window's mean |z| in sigmas; crossing: the level crossed). ``limit`` is the
+    change: the window's mean |z| in sigmas; crossing: the level crossed; pattern: the mean
+    novelty of the last values' contexts, 0..1, with its ``usual`` level). ``limit`` is the
     statistic's value at the alarm threshold. ``alarm_lower`` / ``alarm_upper``: the values the
     point test accepts at the threshold; ``before`` / ``after``: the level (metric units) at the
     start and end of the test's window (rise, shift; the forecast otherwise).
@@ -124,6 +129,7 @@ class Trigger:
     alarm_upper: float
     before: float
     after: float
+    usual: float = math.nan  # pattern: the usual mean novelty (NaN for the other tests)
 
 
 def point_limit(threshold: float, tail: float) -> float:
@@ -176,6 +182,7 @@ class StreamingDetector:
         self.run_buildup = 0.0  # the CUSUM when the current streak of exceedances began
         self.levels = LevelMemory(self.interval_seconds)
         self.reinit = ScaleReinit()
+        self.patterns = PatternDetector() if cfg.patterns else None
         self._buffer: list[float] = []
         self.n_obs = 0
         self.t = 0  # rows processed so far (= absolute index of the next row)
@@ -212,6 +219,8 @@ class StreamingDetector:
         value = float(value)
         observed = not math.isnan(value)
         self.n_obs += observed
+        # the pattern memory learns from the first point on (NaN / inf: skipped)
+        pattern = math.nan if self.patterns is None else self.patterns.learn_one(value)
         if not self.ready:
             self._buffer.append(value)
             self.t += 1
@@ -273,6 +282,8 @@ class StreamingDetector:
         else:  # the CUSUM and the rise test are one-sided (upward)
             kind, direction = FLAG_ANTICIPATORY, 1
             test = "cusum" if cusum >= rise else "rise"
+        if pattern > score:  # a break in the series' recurring patterns (never when shifted)
+            score, kind, test, direction = pattern, FLAG_SPIKE, "pattern", 1 if z > 0 else -1
         if score < self.policy.threshold and self._crossing(value):
             # a deterministic rule: the forecast path crosses the level
             kind, score, test, direction = (FLAG_ANTICIPATORY, self.policy.threshold,
@@ -311,6 +322,11 @@ class StreamingDetector:
             ch = self.change
             stat, window = ch.mean, CHANGE_POINTS
             limit = self.calibration.err_mean + _GAUSS.inv_cdf(thr) * ch.spread
+        elif test == "pattern" and self.patterns is not None:
+            lk = self.patterns.likelihood
+            stat, limit, window = lk.mean, lk.mean_at(thr), SHORT_POINTS
+            return Trigger(test, stat, limit, direction, window, fc, lo, up, before, after,
+                           lk.mu)
         else:  # crossing
             stat = limit = float(self.config.crossing or 0.0)
             window = self.config.horizon

@@ -13,7 +13,10 @@ that can be checked against the chart:
 - **change test**: the mean size of the last residuals against the usual size, and on which
   side of the forecast they lie (a change test on residuals below the forecast is a fall);
 - **level shift**: consecutive windows beyond the 3-sigma band and the level before and after;
-- **forecast crossing**: the level the forecast path crosses within the horizon.
+- **forecast crossing**: the level the forecast path crosses within the horizon;
+- **pattern test**: how new the sequences of recent values are to this series (the mean
+  novelty of the last windows' contexts, 0 = seen many times, 1 = never seen) against its usual
+  level and the limit (:mod:`forecast.patterns`).
 
 Every number is clamped to the metric's domain (0-10 scores, [0, 1] shares, counts >= 0): the
 detector's model scale can put a band end beyond it, the metric cannot go there.
@@ -26,7 +29,8 @@ import math
 from forecast.detect import Trigger
 
 TEST_NAMES = {"point": "point test", "cusum": "CUSUM", "rise": "rise test",
-              "change": "change test", "shift": "level shift", "crossing": "forecast crossing"}
+              "change": "change test", "shift": "level shift", "crossing": "forecast crossing",
+              "pattern": "pattern test"}
 
 
 def _num(v: float, bounds: tuple[float, float]) -> str:
@@ -67,6 +71,12 @@ def describe(trig: Trigger, value: float, metric: str, threshold: float,
                 f"{side} its forecast (now {n(value)} against {n(trig.forecast)}); mean "
                 f"residual size {trig.statistic:.2f} sigma against the limit "
                 f"{trig.limit:.2f} sigma ({at})")
+    if trig.test == "pattern":
+        return (f"pattern test: over the last {trig.window} windows {metric} moved through "
+                f"sequences of values it has rarely or never shown before (now {n(value)}, "
+                f"{side} the forecast {n(trig.forecast)}); mean novelty {trig.statistic:.2f} "
+                f"(0 = seen often, 1 = never seen) against the usual {trig.usual:.2f} and the "
+                f"limit {trig.limit:.2f} ({at})")
     return (f"forecast crossing: the forecast path of {metric} crosses {trig.statistic:g} "
             f"within {trig.window} windows (now {n(value)})")
 

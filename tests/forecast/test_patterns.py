@@ -1,0 +1,136 @@
+"""The pattern memory of forecast/patterns.py and its place in the detector."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from forecast.detect import DetectorConfig, StreamingDetector, Trigger
+from forecast.explain import describe
+from forecast.patterns import Bucketer, ContextMemory, NoveltyLikelihood, PatternDetector
+from forecast.run import classify_series
+
+# A repeating shape: 12 points that climb and fall back (an hourly cycle of 5-minute data).
+SHAPE_A = [0, 1, 2, 4, 6, 7, 7, 6, 4, 2, 1, 0]
+SHAPE_B = [0, 7, 0, 7, 0, 7, 0, 7, 0, 7, 0, 7]  # the same range, another order
+
+
+def _scores(values: list[float] | np.ndarray) -> np.ndarray:
+    det = PatternDetector()
+    return np.array([det.learn_one(float(v)) for v in values])
+
+
+def test_a_break_in_a_repeating_pattern_is_flagged() -> None:
+    y = SHAPE_A * 200 + SHAPE_B + SHAPE_A * 20
+    s = _scores(y)
+    brk = 200 * len(SHAPE_A)
+    assert np.nanmax(s[brk - 600:brk]) < 0.99  # the learnt pattern is normal
+    assert np.nanmax(s[brk:brk + len(SHAPE_B)]) >= 0.9999  # the break is not
+
+
+def test_a_pattern_repeating_many_times_stops_being_flagged() -> None:
+    y = SHAPE_A * 200 + SHAPE_B * 300
+    s = _scores(y)
+    brk = 200 * len(SHAPE_A)
+    assert np.nanmax(s[brk:brk + 24]) >= 0.9999
+    assert np.nanmax(s[-600:]) < 0.99  # B is the new normal
+
+
+def test_novelty_counts_transitions_never_seen() -> None:
+    mem = ContextMemory(order=2)
+    out = [mem.learn_one(b) for b in (0, 1, 0, 1, 0, 1)]
+    assert out[:2] == [None, None]
+    assert out[2] == 1.0  # (0, 1) -> 0 and 1 -> 0: contexts never seen
+    assert out[-1] == 0.0  # every context so far was always followed by this bucket
+    assert mem.learn_one(5) == 1.0 and mem.new == 2
+    alt = ContextMemory(order=1)  # after 0 comes 1 or 2, half the time each
+    out = [alt.learn_one(b) for b in [0, 1, 0, 2] * 50]
+    assert abs(out[-1] - 0.5) < 0.02  # a seen but unusual transition is half new, not "seen"
+
+
+def test_one_small_novelty_after_none_is_not_an_alarm() -> None:
+    """The spread floor: a series that never showed anything new (spread 0) must not alarm on
+    the first context new at one order of six."""
+    lk = NoveltyLikelihood()
+    for _ in range(500):
+        lk.learn_one(0.0)
+    assert lk.learn_one(1 / 6) < 0.99
+
+
+def test_the_score_at_t_does_not_depend_on_later_points() -> None:
+    rng = np.random.default_rng(7)
+    y = np.tile(SHAPE_A, 150) + rng.normal(0, 0.3, 1800)
+    other = y.copy()
+    other[1200:] = rng.normal(50, 20, 600)  # a different future
+    a, b = _scores(y), _scores(other)
+    np.testing.assert_array_equal(a[:1200], b[:1200])
+    assert not np.array_equal(a[1200:], b[1200:], equal_nan=True)
+
+
+def test_hostile_input_does_not_crash() -> None:
+    y: list[float] = [math.nan, math.inf, -math.inf, 1e308, -1e308, 0.0, 5.0] * 100
+    y += [3.0] * 500 + [1e300] * 3 + [3.0] * 100
+    s = _scores(y)
+    finite = s[np.isfinite(s)]
+    assert ((finite >= 0) & (finite <= 1)).all()
+    assert np.isnan(s[:2]).all()  # NaN and inf are missing, not scored
+    flat = _scores([2.5] * 1000)  # a constant series never alarms
+    assert np.nanmax(flat) < 0.5
+
+
+def test_buckets_span_the_running_range() -> None:
+    b = Bucketer(8)
+    assert [b.learn_one(v) for v in (5.0, 5.0, 0.0, 10.0, 9.99, 2.5)] == [0, 0, 0, 7, 7, 2]
+    assert b.learn_one(1e308) == 7 and b.learn_one(-1e308) == 0 and b.learn_one(0.0) == 4
+
+
+def test_the_detector_names_the_pattern_test() -> None:
+    """A series the Holt-Winters tests find unremarkable at the break (same range, same
+    level), whose order the pattern memory knows: the alarm is the pattern test's."""
+    y = np.array(SHAPE_A * 250 + SHAPE_B * 2 + SHAPE_A * 60, dtype=float)
+    y += np.random.default_rng(3).normal(0, 0.05, len(y))
+    brk = 250 * len(SHAPE_A)
+    det = StreamingDetector(300.0, DetectorConfig(season="none", patterns=True))
+    pts = [det.update(v) for v in y]
+    tests = {p.trigger.test for p in pts[brk:brk + 24] if p.trigger is not None
+             and p.anomaly_score >= det.policy.threshold}
+    assert "pattern" in tests
+    off = StreamingDetector(300.0, DetectorConfig(season="none", patterns=False))
+    assert off.patterns is None
+    assert all(p.trigger is None or p.trigger.test != "pattern"
+               for p in (off.update(v) for v in y))
+
+
+def test_pattern_explanation_gives_statistic_usual_and_limit() -> None:
+    trig = Trigger("pattern", 0.62, 0.41, 1, 10, 5.0, 1.0, 9.0, 5.0, 5.0, usual=0.18)
+    text = describe(trig, 7.5, "mean_score", 0.9999, (0.0, 10.0))
+    assert text.startswith("pattern test: over the last 10 windows mean_score")
+    assert "mean novelty 0.62" in text and "usual 0.18" in text and "limit 0.41" in text
+    assert "alarm at score 0.9999" in text
+
+
+def test_contexts_unseen_for_the_memory_span_are_forgotten() -> None:
+    mem = ContextMemory(order=1, memory=10)
+    for b in [0, 1] + [2] * 30 + [0]:
+        mem.learn_one(b)
+    assert mem.learn_one(1) == 1.0  # "0 -> 1" was 30 rows ago: forgotten
+    assert len(mem.contexts) <= 3
+
+
+def test_the_product_path_explains_a_pattern_alarm() -> None:
+    """``[forecast] patterns`` reaches the detector of ``polarwatch forecast`` and the stored
+    explanation names the pattern test."""
+    # a 7-point cycle (the daily season of 5-minute data cannot hold it), then 3 cycles of
+    # another order of the same range
+    y = np.array([1, 2, 4, 6, 7, 5, 3] * 400 + [1, 7] * 10 + [1, 2, 4, 6, 7, 5, 3] * 100,
+                 dtype=float)
+    y += np.random.default_rng(3).normal(0, 0.05, len(y))
+    ts = pd.date_range("2026-01-01", periods=len(y), freq="5min", tz="UTC")
+    on = classify_series(ts, y, 300.0, [], patterns=True, metric="mean_score")
+    texts = [t for i, t in enumerate(on["explanation"]) if t and "pattern test" in t
+             and 2800 <= i < 2830]
+    assert texts and "mean novelty" in texts[0] and "limit" in texts[0]
+    off = classify_series(ts, y, 300.0, [], metric="mean_score")
+    assert not any(t and "pattern test" in t for t in off["explanation"])
