@@ -1,5 +1,5 @@
-"""Teach a topic in headless Chromium: label posts (most seeded through ``label_store``, the
-functions the page calls, some clicked on the page), see the accuracy on the Topic page, press
+"""Teach a topic in headless Chromium: label posts (30 clicked on the page, a few seeded through
+``label_store``, the functions the page calls), see the accuracy on the Topic page, press
 Retrain on the Label page and see the cross-validated figures and how the stream picks the head
 up; then the `learned` backend, built from the same configuration as the stream builds it,
 labels new posts with the new head."""
@@ -43,7 +43,8 @@ RIGHTS = ["Hands off my guns, the Second Amendment is clear, {}.",
           "Defend the 2A against every new gun law, {}.",
           "More gun laws will not stop criminals, {}."]
 WORDS = ["friends", "truly", "honestly", "for real", "no doubt"]
-SEEDED = 36  # labels stored through label_store; the page adds the rest
+SEEDED = 9  # labels stored through label_store, the functions the page calls
+CLICKED = 30  # posts labelled by clicking on the page
 
 
 def _posts() -> list[dict[str, Any]]:
@@ -110,7 +111,7 @@ def test_label_retrain_and_the_new_head_labels_new_posts(teaching: Any, tmp_path
                 timeout=30_000)
             seen: list[str] = []
             clicked = 0
-            while clicked < 3:  # the page draws at random: label our posts, skip the seed's
+            while clicked < CLICKED:  # the page draws at random: ours, not the seed's posts
                 post_id = _next_post(page, seen)
                 if post_id not in by_id:
                     _button(page, "Skip this post").click()
@@ -121,7 +122,7 @@ def test_label_retrain_and_the_new_head_labels_new_posts(teaching: Any, tmp_path
                 # the count already went up with the stance label: wait for this post's last
                 _click(page, "not hostile", then=f"Stored the labels of post {post_id}.")
             page.goto(f"{url}/topic?topic=gun_control")
-            page.get_by_text(re.compile(rf"stance accuracy 0\.\d\d .*{SEEDED + 3} random "
+            page.get_by_text(re.compile(rf"stance accuracy 0\.\d\d .*{SEEDED + CLICKED} random "
                                         r"labels")).wait_for(timeout=30_000)
             _idle(page)
             _shot(page, tmp_path / "topic_accuracy_39.png")
@@ -135,7 +136,7 @@ def test_label_retrain_and_the_new_head_labels_new_posts(teaching: Any, tmp_path
             figures = done.inner_text()
             assert "5-fold cross-validated F_avg" in figures, figures
             assert "(current: stance (generic, description-conditioned))" in figures, figures
-            assert f"on the same {SEEDED + 3} labels" in figures, figures
+            assert f"on the same {SEEDED + CLICKED} labels" in figures, figures
             page.get_by_text("To use it: the stream loads its heads when it starts",
                              exact=False).wait_for()
             _idle(page)
@@ -162,4 +163,4 @@ def test_label_retrain_and_the_new_head_labels_new_posts(teaching: Any, tmp_path
     assert [lab.stance for lab in new] == ["anti", "pro"]
     with connect(warehouse, read_only=True) as con:  # the page wrote labels, nothing else
         assert con.execute("SELECT count(*) FROM labels WHERE labeller = 'analyst'"
-                           ).fetchall() == [(6,)]
+                           ).fetchall() == [(2 * CLICKED,)]
