@@ -20,8 +20,10 @@ written 2026-12-03), single pass, no adjudication. Labels are in ``hostility_lab
   party such as the media in general, a company or a criminal; or just swearing/upset).
 - ``none``: not hostile.
 
-Usage: ``--print`` lists ``key<TAB>subreddit<TAB>text`` for labelling; without flags it checks
-that every selected key is labelled and prints counts per subreddit and label.
+Usage: ``--print`` lists ``key<TAB>subreddit<TAB>text`` for labelling; ``--threshold`` picks the
+`learned` backend's affect bar (``AFFECT_YES_AT``) on one subreddit's posts and scores it on the
+other's, both ways; without flags it checks that every selected key is labelled and prints counts
+per subreddit and label.
 """
 
 from __future__ import annotations
@@ -82,7 +84,47 @@ def load_sample() -> list[tuple[str, str, str, str]]:
     return [(k, sub, text, labels[k]) for k, sub, text in select() if k in labels]
 
 
+def f1_other_side(gold: list[str], hostile: list[bool]) -> tuple[float, float, float, int]:
+    """(precision, recall, F1, posts called hostile) for "hostile to the other side"."""
+    tp = sum(1 for g, h in zip(gold, hostile, strict=True) if h and g == "other_side")
+    called, positive = sum(hostile), sum(1 for g in gold if g == "other_side")
+    p, r = tp / max(called, 1), tp / max(positive, 1)
+    return p, r, 2 * p * r / max(p + r, 1e-9), called
+
+
+def threshold_study() -> int:
+    """The affect bar picked on one subreddit (grid 0.20..0.90), scored on the other."""
+    from benchmarks.stance_checks import COMMUNITY_TOPICS
+    from scoring.extractors.decisions import AFFECT_YES_AT
+    from scoring.extractors.learned import LearnedExtractor
+
+    sample = load_sample()
+    ext = LearnedExtractor(COMMUNITY_TOPICS)
+    head = ext.heads["affect"]
+    p_yes = head.predict_proba(ext.encoder.encode([t for _, _, t, _ in sample]))[
+        :, head.classes.index("yes")]
+    grid = [round(0.20 + 0.05 * i, 2) for i in range(15)]
+    rows = {sub: [(g, float(p)) for (_, s, _, g), p in zip(sample, p_yes, strict=True)
+                  if s == sub] for sub in SUBREDDITS}
+
+    def score(sub: str, bar: float) -> tuple[float, float, float, int]:
+        return f1_other_side([g for g, _ in rows[sub]], [p >= bar for _, p in rows[sub]])
+
+    for fit, test in (SUBREDDITS, SUBREDDITS[::-1]):
+        best = max(grid, key=lambda bar: (score(fit, bar)[2], -bar))
+        print(f"picked on r/{fit}: {best:.2f} (F1 {score(fit, best)[2]:.3f}); on r/{test}: "
+              + ", ".join(f"bar {bar:.2f} P {p:.2f} R {r:.2f} F1 {f:.3f} ({n} hostile)"
+                          for bar in (0.5, best) for p, r, f, n in [score(test, bar)]))
+    for bar in (0.5, AFFECT_YES_AT):
+        p, r, f, n = f1_other_side([g for *_, g in sample], [float(x) >= bar for x in p_yes])
+        print(f"all 200 at bar {bar:.2f}: {n} hostile, precision {p:.2f}, recall {r:.2f}, "
+              f"F1 {f:.3f}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if "--threshold" in argv:
+        return threshold_study()
     selection = select()
     if "--print" in argv:
         for key, sub, text in selection:

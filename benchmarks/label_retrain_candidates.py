@@ -33,8 +33,8 @@ from scoring.retrain import CANDIDATES, f_avg, fit_candidate, pick_candidate  # 
 
 
 def study(src: Source, checkpoints: list[int], random_share: float, tmp: Path) -> None:
+    from scoring.extractors.decisions import abstain
     from scoring.extractors.features import prior_logits, stance_features
-    from scoring.extractors.learned import abstain
     from scoring.extractors.registry import get_extractor
 
     config(tmp, src.topic)

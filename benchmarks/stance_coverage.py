@@ -85,7 +85,7 @@ def reddit_coverage() -> tuple[dict[float, dict[str, float]], int]:
 
 def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from scoring.extractors.learned import STANCE_UNCLEAR_ABOVE
+    from scoring.extractors.decisions import STANCE_UNCLEAR_ABOVE
 
     shipped = {t: (STANCE_TARGET_NAMES[t], *d) for t, d in STANCE_TARGETS.items()}
     heads = semeval_curve(shipped, None)

@@ -131,7 +131,7 @@ def fit_candidate(x: np.ndarray, g: np.ndarray, y: np.ndarray, n_classes: int, k
 
 def _predict(model: _Fitted, x: np.ndarray, g: np.ndarray, classes: Sequence[str],
              unclear_above: float) -> list[str]:
-    from scoring.extractors.learned import abstain
+    from scoring.extractors.decisions import abstain
 
     return [classes[abstain(row, classes, unclear_above)] for row in model.proba(x, g)]
 

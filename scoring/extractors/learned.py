@@ -45,6 +45,12 @@ from polarwatch.errors import BackendError
 from polarwatch.records import Labels
 from scoring.extractors.adapter import ADAPTER_FILE, adapter_digest
 from scoring.extractors.base import Extractor, PostPair
+from scoring.extractors.decisions import (
+    AFFECT_YES_AT,
+    STANCE_UNCLEAR_ABOVE,
+    abstain,
+    affect_choice,
+)
 from scoring.extractors.encoder import LEGACY_ENCODER, CachedEncoder, parse_variant
 from scoring.extractors.features import (
     ON_GENERIC,
@@ -63,12 +69,6 @@ DIGEST_CHARS = 12  # hex digits of a head file's sha256 that name it (48 bits)
 # 24. Reddit comments run ~20% faster than at the variant's 128 and validation stays within 0.01
 # (agreement 0.581 vs 0.583 on DEBAGREEMENT; 64 pieces cost 0.014: benchmarks/README.md).
 TOKEN_BUDGET = 96
-# A stance head's "unclear" wins only with at least this probability, else the likelier side is
-# reported: fewer unclear stances, so more replies get an interaction score (49% -> 64% of
-# real Reddit replies). Chosen on the SemEval validation tweets as the largest value whose F_avg
-# stays within 0.005 of the plain argmax's (0) with topic and generic heads alike
-# (benchmarks/stance_coverage.py, curve in benchmarks/README.md).
-STANCE_UNCLEAR_ABOVE = 0.55
 # An emotion head's top probability below this means "neutral" unless the file says otherwise:
 # 0.40 = 1.6x the 4-class chance level (0.25); TweetEval emotion itself has no neutral class.
 DEFAULT_NEUTRAL_BELOW = 0.40
@@ -153,17 +153,6 @@ class Head:
         h = h - h.max(axis=1, keepdims=True)
         p = np.exp(h)
         return p / p.sum(axis=1, keepdims=True)
-
-
-def abstain(probs: np.ndarray, classes: Sequence[str], unclear_above: float) -> int:
-    """Index of the stance to report: "unclear" only when the head gives it at least
-    ``unclear_above`` (and it is the most probable class), else the likelier of pro and anti.
-    ``unclear_above`` = 0 is the plain argmax."""
-    k = int(probs.argmax())
-    if classes[k] != "unclear" or probs[k] >= unclear_above:
-        return k
-    sides = [j for j, c in enumerate(classes) if c != "unclear"]
-    return max(sides, key=lambda j: probs[j]) if sides else k
 
 
 def heads_encoder(heads: dict[str, Head], topic_heads: dict[tuple[str, str], Head]
@@ -307,6 +296,7 @@ class LearnedExtractor(Extractor):
                 self.stance_heads[t.id] = "stance (generic, description-conditioned)"
         self._neutral_below = self.heads["emotion"].meta_float("neutral_below",
                                                                DEFAULT_NEUTRAL_BELOW)
+        self._affect_yes_at = self.heads["affect"].meta_float("yes_at", AFFECT_YES_AT)
 
     def serving_stance(self, topic: str) -> tuple[Head, np.ndarray, np.ndarray]:
         """The stance head serving `topic` and the description embeddings it is applied with."""
@@ -369,7 +359,7 @@ class LearnedExtractor(Extractor):
         for i, pair in enumerate(batch):
             s_label, s_conf, s_why = stance[i]
             a_row = affect_p[i]
-            a_k = int(a_row.argmax())
+            a_k = affect_choice(a_row, affect_classes, self._affect_yes_at)
             e_row = emotion_p[i]
             e_k = int(e_row.argmax())
             emotion = emotion_classes[e_k]

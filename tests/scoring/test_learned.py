@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -181,16 +182,32 @@ def test_heads_pin_their_adapter(tmp_path: Path, topics: list[Topic]) -> None:
         LearnedExtractor(topics, heads_dir=heads)
 
 
-def test_unclear_only_when_the_head_is_confident_of_it() -> None:
-    from scoring.extractors.learned import abstain
+def test_affect_is_yes_only_above_the_heads_bar(extractor, topics: list[Topic],  # type: ignore[no-untyped-def]
+                                                 tmp_path: Path) -> None:
+    import shutil
 
-    classes = ("unclear", "anti", "pro")
-    probs = np.array([0.5, 0.2, 0.3])
-    assert abstain(probs, classes, 0.0) == 0  # the plain argmax
-    assert abstain(probs, classes, 0.55) == 2  # not sure enough: the likelier side
-    assert abstain(np.array([0.6, 0.1, 0.3]), classes, 0.55) == 0
-    assert abstain(np.array([0.2, 0.5, 0.3]), classes, 0.99) == 1  # a side wins as before
-    assert abstain(np.array([0.7, 0.3]), ("unclear", "pro"), 0.9) == 1
+    from scoring.extractors.learned import HEADS_DIR, Head, LearnedExtractor
+
+    hostile = BATCH[0]
+    affect = extractor.heads["affect"]
+    e = extractor.encoder.encode([hostile.text])
+    p_yes = float(affect.predict_proba(e)[0, affect.classes.index("yes")])
+    heads = tmp_path / "heads"
+    shutil.copytree(HEADS_DIR, heads)
+    for bar, expected in ((p_yes - 0.01, "yes"), (p_yes + 0.01, "no")):
+        Head({**_arrays(affect), "yes_at": np.array(bar)}, name="affect").save(
+            heads / "affect.npz")
+        lab = LearnedExtractor(topics, heads_dir=heads).extract([hostile])[0]
+        assert lab.affect == expected, (bar, p_yes, lab)
+
+
+def _arrays(head: Any) -> dict[str, Any]:
+    arrays: dict[str, Any] = {"classes": np.array(head.classes), **head.meta}
+    for i, (w, b) in enumerate(head.layers):
+        arrays[f"W{i}"], arrays[f"b{i}"] = w, b
+    if head.mean is not None:
+        arrays["mean"], arrays["scale"] = head.mean, head.scale
+    return arrays
 
 
 def test_a_head_retrained_on_another_generic_head_is_set_aside(tmp_path: Path) -> None:
