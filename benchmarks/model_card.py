@@ -78,7 +78,7 @@ posts.
   the head gives it probability ≥ 0.70 (`AFFECT_YES_AT`; a head file may set `yes_at`): on 200
   hand-labelled r/democrats and r/Republican posts that raised the share of "hostile" posts that
   are hostile to the other side from 40 % to 54 % (recall 67 % → 61 %) for OffensEval val
-  macro-F1 0.774 → 0.766 (`benchmarks/README.md`, issue 20). It is not conditioned on the topic.
+  macro-F1 0.775 → 0.764 (`benchmarks/README.md`, issue 20). It is not conditioned on the topic.
 - Agreement is the hardest task: `unclear` (neutral) is often confused with both sides.
 - Stance is reported "unclear" only when the head gives it probability ≥ 0.55
   (`STANCE_UNCLEAR_ABOVE`), else the likelier side: more replies get an interaction score
