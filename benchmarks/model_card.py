@@ -27,7 +27,7 @@ differ, so heads must be retrained when it changes.
 | file | predicts | input features |
 |---|---|---|
 | `stance.npz` | unclear / anti / pro for *any* topic | post embedding e and the topic's pro/anti description embeddings: [e, e*t_pro, e*t_anti, cos(e,t_pro), cos(e,t_anti)] |
-| `stance_<target>.npz` | the same, for one SemEval-2016 target (or a topic with `polarwatch train --weak-labels`) | same features, with the head's own stored `pro`/`anti` text; used for a topic configured with that text (the `climate` head serves `topics.toml`'s `climate_change`) or with a `name`/`pro`/`anti` that mean the same (`scoring/extractors/topic_match.py`: base-encoder similarity ≥ 0.59 and the same named people; `benchmarks/topic_heads.py`) |
+| `stance_<target>.npz` | the same, for one SemEval-2016 target (or a topic with `polarwatch train --weak-labels`) | same features, with the head's own stored `pro`/`anti` text; used for a topic configured with that text (the `climate` head serves `topics.toml`'s `climate_change`) or with a `name`/`pro`/`anti` that mean the same (`scoring/extractors/topic_match.py`: base-encoder similarity ≥ 0.59 and the same named people; `benchmarks/topic_heads.py`), also with pro and anti named the other way round (its answers swapped); not when its sides match nearly as well either way (within 0.03) |
 | `affect.npz` | hostile yes / no | e |
 | `agreement.npz` | disagree / unclear (neutral) / agree | parent p, reply c: [p, c, abs(p-c), p*c] |
 | `emotion.npz` | anger / joy / optimism / sadness; "neutral" when the top probability < {neutral_below} | e |

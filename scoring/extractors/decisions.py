@@ -42,3 +42,9 @@ def affect_choice(probs: np.ndarray, classes: Sequence[str], yes_at: float) -> i
         return k
     rest = [j for j, c in enumerate(classes) if c != "yes"]
     return max(rest, key=lambda j: probs[j]) if rest else k
+
+
+def cross_sides(classes: Sequence[str]) -> tuple[str, ...]:
+    """``classes`` with pro and anti swapped: how a crossed head's columns read."""
+    swap = {"pro": "anti", "anti": "pro"}
+    return tuple(swap.get(c, c) for c in classes)

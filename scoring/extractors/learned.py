@@ -18,12 +18,14 @@ Heads:
   topics it never saw. ``stance_<name>.npz`` heads were trained for one topic; each stores the
   pro/anti descriptions it was trained with and is used instead of the generic head for a
   configured topic with those descriptions, or with descriptions that mean the same
-  (``match_topic_head``: embedding similarity of name and descriptions, ``HEAD_MATCH_MIN``);
+  (``match_topic_head``: embedding similarity of name and descriptions, ``HEAD_MATCH_MIN``),
+  or with its pro and anti named the other way round (the head's answers swapped);
   ``stance_heads`` says which head serves each topic. Topic heads in ``topic_heads_dir``
   (``[extractor] learned_topic_heads_dir``, written by ``polarwatch train --from-warehouse``)
   win over shipped ones with the same descriptions.
-- ``affect.npz`` — hostility (OffensEval offensive), ``agreement.npz`` — (parent, reply) pairs,
-  ``emotion.npz`` — anger/joy/optimism/sadness, "neutral" when no class is confident.
+- ``affect.npz`` — hostility (OffensEval offensive; "yes" only at ``AFFECT_YES_AT``),
+  ``agreement.npz`` — (parent, reply) pairs, ``emotion.npz`` — anger/joy/optimism/sadness,
+  "neutral" when no class is confident.
 
 Intensity is VADER's |compound| (as in the lexicon backend), so it is comparable across backends.
 """
@@ -36,7 +38,7 @@ import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -50,6 +52,7 @@ from scoring.extractors.decisions import (
     STANCE_UNCLEAR_ABOVE,
     abstain,
     affect_choice,
+    cross_sides,
 )
 from scoring.extractors.encoder import LEGACY_ENCODER, CachedEncoder, parse_variant
 from scoring.extractors.features import (
@@ -65,6 +68,7 @@ _LAYER_KEY = re.compile(r"^[Wb]\d+$")
 HEADS_DIR = Path(__file__).resolve().parents[1] / "heads"
 REQUIRED_HEADS = ("stance", "affect", "agreement", "emotion")
 DIGEST_CHARS = 12  # hex digits of a head file's sha256 that name it (48 bits)
+CROSSED = "sides crossed"  # a topic naming a head's pro as its anti: the head's answers swapped
 # Word pieces embedded per text with the onnx runtime: a longer text keeps its first 72 and last
 # 24. Reddit comments run ~20% faster than at the variant's 128 and validation stays within 0.01
 # (agreement 0.581 vs 0.583 on DEBAGREEMENT; 64 pieces cost 0.014: benchmarks/README.md).
@@ -153,6 +157,17 @@ class Head:
         h = h - h.max(axis=1, keepdims=True)
         p = np.exp(h)
         return p / p.sum(axis=1, keepdims=True)
+
+
+class Serving(NamedTuple):
+    """The stance head serving a topic, the description embeddings it is applied with, and
+    whether the topic names the head's sides the other way round (its answers' pro and anti are
+    swapped)."""
+
+    head: Head
+    pro: np.ndarray
+    anti: np.ndarray
+    crossed: bool = False
 
 
 def heads_encoder(heads: dict[str, Head], topic_heads: dict[tuple[str, str], Head]
@@ -270,35 +285,41 @@ class LearnedExtractor(Extractor):
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
         self._vader = SentimentIntensityAnalyzer()
-        # Per configured topic: (head, pro-description embedding, anti-description embedding).
-        self._stance: dict[str, tuple[Head, np.ndarray, np.ndarray]] = {}
+        # Per configured topic: the head serving it and the descriptions it is applied with.
+        self._stance: dict[str, Serving] = {}
         # Per topic: which head serves it and why (exact / description similarity / generic).
         self.stance_heads: dict[str, str] = {}
         matcher = None
         for t in topics:
             t_pro, t_anti = self.encoder.encode([t.pro, t.anti])
             exact = topic_heads.get((t.pro, t.anti))
+            reverse = topic_heads.get((t.anti, t.pro)) if exact is None else None
             match = None
-            if exact is None and topic_heads:
+            if exact is None and reverse is None and topic_heads:
                 matcher = matcher or self._matcher(topic_heads)
                 match = match_topic_head(describe(matcher[0], t.name, t.pro, t.anti),
                                          matcher[1], head_match_min)
             if exact is not None:
-                self._stance[t.id] = (exact, t_pro, t_anti)
+                self._stance[t.id] = Serving(exact, t_pro, t_anti)
                 self.stance_heads[t.id] = f"{exact.name} (same descriptions)"
+            elif reverse is not None:
+                self._stance[t.id] = Serving(reverse, t_anti, t_pro, crossed=True)
+                self.stance_heads[t.id] = f"{reverse.name} (same descriptions, {CROSSED})"
             elif match is not None:  # the head's own descriptions: the features it was fit on
-                head, sim = match
+                head = match.head
                 h_pro, h_anti = self.encoder.encode([head.meta_str("pro"), head.meta_str("anti")])
-                self._stance[t.id] = (head, h_pro, h_anti)
-                self.stance_heads[t.id] = f"{head.name} (description similarity {sim:.2f})"
+                self._stance[t.id] = Serving(head, h_pro, h_anti, match.crossed)
+                self.stance_heads[t.id] = (f"{head.name} (description similarity "
+                                           f"{match.similarity:.2f}"
+                                           + (f", {CROSSED})" if match.crossed else ")"))
             else:
-                self._stance[t.id] = (self.heads["stance"], t_pro, t_anti)
+                self._stance[t.id] = Serving(self.heads["stance"], t_pro, t_anti)
                 self.stance_heads[t.id] = "stance (generic, description-conditioned)"
         self._neutral_below = self.heads["emotion"].meta_float("neutral_below",
                                                                DEFAULT_NEUTRAL_BELOW)
         self._affect_yes_at = self.heads["affect"].meta_float("yes_at", AFFECT_YES_AT)
 
-    def serving_stance(self, topic: str) -> tuple[Head, np.ndarray, np.ndarray]:
+    def serving_stance(self, topic: str) -> Serving:
         """The stance head serving `topic` and the description embeddings it is applied with."""
         if topic not in self._stance:
             raise BackendError(f"topic {topic!r} is not one of this extractor's topics")
@@ -336,14 +357,16 @@ class LearnedExtractor(Extractor):
                                    + [batch[i].parent_text or "" for i in replies])
         emb, parents = both[:n], both[n:]
         stance = [("unclear", 0.0, "unknown topic")] * n
-        for topic, (head, t_pro, t_anti) in self._stance.items():
+        for topic, (head, t_pro, t_anti, crossed) in self._stance.items():
             idx = [i for i, p in enumerate(batch) if p.topic == topic]
             if not idx:
                 continue
             probs = self.stance_proba(head, emb[idx], t_pro, t_anti)
+            classes = cross_sides(head.classes) if crossed else head.classes
+            why = f"stance head {head.ident}" + (f" ({CROSSED})" if crossed else "")
             for i, row in zip(idx, probs, strict=True):
-                k = abstain(row, head.classes, self.unclear_above)
-                stance[i] = (head.classes[k], float(row[k]), f"stance head {head.ident}")
+                k = abstain(row, classes, self.unclear_above)
+                stance[i] = (classes[k], float(row[k]), why)
         affect_p = self.heads["affect"].predict_proba(emb)
         affect_classes = self.heads["affect"].classes
         emotion_p = self.heads["emotion"].predict_proba(emb)

@@ -24,6 +24,14 @@ if TYPE_CHECKING:
 # which that head serves the topic: the midpoint between paraphrases of the five SemEval targets
 # and unrelated or near-miss topics in benchmarks/topic_heads.py (see benchmarks/README.md).
 HEAD_MATCH_MIN = 0.59
+# How much better a head's sides must match a topic's one way (as named, or crossed: the topic's
+# pro is the head's anti) than the other before the head serves it (crossed: its answers
+# swapped): half the usual margin of the paraphrases that chose HEAD_MATCH_MIN (0.06;
+# benchmarks/topic_heads.py set A). Descriptions that name both sides' words ("atheism" and "God"
+# in each) can match nearly as well either way (set A's atheism: 0.693 as named, 0.696
+# crossed); those get the generic head. The rule is symmetric, so swapping a topic's pro and
+# anti swaps its labels whichever head serves it.
+SIDES_MARGIN = 0.03
 
 
 @dataclass(frozen=True)
@@ -64,23 +72,37 @@ def head_similarity(topic: Described, head: Described) -> tuple[float, float]:
     return float(np.mean(sim)), float(np.mean(crossed))
 
 
+@dataclass(frozen=True)
+class HeadMatch:
+    """A topic head that serves a topic; ``crossed``: the topic names the head's sides the other
+    way round (its pro is the head's anti), so the head's pro and anti answers are swapped."""
+
+    head: Head
+    similarity: float
+    crossed: bool = False
+
+
 def match_topic_head(topic: Described, heads: Sequence[tuple[Head, Described]],
-                     min_similarity: float | None = None) -> tuple[Head, float] | None:
+                     min_similarity: float | None = None) -> HeadMatch | None:
     """The topic head whose descriptions mean what this topic's do, if any.
 
     A head serves the topic when (1) a topic about a named person or place names it too (a head
     trained on "Hillary Clinton" never serves "Donald Trump", whose descriptions are otherwise
     the same sentence), (2) ``head_similarity`` reaches ``min_similarity`` (default
-    ``HEAD_MATCH_MIN``), (3) the sides are not better matched crossed (the topic would name its
-    sides the other way round), and (4) no other head is more similar.
+    ``HEAD_MATCH_MIN``) with the sides as named, or crossed (the topic names its sides the other
+    way round), whichever pairing is more similar by at least ``SIDES_MARGIN``, and (3) no other
+    head is more similar.
     """
     threshold = HEAD_MATCH_MIN if min_similarity is None else min_similarity
-    best: tuple[Head, float] | None = None
+    best: HeadMatch | None = None
     for head, desc in heads:
         if desc.proper_nouns and not any(re.search(rf"\b{re.escape(w)}\b", topic.text)
                                          for w in desc.proper_nouns):
             continue
         sim, crossed = head_similarity(topic, desc)
-        if sim >= threshold and sim > crossed and (best is None or sim > best[1]):
-            best = (head, sim)
+        if abs(sim - crossed) < SIDES_MARGIN:
+            continue  # which of the topic's sides is which of the head's is unclear
+        found = HeadMatch(head, max(sim, crossed), crossed=crossed > sim)
+        if found.similarity >= threshold and (best is None or found.similarity > best.similarity):
+            best = found
     return best
