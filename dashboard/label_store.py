@@ -42,7 +42,6 @@ _COLUMNS = [f.name for f in fields(AnalystLabel)]
 _SUGGESTION_COLUMNS = [f.name for f in fields(LabelSuggestion)]
 _HAS_TABLE = ("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
               "AND schema_name = current_schema()")
-_HAS_LABELS = _HAS_TABLE.replace("?", "'labels'")
 
 
 class LabelError(PolarwatchError):
@@ -216,11 +215,14 @@ def suggestion_pairs(path: str | Path, topic: str) -> pd.DataFrame:
 def suggestion_pairs_read(path: str | Path, topic: str) -> pd.DataFrame:
     """:func:`suggestion_pairs` through the readers' snapshot (the Topic page); empty on a
     file without the labels or suggestions table."""
-    have = read_frame(path, "SELECT count(*) FROM duckdb_tables() WHERE table_name IN "
-                            "('labels', 'label_suggestions') AND schema_name = current_schema()")
-    if int(have.iloc[0, 0]) < 2:
+    if not _has_tables(path, "labels", "label_suggestions"):
         return pd.DataFrame(columns=["task", "value", "suggestion", "model", "after_seeing"])
     return read_frame(path, _AGREEMENT, [topic])
+
+
+def _has_tables(path: str | Path, *tables: str) -> bool:
+    """Whether the readers' snapshot of `path` has every one of `tables`."""
+    return all(int(read_frame(path, _HAS_TABLE, [t]).iloc[0, 0]) for t in tables)
 
 
 def _counted(df: pd.DataFrame) -> tuple[int, int]:
@@ -232,8 +234,7 @@ def random_labels(path: str | Path) -> pd.DataFrame:
     topic's posts up to its furthest random draw, including those the least-confident share
     labelled first (``polarwatch.warehouse.RANDOM_SAMPLE_LABELS_SQL``), through the readers'
     snapshot; empty on a file without the labels table."""
-    df = read_frame(path, _HAS_LABELS)
-    if not int(df.iloc[0, 0]):
+    if not _has_tables(path, "labels"):
         return pd.DataFrame(columns=["topic", "task", "value", "model_value"])
     return read_frame(path, RANDOM_SAMPLE_LABELS_SQL)
 

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from scoring.extractors.decisions import cross_sides
+
 if TYPE_CHECKING:
     from scoring.extractors.learned import Head
 
 # A topic head retrained from analysts' labels reads the stance features *and* the generic
 # head's log-probabilities (its meta "features"; meta "prior" names the generic head it used).
 ON_GENERIC = "stance_features+generic"
-_MIRROR = {"pro": "anti", "anti": "pro"}
 
 
 def stance_features(e: np.ndarray, t_pro: np.ndarray, t_anti: np.ndarray) -> np.ndarray:
@@ -40,9 +41,8 @@ def pair_features(p: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.hstack([p, c, np.abs(p - c), p * c])
 
 
-def described_proba(head: Head, e: np.ndarray, t_pro: np.ndarray, t_anti: np.ndarray,
-                    swap_mean: bool) -> np.ndarray:
-    """Stance probabilities of `head` for embeddings `e` under a topic's descriptions.
+def features_proba(head: Head, x: np.ndarray, swap_mean: bool) -> np.ndarray:
+    """Stance probabilities of `head` for `stance_features` rows `x`.
 
     With `swap_mean` the head also reads the post with pro and anti swapped and the two answers
     are averaged (pro of one with anti of the other): stance is defined by the descriptions, so
@@ -51,18 +51,27 @@ def described_proba(head: Head, e: np.ndarray, t_pro: np.ndarray, t_anti: np.nda
     flips every label by construction. Topic heads were fitted on fixed descriptions and are
     read as they are.
     """
-    x = stance_features(e, t_pro, t_anti)
     p = head.predict_proba(x)
     if not swap_mean:
         return p
     q = head.predict_proba(mirror_stance_features(x))
-    swapped = [head.classes.index(_MIRROR.get(c, c)) for c in head.classes]
+    swapped = [head.classes.index(c) for c in cross_sides(head.classes)]
     return np.asarray((p + q[:, swapped]) / 2)
+
+
+def described_proba(head: Head, e: np.ndarray, t_pro: np.ndarray, t_anti: np.ndarray,
+                    swap_mean: bool) -> np.ndarray:
+    """`features_proba` for embeddings `e` under a topic's descriptions."""
+    return features_proba(head, stance_features(e, t_pro, t_anti), swap_mean)
+
+
+def log_proba(p: np.ndarray) -> np.ndarray:
+    """Clipped log-probabilities: the generic head's answers as a retrained head's features."""
+    return np.asarray(np.log(np.clip(p, 1e-6, 1.0)))
 
 
 def prior_logits(generic: Head, e: np.ndarray, t_pro: np.ndarray, t_anti: np.ndarray
                  ) -> np.ndarray:
     """The generic head's log-probabilities (as served: swap-averaged), a retrained head's
     extra features (``ON_GENERIC``)."""
-    p = described_proba(generic, e, t_pro, t_anti, swap_mean=True)
-    return np.asarray(np.log(np.clip(p, 1e-6, 1.0)))
+    return log_proba(described_proba(generic, e, t_pro, t_anti, swap_mean=True))

@@ -57,9 +57,9 @@ from scoring.extractors.decisions import (
 from scoring.extractors.encoder import LEGACY_ENCODER, CachedEncoder, parse_variant
 from scoring.extractors.features import (
     ON_GENERIC,
-    described_proba,
+    features_proba,
+    log_proba,
     pair_features,
-    prior_logits,
     stance_features,
 )
 from scoring.extractors.topic_match import Described, describe, match_topic_head
@@ -329,11 +329,11 @@ class LearnedExtractor(Extractor):
                      ) -> np.ndarray:
         """`head`'s stance probabilities for embeddings `e` under the given descriptions."""
         generic = self.heads["stance"]
-        if head is generic:
-            return described_proba(generic, e, t_pro, t_anti, swap_mean=True)
         x = stance_features(e, t_pro, t_anti)
+        if head is generic:
+            return features_proba(generic, x, swap_mean=True)
         if head.meta_str("features") == ON_GENERIC:
-            x = np.hstack([x, prior_logits(generic, e, t_pro, t_anti)])
+            x = np.hstack([x, log_proba(features_proba(generic, x, swap_mean=True))])
         return head.predict_proba(x)
 
     def _matcher(self, topic_heads: dict[tuple[str, str], Head]
