@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 from statistics import NormalDist
 
 _PHI = NormalDist()
@@ -94,8 +93,7 @@ class ContextMemory:
         self.contexts: dict[tuple[int, ...], list[int]] = {}  # context -> [count, last row]
         self.transitions: dict[tuple[int, ...], list[int]] = {}  # context + next -> same
         self.t = 0
-        self.new = 0  # transitions of the last point never seen before ...
-        self.checked = 0  # ... out of this many
+        self.new = 0  # transitions of the last point never seen before
 
     def learn_one(self, bucket: int) -> float | None:
         """Novelty of ``bucket`` after the recent buckets, then remember it; None until
@@ -108,7 +106,7 @@ class ContextMemory:
         hist = tuple(self.recent)
         novelty: float | None = None
         if len(hist) == self.order:
-            total, self.new, self.checked = 0.0, 0, self.order
+            total, self.new = 0.0, 0
             for k in range(1, self.order + 1):
                 ctx = hist[-k:]
                 key = (*ctx, bucket)
@@ -165,17 +163,6 @@ class NoveltyLikelihood:
         return self.mu + _PHI.inv_cdf(min(max(threshold, 1e-12), 1 - 1e-12)) * self.sd
 
 
-@dataclass
-class PatternState:
-    """What the pattern test saw on the last point (the explanation's numbers)."""
-
-    new: int  # transitions of this point never seen before
-    checked: int  # transitions looked at
-    mean: float  # short-window mean novelty
-    usual: float  # its usual level (mean over the long window)
-    spread: float  # and spread
-
-
 class PatternDetector:
     """Bucketer -> context memory -> likelihood; :meth:`learn_one` returns the pattern score
     (0..1, one minus a tail probability; NaN for a missing or non-finite value)."""
@@ -191,8 +178,3 @@ class PatternDetector:
             return math.nan
         novelty = self.memory.learn_one(self.bucketer.learn_one(x))
         return math.nan if novelty is None else self.likelihood.learn_one(novelty)
-
-    @property
-    def state(self) -> PatternState:
-        lk = self.likelihood
-        return PatternState(self.memory.new, self.memory.checked, lk.mean, lk.mu, lk.sd)
