@@ -218,8 +218,7 @@ def train_stance(enc: EmbeddingCache, out: Path, skip_loto: bool) -> dict[str, A
     to_head(clf, STANCE_NAMES, {"features": "stance_features", "model": c,
                                 "trained_on": "stance/* + perspectrum train",
                                 "mean": mean, "scale": scale}).save(out / "stance.npz")
-    x_val = build(targets, "val", swap=False)[0]
-    yv = build(targets, "val", swap=False)[1]
+    x_val, yv, _ = build(targets, "val", swap=False)
     res["generic_C"] = c
     res["generic_f_avg"] = f_avg(yv, served_predict(clf, x_val, mean, scale))
     log(f"stance generic head (all 5 targets): pooled val F_avg = {res['generic_f_avg']:.3f}")
