@@ -297,16 +297,35 @@ def _signal(pid: int, sig: int) -> None:
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
+    """Whether `pid` and every live process of its session's group exited within `timeout`
+    (a killed child still holds its port until it has exited)."""
     deadline = time.monotonic() + timeout
     while True:
         _reap(pid)
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return True
+            if not _group_alive(pid):
+                return True
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` is still running (zombies do not count: they hold no
+    ports). Reads /proc where it exists; elsewhere the leader's exit is taken as the group's."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return False
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[0] != "Z" and fields[2] == str(pgid):
+            return True
+    return False
 
 
 def _create_bucket(endpoint: str, bucket: str) -> None:
