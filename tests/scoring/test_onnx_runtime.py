@@ -75,3 +75,21 @@ def test_a_broken_cached_file_says_which_and_how_to_fix(cache: Path) -> None:
     path.write_bytes(b"not an onnx file")
     with pytest.raises(BackendError, match=r"cannot load the cached ONNX encoder .*delete it"):
         OnnxEncoder("fp32", 128, None, "")
+
+
+def test_batches_bound_padding_and_keep_every_text_once() -> None:
+    from scoring.extractors.onnx_runtime import MAX_PADDING, MIN_ROWS, padded_batches
+
+    rng = np.random.default_rng(7)  # one 256-post chunk of `label`, lengths of tweets to comments
+    lengths = [int(n) for n in rng.integers(8, 128, size=256)]
+    batches = padded_batches(lengths, max_rows=64)
+    assert sorted(r for b in batches for r in b) == list(range(len(lengths)))
+    for b in batches:
+        width = max(lengths[r] for r in b)
+        assert lengths[b[-1]] == width and len(b) <= 64
+        if len(b) > MIN_ROWS:  # a batch past its minimum never pads more than the bound
+            assert len(b) * width <= MAX_PADDING * sum(lengths[r] for r in b)
+    padded = sum(len(b) * max(lengths[r] for r in b) for b in batches)
+    assert padded <= 1.1 * sum(lengths)  # 64 rows in plain length order: 1.21 x here
+    assert [len(b) for b in padded_batches([40] * 100, max_rows=64)] == [64, 36]
+    assert padded_batches([], max_rows=64) == []
