@@ -10,8 +10,8 @@ torch nor sentence-transformers. Building it takes ~10-20 s once and needs torch
 
 Texts are tokenized with the model's own ``tokenizer.json`` (``tokenizers``), sorted by length
 and batched so that padding stays within ``MAX_PADDING`` of each batch's real word pieces
-(``padded_batches``). Long texts keep their first
-and last word pieces (``head_tail``) instead of only the first ones when asked to.
+(``padded_batches``). Long texts keep their first and last word pieces (``head_tail``) instead
+of only the first ones when asked to.
 """
 
 from __future__ import annotations
