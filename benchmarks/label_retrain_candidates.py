@@ -34,7 +34,7 @@ from scoring.retrain import CANDIDATES, f_avg, fit_candidate, pick_candidate  # 
 
 def study(src: Source, checkpoints: list[int], random_share: float, tmp: Path) -> None:
     from scoring.extractors.decisions import abstain
-    from scoring.extractors.features import features_proba, log_proba, stance_features
+    from scoring.extractors.features import prior_logits, stance_features
     from scoring.extractors.registry import get_extractor
 
     config(tmp, src.topic)
@@ -47,8 +47,7 @@ def study(src: Source, checkpoints: list[int], random_share: float, tmp: Path) -
     t_pro, t_anti = ext.encoder.encode([src.topic.pro, src.topic.anti])
     e = ext.encoder.encode(src.texts)
     x_all = np.asarray(stance_features(e, t_pro, t_anti), dtype=np.float64)
-    g_all = np.asarray(log_proba(features_proba(ext.heads["stance"], x_all, swap_mean=True)),
-                       dtype=np.float64)
+    g_all = np.asarray(prior_logits(ext.heads["stance"], x_all), dtype=np.float64)
     done: list[int] = []
     for n in checkpoints:
         if len(src.texts) - n < 30:

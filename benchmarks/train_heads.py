@@ -76,7 +76,7 @@ def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
 
 def served_predict(clf: Any, x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """The generic head's labels as the backend serves them: the mean of its answers with the
-    descriptions as given and swapped (``scoring.extractors.features.described_proba``), then
+    descriptions as given and swapped (``scoring.extractors.features.features_proba``), then
     the likelier class. Labels: 0 unclear, 1 anti, 2 pro."""
     p = clf.predict_proba((x - mean) / scale)
     q = clf.predict_proba((mirror_stance_features(x) - mean) / scale)

@@ -40,8 +40,9 @@ QUEUE_SIZE = 50  # candidates fetched per pool and click (the page skips those i
 SAMPLES = ("random", "informative")
 _COLUMNS = [f.name for f in fields(AnalystLabel)]
 _SUGGESTION_COLUMNS = [f.name for f in fields(LabelSuggestion)]
-_HAS_TABLE = ("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
-              "AND schema_name = current_schema()")
+# how many of a list of tables the open file has
+_HAS_TABLES = ("SELECT count(DISTINCT table_name) FROM duckdb_tables() "
+               "WHERE list_contains(?, table_name) AND schema_name = current_schema()")
 
 
 class LabelError(PolarwatchError):
@@ -120,7 +121,7 @@ def _live(path: str | Path, *queries: tuple[str, list[Any]]) -> list[pd.DataFram
     with connect(path, read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
         for table in ("labels", "label_suggestions"):
-            if not con.execute(_HAS_TABLE, [table]).fetchall()[0][0]:
+            if not con.execute(_HAS_TABLES, [[table]]).fetchall()[0][0]:
                 # a file from before the table: nothing labelled (or suggested) yet
                 con.execute(TABLES[table].replace("CREATE TABLE IF NOT EXISTS",
                                                   "CREATE TEMP TABLE"))
@@ -222,7 +223,7 @@ def suggestion_pairs_read(path: str | Path, topic: str) -> pd.DataFrame:
 
 def _has_tables(path: str | Path, *tables: str) -> bool:
     """Whether the readers' snapshot of `path` has every one of `tables`."""
-    return all(int(read_frame(path, _HAS_TABLE, [t]).iloc[0, 0]) for t in tables)
+    return int(read_frame(path, _HAS_TABLES, [list(tables)]).iloc[0, 0]) == len(set(tables))
 
 
 def _counted(df: pd.DataFrame) -> tuple[int, int]:

@@ -180,7 +180,7 @@ def retrain_stance(texts: Sequence[str], labels: Sequence[str], topic: Topic, ex
     ``encoder``, ``heads``, ``stance_heads``, ``unclear_above``, ``extract``)."""
     import time
 
-    from scoring.extractors.features import features_proba, log_proba, stance_features
+    from scoring.extractors.features import prior_logits, stance_features
 
     t0 = time.monotonic()
     classes, left_out = usable_labels(labels, topic.id)
@@ -194,7 +194,7 @@ def retrain_stance(texts: Sequence[str], labels: Sequence[str], topic: Topic, ex
     t_pro, t_anti = extractor.encoder.encode([topic.pro, topic.anti])
     e = extractor.encoder.encode(texts)
     x = np.asarray(stance_features(e, t_pro, t_anti), dtype=np.float64)
-    g = np.asarray(log_proba(features_proba(generic, x, swap_mean=True)), dtype=np.float64)
+    g = np.asarray(prior_logits(generic, x), dtype=np.float64)
     y = np.array([classes.index(lab) for lab in truth])
     new = cross_validate(x, g, y, classes, extractor.unclear_above, seed, progress)
     kind, c = pick_candidate(x, g, y, classes, extractor.unclear_above, seed)

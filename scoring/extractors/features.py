@@ -59,19 +59,12 @@ def features_proba(head: Head, x: np.ndarray, swap_mean: bool) -> np.ndarray:
     return np.asarray((p + q[:, swapped]) / 2)
 
 
-def described_proba(head: Head, e: np.ndarray, t_pro: np.ndarray, t_anti: np.ndarray,
-                    swap_mean: bool) -> np.ndarray:
-    """`features_proba` for embeddings `e` under a topic's descriptions."""
-    return features_proba(head, stance_features(e, t_pro, t_anti), swap_mean)
-
-
 def log_proba(p: np.ndarray) -> np.ndarray:
     """Clipped log-probabilities: the generic head's answers as a retrained head's features."""
     return np.asarray(np.log(np.clip(p, 1e-6, 1.0)))
 
 
-def prior_logits(generic: Head, e: np.ndarray, t_pro: np.ndarray, t_anti: np.ndarray
-                 ) -> np.ndarray:
-    """The generic head's log-probabilities (as served: swap-averaged), a retrained head's
-    extra features (``ON_GENERIC``)."""
-    return log_proba(described_proba(generic, e, t_pro, t_anti, swap_mean=True))
+def prior_logits(generic: Head, x: np.ndarray) -> np.ndarray:
+    """The generic head's log-probabilities for `stance_features` rows `x` (as served:
+    swap-averaged), a retrained head's extra features (``ON_GENERIC``)."""
+    return log_proba(features_proba(generic, x, swap_mean=True))

@@ -58,8 +58,8 @@ from scoring.extractors.encoder import LEGACY_ENCODER, CachedEncoder, parse_vari
 from scoring.extractors.features import (
     ON_GENERIC,
     features_proba,
-    log_proba,
     pair_features,
+    prior_logits,
     stance_features,
 )
 from scoring.extractors.topic_match import Described, describe, match_topic_head
@@ -333,7 +333,7 @@ class LearnedExtractor(Extractor):
         if head is generic:
             return features_proba(generic, x, swap_mean=True)
         if head.meta_str("features") == ON_GENERIC:
-            x = np.hstack([x, log_proba(features_proba(generic, x, swap_mean=True))])
+            x = np.hstack([x, prior_logits(generic, x)])
         return head.predict_proba(x)
 
     def _matcher(self, topic_heads: dict[tuple[str, str], Head]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from scoring.extractors.features import (
-    described_proba,
+    features_proba,
     mirror_stance_features,
     prior_logits,
     stance_features,
@@ -41,14 +41,15 @@ def test_swapping_the_descriptions_swaps_every_label_of_the_swap_averaged_head()
     head = _mlp_head()
     e = _unit(rng.normal(size=(400, D)))
     t_pro, t_anti = _unit(rng.normal(size=D)), _unit(rng.normal(size=D))
-    given = described_proba(head, e, t_pro, t_anti, swap_mean=True)
-    swapped = described_proba(head, e, t_anti, t_pro, swap_mean=True)
+    x, x_swapped = stance_features(e, t_pro, t_anti), stance_features(e, t_anti, t_pro)
+    given = features_proba(head, x, swap_mean=True)
+    swapped = features_proba(head, x_swapped, swap_mean=True)
     # columns: unclear, anti, pro
     np.testing.assert_allclose(given[:, [0, 2, 1]], swapped, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(given.sum(1), 1.0, rtol=1e-5)
     # the head read once is not symmetric: without the mean, labels do not all flip
-    once = described_proba(head, e, t_pro, t_anti, swap_mean=False).argmax(1)
-    once_swapped = described_proba(head, e, t_anti, t_pro, swap_mean=False).argmax(1)
+    once = features_proba(head, x, swap_mean=False).argmax(1)
+    once_swapped = features_proba(head, x_swapped, swap_mean=False).argmax(1)
     flips = np.isin(once, [1, 2]) & (once_swapped == np.array([0, 2, 1])[once])
     assert flips.sum() < np.isin(once, [1, 2]).sum()
 
@@ -58,7 +59,8 @@ def test_prior_logits_are_the_log_of_the_served_probabilities() -> None:
     head = _mlp_head(1)
     e = _unit(rng.normal(size=(20, D)))
     t_pro, t_anti = _unit(rng.normal(size=D)), _unit(rng.normal(size=D))
-    g = prior_logits(head, e, t_pro, t_anti)
+    x = stance_features(e, t_pro, t_anti)
+    g = prior_logits(head, x)
     assert np.isfinite(g).all()
-    np.testing.assert_allclose(np.exp(g), described_proba(head, e, t_pro, t_anti, True),
+    np.testing.assert_allclose(np.exp(g), features_proba(head, x, True),
                                rtol=1e-4, atol=1e-6)
