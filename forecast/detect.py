@@ -229,7 +229,7 @@ class StreamingDetector:
             self.policy.step(0.0 if observed else math.nan, None)
             return Point(math.nan, math.nan, math.nan, math.nan, FLAG_NONE)
         model = self.model
-        pred, sigma = model.predict(self.t), model.sigma
+        pred, sigma = model.predict(self.t), model.sigma_at(self.t)
         cusum_before = self.cusum.s
         x = to_model(value, self.log)
         z, shifted = model.learn_one(x, self.t)
@@ -257,7 +257,7 @@ class StreamingDetector:
         else:
             self.rise.learn_one(float(self.t), pred - model.season_at(self.t - 1) + zc * sigma)
             self.cusum.learn_one(zc)
-            model.learn_scale(zc)
+            model.learn_scale(zc, self.t - 1)
         self.calibration.learn_one(abs(z))
         self.change.learn_one(min(abs(z), CLIP_SIGMAS), zc)
         point_score = _point_score(abs(z), self.calibration.tail)

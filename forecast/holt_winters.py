@@ -9,7 +9,8 @@ one side (the level then jumps: a shift is accepted). Measured: ``UnobservedComp
 .append`` costs ~2.1 ms a point (34 s for 16k points); this recursion a few microseconds.
 
 The initial residual scale comes from (seasonal) differences of the warm-up: the in-sample fit
-overfits two cycles (measured sigma 0.009 in-sample against 0.12 true). Non-negative warm-ups
+overfits two cycles (measured sigma 0.009 in-sample against 0.12 true). With a season the scale
+also follows the time of day (:class:`PhaseScale`): busy hours are noisier than the night. Non-negative warm-ups
 (counts) are modelled on a ``sign(x) log1p|x|`` scale (:func:`to_model`, :func:`from_model`).
 """
 
@@ -49,6 +50,14 @@ SCALE_MIN_SPAN = 200
 # 2 and 4 warm-ups of observed points, then every 4: two cycles are too few to learn a season.
 REFIT_EVERY_WARMUPS = 4
 SCALE_FLOOR = 1e-6  # scale floor, relative to max(1, |level|): constant series
+# Time-of-day scale: the cycle's variance in 6 blocks (4 hours of a day; >= 4 points per block
+# and cycle even for hourly data), each an EWMA over about a week of cycles, started from the
+# warm-up's one-step errors shrunk towards 1 by 10 pseudo-points, kept within 0.1-10 x the mean.
+# Measured (benchmarks/README.md, "Time-of-day scale"): 3 / 4 / 6 / 8 / 12 / 24 blocks.
+PHASE_BLOCKS = 6
+PHASE_SPAN_CYCLES = 7
+PHASE_PRIOR_POINTS = 10
+PHASE_FACTOR_RANGE = (0.1, 10.0)
 
 
 def to_model(x: float, log: bool) -> float:
@@ -135,6 +144,60 @@ def refit_due(n_obs: int, warmup: int) -> bool:
     return rest == 0 and (k in (2, 4) or (k > 4 and k % REFIT_EVERY_WARMUPS == 0))
 
 
+class PhaseScale:
+    """Multiplicative time-of-day factor of the residual variance: ``var * factor[block]``.
+
+    The cycle's ``period`` points are cut into :data:`PHASE_BLOCKS` blocks. Without it a series
+    whose days are noisy and nights quiet (NAB's ``art_daily_flatmiddle``, traffic, CPU) shrinks
+    its one scale overnight and raises an alarm every morning. The factors have mean 1; the
+    overall level stays in the filter's ``var``.
+    """
+
+    def __init__(self, period: int | None) -> None:
+        self.period = period or 1
+        self.blocks = min(PHASE_BLOCKS, period) if period else 0
+        self.factor = np.ones(max(self.blocks, 1))
+        points_per_cycle = self.period / max(self.blocks, 1)  # updates of one block per cycle
+        self.lam = 2.0 / (PHASE_SPAN_CYCLES * points_per_cycle + 1)
+        self.since = 0
+
+    def block(self, index: int) -> int:
+        return (index % self.period) * self.blocks // self.period if self.blocks else 0
+
+    def at(self, index: int) -> float:
+        return float(self.factor[self.block(index)])
+
+    def start(self, errors: list[tuple[int, float]]) -> None:
+        """Factors from the warm-up's ``(index, z)`` one-step errors (z under factor 1)."""
+        if not self.blocks:
+            return
+        total, count = np.zeros(self.blocks), np.zeros(self.blocks)
+        for index, z in errors:
+            b = self.block(index)
+            total[b] += min(z * z, CLIP_SIGMAS ** 2) / CLIP_VARIANCE_FACTOR
+            count[b] += 1
+        f = (total + PHASE_PRIOR_POINTS) / (count + PHASE_PRIOR_POINTS)
+        f = np.clip(f / f.mean(), *PHASE_FACTOR_RANGE)
+        self.factor = f / f.mean()
+
+    def learn_one(self, zc: float, index: int) -> float:
+        """Learn a clipped z of row ``index``; returns the factor by which the filter's
+        variance must grow (once a cycle the factors are brought back to mean 1), else 1."""
+        if not self.blocks:
+            return 1.0
+        b = self.block(index)
+        f = self.factor[b]
+        f += self.lam * (zc * zc * f / CLIP_VARIANCE_FACTOR - f)
+        self.factor[b] = min(PHASE_FACTOR_RANGE[1], max(PHASE_FACTOR_RANGE[0], f))
+        self.since += 1
+        if self.since < self.period:
+            return 1.0
+        self.since = 0
+        mean = float(self.factor.mean())
+        self.factor /= mean
+        return mean
+
+
 class RobustHoltWinters:
     """The filter's state after a warm-up ``x`` (model scale, NaN = missing) of ``warmup``
     observed points; ``candidate`` is the season to test (None: no season)."""
@@ -154,10 +217,12 @@ class RobustHoltWinters:
         self.season = [0.0] * (self.period or 1)
         self.run = [0, 0]  # [sign, length] of the streak of same-side exceedances
         self.a = self.b = self.g = self.phi = self.level = self.trend = 0.0
+        self.phase = PhaseScale(self.period)
+        self.fits = 0
 
-    @property
-    def sigma(self) -> float:
-        return math.sqrt(self.var)
+    def sigma_at(self, index: int) -> float:
+        """The residual scale of row ``index`` (the time-of-day factor included)."""
+        return math.sqrt(self.var * self.phase.at(index))
 
     def fit(self, t: int) -> HWParams:
         """ML-fit the smoothing parameters on the remembered rows (the last ends at row
@@ -171,8 +236,11 @@ class RobustHoltWinters:
             for j, s in enumerate(p.s0):
                 self.season[(start + j) % self.period] = float(s)
         run = [0, 0]
-        for i, v in enumerate(x):
-            self.learn_one(float(v), start + i, run)
+        errors = [(start + i, self.learn_one(float(v), start + i, run)[0])
+                  for i, v in enumerate(x)]
+        if not self.fits:  # the first fit: the time-of-day factors from the warm-up
+            self.phase.start([(i, z) for i, z in errors if z is not None])
+        self.fits += 1
         return p
 
     def season_at(self, index: int) -> float:
@@ -192,7 +260,7 @@ class RobustHoltWinters:
         if math.isnan(x):
             self.level, self.trend = self.level + self.phi * self.trend, self.phi * self.trend
             return None, False
-        sigma = math.sqrt(self.var)
+        sigma = self.sigma_at(index)
         z = (x - pred) / sigma
         sign = int(z > CLIP_SIGMAS) - int(z < -CLIP_SIGMAS)
         if sign and sign == run[0]:
@@ -210,6 +278,8 @@ class RobustHoltWinters:
             self.season[index % self.period] += self.g * ec
         return z, False
 
-    def learn_scale(self, zc: float) -> None:
-        """Update the residual variance with a clipped z (EWMA of clipped squares)."""
+    def learn_scale(self, zc: float, index: int) -> None:
+        """Update the residual variance and the time-of-day factors with the clipped z of row
+        ``index`` (EWMAs of clipped squares)."""
         self.var += self.lam * (zc * zc * self.var / CLIP_VARIANCE_FACTOR - self.var)
+        self.var *= self.phase.learn_one(zc, index)

@@ -225,3 +225,38 @@ def test_switching_between_known_levels_is_the_new_normal() -> None:
     # the return to idle and every later burst go back to levels of the last week: no further
     # level-shift alarm ("reactive"); before, each burst after the refractory day raised one
     assert not [a for a in alarms[1:] if a[1] == "reactive" or a[2] == "shift"], alarms
+
+
+def busy_days(days: int = 12, seed: int = 3) -> np.ndarray:
+    """5-minute values: a noisy day at 80 (sd 3) and a quiet night at -20 (sd 0.3)."""
+    rng = np.random.default_rng(seed)
+    hour = (np.arange(days * 288) % 288) / 12
+    day = (hour >= 8) & (hour < 20)
+    return np.where(day, 80 + rng.normal(0, 3, day.size), -20 + rng.normal(0, 0.3, day.size))
+
+
+def test_a_noisy_day_after_a_quiet_night_is_not_an_alarm(monkeypatch: pytest.MonkeyPatch) -> None:
+    y = busy_days()  # 10 scored days, no incident
+    alarms = len(flags_at(detect_values(y, 300)))
+    assert alarms <= 3
+    # the same series with one scale for the whole day: most mornings look like an incident
+    monkeypatch.setattr("forecast.holt_winters.PHASE_BLOCKS", 0)
+    assert len(flags_at(detect_values(y, 300))) >= 2 * alarms + 1
+
+
+def test_time_of_day_factors_learn_each_block_variance() -> None:
+    from forecast.holt_winters import CLIP_SIGMAS, PhaseScale
+
+    rng = np.random.default_rng(1)
+    phase = PhaseScale(24)  # hourly data: 6 blocks of 4 hours
+    assert phase.blocks == 6 and phase.block(3) == 0 and phase.block(23) == 5
+    var = 1.0  # the filter's overall variance: grows when the factors are renormalised
+    for t in range(24 * 400):
+        sd = 3.0 if phase.block(t) == 5 else 1.0  # the evening block is 9 x as variable
+        z = rng.normal(0, sd) / math.sqrt(var * phase.at(t))
+        var *= phase.learn_one(max(-CLIP_SIGMAS, min(CLIP_SIGMAS, z)), t)
+    assert phase.factor.mean() == pytest.approx(1.0, abs=0.2)
+    assert var * phase.factor[:5].mean() == pytest.approx(1.0, rel=0.3)
+    ratio = phase.factor[5] / phase.factor[:5].mean()
+    assert 6.0 < ratio < 12.0, phase.factor
+    assert PhaseScale(None).at(7) == 1.0 and PhaseScale(3).blocks == 3
