@@ -35,7 +35,7 @@ from nab_data import DEFAULT_DIR, PROFILES, NabSeries, load_corpus, load_profile
 
 from benchmarks import nab  # noqa: E402
 from forecast.alarms import FLAG_NONE, AlarmPolicy, suppress_points  # noqa: E402
-from forecast.detect import DetectorConfig, StreamingDetector  # noqa: E402
+from forecast.detect import DetectorConfig, StreamingDetector, severity  # noqa: E402
 
 # (threshold, refractory seconds) used for every series; see the module docstring.
 CHOSEN = (0.9999, 24 * 3600.0)
@@ -57,14 +57,16 @@ class Run:
     seconds: float
     coverage: float  # share of observed rows inside the detector's band
     band_rows: int
+    severity: np.ndarray | None = None  # per row: how far past its limit (forecast.detect)
     alarms: np.ndarray | None = None  # bool per row: the alarm row of an episode
 
     def apply(self, threshold: float, refractory: float) -> Run:
         """The alarm rows under ``threshold`` / ``refractory`` seconds (one per episode)."""
         policy = AlarmPolicy(threshold=threshold,  # warm-up rows already have NaN scores
                              suppress=suppress_points(self.interval, refractory))
-        self.alarms = np.array([policy.decide(float(sc), k) != FLAG_NONE
-                                for sc, k in zip(self.score, self.kind, strict=True)])
+        sev = np.full(len(self.score), np.nan) if self.severity is None else self.severity
+        self.alarms = np.array([policy.decide(float(sc), k, severity=float(v)) != FLAG_NONE
+                                for sc, k, v in zip(self.score, self.kind, sev, strict=True)])
         return self
 
 
@@ -82,7 +84,7 @@ def run_one(args: tuple[NabSeries, float, bool]) -> Run:
     score[: det.warmup] = np.nan
     return Run(s.key, s.category, score, [p.kind for p in pts], s.interval_seconds,
                det.warmup, seconds, float(inside.mean()) if ok.any() else float("nan"),
-               int(ok.sum()))
+               int(ok.sum()), np.array([severity(p.trigger) for p in pts]))
 
 
 def run_all(corpus: Sequence[NabSeries], alpha: float, jobs: int,

@@ -12,7 +12,13 @@ organised in **episodes**:
   passed since it opened, and the last ``quiet`` observed points all scored below ``rearm``
   (hysteresis: a long excursion hovering around the threshold stays one episode);
 - missing points (NaN score) and *thin* points (a window below the minimum volume) neither open
-  nor resolve an episode and do not count towards ``quiet``; they belong to the open episode.
+  nor resolve an episode and do not count towards ``quiet``; they belong to the open episode;
+- a **second, stronger wave** is not swallowed: once an open episode has gone quiet (its last
+  ``quiet`` points below ``rearm``), a point that reaches the threshold with a ``severity`` (how
+  far past its test's limit, 1 = at the limit) above ``escalate`` times the highest the episode
+  reached ends it early and opens a new episode with its own alarm. The step says which episode
+  it ended (``closes``): that episode's last point is the one before, which consumers that keep
+  rows mark as its resolution (:func:`close_previous`).
 
 The episode's **class** starts as the alarm's kind; a ``spike`` episode is re-classified
 ``reactive`` or ``anticipatory`` when the detector confirms a level jump or a build-up while it
@@ -23,7 +29,8 @@ separate (:mod:`forecast.alerts.delivery`): one firing message on open, one reso
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 FLAG_NONE, FLAG_SPIKE, FLAG_REACTIVE, FLAG_ANTICIPATORY = (
     "none", "spike", "reactive", "anticipatory")
@@ -40,13 +47,16 @@ DEFAULT_THRESHOLD = 0.9999
 DEFAULT_REARM = 0.99
 # ... for 3 observed points in a row (one quiet point inside an excursion does not end it).
 DEFAULT_QUIET_POINTS = 3
-# Refractory period: an episode lasts at least 24 hours. Chosen on NAB's artificial categories
+# Refractory period: an episode lasts at least 24 hours (unless a stronger wave ends it). Chosen on NAB's artificial categories
 # from 2 / 6 / 12 / 24 h (benchmarks/nab_real.py --select; Merlion's AggregateAlarms uses 2 h,
 # which on NAB's real series left 2-3 alarms per incident) ...
 DEFAULT_REFRACTORY_SECONDS = 24 * 3600.0
 # ...but at least this many points, so that coarse series (daily data) still keep the
 # immediately following points of one incident together (the shift confirmation needs 3).
 MIN_REFRACTORY_POINTS = 3
+# A quiet episode is ended by a new alarm half again as far past its test's limit as anything
+# the episode reached (benchmarks/README.md, "A second wave"; 0 turns it off).
+DEFAULT_ESCALATE = 1.5
 
 
 def suppress_points(interval_seconds: float,
@@ -65,6 +75,8 @@ class Step:
     episode: int | None  # id (1, 2, ...) of the episode the point belongs to, None outside
     event: str | None  # "open", "resolve" (the episode's last point) or None
     kind: str | None  # the class of the point's episode (may be upgraded after the alarm)
+    closes: int | None = None  # the episode this alarm ended early (a second, stronger wave)
+    closed_kind: str | None = None  # that episode's class
 
 
 @dataclass
@@ -77,12 +89,14 @@ class AlarmPolicy:
     suppress: int = MIN_REFRACTORY_POINTS  # refractory: points an episode stays open at least
     rearm: float = DEFAULT_REARM
     quiet: int = DEFAULT_QUIET_POINTS
+    escalate: float = DEFAULT_ESCALATE  # 0: a wave inside an open episode never alarms
     episodes: int = field(default=0, init=False)  # episodes opened so far
     _seen: int = field(default=0, init=False)
     _step: int = field(default=-1, init=False)
     _open_at: int | None = field(default=None, init=False)
     _kind: str | None = field(default=None, init=False)
     _quiet_run: int = field(default=0, init=False)
+    _peak: float = field(default=0.0, init=False)  # highest severity of the open episode
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -90,6 +104,8 @@ class AlarmPolicy:
         if not 0.0 <= self.rearm <= self.threshold:
             raise ValueError(f"rearm ({self.rearm}) must be between 0 and the threshold "
                              f"({self.threshold})")
+        if not self.escalate == 0.0 and not self.escalate >= 1.0:
+            raise ValueError(f"escalate ({self.escalate}) must be 0 (off) or >= 1")
         if self.suppress < 0 or self.min_points < 0 or self.quiet < 1:
             raise ValueError(f"suppress ({self.suppress}) and min_points ({self.min_points}) "
                              f"must be >= 0 and quiet ({self.quiet}) >= 1")
@@ -98,12 +114,14 @@ class AlarmPolicy:
     def open(self) -> bool:
         return self._open_at is not None
 
-    def step(self, score: float, kind: str | None, *, thin: bool = False) -> Step:
+    def step(self, score: float, kind: str | None, *, thin: bool = False,
+             severity: float = math.nan) -> Step:
         """The policy's verdict on the next point.
 
         ``score`` NaN marks a missing point; ``thin`` a point too thin to decide on (both keep
         the state). ``kind`` is the detector's candidate; it only matters when ``score`` reaches
-        the threshold.
+        the threshold. ``severity``: how far past its test's limit the point is (NaN: unknown;
+        an episode opened by an unknown severity is never ended early).
         """
         self._step += 1
         if kind is not None and kind not in FLAGS:
@@ -114,8 +132,15 @@ class AlarmPolicy:
         self._seen += 1
         alarming = kind not in (None, FLAG_NONE) and score >= self.threshold
         if self._open_at is not None:
+            if (alarming and self.escalate and self._quiet_run >= self.quiet
+                    and severity > self.escalate * self._peak):
+                assert kind is not None
+                closed, closed_kind = self.episodes, self._kind
+                return replace(self._open(kind, severity), closes=closed, closed_kind=closed_kind)
             if alarming and self._kind == FLAG_SPIKE and kind in UPGRADES:
                 self._kind = kind
+            if score >= self.rearm and severity > self._peak:
+                self._peak = severity
             self._quiet_run = self._quiet_run + 1 if score < self.rearm else 0
             if self._quiet_run >= self.quiet and self._step - self._open_at >= self.suppress:
                 cls, self._open_at, self._kind = self._kind, None, None
@@ -124,10 +149,30 @@ class AlarmPolicy:
         if not alarming or self._seen <= self.min_points:
             return Step(FLAG_NONE, None, None, None)
         assert kind is not None
+        return self._open(kind, severity)
+
+    def _open(self, kind: str, severity: float) -> Step:
         self.episodes += 1
         self._open_at, self._kind, self._quiet_run = self._step, kind, 0
+        self._peak = severity if not math.isnan(severity) else math.inf
         return Step(kind, self.episodes, EVENT_OPEN, kind)
 
-    def decide(self, score: float, kind: str | None, *, thin: bool = False) -> str:
+    def decide(self, score: float, kind: str | None, *, thin: bool = False,
+               severity: float = math.nan) -> str:
         """The flag of the next point: the kind on an episode's alarm point, else ``none``."""
-        return self.step(score, kind, thin=thin).flag
+        return self.step(score, kind, thin=thin, severity=severity).flag
+
+
+def close_previous(events: list[str | None], episodes: list[int | None], closes: int | None,
+                   kept: Sequence[bool] | None = None) -> int | None:
+    """Mark the resolution of episode ``closes``, ended early by a second, stronger wave: its
+    last point before this one (among the ``kept`` ones: rows that are written) gets the
+    ``resolve`` event. ``events`` / ``episodes`` hold the earlier points, this one not yet
+    appended. Returns the index marked (None: nothing to mark)."""
+    if closes is None:
+        return None
+    for j in range(len(events) - 1, -1, -1):
+        if episodes[j] == closes and (kept is None or kept[j]):
+            events[j] = EVENT_RESOLVE
+            return j
+    return None

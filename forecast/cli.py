@@ -135,9 +135,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--threshold", type=argtypes.unit_interval,
                    help="alarm threshold on anomaly_score, in (0, 1] (default 0.9999)")
     p.add_argument("--refractory", type=argtypes.duration_or_zero, metavar="DURATION",
-                   help="how long an episode stays open at least: a duration with its unit "
-                        "(90m, 12h, 2d; a bare number is refused), or 0 for the floor of 3 "
-                        "points (default 24h)")
+                   help="how long an episode stays open at least, unless a stronger wave "
+                        "ends it: a duration with its unit (90m, 12h, 2d; a bare number is "
+                        "refused), or 0 for the floor of 3 points (default 24h)")
     p.add_argument("--season", default="auto", type=argtypes.season,
                    help="auto (daily cycle, weekly for daily data), none, or points per cycle "
                         "(>= 2)")

@@ -39,6 +39,7 @@ from forecast.alarms import (
     FLAG_REACTIVE,
     FLAG_SPIKE,
     AlarmPolicy,
+    close_previous,
     suppress_points,
 )
 from forecast.calibration import RollingCalibration
@@ -142,6 +143,14 @@ def cusum_limit(threshold: float) -> float:
     return -math.log(max(1.0 - threshold, 1e-300)) / (2.0 * CUSUM_K)
 
 
+def severity(trigger: Trigger | None) -> float:
+    """How far past its alarm limit the deciding test is (1 = at the limit; NaN: unknown), the
+    measure by which :class:`forecast.alarms.AlarmPolicy` tells a second, stronger wave."""
+    if trigger is None or not trigger.limit > 0 or not math.isfinite(trigger.limit):
+        return math.nan
+    return abs(trigger.statistic) / trigger.limit
+
+
 @dataclass
 class Point:
     forecast: float
@@ -154,6 +163,8 @@ class Point:
     event: str | None = None  # "open" / "resolve" when the point opens / resolves one
     episode_kind: str | None = None  # the class of that episode so far
     trigger: Trigger | None = None  # the test that decided the score (None: not scored)
+    closes: int | None = None  # the episode this alarm ended early (alarms.AlarmPolicy)
+    closed_kind: str | None = None  # that episode's class
 
 
 @dataclass
@@ -296,8 +307,9 @@ class StreamingDetector:
 
     def _point(self, fc: float, lo: float, up: float, score: float, kind: str | None,
                thin: bool, trigger: Trigger | None = None) -> Point:
-        st = self.policy.step(score, kind, thin=thin)
-        return Point(fc, lo, up, score, st.flag, kind, st.episode, st.event, st.kind, trigger)
+        st = self.policy.step(score, kind, thin=thin, severity=severity(trigger))
+        return Point(fc, lo, up, score, st.flag, kind, st.episode, st.event, st.kind, trigger,
+                     st.closes, st.closed_kind)
 
     def _trigger(self, test: str, direction: int, z: float, pred: float, sigma: float,
                  fc: float) -> Trigger:
@@ -348,6 +360,11 @@ def detect_values(values: Any, interval_seconds: float,
     pts = [det.update(v) for v in np.asarray(values, dtype=float)]
     out: dict[str, Any] = {c: np.array([getattr(p, c) for p in pts])
                            for c in ("forecast", "lower", "upper", "anomaly_score")}
+    events: list[str | None] = []
+    episodes: list[int | None] = []
+    for p in pts:
+        close_previous(events, episodes, p.closes)
+        events.append(p.event)
+        episodes.append(p.episode)
     return {**out, "flag": [p.flag for p in pts], "kind": [p.kind for p in pts],
-            "episode": [p.episode for p in pts], "event": [p.event for p in pts],
-            "info": det.info}
+            "episode": episodes, "event": events, "info": det.info}

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecast.alarms import FLAG_ANTICIPATORY, FLAG_REACTIVE
+from forecast.alarms import FLAG_ANTICIPATORY, FLAG_REACTIVE, close_previous
 from forecast.detect import DetectorConfig, StreamingDetector, Trigger
 from forecast.domains import Domain, domain_of
 from forecast.event_conversations import EVENT_STUDY_DAYS
@@ -162,6 +162,7 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
     episodes: list[int | None] = []
     episode_events: list[str | None] = []
     scores = np.full(len(y), np.nan)
+    observed = list(~np.isnan(np.asarray(y, dtype=float)))  # the rows that are written
     thin_at = [False] * len(y) if thin is None else list(thin)
     # open episode -> (alarm window, flag, a scheduled event was ahead during the episode)
     raised: dict[int, tuple[datetime, str, bool]] = {}
@@ -183,24 +184,36 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
             flag, text = _class_text(flag, p.trigger, t, ahead, after)
             if p.trigger is not None:
                 text += "; " + describe(p.trigger, value, name, det.policy.threshold, bounds)
+        if p.closes is not None:  # a second, stronger wave ended an episode early
+            j = close_previous(episode_events, episodes, p.closes, observed)
+            if j is not None:
+                end = pd.Timestamp(ts[j]).to_pydatetime()
+                why[j] = (_resolved(p.closes, p.closed_kind, raised.pop(p.closes, None), end)
+                          + f" before a stronger wave (score {scores[j]:.4f})")
+            text = (f"{text}; a second, stronger wave: more than {det.policy.escalate:g} x as far "
+                    f"past its limit as anything in episode {p.closes}, which it ends")
         if p.event == "resolve" and p.episode is not None:  # its class as finally known
-            opened = raised.pop(p.episode, None)
-            if opened is None:
-                text = f"episode {p.episode} resolved"
-            else:
-                cls = p.episode_kind
-                if cls == FLAG_SPIKE or (cls == FLAG_ANTICIPATORY and not opened[2]):
-                    # the calendar's class of the alarm stands (a dip stays a dip; a rise with
-                    # no scheduled event ahead during the episode is not anticipatory)
-                    cls = opened[1] if opened[1] != FLAG_ANTICIPATORY else FLAG_SPIKE
-                text = (f"episode {p.episode} resolved after {_hours(t - opened[0])}, raised "
-                        f"as {opened[1]}, classified {cls}")
+            text = _resolved(p.episode, p.episode_kind, raised.pop(p.episode, None), t)
         elif flag != FLAG_NONE and p.episode is not None:
             raised[p.episode] = (t, flag, ahead is not None)
         flags.append(flag)
         why.append(None if text is None else f"{text} (score {p.anomaly_score:.4f})")
     return {"flag": flags, "anomaly_score": scores, "explanation": why, "episode": episodes,
             "episode_event": episode_events, "info": det.info}
+
+
+def _resolved(episode: int, kind: str | None, opened: tuple[datetime, str, bool] | None,
+              t: datetime) -> str:
+    """The explanation on an episode's last row: its class as finally known."""
+    if opened is None:
+        return f"episode {episode} resolved"
+    cls = kind
+    if cls == FLAG_SPIKE or (cls == FLAG_ANTICIPATORY and not opened[2]):
+        # the calendar's class of the alarm stands (a dip stays a dip; a rise with no scheduled
+        # event ahead during the episode is not anticipatory)
+        cls = opened[1] if opened[1] != FLAG_ANTICIPATORY else FLAG_SPIKE
+    return (f"episode {episode} resolved after {_hours(t - opened[0])}, raised as {opened[1]}, "
+            f"classified {cls}")
 
 
 FORECAST_COLUMNS = [f.name for f in dataclasses.fields(ForecastRow)]

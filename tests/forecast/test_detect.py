@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.alarms import AlarmPolicy
+from forecast.alarms import AlarmPolicy, close_previous
 from forecast.detect import StreamingDetector, detect_values, warmup_points
+from forecast.run import classify_series
 from forecast.seasons import season_points
 from polarwatch.cli import main
 
@@ -136,6 +137,48 @@ def test_alarm_policy_episodes_open_once_and_resolve_once() -> None:
     assert [g.event for g in got[10:14]] == [None, None, None, "resolve"]
     with pytest.raises(ValueError, match="rearm"):
         AlarmPolicy(threshold=0.9, rearm=0.95)
+
+
+def test_a_stronger_wave_in_a_quiet_episode_opens_its_own() -> None:
+    p = AlarmPolicy(threshold=0.99, suppress=20, rearm=0.9, quiet=2, escalate=1.5)
+    steps = [(1.0, 2.0), (0.5, 0.1),  # opens at severity 2, one quiet point
+             (1.0, 9.0),  # far stronger, but the episode has not gone quiet: no alarm
+             (0.5, 0.1), (0.5, 0.1), (1.0, 9.5),  # quiet now, but 9.5 < 1.5 x 9: no alarm
+             (0.5, 0.1), (0.5, 0.1), (1.0, 15.0)]  # quiet, and 15 > 1.5 x 9.5: a new one
+    got = [p.step(sc, "spike", severity=sev) for sc, sev in steps]
+    assert [g.flag for g in got] == ["spike", *["none"] * 7, "spike"]
+    assert [g.episode for g in got] == [1] * 8 + [2]
+    assert got[-1].closes == 1 and got[-1].closed_kind == "spike"
+    assert [g.closes for g in got[:-1]] == [None] * 8
+    events, episodes = [g.event for g in got[:-1]], [g.episode for g in got[:-1]]
+    kept = [True] * 7 + [False]  # the last point of episode 1 is missing: not written
+    assert close_previous(events, episodes, got[-1].closes, kept) == 6
+    assert events == ["open", *[None] * 5, "resolve", None]
+    # an unknown opening severity is never out-waved; escalate 0 turns the rule off
+    for policy, first in ((AlarmPolicy(threshold=0.99, suppress=20, quiet=1), math.nan),
+                          (AlarmPolicy(threshold=0.99, suppress=20, quiet=1, escalate=0), 1.0)):
+        flags = [policy.decide(sc, "spike", severity=sev)
+                 for sc, sev in ((1.0, first), (0.1, 0.0), (1.0, 50.0))]
+        assert flags == ["spike", "none", "none"]
+    with pytest.raises(ValueError, match="escalate"):
+        AlarmPolicy(escalate=0.5)
+
+
+def test_a_second_stronger_spike_within_a_day_is_an_alarm() -> None:
+    y = hourly(seed=5)
+    y[150] *= 1.8  # an incident...
+    y[158] *= 6.0  # ...and 8 hours later a far larger one, inside the 24 h refractory
+    out = detect_values(y, 3600)
+    assert flags_at(out) == {150: "spike", 158: "spike"}
+    assert_one_alarm_per_episode(out)
+    assert out["episode"][157] == 1 and out["event"][157] == "resolve"
+    assert out["episode"][158] == 2 and out["event"][158] == "open"
+    idx = pd.date_range("2024-03-01", periods=len(y), freq="h", tz="UTC")
+    why = classify_series(idx, y, 3600, [])
+    assert why["episode_event"][157] == "resolve" and why["flag"][158] == "spike"
+    assert "before a stronger wave" in why["explanation"][157]
+    assert "a second, stronger wave" in why["explanation"][158]
+    assert "which it ends" in why["explanation"][158]
 
 
 def test_an_excursion_raises_one_alarm_however_long() -> None:
