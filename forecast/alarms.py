@@ -47,9 +47,10 @@ DEFAULT_THRESHOLD = 0.9999
 DEFAULT_REARM = 0.99
 # ... for 3 observed points in a row (one quiet point inside an excursion does not end it).
 DEFAULT_QUIET_POINTS = 3
-# Refractory period: an episode lasts at least 24 hours (unless a stronger wave ends it). Chosen on NAB's artificial categories
-# from 2 / 6 / 12 / 24 h (benchmarks/nab_real.py --select; Merlion's AggregateAlarms uses 2 h,
-# which on NAB's real series left 2-3 alarms per incident) ...
+# Refractory period: an episode lasts at least 24 hours (unless a stronger wave ends it). Chosen
+# on NAB's artificial categories from 2 / 6 / 12 / 24 h (benchmarks/nab_real.py --select;
+# Merlion's AggregateAlarms uses 2 h, which on NAB's real series left 2-3 alarms per
+# incident) ...
 DEFAULT_REFRACTORY_SECONDS = 24 * 3600.0
 # ...but at least this many points, so that coarse series (daily data) still keep the
 # immediately following points of one incident together (the shift confirmation needs 3).

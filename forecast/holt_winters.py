@@ -10,8 +10,9 @@ one side (the level then jumps: a shift is accepted). Measured: ``UnobservedComp
 
 The initial residual scale comes from (seasonal) differences of the warm-up: the in-sample fit
 overfits two cycles (measured sigma 0.009 in-sample against 0.12 true). With a season the scale
-also follows the time of day (:class:`PhaseScale`): busy hours are noisier than the night. Non-negative warm-ups
-(counts) are modelled on a ``sign(x) log1p|x|`` scale (:func:`to_model`, :func:`from_model`).
+also follows the time of day (:class:`PhaseScale`): busy hours are noisier than the night.
+Non-negative warm-ups (counts) are modelled on a ``sign(x) log1p|x|`` scale (:func:`to_model`,
+:func:`from_model`).
 """
 
 from __future__ import annotations
