@@ -105,7 +105,7 @@ class AlarmPolicy:
         if not 0.0 <= self.rearm <= self.threshold:
             raise ValueError(f"rearm ({self.rearm}) must be between 0 and the threshold "
                              f"({self.threshold})")
-        if not self.escalate == 0.0 and not self.escalate >= 1.0:
+        if not (self.escalate == 0.0 or self.escalate >= 1.0):  # NaN too
             raise ValueError(f"escalate ({self.escalate}) must be 0 (off) or >= 1")
         if self.suppress < 0 or self.min_points < 0 or self.quiet < 1:
             raise ValueError(f"suppress ({self.suppress}) and min_points ({self.min_points}) "

@@ -170,13 +170,13 @@ class PhaseScale:
 
     def start(self, errors: list[tuple[int, float]]) -> None:
         """Factors from the warm-up's ``(index, z)`` one-step errors (z under factor 1)."""
-        if not self.blocks:
+        if not self.blocks or not errors:
             return
-        total, count = np.zeros(self.blocks), np.zeros(self.blocks)
-        for index, z in errors:
-            b = self.block(index)
-            total[b] += min(z * z, CLIP_SIGMAS ** 2) / CLIP_VARIANCE_FACTOR
-            count[b] += 1
+        index, z = np.array(errors, dtype=float).T
+        blocks = (index.astype(int) % self.period) * self.blocks // self.period
+        sq = np.minimum(z * z, CLIP_SIGMAS ** 2) / CLIP_VARIANCE_FACTOR
+        total = np.bincount(blocks, weights=sq, minlength=self.blocks)
+        count = np.bincount(blocks, minlength=self.blocks)
         f = (total + PHASE_PRIOR_POINTS) / (count + PHASE_PRIOR_POINTS)
         f = np.clip(f / f.mean(), *PHASE_FACTOR_RANGE)
         self.factor = f / f.mean()
