@@ -4,7 +4,8 @@ Input rules of :func:`read_series_csv` (every problem is reported with line numb
 through ``note``, so that the command can keep stdout for the output CSV):
 
 - A header with ``timestamp`` and ``value`` columns (any order, extra columns ignored).
-- Unparseable timestamps are an error (a row that cannot be placed in time cannot be kept).
+- Unparseable timestamps are an error (a row that cannot be placed in time cannot be kept); a
+  valid date outside the 1677-2262 range a pandas series can hold is named as such.
 - Non-numeric or empty values become missing points (reported), never zero.
 - Duplicate timestamps: the **last** row wins (a re-export or correction is appended later);
   each duplicate is reported. ``duplicates="error"`` refuses them instead.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,6 +43,16 @@ class InputError(PolarwatchError):
 def _lines(lines: list[int]) -> str:
     head = ", ".join(str(n) for n in lines[:MAX_LISTED])
     return head + (f" and {len(lines) - MAX_LISTED} more" if len(lines) > MAX_LISTED else "")
+
+
+def _beyond_pandas(text: str) -> bool:
+    """Is ``text`` an ISO-8601 date that Python reads but pandas' nanosecond clock cannot hold
+    (years before 1677 or after 2262)?"""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return when.year <= pd.Timestamp.min.year or when.year >= pd.Timestamp.max.year
 
 
 def read_series_csv(source: str | Path | IO[str], *, duplicates: str = "last",
@@ -69,6 +81,13 @@ def read_series_csv(source: str | Path | IO[str], *, duplicates: str = "last",
     ts = pd.to_datetime(ts_text, errors="coerce", utc=True, format="mixed")
     bad_ts = line[ts.isna().to_numpy()].tolist()
     if bad_ts:
+        far = [n for n in bad_ts if _beyond_pandas(ts_text.iloc[n - 2])]
+        if far:
+            raise InputError(
+                f"{name}: {len(far)} timestamp(s) on line(s) {_lines(far)} are valid dates "
+                f"outside the range a series can hold, {pd.Timestamp.min:%Y-%m-%d} to "
+                f"{pd.Timestamp.max:%Y-%m-%d} (e.g. {ts_text.iloc[far[0] - 2]!r}); fix or drop "
+                f"those rows")
         raise InputError(f"{name}: {len(bad_ts)} unparseable timestamp(s) on line(s) "
                          f"{_lines(bad_ts)} (e.g. {ts_text.iloc[bad_ts[0] - 2]!r})")
     naive = pd.to_datetime(ts_text.iloc[:1], format="mixed").dt.tz is None if len(raw) else True

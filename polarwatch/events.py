@@ -13,6 +13,7 @@ Format (one ``[[event]]`` table per event)::
     kind = "scheduled"                     # "scheduled" (known in advance) | "sudden"
 
 The file is ``$POLARWATCH_EVENTS_FILE`` when set, else ``events.toml`` next to the config file.
+Dates must lie in 2000-01-01 .. 2199-12-31 (:data:`EARLIEST_EVENT`, :data:`LATEST_EVENT`).
 A missing file is an empty calendar. :func:`save_events` rewrites the file atomically with the
 format comment on top (hand-written comments are not preserved).
 """
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from polarwatch.errors import PolarwatchError
+from polarwatch.records import MIN_CREATED_AT
 
 __all__ = ["EVENTS_ENV", "EVENTS_FILE", "HEADER", "KINDS", "POINT_EVENT_DURATION", "Event",
            "EventError", "dumps", "events_path", "load_events", "make_event", "remove",
@@ -38,6 +40,11 @@ EVENTS_FILE = "events.toml"
 KINDS = ("scheduled", "sudden")
 # An event without an end is drawn and analysed as lasting this long ("during" phase).
 POINT_EVENT_DURATION = timedelta(hours=1)
+# Dates the calendar accepts: no post older than records.MIN_CREATED_AT is ingested, so an
+# earlier event has nothing to compare against; scheduled events may lie far ahead, but the
+# event-study windows and charts need room inside what pandas can hold (up to 2262).
+EARLIEST_EVENT = MIN_CREATED_AT
+LATEST_EVENT = datetime(2200, 1, 1, tzinfo=UTC)
 
 HEADER = """\
 # polarwatch event calendar: scheduled events (votes, summits, debates) and sudden ones
@@ -78,14 +85,27 @@ def events_path(root: Path | None = None) -> Path:
     return (root or Path.cwd()) / EVENTS_FILE
 
 
+def _in_range(when: datetime, where: str, raw: Any) -> datetime:
+    if not EARLIEST_EVENT <= when < LATEST_EVENT:
+        raise EventError(f"{where}: {raw!s} is outside the dates the calendar accepts, "
+                         f"{EARLIEST_EVENT:%Y-%m-%d} to {LATEST_EVENT - timedelta(days=1):%Y-%m-%d}"
+                         f" (no post before {EARLIEST_EVENT:%Y} is ingested, and later dates "
+                         f"cannot be charted); fix the date")
+    return when
+
+
 def _as_datetime(value: Any, where: str) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise EventError(f"{where}: {value.isoformat()} has no UTC offset; write it as "
                              f"{value.isoformat()}Z")
-        return value.astimezone(UTC)
+        try:
+            when = value.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00
+            when = EARLIEST_EVENT - timedelta(days=1)
+        return _in_range(when, where, value.isoformat())
     if isinstance(value, date):
-        return datetime.combine(value, time(0), tzinfo=UTC)
+        return _in_range(datetime.combine(value, time(0), tzinfo=UTC), where, value.isoformat())
     if isinstance(value, str):
         try:
             if len(value.strip()) == len("2026-03-04"):  # a bare date = midnight UTC

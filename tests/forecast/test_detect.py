@@ -247,6 +247,11 @@ def test_cli_detect_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     (tmp_path / "ts.csv").write_text("timestamp,value\nyesterday,1\n2024-03-01,2\n")
     assert main(["detect", str(tmp_path / "ts.csv")]) == 2
     assert "1 unparseable timestamp(s) on line(s) 2" in capsys.readouterr().err
+    (tmp_path / "far.csv").write_text("timestamp,value\n2024-03-01,1\n9999-12-31 23:59:59,2\n"
+                                      "0001-01-01T00:00:00Z,3\n")
+    assert main(["detect", str(tmp_path / "far.csv")]) == 2
+    assert "2 timestamp(s) on line(s) 3, 4 are valid dates outside the range a series can " \
+           "hold, 1677-09-21 to 2262-04-11 (e.g. '9999-12-31 23:59:59')" in capsys.readouterr().err
     (tmp_path / "cols.csv").write_text("time,count\n2024-03-01,2\n")
     assert main(["detect", str(tmp_path / "cols.csv")]) == 2
     assert "missing column(s) timestamp, value; found time, count" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import pytest
 from forecast.event_conversations import event_studies, phase_table, read_conversations
 from forecast.run import classify_series, run_forecast
 from polarwatch.cli import main
-from polarwatch.events import Event, load_events
+from polarwatch.events import Event, EventError, load_events
 from polarwatch.warehouse import connect, init_schema
 from scoring.rules import EXTREME_THRESHOLD
 from tests.dashboard.conftest import START as SEED_START
@@ -181,3 +181,23 @@ def test_events_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*base, "remove", "Storm", "--topic", "climate_change"]) == 0
     assert main([*base, "remove", "Storm", "--topic", "climate_change"]) == 2
     assert [e.name for e in load_events(cal)] == ["Senate vote"]
+
+
+def test_dates_outside_the_calendar_range_are_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Year 1 and year 9999 are valid ISO dates, but `report` crashed on them (OverflowError in
+    the event-study window); a file written by hand is checked the same way."""
+    cal = tmp_path / "events.toml"
+    base = ["events", "--file", str(cal), "add", "X", "--topic", "gun_control", "--kind"]
+    for start in ("9999-12-31", "0001-01-01T00:00:00+05:00", "1999-12-31T23:59:59Z"):
+        assert main([*base, "scheduled", "--start", start]) == 2
+        assert (f"start: {start.replace('Z', '+00:00')} is outside the dates the calendar "
+                "accepts, 2000-01-01 to 2199-12-31") in capsys.readouterr().err
+    assert main([*base, "sudden", "--start", "2026-03-01", "--end", "2300-01-01"]) == 2
+    assert "end: 2300-01-01 is outside" in capsys.readouterr().err
+    assert not cal.exists()
+    assert main([*base, "scheduled", "--start", "2199-12-31T23:00:00Z"]) == 0  # the last day
+    cal.write_text('[[event]]\nname = "far"\ntopic = "gun_control"\nkind = "sudden"\n'
+                   'start = 9999-12-31T00:00:00Z\n')
+    with pytest.raises(EventError, match="'far' start: 9999-12-31T00:00:00\\+00:00 is outside"):
+        load_events(cal)
