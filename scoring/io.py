@@ -2,11 +2,12 @@
 
 Rows that cannot be used are returned as ``(line number, reason)`` next to the good rows — the
 caller reports them; nothing is dropped silently. A file-level problem (missing columns, unknown
-format) raises :class:`SchemaError` naming the file.
+format, text that is not UTF-8) raises :class:`SchemaError` naming the file (and the lines).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +25,29 @@ POST_COLUMNS = ("id", "text", "topic")
 OPTIONAL_POST_COLUMNS = ("parent_id", "parent_text", "created_at", "author_id")
 Row = dict[str, str | None]
 READ_FORMATS = ("jsonl", "csv", "tsv")  # plain files; a name that says nothing is sniffed
+LISTED_LINES = 5  # line numbers quoted in a file-level error; the count is always complete
+
+
+def check_utf8(path: Path) -> None:
+    """Raise :class:`SchemaError` unless ``path`` is UTF-8 text (a UTF-8 byte-order mark is
+    fine): a UTF-16/32 file, or lines with bytes that are not UTF-8, named by line number."""
+    bad: list[int] = []
+    with path.open("rb") as fh:
+        if fh.read(4).startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise SchemaError(f"{path}: the file is UTF-16 or UTF-32 (it starts with that "
+                              f"byte-order mark); save it as UTF-8")
+        fh.seek(0)
+        for line_no, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                bad.append(line_no)
+    if bad:
+        listed = ", ".join(map(str, bad[:LISTED_LINES])) + (
+            f" and {len(bad) - LISTED_LINES:,} more" if len(bad) > LISTED_LINES else "")
+        raise SchemaError(f"{path}: {len(bad):,} line(s) hold bytes that are not UTF-8 (line(s) "
+                          f"{listed}); save the file as UTF-8, or drop those bytes with "
+                          f"`iconv -f utf-8 -t utf-8 -c`")
 
 
 def _cell(value: Any) -> str | None:
@@ -44,7 +68,8 @@ def iter_table(path: Path, required: Sequence[str], optional: Sequence[str] = ()
         raise SchemaError(f"input file {path} does not exist")
     wanted = (*required, *optional)
     fmt = detect_format(path, READ_FORMATS, sniff=True)
-    with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+    check_utf8(path)
+    with path.open(encoding="utf-8-sig", newline="") as fh:
         if fmt == "jsonl":
             for line_no, line in enumerate(fh, 1):
                 if not line.strip():
@@ -53,6 +78,9 @@ def iter_table(path: Path, required: Sequence[str], optional: Sequence[str] = ()
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
                     yield line_no, None, f"malformed JSON: {exc.msg} at column {exc.colno}"
+                    continue
+                except RecursionError:
+                    yield line_no, None, "JSON nested too deeply to read (posts are flat objects)"
                     continue
                 if not isinstance(obj, dict):
                     yield line_no, None, f"expected a JSON object, got {type(obj).__name__}"

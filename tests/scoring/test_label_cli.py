@@ -105,6 +105,34 @@ def test_label_csv_reports_the_physical_line_of_a_bad_row(
     assert labels[2]["interaction_score"] is None  # ... but its parent row is not in the file
 
 
+def test_label_reads_utf8_only_and_says_which_lines_are_not(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Bytes that are not UTF-8 were silently replaced by U+FFFD, a UTF-16 file gave one
+    "malformed JSON" per line, a BOM hid the first CSV column and deep nesting crashed."""
+    row = '{"id": "%s", "text": "Stricter gun laws %s", "topic": "gun_control"}\n'
+    latin = tmp_path / "latin1.jsonl"
+    latin.write_bytes(b"".join((row % (i, "caf\xe9" if i in (2, 9) else "")).encode("latin-1")
+                               for i in range(10)))
+    rc, out, err = run(capsys, "label", str(latin), "--backend", "lexicon")
+    assert rc == 2 and out == ""
+    assert "2 line(s) hold bytes that are not UTF-8 (line(s) 3, 10); save the file as UTF-8" in err
+    utf16 = tmp_path / "posts.jsonl"
+    utf16.write_text(row % (1, ""), encoding="utf-16")
+    rc, _, err = run(capsys, "label", str(utf16), "--backend", "lexicon")
+    assert rc == 2 and "the file is UTF-16 or UTF-32" in err
+    bom = tmp_path / "posts.csv"
+    bom.write_bytes(b"\xef\xbb\xbfid,text,topic\r\n1,Ban assault weapons,gun_control\r\n")
+    rc, out, err = run(capsys, "label", str(bom), "--backend", "lexicon")
+    assert rc == 0, err
+    assert json.loads(out)["id"] == "1"
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"id": "a", "text": "x", "topic": "gun_control", "n": ' + "[" * 5000
+                    + "]" * 5000 + "}\n" + row % ("b", ""))
+    rc, out, err = run(capsys, "label", str(deep), "--backend", "lexicon")
+    assert rc == 0 and [json.loads(line)["id"] for line in out.splitlines()] == ["b"]
+    assert f"{deep}:1: skipped: JSON nested too deeply to read" in err
+
+
 def test_label_missing_column_is_a_clear_error(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "posts.csv"
