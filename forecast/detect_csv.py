@@ -6,7 +6,8 @@ through ``note``, so that the command can keep stdout for the output CSV):
 - A header with ``timestamp`` and ``value`` columns (any order, extra columns ignored).
 - Unparseable timestamps are an error (a row that cannot be placed in time cannot be kept); a
   valid date outside the 1677-2262 range a pandas series can hold is named as such.
-- Non-numeric or empty values become missing points (reported), never zero.
+- Non-numeric or empty values become missing points (reported), never zero; a series whose
+  typical magnitude is beyond 1e150 is an error (its squares overflow).
 - Duplicate timestamps: the **last** row wins (a re-export or correction is appended later);
   each duplicate is reported. ``duplicates="error"`` refuses them instead.
 - Rows out of order are sorted (reported).
@@ -34,6 +35,9 @@ from polarwatch.errors import PolarwatchError
 OUTPUT_COLUMNS = ["timestamp", "value", "forecast", "lower", "upper", "anomaly_score", "flag",
                   "episode"]
 MAX_LISTED = 5  # line numbers quoted per problem; the count is always complete
+# A series whose typical value is beyond this overflows the model's squares (float max ~1.8e308);
+# single outliers that large are fine (they are scored on the log scale or clipped).
+MAX_TYPICAL_MAGNITUDE = 1e150
 
 
 class InputError(PolarwatchError):
@@ -102,6 +106,13 @@ def read_series_csv(source: str | Path | IO[str], *, duplicates: str = "last",
     if empty.any():
         note(f"{name}: {int(empty.sum())} empty value(s) on line(s) "
              f"{_lines(line[empty].tolist())}: treated as missing")
+    observed = np.abs(value.dropna().to_numpy())
+    typical = float(np.quantile(observed, 0.5, method="lower")) if len(observed) else 0.0
+    if typical > MAX_TYPICAL_MAGNITUDE:  # ("lower": a median that averages would overflow)
+        raise InputError(f"{name}: the values are too large to model (median magnitude "
+                         f"{typical:.3g}; the detector squares differences, "
+                         f"which overflows beyond {MAX_TYPICAL_MAGNITUDE:.0e}); divide the "
+                         f"series by a power of ten first")
     df = pd.DataFrame({"ts": ts, "value": value, "line": line})
     if not df["ts"].is_monotonic_increasing:
         n_back = int((df["ts"].diff() < pd.Timedelta(0)).sum())

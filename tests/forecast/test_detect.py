@@ -252,6 +252,10 @@ def test_cli_detect_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["detect", str(tmp_path / "far.csv")]) == 2
     assert "2 timestamp(s) on line(s) 3, 4 are valid dates outside the range a series can " \
            "hold, 1677-09-21 to 2262-04-11 (e.g. '9999-12-31 23:59:59')" in capsys.readouterr().err
+    huge = write_csv(tmp_path / "huge.csv", ts, ["1e308", "-1e308"] * 20)
+    assert main(["detect", str(huge), "--season", "none"]) == 2
+    assert "the values are too large to model (median magnitude 1e+308" in \
+        capsys.readouterr().err
     (tmp_path / "cols.csv").write_text("time,count\n2024-03-01,2\n")
     assert main(["detect", str(tmp_path / "cols.csv")]) == 2
     assert "missing column(s) timestamp, value; found time, count" in capsys.readouterr().err
