@@ -45,6 +45,7 @@ POINT_EVENT_DURATION = timedelta(hours=1)
 # event-study windows and charts need room inside what pandas can hold (up to 2262).
 EARLIEST_EVENT = MIN_CREATED_AT
 LATEST_EVENT = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_EVENT_NAME_CHARS = 200  # one line of a chart label, a report table or an alert
 
 HEADER = """\
 # polarwatch event calendar: scheduled events (votes, summits, debates) and sudden ones
@@ -126,7 +127,7 @@ def make_event(raw: dict[str, Any], where: str = "event",
     name = str(raw.get("name") or "").strip()
     if not name:
         raise EventError(f"{where}: 'name' is required")
-    where = f"{where} {name!r}"
+    where = f"{where} {name if len(name) <= 60 else name[:60] + '…'!r}"
     topic = str(raw.get("topic") or "").strip()
     if not topic:
         raise EventError(f"{where}: 'topic' is required")
@@ -134,6 +135,13 @@ def make_event(raw: dict[str, Any], where: str = "event",
         if any("\ud800" <= ch <= "\udfff" for ch in value):
             raise EventError(f"{where}: {key} contains a lone UTF-16 surrogate (not valid "
                              f"Unicode); retype it")
+        if any(ch < " " or ch == "\x7f" for ch in value):
+            raise EventError(f"{where}: {key} contains a control character (a line break or "
+                             f"tab); write it on one line")
+    if len(name) > MAX_EVENT_NAME_CHARS:
+        raise EventError(f"{where}: the name has {len(name):,} characters, more than the "
+                         f"{MAX_EVENT_NAME_CHARS} a calendar line, chart label or alert shows; "
+                         f"shorten it")
     known = list(topics) if topics is not None else None
     if known is not None and topic not in known:
         raise EventError(f"{where}: unknown topic {topic!r} (known: {', '.join(known)})")
