@@ -6,7 +6,8 @@
     ├── BrokerError          the embedded broker cannot start / is unreachable
     ├── PrerequisiteError    a system prerequisite (Java, a binary) is missing
     ├── BackendError         an extractor backend failed or is not installed
-    └── WarehouseMissing     the DuckDB file does not exist yet (also a FileNotFoundError)
+    ├── WarehouseMissing     the DuckDB file does not exist yet (also a FileNotFoundError)
+    └── WarehouseUnreadable  the warehouse path is not a DuckDB file (a directory, another file)
 """
 
 from __future__ import annotations
@@ -38,3 +39,7 @@ class BackendError(PolarwatchError):
 
 class WarehouseMissing(PolarwatchError, FileNotFoundError):
     """A reader found no DuckDB file: nothing has been stored yet."""
+
+
+class WarehouseUnreadable(PolarwatchError):
+    """The warehouse path exists but DuckDB cannot open it (not a lock: those are retried)."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
-from polarwatch.errors import SchemaError, WarehouseMissing
+from polarwatch.errors import SchemaError, WarehouseMissing, WarehouseUnreadable
 from polarwatch.records import Interaction, Labels, Post
 from polarwatch.schemas import duckdb_columns
 from polarwatch.tables import (
@@ -153,7 +153,16 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[Any]:
         retry=retry_if_exception(lambda exc: isinstance(
             exc, duckdb.IOException | duckdb.ConnectionException) and is_lock_error(exc)),
         reraise=True)
-    con = opener(duckdb.connect, str(path), read_only=read_only)
+    try:
+        con = opener(duckdb.connect, str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        if is_lock_error(exc):
+            raise  # still held after the retries: callers that wait on the writer handle it
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WarehouseUnreadable(
+            f"{path} cannot be opened as the DuckDB warehouse ({reason}); set [warehouse] path "
+            f"(env POLARWATCH_WAREHOUSE_PATH) to the file the stream writes, or move this file "
+            f"away so that a new warehouse is created") from exc
     try:
         yield con
     finally:

@@ -3,6 +3,7 @@ exit code 2, and no traceback (each was a traceback or exit 0 before)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -87,3 +88,13 @@ def test_a_threshold_below_the_rearm_default_runs(project: Path) -> None:
     out = _run(["detect", "series.csv", "--threshold", "0.9", "-o", "out.csv"], project)
     assert out.returncode == 0, out.stderr[-2000:]
     assert (project / "out.csv").read_text().startswith("timestamp,")
+
+
+def test_a_warehouse_path_that_is_not_duckdb_is_one_line(project: Path) -> None:
+    (project / "junk.duckdb").write_text("not a database\n")
+    for target in ("junk.duckdb", "."):
+        out = subprocess.run([sys.executable, "-m", "polarwatch.cli", "report"], cwd=project,
+                             capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "POLARWATCH_WAREHOUSE_PATH": target})
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+        assert "cannot be opened as the DuckDB warehouse" in out.stderr

@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from polarwatch.errors import WarehouseUnreadable
 from polarwatch.warehouse import TABLES, connect, init_schema, table_columns
 from stream.sink import DuckDBSink
 
@@ -128,3 +130,17 @@ def test_retention_is_off_by_default(tmp_path: Path) -> None:
                              for d in range(400)]), 0)
     with connect(sink.path, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM posts").fetchall() == [(400,)]
+
+
+def test_a_path_that_is_not_a_duckdb_file_is_a_clear_error(tmp_path: Path) -> None:
+    """A text file or a directory at the warehouse path raised duckdb's IOException, which
+    every command printed as a traceback."""
+    junk = tmp_path / "pw.duckdb"
+    junk.write_text("not a database\n")
+    for path, says in ((junk, "it is not a valid DuckDB database file"),
+                       (tmp_path, "Is a directory")):
+        for read_only in (True, False):
+            with pytest.raises(WarehouseUnreadable, match=f"{path} cannot be opened as the "
+                               "DuckDB warehouse .*" + says), connect(path, read_only):
+                pass
+    assert junk.read_text() == "not a database\n"  # left as it was
