@@ -135,9 +135,6 @@ def make_event(raw: dict[str, Any], where: str = "event",
         if any("\ud800" <= ch <= "\udfff" for ch in value):
             raise EventError(f"{where}: {key} contains a lone UTF-16 surrogate (not valid "
                              f"Unicode); retype it")
-        if any(ch < " " or ch == "\x7f" for ch in value):
-            raise EventError(f"{where}: {key} contains a control character (a line break or "
-                             f"tab); write it on one line")
     if len(name) > MAX_EVENT_NAME_CHARS:
         raise EventError(f"{where}: the name has {len(name):,} characters, more than the "
                          f"{MAX_EVENT_NAME_CHARS} a calendar line, chart label or alert shows; "

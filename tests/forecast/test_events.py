@@ -183,7 +183,7 @@ def test_events_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert [e.name for e in load_events(cal)] == ["Senate vote"]
 
 
-def test_dates_and_names_outside_the_calendar_rules_are_refused(
+def test_dates_outside_the_calendar_range_and_long_names_are_refused(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Year 1 and year 9999 are valid ISO dates, but `report` crashed on them (OverflowError in
     the event-study window); a file written by hand is checked the same way."""
@@ -199,8 +199,6 @@ def test_dates_and_names_outside_the_calendar_rules_are_refused(
     assert main([*base, "scheduled", "--start", "2199-12-31T23:00:00Z"]) == 0  # the last day
     name = ["events", "--file", str(cal), "add", "--topic", "gun_control", "--kind", "sudden",
             "--start", "2026-03-01"]
-    assert main([*name, "Senate\nvote"]) == 2  # a line break would split the calendar's lines
-    assert "'Senate\\nvote': name contains a control character" in capsys.readouterr().err
     assert main([*name, "x" * 201]) == 2
     assert f"'{'x' * 60}…': the name has 201 characters, more than the 200" in \
         capsys.readouterr().err
