@@ -194,6 +194,14 @@ class Endpoint:
             raise ConfigError(f"webhook URL must start with http:// or https://, got one "
                               f"starting {self.url.split(':', 1)[0][:10]!r} (the rest is not "
                               f"shown: webhook URLs carry tokens)")
+        try:
+            parsed = httpx.URL(self.url)
+        except httpx.InvalidURL as exc:  # e.g. "http://[::1" (the reason names no token)
+            raise ConfigError(f"webhook URL is not a valid URL: {exc}") from None
+        if not parsed.host:
+            raise ConfigError("webhook URL has no host, e.g. http://hooks.example.org/path")
+        if parsed.port is not None and not 0 < parsed.port < 65536:
+            raise ConfigError(f"webhook URL port {parsed.port} is not a port number (1-65535)")
 
 
 @dataclass

@@ -77,6 +77,12 @@ def test_webhook_logs_and_errors_name_the_host_only(caplog: pytest.LogCaptureFix
     with pytest.raises(ConfigError) as bad_secret:
         decode_secret("s3cr3tvalue-without-prefix")
     assert "s3cr3t" not in str(bad_url.value) and "s3c" not in str(bad_secret.value)
+    for url, says in (("http://[::1/s3cr3t", "not a valid URL: Invalid port"),  # a traceback
+                      ("http:///s3cr3t", "has no host"),  # was "(invalid URL)" at delivery
+                      ("http://hooks.example.com:99999/s3cr3t", "port 99999 is not a port")):
+        with pytest.raises(ConfigError, match=says) as bad:
+            Endpoint(url)
+        assert "s3cr3t" not in str(bad.value)
 
 
 def test_a_signing_secret_is_never_an_argument(tmp_path: Path) -> None:
