@@ -89,6 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     except PolarwatchError as exc:
         print(f"polarwatch: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.filename is None:  # sockets, processes: a bug or a broken machine, keep the trace
+            raise
+        paths = " -> ".join(repr(str(f)) for f in (exc.filename, exc.filename2) if f is not None)
+        print(f"polarwatch: error: {exc.strerror or exc}: {paths}; check the path and its "
+              f"permissions", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

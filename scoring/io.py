@@ -65,7 +65,8 @@ def iter_table(path: Path, required: Sequence[str], optional: Sequence[str] = ()
 
     ``row`` holds the required and optional columns (missing optional ones are None)."""
     if not path.is_file():
-        raise SchemaError(f"input file {path} does not exist")
+        raise SchemaError(f"input file {path} " + (
+            "is a directory, not a file" if path.is_dir() else "does not exist"))
     wanted = (*required, *optional)
     fmt = detect_format(path, READ_FORMATS, sniff=True)
     check_utf8(path)

@@ -74,6 +74,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (["stream", "--backend", "nosuch"], "--backend: invalid choice: 'nosuch'"),
     (["label", "x.csv", "--backend", "nosuch"], "--backend: invalid choice: 'nosuch'"),
     (["report"], "does not exist yet: start the stream"),
+    (["detect", "series.csv", "-o", "/proc/nope/out.csv"],  # an OSError traceback before
+     "No such file or directory: '/proc/nope/out.csv'; check the path and its permissions"),
+    (["detect", "."], "Is a directory: '.'"),
+    (["label", ".", "--backend", "lexicon"], "input file . is a directory, not a file"),
 ])
 def test_a_mistake_is_one_line_and_exit_2(project: Path, args: list[str], says: str) -> None:
     out = _run(args, project)
