@@ -31,7 +31,8 @@ from typing import Any
 from polarwatch.errors import PolarwatchError
 from polarwatch.records import MIN_CREATED_AT
 
-__all__ = ["EVENTS_ENV", "EVENTS_FILE", "HEADER", "KINDS", "POINT_EVENT_DURATION", "Event",
+__all__ = ["EARLIEST_EVENT", "EVENTS_ENV", "EVENTS_FILE", "HEADER", "KINDS", "LATEST_EVENT",
+           "MAX_EVENT_NAME_CHARS", "POINT_EVENT_DURATION", "Event",
            "EventError", "dumps", "events_path", "load_events", "make_event", "remove",
            "save_events", "upsert", "validate"]
 
