@@ -136,6 +136,9 @@ def relabel(cfg: Config, since: datetime | timedelta | None = None,
     if topic is not None:
         cfg.topic(topic)  # a clear error for an unknown id
     lo, hi = resolve_range(path, since, until, topic)
+    if lo is not None and hi is not None and lo >= hi:
+        raise ConfigError(f"--since {lo:%Y-%m-%d %H:%M:%S} is not before --until "
+                          f"{hi:%Y-%m-%d %H:%M:%S} (UTC): the range holds no post; swap them")
     where, params = _where(lo, hi, topic)
     with connect(path, read_only=True) as con:
         posts = con.execute(f"SELECT platform, id, text, topic, created_at, stance, affect, "

@@ -78,6 +78,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
      "No such file or directory: '/proc/nope/out.csv'; check the path and its permissions"),
     (["detect", "."], "Is a directory: '.'"),
     (["label", ".", "--backend", "lexicon"], "input file . is a directory, not a file"),
+    (["relabel", "--since", "2026-03-02", "--until", "2026-03-01"],  # relabelled nothing, rc 0
+     "--since 2026-03-02 00:00:00 is not before --until 2026-03-01 00:00:00 (UTC)"),
 ])
 def test_a_mistake_is_one_line_and_exit_2(project: Path, args: list[str], says: str) -> None:
     out = _run(args, project)
