@@ -71,7 +71,10 @@ def read_series_csv(source: str | Path | IO[str], *, duplicates: str = "last",
         raise InputError(f"{source} does not exist")
     try:
         raw = pd.read_csv(source, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except (UnicodeDecodeError, UnicodeEncodeError) as exc:  # a file decodes, stdin re-encodes
+        raise InputError(f"{name}: not UTF-8 text ({exc.reason} at position {exc.start}); save "
+                         f"it as UTF-8") from exc
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
         raise InputError(f"{name}: not a readable CSV ({exc})") from exc
     cols = {c.strip().lower(): c for c in raw.columns}
     missing = [c for c in ("timestamp", "value") if c not in cols]

@@ -104,3 +104,15 @@ def test_a_warehouse_path_that_is_not_duckdb_is_one_line(project: Path) -> None:
                              env={**os.environ, "POLARWATCH_WAREHOUSE_PATH": target})
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
         assert "cannot be opened as the DuckDB warehouse" in out.stderr
+
+
+def test_detect_on_bytes_that_are_not_utf8_is_one_line(project: Path) -> None:
+    """Binary on stdin was a UnicodeEncodeError traceback (stdin escapes the bytes, pandas
+    re-encodes them); a file with such bytes was "not a readable CSV" with codec internals."""
+    (project / "bad.csv").write_bytes(b"timestamp,value\n2024-01-01,\xff\n")
+    for args, stdin in ((["detect", "-"], b"\xff\xfe\x00garbage\n"), (["detect", "bad.csv"], b"")):
+        out = subprocess.run([sys.executable, "-m", "polarwatch.cli", *args], cwd=project,
+                             input=stdin, capture_output=True, timeout=120)
+        err = out.stderr.decode()
+        assert out.returncode == 2 and "Traceback" not in err, err[-2000:]
+        assert "not UTF-8 text (" in err and "save it as UTF-8" in err
