@@ -48,11 +48,10 @@ from forecast.holt_winters import (
     SHIFT_CONFIRM_POINTS,
     RobustHoltWinters,
     clip,
-    from_model,
     refit_due,
-    to_model,
 )
 from forecast.patterns import SHORT_POINTS, PatternDetector
+from forecast.power import LINEAR, LOG, POWER_NAMES, SQRT, choose_power, from_model, to_model
 from forecast.regimes import LevelMemory, ScaleReinit
 from forecast.scorers import (
     CHANGE_POINTS,
@@ -89,7 +88,7 @@ class DetectorConfig:
     alpha: float = 0.05  # prediction interval 1 - alpha ([forecast] alpha)
     threshold: float | None = None  # AlarmPolicy threshold (None: alarms.DEFAULT_THRESHOLD)
     season: int | str = "auto"  # "auto" (forecast.seasons from the interval), "none" or points
-    transform: str = "auto"  # "auto" (log when the warm-up is >= 0), "log" or "none"
+    transform: str = "auto"  # "auto" (forecast.power's ladder), "log", "sqrt" or "none"
     crossing: float | None = None  # anticipatory when the forecast crosses this level
     horizon: int = 12  # steps ahead for the crossing rule ([forecast] horizon)
     suppress_seconds: float | None = None  # AlarmPolicy window (None: alarms default)
@@ -105,6 +104,8 @@ class DetectorConfig:
 
 
 TESTS = ("point", "cusum", "rise", "change", "shift", "crossing", "pattern")
+# DetectorConfig.transform -> the model scale's power ("auto": chosen from the warm-up).
+TRANSFORMS: dict[str, float] = {"auto": math.nan, "log": LOG, "sqrt": SQRT, "none": LINEAR}
 
 
 @dataclass(frozen=True)
@@ -178,8 +179,9 @@ class StreamingDetector:
         cfg = self.config
         if not 0.0 < cfg.alpha < 1.0:
             raise DetectError(f"alpha must be in (0, 1), got {cfg.alpha}")
-        if cfg.transform not in ("auto", "log", "none"):
-            raise DetectError(f"transform must be auto, log or none, got {cfg.transform!r}")
+        if cfg.transform not in TRANSFORMS:
+            raise DetectError(f"transform must be one of {', '.join(TRANSFORMS)}, "
+                              f"got {cfg.transform!r}")
         self.candidate_period = cfg.period(self.interval_seconds)
         self.warmup = warmup_points(self.candidate_period)
         suppress = suppress_points(self.interval_seconds, *(
@@ -199,19 +201,20 @@ class StreamingDetector:
         self.t = 0  # rows processed so far (= absolute index of the next row)
         self.ready = False
         self.period: int | None = None
-        self.log = False
+        self.power = LINEAR  # the model scale (forecast.power), chosen after the warm-up
         self.info: dict[str, Any] = {"warmup": self.warmup, "fits": 0}
 
     def _initialize(self) -> None:
         raw = np.array(self._buffer, dtype=float)
         obs = raw[~np.isnan(raw)]
-        self.log = (bool(obs.min() >= 0) if self.config.transform == "auto"
-                    else self.config.transform == "log")
-        x = np.array([to_model(v, self.log) for v in raw])
+        self.power = (choose_power(obs) if self.config.transform == "auto"
+                      else TRANSFORMS[self.config.transform])
+        x = np.array([to_model(v, self.power) for v in raw])
         self.model = RobustHoltWinters(x, self.candidate_period, self.warmup)
         self.period = self.model.period
         self.rise = RiseTest(self.period or TREND_WINDOW_NO_SEASON)
-        self.info.update(period=self.period, seasonal_acf=round(self.model.acf, 3), log=self.log)
+        self.info.update(period=self.period, seasonal_acf=round(self.model.acf, 3),
+                         scale=POWER_NAMES[self.power])
         self._refit()
         self.ready = True
 
@@ -242,12 +245,12 @@ class StreamingDetector:
         model = self.model
         pred, sigma = model.predict(self.t), model.sigma_at(self.t)
         cusum_before = self.cusum.s
-        x = to_model(value, self.log)
+        x = to_model(value, self.power)
         z, shifted = model.learn_one(x, self.t)
         model.hist.append(x)
         self.t += 1
         half = self.calibration.band_z * sigma
-        fc, lo, up = (from_model(v, self.log) for v in (pred, pred - half, pred + half))
+        fc, lo, up = (from_model(v, self.power) for v in (pred, pred - half, pred + half))
         if z is None:
             return self._point(fc, lo, up, math.nan, None, thin)
         zc = clip(z)
@@ -314,22 +317,22 @@ class StreamingDetector:
     def _trigger(self, test: str, direction: int, z: float, pred: float, sigma: float,
                  fc: float) -> Trigger:
         """The numbers of ``test`` on this point (see :class:`Trigger`)."""
-        thr, log = self.policy.threshold, self.log
+        thr, power = self.policy.threshold, self.power
         zl = point_limit(thr, self.calibration.tail)
-        lo, up = (from_model(pred + s * zl * sigma, log) for s in (-1.0, 1.0))
+        lo, up = (from_model(pred + s * zl * sigma, power) for s in (-1.0, 1.0))
         before = after = fc
         window = 1
         if test in ("point", "shift"):
             stat, limit = z, (zl if test == "point" else CLIP_SIGMAS)
             window = 1 if test == "point" else SHIFT_CONFIRM_POINTS
             if test == "shift":
-                after = from_model(self.model.level + self.model.season_at(self.t - 1), log)
+                after = from_model(self.model.level + self.model.season_at(self.t - 1), power)
         elif test == "cusum":
             stat, limit = self.cusum.s, cusum_limit(thr)
         elif test == "rise":
             stat, limit, window = self.rise.ratio, _GAUSS.inv_cdf(thr), self.rise.length
             level = pred - self.model.season_at(self.t - 1)
-            before, after = from_model(level - self.rise.rise, log), from_model(level, log)
+            before, after = from_model(level - self.rise.rise, power), from_model(level, power)
         elif test == "change":
             ch = self.change
             stat, window = ch.mean, CHANGE_POINTS
@@ -349,7 +352,7 @@ class StreamingDetector:
         """Does the forecast path cross ``config.crossing`` from below within the horizon?"""
         level = self.config.crossing
         return level is not None and value < level and any(
-            from_model(self.model.predict(self.t, h), self.log) >= level
+            from_model(self.model.predict(self.t, h), self.power) >= level
             for h in range(1, self.config.horizon + 1))
 
 

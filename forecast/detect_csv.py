@@ -194,7 +194,7 @@ def describe(result: pd.DataFrame, info: dict[str, Any], freq: pd.Timedelta) -> 
     """One line on :func:`run_detect`'s output: rows, model, flags and episodes."""
     counts = result["flag"].value_counts()
     return (f"{len(result)} rows at {freq} interval; model {info.get('model')} (season "
-            f"{info.get('period') or 'none'}, {'log' if info.get('log') else 'linear'} scale, "
+            f"{info.get('period') or 'none'}, {info.get('scale', 'linear')} scale, "
             f"warm-up {info['warmup']} points, {info['fits']} fit(s)); flags: "
             + ", ".join(f"{k} {counts.get(k, 0)}" for k in ("spike", "reactive", "anticipatory"))
             + f" (one alarm per episode: {result['episode'].dropna().nunique()} episode(s))")

@@ -11,8 +11,8 @@ one side (the level then jumps: a shift is accepted). Measured: ``UnobservedComp
 The initial residual scale comes from (seasonal) differences of the warm-up: the in-sample fit
 overfits two cycles (measured sigma 0.009 in-sample against 0.12 true). With a season the scale
 also follows the time of day (:class:`PhaseScale`): busy hours are noisier than the night.
-Non-negative warm-ups (counts) are modelled on a ``sign(x) log1p|x|`` scale (:func:`to_model`,
-:func:`from_model`).
+The detector hands it values on the scale :mod:`forecast.power` chose from the warm-up (linear,
+square root or log).
 """
 
 from __future__ import annotations
@@ -59,15 +59,6 @@ PHASE_BLOCKS = 6
 PHASE_SPAN_CYCLES = 7
 PHASE_PRIOR_POINTS = 10
 PHASE_FACTOR_RANGE = (0.1, 10.0)
-
-
-def to_model(x: float, log: bool) -> float:
-    """A value on the model scale (``sign(x) log1p|x|`` when ``log``)."""
-    return math.copysign(math.log1p(abs(x)), x) if log else x
-
-
-def from_model(u: float, log: bool) -> float:
-    return math.copysign(math.expm1(min(abs(u), 700.0)), u) if log else u
 
 
 def clip(z: float) -> float:

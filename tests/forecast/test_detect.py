@@ -42,7 +42,7 @@ def test_spike_level_shift_and_ramp_are_classified() -> None:
     assert all(out["episode"][i] == out["episode"][200] for i in (201, 202))
     assert_one_alarm_per_episode(out)
     assert len(flags) <= 5, flags  # few false alarms on 240 scored points
-    assert out["info"]["period"] == 24 and out["info"]["log"] is True
+    assert out["info"]["period"] == 24 and out["info"]["scale"] == "log"
 
     z = hourly(seed=6)
     z[180:240] *= np.linspace(1.0, 4.0, 60)  # a sustained build-up over 2.5 days
@@ -87,7 +87,7 @@ def test_constant_and_negative_series() -> None:
     signed = rng.normal(0.0, 1.0, 200)  # negative values: no log scale
     signed[150] = 9.0
     out = detect_values(signed, 86400)
-    assert out["info"]["log"] is False and out["flag"][150] == "spike"
+    assert out["info"]["scale"] == "linear" and out["flag"][150] == "spike"
 
 
 def test_season_and_warmup_from_interval() -> None:
