@@ -133,11 +133,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("series", help="input CSV (- for stdin)")
     p.add_argument("-o", "--output", help="output CSV (default: stdout)")
     p.add_argument("--threshold", type=argtypes.unit_interval,
-                   help="alarm threshold on anomaly_score, in (0, 1] (default 0.9999)")
+                   help="alarm threshold on anomaly_score, in (0, 1] (default 0.99999)")
     p.add_argument("--refractory", type=argtypes.duration_or_zero, metavar="DURATION",
                    help="how long an episode stays open at least, unless a stronger wave "
                         "ends it: a duration with its unit (90m, 12h, 2d; a bare number is "
-                        "refused), or 0 for the floor of 3 points (default 24h)")
+                        "refused), or 0 for the floor of 3 points (default 12h)")
     p.add_argument("--season", default="auto", type=argtypes.season,
                    help="auto (daily cycle, weekly for daily data), none, or points per cycle "
                         "(>= 2)")

@@ -8,8 +8,9 @@
    (:class:`forecast.holt_winters.RobustHoltWinters`), the scorers and the calibration learn it.
 3. **Score** (0..1, :mod:`forecast.scorers`): the max of the point, CUSUM, rise and change
    scores, each one minus a tail probability under the model, and of the pattern score of
-   :mod:`forecast.patterns` (a likelihood that the recent values' contexts are unusually new;
-   it learns from the first point on, on the raw values). The point score and the band are
+   :mod:`forecast.patterns` (a likelihood that the recent values are unusually new after the
+   values before them; its encoder's resolution comes from the warm-up, then it learns every
+   point, on the raw values). The point score and the band are
    calibrated on the recent one-step errors (:class:`forecast.calibration.RollingCalibration`:
    the band's half-width is their empirical ``1 - alpha`` quantile, not the Gaussian one).
 4. **Kind**: ``spike`` (point exceedance, or a change of behaviour whose residuals lie below
@@ -92,7 +93,7 @@ class DetectorConfig:
     crossing: float | None = None  # anticipatory when the forecast crosses this level
     horizon: int = 12  # steps ahead for the crossing rule ([forecast] horizon)
     suppress_seconds: float | None = None  # AlarmPolicy window (None: alarms default)
-    patterns: bool = False  # the pattern test of forecast.patterns (off: README, NAB section)
+    patterns: bool = True  # the pattern test of forecast.patterns (README, "Sequence memory")
 
     def period(self, interval_seconds: float) -> int | None:
         if self.season in ("auto", "none"):
@@ -195,7 +196,7 @@ class StreamingDetector:
         self.run_buildup = 0.0  # the CUSUM when the current streak of exceedances began
         self.levels = LevelMemory(self.interval_seconds)
         self.reinit = ScaleReinit()
-        self.patterns = PatternDetector() if cfg.patterns else None
+        self.patterns = PatternDetector(self.warmup) if cfg.patterns else None
         self._buffer: list[float] = []
         self.n_obs = 0
         self.t = 0  # rows processed so far (= absolute index of the next row)

@@ -15,8 +15,9 @@ that can be checked against the chart:
 - **level shift**: consecutive windows beyond the 3-sigma band and the level before and after;
 - **forecast crossing**: the level the forecast path crosses within the horizon;
 - **pattern test**: how new the sequences of recent values are to this series (the mean
-  novelty of the last windows' contexts, 0 = seen many times, 1 = never seen) against its usual
-  level and the limit (:mod:`forecast.patterns`).
+  novelty of the last windows, the share of each value's encoding that did not usually follow
+  the value before it: 0 = seen many times, 1 = never seen) against its usual level and the
+  limit (:mod:`forecast.patterns`).
 
 Every number is clamped to the metric's domain (0-10 scores, [0, 1] shares, counts >= 0): the
 detector's model scale can put a band end beyond it, the metric cannot go there.

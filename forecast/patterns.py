@@ -1,34 +1,35 @@
-"""Pattern memory: has the series been in this *context* before? (issue 23)
+"""Sequence memory: has the series gone from values like the last one to values like this one
+before? (issue 23)
 
 The Holt-Winters scorers of :mod:`forecast.scorers` ask whether a value is far from its
 forecast. NAB's leaders ask a different question: is the recent *sequence* of values one the
-series has shown before? (Numenta's HTM sequence memory; CAD OSE, the "contextual anomaly
-detector", keeps a memory of contexts made of the last discretised values.) This module is our
-own, much smaller, take on that idea, causal and streaming (``learn_one`` before nothing of the
-future is known):
+series has shown before? (Numenta's HTM: a distributed encoding of each value and a sequence
+memory that predicts which encoding comes next; Ahmad et al. 2017, "Unsupervised real-time
+anomaly detection for streaming data".) This module is our own, much smaller, take on that idea,
+causal and streaming (``learn_one`` before nothing of the future is known):
 
-1. **Discretise** (:class:`Bucketer`): each finite value is mapped to one of :data:`BUCKETS`
-   buckets of the range seen so far (running min / max, so causal; a value beyond the range
-   widens it and lands in the outer bucket).
-2. **Contexts** (:class:`ContextMemory`): at each point, the transitions "last ``k`` buckets ->
-   this bucket" for ``k = 1 .. ORDER``. The raw novelty is the mean over ``k`` of one minus
-   the share of past visits of that context that went on to this bucket (a context never seen:
-   1); then the point is counted (a context unseen for :data:`MEMORY_POINTS` rows is
-   forgotten). A pattern that repeats stops being novel; a break in a repeating pattern makes
-   its longer transitions new at once. Counts rather than CAD OSE's seen / unseen bits: with
-   seen / unseen, noise keeps the longer contexts new forever (measured on NAB, README).
-3. **Likelihood** (:class:`NoveltyLikelihood`, Numenta's "anomaly likelihood" idea): raw
-   novelty is noisy (a drifting series shows new contexts all the time), so the score is the
-   normal probability that the mean novelty of the last :data:`SHORT_POINTS` rows is *not*
-   above the usual level, estimated on the previous :data:`LONG_POINTS` rows' short-window
-   means. Like the other scores it is one minus a tail probability: the detector takes the
-   largest of them against one threshold (:mod:`forecast.detect`).
+1. **Encode** (:class:`ValueEncoder`, a distributed scalar encoding): each value falls in a
+   bucket of width ``resolution`` (the warm-up's 1st-99th percentile range / :data:`BUCKETS`),
+   and bucket ``b`` sets :data:`ACTIVE` of :data:`BITS` bits, the hashes of ``b .. b + ACTIVE
+   - 1``: neighbouring buckets share all but one bit, values far apart share none, and a value
+   far beyond the warm-up's range still has its own bits (no range to re-learn).
+2. **Predict** (:class:`TransitionMemory`): counts of "bit ``i`` active, then bit ``j`` active at
+   the next point". A bit is *predicted* when at least :data:`PREDICTED_SHARE` of what followed
+   the previous point's bits went to it; the raw novelty of a point is the share of its bits that
+   were not predicted (0: this value is what usually follows; 1: never seen after such values).
+   Counts are halved every :data:`MEMORY_POINTS` points, so a long stream's new habits are
+   learnt.
+3. **Likelihood** (:class:`NoveltyLikelihood`, Numenta's "anomaly likelihood"): raw novelty is
+   noisy, so the score is the normal probability that the mean novelty of the last
+   :data:`SHORT_POINTS` rows is *not* above the usual level, estimated on the previous
+   :data:`LONG_POINTS` rows' short-window means. Like the other scores it is one minus a tail
+   probability: the detector takes the largest of them against one threshold
+   (:mod:`forecast.detect`).
 
-Constants are a-priori values (CAD OSE's 3 bits, about its 7-point look-back, HTM's likelihood
-windows), not tuned per series. Measured on NAB (``benchmarks/nab_real.py --select --patterns``;
-benchmarks/README.md, "Pattern memory"): with the artificial categories choosing and
-leave-one-category-out over the real ones it did not beat the detector without it, so the
-detector's ``patterns`` setting is off by default.
+Constants are a-priori values (HTM's encoder size, bucket count and likelihood windows), not
+tuned per series. Measured on NAB (``benchmarks/nab_real.py --select``; benchmarks/README.md,
+"Sequence memory"). An earlier context memory (8 buckets of the running range, transitions from
+the last 1-6 buckets, like CAD OSE's) gained nothing there ("Pattern memory") and was replaced.
 """
 
 from __future__ import annotations
@@ -37,14 +38,21 @@ import math
 from collections import deque
 from statistics import NormalDist
 
+import numpy as np
+
 _PHI = NormalDist()
 
-# 8 buckets (3 bits, CAD OSE's default resolution): coarse enough that noise stays in one or two
-# buckets, fine enough that a spike or a level move of an eighth of the range changes context.
-BUCKETS = 8
-# Transitions from the last 1..6 buckets (half an hour of 5-minute data; CAD OSE looks back 7).
-ORDER = 6
-# Forget a transition unseen for 4 weeks of 5-minute data (bounds the memory of a long stream).
+# The encoding: 21 active bits of 400 (HTM's random distributed scalar encoder, n = 400, w = 21),
+# 130 buckets across the warm-up's range (NAB's HTM detector: the range / 130).
+BITS = 400
+ACTIVE = 21
+BUCKETS = 130
+RANGE_QUANTILES = (0.01, 0.99)  # the warm-up's range without its most extreme 1 % each side
+# Points whose range sets the resolution when the detector gives none (its shortest warm-up).
+DEFAULT_RANGE_POINTS = 30
+# A bit is predicted when >= 10 % of the bits that followed the previous point's went to it.
+PREDICTED_SHARE = 0.1
+# Halve every count each 4 weeks of 5-minute points (old habits fade, new ones are learnt).
 MEMORY_POINTS = 8064
 # Likelihood: mean novelty of the last 10 rows (HTM's averaging window) against the distribution
 # of those means over the previous week of 5-minute rows (HTM: 8,640), re-estimated every 100
@@ -54,81 +62,76 @@ LONG_POINTS = 2016
 REFRESH_POINTS = 100
 LEARN_POINTS = 288
 # A floor on the spread of the short-window means: a series that never shows novelty (sd 0)
-# must not alarm on its first single new transition (1 / ORDER / SHORT_POINTS ~ 0.017).
+# must not alarm on its first single new transition.
 SD_FLOOR = 0.05
+_MASK = (1 << 64) - 1
+_MAX_BUCKET = 1 << 60  # buckets beyond (values ~1e18 resolutions away) share the edge bucket
 
 
-class Bucketer:
-    """Running min / max of the finite values seen so far and the bucket of a value in it."""
-
-    def __init__(self, buckets: int = BUCKETS) -> None:
-        if buckets < 2:
-            raise ValueError(f"buckets must be >= 2, got {buckets}")
-        self.buckets = buckets
-        self.low = math.inf
-        self.high = -math.inf
-
-    def learn_one(self, x: float) -> int:
-        """Widen the range by ``x`` (finite) and return its bucket, 0 .. buckets - 1."""
-        self.low, self.high = min(self.low, x), max(self.high, x)
-        span = self.high - self.low
-        if span <= 0.0:  # constant so far
-            return 0
-        if not math.isfinite(span):  # a range beyond float: halve everything first
-            frac = (x / 2 - self.low / 2) / (self.high / 2 - self.low / 2)
-        else:
-            frac = (x - self.low) / span
-        return min(self.buckets - 1, max(0, int(frac * self.buckets)))
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser on uint64 (a fixed, well-spread hash of the bucket numbers)."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
 
 
-class ContextMemory:
-    """Counts of the contexts "last k buckets" and of the transitions "last k buckets -> next
-    bucket" (k = 1 .. ``order``), each with the row it was last seen at."""
+class ValueEncoder:
+    """Value -> the indices of its :data:`ACTIVE` bits among :data:`BITS`."""
 
-    def __init__(self, order: int = ORDER, memory: int = MEMORY_POINTS) -> None:
-        if order < 1:
-            raise ValueError(f"order must be >= 1, got {order}")
-        self.order, self.memory = order, memory
-        self.recent: deque[int] = deque(maxlen=order)
-        self.contexts: dict[tuple[int, ...], list[int]] = {}  # context -> [count, last row]
-        self.transitions: dict[tuple[int, ...], list[int]] = {}  # context + next -> same
+    def __init__(self, resolution: float) -> None:
+        if not resolution > 0 or not math.isfinite(resolution):
+            raise ValueError(f"resolution must be a positive number, got {resolution}")
+        self.resolution = resolution
+        self._offsets = np.arange(ACTIVE, dtype=np.uint64)
+
+    @classmethod
+    def from_warmup(cls, values: list[float]) -> ValueEncoder:
+        """Buckets of the warm-up's robust range / :data:`BUCKETS` (a flat warm-up: a
+        billionth of its level, so that any later change is a new value)."""
+        lo, hi = np.quantile(np.asarray(values, dtype=float), RANGE_QUANTILES, method="nearest")
+        scale = max(1.0, abs(float(hi)), abs(float(lo)))
+        width = float(hi) / 2 - float(lo) / 2  # halves: a range beyond float stays finite
+        return cls(max(width / BUCKETS * 2, 1e-9 * scale))
+
+    def bucket(self, x: float) -> int:
+        b = math.floor(min(max(x / self.resolution, -_MAX_BUCKET), _MAX_BUCKET))
+        return int(b)
+
+    def bits(self, x: float) -> np.ndarray:
+        """The distinct active bits of ``x`` (a hash may give two offsets one bit)."""
+        start = np.uint64(self.bucket(x) & _MASK)
+        with np.errstate(over="ignore"):
+            keys = start + self._offsets
+        return np.unique((_mix(keys) % np.uint64(BITS)).astype(np.intp))
+
+
+class TransitionMemory:
+    """Counts of bit-to-bit transitions between consecutive points and the novelty of a point
+    given the previous one."""
+
+    def __init__(self, bits: int = BITS, memory: int = MEMORY_POINTS) -> None:
+        self.counts = np.zeros((bits, bits), dtype=np.float32)
+        self.totals = np.zeros(bits, dtype=np.float32)
+        self.memory = memory
+        self.previous: np.ndarray | None = None
         self.t = 0
-        self.new = 0  # transitions of the last point never seen before
 
-    def learn_one(self, bucket: int) -> float | None:
-        """Novelty of ``bucket`` after the recent buckets, then remember it; None until
-        ``order`` buckets precede it.
-
-        Novelty: the mean over k of ``1 - P(bucket | last k buckets)``, the probabilities
-        counted on the past (a context never seen counts as 0): 0 when every context so far was
-        always followed by this bucket, 1 when none ever was.
-        """
-        hist = tuple(self.recent)
+    def learn_one(self, active: np.ndarray) -> float | None:
+        """The share of ``active`` not predicted by the previous point's bits (None for the
+        first point), then remember the transition."""
         novelty: float | None = None
-        if len(hist) == self.order:
-            total, self.new = 0.0, 0
-            for k in range(1, self.order + 1):
-                ctx = hist[-k:]
-                key = (*ctx, bucket)
-                seen_ctx = self.contexts.get(ctx)
-                seen_key = self.transitions.get(key)
-                hits = seen_key[0] if seen_key else 0
-                total += 1.0 - (hits / seen_ctx[0] if seen_ctx else 0.0)
-                self.new += hits == 0
-                for table, k_ in ((self.contexts, ctx), (self.transitions, key)):
-                    entry = table.get(k_)
-                    if entry is None:
-                        table[k_] = [1, self.t]
-                    else:
-                        entry[0] += 1
-                        entry[1] = self.t
-            novelty = total / self.order
-        self.recent.append(bucket)
+        prev = self.previous
+        if prev is not None:
+            follow = (self.counts[prev] / np.maximum(self.totals[prev], 1.0)[:, None]).mean(0)
+            novelty = float(np.mean(follow[active] < PREDICTED_SHARE))
+            self.counts[np.ix_(prev, active)] += 1.0
+            self.totals[prev] += 1.0
+        self.previous = active
         self.t += 1
-        if self.t % self.memory == 0:  # forget what has not been seen for `memory` rows
-            for table in (self.contexts, self.transitions):
-                for key in [k for k, (_, at) in table.items() if self.t - at > self.memory]:
-                    del table[key]
+        if self.t % self.memory == 0:
+            self.counts *= 0.5
+            self.totals *= 0.5
         return novelty
 
 
@@ -164,17 +167,36 @@ class NoveltyLikelihood:
 
 
 class PatternDetector:
-    """Bucketer -> context memory -> likelihood; :meth:`learn_one` returns the pattern score
-    (0..1, one minus a tail probability; NaN for a missing or non-finite value)."""
+    """Encoder -> transition memory -> likelihood; :meth:`learn_one` returns the pattern score
+    (0..1, one minus a tail probability; NaN for a missing or non-finite value and until the
+    first ``range_points`` finite values have set the encoder's resolution; those values are
+    then learnt in order)."""
 
-    def __init__(self, buckets: int = BUCKETS, order: int = ORDER,
+    def __init__(self, range_points: int = DEFAULT_RANGE_POINTS,
                  short: int = SHORT_POINTS) -> None:
-        self.bucketer = Bucketer(buckets)
-        self.memory = ContextMemory(order)
+        if range_points < 1:
+            raise ValueError(f"range_points must be >= 1, got {range_points}")
+        self.range_points = range_points
+        self.encoder: ValueEncoder | None = None
+        self.memory = TransitionMemory()
         self.likelihood = NoveltyLikelihood(short)
+        self._pending: list[float] = []
 
     def learn_one(self, x: float) -> float:
         if not math.isfinite(x):
             return math.nan
-        novelty = self.memory.learn_one(self.bucketer.learn_one(x))
+        if self.encoder is None:
+            self._pending.append(x)
+            if len(self._pending) < self.range_points:
+                return math.nan
+            self.encoder = ValueEncoder.from_warmup(self._pending)
+            pending, self._pending = self._pending, []
+            for v in pending[:-1]:
+                self._learn(v)
+            x = pending[-1]
+        return self._learn(x)
+
+    def _learn(self, x: float) -> float:
+        assert self.encoder is not None
+        novelty = self.memory.learn_one(self.encoder.bits(x))
         return math.nan if novelty is None else self.likelihood.learn_one(novelty)

@@ -1,4 +1,4 @@
-"""The pattern memory of forecast/patterns.py and its place in the detector."""
+"""The sequence memory of forecast/patterns.py and its place in the detector."""
 
 from __future__ import annotations
 
@@ -6,10 +6,18 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from forecast.detect import DetectorConfig, StreamingDetector, Trigger
 from forecast.explain import describe
-from forecast.patterns import Bucketer, ContextMemory, NoveltyLikelihood, PatternDetector
+from forecast.patterns import (
+    ACTIVE,
+    BITS,
+    NoveltyLikelihood,
+    PatternDetector,
+    TransitionMemory,
+    ValueEncoder,
+)
 from forecast.run import classify_series
 
 # A repeating shape: 12 points that climb and fall back (an hourly cycle of 5-minute data).
@@ -38,16 +46,37 @@ def test_a_pattern_repeating_many_times_stops_being_flagged() -> None:
     assert np.nanmax(s[-600:]) < 0.99  # B is the new normal
 
 
-def test_novelty_counts_transitions_never_seen() -> None:
-    mem = ContextMemory(order=2)
-    out = [mem.learn_one(b) for b in (0, 1, 0, 1, 0, 1)]
-    assert out[:2] == [None, None]
-    assert out[2] == 1.0  # (0, 1) -> 0 and 1 -> 0: contexts never seen
-    assert out[-1] == 0.0  # every context so far was always followed by this bucket
-    assert mem.learn_one(5) == 1.0 and mem.new == 2
-    alt = ContextMemory(order=1)  # after 0 comes 1 or 2, half the time each
-    out = [alt.learn_one(b) for b in [0, 1, 0, 2] * 50]
-    assert abs(out[-1] - 0.5) < 0.02  # a seen but unusual transition is half new, not "seen"
+def test_novelty_is_the_share_of_bits_not_predicted() -> None:
+    enc = ValueEncoder(1.0)
+    mem = TransitionMemory()
+    out = [mem.learn_one(enc.bits(v)) for v in (0.0, 10.0, 0.0, 10.0, 0.0, 10.0)]
+    assert out[0] is None
+    assert out[1] == 1.0  # nothing ever followed 0's bits
+    assert out[-1] == 0.0  # 10 always followed 0
+    assert mem.learn_one(enc.bits(55.0)) >= 0.75  # never seen after 10 (bar chance overlaps)
+    alt = TransitionMemory()  # after 0 comes 10 or 50, half the time each: both predicted
+    out = [alt.learn_one(enc.bits(v)) for v in [0.0, 10.0, 0.0, 50.0] * 50]
+    assert out[-1] == 0.0 and out[-3] == 0.0
+    alt.learn_one(enc.bits(0.0))
+    assert alt.learn_one(enc.bits(11.0)) <= 2 / ACTIVE  # one bucket from 10: one bit is new
+    alt.learn_one(enc.bits(0.0))
+    assert alt.learn_one(enc.bits(30.0)) >= 0.75  # between the two: new
+
+
+def test_the_encoding_shares_bits_with_near_values_only() -> None:
+    enc = ValueEncoder(0.5)
+    a, b, far = enc.bits(10.0), enc.bits(10.6), enc.bits(40.0)
+    assert len(a) >= ACTIVE - 3 and a.max() < BITS  # distinct bits (a hash may merge two)
+    assert len(np.intersect1d(a, b)) >= len(a) - 2  # the next bucket: one bit changes
+    assert len(np.intersect1d(a, far)) <= 3  # 60 buckets away: chance overlaps only
+    assert np.array_equal(enc.bits(10.0), a)  # deterministic
+    for x in (1e308, -1e308, 0.0, -3.2):  # every finite value has its bits
+        bits = enc.bits(x)
+        assert 0 < len(bits) <= ACTIVE and bits.min() >= 0 and bits.max() < BITS
+    wide = ValueEncoder.from_warmup([-1e308, 1e308] * 20)  # a range beyond float
+    assert np.isfinite(wide.resolution) and wide.resolution > 0
+    flat = ValueEncoder.from_warmup([3.0] * 30)  # a flat warm-up: any change is new
+    assert flat.resolution == pytest.approx(3e-9)
 
 
 def test_one_small_novelty_after_none_is_not_an_alarm() -> None:
@@ -80,12 +109,6 @@ def test_hostile_input_does_not_crash() -> None:
     assert np.nanmax(flat) < 0.5
 
 
-def test_buckets_span_the_running_range() -> None:
-    b = Bucketer(8)
-    assert [b.learn_one(v) for v in (5.0, 5.0, 0.0, 10.0, 9.99, 2.5)] == [0, 0, 0, 7, 7, 2]
-    assert b.learn_one(1e308) == 7 and b.learn_one(-1e308) == 0 and b.learn_one(0.0) == 4
-
-
 def test_the_detector_names_the_pattern_test() -> None:
     """A series the Holt-Winters tests find unremarkable at the break (same range, same
     level), whose order the pattern memory knows: the alarm is the pattern test's."""
@@ -111,12 +134,23 @@ def test_pattern_explanation_gives_statistic_usual_and_limit() -> None:
     assert "alarm at score 0.9999" in text
 
 
-def test_contexts_unseen_for_the_memory_span_are_forgotten() -> None:
-    mem = ContextMemory(order=1, memory=10)
-    for b in [0, 1] + [2] * 30 + [0]:
-        mem.learn_one(b)
-    assert mem.learn_one(1) == 1.0  # "0 -> 1" was 30 rows ago: forgotten
-    assert len(mem.contexts) <= 3
+def test_old_habits_fade() -> None:
+    enc = ValueEncoder(1.0)
+    mem, keep = TransitionMemory(memory=10), TransitionMemory(memory=10**6)
+    for v in [0.0, 10.0] * 5:  # 10 points: then every count is halved
+        mem.learn_one(enc.bits(v))
+        keep.learn_one(enc.bits(v))
+    assert keep.totals.max() >= 5.0
+    np.testing.assert_array_equal(mem.totals, keep.totals / 2)
+    np.testing.assert_array_equal(mem.counts, keep.counts / 2)
+
+
+def test_the_resolution_comes_from_the_first_points_and_they_are_learnt() -> None:
+    det = PatternDetector(range_points=40)
+    first = [det.learn_one(v) for v in np.tile([0.0, 13.0], 20)]
+    assert all(math.isnan(v) for v in first[:39]) and first[39] == 0.0  # learning
+    assert det.encoder is not None and det.encoder.resolution == 0.1  # 13 / 130
+    assert det.memory.t == 40  # the buffered points were learnt in order
 
 
 def test_the_product_path_explains_a_pattern_alarm() -> None:
