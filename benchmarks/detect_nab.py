@@ -9,7 +9,7 @@ over 12-36 hours into a peak) and ``shift`` (a persistent level change, up or do
 Hourly and 5-minute series. Nothing here was used to choose the detector's constants (they are
 derived in forecast/detect.py and forecast/alarms.py); this set only reports.
 
-Detectors (all through the same AlarmPolicy: threshold 0.9999, suppression, re-arm, so only
+Detectors (all through the same AlarmPolicy: default threshold, suppression, re-arm, so only
 the score differs):
 - ``polarwatch``: forecast.detect.StreamingDetector.
 - ``rolling-z``: z of the point against the mean/std of the previous day of points.
