@@ -11,12 +11,13 @@ causal and streaming (``learn_one`` before nothing of the future is known):
 1. **Encode** (:class:`ValueEncoder`, a distributed scalar encoding): each value falls in a
    bucket of width ``resolution`` (the warm-up's 1st-99th percentile range / :data:`BUCKETS`),
    and bucket ``b`` sets :data:`ACTIVE` of :data:`BITS` bits, the hashes of ``b .. b + ACTIVE
-   - 1``: neighbouring buckets share all but one bit, values far apart share none, and a value
-   far beyond the warm-up's range still has its own bits (no range to re-learn).
+   - 1``: neighbouring buckets share all but one bit, values far apart only chance ones, and a
+   value far beyond the warm-up's range still has its own bits (no range to re-learn).
 2. **Predict** (:class:`TransitionMemory`): counts of "bit ``i`` active, then bit ``j`` active at
-   the next point". A bit is *predicted* when at least :data:`PREDICTED_SHARE` of what followed
-   the previous point's bits went to it; the raw novelty of a point is the share of its bits that
-   were not predicted (0: this value is what usually follows; 1: never seen after such values).
+   the next point". A bit is *predicted* when, averaged over the previous point's bits, it
+   followed them at least :data:`PREDICTED_SHARE` of the times they were active; the raw novelty
+   of a point is the share of its bits that were not predicted (0: this value is what usually
+   follows; 1: never seen after such values).
    Counts are halved every :data:`MEMORY_POINTS` points, so a long stream's new habits are
    learnt.
 3. **Likelihood** (:class:`NoveltyLikelihood`, Numenta's "anomaly likelihood"): raw novelty is
@@ -50,7 +51,8 @@ BUCKETS = 130
 RANGE_QUANTILES = (0.01, 0.99)  # the warm-up's range without its most extreme 1 % each side
 # Points whose range sets the resolution when the detector gives none (its shortest warm-up).
 DEFAULT_RANGE_POINTS = 30
-# A bit is predicted when >= 10 % of the bits that followed the previous point's went to it.
+# A bit is predicted when, averaged over the previous point's bits, it followed them at least
+# 10 % of the times they were active.
 PREDICTED_SHARE = 0.1
 # Halve every count each 4 weeks of 5-minute points (old habits fade, new ones are learnt).
 MEMORY_POINTS = 8064
