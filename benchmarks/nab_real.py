@@ -14,6 +14,11 @@ refractory lengths, scored on the artificial categories only (11 series, 6 windo
 a check on that choice, leave-one-category-out over the real categories (each real category
 scored with the grid point that is best on all the *other* categories). The chosen point is
 the :data:`CHOSEN` constant below; ``--select`` prints the whole grid again.
+
+The detector's structure (with or without the pattern test, and the pattern likelihood's
+history) is chosen with leave-one-category-out over the real categories (``--structures``):
+each real category is held out, structure x grid point are chosen on the other three, and the
+held-out categories are scored with what was chosen without them.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from nab_data import DEFAULT_DIR, PROFILES, NabSeries, load_corpus, load_profile
 from benchmarks import nab  # noqa: E402
 from forecast.alarms import FLAG_NONE, AlarmPolicy, suppress_points  # noqa: E402
 from forecast.detect import DetectorConfig, StreamingDetector, severity  # noqa: E402
+from forecast.patterns import LONG_POINTS, PatternDetector  # noqa: E402
 
 # (threshold, refractory seconds) used for every series; see the module docstring.
 CHOSEN = (0.99999, 12 * 3600.0)
@@ -70,9 +76,17 @@ class Run:
         return self
 
 
-def run_one(args: tuple[NabSeries, float, bool]) -> Run:
-    s, alpha, patterns = args
-    det = StreamingDetector(s.interval_seconds, DetectorConfig(alpha=alpha, patterns=patterns))
+# --structures: name -> the pattern likelihood's history in rows (None: no pattern test).
+STRUCTURES: dict[str, int | None] = {"no pattern test": None, "pattern test, history 2,016": 2016,
+                                     f"pattern test, history {LONG_POINTS:,}": LONG_POINTS}
+
+
+def run_one(args: tuple[NabSeries, float, int | None]) -> Run:
+    s, alpha, history = args
+    det = StreamingDetector(s.interval_seconds,
+                            DetectorConfig(alpha=alpha, patterns=history is not None))
+    if history is not None and history != LONG_POINTS:
+        det.patterns = PatternDetector(det.warmup, history=history)
     t0 = time.process_time()  # CPU time: the shared machine's load does not inflate it
     pts = [det.update(v) for v in s.y]
     seconds = time.process_time() - t0
@@ -88,8 +102,9 @@ def run_one(args: tuple[NabSeries, float, bool]) -> Run:
 
 
 def run_all(corpus: Sequence[NabSeries], alpha: float, jobs: int,
-            patterns: bool = True) -> list[Run]:
-    work = [(s, alpha, patterns) for s in corpus]
+            history: int | None = LONG_POINTS) -> list[Run]:
+    """Every series through the detector (``history``: the pattern likelihood's, None: off)."""
+    work = [(s, alpha, history) for s in corpus]
     if jobs <= 1:
         return [run_one(w) for w in work]
     with ProcessPoolExecutor(jobs) as pool:
@@ -139,11 +154,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--select", action="store_true", help="print the parameter grid too")
     ap.add_argument("--no-patterns", dest="patterns", action="store_false",
                     help="without the pattern test of forecast/patterns.py (on by default)")
+    ap.add_argument("--pattern-history", type=int, default=LONG_POINTS,
+                    help="rows of novelty the pattern likelihood compares against "
+                         f"(default {LONG_POINTS})")
+    ap.add_argument("--structures", action="store_true",
+                    help="choose the structure with leave-one-category-out (3 runs)")
     args = ap.parse_args(argv)
     corpus = load_corpus(args.data)
     profiles = load_profiles(args.data)
+    if args.structures:
+        structures(corpus, profiles, args.alpha, args.jobs)
+        return 0
     t0 = time.perf_counter()
-    base = run_all(corpus, args.alpha, args.jobs, args.patterns)
+    base = run_all(corpus, args.alpha, args.jobs,
+                   args.pattern_history if args.patterns else None)
     wall = time.perf_counter() - t0
     if args.select:
         select(corpus, base, profiles)
@@ -194,6 +218,45 @@ def select(corpus: Sequence[NabSeries], base: Sequence[Run],
         pick = max(grid, key=lambda k: scores(corpus, grid[k], std, others)[0])
         print(f"leave-one-category-out: {held}: chosen {pick} on the others -> "
               f"{per[pick][held]:.1f}")
+
+
+def structures(corpus: Sequence[NabSeries], profiles: dict[str, dict[str, float]],
+               alpha: float, jobs: int) -> None:
+    """Leave-one-category-out over the real categories, choosing structure x grid point on the
+    other three; the held-out categories scored together per profile, and each structure at
+    the artificial categories' own choice."""
+    cats = sorted({s.category for s in corpus})
+    art = {c for c in cats if c.startswith("artificial")}
+    real = set(cats) - art
+    grid: dict[tuple[str, float, float], list[Run]] = {}
+    for name, history in STRUCTURES.items():
+        t0 = time.perf_counter()
+        base = run_all(corpus, alpha, jobs, history)
+        print(f"ran {name}: {time.perf_counter() - t0:.0f} s", flush=True)
+        grid |= {(name, t, r): apply(base, t, r)
+                 for t in THRESHOLDS for r in REFRACTORY_SECONDS}
+    std = profiles["standard"]
+    print("\n| structure | artificial choice | artificial | real | "
+          + " | ".join(sorted(real)) + " |\n|---|---|---:|---:|" + "---:|" * len(real))
+    for name in STRUCTURES:
+        key = max((k for k in grid if k[0] == name),
+                  key=lambda k: scores(corpus, grid[k], std, art)[0])
+        print(f"| {name} | {key[1]} / {key[2] / 3600:g} h | "
+              f"{scores(corpus, grid[key], std, art)[0]:.1f} | "
+              f"{scores(corpus, grid[key], std, real)[0]:.1f} | "
+              + " | ".join(f"{scores(corpus, grid[key], std, {c})[0]:.1f}" for c in sorted(real))
+              + " |")
+    print()
+    for pname in PROFILES:
+        prof, held_out = profiles[pname], []
+        for held in sorted(real):
+            pick = max(grid, key=lambda k: scores(corpus, grid[k], prof, real - {held})[0])
+            held_out += [nab.score(np.asarray(r.alarms).tolist(), s.windows, prof)
+                         for s, r in zip(corpus, grid[pick], strict=True) if s.category == held]
+            if pname == "standard":
+                print(f"held out {held}: chosen {pick[0]}, {pick[1]} / {pick[2] / 3600:g} h "
+                      f"-> {scores(corpus, grid[pick], prof, {held})[0]:.1f}")
+        print(f"{pname}: the held-out categories together {nab.normalize(held_out):.1f}")
 
 
 if __name__ == "__main__":

@@ -168,3 +168,25 @@ def test_the_product_path_explains_a_pattern_alarm() -> None:
     assert texts and "mean novelty" in texts[0] and "limit" in texts[0]
     off = classify_series(ts, y, 300.0, [], metric="mean_score")
     assert not any(t and "pattern test" in t for t in off["explanation"])
+
+
+def test_novelty_as_high_as_a_month_ago_is_not_news() -> None:
+    """The usual level of novelty covers LONG_POINTS rows (HTM's month of 5-minute rows): a
+    stretch of novelty like four seen in the last month does not reach the alarm threshold,
+    though the last 2,300 rows were quiet (a week's history would call it unheard of)."""
+    rng = np.random.default_rng(0)
+    parts: list[np.ndarray] = []
+    for _ in range(4):
+        parts += [rng.uniform(0, 0.1, 1200), rng.uniform(0.4, 0.6, 300)]
+    parts += [rng.uniform(0, 0.1, 2300), rng.uniform(0.4, 0.6, 300)]
+    novelty = np.concatenate(parts)
+    month, week = NoveltyLikelihood(), NoveltyLikelihood(long=2016)
+    s_month = [month.learn_one(float(v)) for v in novelty]
+    s_week = [week.learn_one(float(v)) for v in novelty]
+    assert max(s_month[-300:]) < 0.999
+    assert max(s_week[-300:]) > 0.99999
+
+
+def test_a_history_too_short_to_estimate_is_refused() -> None:
+    with pytest.raises(ValueError, match="history must be >= 288"):
+        PatternDetector(history=100)
