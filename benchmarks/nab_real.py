@@ -41,7 +41,7 @@ from nab_data import DEFAULT_DIR, PROFILES, NabSeries, load_corpus, load_profile
 from benchmarks import nab  # noqa: E402
 from forecast.alarms import FLAG_NONE, AlarmPolicy, suppress_points  # noqa: E402
 from forecast.detect import DetectorConfig, StreamingDetector, severity  # noqa: E402
-from forecast.patterns import LONG_POINTS, PatternDetector  # noqa: E402
+from forecast.patterns import LEARN_POINTS, LONG_POINTS, PatternDetector  # noqa: E402
 
 # (threshold, refractory seconds) used for every series; see the module docstring.
 CHOSEN = (0.99999, 12 * 3600.0)
@@ -160,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--structures", action="store_true",
                     help="choose the structure with leave-one-category-out (3 runs)")
     args = ap.parse_args(argv)
+    if args.pattern_history < LEARN_POINTS:
+        ap.error(f"--pattern-history must be >= {LEARN_POINTS} rows (the likelihood is "
+                 f"estimated from that many), got {args.pattern_history}")
     corpus = load_corpus(args.data)
     profiles = load_profiles(args.data)
     if args.structures:
