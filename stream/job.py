@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from polarwatch.config import Config
+from polarwatch.console import STOP
 from polarwatch.errors import PrerequisiteError
 from stream.dead_letters import DeadLetterDrain
 from stream.sink import DuckDBSink
@@ -140,7 +141,7 @@ def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
         return query
 
     try:  # transient failures restart the query from its checkpoint (stream/supervise.py)
-        supervise(start, timeout=timeout, on_query=queries.append,
+        supervise(start, timeout=timeout, on_query=queries.append, stopping=STOP.is_set,
                   max_restarts=MAX_RESTARTS_DRAIN if available_now else None)
     except KeyboardInterrupt:
         LOG.info("interrupted: stopping the stream (the checkpoint keeps its position)")

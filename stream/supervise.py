@@ -83,11 +83,15 @@ def _failure(query: Any, timeout: float | None) -> BaseException | None:
 def supervise(start: Callable[[], Any], *, timeout: float | None = None, max_restarts: int | None = None,
               sleep: Callable[[float], None] = time.sleep,
               clock: Callable[[], float] = time.monotonic,
-              on_query: Callable[[Any], None] | None = None) -> int:
+              on_query: Callable[[Any], None] | None = None,
+              stopping: Callable[[], bool] = lambda: False) -> int:
     """Run ``start()`` (which starts the query from its checkpoint) until the query stops or
     `timeout` seconds pass, restarting it after transient failures. Returns the number of
     restarts; raises StreamError when the cause is not transient or `max_restarts` is spent.
-    `on_query` receives each started query (so the caller can stop the current one)."""
+    `on_query` receives each started query (so the caller can stop the current one).
+    `stopping()` true: polarwatch is shutting down (SIGTERM), so a failure ends the
+    supervision instead of a restart (a group-wide SIGTERM also ends Spark's JVM, and the
+    query fails with "Connection refused"; its checkpoint keeps the position)."""
     deadline = None if timeout is None else clock() + timeout
     first, cap = RESTART_BACKOFF
     wait = wait_exponential_jitter(initial=first / 2, max=cap, jitter=first / 2)  # 0.5-1, 1-1.5, …
@@ -110,6 +114,10 @@ def supervise(start: Callable[[], Any], *, timeout: float | None = None, max_res
             if exc is None:
                 return restarts
         why = cause(exc)
+        if stopping():
+            LOG.info(f"the stream ended while polarwatch stops ({why}); it resumes from its "
+                     f"checkpoint")
+            return restarts
         if not is_transient(str(exc)):
             raise StreamError(f"the stream stopped: {why}") from None
         if max_restarts is not None and restarts >= max_restarts:

@@ -160,3 +160,21 @@ def test_continuous_stream_survives_a_reader_holding_the_lock(
     assert not errors, errors
     restarts = [m for m in caplog.messages if m.startswith("stream restart")]
     assert restarts and any("lock" in m for m in restarts), caplog.messages
+
+
+def test_a_failure_while_polarwatch_stops_ends_the_supervision_without_a_restart(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """SIGTERM to the process group also ends Spark's JVM: the query then fails with
+    "Connection refused", a transient cause, but restarting it would only fail again."""
+    caplog.set_level(logging.INFO, logger="stream.supervise")
+    starts: list[int] = []
+
+    def start() -> _Query:
+        starts.append(1)
+        return _Query("py4j.protocol.Py4JNetworkError: [Errno 111] Connection refused")
+
+    sleeps: list[float] = []
+    assert supervise(start, sleep=sleeps.append, stopping=lambda: True) == 0
+    assert len(starts) == 1 and not sleeps
+    assert any("while polarwatch stops" in m for m in caplog.messages), caplog.messages
+    assert not any(m.startswith("stream restart") for m in caplog.messages)
