@@ -41,7 +41,7 @@ from nab_data import DEFAULT_DIR, PROFILES, NabSeries, load_corpus, load_profile
 from benchmarks import nab  # noqa: E402
 from forecast.alarms import FLAG_NONE, AlarmPolicy, suppress_points  # noqa: E402
 from forecast.detect import DetectorConfig, StreamingDetector, severity  # noqa: E402
-from forecast.patterns import LEARN_POINTS, LONG_POINTS, PatternDetector  # noqa: E402
+from forecast.patterns import LONG_POINTS, PatternDetector  # noqa: E402
 
 # (threshold, refractory seconds) used for every series; see the module docstring.
 CHOSEN = (0.99999, 12 * 3600.0)
@@ -83,10 +83,8 @@ STRUCTURES: dict[str, int | None] = {"no pattern test": None, "pattern test, his
 
 def run_one(args: tuple[NabSeries, float, int | None]) -> Run:
     s, alpha, history = args
-    det = StreamingDetector(s.interval_seconds,
-                            DetectorConfig(alpha=alpha, patterns=history is not None))
-    if history is not None and history != LONG_POINTS:
-        det.patterns = PatternDetector(det.warmup, history=history)
+    det = StreamingDetector(s.interval_seconds, DetectorConfig(
+        alpha=alpha, patterns=history is not None, pattern_history=history or LONG_POINTS))
     t0 = time.process_time()  # CPU time: the shared machine's load does not inflate it
     pts = [det.update(v) for v in s.y]
     seconds = time.process_time() - t0
@@ -109,6 +107,13 @@ def run_all(corpus: Sequence[NabSeries], alpha: float, jobs: int,
         return [run_one(w) for w in work]
     with ProcessPoolExecutor(jobs) as pool:
         return list(pool.map(run_one, work, chunksize=1))
+
+
+def categories(corpus: Sequence[NabSeries]) -> tuple[set[str], set[str]]:
+    """The corpus's artificial and real categories."""
+    cats = {s.category for s in corpus}
+    art = {c for c in cats if c.startswith("artificial")}
+    return art, cats - art
 
 
 def apply(runs: Sequence[Run], threshold: float, refractory: float) -> list[Run]:
@@ -160,9 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--structures", action="store_true",
                     help="choose the structure with leave-one-category-out (3 runs)")
     args = ap.parse_args(argv)
-    if args.pattern_history < LEARN_POINTS:
-        ap.error(f"--pattern-history must be >= {LEARN_POINTS} rows (the likelihood is "
-                 f"estimated from that many), got {args.pattern_history}")
+    try:
+        PatternDetector(history=args.pattern_history)
+    except ValueError as exc:
+        ap.error(f"--pattern-history: {exc}")
     corpus = load_corpus(args.data)
     profiles = load_profiles(args.data)
     if args.structures:
@@ -181,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{CHOSEN[1] / 3600:g} h; {points / sum(r.seconds for r in runs):,.0f} points per "
           f"CPU-second, {wall:.0f} s wall with {args.jobs} job(s)\n")
     print("\n".join(table(corpus, runs, profiles)))
-    real = {s.category for s in corpus if s.category.startswith("real")}
+    real = categories(corpus)[1]
     cov = [(r.coverage, r.band_rows) for r in runs if r.band_rows]
     for group, label in ((real, "real"), (None, "all")):
         sel = [(c, n) for (c, n), r in zip(cov, runs, strict=False)
@@ -198,14 +204,10 @@ def select(corpus: Sequence[NabSeries], base: Sequence[Run],
            profiles: dict[str, dict[str, float]]) -> None:
     grid = {(t, r): apply(base, t, r)
             for t in THRESHOLDS for r in REFRACTORY_SECONDS}
-    cats = sorted({s.category for s in corpus})
-    art = {c for c in cats if c.startswith("artificial")}
+    art, real = categories(corpus)
     std = profiles["standard"]
-    print("| threshold | refractory h | artificial | " + " | ".join(c for c in cats
-                                                                    if c not in art)
-          + " | real |")
-    print("|---|---|---|" + "---|" * (len(cats) - len(art) + 1))
-    real = {c for c in cats if c not in art}
+    print("| threshold | refractory h | artificial | " + " | ".join(sorted(real)) + " | real |")
+    print("|---|---|---|" + "---|" * (len(real) + 1))
     per: dict[tuple[float, float], dict[str, float]] = {}
     for key, runs in grid.items():
         row = {"artificial": scores(corpus, runs, std, art)[0],
@@ -228,9 +230,7 @@ def structures(corpus: Sequence[NabSeries], profiles: dict[str, dict[str, float]
     """Leave-one-category-out over the real categories, choosing structure x grid point on the
     other three; the held-out categories scored together per profile, and each structure at
     the artificial categories' own choice."""
-    cats = sorted({s.category for s in corpus})
-    art = {c for c in cats if c.startswith("artificial")}
-    real = set(cats) - art
+    art, real = categories(corpus)
     grid: dict[tuple[str, float, float], list[Run]] = {}
     for name, history in STRUCTURES.items():
         t0 = time.perf_counter()

@@ -51,7 +51,7 @@ from forecast.holt_winters import (
     clip,
     refit_due,
 )
-from forecast.patterns import SHORT_POINTS, PatternDetector
+from forecast.patterns import LONG_POINTS, SHORT_POINTS, PatternDetector
 from forecast.power import LINEAR, LOG, POWER_NAMES, SQRT, choose_power, from_model, to_model
 from forecast.regimes import LevelMemory, ScaleReinit
 from forecast.scorers import (
@@ -94,6 +94,7 @@ class DetectorConfig:
     horizon: int = 12  # steps ahead for the crossing rule ([forecast] horizon)
     suppress_seconds: float | None = None  # AlarmPolicy window (None: alarms default)
     patterns: bool = True  # the pattern test of forecast.patterns (README, "Sequence memory")
+    pattern_history: int = LONG_POINTS  # rows of novelty the pattern likelihood compares with
 
     def period(self, interval_seconds: float) -> int | None:
         if self.season in ("auto", "none"):
@@ -196,7 +197,8 @@ class StreamingDetector:
         self.run_buildup = 0.0  # the CUSUM when the current streak of exceedances began
         self.levels = LevelMemory(self.interval_seconds)
         self.reinit = ScaleReinit()
-        self.patterns = PatternDetector(self.warmup) if cfg.patterns else None
+        self.patterns = (PatternDetector(self.warmup, history=cfg.pattern_history)
+                         if cfg.patterns else None)
         self._buffer: list[float] = []
         self.n_obs = 0
         self.t = 0  # rows processed so far (= absolute index of the next row)
