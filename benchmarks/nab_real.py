@@ -93,9 +93,9 @@ def run_one(args: tuple[NabSeries, float, int | None]) -> Run:
     ok = np.isfinite(lo) & np.isfinite(up) & np.isfinite(s.y)
     inside = (s.y[ok] >= lo[ok]) & (s.y[ok] <= up[ok])
     score = np.array([p.anomaly_score for p in pts])
-    score[: det.warmup] = np.nan
+    score[: det.scores_from] = np.nan  # no score before it (warm-up)
     return Run(s.key, s.category, score, [p.kind for p in pts], s.interval_seconds,
-               det.warmup, seconds, float(inside.mean()) if ok.any() else float("nan"),
+               det.scores_from, seconds, float(inside.mean()) if ok.any() else float("nan"),
                int(ok.sum()), np.array([severity(p.trigger) for p in pts]))
 
 

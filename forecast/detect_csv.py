@@ -195,6 +195,9 @@ def describe(result: pd.DataFrame, info: dict[str, Any], freq: pd.Timedelta) -> 
     counts = result["flag"].value_counts()
     return (f"{len(result)} rows at {freq} interval; model {info.get('model')} (season "
             f"{info.get('period') or 'none'}, {info.get('scale', 'linear')} scale, "
-            f"warm-up {info['warmup']} points, {info['fits']} fit(s)); flags: "
+            f"warm-up {info['warmup']} points"
+            + (f" (full model after {info['season_warmup']})" if "season_warmup" in info
+               else "")
+            + f", {info['fits']} fit(s)); flags: "
             + ", ".join(f"{k} {counts.get(k, 0)}" for k in ("spike", "reactive", "anticipatory"))
             + f" (one alarm per episode: {result['episode'].dropna().nunique()} episode(s))")
