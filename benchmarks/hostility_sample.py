@@ -49,9 +49,10 @@ def text_key(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def select() -> list[tuple[str, str, str]]:
+def select(subreddits: tuple[str, ...] = SUBREDDITS,
+           per_subreddit: int = PER_SUBREDDIT) -> list[tuple[str, str, str]]:
     """(key, subreddit, text) of the selected posts, sorted by subreddit order then key."""
-    texts: dict[str, dict[str, str]] = {sub: {} for sub in SUBREDDITS}
+    texts: dict[str, dict[str, str]] = {sub: {} for sub in subreddits}
     for row in debagreement_rows():
         sub = row["subreddit"]
         if sub not in texts:
@@ -62,17 +63,16 @@ def select() -> list[tuple[str, str, str]]:
                 continue
             texts[sub].setdefault(text_key(text), text)
     out: list[tuple[str, str, str]] = []
-    for sub in SUBREDDITS:
-        for key in sorted(texts[sub])[:PER_SUBREDDIT]:
+    for sub in subreddits:
+        for key in sorted(texts[sub])[:per_subreddit]:
             out.append((key, sub, texts[sub][key]))
     return out
 
 
-def read_labels(path: Path | None = None) -> dict[str, str]:
-    path = path or LABELS
+def read_labels(path: Path = LABELS, names: tuple[str, ...] = LABEL_NAMES) -> dict[str, str]:
     with path.open(encoding="utf-8", newline="") as fh:
         labels = {row["key"]: row["label"] for row in csv.DictReader(fh)}
-    bad = {k: v for k, v in labels.items() if v not in LABEL_NAMES}
+    bad = {k: v for k, v in labels.items() if v not in names}
     if bad:
         raise ValueError(f"{path}: unknown labels {bad}")
     return labels
@@ -122,26 +122,31 @@ def threshold_study() -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    if "--threshold" in argv:
-        return threshold_study()
-    selection = select()
+def report(selection: list[tuple[str, str, str]], path: Path, names: tuple[str, ...],
+           subreddits: tuple[str, ...], argv: list[str]) -> int:
+    """``--print``: the selection to label; else the labels per subreddit, 1 if any is missing."""
     if "--print" in argv:
         for key, sub, text in selection:
-            flat = " ".join(text.split())
-            print(f"{key}\t{sub}\t{flat}")
+            print(f"{key}\t{sub}\t{' '.join(text.split())}")
         return 0
-    labels = read_labels()
+    labels = read_labels(path, names)
     missing = [key for key, _, _ in selection if key not in labels]
     counts = Counter((sub, labels[key]) for key, sub, _ in selection if key in labels)
-    print(f"{len(selection)} selected posts, {len(labels)} labels in {LABELS.name}")
-    for sub in SUBREDDITS:
-        row = "  ".join(f"{name}={counts[(sub, name)]}" for name in LABEL_NAMES)
-        print(f"{sub:<12} {row}")
+    print(f"{len(selection)} selected posts, {len(labels)} labels in {path.name}")
+    for sub in subreddits:
+        n = max(sum(counts[(sub, name)] for name in names), 1)
+        print(f"r/{sub:<17} " + "  ".join(f"{name} {counts[(sub, name)]} "
+                                         f"({counts[(sub, name)] / n:.0%})" for name in names))
     if missing:
         print(f"{len(missing)} selected posts have no label: {' '.join(missing)}")
         return 1
     return 0
+
+
+def main(argv: list[str]) -> int:
+    if "--threshold" in argv:
+        return threshold_study()
+    return report(select(), LABELS, LABEL_NAMES, SUBREDDITS, argv)
 
 
 if __name__ == "__main__":

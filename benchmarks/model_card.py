@@ -141,6 +141,13 @@ def held_out_section(checks: dict[str, Any]) -> str:
     hos = checks["hostility"]
     gap = 100 * (dem["pro"] - rep["pro"])
     verdict = "" if gap >= 25 else ": the communities do **not** separate"
+    hand = "".join(
+        f"\n  r/{sub}: gold pro {v['gold']['pro']:.0%} / anti {v['gold']['anti']:.0%}, these heads "
+        f"pro {v['backend']['pro']:.0%} / anti {v['backend']['anti']:.0%};\n    where both take a "
+        f"side the side is right {v['side_right']:.0%} of {v['both_sided']}."
+        for sub, v in checks.get("sample", {}).items())
+    hand = hand and ("\n- Hand-labelled stance of 300 of those posts "
+                     f"(`benchmarks/community_stance_sample.py`):{hand}")
     return f"""{HELD_OUT}
 From `benchmarks/stance_checks.py` (benchmarks/README.md has the command and the earlier heads'
 figures); none of this data was used to fit or choose a head.
@@ -152,7 +159,7 @@ figures); none of this data was used to fit or choose a head.
 - DEBAGREEMENT dev communities, "Sides with Democrats." / "Sides with Republicans.": pro
   {dem['pro']:.0%} in r/democrats, {rep['pro']:.0%} in r/Republican ({gap:+.0f} points{verdict});
   "Supports / Opposes Black Lives Matter.": r/BlackLivesMatter pro {blm['pro']:.0%},
-  anti {blm['anti']:.0%}.
+  anti {blm['anti']:.0%}.{hand}
 - Reply pairs with a side on both posts (scored): {checks['coverage']:.1%}.
 - Hostility (hand-labelled sample, n={hos['n']}): {hos['called_hostile']} posts called hostile,
   {hos['of_which']['other_side']} of them hostile to the other side; {hos['other_side_caught']} of

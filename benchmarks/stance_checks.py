@@ -19,7 +19,9 @@ Runs the `learned` backend as a user gets it (``LearnedExtractor``: topic-head m
    r/BlackLivesMatter; share of pro / anti / unclear.
 5. **Coverage**: share of DEBAGREEMENT reply pairs whose reply and parent both get a side (a pair
    with an unclear stance gets no interaction score).
-6. **Hostility** on the hand-labelled sample (``benchmarks/hostility_sample.py``): of the posts
+6. **Hand-labelled communities** (``benchmarks/community_stance_sample.py``): 300 posts, gold
+   stance against the backend's, per subreddit.
+7. **Hostility** on the hand-labelled sample (``benchmarks/hostility_sample.py``): of the posts
    `learned` calls hostile, how many are hostile to the other side, rude at someone else, or not
    hostile; and recall of the hostile-to-the-other-side posts.
 
@@ -212,6 +214,33 @@ def community_checks(heads: Path | None, res: dict[str, Any]) -> None:
     print(f"  coverage: {res['coverage']:.1%} of {len(rows):,} reply pairs have two sides")
 
 
+def sample_checks(heads: Path | None, res: dict[str, Any]) -> None:
+    """The backend against the hand-labelled community sample (``community_stance_sample.py``)."""
+    from benchmarks.community_stance_sample import SUBREDDITS, load_sample, shares
+
+    sample = load_sample()
+    pred = [lab.stance for lab in label(COMMUNITY_TOPICS, [(COMMUNITY[sub].id, text)
+                                                           for _, sub, text, _ in sample], heads)]
+    res["sample"] = {}
+    print(f"Hand-labelled community sample (n={len(sample)}), gold -> backend:")
+    for sub in SUBREDDITS:
+        idx = [i for i, (_, s, _, _) in enumerate(sample) if s == sub]
+        g, p = [sample[i][3] for i in idx], [pred[i] for i in idx]
+        gs, ps = shares(g), shares(p)
+        acc = sum(a == b for a, b in zip(g, p, strict=True)) / len(idx)
+        sided = [(a, b) for a, b in zip(g, p, strict=True) if a != "unclear" and b != "unclear"]
+        right = sum(a == b for a, b in sided) / max(len(sided), 1)
+        res["sample"][sub] = {"gold": gs, "backend": ps, "accuracy": acc, "f_avg": f_avg(g, p),
+                              "side_right": right, "both_sided": len(sided)}
+        print(f"  r/{sub}: " + ", ".join(f"{k} {gs[k]:.0%} -> {ps[k]:.0%}" for k in gs)
+              + f"; accuracy {acc:.0%}, F_avg {f_avg(g, p):.3f}; where both take a side, "
+              f"the side is right {right:.0%} of {len(sided)}")
+    gap = {k: res["sample"]["democrats"][k]["pro"] - res["sample"]["Republican"][k]["pro"]
+           for k in ("gold", "backend")}
+    print(f"  pro share r/democrats - r/Republican: gold {gap['gold']:+.0%}, backend "
+          f"{gap['backend']:+.0%}")
+
+
 def hostility_checks(heads: Path | None, res: dict[str, Any]) -> None:
     from benchmarks.hostility_sample import load_sample
 
@@ -235,12 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--heads", type=Path, default=None, help="heads directory (default: shipped)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    ap.add_argument("--only", default="perspectrum,semeval,community,hostility")
+    ap.add_argument("--only", default="perspectrum,semeval,community,sample,hostility")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     res: dict[str, Any] = {}
     checks = {"perspectrum": perspectrum_checks, "semeval": semeval_checks,
-              "community": community_checks, "hostility": hostility_checks}
+              "community": community_checks, "sample": sample_checks,
+              "hostility": hostility_checks}
     for name in args.only.split(","):
         checks[name](args.heads, res)
     if args.json:
