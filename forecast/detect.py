@@ -75,9 +75,8 @@ from forecast.seasons import season_points
 WARMUP_MIN_POINTS = 30
 SEASON_CYCLES = 2
 BUILDUP_SCORE = 0.99  # a build-up: the CUSUM before the point had reached tail prob. 1 %
-# The interim detector models no cycle: it scores after one whole cycle, and only its point test
-# at twice its limit counts; its other tests called 60 of 135 clean synthetic daily series' second
-# day a rise or change (benchmarks/README.md, "An interim detector").
+# The interim detector models no cycle: only its point test at twice its limit counts (its other
+# tests called 60 of 135 clean daily series' second day a rise or change; benchmarks/README.md).
 INTERIM_SEVERITY = 2.0
 _GAUSS = NormalDist()
 
@@ -244,15 +243,16 @@ class StreamingDetector:
                          gamma=round(p.g, 4), phi=round(p.phi, 4))
 
     def update(self, value: float, *, thin: bool = False) -> Point:
-        """Process the next point (NaN = missing) and return its forecast, score and flag.
+        """Process the next point (NaN or ±inf = missing) and return its forecast, score, flag.
 
         ``thin`` marks a point too thin to decide on (a window below the minimum volume): it is
         filtered and scored as usual but neither opens nor resolves an alarm episode.
         """
         value = float(value)
-        observed = not math.isnan(value)
+        observed = math.isfinite(value)
+        value = value if observed else math.nan
         self.n_obs += observed
-        # the pattern memory learns from the first point on (NaN / inf: skipped)
+        # the pattern memory learns from the first point on (missing: skipped)
         pattern = math.nan if self.patterns is None else self.patterns.learn_one(value)
         if not self.ready:
             self._buffer.append(value)

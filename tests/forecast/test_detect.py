@@ -64,6 +64,18 @@ def test_causal_outputs_do_not_change_when_rows_are_appended() -> None:
         assert part["flag"] == full["flag"][:k]
 
 
+def test_infinities_are_missing_points(recwarn: pytest.WarningsRecorder) -> None:
+    y = hourly(seed=4)
+    gaps = [10, 40, 41, 120, 250]  # warm-up, interim, seasonal model
+    y_nan, y_inf = y.copy(), y.copy()
+    y_nan[gaps] = np.nan
+    y_inf[gaps] = [np.inf, -np.inf, np.inf, np.inf, -np.inf]
+    a, b = detect_values(y_nan, 3600), detect_values(y_inf, 3600)
+    for col in ("forecast", "lower", "upper", "anomaly_score"):
+        np.testing.assert_array_equal(a[col], b[col])
+    assert a["flag"] == b["flag"] and not recwarn.list
+
+
 def test_outputs_during_warmup_missing_and_intervals() -> None:
     y = hourly(seed=2)
     y[100:103] = np.nan
