@@ -76,17 +76,22 @@ class Run:
         return self
 
 
-# --structures: name -> the pattern likelihood's history in rows (None: no pattern test).
-STRUCTURES: dict[str, int | None] = {"no pattern test": None, "pattern test, history 2,016": 2016,
-                                     f"pattern test, history {LONG_POINTS:,}": LONG_POINTS}
+# --structures: name -> (the pattern likelihood's history in rows (None: no pattern test),
+# the routine memory of forecast/routine.py on).
+STRUCTURES: dict[str, tuple[int | None, bool]] = {
+    "no pattern test": (None, True), "pattern test, history 2,016": (2016, True),
+    f"pattern test, history {LONG_POINTS:,}": (LONG_POINTS, True),
+    f"pattern test, history {LONG_POINTS:,}, no routine memory": (LONG_POINTS, False)}
 
 
-def run_one(args: tuple[NabSeries, float, int | None]) -> Run:
-    s, alpha, history = args
+def run_one(args: tuple[NabSeries, float, int | None, bool]) -> Run:
+    s, alpha, history, routine = args
     det = StreamingDetector(s.interval_seconds, DetectorConfig(
-        alpha=alpha, patterns=history is not None, pattern_history=history or LONG_POINTS))
+        alpha=alpha, patterns=history is not None, pattern_history=history or LONG_POINTS,
+        routine=routine))
+    at = s.ts.asi8 / 1e9  # NAB's rows are not all evenly spaced (realTraffic)
     t0 = time.process_time()  # CPU time: the shared machine's load does not inflate it
-    pts = [det.update(v) for v in s.y]
+    pts = [det.update(v, at=t) for v, t in zip(s.y, at, strict=True)]
     seconds = time.process_time() - t0
     lo = np.array([p.lower for p in pts])
     up = np.array([p.upper for p in pts])
@@ -100,9 +105,10 @@ def run_one(args: tuple[NabSeries, float, int | None]) -> Run:
 
 
 def run_all(corpus: Sequence[NabSeries], alpha: float, jobs: int,
-            history: int | None = LONG_POINTS) -> list[Run]:
-    """Every series through the detector (``history``: the pattern likelihood's, None: off)."""
-    work = [(s, alpha, history) for s in corpus]
+            history: int | None = LONG_POINTS, routine: bool = True) -> list[Run]:
+    """Every series through the detector (``history``: the pattern likelihood's, None: off;
+    ``routine``: the routine memory)."""
+    work = [(s, alpha, history, routine) for s in corpus]
     if jobs <= 1:
         return [run_one(w) for w in work]
     with ProcessPoolExecutor(jobs) as pool:
@@ -162,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pattern-history", type=int, default=LONG_POINTS,
                     help="rows of novelty the pattern likelihood compares against "
                          f"(default {LONG_POINTS})")
+    ap.add_argument("--no-routine", dest="routine", action="store_false",
+                    help="without the routine memory of forecast/routine.py (on by default)")
     ap.add_argument("--structures", action="store_true",
                     help="choose the structure with leave-one-category-out (3 runs)")
     args = ap.parse_args(argv)
@@ -176,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     t0 = time.perf_counter()
     base = run_all(corpus, args.alpha, args.jobs,
-                   args.pattern_history if args.patterns else None)
+                   args.pattern_history if args.patterns else None, args.routine)
     wall = time.perf_counter() - t0
     if args.select:
         select(corpus, base, profiles)
@@ -232,9 +240,9 @@ def structures(corpus: Sequence[NabSeries], profiles: dict[str, dict[str, float]
     the artificial categories' own choice."""
     art, real = categories(corpus)
     grid: dict[tuple[str, float, float], list[Run]] = {}
-    for name, history in STRUCTURES.items():
+    for name, (history, routine) in STRUCTURES.items():
         t0 = time.perf_counter()
-        base = run_all(corpus, alpha, jobs, history)
+        base = run_all(corpus, alpha, jobs, history, routine)
         print(f"ran {name}: {time.perf_counter() - t0:.0f} s", flush=True)
         grid |= {(name, t, r): apply(base, t, r)
                  for t in THRESHOLDS for r in REFRACTORY_SECONDS}

@@ -1,21 +1,19 @@
 """Causal streaming anomaly detector: each point's output uses only the points up to it.
 
-1. **Warm-up**: ``warmup`` observed points; then the model of
-   :mod:`forecast.holt_winters` (Holt-Winters, additive damped trend, additive daily/weekly
-   season (:mod:`forecast.seasons`) when the warm-up shows one) is fitted by ML on it, and
-   re-fitted on recent *past* rows at fixed counts of observed points. A seasonal warm-up (two
-   cycles) is blind only for its first cycle (``scores_from`` points): then an **interim**
-   detector without a season scores each point until the seasonal model takes over, and a point
-   :data:`INTERIM_SEVERITY` times past its point test's limit is an alarm, so a series that goes
-   badly wrong on its second day is flagged. Unscored warm-up rows score 0.
+1. **Warm-up**: ``warmup`` observed points; then the model of :mod:`forecast.holt_winters`
+   (Holt-Winters, additive damped trend, additive daily/weekly season (:mod:`forecast.seasons`)
+   when the warm-up shows one) is fitted by ML on it, and re-fitted on recent *past* rows at
+   fixed counts of observed points. A seasonal warm-up (two cycles) is blind only for its first
+   cycle (``scores_from`` points): then an **interim** detector without a season scores each
+   point until the seasonal model takes over; a point :data:`INTERIM_SEVERITY` times past its
+   point test's limit is an alarm. Unscored warm-up rows score 0.
 2. **Learn**: each value goes through the model's robust error-correction recursion
    (:class:`forecast.holt_winters.RobustHoltWinters`), the scorers and the calibration learn it.
 3. **Score** (0..1, :mod:`forecast.scorers`): the max of the point, CUSUM, rise and change
    scores, each one minus a tail probability under the model, and of the pattern score of
    :mod:`forecast.patterns` (a likelihood that the recent values are unusually new after the
-   values before them; its encoder's resolution comes from the warm-up, then it learns every
-   point, on the raw values). The point score and the band are
-   calibrated on the recent one-step errors (:class:`forecast.calibration.RollingCalibration`:
+   values before them; it learns every point, on the raw values). The point score and the band
+   are calibrated on the recent one-step errors (:class:`forecast.calibration.RollingCalibration`:
    the band's half-width is their empirical ``1 - alpha`` quantile, not the Gaussian one).
 4. **Kind**: ``spike`` (point exceedance, or a change of behaviour whose residuals lie below
    the forecast), ``reactive`` (confirmed level jump, no build-up before), ``anticipatory``
@@ -25,7 +23,8 @@
    (:func:`forecast.run.classify_series`). Every scored point carries the :class:`Trigger`
    that decided its score (which test, its statistic and the statistic's alarm limit), the
    input of :mod:`forecast.explain`.
-5. :class:`forecast.alarms.AlarmPolicy` turns scores into episodes with one alarm each.
+5. A stretch of exceedances at a routine time of day (:mod:`forecast.routine`) is capped below
+   the alarm; :class:`forecast.alarms.AlarmPolicy` turns scores into episodes with one alarm each.
 """
 
 from __future__ import annotations
@@ -58,14 +57,16 @@ from forecast.holt_winters import (
 from forecast.patterns import LONG_POINTS, SHORT_POINTS, PatternDetector
 from forecast.power import LINEAR, LOG, POWER_NAMES, SQRT, choose_power, from_model, to_model
 from forecast.regimes import LevelMemory, ScaleReinit
+from forecast.routine import ROUTINE_SCORE, RoutineMemory
 from forecast.scorers import (
     CHANGE_POINTS,
-    CUSUM_K,
     TREND_WINDOW_NO_SEASON,
     ChangeTest,
     Cusum,
     RiseTest,
+    cusum_limit,
     cusum_score,
+    point_limit,
 )
 from forecast.scorers import point_score as _point_score
 from forecast.seasons import season_points
@@ -102,6 +103,7 @@ class DetectorConfig:
     suppress_seconds: float | None = None  # AlarmPolicy window (None: alarms default)
     patterns: bool = True  # the pattern test of forecast.patterns (README, "Sequence memory")
     pattern_history: int = LONG_POINTS  # rows of novelty the pattern likelihood compares with
+    routine: bool = True  # cap exceedances at a routine time of day (forecast.routine)
 
     def period(self, interval_seconds: float) -> int | None:
         if self.season in ("auto", "none"):
@@ -141,16 +143,6 @@ class Trigger:
     before: float
     after: float
     usual: float = math.nan  # pattern: the usual mean novelty (NaN for the other tests)
-
-
-def point_limit(threshold: float, tail: float) -> float:
-    """|z| at which :func:`forecast.scorers.point_score` reaches ``threshold``."""
-    return tail * _GAUSS.inv_cdf(0.5 + min(threshold, 1 - 1e-12) / 2)
-
-
-def cusum_limit(threshold: float) -> float:
-    """CUSUM sum S at which :func:`forecast.scorers.cusum_score` reaches ``threshold``."""
-    return -math.log(max(1.0 - threshold, 1e-300)) / (2.0 * CUSUM_K)
 
 
 def severity(trigger: Trigger | None) -> float:
@@ -205,6 +197,8 @@ class StreamingDetector:
                             else self.warmup)
         self.policy = AlarmPolicy(min_points=self.scores_from, suppress=suppress, **kw)
         self.calibration = RollingCalibration(cfg.alpha, CLIP_SIGMAS)
+        self.routine = RoutineMemory(self.interval_seconds, on=cfg.routine)
+        self._at: float | None = None  # the current point's time (update's ``at``)
         self.change = ChangeTest()
         self.cusum = Cusum()
         self.run_buildup = 0.0  # the CUSUM when the current streak of exceedances began
@@ -242,13 +236,14 @@ class StreamingDetector:
         self.info.update(model=p.model, alpha=round(p.a, 4), beta=round(p.b, 4),
                          gamma=round(p.g, 4), phi=round(p.phi, 4))
 
-    def update(self, value: float, *, thin: bool = False) -> Point:
+    def update(self, value: float, *, thin: bool = False, at: float | None = None) -> Point:
         """Process the next point (NaN or ±inf = missing) and return its forecast, score, flag.
 
         ``thin`` marks a point too thin to decide on (a window below the minimum volume): it is
-        filtered and scored as usual but neither opens nor resolves an alarm episode.
+        filtered and scored as usual but neither opens nor resolves an alarm episode. ``at``: the
+        point's time in seconds (default: its row times the interval), for irregular series.
         """
-        value = float(value)
+        value, self._at = float(value), at
         observed = math.isfinite(value)
         value = value if observed else math.nan
         self.n_obs += observed
@@ -257,7 +252,7 @@ class StreamingDetector:
         if not self.ready:
             self._buffer.append(value)
             self.t += 1
-            early = None if self.interim is None else self.interim.update(value)
+            early = None if self.interim is None else self.interim.update(value, at=at)
             if self.n_obs >= self.warmup:
                 self._initialize()
             if early is not None and self.n_obs > self.scores_from:  # the second cycle
@@ -267,6 +262,7 @@ class StreamingDetector:
                 return self._point(early.forecast, early.lower, early.upper,
                                    early.anomaly_score if spike else 0.0, early.kind, thin,
                                    early.trigger if spike else None)
+            self.routine.step(math.nan, at)
             self.policy.step(0.0 if observed else math.nan, None)
             return Point(math.nan, math.nan, math.nan, math.nan, FLAG_NONE)
         model = self.model
@@ -337,6 +333,8 @@ class StreamingDetector:
 
     def _point(self, fc: float, lo: float, up: float, score: float, kind: str | None,
                thin: bool, trigger: Trigger | None = None) -> Point:
+        if self.routine.step(score, self._at):  # the same time of day as on earlier days
+            score = min(score, ROUTINE_SCORE)
         st = self.policy.step(score, kind, thin=thin, severity=severity(trigger))
         return Point(fc, lo, up, score, st.flag, kind, st.episode, st.event, st.kind, trigger,
                      st.closes, st.closed_kind)

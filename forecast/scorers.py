@@ -40,6 +40,16 @@ def cusum_score(s: float) -> float:
     return 1.0 - math.exp(-2.0 * CUSUM_K * s)
 
 
+def point_limit(threshold: float, tail: float) -> float:
+    """|z| at which :func:`point_score` reaches ``threshold``."""
+    return tail * _PHI.inv_cdf(0.5 + min(threshold, 1 - 1e-12) / 2)
+
+
+def cusum_limit(threshold: float) -> float:
+    """CUSUM sum S at which :func:`cusum_score` reaches ``threshold``."""
+    return -math.log(max(1.0 - threshold, 1e-300)) / (2.0 * CUSUM_K)
+
+
 class Cusum:
     """Upward CUSUM of clipped one-step z: ``S = max(0, S + z - k)``."""
 

@@ -249,6 +249,9 @@ class ForecastConfig(_Section):
     # the detector's pattern test (forecast/patterns.py: a sequence memory); on: it beat the
     # detector without it on NAB's real series (benchmarks/README.md, "Sequence memory")
     patterns: bool = True
+    # a burst at a time of day that burst on 2 of the last 3 days does not alarm
+    # (forecast/routine.py; benchmarks/README.md, "Routine exceedances")
+    routine: bool = True
 
 
 class DashboardConfig(_Section):
