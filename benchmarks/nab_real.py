@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-routine", dest="routine", action="store_false",
                     help="without the routine memory of forecast/routine.py (on by default)")
     ap.add_argument("--structures", action="store_true",
-                    help="choose the structure with leave-one-category-out (3 runs)")
+                    help="choose the structure with leave-one-category-out (4 runs)")
     args = ap.parse_args(argv)
     try:
         PatternDetector(history=args.pattern_history)
