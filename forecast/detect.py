@@ -395,4 +395,5 @@ def detect_values(values: Any, interval_seconds: float,
         events.append(p.event)
         episodes.append(p.episode)
     return {**out, "flag": [p.flag for p in pts], "kind": [p.kind for p in pts],
-            "episode": episodes, "event": events, "info": det.info}
+            "episode": episodes, "event": events,
+            "info": det.info | {"routine": det.routine.stretches}}

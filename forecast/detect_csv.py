@@ -200,4 +200,7 @@ def describe(result: pd.DataFrame, info: dict[str, Any], freq: pd.Timedelta) -> 
                else "")
             + f", {info['fits']} fit(s)); flags: "
             + ", ".join(f"{k} {counts.get(k, 0)}" for k in ("spike", "reactive", "anticipatory"))
-            + f" (one alarm per episode: {result['episode'].dropna().nunique()} episode(s))")
+            + f" (one alarm per episode: {result['episode'].dropna().nunique()} episode(s))"
+            + (f"; {info['routine']} routine burst(s) not alarmed (at a time of day that also "
+               f"burst on 2 of the 3 days before; [forecast] routine)" if info.get("routine")
+               else ""))

@@ -48,6 +48,7 @@ class RoutineMemory:
     row: int = field(default=-1, init=False)
     _hits: list[float] = field(default_factory=list, init=False)  # recent exceedance times
     _routine: bool = field(default=False, init=False)  # the current stretch's verdict
+    stretches: int = field(default=0, init=False)  # stretches judged routine so far
 
     def __post_init__(self) -> None:
         per_day = DAY_SECONDS / self.interval_seconds if self.interval_seconds > 0 else 0.0
@@ -68,5 +69,6 @@ class RoutineMemory:
                 i = bisect_left(hits, now - k * DAY_SECONDS - TOLERANCE_SECONDS)
                 seen += i < len(hits) and hits[i] <= now - k * DAY_SECONDS + TOLERANCE_SECONDS
             self._routine = seen >= NEED_DAYS
+            self.stretches += self._routine
         hits.append(now)
         return self._routine

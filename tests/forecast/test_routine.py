@@ -83,7 +83,7 @@ def test_a_nightly_burst_alarms_twice_then_is_routine_but_a_new_hour_still_alarm
 
 @pytest.mark.parametrize(("routine", "alarms"), [("true", 3), ("false", 9)])
 def test_polarwatch_detect_follows_the_forecast_routine_setting(
-        tmp_path: Path, routine: str, alarms: int) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], routine: str, alarms: int) -> None:
     ts = pd.date_range("2024-03-01", periods=10 * 288, freq="5min")
     src = tmp_path / "nightly.csv"
     pd.DataFrame({"timestamp": ts, "value": nightly()}).to_csv(src, index=False)
@@ -92,3 +92,5 @@ def test_polarwatch_detect_follows_the_forecast_routine_setting(
     assert main(["--config", str(tmp_path / "polarwatch.toml"), "detect", str(src),
                  "-o", str(out)]) == 0
     assert (pd.read_csv(out)["flag"] != "none").sum() == alarms
+    said = "6 routine burst(s) not alarmed" in capsys.readouterr().err  # the 3rd to 8th bursts
+    assert said == (routine == "true")
