@@ -230,10 +230,11 @@ def sample_checks(heads: Path | None, res: dict[str, Any]) -> None:
         acc = sum(a == b for a, b in zip(g, p, strict=True)) / len(idx)
         sided = [(a, b) for a, b in zip(g, p, strict=True) if a != "unclear" and b != "unclear"]
         right = sum(a == b for a, b in sided) / max(len(sided), 1)
-        res["sample"][sub] = {"gold": gs, "backend": ps, "accuracy": acc, "f_avg": f_avg(g, p),
+        fa = f_avg(g, p)
+        res["sample"][sub] = {"gold": gs, "backend": ps, "accuracy": acc, "f_avg": fa,
                               "side_right": right, "both_sided": len(sided)}
         print(f"  r/{sub}: " + ", ".join(f"{k} {gs[k]:.0%} -> {ps[k]:.0%}" for k in gs)
-              + f"; accuracy {acc:.0%}, F_avg {f_avg(g, p):.3f}; where both take a side, "
+              + f"; accuracy {acc:.0%}, F_avg {fa:.3f}; where both take a side, "
               f"the side is right {right:.0%} of {len(sided)}")
     gap = {k: res["sample"]["democrats"][k]["pro"] - res["sample"]["Republican"][k]["pro"]
            for k in ("gold", "backend")}

@@ -189,16 +189,16 @@ class StreamingDetector:
             [] if cfg.suppress_seconds is None else [cfg.suppress_seconds]))
         kw: dict[str, Any] = {} if cfg.threshold is None else {
             "threshold": cfg.threshold, "rearm": min(DEFAULT_REARM, cfg.threshold)}
-        # The interim detector scores the seasonal warm-up (module docstring, step 1).
+        # The interim detector scores the seasonal warm-up (module docstring, step 1); it lives
+        # two days, too few for a routine, so the routine memory stays here.
         self.interim = (StreamingDetector(self.interval_seconds, replace(
-            cfg, season="none", patterns=False, crossing=None))
+            cfg, season="none", patterns=False, crossing=None, routine=False))
             if self.warmup > WARMUP_MIN_POINTS else None)
         self.scores_from = (max(WARMUP_MIN_POINTS, self.warmup // SEASON_CYCLES) if self.interim
                             else self.warmup)
         self.policy = AlarmPolicy(min_points=self.scores_from, suppress=suppress, **kw)
         self.calibration = RollingCalibration(cfg.alpha, CLIP_SIGMAS)
         self.routine = RoutineMemory(self.interval_seconds, on=cfg.routine)
-        self._at: float | None = None  # the current point's time (update's ``at``)
         self.change = ChangeTest()
         self.cusum = Cusum()
         self.run_buildup = 0.0  # the CUSUM when the current streak of exceedances began
@@ -243,7 +243,7 @@ class StreamingDetector:
         filtered and scored as usual but neither opens nor resolves an alarm episode. ``at``: the
         point's time in seconds (default: its row times the interval), for irregular series.
         """
-        value, self._at = float(value), at
+        value = float(value)
         observed = math.isfinite(value)
         value = value if observed else math.nan
         self.n_obs += observed
@@ -260,7 +260,7 @@ class StreamingDetector:
                 spike = early.trigger is None or (
                     early.trigger.test == "point" and severity(early.trigger) >= INTERIM_SEVERITY)
                 return self._point(early.forecast, early.lower, early.upper,
-                                   early.anomaly_score if spike else 0.0, early.kind, thin,
+                                   early.anomaly_score if spike else 0.0, early.kind, thin, at,
                                    early.trigger if spike else None)
             self.routine.step(math.nan, at)
             self.policy.step(0.0 if observed else math.nan, None)
@@ -275,7 +275,7 @@ class StreamingDetector:
         half = self.calibration.band_z * sigma
         fc, lo, up = (from_model(v, self.power) for v in (pred, pred - half, pred + half))
         if z is None:
-            return self._point(fc, lo, up, math.nan, None, thin)
+            return self._point(fc, lo, up, math.nan, None, thin, at)
         zc = clip(z)
         if model.run[1] == 1:  # a streak of exceedances starts here: remember the build-up
             self.run_buildup = cusum_before
@@ -326,14 +326,14 @@ class StreamingDetector:
             kind, score, test, direction = (FLAG_ANTICIPATORY, self.policy.threshold,
                                             "crossing", 1)
         trigger = self._trigger(test, direction, z, pred, sigma, fc)
-        point = self._point(fc, lo, up, min(score, 1.0), kind, thin, trigger)
+        point = self._point(fc, lo, up, min(score, 1.0), kind, thin, at, trigger)
         if refit_due(self.n_obs, self.warmup):
             self._refit()
         return point
 
     def _point(self, fc: float, lo: float, up: float, score: float, kind: str | None,
-               thin: bool, trigger: Trigger | None = None) -> Point:
-        if self.routine.step(score, self._at):  # the same time of day as on earlier days
+               thin: bool, at: float | None, trigger: Trigger | None = None) -> Point:
+        if self.routine.step(score, at):  # the same time of day as on earlier days
             score = min(score, ROUTINE_SCORE)
         st = self.policy.step(score, kind, thin=thin, severity=severity(trigger))
         return Point(fc, lo, up, score, st.flag, kind, st.episode, st.event, st.kind, trigger,
