@@ -15,8 +15,9 @@ a check on that choice, leave-one-category-out over the real categories (each re
 scored with the grid point that is best on all the *other* categories). The chosen point is
 the :data:`CHOSEN` constant below; ``--select`` prints the whole grid again.
 
-The detector's structure (with or without the pattern test, and the pattern likelihood's
-history) is chosen with leave-one-category-out over the real categories (``--structures``):
+The detector's structure (with or without the pattern test, the pattern likelihood's history,
+the routine memory and the time-of-week bias: :data:`STRUCTURES`) is chosen with
+leave-one-category-out over the real categories (``--structures``):
 each real category is held out, structure x grid point are chosen on the other three, and the
 held-out categories are scored with what was chosen without them.
 """
@@ -30,6 +31,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -76,19 +78,16 @@ class Run:
         return self
 
 
-# --structures: name -> (the pattern likelihood's history in rows (None: no pattern test),
-# the routine memory of forecast/routine.py on).
-STRUCTURES: dict[str, tuple[int | None, bool]] = {
-    "no pattern test": (None, True), "pattern test, history 2,016": (2016, True),
-    f"pattern test, history {LONG_POINTS:,}": (LONG_POINTS, True),
-    f"pattern test, history {LONG_POINTS:,}, no routine memory": (LONG_POINTS, False)}
+# --structures: name -> the DetectorConfig settings that differ from the shipped defaults.
+STRUCTURES: dict[str, dict[str, Any]] = {
+    "no pattern test": {"patterns": False}, "pattern test, history 2,016": {"pattern_history": 2016},
+    f"pattern test, history {LONG_POINTS:,} (shipped)": {},
+    "no routine memory": {"routine": False}, "no time-of-week bias": {"weekly": False}}
 
 
-def run_one(args: tuple[NabSeries, float, int | None, bool]) -> Run:
-    s, alpha, history, routine = args
-    det = StreamingDetector(s.interval_seconds, DetectorConfig(
-        alpha=alpha, patterns=history is not None, pattern_history=history or LONG_POINTS,
-        routine=routine))
+def run_one(args: tuple[NabSeries, float, dict[str, Any]]) -> Run:
+    s, alpha, opts = args
+    det = StreamingDetector(s.interval_seconds, DetectorConfig(alpha=alpha, **opts))
     at = s.ts.asi8 / 1e9  # NAB's rows are not all evenly spaced (realTraffic)
     t0 = time.process_time()  # CPU time: the shared machine's load does not inflate it
     pts = [det.update(v, at=t) for v, t in zip(s.y, at, strict=True)]
@@ -105,10 +104,9 @@ def run_one(args: tuple[NabSeries, float, int | None, bool]) -> Run:
 
 
 def run_all(corpus: Sequence[NabSeries], alpha: float, jobs: int,
-            history: int | None = LONG_POINTS, routine: bool = True) -> list[Run]:
-    """Every series through the detector (``history``: the pattern likelihood's, None: off;
-    ``routine``: the routine memory)."""
-    work = [(s, alpha, history, routine) for s in corpus]
+            opts: dict[str, Any] | None = None) -> list[Run]:
+    """Every series through the detector (``opts``: DetectorConfig settings besides alpha)."""
+    work = [(s, alpha, opts or {}) for s in corpus]
     if jobs <= 1:
         return [run_one(w) for w in work]
     with ProcessPoolExecutor(jobs) as pool:
@@ -170,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
                          f"(default {LONG_POINTS})")
     ap.add_argument("--no-routine", dest="routine", action="store_false",
                     help="without the routine memory of forecast/routine.py (on by default)")
+    ap.add_argument("--no-weekly", dest="weekly", action="store_false",
+                    help="without the time-of-week bias of forecast/weekly.py (on by default)")
     ap.add_argument("--structures", action="store_true",
-                    help="choose the structure with leave-one-category-out (4 runs)")
+                    help="choose the structure with leave-one-category-out (one run per structure)")
     args = ap.parse_args(argv)
     try:
         PatternDetector(history=args.pattern_history)
@@ -183,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         structures(corpus, profiles, args.alpha, args.jobs)
         return 0
     t0 = time.perf_counter()
-    base = run_all(corpus, args.alpha, args.jobs,
-                   args.pattern_history if args.patterns else None, args.routine)
+    base = run_all(corpus, args.alpha, args.jobs, {
+        "patterns": args.patterns, "pattern_history": args.pattern_history,
+        "routine": args.routine, "weekly": args.weekly})
     wall = time.perf_counter() - t0
     if args.select:
         select(corpus, base, profiles)
@@ -240,9 +241,9 @@ def structures(corpus: Sequence[NabSeries], profiles: dict[str, dict[str, float]
     the artificial categories' own choice."""
     art, real = categories(corpus)
     grid: dict[tuple[str, float, float], list[Run]] = {}
-    for name, (history, routine) in STRUCTURES.items():
+    for name, opts in STRUCTURES.items():
         t0 = time.perf_counter()
-        base = run_all(corpus, alpha, jobs, history, routine)
+        base = run_all(corpus, alpha, jobs, opts)
         print(f"ran {name}: {time.perf_counter() - t0:.0f} s", flush=True)
         grid |= {(name, t, r): apply(base, t, r)
                  for t in THRESHOLDS for r in REFRACTORY_SECONDS}

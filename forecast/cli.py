@@ -32,7 +32,7 @@ def cmd_detect(cfg: Config, args: argparse.Namespace) -> int:
     config = DetectorConfig(alpha=cfg.forecast.alpha, threshold=args.threshold, season=args.season,
                             crossing=args.crossing, horizon=cfg.forecast.horizon,
                             suppress_seconds=args.refractory, patterns=cfg.forecast.patterns,
-                            routine=cfg.forecast.routine)
+                            routine=cfg.forecast.routine, weekly=cfg.forecast.weekly)
     source = sys.stdin if args.series == "-" else Path(args.series)
     frame, freq, naive = detect_csv.read_series_csv(source, duplicates=args.duplicates, note=note)
     result, info = detect_csv.run_detect(frame, freq, config)

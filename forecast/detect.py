@@ -8,7 +8,8 @@
    point until the seasonal model takes over; a point :data:`INTERIM_SEVERITY` times past its
    point test's limit is an alarm. Unscored warm-up rows score 0.
 2. **Learn**: each value goes through the model's robust error-correction recursion
-   (:class:`forecast.holt_winters.RobustHoltWinters`), the scorers and the calibration learn it.
+   (:class:`forecast.holt_winters.RobustHoltWinters`); its error less the error usual at this
+   hour of the week (:mod:`forecast.weekly`) is what the scorers and the calibration learn.
 3. **Score** (0..1, :mod:`forecast.scorers`): the max of the point, CUSUM, rise and change
    scores, each one minus a tail probability under the model, and of the pattern score of
    :mod:`forecast.patterns` (a likelihood that the recent values are unusually new after the
@@ -43,7 +44,6 @@ from forecast.alarms import (
     FLAG_REACTIVE,
     FLAG_SPIKE,
     AlarmPolicy,
-    close_previous,
     suppress_points,
 )
 from forecast.calibration import RollingCalibration
@@ -70,6 +70,7 @@ from forecast.scorers import (
 )
 from forecast.scorers import point_score as _point_score
 from forecast.seasons import season_points
+from forecast.weekly import WeeklyBias
 
 # Warm-up: ~30 points, the usual rule of thumb for an ML fit of a few smoothing parameters; with
 # a season two full cycles (one cannot separate level from season).
@@ -104,6 +105,7 @@ class DetectorConfig:
     patterns: bool = True  # the pattern test of forecast.patterns (README, "Sequence memory")
     pattern_history: int = LONG_POINTS  # rows of novelty the pattern likelihood compares with
     routine: bool = True  # cap exceedances at a routine time of day (forecast.routine)
+    weekly: bool = True  # subtract the time-of-week bias (forecast.weekly)
 
     def period(self, interval_seconds: float) -> int | None:
         if self.season in ("auto", "none"):
@@ -199,6 +201,7 @@ class StreamingDetector:
         self.policy = AlarmPolicy(min_points=self.scores_from, suppress=suppress, **kw)
         self.calibration = RollingCalibration(cfg.alpha, CLIP_SIGMAS)
         self.routine = RoutineMemory(self.interval_seconds, on=cfg.routine)
+        self.weekly = WeeklyBias(self.interval_seconds, on=cfg.weekly and cfg.season != "none")
         self.change = ChangeTest()
         self.cusum = Cusum()
         self.run_buildup = 0.0  # the CUSUM when the current streak of exceedances began
@@ -269,7 +272,11 @@ class StreamingDetector:
         pred, sigma = model.predict(self.t), model.sigma_at(self.t)
         cusum_before = self.cusum.s
         x = to_model(value, self.power)
+        now = self.t * self.interval_seconds if at is None or not math.isfinite(at) else at
         z, shifted = model.learn_one(x, self.t)
+        bias = self.weekly.step(math.nan if z is None else clip(z), now)
+        z = None if z is None else z - bias
+        pred += bias * sigma
         model.hist.append(x)
         self.t += 1
         half = self.calibration.band_z * sigma
@@ -380,20 +387,3 @@ class StreamingDetector:
             from_model(self.model.predict(self.t, h), self.power) >= level
             for h in range(1, self.config.horizon + 1))
 
-
-def detect_values(values: Any, interval_seconds: float,
-                  config: DetectorConfig | None = None) -> dict[str, Any]:
-    """Run one :class:`StreamingDetector` over ``values``; arrays per output column + info."""
-    det = StreamingDetector(interval_seconds, config or DetectorConfig())
-    pts = [det.update(v) for v in np.asarray(values, dtype=float)]
-    out: dict[str, Any] = {c: np.array([getattr(p, c) for p in pts])
-                           for c in ("forecast", "lower", "upper", "anomaly_score")}
-    events: list[str | None] = []
-    episodes: list[int | None] = []
-    for p in pts:
-        close_previous(events, episodes, p.closes)
-        events.append(p.event)
-        episodes.append(p.episode)
-    return {**out, "flag": [p.flag for p in pts], "kind": [p.kind for p in pts],
-            "episode": episodes, "event": events,
-            "info": det.info | {"routine": det.routine.stretches}}

@@ -29,7 +29,8 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from forecast.detect import DetectorConfig, detect_values, warmup_points
+from forecast.alarms import close_previous
+from forecast.detect import DetectorConfig, StreamingDetector, warmup_points
 from polarwatch.errors import PolarwatchError
 
 OUTPUT_COLUMNS = ["timestamp", "value", "forecast", "lower", "upper", "anomaly_score", "flag",
@@ -204,3 +205,21 @@ def describe(result: pd.DataFrame, info: dict[str, Any], freq: pd.Timedelta) -> 
             + (f"; {info['routine']} routine burst(s) not alarmed (at a time of day that also "
                f"burst on 2 of the 3 days before; [forecast] routine)" if info.get("routine")
                else ""))
+
+
+def detect_values(values: Any, interval_seconds: float,
+                  config: DetectorConfig | None = None) -> dict[str, Any]:
+    """Run one :class:`StreamingDetector` over ``values``; arrays per output column + info."""
+    det = StreamingDetector(interval_seconds, config or DetectorConfig())
+    pts = [det.update(v) for v in np.asarray(values, dtype=float)]
+    out: dict[str, Any] = {c: np.array([getattr(p, c) for p in pts])
+                           for c in ("forecast", "lower", "upper", "anomaly_score")}
+    events: list[str | None] = []
+    episodes: list[int | None] = []
+    for p in pts:
+        close_previous(events, episodes, p.closes)
+        events.append(p.event)
+        episodes.append(p.episode)
+    return {**out, "flag": [p.flag for p in pts], "kind": [p.kind for p in pts],
+            "episode": episodes, "event": events,
+            "info": det.info | {"routine": det.routine.stretches}}

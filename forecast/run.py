@@ -130,14 +130,15 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
                     crossing: float | None = None,
                     thin: Sequence[bool] | np.ndarray | None = None,
                     metric: str | None = None, patterns: bool = False,
-                    routine: bool = True) -> dict[str, Any]:
+                    routine: bool = True, weekly: bool = True) -> dict[str, Any]:
     """Causal flags of one series with their class and a one-line explanation.
 
     ``events`` are this topic's calendar entries; ``thin`` marks windows below the minimum
     volume (they neither open nor resolve an episode); ``metric`` names the series in the
     explanation and sets the domain its numbers are clamped to (:mod:`forecast.domains`);
     ``patterns`` adds the pattern test (``[forecast] patterns``, :mod:`forecast.patterns`);
-    ``routine`` the routine memory (``[forecast] routine``, :mod:`forecast.routine`).
+    ``routine`` the routine memory (``[forecast] routine``, :mod:`forecast.routine`), ``weekly``
+    the time-of-week bias (``[forecast] weekly``, :mod:`forecast.weekly`).
     Returns ``flag`` (list of none | spike | dip | reactive | anticipatory: set on the alarm
     row of an episode only), ``episode`` (list of episode id or None), ``episode_event`` (list
     of "open" / "resolve" / None), ``anomaly_score`` (array, NaN in warm-up and gaps),
@@ -157,7 +158,7 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
     det = CalendarDetector(interval_seconds, DetectorConfig(alpha=alpha, horizon=horizon,
                                                             crossing=crossing,
                                                             patterns=patterns,
-                                                            routine=routine))
+                                                            routine=routine, weekly=weekly))
     name = metric or "value"
     bounds = Domain(domain_of(metric)).bounds if metric else (-math.inf, math.inf)
     flags: list[str] = []
@@ -351,7 +352,7 @@ def forecast_topic(cfg: Config, topic: str, group: pd.DataFrame, metric: str,
     causal = classify_series(
         ts, y, freq.total_seconds(), [e for e in events if e.topic == topic], alpha=alpha,
         horizon=horizon, thin=thin, metric=metric, patterns=cfg.forecast.patterns,
-        routine=cfg.forecast.routine,
+        routine=cfg.forecast.routine, weekly=cfg.forecast.weekly,
         crossing=cfg.aggregate.extreme_threshold if metric == CROSSING_METRIC else None)
     rows = rows_for_series(topic, metric, ts, y, fit, causal, freq, horizon, created_at)
     return rows, fit, causal["info"]["warmup"]

@@ -252,6 +252,9 @@ class ForecastConfig(_Section):
     # a burst at a time of day that burst on 2 of the last 3 days does not alarm
     # (forecast/routine.py; benchmarks/README.md, "Routine exceedances")
     routine: bool = True
+    # subtract the residual usual at this hour of the week, learned from earlier weeks
+    # (forecast/weekly.py; benchmarks/README.md, "Time-of-week bias")
+    weekly: bool = True
 
 
 class DashboardConfig(_Section):

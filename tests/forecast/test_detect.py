@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from forecast.alarms import AlarmPolicy, close_previous
-from forecast.detect import DetectorConfig, StreamingDetector, detect_values, warmup_points
+from forecast.detect import DetectorConfig, StreamingDetector, warmup_points
+from forecast.detect_csv import detect_values
 from forecast.run import classify_series
 from forecast.seasons import season_points
 from polarwatch.cli import main

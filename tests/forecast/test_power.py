@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from forecast.detect import DetectError, DetectorConfig, detect_values
+from forecast.detect import DetectError, DetectorConfig
+from forecast.detect_csv import detect_values
 from forecast.power import LINEAR, LOG, SQRT, choose_power, from_model, to_model
 
 DAY = 288  # 5-minute points

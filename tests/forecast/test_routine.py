@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from forecast.alarms import DEFAULT_REARM
-from forecast.detect import DetectorConfig, detect_values
+from forecast.detect import DetectorConfig
+from forecast.detect_csv import detect_values
 from forecast.routine import MEMORY_SCORE, ROUTINE_SCORE, RoutineMemory
 from polarwatch.cli import main
 
