@@ -16,6 +16,7 @@ EVENT_DOMAIN = ["scheduled", "sudden"]
 EVENT_RANGE = ["#9467bd", "#8c564b"]
 PHASE_DOMAIN = ["before", "during", "after"]
 PHASE_RANGE = ["#1f77b4", "#d62728", "#2ca02c"]
+ROUTINE_COLOR = "#7f7f7f"  # a routine burst: as far out as a flag, not flagged (no legend entry)
 TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
 # Flag marker per class: up for rises (spike, anticipatory/reactive escalation), down for dips.
 FLAG_SHAPES = {"spike": "triangle-up", "dip": "triangle-down", "anticipatory": "diamond",
@@ -32,12 +33,14 @@ def _x(title: str = "window start (UTC)") -> alt.X:
 
 def series_chart(series: pd.DataFrame, y_title: str, title: str,
                  forecast: pd.DataFrame | None = None, flags: pd.DataFrame | None = None,
-                 events: pd.DataFrame | None = None, height: int = 360) -> alt.LayerChart:
+                 events: pd.DataFrame | None = None, height: int = 360,
+                 routine: pd.DataFrame | None = None) -> alt.LayerChart:
     """Observed metric; optional forecast line + prediction band; flags; event spans.
 
     ``series``: ts, value. ``forecast``: ts, forecast, lower, upper (rows without a forecast
     are skipped). ``flags``: ts, y (NaN → drawn as a vertical rule only), class, explanation.
-    ``events``: name, kind, start, end.
+    ``events``: name, kind, start, end. ``routine``: ts, y, explanation of windows as far out
+    as a flag at a routine time of day, which raised none (grey rings).
     """
     series_color = alt.Color("series:N", title=None,
                              scale=alt.Scale(domain=SERIES_DOMAIN, range=SERIES_RANGE),
@@ -99,6 +102,13 @@ def series_chart(series: pd.DataFrame, y_title: str, title: str,
         layers.append(alt.Chart(points).mark_point(filled=True, size=140, opacity=1).encode(
             x=_x(), y=alt.Y("y:Q", title=y_title, scale=y_scale), color=series_color,
             shape=shape, tooltip=tip))
+
+    if routine is not None and not routine.empty:
+        rings = routine.dropna(subset=["y"]).assign(when=_when(routine["ts"]))
+        layers.append(alt.Chart(rings).mark_point(size=120, color=ROUTINE_COLOR).encode(
+            x=_x(), y=alt.Y("y:Q", title=y_title, scale=y_scale),
+            tooltip=[alt.Tooltip("when:N", title="window"),
+                     alt.Tooltip("explanation:N", title="why no flag")]))
 
     chart = alt.LayerChart(layer=layers)
     if event_layers:  # events and series each keep one colour scale and one legend

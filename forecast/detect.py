@@ -169,6 +169,7 @@ class Point:
     trigger: Trigger | None = None  # the test that decided the score (None: not scored)
     closes: int | None = None  # the episode this alarm ended early (alarms.AlarmPolicy)
     closed_kind: str | None = None  # that episode's class
+    routine: bool = False  # an exceedance at a routine time of day, capped (forecast.routine)
 
 
 @dataclass
@@ -340,11 +341,11 @@ class StreamingDetector:
 
     def _point(self, fc: float, lo: float, up: float, score: float, kind: str | None,
                thin: bool, at: float | None, trigger: Trigger | None = None) -> Point:
-        if self.routine.step(score, at):  # the same time of day as on earlier days
-            score = min(score, ROUTINE_SCORE)
+        routine = self.routine.step(score, at)  # the same time of day as on earlier days
+        score = min(score, ROUTINE_SCORE) if routine else score
         st = self.policy.step(score, kind, thin=thin, severity=severity(trigger))
         return Point(fc, lo, up, score, st.flag, kind, st.episode, st.event, st.kind, trigger,
-                     st.closes, st.closed_kind)
+                     st.closes, st.closed_kind, routine)
 
     def _trigger(self, test: str, direction: int, z: float, pred: float, sigma: float,
                  fc: float) -> Trigger:

@@ -19,6 +19,9 @@ that can be checked against the chart:
   the value before it: 0 = seen many times, 1 = never seen) against its usual level and the
   limit (:mod:`forecast.patterns`).
 
+The class's words against the calendar (:func:`class_text`, :func:`resolved_text`) come first;
+a window as far out at a routine time of day raises no flag and says why (:func:`describe_routine`).
+
 Every number is clamped to the metric's domain (0-10 scores, [0, 1] shares, counts >= 0): the
 detector's model scale can put a band end beyond it, the metric cannot go there.
 """
@@ -26,8 +29,12 @@ detector's model scale can put a band end beyond it, the metric cannot go there.
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta
 
+from forecast.alarms import FLAG_ANTICIPATORY, FLAG_REACTIVE, FLAG_SPIKE
 from forecast.detect import Trigger
+from forecast.models import FLAG_DIP
+from polarwatch.events import Event
 
 TEST_NAMES = {"point": "point test", "cusum": "CUSUM", "rise": "rise test",
               "change": "change test", "shift": "level shift", "crossing": "forecast crossing",
@@ -82,8 +89,60 @@ def describe(trig: Trigger, value: float, metric: str, threshold: float,
             f"within {trig.window} windows (now {n(value)})")
 
 
+def describe_routine(trig: Trigger, value: float, metric: str, threshold: float,
+            bounds: tuple[float, float] = (-math.inf, math.inf)) -> str:
+    """Why a window past its limit raised no flag: a burst at a routine time of day."""
+    return (f"routine, not flagged: {metric} was as far out within an hour of this time of day "
+            f"on 2 of the 3 days before ([forecast] routine); "
+            + describe(trig, value, metric, threshold, bounds))
+
+
 def direction_word(trig: Trigger | None) -> str:
     """'rise' / 'fall' of a trigger ('change' when unknown)."""
     if trig is None:
         return "change"
     return "rise" if trig.direction > 0 else "fall"
+
+
+def hours(delta: timedelta) -> str:
+    h = delta.total_seconds() / 3600
+    return f"{h:.0f} h" if h < 48 else f"{h / 24:.1f} days"
+
+
+def class_text(flag: str, trig: Trigger | None, t: datetime, ahead: Event | None,
+               after: Event | None, days: int) -> tuple[str, str]:
+    """The flag's class against the calendar (``ahead``: the scheduled event within ``days``
+    after ``t``; ``after``: the sudden event it follows), and its words (before the test's
+    numbers)."""
+    rising = trig is None or trig.direction > 0
+    if after is not None and rising:
+        what = {FLAG_REACTIVE: "level jump", FLAG_SPIKE: "exceedance"}.get(flag, "rise")
+        when = (f"{hours(t - after.start)} after" if after.start <= t else
+                f"in the window (from {t:%Y-%m-%d %H:%M}) of")
+        return FLAG_REACTIVE, f"reactive: {what} {when} the sudden event {after.name!r}"
+    if flag == FLAG_ANTICIPATORY:
+        if ahead is not None:
+            return FLAG_ANTICIPATORY, (f"anticipatory: a rise {hours(ahead.start - t)} before "
+                                       f"the scheduled event {ahead.name!r}")
+        return FLAG_SPIKE, (f"spike: an unexplained rise (no scheduled event within "
+                            f"{days} days ahead, so not anticipatory)")
+    if flag == FLAG_REACTIVE:
+        return FLAG_REACTIVE, (f"reactive: abrupt level {'jump' if rising else 'drop'} "
+                               f"without a preceding build-up")
+    if rising:
+        return FLAG_SPIKE, "spike: the value rose beyond what the model expects"
+    return FLAG_DIP, "dip: the value fell below what the model expects"
+
+
+def resolved_text(episode: int, kind: str | None, opened: tuple[datetime, str, bool] | None,
+              t: datetime) -> str:
+    """The explanation on an episode's last row: its class as finally known."""
+    if opened is None:
+        return f"episode {episode} resolved"
+    cls = kind
+    if cls == FLAG_SPIKE or (cls == FLAG_ANTICIPATORY and not opened[2]):
+        # the calendar's class of the alarm stands (a dip stays a dip; a rise with no scheduled
+        # event ahead during the episode is not anticipatory)
+        cls = opened[1] if opened[1] != FLAG_ANTICIPATORY else FLAG_SPIKE
+    return (f"episode {episode} resolved after {hours(t - opened[0])}, raised as {opened[1]}, "
+            f"classified {cls}")

@@ -16,7 +16,9 @@ windows up to t, exactly as it would have been raised live) and the event calend
 - **spike** / **dip**: an exceedance (or a change of behaviour) above / below the forecast.
 
 Each explanation is the class in words, then :func:`forecast.explain.describe`: the test that
-fired, its statistic and its alarm limit, in the metric's units and domain.
+fired, its statistic and its alarm limit, in the metric's units and domain. A window as far out
+as that at a routine time of day (:mod:`forecast.routine`) raises no flag; it carries
+``episode_event = "routine"`` and an explanation that says so.
 
 ``forecast``/``lower``/``upper`` are the one-step-ahead band of the model chosen per series by
 rolling one-step-ahead MAE (:func:`forecast.models.fit_predict`: local level, local trend or
@@ -43,10 +45,10 @@ import numpy as np
 import pandas as pd
 
 from forecast.alarms import FLAG_ANTICIPATORY, FLAG_REACTIVE, close_previous
-from forecast.detect import DetectorConfig, StreamingDetector, Trigger
+from forecast.detect import DetectorConfig, StreamingDetector
 from forecast.domains import Domain, domain_of
 from forecast.event_conversations import EVENT_STUDY_DAYS
-from forecast.explain import describe
+from forecast.explain import class_text, describe, describe_routine, resolved_text
 from forecast.models import (
     FLAG_DIP,
     FLAG_FORECAST,
@@ -95,34 +97,6 @@ def _configured_window(cfg: Config) -> pd.Timedelta | None:
         return pd.Timedelta(str(cfg.aggregate.window))
     except ValueError:
         return None
-
-
-def _hours(delta: timedelta) -> str:
-    h = delta.total_seconds() / 3600
-    return f"{h:.0f} h" if h < 48 else f"{h / 24:.1f} days"
-
-
-def _class_text(flag: str, trig: Trigger | None, t: datetime, ahead: Event | None,
-                after: Event | None) -> tuple[str, str]:
-    """The flag's class against the calendar, and its words (before the test's numbers)."""
-    rising = trig is None or trig.direction > 0
-    if after is not None and rising:
-        what = {FLAG_REACTIVE: "level jump", FLAG_SPIKE: "exceedance"}.get(flag, "rise")
-        when = (f"{_hours(t - after.start)} after" if after.start <= t else
-                f"in the window (from {t:%Y-%m-%d %H:%M}) of")
-        return FLAG_REACTIVE, f"reactive: {what} {when} the sudden event {after.name!r}"
-    if flag == FLAG_ANTICIPATORY:
-        if ahead is not None:
-            return FLAG_ANTICIPATORY, (f"anticipatory: a rise {_hours(ahead.start - t)} before "
-                                       f"the scheduled event {ahead.name!r}")
-        return FLAG_SPIKE, (f"spike: an unexplained rise (no scheduled event within "
-                            f"{ANTICIPATION_DAYS} days ahead, so not anticipatory)")
-    if flag == FLAG_REACTIVE:
-        return FLAG_REACTIVE, (f"reactive: abrupt level {'jump' if rising else 'drop'} "
-                               f"without a preceding build-up")
-    if rising:
-        return FLAG_SPIKE, "spike: the value rose beyond what the model expects"
-    return FLAG_DIP, "dip: the value fell below what the model expects"
 
 
 def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
@@ -185,39 +159,28 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
         if flag != FLAG_NONE:  # the window [t, t + step) reacts to an event inside it too
             after = max((e for e in sudden if e.start < t + step and
                          t <= e.effective_end + reaction), key=lambda e: e.start, default=None)
-            flag, text = _class_text(flag, p.trigger, t, ahead, after)
+            flag, text = class_text(flag, p.trigger, t, ahead, after, ANTICIPATION_DAYS)
             if p.trigger is not None:
                 text += "; " + describe(p.trigger, value, name, det.policy.threshold, bounds)
         if p.closes is not None:  # a second, stronger wave ended an episode early
             j = close_previous(episode_events, episodes, p.closes, observed)
             if j is not None:
                 end = pd.Timestamp(ts[j]).to_pydatetime()
-                why[j] = (_resolved(p.closes, p.closed_kind, raised.pop(p.closes, None), end)
+                why[j] = (resolved_text(p.closes, p.closed_kind, raised.pop(p.closes, None), end)
                           + f" before a stronger wave (score {scores[j]:.4f})")
             text = (f"{text}; a second, stronger wave: more than {det.policy.escalate:g} x as far "
                     f"past its limit as anything in episode {p.closes}, which it ends")
         if p.event == "resolve" and p.episode is not None:  # its class as finally known
-            text = _resolved(p.episode, p.episode_kind, raised.pop(p.episode, None), t)
+            text = resolved_text(p.episode, p.episode_kind, raised.pop(p.episode, None), t)
+        elif p.routine and p.event is None and p.trigger is not None:  # past its limit, unflagged
+            episode_events[-1] = "routine"
+            text = describe_routine(p.trigger, value, name, det.policy.threshold, bounds)
         elif flag != FLAG_NONE and p.episode is not None:
             raised[p.episode] = (t, flag, ahead is not None)
         flags.append(flag)
         why.append(None if text is None else f"{text} (score {p.anomaly_score:.4f})")
     return {"flag": flags, "anomaly_score": scores, "explanation": why, "episode": episodes,
             "episode_event": episode_events, "info": det.info}
-
-
-def _resolved(episode: int, kind: str | None, opened: tuple[datetime, str, bool] | None,
-              t: datetime) -> str:
-    """The explanation on an episode's last row: its class as finally known."""
-    if opened is None:
-        return f"episode {episode} resolved"
-    cls = kind
-    if cls == FLAG_SPIKE or (cls == FLAG_ANTICIPATORY and not opened[2]):
-        # the calendar's class of the alarm stands (a dip stays a dip; a rise with no scheduled
-        # event ahead during the episode is not anticipatory)
-        cls = opened[1] if opened[1] != FLAG_ANTICIPATORY else FLAG_SPIKE
-    return (f"episode {episode} resolved after {_hours(t - opened[0])}, raised as {opened[1]}, "
-            f"classified {cls}")
 
 
 FORECAST_COLUMNS = [f.name for f in dataclasses.fields(ForecastRow)]

@@ -149,7 +149,7 @@ class ForecastRow:
     anomaly_score: float | None  # the causal detector's 0..1 score
     explanation: str | None  # why a flag has its class
     episode: int | None  # the detector's episode id (forecast.alarms)
-    episode_event: str | None  # "open" | "resolve" | None
+    episode_event: str | None  # "open" | "resolve" | "routine" (past its limit, not flagged) | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,13 +90,18 @@ def render_series(c: Context, topic: str, metric: str, window: str, native_windo
                               (topic_flags["metric"] == metric) & native),
                           "class": flags["class"].to_numpy(),
                           "explanation": flags["explanation"].to_numpy()})
+    routine = (forecast[forecast["episode_event"] == "routine"]
+               if native and "episode_event" in forecast else forecast.iloc[:0])
     chart = charts.series_chart(
         series, label, f"{c.name(topic)}: {label.lower()} per {window}",
         forecast=forecast if native and not forecast.empty else None, flags=marks,
-        events=events_frame(load_calendar(c, topic)))
+        events=events_frame(load_calendar(c, topic)), routine=routine)
     st.altair_chart(chart, width="stretch")
     notes = [f"{len(series):,} windows of {window}", f"{len(metric_flags)} flag(s) on {metric} "
              f"(one per episode)"]
+    if len(routine):
+        notes.append(f"{len(routine)} routine burst(s) not flagged (grey rings: as far out "
+                     f"within an hour of the same time on 2 of the 3 days before; hover for why)")
     if series["lo"].notna().any():
         notes.append("thin band around the line = 95 % interval of each window's value from "
                      "the interactions / posts behind it (wide when a window is thin)")

@@ -327,3 +327,20 @@ def test_topic_page_shows_how_often_the_llm_agreed_with_the_analysts(
     assert ("The LLM agreed with the analysts' labels: stance 2 of 3 (67%, 95 % interval "
             "21%–94%). 3 of these 3 labels were made after seeing its suggestion. Its "
             "suggestions are never counted as labels.") in texts(at, "caption")
+
+
+def test_topic_page_shows_routine_bursts_and_why_they_raised_no_flag(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, events_file: Path) -> None:
+    from .conftest import seed_warehouse
+    seed = seed_warehouse(tmp_path / "polarwatch.duckdb")
+    why = "routine, not flagged: mean_score was as far out within an hour of this time of day"
+    with connect(seed.path) as con:  # the forecast stage marks a routine burst like this
+        con.execute("UPDATE forecasts SET episode_event = 'routine', explanation = ? "
+                    "WHERE topic = 'gun_control' AND metric = 'mean_score' AND ts = ?",
+                    [why, START + timedelta(hours=30)])
+    at = run_app(monkeypatch, seed.path, events_file, "pages/topic.py", topic="gun_control")
+    assert not at.exception
+    assert ("1 routine burst(s) not flagged (grey rings: as far out within an hour of the same "
+            "time on 2 of the 3 days before; hover for why)") in texts(at, "caption")
+    assert "why no flag" in at.get("vega_lite_chart")[0].proto.spec
+    assert list(at.dataframe[0].value["class"]) == ["spike"]  # not a flag

@@ -13,6 +13,7 @@ from forecast.alarms import DEFAULT_REARM
 from forecast.detect import DetectorConfig
 from forecast.detect_csv import detect_values
 from forecast.routine import MEMORY_SCORE, ROUTINE_SCORE, RoutineMemory
+from forecast.run import classify_series
 from polarwatch.cli import main
 
 DAY = 24  # rows per day of hourly data
@@ -95,3 +96,21 @@ def test_polarwatch_detect_follows_the_forecast_routine_setting(
     assert (pd.read_csv(out)["flag"] != "none").sum() == alarms
     said = "6 routine burst(s) not alarmed" in capsys.readouterr().err  # the 3rd to 8th bursts
     assert said == (routine == "true")
+
+
+@pytest.mark.parametrize("routine", [True, False])
+def test_a_routine_burst_says_why_it_raised_no_flag(routine: bool) -> None:
+    y = nightly()
+    ts = pd.date_range("2024-03-01", periods=len(y), freq="5min")
+    out = classify_series(ts, y, 300.0, [], metric="volume", routine=routine)
+    marked = [i for i, e in enumerate(out["episode_event"]) if e == "routine"]
+    if not routine:
+        assert marked == []
+        return
+    assert marked == [d * 288 + 24 for d in range(4, 10)]  # the 3rd to 8th bursts, not 15:00
+    for i in marked:
+        assert out["flag"][i] == "none"
+        why = out["explanation"][i]
+        assert why.startswith("routine, not flagged: volume was as far out within an hour of "
+                              "this time of day on 2 of the 3 days before"), why
+        assert "point test: volume" in why
