@@ -134,6 +134,9 @@ def section(d: TopicData, metric: str, threshold: float | None,
     recent = flagged.sort_values("ts", ascending=False).head(RECENT_FLAGS)
     recent_cols = {"ts": "window (UTC)", "flag": "class", "y": "value", "forecast": "forecast",
                    "explanation": "why"}
+    routine = (d.forecasts[d.forecasts["episode_event"] == "routine"]
+               if "episode_event" in d.forecasts else d.forecasts.iloc[:0])
+    routine = routine.sort_values("ts", ascending=False).head(RECENT_FLAGS)
     return {**base, "empty": False, "chart": chart_png(d, metric, threshold), "n_future": len(fut),
             "forecast": table(fut, {"ts": "window (UTC)", "forecast": metric, "lower": "lower",
                                     "upper": "upper"}, "No forecast (run `polarwatch forecast`)."),
@@ -141,7 +144,10 @@ def section(d: TopicData, metric: str, threshold: float | None,
                             "No active flags."),
             "drivers": drivers,
             "recent": table(recent, {k: v for k, v in recent_cols.items() if k in recent},
-                            "No flags in the range.")}
+                            "No flags in the range."),
+            "routine": table(routine, {"ts": "window (UTC)", "y": "value",
+                                       "forecast": "forecast", "explanation": "why no flag"},
+                             "No routine bursts in the range.")}
 
 
 def studies_table(studies: pd.DataFrame) -> Table:

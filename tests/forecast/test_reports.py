@@ -181,3 +181,16 @@ def test_a_file_without_labels_reports_every_topic_not_validated(cfg: Config,
     text = write_report(cfg, tmp_path / "report.html").read_text()
     assert text.count("Not validated: 0 of the 30 random stance labels needed") == 2
     assert text.count("No random labels yet.") == 2
+
+
+def test_a_routine_burst_is_listed_with_why_it_raised_no_flag(cfg: Config, tmp_path: Path) -> None:
+    why = "routine, not flagged: mean_score was as far out within an hour of this time of day"
+    with connect(cfg.warehouse.path) as con:
+        con.execute("UPDATE forecasts SET episode_event = 'routine', explanation = ? "
+                    "WHERE topic = 'gun_control' AND metric = 'mean_score' AND ts = ?",
+                    [why, START + timedelta(hours=20)])
+    text = write_report(cfg, tmp_path / "report.html").read_text()
+    sections = text.split("<h3>Routine bursts, not flagged</h3>")
+    assert len(sections) == 3  # one per topic
+    assert sum(why in s.split("</table>")[0] for s in sections[1:]) == 1
+    assert text.count("No routine bursts in the range.") == 1
