@@ -13,7 +13,7 @@ from forecast.alarms import DEFAULT_REARM
 from forecast.detect import DetectorConfig
 from forecast.detect_csv import detect_values
 from forecast.routine import MEMORY_SCORE, ROUTINE_SCORE, RoutineMemory
-from forecast.run import classify_series
+from forecast.run import classify_series, run_forecast
 from polarwatch.cli import main
 
 DAY = 24  # rows per day of hourly data
@@ -114,3 +114,23 @@ def test_a_routine_burst_says_why_it_raised_no_flag(routine: bool) -> None:
         assert why.startswith("routine, not flagged: volume was as far out within an hour of "
                               "this time of day on 2 of the 3 days before"), why
         assert "point test: volume" in why
+
+
+def test_the_forecast_stage_stores_a_routine_burst_with_its_reason(tmp_path: Path) -> None:
+    from polarwatch.warehouse import connect, init_schema
+    from tests.forecast.test_forecast import cfg_for, seed, window_rows
+
+    path = tmp_path / "pw.duckdb"
+    init_schema(path)
+    rng = np.random.default_rng(5)
+    y = 4.0 + 0.3 * np.sin(2 * np.pi * np.arange(DAY * 10) / DAY) + rng.normal(0, 0.1, DAY * 10)
+    y[[d * DAY + 2 for d in range(2, 10)]] += 4.0  # 02:00 every night from day 3
+    seed(path, window_rows("abortion", y))
+    run_forecast(cfg_for(path))
+    with connect(path, read_only=True) as con:
+        rows = con.execute("SELECT flag, episode_event, explanation, hour(timezone('UTC', ts)) "
+                           "FROM forecasts WHERE episode_event = 'routine'").fetchall()
+    assert rows, "the nightly bursts after the first two are routine"
+    for flag, _, why, hour in rows:
+        assert flag == "none" and hour == 2
+        assert why.startswith("routine, not flagged: mean_score was as far out"), why
