@@ -169,7 +169,7 @@ class Point:
     trigger: Trigger | None = None  # the test that decided the score (None: not scored)
     closes: int | None = None  # the episode this alarm ended early (alarms.AlarmPolicy)
     closed_kind: str | None = None  # that episode's class
-    routine: bool = False  # an exceedance at a routine time of day, capped (forecast.routine)
+    routine: bool = False  # past the alarm threshold at a routine time of day, capped below it
 
 
 @dataclass
@@ -342,10 +342,11 @@ class StreamingDetector:
     def _point(self, fc: float, lo: float, up: float, score: float, kind: str | None,
                thin: bool, at: float | None, trigger: Trigger | None = None) -> Point:
         routine = self.routine.step(score, at)  # the same time of day as on earlier days
+        muted = routine and score >= self.policy.threshold  # it would have alarmed
         score = min(score, ROUTINE_SCORE) if routine else score
         st = self.policy.step(score, kind, thin=thin, severity=severity(trigger))
         return Point(fc, lo, up, score, st.flag, kind, st.episode, st.event, st.kind, trigger,
-                     st.closes, st.closed_kind, routine)
+                     st.closes, st.closed_kind, muted)
 
     def _trigger(self, test: str, direction: int, z: float, pred: float, sigma: float,
                  fc: float) -> Trigger:

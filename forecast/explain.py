@@ -90,7 +90,7 @@ def describe(trig: Trigger, value: float, metric: str, threshold: float,
 
 
 def describe_routine(trig: Trigger, value: float, metric: str, threshold: float,
-            bounds: tuple[float, float] = (-math.inf, math.inf)) -> str:
+                     bounds: tuple[float, float] = (-math.inf, math.inf)) -> str:
     """Why a window past its limit raised no flag: a burst at a routine time of day."""
     return (f"routine, not flagged: {metric} was as far out within an hour of this time of day "
             f"on 2 of the 3 days before ([forecast] routine); "
@@ -135,7 +135,7 @@ def class_text(flag: str, trig: Trigger | None, t: datetime, ahead: Event | None
 
 
 def resolved_text(episode: int, kind: str | None, opened: tuple[datetime, str, bool] | None,
-              t: datetime) -> str:
+                  t: datetime) -> str:
     """The explanation on an episode's last row: its class as finally known."""
     if opened is None:
         return f"episode {episode} resolved"
