@@ -105,7 +105,8 @@ def series_chart(series: pd.DataFrame, y_title: str, title: str,
 
     if routine is not None and not routine.empty:
         rings = routine.dropna(subset=["y"]).assign(when=_when(routine["ts"]))
-        layers.append(alt.Chart(rings).mark_point(size=120, color=ROUTINE_COLOR).encode(
+        ring = alt.Chart(rings).mark_point(size=180, strokeWidth=2, color=ROUTINE_COLOR)
+        layers.append(ring.encode(
             x=_x(), y=alt.Y("y:Q", title=y_title, scale=y_scale),
             tooltip=[alt.Tooltip("when:N", title="window"),
                      alt.Tooltip("explanation:N", title="why no flag")]))
