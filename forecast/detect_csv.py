@@ -199,7 +199,10 @@ def describe(result: pd.DataFrame, info: dict[str, Any], freq: pd.Timedelta) -> 
             f"warm-up {info['warmup']} points"
             + (f" (full model after {info['season_warmup']})" if "season_warmup" in info
                else "")
-            + f", {info['fits']} fit(s)); flags: "
+            + f", {info['fits']} fit(s)"
+            + ("; the error usual at each hour of the week subtracted from the third week on, "
+               "[forecast] weekly" if info.get("weekly") else "")
+            + "); flags: "
             + ", ".join(f"{k} {counts.get(k, 0)}" for k in ("spike", "reactive", "anticipatory"))
             + f" (one alarm per episode: {result['episode'].dropna().nunique()} episode(s))"
             + (f"; {info['routine']} routine burst(s) not alarmed (at a time of day that also "
@@ -222,4 +225,4 @@ def detect_values(values: Any, interval_seconds: float,
         episodes.append(p.episode)
     return {**out, "flag": [p.flag for p in pts], "kind": [p.kind for p in pts],
             "episode": episodes, "event": events,
-            "info": det.info | {"routine": det.routine.stretches}}
+            "info": det.info | {"routine": det.routine.stretches, "weekly": det.weekly.active}}

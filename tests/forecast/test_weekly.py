@@ -71,8 +71,8 @@ def test_a_weekly_habit_stops_alarming_from_the_third_week(seed: int) -> None:
 
 
 @pytest.mark.parametrize("weekly", ["true", "false"])
-def test_polarwatch_detect_follows_the_forecast_weekly_setting(tmp_path: Path,
-                                                               weekly: str) -> None:
+def test_polarwatch_detect_follows_the_forecast_weekly_setting(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], weekly: str) -> None:
     y = saturday_market(seed=1)
     ts = pd.date_range("2024-03-01", periods=len(y), freq="15min")
     src = tmp_path / "market.csv"
@@ -84,3 +84,5 @@ def test_polarwatch_detect_follows_the_forecast_weekly_setting(tmp_path: Path,
     rows = np.flatnonzero(pd.read_csv(out)["flag"].to_numpy() != "none")
     later = [i for i in rows if i >= 2 * 7 * ROWS_PER_DAY and (i // ROWS_PER_DAY) % 7 == SATURDAY]
     assert bool(later) == (weekly == "false")
+    said = "the error usual at each hour of the week subtracted" in capsys.readouterr().err
+    assert said == (weekly == "true")
