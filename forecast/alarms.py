@@ -37,6 +37,9 @@ FLAG_NONE, FLAG_SPIKE, FLAG_REACTIVE, FLAG_ANTICIPATORY = (
 FLAGS = (FLAG_NONE, FLAG_SPIKE, FLAG_REACTIVE, FLAG_ANTICIPATORY)
 UPGRADES = (FLAG_REACTIVE, FLAG_ANTICIPATORY)
 EVENT_OPEN, EVENT_RESOLVE = "open", "resolve"
+# A row past the threshold that raised no flag because its time of day is routine
+# (forecast.routine): the forecast stage stores it with this event and says why.
+EVENT_ROUTINE = "routine"
 
 # Score = 1 - (tail probability under the model), so a threshold of 0.99999 is a false-alarm
 # probability of 1e-5 per point and test for a well-calibrated model (|z| >= 4.42): about one

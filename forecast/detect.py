@@ -247,6 +247,7 @@ class StreamingDetector:
         filtered and scored as usual but neither opens nor resolves an alarm episode. ``at``: the
         point's time in seconds (default: its row times the interval), for irregular series.
         """
+        now = self.t * self.interval_seconds if at is None or not math.isfinite(at) else at
         value = float(value)
         observed = math.isfinite(value)
         value = value if observed else math.nan
@@ -256,7 +257,7 @@ class StreamingDetector:
         if not self.ready:
             self._buffer.append(value)
             self.t += 1
-            early = None if self.interim is None else self.interim.update(value, at=at)
+            early = None if self.interim is None else self.interim.update(value, at=now)
             if self.n_obs >= self.warmup:
                 self._initialize()
             if early is not None and self.n_obs > self.scores_from:  # the second cycle
@@ -264,16 +265,15 @@ class StreamingDetector:
                 spike = early.trigger is None or (
                     early.trigger.test == "point" and severity(early.trigger) >= INTERIM_SEVERITY)
                 return self._point(early.forecast, early.lower, early.upper,
-                                   early.anomaly_score if spike else 0.0, early.kind, thin, at,
+                                   early.anomaly_score if spike else 0.0, early.kind, thin, now,
                                    early.trigger if spike else None)
-            self.routine.step(math.nan, at)
+            self.routine.step(math.nan, now)
             self.policy.step(0.0 if observed else math.nan, None)
             return Point(math.nan, math.nan, math.nan, math.nan, FLAG_NONE)
         model = self.model
         pred, sigma = model.predict(self.t), model.sigma_at(self.t)
         cusum_before = self.cusum.s
         x = to_model(value, self.power)
-        now = self.t * self.interval_seconds if at is None or not math.isfinite(at) else at
         z, shifted = model.learn_one(x, self.t)
         bias = self.weekly.step(math.nan if z is None else clip(z), now)
         z = None if z is None else z - bias
@@ -283,7 +283,7 @@ class StreamingDetector:
         half = self.calibration.band_z * sigma
         fc, lo, up = (from_model(v, self.power) for v in (pred, pred - half, pred + half))
         if z is None:
-            return self._point(fc, lo, up, math.nan, None, thin, at)
+            return self._point(fc, lo, up, math.nan, None, thin, now)
         zc = clip(z)
         if model.run[1] == 1:  # a streak of exceedances starts here: remember the build-up
             self.run_buildup = cusum_before
@@ -334,14 +334,14 @@ class StreamingDetector:
             kind, score, test, direction = (FLAG_ANTICIPATORY, self.policy.threshold,
                                             "crossing", 1)
         trigger = self._trigger(test, direction, z, pred, sigma, fc)
-        point = self._point(fc, lo, up, min(score, 1.0), kind, thin, at, trigger)
+        point = self._point(fc, lo, up, min(score, 1.0), kind, thin, now, trigger)
         if refit_due(self.n_obs, self.warmup):
             self._refit()
         return point
 
     def _point(self, fc: float, lo: float, up: float, score: float, kind: str | None,
-               thin: bool, at: float | None, trigger: Trigger | None = None) -> Point:
-        routine = self.routine.step(score, at)  # the same time of day as on earlier days
+               thin: bool, now: float, trigger: Trigger | None = None) -> Point:
+        routine = self.routine.step(score, now)  # the same time of day as on earlier days
         muted = routine and score >= self.policy.threshold  # it would have alarmed
         score = min(score, ROUTINE_SCORE) if routine else score
         st = self.policy.step(score, kind, thin=thin, severity=severity(trigger))

@@ -31,6 +31,7 @@ import pandas as pd
 
 from forecast.alarms import close_previous
 from forecast.detect import DetectorConfig, StreamingDetector, warmup_points
+from forecast.routine import DAYS, NEED_DAYS
 from polarwatch.errors import PolarwatchError
 
 OUTPUT_COLUMNS = ["timestamp", "value", "forecast", "lower", "upper", "anomaly_score", "flag",
@@ -206,7 +207,8 @@ def describe(result: pd.DataFrame, info: dict[str, Any], freq: pd.Timedelta) -> 
             + ", ".join(f"{k} {counts.get(k, 0)}" for k in ("spike", "reactive", "anticipatory"))
             + f" (one alarm per episode: {result['episode'].dropna().nunique()} episode(s))"
             + (f"; {info['routine']} routine burst(s) not alarmed (at a time of day that also "
-               f"burst on 2 of the 3 days before; [forecast] routine)" if info.get("routine")
+               f"burst on {NEED_DAYS} of the {DAYS} days before; [forecast] routine)"
+               if info.get("routine")
                else ""))
 
 

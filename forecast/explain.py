@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from forecast.alarms import FLAG_ANTICIPATORY, FLAG_REACTIVE, FLAG_SPIKE
 from forecast.detect import Trigger
 from forecast.models import FLAG_DIP
+from forecast.routine import DAYS, NEED_DAYS
 from polarwatch.events import Event
 
 TEST_NAMES = {"point": "point test", "cusum": "CUSUM", "rise": "rise test",
@@ -93,7 +94,7 @@ def describe_routine(trig: Trigger, value: float, metric: str, threshold: float,
                      bounds: tuple[float, float] = (-math.inf, math.inf)) -> str:
     """Why a window past its limit raised no flag: a burst at a routine time of day."""
     return (f"routine, not flagged: {metric} was as far out within an hour of this time of day "
-            f"on 2 of the 3 days before ([forecast] routine); "
+            f"on {NEED_DAYS} of the {DAYS} days before ([forecast] routine); "
             + describe(trig, value, metric, threshold, bounds))
 
 

@@ -15,8 +15,8 @@ level, so it neither opens nor prolongs an episode). The first two days of a new
 alarm, and a routine that stops for two days is news again. A stretch is judged once, at its
 start, against earlier stretches, so an excursion that lasts for days is not its own routine.
 Only series with at least :data:`MIN_ROWS_PER_DAY` rows per day (hourly or finer) have a time
-of day. Times are the rows' timestamps when the caller has them (irregular series), else the row
-number times the interval.
+of day. The caller passes each row's time (:class:`forecast.detect.StreamingDetector`: the row's
+timestamp when it has one, for irregular series, else the row number times the interval).
 
 The memory's constants were chosen on NAB's artificial categories with the threshold and
 refractory, and the memory was kept by leave-one-category-out over the real ones
@@ -41,11 +41,10 @@ ROUTINE_SCORE = 0.98  # a routine exceedance's score is capped here (below alarm
 @dataclass
 class RoutineMemory:
     """Call :meth:`step` once per row, in time order, with the row's score (NaN: unscored) and
-    its time in seconds (None: the row number times the interval)."""
+    its time in seconds."""
 
     interval_seconds: float
     on: bool = True  # False: never routine (``[forecast] routine = false``)
-    row: int = field(default=-1, init=False)
     _hits: list[float] = field(default_factory=list, init=False)  # recent exceedance times
     _routine: bool = field(default=False, init=False)  # the current stretch's verdict
     stretches: int = field(default=0, init=False)  # stretches judged routine so far
@@ -54,10 +53,9 @@ class RoutineMemory:
         per_day = DAY_SECONDS / self.interval_seconds if self.interval_seconds > 0 else 0.0
         self.active = self.on and per_day >= MIN_ROWS_PER_DAY  # coarser: no time of day
 
-    def step(self, score: float, at: float | None = None) -> bool:
-        """Remember this row; True when it is an exceedance in a routine stretch."""
-        self.row += 1
-        now = self.row * self.interval_seconds if at is None or not math.isfinite(at) else at
+    def step(self, score: float, now: float) -> bool:
+        """Remember this row (at ``now`` seconds); True when it is an exceedance in a routine
+        stretch."""
         if not self.active or math.isnan(score) or score < MEMORY_SCORE:
             return False
         hits, oldest = self._hits, now - DAYS * DAY_SECONDS - TOLERANCE_SECONDS

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecast.alarms import FLAG_ANTICIPATORY, FLAG_REACTIVE, close_previous
+from forecast.alarms import EVENT_ROUTINE, FLAG_ANTICIPATORY, FLAG_REACTIVE, close_previous
 from forecast.detect import DetectorConfig, StreamingDetector
 from forecast.domains import Domain, domain_of
 from forecast.event_conversations import EVENT_STUDY_DAYS
@@ -151,8 +151,9 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
         det.crossing_on, det.crossed = ahead is not None, False
         p = det.update(value, thin=bool(thin_at[i]))
         scores[i] = p.anomaly_score
+        muted = p.routine and p.event is None and p.trigger is not None  # past its limit
         episodes.append(p.episode)
-        episode_events.append(p.event)
+        episode_events.append(EVENT_ROUTINE if muted else p.event)
         if p.episode in raised and ahead is not None:
             raised[p.episode] = (*raised[p.episode][:2], True)
         flag, text = p.flag, None
@@ -172,8 +173,7 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
                     f"past its limit as anything in episode {p.closes}, which it ends")
         if p.event == "resolve" and p.episode is not None:  # its class as finally known
             text = resolved_text(p.episode, p.episode_kind, raised.pop(p.episode, None), t)
-        elif p.routine and p.event is None and p.trigger is not None:  # past its limit, unflagged
-            episode_events[-1] = "routine"
+        elif muted and p.trigger is not None:
             text = describe_routine(p.trigger, value, name, det.policy.threshold, bounds)
         elif flag != FLAG_NONE and p.episode is not None:
             raised[p.episode] = (t, flag, ahead is not None)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from forecast.alarms import EVENT_ROUTINE
 from forecast.reports.charts import chart_png
 from scoring.label_accuracy import Status, TaskAccuracy, accuracy_by_task, validation_status
 
@@ -134,7 +135,7 @@ def section(d: TopicData, metric: str, threshold: float | None,
     recent = flagged.sort_values("ts", ascending=False).head(RECENT_FLAGS)
     recent_cols = {"ts": "window (UTC)", "flag": "class", "y": "value", "forecast": "forecast",
                    "explanation": "why"}
-    routine = (d.forecasts[d.forecasts["episode_event"] == "routine"]
+    routine = (d.forecasts[d.forecasts["episode_event"] == EVENT_ROUTINE]
                if "episode_event" in d.forecasts else d.forecasts.iloc[:0])
     routine = routine.sort_values("ts", ascending=False).head(RECENT_FLAGS)
     return {**base, "empty": False, "chart": chart_png(d, metric, threshold), "n_future": len(fut),

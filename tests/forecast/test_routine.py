@@ -19,9 +19,11 @@ from polarwatch.cli import main
 DAY = 24  # rows per day of hourly data
 
 
-def replay(memory: RoutineMemory, hits: set[int], rows: int) -> list[int]:
-    """The rows ``memory`` calls routine when ``hits`` exceed and every other row is quiet."""
-    return [i for i in range(rows) if memory.step(1.0 if i in hits else 0.5)]
+def replay(memory: RoutineMemory, hits: set[int], rows: int, start: int = 0) -> list[int]:
+    """The rows ``memory`` calls routine when ``hits`` exceed and every other row is quiet (row
+    ``i`` at time ``(start + i)`` intervals)."""
+    return [i for i in range(rows)
+            if memory.step(1.0 if i in hits else 0.5, (start + i) * memory.interval_seconds)]
 
 
 def test_the_third_day_at_the_same_hour_is_routine_and_another_hour_is_not() -> None:
@@ -36,11 +38,12 @@ def test_a_routine_that_stopped_for_two_days_is_news_again() -> None:
 
 def test_unscored_rows_keep_the_clock_and_coarse_series_have_no_time_of_day() -> None:
     memory = RoutineMemory(3600.0)
-    assert not any(memory.step(math.nan) for _ in range(DAY))  # a day of warm-up
-    assert replay(memory, {5, DAY + 5, 2 * DAY + 5}, 3 * DAY) == [2 * DAY + 5]
+    assert not any(memory.step(math.nan, i * 3600.0) for i in range(DAY))  # a day of warm-up
+    assert replay(memory, {5, DAY + 5, 2 * DAY + 5}, 3 * DAY, start=DAY) == [2 * DAY + 5]
     daily = RoutineMemory(86400.0)
-    assert not any(daily.step(1.0) for _ in range(30))
-    assert not any(RoutineMemory(300.0, on=False).step(1.0) for _ in range(600))
+    assert not any(daily.step(1.0, i * 86400.0) for i in range(30))
+    off = RoutineMemory(300.0, on=False)
+    assert not any(off.step(1.0, i * 300.0) for i in range(600))
     assert MEMORY_SCORE > ROUTINE_SCORE and ROUTINE_SCORE < DEFAULT_REARM
 
 
@@ -54,9 +57,10 @@ def test_irregular_rows_keep_the_time_of_day_from_their_timestamps() -> None:
     times = [*range(0, 86400, 300), *range(86400, 2 * 86400, 1200), *range(2 * 86400, 3 * 86400, 300)]
     burst = {7200, 86400 + 7200, 2 * 86400 + 7200}
     by_time, by_row = RoutineMemory(300.0), RoutineMemory(300.0)
-    routine_at = [t for t in times if by_time.step(1.0 if t in burst else 0.5, at=float(t))]
+    routine_at = [t for t in times if by_time.step(1.0 if t in burst else 0.5, float(t))]
     assert routine_at == [2 * 86400 + 7200]
-    assert not any(by_row.step(1.0 if t in burst else 0.5) for t in times)
+    assert not any(by_row.step(1.0 if t in burst else 0.5, row * 300.0)
+                   for row, t in enumerate(times))
 
 
 def nightly(days: int = 10, seed: int = 3) -> np.ndarray:
