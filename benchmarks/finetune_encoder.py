@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/finetune_encoder.py [--epochs 2] [--rank 8] [--lr 5e-4]
         [--out scoring/heads/encoder_adapter.npz] [--init ADAPTER --head-warmup 150]
+        [--perspectrum]
 
 One encoder, four tasks trained together (multi-task): affect (OffensEval train), emotion
 (TweetEval emotion train), stance conditioned on the topic's pro/anti descriptions (SemEval-2016
@@ -11,6 +12,8 @@ backend still encodes each text once and the speed does not change. Only the ada
 (``scoring/extractors/adapter.py``); the task layers used here are discarded and
 ``benchmarks/train_heads.py --adapter …`` fits the shipped heads on the adapted encoder.
 Validation splits are never read here. Hyper-parameters are fixed up front, not tuned on val.
+``--perspectrum`` adds PERSPECTRUM's train claims to the stance task (a probe, not the shipped
+adapter: ``benchmarks/README.md``, "PERSPECTRUM's claims inside the encoder's fine-tuning").
 """
 
 from __future__ import annotations
@@ -29,10 +32,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.heads_data import (  # noqa: E402
+    CLAIM_TEMPLATES,
     STANCE_TARGETS,
     agreement_pairs,
     agreement_split,
+    claim_sides,
     log,
+    perspectrum,
     tweeteval,
 )
 from scoring.extractors.adapter import ADAPTER_FILE  # noqa: E402
@@ -86,7 +92,25 @@ def save_adapter(wrapped: dict[str, Any], path: Path, rank: int, alpha: float) -
     np.savez_compressed(path, **arrays)
 
 
-def load_tasks() -> dict[str, dict[str, Any]]:
+def perspectrum_task(seed: int) -> dict[str, Any]:
+    """PERSPECTRUM's train claims as stance rows (sentence, pro, anti), each perspective against
+    its claim in one phrasing of ``CLAIM_TEMPLATES`` (drawn per claim) and once more with pro and
+    anti swapped and the label flipped. ``groups`` holds the claim of each row: batches are cut
+    from whole claims, so a step encodes a few descriptions, not one pair per row."""
+    rng = random.Random(seed)
+    rows: list[tuple[str, str, str]] = []
+    ys: list[int] = []
+    groups: list[int] = []
+    for c in perspectrum("train"):
+        pro, anti = claim_sides(c.text, rng.randrange(len(CLAIM_TEMPLATES)))
+        for text, label in c.perspectives:
+            rows += [(text, pro, anti), (text, anti, pro)]
+            ys += [label, 3 - label]
+            groups += [c.id, c.id]
+    return {"x": rows, "y": np.array(ys), "n_classes": 3, "groups": groups, "layer": "stance"}
+
+
+def load_tasks(with_perspectrum: bool = False, seed: int = 0) -> dict[str, dict[str, Any]]:
     """Training examples per task (train splits only)."""
     tasks: dict[str, dict[str, Any]] = {}
     texts, y = tweeteval("offensive", "train")
@@ -109,6 +133,8 @@ def load_tasks() -> dict[str, dict[str, Any]]:
     pairs += list(zip(other.parents, other.children, strict=True))
     tasks["agreement"] = {"x": pairs, "y": np.concatenate([deb.labels[tr], other.labels]),
                           "n_classes": 3}
+    if with_perspectrum:  # shares the stance task layer
+        tasks["perspectrum"] = perspectrum_task(seed)
     return tasks
 
 
@@ -122,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=32, help="texts per step (pairs: half)")
     ap.add_argument("--max-seq", type=int, default=128)
     ap.add_argument("--tasks", default="affect,emotion,stance,agreement")
+    ap.add_argument("--perspectrum", action="store_true",
+                    help="add PERSPECTRUM's train claims to the stance task (dev/test never read)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", type=Path, default=None,
                     help="continue from this adapter (same rank/alpha) instead of from zero")
@@ -150,10 +178,12 @@ def main(argv: list[str] | None = None) -> int:
                 wrapped[name].A.copy_(torch.from_numpy(a))
                 wrapped[name].B.copy_(torch.from_numpy(b))
     d = model.get_sentence_embedding_dimension() or 384
-    tasks = {k: v for k, v in load_tasks().items() if k in args.tasks.split(",")}
+    wanted = args.tasks.split(",") + (["perspectrum"] if args.perspectrum else [])
+    tasks = {k: v for k, v in load_tasks(args.perspectrum, args.seed).items() if k in wanted}
+    layer_of = {k: t.get("layer", k) for k, t in tasks.items()}
     n_in = {"affect": d, "emotion": d, "stance": 3 * d + 2, "agreement": 4 * d}
     layers = torch.nn.ModuleDict({k: torch.nn.Linear(n_in[k], t["n_classes"])
-                                  for k, t in tasks.items()})
+                                  for k, t in tasks.items() if layer_of[k] == k})
     losses = {}
     for k, t in tasks.items():  # class-balanced, as the shipped heads are
         counts = np.bincount(t["y"], minlength=t["n_classes"]).astype(np.float32)
@@ -170,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
             size = args.batch // 2 if k == "agreement" else args.batch
             idx = list(range(len(t["y"])))
             random.shuffle(idx)
+            if "groups" in t:  # whole groups in shuffled order, then cut
+                order = {g: random.random() for g in set(t["groups"])}
+                idx.sort(key=lambda i: order[t["groups"][i]])
             steps += [(k, idx[i:i + size]) for i in range(0, len(idx), size)]
         random.shuffle(steps)
         return steps
@@ -218,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             ep, ea = e * tp / FEATURE_SCALE, e * ta / FEATURE_SCALE
             feats = torch.cat([e, ep, ea, ep.sum(1, keepdim=True) / FEATURE_SCALE,
                                ea.sum(1, keepdim=True) / FEATURE_SCALE], dim=1)
-        loss = losses[k](layers[k](feats), y)
+        loss = losses[k](layers[layer_of[k]](feats), y)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(lora_params, 1.0)
