@@ -36,6 +36,7 @@ from benchmarks.heads_data import (  # noqa: E402
     CLAIM_TEMPLATES,
     STANCE_NAMES,
     STANCE_TARGETS,
+    agreement_pairs,
     claim_sides,
     debagreement_rows,
     log,
@@ -134,6 +135,20 @@ def semeval_table(split: str, table: Table | None = None) -> Table:
     return tab
 
 
+def reddit_rows(tab: Table, semeval_copies: int) -> Table:
+    """Real posts among the rows: SubReddit CovidVaccine/MaskMandate responses read against
+    their quote ("Agrees with this: <quote>" / "Disagrees with this: <quote>"; agree -> pro,
+    disagree -> anti, neutral -> unclear; none of the community check's subreddits), and
+    SemEval's train tweets `semeval_copies` more times."""
+    _, other = agreement_pairs()
+    for quote, response, y in zip(other.parents, other.children, other.labels, strict=True):
+        tab.add(response, f"Agrees with this: {quote}", f"Disagrees with this: {quote}",
+                [1, 0, 2][int(y)])
+    for _ in range(semeval_copies):
+        semeval_table("train", tab)
+    return tab
+
+
 def build_model() -> Any:
     import torch
 
@@ -225,14 +240,16 @@ def split_scores(tab: Table, pred: list[str], seen: set[str]) -> tuple[float, fl
     return f_avg(gold, pred), part(new), part([not k for k in new])
 
 
-def train(epochs: int, seed: int, out: Path) -> tuple[Any, int]:
+def train(epochs: int, seed: int, out: Path, reddit: bool = False) -> tuple[Any, int]:
     import torch
 
     torch.manual_seed(seed)
     random.seed(seed)
     torch.set_num_threads(os.cpu_count() or 2)
     tab = semeval_table("train", perspectrum_table("train", range(len(CLAIM_TEMPLATES))))
-    states = tab.encode("train")
+    if reddit:
+        tab = reddit_rows(tab, semeval_copies=4)
+    states = tab.encode("train-reddit" if reddit else "train")
     dev = perspectrum_table("dev", range(1))
     dev_states = dev.encode("perspectrum-dev")
     seen = {text for c in perspectrum("train") for text, _ in c.perspectives}
@@ -335,9 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("/tmp/late_stance.pt"))
+    ap.add_argument("--reddit-rows", action="store_true",
+                    help="add real reply pairs and more SemEval tweets to the training rows")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    model, _ = train(args.epochs, args.seed, args.out)
+    model, _ = train(args.epochs, args.seed, args.out, args.reddit_rows)
     evaluate(model)
     return 0
 
