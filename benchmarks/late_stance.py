@@ -43,6 +43,7 @@ from benchmarks.heads_data import (  # noqa: E402
     perspectrum,
     tweeteval,
 )
+from benchmarks.stance_checks import COMMUNITY, f_avg  # noqa: E402
 
 D, H = 384, 128
 Row = tuple[int, int, int, int]  # post index, pro description index, anti description index, label
@@ -222,13 +223,6 @@ def predict(model: Any, tab: Table, states: tuple[list[np.ndarray], list[np.ndar
     return out
 
 
-def f_avg(gold: list[str], pred: list[str]) -> float:
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(gold, pred, labels=["pro", "anti"], average=None,
-                          zero_division=0).mean())
-
-
 def split_scores(tab: Table, pred: list[str], seen: set[str]) -> tuple[float, float, float]:
     """F_avg on all rows, on posts not in PERSPECTRUM train, on posts also in it."""
     gold = [STANCE_NAMES[r[3]] for r in tab.rows]
@@ -240,7 +234,8 @@ def split_scores(tab: Table, pred: list[str], seen: set[str]) -> tuple[float, fl
     return f_avg(gold, pred), part(new), part([not k for k in new])
 
 
-def train(epochs: int, seed: int, out: Path, reddit: bool = False) -> tuple[Any, int]:
+def train(epochs: int, seed: int, out: Path, seen: set[str],
+          reddit: bool = False) -> tuple[Any, int]:
     import torch
 
     torch.manual_seed(seed)
@@ -252,7 +247,6 @@ def train(epochs: int, seed: int, out: Path, reddit: bool = False) -> tuple[Any,
     states = tab.encode("train-reddit" if reddit else "train")
     dev = perspectrum_table("dev", range(1))
     dev_states = dev.encode("perspectrum-dev")
-    seen = {text for c in perspectrum("train") for text, _ in c.perspectives}
     counts = np.bincount([r[3] for r in tab.rows], minlength=3).astype(np.float32)
     loss_fn = torch.nn.CrossEntropyLoss(
         weight=torch.from_numpy(counts.sum() / (3 * np.maximum(counts, 1))))
@@ -281,11 +275,9 @@ def train(epochs: int, seed: int, out: Path, reddit: bool = False) -> tuple[Any,
     return model, best_epoch
 
 
-def evaluate(model: Any) -> None:
+def evaluate(model: Any, seen: set[str]) -> None:
     from benchmarks.community_stance_sample import SUBREDDITS, load_sample
-    from benchmarks.stance_checks import COMMUNITY
 
-    seen = {text for c in perspectrum("train") for text, _ in c.perspectives}
     test = perspectrum_table("test", range(1))
     states = test.encode("perspectrum-test")
     pred = predict(model, test, states)
@@ -302,11 +294,10 @@ def evaluate(model: Any) -> None:
           f"{f_avg([STANCE_NAMES[r[3]] for r in val.rows], vpred):.3f}", flush=True)
 
     rows = debagreement_rows()
-    texts: dict[str, list[str]] = {}
+    texts: dict[str, dict[str, None]] = {}  # distinct posts per subreddit, in order
     for r in rows:
-        texts.setdefault(r["subreddit"], [])
-        texts[r["subreddit"]] += [x for x in (r["body_parent"], r["body_child"])
-                                  if x not in texts[r["subreddit"]]]
+        texts.setdefault(r["subreddit"], {}).update(dict.fromkeys((r["body_parent"],
+                                                                   r["body_child"])))
     com = Table()
     for sub in sorted(texts):
         for text in texts[sub]:
@@ -356,8 +347,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="add real reply pairs and more SemEval tweets to the training rows")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    model, _ = train(args.epochs, args.seed, args.out, args.reddit_rows)
-    evaluate(model)
+    seen = {text for c in perspectrum("train") for text, _ in c.perspectives}
+    model, _ = train(args.epochs, args.seed, args.out, seen, args.reddit_rows)
+    evaluate(model, seen)
     return 0
 
 

@@ -38,6 +38,7 @@ import os
 import sys
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -275,14 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     res: dict[str, Any] = {}
-    checks = {"perspectrum": perspectrum_checks, "semeval": semeval_checks,
+    checks = {"perspectrum": partial(perspectrum_checks, split=args.perspectrum_split),
+              "semeval": semeval_checks,
               "community": community_checks, "sample": sample_checks,
               "hostility": hostility_checks}
     for name in args.only.split(","):
-        if name == "perspectrum":
-            perspectrum_checks(args.heads, res, args.perspectrum_split)
-        else:
-            checks[name](args.heads, res)
+        checks[name](args.heads, res)
     if args.json:
         args.json.write_text(json.dumps(res, indent=1, default=float))
     return 0
