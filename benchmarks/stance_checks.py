@@ -22,7 +22,12 @@ Runs the `learned` backend as a user gets it (``LearnedExtractor``: topic-head m
    with an unclear stance gets no interaction score).
 6. **Hand-labelled communities** (``benchmarks/community_stance_sample.py``): 300 posts, gold
    stance against the backend's, per subreddit.
-7. **Hostility** on the hand-labelled sample (``benchmarks/hostility_sample.py``): of the posts
+7. **Pairs**: real reply pairs whose agreement people labelled (DEBAGREEMENT dev, the communities'
+   topics; SubReddit CovidVaccine / MaskMandate, two topics written here for them): where reply and
+   parent both take a side, how often an agreeing reply takes its parent's side and a disagreeing
+   one the other side. The rule table's half (same or opposite side) is this decision; a model
+   that picks it at random scores 0.5 balanced.
+8. **Hostility** on the hand-labelled sample (``benchmarks/hostility_sample.py``): of the posts
    `learned` calls hostile, how many are hostile to the other side, rude at someone else, or not
    hostile; and recall of the hostile-to-the-other-side posts.
 
@@ -71,6 +76,13 @@ COMMUNITY = {"democrats": PARTY, "Republican": PARTY, "BlackLivesMatter": BLM,
                               pro="Climate change is real and we must act.",
                               anti="Climate change is exaggerated or a hoax.")}
 COMMUNITY_TOPICS = list({t.id: t for t in COMMUNITY.values()}.values())  # each topic once
+# Topics for the SubReddit reply pairs, in a user's words (no stance model trained on them).
+PAIR_TOPICS = {"SubReddit-CovidVaccine": Topic(id="covid_vaccine", name="COVID-19 vaccines",
+                                               pro="Supports COVID-19 vaccines.",
+                                               anti="Opposes COVID-19 vaccines."),
+               "SubReddit-MaskMandate": Topic(id="mask_mandate", name="Mask mandates",
+                                              pro="Supports mask mandates.",
+                                              anti="Opposes mask mandates.")}
 SIGN = {"pro": 1.0, "anti": -1.0, "unclear": 0.0}
 
 
@@ -247,6 +259,47 @@ def sample_checks(heads: Path | None, res: dict[str, Any]) -> None:
           f"{gap['backend']:+.0%}")
 
 
+def side_consistency(agreement: list[int], parent: list[str], reply: list[str]
+                     ) -> dict[str, float]:
+    """Of the pairs labelled agree (2) or disagree (0) whose two posts both take a side: the share
+    of agreeing replies on their parent's side, of disagreeing ones on the other side, and the
+    mean of the two (balanced: 0.5 is a coin flip, whatever the share of agreeing pairs)."""
+    both = [(y, p == r) for y, p, r in zip(agreement, parent, reply, strict=True)
+            if y != 1 and "unclear" not in (p, r)]
+    same = [s for y, s in both if y == 2]
+    other = [not s for y, s in both if y == 0]
+    a, d = float(np.mean(same)) if same else float("nan"), float(np.mean(other)) if other else float("nan")
+    return {"agree_same": a, "disagree_opposite": d, "balanced": (a + d) / 2,
+            "n_agree": len(same), "n_disagree": len(other)}
+
+
+def pair_checks(heads: Path | None, res: dict[str, Any]) -> None:
+    from benchmarks.heads_data import agreement_pairs, agreement_split
+
+    deb, other = agreement_pairs()
+    _, held_out = agreement_split(deb)
+    topic = {**{sub: t.id for sub, t in COMMUNITY.items()},
+             **{sub: t.id for sub, t in PAIR_TOPICS.items()}}
+    sets = {"DEBAGREEMENT dev": (deb, range(len(deb.labels))),
+            "DEBAGREEMENT held out from the agreement head": (deb, held_out),
+            "SubReddit CovidVaccine + MaskMandate": (other, range(len(other.labels)))}
+    posts = sorted({(topic[p.groups[i]], text) for p, idx in sets.values() for i in idx
+                    for text in (p.parents[i], p.children[i])})
+    log(f"reply pairs: {len(posts):,} distinct posts")
+    stance = dict(zip(posts, (lab.stance for lab in label(COMMUNITY_TOPICS + list(
+        PAIR_TOPICS.values()), posts, heads)), strict=True))
+    res["pairs"] = {}
+    print("Reply pairs (agreement labelled by people): is the reply on its parent's side?")
+    for name, (p, idx) in sets.items():
+        row = side_consistency([int(p.labels[i]) for i in idx],
+                               [stance[topic[p.groups[i]], p.parents[i]] for i in idx],
+                               [stance[topic[p.groups[i]], p.children[i]] for i in idx])
+        res["pairs"][name] = row
+        print(f"  {name}: agreeing replies on the parent's side {row['agree_same']:.0%} of "
+              f"{row['n_agree']:,}, disagreeing on the other side {row['disagree_opposite']:.0%} "
+              f"of {row['n_disagree']:,}; balanced {row['balanced']:.3f} (coin flip 0.5)")
+
+
 def hostility_checks(heads: Path | None, res: dict[str, Any]) -> None:
     from benchmarks.hostility_sample import load_sample
 
@@ -270,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--heads", type=Path, default=None, help="heads directory (default: shipped)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    ap.add_argument("--only", default="perspectrum,semeval,community,sample,hostility")
+    ap.add_argument("--only", default="perspectrum,semeval,community,sample,pairs,hostility")
     ap.add_argument("--perspectrum-split", choices=("test", "dev"), default="test",
                     help="PERSPECTRUM claims to check; dev is the split train_heads.py picks on")
     args = ap.parse_args(argv)
@@ -279,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     checks = {"perspectrum": partial(perspectrum_checks, split=args.perspectrum_split),
               "semeval": semeval_checks,
               "community": community_checks, "sample": sample_checks,
-              "hostility": hostility_checks}
+              "pairs": pair_checks, "hostility": hostility_checks}
     for name in args.only.split(","):
         checks[name](args.heads, res)
     if args.json:
