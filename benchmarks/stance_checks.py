@@ -32,7 +32,9 @@ Runs the `learned` backend as a user gets it (``LearnedExtractor``: topic-head m
    hostile; and recall of the hostile-to-the-other-side posts.
 
 The script uses only the extractor's public API, so the same file measures an older checkout
-(``PYTHONPATH=<old checkout> python benchmarks/stance_checks.py``) for before/after figures.
+(``POLARWATCH_CODE=<old checkout> python benchmarks/stance_checks.py``: that checkout's code and
+heads label the posts) for before/after figures. ``PYTHONPATH`` does not do it: this file puts its
+own checkout first on the path.
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ from benchmarks.heads_data import (  # noqa: E402
     perspectrum,
     tweeteval,
 )
+
+if os.environ.get("POLARWATCH_CODE"):  # label with another checkout's code and heads; this file's
+    sys.path.insert(0, os.environ["POLARWATCH_CODE"])  # benchmarks package is already imported
+
 from polarwatch.config import Topic  # noqa: E402
 from scoring.extractors.base import PostPair  # noqa: E402
 
@@ -105,7 +111,8 @@ def label(topics: list[Topic], posts: list[tuple[str, str]], heads: Path | None,
     t0 = time.perf_counter()
     for i in range(0, len(batch), 256):
         out += ext.extract(batch[i:i + 256])
-    log(f"  labelled {len(batch):,} posts in {time.perf_counter() - t0:.0f} s")
+    log(f"  labelled {len(batch):,} posts in {time.perf_counter() - t0:.0f} s "
+        f"({sys.modules[LearnedExtractor.__module__].__file__})")
     return out
 
 

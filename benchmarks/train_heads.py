@@ -154,26 +154,31 @@ def perspectrum_stance(enc: EmbeddingCache, split: str, templates: range,
     return np.vstack(xs), np.concatenate(ys)
 
 
+def semeval_stance(enc: EmbeddingCache, targets: list[str], split: str,
+                   swap: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """SemEval tweets of `targets` read against their shipped descriptions: features, labels and
+    each row's target index; with `swap` once more with pro and anti swapped and the label
+    flipped (forces the head to read the descriptions, not each target's majority side)."""
+    xs, ys, gs = [], [], []
+    for i, t in enumerate(targets):
+        texts, y = tweeteval(f"stance/{t}", split)
+        e = enc(texts, f"stance-{t}-{split}")
+        t_pro, t_anti = enc(list(STANCE_TARGETS[t]), f"stance-desc-{t}")
+        xs.append(stance_features(e, t_pro, t_anti))
+        ys.append(y)
+        gs.append(np.full(len(y), i))
+        if swap:
+            xs.append(stance_features(e, t_anti, t_pro))
+            ys.append(np.choose(y, [0, 2, 1]))
+            gs.append(np.full(len(y), i))
+    return np.vstack(xs), np.concatenate(ys), np.concatenate(gs)
+
+
 def train_stance(enc: EmbeddingCache, out: Path, skip_loto: bool) -> dict[str, Any]:
     targets = list(STANCE_TARGETS)
-    desc = {t: enc(list(STANCE_TARGETS[t]), f"stance-desc-{t}") for t in targets}
-    data = {(t, s): (enc(tweeteval(f"stance/{t}", s)[0], f"stance-{t}-{s}"),
-                     tweeteval(f"stance/{t}", s)[1]) for t in targets for s in ("train", "val")}
 
     def build(ts: list[str], split: str, swap: bool) -> tuple[np.ndarray, ...]:
-        xs, ys, gs = [], [], []
-        for i, t in enumerate(ts):
-            e, y = data[t, split]
-            t_pro, t_anti = desc[t]
-            xs.append(stance_features(e, t_pro, t_anti))
-            ys.append(y)
-            gs.append(np.full(len(y), i))
-            if swap:  # same post, pro/anti descriptions swapped, label flipped: forces the head
-                # to read the descriptions instead of memorising each target's majority side
-                xs.append(stance_features(e, t_anti, t_pro))
-                ys.append(np.choose(y, [0, 2, 1]))
-                gs.append(np.full(len(y), i))
-        return np.vstack(xs), np.concatenate(ys), np.concatenate(gs)
+        return semeval_stance(enc, ts, split, swap)
 
     res: dict[str, Any] = {"per_target": {}}
     # 1. Topic-specific heads (used for a topic configured with exactly these descriptions).
@@ -287,6 +292,23 @@ def train_agreement(enc: EmbeddingCache, out: Path) -> dict[str, Any]:
     return {"C": c, "macro_f1": score, "n_holdout": len(ho), "n_train": len(y)}
 
 
+def embedding_cache(variant: str = DEFAULT_ENCODER, adapter: Path | None = None
+                    ) -> EmbeddingCache:
+    """The encoder `variant` (with the fine-tuned `adapter`, if any) behind an on-disk cache whose
+    key names both; also records them for the heads this run writes."""
+    from scoring.extractors.encoder import LEGACY_ENCODER, CachedEncoder, parse_variant
+
+    precision, max_seq_length = parse_variant(variant)
+    encoder = CachedEncoder(batch_size=64, cache_size=0, precision=precision,
+                            max_seq_length=max_seq_length, adapter=adapter)
+    _ENCODER["variant"], _ENCODER["adapter"] = encoder.variant, encoder.adapter
+    log(f"encoder variant {encoder.variant}, adapter {encoder.adapter or 'none'}")
+    # The fp32-seq256 cache predates variants and kept the plain "minilm" tag.
+    tag = ("minilm" if encoder.variant == LEGACY_ENCODER and not encoder.adapter
+           else f"minilm-{encoder.variant}" + (f"-{encoder.adapter}" if encoder.adapter else ""))
+    return EmbeddingCache(encoder.encode, tag=tag)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HEADS_DIR, help="where to write the heads")
@@ -299,9 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from scoring.extractors.adapter import ADAPTER_FILE
-    from scoring.extractors.encoder import LEGACY_ENCODER, CachedEncoder, parse_variant
 
-    precision, max_seq_length = parse_variant(args.encoder)
     args.out.mkdir(parents=True, exist_ok=True)
     adapter = args.adapter
     if adapter is not None and adapter.resolve() != (args.out / ADAPTER_FILE).resolve():
@@ -309,17 +329,10 @@ def main(argv: list[str] | None = None) -> int:
         adapter = args.out / ADAPTER_FILE
     elif adapter is None:
         (args.out / ADAPTER_FILE).unlink(missing_ok=True)  # heads for the base encoder
-    encoder = CachedEncoder(batch_size=64, cache_size=0, precision=precision,
-                            max_seq_length=max_seq_length, adapter=adapter)
-    _ENCODER["variant"], _ENCODER["adapter"] = encoder.variant, encoder.adapter
-    log(f"encoder variant {encoder.variant}, adapter {encoder.adapter or 'none'}")
-    # The fp32-seq256 cache predates variants and kept the plain "minilm" tag.
-    tag = ("minilm" if encoder.variant == LEGACY_ENCODER and not encoder.adapter
-           else f"minilm-{encoder.variant}" + (f"-{encoder.adapter}" if encoder.adapter else ""))
-    enc = EmbeddingCache(encoder.encode, tag=tag)
+    enc = embedding_cache(args.encoder, adapter)
     results: dict[str, Any] = {
-        "encoder": encoder.variant,
-        "adapter": encoder.adapter,
+        "encoder": _ENCODER["variant"],
+        "adapter": _ENCODER["adapter"],
         "stance": train_stance(enc, args.out, args.skip_loto),
         "affect": train_affect(enc, args.out),
         "agreement": train_agreement(enc, args.out),
@@ -327,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_model_card(args.out / "MODEL_CARD.md", results)
     st = results["stance"]
-    print(f"\nValidation metrics, encoder {encoder.variant} (train splits only were used for "
+    print(f"\nValidation metrics, encoder {_ENCODER['variant']} (train splits only were used for "
           f"fitting)")
     print(f"  stance F_avg, topic-specific heads, pooled over 5 targets: "
           f"{st['topic_heads_f_avg']:.3f}")
