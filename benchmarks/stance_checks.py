@@ -97,15 +97,17 @@ def swapped(t: Topic) -> Topic:
 
 
 def label(topics: list[Topic], posts: list[tuple[str, str]], heads: Path | None,
-          match: bool = True) -> list[Any]:
-    """Labels of ``posts`` (topic id, text) from a fresh extractor built for ``topics``."""
+          match: bool = True, parents: list[str] | None = None) -> list[Any]:
+    """Labels of ``posts`` (topic id, text) from a fresh extractor built for ``topics``; with
+    ``parents`` (one text per post) each is read as a reply to its parent (agreement too)."""
     from scoring.extractors.learned import LearnedExtractor
 
     kw: dict[str, Any] = {"heads_dir": heads}
     if not match:
         kw["head_match_min"] = 2.0  # no description similarity reaches 2: generic head only
     ext = LearnedExtractor(topics, **kw)
-    batch = [PostPair(post_id=str(i), text=text, topic=topic)
+    batch = [PostPair(post_id=str(i), text=text, topic=topic,
+                      parent_text=parents[i] if parents is not None else None)
              for i, (topic, text) in enumerate(posts)]
     out: list[Any] = []
     t0 = time.perf_counter()
@@ -295,16 +297,28 @@ def pair_checks(heads: Path | None, res: dict[str, Any]) -> None:
     log(f"reply pairs: {len(posts):,} distinct posts")
     stance = dict(zip(posts, (lab.stance for lab in label(COMMUNITY_TOPICS + list(
         PAIR_TOPICS.values()), posts, heads)), strict=True))
+    # The dashboard's check reads the agreement head's verdicts instead of the people's labels.
+    replies = [(p, i) for p, idx in (sets["DEBAGREEMENT dev"], sets["SubReddit CovidVaccine + "
+                                                                   "MaskMandate"]) for i in idx]
+    verdict = {(id(p), i): ["disagree", "unclear", "agree"].index(lab.agreement) for (p, i), lab
+               in zip(replies, label(COMMUNITY_TOPICS + list(PAIR_TOPICS.values()),
+                                     [(topic[p.groups[i]], p.children[i]) for p, i in replies],
+                                     heads, parents=[p.parents[i] for p, i in replies]),
+                      strict=True)}
     res["pairs"] = {}
     print("Reply pairs (agreement labelled by people): is the reply on its parent's side?")
     for name, (p, idx) in sets.items():
-        row = side_consistency([int(p.labels[i]) for i in idx],
-                               [stance[topic[p.groups[i]], p.parents[i]] for i in idx],
-                               [stance[topic[p.groups[i]], p.children[i]] for i in idx])
+        sides = ([stance[topic[p.groups[i]], p.parents[i]] for i in idx],
+                 [stance[topic[p.groups[i]], p.children[i]] for i in idx])
+        row = side_consistency([int(p.labels[i]) for i in idx], *sides)
+        row["balanced_by_agreement_head"] = side_consistency(
+            [verdict[id(p), i] for i in idx], *sides)["balanced"]
         res["pairs"][name] = row
         print(f"  {name}: agreeing replies on the parent's side {row['agree_same']:.0%} of "
               f"{row['n_agree']:,}, disagreeing on the other side {row['disagree_opposite']:.0%} "
-              f"of {row['n_disagree']:,}; balanced {row['balanced']:.3f} (coin flip 0.5)")
+              f"of {row['n_disagree']:,}; balanced {row['balanced']:.3f} (coin flip 0.5); "
+              f"against the agreement head's verdicts (the dashboard's check) "
+              f"{row['balanced_by_agreement_head']:.3f}")
 
 
 def hostility_checks(heads: Path | None, res: dict[str, Any]) -> None:

@@ -383,3 +383,22 @@ def scored_share(path: str | Path) -> pd.DataFrame:
         JOIN posts parent ON parent.platform = r.platform AND parent.id = r.parent_id
         LEFT JOIN interactions i ON i.platform = r.platform AND i.post_id = r.id
         GROUP BY l.topic ORDER BY l.topic""")
+
+
+def side_consistency(path: str | Path) -> pd.DataFrame:
+    """Per topic, over the stored replies whose parent is stored and where reply and parent both
+    take a side: of those the agreement head calls agreeing (``n_agree``), the share on their
+    parent's side (``agree_same``), of the disagreeing (``n_disagree``), the share on the other
+    side (``disagree_opposite``). Random sides give 0.5 and 0.5 (:func:`analysis.sides_verdict`)."""
+    return _df(path, """
+        SELECT r.topic,
+               count(*) FILTER (WHERE r.agreement = 'agree') AS n_agree,
+               avg(CAST(r.stance = p.stance AS DOUBLE)) FILTER (WHERE r.agreement = 'agree')
+                   AS agree_same,
+               count(*) FILTER (WHERE r.agreement = 'disagree') AS n_disagree,
+               avg(CAST(r.stance <> p.stance AS DOUBLE)) FILTER (WHERE r.agreement = 'disagree')
+                   AS disagree_opposite
+        FROM posts r JOIN posts p ON p.platform = r.platform AND p.id = r.parent_id
+        WHERE r.stance IN ('pro', 'anti') AND p.stance IN ('pro', 'anti')
+          AND r.agreement IN ('agree', 'disagree')
+        GROUP BY r.topic ORDER BY r.topic""")

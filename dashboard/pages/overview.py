@@ -14,6 +14,7 @@ from dashboard.analysis import (
     fmt_share,
     fmt_uncertain,
     is_missing,
+    sides_verdict,
     trend_arrow,
 )
 from dashboard.common import Context, ctx, live, read
@@ -90,6 +91,9 @@ def render_card(c: Context, row: Any, active: pd.DataFrame) -> None:
         st.markdown(f":orange-badge[thin window] {n:,} interaction(s), fewer than "
                     f"`[forecast] min_volume` = {min_volume()}: the values above are uncertain "
                     f"(see the intervals) and this window neither raises nor resolves flags.")
+    verdict = sides_verdict(row)
+    if verdict:
+        (st.markdown if verdict[0] else st.caption)(verdict[1])
     if not is_missing(row.get("replies")) and int(row["replies"]):
         st.caption(f"Scored replies: {fmt_share(row['scored'] / row['replies'])} "
                    f"({int(row['scored']):,} of {int(row['replies']):,} replies with a known "
@@ -121,6 +125,9 @@ def render_overview(c: Context) -> None:
     scored = read(c, queries.scored_share)  # what the polarization mean covers
     if scored is not None and len(scored):
         rows = rows.join(scored.set_index("topic")[["replies", "scored"]])
+    sides = read(c, queries.side_consistency)  # do the sides follow agreement?
+    if sides is not None and len(sides):
+        rows = rows.join(sides.set_index("topic"))
     cols: list[Any] = []
     for start in range(0, len(rows), CARDS_PER_ROW):  # wrap so many topics stay readable
         cols.extend(st.columns(CARDS_PER_ROW)[:len(rows) - start])
