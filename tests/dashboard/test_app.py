@@ -15,6 +15,7 @@ from polarwatch.events import Event, load_events, save_events
 from polarwatch.warehouse import connect, init_schema
 
 from .conftest import EXPLANATION, START, Seed, add_window
+from .test_side_consistency import reply_rows, store_replies
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "dashboard" / "app.py"
@@ -87,6 +88,24 @@ def test_thin_window_card_shows_its_uncertainty(monkeypatch: pytest.MonkeyPatch,
     assert text.count("thin window") == 1 and "2 interaction(s), fewer than" in text
     assert ("Polarization", "9.87") in [(m.label, m.value) for m in at.metric]  # no arrow
     assert "95 % intervals: score 3.3–10.0 (2 interactions)" in text
+
+
+def test_overview_card_says_when_sides_look_random(monkeypatch: pytest.MonkeyPatch,
+                                                  seeded_warehouse: Seed, events_file: Path,
+                                                  tmp_path: Path) -> None:
+    """Climate change gets 120 replies whose sides are a coin flip against their agreement: its
+    card marks them; gun control's 10 replies are too few to tell, so its card says nothing."""
+    path = tmp_path / "sides.duckdb"
+    shutil.copy(seeded_warehouse.path, path)
+    coin = [("agree", "pro"), ("agree", "anti"), ("disagree", "pro"), ("disagree", "anti")] * 30
+    store_replies(path, reply_rows("climate_change", coin))
+    at = run_app(monkeypatch, path, events_file)
+    assert not at.exception
+    text = texts(at)
+    assert text.count("sides look random") == 1
+    assert ("agreeing replies on their parent's side 50% of 60, disagreeing ones on the other "
+            "side 50% of 60") in text
+    assert "Sides against agreement" not in text  # gun control: too few pairs to tell
 
 
 def test_topic_page_series_flags_and_switches(monkeypatch: pytest.MonkeyPatch,

@@ -17,7 +17,7 @@ T0 = datetime(2026, 11, 1, 10, tzinfo=UTC)
 OTHER = {"pro": "anti", "anti": "pro"}
 
 
-def _rows(topic: str, replies: list[tuple[str, str]], parent_stance: str = "pro",
+def reply_rows(topic: str, replies: list[tuple[str, str]], parent_stance: str = "pro",
           platform: str = "test") -> list[list[Any]]:
     """One parent and its replies, each (agreement, stance)."""
     root = f"{topic}-root"
@@ -27,7 +27,7 @@ def _rows(topic: str, replies: list[tuple[str, str]], parent_stance: str = "pro"
     return rows
 
 
-def _store(path: Path, rows: list[list[Any]]) -> None:
+def store_replies(path: Path, rows: list[list[Any]]) -> None:
     init_schema(path)
     with connect(path) as con:
         con.executemany(
@@ -46,11 +46,11 @@ def test_sides_that_follow_agreement_and_sides_at_random(tmp_path: Path) -> None
     coin = ([("agree", "pro"), ("agree", "anti")] * n
             + [("disagree", "pro"), ("disagree", "anti")] * n)
     ignored = [("unclear", "pro"), ("agree", "unclear"), (None, "pro")]  # no side or no verdict
-    rows = _rows("follows", follows + ignored) + _rows("coin", coin)
-    rows += _rows("no-side", [("agree", "pro")] * n, parent_stance="unclear")
+    rows = reply_rows("follows", follows + ignored) + reply_rows("coin", coin)
+    rows += reply_rows("no-side", [("agree", "pro")] * n, parent_stance="unclear")
     rows += [["stray", "elsewhere", "coin", "coin-root", "anti", "agree"]]  # parent elsewhere
     path = tmp_path / "w.duckdb"
-    _store(path, rows)
+    store_replies(path, rows)
 
     sides = queries.side_consistency(path).set_index("topic")
     assert set(sides.index) == {"follows", "coin"}  # no pair with two sides in "no-side"
