@@ -17,6 +17,7 @@ import argparse
 import os
 import shutil
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -176,9 +177,7 @@ def semeval_stance(enc: EmbeddingCache, targets: list[str], split: str,
 
 def train_stance(enc: EmbeddingCache, out: Path, skip_loto: bool) -> dict[str, Any]:
     targets = list(STANCE_TARGETS)
-
-    def build(ts: list[str], split: str, swap: bool) -> tuple[np.ndarray, ...]:
-        return semeval_stance(enc, ts, split, swap)
+    build = partial(semeval_stance, enc)
 
     res: dict[str, Any] = {"per_target": {}}
     # 1. Topic-specific heads (used for a topic configured with exactly these descriptions).
