@@ -22,6 +22,7 @@ from scoring.event_phases import (  # noqa: F401  (re-exported: the topic page i
     phase_summary,
 )
 from scoring.label_accuracy import TaskAccuracy, accuracy_by_task
+from scoring.side_check import side_check
 
 # Trend arrow: the latest window against the mean of the windows before it. Half a point on the
 # 0–10 interaction scale is roughly the hour-to-hour wobble of a calm synthetic topic, so smaller
@@ -30,13 +31,6 @@ TREND_THRESHOLD = 0.5
 # Columns a flag's class may be stored in by later stages (first one present wins); otherwise
 # the flag value itself (spike / dip / anticipatory / reactive ...) is its class.
 FLAG_CLASS_COLUMNS = ("flag_class", "alarm_class", "pattern", "kind", "class")
-# Do a topic's sides follow its replies' agreement? On real Reddit reply pairs whose agreement
-# people labelled, the shipped `learned` sides scored 0.46-0.49 balanced against the agreement
-# head's verdicts (0.48 against the people's: a coin flip) and a head that had learnt those
-# pairs 0.77 (`stance_checks.py --only pairs`, benchmarks/README.md, issue 20). Below SIDES_RANDOM_BELOW, with at least
-# SIDES_MIN_PAIRS agreeing and as many disagreeing replies, a topic's sides are called random.
-SIDES_RANDOM_BELOW = 0.55
-SIDES_MIN_PAIRS = 50
 
 
 def is_missing(value: Any) -> bool:
@@ -234,20 +228,13 @@ def describe_llm_agreement(pairs: pd.DataFrame) -> str | None:
 
 
 def sides_verdict(row: Any) -> tuple[bool, str] | None:
-    """Whether the topic's stance sides look random, and one line saying so, from a row of
-    ``queries.side_consistency``; None with too few pairs to tell. Agreeing replies should
-    get their parent's side and disagreeing ones the other: with random sides each share is
-    near 0.5, the rule table's half (same side or opposite) is a coin flip, and the topic's
-    interaction scores measure hostility, not sides."""
-    n_agree, n_disagree = row.get("n_agree"), row.get("n_disagree")
-    if is_missing(n_agree) or is_missing(n_disagree) or min(n_agree, n_disagree) < SIDES_MIN_PAIRS:
+    """Whether the topic's sides look random against its replies' agreement, and the card's
+    line (a row of ``queries.side_consistency``; ``scoring.side_check``); None with too few
+    pairs to tell."""
+    check = side_check(row)
+    if check is None:
         return None
-    same, other = float(row["agree_same"]), float(row["disagree_opposite"])
-    balanced = (same + other) / 2
-    shares = (f"agreeing replies on their parent's side {same:.0%} of {int(n_agree):,}, "
-              f"disagreeing ones on the other side {other:.0%} of {int(n_disagree):,}")
-    if balanced < SIDES_RANDOM_BELOW:
-        return True, (f":orange-badge[sides look random] {shares} (a coin flip gives 50 % and 50 %): "
-                f"the stance model does not tell this topic's sides apart, so its scores "
-                f"measure hostility, not sides. Check a labelled sample (Label page).")
-    return False, f"Sides against agreement: {shares} (random sides give 50 % and 50 %)."
+    if check.random:
+        return True, ":orange-badge[sides look random] " + check.sentence.removeprefix(
+            "Sides look random: ")
+    return False, check.sentence

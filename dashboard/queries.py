@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from dashboard.results import read_frame, reading
-from polarwatch.warehouse import connect, missing_columns
+from polarwatch.warehouse import SIDE_CONSISTENCY_SQL, connect, missing_columns
 
 DEFAULT_METRIC = "mean_score"  # the series the forecaster writes for the demo ([forecast] metric)
 
@@ -385,20 +385,9 @@ def scored_share(path: str | Path) -> pd.DataFrame:
         GROUP BY l.topic ORDER BY l.topic""")
 
 
+
 def side_consistency(path: str | Path) -> pd.DataFrame:
-    """Per topic, over the stored replies whose parent is stored and where reply and parent both
-    take a side: of those the agreement head calls agreeing (``n_agree``), the share on their
-    parent's side (``agree_same``), of the disagreeing (``n_disagree``), the share on the other
-    side (``disagree_opposite``). Random sides give 0.5 and 0.5 (:func:`analysis.sides_verdict`)."""
-    return _df(path, """
-        SELECT r.topic,
-               count(*) FILTER (WHERE r.agreement = 'agree') AS n_agree,
-               avg(CAST(r.stance = p.stance AS DOUBLE)) FILTER (WHERE r.agreement = 'agree')
-                   AS agree_same,
-               count(*) FILTER (WHERE r.agreement = 'disagree') AS n_disagree,
-               avg(CAST(r.stance <> p.stance AS DOUBLE)) FILTER (WHERE r.agreement = 'disagree')
-                   AS disagree_opposite
-        FROM posts r JOIN posts p ON p.platform = r.platform AND p.id = r.parent_id
-        WHERE r.stance IN ('pro', 'anti') AND p.stance IN ('pro', 'anti')
-          AND r.agreement IN ('agree', 'disagree')
-        GROUP BY r.topic ORDER BY r.topic""")
+    """Per topic, do the stored replies' sides follow their agreement labels? Columns topic,
+    n_agree, agree_same, n_disagree, disagree_opposite (``SIDE_CONSISTENCY_SQL``; the verdict:
+    :func:`scoring.side_check.side_check`)."""
+    return _df(path, SIDE_CONSISTENCY_SQL)

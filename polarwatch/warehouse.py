@@ -409,3 +409,20 @@ RANDOM_SAMPLE_LABELS_SQL = f"""
     FROM labels l JOIN frontier f ON f.topic = l.topic
     WHERE {random_order_key("l", "post_id")} <= f.last
     ORDER BY l.topic, l.task, l.platform, l.post_id, l.labeller"""
+
+
+# Per topic: stored replies whose stored parent and they both take a side, by the reply's
+# agreement label; the shares on the parent's side (agree) and on the other (disagree)
+# (``scoring.side_check``: do the sides follow agreement, or look random?).
+SIDE_CONSISTENCY_SQL = """
+    SELECT r.topic,
+           count(*) FILTER (WHERE r.agreement = 'agree') AS n_agree,
+           avg(CAST(r.stance = p.stance AS DOUBLE)) FILTER (WHERE r.agreement = 'agree')
+               AS agree_same,
+           count(*) FILTER (WHERE r.agreement = 'disagree') AS n_disagree,
+           avg(CAST(r.stance <> p.stance AS DOUBLE)) FILTER (WHERE r.agreement = 'disagree')
+               AS disagree_opposite
+    FROM posts r JOIN posts p ON p.platform = r.platform AND p.id = r.parent_id
+    WHERE r.stance IN ('pro', 'anti') AND p.stance IN ('pro', 'anti')
+      AND r.agreement IN ('agree', 'disagree')
+    GROUP BY r.topic ORDER BY r.topic"""

@@ -17,7 +17,13 @@ from forecast.event_conversations import event_studies
 from polarwatch.config import Config, parse_duration
 from polarwatch.errors import ConfigError, PolarwatchError
 from polarwatch.events import Event, events_path, load_events
-from polarwatch.warehouse import RANDOM_SAMPLE_LABELS_SQL, connect, missing_columns
+from polarwatch.warehouse import (
+    RANDOM_SAMPLE_LABELS_SQL,
+    SIDE_CONSISTENCY_SQL,
+    connect,
+    missing_columns,
+)
+from scoring.side_check import SideCheck, side_check
 
 DRIVERS_PER_FLAG = 5  # conversations listed under each active flag
 
@@ -59,6 +65,8 @@ class TopicData:
     # the topic's random-sample analyst labels (task, value, model_value): its measured accuracy
     labels: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
         columns=["task", "value", "model_value"]))
+    # do its sides follow its replies' agreement? None with too few pairs (scoring.side_check)
+    sides: SideCheck | None = None
 
 
 def random_labels(path: Path) -> pd.DataFrame:
@@ -109,6 +117,7 @@ def gather(cfg: Config, topics: Sequence[str] | None = None,
     fc = _read(path, "SELECT * FROM forecasts WHERE metric = ? ORDER BY topic, ts", [metric])
     act = active_flags(path, metric)
     labels = random_labels(path)
+    sides = _read(path, SIDE_CONSISTENCY_SQL, []).set_index("topic")
     try:
         names = {t.id: t.name for t in cfg.load_topics()}
     except PolarwatchError:
@@ -127,7 +136,8 @@ def gather(cfg: Config, topics: Sequence[str] | None = None,
                       f.reset_index(drop=True), a.reset_index(drop=True),
                       events=[e for e in calendar if e.topic == topic],
                       labels=labels[labels["topic"] == topic].drop(columns="topic")
-                      .reset_index(drop=True))
+                      .reset_index(drop=True),
+                      sides=side_check(sides.loc[topic]) if topic in sides.index else None)
         for ts in a["ts"]:
             d.drivers[ts] = drivers(path, topic, ts, ts + freq)
         data.append(d)

@@ -119,7 +119,7 @@ def summary_row(d: TopicData, metric: str, status: str) -> dict[str, Any]:
 def section(d: TopicData, metric: str, threshold: float | None,
             measured: Accuracy) -> dict[str, Any]:
     """One topic's part of the page (its chart drawn only when it has data)."""
-    base = {"name": d.name, "topic": d.topic, "accuracy": measured}
+    base = {"name": d.name, "topic": d.topic, "accuracy": measured, "sides": d.sides}
     if d.windows.empty and d.forecasts.empty:
         return {**base, "empty": True}
     fut = d.forecasts[d.forecasts["flag"] == "forecast"] if len(d.forecasts) else d.forecasts

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,3 +158,29 @@ def add_window(path: Path, topic: str, mean_score: float) -> None:
 @pytest.fixture(scope="session")
 def seeded_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Seed:
     return seed_warehouse(tmp_path_factory.mktemp("warehouse") / "polarwatch.duckdb")
+
+
+# Replies for the side-consistency check (scoring/side_check.py): one parent and its replies.
+REPLY_TIME = datetime(2026, 11, 1, 10, tzinfo=UTC)
+
+
+def reply_rows(topic: str, replies: list[tuple[str, str]], parent_stance: str = "pro",
+               platform: str = "test") -> list[list[Any]]:
+    """One parent and its replies, each (agreement, stance)."""
+    root = f"{topic}-root"
+    rows = [[root, platform, topic, None, parent_stance, None]]
+    rows += [[f"{topic}-{i}", platform, topic, root, stance, agreement]
+             for i, (agreement, stance) in enumerate(replies)]
+    return rows
+
+
+def store_replies(path: Path, rows: list[list[Any]]) -> None:
+    init_schema(path)
+    with connect(path) as con:
+        con.executemany(
+            "INSERT INTO posts (id, platform, author_id, text, created_at, topic, "
+            "conversation_id, parent_id, schema_version, stance, agreement, affect, emotion, "
+            "intensity, stance_conf, affect_conf, emotion_conf, backend) VALUES "
+            "(?, ?, 'a', 't', ?, ?, 'c', ?, 1, ?, ?, 'no', 'neutral', 0, 1, 1, 1, 'test')",
+            [[pid, platform, REPLY_TIME, topic, parent, stance, agreement]
+             for pid, platform, topic, parent, stance, agreement in rows])

@@ -14,8 +14,7 @@ from dashboard.safety import TOKEN_ENV
 from polarwatch.events import Event, load_events, save_events
 from polarwatch.warehouse import connect, init_schema
 
-from .conftest import EXPLANATION, START, Seed, add_window
-from .test_side_consistency import reply_rows, store_replies
+from .conftest import EXPLANATION, START, Seed, add_window, reply_rows, store_replies
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "dashboard" / "app.py"

@@ -20,7 +20,7 @@ from polarwatch.events import Event, save_events
 from polarwatch.tables import AnalystLabel
 from polarwatch.warehouse import connect
 from scoring.label_accuracy import wilson_interval
-from tests.dashboard.conftest import START, seed_warehouse
+from tests.dashboard.conftest import START, reply_rows, seed_warehouse, store_replies
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -172,6 +172,19 @@ def test_each_topic_shows_its_measured_label_accuracy(cfg: Config, tmp_path: Pat
     monkeypatch.setenv("POLARWATCH_DASHBOARD_MIN_STANCE_ACCURACY", "0.6")
     text = write_report(load_config(REPO / "polarwatch.toml"), tmp_path / "r2.html").read_text()
     assert "Validated: stance accuracy 0.67" in text.split("<h2>Gun control")[1]
+
+
+def test_a_topic_whose_sides_are_a_coin_flip_is_marked(cfg: Config, tmp_path: Path) -> None:
+    """Climate change: 120 replies whose sides do not follow their agreement; gun control: 10
+    seeded replies, too few to tell, so its section says nothing about sides."""
+    coin = [("agree", "pro"), ("agree", "anti"), ("disagree", "pro"), ("disagree", "anti")] * 30
+    store_replies(cfg.warehouse_path, reply_rows("climate_change", coin))
+    text = write_report(cfg, tmp_path / "report.html").read_text()
+    climate = text.split("<h2>Climate change")[1].split("<h2>Gun control")[0]
+    gun = text.split("<h2>Gun control")[1]
+    assert ("<p class='unreliable'>Sides look random: agreeing replies on their parent&#39;s "
+            "side 50% of 60, disagreeing ones on the other side 50% of 60") in climate
+    assert "Sides" not in gun
 
 
 def test_a_file_without_labels_reports_every_topic_not_validated(cfg: Config,
