@@ -385,7 +385,6 @@ def scored_share(path: str | Path) -> pd.DataFrame:
         GROUP BY l.topic ORDER BY l.topic""")
 
 
-
 def side_consistency(path: str | Path) -> pd.DataFrame:
     """Per topic, do the stored replies' sides follow their agreement labels? Columns topic,
     n_agree, agree_same, n_disagree, disagree_opposite (``SIDE_CONSISTENCY_SQL``; the verdict:

@@ -411,9 +411,9 @@ RANDOM_SAMPLE_LABELS_SQL = f"""
     ORDER BY l.topic, l.task, l.platform, l.post_id, l.labeller"""
 
 
-# Per topic: stored replies whose stored parent and they both take a side, by the reply's
-# agreement label; the shares on the parent's side (agree) and on the other (disagree)
-# (``scoring.side_check``: do the sides follow agreement, or look random?).
+# Per topic, over the stored replies that take a side under a stored parent that takes one too:
+# how many agree with their parent and the share of those on its side; how many disagree and the
+# share of those on the other side (``scoring.side_check``: do the sides follow agreement?).
 SIDE_CONSISTENCY_SQL = """
     SELECT r.topic,
            count(*) FILTER (WHERE r.agreement = 'agree') AS n_agree,
