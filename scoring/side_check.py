@@ -41,9 +41,9 @@ class SideCheck:
 
     @property
     def sentence(self) -> str:
-        shares = (f"agreeing replies on their parent's side {self.agree_same:.0%} of "
-                  f"{self.n_agree:,}, disagreeing ones on the other side "
-                  f"{self.disagree_opposite:.0%} of {self.n_disagree:,}")
+        shares = (f"of the stored replies that agree with their parent, {self.agree_same:.0%} of "
+                  f"{self.n_agree:,} are on its side; of those that disagree, "
+                  f"{self.disagree_opposite:.0%} of {self.n_disagree:,} are on the other side")
         if self.random:
             return (f"Sides look random: {shares} (a coin flip gives 50 % and 50 %). The stance "
                     f"model does not tell this topic's sides apart, so its scores measure "

@@ -102,8 +102,8 @@ def test_overview_card_says_when_sides_look_random(monkeypatch: pytest.MonkeyPat
     assert not at.exception
     text = texts(at)
     assert text.count("sides look random") == 1
-    assert ("agreeing replies on their parent's side 50% of 60, disagreeing ones on the other "
-            "side 50% of 60") in text
+    assert ("of the stored replies that agree with their parent, 50% of 60 are on its side; "
+            "of those that disagree, 50% of 60 are on the other side") in text
     assert "Sides against agreement" not in text  # gun control: too few pairs to tell
 
 

@@ -39,5 +39,5 @@ def test_sides_that_follow_agreement_and_sides_at_random(tmp_path: Path) -> None
     random_f, line_f = sides_verdict(f)  # type: ignore[misc]
     random_c, line_c = sides_verdict(c)  # type: ignore[misc]
     assert not random_f and line_f.startswith("Sides against agreement")
-    assert random_c and line_c.startswith(":orange-badge[sides look random] agreeing replies")
+    assert random_c and line_c.startswith(":orange-badge[sides look random] of the stored replies")
     assert "hostility, not sides" in line_c

@@ -182,8 +182,9 @@ def test_a_topic_whose_sides_are_a_coin_flip_is_marked(cfg: Config, tmp_path: Pa
     text = write_report(cfg, tmp_path / "report.html").read_text()
     climate = text.split("<h2>Climate change")[1].split("<h2>Gun control")[0]
     gun = text.split("<h2>Gun control")[1]
-    assert ("<p class='unreliable'>Sides look random: agreeing replies on their parent&#39;s "
-            "side 50% of 60, disagreeing ones on the other side 50% of 60") in climate
+    assert ("<p class='unreliable'>Sides look random: of the stored replies that agree with "
+            "their parent, 50% of 60 are on its side; of those that disagree, 50% of 60 are on the "
+            "other side") in climate
     assert "Sides" not in gun
 
 

@@ -13,15 +13,16 @@ ENOUGH = {"n_agree": SIDES_MIN_PAIRS, "n_disagree": SIDES_MIN_PAIRS}
 def test_coin_flip_sides_are_called_random_and_say_what_the_scores_measure() -> None:
     check = side_check({**ENOUGH, "agree_same": 0.55, "disagree_opposite": 0.42})
     assert check is not None and check.balanced == pytest.approx(0.485) and check.random
-    assert check.sentence.startswith("Sides look random: agreeing replies on their parent's "
-                                     "side 55% of 50, disagreeing ones on the other side 42%")
+    assert check.sentence.startswith("Sides look random: of the stored replies that agree "
+                                     "with their parent, 55% of 50 are on its side; of those "
+                                     "that disagree, 42% of 50 are on the other side")
     assert "hostility, not sides" in check.sentence
 
 
 def test_sides_that_follow_agreement_are_not_called_random() -> None:
     check = side_check({**ENOUGH, "agree_same": 0.9, "disagree_opposite": 0.7})
     assert check is not None and not check.random
-    assert check.sentence.startswith("Sides against agreement: agreeing replies")
+    assert check.sentence.startswith("Sides against agreement: of the stored replies")
 
 
 def test_the_bar_is_on_the_mean_of_the_two_shares() -> None:
