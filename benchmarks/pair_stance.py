@@ -26,6 +26,7 @@ import random
 import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -42,12 +43,12 @@ from benchmarks.heads_data import (  # noqa: E402
     log,
     perspectrum,
 )
-from benchmarks.stance_checks import COMMUNITY, f_avg  # noqa: E402
+from benchmarks.stance_checks import COMMUNITY, f_avg, side_consistency  # noqa: E402
 from benchmarks.train_heads import (  # noqa: E402
-    _ENCODER,
     embedding_cache,
     perspectrum_stance,
     semeval_stance,
+    to_head,
 )
 from scoring.extractors.features import mirror_stance_features, stance_features  # noqa: E402
 from scoring.extractors.learned import HEADS_DIR, Head  # noqa: E402
@@ -108,25 +109,24 @@ class Served:
             return self.proba(torch.from_numpy(x)).numpy()
 
     def head(self) -> Head:
-        w = [m for m in self.net if hasattr(m, "weight")]
-        arrays: dict[str, Any] = {"classes": np.array(STANCE_NAMES),
-                                  "mean": self.mean.numpy(), "scale": self.scale.numpy()}
-        for i, m in enumerate(w):
-            arrays[f"W{i}"] = m.weight.detach().numpy().T.copy()
-            arrays[f"b{i}"] = m.bias.detach().numpy().copy()
-        arrays.update({"features": np.array("stance_features"), "model": np.array("mlp 256 torch"),
-                       "trained_on": np.array("stance/* + perspectrum train + reply-pair sides"),
-                       "encoder_variant": np.array(_ENCODER["variant"]),
-                       "encoder_adapter": np.array(_ENCODER["adapter"])})
-        return Head(arrays, name="stance")
+        """The trained net as a shipped head file's arrays (``train_heads.to_head``)."""
+        first, last = (m for m in self.net if hasattr(m, "weight"))
+        fitted = SimpleNamespace(
+            classes_=range(len(STANCE_NAMES)),
+            coefs_=[m.weight.detach().numpy().T for m in (first, last)],
+            intercepts_=[m.bias.detach().numpy() for m in (first, last)])
+        return to_head(fitted, STANCE_NAMES, {
+            "features": "stance_features", "model": "mlp 256 torch",
+            "trained_on": "stance/* + perspectrum train + reply-pair sides",
+            "mean": self.mean.numpy(), "scale": self.scale.numpy()})
 
 
 def side_agreement(model: Served, xp: np.ndarray, xc: np.ndarray, y: np.ndarray) -> float:
-    """Balanced share of pairs whose argmax sides (where both take one) match their agreement."""
-    a, b = model.predict(xp).argmax(1), model.predict(xc).argmax(1)
-    both = (a != 0) & (b != 0)
-    same = a == b
-    return float((np.mean(same[both & (y == 1)]) + np.mean(~same[both & (y == 0)])) / 2)
+    """Balanced share of pairs whose argmax sides (where both take one) match their agreement
+    (``stance_checks.side_consistency``; `y` 1 agree, 0 disagree)."""
+    names = np.array(STANCE_NAMES)
+    return side_consistency([2 if v else 0 for v in y], list(names[model.predict(xp).argmax(1)]),
+                            list(names[model.predict(xc).argmax(1)]))["balanced"]
 
 
 def train(args: argparse.Namespace) -> Served:

@@ -272,7 +272,9 @@ def side_consistency(agreement: list[int], parent: list[str], reply: list[str]
                      ) -> dict[str, float]:
     """Of the pairs labelled agree (2) or disagree (0) whose two posts both take a side: the share
     of agreeing replies on their parent's side, of disagreeing ones on the other side, and the
-    mean of the two (balanced: 0.5 is a coin flip, whatever the share of agreeing pairs)."""
+    mean of the two (balanced: 0.5 is a coin flip, whatever the share of agreeing pairs). The
+    product's ``scoring.side_check`` reads the same shares from the warehouse; this file does not
+    import it, so that ``POLARWATCH_CODE`` can point at checkouts from before it."""
     both = [(y, p == r) for y, p, r in zip(agreement, parent, reply, strict=True)
             if y != 1 and "unclear" not in (p, r)]
     same = [s for y, s in both if y == 2]

@@ -235,6 +235,5 @@ def sides_verdict(row: Any) -> tuple[bool, str] | None:
     if check is None:
         return None
     if check.random:
-        return True, ":orange-badge[sides look random] " + check.sentence.removeprefix(
-            "Sides look random: ")
+        return True, f":orange-badge[{check.title.lower()}] {check.detail}"
     return False, check.sentence

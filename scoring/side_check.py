@@ -40,15 +40,23 @@ class SideCheck:
         return self.balanced < SIDES_RANDOM_BELOW
 
     @property
-    def sentence(self) -> str:
+    def title(self) -> str:
+        return "Sides look random" if self.random else "Sides against agreement"
+
+    @property
+    def detail(self) -> str:
         shares = (f"of the stored replies that agree with their parent, {self.agree_same:.0%} of "
                   f"{self.n_agree:,} are on its side; of those that disagree, "
                   f"{self.disagree_opposite:.0%} of {self.n_disagree:,} are on the other side")
         if self.random:
-            return (f"Sides look random: {shares} (a coin flip gives 50 % and 50 %). The stance "
-                    f"model does not tell this topic's sides apart, so its scores measure "
-                    f"hostility, not sides. Check a labelled sample.")
-        return f"Sides against agreement: {shares} (random sides give 50 % and 50 %)."
+            return (f"{shares} (a coin flip gives 50 % and 50 %). The stance model does not tell "
+                    f"this topic's sides apart, so its scores measure hostility, not sides. "
+                    f"Check a labelled sample.")
+        return f"{shares} (random sides give 50 % and 50 %)."
+
+    @property
+    def sentence(self) -> str:
+        return f"{self.title}: {self.detail}"
 
 
 def side_check(row: Any) -> SideCheck | None:
