@@ -74,13 +74,13 @@ def live_stream(cfg: Config, spark: Any, backend: str | None) -> None:
 
 def stop_live_stream(spark: Any, thread: threading.Thread, timeout: float = 30.0) -> None:
     """Stop the live query (also one the supervisor restarts meanwhile) and wait for it."""
-    from stream.job import QUERY_NAME
+    from stream.job import QUERY_NAME, stop_between_batches
 
     deadline = time.monotonic() + timeout
     while thread.is_alive() and time.monotonic() < deadline:
         for query in spark.streams.active:
             if query.name == QUERY_NAME:
-                query.stop()
+                stop_between_batches(query)
         thread.join(1.0)
 
 

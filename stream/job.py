@@ -25,6 +25,10 @@ from stream.udfs import LabelStage, output_ddl
 LOG = logging.getLogger(__name__)
 
 QUERY_NAME = "polarwatch_posts"
+# Ctrl-C or a stop waits this long for the micro-batch in hand before cutting it (a cut batch is
+# safe, only loud: it is replayed on restart and the sink's marker keeps it exactly-once)
+STOP_GRACE_S = 60.0
+_SINKS: dict[str, DuckDBSink] = {}  # query id -> its sink (a restart replaces the entry)
 
 
 def check_java() -> str:
@@ -108,7 +112,31 @@ def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: 
         writer = writer.trigger(availableNow=True)
     else:
         writer = writer.trigger(processingTime=f"{cfg.spark.trigger_seconds} seconds")
-    return writer.start()
+    query = writer.start()
+    _SINKS[query.id] = sink
+    return query
+
+
+def stop_between_batches(query: Any, grace: float = STOP_GRACE_S) -> None:
+    """Stop `query` after its micro-batch in hand, not inside it.
+
+    ``query.stop()`` alone cancels the batch's Spark job mid-flight: nothing is lost (the batch
+    is replayed on restart), but Spark prints about a thousand lines of Java stack traces. Here
+    the sink first refuses any batch that has not started and the stop waits up to `grace`
+    seconds for the running one; a second Ctrl-C stops at once.
+    """
+    sink = _SINKS.get(query.id)
+    if sink is not None and query.isActive:
+        try:
+            if not sink.drain(0.0):
+                LOG.info(f"stopping the stream after the micro-batch in hand (up to {grace:g} "
+                         f"s; Ctrl-C again stops it now, it is then replayed on restart)")
+                if not sink.drain(grace):
+                    LOG.warning(f"the micro-batch was still running after {grace:g} s: "
+                                f"stopping it now (it is replayed on restart)")
+        except KeyboardInterrupt:
+            LOG.info("stopping the stream now (the cut micro-batch is replayed on restart)")
+    query.stop()
 
 
 def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
@@ -147,7 +175,7 @@ def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
         LOG.info("interrupted: stopping the stream (the checkpoint keeps its position)")
     finally:
         if queries and queries[-1].isActive:
-            queries[-1].stop()
+            stop_between_batches(queries[-1])
         spark.streams.removeListener(listener)
         if own:
             spark.stop()

@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -54,6 +55,11 @@ LOG = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 3600.0  # retention runs in the first batch, then at most once an hour
 CRASH_ENV = "POLARWATCH_CRASH_AT"
+STOPPING = "polarwatch is stopping the stream"  # a batch refused at the door says this
+
+
+class StreamStopping(RuntimeError):
+    """A micro-batch arrived after :meth:`DuckDBSink.drain`: not started, replayed on restart."""
 
 
 def crash_point(where: str, batch_id: int) -> None:
@@ -160,13 +166,39 @@ class DuckDBSink:
         with connect(self.path) as con:
             con.execute("CREATE OR REPLACE VIEW orphans AS "
                         + orphans_sql(interval_sql(orphan_horizon)))
+        # Stopping between micro-batches (stream.job.stop_between_batches): a batch runs holding
+        # the gate, and one that arrives after drain() is refused before it starts a Spark job
+        self._gate = threading.Lock()
+        self._closing = False
+        self.last_batch: int | None = None  # the last batch this sink wrote (or skipped)
 
     def __call__(self, df: Any, batch_id: int) -> None:
         """Spark entry point: collect the micro-batch to pandas (Arrow) and write it."""
-        if self.checkpoint_dir is not None and "@" not in self.query:
-            meta = (self.checkpoint_dir / "metadata").read_text().splitlines()[0]
-            self.query = f"{self.query}@{json.loads(meta)['id']}"
-        self.write(df.toPandas(), batch_id)
+        with self._gate:
+            if self._closing:
+                raise StreamStopping(f"batch {batch_id} not started: {STOPPING}; it runs "
+                                     f"again from the checkpoint when the stream restarts")
+            if self.checkpoint_dir is not None and "@" not in self.query:
+                meta = (self.checkpoint_dir / "metadata").read_text().splitlines()[0]
+                self.query = f"{self.query}@{json.loads(meta)['id']}"
+            self.write(df.toPandas(), batch_id)
+            self.last_batch = batch_id
+
+    @property
+    def busy(self) -> bool:
+        """A micro-batch is being written now."""
+        return self._gate.locked()
+
+    def drain(self, timeout: float) -> bool:
+        """Refuse every batch that arrives from now on and wait up to `timeout` seconds for the
+        one in hand to finish. True: no batch is running any more."""
+        self._closing = True
+        if not self._gate.acquire(timeout=timeout):
+            return False
+        # released before the query stops: stop() waits for the batch callback in hand, and one
+        # blocked on a held gate would never return
+        self._gate.release()
+        return True
 
     def write(self, pdf: pd.DataFrame, batch_id: int) -> BatchResult:
         t0 = time.perf_counter()

@@ -23,6 +23,7 @@ from tenacity import wait_exponential_jitter
 from polarwatch.backoff import wait_seconds
 from polarwatch.errors import PolarwatchError
 from polarwatch.warehouse import LOCK_ERROR_MARKERS
+from stream.sink import STOPPING
 
 LOG = logging.getLogger(__name__)
 
@@ -114,6 +115,9 @@ def supervise(start: Callable[[], Any], *, timeout: float | None = None, max_res
             if exc is None:
                 return restarts
         why = cause(exc)
+        if STOPPING in str(exc):  # stream.job.stop_between_batches refused a batch: a stop
+            LOG.info("the stream stopped between micro-batches; it resumes from its checkpoint")
+            return restarts
         if stopping():
             LOG.info(f"the stream ended while polarwatch stops ({why}); it resumes from its "
                      f"checkpoint")

@@ -22,6 +22,7 @@ from polarwatch.config import Config
 from polarwatch.records import Post
 from polarwatch.warehouse import connect, init_schema, is_lock_error, scalar
 from stream.job import run_stream
+from stream.sink import STOPPING
 from stream.supervise import StreamError, cause, is_transient, supervise
 
 SPARK_FAILURE = """org.apache.spark.sql.streaming.StreamingQueryException: [FOREACH_BATCH_USER_FUNCTION_ERROR] An error occurred in the user provided function in foreach batch sink.
@@ -178,3 +179,19 @@ def test_a_failure_while_polarwatch_stops_ends_the_supervision_without_a_restart
     assert len(starts) == 1 and not sleeps
     assert any("while polarwatch stops" in m for m in caplog.messages), caplog.messages
     assert not any(m.startswith("stream restart") for m in caplog.messages)
+
+
+def test_a_batch_refused_by_a_stop_between_batches_ends_the_supervision_quietly() -> None:
+    """stop_between_batches makes the sink refuse a batch that arrives while the query stops;
+    that failure is the stop itself: no restart, no error."""
+    refused = (f"Traceback (most recent call last):\nstream.sink.StreamStopping: batch 7 not "
+               f"started: {STOPPING}; it runs again from the checkpoint when the stream restarts")
+    starts: list[int] = []
+
+    def start() -> _Query:
+        starts.append(1)
+        return _Query(refused)
+
+    sleeps: list[float] = []
+    assert supervise(start, sleep=sleeps.append) == 0
+    assert len(starts) == 1 and not sleeps
