@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/side_check_speed.py [--posts 1000000] [--out /tmp/sidespeed.duckdb]
 
-The overview card and the report run ``polarwatch.warehouse.SIDE_CONSISTENCY_SQL`` (a self-join
+The overview card and the report run ``polarwatch.reads.SIDE_CONSISTENCY_SQL`` (a self-join
 of ``posts``, replies to parents) over every stored post. This fills a fresh DuckDB file with
 ``--posts`` posts in 8 topics (threads of 50, each reply to one of the 10 posts before it; stance
 and agreement drawn uniformly, so every topic's sides come out random) and times the query three
@@ -18,7 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from polarwatch.warehouse import SIDE_CONSISTENCY_SQL, connect, init_schema  # noqa: E402
+from polarwatch.reads import SIDE_CONSISTENCY_SQL  # noqa: E402
+from polarwatch.warehouse import connect, init_schema  # noqa: E402
 
 FILL = """
     INSERT INTO posts (id, platform, author_id, text, created_at, topic, conversation_id,

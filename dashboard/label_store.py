@@ -24,16 +24,10 @@ import pandas as pd
 
 from dashboard.results import read_frame
 from polarwatch.errors import PolarwatchError
+from polarwatch.reads import RANDOM_SAMPLE_LABELS_SQL, random_order_key
 from polarwatch.records import LABEL_TASKS
 from polarwatch.tables import AnalystLabel, LabelSuggestion
-from polarwatch.warehouse import (
-    RANDOM_SAMPLE_LABELS_SQL,
-    TABLES,
-    connect,
-    init_schema,
-    random_order_key,
-    transaction,
-)
+from polarwatch.warehouse import TABLES, connect, init_schema, transaction
 from scoring.label_accuracy import pick_next
 
 QUEUE_SIZE = 50  # candidates fetched per pool and click (the page skips those it has seen)
@@ -233,7 +227,7 @@ def _counted(df: pd.DataFrame) -> tuple[int, int]:
 def random_labels(path: str | Path) -> pd.DataFrame:
     """Every label of the random sample (columns topic, task, value, model_value): each
     topic's posts up to its furthest random draw, including those the least-confident share
-    labelled first (``polarwatch.warehouse.RANDOM_SAMPLE_LABELS_SQL``), through the readers'
+    labelled first (``polarwatch.reads.RANDOM_SAMPLE_LABELS_SQL``), through the readers'
     snapshot; empty on a file without the labels table."""
     if not _has_tables(path, "labels"):
         return pd.DataFrame(columns=["topic", "task", "value", "model_value"])

@@ -22,7 +22,8 @@ from typing import Any
 import pandas as pd
 
 from dashboard.results import read_frame, reading
-from polarwatch.warehouse import SIDE_CONSISTENCY_SQL, connect, missing_columns
+from polarwatch.reads import SIDE_CONSISTENCY_SQL
+from polarwatch.warehouse import connect, missing_columns
 
 DEFAULT_METRIC = "mean_score"  # the series the forecaster writes for the demo ([forecast] metric)
 

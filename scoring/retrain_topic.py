@@ -4,7 +4,7 @@ topic now, :func:`scoring.retrain.retrain_stance`, and the head file written onl
 to ``[extractor] learned_topic_heads_dir``/``stance_<topic>.npz`` by default, where the backend
 finds it when it next starts (the stream loads its extractor once per worker: restart it,
 :data:`RESTART_HINT`). The labels come in as lists
-(``polarwatch.warehouse.read_stance_labels`` reads them), so this stays free of DuckDB.
+(``polarwatch.reads.read_stance_labels`` reads them), so this stays free of DuckDB.
 """
 
 from __future__ import annotations

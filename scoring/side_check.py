@@ -4,7 +4,7 @@ An agreeing reply should be on its parent's side and a disagreeing one on the ot
 take a side. With sides at random, each share is near 0.5: the rule table's half (same side or
 opposite) is a coin flip, and the topic's interaction scores then measure hostility, not sides
 (expected score 8 for a hostile pair, 3 for any other, agreeing or not). Pure: counts and
-shares in (``polarwatch.warehouse.SIDE_CONSISTENCY_SQL``), a verdict out; the dashboard's
+shares in (``polarwatch.reads.SIDE_CONSISTENCY_SQL``), a verdict out; the dashboard's
 overview and the scheduled report both say it.
 
 On real Reddit reply pairs whose agreement people labelled, the shipped `learned` sides scored

@@ -2,7 +2,7 @@
 
 Reads the latest stance label of each post of the topic from ``labels`` (written by the
 dashboard's Label page) with the post's text from ``posts``
-(``polarwatch.warehouse.read_stance_labels``) and runs :func:`scoring.retrain_topic.train_topic`
+(``polarwatch.reads.read_stance_labels``) and runs :func:`scoring.retrain_topic.train_topic`
 (the dashboard's Retrain button runs the same two): the head is written only when its
 cross-validated F_avg beats the current head's on the same labels.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from polarwatch.config import Config
-from polarwatch.warehouse import read_stance_labels
+from polarwatch.reads import read_stance_labels
 from scoring.retrain_topic import TopicRetrain, prepare, train_topic
 
 

@@ -33,7 +33,7 @@ from dashboard.common import Context, ctx, known_topics, pick_topic
 from dashboard.safety import md_text
 from polarwatch.config import load_config
 from polarwatch.errors import PolarwatchError
-from polarwatch.warehouse import read_stance_labels
+from polarwatch.reads import read_stance_labels
 from scoring.extractors.base import Extractor
 from scoring.extractors.llm_http import PROMPT_VERSION
 from scoring.retrain import FOLDS, MIN_LABELS

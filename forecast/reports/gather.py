@@ -17,12 +17,8 @@ from forecast.event_conversations import event_studies
 from polarwatch.config import Config, parse_duration
 from polarwatch.errors import ConfigError, PolarwatchError
 from polarwatch.events import Event, events_path, load_events
-from polarwatch.warehouse import (
-    RANDOM_SAMPLE_LABELS_SQL,
-    SIDE_CONSISTENCY_SQL,
-    connect,
-    missing_columns,
-)
+from polarwatch.reads import RANDOM_SAMPLE_LABELS_SQL, SIDE_CONSISTENCY_SQL
+from polarwatch.warehouse import connect, missing_columns
 from scoring.side_check import SideCheck, side_check
 
 DRIVERS_PER_FLAG = 5  # conversations listed under each active flag
@@ -71,7 +67,7 @@ class TopicData:
 
 def random_labels(path: Path) -> pd.DataFrame:
     """Every analyst label of the random sample (topic, task, value, model_value; see
-    ``polarwatch.warehouse.RANDOM_SAMPLE_LABELS_SQL``): the unbiased sample the topic's
+    ``polarwatch.reads.RANDOM_SAMPLE_LABELS_SQL``): the unbiased sample the topic's
     accuracy is measured on (the dashboard's Label page writes them); empty on a file from
     before the ``labels`` table."""
     with connect(path, read_only=True) as con:

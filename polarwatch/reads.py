@@ -1,0 +1,73 @@
+"""Read queries over the warehouse that more than one package shares: the analysts' stance
+labels (a retrain's data), the Label page's fixed random order and its unbiased sample, and the
+side check's shares. The tables themselves are :mod:`polarwatch.warehouse`'s."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from polarwatch.errors import SchemaError
+from polarwatch.warehouse import connect, missing_columns, schema_version
+
+# the latest stance label of each post (one analyst's correction, or a second analyst, wins)
+STANCE_LABELS_SQL = """
+    SELECT p.text, l.value FROM (
+        SELECT platform, post_id, value,
+               row_number() OVER (PARTITION BY platform, post_id
+                                  ORDER BY labelled_at DESC, labeller) AS k
+        FROM labels WHERE task = 'stance' AND topic = ?) l
+    JOIN posts p ON p.platform = l.platform AND p.id = l.post_id
+    WHERE l.k = 1
+    ORDER BY l.platform, l.post_id
+"""
+
+
+def read_stance_labels(path: str | Path, topic: str) -> tuple[list[str], list[str]]:
+    """(texts, labels) of the topic's stance-labelled posts that are still stored: what a
+    retrain learns from (``train --from-warehouse`` and the dashboard's Retrain button)."""
+    with connect(path, read_only=True) as con:
+        if missing_columns(con, "labels"):
+            raise SchemaError(f"{path} has no labels table yet (schema version "
+                              f"{schema_version(con)}): label posts on the dashboard's Label "
+                              f"page first")
+        rows = con.execute(STANCE_LABELS_SQL, [topic]).fetchall()
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def random_order_key(alias: str = "p", id_column: str = "id") -> str:
+    """SQL for a post's place in its topic's fixed random order (a hash of platform, id and
+    topic; the same in every session). The Label page draws its random share in this order,
+    skipping posts already labelled, so every post before its furthest random draw has been
+    labelled, whichever share drew it: that prefix is the uniform random sample."""
+    return (f"hash({alias}.platform || chr(31) || {alias}.{id_column} || chr(31) || "
+            f"{alias}.topic)")
+
+
+# The random sample's labels: every label of a post up to the topic's furthest random draw in
+# the random order. Counting only labels drawn *as* random would drop the posts the least-
+# confident share took first (they leave the random pool), biasing accuracy upwards.
+RANDOM_SAMPLE_LABELS_SQL = f"""
+    WITH frontier AS (
+        SELECT topic, max({random_order_key("l", "post_id")}) AS last
+        FROM labels l WHERE sample = 'random' GROUP BY topic)
+    SELECT l.topic, l.task, l.value, l.model_value
+    FROM labels l JOIN frontier f ON f.topic = l.topic
+    WHERE {random_order_key("l", "post_id")} <= f.last
+    ORDER BY l.topic, l.task, l.platform, l.post_id, l.labeller"""
+
+
+# Per topic, over the stored replies that take a side under a stored parent that takes one too:
+# how many agree with their parent and the share of those on its side; how many disagree and the
+# share of those on the other side (``scoring.side_check``: do the sides follow agreement?).
+SIDE_CONSISTENCY_SQL = """
+    SELECT r.topic,
+           count(*) FILTER (WHERE r.agreement = 'agree') AS n_agree,
+           avg(CAST(r.stance = p.stance AS DOUBLE)) FILTER (WHERE r.agreement = 'agree')
+               AS agree_same,
+           count(*) FILTER (WHERE r.agreement = 'disagree') AS n_disagree,
+           avg(CAST(r.stance <> p.stance AS DOUBLE)) FILTER (WHERE r.agreement = 'disagree')
+               AS disagree_opposite
+    FROM posts r JOIN posts p ON p.platform = r.platform AND p.id = r.parent_id
+    WHERE r.stance IN ('pro', 'anti') AND p.stance IN ('pro', 'anti')
+      AND r.agreement IN ('agree', 'disagree')
+    GROUP BY r.topic ORDER BY r.topic"""
