@@ -1,7 +1,7 @@
 """A probe: a bilinear stance head, the post read against the *difference* of the two sides.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bilinear_stance.py [--rank 128] [--seed 0]
-        [--epochs 12] [--control]
+        [--epochs 12] [--control] [--project-out] [--test]
 
 The shipped generic head is an MLP over ``stance_features`` = [e, e*t_pro, e*t_anti, cosines]:
 the post ``e`` meets each description only dimension by dimension (e_i * t_i), and the side is
@@ -20,7 +20,8 @@ five phrasings), on the shipped encoder's cached embeddings; the epoch is picked
 dev perspectives whose text is not in train. Prints, per epoch, dev F_avg and the DEBAGREEMENT
 community shares read as ``stance_checks.py`` reads them (abstaining as the backend does);
 ``--test`` prints PERSPECTRUM test once for the picked epoch. ``--control`` trains the shipped
-architecture (256 ReLUs over ``stance_features``, swap mean) the same way, for comparison.
+architecture (256 ReLUs over ``stance_features``, swap mean) the same way, for comparison;
+``--project-out`` first removes two tone directions from every post vector (``tone_directions``).
 """
 
 from __future__ import annotations
@@ -176,6 +177,35 @@ def shares(labels: list[str]) -> str:
     return "/".join(f"{labels.count(k) / n:.0%}" for k in ("pro", "anti", "unclear"))
 
 
+def tone_directions(enc: EmbeddingCache) -> np.ndarray:
+    """Two orthonormal directions of tone, not of any topic: the mean of "pro minus anti"
+    description vectors over PERSPECTRUM's train claims in every phrasing ("In favour of" reads
+    warmer than "Against" whatever the claim), and a logistic direction of positive vs negative
+    tweets (TweetEval sentiment val, neutral left out)."""
+    from sklearn.linear_model import LogisticRegression
+
+    diffs = []
+    for c in perspectrum("train"):
+        for t in range(len(CLAIM_TEMPLATES)):
+            t_pro, t_anti = enc(list(claim_sides(c.text, t)), f"perspectrum-claim-{c.id}-{t}")
+            diffs.append(t_pro - t_anti)
+    frame = np.mean(diffs, 0)
+    texts, y = tweeteval("sentiment", "val")
+    keep = y != 1
+    e = enc([t for t, k in zip(texts, keep, strict=True) if k], "probe-sentiment-val-polar")
+    tone = LogisticRegression(C=1.0, max_iter=3000).fit(e, y[keep]).coef_[0]
+    q, _ = np.linalg.qr(np.stack([frame, tone], 1))
+    log(f"tone directions: cos(frame, sentiment) = "
+        f"{frame @ tone / np.linalg.norm(frame) / np.linalg.norm(tone):+.2f}")
+    return np.asarray(q.T)
+
+
+def unproject(e: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """`e` without its components along the rows of `q`, back to unit norm."""
+    r = e - (e @ q.T) @ q
+    return np.asarray(r / np.linalg.norm(r, axis=1, keepdims=True))
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -187,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--control", action="store_true", help="the shipped architecture instead")
     ap.add_argument("--test", action="store_true", help="print PERSPECTRUM test once at the end")
+    ap.add_argument("--project-out", action="store_true",
+                    help="remove two tone directions from every post vector first (see below)")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.manual_seed(args.seed)
@@ -201,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     seen = {t for c in perspectrum("train") for t, _ in c.perspectives}
     new = np.array([t not in seen for c in perspectrum("dev") for t, _ in c.perspectives])
     comm = community(enc)
+    if args.project_out:
+        q = tone_directions(enc)
+        train = (unproject(train[0], q), *train[1:])
+        dev = (unproject(dev[0], q), *dev[1:])
+        comm = {k: (unproject(v[0], q), *v[1:]) for k, v in comm.items()}
     d = train[0].shape[1]
     if args.control:
         e, p, a = train[:3]
@@ -250,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     log(f"picked epoch {best_epoch} (PERSPECTRUM dev, unseen text {best:.3f})")
     if args.test:
         test = perspectrum_triples(enc, "test", range(1))
+        if args.project_out:
+            test = (unproject(test[0], q), *test[1:])
         pred = served(proba(model, test))
         print(f"PERSPECTRUM test F_avg {f_avg([STANCE_NAMES[y] for y in test[3]], pred):.3f}")
     return 0
