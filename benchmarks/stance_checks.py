@@ -82,6 +82,20 @@ COMMUNITY = {"democrats": PARTY, "Republican": PARTY, "BlackLivesMatter": BLM,
                               pro="Climate change is real and we must act.",
                               anti="Climate change is exaggerated or a hoax.")}
 COMMUNITY_TOPICS = list({t.id: t for t in COMMUNITY.values()}.values())  # each topic once
+# The same two topics described by what each side argues (``--descriptions argued``), as an
+# analyst might write them; written once from general knowledge before any run, never tuned.
+ARGUED = {
+    "us_parties": Topic(id="us_parties", name="US party politics",
+                        pro="Sides with Democrats: supports Biden, Obama and progressive policies, "
+                            "and criticises Trump and the Republican Party.",
+                        anti="Sides with Republicans: supports Trump and conservative policies, "
+                             "and criticises Biden, liberals and the Democratic Party."),
+    "blm": Topic(id="blm", name="Black Lives Matter",
+                 pro="Supports Black Lives Matter: condemns racism and police brutality against "
+                     "Black people and calls for justice.",
+                 anti="Opposes Black Lives Matter: defends the police, calls the movement violent "
+                      "or divisive, and says all lives matter."),
+}
 # Topics for the SubReddit reply pairs, in a user's words (no stance model trained on them).
 PAIR_TOPICS = {"SubReddit-CovidVaccine": Topic(id="covid_vaccine", name="COVID-19 vaccines",
                                                pro="Supports COVID-19 vaccines.",
@@ -349,8 +363,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="perspectrum,semeval,community,sample,pairs,hostility")
     ap.add_argument("--perspectrum-split", choices=("test", "dev"), default="test",
                     help="PERSPECTRUM claims to check; dev is the split train_heads.py picks on")
+    ap.add_argument("--descriptions", choices=("issue", "argued"), default="issue",
+                    help="community topics in the issue's words or saying what each side argues")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.descriptions == "argued":
+        global COMMUNITY, COMMUNITY_TOPICS
+        COMMUNITY = {sub: ARGUED.get(t.id, t) for sub, t in COMMUNITY.items()}
+        COMMUNITY_TOPICS = list({t.id: t for t in COMMUNITY.values()}.values())
     res: dict[str, Any] = {}
     checks = {"perspectrum": partial(perspectrum_checks, split=args.perspectrum_split),
               "semeval": semeval_checks,
