@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from polarwatch import argtypes
-from polarwatch.config import WEBHOOK_FORMATS, Config
+from polarwatch.config import Config
 from polarwatch.errors import ConfigError
+from polarwatch.fields import WEBHOOK_FORMATS
 
 
 def cmd_forecast(cfg: Config, args: argparse.Namespace) -> int:

@@ -115,8 +115,8 @@ def finite(text: str) -> float:
 @shown_as("DURATION", "a duration: 30s, 10m, 1h, 7d")
 def duration(text: str) -> float:
     """A positive duration in the one grammar (``30s``, ``10m``, ``1h``, ``7d``), as seconds."""
-    from polarwatch.config import parse_duration
     from polarwatch.errors import ConfigError
+    from polarwatch.fields import parse_duration
 
     try:
         return parse_duration(text).total_seconds()
@@ -134,8 +134,8 @@ def duration_or_zero(text: str) -> float:
 def moment(text: str) -> datetime | timedelta:
     """A point in time: a date or ISO time as an aware datetime, or a duration (a timedelta
     the command counts back from its own reference, e.g. the newest stored post)."""
-    from polarwatch.config import parse_duration
     from polarwatch.errors import ConfigError
+    from polarwatch.fields import parse_duration
 
     try:
         return parse_duration(text)

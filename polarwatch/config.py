@@ -3,7 +3,8 @@ read by :mod:`polarwatch.topics`; ``Topic`` and ``load_topics`` are re-exported 
 
 Every key ``[section] key`` has one environment variable, ``POLARWATCH_<SECTION>_<KEY>``, which
 wins over the file (lists: comma-separated); ``$POLARWATCH_CONFIG`` names the file. Relative
-paths resolve against the file's directory. Durations have one grammar (``parse_duration``).
+paths resolve against the file's directory. Durations have one grammar
+(:func:`polarwatch.fields.parse_duration`; the keys' value types are in :mod:`polarwatch.fields`).
 Secrets are ``SecretStr`` (``**********`` in repr and logs; readers call
 ``.get_secret_value()``). Unknown sections and keys in the file are errors; unknown variables
 are ignored, except the removed names in ``RENAMED_ENV``. Errors are one-line ``ConfigError``s
@@ -13,14 +14,11 @@ naming the key, the file (or variable) and what was expected.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
-from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -29,10 +27,29 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from polarwatch.errors import ConfigError
+from polarwatch.fields import (
+    DEFAULT_WEBHOOK_FORMAT,
+    DURATION_HELP,
+    Backend,
+    CascadeTo,
+    Duration,
+    Float,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ResponseFormat,
+    SaslMechanism,
+    SecurityProtocol,
+    Share,
+    Storage,
+    StrList,
+    WebhookFormat,
+    no_bool,
+)
 from polarwatch.topics import Topic, load_topics, read_toml  # Topic, load_topics: re-exported
 
 ENV_PREFIX = "POLARWATCH_"
@@ -49,84 +66,6 @@ RENAMED_ENV = {
     "POLARWATCH_TRANSFORMERS_MODEL": "POLARWATCH_EXTRACTOR_TRANSFORMERS_MODEL",
     "POLARWATCH_TRANSFORMERS_GGUF_FILE": "POLARWATCH_EXTRACTOR_TRANSFORMERS_GGUF_FILE",
 }
-
-# ------------------------------------------------------------------------------ durations
-
-_SECONDS_PER_UNIT = {
-    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
-    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
-    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600),
-    **dict.fromkeys(("d", "day", "days"), 86400),
-    **dict.fromkeys(("w", "week", "weeks"), 7 * 86400),
-}
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")
-DURATION_HELP = ("a positive duration like 30m, 1h or 7d, or '5 minutes', '1 hour', '1.5 days' "
-                 "(<number>[ ]<unit>, unit one of s/sec/second(s), m/min/minute(s), "
-                 "h/hr/hour(s), d/day(s), w/week(s))")
-
-
-def parse_duration(text: str) -> timedelta:
-    """The one duration grammar: ``<number>[ ]<unit>``, e.g. ``30m``, ``1 hour``, ``1.5d``.
-
-    Raises ConfigError (saying what is accepted) for anything else, for zero, and past
-    timedelta's range (about 2.7 million years).
-    """
-    m = _DURATION_RE.fullmatch(text.strip().lower()) if isinstance(text, str) else None
-    seconds = _SECONDS_PER_UNIT.get(m.group(2)) if m else None
-    if m is not None and seconds is not None and float(m.group(1)) > 0:
-        try:
-            return timedelta(seconds=float(m.group(1)) * seconds)
-        except OverflowError:
-            pass
-    raise ConfigError(f"expected {DURATION_HELP}, got {text!r}")
-
-
-def _duration_text(text: str) -> str:
-    """A valid duration, spelled ``<whole number> <unit>`` (``90m`` -> ``90 minutes``) so that
-    DuckDB intervals, Spark and pandas read it too."""
-    try:
-        seconds = parse_duration(text).total_seconds()
-    except ConfigError:
-        raise PydanticCustomError("duration", DURATION_HELP) from None
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
-        if seconds % size == 0:
-            n = int(seconds // size)
-            return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
-    return f"{seconds:g} seconds"
-
-
-def _no_bool(value: Any) -> Any:
-    if isinstance(value, bool):  # TOML true is not a number (pydantic would take it as 1)
-        raise PydanticCustomError("number", "a number")
-    return value
-
-
-def _comma_list(value: Any) -> Any:
-    return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
-
-
-Duration = Annotated[str, AfterValidator(_duration_text)]
-Int = Annotated[int, BeforeValidator(_no_bool)]
-Float = Annotated[float, BeforeValidator(_no_bool)]
-NonNegativeInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=0)]
-NonNegativeFloat = Annotated[float, BeforeValidator(_no_bool), Field(ge=0)]
-StrList = Annotated[list[str], BeforeValidator(_comma_list)]
-PositiveInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=1)]
-Share = Annotated[float, BeforeValidator(_no_bool), Field(ge=0, le=1)]
-PositiveFloat = Annotated[float, BeforeValidator(_no_bool), Field(gt=0)]
-
-# Enumerated keys. The spine imports no stage, so the backend names are spelled here and a test
-# holds them equal to scoring's registry (tests/polarwatch/test_config.py).
-Backend = Literal["lexicon", "learned", "transformers", "llm"]
-SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
-CascadeTo = Literal["", "lexicon", "learned", "transformers", "llm"]  # "" = no cascade
-Storage = Literal["memory", "s3"]
-WebhookFormat = Literal["standard", "alertmanager"]
-ResponseFormat = Literal["", "json_object_schema", "json_schema", "none"]
-BACKENDS: tuple[str, ...] = get_args(Backend)
-WEBHOOK_FORMATS: tuple[str, ...] = get_args(WebhookFormat)
-DEFAULT_WEBHOOK_FORMAT: WebhookFormat = "standard"  # [alerts] format, `alerts test`, Endpoint
 
 # ------------------------------------------------------------------------------ sections
 
@@ -244,7 +183,7 @@ class AggregateConfig(_Section):
 class ForecastConfig(_Section):
     metric: str = "mean_score"
     horizon: PositiveInt = 12
-    alpha: Annotated[float, BeforeValidator(_no_bool), Field(gt=0, lt=1)] = 0.05
+    alpha: Annotated[float, BeforeValidator(no_bool), Field(gt=0, lt=1)] = 0.05
     min_volume: NonNegativeInt = 10  # windows with fewer posts/interactions neither raise nor resolve flags
     # the detector's pattern test (forecast/patterns.py: a sequence memory); on: it beat the
     # detector without it on NAB's real series (benchmarks/README.md, "Sequence memory")

@@ -34,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from polarwatch.config import parse_duration
+from polarwatch.fields import parse_duration
 from polarwatch.warehouse import (
     connect,
     event_clock_sql,
@@ -71,7 +71,7 @@ def crash_point(where: str, batch_id: int) -> None:
 
 
 def interval_sql(span: str) -> str:
-    """A duration in the one grammar (:func:`polarwatch.config.parse_duration`: ``1 hour``,
+    """A duration in the one grammar (:func:`polarwatch.fields.parse_duration`: ``1 hour``,
     ``5m``, …) as a DuckDB INTERVAL expression."""
     micros = parse_duration(span) // timedelta(microseconds=1)
     return f"to_microseconds({micros})"

@@ -46,8 +46,9 @@ from forecast.alerts.webhooks import (
     WebhookSender,
     sample_alert,
 )
-from polarwatch.config import Config, WebhookFormat
+from polarwatch.config import Config
 from polarwatch.errors import PolarwatchError
+from polarwatch.fields import WebhookFormat
 from polarwatch.warehouse import connect, init_schema, transaction
 
 LOG = logging.getLogger(__name__)

@@ -35,8 +35,8 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 
-from polarwatch.config import DEFAULT_WEBHOOK_FORMAT, WEBHOOK_FORMATS, WebhookFormat
 from polarwatch.errors import ConfigError
+from polarwatch.fields import DEFAULT_WEBHOOK_FORMAT, WEBHOOK_FORMATS, WebhookFormat
 from polarwatch.redact import url_for_log
 from polarwatch.warehouse import connect, init_schema, scalar, transaction
 

@@ -14,9 +14,10 @@ import pandas as pd
 
 from forecast.alerts.delivery import active_flags
 from forecast.event_conversations import event_studies
-from polarwatch.config import Config, parse_duration
+from polarwatch.config import Config
 from polarwatch.errors import ConfigError, PolarwatchError
 from polarwatch.events import Event, events_path, load_events
+from polarwatch.fields import parse_duration
 from polarwatch.reads import RANDOM_SAMPLE_LABELS_SQL, SIDE_CONSISTENCY_SQL
 from polarwatch.warehouse import connect, missing_columns
 from scoring.side_check import SideCheck, side_check

@@ -10,19 +10,17 @@ from typing import get_args
 import pytest
 
 from polarwatch.config import (
-    BACKENDS,
     RENAMED_ENV,
     SECTIONS,
-    CascadeTo,
     Config,
     ExtractorConfig,
     SparkConfig,
     TopicsConfig,
     load_config,
     load_topics,
-    parse_duration,
 )
 from polarwatch.errors import ConfigError
+from polarwatch.fields import BACKENDS, CascadeTo, parse_duration
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,9 +25,9 @@ from tests.kafka_helpers import stream_env
 POSTS = 1500
 
 
-def _wait(what: str, ready: object, timeout: float = 180.0) -> None:
+def _wait(what: str, ready: Callable[[], bool], timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
-    while not ready():  # type: ignore[operator]
+    while not ready():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
 

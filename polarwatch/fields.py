@@ -1,0 +1,90 @@
+"""The value types of the configuration's keys (:mod:`polarwatch.config`): the one duration
+grammar (``parse_duration``), numbers that refuse TOML booleans, comma-separated lists, and the
+enumerated keys. Pydantic reports a value outside its type with the words given here."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
+
+from polarwatch.errors import ConfigError
+
+_SECONDS_PER_UNIT = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600),
+    **dict.fromkeys(("d", "day", "days"), 86400),
+    **dict.fromkeys(("w", "week", "weeks"), 7 * 86400),
+}
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")
+DURATION_HELP = ("a positive duration like 30m, 1h or 7d, or '5 minutes', '1 hour', '1.5 days' "
+                 "(<number>[ ]<unit>, unit one of s/sec/second(s), m/min/minute(s), "
+                 "h/hr/hour(s), d/day(s), w/week(s))")
+
+
+def parse_duration(text: str) -> timedelta:
+    """The one duration grammar: ``<number>[ ]<unit>``, e.g. ``30m``, ``1 hour``, ``1.5d``.
+
+    Raises ConfigError (saying what is accepted) for anything else, for zero, and past
+    timedelta's range (about 2.7 million years).
+    """
+    m = _DURATION_RE.fullmatch(text.strip().lower()) if isinstance(text, str) else None
+    seconds = _SECONDS_PER_UNIT.get(m.group(2)) if m else None
+    if m is not None and seconds is not None and float(m.group(1)) > 0:
+        try:
+            return timedelta(seconds=float(m.group(1)) * seconds)
+        except OverflowError:
+            pass
+    raise ConfigError(f"expected {DURATION_HELP}, got {text!r}")
+
+
+def duration_text(text: str) -> str:
+    """A valid duration, spelled ``<whole number> <unit>`` (``90m`` -> ``90 minutes``) so that
+    DuckDB intervals, Spark and pandas read it too."""
+    try:
+        seconds = parse_duration(text).total_seconds()
+    except ConfigError:
+        raise PydanticCustomError("duration", DURATION_HELP) from None
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds % size == 0:
+            n = int(seconds // size)
+            return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+    return f"{seconds:g} seconds"
+
+
+def no_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # TOML true is not a number (pydantic would take it as 1)
+        raise PydanticCustomError("number", "a number")
+    return value
+
+
+def comma_list(value: Any) -> Any:
+    return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+
+Duration = Annotated[str, AfterValidator(duration_text)]
+Int = Annotated[int, BeforeValidator(no_bool)]
+Float = Annotated[float, BeforeValidator(no_bool)]
+NonNegativeInt = Annotated[int, BeforeValidator(no_bool), Field(ge=0)]
+NonNegativeFloat = Annotated[float, BeforeValidator(no_bool), Field(ge=0)]
+StrList = Annotated[list[str], BeforeValidator(comma_list)]
+PositiveInt = Annotated[int, BeforeValidator(no_bool), Field(ge=1)]
+Share = Annotated[float, BeforeValidator(no_bool), Field(ge=0, le=1)]
+PositiveFloat = Annotated[float, BeforeValidator(no_bool), Field(gt=0)]
+
+# Enumerated keys. The spine imports no stage, so the backend names are spelled here and a test
+# holds them equal to scoring's registry (tests/polarwatch/test_config.py).
+Backend = Literal["lexicon", "learned", "transformers", "llm"]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+CascadeTo = Literal["", "lexicon", "learned", "transformers", "llm"]  # "" = no cascade
+Storage = Literal["memory", "s3"]
+WebhookFormat = Literal["standard", "alertmanager"]
+ResponseFormat = Literal["", "json_object_schema", "json_schema", "none"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+WEBHOOK_FORMATS: tuple[str, ...] = get_args(WebhookFormat)
+DEFAULT_WEBHOOK_FORMAT: WebhookFormat = "standard"  # [alerts] format, `alerts test`, Endpoint
