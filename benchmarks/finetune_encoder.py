@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/finetune_encoder.py [--epochs 2] [--rank 8] [--lr 5e-4]
         [--out scoring/heads/encoder_adapter.npz] [--init ADAPTER --head-warmup 150]
-        [--perspectrum]
+        [--perspectrum] [--pairs]
 
 One encoder, four tasks trained together (multi-task): affect (OffensEval train), emotion
 (TweetEval emotion train), stance conditioned on the topic's pro/anti descriptions (SemEval-2016
@@ -14,6 +14,8 @@ backend still encodes each text once and the speed does not change. Only the ada
 Validation splits are never read here. Hyper-parameters are fixed up front, not tuned on val.
 ``--perspectrum`` adds PERSPECTRUM's train claims to the stance task (a probe, not the shipped
 adapter: ``benchmarks/README.md``, "PERSPECTRUM's claims inside the encoder's fine-tuning").
+``--pairs`` adds reply pairs whose agreement says which sides they take (``pair_task``; a probe,
+"Is a reply on its parent's side?", probe 4).
 """
 
 from __future__ import annotations
@@ -110,6 +112,25 @@ def perspectrum_task(seed: int) -> dict[str, Any]:
     return {"x": rows, "y": np.array(ys), "n_classes": 3, "groups": groups, "layer": "stance"}
 
 
+def pair_task() -> dict[str, Any]:
+    """SubReddit CovidVaccine / MaskMandate reply pairs labelled agree or disagree, each under
+    its topic's phrasings (``pair_stance.PAIR_SIDES``): trains the stance layer (and through
+    it the encoder) so that an agreeing reply takes its parent's side and a disagreeing one the
+    other side. No post's stance label is used. ``y`` is 1 for agree, 0 for disagree."""
+    from benchmarks.pair_stance import PAIR_SIDES
+
+    _, other = agreement_pairs()
+    rows: list[tuple[str, str, str, str]] = []
+    ys: list[int] = []
+    for i, label in enumerate(other.labels):
+        if label == 1:
+            continue
+        for pro, anti in PAIR_SIDES[other.groups[i]]:
+            rows.append((other.parents[i], other.children[i], pro, anti))
+            ys.append(int(label == 2))
+    return {"x": rows, "y": np.array(ys), "n_classes": 2, "layer": "stance"}
+
+
 def load_tasks(with_perspectrum: bool = False, seed: int = 0) -> dict[str, dict[str, Any]]:
     """Training examples per task (train splits only)."""
     tasks: dict[str, dict[str, Any]] = {}
@@ -150,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", default="affect,emotion,stance,agreement")
     ap.add_argument("--perspectrum", action="store_true",
                     help="add PERSPECTRUM's train claims to the stance task (dev/test never read)")
+    ap.add_argument("--pairs", action="store_true",
+                    help="add reply pairs whose agreement picks their sides (a probe: pair_task)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", type=Path, default=None,
                     help="continue from this adapter (same rank/alpha) instead of from zero")
@@ -180,12 +203,16 @@ def main(argv: list[str] | None = None) -> int:
     d = model.get_sentence_embedding_dimension() or 384
     wanted = args.tasks.split(",") + (["perspectrum"] if args.perspectrum else [])
     tasks = {k: v for k, v in load_tasks(args.perspectrum, args.seed).items() if k in wanted}
+    if args.pairs:
+        tasks["pairs"] = pair_task()
     layer_of = {k: t.get("layer", k) for k, t in tasks.items()}
     n_in = {"affect": d, "emotion": d, "stance": 3 * d + 2, "agreement": 4 * d}
     layers = torch.nn.ModuleDict({k: torch.nn.Linear(n_in[k], t["n_classes"])
                                   for k, t in tasks.items() if layer_of[k] == k})
     losses = {}
     for k, t in tasks.items():  # class-balanced, as the shipped heads are
+        if k == "pairs":
+            continue  # its own loss, below
         counts = np.bincount(t["y"], minlength=t["n_classes"]).astype(np.float32)
         w = counts.sum() / (len(counts) * np.maximum(counts, 1))
         losses[k] = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(w))
@@ -197,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     def plan_epoch() -> list[tuple[str, list[int]]]:
         steps = []
         for k, t in tasks.items():
-            size = args.batch // 2 if k == "agreement" else args.batch
+            size = args.batch // 2 if k in ("agreement", "pairs") else args.batch
             idx = list(range(len(t["y"])))
             random.shuffle(idx)
             if "groups" in t:  # whole groups in shuffled order, then cut
@@ -222,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, [lambda s: 0.0 if s < hold else ramp(s), lambda s: 1.0 if s < hold else ramp(s)])
 
+    def stance_feats(e: Any, tp: Any, ta: Any) -> Any:
+        ep, ea = e * tp / FEATURE_SCALE, e * ta / FEATURE_SCALE
+        return torch.cat([e, ep, ea, ep.sum(1, keepdim=True) / FEATURE_SCALE,
+                          ea.sum(1, keepdim=True) / FEATURE_SCALE], dim=1)
+
     def embed(texts: list[str]) -> Any:
         feats = model.tokenize(texts)
         return model(feats)["sentence_embedding"] * FEATURE_SCALE
@@ -241,6 +273,19 @@ def main(argv: list[str] | None = None) -> int:
             e = embed([x[i][0] for i in idx] + [x[i][1] for i in idx])
             p, c = e[:len(idx)], e[len(idx):]
             feats = torch.cat([p, c, (p - c).abs(), p * c], dim=1)
+        elif k == "pairs":
+            n = len(idx)
+            descs = sorted({s for i in idx for s in x[i][2:]})
+            emb = embed([x[i][0] for i in idx] + [x[i][1] for i in idx] + descs)
+            dmap = dict(zip(descs, emb[2 * n:], strict=True))
+            tp = torch.stack([dmap[x[i][2]] for i in idx])
+            ta = torch.stack([dmap[x[i][3]] for i in idx])
+            qp, qc = (torch.softmax(layers["stance"](stance_feats(emb[j:j + n], tp, ta)), -1)
+                      for j in (0, n))
+            same = qp[:, 1] * qc[:, 1] + qp[:, 2] * qc[:, 2]
+            opp = qp[:, 1] * qc[:, 2] + qp[:, 2] * qc[:, 1]
+            p_same = (same / (same + opp + 1e-9)).clamp(1e-6, 1 - 1e-6)
+            loss = torch.nn.functional.binary_cross_entropy(p_same, y.float())
         else:
             texts = [x[i][0] for i in idx]
             descs = sorted({s for i in idx for s in x[i][1:]})
@@ -248,10 +293,9 @@ def main(argv: list[str] | None = None) -> int:
             e, dmap = emb[:len(idx)], dict(zip(descs, emb[len(idx):], strict=True))
             tp = torch.stack([dmap[x[i][1]] for i in idx])
             ta = torch.stack([dmap[x[i][2]] for i in idx])
-            ep, ea = e * tp / FEATURE_SCALE, e * ta / FEATURE_SCALE
-            feats = torch.cat([e, ep, ea, ep.sum(1, keepdim=True) / FEATURE_SCALE,
-                               ea.sum(1, keepdim=True) / FEATURE_SCALE], dim=1)
-        loss = losses[k](layers[layer_of[k]](feats), y)
+            feats = stance_feats(e, tp, ta)
+        if k != "pairs":
+            loss = losses[k](layers[layer_of[k]](feats), y)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(lora_params, 1.0)
