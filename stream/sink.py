@@ -170,6 +170,7 @@ class DuckDBSink:
         # the gate, and one that arrives after drain() is refused before it starts a Spark job
         self._gate = threading.Lock()
         self._closing = False
+        self.started: int | None = None  # the last batch this sink began
         self.last_batch: int | None = None  # the last batch this sink wrote (or skipped)
 
     def __call__(self, df: Any, batch_id: int) -> None:
@@ -178,6 +179,7 @@ class DuckDBSink:
             if self._closing:
                 raise StreamStopping(f"batch {batch_id} not started: {STOPPING}; it runs "
                                      f"again from the checkpoint when the stream restarts")
+            self.started = batch_id
             if self.checkpoint_dir is not None and "@" not in self.query:
                 meta = (self.checkpoint_dir / "metadata").read_text().splitlines()[0]
                 self.query = f"{self.query}@{json.loads(meta)['id']}"
