@@ -43,14 +43,15 @@ from benchmarks.heads_data import (  # noqa: E402
     STANCE_TARGETS,
     EmbeddingCache,
     claim_sides,
-    debagreement_rows,
     log,
     perspectrum,
+    subreddit_posts,
     tweeteval,
 )
 from benchmarks.stance_checks import COMMUNITY, f_avg  # noqa: E402
 from benchmarks.train_heads import embedding_cache  # noqa: E402
 from scoring.extractors.decisions import STANCE_UNCLEAR_ABOVE, abstain  # noqa: E402
+from scoring.extractors.features import mirror_stance_features, stance_features  # noqa: E402
 from scoring.extractors.learned import HEADS_DIR  # noqa: E402
 
 Triples = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # post, pro, anti, label
@@ -158,13 +159,10 @@ def served(pr: np.ndarray) -> list[str]:
 
 
 def community(enc: EmbeddingCache) -> dict[str, Triples]:
-    rows = debagreement_rows()
-    texts: dict[str, set[str]] = {}
-    for r in rows:
-        texts.setdefault(r["subreddit"], set()).update((r["body_parent"], r["body_child"]))
+    texts = subreddit_posts()
     out = {}
     for sub in ("democrats", "Republican", "BlackLivesMatter"):
-        e = enc(sorted(texts[sub]), f"probe-community-{sub}")
+        e = enc(texts[sub], f"probe-community-{sub}")
         t = COMMUNITY[sub]
         t_pro, t_anti = enc([t.pro, t.anti], f"probe-community-topic-{t.id}")
         out[sub] = (e, np.broadcast_to(t_pro, e.shape), np.broadcast_to(t_anti, e.shape),
@@ -240,10 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         comm = {k: (unproject(v[0], q), *v[1:]) for k, v in comm.items()}
     d = train[0].shape[1]
     if args.control:
-        e, p, a = train[:3]
-        x = np.hstack([e, e * p, e * a, (e * p).sum(1, keepdims=True), (e * a).sum(1, keepdims=True)])
-        xm = np.hstack([e, e * a, e * p, (e * a).sum(1, keepdims=True), (e * p).sum(1, keepdims=True)])
-        both = np.vstack([x, xm])
+        x = stance_features(*train[:3])
+        both = np.vstack([x, mirror_stance_features(x)])
         model: Any = Control(d, both.mean(0).astype(np.float32),
                              (both.std(0) + 1e-6).astype(np.float32))
     else:

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.heads_data import debagreement_rows, log  # noqa: E402
+from benchmarks.heads_data import log, subreddit_posts  # noqa: E402
 from benchmarks.train_heads import embedding_cache  # noqa: E402
 from scoring.extractors.learned import HEADS_DIR  # noqa: E402
 
@@ -40,10 +40,8 @@ def main() -> int:
     from sklearn.pipeline import make_pipeline
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    texts: dict[str, set[str]] = {}
-    for r in debagreement_rows():
-        texts.setdefault(r["subreddit"], set()).update((r["body_parent"], r["body_child"]))
-    dem, rep = sorted(texts["democrats"]), sorted(texts["Republican"])
+    texts = subreddit_posts()
+    dem, rep = texts["democrats"], texts["Republican"]
     y = np.r_[np.ones(len(dem)), np.zeros(len(rep))]
     log(f"{len(dem):,} r/democrats and {len(rep):,} r/Republican posts")
     for variant, adapter in (("int8mix-seq128", HEADS_DIR / "encoder_adapter.npz"),

@@ -75,6 +75,15 @@ def debagreement_rows() -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def subreddit_posts(rows: list[dict[str, str]] | None = None) -> dict[str, list[str]]:
+    """Every distinct post (parent or reply) of DEBAGREEMENT's dev threads, per subreddit, sorted
+    (`rows`: ``debagreement_rows()``, read when not given)."""
+    texts: dict[str, set[str]] = {}
+    for r in rows if rows is not None else debagreement_rows():
+        texts.setdefault(r["subreddit"], set()).update((r["body_parent"], r["body_child"]))
+    return {sub: sorted(posts) for sub, posts in sorted(texts.items())}
+
+
 def agreement_pairs() -> tuple[Pairs, Pairs]:
     """(DEBAGREEMENT, SubReddit Covid/Mask) reply pairs; labels 0 disagree, 1 neutral, 2 agree."""
     def read(path: Path, parent: str, child: str, label: str, group: str | None) -> Pairs:

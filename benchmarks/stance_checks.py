@@ -61,6 +61,7 @@ from benchmarks.heads_data import (  # noqa: E402
     debagreement_rows,
     log,
     perspectrum,
+    subreddit_posts,
     tweeteval,
 )
 
@@ -220,19 +221,17 @@ def semeval_checks(heads: Path | None, res: dict[str, Any]) -> None:
 
 def community_checks(heads: Path | None, res: dict[str, Any]) -> None:
     rows = debagreement_rows()
-    texts: dict[str, set[str]] = {}
-    for r in rows:
-        texts.setdefault(r["subreddit"], set()).update((r["body_parent"], r["body_child"]))
+    texts = subreddit_posts(rows)
     topics = COMMUNITY_TOPICS
-    posts = [(COMMUNITY[sub].id, x) for sub in sorted(texts) for x in sorted(texts[sub])]
-    subs = [sub for sub in sorted(texts) for _ in sorted(texts[sub])]
+    posts = [(COMMUNITY[sub].id, x) for sub in texts for x in texts[sub]]
+    subs = [sub for sub in texts for _ in texts[sub]]
     log(f"DEBAGREEMENT dev: {len(posts):,} distinct posts")
     pred = [lab.stance for lab in label(topics, posts, heads)]
     flipped = [lab.stance for lab in label([swapped(t) for t in topics], posts, heads)]
     flip, n = flip_share(pred, flipped)
     res["community"] = {"flip": flip, "flip_n": n, "subreddits": {}}
     print(f"DEBAGREEMENT communities: flip {flip:.1%} of {n:,}")
-    for sub in sorted(texts):
+    for sub in texts:
         idx = [i for i, s in enumerate(subs) if s == sub]
         c = Counter(pred[i] for i in idx)
         shares = {k: c[k] / len(idx) for k in ("pro", "anti", "unclear")}
