@@ -37,7 +37,7 @@ def cmd_synthetic(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_file(cfg: Config, args: argparse.Namespace) -> int:
     from ingest.runs import ingest_files
-    from ingest.sources.files import parse_mapping
+    from ingest.sources.mapping import parse_mapping
 
     mapping = parse_mapping(args.map, args.preset)
     if args.platform:
@@ -84,8 +84,9 @@ def _shared(p: Any, live: bool) -> None:
 
 def register(sub: Any) -> None:
     """The ``broker`` and ``ingest`` commands."""
-    from ingest.sources.files import FORMATS, PRESETS
+    from ingest.sources.files import FORMATS
     from ingest.sources.jetstream import DEFAULT_URL
+    from ingest.sources.mapping import PRESETS
 
     p = sub.add_parser("broker", help="the embedded Kafka-compatible broker: start, stop, "
                                       "status, prune (s3 storage)")

@@ -149,7 +149,8 @@ def ingest_files(cfg: Config, paths: Sequence[str | Path], mapping: dict[str, st
     from tqdm import tqdm
 
     from ingest.sources.base import Replay, pump
-    from ingest.sources.files import FileSource, RowMapper, open_progress, saver
+    from ingest.sources.files import FileSource, open_progress, saver
+    from ingest.sources.mapping import RowMapper
 
     router = routing(cfg, topic)
     sources = [FileSource(p, fmt, RowMapper(mapping, assume_utc=assume_utc))

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from ingest.producer import PostProducer
 from ingest.sources.base import pump
-from ingest.sources.files import FileSource, RowMapper, parse_mapping
+from ingest.sources.files import FileSource
+from ingest.sources.mapping import RowMapper, parse_mapping
 from tests.kafka_helpers import unique_topics
 from tests.strategies import encode_json, json_values, post_dicts, raw_records
 

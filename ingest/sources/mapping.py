@@ -1,0 +1,179 @@
+"""Rows of other schemas as posts: the column mapping (``--map``, ``--preset``), timestamps in
+the formats exports use, and Reddit's own names for comments and submissions.
+
+A row that cannot be mapped raises one of :data:`MAPPING_ERRORS` with a reason; the file source
+dead-letters that row and goes on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from ingest.sources.base import SourceError, ThreadIndex
+
+FIELDS = ("id", "text", "created_at", "author_id", "conversation_id", "parent_id", "lang",
+          "topic", "platform")
+_REDDIT_PREFIX = re.compile(r"^t[1-6]_")  # t1_ comment, t3_ link (submission), ...
+_REDDIT_GONE = ("[deleted]", "[removed]")
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+# What mapping one hostile row may raise (huge numbers, odd types, deep values): never fatal.
+MAPPING_ERRORS = (ValueError, TypeError, OverflowError, RecursionError, KeyError, AttributeError)
+
+PRESETS: dict[str, dict[str, str]] = {
+    "reddit": {"id": "id", "text": "body", "created_at": "created_utc", "author_id": "author",
+               "parent_id": "parent_id", "conversation_id": "link_id", "platform": "=reddit"},
+    "twitter": {"id": "id", "text": "text", "created_at": "created_at", "author_id": "author_id",
+                "parent_id": "in_reply_to_status_id", "conversation_id": "conversation_id",
+                "lang": "lang", "platform": "=twitter"},
+}
+
+
+def parse_mapping(spec: str | None, preset: str | None = None) -> dict[str, str]:
+    """``"text=body,created_at=created_utc"`` (+ a preset underneath) → {post field: column}.
+    A value starting with ``=`` is a constant (``platform==reddit`` sets the platform)."""
+    mapping = {f: f for f in FIELDS}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise SourceError(f"unknown preset {preset!r}; valid presets are {sorted(PRESETS)}")
+        mapping.update(PRESETS[preset])
+    for item in (spec or "").split(","):
+        if not item.strip():
+            continue
+        post_field, sep, column = item.partition("=")
+        post_field, column = post_field.strip(), column.strip()
+        if not sep or not column:
+            raise SourceError(f"--map item {item!r} must look like field=column")
+        if post_field not in FIELDS:
+            raise SourceError(f"--map: {post_field!r} is not a post field; valid fields are "
+                              f"{', '.join(FIELDS)}")
+        mapping[post_field] = column
+    return mapping
+
+
+def parse_time(value: Any, assume_utc: bool = False) -> str:
+    """An ISO-8601 string with offset from epoch seconds/ms/µs, ISO-8601, Twitter's v1 format,
+    RFC 2822 or a datetime. Raises ValueError with a reason naming the value."""
+    if isinstance(value, datetime):
+        ts = value
+    elif isinstance(value, int | float) and not isinstance(value, bool) or \
+            isinstance(value, str) and _NUMBER.match(value.strip()):
+        epoch = float(value)
+        epoch /= 1e6 if abs(epoch) > 1e14 else 1e3 if abs(epoch) > 1e11 else 1
+        try:
+            return datetime.fromtimestamp(epoch, UTC).isoformat()
+        except (OverflowError, OSError, ValueError):  # inf, nan, 1e300, year > 9999
+            raise ValueError(f"created_at: epoch {value!r} is out of range") from None
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        try:
+            ts = datetime.fromisoformat(text)
+        except ValueError:
+            ts = _parse_other(text)
+    else:
+        raise ValueError(f"created_at: {value!r} is not a timestamp")
+    if ts.tzinfo is None:
+        if not assume_utc:
+            raise ValueError(f"created_at: {str(value)!r} has no timezone (pass --assume-utc to "
+                             f"read it as UTC)")
+        ts = ts.replace(tzinfo=UTC)
+    return ts.isoformat()
+
+
+def _parse_other(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%a %b %d %H:%M:%S %z %Y")  # Twitter v1
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"created_at: cannot parse {text!r} as a timestamp") from None
+
+
+def _lookup(row: dict[str, Any], column: str) -> Any:
+    if column.startswith("="):
+        return column[1:]
+    if column in row:
+        value = row[column]
+    else:  # dotted path into nested objects: user.id_str
+        value = row
+        for part in column.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return None
+            value = value[part]
+    if value is None or value == "" or (isinstance(value, float) and value != value):  # NaN
+        return None
+    return value
+
+
+def _reddit_names(row: dict[str, Any], post_id: str | None, conv: str | None,
+                  submission: bool) -> tuple[str | None, str | None]:
+    """Reddit's own names: ``t1_<id>`` for a comment, ``t3_<id>`` for a submission (its
+    ``name`` when the row has one), so a comment and a submission that share the bare id stay
+    two posts; ``parent_id`` and ``link_id`` already carry the prefix. A submission is its own
+    conversation."""
+    kind = "t3_" if submission else "t1_"
+    name = _as_id(row.get("name")) if isinstance(row.get("name"), str | int) else None
+    if name and _REDDIT_PREFIX.match(name):
+        post_id = name
+    elif post_id and not _REDDIT_PREFIX.match(post_id):
+        post_id = kind + post_id
+    if conv and not _REDDIT_PREFIX.match(conv):
+        conv = "t3_" + conv
+    return post_id, (post_id if submission else conv)
+
+
+def _as_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+@dataclass
+class RowMapper:
+    """Turns one row (a dict) into a post-shaped dict, or raises ValueError with a reason.
+    Returns None for rows that are not posts (Reddit's removed and deleted texts)."""
+
+    mapping: dict[str, str] = field(default_factory=lambda: parse_mapping(None))
+    assume_utc: bool = False
+    default_platform: str = "file"
+    threads: ThreadIndex = field(default_factory=ThreadIndex)
+
+    @property
+    def reddit(self) -> bool:
+        return self.mapping.get("platform") == "=reddit"
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        get = {f: _lookup(row, c) for f, c in self.mapping.items()}
+        post_id, parent, conv = (_as_id(get["id"]), _as_id(get["parent_id"]),
+                                 _as_id(get["conversation_id"]))
+        text = get["text"]
+        if self.reddit:
+            submission = text is None and ("title" in row or "selftext" in row)
+            if submission:
+                text = "\n\n".join(str(row[k]) for k in ("title", "selftext") if row.get(k))
+            if text in _REDDIT_GONE:
+                return None
+            post_id, conv = _reddit_names(row, post_id, conv, submission)
+        if parent is not None and parent == post_id:
+            parent = None
+        if conv is None and post_id is not None:
+            conv = self.threads.conversation(post_id, parent)
+        post: dict[str, Any] = {
+            "id": post_id, "platform": str(get["platform"] or self.default_platform),
+            "author_id": "" if get["author_id"] is None else str(get["author_id"]),
+            "text": text if text is None or isinstance(text, str) else str(text),
+            "conversation_id": conv, "parent_id": parent,
+            "lang": None if get["lang"] is None else str(get["lang"]),
+        }
+        if get["topic"] is not None:
+            post["topic"] = str(get["topic"])
+        if get["created_at"] is not None:
+            post["created_at"] = parse_time(get["created_at"], self.assume_utc)
+        return {k: v for k, v in post.items() if v is not None or k in ("parent_id", "lang")}
