@@ -1,4 +1,5 @@
-"""The format of an input file, from its name (or its first bytes): one answer for every reader.
+"""The format of an input file, from its name (or its first bytes): one answer for every reader;
+and CSV records read so that a stray quote costs one row (:func:`csv_records`).
 
 ``ingest file`` reads JSONL, CSV and Parquet, plain or ``.gz`` (Parquet compresses inside);
 ``label`` and ``train`` read JSONL, CSV and TSV, plain, and sniff a file whose name says
@@ -8,8 +9,11 @@ the formats it does read, never read as the wrong one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import csv
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from polarwatch.errors import SchemaError
 
@@ -50,3 +54,69 @@ def detect_format(path: Path, accepted: Sequence[str] = FORMATS, *, gzip: bool =
         raise SchemaError(f"{path}: {fmt} files cannot be read here; readable formats are "
                           f"{', '.join(accepted)}")
     return fmt
+
+
+class CsvRecord(NamedTuple):
+    """One record of a CSV file: the line it starts on, its fields (None when unreadable), the
+    text it was read from, and why it is unreadable (None when it is not)."""
+
+    line: int
+    fields: list[str] | None
+    text: str
+    error: str | None
+
+
+class _Lines:
+    """Numbered lines that can be given back: what a CSV reader reads, and what it took."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self.source = enumerate(lines, 1)
+        self.back: deque[tuple[int, str]] = deque()
+        self.taken: list[tuple[int, str]] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        item = self.back.popleft() if self.back else next(self.source)
+        self.taken.append(item)
+        return item[1]
+
+
+def csv_records(lines: Iterable[str], dialect: str = "excel") -> Iterator[CsvRecord]:
+    """Every CSV record of `lines` (the header first; blank lines skipped).
+
+    A quote that never closes makes one record of everything up to the next quote character,
+    or the end of the file. So a record that runs over several lines and then has a field count
+    other than the header's (or cannot be read at all) comes back as its first line alone, with
+    that reason, and reading goes on from the line after it: one stray quote costs one row, not
+    the rest of the file. A record that fits on one line is given as it is, whatever its count.
+    """
+    src = _Lines(lines)
+    reader = csv.reader(src, dialect=dialect)
+    width: int | None = None
+    while True:
+        src.taken = []
+        try:
+            fields: list[str] | None = next(reader)
+            error = None
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a field over csv.field_size_limit(), ...
+            fields, error = None, str(exc)
+        taken = src.taken
+        if len(taken) > 1 and (fields is None or width is not None and len(fields) != width):
+            (first, text), rest = taken[0], taken[1:]
+            src.back.extendleft(reversed(rest))
+            reader = csv.reader(src, dialect=dialect)
+            found = error if fields is None else f"{len(fields)} fields where the header has {width}"
+            yield CsvRecord(first, None, text, (
+                f"unterminated quote: the quoted field opened on line {first:,} runs on over "
+                f"{len(rest):,} more line(s) ({found}); line {first:,} is set aside and reading "
+                f"goes on from line {first + 1:,}"))
+            continue
+        if fields == []:
+            continue
+        if width is None and fields is not None:
+            width = len(fields)
+        yield CsvRecord(taken[0][0] if taken else 0, fields, "".join(t for _, t in taken), error)

@@ -342,6 +342,10 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
                 break
     except KeyboardInterrupt:  # Ctrl-C: confirm and save what was sent, then stop
         interrupted = True
+    except SourceError as exc:  # the source cannot be read on: keep what was sent, then say so
+        confirm()
+        raise SourceError(f"{exc} (before it: {stats.sent:,} posts sent, "
+                          f"{stats.dead_lettered:,} dead-lettered, progress saved)") from None
     confirm()
     if interrupted:
         raise KeyboardInterrupt

@@ -14,6 +14,8 @@ import gzip
 import hashlib
 import io
 import json
+import re
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,7 @@ from ingest.sources.base import (
 )
 from ingest.sources.mapping import MAPPING_ERRORS, RowMapper
 from polarwatch.errors import SchemaError
-from polarwatch.formats import detect_format
+from polarwatch.formats import csv_records, detect_format
 from polarwatch.records import MAX_DEAD_LETTER_BYTES, MAX_RECORD_BYTES
 from polarwatch.validation import cut_reason, parse_record
 
@@ -43,9 +45,10 @@ SKIP_CHUNK = 1 << 20
 BOMB_RATIO, BOMB_MIN_BYTES = 200, 256 * 1024 * 1024
 
 
-def fingerprint(path: Path) -> str:
+def fingerprint(path: Path, size: int = FINGERPRINT_BYTES) -> str:
+    """The SHA-1 of the file's first `size` bytes."""
     with open(path, "rb") as f:
-        return hashlib.sha1(f.read(FINGERPRINT_BYTES)).hexdigest()
+        return hashlib.sha1(f.read(size)).hexdigest()
 
 
 class _BombGuard(gzip.GzipFile):
@@ -134,7 +137,19 @@ class FileSource(Source):
         self.name = f"file:{self.path.resolve()}"
 
     def rows(self) -> Iterator[tuple[bytes, dict[str, Any] | None, str | None]]:
-        """(original bytes, row dict or None, error or None) for every row of the file."""
+        """(original bytes, row dict or None, error or None) for every row of the file; a file
+        that cannot be read on (damaged gzip, not Parquet) raises SourceError saying where."""
+        n = 0
+        try:
+            for n, row in enumerate(self._rows(), 1):  # noqa: B007 (n says where it broke)
+                yield row
+        except (OSError, EOFError, zlib.error, ValueError) as exc:  # BadGzipFile, ArrowInvalid
+            where = f"after {n:,} row(s)" if n else "at its start"
+            raise SourceError(f"{self.path}: {_broken(exc, self.format)} {where} "
+                              f"({type(exc).__name__}: {exc}); repair or re-export the file, "
+                              f"then run the same command again to go on from there") from None
+
+    def _rows(self) -> Iterator[tuple[bytes, dict[str, Any] | None, str | None]]:
         if self.format == "jsonl":
             with _open_binary(self.path) as f:
                 for line, size, cut in bounded_lines(f):
@@ -181,14 +196,29 @@ class FileSource(Source):
         return str(self.path.resolve())
 
 
+def _broken(exc: BaseException, fmt: str) -> str:
+    if isinstance(exc, gzip.BadGzipFile):
+        return "not a gzip file, though its name ends in .gz,"
+    if isinstance(exc, EOFError):
+        return "the gzip data ends early (a truncated file)"
+    if isinstance(exc, zlib.error):
+        return "the gzip data is damaged"
+    if fmt == "parquet" and not isinstance(exc, OSError):
+        return "not a readable Parquet file"
+    return "the file could not be read on"
+
+
 def _open_text(path: Path) -> IO[str]:
-    return io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", errors="replace",
+    # bytes that are not UTF-8 stay recoverable (surrogateescape): such a row is dead-lettered
+    # with its own bytes, never read with U+FFFD in place of them
+    return io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", errors="surrogateescape",
                             newline="")
 
 
 def _csv_rows(f: IO[str]) -> Iterator[tuple[bytes, dict[str, Any] | None, str | None]]:
-    """The rows of a CSV file, each line and field bounded: an overlong line or field is
-    dead-lettered in its place and the file goes on."""
+    """The rows of a CSV file, each line and field bounded: an overlong line or field, a line
+    that is not UTF-8 and a quote that never closes are dead-lettered in their place and the
+    file goes on (:func:`polarwatch.formats.csv_records`)."""
     cut: list[tuple[str, int]] = []  # overlong lines met while the reader fetched a row
 
     def lines() -> Iterator[str]:
@@ -200,24 +230,43 @@ def _csv_rows(f: IO[str]) -> Iterator[tuple[bytes, dict[str, Any] | None, str | 
                 yield line
 
     csv.field_size_limit(MAX_LINE_BYTES)
-    reader = csv.DictReader(lines())
-    while True:
-        try:
-            row: dict[str, Any] | None = next(reader)
-            error = None
-        except StopIteration:
-            row, error = None, ""
-        except csv.Error as exc:  # a quoted field over the limit, a NUL byte, ...
-            row, error = None, f"unreadable CSV row {reader.line_num:,}: {exc}"
+    header: list[str] | None = None
+    for rec in csv_records(lines()):
         for line, size in cut:
-            yield Cut(line.encode("utf-8", "replace"), size), None, too_long(size)
+            yield Cut(_raw(line), size), None, too_long(size)
         cut.clear()
-        if row is not None:
-            yield _row_bytes(row), row, None
-        elif error:
-            yield b"", None, error
+        bad = _NOT_UTF8.search(rec.text)
+        if bad is not None:
+            yield _raw(rec.text), None, (
+                f"line {rec.line:,} is not UTF-8 (byte 0x{ord(bad.group()) - 0xDC00:02x}); "
+                f"save the file as UTF-8 and ingest it again")
+        elif rec.fields is None:
+            yield _raw(rec.text), None, f"unreadable CSV row on line {rec.line:,}: {rec.error}"
+        elif header is None:
+            header = rec.fields
         else:
-            return
+            row = _as_dict(header, rec.fields)
+            yield _row_bytes(row), row, None
+    for line, size in cut:
+        yield Cut(_raw(line), size), None, too_long(size)
+
+
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as surrogateescape keeps them
+
+
+def _raw(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _as_dict(header: list[str], fields: list[str]) -> dict[str, Any]:
+    """A row as csv.DictReader gives it: missing fields None, extra ones a list under None."""
+    row: dict[Any, Any] = dict(zip(header, fields, strict=False))
+    if len(fields) == len(header):
+        return row
+    if len(fields) > len(header):
+        row[None] = fields[len(header):]
+    row.update((k, None) for k in header[len(fields):])
+    return row
 
 
 def _row_bytes(row: dict[str, Any]) -> bytes:
@@ -235,24 +284,44 @@ class FileProgress:
 
 def open_progress(source: FileSource, state_dir: Path, posts_topic: str,
                   restart: bool = False) -> FileProgress:
-    """The progress of `source` into `posts_topic`; refuses a changed file unless `restart`."""
+    """The progress of `source` into `posts_topic`. Refuses, unless `restart`, a file whose start
+    changed (rows appended to the end are fine) and one read before with other options (format,
+    column mapping, --assume-utc): its rows up to the saved position were read the old way."""
     ckpt = Checkpoint(state_dir, "ingest", f"{source.checkpoint_key()}|{posts_topic}")
     saved = None if restart else ckpt.load()
     if restart:
         ckpt.clear()
     if not saved:
         return FileProgress(ckpt, 0, False)
-    if saved.get("fingerprint") != fingerprint(source.path):
+    position = int(saved.get("position") or 0)
+    hashed = int(saved.get("fingerprint_bytes", FINGERPRINT_BYTES))  # older files: 64 KiB
+    if saved.get("fingerprint") != fingerprint(source.path, hashed):
         raise SourceError(f"{source.path} changed since it was partly ingested (progress in "
                           f"{ckpt.path}); pass --restart to ingest it from the first row")
-    return FileProgress(ckpt, int(saved.get("position") or 0), bool(saved.get("done")))
+    before = saved.get("options")
+    if before is not None and before != _options(source):
+        changed = [k for k, v in _options(source).items() if before.get(k) != v]
+        raise SourceError(
+            f"{source.path}: rows 1-{position:,} were read with other {' and '.join(changed)} "
+            f"than this run's (progress in {ckpt.path}), so going on would leave them as they "
+            f"were read; pass --restart to read the whole file again with these options (posts "
+            f"already stored are kept once), or run with the earlier options")
+    return FileProgress(ckpt, position, bool(saved.get("done")))
+
+
+def _options(source: FileSource) -> dict[str, Any]:
+    """What decides how a row is read, as the progress file keeps it (JSON)."""
+    return {"format": source.format, "column mapping": source.mapper.mapping,
+            "--assume-utc": source.mapper.assume_utc}
 
 
 def saver(progress: FileProgress, source: FileSource) -> Callable[[Position], None]:
-    fp = fingerprint(source.path)
+    hashed = min(FINGERPRINT_BYTES, source.path.stat().st_size)
+    fp = fingerprint(source.path, hashed)
 
     def save(position: Position) -> None:
-        progress.checkpoint.save(position, fingerprint=fp, path=str(source.path), done=False)
+        progress.checkpoint.save(position, fingerprint=fp, fingerprint_bytes=hashed,
+                                 options=_options(source), path=str(source.path), done=False)
         progress.position = int(position)
 
     return save

@@ -8,6 +8,7 @@ dead-letters that row and goes on.
 from __future__ import annotations
 
 import re
+import reprlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -20,6 +21,7 @@ FIELDS = ("id", "text", "created_at", "author_id", "conversation_id", "parent_id
 _REDDIT_PREFIX = re.compile(r"^t[1-6]_")  # t1_ comment, t3_ link (submission), ...
 _REDDIT_GONE = ("[deleted]", "[removed]")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+_ISO_DATE = re.compile(r"^\d{4}-\d\d-\d\d")  # ISO 8601 upper-cased: RFC 3339 allows t and z
 # What mapping one hostile row may raise (huge numbers, odd types, deep values): never fatal.
 MAPPING_ERRORS = (ValueError, TypeError, OverflowError, RecursionError, KeyError, AttributeError)
 
@@ -69,8 +71,8 @@ def parse_time(value: Any, assume_utc: bool = False) -> str:
             raise ValueError(f"created_at: epoch {value!r} is out of range") from None
     elif isinstance(value, str) and value.strip():
         text = value.strip()
-        try:
-            ts = datetime.fromisoformat(text)
+        try:  # RFC 3339 allows a lower-case "t" and "z" too
+            ts = datetime.fromisoformat(text.upper() if _ISO_DATE.match(text) else text)
         except ValueError:
             ts = _parse_other(text)
     else:
@@ -127,12 +129,35 @@ def _reddit_names(row: dict[str, Any], post_id: str | None, conv: str | None,
     return post_id, (post_id if submission else conv)
 
 
-def _as_id(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)
+def _as_id(value: Any, name: str = "id") -> str | None:
+    """An id as text: a string as it is, a whole number (an int, or a float as CSV readers and
+    Parquet give them) in digits. Anything else raises ValueError naming the field."""
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{name}: expected a string or a whole number, got {_shown(value)}")
+    if isinstance(value, int | float):
+        return str(int(value))
+    return _as_text(value, name, "a string or a whole number")
+
+
+def _as_text(value: Any, name: str, expected: str = "a string") -> str | None:
+    """A string field as it is (None when absent); UTF-8 bytes decoded. Anything else (a number,
+    a list, an object, true/false) raises ValueError naming the field: a post's fields are never
+    made up from another type's repr."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{name}: bytes that are not UTF-8 (byte {exc.start:,} is "
+                             f"0x{value[exc.start]:02x})") from None
+    raise ValueError(f"{name}: expected {expected}, got {_shown(value)}")
+
+
+def _shown(value: Any) -> str:
+    return f"{type(value).__name__} {reprlib.repr(value)}"
 
 
 @dataclass
@@ -151,13 +176,14 @@ class RowMapper:
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any] | None:
         get = {f: _lookup(row, c) for f, c in self.mapping.items()}
-        post_id, parent, conv = (_as_id(get["id"]), _as_id(get["parent_id"]),
-                                 _as_id(get["conversation_id"]))
-        text = get["text"]
+        post_id, parent, conv = (_as_id(get["id"]), _as_id(get["parent_id"], "parent_id"),
+                                 _as_id(get["conversation_id"], "conversation_id"))
+        text = _as_text(get["text"], "text")
         if self.reddit:
             submission = text is None and ("title" in row or "selftext" in row)
             if submission:
-                text = "\n\n".join(str(row[k]) for k in ("title", "selftext") if row.get(k))
+                text = "\n\n".join(str(_as_text(row[k], k)) for k in ("title", "selftext")
+                                   if row.get(k))
             if text in _REDDIT_GONE:
                 return None
             post_id, conv = _reddit_names(row, post_id, conv, submission)
@@ -166,14 +192,14 @@ class RowMapper:
         if conv is None and post_id is not None:
             conv = self.threads.conversation(post_id, parent)
         post: dict[str, Any] = {
-            "id": post_id, "platform": str(get["platform"] or self.default_platform),
-            "author_id": "" if get["author_id"] is None else str(get["author_id"]),
-            "text": text if text is None or isinstance(text, str) else str(text),
-            "conversation_id": conv, "parent_id": parent,
-            "lang": None if get["lang"] is None else str(get["lang"]),
+            "id": post_id,
+            "platform": _as_text(get["platform"], "platform") or self.default_platform,
+            "author_id": _as_id(get["author_id"], "author_id") or "",
+            "text": text, "conversation_id": conv, "parent_id": parent,
+            "lang": _as_text(get["lang"], "lang"),
         }
         if get["topic"] is not None:
-            post["topic"] = str(get["topic"])
+            post["topic"] = _as_text(get["topic"], "topic")
         if get["created_at"] is not None:
             post["created_at"] = parse_time(get["created_at"], self.assume_utc)
         return {k: v for k, v in post.items() if v is not None or k in ("parent_id", "lang")}
