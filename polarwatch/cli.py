@@ -13,6 +13,7 @@ environment variables the same way everywhere.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from importlib.metadata import entry_points
@@ -89,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     except PolarwatchError as exc:
         print(f"polarwatch: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `polarwatch schema | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit flush
+        return 1
     except OSError as exc:
         if exc.filename is None:  # sockets, processes: a bug or a broken machine, keep the trace
             raise

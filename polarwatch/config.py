@@ -6,9 +6,9 @@ wins over the file (lists: comma-separated); ``$POLARWATCH_CONFIG`` names the fi
 paths resolve against the file's directory. Durations have one grammar
 (:func:`polarwatch.fields.parse_duration`; the keys' value types are in :mod:`polarwatch.fields`).
 Secrets are ``SecretStr`` (``**********`` in repr and logs; readers call
-``.get_secret_value()``). Unknown sections and keys in the file are errors; unknown variables
-are ignored, except the removed names in ``RENAMED_ENV``. Errors are one-line ``ConfigError``s
-naming the key, the file (or variable) and what was expected.
+``.get_secret_value()``). Unknown sections and keys in the file, unknown keys of a section in
+the environment and renamed variables are errors (:mod:`polarwatch.config_errors`): one-line
+``ConfigError``s naming the key, the file (or variable) and what was expected.
 """
 
 from __future__ import annotations
@@ -29,20 +29,21 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from polarwatch.config_errors import ENV_PREFIX, describe, renamed_env, unknown_env
 from polarwatch.errors import ConfigError
 from polarwatch.fields import (
     DEFAULT_WEBHOOK_FORMAT,
-    DURATION_HELP,
     Backend,
     CascadeTo,
     Duration,
-    Float,
+    KafkaTopic,
     NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     ResponseFormat,
     SaslMechanism,
+    Score,
     SecurityProtocol,
     Share,
     Storage,
@@ -52,21 +53,7 @@ from polarwatch.fields import (
 )
 from polarwatch.topics import Topic, load_topics, read_toml  # Topic, load_topics: re-exported
 
-ENV_PREFIX = "POLARWATCH_"
 CONFIG_ENV = "POLARWATCH_CONFIG"
-# Alternative names that used to work for the same setting: set in the environment, they stop
-# the load with an error naming the one name that is read now.
-RENAMED_ENV = {
-    "POLARWATCH_WEBHOOK_SECRET": "POLARWATCH_ALERTS_SECRET",
-    "POLARWATCH_LLM_BASE_URL": "POLARWATCH_EXTRACTOR_LLM_BASE_URL",
-    "POLARWATCH_LLM_MODEL": "POLARWATCH_EXTRACTOR_LLM_MODEL",
-    "POLARWATCH_LLM_API_KEY": "POLARWATCH_EXTRACTOR_LLM_API_KEY",
-    "POLARWATCH_MASTODON_TOKEN": "POLARWATCH_INGEST_MASTODON_TOKEN",
-    "POLARWATCH_CACHE": "POLARWATCH_CACHE_DIR",
-    "POLARWATCH_TRANSFORMERS_MODEL": "POLARWATCH_EXTRACTOR_TRANSFORMERS_MODEL",
-    "POLARWATCH_TRANSFORMERS_GGUF_FILE": "POLARWATCH_EXTRACTOR_TRANSFORMERS_GGUF_FILE",
-}
-
 # ------------------------------------------------------------------------------ sections
 
 
@@ -110,8 +97,8 @@ class BrokerConfig(_Section):
 
 
 class TopicsConfig(_Section):
-    posts: str = "polarwatch.posts"
-    dead_letter: str = "polarwatch.dead_letter"
+    posts: KafkaTopic = "polarwatch.posts"
+    dead_letter: KafkaTopic = "polarwatch.dead_letter"
     partitions: PositiveInt = 2
 
 
@@ -175,7 +162,7 @@ DEFAULT_EXTREME_THRESHOLD = 7.0
 
 class AggregateConfig(_Section):
     window: Duration = "1 hour"
-    extreme_threshold: Float = DEFAULT_EXTREME_THRESHOLD
+    extreme_threshold: Score = DEFAULT_EXTREME_THRESHOLD
     watermark: Duration = "1 day"  # windows older than (latest event time − watermark) are final
     orphan_horizon: Duration = "1 day"  # a reply whose parent is missing this long is an orphan
 
@@ -339,44 +326,6 @@ class _EnvSource(EnvSettingsSource):
         return {k.lower(): v for k, v in self._env.items()}
 
 
-def _env_var(section: str, key: str) -> str:
-    return f"{ENV_PREFIX}{section}_{key}".upper()
-
-
-_EXPECTED = {"int_parsing": "a number", "int_from_float": "a number", "int_type": "a number",
-             "float_parsing": "a number", "float_type": "a number", "number": "a number",
-             "bool_parsing": "true/false", "bool_type": "true/false",
-             "string_type": "a string", "list_type": "a list", "duration": DURATION_HELP,
-             "greater_than_equal": "a number >= {ge}", "greater_than": "a number > {gt}",
-             "less_than_equal": "a number <= {le}", "less_than": "a number < {lt}",
-             "literal_error": "one of {expected}"}
-
-
-def _describe(errors: list[Any], source: str, from_env: set[tuple[str, str]]) -> str:
-    """pydantic's errors as one line: where (variable, or file [section] key), what was
-    expected, what was found (never a secret's value)."""
-    unknown: dict[str, list[str]] = {}
-    problems: list[str] = []
-    for e in errors:
-        section, key = str(e["loc"][0]), str(e["loc"][1]) if len(e["loc"]) > 1 else ""
-        if e["type"] == "extra_forbidden":
-            unknown.setdefault(section, []).append(key)
-            continue
-        if not key:  # a rule over the section's keys (its input may hold a secret: not shown)
-            problems.append(f"{source} [{section}]: {e['ctx']['error']}")
-            continue
-        where = (f"${_env_var(section, key)}" if (section, key) in from_env
-                 else f"{source} [{section}] {key}")
-        field = SECTIONS[section].model_fields.get(key)
-        secret = field is not None and field.annotation is SecretStr
-        got = f"a {type(e['input']).__name__} (not shown: a secret)" if secret else repr(e["input"])
-        expected = _EXPECTED.get(e["type"], e["msg"]).format(**e.get("ctx", {}))
-        problems.append(f"{where}: expected {expected}, got {got}")
-    return "; ".join([f"{source}: unknown key(s) {sorted(keys)} in [{section}]; valid keys are "
-                      f"{sorted(SECTIONS[section].model_fields)}"
-                      for section, keys in unknown.items()] + problems)
-
-
 def default_config_path() -> Path | None:
     """$POLARWATCH_CONFIG, else ./polarwatch.toml if it exists."""
     if os.environ.get(CONFIG_ENV):
@@ -401,11 +350,9 @@ def _read_file(cfg_path: Path) -> dict[str, Any]:
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Load the config file (or defaults when there is none) and apply env overrides."""
     env = dict(os.environ if env is None else env)
-    renamed = sorted(old for old in RENAMED_ENV if old in env)
-    if renamed:
-        raise ConfigError("renamed environment variable(s): " + ", ".join(
-            f"${old} is now ${RENAMED_ENV[old]}" for old in renamed) + "; set the new name "
-            "and unset the old one")
+    for mistake in (renamed_env(env), unknown_env(env, SECTIONS)):
+        if mistake is not None:
+            raise ConfigError(mistake)
     cfg_path = Path(path) if path is not None else default_config_path()
     raw = _read_file(cfg_path) if cfg_path is not None else {}
     source = str(cfg_path) if cfg_path is not None else "<defaults>"
@@ -416,11 +363,11 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         if section not in SECTIONS or not isinstance(overrides, dict):
             continue  # POLARWATCH_CONFIG, POLARWATCH_EVENTS_FILE, ...: not a [section] key
         for key, value in overrides.items():
-            if key in SECTIONS[section].model_fields:  # unknown keys in the env are ignored
+            if key in SECTIONS[section].model_fields:  # the others: NOT_SETTINGS_ENV
                 values[section][key] = value
                 from_env.add((section, key))
     try:
         return Config(root=root, file=cfg_path.resolve() if cfg_path is not None else None,
                       **values)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc.errors(), source, from_env)) from None
+        raise ConfigError(describe(exc.errors(), source, from_env, SECTIONS)) from None

@@ -28,8 +28,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from polarwatch.errors import PolarwatchError
+from polarwatch.errors import ConfigError, PolarwatchError
 from polarwatch.records import MIN_CREATED_AT
+from polarwatch.topics import toml_text
 
 __all__ = ["EARLIEST_EVENT", "EVENTS_ENV", "EVENTS_FILE", "HEADER", "KINDS", "LATEST_EVENT",
            "MAX_EVENT_NAME_CHARS", "POINT_EVENT_DURATION", "Event",
@@ -169,7 +170,9 @@ def load_events(path: Path, topics: Iterable[str] | None = None) -> list[Event]:
     if not path.exists():
         return []
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(toml_text(path))  # UTF-8, a byte-order mark dropped
+    except ConfigError as exc:  # bytes that are not UTF-8: the file, the byte, where
+        raise EventError(str(exc)) from None
     except tomllib.TOMLDecodeError as exc:
         raise EventError(f"{path}: invalid TOML: {exc}") from exc
     items = raw.get("event", [])

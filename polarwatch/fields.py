@@ -1,6 +1,7 @@
 """The value types of the configuration's keys (:mod:`polarwatch.config`): the one duration
-grammar (``parse_duration``), numbers that refuse TOML booleans, comma-separated lists, and the
-enumerated keys. Pydantic reports a value outside its type with the words given here."""
+grammar (``parse_duration``), finite numbers that refuse TOML booleans, interaction scores,
+Kafka topic names, comma-separated lists, and the enumerated keys. Pydantic reports a value
+outside its type with the words given here."""
 
 from __future__ import annotations
 
@@ -62,19 +63,48 @@ def no_bool(value: Any) -> Any:
     return value
 
 
+# The paper's interaction scores run from 0 to 10 (scoring/rules.py): a threshold outside
+# that range would make every conversation extreme, or none.
+SCORE_RANGE = (0.0, 10.0)
+SCORE_HELP = "a number from 0 to 10 (interaction scores run from 0 to 10)"
+
+
+def score_value(value: float) -> float:
+    if not SCORE_RANGE[0] <= value <= SCORE_RANGE[1]:
+        raise PydanticCustomError("score", SCORE_HELP)
+    return value
+
+
+# Kafka's rule for a topic name (kafka.common.internals.Topic.validate): 1-249 characters of
+# ASCII letters, digits, '.', '_' and '-', and not "." or "..".
+_KAFKA_TOPIC_RE = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+KAFKA_TOPIC_HELP = ("a Kafka topic name: 1-249 characters of letters, digits, '.', '_' and "
+                    "'-' (not '.' or '..')")
+
+
+def kafka_topic(value: str) -> str:
+    if not _KAFKA_TOPIC_RE.fullmatch(value) or value in (".", ".."):
+        raise PydanticCustomError("kafka_topic", KAFKA_TOPIC_HELP)
+    return value
+
+
 def comma_list(value: Any) -> Any:
     return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
 
 Duration = Annotated[str, AfterValidator(duration_text)]
 Int = Annotated[int, BeforeValidator(no_bool)]
-Float = Annotated[float, BeforeValidator(no_bool)]
+# Floats are finite: TOML's inf and nan (and 1e400) are refused, not compared with a bound
+Float = Annotated[float, BeforeValidator(no_bool), Field(allow_inf_nan=False)]
 NonNegativeInt = Annotated[int, BeforeValidator(no_bool), Field(ge=0)]
-NonNegativeFloat = Annotated[float, BeforeValidator(no_bool), Field(ge=0)]
+NonNegativeFloat = Annotated[float, BeforeValidator(no_bool), Field(ge=0, allow_inf_nan=False)]
 StrList = Annotated[list[str], BeforeValidator(comma_list)]
 PositiveInt = Annotated[int, BeforeValidator(no_bool), Field(ge=1)]
-Share = Annotated[float, BeforeValidator(no_bool), Field(ge=0, le=1)]
-PositiveFloat = Annotated[float, BeforeValidator(no_bool), Field(gt=0)]
+Share = Annotated[float, BeforeValidator(no_bool), Field(ge=0, le=1, allow_inf_nan=False)]
+PositiveFloat = Annotated[float, BeforeValidator(no_bool), Field(gt=0, allow_inf_nan=False)]
+Score = Annotated[float, BeforeValidator(no_bool), Field(allow_inf_nan=False),
+                  AfterValidator(score_value)]
+KafkaTopic = Annotated[str, AfterValidator(kafka_topic)]
 
 # Enumerated keys. The spine imports no stage, so the backend names are spelled here and a test
 # holds them equal to scoring's registry (tests/polarwatch/test_config.py).

@@ -3,6 +3,7 @@ routing keywords and stance cue phrases). Errors name the file, the topic and th
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import re
 import tomllib
@@ -27,13 +28,32 @@ class Topic:
 _ID_RE = re.compile(r"^[a-z0-9_]+$")
 
 
+def toml_text(path: Path) -> str:
+    """A TOML file's text: UTF-8 (TOML's encoding), a leading byte-order mark dropped (editors
+    on Windows write one). Bytes that are not UTF-8 are a ConfigError naming the first one,
+    its offset and its line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise ConfigError(f"{path}: the file is UTF-16 (it starts with that byte-order "
+                              f"mark); save it as UTF-8") from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        raise ConfigError(f"{path}: byte 0x{data[exc.start]:02x} at offset {exc.start} (line "
+                          f"{line}, column {column}) is not UTF-8; save the file as UTF-8"
+                          ) from None
+
+
 def read_toml(path: Path, missing: str) -> dict[str, Any]:
-    """A TOML file's tables; ConfigError ``missing`` when it does not exist, or naming the file
-    and the parser's complaint when it is not valid TOML."""
+    """A TOML file's tables (:func:`toml_text`); ConfigError ``missing`` when it does not
+    exist, or naming the file and the parser's complaint when it is not valid TOML."""
     if not path.exists():
         raise ConfigError(missing)
+    text = toml_text(path)
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
 

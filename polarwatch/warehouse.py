@@ -11,6 +11,7 @@ that.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ LOG = logging.getLogger(__name__)
 # slow batches.
 LOCK_RETRY_SECONDS = 0.025
 LOCK_RETRY_ATTEMPTS = 200
+LISTED_TABLES = 5  # tables of a file that is not a warehouse named in the error
 
 
 def _ddl(table: str, columns: list[tuple[str, str]], primary_key: Sequence[str]) -> str:
@@ -165,8 +167,36 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[Any]:
             f"away so that a new warehouse is created") from exc
     try:
         yield con
+    except duckdb.CatalogException as exc:
+        foreign = _not_a_warehouse(con, path, exc)
+        if foreign is None:
+            raise
+        raise foreign from exc
     finally:
         con.close()
+
+
+def _not_a_warehouse(con: Any, path: Path, exc: Exception) -> WarehouseUnreadable | None:
+    """The error to raise for ``exc`` (a missing table) when the file is a DuckDB database
+    without any of polarwatch's tables (another program's file, or an empty one); None when
+    the table is not polarwatch's or the file holds some of them."""
+    missing = re.search(r"Table with name (\w+) does not exist", str(exc))
+    if missing is None or missing.group(1) not in {*TABLES, *VIEWS}:
+        return None
+    try:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() "
+                                            "ORDER BY table_name").fetchall()]
+    except Exception:  # the connection is unusable (e.g. an aborted transaction): say nothing
+        return None
+    if set(tables) & set(TABLES):
+        return None
+    held = (f"its tables are {', '.join(tables[:LISTED_TABLES])}"
+            + (f" and {len(tables) - LISTED_TABLES:,} more" if len(tables) > LISTED_TABLES
+               else "") if tables else "it holds no tables")
+    return WarehouseUnreadable(
+        f"{path} is a DuckDB database but not a polarwatch warehouse (no {missing.group(1)} "
+        f"table; {held}): run `polarwatch stream` first to fill it, or set [warehouse] path "
+        f"(env POLARWATCH_WAREHOUSE_PATH) to the file the stream writes")
 
 
 @contextmanager

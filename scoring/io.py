@@ -8,7 +8,6 @@ format, text that is not UTF-8) raises :class:`SchemaError` naming the file (and
 from __future__ import annotations
 
 import codecs
-import csv
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from polarwatch.errors import SchemaError
-from polarwatch.formats import detect_format
+from polarwatch.formats import csv_records, detect_format
 from polarwatch.records import Labels
 from scoring.extractors.base import Extractor, PostPair
 from scoring.rules import score_pair
@@ -50,13 +49,41 @@ def check_utf8(path: Path) -> None:
                           f"`iconv -f utf-8 -t utf-8 -c`")
 
 
-def _cell(value: Any) -> str | None:
-    """JSON/CSV value → string or None (numbers become strings; "" in CSV means absent)."""
-    if value is None:
+def skipped_reasons(skipped: Sequence[tuple[int, str]], listed: int = 3) -> str:
+    """``(line, reason)`` rows counted by reason, the most common first: ``5 × missing label
+    (first on line 1); ...`` (at most ``listed`` reasons, then how many other rows)."""
+    by_reason: dict[str, list[int]] = {}
+    for line, reason in skipped:
+        by_reason.setdefault(reason, []).append(line)
+    common = sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[1][0]))
+    parts = [f"{len(lines):,} × {reason} "
+             + (f"(first on line {lines[0]})" if len(lines) > 1 else f"(line {lines[0]})")
+             for reason, lines in common[:listed]]
+    rest = sum(len(lines) for _, lines in common[listed:])
+    return "; ".join(parts) + (f"; {rest:,} more row(s) for other reasons" if rest else "")
+
+
+def _not_text(value: Any) -> str | None:
+    """What a JSON value that cannot be a cell is ("a JSON boolean (true)", ...), or None when
+    it can be one: a string, a number (it becomes a string) or null (absent)."""
+    if isinstance(value, bool):  # a bool is an int to Python: checked first
+        return f"a JSON boolean ({'true' if value else 'false'})"
+    if value is None or isinstance(value, str | int | float):
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"expected a string, got {type(value).__name__}")
-    return str(value)
+    kinds: dict[type, str] = {dict: "a JSON object", list: "a JSON array"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _json_problem(exc: json.JSONDecodeError) -> str:
+    """json's complaint, once: its messages that end in "at" ("Invalid control character at")
+    take the column directly; a raw control character is named, with its escape."""
+    where = f"{exc.msg} column {exc.colno}" if exc.msg.endswith(" at") \
+        else f"{exc.msg} at column {exc.colno}"
+    if exc.msg.startswith("Invalid control character") and exc.pos < len(exc.doc):
+        code = ord(exc.doc[exc.pos])
+        where += (f" (a raw U+{code:04X} inside a string: JSON needs it escaped as "
+                  f"\\u{code:04x})")
+    return f"malformed JSON: {where}"
 
 
 def iter_table(path: Path, required: Sequence[str], optional: Sequence[str] = ()
@@ -76,9 +103,9 @@ def iter_table(path: Path, required: Sequence[str], optional: Sequence[str] = ()
                 if not line.strip():
                     continue
                 try:
-                    obj = json.loads(line)
+                    obj = json.loads(line.rstrip("\r\n"))  # the line end is not in a string
                 except json.JSONDecodeError as exc:
-                    yield line_no, None, f"malformed JSON: {exc.msg} at column {exc.colno}"
+                    yield line_no, None, _json_problem(exc)
                     continue
                 except RecursionError:
                     yield line_no, None, "JSON nested too deeply to read (posts are flat objects)"
@@ -88,35 +115,34 @@ def iter_table(path: Path, required: Sequence[str], optional: Sequence[str] = ()
                     continue
                 yield line_no, *_check({k: obj.get(k) for k in wanted}, required)
             return
-        dialect = "excel-tab" if fmt == "tsv" else "excel"
-        reader = csv.DictReader(fh, dialect=dialect)
-        header = reader.fieldnames or []
+        records = csv_records(fh, "excel-tab" if fmt == "tsv" else "excel")
+        first = next(records, None)
+        header = first.fields or [] if first is not None else []
         missing = [c for c in required if c not in header]
         if missing:
             raise SchemaError(f"{path}: missing column(s) {', '.join(missing)}; the header has "
                               f"{', '.join(header) or 'no columns'} (required: "
                               f"{', '.join(required)})")
-        start = reader.line_num + 1
-        for rec in reader:
-            line_no, start = start, reader.line_num + 1
-            if None in rec:
-                yield line_no, None, f"{len(header) + len(rec[None])} fields, the header has " \
-                                     f"{len(header)}"
-                continue
-            if any(rec.get(c) is None for c in header):
-                yield line_no, None, f"fewer fields than the {len(header)} in the header"
-                continue
-            yield line_no, *_check({k: rec.get(k) or None for k in wanted}, required,
-                                   empty_text_ok=True)
+        for rec in records:  # a quote that never closes costs its line (csv_records)
+            if rec.fields is None:
+                yield rec.line, None, str(rec.error)
+            elif len(rec.fields) > len(header):
+                yield rec.line, None, f"{len(rec.fields)} fields, the header has {len(header)}"
+            elif len(rec.fields) < len(header):
+                yield rec.line, None, f"fewer fields than the {len(header)} in the header"
+            else:
+                cells = dict(zip(header, rec.fields, strict=True))
+                yield rec.line, *_check({k: cells.get(k) or None for k in wanted}, required,
+                                        empty_text_ok=True)
 
 
 def _check(raw: dict[str, Any], required: Sequence[str], empty_text_ok: bool = False
            ) -> tuple[Row | None, str | None]:
-    try:
-        row = {k: _cell(v) for k, v in raw.items()}
-    except ValueError:
-        bad = next(k for k, v in raw.items() if v is not None and not isinstance(v, str | int | float))
-        return None, f"{bad}: expected a string, got {type(raw[bad]).__name__}"
+    for key, value in raw.items():
+        kind = _not_text(value)
+        if kind is not None:
+            return None, f"{key}: expected a string (or a number), got {kind}"
+    row: Row = {k: None if v is None else str(v) for k, v in raw.items()}
     missing = [c for c in required if row.get(c) is None and not (c == "text" and empty_text_ok)]
     if missing:
         return None, f"missing {', '.join(missing)}"

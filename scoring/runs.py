@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import Counter
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from polarwatch.config import Config, Topic, load_topics
-from polarwatch.errors import ConfigError
+from polarwatch.errors import ConfigError, PolarwatchError
 
 
 def resolve_topics(cfg: Config, topics_file: str | None) -> list[Topic]:
@@ -80,6 +81,20 @@ def _rate(n: int, seconds: float) -> str:
     return f"{rate:,.0f}" if rate >= 10 else f"{rate:.2f}"
 
 
+def check_output(src: Path, output: Path) -> None:
+    """Refuse an output that is the input file (the labels would replace the posts) or whose
+    directory does not exist (a mistyped path creates no directories)."""
+    if output.exists() and src.exists() and os.path.samefile(src, output):
+        raise PolarwatchError(f"-o {output} is the input file {src}: the labels would "
+                              f"overwrite the posts; write them to another file")
+    parent = output.parent
+    if parent.exists() and not parent.is_dir():
+        raise PolarwatchError(f"-o {output}: {parent} is a file, not a directory; fix the path")
+    if not parent.exists():
+        raise PolarwatchError(f"-o {output}: directory {parent} does not exist; create it "
+                              f"first (mkdir -p {parent}) or fix the path")
+
+
 def label_file(cfg: Config, src: Path, output: str | None, *, topics_file: str | None = None,
                backend: str | None = None, fallback: list[str] | None = None,
                options: list[str] | None = None, cascade_to: str | None = None,
@@ -87,12 +102,15 @@ def label_file(cfg: Config, src: Path, output: str | None, *, topics_file: str |
                batch_size: int = 256, progress: bool = False) -> LabelRun:
     """Label every usable row of `src` into `output` (JSONL; ``None`` or ``-``: stdout) with
     `backend` (default ``[extractor] backend``) and its fallbacks; `progress`: a bar on
-    stderr."""
+    stderr. An `output` that is `src`, or in a directory that does not exist, is refused
+    before anything is read (:func:`check_output`)."""
     from tqdm import tqdm
 
     from scoring import io
     from scoring.fallback import build_from_config
 
+    if output not in (None, "-"):
+        check_output(src, Path(str(output)))
     topics = resolve_topics(cfg, topics_file)
     backend = backend or cfg.extractor.backend
     posts, skipped = io.read_posts(src, [t.id for t in topics])
@@ -111,9 +129,7 @@ def label_file(cfg: Config, src: Path, output: str | None, *, topics_file: str |
         written = io.write_jsonl(records, sys.stdout)
         sys.stdout.flush()
     else:
-        out = Path(str(output))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("w", encoding="utf-8") as fh:
+        with Path(str(output)).open("w", encoding="utf-8") as fh:
             written = io.write_jsonl(records, fh)
     chain = getattr(extractor, "primary", extractor)
     per_backend = dict(Counter(lab.backend for lab in labels))

@@ -28,7 +28,7 @@ import numpy as np
 from polarwatch.config import Topic
 from polarwatch.errors import BackendError, SchemaError
 from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES
-from scoring.io import iter_table
+from scoring.io import iter_table, skipped_reasons
 
 TASKS: dict[str, tuple[str, ...]] = {"stance": STANCES, "affect": AFFECTS,
                                      "agreement": AGREEMENTS, "emotion": EMOTIONS}
@@ -104,7 +104,8 @@ def read_examples(path: Path, task: str, topics: Sequence[Topic]
     if len(rows) < MIN_ROWS:
         raise SchemaError(f"{path}: too few rows to train a {task} head: {len(rows):,} usable "
                           f"row(s), need at least {MIN_ROWS}"
-                          + (f" ({len(skipped)} skipped)" if skipped else ""))
+                          + (f" ({len(skipped):,} skipped: {skipped_reasons(skipped)})"
+                             if skipped else ""))
     if len(counts) < 2:
         raise SchemaError(f"{path}: every usable row has the label {next(iter(counts))!r}; a "
                           f"head needs at least two classes")

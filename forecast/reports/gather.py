@@ -14,6 +14,7 @@ import pandas as pd
 
 from forecast.alerts.delivery import active_flags
 from forecast.event_conversations import event_studies
+from forecast.series import METRICS
 from polarwatch.config import Config
 from polarwatch.errors import ConfigError, PolarwatchError
 from polarwatch.events import Event, events_path, load_events
@@ -64,6 +65,9 @@ class TopicData:
         columns=["task", "value", "model_value"]))
     # do its sides follow its replies' agreement? None with too few pairs (scoring.side_check)
     sides: SideCheck | None = None
+    # windows with a value of the forecast metric, since the first (what the forecast fits;
+    # too few and it skips the topic); None when the metric is not a topic_windows column
+    observed: int | None = None
 
 
 def random_labels(path: Path) -> pd.DataFrame:
@@ -112,6 +116,9 @@ def gather(cfg: Config, topics: Sequence[str] | None = None,
     freq = (windows["window_end"] - windows["ts"]).mode().iloc[0] if len(windows) \
         else pd.Timedelta(hours=1)
     fc = _read(path, "SELECT * FROM forecasts WHERE metric = ? ORDER BY topic, ts", [metric])
+    observed = (_read(path, f'SELECT topic, count("{metric}") AS n FROM topic_windows '
+                            f"GROUP BY topic", []).set_index("topic")["n"]
+                if metric in METRICS else pd.Series(dtype=int))
     act = active_flags(path, metric)
     labels = random_labels(path)
     sides = _read(path, SIDE_CONSISTENCY_SQL, []).set_index("topic")
@@ -134,7 +141,8 @@ def gather(cfg: Config, topics: Sequence[str] | None = None,
                       events=[e for e in calendar if e.topic == topic],
                       labels=labels[labels["topic"] == topic].drop(columns="topic")
                       .reset_index(drop=True),
-                      sides=side_check(sides.loc[topic]) if topic in sides.index else None)
+                      sides=side_check(sides.loc[topic]) if topic in sides.index else None,
+                      observed=int(observed[topic]) if topic in observed.index else None)
         for ts in a["ts"]:
             d.drivers[ts] = drivers(path, topic, ts, ts + freq)
         data.append(d)

@@ -12,6 +12,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from forecast.alarms import EVENT_ROUTINE
+from forecast.models import MIN_POINTS
 from forecast.reports.charts import chart_png
 from scoring.label_accuracy import Status, TaskAccuracy, accuracy_by_task, validation_status
 
@@ -116,6 +117,15 @@ def summary_row(d: TopicData, metric: str, status: str) -> dict[str, Any]:
             "labels": status}
 
 
+def no_forecast(d: TopicData, metric: str) -> str:
+    """Why the topic has no forecast: too few windows (the forecast skips it), else it has not
+    been run since the topic had enough."""
+    if d.observed is not None and d.observed < MIN_POINTS:
+        return (f"No forecast: {d.observed} window(s) with a {metric} value, at least "
+                f"{MIN_POINTS} are needed (`polarwatch forecast` skips the topic until then).")
+    return "No forecast (run `polarwatch forecast`)."
+
+
 def section(d: TopicData, metric: str, threshold: float | None,
             measured: Accuracy) -> dict[str, Any]:
     """One topic's part of the page (its chart drawn only when it has data)."""
@@ -140,7 +150,7 @@ def section(d: TopicData, metric: str, threshold: float | None,
     routine = routine.sort_values("ts", ascending=False).head(RECENT_FLAGS)
     return {**base, "empty": False, "chart": chart_png(d, metric, threshold), "n_future": len(fut),
             "forecast": table(fut, {"ts": "window (UTC)", "forecast": metric, "lower": "lower",
-                                    "upper": "upper"}, "No forecast (run `polarwatch forecast`)."),
+                                    "upper": "upper"}, no_forecast(d, metric)),
             "active": table(d.active, {k: v for k, v in cols.items() if k in d.active},
                             "No active flags."),
             "drivers": drivers,

@@ -208,3 +208,41 @@ def test_a_routine_burst_is_listed_with_why_it_raised_no_flag(cfg: Config, tmp_p
     assert len(sections) == 3  # one per topic
     assert sum(why in s.split("</table>")[0] for s in sections[1:]) == 1
     assert text.count("No routine bursts in the range.") == 1
+
+
+def test_a_topic_the_forecast_skipped_says_why_it_has_no_forecast(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After `forecast` skipped a topic ("1 observed point(s), at least 10 are needed") the
+    report said "No forecast (run `polarwatch forecast`)", which running it does not change."""
+    import numpy as np
+
+    from forecast.models import MIN_POINTS
+    from polarwatch.warehouse import init_schema
+    from tests.forecast.test_forecast import seed, window_rows
+
+    path = tmp_path / "pw.duckdb"
+    init_schema(path)
+    seed(path, window_rows("gun_control", np.array([5.0]))
+         + window_rows("climate_change", 4.0 + np.sin(np.arange(30.0))))
+    monkeypatch.setenv("POLARWATCH_WAREHOUSE_PATH", str(path))
+    monkeypatch.setenv("POLARWATCH_EVENTS_FILE", str(tmp_path / "events.toml"))
+    config = ["--config", str(REPO / "polarwatch.toml")]
+
+    def forecast_notes(html: Path) -> dict[str, str]:
+        text = html.read_text()
+        return {topic: re.sub(r"\s+", " ", text.split(f"<h2>{name}")[1].split("<h3>Active")[0])
+                for topic, name in (("gun_control", "Gun control"),
+                                    ("climate_change", "Climate change"))}
+
+    assert main([*config, "report", "-o", str(tmp_path / "before.html")]) == 0
+    before = forecast_notes(tmp_path / "before.html")
+    too_few = (f"No forecast: 1 window(s) with a mean_score value, at least {MIN_POINTS} are "
+               f"needed (`polarwatch forecast` skips the topic until then).")
+    assert too_few in before["gun_control"]
+    assert "No forecast (run `polarwatch forecast`)." in before["climate_change"]  # not run yet
+
+    assert main([*config, "forecast"]) == 0
+    assert main([*config, "report", "-o", str(tmp_path / "after.html")]) == 0
+    after = forecast_notes(tmp_path / "after.html")
+    assert too_few in after["gun_control"] and "run `polarwatch forecast`" not in after["gun_control"]
+    assert "No forecast" not in after["climate_change"]

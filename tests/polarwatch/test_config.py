@@ -10,7 +10,6 @@ from typing import get_args
 import pytest
 
 from polarwatch.config import (
-    RENAMED_ENV,
     SECTIONS,
     Config,
     ExtractorConfig,
@@ -19,6 +18,7 @@ from polarwatch.config import (
     load_config,
     load_topics,
 )
+from polarwatch.config_errors import RENAMED_ENV
 from polarwatch.errors import ConfigError
 from polarwatch.fields import BACKENDS, CascadeTo, parse_duration
 
@@ -438,9 +438,14 @@ def test_the_file_path_variable_is_not_a_setting(tmp_path: Path) -> None:
     assert cfg == Config(root=tmp_path, file=path.resolve())
 
 
-def test_an_unknown_key_in_the_environment_is_ignored_as_before() -> None:
-    cfg = load_config(REPO / "polarwatch.toml", env={"POLARWATCH_SPARK_MASTERR": "local[9]"})
-    assert cfg == load_config(REPO / "polarwatch.toml", env={})
+def test_an_unknown_key_in_the_environment_is_refused_like_one_in_the_file() -> None:
+    """It was ignored: a typo in a variable's name silently left the setting as it was."""
+    with pytest.raises(ConfigError) as info:
+        load_config(REPO / "polarwatch.toml", env={"POLARWATCH_SPARK_MASTERR": "local[9]"})
+    assert str(info.value) == (
+        "$POLARWATCH_SPARK_MASTERR: unknown key 'masterr' in [spark]; valid keys are "
+        "['checkpoint_dir', 'master', 'max_records_per_trigger', 'trigger_seconds'] (fix or "
+        "unset the variable)")
 
 
 def test_retention_defaults_and_negative_values() -> None:

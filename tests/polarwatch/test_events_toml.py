@@ -31,3 +31,32 @@ def test_a_lone_surrogate_in_a_name_is_refused_with_the_reason() -> None:
     with pytest.raises(EventError, match="lone UTF-16 surrogate"):
         make_event({"name": "bad \udc80", "topic": "gun_control", "start": START,
                     "kind": "scheduled"})
+
+
+@pytest.mark.parametrize(("data", "says"), [
+    (b"\xff", "events.toml: byte 0xff at offset 0 (line 1, column 1) is not UTF-8; save the "
+               "file as UTF-8"),
+    (b'[[event]]\nname = "caf\xe9"\n', "events.toml: byte 0xe9 at offset 21 (line 2, column 12)"),
+])
+def test_an_events_file_that_is_not_utf8_is_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        data: bytes, says: str) -> None:
+    """`printf '\\xff' > events.toml; polarwatch forecast` raised UnicodeDecodeError."""
+    from polarwatch.cli import main
+
+    (tmp_path / "events.toml").write_bytes(data)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("POLARWATCH_EVENTS_FILE", raising=False)
+    monkeypatch.delenv("POLARWATCH_CONFIG", raising=False)
+    for argv in (["forecast"], ["events", "list"]):
+        rc = main(argv)
+        err = capsys.readouterr().err
+        assert rc == 2 and err.startswith(f"polarwatch: error: {tmp_path}/{says}"), err
+        assert err.endswith("is not UTF-8; save the file as UTF-8\n") and err.count("\n") == 1
+
+
+def test_an_events_file_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "events.toml"
+    save_events(path, [Event("Senate vote", "gun_control", START, "scheduled")])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert [e.name for e in load_events(path)] == ["Senate vote"]

@@ -47,3 +47,17 @@ def test_each_missing_field_is_named_once() -> None:
     named = reason.split(" (")[0].removeprefix("missing required field(s): ").split(", ")
     assert named == ["platform", "author_id", "text", "created_at", "topic", "conversation_id"]
     assert len(reason) < 500
+
+
+def test_a_reader_that_stops_early_is_no_traceback() -> None:
+    """`polarwatch schema | head` printed a BrokenPipeError traceback when head had gone."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        out = subprocess.run([sys.executable, "-m", "polarwatch.cli", "schema"], stdout=write_end,
+                             stderr=subprocess.PIPE, timeout=60, check=False)
+    finally:
+        os.close(write_end)
+    assert (out.returncode, out.stderr) == (1, b"")

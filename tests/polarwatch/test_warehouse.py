@@ -144,3 +144,59 @@ def test_a_path_that_is_not_a_duckdb_file_is_a_clear_error(tmp_path: Path) -> No
                                "DuckDB warehouse .*" + says), connect(path, read_only):
                 pass
     assert junk.read_text() == "not a database\n"  # left as it was
+
+
+@pytest.mark.parametrize(("argv", "table"), [
+    (["forecast"], "topic_windows"), (["report", "-o", "report.html"], "topic_windows"),
+    (["relabel", "--backend", "lexicon"], "posts"),
+    (["relabel", "--backend", "lexicon", "--since", "7d"], "posts"),
+])
+@pytest.mark.parametrize("holds", [["t", "u"], []])
+def test_a_duckdb_file_that_is_not_a_warehouse_is_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        argv: list[str], table: str, holds: list[str]) -> None:
+    """Another program's DuckDB file (or an empty one) at [warehouse] path: forecast, report
+    and relabel raised duckdb's CatalogException ("Table with name topic_windows does not
+    exist!") as a traceback."""
+    import duckdb
+
+    from polarwatch.cli import main
+
+    other = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(other))
+    for name in holds:
+        con.execute(f"CREATE TABLE {name} (x INTEGER)")
+    con.close()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("POLARWATCH_WAREHOUSE_PATH", str(other))
+    monkeypatch.setenv("POLARWATCH_EVENTS_FILE", str(tmp_path / "events.toml"))
+    rc = main(["--config", str(Path(__file__).resolve().parents[2] / "polarwatch.toml"), *argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and err == (
+        f"polarwatch: error: {other} is a DuckDB database but not a polarwatch warehouse (no "
+        f"{table} table; {'its tables are t, u' if holds else 'it holds no tables'}): run "
+        f"`polarwatch stream` first to fill it, or set [warehouse] path (env "
+        f"POLARWATCH_WAREHOUSE_PATH) to the file the stream writes\n")
+    con = duckdb.connect(str(other), read_only=True)
+    assert con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall() == \
+        [(name,) for name in holds]  # left as it was: forecast did not make it a warehouse
+    con.close()
+
+
+def test_other_missing_tables_keep_duckdbs_own_error(tmp_path: Path) -> None:
+    """"Not a warehouse" is said only of a file with none of polarwatch's tables, asked for
+    one of them: a warehouse that lacks one table, or a query for a table no contract has,
+    keep DuckDB's error."""
+    import duckdb
+
+    path = tmp_path / "pw.duckdb"
+    init_schema(path)
+    with connect(path) as con:
+        con.execute("DROP TABLE labels")
+    other = tmp_path / "other.duckdb"
+    duckdb.connect(str(other)).close()
+    for file, table in ((path, "labels"), (other, "nope")):
+        with pytest.raises(duckdb.CatalogException, match=f"Table with name {table} does not "
+                                                          f"exist"), \
+                connect(file, read_only=True) as con:
+            con.execute(f"SELECT * FROM {table}")

@@ -105,6 +105,20 @@ def test_label_csv_reports_the_physical_line_of_a_bad_row(
     assert labels[2]["interaction_score"] is None  # ... but its parent row is not in the file
 
 
+def test_label_csv_quote_that_never_closes_costs_one_row(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A stray quote made one row of the rest of the file: 98 posts went unlabelled."""
+    src = tmp_path / "posts.csv"
+    src.write_text("id,text,topic\n1,We need gun control,gun_control\n"
+                   '2,"he said ""guns"" are fine,gun_control\n'
+                   + "".join(f"{i},gun control {i},gun_control\n" for i in range(3, 100)))
+    rc, out, err = run(capsys, "-q", "label", str(src), "--backend", "lexicon")
+    assert rc == 0, err
+    assert f"{src}:3: skipped: unterminated quote: the quoted field opened on line 3" in err
+    assert [json.loads(line)["id"] for line in out.splitlines()] == \
+        ["1"] + [str(i) for i in range(3, 100)]
+
+
 def test_label_reads_utf8_only_and_says_which_lines_are_not(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Bytes that are not UTF-8 were silently replaced by U+FFFD, a UTF-16 file gave one
@@ -131,6 +145,63 @@ def test_label_reads_utf8_only_and_says_which_lines_are_not(
     rc, out, err = run(capsys, "label", str(deep), "--backend", "lexicon")
     assert rc == 0 and [json.loads(line)["id"] for line in out.splitlines()] == ["b"]
     assert f"{deep}:1: skipped: JSON nested too deeply to read" in err
+
+
+@pytest.mark.parametrize(("row", "reason"), [
+    ('{"id": "p1", "text": true, "topic": "gun_control"}',
+     "text: expected a string (or a number), got a JSON boolean (true)"),
+    ('{"id": false, "text": "x", "topic": "gun_control"}',
+     "id: expected a string (or a number), got a JSON boolean (false)"),
+    ('{"id": "p1", "text": "x", "topic": ["gun_control"]}',
+     "topic: expected a string (or a number), got a JSON array"),
+    ('{"id": "p1", "text": {"body": "x"}, "topic": "gun_control"}',
+     "text: expected a string (or a number), got a JSON object"),
+    ('{"id":"p1","text":"a\x00b","topic":"gun_control"}',  # the audit's line
+     "malformed JSON: Invalid control character at column 21 (a raw U+0000 inside a string: "
+     "JSON needs it escaped as \\u0000)"),
+    ('{"id": "p1", "text": "no end, "topic": "gun_control"}',
+     "malformed JSON: Expecting ',' delimiter at column 32"),
+    ('{"id": "p1", "text": "no end}', "malformed JSON: Unterminated string starting at column 22"),
+])
+def test_label_skips_a_row_it_cannot_read_and_says_why(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], row: str, reason: str) -> None:
+    """A JSON boolean raised "RuntimeError: generator raised StopIteration"; a raw NUL said
+    "Invalid control character at at column 21"; an unterminated string blamed the line end."""
+    src = tmp_path / "posts.jsonl"
+    src.write_text(row + "\n" + json.dumps({"id": "ok", "text": "Ban assault weapons",
+                                             "topic": "gun_control"}) + "\n")
+    rc, out, err = run(capsys, "label", str(src), "--backend", "lexicon", "--fallback", "")
+    assert rc == 0, err
+    assert f"{src}:1: skipped: {reason}\n" in err, err
+    assert [json.loads(line)["id"] for line in out.splitlines()] == ["ok"]
+
+
+def test_label_refuses_to_write_over_its_input_or_into_a_missing_directory(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`label X -o X` replaced the posts with their labels; `-o typo/x.jsonl` created typo/."""
+    src = tmp_path / "posts.jsonl"
+    posts = json.dumps({"id": "1", "text": "Ban assault weapons", "topic": "gun_control"}) + "\n"
+    src.write_text(posts)
+    (tmp_path / "link.jsonl").symlink_to(src)
+    for output in (src, tmp_path / "." / "posts.jsonl", tmp_path / "link.jsonl"):
+        rc, out, err = run(capsys, "label", str(src), "-o", str(output), "--backend", "lexicon")
+        assert rc == 2 and out == "", err
+        assert err == (f"polarwatch: error: -o {output} is the input file {src}: the labels "
+                       f"would overwrite the posts; write them to another file\n")
+    assert src.read_text() == posts
+    missing = tmp_path / "typo" / "deeper"
+    rc, _, err = run(capsys, "label", str(src), "-o", str(missing / "x.jsonl"),
+                     "--backend", "lexicon")
+    assert rc == 2 and err == (f"polarwatch: error: -o {missing / 'x.jsonl'}: directory "
+                               f"{missing} does not exist; create it first (mkdir -p "
+                               f"{missing}) or fix the path\n")
+    assert not (tmp_path / "typo").exists()
+    rc, _, err = run(capsys, "label", str(src), "-o", str(src / "x.jsonl"), "--backend",
+                     "lexicon")
+    assert rc == 2 and f"-o {src / 'x.jsonl'}: {src} is a file, not a directory" in err
+    rc, _, err = run(capsys, "label", str(src), "-o", str(tmp_path / "labels.jsonl"),
+                     "--backend", "lexicon")
+    assert rc == 0 and read_jsonl(tmp_path / "labels.jsonl")[0]["id"] == "1", err
 
 
 def test_label_missing_column_is_a_clear_error(tmp_path: Path,
@@ -235,6 +306,23 @@ def test_train_rejects_bad_data_clearly(tmp_path: Path, capsys: pytest.CaptureFi
     rc, _, err = run(capsys, "train", "--task", "affect", str(data), "-o",
                      str(tmp_path / "h.npz"))
     assert rc == 2 and message in err, err
+
+
+@pytest.mark.parametrize("task", ["stance", "affect"])
+def test_train_says_why_rows_were_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          task: str) -> None:
+    """"0 usable row(s), need at least 10 (5 skipped)" never said why, even with -v."""
+    rows = [{"text": f"Gun laws now {i}", "topic": "gun_control"} for i in range(5)]
+    data = _write(tmp_path / "good.jsonl", rows)
+    with data.open("a") as fh:
+        fh.write('{"text": true, "label": "pro", "topic": "gun_control"}\nnot json\n')
+    rc, _, err = run(capsys, "-v", "train", "--task", task, str(data), "-o",
+                     str(tmp_path / "h.npz"))
+    assert rc == 2 and "Traceback" not in err, err
+    assert (f"too few rows to train a {task} head: 0 usable row(s), need at least 10 (7 "
+            f"skipped: 5 × missing label (first on line 1); 1 × text: expected a string (or a "
+            f"number), got a JSON boolean (true) (line 6); 1 × malformed JSON: Expecting value "
+            f"at column 1 (line 7))") in err, err
 
 
 def test_train_names_missing_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
