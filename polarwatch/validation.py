@@ -239,13 +239,26 @@ def truncate_raw(raw: bytes, limit: int = MAX_DEAD_LETTER_BYTES) -> tuple[bytes,
     return raw[:limit], len(raw)
 
 
+def parent_of(obj: dict[str, Any]) -> str | None:
+    """The parent a valid post object names, or None for a conversation root: ``parent_id``
+    absent, null, empty, or the post's own id (a post cannot reply to itself). The stream
+    (:mod:`stream.udfs`) and :func:`post_from_dict` apply it to every valid record, whichever
+    producer sent it (``ingest file``'s column mapping also turns a self-parent into a root), so
+    a self-parent is stored as a root and never paired with itself, and an empty one is not an
+    orphan waiting for a parent."""
+    parent = obj.get("parent_id")
+    return None if not parent or parent == obj.get("id") else parent
+
+
 def post_from_dict(obj: dict[str, Any]) -> Post:
-    """Build a Post from a validated JSON object (raises SchemaError with the reason)."""
+    """Build a Post from a validated JSON object (raises SchemaError with the reason); an empty
+    or self-naming ``parent_id`` makes a root (:func:`parent_of`)."""
     reason = validate_post(obj)
     if reason:
         raise SchemaError(reason)
     names = {s.name for s in fields_of(Post)}
     data = {k: v for k, v in obj.items() if k in names}
     data["created_at"] = datetime.fromisoformat(obj["created_at"])
+    data["parent_id"] = parent_of(obj)
     return Post(**data)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -195,5 +196,7 @@ class DeadLetterDrain:
             self._consumer = None
 
     def __del__(self) -> None:  # a restarted query builds a new sink: free the old consumer
-        with contextlib.suppress(Exception):  # at interpreter shutdown nothing is left to free
+        if sys.is_finalizing():  # at exit the OS frees it; closing would wait forever for the
+            return  # client's network thread, which is gone by then
+        with contextlib.suppress(Exception):
             self.close()

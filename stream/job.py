@@ -146,6 +146,7 @@ def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
     from stream.kafka_source import PASSWORD_ENV
 
     t0 = time.monotonic()
+    cfg.load_topics()  # a missing or broken topics.toml: its ConfigError now, before Spark starts
     password = cfg.broker.sasl_password.get_secret_value()
     if password and cfg.broker.security_protocol.startswith("SASL"):
         # the source's Python workers read it from here (Spark options would show it)

@@ -29,13 +29,16 @@ Labeler = Callable[[Sequence[PostPair]], list[Labels]]
 
 # replies whose pair is complete now: the reply or its parent came in this batch. A parent is
 # the post of the reply's own platform and topic with that id (a post elsewhere that shares the
-# id is not it; stances on two topics do not compare).
+# id is not it; stances on two topics do not compare), and never the reply itself: the stream
+# stores a self-parent as a root (polarwatch.validation.parent_of), but a file written before
+# that may hold one, and `relabel` pairs its posts again.
 NEW_PAIRS_SQL = """
     SELECT r.platform, r.id, r.parent_id, r.conversation_id, r.topic, r.created_at, r.text,
            r.stance AS rs, p.stance AS ps, r.affect AS ra, p.affect AS pa
     FROM posts r JOIN posts p
       ON p.platform = r.platform AND p.id = r.parent_id AND p.topic = r.topic
-    WHERE (EXISTS (SELECT 1 FROM post_batch b WHERE b.platform = r.platform AND b.id = r.id)
+    WHERE r.parent_id <> r.id
+      AND (EXISTS (SELECT 1 FROM post_batch b WHERE b.platform = r.platform AND b.id = r.id)
            OR EXISTS (SELECT 1 FROM post_batch b WHERE b.platform = p.platform AND b.id = p.id))
       AND NOT EXISTS (SELECT 1 FROM interactions i
                       WHERE i.platform = r.platform AND i.post_id = r.id)

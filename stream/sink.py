@@ -7,7 +7,9 @@ For each micro-batch the sink, in *one* DuckDB transaction:
    ``MAX_DEAD_LETTER_BYTES`` with its original size): the records the stream's parser rejected,
    and the ingest rejects that arrived on the dead-letter topic since the last batch
    (:class:`stream.dead_letters.DeadLetterDrain`), so every rejected record ends in one table;
-3. stores labeled posts (``INSERT OR IGNORE`` on the post id: a post produced twice is stored once);
+3. stores labeled posts, each (platform, id) once: the first version seen is kept, an exact
+   copy is a duplicate, and a copy with other content is a dead letter naming what differs
+   (:mod:`stream.resends`);
 4. labels the agreement of every reply whose parent is now known and scores the pair with the
    paper's rule table — the reply or the parent may be in this batch, so replies that arrived
    before their parent are scored when it comes (:mod:`stream.pairing`: a reply meets its parent
@@ -49,6 +51,7 @@ from scoring.rules import EXTREME_THRESHOLD
 from stream.dead_letters import COLUMNS as DEAD_LETTER_COLUMNS
 from stream.dead_letters import DeadLetterDrain
 from stream.pairing import Labeler, lexicon_labeler, score_new_pairs
+from stream.resends import split_resends
 from stream.windows import update_windows
 
 LOG = logging.getLogger(__name__)
@@ -82,8 +85,9 @@ class BatchResult:
     batch_id: int
     skipped: bool
     posts: int = 0
-    duplicates: int = 0
-    dead: int = 0
+    duplicates: int = 0  # exact copies of a post already kept
+    dead: int = 0  # parser rejects + conflicts: posts + dead + duplicates = rows of the batch
+    conflicts: int = 0  # of which: an id again with other content (stream.resends)
     ingest_dead: int = 0  # drained from the ingest dead-letter topic
     interactions: int = 0
     windows: int = 0
@@ -96,9 +100,11 @@ class BatchResult:
         if self.skipped:
             return f"batch {self.batch_id}: already committed, skipped (replay)"
         rate = (self.posts + self.dead) / self.seconds if self.seconds else 0.0
-        return (f"batch {self.batch_id}: {self.posts:,} posts stored, {self.dead} dead-lettered "
-                f"(+{self.ingest_dead} from ingest), {self.duplicates} duplicates, {self.late} "
-                f"late, {self.interactions:,} interactions, {self.windows} windows updated, "
+        resent = (f" ({self.conflicts} of them an id sent again with other content)"
+                  if self.conflicts else "")
+        return (f"batch {self.batch_id}: {self.posts:,} posts stored, {self.dead} dead-lettered"
+                f"{resent} (+{self.ingest_dead} from ingest), {self.duplicates} duplicates, "
+                f"{self.late} late, {self.interactions:,} interactions, {self.windows} windows updated, "
                 f"sink {self.seconds:.2f} s ({rate:,.0f} rows/s)")
 
 
@@ -249,16 +255,14 @@ class DuckDBSink:
             self._store_dead(con, drained)
             res.ingest_dead = len(drained)
 
-        posts = pdf[pdf["dead_reason"].isna()].drop(columns=["dead_reason", "raw", "broker_ts",
-                                                             "raw_size"], errors="ignore")
-        posts = posts.drop_duplicates(["platform", "id"])
-        posts = posts.assign(ingested_at=now)
+        valid = pdf[pdf["dead_reason"].isna()].assign(ingested_at=now)
+        # temp tables post_batch (what is stored now) and new_post_ids
+        resent = split_resends(con, valid, self.source_topic, now)
+        if len(resent.conflicts):
+            self._store_dead(con, resent.conflicts)
+        res.conflicts = len(resent.conflicts)
+        res.dead += res.conflicts
         cols = [name for name, _ in post_columns()]
-        posts = posts[cols]
-        con.register("post_batch", posts)
-        con.execute("CREATE OR REPLACE TEMP TABLE new_post_ids AS SELECT platform, id "
-                    "FROM post_batch b WHERE NOT EXISTS (SELECT 1 FROM posts p "
-                    "WHERE p.platform = b.platform AND p.id = b.id)")
         before = scalar(con, "SELECT count(*) FROM posts")
         # per topic, from the stored posts before this batch: a topic's late data, or one post
         # with a forged date, does not move another's (or its own) windows to final
@@ -271,7 +275,7 @@ class DuckDBSink:
         con.execute(f"INSERT OR IGNORE INTO posts ({col_list}) SELECT {col_list} FROM post_batch")
         after = scalar(con, "SELECT count(*) FROM posts")
         res.posts = after - before
-        res.duplicates = len(posts) - res.posts + (len(pdf) - len(dead) - len(posts))
+        res.duplicates = len(valid) - res.posts - res.conflicts
 
         res.interactions = score_new_pairs(con, self.labeler)
         if self.lake_dir is not None:
@@ -282,7 +286,7 @@ class DuckDBSink:
             res.pruned = sum(prune(con, self.keep_days, now).values())
             self._last_prune = time.monotonic()
         res.windows = update_windows(con, self.interval, self.extreme_threshold, now)
-        con.unregister("post_batch")
+        con.execute("DROP TABLE post_batch")
         latency = _latency_quantiles(pdf, now)
         con.execute("INSERT INTO stream_batches (query, batch_id, n_posts, n_dead, n_interactions, "
                     "committed_at, latency_created_p50_s, latency_created_p95_s, "

@@ -29,6 +29,7 @@ from polarwatch.records import DEFAULT_MAX_FUTURE_SKEW, MAX_DEAD_LETTER_BYTES, L
 from polarwatch.schemas import fields_of
 from polarwatch.validation import (
     cut_reason,
+    parent_of,
     parse_created_at,
     parse_record,
     raw_size,
@@ -135,6 +136,7 @@ class LabelStage:
             row["raw"] = raw[:MAX_DEAD_LETTER_BYTES].decode("utf-8", "replace")
             return row
         row.update({k: obj.get(k) for k in POST_FIELDS})
+        row["parent_id"] = parent_of(obj)  # "" or its own id: a root, never paired with itself
         row["created_at"] = parse_created_at(obj["created_at"], now, self.max_future_skew)[0]
         row["schema_version"] = int(obj.get("schema_version") or 1)
         return row
