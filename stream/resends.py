@@ -23,14 +23,13 @@ marker before it gets here, so no row is stored or dead-lettered twice.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
 from polarwatch.validation import cut_reason, truncate_raw
-from polarwatch.warehouse import post_columns, scalar
+from polarwatch.warehouse import post_columns
 from stream.dead_letters import COLUMNS as DEAD_LETTER_COLUMNS
 
 KEY = ("platform", "id")
@@ -39,15 +38,6 @@ CONTENT = ("author_id", "text", "created_at", "topic", "conversation_id", "paren
 RAW_FIELDS = (*KEY, *CONTENT, "schema_version")  # a dead-lettered copy as `raw` (JSON)
 ARRIVAL = ("broker_ts", "kafka_partition", "kafka_offset")  # which copy came first, in a batch
 REASON = "post id already stored with different content"  # the dead letter's kind (up to ':')
-
-
-@dataclass
-class Resends:
-    """How the valid rows of a batch split (``post_batch`` holds the ``new`` ones)."""
-
-    new: int  # first versions of ids not stored before
-    duplicates: int  # copies of a kept version (or of a stored post's own record)
-    conflicts: pd.DataFrame  # dead-letter rows (stream.dead_letters.COLUMNS)
 
 
 def _verdicts_sql() -> str:
@@ -78,10 +68,12 @@ def _verdicts_sql() -> str:
         FROM incoming b JOIN kept k USING (platform, id)"""
 
 
-def split_resends(con: Any, rows: pd.DataFrame, source_topic: str, now: datetime) -> Resends:
+def split_resends(con: Any, rows: pd.DataFrame, source_topic: str, now: datetime
+                  ) -> pd.DataFrame:
     """Sort a batch's valid `rows` (the post columns, ``broker_ts`` optional) into new posts,
     duplicates and conflicting re-sends. Creates the temp tables ``post_batch`` (the new posts,
-    in arrival order, with the columns of ``posts``) and ``new_post_ids``."""
+    in arrival order, with the columns of ``posts``) and ``new_post_ids``; returns the conflicts
+    as dead-letter rows (:data:`stream.dead_letters.COLUMNS`). The rest are duplicates."""
     order = [c for c in ARRIVAL if c in rows]
     rows = rows.sort_values(order, kind="stable", na_position="last").reset_index(drop=True)
     cols = post_columns()
@@ -97,16 +89,14 @@ def split_resends(con: Any, rows: pd.DataFrame, source_topic: str, now: datetime
                 f"WHERE arrival IN (SELECT arrival FROM batch_verdicts WHERE is_new) "
                 f"ORDER BY arrival")
     con.execute("CREATE OR REPLACE TEMP TABLE new_post_ids AS SELECT platform, id FROM post_batch")
-    new = int(scalar(con, "SELECT count(*) FROM post_batch"))
     fields = ", ".join(f'b."{c}"' for c in (*RAW_FIELDS, "kafka_partition", "kafka_offset"))
     found = con.execute(f"SELECT {fields}, v.differs, v.kept_partition, v.kept_offset "
                         f"FROM batch_verdicts v JOIN incoming b USING (arrival) "
                         f"WHERE v.differs <> '' ORDER BY v.arrival").fetchall()
     con.execute("DROP TABLE batch_verdicts")
     con.execute("DROP TABLE incoming")
-    conflicts = pd.DataFrame([_dead_letter(row, source_topic, now) for row in found],
-                             columns=DEAD_LETTER_COLUMNS)
-    return Resends(new, len(rows) - new - len(conflicts), conflicts)
+    return pd.DataFrame([_dead_letter(row, source_topic, now) for row in found],
+                        columns=DEAD_LETTER_COLUMNS)
 
 
 def _dead_letter(found: tuple[Any, ...], source_topic: str, now: datetime) -> dict[str, Any]:

@@ -257,10 +257,10 @@ class DuckDBSink:
 
         valid = pdf[pdf["dead_reason"].isna()].assign(ingested_at=now)
         # temp tables post_batch (what is stored now) and new_post_ids
-        resent = split_resends(con, valid, self.source_topic, now)
-        if len(resent.conflicts):
-            self._store_dead(con, resent.conflicts)
-        res.conflicts = len(resent.conflicts)
+        conflicts = split_resends(con, valid, self.source_topic, now)
+        if len(conflicts):
+            self._store_dead(con, conflicts)
+        res.conflicts = len(conflicts)
         res.dead += res.conflicts
         cols = [name for name, _ in post_columns()]
         before = scalar(con, "SELECT count(*) FROM posts")

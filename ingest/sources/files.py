@@ -231,10 +231,13 @@ def _csv_rows(f: IO[str]) -> Iterator[tuple[bytes, dict[str, Any] | None, str | 
 
     csv.field_size_limit(MAX_LINE_BYTES)
     header: list[str] | None = None
-    for rec in csv_records(lines()):
+    def overlong() -> Iterator[tuple[bytes, None, str]]:  # in their place, before the row
         for line, size in cut:
             yield Cut(_raw(line), size), None, too_long(size)
         cut.clear()
+
+    for rec in csv_records(lines()):
+        yield from overlong()
         bad = _NOT_UTF8.search(rec.text)
         if bad is not None:
             yield _raw(rec.text), None, (
@@ -247,8 +250,7 @@ def _csv_rows(f: IO[str]) -> Iterator[tuple[bytes, dict[str, Any] | None, str | 
         else:
             row = _as_dict(header, rec.fields)
             yield _row_bytes(row), row, None
-    for line, size in cut:
-        yield Cut(_raw(line), size), None, too_long(size)
+    yield from overlong()
 
 
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as surrogateescape keeps them
@@ -298,9 +300,9 @@ def open_progress(source: FileSource, state_dir: Path, posts_topic: str,
     if saved.get("fingerprint") != fingerprint(source.path, hashed):
         raise SourceError(f"{source.path} changed since it was partly ingested (progress in "
                           f"{ckpt.path}); pass --restart to ingest it from the first row")
-    before = saved.get("options")
-    if before is not None and before != _options(source):
-        changed = [k for k, v in _options(source).items() if before.get(k) != v]
+    before, now = saved.get("options"), _options(source)
+    if before is not None and before != now:
+        changed = [k for k, v in now.items() if before.get(k) != v]
         raise SourceError(
             f"{source.path}: rows 1-{position:,} were read with other {' and '.join(changed)} "
             f"than this run's (progress in {ckpt.path}), so going on would leave them as they "
