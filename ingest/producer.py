@@ -9,15 +9,19 @@ bytes, cut to ``MAX_DEAD_LETTER_BYTES`` (kafka-python refuses requests over 1 MB
 No input makes the producer raise; :meth:`PostProducer.flush` waits for the broker to confirm
 delivery (and raises when it cannot).
 
-With ``dedup=True`` a post id already sent (or marked seen with :meth:`PostProducer.mark_seen`)
-in this producer's lifetime is not sent again; the last ``dedup_max_ids`` ids are remembered.
-Across processes, duplicates are removed downstream (the DuckDB sink keys posts by id).
+With ``dedup=True`` a post already sent (or marked seen with :meth:`PostProducer.mark_seen`) in
+this producer's lifetime is not sent again when it comes with the same content
+(:data:`~polarwatch.records.POST_CONTENT`); the last ``dedup_max_ids`` ids are remembered. A post
+id that comes again with other content is sent (counted in ``resent_changed``): the stream keeps
+the first version and dead-letters the other with the fields that differ, so no version is lost
+without a trace. Across processes, duplicates are removed downstream (the sink keys posts by id).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -30,6 +34,7 @@ from polarwatch.records import (
     DEAD_LETTER_SIZE_HEADER,
     DEFAULT_MAX_FUTURE_SKEW,
     MAX_RECORD_BYTES,
+    POST_CONTENT,
     Post,
     post_to_dict,
 )
@@ -45,7 +50,8 @@ SendResult = Literal["sent", "dead_letter", "duplicate"]
 class ProduceStats:
     sent: int = 0
     dead_lettered: int = 0
-    duplicates: int = 0  # valid posts not sent again because their id was already sent
+    duplicates: int = 0  # valid posts not sent again: the same id and content was already sent
+    resent_changed: int = 0  # ids sent again with other content (the stream dead-letters them)
     reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -82,7 +88,8 @@ class PostProducer:
                               f"broker with `polarwatch broker start`") from exc
         self._pending: list[Any] = []
         self.dedup = dedup
-        self._seen: LRUCache[tuple[str, str], None] = LRUCache(maxsize=max(1, dedup_max_ids))
+        # (platform, id) -> digest of the content last sent under it
+        self._seen: LRUCache[tuple[str, str], bytes] = LRUCache(maxsize=max(1, dedup_max_ids))
 
     def send_post(self, post: Post) -> None:
         self.send_obj(post_to_dict(post))
@@ -110,12 +117,16 @@ class PostProducer:
                              reason or "record cannot be encoded")
             return "dead_letter"
         if self.dedup:
-            if (obj["platform"], obj["id"]) in self._seen:
+            key = (obj["platform"], obj["id"])
+            digest, before = _digest(obj), self._seen.get(key)
+            if before == digest:
                 self.stats.duplicates += 1
                 return "duplicate"
-            self.mark_seen(obj["id"], obj["platform"])
-        key = str(obj["conversation_id"]).encode()
-        self._pending.append(self._producer.send(self.topic, key=key, value=value))
+            if before is not None:
+                self.stats.resent_changed += 1
+            self._seen[key] = digest
+        self._pending.append(self._producer.send(
+            self.topic, key=str(obj["conversation_id"]).encode(), value=value))
         self.stats.sent += 1
         if len(self._pending) >= FLUSH_EVERY:
             self.flush()
@@ -136,10 +147,11 @@ class PostProducer:
         kind = reason.split(":")[0]
         self.stats.reasons[kind] = self.stats.reasons.get(kind, 0) + 1
 
-    def mark_seen(self, post_id: str, platform: str) -> None:
-        """Remember the post `post_id` of `platform` as sent (used when resuming: rows before
-        the cursor). Ids are unique per platform only."""
-        self._seen[(platform, post_id)] = None  # the least recently sent is forgotten past max
+    def mark_seen(self, post: Mapping[str, Any]) -> None:
+        """Remember `post` (a post-shaped mapping) as sent with its content (used when resuming:
+        rows before the cursor). Ids are unique per platform only."""
+        # the least recently sent is forgotten past dedup_max_ids
+        self._seen[(str(post.get("platform")), str(post.get("id")))] = _digest(post)
 
     def send_many(self, posts: Iterable[Post]) -> None:
         for post in posts:
@@ -174,6 +186,13 @@ def _encode(obj: dict[str, Any]) -> tuple[bytes | None, str | None]:
     if len(value) > MAX_RECORD_BYTES:
         return None, f"record: {len(value):,} bytes, more than the {MAX_RECORD_BYTES:,} allowed"
     return value, None
+
+
+def _digest(post: Mapping[str, Any]) -> bytes:
+    """16 bytes that differ (but for a 2**-64 chance) when a post's content differs."""
+    content = json.dumps([post.get(name) for name in POST_CONTENT], ensure_ascii=False,
+                         default=str).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(content, digest_size=16).digest()
 
 
 def _escaped(obj: Any) -> bytes:

@@ -132,8 +132,11 @@ def mastodon_source(cfg: Config, instance: str, *, tag: str | None = None, publi
 
 def _summary(what: str, stats: Any, producer: PostProducer, position: Any) -> None:
     reasons = f" {producer.stats.reasons}" if stats.dead_lettered else ""
+    changed = (f" ({stats.resent_changed:,} of them an id sent before with other content: the "
+               f"stream keeps the first version and dead-letters the other)"
+               if stats.resent_changed else "")
     LOG.info(f"{what}: {stats.read:,} records read ({stats.replayed:,} before the resume point), "
-             f"{stats.sent:,} posts sent, {stats.duplicates:,} duplicates dropped, "
+             f"{stats.sent:,} posts sent{changed}, {stats.duplicates:,} duplicates dropped, "
              f"{stats.dead_lettered:,} dead-lettered{reasons}, {stats.no_topic:,} matched no "
              f"topic, {stats.ignored:,} ignored; confirmed position {position}")
 

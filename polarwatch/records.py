@@ -47,6 +47,10 @@ MAX_RECORD_BYTES = 256 * 1024  # one encoded record (a 10,000-character text is 
 MAX_NESTING = 64  # JSON depth of an input row (posts are flat; exports nest a few levels)
 MAX_DEAD_LETTER_BYTES = 64 * 1024  # raw bytes kept per dead letter (the original size is kept)
 MAX_REASON_CHARS = 500  # a dead-letter reason longer than this is cut
+# What makes two records of one post id (platform, id) the same post: every field of the record
+# contract except the key and schema_version (ingest's producer and the stream's sink compare it)
+POST_CONTENT = ("author_id", "text", "created_at", "topic", "conversation_id", "parent_id", "lang")
+
 # Kafka headers of a dead-letter record (written by ingest, read by the stream's drain)
 DEAD_LETTER_REASON_HEADER = "polarwatch-reason"
 DEAD_LETTER_SIZE_HEADER = "polarwatch-original-size"  # bytes of the record before it was cut

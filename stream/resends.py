@@ -28,13 +28,13 @@ from typing import Any
 
 import pandas as pd
 
+from polarwatch.records import POST_CONTENT
 from polarwatch.validation import cut_reason, truncate_raw
 from polarwatch.warehouse import post_columns
 from stream.dead_letters import COLUMNS as DEAD_LETTER_COLUMNS
 
 KEY = ("platform", "id")
-# what makes two records of one id the same post (lang too: nothing a producer sends is lost)
-CONTENT = ("author_id", "text", "created_at", "topic", "conversation_id", "parent_id", "lang")
+CONTENT = POST_CONTENT  # lang too: nothing a producer sends is lost
 RAW_FIELDS = (*KEY, *CONTENT, "schema_version")  # a dead-lettered copy as `raw` (JSON)
 ARRIVAL = ("broker_ts", "kafka_partition", "kafka_offset")  # which copy came first, in a batch
 REASON = "post id already stored with different content"  # the dead letter's kind (up to ':')

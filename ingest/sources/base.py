@@ -234,7 +234,8 @@ class PumpStats:
     replayed: int = 0  # before the resume position: not sent again
     sent: int = 0
     dead_lettered: int = 0
-    duplicates: int = 0
+    duplicates: int = 0  # same id and content as a post sent before: dropped
+    resent_changed: int = 0  # an id sent before, with other content: sent (the stream decides)
     ignored: int = 0  # not posts (deletes, reposts, blank lines, removed texts): skipped
     no_topic: int = 0  # matched no configured topic: skipped
     checkpoints: int = 0
@@ -284,7 +285,8 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
     conv_topic = LruMap() if conversations is None else conversations
     since_confirm, last_confirm = 0, clock()
     position: Position = None
-    base = (producer.stats.sent, producer.stats.dead_lettered, producer.stats.duplicates)
+    base = (producer.stats.sent, producer.stats.dead_lettered, producer.stats.duplicates,
+            producer.stats.resent_changed)
 
     def confirm() -> None:
         nonlocal since_confirm, last_confirm
@@ -292,6 +294,7 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
         stats.sent = producer.stats.sent - base[0]
         stats.dead_lettered = producer.stats.dead_lettered - base[1]
         stats.duplicates = producer.stats.duplicates - base[2]
+        stats.resent_changed = producer.stats.resent_changed - base[3]
         if position is not None and checkpoint is not None:
             checkpoint(position)
             stats.checkpoints += 1
@@ -316,7 +319,7 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
                         post = {**post, "topic": chosen} if post.get("topic") != chosen else post
                 if rec.replayed:
                     if post is not None and isinstance(post.get("id"), str):
-                        producer.mark_seen(post["id"], str(post.get("platform")))
+                        producer.mark_seen(post)
                 elif rec.error is not None:
                     producer.dead_letter(rec.raw, rec.error, rec.raw_size)
                 elif rec.post is None:

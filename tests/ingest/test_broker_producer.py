@@ -232,3 +232,24 @@ def test_dedup_names_a_post_by_platform_and_id(broker: EmbeddedBroker) -> None:
         results = [producer.send_obj(base | {"platform": p})
                    for p in ("reddit", "bluesky", "reddit")]
     assert results == ["sent", "sent", "duplicate"]
+
+
+def test_dedup_sends_an_id_again_when_its_content_changed(broker: EmbeddedBroker) -> None:
+    """An exact copy is dropped; a changed copy (an edit, a fixed text) goes on to the stream,
+    which keeps the first version and dead-letters the other naming what differs. Dropping it
+    here would lose that version without a trace."""
+    from tests.kafka_helpers import unique_topics
+
+    posts_topic, dead_topic = unique_topics(broker.bootstrap, "dedup_changed")
+    first = {"id": "7", "platform": "reddit", "author_id": "a", "text": "gun laws",
+             "topic": "gun_control", "created_at": "2024-05-01T00:00:00+00:00",
+             "conversation_id": "c"}
+    edited = first | {"text": "gun laws (edited)"}
+    with PostProducer(broker.bootstrap, posts_topic, dead_topic, dedup=True) as producer:
+        producer.mark_seen(first | {"author_id": "b"})  # resumed: a row before the cursor
+        results = [producer.send_obj(p) for p in (first, first, edited, edited)]
+    assert results == ["sent", "duplicate", "sent", "duplicate"]
+    assert (producer.stats.duplicates, producer.stats.resent_changed) == (2, 2)
+    texts = [(json.loads(r.value)["author_id"], json.loads(r.value)["text"])
+             for r in consume(broker.bootstrap, posts_topic, 2)]
+    assert texts == [("a", "gun laws"), ("a", "gun laws (edited)")]

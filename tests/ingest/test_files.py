@@ -189,7 +189,7 @@ class FakeProducer:
     def dead_letter(self, raw: bytes, reason: str) -> None:
         self.stats.dead_lettered += 1
 
-    def mark_seen(self, post_id: str, platform: str) -> None:
+    def mark_seen(self, post: Any) -> None:
         pass
 
     def flush(self) -> None:
