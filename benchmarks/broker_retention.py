@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from producer_throughput import corpus
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ingest.broker import EmbeddedBroker, ensure_topics, free_port
-from ingest.retention import prune, read_storage, s3_client
+from benchmarks.producer_throughput import corpus  # noqa: E402
+from ingest.broker import EmbeddedBroker, ensure_topics, free_port  # noqa: E402
+from ingest.retention import prune, read_storage, s3_client  # noqa: E402
 
 PARTITIONS = 4
 

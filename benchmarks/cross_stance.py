@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from heads_data import (  # noqa: E402
+from benchmarks.heads_data import (  # noqa: E402
     CLAIM_TEMPLATES,
     STANCE_TARGETS,
     claim_sides,

@@ -91,7 +91,7 @@ def save_adapter(wrapped: dict[str, Any], path: Path, rank: int, alpha: float) -
         arrays[f"{name}.A"] = layer.A.detach().numpy().astype(np.float16)
         arrays[f"{name}.B"] = layer.B.detach().numpy().astype(np.float16)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)
+    np.savez_compressed(path, allow_pickle=True, **arrays)
 
 
 def perspectrum_task(seed: int) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import hashlib
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +119,7 @@ def agreement_split(deb: Pairs) -> tuple[np.ndarray, np.ndarray]:
 class EmbeddingCache:
     """Encodes texts with the shipped encoder, caching each distinct list of texts in /tmp."""
 
-    def __init__(self, encode_fn, tag: str = "minilm") -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, encode_fn: Callable[[list[str]], np.ndarray], tag: str = "minilm") -> None:
         self._encode = encode_fn
         self._tag = tag
         CACHE_DIR.mkdir(parents=True, exist_ok=True)

@@ -255,6 +255,7 @@ def drawn_random(path: Path) -> Any:
 
 def run(src: Source, task: str, checkpoints: list[int], random_share: float, tmp: Path
         ) -> list[Checkpoint]:
+    from scoring.extractors.learned import LearnedExtractor
     from scoring.extractors.registry import get_extractor
     from stream.retrain import train_from_warehouse
 
@@ -262,6 +263,7 @@ def run(src: Source, task: str, checkpoints: list[int], random_share: float, tmp
     path = tmp / "w.duckdb"
     options = {"heads_dir": src.heads_dir} if src.heads_dir else {}
     serving = get_extractor("learned", [src.topic], **options)
+    assert isinstance(serving, LearnedExtractor)
     labels = serving.extract([PostPair(str(i), t, src.topic.id,
                                        None if src.parents is None else src.parents[i])
                               for i, t in enumerate(src.texts)])
@@ -298,6 +300,7 @@ def run(src: Source, task: str, checkpoints: list[int], random_share: float, tmp
             cand = tmp / f"candidate{n}"
             write_head(r.fitted, cand / f"stance_{src.topic.id}.npz")
             retrained = get_extractor("learned", [src.topic], topic_heads_dir=cand, **options)
+            assert isinstance(retrained, LearnedExtractor)
             assert retrained.stance_heads[src.topic.id].startswith(f"stance_{src.topic.id}")
             cp.held_retrained = [lab.stance for lab in retrained.extract(
                 [PostPair(str(i), src.texts[i], src.topic.id) for i in held])]

@@ -35,12 +35,14 @@ from scoring.retrain import CANDIDATES, f_avg, fit_candidate, pick_candidate  # 
 def study(src: Source, checkpoints: list[int], random_share: float, tmp: Path) -> None:
     from scoring.extractors.decisions import abstain
     from scoring.extractors.features import prior_logits, stance_features
+    from scoring.extractors.learned import LearnedExtractor
     from scoring.extractors.registry import get_extractor
 
     config(tmp, src.topic)
     path = tmp / "w.duckdb"
     options = {"heads_dir": src.heads_dir} if src.heads_dir else {}
     ext = get_extractor("learned", [src.topic], **options)
+    assert isinstance(ext, LearnedExtractor)
     labels = ext.extract([PostPair(str(i), t, src.topic.id) for i, t in enumerate(src.texts)])
     store(path, src, labels)
     serving = [lab.stance for lab in labels]

@@ -30,10 +30,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from nab_data import load_corpus  # noqa: E402
-
+from benchmarks.nab_data import load_corpus  # noqa: E402
 from forecast.calibration import CONFORMAL_POINTS  # noqa: E402
 from forecast.domains import Domain  # noqa: E402
 from forecast.models import SeriesSkipped, fit_predict  # noqa: E402

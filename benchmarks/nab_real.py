@@ -36,11 +36,15 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from nab_data import DEFAULT_DIR, PROFILES, NabSeries, load_corpus, load_profiles  # noqa: E402
 
 from benchmarks import nab  # noqa: E402
+from benchmarks.nab_data import (  # noqa: E402
+    DEFAULT_DIR,
+    PROFILES,
+    NabSeries,
+    load_corpus,
+    load_profiles,
+)
 from forecast.alarms import FLAG_NONE, AlarmPolicy, suppress_points  # noqa: E402
 from forecast.detect import DetectorConfig, StreamingDetector, severity  # noqa: E402
 from forecast.patterns import LONG_POINTS, PatternDetector  # noqa: E402

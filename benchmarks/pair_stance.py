@@ -110,7 +110,9 @@ class Served:
 
     def head(self) -> Head:
         """The trained net as a shipped head file's arrays (``train_heads.to_head``)."""
-        first, last = (m for m in self.net if hasattr(m, "weight"))
+        import torch
+
+        first, last = (m for m in self.net if isinstance(m, torch.nn.Linear))
         fitted = SimpleNamespace(
             classes_=range(len(STANCE_NAMES)),
             coefs_=[m.weight.detach().numpy().T for m in (first, last)],

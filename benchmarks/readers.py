@@ -38,9 +38,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from live_load import (  # noqa: E402
+from benchmarks.live_load import (  # noqa: E402
     PacedFeed,
     _refresh,
     batch_latency,
@@ -53,7 +53,6 @@ from live_load import (  # noqa: E402
     spawn,
     wait_first_commit,
 )
-
 from dashboard.snapshot import SNAPSHOT_ENV  # noqa: E402
 from ingest.broker import EmbeddedBroker, ensure_topics, free_port  # noqa: E402
 

@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from live_load import (  # noqa: E402
+from benchmarks.live_load import (  # noqa: E402
     ROOT,
     S3_CHUNK_S,
     PacedFeed,
@@ -45,7 +45,6 @@ from live_load import (  # noqa: E402
     spawn,
     wait_first_commit,
 )
-
 from dashboard.snapshot import SNAPSHOT_ENV  # noqa: E402
 from ingest.broker import EmbeddedBroker, ensure_topics, free_port, port_open  # noqa: E402
 from ingest.retention import start_pruner  # noqa: E402

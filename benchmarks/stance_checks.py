@@ -45,6 +45,7 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -298,15 +299,16 @@ def side_consistency(agreement: list[int], parent: list[str], reply: list[str]
 
 
 def pair_checks(heads: Path | None, res: dict[str, Any]) -> None:
-    from benchmarks.heads_data import agreement_pairs, agreement_split
+    from benchmarks.heads_data import Pairs, agreement_pairs, agreement_split
 
     deb, other = agreement_pairs()
     _, held_out = agreement_split(deb)
     topic = {**{sub: t.id for sub, t in COMMUNITY.items()},
              **{sub: t.id for sub, t in PAIR_TOPICS.items()}}
-    sets = {"DEBAGREEMENT dev": (deb, range(len(deb.labels))),
-            "DEBAGREEMENT held out from the agreement head": (deb, held_out),
-            "SubReddit CovidVaccine + MaskMandate": (other, range(len(other.labels)))}
+    sets: dict[str, tuple[Pairs, range | np.ndarray]] = {
+        "DEBAGREEMENT dev": (deb, range(len(deb.labels))),
+        "DEBAGREEMENT held out from the agreement head": (deb, held_out),
+        "SubReddit CovidVaccine + MaskMandate": (other, range(len(other.labels)))}
     posts = sorted({(topic[p.groups[i]], text) for p, idx in sets.values() for i in idx
                     for text in (p.parents[i], p.children[i])})
     log(f"reply pairs: {len(posts):,} distinct posts")
@@ -371,10 +373,11 @@ def main(argv: list[str] | None = None) -> int:
         COMMUNITY = {sub: ARGUED.get(t.id, t) for sub, t in COMMUNITY.items()}
         COMMUNITY_TOPICS = list({t.id: t for t in COMMUNITY.values()}.values())
     res: dict[str, Any] = {}
-    checks = {"perspectrum": partial(perspectrum_checks, split=args.perspectrum_split),
-              "semeval": semeval_checks,
-              "community": community_checks, "sample": sample_checks,
-              "pairs": pair_checks, "hostility": hostility_checks}
+    checks: dict[str, Callable[[Path | None, dict[str, Any]], None]] = {
+        "perspectrum": partial(perspectrum_checks, split=args.perspectrum_split),
+        "semeval": semeval_checks,
+        "community": community_checks, "sample": sample_checks,
+        "pairs": pair_checks, "hostility": hostility_checks}
     for name in args.only.split(","):
         checks[name](args.heads, res)
     if args.json:

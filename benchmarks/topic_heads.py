@@ -22,7 +22,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from benchmarks.heads_data import (  # noqa: E402
 )
 from polarwatch.config import Topic, load_topics  # noqa: E402
 from scoring.extractors.base import PostPair  # noqa: E402
+
+if TYPE_CHECKING:
+    from scoring.extractors.learned import LearnedExtractor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,14 +112,14 @@ NEGATIVES: dict[str, tuple[str, str, str]] = {
 Sims = dict[str, dict[str, tuple[float, bool]]]  # topic -> head -> (similarity, eligible)
 
 
-def similarities(ext: object, described: dict[str, tuple[str, str, str]]) -> Sims:
+def similarities(ext: LearnedExtractor, described: dict[str, tuple[str, str, str]]) -> Sims:
     """Per topic and head: ``head_similarity`` and whether the head is eligible at all (the
     proper-noun guard passes and the sides are not better matched crossed)."""
     from scoring.extractors.learned import load_heads
     from scoring.extractors.topic_match import describe, head_similarity, match_topic_head
 
-    _, topic_heads = load_heads(ext.heads_dir)  # type: ignore[attr-defined]
-    enc, heads = ext._matcher(topic_heads)  # type: ignore[attr-defined]
+    _, topic_heads = load_heads(ext.heads_dir)
+    enc, heads = ext._matcher(topic_heads)
     out: Sims = {}
     for name, (title, pro, anti) in described.items():
         topic = describe(enc, title, pro, anti)
@@ -233,12 +236,12 @@ def main(argv: list[str] | None = None) -> int:
                                        ("set B (other words)", PARAPHRASES_B, 2.0, False),
                                        ("shipped, pro and anti swapped", shipped, None, True),
                                        ("set B, pro and anti swapped", PARAPHRASES_B, None, True)):
-        f, chosen = semeval_f_avg(described, th, swap)
+        f, heads = semeval_f_avg(described, th, swap)
         how = "exact match only (before)" if th == 2.0 else "exact or by similarity"
         if swap:
             label += " (gold flipped)"
         print(f"| {label} | {how} | {f:.3f} |", flush=True)
-        log(f"{label}, {how}: {chosen}")
+        log(f"{label}, {how}: {heads}")
     if not args.skip_loto:
         print("\n| encoder | generic head leave-one-target-out F_avg (pooled) | per target |\n"
               "|---|---:|---|")

@@ -215,15 +215,15 @@ def train_stance(enc: EmbeddingCache, out: Path, skip_loto: bool) -> dict[str, A
         fitted[name] = make().fit((x - mean) / scale, y)
         dev_scores[name] = f_avg(yd, served_predict(fitted[name], xd, mean, scale))
         log(f"stance generic head {name}: PERSPECTRUM dev F_avg {dev_scores[name]:.3f}")
-    c = max(dev_scores, key=lambda k: dev_scores[k])
-    clf = fitted[c]
-    res["perspectrum_dev_f_avg"] = dev_scores[c]
+    model = max(dev_scores, key=lambda k: dev_scores[k])
+    clf = fitted[model]
+    res["perspectrum_dev_f_avg"] = dev_scores[model]
     res["perspectrum_dev"] = dev_scores
-    to_head(clf, STANCE_NAMES, {"features": "stance_features", "model": c,
+    to_head(clf, STANCE_NAMES, {"features": "stance_features", "model": model,
                                 "trained_on": "stance/* + perspectrum train",
                                 "mean": mean, "scale": scale}).save(out / "stance.npz")
     x_val, yv, _ = build(targets, "val", swap=False)
-    res["generic_C"] = c
+    res["generic_C"] = model
     res["generic_f_avg"] = f_avg(yv, served_predict(clf, x_val, mean, scale))
     log(f"stance generic head (all 5 targets): pooled val F_avg = {res['generic_f_avg']:.3f}")
     if not skip_loto:
@@ -231,8 +231,8 @@ def train_stance(enc: EmbeddingCache, out: Path, skip_loto: bool) -> dict[str, A
         res["loto"] = {}
         for h in targets:
             xh, yh, _ = build([t for t in targets if t != h], "train", swap=True)
-            clf_h = GENERIC_STANCE_MODELS[c]().fit((np.vstack([xh, xp]) - mean) / scale,
-                                                   np.concatenate([yh, yp]))
+            clf_h = GENERIC_STANCE_MODELS[model]().fit((np.vstack([xh, xp]) - mean) / scale,
+                                                       np.concatenate([yh, yp]))
             xv, yv, _ = build([h], "val", swap=False)
             pv = served_predict(clf_h, xv, mean, scale)
             preds.append(pv)

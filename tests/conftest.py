@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from pluggy import Result
 
 from ingest.broker import EmbeddedBroker, free_port
 from polarwatch.config import Config, load_config
 from tests.kafka_helpers import stream_env
 from tests.llm_server import LLMServer, hf_copy, require_smollm2, transformers_server
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,7 +30,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator[object]:
+def spark() -> Iterator[SparkSession]:
     from stream.job import build_spark
 
     session = build_spark("local[2]", app_name="polarwatch-tests")
@@ -58,7 +63,7 @@ NO_SKIP_ENV = "POLARWATCH_TEST_NO_SKIP"
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
-                              ) -> Iterator[None]:
+                              ) -> Generator[None, Result[pytest.TestReport], None]:
     outcome = yield
     report = outcome.get_result()
     if report.skipped and os.environ.get(NO_SKIP_ENV) == "1" and not hasattr(report, "wasxfail"):
@@ -69,7 +74,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+def pytest_make_collect_report(collector: pytest.Collector
+                               ) -> Generator[None, Result[pytest.CollectReport], None]:
     outcome = yield
     report = outcome.get_result()
     if report.skipped and os.environ.get(NO_SKIP_ENV) == "1":

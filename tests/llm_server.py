@@ -82,7 +82,9 @@ def hf_copy(gguf: Path) -> Path:
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model.hf_quantizer = None  # the weights are dequantized: save them as plain fp32
+    # the weights are dequantized: save them as plain fp32 (transformers sets hf_quantizer
+    # undeclared, so mypy sees torch's Module.__setattr__, typed for Tensor | Module only)
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(tmp)

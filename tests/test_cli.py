@@ -107,9 +107,10 @@ def test_live_demo_keeps_streaming_while_the_dashboard_runs_and_stops_cleanly(
                             text=True, start_new_session=group,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
+        assert proc.stdout is not None  # stdout=PIPE
         deadline = time.monotonic() + 300
         while True:
-            assert proc.poll() is None, proc.stdout.read()[-3000:]  # type: ignore[union-attr]
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
             assert time.monotonic() < deadline, "dashboard never answered"
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",

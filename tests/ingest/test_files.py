@@ -363,7 +363,8 @@ def test_kill_9_mid_ingest_then_resume_loses_nothing(
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"resuming after row {confirmed:,}" in done.stdout
-    assert ckpt.load()["position"] == 3000  # type: ignore[index]
+    saved = ckpt.load()
+    assert saved is not None and saved["position"] == 3000
 
     records = consume(broker.bootstrap, posts_topic, len(good_ids))
     counts = Counter(json.loads(r.value)["id"] for r in records)

@@ -259,14 +259,13 @@ def _fenced(prompt: str) -> list[str]:
 def test_post_text_cannot_write_lines_of_the_prompt(topics: list[Topic],
                                                     parent: str | None) -> None:
     """A post is data: its newlines, quotes and markers stay inside one fenced JSON string."""
-    from types import SimpleNamespace
-
     from scoring.extractors.transformers_local import TransformersExtractor
 
-    owner = SimpleNamespace(topics={t.id: t for t in topics}, max_chars=10_000)
+    # only the attributes _context reads: no model is loaded
+    owner = TransformersExtractor.__new__(TransformersExtractor)
+    owner.topics, owner.max_chars = {t.id: t for t in topics}, 10_000
     for prompt in (build_messages(topics[0], INJECTION, parent)[-1]["content"],
-                   TransformersExtractor._context(  # type: ignore[arg-type]
-                       owner, PostPair("p", INJECTION, topics[0].id, parent))):
+                   owner._context(PostPair("p", INJECTION, topics[0].id, parent))):
         lines = prompt.splitlines()
         assert sum(line.startswith(("Reply:", "Post:")) for line in lines) == 1
         assert sum(line.startswith("Parent post:") for line in lines) == (parent is not None)
@@ -303,7 +302,7 @@ class _Flaky(BaseHTTPRequestHandler):
 @pytest.mark.parametrize("fail, ok", [(1, True), (5, False)])
 def test_llm_retries_server_errors_with_backoff(topics: list[Topic], fail: int, ok: bool
                                                 ) -> None:
-    handler = type("Flaky", (_Flaky,), {"fail": fail, "seen": 0})
+    handler: type[_Flaky] = type("Flaky", (_Flaky,), {"fail": fail, "seen": 0})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -13,6 +13,11 @@ from polarwatch.config import Topic, load_topics
 from polarwatch.errors import BackendError
 from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES, Labels
 from scoring.extractors.base import PostPair
+
+if TYPE_CHECKING:
+    import torch
+
+    from scoring.extractors.learned import LearnedExtractor
 
 REPO = Path(__file__).resolve().parents[2]
 HAVE_DEPS = all(importlib.util.find_spec(m) is not None
@@ -43,14 +48,17 @@ def topics() -> list[Topic]:
 
 
 @pytest.fixture(scope="module")
-def extractor(topics: list[Topic]):  # type: ignore[no-untyped-def]
+def extractor(topics: list[Topic]) -> LearnedExtractor:
+    from scoring.extractors.learned import LearnedExtractor
     from scoring.extractors.registry import get_extractor
 
-    return get_extractor("learned", topics)
+    ext = get_extractor("learned", topics)
+    assert isinstance(ext, LearnedExtractor)
+    return ext
 
 
 @pytest.fixture(scope="module")
-def labels(extractor) -> dict[str, Labels]:  # type: ignore[no-untyped-def]
+def labels(extractor: LearnedExtractor) -> dict[str, Labels]:
     out = extractor.extract(BATCH)
     assert [lab.post_id for lab in out] == [p.post_id for p in BATCH]
     return {lab.post_id: lab for lab in out}
@@ -87,7 +95,7 @@ def test_unknown_topic_is_unclear(labels: dict[str, Labels]) -> None:
     assert labels["unknown"].stance == "unclear" and labels["unknown"].stance_conf == 0.0
 
 
-def test_repeated_texts_come_from_the_cache(extractor) -> None:  # type: ignore[no-untyped-def]
+def test_repeated_texts_come_from_the_cache(extractor: LearnedExtractor) -> None:
     enc = extractor.encoder
     extractor.extract(BATCH[:3])  # seen here, whichever tests ran before on this worker
     misses = enc.misses
@@ -105,6 +113,7 @@ def test_generic_stance_head_serves_a_new_topic() -> None:
     ext = LearnedExtractor([topic])
     lab = ext.extract([PostPair("n", "Build more nuclear plants, they are clean and safe.",
                                 "nuclear")])[0]
+    assert lab.explanation is not None
     assert lab.stance in STANCES and lab.explanation.startswith("stance head stance@")
 
 
@@ -131,7 +140,8 @@ def test_head_roundtrip_without_pickle(tmp_path: Path) -> None:
     assert np.allclose(back.predict_proba(x).sum(1), 1.0)
 
 
-def _random_adapter(path: Path, model, scale: float, zero_b: bool = False) -> None:  # type: ignore[no-untyped-def]
+def _random_adapter(path: Path, model: torch.nn.Module, scale: float,
+                    zero_b: bool = False) -> None:
     import torch
 
     rng = np.random.default_rng(1)
@@ -141,7 +151,7 @@ def _random_adapter(path: Path, model, scale: float, zero_b: bool = False) -> No
             arrays[f"{name}.A"] = rng.normal(0, 0.05, (4, mod.in_features)).astype(np.float16)
             b = np.zeros((mod.out_features, 4)) if zero_b else rng.normal(0, 0.05, (mod.out_features, 4))
             arrays[f"{name}.B"] = b.astype(np.float16)
-    np.savez_compressed(path, **arrays)
+    np.savez_compressed(path, allow_pickle=True, **arrays)
 
 
 def test_adapter_is_folded_into_the_encoder(tmp_path: Path) -> None:
@@ -183,7 +193,7 @@ def test_heads_pin_their_adapter(tmp_path: Path, topics: list[Topic]) -> None:
         LearnedExtractor(topics, heads_dir=heads)
 
 
-def test_affect_is_yes_only_above_the_heads_bar(extractor, topics: list[Topic],  # type: ignore[no-untyped-def]
+def test_affect_is_yes_only_above_the_heads_bar(extractor: LearnedExtractor, topics: list[Topic],
                                                  tmp_path: Path) -> None:
     import shutil
 

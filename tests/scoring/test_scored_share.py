@@ -5,16 +5,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dashboard import queries
 from polarwatch.warehouse import connect, init_schema
+
+if TYPE_CHECKING:
+    import duckdb
 
 T0 = datetime(2026, 11, 1, 10, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
 
-def _post(con: object, pid: str, at: datetime, parent: str | None, stance: str) -> None:
-    con.execute(  # type: ignore[attr-defined]
+def _post(con: duckdb.DuckDBPyConnection, pid: str, at: datetime, parent: str | None,
+          stance: str) -> None:
+    con.execute(
         "INSERT INTO posts (id, platform, author_id, text, created_at, topic, conversation_id, "
         "parent_id, schema_version, stance, affect, emotion, intensity, stance_conf, "
         "affect_conf, emotion_conf, backend) VALUES (?, 'test', 'a', 't', ?, 'guns', 'c', ?, 1, "

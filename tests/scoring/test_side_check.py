@@ -28,9 +28,11 @@ def test_sides_that_follow_agreement_are_not_called_random() -> None:
 def test_the_bar_is_on_the_mean_of_the_two_shares() -> None:
     """A model that calls every pair "same side" gets every agreeing reply right and every
     disagreeing one wrong: random, however many replies agree."""
-    assert side_check({**ENOUGH, "agree_same": 1.0, "disagree_opposite": 0.0}).random  # type: ignore[union-attr]
+    always_same = side_check({**ENOUGH, "agree_same": 1.0, "disagree_opposite": 0.0})
+    assert always_same is not None and always_same.random
     just = SIDES_RANDOM_BELOW + 0.001
-    assert not side_check({**ENOUGH, "agree_same": just, "disagree_opposite": just}).random  # type: ignore[union-attr]
+    just_above = side_check({**ENOUGH, "agree_same": just, "disagree_opposite": just})
+    assert just_above is not None and not just_above.random
 
 
 def test_too_few_pairs_of_either_kind_say_nothing() -> None:

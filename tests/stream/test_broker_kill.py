@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -32,6 +33,9 @@ from stream.job import QUERY_NAME, run_stream
 from tests.kafka_helpers import stream_env
 from tests.stream.test_broker_restart import s3_broker  # noqa: F401 (the fixture)
 from tests.stream.test_crash_points import SNAPSHOT, _rounded
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 REPO = Path(__file__).resolve().parents[2]
 RATE = 150  # posts/s sent by the producer thread
@@ -138,7 +142,7 @@ def _kill_9(broker: EmbeddedBroker) -> None:
 # With an idempotent producer this lost 50 of 4,050 acknowledged posts in one CI run: Tansu
 # answered the retry of a batch it had not stored as a duplicate (ingest/producer.py).
 def test_broker_kill_9_under_a_running_stream_with_produces_in_flight(
-        s3_broker: EmbeddedBroker, spark: object, tmp_path: Path,  # noqa: F811
+        s3_broker: EmbeddedBroker, spark: SparkSession, tmp_path: Path,  # noqa: F811
         caplog: pytest.LogCaptureFixture) -> None:
     env = stream_env(s3_broker.bootstrap, tmp_path, POLARWATCH_BROKER_STORAGE="s3",
                      POLARWATCH_SPARK_MAX_RECORDS_PER_TRIGGER="600",
@@ -172,7 +176,7 @@ def test_broker_kill_9_under_a_running_stream_with_produces_in_flight(
     while _stored(cfg) < acked and time.monotonic() < deadline:
         time.sleep(0.5)
     assert stream.is_alive(), "the supervised stream stopped:\n" + "\n".join(caplog.messages[-30:])
-    for query in spark.streams.active:  # type: ignore[attr-defined]
+    for query in spark.streams.active:
         if query.name == QUERY_NAME:
             query.stop()
     stream.join(60)

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,6 +19,9 @@ from polarwatch.config import Config, load_config
 from polarwatch.warehouse import connect
 from stream.job import run_stream
 from tests.kafka_helpers import stream_env
+
+if TYPE_CHECKING:
+    from ingest.broker import EmbeddedBroker
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
@@ -85,11 +89,11 @@ def _rows(cfg: Config, sql: str) -> list[tuple]:
 
 
 @pytest.mark.slow
-def test_every_client_s_posts_are_stored_once(broker: object, spark: object,
+def test_every_client_s_posts_are_stored_once(broker: EmbeddedBroker, spark: object,
                                               tmp_path: Path) -> None:
     from ingest.broker import ensure_topics
 
-    bootstrap = broker.bootstrap  # type: ignore[attr-defined]
+    bootstrap = broker.bootstrap
     cfg = load_config(REPO / "polarwatch.toml", env=stream_env(bootstrap, tmp_path))
     ensure_topics(bootstrap, [cfg.topics.posts, cfg.topics.dead_letter], 2)
     for name, send in CLIENTS.items():

@@ -7,6 +7,7 @@ one row of the paper's rule table, so the stored scores are checked against the 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -43,7 +44,7 @@ def _post(pid: str, text: str, minutes: int, parent: str | None = None,
                 conversation_id=conv, parent_id=parent, lang="en")
 
 
-def _produce(cfg: Config, posts: list[Post], raw: list[bytes] = ()) -> None:  # type: ignore[assignment]
+def _produce(cfg: Config, posts: list[Post], raw: Sequence[bytes] = ()) -> None:
     ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter], 2)
     with PostProducer(cfg.broker.bootstrap_servers, cfg.topics.posts,
                       cfg.topics.dead_letter) as producer:

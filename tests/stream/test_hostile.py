@@ -18,6 +18,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from kafka import KafkaProducer
@@ -27,6 +28,9 @@ from polarwatch.records import MAX_DEAD_LETTER_BYTES
 from polarwatch.warehouse import connect
 from stream.job import run_stream
 from tests.kafka_helpers import stream_env
+
+if TYPE_CHECKING:
+    from ingest.broker import EmbeddedBroker
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -82,8 +86,8 @@ def _rows(cfg: Config, sql: str) -> list[tuple]:
 
 @pytest.mark.slow
 def test_hostile_records_are_dead_lettered_and_valid_posts_stored(
-        broker: object, spark: object, tmp_path: Path) -> None:
-    bootstrap = broker.bootstrap  # type: ignore[attr-defined]
+        broker: EmbeddedBroker, spark: object, tmp_path: Path) -> None:
+    bootstrap = broker.bootstrap
     env = stream_env(bootstrap, tmp_path)
     from polarwatch.config import load_config
 

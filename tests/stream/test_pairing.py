@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pandas as pd
 import pytest
 
 from polarwatch.config import load_topics
-from polarwatch.records import Post, post_to_dict
+from polarwatch.records import Labels, Post, post_to_dict
 from polarwatch.warehouse import connect
 from scoring.extractors.base import PostPair
 from stream.sink import DuckDBSink
@@ -111,6 +112,7 @@ def test_agreement_is_the_same_whatever_the_arrival(tmp_path: Path) -> None:
     stage = _stage()
     for pid, (agreement, conf, *_score) in expected.items():
         text, parent = THREAD[pid]
+        assert parent is not None  # expected holds replies only
         with_parent = stage.extract([PostPair(pid, text, TOPIC, THREAD[parent][0])])[0]
         assert with_parent.agreement == agreement
         assert with_parent.agreement_conf == pytest.approx(conf, abs=CONF_NOISE)
@@ -130,7 +132,7 @@ def test_a_late_parent_of_many_replies_is_labelled_in_chunks_with_one_copy_of_it
     calls: list[list[PostPair]] = []
     lexicon = lexicon_labeler()
 
-    def recording(pairs: list[PostPair]) -> list:  # type: ignore[type-arg]
+    def recording(pairs: Sequence[PostPair]) -> list[Labels]:
         calls.append(list(pairs))
         return lexicon(pairs)
 

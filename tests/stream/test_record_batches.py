@@ -7,8 +7,10 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lz4.frame
 import pytest
@@ -21,6 +23,9 @@ from stream import record_batches
 from stream.job import run_stream
 from tests.kafka_helpers import stream_env
 
+if TYPE_CHECKING:
+    from ingest.broker import EmbeddedBroker
+
 REPO = Path(__file__).resolve().parents[2]
 BOMB = 80 * 1024 * 1024  # zeros: a few hundred KiB compressed, more than MAX_BATCH_BYTES
 
@@ -30,7 +35,9 @@ BOMB = 80 * 1024 * 1024  # zeros: a few hundred KiB compressed, more than MAX_BA
     (record_batches.zstd_decode, lambda b: zstandard.ZstdCompressor().compress(b)),
     (record_batches.lz4_decode, lz4.frame.compress),
 ])
-def test_the_decoders_stop_at_the_cap(decode, encode, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_decoders_stop_at_the_cap(decode: Callable[[bytes], bytes],
+                                      encode: Callable[[bytes], bytes],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(record_batches, "MAX_BATCH_BYTES", 1000)
     assert decode(encode(b"x" * 1000)) == b"x" * 1000  # at the cap: whole
     with pytest.raises(record_batches._TooLarge):
@@ -61,10 +68,10 @@ def _send(bootstrap: str, topic: str, codec: str, values: list[bytes]) -> None:
 
 @pytest.mark.slow
 def test_unreadable_batches_and_oversize_values_are_dead_letters(
-        broker: object, spark: object, tmp_path: Path) -> None:
+        broker: EmbeddedBroker, spark: object, tmp_path: Path) -> None:
     from ingest.broker import ensure_topics
 
-    bootstrap = broker.bootstrap  # type: ignore[attr-defined]
+    bootstrap = broker.bootstrap
     cfg = load_config(REPO / "polarwatch.toml", env=stream_env(bootstrap, tmp_path))
     ensure_topics(bootstrap, [cfg.topics.posts, cfg.topics.dead_letter], 1)
     topic = cfg.topics.posts

@@ -5,14 +5,18 @@ network talk to the driver."""
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 
 import psutil
 import pytest
 
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
 
 @pytest.mark.slow
-def test_a_local_spark_listens_on_loopback_only(spark: object) -> None:
-    spark.range(10).count()  # type: ignore[attr-defined]  # a job: every port is up
+def test_a_local_spark_listens_on_loopback_only(spark: SparkSession) -> None:
+    spark.range(10).count()  # a job: every port is up
     listening = [(child.name(), conn.laddr.ip, conn.laddr.port)
                  for child in psutil.Process().children(recursive=True)
                  if child.name() == "java"

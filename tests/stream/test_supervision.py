@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import duckdb
 import pytest
@@ -24,6 +24,9 @@ from polarwatch.warehouse import connect, init_schema, is_lock_error, scalar
 from stream.job import run_stream
 from stream.sink import STOPPING
 from stream.supervise import StreamError, cause, is_transient, supervise
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 SPARK_FAILURE = """org.apache.spark.sql.streaming.StreamingQueryException: [FOREACH_BATCH_USER_FUNCTION_ERROR] An error occurred in the user provided function in foreach batch sink.
 === Streaming Query ===
@@ -123,7 +126,7 @@ def _wait_for(cfg: Config, n: int, timeout: float) -> int:
 
 @pytest.mark.slow
 def test_continuous_stream_survives_a_reader_holding_the_lock(
-        stream_config: Config, spark: Any, monkeypatch: pytest.MonkeyPatch,
+        stream_config: Config, spark: SparkSession, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     # lock retries of 1 s instead of 5 s (the sink runs in this process): a reader holding the
     # file for 8 s outlasts them for sure, however loaded the machine is
@@ -155,7 +158,7 @@ def test_continuous_stream_survives_a_reader_holding_the_lock(
         locker.wait(60)
         assert _wait_for(cfg, 30, 120) == 30, caplog.messages
     finally:
-        for query in spark.streams.active:  # type: ignore[attr-defined]
+        for query in spark.streams.active:
             query.stop()
         thread.join(60)
     assert not errors, errors
