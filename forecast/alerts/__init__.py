@@ -1,7 +1,10 @@
 """Alert delivery, apart from modelling: the alarm rows of ``forecasts`` become webhook messages.
 
 - :mod:`forecast.alerts.webhooks`: Standard Webhooks signing, Alertmanager payloads, the sender
-  with retries and the ``alert_deliveries`` log
+  with retries and the ``alert_deliveries`` log (delivery is at least once; ``webhook-id`` is
+  the receiver's key to de-duplicate)
+- :mod:`forecast.alerts.transport`: one POST, bounded (a deadline per request, decided by its
+  status line), Retry-After, redirects named and not followed
 - :mod:`forecast.alerts.delivery`: the policy (one firing and one resolved message per episode),
   the ``alert_state`` table and :func:`~forecast.alerts.delivery.send_flag_alerts`
 """

@@ -6,22 +6,37 @@ episode carries the flag (its *alarm*), the row where it resolves carries ``epis
 'resolve'``. An episode is **active** from its alarm until it resolves (the dashboard's Alerts
 page and the report use the same rule). Each run:
 
-1. every episode that is active now, or whose alarm is one of the last :data:`ACTIVE_WINDOWS`
-   observed windows of its topic (it may have opened and resolved between two runs), becomes an
-   :class:`~forecast.alerts.webhooks.Alert` (labels ``alertname``, ``topic``, ``metric``, ``flag``,
-   ``severity``; ``startsAt`` = the alarm's window, ``endsAt`` = the resolving window);
-2. the table ``alert_state`` (contract :class:`polarwatch.tables.AlertState`) remembers every alert ever raised: new ones are added,
-   open ones are resolved when their episode resolves (or disappears, e.g. when revised windows
-   moved it: ``endsAt`` = the newest observed window);
+1. every alarm row becomes an :class:`~forecast.alerts.webhooks.Alert` (labels ``alertname``,
+   ``topic``, ``metric``, ``flag``, ``severity``; ``startsAt`` = the alarm's window, ``endsAt`` =
+   the resolving window). Its identity is the **episode**, not its class: the fingerprint hashes
+   ``alertname``, ``topic`` and ``metric`` only (:data:`IDENTITY_LABELS`), and ``alert_state``
+   is keyed by it and ``startsAt``;
+2. the table ``alert_state`` (contract :class:`polarwatch.tables.AlertState`) remembers every
+   alert ever raised (:func:`update_state`). New ones are added: every episode active now, and
+   every episode that opened *and* resolved since the last run (runs far apart, a stream
+   catching up, a backfill), if it resolved within :data:`CLOSED_LOOKBACK` of its topic's newest
+   window (or its alarm is one of the :data:`ACTIVE_WINDOWS` newest windows) and is one of the
+   :data:`MAX_CLOSED_PER_TOPIC` newest such episodes of its topic (:func:`news`). Older closed
+   episodes are history, never sent: so a first run on a long history, or the first run after
+   webhooks were configured, does not flood a receiver; the run's log line counts them. Open
+   alerts are resolved when their episode resolves (or disappears, e.g. when revised windows
+   moved it: ``endsAt`` = the newest observed window). When an open episode's **class changes**
+   (events.toml edited, or the detector confirming a level jump), its alert keeps its identity
+   and the labels it was first sent with (so its resolved message closes exactly what the
+   receiver opened); ``flag`` and the annotations (summary, description) follow the new class,
+   and nothing is sent for the change itself: the resolved message (and a firing message not
+   delivered yet) carries it. An open episode never gets a resolved message;
 3. what a receiver has not seen yet is sent with :class:`~forecast.alerts.webhooks.WebhookSender`
    (signed, retried with backoff, logged in ``alert_deliveries``): the firing message first, then
    the resolved one, each marked sent once every endpoint has it.
 
-So an episode gives exactly one firing and one resolved message; a re-run, or a restart, never
-sends a state twice (``alert_state`` says it was sent, and the sender's own delivery log
+So an episode gives one firing and one resolved message; a re-run, or a restart, does not send
+a delivered state again (``alert_state`` says it was sent, and the sender's own delivery log
 de-duplicates per endpoint), while a message that could not be delivered is tried again on the
-next run. An endpoint that fails (all retries spent) is skipped for the rest of that run, so one
-dead receiver costs one retry schedule per run.
+next run. Delivery is at least once: a crash after the receiver's 2xx and before the record
+sends that message again on the next run, with the same ``webhook-id`` (the receiver's key to
+de-duplicate). An endpoint that fails (all retries spent) is skipped for the rest of that run,
+so one dead receiver costs one retry schedule per run.
 """
 
 from __future__ import annotations
@@ -29,9 +44,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,18 +60,30 @@ from forecast.alerts.webhooks import (
     Endpoint,
     RetryPolicy,
     WebhookSender,
+    fingerprint_of,
     sample_alert,
 )
 from polarwatch.config import Config
 from polarwatch.errors import PolarwatchError
 from polarwatch.fields import WebhookFormat
+from polarwatch.redact import url_for_log
 from polarwatch.warehouse import connect, init_schema, transaction
 
 LOG = logging.getLogger(__name__)
 
 # An episode that opened (and maybe resolved) within the 3 newest windows is still notified.
 ACTIVE_WINDOWS = 3
+# An episode that opened and resolved between two runs is still notified (firing, then
+# resolved) when it resolved at most this long before its topic's newest window: a week covers
+# weekly report loops, weekend outages and backfills, while a first run on a year of history
+# sends no more than its last week...
+CLOSED_LOOKBACK = pd.Timedelta(days=7)
+# ... and at most this many such episodes per topic and run (an episode lasts at least 12
+# hours, forecast.alarms, so a week holds at most about 14; a stronger wave may end one early).
+MAX_CLOSED_PER_TOPIC = 10
 ALERT_NAME = "PolarwatchFlag"
+# What identifies an episode's alert (with its startsAt): not its class (flag, severity).
+IDENTITY_LABELS = ("alertname", "topic", "metric")
 # Classified flags matter more than a lone one-window exceedance.
 SEVERITY = {"anticipatory": "warning", "reactive": "warning", "spike": "info", "dip": "info"}
 NOT_FLAGS = ("none", "forecast")
@@ -129,7 +157,26 @@ def flag_alert(row: Any) -> Alert:
               "severity": SEVERITY.get(flag, "info")}
     resolved = row.get("resolved_at")
     ends = None if resolved is None or pd.isna(resolved) else _utc(resolved)
-    return Alert(labels=labels, annotations=annotations, starts_at=ts, ends_at=ends)
+    key = fingerprint_of({k: labels[k] for k in IDENTITY_LABELS})
+    return Alert(labels=labels, annotations=annotations, starts_at=ts, ends_at=ends, key=key)
+
+
+def news(alarms: pd.DataFrame) -> pd.Series:
+    """Which alarm rows (of :func:`episode_alarms`) are news, i.e. recorded when not yet in
+    ``alert_state``: open episodes (and rows written before episodes existed), and closed ones
+    that resolved within :data:`CLOSED_LOOKBACK` of their topic's newest window or whose alarm
+    is one of its :data:`ACTIVE_WINDOWS` newest windows, the :data:`MAX_CLOSED_PER_TOPIC`
+    newest of them per topic. A boolean Series on ``alarms``' index."""
+    if alarms.empty:
+        return pd.Series(False, index=alarms.index, dtype=bool)
+    legacy = alarms["episode"].isna()
+    closed = alarms["resolved_at"].notna() & ~legacy
+    fresh = ((alarms["resolved_at"] >= alarms["latest_ts"] - CLOSED_LOOKBACK)
+             | (alarms["recency"] <= ACTIVE_WINDOWS))
+    candidates = closed & fresh
+    rank = (alarms["ts"].where(candidates).groupby(alarms["topic"])
+            .rank(method="first", ascending=False))
+    return ~closed | (candidates & (rank <= MAX_CLOSED_PER_TOPIC))
 
 
 def _many(con: Any, sql: str, rows: list[list[Any]]) -> None:
@@ -139,36 +186,57 @@ def _many(con: Any, sql: str, rows: list[list[Any]]) -> None:
 
 def update_state(path: str | Path, metric: str, alerts: list[Alert], recent: set[tuple[str, Any]],
                  latest: dict[str, datetime]) -> tuple[int, int]:
-    """Record new alerts (firing, or already resolved: ``ends_at`` set) and resolve open ones.
+    """Record new alerts (firing, or already resolved: ``ends_at`` set), follow class changes and
+    resolve open ones.
 
-    ``alerts`` has one alert per alarm row of ``forecasts``; only those whose (fingerprint,
-    starts_at) is in ``recent`` are recorded when new (older episodes are history, not news).
-    An open alert resolves with its episode, or at its topic's newest window when its alarm row
-    is gone. Returns ``(opened, resolved)`` counts. One write transaction.
+    ``alerts`` has one alert per alarm row of ``forecasts``. An alert whose episode (topic,
+    starts_at) has no row in ``alert_state`` is recorded when its (fingerprint, starts_at) is in
+    ``recent`` (:func:`news`). A recorded alert keeps its fingerprint and labels: when its open
+    episode's class changed, only ``flag`` and the annotations follow, and it stays open. An open
+    alert resolves with its episode, or at its topic's newest window when its alarm row is gone.
+    Returns ``(opened, resolved)`` counts. One write transaction.
     """
     now = datetime.now(UTC)
-    by_key = {(a.fingerprint, a.starts_at): a for a in alerts}
+    by_episode = {(a.labels["topic"], a.starts_at): a for a in alerts}
     with transaction(path) as con:
-        before = {(f, _utc(s)) for f, s in con.execute(
-            "SELECT fingerprint, starts_at FROM alert_state WHERE metric = ?",
-            [metric]).fetchall()}
-        new = [a for k, a in by_key.items() if k not in before and k in recent]
+        rows = con.execute("SELECT fingerprint, starts_at, topic, flag, ends_at FROM alert_state "
+                           "WHERE metric = ?", [metric]).fetchall()
+        known = {(str(topic), _utc(start)) for _, start, topic, _, _ in rows}
+        new = [a for k, a in by_episode.items()
+               if k not in known and (a.fingerprint, a.starts_at) in recent]
         _many(con,
-              "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, NULL, false, false, ?)",
+              "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, false, false, ?)",
               [[a.fingerprint, a.starts_at, a.labels["topic"], metric, a.labels["flag"],
-                json.dumps(a.labels), json.dumps(a.annotations), now] for a in new])
-        open_rows = con.execute("SELECT fingerprint, starts_at, topic FROM alert_state "
-                                "WHERE metric = ? AND ends_at IS NULL", [metric]).fetchall()
-        ends = []
-        for f, start, topic in open_rows:
-            alert = by_key.get((f, _utc(start)))
-            if alert is not None and alert.ends_at is not None:
-                ends.append([alert.ends_at, now, f, start])
-            elif alert is None:
+                json.dumps(a.labels), json.dumps(a.annotations), a.ends_at, now] for a in new])
+        ends, changed = [], []
+        for f, start, topic, flag, end in rows:
+            if end is not None:
+                continue  # resolved: history
+            alert = by_episode.get((str(topic), _utc(start)))
+            if alert is None:
                 ends.append([latest.get(topic, now), now, f, start])
+                continue
+            now_flag = alert.labels.get("flag", flag)
+            if now_flag != flag:
+                changed.append([now_flag, json.dumps(alert.annotations), now, f, start])
+                LOG.info(f"alerts: the {topic} episode of {_utc(start):%Y-%m-%d %H:%M} UTC is "
+                         f"now {now_flag} (was {flag}); its alert keeps its identity and "
+                         f"labels, and its resolved message will name the new class")
+            if alert.ends_at is not None:
+                ends.append([alert.ends_at, now, f, start])
+        _many(con, "UPDATE alert_state SET flag = ?, annotations = ?, updated_at = ? "
+                   "WHERE fingerprint = ? AND starts_at = ?", changed)
         _many(con, "UPDATE alert_state SET ends_at = ?, updated_at = ? "
                    "WHERE fingerprint = ? AND starts_at = ?", ends)
-    return len(new), len(ends)
+    return len(new), len(ends) + sum(a.ends_at is not None for a in new)
+
+
+def recorded_episodes(path: str | Path, metric: str) -> set[tuple[str, datetime]]:
+    """(topic, starts_at) of every alert of ``metric`` in ``alert_state``."""
+    with connect(path, read_only=True) as con:
+        rows = con.execute("SELECT topic, starts_at FROM alert_state WHERE metric = ?",
+                           [metric]).fetchall()
+    return {(str(t), _utc(s)) for t, s in rows}
 
 
 def pending_alerts(path: str | Path, metric: str) -> list[Alert]:
@@ -176,17 +244,19 @@ def pending_alerts(path: str | Path, metric: str) -> list[Alert]:
     always comes before its resolved one."""
     with connect(path, read_only=True) as con:
         rows = con.execute(
-            "SELECT labels, annotations, starts_at, ends_at, firing_sent, resolved_sent "
-            "FROM alert_state WHERE metric = ? AND (NOT firing_sent OR (ends_at IS NOT NULL "
-            "AND NOT resolved_sent)) ORDER BY starts_at, fingerprint", [metric]).fetchall()
+            "SELECT fingerprint, labels, annotations, starts_at, ends_at, firing_sent, "
+            "resolved_sent FROM alert_state WHERE metric = ? AND (NOT firing_sent OR (ends_at "
+            "IS NOT NULL AND NOT resolved_sent)) ORDER BY starts_at, fingerprint",
+            [metric]).fetchall()
     out = []
-    for lab, ann, start, end, firing_sent, resolved_sent in rows:
-        labels, annotations = json.loads(lab), json.loads(ann)
+    for key, lab, ann, start, end, firing_sent, resolved_sent in rows:
+        # the stored fingerprint is the identity (rows from before IDENTITY_LABELS keep theirs)
+        alert = Alert(labels=json.loads(lab), annotations=json.loads(ann), starts_at=_utc(start),
+                      key=str(key))
         if not firing_sent:
-            out.append(Alert(labels=labels, annotations=annotations, starts_at=_utc(start)))
+            out.append(alert)
         if end is not None and not resolved_sent:
-            out.append(Alert(labels=labels, annotations=annotations, starts_at=_utc(start),
-                             ends_at=_utc(end)))
+            out.append(replace(alert, ends_at=_utc(end)))
     return out
 
 
@@ -205,6 +275,7 @@ class AlertingSummary:
     resolved: int = 0  # alerts resolved this run
     sent: int = 0  # alert states that reached every endpoint this run
     failed: int = 0  # alert states left pending (an endpoint did not take them)
+    history: int = 0  # closed episodes never recorded, too old to send (news)
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -231,13 +302,14 @@ def send_flag_alerts(cfg: Config, *, metric: str | None = None,
     endpoints = endpoints_for(cfg)  # validates URLs, secret and format first
     init_schema(path)
     alarms = episode_alarms(path, metric)
-    alerts, recent = [], set()
-    for _, row in alarms.iterrows():
-        alert = flag_alert(row)
-        alerts.append(alert)
-        if pd.isna(row["resolved_at"]) or row["recency"] <= ACTIVE_WINDOWS:
-            recent.add((alert.fingerprint, alert.starts_at))
+    alerts = [flag_alert(row) for _, row in alarms.iterrows()]
+    is_news = news(alarms).tolist()
+    recent = {(a.fingerprint, a.starts_at) for a, fresh in zip(alerts, is_news, strict=True)
+              if fresh}
+    known = recorded_episodes(path, metric)
     summary = AlertingSummary(active=sum(a.ends_at is None for a in alerts))
+    summary.history = sum(not fresh and (a.labels["topic"], a.starts_at) not in known
+                          for a, fresh in zip(alerts, is_news, strict=True))
     summary.opened, summary.resolved = update_state(path, metric, alerts, recent,
                                                     latest_windows(path, metric))
     pending = pending_alerts(path, metric)
@@ -254,7 +326,7 @@ def send_flag_alerts(cfg: Config, *, metric: str | None = None,
             if not result.delivered:
                 down.add(ep.url)
                 ok = False
-                LOG.warning(f"alerts: {ep.url} did not take {alert.labels['flag']} on "
+                LOG.warning(f"alerts: {url_for_log(ep.url)} did not take {alert.labels['flag']} on "
                     f"{alert.labels['topic']}; skipping it for the rest of this run")
         if ok:
             mark_sent(path, alert)
@@ -263,21 +335,36 @@ def send_flag_alerts(cfg: Config, *, metric: str | None = None,
             summary.failed += 1
     LOG.info(f"alerts {metric}: {summary.active} active flag(s), {summary.opened} new, "
         f"{summary.resolved} resolved, {summary.sent} sent to {len(endpoints)} endpoint(s), "
-        f"{summary.failed} pending")
+        f"{summary.failed} pending"
+        + (f", {summary.history} closed episode(s) from before the {CLOSED_LOOKBACK.days}-day "
+           f"look-back (or past the newest {MAX_CLOSED_PER_TOPIC} per topic) not sent"
+           if summary.history else ""))
     return summary.as_dict()
+
+
+# What --secret-env may echo: a conventional variable name. A signing key pasted by mistake has
+# lower-case letters (base64) or the whsec_ prefix, so it is never shown.
+ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 
 
 def sample_secret(cfg: Config, secret_env: str | None) -> str | None:
     """The signing secret of ``alerts test``: the value of the environment variable *named*
     ``secret_env`` (a secret is never an argument: every user of the machine can read them),
-    else ``[alerts] secret``; None: unsigned."""
+    else ``[alerts] secret``; None: unsigned. Errors never repeat ``secret_env`` unless it
+    looks like a variable name (upper case, digits, _): it may be the secret itself."""
     if not secret_env:
         return cfg.alerts.secret.get_secret_value() or None
-    if not secret_env.isidentifier():
+    example = ("export PW_HOOK_SECRET='whsec_…' and pass --secret-env PW_HOOK_SECRET")
+    if secret_env.startswith("whsec_") or not secret_env.isidentifier():
         raise PolarwatchError("--secret-env takes the name of an environment variable "
-                              "(letters, digits, _), not a secret (the value is not shown)")
+                              "(letters, digits, _), not a secret (the value is not shown): "
+                              + example)
     if not os.environ.get(secret_env):
-        raise PolarwatchError(f"--secret-env {secret_env}: that variable is not set or is empty")
+        shown = (secret_env if ENV_NAME.fullmatch(secret_env) else
+                 f"(a name of {len(secret_env)} characters, not shown: it has lower-case "
+                 f"letters and may be the secret itself)")
+        raise PolarwatchError(f"--secret-env {shown}: that variable is not set or is empty; "
+                              + example)
     return os.environ[secret_env]
 
 

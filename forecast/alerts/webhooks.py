@@ -6,15 +6,18 @@
   ``whsec_<base64 key>``. :func:`verify` is the receiver side.
 - **Payload**: ``alertmanager`` (webhook ``version "4"`` with ``alerts[]`` of labels, annotations,
   startsAt, endsAt, fingerprint) or ``standard`` (``{type, timestamp, data}``).
-- **Delivery**: one ``httpx`` POST per attempt, retried by ``tenacity`` on connection errors,
-  timeouts, 408, 425, 429 and 5xx with exponential backoff (:class:`RetryPolicy`; the default
-  schedule waits 12 min in total; a longer ``Retry-After`` is honoured up to the cap); other
-  answers fail at once. Redirects are not followed (a POST must not turn into a GET elsewhere)
-  and at most :data:`MAX_RESPONSE_BYTES` of an answer are read.
+- **Delivery**: one ``httpx`` POST per attempt (:func:`forecast.alerts.transport.post`: answered
+  within ``timeout`` seconds in all, decided by its status line, the body never read), retried by
+  ``tenacity`` on connection errors, timeouts, 408, 425, 429 and 5xx with exponential backoff
+  (:class:`RetryPolicy`; the default schedule waits 12 min in total; a longer ``Retry-After``, in
+  seconds or as a date, is honoured up to the cap); other answers fail at once. Redirects are not
+  followed (a POST must not turn into a GET elsewhere): the failure names the target's host.
 - **Log and de-duplication**: every attempt is a row of ``alert_deliveries`` (contract
-  :class:`polarwatch.tables.AlertDelivery`). An alert
-  already *delivered* to an endpoint in the same state (fingerprint, state, startsAt) is not sent
-  again, so a restarted sender (new object, same DuckDB) never repeats it.
+  :class:`polarwatch.tables.AlertDelivery`). An alert already *delivered* to an endpoint in the
+  same state (fingerprint, state, startsAt) is not sent again by a later run or a restarted
+  sender (new object, same DuckDB). Delivery is **at least once**, not exactly once: the row is
+  written after the receiver's 2xx, so a crash between the two sends the message again on the
+  next run, with the same ``webhook-id``, which is how a receiver de-duplicates.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 
+from forecast.alerts.transport import Attempt, post
 from polarwatch.errors import ConfigError
 from polarwatch.fields import DEFAULT_WEBHOOK_FORMAT, WEBHOOK_FORMATS, WebhookFormat
 from polarwatch.redact import url_for_log
@@ -47,10 +51,7 @@ SECRET_PREFIX = "whsec_"
 TOLERANCE_SECONDS = 300
 # Alertmanager's zero time for endsAt of a firing alert.
 ZERO_TIME = "0001-01-01T00:00:00Z"
-RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 OUTCOME_DELIVERED, OUTCOME_RETRY, OUTCOME_FAILED = "delivered", "retry", "failed"
-# A receiver's answer is only acknowledged: read at most this much of it, then hang up.
-MAX_RESPONSE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class RetryPolicy:
     initial: float = 2.0
     factor: float = 2.0
     max_delay: float = 120.0
-    timeout: float = 10.0  # seconds per request
+    timeout: float = 10.0  # seconds per request, in all (connect, send, status and headers)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.initial < 0 or self.factor < 1 or self.max_delay < 0:
@@ -131,15 +132,23 @@ def _iso(dt: datetime | None) -> str:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def fingerprint_of(labels: dict[str, str]) -> str:
+    """16 hex digits of SHA-256 over the sorted labels (like Alertmanager's fingerprint)."""
+    canon = json.dumps(sorted(labels.items()), separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Alert:
-    """One alert in one state. ``fingerprint`` hashes the sorted labels (like Alertmanager)."""
+    """One alert in one state. ``fingerprint`` is ``key`` when given (the alert's identity
+    when labels may change, e.g. an episode's class), else the hash of all its labels."""
 
     labels: dict[str, str]
     annotations: dict[str, str] = field(default_factory=dict)
     starts_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     ends_at: datetime | None = None  # set when resolved
     generator_url: str = ""
+    key: str = ""
 
     @property
     def state(self) -> str:
@@ -147,8 +156,7 @@ class Alert:
 
     @property
     def fingerprint(self) -> str:
-        canon = json.dumps(sorted(self.labels.items()), separators=(",", ":"))
-        return hashlib.sha256(canon.encode()).hexdigest()[:16]
+        return self.key or fingerprint_of(self.labels)
 
     def as_alertmanager(self) -> dict[str, Any]:
         return {"status": self.state, "labels": dict(self.labels),
@@ -275,7 +283,9 @@ class WebhookSender:
                        "webhook-id": msg_id, "webhook-timestamp": str(ts)}
             if secret:
                 headers["webhook-signature"] = sign(secret, msg_id, ts, body)
-            result = post(client, ep.url, body, headers)
+            result = post(client, ep.url, body, headers, policy.timeout)
+            # logged after the POST: a crash in between sends this message again on the next
+            # run (at least once), with the same webhook-id for the receiver to de-duplicate
             outcome = (OUTCOME_DELIVERED if result.ok
                        else OUTCOME_RETRY if result.retryable and n < policy.max_attempts
                        else OUTCOME_FAILED)
@@ -293,7 +303,9 @@ class WebhookSender:
                             retry=retry_if_result(lambda a: a.retryable), sleep=self.sleep,
                             before_sleep=announce,
                             retry_error_callback=lambda state: state.outcome.result())  # type: ignore[union-attr]
-        with httpx.Client(timeout=policy.timeout, follow_redirects=False) as client:
+        # no kept-alive connection: each attempt connects anew, so its deadline knows its socket
+        with httpx.Client(timeout=policy.timeout, follow_redirects=False,
+                          limits=httpx.Limits(max_keepalive_connections=0)) as client:
             last: Attempt = retrying(attempt, client)
         n = next(attempts) - 1
         outcome = OUTCOME_DELIVERED if last.ok else OUTCOME_FAILED
@@ -301,38 +313,3 @@ class WebhookSender:
                 f"{msg_id} to {shown}: {outcome} after {n} attempt(s) "
                 f"(status {last.status}{', ' + last.error if last.error else ''})")
         return DeliveryResult(ep.url, msg_id, last.ok, n, last.status)
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """What one POST got: a status (None when no answer came), an error text, Retry-After."""
-
-    status: int | None
-    error: str | None = None
-    retry_after: float | None = None  # seconds
-
-    @property
-    def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
-
-    @property
-    def retryable(self) -> bool:
-        return not self.ok and (self.status is None or self.status in RETRY_STATUS)
-
-
-def post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
-    """One POST; the answer's body is read up to :data:`MAX_RESPONSE_BYTES` and dropped."""
-    try:
-        with client.stream("POST", url, content=body, headers=headers) as resp:
-            read = 0
-            for chunk in resp.iter_raw():
-                read += len(chunk)
-                if read >= MAX_RESPONSE_BYTES:
-                    break
-    except httpx.TransportError as exc:  # connection refused, timeouts, protocol errors
-        return Attempt(None, f"{type(exc).__name__}: {exc}".replace(url, url_for_log(url)))
-    if 200 <= resp.status_code < 300:
-        return Attempt(resp.status_code)
-    retry_after = resp.headers.get("Retry-After")
-    seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
-    return Attempt(resp.status_code, f"HTTP {resp.status_code}", seconds)
