@@ -13,6 +13,7 @@ from polarwatch import argtypes
 from polarwatch.config import Config
 from polarwatch.errors import ConfigError
 from polarwatch.fields import WEBHOOK_FORMATS
+from polarwatch.safe_write import refuse_input
 
 
 def cmd_forecast(cfg: Config, args: argparse.Namespace) -> int:
@@ -35,6 +36,11 @@ def cmd_detect(cfg: Config, args: argparse.Namespace) -> int:
                             suppress_seconds=args.refractory, patterns=cfg.forecast.patterns,
                             routine=cfg.forecast.routine, weekly=cfg.forecast.weekly)
     source = sys.stdin if args.series == "-" else Path(args.series)
+    if args.output and isinstance(source, Path):  # checked before the input is read
+        refuse_input(source, args.output, "the detector's output would replace the series")
+    if args.output and not Path(args.output).parent.is_dir():
+        raise ConfigError(f"-o {args.output}: directory {Path(args.output).parent} does not "
+                          f"exist; create it first or fix the path")
     frame, freq, naive = detect_csv.read_series_csv(source, duplicates=args.duplicates, note=note)
     result, info = detect_csv.run_detect(frame, freq, config)
     note(detect_csv.describe(result, info, freq))
@@ -69,7 +75,7 @@ def cmd_events(cfg: Config, args: argparse.Namespace) -> int:
 
     path = cal.calendar_path(cfg, args.file)
     if args.events_command == "list":
-        shown = cal.list_events(path, args.topic)
+        shown = cal.list_events(path, args.topic, cal.topic_ids(cfg))
         for e in shown:
             print(cal.describe(e))
         print(f"{len(shown)} event(s) in {path}", file=sys.stderr)
@@ -78,8 +84,8 @@ def cmd_events(cfg: Config, args: argparse.Namespace) -> int:
         event = cal.add_event(path, fields, cal.topic_ids(cfg), replace=args.replace)
         print(f"added {event.kind} event {event.name!r} on {event.topic} to {path}")
     else:
-        cal.remove_event(path, args.topic, args.name)
-        print(f"removed {args.name!r} on {args.topic} from {path}")
+        cal.remove_event(path, args.topic, args.name, cal.topic_ids(cfg))
+        print(f"removed {args.name.strip()!r} on {args.topic.strip()} from {path}")
     return 0
 
 
@@ -90,6 +96,9 @@ def cmd_report(cfg: Config, args: argparse.Namespace) -> int:
     def forecast_first() -> None:
         run_forecast(cfg)
 
+    if args.count is not None and args.every is None:
+        raise ConfigError(f"--count {args.count} needs --every (how often to write a report); "
+                          f"without --every one report is written, so drop --count")
     report_loop(cfg, output=args.output, topics=args.topic or None, since=args.since,
                 every=args.every, count=args.count,
                 before=forecast_first if args.forecast else None)
@@ -109,15 +118,22 @@ def _since(text: str) -> str:
 
 DETECT_HELP = ("Run the causal streaming detector on a CSV with a `timestamp,value` header (any "
                "regular interval). Writes timestamp, value, forecast, lower, upper, anomaly_score "
-               "(0..1), flag (none|spike|reactive|anticipatory: set on the alarm row, the first "
-               "row of an episode, only) and episode (the id of the alarm episode the row belongs "
-               "to, empty outside episodes). Problems in the input are reported on stderr.")
+               "(0..1), flag (none|spike|dip|reactive: set on the alarm row, the first row of an "
+               "episode, only; classed as `forecast` classes flags with an empty calendar: a "
+               "rise is a spike, a fall a dip, a level jump or drop without a build-up reactive, "
+               "and nothing is anticipatory, as there is no scheduled event to anticipate) and "
+               "episode (the id of the alarm episode the row belongs to, empty outside "
+               "episodes). Problems in the input are reported on stderr; the gaps may add at "
+               "most 1,000,000 missing points.")
 REPORT_HELP = ("Write a self-contained HTML report (charts embedded as PNG): the current state of "
                "each topic, its labels' accuracy measured on the analysts' random labels (with "
                "'not validated' and 'unreliable' as on the Topic page), the forecast for the next [forecast] horizon, the active flags with "
                "their class, the conversations driving them and the before/during/after table of "
-               "every event. -o may hold strftime codes (report-%Y%m%d-%H%M.html) for one file "
-               "per run.")
+               "every event. The forecast shown is that of [forecast] metric "
+               "($POLARWATCH_FORECAST_METRIC). -o may hold strftime codes "
+               "(report-%Y%m%d-%H%M.html) for one file per run; a symlink is written through to "
+               "its file, and a directory, a device or a FIFO is refused before anything is "
+               "read.")
 REPORT_EPILOG = """\
 cron instead of --every: one dated report an hour, after a forecast run (crontab needs % as \\%):
   0 * * * * cd /path/to/polarwatch && .venv/bin/polarwatch report --forecast -o reports/report-\\%Y\\%m\\%d-\\%H.html >> reports/cron.log 2>&1
@@ -127,15 +143,18 @@ cron instead of --every: one dated report an hour, after a forecast run (crontab
 def register(subparsers: Any) -> None:
     add = subparsers.add_parser
     p = add("forecast", help="forecast the per-topic series and flag outliers")
-    p.add_argument("--metric", help="topic_windows column (default from config)")
+    p.add_argument("--metric", config="forecast.metric",
+                   help="the topic_windows column to forecast: volume, n_interactions, "
+                        "mean_score, n_conversations, extreme_share, hostility_share, "
+                        "pro_share or anti_share")
     p.set_defaults(func=cmd_forecast)
 
     p = add("detect", help="causal anomaly detection on a timestamp,value CSV",
             description=DETECT_HELP)
     p.add_argument("series", help="input CSV (- for stdin)")
-    p.add_argument("-o", "--output", help="output CSV (default: stdout)")
+    p.add_argument("-o", "--output", help="output CSV, not the input file (default: stdout)")
     p.add_argument("--threshold", type=argtypes.unit_interval,
-                   help="alarm threshold on anomaly_score, in (0, 1] (default 0.99999)")
+                   help="alarm threshold on anomaly_score (default 0.99999)")
     p.add_argument("--refractory", type=argtypes.duration_or_zero, metavar="DURATION",
                    help="how long an episode stays open at least, unless a stronger wave "
                         "ends it: a duration with its unit (90m, 12h, 2d; a bare number is "
@@ -143,7 +162,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--season", default="auto", type=argtypes.season,
                    help="auto (daily cycle, weekly for daily data), none, or points per cycle "
                         "(>= 2)")
-    p.add_argument("--crossing", type=argtypes.finite, help="also flag anticipatory when the "
+    p.add_argument("--crossing", type=argtypes.finite, help="also flag (as a spike) when the "
                    "forecast crosses this level within [forecast] horizon")
     p.add_argument("--duplicates", choices=["last", "error"], default="last",
                    help="duplicate timestamps: keep the last row (default) or fail")
@@ -194,7 +213,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--every", type=argtypes.duration_text, metavar="DURATION",
                    help="repeat every interval, a duration (30m, 1h, 1d), until Ctrl-C")
     p.add_argument("--count", type=argtypes.count(1),
-                   help="with --every: stop after this many reports")
+                   help="with --every (refused without it): stop after this many reports")
     p.add_argument("--forecast", action="store_true",
                    help="run the forecast (and its alerts) before each report")
     p.set_defaults(func=cmd_report)

@@ -183,6 +183,8 @@ class StreamingDetector:
         cfg = self.config
         if not 0.0 < cfg.alpha < 1.0:
             raise DetectError(f"alpha must be in (0, 1), got {cfg.alpha}")
+        if cfg.threshold is not None and not 0.0 < cfg.threshold < 1.0:  # inv_cdf(1) fails
+            raise DetectError(f"threshold must be in (0, 1), got {cfg.threshold}")
         if cfg.transform not in TRANSFORMS:
             raise DetectError(f"transform must be one of {', '.join(TRANSFORMS)}, "
                               f"got {cfg.transform!r}")

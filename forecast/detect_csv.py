@@ -5,14 +5,23 @@ through ``note``, so that the command can keep stdout for the output CSV):
 
 - A header with ``timestamp`` and ``value`` columns (any order, extra columns ignored).
 - Unparseable timestamps are an error (a row that cannot be placed in time cannot be kept); a
-  valid date outside the 1677-2262 range a pandas series can hold is named as such.
+  valid date outside the 1677-2262 range a pandas series can hold is named as such. A timestamp
+  longer than :data:`MAX_TIMESTAMP_CHARS` is unparseable without being parsed (pandas' mixed
+  format parser takes quadratic time on a long field). Examples quoted in a message are cut
+  to :data:`MAX_QUOTED_CHARS`.
 - Non-numeric or empty values become missing points (reported), never zero; a series whose
   typical magnitude is beyond 1e150 is an error (its squares overflow).
 - Duplicate timestamps: the **last** row wins (a re-export or correction is appended later);
   each duplicate is reported. ``duplicates="error"`` refuses them instead.
 - Rows out of order are sorted (reported).
-- The interval is the most common step. Timestamps off that grid are an error; missing grid
-  timestamps (gaps) are filled as missing points (reported: how many, the largest gap).
+- The interval is the most common step. Timestamps off that grid are an error that names the
+  first off-grid row (its line and timestamp); missing grid timestamps (gaps) are filled as
+  missing points (reported: how many, the largest gap), at most :data:`MAX_FILLED_POINTS` of
+  them: a longer fill (a gap of years at a 1-second interval) is an error naming the largest
+  gap and how many points it would add.
+- The detector's flags are classed as ``forecast`` classes them with an empty calendar
+  (:func:`classify`): a fall is a ``dip``, a rise a ``spike`` (never ``anticipatory``: there is
+  no scheduled event to anticipate), a level jump or drop without a build-up ``reactive``.
 - Too few observed rows for the detector's warm-up is an error (:func:`run_detect`) that says
   how many are needed.
 """
@@ -29,21 +38,37 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from forecast.alarms import close_previous
-from forecast.detect import DetectorConfig, StreamingDetector, warmup_points
+from forecast.alarms import FLAG_NONE, close_previous
+from forecast.detect import DetectorConfig, StreamingDetector, Trigger, warmup_points
+from forecast.explain import class_text
 from forecast.routine import DAYS, NEED_DAYS
 from polarwatch.errors import PolarwatchError
 
+FLAG_CLASSES = ("spike", "dip", "reactive")  # what detect can flag (no calendar: not anticipatory)
 OUTPUT_COLUMNS = ["timestamp", "value", "forecast", "lower", "upper", "anomaly_score", "flag",
                   "episode"]
 MAX_LISTED = 5  # line numbers quoted per problem; the count is always complete
 # A series whose typical value is beyond this overflows the model's squares (float max ~1.8e308);
 # single outliers that large are fine (they are scored on the log scale or clipped).
 MAX_TYPICAL_MAGNITUDE = 1e150
+# The longest timestamp read: an ISO time with nanoseconds and an offset has 35 characters.
+MAX_TIMESTAMP_CHARS = 64
+MAX_QUOTED_CHARS = 80  # of a field quoted in a message
+# Missing points a file's gaps may add to the grid: about 11.5 days at a 1-second interval or
+# 114 years of hourly ones; the detector takes about 1 s per 100,000 missing points and the
+# grid 8 bytes a point per column. A 4-year gap at 1 h (34,920 points) is well inside.
+MAX_FILLED_POINTS = 1_000_000
 
 
 class InputError(PolarwatchError):
     """The CSV cannot be used as a regular series; the message says where and how many."""
+
+
+def _quote(text: str) -> str:
+    """``repr(text)``, cut to :data:`MAX_QUOTED_CHARS` characters with its full length."""
+    if len(text) <= MAX_QUOTED_CHARS:
+        return repr(text)
+    return f"{text[:MAX_QUOTED_CHARS]!r}… ({len(text):,} characters)"
 
 
 def _lines(lines: list[int]) -> str:
@@ -87,7 +112,8 @@ def read_series_csv(source: str | Path | IO[str], *, duplicates: str = "last",
     ts_text = raw[cols["timestamp"]].str.strip()
     val_text = raw[cols["value"]].str.strip()
     line = np.arange(len(raw)) + 2  # 1-based, after the header line
-    ts = pd.to_datetime(ts_text, errors="coerce", utc=True, format="mixed")
+    too_long = (ts_text.str.len() > MAX_TIMESTAMP_CHARS).to_numpy()
+    ts = pd.to_datetime(ts_text.mask(too_long, ""), errors="coerce", utc=True, format="mixed")
     bad_ts = line[ts.isna().to_numpy()].tolist()
     if bad_ts:
         far = [n for n in bad_ts if _beyond_pandas(ts_text.iloc[n - 2])]
@@ -95,17 +121,20 @@ def read_series_csv(source: str | Path | IO[str], *, duplicates: str = "last",
             raise InputError(
                 f"{name}: {len(far)} timestamp(s) on line(s) {_lines(far)} are valid dates "
                 f"outside the range a series can hold, {pd.Timestamp.min:%Y-%m-%d} to "
-                f"{pd.Timestamp.max:%Y-%m-%d} (e.g. {ts_text.iloc[far[0] - 2]!r}); fix or drop "
-                f"those rows")
+                f"{pd.Timestamp.max:%Y-%m-%d} (e.g. {_quote(ts_text.iloc[far[0] - 2])}); fix "
+                f"or drop those rows")
+        long_note = (f"; {int(too_long.sum())} of them longer than {MAX_TIMESTAMP_CHARS} "
+                     f"characters" if too_long.any() else "")
         raise InputError(f"{name}: {len(bad_ts)} unparseable timestamp(s) on line(s) "
-                         f"{_lines(bad_ts)} (e.g. {ts_text.iloc[bad_ts[0] - 2]!r})")
+                         f"{_lines(bad_ts)} (e.g. {_quote(ts_text.iloc[bad_ts[0] - 2])})"
+                         f"{long_note}")
     naive = pd.to_datetime(ts_text.iloc[:1], format="mixed").dt.tz is None if len(raw) else True
     value = pd.to_numeric(val_text, errors="coerce").astype(float)
     value[~np.isfinite(value.to_numpy())] = np.nan
     empty = (val_text == "").to_numpy()
     junk = value.isna().to_numpy() & ~empty
     if junk.any():
-        examples = ", ".join(repr(v) for v in val_text[junk].unique()[:3])
+        examples = ", ".join(_quote(v) for v in val_text[junk].unique()[:3])
         note(f"{name}: {int(junk.sum())} non-numeric value(s) on line(s) "
              f"{_lines(line[junk].tolist())} ({examples}): treated as missing")
     if empty.any():
@@ -143,17 +172,28 @@ def read_series_csv(source: str | Path | IO[str], *, duplicates: str = "last",
     offsets = ((df["ts"] - df["ts"].iloc[0]) / freq).to_numpy(float)
     off_grid = ~np.isclose(offsets, np.round(offsets), atol=1e-6)
     if off_grid.any():
+        first = int(np.argmax(off_grid))
         raise InputError(f"{name}: irregular intervals: the most common step is {freq}, but "
-                         f"{int(off_grid.sum())} timestamp(s) are off that grid starting at "
-                         f"{df['ts'].iloc[0]}, on line(s) {_lines(df['line'][off_grid].tolist())}."
-                         f" Resample the series to one interval first")
-    grid = pd.date_range(df["ts"].iloc[0], df["ts"].iloc[-1], freq=freq)
-    n_missing = len(grid) - len(df)
+                         f"{int(off_grid.sum())} timestamp(s) are off that grid (counted from the "
+                         f"first row, {df['ts'].iloc[0]}); the first off-grid row is "
+                         f"line {df['line'].iloc[first]}, {df['ts'].iloc[first]} "
+                         f"({df['ts'].iloc[first] - df['ts'].iloc[first - 1]} after the row "
+                         f"before it); all: line(s) {_lines(df['line'][off_grid].tolist())}. "
+                         f"Fix those rows or resample the series to one interval first")
+    n_missing = int(round(float((df["ts"].iloc[-1] - df["ts"].iloc[0]) / freq))) + 1 - len(df)
     if n_missing:
         big = steps[steps > freq]
         where = big.idxmax()
+        gap = f"{big.max() - freq} before line {df['line'][where]}"
+        if n_missing > MAX_FILLED_POINTS:
+            raise InputError(
+                f"{name}: the gaps would add {n_missing:,} missing points at the {freq} "
+                f"interval, more than the {MAX_FILLED_POINTS:,} the detector fills; the "
+                f"largest gap, {gap}, alone adds {int(big.max() / freq) - 1:,}. Split the file "
+                f"at that gap, or resample it to a coarser interval")
         note(f"{name}: {n_missing} missing timestamp(s) in {len(big)} gap(s) filled as missing "
-             f"points; largest gap {big.max() - freq} before line {df['line'][where]}")
+             f"points; largest gap {gap}")
+    grid = pd.date_range(df["ts"].iloc[0], df["ts"].iloc[-1], freq=freq)
     out = df.set_index("ts")["value"].reindex(grid)
     return pd.DataFrame({"ts": grid, "value": out.to_numpy(float)}), freq, naive
 
@@ -171,9 +211,19 @@ def run_detect(frame: pd.DataFrame, freq: pd.Timedelta,
                          f"the daily/weekly cycle when there is one; `--season none` needs "
                          f"{warmup_points(None) + 1})")
     out = detect_values(values, seconds, config)
+    out["flag"] = classify(out["flag"], out["trigger"], frame["ts"])
     cols = {c: out[c] for c in OUTPUT_COLUMNS[2:]}
     cols["episode"] = pd.array(out["episode"], dtype="Int64")
     return pd.DataFrame({"timestamp": frame["ts"], "value": values, **cols}), out["info"]
+
+
+def classify(flags: list[str], triggers: list[Trigger | None], ts: Any) -> list[str]:
+    """The detector's raw kinds as ``forecast`` classes them with an empty calendar
+    (:func:`forecast.explain.class_text`, as :func:`forecast.run.classify_series` calls it):
+    ``dip`` for a fall, ``spike`` for a rise, ``reactive`` for a level jump or drop."""
+    return [flag if flag == FLAG_NONE else
+            class_text(flag, trig, pd.Timestamp(t).to_pydatetime(), None, None, 0)[0]
+            for flag, trig, t in zip(flags, triggers, ts, strict=True)]
 
 
 def write_output(result: pd.DataFrame, target: Any, naive: bool) -> None:
@@ -204,7 +254,7 @@ def describe(result: pd.DataFrame, info: dict[str, Any], freq: pd.Timedelta) -> 
             + ("; the error usual at each hour of the week subtracted from the third week on, "
                "[forecast] weekly" if info.get("weekly") else "")
             + "); flags: "
-            + ", ".join(f"{k} {counts.get(k, 0)}" for k in ("spike", "reactive", "anticipatory"))
+            + ", ".join(f"{k} {counts.get(k, 0)}" for k in FLAG_CLASSES)
             + f" (one alarm per episode: {result['episode'].dropna().nunique()} episode(s))"
             + (f"; {info['routine']} routine burst(s) not alarmed (at a time of day that also "
                f"burst on {NEED_DAYS} of the {DAYS} days before; [forecast] routine)"
@@ -214,7 +264,10 @@ def describe(result: pd.DataFrame, info: dict[str, Any], freq: pd.Timedelta) -> 
 
 def detect_values(values: Any, interval_seconds: float,
                   config: DetectorConfig | None = None) -> dict[str, Any]:
-    """Run one :class:`StreamingDetector` over ``values``; arrays per output column + info."""
+    """Run one :class:`StreamingDetector` over ``values``; arrays per output column + info.
+
+    ``flag`` holds the detector's raw kinds (``anticipatory`` for a build-up, ``spike`` for an
+    exceedance either way); :func:`classify` (the ``detect`` command) gives them their class."""
     det = StreamingDetector(interval_seconds, config or DetectorConfig())
     pts = [det.update(v) for v in np.asarray(values, dtype=float)]
     out: dict[str, Any] = {c: np.array([getattr(p, c) for p in pts])
@@ -226,5 +279,6 @@ def detect_values(values: Any, interval_seconds: float,
         events.append(p.event)
         episodes.append(p.episode)
     return {**out, "flag": [p.flag for p in pts], "kind": [p.kind for p in pts],
+            "trigger": [p.trigger for p in pts],
             "episode": episodes, "event": events,
             "info": det.info | {"routine": det.routine.stretches, "weekly": det.weekly.active}}

@@ -1,8 +1,9 @@
 """Edits of the event calendar behind ``polarwatch events``: list, add, remove.
 
 The file format and validation are :mod:`polarwatch.events`'; this module only decides which
-file, checks an event's topic against ``topics.toml`` and refuses an edit that would silently
-overwrite or miss an event (the message says what to do instead).
+file, checks the events' topics against ``topics.toml`` (on every load, as the forecast and the
+report do: an event on an unknown topic would apply to nothing) and refuses an edit that would
+silently overwrite or miss an event (the message says what to do instead).
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ def topic_ids(cfg: Config) -> list[str] | None:
         return None
 
 
-def list_events(path: Path, topic: str | None = None) -> list[Event]:
-    """The calendar's events (of ``topic`` only, when given), sorted by start."""
-    return [e for e in load_events(path) if topic in (None, e.topic)]
+def list_events(path: Path, topic: str | None = None,
+                topics: list[str] | None = None) -> list[Event]:
+    """The calendar's events (of ``topic`` only, when given), sorted by start; ``topics``: the
+    known topic ids (an event on another one is refused)."""
+    return [e for e in load_events(path, topics) if topic in (None, e.topic)]
 
 
 def describe(e: Event) -> str:
@@ -51,7 +54,7 @@ def add_event(path: Path, fields: dict[str, Any], topics: list[str] | None, *,
               replace: bool = False) -> Event:
     """Validate ``fields`` (name, topic, start, end, kind) into an event and save it; an event
     of that name on that topic is an error unless ``replace``."""
-    events = load_events(path)
+    events = load_events(path, topics)
     event = make_event(fields, "new event", topics)
     key = (event.topic, event.name)
     if not replace and any((e.topic, e.name) == key for e in events):
@@ -61,9 +64,11 @@ def add_event(path: Path, fields: dict[str, Any], topics: list[str] | None, *,
     return event
 
 
-def remove_event(path: Path, topic: str, name: str) -> None:
-    """Remove the event ``name`` of ``topic``; an error when there is none."""
-    events = load_events(path)
+def remove_event(path: Path, topic: str, name: str, topics: list[str] | None = None) -> None:
+    """Remove the event ``name`` of ``topic`` (both stripped, as :func:`add_event` stores
+    them); an error when there is none."""
+    events = load_events(path, topics)
+    topic, name = topic.strip(), name.strip()
     kept = remove(events, (topic, name))
     if len(kept) == len(events):
         raise PolarwatchError(f"no event {name!r} on topic {topic!r} in {path} "

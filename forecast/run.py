@@ -47,6 +47,7 @@ import pandas as pd
 from forecast.alarms import EVENT_ROUTINE, FLAG_ANTICIPATORY, FLAG_REACTIVE, close_previous
 from forecast.detect import DetectorConfig, StreamingDetector
 from forecast.domains import Domain, domain_of
+from forecast.event_calendar import topic_ids
 from forecast.event_conversations import EVENT_STUDY_DAYS
 from forecast.explain import class_text, describe, describe_routine, resolved_text
 from forecast.models import (
@@ -241,12 +242,14 @@ def write_forecasts(path: str | Path, rows: pd.DataFrame, metric: str,
 @dataclass
 class ForecastSummary:
     """What :func:`run_forecast` did: ``topics`` fitted, ``skipped`` ({topic: reason}),
+    ``trimmed`` ({topic: the older windows left out, forecast.series.MAX_SERIES_WINDOWS}),
     ``points`` (observed windows written), raised flags per class, ``forecast_points`` (future
     rows written), ``alerts`` (the alerting counts, None without webhooks) and ``seconds``."""
 
     metric: str
     topics: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
+    trimmed: dict[str, str] = field(default_factory=dict)
     points: int = 0
     spikes: int = 0
     dips: int = 0
@@ -330,12 +333,13 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
     """
     started = time.monotonic()
     metric, alpha, horizon = _checked_settings(cfg, metric)
-    if events is None:
-        events = load_events(events_path(cfg.root))
+    if events is None:  # an event on a topic not in topics.toml is refused
+        events = load_events(events_path(cfg.root), topic_ids(cfg))
     path = cfg.warehouse_path
-    series, freq = read_series(path, metric)
+    trimmed: dict[str, str] = {}  # topics whose grid was cut to its newest windows
+    series, freq = read_series(path, metric, trimmed=trimmed)
     init_schema(path)  # an older file is upgraded in place (polarwatch.warehouse.MIGRATIONS)
-    summary = ForecastSummary(metric)
+    summary = ForecastSummary(metric, trimmed=trimmed)
     if series.empty:
         LOG.info(f"forecast {metric}: no rows in topic_windows of {path}; nothing to do")
     else:
@@ -349,14 +353,15 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
         created_at = datetime.now(UTC)
         frames, fitted = [], []
         for topic, group in series.groupby("series_id", sort=True):
+            cut = trimmed.get(str(topic))
             try:
                 rows, fit, warm = forecast_topic(cfg, str(topic), group, metric, freq, events,
                                                  created_at)
             except SeriesSkipped as exc:
-                summary.skipped[str(topic)] = str(exc)
-                LOG.warning(f"  skip {topic}: {exc}")
+                summary.skipped[str(topic)] = str(exc) + (f"; {cut}" if cut else "")
+                LOG.warning(f"  skip {topic}: {summary.skipped[str(topic)]}")
                 continue
-            for warning in fit.warnings:
+            for warning in ([cut] if cut else []) + fit.warnings:
                 LOG.warning(f"  {topic}: {warning}")
             frames.append(rows)
             fitted.append(str(topic))

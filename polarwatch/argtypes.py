@@ -55,12 +55,14 @@ def port(text: str) -> int:
     return value
 
 
-@shown_as("P", "a number in (0, 1]")
+@shown_as("P", "a number in (0, 1), both ends excluded")
 def unit_interval(text: str) -> float:
-    """A probability-like threshold in (0, 1]."""
+    """A probability-like threshold in (0, 1): 1 would be a tail probability of 0, which no
+    score reaches (and no quantile exists for), 0 would alarm on everything."""
     value = _number(text)
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is outside (0, 1]")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is outside (0, 1), both ends excluded; "
+                                         f"e.g. 0.99999")
     return value
 
 

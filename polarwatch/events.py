@@ -14,14 +14,21 @@ Format (one ``[[event]]`` table per event)::
 
 The file is ``$POLARWATCH_EVENTS_FILE`` when set, else ``events.toml`` next to the config file.
 Dates must lie in 2000-01-01 .. 2199-12-31 (:data:`EARLIEST_EVENT`, :data:`LATEST_EVENT`).
-A missing file is an empty calendar. :func:`save_events` rewrites the file atomically with the
-format comment on top (hand-written comments are not preserved).
+A missing file is an empty calendar. The file holds ``[[event]]`` tables only: another
+top-level key or table (an ``[[events]]`` typo) is refused, as unknown keys of polarwatch.toml
+are; ``name``, ``topic`` and ``kind`` must be strings (``name = 123`` is refused, not read as
+"123"), and a name or topic may not hold control characters (a newline would break the
+one-line listings). Given the configured topic ids, :func:`load_events` refuses an event on
+another topic (it would apply to nothing). :func:`save_events` rewrites the file atomically
+with the format comment on top (hand-written comments are not preserved), through a symlink
+to the file it points to (:mod:`polarwatch.safe_write`).
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -30,6 +37,7 @@ from typing import Any
 
 from polarwatch.errors import ConfigError, PolarwatchError
 from polarwatch.records import MIN_CREATED_AT
+from polarwatch.safe_write import file_kind, write_text
 from polarwatch.topics import toml_text
 
 __all__ = ["EARLIEST_EVENT", "EVENTS_ENV", "EVENTS_FILE", "HEADER", "KINDS", "LATEST_EVENT",
@@ -88,9 +96,12 @@ def events_path(root: Path | None = None) -> Path:
     return (root or Path.cwd()) / EVENTS_FILE
 
 
-def _in_range(when: datetime, where: str, raw: Any) -> datetime:
+def _in_range(when: datetime, where: str, raw: Any, show_utc: bool = True) -> datetime:
     if not EARLIEST_EVENT <= when < LATEST_EVENT:
-        raise EventError(f"{where}: {raw!s} is outside the dates the calendar accepts, "
+        # an offset other than UTC: say which instant it is (03:00+05:00 is 22:00 the day before)
+        offset = show_utc and len(str(raw)) > 10 and not str(raw).endswith(("Z", "+00:00"))
+        shown = f"{raw!s} (= {when:%Y-%m-%dT%H:%M:%S}Z)" if offset else f"{raw!s}"
+        raise EventError(f"{where}: {shown} is outside the dates the calendar accepts, "
                          f"{EARLIEST_EVENT:%Y-%m-%d} to {LATEST_EVENT - timedelta(days=1):%Y-%m-%d}"
                          f" (no post before {EARLIEST_EVENT:%Y} is ingested, and later dates "
                          f"cannot be charted); fix the date")
@@ -105,7 +116,8 @@ def _as_datetime(value: Any, where: str) -> datetime:
         try:
             when = value.astimezone(UTC)
         except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00
-            when = EARLIEST_EVENT - timedelta(days=1)
+            return _in_range(EARLIEST_EVENT - timedelta(days=1), where, value.isoformat(),
+                             show_utc=False)
         return _in_range(when, where, value.isoformat())
     if isinstance(value, date):
         return _in_range(datetime.combine(value, time(0), tzinfo=UTC), where, value.isoformat())
@@ -119,32 +131,63 @@ def _as_datetime(value: Any, where: str) -> datetime:
     raise EventError(f"{where}: expected a date-time like 2026-03-04T18:00:00Z, got {value!r}")
 
 
+TOML_TYPES = {bool: "a boolean", int: "an integer", float: "a number", list: "an array",
+              dict: "a table", datetime: "a date-time", date: "a date", time: "a time"}
+
+
+def _text(raw: dict[str, Any], key: str, where: str) -> str:
+    """``raw[key]`` as stripped text ("" when absent); any other type than a string is refused
+    (a TOML ``name = 123`` or ``topic = true`` is a mistake, not a name)."""
+    value = raw.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        kind = next((n for t, n in TOML_TYPES.items() if isinstance(value, t)),
+                    type(value).__name__)
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
+        raise EventError(f"{where}: '{key}' must be a string, got {kind} ({shown}); quote it")
+    return value.strip()
+
+
+def _check_characters(key: str, value: str, where: str) -> None:
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise EventError(f"{where}: {key} contains a lone UTF-16 surrogate (not valid "
+                         f"Unicode); retype it")
+    bad = [ch for ch in value if unicodedata.category(ch) in ("Cc", "Zl", "Zp")]
+    if bad:
+        raise EventError(f"{where}: {key} contains {len(bad)} control character(s) (first "
+                         f"{bad[0]!r}; a name is one line of the calendar, a chart label and an "
+                         f"alert); remove them")
+
+
 def make_event(raw: dict[str, Any], where: str = "event",
                topics: Iterable[str] | None = None) -> Event:
     """Validate one raw event mapping (as read from TOML or a form)."""
+    if not isinstance(raw, dict):
+        raise EventError(f"{where} must be a table ([[event]] with name, topic, start, kind), "
+                         f"got {raw!r:.60}")
     unknown = sorted(set(raw) - {"name", "topic", "start", "end", "kind"})
     if unknown:
         raise EventError(f"{where}: unknown key(s) {', '.join(unknown)} "
                          f"(allowed: name, topic, start, end, kind)")
-    name = str(raw.get("name") or "").strip()
+    name = _text(raw, "name", where)
     if not name:
         raise EventError(f"{where}: 'name' is required")
     where = f"{where} {name if len(name) <= 60 else name[:60] + '…'!r}"
-    topic = str(raw.get("topic") or "").strip()
+    topic = _text(raw, "topic", where)
     if not topic:
         raise EventError(f"{where}: 'topic' is required")
     for key, value in (("name", name), ("topic", topic)):
-        if any("\ud800" <= ch <= "\udfff" for ch in value):
-            raise EventError(f"{where}: {key} contains a lone UTF-16 surrogate (not valid "
-                             f"Unicode); retype it")
+        _check_characters(key, value, where)
     if len(name) > MAX_EVENT_NAME_CHARS:
         raise EventError(f"{where}: the name has {len(name):,} characters, more than the "
                          f"{MAX_EVENT_NAME_CHARS} a calendar line, chart label or alert shows; "
                          f"shorten it")
     known = list(topics) if topics is not None else None
     if known is not None and topic not in known:
-        raise EventError(f"{where}: unknown topic {topic!r} (known: {', '.join(known)})")
-    kind = str(raw.get("kind") or "").strip()
+        raise EventError(f"{where}: unknown topic {topic!r} (known: {', '.join(known)}); "
+                         f"an event on another topic applies to nothing, fix its topic")
+    kind = _text(raw, "kind", where)
     if kind not in KINDS:
         raise EventError(f"{where}: 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
     if raw.get("start") in (None, ""):
@@ -169,12 +212,21 @@ def load_events(path: Path, topics: Iterable[str] | None = None) -> list[Event]:
     """Events sorted by start; [] when the file does not exist. Raises EventError on bad input."""
     if not path.exists():
         return []
+    kind = file_kind(path.stat().st_mode)
+    if kind is not None:
+        raise EventError(f"{path} is {kind}, not a regular file; name the calendar file")
     try:
         raw = tomllib.loads(toml_text(path))  # UTF-8, a byte-order mark dropped
     except ConfigError as exc:  # bytes that are not UTF-8: the file, the byte, where
         raise EventError(str(exc)) from None
     except tomllib.TOMLDecodeError as exc:
         raise EventError(f"{path}: invalid TOML: {exc}") from exc
+    other = sorted(set(raw) - {"event"})
+    if other:
+        typo = next((k for k in other if isinstance(raw[k], (list, dict))), None)
+        raise EventError(f"{path}: unknown top-level key(s) or table(s) {', '.join(other)}; the "
+                         f"calendar holds [[event]] tables only"
+                         + (f" (is [[{typo}]] a typo of [[event]]?)" if typo else ""))
     items = raw.get("event", [])
     if not isinstance(items, list):
         raise EventError(f"{path}: 'event' must be an array of tables ([[event]])")
@@ -206,12 +258,10 @@ def dumps(events: Sequence[Event]) -> str:
 
 
 def save_events(path: Path, events: Sequence[Event]) -> None:
-    """Validate and write atomically (temp file + rename)."""
+    """Validate and write atomically (temp file + rename) to ``path``, or to the file it links
+    to; a path that is not a regular file (a directory, a device) is refused."""
     validate(events)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(dumps(events), encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, dumps(events), option="events file")
 
 
 def upsert(events: Sequence[Event], event: Event, replacing: tuple[str, str] | None = None

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections import Counter
@@ -14,6 +13,7 @@ from typing import Any
 
 from polarwatch.config import Config, Topic, load_topics
 from polarwatch.errors import ConfigError, PolarwatchError
+from polarwatch.safe_write import refuse_input
 
 
 def resolve_topics(cfg: Config, topics_file: str | None) -> list[Topic]:
@@ -84,9 +84,7 @@ def _rate(n: int, seconds: float) -> str:
 def check_output(src: Path, output: Path) -> None:
     """Refuse an output that is the input file (the labels would replace the posts) or whose
     directory does not exist (a mistyped path creates no directories)."""
-    if output.exists() and src.exists() and os.path.samefile(src, output):
-        raise PolarwatchError(f"-o {output} is the input file {src}: the labels would "
-                              f"overwrite the posts; write them to another file")
+    refuse_input(src, output, "the labels would overwrite the posts")
     parent = output.parent
     if parent.exists() and not parent.is_dir():
         raise PolarwatchError(f"-o {output}: {parent} is a file, not a directory; fix the path")

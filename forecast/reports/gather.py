@@ -35,7 +35,18 @@ def parse_since(text: str | None, latest: datetime | None) -> datetime | None:
     except ConfigError:
         back = None  # not a duration: a date or time
     if back is not None:
-        return None if latest is None else latest - back
+        # the reference is the newest window (not known when the option is parsed: now)
+        reference = latest if latest is not None else datetime.now(UTC)
+        try:
+            start = reference - back
+        except OverflowError:
+            start = None
+        if start is None or start < pd.Timestamp.min.tz_localize(UTC):
+            raise ConfigError(f"--since: {text} reaches back {back.days:,} days, before "
+                              f"{pd.Timestamp.min:%Y-%m-%d}, the earliest time a series can "
+                              f"hold; give a shorter duration, a date, or no --since for all "
+                              f"data") from None
+        return None if latest is None else start
     try:
         ts = pd.Timestamp(text)
     except ValueError:
@@ -110,7 +121,7 @@ def gather(cfg: Config, topics: Sequence[str] | None = None,
         if unknown:
             raise PolarwatchError(f"no windows for topic(s) {', '.join(unknown)} in {path}; "
                                   f"topics with data: {', '.join(known) or 'none'}")
-    chosen = list(topics) if topics else known
+    chosen = list(dict.fromkeys(topics)) if topics else known  # --topic X --topic X: once
     latest = windows["ts"].max() if len(windows) else None
     start = parse_since(since, None if latest is None else pd.Timestamp(latest).to_pydatetime())
     freq = (windows["window_end"] - windows["ts"]).mode().iloc[0] if len(windows) \
@@ -126,7 +137,8 @@ def gather(cfg: Config, topics: Sequence[str] | None = None,
         names = {t.id: t.name for t in cfg.load_topics()}
     except PolarwatchError:
         names = {}
-    calendar = [e for e in load_events(events_path(cfg.root)) if e.topic in chosen
+    calendar = [e for e in load_events(events_path(cfg.root), list(names) or None)
+                if e.topic in chosen
                 and (start is None or e.effective_end >= start - timedelta(days=3))]
     data = []
     for topic in chosen:

@@ -25,22 +25,24 @@ from typing import Any
 from forecast.reports.gather import gather, parse_duration
 from forecast.reports.render import render
 from polarwatch.config import Config
+from polarwatch.safe_write import output_target, write_text
 
 LOG = logging.getLogger(__name__)
 
 
 def write_report(cfg: Config, output: str | Path, topics: Sequence[str] | None = None,
                  since: str | None = None, now: datetime | None = None) -> Path:
-    """Render and write atomically; ``output`` may hold strftime codes (UTC ``now``)."""
+    """Render and write atomically; ``output`` may hold strftime codes (UTC ``now``).
+
+    An output that cannot be a regular file (empty, a directory, a device, a FIFO) is refused
+    before anything is read (:func:`polarwatch.safe_write.output_target`); a symlink is
+    written through, the file it points to replaced. Returns ``output`` as named."""
     now = now or datetime.now(UTC)
-    path = Path(now.strftime(str(output)))
+    name = now.strftime(str(output))  # a string: Path("") would read as "."
+    output_target(name)
     data, studies, facts = gather(cfg, topics, since)
-    text = render(data, studies, facts, now)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    write_text(name, render(data, studies, facts, now))
+    return Path(name)
 
 
 def report_loop(cfg: Config, *, output: str | Path, topics: Sequence[str] | None = None,
@@ -51,6 +53,7 @@ def report_loop(cfg: Config, *, output: str | Path, topics: Sequence[str] | None
     is logged as it is written. ``before`` runs first each time (``report --forecast``: the
     forecast run, so the report never imports the modelling code)."""
     period = parse_duration(every).total_seconds() if every else None
+    output_target(datetime.now(UTC).strftime(str(output)))  # before `before` runs the forecast
     paths: list[Path] = []
     while True:
         started = time.monotonic()

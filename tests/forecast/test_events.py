@@ -206,3 +206,79 @@ def test_dates_outside_the_calendar_range_and_long_names_are_refused(
                    'start = 9999-12-31T00:00:00Z\n')
     with pytest.raises(EventError, match="'far' start: 9999-12-31T00:00:00\\+00:00 is outside"):
         load_events(cal)
+
+
+def test_a_symlinked_calendar_is_edited_through_the_link(tmp_path: Path) -> None:
+    """`events --file link add …` replaced the link with a regular file and left the real
+    calendar unchanged."""
+    real = tmp_path / "config-repo" / "events.toml"
+    real.parent.mkdir()
+    link = tmp_path / "events.toml"
+    link.symlink_to(real)
+    base = ["events", "--file", str(link)]
+    assert main([*base, "add", "Vote", "--topic", "gun_control", "--start",
+                 "2026-03-06T12:00:00Z", "--kind", "scheduled"]) == 0
+    assert link.is_symlink() and [e.name for e in load_events(real)] == ["Vote"]
+    assert main([*base, "remove", " Vote ", "--topic", "gun_control"]) == 0  # stripped as add does
+    assert link.is_symlink() and load_events(real) == []
+    assert sorted(p.name for p in real.parent.iterdir()) == ["events.toml"]
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("event = [1, 2]\n", "event #1 must be a table ([[event]] with name, topic, start, kind), "
+                         "got 1"),
+    ('[[events]]\nname = "a"\ntopic = "gun_control"\nstart = 2026-01-01\nkind = "sudden"\n',
+     "unknown top-level key(s) or table(s) events; the calendar holds [[event]] tables only "
+     "(is [[events]] a typo of [[event]]?)"),
+    ('foo = 1\n', "unknown top-level key(s) or table(s) foo; the calendar holds [[event]] "
+                  "tables only\n"),
+    ('[[event]]\nname = 123\ntopic = "gun_control"\nstart = 2026-01-01\nkind = "sudden"\n',
+     "event #1: 'name' must be a string, got an integer (123); quote it"),
+    ('[[event]]\nname = "x"\ntopic = true\nstart = 2026-01-01\nkind = "sudden"\n',
+     "event #1 'x': 'topic' must be a string, got a boolean (True); quote it"),
+    ('[[event]]\nname = "x"\ntopic = "nosuch"\nstart = 2026-01-01\nkind = "sudden"\n',
+     "event #1 'x': unknown topic 'nosuch' (known: gun_control, climate_change); an event on "
+     "another topic applies to nothing"),
+    ('[[event]]\nname = "x"\ntopic = "gun_control"\nstart = 2000-01-01T03:00:00+05:00\n'
+     'kind = "sudden"\n', "start: 2000-01-01T03:00:00+05:00 (= 1999-12-31T22:00:00Z) is outside "
+                          "the dates the calendar accepts"),
+])
+def test_a_bad_calendar_file_is_one_line_wherever_it_is_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        text: str, says: str) -> None:
+    """A non-table entry raised TypeError; `[[events]]`, `name = 123`, `topic = true` and an
+    unknown topic were read silently (an empty calendar, "123", "True", an event on nothing)."""
+    from tests.forecast.test_reports import REPO
+
+    cal = tmp_path / "events.toml"
+    cal.write_text(text)
+    path = tmp_path / "pw.duckdb"
+    init_schema(path)
+    seed(path, window_rows("gun_control", np.full(20, 3.0)))
+    monkeypatch.setenv("POLARWATCH_EVENTS_FILE", str(cal))
+    monkeypatch.setenv("POLARWATCH_WAREHOUSE_PATH", str(path))
+    config = ["--config", str(REPO / "polarwatch.toml")]
+    for argv in (["events", "list"], ["forecast"], ["report", "-o", str(tmp_path / "r.html")]):
+        assert main([*config, *argv]) == 2, argv
+        err = [line for line in capsys.readouterr().err.splitlines()
+               if "streamlit" not in line]  # (imported by the dashboard's test fixtures)
+        assert len(err) == 1 and err[0].startswith(f"polarwatch: error: {cal}"), err
+        assert says in err[0] + "\n", err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_a_calendar_that_is_a_fifo_or_directory_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`events --file FIFO list` blocked for ever waiting for a writer; `add` would have
+    replaced the FIFO with a regular file."""
+    import os
+
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dir").mkdir()
+    for path, kind in ((tmp_path / "fifo", "a FIFO (named pipe)"), (tmp_path / "dir",
+                                                                     "a directory")):
+        for sub in (["list"], ["add", "V", "--topic", "gun_control", "--start", "2026-03-01",
+                               "--kind", "sudden"]):
+            assert main(["events", "--file", str(path), *sub]) == 2
+            assert f"{path} is {kind}, not a regular file" in capsys.readouterr().err
+    assert (tmp_path / "fifo").is_fifo() and (tmp_path / "dir").is_dir()

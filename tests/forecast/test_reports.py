@@ -239,6 +239,7 @@ def test_a_topic_the_forecast_skipped_says_why_it_has_no_forecast(
     too_few = (f"No forecast: 1 window(s) with a mean_score value, at least {MIN_POINTS} are "
                f"needed (`polarwatch forecast` skips the topic until then).")
     assert too_few in before["gun_control"]
+    assert "<h3>Forecast</h3>" in before["gun_control"]  # not "next 0 windows"
     assert "No forecast (run `polarwatch forecast`)." in before["climate_change"]  # not run yet
 
     assert main([*config, "forecast"]) == 0
@@ -246,3 +247,80 @@ def test_a_topic_the_forecast_skipped_says_why_it_has_no_forecast(
     after = forecast_notes(tmp_path / "after.html")
     assert too_few in after["gun_control"] and "run `polarwatch forecast`" not in after["gun_control"]
     assert "No forecast" not in after["climate_change"]
+
+
+def test_a_symlinked_output_is_written_through(cfg: Config, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """`report -o link.html` replaced the link with a regular file (as root, `-o /dev/null`
+    replaced /dev/null); now the file it points to is written and the link stays."""
+    target = tmp_path / "shared" / "target.html"
+    target.parent.mkdir()
+    target.write_text("original")
+    link = tmp_path / "link.html"
+    link.symlink_to(target)
+    assert main(["report", "-o", str(link)]) == 0
+    assert link.is_symlink() and "<h2>Gun control" in target.read_text()
+    assert [p.name for p in target.parent.iterdir()] == ["target.html"]  # no temp file left
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to fifo", "directory", "directory/", "empty"])
+def test_an_output_that_is_no_regular_file_is_refused_before_rendering(
+        cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], kind: str) -> None:
+    """`-o DIR` failed only after rendering and left a 155 KB `.DIR.tmp`; `-o ''` raised
+    ValueError. A FIFO stands in for /dev/null (never test with a real device)."""
+    import os
+    import stat
+
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / "fifo")
+    (out / "link.html").symlink_to(out / "fifo")
+    (out / "dir").mkdir()
+    path = {"fifo": str(out / "fifo"), "link to fifo": str(out / "link.html"),
+            "directory": str(out / "dir"), "directory/": f"{out / 'dir'}/", "empty": ""}[kind]
+
+    def no_gather(*args: object, **kwargs: object) -> None:
+        raise AssertionError("gathered before the output was checked")
+
+    monkeypatch.setattr("forecast.reports.report.gather", no_gather)
+    assert main(["report", "--forecast", "-o", path]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("polarwatch: error: -o ") and err.count("\n") == 1, err
+    assert stat.S_ISFIFO((out / "fifo").lstat().st_mode) and (out / "link.html").is_symlink()
+    assert sorted(p.name for p in out.iterdir()) == ["dir", "fifo", "link.html"]
+    assert list((out / "dir").iterdir()) == [] and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_since_count_and_repeated_topics(cfg: Config, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """--since 9999999d raised OverflowError; --count without --every was ignored; a topic
+    given twice was rendered twice."""
+    out = tmp_path / "r.html"
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "-o", str(out), "--since", "9999999d"])
+    assert exit_.value.code == 2
+    assert "--since: 9999999d reaches back 9,999,999 days, before 1677-09-21" in \
+        capsys.readouterr().err
+    with pytest.raises(ConfigError, match="reaches back"):  # also from the newest window
+        parse_since("200000d", START)
+    assert main(["report", "-o", str(out), "--count", "3"]) == 2
+    assert "--count 3 needs --every" in capsys.readouterr().err and not out.exists()
+    assert main(["report", "-o", str(out), "--topic", "gun_control", "--topic",
+                 "gun_control"]) == 0
+    assert out.read_text().count("<h2>Gun control") == 1
+
+
+def test_forecast_and_report_help_name_the_metric_key(capsys: pytest.CaptureFixture[str]) -> None:
+    from forecast.series import METRICS
+
+    with pytest.raises(SystemExit):
+        main(["forecast", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "[default: [forecast] metric; env: POLARWATCH_FORECAST_METRIC]" in text
+    assert all(m in text for m in METRICS)
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    assert "[forecast] metric ($POLARWATCH_FORECAST_METRIC)" in \
+        " ".join(capsys.readouterr().out.split())

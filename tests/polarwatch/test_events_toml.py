@@ -11,8 +11,11 @@ import pytest
 from polarwatch.events import Event, EventError, load_events, make_event, save_events
 
 START = datetime(2026, 3, 4, 18, tzinfo=UTC)
-HOSTILE_NAMES = ["a\x07b", "a\x7fb", "nul\x00here", "esc\x1b[31m", 'tri"""ple', "back\\slash",
-                 "line\nbreak", "]]\n[[event]]\nname = 'x'", "emoji 🧭 ünï"]
+HOSTILE_NAMES = ['tri"""ple', "back\\slash", "]] [[event]] name = 'x'", "emoji 🧭 ünï",
+                 "quote ' and \" both"]
+# A control character would break the one-line listings (`events list`, chart labels, alerts)
+CONTROL_NAMES = ["a\x07b", "a\x7fb", "nul\x00here", "esc\x1b[31m", "line\nbreak",
+                 "]]\n[[event]]\nname = 'x'", "tab\there", "para\u2029graph"]
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
@@ -25,6 +28,19 @@ def test_any_name_round_trips_through_the_file(tmp_path: Path, name: str) -> Non
     assert sorted(e["name"] for e in raw["event"]) == sorted([name, "other"])
     assert sorted(e.name for e in load_events(path)) == sorted([name, "other"])
     assert load_events(path)[0].start == START
+
+
+@pytest.mark.parametrize("name", CONTROL_NAMES)
+def test_a_name_with_a_control_character_is_refused(tmp_path: Path, name: str) -> None:
+    import tomli_w
+
+    with pytest.raises(EventError, match=r"name contains \d control character\(s\) \(first"):
+        make_event({"name": name, "topic": "gun_control", "start": START, "kind": "scheduled"})
+    path = tmp_path / "events.toml"  # in the file too, written by hand or by an older version
+    path.write_text(tomli_w.dumps({"event": [{"name": name, "topic": "gun_control",
+                                              "start": START, "kind": "sudden"}]}))
+    with pytest.raises(EventError, match=r"event #1 .*control character"):
+        load_events(path)
 
 
 def test_a_lone_surrogate_in_a_name_is_refused_with_the_reason() -> None:

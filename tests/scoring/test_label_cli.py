@@ -187,7 +187,7 @@ def test_label_refuses_to_write_over_its_input_or_into_a_missing_directory(
         rc, out, err = run(capsys, "label", str(src), "-o", str(output), "--backend", "lexicon")
         assert rc == 2 and out == "", err
         assert err == (f"polarwatch: error: -o {output} is the input file {src}: the labels "
-                       f"would overwrite the posts; write them to another file\n")
+                       f"would overwrite the posts; write to another file\n")
     assert src.read_text() == posts
     missing = tmp_path / "typo" / "deeper"
     rc, _, err = run(capsys, "label", str(src), "-o", str(missing / "x.jsonl"),

@@ -1,0 +1,97 @@
+"""Writing a file the user named (``report -o``, ``events --file``) without breaking what is there.
+
+:func:`output_target` checks a path before any work is done: an empty path, a path ending in
+a slash, a directory, a device, a FIFO or a socket is refused with one line (as root,
+``report -o /dev/null`` once replaced the machine's ``/dev/null`` with a regular file). A
+symlink is followed: the file it points to is written, the link stays a link.
+
+:func:`write_text` writes atomically **beside the resolved target**: a temporary file in the
+target's directory, then ``os.replace`` (readers never see half a file; a failure leaves the
+target as it was and no temporary file behind). The new file keeps the mode of the one it
+replaces (a new file gets the default mode, 0666 less the umask).
+
+:func:`refuse_input` refuses an output that is the input file, by any path or link.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from polarwatch.errors import PolarwatchError
+
+__all__ = ["OutputPathError", "file_kind", "output_target", "refuse_input", "write_text"]
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+class OutputPathError(PolarwatchError):
+    """An output path that cannot be written as a regular file; the message says why."""
+
+
+def file_kind(mode: int) -> str | None:
+    """What an ``st_mode`` is when it is not a regular file ("a FIFO (named pipe)"), else None
+    (a reader refuses those too: a FIFO blocks it until a writer comes)."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def output_target(path: str | Path, option: str = "-o") -> Path:
+    """The regular file that writing ``path`` would replace: ``path`` with its symlinks
+    resolved. Raises :class:`OutputPathError` (naming ``option``) for an empty path, a path
+    ending in a slash, a symlink loop, or an existing target that is not a regular file."""
+    text = os.fspath(path)
+    if not text.strip():
+        raise OutputPathError(f"{option} is empty; name the file to write, e.g. {option} "
+                              f"report.html")
+    if text.endswith(os.sep):
+        raise OutputPathError(f"{option} {text}: ends in '{os.sep}', a directory; name a file "
+                              f"in it, e.g. {option} {text}report.html")
+    target = Path(os.path.realpath(text))
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        return target  # a new file (a dangling link: the file it names)
+    except OSError as exc:  # a symlink loop, a path through a file
+        raise OutputPathError(f"{option} {text}: {exc.strerror or exc}; fix the path") from None
+    kind = file_kind(mode)
+    if kind is not None:
+        via = f" (the link resolves to {target})" if str(target) != os.path.abspath(text) else ""
+        raise OutputPathError(f"{option} {text} is {kind}{via}, not a regular file: it is "
+                              f"never replaced; name a file to write")
+    return target
+
+
+def write_text(path: str | Path, text: str, option: str = "-o") -> Path:
+    """Write ``text`` (UTF-8) to :func:`output_target` of ``path`` atomically; missing parent
+    directories are created. Returns the file written (the link's target for a symlink)."""
+    target = output_target(path, option)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        with contextlib.suppress(FileNotFoundError):  # a new file keeps the default mode
+            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+        output_target(target, option)  # a directory or FIFO put there meanwhile is not replaced
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def refuse_input(src: str | Path, output: str | Path, what: str) -> None:
+    """Refuse ``output`` when it is the file ``src`` (by any path or link): ``what`` says what
+    would be overwritten (``"the detector's output would replace the series"``)."""
+    src, output = Path(src), Path(output)
+    if output.exists() and src.exists() and os.path.samefile(src, output):
+        raise OutputPathError(f"-o {output} is the input file {src}: {what}; write to "
+                              f"another file")
