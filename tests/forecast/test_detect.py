@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -171,7 +172,7 @@ def assert_one_alarm_per_episode(out: dict) -> None:
 
 def test_alarm_policy_episodes_open_once_and_resolve_once() -> None:
     p = AlarmPolicy(threshold=0.99, min_points=2, suppress=3, rearm=0.9, quiet=2)
-    steps = [(1.0, "spike"), (0.1, None), (1.0, "spike"),  # 3rd: min_points reached -> opens
+    steps: list[tuple[Any, ...]] = [(1.0, "spike"), (0.1, None), (1.0, "spike"),  # 3rd: min_points reached -> opens
              (1.0, "spike"), (0.5, None), (1.0, "reactive"),  # upgrade: no second alarm
              (0.95, None), (0.5, None), (0.5, None),  # quiet twice after the refractory
              (1.0, "spike"), (math.nan, None), (0.5, None), (0.1, None, True), (0.5, None),

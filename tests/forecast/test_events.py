@@ -95,13 +95,12 @@ def test_forecast_crossing_counts_only_ahead_of_a_scheduled_event() -> None:
     # a steady climb the model learns in its warm-up (so no rise alarm), reaching 7 at ~t 125
     y = 4.5 + 0.02 * np.arange(n) + rng.normal(0, 0.2, n)
     vote = Event("Debate", "t", at(130).to_pydatetime(), "scheduled")
-    common = {"horizon": 12, "crossing": 7.0}
-    with_event = classify_series(index(n), y, 3600, [vote], **common)
+    with_event = classify_series(index(n), y, 3600, [vote], horizon=12, crossing=7.0)
     crossings = [i for i, e in enumerate(with_event["explanation"])
                  if e and "crosses 7 within 12 windows" in e]
     assert crossings and all(i < 130 for i in crossings), with_event["explanation"]
     assert with_event["flag"][crossings[0]] == "anticipatory"
-    without = classify_series(index(n), y, 3600, [], **common)
+    without = classify_series(index(n), y, 3600, [], horizon=12, crossing=7.0)
     assert not any(e and "crosses" in e for e in without["explanation"])
     assert all(without["flag"][i] == "none" for i in crossings)
 

@@ -247,6 +247,7 @@ def test_selection_seasonal_vs_random_walk() -> None:
     out = fit_predict(seasonal, horizon=6, season=24)
     sel = out.selection
     assert out.model == sel.model == "ets-damped-seasonal24", sel
+    assert sel.coverage is not None and sel.mae is not None
     assert sel.n_eval == 48 and 0.0 <= sel.coverage <= 1.0 and sel.mae > 0
     assert sel.mae == min(sel.scores.values())
     assert np.isfinite(out.future_forecast).all()
@@ -256,7 +257,7 @@ def test_selection_seasonal_vs_random_walk() -> None:
     for seed in range(5):
         walk = np.cumsum(np.random.default_rng(seed).normal(0.0, 1.0, 340))
         out = fit_predict(walk, horizon=6, season=24)
-        assert 0.0 <= out.selection.coverage <= 1.0
+        assert out.selection.coverage is not None and 0.0 <= out.selection.coverage <= 1.0
         level_like += out.model in {"ucm-local-level", "ucm-local-trend"}
     assert level_like >= 4
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,9 +27,15 @@ SHAPE_A = [0, 1, 2, 4, 6, 7, 7, 6, 4, 2, 1, 0]
 SHAPE_B = [0, 7, 0, 7, 0, 7, 0, 7, 0, 7, 0, 7]  # the same range, another order
 
 
-def _scores(values: list[float] | np.ndarray) -> np.ndarray:
+def _scores(values: Sequence[float] | np.ndarray) -> np.ndarray:
     det = PatternDetector()
     return np.array([det.learn_one(float(v)) for v in values])
+
+
+def _novelty(mem: TransitionMemory, bits: Any) -> float:
+    out = mem.learn_one(bits)
+    assert out is not None  # only the first value has no novelty
+    return out
 
 
 def test_a_break_in_a_repeating_pattern_is_flagged() -> None:
@@ -53,14 +61,14 @@ def test_novelty_is_the_share_of_bits_not_predicted() -> None:
     assert out[0] is None
     assert out[1] == 1.0  # nothing ever followed 0's bits
     assert out[-1] == 0.0  # 10 always followed 0
-    assert mem.learn_one(enc.bits(55.0)) >= 0.75  # never seen after 10 (bar chance overlaps)
+    assert _novelty(mem, enc.bits(55.0)) >= 0.75  # never seen after 10 (bar chance overlaps)
     alt = TransitionMemory()  # after 0 comes 10 or 50, half the time each: both predicted
     out = [alt.learn_one(enc.bits(v)) for v in [0.0, 10.0, 0.0, 50.0] * 50]
     assert out[-1] == 0.0 and out[-3] == 0.0
     alt.learn_one(enc.bits(0.0))
-    assert alt.learn_one(enc.bits(11.0)) <= 2 / ACTIVE  # one bucket from 10: one bit is new
+    assert _novelty(alt, enc.bits(11.0)) <= 2 / ACTIVE  # one bucket from 10: one bit is new
     alt.learn_one(enc.bits(0.0))
-    assert alt.learn_one(enc.bits(30.0)) >= 0.75  # between the two: new
+    assert _novelty(alt, enc.bits(30.0)) >= 0.75  # between the two: new
 
 
 def test_the_encoding_shares_bits_with_near_values_only() -> None:

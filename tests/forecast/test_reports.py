@@ -102,7 +102,8 @@ def test_durations() -> None:
     assert parse_duration("1.5d") == timedelta(hours=36)
     with pytest.raises(ConfigError, match="30m, 1h or 7d"):
         parse_duration("soon")
-    assert parse_since("2026-03-01", None).isoformat() == "2026-03-01T00:00:00+00:00"
+    since = parse_since("2026-03-01", None)
+    assert since is not None and since.isoformat() == "2026-03-01T00:00:00+00:00"
     assert parse_since(None, None) is None
     with pytest.raises(ConfigError, match="--since"):
         parse_since("yesterday-ish", None)
