@@ -6,9 +6,13 @@ from ``load_config()`` (``polarwatch.toml`` in the working directory or ``$POLAR
 (``POLARWATCH_EVENTS_FILE`` overrides it). Every read is a short-lived read-only connection
 (``dashboard/queries.py``), so the dashboard never blocks the stream writer.
 
-Pages (``dashboard/pages/``, listed in ``dashboard.common.PAGES``): Overview, Topic,
-Conversations, Alerts, Events, Dead letters. This script sets up
-the page, the sidebar (live toggle, stream status) and the shared context, then runs the page.
+Pages (``dashboard/views/``, listed in ``dashboard.common.PAGES``): Overview, Topic,
+Conversations, Alerts, Events, Label, Dead letters. This script sets up the page, the sidebar
+(live toggle, stream status) and the shared context, then runs the page. Every URL runs it:
+the page scripts are not in a folder named ``pages/``, which Streamlit would otherwise serve
+as pages of their own to a deep link opened before any session ran this script (without the
+bind refusal, the navigation or the sidebar). :func:`dashboard.common.ctx` checks the bind as
+well, should a page ever run on its own.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import common
-from dashboard.safety import bind_refusal
 
 
 def main() -> None:
@@ -27,14 +30,7 @@ def main() -> None:
     live = st.sidebar.toggle(f"Live refresh (every {common.REFRESH_SECONDS} s)", value=True,
                              key="live")
     context = common.build_context(live)
-    if context is None:
-        return
-    # A browser session always comes with HTTP headers; a script run without a server
-    # (Streamlit's AppTest) has none and nothing to bind.
-    served = bool(st.context.headers)
-    refusal = bind_refusal(st.get_option("server.address"), context.address) if served else None
-    if refusal is not None:
-        st.error(refusal)
+    if context is None or not common.bind_allowed(context):
         return
     st.session_state[common.CONTEXT_KEY] = context
     context.token_presented()  # a ?token= on the page first opened is kept for the session

@@ -15,35 +15,41 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import duckdb
 import pandas as pd
 import streamlit as st
 
-from dashboard import queries
+from dashboard import queries, rejects
 from dashboard.analysis import age_seconds, fmt_age, fmt_duration, is_missing
 from dashboard.label_assist import llm_configured
-from dashboard.safety import TOKEN_ENV, for_table, token_ok
+from dashboard.safety import TOKEN_ENV, bind_refusal, for_table, md_text, token_ok
 from polarwatch.config import load_config
 from polarwatch.errors import ConfigError
 from polarwatch.events import Event, EventError, events_path, load_events
 
 REFRESH_SECONDS = 5  # how often live sections re-read the warehouse
-# The stream commits a batch every trigger (2 s by default) while posts arrive; two minutes
-# without a batch means it stopped (or has had nothing to read for that long).
+# The stream commits a batch every trigger (2 s by default) while posts arrive, and nothing while
+# none do: two minutes without a batch means it stopped, or has had nothing to read for that
+# long. The warehouse cannot tell the two apart (an idle stream writes nothing), so the sidebar
+# says both.
 STALE_AFTER_SECONDS = 120
 EMPTY_HINT = "run `make demo` or `polarwatch stream`"
 NO_DATA = f"No data yet — {EMPTY_HINT}."
 CONTEXT_KEY = "pw_context"
 TOKEN_KEY = "pw_write_token"
+REPLACED_KEY = "pw_topic_replaced"  # (topic a link asked for, topic shown instead)
 T = TypeVar("T")
 
-PAGES = {  # page file (relative to app.py) -> title; the first one is the default page
-    "pages/overview.py": "Overview",
-    "pages/topic.py": "Topic",
-    "pages/conversation.py": "Conversations",
-    "pages/alerts.py": "Alerts",
-    "pages/event_calendar.py": "Events",
-    "pages/label.py": "Label",
-    "pages/dead_letters.py": "Dead letters",
+# page file (relative to app.py) -> title; the first one is the default page. Not in a folder
+# named pages/: Streamlit would run such a file without app.py for a first deep link (app.py)
+PAGES = {
+    "views/overview.py": "Overview",
+    "views/topic.py": "Topic",
+    "views/conversation.py": "Conversations",
+    "views/alerts.py": "Alerts",
+    "views/event_calendar.py": "Events",
+    "views/label.py": "Label",
+    "views/dead_letters.py": "Dead letters",
 }
 
 
@@ -92,12 +98,12 @@ def build_context(live: bool) -> Context | None:
     try:
         cfg = load_config()
     except ConfigError as exc:
-        st.error(f"Configuration error: {exc}")
+        st.error(f"Configuration error: {md_text(exc)}")
         return None
     try:
         names = {t.id: t.name for t in cfg.load_topics()}
     except ConfigError as exc:
-        st.warning(f"Topic names unavailable ({exc}); showing topic ids.")
+        st.warning(f"Topic names unavailable ({md_text(exc)}); showing topic ids.")
         names = {}
     return Context(warehouse=cfg.warehouse_path, names=names, events_file=events_path(cfg.root),
                    forecast_metric=cfg.forecast.metric,
@@ -112,12 +118,27 @@ def build_context(live: bool) -> Context | None:
                    if llm_configured(cfg.extractor) else 0.0)
 
 
+def bind_allowed(c: Context) -> bool:
+    """Whether this server may show data: served on the interface polarwatch.toml names
+    (:func:`dashboard.safety.bind_refusal`, the last line); else show why and return False.
+    A browser session always comes with HTTP headers; a script run without a server
+    (Streamlit's AppTest) has none and nothing to bind."""
+    served = bool(st.context.headers)
+    refusal = bind_refusal(st.get_option("server.address"), c.address) if served else None
+    if refusal is not None:
+        st.error(refusal)
+        return False
+    return True
+
+
 def ctx() -> Context:
+    """The run context app.py stored; every page calls it first. The bind is checked here too,
+    so a page that ever runs without app.py still shows nothing on a refused interface."""
     context = st.session_state.get(CONTEXT_KEY)
     if not isinstance(context, Context):  # a page run on its own (not through app.py)
         context = build_context(live=False)
-        if context is None:
-            st.stop()
+    if context is None or not bind_allowed(context):
+        st.stop()
     return context
 
 
@@ -129,7 +150,7 @@ def read(c: Context, fn: Callable[..., T], *args: Any) -> T | None:
         st.info(NO_DATA)
         st.caption(f"Waiting for the warehouse file `{c.warehouse}`.")
     except Exception as exc:  # duckdb.Error and friends: show it, keep refreshing
-        st.error(f"Could not read the warehouse `{c.warehouse}`: {exc}")
+        st.error(f"Could not read the warehouse `{c.warehouse}`: {md_text(exc)}")
     return None
 
 
@@ -143,29 +164,50 @@ def load_calendar(c: Context, topic: str | None = None) -> list[Event]:
     try:
         events = load_events(c.events_file, c.names or None)
     except EventError as exc:
-        st.error(f"Event calendar not loaded: {exc}")
+        st.error(f"Event calendar not loaded: {md_text(exc)}")
         return []
     return [e for e in events if topic is None or e.topic == topic]
 
 
-def status_line(status: pd.DataFrame, now: datetime | None = None) -> tuple[str, str | None]:
-    """(summary, warning or None) for the stream status row of :func:`queries.stream_status`."""
+def dead_letter_note(dead: dict[str, int] | None, batch_dead: int) -> str:
+    """', 7 dead letters (6 rejected at ingest, 1 by the stream)' from the ``dead_letters``
+    rows per source (:func:`dashboard.rejects.dead_letter_counts`); without them (a file the
+    page cannot count in), the stream's own count from ``stream_batches``."""
+    if dead is None:
+        return f", {batch_dead:,} dead-lettered by the stream" if batch_dead else ""
+    total = sum(dead.values())
+    if not total:
+        return ""
+    parts = [f"{dead.get('ingest', 0):,} rejected at ingest",
+             f"{dead.get('stream', 0):,} by the stream"]
+    parts += [f"{n:,} from {md_text(source)}" for source, n in sorted(dead.items())
+              if source not in ("ingest", "stream")]  # a foreign writer's rows count too
+    return f", {total:,} dead letter{'' if total == 1 else 's'} ({', '.join(parts)})"
+
+
+def status_line(status: pd.DataFrame, now: datetime | None = None,
+                dead: dict[str, int] | None = None) -> tuple[str, str | None]:
+    """(summary, warning or None) for the stream status row of :func:`queries.stream_status`
+    and the dead letters per source (`dead`)."""
     row = status.iloc[0]
     counts = f"{int(row['n_posts']):,} posts, {int(row['n_interactions']):,} interactions"
     if is_missing(row["last_batch_at"]):
-        return (f"Stream: no batch committed yet · {counts} stored",
+        return (f"Stream: no batch committed yet · {counts} stored"
+                f"{dead_letter_note(dead, 0)}",
                 f"The stream has not committed a batch yet — {EMPTY_HINT}.")
-    dead = int(row["batch_dead"])
-    dead_note = f", {dead:,} dead-lettered" if dead else ""
+    dead_note = dead_letter_note(dead, int(row["batch_dead"]))
     n_batches = int(row["n_batches"])
     summary = (f"Stream: last batch {fmt_age(row['last_batch_at'], now)} · {counts}{dead_note} "
                f"({n_batches:,} batch{'' if n_batches == 1 else 'es'})")
     age = age_seconds(row["last_batch_at"], now)
     warning = None
     if age > STALE_AFTER_SECONDS:
-        warning = (f"Stream stopped {fmt_duration(age)} ago (no batch committed since "
-                   f"{pd.Timestamp(row['last_batch_at']):%Y-%m-%d %H:%M} UTC). The pages show "
-                   f"what was stored until then; restart it with `polarwatch stream`.")
+        warning = (f"No batch for {fmt_duration(age)} (the last one was committed at "
+                   f"{pd.Timestamp(row['last_batch_at']):%Y-%m-%d %H:%M} UTC): the stream is "
+                   f"either idle — running, with no new post to read (it commits a batch only "
+                   f"when posts arrive) — or stopped. The pages show what was stored until "
+                   f"then. If posts are still being ingested, it has stopped: restart it with "
+                   f"`polarwatch stream`.")
     return summary, warning
 
 
@@ -177,10 +219,18 @@ def render_status(c: Context) -> None:
         st.info(NO_DATA)
         st.caption(f"Waiting for `{c.warehouse}`.")
         return
-    except Exception as exc:
-        st.error(f"Warehouse unreadable: {exc}")
+    except duckdb.CatalogException as exc:  # no stream_batches: an older or foreign file
+        st.caption(f"Stream status unavailable: this file has no stream tables yet "
+                   f"({md_text(str(exc).splitlines()[0])}); `polarwatch stream` adds them.")
         return
-    summary, warning = status_line(status)
+    except Exception as exc:
+        st.error(f"Warehouse unreadable: {md_text(exc)}")
+        return
+    try:  # a file from before dead_letters had a source: the stream's own count
+        dead: dict[str, int] | None = rejects.dead_letter_counts(c.warehouse)
+    except Exception:
+        dead = None
+    summary, warning = status_line(status, dead=dead)
     st.caption(summary)
     if warning:
         st.warning(warning)
@@ -188,16 +238,36 @@ def render_status(c: Context) -> None:
 
 def pick_topic(c: Context, topics: list[str], label: str = "Topic") -> str:
     """A topic selectbox synced with the ``topic`` query parameter (shareable, survives page
-    switches)."""
+    switches). A link to a topic not in `topics` says which topic is shown instead."""
     wanted = st.query_params.get("topic")
-    if wanted in topics and st.session_state.get("pw_topic_qp") != wanted:
-        st.session_state["topic_pick"] = wanted  # a link brought us here: follow it
+    if wanted is not None and st.session_state.get("pw_topic_qp") != wanted:
+        if wanted in topics:  # a link brought us here: follow it
+            st.session_state["topic_pick"] = wanted
+        st.session_state[REPLACED_KEY] = None if wanted in topics else wanted
     if st.session_state.get("topic_pick") not in topics:
         st.session_state["topic_pick"] = topics[0]
+    replaced = st.session_state.get(REPLACED_KEY)
+    if isinstance(replaced, str):  # shown until another topic is picked
+        st.session_state[REPLACED_KEY] = (replaced, st.session_state["topic_pick"])
     topic = str(st.selectbox(label, topics, key="topic_pick", format_func=c.name))
     st.query_params["topic"] = topic
     st.session_state["pw_topic_qp"] = topic
+    replaced = st.session_state.get(REPLACED_KEY)
+    if isinstance(replaced, tuple) and replaced[1] == topic:
+        st.warning(replaced_message(c, replaced[0], topic))
+    else:
+        st.session_state[REPLACED_KEY] = None
     return topic
+
+
+def replaced_message(c: Context, wanted: str, shown: str) -> str:
+    """Why the page shows `shown` although its link asked for `wanted`."""
+    why = ("is in topics.toml but has no stored window up to now (none of its posts has been "
+           "aggregated yet, or only posts dated in the future)" if wanted in c.names else
+           "is neither in topics.toml nor in the warehouse")
+    asked = wanted if len(wanted) <= 200 else wanted[:199] + "…"
+    return (f"The link asks for topic {md_text(asked)}, which {why}. Showing "
+            f"{md_text(c.name(shown))} instead.")
 
 
 def known_topics(c: Context) -> list[str] | None:

@@ -187,6 +187,13 @@ def label_counts(path: str | Path, topic: str) -> tuple[int, int]:
     return _counted(_live(path, (_COUNTS, [topic]))[0])
 
 
+def stored_posts(path: str | Path, topic: str) -> int:
+    """Posts of `topic` stored now (live file): none after ``keep_days`` pruned them, though
+    the topic's windows stay."""
+    return int(_live(path, ("SELECT count(*) AS n FROM posts WHERE topic = ?", [topic]))[0]
+               ["n"].iloc[0])
+
+
 _COUNTS = """
     SELECT count(DISTINCT (platform, post_id)) AS n,
            count(DISTINCT (platform, post_id)) FILTER (WHERE sample = 'random') AS n_random

@@ -23,7 +23,6 @@ import pandas as pd
 
 from dashboard.results import read_frame, reading
 from polarwatch.reads import SIDE_CONSISTENCY_SQL
-from polarwatch.warehouse import connect, missing_columns
 
 DEFAULT_METRIC = "mean_score"  # the series the forecaster writes for the demo ([forecast] metric)
 
@@ -260,9 +259,11 @@ def conversations_in_range(path: str | Path, topic: str | None, start: Any, end:
 
 
 def latest_conversation_start(path: str | Path) -> Any:
-    """first_at of the newest scored conversation (None when there is none)."""
+    """first_at of the newest scored conversation that is not dated in the future (None when
+    there is none): one post dated years ahead must not move the default range off today."""
     with reading(path) as con:
-        rows = con.execute("SELECT max(first_at) FROM conversations").fetchall()
+        rows = con.execute("SELECT max(first_at) FROM conversations "
+                           "WHERE first_at <= now()").fetchall()
     return rows[0][0] if rows else None
 
 
@@ -321,54 +322,6 @@ def alert_deliveries(path: str | Path, limit: int = DELIVERY_LIMIT) -> pd.DataFr
     forecast/alerts/webhooks.py), newest attempt first: every column of the table."""
     return _df(path, "SELECT * FROM alert_deliveries ORDER BY attempted_at DESC, webhook_id, "
                      "attempt DESC LIMIT ?", [limit])
-
-
-DEAD_LETTER_LIMIT = 500  # rows the dead-letters page shows at most (newest first)
-
-
-def dead_letters_missing(path: str | Path) -> list[str]:
-    """Columns of the ``dead_letters`` contract the file lacks (all of them when it has no such
-    table): a file no stream or forecast has upgraded yet. Read-only: the dashboard never
-    migrates a file, it says so."""
-    with connect(path, read_only=True) as con:
-        return missing_columns(con, "dead_letters")
-
-
-def dead_letter_summary(path: str | Path) -> pd.DataFrame:
-    """Rejected records per source and reason kind (the reason up to its first ':').
-
-    Columns: source (ingest | stream), kind, n, first_at, last_at. Ordered by n descending.
-    """
-    return _df(path, """
-        SELECT coalesce(source, 'stream') AS source, split_part(reason, ':', 1) AS kind,
-               count(*) AS n, min(coalesce(rejected_at, seen_at)) AS first_at,
-               max(coalesce(rejected_at, seen_at)) AS last_at
-        FROM dead_letters GROUP BY ALL ORDER BY n DESC, source, kind""")
-
-
-def dead_letters(path: str | Path, source: str | None = None, kind: str | None = None,
-                 contains: str | None = None, since: Any = None, until: Any = None,
-                 limit: int = DEAD_LETTER_LIMIT) -> pd.DataFrame:
-    """Rejected records, newest first, filtered by source, reason kind (see
-    :func:`dead_letter_summary`), a substring of the reason (case-insensitive) and the time
-    they were rejected in [since, until) (None leaves a filter off).
-
-    Columns: rejected_at, source, reason, source_topic, kafka_partition, kafka_offset,
-    raw_size, raw (the first 2,000 characters of the stored raw bytes), seen_at.
-    """
-    return _df(path, """
-        SELECT coalesce(rejected_at, seen_at) AS rejected_at,
-               coalesce(source, 'stream') AS source, reason, source_topic, kafka_partition,
-               kafka_offset, raw_size, left(raw, 2000) AS raw, seen_at
-        FROM dead_letters
-        WHERE (? IS NULL OR coalesce(source, 'stream') = ?)
-          AND (? IS NULL OR split_part(reason, ':', 1) = ?)
-          AND (? IS NULL OR contains(lower(reason), lower(?)))
-          AND (? IS NULL OR coalesce(rejected_at, seen_at) >= ?)
-          AND (? IS NULL OR coalesce(rejected_at, seen_at) < ?)
-        ORDER BY rejected_at DESC, source_topic, kafka_partition, kafka_offset
-        LIMIT ?""", [source, source, kind, kind, contains, contains, since, since, until, until,
-                     limit])
 
 
 def scored_share(path: str | Path) -> pd.DataFrame:

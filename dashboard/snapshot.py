@@ -27,8 +27,10 @@ def _age(path: Path) -> float:
 
 def readable(path: str | Path) -> Path:
     """The file readers open: the live DuckDB file, or — with ``$POLARWATCH_DASHBOARD_SNAPSHOT_S``
-    > 0 — a snapshot copy ``.<name>.snapshot`` next to it, at most that many seconds old and
-    shared by every reader process.
+    > 0 — a snapshot copy ``.<name>.snapshot`` next to it (with ``.<name>.snapshot.lock``, and
+    ``.<name>.snapshot.wal`` when the writer left a WAL), at most that many seconds old and
+    shared by every reader process. A missing warehouse creates nothing (its reader raises
+    ``FileNotFoundError``); a directory the dashboard cannot write means reading the live file.
 
     The snapshot takes DuckDB's file lock once per period, for one file copy under a read-only
     connection (so no writer changes the bytes meanwhile); one reader refreshes it (an flock),
@@ -36,11 +38,19 @@ def readable(path: str | Path) -> Path:
     """
     path = Path(path)
     max_age = float(os.environ.get(SNAPSHOT_ENV) or 0)
-    if max_age <= 0:
+    if max_age <= 0 or not path.exists():  # a missing file: the reader says so, nothing made
         return path
     snap = path.with_name(f".{path.name}.snapshot")
     if _age(snap) < max_age:
         return snap
+    try:
+        return _refresh(path, snap, max_age)
+    except PermissionError:  # a directory the dashboard may not write: read the live file
+        return path
+
+
+def _refresh(path: Path, snap: Path, max_age: float) -> Path:
+    """Copy `path` to `snap` unless another reader is doing it or just did."""
     with open(path.with_name(f".{path.name}.snapshot.lock"), "a") as guard:
         try:
             fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -1,7 +1,7 @@
 """The event calendar: ``events.toml`` load / validate / save (pure: no Streamlit, no DuckDB).
 
 Used by the forecaster (event classification), the reports, ``polarwatch events`` and the
-dashboard (its Events page, ``dashboard/pages/event_calendar.py``, imports this module).
+dashboard (its Events page, ``dashboard/views/event_calendar.py``, imports this module).
 
 Format (one ``[[event]]`` table per event)::
 

@@ -8,6 +8,7 @@ Inserts name their columns so stages adding columns to the schema do not break t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,8 +61,8 @@ def _windows() -> list[tuple]:
     return rows
 
 
-def _forecasts(created: datetime) -> list[tuple]:
-    rows = []
+def _forecasts(created: datetime) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
     for t, topic in enumerate(TOPICS):
         for i in range(8, N_WINDOWS):  # in-sample one-step forecasts after a warm-up
             y = _mean_score(t, i)
@@ -139,7 +140,7 @@ def seed_warehouse(path: Path) -> Seed:
     for topic in TOPICS:
         last = [r for r in _windows() if r[0] == topic][-1]
         latest[topic] = {"mean_score": last[5], "extreme_share": last[7], "volume": last[3]}
-    conversations = {conv: sum(s for _, p, s in thread if p is not None) / (len(thread) - 1)
+    conversations = {conv: sum(s for _, _, s in thread if s is not None) / (len(thread) - 1)
                      for conv, thread in THREADS.items()}
     return Seed(path, dict(TOPICS), latest, START + timedelta(hours=SPIKE_INDEX),
                 START + timedelta(hours=DIP_INDEX), conversations)
@@ -164,7 +165,7 @@ def seeded_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Seed:
 REPLY_TIME = datetime(2026, 11, 1, 10, tzinfo=UTC)
 
 
-def reply_rows(topic: str, replies: list[tuple[str, str]], parent_stance: str = "pro",
+def reply_rows(topic: str, replies: Sequence[tuple[str | None, str]], parent_stance: str = "pro",
                platform: str = "test") -> list[list[Any]]:
     """One parent and its replies, each (agreement, stance)."""
     root = f"{topic}-root"

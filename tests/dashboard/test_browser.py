@@ -72,18 +72,20 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 @contextlib.contextmanager
-def serve_app(tmp_path: Path, settings: dict[str, str]) -> Iterator[str]:
-    """`streamlit run` of the app on a free port with `settings` (and this run's token) in its
-    environment, not the project's polarwatch.toml; yields its URL once it is healthy."""
+def serve_app(tmp_path: Path, settings: dict[str, str], address: str = "127.0.0.1",
+              extra: tuple[str, ...] = ()) -> Iterator[str]:
+    """`streamlit run` of the app on a free port of `address` with `settings` (and this run's
+    token) in its environment, not the project's polarwatch.toml, and `extra` options; yields
+    its URL once it is healthy."""
     port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{address}:{port}"
     env = {**os.environ, **settings, TOKEN_ENV: TOKEN}
     env.pop("POLARWATCH_CONFIG", None)
     with (tmp_path / "streamlit.log").open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port),
-             "--browser.gatherUsageStats", "false"],
+             "--server.address", address, "--server.port", str(port),
+             "--browser.gatherUsageStats", "false", *extra],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_healthy(url, proc)

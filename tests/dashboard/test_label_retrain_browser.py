@@ -147,12 +147,14 @@ def test_label_retrain_and_the_new_head_labels_new_posts(teaching: Any, tmp_path
 
     # the backend as the stream builds it from the same configuration now serves the topic
     # with the new head, and says so in every label's explanation
+    from scoring.extractors.learned import LearnedExtractor
     from scoring.extractors.registry import get_extractor
 
     cfg = load_config(env=settings)
     digest = hashlib.sha256(head.read_bytes()).hexdigest()[:12]
     extractor = get_extractor("learned", cfg.load_topics(),
                               **cfg.extractor_settings.backend_options()["learned"])
+    assert isinstance(extractor, LearnedExtractor)
     assert extractor.stance_heads["gun_control"] == "stance_gun_control (same descriptions)"
     new = extractor.extract([PostPair("n1", "Background checks for every gun sale, now.",
                                       "gun_control"),

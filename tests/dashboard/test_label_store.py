@@ -97,7 +97,9 @@ def test_posts_the_llm_contradicts_come_first_in_the_informative_share(warehouse
     _, info = label_store.queue(warehouse, "gun_control")
     assert list(info["id"]) == ["e0"] + [i for i in order if i != "e0"]
     assert info.iloc[0]["disagreements"] == 1
-    post, sample = label_store.next_post(warehouse, "gun_control", random_share=0.0)
+    picked = label_store.next_post(warehouse, "gun_control", random_share=0.0)
+    assert picked is not None
+    post, sample = picked
     assert (post["id"], sample) == ("e0", "informative")
     rand, _ = label_store.queue(warehouse, "gun_control")  # the random order is untouched
     assert list(rand["id"]) == list(label_store.queue(warehouse, "gun_control")[0]["id"])
@@ -114,7 +116,8 @@ def test_the_random_sample_keeps_posts_the_informative_share_labelled_first(
     save_labels(warehouse, make_labels(second, "informative", "ana", {"stance": "anti"}, NOW))
     save_labels(warehouse, make_labels(far, "informative", "ana", {"stance": "anti"}, NOW))
     for post in (first, third):  # the random draws: the walk skips `second`, labelled already
-        assert label_store.next_post(warehouse, "gun_control", 1.0)[0]["id"] == post["id"]
+        drawn = label_store.next_post(warehouse, "gun_control", 1.0)
+        assert drawn is not None and drawn[0]["id"] == post["id"]
         save_labels(warehouse, make_labels(post, "random", "ana", {"stance": "pro"}, NOW))
     measured = label_accuracy(label_store.random_labels(warehouse), "gun_control")["stance"]
     # first, second and third (the model says pro for all): `far` lies beyond the last draw

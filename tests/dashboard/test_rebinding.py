@@ -85,6 +85,13 @@ def test_a_rebinding_page_is_refused_and_the_bound_names_are_answered(
     # a page on another origin talking to 127.0.0.1 directly
     assert websocket_status(port, f"127.0.0.1:{port}",
                             "http://attacker.example").endswith("403 Forbidden")
+    # what docs/dashboard.md says is not refused: the plain HTTP routes (the page skeleton,
+    # health) answer any Host; none of them carries data from the warehouse
+    for route in ("/topic", "/_stcore/health"):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{route}",
+                                         headers={"Host": f"attacker.example:{port}"})
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            assert resp.status == 200 and b"duckdb" not in resp.read()
 
 
 def test_the_edit_link_carries_a_fresh_token(dashboard: tuple[int, str]) -> None:

@@ -81,7 +81,7 @@ def warehouse(tmp_path: Path) -> Path:
 
 def test_alerts_page_shows_webhook_hosts_only(monkeypatch: pytest.MonkeyPatch,
                                               warehouse: Path, tmp_path: Path) -> None:
-    at = _run(monkeypatch, warehouse, tmp_path / "events.toml", "pages/alerts.py")
+    at = _run(monkeypatch, warehouse, tmp_path / "events.toml", "views/alerts.py")
     assert not at.exception
     shown = at.dataframe[-1].value
     assert list(shown["endpoint"]) == ["https://hooks.example.com:8443"]
@@ -115,7 +115,7 @@ def test_dead_letter_table_download_runs_no_formula(monkeypatch: pytest.MonkeyPa
         con.execute("INSERT INTO dead_letters VALUES ('polarwatch.posts', 0, 1, "
                     "'=cmd|/c calc!A1', '=HYPERLINK(\"http://x\",\"y\")', now(), 'stream', "
                     "20, now())")
-    at = _run(monkeypatch, warehouse, tmp_path / "events.toml", "pages/dead_letters.py")
+    at = _run(monkeypatch, warehouse, tmp_path / "events.toml", "views/dead_letters.py")
     assert not at.exception
     shown = at.dataframe[0].value
     assert list(shown["raw"]) == ['\'=HYPERLINK("http://x","y")']
@@ -125,18 +125,22 @@ def test_dead_letter_table_download_runs_no_formula(monkeypatch: pytest.MonkeyPa
 def test_events_page_is_read_only_unless_editing_is_enabled(
         monkeypatch: pytest.MonkeyPatch, warehouse: Path, tmp_path: Path) -> None:
     events = tmp_path / "events.toml"
-    at = _run(monkeypatch, warehouse, events, "pages/event_calendar.py")
+    at = _run(monkeypatch, warehouse, events, "views/event_calendar.py")
     assert not at.exception
     assert "Editing is off" in "\n".join(str(i.value) for i in at.info)
     assert not at.button and not at.text_input  # no form at all
 
-    at = _run(monkeypatch, warehouse, events, "pages/event_calendar.py", token="t",
+    at = _run(monkeypatch, warehouse, events, "views/event_calendar.py", token="t",
               POLARWATCH_DASHBOARD_EDIT_EVENTS="true", **{TOKEN_ENV: "t"})
-    at.text_input[0].input("a\x07b\x7fc")  # control characters in the name
+    at.text_input[0].input("a\x07b\x7fc")  # control characters in the name: refused
     at.button[0].click().run()
     assert not at.exception
+    assert md_text("control character(s)") in "\n".join(str(e.value) for e in at.error)
+    assert not events.exists()
+    at.text_input[0].input("Vote <b>x</b> $y$")
+    at.button[0].click().run()
     raw = tomllib.loads(events.read_text(encoding="utf-8"))  # what the forecaster reads
-    assert [e["name"] for e in raw["event"]] == ["a\x07b\x7fc"]
+    assert [e["name"] for e in raw["event"]] == ["Vote <b>x</b> $y$"]
 
 
 def _listening(pid: int, port: int, timeout: float = 60.0) -> set[str]:

@@ -21,7 +21,7 @@ def test_sides_that_follow_agreement_and_sides_at_random(tmp_path: Path) -> None
     coin = ([("agree", "pro"), ("agree", "anti")] * n
             + [("disagree", "pro"), ("disagree", "anti")] * n)
     ignored = [("unclear", "pro"), ("agree", "unclear"), (None, "pro")]  # no side or no verdict
-    rows = reply_rows("follows", follows + ignored) + reply_rows("coin", coin)
+    rows = reply_rows("follows", [*follows, *ignored]) + reply_rows("coin", coin)
     rows += reply_rows("no-side", [("agree", "pro")] * n, parent_stance="unclear")
     rows += [["stray", "elsewhere", "coin", "coin-root", "anti", "agree"]]  # parent elsewhere
     path = tmp_path / "w.duckdb"

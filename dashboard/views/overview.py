@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard import queries
 from dashboard.analysis import (
+    TREND_THRESHOLD,
     flag_class,
     fmt_score,
     fmt_share,
@@ -27,13 +28,14 @@ FLAG_COLOURS = {"spike": "red", "dip": "green", "anticipatory": "orange", "react
 
 
 def flag_badges(active: pd.DataFrame) -> str:
-    """Markdown badges, one per active flag: class, metric and window."""
+    """Markdown badges, one per active flag: class, metric and window (escaped: a damaged or
+    foreign warehouse may hold anything there)."""
     badges = []
     for _, row in active.iterrows():
         cls = flag_class(row)
         colour = FLAG_COLOURS.get(cls, "gray")
-        badges.append(f":{colour}-badge[{cls} · {row['metric']} · "
-                      f"{pd.Timestamp(row['ts']):%m-%d %H:%M}]")
+        badges.append(f":{colour}-badge[{md_text(cls)} · {md_text(row['metric'])} · "
+                      f"{pd.Timestamp(row['ts']):%m-%d %H:%M}]")  # stored values: as text
     return " ".join(badges)
 
 
@@ -61,6 +63,32 @@ def interval_line(row: Any) -> str:
     return "95 % intervals: " + " · ".join(parts) if parts else "No interval (empty window)."
 
 
+def sparkline(values: Any) -> list[float] | None:
+    """The card's sparkline from ``recent_scores``: None when the topic has no scored window
+    among its last ones (the list is then NULL: pd.NA, None or NaN), else its non-missing
+    values."""
+    if values is None or not hasattr(values, "__len__") or isinstance(values, str):
+        return None  # pd.NA / NaN: a topic with no scored interaction lately
+    points = [float(v) for v in values if not is_missing(v)]
+    return points or None
+
+
+def change(row: Any) -> tuple[str | None, bool]:
+    """(the delta pill's text, whether it is flat) for the latest score against the mean of
+    the windows before it: flat when the trend arrow says so (a move under TREND_THRESHOLD), so
+    the pill's colour and direction agree with the arrow."""
+    if is_missing(row["mean_score"]) or is_missing(row["trend_base"]):
+        return None, True
+    delta = float(row["mean_score"]) - float(row["trend_base"])
+    if abs(delta) < TREND_THRESHOLD:
+        return f"{abs(delta):.2f}" if round(delta, 2) == 0 else f"{delta:+.2f}", True
+    return f"{delta:+.2f}", False
+
+
+def fmt_count(value: Any) -> str:
+    return "—" if is_missing(value) else f"{int(value):,}"
+
+
 def render_card(c: Context, row: Any, active: pd.DataFrame) -> None:
     topic = str(row["topic"])
     st.markdown(f"#### {md_text(c.name(topic))}")
@@ -68,15 +96,12 @@ def render_card(c: Context, row: Any, active: pd.DataFrame) -> None:
     n = 0 if is_missing(row["n_interactions"]) else int(row["n_interactions"])
     thin = n < min_volume()
     arrow = "" if thin else trend_arrow(row["mean_score"], row["trend_base"])
-    delta = None
-    if not thin and not is_missing(row["mean_score"]) and not is_missing(row["trend_base"]):
-        delta = f"{float(row['mean_score']) - float(row['trend_base']):+.2f}"
-    spark = row["recent_scores"]
-    spark_data = [float(v) for v in spark] if spark is not None and len(spark) else None
+    delta, flat = change(row) if arrow else (None, True)
     a, b = st.columns(2)
     d, e = st.columns(2)
     a.metric(f"Polarization {arrow}".strip(), fmt_score(row["mean_score"]), delta,
-             delta_color="inverse", chart_data=spark_data,
+             delta_color="off" if flat else "inverse", delta_arrow="off" if flat else "auto",
+             chart_data=sparkline(row["recent_scores"]),
              help=f"Mean interaction score of the latest window (0 = friendly agreement, "
                   f"10 = hostile disagreement) over its {n:,} interaction(s); its 95 % "
                   f"interval is under the card. The arrow compares it with the mean of the "
@@ -85,7 +110,7 @@ def render_card(c: Context, row: Any, active: pd.DataFrame) -> None:
              help="Share of conversations whose mean score is above the extreme threshold.")
     d.metric("Hostility share", fmt_share(row["hostility_share"]),
              help="Share of posts labelled hostile (affect = yes).")
-    e.metric("Volume", f"{int(row['volume']):,}", help="Posts in the latest window.")
+    e.metric("Volume", fmt_count(row["volume"]), help="Posts in the latest window.")
     st.caption(interval_line(row))
     if thin:
         st.markdown(f":orange-badge[thin window] {n:,} interaction(s), fewer than "
@@ -94,7 +119,8 @@ def render_card(c: Context, row: Any, active: pd.DataFrame) -> None:
     verdict = sides_verdict(row)
     if verdict:
         (st.markdown if verdict[0] else st.caption)(verdict[1])
-    if not is_missing(row.get("replies")) and int(row["replies"]):
+    if not is_missing(row.get("replies")) and int(row["replies"]) \
+            and not is_missing(row.get("scored")):
         st.caption(f"Scored replies: {fmt_share(row['scored'] / row['replies'])} "
                    f"({int(row['scored']):,} of {int(row['replies']):,} replies with a known "
                    f"parent; the rest have an unclear stance on one side and are not in the "
@@ -103,7 +129,7 @@ def render_card(c: Context, row: Any, active: pd.DataFrame) -> None:
         st.caption("No active flags.")
     else:
         st.markdown(f"**Active flags:** {flag_badges(active)}")
-    st.page_link("pages/topic.py", label=f"Open {c.name(topic)}", icon=":material/show_chart:",
+    st.page_link("views/topic.py", label=f"Open {md_text(c.name(topic))}", icon=":material/show_chart:",
                  query_params={"topic": topic})
 
 

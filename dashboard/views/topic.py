@@ -32,7 +32,7 @@ from polarwatch.events import Event
 from scoring.label_accuracy import validation_status
 
 TOP_CONVERSATIONS = 10
-CONVERSATION_PAGE = "pages/conversation.py"
+CONVERSATION_PAGE = "views/conversation.py"
 
 
 def render_accuracy(c: Context, topic: str) -> None:
@@ -69,7 +69,8 @@ def render_accuracy(c: Context, topic: str) -> None:
         st.caption(sentence + " Its suggestions are never counted as labels.")
 
 
-def render_series(c: Context, topic: str, metric: str, window: str, native_window: str) -> None:
+def render_series(c: Context, topic: str, metric: str, window: str, native_window: str,
+                  events: list[Event]) -> None:
     series = read(c, queries.metric_series, topic, metric, window)
     forecast = read(c, queries.forecast_series, topic, metric)
     topic_flags = read(c, queries.flags, topic)
@@ -79,6 +80,9 @@ def render_series(c: Context, topic: str, metric: str, window: str, native_windo
         st.info(f"No windows for {md_text(c.name(topic))} yet.")
         return
     label = queries.METRICS[metric][0]
+    if series["value"].isna().all():  # nothing to draw: say why instead of a blank chart
+        st.info(f"No window of {md_text(c.name(topic))} has a value for {metric} yet "
+                f"({len(series):,} window(s) of {window} stored){UNSCORED.get(metric, '')}.")
     flags = describe_flags(topic_flags)
     series = with_intervals(series, metric)
     native = window == native_window
@@ -95,8 +99,9 @@ def render_series(c: Context, topic: str, metric: str, window: str, native_windo
     chart = charts.series_chart(
         series, label, f"{c.name(topic)}: {label.lower()} per {window}",
         forecast=forecast if native and not forecast.empty else None, flags=marks,
-        events=events_frame(load_calendar(c, topic)), routine=routine)
-    st.altair_chart(chart, width="stretch")
+        events=events_frame(events), routine=routine)
+    if series["value"].notna().any():
+        st.altair_chart(chart, width="stretch")
     notes = [f"{len(series):,} windows of {window}", f"{len(metric_flags)} flag(s) on {metric} "
              f"(one per episode)"]
     if len(routine):
@@ -106,8 +111,7 @@ def render_series(c: Context, topic: str, metric: str, window: str, native_windo
         notes.append("thin band around the line = 95 % interval of each window's value from "
                      "the interactions / posts behind it (wide when a window is thin)")
     if forecast.empty:
-        notes.append(f"no forecast for {metric} (the forecaster models "
-                     f"`{c.forecast_metric}`)")
+        notes.append(no_forecast(c, metric))
     elif not native:
         notes.append(f"forecast and band are drawn on {native_window} windows (the stored "
                      f"window) only")
@@ -116,13 +120,30 @@ def render_series(c: Context, topic: str, metric: str, window: str, native_windo
     st.caption(" · ".join(notes))
 
     st.subheader("Flags")
-    if flags.empty:
-        st.caption("No flags on this topic: every observed window stayed inside its prediction "
-                   "band.")
+    if flags.empty and forecast.empty and metric == c.forecast_metric:
+        st.caption("No flags: no forecast has been made for this topic yet, so no window has "
+                   "been compared with a prediction band (run `polarwatch forecast`).")
+    elif flags.empty:
+        st.caption("No flags on this topic: no window has been flagged against its forecast's "
+                   "prediction band.")
     else:
         table(flags, hide_index=True, column_config={
             "ts": st.column_config.DatetimeColumn("window (UTC)", format="YYYY-MM-DD HH:mm"),
             "explanation": st.column_config.TextColumn("why", width="large")})
+
+
+# Why a whole series can be NULL: mean_score and extreme_share need scored interactions.
+UNSCORED = {m: (": no reply in them has an interaction score (the rule table scores a reply "
+                "only when it and its parent both take a side; \"unclear\" stances are not "
+                "scored), so there is nothing to draw") for m in ("mean_score", "extreme_share")}
+
+
+def no_forecast(c: Context, metric: str) -> str:
+    """The chart's note when `metric` has no forecast rows."""
+    if metric == c.forecast_metric:
+        return (f"no forecast for {metric} yet (run `polarwatch forecast`; it needs enough "
+                f"windows with a value), so no forecast line or band")
+    return f"no forecast for {metric}: the forecaster models `{c.forecast_metric}` only"
 
 
 def render_event_studies(c: Context, topic: str, events: list[Event]) -> None:
@@ -192,6 +213,7 @@ if topics is not None:
     # report use it too.
     window = str(right.segmented_control("Window", choices, key="window",
                                          default=stored) or stored)
-    live(context, render_series, context, topic, metric, window, stored)
-    render_event_studies(context, topic, load_calendar(context, topic))
+    calendar = load_calendar(context, topic)  # once: a broken file is reported once
+    live(context, render_series, context, topic, metric, window, stored, calendar)
+    render_event_studies(context, topic, calendar)
     render_conversations(context, topic)

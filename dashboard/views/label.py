@@ -205,7 +205,7 @@ def render_retrain(c: Context, topic: str) -> None:
     st.caption(f"Fits a stance head for {md_text(c.name(topic))} from the analysts' stance "
                f"labels (the latest per post, random and least confident alike), starting from "
                f"the general model, and {FOLDS}-fold cross-validates it against the head serving "
-               f"the topic now, as `polarwatch train --from-warehouse --topic {topic}`. Needs "
+               f"the topic now, as `polarwatch train --from-warehouse --topic` {md_text(topic)}. Needs "
                f"{MIN_LABELS} stance labels, {FOLDS} each of pro and anti. The head file is "
                f"written only if it wins; the warehouse is not changed.")
     if st.button("Retrain from the labels", key=f"lbl_retrain|{topic}"):
@@ -277,7 +277,11 @@ if topics is not None:
                    f"{n_random_posts:,} of them drawn at random.")
         if context.llm_assist_seconds:
             render_agreement(context, chosen)
-        if shown is None:
+        if shown is None and not label_store.stored_posts(context.warehouse, chosen):
+            st.info(f"No stored posts for {md_text(context.name(chosen))}: nothing to label. "
+                    f"Its windows are kept, but its posts are not stored (yet, or any more: "
+                    f"`[warehouse] keep_days` prunes old posts).")
+        elif shown is None:
             st.success("Every stored post of this topic has a label.")
         else:
             render_post(context, shown, name, may_label)

@@ -21,7 +21,7 @@ from dashboard.safety import md_text
 
 LIMIT = 25
 INDENT_PX = 28  # per reply level
-DEFAULT_DAYS = 7  # default range: the last week of stored conversations
+DEFAULT_DAYS = 7  # default range: the week up to the newest conversation not in the future
 ALL_TOPICS = "(all topics)"
 
 
@@ -67,7 +67,7 @@ def render_thread(c: Context, conversation: str) -> None:
     a, b, d = st.columns(3)
     a.metric("Posts", f"{len(posts):,}" if total is None else f"{total:,}")
     b.metric("Mean interaction score", fmt_score(scores.mean() if len(scores) else None))
-    d.metric("Topic", c.name(topic))
+    d.metric("Topic", md_text(c.name(topic)))
     # st.html, not st.markdown: post text is shown as text. Through Markdown a blank line in a
     # post ended the HTML block and the rest was parsed: `![x](http://host/p.png)` made the
     # analyst's browser fetch the image, telling its author when and from where it was read.
@@ -102,6 +102,8 @@ def render_list(c: Context, topics: list[str]) -> list[str]:
         st.info(f"No scored conversations started between {start:%Y-%m-%d} and "
                 f"{end - timedelta(days=1):%Y-%m-%d}. Widen the range.")
         return []
+    ids = [str(i) for i in convs["conversation_id"]]
+    convs = convs.assign(topic=[c.name(str(t)) for t in convs["topic"]])  # names, as elsewhere
     table(convs, hide_index=True, column_config={
         "conversation_id": st.column_config.TextColumn("conversation"),
         "topic": st.column_config.TextColumn("topic"),
@@ -115,7 +117,7 @@ def render_list(c: Context, topics: list[str]) -> list[str]:
                                                    format="YYYY-MM-DD HH:mm")},
         column_order=["conversation_id", "topic", "mean_score", "n_interactions", "root_text",
                       "first_at", "last_at"])
-    return [str(i) for i in convs["conversation_id"]]
+    return ids
 
 
 context = ctx()

@@ -75,7 +75,7 @@ def render_form(c: Context, events: list[Event]) -> None:
             replacing = (current.topic, current.name) if current else None
             save_events(c.events_file, upsert(events, event, replacing))
         except EventError as exc:
-            st.error(f"Not saved: {exc}")
+            st.error(f"Not saved: {md_text(exc)}")
             return
         st.session_state[FLASH_KEY] = f"Saved “{md_text(event.name)}” to `{c.events_file}`."
         st.session_state[FORM_GENERATION] = generation + 1
@@ -99,7 +99,7 @@ if flash:
 try:
     calendar = load_events(context.events_file, context.names or None)
 except EventError as exc:
-    st.error(f"The calendar cannot be edited until it is fixed by hand: {exc}")
+    st.error(f"The calendar cannot be edited until it is fixed by hand: {md_text(exc)}")
 else:
     if calendar:
         rows = events_frame(calendar)

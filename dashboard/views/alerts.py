@@ -8,6 +8,7 @@ import streamlit as st
 from dashboard import queries
 from dashboard.analysis import describe_flags
 from dashboard.common import Context, ctx, live, read, table
+from dashboard.safety import md_text
 
 FLAG_COLUMNS = {
     "ts": st.column_config.DatetimeColumn("window (UTC)", format="YYYY-MM-DD HH:mm"),
@@ -52,7 +53,7 @@ def render_alerts(c: Context) -> None:
                    "appear here.")
         return
     counts = deliveries["outcome"].astype(str).value_counts()
-    st.caption(" · ".join(f"{outcome}: {n}" for outcome, n in counts.items()))
+    st.caption(" · ".join(f"{md_text(outcome)}: {n}" for outcome, n in counts.items()))
     table(deliveries, hide_index=True, key="deliveries")
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import streamlit as st
 
-from dashboard import queries
+from dashboard import rejects
 from dashboard.common import Context, ctx, live, read, table
 
 ALL = "all"
@@ -39,13 +39,13 @@ def old_file_message(warehouse: object, missing: list[str]) -> str:
 
 
 def render_dead_letters(c: Context) -> None:
-    missing = read(c, queries.dead_letters_missing)
+    missing = read(c, rejects.dead_letters_missing)
     if missing is None:
         return
     if missing:
         st.warning(old_file_message(c.warehouse, missing))
         return
-    summary = read(c, queries.dead_letter_summary)
+    summary = read(c, rejects.dead_letter_summary)
     if summary is None:
         return
     if summary.empty:
@@ -68,13 +68,13 @@ def render_dead_letters(c: Context) -> None:
     since = t1.date_input("From (UTC)", value=first.date(), key="dl_since")
     until = t2.date_input("Until (UTC, inclusive)", value=last.date(), key="dl_until")
     end = _day_start(until)
-    rows = read(c, queries.dead_letters, None if source == ALL else source,
+    rows = read(c, rejects.dead_letters, None if source == ALL else source,
                 None if kind == ALL else kind, contains or None, _day_start(since),
                 end + timedelta(days=1) if end else None)
     if rows is None:
         return
-    shown = f"{len(rows):,}" + (f" (newest {queries.DEAD_LETTER_LIMIT:,})"
-                                if len(rows) == queries.DEAD_LETTER_LIMIT else "")
+    shown = f"{len(rows):,}" + (f" (newest {rejects.DEAD_LETTER_LIMIT:,})"
+                                if len(rows) == rejects.DEAD_LETTER_LIMIT else "")
     st.caption(f"{shown} rejected records match.")
     table(rows, hide_index=True, column_config=COLUMNS, key="dead_letters")
     st.subheader("By source and reason")
