@@ -49,10 +49,10 @@ test: $(STAMP) browser  ## run the whole test suite in TEST_WORKERS processes (a
 	@echo "==> running the test suite in $(TEST_WORKERS) processes (about 8 min on 2 cores)"
 	POLARWATCH_TEST_NO_SKIP=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15
 
-lint: $(STAMP)  ## ruff + mypy + the import contracts of ARCHITECTURE.md (pyproject [tool.importlinter])
+lint: $(STAMP)  ## ruff + mypy (packages, tests, benchmarks) + the import contracts of ARCHITECTURE.md (pyproject [tool.importlinter])
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
-	$(VENV)/bin/mypy polarwatch scoring ingest stream forecast dashboard demo
+	$(VENV)/bin/mypy polarwatch scoring ingest stream forecast dashboard demo tests benchmarks
 
 clean:  ## remove runtime state (.polarwatch/) — keeps .venv
 	rm -rf .polarwatch spark-warehouse

@@ -334,6 +334,7 @@ def reader_main(path: Path, seconds: float, period: float, stats_file: Path,
 def _refresh(path: Path) -> None:
     """One refresh of a session with every page open."""
     from dashboard import queries as q
+    from dashboard import rejects
 
     overview = q.topics_overview(path)
     topic = str(overview["topic"].iloc[0]) if len(overview) else "gun_control"
@@ -342,7 +343,7 @@ def _refresh(path: Path) -> None:
     q.metric_series(path, topic, "mean_score", "6 hours")
     q.top_conversations(path, topic)
     q.flags(path)
-    q.dead_letter_summary(path)
+    rejects.dead_letter_summary(path)
 
 
 def forecast_main(seconds: float, every: float, stats_file: Path, report_dir: Path | None) -> int:
