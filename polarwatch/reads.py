@@ -4,34 +4,69 @@ side check's shares. The tables themselves are :mod:`polarwatch.warehouse`'s."""
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from pathlib import Path
 
 from polarwatch.errors import SchemaError
 from polarwatch.warehouse import connect, missing_columns, schema_version
 
-# the latest stance label of each post (one analyst's correction, or a second analyst, wins)
+LOG = logging.getLogger(__name__)
+
+# the latest stance label(s) of each label's post, with the post as stored (NULL: gone): one
+# analyst's correction, or a second analyst, wins; two values at the same latest instant conflict
 STANCE_LABELS_SQL = """
-    SELECT p.text, l.value FROM (
-        SELECT platform, post_id, value,
-               row_number() OVER (PARTITION BY platform, post_id
-                                  ORDER BY labelled_at DESC, labeller) AS k
-        FROM labels WHERE task = 'stance' AND topic = ?) l
-    JOIN posts p ON p.platform = l.platform AND p.id = l.post_id
-    WHERE l.k = 1
+    WITH l AS (
+        SELECT platform, post_id, value, labelled_at,
+               max(labelled_at) OVER (PARTITION BY platform, post_id) AS latest
+        FROM labels WHERE task = 'stance' AND topic = ?)
+    SELECT l.platform, l.post_id, list(DISTINCT l.value ORDER BY l.value) AS vals,
+           any_value(p.id) AS stored_id, any_value(p.topic) AS post_topic,
+           any_value(p.text) AS text
+    FROM l LEFT JOIN posts p ON p.platform = l.platform AND p.id = l.post_id
+    WHERE l.labelled_at = l.latest
+    GROUP BY l.platform, l.post_id
     ORDER BY l.platform, l.post_id
 """
+GONE = "for posts no longer stored"
+OTHER_TOPIC = "on posts of another topic"
+CONFLICT = "with analysts disagreeing at the same instant (no latest label)"
 
 
-def read_stance_labels(path: str | Path, topic: str) -> tuple[list[str], list[str]]:
-    """(texts, labels) of the topic's stance-labelled posts that are still stored: what a
-    retrain learns from (``train --from-warehouse`` and the dashboard's Retrain button)."""
+def read_stance_label_set(path: str | Path, topic: str
+                          ) -> tuple[list[str], list[str], dict[str, int]]:
+    """(texts, labels) of the topic's stance-labelled posts that are still stored and of that
+    topic, the latest label of each; and the labels left out, counted by why (:data:`GONE`,
+    :data:`OTHER_TOPIC`, :data:`CONFLICT`: posts whose latest labels disagree)."""
     with connect(path, read_only=True) as con:
         if missing_columns(con, "labels"):
             raise SchemaError(f"{path} has no labels table yet (schema version "
                               f"{schema_version(con)}): label posts on the dashboard's Label "
                               f"page first")
         rows = con.execute(STANCE_LABELS_SQL, [topic]).fetchall()
-    return [r[0] for r in rows], [r[1] for r in rows]
+    texts: list[str] = []
+    labels: list[str] = []
+    left: Counter[str] = Counter()
+    for _platform, _post, values, stored, post_topic, text in rows:
+        why = (GONE if stored is None else OTHER_TOPIC if post_topic != topic
+               else CONFLICT if len(values) > 1 else None)
+        if why is None:
+            texts.append(text)
+            labels.append(values[0])
+        else:
+            left[why] += 1
+    return texts, labels, dict(left)
+
+
+def read_stance_labels(path: str | Path, topic: str) -> tuple[list[str], list[str]]:
+    """(texts, labels) of :func:`read_stance_label_set`: what a retrain learns from (``train
+    --from-warehouse`` and the dashboard's Retrain button); the labels left out are logged as
+    one warning with their counts by reason."""
+    texts, labels, left = read_stance_label_set(path, topic)
+    if left:
+        LOG.warning("train: %s stance label(s) of topic %r left out: %s", f"{sum(left.values()):,}",
+                    topic, "; ".join(f"{n:,} {why}" for why, n in left.items()))
+    return texts, labels
 
 
 def random_order_key(alias: str = "p", id_column: str = "id") -> str:

@@ -124,6 +124,13 @@ class Interaction:
 RECORDS: dict[str, type] = {"post": Post, "labels": Labels, "interaction": Interaction}
 
 
+def parent_or_root(post_id: Any, parent_id: Any) -> str | None:
+    """The parent a post names, or None for a conversation root: ``parent_id`` absent, empty or
+    the post's own id (a post cannot reply to itself). The stream, ``ingest file`` and ``label``
+    apply this one rule (:func:`polarwatch.validation.parent_of` for a record object)."""
+    return None if not parent_id or parent_id == post_id else str(parent_id)
+
+
 def post_to_dict(post: Post) -> dict[str, Any]:
     """The JSON object of a post (``created_at`` as ISO-8601 with its offset)."""
     data = dataclasses.asdict(post)

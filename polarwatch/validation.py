@@ -22,6 +22,7 @@ from polarwatch.records import (
     MAX_RECORD_BYTES,
     MIN_CREATED_AT,
     Post,
+    parent_or_root,
 )
 from polarwatch.schemas import fields_of, json_schema
 
@@ -246,8 +247,7 @@ def parent_of(obj: dict[str, Any]) -> str | None:
     producer sent it (``ingest file``'s column mapping also turns a self-parent into a root), so
     a self-parent is stored as a root and never paired with itself, and an empty one is not an
     orphan waiting for a parent."""
-    parent = obj.get("parent_id")
-    return None if not parent or parent == obj.get("id") else parent
+    return parent_or_root(obj.get("id"), obj.get("parent_id"))
 
 
 def post_from_dict(obj: dict[str, Any]) -> Post:

@@ -1,6 +1,5 @@
 """`polarwatch label` and `polarwatch train`: thin drivers over ``scoring.runs`` and
-``scoring.training``. Their progress bars follow
-the global ``--progress`` / ``--no-progress`` / ``-q``."""
+``scoring.training``. Their progress bars follow the global ``--progress`` / ``-q``."""
 
 from __future__ import annotations
 
@@ -44,7 +43,9 @@ def cmd_label(cfg: Config, args: argparse.Namespace) -> int:
     _err(run.summary)
     for msg in run.errors:
         _err(f"backend failure: {msg}")
-    return 0 if run.written or not run.skipped else 1
+    if run.all_failed:
+        _err(run.all_failed_error())
+    return 0 if (run.written or not run.skipped) and not run.all_failed else 1
 
 
 def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
@@ -109,8 +110,8 @@ def register(subparsers: Any) -> None:
                    help="comma-separated backends tried when the main one fails on a post")
     p.add_argument("--topics", help="extra topics file (used even if not configured)")
     p.add_argument("--option", "-O", action="append", metavar="[BACKEND.]KEY=VALUE",
-                   help="backend option, e.g. llm.base_url=http://127.0.0.1:8080/v1 or "
-                        "transformers.model_path=model.gguf (repeatable)")
+                   help="backend option, e.g. llm.timeout=30 or transformers.model_path="
+                        "model.gguf (repeatable; an unknown key is refused with the list)")
     p.add_argument("--cascade-to", metavar="BACKEND", config="extractor.cascade_to",
                    help="send posts the main backend is unsure of to this one, e.g. llm "
                         "('' turns it off)")
@@ -141,13 +142,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output", shown_default="with --from-warehouse: [extractor] "
                    "learned_topic_heads_dir/stance_<topic>.npz",
                    help="head file to write (.npz; required with DATA)")
-    p.add_argument("--seed", type=argtypes.count(0), default=0, help="holdout split seed")
+    p.add_argument("--seed", type=argtypes.count(0), default=0, help="seed of the holdout "
+                   "split (DATA) or of the cross-validation folds (--from-warehouse)")
     p.add_argument("--weak-labels", action="store_true",
                    help="stance only: DATA is unlabeled posts (column text, optional topic); "
                         "label them with the topic's pro_terms / anti_terms, remove those terms "
                         "from the text and train on that (no LLM needed)")
-    p.add_argument("--topic", help="with --weak-labels or --from-warehouse: the topic id to "
-                                   "label and train for")
+    p.add_argument("--topic", help="with --weak-labels or --from-warehouse: the topic id")
     p.add_argument("--from-warehouse", action="store_true",
                    help="train --topic's stance head from the analysts' stance labels in the "
                         "warehouse ([warehouse] path)")

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from polarwatch.errors import SchemaError
 from polarwatch.formats import csv_records, detect_format
-from polarwatch.records import Labels
+from polarwatch.records import Labels, parent_or_root
 from scoring.extractors.base import Extractor, PostPair
 from scoring.rules import score_pair
 
@@ -183,21 +183,40 @@ def read_posts(path: Path, topics: Sequence[str]
         elif pid in seen:
             errors.append((line, f"duplicate id {pid!r} (first on line {seen[pid]})"))
         else:
-            seen[pid] = line
-            posts.append(InputPost(line, pid, row["text"] or "", topic, row["parent_id"],
+            seen[pid] = line  # an empty or self-naming parent_id is a root, as in the stream
+            posts.append(InputPost(line, pid, row["text"] or "", topic,
+                                   parent_or_root(pid, row["parent_id"]),
                                    row["parent_text"]))
     return posts, errors
 
 
+def other_topic_parent(post: InputPost, by_id: dict[str, InputPost]) -> bool:
+    """Whether `post` replies to a row of the file on another topic: never paired (the stream
+    pairs a reply only with a parent of its own topic; stances on two topics do not compare)."""
+    parent = by_id.get(post.parent_id) if post.parent_id is not None else None
+    return parent is not None and parent.topic != post.topic
+
+
+def unpaired_replies(posts: Sequence[InputPost]) -> int:
+    """How many replies :func:`other_topic_parent` leaves unpaired."""
+    by_id = {p.id: p for p in posts}
+    return sum(other_topic_parent(p, by_id) for p in posts)
+
+
 def to_pairs(posts: Sequence[InputPost]) -> list[PostPair]:
     """Parent text from the row, else from the parent's own row in the file; a reply whose
-    parent is nowhere gets ``""`` (a reply with an unknown parent, as in the stream stage)."""
-    text_of = {p.id: p.text for p in posts}
+    parent is nowhere gets ``""`` (a reply with an unknown parent, as in the stream stage). A
+    root (no, an empty or its own parent_id) has only a ``parent_text`` its row gives; a reply
+    to another topic's row gets none."""
+    by_id = {p.id: p for p in posts}
     pairs = []
     for p in posts:
         parent_text = p.parent_text
-        if parent_text is None and p.parent_id is not None:
-            parent_text = text_of.get(p.parent_id, "")
+        if other_topic_parent(p, by_id):
+            parent_text = None
+        elif parent_text is None and p.parent_id is not None:
+            parent = by_id.get(p.parent_id)
+            parent_text = parent.text if parent is not None else ""
         pairs.append(PostPair(p.id, p.text, p.topic, parent_text))
     return pairs
 
@@ -221,12 +240,14 @@ def label_posts(posts: Sequence[InputPost], extractor: Extractor, batch_size: in
 
 def output_records(posts: Sequence[InputPost], labels: Sequence[Labels]
                    ) -> Iterator[dict[str, Any]]:
-    """The output JSONL objects; ``interaction_score`` when the parent's row is in the file."""
+    """The output JSONL objects; ``interaction_score`` when the parent's row is in the file and
+    of the same topic."""
     by_id = {p.id: lab for p, lab in zip(posts, labels, strict=True)}
+    post_of = {p.id: p for p in posts}
     for post, lab in zip(posts, labels, strict=True):
         score = rule = None
         parent = by_id.get(post.parent_id) if post.parent_id is not None else None
-        if parent is not None:
+        if parent is not None and not other_topic_parent(post, post_of):
             scored = score_pair(lab.stance, parent.stance, lab.affect, parent.affect,
                                 lab.agreement)
             if scored is not None:

@@ -68,6 +68,7 @@ class RetrainResult:
     candidate: str  # e.g. "prior+features C=0.1"
     seconds: float
     fitted: dict[str, Any] | None = field(default=None, repr=False)
+    invalid: dict[str, int] = field(default_factory=dict)  # values that are not a stance
 
     @property
     def improved(self) -> bool:
@@ -83,21 +84,28 @@ def f_avg(truth: Sequence[str], predicted: Sequence[str]) -> float:
     return macro_f1(truth, predicted, ("pro", "anti"))
 
 
-def usable_labels(labels: Sequence[str], topic: str) -> tuple[list[str], dict[str, int]]:
-    """The classes to learn, and the labels left out (a class with fewer than FOLDS labels);
-    raises SchemaError with the counts when there are too few labels or sides."""
-    counts = Counter(labels)
-    if len(labels) < MIN_LABELS:
-        raise SchemaError(f"topic {topic!r} has {len(labels)} analyst stance label(s) "
-                          f"({dict(counts)}); a retrain needs at least {MIN_LABELS}: label more "
-                          f"on the dashboard's Label page")
+def usable_labels(labels: Sequence[str], topic: str
+                  ) -> tuple[list[str], dict[str, int], dict[str, int]]:
+    """The classes to learn, the labels left out (a class with fewer than FOLDS labels) and the
+    invalid ones (a value that is not a stance: never counted); raises SchemaError with the
+    counts when there are too few usable labels or sides."""
+    counts = Counter(lab for lab in labels if lab in STANCES)
+    invalid = dict(Counter(lab for lab in labels if lab not in STANCES))
+    usable = sum(counts.values())
+    not_counted = (f"; not counted: {sum(invalid.values()):,} label(s) that are not a stance "
+                   f"{invalid} (a stance is one of {', '.join(STANCES)})" if invalid else "")
+    if usable < MIN_LABELS:
+        raise SchemaError(f"topic {topic!r} has {usable} analyst stance label(s) "
+                          f"({dict(counts)}){not_counted}; a retrain needs at least "
+                          f"{MIN_LABELS}: label more on the dashboard's Label page")
     thin = {s: counts.get(s, 0) for s in ("pro", "anti") if counts.get(s, 0) < FOLDS}
     if thin:
         raise SchemaError(f"topic {topic!r}: too few labels for "
                           + ", ".join(f"{s} ({n})" for s, n in thin.items())
-                          + f" among its {len(labels)}; each side needs at least {FOLDS}")
+                          + f" among its {usable} usable{not_counted}; each side needs at "
+                            f"least {FOLDS}")
     classes = [s for s in STANCES if counts.get(s, 0) >= FOLDS]
-    return classes, {s: n for s, n in counts.items() if s not in classes}
+    return classes, {s: n for s, n in counts.items() if s not in classes}, invalid
 
 
 @dataclass
@@ -183,7 +191,7 @@ def retrain_stance(texts: Sequence[str], labels: Sequence[str], topic: Topic, ex
     from scoring.extractors.features import prior_logits, stance_features
 
     t0 = time.monotonic()
-    classes, left_out = usable_labels(labels, topic.id)
+    classes, left_out, invalid = usable_labels(labels, topic.id)
     keep = [i for i, lab in enumerate(labels) if lab in classes]
     texts = [texts[i] for i in keep]
     truth = [labels[i] for i in keep]
@@ -202,7 +210,7 @@ def retrain_stance(texts: Sequence[str], labels: Sequence[str], topic: Topic, ex
         topic=topic.id, n_labels=len(truth), counts=dict(Counter(truth)), left_out=left_out,
         new_f_avg=round(new, 4), current_f_avg=round(current, 4),
         current_head=extractor.stance_heads.get(topic.id, "?"), prior=generic.ident,
-        candidate=f"{kind} C={c:g}", seconds=0.0)
+        candidate=f"{kind} C={c:g}", seconds=0.0, invalid=invalid)
     model = fit_candidate(x, g, y, len(classes), kind, c)
     result.fitted = _head_arrays(model, classes, topic, generic, result)
     result.seconds = time.monotonic() - t0

@@ -34,6 +34,8 @@ class TopicRetrain:
         """The cross-validated comparison, one sentence (the CLI and the dashboard say it)."""
         r = self.result
         left = f"; left out (fewer than {FOLDS} each): {r.left_out}" if r.left_out else ""
+        if r.invalid:
+            left += f"; left out (not a stance): {r.invalid}"
         return (f"{FOLDS}-fold cross-validated F_avg {r.new_f_avg:.3f} (new head, "
                 f"{r.candidate}, from {r.prior}) vs {r.current_f_avg:.3f} (current: "
                 f"{r.current_head}) on the same {r.n_labels:,} labels {r.counts}{left}; "
@@ -77,9 +79,9 @@ def train_topic(cfg: Config, topic: Topic, out: Path, texts: Sequence[str],
     progress line before the slow part. `extractor`: the `learned` backend serving the topic
     (default: built from ``[extractor]`` as the stream builds it; a benchmark passes one with
     other shipped heads)."""
-    usable_labels(labels, topic.id)  # too few: say so before loading the model
-    say(f"train: {len(labels):,} stance labels of topic {topic.id!r}; loading the learned "
-        f"backend, then {FOLDS}-fold cross-validation ...")
+    _, _, invalid = usable_labels(labels, topic.id)  # too few: say so before loading the model
+    say(f"train: {len(labels) - sum(invalid.values()):,} stance labels of topic {topic.id!r}; "
+        f"loading the learned backend, then {FOLDS}-fold cross-validation ...")
     if extractor is None:
         from scoring.extractors.registry import get_extractor
 

@@ -43,7 +43,11 @@ def _value(raw: str) -> Any:
 
 
 def parse_options(items: list[str], default_backend: str) -> dict[str, dict[str, Any]]:
-    """``[BACKEND.]KEY=VALUE`` items → {backend: {key: value}}; no prefix = the main backend."""
+    """``[BACKEND.]KEY=VALUE`` items → {backend: {key: value}}; no prefix = the main backend.
+    An unknown backend is refused here; the backend checks its keys and their types when it is
+    built (:func:`scoring.extractors.registry.get_extractor`: the valid keys are listed)."""
+    from scoring.extractors.registry import BACKENDS
+
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -51,7 +55,12 @@ def parse_options(items: list[str], default_backend: str) -> dict[str, dict[str,
             raise ConfigError(f"--option {item!r}: expected [BACKEND.]KEY=VALUE, e.g. "
                               f"llm.base_url=http://127.0.0.1:8080/v1")
         backend, dot, name = key.rpartition(".")
-        out.setdefault(backend if dot else default_backend, {})[name] = _value(value)
+        backend = backend if dot else default_backend
+        if backend not in BACKENDS or not name:
+            raise ConfigError(f"--option {item!r}: " + (
+                f"no option name after {backend}." if backend in BACKENDS else
+                f"unknown backend {backend!r}; expected one of {', '.join(sorted(BACKENDS))}"))
+        out.setdefault(backend, {})[name] = _value(value)
     return out
 
 
@@ -68,12 +77,23 @@ def one_topic(topics: list[Topic], topic_id: str | None) -> Topic:
 @dataclass
 class LabelRun:
     """What :func:`label_file` did: rows written, rows skipped (line, reason), a one-line
-    summary and the backends' last failures."""
+    summary, the backends' last failures and how many rows every backend failed on."""
 
     written: int
     skipped: list[tuple[int, str]]
     summary: str
     errors: list[str] = field(default_factory=list)
+    unlabelled: int = 0  # rows written as "unclear"/"none": every backend failed on them
+
+    @property
+    def all_failed(self) -> bool:
+        """No row got a label: every written row failed on every backend."""
+        return self.written > 0 and self.unlabelled == self.written
+
+    def all_failed_error(self) -> str:
+        return (f"error: every backend failed on all {self.written:,} rows: no row got a label "
+                f"(the output holds them as unclear, backend \"none\"); fix the backend (see "
+                f"the failures above) or add a fallback (--fallback lexicon)")
 
 
 def _rate(n: int, seconds: float) -> str:
@@ -131,10 +151,21 @@ def label_file(cfg: Config, src: Path, output: str | None, *, topics_file: str |
             written = io.write_jsonl(records, fh)
     chain = getattr(extractor, "primary", extractor)
     per_backend = dict(Counter(lab.backend for lab in labels))
-    summary = (f"labeled {written:,} rows with {extractor.name} in {label_s:.2f} s "
-               f"({_rate(written, label_s)} rows/s; backend load {load_s:.2f} s); "
-               f"{len(skipped):,} rows skipped; labels by backend: {per_backend}"
+    unlabelled = per_backend.get("none", 0)
+    failures = {k.removesuffix(" failed"): v for k, v in getattr(chain, "stats", {}).items()
+                if k.endswith(" failed")}
+    unpaired = io.unpaired_replies(posts)
+    summary = (f"labeled {written - unlabelled:,} of {written:,} rows with {extractor.name} in "
+               f"{label_s:.2f} s ({_rate(written, label_s)} rows/s; backend load "
+               f"{load_s:.2f} s); {len(skipped):,} rows skipped; labels by backend: "
+               f"{per_backend}"
+               + (f"; failures by backend: {failures}" if failures else "")
+               + (f"; {unlabelled:,} rows failed on every backend (written as unclear, "
+                  f"backend \"none\")" if unlabelled else "")
+               + (f"; {unpaired:,} replies to a row of another topic left unpaired (no "
+                  f"agreement, no interaction score)" if unpaired else "")
                + (f"; cascade: {dict(getattr(extractor, 'stats', {}))}"
                   if chain is not extractor else "")
                + (f" -> {output}" if output not in (None, "-") else ""))
-    return LabelRun(written, skipped, summary, list(getattr(chain, "last_errors", [])))
+    return LabelRun(written, skipped, summary, list(getattr(chain, "last_errors", [])),
+                    unlabelled)

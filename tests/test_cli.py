@@ -39,7 +39,7 @@ def test_demo_runs_every_stage(tmp_path: Path) -> None:
     env = _env(tmp_path, free_port())
     out = _cli(["demo", "--days", "3", "--no-dashboard"], env)
     assert out.returncode == 0, out.stderr[-3000:]
-    log = out.stdout
+    log = out.stderr  # log lines go to stderr (stdout carries only data)
     for stage in ("broker up at", "posts produced to", "batch 0:", "rows in DuckDB",
                   "forecast done", "pipeline done", "broker stopped"):
         assert stage in log, f"missing stage {stage!r} in:\n{log}"
@@ -61,14 +61,14 @@ def test_broker_start_status_stop(tmp_path: Path) -> None:
     try:
         start = _cli(["broker", "start"], env, timeout=60)
         assert start.returncode == 0, start.stderr
-        assert "topics created: polarwatch.posts, polarwatch.dead_letter" in start.stdout
+        assert "topics created: polarwatch.posts, polarwatch.dead_letter" in start.stderr
         status = _cli(["broker", "status"], env, timeout=60)
-        assert status.returncode == 0 and "broker running" in status.stdout
+        assert status.returncode == 0 and "broker running" in status.stderr
     finally:
         stop = _cli(["broker", "stop"], env, timeout=60)
-    assert "broker stopped" in stop.stdout
+    assert "broker stopped" in stop.stderr
     status = _cli(["broker", "status"], env, timeout=60)
-    assert status.returncode == 3 and "not running" in status.stdout
+    assert status.returncode == 3 and "not running" in status.stderr
 
 
 def test_missing_java_is_named(tmp_path: Path) -> None:

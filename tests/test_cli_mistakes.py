@@ -34,8 +34,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    (["detect", "series.csv", "--threshold", "1.5"], "--threshold: 1.5 is outside (0, 1]"),
-    (["detect", "series.csv", "--threshold", "0"], "--threshold: 0 is outside (0, 1]"),
+    (["detect", "series.csv", "--threshold", "1.5"], "--threshold: 1.5 is outside (0, 1), both ends excluded"),
+    (["detect", "series.csv", "--threshold", "0"], "--threshold: 0 is outside (0, 1), both ends excluded"),
     (["detect", "series.csv", "--threshold", "nan"], "is not a finite number"),
     (["detect", "series.csv", "--refractory", "-3"], "--refractory: expected a positive duration"),
     (["detect", "series.csv", "--refractory", "24"], "--refractory: expected a positive duration"),
@@ -75,7 +75,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (["label", "x.csv", "--backend", "nosuch"], "--backend: invalid choice: 'nosuch'"),
     (["report"], "does not exist yet: start the stream"),
     (["detect", "series.csv", "-o", "/proc/nope/out.csv"],  # an OSError traceback before
-     "No such file or directory: '/proc/nope/out.csv'; check the path and its permissions"),
+     "-o /proc/nope/out.csv: directory /proc/nope does not exist; create it first"),
     (["detect", "."], "Is a directory: '.'"),
     (["label", ".", "--backend", "lexicon"], "input file . is a directory, not a file"),
     (["relabel", "--since", "2026-03-02", "--until", "2026-03-01"],  # relabelled nothing, rc 0

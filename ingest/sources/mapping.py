@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from ingest.sources.base import SourceError, ThreadIndex
+from polarwatch.records import parent_or_root
 
 FIELDS = ("id", "text", "created_at", "author_id", "conversation_id", "parent_id", "lang",
           "topic", "platform")
@@ -187,8 +188,7 @@ class RowMapper:
             if text in _REDDIT_GONE:
                 return None
             post_id, conv = _reddit_names(row, post_id, conv, submission)
-        if parent is not None and parent == post_id:
-            parent = None
+        parent = parent_or_root(post_id, parent)
         if conv is None and post_id is not None:
             conv = self.threads.conversation(post_id, parent)
         post: dict[str, Any] = {

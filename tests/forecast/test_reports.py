@@ -64,7 +64,7 @@ def test_cli_topic_since_and_every(cfg: Config, tmp_path: Path,
                                    caplog: pytest.LogCaptureFixture) -> None:
     out = tmp_path / "gun.html"
     assert main(["report", "--topic", "gun_control", "--since", "1d", "-o", str(out)]) == 0
-    assert capsys.readouterr().out.strip().endswith(f"report written: {out}")
+    assert capsys.readouterr().err.strip().endswith(f"report written: {out}")
     text = out.read_text()
     assert "Gun control" in text and "Climate change" not in text
     assert "newest window 2026-03-02 23:00" in text and "since 2026-03-01 23:00" in text

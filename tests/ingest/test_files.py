@@ -362,7 +362,7 @@ def test_kill_9_mid_ingest_then_resume_loses_nothing(
     done = subprocess.run(_ingest_cmd(path, state), env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert f"resuming after row {confirmed:,}" in done.stdout
+    assert f"resuming after row {confirmed:,}" in done.stderr
     saved = ckpt.load()
     assert saved is not None and saved["position"] == 3000
 

@@ -66,7 +66,7 @@ def test_label_jsonl_skips_bad_rows_by_line_and_scores_parents_in_the_file(
     assert f"{src}:3: skipped: malformed JSON" in err
     assert f"{src}:5: skipped: missing text" in err
     assert f"{src}:7: skipped: topic 'weather' is not configured" in err
-    assert "labeled 4 rows" in err and "3 rows skipped" in err
+    assert "labeled 4 of 4 rows" in err and "3 rows skipped" in err
     labels = read_jsonl(out)
     by_id = {r["id"]: r for r in labels}
     assert [r["id"] for r in labels] == ["p1", "c1", "c2", "7"]

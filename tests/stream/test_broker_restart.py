@@ -151,7 +151,7 @@ def test_cli_broker_start_status_stop_with_s3_storage(tmp_path: Path) -> None:
         assert b.running() and b.s3_endpoint() is not None
         assert cli("status").returncode == 0
         out = cli("stop")
-        assert out.returncode == 0 and "broker stopped" in out.stdout
+        assert out.returncode == 0 and "broker stopped" in out.stderr
         assert b.s3_pid() is None and not port_open("127.0.0.1", port)
         assert cli("status").returncode == 3
     finally:

@@ -161,7 +161,7 @@ def test_job_runs_on_a_standalone_cluster(stream_config: Config, tmp_path: Path)
                         SPARK_LOCAL_IP="127.0.0.1"),
             capture_output=True, text=True)
         assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
-        assert f"starting Spark (spark://127.0.0.1:{port})" in out.stdout
+        assert f"starting Spark (spark://127.0.0.1:{port})" in out.stderr
         _assert_exactly_once(cfg, produced)
     finally:
         for proc in (worker, master):
