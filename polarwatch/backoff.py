@@ -1,11 +1,19 @@
-"""Delays from a tenacity wait strategy for loops that tenacity's ``Retrying`` cannot wrap: a
-live source's reconnect loop is a generator, the stream supervisor restarts a Spark query.
+"""Delays between attempts.
 
-Both ask :func:`wait_seconds` for the n-th delay, which hands the strategy a real
-``RetryCallState`` (not a stand-in cast to one), so any tenacity wait strategy works here.
+- :func:`wait_seconds`: the n-th delay of a tenacity wait strategy, for loops that tenacity's
+  ``Retrying`` cannot wrap (a live source's reconnect loop is a generator, the stream supervisor
+  restarts a Spark query). It hands the strategy a real ``RetryCallState`` (not a stand-in cast
+  to one), so any tenacity wait strategy works here.
+- :func:`retry_after_seconds`: an HTTP ``Retry-After`` header as seconds, in either form RFC 9110
+  section 10.2.3 allows (a number of seconds or an HTTP-date); the webhook sender and the `llm`
+  backend wait that long before their next attempt, each with its own cap.
 """
 
 from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 from tenacity import RetryCallState, Retrying
 from tenacity.wait import wait_base
@@ -18,3 +26,21 @@ def wait_seconds(wait: wait_base, attempt_number: int) -> float:
     state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
     state.attempt_number = attempt_number
     return float(wait(state))
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds: a number of seconds or an HTTP-date (a date in the past: 0).
+    None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT
+        when = when.replace(tzinfo=UTC)
+    now = time.time() if now is None else now
+    return max(0.0, (when - datetime.fromtimestamp(now, UTC)).total_seconds())

@@ -7,13 +7,17 @@ When every backend fails on a post it still gets a row — all "unclear", zero c
 log) — so the post is counted, never dropped.
 
 ``CascadeExtractor`` sends the posts its primary is unsure of (lowest of the stance, affect and
-agreement confidences below a threshold) to an expert backend, typically ``llm``, at most
-``max_calls_per_minute`` of them in any 60-second window; the rest keep the primary's labels.
+agreement confidences below a threshold; never a post with no text) to an expert backend,
+typically ``llm``, within ``max_calls_per_minute`` calls in any 60-second window; the rest keep
+the primary's labels. A backend that makes HTTP calls (``counts_calls``: ``llm``) is charged per
+call, each retry included, so a failing or rate-limiting server never gets more than the budget;
+any other expert is charged one call per post.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +26,7 @@ from typing import Any
 from polarwatch.config import ExtractorConfig, Topic
 from polarwatch.errors import BackendError
 from polarwatch.records import Labels
-from scoring.extractors.base import Extractor, PostPair
+from scoring.extractors.base import Extractor, OverBudget, PostPair, blank
 from scoring.extractors.registry import get_extractor
 
 Outcome = Labels | Exception
@@ -104,8 +108,10 @@ class FallbackExtractor(Extractor):
                 if isinstance(res, Labels):
                     results[i] = res
                     self.stats[res.backend] += 1
-                else:
-                    msg = f"{extractor.name}: {res}"
+                else:  # one "llm: " prefix, whether or not the backend's message has it
+                    text = str(res)
+                    msg = (text if text.startswith(f"{extractor.name}:")
+                           else f"{extractor.name}: {text}")
                     errors.setdefault(i, []).append(failure_note(extractor.name, res))
                     still.append(i)
                     self.stats[f"{extractor.name} failed"] += 1
@@ -121,20 +127,33 @@ class FallbackExtractor(Extractor):
 
 
 class CallBudget:
-    """At most ``per_minute`` calls in any sliding 60-second window (non-blocking)."""
+    """At most ``per_minute`` calls in any sliding 60-second window (non-blocking; safe to
+    take from the llm backend's request threads)."""
 
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute, self.clock = int(per_minute), clock
         self._calls: deque[float] = deque()
+        self._lock = threading.Lock()
 
-    def take(self, n: int) -> int:
-        """Reserve up to ``n`` calls now; returns how many were granted."""
+    def _expire(self) -> float:
         now = self.clock()
         while self._calls and now - self._calls[0] >= 60.0:
             self._calls.popleft()
-        granted = max(0, min(n, self.per_minute - len(self._calls)))
-        self._calls.extend([now] * granted)
-        return granted
+        return now
+
+    def available(self) -> int:
+        """How many calls could be taken now."""
+        with self._lock:
+            self._expire()
+            return max(0, self.per_minute - len(self._calls))
+
+    def take(self, n: int) -> int:
+        """Reserve up to ``n`` calls now; returns how many were granted."""
+        with self._lock:
+            now = self._expire()
+            granted = max(0, min(n, self.per_minute - len(self._calls)))
+            self._calls.extend([now] * granted)
+            return granted
 
 
 def min_confidence(labels: Labels) -> float:
@@ -163,21 +182,29 @@ class CascadeExtractor(Extractor):
     def extract(self, batch: Sequence[PostPair]) -> list[Labels]:
         labels = self.primary.extract(batch)
         unsure = sorted((i for i, lab in enumerate(labels)
-                         if lab.backend != self.expert.name
+                         if lab.backend != self.expert.name and not blank(batch[i])
                          and min_confidence(lab) < self.threshold),
                         key=lambda i: min_confidence(labels[i]))  # least sure first
-        granted = self.budget.take(len(unsure))
+        per_call = self.expert.counts_calls  # charged per HTTP attempt by the expert itself
+        granted = (min(len(unsure), self.budget.available()) if per_call
+                   else self.budget.take(len(unsure)))
         self.stats["unsure"] += len(unsure)
         self.stats["over budget"] += len(unsure) - granted
         chosen = sorted(unsure[:granted])
         if chosen:
-            outcomes = extract_each(self.expert, [batch[i] for i in chosen])
+            if per_call:
+                self.expert.call_gate = lambda: self.budget.take(1) == 1
+            try:
+                outcomes = extract_each(self.expert, [batch[i] for i in chosen])
+            finally:  # the same backend may serve the fallback chain, unbudgeted
+                self.expert.call_gate = None
             for i, res in zip(chosen, outcomes, strict=True):
                 if isinstance(res, Labels):
                     labels[i] = res
                     self.stats["escalated"] += 1
                 else:
-                    self.stats["expert failed"] += 1
+                    self.stats["over budget" if isinstance(res, OverBudget)
+                               else "expert failed"] += 1
         return labels
 
 

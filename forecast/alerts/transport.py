@@ -17,14 +17,12 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
+from polarwatch.backoff import retry_after_seconds
 from polarwatch.redact import url_for_log
 
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -91,24 +89,6 @@ class Deadline:
 def _shutdown(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):  # already closed
         sock.shutdown(socket.SHUT_RDWR)
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds: a number of seconds or an HTTP-date (a date in the past: 0).
-    None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT
-        when = when.replace(tzinfo=UTC)
-    now = time.time() if now is None else now
-    return max(0.0, (when - datetime.fromtimestamp(now, UTC)).total_seconds())
 
 
 def redirect_text(url: str, status: int, location: str | None) -> str:

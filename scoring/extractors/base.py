@@ -1,13 +1,17 @@
-"""The tiny backend interface every extractor implements."""
+"""The tiny backend interface every extractor implements, and what every backend says of a post
+with no text."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from polarwatch.config import Topic
+from polarwatch.errors import BackendError
 from polarwatch.records import Labels
+
+NO_TEXT = "no text: nothing to label"  # the explanation of a blank post's labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +24,11 @@ class PostPair:
     parent_text: str | None = None  # None for a root, or when the parent is not known yet
 
 
+class OverBudget(BackendError):
+    """A call the caller's budget (the cascade's ``llm_calls_per_minute``) did not allow: the
+    post was not sent."""
+
+
 class Extractor(ABC):
     """Labels a batch of posts. Implementations load their model once, in ``__init__``.
 
@@ -28,6 +37,11 @@ class Extractor(ABC):
     """
 
     name: str = "base"
+    # True for a backend that asks ``call_gate`` before each call it makes (each HTTP attempt,
+    # retries included) and raises OverBudget when refused; the cascade then charges its
+    # budget per call instead of per post.
+    counts_calls: bool = False
+    call_gate: Callable[[], bool] | None = None
 
     def __init__(self, topics: Sequence[Topic]) -> None:
         self.topics = {t.id: t for t in topics}
@@ -35,3 +49,26 @@ class Extractor(ABC):
     @abstractmethod
     def extract(self, batch: Sequence[PostPair]) -> list[Labels]:
         """Return one Labels per input, in order. Roots get ``agreement=None``."""
+
+
+def blank(pair: PostPair) -> bool:
+    """A post with no text (empty or whitespace only): there is nothing to label."""
+    return not pair.text.strip()
+
+
+def no_text_labels(pair: PostPair, backend: str) -> Labels:
+    """What every backend says of a blank post: no stance, no hostility, no emotion, and no
+    confidence claimed (0.0), so nothing is read into an empty string."""
+    reply = pair.parent_text is not None
+    return Labels(post_id=pair.post_id, stance="unclear", affect="no",
+                  agreement="unclear" if reply else None, emotion="neutral", intensity=0.0,
+                  stance_conf=0.0, affect_conf=0.0, agreement_conf=0.0 if reply else None,
+                  emotion_conf=0.0, backend=backend, explanation=NO_TEXT)
+
+
+def with_blank_posts(backend: str, batch: Sequence[PostPair],
+                     label: Callable[[Sequence[PostPair]], list[Labels]]) -> list[Labels]:
+    """`label` on the posts that have text; blank posts get :func:`no_text_labels`, in order."""
+    texts = [p for p in batch if not blank(p)]
+    done = iter(label(texts) if texts else [])
+    return [no_text_labels(p, backend) if blank(p) else next(done) for p in batch]

@@ -46,7 +46,7 @@ from polarwatch.config import Topic
 from polarwatch.errors import BackendError
 from polarwatch.records import Labels
 from scoring.extractors.adapter import ADAPTER_FILE, adapter_digest
-from scoring.extractors.base import Extractor, PostPair
+from scoring.extractors.base import Extractor, PostPair, with_blank_posts
 from scoring.extractors.decisions import (
     AFFECT_YES_AT,
     STANCE_UNCLEAR_ABOVE,
@@ -348,8 +348,9 @@ class LearnedExtractor(Extractor):
                      for (pro, anti), h in topic_heads.items()]
 
     def extract(self, batch: Sequence[PostPair]) -> list[Labels]:
-        if not batch:
-            return []
+        return with_blank_posts(self.name, batch, self._label)
+
+    def _label(self, batch: Sequence[PostPair]) -> list[Labels]:
         n = len(batch)
         replies = [i for i, p in enumerate(batch) if p.parent_text is not None]
         # Posts and parents in one call: each distinct text is encoded once, in shared batches.
@@ -397,12 +398,8 @@ class LearnedExtractor(Extractor):
                 affect=affect_classes[a_k],  # type: ignore[arg-type]
                 agreement=agr[0] if agr else None,  # type: ignore[arg-type]
                 emotion=emotion,  # type: ignore[arg-type]
-                intensity=round(abs(compound), 4),
-                stance_conf=round(s_conf, 4),
+                intensity=round(abs(compound), 4), stance_conf=round(s_conf, 4),
                 affect_conf=round(float(a_row[a_k]), 4),
                 agreement_conf=round(agr[1], 4) if agr else None,
-                emotion_conf=round(e_conf, 4),
-                backend=self.name,
-                explanation=s_why,
-            ))
+                emotion_conf=round(e_conf, 4), backend=self.name, explanation=s_why))
         return out

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from polarwatch.config import Topic
 from polarwatch.records import Labels
-from scoring.extractors.base import Extractor, PostPair
+from scoring.extractors.base import Extractor, PostPair, with_blank_posts
 
 # Hostility toward people (the paper's "affect"): insults and out-group slurs, not mere negativity.
 HOSTILE_TERMS = (
@@ -76,6 +76,9 @@ class LexiconExtractor(Extractor):
         return ("pro" if pro > anti else "anti"), round(min(conf, 0.95), 3)
 
     def extract(self, batch: Sequence[PostPair]) -> list[Labels]:
+        return with_blank_posts(self.name, batch, self._label)
+
+    def _label(self, batch: Sequence[PostPair]) -> list[Labels]:
         out = []
         for pair in batch:
             text = pair.text

@@ -18,9 +18,16 @@ Options (keyword arguments of :func:`scoring.extractors.get_extractor`; ``[extra
 ``response_format`` ("json_object_schema" = llama.cpp style, "json_schema" = OpenAI/vLLM style,
 "none"), ``cache_size``, ``explanation_chars`` (schema maxLength of each explanation; it bounds
 the tokens generated, hence the latency), ``batch_timeout`` (seconds per ``extract`` call: after
-it, no new request starts and the remaining posts fail to the fallback), ``max_response_bytes``.
-A refused connection, or a post that timed out on every attempt, trips a breaker: for
-BREAKER_SECONDS every post fails at once instead of waiting on a dead or hung server.
+it, no new request starts and the remaining posts fail to the fallback), ``max_response_bytes``,
+``max_retry_after`` (the longest ``Retry-After`` waited for; a server asking for longer is not
+asked again). A refused connection, or a post that timed out on every attempt, trips a breaker:
+for BREAKER_SECONDS every post fails at once instead of waiting on a dead or hung server.
+
+Every message built from a server's answer (an error body, a redirect target, a non-JSON or
+unusable answer) is cut, reduced to text when it is an HTML page, and has the API key and any
+Bearer token redacted (some gateways echo the Authorization header). Each HTTP attempt, retries
+included, asks ``call_gate`` first when one is set (the cascade's budget counts calls, not posts).
+A post with no text gets the shared "no text" labels without a request.
 """
 
 from __future__ import annotations
@@ -43,16 +50,20 @@ from tenacity import (
     wait_exponential,
 )
 
+from polarwatch.backoff import retry_after_seconds
 from polarwatch.config import Topic
 from polarwatch.errors import BackendError
 from polarwatch.records import Labels
-from scoring.extractors.base import Extractor, PostPair
+from scoring.extractors.base import Extractor, OverBudget, PostPair, blank, no_text_labels
 from scoring.extractors.llm_prompt import (
     INTENSITIES,
     MAX_EXPLANATION_CHARS,
+    answer_labels,
     answer_schema,
     build_messages,
     parse_answer,
+    quote_body,
+    redact,
     reply_content,
 )
 
@@ -61,25 +72,27 @@ __all__ = ["INTENSITIES", "LLMExtractor", "answer_schema", "build_messages", "pa
 
 PROMPT_VERSION = "pw-llm-3"  # bump whenever the prompt or schema changes (it keys the cache)
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
-# The server gives no calibrated probability; these nominal confidences only separate a definite
-# label from "unclear" (so a cascade never escalates *from* the LLM). Not a measured accuracy.
-NOMINAL_CONF = 0.9
-UNCLEAR_CONF = 0.5
 BREAKER_SECONDS = 10.0  # after a refused connection or a timeout, fail fast for this long
 # A chat completion of max_tokens=400 is 2-5 KB of JSON; 1 MB leaves room for any sane server
 # and bounds what a broken or hostile one can make a worker hold.
 MAX_RESPONSE_BYTES = 1_000_000
-ERROR_DETAIL_BYTES = 200  # of an error answer's body, quoted in the error
+ERROR_DETAIL_BYTES = 4_096  # of an error answer's body, read to quote its start in the error
 NOT_RETRIED = (400, 401, 403, 404, 422)  # our request is wrong: asking again cannot help
+# The longest Retry-After (HTTP 429/503) waited for before the next attempt: a minute keeps a
+# batch (batch_timeout 600 s) moving; a server asking for longer is not asked again.
+MAX_RETRY_AFTER = 60.0
+DROPPED = "the connection was dropped"  # a failed attempt's `hung`, beside a timeout's
 
 
 class _Failed(Exception):
-    """One failed attempt. `retry`: another attempt may help; `hung`: a timeout or a dropped
-    connection (after the last attempt it trips the breaker)."""
+    """One failed attempt. `retry`: another attempt may help; `hung`: what went wrong when it
+    was a timeout or a dropped connection (after the last attempt it trips the breaker);
+    `retry_after`: the seconds the server asked to wait (Retry-After)."""
 
-    def __init__(self, message: str, retry: bool = True, hung: bool = False) -> None:
+    def __init__(self, message: str, retry: bool = True, hung: str = "",
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.retry, self.hung = retry, hung
+        self.retry, self.hung, self.retry_after = retry, hung, retry_after
 
 
 def _refused(exc: BaseException) -> BaseException | None:
@@ -94,6 +107,7 @@ def _refused(exc: BaseException) -> BaseException | None:
 
 class LLMExtractor(Extractor):
     name = "llm"
+    counts_calls = True  # each HTTP attempt asks call_gate (the cascade's budget) first
 
     def __init__(self, topics: Sequence[Topic], base_url: str | None = None,
                  model: str | None = None, api_key: str | None = None, timeout: float = 60.0,
@@ -102,7 +116,8 @@ class LLMExtractor(Extractor):
                  response_format: str = "json_object_schema", cache_size: int = 100_000,
                  explanation_chars: int = MAX_EXPLANATION_CHARS,
                  batch_timeout: float = 600.0,
-                 max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
+                 max_response_bytes: int = MAX_RESPONSE_BYTES,
+                 max_retry_after: float = MAX_RETRY_AFTER) -> None:
         super().__init__(topics)
         url = base_url or DEFAULT_BASE_URL
         url = url.rstrip("/")
@@ -118,6 +133,7 @@ class LLMExtractor(Extractor):
         self.explanation_chars = int(explanation_chars)
         self.batch_timeout = float(batch_timeout)  # no new request starts after this many s
         self.max_response_bytes = int(max_response_bytes)
+        self.max_retry_after = float(max_retry_after)
         self._cache: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=max(0, int(cache_size)))
         self._lock = threading.Lock()
         self._http: httpx.Client | None = None
@@ -148,23 +164,47 @@ class LLMExtractor(Extractor):
         headers = {"Accept-Encoding": "identity"}  # the byte cap counts what the server sent
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
+        gate = self.call_gate
+        if gate is not None and not gate():
+            raise OverBudget("the cascade's budget of LLM calls for this minute is spent "
+                             "(llm_calls_per_minute, label --llm-budget)")
         with self._lock:
             self.stats["requests"] += 1
         give_up = time.monotonic() + self.timeout  # the whole answer, not each read
         with self._client().stream("POST", url, json=payload, headers=headers) as resp:
+            ctype = resp.headers.get("content-type", "")
             if resp.is_redirect:
                 raise _Failed(f"HTTP {resp.status_code} from {url} redirects to "
-                              f"{resp.headers.get('location')!r}, which is not followed (it "
-                              f"would re-send the post and the API key); set base_url or "
-                              f"POLARWATCH_EXTRACTOR_LLM_BASE_URL to the final address",
-                              retry=False)
+                              f"{self._redact(repr(resp.headers.get('location')))}, which is not "
+                              f"followed (it would re-send the post and the API key); set "
+                              f"base_url or POLARWATCH_EXTRACTOR_LLM_BASE_URL to the final "
+                              f"address", retry=False)
             if resp.status_code >= 400:
-                detail = self._read(resp, url, give_up, ERROR_DETAIL_BYTES)
-                raise _Failed(f"HTTP {resp.status_code} from {url}: "
-                              f"{detail.decode('utf-8', 'replace')}",
-                              retry=resp.status_code not in NOT_RETRIED)
+                raise self._http_error(resp, url, self._read(resp, url, give_up,
+                                                             ERROR_DETAIL_BYTES), ctype)
             body = self._read(resp, url, give_up)
-        return json.loads(body) if body else None
+        if not body:
+            return None
+        try:
+            return json.loads(body)
+        except ValueError:  # not JSON: a login page, a proxy's notice (asking again is futile)
+            raise _Failed(f"the server at {url} answered {ctype.split(';')[0] or 'no Content-Type'}"
+                          f", not JSON: {self._redact(quote_body(body, ctype))}",
+                          retry=False) from None
+
+    def _http_error(self, resp: httpx.Response, url: str, detail: bytes, ctype: str) -> _Failed:
+        """An HTTP error status as a failed attempt; Retry-After honoured up to its cap."""
+        status, wait = resp.status_code, retry_after_seconds(resp.headers.get("retry-after"))
+        quoted = f": {self._redact(quote_body(detail, ctype))}" if detail.strip() else ""
+        retry = status not in NOT_RETRIED
+        if retry and wait is not None and wait > self.max_retry_after:
+            return _Failed(f"HTTP {status} from {url} asks to retry after {wait:g} s, longer "
+                           f"than llm max_retry_after ({self.max_retry_after:g} s), so it is "
+                           f"not asked again{quoted}", retry=False)
+        return _Failed(f"HTTP {status} from {url}{quoted}", retry=retry, retry_after=wait)
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self._api_key)
 
     def _read(self, resp: httpx.Response, url: str, give_up: float,
               cut: int | None = None) -> bytes:
@@ -172,19 +212,31 @@ class LLMExtractor(Extractor):
         `cut` bytes (for an error message)."""
         chunks: list[bytes] = []
         size = 0
-        for chunk in resp.iter_bytes():
-            size += len(chunk)
-            chunks.append(chunk)
-            if cut is not None and size >= cut:
+        try:
+            for chunk in resp.iter_bytes():
+                size += len(chunk)
+                chunks.append(chunk)
+                if cut is not None and size >= cut:
+                    return b"".join(chunks)[:cut]
+                if size > self.max_response_bytes:
+                    raise _Failed(f"the answer from {url} is over {self.max_response_bytes:,} "
+                                  f"bytes (llm max_response_bytes); a chat completion of "
+                                  f"max_tokens={self.max_tokens} is a few KB: check the server",
+                                  retry=False)
+                if time.monotonic() > give_up:
+                    raise _Failed(f"no answer from {self.base_url} within {self.timeout:g} s "
+                                  f"({size:,} bytes received, still sending)", hung=self._late)
+        except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
+            if cut is not None:  # an error body: its start is enough to quote
                 return b"".join(chunks)[:cut]
-            if size > self.max_response_bytes:
-                raise _Failed(f"the answer from {url} is over {self.max_response_bytes:,} bytes "
-                              f"(llm max_response_bytes); a chat completion of max_tokens="
-                              f"{self.max_tokens} is a few KB: check the server", retry=False)
-            if time.monotonic() > give_up:
-                raise _Failed(f"no answer from {self.base_url} within {self.timeout:g} s "
-                              f"({size:,} bytes received, still sending)", hung=True)
+            raise _Failed(f"{url} dropped the connection after {size:,} bytes of its answer "
+                          f"(HTTP {resp.status_code}, {type(exc).__name__})",
+                          hung=DROPPED) from exc
         return b"".join(chunks)
+
+    @property
+    def _late(self) -> str:
+        return f"no answer within {self.timeout:g} s"
 
     def _unreachable(self, reason: str) -> BackendError:
         return BackendError(f"llm: the server at {self.base_url} is unreachable ({reason}); "
@@ -197,7 +249,7 @@ class LLMExtractor(Extractor):
             return parse_answer(reply_content(self._post("/chat/completions", payload)), reply)
         except httpx.TimeoutException as exc:
             raise _Failed(f"no answer from {self.base_url} within {self.timeout:g} s ({exc!r})",
-                          hung=True) from exc
+                          hung=self._late) from exc
         except httpx.ConnectError as exc:
             refused = _refused(exc)
             if refused is None:
@@ -206,14 +258,24 @@ class LLMExtractor(Extractor):
             self._down_reason = f"connection refused: {refused}"
             raise self._unreachable(self._down_reason) from exc
         except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
-            raise _Failed(f"no answer from {self.base_url} within {self.timeout:g} s "
-                          f"(connection dropped: {exc!r})", hung=True) from exc
+            raise _Failed(f"the server at {self.base_url} dropped the connection before its "
+                          f"answer ({type(exc).__name__}: {exc})", hung=DROPPED) from exc
         except httpx.TransportError as exc:
             raise _Failed(f"cannot reach {self.base_url}: {exc!r}") from exc
         except (KeyError, IndexError, TypeError, ValueError, AttributeError,
                 RecursionError) as exc:
-            # greedy decoding (temperature 0): asking again gets the same answer
-            raise _Failed(f"unusable answer: {exc}", retry=self.temperature != 0) from exc
+            # greedy decoding (temperature 0): asking again gets the same answer. The message
+            # quotes the answer: redacted, and not chained (the cause holds it unredacted).
+            raise _Failed(f"unusable answer: {self._redact(str(exc))}",
+                          retry=self.temperature != 0) from None
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Exponential backoff (backoff, 2×backoff, 4×backoff…), or the server's Retry-After
+        when longer (already capped by max_retry_after)."""
+        delay = float(wait_exponential(multiplier=self.backoff)(state))
+        exc = state.outcome.exception() if state.outcome is not None else None
+        asked = exc.retry_after if isinstance(exc, _Failed) else None
+        return delay if asked is None else max(delay, asked)
 
     def _count_retry(self, _state: RetryCallState) -> None:
         with self._lock:
@@ -235,20 +297,25 @@ class LLMExtractor(Extractor):
                 "name": "annotate", "schema": schema}}
         retrying = Retrying(
             stop=stop_after_attempt(self.retries + 1),
-            wait=wait_exponential(multiplier=self.backoff),  # backoff, 2×backoff, 4×backoff…
+            wait=self._wait,
             retry=retry_if_exception(lambda e: isinstance(e, _Failed) and e.retry),
             before_sleep=self._count_retry, reraise=True, sleep=time.sleep)
         try:
             return retrying(self._attempt, payload, reply)
+        except OverBudget as exc:
+            done = retrying.statistics.get("attempt_number", 1) - 1
+            raise OverBudget(f"llm: post {pair.post_id!r} not sent"
+                             + (f" again after {done} failed attempt(s)" if done else "")
+                             + f": {exc}") from None
         except _Failed as exc:
             attempts = retrying.statistics.get("attempt_number", 1)
             if exc.hung and attempts == self.retries + 1:  # a hung server: fail the next fast
                 self._down_until = time.monotonic() + BREAKER_SECONDS
-                self._down_reason = f"no answer within {self.timeout:g} s, {attempts} times"
+                self._down_reason = f"{exc.hung}, {attempts} times"
             with self._lock:
                 self.stats["failures"] += 1
             raise BackendError(f"llm: post {pair.post_id!r} failed after {attempts} "
-                               f"attempt(s): {exc}") from exc
+                               f"attempt(s): {self._redact(str(exc))}") from exc
 
     # -- caching ---------------------------------------------------------------------------
 
@@ -288,6 +355,9 @@ class LLMExtractor(Extractor):
 
     def extract_each(self, batch: Sequence[PostPair]) -> list[Labels | BackendError]:
         """Label every post; a post that fails yields its BackendError instead of Labels."""
+        if any(blank(p) for p in batch):  # nothing to ask about: the shared "no text" labels
+            texts = iter(self.extract_each([p for p in batch if not blank(p)]))
+            return [no_text_labels(p, self.name) if blank(p) else next(texts) for p in batch]
         keys = [self.cache_key(p) for p in batch]
         first: dict[str, int] = {}
         for i, key in enumerate(keys):  # duplicates inside the batch: one request
@@ -318,7 +388,7 @@ class LLMExtractor(Extractor):
         out: list[Labels | BackendError] = []
         for pair, key in zip(batch, keys, strict=True):
             res = results[key]
-            out.append(res if isinstance(res, BackendError) else self._labels(pair, res))
+            out.append(res if isinstance(res, BackendError) else answer_labels(pair, res, self.name))
         return out
 
     def extract(self, batch: Sequence[PostPair]) -> list[Labels]:
@@ -328,20 +398,3 @@ class LLMExtractor(Extractor):
                 raise res
             out.append(res)
         return out
-
-    def _labels(self, pair: PostPair, a: dict[str, Any]) -> Labels:
-        def conf(label: str) -> float:
-            return UNCLEAR_CONF if label == "unclear" else NOMINAL_CONF
-
-        reply = pair.parent_text is not None
-        expl = "; ".join(f"{d}: {a[f'{d}_explanation']}"
-                         for d in ("stance", "affect", "agreement")
-                         if a.get(f"{d}_explanation"))
-        return Labels(
-            post_id=pair.post_id, stance=a["stance"], affect=a["affect"],
-            agreement=a["agreement"] if reply else None, emotion=a["emotion"],
-            intensity=a["intensity"], stance_conf=conf(a["stance"]),
-            affect_conf=conf(a["affect"]),
-            agreement_conf=conf(a["agreement"]) if reply else None,
-            emotion_conf=UNCLEAR_CONF if a["emotion"] == "neutral" else NOMINAL_CONF,
-            backend=self.name, explanation=expl or None)

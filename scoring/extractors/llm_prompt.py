@@ -6,15 +6,27 @@ Pure functions: no HTTP (that is :mod:`scoring.extractors.llm_http`)."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from polarwatch.config import Topic
-from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES
+from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES, Labels
+from scoring.extractors.base import PostPair
 
 INTENSITIES = {"none": 0.0, "low": 0.33, "medium": 0.67, "high": 1.0}
 MAX_EXPLANATION_CHARS = 160
+# The server gives no calibrated probability; these nominal confidences only separate a definite
+# label from "unclear" (so a cascade never escalates *from* the LLM). Not a measured accuracy.
+NOMINAL_CONF = 0.9
+UNCLEAR_CONF = 0.5
+QUOTED_CHARS = 160  # of a server's error page or non-JSON answer, quoted in an error message
+REDACTED = "[redacted]"
+_BEARER = re.compile(r"\b(Bearer|Basic)\s+[^\s\"',;}\[\]]+", re.IGNORECASE)
+_SCRIPT = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
 
 SYSTEM_PROMPT = (
     "You annotate social-media posts for a study of political polarization. Read the post (and, "
@@ -115,7 +127,9 @@ def _json_object(raw: str) -> Any:
 
 
 def parse_answer(raw: str, reply: bool) -> dict[str, Any]:
-    """Parse and validate the model's JSON; raises ValueError naming what is wrong."""
+    """Parse and validate the model's JSON; raises ValueError naming what is wrong. Every field
+    of :func:`answer_schema` is required: a missing or unknown emotion or intensity is as wrong
+    as a missing stance."""
     obj = _json_object(raw)
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
@@ -130,9 +144,32 @@ def parse_answer(raw: str, reply: bool) -> dict[str, Any]:
         out[name] = label
         expl = value.get("explanation") if isinstance(value, dict) else None
         out[f"{name}_explanation"] = str(expl).strip() if expl else ""
-    out["emotion"] = obj.get("emotion") if obj.get("emotion") in EMOTIONS else "neutral"
-    out["intensity"] = INTENSITIES.get(str(obj.get("intensity")), 0.0)
+    # Required like the labels above: a missing or invented value is not the model's answer,
+    # so it is an unusable answer (the fallback labels the post), never a silent "neutral".
+    for name, allowed_values in (("emotion", EMOTIONS), ("intensity", tuple(INTENSITIES))):
+        value = obj.get(name)
+        if not isinstance(value, str) or value not in allowed_values:
+            raise ValueError(f"{name}: {value!r} is not one of {', '.join(allowed_values)}")
+    out["emotion"] = obj["emotion"]
+    out["intensity"] = INTENSITIES[obj["intensity"]]
     return out
+
+
+def answer_labels(pair: PostPair, a: dict[str, Any], backend: str) -> Labels:
+    """The Labels of a parsed answer (:func:`parse_answer`) to `pair`."""
+    def conf(label: str) -> float:
+        return UNCLEAR_CONF if label == "unclear" else NOMINAL_CONF
+
+    reply = pair.parent_text is not None
+    expl = "; ".join(f"{d}: {a[f'{d}_explanation']}" for d in ("stance", "affect", "agreement")
+                     if a.get(f"{d}_explanation"))
+    return Labels(
+        post_id=pair.post_id, stance=a["stance"], affect=a["affect"],
+        agreement=a["agreement"] if reply else None, emotion=a["emotion"],
+        intensity=a["intensity"], stance_conf=conf(a["stance"]), affect_conf=conf(a["affect"]),
+        agreement_conf=conf(a["agreement"]) if reply else None,
+        emotion_conf=UNCLEAR_CONF if a["emotion"] == "neutral" else NOMINAL_CONF,
+        backend=backend, explanation=expl or None)
 
 
 def reply_content(body: Any) -> str:
@@ -150,3 +187,21 @@ def reply_content(body: Any) -> str:
     if not isinstance(content, str):
         raise ValueError(f"choices[0].message.content is {type(content).__name__}, not text")
     return content
+
+
+def redact(text: str, secret: str | None) -> str:
+    """`text` without `secret` (the configured API key) and without any Bearer/Basic token:
+    what a server's answer may say once it is quoted in an error (some gateways echo the
+    Authorization header back)."""
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    return text.replace(secret, REDACTED) if secret and len(secret) >= 4 else text
+
+
+def quote_body(raw: bytes, content_type: str = "", limit: int = QUOTED_CHARS) -> str:
+    """A server's body as an error message quotes it: decoded, an HTML page reduced to its
+    text (tags, scripts and repeated blanks dropped), cut to `limit` characters, in quotes."""
+    text = raw.decode("utf-8", "replace")
+    if "html" in content_type.lower() or text.lstrip()[:1] == "<":
+        text = html.unescape(_TAG.sub(" ", _SCRIPT.sub(" ", text)))
+    text = " ".join(text.split())
+    return repr(text[:limit] + "…" if len(text) > limit else text)

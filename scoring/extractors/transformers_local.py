@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,16 +28,40 @@ from typing import Any
 from polarwatch.config import Topic
 from polarwatch.errors import BackendError
 from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES, Labels
-from scoring.extractors.base import Extractor, PostPair
+from scoring.extractors.base import Extractor, PostPair, with_blank_posts
 from scoring.extractors.llm_prompt import FENCE_NOTE, fence
 
 INSTALL_HINT = 'pip install "torch==2.13.0" transformers gguf accelerate'
 CACHE_SIZE = 10_000  # answers kept for repeated (topic, text, parent text)
 SYSTEM = "You are a careful annotator of social-media posts. Answer with one word."
+MODEL_KEYS = ("-O transformers.model_path=… or [extractor] transformers_model "
+              "($POLARWATCH_EXTRACTOR_TRANSFORMERS_MODEL)")
 
 
 def _cache_root() -> Path:
     return Path(os.environ.get("POLARWATCH_CACHE_DIR", Path.home() / ".cache" / "polarwatch"))
+
+
+def check_model_path(path: Path, gguf_file: str | None) -> None:
+    """BackendError, in one line, for a model path that cannot be a model: a missing GGUF file,
+    a plain file that is not a .gguf, a folder without config.json, or a path that does not
+    exist and cannot be a cached hub id (ids are ``name`` or ``owner/name``)."""
+    if gguf_file is None and path.suffix == ".gguf":
+        path, gguf_file = path.parent, path.name
+    if gguf_file is not None:
+        if not (path / gguf_file).is_file():
+            raise BackendError(f"transformers: GGUF file {path / gguf_file} does not exist; "
+                               f"check {MODEL_KEYS}")
+    elif path.is_file():
+        raise BackendError(f"transformers: {path} is a file, not a model folder (a GGUF "
+                           f"model's name ends in .gguf); check {MODEL_KEYS}")
+    elif path.is_dir() and not (path / "config.json").exists():
+        raise BackendError(f"transformers: {path} has no config.json, so it is not a model "
+                           f"folder (for a GGUF model pass gguf_file= or the .gguf file itself)")
+    elif not path.exists() and (path.is_absolute() or str(path).startswith(".")
+                                or len(path.parts) > 2):
+        raise BackendError(f"transformers: {path} does not exist (and is not a hub id, which "
+                           f"reads name or owner/name); check {MODEL_KEYS}")
 
 
 def load_causal_lm(model_path: str, gguf_file: str | None = None,
@@ -49,13 +74,9 @@ def load_causal_lm(model_path: str, gguf_file: str | None = None,
         raise BackendError(f"the transformers backend needs torch and transformers: "
                            f"{INSTALL_HINT}") from exc
     path = Path(model_path).expanduser()
+    check_model_path(path, gguf_file)
     if gguf_file is None and path.suffix == ".gguf":
         path, gguf_file = path.parent, path.name
-    if gguf_file is not None and not (path / gguf_file).is_file():
-        raise BackendError(f"transformers: GGUF file {path / gguf_file} does not exist")
-    if gguf_file is None and path.exists() and not (path / "config.json").exists():
-        raise BackendError(f"transformers: {path} has no config.json (pass gguf_file= for a "
-                           f"GGUF model)")
     cached: Path | None = None
     if gguf_file is not None and convert_cache:
         st = (path / gguf_file).stat()
@@ -74,6 +95,13 @@ def load_causal_lm(model_path: str, gguf_file: str | None = None,
                            f"for GGUF files: pip install gguf accelerate") from exc
     except OSError as exc:
         raise BackendError(f"transformers: cannot load a model from {path}: {exc}") from exc
+    except (struct.error, ValueError, KeyError, IndexError, TypeError, EOFError,
+            RuntimeError) as exc:  # what the GGUF reader and the loaders raise on a bad file
+        what = (f"GGUF file {path / gguf_file} is not a valid GGUF model" if gguf_file
+                else f"{path} does not hold a model transformers can load")
+        raise BackendError(f"transformers: {what} ({str(exc)[:160]}); "
+                           f"download it again or point {MODEL_KEYS} at another "
+                           f"model") from exc
     model.eval()
     if cached is not None:
         try:  # a dequantized copy reloads in ~0.3 s instead of ~14 s
@@ -203,6 +231,9 @@ class TransformersExtractor(Extractor):
         return answer
 
     def extract(self, batch: Sequence[PostPair]) -> list[Labels]:
+        return with_blank_posts(self.name, batch, self._label)
+
+    def _label(self, batch: Sequence[PostPair]) -> list[Labels]:
         answers = []
         for pair in batch:
             key = (pair.topic, pair.text, pair.parent_text)

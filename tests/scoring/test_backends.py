@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from ingest.broker import free_port
-from polarwatch.config import Topic, load_config, load_topics
+from polarwatch.config import Topic, load_config
 from polarwatch.errors import BackendError
 from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES, Labels
 from scoring.extractors import Extractor, PostPair, get_extractor
@@ -47,10 +47,6 @@ BATCH = [
     PostPair("r3", PARENT, "gun_control"),  # a duplicate text: the llm cache answers it
 ]
 
-
-@pytest.fixture(scope="session")
-def topics() -> list[Topic]:
-    return load_topics(REPO / "topics.toml")
 
 
 def _build(name: str, topics: list[Topic], request: pytest.FixtureRequest) -> Extractor:
@@ -391,3 +387,26 @@ def test_extractor_config_keys_set_the_cascade_and_llm_server(
     assert cascade.stats["over budget"] == 2
     # a command-line value wins over the config; "" switches the cascade off
     assert isinstance(build_from_config(ext, topics, cascade_to=""), FallbackExtractor)
+
+
+@pytest.mark.parametrize("what", ["corrupt gguf", "missing path", "plain file", "bare folder"])
+def test_transformers_model_path_mistakes_are_one_line_errors(tmp_path: Path, what: str
+                                                              ) -> None:
+    """A path that cannot be a model says so in one line, naming it and the key to fix."""
+    if any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "gguf")):
+        pytest.skip('needs the transformers extra: pip install -e ".[transformers]"')
+    from scoring.extractors.transformers_local import load_causal_lm
+
+    path, expect = {
+        "corrupt gguf": (tmp_path / "fake.gguf", "is not a valid GGUF model"),
+        "missing path": (tmp_path / "nonexist", "does not exist"),
+        "plain file": (tmp_path / "posts.jsonl", "is a file, not a model folder"),
+        "bare folder": (tmp_path, "has no config.json"),
+    }[what]
+    if what != "missing path" and path != tmp_path:
+        path.write_bytes(b"GGUFjunkjunk")
+    with pytest.raises(BackendError) as info:
+        load_causal_lm(str(path), convert_cache=False)
+    msg = str(info.value)
+    assert expect in msg and str(path) in msg and "\n" not in msg
+    assert "transformers_model" in msg or "gguf_file" in msg  # what to change

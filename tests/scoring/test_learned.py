@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
-from polarwatch.config import Topic, load_topics
+from polarwatch.config import Topic
 from polarwatch.errors import BackendError
 from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES, Labels
 from scoring.extractors.base import PostPair
@@ -41,10 +41,6 @@ BATCH = [
     PostPair("unknown", "A post on a topic that is not configured.", "no_such_topic"),
 ]
 
-
-@pytest.fixture(scope="module")
-def topics() -> list[Topic]:
-    return load_topics(REPO / "topics.toml")
 
 
 @pytest.fixture(scope="module")

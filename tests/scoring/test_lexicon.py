@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from polarwatch.config import Topic, load_topics
+from polarwatch.config import Topic
 from polarwatch.errors import BackendError
 from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES, Labels
 from scoring.extractors import Extractor, PostPair, available_backends, get_extractor
@@ -26,10 +26,6 @@ TEXTS = [
     "x" * 5000,
 ]
 
-
-@pytest.fixture(scope="module")
-def topics() -> list[Topic]:
-    return load_topics(REPO / "topics.toml")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from polarwatch.config import Topic, load_topics
+from polarwatch.config import Topic
 from polarwatch.errors import BackendError
 from scoring.extractors import PostPair
 from scoring.extractors.llm_http import MAX_RESPONSE_BYTES, LLMExtractor
@@ -86,10 +86,6 @@ class _Server:
         self.server.shutdown()
         self.server.server_close()
 
-
-@pytest.fixture
-def topics() -> list[Topic]:
-    return load_topics(REPO / "topics.toml")
 
 
 @pytest.fixture

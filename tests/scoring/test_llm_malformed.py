@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from polarwatch.config import Topic, load_topics
+from polarwatch.config import Topic
 from polarwatch.errors import BackendError
 from scoring.extractors import PostPair
 from scoring.extractors.llm_http import LLMExtractor
@@ -44,10 +44,6 @@ class _Malformed(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-
-@pytest.fixture
-def topics() -> list[Topic]:
-    return load_topics(REPO / "topics.toml")
 
 
 @pytest.fixture(params=sorted(MALFORMED))
