@@ -276,10 +276,14 @@ FRESH_SQL = """
 
 
 def _stored_agreement(con: Any) -> dict[PairKey, Labels]:
-    """The agreement the stream stored on the batch's replies (for pairs made meanwhile)."""
+    """The agreement stored on every reply the sink's pairing can pick for ``post_batch``: the
+    reply or its parent in the batch (pairs not labelled before the write, e.g. made meanwhile,
+    or a grandchild of a relabelled post whose reply in the batch had no interaction)."""
     rows = con.execute("SELECT r.id, r.text, r.topic, p.text, r.agreement, r.agreement_conf "
-                       "FROM posts r SEMI JOIN post_batch b USING (platform, id) JOIN posts p "
-                       "ON p.platform = r.platform AND p.id = r.parent_id").fetchall()
+                       "FROM posts r JOIN posts p ON p.platform = r.platform "
+                       "AND p.id = r.parent_id WHERE EXISTS (SELECT 1 FROM post_batch b WHERE "
+                       "b.platform = r.platform AND b.id = r.id) OR EXISTS (SELECT 1 FROM "
+                       "post_batch b WHERE b.platform = p.platform AND b.id = p.id)").fetchall()
     return {(pid, text, topic, parent): Labels(pid, "unclear", "unclear", agreement, "neutral",
                                                0.0, 0.0, 0.0, conf, 0.0, "stored")
             for pid, text, topic, parent, agreement, conf in rows}

@@ -47,7 +47,8 @@ class Attempt:
 
 class Deadline:
     """Shuts the request's socket down ``seconds`` after :meth:`start`, unless :meth:`stop`
-    came first. The socket is learnt from httpcore's ``trace`` extension when it connects."""
+    came first. The socket is learnt from httpcore's ``trace`` extension when it connects (and
+    again when TLS wraps it)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -59,7 +60,10 @@ class Deadline:
         self._timer.daemon = True
 
     def trace(self, event: str, info: dict[str, Any]) -> None:
-        if event.endswith("connect_tcp.complete") and info.get("return_value") is not None:
+        # the TCP socket, and for https the TLS socket that took its descriptor over (wrapping
+        # detaches the first: shutting it down would do nothing)
+        if (event.endswith(("connect_tcp.complete", "start_tls.complete"))
+                and info.get("return_value") is not None):
             sock = info["return_value"].get_extra_info("socket")
             if isinstance(sock, socket.socket):
                 with self._lock:

@@ -9,18 +9,23 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from forecast.alerts.transport import post
 from forecast.alerts.webhooks import Endpoint, RetryPolicy, WebhookSender
 from polarwatch.warehouse import connect
 from tests.forecast.test_webhooks import SECRET, Scripted, _reply, alert, log_rows
@@ -33,12 +38,14 @@ class RawServer:
     """A TCP server on 127.0.0.1 that reads one HTTP request per connection and then lets
     ``answer(conn, stop)`` write whatever bytes it likes; ``stop`` is set on close."""
 
-    def __init__(self, answer: Callable[[socket.socket, threading.Event], None]) -> None:
-        self.answer = answer
+    def __init__(self, answer: Callable[[socket.socket, threading.Event], None],
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.answer, self.tls = answer, tls
         self.connections = 0
         self.stop = threading.Event()
         self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.sock.getsockname()[1]}/hook"
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -51,6 +58,11 @@ class RawServer:
             threading.Thread(target=self._one, args=(conn,), daemon=True).start()
 
     def _one(self, conn: socket.socket) -> None:
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except OSError:
+                return
         with conn:
             data = b""
             while b"\r\n\r\n" not in data:
@@ -111,6 +123,51 @@ def test_trickled_headers_are_cut_at_the_deadline(tmp_path: Path) -> None:
         with connect(db, read_only=True) as con:
             errors = [e for (e,) in con.execute("SELECT error FROM alert_deliveries").fetchall()]
         assert all(e.startswith("no answer within the 1 s deadline") for e in errors), errors
+    finally:
+        srv.close()
+
+
+def tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a fresh self-signed certificate for 127.0.0.1, and a client
+    context that trusts it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_pem, key_pem = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_pem, key_pem)
+    return server, ssl.create_default_context(cafile=str(cert_pem))
+
+
+def test_the_deadline_holds_for_https_too(tmp_path: Path) -> None:
+    """TLS takes the TCP socket's descriptor over: the deadline must shut the TLS socket down
+    (shutting the detached TCP one did nothing, and the trickle held the sender for 8 s)."""
+    server_tls, client_tls = tls_contexts(tmp_path)
+    srv = RawServer(trickle(b"HTTP/1.1 200 OK\r\nx-pad: ", b"a" * 1000), tls=server_tls)
+    try:
+        with httpx.Client(verify=client_tls, timeout=1.0) as client:
+            started = time.monotonic()
+            attempt = post(client, srv.url, b"{}", {"content-type": "application/json"}, 1.0)
+            took = time.monotonic() - started
+        assert attempt.status is None and attempt.error is not None
+        assert attempt.error.startswith("no answer within the 1 s deadline"), attempt.error
+        assert took < 3.0, f"a 1 s deadline over https took {took:.1f} s"
     finally:
         srv.close()
 

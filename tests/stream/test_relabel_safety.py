@@ -132,3 +132,23 @@ def test_an_interrupted_relabel_says_nothing_was_written(
     err = capsys.readouterr().err
     assert "relabel interrupted while labelling (outside any write): nothing was written" in err
     assert stored(db, "gun_control") == before
+
+
+def test_a_grandchild_reply_without_an_interaction_keeps_its_stored_agreement(
+        tmp_path: Path) -> None:
+    """Relabelling a root re-pairs its reply B, and the sink's pairing also picks B's own reply
+    C when C has no interaction (an unclear stance): C's agreement was not labelled before the
+    write, so the stored one is used (this raised KeyError)."""
+    cfg = load_config(setup(tmp_path, GUN))
+    db = tmp_path / "w.duckdb"
+    with connect(db) as con:  # A = gun_control0 <- B = gun_control1 <- C = gun_control2
+        con.execute("UPDATE posts SET created_at = ? WHERE id = 'gun_control1'",
+                    [T0 + timedelta(hours=1)])
+        con.execute("UPDATE posts SET created_at = ?, parent_id = 'gun_control1', "
+                    "stance = 'unclear', agreement = 'agree', agreement_conf = 0.8 "
+                    "WHERE id = 'gun_control2'", [T0 + timedelta(hours=2)])
+    run = relabel(cfg, until=T0 + timedelta(minutes=30))  # only A is relabelled
+    assert run.n_posts == 1 and run.kept_agreement >= 1
+    with connect(db, read_only=True) as con:
+        assert con.execute("SELECT agreement, agreement_conf, backend FROM posts "
+                           "WHERE id = 'gun_control2'").fetchone() == ("agree", 0.8, "before")
