@@ -37,7 +37,7 @@ EMPTY_HINT = "run `make demo` or `polarwatch stream`"
 NO_DATA = f"No data yet — {EMPTY_HINT}."
 CONTEXT_KEY = "pw_context"
 TOKEN_KEY = "pw_write_token"
-REPLACED_KEY = "pw_topic_replaced"  # (topic a link asked for, topic shown instead)
+REPLACED_KEY = "pw_topic_replaced"  # (topic a link asked for, topic shown instead) or None
 T = TypeVar("T")
 
 # page file (relative to app.py) -> title; the first one is the default page. Not in a folder
@@ -240,20 +240,19 @@ def pick_topic(c: Context, topics: list[str], label: str = "Topic") -> str:
     """A topic selectbox synced with the ``topic`` query parameter (shareable, survives page
     switches). A link to a topic not in `topics` says which topic is shown instead."""
     wanted = st.query_params.get("topic")
-    if wanted is not None and st.session_state.get("pw_topic_qp") != wanted:
-        if wanted in topics:  # a link brought us here: follow it
-            st.session_state["topic_pick"] = wanted
-        st.session_state[REPLACED_KEY] = None if wanted in topics else wanted
+    linked = wanted is not None and st.session_state.get("pw_topic_qp") != wanted
+    if linked and wanted in topics:  # a link brought us here: follow it
+        st.session_state["topic_pick"] = wanted
     if st.session_state.get("topic_pick") not in topics:
         st.session_state["topic_pick"] = topics[0]
-    replaced = st.session_state.get(REPLACED_KEY)
-    if isinstance(replaced, str):  # shown until another topic is picked
-        st.session_state[REPLACED_KEY] = (replaced, st.session_state["topic_pick"])
+    if linked:  # a link to another topic: its warning stays until another topic is picked
+        st.session_state[REPLACED_KEY] = (None if wanted in topics
+                                          else (wanted, st.session_state["topic_pick"]))
     topic = str(st.selectbox(label, topics, key="topic_pick", format_func=c.name))
     st.query_params["topic"] = topic
     st.session_state["pw_topic_qp"] = topic
     replaced = st.session_state.get(REPLACED_KEY)
-    if isinstance(replaced, tuple) and replaced[1] == topic:
+    if replaced is not None and replaced[1] == topic:
         st.warning(replaced_message(c, replaced[0], topic))
     else:
         st.session_state[REPLACED_KEY] = None

@@ -13,7 +13,7 @@ from polarwatch import argtypes
 from polarwatch.config import Config
 from polarwatch.errors import ConfigError
 from polarwatch.fields import WEBHOOK_FORMATS
-from polarwatch.safe_write import refuse_input
+from polarwatch.safe_write import check_new_output
 
 
 def cmd_forecast(cfg: Config, args: argparse.Namespace) -> int:
@@ -36,11 +36,9 @@ def cmd_detect(cfg: Config, args: argparse.Namespace) -> int:
                             suppress_seconds=args.refractory, patterns=cfg.forecast.patterns,
                             routine=cfg.forecast.routine, weekly=cfg.forecast.weekly)
     source = sys.stdin if args.series == "-" else Path(args.series)
-    if args.output and isinstance(source, Path):  # checked before the input is read
-        refuse_input(source, args.output, "the detector's output would replace the series")
-    if args.output and not Path(args.output).parent.is_dir():
-        raise ConfigError(f"-o {args.output}: directory {Path(args.output).parent} does not "
-                          f"exist; create it first or fix the path")
+    if args.output:  # checked before the input is read
+        check_new_output(source if isinstance(source, Path) else None, args.output,
+                         "the detector's output would replace the series")
     frame, freq, naive = detect_csv.read_series_csv(source, duplicates=args.duplicates, note=note)
     result, info = detect_csv.run_detect(frame, freq, config)
     note(detect_csv.describe(result, info, freq))

@@ -10,7 +10,8 @@ target's directory, then ``os.replace`` (readers never see half a file; a failur
 target as it was and no temporary file behind). The new file keeps the mode of the one it
 replaces (a new file gets the default mode, 0666 less the umask).
 
-:func:`refuse_input` refuses an output that is the input file, by any path or link.
+:func:`refuse_input` refuses an output that is the input file, by any path or link;
+:func:`check_new_output` also refuses one whose directory does not exist (``label``, ``detect``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pathlib import Path
 
 from polarwatch.errors import PolarwatchError
 
-__all__ = ["OutputPathError", "file_kind", "output_target", "refuse_input", "write_text"]
+__all__ = ["OutputPathError", "check_new_output", "file_kind", "output_target", "refuse_input",
+           "write_text"]
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -86,6 +88,20 @@ def write_text(path: str | Path, text: str, option: str = "-o") -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def check_new_output(src: str | Path | None, output: str | Path, what: str) -> None:
+    """Refuse ``output`` before anything is read when it is the input file ``src`` (None:
+    standard input; :func:`refuse_input`) or its directory does not exist (a mistyped path
+    creates no directories)."""
+    if src is not None:
+        refuse_input(src, output, what)
+    parent = Path(output).parent
+    if parent.exists() and not parent.is_dir():
+        raise OutputPathError(f"-o {output}: {parent} is a file, not a directory; fix the path")
+    if not parent.exists():
+        raise OutputPathError(f"-o {output}: directory {parent} does not exist; create it "
+                              f"first (mkdir -p {parent}) or fix the path")
 
 
 def refuse_input(src: str | Path, output: str | Path, what: str) -> None:

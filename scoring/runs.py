@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from polarwatch.config import Config, Topic, load_topics
-from polarwatch.errors import ConfigError, PolarwatchError
-from polarwatch.safe_write import refuse_input
+from polarwatch.errors import ConfigError
+from polarwatch.safe_write import check_new_output
 
 
 def resolve_topics(cfg: Config, topics_file: str | None) -> list[Topic]:
@@ -101,18 +101,6 @@ def _rate(n: int, seconds: float) -> str:
     return f"{rate:,.0f}" if rate >= 10 else f"{rate:.2f}"
 
 
-def check_output(src: Path, output: Path) -> None:
-    """Refuse an output that is the input file (the labels would replace the posts) or whose
-    directory does not exist (a mistyped path creates no directories)."""
-    refuse_input(src, output, "the labels would overwrite the posts")
-    parent = output.parent
-    if parent.exists() and not parent.is_dir():
-        raise PolarwatchError(f"-o {output}: {parent} is a file, not a directory; fix the path")
-    if not parent.exists():
-        raise PolarwatchError(f"-o {output}: directory {parent} does not exist; create it "
-                              f"first (mkdir -p {parent}) or fix the path")
-
-
 def label_file(cfg: Config, src: Path, output: str | None, *, topics_file: str | None = None,
                backend: str | None = None, fallback: list[str] | None = None,
                options: list[str] | None = None, cascade_to: str | None = None,
@@ -121,14 +109,14 @@ def label_file(cfg: Config, src: Path, output: str | None, *, topics_file: str |
     """Label every usable row of `src` into `output` (JSONL; ``None`` or ``-``: stdout) with
     `backend` (default ``[extractor] backend``) and its fallbacks; `progress`: a bar on
     stderr. An `output` that is `src`, or in a directory that does not exist, is refused
-    before anything is read (:func:`check_output`)."""
+    before anything is read (:func:`polarwatch.safe_write.check_new_output`)."""
     from tqdm import tqdm
 
     from scoring import io
     from scoring.fallback import build_from_config
 
     if output not in (None, "-"):
-        check_output(src, Path(str(output)))
+        check_new_output(src, Path(str(output)), "the labels would overwrite the posts")
     topics = resolve_topics(cfg, topics_file)
     backend = backend or cfg.extractor.backend
     posts, skipped = io.read_posts(src, [t.id for t in topics])
