@@ -39,7 +39,12 @@ def cmd_detect(cfg: Config, args: argparse.Namespace) -> int:
     if args.output:  # checked before the input is read
         check_new_output(source if isinstance(source, Path) else None, args.output,
                          "the detector's output would replace the series")
-    frame, freq, naive = detect_csv.read_series_csv(source, duplicates=args.duplicates, note=note)
+    if args.agg and not (args.snap or args.resample):
+        raise ConfigError(f"--agg {args.agg} says how rows that share a grid point are combined, "
+                          f"so it needs --snap or --resample FREQ; add one or drop --agg")
+    frame, freq, naive = detect_csv.read_series_csv(
+        source, duplicates=args.duplicates, note=note, snap=args.snap, resample=args.resample,
+        agg=args.agg or "mean")
     result, info = detect_csv.run_detect(frame, freq, config)
     note(detect_csv.describe(result, info, freq))
     if not args.output:
@@ -115,7 +120,8 @@ def _since(text: str) -> str:
 
 
 DETECT_HELP = ("Run the causal streaming detector on a CSV with a `timestamp,value` header (any "
-               "regular interval). Writes timestamp, value, forecast, lower, upper, anomaly_score "
+               "regular interval; --snap or --resample FREQ put an irregular one on a grid). "
+               "Writes timestamp, value, forecast, lower, upper, anomaly_score "
                "(0..1), flag (none|spike|dip|reactive: set on the alarm row, the first row of an "
                "episode, only; classed as `forecast` classes flags with an empty calendar: a "
                "rise is a spike, a fall a dip, a level jump or drop without a build-up reactive, "
@@ -164,6 +170,18 @@ def register(subparsers: Any) -> None:
                    "forecast crosses this level within [forecast] horizon")
     p.add_argument("--duplicates", choices=["last", "error"], default="last",
                    help="duplicate timestamps: keep the last row (default) or fail")
+    grid = p.add_mutually_exclusive_group()
+    grid.add_argument("--snap", action="store_true",
+                      help="move rows off the grid of the most common step to its nearest "
+                           "point (a tie: the later one); the grid keeps the phase most rows "
+                           "have, so a regular series is unchanged")
+    grid.add_argument("--resample", type=argtypes.interval,
+                      help="put the series on a FREQ grid aligned to 1970-01-01 UTC: each row "
+                           "goes to the start of the interval [t, t+FREQ) it falls in")
+    p.add_argument("--agg", choices=["mean", "sum", "last"],
+                   help="with --snap or --resample: how rows on one grid point are combined, "
+                        "from their observed values (default mean); the output keeps the grid "
+                        "timestamps, not the rows' own")
     p.set_defaults(func=cmd_detect)
 
     p = add("alerts", help="alert webhooks")

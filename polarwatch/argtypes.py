@@ -126,6 +126,23 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+@shown_as("FREQ", "a duration: 1s, 5min, 1h, 1d; at least 1 microsecond")
+def interval(text: str) -> timedelta:
+    """A grid's interval in the one duration grammar, as a timedelta (exact to the
+    microsecond, its resolution: a shorter one would round to 0)."""
+    from polarwatch.errors import ConfigError
+    from polarwatch.fields import parse_duration
+
+    try:
+        value = parse_duration(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value < timedelta(microseconds=1):
+        raise argparse.ArgumentTypeError(f"{text!r} is shorter than 1 microsecond, the finest "
+                                         f"interval")
+    return value
+
+
 @shown_as("DURATION", "a duration: 30s, 10m, 1h, 7d; 0 = off")
 def duration_or_zero(text: str) -> float:
     """:func:`duration`, or ``0`` (off)."""

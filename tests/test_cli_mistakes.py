@@ -40,6 +40,19 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (["detect", "series.csv", "--refractory", "-3"], "--refractory: expected a positive duration"),
     (["detect", "series.csv", "--refractory", "24"], "--refractory: expected a positive duration"),
     (["detect", "series.csv", "--crossing", "inf"], "--crossing: 'inf' is not a finite number"),
+    (["detect", "series.csv", "--resample", "often"], "--resample: expected a positive duration"),
+    (["detect", "series.csv", "--resample", "0"], "--resample: expected a positive duration"),
+    (["detect", "series.csv", "--resample=-5min"], "--resample: expected a positive duration"),
+    (["detect", "series.csv", "--resample", "0.0000001s"],
+     "--resample: '0.0000001s' is shorter than 1 microsecond, the finest interval"),
+    (["detect", "series.csv", "--snap", "--resample", "1h"],
+     "argument --resample: not allowed with argument --snap"),
+    (["detect", "series.csv", "--agg", "sum"],  # --agg alone did nothing, silently
+     "--agg sum says how rows that share a grid point are combined, so it needs --snap or "
+     "--resample FREQ"),
+    (["detect", "series.csv", "--snap", "--agg", "median"], "--agg: invalid choice: 'median'"),
+    (["detect", "series.csv", "--resample", "100w"], "--resample 100w is not shorter than the "
+     "whole series (16 days 15:00:00 from"),
     (["broker", "prune", "--every", "fast"], "--every: expected a positive duration"),
     (["ingest", "jetstream", "--duration=-5s"], "--duration: expected a positive duration"),
     (["ingest", "jetstream", "--max-posts", "0"], "--max-posts: 0 is below 1"),

@@ -125,6 +125,17 @@ def test_an_off_grid_row_is_named_by_line_and_time(tmp_path: Path,
            "(0 days 00:04:00 after the row before it)" in err, err
 
 
+def test_rows_further_apart_than_a_series_can_hold_are_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Rows in 1700 and 2200 were an OverflowError traceback (pandas' steps are int64 ns)."""
+    src = tmp_path / "far.csv"
+    src.write_text("timestamp,value\n1700-01-01,1\n1700-01-02,2\n2200-01-01,3\n")
+    for grid in ([], ["--snap"], ["--resample", "1d"]):
+        assert main(["detect", str(src), *grid]) == 2
+        assert "the rows span 182,621 days, more than the 106,751 (292 years) a series can; " \
+               "split the file" in capsys.readouterr().err
+
+
 def test_the_output_may_not_be_the_input(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     ts = pd.date_range("2026-01-01", periods=60, freq="h")
