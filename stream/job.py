@@ -18,8 +18,9 @@ from polarwatch.config import Config
 from polarwatch.console import STOP
 from polarwatch.errors import PrerequisiteError
 from stream.dead_letters import DeadLetterDrain
+from stream.heartbeat import HeartbeatWriter
 from stream.sink import DuckDBSink
-from stream.supervise import MAX_RESTARTS_DRAIN, supervise
+from stream.supervise import MAX_RESTARTS_DRAIN, cause, supervise
 from stream.udfs import LabelStage, output_ddl
 
 LOG = logging.getLogger(__name__)
@@ -76,8 +77,9 @@ def build_spark(master: str, app_name: str = "polarwatch") -> Any:
 
 
 def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: bool = False,
-                 backend: str | None = None) -> Any:
-    """Start the streaming query; returns the StreamingQuery."""
+                 backend: str | None = None, heartbeat: HeartbeatWriter | None = None) -> Any:
+    """Start the streaming query; returns the StreamingQuery. `heartbeat` hears of every
+    micro-batch the sink finishes (its id and time go into the next beat)."""
     from stream.kafka_source import spark_security_options
 
     ckpt = cfg.checkpoint_dir / QUERY_NAME
@@ -106,7 +108,8 @@ def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: 
               .option("maxRecordsPerTrigger", str(cfg.spark.max_records_per_trigger))
               .options(**spark_security_options(cfg.kafka_options())))
     labeled = reader.load().mapInPandas(stage, output_ddl())
-    writer = (labeled.writeStream.queryName(QUERY_NAME).foreachBatch(sink)
+    writer = (labeled.writeStream.queryName(QUERY_NAME)
+              .foreachBatch(sink if heartbeat is None else heartbeat.timed(sink))
               .option("checkpointLocation", str(ckpt)))
     if available_now:
         writer = writer.trigger(availableNow=True)
@@ -142,11 +145,38 @@ def stop_between_batches(query: Any, grace: float = STOP_GRACE_S) -> None:
 def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
                timeout: float | None = None, backend: str | None = None,
                spark: Any = None) -> None:
-    """Run the stream until the topic is drained (`available_now`) or until interrupted."""
+    """Run the stream until the topic is drained (`available_now`) or until interrupted, with
+    its heartbeat beside the warehouse (stream/heartbeat.py) from start to end: ``stopped``
+    and why when it ends cleanly, ``failed`` and the cause when it raises."""
+    cfg.load_topics()  # a missing or broken topics.toml: its ConfigError now, before Spark starts
+    beat = HeartbeatWriter(cfg.warehouse_path).start()
+    state, why = "failed", "it ended without saying why"
+    try:
+        interrupted = _run_supervised(cfg, beat, available_now=available_now, reset=reset,
+                                      timeout=timeout, backend=backend, spark=spark)
+        state, why = "stopped", ("interrupted (Ctrl-C)" if interrupted
+                                 else "terminated (SIGTERM)" if STOP.is_set()
+                                 else "the topic was drained" if available_now
+                                 else "its query was stopped")
+    except KeyboardInterrupt:
+        state, why = "stopped", "interrupted (Ctrl-C)"
+        raise
+    except SystemExit:  # polarwatch.cli turns SIGTERM into SystemExit
+        state, why = "stopped", "terminated (SIGTERM)" if STOP.is_set() else "the process exited"
+        raise
+    except BaseException as exc:  # after SIGTERM: the JVM it also ended, answering no more
+        state, why = ("stopped", "terminated (SIGTERM)") if STOP.is_set() else (state, cause(exc))
+        raise
+    finally:
+        beat.close(state, why)
+
+
+def _run_supervised(cfg: Config, beat: HeartbeatWriter, *, available_now: bool, reset: bool,
+                    timeout: float | None, backend: str | None, spark: Any) -> bool:
+    """:func:`run_stream`'s work; True when Ctrl-C ended it."""
     from stream.kafka_source import PASSWORD_ENV
 
     t0 = time.monotonic()
-    cfg.load_topics()  # a missing or broken topics.toml: its ConfigError now, before Spark starts
     password = cfg.broker.sasl_password.get_secret_value()
     if password and cfg.broker.security_protocol.startswith("SASL"):
         # the source's Python workers read it from here (Spark options would show it)
@@ -165,18 +195,22 @@ def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
 
     def start() -> Any:  # the first start may reset the checkpoint; restarts resume from it
         query = start_stream(spark, cfg, available_now=available_now, reset=first[0],
-                             backend=backend)
+                             backend=backend, heartbeat=beat)
         first[0] = False
         return query
 
+    interrupted = False
     try:  # transient failures restart the query from its checkpoint (stream/supervise.py)
         supervise(start, timeout=timeout, on_query=queries.append, stopping=STOP.is_set,
-                  max_restarts=MAX_RESTARTS_DRAIN if available_now else None)
+                  max_restarts=MAX_RESTARTS_DRAIN if available_now else None,
+                  on_state=beat.set_state)
     except KeyboardInterrupt:
         LOG.info("interrupted: stopping the stream (the checkpoint keeps its position)")
+        interrupted = True
     finally:
         if queries and queries[-1].isActive:
             stop_between_batches(queries[-1])
         spark.streams.removeListener(listener)
         if own:
             spark.stop()
+    return interrupted

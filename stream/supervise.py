@@ -85,14 +85,21 @@ def supervise(start: Callable[[], Any], *, timeout: float | None = None, max_res
               sleep: Callable[[float], None] = time.sleep,
               clock: Callable[[], float] = time.monotonic,
               on_query: Callable[[Any], None] | None = None,
-              stopping: Callable[[], bool] = lambda: False) -> int:
+              stopping: Callable[[], bool] = lambda: False,
+              on_state: Callable[[str, str | None], None] | None = None) -> int:
     """Run ``start()`` (which starts the query from its checkpoint) until the query stops or
     `timeout` seconds pass, restarting it after transient failures. Returns the number of
     restarts; raises StreamError when the cause is not transient or `max_restarts` is spent.
     `on_query` receives each started query (so the caller can stop the current one).
     `stopping()` true: polarwatch is shutting down (SIGTERM), so a failure ends the
     supervision instead of a restart (a group-wide SIGTERM also ends Spark's JVM, and the
-    query fails with "Connection refused"; its checkpoint keeps the position)."""
+    query fails with "Connection refused"; its checkpoint keeps the position).
+    `on_state(state, cause)` hears ``("running", None)`` after each start and ``("restarting",
+    cause)`` before each back-off (the heartbeat, stream/heartbeat.py)."""
+    def tell(state: str, why: str | None = None) -> None:
+        if on_state is not None:
+            on_state(state, why)
+
     deadline = None if timeout is None else clock() + timeout
     first, cap = RESTART_BACKOFF
     wait = wait_exponential_jitter(initial=first / 2, max=cap, jitter=first / 2)  # 0.5-1, 1-1.5, …
@@ -110,6 +117,7 @@ def supervise(start: Callable[[], Any], *, timeout: float | None = None, max_res
         else:
             if on_query is not None:
                 on_query(query)
+            tell("running")
             remaining = None if deadline is None else max(deadline - clock(), 0.0)
             exc = _failure(query, remaining)
             if exc is None:
@@ -135,6 +143,7 @@ def supervise(start: Callable[[], Any], *, timeout: float | None = None, max_res
         restarts += 1
         LOG.warning(f"stream restart {restarts} in {delay:.1f} s after a transient failure: "
                     f"{why}")
+        tell("restarting", why)
         if deadline is not None and clock() + delay >= deadline:
             return restarts
         sleep(delay)
