@@ -103,12 +103,21 @@ def topic_series(path: str | Path, topic: str, metric: str = DEFAULT_METRIC) -> 
 
     Columns: ts, y (observed mean interaction score), volume, extreme_share, forecast, lower,
     upper, flag (none|spike|dip|forecast; NULL where no forecast row exists). Forecast rows in
-    the future (no window yet) appear with y = NULL. Ordered by ts.
+    the future (no window yet) appear with y = NULL. The model's band only: on an alarm row,
+    which stores the detector's band, forecast/lower/upper are NULL. Ordered by ts.
     """
     return _df(path, """
         WITH w AS (SELECT window_start AS ts, mean_score AS y, volume, extreme_share
                    FROM topic_windows WHERE topic = ?),
-             f AS (SELECT ts, y, forecast, lower, upper, flag
+             -- an alarm row holds the detector's band (model 'detector: <test>',
+             -- forecast/alarms.py DETECTOR_MODEL): not drawn as a kink in the model's band
+             f AS (SELECT ts, y, flag,
+                          CASE WHEN starts_with(model, 'detector: ') THEN NULL
+                               ELSE forecast END AS forecast,
+                          CASE WHEN starts_with(model, 'detector: ') THEN NULL
+                               ELSE lower END AS lower,
+                          CASE WHEN starts_with(model, 'detector: ') THEN NULL
+                               ELSE upper END AS upper
                    FROM forecasts WHERE topic = ? AND metric = ?)
         SELECT coalesce(w.ts, f.ts) AS ts, coalesce(w.y, f.y) AS y, w.volume, w.extreme_share,
                f.forecast, f.lower, f.upper, f.flag

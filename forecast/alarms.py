@@ -24,6 +24,10 @@ The episode's **class** starts as the alarm's kind; a ``spike`` episode is re-cl
 ``reactive`` or ``anticipatory`` when the detector confirms a level jump or a build-up while it
 is open (no second alarm: the class is a property of the episode). Notification (webhooks) is
 separate (:mod:`forecast.alerts.delivery`): one firing message on open, one resolved on resolve.
+
+What an alarm row of ``forecasts`` shows (:data:`DETECTOR_MODEL`, :func:`band_text`): the
+detector's expected value and the band of its point test at the alarm threshold, the band that
+decided a point-test flag, and which test decided; the report and the alerts say it alike.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 FLAG_NONE, FLAG_SPIKE, FLAG_REACTIVE, FLAG_ANTICIPATORY = (
     "none", "spike", "reactive", "anticipatory")
@@ -62,6 +67,66 @@ MIN_REFRACTORY_POINTS = 3
 # A quiet episode is ended by a new alarm half again as far past its test's limit as anything
 # the episode reached (benchmarks/README.md, "A second wave"; 0 turns it off).
 DEFAULT_ESCALATE = 1.5
+
+
+# An alarm row of ``forecasts`` (and a routine row: past its limit, not flagged) stores in
+# forecast/lower/upper the detector's expected value and the band its point test accepts at the
+# alarm threshold (clamped to the metric's domain, as the explanation's numbers), not the model's
+# one-step band, and in ``model`` this prefix and the deciding test's name ("detector: rise
+# test"): the band the flag was judged against, wherever the row is shown (forecast/run.py).
+DETECTOR_MODEL = "detector: "
+
+
+def decided_by(model: object) -> str | None:
+    """The deciding test's name of a row whose band is the detector's (None: the model's band,
+    e.g. a row written before alarm rows carried the detector's band)."""
+    if isinstance(model, str) and model.startswith(DETECTOR_MODEL):
+        return model[len(DETECTOR_MODEL):]
+    return None
+
+
+def judged_band(trig: Any, bounds: tuple[float, float], names: dict[str, str]
+                ) -> list[Any] | None:
+    """forecast, lower, upper and model of a row judged by ``trig`` (a
+    :class:`forecast.detect.Trigger`, or None): the detector's expected value and alarm band in
+    the metric's domain ``bounds`` (as the explanation shows them), ``DETECTOR_MODEL`` and the
+    test's name in ``names``; None without a trigger or a finite band."""
+    if trig is None:
+        return None
+    band = [min(max(float(v), bounds[0]), bounds[1])
+            for v in (trig.forecast, trig.alarm_lower, trig.alarm_upper)]
+    if not all(math.isfinite(v) for v in band):
+        return None
+    return [*band, DETECTOR_MODEL + names.get(trig.test, trig.test)]
+
+
+def _number(v: object) -> float | None:
+    try:
+        f = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # None, pandas' NA
+        return None
+    return f if math.isfinite(f) else None
+
+
+def band_text(y: object, forecast: object, lower: object, upper: object, model: object) -> str:
+    """One sentence on an alarm row's value against its band: which band it is (the detector's
+    alarm band, or the model's one-step band on an older row), where the value lies and which
+    test decided the flag. Shown by the report and carried by the alert."""
+    nums = [n for n in (_number(v) for v in (y, forecast, lower, upper)) if n is not None]
+    if len(nums) < 4:
+        return "no band stored for this window"
+    where = "above" if nums[0] > nums[3] else "below" if nums[0] < nums[2] else "inside"
+    v, fc, lo, up = (f"{n:.4g}" for n in nums)
+    band = f"[{lo}, {up}] around {fc}"
+    test = decided_by(model)
+    if test is None:
+        return (f"{v} is {where} the forecast model's one-step band {band}, which did not "
+                f"decide the flag: the detector's own test did (see the explanation)")
+    if test == "point test":
+        return (f"{v} is {where} the detector's alarm band {band}: the point test, which "
+                f"flags a value outside that band")
+    return (f"{v} is {where} the detector's alarm band {band} (its point test's); the "
+            f"{test} decided the flag, on its own statistic and limit (see the explanation)")
 
 
 def suppress_points(interval_seconds: float,

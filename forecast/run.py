@@ -23,7 +23,10 @@ as that at a routine time of day (:mod:`forecast.routine`) raises no flag; it ca
 ``forecast``/``lower``/``upper`` are the one-step-ahead band of the model chosen per series by
 rolling one-step-ahead MAE (:func:`forecast.models.fit_predict`: local level, local trend or
 damped seasonal ETS; parameters fitted on the whole series, the state filtered causally); ``flag``,
-``anomaly_score`` (0..1) and ``explanation`` come from the causal detector. All rows of one run
+``anomaly_score`` (0..1) and ``explanation`` come from the causal detector. On the rows the
+detector judged past its limit (an episode's alarm, a routine burst) they are the detector's
+expected value and its point test's band at the alarm threshold, and ``model`` names the test
+that decided (:data:`forecast.alarms.DETECTOR_MODEL`). All rows of one run
 are written in one short DuckDB write transaction with ``INSERT OR REPLACE`` on the primary key
 ``(topic, metric, ts)``, so a rerun replaces rather than duplicates. When ``[alerts] webhooks``
 are configured, :mod:`forecast.alerts.delivery` then sends the firing/resolved alerts (de-duplicated).
@@ -44,12 +47,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecast.alarms import EVENT_ROUTINE, FLAG_ANTICIPATORY, FLAG_REACTIVE, close_previous
+from forecast.alarms import (
+    EVENT_ROUTINE,
+    FLAG_ANTICIPATORY,
+    FLAG_REACTIVE,
+    close_previous,
+    judged_band,
+)
 from forecast.detect import DetectorConfig, StreamingDetector
 from forecast.domains import Domain, domain_of
 from forecast.event_calendar import topic_ids
 from forecast.event_conversations import EVENT_STUDY_DAYS
-from forecast.explain import class_text, describe, describe_routine, resolved_text
+from forecast.explain import TEST_NAMES, class_text, describe, describe_routine, resolved_text
 from forecast.models import (
     FLAG_DIP,
     FLAG_FORECAST,
@@ -117,8 +126,9 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
     Returns ``flag`` (list of none | spike | dip | reactive | anticipatory: set on the alarm
     row of an episode only), ``episode`` (list of episode id or None), ``episode_event`` (list
     of "open" / "resolve" / None), ``anomaly_score`` (array, NaN in warm-up and gaps),
-    ``explanation`` (list of str or None: :func:`forecast.explain.describe` after the class)
-    and the detector's ``info``.
+    ``explanation`` (list of str or None: :func:`forecast.explain.describe` after the class),
+    ``decision`` (None, or on the rows whose explanation describes a test the band written for
+    them: :func:`forecast.alarms.judged_band`) and the detector's ``info``.
 
     The class agrees with the calendar it cites: *anticipatory* only with a scheduled event of
     the topic starting within :data:`ANTICIPATION_DAYS` days after the flag; a rise with none
@@ -140,6 +150,7 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
     why: list[str | None] = []
     episodes: list[int | None] = []
     episode_events: list[str | None] = []
+    decision: list[list[Any] | None] = []
     scores = np.full(len(y), np.nan)
     observed = list(~np.isnan(np.asarray(y, dtype=float)))  # the rows that are written
     thin_at = [False] * len(y) if thin is None else list(thin)
@@ -180,8 +191,10 @@ def classify_series(ts: Sequence[Any], y: np.ndarray, interval_seconds: float,
             raised[p.episode] = (t, flag, ahead is not None)
         flags.append(flag)
         why.append(None if text is None else f"{text} (score {p.anomaly_score:.4f})")
+        decision.append(judged_band(p.trigger, bounds, TEST_NAMES) if flag != FLAG_NONE or muted
+                        else None)
     return {"flag": flags, "anomaly_score": scores, "explanation": why, "episode": episodes,
-            "episode_event": episode_events, "info": det.info}
+            "episode_event": episode_events, "decision": decision, "info": det.info}
 
 
 FORECAST_COLUMNS = [f.name for f in dataclasses.fields(ForecastRow)]
@@ -192,7 +205,8 @@ def rows_for_series(topic: str, metric: str, ts: pd.DatetimeIndex, y: np.ndarray
                     fit: ForecastFit, causal: dict[str, Any], freq: pd.Timedelta, horizon: int,
                     created_at: datetime) -> pd.DataFrame:
     """``forecasts`` rows for one series: observed windows (the band of ``fit``, the flags of
-    ``causal``, a :func:`classify_series` result), then ``horizon`` future ones.
+    ``causal``, a :func:`classify_series` result; on its ``decision`` rows the detector's band,
+    model ``detector: <test>``), then ``horizon`` future ones.
 
     Missing windows (NaN y) get no row: a row with NULL y means "forecast" to readers.
     """
@@ -203,19 +217,22 @@ def rows_for_series(topic: str, metric: str, ts: pd.DatetimeIndex, y: np.ndarray
         past[col] = np.asarray(causal[col], dtype=float if col == "anomaly_score"
                                else object)[observed]
     past["episode"] = pd.array(past["episode"].tolist(), dtype="Int64")
+    past["model"] = fit.model
+    for k, i in enumerate(np.flatnonzero(observed)):  # the band the row was judged against
+        if (decided := causal["decision"][i]) is not None:
+            past.loc[k, ["forecast", "lower", "upper", "model"]] = decided
     future = pd.DataFrame({
         "ts": pd.DatetimeIndex([ts[-1] + freq * (i + 1) for i in range(horizon)]),
         "y": np.full(horizon, np.nan), "forecast": fit.future_forecast,
         "lower": fit.future_lower, "upper": fit.future_upper,
         "flag": [FLAG_FORECAST] * horizon, "anomaly_score": np.full(horizon, np.nan),
         "explanation": [None] * horizon, "episode": pd.array([None] * horizon, dtype="Int64"),
-        "episode_event": [None] * horizon,
+        "episode_event": [None] * horizon, "model": fit.model,
     })
     frames = [f for f in (past, future) if not f.empty]
     out = pd.concat(frames, ignore_index=True) if frames else past
     out.insert(0, "metric", metric)
     out.insert(0, "topic", topic)
-    out["model"] = fit.model
     out["created_at"] = pd.Timestamp(created_at)
     return out[FORECAST_COLUMNS]
 

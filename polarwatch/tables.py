@@ -132,7 +132,10 @@ class DeadLetter:
 @dataclass(frozen=True, slots=True)
 class ForecastRow:
     """``forecasts``: one row per topic, metric and window (observed, or ``flag = 'forecast'``
-    for the horizon), written by ``forecast/run.py``."""
+    for the horizon), written by ``forecast/run.py``. forecast/lower/upper are the chosen
+    model's one-step band, except on an alarm or routine-burst row: there they are the
+    detector's expected value and band at its alarm threshold, and ``model`` is
+    ``detector: <test>`` (``forecast/alarms.py``)."""
 
     PRIMARY_KEY: ClassVar[tuple[str, ...]] = ("topic", "metric", "ts")
 
@@ -155,7 +158,8 @@ class ForecastRow:
 @dataclass(frozen=True, slots=True)
 class AlertState:
     """``alert_state``: every alert ever raised and which of its messages were sent
-    (``forecast/alerts/delivery.py``)."""
+    (``forecast/alerts/state.py``). ``flag`` is the episode's class now, ``labels`` those of
+    its latest firing message (an escalation sends a new one)."""
 
     PRIMARY_KEY: ClassVar[tuple[str, ...]] = ("fingerprint", "starts_at")
 

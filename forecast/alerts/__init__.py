@@ -5,6 +5,8 @@
   the receiver's key to de-duplicate)
 - :mod:`forecast.alerts.transport`: one POST, bounded (a deadline per request, decided by its
   status line), Retry-After, redirects named and not followed
-- :mod:`forecast.alerts.delivery`: the policy (one firing and one resolved message per episode),
-  the ``alert_state`` table and :func:`~forecast.alerts.delivery.send_flag_alerts`
+- :mod:`forecast.alerts.delivery`: the policy (one firing and one resolved message per episode,
+  a firing update when it escalates) and :func:`~forecast.alerts.delivery.send_flag_alerts`
+- :mod:`forecast.alerts.state`: the ``alert_state`` table (what each episode's receivers were
+  sent and get next; escalation updates)
 """

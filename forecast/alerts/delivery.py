@@ -21,19 +21,22 @@ page and the report use the same rule). Each run:
    webhooks were configured, does not flood a receiver; the run's log line counts them. Open
    alerts are resolved when their episode resolves (or disappears, e.g. when revised windows
    moved it: ``endsAt`` = the newest observed window). When an open episode's **class changes**
-   (events.toml edited, or the detector confirming a level jump), its alert keeps its identity
-   and the labels it was first sent with (so its resolved message closes exactly what the
-   receiver opened); ``flag`` and the annotations (summary, description) follow the new class,
-   and nothing is sent for the change itself: the resolved message (and a firing message not
-   delivered yet) carries it. An open episode never gets a resolved message;
+   (events.toml edited, or the detector confirming a level jump), its alert keeps its identity;
+   ``flag`` and the annotations follow the new class. A change to a higher severity
+   (:data:`~forecast.alerts.state.SEVERITY`: spike/dip are info, reactive/anticipatory warning)
+   is an **escalation**: the episode gets one more firing message, an update with the new
+   class and severity, the same fingerprint and startsAt, the annotation ``escalated_from`` and
+   a ``webhook-id`` of its own (:mod:`forecast.alerts.state`). A de-escalation, or a change
+   within one severity, sends nothing; the resolved message carries the final class. An open
+   episode never gets a resolved message;
 3. what a receiver has not seen yet is sent with :class:`~forecast.alerts.webhooks.WebhookSender`
    (signed, retried with backoff, logged in ``alert_deliveries``): the firing message first, then
    the resolved one, each marked sent once every endpoint has it.
 
-So an episode gives one firing and one resolved message; a re-run, or a restart, does not send
-a delivered state again (``alert_state`` says it was sent, and the sender's own delivery log
-de-duplicates per endpoint), while a message that could not be delivered is tried again on the
-next run. Delivery is at least once: a crash after the receiver's 2xx and before the record
+So an episode gives one firing and one resolved message (and one firing update per
+escalation); a re-run, or a restart, does not send a delivered message again (``alert_state``
+says it was sent, and the sender's own delivery log de-duplicates per endpoint), while a
+message that could not be delivered is tried again on the next run. Delivery is at least once: a crash after the receiver's 2xx and before the record
 sends that message again on the next run, with the same ``webhook-id`` (the receiver's key to
 de-duplicate). An endpoint that fails (all retries spent) is skipped for the rest of that run,
 so one dead receiver costs one retry schedule per run.
@@ -41,19 +44,27 @@ so one dead receiver costs one retry schedule per run.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from forecast.alarms import band_text, decided_by
+from forecast.alerts.state import (
+    mark_sent,
+    pending_alerts,
+    recorded_episodes,
+    severity_of,
+    update_state,
+    utc,
+)
 from forecast.alerts.webhooks import (
     Alert,
     DeliveryResult,
@@ -67,7 +78,7 @@ from polarwatch.config import Config
 from polarwatch.errors import PolarwatchError
 from polarwatch.fields import WebhookFormat
 from polarwatch.redact import url_for_log
-from polarwatch.warehouse import connect, init_schema, transaction
+from polarwatch.warehouse import connect, init_schema
 
 LOG = logging.getLogger(__name__)
 
@@ -84,13 +95,7 @@ MAX_CLOSED_PER_TOPIC = 10
 ALERT_NAME = "PolarwatchFlag"
 # What identifies an episode's alert (with its startsAt): not its class (flag, severity).
 IDENTITY_LABELS = ("alertname", "topic", "metric")
-# Classified flags matter more than a lone one-window exceedance.
-SEVERITY = {"anticipatory": "warning", "reactive": "warning", "spike": "info", "dip": "info"}
 NOT_FLAGS = ("none", "forecast")
-
-
-def _utc(value: Any) -> datetime:
-    return pd.Timestamp(value).tz_convert(UTC).to_pydatetime()
 
 
 def episode_alarms(path: str | Path, metric: str) -> pd.DataFrame:
@@ -134,7 +139,7 @@ def latest_windows(path: str | Path, metric: str) -> dict[str, datetime]:
     with connect(path, read_only=True) as con:
         rows = con.execute("SELECT topic, max(ts) FROM forecasts WHERE metric = ? AND "
                            "flag <> 'forecast' GROUP BY topic", [metric]).fetchall()
-    return {str(t): _utc(ts) for t, ts in rows}
+    return {str(t): utc(ts) for t, ts in rows}
 
 
 def _fmt(value: Any) -> str:
@@ -145,18 +150,21 @@ def flag_alert(row: Any) -> Alert:
     """The alert of one alarm row of ``forecasts`` (a mapping or a pandas row); resolved when
     the row has a ``resolved_at``."""
     flag, topic, metric = str(row["flag"]), str(row["topic"]), str(row["metric"])
-    ts = _utc(row["ts"])
+    ts = utc(row["ts"])
     explanation = row.get("explanation")
+    y, fc, lo, up, model = (row.get(k) for k in ("y", "forecast", "lower", "upper", "model"))
     annotations = {
         "summary": f"{flag} on {topic} ({metric}) in the window of {ts:%Y-%m-%d %H:%M} UTC",
         "description": "" if explanation is None or pd.isna(explanation) else str(explanation),
-        "value": _fmt(row.get("y")), "forecast": _fmt(row.get("forecast")),
+        # the band the flag was judged against (forecast.alarms.DETECTOR_MODEL), and the test
+        "value": _fmt(y), "forecast": _fmt(fc), "lower": _fmt(lo), "upper": _fmt(up),
+        "band": band_text(y, fc, lo, up, model), "test": decided_by(model) or "",
         "anomaly_score": _fmt(row.get("anomaly_score")),
     }
     labels = {"alertname": ALERT_NAME, "topic": topic, "metric": metric, "flag": flag,
-              "severity": SEVERITY.get(flag, "info")}
+              "severity": severity_of(flag)}
     resolved = row.get("resolved_at")
-    ends = None if resolved is None or pd.isna(resolved) else _utc(resolved)
+    ends = None if resolved is None or pd.isna(resolved) else utc(resolved)
     key = fingerprint_of({k: labels[k] for k in IDENTITY_LABELS})
     return Alert(labels=labels, annotations=annotations, starts_at=ts, ends_at=ends, key=key)
 
@@ -179,95 +187,6 @@ def news(alarms: pd.DataFrame) -> pd.Series:
     return ~closed | (candidates & (rank <= MAX_CLOSED_PER_TOPIC))
 
 
-def _many(con: Any, sql: str, rows: list[list[Any]]) -> None:
-    if rows:  # DuckDB's executemany refuses an empty list
-        con.executemany(sql, rows)
-
-
-def update_state(path: str | Path, metric: str, alerts: list[Alert], recent: set[tuple[str, Any]],
-                 latest: dict[str, datetime]) -> tuple[int, int]:
-    """Record new alerts (firing, or already resolved: ``ends_at`` set), follow class changes and
-    resolve open ones.
-
-    ``alerts`` has one alert per alarm row of ``forecasts``. An alert whose episode (topic,
-    starts_at) has no row in ``alert_state`` is recorded when its (fingerprint, starts_at) is in
-    ``recent`` (:func:`news`). A recorded alert keeps its fingerprint and labels: when its open
-    episode's class changed, only ``flag`` and the annotations follow, and it stays open. An open
-    alert resolves with its episode, or at its topic's newest window when its alarm row is gone.
-    Returns ``(opened, resolved)`` counts. One write transaction.
-    """
-    now = datetime.now(UTC)
-    by_episode = {(a.labels["topic"], a.starts_at): a for a in alerts}
-    with transaction(path) as con:
-        rows = con.execute("SELECT fingerprint, starts_at, topic, flag, ends_at FROM alert_state "
-                           "WHERE metric = ?", [metric]).fetchall()
-        known = {(str(topic), _utc(start)) for _, start, topic, _, _ in rows}
-        new = [a for k, a in by_episode.items()
-               if k not in known and (a.fingerprint, a.starts_at) in recent]
-        _many(con,
-              "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, false, false, ?)",
-              [[a.fingerprint, a.starts_at, a.labels["topic"], metric, a.labels["flag"],
-                json.dumps(a.labels), json.dumps(a.annotations), a.ends_at, now] for a in new])
-        ends, changed = [], []
-        for f, start, topic, flag, end in rows:
-            if end is not None:
-                continue  # resolved: history
-            alert = by_episode.get((str(topic), _utc(start)))
-            if alert is None:
-                ends.append([latest.get(topic, now), now, f, start])
-                continue
-            now_flag = alert.labels.get("flag", flag)
-            if now_flag != flag:
-                changed.append([now_flag, json.dumps(alert.annotations), now, f, start])
-                LOG.info(f"alerts: the {topic} episode of {_utc(start):%Y-%m-%d %H:%M} UTC is "
-                         f"now {now_flag} (was {flag}); its alert keeps its identity and "
-                         f"labels, and its resolved message will name the new class")
-            if alert.ends_at is not None:
-                ends.append([alert.ends_at, now, f, start])
-        _many(con, "UPDATE alert_state SET flag = ?, annotations = ?, updated_at = ? "
-                   "WHERE fingerprint = ? AND starts_at = ?", changed)
-        _many(con, "UPDATE alert_state SET ends_at = ?, updated_at = ? "
-                   "WHERE fingerprint = ? AND starts_at = ?", ends)
-    return len(new), len(ends) + sum(a.ends_at is not None for a in new)
-
-
-def recorded_episodes(path: str | Path, metric: str) -> set[tuple[str, datetime]]:
-    """(topic, starts_at) of every alert of ``metric`` in ``alert_state``."""
-    with connect(path, read_only=True) as con:
-        rows = con.execute("SELECT topic, starts_at FROM alert_state WHERE metric = ?",
-                           [metric]).fetchall()
-    return {(str(t), _utc(s)) for t, s in rows}
-
-
-def pending_alerts(path: str | Path, metric: str) -> list[Alert]:
-    """Messages of ``metric`` not sent yet, oldest episode first: an episode's firing message
-    always comes before its resolved one."""
-    with connect(path, read_only=True) as con:
-        rows = con.execute(
-            "SELECT fingerprint, labels, annotations, starts_at, ends_at, firing_sent, "
-            "resolved_sent FROM alert_state WHERE metric = ? AND (NOT firing_sent OR (ends_at "
-            "IS NOT NULL AND NOT resolved_sent)) ORDER BY starts_at, fingerprint",
-            [metric]).fetchall()
-    out = []
-    for key, lab, ann, start, end, firing_sent, resolved_sent in rows:
-        # the stored fingerprint is the identity (rows from before IDENTITY_LABELS keep theirs)
-        alert = Alert(labels=json.loads(lab), annotations=json.loads(ann), starts_at=_utc(start),
-                      key=str(key))
-        if not firing_sent:
-            out.append(alert)
-        if end is not None and not resolved_sent:
-            out.append(replace(alert, ends_at=_utc(end)))
-    return out
-
-
-def mark_sent(path: str | Path, alert: Alert) -> None:
-    column = "resolved_sent" if alert.state == "resolved" else "firing_sent"
-    with transaction(path) as con:
-        con.execute(f"UPDATE alert_state SET {column} = true, updated_at = ? "
-                    f"WHERE fingerprint = ? AND starts_at = ?",
-                    [datetime.now(UTC), alert.fingerprint, alert.starts_at])
-
-
 @dataclass
 class AlertingSummary:
     active: int = 0  # active flags now
@@ -275,6 +194,7 @@ class AlertingSummary:
     resolved: int = 0  # alerts resolved this run
     sent: int = 0  # alert states that reached every endpoint this run
     failed: int = 0  # alert states left pending (an endpoint did not take them)
+    escalated: int = 0  # escalation updates among the messages to send this run
     history: int = 0  # closed episodes never recorded, too old to send (news)
 
     def as_dict(self) -> dict[str, int]:
@@ -313,6 +233,7 @@ def send_flag_alerts(cfg: Config, *, metric: str | None = None,
     summary.opened, summary.resolved = update_state(path, metric, alerts, recent,
                                                     latest_windows(path, metric))
     pending = pending_alerts(path, metric)
+    summary.escalated = sum(a.revision != "" for a in pending)
     retry = retry_for(cfg)
     senders = [WebhookSender([ep], path, retry, sleep=sleep) for ep in endpoints]
     down: set[str] = set()
@@ -334,8 +255,8 @@ def send_flag_alerts(cfg: Config, *, metric: str | None = None,
         else:
             summary.failed += 1
     LOG.info(f"alerts {metric}: {summary.active} active flag(s), {summary.opened} new, "
-        f"{summary.resolved} resolved, {summary.sent} sent to {len(endpoints)} endpoint(s), "
-        f"{summary.failed} pending"
+        f"{summary.resolved} resolved, {summary.escalated} escalation update(s), "
+        f"{summary.sent} sent to {len(endpoints)} endpoint(s), {summary.failed} pending"
         + (f", {summary.history} closed episode(s) from before the {CLOSED_LOOKBACK.days}-day "
            f"look-back (or past the newest {MAX_CLOSED_PER_TOPIC} per topic) not sent"
            if summary.history else ""))

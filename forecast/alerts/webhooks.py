@@ -14,8 +14,9 @@
   followed (a POST must not turn into a GET elsewhere): the failure names the target's host.
 - **Log and de-duplication**: every attempt is a row of ``alert_deliveries`` (contract
   :class:`polarwatch.tables.AlertDelivery`). An alert already *delivered* to an endpoint in the
-  same state (fingerprint, state, startsAt) is not sent again by a later run or a restarted
-  sender (new object, same DuckDB). Delivery is **at least once**, not exactly once: the row is
+  same state (its ``webhook-id``: endpoint, fingerprint, state, startsAt and, for an escalation
+  update, its ``revision``) is not sent again by a later run or a restarted sender (new object,
+  same DuckDB). Delivery is **at least once**, not exactly once: the row is
   written after the receiver's 2xx, so a crash between the two sends the message again on the
   next run, with the same ``webhook-id``, which is how a receiver de-duplicates.
 """
@@ -141,7 +142,10 @@ def fingerprint_of(labels: dict[str, str]) -> str:
 @dataclass(frozen=True)
 class Alert:
     """One alert in one state. ``fingerprint`` is ``key`` when given (the alert's identity
-    when labels may change, e.g. an episode's class), else the hash of all its labels."""
+    when labels may change, e.g. an episode's class), else the hash of all its labels.
+    ``revision`` tells a later firing message of the same alert from its first one (an
+    escalation update: its new severity); it is part of the ``webhook-id``, not of the
+    payload."""
 
     labels: dict[str, str]
     annotations: dict[str, str] = field(default_factory=dict)
@@ -149,6 +153,7 @@ class Alert:
     ends_at: datetime | None = None  # set when resolved
     generator_url: str = ""
     key: str = ""
+    revision: str = ""
 
     @property
     def state(self) -> str:
@@ -223,7 +228,11 @@ class DeliveryResult:
 
 
 def webhook_id(endpoint: str, alert: Alert) -> str:
+    """The message's id: the same for every attempt and run of one message, another for an
+    escalation update of the same alert (its ``revision``)."""
     key = f"{endpoint}|{alert.fingerprint}|{alert.state}|{_iso(alert.starts_at)}"
+    if alert.revision:
+        key += f"|{alert.revision}"
     return "msg_" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
@@ -241,14 +250,17 @@ class WebhookSender:
         if db_path is not None:
             init_schema(db_path)
 
-    def _already_delivered(self, endpoint: str, alert: Alert) -> bool:
+    def _already_delivered(self, endpoint: str, alert: Alert, msg_id: str) -> bool:
+        """This message (``msg_id``: endpoint, fingerprint, state, startsAt, revision) was
+        delivered to ``endpoint`` before."""
         if self.db_path is None:
             return False
         with connect(self.db_path) as con:
             return bool(scalar(con, "SELECT count(*) FROM alert_deliveries WHERE endpoint = ? AND "
-                               "fingerprint = ? AND state = ? AND starts_at = ? AND outcome = ?",
+                               "fingerprint = ? AND state = ? AND starts_at = ? AND "
+                               "webhook_id = ? AND outcome = ?",
                                [endpoint, alert.fingerprint, alert.state, alert.starts_at,
-                                OUTCOME_DELIVERED]))
+                                msg_id, OUTCOME_DELIVERED]))
 
     def _log_attempt(self, endpoint: str, alert: Alert, msg_id: str, attempt: int,
                      status: int | None, error: str | None, outcome: str) -> None:
@@ -266,7 +278,7 @@ class WebhookSender:
     def _send_one(self, ep: Endpoint, alert: Alert, dedupe: bool) -> DeliveryResult:
         msg_id = webhook_id(ep.url, alert)
         shown = url_for_log(ep.url)  # logs name the host: the path and query carry tokens
-        if dedupe and self._already_delivered(ep.url, alert):
+        if dedupe and self._already_delivered(ep.url, alert, msg_id):
             LOG.info(f"{alert.fingerprint} {alert.state} already delivered to {shown}: skipped")
             return DeliveryResult(ep.url, msg_id, True, 0, None, skipped=True)
         payload = (alertmanager_payload([alert]) if ep.format == "alertmanager"

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from forecast.alarms import decided_by
+
 if TYPE_CHECKING:
     from forecast.reports.gather import TopicData
 
@@ -18,7 +20,8 @@ EVENT_COLORS = {"scheduled": "#9467bd", "sudden": "#ff7f0e"}
 
 
 def chart_png(d: TopicData, metric: str, threshold: float | None) -> str:
-    """The topic's chart as a base64 PNG (observed, band, horizon forecast, flags, events)."""
+    """The topic's chart as a base64 PNG (observed, the model's band, horizon forecast, flags
+    with the band each was judged on, events)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -30,7 +33,10 @@ def chart_png(d: TopicData, metric: str, threshold: float | None) -> str:
     future = f[f["flag"] == "forecast"] if len(f) else f
     if len(d.windows) and metric in d.windows:
         ax.plot(d.windows["ts"], d.windows[metric], color="#333", lw=1.2, label=metric)
-    for part, alpha in ((observed, 0.15), (future, 0.3)):
+    # the model's band; rows judged by the detector carry its alarm band instead (drawn below)
+    judged = (observed["model"].map(lambda m: decided_by(m) is not None)
+              if len(observed) and "model" in observed else pd.Series(False, index=observed.index))
+    for part, alpha in ((observed[~judged], 0.15), (future, 0.3)):
         if len(part) and part["lower"].notna().any():
             ax.fill_between(part["ts"], part["lower"], part["upper"], color="#1f77b4",
                             alpha=alpha, lw=0)
@@ -39,8 +45,12 @@ def chart_png(d: TopicData, metric: str, threshold: float | None) -> str:
                 label="forecast")
     flagged = observed[~observed["flag"].isin(["none", "forecast"])] if len(observed) else f
     for cls, part in flagged.groupby("flag") if len(flagged) else []:
-        ax.scatter(part["ts"], part["y"], color=CLASS_COLORS.get(str(cls), "#000"), s=28,
-                   zorder=3, label=str(cls))
+        color = CLASS_COLORS.get(str(cls), "#000")
+        ax.scatter(part["ts"], part["y"], color=color, s=28, zorder=3, label=str(cls))
+        own = part[judged.reindex(part.index, fill_value=False)]
+        if len(own):  # the flag's own band: the detector's alarm band around its forecast
+            ax.vlines(own["ts"], own["lower"], own["upper"], color=color, lw=2, alpha=0.5)
+            ax.scatter(own["ts"], own["forecast"], color=color, marker="_", s=80, zorder=3)
     for ev in d.events:
         ax.axvspan(pd.Timestamp(ev.start), pd.Timestamp(ev.effective_end), alpha=0.25,
                    color=EVENT_COLORS.get(ev.kind, "#999"))

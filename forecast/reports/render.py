@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from forecast.alarms import EVENT_ROUTINE
+from forecast.alarms import EVENT_ROUTINE, band_text, decided_by
 from forecast.models import MIN_POINTS
 from forecast.reports.charts import chart_png
 from scoring.label_accuracy import Status, TaskAccuracy, accuracy_by_task, validation_status
@@ -126,6 +126,26 @@ def no_forecast(d: TopicData, metric: str) -> str:
     return "No forecast (run `polarwatch forecast`)."
 
 
+def band_cell(row: Any) -> str:
+    """A row's forecast and band, and whose they are (forecast.alarms.DETECTOR_MODEL)."""
+    if any(pd.isna(row.get(k)) for k in ("forecast", "lower", "upper")):
+        return "—"
+    whose = ("the detector's alarm band" if decided_by(row.get("model")) is not None
+             else "the forecast model's band")
+    return (f"{row['forecast']:.4g} [{row['lower']:.4g}, {row['upper']:.4g}], {whose}")
+
+
+def with_band(rows: pd.DataFrame, flags: bool = True) -> pd.DataFrame:
+    """``rows`` with a ``band`` column: on flags the value against the band the flag was judged
+    on and the test that decided (:func:`forecast.alarms.band_text`), else :func:`band_cell`."""
+    if rows.empty or not {"forecast", "lower", "upper"} <= set(rows):
+        return rows.assign(band=pd.Series(dtype=object))
+    text = ([band_text(r["y"], r["forecast"], r["lower"], r["upper"], r.get("model"))
+             for _, r in rows.iterrows()] if flags else
+            [band_cell(r) for _, r in rows.iterrows()])
+    return rows.assign(band=text)
+
+
 def section(d: TopicData, metric: str, threshold: float | None,
             measured: Accuracy) -> dict[str, Any]:
     """One topic's part of the page (its chart drawn only when it has data)."""
@@ -133,7 +153,7 @@ def section(d: TopicData, metric: str, threshold: float | None,
     if d.windows.empty and d.forecasts.empty:
         return {**base, "empty": True}
     fut = d.forecasts[d.forecasts["flag"] == "forecast"] if len(d.forecasts) else d.forecasts
-    cols = {"ts": "window (UTC)", "flag": "class", "y": "value", "forecast": "forecast",
+    cols = {"ts": "window (UTC)", "flag": "class", "y": "value", "band": "against its band",
             "anomaly_score": "score", "explanation": "why"}
     drivers = [(cell(ts), table(conv, {
         "conversation_id": "conversation", "n_in_window": "interactions in window",
@@ -142,22 +162,23 @@ def section(d: TopicData, metric: str, threshold: float | None,
         for ts, conv in d.drivers.items()]
     flagged = d.forecasts[~d.forecasts["flag"].isin(["none", "forecast"])] \
         if len(d.forecasts) else d.forecasts
-    recent = flagged.sort_values("ts", ascending=False).head(RECENT_FLAGS)
-    recent_cols = {"ts": "window (UTC)", "flag": "class", "y": "value", "forecast": "forecast",
+    recent = with_band(flagged.sort_values("ts", ascending=False).head(RECENT_FLAGS))
+    recent_cols = {"ts": "window (UTC)", "flag": "class", "y": "value", "band": "against its band",
                    "explanation": "why"}
     routine = (d.forecasts[d.forecasts["episode_event"] == EVENT_ROUTINE]
                if "episode_event" in d.forecasts else d.forecasts.iloc[:0])
-    routine = routine.sort_values("ts", ascending=False).head(RECENT_FLAGS)
+    routine = with_band(routine.sort_values("ts", ascending=False).head(RECENT_FLAGS), False)
+    active = with_band(d.active)
     return {**base, "empty": False, "chart": chart_png(d, metric, threshold), "n_future": len(fut),
             "forecast": table(fut, {"ts": "window (UTC)", "forecast": metric, "lower": "lower",
                                     "upper": "upper"}, no_forecast(d, metric)),
-            "active": table(d.active, {k: v for k, v in cols.items() if k in d.active},
+            "active": table(active, {k: v for k, v in cols.items() if k in active},
                             "No active flags."),
             "drivers": drivers,
             "recent": table(recent, {k: v for k, v in recent_cols.items() if k in recent},
                             "No flags in the range."),
             "routine": table(routine, {"ts": "window (UTC)", "y": "value",
-                                       "forecast": "forecast", "explanation": "why no flag"},
+                                       "band": "band", "explanation": "why no flag"},
                              "No routine bursts in the range.")}
 
 

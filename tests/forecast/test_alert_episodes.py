@@ -61,7 +61,7 @@ def test_an_episode_between_two_runs_is_sent_firing_then_resolved(tmp_path: Path
     seed(path, window_rows("guns", y[:99]))
     cfg = config(path, receiver.url)
     assert run_forecast(cfg, events=[]).alerts == dict(active=0, opened=0, resolved=0, sent=0,
-                                                       failed=0, history=0)
+                                                       failed=0, escalated=0, history=0)
     seed(path, window_rows("guns", y)[99:])
     second = run_forecast(cfg, events=[]).alerts
     assert second is not None and second["active"] == 0
@@ -75,11 +75,12 @@ def test_an_episode_between_two_runs_is_sent_firing_then_resolved(tmp_path: Path
     assert len(receiver.requests) == 2
 
 
-def test_a_class_change_keeps_the_alert_open_and_sends_nothing(tmp_path: Path,
-                                                               receiver: Receiver) -> None:
-    """events.toml gains the sudden event before the jump: the open spike episode becomes
-    reactive. No second firing, no resolved for the open episode; the resolved message later
-    closes the alert that was opened, and names the new class."""
+def test_a_class_change_keeps_the_alert_open_and_escalates_once(tmp_path: Path,
+                                                                 receiver: Receiver) -> None:
+    """events.toml gains the sudden event before the jump: the open spike episode (info)
+    becomes reactive (warning). One firing update with the new class and severity, the same
+    fingerprint and startsAt, a webhook-id of its own; no resolved message for the open
+    episode, nothing more on later runs; the resolved message closes it with the final class."""
     path = tmp_path / "pw.duckdb"
     init_schema(path)
     seed(path, window_rows("guns", hourly(120, jump=118)))
@@ -89,22 +90,26 @@ def test_a_class_change_keeps_the_alert_open_and_sends_nothing(tmp_path: Path,
     [(kind, fingerprint, starts, flag)] = messages(receiver)
     assert (kind, flag) == ("alert.firing", "spike")
     changed = run_forecast(cfg, events=[SHOOTING]).alerts
-    assert changed == dict(active=1, opened=0, resolved=0, sent=0, failed=0, history=0)
-    assert len(receiver.requests) == 1
+    assert changed == dict(active=1, opened=0, resolved=0, sent=1, failed=0, escalated=1,
+                           history=0)
+    assert messages(receiver)[1] == ("alert.firing", fingerprint, starts, "reactive")
+    update = receiver.requests[1]
+    assert update["body"]["data"]["labels"]["severity"] == "warning"
+    assert update["body"]["data"]["annotations"]["escalated_from"] == "spike (info)"
+    assert update["body"]["data"]["annotations"]["summary"].startswith("reactive on guns")
+    assert update["id"] != receiver.requests[0]["id"]  # receivers de-duplicate on it
+    assert run_forecast(cfg, events=[SHOOTING]).alerts == dict(  # once, not every run
+        active=1, opened=0, resolved=0, sent=0, failed=0, escalated=0, history=0)
     with connect(path, read_only=True) as con:
-        rows = con.execute("SELECT fingerprint, flag, ends_at, annotations FROM alert_state"
+        rows = con.execute("SELECT fingerprint, flag, ends_at, firing_sent FROM alert_state"
                            ).fetchall()
-    [(stored, now_flag, ends, annotations)] = rows
-    assert (stored, now_flag, ends) == (fingerprint, "reactive", None)
-    assert json.loads(annotations)["summary"].startswith("reactive on guns")
+    assert rows == [(fingerprint, "reactive", None, True)]
 
     seed(path, window_rows("guns", hourly(150, jump=118))[120:])  # the level settles: resolved
     later = run_forecast(cfg, events=[SHOOTING]).alerts
     assert later is not None and later["resolved"] == later["sent"] == 1
-    assert messages(receiver)[1] == ("alert.resolved", fingerprint, starts, "spike")
-    resolved = receiver.requests[1]["body"]["data"]
-    assert resolved["labels"] == receiver.requests[0]["body"]["data"]["labels"]
-    assert resolved["annotations"]["summary"].startswith("reactive on guns")
+    assert messages(receiver)[2:] == [("alert.resolved", fingerprint, starts, "reactive")]
+    assert receiver.requests[2]["body"]["data"]["labels"]["severity"] == "warning"
 
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -151,7 +156,8 @@ def test_a_first_run_on_a_long_history_sends_the_last_week_only(
     cfg = config(path, receiver.url)
     with caplog.at_level(logging.INFO, logger="forecast.alerts.delivery"):
         summary = send_flag_alerts(cfg)
-    assert summary == dict(active=1, opened=11, resolved=10, sent=21, failed=0, history=11)
+    assert summary == dict(active=1, opened=11, resolved=10, sent=21, failed=0, escalated=0,
+                           history=11)
     by_start: dict[str, list[str]] = {}
     for kind, _, starts, _ in messages(receiver):
         by_start.setdefault(starts, []).append(kind)
@@ -177,7 +183,7 @@ def test_an_alert_recorded_with_its_class_in_the_fingerprint_keeps_it(
                     [legacy, START + timedelta(hours=100), json.dumps(labels), NOW])
     cfg = config(path, receiver.url)
     assert send_flag_alerts(cfg) == dict(active=1, opened=0, resolved=0, sent=0, failed=0,
-                                         history=0)
+                                         escalated=0, history=0)
     assert receiver.requests == []
     write_history(path, 120, [(100, 114)])
     assert send_flag_alerts(cfg)["sent"] == 1

@@ -1,0 +1,184 @@
+"""The table ``alert_state`` (contract :class:`polarwatch.tables.AlertState`): every alert ever
+raised, its class now, the message receivers get next and which messages reached them.
+
+One row per episode, keyed by its fingerprint and ``starts_at``:
+
+- ``flag``: the episode's class now (it follows the alarm row of ``forecasts``);
+- ``labels``: the labels of the episode's **latest firing message**, the one sent (or to be
+  sent while ``firing_sent`` is false): its first message, or the escalation update that
+  superseded it;
+- ``annotations``: follow the class now; an escalation update adds :data:`ESCALATED_FROM`
+  (the class and severity receivers had been sent), which also marks the row's firing message
+  as an update (:func:`pending_alerts` gives it the revision that makes its ``webhook-id``
+  new);
+- ``ends_at``, ``firing_sent``, ``resolved_sent``.
+
+An **escalation** (the class of an open episode now has a higher :data:`SEVERITY` than its
+latest firing message) replaces that message in one transaction: new labels, the
+:data:`ESCALATED_FROM` annotation, ``firing_sent`` false. So it is sent once, on the next
+delivery, and never again: the next run compares with the labels of the update. A
+de-escalation, or a change within one severity, changes ``flag`` and the annotations and sends
+nothing; the resolved message carries the final class (:func:`pending_alerts`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from forecast.alerts.webhooks import Alert
+from polarwatch.warehouse import connect, transaction
+
+LOG = logging.getLogger(__name__)
+
+# Classified flags matter more than a lone one-window exceedance.
+SEVERITY = {"anticipatory": "warning", "reactive": "warning", "spike": "info", "dip": "info"}
+# Which severity is higher: an escalation is a rise in this rank (unknown severities rank 0).
+SEVERITY_RANK = {"info": 0, "warning": 1}
+# The annotation of an escalation update: "<class> (<severity>)" of the message it supersedes.
+ESCALATED_FROM = "escalated_from"
+
+
+def utc(value: Any) -> datetime:
+    return pd.Timestamp(value).tz_convert(UTC).to_pydatetime()
+
+
+def severity_of(flag: str) -> str:
+    return SEVERITY.get(flag, "info")
+
+
+def _rank(labels: dict[str, str]) -> int:
+    return SEVERITY_RANK.get(labels.get("severity", "info"), 0)
+
+
+def _many(con: Any, sql: str, rows: list[list[Any]]) -> None:
+    if rows:  # DuckDB's executemany refuses an empty list
+        con.executemany(sql, rows)
+
+
+def update_state(path: str | Path, metric: str, alerts: list[Alert], recent: set[tuple[str, Any]],
+                 latest: dict[str, datetime]) -> tuple[int, int]:
+    """Record new alerts (firing, or already resolved: ``ends_at`` set), follow class changes,
+    queue escalation updates and resolve open ones.
+
+    ``alerts`` has one alert per alarm row of ``forecasts``. An alert whose episode (topic,
+    starts_at) has no row in ``alert_state`` is recorded when its (fingerprint, starts_at) is in
+    ``recent`` (``delivery.news``). A recorded alert keeps its fingerprint. When its open
+    episode's class changed, ``flag`` and the annotations follow; when the new class is more
+    severe than the labels of its latest firing message, that message is replaced by an
+    escalation update (module docstring). An open alert resolves with its episode, or at its
+    topic's newest window when its alarm row is gone. Returns ``(opened, resolved)`` counts.
+    One write transaction.
+    """
+    now = datetime.now(UTC)
+    by_episode = {(a.labels["topic"], a.starts_at): a for a in alerts}
+    with transaction(path) as con:
+        rows = con.execute("SELECT fingerprint, starts_at, topic, flag, ends_at, labels, "
+                           "annotations, firing_sent FROM alert_state WHERE metric = ?",
+                           [metric]).fetchall()
+        known = {(str(topic), utc(start)) for _, start, topic, *_ in rows}
+        new = [a for k, a in by_episode.items()
+               if k not in known and (a.fingerprint, a.starts_at) in recent]
+        _many(con,
+              "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, false, false, ?)",
+              [[a.fingerprint, a.starts_at, a.labels["topic"], metric, a.labels["flag"],
+                json.dumps(a.labels), json.dumps(a.annotations), a.ends_at, now] for a in new])
+        ends, changed, escalated = [], [], []
+        for f, start, topic, flag, end, lab, ann, firing_sent in rows:
+            if end is not None:
+                continue  # resolved: history
+            alert = by_episode.get((str(topic), utc(start)))
+            if alert is None:
+                ends.append([latest.get(topic, now), now, f, start])
+                continue
+            if alert.ends_at is not None:
+                ends.append([alert.ends_at, now, f, start])
+            now_flag = alert.labels.get("flag", flag)
+            message, kept = json.loads(lab), json.loads(ann)
+            # compared with what receivers were (or are about to be) sent, not with `flag`
+            rises = alert.ends_at is None and _rank(alert.labels) > _rank(message)
+            if now_flag == flag and not rises:
+                continue
+            annotations = dict(alert.annotations)
+            if ESCALATED_FROM in kept:
+                annotations[ESCALATED_FROM] = kept[ESCALATED_FROM]
+            where = f"the {topic} episode of {utc(start):%Y-%m-%d %H:%M} UTC"
+            if rises:
+                if firing_sent or ESCALATED_FROM not in kept:  # what receivers were sent
+                    annotations[ESCALATED_FROM] = (f"{message.get('flag', flag)} "
+                                                   f"({message.get('severity', 'info')})")
+                labels = {**message, "flag": now_flag,
+                          "severity": alert.labels.get("severity", severity_of(now_flag))}
+                escalated.append([now_flag, json.dumps(labels), json.dumps(annotations), now,
+                                  f, start])
+                LOG.info(f"alerts: {where} escalated to {now_flag} ({labels['severity']}), "
+                         f"was {annotations[ESCALATED_FROM]}: a firing update is queued")
+            else:
+                changed.append([now_flag, json.dumps(annotations), now, f, start])
+                LOG.info(f"alerts: {where} is now {now_flag} (was {flag}); no severity above "
+                         f"its last firing message, so nothing is sent for it: its resolved "
+                         f"message will name the class")
+        _many(con, "UPDATE alert_state SET flag = ?, annotations = ?, updated_at = ? "
+                   "WHERE fingerprint = ? AND starts_at = ?", changed)
+        _many(con, "UPDATE alert_state SET flag = ?, labels = ?, annotations = ?, "
+                   "firing_sent = false, updated_at = ? WHERE fingerprint = ? AND starts_at = ?",
+              escalated)
+        _many(con, "UPDATE alert_state SET ends_at = ?, updated_at = ? "
+                   "WHERE fingerprint = ? AND starts_at = ?", ends)
+    return len(new), len(ends) + sum(a.ends_at is not None for a in new)
+
+
+def recorded_episodes(path: str | Path, metric: str) -> set[tuple[str, datetime]]:
+    """(topic, starts_at) of every alert of ``metric`` in ``alert_state``."""
+    with connect(path, read_only=True) as con:
+        rows = con.execute("SELECT topic, starts_at FROM alert_state WHERE metric = ?",
+                           [metric]).fetchall()
+    return {(str(t), utc(s)) for t, s in rows}
+
+
+def pending_alerts(path: str | Path, metric: str) -> list[Alert]:
+    """Messages of ``metric`` not sent yet, oldest episode first: an episode's firing message
+    (its first, or an escalation update with the revision of its new severity) always comes
+    before its resolved one, which carries the episode's final class."""
+    with connect(path, read_only=True) as con:
+        rows = con.execute(
+            "SELECT fingerprint, labels, annotations, starts_at, ends_at, firing_sent, "
+            "resolved_sent, flag FROM alert_state WHERE metric = ? AND (NOT firing_sent OR "
+            "(ends_at IS NOT NULL AND NOT resolved_sent)) ORDER BY starts_at, fingerprint",
+            [metric]).fetchall()
+    out = []
+    for key, lab, ann, start, end, firing_sent, resolved_sent, flag in rows:
+        labels, annotations = json.loads(lab), json.loads(ann)
+        # the stored fingerprint is the identity (rows from before IDENTITY_LABELS keep theirs)
+        if not firing_sent:
+            update = ESCALATED_FROM in annotations
+            out.append(Alert(labels=labels, annotations=annotations, starts_at=utc(start),
+                             key=str(key), revision=labels.get("severity", "") if update else ""))
+        if end is not None and not resolved_sent:
+            final = {**labels, "flag": flag} | (
+                {"severity": severity_of(flag)} if "severity" in labels else {})
+            out.append(Alert(labels=final, annotations=annotations, starts_at=utc(start),
+                             ends_at=utc(end), key=str(key)))
+    return out
+
+
+def mark_sent(path: str | Path, alert: Alert) -> None:
+    """Record that every endpoint has ``alert``; a firing message only while it is still the
+    row's latest (an update queued meanwhile stays pending)."""
+    with transaction(path) as con:
+        if alert.state == "resolved":
+            con.execute("UPDATE alert_state SET resolved_sent = true, updated_at = ? "
+                        "WHERE fingerprint = ? AND starts_at = ?",
+                        [datetime.now(UTC), alert.fingerprint, alert.starts_at])
+            return
+        key = [alert.fingerprint, alert.starts_at]
+        row = con.execute("SELECT labels FROM alert_state WHERE fingerprint = ? AND "
+                          "starts_at = ?", key).fetchone()
+        if row is not None and json.loads(row[0]) == alert.labels:
+            con.execute("UPDATE alert_state SET firing_sent = true, updated_at = ? "
+                        "WHERE fingerprint = ? AND starts_at = ?", [datetime.now(UTC), *key])
