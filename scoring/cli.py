@@ -90,7 +90,12 @@ def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
     _report_skipped(report.skipped, data)
     holdout = ("n/a (fewer than 50 rows: no holdout)" if report.holdout_macro_f1 is None
                else f"{report.holdout_macro_f1:.3f} (20% stratified holdout, also used to pick C)")
-    _err(f"trained a {report.task} head on {report.n_rows:,} rows {report.class_counts} in "
+    cols = report.label_columns
+    read = ("" if set(cols) <= {"label"} else
+            f" (labels read from the {args.task!r} column, as `polarwatch label` writes them)"
+            if len(cols) == 1 else " (labels read from column " + ", ".join(
+                f"{k!r} on {v:,} rows" for k, v in cols.items()) + ")")
+    _err(f"trained a {report.task} head on {report.n_rows:,} rows {report.class_counts}{read} in "
          f"{report.seconds:.1f} s; C={report.c:g}; holdout macro-F1 {holdout}; "
          f"{len(report.skipped):,} rows skipped -> {report.output}{weak}")
     return 0
@@ -128,7 +133,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "train", help="train a `learned` head from a labeled file, or a topic's stance head "
                       "from the analysts' labels (--from-warehouse)",
-        description="Columns: text, label (+ topic for stance, parent_text for agreement); with "
+        description="Columns: text, label (+ topic for stance, parent_text for agreement), "
+                    "or the output of `polarwatch label` as it is (the task's column is the "
+                    "label; rows no backend labelled are skipped); with "
                     "--weak-labels only text. Writes a .npz head that the learned backend loads "
                     "(stance_<topic>.npz in [extractor] learned_topic_heads_dir serves that "
                     "topic). With --from-warehouse --topic ID: fits the topic's stance head "

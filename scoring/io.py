@@ -241,10 +241,12 @@ def label_posts(posts: Sequence[InputPost], extractor: Extractor, batch_size: in
 def output_records(posts: Sequence[InputPost], labels: Sequence[Labels]
                    ) -> Iterator[dict[str, Any]]:
     """The output JSONL objects; ``interaction_score`` when the parent's row is in the file and
-    of the same topic."""
+    of the same topic. Each carries the post's ``text`` and the ``parent_text`` its agreement
+    was judged against (None for a root), so ``polarwatch train`` reads the file as it is."""
     by_id = {p.id: lab for p, lab in zip(posts, labels, strict=True)}
     post_of = {p.id: p for p in posts}
-    for post, lab in zip(posts, labels, strict=True):
+    pairs = to_pairs(posts)
+    for post, lab, pair in zip(posts, labels, pairs, strict=True):
         score = rule = None
         parent = by_id.get(post.parent_id) if post.parent_id is not None else None
         if parent is not None and not other_topic_parent(post, post_of):
@@ -259,7 +261,7 @@ def output_records(posts: Sequence[InputPost], labels: Sequence[Labels]
             "confidences": {"stance": lab.stance_conf, "affect": lab.affect_conf,
                             "agreement": lab.agreement_conf, "emotion": lab.emotion_conf},
             "interaction_score": score, "interaction_rule": rule, "backend": lab.backend,
-            "explanation": lab.explanation,
+            "explanation": lab.explanation, "text": post.text, "parent_text": pair.parent_text,
         }
 
 

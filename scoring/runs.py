@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections import Counter
@@ -12,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from polarwatch.config import Config, Topic, load_topics
-from polarwatch.errors import ConfigError
+from polarwatch.errors import BackendError, ConfigError
 from polarwatch.safe_write import check_new_output
+
+LOG = logging.getLogger(__name__)
 
 
 def resolve_topics(cfg: Config, topics_file: str | None) -> list[Topic]:
@@ -62,6 +65,27 @@ def parse_options(items: list[str], default_backend: str) -> dict[str, dict[str,
                 f"unknown backend {backend!r}; expected one of {', '.join(sorted(BACKENDS))}"))
         out.setdefault(backend, {})[name] = _value(value)
     return out
+
+
+def check_unused_options(options: dict[str, dict[str, Any]], in_use: list[str]) -> None:
+    """Options of a backend that this run does not use: their keys and types are checked as
+    if it were used (a typo is refused, with the backend's keys), then a warning says they are
+    ignored. The backend's module is imported; no model is loaded, no server called."""
+    from scoring.extractors.registry import backend_class, checked_option, option_types
+
+    for backend, opts in options.items():
+        if backend in in_use:
+            continue
+        types = option_types(backend_class(backend))
+        unknown = sorted(set(opts) - set(types))
+        if unknown:
+            raise BackendError(f"backend {backend!r} has no option {', '.join(unknown)}; its "
+                              f"options are {', '.join(types) or 'none'} "
+                              f"(-O {backend}.KEY=VALUE)")
+        for key, value in opts.items():
+            checked_option(backend, key, value, types[key])
+        LOG.warning("-O %s: ignored, backend %r is not used by this run (it uses %s)",
+                    ", ".join(f"{backend}.{k}" for k in opts), backend, ", ".join(in_use))
 
 
 def one_topic(topics: list[Topic], topic_id: str | None) -> Topic:
@@ -119,10 +143,15 @@ def label_file(cfg: Config, src: Path, output: str | None, *, topics_file: str |
         check_new_output(src, Path(str(output)), "the labels would overwrite the posts")
     topics = resolve_topics(cfg, topics_file)
     backend = backend or cfg.extractor.backend
+    ext = cfg.extractor_settings
+    parsed = parse_options(options or [], backend)
+    cascade = (cascade_to if cascade_to is not None else ext.cascade_to) or None
+    check_unused_options(parsed, list(dict.fromkeys(
+        [backend, *(ext.fallback if fallback is None else fallback),
+         *([cascade] if cascade else [])])))
     posts, skipped = io.read_posts(src, [t.id for t in topics])
     t_load = time.monotonic()
-    extractor = build_from_config(cfg.extractor_settings, topics, backend, fallback,
-                                  parse_options(options or [], backend), cascade_to=cascade_to,
+    extractor = build_from_config(ext, topics, backend, fallback, parsed, cascade_to=cascade_to,
                                   cascade_threshold=cascade_threshold,
                                   max_calls_per_minute=llm_budget)
     load_s, t0 = time.monotonic() - t_load, time.monotonic()

@@ -9,7 +9,9 @@ features, C picked by macro-F1 on a stratified holdout, saved as the softmax lay
 scikit-learn comes with the learned extra and is imported only when a head is trained.
 
 Columns: ``text`` and ``label`` always; ``topic`` for stance (a topic id from ``--topics`` or the
-configured topics file); ``parent_text`` for agreement.
+configured topics file); ``parent_text`` for agreement. A row without ``label`` takes its label
+from the task's own column (``stance``, ``affect``, ...): the output of ``polarwatch label``
+trains a head as it is, less its rows every backend failed on (``backend`` "none").
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class TrainReport:
     c: float
     seconds: float
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    label_columns: dict[str, int] = field(default_factory=dict)  # where the labels were read
 
 
 def normalize_label(task: str, raw: str) -> str | None:
@@ -73,23 +76,25 @@ def read_examples(path: Path, task: str, topics: Sequence[Topic]
     """Rows with a normalized label; raises SchemaError listing unknown labels or topics."""
     if task not in TASKS:
         raise SchemaError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    required = ("text", "label", *EXTRA_COLUMNS.get(task, ()))
+    required = ("text", *EXTRA_COLUMNS.get(task, ()))
     known_topics = {t.id: t for t in topics}
     rows, skipped = [], []
     unknown: dict[str, list[int]] = {}
     bad_topics: dict[str, list[int]] = {}
-    for line, row, reason in iter_table(path, required):
-        if row is None:
+    for line, row, reason in iter_table(path, required, ("label", task, "backend")):
+        reason = reason or _unusable(task, row)
+        if row is None or reason:
             skipped.append((line, reason or "unreadable"))
             continue
-        label = normalize_label(task, str(row["label"]))
+        column = "label" if row["label"] is not None else task
+        label = normalize_label(task, str(row[column]))
         if label is None:
-            unknown.setdefault(str(row["label"]), []).append(line)
+            unknown.setdefault(str(row[column]), []).append(line)
             continue
         if task == "stance" and row["topic"] not in known_topics:
             bad_topics.setdefault(str(row["topic"]), []).append(line)
             continue
-        rows.append({**row, "label": label, "line": line})
+        rows.append({**row, "label": label, "line": line, "label_column": column})
     if unknown:
         listed = ", ".join(f"{k!r} ({len(v)} row(s), first on line {v[0]})"
                            for k, v in sorted(unknown.items(), key=lambda kv: kv[1][0]))
@@ -105,7 +110,9 @@ def read_examples(path: Path, task: str, topics: Sequence[Topic]
         raise SchemaError(f"{path}: too few rows to train a {task} head: {len(rows):,} usable "
                           f"row(s), need at least {MIN_ROWS}"
                           + (f" ({len(skipped):,} skipped: {skipped_reasons(skipped)})"
-                             if skipped else ""))
+                             if skipped else "")
+                          + f"; each row needs {', '.join(required)} and a label (column "
+                            f"label, or {task} as `polarwatch label` writes it)")
     if len(counts) < 2:
         raise SchemaError(f"{path}: every usable row has the label {next(iter(counts))!r}; a "
                           f"head needs at least two classes")
@@ -115,6 +122,22 @@ def read_examples(path: Path, task: str, topics: Sequence[Topic]
                           + ", ".join(f"{k!r} ({v})" for k, v in thin.items())
                           + f"; every class needs at least {MIN_PER_CLASS}")
     return rows, skipped
+
+
+def _unusable(task: str, row: dict[str, Any] | None) -> str | None:
+    """Why a readable row cannot teach `task`, or None: no label in either column, a row
+    `polarwatch label` could not label (backend "none"), a blank text or parent text."""
+    if row is None:
+        return None
+    if row["label"] is None and row[task] is None:
+        return "missing label"
+    if row["label"] is None and row["backend"] == "none":
+        return 'not labelled: every backend failed on it (backend "none")'
+    if not str(row["text"]).strip():
+        return "empty text"
+    if task == "agreement" and not str(row["parent_text"]).strip():
+        return "empty parent_text"
+    return None
 
 
 def features(task: str, rows: Sequence[dict[str, Any]], topics: Sequence[Topic],
@@ -296,4 +319,5 @@ def train_rows(task: str, rows: Sequence[dict[str, Any]], topics: Sequence[Topic
     output.parent.mkdir(parents=True, exist_ok=True)
     Head(arrays, name=output.stem).save(output)
     return TrainReport(task, output, len(rows), dict(Counter(r["label"] for r in rows)),
-                       score, best_c, time.monotonic() - t0, skipped or [])
+                       score, best_c, time.monotonic() - t0, skipped or [],
+                       dict(Counter(r.get("label_column", "label") for r in rows)))

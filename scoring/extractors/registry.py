@@ -47,7 +47,7 @@ def backend_options(name: str) -> list[str]:
     return list(option_types(backend_class(name)))
 
 
-def _checked(name: str, key: str, value: Any, annotation: str) -> Any:
+def checked_option(name: str, key: str, value: Any, annotation: str) -> Any:
     """`value` as the option's type allows, or a BackendError saying what was expected."""
     kinds = {part.strip().strip("'\"") for part in annotation.split("|")}
     if value is None and "None" in kinds:
@@ -71,6 +71,6 @@ def get_extractor(name: str, topics: Sequence[Topic], **options: Any) -> Extract
     if unknown:
         raise BackendError(f"backend {name!r} has no option {', '.join(unknown)}; its options "
                            f"are {', '.join(types) or 'none'} (-O {name}.KEY=VALUE)")
-    checked = {k: _checked(name, k, v, types[k]) for k, v in options.items()}
+    checked = {k: checked_option(name, k, v, types[k]) for k, v in options.items()}
     extractor: Extractor = cls(topics, **checked)
     return extractor
