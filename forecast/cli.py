@@ -61,15 +61,15 @@ def cmd_alerts_test(cfg: Config, args: argparse.Namespace) -> int:
     from polarwatch.redact import url_for_log
 
     secret = sample_secret(cfg, args.secret_env)
-    if secret is None:
+    if secret is None:  # stderr, like every note: stdout carries only data
         print("polarwatch alerts: no --secret-env and no [alerts] secret "
-              "($POLARWATCH_ALERTS_SECRET): sending unsigned")
+              "($POLARWATCH_ALERTS_SECRET): sending unsigned", file=sys.stderr)
     results = send_sample_alert(cfg, args.url, secret, format=args.format,
                                 attempts=args.attempts, log=not args.no_log)
     ok = all(r.delivered for r in results)
     print(f"polarwatch alerts: {'delivered' if ok else 'NOT delivered'} to "
           f"{url_for_log(args.url)} after {results[0].attempts} attempt(s), last status "
-          f"{results[0].status}")
+          f"{results[0].status}", file=sys.stderr)
     return 0 if ok else 1
 
 

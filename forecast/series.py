@@ -18,13 +18,12 @@ import numpy as np
 import pandas as pd
 
 from polarwatch.errors import ConfigError
+from polarwatch.fields import FORECAST_METRICS
 from polarwatch.warehouse import connect
 
-# Numeric columns of `topic_windows` (polarwatch.warehouse.TABLES) that can be forecast.
-METRICS: tuple[str, ...] = (
-    "volume", "n_interactions", "mean_score", "n_conversations", "extreme_share",
-    "hostility_share", "pro_share", "anti_share",
-)
+# Numeric columns of `topic_windows` (polarwatch.warehouse.TABLES) that can be forecast: spelled
+# once in the spine, where [forecast] metric is checked when the config loads.
+METRICS: tuple[str, ...] = FORECAST_METRICS
 
 # Used only when the table holds no window to measure: [aggregate] window = "1 hour" in
 # polarwatch.toml.

@@ -34,8 +34,10 @@ from polarwatch.errors import ConfigError
 from polarwatch.fields import (
     DEFAULT_WEBHOOK_FORMAT,
     Backend,
+    Bool,
     CascadeTo,
     Duration,
+    ForecastMetric,
     KafkaTopic,
     NonNegativeFloat,
     NonNegativeInt,
@@ -48,8 +50,9 @@ from polarwatch.fields import (
     Share,
     Storage,
     StrList,
+    TomlText,
     WebhookFormat,
-    no_bool,
+    toml_number,
 )
 from polarwatch.topics import Topic, load_topics, read_toml  # Topic, load_topics: re-exported
 
@@ -63,7 +66,7 @@ class _Section(BaseModel):
 
 class BrokerConfig(_Section):
     bootstrap_servers: str = "127.0.0.1:19092"
-    embedded: bool = True
+    embedded: Bool = True
     state_dir: str = ".polarwatch/broker"
     storage: Storage = "memory"  # embedded broker: "memory" or "s3" (survives broker restarts)
     # Retention of the embedded broker's topics (ingest/broker.py prunes): records older than
@@ -168,26 +171,26 @@ class AggregateConfig(_Section):
 
 
 class ForecastConfig(_Section):
-    metric: str = "mean_score"
+    metric: ForecastMetric = "mean_score"
     horizon: PositiveInt = 12
-    alpha: Annotated[float, BeforeValidator(no_bool), Field(gt=0, lt=1)] = 0.05
+    alpha: Annotated[float, BeforeValidator(toml_number), Field(gt=0, lt=1)] = 0.05
     min_volume: NonNegativeInt = 10  # windows with fewer posts/interactions neither raise nor resolve flags
     # the detector's pattern test (forecast/patterns.py: a sequence memory); on: it beat the
     # detector without it on NAB's real series (benchmarks/README.md, "Sequence memory")
-    patterns: bool = True
+    patterns: Bool = True
     # a burst at a time of day that burst on 2 of the last 3 days does not alarm
     # (forecast/routine.py; benchmarks/README.md, "Routine exceedances")
-    routine: bool = True
+    routine: Bool = True
     # subtract the residual usual at this hour of the week, learned from earlier weeks
     # (forecast/weekly.py; benchmarks/README.md, "Time-of-week bias")
-    weekly: bool = True
+    weekly: Bool = True
 
 
 class DashboardConfig(_Section):
     address: str = "127.0.0.1"  # interface the server binds ("0.0.0.0" exposes it: opt in)
-    edit_events: bool = False  # the Events page may write events.toml (reading stays open)
+    edit_events: Bool = False  # the Events page may write events.toml (reading stays open)
     # the Label page may write analysts' labels to the `labels` table (from the ?token= link)
-    allow_labels: bool = False
+    allow_labels: Bool = False
     # share of the posts the Label page shows that are drawn at random (the unbiased accuracy
     # estimate); the rest are the model's least confident posts (they teach the most)
     label_random_share: Share = 0.3
@@ -357,7 +360,9 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     raw = _read_file(cfg_path) if cfg_path is not None else {}
     source = str(cfg_path) if cfg_path is not None else "<defaults>"
     root = cfg_path.resolve().parent if cfg_path is not None else Path.cwd()
-    values: dict[str, Any] = {name: dict(raw.get(name, {})) for name in SECTIONS}
+    # the file's strings are marked: a boolean or number key refuses them (not the env's text)
+    values: dict[str, Any] = {name: {k: TomlText(v) if isinstance(v, str) else v
+                                     for k, v in raw.get(name, {}).items()} for name in SECTIONS}
     from_env = set()
     for section, overrides in _EnvSource(env)().items():
         if section not in SECTIONS or not isinstance(overrides, dict):

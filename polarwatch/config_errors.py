@@ -5,6 +5,7 @@ known section (:func:`unknown_env`), which would hide the typo that the file ref
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,7 +40,7 @@ def env_var(section: str, key: str) -> str:
 EXPECTED = {"int_parsing": "a number", "int_from_float": "a number", "int_type": "a number",
              "float_parsing": "a number", "float_type": "a number", "number": "a number",
              "finite_number": "a finite number",
-             "bool_parsing": "true/false", "bool_type": "true/false",
+             "bool_parsing": "true/false", "bool_type": "true/false", "boolean": "true/false",
              "string_type": "a string", "list_type": "a list", "duration": DURATION_HELP,
              "greater_than_equal": "a number >= {ge}", "greater_than": "a number > {gt}",
              "less_than_equal": "a number <= {le}", "less_than": "a number < {lt}",
@@ -58,7 +59,8 @@ def describe(errors: list[Any], source: str, from_env: set[tuple[str, str]],
             unknown.setdefault(section, []).append(key)
             continue
         if not key:  # a rule over the section's keys (its input may hold a secret: not shown)
-            problems.append(f"{source} [{section}]: {e['ctx']['error']}")
+            text = str(e["ctx"]["error"])
+            problems.append(f"{rule_where(section, text, source, from_env, sections)}: {text}")
             continue
         where = (f"${env_var(section, key)}" if (section, key) in from_env
                  else f"{source} [{section}] {key}")
@@ -70,6 +72,19 @@ def describe(errors: list[Any], source: str, from_env: set[tuple[str, str]],
     return "; ".join([f"{source}: unknown key(s) {sorted(keys)} in [{section}]; valid keys are "
                       f"{sorted(sections[section].model_fields)}"
                       for section, keys in unknown.items()] + problems)
+
+
+def rule_where(section: str, text: str, source: str, from_env: set[tuple[str, str]],
+               sections: Sections) -> str:
+    """Where a rule over several keys of ``[section]`` was broken: the variables that set the
+    keys its message names, with the file (or the defaults) when the others come from there."""
+    named = [k for k in sections[section].model_fields if re.search(rf"\b{k}\b", text)]
+    env = [f"${env_var(section, k)}" for k in named if (section, k) in from_env]
+    if not env:
+        return f"{source} [{section}]"
+    rest = "" if len(env) == len(named) else (
+        " with the defaults" if source == "<defaults>" else f" with {source} [{section}]")
+    return " and ".join(env) + rest
 
 
 def unknown_env(env: Mapping[str, str], sections: Sections) -> str | None:

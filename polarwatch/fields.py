@@ -1,7 +1,7 @@
 """The value types of the configuration's keys (:mod:`polarwatch.config`): the one duration
-grammar (``parse_duration``), finite numbers that refuse TOML booleans, interaction scores,
-Kafka topic names, comma-separated lists, and the enumerated keys. Pydantic reports a value
-outside its type with the words given here."""
+grammar (``parse_duration``), booleans and finite numbers that refuse the file's strings
+(numbers its booleans too), interaction scores, Kafka topic names, comma-separated lists, and
+the enumerated keys. Pydantic reports a value outside its type with the words given here."""
 
 from __future__ import annotations
 
@@ -57,9 +57,22 @@ def duration_text(text: str) -> str:
     return f"{seconds:g} seconds"
 
 
-def no_bool(value: Any) -> Any:
-    if isinstance(value, bool):  # TOML true is not a number (pydantic would take it as 1)
+class TomlText(str):
+    """A string as the config file spelled it (``load_config`` marks the file's strings). Where
+    a boolean or a number is expected it is refused, like ``bootstrap_servers = 5`` is; an
+    environment variable's text (a plain ``str``: variables hold nothing else) is parsed."""
+
+
+def toml_number(value: Any) -> Any:
+    # TOML true is not a number (pydantic would take it as 1), nor is "5" (it would take 5)
+    if isinstance(value, (bool, TomlText)):
         raise PydanticCustomError("number", "a number")
+    return value
+
+
+def toml_bool(value: Any) -> Any:
+    if isinstance(value, TomlText):  # "yes" and "false" are strings in TOML: write true/false
+        raise PydanticCustomError("boolean", "true/false")
     return value
 
 
@@ -93,16 +106,17 @@ def comma_list(value: Any) -> Any:
 
 
 Duration = Annotated[str, AfterValidator(duration_text)]
-Int = Annotated[int, BeforeValidator(no_bool)]
+Bool = Annotated[bool, BeforeValidator(toml_bool)]
+Int = Annotated[int, BeforeValidator(toml_number)]
 # Floats are finite: TOML's inf and nan (and 1e400) are refused, not compared with a bound
-Float = Annotated[float, BeforeValidator(no_bool), Field(allow_inf_nan=False)]
-NonNegativeInt = Annotated[int, BeforeValidator(no_bool), Field(ge=0)]
-NonNegativeFloat = Annotated[float, BeforeValidator(no_bool), Field(ge=0, allow_inf_nan=False)]
+Float = Annotated[float, BeforeValidator(toml_number), Field(allow_inf_nan=False)]
+NonNegativeInt = Annotated[int, BeforeValidator(toml_number), Field(ge=0)]
+NonNegativeFloat = Annotated[float, BeforeValidator(toml_number), Field(ge=0, allow_inf_nan=False)]
 StrList = Annotated[list[str], BeforeValidator(comma_list)]
-PositiveInt = Annotated[int, BeforeValidator(no_bool), Field(ge=1)]
-Share = Annotated[float, BeforeValidator(no_bool), Field(ge=0, le=1, allow_inf_nan=False)]
-PositiveFloat = Annotated[float, BeforeValidator(no_bool), Field(gt=0, allow_inf_nan=False)]
-Score = Annotated[float, BeforeValidator(no_bool), Field(allow_inf_nan=False),
+PositiveInt = Annotated[int, BeforeValidator(toml_number), Field(ge=1)]
+Share = Annotated[float, BeforeValidator(toml_number), Field(ge=0, le=1, allow_inf_nan=False)]
+PositiveFloat = Annotated[float, BeforeValidator(toml_number), Field(gt=0, allow_inf_nan=False)]
+Score = Annotated[float, BeforeValidator(toml_number), Field(allow_inf_nan=False),
                   AfterValidator(score_value)]
 KafkaTopic = Annotated[str, AfterValidator(kafka_topic)]
 
@@ -115,6 +129,11 @@ CascadeTo = Literal["", "lexicon", "learned", "transformers", "llm"]  # "" = no 
 Storage = Literal["memory", "s3"]
 WebhookFormat = Literal["standard", "alertmanager"]
 ResponseFormat = Literal["", "json_object_schema", "json_schema", "none"]
+# The numeric columns of `topic_windows` (polarwatch.tables) that can be forecast: [forecast]
+# metric and `forecast --metric`; forecast.series.METRICS is this tuple.
+ForecastMetric = Literal["volume", "n_interactions", "mean_score", "n_conversations",
+                         "extreme_share", "hostility_share", "pro_share", "anti_share"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 WEBHOOK_FORMATS: tuple[str, ...] = get_args(WebhookFormat)
+FORECAST_METRICS: tuple[str, ...] = get_args(ForecastMetric)
 DEFAULT_WEBHOOK_FORMAT: WebhookFormat = "standard"  # [alerts] format, `alerts test`, Endpoint

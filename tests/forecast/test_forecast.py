@@ -182,8 +182,9 @@ def test_short_and_constant_series(warehouse: Path, caplog: pytest.LogCaptureFix
 def test_bad_metric_lists_valid_ones(warehouse: Path) -> None:
     with pytest.raises(ConfigError, match=r"'nope'.*valid metrics are .*mean_score"):
         run_forecast(cfg_for(warehouse), metric="nope")
-    with pytest.raises(ConfigError, match="valid metrics are"):
-        run_forecast(cfg_for(warehouse, metric="score; DROP TABLE x"))
+    with pytest.raises(ConfigError, match=r"\$POLARWATCH_FORECAST_METRIC: expected one of "
+                                          r"'volume'.*got 'score; DROP TABLE x'"):
+        cfg_for(warehouse, metric="score; DROP TABLE x")  # refused when the config loads
     assert validate_metric("volume") == "volume"
     assert "updated_at" not in METRICS and "topic" not in METRICS
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
 from typing import get_args
@@ -20,7 +21,8 @@ from polarwatch.config import (
 )
 from polarwatch.config_errors import RENAMED_ENV
 from polarwatch.errors import ConfigError
-from polarwatch.fields import BACKENDS, CascadeTo, parse_duration
+from polarwatch.fields import BACKENDS, FORECAST_METRICS, CascadeTo, parse_duration
+from polarwatch.tables import TopicWindow
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -102,6 +104,16 @@ def test_the_backend_names_are_the_registry_s() -> None:
     assert set(get_args(CascadeTo)) == {"", *BACKENDS}
 
 
+def test_the_forecast_metrics_are_the_series_numeric_window_columns() -> None:
+    """The spine spells the metric names ([forecast] metric is checked at load); forecast/
+    uses that tuple, and each is a number column of ``topic_windows``."""
+    from forecast.series import METRICS, SUPPORT
+
+    columns = {f.name: f.type for f in fields(TopicWindow)}
+    assert METRICS is FORECAST_METRICS and set(SUPPORT) == set(FORECAST_METRICS)
+    assert {columns[m] for m in FORECAST_METRICS} <= {"int", "float | None"}
+
+
 @pytest.mark.parametrize(("key", "value", "expected"), [
     ("broker storage", '"S3"', "expected one of 'memory' or 's3', got 'S3'"),
     ("extractor backend", '"learnd"', "expected one of 'lexicon', 'learned', 'transformers' or "
@@ -111,6 +123,9 @@ def test_the_backend_names_are_the_registry_s() -> None:
     ("extractor llm_response_format", '"json"', "expected one of '', 'json_object_schema', "
                                                 "'json_schema' or 'none', got 'json'"),
     ("alerts format", '"slack"', "expected one of 'standard' or 'alertmanager', got 'slack'"),
+    ("forecast metric", '"bogus"', "expected one of 'volume', 'n_interactions', 'mean_score', "
+                                   "'n_conversations', 'extreme_share', 'hostility_share', "
+                                   "'pro_share' or 'anti_share', got 'bogus'"),
     ("spark max_records_per_trigger", "0", "expected a number >= 1, got 0"),
     ("spark trigger_seconds", "0", "expected a number > 0, got 0"),
     ("extractor cascade_threshold", "-0.5", "expected a number >= 0, got -0.5"),

@@ -146,3 +146,35 @@ def test_every_variable_the_repository_reads_still_loads() -> None:
     assert {"POLARWATCH_DASHBOARD_SNAPSHOT_S", "POLARWATCH_CACHE_DIR",
             "POLARWATCH_TEST_NO_SKIP", "POLARWATCH_BROKER_BOOTSTRAP_SERVERS"} <= names
     assert unknown_env(dict.fromkeys(names, "1"), SECTIONS) is None
+
+
+def test_an_unknown_forecast_metric_stops_every_command(project: Path,
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`report` wrote a report on "forecast metric bogus", with matplotlib's warnings, rc 0."""
+    monkeypatch.setenv("POLARWATCH_FORECAST_METRIC", "bogus")
+    error = one_error(*run(capsys, "report", "-o", str(project / "report.html")))
+    assert "$POLARWATCH_FORECAST_METRIC: expected one of 'volume', " in error, error
+    assert error.endswith("got 'bogus'") and not (project / "report.html").exists()
+
+
+@pytest.mark.parametrize(("file", "env", "where"), [
+    ("[broker]\nembedded = true\n", {"POLARWATCH_BROKER_SECURITY_PROTOCOL": "SSL"},
+     "$POLARWATCH_BROKER_SECURITY_PROTOCOL with {file} [broker]: "),
+    ("", {"POLARWATCH_BROKER_SECURITY_PROTOCOL": "SSL", "POLARWATCH_BROKER_EMBEDDED": "true"},
+     "$POLARWATCH_BROKER_EMBEDDED and $POLARWATCH_BROKER_SECURITY_PROTOCOL: "),
+    ('[broker]\nsecurity_protocol = "SSL"\n', {}, "{file} [broker]: "),
+    ('[broker]\nembedded = false\nsecurity_protocol = "SASL_SSL"\n',
+     {"POLARWATCH_BROKER_SASL_USERNAME": ""},
+     "$POLARWATCH_BROKER_SASL_USERNAME with {file} [broker]: security_protocol SASL_SSL needs "
+     "sasl_username"),
+])
+def test_a_rule_over_several_keys_names_the_variables_that_set_them(
+        project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        file: str, env: dict[str, str], where: str) -> None:
+    """It named the file when the value came from a variable."""
+    (project / "polarwatch.toml").write_text(file)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    error = one_error(*run(capsys, "schema"))
+    assert f"error: {where.format(file=project / 'polarwatch.toml')}" in error, error
