@@ -24,6 +24,7 @@ def cmd_broker(cfg: Config, args: argparse.Namespace) -> int:
     elif args.action == "status":
         return 0 if runs.broker_status(cfg) else 3
     else:
+        runs.require_embedded(cfg, "prune")
         prune_storage(cfg, embedded_broker(cfg), dry_run=args.dry_run, every=args.every)
     return 0
 
@@ -60,10 +61,10 @@ def cmd_live(cfg: Config, args: argparse.Namespace) -> int:
         source = mastodon_source(cfg, args.instance, tag=args.tag, public=args.public,
                                  local=args.local, token_env=args.token_env,
                                  catch_up=not args.no_catch_up)
-    ingest_live(cfg, source, args.source, topic=args.topic, state_dir=args.state_dir,
-                restart=args.restart, cursor=args.cursor, duration=args.duration,
-                confirm_interval=args.confirm_interval, max_posts=args.max_posts)
-    return 0
+    reached = ingest_live(cfg, source, args.source, topic=args.topic, state_dir=args.state_dir,
+                          restart=args.restart, cursor=args.cursor, duration=args.duration,
+                          confirm_interval=args.confirm_interval, max_posts=args.max_posts)
+    return 0 if reached else 1
 
 
 def _shared(p: Any, live: bool) -> None:
@@ -142,8 +143,9 @@ def register(sub: Any) -> None:
 
     p = isub.add_parser("mastodon", help="live statuses from a Mastodon streaming API")
     p.add_argument("--instance", required=True, help="e.g. https://mastodon.social")
-    p.add_argument("--tag", help="a hashtag timeline (without #)")
-    p.add_argument("--public", action="store_true", help="the public (federated) timeline")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--tag", help="a hashtag timeline (without #)")
+    which.add_argument("--public", action="store_true", help="the public (federated) timeline")
     p.add_argument("--local", action="store_true", help="only statuses of this instance")
     p.add_argument("--token-env", metavar="VAR", config="ingest.mastodon_token",
                    help="read the access token from the variable VAR instead")

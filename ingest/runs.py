@@ -18,10 +18,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ingest.broker import EmbeddedBroker, embedded_broker, ensure_topics
+from ingest.broker import EmbeddedBroker, embedded_broker, ensure_topics, parse_hostport, port_open
 from ingest.normalize import TopicRouter
 from ingest.producer import PostProducer
-from ingest.retention import retention_limits, start_pruner
+from ingest.retention import start_pruner
 from polarwatch.config import Config
 from polarwatch.errors import ConfigError
 
@@ -29,9 +29,19 @@ DEFAULT_STATE_DIR = ".polarwatch/ingest"  # progress files, next to polarwatch.t
 LOG = logging.getLogger(__name__)
 
 
+def require_embedded(cfg: Config, action: str) -> None:
+    """A ConfigError when ``[broker] embedded = false``: `action` manages the embedded broker
+    only, and this config points at an external one."""
+    if not cfg.broker.embedded:
+        raise ConfigError(f"`broker {action}` manages the embedded broker, but [broker] embedded "
+                          f"= false points at an external one ({cfg.broker.bootstrap_servers}): "
+                          f"run that Kafka yourself, or set embedded = true")
+
+
 def start_broker(cfg: Config) -> EmbeddedBroker:
     """Start the embedded broker with the posts and dead-letter topics, and its pruner with s3
     storage (``broker start``)."""
+    require_embedded(cfg, "start")
     broker = embedded_broker(cfg)
     pid = broker.start()
     created = ensure_topics(broker.bootstrap, [cfg.topics.posts, cfg.topics.dead_letter],
@@ -39,10 +49,11 @@ def start_broker(cfg: Config) -> EmbeddedBroker:
     LOG.info(f"broker up at {broker.bootstrap} (pid {pid}, log {broker.log_file}); "
              f"topics created: {', '.join(created) or 'none (already there)'}")
     if cfg.broker.storage == "memory":
-        LOG.info("storage is in memory: stopping the broker loses its messages "
-                 "(set [broker] storage = \"s3\" to keep them across broker restarts)")
-        if any(retention_limits(cfg)):
-            LOG.warning("[broker] retention_hours/retention_mb are set, but memory storage "
+        LOG.info("storage is in memory: stopping the broker loses its messages, and the "
+                 "retention_* keys do not apply (set [broker] storage = \"s3\" to keep "
+                 "messages across broker restarts and prune them)")
+        if chosen := retention_chosen(cfg):
+            LOG.warning(f"[broker] {', '.join(chosen)} is set, but memory storage "
                         "cannot be pruned (Tansu has no retention): it grows, ~230 B per "
                         "message, until the broker stops; set [broker] storage = \"s3\" "
                         "and run `polarwatch broker prune`")
@@ -53,15 +64,32 @@ def start_broker(cfg: Config) -> EmbeddedBroker:
     return broker
 
 
+def retention_chosen(cfg: Config) -> list[str]:
+    """``key = value`` of each retention key the file or the environment sets to a limit other
+    than its default (the shipped polarwatch.toml spells the defaults out: that is no choice)."""
+    b, defaults = cfg.broker, type(cfg.broker)()
+    return [f"{k} = {getattr(b, k):g}" for k in
+            ("retention_hours", "retention_mb", "retention_batches")
+            if k in b.model_fields_set and getattr(b, k) and getattr(b, k) != getattr(defaults, k)]
+
+
 def stop_broker(cfg: Config) -> bool:
     """Stop the embedded broker, its S3 server and pruner; False when it was not running."""
+    require_embedded(cfg, "stop")
     stopped = embedded_broker(cfg).stop()
     LOG.info("broker stopped" if stopped else "broker was not running")
     return stopped
 
 
 def broker_status(cfg: Config) -> bool:
-    """Log whether the embedded broker runs, and return that."""
+    """Log whether the embedded broker runs (with ``embedded = false``: whether the external
+    broker accepts a connection), and return that."""
+    if not cfg.broker.embedded:
+        host, port = parse_hostport(cfg.broker.bootstrap_servers)
+        up = port_open(host, port, timeout=2.0)
+        LOG.info(f"external broker (embedded = false) at {host}:{port} "
+                 f"{'accepts connections' if up else 'does not answer'}")
+        return up
     broker = embedded_broker(cfg)
     running = broker.running()
     LOG.info(f"broker running at {broker.bootstrap} (pid {broker.pid()})" if running
@@ -176,10 +204,11 @@ def ingest_files(cfg: Config, paths: Sequence[str | Path], mapping: dict[str, st
 def ingest_live(cfg: Config, source: Any, kind: str, *, topic: str | None = None,
                 state_dir: str | Path | None = None, restart: bool = False, cursor: Any = None,
                 duration: float | None = None, confirm_interval: float = 2.0,
-                max_posts: int | None = None) -> None:
+                max_posts: int | None = None) -> bool:
     """``ingest jetstream|mastodon``: a live `source` from `cursor` (default: the saved one)
-    until `max_posts` posts or `duration` seconds (default: until stopped); `state_dir` as in
-    :func:`ingest_files`."""
+    until `max_posts` posts or `duration` seconds (default: until stopped), also while the
+    server cannot be reached (mid-backoff or mid-connect); `state_dir` as in
+    :func:`ingest_files`. False when the server could not be reached in the whole run."""
     from ingest.sources.base import Checkpoint, pump
 
     router = routing(cfg, topic)
@@ -191,9 +220,17 @@ def ingest_live(cfg: Config, source: Any, kind: str, *, topic: str | None = None
     if position is not None:
         LOG.info(f"{kind}: resuming from position {position} (progress file {ckpt.path})")
     deadline = time.monotonic() + duration if duration else None
+    source.deadline = deadline
     with open_producer(cfg) as producer:
         stats = pump(source.records(position), producer, router=router, topic=topic,
                      checkpoint=save, conversations=conversations,
                      confirm_seconds=confirm_interval, max_posts=max_posts, deadline=deadline)
         _summary(kind, stats, producer,
                  stats.position if stats.position is not None else position)
+    if source.connections == 0:
+        why = source.last_error or "no answer"
+        LOG.error(f"{kind}: {stats.sent:,} posts sent: the server at {source.checkpoint_key()} "
+                  f"could not be reached in {duration or 0:g} s ({why}); check the URL and "
+                  f"that the server runs")
+        return False
+    return True

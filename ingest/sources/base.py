@@ -62,9 +62,32 @@ class Source(ABC):
     A live source may also yield None while idle, so the caller can confirm and checkpoint."""
 
     name: str = "source"
+    # A live source stops reconnecting at this time.monotonic() value (None: never); set it
+    # before records(). `connections` counts the connections that opened, `last_error` says
+    # why the last attempt failed: together they tell "unreachable" from "quiet".
+    deadline: float | None = None
+    connections: int = 0
+    last_error: str | None = None
 
     @abstractmethod
     def records(self, position: Position | None) -> Iterator[SourceRecord | None]: ...
+
+    def time_left(self, cap: float) -> float:
+        """`cap` seconds, or fewer when the deadline comes sooner (at least 0.1 s)."""
+        if self.deadline is None:
+            return cap
+        return max(0.1, min(cap, self.deadline - time.monotonic()))
+
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def wait(self, delay: float, sleep: Callable[[float], None]) -> bool:
+        """Sleep `delay` seconds of backoff, cut short at the deadline; False once it passed
+        (the reconnect loop then ends, and the run with it)."""
+        if self.expired():
+            return False
+        sleep(self.time_left(delay) if self.deadline is not None else delay)
+        return not self.expired()
 
     def checkpoint_key(self) -> str:
         """Identifies this source's progress file (same source → same file)."""

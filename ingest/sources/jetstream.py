@@ -124,6 +124,7 @@ class JetstreamSource(Source):
         self.idle_tick, self.open_timeout = idle_tick, open_timeout
         self.name = f"jetstream:{url}"
         self.connections = 0  # successful handshakes, for tests and logs
+        self.last_error: str | None = None
         self.cursor: int | None = None
 
     def checkpoint_key(self) -> str:
@@ -137,7 +138,7 @@ class JetstreamSource(Source):
         while True:
             url = subscribe_url(self.url, self.cursor)
             try:
-                with connect(url, open_timeout=self.open_timeout, close_timeout=2,
+                with connect(url, open_timeout=self.time_left(self.open_timeout), close_timeout=2,
                              max_size=MAX_MESSAGE_BYTES) as ws:
                     self.connections += 1
                     LOG.info("jetstream connected: %s", url)
@@ -146,6 +147,8 @@ class JetstreamSource(Source):
                             msg = ws.recv(timeout=self.idle_tick)
                         except TimeoutError:
                             yield None
+                            if self.expired():
+                                return
                             continue
                         self.backoff.reset()
                         rec = parse_message(msg.encode() if isinstance(msg, str) else msg)
@@ -154,6 +157,7 @@ class JetstreamSource(Source):
                         yield rec
             except InvalidStatus as exc:
                 status = exc.response.status_code
+                self.last_error = f"HTTP {status}"
                 if status in FATAL_STATUSES:
                     raise SourceError(f"jetstream at {url} refused the subscription with HTTP "
                                       f"{status}") from exc
@@ -162,7 +166,9 @@ class JetstreamSource(Source):
                     delay = retry_after_seconds(exc.response.headers.get("Retry-After"), delay)
                 LOG.warning("jetstream answered HTTP %d; retrying in %.1f s", status, delay)
             except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError) as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 delay = self.backoff.next_delay()
                 LOG.warning("jetstream connection lost (%s: %s); reconnecting from cursor %s in "
                             "%.1f s", type(exc).__name__, exc, self.cursor, delay)
-            self.sleep(delay)
+            if not self.wait(delay, self.sleep):
+                return

@@ -145,6 +145,7 @@ class MastodonSource(Source):
         self.threads = ThreadIndex()
         self.name = f"mastodon:{self.stream_url()}"
         self.connections = 0
+        self.last_error: str | None = None
         self.last_id: str | None = None
 
     def checkpoint_key(self) -> str:
@@ -195,7 +196,8 @@ class MastodonSource(Source):
         headers = {"Accept": accept}
         if self.token:  # httpx drops it when a redirect leaves this host
             headers["Authorization"] = f"Bearer {self.token}"
-        return self._client().stream("GET", url, headers=headers)
+        return self._client().stream("GET", url, headers=headers,  # no read past the deadline
+                                     timeout=self.time_left(self.read_timeout))
 
     def parse_status(self, raw: bytes) -> SourceRecord:
         status, reason = parse_record(raw)  # never raises
@@ -275,6 +277,7 @@ class MastodonSource(Source):
                 LOG.warning("mastodon stream ended; reconnecting in %.1f s", delay)
             except httpx.HTTPStatusError as exc:
                 code = exc.response.status_code
+                self.last_error = f"HTTP {code}"
                 if code in FATAL_STATUSES:
                     raise SourceError(f"mastodon at {self.instance} answered HTTP {code} "
                                       f"({exc.response.reason_phrase}); check the instance, the "
@@ -286,7 +289,9 @@ class MastodonSource(Source):
             except (httpx.RequestError, OSError, ValueError) as exc:
                 # refused, resets, timeouts, a chunked stream cut short, too many redirects,
                 # bad catch-up JSON, an endless line
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 delay = self.backoff.next_delay()
                 LOG.warning("mastodon connection lost (%s: %s); reconnecting after status %s in "
                             "%.1f s", type(exc).__name__, exc, self.last_id, delay)
-            self.sleep(delay)
+            if not self.wait(delay, self.sleep):
+                return
