@@ -7,21 +7,34 @@ prints both to **stderr** as ``[polarwatch HH:MM:SS] message``; ``-v`` adds debu
 JSONL, ``detect``'s CSV, ``schema``'s JSON Schema, ...), so no log line can corrupt it. Progress bars (tqdm, on stderr) follow the global
 ``--progress`` / ``--no-progress`` through :func:`show_progress`. :data:`STOP` and
 :data:`SERVING` let SIGTERM end a long-running command (the dashboard, the demo) so its cleanup
-runs in order.
+runs in order; :class:`SignalHold` turns SIGTERM and the first Ctrl-C into events only, for a
+command that must never be interrupted inside a call (the stream, inside py4j calls to Spark).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import logging
+import os
+import select
+import signal
 import sys
 import threading
-from collections.abc import Sequence
+import time
+import warnings
+from collections import deque
+from collections.abc import Iterator, Sequence
+from types import FrameType, TracebackType
 from typing import Any, TextIO
 
 LOGGER = logging.getLogger("polarwatch")
 STOP = threading.Event()  # set by SIGTERM: long-running commands return and clean up
 SERVING = threading.Event()  # set while a command waits on STOP (SIGTERM then only sets STOP)
+INTERRUPTED = threading.Event()  # set by the first Ctrl-C while a SignalHold is held
+_DROP = logging.NullHandler()
+CHILD_DELAY_S = 0.5  # how long quiet_children_after_stop holds a child's output back
 
 
 class _CurrentStderr(logging.StreamHandler):
@@ -66,3 +79,134 @@ def show_progress(args: argparse.Namespace) -> bool:
         return False
     chosen = getattr(args, "progress", None)
     return sys.stderr.isatty() if chosen is None else bool(chosen)
+
+
+def _quiet_after_signal() -> None:
+    """From now on drop Python warnings, and the root logger's records when it has no handler:
+    py4j logs there each call to a JVM that the same signal ended (logging's automatic set-up,
+    ``basicConfig`` on the first such record, would print each with its traceback and repeat
+    every later polarwatch line), and pyspark warns with the JVM's stack trace. polarwatch's
+    loggers have their own handler; a root handler someone set stays."""
+    warnings.simplefilter("ignore")
+    if not logging.root.handlers:
+        logging.root.addHandler(_DROP)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    STOP.set()
+    _quiet_after_signal()
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    _quiet_after_signal()
+    if INTERRUPTED.is_set():
+        raise KeyboardInterrupt  # the second Ctrl-C: stop now
+    INTERRUPTED.set()
+
+
+class SignalHold:
+    """While held (a ``with`` block, in the main thread; elsewhere it holds nothing), SIGTERM only
+    sets :data:`STOP` and the first Ctrl-C only sets :data:`INTERRUPTED`; a second Ctrl-C raises
+    KeyboardInterrupt. For a command that watches those events and stops itself in order: the
+    stream, whose main thread waits inside py4j calls to Spark's JVM, where an exception raised
+    by a signal handler leaves the call's connection unusable (the cleanup then hangs on it, or
+    fails and replaces the exit). After either signal py4j's complaints and Python warnings go
+    nowhere (:func:`_quiet_after_signal`). :meth:`claim` takes SIGINT back after something else
+    installed its own handler (a new SparkContext does); leaving the block restores the
+    handlers found on entry."""
+
+    def __init__(self) -> None:
+        self._saved: dict[int, Any] = {}
+        self.held = False  # it held the signals (stays true after the block)
+
+    def __enter__(self) -> SignalHold:
+        if threading.current_thread() is threading.main_thread():
+            INTERRUPTED.clear()
+            self.held = True
+            self._saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+            self.claim()
+        return self
+
+    def claim(self) -> None:
+        if self._saved:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+            signal.signal(signal.SIGINT, _on_sigint)
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        for sig, handler in self._saved.items():
+            if handler is not None:  # None: installed outside Python, cannot be put back
+                signal.signal(sig, handler)
+        self._saved = {}
+
+
+@contextlib.contextmanager
+def quiet_children_after_stop(keep: bool = False) -> Iterator[None]:
+    """Processes started inside the block (and their children) write their standard error to a
+    pipe that a thread of this process copies to its own, each chunk CHILD_DELAY_S late, until
+    :data:`STOP` is set (SIGTERM): from then on it is dropped, unless `keep`. For Spark's JVM:
+    a SIGTERM to the whole process group reaches it and its Python workers with the driver, and
+    what they print while they fall apart (Java stack traces of jobs cut short) is noise, not an
+    error; the delay lets the driver's own handler see the signal first. The block's own
+    messages pass through the same pipe; what is held back when this process exits is written
+    first (atexit)."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    copy = _ChildCopy(read_fd, os.dup(2), keep)
+    sys.stderr.flush()
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    try:
+        threading.Thread(target=copy.run, name="polarwatch-child-stderr", daemon=True).start()
+        atexit.register(copy.flush)
+        yield
+    finally:
+        sys.stderr.flush()
+        copy.flush()  # what came so far before what this process writes next
+        os.dup2(copy.out_fd, 2)
+
+
+class _ChildCopy:
+    def __init__(self, read_fd: int, out_fd: int, keep: bool) -> None:
+        self.read_fd, self.out_fd, self.keep = read_fd, out_fd, keep
+        self.pending: deque[tuple[float, bytes]] = deque()
+        self.lock = threading.Lock()
+        self.done = False
+
+    def run(self) -> None:
+        while not self.done:
+            with self.lock:
+                wait = (max(self.pending[0][0] - time.monotonic(), 0.0) if self.pending
+                        else None)
+            select.select([self.read_fd], [], [], wait)
+            with self.lock:
+                self._read()
+                self._write(time.monotonic())
+        self.flush()  # the writers are gone: nothing to wait for
+
+    def _read(self) -> None:
+        while not self.done:
+            try:
+                chunk = os.read(self.read_fd, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:  # every writer has exited
+                self.done = True
+            else:
+                self.pending.append((time.monotonic() + CHILD_DELAY_S, chunk))
+
+    def _write(self, until: float) -> None:
+        while self.pending and self.pending[0][0] <= until:
+            chunk = self.pending.popleft()[1]
+            if STOP.is_set() and not self.keep:
+                self.pending.clear()
+                return
+            with contextlib.suppress(OSError):
+                while chunk:
+                    chunk = chunk[os.write(self.out_fd, chunk):]
+
+    def flush(self) -> None:
+        """Write whatever came so far, now."""
+        with self.lock:
+            self._read()
+            self._write(float("inf"))

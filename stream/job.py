@@ -5,17 +5,20 @@ A thin driver over :mod:`stream.kafka_source`, :mod:`stream.udfs` and :mod:`stre
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from typing import Any
 
 from polarwatch.config import Config
-from polarwatch.console import STOP
+from polarwatch.console import INTERRUPTED, STOP, SignalHold, quiet_children_after_stop
 from polarwatch.errors import PrerequisiteError
 from stream.dead_letters import DeadLetterDrain
 from stream.heartbeat import HeartbeatWriter
@@ -47,8 +50,11 @@ def check_java() -> str:
     return first
 
 
-def build_spark(master: str, app_name: str = "polarwatch") -> Any:
-    """A SparkSession tuned for small local clusters (UTC, Arrow, quiet console)."""
+def build_spark(master: str, app_name: str = "polarwatch", *,
+                quiet_after_sigterm: bool = False) -> Any:
+    """A SparkSession tuned for small local clusters (UTC, Arrow, quiet console).
+    `quiet_after_sigterm`: from a SIGTERM on, what Spark's JVM and its workers print is dropped
+    (polarwatch.console.quiet_children_after_stop; -v keeps it)."""
     check_java()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -63,17 +69,33 @@ def build_spark(master: str, app_name: str = "polarwatch") -> Any:
         # reachable by its executors, so there the user's spark.driver.* settings stand
         builder = (builder.config("spark.driver.bindAddress", "127.0.0.1")
                    .config("spark.driver.host", "127.0.0.1"))
-    spark = (builder
-             .config("spark.ui.showConsoleProgress", "false")
-             .config("spark.ui.enabled", "false")
-             .config("spark.sql.session.timeZone", "UTC")
-             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-             .config("spark.sql.shuffle.partitions", "2")
-             .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
-             .getOrCreate())
+    builder = (builder
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.ui.enabled", "false")
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .config("spark.sql.shuffle.partitions", "2")
+               .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC"))
+    with (quiet_children_after_stop(keep=LOG.isEnabledFor(logging.DEBUG))
+          if quiet_after_sigterm else contextlib.nullcontext()):
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    _quiet_failures(spark)
     spark.dataSource.register(KafkaDataSource)
     return spark
+
+
+def _quiet_failures(spark: Any) -> None:
+    """pyspark's accumulator server prints a traceback when the JVM goes away: after a SIGTERM
+    to the whole process group, which ends the JVM with the driver, that is no error."""
+    server = getattr(spark.sparkContext, "_accumulatorServer", None)
+    if server is not None:
+        loud = server.handle_error
+
+        def handle_error(request: Any, address: Any) -> None:
+            if not STOP.is_set():
+                loud(request, address)
+        server.handle_error = handle_error
 
 
 def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: bool = False,
@@ -132,8 +154,10 @@ def stop_between_batches(query: Any, grace: float = STOP_GRACE_S) -> None:
     if sink is not None and query.isActive:
         try:
             if not sink.drain(0.0):
-                LOG.info(f"stopping the stream after the micro-batch in hand (up to {grace:g} "
-                         f"s; Ctrl-C again stops it now, it is then replayed on restart)")
+                again = ("" if STOP.is_set() else
+                         "; Ctrl-C again stops it now, it is then replayed on restart")
+                LOG.info(f"{'SIGTERM: ' if STOP.is_set() else ''}stopping the stream after "
+                         f"the micro-batch in hand (up to {grace:g} s{again})")
                 if not sink.drain(grace):
                     LOG.warning(f"the micro-batch was still running after {grace:g} s: "
                                 f"stopping it now (it is replayed on restart)")
@@ -147,32 +171,47 @@ def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
                spark: Any = None) -> None:
     """Run the stream until the topic is drained (`available_now`) or until interrupted, with
     its heartbeat beside the warehouse (stream/heartbeat.py) from start to end: ``stopped``
-    and why when it ends cleanly, ``failed`` and the cause when it raises."""
+    and why when it ends cleanly, ``failed`` and the cause when it raises.
+
+    Called in the main thread it holds SIGTERM and Ctrl-C (polarwatch.console.SignalHold): they
+    stop the stream between micro-batches (Ctrl-C then returns; SIGTERM raises SystemExit(143)
+    once everything is stopped). After SIGTERM an error of the ending stream (Spark's JVM ends
+    too when the whole process group is signalled) is no failure: it is logged with -v only."""
     cfg.load_topics()  # a missing or broken topics.toml: its ConfigError now, before Spark starts
     beat = HeartbeatWriter(cfg.warehouse_path).start()
     state, why = "failed", "it ended without saying why"
-    try:
-        interrupted = _run_supervised(cfg, beat, available_now=available_now, reset=reset,
-                                      timeout=timeout, backend=backend, spark=spark)
-        state, why = "stopped", ("interrupted (Ctrl-C)" if interrupted
-                                 else "terminated (SIGTERM)" if STOP.is_set()
-                                 else "the topic was drained" if available_now
-                                 else "its query was stopped")
-    except KeyboardInterrupt:
-        state, why = "stopped", "interrupted (Ctrl-C)"
-        raise
-    except SystemExit:  # polarwatch.cli turns SIGTERM into SystemExit
-        state, why = "stopped", "terminated (SIGTERM)" if STOP.is_set() else "the process exited"
-        raise
-    except BaseException as exc:  # after SIGTERM: the JVM it also ended, answering no more
-        state, why = ("stopped", "terminated (SIGTERM)") if STOP.is_set() else (state, cause(exc))
-        raise
-    finally:
-        beat.close(state, why)
+    with SignalHold() as hold:
+        try:
+            interrupted = _run_supervised(cfg, beat, hold, available_now=available_now,
+                                          reset=reset, timeout=timeout, backend=backend,
+                                          spark=spark)
+            state, why = "stopped", ("terminated (SIGTERM)" if STOP.is_set()
+                                     else "interrupted (Ctrl-C)" if interrupted
+                                     else "the topic was drained" if available_now
+                                     else "its query was stopped")
+        except KeyboardInterrupt:
+            state, why = "stopped", "interrupted (Ctrl-C)"
+            raise
+        except SystemExit:  # polarwatch.cli turns SIGTERM into SystemExit (when not held)
+            state, why = ("stopped", "terminated (SIGTERM)" if STOP.is_set()
+                          else "the process exited")
+            raise
+        except BaseException as exc:
+            if not STOP.is_set():
+                why = cause(exc)
+                raise
+            state, why = "stopped", "terminated (SIGTERM)"  # the JVM it also ended answers no more
+            LOG.debug(f"the stream's error after SIGTERM: {cause(exc)}")
+        finally:
+            beat.close(state, why)
+    if hold.held and STOP.is_set():
+        LOG.info("stopped on SIGTERM; `polarwatch stream` resumes from the checkpoint")
+        raise SystemExit(128 + signal.SIGTERM)
 
 
-def _run_supervised(cfg: Config, beat: HeartbeatWriter, *, available_now: bool, reset: bool,
-                    timeout: float | None, backend: str | None, spark: Any) -> bool:
+def _run_supervised(cfg: Config, beat: HeartbeatWriter, hold: SignalHold, *,
+                    available_now: bool, reset: bool, timeout: float | None,
+                    backend: str | None, spark: Any) -> bool:
     """:func:`run_stream`'s work; True when Ctrl-C ended it."""
     from stream.kafka_source import PASSWORD_ENV
 
@@ -184,33 +223,88 @@ def _run_supervised(cfg: Config, beat: HeartbeatWriter, *, available_now: bool, 
     own = spark is None
     if own:
         LOG.info(f"starting Spark ({cfg.spark.master}) …")
-        spark = build_spark(cfg.spark.master)
+        spark = build_spark(cfg.spark.master, quiet_after_sigterm=hold.held)
+        hold.claim()  # the SparkContext installed its own Ctrl-C handler (py4j calls in it)
         LOG.info(f"Spark up in {time.monotonic() - t0:.1f} s")
-    from stream.metrics import MetricsListener
-
-    listener = MetricsListener(cfg.warehouse_path, QUERY_NAME)
+    listener = _gated_listener(cfg)
     spark.streams.addListener(listener)
     queries: list[Any] = []
+    sinks: list[DuckDBSink] = []  # the current query's sink: reachable without the JVM
     first = [reset]
 
     def start() -> Any:  # the first start may reset the checkpoint; restarts resume from it
         query = start_stream(spark, cfg, available_now=available_now, reset=first[0],
                              backend=backend, heartbeat=beat)
         first[0] = False
+        sinks[:] = [_SINKS[query.id]]
         return query
+
+    def stopping() -> bool:
+        return STOP.is_set() or INTERRUPTED.is_set()
+
+    def nap(delay: float) -> None:  # the supervisor's back-off, cut short by a stop
+        until = time.monotonic() + delay
+        while not stopping() and time.monotonic() < until:
+            time.sleep(min(0.2, max(until - time.monotonic(), 0.0)))
 
     interrupted = False
     try:  # transient failures restart the query from its checkpoint (stream/supervise.py)
-        supervise(start, timeout=timeout, on_query=queries.append, stopping=STOP.is_set,
-                  max_restarts=MAX_RESTARTS_DRAIN if available_now else None,
-                  on_state=beat.set_state)
+        if not stopping():  # SIGTERM or Ctrl-C while Spark started: no query at all
+            supervise(start, timeout=timeout, on_query=queries.append, stopping=stopping,
+                      sleep=nap, max_restarts=MAX_RESTARTS_DRAIN if available_now else None,
+                      on_state=beat.set_state)
     except KeyboardInterrupt:
-        LOG.info("interrupted: stopping the stream (the checkpoint keeps its position)")
         interrupted = True
     finally:
-        if queries and queries[-1].isActive:
-            stop_between_batches(queries[-1])
+        interrupted = interrupted or INTERRUPTED.is_set()
+        if interrupted:
+            LOG.info("interrupted: stopping the stream (the checkpoint keeps its position)")
+        _shut_down(spark, queries[-1] if queries else None, sinks[0] if sinks else None,
+                   listener, own)
+    return interrupted
+
+
+def _gated_listener(cfg: Config) -> Any:
+    """The metrics listener (stream/metrics.py), whose progress callback (a DuckDB write, from
+    a py4j thread) :func:`_shut_down` can close and wait for, as the sink's batches."""
+    from stream.metrics import MetricsListener
+
+    class GatedListener(MetricsListener):
+        def __init__(self) -> None:
+            super().__init__(cfg.warehouse_path, QUERY_NAME)
+            self.gate, self.closed = threading.Lock(), False
+
+        def onQueryProgress(self, event: Any) -> None:  # noqa: N802 (pyspark)
+            with self.gate:
+                if not self.closed:
+                    super().onQueryProgress(event)
+
+        def close(self, timeout: float) -> None:
+            self.closed = True
+            if self.gate.acquire(timeout=timeout):
+                self.gate.release()
+
+    return GatedListener()
+
+
+def _shut_down(spark: Any, query: Any, sink: DuckDBSink | None, listener: Any,
+               own: bool) -> None:
+    """The end of a run: stop the query between micro-batches, remove the listener, stop an
+    own Spark, and wait for the sink's and the listener's write in hand: this process must not
+    exit while a thread of it is inside DuckDB or Arrow (Python aborts: "FATAL: exception not
+    rethrown"). After SIGTERM to the whole process group Spark's JVM ends as well, and a
+    failure of these calls is no error."""
+    try:
+        if query is not None and query.isActive:
+            stop_between_batches(query)
         spark.streams.removeListener(listener)
         if own:
             spark.stop()
-    return interrupted
+    except Exception as exc:
+        if not STOP.is_set():
+            raise
+        LOG.debug(f"stopping Spark after SIGTERM: {cause(exc)}")  # its JVM ended too
+    finally:
+        if sink is not None and STOP.is_set():  # else the query's stop waited for it
+            sink.drain(STOP_GRACE_S)
+        listener.close(STOP_GRACE_S)  # a JVM ending by itself may still call it back

@@ -42,6 +42,7 @@ PERMANENT_MARKERS = ("OffsetRegressionError",)  # replaying or skipping would be
 RESTART_BACKOFF = (1.0, 60.0)  # seconds: first delay, cap (doubling, with jitter)
 HEALTHY_AFTER_S = 120.0  # a query that ran this long resets the backoff
 MAX_RESTARTS_DRAIN = 5  # `polarwatch stream` without --continuous gives up after this many
+POLL_S = 0.5  # seconds: how often the wait for the query looks whether polarwatch stops
 
 _PY_ERROR = re.compile(r"^\s*(?:[\w.]+\.)?(\w+(?:Error|Exception|Exit)): (.+)$", re.MULTILINE)
 _NOISE = ("StreamingQueryException", "PythonException", "Py4JJavaError", "SparkException")
@@ -69,10 +70,22 @@ def cause(exc: BaseException | str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
-def _failure(query: Any, timeout: float | None) -> BaseException | None:
-    """Wait for the query; the exception it ended with, or None (stopped or timed out)."""
+def _failure(query: Any, timeout: float | None, stopping: Callable[[], bool],
+             clock: Callable[[], float]) -> BaseException | None:
+    """Wait for the query to end, for `timeout` seconds, or until `stopping()`; the exception
+    the query ended with, or None (stopped, timed out, or polarwatch stops). It waits in slices
+    of POLL_S, so a stop is seen between two py4j calls, never by interrupting one."""
+    deadline = None if timeout is None else clock() + timeout
     try:
-        query.awaitTermination(timeout)
+        while True:
+            left = POLL_S if deadline is None else min(POLL_S, deadline - clock())
+            if left <= 0:
+                return None
+            # True: it ended (None, from a query object without the bool, counts as ended)
+            if query.awaitTermination(left) is not False:
+                break
+            if stopping():
+                return None
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # pyspark's StreamingQueryException and friends
@@ -91,9 +104,11 @@ def supervise(start: Callable[[], Any], *, timeout: float | None = None, max_res
     `timeout` seconds pass, restarting it after transient failures. Returns the number of
     restarts; raises StreamError when the cause is not transient or `max_restarts` is spent.
     `on_query` receives each started query (so the caller can stop the current one).
-    `stopping()` true: polarwatch is shutting down (SIGTERM), so a failure ends the
-    supervision instead of a restart (a group-wide SIGTERM also ends Spark's JVM, and the
-    query fails with "Connection refused"; its checkpoint keeps the position).
+    `stopping()` true: polarwatch is shutting down (SIGTERM, Ctrl-C): the supervision returns
+    with the query still running (the caller stops it between micro-batches), and a failure
+    ends it instead of a restart (a group-wide SIGTERM also ends Spark's JVM, and the query
+    fails with "Connection refused"; its checkpoint keeps the position); a back-off `sleep`
+    that returns early when it becomes true saves the rest of the wait.
     `on_state(state, cause)` hears ``("running", None)`` after each start and ``("restarting",
     cause)`` before each back-off (the heartbeat, stream/heartbeat.py)."""
     def tell(state: str, why: str | None = None) -> None:
@@ -119,16 +134,16 @@ def supervise(start: Callable[[], Any], *, timeout: float | None = None, max_res
                 on_query(query)
             tell("running")
             remaining = None if deadline is None else max(deadline - clock(), 0.0)
-            exc = _failure(query, remaining)
+            exc = _failure(query, remaining, stopping, clock)
             if exc is None:
                 return restarts
         why = cause(exc)
+        LOG.debug(f"the stream's failure in full: {exc}")
         if STOPPING in str(exc):  # stream.job.stop_between_batches refused a batch: a stop
             LOG.info("the stream stopped between micro-batches; it resumes from its checkpoint")
             return restarts
-        if stopping():
-            LOG.info(f"the stream ended while polarwatch stops ({why}); it resumes from its "
-                     f"checkpoint")
+        if stopping():  # its cause (a JVM ending with us, in py4j's words): with -v only
+            LOG.info("the stream ended while polarwatch stops")
             return restarts
         if not is_transient(str(exc)):
             raise StreamError(f"the stream stopped: {why}") from None
@@ -147,3 +162,5 @@ def supervise(start: Callable[[], Any], *, timeout: float | None = None, max_res
         if deadline is not None and clock() + delay >= deadline:
             return restarts
         sleep(delay)
+        if stopping():
+            return restarts
