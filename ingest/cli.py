@@ -61,10 +61,9 @@ def cmd_live(cfg: Config, args: argparse.Namespace) -> int:
         source = mastodon_source(cfg, args.instance, tag=args.tag, public=args.public,
                                  local=args.local, token_env=args.token_env,
                                  catch_up=not args.no_catch_up)
-    reached = ingest_live(cfg, source, args.source, topic=args.topic, state_dir=args.state_dir,
-                          restart=args.restart, cursor=args.cursor, duration=args.duration,
-                          confirm_interval=args.confirm_interval, max_posts=args.max_posts)
-    return 0 if reached else 1
+    return 0 if ingest_live(cfg, source, args.source, topic=args.topic, state_dir=args.state_dir,
+                            restart=args.restart, cursor=args.cursor, duration=args.duration,
+                            confirm_interval=args.confirm_interval, max_posts=args.max_posts) else 1
 
 
 def _shared(p: Any, live: bool) -> None:

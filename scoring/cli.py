@@ -67,11 +67,9 @@ def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
     missing = [name for name, value in (("--task", args.task), ("DATA", args.data),
                                         ("-o/--output", args.output)) if value is None]
     if missing:
-        raise PolarwatchError(f"train needs {', '.join(missing)} (or --from-warehouse --topic "
-                              f"ID)")
+        raise PolarwatchError(f"train needs {', '.join(missing)} (or --from-warehouse --topic ID)")
     topics = resolve_topics(cfg, args.topics) if args.task == "stance" else []
-    output = Path(args.output)
-    if output.suffix != ".npz":
+    if (output := Path(args.output)).suffix != ".npz":
         raise PolarwatchError(f"-o {output}: a head file must end in .npz")
     data = Path(args.data)
     weak = ""
@@ -90,14 +88,9 @@ def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
     _report_skipped(report.skipped, data)
     holdout = ("n/a (fewer than 50 rows: no holdout)" if report.holdout_macro_f1 is None
                else f"{report.holdout_macro_f1:.3f} (20% stratified holdout, also used to pick C)")
-    cols = report.label_columns
-    read = ("" if set(cols) <= {"label"} else
-            f" (labels read from the {args.task!r} column, as `polarwatch label` writes them)"
-            if len(cols) == 1 else " (labels read from column " + ", ".join(
-                f"{k!r} on {v:,} rows" for k, v in cols.items()) + ")")
-    _err(f"trained a {report.task} head on {report.n_rows:,} rows {report.class_counts}{read} in "
-         f"{report.seconds:.1f} s; C={report.c:g}; holdout macro-F1 {holdout}; "
-         f"{len(report.skipped):,} rows skipped -> {report.output}{weak}")
+    _err(f"trained a {report.task} head on {report.n_rows:,} rows {report.class_counts}"
+         f"{report.label_source()} in {report.seconds:.1f} s; C={report.c:g}; holdout macro-F1 "
+         f"{holdout}; {len(report.skipped):,} rows skipped -> {report.output}{weak}")
     return 0
 
 

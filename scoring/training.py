@@ -63,6 +63,17 @@ class TrainReport:
     skipped: list[tuple[int, str]] = field(default_factory=list)
     label_columns: dict[str, int] = field(default_factory=dict)  # where the labels were read
 
+    def label_source(self) -> str:
+        """Where the labels were read, for the summary ("" for a ``label`` column)."""
+        cols = self.label_columns
+        if set(cols) <= {"label"}:
+            return ""
+        if len(cols) == 1:
+            return (f" (labels read from the {self.task!r} column, as `polarwatch label` "
+                    f"writes them)")
+        return " (labels read from column " + ", ".join(
+            f"{k!r} on {v:,} rows" for k, v in cols.items()) + ")"
+
 
 def normalize_label(task: str, raw: str) -> str | None:
     value = raw.strip().lower()

@@ -68,7 +68,8 @@ def test_a_missing_or_unknown_broker_action_is_named(
     (["ingest", "jetstream", "--duration", "1.5h"], "duration", 5400.0),
     (["ingest", "jetstream", "--confirm-interval", "500 seconds"], "confirm_interval", 500.0),
     (["ingest", "jetstream"], "confirm_interval", 2.0),  # the default, "2s"
-    (["ingest", "mastodon", "--instance", "https://x", "--duration", "2m"], "duration", 120.0),
+    (["ingest", "mastodon", "--instance", "https://x", "--public", "--duration", "2m"],
+         "duration", 120.0),
     (["demo", "--forecast-every", "5 minutes"], "forecast_every", 300.0),
     (["demo"], "forecast_every", 60.0),  # the default, "60s"
 ])
