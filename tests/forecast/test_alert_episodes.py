@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,13 +35,6 @@ def hourly(n: int, *, spike: tuple[int, int] | None = None, jump: int | None = N
     if jump is not None:
         y[jump:] += 3.0
     return y
-
-
-@pytest.fixture()
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
 
 
 def messages(receiver: Receiver) -> list[tuple[str, str, str, str]]:

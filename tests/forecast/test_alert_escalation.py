@@ -6,7 +6,6 @@ against a crash between the receiver's 2xx and the record."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,13 +23,6 @@ from tests.forecast.test_forecast import START
 from tests.forecast.test_webhooks import SECRET, Receiver
 
 OPENED = 100  # the episode's alarm window (hours after START)
-
-
-@pytest.fixture()
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture()

@@ -3,7 +3,6 @@ after a failed run, never re-sent by a re-run of the forecast."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,13 +45,6 @@ def warehouse(tmp_path: Path) -> Path:
     init_schema(path)
     seed(path, window_rows("guns", series(N)[:N]))
     return path
-
-
-@pytest.fixture()
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
 
 
 def forecast(cfg: Config) -> dict[str, int]:

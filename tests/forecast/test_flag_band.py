@@ -8,7 +8,6 @@ alert carry the detector's forecast and alarm band instead, and say which test d
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -48,13 +47,6 @@ def rising_slowly() -> np.ndarray:
     y = 4 + 0.3 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.1, len(t))
     y[150:] += np.linspace(0, 1.5, len(t) - 150)
     return y
-
-
-@pytest.fixture()
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
 
 
 def rows(path: Path) -> pd.DataFrame:
