@@ -39,8 +39,9 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks import nab  # noqa: E402
 from benchmarks.nab_data import DEFAULT_DIR  # noqa: E402
+from forecast.csv_grid import InputError  # noqa: E402
 from forecast.detect import DetectorConfig  # noqa: E402
-from forecast.detect_csv import InputError, detect_values, read_series_csv  # noqa: E402
+from forecast.detect_csv import detect_values, read_series_csv  # noqa: E402
 from polarwatch.config import load_config  # noqa: E402
 
 

@@ -8,7 +8,7 @@ through ``note``, so that the command can keep stdout for the output CSV):
   valid date outside the 1677-2262 range a pandas series can hold is named as such. A timestamp
   longer than :data:`MAX_TIMESTAMP_CHARS` is unparseable without being parsed (pandas' mixed
   format parser takes quadratic time on a long field). Examples quoted in a message are cut
-  to :data:`MAX_QUOTED_CHARS`.
+  to :data:`forecast.csv_grid.MAX_QUOTED_CHARS`.
 - Non-numeric or empty values become missing points (reported), never zero; a series whose
   typical magnitude is beyond 1e150 is an error (its squares overflow).
 - Duplicate timestamps: the **last** row wins (a re-export or correction is appended later);
@@ -17,8 +17,8 @@ through ``note``, so that the command can keep stdout for the output CSV):
 - The interval is the most common step. Timestamps off that grid are an error that names the
   first off-grid row (its line and timestamp) and the options below; missing grid timestamps
   (gaps) are filled as missing points (reported: how many, the largest gap), at most
-  :data:`MAX_FILLED_POINTS` of them: a longer fill (a gap of years at a 1-second interval) is
-  an error naming the largest gap and how many points it would add.
+  :data:`forecast.csv_grid.MAX_FILLED_POINTS` of them: a longer fill (a gap of years at a
+  1-second interval) is an error naming the largest gap and how many points it would add.
 - ``snap`` (``--snap``): each row goes to the **nearest** point (a tie: the later) of the grid
   of the most common step at the phase most rows share, so a regular series stays as it is.
   ``resample=FREQ``: each row goes to the **start** of its interval ``[t, t + FREQ)`` on a grid
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -48,49 +47,31 @@ import numpy as np
 import pandas as pd
 
 from forecast.alarms import FLAG_NONE, close_previous
+from forecast.csv_grid import (
+    MAX_LISTED,
+    InputError,
+    fill_grid,
+    lines_text,
+    one_zone_style,
+    quote,
+    regrid,
+)
 from forecast.detect import DetectorConfig, StreamingDetector, Trigger, warmup_points
 from forecast.explain import class_text
 from forecast.routine import DAYS, NEED_DAYS
-from polarwatch.errors import PolarwatchError
 
 FLAG_CLASSES = ("spike", "dip", "reactive")  # what detect can flag (no calendar: not anticipatory)
 OUTPUT_COLUMNS = ["timestamp", "value", "forecast", "lower", "upper", "anomaly_score", "flag",
                   "episode"]
-MAX_LISTED = 5  # line numbers quoted per problem; the count is always complete
 # A series whose typical value is beyond this overflows the model's squares (float max ~1.8e308);
 # single outliers that large are fine (they are scored on the log scale or clipped).
 MAX_TYPICAL_MAGNITUDE = 1e150
 # The longest timestamp read: an ISO time with nanoseconds and an offset has 35 characters.
 MAX_TIMESTAMP_CHARS = 64
-MAX_QUOTED_CHARS = 80  # of a field quoted in a message
-# Missing points a file's gaps may add to the grid: about 11.5 days at a 1-second interval or
-# 114 years of hourly ones; the detector takes about 1 s per 100,000 missing points and the
-# grid 8 bytes a point per column. A 4-year gap at 1 h (34,920 points) is well inside.
-MAX_FILLED_POINTS = 1_000_000
 # How rows that share a grid point are combined under --snap / --resample (observed values only).
 AGGREGATIONS = ("mean", "sum", "last")
 MIN_RESAMPLE = timedelta(microseconds=1)  # the finest --resample a timedelta can hold
 MAX_SPAN = pd.Timedelta.max.to_pytimedelta()  # the longest step pandas holds: 292 years
-# A time written with a zone: Z, UTC/GMT or an offset after the clock time (a bare date's
-# "-01" is no offset).
-_ZONED = re.compile(r"(?:\d:\d\d(?::\d\d(?:[.,]\d+)?)?\s*(?:[+-]\d\d(?::?\d\d)?|z)|utc|gmt|z)$",
-                    re.IGNORECASE)
-
-
-class InputError(PolarwatchError):
-    """The CSV cannot be used as a regular series; the message says where and how many."""
-
-
-def _quote(text: str) -> str:
-    """``repr(text)``, cut to :data:`MAX_QUOTED_CHARS` characters with its full length."""
-    if len(text) <= MAX_QUOTED_CHARS:
-        return repr(text)
-    return f"{text[:MAX_QUOTED_CHARS]!r}… ({len(text):,} characters)"
-
-
-def _lines(lines: list[int]) -> str:
-    head = ", ".join(str(n) for n in lines[:MAX_LISTED])
-    return head + (f" and {len(lines) - MAX_LISTED} more" if len(lines) > MAX_LISTED else "")
 
 
 def _beyond_pandas(text: str) -> bool:
@@ -101,72 +82,6 @@ def _beyond_pandas(text: str) -> bool:
     except ValueError:
         return False
     return when.year <= pd.Timestamp.min.year or when.year >= pd.Timestamp.max.year
-
-
-def _freq_text(step: timedelta) -> str:
-    """``step`` in the duration grammar (``5min``, ``1h``, ``0.5s``), to quote as a FREQ."""
-    micro = round(step / timedelta(microseconds=1))
-    for unit, size in (("w", 7 * 86_400_000_000), ("d", 86_400_000_000), ("h", 3_600_000_000),
-                       ("min", 60_000_000)):
-        if micro % size == 0:
-            return f"{micro // size}{unit}"
-    return f"{micro / 1e6:.6f}".rstrip("0").rstrip(".") + "s"
-
-
-def _one_zone_style(ts_text: pd.Series, line: np.ndarray, name: str) -> None:
-    """Refuse timestamps with a time zone mixed with timestamps without one: a naive time is
-    read as UTC, so a grid would merge rows that are hours apart."""
-    zoned = ts_text.str.contains(_ZONED).to_numpy(bool)
-    if zoned.any() and not zoned.all():
-        naive_at, zoned_at = line[~zoned].tolist(), line[zoned].tolist()
-        raise InputError(f"{name}: {len(zoned_at)} timestamp(s) have a time zone (line(s) "
-                         f"{_lines(zoned_at)}) and {len(naive_at)} have none (line(s) "
-                         f"{_lines(naive_at)}); a grid would read those as UTC. Give every "
-                         f"row its offset (or none) first")
-
-
-def _regrid(df: pd.DataFrame, name: str, step: pd.Timedelta, span: timedelta,
-            resample: timedelta | None, agg: str,
-            note: Callable[[str], Any]) -> tuple[pd.DataFrame, pd.Timedelta]:
-    """Rows (``ts``, ``value``, ``line``; sorted, distinct times) onto one grid: the nearest
-    point of ``step``'s grid at the most common phase, or with ``resample`` the start of their
-    interval on a grid aligned to the epoch. One row per occupied grid point (``agg`` of its
-    observed values, the first line), and the grid's step."""
-    first, last = df["ts"].iloc[0], df["ts"].iloc[-1]
-    if resample is not None and resample >= span:
-        raise InputError(f"{name}: --resample {_freq_text(resample)} is not shorter than the "
-                         f"whole series ({pd.Timedelta(span)} from {first} to {last}): every row "
-                         f"would fall on one or two grid points; choose a FREQ well below it")
-    freq = step if resample is None else pd.Timedelta(resample)
-    ns = df["ts"].dt.as_unit("ns").astype("int64").to_numpy()
-    f = int(freq.value)
-    phase = 0 if resample is not None else int(pd.Series(ns % f).mode().iloc[0])
-    r = (ns % f - phase) % f  # how far past its grid point at or before it each row is
-    lo = ns - r
-    later = (r >= f - r) & (resample is None)  # --snap: the nearest point, a tie the later one
-    grid = np.where(later, lo + f, lo)  # (int64 arithmetic wraps: caught on the next line)
-    wrapped = (lo > ns) | (later & (lo + f < lo)) | (grid == np.iinfo(np.int64).min)
-    if wrapped.any():
-        raise InputError(f"{name}: the grid point of line {df['line'].to_numpy()[wrapped][0]} "
-                         f"lies outside the dates a series can hold; drop that row")
-    moved, groups = grid != ns, df.assign(grid=grid).groupby("grid", sort=True)
-    sizes = groups.size().to_numpy()
-    values = (groups["value"].sum(min_count=1) if agg == "sum"
-              else getattr(groups["value"], agg)())
-    shift = np.abs(grid - ns)
-    worst = int(np.argmax(shift))  # (the first row of the largest shift)
-    rule = (f"the start of their {freq} interval on a grid aligned to 1970-01-01 UTC"
-            if resample is not None else f"the nearest point of the {freq} grid of the most "
-            f"common step (a tie to the later point)")
-    note(f"{name}: {'--snap' if resample is None else '--resample ' + _freq_text(freq)}: "
-         f"{int(moved.sum()):,} of {len(df):,} row(s) moved to {rule}"
-         + (f", the largest shift {pd.Timedelta(int(shift[worst]))} (line "
-            f"{df['line'].iloc[worst]})" if moved.any() else "")
-         + f"; {int(sizes[sizes > 1].sum()):,} row(s) merged into {int((sizes > 1).sum()):,} "
-         f"grid point(s) ({agg} of their values); the output has the grid's timestamps")
-    out = pd.DataFrame({"ts": pd.to_datetime(values.index.to_numpy(), utc=True),
-                        "value": values.to_numpy(float), "line": groups["line"].min().to_numpy()})
-    return out, freq
 
 
 def read_series_csv(source: str | Path | IO[str], *, duplicates: str = "last",
@@ -209,29 +124,29 @@ def read_series_csv(source: str | Path | IO[str], *, duplicates: str = "last",
         far = [n for n in bad_ts if _beyond_pandas(ts_text.iloc[n - 2])]
         if far:
             raise InputError(
-                f"{name}: {len(far)} timestamp(s) on line(s) {_lines(far)} are valid dates "
+                f"{name}: {len(far)} timestamp(s) on line(s) {lines_text(far)} are valid dates "
                 f"outside the range a series can hold, {pd.Timestamp.min:%Y-%m-%d} to "
-                f"{pd.Timestamp.max:%Y-%m-%d} (e.g. {_quote(ts_text.iloc[far[0] - 2])}); fix "
+                f"{pd.Timestamp.max:%Y-%m-%d} (e.g. {quote(ts_text.iloc[far[0] - 2])}); fix "
                 f"or drop those rows")
         long_note = (f"; {int(too_long.sum())} of them longer than {MAX_TIMESTAMP_CHARS} "
                      f"characters" if too_long.any() else "")
         raise InputError(f"{name}: {len(bad_ts)} unparseable timestamp(s) on line(s) "
-                         f"{_lines(bad_ts)} (e.g. {_quote(ts_text.iloc[bad_ts[0] - 2])})"
+                         f"{lines_text(bad_ts)} (e.g. {quote(ts_text.iloc[bad_ts[0] - 2])})"
                          f"{long_note}")
     naive = pd.to_datetime(ts_text.iloc[:1], format="mixed").dt.tz is None if len(raw) else True
     if snap or resample is not None:
-        _one_zone_style(ts_text, line, name)
+        one_zone_style(ts_text, line, name)
     value = pd.to_numeric(val_text, errors="coerce").astype(float)
     value[~np.isfinite(value.to_numpy())] = np.nan
     empty = (val_text == "").to_numpy()
     junk = value.isna().to_numpy() & ~empty
     if junk.any():
-        examples = ", ".join(_quote(v) for v in val_text[junk].unique()[:3])
+        examples = ", ".join(quote(v) for v in val_text[junk].unique()[:3])
         note(f"{name}: {int(junk.sum())} non-numeric value(s) on line(s) "
-             f"{_lines(line[junk].tolist())} ({examples}): treated as missing")
+             f"{lines_text(line[junk].tolist())} ({examples}): treated as missing")
     if empty.any():
         note(f"{name}: {int(empty.sum())} empty value(s) on line(s) "
-             f"{_lines(line[empty].tolist())}: treated as missing")
+             f"{lines_text(line[empty].tolist())}: treated as missing")
     observed = np.abs(value.dropna().to_numpy())
     typical = float(np.quantile(observed, 0.5, method="lower")) if len(observed) else 0.0
     if typical > MAX_TYPICAL_MAGNITUDE:  # ("lower": a median that averages would overflow)
@@ -266,44 +181,9 @@ def read_series_csv(source: str | Path | IO[str], *, duplicates: str = "last",
     steps = df["ts"].diff().dropna()
     freq = pd.Timedelta(steps.mode().iloc[0])
     if snap or resample is not None:
-        df, freq = _regrid(df, name, freq, span, resample, agg, note)
+        df, freq = regrid(df, name, freq, span, resample, agg, note)
         steps = df["ts"].diff().dropna()
-    offsets = ((df["ts"] - df["ts"].iloc[0]) / freq).to_numpy(float)
-    off_grid = ~np.isclose(offsets, np.round(offsets), atol=1e-6)
-    if off_grid.any():
-        first = int(np.argmax(off_grid))
-        raise InputError(f"{name}: irregular intervals: the most common step is {freq}, but "
-                         f"{int(off_grid.sum())} timestamp(s) are off that grid (counted from the "
-                         f"first row, {df['ts'].iloc[0]}); the first off-grid row is "
-                         f"line {df['line'].iloc[first]}, {df['ts'].iloc[first]} "
-                         f"({df['ts'].iloc[first] - df['ts'].iloc[first - 1]} after the row "
-                         f"before it); all: line(s) {_lines(df['line'][off_grid].tolist())}. "
-                         f"Fix those rows, or pass --snap to move each row to the nearest "
-                         f"point of that grid (--resample FREQ: onto another interval)")
-    n_missing = int(round(float((df["ts"].iloc[-1] - df["ts"].iloc[0]) / freq))) + 1 - len(df)
-    if n_missing:
-        big = steps[steps > freq]
-        where = big.idxmax()
-        gap = f"{big.max() - freq} before line {df['line'][where]}"
-        if n_missing > MAX_FILLED_POINTS and resample is not None:
-            finest = pd.Timedelta(span / MAX_FILLED_POINTS).ceil("s" if span > MAX_FILLED_POINTS
-                                                                  * timedelta(seconds=1) else "us")
-            raise InputError(
-                f"{name}: --resample {_freq_text(freq)} puts the series ({pd.Timedelta(span)} "
-                f"long) on {n_missing + len(df):,} grid points, {n_missing:,} of them "
-                f"missing: more than the {MAX_FILLED_POINTS:,} "
-                f"the detector fills; choose a FREQ of at least {_freq_text(finest)}")
-        if n_missing > MAX_FILLED_POINTS:
-            raise InputError(
-                f"{name}: the gaps would add {n_missing:,} missing points at the {freq} "
-                f"interval, more than the {MAX_FILLED_POINTS:,} the detector fills; the "
-                f"largest gap, {gap}, alone adds {int(big.max() / freq) - 1:,}. Split the file "
-                f"at that gap, or pass --resample with a coarser interval")
-        note(f"{name}: {n_missing} missing timestamp(s) in {len(big)} gap(s) filled as missing "
-             f"points; largest gap {gap}")
-    grid = pd.date_range(df["ts"].iloc[0], df["ts"].iloc[-1], freq=freq)
-    out = df.set_index("ts")["value"].reindex(grid)
-    return pd.DataFrame({"ts": grid, "value": out.to_numpy(float)}), freq, naive
+    return fill_grid(df, name, freq, span, resample, note), freq, naive
 
 
 def run_detect(frame: pd.DataFrame, freq: pd.Timedelta,

@@ -72,7 +72,6 @@ from forecast.models import (
 from forecast.seasons import season_points
 from forecast.series import COUNT_METRICS, read_series, validate_metric
 from polarwatch.config import Config
-from polarwatch.errors import ConfigError
 from polarwatch.events import Event, events_path, load_events
 from polarwatch.tables import ForecastRow
 from polarwatch.warehouse import init_schema, transaction
@@ -301,16 +300,6 @@ class ForecastSummary:
                 f"{self.seconds} s")
 
 
-def _checked_settings(cfg: Config, metric: str | None) -> tuple[str, float, int]:
-    metric = validate_metric(metric if metric is not None else cfg.forecast.metric)
-    alpha, horizon = cfg.forecast.alpha, cfg.forecast.horizon
-    if not 0.0 < alpha < 1.0:
-        raise ConfigError(f"[forecast] alpha must be between 0 and 1 (exclusive), got {alpha}")
-    if horizon < 0:
-        raise ConfigError(f"[forecast] horizon must be >= 0 steps, got {horizon}")
-    return metric, alpha, horizon
-
-
 def _band_text(fit: ForecastFit, alpha: float) -> str:
     sel = fit.selection
     if sel.mae is None or sel.coverage is None:
@@ -349,7 +338,9 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
     to the config). ``alerts=False`` skips the webhooks.
     """
     started = time.monotonic()
-    metric, alpha, horizon = _checked_settings(cfg, metric)
+    # (alpha in (0, 1) and horizon >= 1 are the config's own checks: polarwatch.config)
+    metric = validate_metric(metric if metric is not None else cfg.forecast.metric)
+    alpha, horizon = cfg.forecast.alpha, cfg.forecast.horizon
     if events is None:  # an event on a topic not in topics.toml is refused
         events = load_events(events_path(cfg.root), topic_ids(cfg))
     path = cfg.warehouse_path

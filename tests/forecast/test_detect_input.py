@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecast.csv_grid import MAX_FILLED_POINTS, MAX_QUOTED_CHARS
 from forecast.detect import DetectError, DetectorConfig, StreamingDetector
-from forecast.detect_csv import MAX_FILLED_POINTS, MAX_QUOTED_CHARS
 from polarwatch.cli import main
 from tests.forecast.test_detect import hourly, write_csv
 

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.detect_csv import MAX_FILLED_POINTS, read_series_csv
+from forecast.csv_grid import MAX_FILLED_POINTS
+from forecast.detect_csv import read_series_csv
 from polarwatch.cli import main
 
 
