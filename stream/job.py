@@ -22,6 +22,7 @@ from polarwatch.console import INTERRUPTED, STOP, SignalHold, quiet_children_aft
 from polarwatch.errors import PrerequisiteError
 from stream.dead_letters import DeadLetterDrain
 from stream.heartbeat import HeartbeatWriter
+from stream.preflight import check_broker
 from stream.sink import DuckDBSink
 from stream.supervise import MAX_RESTARTS_DRAIN, cause, supervise
 from stream.udfs import LabelStage, output_ddl
@@ -50,9 +51,38 @@ def check_java() -> str:
     return first
 
 
+# Set for the Python driver that spark-submit launches, with the JVM already running (pyspark's
+# java_gateway.launch_gateway connects to it instead of starting one): what tells a driver
+# under spark-submit, whose --master must stand, from one that starts its own Spark.
+SUBMIT_GATEWAY_ENV = "PYSPARK_GATEWAY_PORT"
+LOCAL_ONLY = {"spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1"}
+
+
+def submitted_conf() -> Any | None:
+    """The SparkConf spark-submit gave this driver (--master, --conf, spark-defaults.conf) when
+    spark-submit launched it; None otherwise."""
+    if SUBMIT_GATEWAY_ENV not in os.environ:
+        return None
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # connects to spark-submit's JVM: no process starts
+    return SparkConf()
+
+
+def master_in_effect(configured: str) -> tuple[str, Any | None]:
+    """The master Spark runs on, and spark-submit's SparkConf when spark-submit launched this
+    driver with a master (which then stands over `configured`), else None."""
+    conf = submitted_conf()
+    submitted = conf.get("spark.master", None) if conf is not None else None
+    return (submitted, conf) if submitted else (configured, None)
+
+
 def build_spark(master: str, app_name: str = "polarwatch", *,
-                quiet_after_sigterm: bool = False) -> Any:
+                quiet_after_sigterm: bool = False, explicit_master: bool = True) -> Any:
     """A SparkSession tuned for small local clusters (UTC, Arrow, quiet console).
+    `master`: where a driver polarwatch starts runs; under spark-submit its --master stands
+    instead, with a warning when `explicit_master` (the user set `master`, not a default) and
+    they differ. A local master binds the driver's ports to 127.0.0.1.
     `quiet_after_sigterm`: from a SIGTERM on, what Spark's JVM and its workers print is dropped
     (polarwatch.console.quiet_children_after_stop; -v keeps it)."""
     check_java()
@@ -62,13 +92,21 @@ def build_spark(master: str, app_name: str = "polarwatch", *,
 
     from stream.kafka_source import KafkaDataSource
 
-    builder = SparkSession.builder.master(master).appName(app_name)
-    if master.startswith("local"):
+    builder = SparkSession.builder.appName(app_name)
+    effective, given = master_in_effect(master)
+    if given is None:
+        builder = builder.master(master)
+    elif explicit_master and effective != master:
+        LOG.warning(f"spark-submit's --master {effective} wins over the config's [spark] "
+                    f"master {master!r}; drop one of the two to silence this")
+    if effective.startswith("local"):
         # the driver's RPC and block-manager ports otherwise bind to the host's address, where
         # anyone on the network can reach an unauthenticated Spark; a cluster's driver must be
-        # reachable by its executors, so there the user's spark.driver.* settings stand
-        builder = (builder.config("spark.driver.bindAddress", "127.0.0.1")
-                   .config("spark.driver.host", "127.0.0.1"))
+        # reachable by its executors, so there the user's spark.driver.* settings stand (and
+        # under spark-submit, its --conf of them)
+        for key, value in LOCAL_ONLY.items():
+            if given is None or not given.contains(key):
+                builder = builder.config(key, value)
     builder = (builder
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.ui.enabled", "false")
@@ -178,6 +216,7 @@ def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
     once everything is stopped). After SIGTERM an error of the ending stream (Spark's JVM ends
     too when the whole process group is signalled) is no failure: it is logged with -v only."""
     cfg.load_topics()  # a missing or broken topics.toml: its ConfigError now, before Spark starts
+    check_broker(cfg)  # no broker: one line in seconds, not minutes of supervised restarts
     beat = HeartbeatWriter(cfg.warehouse_path).start()
     state, why = "failed", "it ended without saying why"
     with SignalHold() as hold:
@@ -222,8 +261,10 @@ def _run_supervised(cfg: Config, beat: HeartbeatWriter, hold: SignalHold, *,
         os.environ.setdefault(PASSWORD_ENV, password)
     own = spark is None
     if own:
-        LOG.info(f"starting Spark ({cfg.spark.master}) …")
-        spark = build_spark(cfg.spark.master, quiet_after_sigterm=hold.held)
+        master, given = master_in_effect(cfg.spark.master)
+        LOG.info(f"starting Spark ({master}{'' if given is None else ', from spark-submit'}) …")
+        spark = build_spark(cfg.spark.master, quiet_after_sigterm=hold.held,
+                            explicit_master="master" in cfg.spark.model_fields_set)
         hold.claim()  # the SparkContext installed its own Ctrl-C handler (py4j calls in it)
         LOG.info(f"Spark up in {time.monotonic() - t0:.1f} s")
     listener = _gated_listener(cfg)
