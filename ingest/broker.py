@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from polarwatch.broker_probe import how_to_fix, require_broker
 from polarwatch.errors import BrokerError, PolarwatchError
 from polarwatch.redact import scrubbed_env
 
@@ -43,7 +44,7 @@ S3_BUCKET = "tansu"
 S3_ENV = {"AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "polarwatch",
           "AWS_SECRET_ACCESS_KEY": "polarwatch", "AWS_DEFAULT_REGION": "us-east-1"}
 MOTO_REQUIREMENT = "moto[server]==5.2.5"
-PORT_CHECK_TIMEOUT_S = 2.0  # a TCP connect to a live broker on a LAN takes milliseconds
+ADMIN_TIMEOUT_MS = 10_000  # each admin request, and its bootstrap (kafka-python waits 30 s)
 
 if TYPE_CHECKING:
     from polarwatch.config import Config
@@ -347,28 +348,30 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def ensure_topics(bootstrap: str, names: list[str], partitions: int,
+def ensure_topics(bootstrap: str, names: list[str], partitions: int, *, embedded: bool = True,
                   **kafka_options: Any) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created. `kafka_options`:
-    [broker]'s security settings (Config.kafka_options)."""
+    """Create the topics that do not exist yet; returns the names created. `embedded`:
+    ``[broker] embedded`` (what the error of an unreachable broker tells to start);
+    `kafka_options`: [broker]'s security settings (Config.kafka_options)."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-    no_broker = (f"no Kafka broker answers at {bootstrap}: start one with "
-                 f"`polarwatch broker start` or fix [broker] bootstrap_servers")
-    # Fail fast: kafka-python's admin client waits 30 s (bootstrap_timeout_ms) before giving up.
-    try:
-        servers = [parse_hostport(s) for s in bootstrap.split(",") if s.strip()]
-    except BrokerError:
-        servers = []  # a form kafka-python may still understand: let it decide
-    if servers and not any(port_open(host.strip("[]"), port, timeout=PORT_CHECK_TIMEOUT_S)
-                           for host, port in servers):
-        raise BrokerError(f"{no_broker} (connection refused or timed out)")
+    # Fail fast: a refused or silent address is one line in seconds (require_broker), not
+    # kafka-python's bootstrap wait.
+    answered = require_broker(bootstrap, embedded=embedded)
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="polarwatch-admin",
-                                 request_timeout_ms=10000, **kafka_options)
+                                 request_timeout_ms=ADMIN_TIMEOUT_MS,
+                                 bootstrap_timeout_ms=ADMIN_TIMEOUT_MS, **kafka_options)
     except KafkaError as exc:
-        raise BrokerError(no_broker) from exc
+        failure = f"in {ADMIN_TIMEOUT_MS / 1000:g} s ({exc})"  # KafkaError names its class
+        if answered is None:  # not a host:port list, so not probed: kafka-python's verdict
+            raise BrokerError(f"no Kafka broker answers at {bootstrap} {failure}; "
+                              f"{how_to_fix(embedded)}") from exc
+        raise BrokerError(f"{answered} accepts connections but does not answer as a Kafka broker "
+                          f"{failure}: check that it is a Kafka broker and that [broker] "
+                          f"security_protocol, sasl_* and ssl_cafile match it, or fix [broker] "
+                          f"bootstrap_servers (POLARWATCH_BROKER_BOOTSTRAP_SERVERS)") from exc
     try:
         existing = set(admin.list_topics())
         missing = [n for n in names if n not in existing]

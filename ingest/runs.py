@@ -105,7 +105,7 @@ def produce_synthetic(cfg: Config, days: int, seed: int, rate: float,
 
     topics = cfg.load_topics()
     ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter],
-                  cfg.topics.partitions, **cfg.kafka_options())
+                  cfg.topics.partitions, embedded=cfg.broker.embedded, **cfg.kafka_options())
     if start is None:
         start = (datetime.now(UTC) - timedelta(days=days)).replace(minute=0, second=0,
                                                                    microsecond=0)
@@ -137,7 +137,7 @@ def routing(cfg: Config, topic: str | None) -> TopicRouter:
 def open_producer(cfg: Config) -> PostProducer:
     """A de-duplicating producer to the configured topics (created when missing)."""
     ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter],
-                  cfg.topics.partitions, **cfg.kafka_options())
+                  cfg.topics.partitions, embedded=cfg.broker.embedded, **cfg.kafka_options())
     return PostProducer(cfg.broker.bootstrap_servers, cfg.topics.posts, cfg.topics.dead_letter,
                         dedup=True,
                         max_future_skew=timedelta(hours=cfg.ingest.max_future_skew_hours),

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -129,6 +132,58 @@ def test_ensure_topics_with_several_servers_needs_only_one_alive(
         ensure_topics(f"{dead},127.0.0.1:{free_port()}", ["x"], 1)
     name = f"multi-{uuid.uuid4().hex[:10]}"
     assert ensure_topics(f"{dead},{module_broker.bootstrap}", [name], 1) == [name]
+
+
+def test_ensure_topics_tells_an_external_kafka_to_start_itself() -> None:
+    with pytest.raises(BrokerError) as info:
+        ensure_topics(f"127.0.0.1:{free_port()}", ["x"], 1, embedded=False)
+    assert "broker start" not in str(info.value)
+    assert str(info.value).endswith("; start that Kafka, or fix [broker] bootstrap_servers "
+                                    "(POLARWATCH_BROKER_BOOTSTRAP_SERVERS)")
+
+
+# ------------------------------------------------------------------ `ingest file`, two addresses
+
+def _ingest_file(tmp_path: Path, bootstrap: str, posts: list[Post],
+                 posts_topic: str, dead_topic: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "posts.jsonl"
+    path.write_bytes(b"".join(encode(p) + b"\n" for p in posts))
+    env = {**os.environ, "POLARWATCH_BROKER_BOOTSTRAP_SERVERS": bootstrap,
+           "POLARWATCH_TOPICS_POSTS": posts_topic, "POLARWATCH_TOPICS_DEAD_LETTER": dead_topic}
+    return subprocess.run([sys.executable, "-m", "polarwatch.cli", "--config",
+                           str(REPO / "polarwatch.toml"), "ingest", "file", str(path),
+                           "--topic", "gun_control", "--state-dir", str(tmp_path / "state"),
+                           "--restart"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=90)
+
+
+def test_ingest_file_goes_past_a_refused_first_address(
+        module_broker: EmbeddedBroker, topic_names: tuple[str, str], topics: list[Topic],
+        tmp_path: Path) -> None:
+    posts_topic, dead_topic = topic_names
+    posts = sample_posts(topics, 5)
+    closed = free_port()  # nothing listens there: refused
+    # the second address accepts TCP but speaks no Kafka: the error is that address's
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        t0 = time.monotonic()
+        done = _ingest_file(tmp_path, f"127.0.0.1:{closed},{address}", posts, posts_topic,
+                            dead_topic)
+        elapsed = time.monotonic() - t0
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"polarwatch: error: {address} accepts connections but does "
+                               f"not answer as a Kafka broker in 10 s (KafkaTimeoutError: "), lines
+    assert "no Kafka broker answers" not in lines[0]
+    assert "[broker] security_protocol, sasl_* and ssl_cafile" in lines[0]
+    assert elapsed < 25, elapsed  # kafka-python's own bootstrap wait was 30 s
+    # the second address is a real broker: the posts go through
+    done = _ingest_file(tmp_path, f"127.0.0.1:{closed},{module_broker.bootstrap}", posts,
+                        posts_topic, dead_topic)
+    assert done.returncode == 0, done.stderr
+    got = [json.loads(r.value) for r in consume(module_broker.bootstrap, posts_topic, 5)]
+    assert sorted((g["id"], g["text"], g["topic"]) for g in got) == sorted(
+        (p.id, p.text, "gun_control") for p in posts)
 
 
 # ------------------------------------------------------------------------------ producer
