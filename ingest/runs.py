@@ -18,12 +18,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ingest.broker import EmbeddedBroker, embedded_broker, ensure_topics, parse_hostport, port_open
+from ingest.broker import EmbeddedBroker, embedded_broker, ensure_topics
 from ingest.normalize import TopicRouter
 from ingest.producer import PostProducer
 from ingest.retention import start_pruner
+from polarwatch.broker_probe import require_broker
 from polarwatch.config import Config
-from polarwatch.errors import ConfigError
+from polarwatch.errors import BrokerError, ConfigError
 
 DEFAULT_STATE_DIR = ".polarwatch/ingest"  # progress files, next to polarwatch.toml
 LOG = logging.getLogger(__name__)
@@ -85,11 +86,15 @@ def broker_status(cfg: Config) -> bool:
     """Log whether the embedded broker runs (with ``embedded = false``: whether the external
     broker accepts a connection), and return that."""
     if not cfg.broker.embedded:
-        host, port = parse_hostport(cfg.broker.bootstrap_servers)
-        up = port_open(host, port, timeout=2.0)
-        LOG.info(f"external broker (embedded = false) at {host}:{port} "
-                 f"{'accepts connections' if up else 'does not answer'}")
-        return up
+        try:  # every address of the list, each one's reason when none answers
+            at = require_broker(cfg.broker.bootstrap_servers, embedded=False)
+        except BrokerError as exc:
+            LOG.info(f"external broker (embedded = false): {exc}")
+            return False
+        LOG.info(f"external broker (embedded = false) at {at} accepts connections" if at else
+                 f"external broker (embedded = false) at {cfg.broker.bootstrap_servers}: not "
+                 f"a host:port list, so not checked here")
+        return True
     broker = embedded_broker(cfg)
     running = broker.running()
     LOG.info(f"broker running at {broker.bootstrap} (pid {broker.pid()})" if running

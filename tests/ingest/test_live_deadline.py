@@ -105,12 +105,17 @@ def test_broker_commands_refuse_an_external_broker(
 
 
 def test_broker_status_asks_the_external_broker(
-        broker: EmbeddedBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+        broker: EmbeddedBroker, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("POLARWATCH_BROKER_EMBEDDED", "false")
     monkeypatch.setenv("POLARWATCH_BROKER_BOOTSTRAP_SERVERS", broker.bootstrap)
     assert main(["--config", str(CONFIG), "broker", "status"]) == 0
-    monkeypatch.setenv("POLARWATCH_BROKER_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")
+    closed = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv("POLARWATCH_BROKER_BOOTSTRAP_SERVERS", f"{closed},{broker.bootstrap}")
+    assert main(["--config", str(CONFIG), "broker", "status"]) == 0  # the second one answers
+    monkeypatch.setenv("POLARWATCH_BROKER_BOOTSTRAP_SERVERS", closed)
     assert main(["--config", str(CONFIG), "broker", "status"]) == 3
+    assert f"no Kafka broker answers at {closed}" in capsys.readouterr().err
 
 
 def test_start_broker_library_refuses_an_external_broker(tmp_path: Path) -> None:
