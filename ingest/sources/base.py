@@ -62,7 +62,7 @@ class Source(ABC):
     A live source may also yield None while idle, so the caller can confirm and checkpoint."""
 
     name: str = "source"
-    # A live source stops reconnecting at this time.monotonic() value (None: never); set it
+    # A live source ends at this time.monotonic() value, mid-read too (None: never); set it
     # before records(). `connections` counts the connections that opened, `last_error` says
     # why the last attempt failed: together they tell "unreachable" from "quiet".
     deadline: float | None = None

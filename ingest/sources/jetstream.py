@@ -6,7 +6,9 @@ Created posts become :class:`~polarwatch.records.Post` dicts: the id is the post
 the conversation is the thread root's URI. The position is ``time_us``; a reconnect (after a
 dropped connection, with exponential backoff, honouring ``Retry-After`` on HTTP 429/503) asks
 for ``cursor=<last time_us>``, so Jetstream replays what was missed. The replayed event at the
-cursor itself is dropped again by the producer's de-duplication.
+cursor itself is dropped again by the producer's de-duplication. With a deadline
+(``--duration``) the idle wait ends at it, and the closing handshake then waits at most
+``LATE_CLOSE_S`` for a server that stalls.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from polarwatch.validation import parse_record
 DEFAULT_URL = "wss://jetstream2.us-east.bsky.network/subscribe"
 POST_COLLECTION = "app.bsky.feed.post"
 IDLE_TICK_S = 1.0  # yield an idle marker this often so the caller can confirm and checkpoint
+CLOSE_TIMEOUT_S = 2.0  # how long a closing handshake may take ...
+LATE_CLOSE_S = 0.5  # ... and once the deadline passed (a stalled server must not hold the run)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 FATAL_STATUSES = (400, 401, 403, 404)  # retrying cannot help
 LOG = logging.getLogger(__name__)
@@ -138,23 +142,16 @@ class JetstreamSource(Source):
         while True:
             url = subscribe_url(self.url, self.cursor)
             try:
-                with connect(url, open_timeout=self.time_left(self.open_timeout), close_timeout=2,
-                             max_size=MAX_MESSAGE_BYTES) as ws:
+                with connect(url, open_timeout=self.time_left(self.open_timeout),
+                             close_timeout=CLOSE_TIMEOUT_S, max_size=MAX_MESSAGE_BYTES) as ws:
                     self.connections += 1
                     LOG.info("jetstream connected: %s", url)
-                    while True:
-                        try:
-                            msg = ws.recv(timeout=self.idle_tick)
-                        except TimeoutError:
-                            yield None
-                            if self.expired():
-                                return
-                            continue
-                        self.backoff.reset()
-                        rec = parse_message(msg.encode() if isinstance(msg, str) else msg)
-                        if rec.position is not None:
-                            self.cursor = rec.position
-                        yield rec
+                    try:
+                        yield from self._messages(ws)
+                        return
+                    finally:  # also when the caller stops reading (at its deadline)
+                        if self.expired():
+                            ws.close_timeout = LATE_CLOSE_S
             except InvalidStatus as exc:
                 status = exc.response.status_code
                 self.last_error = f"HTTP {status}"
@@ -172,3 +169,20 @@ class JetstreamSource(Source):
                             "%.1f s", type(exc).__name__, exc, self.cursor, delay)
             if not self.wait(delay, self.sleep):
                 return
+
+    def _messages(self, ws: Any) -> Iterator[SourceRecord | None]:
+        """Records of one connection, an idle None every `idle_tick` (and at the deadline,
+        where it ends: a silent or stalled server cannot hold the run past it)."""
+        while True:
+            try:
+                msg = ws.recv(timeout=self.time_left(self.idle_tick))
+            except TimeoutError:
+                yield None
+                if self.expired():
+                    return
+                continue
+            self.backoff.reset()
+            rec = parse_message(msg.encode() if isinstance(msg, str) else msg)
+            if rec.position is not None:
+                self.cursor = rec.position
+            yield rec

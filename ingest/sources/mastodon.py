@@ -9,6 +9,8 @@ and then reopens the stream; statuses seen twice are dropped by the producer's d
 HTTP goes through httpx: a redirect is followed for these GETs, but the access token is never
 sent to another host (httpx drops ``Authorization`` on a cross-origin redirect), and reads are
 bounded (a catch-up page by ``CATCH_UP_MAX_BYTES``, an event-stream line by ``MAX_LINE_BYTES``).
+With a deadline (``--duration``) each read times out by it, and an answer that stalls or trickles
+is cut there (:mod:`ingest.sources.deadline`); without one, 60 s of silence is a dead link.
 
 Post ids are ``mastodon:<host>:<status id>`` (status ids are per instance); the text is the HTML
 ``content`` converted to plain text; a reply joins its parent's conversation when the parent was
@@ -36,6 +38,7 @@ from ingest.sources.base import (
     ThreadIndex,
     retry_after_seconds,
 )
+from ingest.sources.deadline import DeadlineCut
 from polarwatch.validation import parse_record
 
 READ_TIMEOUT_S = 60.0  # Mastodon sends a heartbeat every ~15 s: silence this long = dead link
@@ -147,6 +150,7 @@ class MastodonSource(Source):
         self.connections = 0
         self.last_error: str | None = None
         self.last_id: str | None = None
+        self._cut: DeadlineCut | None = None  # while records() runs with a deadline
 
     def checkpoint_key(self) -> str:
         return self.stream_url()
@@ -196,7 +200,9 @@ class MastodonSource(Source):
         headers = {"Accept": accept}
         if self.token:  # httpx drops it when a redirect leaves this host
             headers["Authorization"] = f"Bearer {self.token}"
-        return self._client().stream("GET", url, headers=headers,  # no read past the deadline
+        # each read times out by the deadline; a stalled or trickling answer is cut there
+        extensions = {"trace": self._cut.trace} if self._cut is not None else None
+        return self._client().stream("GET", url, headers=headers, extensions=extensions,
                                      timeout=self.time_left(self.read_timeout))
 
     def parse_status(self, raw: bytes) -> SourceRecord:
@@ -252,10 +258,12 @@ class MastodonSource(Source):
 
     def records(self, position: Position | None) -> Iterator[SourceRecord | None]:
         self.last_id = str(position) if position is not None else None
-        try:
-            yield from self._reconnecting()
-        finally:
-            self.close()
+        with DeadlineCut(self.deadline) as self._cut:
+            try:
+                yield from self._reconnecting()
+            finally:
+                self._cut = None
+                self.close()
 
     def _reconnecting(self) -> Iterator[SourceRecord | None]:
         while True:
@@ -273,6 +281,8 @@ class MastodonSource(Source):
                         self.backoff.reset()
                         if event[0] == "update":
                             yield from self._emit(event[1].encode())
+                if self.expired():  # the deadline ended the answer: the run is over
+                    return
                 delay = self.backoff.next_delay()
                 LOG.warning("mastodon stream ended; reconnecting in %.1f s", delay)
             except httpx.HTTPStatusError as exc:
@@ -288,8 +298,12 @@ class MastodonSource(Source):
                 LOG.warning("mastodon answered HTTP %d; retrying in %.1f s", code, delay)
             except (httpx.RequestError, OSError, ValueError) as exc:
                 # refused, resets, timeouts, a chunked stream cut short, too many redirects,
-                # bad catch-up JSON, an endless line
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                # bad catch-up JSON, an endless line; or our own cut at the deadline
+                self.last_error = ("no complete answer before the deadline"
+                                   if self._cut is not None and self._cut.fired
+                                   else f"{type(exc).__name__}: {exc}")
+                if self.expired():
+                    return
                 delay = self.backoff.next_delay()
                 LOG.warning("mastodon connection lost (%s: %s); reconnecting after status %s in "
                             "%.1f s", type(exc).__name__, exc, self.last_id, delay)
