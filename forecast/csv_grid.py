@@ -57,14 +57,15 @@ def freq_text(step: timedelta) -> str:
 
 def one_zone_style(ts_text: pd.Series, line: np.ndarray, name: str) -> None:
     """Refuse timestamps with a time zone mixed with timestamps without one: a naive time is
-    read as UTC, so a grid would merge rows that are hours apart."""
+    read as UTC, so it would land hours away from its neighbours (on another row's time, where
+    one of the two is dropped as a duplicate, or off the grid)."""
     zoned = ts_text.str.contains(_ZONED).to_numpy(bool)
     if zoned.any() and not zoned.all():
         naive_at, zoned_at = line[~zoned].tolist(), line[zoned].tolist()
         raise InputError(f"{name}: {len(zoned_at)} timestamp(s) have a time zone (line(s) "
                          f"{lines_text(zoned_at)}) and {len(naive_at)} have none (line(s) "
-                         f"{lines_text(naive_at)}); a grid would read those as UTC. Give every "
-                         f"row its offset (or none) first")
+                         f"{lines_text(naive_at)}), which would be read as UTC, hours away from "
+                         f"their neighbours. Give every row its offset (or none) first")
 
 
 def regrid(df: pd.DataFrame, name: str, step: pd.Timedelta, span: timedelta,

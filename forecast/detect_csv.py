@@ -134,8 +134,7 @@ def read_series_csv(source: str | Path | IO[str], *, duplicates: str = "last",
                          f"{lines_text(bad_ts)} (e.g. {quote(ts_text.iloc[bad_ts[0] - 2])})"
                          f"{long_note}")
     naive = pd.to_datetime(ts_text.iloc[:1], format="mixed").dt.tz is None if len(raw) else True
-    if snap or resample is not None:
-        one_zone_style(ts_text, line, name)
+    one_zone_style(ts_text, line, name)  # (a naive row would land hours off the others)
     value = pd.to_numeric(val_text, errors="coerce").astype(float)
     value[~np.isfinite(value.to_numpy())] = np.nan
     empty = (val_text == "").to_numpy()

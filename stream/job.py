@@ -216,6 +216,7 @@ def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
     once everything is stopped). After SIGTERM an error of the ending stream (Spark's JVM ends
     too when the whole process group is signalled) is no failure: it is logged with -v only."""
     cfg.load_topics()  # a missing or broken topics.toml: its ConfigError now, before Spark starts
+    check_java()  # what to install comes before what to start
     check_broker(cfg)  # no broker: one line in seconds, not minutes of supervised restarts
     beat = HeartbeatWriter(cfg.warehouse_path).start()
     state, why = "failed", "it ended without saying why"

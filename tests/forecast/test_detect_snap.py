@@ -141,8 +141,8 @@ def test_a_freq_too_long_or_too_fine_is_refused_at_once(
 def test_mixed_offsets_are_one_clock_and_naive_mixed_with_zoned_is_refused(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Rows across a daylight-saving change (+01:00, then +02:00) are one regular UTC series:
-    nothing moves. Rows with and without an offset are refused: the naive ones would be read
-    as UTC and merged with rows two hours away."""
+    nothing moves. Rows with and without an offset are refused, with --snap or without: the
+    naive ones would be read as UTC and merged with rows two hours away."""
     utc = pd.date_range("2026-03-28 12:00", periods=60, freq="h", tz="UTC")
     local = utc.tz_convert("Europe/Berlin")
     rows = [(t.isoformat(), f"{10 + i % 5}") for i, t in enumerate(local)]
@@ -154,10 +154,12 @@ def test_mixed_offsets_are_one_clock_and_naive_mixed_with_zoned_is_refused(
     rows[5] = (f"{local[5]:%Y-%m-%d %H:%M:%S}", "11")
     rows[9] = (f"{local[9]:%Y-%m-%d %H:%M:%S}", "11")
     mixed = write_rows(tmp_path / "mixed.csv", rows)
-    assert main(["detect", str(mixed), "--snap", "--season", "none"]) == 2
-    err = capsys.readouterr().err
-    assert ("58 timestamp(s) have a time zone (line(s) 2, 3, 4, 5, 6 and 53 more) and 2 have "
-            "none (line(s) 7, 11); a grid would read those as UTC") in err, err
+    for grid in (["--snap"], []):  # without a grid: a naive row read as UTC took another's time
+        assert main(["detect", str(mixed), *grid, "--season", "none"]) == 2
+        err = capsys.readouterr().err
+        assert ("58 timestamp(s) have a time zone (line(s) 2, 3, 4, 5, 6 and 53 more) and 2 "
+                "have none (line(s) 7, 11), which would be read as UTC") in err, err
+        assert len(err.strip().splitlines()) == 1
 
 
 def test_a_sub_second_grid_keeps_its_fractions(tmp_path: Path) -> None:
