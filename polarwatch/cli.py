@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 from importlib.metadata import entry_points
@@ -29,16 +30,71 @@ COMMANDS_GROUP = "polarwatch.commands"
 # gives `train` its --from-warehouse runner (scoring reads no DuckDB)
 PIPELINE = ("demo", "ingest", "scoring", "stream", "forecast", "dashboard")
 GLOBAL_FLAGS = ("-v", "--verbose", "-q", "--quiet", "--progress", "--no-progress")
+GLOBAL_VALUED = {"--config": "FILE"}  # the global options that take a value (and its metavar)
+
+
+def _is_valued(token: str) -> bool:
+    """`--config` or a prefix of it that argparse takes for it at the top (`--conf`)."""
+    return any(len(token) > 2 and "=" not in token and name.startswith(token)
+               for name in GLOBAL_VALUED)
+
+
+def _put_first(argv: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """The global options given after the command (`label x.jsonl --config F`): their names,
+    their tokens, and `argv` with them moved before the command (`--config F label x.jsonl`)."""
+    at = 0
+    while at < len(argv) and argv[at].startswith("-"):  # the globals before the command
+        at += 2 if _is_valued(argv[at]) else 1
+    names: list[str] = []
+    moved: list[str] = []
+    kept: list[str] = []
+    tail = argv[at + 1:]
+    i = 0
+    while i < len(tail):
+        token, name = tail[i], tail[i].split("=", 1)[0]
+        if token == "--":  # the rest is positional
+            kept += tail[i:]
+            break
+        if name in GLOBAL_VALUED:
+            names.append(name)
+            take = 1 if "=" in token else 2
+            moved += tail[i:i + take] if take == 1 or i + 1 < len(tail) else [
+                token, GLOBAL_VALUED[name]]
+            i += take
+            continue
+        if token in GLOBAL_FLAGS:
+            names.append(token)
+            moved.append(token)
+        else:
+            kept.append(token)
+        i += 1
+    return names, moved, [*argv[:at], *moved, *argv[at:at + 1], *kept]
 
 
 class _Root(Parser):
+    """Every parser of the command line (argparse makes sub-parsers of the parent's class)."""
+
+    top: _Root | None = None  # the `polarwatch` parser, which keeps the command line given
+    given: list[str] = []
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if self.top is self:
+            self.given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> Any:
-        """A global flag given after the command says where it goes."""
-        unknown = message.partition("unrecognized arguments: ")[2].split()
-        misplaced = [flag for flag in unknown if flag in GLOBAL_FLAGS]
-        if misplaced:
-            message += (f" ({', '.join(misplaced)}: global, give before the command, e.g. "
-                        f"`polarwatch {misplaced[0]} label posts.jsonl`)")
+        """A global option given after the command (a flag, or --config with its value, which
+        a command's positional may have taken) says where it goes, with the corrected command
+        line, in the one error line, whatever else went wrong."""
+        names, moved, fixed = _put_first(self.top.given if self.top else [])
+        if names:
+            hint = (f"{', '.join(names)}: global, give before the command: "
+                    f"`{shlex.join([self.top.prog if self.top else 'polarwatch', *fixed])}`")
+            unknown = f" {message.partition('unrecognized arguments: ')[2]} "
+            for token in moved:  # argparse lists the unknown tokens joined by spaces
+                unknown = unknown.replace(f" {token} ", " ", 1)
+            only = message.startswith("unrecognized arguments: ") and not unknown.strip()
+            message = hint if only else f"{message}; {hint}"
         super().error(message)
 
 
@@ -69,7 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
     for ep in plugins:
         ep.load()(sub)
     parser.set_defaults(loggers=sorted({ep.value.split(".")[0] for ep in plugins}))
+    for each in _parsers(parser):
+        each.top = parser
     return parser
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[_Root]:
+    """`parser` and every sub-parser below it (`broker prune`, `alerts test`, ...)."""
+    found = [parser] if isinstance(parser, _Root) else []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _parsers(sub)
+    return found
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -34,6 +34,10 @@ STOP = threading.Event()  # set by SIGTERM: long-running commands return and cle
 SERVING = threading.Event()  # set while a command waits on STOP (SIGTERM then only sets STOP)
 INTERRUPTED = threading.Event()  # set by the first Ctrl-C while a SignalHold is held
 _DROP = logging.NullHandler()
+# HTTP clients that log each request with its full URL (httpx at INFO: "HTTP Request: POST
+# https://hooks.example/T0/B0/<token>"), where webhook and gateway secrets live. Held at WARNING
+# at every verbosity; polarwatch's own lines name each delivery and failure by host only.
+URL_LOGGERS = ("httpx", "httpcore")
 CHILD_DELAY_S = 0.5  # how long quiet_children_after_stop holds a child's output back
 
 
@@ -54,7 +58,10 @@ def setup_logging(verbosity: int = 0, packages: Sequence[str] = ()) -> None:
     """Route the records of ``polarwatch`` and of each package in `packages` (the stages whose
     commands are registered: their modules log to ``<package>.<module>``) to stderr;
     ``verbosity`` 1 = debug, -1 = warnings only. Other libraries' loggers are left alone, and
-    records still propagate (to pytest's caplog, or to a root handler an embedding app set)."""
+    records still propagate (to pytest's caplog, or to a root handler an embedding app set),
+    except the :data:`URL_LOGGERS`, held at WARNING: their request lines carry secrets."""
+    for name in URL_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     level = logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
     handler = _CurrentStderr()
     handler.setFormatter(logging.Formatter("[polarwatch %(asctime)s] %(message)s", "%H:%M:%S"))

@@ -71,8 +71,7 @@ def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
     topics = resolve_topics(cfg, args.topics) if args.task == "stance" else []
     if (output := Path(args.output)).suffix != ".npz":
         raise PolarwatchError(f"-o {output}: a head file must end in .npz")
-    data = Path(args.data)
-    weak = ""
+    data, weak = Path(args.data), ""
     if args.weak_labels:
         if args.task != "stance":
             raise PolarwatchError("--weak-labels labels stance only; use --task stance")
@@ -85,7 +84,8 @@ def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
     else:
         report = train_head(args.task, data, topics, output, seed=args.seed,
                             progress=show_progress(args))
-    _report_skipped(report.skipped, data)
+    for line in report.skipped_lines(data, every=args.log_level > 0):
+        _err(line)
     holdout = ("n/a (fewer than 50 rows: no holdout)" if report.holdout_macro_f1 is None
                else f"{report.holdout_macro_f1:.3f} (20% stratified holdout, also used to pick C)")
     _err(f"trained a {report.task} head on {report.n_rows:,} rows {report.class_counts}"

@@ -11,7 +11,9 @@ scikit-learn comes with the learned extra and is imported only when a head is tr
 Columns: ``text`` and ``label`` always; ``topic`` for stance (a topic id from ``--topics`` or the
 configured topics file); ``parent_text`` for agreement. A row without ``label`` takes its label
 from the task's own column (``stance``, ``affect``, ...): the output of ``polarwatch label``
-trains a head as it is, less its rows every backend failed on (``backend`` "none").
+trains a head as it is, less its rows every backend failed on (``backend`` "none") and, for
+agreement, its root posts (no ``parent_id``, no ``parent_text``). Skipped rows are reported one
+line per reason (:meth:`TrainReport.skipped_lines`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ MIN_PER_CLASS = 3  # each class needs a few examples, else its weights are noise
 C_GRID = (0.01, 0.1, 1.0)  # inverse L2 strength (sklearn's C convention), picked on the holdout
 HOLDOUT = 0.2
 MIN_ROWS_FOR_HOLDOUT = 50  # below this every row goes to training and C = 0.1
+ROOT_POST = "root post (no parent), and an agreement head learns from replies only"
+LISTED_SKIPPED = 3  # rows named in each reason's line of the summary (-v lists all)
 
 
 @dataclass
@@ -62,6 +66,28 @@ class TrainReport:
     seconds: float
     skipped: list[tuple[int, str]] = field(default_factory=list)
     label_columns: dict[str, int] = field(default_factory=dict)  # where the labels were read
+    skipped_ids: dict[int, str] = field(default_factory=dict)  # line -> post id, where known
+
+    def skipped_lines(self, path: Path, every: bool = False) -> list[str]:
+        """The skipped rows for stderr: a line per reason, the most common first, with the
+        count and the first rows (post id and line); `every` (-v) first lists each row."""
+        def row(line: int) -> str:
+            return f"{self.skipped_ids[line]} (line {line})" if line in self.skipped_ids \
+                else f"line {line}"
+
+        by_reason: dict[str, list[int]] = {}
+        for line, reason in self.skipped:
+            by_reason.setdefault(reason, []).append(line)
+        out = [f"{path}:{line}: skipped: {reason}" + (f" (id {self.skipped_ids[line]})" if
+                                                      line in self.skipped_ids else "")
+               for line, reason in self.skipped] if every else []
+        for reason, lines in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[1][0])):
+            more = len(lines) - LISTED_SKIPPED
+            out.append(f"{path}: {len(lines):,} row{'s' * (len(lines) != 1)} skipped: {reason}; "
+                       + ", ".join(map(row, lines[:LISTED_SKIPPED]))
+                       + (f" and {more:,} more" + ("" if every else " (-v lists them all)")
+                          if more > 0 else ""))
+        return out
 
     def label_source(self) -> str:
         """Where the labels were read, for the summary ("" for a ``label`` column)."""
@@ -82,20 +108,29 @@ def normalize_label(task: str, raw: str) -> str | None:
     return SYNONYMS[task].get(value)
 
 
-def read_examples(path: Path, task: str, topics: Sequence[Topic]
+def read_examples(path: Path, task: str, topics: Sequence[Topic],
+                  ids: dict[int, str] | None = None
                   ) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
-    """Rows with a normalized label; raises SchemaError listing unknown labels or topics."""
+    """Rows with a normalized label; raises SchemaError listing unknown labels or topics.
+    `ids` (line -> post id) gets the id of each skipped row that has one."""
     if task not in TASKS:
         raise SchemaError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     required = ("text", *EXTRA_COLUMNS.get(task, ()))
+    if task == "agreement":  # refuses a CSV header without parent_text, reading one row
+        next(iter_table(path, required), None)
+    # parent_text is read as optional: a row without one may be a root post (no parent_id)
+    needed = ("text", "topic") if task == "stance" else ("text",)
+    optional = ("label", task, "backend", "id", "parent_id", "parent_text")
     known_topics = {t.id: t for t in topics}
     rows, skipped = [], []
     unknown: dict[str, list[int]] = {}
     bad_topics: dict[str, list[int]] = {}
-    for line, row, reason in iter_table(path, required, ("label", task, "backend")):
+    for line, row, reason in iter_table(path, needed, optional):
         reason = reason or _unusable(task, row)
         if row is None or reason:
             skipped.append((line, reason or "unreadable"))
+            if ids is not None and row is not None and row["id"]:
+                ids[line] = row["id"]
             continue
         column = "label" if row["label"] is not None else task
         label = normalize_label(task, str(row[column]))
@@ -117,6 +152,10 @@ def read_examples(path: Path, task: str, topics: Sequence[Topic]
         raise SchemaError(f"{path}: topic(s) {listed} are not configured (known: "
                           f"{', '.join(sorted(known_topics)) or 'none'}); pass --topics FILE")
     counts = Counter(r["label"] for r in rows)
+    if task == "agreement" and skipped and all(r == ROOT_POST for _, r in skipped) and not rows:
+        raise SchemaError(f"{path}: no row has a parent_text ({len(skipped):,} root posts): an "
+                          f"agreement head learns from replies, with the text they answer in "
+                          f"column parent_text (`polarwatch label` writes it)")
     if len(rows) < MIN_ROWS:
         raise SchemaError(f"{path}: too few rows to train a {task} head: {len(rows):,} usable "
                           f"row(s), need at least {MIN_ROWS}"
@@ -140,14 +179,16 @@ def _unusable(task: str, row: dict[str, Any] | None) -> str | None:
     `polarwatch label` could not label (backend "none"), a blank text or parent text."""
     if row is None:
         return None
+    if task == "agreement" and not (row["parent_text"] or "").strip():
+        if row["parent_id"] in (None, "", row["id"]):
+            return ROOT_POST
+        return "missing parent_text" if row["parent_text"] is None else "empty parent_text"
     if row["label"] is None and row[task] is None:
         return "missing label"
     if row["label"] is None and row["backend"] == "none":
         return 'not labelled: every backend failed on it (backend "none")'
     if not str(row["text"]).strip():
         return "empty text"
-    if task == "agreement" and not str(row["parent_text"]).strip():
-        return "empty parent_text"
     return None
 
 
@@ -250,9 +291,12 @@ def train_head(task: str, data: Path, topics: Sequence[Topic], output: Path, see
     """Read, featurize, fit, save. ``encoder`` defaults to the learned backend's encoder;
     `progress` shows a tqdm bar of the texts encoded on stderr."""
     t0 = time.monotonic()
-    rows, skipped = read_examples(data, task, topics)
-    return train_rows(task, rows, topics, output, data.name, seed, encoder, skipped, t0,
-                      progress=progress)
+    ids: dict[int, str] = {}
+    rows, skipped = read_examples(data, task, topics, ids)
+    report = train_rows(task, rows, topics, output, data.name, seed, encoder, skipped, t0,
+                        progress=progress)
+    report.skipped_ids = ids
+    return report
 
 
 def train_weak_stance(data: Path, topic: Topic, output: Path, seed: int = 0,

@@ -5,7 +5,7 @@ One request per distinct (topic, text, parent text) with the prompt and answer s
 label enums. Requests go through one httpx client on a bounded thread pool, with timeouts and
 retries with exponential backoff (tenacity); answers are cached (cachetools LRU) by (model,
 prompt version, topic, text, parent text), so retweets and duplicate texts cost nothing. A server
-that is not listening raises :class:`BackendError` naming the URL at once (no retries) and opens a
+that is not listening raises :class:`BackendError` naming it at once (no retries) and opens a
 short circuit breaker so a whole batch fails fast and the fallback chain (``scoring.fallback``)
 takes over. Reads are bounded: an answer longer than ``max_response_bytes``, or still arriving
 ``timeout`` seconds after the request, is an error, not memory growth. A redirect is never
@@ -23,11 +23,11 @@ it, no new request starts and the remaining posts fail to the fallback), ``max_r
 asked again). A refused connection, or a post that timed out on every attempt, trips a breaker:
 for BREAKER_SECONDS every post fails at once instead of waiting on a dead or hung server.
 
-Every message built from a server's answer (an error body, a redirect target, a non-JSON or
-unusable answer) is cut, reduced to text when it is an HTML page, and has the API key and any
-Bearer token redacted (some gateways echo the Authorization header). Each HTTP attempt, retries
-included, asks ``call_gate`` first when one is set (the cascade's budget counts calls, not posts).
-A post with no text gets the shared "no text" labels without a request.
+Messages show the server as ``scheme://host:port/…/v1`` (a URL's user, path or query may hold a
+key); those quoting its answer (error body, redirect target, non-JSON or unusable answer) cut it,
+reduce HTML to text and redact the API key and Bearer tokens (gateways may echo the Authorization
+header). Each HTTP attempt, retries included, asks ``call_gate`` first if set (the cascade's budget
+counts calls, not posts). A post with no text gets the shared "no text" labels without a request.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from polarwatch.backoff import retry_after_seconds
 from polarwatch.config import Topic
 from polarwatch.errors import BackendError
 from polarwatch.records import Labels
+from polarwatch.redact import url_for_log
 from scoring.extractors.base import Extractor, OverBudget, PostPair, blank, no_text_labels
 from scoring.extractors.llm_prompt import (
     INTENSITIES,
@@ -119,9 +120,9 @@ class LLMExtractor(Extractor):
                  max_response_bytes: int = MAX_RESPONSE_BYTES,
                  max_retry_after: float = MAX_RETRY_AFTER) -> None:
         super().__init__(topics)
-        url = base_url or DEFAULT_BASE_URL
-        url = url.rstrip("/")
+        url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.base_url = url if url.endswith("/v1") else url + "/v1"
+        self.shown_url = url_for_log(self.base_url.removesuffix("/v1")) + "/v1"  # in messages
         self.model = model or "default"
         self._api_key = api_key or None
         if response_format not in ("json_object_schema", "json_schema", "none"):
@@ -137,8 +138,7 @@ class LLMExtractor(Extractor):
         self._cache: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=max(0, int(cache_size)))
         self._lock = threading.Lock()
         self._http: httpx.Client | None = None
-        self._down_until = 0.0
-        self._down_reason = ""
+        self._down_until, self._down_reason = 0.0, ""  # the breaker: open until, and why
         self.stats = {"requests": 0, "cache_hits": 0, "retries": 0, "failures": 0}
 
     # -- HTTP ------------------------------------------------------------------------------
@@ -160,7 +160,7 @@ class LLMExtractor(Extractor):
     def _post(self, path: str, payload: dict[str, Any]) -> Any:
         """The JSON answer of one POST; _Failed for an HTTP error, a redirect, an answer over
         ``max_response_bytes`` or one still arriving after ``timeout`` seconds."""
-        url = self.base_url + path
+        url, shown = self.base_url + path, self.shown_url + path
         headers = {"Accept-Encoding": "identity"}  # the byte cap counts what the server sent
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -174,22 +174,23 @@ class LLMExtractor(Extractor):
         with self._client().stream("POST", url, json=payload, headers=headers) as resp:
             ctype = resp.headers.get("content-type", "")
             if resp.is_redirect:
-                raise _Failed(f"HTTP {resp.status_code} from {url} redirects to "
-                              f"{self._redact(repr(resp.headers.get('location')))}, which is not "
-                              f"followed (it would re-send the post and the API key); set "
-                              f"base_url or POLARWATCH_EXTRACTOR_LLM_BASE_URL to the final "
-                              f"address", retry=False)
+                raise _Failed(f"HTTP {resp.status_code} from {shown} redirects to "
+                              f"{self._redact(url_for_log(resp.headers.get('location', '')))!r}, "
+                              f"which is not followed (it would re-send the post and the API "
+                              f"key); set base_url or POLARWATCH_EXTRACTOR_LLM_BASE_URL to the "
+                              f"final address", retry=False)
             if resp.status_code >= 400:
-                raise self._http_error(resp, url, self._read(resp, url, give_up,
-                                                             ERROR_DETAIL_BYTES), ctype)
-            body = self._read(resp, url, give_up)
+                raise self._http_error(resp, shown, self._read(resp, shown, give_up,
+                                                               ERROR_DETAIL_BYTES), ctype)
+            body = self._read(resp, shown, give_up)
         if not body:
             return None
         try:
             return json.loads(body)
         except ValueError:  # not JSON: a login page, a proxy's notice (asking again is futile)
-            raise _Failed(f"the server at {url} answered {ctype.split(';')[0] or 'no Content-Type'}"
-                          f", not JSON: {self._redact(quote_body(body, ctype))}",
+            raise _Failed(f"the server at {shown} answered "
+                          f"{ctype.split(';')[0] or 'no Content-Type'}, not JSON: "
+                          f"{self._redact(quote_body(body, ctype))}",
                           retry=False) from None
 
     def _http_error(self, resp: httpx.Response, url: str, detail: bytes, ctype: str) -> _Failed:
@@ -224,7 +225,7 @@ class LLMExtractor(Extractor):
                                   f"max_tokens={self.max_tokens} is a few KB: check the server",
                                   retry=False)
                 if time.monotonic() > give_up:
-                    raise _Failed(f"no answer from {self.base_url} within {self.timeout:g} s "
+                    raise _Failed(f"no answer from {self.shown_url} within {self.timeout:g} s "
                                   f"({size:,} bytes received, still sending)", hung=self._late)
         except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
             if cut is not None:  # an error body: its start is enough to quote
@@ -239,7 +240,7 @@ class LLMExtractor(Extractor):
         return f"no answer within {self.timeout:g} s"
 
     def _unreachable(self, reason: str) -> BackendError:
-        return BackendError(f"llm: the server at {self.base_url} is unreachable ({reason}); "
+        return BackendError(f"llm: the server at {self.shown_url} is unreachable ({reason}); "
                             f"start it or set POLARWATCH_EXTRACTOR_LLM_BASE_URL")
 
     def _attempt(self, payload: dict[str, Any], reply: bool) -> dict[str, Any]:
@@ -248,20 +249,20 @@ class LLMExtractor(Extractor):
         try:
             return parse_answer(reply_content(self._post("/chat/completions", payload)), reply)
         except httpx.TimeoutException as exc:
-            raise _Failed(f"no answer from {self.base_url} within {self.timeout:g} s ({exc!r})",
+            raise _Failed(f"no answer from {self.shown_url} within {self.timeout:g} s ({exc!r})",
                           hung=self._late) from exc
         except httpx.ConnectError as exc:
             refused = _refused(exc)
             if refused is None:
-                raise _Failed(f"cannot reach {self.base_url}: {exc}") from exc
+                raise _Failed(f"cannot reach {self.shown_url}: {exc}") from exc
             self._down_until = time.monotonic() + BREAKER_SECONDS
             self._down_reason = f"connection refused: {refused}"
             raise self._unreachable(self._down_reason) from exc
         except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
-            raise _Failed(f"the server at {self.base_url} dropped the connection before its "
+            raise _Failed(f"the server at {self.shown_url} dropped the connection before its "
                           f"answer ({type(exc).__name__}: {exc})", hung=DROPPED) from exc
         except httpx.TransportError as exc:
-            raise _Failed(f"cannot reach {self.base_url}: {exc!r}") from exc
+            raise _Failed(f"cannot reach {self.shown_url}: {exc!r}") from exc
         except (KeyError, IndexError, TypeError, ValueError, AttributeError,
                 RecursionError) as exc:
             # greedy decoding (temperature 0): asking again gets the same answer. The message
