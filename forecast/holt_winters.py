@@ -42,6 +42,7 @@ CLIP_VARIANCE_FACTOR = (1 - 2 * CLIP_SIGMAS * _PHI.pdf(CLIP_SIGMAS)
 MAD_TO_SIGMA = 1.4826  # MAD -> standard deviation for Gaussian data
 # Fit input cleaning: 5 robust sigmas (Gaussian probability 6e-7) marks a value as junk.
 OUTLIER_SIGMAS = 5.0
+RECUR_SLACK = 3  # points either side: a burst at about the same time of another cycle
 # ML fit failed: simple exponential smoothing, alpha 0.2 (the usual 0.1-0.3 range, FPP3 8.1).
 FALLBACK_ALPHA = 0.2
 # Residual scale: EWMA of clipped squared residuals, span one warm-up but >= 200 points (the 3
@@ -78,17 +79,34 @@ def seasonal_acf(x: np.ndarray, period: int) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def fill(x: np.ndarray) -> np.ndarray:
+def fill(x: np.ndarray, period: int | None = None) -> np.ndarray:
     """Input for the season test and the ML fit only (the filter itself sees the raw values):
     NaN interpolated, and points more than OUTLIER_SIGMAS robust sigmas from their 5-point
-    rolling median replaced by it, so one junk value cannot hide a daily cycle."""
+    rolling median replaced by it, so one junk value cannot hide a daily cycle, nor be learnt
+    into the season. On a quantized series most points equal their median and the MAD is 0:
+    the scale is then the MAD of the points that differ from it, and with a `period` a jump
+    that recurs at the same time of another cycle (within RECUR_SLACK points) is the cycle's
+    own (a daily burst) and is kept. (Keeping recurring jumps on every series cost 3.7 NAB
+    points: benchmarks/README.md, "One junk value in a quantized series".)"""
     ok = ~np.isnan(x)
     idx = np.arange(len(x))
     x = x if ok.all() else np.interp(idx, idx[ok], x[ok])
     med = pd.Series(x).rolling(5, center=True, min_periods=1).median().to_numpy()
-    dev = x - med
-    scale = MAD_TO_SIGMA * float(np.median(np.abs(dev)))
-    return np.where(np.abs(dev) > OUTLIER_SIGMAS * scale, med, x) if scale > 0 else x
+    dev = np.abs(x - med)
+    moved = dev[dev > 0]
+    if not len(moved):
+        return x
+    quantized = not np.median(dev) > 0
+    scale = MAD_TO_SIGMA * float(np.median(moved if quantized else dev))
+    junk = dev > OUTLIER_SIGMAS * scale
+    if quantized and period and junk.any():
+        near = np.convolve(junk, np.ones(2 * RECUR_SLACK + 1), mode="same") > 0
+        recurs = np.zeros_like(junk)
+        for lag in range(period, len(x), period):
+            recurs[lag:] |= near[:-lag]
+            recurs[:-lag] |= near[lag:]
+        junk &= ~recurs
+    return np.where(junk, med, x)
 
 
 @dataclass(frozen=True)
@@ -198,7 +216,7 @@ class RobustHoltWinters:
         self.hist: deque[float] = deque(maxlen=REFIT_EVERY_WARMUPS * warmup)
         self.hist.extend(float(v) for v in x)
         filled = fill(x)
-        self.acf = seasonal_acf(filled, candidate) if candidate else 0.0
+        self.acf = seasonal_acf(fill(x, candidate), candidate) if candidate else 0.0
         self.period = candidate if candidate and self.acf >= MIN_SEASONAL_ACF else None
         lag = self.period or 1
         diffs = (x[lag:] - x[:-lag])[~np.isnan(x[lag:] - x[:-lag])]
@@ -221,7 +239,7 @@ class RobustHoltWinters:
         ``t - 1``) and replay them."""
         x = np.array(self.hist, dtype=float)
         start = t - len(x)  # absolute index of x[0]
-        p = ml_params(fill(x), self.period)
+        p = ml_params(fill(x, self.period), self.period)
         self.a, self.b, self.g, self.phi = p.a, p.b, p.g, p.phi
         self.level, self.trend = p.l0, p.b0
         if self.period and p.model != "ses-fallback":
