@@ -11,7 +11,8 @@ delivery (and raises when it cannot).
 
 With ``dedup=True`` a post already sent (or marked seen with :meth:`PostProducer.mark_seen`) in
 this producer's lifetime is not sent again when it comes with the same content
-(:data:`~polarwatch.records.POST_CONTENT`); the last ``dedup_max_ids`` ids are remembered. A post
+(:data:`~polarwatch.records.POST_CONTENT`, compared as the stream compares it: ``created_at`` as
+an instant, ``parent_id`` after the root rule); the last ``dedup_max_ids`` ids are remembered. A post
 id that comes again with other content is sent (counted in ``resent_changed``): the stream keeps
 the first version and dead-letters the other with the fields that differ, so no version is lost
 without a trace. Across processes, duplicates are removed downstream (the sink keys posts by id).
@@ -23,7 +24,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from cachetools import LRUCache
@@ -36,6 +37,7 @@ from polarwatch.records import (
     MAX_RECORD_BYTES,
     POST_CONTENT,
     Post,
+    parent_or_root,
     post_to_dict,
 )
 from polarwatch.validation import cut_reason, parse_record, truncate_raw, validate_post
@@ -189,10 +191,24 @@ def _encode(obj: dict[str, Any]) -> tuple[bytes | None, str | None]:
 
 
 def _digest(post: Mapping[str, Any]) -> bytes:
-    """16 bytes that differ (but for a 2**-64 chance) when a post's content differs."""
-    content = json.dumps([post.get(name) for name in POST_CONTENT], ensure_ascii=False,
+    """16 bytes that differ (but for a 2**-64 chance) when a post's content differs, compared
+    as the stream compares it: ``created_at`` as an instant (12:00+00:00 is 14:00+02:00) and
+    ``parent_id`` after the root rule (``""`` or the post's own id is no parent)."""
+    values = {name: post.get(name) for name in POST_CONTENT}
+    values["created_at"] = _instant(values["created_at"])
+    values["parent_id"] = parent_or_root(post.get("id"), values["parent_id"])
+    content = json.dumps(list(values.values()), ensure_ascii=False,
                          default=str).encode("utf-8", "surrogatepass")
     return hashlib.blake2b(content, digest_size=16).digest()
+
+
+def _instant(value: Any) -> Any:
+    """An ISO-8601 time with offset as the UTC instant it names; anything else as it is (a row
+    marked seen before the resume point was never validated)."""
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC).isoformat()
+    except (TypeError, ValueError, OverflowError):
+        return value
 
 
 def _escaped(obj: Any) -> bytes:

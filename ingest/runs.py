@@ -191,6 +191,8 @@ def ingest_files(cfg: Config, paths: Sequence[str | Path], mapping: dict[str, st
     router = routing(cfg, topic)
     sources = [FileSource(p, fmt, RowMapper(mapping, assume_utc=assume_utc))
                for p in paths]  # fail on a missing file before sending anything
+    for source in sources:  # ... and on a file none of whose rows has a text (or id, ...)
+        source.check_columns()
     with open_producer(cfg) as producer:
         for source in sources:
             resume = open_progress(source, cfg.path(str(state_dir or DEFAULT_STATE_DIR)),

@@ -10,6 +10,7 @@ the formats it does read, never read as the wrong one.
 from __future__ import annotations
 
 import csv
+import io
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -83,14 +84,29 @@ class _Lines:
         return item[1]
 
 
+def _well_quoted(text: str, dialect: str) -> bool:
+    """True when `text` reads as one CSV record under the strict rules: every quoted field
+    closes before the end, and each closing quote is followed by a delimiter or the line's end.
+    A stray quote instead ends at the end of the file or at the next quote character, which in
+    a row of other fields stands inside a field ("a "quoted" word")."""
+    try:
+        return len(list(csv.reader(io.StringIO(text, newline=""), dialect=dialect,
+                                   strict=True))) == 1
+    except csv.Error:
+        return False
+
+
 def csv_records(lines: Iterable[str], dialect: str = "excel") -> Iterator[CsvRecord]:
     """Every CSV record of `lines` (the header first; blank lines skipped).
 
     A quote that never closes makes one record of everything up to the next quote character,
-    or the end of the file. So a record that runs over several lines and then has a field count
-    other than the header's (or cannot be read at all) comes back as its first line alone, with
-    that reason, and reading goes on from the line after it: one stray quote costs one row, not
-    the rest of the file. A record that fits on one line is given as it is, whatever its count.
+    or the end of the file. So a record that runs over several lines, has a field count other
+    than the header's (or cannot be read at all) and is not well quoted (:func:`_well_quoted`:
+    its stray quote ends inside a field, or at the end of the file) comes back as its first line
+    alone, with that reason, and reading goes on from the line after it: one stray quote costs
+    one row, not the rest of the file. A record that fits on one line is given as it is,
+    whatever its count, and so is a well-quoted one over several lines: the lines of a quoted
+    text are never read as rows of their own.
     """
     src = _Lines(lines)
     reader = csv.reader(src, dialect=dialect)
@@ -105,7 +121,8 @@ def csv_records(lines: Iterable[str], dialect: str = "excel") -> Iterator[CsvRec
         except csv.Error as exc:  # a field over csv.field_size_limit(), ...
             fields, error = None, str(exc)
         taken = src.taken
-        if len(taken) > 1 and (fields is None or width is not None and len(fields) != width):
+        if len(taken) > 1 and (fields is None or width is not None and len(fields) != width
+                               and not _well_quoted("".join(t for _, t in taken), dialect)):
             (first, text), rest = taken[0], taken[1:]
             src.back.extendleft(reversed(rest))
             reader = csv.reader(src, dialect=dialect)

@@ -76,8 +76,9 @@ def json_schema(record: type = Post) -> dict[str, Any]:
         if spec.kind in ("string", "timestamp") and record is Post:
             forbidden = TEXT_FORBIDDEN if spec.name == "text" else NAME_FORBIDDEN
             prop["pattern"] = f"^(?![\\s\\S]*{forbidden})"  # none anywhere (newlines too)
-        if spec.kind == "string" and spec.name in ("id", "conversation_id", "topic"):
-            prop["minLength"] = 1
+        if spec.kind == "string" and spec.name in ("id", "conversation_id", "topic") or \
+                record is Post and spec.required and spec.kind in ("string", "timestamp"):
+            prop["minLength"] = 1  # a required string of a post is never empty
         if spec.kind == "integer" and spec.name == "schema_version":
             prop["minimum"], prop["maximum"] = 1, SCHEMA_VERSION
         if spec.nullable:

@@ -27,7 +27,8 @@ from polarwatch.records import (
 from polarwatch.schemas import fields_of, json_schema
 
 _POST_SCHEMA = json_schema(Post)
-_REQUIRED = ", ".join(_POST_SCHEMA["required"])
+REQUIRED_FIELDS: tuple[str, ...] = tuple(_POST_SCHEMA["required"])
+_REQUIRED = ", ".join(REQUIRED_FIELDS)
 _PATTERN_HEAD = "^(?![\\s\\S]*"  # json_schema writes "forbidden nowhere" as ^(?![\s\S]*[...])
 _schema_check: Any = None
 
@@ -116,9 +117,10 @@ def _reason(err: Any) -> str:
         msg = f"{_short(value)} is not of type {', '.join(map(repr, kinds))}"
     elif rule == "maxLength":
         msg = f"{len(value):,} characters, more than the {bound:,} allowed"
+    elif rule == "minLength" and bound == 1:
+        return empty_reason(where)
     elif rule == "minLength":
-        msg = f"{value!r} should be non-empty" if bound == 1 else \
-            f"{_short(value)} is shorter than {bound} characters"
+        msg = f"{_short(value)} is shorter than {bound} characters"
     elif rule == "pattern":
         bad = re.search(bound[len(_PATTERN_HEAD):-1], value)
         msg = (f"character U+{ord(bad.group()) if bad else 0:04X} is not allowed here "
@@ -132,6 +134,18 @@ def _reason(err: Any) -> str:
     else:
         msg = err.message.removeprefix(err.name + " ")[:200]
     return f"{where}: {msg}"
+
+
+def missing_reason(fields: list[str]) -> str:
+    """The reason of a record without the required `fields` (absent: a null is of the wrong
+    type)."""
+    return (f"missing required field(s): {', '.join(fields)} (every post needs {_REQUIRED}; "
+            f"`polarwatch schema` prints the contract)")
+
+
+def empty_reason(field: str) -> str:
+    """The reason of a record whose required string `field` is present but empty ("")."""
+    return f"{field} is empty: every post needs a non-empty {field}"
 
 
 def parse_created_at(value: str, now: datetime | None = None,
@@ -177,8 +191,7 @@ def validate_post(obj: Any, now: datetime | None = None,
         return parse_created_at(obj["created_at"], now, max_future_skew)[1]
     missing = [name for name in failed if name not in obj]
     if missing:
-        return (f"missing required field(s): {', '.join(missing)} (every post needs "
-                f"{_REQUIRED}; `polarwatch schema` prints the contract)")
+        return missing_reason(missing)
     err = _first_error(obj)
     if err is None:  # the fast path is stricter than the schema here (1.0 is a JSON integer)
         return parse_created_at(obj["created_at"], now, max_future_skew)[1]

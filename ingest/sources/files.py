@@ -28,11 +28,23 @@ from ingest.sources.base import (
     SourceError,
     SourceRecord,
 )
-from ingest.sources.mapping import MAPPING_ERRORS, RowMapper
+from ingest.sources.mapping import (
+    MAPPING_ERRORS,
+    RowMapper,
+    has_column,
+    missing_columns_error,
+    required_columns,
+)
 from polarwatch.errors import SchemaError
 from polarwatch.formats import csv_records, detect_format
 from polarwatch.records import MAX_DEAD_LETTER_BYTES, MAX_RECORD_BYTES
-from polarwatch.validation import cut_reason, parse_record
+from polarwatch.validation import (
+    REQUIRED_FIELDS,
+    cut_reason,
+    empty_reason,
+    missing_reason,
+    parse_record,
+)
 
 FORMATS = ("jsonl", "csv", "parquet")  # JSONL and CSV also .gz (polarwatch.formats)
 FINGERPRINT_BYTES = 64 * 1024
@@ -189,11 +201,66 @@ class FileSource(Source):
                 except MAPPING_ERRORS as exc:  # this row is dead-lettered, the file goes on
                     error = cut_reason(str(exc) if isinstance(exc, ValueError)
                                        else f"cannot map the row: {type(exc).__name__}: {exc}")
+                if post is not None and (error := _without_text(post)) is not None:
+                    post = None
             yield SourceRecord(i, post, raw, error, replayed=i <= done,
                                raw_size=raw.size if isinstance(raw, Cut) else None)
 
+    def check_columns(self) -> None:
+        """Raise SourceError when no row has the column of a post field the mapping reads from
+        one (:func:`~ingest.sources.mapping.required_columns`): every row would be lost. Reads
+        the CSV header, the Parquet schema, or JSONL rows until they hold them all (the whole
+        file when one is in none). A file that cannot be read is left to :meth:`rows`."""
+        wanted, found = required_columns(self.mapper.mapping), dict[str, None]()
+
+        def missing() -> list[str]:
+            return [f for f, cols in wanted.items() if not any(has_column(found, c) for c in cols)]
+
+        try:
+            for keys in self._columns():
+                found.update(dict.fromkeys(keys))
+                if not missing():
+                    return
+        except (OSError, EOFError, zlib.error, ValueError, SourceError):
+            return
+        if not found or not missing():  # no row at all: nothing is lost
+            return
+        names = [str(k) for k in found]
+        if self.format == "csv" and names[0].lstrip().startswith("{"):
+            raise SourceError(f"{self.path}: its first line is a JSON object, not a CSV header: "
+                              f"read it as JSONL (--format jsonl); nothing was sent")
+        raise SourceError(f"{self.path}: "
+                          f"{missing_columns_error(self.mapper.mapping, names, missing())}")
+
+    def _columns(self) -> Iterator[list[str]]:
+        """The column names of the file (CSV, Parquet), or of each JSONL row."""
+        if self.format == "parquet":
+            import pyarrow.parquet as pq
+
+            yield list(pq.ParquetFile(self.path).schema_arrow.names)
+            return
+        if self.format == "csv":
+            with _open_text(self.path) as f:  # the header: the first record (unreadable: none)
+                header = next(csv_records(line for line, _, _ in bounded_lines(f)), None)
+            yield (header.fields or []) if header else []
+            return
+        with _open_binary(self.path) as b:
+            for line, _, over in bounded_lines(b):
+                obj = None if over else parse_record(line)[0]
+                if isinstance(obj, dict):
+                    yield list(obj)
+
     def checkpoint_key(self) -> str:
         return str(self.path.resolve())
+
+
+def _without_text(post: dict[str, Any]) -> str | None:
+    """Why a mapped post without a text (absent or "") is a dead letter, as the producer would
+    say it; None when it has one. Rows without text are never routed: no topic is no reason."""
+    if post.get("text"):
+        return None
+    missing = [f for f in REQUIRED_FIELDS if f not in post and f != "topic"]  # routed later
+    return missing_reason(missing) if missing else empty_reason("text")
 
 
 def _broken(exc: BaseException, fmt: str) -> str:

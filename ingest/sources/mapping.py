@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import reprlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -23,6 +24,11 @@ _REDDIT_PREFIX = re.compile(r"^t[1-6]_")  # t1_ comment, t3_ link (submission), 
 _REDDIT_GONE = ("[deleted]", "[removed]")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 _ISO_DATE = re.compile(r"^\d{4}-\d\d-\d\d")  # ISO 8601 upper-cased: RFC 3339 allows t and z
+# Post fields whose empty value ("" in JSON, an empty CSV cell) means "not given": the
+# conversation of the thread, the topic of the router, a root, no language. Any other empty
+# field (id, text, author_id, created_at, platform) stays "": the contract dead-letters it as
+# "<field> is empty", as the stream does a direct producer's.
+UNSET_WHEN_EMPTY = ("conversation_id", "topic", "parent_id", "lang")
 # What mapping one hostile row may raise (huge numbers, odd types, deep values): never fatal.
 MAPPING_ERRORS = (ValueError, TypeError, OverflowError, RecursionError, KeyError, AttributeError)
 
@@ -55,6 +61,67 @@ def parse_mapping(spec: str | None, preset: str | None = None) -> dict[str, str]
                               f"{', '.join(FIELDS)}")
         mapping[post_field] = column
     return mapping
+
+
+# Post fields a file must hold (or the mapping make constant, field==VALUE): each has no default
+# (the platform has --platform, the conversation the thread, the topic the router).
+FROM_FILE = ("id", "text", "created_at", "author_id")
+# Words of column names that may hold each of those fields, for the suggestion of an error
+_LOOKS_LIKE = {"id": {"id", "name", "uri"},
+               "text": {"text", "body", "content", "message", "msg", "tweet", "comment", "title",
+                        "selftext", "post"},
+               "created_at": {"created", "time", "date", "datetime", "timestamp", "utc", "ts"},
+               "author_id": {"author", "user", "username", "account", "screen", "did"}}
+_WORD = re.compile(r"[a-z]+")
+SHOWN_COLUMNS = 30  # columns an error lists by name at most
+
+
+def required_columns(mapping: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """Post field → the columns any of which gives it, for each field of :data:`FROM_FILE` the
+    mapping reads from a column (a Reddit submission's text is its title and selftext)."""
+    reddit = mapping.get("platform") == "=reddit"
+    extra = {"text": ("title", "selftext"), "id": ("name",)} if reddit else {}
+    return {f: (mapping[f], *extra.get(f, ())) for f in FROM_FILE
+            if not mapping[f].startswith("=")}
+
+
+def has_column(columns: Iterable[str], column: str) -> bool:
+    """Whether a row with `columns` may hold `column` (a dotted path: its first part)."""
+    names = set(columns)
+    return column in names or column.split(".")[0] in names
+
+
+def missing_columns_error(mapping: dict[str, str], columns: list[str],
+                          missing: list[str]) -> str:
+    """One line for a file none of whose rows has the columns of the post fields `missing`:
+    what each is read from, the columns found, and the --map/--preset that would read them."""
+    shown = ", ".join(map(_shown_name, columns[:SHOWN_COLUMNS])) + (
+        f" and {len(columns) - SHOWN_COLUMNS:,} more" if len(columns) > SHOWN_COLUMNS else "")
+    needs = ", ".join(f if mapping[f] == f else f"{f} (column {mapping[f]!r})" for f in missing)
+    guesses = []
+    for f in missing:
+        alike = [c for c in columns if _LOOKS_LIKE[f] & set(words := _WORD.findall(c.lower()))
+                 and (f == "id" or "id" not in words)]
+        if alike:
+            guesses.append(f"{f} from {_either([_shown_name(c) for c in alike[:4]])}")
+    presets = [name for name in PRESETS if mapping != parse_mapping(None, name)
+               and all(any(has_column(columns, c) for c in cols)
+                       for cols in required_columns(parse_mapping(None, name)).values())]
+    return (f"no row has a column for {needs}, which every post needs; column(s) found "
+            f"({len(columns):,}): {shown}; "
+            + (f"--preset {presets[0]} reads these columns, or pass " if presets else "pass ")
+            + f"--map {','.join(f'{f}=COLUMN' for f in missing)} naming the column"
+            + (f" (perhaps {'; '.join(guesses)})" if guesses else "")
+            + " or FIELD==VALUE for a constant; nothing was sent")
+
+
+def _shown_name(name: str) -> str:
+    """A column name as an error line shows it: as it is when short and printable."""
+    return name if name.isprintable() and len(name) <= 40 else repr(name[:40]) + "…"
+
+
+def _either(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def parse_time(value: Any, assume_utc: bool = False) -> str:
@@ -108,7 +175,7 @@ def _lookup(row: dict[str, Any], column: str) -> Any:
             if not isinstance(value, dict) or part not in value:
                 return None
             value = value[part]
-    if value is None or value == "" or (isinstance(value, float) and value != value):  # NaN
+    if value is None or (isinstance(value, float) and value != value):  # NaN
         return None
     return value
 
@@ -157,6 +224,10 @@ def _as_text(value: Any, name: str, expected: str = "a string") -> str | None:
     raise ValueError(f"{name}: expected {expected}, got {_shown(value)}")
 
 
+def _or(value: str | None, default: str) -> str:
+    return default if value is None else value
+
+
 def _shown(value: Any) -> str:
     return f"{type(value).__name__} {reprlib.repr(value)}"
 
@@ -177,11 +248,14 @@ class RowMapper:
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any] | None:
         get = {f: _lookup(row, c) for f, c in self.mapping.items()}
+        for name in UNSET_WHEN_EMPTY:  # an empty cell: the default, the thread, the router
+            if get[name] == "":
+                get[name] = None
         post_id, parent, conv = (_as_id(get["id"]), _as_id(get["parent_id"], "parent_id"),
                                  _as_id(get["conversation_id"], "conversation_id"))
         text = _as_text(get["text"], "text")
         if self.reddit:
-            submission = text is None and ("title" in row or "selftext" in row)
+            submission = not text and ("title" in row or "selftext" in row)
             if submission:
                 text = "\n\n".join(str(_as_text(row[k], k)) for k in ("title", "selftext")
                                    if row.get(k))
@@ -193,13 +267,14 @@ class RowMapper:
             conv = self.threads.conversation(post_id, parent)
         post: dict[str, Any] = {
             "id": post_id,
-            "platform": _as_text(get["platform"], "platform") or self.default_platform,
-            "author_id": _as_id(get["author_id"], "author_id") or "",
+            "platform": _or(_as_text(get["platform"], "platform"), self.default_platform),
+            "author_id": _as_id(get["author_id"], "author_id"),
             "text": text, "conversation_id": conv, "parent_id": parent,
             "lang": _as_text(get["lang"], "lang"),
         }
         if get["topic"] is not None:
             post["topic"] = _as_text(get["topic"], "topic")
-        if get["created_at"] is not None:
-            post["created_at"] = parse_time(get["created_at"], self.assume_utc)
+        if get["created_at"] is not None:  # "" stays "": a dead letter saying it is empty
+            post["created_at"] = ("" if get["created_at"] == "" else
+                                  parse_time(get["created_at"], self.assume_utc))
         return {k: v for k, v in post.items() if v is not None or k in ("parent_id", "lang")}
