@@ -33,24 +33,31 @@ from polarwatch.config_errors import ENV_PREFIX, describe, renamed_env, unknown_
 from polarwatch.errors import ConfigError
 from polarwatch.fields import (
     DEFAULT_WEBHOOK_FORMAT,
+    AssistSeconds,
     Backend,
+    BackoffSeconds,
     Bool,
     CascadeTo,
     Duration,
     ForecastMetric,
+    FutureSkewHours,
     KafkaTopic,
+    KeepDays,
     NonNegativeFloat,
     NonNegativeInt,
-    PositiveFloat,
     PositiveInt,
+    PruneEverySeconds,
     ResponseFormat,
+    RetentionHours,
     SaslMechanism,
     Score,
     SecurityProtocol,
     Share,
     Storage,
     StrList,
+    TimeoutSeconds,
     TomlText,
+    TriggerSeconds,
     WebhookFormat,
     toml_number,
 )
@@ -71,14 +78,14 @@ class BrokerConfig(_Section):
     storage: Storage = "memory"  # embedded broker: "memory" or "s3" (survives broker restarts)
     # Retention of the embedded broker's topics (ingest/broker.py prunes): records older than
     # this many hours (0 = keep everything) ...
-    retention_hours: NonNegativeFloat = 168.0
+    retention_hours: RetentionHours = 168.0
     # ... and beyond this many MB per partition (0 = no limit) may be removed, once consumed.
     retention_mb: NonNegativeInt = 1024
     # ... and beyond this many record batches per partition (0 = no limit): Tansu's s3 storage
     # keeps one object per batch and its fetches stall past ~1,000-2,000 objects per partition
     retention_batches: NonNegativeInt = 500
     # `broker start` with s3 storage runs `broker prune --every` this often (0 = never)
-    prune_every_s: NonNegativeFloat = 60.0
+    prune_every_s: PruneEverySeconds = 60.0
     # A secured Kafka (managed services want SASL_SSL): every client polarwatch opens (producer,
     # stream source, dead-letter drain, offset commits, topic creation) uses these.
     security_protocol: SecurityProtocol = "PLAINTEXT"
@@ -108,13 +115,13 @@ class TopicsConfig(_Section):
 class SparkConfig(_Section):
     master: str = "local[2]"
     checkpoint_dir: str = ".polarwatch/checkpoints"
-    trigger_seconds: PositiveFloat = 2.0
+    trigger_seconds: TriggerSeconds = 2.0
     max_records_per_trigger: PositiveInt = 10000
 
 
 class IngestConfig(_Section):
     # created_at later than the ingest clock + this is dead-lettered (ingest and stream)
-    max_future_skew_hours: NonNegativeFloat = 24.0
+    max_future_skew_hours: FutureSkewHours = 24.0
     mastodon_token: SecretStr = SecretStr("")  # access token for `ingest mastodon` ("" = none)
 
 
@@ -123,7 +130,7 @@ class WarehouseConfig(_Section):
     lake_dir: str = ".polarwatch/lake"  # Parquet copy of scored posts ("" disables)
     # Retention: posts and interactions older than the newest post's created_at minus this many
     # days, and dead letters stored longer ago than this, are deleted (0 = keep everything).
-    keep_days: NonNegativeFloat = 0.0
+    keep_days: KeepDays = 0.0
 
 
 class ExtractorConfig(_Section):
@@ -200,7 +207,7 @@ class DashboardConfig(_Section):
     min_validation_labels: PositiveInt = 30
     # the Label page's "Ask the LLM" (when [extractor] names the llm backend or sets
     # llm_base_url) waits at most this many seconds for the server's answer; 0 = no button
-    llm_assist_seconds: NonNegativeFloat = 20.0
+    llm_assist_seconds: AssistSeconds = 20.0
     # Host names the server answers besides the bound address and its own names (a reverse
     # proxy's name); any other Host header is refused, which stops DNS rebinding
     allowed_hosts: StrList = Field(default_factory=list)
@@ -216,9 +223,9 @@ class AlertsConfig(_Section):
     # Delivery retries (forecast/alerts/webhooks.py RetryPolicy): 2, 4, ... 64 s then 120 s: 12
     # attempts span 12 minutes of receiver downtime (the issue asks for at least 10).
     max_attempts: PositiveInt = 12
-    backoff_seconds: PositiveFloat = 2.0
-    max_backoff_seconds: PositiveFloat = 120.0
-    timeout_seconds: PositiveFloat = 10.0
+    backoff_seconds: BackoffSeconds = 2.0
+    max_backoff_seconds: BackoffSeconds = 120.0
+    timeout_seconds: TimeoutSeconds = 10.0
 
 
 class Config(BaseSettings):

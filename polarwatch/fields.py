@@ -43,13 +43,27 @@ def parse_duration(text: str) -> timedelta:
     raise ConfigError(f"expected {DURATION_HELP}, got {text!r}")
 
 
+# The time keys' upper bounds. pandas holds dates only up to 2262-04-11 (and time spans up to
+# ~292 years), a socket timeout overflows past ~9.2e9 s: with no bound a large value crashed
+# `ingest file`, `stream`, `forecast` and `broker prune` in datetime arithmetic, or stored posts
+# dated 2262 that no forecast could read (audit finding 5). Ten years is far beyond any use.
+MAX_DURATION = timedelta(days=3650)
+MAX_SKEW_HOURS = 87_600  # [ingest] max_future_skew_hours, [broker] retention_hours: 10 years
+MAX_KEEP_DAYS = 3_650  # [warehouse] keep_days: 10 years
+MAX_DURATION_HELP = ("of at most 3650 days (10 years: pandas, which reads the windows, holds dates "
+                     "only up to 2262-04-11, and longer spans overflow the time arithmetic)")
+
+
 def duration_text(text: str) -> str:
-    """A valid duration, spelled ``<whole number> <unit>`` (``90m`` -> ``90 minutes``) so that
-    DuckDB intervals, Spark and pandas read it too."""
+    """A valid duration of at most MAX_DURATION, spelled ``<whole number> <unit>`` (``90m`` ->
+    ``90 minutes``) so that DuckDB intervals, Spark and pandas read it too."""
     try:
-        seconds = parse_duration(text).total_seconds()
+        span = parse_duration(text)
     except ConfigError:
         raise PydanticCustomError("duration", DURATION_HELP) from None
+    if span > MAX_DURATION:
+        raise PydanticCustomError("duration_too_long", f"a duration {MAX_DURATION_HELP}")
+    seconds = span.total_seconds()
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
         if seconds % size == 0:
             n = int(seconds // size)
@@ -105,6 +119,24 @@ def comma_list(value: Any) -> Any:
     return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
 
+def at_most(limit: float, why: str) -> AfterValidator:
+    """A number key's upper bound; its error says the bound and `why` (one line)."""
+    def check(value: float) -> float:
+        if value > limit:
+            raise PydanticCustomError("too_large", f"a number of at most {limit:,g} ({why})")
+        return value
+    return AfterValidator(check)
+
+
+def prune_every(value: float) -> float:
+    # `broker start` runs `broker prune --every <value>s`, whose duration has no exponent
+    # (1e-05s, 1e+06s were refused there and the pruner died, while the broker said it runs)
+    if value != 0 and not 0.001 <= value <= 86_400:
+        raise PydanticCustomError("prune_every", "0 (never) or from 0.001 to 86,400 seconds "
+                                  "(a day): `broker start` passes it to `broker prune --every`")
+    return value
+
+
 Duration = Annotated[str, AfterValidator(duration_text)]
 Bool = Annotated[bool, BeforeValidator(toml_bool)]
 Int = Annotated[int, BeforeValidator(toml_number)]
@@ -119,6 +151,22 @@ PositiveFloat = Annotated[float, BeforeValidator(toml_number), Field(gt=0, allow
 Score = Annotated[float, BeforeValidator(toml_number), Field(allow_inf_nan=False),
                   AfterValidator(score_value)]
 KafkaTopic = Annotated[str, AfterValidator(kafka_topic)]
+# Time keys with an upper bound (see MAX_DURATION): the bound and why are in the error
+TEN_YEARS = "10 years: pandas holds dates only up to 2262-04-11"
+FutureSkewHours = Annotated[NonNegativeFloat, at_most(
+    MAX_SKEW_HOURS, f"{TEN_YEARS}, and a post may be dated this far after the ingest clock")]
+RetentionHours = Annotated[NonNegativeFloat, at_most(MAX_SKEW_HOURS,
+                                                     f"{TEN_YEARS}; 0 keeps everything")]
+KeepDays = Annotated[NonNegativeFloat, at_most(MAX_KEEP_DAYS, f"{TEN_YEARS}; 0 keeps everything")]
+PruneEverySeconds = Annotated[NonNegativeFloat, AfterValidator(prune_every)]
+TriggerSeconds = Annotated[PositiveFloat, at_most(
+    86_400, "a day: Spark starts a micro-batch this often and refuses huge intervals")]
+BackoffSeconds = Annotated[PositiveFloat, at_most(
+    86_400, "a day: the forecast run sleeps this long between attempts")]
+TimeoutSeconds = Annotated[PositiveFloat, at_most(
+    3_600, "an hour: a request waits this long, and sockets overflow past ~9.2e9 s")]
+AssistSeconds = Annotated[NonNegativeFloat, at_most(
+    3_600, "an hour: the Label page waits this long for the LLM; 0 = no button")]
 
 # Enumerated keys. The spine imports no stage, so the backend names are spelled here and a test
 # holds them equal to scoring's registry (tests/polarwatch/test_config.py).

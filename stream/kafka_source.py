@@ -222,14 +222,19 @@ def read_range(bootstrap: str, topic: str, partition: int, start: int,
 
 
 def _value(raw: bytes | None) -> tuple[str, str | None, int]:
-    """(value as text, why it was cut or None, its size in bytes): a value over
-    MAX_RECORD_BYTES is kept only as far as a dead letter keeps it."""
+    """(value as text, why it cannot be a post or None, its size in bytes): a value over
+    MAX_RECORD_BYTES is kept only as far as a dead letter keeps it; a value that is not UTF-8
+    is a dead letter naming the first bad byte and its offset, in the words ``ingest file``
+    uses for the same bytes (json.loads' error), never a post with U+FFFD in place of them."""
     raw = raw or b""
     if len(raw) > MAX_RECORD_BYTES:
         return (raw[:MAX_DEAD_LETTER_BYTES].decode("utf-8", "replace"),
                 f"record: {len(raw):,} bytes, more than the {MAX_RECORD_BYTES:,} allowed",
                 len(raw))
-    return raw.decode("utf-8", errors="replace"), None, len(raw)
+    try:
+        return raw.decode("utf-8"), None, len(raw)
+    except UnicodeDecodeError as exc:  # shown with U+FFFD: the dead letter's raw is text
+        return raw.decode("utf-8", "replace"), f"malformed JSON: {exc}", len(raw)
 
 
 def read_range_arrow(bootstrap: str, topic: str, partition: int, start: int,

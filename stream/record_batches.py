@@ -6,9 +6,12 @@ gigabytes), and raises from ``poll`` on a codec this machine lacks (snappy is no
 on corrupt compressed bytes, so one such batch failed every run of the stream at the same offset.
 
 :func:`install` (idempotent, called by ``kafka_source.consumer_for``) replaces kafka-python's
-decoders with ones that stop at MAX_BATCH_BYTES and turns any failure to unpack a batch into
-:class:`UnreadableBatch`, which names the batch's offsets so the reader can dead-letter them and
-seek past. It patches kafka-python's record module: the library offers no hook for either.
+decoders with ones that stop at MAX_BATCH_BYTES and turns any failure to unpack a batch, or to
+read a record in it, into :class:`UnreadableBatch`, which names the batch's offsets so the reader
+can dead-letter them and seek past. A header key that is not UTF-8 (kafka-python decodes header
+keys strictly, and one such key failed every fetch at its offset) is read with ``\\xNN`` in
+place of the bad bytes: the record is judged by its value like any other. It patches
+kafka-python's record module: the library offers no hook for any of this.
 """
 
 from __future__ import annotations
@@ -81,6 +84,22 @@ def lz4_decode(payload: Any) -> bytes:
     return _read_capped(lz4.frame.LZ4FrameFile(io.BytesIO(payload), mode="rb"))
 
 
+class _LenientKeys(bytearray):
+    """A record batch's bytes whose slices decode bytes that are not UTF-8 as ``\\xNN``:
+    kafka-python decodes header keys strictly and fails the whole fetch on one that is not
+    UTF-8 (Kafka's String type, which another client may break). Neither reader looks at the
+    posts topic's headers; the drain matches its two keys, which such a key is not."""
+
+    def __getitem__(self, index: Any) -> Any:
+        item = super().__getitem__(index)
+        return _LenientSlice(item) if isinstance(index, slice) else item
+
+
+class _LenientSlice(bytearray):
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return bytearray.decode(self, encoding, "backslashreplace")
+
+
 def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
@@ -91,6 +110,7 @@ def install() -> None:
     with _lock:
         if _installed:
             return
+        from kafka.errors import CorruptRecordError
         from kafka.record import default_records, legacy_records
 
         for module in (default_records, legacy_records):
@@ -113,6 +133,33 @@ def install() -> None:
                                       f"be unpacked: {_why(exc)}") from exc
 
         batch._maybe_uncompress = bounded_uncompress
+
+        read_msg = batch._read_msg
+
+        def lenient_read_msg(self: Any) -> Any:
+            pos = self._pos
+            try:
+                return read_msg(self)
+            except UnicodeDecodeError:  # a header key (the one text a record holds) not UTF-8
+                self._pos = pos
+                self._buffer = _LenientKeys(self._buffer)  # for the rest of this batch
+                return read_msg(self)
+
+        batch._read_msg = lenient_read_msg
+        next_record = batch.__next__
+
+        def guarded_next(self: Any) -> Any:
+            try:
+                return next_record(self)
+            except CorruptRecordError as exc:
+                if self._next_record_index >= self._num_records:  # all read; bytes left over
+                    raise StopIteration from None
+                raise UnreadableBatch(self.base_offset, self.next_offset,
+                                      f"record batch ({self.records_count} record(s) by its "
+                                      f"header) holds a record that cannot be read: "
+                                      f"{_why(exc)}") from exc
+
+        batch.__next__ = batch.next = guarded_next
 
         legacy = legacy_records.LegacyRecordBatch
         decompress = legacy._decompress
