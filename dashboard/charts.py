@@ -27,6 +27,25 @@ def _when(ts: pd.Series) -> pd.Series:
     return pd.to_datetime(ts, utc=True).dt.strftime(TIME_FORMAT)
 
 
+def value_scale(*columns: pd.Series, zero: bool = False) -> alt.Scale:
+    """A y scale over `columns`; when they hold one value only (a constant series, one window),
+    a domain around it, so the axis gets a few sane ticks ("1.8", "2.0", "2.2", not one
+    "2.000000": Vega formats the ticks of a zero-width domain with six decimals)."""
+    values = pd.concat([pd.to_numeric(c, errors="coerce") for c in columns]).dropna()
+    if zero:
+        values = pd.concat([values, pd.Series([0.0])])
+    if values.empty or values.min() != values.max():
+        return alt.Scale(zero=zero)
+    v = float(values.iloc[0])
+    pad = abs(v) * 0.1 or 1.0
+    return alt.Scale(zero=zero, domain=[max(0.0, v - pad) if v >= 0 else v - pad, v + pad])
+
+
+def _point(single: bool) -> alt.OverlayMarkDef | bool:
+    """mark_line's point: a line of one point draws nothing, so it gets its point drawn."""
+    return alt.OverlayMarkDef(filled=True, size=70) if single else False
+
+
 def _x(title: str = "window start (UTC)") -> alt.X:
     return alt.X("ts:T", title=title, scale=alt.Scale(type="utc"))
 
@@ -45,7 +64,9 @@ def series_chart(series: pd.DataFrame, y_title: str, title: str,
     series_color = alt.Color("series:N", title=None,
                              scale=alt.Scale(domain=SERIES_DOMAIN, range=SERIES_RANGE),
                              legend=alt.Legend(orient="top", symbolType="circle"))
-    y_scale = alt.Scale(zero=False)
+    frames = [f for f in (series, forecast, flags, routine) if f is not None]
+    y_scale = value_scale(*[f[c] for f in frames for c in
+                            ("value", "lo", "hi", "forecast", "lower", "upper", "y") if c in f])
     layers: list[alt.Chart] = []
     event_layers: list[alt.Chart] = []
 
@@ -69,7 +90,7 @@ def series_chart(series: pd.DataFrame, y_title: str, title: str,
             tooltip=[alt.Tooltip("when:N", title="window"),
                      alt.Tooltip("lower:Q", format=".2f"), alt.Tooltip("upper:Q", format=".2f")]))
         layers.append(alt.Chart(fc.assign(series="forecast")).mark_line(
-            strokeWidth=2, strokeDash=[5, 3]).encode(
+            strokeWidth=2, strokeDash=[5, 3], point=_point(len(fc) == 1)).encode(
             x=_x(), y=alt.Y("forecast:Q", title=y_title, scale=y_scale), color=series_color,
             tooltip=[alt.Tooltip("when:N", title="window"),
                      alt.Tooltip("forecast:Q", format=".2f")]))
@@ -85,7 +106,7 @@ def series_chart(series: pd.DataFrame, y_title: str, title: str,
                      alt.Tooltip("n:Q", title="behind the value", format=","),
                      alt.Tooltip("lo:Q", title="95 % low", format=".3g"),
                      alt.Tooltip("hi:Q", title="95 % high", format=".3g")]))
-    layers.append(alt.Chart(obs).mark_line(strokeWidth=2).encode(
+    layers.append(alt.Chart(obs).mark_line(strokeWidth=2, point=_point(len(obs) == 1)).encode(
         x=_x(), y=alt.Y("value:Q", title=y_title, scale=y_scale), color=series_color,
         tooltip=[alt.Tooltip("when:N", title="window"),
                  alt.Tooltip("value:Q", title="observed", format=".3g")]))
@@ -132,11 +153,13 @@ def event_study_charts(study: pd.DataFrame, name: str) -> tuple[alt.LayerChart, 
     score = alt.LayerChart(layer=[
         base.mark_rule(strokeWidth=2).encode(
             x=x, y=alt.Y("lo:Q", title="conversation score (mean ± SEM)",
-                         scale=alt.Scale(zero=False)), y2="hi:Q", color=color),
+                         scale=value_scale(study["lo"], study["hi"], study["mean"])),
+            y2="hi:Q", color=color),
         base.mark_point(filled=True, size=80).encode(x=x, y="mean:Q", color=color, tooltip=tip),
     ], title=f"{name}: polarization of conversations", height=260)
     extreme = base.mark_bar().encode(
         x=x, y=alt.Y("extreme_share:Q", title="share of extreme conversations",
-                     axis=alt.Axis(format="%")),
+                     axis=alt.Axis(format="%"),
+                     scale=value_scale(study["extreme_share"], zero=True)),
         color=color, tooltip=tip).properties(title=f"{name}: extreme conversations", height=260)
     return score, extreme

@@ -24,6 +24,7 @@ from dashboard.analysis import age_seconds, fmt_age, fmt_duration, is_missing
 from dashboard.label_assist import llm_configured
 from dashboard.safety import TOKEN_ENV, bind_refusal, for_table, md_text, token_ok
 from polarwatch.config import load_config
+from polarwatch.display import name_text
 from polarwatch.errors import ConfigError
 from polarwatch.events import Event, EventError, events_path, load_events
 from polarwatch.heartbeat import Heartbeat, judge, read_heartbeat, this_host
@@ -316,7 +317,8 @@ def pick_topic(c: Context, topics: list[str], label: str = "Topic") -> str:
     if linked:  # a link to another topic: its warning stays until another topic is picked
         st.session_state[REPLACED_KEY] = (None if wanted in topics
                                           else (wanted, st.session_state["topic_pick"]))
-    topic = str(st.selectbox(label, topics, key="topic_pick", format_func=c.name))
+    topic = str(st.selectbox(label, topics, key="topic_pick",
+                             format_func=lambda t: name_text(c.name(t))))
     st.query_params["topic"] = topic
     st.session_state["pw_topic_qp"] = topic
     replaced = st.session_state.get(REPLACED_KEY)
@@ -337,14 +339,34 @@ def replaced_message(c: Context, wanted: str, shown: str) -> str:
             f"{md_text(c.name(shown))} instead.")
 
 
+def no_windows(c: Context) -> None:
+    """The empty state of a page without a window up to now: none stored yet, or all of them
+    dated in the future (their posts are dated ahead of this machine's clock)."""
+    future = read(c, queries.future_windows)
+    if future is None:
+        return
+    row = future.iloc[0]
+    if not int(row["n"]):
+        st.info(f"No scored windows yet — the stream has not aggregated any posts. Keep it "
+                f"running, or {EMPTY_HINT}.")
+        return
+    n, topics = int(row["n"]), int(row["n_topics"])
+    st.warning(f"No window up to now: all {n:,} stored window{'s' if n != 1 else ''} "
+               f"({topics:,} topic{'s' if topics != 1 else ''}) lie in the future, the first "
+               f"starting {pd.Timestamp(row['first_start']):%Y-%m-%d %H:%M} UTC "
+               f"({md_text(c.name(str(row['first_topic'])))}). Their posts are dated ahead of "
+               f"this machine's clock ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC): check that "
+               f"clock and the sources' timestamps (`[ingest] max_future_skew_hours` bounds "
+               f"how far ahead ingest accepts a post). The pages show windows up to now.")
+
+
 def known_topics(c: Context) -> list[str] | None:
     """Topics with stored windows (config order first); None after showing an empty state."""
     overview = read(c, queries.topics_overview)
     if overview is None:
         return None
     if overview.empty:
-        st.info(f"No scored windows yet — the stream has not aggregated any posts. Keep it "
-                f"running, or {EMPTY_HINT}.")
+        no_windows(c)
         return None
     stored = [str(t) for t in overview["topic"]]
     return [t for t in c.names if t in stored] + [t for t in stored if t not in c.names]

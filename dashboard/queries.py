@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from dashboard.results import read_frame, reading
+from dashboard.threads import thread_order
 from polarwatch.reads import SIDE_CONSISTENCY_SQL
 
 DEFAULT_METRIC = "mean_score"  # the series the forecaster writes for the demo ([forecast] metric)
@@ -96,6 +97,16 @@ def topics_overview(path: str | Path, sparkline: int = 24, trend_windows: int = 
                s.recent_scores
         FROM ranked r LEFT JOIN spark s USING (topic)
         WHERE rn = 1 ORDER BY r.topic""", [trend_windows, sparkline])
+
+
+def future_windows(path: str | Path) -> pd.DataFrame:
+    """The windows dated after now, which :func:`topics_overview` leaves out (their posts are
+    dated ahead of this machine's clock). One row: n (windows), n_topics, first_start (NULL
+    when there are none), first_topic (the topic of the first one)."""
+    return _df(path, """
+        SELECT count(*) AS n, count(DISTINCT topic) AS n_topics, min(window_start) AS first_start,
+               arg_min(topic, window_start) AS first_topic
+        FROM topic_windows WHERE window_start > now()""")
 
 
 def topic_series(path: str | Path, topic: str, metric: str = DEFAULT_METRIC) -> pd.DataFrame:
@@ -253,18 +264,38 @@ def conversations_in_range(path: str | Path, topic: str | None, start: Any, end:
     """The most polarized conversations whose first interaction falls in [start, end)
     (None leaves that side open).
 
-    Columns as :func:`top_conversations`.
+    Columns as :func:`top_conversations`; a conversation without a stored opening post gets
+    a note instead of its text (NO_OPENING_POST: its replies form a cycle, its opening post is
+    not stored, or none of its posts is).
     """
     return _df(path, """
-        WITH roots AS (SELECT conversation_id, any_value(text) AS root_text
-                       FROM posts WHERE parent_id IS NULL GROUP BY conversation_id)
-        SELECT c.conversation_id, c.topic, c.mean_score, c.n_interactions, c.first_at,
-               c.last_at, r.root_text
-        FROM conversations c LEFT JOIN roots r USING (conversation_id)
-        WHERE (? IS NULL OR c.topic = ?) AND (? IS NULL OR c.first_at >= ?)
-          AND (? IS NULL OR c.first_at < ?)
-        ORDER BY c.mean_score DESC, c.n_interactions DESC, c.conversation_id
-        LIMIT ?""", [topic, topic, start, start, end, end, limit])
+        WITH top AS (
+            SELECT * FROM conversations
+            WHERE (? IS NULL OR topic = ?) AND (? IS NULL OR first_at >= ?)
+              AND (? IS NULL OR first_at < ?)
+            ORDER BY mean_score DESC, n_interactions DESC, conversation_id LIMIT ?),
+             shape AS (  -- posts whose parent is none or not stored: a cycle has none
+            SELECT p.conversation_id, any_value(p.text) FILTER (WHERE p.parent_id IS NULL)
+                       AS root_text,
+                   count(*) FILTER (WHERE p.parent_id IS NULL OR q.id IS NULL) AS n_open
+            FROM posts p LEFT JOIN posts q
+                 ON q.conversation_id = p.conversation_id AND q.id = p.parent_id
+            WHERE p.conversation_id IN (SELECT conversation_id FROM top)
+            GROUP BY p.conversation_id)
+        SELECT t.conversation_id, t.topic, t.mean_score, t.n_interactions, t.first_at,
+               t.last_at,
+               coalesce(s.root_text, CASE WHEN s.conversation_id IS NULL THEN ?
+                                          WHEN s.n_open = 0 THEN ? ELSE ? END) AS root_text
+        FROM top t LEFT JOIN shape s USING (conversation_id)
+        ORDER BY t.mean_score DESC, t.n_interactions DESC, t.conversation_id""",
+               [topic, topic, start, start, end, end, limit, NO_OPENING_POST["none stored"],
+                NO_OPENING_POST["cycle"], NO_OPENING_POST["not stored"]])
+
+
+# What the "opening post" column says when a conversation has none stored.
+NO_OPENING_POST = {"cycle": "— none: its replies form a cycle (each answers another of them)",
+                   "not stored": "— not stored (the replies' parent is missing)",
+                   "none stored": "— no post of it is stored"}
 
 
 def latest_conversation_start(path: str | Path) -> Any:
@@ -299,28 +330,29 @@ def thread_size(path: str | Path, conversation_id: str) -> int:
 def thread(path: str | Path, conversation_id: str, max_posts: int = THREAD_MAX_POSTS,
            max_depth: int = THREAD_MAX_DEPTH) -> pd.DataFrame:
     """The first ``max_posts`` stored posts of a conversation in thread order (depth-first,
-    siblings by time), replies deeper than ``max_depth`` left out.
+    siblings by time, :func:`dashboard.threads.thread_order`), replies deeper than
+    ``max_depth`` left out; a cycle of replies, which reaches no opening post, is shown from
+    its earliest post.
 
-    Columns: id, parent_id, depth (0 = root, or a reply whose parent is not stored), author_id,
-    created_at, text, stance, affect, agreement, emotion, intensity, stance_conf, affect_conf,
-    agreement_conf, backend, explanation, score (interaction score of the reply → parent link,
-    NULL for roots), rule, topic.
+    Columns: id, parent_id, depth (0 = root, a reply whose parent is not stored, or the first
+    post shown of a reply cycle), in_cycle, author_id, created_at, text, stance, affect,
+    agreement, emotion, intensity, stance_conf, affect_conf, agreement_conf, backend,
+    explanation, score (interaction score of the reply → parent link, NULL for roots), rule,
+    topic.
     """
-    return _df(path, """
-        WITH RECURSIVE conv AS (SELECT * FROM posts WHERE conversation_id = ?),
-        tree(id, depth, sort_path) AS (
-            SELECT id, 0, [strftime(created_at, '%Y%m%d%H%M%S%f') || id] FROM conv
-            WHERE parent_id IS NULL OR parent_id NOT IN (SELECT id FROM conv)
-            UNION ALL
-            SELECT c.id, t.depth + 1,
-                   list_append(t.sort_path, strftime(c.created_at, '%Y%m%d%H%M%S%f') || c.id)
-            FROM conv c JOIN tree t ON c.parent_id = t.id WHERE t.depth < ?)
-        SELECT p.id, p.parent_id, t.depth, p.author_id, p.created_at, p.text, p.stance,
-               p.affect, p.agreement, p.emotion, p.intensity, p.stance_conf, p.affect_conf,
+    shape = _df(path, "SELECT id, parent_id, created_at FROM posts WHERE conversation_id = ?",
+                [conversation_id])
+    order = thread_order(shape, max_posts, max_depth)
+    rows = _df(path, """
+        SELECT p.id, p.parent_id, p.author_id, p.created_at, p.text, p.stance, p.affect,
+               p.agreement, p.emotion, p.intensity, p.stance_conf, p.affect_conf,
                p.agreement_conf, p.backend, p.explanation, i.score, i.rule, p.topic
-        FROM tree t JOIN conv p USING (id)
-        LEFT JOIN interactions i ON i.platform = p.platform AND i.post_id = p.id
-        ORDER BY t.sort_path LIMIT ?""", [conversation_id, max_depth, max_posts])
+        FROM posts p LEFT JOIN interactions i ON i.platform = p.platform AND i.post_id = p.id
+        WHERE p.conversation_id = ? AND list_contains(?::VARCHAR[], p.id)""",
+               [conversation_id, [str(i) for i in order["id"]]])
+    out = order.merge(rows, on="id", how="inner", sort=False)
+    columns = ["id", "parent_id", "depth", "in_cycle", *rows.columns.drop(["id", "parent_id"])]
+    return out[columns].reset_index(drop=True)
 
 
 DELIVERY_LIMIT = 200  # delivery attempts the alerts page shows at most (newest first)

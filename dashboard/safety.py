@@ -18,6 +18,7 @@ import socket
 
 import pandas as pd
 
+from polarwatch.display import name_text
 from polarwatch.redact import host_only
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -61,8 +62,9 @@ def md_text(value: object) -> str:
     """`value` as literal text inside Markdown (st.markdown, st.caption, st.subheader, …): one
     line, every ASCII punctuation mark backslash-escaped, so emphasis, links, images, headings,
     ``$…$`` LaTeX, ``:color[…]`` directives and HTML in a topic id, event name or query
-    parameter stay text. Not for use inside backticks (escapes show there)."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+    parameter stay text; bidi controls visible and right-to-left text isolated (:func:`name_text`).
+    Not for use inside backticks (escapes show there)."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(name_text(value).split()))
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -80,9 +82,26 @@ def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+# Columns holding ids and names (not free text): shown through :func:`name_text` in every table.
+NAME_COLUMNS = frozenset({"id", "post_id", "parent_id", "author_id", "platform",
+                          "conversation_id", "topic", "name", "event", "flag", "class", "kind",
+                          "backend", "rule", "source", "source_topic"})
+
+
+def shown_names(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `df` whose id and name columns (NAME_COLUMNS) are shown as :func:`name_text`:
+    bidi controls visible, right-to-left names isolated."""
+    out = df.copy()
+    for col in out.columns:
+        if col in NAME_COLUMNS and out[col].dtype == object:
+            out[col] = out[col].map(lambda v: name_text(v) if isinstance(v, str) else v)
+    return out
+
+
 def for_table(df: pd.DataFrame) -> pd.DataFrame:
-    """What every st.dataframe shows: URLs cut to their host, text safe as CSV."""
-    return spreadsheet_safe(redact_urls(df))
+    """What every st.dataframe shows: URLs cut to their host, ids and names bidi-safe, text
+    safe as CSV."""
+    return spreadsheet_safe(shown_names(redact_urls(df)))
 
 
 # ------------------------------------------------------------------------------ hosts, writes

@@ -18,6 +18,8 @@ from dashboard import queries
 from dashboard.analysis import fmt_score, is_missing
 from dashboard.common import Context, ctx, known_topics, read, table
 from dashboard.safety import md_text
+from dashboard.threads import cycles_in
+from polarwatch.display import isolated, name_text
 
 LIMIT = 25
 INDENT_PX = 28  # per reply level
@@ -27,8 +29,11 @@ ALL_TOPICS = "(all topics)"
 
 def post_html(row: Any) -> str:
     """One post as an indented card; every value from the data is HTML-escaped."""
-    def esc(value: Any) -> str:
-        return "—" if is_missing(value) else html.escape(str(value))
+    def esc(value: Any) -> str:  # an id or label: bidi controls visible, RTL isolated
+        return "—" if is_missing(value) else html.escape(name_text(value))
+
+    def text(value: Any) -> str:  # free text as typed, isolated from the labels around it
+        return "—" if is_missing(value) else html.escape(isolated(value))
 
     labels = [f"stance <b>{esc(row['stance'])}</b>", f"affect <b>{esc(row['affect'])}</b>"]
     if row["depth"] > 0 or not is_missing(row["agreement"]):
@@ -39,12 +44,15 @@ def post_html(row: Any) -> str:
     when = pd.Timestamp(row["created_at"]).strftime("%Y-%m-%d %H:%M")
     explanation = ""
     if not is_missing(row["explanation"]):
-        explanation = f"<br><i>why: {esc(row['explanation'])}</i>"
+        explanation = f"<br><i>why: {text(row['explanation'])}</i>"
     rule = "" if is_missing(row["rule"]) else f" · rule <code>{esc(row['rule'])}</code>"
+    if bool(row.get("in_cycle", False)):
+        rule += (f" · in a reply cycle (replies to {esc(row['parent_id'])})"
+                 if row["depth"] == 0 else " · in a reply cycle")
     return (f'<div style="margin-left:{int(row["depth"]) * INDENT_PX}px;'
             f'border-left:3px solid #ccc;padding:2px 10px;margin-bottom:8px">'
             f'<small>{esc(row["id"])} · {esc(row["author_id"])} · {when} UTC</small><br>'
-            f'<span style="white-space:pre-wrap">{esc(row["text"])}</span><br><small>{" · ".join(labels)}{rule}{explanation}</small>'
+            f'<span style="white-space:pre-wrap">{text(row["text"])}</span><br><small>{" · ".join(labels)}{rule}{explanation}</small>'
             f"</div>")
 
 
@@ -59,6 +67,13 @@ def render_thread(c: Context, conversation: str) -> None:
     scores = posts["score"].dropna().astype(float)
     topic = str(posts["topic"].iloc[0])
     st.subheader(f"Thread {md_text(conversation)}")
+    n_cycle, starts, whole = cycles_in(posts)
+    if n_cycle:
+        lead = ("This conversation has no opening post: its replies form a cycle" if whole
+                else "Some replies of this conversation form a cycle")
+        st.info(f"{lead} ({n_cycle:,} posts, each replying to another of them, so none leads "
+                f"back to an opening post). Each cycle is shown from its earliest post, at "
+                f"depth 0: {', '.join(md_text(p) for p in starts)}.")
     total = read(c, queries.thread_size, conversation)
     if total is not None and total > len(posts):
         st.warning(f"Showing {len(posts):,} of this thread's {total:,} posts: the first "
@@ -90,7 +105,7 @@ def date_range(convs_hint: pd.Timestamp | None) -> tuple[datetime, datetime]:
 
 def render_list(c: Context, topics: list[str]) -> list[str]:
     topic = st.selectbox("Topic", [ALL_TOPICS, *topics], key="conv_topic",
-                         format_func=lambda t: t if t == ALL_TOPICS else c.name(t))
+                         format_func=lambda t: t if t == ALL_TOPICS else name_text(c.name(t)))
     latest = read(c, queries.latest_conversation_start)
     hint = None if latest is None or is_missing(latest) else pd.Timestamp(latest)
     start, end = date_range(hint)
@@ -103,7 +118,8 @@ def render_list(c: Context, topics: list[str]) -> list[str]:
                 f"{end - timedelta(days=1):%Y-%m-%d}. Widen the range.")
         return []
     ids = [str(i) for i in convs["conversation_id"]]
-    convs = convs.assign(topic=[c.name(str(t)) for t in convs["topic"]])  # names, as elsewhere
+    convs = convs.assign(topic=[c.name(str(t)) for t in convs["topic"]],  # names, as elsewhere
+                         root_text=[isolated(t) for t in convs["root_text"]])
     table(convs, hide_index=True, column_config={
         "conversation_id": st.column_config.TextColumn("conversation"),
         "topic": st.column_config.TextColumn("topic"),
@@ -131,7 +147,8 @@ if topics is not None:
     if ids:
         if wanted and st.session_state.get("pw_conversation_qp") != wanted:
             st.session_state["conv_pick"] = wanted
-        conversation = str(st.selectbox("Open conversation", ids, key="conv_pick"))
+        conversation = str(st.selectbox("Open conversation", ids, key="conv_pick",
+                                        format_func=name_text))
         st.query_params["conversation"] = conversation
         st.session_state["pw_conversation_qp"] = conversation
         st.session_state["pw_conversation"] = conversation

@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard.analysis import events_frame
 from dashboard.common import Context, ctx, table
 from dashboard.safety import md_text
+from polarwatch.display import name_text
 from polarwatch.events import (
     KINDS,
     Event,
@@ -45,7 +46,7 @@ def render_form(c: Context, events: list[Event]) -> None:
     with st.form(f"event_form_{suffix}"):
         name = st.text_input("Name", value=current.name if current else "")
         if topics:
-            topic = st.selectbox("Topic", topics, format_func=c.name,
+            topic = st.selectbox("Topic", topics, format_func=lambda t: name_text(c.name(t)),
                                  index=topics.index(current.topic)
                                  if current and current.topic in topics else 0)
         else:

@@ -32,6 +32,7 @@ from dashboard.analysis import describe_llm_agreement, is_missing
 from dashboard.common import Context, ctx, known_topics, pick_topic
 from dashboard.safety import md_text
 from polarwatch.config import load_config
+from polarwatch.display import isolated, name_text
 from polarwatch.errors import PolarwatchError
 from polarwatch.reads import read_stance_labels
 from scoring.extractors.base import Extractor
@@ -63,11 +64,12 @@ def keys_help(tasks: list[str]) -> str:
 
 
 def card(who: str, text: object, when: object, indent: int = 0) -> str:
-    """A post as HTML; every value from the data escaped, the text kept as typed."""
+    """A post as HTML; every value from the data escaped, the text kept as typed (isolated:
+    right-to-left text or a bidi control in it cannot reorder the header)."""
     stamp = "" if is_missing(when) else f" · {html.escape(str(when)[:16])} UTC"
     return (f'<div style="margin-left:{indent}px;border-left:3px solid #ccc;'
-            f'padding:2px 10px;margin-bottom:8px"><small>{html.escape(who)}{stamp}</small><br>'
-            f'<span style="white-space:pre-wrap">{html.escape(str(text))}</span></div>')
+            f'padding:2px 10px;margin-bottom:8px"><small>{html.escape(name_text(who))}{stamp}</small><br>'
+            f'<span style="white-space:pre-wrap">{html.escape(isolated(text))}</span></div>')
 
 
 def tasks_for(post: dict[str, Any]) -> list[str]:

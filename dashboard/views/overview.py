@@ -18,7 +18,7 @@ from dashboard.analysis import (
     sides_verdict,
     trend_arrow,
 )
-from dashboard.common import Context, ctx, live, read
+from dashboard.common import Context, ctx, live, no_windows, read
 from dashboard.safety import md_text
 from polarwatch.config import load_config
 from polarwatch.errors import ConfigError
@@ -138,8 +138,7 @@ def render_overview(c: Context) -> None:
     if overview is None:
         return
     if overview.empty:
-        st.info("No scored windows yet — the stream has not aggregated any posts. Keep it "
-                "running, or run `make demo`.")
+        no_windows(c)
         return
     all_flags = read(c, queries.flags)
     if all_flags is None:

@@ -27,7 +27,8 @@ from dashboard.common import (
     read,
     table,
 )
-from dashboard.safety import md_text
+from dashboard.safety import md_text, shown_names
+from polarwatch.display import name_text
 from polarwatch.events import Event
 from scoring.label_accuracy import validation_status
 
@@ -97,12 +98,13 @@ def render_series(c: Context, topic: str, metric: str, window: str, native_windo
     routine = (forecast[forecast["episode_event"] == "routine"]
                if native and "episode_event" in forecast else forecast.iloc[:0])
     chart = charts.series_chart(
-        series, label, f"{c.name(topic)}: {label.lower()} per {window}",
+        series, label, f"{name_text(c.name(topic))}: {label.lower()} per {window}",
         forecast=forecast if native and not forecast.empty else None, flags=marks,
-        events=events_frame(events), routine=routine)
+        events=shown_names(events_frame(events)), routine=routine)
     if series["value"].notna().any():
         st.altair_chart(chart, width="stretch")
-    notes = [f"{len(series):,} windows of {window}", f"{len(metric_flags)} flag(s) on {metric} "
+    notes = [f"{len(series):,} window{'' if len(series) == 1 else 's'} of {window}",
+             f"{len(metric_flags)} flag(s) on {metric} "
              f"(one per episode)"]
     if len(routine):
         notes.append(f"{len(routine)} routine burst(s) not flagged (grey rings: as far out "
@@ -163,7 +165,7 @@ def render_event_studies(c: Context, topic: str, events: list[Event]) -> None:
             st.caption("No conversations within 3 days of this event.")
             continue
         left, right = st.columns(2)
-        score, extreme = charts.event_study_charts(study, ev.name)
+        score, extreme = charts.event_study_charts(study, name_text(ev.name))
         left.altair_chart(score, width="stretch")
         right.altair_chart(extreme, width="stretch")
         summary = phase_summary(study)
@@ -192,7 +194,7 @@ def render_conversations(c: Context, topic: str) -> None:
                                                        format="YYYY-MM-DD HH:mm")})
     ids = [str(i) for i in convs["conversation_id"]]
     left, right = st.columns([3, 1], vertical_alignment="bottom")
-    chosen = left.selectbox("Conversation", ids, key="topic_conv_pick")
+    chosen = left.selectbox("Conversation", ids, key="topic_conv_pick", format_func=name_text)
     if right.button("Open thread", key="open_thread", type="primary"):
         st.session_state["pw_conversation"] = chosen  # plain key: survives switch_page
         st.switch_page(CONVERSATION_PAGE, query_params={"conversation": str(chosen)})

@@ -14,12 +14,16 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from forecast.alarms import EVENT_ROUTINE, band_text, decided_by
 from forecast.models import MIN_POINTS
 from forecast.reports.charts import chart_png
+from polarwatch.display import isolated, name_text
 from scoring.label_accuracy import Status, TaskAccuracy, accuracy_by_task, validation_status
 
 if TYPE_CHECKING:
     from forecast.reports.gather import TopicData
 
 RECENT_FLAGS = 15  # rows of the recent-flags table per topic
+# Table columns holding ids and names: bidi controls shown, right-to-left names isolated
+# (polarwatch.display.name_text); every other text cell is isolated as typed.
+NAME_COLUMNS = frozenset({"topic", "conversation_id", "flag", "flags", "event", "kind"})
 
 _ENV = Environment(loader=PackageLoader("forecast.reports", "templates"),
                    autoescape=select_autoescape(["html", "html.j2"]),
@@ -45,8 +49,14 @@ def cell(value: Any) -> str:
 
 
 def table(df: pd.DataFrame, columns: dict[str, str], empty: str) -> Table:
-    """``df[columns]`` with headers ``columns.values()``."""
-    rows = [] if df.empty else [[cell(r[c]) for c in columns] for _, r in df.iterrows()]
+    """``df[columns]`` with headers ``columns.values()``; text from the data cannot reorder
+    the text around it (:data:`NAME_COLUMNS`)."""
+    def text(value: Any, column: str) -> str:
+        if not isinstance(value, str):
+            return cell(value)
+        return name_text(value) if column in NAME_COLUMNS else isolated(value)
+
+    rows = [] if df.empty else [[text(r[c], c) for c in columns] for _, r in df.iterrows()]
     return Table(list(columns.values()), rows, empty)
 
 
@@ -149,7 +159,8 @@ def with_band(rows: pd.DataFrame, flags: bool = True) -> pd.DataFrame:
 def section(d: TopicData, metric: str, threshold: float | None,
             measured: Accuracy) -> dict[str, Any]:
     """One topic's part of the page (its chart drawn only when it has data)."""
-    base = {"name": d.name, "topic": d.topic, "accuracy": measured, "sides": d.sides}
+    base = {"name": name_text(d.name), "topic": name_text(d.topic), "accuracy": measured,
+            "sides": d.sides}
     if d.windows.empty and d.forecasts.empty:
         return {**base, "empty": True}
     fut = d.forecasts[d.forecasts["flag"] == "forecast"] if len(d.forecasts) else d.forecasts
