@@ -6,6 +6,9 @@ range, the latter against the wall clock + ``max_future_skew``) before it is sen
 go to the posts topic keyed by conversation id (a thread stays in one partition); invalid input
 goes to the dead-letter topic with the reason and the original size in headers and the original
 bytes, cut to ``MAX_DEAD_LETTER_BYTES`` (kafka-python refuses requests over 1 MB), as the value.
+A dead letter whose origin is known (a source and a position in it, e.g. a file's path and row)
+also carries a key (:func:`dead_letter_key`) in a header: the stream stores one dead letter per
+key, so a record sent again after ``--restart`` or a crash is not stored twice.
 No input makes the producer raise; :meth:`PostProducer.flush` waits for the broker to confirm
 delivery (and raises when it cannot).
 
@@ -31,6 +34,7 @@ from cachetools import LRUCache
 
 from polarwatch.errors import BrokerError
 from polarwatch.records import (
+    DEAD_LETTER_KEY_HEADER,
     DEAD_LETTER_REASON_HEADER,
     DEAD_LETTER_SIZE_HEADER,
     DEFAULT_MAX_FUTURE_SKEW,
@@ -46,6 +50,15 @@ FLUSH_EVERY = 50_000  # confirm delivery at least this often (bounds memory of p
 DEDUP_MAX_IDS = 1_000_000  # ids remembered for de-duplication (~100 MB at worst)
 
 SendResult = Literal["sent", "dead_letter", "duplicate"]
+# Where a record came from: (the source, e.g. a file's resolved path; the position in it)
+Origin = tuple[str, Any]
+
+
+def dead_letter_key(origin: Origin, raw: bytes) -> str:
+    """The identity of a dead letter: a sha256 of its origin and its bytes. The same record
+    sent again has the same key; two equal records at two positions have two."""
+    where = json.dumps(list(origin), ensure_ascii=True, default=str).encode()
+    return hashlib.sha256(where + b"\n" + raw).hexdigest()
 
 
 @dataclass
@@ -96,27 +109,30 @@ class PostProducer:
     def send_post(self, post: Post) -> None:
         self.send_obj(post_to_dict(post))
 
-    def send_raw(self, raw: bytes) -> bool:
-        """Validate raw JSON bytes; send to the posts topic or dead-letter it. True when valid
-        (a valid duplicate skipped under ``dedup`` is also True)."""
+    def send_raw(self, raw: bytes, origin: Origin | None = None) -> bool:
+        """Validate raw JSON bytes; send to the posts topic or dead-letter it (keyed by
+        `origin`, when known). True when valid (a valid duplicate skipped under ``dedup`` is
+        also True)."""
         obj, reason = parse_record(raw)
         if reason is not None:
-            self.dead_letter(raw, reason)
+            self.dead_letter(raw, reason, origin=origin)
             return False
-        return self._send_valid(obj, raw, raw) != "dead_letter"
+        return self._send_valid(obj, raw, raw, origin) != "dead_letter"
 
-    def send_obj(self, obj: Any, original: bytes | None = None) -> SendResult:
+    def send_obj(self, obj: Any, original: bytes | None = None,
+                 origin: Origin | None = None) -> SendResult:
         """Validate a post-shaped JSON object (e.g. mapped from a CSV row); send it, or
         dead-letter `original` (the bytes as they came in; default: `obj` as JSON)."""
-        return self._send_valid(obj, None, original)
+        return self._send_valid(obj, None, original, origin)
 
-    def _send_valid(self, obj: Any, value: bytes | None, original: bytes | None) -> SendResult:
+    def _send_valid(self, obj: Any, value: bytes | None, original: bytes | None,
+                    origin: Origin | None = None) -> SendResult:
         reason = validate_post(obj, max_future_skew=self.max_future_skew)
         if reason is None and value is None:
             value, reason = _encode(obj)
         if reason is not None or value is None:
             self.dead_letter(original if original is not None else _escaped(obj),
-                             reason or "record cannot be encoded")
+                             reason or "record cannot be encoded", origin=origin)
             return "dead_letter"
         if self.dedup:
             key = (obj["platform"], obj["id"])
@@ -134,17 +150,21 @@ class PostProducer:
             self.flush()
         return "sent"
 
-    def dead_letter(self, raw: bytes, reason: str, original_size: int | None = None) -> None:
+    def dead_letter(self, raw: bytes, reason: str, original_size: int | None = None, *,
+                    origin: Origin | None = None) -> None:
         """Send the original bytes (cut to MAX_DEAD_LETTER_BYTES) to the dead-letter topic with
-        the reason and the original size in headers (`original_size` when `raw` is only the
-        start of the record, as a source kept it)."""
-        value, size = truncate_raw(raw if isinstance(raw, bytes) else _escaped(raw))
+        the reason, the original size (`original_size` when `raw` is only the start of the
+        record, as a source kept it) and, when `origin` is known, the key in headers."""
+        raw = raw if isinstance(raw, bytes) else _escaped(raw)
+        value, size = truncate_raw(raw)
         size = max(size, original_size or 0)
         reason = cut_reason(reason)
+        headers = [(DEAD_LETTER_REASON_HEADER, reason.encode()),
+                   (DEAD_LETTER_SIZE_HEADER, str(size).encode())]
+        if origin is not None:
+            headers.append((DEAD_LETTER_KEY_HEADER, dead_letter_key(origin, raw).encode()))
         self._pending.append(self._producer.send(
-            self.dead_letter_topic, value=value,
-            headers=[(DEAD_LETTER_REASON_HEADER, reason.encode()),
-                     (DEAD_LETTER_SIZE_HEADER, str(size).encode())]))
+            self.dead_letter_topic, value=value, headers=headers))
         self.stats.dead_lettered += 1
         kind = reason.split(":")[0]
         self.stats.reasons[kind] = self.stats.reasons.get(kind, 0) + 1

@@ -121,9 +121,10 @@ def produce_synthetic(cfg: Config, days: int, seed: int, rate: float,
     posts = generate(topics, days=days, seed=seed, start=start, rate=rate)
     with PostProducer(cfg.broker.bootstrap_servers, cfg.topics.posts,
                       cfg.topics.dead_letter, **cfg.kafka_options()) as producer:
-        if invalid_every:
-            for raw in with_invalid(posts, every=invalid_every, seed=seed):
-                producer.send_raw(raw)
+        if invalid_every:  # each invalid record keyed by this corpus and its place in it
+            corpus = f"synthetic days={days} seed={seed} rate={rate:g} start={start.isoformat()}"
+            for i, raw in enumerate(with_invalid(posts, every=invalid_every, seed=seed)):
+                producer.send_raw(raw, (corpus, i))
         else:
             producer.send_many(posts)
     st = producer.stats
@@ -204,7 +205,7 @@ def ingest_files(cfg: Config, paths: Sequence[str | Path], mapping: dict[str, st
                            unit="rows", file=sys.stderr, disable=not progress)
             stats = pump(records, producer, router=router, topic=topic,
                          checkpoint=saver(resume, source), confirm_every=confirm_every,
-                         replay=Replay(replay_speed))
+                         replay=Replay(replay_speed), origin=source.checkpoint_key())
             _summary(str(source.path), stats, producer, resume.position)
 
 
@@ -231,7 +232,8 @@ def ingest_live(cfg: Config, source: Any, kind: str, *, topic: str | None = None
     with open_producer(cfg) as producer:
         stats = pump(source.records(position), producer, router=router, topic=topic,
                      checkpoint=save, conversations=conversations,
-                     confirm_seconds=confirm_interval, max_posts=max_posts, deadline=deadline)
+                     confirm_seconds=confirm_interval, max_posts=max_posts, deadline=deadline,
+                     origin=source.checkpoint_key())
         _summary(kind, stats, producer,
                  stats.position if stats.position is not None else position)
     if source.connections == 0:

@@ -54,6 +54,8 @@ POST_CONTENT = ("author_id", "text", "created_at", "topic", "conversation_id", "
 # Kafka headers of a dead-letter record (written by ingest, read by the stream's drain)
 DEAD_LETTER_REASON_HEADER = "polarwatch-reason"
 DEAD_LETTER_SIZE_HEADER = "polarwatch-original-size"  # bytes of the record before it was cut
+# where the record came from + its bytes, hashed: the same record sent again is one dead letter
+DEAD_LETTER_KEY_HEADER = "polarwatch-dead-letter-key"
 
 Stance = Literal["pro", "anti", "unclear"]
 Affect = Literal["yes", "no", "unclear"]

@@ -127,6 +127,9 @@ class DeadLetter:
     source: str | None  # "ingest" (producer) | "stream" (the stream's parser)
     raw_size: BigInt | None
     rejected_at: datetime | None  # when it was rejected (the dead letter's broker time)
+    # ingest's identity of the record (source, position, bytes; records.DEAD_LETTER_KEY_HEADER):
+    # one row per key. NULL for the stream's rejects and dead letters sent without one
+    dead_letter_key: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -305,6 +305,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               _add_columns("posts", "labelled_by", "relabelled_at")),
     Migration(7, "label_suggestions: the LLM's suggestions on the Label page (never an "
                  "analyst's label)", _create_table("label_suggestions")),
+    Migration(8, "dead_letters: dead_letter_key (ingest's identity of a dead letter: one sent "
+                 "again is stored once; NULL on older rows)",
+              _add_columns("dead_letters", "dead_letter_key")),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

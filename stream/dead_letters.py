@@ -10,6 +10,13 @@ The drain resumes after the highest offset per partition stored for the dead-let
 from the table at start and after a failed batch, then kept in memory), and rows are keyed by
 (topic, partition, offset), so a batch that is rolled back or replayed neither loses nor
 duplicates a dead letter. It reads Kafka before the sink opens its DuckDB transaction.
+
+Ingest sends a record again after ``--restart`` or a crash (at a new offset); such a dead letter
+carries the same key header (``records.DEAD_LETTER_KEY_HEADER``: its source, position and bytes,
+hashed). The drain stores one row per key: a keyed dead letter whose key is stored, or is
+already in the batch, is skipped (counted in the log), and the key goes to ``dead_letter_key``
+in the sink's transaction that stores the row. Dead letters without the header are stored as
+they come.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from polarwatch.records import DEAD_LETTER_KEY_HEADER as KEY_HEADER
 from polarwatch.records import DEAD_LETTER_REASON_HEADER as REASON_HEADER
 from polarwatch.records import DEAD_LETTER_SIZE_HEADER as SIZE_HEADER
 from polarwatch.records import MAX_DEAD_LETTER_BYTES
@@ -40,6 +48,8 @@ DRAIN_STALL_S = 5.0  # stop draining a partition when no record arrives for this
 
 COLUMNS = ["source_topic", "kafka_partition", "kafka_offset", "reason", "raw", "seen_at",
            "source", "raw_size", "rejected_at"]
+KEY_COLUMN = "dead_letter_key"  # in the drained frames too; stored by stream/sink.py
+KEY_CHARS = frozenset("0123456789abcdef")  # a key is a sha256 in hex (ingest.producer)
 
 
 MAX_SIZE = 2**63 - 1  # raw_size is a BIGINT
@@ -70,12 +80,17 @@ def dead_letter_row(topic: str, partition: int, offset: int, timestamp_ms: int |
         size = len(value)
         if SIZE_HEADER in meta:  # anyone can write to the topic: a forged header is noted
             reason += f" (header {SIZE_HEADER} unreadable: {meta[SIZE_HEADER][:40]!r}; ignored)"
+    key = meta.get(KEY_HEADER)
+    if key is not None and (len(key) != 64 or not set(key.decode("latin-1")) <= KEY_CHARS):
+        reason += f" (header {KEY_HEADER} unreadable: {key[:40]!r}; ignored)"
+        key = None
     rejected = (datetime.fromtimestamp(timestamp_ms / 1000, UTC)
                 if timestamp_ms is not None and 0 <= timestamp_ms < 253402300800000 else None)
     return {"source_topic": topic, "kafka_partition": partition, "kafka_offset": offset,
             "reason": cut_reason(reason),
             "raw": value[:MAX_DEAD_LETTER_BYTES].decode("utf-8", "replace"),
-            "seen_at": now, "source": "ingest", "raw_size": size, "rejected_at": rejected}
+            "seen_at": now, "source": "ingest", "raw_size": size, "rejected_at": rejected,
+            KEY_COLUMN: key.decode() if key is not None else None}
 
 
 def unreadable_row(topic: str, partition: int, offset: int, bad: UnreadableBatch,
@@ -85,12 +100,13 @@ def unreadable_row(topic: str, partition: int, offset: int, bad: UnreadableBatch
     return {"source_topic": topic, "kafka_partition": partition, "kafka_offset": offset,
             "reason": cut_reason(bad.describe()),
             "raw": "", "seen_at": now, "source": "ingest", "raw_size": None,
-            "rejected_at": None}
+            "rejected_at": None, KEY_COLUMN: None}
 
 
 def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Rows as a DataFrame with the ``dead_letters`` columns and dtypes (also when empty)."""
-    df = pd.DataFrame(rows, columns=COLUMNS)
+    """Rows as a DataFrame with the ``dead_letters`` columns (and the key) and dtypes (also
+    when empty)."""
+    df = pd.DataFrame(rows, columns=[*COLUMNS, KEY_COLUMN])
     for col in ("seen_at", "rejected_at"):
         df[col] = pd.to_datetime(df[col], utc=True)
     return df.astype({"kafka_partition": "int32", "kafka_offset": "int64",
@@ -109,6 +125,7 @@ class DeadLetterDrain:
         self.committer = GroupCommitter(bootstrap, STREAM_GROUP, topic, self.security)
         self._consumer: Any = None
         self._next: dict[int, int] | None = None  # next offset per partition to fetch
+        self._read_end: dict[int, int] = {}  # ... after the last fetch (skipped resends too)
 
     def stored_offsets(self, con: Any) -> dict[int, int]:
         rows = con.execute("SELECT kafka_partition, max(kafka_offset) + 1 FROM dead_letters "
@@ -126,26 +143,60 @@ class DeadLetterDrain:
         if self._next is None:  # first batch, or after a failed one: what the table says
             with connect(path) as con:
                 self._next = self.stored_offsets(con)
+        self._read_end = {}
         try:
-            return frame(self._read(self._next, now))
+            rows, ends = self._read(self._next, now)
         except (KafkaError, RuntimeError, TimeoutError, OSError) as exc:
             LOG.warning(f"dead-letter topic {self.topic!r} not drained this batch: {exc}")
             self.close()
             return frame([])
+        self._read_end = ends
+        return frame(self._not_stored(path, rows))
+
+    def _not_stored(self, path: str | Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`rows` but those whose key is stored already or came earlier in `rows` (ingest sent
+        the record again)."""
+        keys = list({r[KEY_COLUMN] for r in rows if r[KEY_COLUMN] is not None})
+        if not keys:
+            return rows
+        with connect(path) as con:
+            seen = {k for (k,) in con.execute(
+                "SELECT dead_letter_key FROM dead_letters WHERE dead_letter_key IN "
+                "(SELECT unnest(?::VARCHAR[]))", [keys]).fetchall()}
+        kept = []
+        for row in rows:
+            key = row[KEY_COLUMN]
+            if key is None or key not in seen:
+                kept.append(row)
+                if key is not None:
+                    seen.add(key)
+        if len(kept) < len(rows):
+            LOG.info(f"{len(rows) - len(kept):,} dead letter(s) sent again by ingest (a key "
+                     f"already stored) not stored twice")
+        return kept
 
     def advance(self, stored: pd.DataFrame) -> None:
-        """`stored` (from :meth:`fetch`) is committed: the next fetch starts after it."""
-        if self._next is not None and len(stored):
-            ends = stored.groupby("kafka_partition")["kafka_offset"].max() + 1
-            for part, end in ends.items():
-                self._next[int(part)] = max(self._next.get(int(part), 0), int(end))
+        """`stored` (from :meth:`fetch`) is committed (its keys with it: stream/sink.py): the
+        next fetch starts after it and after the resends that fetch skipped."""
+        if self._next is None:
+            return
+        before = dict(self._next)
+        ends = {int(p): int(o) + 1 for p, o in
+                stored.groupby("kafka_partition")["kafka_offset"].max().items()} \
+            if len(stored) else {}
+        for part, end in [*ends.items(), *self._read_end.items()]:
+            self._next[part] = max(self._next.get(part, 0), end)
+        if self._next != before:
             self.committer.commit(dict(self._next))
 
     def forget(self) -> None:
         """The batch failed: the next fetch re-reads the stored offsets from the table."""
         self._next = None
+        self._read_end = {}
 
-    def _read(self, start: dict[int, int], now: datetime) -> list[dict[str, Any]]:
+    def _read(self, start: dict[int, int], now: datetime
+              ) -> tuple[list[dict[str, Any]], dict[int, int]]:
+        """The dead letters after `start` and the next offset per partition read."""
         from kafka import TopicPartition
 
         from stream.kafka_source import consumer_for, latest_offsets
@@ -154,8 +205,9 @@ class DeadLetterDrain:
             self._consumer = consumer_for(self.bootstrap, self.security)
         consumer = self._consumer
         if not consumer.partitions_for_topic(self.topic):
-            return []
+            return [], {}
         rows: list[dict[str, Any]] = []
+        ends: dict[int, int] = {}
         kept = 0  # raw bytes in `rows`
 
         def full() -> bool:
@@ -187,7 +239,8 @@ class DeadLetterDrain:
                     kept += len(rows[-1]["raw"])
                     nxt = rec.offset + 1
                     last_progress = time.monotonic()
-        return rows
+            ends[p] = nxt
+        return rows, ends
 
     def close(self) -> None:
         self.committer.close()

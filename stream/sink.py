@@ -297,7 +297,9 @@ class DuckDBSink:
 
     @staticmethod
     def _store_dead(con: Any, rows: pd.DataFrame) -> None:
-        cols = ", ".join(f'"{c}"' for c in DEAD_LETTER_COLUMNS)
-        con.register("dl_batch", rows[DEAD_LETTER_COLUMNS])
+        # an ingest dead letter's key (stream/dead_letters.py) in the same transaction as its row
+        names = [c for c in (*DEAD_LETTER_COLUMNS, "dead_letter_key") if c in rows]
+        cols = ", ".join(f'"{c}"' for c in names)
+        con.register("dl_batch", rows[names])
         con.execute(f"INSERT OR IGNORE INTO dead_letters ({cols}) SELECT {cols} FROM dl_batch")
         con.unregister("dl_batch")

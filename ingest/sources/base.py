@@ -296,14 +296,17 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
          replay: Replay | None = None, max_posts: int | None = None,
          deadline: float | None = None,
          clock: Callable[[], float] = time.monotonic,
-         conversations: LruMap | TopicMemory | None = None) -> PumpStats:
+         conversations: LruMap | TopicMemory | None = None,
+         origin: str | None = None) -> PumpStats:
     """Route, send and checkpoint every record of `source` (see the module docstring).
 
     A post gets `topic` when given; else keeps the ``topic`` it came with; else the topic of its
     conversation (once any post of it was routed); else :meth:`TopicRouter.route` of its text;
     else it is skipped and counted in ``no_topic``. `max_posts` / `deadline` (a `clock` value)
     stop early; the position reached is still confirmed and saved. `conversations` (conversation
-    id → topic) carries routing state across runs (see :meth:`Checkpoint.resume_live`)."""
+    id → topic) carries routing state across runs (see :meth:`Checkpoint.resume_live`).
+    `origin` names the source (a file's resolved path, a stream's URL): a dead letter with a
+    position is keyed by (origin, position, bytes), so one sent again is stored once."""
     stats = PumpStats()
     conv_topic = LruMap() if conversations is None else conversations
     since_confirm, last_confirm = 0, clock()
@@ -340,11 +343,13 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
                         post = None
                     else:
                         post = {**post, "topic": chosen} if post.get("topic") != chosen else post
+                keyed = ({"origin": (origin, rec.position)}
+                         if origin and rec.position is not None else {})
                 if rec.replayed:
                     if post is not None and isinstance(post.get("id"), str):
                         producer.mark_seen(post)
                 elif rec.error is not None:
-                    producer.dead_letter(rec.raw, rec.error, rec.raw_size)
+                    producer.dead_letter(rec.raw, rec.error, rec.raw_size, **keyed)
                 elif rec.post is None:
                     stats.ignored += 1
                 elif post is not None:
@@ -353,7 +358,7 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
                         confirm()
                     if wait > 0 and replay is not None:
                         replay.sleep(wait)
-                    producer.send_obj(post, rec.raw)
+                    producer.send_obj(post, rec.raw, **keyed)
                 if not rec.replayed:  # replayed rows never move the checkpoint back
                     position = rec.position if rec.position is not None else position
                     since_confirm += 1

@@ -112,7 +112,9 @@ def test_cells_a_spreadsheet_would_run_are_defused() -> None:
 def test_dead_letter_table_download_runs_no_formula(monkeypatch: pytest.MonkeyPatch,
                                                     warehouse: Path, tmp_path: Path) -> None:
     with connect(warehouse) as con:
-        con.execute("INSERT INTO dead_letters VALUES ('polarwatch.posts', 0, 1, "
+        con.execute("INSERT INTO dead_letters (source_topic, kafka_partition, kafka_offset, "
+                    "reason, raw, seen_at, source, raw_size, rejected_at) VALUES "
+                    "('polarwatch.posts', 0, 1, "
                     "'=cmd|/c calc!A1', '=HYPERLINK(\"http://x\",\"y\")', now(), 'stream', "
                     "20, now())")
     at = _run(monkeypatch, warehouse, tmp_path / "events.toml", "views/dead_letters.py")

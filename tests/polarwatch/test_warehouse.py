@@ -36,7 +36,7 @@ def test_an_old_file_opens_gets_the_new_columns_and_keeps_its_rows(tmp_path: Pat
         names = [n for n, _ in table_columns(con, "dead_letters")]
         rows = con.execute("SELECT kafka_offset, reason, source, raw_size FROM dead_letters"
                            ).fetchall()
-    assert names[-3:] == ["source", "raw_size", "rejected_at"]
+    assert names[-4:] == ["source", "raw_size", "rejected_at", "dead_letter_key"]
     assert rows == [(3, "malformed JSON: x", "stream", None)]
 
 
