@@ -345,7 +345,8 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
         events = load_events(events_path(cfg.root), topic_ids(cfg))
     path = cfg.warehouse_path
     trimmed: dict[str, str] = {}  # topics whose grid was cut to its newest windows
-    series, freq = read_series(path, metric, trimmed=trimmed)
+    until = datetime.now(UTC) + timedelta(hours=cfg.ingest.max_future_skew_hours)
+    series, freq = read_series(path, metric, trimmed=trimmed, until=until)
     init_schema(path)  # an older file is upgraded in place (polarwatch.warehouse.MIGRATIONS)
     summary = ForecastSummary(metric, trimmed=trimmed)
     if series.empty:

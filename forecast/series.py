@@ -12,6 +12,7 @@ data from 2026, that is the stretch after the gap); what was left out is said pe
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -123,17 +124,30 @@ def regularize(long: pd.DataFrame, freq: pd.Timedelta,
     return pd.concat(parts, ignore_index=True)
 
 
-def read_windows(path: str | Path, metric: str) -> pd.DataFrame:
+def read_windows(path: str | Path, metric: str, until: datetime | None = None,
+                 future: dict[str, str] | None = None) -> pd.DataFrame:
     """Raw rows ``series_id, window_start, window_end, y, n`` for one metric (UTC, tz-aware);
-    ``n`` is the count behind the value (:data:`SUPPORT`)."""
+    ``n`` is the count behind the value (:data:`SUPPORT`). Windows starting after `until` are
+    left out (posts dated later than ingest now accepts: a forged date of 2262 broke the
+    series); `future` receives ``{series_id: how many, from when}``."""
     validate_metric(metric)
+    after = "WHERE window_start <= ?" if until is not None else ""
     # timezone('UTC', tstz) gives a naive UTC timestamp: independent of the session time zone.
     sql = (f'SELECT topic AS series_id, timezone(\'UTC\', window_start) AS window_start, '
            f'timezone(\'UTC\', window_end) AS window_end, CAST("{metric}" AS DOUBLE) AS y, '
            f'CAST("{SUPPORT[metric]}" AS DOUBLE) AS n '
-           f"FROM topic_windows ORDER BY topic, window_start")
+           f"FROM topic_windows {after} ORDER BY topic, window_start")
+    args = [until] if until is not None else []
     with connect(path, read_only=True) as con:
-        df = con.execute(sql).df()
+        df = con.execute(sql, args).df()
+        if until is not None and future is not None:
+            for topic, n, first in con.execute(
+                    "SELECT topic, count(*), strftime(timezone('UTC', min(window_start)), "
+                    "'%Y-%m-%d %H:%M') FROM topic_windows WHERE window_start > ? GROUP BY 1 "
+                    "ORDER BY 1", args).fetchall():
+                future[str(topic)] = (f"{n} window(s) from {first} UTC on left out: they start "
+                                      f"after {until:%Y-%m-%d %H:%M} UTC, later than a post "
+                                      f"may be dated now ([ingest] max_future_skew_hours)")
     for col in ("window_start", "window_end"):
         df[col] = pd.to_datetime(df[col]).dt.tz_localize("UTC")
     df["series_id"] = df["series_id"].astype(str)
@@ -141,15 +155,22 @@ def read_windows(path: str | Path, metric: str) -> pd.DataFrame:
 
 
 def read_series(path: str | Path, metric: str, freq: pd.Timedelta | None = None,
-                trimmed: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.Timedelta]:
+                trimmed: dict[str, str] | None = None,
+                until: datetime | None = None) -> tuple[pd.DataFrame, pd.Timedelta]:
     """Read ``metric`` per topic from ``topic_windows`` as a regular long table.
 
     Returns ``(series, freq)``: ``series`` has columns ``series_id, ts, y, n`` sorted by series
     and time, with NaN for windows that have no row (or a NULL metric); ``n`` is the count
     behind each value (:data:`SUPPORT`); ``freq`` is the window length (inferred from the data
-    unless given). ``trimmed``: see :func:`regularize`.
+    unless given). ``trimmed``: see :func:`regularize`; it also receives the windows after
+    `until` that were left out (:func:`read_windows`).
     """
-    windows = read_windows(path, metric)
+    future: dict[str, str] = {}
+    windows = read_windows(path, metric, until, future)
     freq = infer_freq(windows) if freq is None else pd.Timedelta(freq)
     long = windows.rename(columns={"window_start": "ts"})[[*SERIES_COLUMNS, "n"]]
-    return regularize(long, freq, trimmed), freq
+    out = regularize(long, freq, trimmed)
+    if trimmed is not None:
+        for sid, what in future.items():
+            trimmed[sid] = f"{what}; {trimmed[sid]}" if sid in trimmed else what
+    return out, freq

@@ -59,3 +59,25 @@ def test_the_newest_stretch_is_cut_before_any_grid_is_built() -> None:
                            "y": np.arange(10.0)})
     newest, note = newest_stretch(steady, freq, max_windows=5)  # no gap: the newest 5
     assert newest["y"].tolist() == [5.0, 6.0, 7.0, 8.0, 9.0] and "5 older" in (note or "")
+
+
+def test_windows_dated_later_than_a_post_may_be_are_left_out(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A post forged to 2262-04-11 (stored before the ingest skew was capped) made a window
+    whose end pandas cannot hold: `forecast` stopped with OutOfBoundsDatetime. Windows starting
+    later than a post may be dated now are left out, and said to be."""
+    rng = np.random.default_rng(4)
+    path = tmp_path / "pw.duckdb"
+    init_schema(path)
+    live = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - pd.Timedelta(days=3)
+    seed(path, window_rows("climate", 3 + rng.normal(0, 0.2, 48), start=live)
+         + window_rows("climate", np.array([9.0]), start=datetime(2262, 4, 11, 22, tzinfo=UTC)))
+    caplog.set_level(logging.WARNING, logger="forecast")
+    summary = run_forecast(cfg_for(path), events=[], alerts=False)
+    assert summary.topics == 1 and summary.skipped == {}
+    note = summary.trimmed["climate"]
+    assert note.startswith("1 window(s) from 2262-04-11 22:00 UTC on left out: they start "
+                           "after "), note
+    assert note in caplog.text
+    stored = forecasts(path)
+    assert stored["ts"].max() < pd.Timestamp("2100-01-01", tz="UTC")
