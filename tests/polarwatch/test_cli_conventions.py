@@ -11,24 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from polarwatch.cli import build_parser
 from polarwatch.console import setup_logging, show_progress
+from tests.polarwatch.conftest import parse_error
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = ("ingest", "stream", "scoring", "forecast", "dashboard", "demo")
 
 
-@pytest.fixture(scope="module")
-def parser() -> argparse.ArgumentParser:
-    return build_parser()
-
-
-def _fails(parser: argparse.ArgumentParser, argv: list[str],
-           capsys: pytest.CaptureFixture[str]) -> str:
-    with pytest.raises(SystemExit) as stop:
-        parser.parse_args(argv)
-    assert stop.value.code == 2
-    return capsys.readouterr().err
 
 
 def _help(parser: argparse.ArgumentParser, argv: list[str],
@@ -52,14 +41,14 @@ def test_broker_prune_takes_its_own_options(parser: argparse.ArgumentParser) -> 
 def test_a_prune_option_on_another_broker_action_is_an_error(
         parser: argparse.ArgumentParser, capsys: pytest.CaptureFixture[str], action: str,
         flag: list[str]) -> None:
-    assert f"unrecognized arguments: {flag[0]}" in _fails(parser, ["broker", action, *flag],
+    assert f"unrecognized arguments: {flag[0]}" in parse_error(parser, ["broker", action, *flag],
                                                           capsys)
 
 
 def test_a_missing_or_unknown_broker_action_is_named(
         parser: argparse.ArgumentParser, capsys: pytest.CaptureFixture[str]) -> None:
-    assert "required: ACTION" in _fails(parser, ["broker"], capsys)
-    err = _fails(parser, ["broker", "restart"], capsys)
+    assert "required: ACTION" in parse_error(parser, ["broker"], capsys)
+    err = parse_error(parser, ["broker", "restart"], capsys)
     assert "invalid choice: 'restart'" in err and "'prune'" in err
 
 
@@ -88,7 +77,7 @@ def test_time_options_use_the_duration_grammar(parser: argparse.ArgumentParser,
 def test_a_time_option_without_a_unit_or_zero_is_refused(
         parser: argparse.ArgumentParser, capsys: pytest.CaptureFixture[str],
         argv: list[str]) -> None:
-    assert "expected a positive duration" in _fails(parser, argv, capsys)
+    assert "expected a positive duration" in parse_error(parser, argv, capsys)
 
 
 def test_verbosity_and_progress_are_global(parser: argparse.ArgumentParser,
@@ -99,12 +88,12 @@ def test_verbosity_and_progress_are_global(parser: argparse.ArgumentParser,
     assert parser.parse_args(["--progress", "stream"]).progress is True
     assert parser.parse_args(["--no-progress", "stream"]).progress is False
     assert parser.parse_args(["stream"]).progress is None
-    assert "not allowed with argument" in _fails(parser, ["-v", "-q", "stream"], capsys)
+    assert "not allowed with argument" in parse_error(parser, ["-v", "-q", "stream"], capsys)
     for argv in (["ingest", "file", "x.jsonl", "-v"], ["label", "x.csv", "-q"],
                  ["label", "x.csv", "--progress"], ["train", "--task", "affect", "d.csv", "-o",
                                                     "h.npz", "--progress"],
                  ["ingest", "file", "x.jsonl", "--progress"]):
-        err = _fails(parser, argv, capsys)
+        err = parse_error(parser, argv, capsys)
         assert f"{argv[-1]}: global, give before the command" in err, err
 
 

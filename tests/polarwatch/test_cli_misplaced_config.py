@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from polarwatch.cli import build_parser
+from tests.polarwatch.conftest import parse_error
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,17 +33,9 @@ def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
 COMMANDS = _commands(build_parser())
 
 
-@pytest.fixture(scope="module")
-def parser() -> argparse.ArgumentParser:
-    return build_parser()
-
-
 def _error(parser: argparse.ArgumentParser, argv: list[str],
            capsys: pytest.CaptureFixture[str]) -> str:
-    with pytest.raises(SystemExit) as stop:
-        parser.parse_args(argv)
-    assert stop.value.code == 2
-    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    errors = [line for line in parse_error(parser, argv, capsys).splitlines() if "error:" in line]
     assert len(errors) == 1, errors
     return errors[0]
 
