@@ -287,6 +287,10 @@ def _dead_letter_provenance(con: Any) -> None:
     con.execute("UPDATE dead_letters SET source = 'stream' WHERE source IS NULL")
 
 
+def _roots_without_parent(con: Any) -> None:  # (stored as given before the root rule)
+    con.execute("UPDATE posts SET parent_id = NULL WHERE parent_id = id OR parent_id = ''")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "every missing table and view, created from the contracts (a file from before "
                  "versioning keeps its tables and rows)", _create_tables_and_views),
@@ -308,6 +312,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "dead_letters: dead_letter_key (ingest's identity of a dead letter: one sent "
                  "again is stored once; NULL on older rows)",
               _add_columns("dead_letters", "dead_letter_key")),
+    Migration(9, "posts: a parent_id that is empty or the post's own id is NULL (a root, as "
+                 "polarwatch.validation.parent_of stores it now; it counted as an orphan reply)",
+              _roots_without_parent),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -241,3 +241,26 @@ def test_a_file_before_label_suggestions_gets_the_table_and_keeps_its_labels(
     assert applied == [m.version for m in MIGRATIONS if m.version >= 7]
     assert after["columns"] == fresh["columns"] and after["keys"] == fresh["keys"]
     assert len(after["rows"]["labels"]) == 1
+
+
+def test_a_post_stored_as_its_own_parent_or_with_an_empty_one_becomes_a_root(
+        tmp_path: Path) -> None:
+    """A file from before the root rule holds posts whose parent_id is their own id or "":
+    migration 9 makes them roots (NULL), as the stream stores them now; a real reply keeps
+    its parent."""
+    path = tmp_path / "old.duckdb"
+    init_schema(path)
+    with connect(path) as con:
+        con.execute("DELETE FROM schema_version WHERE version >= 9")
+        for post, parent in [("r1", "r1"), ("r2", ""), ("r3", None), ("c1", "r3")]:
+            con.execute(
+                "INSERT INTO posts (id, platform, author_id, text, created_at, topic, "
+                "conversation_id, parent_id, schema_version, stance, affect, emotion, "
+                "intensity, stance_conf, affect_conf, emotion_conf, backend) VALUES "
+                "(?, 'bluesky', 'a', 'x', now(), 't', 'c', ?, 1, 'pro', 'no', 'joy', 0.1, "
+                "0.5, 0.5, 0.5, 'lexicon')", [post, parent])
+    applied = init_schema(path)
+    assert [m.version for m in applied] == [9]
+    with connect(path) as con:
+        rows = con.execute("SELECT id, parent_id FROM posts ORDER BY id").fetchall()
+    assert rows == [("c1", "r3"), ("r1", None), ("r2", None), ("r3", None)]
