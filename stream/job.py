@@ -180,6 +180,23 @@ def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: 
     return query
 
 
+def _quiet_stream_errors() -> None:
+    """From here on the stop is ours: a batch the sink refuses raises StreamStopping inside
+    foreachBatch, which Spark's streaming loggers print as an ERROR with a Java and a Python
+    stack trace (a Ctrl-C that met a batch starting). Those loggers are switched off; the
+    query's own failure still reaches the driver as an exception. -v keeps them."""
+    if LOG.isEnabledFor(logging.DEBUG):
+        return
+    from pyspark import SparkContext
+
+    jvm = SparkContext._jvm
+    if jvm is None:
+        return
+    with contextlib.suppress(Exception):  # a JVM already gone (SIGTERM to the group)
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
+            "org.apache.spark.sql.execution.streaming", jvm.org.apache.logging.log4j.Level.OFF)
+
+
 def stop_between_batches(query: Any, grace: float = STOP_GRACE_S) -> None:
     """Stop `query` after its micro-batch in hand, not inside it.
 
@@ -190,6 +207,7 @@ def stop_between_batches(query: Any, grace: float = STOP_GRACE_S) -> None:
     """
     sink = _SINKS.get(query.id)
     if sink is not None and query.isActive:
+        _quiet_stream_errors()
         try:
             if not sink.drain(0.0):
                 again = ("" if STOP.is_set() else
