@@ -11,6 +11,7 @@ strictly, and one failed every fetch at its offset) and a record whose structure
 
 from __future__ import annotations
 
+import codecs
 import os
 import subprocess
 import sys
@@ -103,6 +104,11 @@ def run(broker: EmbeddedBroker, spark: object, tmp_path_factory: pytest.TempPath
     sends["k-lying"] = producer.send(cfg.topics.posts, _post("k-lying"), partition=0,
                                      headers=_LyingHeaders([("k", b"v")]))
     producer.flush()
+    sends["ok-bom"] = producer.send(cfg.topics.posts, codecs.BOM_UTF8 + _post("ok-bom"),
+                                    partition=0)
+    sends["k-utf16"] = producer.send(cfg.topics.posts, _post("k-utf16").decode().encode(
+        "utf-16"), partition=0)
+    producer.flush()
     sends["ok-after"] = producer.send(cfg.topics.posts, _post("ok-after"), partition=0)
     producer.flush()
     offsets = {pid: future.get(timeout=30).offset for pid, future in sends.items()}
@@ -133,7 +139,7 @@ def test_a_value_that_is_not_utf8_is_a_dead_letter_naming_the_byte(run: Run) -> 
 def test_a_header_key_that_is_not_utf8_leaves_its_batch_readable(run: Run) -> None:
     stored = {pid for (pid,) in run.rows("SELECT id FROM posts")}
     assert stored == {"ok-before", "ok-batchmate-1", "ok-bad-header", "ok-batchmate-2",
-                      "ok-after"}
+                      "ok-bom", "ok-after"}
     # the three were one record batch: the bad key did not cost its batchmates
     assert len({run.batches[pid] for pid in ("ok-batchmate-1", "ok-bad-header",
                                              "ok-batchmate-2")}) == 1, run.batches
@@ -147,3 +153,15 @@ def test_a_record_that_cannot_be_read_is_one_dead_letter(run: Run) -> None:
                              f"holds a record that cannot be read: CorruptRecordError"), reason
     assert run.batches["k-lying"] == at  # a batch of its own: nothing else was lost with it
     assert ("ok-after",) in run.rows("SELECT id FROM posts")
+
+
+def test_a_byte_order_mark_is_dropped_and_utf16_is_named(run: Run) -> None:
+    """A leading UTF-8 BOM (some Windows clients write one) was a dead letter "Unexpected UTF-8
+    BOM" while `ingest file` drops it; a UTF-16 value was "malformed JSON: Expecting value"."""
+    [(text,)] = run.rows("SELECT text FROM posts WHERE id = 'ok-bom'")
+    assert text == "climate policy now"
+    [(reason, raw)] = run.rows(
+        f"SELECT reason, raw FROM dead_letters WHERE source = 'stream' "
+        f"AND kafka_offset = {run.offsets['k-utf16']}")
+    assert reason == "malformed JSON: the value is UTF-16; send posts as UTF-8"
+    assert raw.startswith('{"id":"k-utf16"')
