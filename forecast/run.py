@@ -347,7 +347,7 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
     trimmed: dict[str, str] = {}  # topics whose grid was cut to its newest windows
     until = datetime.now(UTC) + timedelta(hours=cfg.ingest.max_future_skew_hours)
     series, freq = read_series(path, metric, trimmed=trimmed, until=until)
-    init_schema(path)  # an older file is upgraded in place (polarwatch.warehouse.MIGRATIONS)
+    init_schema(path)  # an older file is upgraded in place (polarwatch.migrations.MIGRATIONS)
     summary = ForecastSummary(metric, trimmed=trimmed)
     if series.empty:
         LOG.info(f"forecast {metric}: no rows in topic_windows of {path}; nothing to do")

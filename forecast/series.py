@@ -22,7 +22,7 @@ from polarwatch.errors import ConfigError
 from polarwatch.fields import FORECAST_METRICS
 from polarwatch.warehouse import connect
 
-# Numeric columns of `topic_windows` (polarwatch.warehouse.TABLES) that can be forecast: spelled
+# Numeric columns of `topic_windows` (polarwatch.ddl.TABLES) that can be forecast: spelled
 # once in the spine, where [forecast] metric is checked when the config loads.
 METRICS: tuple[str, ...] = FORECAST_METRICS
 

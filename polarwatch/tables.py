@@ -6,7 +6,7 @@ One frozen dataclass per table (plus the Kafka provenance that ``posts`` adds to
 DuckDB type (``str`` VARCHAR, ``int`` INTEGER, ``float`` DOUBLE, ``bool`` BOOLEAN, ``datetime``
 TIMESTAMPTZ; :data:`BigInt` for BIGINT), ``| None`` makes it nullable, and ``PRIMARY_KEY`` names
 the key. Field order is column order: writers that insert positionally rely on it, so a new
-field goes at the end, together with a migration in ``warehouse.MIGRATIONS``.
+field goes at the end, together with a migration in ``polarwatch.migrations.MIGRATIONS``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ BigInt = Annotated[int, "BIGINT"]
 
 @dataclass(frozen=True, slots=True)
 class SchemaVersion:
-    """``schema_version``: one row per migration applied to the file (``warehouse.MIGRATIONS``);
+    """``schema_version``: one row per migration applied to the file (``polarwatch.migrations.MIGRATIONS``);
     the file's version is the largest."""
 
     PRIMARY_KEY: ClassVar[tuple[str, ...]] = ("version",)

@@ -1,6 +1,6 @@
-"""The DuckDB warehouse: every table's DDL (generated from the contracts in
-:mod:`polarwatch.records` and :mod:`polarwatch.tables`), versioned migrations
-(:func:`init_schema`) and short-lived connections (:func:`connect`, :func:`transaction`).
+"""The DuckDB warehouse: a file brought to today's schema (:func:`init_schema`, which creates the
+tables of :mod:`polarwatch.ddl` and applies :mod:`polarwatch.migrations`), short-lived
+connections (:func:`connect`, :func:`transaction`), the event clock and retention.
 
 DuckDB lets one process hold the file read-write and then refuses every other process, readers
 included (a "Could not set lock" error). So every writer and reader here opens a connection for
@@ -12,32 +12,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
+from polarwatch.ddl import SCHEMA, TABLES, VIEWS
 from polarwatch.errors import SchemaError, WarehouseMissing, WarehouseUnreadable
-from polarwatch.records import Interaction, Labels, Post
-from polarwatch.schemas import duckdb_columns
-from polarwatch.tables import (
-    AlertDelivery,
-    AlertState,
-    AnalystLabel,
-    DeadLetter,
-    ForecastRow,
-    KafkaProvenance,
-    LabelSuggestion,
-    Relabelling,
-    SchemaVersion,
-    StreamBatch,
-    StreamMetric,
-    TopicWindow,
-)
+from polarwatch.migrations import LATEST_VERSION, MIGRATIONS, Migration
 
 LOG = logging.getLogger(__name__)
 
@@ -47,50 +32,6 @@ LOG = logging.getLogger(__name__)
 LOCK_RETRY_SECONDS = 0.025
 LOCK_RETRY_ATTEMPTS = 200
 LISTED_TABLES = 5  # tables of a file that is not a warehouse named in the error
-
-
-def _ddl(table: str, columns: list[tuple[str, str]], primary_key: Sequence[str]) -> str:
-    cols = ",\n  ".join(f'"{name}" {typ}' for name, typ in columns)
-    key = ", ".join(f'"{name}"' for name in primary_key)
-    return f"CREATE TABLE IF NOT EXISTS {table} (\n  {cols},\n  PRIMARY KEY ({key})\n)"
-
-
-KAFKA_COLUMNS = duckdb_columns(KafkaProvenance)
-RELABEL_COLUMNS = duckdb_columns(Relabelling)
-
-
-def post_columns() -> list[tuple[str, str]]:
-    """What the stream stores of a post: Post fields + Labels fields (minus the post_id link) +
-    Kafka provenance. The `posts` table adds :data:`RELABEL_COLUMNS` (``polarwatch relabel``)."""
-    labels = [(n, t) for n, t in duckdb_columns(Labels) if n != "post_id"]
-    return duckdb_columns(Post) + labels + KAFKA_COLUMNS
-
-
-# The contract of each table that is one dataclass (polarwatch/tables.py); its PRIMARY_KEY.
-CONTRACTS: dict[str, type] = {
-    "schema_version": SchemaVersion, "topic_windows": TopicWindow,
-    "stream_batches": StreamBatch, "stream_metrics": StreamMetric, "dead_letters": DeadLetter,
-    "forecasts": ForecastRow, "alert_state": AlertState, "alert_deliveries": AlertDelivery,
-    "labels": AnalystLabel, "label_suggestions": LabelSuggestion,
-}
-# Every table: (columns, primary key). The only place DDL is generated.
-SCHEMA: dict[str, tuple[list[tuple[str, str]], tuple[str, ...]]] = {
-    # a post is named by its platform and its id there (a Reddit comment and a Bluesky post may
-    # share an id); a reply pairs only with a parent of its own platform
-    "posts": (post_columns() + RELABEL_COLUMNS, ("platform", "id")),
-    "interactions": (duckdb_columns(Interaction), ("platform", "post_id")),
-    **{name: (duckdb_columns(c), c.PRIMARY_KEY) for name, c in CONTRACTS.items()},  # type: ignore[attr-defined]
-}
-TABLES: dict[str, str] = {name: _ddl(name, cols, key) for name, (cols, key) in SCHEMA.items()}
-
-VIEWS: dict[str, str] = {
-    # A conversation's score is the mean of its interactions (the paper); extreme when > 7.
-    "conversations": """
-        CREATE OR REPLACE VIEW conversations AS
-        SELECT conversation_id, any_value(topic) AS topic, count(*) AS n_interactions,
-               avg(score) AS mean_score, min(created_at) AS first_at, max(created_at) AS last_at
-        FROM interactions GROUP BY conversation_id""",
-}
 
 
 # The event-time clock that the watermark, orphans and retention run on, which one post with a
@@ -217,106 +158,6 @@ def transaction(path: str | Path) -> Iterator[Any]:
         con.execute("COMMIT")
 
 
-# --------------------------------------------------------------------------------------------
-# Versioned migrations. A file's version is max(version) in `schema_version` (0: a file from
-# before versioning, or a new file). init_schema applies every newer migration, in order, in one
-# transaction. Migration 1 creates what is missing from today's contracts, so the later ones
-# must be idempotent (ADD COLUMN IF NOT EXISTS, updates that only touch old rows): on a new
-# file they find their work done.
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    description: str
-    apply: Callable[[Any], None]  # runs on the connection, inside init_schema's transaction
-
-
-def _create_tables_and_views(con: Any) -> None:
-    for ddl in TABLES.values():
-        con.execute(ddl)
-    for view in VIEWS.values():
-        con.execute(view)
-
-
-def _add_columns(table: str, *names: str) -> Callable[[Any], None]:
-    """A migration step adding `names` to `table` with their types from the contract."""
-    types = dict(SCHEMA[table][0])
-
-    def apply(con: Any) -> None:
-        for name in names:
-            con.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{name}" {types[name]}')
-    return apply
-
-
-def _create_table(table: str) -> Callable[[Any], None]:
-    """A migration step creating `table` from its contract (a no-op when it exists)."""
-    def apply(con: Any) -> None:
-        con.execute(TABLES[table])
-    return apply
-
-
-def _primary_key(con: Any, table: str) -> list[str]:
-    rows = con.execute("SELECT constraint_column_names FROM duckdb_constraints() WHERE "
-                       "table_name = ? AND constraint_type = 'PRIMARY KEY'", [table]).fetchall()
-    return list(rows[0][0]) if rows else []
-
-
-def _rebuild(con: Any, table: str, select: str) -> None:
-    """Replace `table` by one with today's DDL (DuckDB cannot change a primary key in place),
-    filled from `select` (by column name)."""
-    con.execute(f"ALTER TABLE {table} RENAME TO {table}_old")
-    con.execute(TABLES[table])
-    con.execute(f"INSERT INTO {table} BY NAME {select.format(old=f'{table}_old')}")
-    con.execute(f"DROP TABLE {table}_old")
-
-
-def _key_by_platform(con: Any) -> None:
-    if _primary_key(con, "interactions") == ["post_id"]:  # before: ids were global
-        _rebuild(con, "interactions", "SELECT i.*, coalesce(p.platform, '') AS platform "
-                                      "FROM {old} i LEFT JOIN posts p ON p.id = i.post_id")
-    if _primary_key(con, "posts") == ["id"]:
-        _rebuild(con, "posts", "SELECT * FROM {old}")
-    for view in VIEWS.values():  # views name the tables they read: made again over the new ones
-        con.execute(view)
-
-
-def _dead_letter_provenance(con: Any) -> None:
-    _add_columns("dead_letters", "source", "raw_size", "rejected_at")(con)
-    # before ingest dead-lettered anything, every stored dead letter came from the stream
-    con.execute("UPDATE dead_letters SET source = 'stream' WHERE source IS NULL")
-
-
-def _roots_without_parent(con: Any) -> None:  # (stored as given before the root rule)
-    con.execute("UPDATE posts SET parent_id = NULL WHERE parent_id = id OR parent_id = ''")
-
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "every missing table and view, created from the contracts (a file from before "
-                 "versioning keeps its tables and rows)", _create_tables_and_views),
-    Migration(2, "dead_letters: source, raw_size, rejected_at (source 'stream' on older rows)",
-              _dead_letter_provenance),
-    Migration(3, "forecasts: anomaly_score, explanation, episode, episode_event (forecast/run.py "
-                 "used to add them itself)",
-              _add_columns("forecasts", "anomaly_score", "explanation", "episode",
-                           "episode_event")),
-    Migration(4, "posts keyed by (platform, id), interactions by (platform, post_id) with a "
-                 "platform column (ids are unique per platform only)", _key_by_platform),
-    Migration(5, "labels: the analysts' labels from the dashboard's Label page",
-              _create_table("labels")),
-    Migration(6, "posts: labelled_by, relabelled_at (which backend and head `polarwatch relabel` "
-                 "labelled a stored post with, and when)",
-              _add_columns("posts", "labelled_by", "relabelled_at")),
-    Migration(7, "label_suggestions: the LLM's suggestions on the Label page (never an "
-                 "analyst's label)", _create_table("label_suggestions")),
-    Migration(8, "dead_letters: dead_letter_key (ingest's identity of a dead letter: one sent "
-                 "again is stored once; NULL on older rows)",
-              _add_columns("dead_letters", "dead_letter_key")),
-    Migration(9, "posts: a parent_id that is empty or the post's own id is NULL (a root, as "
-                 "polarwatch.validation.parent_of stores it now; it counted as an orphan reply)",
-              _roots_without_parent),
-)
-LATEST_VERSION = MIGRATIONS[-1].version
 
 
 def schema_version(con: Any) -> int:

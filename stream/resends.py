@@ -28,9 +28,9 @@ from typing import Any
 
 import pandas as pd
 
+from polarwatch.ddl import post_columns
 from polarwatch.records import POST_CONTENT
 from polarwatch.validation import cut_reason, truncate_raw
-from polarwatch.warehouse import post_columns
 from stream.dead_letters import COLUMNS as DEAD_LETTER_COLUMNS
 
 KEY = ("platform", "id")

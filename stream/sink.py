@@ -36,13 +36,13 @@ from typing import Any
 
 import pandas as pd
 
+from polarwatch.ddl import post_columns
 from polarwatch.fields import parse_duration
 from polarwatch.warehouse import (
     connect,
     event_clock_sql,
     init_schema,
     orphans_sql,
-    post_columns,
     prune,
     scalar,
     transaction,

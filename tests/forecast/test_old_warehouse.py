@@ -12,7 +12,8 @@ import pytest
 from forecast.alerts.delivery import update_state
 from forecast.alerts.webhooks import Alert
 from forecast.run import run_forecast
-from polarwatch.warehouse import LATEST_VERSION, connect, schema_version, table_columns
+from polarwatch.migrations import LATEST_VERSION
+from polarwatch.warehouse import connect, schema_version, table_columns
 from tests.forecast.test_forecast import cfg_for, seed, synthetic, window_rows
 from tests.polarwatch.test_warehouse_migrations import _old_file
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from polarwatch.ddl import TABLES
 from polarwatch.errors import WarehouseUnreadable
-from polarwatch.warehouse import TABLES, connect, init_schema, table_columns
+from polarwatch.warehouse import connect, init_schema, table_columns
 from stream.sink import DuckDBSink
 
 # dead_letters as the first release created it (before source, raw_size, rejected_at)

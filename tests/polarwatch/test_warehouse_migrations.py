@@ -12,18 +12,11 @@ import duckdb
 import pytest
 
 from polarwatch import warehouse
+from polarwatch.ddl import CONTRACTS, TABLES
 from polarwatch.errors import SchemaError
+from polarwatch.migrations import LATEST_VERSION, MIGRATIONS, Migration
 from polarwatch.schemas import duckdb_columns
-from polarwatch.warehouse import (
-    CONTRACTS,
-    LATEST_VERSION,
-    MIGRATIONS,
-    TABLES,
-    Migration,
-    connect,
-    init_schema,
-    table_columns,
-)
+from polarwatch.warehouse import connect, init_schema, table_columns
 
 FIXTURE = Path(__file__).parent / "fixtures" / "warehouse_c7ae555.sql"
 OLD_TABLES = ("alert_deliveries", "alert_state", "dead_letters", "forecasts", "interactions",

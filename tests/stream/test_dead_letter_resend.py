@@ -18,8 +18,9 @@ import pytest
 from ingest.broker import EmbeddedBroker
 from ingest.producer import PostProducer
 from polarwatch.config import load_config
+from polarwatch.migrations import MIGRATIONS
 from polarwatch.records import DEAD_LETTER_KEY_HEADER
-from polarwatch.warehouse import MIGRATIONS, connect, init_schema, table_columns
+from polarwatch.warehouse import connect, init_schema, table_columns
 from stream.job import run_stream
 from tests.kafka_helpers import consume, stream_env, unique_topics
 from tests.stream.test_dead_letter_drain import EMPTY, _sink
