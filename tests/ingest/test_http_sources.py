@@ -7,13 +7,13 @@ import contextlib
 import gzip
 import io
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from ingest.sources.mastodon import MAX_LINE_BYTES, MastodonSource, bounded_lines
+from tests.http_fakes import QuietHandler, serve
 
 TOKEN = "s3cret"
 
@@ -39,22 +39,15 @@ class _Server:
         self.sent = 0
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server API)
                 outer.auth.append(self.headers.get("Authorization"))
                 outer.encodings.append(self.headers.get("Accept-Encoding"))
                 with contextlib.suppress(OSError):  # the client hung up
                     getattr(outer, behaviour)(self, target)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def redirect(self, h: BaseHTTPRequestHandler, target: str) -> None:
         h.send_response(302)

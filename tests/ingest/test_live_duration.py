@@ -15,7 +15,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Generator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
@@ -29,6 +28,7 @@ from ingest.sources.jetstream import JetstreamSource
 from ingest.sources.mastodon import MastodonSource
 from polarwatch.cli import main
 from polarwatch.config import Config
+from tests.http_fakes import QuietHandler, serve
 from tests.ingest.test_live_sources import js_post, status
 from tests.kafka_helpers import consume, stream_env
 
@@ -65,12 +65,7 @@ class StallingMastodon:
         self.stop = threading.Event()
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 outer.requests.append(self.path)
                 if "/timelines/" in self.path:
@@ -116,12 +111,9 @@ class StallingMastodon:
                     self._chunk(b":thump\n")
 
         until = time.monotonic() + STALL_MAX_S
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
-        self.server.daemon_threads = True
-        self.port = _bind(self.server.socket, port)
-        self.server.server_activate()
+        self.server = serve(Handler, lambda sock: _bind(sock, port))
+        self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
         self.stop.set()

@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,6 +23,7 @@ from ingest.sources.base import Backoff, Checkpoint, TopicMemory, pump, retry_af
 from ingest.sources.jetstream import JetstreamSource, parse_message, subscribe_url
 from ingest.sources.mastodon import MastodonSource, newer, sse_events
 from polarwatch.errors import PolarwatchError
+from tests.http_fakes import QuietHandler, serve
 from tests.ingest.test_files import ROUTER
 from tests.kafka_helpers import consume, unique_topics
 
@@ -265,12 +265,7 @@ class MastodonServer:
         self.streams = 0
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 outer.requests.append(self.path)
                 if self.headers.get("Authorization") != f"Bearer {outer.TOKEN}":
@@ -327,10 +322,8 @@ class MastodonServer:
                         time.sleep(0.05)
                         self._chunk(b":thump\n")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()
