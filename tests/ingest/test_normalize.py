@@ -65,6 +65,8 @@ def test_hashtags() -> None:
     ("#ClimateCrisis is real", "climate_change"),
     ("Cut emissions and carbon now, climate!", "climate_change"),
     ("I like turtles", None),
+    ("COP28 ended with a weak deal", "climate_change"),
+    ("A cop pulled me over today", None),  # a police officer, not the climate summit
     ("gunshot wound", None),  # word boundaries: 'gun' is not in 'gunshot'
     ("@nra said so", None),  # mentions are not keywords
     ("look https://example.com/gun-control", None),  # nor are URLs
