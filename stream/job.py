@@ -77,6 +77,17 @@ def master_in_effect(configured: str) -> tuple[str, Any | None]:
     return (submitted, conf) if submitted else (configured, None)
 
 
+# The driver's thread stacks. When a micro-batch's foreachBatch (the sink, in Python) fails,
+# Spark matches the Py4J error's text against a regular expression,
+# `StreamExecution.PROXY_ERROR`, that recurses once per character (`(.|\r\n|\r|\n)*`). The text
+# carries a Java stack trace, ~10,000 characters; at the JVM's default stack size of 1 MiB,
+# 2,000 characters already overflow it, and the StackOverflowError kills the stream execution
+# thread with over a thousand lines of trace (seen when a stop cancelled a batch inside the
+# sink). 64 MiB matches 100,000 characters (tests/stream/test_spark_stack.py); a thread's stack
+# takes memory only as deep as it is used.
+THREAD_STACK = "64m"
+
+
 def build_spark(master: str, app_name: str = "polarwatch", *,
                 quiet_after_sigterm: bool = False, explicit_master: bool = True) -> Any:
     """A SparkSession tuned for small local clusters (UTC, Arrow, quiet console).
@@ -113,7 +124,7 @@ def build_spark(master: str, app_name: str = "polarwatch", *,
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                .config("spark.sql.shuffle.partitions", "2")
-               .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC"))
+               .config("spark.driver.extraJavaOptions", f"-Duser.timezone=UTC -Xss{THREAD_STACK}"))
     with (quiet_children_after_stop(keep=LOG.isEnabledFor(logging.DEBUG))
           if quiet_after_sigterm else contextlib.nullcontext()):
         spark = builder.getOrCreate()
