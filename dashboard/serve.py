@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from dashboard.label_assist import llm_configured
 from dashboard.safety import TOKEN_ENV, allowed_hosts, new_token
 from dashboard.snapshot import SNAPSHOT_ENV
 from polarwatch.config import Config
@@ -18,14 +19,22 @@ from polarwatch.redact import scrubbed_env
 
 LOG = logging.getLogger(__name__)
 APP = Path(__file__).resolve().parent / "app.py"
+LLM_KEY_ENV = "POLARWATCH_EXTRACTOR_LLM_API_KEY"  # the one credential the app may need
 
 
 def app_env(cfg: Config, env: dict[str, str] | None = None,
             base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The app process's environment: ``base`` (this process's environment) with ``env`` on
     top, the config file, the warehouse path, and ``$POLARWATCH_DASHBOARD_SNAPSHOT_S`` from
-    ``[dashboard] snapshot_seconds`` unless one of the two already sets it."""
-    child = cfg.child_env(scrubbed_env(base) | (env or {}))  # the app needs no credential
+    ``[dashboard] snapshot_seconds`` unless one of the two already sets it.
+
+    Credentials are left out (:func:`polarwatch.redact.scrubbed_env`) but one: the LLM API
+    key, as ``$POLARWATCH_EXTRACTOR_LLM_API_KEY``, when the Label page may ask the llm backend
+    (``[dashboard] allow_labels`` and an llm backend configured)."""
+    child = cfg.child_env(scrubbed_env(base) | (env or {}))
+    key = cfg.extractor.llm_api_key.get_secret_value()
+    if key and cfg.dashboard.allow_labels and llm_configured(cfg.extractor):
+        child[LLM_KEY_ENV] = key  # "Ask the LLM" sends it; no other secret reaches the app
     child["POLARWATCH_WAREHOUSE_PATH"] = str(cfg.warehouse_path)
     child.setdefault(SNAPSHOT_ENV, str(cfg.dashboard.snapshot_seconds))
     return child

@@ -108,6 +108,7 @@ def cmd_report(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+@argtypes.shown_as("T|DURATION", "a date, an ISO time or a duration")
 def _since(text: str) -> str:
     """``--since``: a date, an ISO time or a duration back from the newest window."""
     from forecast.reports import parse_since
@@ -117,6 +118,11 @@ def _since(text: str) -> str:
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--since: ")) from None
     return text
+
+
+class ReportHelpFormatter(argtypes.HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """``report --help``: the options' ``[type; default]`` brackets, and the description and
+    the cron epilog as written (line breaks kept)."""
 
 
 DETECT_HELP = ("Run the causal streaming detector on a CSV with a `timestamp,value` header (any "
@@ -193,7 +199,7 @@ def register(subparsers: Any) -> None:
                    help="sign with the whsec_<base64> secret in this environment variable "
                         "(default: [alerts] secret, $POLARWATCH_ALERTS_SECRET); a secret is "
                         "never an argument, as every user of the machine can read arguments")
-    t.add_argument("--format", choices=WEBHOOK_FORMATS,
+    t.add_argument("--format", choices=WEBHOOK_FORMATS, config="alerts.format",
                    help="payload format (default: [alerts] format, standard)")
     t.add_argument("--attempts", type=argtypes.count(1), default=3,
                    help="delivery attempts (default 3)")
@@ -211,24 +217,28 @@ def register(subparsers: Any) -> None:
     e.add_argument("--topic", required=True, help="topic id from topics.toml")
     e.add_argument("--start", required=True, help="e.g. 2026-03-04T18:00:00Z (or a date)")
     e.add_argument("--end", help="optional end (default: a point in time)")
-    e.add_argument("--kind", choices=["scheduled", "sudden"], required=True)
+    e.add_argument("--kind", choices=["scheduled", "sudden"], required=True,
+                   help="scheduled: known in advance (a vote, a hearing); sudden: not (a "
+                        "shooting, a leak); flags before a scheduled event can be "
+                        "anticipatory")
     e.add_argument("--replace", action="store_true", help="overwrite an event of that name")
     e = esub.add_parser("remove", help="remove the event NAME of --topic")
     e.add_argument("name")
-    e.add_argument("--topic", required=True)
+    e.add_argument("--topic", required=True, help="topic id of the event (from topics.toml)")
     p.set_defaults(func=cmd_events)
 
     p = add("report", help="an HTML report: state, forecast, flags, drivers, event studies",
             description=REPORT_HELP, epilog=REPORT_EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter)
+            formatter_class=ReportHelpFormatter)
     p.add_argument("-o", "--output", default="report.html",
                    help="output HTML (default report.html)")
     p.add_argument("--topic", action="append", help="only this topic (repeatable)")
-    p.add_argument("--since", type=_since, help="start of the report: 2026-03-01, an ISO time, "
-                   "or a duration (7d, 48h) before the newest window (default: all)")
-    p.add_argument("--every", type=argtypes.duration_text, metavar="DURATION",
-                   help="repeat every interval, a duration (30m, 1h, 1d), until Ctrl-C")
-    p.add_argument("--count", type=argtypes.count(1),
+    p.add_argument("--since", type=_since, shown_default="all",
+                   help="start of the report: 2026-03-01, an ISO time, or a duration (7d, "
+                        "48h) before the newest window")
+    p.add_argument("--every", type=argtypes.duration_text, shown_default="once",
+                   help="repeat every interval (30m, 1h, 1d) until Ctrl-C")
+    p.add_argument("--count", type=argtypes.count(1), shown_default="no limit",
                    help="with --every (refused without it): stop after this many reports")
     p.add_argument("--forecast", action="store_true",
                    help="run the forecast (and its alerts) before each report")

@@ -44,14 +44,17 @@ def figure(d: TopicData, metric: str, threshold: float | None) -> Figure:
     f = d.forecasts
     observed = f[f["flag"] != "forecast"] if len(f) else f
     future = f[f["flag"] == "forecast"] if len(f) else f
+    step = _step(d.windows)
     if len(d.windows) and metric in d.windows:
-        single = d.windows[metric].notna().sum() == 1  # a line of one point draws nothing
-        ax.plot(d.windows["ts"], d.windows[metric], color="#333", lw=1.2, label=metric,
-                marker="o" if single else None, ms=5)
+        line = with_breaks(d.windows, [metric], step)  # no line across missing windows
+        alone = isolated(line[metric])  # a line of one point draws nothing: a marker
+        ax.plot(line["ts"], line[metric], color="#333", lw=1.2, label=metric,
+                marker="o" if alone else None, markevery=alone or None, ms=5)
     # the model's band; rows judged by the detector carry its alarm band instead (drawn below)
     judged = (observed["model"].map(lambda m: decided_by(m) is not None)
               if len(observed) and "model" in observed else pd.Series(False, index=observed.index))
-    for part, alpha in ((observed[~judged], 0.15), (future, 0.3)):
+    for part, alpha in ((with_breaks(observed[~judged], ["lower", "upper"], step), 0.15),
+                        (future, 0.3)):
         if len(part) and part["lower"].notna().any():
             ax.fill_between(part["ts"], part["lower"], part["upper"], color="#1f77b4",
                             alpha=alpha, lw=0)
@@ -86,6 +89,43 @@ def figure(d: TopicData, metric: str, threshold: float | None) -> Figure:
     _fit_title(fig, ax, d.name, f": {metric}")
     fig.tight_layout()
     return fig
+
+
+def _step(windows: pd.DataFrame) -> pd.Timedelta:
+    """The windows' width (the commonest ``window_end - ts``; one hour without windows)."""
+    if len(windows) and "window_end" in windows:
+        widths = (pd.to_datetime(windows["window_end"]) - pd.to_datetime(windows["ts"])).mode()
+        if len(widths):
+            return pd.Timedelta(widths.iloc[0])
+    return pd.Timedelta(hours=1)
+
+
+def with_breaks(frame: pd.DataFrame, columns: list[str], step: pd.Timedelta) -> pd.DataFrame:
+    """``frame`` by ``ts`` with a row of NaN ``columns`` at the end of each window that the next
+    row does not follow (a window is ``ts`` to its ``window_end``, else ``ts + step``): a line
+    or band drawn from it stops at missing windows instead of bridging them with values never
+    observed (posts from 2000 and 2013 were one 13-year diagonal)."""
+    if len(frame) < 2:
+        return frame
+    frame = frame.sort_values("ts", kind="stable").reset_index(drop=True)
+    ts = pd.to_datetime(frame["ts"])
+    ends = pd.to_datetime(frame["window_end"]) if "window_end" in frame else ts + step
+    gap = ts.shift(-1) > ends
+    if not gap.any():
+        return frame
+    values = {c: pd.to_numeric(frame[c], errors="coerce").astype(float) for c in columns}
+    breaks = {c: float("nan") for c in columns}
+    out = pd.concat([pd.DataFrame({"ts": ts, **values}),
+                     pd.DataFrame({"ts": ends[gap].astype(ts.dtype), **breaks})],
+                    ignore_index=True)
+    return out.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def isolated(values: pd.Series) -> list[int]:
+    """Positions of the values with no value drawn next to them (NaN or nothing either side)."""
+    have = pd.to_numeric(values, errors="coerce").notna().to_numpy()
+    return [i for i in range(len(have)) if have[i]
+            and (i == 0 or not have[i - 1]) and (i == len(have) - 1 or not have[i + 1])]
 
 
 def _fit_axes(ax: Any, d: TopicData, metric: str, threshold: float | None) -> None:
