@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -149,23 +150,78 @@ def duration_or_zero(text: str) -> float:
     return 0.0 if text.strip() in ("0", "0s") else duration(text)
 
 
+EARLIEST = datetime.min.replace(tzinfo=UTC)  # 0001-01-01: Python's (and so the CLI's) first time
+LATEST = datetime.max.replace(tzinfo=UTC)  # 9999-12-31 23:59:59.999999, its last
+DURATION_SHAPE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")  # fields.parse_duration's grammar
+
+
+def too_far_back(text: str, back: timedelta, reference: str) -> str:
+    """The one line for a duration that counts back past :data:`EARLIEST` from `reference`."""
+    return (f"{text} reaches back {back.days:,} days from {reference}, before "
+            f"0001-01-01, the earliest time; give a shorter duration or a date, or "
+            f"leave the option out for no bound")
+
+
+def back_from(reference: datetime, back: timedelta, text: str) -> datetime:
+    """``reference - back``, or the :func:`too_far_back` error (a ConfigError) past year 1."""
+    from polarwatch.errors import ConfigError
+
+    try:
+        return reference - back
+    except OverflowError:
+        raise ConfigError(too_far_back(text, back, f"{reference:%Y-%m-%d}")) from None
+
+
 @shown_as("TIME", "2026-03-01, an ISO time (UTC when naive), or a duration back: 7d, 48h")
 def moment(text: str) -> datetime | timedelta:
     """A point in time: a date or ISO time as an aware datetime, or a duration (a timedelta
-    the command counts back from its own reference, e.g. the newest stored post)."""
+    the command counts back from its own reference, e.g. the newest stored post). A time that
+    UTC cannot hold (0001-01-01T00:00+05:00) and a duration that reaches back before
+    0001-01-01 from now are refused here; the command checks its own reference again."""
     from polarwatch.errors import ConfigError
     from polarwatch.fields import parse_duration
 
     try:
-        return parse_duration(text)
+        back = parse_duration(text)
     except ConfigError:
-        pass
+        shape = DURATION_SHAPE.fullmatch(text.strip().lower())
+        if shape is not None and _known_unit(shape.group(2)):  # the number is wrong
+            if float(shape.group(1)) == 0:
+                raise argparse.ArgumentTypeError(f"{text} is 0: a duration back must be above "
+                                                 f"0; give e.g. 7d or a date") from None
+            raise argparse.ArgumentTypeError(f"{text} reaches back before 0001-01-01, the "
+                                             f"earliest time; give a shorter duration or a "
+                                             f"date, or leave the option out for no bound"
+                                             ) from None
+    else:
+        try:
+            datetime.now(UTC) - back
+        except OverflowError:
+            raise argparse.ArgumentTypeError(too_far_back(text, back, "now")) from None
+        return back
     try:
         ts = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected 2026-03-01, an ISO time or a duration "
                                          f"such as 7d, got {text!r}") from None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    try:
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except OverflowError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is outside the times UTC can hold (0001-01-01 to "
+            f"{LATEST:%Y-%m-%d %H:%M:%S}); give a time within them, or leave the option "
+            f"out for no bound") from None
+
+
+def _known_unit(unit: str) -> bool:
+    from polarwatch.errors import ConfigError
+    from polarwatch.fields import parse_duration
+
+    try:
+        parse_duration(f"1{unit}")
+    except ConfigError:
+        return False
+    return True
 
 
 @shown_as("NUMBER", "a number > 0")

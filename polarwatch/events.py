@@ -27,7 +27,6 @@ to the file it points to (:mod:`polarwatch.safe_write`).
 from __future__ import annotations
 
 import os
-import tomllib
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from typing import Any
 from polarwatch.errors import ConfigError, PolarwatchError
 from polarwatch.records import MIN_CREATED_AT
 from polarwatch.safe_write import file_kind, write_text
-from polarwatch.topics import toml_text
+from polarwatch.topics import parse_toml, toml_text
 
 __all__ = ["EARLIEST_EVENT", "EVENTS_ENV", "EVENTS_FILE", "HEADER", "KINDS", "LATEST_EVENT",
            "MAX_EVENT_NAME_CHARS", "POINT_EVENT_DURATION", "Event",
@@ -215,12 +214,10 @@ def load_events(path: Path, topics: Iterable[str] | None = None) -> list[Event]:
     kind = file_kind(path.stat().st_mode)
     if kind is not None:
         raise EventError(f"{path} is {kind}, not a regular file; name the calendar file")
-    try:
-        raw = tomllib.loads(toml_text(path))  # UTF-8, a byte-order mark dropped
-    except ConfigError as exc:  # bytes that are not UTF-8: the file, the byte, where
-        raise EventError(str(exc)) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise EventError(f"{path}: invalid TOML: {exc}") from exc
+    try:  # UTF-8, a byte-order mark dropped; nesting too deep for the parser refused
+        raw = parse_toml(path, toml_text(path))
+    except ConfigError as exc:  # not UTF-8 (the file, the byte, where) or not TOML
+        raise EventError(str(exc)) from exc.__cause__
     other = sorted(set(raw) - {"event"})
     if other:
         typo = next((k for k in other if isinstance(raw[k], (list, dict))), None)

@@ -51,11 +51,24 @@ def read_toml(path: Path, missing: str) -> dict[str, Any]:
     exist, or naming the file and the parser's complaint when it is not valid TOML."""
     if not path.exists():
         raise ConfigError(missing)
-    text = toml_text(path)
+    return parse_toml(path, toml_text(path))
+
+
+# tomllib reads nested arrays and inline tables by recursion: some 400 levels exhaust Python's
+# stack, which no real file comes near
+TOO_DEEP = ("arrays or inline tables nested too deeply to read (hundreds of levels: a real "
+            "file needs a few); remove the nesting")
+
+
+def parse_toml(path: Path, text: str) -> dict[str, Any]:
+    """`text` (of `path`) parsed; ConfigError naming the file and the parser's complaint, or
+    :data:`TOO_DEEP`, when it is not TOML that can be read."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: {TOO_DEEP}") from None
 
 
 def load_topics(path: str | Path) -> list[Topic]:

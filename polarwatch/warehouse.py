@@ -77,6 +77,19 @@ def is_lock_error(exc: BaseException) -> bool:
     return any(marker in text for marker in LOCK_ERROR_MARKERS)
 
 
+# DuckDB's words for a file it opened but cannot read on: cut short (a partial copy: the
+# header and catalog read, a data block past the end) or a block whose checksum fails. It
+# says so only at the first read of such a block, after connect succeeded.
+DAMAGE_MARKERS = ("Could not read enough bytes", "Corrupt database file")
+
+
+def _damaged(path: Path, exc: BaseException | str) -> WarehouseUnreadable:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return WarehouseUnreadable(
+        f"{path} cannot be read as the DuckDB warehouse: it is cut short or damaged ({reason}); "
+        f"restore it from a complete copy, or move it away so that a new warehouse is created")
+
+
 @contextmanager
 def connect(path: str | Path, read_only: bool = False) -> Iterator[Any]:
     """A short-lived DuckDB connection that retries while another process holds the lock.
@@ -101,6 +114,8 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[Any]:
     except duckdb.Error as exc:
         if is_lock_error(exc):
             raise  # still held after the retries: callers that wait on the writer handle it
+        if any(marker in str(exc) for marker in DAMAGE_MARKERS):
+            raise _damaged(path, exc) from exc
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise WarehouseUnreadable(
             f"{path} cannot be opened as the DuckDB warehouse ({reason}); set [warehouse] path "
@@ -113,6 +128,10 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[Any]:
         if foreign is None:
             raise
         raise foreign from exc
+    except duckdb.Error as exc:
+        if not any(marker in str(exc) for marker in DAMAGE_MARKERS):
+            raise
+        raise _damaged(path, exc) from exc
     finally:
         con.close()
 

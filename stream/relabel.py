@@ -3,7 +3,9 @@
 Stored labels are never rewritten silently: the run reports, per label, the counts before and
 after and how many changed, and every post it labels records which backend and head produced
 its labels now (``posts.labelled_by``, e.g. ``learned:stance_climate@1a2b3c4d5e6f``, and
-``posts.relabelled_at``). ``--dry-run`` labels and reports but writes nothing.
+``posts.relabelled_at``). ``--dry-run`` labels the posts and their replies' agreement too and
+runs the same transaction, then rolls it back: it reports every count a run would (labels,
+agreement, interactions, windows) and writes nothing.
 
 In one transaction it updates the posts' own labels (stance, affect, emotion, intensity and
 their confidences, backend, explanation), deletes the interactions whose reply or parent it
@@ -34,6 +36,7 @@ from typing import Any
 
 import pandas as pd
 
+from polarwatch.argtypes import back_from
 from polarwatch.config import Config
 from polarwatch.errors import ConfigError
 from polarwatch.records import Labels
@@ -80,11 +83,11 @@ class RelabelRun:
             out.append(f"  {name}: before {show(self.before.get(name, Counter()))} -> after "
                        f"{show(self.after.get(name, Counter()))} "
                        f"({self.changed.get(name, 0):,} changed)")
-        if not self.dry_run:
-            out.append(f"  agreement of the {sum(self.agreement_after.values()):,} replies "
-                       f"paired with them: before {show(self.agreement_before)} -> after "
-                       f"{show(self.agreement_after)}; {self.interactions:,} interactions "
-                       f"scored again, {self.windows:,} windows recomputed")
+        would = "would be " if self.dry_run else ""
+        out.append(f"  agreement of the {sum(self.agreement_after.values()):,} replies "
+                   f"paired with them: before {show(self.agreement_before)} -> after "
+                   f"{show(self.agreement_after)}; {self.interactions:,} interactions "
+                   f"{would}scored again, {self.windows:,} windows {would}recomputed")
         if self.stale or self.kept_agreement:
             out.append(f"  {self.stale:,} posts whose labels changed while this run labelled "
                        f"them were left as they are (run relabel again for them); "
@@ -111,8 +114,18 @@ def resolve_range(path: Any, since: datetime | timedelta | None,
         raise ConfigError(f"no stored posts{f' of topic {topic!r}' if topic else ''} to count "
                           f"a duration back from")
     newest = newest.astimezone(UTC)
-    return tuple(newest - t if isinstance(t, timedelta) else t  # type: ignore[return-value]
-                 for t in (since, until))
+    return tuple(back_from(newest, t, f"--{name} {_spelled(t)}")  # type: ignore[return-value]
+                 if isinstance(t, timedelta) else t
+                 for name, t in (("since", since), ("until", until)))
+
+
+def _spelled(back: timedelta) -> str:
+    """A duration as the user likely wrote it: whole days, hours or seconds."""
+    seconds = back.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def _where(since: datetime | None, until: datetime | None, topic: str | None
@@ -150,10 +163,10 @@ def label_posts(extractor: Extractor, posts: pd.DataFrame, progress: bool) -> li
     return out
 
 
-def _read(path: Any, where: str, params: list[Any], known: list[str], paired: bool
+def _read(path: Any, where: str, params: list[Any], known: list[str]
           ) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame]:
-    """The posts to label (configured topics), the other topics' post counts, and (with
-    `paired`) the replies paired with those posts, with their parents' texts."""
+    """The posts to label (configured topics), the other topics' post counts, and the replies
+    paired with those posts, with their parents' texts."""
     with connect(path, read_only=True) as con:
         posts = con.execute(f"SELECT platform, id, text, topic, created_at, stance, affect, "
                             f"emotion, labelled_by, relabelled_at FROM posts WHERE {where} "
@@ -163,7 +176,7 @@ def _read(path: Any, where: str, params: list[Any], known: list[str], paired: bo
                                  f"list_contains(?, topic) GROUP BY topic ORDER BY topic",
                                  [*params, known]).fetchall())
         replies = pd.DataFrame(columns=["platform", "id", "text", "topic", "parent_text"])
-        if paired and not posts.empty:
+        if not posts.empty:
             con.register("relabel_batch", posts[["platform", "id"]])
             replies = con.execute(PAIRS_TO_LABEL_SQL).df()
             con.unregister("relabel_batch")
@@ -201,7 +214,7 @@ def _relabel(cfg: Config, since: datetime | timedelta | None,
         raise ConfigError(f"--since {lo:%Y-%m-%d %H:%M:%S} is not before --until "
                           f"{hi:%Y-%m-%d %H:%M:%S} (UTC): the range holds no post; swap them")
     where, params = _where(lo, hi, topic)
-    posts, other, replies = _read(path, where, params, [t.id for t in topics], not dry_run)
+    posts, other, replies = _read(path, where, params, [t.id for t in topics])
     backend = backend or cfg.extractor.backend
     run = RelabelRun(lo, hi, topic, backend, n_posts=len(posts), dry_run=dry_run,
                      unconfigured=other)
@@ -223,12 +236,18 @@ def _relabel(cfg: Config, since: datetime | timedelta | None,
         run.after[name] = Counter(new[name])
         run.changed[name] = int((posts[name].to_numpy() != new[name].to_numpy()).sum())
     run.labelled_by = Counter(new["labelled_by"])
-    if not dry_run:
-        agreement = label_replies(extractor, replies)
-        state["phase"] = "before the write committed"
-        _write(cfg, run, new, posts, agreement)
-        state["phase"] = "after the write committed"
+    agreement = label_replies(extractor, replies)
+    state["phase"] = "before the write committed"
+    try:
+        _write(cfg, run, new, posts, agreement, dry_run)
+    except _RolledBack:
+        return run  # the dry run: counted, then rolled back
+    state["phase"] = "after the write committed"
     return run
+
+
+class _RolledBack(Exception):
+    """Ends a dry run's transaction after its counts: :func:`transaction` rolls it back."""
 
 
 # the replies paired with a batch of posts (the reply or its parent is in it), as the sink
@@ -290,9 +309,10 @@ def _stored_agreement(con: Any) -> dict[PairKey, Labels]:
 
 
 def _write(cfg: Config, run: RelabelRun, new: pd.DataFrame, posts: pd.DataFrame,
-           agreement: dict[PairKey, Labels]) -> None:
+           agreement: dict[PairKey, Labels], dry_run: bool = False) -> None:
     """One short transaction: the labels of the posts still as read, their pairs scored again
-    (agreement labelled before; no backend call here), their windows recomputed."""
+    (agreement labelled before; no backend call here), their windows recomputed. With
+    `dry_run`, the counts are taken and the transaction is rolled back (raises _RolledBack)."""
     from stream.pairing import score_new_pairs
     from stream.sink import interval_sql
     from stream.windows import update_windows
@@ -338,3 +358,5 @@ def _write(cfg: Config, run: RelabelRun, new: pd.DataFrame, posts: pd.DataFrame,
         con.execute("DROP TABLE relabel_fresh")
         con.unregister("post_batch")
         con.unregister("relabel_batch")
+        if dry_run:
+            raise _RolledBack

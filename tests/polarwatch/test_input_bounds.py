@@ -1,0 +1,97 @@
+"""Input past what the parsers can hold is refused in one line: a `--since/--until` time UTC
+cannot hold or a duration back past 0001-01-01 (exit 2, like `report`), and a TOML file nested
+too deeply for tomllib (polarwatch.toml, topics.toml, events.toml) instead of a traceback."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from polarwatch import argtypes
+from polarwatch.cli import main
+from polarwatch.config import load_config
+from polarwatch.errors import ConfigError
+from polarwatch.events import EventError, load_events
+from polarwatch.topics import load_topics
+
+DEEP = "x = " + "[" * 500 + "]" * 500 + "\n"  # RecursionError in tomllib
+TOPIC = ('[[topic]]\nid = "gun_control"\nname = "Gun control"\npro = "For stricter laws."\n'
+         'anti = "Against them."\n')
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("99999999d", "99999999d reaches back 99,999,999 days from now, before 0001-01-01"),
+    ("9999999999999d", "9999999999999d reaches back before 0001-01-01"),
+    ("9999-12-31T23:59:59-05:00", "is outside the times UTC can hold (0001-01-01 to 9999-12-31"),
+    ("0001-01-01T00:00:00+05:00", "is outside the times UTC can hold (0001-01-01 to 9999-12-31"),
+    ("0d", "0d is 0: a duration back must be above 0"),
+])
+def test_a_time_out_of_range_is_refused_by_the_option_type(text: str, says: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as caught:
+        argtypes.moment(text)
+    assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_times_at_the_edges_of_the_range_are_kept() -> None:
+    assert argtypes.moment("0001-01-01") == datetime(1, 1, 1, tzinfo=UTC)
+    assert argtypes.moment("9999-12-31T23:59:59") == datetime(9999, 12, 31, 23, 59, 59,
+                                                              tzinfo=UTC)
+    assert argtypes.moment("7d") == timedelta(days=7)
+    assert argtypes.moment("2026-03-01T05:00:00+05:00") == datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("text", ["99999999d", "9999-12-31T23:59:59-05:00",
+                                  "0001-01-01T00:00:00+05:00"])
+def test_relabel_refuses_them_in_one_line_with_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str) -> None:
+    (tmp_path / "polarwatch.toml").write_text('[warehouse]\npath = "w.duckdb"\n')
+    with pytest.raises(SystemExit) as exited:
+        main(["--config", str(tmp_path / "polarwatch.toml"), "relabel", "--dry-run",
+              "--since", text])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "OverflowError" not in err
+    assert err.strip().splitlines()[-1].startswith("polarwatch relabel: error: argument --since:")
+
+
+def test_back_from_a_reference_past_year_1_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"--since 700000d reaches back 700,000 days from "
+                                          r"1700-01-01, before 0001-01-01"):
+        argtypes.back_from(datetime(1700, 1, 1, tzinfo=UTC), timedelta(days=700_000),
+                           "--since 700000d")
+
+
+def test_a_too_deeply_nested_polarwatch_toml_is_one_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "polarwatch.toml"
+    path.write_text(DEEP)
+    with pytest.raises(ConfigError, match=f"{path}: invalid TOML: arrays or inline tables "
+                                          f"nested too deeply to read"):
+        load_config(path, env={})
+
+
+def test_a_too_deeply_nested_topics_toml_is_one_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "topics.toml"
+    path.write_text(DEEP + TOPIC)
+    with pytest.raises(ConfigError, match=f"{path}: invalid TOML: arrays or inline tables "
+                                          f"nested too deeply"):
+        load_topics(path)
+
+
+def test_a_too_deeply_nested_events_toml_is_one_event_error(tmp_path: Path) -> None:
+    path = tmp_path / "events.toml"
+    path.write_text(DEEP)
+    with pytest.raises(EventError, match=f"{path}: invalid TOML: arrays or inline tables "
+                                         f"nested too deeply"):
+        load_events(path)
+
+
+def test_the_cli_says_so_in_one_line_with_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "polarwatch.toml").write_text(DEEP)
+    assert main(["--config", str(tmp_path / "polarwatch.toml"), "relabel", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "RecursionError" not in err and "Traceback" not in err
+    assert "nested too deeply to read" in err and len(err.strip().splitlines()) == 1
