@@ -296,8 +296,14 @@ class ForecastSummary:
         return (f"{self.metric}: {self.topics} topic(s), {len(self.skipped)} skipped, "
                 f"{self.points} point(s), {self.flags} flag(s) (spikes {self.spikes}, dips "
                 f"{self.dips}, reactive {self.reactive}, anticipatory {self.anticipatory}), "
-                f"{self.forecast_points} forecast point(s), alerts {self.alerts}, "
+                f"{self.forecast_points} forecast point(s), {self._alerts_text()}, "
                 f"{self.seconds} s")
+
+    def _alerts_text(self) -> str:
+        if (a := self.alerts) is None:  # no [alerts] webhooks, or nothing was forecast
+            return "no alerts sent (no [alerts] webhooks)" if self.topics else "no alerts sent"
+        return (f"alerts: {a['active']} active, {a['opened']} new, {a['resolved']} resolved, "
+                f"{a['sent']} sent, {a['failed']} pending")
 
 
 def _band_text(fit: ForecastFit, alpha: float) -> str:

@@ -31,7 +31,9 @@ page and the report use the same rule). Each run:
    episode never gets a resolved message;
 3. what a receiver has not seen yet is sent with :class:`~forecast.alerts.webhooks.WebhookSender`
    (signed, retried with backoff, logged in ``alert_deliveries``): the firing message first, then
-   the resolved one, each marked sent once every endpoint has it.
+   the resolved one, each marked sent once every endpoint has it. Each endpoint is served on a
+   thread of its own (:data:`MAX_PARALLEL` at once), so a dead or slow receiver's retries hold
+   no other endpoint's messages; the run ends when the last endpoint is done.
 
 So an episode gives one firing and one resolved message (and one firing update per
 escalation); a re-run, or a restart, does not send a delivered message again (``alert_state``
@@ -39,14 +41,20 @@ says it was sent, and the sender's own delivery log de-duplicates per endpoint),
 message that could not be delivered is tried again on the next run. Delivery is at least once: a crash after the receiver's 2xx and before the record
 sends that message again on the next run, with the same ``webhook-id`` (the receiver's key to
 de-duplicate). An endpoint that fails (all retries spent) is skipped for the rest of that run,
-so one dead receiver costs one retry schedule per run.
+so one dead receiver costs one retry schedule per run (on its own thread: the run waits for it,
+the other endpoints do not). The run's line counts the messages that reached every endpoint
+(``sent``), the ones still pending for at least one (``failed``) and, when some are pending,
+how many each endpoint has.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import queue
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,7 +83,8 @@ from forecast.alerts.webhooks import (
     sample_alert,
 )
 from polarwatch.config import Config
-from polarwatch.errors import PolarwatchError
+from polarwatch.ddl import TABLES
+from polarwatch.errors import PolarwatchError, WarehouseUnreadable
 from polarwatch.fields import WebhookFormat
 from polarwatch.redact import url_for_log
 from polarwatch.warehouse import connect, init_schema
@@ -96,6 +105,8 @@ ALERT_NAME = "PolarwatchFlag"
 # What identifies an episode's alert (with its startsAt): not its class (flag, severity).
 IDENTITY_LABELS = ("alertname", "topic", "metric")
 NOT_FLAGS = ("none", "forecast")
+# Endpoints served at once, each on its own thread (more wait for a free one).
+MAX_PARALLEL = 8
 
 
 def episode_alarms(path: str | Path, metric: str) -> pd.DataFrame:
@@ -234,33 +245,68 @@ def send_flag_alerts(cfg: Config, *, metric: str | None = None,
                                                     latest_windows(path, metric))
     pending = pending_alerts(path, metric)
     summary.escalated = sum(a.revision != "" for a in pending)
-    retry = retry_for(cfg)
-    senders = [WebhookSender([ep], path, retry, sleep=sleep) for ep in endpoints]
-    down: set[str] = set()
-    for alert in pending:
-        ok = True
-        for ep, sender in zip(endpoints, senders, strict=True):
-            if ep.url in down:
-                ok = False
-                continue
-            [result] = sender.send(alert)
-            if not result.delivered:
-                down.add(ep.url)
-                ok = False
-                LOG.warning(f"alerts: {url_for_log(ep.url)} did not take {alert.labels['flag']} on "
-                    f"{alert.labels['topic']}; skipping it for the rest of this run")
-        if ok:
+    got = _deliver(endpoints, pending, path, retry_for(cfg), sleep)
+    for i, alert in enumerate(pending):
+        if all(delivered[i] for delivered in got):
             mark_sent(path, alert)
             summary.sent += 1
         else:
             summary.failed += 1
+    per_endpoint = ", ".join(f"{url_for_log(ep.url)} {sum(d)} of {len(pending)}"
+                             for ep, d in zip(endpoints, got, strict=True))
     LOG.info(f"alerts {metric}: {summary.active} active flag(s), {summary.opened} new, "
         f"{summary.resolved} resolved, {summary.escalated} escalation update(s), "
-        f"{summary.sent} sent to {len(endpoints)} endpoint(s), {summary.failed} pending"
+        f"{summary.sent} sent to all {len(endpoints)} endpoint(s), {summary.failed} pending"
+        + (f" (delivered per endpoint: {per_endpoint})" if summary.failed else "")
         + (f", {summary.history} closed episode(s) from before the {CLOSED_LOOKBACK.days}-day "
            f"look-back (or past the newest {MAX_CLOSED_PER_TOPIC} per topic) not sent"
            if summary.history else ""))
     return summary.as_dict()
+
+
+def _deliver(endpoints: list[Endpoint], pending: list[Alert], path: Path, retry: RetryPolicy,
+             sleep: Callable[[float], Any]) -> list[list[bool]]:
+    """Send ``pending`` in order to every endpoint, each endpoint on a thread of its own (up to
+    :data:`MAX_PARALLEL` at once): one endpoint's retries hold no other endpoint. Returns, per
+    endpoint, whether it has each message (delivered now or before). An endpoint that does not
+    take a message is skipped for the rest of the run."""
+    senders = [WebhookSender([ep], path, retry, sleep=sleep) for ep in endpoints]  # schema first
+    got: list[list[bool]] = [[] for _ in endpoints]
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for i in range(len(endpoints)):
+        todo.put(i)
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        while not errors:
+            try:
+                i = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                for alert in pending:
+                    if got[i] and not got[i][-1]:  # down: skipped for the rest of this run
+                        got[i].append(False)
+                        continue
+                    [result] = senders[i].send(alert)
+                    got[i].append(result.delivered)
+                    if not result.delivered:
+                        LOG.warning(f"alerts: {url_for_log(endpoints[i].url)} did not take "
+                                    f"{alert.labels['flag']} on {alert.labels['topic']}; "
+                                    f"skipping it for the rest of this run")
+            except BaseException as exc:  # raised again on the caller's thread
+                errors.append(exc)
+
+    # daemon threads: Ctrl-C ends the run without waiting out a dead receiver's schedule
+    threads = [threading.Thread(target=serve, daemon=True, name=f"alerts-{n}")
+               for n in range(min(MAX_PARALLEL, len(endpoints)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return got
 
 
 # What --secret-env may echo: a conventional variable name. A signing key pasted by mistake has
@@ -292,8 +338,35 @@ def sample_secret(cfg: Config, secret_env: str | None) -> str | None:
 def send_sample_alert(cfg: Config, url: str, secret: str | None, *, format: WebhookFormat | None = None,
                       attempts: int = 3, log: bool = True) -> list[DeliveryResult]:
     """Send :func:`forecast.alerts.webhooks.sample_alert` to ``url`` (``format`` default
-    ``[alerts] format``), logged in ``alert_deliveries`` when ``log``."""
+    ``[alerts] format``) with the config's timeout and backoff, ``attempts`` times at most;
+    logged in ``alert_deliveries`` when ``log`` and ``[warehouse] path`` is a warehouse. A file
+    that is not one is refused (nothing is sent); a missing one is not created: the test is
+    sent and not logged, and the log line says so."""
     endpoint = Endpoint(url, secret=secret, format=format or cfg.alerts.format)
-    sender = WebhookSender([endpoint], db_path=cfg.warehouse_path if log else None,
-                           retry=RetryPolicy(max_attempts=attempts))
+    db = log_path(cfg.warehouse_path) if log else None
+    sender = WebhookSender([endpoint], db_path=db,
+                           retry=dataclasses.replace(retry_for(cfg), max_attempts=attempts))
     return sender.send(sample_alert(), dedupe=False)
+
+
+def log_path(path: Path) -> Path | None:
+    """``path`` when it is a polarwatch warehouse (one of its tables at least; an older one is
+    upgraded by the sender), None with a warning when it does not exist. Another program's
+    DuckDB file, or a file DuckDB cannot open, raises :class:`WarehouseUnreadable`."""
+    if not path.exists():
+        LOG.warning(f"alerts test: {path} does not exist, so this test is not logged in "
+                    f"alert_deliveries (no warehouse is created for it): set [warehouse] path "
+                    f"(env POLARWATCH_WAREHOUSE_PATH) to the file the stream writes, or pass "
+                    f"--no-log")
+        return None
+    with connect(path, read_only=True) as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if tables & set(TABLES):
+        return path
+    shown = ", ".join(sorted(tables)[:5]) + (f" and {len(tables) - 5} more"
+                                               if len(tables) > 5 else "")
+    raise WarehouseUnreadable(
+        f"{path} is a DuckDB database but not a polarwatch warehouse ("
+        + (f"its tables are {shown}" if tables else "it holds no tables")
+        + "), so alerts test does not log to it: set [warehouse] path (env "
+          "POLARWATCH_WAREHOUSE_PATH) to the file the stream writes, or pass --no-log")

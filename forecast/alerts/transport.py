@@ -9,7 +9,10 @@
   drops its body cannot turn a 2xx into a failure or hold the sender.
 - **Retry-After** in seconds or as an HTTP-date (RFC 9110 section 10.2.3); the caller caps it.
 - **Redirects are not followed** (a POST must not turn into a GET elsewhere); the failure says so
-  and names where the receiver pointed, host only (paths and queries carry tokens).
+  and names where the receiver pointed, host only (paths and queries carry tokens). A Location
+  that is not an http(s) URL (``javascript:``, ``mailto:``) or cannot be parsed fails the same
+  way, at once: httpx builds the redirect request even when it does not follow it and raises
+  there, after the status is in, so the status is taken from httpcore's ``trace`` instead.
 """
 
 from __future__ import annotations
@@ -48,11 +51,13 @@ class Attempt:
 class Deadline:
     """Shuts the request's socket down ``seconds`` after :meth:`start`, unless :meth:`stop`
     came first. The socket is learnt from httpcore's ``trace`` extension when it connects (and
-    again when TLS wraps it)."""
+    again when TLS wraps it); the trace also gives the status line and headers as they arrive
+    (:attr:`head`), which httpx may fail to hand over (a redirect it cannot build)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.fired = False
+        self.head: tuple[int, dict[str, str]] | None = None  # status, headers (lower-case names)
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._stopped = False
@@ -71,6 +76,12 @@ class Deadline:
                     late = self.fired
                 if late:  # connected just as the deadline passed
                     _shutdown(sock)
+        elif event.endswith("receive_response_headers.complete"):
+            value: Any = info.get("return_value") or ()
+            # HTTP/1.1: (version, status, reason, headers); HTTP/2: (status, headers)
+            status, raw = (value[1], value[3]) if len(value) == 4 else (value[0], value[1])
+            self.head = (int(status), {bytes(k).decode("latin-1").lower():
+                                       bytes(v).decode("latin-1") for k, v in raw})
 
     def start(self) -> None:
         self._timer.start()
@@ -100,7 +111,11 @@ def redirect_text(url: str, status: int, location: str | None) -> str:
     if not location:
         return f"HTTP {status}: redirect (no Location) not followed"
     try:
-        target = url_for_log(str(httpx.URL(url).join(location)))
+        joined = httpx.URL(url).join(location)
+        target = (url_for_log(str(joined)) if joined.scheme in ("http", "https") and joined.host
+                  # the scheme only: the rest of a mailto: or javascript: may carry anything
+                  else f"a Location that is not an http(s) URL ({joined.scheme or 'no'} "
+                       f"scheme)")
     except (httpx.InvalidURL, ValueError):
         target = "an invalid Location"
     return (f"HTTP {status}: redirect to {target} not followed (put the URL that answers the "
@@ -120,7 +135,12 @@ def post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str],
             status, retry_after = resp.status_code, resp.headers.get("Retry-After")
             location = resp.headers.get("Location")
             deadline.stop()  # the status is in: closing the response drops the body unread
-    except httpx.TransportError as exc:  # refused, timeouts, protocol errors, the deadline
+    # refused, timeouts, protocol errors, the deadline (TransportError); a redirect httpx could
+    # not build (InvalidURL, or RemoteProtocolError for an unparsable Location)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        if status is None and deadline.head is not None:  # the status came, then httpx failed
+            status, head = deadline.head
+            retry_after, location = head.get("retry-after"), head.get("location")
         if status is None:  # once the status is in, hanging up cannot undo it
             if deadline.fired:
                 return Attempt(None, f"no answer within the {timeout:g} s deadline "

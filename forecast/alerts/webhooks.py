@@ -11,7 +11,8 @@
   ``tenacity`` on connection errors, timeouts, 408, 425, 429 and 5xx with exponential backoff
   (:class:`RetryPolicy`; the default schedule waits 12 min in total; a longer ``Retry-After``, in
   seconds or as a date, is honoured up to the cap); other answers fail at once. Redirects are not
-  followed (a POST must not turn into a GET elsewhere): the failure names the target's host.
+  followed (a POST must not turn into a GET elsewhere): the failure names the target's host, and
+  a Location httpx cannot follow (``javascript:``, unparsable) fails at once the same way.
 - **Log and de-duplication**: every attempt is a row of ``alert_deliveries`` (contract
   :class:`polarwatch.tables.AlertDelivery`). An alert already *delivered* to an endpoint in the
   same state (its ``webhook-id``: endpoint, fingerprint, state, startsAt and, for an escalation
@@ -29,6 +30,7 @@ import hmac
 import itertools
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -53,6 +55,9 @@ TOLERANCE_SECONDS = 300
 # Alertmanager's zero time for endsAt of a firing alert.
 ZERO_TIME = "0001-01-01T00:00:00Z"
 OUTCOME_DELIVERED, OUTCOME_RETRY, OUTCOME_FAILED = "delivered", "retry", "failed"
+# Senders on several threads (forecast.alerts.delivery: one per endpoint) share the log file;
+# one DuckDB unit of work at a time, so a reader never meets a writer's open file in this process.
+LOG_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -255,7 +260,7 @@ class WebhookSender:
         delivered to ``endpoint`` before."""
         if self.db_path is None:
             return False
-        with connect(self.db_path) as con:
+        with LOG_LOCK, connect(self.db_path) as con:
             return bool(scalar(con, "SELECT count(*) FROM alert_deliveries WHERE endpoint = ? AND "
                                "fingerprint = ? AND state = ? AND starts_at = ? AND "
                                "webhook_id = ? AND outcome = ?",
@@ -266,13 +271,15 @@ class WebhookSender:
                      status: int | None, error: str | None, outcome: str) -> None:
         if self.db_path is None:
             return
-        with transaction(self.db_path) as con:
+        with LOG_LOCK, transaction(self.db_path) as con:
             con.execute("INSERT OR REPLACE INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
                         "?, ?)", [endpoint, alert.fingerprint, alert.state, alert.starts_at,
                                   msg_id, attempt, status, error, outcome, datetime.now(UTC)])
 
     def send(self, alert: Alert, *, dedupe: bool = True) -> list[DeliveryResult]:
-        """Deliver ``alert`` to every endpoint (retrying); returns one result per endpoint."""
+        """Deliver ``alert`` to every endpoint (retrying), one after another; returns one
+        result per endpoint. (:func:`forecast.alerts.delivery.send_flag_alerts` gives each
+        endpoint a sender and a thread of its own.)"""
         return [self._send_one(ep, alert, dedupe) for ep in self.endpoints]
 
     def _send_one(self, ep: Endpoint, alert: Alert, dedupe: bool) -> DeliveryResult:
