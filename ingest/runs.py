@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -28,6 +29,8 @@ from polarwatch.errors import BrokerError, ConfigError
 
 DEFAULT_STATE_DIR = ".polarwatch/ingest"  # progress files, next to polarwatch.toml
 LOG = logging.getLogger(__name__)
+ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")  # what --token-env may echo (not a token)
+CONFIG_TOKEN = "$POLARWATCH_INGEST_MASTODON_TOKEN"  # where a 401 points without --token-env
 
 
 def require_embedded(cfg: Config, action: str) -> None:
@@ -159,9 +162,28 @@ def mastodon_source(cfg: Config, instance: str, *, tag: str | None = None, publi
 
     if not tag and not public:
         raise ConfigError("mastodon: pass --tag TAG or --public")
-    token = (os.environ.get(token_env) if token_env
+    token = (env_token(token_env) if token_env
              else cfg.ingest.mastodon_token.get_secret_value()) or None
-    return MastodonSource(instance, tag=tag, local=local, token=token, catch_up=catch_up)
+    source: Any = MastodonSource(instance, tag=tag, local=local, token=token, catch_up=catch_up)
+    source.token_env = token_env  # what a 401 tells the user to check (ingest_live)
+    return source
+
+
+def env_token(name: str) -> str:
+    """The value of the environment variable *named* `name` (``--token-env``), refused before
+    anything connects, as ``alerts test --secret-env`` does, when `name` is not a variable name
+    (a token pasted in its place) or the variable is unset or empty. Errors show `name` only
+    when it looks like one (upper case, digits, _): it may be the token itself."""
+    example = "export MASTODON_TOKEN='…' and pass --token-env MASTODON_TOKEN"
+    if not name.isidentifier():
+        raise ConfigError("--token-env takes the name of an environment variable (letters, "
+                          "digits, _), not a token (the value is not shown): " + example)
+    if not os.environ.get(name):
+        shown = (name if ENV_NAME.fullmatch(name) else f"(a name of {len(name)} characters, not "
+                 f"shown: it has lower-case letters and may be the token itself)")
+        raise ConfigError(f"--token-env {shown}: that variable is not set or is empty; "
+                          + example)
+    return os.environ[name]
 
 
 def _summary(what: str, stats: Any, producer: PostProducer, position: Any) -> None:
@@ -172,7 +194,9 @@ def _summary(what: str, stats: Any, producer: PostProducer, position: Any) -> No
     LOG.info(f"{what}: {stats.read:,} records read ({stats.replayed:,} before the resume point), "
              f"{stats.sent:,} posts sent{changed}, {stats.duplicates:,} duplicates dropped, "
              f"{stats.dead_lettered:,} dead-lettered{reasons}, {stats.no_topic:,} matched no "
-             f"topic, {stats.ignored:,} ignored; confirmed position {position}")
+             f"topic, {stats.ignored:,} ignored; "
+             + (f"confirmed position {position}" if position is not None else
+                "no position confirmed yet (nothing to resume from)"))
 
 
 def ingest_files(cfg: Config, paths: Sequence[str | Path], mapping: dict[str, str], *,
@@ -217,7 +241,7 @@ def ingest_live(cfg: Config, source: Any, kind: str, *, topic: str | None = None
     until `max_posts` posts or `duration` seconds (default: until stopped), also while the
     server cannot be reached (mid-backoff or mid-connect); `state_dir` as in
     :func:`ingest_files`. False when the server could not be reached in the whole run."""
-    from ingest.sources.base import Checkpoint, pump
+    from ingest.sources.base import Checkpoint, SourceError, pump
 
     router = routing(cfg, topic)
     ckpt = Checkpoint(cfg.path(str(state_dir or DEFAULT_STATE_DIR)), kind, f"{source.checkpoint_key()}|{cfg.topics.posts}")
@@ -230,10 +254,16 @@ def ingest_live(cfg: Config, source: Any, kind: str, *, topic: str | None = None
     deadline = time.monotonic() + duration if duration else None
     source.deadline = deadline
     with open_producer(cfg) as producer:
-        stats = pump(source.records(position), producer, router=router, topic=topic,
-                     checkpoint=save, conversations=conversations,
-                     confirm_seconds=confirm_interval, max_posts=max_posts, deadline=deadline,
-                     origin=source.checkpoint_key())
+        try:
+            stats = pump(source.records(position), producer, router=router, topic=topic,
+                         checkpoint=save, conversations=conversations,
+                         confirm_seconds=confirm_interval, max_posts=max_posts,
+                         deadline=deadline, origin=source.checkpoint_key())
+        except SourceError as exc:  # a 401 names the variable the token came from
+            if not getattr(source, "token_env", None) or CONFIG_TOKEN not in str(exc):
+                raise
+            raise SourceError(str(exc).replace(CONFIG_TOKEN, f"${source.token_env} (--token-env)")
+                              ) from exc
         _summary(kind, stats, producer,
                  stats.position if stats.position is not None else position)
     if source.connections == 0:

@@ -5,7 +5,7 @@ a slash, a directory, a device, a FIFO or a socket is refused with one line (as 
 ``report -o /dev/null`` once replaced the machine's ``/dev/null`` with a regular file). A
 symlink is followed: the file it points to is written, the link stays a link.
 
-:func:`write_text` writes atomically **beside the resolved target**: a temporary file in the
+:func:`write_text` (and :func:`write_bytes`) writes atomically **beside the resolved target**: a temporary file in the
 target's directory, then ``os.replace`` (readers never see half a file; a failure leaves the
 target as it was and no temporary file behind). The new file keeps the mode of the one it
 replaces (a new file gets the default mode, 0666 less the umask).
@@ -25,7 +25,7 @@ from pathlib import Path
 from polarwatch.errors import PolarwatchError
 
 __all__ = ["OutputPathError", "check_new_output", "file_kind", "output_target", "refuse_input",
-           "write_text"]
+           "write_bytes", "write_text"]
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -73,13 +73,18 @@ def output_target(path: str | Path, option: str = "-o") -> Path:
 def write_text(path: str | Path, text: str, option: str = "-o") -> Path:
     """Write ``text`` (UTF-8) to :func:`output_target` of ``path`` atomically; missing parent
     directories are created. Returns the file written (the link's target for a symlink)."""
+    return write_bytes(path, text.encode("utf-8"), option)
+
+
+def write_bytes(path: str | Path, data: bytes, option: str = "-o") -> Path:
+    """:func:`write_text` for bytes (a head file of ``train``)."""
     target = output_target(path, option)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         with contextlib.suppress(FileNotFoundError):  # a new file keeps the default mode
             os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
         output_target(target, option)  # a directory or FIFO put there meanwhile is not replaced

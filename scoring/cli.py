@@ -49,7 +49,7 @@ def cmd_label(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
-    from scoring.training import train_head, train_weak_stance
+    from scoring.training import article, head_output, train_head, train_weak_stance
 
     if args.from_warehouse:
         if args.data is not None or args.weak_labels:
@@ -69,8 +69,7 @@ def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
     if missing:
         raise PolarwatchError(f"train needs {', '.join(missing)} (or --from-warehouse --topic ID)")
     topics = resolve_topics(cfg, args.topics) if args.task == "stance" else []
-    if (output := Path(args.output)).suffix != ".npz":
-        raise PolarwatchError(f"-o {output}: a head file must end in .npz")
+    output = head_output(args.output)  # a FIFO, directory or device: refused before training
     data, weak = Path(args.data), ""
     if args.weak_labels:
         if args.task != "stance":
@@ -88,7 +87,7 @@ def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
         _err(line)
     holdout = ("n/a (fewer than 50 rows: no holdout)" if report.holdout_macro_f1 is None
                else f"{report.holdout_macro_f1:.3f} (20% stratified holdout, also used to pick C)")
-    _err(f"trained a {report.task} head on {report.n_rows:,} rows {report.class_counts}"
+    _err(f"trained {article(report.task)} {report.task} head on {report.n_rows:,} rows {report.class_counts}"
          f"{report.label_source()} in {report.seconds:.1f} s; C={report.c:g}; holdout macro-F1 "
          f"{holdout}; {len(report.skipped):,} rows skipped -> {report.output}{weak}")
     return 0

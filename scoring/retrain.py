@@ -24,7 +24,6 @@ labels, its figure is optimistic and the comparison is conservative.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -238,11 +237,9 @@ def _head_arrays(model: _Fitted, classes: Sequence[str], topic: Topic, prior: An
 
 
 def write_head(arrays: dict[str, Any], path: Path) -> None:
-    """Save a head so a backend starting meanwhile never reads half a file: written next to
-    `path` under a name the backend does not load, then renamed over it."""
+    """Save a head so a backend starting meanwhile never reads half a file (written beside
+    `path` under a name the backend does not load, then renamed over it)."""
     from scoring.extractors.learned import Head
+    from scoring.training import write_head as save
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial.npz")
-    Head(arrays, name=path.stem).save(tmp)
-    os.replace(tmp, path)
+    save(Head(arrays, name=path.stem), path)

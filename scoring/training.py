@@ -18,6 +18,7 @@ line per reason (:meth:`TrainReport.skipped_lines`).
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from collections import Counter
@@ -25,14 +26,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from polarwatch.config import Topic
-from polarwatch.errors import BackendError, SchemaError
+from polarwatch.errors import BackendError, PolarwatchError, SchemaError
 from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES
+from polarwatch.safe_write import output_target, write_bytes
 from scoring.io import iter_table, skipped_reasons
+
+if TYPE_CHECKING:
+    from scoring.extractors.learned import Head
 
 TASKS: dict[str, tuple[str, ...]] = {"stance": STANCES, "affect": AFFECTS,
                                      "agreement": AGREEMENTS, "emotion": EMOTIONS}
@@ -157,7 +162,7 @@ def read_examples(path: Path, task: str, topics: Sequence[Topic],
                           f"agreement head learns from replies, with the text they answer in "
                           f"column parent_text (`polarwatch label` writes it)")
     if len(rows) < MIN_ROWS:
-        raise SchemaError(f"{path}: too few rows to train a {task} head: {len(rows):,} usable "
+        raise SchemaError(f"{path}: too few rows to train {article(task)} {task} head: {len(rows):,} usable "
                           f"row(s), need at least {MIN_ROWS}"
                           + (f" ({len(skipped):,} skipped: {skipped_reasons(skipped)})"
                              if skipped else "")
@@ -371,8 +376,28 @@ def train_rows(task: str, rows: Sequence[dict[str, Any]], topics: Sequence[Topic
                               "b0": b.astype(np.float32), "mean": scaler.mean_.astype(np.float32),
                               "scale": scaler.scale_.astype(np.float32)}
     arrays.update({k: np.array(v) for k, v in meta.items()})
-    output.parent.mkdir(parents=True, exist_ok=True)
-    Head(arrays, name=output.stem).save(output)
+    write_head(Head(arrays, name=output.stem), output)
     return TrainReport(task, output, len(rows), dict(Counter(r["label"] for r in rows)),
                        score, best_c, time.monotonic() - t0, skipped or [],
                        dict(Counter(r.get("label_column", "label") for r in rows)))
+
+
+def article(word: str) -> str:  # "an affect head", "a stance head"
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def head_output(path: str) -> Path:
+    """``train -o``: a path ending in .npz that a head may replace (a directory, FIFO or device
+    is refused before the training, not after it)."""
+    if (output := Path(path)).suffix != ".npz":
+        raise PolarwatchError(f"-o {output}: a head file must end in .npz")
+    output_target(output)
+    return output
+
+
+def write_head(head: Head, output: Path) -> Path:
+    """Save ``head`` atomically (:func:`polarwatch.safe_write.write_bytes`): a killed ``train``
+    leaves the previous head whole and a backend never reads half a file."""
+    buf = io.BytesIO()
+    head.save(buf)
+    return write_bytes(output, buf.getvalue())

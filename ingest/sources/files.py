@@ -63,6 +63,10 @@ def fingerprint(path: Path, size: int = FINGERPRINT_BYTES) -> str:
         return hashlib.sha1(f.read(size)).hexdigest()
 
 
+class DecompressionBomb(SourceError):
+    """A .gz file refused by :class:`_BombGuard`: never a reason to read on."""
+
+
 class _BombGuard(gzip.GzipFile):
     """A .gz reader that stops with a SourceError once the output outgrows the input by more
     than BOMB_RATIO (past BOMB_MIN_BYTES)."""
@@ -75,7 +79,7 @@ class _BombGuard(gzip.GzipFile):
     def _checked(self, data: bytes) -> bytes:
         self.out += len(data)
         if self.out > BOMB_MIN_BYTES and self.out > BOMB_RATIO * self.size:
-            raise SourceError(f"{self.path}: {self.size:,} compressed bytes expand past "
+            raise DecompressionBomb(f"{self.path}: {self.size:,} compressed bytes expand past "
                               f"{self.out:,} ({BOMB_RATIO}x): refused as a decompression bomb; "
                               f"if the data is genuine, decompress it and ingest the plain file")
         return data
@@ -210,7 +214,8 @@ class FileSource(Source):
         """Raise SourceError when no row has the column of a post field the mapping reads from
         one (:func:`~ingest.sources.mapping.required_columns`): every row would be lost. Reads
         the CSV header, the Parquet schema, or JSONL rows until they hold them all (the whole
-        file when one is in none). A file that cannot be read is left to :meth:`rows`."""
+        file when one is in none). A file that cannot be read is left to :meth:`rows`; a .gz
+        bomb is refused here (:class:`DecompressionBomb`), before any row is dead-lettered."""
         wanted, found = required_columns(self.mapper.mapping), dict[str, None]()
 
         def missing() -> list[str]:
@@ -221,6 +226,8 @@ class FileSource(Source):
                 found.update(dict.fromkeys(keys))
                 if not missing():
                     return
+        except DecompressionBomb as exc:  # rows() would dead-letter every row before it
+            raise DecompressionBomb(f"{exc}; nothing was sent") from None
         except (OSError, EOFError, zlib.error, ValueError, SourceError):
             return
         if not found or not missing():  # no row at all: nothing is lost

@@ -36,9 +36,11 @@ import hashlib
 import io
 import logging
 import re
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -112,15 +114,21 @@ class Head:
 
     @classmethod
     def load(cls, path: Path) -> Head:
+        """The head in ``path``; an unreadable one (empty, cut short) is one BackendError."""
         try:
             raw = path.read_bytes()  # read once: the arrays and the digest that names them
             with np.load(io.BytesIO(raw), allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-            digest = hashlib.sha256(raw).hexdigest()[:DIGEST_CHARS]
-        except (OSError, ValueError) as exc:
+            head = cls(arrays, name=path.stem)
+        except OSError as exc:
             raise BackendError(f"cannot read head file {path}: {exc}") from exc
-        head = cls(arrays, name=path.stem)
-        head.digest = digest
+        except (ValueError, EOFError, LookupError, TypeError, zipfile.BadZipFile, zlib.error,
+                BackendError) as exc:
+            why = f"no array {exc}" if isinstance(exc, KeyError) else str(exc) or "empty"
+            raise BackendError(f"cannot read head file {path} ({len(raw):,} bytes): {why}; it is "
+                               f"not a whole head: train it again (`polarwatch train ... -o "
+                               f"{path}`) or remove it") from exc
+        head.digest = hashlib.sha256(raw).hexdigest()[:DIGEST_CHARS]
         return head
 
     @property
@@ -128,7 +136,7 @@ class Head:
         """``name@digest``: the head file a label came from (what ``relabel`` records)."""
         return f"{self.name}@{self.digest}" if self.digest else self.name
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path | BinaryIO) -> None:  # atomic: scoring.training.write_head
         arrays: dict[str, Any] = {"classes": np.array(self.classes)}
         for i, (w, b) in enumerate(self.layers):
             arrays[f"W{i}"], arrays[f"b{i}"] = w.astype(np.float16 if w.size > 4e5 else np.float32), b

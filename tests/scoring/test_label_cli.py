@@ -250,7 +250,7 @@ def test_train_writes_heads_the_learned_backend_loads(tmp_path: Path,
     rc, _, err = run(capsys, "train", "--task", "affect",
                      str(_write(tmp_path / "affect.jsonl", rows)), "-o", str(head_path))
     assert rc == 0, err
-    assert "trained a affect head on 60 rows" in err and "holdout macro-F1" in err
+    assert "trained an affect head on 60 rows" in err and "holdout macro-F1" in err
     head = Head.load(head_path)
     assert set(head.classes) == {"yes", "no"} and head.n_features == 384
     assert head.meta_str("task") == "affect"
@@ -295,7 +295,7 @@ def test_train_writes_heads_the_learned_backend_loads(tmp_path: Path,
     ([{"text": "a", "label": "maybe"}] * 3 + [{"text": "b", "label": "yes"}] * 20,
      "unknown affect label(s) 'maybe' (3 row(s), first on line 1)"),
     ([{"text": "a", "label": "yes"}] * 4 + [{"text": "b", "label": "no"}] * 4,
-     "too few rows to train a affect head: 8 usable row(s), need at least 10"),
+     "too few rows to train an affect head: 8 usable row(s), need at least 10"),
     ([{"text": "a", "label": "yes"}] * 20 + [{"text": "b", "label": "no"}],
      "too few rows for class(es) 'no' (1)"),
     ([{"text": "a", "label": "yes"}] * 20, "a head needs at least two classes"),
@@ -319,7 +319,8 @@ def test_train_says_why_rows_were_skipped(tmp_path: Path, capsys: pytest.Capture
     rc, _, err = run(capsys, "-v", "train", "--task", task, str(data), "-o",
                      str(tmp_path / "h.npz"))
     assert rc == 2 and "Traceback" not in err, err
-    assert (f"too few rows to train a {task} head: 0 usable row(s), need at least 10 (7 "
+    article = "an" if task == "affect" else "a"
+    assert (f"too few rows to train {article} {task} head: 0 usable row(s), need at least 10 (7 "
             f"skipped: 5 × missing label (first on line 1); 1 × text: expected a string (or a "
             f"number), got a JSON boolean (true) (line 6); 1 × malformed JSON: Expecting value "
             f"at column 1 (line 7))") in err, err
