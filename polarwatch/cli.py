@@ -22,7 +22,7 @@ from typing import Any
 
 from polarwatch.argtypes import Parser
 from polarwatch.config import CONFIG_ENV, load_config
-from polarwatch.console import SERVING, STOP, setup_logging
+from polarwatch.console import SERVING, STOP, setup_logging, utf8_streams
 from polarwatch.errors import PolarwatchError
 
 COMMANDS_GROUP = "polarwatch.commands"
@@ -150,6 +150,7 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
+    utf8_streams()  # before any command writes: stdout UTF-8 under any locale
     try:
         args = build_parser().parse_args(argv)
         setup_logging(args.log_level, args.loggers)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import codecs
 import contextlib
 import logging
 import os
@@ -52,6 +53,27 @@ class _CurrentStderr(logging.StreamHandler):
     @stream.setter
     def stream(self, value: Any) -> None:
         pass
+
+
+def _is_utf8(stream: Any) -> bool:
+    try:
+        return codecs.lookup(getattr(stream, "encoding", None) or "ascii").name == "utf-8"
+    except LookupError:
+        return False
+
+
+def utf8_streams() -> None:
+    """Standard output in UTF-8 whatever the locale (``LC_ALL=C``, a Latin-9 one): it carries
+    JSONL, CSV and listings with any character (``’``, ``→``), and JSONL is UTF-8 by
+    definition, so a non-UTF-8 locale must not cut ``label``'s output short with an encoding
+    error. Standard error keeps the locale's encoding (it is read by a person, on that
+    terminal) and escapes what it cannot encode (``\\u2192``) instead of failing. Streams
+    something else put in place without ``reconfigure`` (a test harness's) are left alone."""
+    out, err = sys.stdout, sys.stderr
+    if not _is_utf8(out) and hasattr(out, "reconfigure"):
+        out.reconfigure(encoding="utf-8", errors=out.errors)
+    if not _is_utf8(err) and hasattr(err, "reconfigure"):
+        err.reconfigure(errors="backslashreplace")
 
 
 def setup_logging(verbosity: int = 0, packages: Sequence[str] = ()) -> None:

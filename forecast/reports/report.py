@@ -16,6 +16,7 @@ jinja2 template, and :mod:`forecast.reports.charts`). Here: writing, and the loo
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -28,6 +29,16 @@ from polarwatch.config import Config
 from polarwatch.safe_write import output_target, write_text
 
 LOG = logging.getLogger(__name__)
+# The bytes of a file name that is not UTF-8 (from a Latin-1 machine), which Python keeps as
+# lone surrogates: strftime cannot encode them, so it never sees them.
+_UNDECODED = re.compile("([\udc80-\udcff]+)")
+
+
+def output_name(output: str | Path, now: datetime) -> str:
+    """``output`` with its strftime codes filled in from ``now`` (a string: Path("") would read
+    as "."); the undecodable bytes of a non-UTF-8 name pass through as they are."""
+    parts = _UNDECODED.split(str(output))
+    return "".join(part if i % 2 else now.strftime(part) for i, part in enumerate(parts))
 
 
 def write_report(cfg: Config, output: str | Path, topics: Sequence[str] | None = None,
@@ -38,7 +49,7 @@ def write_report(cfg: Config, output: str | Path, topics: Sequence[str] | None =
     before anything is read (:func:`polarwatch.safe_write.output_target`); a symlink is
     written through, the file it points to replaced. Returns ``output`` as named."""
     now = now or datetime.now(UTC)
-    name = now.strftime(str(output))  # a string: Path("") would read as "."
+    name = output_name(output, now)
     output_target(name)
     data, studies, facts = gather(cfg, topics, since)
     write_text(name, render(data, studies, facts, now))
@@ -53,7 +64,7 @@ def report_loop(cfg: Config, *, output: str | Path, topics: Sequence[str] | None
     is logged as it is written. ``before`` runs first each time (``report --forecast``: the
     forecast run, so the report never imports the modelling code)."""
     period = parse_duration(every).total_seconds() if every else None
-    output_target(datetime.now(UTC).strftime(str(output)))  # before `before` runs the forecast
+    output_target(output_name(output, datetime.now(UTC)))  # before `before` runs the forecast
     paths: list[Path] = []
     while True:
         started = time.monotonic()

@@ -164,10 +164,11 @@ def retry_after_seconds(value: str | None, default: float,
 
 
 class Checkpoint:
-    """Progress file ``<state_dir>/<kind>-<sha1 of key>.json`` written atomically."""
+    """Progress file ``<state_dir>/<kind>-<sha1 of key>.json`` written atomically. A key's
+    non-UTF-8 file name (surrogates, ``\\udce9``) is hashed as its bytes, escaped in JSON."""
 
     def __init__(self, state_dir: Path, kind: str, key: str) -> None:
-        digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+        digest = hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
         self.path = Path(state_dir) / f"{kind}-{digest}.json"
         self.key = key
 

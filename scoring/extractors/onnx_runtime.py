@@ -46,7 +46,26 @@ def cache_dir() -> Path:
     base = os.environ.get("POLARWATCH_CACHE_DIR")
     if base:
         return Path(base)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "polarwatch"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "polarwatch"
+
+
+def check_cache_dir(where: Path) -> None:
+    """Create `where` (the cache directory) and write a file in it, or one BackendError that
+    names it, why, and the fix. A HOME that cannot be written (systemd ``ProtectHome=
+    read-only``, a container user with ``HOME=/``) made the first start fail with a bare
+    "Operation not permitted: '/.cache'" after loading the model."""
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=where):
+            pass
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        if exc.filename is not None and os.fsdecode(exc.filename) != str(where):
+            why += f": {os.fsdecode(exc.filename)}"
+        raise BackendError(
+            f"the learned encoder's cache directory {where} cannot be written ({why}); the "
+            f"ONNX encoder is built there once: set POLARWATCH_CACHE_DIR (or XDG_CACHE_HOME) to "
+            f"a writable directory") from exc
 
 
 def model_dir() -> Path:
@@ -145,6 +164,7 @@ class OnnxEncoder:
 
         path = onnx_path(precision, adapter_digest)
         if not path.exists():
+            check_cache_dir(path.parent)
             export_onnx(path, adapter, precision)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
