@@ -32,15 +32,10 @@ Intensity is VADER's |compound| (as in the lexicon backend), so it is comparable
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
-import re
-import zipfile
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -64,12 +59,11 @@ from scoring.extractors.features import (
     prior_logits,
     stance_features,
 )
+from scoring.extractors.head import Head
 from scoring.extractors.topic_match import Described, describe, match_topic_head
 
-_LAYER_KEY = re.compile(r"^[Wb]\d+$")
 HEADS_DIR = Path(__file__).resolve().parents[1] / "heads"
 REQUIRED_HEADS = ("stance", "affect", "agreement", "emotion")
-DIGEST_CHARS = 12  # hex digits of a head file's sha256 that name it (48 bits)
 CROSSED = "sides crossed"  # a topic naming a head's pro as its anti: the head's answers swapped
 # Word pieces embedded per text with the onnx runtime: a longer text keeps its first 72 and last
 # 24. Reddit comments run ~20% faster than at the variant's 128 and validation stays within 0.01
@@ -78,93 +72,6 @@ TOKEN_BUDGET = 96
 # An emotion head's top probability below this means "neutral" unless the file says otherwise:
 # 0.40 = 1.6x the 4-class chance level (0.25); TweetEval emotion itself has no neutral class.
 DEFAULT_NEUTRAL_BELOW = 0.40
-
-
-# --------------------------------------------------------------------------------------------
-# Heads: an affine layer stack (ReLU between layers), softmax over ``classes``.
-
-
-class Head:
-    """A logistic regression or small MLP stored as numpy arrays in an ``.npz`` file.
-
-    Arrays: ``classes`` (str), ``W0, b0, W1, b1, ...`` (x @ W + b), optional ``mean``/``scale``
-    (standardization applied first) and any extra metadata (strings or numbers).
-    """
-
-    def __init__(self, arrays: dict[str, np.ndarray], name: str = "head") -> None:
-        self.name = name
-        self.classes: tuple[str, ...] = tuple(str(c) for c in arrays["classes"])
-        self.layers: list[tuple[np.ndarray, np.ndarray]] = []
-        i = 0
-        while f"W{i}" in arrays:
-            self.layers.append((arrays[f"W{i}"].astype(np.float32),
-                                arrays[f"b{i}"].astype(np.float32)))
-            i += 1
-        if not self.layers:
-            raise BackendError(f"head {name!r} has no layers (expected arrays W0, b0, ...)")
-        self.mean = arrays["mean"].astype(np.float32) if "mean" in arrays else None
-        self.scale = arrays["scale"].astype(np.float32) if "scale" in arrays else None
-        self.meta = {k: v for k, v in arrays.items()
-                     if k not in ("classes", "mean", "scale") and not _LAYER_KEY.match(k)}
-        n_in, n_out = self.layers[0][0].shape[0], self.layers[-1][0].shape[1]
-        if n_out != len(self.classes):
-            raise BackendError(f"head {name!r}: {n_out} outputs but {len(self.classes)} classes")
-        self.n_features = n_in
-        self.digest = ""  # of the file it was loaded from: which head labelled a post
-
-    @classmethod
-    def load(cls, path: Path) -> Head:
-        """The head in ``path``; an unreadable one (empty, cut short) is one BackendError."""
-        try:
-            raw = path.read_bytes()  # read once: the arrays and the digest that names them
-            with np.load(io.BytesIO(raw), allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-            head = cls(arrays, name=path.stem)
-        except OSError as exc:
-            raise BackendError(f"cannot read head file {path}: {exc}") from exc
-        except (ValueError, EOFError, LookupError, TypeError, zipfile.BadZipFile, zlib.error,
-                BackendError) as exc:
-            why = f"no array {exc}" if isinstance(exc, KeyError) else str(exc) or "empty"
-            raise BackendError(f"cannot read head file {path} ({len(raw):,} bytes): {why}; it is "
-                               f"not a whole head: train it again (`polarwatch train ... -o "
-                               f"{path}`) or remove it") from exc
-        head.digest = hashlib.sha256(raw).hexdigest()[:DIGEST_CHARS]
-        return head
-
-    @property
-    def ident(self) -> str:
-        """``name@digest``: the head file a label came from (what ``relabel`` records)."""
-        return f"{self.name}@{self.digest}" if self.digest else self.name
-
-    def save(self, path: Path | BinaryIO) -> None:  # atomic: scoring.training.write_head
-        arrays: dict[str, Any] = {"classes": np.array(self.classes)}
-        for i, (w, b) in enumerate(self.layers):
-            arrays[f"W{i}"], arrays[f"b{i}"] = w.astype(np.float16 if w.size > 4e5 else np.float32), b
-        if self.mean is not None and self.scale is not None:
-            arrays["mean"], arrays["scale"] = self.mean, self.scale
-        arrays.update(self.meta)
-        np.savez_compressed(path, **arrays)
-
-    def meta_str(self, key: str, default: str = "") -> str:
-        return str(self.meta[key]) if key in self.meta else default
-
-    def meta_float(self, key: str, default: float) -> float:
-        return float(self.meta[key]) if key in self.meta else default
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        if x.shape[1] != self.n_features:
-            raise BackendError(f"head {self.name!r} expects {self.n_features} features, "
-                               f"got {x.shape[1]}")
-        h = x.astype(np.float32, copy=False)
-        if self.mean is not None and self.scale is not None:
-            h = (h - self.mean) / self.scale
-        for i, (w, b) in enumerate(self.layers):
-            h = h @ w + b
-            if i < len(self.layers) - 1:
-                h = np.maximum(h, 0.0)
-        h = h - h.max(axis=1, keepdims=True)
-        p = np.exp(h)
-        return p / p.sum(axis=1, keepdims=True)
 
 
 class Serving(NamedTuple):
