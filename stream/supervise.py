@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tenacity import wait_exponential_jitter
+from tenacity import wait_exponential, wait_random
 
 from polarwatch.backoff import wait_seconds
 from polarwatch.errors import PolarwatchError
@@ -117,7 +117,9 @@ def supervise(start: Callable[[], Any], *, timeout: float | None = None, max_res
 
     deadline = None if timeout is None else clock() + timeout
     first, cap = RESTART_BACKOFF
-    wait = wait_exponential_jitter(initial=first / 2, max=cap, jitter=first / 2)  # 0.5-1, 1-1.5, …
+    # 0.5-1, 1-1.5, 2-2.5 … s (tenacity 9.2 deprecates wait_exponential_jitter's `initial`, and
+    # 9.0 has no `multiplier` for it: this sum reads the same in every 9.x)
+    wait = wait_exponential(multiplier=first / 2, max=cap) + wait_random(0, first / 2)
     attempt = 1  # the retry number the backoff is at
     restarts = 0
     while True:

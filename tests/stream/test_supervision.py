@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -68,7 +69,9 @@ def test_supervise_restarts_transient_failures_and_stops_on_others(
         caplog: pytest.LogCaptureFixture) -> None:
     script = iter([SPARK_FAILURE, "KafkaConnectionError: Connection refused", None])
     sleeps: list[float] = []
-    assert supervise(lambda: _Query(next(script)), sleep=sleeps.append) == 2
+    with warnings.catch_warnings():  # PYTHONWARNINGS=error: no deprecated call (tenacity 9.2's
+        warnings.simplefilter("error")  # `initial` of wait_exponential_jitter stopped the stream)
+        assert supervise(lambda: _Query(next(script)), sleep=sleeps.append) == 2
     logs = [r.getMessage() for r in caplog.records if r.name == "stream.supervise"]
     assert len(logs) == 2 and "stream restart 1" in logs[0] and "Could not set lock" in logs[0]
     assert 0.5 <= sleeps[0] <= 1.0 and 1.0 <= sleeps[1] <= 2.0  # exponential backoff
