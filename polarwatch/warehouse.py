@@ -10,8 +10,10 @@ that.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -99,6 +101,7 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[Any]:
     import duckdb
 
     path = Path(path)
+    _require_encodable(path)
     if read_only and not path.exists():
         raise WarehouseMissing(f"DuckDB file {path} does not exist yet: start the stream "
                                f"(`polarwatch stream`) or run `make demo` first")
@@ -134,6 +137,19 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[Any]:
         raise _damaged(path, exc) from exc
     finally:
         con.close()
+
+
+def _require_encodable(path: Path) -> None:
+    """DuckDB reads a path as UTF-8 and opens it in the locale's encoding: under a file-system
+    encoding that is not UTF-8 (LC_ALL=C, a Latin-9 locale) a non-ASCII path names another
+    file, or fails inside DuckDB with std::bad_cast. Refused in one line with the fix."""
+    text = str(path.absolute())
+    if text.isascii() or codecs.lookup(sys.getfilesystemencoding()).name == "utf-8":
+        return
+    raise WarehouseUnreadable(
+        f"{text}: DuckDB cannot open a path with non-ASCII characters under this locale's "
+        f"file-system encoding ({sys.getfilesystemencoding()}); run polarwatch in UTF-8 mode "
+        f"(PYTHONUTF8=1, or a UTF-8 locale such as LC_ALL=C.UTF-8), or use an ASCII path")
 
 
 def _not_a_warehouse(con: Any, path: Path, exc: Exception) -> WarehouseUnreadable | None:
