@@ -4,7 +4,11 @@ The producer (``ingest/producer.py``) sends what the record contract rejects at 
 dead-letter topic: the raw bytes (cut to ``MAX_DEAD_LETTER_BYTES``) with the reason and the
 original size in headers. The stream's parser rejects what reaches the posts topic anyway. Both
 end in the ``dead_letters`` table: the sink stores the stream's rejects, and in the same DuckDB
-transaction a :class:`DeadLetterDrain` adds the ingest rejects that arrived since the last batch.
+transaction a :class:`DeadLetterDrain` adds a chunk of the ingest rejects that arrived since the
+last batch (at most ``DRAIN_MAX_RECORDS`` / ``DRAIN_MAX_BYTES``). The rest, and those that arrive
+while no posts do, are stored between micro-batches (``DuckDBSink.store_ingest_dead_letters``):
+chunk by chunk to the end of the topic when a ``stream`` run has drained the posts topic, and by
+an :class:`IdleDrainer` every ``IDLE_DRAIN_EVERY_S`` under ``stream --continuous``.
 
 The drain resumes after the highest offset per partition stored for the dead-letter topic (read
 from the table at start and after a failed batch, then kept in memory), and rows are keyed by
@@ -24,7 +28,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,8 +48,9 @@ from stream.record_batches import UnreadableBatch
 
 LOG = logging.getLogger(__name__)
 
-DRAIN_MAX_RECORDS = 20_000  # dead letters drained per micro-batch (the rest: next batches)
-DRAIN_MAX_BYTES = 64 * 1024 * 1024  # ... and raw bytes kept per micro-batch (each <= 64 KiB)
+DRAIN_MAX_RECORDS = 20_000  # dead letters drained per chunk (a micro-batch stores one)
+DRAIN_MAX_BYTES = 64 * 1024 * 1024  # ... and raw bytes kept per chunk (each <= 64 KiB)
+IDLE_DRAIN_EVERY_S = 10.0  # `stream --continuous`: drain between micro-batches this often
 DRAIN_STALL_S = 5.0  # stop draining a partition when no record arrives for this long
 
 COLUMNS = ["source_topic", "kafka_partition", "kafka_offset", "reason", "raw", "seen_at",
@@ -116,16 +123,22 @@ def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 class DeadLetterDrain:
     """Reads the dead-letter topic after the offsets already stored in ``dead_letters``."""
 
-    def __init__(self, bootstrap: str, topic: str, max_records: int = DRAIN_MAX_RECORDS,
+    def __init__(self, bootstrap: str, topic: str, max_records: int | None = None,
                  security: dict[str, Any] | None = None,
-                 max_bytes: int = DRAIN_MAX_BYTES) -> None:
-        self.bootstrap, self.topic, self.max_records = bootstrap, topic, max_records
-        self.max_bytes = max_bytes
+                 max_bytes: int | None = None) -> None:
+        self.bootstrap, self.topic = bootstrap, topic
+        self.max_records = max_records or DRAIN_MAX_RECORDS
+        self.max_bytes = max_bytes or DRAIN_MAX_BYTES
         self.security = security or {}  # [broker] security settings, kafka-python keywords
         self.committer = GroupCommitter(bootstrap, STREAM_GROUP, topic, self.security)
         self._consumer: Any = None
         self._next: dict[int, int] | None = None  # next offset per partition to fetch
         self._read_end: dict[int, int] = {}  # ... after the last fetch (skipped resends too)
+
+    @property
+    def position(self) -> dict[int, int] | None:
+        """The next offset per partition to fetch (None: to be read from the table)."""
+        return None if self._next is None else dict(self._next)
 
     def stored_offsets(self, con: Any) -> dict[int, int]:
         rows = con.execute("SELECT kafka_partition, max(kafka_offset) + 1 FROM dead_letters "
@@ -253,3 +266,34 @@ class DeadLetterDrain:
             return  # client's network thread, which is gone by then
         with contextlib.suppress(Exception):
             self.close()
+
+
+class IdleDrainer:
+    """Calls `drain` (``DuckDBSink.store_ingest_dead_letters``, which yields to a micro-batch)
+    every `every` seconds in a daemon thread, so that ingest rejects reach ``dead_letters`` also
+    while no posts arrive (no micro-batch runs then). A failure is logged and tried again."""
+
+    def __init__(self, drain: Callable[[], int], every: float = IDLE_DRAIN_EVERY_S) -> None:
+        self.drain, self.every = drain, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dead-letter-drain", daemon=True)
+
+    def start(self) -> IdleDrainer:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                stored = self.drain()
+            except Exception as exc:  # a DuckDB lock held too long, a broker away: next time
+                LOG.warning(f"dead-letter topic not drained between micro-batches: {exc}")
+                continue
+            if stored:
+                LOG.info(f"+{stored:,} dead letter(s) from ingest stored between micro-batches")
+
+    def close(self, timeout: float) -> None:
+        """Stop, waiting up to `timeout` seconds for a chunk in hand (its DuckDB write)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)

@@ -20,9 +20,9 @@ from typing import Any
 from polarwatch.config import Config
 from polarwatch.console import INTERRUPTED, STOP, SignalHold, quiet_children_after_stop
 from polarwatch.errors import PrerequisiteError
-from stream.dead_letters import DeadLetterDrain
+from stream.dead_letters import DeadLetterDrain, IdleDrainer
 from stream.heartbeat import HeartbeatWriter
-from stream.preflight import check_broker
+from stream.preflight import check_broker, check_offsets
 from stream.sink import DuckDBSink
 from stream.supervise import MAX_RESTARTS_DRAIN, cause, supervise
 from stream.udfs import LabelStage, output_ddl
@@ -192,10 +192,11 @@ def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: 
 
 
 def _quiet_stream_errors() -> None:
-    """From here on the stop is ours: a batch the sink refuses raises StreamStopping inside
-    foreachBatch, which Spark's streaming loggers print as an ERROR with a Java and a Python
-    stack trace (a Ctrl-C that met a batch starting). Those loggers are switched off; the
-    query's own failure still reaches the driver as an exception. -v keeps them."""
+    """Spark's streaming loggers print a query's failure as an ERROR with a Java and a Python
+    stack trace: a batch the sink refuses at a stop (StreamStopping inside foreachBatch), an
+    offset regression (a broker restarted with memory storage). They are switched off; the
+    failure still reaches the driver as an exception, which the supervisor (stream/supervise.py)
+    says in one line. -v keeps them."""
     if LOG.isEnabledFor(logging.DEBUG):
         return
     from pyspark import SparkContext
@@ -247,6 +248,8 @@ def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
     cfg.load_topics()  # a missing or broken topics.toml: its ConfigError now, before Spark starts
     check_java()  # what to install comes before what to start
     check_broker(cfg)  # no broker: one line in seconds, not minutes of supervised restarts
+    if not reset:  # a broker that lost what the checkpoint read: one line, before Spark starts
+        check_offsets(cfg, cfg.checkpoint_dir / QUERY_NAME)
     beat = HeartbeatWriter(cfg.warehouse_path).start()
     state, why = "failed", "it ended without saying why"
     with SignalHold() as hold:
@@ -297,6 +300,7 @@ def _run_supervised(cfg: Config, beat: HeartbeatWriter, hold: SignalHold, *,
                             explicit_master="master" in cfg.spark.model_fields_set)
         hold.claim()  # the SparkContext installed its own Ctrl-C handler (py4j calls in it)
         LOG.info(f"Spark up in {time.monotonic() - t0:.1f} s")
+        _quiet_stream_errors()  # a failed query: the supervisor's one line (-v: Spark's trace)
     listener = _gated_listener(cfg)
     spark.streams.addListener(listener)
     queries: list[Any] = []
@@ -318,15 +322,25 @@ def _run_supervised(cfg: Config, beat: HeartbeatWriter, hold: SignalHold, *,
         while not stopping() and time.monotonic() < until:
             time.sleep(min(0.2, max(until - time.monotonic(), 0.0)))
 
+    # ingest rejects while no posts arrive (no micro-batch): between batches, every few seconds
+    idle = None if available_now else IdleDrainer(lambda: sinks[0].store_ingest_dead_letters(
+        wait=False, stopping=stopping) if sinks else 0).start()
     interrupted = False
     try:  # transient failures restart the query from its checkpoint (stream/supervise.py)
         if not stopping():  # SIGTERM or Ctrl-C while Spark started: no query at all
             supervise(start, timeout=timeout, on_query=queries.append, stopping=stopping,
                       sleep=nap, max_restarts=MAX_RESTARTS_DRAIN if available_now else None,
                       on_state=beat.set_state)
+        if available_now and sinks and not stopping() and not queries[-1].isActive:
+            # the posts topic is drained: the rest of the dead-letter topic, chunk by chunk
+            stored = sinks[0].store_ingest_dead_letters(stopping=stopping)
+            if stored:
+                LOG.info(f"+{stored:,} dead letter(s) from ingest stored after the last batch")
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        if idle is not None:
+            idle.close(STOP_GRACE_S)
         interrupted = interrupted or INTERRUPTED.is_set()
         if interrupted:
             LOG.info("interrupted: stopping the stream (the checkpoint keeps its position)")

@@ -1,18 +1,81 @@
 """What ``polarwatch stream`` checks before Spark starts: that a Kafka broker answers at
-``[broker] bootstrap_servers`` (:func:`polarwatch.broker_probe.require_broker`).
+``[broker] bootstrap_servers`` (:func:`polarwatch.broker_probe.require_broker`), and that the
+broker still holds what the checkpoint says the stream has read (:func:`check_offsets`).
 
-Without it a stream with no broker took minutes to fail (Spark's start, then every supervised
-restart of stream/supervise.py timing out on the broker); a TCP connect says the same in
-seconds. It checks only the start: a broker that goes away later is the supervisor's, which
-restarts the query from its checkpoint as before.
+Without the first a stream with no broker took minutes to fail (Spark's start, then every
+supervised restart of stream/supervise.py timing out on the broker); a TCP connect says the same
+in seconds. Without the second a broker restarted with memory storage (it lost its messages)
+failed the query's first batch with ~35 lines of Spark ERROR, Python and Java traces before the
+one-line cause. Both check only the start: a broker that goes away or is reset later is the
+supervisor's (stream/kafka_source.py refuses the regression; the supervisor says it in one line).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
+
 from polarwatch.broker_probe import CONNECT_TIMEOUT_S, require_broker
 from polarwatch.config import Config
+from stream.supervise import StreamError
+
+LOG = logging.getLogger(__name__)
 
 
 def check_broker(cfg: Config, timeout: float = CONNECT_TIMEOUT_S) -> None:
     """:func:`require_broker` for ``[broker]``."""
     require_broker(cfg.broker.bootstrap_servers, embedded=cfg.broker.embedded, timeout=timeout)
+
+
+def checkpoint_offsets(checkpoint: Path) -> dict[str, int] | None:
+    """The posts topic's offsets (``{"<partition>": next offset}``) of the last micro-batch
+    Spark planned in `checkpoint` (``offsets/<batch id>``: a version line, the batch's metadata,
+    then the source's offsets); None when there is none or it cannot be read as such."""
+    folder = checkpoint / "offsets"
+    ids = [int(f.name) for f in folder.iterdir() if f.name.isdigit()] if folder.is_dir() else []
+    if not ids:
+        return None
+    try:
+        lines = (folder / str(max(ids))).read_text().splitlines()
+        offsets = json.loads(lines[2])
+        return {str(p): int(o) for p, o in offsets.items()}
+    except (OSError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        LOG.debug(f"checkpoint offsets at {folder} not read ({exc}): not compared")
+        return None
+
+
+def check_offsets(cfg: Config, checkpoint: Path) -> None:
+    """Raise StreamError (one line) when the broker's posts topic ends before the offsets the
+    checkpoint has read: the broker was reset (memory storage restarted) or the topic recreated.
+    A checkpoint, broker or topic that cannot be read says nothing here (the query does)."""
+    from kafka.errors import KafkaError
+
+    from stream.kafka_source import consumer_for, latest_offsets
+
+    read = checkpoint_offsets(checkpoint)
+    if not read or not any(read.values()):
+        return
+    topic = cfg.topics.posts
+    try:
+        consumer = consumer_for(cfg.broker.bootstrap_servers, cfg.kafka_options())
+    except (KafkaError, OSError) as exc:
+        LOG.debug(f"checkpoint offsets not compared with the broker's: {exc}")
+        return
+    try:
+        ends = latest_offsets(consumer, topic) if consumer.partitions_for_topic(topic) else {}
+    except (KafkaError, OSError, RuntimeError) as exc:
+        LOG.debug(f"checkpoint offsets not compared with the broker's: {exc}")
+        return
+    finally:
+        consumer.close()
+    behind = {p: (o, ends.get(p, 0)) for p, o in read.items() if ends.get(p, 0) < o}
+    if behind:
+        detail = ", ".join(f"partition {p}: checkpoint at {o}, broker at {e}"
+                           for p, (o, e) in sorted(behind.items(), key=lambda i: int(i[0])))
+        gone = "" if ends else f" (the broker has no topic {topic!r})"
+        raise StreamError(
+            f"offsets of topic {topic!r} went backwards ({detail}){gone}: the broker was reset "
+            f"(memory storage loses its messages on a restart) or the topic recreated. Refusing "
+            f"to re-read or skip records. To start over deliberately, run `polarwatch stream "
+            f"--reset` (a new checkpoint, {checkpoint}).")

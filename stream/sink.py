@@ -5,8 +5,9 @@ For each micro-batch the sink, in *one* DuckDB transaction:
    crash between the DuckDB commit and Spark's own commit);
 2. stores dead letters (topic, partition, offset, reason, raw value cut to
    ``MAX_DEAD_LETTER_BYTES`` with its original size): the records the stream's parser rejected,
-   and the ingest rejects that arrived on the dead-letter topic since the last batch
-   (:class:`stream.dead_letters.DeadLetterDrain`), so every rejected record ends in one table;
+   and a chunk of the ingest rejects that arrived on the dead-letter topic since the last batch
+   (:class:`stream.dead_letters.DeadLetterDrain`), so every rejected record ends in one table
+   (the rest: :meth:`DuckDBSink.store_ingest_dead_letters`, between micro-batches);
 3. stores labeled posts, each (platform, id) once: the first version seen is kept, an exact
    copy is a duplicate, and a copy with other content is a dead letter naming what differs
    (:mod:`stream.resends`);
@@ -29,6 +30,7 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -176,12 +178,15 @@ class DuckDBSink:
         # the gate, and one that arrives after drain() is refused before it starts a Spark job
         self._gate = threading.Lock()
         self._closing = False
+        self._knock = threading.Event()  # a micro-batch waits for the gate: drains yield to it
         self.started: int | None = None  # the last batch this sink began
         self.last_batch: int | None = None  # the last batch this sink wrote (or skipped)
 
     def __call__(self, df: Any, batch_id: int) -> None:
         """Spark entry point: collect the micro-batch to pandas (Arrow) and write it."""
+        self._knock.set()
         with self._gate:
+            self._knock.clear()
             if self._closing:
                 raise StreamStopping(f"batch {batch_id} not started: {STOPPING}; it runs "
                                      f"again from the checkpoint when the stream restarts")
@@ -207,6 +212,41 @@ class DuckDBSink:
         # blocked on a held gate would never return
         self._gate.release()
         return True
+
+    def store_ingest_dead_letters(self, *, wait: bool = True,
+                                  stopping: Callable[[], bool] = lambda: False) -> int:
+        """Store the ingest dead letters not stored yet, to the end of the dead-letter topic,
+        outside any micro-batch: chunk by chunk (at most the drain's ``max_records`` and
+        ``max_bytes`` in memory), each in its own transaction, with the same offset resume and
+        key de-duplication as a batch's chunk (exactly once). It holds the gate for one chunk at
+        a time and gives way to a micro-batch that waits for it; with `wait` False it begins no
+        chunk while a batch runs (the next call goes on). It stops at a stop of the stream
+        (:meth:`drain`) or when `stopping()`. Returns how many rows it stored."""
+        drain, stored = self.dead_letters, 0
+        if drain is None:
+            return 0
+        while not (self._closing or stopping() or self._knock.is_set()):
+            if not self._gate.acquire(blocking=wait):
+                break
+            try:
+                if self._closing:
+                    break
+                before = drain.position
+                rows = drain.fetch(self.path, datetime.now(UTC))
+                if len(rows):
+                    try:
+                        with transaction(self.path) as con:
+                            self._store_dead(con, rows)
+                    except BaseException:
+                        drain.forget()
+                        raise
+                drain.advance(rows)
+                stored += len(rows)
+                if drain.position == before:  # the end of the topic (or a broker away)
+                    break
+            finally:
+                self._gate.release()
+        return stored
 
     def write(self, pdf: pd.DataFrame, batch_id: int) -> BatchResult:
         t0 = time.perf_counter()
