@@ -10,19 +10,17 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
 from typing import Any
 
 from polarwatch.config import Config
-from polarwatch.console import INTERRUPTED, STOP, SignalHold, quiet_children_after_stop
-from polarwatch.errors import PrerequisiteError
+from polarwatch.console import INTERRUPTED, STOP, SignalHold
 from stream.dead_letters import DeadLetterDrain, IdleDrainer
 from stream.heartbeat import HeartbeatWriter
-from stream.preflight import check_broker, check_offsets
+from stream.preflight import check_backend, check_broker, check_offsets
+from stream.session import build_spark, check_java, master_in_effect
 from stream.sink import DuckDBSink
 from stream.supervise import MAX_RESTARTS_DRAIN, cause, supervise
 from stream.udfs import LabelStage, output_ddl
@@ -34,117 +32,6 @@ QUERY_NAME = "polarwatch_posts"
 # safe, only loud: it is replayed on restart and the sink's marker keeps it exactly-once)
 STOP_GRACE_S = 60.0
 _SINKS: dict[str, DuckDBSink] = {}  # query id -> its sink (a restart replaces the entry)
-
-
-def check_java() -> str:
-    """Return `java -version`'s first line, or raise naming what to install."""
-    java = shutil.which("java", path=os.path.join(os.environ["JAVA_HOME"], "bin")
-                        if os.environ.get("JAVA_HOME") else None) or shutil.which("java")
-    hint = ("Spark needs a Java 17 runtime: install it (Debian/Ubuntu: `apt-get install -y "
-            "openjdk-17-jre-headless`; macOS: `brew install openjdk@17`) or set JAVA_HOME")
-    if java is None:
-        raise PrerequisiteError(f"`java` was not found on PATH. {hint}")
-    out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
-    first = (out.stderr or out.stdout).splitlines()[0] if (out.stderr or out.stdout) else ""
-    if '"17' not in first and '"21' not in first:
-        raise PrerequisiteError(f"found {first!r} at {java}; {hint}")
-    return first
-
-
-# Set for the Python driver that spark-submit launches, with the JVM already running (pyspark's
-# java_gateway.launch_gateway connects to it instead of starting one): what tells a driver
-# under spark-submit, whose --master must stand, from one that starts its own Spark.
-SUBMIT_GATEWAY_ENV = "PYSPARK_GATEWAY_PORT"
-LOCAL_ONLY = {"spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1"}
-
-
-def submitted_conf() -> Any | None:
-    """The SparkConf spark-submit gave this driver (--master, --conf, spark-defaults.conf) when
-    spark-submit launched it; None otherwise."""
-    if SUBMIT_GATEWAY_ENV not in os.environ:
-        return None
-    from pyspark import SparkConf, SparkContext
-
-    SparkContext._ensure_initialized()  # connects to spark-submit's JVM: no process starts
-    return SparkConf()
-
-
-def master_in_effect(configured: str) -> tuple[str, Any | None]:
-    """The master Spark runs on, and spark-submit's SparkConf when spark-submit launched this
-    driver with a master (which then stands over `configured`), else None."""
-    conf = submitted_conf()
-    submitted = conf.get("spark.master", None) if conf is not None else None
-    return (submitted, conf) if submitted else (configured, None)
-
-
-# The driver's thread stacks. When a micro-batch's foreachBatch (the sink, in Python) fails,
-# Spark matches the Py4J error's text against a regular expression,
-# `StreamExecution.PROXY_ERROR`, that recurses once per character (`(.|\r\n|\r|\n)*`). The text
-# carries a Java stack trace, ~10,000 characters; at the JVM's default stack size of 1 MiB,
-# 2,000 characters already overflow it, and the StackOverflowError kills the stream execution
-# thread with over a thousand lines of trace (seen when a stop cancelled a batch inside the
-# sink). 64 MiB matches 100,000 characters (tests/stream/test_spark_stack.py); a thread's stack
-# takes memory only as deep as it is used.
-THREAD_STACK = "64m"
-
-
-def build_spark(master: str, app_name: str = "polarwatch", *,
-                quiet_after_sigterm: bool = False, explicit_master: bool = True) -> Any:
-    """A SparkSession tuned for small local clusters (UTC, Arrow, quiet console).
-    `master`: where a driver polarwatch starts runs; under spark-submit its --master stands
-    instead, with a warning when `explicit_master` (the user set `master`, not a default) and
-    they differ. A local master binds the driver's ports to 127.0.0.1.
-    `quiet_after_sigterm`: from a SIGTERM on, what Spark's JVM and its workers print is dropped
-    (polarwatch.console.quiet_children_after_stop; -v keeps it)."""
-    check_java()
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    from pyspark.sql import SparkSession
-
-    from stream.kafka_source import KafkaDataSource
-
-    builder = SparkSession.builder.appName(app_name)
-    effective, given = master_in_effect(master)
-    if given is None:
-        builder = builder.master(master)
-    elif explicit_master and effective != master:
-        LOG.warning(f"spark-submit's --master {effective} wins over the config's [spark] "
-                    f"master {master!r}; drop one of the two to silence this")
-    if effective.startswith("local"):
-        # the driver's RPC and block-manager ports otherwise bind to the host's address, where
-        # anyone on the network can reach an unauthenticated Spark; a cluster's driver must be
-        # reachable by its executors, so there the user's spark.driver.* settings stand (and
-        # under spark-submit, its --conf of them)
-        for key, value in LOCAL_ONLY.items():
-            if given is None or not given.contains(key):
-                builder = builder.config(key, value)
-    builder = (builder
-               .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.ui.enabled", "false")
-               .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-               .config("spark.sql.shuffle.partitions", "2")
-               .config("spark.driver.extraJavaOptions", f"-Duser.timezone=UTC -Xss{THREAD_STACK}"))
-    with (quiet_children_after_stop(keep=LOG.isEnabledFor(logging.DEBUG))
-          if quiet_after_sigterm else contextlib.nullcontext()):
-        spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
-    _quiet_failures(spark)
-    spark.dataSource.register(KafkaDataSource)
-    return spark
-
-
-def _quiet_failures(spark: Any) -> None:
-    """pyspark's accumulator server prints a traceback when the JVM goes away: after a SIGTERM
-    to the whole process group, which ends the JVM with the driver, that is no error."""
-    server = getattr(spark.sparkContext, "_accumulatorServer", None)
-    if server is not None:
-        loud = server.handle_error
-
-        def handle_error(request: Any, address: Any) -> None:
-            if not STOP.is_set():
-                loud(request, address)
-        server.handle_error = handle_error
 
 
 def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: bool = False,
@@ -246,6 +133,7 @@ def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
     once everything is stopped). After SIGTERM an error of the ending stream (Spark's JVM ends
     too when the whole process group is signalled) is no failure: it is logged with -v only."""
     cfg.load_topics()  # a missing or broken topics.toml: its ConfigError now, before Spark starts
+    check_backend(cfg, backend)  # a damaged head file, an unwritable encoder cache: one line
     check_java()  # what to install comes before what to start
     check_broker(cfg)  # no broker: one line in seconds, not minutes of supervised restarts
     if not reset:  # a broker that lost what the checkpoint read: one line, before Spark starts

@@ -79,3 +79,21 @@ def check_offsets(cfg: Config, checkpoint: Path) -> None:
             f"(memory storage loses its messages on a restart) or the topic recreated. Refusing "
             f"to re-read or skip records. To start over deliberately, run `polarwatch stream "
             f"--reset` (a new checkpoint, {checkpoint}).")
+
+
+def check_backend(cfg: Config, backend: str | None = None) -> None:
+    """The `learned` backend's files, checked on the driver before Spark starts when the run
+    may use it (main backend, fallback or cascade): its head files load (one damaged, e.g. cut
+    short by a killed `train`, was found only inside Spark's Python workers: ~190 lines of
+    traces) and its encoder's cache directory can be written (a read-only HOME: ~500 lines).
+    Raises the backend's one-line BackendError."""
+    ext = cfg.extractor
+    if "learned" not in {backend or ext.backend, *ext.fallback, ext.cascade_to}:
+        return
+    from scoring.extractors.learned import HEADS_DIR, load_heads
+    from scoring.extractors.onnx_runtime import cache_dir, check_cache_dir, onnx_available
+
+    topic_heads = ext.learned_topic_heads_dir
+    load_heads(HEADS_DIR, Path(topic_heads) if topic_heads else None)
+    if onnx_available():
+        check_cache_dir(cache_dir())

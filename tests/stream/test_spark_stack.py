@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream.job import THREAD_STACK
+from stream.session import THREAD_STACK
 
 # a Py4J error text as a cancelled sink raises it: the Python call, then a long Java stack trace
 PY4J_ERROR = ("py4j.protocol.Py4JJavaError: An error occurred while calling o778.getResult.\n"

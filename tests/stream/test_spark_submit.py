@@ -46,7 +46,7 @@ def test_spark_submit_master_wins_over_the_configured_one(tmp_path: Path) -> Non
     # spark-submit sends its Python driver's stderr to its own stdout (PythonRunner)
     said = [ln for ln in out.splitlines() if ln.startswith(("master ", "bind "))]
     assert said == ["master local[1]", "bind 127.0.0.1 localhost"], out + err[-3000:]
-    warnings = [ln for ln in (out + err).splitlines() if ln.startswith("WARNING stream.job:")]
-    assert warnings == ["WARNING stream.job: spark-submit's --master local[1] wins over the "
+    warnings = [ln for ln in (out + err).splitlines() if ln.startswith("WARNING stream.session:")]
+    assert warnings == ["WARNING stream.session: spark-submit's --master local[1] wins over the "
                         "config's [spark] master 'local[2]'; drop one of the two to silence "
                         "this"], err[-3000:]
