@@ -66,6 +66,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, Result[pytest.TestReport], None]:
     outcome = yield
     report = outcome.get_result()
+    # captured output and log lines may hold a lone surrogate (a file name that is not UTF-8,
+    # tests/ingest/test_undecodable_names.py): pytest-xdist ships reports as UTF-8, and its
+    # worker died on one ("strings must be utf-8 encodable"); shown escaped, as stderr shows it
+    report.sections = [(title, text.encode("utf-8", "backslashreplace").decode("utf-8"))
+                       for title, text in report.sections]
     if report.skipped and os.environ.get(NO_SKIP_ENV) == "1" and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
