@@ -140,6 +140,22 @@ class DeadLetterDrain:
         """The next offset per partition to fetch (None: to be read from the table)."""
         return None if self._next is None else dict(self._next)
 
+    def ends(self) -> dict[int, int] | None:
+        """The topic's end per partition now (None: the broker or topic cannot be read)."""
+        from kafka.errors import KafkaError
+
+        from stream.kafka_source import consumer_for, latest_offsets
+
+        try:
+            if self._consumer is None:
+                self._consumer = consumer_for(self.bootstrap, self.security)
+            if not self._consumer.partitions_for_topic(self.topic):
+                return {}
+            return {int(p): e for p, e in latest_offsets(self._consumer, self.topic).items()}
+        except (KafkaError, RuntimeError, TimeoutError, OSError) as exc:
+            LOG.debug(f"dead-letter topic {self.topic!r}: end not read ({exc})")
+            return None
+
     def stored_offsets(self, con: Any) -> dict[int, int]:
         rows = con.execute("SELECT kafka_partition, max(kafka_offset) + 1 FROM dead_letters "
                            "WHERE source_topic = ? GROUP BY 1", [self.topic]).fetchall()

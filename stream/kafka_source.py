@@ -110,8 +110,11 @@ def latest_offsets(consumer: Any, topic: str) -> dict[str, int]:
             last = -1
             deadline = time.monotonic() + 5.0
             while last < 0 and time.monotonic() < deadline:
-                for rec in consumer.poll(timeout_ms=500).get(tp, []):
-                    last = max(last, rec.offset)
+                try:
+                    for rec in consumer.poll(timeout_ms=500).get(tp, []):
+                        last = max(last, rec.offset)
+                except UnreadableBatch as bad:  # the last batch cannot be read: it ends there
+                    last = max(last, bad.after - 1)  # (the reader dead-letters it)
             end = max(end, last + 1, int(consumer.highwater(tp) or 0))
         result[str(tp.partition)] = end
     return result

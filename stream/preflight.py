@@ -87,7 +87,7 @@ def check_backend(cfg: Config, backend: str | None = None) -> None:
     short by a killed `train`, was found only inside Spark's Python workers: ~190 lines of
     traces) and its encoder's cache directory can be written (a read-only HOME: ~500 lines).
     Raises the backend's one-line BackendError."""
-    ext = cfg.extractor
+    ext = cfg.extractor_settings  # the topic heads directory as the workers resolve it
     if "learned" not in {backend or ext.backend, *ext.fallback, ext.cascade_to}:
         return
     from scoring.extractors.learned import HEADS_DIR, load_heads

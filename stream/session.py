@@ -77,8 +77,13 @@ def _utf8_jvm_locale() -> None:
     encode a working directory or checkpoint path with non-ASCII characters and fails to start
     (ExceptionInInitializerError) or to write offsets ("Malformed input"). Under a locale that
     is not UTF-8 the JVM and the Python workers are started with LC_ALL=C.UTF-8."""
-    if codecs.lookup(locale.getpreferredencoding(False)).name != "utf-8":
-        LOG.debug(f"locale {locale.getpreferredencoding(False)}: Spark runs with LC_ALL=C.UTF-8")
+    codeset = locale.nl_langinfo(locale.CODESET)  # the C library's: what the JVM reads
+    try:  # (not Python's preferred encoding: UTF-8 mode makes that utf-8 under LC_ALL=C)
+        utf8 = codecs.lookup(codeset).name == "utf-8"
+    except LookupError:
+        utf8 = False
+    if not utf8:
+        LOG.debug(f"locale codeset {codeset}: Spark runs with LC_ALL=C.UTF-8")
         os.environ["LC_ALL"] = "C.UTF-8"
 
 

@@ -220,11 +220,14 @@ class DuckDBSink:
         ``max_bytes`` in memory), each in its own transaction, with the same offset resume and
         key de-duplication as a batch's chunk (exactly once). It holds the gate for one chunk at
         a time and gives way to a micro-batch that waits for it; with `wait` False it begins no
-        chunk while a batch runs (the next call goes on). It stops at a stop of the stream
+        chunk while a batch runs (the next call goes on). It stops at the topic's end as it was
+        when the call began (dead letters arriving meanwhile are the next call's: a steady
+        stream of them kept a run's final drain going), at a stop of the stream
         (:meth:`drain`) or when `stopping()`. Returns how many rows it stored."""
         drain, stored = self.dead_letters, 0
         if drain is None:
             return 0
+        target = drain.ends()
         while not (self._closing or stopping() or self._knock.is_set()):
             if not self._gate.acquire(blocking=wait):
                 break
@@ -242,7 +245,9 @@ class DuckDBSink:
                         raise
                 drain.advance(rows)
                 stored += len(rows)
-                if drain.position == before:  # the end of the topic (or a broker away)
+                now = drain.position or {}
+                if now == before or (target is not None and all(  # no progress, or the end
+                        now.get(p, 0) >= end for p, end in target.items())):
                     break
             finally:
                 self._gate.release()

@@ -43,3 +43,23 @@ def test_an_unwritable_encoder_cache_stops_the_stream_in_one_line(tmp_path: Path
     rc, err, _ = _stream(tmp_path, POLARWATCH_CACHE_DIR=str(blocker / "polarwatch"))
     assert rc == 2, err
     assert len(err) == 1 and "cache directory" in err[0] and "POLARWATCH_CACHE_DIR" in err[0]
+
+
+def test_the_topic_heads_are_those_next_to_the_config_file_not_the_working_directory(
+        tmp_path: Path) -> None:
+    """[extractor] learned_topic_heads_dir is relative to the config file (as the workers read
+    it): a damaged head there is refused from any directory; one under the working directory's
+    own .polarwatch/heads is not the stream's and refuses nothing."""
+    config_dir, elsewhere = tmp_path / "cfg", tmp_path / "elsewhere"
+    for d in (config_dir, elsewhere):
+        (d / ".polarwatch" / "heads").mkdir(parents=True)
+    for name in ("polarwatch.toml", "topics.toml"):
+        (config_dir / name).write_bytes((REPO / name).read_bytes())
+    (elsewhere / ".polarwatch" / "heads" / "stance_other.npz").write_bytes(b"")
+    env = {"POLARWATCH_CONFIG": str(config_dir / "polarwatch.toml"),
+           "POLARWATCH_EXTRACTOR_LEARNED_TOPIC_HEADS_DIR": ".polarwatch/heads"}
+    rc, err, _ = _stream(elsewhere, **env)  # the damaged head is not the stream's
+    assert rc == 2 and len(err) == 1 and "no Kafka broker answers" in err[0], err
+    (config_dir / ".polarwatch" / "heads" / "stance_mine.npz").write_bytes(b"")
+    rc, err, _ = _stream(elsewhere, **env)
+    assert rc == 2 and len(err) == 1 and "stance_mine.npz" in err[0], err

@@ -5,6 +5,8 @@ for posts that might never come, and an idle `stream --continuous` stored nothin
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -102,3 +104,40 @@ def test_the_sink_drains_a_backlog_chunk_by_chunk_to_the_end(
     assert sink.store_ingest_dead_letters() == 250
     assert sink.store_ingest_dead_letters() == 0  # at the end: nothing twice
     assert _counts(cfg)[:3] == (250, 250, 250)
+
+
+def test_the_drain_ends_at_the_end_it_began_with_while_dead_letters_keep_coming(
+        broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """Each chunk read to the topic's end as it stood then, and the loop stopped only at a
+    chunk with no progress: under a steady trickle of new dead letters a run's final drain
+    never ended (a review saw it still going at 40 s with 50 a second). It ends at the end it
+    began with; the trickle is the next call's."""
+    cfg = _config(broker, tmp_path)
+    sink = _sink(cfg.warehouse_path, cfg.broker.bootstrap_servers, cfg.topics.dead_letter)
+    assert sink.dead_letters is not None
+    sink.dead_letters.max_records = 20
+    _reject(cfg, range(200))
+    stop, sent = threading.Event(), [0]
+
+    def trickle() -> None:  # a dead letter every 10 ms, each its own send (a new end each time)
+        with _producer(cfg) as producer:
+            while not stop.is_set() and sent[0] < 5_000:
+                producer.send_raw(b"{", origin=("trickle.jsonl", 1_000 + sent[0]))
+                producer.flush()
+                sent[0] += 1
+                stop.wait(0.01)
+
+    feeder = threading.Thread(target=trickle, daemon=True)
+    feeder.start()
+    try:
+        stored, t0 = [0], time.monotonic()
+        drainer = threading.Thread(target=lambda: stored.__setitem__(
+            0, sink.store_ingest_dead_letters()), daemon=True)
+        drainer.start()
+        drainer.join(60)
+        assert not drainer.is_alive(), f"still draining after 60 s ({sent[0]:,} sent meanwhile)"
+        assert stored[0] >= 200 and time.monotonic() - t0 < 60
+    finally:
+        stop.set()
+        feeder.join(30)
+        sink.dead_letters.close()

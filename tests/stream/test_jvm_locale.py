@@ -24,11 +24,16 @@ spark.stop()
 """
 
 
-def test_spark_starts_under_an_ascii_locale_in_a_non_ascii_directory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("utf8_mode", ["0", None])  # None: Python turns its UTF-8 mode on
+def test_spark_starts_under_an_ascii_locale_in_a_non_ascii_directory(
+        tmp_path: Path, utf8_mode: str | None) -> None:
     here = tmp_path / "dir ü x"
     here.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "LC_ALL": "C", "PYTHONUTF8": "0"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LC_ALL": "C"}
     env.pop("PYTHONIOENCODING", None)
+    env.pop("PYTHONUTF8", None)
+    if utf8_mode is not None:
+        env["PYTHONUTF8"] = utf8_mode
     proc = subprocess.run([sys.executable, "-c", PROBE], cwd=here, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "rows 3" in proc.stdout, proc.stderr[-3000:]

@@ -94,3 +94,23 @@ def test_unreadable_batches_and_oversize_values_are_dead_letters(
         assert f"more than {record_batches.MAX_BATCH_BYTES:,} bytes" in reason, reasons
     assert f"more than the {MAX_RECORD_BYTES:,} allowed" in reasons[3]
     assert dead[3][2] == MAX_RECORD_BYTES + 2  # the real size, not the part kept
+
+
+def test_a_topic_ending_in_an_unreadable_batch_has_an_end(
+        broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """latest_offsets reads the last record of each partition (the broker's ListOffsets answer
+    is wrong): when the last batch cannot be unpacked it raised, and no stream could start
+    (the preflight printed a 58-line traceback, `stream --reset` stopped) until something
+    readable came after it. The batch ends the partition; the reader dead-letters it."""
+    from ingest.broker import ensure_topics
+    from stream.kafka_source import consumer_for, latest_offsets
+
+    cfg = load_config(REPO / "polarwatch.toml", env=stream_env(broker.bootstrap, tmp_path))
+    ensure_topics(broker.bootstrap, [cfg.topics.posts], 1)
+    _send(broker.bootstrap, cfg.topics.posts, "none", [_post(0)])
+    _send(broker.bootstrap, cfg.topics.posts, "snappy", [_post(1)])  # no snappy here
+    consumer = consumer_for(broker.bootstrap, cfg.kafka_options())
+    try:
+        assert latest_offsets(consumer, cfg.topics.posts) == {"0": 2}
+    finally:
+        consumer.close()
