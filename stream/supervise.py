@@ -79,8 +79,8 @@ def _failure(query: Any, timeout: float | None, stopping: Callable[[], bool],
     try:
         while True:
             left = POLL_S if deadline is None else min(POLL_S, deadline - clock())
-            if left <= 0:
-                return None
+            if left < 0.001:  # pyspark passes whole milliseconds: 0 ms is refused by Spark
+                return None  # ("requirement failed: Timeout has to be positive")
             # True: it ended (None, from a query object without the bool, counts as ended)
             if query.awaitTermination(left) is not False:
                 break

@@ -11,7 +11,7 @@ import threading
 import time
 import warnings
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pytest
@@ -201,3 +201,18 @@ def test_a_batch_refused_by_a_stop_between_batches_ends_the_supervision_quietly(
     sleeps: list[float] = []
     assert supervise(start, sleep=sleeps.append) == 0
     assert len(starts) == 1 and not sleeps
+
+
+def test_a_deadline_less_than_a_millisecond_away_is_the_end_of_the_wait(spark: Any) -> None:
+    """pyspark hands awaitTermination whole milliseconds: 0.4 ms left became 0, Spark refused it
+    ("requirement failed: Timeout has to be positive") and the stream stopped as if the query
+    had failed (seen once in an idle --continuous run ending at its timeout)."""
+    from stream.supervise import _failure
+
+    query = (spark.readStream.format("rate").load().writeStream.format("noop")
+             .queryName("deadline_probe").start())
+    ticks = iter([100.0, 100.9996])  # the deadline set at 101.0, then 0.4 ms before it
+    try:
+        assert _failure(query, 1.0, lambda: False, lambda: next(ticks, 101.0)) is None
+    finally:
+        query.stop()
