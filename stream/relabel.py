@@ -3,9 +3,9 @@
 Stored labels are never rewritten silently: the run reports, per label, the counts before and
 after and how many changed, and every post it labels records which backend and head produced
 its labels now (``posts.labelled_by``, e.g. ``learned:stance_climate@1a2b3c4d5e6f``, and
-``posts.relabelled_at``). ``--dry-run`` labels the posts and their replies' agreement too and
-runs the same transaction, then rolls it back: it reports every count a run would (labels,
-agreement, interactions, windows) and writes nothing.
+``posts.relabelled_at``). ``--dry-run`` labels the posts and reports their label changes; it
+only reads (never the writer's lock, which a running stream needs), so the replies' agreement,
+interactions and windows are counted by a real run.
 
 In one transaction it updates the posts' own labels (stance, affect, emotion, intensity and
 their confidences, backend, explanation), deletes the interactions whose reply or parent it
@@ -83,11 +83,14 @@ class RelabelRun:
             out.append(f"  {name}: before {show(self.before.get(name, Counter()))} -> after "
                        f"{show(self.after.get(name, Counter()))} "
                        f"({self.changed.get(name, 0):,} changed)")
-        would = "would be " if self.dry_run else ""
-        out.append(f"  agreement of the {sum(self.agreement_after.values()):,} replies "
-                   f"paired with them: before {show(self.agreement_before)} -> after "
-                   f"{show(self.agreement_after)}; {self.interactions:,} interactions "
-                   f"{would}scored again, {self.windows:,} windows {would}recomputed")
+        if self.dry_run:
+            out.append("  (a dry run reads only: the replies' agreement, their interactions and "
+                       "windows are labelled and counted by a run without --dry-run)")
+        else:
+            out.append(f"  agreement of the {sum(self.agreement_after.values()):,} replies "
+                       f"paired with them: before {show(self.agreement_before)} -> after "
+                       f"{show(self.agreement_after)}; {self.interactions:,} interactions "
+                       f"scored again, {self.windows:,} windows recomputed")
         if self.stale or self.kept_agreement:
             out.append(f"  {self.stale:,} posts whose labels changed while this run labelled "
                        f"them were left as they are (run relabel again for them); "
@@ -163,10 +166,10 @@ def label_posts(extractor: Extractor, posts: pd.DataFrame, progress: bool) -> li
     return out
 
 
-def _read(path: Any, where: str, params: list[Any], known: list[str]
+def _read(path: Any, where: str, params: list[Any], known: list[str], paired: bool
           ) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame]:
-    """The posts to label (configured topics), the other topics' post counts, and the replies
-    paired with those posts, with their parents' texts."""
+    """The posts to label (configured topics), the other topics' post counts, and (with
+    `paired`) the replies paired with those posts, with their parents' texts."""
     with connect(path, read_only=True) as con:
         posts = con.execute(f"SELECT platform, id, text, topic, created_at, stance, affect, "
                             f"emotion, labelled_by, relabelled_at FROM posts WHERE {where} "
@@ -176,7 +179,7 @@ def _read(path: Any, where: str, params: list[Any], known: list[str]
                                  f"list_contains(?, topic) GROUP BY topic ORDER BY topic",
                                  [*params, known]).fetchall())
         replies = pd.DataFrame(columns=["platform", "id", "text", "topic", "parent_text"])
-        if not posts.empty:
+        if paired and not posts.empty:
             con.register("relabel_batch", posts[["platform", "id"]])
             replies = con.execute(PAIRS_TO_LABEL_SQL).df()
             con.unregister("relabel_batch")
@@ -214,7 +217,7 @@ def _relabel(cfg: Config, since: datetime | timedelta | None,
         raise ConfigError(f"--since {lo:%Y-%m-%d %H:%M:%S} is not before --until "
                           f"{hi:%Y-%m-%d %H:%M:%S} (UTC): the range holds no post; swap them")
     where, params = _where(lo, hi, topic)
-    posts, other, replies = _read(path, where, params, [t.id for t in topics])
+    posts, other, replies = _read(path, where, params, [t.id for t in topics], not dry_run)
     backend = backend or cfg.extractor.backend
     run = RelabelRun(lo, hi, topic, backend, n_posts=len(posts), dry_run=dry_run,
                      unconfigured=other)
@@ -236,18 +239,12 @@ def _relabel(cfg: Config, since: datetime | timedelta | None,
         run.after[name] = Counter(new[name])
         run.changed[name] = int((posts[name].to_numpy() != new[name].to_numpy()).sum())
     run.labelled_by = Counter(new["labelled_by"])
-    agreement = label_replies(extractor, replies)
-    state["phase"] = "before the write committed"
-    try:
-        _write(cfg, run, new, posts, agreement, dry_run)
-    except _RolledBack:
-        return run  # the dry run: counted, then rolled back
-    state["phase"] = "after the write committed"
+    if not dry_run:  # a dry run only reads: it never takes the writer's lock from the stream
+        agreement = label_replies(extractor, replies)
+        state["phase"] = "before the write committed"
+        _write(cfg, run, new, posts, agreement)
+        state["phase"] = "after the write committed"
     return run
-
-
-class _RolledBack(Exception):
-    """Ends a dry run's transaction after its counts: :func:`transaction` rolls it back."""
 
 
 # the replies paired with a batch of posts (the reply or its parent is in it), as the sink
@@ -309,10 +306,9 @@ def _stored_agreement(con: Any) -> dict[PairKey, Labels]:
 
 
 def _write(cfg: Config, run: RelabelRun, new: pd.DataFrame, posts: pd.DataFrame,
-           agreement: dict[PairKey, Labels], dry_run: bool = False) -> None:
+           agreement: dict[PairKey, Labels]) -> None:
     """One short transaction: the labels of the posts still as read, their pairs scored again
-    (agreement labelled before; no backend call here), their windows recomputed. With
-    `dry_run`, the counts are taken and the transaction is rolled back (raises _RolledBack)."""
+    (agreement labelled before; no backend call here), their windows recomputed."""
     from stream.pairing import score_new_pairs
     from stream.sink import interval_sql
     from stream.windows import update_windows
@@ -358,5 +354,3 @@ def _write(cfg: Config, run: RelabelRun, new: pd.DataFrame, posts: pd.DataFrame,
         con.execute("DROP TABLE relabel_fresh")
         con.unregister("post_batch")
         con.unregister("relabel_batch")
-        if dry_run:
-            raise _RolledBack
