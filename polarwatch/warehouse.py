@@ -144,10 +144,19 @@ def _require_encodable(path: Path) -> None:
     encoding that is not UTF-8 (LC_ALL=C, a Latin-9 locale) a non-ASCII path names another
     file, or fails inside DuckDB with std::bad_cast. Refused in one line with the fix."""
     text = str(path.absolute())
-    if text.isascii() or codecs.lookup(sys.getfilesystemencoding()).name == "utf-8":
+    if text.isascii():
+        return
+    shown = text.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates escaped
+    if codecs.lookup(sys.getfilesystemencoding()).name == "utf-8":
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8 in the name (a Latin-1 copy)
+            raise WarehouseUnreadable(
+                f"{shown}: DuckDB cannot open a path whose name is not UTF-8; rename the file or "
+                f"its directory, or point [warehouse] path at another one") from None
         return
     raise WarehouseUnreadable(
-        f"{text}: DuckDB cannot open a path with non-ASCII characters under this locale's "
+        f"{shown}: DuckDB cannot open a path with non-ASCII characters under this locale's "
         f"file-system encoding ({sys.getfilesystemencoding()}); run polarwatch in UTF-8 mode "
         f"(PYTHONUTF8=1, or a UTF-8 locale such as LC_ALL=C.UTF-8), or use an ASCII path")
 

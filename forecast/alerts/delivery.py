@@ -74,6 +74,7 @@ from forecast.alerts.state import (
     utc,
 )
 from forecast.alerts.webhooks import (
+    LOG_LOCK,
     Alert,
     DeliveryResult,
     Endpoint,
@@ -302,8 +303,15 @@ def _deliver(endpoints: list[Endpoint], pending: list[Alert], path: Path, retry:
                for n in range(min(MAX_PARALLEL, len(endpoints)))]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    try:
+        for t in threads:
+            t.join()
+    except KeyboardInterrupt:
+        # a thread killed at exit inside a DuckDB write aborts the process (exit 134, "FATAL:
+        # exception not rethrown"): take the delivery log's lock, held from here on, so none
+        # is in one or begins one (each write is a short transaction: a moment's wait)
+        LOG_LOCK.acquire()
+        raise
     if errors:
         raise errors[0]
     return got

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 PROBE = """
 import sys
@@ -41,3 +43,16 @@ def test_a_non_ascii_path_under_an_ascii_locale_is_refused_with_the_fix(tmp_path
     assert list(directory.iterdir()) == []  # nothing created, under this name or another
     assert _run(directory, {"PYTHONUTF8": "1"}) == "opened"  # the fix it names works
     assert [p.name for p in directory.iterdir()] == ["w.duckdb"]
+
+
+def test_a_warehouse_name_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Under a UTF-8 locale a name with a Latin-1 byte (Python holds it with a lone surrogate)
+    ended in DuckDB's `RuntimeError: std::bad_cast` traceback."""
+    from polarwatch.errors import WarehouseUnreadable
+    from polarwatch.warehouse import connect
+
+    path = tmp_path / os.fsdecode(b"caf\xe9.duckdb")
+    with pytest.raises(WarehouseUnreadable, match=r"caf\\udce9\.duckdb: DuckDB cannot open a "
+                                                  r"path whose name is not UTF-8"), connect(path):
+        pass
+    assert list(tmp_path.iterdir()) == []
