@@ -10,6 +10,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import os
 import socket
 import threading
 import time
@@ -36,7 +37,10 @@ REPO = Path(__file__).resolve().parents[2]
 DURATION = 3.0
 LATE = 1.5  # how much past its deadline a run may end
 STALL_MAX_S = 20.0  # a stalled server gives up after this (ends the test even without the fix)
-PORTS = range(19600, 19700)
+# fixed ports (a server restarted at the same URL keeps its port); each pytest-xdist worker its
+# own fifty, so a worker's server never takes a port another worker's test expects to be its own
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+PORTS = range(19600 + 50 * _WORKER, 19650 + 50 * _WORKER)
 TOPIC = "gun_control"
 STATUSES = [status(n, f"#GunControl now ({n})") for n in range(1, 13)]
 JS_MESSAGES = [js_post(i, f"Gun control is overdue #guncontrol ({i})") for i in range(1, 11)]

@@ -148,7 +148,8 @@ def test_a_beat_that_cannot_be_written_never_stops_the_writer(
     writer = HeartbeatWriter(warehouse, every_s=0.1).start()
     time.sleep(0.5)
     assert writer.beats == 0
-    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warned = [r.getMessage() for r in caplog.records  # (a kafka client another test left
+              if r.levelno == logging.WARNING and r.name == "stream.heartbeat"]  # may warn too)
     assert len(warned) == 1 and "could not write the stream heartbeat" in warned[0]
     heartbeat_path(warehouse).rmdir()  # fixed: the next beat is written
     deadline = time.monotonic() + 10
