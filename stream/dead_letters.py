@@ -144,29 +144,37 @@ class DeadLetterDrain:
         """The topic's end per partition now (None: the broker or topic cannot be read)."""
         from kafka.errors import KafkaError
 
-        from stream.kafka_source import consumer_for, latest_offsets
+        from stream.kafka_source import latest_offsets
 
         try:
-            if self._consumer is None:
-                self._consumer = consumer_for(self.bootstrap, self.security)
-            if not self._consumer.partitions_for_topic(self.topic):
-                return {}
-            return {int(p): e for p, e in latest_offsets(self._consumer, self.topic).items()}
+            consumer = self._topic_consumer()
+            return {} if consumer is None else {
+                int(p): e for p, e in latest_offsets(consumer, self.topic).items()}
         except (KafkaError, RuntimeError, TimeoutError, OSError) as exc:
             LOG.debug(f"dead-letter topic {self.topic!r}: end not read ({exc})")
             return None
+
+    def _topic_consumer(self) -> Any:
+        """This drain's consumer (made once), or None while the topic does not exist."""
+        from stream.kafka_source import consumer_for
+
+        if self._consumer is None:
+            self._consumer = consumer_for(self.bootstrap, self.security)
+        return self._consumer if self._consumer.partitions_for_topic(self.topic) else None
 
     def stored_offsets(self, con: Any) -> dict[int, int]:
         rows = con.execute("SELECT kafka_partition, max(kafka_offset) + 1 FROM dead_letters "
                            "WHERE source_topic = ? GROUP BY 1", [self.topic]).fetchall()
         return {int(p): int(o) for p, o in rows}
 
-    def fetch(self, path: str | Path, now: datetime) -> pd.DataFrame:
+    def fetch(self, path: str | Path, now: datetime,
+              ends: dict[int, int] | None = None) -> pd.DataFrame:
         """The dead letters not stored yet (at most ``max_records``), read *before* the sink
         opens its transaction, so the DuckDB file is not held while Kafka answers. Call
         :meth:`advance` after the rows are committed, :meth:`forget` when they were not. A
         broker that cannot be reached, or a topic that does not exist yet, gives an empty
-        frame: the records stay in the topic for a later batch."""
+        frame: the records stay in the topic for a later batch. `ends` (from :meth:`ends`):
+        read up to these offsets, not to the topic's end as it is now."""
         from kafka.errors import KafkaError
 
         if self._next is None:  # first batch, or after a failed one: what the table says
@@ -174,12 +182,12 @@ class DeadLetterDrain:
                 self._next = self.stored_offsets(con)
         self._read_end = {}
         try:
-            rows, ends = self._read(self._next, now)
+            rows, read_to = self._read(self._next, now, ends)
         except (KafkaError, RuntimeError, TimeoutError, OSError) as exc:
             LOG.warning(f"dead-letter topic {self.topic!r} not drained this batch: {exc}")
             self.close()
             return frame([])
-        self._read_end = ends
+        self._read_end = read_to
         return frame(self._not_stored(path, rows))
 
     def _not_stored(self, path: str | Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -223,17 +231,16 @@ class DeadLetterDrain:
         self._next = None
         self._read_end = {}
 
-    def _read(self, start: dict[int, int], now: datetime
+    def _read(self, start: dict[int, int], now: datetime, until: dict[int, int] | None = None
               ) -> tuple[list[dict[str, Any]], dict[int, int]]:
-        """The dead letters after `start` and the next offset per partition read."""
+        """The dead letters after `start` (up to `until`, else to the topic's end) and the next
+        offset per partition read."""
         from kafka import TopicPartition
 
-        from stream.kafka_source import consumer_for, latest_offsets
+        from stream.kafka_source import latest_offsets
 
-        if self._consumer is None:
-            self._consumer = consumer_for(self.bootstrap, self.security)
-        consumer = self._consumer
-        if not consumer.partitions_for_topic(self.topic):
+        consumer = self._topic_consumer()
+        if consumer is None:
             return [], {}
         rows: list[dict[str, Any]] = []
         ends: dict[int, int] = {}
@@ -242,8 +249,9 @@ class DeadLetterDrain:
         def full() -> bool:
             return len(rows) >= self.max_records or kept >= self.max_bytes
 
-        for part, end in sorted(latest_offsets(consumer, self.topic).items()):
-            p = int(part)
+        if until is None:
+            until = {int(p): e for p, e in latest_offsets(consumer, self.topic).items()}
+        for p, end in sorted(until.items()):
             nxt = start.get(p, 0)
             if nxt >= end or full():
                 continue

@@ -120,6 +120,14 @@ def latest_offsets(consumer: Any, topic: str) -> dict[str, int]:
     return result
 
 
+def regressed(read: dict[str, int], ends: dict[str, int]) -> str:
+    """The partitions whose end on the broker lies before the offset already read, as
+    "partition 0: checkpoint at 9, broker at 0, …" ("" when none did)."""
+    behind = {p: (o, ends.get(p, 0)) for p, o in read.items() if ends.get(p, 0) < o}
+    return ", ".join(f"partition {p}: checkpoint at {o}, broker at {e}"
+                     for p, (o, e) in sorted(behind.items(), key=lambda i: int(i[0])))
+
+
 def cap_offsets(start: dict[str, int], end: dict[str, int], budget: int) -> dict[str, int]:
     """Spend a row budget across partitions in proportion to what each has left, so that
     partitions move through a backlog together (roughly in step in event time: one partition
@@ -177,11 +185,8 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def latestOffset(self, start: dict, limit: ReadLimit) -> dict:
         latest = self._target if self._target is not None else self._latest()
-        regressed = {p: (start[p], latest.get(p, 0)) for p in start
-                     if latest.get(p, 0) < start[p]}
-        if regressed:
-            detail = ", ".join(f"partition {p}: checkpoint at {s}, broker at {e}"
-                               for p, (s, e) in sorted(regressed.items()))
+        detail = regressed(start, latest)
+        if detail:
             raise OffsetRegressionError(
                 f"offsets of topic {self.topic!r} went backwards ({detail}): the broker was reset "
                 f"or the topic recreated. Refusing to re-read or skip records. To start over "

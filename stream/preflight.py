@@ -51,7 +51,7 @@ def check_offsets(cfg: Config, checkpoint: Path) -> None:
     A checkpoint, broker or topic that cannot be read says nothing here (the query does)."""
     from kafka.errors import KafkaError
 
-    from stream.kafka_source import consumer_for, latest_offsets
+    from stream.kafka_source import consumer_for, latest_offsets, regressed
 
     read = checkpoint_offsets(checkpoint)
     if not read or not any(read.values()):
@@ -69,10 +69,8 @@ def check_offsets(cfg: Config, checkpoint: Path) -> None:
         return
     finally:
         consumer.close()
-    behind = {p: (o, ends.get(p, 0)) for p, o in read.items() if ends.get(p, 0) < o}
-    if behind:
-        detail = ", ".join(f"partition {p}: checkpoint at {o}, broker at {e}"
-                           for p, (o, e) in sorted(behind.items(), key=lambda i: int(i[0])))
+    detail = regressed(read, ends)
+    if detail:
         gone = "" if ends else f" (the broker has no topic {topic!r})"
         raise StreamError(
             f"offsets of topic {topic!r} went backwards ({detail}){gone}: the broker was reset "

@@ -235,7 +235,7 @@ class DuckDBSink:
                 if self._closing:
                     break
                 before = drain.position
-                rows = drain.fetch(self.path, datetime.now(UTC))
+                rows = drain.fetch(self.path, datetime.now(UTC), target)
                 if len(rows):
                     try:
                         with transaction(self.path) as con:
