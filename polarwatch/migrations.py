@@ -83,6 +83,13 @@ def _roots_without_parent(con: Any) -> None:  # (stored as given before the root
     con.execute("UPDATE posts SET parent_id = NULL WHERE parent_id = id OR parent_id = ''")
 
 
+def _dead_letter_generations(con: Any) -> None:
+    if "topic_generation" not in _primary_key(con, "dead_letters"):  # every older row: life 0
+        _rebuild(con, "dead_letters", "SELECT * FROM {old}")
+    for view in VIEWS.values():
+        con.execute(view)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "every missing table and view, created from the contracts (a file from before "
                  "versioning keeps its tables and rows)", _create_tables_and_views),
@@ -107,5 +114,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "posts: a parent_id that is empty or the post's own id is NULL (a root, as "
                  "polarwatch.validation.parent_of stores it now; it counted as an orphan reply)",
               _roots_without_parent),
+    Migration(10, "dead_letters: topic_generation in the key (a dead-letter topic begun again "
+                  "after a memory broker's restart reuses its offsets; older rows are 0)",
+              _dead_letter_generations),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -116,7 +116,8 @@ class DeadLetter:
     topic: ``source_topic`` is that topic) and from the stream (the posts topic). ``raw`` is cut
     to ``records.MAX_DEAD_LETTER_BYTES``; ``raw_size`` is the original size in bytes."""
 
-    PRIMARY_KEY: ClassVar[tuple[str, ...]] = ("source_topic", "kafka_partition", "kafka_offset")
+    PRIMARY_KEY: ClassVar[tuple[str, ...]] = ("source_topic", "topic_generation",
+                                              "kafka_partition", "kafka_offset")
 
     source_topic: str
     kafka_partition: int
@@ -130,6 +131,10 @@ class DeadLetter:
     # ingest's identity of the record (source, position, bytes; records.DEAD_LETTER_KEY_HEADER):
     # one row per key. NULL for the stream's rejects and dead letters sent without one
     dead_letter_key: str | None
+    # which life of `source_topic` the offset belongs to: 0, then one more each time the drain
+    # finds the topic begun again (a memory broker restarted: offsets count from 0 again;
+    # stream/topic_generation.py). The stream's own rejects are 0.
+    topic_generation: Annotated[int, "INTEGER DEFAULT 0"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -277,12 +277,15 @@ def prune(con: Any, keep_days: float, now: datetime) -> dict[str, int]:
                                         [cutoff]))
             if deleted[table]:
                 con.execute(f"DELETE FROM {table} WHERE created_at < ?", [cutoff])
-    # the newest dead letter of each topic partition stays: the sink's dead-letter drain
-    # resumes after it (stream/dead_letters.py)
-    old_dead = """FROM dead_letters d WHERE seen_at < ? AND kafka_offset < (
-                      SELECT max(kafka_offset) FROM dead_letters n
+    # the newest dead letter of each topic partition (newest generation, highest offset)
+    # stays: the sink's dead-letter drain resumes after it (stream/dead_letters.py)
+    old_dead = """FROM dead_letters d WHERE seen_at < ? AND EXISTS (
+                      SELECT 1 FROM dead_letters n
                       WHERE n.source_topic = d.source_topic
-                        AND n.kafka_partition = d.kafka_partition)"""
+                        AND n.kafka_partition = d.kafka_partition
+                        AND (n.topic_generation > d.topic_generation
+                             OR (n.topic_generation = d.topic_generation
+                                 AND n.kafka_offset > d.kafka_offset)))"""
     deleted["dead_letters"] = int(scalar(con, f"SELECT count(*) {old_dead}", [now - span]))
     if deleted["dead_letters"]:
         con.execute(f"DELETE {old_dead}", [now - span])

@@ -12,8 +12,10 @@ an :class:`IdleDrainer` every ``IDLE_DRAIN_EVERY_S`` under ``stream --continuous
 
 The drain resumes after the highest offset per partition stored for the dead-letter topic (read
 from the table at start and after a failed batch, then kept in memory), and rows are keyed by
-(topic, partition, offset), so a batch that is rolled back or replayed neither loses nor
-duplicates a dead letter. It reads Kafka before the sink opens its DuckDB transaction.
+(topic, generation, partition, offset), so a batch that is rolled back or replayed neither loses
+nor duplicates a dead letter. A topic begun again (a memory broker restarted) is found before the
+drain resumes and read from offset 0 as the next generation (stream/topic_generation.py). It
+reads Kafka before the sink opens its DuckDB transaction.
 
 Ingest sends a record again after ``--restart`` or a crash (at a new offset); such a dead letter
 carries the same key header (``records.DEAD_LETTER_KEY_HEADER``: its source, position and bytes,
@@ -45,6 +47,7 @@ from polarwatch.validation import cut_reason
 from polarwatch.warehouse import connect
 from stream.group_offsets import STREAM_GROUP, GroupCommitter
 from stream.record_batches import UnreadableBatch
+from stream.topic_generation import begun_again, stored_lives
 
 LOG = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ DRAIN_STALL_S = 5.0  # stop draining a partition when no record arrives for this
 COLUMNS = ["source_topic", "kafka_partition", "kafka_offset", "reason", "raw", "seen_at",
            "source", "raw_size", "rejected_at"]
 KEY_COLUMN = "dead_letter_key"  # in the drained frames too; stored by stream/sink.py
+GENERATION_COLUMN = "topic_generation"  # ... and the topic's life the rows were read from
 KEY_CHARS = frozenset("0123456789abcdef")  # a key is a sha256 in hex (ingest.producer)
 
 
@@ -113,11 +117,12 @@ def unreadable_row(topic: str, partition: int, offset: int, bad: UnreadableBatch
 def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Rows as a DataFrame with the ``dead_letters`` columns (and the key) and dtypes (also
     when empty)."""
-    df = pd.DataFrame(rows, columns=[*COLUMNS, KEY_COLUMN])
+    df = pd.DataFrame(rows, columns=[*COLUMNS, KEY_COLUMN, GENERATION_COLUMN])
+    df[GENERATION_COLUMN] = df[GENERATION_COLUMN].fillna(0)
     for col in ("seen_at", "rejected_at"):
         df[col] = pd.to_datetime(df[col], utc=True)
     return df.astype({"kafka_partition": "int32", "kafka_offset": "int64",
-                      "raw_size": "Int64"})
+                      "raw_size": "Int64", GENERATION_COLUMN: "int32"})
 
 
 class DeadLetterDrain:
@@ -133,6 +138,8 @@ class DeadLetterDrain:
         self.committer = GroupCommitter(bootstrap, STREAM_GROUP, topic, self.security)
         self._consumer: Any = None
         self._next: dict[int, int] | None = None  # next offset per partition to fetch
+        self._generation = 0  # the topic's life being read (stream/topic_generation.py)
+        self._last: dict[int, Any] = {}  # last rows stored, to compare before resuming
         self._read_end: dict[int, int] = {}  # ... after the last fetch (skipped resends too)
 
     @property
@@ -162,10 +169,37 @@ class DeadLetterDrain:
             self._consumer = consumer_for(self.bootstrap, self.security)
         return self._consumer if self._consumer.partitions_for_topic(self.topic) else None
 
-    def stored_offsets(self, con: Any) -> dict[int, int]:
-        rows = con.execute("SELECT kafka_partition, max(kafka_offset) + 1 FROM dead_letters "
-                           "WHERE source_topic = ? GROUP BY 1", [self.topic]).fetchall()
-        return {int(p): int(o) for p, o in rows}
+    def _resume_from_table(self, path: str | Path) -> None:
+        """Resume after the rows stored for the topic's newest generation; the broker is
+        compared with them (:meth:`_check_life`) before anything is read."""
+        with connect(path) as con:
+            self._generation, self._last = stored_lives(con, self.topic)
+        self._next = {p: last.offset + 1 for p, last in self._last.items()}
+
+    def _check_life(self, ends: dict[int, int] | None) -> None:
+        """The topic begun again since the last rows were stored (a memory broker restarted:
+        offsets count from 0 again): read it from offset 0 as the next generation. Raises
+        what the broker raises; waits while the topic does not exist."""
+        from stream.kafka_source import latest_offsets
+
+        consumer = self._topic_consumer()
+        if consumer is None or not self._last:
+            return
+        if ends is None:
+            ends = {int(p): e for p, e in latest_offsets(consumer, self.topic).items()}
+        why = begun_again(consumer, self.topic, self._last, ends, self._row_of)
+        self._last = {}
+        if why is not None:
+            self._generation += 1
+            self._next = {}
+            LOG.warning(f"dead-letter topic {self.topic!r} has begun again ({why}): the broker "
+                        f"was restarted without its storage, or the topic made again. Its "
+                        f"records are stored from offset 0 as generation {self._generation}; "
+                        f"the rows stored before are kept")
+
+    def _row_of(self, partition: int, rec: Any) -> dict[str, Any]:
+        return dead_letter_row(self.topic, partition, rec.offset, rec.timestamp, rec.value,
+                               rec.headers, datetime.now(UTC))
 
     def fetch(self, path: str | Path, now: datetime,
               ends: dict[int, int] | None = None) -> pd.DataFrame:
@@ -178,16 +212,18 @@ class DeadLetterDrain:
         from kafka.errors import KafkaError
 
         if self._next is None:  # first batch, or after a failed one: what the table says
-            with connect(path) as con:
-                self._next = self.stored_offsets(con)
+            self._resume_from_table(path)
         self._read_end = {}
         try:
-            rows, read_to = self._read(self._next, now, ends)
+            self._check_life(ends)
+            rows, read_to = self._read(self._next or {}, now, ends)
         except (KafkaError, RuntimeError, TimeoutError, OSError) as exc:
             LOG.warning(f"dead-letter topic {self.topic!r} not drained this batch: {exc}")
             self.close()
             return frame([])
         self._read_end = read_to
+        for row in rows:
+            row[GENERATION_COLUMN] = self._generation
         return frame(self._not_stored(path, rows))
 
     def _not_stored(self, path: str | Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -51,7 +51,7 @@ from polarwatch.warehouse import (
 )
 from scoring.rules import EXTREME_THRESHOLD
 from stream.dead_letters import COLUMNS as DEAD_LETTER_COLUMNS
-from stream.dead_letters import DeadLetterDrain
+from stream.dead_letters import GENERATION_COLUMN, KEY_COLUMN, DeadLetterDrain
 from stream.pairing import Labeler, lexicon_labeler, score_new_pairs
 from stream.resends import split_resends
 from stream.windows import update_windows
@@ -343,7 +343,7 @@ class DuckDBSink:
     @staticmethod
     def _store_dead(con: Any, rows: pd.DataFrame) -> None:
         # an ingest dead letter's key (stream/dead_letters.py) in the same transaction as its row
-        names = [c for c in (*DEAD_LETTER_COLUMNS, "dead_letter_key") if c in rows]
+        names = [c for c in (*DEAD_LETTER_COLUMNS, KEY_COLUMN, GENERATION_COLUMN) if c in rows]
         cols = ", ".join(f'"{c}"' for c in names)
         con.register("dl_batch", rows[names])
         con.execute(f"INSERT OR IGNORE INTO dead_letters ({cols}) SELECT {cols} FROM dl_batch")

@@ -35,10 +35,15 @@ def test_an_old_file_opens_gets_the_new_columns_and_keeps_its_rows(tmp_path: Pat
     init_schema(path)  # idempotent
     with connect(path, read_only=True) as con:
         names = [n for n, _ in table_columns(con, "dead_letters")]
-        rows = con.execute("SELECT kafka_offset, reason, source, raw_size FROM dead_letters"
-                           ).fetchall()
-    assert names[-4:] == ["source", "raw_size", "rejected_at", "dead_letter_key"]
-    assert rows == [(3, "malformed JSON: x", "stream", None)]
+        rows = con.execute("SELECT kafka_offset, reason, source, raw_size, topic_generation "
+                           "FROM dead_letters").fetchall()
+        key = con.execute("SELECT constraint_column_names FROM duckdb_constraints() WHERE "
+                          "table_name = 'dead_letters' AND constraint_type = 'PRIMARY KEY'"
+                          ).fetchall()
+    assert names[-5:] == ["source", "raw_size", "rejected_at", "dead_letter_key",
+                          "topic_generation"]
+    assert rows == [(3, "malformed JSON: x", "stream", None, 0)]
+    assert key == [(["source_topic", "topic_generation", "kafka_partition", "kafka_offset"],)]
 
 
 def test_the_sink_writes_dead_letters_into_an_old_file(tmp_path: Path) -> None:
@@ -101,22 +106,25 @@ def test_retention_prunes_old_posts_interactions_and_dead_letters(tmp_path: Path
         rows += [_post_row(f"r{day}", ts), _post_row(f"a{day}", ts, parent=f"r{day}")]
     rows.append(_post_row("x9", newest))  # the third post at `newest`: the event clock
     sink = DuckDBSink(path, "q", "posts", keep_days=3.5)
-    with connect(path) as con:  # dead letters stored 10 and 1 days ago on two partitions
-        for part, offset, age in ((0, 0, 10), (0, 1, 10), (0, 2, 1), (1, 0, 10)):
+    with connect(path) as con:  # dead letters stored 10 and 1 days ago on three partitions;
+        # partition 2's topic began again (generation 1) after offset 5 of generation 0
+        for part, offset, age, life in ((0, 0, 10, 0), (0, 1, 10, 0), (0, 2, 1, 0),
+                                        (1, 0, 10, 0), (2, 5, 10, 0), (2, 0, 10, 1)):
             con.execute("INSERT INTO dead_letters (source_topic, kafka_partition, "
-                        "kafka_offset, reason, raw, seen_at, source) VALUES "
-                        "('dead', ?, ?, 'r', '', now() - to_days(?), 'ingest')",
-                        [part, offset, age])
+                        "kafka_offset, reason, raw, seen_at, source, topic_generation) VALUES "
+                        "('dead', ?, ?, 'r', '', now() - to_days(?), 'ingest', ?)",
+                        [part, offset, age, life])
     res = sink.write(pd.DataFrame(rows), 0)
     assert res.posts == 21 and res.pruned > 0
     with connect(path, read_only=True) as con:
         kept = sorted(r[0] for r in con.execute("SELECT id FROM posts").fetchall())
         inter = sorted(r[0] for r in con.execute("SELECT post_id FROM interactions").fetchall())
-        dead = con.execute("SELECT kafka_partition, kafka_offset FROM dead_letters "
-                           "ORDER BY ALL").fetchall()
+        dead = con.execute("SELECT kafka_partition, kafka_offset, topic_generation "
+                           "FROM dead_letters ORDER BY ALL").fetchall()
     assert kept == sorted([*(f"{k}{d}" for d in (6, 7, 8, 9) for k in "ra"), "x9"])  # <= 3.5 d
     assert inter == ["a6", "a7", "a8", "a9"]
-    assert dead == [(0, 2), (1, 0)]  # old ones gone, the newest of each partition kept
+    # old ones gone, the newest of each partition (newest generation first) kept
+    assert dead == [(0, 2, 0), (1, 0, 0), (2, 0, 1)]
 
     res = sink.write(pd.DataFrame([_post_row("late", newest - timedelta(days=1))]), 1)
     assert res.pruned == 0  # at most once every PRUNE_EVERY_S

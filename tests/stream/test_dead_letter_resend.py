@@ -118,7 +118,12 @@ def test_a_version_7_warehouse_gains_the_key_column_and_keeps_its_dead_letters(
     path, new = tmp_path / "old.duckdb", tmp_path / "new.duckdb"
     init_schema(path)
     with connect(path) as con:  # as the previous schema version left it
-        con.execute("ALTER TABLE dead_letters DROP COLUMN dead_letter_key")
+        con.execute("DROP TABLE dead_letters")
+        con.execute(
+            "CREATE TABLE dead_letters (source_topic VARCHAR NOT NULL, kafka_partition INTEGER "
+            "NOT NULL, kafka_offset BIGINT NOT NULL, reason VARCHAR NOT NULL, raw VARCHAR, "
+            "seen_at TIMESTAMPTZ NOT NULL, source VARCHAR, raw_size BIGINT, rejected_at "
+            "TIMESTAMPTZ, PRIMARY KEY (source_topic, kafka_partition, kafka_offset))")
         con.execute("DELETE FROM schema_version WHERE version >= 8")
         con.execute("INSERT INTO dead_letters VALUES ('dead', 0, 7, 'malformed JSON: x', '{', "
                     "TIMESTAMPTZ '2026-03-01 00:00:00+00', 'ingest', 1, NULL)")

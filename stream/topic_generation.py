@@ -1,0 +1,88 @@
+"""Which life of the dead-letter topic the drain is reading.
+
+A memory broker loses its topics when it restarts, and the topics it makes again count their
+offsets from 0. ``dead_letters`` is keyed by (topic, generation, partition, offset), and the
+drain (stream/dead_letters.py) resumes after the highest offset stored for the topic's newest
+generation. Without a new generation, a new life's records at offsets already stored were
+skipped: the drain resumed past them, and their keys were taken.
+
+Before it resumes, the drain compares the last row it stored per partition with what the broker
+now holds at that offset. The topic has begun again (the next generation, from offset 0) when the
+partition now ends at or before that offset, or when the record there is another one (its broker
+time, bytes or ingest key differ). A record that cannot be fetched in time or unpacked says
+nothing: the drain resumes as stored.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from stream.record_batches import UnreadableBatch
+
+FETCH_WAIT_S = 5.0  # how long to wait for the stored last record when comparing
+
+
+@dataclass(frozen=True)
+class LastStored:
+    """The highest-offset row stored for one partition of a topic's newest generation."""
+
+    offset: int
+    raw: str | None
+    rejected_at: datetime | None
+    key: str | None
+
+
+def stored_lives(con: Any, topic: str) -> tuple[int, dict[int, LastStored]]:
+    """(the newest generation stored for `topic`, its last row per partition)."""
+    row = con.execute("SELECT max(topic_generation) FROM dead_letters WHERE source_topic = ?",
+                      [topic]).fetchone()
+    generation = int(row[0]) if row and row[0] is not None else 0
+    rows = con.execute(
+        "SELECT d.kafka_partition, d.kafka_offset, d.raw, d.rejected_at, d.dead_letter_key "
+        "FROM dead_letters d JOIN (SELECT kafka_partition, max(kafka_offset) AS o "
+        "  FROM dead_letters WHERE source_topic = ? AND topic_generation = ? GROUP BY 1) m "
+        "ON d.kafka_partition = m.kafka_partition AND d.kafka_offset = m.o "
+        "WHERE d.source_topic = ? AND d.topic_generation = ?",
+        [topic, generation, topic, generation]).fetchall()
+    return generation, {int(p): LastStored(int(o), raw, at, key) for p, o, raw, at, key in rows}
+
+
+def begun_again(consumer: Any, topic: str, last: dict[int, LastStored],
+                ends: dict[int, int], row_of: Any) -> str | None:
+    """Why the broker's `topic` is a new life of the one `last` was stored from, or None.
+    `ends`: the next offset per partition on the broker; `row_of(partition, record)`: the
+    ``dead_letters`` row the drain makes of a record (compared on raw, time and key)."""
+    for p, stored in sorted(last.items()):
+        end = ends.get(p, 0)
+        if end <= stored.offset:
+            return (f"partition {p} ends at offset {end}, but offset {stored.offset} was "
+                    f"stored from it")
+        rec = _record_at(consumer, topic, p, stored.offset)
+        if rec is None:
+            continue
+        now = row_of(p, rec)
+        if (now["raw"], now["rejected_at"], now["dead_letter_key"]) != (
+                stored.raw, stored.rejected_at, stored.key):
+            return f"partition {p} offset {stored.offset} holds another record than was stored"
+    return None
+
+
+def _record_at(consumer: Any, topic: str, partition: int, offset: int) -> Any | None:
+    """The record at `offset`, or None when it cannot be had (gone, unreadable, too slow)."""
+    from kafka import TopicPartition
+
+    tp = TopicPartition(topic, partition)
+    consumer.assign([tp])
+    consumer.seek(tp, offset)
+    deadline = time.monotonic() + FETCH_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            batch = consumer.poll(timeout_ms=200, max_records=1).get(tp, [])
+        except UnreadableBatch:
+            return None
+        for rec in batch:
+            return rec if rec.offset == offset else None
+    return None
