@@ -16,10 +16,21 @@ from polarwatch.fields import WEBHOOK_FORMATS
 from polarwatch.safe_write import check_new_output
 
 
+def check_webhooks(cfg: Config) -> None:
+    """Every ``[alerts] webhooks`` URL (and the secret) checked as delivery checks them, before
+    a forecast does any work: a bad entry is one line (exit 2) now, not after the rows are
+    written, when no endpoint would be served."""
+    if cfg.alerts.webhooks:
+        from forecast.alerts.delivery import endpoints_for
+
+        endpoints_for(cfg)
+
+
 def cmd_forecast(cfg: Config, args: argparse.Namespace) -> int:
     from forecast.run import run_forecast
     from polarwatch.console import log
 
+    check_webhooks(cfg)
     log(f"forecast done: {run_forecast(cfg, metric=args.metric)}")
     return 0
 
@@ -102,6 +113,8 @@ def cmd_report(cfg: Config, args: argparse.Namespace) -> int:
     if args.count is not None and args.every is None:
         raise ConfigError(f"--count {args.count} needs --every (how often to write a report); "
                           f"without --every one report is written, so drop --count")
+    if args.forecast:
+        check_webhooks(cfg)
     report_loop(cfg, output=args.output, topics=args.topic or None, since=args.since,
                 every=args.every, count=args.count,
                 before=forecast_first if args.forecast else None)

@@ -3,7 +3,10 @@
 The file format and validation are :mod:`polarwatch.events`'; this module only decides which
 file, checks the events' topics against ``topics.toml`` (on every load, as the forecast and the
 report do: an event on an unknown topic would apply to nothing) and refuses an edit that would
-silently overwrite or miss an event (the message says what to do instead).
+silently overwrite or miss an event (the message says what to do instead). A name or topic
+given here is read in Unicode NFC, as the file's are, so "café" typed with a composed or a
+decomposed accent finds the same event; ``events list`` escapes the bidi and zero-width
+characters of a stored name (:func:`polarwatch.events.escape_invisible`).
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from polarwatch.config import Config
 from polarwatch.errors import PolarwatchError
 from polarwatch.events import (
     Event,
+    escape_invisible,
     events_path,
     load_events,
     make_event,
+    nfc,
     remove,
     save_events,
     upsert,
@@ -41,13 +46,16 @@ def list_events(path: Path, topic: str | None = None,
                 topics: list[str] | None = None) -> list[Event]:
     """The calendar's events (of ``topic`` only, when given), sorted by start; ``topics``: the
     known topic ids (an event on another one is refused)."""
-    return [e for e in load_events(path, topics) if topic in (None, e.topic)]
+    wanted = None if topic is None else nfc(topic.strip())
+    return [e for e in load_events(path, topics) if wanted in (None, e.topic)]
 
 
 def describe(e: Event) -> str:
-    """One line of ``events list``: start (→ end) in UTC, kind, topic, name."""
+    """One line of ``events list``: start (→ end) in UTC, kind, topic, name (bidi and
+    zero-width characters as ``\\uXXXX``: they would reorder or hide what the line shows)."""
     end = f" → {e.end:%Y-%m-%d %H:%M}" if e.end else ""
-    return f"{e.start:%Y-%m-%d %H:%M}{end} UTC  {e.kind:9}  {e.topic:16}  {e.name}"
+    return (f"{e.start:%Y-%m-%d %H:%M}{end} UTC  {e.kind:9}  {escape_invisible(e.topic):16}  "
+            f"{escape_invisible(e.name)}")
 
 
 def add_event(path: Path, fields: dict[str, Any], topics: list[str] | None, *,
@@ -65,10 +73,10 @@ def add_event(path: Path, fields: dict[str, Any], topics: list[str] | None, *,
 
 
 def remove_event(path: Path, topic: str, name: str, topics: list[str] | None = None) -> None:
-    """Remove the event ``name`` of ``topic`` (both stripped, as :func:`add_event` stores
-    them); an error when there is none."""
+    """Remove the event ``name`` of ``topic`` (both stripped and in NFC, as :func:`add_event`
+    stores them); an error when there is none."""
     events = load_events(path, topics)
-    topic, name = topic.strip(), name.strip()
+    topic, name = nfc(topic.strip()), nfc(name.strip())
     kept = remove(events, (topic, name))
     if len(kept) == len(events):
         raise PolarwatchError(f"no event {name!r} on topic {topic!r} in {path} "

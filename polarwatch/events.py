@@ -18,7 +18,12 @@ A missing file is an empty calendar. The file holds ``[[event]]`` tables only: a
 top-level key or table (an ``[[events]]`` typo) is refused, as unknown keys of polarwatch.toml
 are; ``name``, ``topic`` and ``kind`` must be strings (``name = 123`` is refused, not read as
 "123"), and a name or topic may not hold control characters (a newline would break the
-one-line listings). Given the configured topic ids, :func:`load_events` refuses an event on
+one-line listings). Names and topics are read in Unicode NFC (:func:`nfc`: "café" typed with
+a composed or a decomposed accent is one event). A *new* name or topic (:func:`make_event`
+without ``stored``: ``events add``, the dashboard's form) may not hold the bidi controls and
+zero-width characters of :data:`INVISIBLE` (a U+202E after "evil" shows "evilgnp.exe" as
+"evilexe.png"); one already in the file is read, and :func:`escape_invisible` escapes them
+for a listing. Given the configured topic ids, :func:`load_events` refuses an event on
 another topic (it would apply to nothing). :func:`save_events` rewrites the file atomically
 with the format comment on top (hand-written comments are not preserved), through a symlink
 to the file it points to (:mod:`polarwatch.safe_write`).
@@ -40,9 +45,9 @@ from polarwatch.safe_write import file_kind, write_text
 from polarwatch.topics import parse_toml, toml_text
 
 __all__ = ["EARLIEST_EVENT", "EVENTS_ENV", "EVENTS_FILE", "HEADER", "KINDS", "LATEST_EVENT",
-           "MAX_EVENT_NAME_CHARS", "POINT_EVENT_DURATION", "Event",
-           "EventError", "dumps", "events_path", "load_events", "make_event", "remove",
-           "save_events", "upsert", "validate"]
+           "INVISIBLE", "MAX_EVENT_NAME_CHARS", "POINT_EVENT_DURATION", "Event",
+           "EventError", "dumps", "events_path", "load_events", "make_event", "nfc", "remove",
+           "escape_invisible", "save_events", "upsert", "validate"]
 
 EVENTS_ENV = "POLARWATCH_EVENTS_FILE"
 EVENTS_FILE = "events.toml"
@@ -55,6 +60,11 @@ POINT_EVENT_DURATION = timedelta(hours=1)
 EARLIEST_EVENT = MIN_CREATED_AT
 LATEST_EVENT = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_EVENT_NAME_CHARS = 200  # one line of a chart label, a report table or an alert
+# Characters that print as nothing yet change what a line shows: Unicode's Bidi_Control set
+# (they reorder text) and the zero-width ones (two names that look alike). Refused in a new
+# name or topic; escaped as \uXXXX by escape_invisible() in a listing of one already stored.
+INVISIBLE = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068"
+                      "\u2069\u200b\u200c\u200d\u2060\ufeff")
 
 HEADER = """\
 # polarwatch event calendar: scheduled events (votes, summits, debates) and sudden ones
@@ -148,7 +158,17 @@ def _text(raw: dict[str, Any], key: str, where: str) -> str:
     return value.strip()
 
 
-def _check_characters(key: str, value: str, where: str) -> None:
+def nfc(text: str) -> str:
+    """``text`` in Unicode NFC: "café" with a composed é or with e + U+0301 is one name."""
+    return unicodedata.normalize("NFC", text)
+
+
+def escape_invisible(text: str) -> str:
+    """``text`` for a one-line listing: each :data:`INVISIBLE` character as ``\\uXXXX``."""
+    return "".join(f"\\u{ord(ch):04x}" if ch in INVISIBLE else ch for ch in text)
+
+
+def _check_characters(key: str, value: str, where: str, new: bool) -> None:
     if any("\ud800" <= ch <= "\udfff" for ch in value):
         raise EventError(f"{where}: {key} contains a lone UTF-16 surrogate (not valid "
                          f"Unicode); retype it")
@@ -157,11 +177,19 @@ def _check_characters(key: str, value: str, where: str) -> None:
         raise EventError(f"{where}: {key} contains {len(bad)} control character(s) (first "
                          f"{bad[0]!r}; a name is one line of the calendar, a chart label and an "
                          f"alert); remove them")
+    hidden = [i for i, ch in enumerate(value) if ch in INVISIBLE]
+    if new and hidden:
+        ch = value[hidden[0]]
+        raise EventError(f"{where}: {key} contains {len(hidden)} invisible bidi or zero-width "
+                         f"character(s) (first U+{ord(ch):04X} {unicodedata.name(ch)} at "
+                         f"character {hidden[0] + 1} of {len(value)}; it reorders or hides what "
+                         f"the calendar, a chart label and an alert show); remove them")
 
 
 def make_event(raw: dict[str, Any], where: str = "event",
-               topics: Iterable[str] | None = None) -> Event:
-    """Validate one raw event mapping (as read from TOML or a form)."""
+               topics: Iterable[str] | None = None, *, stored: bool = False) -> Event:
+    """Validate one raw event mapping (as read from TOML or a form); name and topic in NFC.
+    A new event (not ``stored`` in the calendar yet) may not hold :data:`INVISIBLE`."""
     if not isinstance(raw, dict):
         raise EventError(f"{where} must be a table ([[event]] with name, topic, start, kind), "
                          f"got {raw!r:.60}")
@@ -169,15 +197,15 @@ def make_event(raw: dict[str, Any], where: str = "event",
     if unknown:
         raise EventError(f"{where}: unknown key(s) {', '.join(unknown)} "
                          f"(allowed: name, topic, start, end, kind)")
-    name = _text(raw, "name", where)
+    name = nfc(_text(raw, "name", where))
     if not name:
         raise EventError(f"{where}: 'name' is required")
     where = f"{where} {name if len(name) <= 60 else name[:60] + '…'!r}"
-    topic = _text(raw, "topic", where)
+    topic = nfc(_text(raw, "topic", where))
     if not topic:
         raise EventError(f"{where}: 'topic' is required")
     for key, value in (("name", name), ("topic", topic)):
-        _check_characters(key, value, where)
+        _check_characters(key, value, where, new=not stored)
     if len(name) > MAX_EVENT_NAME_CHARS:
         raise EventError(f"{where}: the name has {len(name):,} characters, more than the "
                          f"{MAX_EVENT_NAME_CHARS} a calendar line, chart label or alert shows; "
@@ -228,7 +256,15 @@ def load_events(path: Path, topics: Iterable[str] | None = None) -> list[Event]:
     if not isinstance(items, list):
         raise EventError(f"{path}: 'event' must be an array of tables ([[event]])")
     known = list(topics) if topics is not None else None
-    events = [make_event(item, f"{path} event #{i + 1}", known) for i, item in enumerate(items)]
+    events = [make_event(item, f"{path} event #{i + 1}", known, stored=True)
+              for i, item in enumerate(items)]
+    spelled: dict[tuple[str, str], tuple[str, str]] = {}  # (topic, name) as the file has them
+    for item, ev in zip(items, events, strict=True):
+        raw_key = (item["topic"].strip(), item["name"].strip())
+        if spelled.setdefault((ev.topic, ev.name), raw_key) != raw_key:
+            raise EventError(f"{path}: two events named {ev.name!r} on topic {ev.topic!r}, "
+                             f"spelled in two Unicode forms (a composed and a decomposed "
+                             f"accent) that look the same; delete or rename one in the file")
     validate(events)
     return sorted(events, key=lambda e: (e.start, e.topic, e.name))
 

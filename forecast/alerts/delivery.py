@@ -80,12 +80,13 @@ from forecast.alerts.webhooks import (
     Endpoint,
     RetryPolicy,
     WebhookSender,
+    decode_secret,
     fingerprint_of,
     sample_alert,
 )
 from polarwatch.config import Config
 from polarwatch.ddl import TABLES
-from polarwatch.errors import PolarwatchError, WarehouseUnreadable
+from polarwatch.errors import ConfigError, PolarwatchError, WarehouseUnreadable
 from polarwatch.fields import WebhookFormat
 from polarwatch.redact import url_for_log
 from polarwatch.warehouse import connect, init_schema
@@ -214,8 +215,21 @@ class AlertingSummary:
 
 
 def endpoints_for(cfg: Config) -> list[Endpoint]:
+    """The endpoints of ``[alerts] webhooks``, each URL checked by :class:`Endpoint` (the rules
+    delivery uses); a bad one raises :class:`ConfigError` naming its entry (its number: the URL
+    is not shown, it may carry a token). ``polarwatch forecast`` and ``report --forecast`` call
+    this before any work, so a typo is not found after the forecast has written its rows."""
     secret = cfg.alerts.secret.get_secret_value() or None
-    return [Endpoint(url, secret=secret, format=cfg.alerts.format) for url in cfg.alerts.webhooks]
+    if secret is not None:
+        decode_secret(secret)  # once, not as a fault of the first entry
+    urls = cfg.alerts.webhooks
+    endpoints = []
+    for i, url in enumerate(urls, 1):
+        try:
+            endpoints.append(Endpoint(url, secret=secret, format=cfg.alerts.format))
+        except ConfigError as exc:
+            raise ConfigError(f"[alerts] webhooks entry {i} of {len(urls)}: {exc}") from None
+    return endpoints
 
 
 def retry_for(cfg: Config) -> RetryPolicy:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
@@ -208,7 +209,8 @@ class Endpoint:
                               f"got {self.format!r}")
         if self.secret is not None:
             decode_secret(self.secret)
-        if not self.url.startswith(("http://", "https://")):
+        # the scheme in any case (RFC 3986: HTTP://host is http://host)
+        if not self.url[:8].lower().startswith(("http://", "https://")):
             raise ConfigError(f"webhook URL must start with http:// or https://, got one "
                               f"starting {self.url.split(':', 1)[0][:10]!r} (the rest is not "
                               f"shown: webhook URLs carry tokens)")
@@ -220,6 +222,16 @@ class Endpoint:
             raise ConfigError("webhook URL has no host, e.g. http://hooks.example.org/path")
         if parsed.port is not None and not 0 < parsed.port < 65536:
             raise ConfigError(f"webhook URL port {parsed.port} is not a port number (1-65535)")
+        # what is sent to (httpx) and what the logs name (polarwatch.redact, urllib) must agree:
+        # httpx reads a port "+19719", " 80" or "٣٣" that urllib refuses, so refuse it here
+        try:
+            _ = urlsplit(self.url).port
+        except ValueError as exc:
+            raise ConfigError(f"webhook URL has a port that is not plain digits ({exc}); "
+                              f"write it as 1-65535 in the digits 0-9") from None
+        if url_for_log(self.url) == "(invalid URL)":
+            raise ConfigError("webhook URL's host cannot be read (the logs could not name it); "
+                              "write it as http://hooks.example.org/path")
 
 
 @dataclass
