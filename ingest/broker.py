@@ -175,6 +175,10 @@ class EmbeddedBroker:
         if port_open("127.0.0.1", self.port):
             raise BrokerError(f"port {self.port} is already taken by another process; stop it or "
                               f"set POLARWATCH_BROKER_BOOTSTRAP_SERVERS=127.0.0.1:<free port>")
+        # kafka-python loads before the broker starts: when it cannot (a warning made an error,
+        # a broken install), `broker start` fails before, not after, a broker runs
+        import kafka.admin  # noqa: F401
+
         self.state_dir.mkdir(parents=True, exist_ok=True)
         env = None
         engine = "memory://tansu/"
@@ -267,6 +271,9 @@ def _spawn(cmd: list[str], env: dict[str, str] | None, pid_file: Path, log_file:
             raise BrokerError(f"{what} exited with code {proc.returncode} at start; "
                               f"see {log_file}")
         if port_open("127.0.0.1", port):
+            # it outlives this command (reaped by _reap): marked done, dropping the handle is no
+            # ResourceWarning ("subprocess N is still running", printed under -W error)
+            proc.returncode = 0
             return proc.pid
         time.sleep(0.02)
     proc.kill()

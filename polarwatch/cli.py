@@ -17,6 +17,7 @@ import os
 import shlex
 import signal
 import sys
+import warnings
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -148,8 +149,24 @@ def _terminate(signum: int, frame: Any) -> None:
         raise SystemExit(128 + signum)
 
 
+def quiet_kafka_deprecations() -> None:
+    """Ignore the DeprecationWarnings kafka-python raises about itself, and only those.
+
+    kafka-python 3.0 reads its protocol schemas with ``importlib.resources.read_text`` while
+    it is imported: under ``PYTHONWARNINGS=error`` (or ``-W error``) ``import kafka`` raised,
+    and every command that talks to a broker crashed with a traceback. ``-W`` filters are
+    installed at start-up; these go in front of them. The second filter takes the warning
+    ``read_text`` raises from inside ``importlib.resources`` (``open_text``), which a legacy
+    call raises only after its caller's own warning was let through: another caller's
+    ``read_text`` still warns (or raises) under its own name."""
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"kafka(\.|$)")
+    warnings.filterwarnings("ignore", category=DeprecationWarning,
+                            module=r"importlib\.resources\._legacy$")
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
+    quiet_kafka_deprecations()  # before any stage imports kafka
     utf8_streams()  # before any command writes: stdout UTF-8 under any locale
     try:
         args = build_parser().parse_args(argv)

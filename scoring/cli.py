@@ -18,8 +18,8 @@ from scoring.runs import one_topic, resolve_topics
 MAX_REPORTED_ROWS = 20  # bad rows listed one by one; beyond this only the count
 
 
-def _err(msg: str) -> None:
-    print(f"polarwatch: {msg}", file=sys.stderr, flush=True)
+def _err(msg: str, *more: str) -> None:  # a line each
+    print(*(f"polarwatch: {m}" for m in (msg, *more)), sep="\n", file=sys.stderr, flush=True)
 
 
 def _report_skipped(skipped: list[tuple[int, str]], path: Path) -> None:
@@ -89,7 +89,8 @@ def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
                else f"{report.holdout_macro_f1:.3f} (20% stratified holdout, also used to pick C)")
     _err(f"trained {article(report.task)} {report.task} head on {report.n_rows:,} rows {report.class_counts}"
          f"{report.label_source()} in {report.seconds:.1f} s; C={report.c:g}; holdout macro-F1 "
-         f"{holdout}; {len(report.skipped):,} rows skipped -> {report.output}{weak}")
+         f"{holdout}; {len(report.skipped):,} rows skipped -> {report.output}{weak}",
+         *report.warnings())  # a head that guesses, or lacks a class: a line each, last
     return 0
 
 

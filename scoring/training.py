@@ -23,7 +23,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,7 @@ from polarwatch.errors import BackendError, PolarwatchError, SchemaError
 from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES
 from polarwatch.safe_write import output_target, write_bytes
 from scoring.io import iter_table, skipped_reasons
+from scoring.training_report import TrainReport, conflicting_inputs, missing_required
 
 if TYPE_CHECKING:
     from scoring.extractors.learned import Head
@@ -51,59 +51,13 @@ SYNONYMS: dict[str, dict[str, str]] = {
     "emotion": {},
 }
 EXTRA_COLUMNS = {"stance": ("topic",), "agreement": ("parent_text",)}
+INPUT_KEYS = {"stance": ("text", "topic"), "agreement": ("text", "parent_text")}  # a row's input
 MIN_ROWS = 10  # fewer rows cannot support a 384-d-feature head at all
 MIN_PER_CLASS = 3  # each class needs a few examples, else its weights are noise
 C_GRID = (0.01, 0.1, 1.0)  # inverse L2 strength (sklearn's C convention), picked on the holdout
 HOLDOUT = 0.2
 MIN_ROWS_FOR_HOLDOUT = 50  # below this every row goes to training and C = 0.1
 ROOT_POST = "root post (no parent), and an agreement head learns from replies only"
-LISTED_SKIPPED = 3  # rows named in each reason's line of the summary (-v lists all)
-
-
-@dataclass
-class TrainReport:
-    task: str
-    output: Path
-    n_rows: int
-    class_counts: dict[str, int]
-    holdout_macro_f1: float | None
-    c: float
-    seconds: float
-    skipped: list[tuple[int, str]] = field(default_factory=list)
-    label_columns: dict[str, int] = field(default_factory=dict)  # where the labels were read
-    skipped_ids: dict[int, str] = field(default_factory=dict)  # line -> post id, where known
-
-    def skipped_lines(self, path: Path, every: bool = False) -> list[str]:
-        """The skipped rows for stderr: a line per reason, the most common first, with the
-        count and the first rows (post id and line); `every` (-v) first lists each row."""
-        def row(line: int) -> str:
-            return f"{self.skipped_ids[line]} (line {line})" if line in self.skipped_ids \
-                else f"line {line}"
-
-        by_reason: dict[str, list[int]] = {}
-        for line, reason in self.skipped:
-            by_reason.setdefault(reason, []).append(line)
-        out = [f"{path}:{line}: skipped: {reason}" + (f" (id {self.skipped_ids[line]})" if
-                                                      line in self.skipped_ids else "")
-               for line, reason in self.skipped] if every else []
-        for reason, lines in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[1][0])):
-            more = len(lines) - LISTED_SKIPPED
-            out.append(f"{path}: {len(lines):,} row{'s' * (len(lines) != 1)} skipped: {reason}; "
-                       + ", ".join(map(row, lines[:LISTED_SKIPPED]))
-                       + (f" and {more:,} more" + ("" if every else " (-v lists them all)")
-                          if more > 0 else ""))
-        return out
-
-    def label_source(self) -> str:
-        """Where the labels were read, for the summary ("" for a ``label`` column)."""
-        cols = self.label_columns
-        if set(cols) <= {"label"}:
-            return ""
-        if len(cols) == 1:
-            return (f" (labels read from the {self.task!r} column, as `polarwatch label` "
-                    f"writes them)")
-        return " (labels read from column " + ", ".join(
-            f"{k!r} on {v:,} rows" for k, v in cols.items()) + ")"
 
 
 def normalize_label(task: str, raw: str) -> str | None:
@@ -171,6 +125,11 @@ def read_examples(path: Path, task: str, topics: Sequence[Topic],
     if len(counts) < 2:
         raise SchemaError(f"{path}: every usable row has the label {next(iter(counts))!r}; a "
                           f"head needs at least two classes")
+    if absent := missing_required(task, counts):
+        raise SchemaError(f"{path}: no usable row is labelled {' or '.join(map(repr, absent))} "
+                          f"({dict(counts)}): {article(task)} {task} head without it could never "
+                          f"answer it; add rows labelled {', '.join(absent)} (at least "
+                          f"{MIN_PER_CLASS} each)")
     thin = {k: v for k, v in counts.items() if v < MIN_PER_CLASS}
     if thin:
         raise SchemaError(f"{path}: too few rows for class(es) "
@@ -379,7 +338,9 @@ def train_rows(task: str, rows: Sequence[dict[str, Any]], topics: Sequence[Topic
     write_head(Head(arrays, name=output.stem), output)
     return TrainReport(task, output, len(rows), dict(Counter(r["label"] for r in rows)),
                        score, best_c, time.monotonic() - t0, skipped or [],
-                       dict(Counter(r.get("label_column", "label") for r in rows)))
+                       dict(Counter(r.get("label_column", "label") for r in rows)),
+                       conflicting=conflicting_inputs(rows, INPUT_KEYS.get(task, ("text",))),
+                       all_classes=TASKS[task])
 
 
 def article(word: str) -> str:  # "an affect head", "a stance head"

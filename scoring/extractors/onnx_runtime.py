@@ -49,11 +49,14 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "polarwatch"
 
 
-def check_cache_dir(where: Path) -> None:
+def check_cache_dir(where: Path, user: str = "the learned encoder",
+                    builds: str = "the ONNX encoder is built there once",
+                    otherwise: str = "") -> None:
     """Create `where` (the cache directory) and write a file in it, or one BackendError that
     names it, why, and the fix. A HOME that cannot be written (systemd ``ProtectHome=
     read-only``, a container user with ``HOME=/``) made the first start fail with a bare
-    "Operation not permitted: '/.cache'" after loading the model."""
+    "Operation not permitted: '/.cache'" after loading the model. `user`, `builds` and
+    `otherwise` (another fix) word it for each backend that caches there (``transformers``)."""
     try:
         where.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=where):
@@ -63,9 +66,9 @@ def check_cache_dir(where: Path) -> None:
         if exc.filename is not None and os.fsdecode(exc.filename) != str(where):
             why += f": {os.fsdecode(exc.filename)}"
         raise BackendError(
-            f"the learned encoder's cache directory {where} cannot be written ({why}); the "
-            f"ONNX encoder is built there once: set POLARWATCH_CACHE_DIR (or XDG_CACHE_HOME) to "
-            f"a writable directory") from exc
+            f"{user}'s cache directory {where} cannot be written ({why}); {builds}: set "
+            f"POLARWATCH_CACHE_DIR (or XDG_CACHE_HOME) to a writable directory{otherwise}"
+        ) from exc
 
 
 def model_dir() -> Path:

@@ -10,7 +10,9 @@ folder, a hub id already in the local cache, or a ``.gguf`` file; ``gguf_file``
 [transformers_gguf_file] — the GGUF file name inside ``model_path`` (needs the ``gguf`` and
 ``accelerate`` packages; transformers dequantizes it to fp32, ~14 s for SmolLM2-135M);
 ``convert_cache`` — save that dequantized copy once under ``$POLARWATCH_CACHE_DIR`` (default
-``~/.cache/polarwatch``) so later loads take well under a second;
+``$XDG_CACHE_HOME/polarwatch`` or ``~/.cache/polarwatch``, the learned backend's cache,
+:func:`scoring.extractors.onnx_runtime.cache_dir`) so later loads take well under a second; a
+cache directory that cannot be written is one error line before the model is loaded;
 ``threads`` — torch CPU threads (default 1: on a shared or Spark-loaded machine 2
 threads ran 5x *slower* here, 11 s vs 2.1 s per post; 0 keeps torch's default); ``max_chars`` —
 post/parent texts are cut to this many characters.
@@ -30,16 +32,13 @@ from polarwatch.errors import BackendError
 from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES, Labels
 from scoring.extractors.base import Extractor, PostPair, with_blank_posts
 from scoring.extractors.llm_prompt import FENCE_NOTE, fence
+from scoring.extractors.onnx_runtime import cache_dir, check_cache_dir
 
 INSTALL_HINT = 'pip install "torch==2.13.0" transformers gguf accelerate'
 CACHE_SIZE = 10_000  # answers kept for repeated (topic, text, parent text)
 SYSTEM = "You are a careful annotator of social-media posts. Answer with one word."
 MODEL_KEYS = ("-O transformers.model_path=… or [extractor] transformers_model "
               "($POLARWATCH_EXTRACTOR_TRANSFORMERS_MODEL)")
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("POLARWATCH_CACHE_DIR", Path.home() / ".cache" / "polarwatch"))
 
 
 def check_model_path(path: Path, gguf_file: str | None) -> None:
@@ -82,10 +81,15 @@ def load_causal_lm(model_path: str, gguf_file: str | None = None,
         st = (path / gguf_file).stat()
         digest = hashlib.sha256(f"{(path / gguf_file).resolve()}|{st.st_size}|"
                                 f"{st.st_mtime_ns}".encode()).hexdigest()[:16]
-        cached = _cache_root() / "gguf-fp32" / f"{Path(gguf_file).stem}-{digest}"
+        cached = cache_dir() / "gguf-fp32" / f"{Path(gguf_file).stem}-{digest}"
         if (cached / "config.json").exists():
             path, gguf_file = cached, None
             cached = None
+        else:  # one line before the slow dequantization, as the learned backend does
+            check_cache_dir(cached.parent, "the transformers backend",
+                            "a GGUF model's dequantized copy is saved there once",
+                            ", or pass -O transformers.convert_cache=false (every start "
+                            "then dequantizes the model again)")
     kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
     try:
         tok = AutoTokenizer.from_pretrained(str(path), **kwargs)

@@ -72,3 +72,34 @@ def test_label_learned_with_an_unwritable_home_is_one_line_with_the_fix(
     assert str(unwritable_home / ".cache" / "polarwatch") in line[0]
     assert "set POLARWATCH_CACHE_DIR (or XDG_CACHE_HOME) to a writable directory" in line[0]
     assert not (tmp_path / "labels.jsonl").exists()
+
+
+def test_transformers_with_an_unwritable_cache_is_the_same_one_line_before_loading(
+        unwritable_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The transformers backend kept its own cache path (~/.cache/polarwatch, ignoring
+    XDG_CACHE_HOME) without the check: with HOME unwritable it dequantized the GGUF model on
+    every start (~30 s here) and silently saved nothing. Now it uses the learned backend's
+    directory and check: one error line, naming the directory, before the model is loaded."""
+    from tests.llm_server import require_smollm2
+
+    gguf = require_smollm2()
+    src = tmp_path / "posts.jsonl"
+    src.write_text(json.dumps({"id": "p1", "text": "Ban assault weapons now.",
+                               "topic": "gun_control"}) + "\n")
+    for xdg, where in ((None, unwritable_home / ".cache" / "polarwatch"),
+                       (str(unwritable_home), unwritable_home / "polarwatch")):
+        if xdg is not None:
+            monkeypatch.setenv("XDG_CACHE_HOME", xdg)
+        rc = main(["--config", str(REPO / "polarwatch.toml"), "label", str(src), "--backend",
+                   "transformers", "--fallback", "", "-O", f"model_path={gguf}",
+                   "-o", str(tmp_path / "labels.jsonl")])
+        err = capsys.readouterr().err
+        assert rc == 2, err
+        assert err.splitlines() == [
+            f"polarwatch: error: the transformers backend's cache directory {where / 'gguf-fp32'} "
+            f"cannot be written (Not a directory); a GGUF model's dequantized copy is saved "
+            f"there once: set POLARWATCH_CACHE_DIR (or XDG_CACHE_HOME) to a writable directory, "
+            f"or pass -O transformers.convert_cache=false (every start then dequantizes the "
+            f"model again)"]
+        assert not (tmp_path / "labels.jsonl").exists()
