@@ -86,9 +86,11 @@ def stop_live_stream(spark: Any, thread: threading.Thread, timeout: float = 30.0
 
 def run_demo(cfg: Config, *, days: int, seed: int, port: int, backend: str | None,
              dashboard: bool, forecast_every: float) -> int:
+    from forecast.cli import check_webhooks
     from stream.job import build_spark, check_java, run_stream
 
     t0 = time.monotonic()
+    check_webhooks(cfg)  # a bad [alerts] webhooks entry: one line now, not after the stream
     LOG.info(f"java: {check_java()}")
     if cfg.broker.embedded:
         broker = embedded_broker(cfg)

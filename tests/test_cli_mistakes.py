@@ -102,6 +102,18 @@ def test_a_mistake_is_one_line_and_exit_2(project: Path, args: list[str], says: 
     assert len(errors) == 1 and says in errors[0], out.stderr
 
 
+def test_the_demo_checks_its_webhooks_before_it_starts_anything(project: Path) -> None:
+    """A bad [alerts] webhooks entry stopped the demo's forecast only after the broker, Spark and
+    the stream had run; now it is the first thing the demo says."""
+    out = subprocess.run([sys.executable, "-m", "polarwatch.cli", "demo", "--no-dashboard"],
+                         cwd=project, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "POLARWATCH_ALERTS_WEBHOOKS": "ftp://x/T0K3N",
+                              "POLARWATCH_BROKER_STATE_DIR": str(project / "no-broker")})
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert "[alerts] webhooks entry 1 of 1: webhook URL must start with http" in out.stderr
+    assert "java" not in out.stderr and not (project / "no-broker").exists()
+
+
 def test_a_threshold_below_the_rearm_default_runs(project: Path) -> None:
     """--threshold 0.9 is valid; it raised "rearm (0.99) must be between 0 and the threshold"."""
     out = _run(["detect", "series.csv", "--threshold", "0.9", "-o", "out.csv"], project)
