@@ -91,12 +91,17 @@ def serve_app(tmp_path: Path, settings: dict[str, str], address: str = "127.0.0.
             _wait_healthy(url, proc)
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, 10)
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """Terminate `proc`; kill it when it has not ended within `grace` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _shot(page: Any, path: Path) -> Path:

@@ -22,7 +22,7 @@ from polarwatch.config import load_config
 from tests.http_fakes import QuietHandler, serve
 
 from .conftest import seed_warehouse
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, REPO, _free_port, _idle
+from .test_browser import CHROMIUM, CHROMIUM_ARGS, REPO, _free_port, _idle, _wait_healthy, stop
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs Debian's headless Chromium: apt-get install -y chromium")
@@ -112,14 +112,13 @@ def dashboard(tmp_path: Path, llm_url: str) -> Iterator[tuple[str, dict[str, str
                 break
             time.sleep(0.2)
         assert link, f"no Label link (exit {proc.poll()}): {err.read_text()[-2000:]}"
+        # the link is printed before the server listens: on a loaded machine (CI) the page
+        # was asked for too early and refused
+        _wait_healthy(f"http://127.0.0.1:{port}", proc, timeout=max(deadline - time.monotonic(),
+                                                                     10.0))
         yield link, _environ(children[0])
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 20)
 
 
 def test_the_app_process_gets_the_llm_key_and_no_other_secret(
