@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from polarwatch.broker_probe import CONNECT_TIMEOUT_S, require_broker
 from polarwatch.config import Config
@@ -64,19 +65,45 @@ def check_offsets(cfg: Config, checkpoint: Path) -> None:
         return
     try:
         ends = latest_offsets(consumer, topic) if consumer.partitions_for_topic(topic) else {}
+        detail = regressed(read, ends)
+        if detail:
+            gone = "" if ends else f" (the broker has no topic {topic!r})"
+            raise StreamError(
+                f"offsets of topic {topic!r} went backwards ({detail}){gone}: the broker was "
+                f"reset (memory storage loses its messages on a restart) or the topic "
+                f"recreated. Refusing to re-read or skip records. To start over deliberately, "
+                f"run `polarwatch stream --reset` (a new checkpoint, {checkpoint}).")
+        other = _other_life(cfg, consumer, {int(p): o for p, o in read.items()})
     except (KafkaError, OSError, RuntimeError) as exc:
         LOG.debug(f"checkpoint offsets not compared with the broker's: {exc}")
         return
     finally:
         consumer.close()
-    detail = regressed(read, ends)
-    if detail:
-        gone = "" if ends else f" (the broker has no topic {topic!r})"
+    if other:
         raise StreamError(
-            f"offsets of topic {topic!r} went backwards ({detail}){gone}: the broker was reset "
-            f"(memory storage loses its messages on a restart) or the topic recreated. Refusing "
-            f"to re-read or skip records. To start over deliberately, run `polarwatch stream "
-            f"--reset` (a new checkpoint, {checkpoint}).")
+            f"topic {topic!r} has begun again ({other}): the broker was reset (memory storage "
+            f"loses its messages on a restart) or the topic recreated, and resuming at the "
+            f"checkpoint's offsets would skip the new records before them. To read the topic "
+            f"from its first offset, run `polarwatch stream --reset` (a new checkpoint, "
+            f"{checkpoint}; posts stored before are kept).")
+
+
+def _other_life(cfg: Config, consumer: Any, read: dict[int, int]) -> str | None:
+    """:func:`stream.topic_generation.posts_begun_again` on the warehouse, or None when the
+    warehouse cannot be read now (none yet, or another process holds it)."""
+    import duckdb
+
+    from polarwatch.warehouse import connect
+    from stream.topic_generation import posts_begun_again
+
+    if not cfg.warehouse_path.is_file():
+        return None
+    try:
+        with connect(cfg.warehouse_path, read_only=True) as con:
+            return posts_begun_again(consumer, cfg.topics.posts, read, con)
+    except duckdb.Error as exc:
+        LOG.debug(f"the checkpoint's last posts not compared with the broker's: {exc}")
+        return None
 
 
 def check_backend(cfg: Config, backend: str | None = None) -> None:

@@ -1,4 +1,5 @@
-"""Which life of the dead-letter topic the drain is reading.
+"""Which life of a topic the stream is reading: the dead-letter topic's drain, and the posts
+topic against the stream's checkpoint.
 
 A memory broker loses its topics when it restarts, and the topics it makes again count their
 offsets from 0. ``dead_letters`` is keyed by (topic, generation, partition, offset), and the
@@ -11,10 +12,19 @@ now holds at that offset. The topic has begun again (the next generation, from o
 partition now ends at or before that offset, or when the record there is another one (its broker
 time, bytes or ingest key differ). A record that cannot be fetched in time or unpacked says
 nothing: the drain resumes as stored.
+
+The posts topic has no generations: its checkpoint holds offsets, and posts are keyed by
+(platform, id). A posts topic begun again with *more* records than the checkpoint had read was
+resumed past its first ones, which were lost without a word (one that came back shorter is
+refused by the offset check, stream/preflight.py). :func:`posts_begun_again` compares the post
+stored from the checkpoint's last offset with the record the broker now holds there; `stream`
+refuses a different one, as it refuses offsets that went backwards, and `--reset` reads the topic
+from its first offset (posts stored before are kept; one sent again counts as a duplicate).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -86,3 +96,36 @@ def _record_at(consumer: Any, topic: str, partition: int, offset: int) -> Any | 
         for rec in batch:
             return rec if rec.offset == offset else None
     return None
+
+
+def posts_begun_again(consumer: Any, topic: str, read: dict[int, int], con: Any) -> str | None:
+    """Why the broker's posts `topic` is another life than the one the checkpoint `read`
+    (next offset per partition) came from, by the posts stored in `con` from the last offset
+    read; None when they match or nothing can be compared (no post stored from there: it was
+    a dead letter, a duplicate or pruned; a record that cannot be fetched or read)."""
+    for p, nxt in sorted(read.items()):
+        if nxt <= 0:
+            continue
+        stored = {(str(platform), str(pid)) for platform, pid in con.execute(
+            "SELECT platform, id FROM posts WHERE kafka_partition = ? AND kafka_offset = ?",
+            [p, nxt - 1]).fetchall()}
+        if not stored:
+            continue
+        rec = _record_at(consumer, topic, p, nxt - 1)
+        now = _post_identity(rec.value) if rec is not None else None
+        if now is not None and now not in stored:
+            platform, pid = sorted(stored)[0]
+            return (f"partition {p} offset {nxt - 1} holds post {now[1]!r} ({now[0]}), but "
+                    f"post {pid!r} ({platform}) was stored from there")
+    return None
+
+
+def _post_identity(value: bytes | None) -> tuple[str, str] | None:
+    """(platform, id) of a posts record, or None when it is not a JSON object holding both."""
+    try:
+        obj = json.loads(value or b"")
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict) or obj.get("id") is None or obj.get("platform") is None:
+        return None
+    return str(obj["platform"]), str(obj["id"])
