@@ -267,9 +267,18 @@ def ingest_live(cfg: Config, source: Any, kind: str, *, topic: str | None = None
         _summary(kind, stats, producer,
                  stats.position if stats.position is not None else position)
     if source.connections == 0:
-        why = source.last_error or "no answer"
-        LOG.error(f"{kind}: {stats.sent:,} posts sent: the server at {source.checkpoint_key()} "
-                  f"could not be reached in {duration or 0:g} s ({why}); check the URL and "
-                  f"that the server runs")
+        why, where = source.last_error or "no answer", source.checkpoint_key()
+        redirected = getattr(source, "redirected_to", None)
+        head = f"{kind}: {stats.sent:,} posts sent: the server at {where}"
+        if why.startswith("HTTP "):  # it runs and answered: 429/503/5xx to every attempt
+            LOG.error(f"{head} answered {why} to every attempt in {duration or 0:g} s; it runs "
+                      f"but refused the stream (rate limit or overload): try again later")
+        elif redirected:
+            why = why.replace(f" after a redirect to {redirected}", "")
+            LOG.error(f"{head} redirected to {redirected}, which could not be reached in "
+                      f"{duration or 0:g} s ({why}); pass the address that works with --url")
+        else:
+            LOG.error(f"{head} could not be reached in {duration or 0:g} s ({why}); check the "
+                      f"URL and that the server runs")
         return False
     return True

@@ -6,7 +6,10 @@
   to one), so any tenacity wait strategy works here.
 - :func:`retry_after_seconds`: an HTTP ``Retry-After`` header as seconds, in either form RFC 9110
   section 10.2.3 allows (a number of seconds or an HTTP-date); the webhook sender and the `llm`
-  backend wait that long before their next attempt, each with its own cap.
+  backend wait that long before their next attempt, each with its own cap. Only ASCII digits
+  count as seconds (``str.isdigit`` also accepts ``²``, which ``float`` refuses).
+- :func:`longer_wait`: the wait after an HTTP 429/503, the longer of our own backoff and the
+  server's ``Retry-After`` (a ``Retry-After: 0`` must not turn a reconnect loop into a storm).
 """
 
 from __future__ import annotations
@@ -34,13 +37,21 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:  # RFC 9110 dates are GMT
         when = when.replace(tzinfo=UTC)
     now = time.time() if now is None else now
     return max(0.0, (when - datetime.fromtimestamp(now, UTC)).total_seconds())
+
+
+def longer_wait(retry_after: str | None, backoff: float, cap: float,
+                now: float | None = None) -> float:
+    """Seconds to wait after an HTTP 429/503: the longer of `backoff` and the ``Retry-After``
+    header (absent or unreadable: `backoff`), at most `cap`."""
+    asked = retry_after_seconds(retry_after, now)
+    return min(cap, max(backoff, asked if asked is not None else 0.0))

@@ -27,7 +27,7 @@ from cachetools import LRUCache
 from tenacity import wait_exponential, wait_random_exponential
 
 from ingest.normalize import TopicRouter
-from polarwatch.backoff import wait_seconds
+from polarwatch.backoff import longer_wait, wait_seconds
 from polarwatch.errors import PolarwatchError
 
 Position = Any  # JSON-serializable: int row index, int time_us, str status id, ...
@@ -147,20 +147,10 @@ MAX_RETRY_AFTER_S = 600.0  # a server cannot park a live source for longer than 
 
 def retry_after_seconds(value: str | None, default: float,
                         cap: float = MAX_RETRY_AFTER_S) -> float:
-    """Seconds to wait from an HTTP ``Retry-After`` header (delta seconds or an HTTP date), at
-    most `cap` (a hostile or broken server's "come back in a year" is ten minutes)."""
-    if not value:
-        return min(default, cap)
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value[:12]), cap)
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-        return min(max(0.0, (when - datetime.now(UTC)).total_seconds()), cap)
-    except (TypeError, ValueError, OverflowError):
-        return min(default, cap)
+    """Seconds to wait after an HTTP 429/503: the longer of `default` (the backoff) and the
+    ``Retry-After`` header (seconds or an HTTP date; unreadable counts as absent), at most `cap`
+    (a hostile or broken server's "come back in a year" is ten minutes)."""
+    return longer_wait(value, default, cap)
 
 
 class Checkpoint:

@@ -3,9 +3,14 @@
 ``GET /api/v1/streaming/hashtag?tag=…`` (or ``/public``) with ``Authorization: Bearer <token>``
 answers ``event: update`` / ``data: <status JSON>`` blocks, ``delete`` and ``status.update``
 events we ignore, and ``:thump`` heartbeat comments. The position is the highest status id seen.
-SSE has no replay, so after a dropped connection (exponential backoff; ``Retry-After`` honoured
-on HTTP 429/503) the source first catches up through the timeline API with ``min_id=<position>``
-and then reopens the stream; statuses seen twice are dropped by the producer's de-duplication.
+SSE has no replay, so after a dropped connection (exponential backoff; on HTTP 429/503 the longer
+of it and ``Retry-After``) the source first catches up through the timeline API with
+``min_id=<position>`` and then reopens the stream; statuses seen twice are dropped by the
+producer's de-duplication. A catch-up page that is not a JSON list (an HTML page, an error
+object, an empty or oversized body) is asked again with backoff, ``CATCH_UP_TRIES`` times in all;
+if it never is one, the stream reopens and one warning names the gap (the statuses after the
+position and before the first one the stream brings) and the ``--cursor`` that fetches it; a run
+that ends before the stream brings one keeps the position, so the next run catches up.
 HTTP goes through httpx: a redirect is followed for these GETs, but the access token is never
 sent to another host (httpx drops ``Authorization`` on a cross-origin redirect), and reads are
 bounded (a catch-up page by ``CATCH_UP_MAX_BYTES``, an event-stream line by ``MAX_LINE_BYTES``).
@@ -45,6 +50,7 @@ READ_TIMEOUT_S = 60.0  # Mastodon sends a heartbeat every ~15 s: silence this lo
 CATCH_UP_PAGE = 40  # the API's maximum page size
 CATCH_UP_MAX_BYTES = 8 * 1024 * 1024  # a page of 40 statuses is ~100 KB; more is not a page
 CATCH_UP_MAX_PAGES = 25  # 1,000 statuses; a longer gap is logged as lost
+CATCH_UP_TRIES = 3  # asks for a page that is not a JSON list before the gap is given up
 FATAL_STATUSES = (400, 401, 403, 404, 410, 422)
 USER_AGENT = "polarwatch-ingest (+https://github.com/polarwatch)"
 MAX_LINE_BYTES = 4 * 1024 * 1024  # one SSE line carries one status (a few KB, 500 KB at most)
@@ -150,6 +156,7 @@ class MastodonSource(Source):
         self.connections = 0
         self.last_error: str | None = None
         self.last_id: str | None = None
+        self.gap: tuple[str, str] | None = None  # (status id, why) a failed catch-up began after
         self._cut: DeadlineCut | None = None  # while records() runs with a deadline
 
     def checkpoint_key(self) -> str:
@@ -234,23 +241,53 @@ class MastodonSource(Source):
     def _catch_up(self) -> Iterator[SourceRecord]:
         for _page in range(CATCH_UP_MAX_PAGES):
             assert self.last_id is not None
-            with self._open(self.timeline_url(self.last_id), "application/json") as resp:
-                resp.raise_for_status()
-                statuses, _ = parse_record(read_at_most(resp, CATCH_UP_MAX_BYTES + 1),
-                                           max_bytes=CATCH_UP_MAX_BYTES)
-            if not isinstance(statuses, list) or not statuses:
+            before = self.last_id
+            statuses = self._page(before)
+            if not statuses:
                 return
-            statuses = [s for s in statuses if isinstance(s, dict)]
-            statuses.sort(key=lambda s: (len(str(s.get("id"))), str(s.get("id"))))
-            for status in statuses:
-                yield from self._emit(json.dumps(status).encode())
+            dicts = sorted((s for s in statuses if isinstance(s, dict)),
+                           key=lambda s: (len(str(s.get("id"))), str(s.get("id"))))
+            for status in [s for s in statuses if not isinstance(s, dict)] + dicts:
+                yield from self._emit(json.dumps(status).encode())  # not an object: dead letter
             if len(statuses) < CATCH_UP_PAGE:
+                return
+            if self.last_id == before:  # a full page and no newer id: asking again is no use
+                self.gap = (before, "a page without a status newer than it")
                 return
         LOG.warning("mastodon catch-up stopped after %d pages; older statuses after %s are not "
                     "fetched", CATCH_UP_MAX_PAGES, self.last_id)
 
+    def _page(self, min_id: str) -> list[Any] | None:
+        """The timeline page after `min_id`, asked up to CATCH_UP_TRIES times while it is not a
+        JSON list; None (and `self.gap` set) when it never is, or when the run's deadline came."""
+        why = "no answer"
+        for attempt in range(1, CATCH_UP_TRIES + 1):
+            with self._open(self.timeline_url(min_id), "application/json") as resp:
+                resp.raise_for_status()
+                page, reason = parse_record(read_at_most(resp, CATCH_UP_MAX_BYTES + 1),
+                                            max_bytes=CATCH_UP_MAX_BYTES)
+                kind = resp.headers.get("Content-Type", "no Content-Type")[:60]
+            if reason is None and isinstance(page, list):
+                return page
+            why = f"{reason or f'a JSON {type(page).__name__}, not a list'}, {kind}"
+            if attempt < CATCH_UP_TRIES:
+                delay = self.backoff.next_delay()
+                LOG.info("mastodon catch-up page after status %s is not a list of statuses "
+                         "(%s); asking again in %.1f s", min_id, why, delay)
+                if not self.wait(delay, self.sleep):
+                    return None  # the run ends with the position kept: the next run catches up
+        self.gap = (min_id, f"{why}; asked {CATCH_UP_TRIES} times")
+        return None
+
     def _emit(self, raw: bytes) -> Iterator[SourceRecord]:
         rec = self.parse_status(raw)
+        if rec.position is not None and self.gap is not None and newer(rec.position,
+                                                                        self.gap[0]) != self.gap[0]:
+            LOG.warning("mastodon catch-up after status %s gave up (%s): statuses after %s and "
+                        "before %s may be missing; run again with --cursor %s once the timeline "
+                        "API answers to fetch them", self.gap[0], self.gap[1], self.gap[0],
+                        rec.position, self.gap[0])
+            self.gap = None
         if rec.position is not None:
             self.last_id = newer(self.last_id, rec.position)
             rec = SourceRecord(self.last_id, rec.post, rec.raw, rec.error)
@@ -270,6 +307,8 @@ class MastodonSource(Source):
             try:
                 if self.catch_up and self.last_id is not None:
                     yield from self._catch_up()
+                    if self.expired():  # mid catch-up: the position is kept for the next run
+                        return
                 with self._open(self.stream_url(), "text/event-stream") as resp:
                     resp.raise_for_status()
                     self.connections += 1
