@@ -5,8 +5,9 @@
 What it suggests is stored apart from the analysts' labels (``label_suggestions``, written by
 ``dashboard/label_store.py``), so its agreement with the analysts can be measured; it is never
 an analyst's label: accuracy and retraining read ``labels`` only. One request per click, no
-retries, bounded by ``[dashboard] llm_assist_seconds``: a server that does not answer in time,
-or is not running, is a message on the page, not a hung page. No Streamlit here.
+retries, bounded by ``[dashboard] llm_assist_seconds`` (connect, headers and answer in all): a
+server that does not answer in time, or is not running, is a message on the page, not a hung
+page. No Streamlit here.
 """
 
 from __future__ import annotations

@@ -17,14 +17,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from polarwatch import http_limits
 from polarwatch.backoff import retry_after_seconds
 from polarwatch.redact import url_for_log
 
@@ -48,62 +46,22 @@ class Attempt:
         return not self.ok and (self.status is None or self.status in RETRY_STATUS)
 
 
-class Deadline:
-    """Shuts the request's socket down ``seconds`` after :meth:`start`, unless :meth:`stop`
-    came first. The socket is learnt from httpcore's ``trace`` extension when it connects (and
-    again when TLS wraps it); the trace also gives the status line and headers as they arrive
-    (:attr:`head`), which httpx may fail to hand over (a redirect it cannot build)."""
+class Deadline(http_limits.Deadline):
+    """:class:`polarwatch.http_limits.Deadline` that also keeps the status line and headers as
+    they arrive (:attr:`head`), which httpx may fail to hand over (a redirect it cannot build)."""
 
     def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.fired = False
+        super().__init__(seconds)
         self.head: tuple[int, dict[str, str]] | None = None  # status, headers (lower-case names)
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._stopped = False
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
 
     def trace(self, event: str, info: dict[str, Any]) -> None:
-        # the TCP socket, and for https the TLS socket that took its descriptor over (wrapping
-        # detaches the first: shutting it down would do nothing)
-        if (event.endswith(("connect_tcp.complete", "start_tls.complete"))
-                and info.get("return_value") is not None):
-            sock = info["return_value"].get_extra_info("socket")
-            if isinstance(sock, socket.socket):
-                with self._lock:
-                    self._sockets.append(sock)
-                    late = self.fired
-                if late:  # connected just as the deadline passed
-                    _shutdown(sock)
-        elif event.endswith("receive_response_headers.complete"):
+        super().trace(event, info)
+        if event.endswith("receive_response_headers.complete"):
             value: Any = info.get("return_value") or ()
             # HTTP/1.1: (version, status, reason, headers); HTTP/2: (status, headers)
             status, raw = (value[1], value[3]) if len(value) == 4 else (value[0], value[1])
             self.head = (int(status), {bytes(k).decode("latin-1").lower():
                                        bytes(v).decode("latin-1") for k, v in raw})
-
-    def start(self) -> None:
-        self._timer.start()
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopped = True
-        self._timer.cancel()
-
-    def _fire(self) -> None:
-        with self._lock:
-            if self._stopped:
-                return
-            self.fired = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shutdown(sock)
-
-
-def _shutdown(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # already closed
-        sock.shutdown(socket.SHUT_RDWR)
 
 
 def redirect_text(url: str, status: int, location: str | None) -> str:

@@ -44,6 +44,7 @@ from ingest.sources.base import (
     retry_after_seconds,
 )
 from ingest.sources.deadline import DeadlineCut
+from polarwatch.http_limits import refuse_compressed
 from polarwatch.validation import parse_record
 
 READ_TIMEOUT_S = 60.0  # Mastodon sends a heartbeat every ~15 s: silence this long = dead link
@@ -73,15 +74,6 @@ def bounded_lines(chunks: Iterable[bytes], limit: int = MAX_LINE_BYTES) -> Itera
             raise ValueError(f"an event-stream line over {limit:,} bytes")
     if buf:
         yield buf
-
-
-def _uncompressed(response: httpx.Response) -> None:
-    """Refuse an answer compressed although identity was asked for (httpx would inflate it
-    before the caller's size caps see a byte)."""
-    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
-        raise httpx.DecodingError(f"the server sent Content-Encoding {encoding[:40]!r} although "
-                                  f"only identity was accepted", request=response.request)
 
 
 def read_at_most(resp: httpx.Response, limit: int) -> bytes:
@@ -184,7 +176,7 @@ class MastodonSource(Source):
                                       headers={"User-Agent": USER_AGENT,
                                                "Accept-Encoding": "identity"},
                                       event_hooks={"request": [self._same_host],
-                                                   "response": [_uncompressed]})
+                                                   "response": [refuse_compressed]})
         return self._http
 
     def _same_host(self, request: httpx.Request) -> None:

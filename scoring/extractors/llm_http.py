@@ -7,9 +7,11 @@ retries with exponential backoff (tenacity); answers are cached (cachetools LRU)
 prompt version, topic, text, parent text), so retweets and duplicate texts cost nothing. A server
 that is not listening raises :class:`BackendError` naming it at once (no retries) and opens a
 short circuit breaker so a whole batch fails fast and the fallback chain (``scoring.fallback``)
-takes over. Reads are bounded: an answer longer than ``max_response_bytes``, or still arriving
-``timeout`` seconds after the request, is an error, not memory growth. A redirect is never
-followed (a POST to another address would silently re-send the post and the API key).
+takes over. Each exchange is bounded (:mod:`scoring.extractors.llm_exchange`): an answer longer
+than ``max_response_bytes``, compressed, or not complete ``timeout`` seconds after the request
+(connect, headers and body in all) is an error, not memory growth or a hung worker; a SIGTERM or
+Ctrl-C during a batch ends its requests in flight at once. A redirect is never followed (a POST
+to another address would silently re-send the post and the API key).
 
 Options (keyword arguments of :func:`scoring.extractors.get_extractor`; ``[extractor]`` keys):
 ``base_url`` [llm_base_url, default http://127.0.0.1:8080/v1], ``model``
@@ -17,7 +19,7 @@ Options (keyword arguments of :func:`scoring.extractors.get_extractor`; ``[extra
 (seconds for the whole answer), ``retries``, ``concurrency``, ``max_tokens``, ``temperature``,
 ``response_format`` ("json_object_schema" = llama.cpp style, "json_schema" = OpenAI/vLLM style,
 "none"), ``cache_size``, ``explanation_chars`` (schema maxLength of each explanation; it bounds
-the tokens generated, hence the latency), ``batch_timeout`` (seconds per ``extract`` call: after
+the tokens generated, hence the latency; a longer explanation in the answer is cut to it), ``batch_timeout`` (seconds per ``extract`` call: after
 it, no new request starts and the remaining posts fail to the fallback), ``max_response_bytes``,
 ``max_retry_after`` (the longest ``Retry-After`` waited for; a server asking for longer is not
 asked again). A refused connection, or a post that timed out on every attempt, trips a breaker:
@@ -33,7 +35,6 @@ counts calls, not posts). A post with no text gets the shared "no text" labels w
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from collections.abc import Sequence
@@ -50,12 +51,14 @@ from tenacity import (
     wait_exponential,
 )
 
-from polarwatch.backoff import retry_after_seconds
 from polarwatch.config import Topic
 from polarwatch.errors import BackendError
+from polarwatch.http_limits import InFlight
 from polarwatch.records import Labels
 from polarwatch.redact import url_for_log
 from scoring.extractors.base import Extractor, OverBudget, PostPair, blank, no_text_labels
+from scoring.extractors.llm_exchange import DROPPED, MAX_RESPONSE_BYTES, Exchange, refused
+from scoring.extractors.llm_exchange import Failed as _Failed
 from scoring.extractors.llm_prompt import (
     INTENSITIES,
     MAX_EXPLANATION_CHARS,
@@ -63,8 +66,6 @@ from scoring.extractors.llm_prompt import (
     answer_schema,
     build_messages,
     parse_answer,
-    quote_body,
-    redact,
     reply_content,
 )
 
@@ -74,39 +75,12 @@ __all__ = ["INTENSITIES", "LLMExtractor", "answer_schema", "build_messages", "pa
 PROMPT_VERSION = "pw-llm-3"  # bump whenever the prompt or schema changes (it keys the cache)
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
 BREAKER_SECONDS = 10.0  # after a refused connection or a timeout, fail fast for this long
-# A chat completion of max_tokens=400 is 2-5 KB of JSON; 1 MB leaves room for any sane server
-# and bounds what a broken or hostile one can make a worker hold.
-MAX_RESPONSE_BYTES = 1_000_000
-ERROR_DETAIL_BYTES = 4_096  # of an error answer's body, read to quote its start in the error
-NOT_RETRIED = (400, 401, 403, 404, 422)  # our request is wrong: asking again cannot help
 # The longest Retry-After (HTTP 429/503) waited for before the next attempt: a minute keeps a
 # batch (batch_timeout 600 s) moving; a server asking for longer is not asked again.
 MAX_RETRY_AFTER = 60.0
-DROPPED = "the connection was dropped"  # a failed attempt's `hung`, beside a timeout's
 
 
-class _Failed(Exception):
-    """One failed attempt. `retry`: another attempt may help; `hung`: what went wrong when it
-    was a timeout or a dropped connection (after the last attempt it trips the breaker);
-    `retry_after`: the seconds the server asked to wait (Retry-After)."""
-
-    def __init__(self, message: str, retry: bool = True, hung: str = "",
-                 retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry, self.hung, self.retry_after = retry, hung, retry_after
-
-
-def _refused(exc: BaseException) -> BaseException | None:
-    """The ConnectionRefusedError (TCP) or FileNotFoundError (unix socket) behind `exc`."""
-    seen: BaseException | None = exc
-    for _ in range(10):
-        if seen is None or isinstance(seen, ConnectionRefusedError | FileNotFoundError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-class LLMExtractor(Extractor):
+class LLMExtractor(Exchange, Extractor):
     name = "llm"
     counts_calls = True  # each HTTP attempt asks call_gate (the cascade's budget) first
 
@@ -141,122 +115,27 @@ class LLMExtractor(Extractor):
         self._down_until, self._down_reason = 0.0, ""  # the breaker: open until, and why
         self.stats = {"requests": 0, "cache_hits": 0, "retries": 0, "failures": 0}
 
-    # -- HTTP ------------------------------------------------------------------------------
-
-    def _client(self) -> httpx.Client:
-        with self._lock:
-            if self._http is None:  # one connection pool, shared by the request threads
-                self._http = httpx.Client(
-                    timeout=self.timeout, follow_redirects=False,
-                    limits=httpx.Limits(max_connections=self.concurrency))
-            return self._http
-
-    def close(self) -> None:
-        with self._lock:
-            if self._http is not None:
-                self._http.close()
-                self._http = None
-
-    def _post(self, path: str, payload: dict[str, Any]) -> Any:
-        """The JSON answer of one POST; _Failed for an HTTP error, a redirect, an answer over
-        ``max_response_bytes`` or one still arriving after ``timeout`` seconds."""
-        url, shown = self.base_url + path, self.shown_url + path
-        headers = {"Accept-Encoding": "identity"}  # the byte cap counts what the server sent
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        gate = self.call_gate
-        if gate is not None and not gate():
-            raise OverBudget("the cascade's budget of LLM calls for this minute is spent "
-                             "(llm_calls_per_minute, label --llm-budget)")
-        with self._lock:
-            self.stats["requests"] += 1
-        give_up = time.monotonic() + self.timeout  # the whole answer, not each read
-        with self._client().stream("POST", url, json=payload, headers=headers) as resp:
-            ctype = resp.headers.get("content-type", "")
-            if resp.is_redirect:
-                raise _Failed(f"HTTP {resp.status_code} from {shown} redirects to "
-                              f"{self._redact(url_for_log(resp.headers.get('location', '')))!r}, "
-                              f"which is not followed (it would re-send the post and the API "
-                              f"key); set base_url or POLARWATCH_EXTRACTOR_LLM_BASE_URL to the "
-                              f"final address", retry=False)
-            if resp.status_code >= 400:
-                raise self._http_error(resp, shown, self._read(resp, shown, give_up,
-                                                               ERROR_DETAIL_BYTES), ctype)
-            body = self._read(resp, shown, give_up)
-        if not body:
-            return None
-        try:
-            return json.loads(body)
-        except ValueError:  # not JSON: a login page, a proxy's notice (asking again is futile)
-            raise _Failed(f"the server at {shown} answered "
-                          f"{ctype.split(';')[0] or 'no Content-Type'}, not JSON: "
-                          f"{self._redact(quote_body(body, ctype))}",
-                          retry=False) from None
-
-    def _http_error(self, resp: httpx.Response, url: str, detail: bytes, ctype: str) -> _Failed:
-        """An HTTP error status as a failed attempt; Retry-After honoured up to its cap."""
-        status, wait = resp.status_code, retry_after_seconds(resp.headers.get("retry-after"))
-        quoted = f": {self._redact(quote_body(detail, ctype))}" if detail.strip() else ""
-        retry = status not in NOT_RETRIED
-        if retry and wait is not None and wait > self.max_retry_after:
-            return _Failed(f"HTTP {status} from {url} asks to retry after {wait:g} s, longer "
-                           f"than llm max_retry_after ({self.max_retry_after:g} s), so it is "
-                           f"not asked again{quoted}", retry=False)
-        return _Failed(f"HTTP {status} from {url}{quoted}", retry=retry, retry_after=wait)
-
-    def _redact(self, text: str) -> str:
-        return redact(text, self._api_key)
-
-    def _read(self, resp: httpx.Response, url: str, give_up: float,
-              cut: int | None = None) -> bytes:
-        """The body, at most ``max_response_bytes`` (an error beyond); with `cut`, its first
-        `cut` bytes (for an error message)."""
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            for chunk in resp.iter_bytes():
-                size += len(chunk)
-                chunks.append(chunk)
-                if cut is not None and size >= cut:
-                    return b"".join(chunks)[:cut]
-                if size > self.max_response_bytes:
-                    raise _Failed(f"the answer from {url} is over {self.max_response_bytes:,} "
-                                  f"bytes (llm max_response_bytes); a chat completion of "
-                                  f"max_tokens={self.max_tokens} is a few KB: check the server",
-                                  retry=False)
-                if time.monotonic() > give_up:
-                    raise _Failed(f"no answer from {self.shown_url} within {self.timeout:g} s "
-                                  f"({size:,} bytes received, still sending)", hung=self._late)
-        except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
-            if cut is not None:  # an error body: its start is enough to quote
-                return b"".join(chunks)[:cut]
-            raise _Failed(f"{url} dropped the connection after {size:,} bytes of its answer "
-                          f"(HTTP {resp.status_code}, {type(exc).__name__})",
-                          hung=DROPPED) from exc
-        return b"".join(chunks)
-
-    @property
-    def _late(self) -> str:
-        return f"no answer within {self.timeout:g} s"
+    # -- attempts ------------------------------------------------------------------------
 
     def _unreachable(self, reason: str) -> BackendError:
         return BackendError(f"llm: the server at {self.shown_url} is unreachable ({reason}); "
                             f"start it or set POLARWATCH_EXTRACTOR_LLM_BASE_URL")
 
-    def _attempt(self, payload: dict[str, Any], reply: bool) -> dict[str, Any]:
+    def _attempt(self, payload: dict[str, Any], reply: bool, flight: InFlight) -> dict[str, Any]:
         if time.monotonic() < self._down_until:
             raise self._unreachable(self._down_reason)
         try:
-            return parse_answer(reply_content(self._post("/chat/completions", payload)), reply)
+            return parse_answer(reply_content(self._post("/chat/completions", payload, flight)),
+                                reply, self.explanation_chars)
         except httpx.TimeoutException as exc:
             raise _Failed(f"no answer from {self.shown_url} within {self.timeout:g} s ({exc!r})",
                           hung=self._late) from exc
         except httpx.ConnectError as exc:
-            refused = _refused(exc)
-            if refused is None:
+            why = refused(exc)
+            if why is None:
                 raise _Failed(f"cannot reach {self.shown_url}: {exc}") from exc
             self._down_until = time.monotonic() + BREAKER_SECONDS
-            self._down_reason = f"connection refused: {refused}"
+            self._down_reason = f"connection refused: {why}"
             raise self._unreachable(self._down_reason) from exc
         except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
             raise _Failed(f"the server at {self.shown_url} dropped the connection before its "
@@ -282,7 +161,7 @@ class LLMExtractor(Extractor):
         with self._lock:
             self.stats["retries"] += 1
 
-    def _request(self, pair: PostPair, topic: Topic) -> dict[str, Any]:
+    def _request(self, pair: PostPair, topic: Topic, flight: InFlight) -> dict[str, Any]:
         reply = pair.parent_text is not None
         payload: dict[str, Any] = {
             "model": self.model,
@@ -296,13 +175,17 @@ class LLMExtractor(Extractor):
         elif self.response_format == "json_schema":  # OpenAI, vLLM
             payload["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "annotate", "schema": schema}}
+        def pause(seconds: float) -> None:  # a cancelled batch ends its backoff at once
+            flight.cancelled.wait(seconds)
+
         retrying = Retrying(
             stop=stop_after_attempt(self.retries + 1),
             wait=self._wait,
-            retry=retry_if_exception(lambda e: isinstance(e, _Failed) and e.retry),
-            before_sleep=self._count_retry, reraise=True, sleep=time.sleep)
+            retry=retry_if_exception(lambda e: isinstance(e, _Failed) and e.retry
+                                     and not flight.cancelled.is_set()),
+            before_sleep=self._count_retry, reraise=True, sleep=pause)
         try:
-            return retrying(self._attempt, payload, reply)
+            return retrying(self._attempt, payload, reply, flight)
         except OverBudget as exc:
             done = retrying.statistics.get("attempt_number", 1) - 1
             raise OverBudget(f"llm: post {pair.post_id!r} not sent"
@@ -339,7 +222,7 @@ class LLMExtractor(Extractor):
 
     # -- the interface ---------------------------------------------------------------------
 
-    def _answer(self, pair: PostPair) -> dict[str, Any]:
+    def _answer(self, pair: PostPair, flight: InFlight) -> dict[str, Any]:
         topic = self.topics.get(pair.topic)
         if topic is None:
             raise BackendError(f"llm: post {pair.post_id!r} has topic {pair.topic!r}, which is "
@@ -350,7 +233,7 @@ class LLMExtractor(Extractor):
             with self._lock:
                 self.stats["cache_hits"] += 1
             return hit
-        answer = self._request(pair, topic)
+        answer = self._request(pair, topic, flight)
         self._store(key, answer)
         return answer
 
@@ -365,15 +248,18 @@ class LLMExtractor(Extractor):
             first.setdefault(key, i)
         results: dict[str, dict[str, Any] | BackendError] = {}
         deadline = time.monotonic() + self.batch_timeout
+        flight = InFlight()  # the requests in flight, cancelled together (SIGTERM, Ctrl-C)
 
         def run(i: int) -> None:
+            if flight.cancelled.is_set():
+                return
             if time.monotonic() > deadline:  # the batch's time is spent: do not start more
                 results[keys[i]] = BackendError(
                     f"llm: post {batch[i].post_id!r} not sent: the batch deadline of "
                     f"{self.batch_timeout:g} s passed (llm batch_timeout)")
                 return
             try:
-                results[keys[i]] = self._answer(batch[i])
+                results[keys[i]] = self._answer(batch[i], flight)
             except BackendError as exc:
                 results[keys[i]] = exc
 
@@ -383,7 +269,11 @@ class LLMExtractor(Extractor):
                 run(i)
         else:
             with ThreadPoolExecutor(min(self.concurrency, len(unique))) as pool:
-                list(pool.map(run, unique))
+                try:
+                    list(pool.map(run, unique))
+                except BaseException:  # SIGTERM's SystemExit, Ctrl-C: before the pool joins
+                    flight.cancel()  # its threads, end their requests (and retries) now
+                    raise
         with self._lock:
             self.stats["cache_hits"] += len(batch) - len(unique)
         out: list[Labels | BackendError] = []

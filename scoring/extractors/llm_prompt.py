@@ -126,10 +126,19 @@ def _json_object(raw: str) -> Any:
     raise ValueError(f"not JSON ({first}): {raw[:120]!r}")
 
 
-def parse_answer(raw: str, reply: bool) -> dict[str, Any]:
+def cut(text: str, max_chars: int) -> str:
+    """`text` in at most `max_chars` characters, ending in "…" when it was cut."""
+    if len(text) <= max_chars:
+        return text
+    return text[:max_chars - 1].rstrip() + "…" if max_chars > 0 else ""
+
+
+def parse_answer(raw: str, reply: bool,
+                 max_chars: int = MAX_EXPLANATION_CHARS) -> dict[str, Any]:
     """Parse and validate the model's JSON; raises ValueError naming what is wrong. Every field
     of :func:`answer_schema` is required: a missing or unknown emotion or intensity is as wrong
-    as a missing stance."""
+    as a missing stance. Each explanation is cut to `max_chars` (the schema's maxLength, which a
+    server without constrained decoding may ignore)."""
     obj = _json_object(raw)
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
@@ -143,7 +152,7 @@ def parse_answer(raw: str, reply: bool) -> dict[str, Any]:
             raise ValueError(f"{name}: {label!r} is not one of {', '.join(allowed)}")
         out[name] = label
         expl = value.get("explanation") if isinstance(value, dict) else None
-        out[f"{name}_explanation"] = str(expl).strip() if expl else ""
+        out[f"{name}_explanation"] = cut(str(expl).strip(), max_chars) if expl else ""
     # Required like the labels above: a missing or invented value is not the model's answer,
     # so it is an unusable answer (the fallback labels the post), never a silent "neutral".
     for name, allowed_values in (("emotion", EMOTIONS), ("intensity", tuple(INTENSITIES))):
