@@ -24,7 +24,7 @@ from polarwatch.events import (
     make_event,
     nfc,
     remove,
-    save_events,
+    update_events,
     upsert,
 )
 
@@ -62,23 +62,29 @@ def add_event(path: Path, fields: dict[str, Any], topics: list[str] | None, *,
               replace: bool = False) -> Event:
     """Validate ``fields`` (name, topic, start, end, kind) into an event and save it; an event
     of that name on that topic is an error unless ``replace``."""
-    events = load_events(path, topics)
     event = make_event(fields, "new event", topics)
     key = (event.topic, event.name)
-    if not replace and any((e.topic, e.name) == key for e in events):
-        raise PolarwatchError(f"{path} already has {event.name!r} on {event.topic!r}; "
-                              f"use --replace to overwrite it")
-    save_events(path, upsert(events, event, key if replace else None))
+
+    def add(events: list[Event]) -> list[Event]:
+        if not replace and any((e.topic, e.name) == key for e in events):
+            raise PolarwatchError(f"{path} already has {event.name!r} on {event.topic!r}; "
+                                  f"use --replace to overwrite it")
+        return upsert(events, event, key if replace else None)
+
+    update_events(path, add, topics)
     return event
 
 
 def remove_event(path: Path, topic: str, name: str, topics: list[str] | None = None) -> None:
     """Remove the event ``name`` of ``topic`` (both stripped and in NFC, as :func:`add_event`
     stores them); an error when there is none."""
-    events = load_events(path, topics)
     topic, name = nfc(topic.strip()), nfc(name.strip())
-    kept = remove(events, (topic, name))
-    if len(kept) == len(events):
-        raise PolarwatchError(f"no event {name!r} on topic {topic!r} in {path} "
-                              f"(`polarwatch events list` shows them)")
-    save_events(path, kept)
+
+    def drop(events: list[Event]) -> list[Event]:
+        kept = remove(events, (topic, name))
+        if len(kept) == len(events):
+            raise PolarwatchError(f"no event {name!r} on topic {topic!r} in {path} "
+                                  f"(`polarwatch events list` shows them)")
+        return kept
+
+    update_events(path, drop, topics)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -46,7 +46,7 @@ from polarwatch.topics import parse_toml, toml_text
 
 __all__ = ["EARLIEST_EVENT", "EVENTS_ENV", "EVENTS_FILE", "HEADER", "KINDS", "LATEST_EVENT",
            "INVISIBLE", "MAX_EVENT_NAME_CHARS", "POINT_EVENT_DURATION", "Event",
-           "EventError", "dumps", "events_path", "load_events", "make_event", "nfc", "remove",
+           "EventError", "dumps", "events_path", "load_events", "make_event", "nfc", "remove", "update_events",
            "escape_invisible", "save_events", "upsert", "validate"]
 
 EVENTS_ENV = "POLARWATCH_EVENTS_FILE"
@@ -295,6 +295,30 @@ def save_events(path: Path, events: Sequence[Event]) -> None:
     to; a path that is not a regular file (a directory, a device) is refused."""
     validate(events)
     write_text(path, dumps(events), option="events file")
+
+
+def update_events(path: Path, change: Callable[[list[Event]], list[Event]],
+                  topics: Iterable[str] | None = None) -> list[Event]:
+    """Apply `change` to the calendar as it is now and save the result, holding an exclusive
+    lock on the calendar's directory (of the file a symlink names) from the read to the
+    replace: two edits at once (two ``events add``, the dashboard's form and the CLI) each keep
+    the other's event. The directory, not a lock file: nothing is left beside the calendar.
+    Returns what was saved."""
+    import fcntl
+
+    folder = Path(os.path.realpath(path)).parent
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError as exc:
+        raise EventError(f"{path}: the calendar's directory {folder} cannot be opened for "
+                         f"editing ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        events = change(load_events(path, topics))
+        save_events(path, events)
+        return events
+    finally:
+        os.close(fd)  # and the lock with it
 
 
 def upsert(events: Sequence[Event], event: Event, replacing: tuple[str, str] | None = None

@@ -17,7 +17,7 @@ from polarwatch.events import (
     load_events,
     make_event,
     remove,
-    save_events,
+    update_events,
     upsert,
 )
 
@@ -74,7 +74,8 @@ def render_form(c: Context, events: list[Event]) -> None:
         try:
             event = make_event(raw, "event", c.names or None)
             replacing = (current.topic, current.name) if current else None
-            save_events(c.events_file, upsert(events, event, replacing))
+            update_events(c.events_file,  # the file as it is now: another edit is kept
+                          lambda now: upsert(now, event, replacing), list(c.names) or None)
         except EventError as exc:
             st.error(f"Not saved: {md_text(exc)}")
             return
@@ -83,7 +84,12 @@ def render_form(c: Context, events: list[Event]) -> None:
         st.session_state.pop("event_choice", None)
         st.rerun()
     if delete and current is not None:
-        save_events(c.events_file, remove(events, (current.topic, current.name)))
+        try:
+            update_events(c.events_file, lambda now: remove(now, (current.topic, current.name)),
+                          list(c.names) or None)
+        except EventError as exc:
+            st.error(f"Not deleted: {md_text(exc)}")
+            return
         st.session_state[FLASH_KEY] = f"Deleted “{md_text(current.name)}”."
         st.session_state[FORM_GENERATION] = generation + 1
         st.session_state.pop("event_choice", None)
