@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,9 @@ def cmd_stream(cfg: Config, args: argparse.Namespace) -> int:
     from stream.job import run_stream
     from stream.summary import summarize_warehouse
 
+    began = datetime.now(UTC)
     run_stream(cfg, available_now=not args.continuous, reset=args.reset, backend=args.backend)
-    summarize_warehouse(cfg)
+    summarize_warehouse(cfg, since=began)
     return 0
 
 

@@ -4,6 +4,7 @@ when a drain ends."""
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from polarwatch.config import Config
 from polarwatch.warehouse import connect, scalar
@@ -12,10 +13,25 @@ SUMMARY_TABLES = ("posts", "interactions", "topic_windows", "dead_letters", "str
 LOG = logging.getLogger(__name__)
 
 
-def summarize_warehouse(cfg: Config) -> dict[str, int]:
-    """Log and return the row count of each table the stream writes."""
+def summarize_warehouse(cfg: Config, since: datetime | None = None) -> dict[str, int]:
+    """Log and return the row count of each table the stream writes. With `since` (when the
+    run began), also warn when the run's batches stored late posts: a window behind its topic's
+    watermark is final, so an unsorted backfill fills only the windows near its newest posts
+    (an audit: 1,112 of 8,402 posts in windows at 1,000 records a batch, all of them in one)."""
     with connect(cfg.warehouse_path, read_only=True) as con:
         counts = {t: int(scalar(con, f"SELECT count(*) FROM {t}")) for t in SUMMARY_TABLES}
+        late, stored = con.execute(
+            "SELECT coalesce(sum(n_late), 0), coalesce(sum(n_posts), 0) FROM stream_batches "
+            "WHERE committed_at >= ?", [since or datetime.max.replace(tzinfo=UTC)]).fetchone()
     LOG.info("rows in DuckDB " + str(cfg.warehouse_path) + ": "
              + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    if late:
+        LOG.warning(
+            f"{late:,} of the {stored:,} posts this run stored were late (older than their "
+            f"topic's newest post minus [aggregate] watermark, {cfg.aggregate.watermark}): they "
+            f"are stored and paired, but topic_windows does not count them (a window behind the "
+            f"watermark is final, and one only they fall in is not written). After a backfill "
+            f"of data not sorted by time, `polarwatch relabel --since T --until T` recomputes "
+            f"every window of the range; or ingest files sorted by created_at, or raise "
+            f"[aggregate] watermark first")
     return counts
