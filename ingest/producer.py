@@ -10,7 +10,10 @@ A dead letter whose origin is known (a source and a position in it, e.g. a file'
 also carries a key (:func:`dead_letter_key`) in a header: the stream stores one dead letter per
 key, so a record sent again after ``--restart`` or a crash is not stored twice.
 No input makes the producer raise; :meth:`PostProducer.flush` waits for the broker to confirm
-delivery (and raises when it cannot).
+delivery (and raises when it cannot), and keeps in :attr:`PostProducer.delivered` the highest
+offset confirmed per topic and partition with a digest of the value stored there
+(:func:`value_digest`): a progress file saves them, so that a resume can tell whether the broker
+still holds what it says was delivered (ingest/sources/progress.py).
 
 With ``dedup=True`` a post already sent (or marked seen with :meth:`PostProducer.mark_seen`) in
 this producer's lifetime is not sent again when it comes with the same content
@@ -52,6 +55,12 @@ DEDUP_MAX_IDS = 1_000_000  # ids remembered for de-duplication (~100 MB at worst
 SendResult = Literal["sent", "dead_letter", "duplicate"]
 # Where a record came from: (the source, e.g. a file's resolved path; the position in it)
 Origin = tuple[str, Any]
+
+
+def value_digest(value: bytes | None) -> str:
+    """What identifies a record's value (16 hex digits): compared with the record the broker
+    holds at a confirmed offset."""
+    return hashlib.blake2b(value or b"", digest_size=8).hexdigest()
 
 
 def dead_letter_key(origin: Origin, raw: bytes) -> str:
@@ -101,7 +110,9 @@ class PostProducer:
         except KafkaError as exc:
             raise BrokerError(f"cannot connect a producer to {bootstrap}: {exc}; start the "
                               f"broker with `polarwatch broker start`") from exc
-        self._pending: list[Any] = []
+        self._pending: list[tuple[Any, str]] = []  # (future, value_digest)
+        # topic -> partition -> (highest offset the broker confirmed, value_digest there)
+        self.delivered: dict[str, dict[int, tuple[int, str]]] = {}
         self.dedup = dedup
         # (platform, id) -> digest of the content last sent under it
         self._seen: LRUCache[tuple[str, str], bytes] = LRUCache(maxsize=max(1, dedup_max_ids))
@@ -143,8 +154,9 @@ class PostProducer:
             if before is not None:
                 self.stats.resent_changed += 1
             self._seen[key] = digest
-        self._pending.append(self._producer.send(
-            self.topic, key=str(obj["conversation_id"]).encode(), value=value))
+        self._pending.append((self._producer.send(
+            self.topic, key=str(obj["conversation_id"]).encode(), value=value),
+            value_digest(value)))
         self.stats.sent += 1
         if len(self._pending) >= FLUSH_EVERY:
             self.flush()
@@ -163,8 +175,8 @@ class PostProducer:
                    (DEAD_LETTER_SIZE_HEADER, str(size).encode())]
         if origin is not None:
             headers.append((DEAD_LETTER_KEY_HEADER, dead_letter_key(origin, raw).encode()))
-        self._pending.append(self._producer.send(
-            self.dead_letter_topic, value=value, headers=headers))
+        self._pending.append((self._producer.send(
+            self.dead_letter_topic, value=value, headers=headers), value_digest(value)))
         self.stats.dead_lettered += 1
         kind = reason.split(":")[0]
         self.stats.reasons[kind] = self.stats.reasons.get(kind, 0) + 1
@@ -180,9 +192,18 @@ class PostProducer:
             self.send_post(post)
 
     def flush(self, timeout: float = 60.0) -> None:
-        """Block until every record sent so far is confirmed by the broker (raises otherwise)."""
+        """Block until every record sent so far is confirmed by the broker (raises otherwise);
+        :attr:`delivered` then holds the highest offsets confirmed."""
         self._producer.flush(timeout=timeout)
-        failed = [f for f in self._pending if f.failed()]
+        failed = []
+        for future, digest in self._pending:
+            if future.failed():
+                failed.append(future)
+            elif future.succeeded():
+                meta = future.value  # RecordMetadata: topic, partition, offset
+                parts = self.delivered.setdefault(meta.topic, {})
+                if meta.offset >= 0 and meta.offset >= parts.get(meta.partition, (-1, ""))[0]:
+                    parts[meta.partition] = (meta.offset, digest)
         self._pending.clear()
         if failed:
             raise BrokerError(f"{len(failed)} record(s) were not confirmed by the broker: "

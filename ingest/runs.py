@@ -210,25 +210,31 @@ def ingest_files(cfg: Config, paths: Sequence[str | Path], mapping: dict[str, st
     from tqdm import tqdm
 
     from ingest.sources.base import Replay, pump
-    from ingest.sources.files import FileSource, open_progress, saver
+    from ingest.sources.files import FileSource
     from ingest.sources.mapping import RowMapper
+    from ingest.sources.progress import broker_lost, open_progress, saver
 
     router = routing(cfg, topic)
     sources = [FileSource(p, fmt, RowMapper(mapping, assume_utc=assume_utc))
                for p in paths]  # fail on a missing file before sending anything
     for source in sources:  # ... and on a file none of whose rows has a text (or id, ...)
         source.check_columns()
+
+    def lost(delivered: list[dict[str, Any]]) -> str | None:  # the broker lost them?
+        return broker_lost(cfg.broker.bootstrap_servers, cfg.kafka_options(), delivered)
+
     with open_producer(cfg) as producer:
         for source in sources:
             resume = open_progress(source, cfg.path(str(state_dir or DEFAULT_STATE_DIR)),
-                                   cfg.topics.posts, restart=restart)
+                                   cfg.topics.posts, restart=restart, lost=lost)
             if resume.position:
                 LOG.info(f"{source.path}: resuming after row {resume.position:,} "
                          f"(progress file {resume.checkpoint.path})")
             records = tqdm(source.records(resume.position), desc=str(source.path.name),
                            unit="rows", file=sys.stderr, disable=not progress)
             stats = pump(records, producer, router=router, topic=topic,
-                         checkpoint=saver(resume, source), confirm_every=confirm_every,
+                         checkpoint=saver(resume, source, producer),
+                         confirm_every=confirm_every,
                          replay=Replay(replay_speed), origin=source.checkpoint_key())
             _summary(str(source.path), stats, producer, resume.position)
 

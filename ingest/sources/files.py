@@ -1,10 +1,10 @@
 """Posts from files: JSONL, CSV and Parquet; rows of other schemas are mapped to posts by
 :mod:`ingest.sources.mapping`.
 
-The position of a file source is the number of rows consumed. A progress file (see
-:class:`~ingest.sources.base.Checkpoint`) keyed by the file's absolute path and the posts topic
-records the last *confirmed* row, with a fingerprint of the file's first 64 KiB so a different
-file at the same path is not silently resumed.
+The position of a file source is the number of rows consumed. A progress file
+(:mod:`ingest.sources.progress`) keyed by the file's absolute path and the posts topic records
+the last *confirmed* row, with a fingerprint of the file's first 64 KiB so a different file at
+the same path is not silently resumed, and the broker offsets that row's delivery reached.
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ import io
 import json
 import re
 import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from ingest.sources.base import (
-    Checkpoint,
     Position,
     Source,
     SourceError,
@@ -347,57 +345,3 @@ def _as_dict(header: list[str], fields: list[str]) -> dict[str, Any]:
 
 def _row_bytes(row: dict[str, Any]) -> bytes:
     return json.dumps(row, ensure_ascii=False, default=str).encode()
-
-
-@dataclass
-class FileProgress:
-    """What the progress file says about one input file."""
-
-    checkpoint: Checkpoint
-    position: int
-    done: bool
-
-
-def open_progress(source: FileSource, state_dir: Path, posts_topic: str,
-                  restart: bool = False) -> FileProgress:
-    """The progress of `source` into `posts_topic`. Refuses, unless `restart`, a file whose start
-    changed (rows appended to the end are fine) and one read before with other options (format,
-    column mapping, --assume-utc): its rows up to the saved position were read the old way."""
-    ckpt = Checkpoint(state_dir, "ingest", f"{source.checkpoint_key()}|{posts_topic}")
-    saved = None if restart else ckpt.load()
-    if restart:
-        ckpt.clear()
-    if not saved:
-        return FileProgress(ckpt, 0, False)
-    position = int(saved.get("position") or 0)
-    hashed = int(saved.get("fingerprint_bytes", FINGERPRINT_BYTES))  # older files: 64 KiB
-    if saved.get("fingerprint") != fingerprint(source.path, hashed):
-        raise SourceError(f"{source.path} changed since it was partly ingested (progress in "
-                          f"{ckpt.path}); pass --restart to ingest it from the first row")
-    before, now = saved.get("options"), _options(source)
-    if before is not None and before != now:
-        changed = [k for k, v in now.items() if before.get(k) != v]
-        raise SourceError(
-            f"{source.path}: rows 1-{position:,} were read with other {' and '.join(changed)} "
-            f"than this run's (progress in {ckpt.path}), so going on would leave them as they "
-            f"were read; pass --restart to read the whole file again with these options (posts "
-            f"already stored are kept once), or run with the earlier options")
-    return FileProgress(ckpt, position, bool(saved.get("done")))
-
-
-def _options(source: FileSource) -> dict[str, Any]:
-    """What decides how a row is read, as the progress file keeps it (JSON)."""
-    return {"format": source.format, "column mapping": source.mapper.mapping,
-            "--assume-utc": source.mapper.assume_utc}
-
-
-def saver(progress: FileProgress, source: FileSource) -> Callable[[Position], None]:
-    hashed = min(FINGERPRINT_BYTES, source.path.stat().st_size)
-    fp = fingerprint(source.path, hashed)
-
-    def save(position: Position) -> None:
-        progress.checkpoint.save(position, fingerprint=fp, fingerprint_bytes=hashed,
-                                 options=_options(source), path=str(source.path), done=False)
-        progress.position = int(position)
-
-    return save

@@ -21,8 +21,9 @@ from ingest.broker import EmbeddedBroker
 from ingest.normalize import TopicRouter
 from ingest.producer import DEAD_LETTER_REASON_HEADER, PostProducer, ProduceStats
 from ingest.sources.base import Checkpoint, Replay, SourceError, SourceRecord, pump
-from ingest.sources.files import FORMATS, FileSource, open_progress
+from ingest.sources.files import FORMATS, FileSource
 from ingest.sources.mapping import RowMapper, parse_mapping, parse_time
+from ingest.sources.progress import open_progress
 from polarwatch.cli import main as cli_main
 from polarwatch.config import load_topics
 from polarwatch.errors import PolarwatchError

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from ingest.sources.base import SourceError, pump
-from ingest.sources.files import FileSource, open_progress, saver
+from ingest.sources.files import FileSource
 from ingest.sources.mapping import RowMapper, parse_mapping
+from ingest.sources.progress import open_progress, saver
 from tests.ingest.test_files import FakeProducer, thread_rows, write_jsonl
 
 HEADER = "id,platform,author_id,text,created_at,topic,conversation_id,parent_id\n"
