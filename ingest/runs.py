@@ -47,7 +47,19 @@ def start_broker(cfg: Config) -> EmbeddedBroker:
     storage (``broker start``)."""
     require_embedded(cfg, "start")
     broker = embedded_broker(cfg)
+    fresh = not broker.running()
     pid = broker.start()
+    try:
+        _prepare(cfg, broker, pid)
+    except BaseException:  # a broker this command started does not outlive its failure
+        if fresh:
+            broker.stop()
+        raise
+    return broker
+
+
+def _prepare(cfg: Config, broker: EmbeddedBroker, pid: int) -> None:
+    """The topics, what the storage means, and the pruner of s3 storage."""
     created = ensure_topics(broker.bootstrap, [cfg.topics.posts, cfg.topics.dead_letter],
                             cfg.topics.partitions)
     LOG.info(f"broker up at {broker.bootstrap} (pid {pid}, log {broker.log_file}); "
@@ -65,7 +77,6 @@ def start_broker(cfg: Config) -> EmbeddedBroker:
         LOG.info("storage is a local S3 server: messages survive broker restarts; "
                  "`polarwatch broker stop` stops that server too")
         start_pruner(cfg, broker)
-    return broker
 
 
 def retention_chosen(cfg: Config) -> list[str]:

@@ -7,7 +7,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from ingest.broker import _launch, _stop_pid, free_port, port_open
+
+REPO = Path(__file__).resolve().parents[2]
 
 # A process that ignores SIGTERM and listens on argv[1], after starting a child of its own that
 # listens on argv[2] (what a launcher script whose server is a grandchild looks like).
@@ -44,3 +48,35 @@ def test_stop_returns_only_when_the_process_and_its_children_are_gone(tmp_path: 
         proc.wait(timeout=1)
     except subprocess.TimeoutExpired:  # pragma: no cover - reported by the asserts above
         proc.kill()
+
+
+def test_broker_start_that_fails_after_the_launch_stops_the_broker_it_started(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`broker start` failing after the broker runs (its topics not created: a broker that
+    cannot answer, Ctrl-C) left that broker running; one that already ran stays."""
+    import ingest.runs
+    from polarwatch.config import load_config
+    from polarwatch.errors import BrokerError
+
+    port = free_port()
+    cfg = load_config(REPO / "polarwatch.toml", env={
+        "POLARWATCH_BROKER_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+        "POLARWATCH_BROKER_STATE_DIR": str(tmp_path / "broker")})
+
+    def refuse(*args: object, **kwargs: object) -> list[str]:  # the failure, injected
+        raise BrokerError("topics not created")
+
+    monkeypatch.setattr(ingest.runs, "ensure_topics", refuse)
+    with pytest.raises(BrokerError, match="topics not created"):
+        ingest.runs.start_broker(cfg)
+    assert not port_open("127.0.0.1", port)  # stopped: it was this command's
+
+    monkeypatch.undo()
+    broker = ingest.runs.start_broker(cfg)  # running now, and healthy
+    try:
+        monkeypatch.setattr(ingest.runs, "ensure_topics", refuse)
+        with pytest.raises(BrokerError):
+            ingest.runs.start_broker(cfg)
+        assert port_open("127.0.0.1", port)  # not this command's broker: left running
+    finally:
+        broker.stop()
