@@ -270,6 +270,7 @@ def ingest_live(cfg: Config, source: Any, kind: str, *, topic: str | None = None
         LOG.info(f"{kind}: resuming from position {position} (progress file {ckpt.path})")
     deadline = time.monotonic() + duration if duration else None
     source.deadline = deadline
+    source.position_was_sent = cursor is None  # --cursor N: the record at N is wanted
     with open_producer(cfg) as producer:
         try:
             stats = pump(source.records(position), producer, router=router, topic=topic,

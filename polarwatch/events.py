@@ -63,8 +63,9 @@ MAX_EVENT_NAME_CHARS = 200  # one line of a chart label, a report table or an al
 # Characters that print as nothing yet change what a line shows: Unicode's Bidi_Control set
 # (they reorder text) and the zero-width ones (two names that look alike). Refused in a new
 # name or topic; escaped as \uXXXX by escape_invisible() in a listing of one already stored.
+# Not ZWNJ / ZWJ (U+200C, U+200D): Persian spelling and emoji sequences (🏳️‍🌈) need them.
 INVISIBLE = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068"
-                      "\u2069\u200b\u200c\u200d\u2060\ufeff")
+                      "\u2069\u200b\u2060\ufeff")
 
 HEADER = """\
 # polarwatch event calendar: scheduled events (votes, summits, debates) and sudden ones

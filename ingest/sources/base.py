@@ -68,6 +68,9 @@ class Source(ABC):
     deadline: float | None = None
     connections: int = 0
     last_error: str | None = None
+    # the position given to records() is one a run saved (its record was sent), not a
+    # --cursor the user named (its record is wanted): a live source replaying it drops it
+    position_was_sent: bool = True
 
     @abstractmethod
     def records(self, position: Position | None) -> Iterator[SourceRecord | None]: ...

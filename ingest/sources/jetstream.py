@@ -173,7 +173,8 @@ class JetstreamSource(Source):
         from websockets.sync.client import connect
 
         self.cursor = int(position) if position is not None else None
-        self._replay_at = self.cursor  # the saved cursor's event was sent by the run that saved it
+        # the saved cursor's event was sent by the run that saved it (--cursor's is wanted)
+        self._replay_at = self.cursor if self.position_was_sent else None
         self._widen, self._skip = False, None
         while True:
             start, wide = self.cursor, self._widen or self._skip is not None

@@ -21,6 +21,7 @@ post/parent texts are cut to this many characters.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import struct
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from scoring.extractors.base import Extractor, PostPair, with_blank_posts
 from scoring.extractors.llm_prompt import FENCE_NOTE, fence
 from scoring.extractors.onnx_runtime import cache_dir, check_cache_dir
 
+LOG = logging.getLogger(__name__)
 INSTALL_HINT = 'pip install "torch==2.13.0" transformers gguf accelerate'
 CACHE_SIZE = 10_000  # answers kept for repeated (topic, text, parent text)
 SYSTEM = "You are a careful annotator of social-media posts. Answer with one word."
@@ -85,11 +87,15 @@ def load_causal_lm(model_path: str, gguf_file: str | None = None,
         if (cached / "config.json").exists():
             path, gguf_file = cached, None
             cached = None
-        else:  # one line before the slow dequantization, as the learned backend does
-            check_cache_dir(cached.parent, "the transformers backend",
-                            "a GGUF model's dequantized copy is saved there once",
-                            ", or pass -O transformers.convert_cache=false (every start "
-                            "then dequantizes the model again)")
+        else:  # the copy is a speed-up only: a cache that cannot be written is one warning
+            try:
+                check_cache_dir(cached.parent, "the transformers backend",
+                                "a GGUF model's dequantized copy is saved there once, so this "
+                                "and every start dequantizes the model again (~14 s)",
+                                ", or pass -O transformers.convert_cache=false")
+            except BackendError as exc:
+                LOG.warning(str(exc))
+                cached = None
     kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
     try:
         tok = AutoTokenizer.from_pretrained(str(path), **kwargs)

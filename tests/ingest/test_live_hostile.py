@@ -140,6 +140,19 @@ def test_a_restart_does_not_send_the_event_at_the_saved_cursor_again() -> None:
     assert [(r.position - T0, r.replayed) for r in recs] == [(2, True), (3, False)]
 
 
+def test_a_cursor_the_user_names_keeps_its_event() -> None:
+    """`ingest jetstream --cursor N` starts at N: the event at N is sent (a review: the replay
+    rule for a saved cursor dropped it)."""
+    relay = Relay([(T0 + i, _frame(i)) for i in (1, 2, 3)], hold=True)
+    source = JetstreamSource(relay.url, sleep=Sleeps(), idle_tick=0.1)
+    source.position_was_sent = False  # what ingest_live sets for --cursor
+    try:
+        recs = _read(source, T0 + 2, seconds=1)
+    finally:
+        relay.close()
+    assert [(r.position - T0, r.replayed) for r in recs] == [(2, False), (3, False)]
+
+
 @pytest.mark.parametrize("header", ["\u00b2", "0"])
 def test_retry_after_superscript_or_zero_waits_the_backoff(header: str) -> None:
     assert retry_after_seconds(header, 2.5) == 2.5 and longer_wait(header, 2.5, 9) == 2.5

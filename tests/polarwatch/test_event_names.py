@@ -71,6 +71,13 @@ def test_a_file_with_both_spellings_is_one_line_that_says_so(tmp_path: Path) -> 
     assert "two Unicode forms" in msg and "\n" not in msg
 
 
+@pytest.mark.parametrize("name", ["\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian ZWNJ
+                                  "Pride \U0001f3f3\ufe0f\u200d\U0001f308 march"])  # emoji ZWJ
+def test_joiners_that_spelling_and_emoji_need_are_kept(name: str) -> None:
+    """A review: ZWNJ (Persian) and ZWJ (emoji sequences) were refused as invisible."""
+    assert make_event(fields(name)).name == name
+
+
 @pytest.mark.parametrize("ch", sorted(INVISIBLE))
 def test_a_new_name_with_an_invisible_character_is_refused(ch: str) -> None:
     code = re.escape(f"U+{ord(ch):04X} {unicodedata.name(ch)}")

@@ -74,32 +74,30 @@ def test_label_learned_with_an_unwritable_home_is_one_line_with_the_fix(
     assert not (tmp_path / "labels.jsonl").exists()
 
 
-def test_transformers_with_an_unwritable_cache_is_the_same_one_line_before_loading(
-        unwritable_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+def test_transformers_with_an_unwritable_cache_warns_once_and_labels(
+        unwritable_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The transformers backend kept its own cache path (~/.cache/polarwatch, ignoring
-    XDG_CACHE_HOME) without the check: with HOME unwritable it dequantized the GGUF model on
-    every start (~30 s here) and silently saved nothing. Now it uses the learned backend's
-    directory and check: one error line, naming the directory, before the model is loaded."""
+    XDG_CACHE_HOME) and, with HOME unwritable, dequantized the GGUF model on every start (~30 s
+    here) and saved nothing, silently. It uses the learned backend's directory and check now;
+    the copy is a speed-up only, so a cache it cannot write is one warning naming the directory
+    and the fix, and the posts are labelled (a review: an error there broke a setup that
+    worked)."""
     from tests.llm_server import require_smollm2
 
     gguf = require_smollm2()
     src = tmp_path / "posts.jsonl"
     src.write_text(json.dumps({"id": "p1", "text": "Ban assault weapons now.",
                                "topic": "gun_control"}) + "\n")
-    for xdg, where in ((None, unwritable_home / ".cache" / "polarwatch"),
-                       (str(unwritable_home), unwritable_home / "polarwatch")):
-        if xdg is not None:
-            monkeypatch.setenv("XDG_CACHE_HOME", xdg)
-        rc = main(["--config", str(REPO / "polarwatch.toml"), "label", str(src), "--backend",
-                   "transformers", "--fallback", "", "-O", f"model_path={gguf}",
-                   "-o", str(tmp_path / "labels.jsonl")])
-        err = capsys.readouterr().err
-        assert rc == 2, err
-        assert err.splitlines() == [
-            f"polarwatch: error: the transformers backend's cache directory {where / 'gguf-fp32'} "
-            f"cannot be written (Not a directory); a GGUF model's dequantized copy is saved "
-            f"there once: set POLARWATCH_CACHE_DIR (or XDG_CACHE_HOME) to a writable directory, "
-            f"or pass -O transformers.convert_cache=false (every start then dequantizes the "
-            f"model again)"]
-        assert not (tmp_path / "labels.jsonl").exists()
+    where = unwritable_home / ".cache" / "polarwatch" / "gguf-fp32"
+    rc = main(["--config", str(REPO / "polarwatch.toml"), "label", str(src), "--backend",
+               "transformers", "--fallback", "", "-O", f"model_path={gguf}",
+               "-o", str(tmp_path / "labels.jsonl")])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    warned = [x for x in err.splitlines() if "cache directory" in x]
+    assert len(warned) == 1, err
+    assert (f"the transformers backend's cache directory {where} cannot be written "
+            f"(Not a directory)") in warned[0]
+    assert "every start dequantizes the model again" in warned[0]
+    assert "set POLARWATCH_CACHE_DIR (or XDG_CACHE_HOME) to a writable directory" in warned[0]
+    assert len((tmp_path / "labels.jsonl").read_text().splitlines()) == 1
