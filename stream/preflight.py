@@ -73,7 +73,7 @@ def check_offsets(cfg: Config, checkpoint: Path) -> None:
                 f"reset (memory storage loses its messages on a restart) or the topic "
                 f"recreated. Refusing to re-read or skip records. To start over deliberately, "
                 f"run `polarwatch stream --reset` (a new checkpoint, {checkpoint}).")
-        other = _other_life(cfg, consumer, {int(p): o for p, o in read.items()})
+        other = _other_life(cfg, consumer, checkpoint)
     except (KafkaError, OSError, RuntimeError) as exc:
         LOG.debug(f"checkpoint offsets not compared with the broker's: {exc}")
         return
@@ -88,22 +88,12 @@ def check_offsets(cfg: Config, checkpoint: Path) -> None:
             f"{checkpoint}; posts stored before are kept).")
 
 
-def _other_life(cfg: Config, consumer: Any, read: dict[int, int]) -> str | None:
-    """:func:`stream.topic_generation.posts_begun_again` on the warehouse, or None when the
-    warehouse cannot be read now (none yet, or another process holds it)."""
-    import duckdb
+def _other_life(cfg: Config, consumer: Any, checkpoint: Path) -> str | None:
+    """:func:`stream.topic_generation.posts_begun_again` on the checkpoint's last posts."""
+    from stream.topic_generation import load_last_read, posts_begun_again
 
-    from polarwatch.warehouse import connect
-    from stream.topic_generation import posts_begun_again
-
-    if not cfg.warehouse_path.is_file():
-        return None
-    try:
-        with connect(cfg.warehouse_path, read_only=True) as con:
-            return posts_begun_again(consumer, cfg.topics.posts, read, con)
-    except duckdb.Error as exc:
-        LOG.debug(f"the checkpoint's last posts not compared with the broker's: {exc}")
-        return None
+    marks = load_last_read(checkpoint, cfg.topics.posts)
+    return posts_begun_again(consumer, cfg.topics.posts, marks) if marks else None
 
 
 def check_backend(cfg: Config, backend: str | None = None) -> None:

@@ -54,6 +54,7 @@ from stream.dead_letters import COLUMNS as DEAD_LETTER_COLUMNS
 from stream.dead_letters import GENERATION_COLUMN, KEY_COLUMN, DeadLetterDrain
 from stream.pairing import Labeler, lexicon_labeler, score_new_pairs
 from stream.resends import split_resends
+from stream.topic_generation import save_last_read
 from stream.windows import update_windows
 
 LOG = logging.getLogger(__name__)
@@ -279,6 +280,9 @@ class DuckDBSink:
             return res
         if drain is not None and drained is not None:
             drain.advance(drained)
+        if self.checkpoint_dir is not None:  # what `stream` compares with the broker at start
+            save_last_read(self.checkpoint_dir, self.source_topic,
+                           pdf[pdf["dead_reason"].isna()])
         crash_point("after_commit", batch_id)
         res.seconds = time.perf_counter() - t0
         LOG.info(res.summary())

@@ -16,22 +16,30 @@ nothing: the drain resumes as stored.
 The posts topic has no generations: its checkpoint holds offsets, and posts are keyed by
 (platform, id). A posts topic begun again with *more* records than the checkpoint had read was
 resumed past its first ones, which were lost without a word (one that came back shorter is
-refused by the offset check, stream/preflight.py). :func:`posts_begun_again` compares the post
-stored from the checkpoint's last offset with the record the broker now holds there; `stream`
-refuses a different one, as it refuses offsets that went backwards, and `--reset` reads the topic
-from its first offset (posts stored before are kept; one sent again counts as a duplicate).
+refused by the offset check, stream/preflight.py). The sink records, beside the checkpoint's
+offsets, the last post it stored per partition (:func:`save_last_read`), and
+:func:`posts_begun_again` compares it with the record the broker now holds at that offset;
+`stream` refuses a different one, as it refuses offsets that went backwards, and `--reset` reads
+the topic from its first offset (posts stored before are kept; one sent again counts as a
+duplicate) with a new checkpoint, so the old life's posts are compared no more.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from stream.record_batches import UnreadableBatch
 
+LOG = logging.getLogger(__name__)
 FETCH_WAIT_S = 5.0  # how long to wait for the stored last record when comparing
 
 
@@ -98,25 +106,56 @@ def _record_at(consumer: Any, topic: str, partition: int, offset: int) -> Any | 
     return None
 
 
-def posts_begun_again(consumer: Any, topic: str, read: dict[int, int], con: Any) -> str | None:
-    """Why the broker's posts `topic` is another life than the one the checkpoint `read`
-    (next offset per partition) came from, by the posts stored in `con` from the last offset
-    read; None when they match or nothing can be compared (no post stored from there: it was
-    a dead letter, a duplicate or pruned; a record that cannot be fetched or read)."""
-    for p, nxt in sorted(read.items()):
-        if nxt <= 0:
-            continue
-        stored = {(str(platform), str(pid)) for platform, pid in con.execute(
-            "SELECT platform, id FROM posts WHERE kafka_partition = ? AND kafka_offset = ?",
-            [p, nxt - 1]).fetchall()}
-        if not stored:
-            continue
-        rec = _record_at(consumer, topic, p, nxt - 1)
+LAST_READ_FILE = "polarwatch-last-read.json"  # in the query's checkpoint directory
+
+
+def save_last_read(checkpoint: Path, topic: str, valid: pd.DataFrame) -> None:
+    """After a committed micro-batch: per partition, the highest offset of a post it stored and
+    that post's (platform, id), merged into the checkpoint's record of them (written atomically;
+    `stream --reset`, which removes the checkpoint, removes it too). `valid`: the batch's posts
+    (kafka_partition, kafka_offset, platform, id)."""
+    if not len(valid):
+        return
+    marks = load_last_read(checkpoint, topic)
+    last = valid.sort_values("kafka_offset").groupby("kafka_partition").tail(1)
+    for p, o, platform, pid in last[["kafka_partition", "kafka_offset", "platform", "id"]
+                                    ].itertuples(index=False):
+        if int(o) >= marks.get(int(p), (-1, "", ""))[0]:
+            marks[int(p)] = (int(o), str(platform), str(pid))
+    body = {"topic": topic, "partitions": {str(p): list(m) for p, m in sorted(marks.items())}}
+    tmp = checkpoint / f".{LAST_READ_FILE}.tmp"
+    try:
+        tmp.write_text(json.dumps(body))
+        os.replace(tmp, checkpoint / LAST_READ_FILE)
+    except OSError as exc:  # the batch is committed: only the start-up comparison is lost
+        LOG.warning(f"{checkpoint / LAST_READ_FILE} not written ({exc}): the next `stream` "
+                    f"cannot tell whether the broker's topic began again")
+
+
+def load_last_read(checkpoint: Path, topic: str) -> dict[int, tuple[int, str, str]]:
+    """The checkpoint's last posts per partition of `topic` ({} when none is recorded: an older
+    checkpoint, another topic, or a file that cannot be read)."""
+    try:
+        body = json.loads((checkpoint / LAST_READ_FILE).read_text())
+        if body.get("topic") != topic:
+            return {}
+        return {int(p): (int(o), str(platform), str(pid))
+                for p, (o, platform, pid) in body["partitions"].items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
+def posts_begun_again(consumer: Any, topic: str,
+                      marks: dict[int, tuple[int, str, str]]) -> str | None:
+    """Why the broker's posts `topic` is another life than the one this checkpoint read, by the
+    last posts it stored per partition (:func:`load_last_read`); None when the broker holds the
+    same posts there, or nothing can be compared (a record that cannot be fetched or read)."""
+    for p, (offset, platform, pid) in sorted(marks.items()):
+        rec = _record_at(consumer, topic, p, offset)
         now = _post_identity(rec.value) if rec is not None else None
-        if now is not None and now not in stored:
-            platform, pid = sorted(stored)[0]
-            return (f"partition {p} offset {nxt - 1} holds post {now[1]!r} ({now[0]}), but "
-                    f"post {pid!r} ({platform}) was stored from there")
+        if now is not None and now != (platform, pid):
+            return (f"partition {p} offset {offset} holds post {now[1]!r} ({now[0]}), but "
+                    f"post {pid!r} ({platform}) was read from there")
     return None
 
 
