@@ -86,7 +86,7 @@ def stop_live_stream(spark: Any, thread: threading.Thread, timeout: float = 30.0
 
 def run_demo(cfg: Config, *, days: int, seed: int, port: int, backend: str | None,
              dashboard: bool, forecast_every: float) -> int:
-    from forecast.cli import check_webhooks
+    from forecast.alerts.delivery import check_webhooks
     from stream.job import build_spark, check_java, run_stream
 
     t0 = time.monotonic()

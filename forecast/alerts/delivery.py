@@ -232,6 +232,12 @@ def endpoints_for(cfg: Config) -> list[Endpoint]:
     return endpoints
 
 
+def check_webhooks(cfg: Config) -> None:
+    """:func:`endpoints_for`, called by `forecast`, `report --forecast` and the demo first."""
+    if cfg.alerts.webhooks:
+        endpoints_for(cfg)
+
+
 def retry_for(cfg: Config) -> RetryPolicy:
     a = cfg.alerts
     return RetryPolicy(max_attempts=a.max_attempts, initial=a.backoff_seconds,

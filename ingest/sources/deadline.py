@@ -16,7 +16,6 @@ its network stream, whose ``get_extra_info("socket")`` is the socket.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import threading
@@ -68,9 +67,15 @@ class DeadlineCut:
         sock = self._sock
         if sock is None:
             return
-        with contextlib.suppress(OSError):  # closed meanwhile: nothing to cut
+        # set before the shutdown: the reader it wakes asks at once whether the deadline cut
+        # (set after, a reader sometimes saw False and blamed the server: "Server disconnected
+        # without sending a response", in CI twice)
+        self.fired = True
+        try:
             # the descriptor itself, also under TLS (ssl.SSLSocket.shutdown would first drop
             # the TLS object a reader in another thread is using)
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
-            self.fired = True
-            LOG.debug("deadline reached: the connection was shut down")
+        except OSError:  # closed meanwhile: nothing was cut
+            self.fired = False
+            return
+        LOG.debug("deadline reached: the connection was shut down")
