@@ -16,17 +16,8 @@ from polarwatch.fields import WEBHOOK_FORMATS
 from polarwatch.safe_write import check_new_output
 
 
-def check_webhooks(cfg: Config) -> None:
-    """Every ``[alerts] webhooks`` URL (and the secret) checked as delivery checks them, before
-    a forecast does any work: a bad entry is one line (exit 2) now, not after the rows are
-    written, when no endpoint would be served."""
-    if cfg.alerts.webhooks:
-        from forecast.alerts.delivery import endpoints_for
-
-        endpoints_for(cfg)
-
-
 def cmd_forecast(cfg: Config, args: argparse.Namespace) -> int:
+    from forecast.alerts.delivery import check_webhooks
     from forecast.run import run_forecast
     from polarwatch.console import log
 
@@ -89,16 +80,20 @@ def cmd_events(cfg: Config, args: argparse.Namespace) -> int:
 
     path = cal.calendar_path(cfg, args.file)
     if args.events_command == "list":
-        shown = cal.list_events(path, args.topic, cal.topic_ids(cfg))
+        shown = cal.list_events(path, args.topic)
+        stale = cal.off_topic(shown, cal.topic_ids(cfg))
         for e in shown:
-            print(cal.describe(e))
+            print(cal.describe(e, unknown_topic=e in stale))
         print(f"{len(shown)} event(s) in {path}", file=sys.stderr)
+        if stale:
+            print(f"polarwatch events: warning: {cal.off_topic_warning(path, stale)}",
+                  file=sys.stderr)
     elif args.events_command == "add":
         fields = {k: getattr(args, k) for k in ("name", "topic", "start", "end", "kind")}
         event = cal.add_event(path, fields, cal.topic_ids(cfg), replace=args.replace)
         print(f"added {event.kind} event {event.name!r} on {event.topic} to {path}")
     else:
-        cal.remove_event(path, args.topic, args.name, cal.topic_ids(cfg))
+        cal.remove_event(path, args.topic, args.name)  # any topic: see remove_event
         print(f"removed {args.name.strip()!r} on {args.topic.strip()} from {path}")
     return 0
 
@@ -114,6 +109,8 @@ def cmd_report(cfg: Config, args: argparse.Namespace) -> int:
         raise ConfigError(f"--count {args.count} needs --every (how often to write a report); "
                           f"without --every one report is written, so drop --count")
     if args.forecast:
+        from forecast.alerts.delivery import check_webhooks
+
         check_webhooks(cfg)
     report_loop(cfg, output=args.output, topics=args.topic or None, since=args.since,
                 every=args.every, count=args.count,

@@ -1,9 +1,11 @@
 """Edits of the event calendar behind ``polarwatch events``: list, add, remove.
 
 The file format and validation are :mod:`polarwatch.events`'; this module only decides which
-file, checks the events' topics against ``topics.toml`` (on every load, as the forecast and the
-report do: an event on an unknown topic would apply to nothing) and refuses an edit that would
-silently overwrite or miss an event (the message says what to do instead). A name or topic
+file, checks a new event's topic against ``topics.toml`` (an event on an unknown topic would
+apply to nothing: the forecast and the report refuse such a calendar) and refuses an edit that
+would silently overwrite or miss an event (the message says what to do instead). ``events
+list`` and ``events remove`` read the calendar without that check, so an event whose topic was
+removed from ``topics.toml`` is listed (marked, with a warning) and can be removed. A name or topic
 given here is read in Unicode NFC, as the file's are, so "café" typed with a composed or a
 decomposed accent finds the same event; ``events list`` escapes the bidi and zero-width
 characters of a stored name (:func:`polarwatch.events.escape_invisible`).
@@ -11,6 +13,7 @@ characters of a stored name (:func:`polarwatch.events.escape_invisible`).
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +48,34 @@ def topic_ids(cfg: Config) -> list[str] | None:
 def list_events(path: Path, topic: str | None = None,
                 topics: list[str] | None = None) -> list[Event]:
     """The calendar's events (of ``topic`` only, when given), sorted by start; ``topics``: the
-    known topic ids (an event on another one is refused)."""
+    known topic ids (an event on another one is refused; ``events list`` passes None and marks
+    them with :func:`off_topic`)."""
     wanted = None if topic is None else nfc(topic.strip())
     return [e for e in load_events(path, topics) if wanted in (None, e.topic)]
 
 
-def describe(e: Event) -> str:
+def off_topic(events: list[Event], topics: list[str] | None) -> list[Event]:
+    """The events whose topic is not one of ``topics`` (none when topics is None)."""
+    return [] if topics is None else [e for e in events if e.topic not in topics]
+
+
+def off_topic_warning(path: Path, stale: list[Event]) -> str:
+    """One line for ``events list`` about events on topics not in ``topics.toml``."""
+    first = stale[0]
+    return (f"{len(stale)} event(s) in {path} on a topic not in topics.toml "
+            f"({', '.join(sorted({escape_invisible(e.topic) for e in stale}))}): the forecast "
+            f"and the report refuse the calendar until they are removed, e.g. `polarwatch "
+            f"events remove {shlex.quote(first.name)} --topic {shlex.quote(first.topic)}`")
+
+
+def describe(e: Event, unknown_topic: bool = False) -> str:
     """One line of ``events list``: start (→ end) in UTC, kind, topic, name (bidi and
-    zero-width characters as ``\\uXXXX``: they would reorder or hide what the line shows)."""
+    zero-width characters as ``\\uXXXX``: they would reorder or hide what the line shows);
+    ``unknown_topic`` adds ``[unknown topic]`` after the name."""
     end = f" → {e.end:%Y-%m-%d %H:%M}" if e.end else ""
+    mark = "  [unknown topic]" if unknown_topic else ""
     return (f"{e.start:%Y-%m-%d %H:%M}{end} UTC  {e.kind:9}  {escape_invisible(e.topic):16}  "
-            f"{escape_invisible(e.name)}")
+            f"{escape_invisible(e.name)}{mark}")
 
 
 def add_event(path: Path, fields: dict[str, Any], topics: list[str] | None, *,
@@ -75,9 +95,10 @@ def add_event(path: Path, fields: dict[str, Any], topics: list[str] | None, *,
     return event
 
 
-def remove_event(path: Path, topic: str, name: str, topics: list[str] | None = None) -> None:
+def remove_event(path: Path, topic: str, name: str) -> None:
     """Remove the event ``name`` of ``topic`` (both stripped and in NFC, as :func:`add_event`
-    stores them); an error when there is none."""
+    stores them); an error when there is none. The topics are not checked: this is how an
+    event on a topic removed from ``topics.toml`` is removed."""
     topic, name = nfc(topic.strip()), nfc(name.strip())
 
     def drop(events: list[Event]) -> list[Event]:
@@ -87,4 +108,4 @@ def remove_event(path: Path, topic: str, name: str, topics: list[str] | None = N
                                   f"(`polarwatch events list` shows them)")
         return kept
 
-    update_events(path, drop, topics)
+    update_events(path, drop)

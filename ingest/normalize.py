@@ -6,6 +6,13 @@ the extractors look at is :func:`normalize_text` of it: HTML entities decoded, U
 replaced by placeholder tokens (the TweetEval convention: ``http`` and ``@user``), Unicode
 compatibility forms folded (𝗴𝘂𝗻 → gun) and whitespace collapsed. It is deterministic and cheap,
 so every stage can recompute it instead of storing a second text column.
+
+Routing keywords go through the same normalization (:func:`normalize_keyword`), so a keyword
+pasted decomposed (macOS "réforme") or full-width ("ｇｕｎ") matches the text it spells. A
+keyword holding an @mention (``@POTUS``) is matched against the text with its mentions kept
+(everything else normalized), since in the normalized text every mention is ``@user``; a
+keyword holding a link is refused (:class:`~polarwatch.errors.ConfigError`): every link in a
+post is ``http``, so it could match nothing but every link.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from polarwatch.config import Topic
+from polarwatch.errors import ConfigError
 
 URL_TOKEN = "http"  # TweetEval / cardiffnlp models were trained with this placeholder
 MENTION_TOKEN = "@user"
@@ -42,13 +50,27 @@ def html_to_text(content: str) -> str:
     return html.unescape(text).strip()
 
 
-def normalize_text(text: str) -> str:
-    """The text that routing and scoring look at (see the module docstring)."""
+def normalize_text(text: str, *, mentions: bool = True) -> str:
+    """The text that routing and scoring look at (see the module docstring); with
+    ``mentions=False`` the @mentions are kept as written (what @mention keywords match)."""
     text = html.unescape(text)
     text = unicodedata.normalize("NFKC", text)
     text = _URL_RE.sub(URL_TOKEN, text)
-    text = _MENTION_RE.sub(MENTION_TOKEN, text)
+    if mentions:
+        text = _MENTION_RE.sub(MENTION_TOKEN, text)
     return _SPACE_RE.sub(" ", text).strip()
+
+
+def normalize_keyword(keyword: str, topic: str = "?") -> tuple[str, bool]:
+    """``keyword`` normalized as a post's text is, and whether it holds an @mention (then it
+    is matched against the text with mentions kept). A keyword with a link is a ConfigError
+    naming ``topic``: routing sees every link as ``http``."""
+    norm = normalize_text(keyword, mentions=False)
+    if _URL_RE.search(keyword) or _URL_RE.sub(URL_TOKEN, norm) != norm:
+        raise ConfigError(f"topics.toml: topic {topic!r}: keyword {keyword!r} is a link, and "
+                          f"routing reads every link in a post as {URL_TOKEN!r}, so it can "
+                          f"never match; remove it, or route by a word or #hashtag instead")
+    return norm, _MENTION_RE.search(norm) is not None
 
 
 def hashtags(text: str) -> list[str]:
@@ -56,8 +78,10 @@ def hashtags(text: str) -> list[str]:
     return [h.lower() for h in _HASHTAG_RE.findall(_URL_RE.sub(" ", text))]
 
 
-def _keyword_pattern(keywords: Iterable[str]) -> re.Pattern[str] | None:
-    terms = sorted({k.strip().lower() for k in keywords if k.strip()}, key=len, reverse=True)
+def _keyword_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern of normalized keywords (duplicates up to case dropped, longest first)."""
+    unique = {t.casefold(): t for t in terms if t}
+    terms = sorted(unique.values(), key=len, reverse=True)
     if not terms:
         return None
     alternation = "|".join(re.escape(t) for t in terms)
@@ -71,11 +95,18 @@ class TopicRouter:
     (ties go to the topic listed first in ``topics.toml``); None when it mentions none."""
 
     topics: tuple[Topic, ...]
-    patterns: tuple[re.Pattern[str] | None, ...]
+    patterns: tuple[re.Pattern[str] | None, ...]  # on normalize_text(post)
+    mention_patterns: tuple[re.Pattern[str] | None, ...] = ()  # on it with mentions kept
 
     @classmethod
     def from_topics(cls, topics: Sequence[Topic]) -> TopicRouter:
-        return cls(tuple(topics), tuple(_keyword_pattern(t.keywords) for t in topics))
+        """The router of ``topics``; a ConfigError for a keyword that is a link."""
+        words, mentions = [], []
+        for t in topics:
+            normed = [normalize_keyword(k, t.id) for k in t.keywords]
+            words.append(_keyword_pattern(k for k, mention in normed if not mention))
+            mentions.append(_keyword_pattern(k for k, mention in normed if mention))
+        return cls(tuple(topics), tuple(words), tuple(mentions))
 
     @property
     def ids(self) -> list[str]:
@@ -83,8 +114,14 @@ class TopicRouter:
 
     def scores(self, text: str) -> dict[str, int]:
         norm = normalize_text(text)
-        return {t.id: len(p.findall(norm)) for t, p in zip(self.topics, self.patterns,
-                                                           strict=True) if p is not None}
+        kept = normalize_text(text, mentions=False) if any(self.mention_patterns) else ""
+        out = {}
+        for i, (t, p) in enumerate(zip(self.topics, self.patterns, strict=True)):
+            m = self.mention_patterns[i] if i < len(self.mention_patterns) else None
+            if p is not None or m is not None:
+                out[t.id] = ((len(p.findall(norm)) if p is not None else 0)
+                             + (len(m.findall(kept)) if m is not None else 0))
+        return out
 
     def route(self, text: str) -> str | None:
         best, best_hits = None, 0

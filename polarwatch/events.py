@@ -32,6 +32,7 @@ to the file it points to (:mod:`polarwatch.safe_write`).
 from __future__ import annotations
 
 import os
+import shlex
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -213,8 +214,11 @@ def make_event(raw: dict[str, Any], where: str = "event",
                          f"shorten it")
     known = list(topics) if topics is not None else None
     if known is not None and topic not in known:
+        fix = (f"remove it with `polarwatch events remove {shlex.quote(name)} --topic "
+               f"{shlex.quote(topic)}` or put the topic back in topics.toml" if stored
+               else "fix its topic")
         raise EventError(f"{where}: unknown topic {topic!r} (known: {', '.join(known)}); "
-                         f"an event on another topic applies to nothing, fix its topic")
+                         f"an event on another topic applies to nothing, {fix}")
     kind = _text(raw, "kind", where)
     if kind not in KINDS:
         raise EventError(f"{where}: 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")

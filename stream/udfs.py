@@ -18,7 +18,7 @@ micro-batches) and cached by configuration, never per row or per batch.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -67,6 +67,10 @@ class LabelStage:
     topics: tuple[Topic, ...]
     settings: ExtractorConfig = ExtractorConfig()  # cascade and llm options of [extractor]
     max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW  # [ingest] max_future_skew_hours
+    # when the driver built it, i.e. read `topics` (the stream's start): named in the unknown
+    # topic reason; not in the repr, which keys the extractor cache
+    topics_read_at: datetime = field(default_factory=lambda: datetime.now(UTC), repr=False,
+                                     compare=False)
 
     def extractor(self) -> Extractor:
         """The backend chain, built once per Python worker: a post the main backend fails on
@@ -143,14 +147,19 @@ class LabelStage:
 
     def unknown_topic(self, topic: str) -> str | None:
         """A post's topic must be one of topics.toml's: an id from the wire never creates a
-        topic (a dashboard card, a model fit, a report chart, a title rendered from it)."""
+        topic (a dashboard card, a model fit, a report chart, a title rendered from it). The
+        topics are the ones read when the stream started (reloading them between micro-batches
+        would mean new extractors and stance heads on every worker mid-stream), so the reason
+        says when, and what to do if the topic was added since."""
         known = [t.id for t in self.topics]
         if topic in known:
             return None
         shown = ", ".join(known[:10]) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
-        return (f"topic {topic[:80]!r} is not in topics.toml (known: {shown}); add a [[topic]] "
-                f"with that id to topics.toml, or assign posts a known topic with "
-                f"`ingest file --topic ID`")
+        return (f"topic {topic[:80]!r} is not in topics.toml as this stream read it when it "
+                f"started ({self.topics_read_at:%Y-%m-%d %H:%M} UTC); if it was added since, "
+                f"restart the stream and send these posts again (`polarwatch ingest file FILE "
+                f"--restart`); else add a [[topic]] with that id to topics.toml, or assign "
+                f"posts a known topic with `ingest file --topic ID` (known: {shown})")
 
     def extract(self, pairs: Sequence[PostPair]) -> list[Labels]:
         return self.extractor().extract(pairs) if pairs else []

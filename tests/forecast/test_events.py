@@ -257,7 +257,9 @@ def test_a_bad_calendar_file_is_one_line_wherever_it_is_read(
     monkeypatch.setenv("POLARWATCH_EVENTS_FILE", str(cal))
     monkeypatch.setenv("POLARWATCH_WAREHOUSE_PATH", str(path))
     config = ["--config", str(REPO / "polarwatch.toml")]
-    for argv in (["events", "list"], ["forecast"], ["report", "-o", str(tmp_path / "r.html")]):
+    # an event on an unknown topic is listed, marked (test_events_unknown_topic.py)
+    listed = [] if "unknown topic" in says else [["events", "list"]]
+    for argv in (*listed, ["forecast"], ["report", "-o", str(tmp_path / "r.html")]):
         assert main([*config, *argv]) == 2, argv
         err = [line for line in capsys.readouterr().err.splitlines()
                if "streamlit" not in line]  # (imported by the dashboard's test fixtures)

@@ -1,0 +1,71 @@
+"""Keywords are normalized as the post text is: decomposed and full-width keywords route, an
+@mention keyword matches that mention, and a link keyword is refused in one line (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from ingest.normalize import TopicRouter
+from polarwatch.config import Topic
+from polarwatch.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+NFD = unicodedata.normalize("NFD", "réforme")  # as macOS pastes it
+
+ROUTER = TopicRouter.from_topics([
+    Topic("potus", "The president", "p", "a", keywords=("@POTUS",)),
+    Topic("reforme", "Réforme", "p", "a", keywords=(NFD,)),
+    Topic("wide", "Guns", "p", "a", keywords=("ｇｕｎ",)),  # full-width
+])
+
+
+@pytest.mark.parametrize(("text", "topic"), [
+    ("Thanks @POTUS for nothing", "potus"),
+    ("thanks @potus@whitehouse.gov", "potus"),  # a Mastodon handle of that account
+    ("@POTUSfan says hi", None),  # another account
+    ("the potus said", None),  # a mention keyword matches the mention only
+    ("Non à la réforme !", "reforme"),  # composed in the post, decomposed in topics.toml
+    (f"Non à la {NFD} !", "reforme"),
+    ("ｇｕｎ show this weekend", "wide"),
+    ("gun show this weekend", "wide"),
+    ("@nra said so", None),  # other mentions still never route
+])
+def test_keywords_route_as_the_text_is_normalized(text: str, topic: str | None) -> None:
+    assert ROUTER.route(text) == topic
+
+
+def test_mention_and_word_keywords_add_up() -> None:
+    router = TopicRouter.from_topics([
+        Topic("a", "A", "p", "q", keywords=("climate",)),
+        Topic("b", "B", "p", "q", keywords=("@GretaThunberg", "strike")),
+    ])
+    assert router.scores("@GretaThunberg strike for climate") == {"a": 1, "b": 2}
+
+
+def test_link_keyword_is_refused_naming_topic_and_keyword() -> None:
+    with pytest.raises(ConfigError, match=r"topic 'x': keyword 'https://example.com/gun' is a "
+                                          r"link.*remove it"):
+        TopicRouter.from_topics([Topic("x", "X", "p", "q", keywords=("https://example.com/gun",))])
+
+
+def test_ingest_refuses_link_keyword_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "polarwatch.toml").write_text(
+        (REPO / "polarwatch.toml").read_text().replace("127.0.0.1:19092", "127.0.0.1:22791"))
+    (tmp_path / "topics.toml").write_text(
+        '[[topic]]\nid = "x"\nname = "X"\npro = "p"\nanti = "a"\n'
+        'keywords = ["guns", "www.example.com/guns"]\n')
+    post = {"id": "1", "text": "guns", "author_id": "a", "created_at": "2026-01-01T00:00:00Z"}
+    (tmp_path / "p.jsonl").write_text(json.dumps(post) + "\n")
+    run = subprocess.run([sys.executable, "-m", "polarwatch.cli", "ingest", "file", "p.jsonl"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2, run.stderr
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, run.stderr
+    assert "topic 'x': keyword 'www.example.com/guns' is a link" in lines[0]
+    assert run.stdout == ""
