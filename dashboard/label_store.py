@@ -44,11 +44,12 @@ class LabelError(PolarwatchError):
 
 
 def make_labels(post: Mapping[str, Any], sample: str, labeller: str,
-                verdicts: Mapping[str, str], now: datetime | None = None
-                ) -> list[AnalystLabel]:
+                verdicts: Mapping[str, str], now: datetime | None = None,
+                sides: tuple[str, str] | None = None) -> list[AnalystLabel]:
     """One :class:`AnalystLabel` per task in `verdicts` (task -> the analyst's value) for
     `post` (a row of :func:`queue`: platform, id, topic and the model's label and confidence
-    per task, as shown)."""
+    per task, as shown). `sides` is the topic's (pro, anti) descriptions the page showed: a
+    stance label stores them (None: the topic is not in topics.toml, stored as NULL)."""
     if sample not in SAMPLES:
         raise LabelError(f"sample {sample!r} is not one of {', '.join(SAMPLES)}")
     if not labeller.strip():
@@ -68,7 +69,9 @@ def make_labels(post: Mapping[str, Any], sample: str, labeller: str,
             model_value=None if _missing(model) else str(model),
             model_confidence=None if confidence is None or _missing(confidence)
             else float(confidence),
-            labeller=labeller.strip(), labelled_at=now or datetime.now(UTC)))
+            labeller=labeller.strip(), labelled_at=now or datetime.now(UTC),
+            pro_description=sides[0] if sides and task == "stance" else None,
+            anti_description=sides[1] if sides and task == "stance" else None))
     return rows
 
 

@@ -117,5 +117,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "dead_letters: topic_generation in the key (a dead-letter topic begun again "
                   "after a memory broker's restart reuses its offsets; older rows are 0)",
               _dead_letter_generations),
+    Migration(11, "labels: pro_description, anti_description (the topic's sides a stance label "
+                  "was given under: a retrain flips labels given under swapped sides; NULL on "
+                  "older rows)", _add_columns("labels", "pro_description", "anti_description")),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -220,6 +220,12 @@ class AnalystLabel:
     model_confidence: float | None
     labeller: str
     labelled_at: datetime
+    # a stance label's sides: the topic's pro and anti descriptions (topics.toml) the Label page
+    # showed when it was given; a retrain flips a label given under today's sides swapped and
+    # leaves out one given under other sides (polarwatch.reads). NULL for the other tasks and
+    # on labels from before migration 11 (taken as given under today's sides).
+    pro_description: str | None = None
+    anti_description: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

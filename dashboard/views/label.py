@@ -9,6 +9,10 @@ suggestion contradicts the model first, then the model's least confident. A post
 is not shown again. Off unless ``[dashboard] allow_labels``, and then only from the ``?token=``
 link ``polarwatch dashboard`` prints (like editing events).
 
+Under the stance question the page shows the topic's ``pro`` and ``anti`` descriptions
+(topics.toml, read when the post is drawn), and a stance label stores them: a retrain reads each
+label under the topic's sides then (``polarwatch.reads.read_stance_labels``).
+
 Every label has one key (Streamlit's ``st.button(shortcut=...)``): 1/2/3 stance, 4/5/6
 hostility, 7/8/9 agreement, S skip, L ask the LLM. With an ``llm`` backend configured, "Ask the
 LLM" shows its suggestion (``dashboard/label_assist.py``), stored apart from the analyst's labels
@@ -77,14 +81,34 @@ def tasks_for(post: dict[str, Any]) -> list[str]:
     return ["stance", "affect"] + ([] if is_missing(post.get("parent_text")) else ["agreement"])
 
 
+def topic_sides(topic: str) -> tuple[str, str] | None:
+    """The topic's (pro, anti) descriptions in topics.toml now; None when it is not there (or
+    the file cannot be read)."""
+    try:
+        found = [t for t in load_config().load_topics() if t.id == topic]
+    except PolarwatchError:
+        return None
+    return (found[0].pro, found[0].anti) if found else None
+
+
 def draw(c: Context, topic: str) -> dict[str, Any] | None:
-    """The next post to show for `topic`, or None when every post has a label."""
+    """The next post to show for `topic`, or None when every post has a label. The topic's
+    sides are read once per post: what the page shows is what its stance label stores."""
     picked = label_store.next_post(c.warehouse, topic, c.label_random_share,
                                    skip=st.session_state.setdefault(SEEN_KEY, set()))
     if picked is None:
         return None
     post, sample = picked
-    return {"topic": topic, "post": post, "sample": sample, "done": {}}
+    return {"topic": topic, "post": post, "sample": sample, "done": {},
+            "sides": topic_sides(topic)}
+
+
+def sides_caption(sides: Any) -> str:
+    """What pro and anti mean for the post shown (topics.toml), under the stance question."""
+    if not sides:
+        return ("This topic is not in topics.toml (or it cannot be read): what pro and anti "
+                "mean is unknown, and a stance label is stored without them.")
+    return f"**pro**: {md_text(sides[0])} · **anti**: {md_text(sides[1])}"
 
 
 def finish(current: dict[str, Any]) -> None:
@@ -116,6 +140,8 @@ def render_post(c: Context, current: dict[str, Any], labeller: str, allowed: boo
     for task in tasks_for(post):
         question, values = CHOICES[task]
         st.markdown(f"**{question}**" + (f" — stored: {done[task]}" if task in done else ""))
+        if task == "stance":
+            st.caption(sides_caption(current.get("sides")))
         for col, (value, text) in zip(st.columns(len(values)), values.items(), strict=True):
             clicked = col.button(text, key=f"lbl|{task}|{value}|{ident}", disabled=not allowed,
                                  type="primary" if done.get(task) == value else "secondary",
@@ -192,8 +218,10 @@ def store(c: Context, current: dict[str, Any], labeller: str, task: str, value: 
     if not labeller.strip():
         st.error("Not stored: type your name first (it is stored with each label).")
         return
+    sides = current.get("sides")
     label_store.save_labels(c.warehouse, label_store.make_labels(
-        current["post"], current["sample"], labeller, {task: value}))
+        current["post"], current["sample"], labeller, {task: value},
+        sides=(str(sides[0]), str(sides[1])) if sides else None))
     current["done"][task] = value
     if set(current["done"]) >= set(tasks_for(current["post"])):
         finish(current)
@@ -205,7 +233,9 @@ def render_retrain(c: Context, topic: str) -> None:
     """The retrain button and the last retrain's outcome for `topic` (labelling allowed only)."""
     st.subheader("Retrain this topic's stance head")
     st.caption(f"Fits a stance head for {md_text(c.name(topic))} from the analysts' stance "
-               f"labels (the latest per post, random and least confident alike), starting from "
+               f"labels (the latest per post, random and least confident alike; one given "
+               f"while pro and anti were the other way round is flipped, one given under other "
+               f"descriptions is left out), starting from "
                f"the general model, and {FOLDS}-fold cross-validates it against the head serving "
                f"the topic now, as `polarwatch train --from-warehouse --topic` {md_text(topic)}. Needs "
                f"{MIN_LABELS} stance labels, {FOLDS} each of pro and anti. The head file is "
@@ -229,7 +259,7 @@ def retrain(c: Context, topic: str) -> None:
         try:  # what `polarwatch train --from-warehouse --topic ID` runs (stream/retrain.py)
             cfg = load_config()
             chosen, out = prepare(cfg, topic)
-            texts, labels = read_stance_labels(c.warehouse, chosen.id)
+            texts, labels = read_stance_labels(c.warehouse, chosen.id, (chosen.pro, chosen.anti))
             done = train_topic(cfg, chosen, out, texts, labels)
         except PolarwatchError as exc:  # too few labels, not the learned backend, no heads dir
             outcome = ("error", [f"Not retrained: {exc}"])

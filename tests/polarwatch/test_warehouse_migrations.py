@@ -171,8 +171,9 @@ def test_every_table_has_a_ddl() -> None:
     assert set(TABLES) == {"posts", "interactions", *CONTRACTS}
 
 
-LABEL_ROW = ("INSERT INTO labels VALUES ('p', '1', 't', 'stance', 'pro', 'random', 'anti', 0.6, "
-             "'ana', now())")
+LABEL_ROW = ("INSERT INTO labels (platform, post_id, topic, task, value, sample, model_value, "
+             "model_confidence, labeller, labelled_at) VALUES ('p', '1', 't', 'stance', 'pro', "
+             "'random', 'anti', 0.6, 'ana', now())")
 
 
 def _upgraded_from_before(tmp_path: Path, version: int, table: str, seed: str
@@ -261,3 +262,25 @@ def test_a_post_stored_as_its_own_parent_or_with_an_empty_one_becomes_a_root(
     with connect(path) as con:
         rows = con.execute("SELECT id, parent_id FROM posts ORDER BY id").fetchall()
     assert rows == [("c1", "r3"), ("r1", None), ("r2", None), ("r3", None)]
+
+
+def test_a_file_before_label_sides_gets_the_columns_and_its_labels_keep_null(
+        tmp_path: Path) -> None:
+    """Migration 11 adds labels.pro_description and anti_description (the sides a stance label
+    was given under) to a file written before them; its labels stay, both NULL (read as given
+    under today's sides), and the file ends up as a new file is."""
+    path, new = tmp_path / "v10.duckdb", tmp_path / "new.duckdb"
+    init_schema(path)
+    with connect(path) as con:
+        con.execute("ALTER TABLE labels DROP COLUMN pro_description")
+        con.execute("ALTER TABLE labels DROP COLUMN anti_description")
+        con.execute("DELETE FROM schema_version WHERE version >= 11")
+        con.execute(LABEL_ROW)
+    assert [m.version for m in init_schema(path)] == [m.version for m in MIGRATIONS
+                                                     if m.version >= 11]
+    init_schema(new)
+    after, fresh = _catalog(path), _catalog(new)
+    assert after["columns"] == fresh["columns"] and after["keys"] == fresh["keys"]
+    with connect(path) as con:
+        assert con.execute("SELECT value, pro_description, anti_description FROM labels"
+                           ).fetchall() == [("pro", None, None)]

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.analysis import label_accuracy
+from dashboard.label_store import random_labels
+from forecast.reports.gather import random_labels as report_labels
+from forecast.reports.render import accuracy
 from polarwatch.cli import main
 from polarwatch.warehouse import connect, init_schema
 
@@ -55,8 +59,9 @@ def setup(tmp_path: Path, n_labels: int = 40, backend: str = "learned",
                         [f"p{i}", text, T0 + timedelta(minutes=i), None if i == 0 else "p0"])
             if i < n_labels:
                 pro = (side == "office") if flip else (side == "home")
-                con.execute("INSERT INTO labels VALUES ('x', ?, 'remote_work', 'stance', ?, "
-                            "'random', NULL, NULL, 'ana', ?)",
+                con.execute("INSERT INTO labels (platform, post_id, topic, task, value, "
+                            "sample, labeller, labelled_at) VALUES ('x', ?, 'remote_work', "
+                            "'stance', ?, 'random', 'ana', ?)",
                             [f"p{i}", "pro" if pro else "anti", T0])
     return ["--config", str(tmp_path / "polarwatch.toml")]
 
@@ -117,4 +122,10 @@ def test_train_writes_only_a_better_head_and_relabel_records_it(
         n_inter = con.execute("SELECT count(*) FROM interactions").fetchall()[0][0]
     # the analyst's "pro" (office) is what the new head says for the office posts
     assert rows == [(f"learned:stance_remote_work@{digest}", 40, 40, 20)], rows
+    # the topic's accuracy (Topic page and report) compares the analysts' random labels with
+    # the posts' labels as stored now: relabelled by the new head, it follows the retrain
+    stance = label_accuracy(random_labels(db), "remote_work")["stance"]
+    assert stance.n == 40 and stance.accuracy is not None and stance.accuracy >= 0.9, stance
+    assert accuracy(report_labels(db).drop(columns="topic"), 30, 0.6).sentence.startswith(
+        f"Validated: stance accuracy {stance.accuracy:.2f}")
     assert n_inter > 0 and "interactions scored again" in out, out
