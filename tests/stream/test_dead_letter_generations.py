@@ -4,13 +4,11 @@ instead of skipping those at offsets already stored (real broker restarted, real
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
-from ingest.broker import EmbeddedBroker, ensure_topics, free_port
+from ingest.broker import EmbeddedBroker, ensure_topics
 from ingest.producer import PostProducer
 from polarwatch.warehouse import connect
 from stream.dead_letters import DeadLetterDrain
@@ -21,14 +19,6 @@ POSTS, DEAD = "gen-posts", "gen-dead"
 EMPTY = LabelStage("lexicon", (), ()).label_frame(pd.DataFrame({  # a batch with no posts
     "kafka_partition": pd.Series([], dtype="int32"), "kafka_offset": pd.Series([], dtype="int64"),
     "broker_ts": pd.Series([], dtype="datetime64[us, UTC]"), "value": pd.Series([], dtype=object)}))
-
-
-@pytest.fixture
-def memory_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    b = EmbeddedBroker(free_port(), tmp_path / "broker")  # memory storage: lost on a restart
-    b.start()
-    yield b
-    b.stop()
 
 
 def _send(broker: EmbeddedBroker, tag: str, n: int, origin: bool = False) -> None:

@@ -5,13 +5,12 @@ every post (real broker restarted, real Spark, real DuckDB)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from ingest.broker import EmbeddedBroker, ensure_topics, free_port
+from ingest.broker import EmbeddedBroker, ensure_topics
 from ingest.producer import PostProducer
 from ingest.sources.synthetic import generate
 from polarwatch.config import Config, load_config
@@ -25,14 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 START = datetime(2026, 2, 1, tzinfo=UTC)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def memory_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    b = EmbeddedBroker(free_port(), tmp_path / "broker")  # memory storage: lost on a restart
-    b.start()
-    yield b
-    b.stop()
 
 
 def _produce(cfg: Config, posts: list[Post]) -> None:

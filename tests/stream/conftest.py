@@ -1,0 +1,19 @@
+"""Fixtures of the stream tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.broker import EmbeddedBroker, free_port
+
+
+@pytest.fixture
+def memory_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A broker of the test's own, with memory storage: a restart loses its topics."""
+    b = EmbeddedBroker(free_port(), tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()
