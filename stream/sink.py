@@ -54,7 +54,7 @@ from stream.dead_letters import COLUMNS as DEAD_LETTER_COLUMNS
 from stream.dead_letters import GENERATION_COLUMN, KEY_COLUMN, DeadLetterDrain
 from stream.pairing import Labeler, lexicon_labeler, score_new_pairs
 from stream.resends import split_resends
-from stream.topic_generation import save_last_read
+from stream.topic_generation import load_last_read, save_last_read
 from stream.windows import update_windows
 
 LOG = logging.getLogger(__name__)
@@ -167,6 +167,7 @@ class DuckDBSink:
         self.keep_days, self.prune_every_s = keep_days, prune_every_s
         self._last_prune: float | None = None
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self._last_read: dict[int, tuple[int, str, str]] | None = None  # topic_generation
         self.lake_dir = Path(lake_dir) if lake_dir else None
         self.interval = interval_sql(window)
         self.extreme_threshold = extreme_threshold
@@ -281,8 +282,10 @@ class DuckDBSink:
         if drain is not None and drained is not None:
             drain.advance(drained)
         if self.checkpoint_dir is not None:  # what `stream` compares with the broker at start
+            if self._last_read is None:  # the checkpoint's file, read once per sink
+                self._last_read = load_last_read(self.checkpoint_dir, self.source_topic)
             save_last_read(self.checkpoint_dir, self.source_topic,
-                           pdf[pdf["dead_reason"].isna()])
+                           pdf[pdf["dead_reason"].isna()], self._last_read)
         crash_point("after_commit", batch_id)
         res.seconds = time.perf_counter() - t0
         LOG.info(res.summary())

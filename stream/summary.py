@@ -4,7 +4,7 @@ when a drain ends."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
 from polarwatch.config import Config
 from polarwatch.warehouse import connect, scalar
@@ -20,9 +20,9 @@ def summarize_warehouse(cfg: Config, since: datetime | None = None) -> dict[str,
     (an audit: 1,112 of 8,402 posts in windows at 1,000 records a batch, all of them in one)."""
     with connect(cfg.warehouse_path, read_only=True) as con:
         counts = {t: int(scalar(con, f"SELECT count(*) FROM {t}")) for t in SUMMARY_TABLES}
-        late, stored = con.execute(
+        late, stored = (0, 0) if since is None else con.execute(
             "SELECT coalesce(sum(n_late), 0), coalesce(sum(n_posts), 0) FROM stream_batches "
-            "WHERE committed_at >= ?", [since or datetime.max.replace(tzinfo=UTC)]).fetchone()
+            "WHERE committed_at >= ?", [since]).fetchone()
     LOG.info("rows in DuckDB " + str(cfg.warehouse_path) + ": "
              + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     if late:

@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -74,17 +75,30 @@ def begun_again(consumer: Any, topic: str, last: dict[int, LastStored],
     `ends`: the next offset per partition on the broker; `row_of(partition, record)`: the
     ``dead_letters`` row the drain makes of a record (compared on raw, time and key)."""
     for p, stored in sorted(last.items()):
-        end = ends.get(p, 0)
-        if end <= stored.offset:
-            return (f"partition {p} ends at offset {end}, but offset {stored.offset} was "
-                    f"stored from it")
-        rec = _record_at(consumer, topic, p, stored.offset)
-        if rec is None:
-            continue
-        now = row_of(p, rec)
-        if (now["raw"], now["rejected_at"], now["dead_letter_key"]) != (
-                stored.raw, stored.rejected_at, stored.key):
-            return f"partition {p} offset {stored.offset} holds another record than was stored"
+        if ends.get(p, 0) <= stored.offset:
+            return (f"partition {p} ends at offset {ends.get(p, 0)}, but offset {stored.offset} "
+                    f"was stored from it")
+
+    def identity(p: int, rec: Any) -> tuple[Any, ...]:
+        row = row_of(p, rec)
+        return row["raw"], row["rejected_at"], row["dead_letter_key"]
+
+    other = _first_other(consumer, topic, identity, {
+        p: (s.offset, (s.raw, s.rejected_at, s.key)) for p, s in last.items()})
+    return None if other is None else (f"partition {other[0]} offset {other[1]} holds another "
+                                       f"record than was stored")
+
+
+def _first_other(consumer: Any, topic: str, identity: Callable[[int, Any], Any],
+                 expected: dict[int, tuple[int, Any]]) -> tuple[int, int, Any] | None:
+    """The first partition whose record at its `expected` offset has another `identity` than
+    expected: (partition, offset, that identity). A record that cannot be had, or whose
+    identity is None (cannot be read), says nothing."""
+    for p, (offset, want) in sorted(expected.items()):
+        rec = _record_at(consumer, topic, p, offset)
+        got = identity(p, rec) if rec is not None else None
+        if got is not None and got != want:
+            return p, offset, got
     return None
 
 
@@ -109,14 +123,15 @@ def _record_at(consumer: Any, topic: str, partition: int, offset: int) -> Any | 
 LAST_READ_FILE = "polarwatch-last-read.json"  # in the query's checkpoint directory
 
 
-def save_last_read(checkpoint: Path, topic: str, valid: pd.DataFrame) -> None:
-    """After a committed micro-batch: per partition, the highest offset of a post it stored and
-    that post's (platform, id), merged into the checkpoint's record of them (written atomically;
-    `stream --reset`, which removes the checkpoint, removes it too). `valid`: the batch's posts
-    (kafka_partition, kafka_offset, platform, id)."""
+def save_last_read(checkpoint: Path, topic: str, valid: pd.DataFrame,
+                   marks: dict[int, tuple[int, str, str]]) -> None:
+    """After a committed micro-batch: per partition, the highest offset of a post it read and
+    that post's (platform, id), merged into `marks` (the sink's copy of what the checkpoint's
+    file holds, :func:`load_last_read`) and written atomically (`stream --reset`, which removes
+    the checkpoint, removes it too). `valid`: the batch's posts (kafka_partition, kafka_offset,
+    platform, id)."""
     if not len(valid):
         return
-    marks = load_last_read(checkpoint, topic)
     last = valid.sort_values("kafka_offset").groupby("kafka_partition").tail(1)
     for p, o, platform, pid in last[["kafka_partition", "kafka_offset", "platform", "id"]
                                     ].itertuples(index=False):
@@ -150,13 +165,14 @@ def posts_begun_again(consumer: Any, topic: str,
     """Why the broker's posts `topic` is another life than the one this checkpoint read, by the
     last posts it stored per partition (:func:`load_last_read`); None when the broker holds the
     same posts there, or nothing can be compared (a record that cannot be fetched or read)."""
-    for p, (offset, platform, pid) in sorted(marks.items()):
-        rec = _record_at(consumer, topic, p, offset)
-        now = _post_identity(rec.value) if rec is not None else None
-        if now is not None and now != (platform, pid):
-            return (f"partition {p} offset {offset} holds post {now[1]!r} ({now[0]}), but "
-                    f"post {pid!r} ({platform}) was read from there")
-    return None
+    other = _first_other(consumer, topic, lambda _p, rec: _post_identity(rec.value),
+                         {p: (o, (platform, pid)) for p, (o, platform, pid) in marks.items()})
+    if other is None:
+        return None
+    p, offset, (platform_now, pid_now) = other
+    _, platform, pid = marks[p]
+    return (f"partition {p} offset {offset} holds post {pid_now!r} ({platform_now}), but "
+            f"post {pid!r} ({platform}) was read from there")
 
 
 def _post_identity(value: bytes | None) -> tuple[str, str] | None:
