@@ -47,7 +47,7 @@ from polarwatch.validation import cut_reason
 from polarwatch.warehouse import connect
 from stream.group_offsets import STREAM_GROUP, GroupCommitter
 from stream.record_batches import UnreadableBatch
-from stream.topic_generation import begun_again, stored_lives
+from stream.topic_generation import LastStored, begun_again, stored_lives
 
 LOG = logging.getLogger(__name__)
 
@@ -139,8 +139,9 @@ class DeadLetterDrain:
         self._consumer: Any = None
         self._next: dict[int, int] | None = None  # next offset per partition to fetch
         self._generation = 0  # the topic's life being read (stream/topic_generation.py)
-        self._last: dict[int, Any] = {}  # last rows stored, to compare before resuming
+        self._last: dict[int, LastStored] = {}  # last rows read, compared before reading on
         self._read_end: dict[int, int] = {}  # ... after the last fetch (skipped resends too)
+        self._read_last: dict[int, LastStored] = {}  # ... and the last row it read
 
     @property
     def position(self) -> dict[int, int] | None:
@@ -177,9 +178,12 @@ class DeadLetterDrain:
         self._next = {p: last.offset + 1 for p, last in self._last.items()}
 
     def _check_life(self, ends: dict[int, int] | None) -> None:
-        """The topic begun again since the last rows were stored (a memory broker restarted:
-        offsets count from 0 again): read it from offset 0 as the next generation. Raises
-        what the broker raises; waits while the topic does not exist."""
+        """The topic begun again since the last rows were read (a memory broker restarted:
+        offsets count from 0 again): read it from offset 0 as the next generation. Checked
+        before each read, not only on resuming from the table: a running stream keeps its
+        drain across micro-batches and broker restarts. A topic whose ends are where the drain
+        stands has nothing to read yet, and is compared when it has. Raises what the broker
+        raises; waits while the topic does not exist."""
         from stream.kafka_source import latest_offsets
 
         consumer = self._topic_consumer()
@@ -187,9 +191,11 @@ class DeadLetterDrain:
             return
         if ends is None:
             ends = {int(p): e for p, e in latest_offsets(consumer, self.topic).items()}
+        if ends == {p: (self._next or {}).get(p, 0) for p in ends}:
+            return
         why = begun_again(consumer, self.topic, self._last, ends, self._row_of)
-        self._last = {}
         if why is not None:
+            self._last = {}
             self._generation += 1
             self._next = {}
             LOG.warning(f"dead-letter topic {self.topic!r} has begun again ({why}): the broker "
@@ -222,8 +228,11 @@ class DeadLetterDrain:
             self.close()
             return frame([])
         self._read_end = read_to
+        self._read_last = {}
         for row in rows:
             row[GENERATION_COLUMN] = self._generation
+            self._read_last[row["kafka_partition"]] = LastStored(
+                row["kafka_offset"], row["raw"], row["rejected_at"], row[KEY_COLUMN])
         return frame(self._not_stored(path, rows))
 
     def _not_stored(self, path: str | Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -259,6 +268,8 @@ class DeadLetterDrain:
             if len(stored) else {}
         for part, end in [*ends.items(), *self._read_end.items()]:
             self._next[part] = max(self._next.get(part, 0), end)
+        self._last.update(self._read_last)  # compared before the next read
+        self._read_last = {}
         if self._next != before:
             self.committer.commit(dict(self._next))
 
@@ -266,6 +277,7 @@ class DeadLetterDrain:
         """The batch failed: the next fetch re-reads the stored offsets from the table."""
         self._next = None
         self._read_end = {}
+        self._read_last = {}
 
     def _read(self, start: dict[int, int], now: datetime, until: dict[int, int] | None = None
               ) -> tuple[list[dict[str, Any]], dict[int, int]]:

@@ -64,6 +64,7 @@ def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: 
               .option("bootstrap", cfg.broker.bootstrap_servers)
               .option("topic", cfg.topics.posts)
               .option("maxRecordsPerTrigger", str(cfg.spark.max_records_per_trigger))
+              .option("checkpoint", str(ckpt))  # the sink's last posts, compared each batch
               .options(**spark_security_options(cfg.kafka_options())))
     labeled = reader.load().mapInPandas(stage, output_ddl())
     writer = (labeled.writeStream.queryName(QUERY_NAME)

@@ -19,6 +19,7 @@ import json
 import os
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
@@ -29,6 +30,7 @@ from pyspark.sql.streaming.datasource import (
     SupportsTriggerAvailableNow,
 )
 
+from polarwatch.broker_probe import reader_consumer
 from polarwatch.records import MAX_DEAD_LETTER_BYTES, MAX_RECORD_BYTES
 from stream.group_offsets import STREAM_GROUP, GroupCommitter
 from stream.record_batches import UnreadableBatch
@@ -50,6 +52,20 @@ FETCH_MAX_WAIT_MS = 2000
 
 class OffsetRegressionError(RuntimeError):
     pass
+
+
+class TopicMissingError(RuntimeError):
+    pass
+
+
+def regression_message(topic: str, detail: str, gone: bool, checkpoint: str) -> str:
+    """Why a stream is refused whose checkpoint read further than the broker's topic ends
+    (`detail`: :func:`regressed`; `gone`: the broker has no such topic)."""
+    return (f"offsets of topic {topic!r} went backwards ({detail})"
+            f"{f' (the broker has no topic {topic!r})' if gone else ''}: the broker was reset "
+            f"(memory storage loses its messages on a restart) or the topic recreated. Refusing "
+            f"to re-read or skip records. To start over deliberately, run `polarwatch stream "
+            f"--reset` (a new checkpoint, {checkpoint}).")
 
 
 # [broker] security settings as Spark options (Spark lower-cases the keys) → kafka-python
@@ -82,13 +98,11 @@ def security_from_options(options: dict[str, str]) -> dict[str, Any]:
 def consumer_for(bootstrap: str, security: dict[str, Any] | None = None) -> Any:
     """A group-less consumer for assign + seek reads of ranges (this source, the dead-letter
     drain); `security`: kafka-python keywords of [broker]'s security settings."""
-    from kafka import KafkaConsumer
-
     install_batch_guards()
-    return KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                         group_id=None, request_timeout_ms=30000,
-                         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-                         max_partition_fetch_bytes=8 * 1024 * 1024, **(security or {}))
+    return reader_consumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                           group_id=None, request_timeout_ms=30000,
+                           fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+                           max_partition_fetch_bytes=8 * 1024 * 1024, **(security or {}))
 
 
 def latest_offsets(consumer: Any, topic: str) -> dict[str, int]:
@@ -97,7 +111,7 @@ def latest_offsets(consumer: Any, topic: str) -> dict[str, int]:
 
     parts = consumer.partitions_for_topic(topic)
     if not parts:
-        raise RuntimeError(f"Kafka topic {topic!r} does not exist; create it with "
+        raise TopicMissingError(f"Kafka topic {topic!r} does not exist; create it with "
                            f"`polarwatch ingest` or `polarwatch broker start`")
     tps = [TopicPartition(topic, p) for p in sorted(parts)]
     ends = consumer.end_offsets(tps)
@@ -158,6 +172,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self.bootstrap = options["bootstrap"]
         self.topic = options["topic"]
         self.max_rows = int(options.get("maxrecordspertrigger", "0"))
+        self.checkpoint = options.get("checkpoint", "")  # where the sink marks its last posts
         self.options = options  # the password is read from the environment where it is used
         self.committer = GroupCommitter(self.bootstrap, options.get("group", STREAM_GROUP),
                                         self.topic, security_from_options(options))
@@ -184,18 +199,36 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self._target = self._latest()
 
     def latestOffset(self, start: dict, limit: ReadLimit) -> dict:
-        latest = self._target if self._target is not None else self._latest()
+        try:
+            latest = self._target if self._target is not None else self._latest()
+        except TopicMissingError:  # gone while the stream runs: a broker restarted empty
+            if not any(start.values()):
+                raise
+            latest = {}
         detail = regressed(start, latest)
         if detail:
-            raise OffsetRegressionError(
-                f"offsets of topic {self.topic!r} went backwards ({detail}): the broker was reset "
-                f"or the topic recreated. Refusing to re-read or skip records. To start over "
-                f"deliberately, run `polarwatch stream --reset` (a new checkpoint).")
+            raise OffsetRegressionError(regression_message(self.topic, detail, not latest,
+                                                           self.checkpoint))
         end = dict(latest)
         start = {p: start.get(p, 0) for p in end}
+        if any(end[p] > start[p] for p in end):
+            self._check_life()
         if isinstance(limit, ReadMaxRows):
             return cap_offsets(start, end, limit.max_rows)
         return end
+
+    def _check_life(self) -> None:
+        """Before a batch is planned: refuse a topic begun again with more records than this
+        checkpoint had read (a broker restarted while the query runs, or between a failed
+        query and its supervised restart; the start of `stream` is checked by
+        stream/preflight.py), by the last posts the sink marked beside the checkpoint. A record
+        that cannot be fetched or read says nothing."""
+        from stream.topic_generation import begun_again_message, load_last_read, posts_begun_again
+
+        marks = load_last_read(Path(self.checkpoint), self.topic) if self.checkpoint else {}
+        other = posts_begun_again(self._consumer, self.topic, marks) if marks else None
+        if other:
+            raise OffsetRegressionError(begun_again_message(self.topic, other, self.checkpoint))
 
     def partitions(self, start: dict, end: dict) -> Sequence[InputPartition]:
         return [KafkaRange(int(p), int(start.get(p, 0)), int(end[p]))

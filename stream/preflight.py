@@ -52,7 +52,8 @@ def check_offsets(cfg: Config, checkpoint: Path) -> None:
     A checkpoint, broker or topic that cannot be read says nothing here (the query does)."""
     from kafka.errors import KafkaError
 
-    from stream.kafka_source import consumer_for, latest_offsets, regressed
+    from stream.kafka_source import consumer_for, latest_offsets, regressed, regression_message
+    from stream.topic_generation import begun_again_message
 
     read = checkpoint_offsets(checkpoint)
     if not read or not any(read.values()):
@@ -67,12 +68,7 @@ def check_offsets(cfg: Config, checkpoint: Path) -> None:
         ends = latest_offsets(consumer, topic) if consumer.partitions_for_topic(topic) else {}
         detail = regressed(read, ends)
         if detail:
-            gone = "" if ends else f" (the broker has no topic {topic!r})"
-            raise StreamError(
-                f"offsets of topic {topic!r} went backwards ({detail}){gone}: the broker was "
-                f"reset (memory storage loses its messages on a restart) or the topic "
-                f"recreated. Refusing to re-read or skip records. To start over deliberately, "
-                f"run `polarwatch stream --reset` (a new checkpoint, {checkpoint}).")
+            raise StreamError(regression_message(topic, detail, not ends, str(checkpoint)))
         other = _other_life(cfg, consumer, checkpoint)
     except (KafkaError, OSError, RuntimeError) as exc:
         LOG.debug(f"checkpoint offsets not compared with the broker's: {exc}")
@@ -80,12 +76,7 @@ def check_offsets(cfg: Config, checkpoint: Path) -> None:
     finally:
         consumer.close()
     if other:
-        raise StreamError(
-            f"topic {topic!r} has begun again ({other}): the broker was reset (memory storage "
-            f"loses its messages on a restart) or the topic recreated, and resuming at the "
-            f"checkpoint's offsets would skip the new records before them. To read the topic "
-            f"from its first offset, run `polarwatch stream --reset` (a new checkpoint, "
-            f"{checkpoint}; posts stored before are kept).")
+        raise StreamError(begun_again_message(topic, other, checkpoint))
 
 
 def _other_life(cfg: Config, consumer: Any, checkpoint: Path) -> str | None:

@@ -58,6 +58,9 @@ def is_transient(text: str) -> bool:
     return any(m in text for m in TRANSIENT_MARKERS)
 
 
+PERMANENT_LIMIT = 1000  # characters of a cause that ends the stream (a restart's: 300)
+
+
 def cause(exc: BaseException | str, limit: int = 300) -> str:
     """The innermost Python-level error of a Spark failure as ``Type: message``, one line."""
     text = str(exc)
@@ -147,8 +150,8 @@ def supervise(start: Callable[[], Any], *, timeout: float | None = None, max_res
         if stopping():  # its cause (a JVM ending with us, in py4j's words): with -v only
             LOG.info("the stream ended while polarwatch stops")
             return restarts
-        if not is_transient(str(exc)):
-            raise StreamError(f"the stream stopped: {why}") from None
+        if not is_transient(str(exc)):  # said once, whole: its last words say how to fix it
+            raise StreamError(f"the stream stopped: {cause(exc, PERMANENT_LIMIT)}") from None
         if max_restarts is not None and restarts >= max_restarts:
             raise StreamError(f"the stream failed {restarts + 1} times in a row, last: {why}; "
                               f"fix the cause and run it again (it resumes from its "

@@ -175,6 +175,16 @@ def posts_begun_again(consumer: Any, topic: str,
             f"post {pid!r} ({platform}) was read from there")
 
 
+def begun_again_message(topic: str, other: str, checkpoint: str | Path) -> str:
+    """Why a stream is refused whose posts topic began again (`other`:
+    :func:`posts_begun_again`)."""
+    return (f"topic {topic!r} has begun again ({other}): the broker was reset (memory storage "
+            f"loses its messages on a restart) or the topic recreated, and resuming at the "
+            f"checkpoint's offsets would skip the new records before them. To read the topic "
+            f"from its first offset, run `polarwatch stream --reset` (a new checkpoint, "
+            f"{checkpoint}; posts stored before are kept).")
+
+
 def _post_identity(value: bytes | None) -> tuple[str, str] | None:
     """(platform, id) of a posts record, or None when it is not a JSON object holding both."""
     try:

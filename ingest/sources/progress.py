@@ -132,16 +132,17 @@ def broker_lost(bootstrap: str, kafka_options: dict[str, Any],
     partition that ends at or before its offset, or holds another value there), or None when it
     holds them or cannot be asked (unreachable, a record pruned or unreadable: the resume goes
     on as before)."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
     from kafka.errors import KafkaError
 
     from ingest.producer import value_digest
+    from polarwatch.broker_probe import reader_consumer
 
     try:
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                 group_id=None, request_timeout_ms=CONNECT_MS,
-                                 bootstrap_timeout_ms=CONNECT_MS,
-                                 auto_offset_reset="earliest", **kafka_options)
+        consumer = reader_consumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                   group_id=None, request_timeout_ms=CONNECT_MS,
+                                   bootstrap_timeout_ms=CONNECT_MS,
+                                   auto_offset_reset="earliest", **kafka_options)
     except (KafkaError, OSError) as exc:
         LOG.debug(f"confirmed offsets not compared with the broker's: {exc}")
         return None

@@ -6,10 +6,11 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from polarwatch.broker_probe import bootstrap_addresses, require_broker
+from polarwatch.broker_probe import bootstrap_addresses, reader_consumer, require_broker
 from polarwatch.errors import BrokerError
 
 PORTS = range(19800, 19850)  # this file's share of the machine's ports
@@ -99,3 +100,39 @@ def test_bootstrap_lists() -> None:
     assert bootstrap_addresses("a:1,b:port") is None
     assert bootstrap_addresses("a:0") is None
     assert bootstrap_addresses("") is None
+
+
+@pytest.mark.slow
+def test_a_reader_does_not_make_again_a_topic_its_restarted_broker_lost(tmp_path: Path) -> None:
+    """A consumer that had read a topic asks for it again after a memory broker's restart.
+    kafka-python 3.0.12 sent those metadata requests allowing the broker to make the topic,
+    whatever the consumer was told: the embedded broker made it with 4 partitions, and ingest
+    then found it there and kept it (real broker)."""
+    from kafka import KafkaProducer, TopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    from ingest.broker import EmbeddedBroker, ensure_topics, free_port
+
+    broker = EmbeddedBroker(free_port(), tmp_path / "broker")
+    broker.start()
+    try:
+        ensure_topics(broker.bootstrap, ["t"], 1)
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        producer.send("t", b"x").get(30)
+        producer.close()
+        consumer = reader_consumer(bootstrap_servers=broker.bootstrap, group_id=None)
+        tp = TopicPartition("t", 0)
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        assert consumer.poll(timeout_ms=5000)
+        broker.stop()
+        broker.start()
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        try:
+            time.sleep(4)  # the consumer's metadata refresh, which made it within 3 s
+            assert "t" not in admin.list_topics()
+        finally:
+            admin.close()
+            consumer.close()
+    finally:
+        broker.stop()

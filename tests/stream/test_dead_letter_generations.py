@@ -87,3 +87,26 @@ def test_ingest_s_resends_into_a_new_life_are_still_stored_once(
     _send(memory_broker, "new", 1, origin=True)
     assert _drain(memory_broker, path, 1) == 1
     assert [r[:2] for r in _stored(path)] == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 4)]
+
+
+def test_a_running_stream_s_drain_finds_the_new_life_between_batches(
+        memory_broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """`stream --continuous` keeps its drain (and its position) across micro-batches: a broker
+    restarted between two of them, whose topic comes back longer, was read from the old
+    position on, and the new life's first dead letters were skipped without a word."""
+    path = tmp_path / "w.duckdb"
+    drain = DeadLetterDrain(memory_broker.bootstrap, DEAD)
+    sink = DuckDBSink(path, "q", POSTS, dead_letters=drain)
+    try:
+        _send(memory_broker, "a", 3)
+        assert sink.write(EMPTY.copy(), 0).ingest_dead == 3
+        assert sink.write(EMPTY.copy(), 1).ingest_dead == 0  # nothing new: nothing fetched
+        _restart(memory_broker)
+        _send(memory_broker, "b", 5)
+        assert sink.write(EMPTY.copy(), 2).ingest_dead == 5
+        _send(memory_broker, "c", 1)  # the same life goes on
+        assert sink.write(EMPTY.copy(), 3).ingest_dead == 1
+    finally:
+        drain.close()
+    assert [r[:2] for r in _stored(path)] == [(0, 0), (0, 1), (0, 2)] + \
+        [(1, i) for i in range(6)]
