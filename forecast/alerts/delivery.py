@@ -41,8 +41,8 @@ says it was sent, and the sender's own delivery log de-duplicates per endpoint),
 message that could not be delivered is tried again on the next run. Delivery is at least once: a crash after the receiver's 2xx and before the record
 sends that message again on the next run, with the same ``webhook-id`` (the receiver's key to
 de-duplicate). An endpoint that fails (all retries spent) is skipped for the rest of that run,
-so one dead receiver costs one retry schedule per run (on its own thread: the run waits for it,
-the other endpoints do not). The run's line counts the messages that reached every endpoint
+and one that was down through its last schedule gets one attempt in the next (WebhookSender;
+the run waits for its thread, the other endpoints do not). The run's line counts the messages that reached every endpoint
 (``sent``), the ones still pending for at least one (``failed``) and, when some are pending,
 how many each endpoint has.
 """

@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import itertools
@@ -279,6 +280,26 @@ class WebhookSender:
                                [endpoint, alert.fingerprint, alert.state, alert.starts_at,
                                 msg_id, OUTCOME_DELIVERED]))
 
+    def _policy_for(self, endpoint: str, shown: str) -> RetryPolicy:
+        """The retry policy for `endpoint` in this run: one attempt when its latest logged
+        attempt failed a message for good without an answer (none, or 408, 425, 429, 5xx: the
+        receiver was down through a whole schedule, 12 minutes by default), else
+        :attr:`retry`. A receiver that stays dead so costs each scheduled run one attempt, not
+        the schedule; its messages stay pending, and the schedule is back once it answers."""
+        if self.db_path is None or self.retry.max_attempts == 1:
+            return self.retry
+        with LOG_LOCK, connect(self.db_path) as con:
+            row = con.execute(
+                "SELECT outcome, status_code, attempted_at FROM alert_deliveries "
+                "WHERE endpoint = ? ORDER BY attempted_at DESC LIMIT 1", [endpoint]).fetchone()
+        if row is None or row[0] != OUTCOME_FAILED or not Attempt(row[1]).retryable:
+            return self.retry
+        LOG.warning(f"{shown} failed a message through all {self.retry.max_attempts} attempts "
+                    f"when last tried ({row[2]:%Y-%m-%d %H:%M} UTC, "
+                    f"{row[1] or 'no answer'}): one attempt this run; its messages stay "
+                    f"pending, and the full schedule is back once it answers")
+        return dataclasses.replace(self.retry, max_attempts=1)
+
     def _log_attempt(self, endpoint: str, alert: Alert, msg_id: str, attempt: int,
                      status: int | None, error: str | None, outcome: str) -> None:
         if self.db_path is None:
@@ -305,7 +326,7 @@ class WebhookSender:
         body = json.dumps(payload, separators=(",", ":")).encode()
         secret = ep.secret
         attempts = itertools.count(1)
-        policy = self.retry
+        policy = self._policy_for(ep.url, shown)
 
         def attempt(client: httpx.Client) -> Attempt:
             n = next(attempts)

@@ -252,3 +252,46 @@ def test_only_a_bounded_part_of_the_answer_is_read() -> None:
         assert srv.written < size // 4, srv.written  # socket buffers, not the whole answer
     finally:
         srv.close()
+
+
+def test_a_receiver_down_through_a_whole_schedule_gets_one_attempt_next_run(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A dead receiver cost every scheduled run its whole retry schedule (12 minutes by
+    default). After a run in which it failed a message for good without an answer, the next
+    run tries it once; once it answers, the schedule is back (real HTTP server)."""
+    down = Receiver(down_for=100)
+    db = tmp_path / "pw.duckdb"
+    policy = RetryPolicy(max_attempts=3, initial=0.0, max_delay=0.0, timeout=2.0)
+
+    def run(**extra: Any) -> Any:
+        return WebhookSender([Endpoint(down.url, secret=SECRET)], db, policy).send(
+            alert(**extra))[0]
+
+    try:
+        assert run().attempts == 3  # the whole schedule, then failed
+        res = run()  # still down: one attempt, the message stays pending
+        assert not res.delivered and res.attempts == 1 and len(down.requests) == 4
+        assert "one attempt this run" in caplog.text and "3 attempts" in caplog.text
+        down.down_for = len(down.requests)  # back: its single attempt delivers it
+        assert run().delivered and len(down.requests) == 5
+        down.down_for = len(down.requests) + 2  # a blip after it answered: the whole schedule
+        res = run(ends_at=datetime(2024, 3, 1, 14, tzinfo=UTC))
+        assert res.delivered and res.attempts == 3
+    finally:
+        down.close()
+
+
+def test_a_receiver_that_refused_a_message_keeps_its_schedule(tmp_path: Path) -> None:
+    """A 4xx is a refusal of that message, not a dead receiver: the next run retries in full."""
+    refusing = Receiver()
+    db = tmp_path / "pw.duckdb"
+    policy = RetryPolicy(max_attempts=3, initial=0.0, max_delay=0.0, timeout=2.0)
+    other = "whsec_" + base64.b64encode(b"another-key").decode()
+    try:
+        [res] = WebhookSender([Endpoint(refusing.url, secret=other)], db, policy).send(alert())
+        assert res.status == 401 and res.attempts == 1
+        refusing.down_for = 100
+        [res] = WebhookSender([Endpoint(refusing.url, secret=SECRET)], db, policy).send(alert())
+        assert not res.delivered and res.attempts == 3
+    finally:
+        refusing.close()
