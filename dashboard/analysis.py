@@ -21,7 +21,7 @@ from scoring.event_phases import (  # noqa: F401  (re-exported: the topic page i
     event_study_range,
     phase_summary,
 )
-from scoring.label_accuracy import TaskAccuracy, accuracy_by_task
+from scoring.label_accuracy import TaskAccuracy, accuracy_by_task, under_sides
 from scoring.side_check import side_check
 
 # Trend arrow: the latest window against the mean of the windows before it. Half a point on the
@@ -192,11 +192,13 @@ def events_frame(events: Sequence[Event], topic: str | None = None) -> pd.DataFr
     return pd.DataFrame(rows, columns=["name", "topic", "kind", "start", "end"])
 
 
-def label_accuracy(labels: pd.DataFrame, topic: str) -> dict[str, TaskAccuracy]:
+def label_accuracy(labels: pd.DataFrame, topic: str, sides: tuple[str, str] | None = None
+                   ) -> dict[str, TaskAccuracy]:
     """Per task, the model against the analysts on `topic`'s random labels (rows of
-    ``label_store.random_labels``: topic, task, value, model_value); tasks without labels are
-    left out (``scoring.label_accuracy.accuracy_by_task``, as the report)."""
-    rows = labels[labels["topic"] == topic]
+    ``label_store.random_labels``), its stance labels read under `sides`, its (pro, anti) now
+    (``scoring.label_accuracy.under_sides``); tasks without labels are left out
+    (``scoring.label_accuracy.accuracy_by_task``, as the report)."""
+    rows = under_sides(labels[labels["topic"] == topic], sides)
     return accuracy_by_task(
         (str(task), str(value), None if is_missing(model) else str(model))
         for task, value, model in zip(rows["task"], rows["value"], rows["model_value"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -74,6 +74,8 @@ class Context:
     # the Label page may ask the llm backend for a suggestion, waiting at most this many
     # seconds ([dashboard] llm_assist_seconds); 0 when no llm backend is configured
     llm_assist_seconds: float = 0.0
+    # topic id -> its (pro, anti) descriptions now, which stance labels are read under
+    sides: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def name(self, topic: str) -> str:
         return self.names.get(topic, topic)
@@ -104,10 +106,11 @@ def build_context(live: bool) -> Context | None:
         st.error(f"Configuration error: {md_text(exc)}")
         return None
     try:
-        names = {t.id: t.name for t in cfg.load_topics()}
+        topics = cfg.load_topics()
     except ConfigError as exc:
         st.warning(f"Topic names unavailable ({md_text(exc)}); showing topic ids.")
-        names = {}
+        topics = []
+    names = {t.id: t.name for t in topics}
     return Context(warehouse=cfg.warehouse_path, names=names, events_file=events_path(cfg.root),
                    forecast_metric=cfg.forecast.metric,
                    extreme_threshold=cfg.aggregate.extreme_threshold, live=live,
@@ -118,7 +121,8 @@ def build_context(live: bool) -> Context | None:
                    min_stance_accuracy=cfg.dashboard.min_stance_accuracy,
                    min_validation_labels=cfg.dashboard.min_validation_labels,
                    llm_assist_seconds=cfg.dashboard.llm_assist_seconds
-                   if llm_configured(cfg.extractor) else 0.0)
+                   if llm_configured(cfg.extractor) else 0.0,
+                   sides={t.id: (t.pro, t.anti) for t in topics})
 
 
 def bind_allowed(c: Context) -> bool:

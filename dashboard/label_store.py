@@ -24,7 +24,7 @@ import pandas as pd
 
 from dashboard.results import read_frame
 from polarwatch.errors import PolarwatchError
-from polarwatch.reads import RANDOM_SAMPLE_LABELS_SQL, random_order_key
+from polarwatch.reads import random_order_key, random_sample_sql
 from polarwatch.records import LABEL_TASKS
 from polarwatch.tables import AnalystLabel, LabelSuggestion
 from polarwatch.warehouse import TABLES, connect, init_schema, transaction
@@ -37,6 +37,8 @@ _SUGGESTION_COLUMNS = [f.name for f in fields(LabelSuggestion)]
 # how many of a list of tables the open file has
 _HAS_TABLES = ("SELECT count(DISTINCT table_name) FROM duckdb_tables() "
                "WHERE list_contains(?, table_name) AND schema_name = current_schema()")
+_HAS_SIDES = ("SELECT count(*) FROM duckdb_columns() WHERE table_name = 'labels' "
+              "AND column_name = 'pro_description' AND schema_name = current_schema()")
 
 
 class LabelError(PolarwatchError):
@@ -235,13 +237,17 @@ def _counted(df: pd.DataFrame) -> tuple[int, int]:
 
 
 def random_labels(path: str | Path) -> pd.DataFrame:
-    """Every label of the random sample (columns topic, task, value, model_value): each
-    topic's posts up to its furthest random draw, including those the least-confident share
-    labelled first (``polarwatch.reads.RANDOM_SAMPLE_LABELS_SQL``), through the readers'
-    snapshot; empty on a file without the labels table."""
+    """Every label of the random sample (columns topic, task, value, pro_description,
+    anti_description, model_value): each topic's posts up to its furthest random draw,
+    including those the least-confident share labelled first
+    (``polarwatch.reads.RANDOM_SAMPLE_LABELS_SQL``), through the readers' snapshot; empty on a
+    file without the labels table. Read stance labels under the topic's sides now with
+    ``scoring.label_accuracy.under_sides``."""
     if not _has_tables(path, "labels"):
-        return pd.DataFrame(columns=["topic", "task", "value", "model_value"])
-    return read_frame(path, RANDOM_SAMPLE_LABELS_SQL)
+        return pd.DataFrame(columns=["topic", "task", "value", "pro_description",
+                                     "anti_description", "model_value"])
+    has_sides = int(read_frame(path, _HAS_SIDES).iloc[0, 0]) > 0
+    return read_frame(path, random_sample_sql(has_sides))
 
 
 def _missing(value: object) -> bool:

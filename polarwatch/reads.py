@@ -120,7 +120,7 @@ RANDOM_SAMPLE_LABELS_SQL = f"""
     WITH frontier AS (
         SELECT topic, max({random_order_key("l", "post_id")}) AS last
         FROM labels l WHERE sample = 'random' GROUP BY topic)
-    SELECT l.topic, l.task, l.value,
+    SELECT l.topic, l.task, l.value, l.pro_description, l.anti_description,
            CASE WHEN p.id IS NULL THEN l.model_value
                 WHEN l.task = 'stance' THEN p.stance
                 WHEN l.task = 'affect' THEN p.affect
@@ -129,6 +129,15 @@ RANDOM_SAMPLE_LABELS_SQL = f"""
     LEFT JOIN posts p ON p.platform = l.platform AND p.id = l.post_id
     WHERE {random_order_key("l", "post_id")} <= f.last
     ORDER BY l.topic, l.task, l.platform, l.post_id, l.labeller"""
+
+
+def random_sample_sql(has_sides: bool) -> str:
+    """:data:`RANDOM_SAMPLE_LABELS_SQL`; on a file from before migration 11 (no recorded sides,
+    `has_sides` False: a reader does not migrate) with NULL descriptions."""
+    if has_sides:
+        return RANDOM_SAMPLE_LABELS_SQL
+    return (RANDOM_SAMPLE_LABELS_SQL.replace("l.pro_description", "NULL AS pro_description")
+            .replace("l.anti_description", "NULL AS anti_description"))
 
 
 # Per topic, over the stored replies that take a side under a stored parent that takes one too:

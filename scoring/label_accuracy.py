@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+import pandas as pd
+
 from polarwatch.records import LABEL_TASKS
 
 Sample = Literal["random", "informative"]
@@ -123,3 +125,30 @@ def pick_next(random_pool: Sequence[K], informative_pool: Sequence[K], n_random:
             if key not in skip:
                 return key, sample
     return None
+
+
+def under_sides(labels: pd.DataFrame, sides: tuple[str, str] | None) -> pd.DataFrame:
+    """`labels` (rows of ``polarwatch.reads.RANDOM_SAMPLE_LABELS_SQL``: task, value,
+    pro_description, anti_description, ...) with each stance label read under the topic's sides
+    now, `sides` = (pro, anti) (None: as given): one given under them swapped is flipped (pro
+    <-> anti), one given under other descriptions is left out (the analyst answered another
+    question), one given before the sides were recorded is kept. The rule of
+    ``polarwatch.reads.STANCE_LABELS_SQL``, which a retrain learns from; without it a pro/anti
+    swap, a retrain and a relabel turned a validated topic's stance accuracy to about 0."""
+    if sides is None or labels.empty or "pro_description" not in labels:
+        return labels
+    given = list(zip(labels["pro_description"], labels["anti_description"], strict=True))
+    values: list[object] = []
+    for task, value, (pro, anti) in zip(labels["task"], labels["value"], given, strict=True):
+        recorded = isinstance(pro, str) or isinstance(anti, str)
+        if task != "stance" or not recorded or (pro, anti) == sides:
+            values.append(value)
+        elif (pro, anti) == sides[::-1]:
+            values.append(FLIPPED.get(value, value))
+        else:
+            values.append(None)
+    out = labels.assign(value=values)
+    return out[out["value"].notna()].reset_index(drop=True)
+
+
+FLIPPED = {"pro": "anti", "anti": "pro"}

@@ -41,7 +41,7 @@ def render_accuracy(c: Context, topic: str) -> None:
     labels = read(c, label_store.random_labels)
     if labels is None:
         return
-    measured = label_accuracy(labels, topic)
+    measured = label_accuracy(labels, topic, c.sides.get(topic))
     stance = measured.get("stance")
     status = validation_status(stance, c.min_validation_labels, c.min_stance_accuracy)
     n_stance = stance.n if stance else 0

@@ -19,8 +19,9 @@ from polarwatch.config import Config
 from polarwatch.errors import ConfigError, PolarwatchError
 from polarwatch.events import Event, events_path, load_events
 from polarwatch.fields import parse_duration
-from polarwatch.reads import RANDOM_SAMPLE_LABELS_SQL, SIDE_CONSISTENCY_SQL
+from polarwatch.reads import SIDE_CONSISTENCY_SQL, random_sample_sql
 from polarwatch.warehouse import connect, missing_columns
+from scoring.label_accuracy import under_sides
 from scoring.side_check import SideCheck, side_check
 
 DRIVERS_PER_FLAG = 5  # conversations listed under each active flag
@@ -82,14 +83,17 @@ class TopicData:
 
 
 def random_labels(path: Path) -> pd.DataFrame:
-    """Every analyst label of the random sample (topic, task, value, model_value; see
-    ``polarwatch.reads.RANDOM_SAMPLE_LABELS_SQL``): the unbiased sample the topic's
-    accuracy is measured on (the dashboard's Label page writes them); empty on a file from
-    before the ``labels`` table."""
+    """Every analyst label of the random sample (topic, task, value, pro_description,
+    anti_description, model_value; see ``polarwatch.reads.RANDOM_SAMPLE_LABELS_SQL``): the
+    unbiased sample the topic's accuracy is measured on (the dashboard's Label page writes
+    them); empty on a file from before the ``labels`` table."""
     with connect(path, read_only=True) as con:
-        if missing_columns(con, "labels"):
-            return pd.DataFrame(columns=["topic", "task", "value", "model_value"])
-        df: pd.DataFrame = con.execute(RANDOM_SAMPLE_LABELS_SQL).df()
+        missing = missing_columns(con, "labels")
+        if "value" in missing:
+            return pd.DataFrame(columns=["topic", "task", "value", "pro_description",
+                                         "anti_description", "model_value"])
+        df: pd.DataFrame = con.execute(
+            random_sample_sql("pro_description" not in missing)).df()
     return df
 
 
@@ -134,9 +138,11 @@ def gather(cfg: Config, topics: Sequence[str] | None = None,
     labels = random_labels(path)
     sides = _read(path, SIDE_CONSISTENCY_SQL, []).set_index("topic")
     try:
-        names = {t.id: t.name for t in cfg.load_topics()}
+        configured = cfg.load_topics()
     except PolarwatchError:
-        names = {}
+        configured = []
+    names = {t.id: t.name for t in configured}
+    sides_now = {t.id: (t.pro, t.anti) for t in configured}  # stance labels are read under them
     calendar = [e for e in load_events(events_path(cfg.root), list(names) or None)
                 if e.topic in chosen
                 and (start is None or e.effective_end >= start - timedelta(days=3))]
@@ -151,8 +157,8 @@ def gather(cfg: Config, topics: Sequence[str] | None = None,
         d = TopicData(topic, names.get(topic, topic), w.reset_index(drop=True),
                       f.reset_index(drop=True), a.reset_index(drop=True),
                       events=[e for e in calendar if e.topic == topic],
-                      labels=labels[labels["topic"] == topic].drop(columns="topic")
-                      .reset_index(drop=True),
+                      labels=under_sides(labels[labels["topic"] == topic]
+                                         .drop(columns="topic"), sides_now.get(topic)),
                       sides=side_check(sides.loc[topic]) if topic in sides.index else None,
                       observed=int(observed[topic]) if topic in observed.index else None)
         for ts in a["ts"]:

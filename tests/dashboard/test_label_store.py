@@ -122,3 +122,34 @@ def test_the_random_sample_keeps_posts_the_informative_share_labelled_first(
     measured = label_accuracy(label_store.random_labels(warehouse), "gun_control")["stance"]
     # first, second and third (the model says pro for all): `far` lies beyond the last draw
     assert (measured.n, measured.correct) == (3, 2)
+
+
+def test_stance_accuracy_reads_each_label_under_the_topic_s_sides_now(warehouse: Path) -> None:
+    """A pro/anti swap, a retrain and `relabel` flip the posts' stance; the analysts' labels
+    were given under the old sides. Read as given, a topic the analysts had validated measured
+    about 0; each label is now flipped when given under the sides swapped, left out when given
+    under other descriptions, and kept when given before sides were recorded."""
+    sides = ("Wants stricter gun laws", "Wants looser gun laws")
+    posts = label_store.queue(warehouse, "gun_control")[0].head(4).to_dict("records")
+    for post in posts:  # the analyst agrees with the model under the sides shown
+        save_labels(warehouse, make_labels(post, "random", "ana", {"stance": post["stance"]},
+                                           NOW, sides=sides))
+    ids = [p["id"] for p in posts]
+    with connect(warehouse) as con:  # the swap and relabel: every stored stance flipped
+        con.execute("UPDATE posts SET stance = CASE stance WHEN 'pro' THEN 'anti' "
+                    "WHEN 'anti' THEN 'pro' ELSE stance END WHERE id IN "
+                    "(SELECT unnest(?::VARCHAR[]))", [ids])
+    labels = label_store.random_labels(warehouse)
+    taken = sum(p["stance"] in ("pro", "anti") for p in posts)
+    assert taken >= 2  # the seed has sided posts to flip
+
+    swapped = label_accuracy(labels, "gun_control", sides[::-1])["stance"]
+    assert (swapped.n, swapped.accuracy) == (4, 1.0)
+    as_given = label_accuracy(labels, "gun_control")["stance"]
+    assert as_given.correct == 4 - taken  # what the page showed before: only unclear agreed
+    other = label_accuracy(labels, "gun_control", ("Gun control", "No gun control"))
+    assert "stance" not in other  # another question: no stance labels to measure
+    with connect(warehouse) as con:  # labels from before the sides were recorded: as given
+        con.execute("UPDATE labels SET pro_description = NULL, anti_description = NULL")
+    before = label_accuracy(label_store.random_labels(warehouse), "gun_control", sides[::-1])
+    assert before["stance"].correct == 4 - taken

@@ -4,6 +4,7 @@ flags with their drivers, the event table, --topic / --since and the --every loo
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import re
 from datetime import timedelta
@@ -325,3 +326,19 @@ def test_forecast_and_report_help_name_the_metric_key(capsys: pytest.CaptureFixt
         main(["report", "--help"])
     assert "[forecast] metric ($POLARWATCH_FORECAST_METRIC)" in \
         " ".join(capsys.readouterr().out.split())
+
+
+def test_stance_labels_given_under_the_sides_swapped_are_read_flipped(
+        cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The analysts labelled while gun control's pro and anti were the other way round; the
+    topic was swapped and relabelled since. Read as given, they measured 0.00."""
+    monkeypatch.setenv("POLARWATCH_DASHBOARD_MIN_VALIDATION_LABELS", "3")
+    cfg = load_config(REPO / "polarwatch.toml")
+    topic = cfg.topic("gun_control")
+    then = {"pro_description": topic.anti, "anti_description": topic.pro}
+    save_labels(cfg.warehouse_path, [
+        dataclasses.replace(_label(p, "gun_control", value, model), **then)
+        for p, value, model in [("g1", "pro", "anti"), ("g2", "anti", "pro"),
+                                ("g3", "pro", "anti")]])
+    gun = write_report(cfg, tmp_path / "report.html").read_text().split("<h2>Gun control")[1]
+    assert "Validated: stance accuracy 1.00 (95 % interval 0.44–1.00) on 3 random" in gun
