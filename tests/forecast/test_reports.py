@@ -342,3 +342,8 @@ def test_stance_labels_given_under_the_sides_swapped_are_read_flipped(
                                 ("g3", "pro", "anti")]])
     gun = write_report(cfg, tmp_path / "report.html").read_text().split("<h2>Gun control")[1]
     assert "Validated: stance accuracy 1.00 (95 % interval 0.44–1.00) on 3 random" in gun
+    with connect(cfg.warehouse_path) as con:  # a file from before migration 11: as given
+        con.execute("ALTER TABLE labels DROP COLUMN pro_description")
+        con.execute("ALTER TABLE labels DROP COLUMN anti_description")
+    gun = write_report(cfg, tmp_path / "r2.html").read_text().split("<h2>Gun control")[1]
+    assert "Unreliable: stance accuracy 0.00" in gun
