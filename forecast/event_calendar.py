@@ -19,14 +19,15 @@ from typing import Any
 
 from polarwatch.config import Config
 from polarwatch.errors import PolarwatchError
-from polarwatch.events import (
+from polarwatch.events import (  # noqa: F401 (off_topic, remove_event: the CLI's, re-exported)
     Event,
     escape_invisible,
     events_path,
     load_events,
     make_event,
     nfc,
-    remove,
+    off_topic,
+    remove_event,
     update_events,
     upsert,
 )
@@ -52,11 +53,6 @@ def list_events(path: Path, topic: str | None = None,
     them with :func:`off_topic`)."""
     wanted = None if topic is None else nfc(topic.strip())
     return [e for e in load_events(path, topics) if wanted in (None, e.topic)]
-
-
-def off_topic(events: list[Event], topics: list[str] | None) -> list[Event]:
-    """The events whose topic is not one of ``topics`` (none when topics is None)."""
-    return [] if topics is None else [e for e in events if e.topic not in topics]
 
 
 def off_topic_warning(path: Path, stale: list[Event]) -> str:
@@ -93,19 +89,3 @@ def add_event(path: Path, fields: dict[str, Any], topics: list[str] | None, *,
 
     update_events(path, add, topics)
     return event
-
-
-def remove_event(path: Path, topic: str, name: str) -> None:
-    """Remove the event ``name`` of ``topic`` (both stripped and in NFC, as :func:`add_event`
-    stores them); an error when there is none. The topics are not checked: this is how an
-    event on a topic removed from ``topics.toml`` is removed."""
-    topic, name = nfc(topic.strip()), nfc(name.strip())
-
-    def drop(events: list[Event]) -> list[Event]:
-        kept = remove(events, (topic, name))
-        if len(kept) == len(events):
-            raise PolarwatchError(f"no event {name!r} on topic {topic!r} in {path} "
-                                  f"(`polarwatch events list` shows them)")
-        return kept
-
-    update_events(path, drop)

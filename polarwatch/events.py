@@ -338,3 +338,24 @@ def upsert(events: Sequence[Event], event: Event, replacing: tuple[str, str] | N
 
 def remove(events: Sequence[Event], key: tuple[str, str]) -> list[Event]:
     return [e for e in events if (e.topic, e.name) != key]
+
+
+def off_topic(events: list[Event], topics: list[str] | None) -> list[Event]:
+    """The events whose topic is not one of ``topics`` (none when topics is None)."""
+    return [] if topics is None else [e for e in events if e.topic not in topics]
+
+
+def remove_event(path: Path, topic: str, name: str) -> None:
+    """Remove the event ``name`` of ``topic`` (both stripped and in NFC, as :func:`add_event`
+    stores them, ``forecast.event_calendar``); an error when there is none. The topics are not checked: this is how an
+    event on a topic removed from ``topics.toml`` is removed."""
+    topic, name = nfc(topic.strip()), nfc(name.strip())
+
+    def drop(events: list[Event]) -> list[Event]:
+        kept = remove(events, (topic, name))
+        if len(kept) == len(events):
+            raise PolarwatchError(f"no event {name!r} on topic {topic!r} in {path} "
+                                  f"(`polarwatch events list` shows them)")
+        return kept
+
+    update_events(path, drop)

@@ -1,7 +1,13 @@
-"""Events: add, edit or delete scheduled / sudden events in the calendar (``events.toml``)."""
+"""Events: add, edit or delete scheduled / sudden events in the calendar (``events.toml``).
+
+A calendar that does not load cannot be edited here. When its only fault is events on topics
+no longer in ``topics.toml``, the page names each with the ``polarwatch events remove`` command
+that removes it and, where the page may write, a button doing the same through
+:func:`polarwatch.events.remove_event` (under the calendar's lock)."""
 
 from __future__ import annotations
 
+import shlex
 from datetime import UTC, datetime, time
 
 import streamlit as st
@@ -10,13 +16,16 @@ from dashboard.analysis import events_frame
 from dashboard.common import Context, ctx, table
 from dashboard.safety import md_text
 from polarwatch.display import name_text
+from polarwatch.errors import PolarwatchError
 from polarwatch.events import (
     KINDS,
     Event,
     EventError,
     load_events,
     make_event,
+    off_topic,
     remove,
+    remove_event,
     update_events,
     upsert,
 )
@@ -96,6 +105,44 @@ def render_form(c: Context, events: list[Event]) -> None:
         st.rerun()
 
 
+def unknown_topic_events(c: Context) -> list[Event]:
+    """The calendar's events on topics not in topics.toml, when they are all that keeps it from
+    loading (it loads without the topic check); [] when something else is wrong too."""
+    try:
+        return off_topic(load_events(c.events_file), list(c.names)) if c.names else []
+    except EventError:
+        return []
+
+
+def remove_command(c: Context, ev: Event) -> str:
+    return (f"polarwatch events --file {shlex.quote(str(c.events_file))} remove "
+            f"{shlex.quote(ev.name)} --topic {shlex.quote(ev.topic)}")
+
+
+def render_unknown_topics(c: Context, stale: list[Event]) -> None:
+    """Which events are on unknown topics, the command removing each and, when the page may
+    write, a button that removes it as the command does."""
+    known = ", ".join(md_text(t) for t in c.names)
+    st.error(f"The calendar cannot be edited until {len(stale)} event(s) on a topic not in "
+             f"topics.toml (known: {known}) are removed: an event on another topic applies to "
+             f"nothing, and the forecast and the report refuse the calendar. Remove each with "
+             f"its command below" + (" or its button" if c.may_write() else "")
+             + ", or put its topic back in topics.toml.")
+    for i, ev in enumerate(stale):
+        st.markdown(f"“{md_text(ev.name)}” on topic {md_text(ev.topic)}, "
+                    f"{ev.start:%Y-%m-%d %H:%M} UTC ({ev.kind})")
+        st.code(remove_command(c, ev), language="bash")
+        if c.may_write() and st.button(f"Remove “{md_text(ev.name)}”", key=f"pw_stale_{i}"):
+            try:
+                remove_event(c.events_file, ev.topic, ev.name)  # holds the calendar's lock
+            except PolarwatchError as exc:
+                st.error(f"Not removed: {md_text(exc)}")
+                return
+            st.session_state[FLASH_KEY] = (f"Removed “{md_text(ev.name)}” (topic "
+                                           f"{md_text(ev.topic)}).")
+            st.rerun()
+
+
 context = ctx()
 st.title("Events")
 st.caption(f"Calendar file: `{context.events_file}`. Events are drawn as spans on the topic "
@@ -106,7 +153,11 @@ if flash:
 try:
     calendar = load_events(context.events_file, context.names or None)
 except EventError as exc:
-    st.error(f"The calendar cannot be edited until it is fixed by hand: {md_text(exc)}")
+    unknown = unknown_topic_events(context)
+    if unknown:
+        render_unknown_topics(context, unknown)
+    else:
+        st.error(f"The calendar cannot be edited until it is fixed by hand: {md_text(exc)}")
 else:
     if calendar:
         rows = events_frame(calendar)

@@ -22,7 +22,9 @@ Heads:
   or with its pro and anti named the other way round (the head's answers swapped);
   ``stance_heads`` says which head serves each topic. Topic heads in ``topic_heads_dir``
   (``[extractor] learned_topic_heads_dir``, written by ``polarwatch train --from-warehouse``)
-  win over shipped ones with the same descriptions.
+  win over shipped ones with the same descriptions. A topic whose own head there
+  (``stance_<id>.npz``) does not serve it is one warning at load: the matcher's reason and the
+  ``train --from-warehouse`` command that refits it.
 - ``affect.npz`` — hostility (OffensEval offensive; "yes" only at ``AFFECT_YES_AT``),
   ``agreement.npz`` — (parent, reply) pairs, ``emotion.npz`` — anger/joy/optimism/sadness,
   "neutral" when no class is confident.
@@ -60,7 +62,7 @@ from scoring.extractors.features import (
     stance_features,
 )
 from scoring.extractors.head import Head
-from scoring.extractors.topic_match import Described, describe, match_topic_head
+from scoring.extractors.topic_match import Described, Matching, describe, match_topic_heads
 
 HEADS_DIR = Path(__file__).resolve().parents[1] / "heads"
 REQUIRED_HEADS = ("stance", "affect", "agreement", "emotion")
@@ -189,8 +191,8 @@ class LearnedExtractor(Extractor):
         super().__init__(topics)
         self.heads_dir = Path(heads_dir) if heads_dir is not None else HEADS_DIR
         self.topic_heads_dir = Path(topic_heads_dir) if topic_heads_dir else None
-        self.heads, topic_heads = load_heads(self.heads_dir, self.topic_heads_dir)
-        topic_heads, self.stale_heads = fresh_topic_heads(topic_heads, self.heads["stance"])
+        self.heads, loaded = load_heads(self.heads_dir, self.topic_heads_dir)
+        topic_heads, self.stale_heads = fresh_topic_heads(loaded, self.heads["stance"])
         self._num_threads = num_threads
         self.unclear_above = unclear_above
         self.encoder = encoder_for(self.heads_dir, self.heads, topic_heads,
@@ -205,6 +207,7 @@ class LearnedExtractor(Extractor):
         # Per topic: which head serves it and why (exact / description similarity / generic).
         self.stance_heads: dict[str, str] = {}
         matcher = None
+        matchings: dict[str, Matching] = {}  # topics served by description similarity or generic
         for t in topics:
             t_pro, t_anti = self.encoder.encode([t.pro, t.anti])
             exact = topic_heads.get((t.pro, t.anti))
@@ -212,8 +215,9 @@ class LearnedExtractor(Extractor):
             match = None
             if exact is None and reverse is None and topic_heads:
                 matcher = matcher or self._matcher(topic_heads)
-                match = match_topic_head(describe(matcher[0], t.name, t.pro, t.anti),
-                                         matcher[1], head_match_min)
+                matchings[t.id] = match_topic_heads(describe(matcher[0], t.name, t.pro, t.anti),
+                                                    matcher[1], head_match_min)
+                match = matchings[t.id].best
             if exact is not None:
                 self._stance[t.id] = Serving(exact, t_pro, t_anti)
                 self.stance_heads[t.id] = f"{exact.name} (same descriptions)"
@@ -230,9 +234,45 @@ class LearnedExtractor(Extractor):
             else:
                 self._stance[t.id] = Serving(self.heads["stance"], t_pro, t_anti)
                 self.stance_heads[t.id] = "stance (generic, description-conditioned)"
+        self.unserved_heads = self._unserved_own_heads(topics, loaded, topic_heads, matchings)
         self._neutral_below = self.heads["emotion"].meta_float("neutral_below",
                                                                DEFAULT_NEUTRAL_BELOW)
         self._affect_yes_at = self.heads["affect"].meta_float("yes_at", AFFECT_YES_AT)
+
+    def _unserved_own_heads(self, topics: Sequence[Topic], loaded: dict[tuple[str, str], Head],
+                            topic_heads: dict[tuple[str, str], Head],
+                            matchings: dict[str, Matching]) -> list[str]:
+        """A warning (logged, and returned) for each topic whose own head, ``stance_<id>.npz``
+        in ``topic_heads_dir`` (``train --from-warehouse`` writes it), does not serve it: which
+        topic, why (the matcher's reason, e.g. its descriptions were reworded so that its sides
+        no longer match one way) and the command that refits it. A head set aside as stale
+        (``fresh_topic_heads``) was warned about already."""
+        found: list[str] = []
+        folder = self.topic_heads_dir
+        for t in topics:
+            path = folder / f"stance_{t.id}.npz" if folder is not None else None
+            if path is None or not path.is_file():
+                continue
+            own, serving = Head.load(path), self._stance[t.id].head
+            kept = next((h for h in topic_heads.values() if h.ident == own.ident), None)
+            if serving.ident == own.ident or (kept is None and any(
+                    h.ident == own.ident for h in loaded.values())):
+                continue
+            if kept is None:  # another file with the same descriptions was loaded after it
+                other = loaded.get((own.meta_str("pro"), own.meta_str("anti")))
+                why = (f"{other.name if other else 'another head'} has the same descriptions "
+                       f"and replaces it")
+            elif t.id in matchings:
+                why = matchings[t.id].why_not(kept) or "another head serves the topic"
+            else:
+                why = f"{serving.name} has the topic's descriptions word for word"
+            found.append(f"topic {t.id!r}: its own stance head {path} is not used: {why}; "
+                         f"{self.stance_heads[t.id]} serves it until `polarwatch train "
+                         f"--from-warehouse --topic {t.id}` refits the head on the topic's "
+                         f"current descriptions")
+        for warning in found:
+            logging.getLogger(__name__).warning(warning)
+        return found
 
     def serving_stance(self, topic: str) -> Serving:
         """The stance head serving `topic` and the description embeddings it is applied with."""

@@ -82,27 +82,72 @@ class HeadMatch:
     crossed: bool = False
 
 
-def match_topic_head(topic: Described, heads: Sequence[tuple[Head, Described]],
-                     min_similarity: float | None = None) -> HeadMatch | None:
-    """The topic head whose descriptions mean what this topic's do, if any.
+@dataclass(frozen=True)
+class Matching:
+    """The head serving a topic (``best``, None: the generic head serves it) and, for each topic
+    head that does not, why (one clause, its figures included)."""
+
+    best: HeadMatch | None
+    passed_over: tuple[tuple[Head, str], ...] = ()
+
+    def why_not(self, head: Head) -> str | None:
+        """Why `head` does not serve the topic; None when it does or was not compared."""
+        return next((why for h, why in self.passed_over if h is head), None)
+
+
+def _passed_over(topic: Described, head: Described, threshold: float
+                 ) -> str | tuple[float, bool]:
+    """Rules (1) and (2) of ``match_topic_heads`` for one head: why it cannot serve `topic`,
+    else (similarity, crossed) of the match it would be (rule 3 compares those)."""
+    missing = sorted(head.proper_nouns)
+    if missing and not any(re.search(rf"\b{re.escape(w)}\b", topic.text) for w in missing):
+        return (f"the topic's name and descriptions name none of {', '.join(missing)}, which "
+                f"the head's descriptions name")
+    sim, crossed = head_similarity(topic, head)
+    if max(sim, crossed) < threshold:
+        return (f"its descriptions are too unlike the topic's (similarity {max(sim, crossed):.3f}"
+                f", below the minimum {threshold:.2f})")
+    if abs(sim - crossed) < SIDES_MARGIN:  # which of the topic's sides is which is unclear
+        return (f"the topic's sides cannot be told apart from the descriptions it was trained "
+                f"on (similarity {sim:.3f} as named, {crossed:.3f} crossed: less than "
+                f"{SIDES_MARGIN} apart)")
+    return max(sim, crossed), crossed > sim
+
+
+def match_topic_heads(topic: Described, heads: Sequence[tuple[Head, Described]],
+                      min_similarity: float | None = None) -> Matching:
+    """The topic head whose descriptions mean what this topic's do, if any, and why each other
+    head does not serve the topic.
 
     A head serves the topic when (1) a topic about a named person or place names it too (a head
     trained on "Hillary Clinton" never serves "Donald Trump", whose descriptions are otherwise
     the same sentence), (2) ``head_similarity`` reaches ``min_similarity`` (default
     ``HEAD_MATCH_MIN``) with the sides as named, or crossed (the topic names its sides the other
     way round), whichever pairing is more similar by at least ``SIDES_MARGIN``, and (3) no other
-    head is more similar.
+    head is more similar. Rules (1) and (2) are checked in that order for the reason given; a
+    head failing either does not serve, whichever is checked first.
     """
     threshold = HEAD_MATCH_MIN if min_similarity is None else min_similarity
     best: HeadMatch | None = None
+    passed: list[tuple[Head, str]] = []
+    eligible: list[HeadMatch] = []
     for head, desc in heads:
-        if desc.proper_nouns and not any(re.search(rf"\b{re.escape(w)}\b", topic.text)
-                                         for w in desc.proper_nouns):
+        verdict = _passed_over(topic, desc, threshold)
+        if isinstance(verdict, str):
+            passed.append((head, verdict))
             continue
-        sim, crossed = head_similarity(topic, desc)
-        if abs(sim - crossed) < SIDES_MARGIN:
-            continue  # which of the topic's sides is which of the head's is unclear
-        found = HeadMatch(head, max(sim, crossed), crossed=crossed > sim)
-        if found.similarity >= threshold and (best is None or found.similarity > best.similarity):
+        found = HeadMatch(head, *verdict)
+        eligible.append(found)
+        if best is None or found.similarity > best.similarity:
             best = found
-    return best
+    for found in eligible:
+        if best is not None and found is not best:
+            passed.append((found.head, f"{best.head.name} matches the topic better (similarity "
+                                       f"{best.similarity:.3f}, this head {found.similarity:.3f})"))
+    return Matching(best, tuple(passed))
+
+
+def match_topic_head(topic: Described, heads: Sequence[tuple[Head, Described]],
+                     min_similarity: float | None = None) -> HeadMatch | None:
+    """The topic head serving `topic` (``match_topic_heads``' rules), if any."""
+    return match_topic_heads(topic, heads, min_similarity).best

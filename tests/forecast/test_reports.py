@@ -335,9 +335,9 @@ def test_stance_labels_given_under_the_sides_swapped_are_read_flipped(
     monkeypatch.setenv("POLARWATCH_DASHBOARD_MIN_VALIDATION_LABELS", "3")
     cfg = load_config(REPO / "polarwatch.toml")
     topic = cfg.topic("gun_control")
-    then = {"pro_description": topic.anti, "anti_description": topic.pro}
     save_labels(cfg.warehouse_path, [
-        dataclasses.replace(_label(p, "gun_control", value, model), **then)
+        dataclasses.replace(_label(p, "gun_control", value, model),
+                            pro_description=topic.anti, anti_description=topic.pro)
         for p, value, model in [("g1", "pro", "anti"), ("g2", "anti", "pro"),
                                 ("g3", "pro", "anti")]])
     gun = write_report(cfg, tmp_path / "report.html").read_text().split("<h2>Gun control")[1]
