@@ -259,21 +259,26 @@ def ingest_live(cfg: Config, source: Any, kind: str, *, topic: str | None = None
     server cannot be reached (mid-backoff or mid-connect); `state_dir` as in
     :func:`ingest_files`. False when the server could not be reached in the whole run."""
     from ingest.sources.base import Checkpoint, SourceError, pump
+    from ingest.sources.live_progress import open_live
+    from ingest.sources.progress import broker_lost
 
     router = routing(cfg, topic)
     ckpt = Checkpoint(cfg.path(str(state_dir or DEFAULT_STATE_DIR)), kind, f"{source.checkpoint_key()}|{cfg.topics.posts}")
     if restart:
         ckpt.clear()
-    saved_position, conversations, save = ckpt.resume_live()
-    position = cursor if cursor is not None else saved_position
+    start = open_live(ckpt.load() or {}, cursor, kind, lambda delivered: broker_lost(
+        cfg.broker.bootstrap_servers, cfg.kafka_options(), delivered))
+    position = start.position
     if position is not None:
         LOG.info(f"{kind}: resuming from position {position} (progress file {ckpt.path})")
     deadline = time.monotonic() + duration if duration else None
     source.deadline = deadline
-    source.position_was_sent = cursor is None  # --cursor N: the record at N is wanted
+    source.position_was_sent = start.was_sent  # --cursor N: the record at N is wanted
     with open_producer(cfg) as producer:
+        _, conversations, save = ckpt.resume_live(lambda: start.fields(producer))
         try:
-            stats = pump(source.records(position), producer, router=router, topic=topic,
+            stats = pump(start.tap(source.records(position), source.cursor_including),
+                         producer, router=router, topic=topic,
                          checkpoint=save, conversations=conversations,
                          confirm_seconds=confirm_interval, max_posts=max_posts,
                          deadline=deadline, origin=source.checkpoint_key())

@@ -96,6 +96,11 @@ class Source(ABC):
         """Identifies this source's progress file (same source → same file)."""
         return self.name
 
+    def cursor_including(self, position: Position) -> Position:
+        """The cursor whose run starts with the record at `position` (its ``--cursor``):
+        where a run goes back to after the broker lost what it sent (live_progress.py)."""
+        return position
+
 
 class LruMap(LRUCache[str, str]):
     """A bounded str → str map that forgets the least recently used keys; it iterates in the
@@ -189,11 +194,12 @@ class Checkpoint:
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
 
-    def resume_live(self) -> tuple[Position | None, TopicMemory, Callable[[Position], None]]:
+    def resume_live(self, extra: Callable[[], dict[str, Any]] | None = None
+                    ) -> tuple[Position | None, TopicMemory, Callable[[Position], None]]:
         """For live sources: the saved position, the conversation → topic map kept next to the
         progress file (so replies to threads routed before a restart keep their topic, however
         old the thread) and a `save` function for :func:`pump` that commits the map, then the
-        position."""
+        position with the fields `extra()` gives."""
         saved = self.load() or {}
         conversations = TopicMemory(self.path.with_suffix(".conversations.sqlite"))
         for conv, topic in (saved.get("conversation_topics") or {}).items():  # older files
@@ -201,7 +207,7 @@ class Checkpoint:
 
         def save(position: Position) -> None:
             conversations.commit()
-            self.save(position)
+            self.save(position, **(extra() if extra is not None else {}))
 
         return saved.get("position"), conversations, save
 

@@ -154,6 +154,12 @@ class MastodonSource(Source):
     def checkpoint_key(self) -> str:
         return self.stream_url()
 
+    def cursor_including(self, position: Position) -> Position:
+        """The id before `position` (a run resumes *after* its cursor): numeric ids, as
+        Mastodon's are, less one; another id as it is (that status is then not sent again)."""
+        text = str(position)
+        return str(int(text) - 1) if text.isdigit() and int(text) > 0 else text
+
     def stream_url(self) -> str:
         suffix = "/local" if self.local else ""
         if self.tag:

@@ -71,7 +71,7 @@ def open_progress(source: FileSource, state_dir: Path, posts_topic: str,
             f"than this run's (progress in {ckpt.path}), so going on would leave them as they "
             f"were read; pass --restart to read the whole file again with these options (posts "
             f"already stored are kept once), or run with the earlier options")
-    delivered = sorted(_valid(saved.get("delivered")), key=lambda d: d["topic"] != posts_topic)
+    delivered = sorted(valid_delivered(saved.get("delivered")), key=lambda d: d["topic"] != posts_topic)
     why = lost(delivered) if position and delivered and lost is not None else None
     if why:
         raise SourceError(
@@ -88,7 +88,7 @@ def _options(source: FileSource) -> dict[str, Any]:
             "--assume-utc": source.mapper.assume_utc}
 
 
-def _valid(items: Any) -> Delivered:
+def valid_delivered(items: Any) -> Delivered:
     """The well-formed entries of a saved ``delivered`` list (a hand-edited one is ignored)."""
     if not isinstance(items, list):
         return []
