@@ -142,6 +142,7 @@ class DeadLetterDrain:
         self._last: dict[int, LastStored] = {}  # last rows read, compared before reading on
         self._read_end: dict[int, int] = {}  # ... after the last fetch (skipped resends too)
         self._read_last: dict[int, LastStored] = {}  # ... and the last row it read
+        self._resumed = False  # `_last` was just read from the table: compare it in any case
 
     @property
     def position(self) -> dict[int, int] | None:
@@ -176,14 +177,16 @@ class DeadLetterDrain:
         with connect(path) as con:
             self._generation, self._last = stored_lives(con, self.topic)
         self._next = {p: last.offset + 1 for p, last in self._last.items()}
+        self._resumed = True
 
     def _check_life(self, ends: dict[int, int] | None) -> None:
         """The topic begun again since the last rows were read (a memory broker restarted:
         offsets count from 0 again): read it from offset 0 as the next generation. Checked
         before each read, not only on resuming from the table: a running stream keeps its
         drain across micro-batches and broker restarts. A topic whose ends are where the drain
-        stands has nothing to read yet, and is compared when it has. Raises what the broker
-        raises; waits while the topic does not exist."""
+        stands has nothing to read yet and is compared when it has, except on resuming from
+        the table (a new life exactly as long as the old one is found there). Raises what the
+        broker raises; waits while the topic does not exist."""
         from stream.kafka_source import latest_offsets
 
         consumer = self._topic_consumer()
@@ -191,8 +194,9 @@ class DeadLetterDrain:
             return
         if ends is None:
             ends = {int(p): e for p, e in latest_offsets(consumer, self.topic).items()}
-        if ends == {p: (self._next or {}).get(p, 0) for p in ends}:
+        if not self._resumed and ends == {p: (self._next or {}).get(p, 0) for p in ends}:
             return
+        self._resumed = False
         why = begun_again(consumer, self.topic, self._last, ends, self._row_of)
         if why is not None:
             self._last = {}

@@ -110,3 +110,17 @@ def test_a_running_stream_s_drain_finds_the_new_life_between_batches(
         drain.close()
     assert [r[:2] for r in _stored(path)] == [(0, 0), (0, 1), (0, 2)] + \
         [(1, i) for i in range(6)]
+
+
+def test_a_new_life_as_long_as_the_old_one_is_found_on_resuming(
+        memory_broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """Nothing past the stored position to read: a running drain waits for the next record
+    before it compares, but a stream that starts compares at once."""
+    path = tmp_path / "w.duckdb"
+    _send(memory_broker, "a", 3)
+    assert _drain(memory_broker, path, 0) == 3
+    _restart(memory_broker)
+    _send(memory_broker, "b", 3)
+    assert _drain(memory_broker, path, 1) == 3
+    assert [r for r in _stored(path) if r[0] == 1] == [(1, i, f"not json b {i}")
+                                                       for i in range(3)]
