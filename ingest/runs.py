@@ -266,15 +266,16 @@ def ingest_live(cfg: Config, source: Any, kind: str, *, topic: str | None = None
     ckpt = Checkpoint(cfg.path(str(state_dir or DEFAULT_STATE_DIR)), kind, f"{source.checkpoint_key()}|{cfg.topics.posts}")
     if restart:
         ckpt.clear()
-    start = open_live(ckpt.load() or {}, cursor, kind, lambda delivered: broker_lost(
-        cfg.broker.bootstrap_servers, cfg.kafka_options(), delivered))
-    position = start.position
-    if position is not None:
-        LOG.info(f"{kind}: resuming from position {position} (progress file {ckpt.path})")
-    deadline = time.monotonic() + duration if duration else None
-    source.deadline = deadline
-    source.position_was_sent = start.was_sent  # --cursor N: the record at N is wanted
-    with open_producer(cfg) as producer:
+    saved = ckpt.load() or {}  # a damaged progress file: its error before the broker's
+    with open_producer(cfg) as producer:  # no broker: its one line at once
+        start = open_live(saved, cursor, kind, lambda delivered: broker_lost(
+            cfg.broker.bootstrap_servers, cfg.kafka_options(), delivered))
+        position = start.position
+        if position is not None:
+            LOG.info(f"{kind}: resuming from position {position} (progress file {ckpt.path})")
+        deadline = time.monotonic() + duration if duration else None
+        source.deadline = deadline
+        source.position_was_sent = start.was_sent  # --cursor N: the record at N is wanted
         _, conversations, save = ckpt.resume_live(lambda: start.fields(producer))
         try:
             stats = pump(start.tap(source.records(position), source.cursor_including),
