@@ -294,8 +294,9 @@ class WebhookSender:
                 "WHERE endpoint = ? ORDER BY attempted_at DESC LIMIT 1", [endpoint]).fetchone()
         if row is None or row[0] != OUTCOME_FAILED or not Attempt(row[1]).retryable:
             return self.retry
+        when = row[2].astimezone(UTC) if row[2].tzinfo else row[2]  # DuckDB: the local zone
         LOG.warning(f"{shown} failed a message through all {self.retry.max_attempts} attempts "
-                    f"when last tried ({row[2]:%Y-%m-%d %H:%M} UTC, "
+                    f"when last tried ({when:%Y-%m-%d %H:%M} UTC, "
                     f"{row[1] or 'no answer'}): one attempt this run; its messages stay "
                     f"pending, and the full schedule is back once it answers")
         return dataclasses.replace(self.retry, max_attempts=1)
