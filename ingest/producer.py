@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,7 @@ from polarwatch.records import (
 )
 from polarwatch.validation import cut_reason, parse_record, truncate_raw, validate_post
 
+LOG = logging.getLogger(__name__)
 FLUSH_EVERY = 50_000  # confirm delivery at least this often (bounds memory of pending futures)
 DEDUP_MAX_IDS = 1_000_000  # ids remembered for de-duplication (~100 MB at worst)
 
@@ -113,6 +115,7 @@ class PostProducer:
         self._pending: list[tuple[Any, str]] = []  # (future, value_digest)
         # topic -> partition -> (highest offset the broker confirmed, value_digest there)
         self.delivered: dict[str, dict[int, tuple[int, str]]] = {}
+        self._restarted: set[str] = set()  # topics seen beginning again (warned once)
         self.dedup = dedup
         # (platform, id) -> digest of the content last sent under it
         self._seen: LRUCache[tuple[str, str], bytes] = LRUCache(maxsize=max(1, dedup_max_ids))
@@ -202,12 +205,28 @@ class PostProducer:
             elif future.succeeded():
                 meta = future.value  # RecordMetadata: topic, partition, offset
                 parts = self.delivered.setdefault(meta.topic, {})
-                if meta.offset >= 0 and meta.offset >= parts.get(meta.partition, (-1, ""))[0]:
+                highest = parts.get(meta.partition, (-1, ""))[0]
+                if meta.offset >= 0 and meta.offset >= highest:
                     parts[meta.partition] = (meta.offset, digest)
+                elif meta.offset >= 0:  # the old marks stay: the next resume compares them
+                    self._began_again(meta.topic, meta.partition, highest, meta.offset)
         self._pending.clear()
         if failed:
             raise BrokerError(f"{len(failed)} record(s) were not confirmed by the broker: "
                               f"{failed[0].exception}")
+
+    def _began_again(self, topic: str, partition: int, highest: int, offset: int) -> None:
+        """A confirmed offset below one confirmed before: the topic began again under this
+        run (a memory broker restarted, the topic made anew). Said once per topic."""
+        if topic in self._restarted:
+            return
+        self._restarted.add(topic)
+        LOG.warning(f"topic {topic!r} began again while this run sent to it (partition "
+                    f"{partition}: offset {offset:,} confirmed after {highest:,}): the broker "
+                    f"restarted without its storage, and what it held that the stream had not "
+                    f"read is lost to it. This run goes on into the new topic; run this ingest "
+                    f"again afterwards to send the lost posts (a live source goes back by "
+                    f"itself, `ingest file` needs --restart), and `polarwatch stream --reset`")
 
     def close(self) -> None:
         self.flush()

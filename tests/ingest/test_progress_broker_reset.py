@@ -108,3 +108,26 @@ def test_a_broker_that_cannot_be_asked_says_nothing() -> None:
     silent = f"127.0.0.1:{free_port()}"  # nothing listens there
     delivered = [{"topic": POSTS, "partition": 0, "offset": 5, "digest": "0" * 16}]
     assert broker_lost(silent, {}, delivered) is None
+
+
+def test_a_topic_that_begins_again_under_a_running_producer_is_said_once(
+        memory_broker: EmbeddedBroker, caplog: pytest.LogCaptureFixture) -> None:
+    """The producer sent on into the topic a restarted memory broker made anew, without a word
+    that what it had sent before was gone."""
+    from ingest.broker import ensure_topics
+    from ingest.producer import PostProducer
+
+    ensure_topics(memory_broker.bootstrap, [POSTS, DEAD], 1)
+    with PostProducer(memory_broker.bootstrap, POSTS, DEAD) as producer:
+        for i in range(5):
+            producer.send_raw(f"not json {i}".encode())
+        producer.flush()
+        _restart(memory_broker)
+        ensure_topics(memory_broker.bootstrap, [POSTS, DEAD], 1)
+        for i in range(3):
+            producer.send_raw(f"not json again {i}".encode())
+            producer.flush()
+        assert producer.delivered[DEAD][0][0] == 4  # the old mark stays for the next resume
+    began = [r.getMessage() for r in caplog.records if "began again" in r.getMessage()]
+    assert len(began) == 1, began
+    assert f"topic {DEAD!r} began again" in began[0] and "offset 0 confirmed after 4" in began[0]
