@@ -372,7 +372,7 @@ def send_sample_alert(cfg: Config, url: str, secret: str | None, *, format: Webh
     sent and not logged, and the log line says so."""
     endpoint = Endpoint(url, secret=secret, format=format or cfg.alerts.format)
     db = log_path(cfg.warehouse_path) if log else None
-    sender = WebhookSender([endpoint], db_path=db,
+    sender = WebhookSender([endpoint], db_path=db, fail_fast=False,
                            retry=dataclasses.replace(retry_for(cfg), max_attempts=attempts))
     return sender.send(sample_alert(), dedupe=False)
 

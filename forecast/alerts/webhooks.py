@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 
-from forecast.alerts.transport import Attempt, post
+from forecast.alerts.transport import RETRY_STATUS, Attempt, post
 from polarwatch.errors import ConfigError
 from polarwatch.fields import DEFAULT_WEBHOOK_FORMAT, WEBHOOK_FORMATS, WebhookFormat
 from polarwatch.redact import url_for_log
@@ -260,11 +260,12 @@ class WebhookSender:
 
     def __init__(self, endpoints: Iterable[Endpoint], db_path: str | Path | None,
                  retry: RetryPolicy | None = None, *,
-                 sleep: Callable[[float], Any] = time.sleep) -> None:
+                 sleep: Callable[[float], Any] = time.sleep, fail_fast: bool = True) -> None:
         self.endpoints = list(endpoints)
         self.db_path = db_path
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
+        self.fail_fast = fail_fast  # one attempt to a receiver down since a whole schedule
         if db_path is not None:
             init_schema(db_path)
 
@@ -281,24 +282,31 @@ class WebhookSender:
                                 msg_id, OUTCOME_DELIVERED]))
 
     def _policy_for(self, endpoint: str, shown: str) -> RetryPolicy:
-        """The retry policy for `endpoint` in this run: one attempt when its latest logged
-        attempt failed a message for good without an answer (none, or 408, 425, 429, 5xx: the
-        receiver was down through a whole schedule, 12 minutes by default), else
-        :attr:`retry`. A receiver that stays dead so costs each scheduled run one attempt, not
-        the schedule; its messages stay pending, and the schedule is back once it answers."""
-        if self.db_path is None or self.retry.max_attempts == 1:
+        """The retry policy for `endpoint` in this run: one attempt when it spent a whole
+        schedule on a message without an answer (none, or 408, 425, 429, 5xx to its last
+        attempt: the receiver was down for 12 minutes by default) and has taken none since,
+        else :attr:`retry`. A receiver that stays dead so costs each scheduled run one
+        attempt, not the schedule; its messages stay pending, and the schedule is back once
+        it answers (a delivered message, an ``alerts test`` too). ``alerts test`` sets
+        ``fail_fast`` False: it tries as often as asked."""
+        full = self.retry.max_attempts
+        if self.db_path is None or full == 1 or not self.fail_fast:
             return self.retry
         with LOG_LOCK, connect(self.db_path) as con:
-            row = con.execute(
-                "SELECT outcome, status_code, attempted_at FROM alert_deliveries "
-                "WHERE endpoint = ? ORDER BY attempted_at DESC LIMIT 1", [endpoint]).fetchone()
-        if row is None or row[0] != OUTCOME_FAILED or not Attempt(row[1]).retryable:
+            down, status, up = con.execute(
+                "SELECT max(attempted_at) FILTER (WHERE d), arg_max(status_code, attempted_at) "
+                "FILTER (WHERE d), max(attempted_at) FILTER (WHERE outcome = ?) FROM ("
+                "  SELECT *, outcome = ? AND attempt >= ? AND (status_code IS NULL OR "
+                "  list_contains(?, status_code)) AS d FROM alert_deliveries WHERE endpoint = ?)",
+                [OUTCOME_DELIVERED, OUTCOME_FAILED, full, sorted(RETRY_STATUS), endpoint]
+            ).fetchone()
+        if down is None or (up is not None and up > down):
             return self.retry
-        when = row[2].astimezone(UTC) if row[2].tzinfo else row[2]  # DuckDB: the local zone
-        LOG.warning(f"{shown} failed a message through all {self.retry.max_attempts} attempts "
-                    f"when last tried ({when:%Y-%m-%d %H:%M} UTC, "
-                    f"{row[1] or 'no answer'}): one attempt this run; its messages stay "
-                    f"pending, and the full schedule is back once it answers")
+        when = down.astimezone(UTC) if down.tzinfo else down  # DuckDB: the machine's zone
+        LOG.warning(f"{shown} took no message through a whole schedule of {full} attempts on "
+                    f"{when:%Y-%m-%d %H:%M} UTC ({status or 'no answer'} to the last), nor "
+                    f"any since: one attempt this run; its messages stay pending, and the "
+                    f"full schedule is back once it answers")
         return dataclasses.replace(self.retry, max_attempts=1)
 
     def _log_attempt(self, endpoint: str, alert: Alert, msg_id: str, attempt: int,

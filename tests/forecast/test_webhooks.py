@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -271,9 +272,14 @@ def test_a_receiver_down_through_a_whole_schedule_gets_one_attempt_next_run(
         assert run().attempts == 3  # the whole schedule, then failed
         res = run()  # still down: one attempt, the message stays pending
         assert not res.delivered and res.attempts == 1 and len(down.requests) == 4
-        assert "one attempt this run" in caplog.text and "3 attempts" in caplog.text
+        assert "one attempt this run" in caplog.text
+        assert "took no message through a whole schedule of 3 attempts" in caplog.text
+        assert not run().delivered and len(down.requests) == 5  # one attempt again
+        asked = WebhookSender([Endpoint(down.url, secret=SECRET)], db, policy,
+                              fail_fast=False).send(alert(), dedupe=False)[0]  # `alerts test`
+        assert asked.attempts == 3 and len(down.requests) == 8  # as often as asked
         down.down_for = len(down.requests)  # back: its single attempt delivers it
-        assert run().delivered and len(down.requests) == 5
+        assert run().delivered and len(down.requests) == 9
         down.down_for = len(down.requests) + 2  # a blip after it answered: the whole schedule
         res = run(ends_at=datetime(2024, 3, 1, 14, tzinfo=UTC))
         assert res.delivered and res.attempts == 3
@@ -295,3 +301,22 @@ def test_a_receiver_that_refused_a_message_keeps_its_schedule(tmp_path: Path) ->
         assert not res.delivered and res.attempts == 3
     finally:
         refusing.close()
+
+
+def test_a_short_failed_test_of_a_receiver_does_not_cut_the_next_run_s_schedule(
+        tmp_path: Path) -> None:
+    """`alerts test --attempts 1` to a receiver that is down is no whole schedule: the next
+    run still retries as configured (a review: it made the run's delivery a single attempt)."""
+    down = Receiver(down_for=100)
+    db = tmp_path / "pw.duckdb"
+    policy = RetryPolicy(max_attempts=3, initial=0.0, max_delay=0.0, timeout=2.0)
+    once = dataclasses.replace(policy, max_attempts=1)
+    try:
+        [res] = WebhookSender([Endpoint(down.url, secret=SECRET)], db, once,
+                              fail_fast=False).send(alert(), dedupe=False)
+        assert res.attempts == 1 and not res.delivered
+        [res] = WebhookSender([Endpoint(down.url, secret=SECRET)], db, policy).send(
+            alert(ends_at=datetime(2024, 3, 1, 14, tzinfo=UTC)))
+        assert res.attempts == 3
+    finally:
+        down.close()
