@@ -78,9 +78,11 @@ def hashtags(text: str) -> list[str]:
     return [h.lower() for h in _HASHTAG_RE.findall(_URL_RE.sub(" ", text))]
 
 
-def _keyword_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
-    """One pattern of normalized keywords (duplicates up to case dropped, longest first)."""
-    unique = {t.casefold(): t for t in terms if t}
+def _keyword_pattern(terms: Iterable[str], exact: bool = False) -> re.Pattern[str] | None:
+    """One pattern of normalized keywords (duplicates up to case dropped, longest first;
+    `exact`: only identical ones, so that no keyword's own match is lost: the pattern's
+    case-insensitive match does not equate all that casefold() does, e.g. ß and SS)."""
+    unique = {(t if exact else t.casefold()): t for t in terms if t}
     terms = sorted(unique.values(), key=len, reverse=True)
     if not terms:
         return None
@@ -97,16 +99,25 @@ class TopicRouter:
     topics: tuple[Topic, ...]
     patterns: tuple[re.Pattern[str] | None, ...]  # on normalize_text(post)
     mention_patterns: tuple[re.Pattern[str] | None, ...] = ()  # on it with mentions kept
+    # every topic's keywords in one pattern each: a text neither finds matches no topic's
+    # pattern (same boundaries and flags, so one alternative matching somewhere is found),
+    # and is answered without a scan per topic (most of a live firehose matches none)
+    any_word: re.Pattern[str] | None = None
+    any_mention: re.Pattern[str] | None = None
 
     @classmethod
     def from_topics(cls, topics: Sequence[Topic]) -> TopicRouter:
         """The router of ``topics``; a ConfigError for a keyword that is a link."""
         words, mentions = [], []
+        every: list[tuple[str, bool]] = []
         for t in topics:
             normed = [normalize_keyword(k, t.id) for k in t.keywords]
             words.append(_keyword_pattern(k for k, mention in normed if not mention))
             mentions.append(_keyword_pattern(k for k, mention in normed if mention))
-        return cls(tuple(topics), tuple(words), tuple(mentions))
+            every += normed
+        return cls(tuple(topics), tuple(words), tuple(mentions),
+                   _keyword_pattern((k for k, mention in every if not mention), exact=True),
+                   _keyword_pattern((k for k, mention in every if mention), exact=True))
 
     @property
     def ids(self) -> list[str]:
@@ -115,6 +126,10 @@ class TopicRouter:
     def scores(self, text: str) -> dict[str, int]:
         norm = normalize_text(text)
         kept = normalize_text(text, mentions=False) if any(self.mention_patterns) else ""
+        if self._finds_none(norm, kept):
+            return {t.id: 0 for t, p, m in zip(self.topics, self.patterns,
+                                                self.mention_patterns, strict=True)
+                    if p is not None or m is not None}
         out = {}
         for i, (t, p) in enumerate(zip(self.topics, self.patterns, strict=True)):
             m = self.mention_patterns[i] if i < len(self.mention_patterns) else None
@@ -122,6 +137,14 @@ class TopicRouter:
                 out[t.id] = ((len(p.findall(norm)) if p is not None else 0)
                              + (len(m.findall(kept)) if m is not None else 0))
         return out
+
+    def _finds_none(self, norm: str, kept: str) -> bool:
+        """Whether no keyword of any topic is in the text (False without the joint patterns:
+        a router not made by :meth:`from_topics` scans every topic)."""
+        if self.any_word is None and self.any_mention is None:
+            return False
+        return not ((self.any_word is not None and self.any_word.search(norm))
+                    or (self.any_mention is not None and self.any_mention.search(kept)))
 
     def route(self, text: str) -> str | None:
         best, best_hits = None, 0

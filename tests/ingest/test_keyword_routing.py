@@ -10,6 +10,8 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from ingest.normalize import TopicRouter
 from polarwatch.config import Topic
@@ -69,3 +71,31 @@ def test_ingest_refuses_link_keyword_in_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1, run.stderr
     assert "topic 'x': keyword 'www.example.com/guns' is a link" in lines[0]
     assert run.stdout == ""
+
+
+PIECES = ["gun", "Gun", "GUN", "ß", "SS", "ss", "İ", "i", "ı", "K", "\u212a", "#", "@", " ", "2a",
+          "é", "e\u0301", "ｇ", "-", "control", "x"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(keywords=st.lists(st.lists(st.lists(st.sampled_from(PIECES), min_size=1, max_size=3)
+                                  .map("".join).map(str.strip).filter(bool),
+                                  min_size=1, max_size=3),
+                         min_size=1, max_size=4),
+       text=st.lists(st.sampled_from(PIECES), max_size=12).map("".join))
+@example(keywords=[["ß"], ["SS"]], text="ß")  # casefold() equates them, the pattern does not
+def test_the_no_topic_shortcut_answers_as_the_scan_of_every_topic(
+        keywords: list[list[str]], text: str) -> None:
+    """A text that the one pattern of every keyword does not find is answered without a scan
+    per topic: it must be exactly the texts that no topic's pattern finds (case-insensitive
+    matches equate less than casefold() does: ß and SS, İ and i)."""
+    topics = [Topic(f"t{i}", f"T{i}", "p", "a", keywords=tuple(k for k in kws
+                                                                 if "http" not in k))
+              for i, kws in enumerate(keywords)]
+    try:
+        router = TopicRouter.from_topics(topics)
+    except ConfigError:  # a keyword normalization refuses (a link): not routed at all
+        return
+    scan = TopicRouter(router.topics, router.patterns, router.mention_patterns)
+    assert router.scores(text) == scan.scores(text)
+    assert router.route(text) == scan.route(text)
