@@ -205,6 +205,14 @@ def label_accuracy(labels: pd.DataFrame, topic: str, sides: tuple[str, str] | No
                                       strict=True))
 
 
+def stance_labels_left_out(labels: pd.DataFrame, topic: str,
+                           sides: tuple[str, str] | None) -> int:
+    """How many of `topic`'s random stance labels were given under other pro/anti descriptions
+    than `sides` and are left out of its accuracy (:func:`label_accuracy`)."""
+    rows = labels[(labels["topic"] == topic) & (labels["task"] == "stance")]
+    return len(rows) - len(under_sides(rows, sides))
+
+
 def llm_agreement(pairs: pd.DataFrame) -> dict[str, TaskAccuracy]:
     """Per task, how often the LLM's suggestion matched the analyst's label (rows of
     ``label_store.suggestion_pairs``: task, value, suggestion): ``accuracy`` is the share of

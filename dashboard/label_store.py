@@ -245,7 +245,7 @@ def random_labels(path: str | Path) -> pd.DataFrame:
     ``scoring.label_accuracy.under_sides``."""
     if not _has_tables(path, "labels"):
         return pd.DataFrame(columns=["topic", "task", "value", "pro_description",
-                                     "anti_description", "model_value"])
+                                     "anti_description", "post_gone", "model_value"])
     has_sides = int(read_frame(path, _HAS_SIDES).iloc[0, 0]) > 0
     return read_frame(path, random_sample_sql(has_sides))
 

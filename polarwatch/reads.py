@@ -121,6 +121,7 @@ RANDOM_SAMPLE_LABELS_SQL = f"""
         SELECT topic, max({random_order_key("l", "post_id")}) AS last
         FROM labels l WHERE sample = 'random' GROUP BY topic)
     SELECT l.topic, l.task, l.value, l.pro_description, l.anti_description,
+           p.id IS NULL AS post_gone,
            CASE WHEN p.id IS NULL THEN l.model_value
                 WHEN l.task = 'stance' THEN p.stance
                 WHEN l.task = 'affect' THEN p.affect

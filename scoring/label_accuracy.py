@@ -134,20 +134,28 @@ def under_sides(labels: pd.DataFrame, sides: tuple[str, str] | None) -> pd.DataF
     <-> anti), one given under other descriptions is left out (the analyst answered another
     question), one given before the sides were recorded is kept. The rule of
     ``polarwatch.reads.STANCE_LABELS_SQL``, which a retrain learns from; without it a pro/anti
-    swap, a retrain and a relabel turned a validated topic's stance accuracy to about 0."""
+    swap, a retrain and a relabel turned a validated topic's stance accuracy to about 0. A
+    post no longer stored (``post_gone``) is compared with the model's label when it was shown,
+    given under the same sides as the analyst's: a flipped label flips it too."""
     if sides is None or labels.empty or "pro_description" not in labels:
         return labels
-    given = list(zip(labels["pro_description"], labels["anti_description"], strict=True))
+    gone = labels["post_gone"] if "post_gone" in labels else pd.Series(False, labels.index)
     values: list[object] = []
-    for task, value, (pro, anti) in zip(labels["task"], labels["value"], given, strict=True):
+    models: list[object] = []
+    for task, value, model, pro, anti, was_shown in zip(
+            labels["task"], labels["value"], labels["model_value"], labels["pro_description"],
+            labels["anti_description"], gone, strict=True):
         recorded = isinstance(pro, str) or isinstance(anti, str)
         if task != "stance" or not recorded or (pro, anti) == sides:
             values.append(value)
+            models.append(model)
         elif (pro, anti) == sides[::-1]:
             values.append(FLIPPED.get(value, value))
+            models.append(FLIPPED.get(model, model) if bool(was_shown) else model)
         else:
             values.append(None)
-    out = labels.assign(value=values)
+            models.append(model)
+    out = labels.assign(value=values, model_value=models)
     return out[out["value"].notna()].reset_index(drop=True)
 
 

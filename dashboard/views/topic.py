@@ -15,6 +15,7 @@ from dashboard.analysis import (
     events_frame,
     label_accuracy,
     phase_summary,
+    stance_labels_left_out,
     with_intervals,
 )
 from dashboard.common import (
@@ -42,6 +43,10 @@ def render_accuracy(c: Context, topic: str) -> None:
     if labels is None:
         return
     measured = label_accuracy(labels, topic, c.sides.get(topic))
+    left = stance_labels_left_out(labels, topic, c.sides.get(topic))
+    if left:
+        st.caption(f"{left} random stance label(s) given under other pro/anti descriptions than "
+                   f"the topic's now are left out (label those posts again on the Label page).")
     stance = measured.get("stance")
     status = validation_status(stance, c.min_validation_labels, c.min_stance_accuracy)
     n_stance = stance.n if stance else 0

@@ -91,7 +91,7 @@ def random_labels(path: Path) -> pd.DataFrame:
         missing = missing_columns(con, "labels")
         if "value" in missing:
             return pd.DataFrame(columns=["topic", "task", "value", "pro_description",
-                                         "anti_description", "model_value"])
+                                         "anti_description", "post_gone", "model_value"])
         df: pd.DataFrame = con.execute(
             random_sample_sql("pro_description" not in missing)).df()
     return df

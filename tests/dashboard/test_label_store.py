@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from dashboard import label_store
-from dashboard.analysis import label_accuracy
+from dashboard.analysis import label_accuracy, stance_labels_left_out
 from dashboard.label_store import LabelError, make_labels, save_labels
 from polarwatch.warehouse import connect
 
@@ -149,7 +149,27 @@ def test_stance_accuracy_reads_each_label_under_the_topic_s_sides_now(warehouse:
     assert as_given.correct == 4 - taken  # what the page showed before: only unclear agreed
     other = label_accuracy(labels, "gun_control", ("Gun control", "No gun control"))
     assert "stance" not in other  # another question: no stance labels to measure
+    assert stance_labels_left_out(labels, "gun_control", ("Gun control", "No gun control")) == 4
+    assert stance_labels_left_out(labels, "gun_control", sides[::-1]) == 0
     with connect(warehouse) as con:  # labels from before the sides were recorded: as given
         con.execute("UPDATE labels SET pro_description = NULL, anti_description = NULL")
     before = label_accuracy(label_store.random_labels(warehouse), "gun_control", sides[::-1])
     assert before["stance"].correct == 4 - taken
+
+
+def test_a_flipped_label_of_a_post_no_longer_stored_is_compared_with_the_flipped_model(
+        warehouse: Path) -> None:
+    """A post pruned by keep_days is compared with the model's label when it was shown, which
+    was given under the old sides too (a review: each such label counted as wrong)."""
+    sides = ("Wants stricter gun laws", "Wants looser gun laws")
+    posts = [p for p in label_store.queue(warehouse, "gun_control")[0].to_dict("records")
+             if p["stance"] in ("pro", "anti")][:3]
+    assert len(posts) == 3
+    for post in posts:  # the analyst agrees with the model under the sides shown
+        save_labels(warehouse, make_labels(post, "random", "ana", {"stance": post["stance"]},
+                                           NOW, sides=sides))
+    with connect(warehouse) as con:
+        con.execute("DELETE FROM posts WHERE id IN (SELECT unnest(?::VARCHAR[]))",
+                    [[p["id"] for p in posts]])
+    measured = label_accuracy(label_store.random_labels(warehouse), "gun_control", sides[::-1])
+    assert (measured["stance"].n, measured["stance"].accuracy) == (3, 1.0)

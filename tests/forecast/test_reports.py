@@ -330,20 +330,22 @@ def test_forecast_and_report_help_name_the_metric_key(capsys: pytest.CaptureFixt
 
 def test_stance_labels_given_under_the_sides_swapped_are_read_flipped(
         cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The analysts labelled while gun control's pro and anti were the other way round; the
-    topic was swapped and relabelled since. Read as given, they measured 0.00."""
+    """The analysts labelled while gun control's pro and anti were the other way round, and
+    agreed with the model then; the topic was swapped since, and the posts are no longer
+    stored, so each is compared with the model's label when it was shown, flipped as well (a
+    review: flipping the analyst's label alone measured 0.00)."""
     monkeypatch.setenv("POLARWATCH_DASHBOARD_MIN_VALIDATION_LABELS", "3")
     cfg = load_config(REPO / "polarwatch.toml")
     topic = cfg.topic("gun_control")
     save_labels(cfg.warehouse_path, [
         dataclasses.replace(_label(p, "gun_control", value, model),
                             pro_description=topic.anti, anti_description=topic.pro)
-        for p, value, model in [("g1", "pro", "anti"), ("g2", "anti", "pro"),
-                                ("g3", "pro", "anti")]])
+        for p, value, model in [("g1", "pro", "pro"), ("g2", "anti", "anti"),
+                                ("g3", "pro", "pro")]])
     gun = write_report(cfg, tmp_path / "report.html").read_text().split("<h2>Gun control")[1]
     assert "Validated: stance accuracy 1.00 (95 % interval 0.44–1.00) on 3 random" in gun
     with connect(cfg.warehouse_path) as con:  # a file from before migration 11: as given
         con.execute("ALTER TABLE labels DROP COLUMN pro_description")
         con.execute("ALTER TABLE labels DROP COLUMN anti_description")
     gun = write_report(cfg, tmp_path / "r2.html").read_text().split("<h2>Gun control")[1]
-    assert "Unreliable: stance accuracy 0.00" in gun
+    assert "Validated: stance accuracy 1.00" in gun  # no sides recorded: as given
