@@ -143,6 +143,10 @@ class DeadLetterDrain:
         self._read_end: dict[int, int] = {}  # ... after the last fetch (skipped resends too)
         self._read_last: dict[int, LastStored] = {}  # ... and the last row it read
         self._resumed = False  # `_last` was just read from the table: compare it in any case
+        # one thread at a time on the consumer (kafka-python's is not thread-safe): the idle
+        # drain asks for the ends while a micro-batch fetches (a review: "generator already
+        # executing" stopped the stream)
+        self._lock = threading.RLock()
 
     @property
     def position(self) -> dict[int, int] | None:
@@ -155,13 +159,14 @@ class DeadLetterDrain:
 
         from stream.kafka_source import latest_offsets
 
-        try:
-            consumer = self._topic_consumer()
-            return {} if consumer is None else {
-                int(p): e for p, e in latest_offsets(consumer, self.topic).items()}
-        except (KafkaError, RuntimeError, TimeoutError, OSError) as exc:
-            LOG.debug(f"dead-letter topic {self.topic!r}: end not read ({exc})")
-            return None
+        with self._lock:
+            try:
+                consumer = self._topic_consumer()
+                return {} if consumer is None else {
+                    int(p): e for p, e in latest_offsets(consumer, self.topic).items()}
+            except (KafkaError, RuntimeError, TimeoutError, OSError) as exc:
+                LOG.debug(f"dead-letter topic {self.topic!r}: end not read ({exc})")
+                return None
 
     def _topic_consumer(self) -> Any:
         """This drain's consumer (made once), or None while the topic does not exist."""
@@ -219,6 +224,11 @@ class DeadLetterDrain:
         broker that cannot be reached, or a topic that does not exist yet, gives an empty
         frame: the records stay in the topic for a later batch. `ends` (from :meth:`ends`):
         read up to these offsets, not to the topic's end as it is now."""
+        with self._lock:
+            return self._fetch(path, now, ends)
+
+    def _fetch(self, path: str | Path, now: datetime,
+               ends: dict[int, int] | None = None) -> pd.DataFrame:
         from kafka.errors import KafkaError
 
         if self._next is None:  # first batch, or after a failed one: what the table says
@@ -332,6 +342,10 @@ class DeadLetterDrain:
         return rows, ends
 
     def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         self.committer.close()
         if self._consumer is not None:
             self._consumer.close()

@@ -4,6 +4,7 @@ instead of skipping those at offsets already stored (real broker restarted, real
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -124,3 +125,38 @@ def test_a_new_life_as_long_as_the_old_one_is_found_on_resuming(
     assert _drain(memory_broker, path, 1) == 3
     assert [r for r in _stored(path) if r[0] == 1] == [(1, i, f"not json b {i}")
                                                        for i in range(3)]
+
+
+def test_the_idle_drain_and_a_batch_never_use_the_consumer_at_once(
+        memory_broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """`stream --continuous` asks the drain for the topic's ends from its idle thread while a
+    micro-batch fetches through the same kafka-python consumer, which is not thread-safe (a
+    review: "generator already executing" stopped the stream)."""
+    path = tmp_path / "w.duckdb"
+    _send(memory_broker, "a", 20)
+    drain = DeadLetterDrain(memory_broker.bootstrap, DEAD)
+    sink = DuckDBSink(path, "q", POSTS, dead_letters=drain)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def ask_ends() -> None:
+        while not done.is_set():
+            try:
+                if drain.ends() is None:
+                    errors.append(AssertionError("ends not read"))
+            except Exception as exc:  # asserted below
+                errors.append(exc)
+
+    try:
+        sink.write(EMPTY.copy(), 0)
+        thread = threading.Thread(target=ask_ends)
+        thread.start()
+        for batch in range(1, 41):
+            drain.forget()  # each fetch compares the broker again, as after a failed batch
+            sink.write(EMPTY.copy(), batch)
+        done.set()
+        thread.join(60)
+    finally:
+        drain.close()
+    assert errors == []
+    assert len(_stored(path)) == 20
