@@ -96,9 +96,10 @@ class Source(ABC):
         """Identifies this source's progress file (same source → same file)."""
         return self.name
 
-    def cursor_including(self, position: Position) -> Position:
+    def cursor_including(self, position: Position) -> Position | None:
         """The cursor whose run starts with the record at `position` (its ``--cursor``):
-        where a run goes back to after the broker lost what it sent (live_progress.py)."""
+        where a run goes back to after the broker lost what it sent (live_progress.py); None
+        when no cursor says so."""
         return position
 
 

@@ -17,7 +17,7 @@ stream stores each post once (a post sent again is counted as a duplicate). Unli
 live server cannot be read again from its first record, and it keeps only a window of its past
 (Jetstream about a day): what lies before that window cannot be had again, and the server
 replays from its oldest. A ``--cursor`` given by the user wins; a progress file written before
-these fields existed resumes as before, with a warning.
+these fields existed holds no offsets to compare, and resumes at its cursor as before.
 """
 
 from __future__ import annotations
@@ -48,13 +48,18 @@ class LiveStart:
         return {"delivered": self.delivered, "life_start": self.life_start}
 
     def tap(self, records: Iterable[SourceRecord | None],
-            including: Callable[[Position], Position]) -> Iterator[SourceRecord | None]:
+            including: Callable[[Position], Position | None]) -> Iterator[SourceRecord | None]:
         """`records`, setting :attr:`life_start` from the first one sent when it is unset
-        (`including`: the source's cursor that starts with a given record)."""
+        (`including`: the source's cursor that starts with a given record; when it has none,
+        where this run started, else that record's own position, which then is not sent
+        again)."""
         for rec in records:
             if (self.life_start is None and rec is not None and not rec.replayed
                     and rec.position is not None):
-                self.life_start = including(rec.position)
+                cursor = including(rec.position)
+                self.life_start = (cursor if cursor is not None
+                                   else self.position if self.position is not None
+                                   else rec.position)
             yield rec
 
 

@@ -154,11 +154,13 @@ class MastodonSource(Source):
     def checkpoint_key(self) -> str:
         return self.stream_url()
 
-    def cursor_including(self, position: Position) -> Position:
-        """The id before `position` (a run resumes *after* its cursor): numeric ids, as
-        Mastodon's are, less one; another id as it is (that status is then not sent again)."""
+    def cursor_including(self, position: Position) -> Position | None:
+        """The id before `position` (a run resumes *after* its cursor): a numeric id, as
+        Mastodon's are, less one; None for another (flake ids of Pleroma, Akkoma)."""
         text = str(position)
-        return str(int(text) - 1) if text.isdigit() and int(text) > 0 else text
+        if text.isascii() and text.isdigit() and int(text) > 0:  # not "²" (isdigit alone)
+            return str(int(text) - 1)
+        return None
 
     def stream_url(self) -> str:
         suffix = "/local" if self.local else ""

@@ -60,4 +60,24 @@ def test_a_live_source_goes_back_to_where_it_began_sending_to_a_restarted_broker
 def test_a_mastodon_cursor_including_a_status_is_the_id_before_it() -> None:
     source = MastodonSource("https://example.org", tag="x")
     assert source.cursor_including("110") == "109"  # a run resumes *after* its cursor
-    assert source.cursor_including("0") == "0" and source.cursor_including("a1") == "a1"
+    assert source.cursor_including("0") is None and source.cursor_including("a1") is None
+    assert source.cursor_including("²") is None  # isdigit(), but no int(): a review's crash
+
+
+def test_without_a_cursor_before_its_first_post_a_run_goes_back_to_where_it_started() -> None:
+    """Flake ids (Pleroma, Akkoma) have no id before them: the run's own start is used."""
+    from ingest.sources.base import SourceRecord
+    from ingest.sources.live_progress import LiveStart
+
+    def records() -> list[SourceRecord | None]:
+        return [None, SourceRecord("AbC02", {"id": "x"}, b"{}"), SourceRecord("AbC03", None, b"")]
+
+    resumed = LiveStart("AbC01", True, None)
+    list(resumed.tap(records(), lambda _: None))
+    assert resumed.life_start == "AbC01"
+    fresh = LiveStart(None, True, None)
+    list(fresh.tap(records(), lambda _: None))
+    assert fresh.life_start == "AbC02"  # nothing before it is known
+    numeric = LiveStart(None, True, None)
+    list(numeric.tap(records(), lambda p: f"before {p}"))
+    assert numeric.life_start == "before AbC02"
