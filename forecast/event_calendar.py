@@ -13,7 +13,6 @@ characters of a stored name (:func:`polarwatch.events.escape_invisible`).
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from polarwatch.events import (  # noqa: F401 (off_topic, remove_event: the CLI'
     make_event,
     nfc,
     off_topic,
+    remove_command,
     remove_event,
     update_events,
     upsert,
@@ -60,8 +60,8 @@ def off_topic_warning(path: Path, stale: list[Event]) -> str:
     first = stale[0]
     return (f"{len(stale)} event(s) in {path} on a topic not in topics.toml "
             f"({', '.join(sorted({escape_invisible(e.topic) for e in stale}))}): the forecast "
-            f"and the report refuse the calendar until they are removed, e.g. `polarwatch "
-            f"events remove {shlex.quote(first.name)} --topic {shlex.quote(first.topic)}`")
+            f"and the report refuse the calendar until they are removed, e.g. "
+            f"`{remove_command(first.name, first.topic)}`")
 
 
 def describe(e: Event, unknown_topic: bool = False) -> str:

@@ -214,9 +214,8 @@ def make_event(raw: dict[str, Any], where: str = "event",
                          f"shorten it")
     known = list(topics) if topics is not None else None
     if known is not None and topic not in known:
-        fix = (f"remove it with `polarwatch events remove {shlex.quote(name)} --topic "
-               f"{shlex.quote(topic)}` or put the topic back in topics.toml" if stored
-               else "fix its topic")
+        fix = (f"remove it with `{remove_command(name, topic)}` or put the topic back in "
+               f"topics.toml" if stored else "fix its topic")
         raise EventError(f"{where}: unknown topic {topic!r} (known: {', '.join(known)}); "
                          f"an event on another topic applies to nothing, {fix}")
     kind = _text(raw, "kind", where)
@@ -359,3 +358,12 @@ def remove_event(path: Path, topic: str, name: str) -> None:
         return kept
 
     update_events(path, drop)
+
+
+def remove_command(name: str, topic: str, file: Path | None = None) -> str:
+    """The ``polarwatch events remove`` command line that removes event `name` of `topic` (of
+    the calendar `file`, when not the default): quoted for a shell, the name after ``--`` so
+    that one starting with '-' is not read as an option."""
+    where = f" --file {shlex.quote(str(file))}" if file is not None else ""
+    return (f"polarwatch events{where} remove --topic {shlex.quote(topic)} -- "
+            f"{shlex.quote(name)}")

@@ -7,7 +7,6 @@ that removes it and, where the page may write, a button doing the same through
 
 from __future__ import annotations
 
-import shlex
 from datetime import UTC, datetime, time
 
 import streamlit as st
@@ -25,6 +24,7 @@ from polarwatch.events import (
     make_event,
     off_topic,
     remove,
+    remove_command,
     remove_event,
     update_events,
     upsert,
@@ -114,11 +114,6 @@ def unknown_topic_events(c: Context) -> list[Event]:
         return []
 
 
-def remove_command(c: Context, ev: Event) -> str:
-    return (f"polarwatch events --file {shlex.quote(str(c.events_file))} remove "
-            f"{shlex.quote(ev.name)} --topic {shlex.quote(ev.topic)}")
-
-
 def render_unknown_topics(c: Context, stale: list[Event]) -> None:
     """Which events are on unknown topics, the command removing each and, when the page may
     write, a button that removes it as the command does."""
@@ -131,7 +126,7 @@ def render_unknown_topics(c: Context, stale: list[Event]) -> None:
     for i, ev in enumerate(stale):
         st.markdown(f"“{md_text(ev.name)}” on topic {md_text(ev.topic)}, "
                     f"{ev.start:%Y-%m-%d %H:%M} UTC ({ev.kind})")
-        st.code(remove_command(c, ev), language="bash")
+        st.code(remove_command(ev.name, ev.topic, c.events_file), language="bash")
         if c.may_write() and st.button(f"Remove “{md_text(ev.name)}”", key=f"pw_stale_{i}"):
             try:
                 remove_event(c.events_file, ev.topic, ev.name)  # holds the calendar's lock

@@ -258,18 +258,21 @@ class LearnedExtractor(Extractor):
             if serving.ident == own.ident or (kept is None and any(
                     h.ident == own.ident for h in loaded.values())):
                 continue
+            refit = (f"until `polarwatch train --from-warehouse --topic {t.id}` refits the "
+                     f"head on the topic's current descriptions")
             if kept is None:  # another file with the same descriptions was loaded after it
                 other = loaded.get((own.meta_str("pro"), own.meta_str("anti")))
                 why = (f"{other.name if other else 'another head'} has the same descriptions "
                        f"and replaces it")
+                refit = ("(heads are known by their pro and anti descriptions: topics that "
+                         "share them share one head; reword this topic's to give it its own, "
+                         f"then `polarwatch train --from-warehouse --topic {t.id}`)")
             elif t.id in matchings:
                 why = matchings[t.id].why_not(kept) or "another head serves the topic"
             else:
                 why = f"{serving.name} has the topic's descriptions word for word"
             found.append(f"topic {t.id!r}: its own stance head {path} is not used: {why}; "
-                         f"{self.stance_heads[t.id]} serves it until `polarwatch train "
-                         f"--from-warehouse --topic {t.id}` refits the head on the topic's "
-                         f"current descriptions")
+                         f"{self.stance_heads[t.id]} serves it {refit}")
         for warning in found:
             logging.getLogger(__name__).warning(warning)
         return found

@@ -50,7 +50,7 @@ def test_an_event_on_a_removed_topic_can_be_listed_and_removed(
     warnings = [ln for ln in out.err.splitlines() if "warning" in ln]
     assert len(warnings) == 1, out.err
     assert ("1 event(s) in" in warnings[0] and "(climate_change)" in warnings[0]
-            and "`polarwatch events remove 'COP vote' --topic climate_change`" in warnings[0])
+            and "`polarwatch events remove --topic climate_change -- 'COP vote'`" in warnings[0])
 
     report = tmp_path / "r.html"
     for argv in (["forecast"], ["report", "-o", str(report)]):
@@ -58,7 +58,7 @@ def test_an_event_on_a_removed_topic_can_be_listed_and_removed(
         err = _err(capsys)
         assert len(err) == 1, err
         assert "unknown topic 'climate_change' (known: gun_control)" in err[0]
-        assert ("remove it with `polarwatch events remove 'COP vote' --topic climate_change`"
+        assert ("remove it with `polarwatch events remove --topic climate_change -- 'COP vote'`"
                 in err[0])
     assert not report.exists()
 
