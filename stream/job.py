@@ -23,6 +23,7 @@ from stream.preflight import check_backend, check_broker, check_offsets
 from stream.session import build_spark, check_java, master_in_effect
 from stream.sink import DuckDBSink
 from stream.supervise import MAX_RESTARTS_DRAIN, cause, supervise
+from stream.topic_generation import PostsLife
 from stream.udfs import LabelStage, output_ddl
 
 LOG = logging.getLogger(__name__)
@@ -59,7 +60,9 @@ def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: 
                       dead_letters=DeadLetterDrain(cfg.broker.bootstrap_servers,
                                                    cfg.topics.dead_letter,
                                                    security=cfg.kafka_options()),
-                      keep_days=cfg.warehouse.keep_days, labeler=stage.extract)
+                      keep_days=cfg.warehouse.keep_days, labeler=stage.extract,
+                      posts_life=PostsLife(cfg.broker.bootstrap_servers, cfg.topics.posts, ckpt,
+                                           cfg.kafka_options()))
     reader = (spark.readStream.format("polarwatch_kafka")
               .option("bootstrap", cfg.broker.bootstrap_servers)
               .option("topic", cfg.topics.posts)

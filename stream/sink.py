@@ -54,7 +54,7 @@ from stream.dead_letters import COLUMNS as DEAD_LETTER_COLUMNS
 from stream.dead_letters import GENERATION_COLUMN, KEY_COLUMN, DeadLetterDrain
 from stream.pairing import Labeler, lexicon_labeler, score_new_pairs
 from stream.resends import split_resends
-from stream.topic_generation import load_last_read, save_last_read
+from stream.topic_generation import PostsLife, load_last_read, save_last_read
 from stream.windows import update_windows
 
 LOG = logging.getLogger(__name__)
@@ -159,7 +159,8 @@ class DuckDBSink:
                  lake_dir: str | Path | None = None, watermark: str = "1 day",
                  orphan_horizon: str = "1 day",
                  dead_letters: DeadLetterDrain | None = None, keep_days: float = 0.0,
-                 prune_every_s: float = PRUNE_EVERY_S, labeler: Labeler | None = None) -> None:
+                 prune_every_s: float = PRUNE_EVERY_S, labeler: Labeler | None = None,
+                 posts_life: PostsLife | None = None) -> None:
         self.path, self.query, self.source_topic = Path(path), query, source_topic
         # labels a reply's agreement with its parent when the pair is complete (stream.pairing)
         self.labeler = labeler or lexicon_labeler()
@@ -168,6 +169,7 @@ class DuckDBSink:
         self._last_prune: float | None = None
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self._last_read: dict[int, tuple[int, str, str]] | None = None  # topic_generation
+        self.posts_life = posts_life  # compares the broker with a batch before its commit
         self.lake_dir = Path(lake_dir) if lake_dir else None
         self.interval = interval_sql(window)
         self.extreme_threshold = extreme_threshold
@@ -261,6 +263,11 @@ class DuckDBSink:
             if col in pdf:
                 pdf[col] = pd.to_datetime(pdf[col], utc=True)
         res = BatchResult(batch_id, skipped=False)
+        if self._last_read is None:  # the checkpoint's last posts, read once per sink
+            self._last_read = ({} if self.checkpoint_dir is None else
+                               load_last_read(self.checkpoint_dir, self.source_topic))
+        if self.posts_life is not None:  # read from the topic it was planned on?
+            self.posts_life.check(pdf[pdf["dead_reason"].isna()], self._last_read)
         drain = self.dead_letters
         drained = drain.fetch(self.path, datetime.now(UTC)) if drain is not None else None
         try:
@@ -282,8 +289,6 @@ class DuckDBSink:
         if drain is not None and drained is not None:
             drain.advance(drained)
         if self.checkpoint_dir is not None:  # what `stream` compares with the broker at start
-            if self._last_read is None:  # the checkpoint's file, read once per sink
-                self._last_read = load_last_read(self.checkpoint_dir, self.source_topic)
             save_last_read(self.checkpoint_dir, self.source_topic,
                            pdf[pdf["dead_reason"].isna()], self._last_read)
         crash_point("after_commit", batch_id)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from ingest.broker import EmbeddedBroker, ensure_topics
@@ -21,8 +22,12 @@ from polarwatch.config import Config, load_config
 from polarwatch.records import Post
 from polarwatch.warehouse import connect, init_schema
 from stream.job import run_stream
+from stream.kafka_source import OffsetRegressionError
+from stream.sink import DuckDBSink
 from stream.supervise import StreamError
+from stream.topic_generation import PostsLife
 from tests.kafka_helpers import stream_env
+from tests.stream.test_sink_source import _row
 
 REPO = Path(__file__).resolve().parents[2]
 START = datetime(2026, 2, 1, tzinfo=UTC)
@@ -126,3 +131,40 @@ def _ids_when_free(cfg: Config) -> set[str]:
         return _ids(cfg)
     except duckdb.Error:
         return set()
+
+
+def _batch(posts: list[Post], first_offset: int) -> pd.DataFrame:
+    """A labelled micro-batch of `posts` read at offsets from `first_offset` on (partition 0)."""
+    return pd.DataFrame([{**_row(f"x{i}", None, "pro", "no", None, i, first_offset + i),
+                          "platform": p.platform, "id": p.id} for i, p in enumerate(posts)])
+
+
+def test_a_batch_read_from_a_topic_begun_again_is_refused_before_its_commit(
+        memory_broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """A batch is planned against the topic as it is; a broker restarted while the batch was
+    read answers from its new topic at the same offsets (audit R: 395-494 of 800 posts stored,
+    the stream running on). The sink compares the broker with the batch before its commit."""
+    cfg = load_config(REPO / "polarwatch.toml", env=stream_env(
+        memory_broker.bootstrap, tmp_path, POLARWATCH_TOPICS_PARTITIONS="1"))
+    first = list(generate(cfg.load_topics(), days=1, seed=1, start=START))[:40]
+    _produce(cfg, first)
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    life = PostsLife(memory_broker.bootstrap, cfg.topics.posts, checkpoint)
+    sink = DuckDBSink(tmp_path / "w.duckdb", "q", cfg.topics.posts, checkpoint_dir=checkpoint,
+                      posts_life=life)
+    (checkpoint / "metadata").write_text('{"id":"q1"}\n')
+    try:
+        sink.write(_batch(first[:30], 0), 0)  # read from the topic it was planned on
+        memory_broker.stop()
+        memory_broker.start()
+        new = [p for p in generate(cfg.load_topics(), days=1, seed=2, start=START)
+               if p.id not in {q.id for q in first}][:5]
+        _produce(cfg, new + first)  # offsets 30-39 now hold first[25:35]
+        with pytest.raises(OffsetRegressionError, match=r"has begun again \(partition 0 offset "
+                                                        r"29 holds post .*--reset"):
+            sink.write(_batch(first[25:35], 30), 1)
+    finally:
+        life.close()
+    with connect(tmp_path / "w.duckdb", read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM posts").fetchone() == (30,)  # none of it
