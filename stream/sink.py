@@ -267,7 +267,7 @@ class DuckDBSink:
             self._last_read = ({} if self.checkpoint_dir is None else
                                load_last_read(self.checkpoint_dir, self.source_topic))
         if self.posts_life is not None:  # read from the topic it was planned on?
-            self.posts_life.check(pdf[pdf["dead_reason"].isna()], self._last_read)
+            self.posts_life.check(pdf, self._last_read)
         drain = self.dead_letters
         drained = drain.fetch(self.path, datetime.now(UTC)) if drain is not None else None
         try:
@@ -289,8 +289,7 @@ class DuckDBSink:
         if drain is not None and drained is not None:
             drain.advance(drained)
         if self.checkpoint_dir is not None:  # what `stream` compares with the broker at start
-            save_last_read(self.checkpoint_dir, self.source_topic,
-                           pdf[pdf["dead_reason"].isna()], self._last_read)
+            save_last_read(self.checkpoint_dir, self.source_topic, pdf, self._last_read)
         crash_point("after_commit", batch_id)
         res.seconds = time.perf_counter() - t0
         LOG.info(res.summary())

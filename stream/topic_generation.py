@@ -17,7 +17,8 @@ The posts topic has no generations: its checkpoint holds offsets, and posts are 
 (platform, id). A posts topic begun again with *more* records than the checkpoint had read was
 resumed past its first ones, which were lost without a word (one that came back shorter is
 refused by the offset check, stream/preflight.py). The sink records, beside the checkpoint's
-offsets, the last post it stored per partition (:func:`save_last_read`), and
+offsets, the last record it read per partition (:func:`save_last_read`: a post by its
+(platform, id), a dead letter by its broker time and size), and
 :func:`posts_begun_again` compares it with the record the broker now holds at that offset;
 `stream` refuses a different one, as it refuses offsets that went backwards, and `--reset` reads
 the topic from its first offset (posts stored before are kept; one sent again counts as a
@@ -34,7 +35,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -125,16 +126,44 @@ def _record_at(consumer: Any, topic: str, partition: int, offset: int) -> Any | 
 LAST_READ_FILE = "polarwatch-last-read.json"  # in the query's checkpoint directory
 
 
-def save_last_read(checkpoint: Path, topic: str, valid: pd.DataFrame,
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DEAD_MARK = "\x00record"  # a dead row's mark: (offset, DEAD_MARK, "<broker time ms>:<bytes>")
+
+
+def row_marks(rows: pd.DataFrame) -> pd.DataFrame:
+    """The batch's rows as marks (kafka_partition, kafka_offset, platform, id): a post by its
+    (platform, id), a dead row (`dead_reason` set) by its broker time and size in bytes, so a
+    partition whose records were all malformed is compared too (audit R F2: new records there
+    after a restart were skipped). A dead row without a broker time or size is left out."""
+    cols = ["kafka_partition", "kafka_offset", "platform", "id"]
+    if "dead_reason" not in rows or not rows["dead_reason"].notna().any():
+        return rows[cols]
+    dead = rows[rows["dead_reason"].notna()]
+    if "broker_ts" not in dead or "raw_size" not in dead:
+        return rows.loc[rows["dead_reason"].isna(), cols]
+    # in the source's unit (microseconds, exact for the broker's milliseconds); .value is in
+    # nanoseconds and overflows past 2262, a time a producer may set
+    at = pd.to_datetime(dead["broker_ts"], utc=True).astype("datetime64[us, UTC]")
+    known = (at.notna() & dead["raw_size"].notna()).to_numpy()
+    marked = pd.DataFrame({
+        "kafka_partition": dead["kafka_partition"].to_numpy()[known],
+        "kafka_offset": dead["kafka_offset"].to_numpy()[known], "platform": DEAD_MARK,
+        "id": [f"{ms}:{int(size)}" for ms, size in
+               zip(at.array.asi8[known] // 1000, dead["raw_size"].to_numpy()[known],
+                   strict=True)]})
+    return pd.concat([rows.loc[rows["dead_reason"].isna(), cols], marked], ignore_index=True)
+
+
+def save_last_read(checkpoint: Path, topic: str, rows: pd.DataFrame,
                    marks: dict[int, tuple[int, str, str]]) -> None:
-    """After a committed micro-batch: per partition, the highest offset of a post it read and
-    that post's (platform, id), merged into `marks` (the sink's copy of what the checkpoint's
+    """After a committed micro-batch: per partition, the highest offset it read and that row's
+    mark (:func:`row_marks`), merged into `marks` (the sink's copy of what the checkpoint's
     file holds, :func:`load_last_read`) and written atomically (`stream --reset`, which removes
-    the checkpoint, removes it too). `valid`: the batch's posts (kafka_partition, kafka_offset,
-    platform, id)."""
-    if not len(valid):
+    the checkpoint, removes it too). `rows`: the batch as labelled."""
+    rows = row_marks(rows)
+    if not len(rows):
         return
-    last = valid.sort_values("kafka_offset").groupby("kafka_partition").tail(1)
+    last = rows.sort_values("kafka_offset").groupby("kafka_partition").tail(1)
     for p, o, platform, pid in last[["kafka_partition", "kafka_offset", "platform", "id"]
                                     ].itertuples(index=False):
         if int(o) >= marks.get(int(p), (-1, "", ""))[0]:
@@ -167,14 +196,17 @@ def posts_begun_again(consumer: Any, topic: str,
     """Why the broker's posts `topic` is another life than the one this checkpoint read, by the
     last posts it stored per partition (:func:`load_last_read`); None when the broker holds the
     same posts there, or nothing can be compared (a record that cannot be fetched or read)."""
-    other = _first_other(consumer, topic, lambda _p, rec: _post_identity(rec.value),
+    def identity(p: int, rec: Any) -> tuple[str, str] | None:
+        post = None if marks[p][1] == DEAD_MARK else _post_identity(rec.value)
+        return post or _record_identity(rec)  # not a post where a post was read: another
+
+    other = _first_other(consumer, topic, identity,
                          {p: (o, (platform, pid)) for p, (o, platform, pid) in marks.items()})
     if other is None:
         return None
-    p, offset, (platform_now, pid_now) = other
-    _, platform, pid = marks[p]
-    return (f"partition {p} offset {offset} holds post {pid_now!r} ({platform_now}), but "
-            f"post {pid!r} ({platform}) was read from there")
+    p, offset, now = other
+    return (f"partition {p} offset {offset} holds {_shown(*now)}, but {_shown(*marks[p][1:])} "
+            f"was read from there")
 
 
 class PostsLife:
@@ -191,13 +223,13 @@ class PostsLife:
         self.security = security or {}
         self._consumer: Any = None
 
-    def check(self, valid: pd.DataFrame, marks: dict[int, tuple[int, str, str]]) -> None:
-        """`valid`: the batch's posts (kafka_partition, kafka_offset, platform, id)."""
+    def check(self, rows: pd.DataFrame, marks: dict[int, tuple[int, str, str]]) -> None:
+        """`rows`: the batch as labelled (:func:`row_marks`)."""
         from stream.kafka_source import OffsetRegressionError, consumer_for
 
         if self._consumer is None:
             self._consumer = consumer_for(self.bootstrap, self.security)
-        ordered = valid.sort_values("kafka_offset").groupby("kafka_partition")
+        ordered = row_marks(rows).sort_values("kafka_offset").groupby("kafka_partition")
         for at in (marks, _marks(ordered.head(1)), _marks(ordered.tail(1))):
             other = posts_begun_again(self._consumer, self.topic, at) if at else None
             if other:
@@ -229,6 +261,25 @@ def begun_again_message(topic: str, other: str, checkpoint: str | Path) -> str:
             f"checkpoint's offsets would skip the new records before them. To read the topic "
             f"from its first offset, run `polarwatch stream --reset` (a new checkpoint, "
             f"{checkpoint}; posts stored before are kept).")
+
+
+def _record_identity(rec: Any) -> tuple[str, str] | None:
+    """A record's dead-row mark (:func:`row_marks`), or None without a broker time."""
+    if not isinstance(rec.timestamp, int):
+        return None
+    return DEAD_MARK, f"{rec.timestamp}:{len(rec.value or b'')}"
+
+
+def _shown(platform: str, pid: str) -> str:
+    """A mark in words."""
+    if platform != DEAD_MARK:
+        return f"post {pid!r} ({platform})"
+    ms, size = pid.split(":")
+    try:
+        at = f"{EPOCH + timedelta(milliseconds=int(ms)):%Y-%m-%d %H:%M:%S.%f}"[:-3] + " UTC"
+    except (OverflowError, ValueError, OSError):  # a producer's time out of datetime's range
+        at = f"{ms} ms after the epoch"
+    return f"a {int(size):,}-byte record that is not a post (broker time {at})"
 
 
 def _post_identity(value: bytes | None) -> tuple[str, str] | None:

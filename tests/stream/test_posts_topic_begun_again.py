@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from kafka import KafkaProducer
 
 from ingest.broker import EmbeddedBroker, ensure_topics
 from ingest.producer import PostProducer
@@ -25,7 +26,7 @@ from stream.job import run_stream
 from stream.kafka_source import OffsetRegressionError
 from stream.sink import DuckDBSink
 from stream.supervise import StreamError
-from stream.topic_generation import PostsLife
+from stream.topic_generation import DEAD_MARK, PostsLife, _shown, row_marks
 from tests.kafka_helpers import stream_env
 from tests.stream.test_sink_source import _row
 
@@ -78,6 +79,39 @@ def test_a_posts_topic_begun_again_is_refused_then_read_whole_with_reset(
     # posts were stored (a review: every later run was refused, --reset or not)
     run_stream(cfg, spark=spark)
     assert len(_ids(cfg)) == len(first) + len(new)
+
+
+def test_a_partition_that_held_only_malformed_records_is_compared_too(
+        memory_broker: EmbeddedBroker, spark: object, tmp_path: Path) -> None:
+    """Audit R F2: the marks were posts only, so a partition whose records were all dead
+    letters had none and was never compared; a topic begun again there was resumed at the
+    old offsets and its new posts skipped. A dead row is marked by its broker time and size."""
+    cfg = load_config(REPO / "polarwatch.toml", env=stream_env(
+        memory_broker.bootstrap, tmp_path, POLARWATCH_TOPICS_PARTITIONS="1"))
+    _produce(cfg, [])
+
+    def junk(n: int) -> None:
+        producer = KafkaProducer(bootstrap_servers=memory_broker.bootstrap)
+        for i in range(n):
+            producer.send(cfg.topics.posts, f"not a post {i}".encode(), partition=0)
+        producer.flush()
+        producer.close()
+
+    junk(10)
+    run_stream(cfg, spark=spark)
+    assert _ids(cfg) == set()
+    memory_broker.stop()
+    memory_broker.start()
+    new = list(generate(cfg.load_topics(), days=1, seed=2, start=START))[:5]
+    _produce(cfg, new)
+    junk(10)  # offset 9 now holds another record, made later
+    with pytest.raises(StreamError, match=r"has begun again \(partition 0 offset 9 holds a "
+                                          r"12-byte record that is not a post \(broker time "
+                                          r".* UTC\), but a 12-byte record .*--reset"):
+        run_stream(cfg, spark=spark)
+    assert _ids(cfg) == set()
+    run_stream(cfg, reset=True, spark=spark)
+    assert _ids(cfg) == {p.id for p in new}  # none skipped
 
 
 def test_a_running_stream_refuses_a_posts_topic_begun_again_between_batches(
@@ -168,3 +202,25 @@ def test_a_batch_read_from_a_topic_begun_again_is_refused_before_its_commit(
         life.close()
     with connect(tmp_path / "w.duckdb", read_only=True) as con:
         assert con.execute("SELECT count(*) FROM posts").fetchone() == (30,)  # none of it
+
+
+def test_dead_rows_are_marked_by_broker_time_and_size_even_out_of_pandas_nanosecond_range(
+        ) -> None:
+    """A producer may set any time (year 9999; before 1970); a dead row without a time or
+    size cannot be compared and is left out; a post keeps its (platform, id)."""
+    rows = pd.DataFrame({
+        "kafka_partition": [0, 0, 1, 1], "kafka_offset": [3, 4, 7, 8],
+        "platform": ["t", None, None, None], "id": ["p1", None, None, None],
+        "dead_reason": [None, "malformed JSON", "malformed JSON", "malformed JSON"],
+        "broker_ts": pd.array([datetime(2026, 1, 1, tzinfo=UTC),
+                               datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
+                               datetime(1, 1, 1, tzinfo=UTC), None],
+                              dtype="datetime64[us, UTC]"),
+        "raw_size": pd.array([None, 12, 0, 5], dtype="Int64")})
+    got = {tuple(r) for r in row_marks(rows).itertuples(index=False)}
+    assert got == {(0, 3, "t", "p1"), (0, 4, DEAD_MARK, "253402300799999:12"),
+                   (1, 7, DEAD_MARK, "-62135596800000:0")}
+    assert "record that is not a post (broker time 9999-12-31 23:59:59.999 UTC)" in \
+        _shown(DEAD_MARK, "253402300799999:12")
+    assert "(broker time 99999999999999999 ms after the epoch)" in \
+        _shown(DEAD_MARK, "99999999999999999:3")
