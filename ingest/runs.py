@@ -42,7 +42,7 @@ def require_embedded(cfg: Config, action: str) -> None:
                           f"run that Kafka yourself, or set embedded = true")
 
 
-def start_broker(cfg: Config) -> EmbeddedBroker:
+def start_broker(cfg: Config, *, again: bool = True) -> EmbeddedBroker:
     """Start the embedded broker with the posts and dead-letter topics, and its pruner with s3
     storage (``broker start``)."""
     require_embedded(cfg, "start")
@@ -51,7 +51,19 @@ def start_broker(cfg: Config) -> EmbeddedBroker:
     pid = broker.start()
     try:
         _prepare(cfg, broker, pid)
-    except BaseException:  # a broker this command started does not outlive its failure
+    except BrokerError as exc:
+        if fresh:  # a broker this command started does not outlive its failure
+            broker.stop()
+            raise
+        if broker.pid() is None and again:  # ours was dying when asked (killed just before)
+            return start_broker(cfg, again=False)
+        # not the security settings' fault (audit R): our own process answers no more
+        raise BrokerError(f"the embedded broker already running (pid {pid}, log "
+                          f"{broker.log_file}) does not answer: it may be hung, stopped "
+                          f"(SIGSTOP) or dying. `polarwatch broker stop`, then `polarwatch "
+                          f"broker start`, replaces it (memory storage loses its messages)"
+                          ) from exc
+    except BaseException:
         if fresh:
             broker.stop()
         raise

@@ -80,3 +80,42 @@ def test_broker_start_that_fails_after_the_launch_stops_the_broker_it_started(
         assert port_open("127.0.0.1", port)  # not this command's broker: left running
     finally:
         broker.stop()
+
+
+def test_broker_start_names_our_own_broker_that_does_not_answer_and_replaces_a_dead_one(
+        tmp_path: Path) -> None:
+    """Audit R: `broker start` took our own broker that no longer answered (stopped, or killed
+    a moment before) for a healthy one and blamed [broker]'s security settings. Real Tansu,
+    stopped with SIGSTOP: the error names our process and how to replace it; killed while
+    `broker start` waits on it: a new broker is started."""
+    import os
+    import signal
+    import threading
+
+    import ingest.runs
+    from polarwatch.config import load_config
+    from polarwatch.errors import BrokerError
+
+    port = free_port()
+    cfg = load_config(REPO / "polarwatch.toml", env={
+        "POLARWATCH_BROKER_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+        "POLARWATCH_BROKER_STATE_DIR": str(tmp_path / "broker")})
+    broker = ingest.runs.start_broker(cfg)
+    try:
+        pid = broker.pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        with pytest.raises(BrokerError) as err:
+            ingest.runs.start_broker(cfg)
+        assert f"the embedded broker already running (pid {pid}" in str(err.value)
+        assert "`polarwatch broker stop`, then `polarwatch broker start`" in str(err.value)
+        assert "security_protocol" not in str(err.value)
+
+        killer = threading.Timer(2.0, os.kill, (pid, signal.SIGKILL))
+        killer.start()  # dies while `broker start` waits for its answer
+        again = ingest.runs.start_broker(cfg)
+        killer.join()
+        assert again.pid() not in (None, pid)
+        assert again.running()
+    finally:
+        broker.stop()
