@@ -32,12 +32,11 @@ class Head:
         self.layers: list[tuple[np.ndarray, np.ndarray]] = []
         i = 0
         while f"W{i}" in arrays:
-            self.layers.append((arrays[f"W{i}"].astype(np.float32),
-                                arrays[f"b{i}"].astype(np.float32)))
+            self.layers.append((_flushed(arrays[f"W{i}"]), _flushed(arrays[f"b{i}"])))
             i += 1
         if not self.layers:
             raise BackendError(f"head {name!r} has no layers (expected arrays W0, b0, ...)")
-        self.mean = arrays["mean"].astype(np.float32) if "mean" in arrays else None
+        self.mean = _flushed(arrays["mean"]) if "mean" in arrays else None
         self.scale = arrays["scale"].astype(np.float32) if "scale" in arrays else None
         self.meta = {k: v for k, v in arrays.items()
                      if k not in ("classes", "mean", "scale") and not _LAYER_KEY.match(k)}
@@ -100,3 +99,14 @@ class Head:
         h = h - h.max(axis=1, keepdims=True)
         p = np.exp(h)
         return p / p.sum(axis=1, keepdims=True)
+
+
+def _flushed(a: np.ndarray) -> np.ndarray:
+    """`a` as float32 with its subnormal values (|x| < 1.2e-38) set to 0. A trained MLP's
+    weights decay towards 0 and some end subnormal (64,034 of the generic stance head's 295,424):
+    the CPU computes with those at a fraction of its speed, and `x @ W0` took 208 ms for 256
+    posts instead of 2.5 ms. Their contribution is below float32's resolution of any sum they
+    enter, so no probability changes."""
+    out = np.array(a, dtype=np.float32)  # a copy: the caller's arrays are left as they are
+    out[np.abs(out) < np.finfo(np.float32).tiny] = 0.0
+    return out
