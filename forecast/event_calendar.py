@@ -61,7 +61,7 @@ def off_topic_warning(path: Path, stale: list[Event]) -> str:
     return (f"{len(stale)} event(s) in {path} on a topic not in topics.toml "
             f"({', '.join(sorted({escape_invisible(e.topic) for e in stale}))}): the forecast "
             f"and the report refuse the calendar until they are removed, e.g. "
-            f"`{remove_command(first.name, first.topic)}`")
+            f"`{remove_command(first.name, first.topic, path)}`")
 
 
 def describe(e: Event, unknown_topic: bool = False) -> str:

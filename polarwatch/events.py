@@ -189,9 +189,11 @@ def _check_characters(key: str, value: str, where: str, new: bool) -> None:
 
 
 def make_event(raw: dict[str, Any], where: str = "event",
-               topics: Iterable[str] | None = None, *, stored: bool = False) -> Event:
+               topics: Iterable[str] | None = None, *, stored: bool = False,
+               file: Path | None = None) -> Event:
     """Validate one raw event mapping (as read from TOML or a form); name and topic in NFC.
-    A new event (not ``stored`` in the calendar yet) may not hold :data:`INVISIBLE`."""
+    A new event (not ``stored`` in the calendar yet) may not hold :data:`INVISIBLE`; `file`:
+    the calendar it is stored in (what the remove command names)."""
     if not isinstance(raw, dict):
         raise EventError(f"{where} must be a table ([[event]] with name, topic, start, kind), "
                          f"got {raw!r:.60}")
@@ -214,7 +216,7 @@ def make_event(raw: dict[str, Any], where: str = "event",
                          f"shorten it")
     known = list(topics) if topics is not None else None
     if known is not None and topic not in known:
-        fix = (f"remove it with `{remove_command(name, topic)}` or put the topic back in "
+        fix = (f"remove it with `{remove_command(name, topic, file)}` or put the topic back in "
                f"topics.toml" if stored else "fix its topic")
         raise EventError(f"{where}: unknown topic {topic!r} (known: {', '.join(known)}); "
                          f"an event on another topic applies to nothing, {fix}")
@@ -260,7 +262,7 @@ def load_events(path: Path, topics: Iterable[str] | None = None) -> list[Event]:
     if not isinstance(items, list):
         raise EventError(f"{path}: 'event' must be an array of tables ([[event]])")
     known = list(topics) if topics is not None else None
-    events = [make_event(item, f"{path} event #{i + 1}", known, stored=True)
+    events = [make_event(item, f"{path} event #{i + 1}", known, stored=True, file=path)
               for i, item in enumerate(items)]
     spelled: dict[tuple[str, str], tuple[str, str]] = {}  # (topic, name) as the file has them
     for item, ev in zip(items, events, strict=True):
@@ -362,8 +364,9 @@ def remove_event(path: Path, topic: str, name: str) -> None:
 
 def remove_command(name: str, topic: str, file: Path | None = None) -> str:
     """The ``polarwatch events remove`` command line that removes event `name` of `topic` (of
-    the calendar `file`, when not the default): quoted for a shell, the name after ``--`` so
-    that one starting with '-' is not read as an option."""
-    where = f" --file {shlex.quote(str(file))}" if file is not None else ""
-    return (f"polarwatch events{where} remove --topic {shlex.quote(topic)} -- "
+    the calendar `file`, when given): quoted for a shell; the name after ``--`` and the values
+    of ``--file=`` and ``--topic=`` joined to their options, so that none starting with '-' is
+    read as an option."""
+    where = f" --file={shlex.quote(str(file))}" if file is not None else ""
+    return (f"polarwatch events{where} remove --topic={shlex.quote(topic)} -- "
             f"{shlex.quote(name)}")

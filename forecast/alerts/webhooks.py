@@ -294,7 +294,7 @@ class WebhookSender:
             return self.retry
         with LOG_LOCK, connect(self.db_path) as con:
             down, status, up = con.execute(
-                "SELECT max(attempted_at) FILTER (WHERE d), arg_max(status_code, attempted_at) "
+                "SELECT max(attempted_at) FILTER (WHERE d), arg_max_null(status_code, attempted_at) "
                 "FILTER (WHERE d), max(attempted_at) FILTER (WHERE outcome = ?) FROM ("
                 "  SELECT *, outcome = ? AND attempt >= ? AND (status_code IS NULL OR "
                 "  list_contains(?, status_code)) AS d FROM alert_deliveries WHERE endpoint = ?)",

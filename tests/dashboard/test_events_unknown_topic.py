@@ -41,7 +41,7 @@ def test_an_event_on_a_removed_topic_is_named_with_the_command_that_removes_it(
     assert "cannot be edited until 1 event(s) on a topic not in topics.toml" in shown
     assert "“\\-Article 50 vote” on topic brexit, 2026-03-02 12:00 UTC (scheduled)" in shown  # markdown source
     assert "Senate vote" not in shown  # only the events in the way are listed
-    command = (f"polarwatch events --file {shlex.quote(str(events_file))} remove --topic "
+    command = (f"polarwatch events --file={shlex.quote(str(events_file))} remove --topic="
                f"brexit -- '-Article 50 vote'")
     assert _commands(at) == [command]
     assert not at.button  # editing is off: the command only

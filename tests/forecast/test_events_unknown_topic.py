@@ -3,6 +3,7 @@ warning), `events remove` removes it, and forecast/report refuse naming that com
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from pathlib import Path
 
@@ -41,6 +42,8 @@ def test_an_event_on_a_removed_topic_can_be_listed_and_removed(
     cut = topics.index('[[topic]]\nid = "climate_change"')
     (tmp_path / "topics.toml").write_text(topics[:cut])
     capsys.readouterr()
+    command = (f"polarwatch events --file={shlex.quote(str(tmp_path / 'events.toml'))} remove "
+               f"--topic=climate_change -- 'COP vote'")  # the calendar named: any directory
 
     assert main([*config, "events", "list"]) == 0
     out = capsys.readouterr()
@@ -50,7 +53,7 @@ def test_an_event_on_a_removed_topic_can_be_listed_and_removed(
     warnings = [ln for ln in out.err.splitlines() if "warning" in ln]
     assert len(warnings) == 1, out.err
     assert ("1 event(s) in" in warnings[0] and "(climate_change)" in warnings[0]
-            and "`polarwatch events remove --topic climate_change -- 'COP vote'`" in warnings[0])
+            and f"`{command}`" in warnings[0])
 
     report = tmp_path / "r.html"
     for argv in (["forecast"], ["report", "-o", str(report)]):
@@ -58,8 +61,7 @@ def test_an_event_on_a_removed_topic_can_be_listed_and_removed(
         err = _err(capsys)
         assert len(err) == 1, err
         assert "unknown topic 'climate_change' (known: gun_control)" in err[0]
-        assert ("remove it with `polarwatch events remove --topic climate_change -- 'COP vote'`"
-                in err[0])
+        assert f"remove it with `{command}`" in err[0]
     assert not report.exists()
 
     # a new event on an unknown topic is still refused
@@ -67,10 +69,25 @@ def test_an_event_on_a_removed_topic_can_be_listed_and_removed(
                  "2026-12-06", "--kind", "sudden"]) == 2
     assert "unknown topic 'climate_change'" in _err(capsys)[0]
 
-    assert main([*config, "events", "remove", "COP vote", "--topic", "climate_change"]) == 0
+    monkeypatch.chdir(REPO)  # the command as shown, from another directory
+    assert main(shlex.split(command)[1:]) == 0
     assert [(e.topic, e.name) for e in load_events(tmp_path / "events.toml")] == [
         ("gun_control", "Senate")]
     capsys.readouterr()
     assert main([*config, "events", "list"]) == 0
     out = capsys.readouterr()
     assert "[unknown topic]" not in out.out and "warning" not in out.err
+
+
+def test_the_remove_command_parses_whatever_starts_with_a_dash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hand-edited calendar may hold a topic, and its file a name, starting with '-'
+    (review: `--topic -x` and `--file -rel.toml` were read as options)."""
+    from polarwatch.events import remove_command
+
+    monkeypatch.chdir(tmp_path)
+    Path("-cal.toml").write_text('[[event]]\nname = "-walk"\ntopic = "-x"\n'
+                                 'start = "2026-12-05T12:00:00Z"\nkind = "sudden"\n')
+    command = remove_command("-walk", "-x", Path("-cal.toml"))
+    assert main(shlex.split(command)[1:]) == 0, command
+    assert load_events(Path("-cal.toml")) == []

@@ -287,6 +287,26 @@ def test_a_receiver_down_through_a_whole_schedule_gets_one_attempt_next_run(
         down.close()
 
 
+def test_the_warning_names_what_the_last_schedule_got_even_no_answer(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A schedule of 503s, then one without any answer (the receiver gone): the warning says
+    "no answer", not the earlier 503 (review: DuckDB's arg_max skips a NULL status)."""
+    down = Receiver(down_for=100)
+    db = tmp_path / "pw.duckdb"
+    policy = RetryPolicy(max_attempts=3, initial=0.0, max_delay=0.0, timeout=2.0)
+    endpoint = Endpoint(down.url, secret=SECRET)
+    try:
+        assert WebhookSender([endpoint], db, policy).send(alert())[0].attempts == 3  # 503s
+    finally:
+        down.close()
+    gone = WebhookSender([endpoint], db, policy, fail_fast=False).send(  # another message
+        alert(ends_at=datetime(2024, 3, 1, 14, tzinfo=UTC)), dedupe=False)
+    assert gone[0].attempts == 3 and gone[0].status is None  # `alerts test`: no answer
+    caplog.clear()
+    assert WebhookSender([endpoint], db, policy).send(alert())[0].attempts == 1
+    assert "(no answer to the last)" in caplog.text, caplog.text
+
+
 def test_a_receiver_that_refused_a_message_keeps_its_schedule(tmp_path: Path) -> None:
     """A 4xx is a refusal of that message, not a dead receiver: the next run retries in full."""
     refusing = Receiver()
