@@ -199,17 +199,21 @@ class PostProducer:
         :attr:`delivered` then holds the highest offsets confirmed."""
         self._producer.flush(timeout=timeout)
         failed = []
+        # compared with the offsets of earlier flushes only: within one, a batch the producer
+        # retried may be stored after one sent later (kafka-python re-queues it first), so
+        # its lower offset is confirmed last on a healthy broker (review)
+        before = {(t, p): o for t, parts in self.delivered.items() for p, (o, _) in parts.items()}
         for future, digest in self._pending:
             if future.failed():
                 failed.append(future)
             elif future.succeeded():
                 meta = future.value  # RecordMetadata: topic, partition, offset
                 parts = self.delivered.setdefault(meta.topic, {})
-                highest = parts.get(meta.partition, (-1, ""))[0]
-                if meta.offset >= 0 and meta.offset >= highest:
+                if meta.offset >= 0 and meta.offset >= parts.get(meta.partition, (-1, ""))[0]:
                     parts[meta.partition] = (meta.offset, digest)
-                elif meta.offset >= 0:  # the old marks stay: the next resume compares them
-                    self._began_again(meta.topic, meta.partition, highest, meta.offset)
+                earlier = before.get((meta.topic, meta.partition), -1)
+                if 0 <= meta.offset < earlier:  # the old marks stay: the next resume compares
+                    self._began_again(meta.topic, meta.partition, earlier, meta.offset)
         self._pending.clear()
         if failed:
             raise BrokerError(f"{len(failed)} record(s) were not confirmed by the broker: "

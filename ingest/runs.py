@@ -59,10 +59,10 @@ def start_broker(cfg: Config, *, again: bool = True) -> EmbeddedBroker:
             return start_broker(cfg, again=False)
         # not the security settings' fault (audit R): our own process answers no more
         raise BrokerError(f"the embedded broker already running (pid {pid}, log "
-                          f"{broker.log_file}) does not answer: it may be hung, stopped "
-                          f"(SIGSTOP) or dying. `polarwatch broker stop`, then `polarwatch "
-                          f"broker start`, replaces it (memory storage loses its messages)"
-                          ) from exc
+                          f"{broker.log_file}) does not answer: it may be too busy (try "
+                          f"again), hung, stopped (SIGSTOP) or dying. If it stays so, "
+                          f"`polarwatch broker stop`, then `polarwatch broker start`, "
+                          f"replaces it (memory storage loses its messages)") from exc
     except BaseException:
         if fresh:
             broker.stop()

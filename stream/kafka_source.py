@@ -35,6 +35,7 @@ from polarwatch.records import MAX_DEAD_LETTER_BYTES, MAX_RECORD_BYTES
 from stream.group_offsets import STREAM_GROUP, GroupCommitter
 from stream.record_batches import UnreadableBatch
 from stream.record_batches import install as install_batch_guards
+from stream.topic_generation import broker_time_us
 
 SOURCE_NAME = "polarwatch_kafka"
 # read_error: why the record could not be read whole (an unpackable record batch, a value over
@@ -358,7 +359,7 @@ def read_range_arrow(bootstrap: str, topic: str, partition: int, start: int,
                 if rec.offset >= end:
                     nxt = end
                     break
-                add(rec.offset, rec.timestamp * 1000, *_value(rec.value))
+                add(rec.offset, broker_time_us(rec.timestamp), *_value(rec.value))
                 nxt = rec.offset + 1
             if len(offsets) >= ARROW_BATCH_ROWS:
                 yield flush()

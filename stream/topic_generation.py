@@ -31,6 +31,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -121,6 +122,21 @@ def _record_at(consumer: Any, topic: str, partition: int, offset: int) -> Any | 
         for rec in batch:
             return rec if rec.offset == offset else None
     return None
+
+
+# the broker times pandas can hold (nanoseconds in an int64: 1677-09-21 to 2262-04-11); the
+# sink's toPandas raised on one outside them, so one such record stopped the stream at every
+# restart (a producer sets any CreateTime, e.g. microseconds sent as milliseconds)
+BROKER_TIME_US = (-(2**63 - 1) // 1000 + 1, (2**63 - 1) // 1000)
+
+
+def broker_time_us(ms: int | None) -> int | None:
+    """A record's broker time in microseconds, or None (no time: ingest uses the wall clock)
+    when it has none or one that pandas cannot hold."""
+    if ms is None or ms < 0:  # -1: the record carries no time
+        return None
+    us = ms * 1000
+    return us if BROKER_TIME_US[0] <= us <= BROKER_TIME_US[1] else None
 
 
 LAST_READ_FILE = "polarwatch-last-read.json"  # in the query's checkpoint directory
@@ -264,17 +280,21 @@ def begun_again_message(topic: str, other: str, checkpoint: str | Path) -> str:
 
 
 def _record_identity(rec: Any) -> tuple[str, str] | None:
-    """A record's dead-row mark (:func:`row_marks`), or None without a broker time."""
-    if not isinstance(rec.timestamp, int):
-        return None
-    return DEAD_MARK, f"{rec.timestamp}:{len(rec.value or b'')}"
+    """A record's dead-row mark (:func:`row_marks`), or None without a broker time the
+    source passes on (:func:`broker_time_us`)."""
+    us = broker_time_us(rec.timestamp) if isinstance(rec.timestamp, int) else None
+    return None if us is None else (DEAD_MARK, f"{rec.timestamp}:{len(rec.value or b'')}")
+
+
+_INT = re.compile(r"-?[0-9]+")
 
 
 def _shown(platform: str, pid: str) -> str:
     """A mark in words."""
-    if platform != DEAD_MARK:
-        return f"post {pid!r} ({platform})"
-    ms, size = pid.split(":")
+    ms, _, size = pid.partition(":")
+    if platform != DEAD_MARK or not (_INT.fullmatch(ms) and _INT.fullmatch(size)):
+        return f"post {pid!r} ({platform!r})" if platform.startswith("\x00") else \
+            f"post {pid!r} ({platform})"  # a post's own platform may be anything
     try:
         at = f"{EPOCH + timedelta(milliseconds=int(ms)):%Y-%m-%d %H:%M:%S.%f}"[:-3] + " UTC"
     except (OverflowError, ValueError, OSError):  # a producer's time out of datetime's range

@@ -224,3 +224,6 @@ def test_dead_rows_are_marked_by_broker_time_and_size_even_out_of_pandas_nanosec
         _shown(DEAD_MARK, "253402300799999:12")
     assert "(broker time 99999999999999999 ms after the epoch)" in \
         _shown(DEAD_MARK, "99999999999999999:3")
+    # a post whose platform is the dead mark's (the broker holds any JSON): shown, not a crash
+    assert _shown(DEAD_MARK, "x") == "post 'x' ('\\x00record')"
+    assert _shown(DEAD_MARK, "²:3").startswith("post '²:3'")
