@@ -47,7 +47,7 @@ from polarwatch.validation import cut_reason
 from polarwatch.warehouse import connect
 from stream.group_offsets import STREAM_GROUP, GroupCommitter
 from stream.record_batches import UnreadableBatch
-from stream.topic_generation import LastStored, begun_again, stored_lives
+from stream.topic_generation import LastStored, begun_again, broker_time_us, stored_lives
 
 LOG = logging.getLogger(__name__)
 
@@ -95,8 +95,11 @@ def dead_letter_row(topic: str, partition: int, offset: int, timestamp_ms: int |
     if key is not None and (len(key) != 64 or not set(key.decode("latin-1")) <= KEY_CHARS):
         reason += f" (header {KEY_HEADER} unreadable: {key[:40]!r}; ignored)"
         key = None
+    # a time pandas cannot hold (past 2262) is none: the drain's frame raised on it, at
+    # every micro-batch (anyone can write to the topic and set any time)
     rejected = (datetime.fromtimestamp(timestamp_ms / 1000, UTC)
-                if timestamp_ms is not None and 0 <= timestamp_ms < 253402300800000 else None)
+                if timestamp_ms is not None and broker_time_us(timestamp_ms) is not None
+                else None)
     return {"source_topic": topic, "kafka_partition": partition, "kafka_offset": offset,
             "reason": cut_reason(reason),
             "raw": value[:MAX_DEAD_LETTER_BYTES].decode("utf-8", "replace"),

@@ -128,3 +128,15 @@ def test_the_drain_keeps_at_most_max_bytes_of_raw_records_per_batch(
             producer.dead_letter(b"x" * 80, "record: test")
     assert [sink.write(EMPTY.copy(), i).ingest_dead for i in range(3)] == [2, 1, 0]
     assert [r[2] for r in _rows(path)] == [0, 1, 2]  # all of them, once
+
+
+@pytest.mark.parametrize("ms", [253_402_300_799_999, 9_300_000_000_000, -1])
+def test_a_dead_letter_time_pandas_cannot_hold_is_none_not_fatal(ms: int) -> None:
+    """A time past 2262 on the dead-letter topic (anyone may write to it, with any time)
+    stopped the drain at every micro-batch: pandas' nanoseconds end on 2262-04-11."""
+    from datetime import UTC, datetime
+
+    from stream.dead_letters import dead_letter_row, frame
+
+    row = dead_letter_row("t", 0, 7, ms, b"x", [], datetime.now(UTC))
+    assert row["rejected_at"] is None and frame([row])["rejected_at"].isna().all()
