@@ -302,7 +302,7 @@ class DeadLetterDrain:
         offset per partition read."""
         from kafka import TopicPartition
 
-        from stream.kafka_source import latest_offsets
+        from stream.kafka_source import latest_offsets, past_markers
 
         consumer = self._topic_consumer()
         if consumer is None:
@@ -341,6 +341,10 @@ class DeadLetterDrain:
                     kept += len(rows[-1]["raw"])
                     nxt = rec.offset + 1
                     last_progress = time.monotonic()
+                if not full():  # every record taken: past a transaction marker too
+                    moved = past_markers(consumer, tp, nxt, end)
+                    if moved > nxt:
+                        nxt, last_progress = moved, time.monotonic()
             ends[p] = nxt
         return rows, ends
 

@@ -106,6 +106,18 @@ def consumer_for(bootstrap: str, security: dict[str, Any] | None = None) -> Any:
                            max_partition_fetch_bytes=8 * 1024 * 1024, **(security or {}))
 
 
+def past_markers(consumer: Any, tp: Any, nxt: int, end: int) -> int:
+    """`nxt` moved to the consumer's position (at most `end`) after a poll whose records were
+    all taken: a transaction's commit or abort marker takes an offset but is never returned
+    as a record, so a range ending on one was waited on until the stall timeout, and a
+    restarted stream planned the same range again: stopped for good (a review)."""
+    try:
+        pos = consumer.position(tp, timeout_ms=1000)
+    except Exception:  # noqa: BLE001 - no position known: the records decide, as before
+        return nxt
+    return max(nxt, min(int(pos), end)) if pos is not None else nxt
+
+
 def latest_offsets(consumer: Any, topic: str) -> dict[str, int]:
     """Next offset to be written, per partition (workaround for the wrong ListOffsets answer)."""
     from kafka import TopicPartition
@@ -361,6 +373,9 @@ def read_range_arrow(bootstrap: str, topic: str, partition: int, start: int,
                     break
                 add(rec.offset, broker_time_us(rec.timestamp), *_value(rec.value))
                 nxt = rec.offset + 1
+            moved = past_markers(consumer, tp, nxt, end)
+            if moved > nxt:
+                nxt, last_progress = moved, time.monotonic()
             if len(offsets) >= ARROW_BATCH_ROWS:
                 yield flush()
         if offsets:
