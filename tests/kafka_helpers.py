@@ -10,6 +10,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from ingest.broker import ensure_topics
+from polarwatch.config import Config, load_config
 
 CONSUME_TIMEOUT_S = 15.0
 
@@ -62,3 +63,12 @@ def stream_env(bootstrap: str, tmp_path: Path, **overrides: str) -> dict[str, st
         "POLARWATCH_EXTRACTOR_BACKEND": "lexicon",
         **overrides,
     }
+
+
+def one_partition_stream(bootstrap: str, tmp_path: Path) -> Config:
+    """The shipped config on :func:`stream_env`'s fresh topics, made with one partition each
+    (records sent with a plain KafkaProducer then land in order on partition 0)."""
+    cfg = load_config(Path(__file__).resolve().parents[1] / "polarwatch.toml", env=stream_env(
+        bootstrap, tmp_path, POLARWATCH_TOPICS_PARTITIONS="1"))
+    ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter], 1)
+    return cfg

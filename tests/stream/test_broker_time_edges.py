@@ -11,15 +11,13 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from ingest.broker import EmbeddedBroker, ensure_topics
+from ingest.broker import EmbeddedBroker
 from ingest.producer import encode
 from ingest.sources.synthetic import generate
-from polarwatch.config import load_config
 from polarwatch.warehouse import connect
 from stream.job import run_stream
-from tests.kafka_helpers import stream_env
+from tests.kafka_helpers import one_partition_stream
 
-REPO = Path(__file__).resolve().parents[2]
 START = datetime(2026, 2, 1, tzinfo=UTC)
 TIMES_MS = [253_402_300_799_999, 9_300_000_000_000, 1, 0]  # 9999-12-31, 2264, 1970 twice
 
@@ -28,9 +26,7 @@ pytestmark = pytest.mark.slow
 
 def test_records_with_broker_times_out_of_pandas_range_are_stored(
         memory_broker: EmbeddedBroker, spark: object, tmp_path: Path) -> None:
-    cfg = load_config(REPO / "polarwatch.toml", env=stream_env(
-        memory_broker.bootstrap, tmp_path, POLARWATCH_TOPICS_PARTITIONS="1"))
-    ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter], 1)
+    cfg = one_partition_stream(memory_broker.bootstrap, tmp_path)
     posts = list(generate(cfg.load_topics(), days=1, seed=1, start=START))[:len(TIMES_MS)]
     producer = KafkaProducer(bootstrap_servers=memory_broker.bootstrap)
     for post, ms in zip(posts, TIMES_MS, strict=True):

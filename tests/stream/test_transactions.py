@@ -11,16 +11,14 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from ingest.broker import EmbeddedBroker, ensure_topics
+from ingest.broker import EmbeddedBroker
 from ingest.producer import encode
 from ingest.sources.synthetic import generate
-from polarwatch.config import load_config
 from polarwatch.records import DEAD_LETTER_REASON_HEADER
 from polarwatch.warehouse import connect
 from stream.job import run_stream
-from tests.kafka_helpers import stream_env
+from tests.kafka_helpers import one_partition_stream
 
-REPO = Path(__file__).resolve().parents[2]
 START = datetime(2026, 2, 1, tzinfo=UTC)
 
 pytestmark = pytest.mark.slow
@@ -28,9 +26,7 @@ pytestmark = pytest.mark.slow
 
 def test_a_topic_ending_on_a_transaction_marker_is_read_to_its_end(
         memory_broker: EmbeddedBroker, spark: object, tmp_path: Path) -> None:
-    cfg = load_config(REPO / "polarwatch.toml", env=stream_env(
-        memory_broker.bootstrap, tmp_path, POLARWATCH_TOPICS_PARTITIONS="1"))
-    ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter], 1)
+    cfg = one_partition_stream(memory_broker.bootstrap, tmp_path)
     posts = list(generate(cfg.load_topics(), days=1, seed=1, start=START))[:6]
     producer = KafkaProducer(bootstrap_servers=memory_broker.bootstrap, transactional_id="pw-t")
     producer.init_transactions()
