@@ -46,7 +46,7 @@ from polarwatch.records import MAX_DEAD_LETTER_BYTES
 from polarwatch.validation import cut_reason
 from polarwatch.warehouse import connect
 from stream.group_offsets import STREAM_GROUP, GroupCommitter
-from stream.record_batches import UnreadableBatch
+from stream.record_batches import UnreadableBatch, past_markers
 from stream.topic_generation import LastStored, begun_again, broker_time_us, stored_lives
 
 LOG = logging.getLogger(__name__)
@@ -302,7 +302,7 @@ class DeadLetterDrain:
         offset per partition read."""
         from kafka import TopicPartition
 
-        from stream.kafka_source import latest_offsets, past_markers
+        from stream.kafka_source import latest_offsets
 
         consumer = self._topic_consumer()
         if consumer is None:

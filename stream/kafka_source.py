@@ -33,7 +33,7 @@ from pyspark.sql.streaming.datasource import (
 from polarwatch.broker_probe import reader_consumer
 from polarwatch.records import MAX_DEAD_LETTER_BYTES, MAX_RECORD_BYTES
 from stream.group_offsets import STREAM_GROUP, GroupCommitter
-from stream.record_batches import UnreadableBatch
+from stream.record_batches import UnreadableBatch, past_markers
 from stream.record_batches import install as install_batch_guards
 from stream.topic_generation import broker_time_us
 
@@ -106,18 +106,6 @@ def consumer_for(bootstrap: str, security: dict[str, Any] | None = None) -> Any:
                            max_partition_fetch_bytes=8 * 1024 * 1024, **(security or {}))
 
 
-def past_markers(consumer: Any, tp: Any, nxt: int, end: int) -> int:
-    """`nxt` moved to the consumer's position (at most `end`) after a poll whose records were
-    all taken: a transaction's commit or abort marker takes an offset but is never returned
-    as a record, so a range ending on one was waited on until the stall timeout, and a
-    restarted stream planned the same range again: stopped for good (a review)."""
-    try:
-        pos = consumer.position(tp, timeout_ms=1000)
-    except Exception:  # noqa: BLE001 - no position known: the records decide, as before
-        return nxt
-    return max(nxt, min(int(pos), end)) if pos is not None else nxt
-
-
 def latest_offsets(consumer: Any, topic: str) -> dict[str, int]:
     """Next offset to be written, per partition (workaround for the wrong ListOffsets answer)."""
     from kafka import TopicPartition
@@ -142,6 +130,8 @@ def latest_offsets(consumer: Any, topic: str) -> dict[str, int]:
                         last = max(last, rec.offset)
                 except UnreadableBatch as bad:  # the last batch cannot be read: it ends there
                     last = max(last, bad.after - 1)  # (the reader dead-letters it)
+                if last < 0 and past_markers(consumer, tp, end - 1, end) == end:
+                    last = end - 1  # a transaction's marker: no record comes (it waited 5 s)
             end = max(end, last + 1, int(consumer.highwater(tp) or 0))
         result[str(tp.partition)] = end
     return result

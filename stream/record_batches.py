@@ -12,6 +12,9 @@ can dead-letter them and seek past. A header key that is not UTF-8 (kafka-python
 keys strictly, and one such key failed every fetch at its offset) is read with ``\\xNN`` in
 place of the bad bytes: the record is judged by its value like any other. It patches
 kafka-python's record module: the library offers no hook for any of this.
+
+A transaction's commit or abort marker is a control batch: it takes an offset, and kafka-python
+never returns it as a record. :func:`past_markers` moves a reader past it.
 """
 
 from __future__ import annotations
@@ -174,3 +177,15 @@ def install() -> None:
 
         legacy._decompress = bounded_decompress
         _installed = True
+
+
+def past_markers(consumer: Any, tp: Any, nxt: int, end: int) -> int:
+    """`nxt` moved to the consumer's position (at most `end`) after a poll whose records were
+    all taken: a transaction's commit or abort marker takes an offset but is never returned
+    as a record, so a range ending on one was waited on until the stall timeout, and a
+    restarted stream planned the same range again: stopped for good (a review)."""
+    try:
+        pos = consumer.position(tp, timeout_ms=1000)
+    except Exception:  # noqa: BLE001 - no position known: the records decide, as before
+        return nxt
+    return max(nxt, min(int(pos), end)) if pos is not None else nxt
