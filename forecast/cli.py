@@ -77,11 +77,12 @@ def cmd_alerts_test(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_events(cfg: Config, args: argparse.Namespace) -> int:
     from forecast import event_calendar as cal
+    from polarwatch.events import off_topic, remove_event
 
     path = cal.calendar_path(cfg, args.file)
     if args.events_command == "list":
         shown = cal.list_events(path, args.topic)
-        stale = cal.off_topic(shown, cal.topic_ids(cfg))
+        stale = off_topic(shown, cal.topic_ids(cfg))
         for e in shown:
             print(cal.describe(e, unknown_topic=e in stale))
         print(f"{len(shown)} event(s) in {path}", file=sys.stderr)
@@ -93,7 +94,7 @@ def cmd_events(cfg: Config, args: argparse.Namespace) -> int:
         event = cal.add_event(path, fields, cal.topic_ids(cfg), replace=args.replace)
         print(f"added {event.kind} event {event.name!r} on {event.topic} to {path}")
     else:
-        cal.remove_event(path, args.topic, args.name)  # any topic: see remove_event
+        remove_event(path, args.topic, args.name)  # any topic: see remove_event
         print(f"removed {args.name.strip()!r} on {args.topic.strip()} from {path}")
     return 0
 

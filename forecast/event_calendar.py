@@ -18,16 +18,14 @@ from typing import Any
 
 from polarwatch.config import Config
 from polarwatch.errors import PolarwatchError
-from polarwatch.events import (  # noqa: F401 (off_topic, remove_event: the CLI's, re-exported)
+from polarwatch.events import (
     Event,
     escape_invisible,
     events_path,
     load_events,
     make_event,
     nfc,
-    off_topic,
     remove_command,
-    remove_event,
     update_events,
     upsert,
 )
@@ -50,7 +48,7 @@ def list_events(path: Path, topic: str | None = None,
                 topics: list[str] | None = None) -> list[Event]:
     """The calendar's events (of ``topic`` only, when given), sorted by start; ``topics``: the
     known topic ids (an event on another one is refused; ``events list`` passes None and marks
-    them with :func:`off_topic`)."""
+    them with :func:`polarwatch.events.off_topic`)."""
     wanted = None if topic is None else nfc(topic.strip())
     return [e for e in load_events(path, topics) if wanted in (None, e.topic)]
 

@@ -288,7 +288,7 @@ def ingest_live(cfg: Config, source: Any, kind: str, *, topic: str | None = None
         deadline = time.monotonic() + duration if duration else None
         source.deadline = deadline
         source.position_was_sent = start.was_sent  # --cursor N: the record at N is wanted
-        _, conversations, save = ckpt.resume_live(lambda: start.fields(producer))
+        _, conversations, save = ckpt.resume_live(lambda: start.fields(producer), saved)
         try:
             stats = pump(start.tap(source.records(position), source.cursor_including),
                          producer, router=router, topic=topic,

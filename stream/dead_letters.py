@@ -46,8 +46,8 @@ from polarwatch.records import MAX_DEAD_LETTER_BYTES
 from polarwatch.validation import cut_reason
 from polarwatch.warehouse import connect
 from stream.group_offsets import STREAM_GROUP, GroupCommitter
-from stream.record_batches import UnreadableBatch, past_markers
-from stream.topic_generation import LastStored, begun_again, broker_time_us, stored_lives
+from stream.record_batches import UnreadableBatch, broker_time_us, past_markers
+from stream.topic_generation import LastStored, begun_again, stored_lives
 
 LOG = logging.getLogger(__name__)
 

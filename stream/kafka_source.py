@@ -33,9 +33,8 @@ from pyspark.sql.streaming.datasource import (
 from polarwatch.broker_probe import reader_consumer
 from polarwatch.records import MAX_DEAD_LETTER_BYTES, MAX_RECORD_BYTES
 from stream.group_offsets import STREAM_GROUP, GroupCommitter
-from stream.record_batches import UnreadableBatch, past_markers
+from stream.record_batches import UnreadableBatch, broker_time_us, past_markers
 from stream.record_batches import install as install_batch_guards
-from stream.topic_generation import broker_time_us
 
 SOURCE_NAME = "polarwatch_kafka"
 # read_error: why the record could not be read whole (an unpackable record batch, a value over

@@ -14,7 +14,8 @@ place of the bad bytes: the record is judged by its value like any other. It pat
 kafka-python's record module: the library offers no hook for any of this.
 
 A transaction's commit or abort marker is a control batch: it takes an offset, and kafka-python
-never returns it as a record. :func:`past_markers` moves a reader past it.
+never returns it as a record. :func:`past_markers` moves a reader past it. A record's broker
+time is any a producer set: :func:`broker_time_us` keeps only those pandas can hold.
 """
 
 from __future__ import annotations
@@ -189,3 +190,18 @@ def past_markers(consumer: Any, tp: Any, nxt: int, end: int) -> int:
     except Exception:  # noqa: BLE001 - no position known: the records decide, as before
         return nxt
     return max(nxt, min(int(pos), end)) if pos is not None else nxt
+
+
+# the broker times pandas can hold (nanoseconds in an int64: 1677-09-21 to 2262-04-11); the
+# sink's toPandas raised on one outside them, so one such record stopped the stream at every
+# restart (a producer sets any CreateTime, e.g. microseconds sent as milliseconds)
+BROKER_TIME_US = (-(2**63 - 1) // 1000 + 1, (2**63 - 1) // 1000)
+
+
+def broker_time_us(ms: int | None) -> int | None:
+    """A record's broker time in microseconds, or None (no time: ingest uses the wall clock)
+    when it has none or one that pandas cannot hold."""
+    if ms is None or ms < 0:  # -1: the record carries no time
+        return None
+    us = ms * 1000
+    return us if BROKER_TIME_US[0] <= us <= BROKER_TIME_US[1] else None

@@ -54,7 +54,7 @@ from stream.dead_letters import COLUMNS as DEAD_LETTER_COLUMNS
 from stream.dead_letters import GENERATION_COLUMN, KEY_COLUMN, DeadLetterDrain
 from stream.pairing import Labeler, lexicon_labeler, score_new_pairs
 from stream.resends import split_resends
-from stream.topic_generation import PostsLife, load_last_read, save_last_read
+from stream.topic_generation import PostsLife, load_last_read, row_marks, save_last_read
 from stream.windows import update_windows
 
 LOG = logging.getLogger(__name__)
@@ -266,8 +266,9 @@ class DuckDBSink:
         if self._last_read is None:  # the checkpoint's last posts, read once per sink
             self._last_read = ({} if self.checkpoint_dir is None else
                                load_last_read(self.checkpoint_dir, self.source_topic))
+        marked = row_marks(pdf)  # what the batch read, per partition and offset
         if self.posts_life is not None:  # read from the topic it was planned on?
-            self.posts_life.check(pdf, self._last_read)
+            self.posts_life.check(marked, self._last_read)
         drain = self.dead_letters
         drained = drain.fetch(self.path, datetime.now(UTC)) if drain is not None else None
         try:
@@ -289,7 +290,7 @@ class DuckDBSink:
         if drain is not None and drained is not None:
             drain.advance(drained)
         if self.checkpoint_dir is not None:  # what `stream` compares with the broker at start
-            save_last_read(self.checkpoint_dir, self.source_topic, pdf, self._last_read)
+            save_last_read(self.checkpoint_dir, self.source_topic, marked, self._last_read)
         crash_point("after_commit", batch_id)
         res.seconds = time.perf_counter() - t0
         LOG.info(res.summary())

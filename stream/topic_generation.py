@@ -42,7 +42,7 @@ from typing import Any
 
 import pandas as pd
 
-from stream.record_batches import UnreadableBatch
+from stream.record_batches import UnreadableBatch, broker_time_us
 
 LOG = logging.getLogger(__name__)
 FETCH_WAIT_S = 5.0  # how long to wait for the stored last record when comparing
@@ -124,21 +124,6 @@ def _record_at(consumer: Any, topic: str, partition: int, offset: int) -> Any | 
     return None
 
 
-# the broker times pandas can hold (nanoseconds in an int64: 1677-09-21 to 2262-04-11); the
-# sink's toPandas raised on one outside them, so one such record stopped the stream at every
-# restart (a producer sets any CreateTime, e.g. microseconds sent as milliseconds)
-BROKER_TIME_US = (-(2**63 - 1) // 1000 + 1, (2**63 - 1) // 1000)
-
-
-def broker_time_us(ms: int | None) -> int | None:
-    """A record's broker time in microseconds, or None (no time: ingest uses the wall clock)
-    when it has none or one that pandas cannot hold."""
-    if ms is None or ms < 0:  # -1: the record carries no time
-        return None
-    us = ms * 1000
-    return us if BROKER_TIME_US[0] <= us <= BROKER_TIME_US[1] else None
-
-
 LAST_READ_FILE = "polarwatch-last-read.json"  # in the query's checkpoint directory
 
 
@@ -173,10 +158,9 @@ def row_marks(rows: pd.DataFrame) -> pd.DataFrame:
 def save_last_read(checkpoint: Path, topic: str, rows: pd.DataFrame,
                    marks: dict[int, tuple[int, str, str]]) -> None:
     """After a committed micro-batch: per partition, the highest offset it read and that row's
-    mark (:func:`row_marks`), merged into `marks` (the sink's copy of what the checkpoint's
-    file holds, :func:`load_last_read`) and written atomically (`stream --reset`, which removes
-    the checkpoint, removes it too). `rows`: the batch as labelled."""
-    rows = row_marks(rows)
+    mark, merged into `marks` (the sink's copy of what the checkpoint's file holds,
+    :func:`load_last_read`) and written atomically (`stream --reset`, which removes the
+    checkpoint, removes it too). `rows`: the batch's marks (:func:`row_marks`)."""
     if not len(rows):
         return
     last = rows.sort_values("kafka_offset").groupby("kafka_partition").tail(1)
@@ -240,12 +224,12 @@ class PostsLife:
         self._consumer: Any = None
 
     def check(self, rows: pd.DataFrame, marks: dict[int, tuple[int, str, str]]) -> None:
-        """`rows`: the batch as labelled (:func:`row_marks`)."""
+        """`rows`: the batch's marks (:func:`row_marks`)."""
         from stream.kafka_source import OffsetRegressionError, consumer_for
 
         if self._consumer is None:
             self._consumer = consumer_for(self.bootstrap, self.security)
-        ordered = row_marks(rows).sort_values("kafka_offset").groupby("kafka_partition")
+        ordered = rows.sort_values("kafka_offset").groupby("kafka_partition")
         for at in (marks, _marks(ordered.head(1)), _marks(ordered.tail(1))):
             other = posts_begun_again(self._consumer, self.topic, at) if at else None
             if other:

@@ -195,13 +195,15 @@ class Checkpoint:
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
 
-    def resume_live(self, extra: Callable[[], dict[str, Any]] | None = None
+    def resume_live(self, extra: Callable[[], dict[str, Any]] | None = None,
+                    saved: dict[str, Any] | None = None
                     ) -> tuple[Position | None, TopicMemory, Callable[[Position], None]]:
         """For live sources: the saved position, the conversation → topic map kept next to the
         progress file (so replies to threads routed before a restart keep their topic, however
         old the thread) and a `save` function for :func:`pump` that commits the map, then the
-        position with the fields `extra()` gives."""
-        saved = self.load() or {}
+        position with the fields `extra()` gives. `saved`: the progress file's content when the
+        caller has read it already."""
+        saved = saved if saved is not None else self.load() or {}
         conversations = TopicMemory(self.path.with_suffix(".conversations.sqlite"))
         for conv, topic in (saved.get("conversation_topics") or {}).items():  # older files
             conversations.put(conv, topic)

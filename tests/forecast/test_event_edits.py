@@ -10,8 +10,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from forecast.event_calendar import add_event, remove_event
-from polarwatch.events import load_events
+from forecast.event_calendar import add_event
+from polarwatch.events import load_events, remove_event
 
 REPO = Path(__file__).resolve().parents[2]
 START = datetime(2026, 3, 1, tzinfo=UTC)

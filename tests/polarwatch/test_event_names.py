@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from forecast.event_calendar import add_event, list_events, remove_event
+from forecast.event_calendar import add_event, list_events
 from polarwatch.cli import main
-from polarwatch.events import INVISIBLE, EventError, load_events, make_event
+from polarwatch.events import INVISIBLE, EventError, load_events, make_event, remove_event
 
 START = datetime(2026, 3, 4, 18, tzinfo=UTC)
 COMPOSED = "caf\u00e9"  # é as one code point
