@@ -76,7 +76,9 @@ def examples(epoch_flip: float, unrelated: float, rng: random.Random,
     return out
 
 
-def predict(model: Any, tok: Any, pairs: list[tuple[str, str]], batch: int = 64) -> np.ndarray:
+def predict(model: Any, tok: Any, pairs: list[tuple[str, str]], batch: int = 64,
+            raw: bool = False, truncation: bool | str = True) -> np.ndarray:
+    """Class probabilities (or, with ``raw``, logits) of every pair, in order."""
     import torch
 
     model.eval()
@@ -85,10 +87,11 @@ def predict(model: Any, tok: Any, pairs: list[tuple[str, str]], batch: int = 64)
         for i in range(0, len(pairs), batch):
             chunk = pairs[i:i + batch]
             enc = tok([a for a, _ in chunk], [b for _, b in chunk], padding=True,
-                      truncation=True, max_length=128, return_tensors="pt")
-            probs.append(torch.softmax(model(**enc).logits, -1).numpy())
+                      truncation=truncation, max_length=128, return_tensors="pt")
+            logits = model(**enc).logits
+            probs.append((logits if raw else torch.softmax(logits, -1)).numpy())
     model.train()
-    return np.vstack(probs)
+    return np.vstack(probs) if probs else np.zeros((0, model.config.num_labels))
 
 
 def f_avg(gold: list[int], pred: list[int]) -> float:
