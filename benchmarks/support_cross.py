@@ -9,10 +9,11 @@ never has to learn what "Against" means from swapped copies (the set-up that kep
 
 Trained on PERSPECTRUM's train claims only (each perspective under one of the five phrasings of
 ``heads_data.CLAIM_TEMPLATES``, drawn per example; the loss is the softmax over its two scores),
-so SemEval's five targets and the DEBAGREEMENT communities are all topics it never saw. The
+so SemEval's five targets and the DEBAGREEMENT communities are all topics it never saw
+(``--semeval`` adds SemEval's train tweets, ``--neither`` a "supports neither" answer). The
 epoch is picked on PERSPECTRUM dev perspectives whose text is not in train; the unclear margin
-on SemEval **train** (never trained on); then test, SemEval val, the communities and the
-hand-labelled sample are read once.
+on SemEval **train**; then test, SemEval val, the communities and the hand-labelled sample are
+read once. ``--calibrate N`` reads each topic relative to its lean on N neutral tweets.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/support_cross.py --out /tmp/support [--epochs 3]
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/support_cross.py --out /tmp/support --checks-only
@@ -98,7 +99,8 @@ def named(labels: list[int]) -> list[str]:
 
 def perspectrum_f(model: Any, tok: Any, split: str) -> dict[str, float]:
     """F_avg on a split's claims as "In favour of / Against <claim>", sides forced (PERSPECTRUM
-    has no neutral gold), on all perspectives and on those whose text is not in train."""
+    has no neutral gold) unless the model has a "neither" answer, on all perspectives and on
+    those whose text is not in train."""
     seen = {t for c in perspectrum("train") for t, _ in c.perspectives}
     rows = [(c, s, y) for c in perspectrum(split) for s, y in c.perspectives]
     pred = decide(read(model, tok, [claim_sides(c.text) for c, _, _ in rows],
@@ -215,7 +217,7 @@ def checks(out: Path, seen_semeval: bool) -> dict[str, Any]:
     res["margin"] = margin
     res["semeval_val"] = f_avg_named(va_gold, decide(va_delta, margin))
     res["semeval_val_sides_forced"] = f_avg_named(va_gold, decide(va_delta, 0.0))
-    print(f"unclear margin {margin} (picked on SemEval train, never trained on); SemEval val "
+    print(f"unclear margin {margin} (picked on SemEval train); SemEval val "
           f"F_avg {res['semeval_val']:.3f} (sides forced {res['semeval_val_sides_forced']:.3f}); "
           f"targets {'trained on' if seen_semeval else 'unseen'}", flush=True)
     texts = subreddit_posts()
