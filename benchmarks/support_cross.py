@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.cross_stance import f_avg, predict  # noqa: E402
+from benchmarks.cross_stance import predict  # noqa: E402
 from benchmarks.heads_data import (  # noqa: E402
     CLAIM_TEMPLATES,
     STANCE_NAMES,
@@ -48,6 +48,7 @@ from benchmarks.heads_data import (  # noqa: E402
     subreddit_posts,
     tweeteval,
 )
+from benchmarks.stance_checks import COMMUNITY, f_avg  # noqa: E402
 
 MAX_LEN = 128  # word pieces of a training pair, as predict() reads them
 
@@ -62,7 +63,7 @@ def margins(model: Any, tok: Any, sides: list[tuple[str, str]], texts: list[str]
     """(support for the pro description, support for the anti one) per post, shape (n, 2)."""
     pro = support(model, tok, [(p, t) for (p, _), t in zip(sides, texts, strict=True)])
     anti = support(model, tok, [(a, t) for (_, a), t in zip(sides, texts, strict=True)])
-    return np.stack([pro, anti], axis=1) if len(texts) else np.zeros((0, 2))
+    return np.stack([pro, anti], axis=1)
 
 
 NEITHER = False  # set by --neither: a fixed 0 logit stands for "supports neither description"
@@ -110,14 +111,9 @@ def perspectrum_f(model: Any, tok: Any, split: str) -> dict[str, float]:
     old = [i for i, (_, s, _) in enumerate(rows) if s in seen]
 
     def part(idx: list[int]) -> float:
-        return f_avg_named([gold[i] for i in idx], [pred[i] for i in idx])
+        return f_avg([gold[i] for i in idx], [pred[i] for i in idx])
     return {"all": part(list(range(len(rows)))), "unseen": part(new), "seen": part(old),
             "n_unseen": len(new)}
-
-
-def f_avg_named(gold: list[str], pred: list[str]) -> float:
-    code = {"unclear": 0, "anti": 1, "pro": 2}
-    return f_avg([code[g] for g in gold], [code[p] for p in pred])
 
 
 def semeval(model: Any, tok: Any, split: str) -> tuple[np.ndarray, list[str]]:
@@ -203,7 +199,6 @@ def checks(out: Path, seen_semeval: bool) -> dict[str, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from benchmarks.community_stance_sample import SUBREDDITS, load_sample
-    from benchmarks.stance_checks import COMMUNITY
 
     torch.set_num_threads(2)
     tok = AutoTokenizer.from_pretrained(out)
@@ -212,11 +207,11 @@ def checks(out: Path, seen_semeval: bool) -> dict[str, Any]:
     print(f"PERSPECTRUM test F_avg {json.dumps(res['perspectrum_test'])}", flush=True)
     tr_delta, tr_gold = semeval(model, tok, "train")
     grid = [round(m, 2) for m in np.arange(0.0, 4.01, 0.1)]
-    margin = max(grid, key=lambda m: f_avg_named(tr_gold, decide(tr_delta, m)))
+    margin = max(grid, key=lambda m: f_avg(tr_gold, decide(tr_delta, m)))
     va_delta, va_gold = semeval(model, tok, "val")
     res["margin"] = margin
-    res["semeval_val"] = f_avg_named(va_gold, decide(va_delta, margin))
-    res["semeval_val_sides_forced"] = f_avg_named(va_gold, decide(va_delta, 0.0))
+    res["semeval_val"] = f_avg(va_gold, decide(va_delta, margin))
+    res["semeval_val_sides_forced"] = f_avg(va_gold, decide(va_delta, 0.0))
     print(f"unclear margin {margin} (picked on SemEval train); SemEval val "
           f"F_avg {res['semeval_val']:.3f} (sides forced {res['semeval_val_sides_forced']:.3f}); "
           f"targets {'trained on' if seen_semeval else 'unseen'}", flush=True)
