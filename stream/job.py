@@ -32,7 +32,7 @@ QUERY_NAME = "polarwatch_posts"
 # Ctrl-C or a stop waits this long for the micro-batch in hand before cutting it (a cut batch is
 # safe, only loud: it is replayed on restart and the sink's marker keeps it exactly-once)
 STOP_GRACE_S = 60.0
-_SINKS: dict[str, DuckDBSink] = {}  # query id -> its sink (a restart replaces the entry)
+_SINKS: dict[str, DuckDBSink] = {}  # query id -> its sink, until the query is released
 
 
 def start_stream(spark: Any, cfg: Config, *, available_now: bool = True, reset: bool = False,
@@ -123,6 +123,17 @@ def stop_between_batches(query: Any, grace: float = STOP_GRACE_S) -> None:
         except KeyboardInterrupt:
             LOG.info("stopping the stream now (the cut micro-batch is replayed on restart)")
     query.stop()
+    release(query)
+
+
+def release(query: Any, grace: float = STOP_GRACE_S) -> None:
+    """Forget a stopped `query`'s sink and close the Kafka clients it opened. They were kept
+    until the process exited: a process running many streams (the tests, a supervisor's
+    restarts) kept a client per stream, reconnecting to brokers long gone. A sink still
+    writing after `grace` seconds keeps its clients (they close when it is collected)."""
+    sink = _SINKS.pop(query.id, None)
+    if sink is not None and sink.drain(grace):
+        sink.close()
 
 
 def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
@@ -200,6 +211,8 @@ def _run_supervised(cfg: Config, beat: HeartbeatWriter, hold: SignalHold, *,
     first = [reset]
 
     def start() -> Any:  # the first start may reset the checkpoint; restarts resume from it
+        if queries:  # a restart: the failed query's sink is done
+            release(queries[-1])
         query = start_stream(spark, cfg, available_now=available_now, reset=first[0],
                              backend=backend, heartbeat=beat)
         first[0] = False
@@ -284,4 +297,6 @@ def _shut_down(spark: Any, query: Any, sink: DuckDBSink | None, listener: Any,
     finally:
         if sink is not None and STOP.is_set():  # else the query's stop waited for it
             sink.drain(STOP_GRACE_S)
+        if query is not None:
+            release(query, 0.0 if STOP.is_set() else STOP_GRACE_S)
         listener.close(STOP_GRACE_S)  # a JVM ending by itself may still call it back

@@ -217,6 +217,14 @@ class DuckDBSink:
         self._gate.release()
         return True
 
+    def close(self) -> None:
+        """Close the Kafka clients this sink opened (the dead-letter drain's reader and group
+        committer, the posts-topic check); a later call opens them again. Call it with no batch
+        running (after :meth:`drain`)."""
+        for clients in (self.dead_letters, self.posts_life):
+            if clients is not None:
+                clients.close()
+
     def store_ingest_dead_letters(self, *, wait: bool = True,
                                   stopping: Callable[[], bool] = lambda: False) -> int:
         """Store the ingest dead letters not stored yet, to the end of the dead-letter topic,
@@ -229,7 +237,7 @@ class DuckDBSink:
         stream of them kept a run's final drain going), at a stop of the stream
         (:meth:`drain`) or when `stopping()`. Returns how many rows it stored."""
         drain, stored = self.dead_letters, 0
-        if drain is None:
+        if drain is None or self._closing:  # a stopped sink: no client opened again
             return 0
         target = drain.ends()
         while not (self._closing or stopping() or self._knock.is_set()):
