@@ -48,6 +48,14 @@ FETCH_STALL_TIMEOUT_S = 60.0  # give up a partition read when no record arrives 
 # 100 ms a partition of 500 batch objects returned nothing at all (a 60 s stall, the soak's
 # failure); at 500 ms it read them in 36 s, at 1 s in 15 s, at 2 s in 9 s (benchmarks/README.md).
 FETCH_MAX_WAIT_MS = 2000
+RANGE_FETCH_BYTES = 8 * 1024 * 1024  # per partition and fetch, reading ranges
+# A check of one record asks for one byte: a broker answers with the first record batch whole
+# whatever the limit (KIP-74), and no more. With 8 MiB, Tansu's s3 storage read every batch
+# object after the offset: a check of a partition of 1,000 one-record batches took 0.17 s at
+# its last offset and 2.2 s at its first (1 byte: 0.17 s at any offset); the sink's three
+# checks per micro-batch (stream.topic_generation.PostsLife) on two such partitions took 3.3 s,
+# 1.2 s with one batch per fetch (benchmarks/posts_checks_speed.py).
+ONE_BATCH = 1
 
 
 class OffsetRegressionError(RuntimeError):
@@ -95,14 +103,18 @@ def security_from_options(options: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def consumer_for(bootstrap: str, security: dict[str, Any] | None = None) -> Any:
+def consumer_for(bootstrap: str, security: dict[str, Any] | None = None, *,
+                 fetch_bytes: int = RANGE_FETCH_BYTES) -> Any:
     """A group-less consumer for assign + seek reads of ranges (this source, the dead-letter
-    drain); `security`: kafka-python keywords of [broker]'s security settings."""
+    drain); `security`: kafka-python keywords of [broker]'s security settings. `fetch_bytes`
+    bounds what one fetch reads per partition (:data:`ONE_BATCH` for single-record checks)."""
     install_batch_guards()
+    # Tansu bounds a fetch by the request's limit (fetch_max_bytes), not the partition's
+    limits = {"max_partition_fetch_bytes": fetch_bytes,
+              **({"fetch_max_bytes": fetch_bytes} if fetch_bytes < RANGE_FETCH_BYTES else {})}
     return reader_consumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                            group_id=None, request_timeout_ms=30000,
-                           fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-                           max_partition_fetch_bytes=8 * 1024 * 1024, **(security or {}))
+                           fetch_max_wait_ms=FETCH_MAX_WAIT_MS, **limits, **(security or {}))
 
 
 def latest_offsets(consumer: Any, topic: str) -> dict[str, int]:

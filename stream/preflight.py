@@ -52,7 +52,13 @@ def check_offsets(cfg: Config, checkpoint: Path) -> None:
     A checkpoint, broker or topic that cannot be read says nothing here (the query does)."""
     from kafka.errors import KafkaError
 
-    from stream.kafka_source import consumer_for, latest_offsets, regressed, regression_message
+    from stream.kafka_source import (
+        ONE_BATCH,
+        consumer_for,
+        latest_offsets,
+        regressed,
+        regression_message,
+    )
     from stream.topic_generation import begun_again_message
 
     read = checkpoint_offsets(checkpoint)
@@ -60,7 +66,8 @@ def check_offsets(cfg: Config, checkpoint: Path) -> None:
         return
     topic = cfg.topics.posts
     try:
-        consumer = consumer_for(cfg.broker.bootstrap_servers, cfg.kafka_options())
+        consumer = consumer_for(cfg.broker.bootstrap_servers, cfg.kafka_options(),
+                                fetch_bytes=ONE_BATCH)
     except (KafkaError, OSError) as exc:
         LOG.debug(f"checkpoint offsets not compared with the broker's: {exc}")
         return

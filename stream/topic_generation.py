@@ -225,10 +225,10 @@ class PostsLife:
 
     def check(self, rows: pd.DataFrame, marks: dict[int, tuple[int, str, str]]) -> None:
         """`rows`: the batch's marks (:func:`row_marks`)."""
-        from stream.kafka_source import OffsetRegressionError, consumer_for
+        from stream.kafka_source import ONE_BATCH, OffsetRegressionError, consumer_for
 
         if self._consumer is None:
-            self._consumer = consumer_for(self.bootstrap, self.security)
+            self._consumer = consumer_for(self.bootstrap, self.security, fetch_bytes=ONE_BATCH)
         ordered = rows.sort_values("kafka_offset").groupby("kafka_partition")
         for at in (marks, _marks(ordered.head(1)), _marks(ordered.tail(1))):
             other = posts_begun_again(self._consumer, self.topic, at) if at else None

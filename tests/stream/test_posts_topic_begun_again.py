@@ -28,6 +28,7 @@ from stream.sink import DuckDBSink
 from stream.supervise import StreamError
 from stream.topic_generation import DEAD_MARK, PostsLife, _shown, row_marks
 from tests.kafka_helpers import stream_env
+from tests.stream.test_broker_restart import s3_broker  # noqa: F401 (the fixture)
 from tests.stream.test_sink_source import _row
 
 REPO = Path(__file__).resolve().parents[2]
@@ -227,3 +228,29 @@ def test_dead_rows_are_marked_by_broker_time_and_size_even_out_of_pandas_nanosec
     # a post whose platform is the dead mark's (the broker holds any JSON): shown, not a crash
     assert _shown(DEAD_MARK, "x") == "post 'x' ('\\x00record')"
     assert _shown(DEAD_MARK, "²:3").startswith("post '²:3'")
+
+
+def test_the_checks_before_a_commit_fetch_one_record_batch_each(
+        s3_broker: EmbeddedBroker, tmp_path: Path) -> None:  # noqa: F811
+    """Each micro-batch compares a record per partition three times. A check that fetched 8 MiB
+    read on towards the topic's end, and Tansu's s3 storage reads each batch object after the
+    offset: 3.3 s per micro-batch with two partitions of 1,000 one-record batches
+    (benchmarks/README.md). The check's consumer now asks for one batch; what else a fetch
+    brought waits in the consumer, and a poll that sends no new fetch returns it."""
+    from kafka import TopicPartition
+
+    ensure_topics(s3_broker.bootstrap, ["posts"], 1)
+    producer = KafkaProducer(bootstrap_servers=s3_broker.bootstrap)
+    for i in range(200):  # one record batch each: .get() before the next send
+        producer.send("posts", f'{{"platform": "x", "id": "{i}"}}'.encode()).get(30)
+    producer.close()
+    rows = pd.DataFrame([(0, o, "x", str(o)) for o in range(50, 80)],
+                        columns=["kafka_partition", "kafka_offset", "platform", "id"])
+    life = PostsLife(s3_broker.bootstrap, "posts", tmp_path)
+    try:
+        life.check(rows, {0: (49, "x", "49")})  # the same posts: nothing raised
+        brought = life._consumer.poll(timeout_ms=0, max_records=10_000)
+    finally:
+        life.close()
+    extra = len(brought.get(TopicPartition("posts", 0), []))
+    assert extra == 0, f"the last check's fetch brought {extra} records beyond its one"
