@@ -107,7 +107,8 @@ def consumer_for(bootstrap: str, security: dict[str, Any] | None = None, *,
                  fetch_bytes: int = RANGE_FETCH_BYTES) -> Any:
     """A group-less consumer for assign + seek reads of ranges (this source, the dead-letter
     drain); `security`: kafka-python keywords of [broker]'s security settings. `fetch_bytes`
-    bounds what one fetch reads per partition (:data:`ONE_BATCH` for single-record checks)."""
+    bounds what one fetch reads per partition (:data:`ONE_BATCH` where records are compared
+    or the last batch is read, not ranges)."""
     install_batch_guards()
     # Tansu bounds a fetch by the request's limit (fetch_max_bytes), not the partition's
     limits = {"max_partition_fetch_bytes": fetch_bytes,
@@ -195,8 +196,9 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self._last_latest: dict[str, int] | None = None  # for lag in progress reports
 
     def _latest(self) -> dict[str, int]:
-        if self._consumer is None:
-            self._consumer = consumer_for(self.bootstrap, security_from_options(self.options))
+        if self._consumer is None:  # reads the last batches and the marks, no ranges
+            self._consumer = consumer_for(self.bootstrap, security_from_options(self.options),
+                                          fetch_bytes=ONE_BATCH)
         self._last_latest = latest_offsets(self._consumer, self.topic)
         return self._last_latest
 

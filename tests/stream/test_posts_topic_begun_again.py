@@ -15,6 +15,7 @@ import duckdb
 import pandas as pd
 import pytest
 from kafka import KafkaProducer
+from pyspark.sql.datasource import ReadAllAvailable
 
 from ingest.broker import EmbeddedBroker, ensure_topics
 from ingest.producer import PostProducer
@@ -23,10 +24,10 @@ from polarwatch.config import Config, load_config
 from polarwatch.records import Post
 from polarwatch.warehouse import connect, init_schema
 from stream.job import run_stream
-from stream.kafka_source import OffsetRegressionError
+from stream.kafka_source import KafkaStreamReader, OffsetRegressionError
 from stream.sink import DuckDBSink
 from stream.supervise import StreamError
-from stream.topic_generation import DEAD_MARK, PostsLife, _shown, row_marks
+from stream.topic_generation import DEAD_MARK, PostsLife, _shown, row_marks, save_last_read
 from tests.kafka_helpers import stream_env
 from tests.stream.test_broker_restart import s3_broker  # noqa: F401 (the fixture)
 from tests.stream.test_sink_source import _row
@@ -230,27 +231,44 @@ def test_dead_rows_are_marked_by_broker_time_and_size_even_out_of_pandas_nanosec
     assert _shown(DEAD_MARK, "²:3").startswith("post '²:3'")
 
 
-def test_the_checks_before_a_commit_fetch_one_record_batch_each(
-        s3_broker: EmbeddedBroker, tmp_path: Path) -> None:  # noqa: F811
-    """Each micro-batch compares a record per partition three times. A check that fetched 8 MiB
-    read on towards the topic's end, and Tansu's s3 storage reads each batch object after the
-    offset: 3.3 s per micro-batch with two partitions of 1,000 one-record batches
-    (benchmarks/README.md). The check's consumer now asks for one batch; what else a fetch
-    brought waits in the consumer, and a poll that sends no new fetch returns it."""
+def _brought_beyond(consumer: object) -> int:
+    """Records the consumer's last fetch brought beyond the one it was asked for: they wait in
+    the consumer, and a poll that sends no new fetch returns them."""
     from kafka import TopicPartition
 
-    ensure_topics(s3_broker.bootstrap, ["posts"], 1)
-    producer = KafkaProducer(bootstrap_servers=s3_broker.bootstrap)
-    for i in range(200):  # one record batch each: .get() before the next send
+    return len(consumer.poll(timeout_ms=0, max_records=10_000)  # type: ignore[attr-defined]
+               .get(TopicPartition("posts", 0), []))
+
+
+def _one_record_batches(bootstrap: str, n: int = 200) -> None:
+    ensure_topics(bootstrap, ["posts"], 1)
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for i in range(n):  # one record batch each: .get() before the next send
         producer.send("posts", f'{{"platform": "x", "id": "{i}"}}'.encode()).get(30)
     producer.close()
+
+
+def test_the_checks_before_a_commit_fetch_one_record_batch_each(
+        s3_broker: EmbeddedBroker, tmp_path: Path) -> None:  # noqa: F811
+    """Each micro-batch compares a record per partition three times in the sink and once in the
+    reader. A check that fetched 8 MiB read on towards the topic's end, and Tansu's s3 storage
+    reads each batch object after the offset: 3.3 s per micro-batch with two partitions of 1,000
+    one-record batches (benchmarks/README.md). The checks' consumers now ask for one batch."""
+    _one_record_batches(s3_broker.bootstrap)
     rows = pd.DataFrame([(0, o, "x", str(o)) for o in range(50, 80)],
                         columns=["kafka_partition", "kafka_offset", "platform", "id"])
     life = PostsLife(s3_broker.bootstrap, "posts", tmp_path)
     try:
         life.check(rows, {0: (49, "x", "49")})  # the same posts: nothing raised
-        brought = life._consumer.poll(timeout_ms=0, max_records=10_000)
+        assert _brought_beyond(life._consumer) == 0
     finally:
         life.close()
-    extra = len(brought.get(TopicPartition("posts", 0), []))
-    assert extra == 0, f"the last check's fetch brought {extra} records beyond its one"
+
+    save_last_read(tmp_path, "posts", rows, {})  # the reader compares offset 79 before a batch
+    reader = KafkaStreamReader({"bootstrap": s3_broker.bootstrap, "topic": "posts",
+                                "checkpoint": str(tmp_path)})
+    assert reader.latestOffset({"0": 80}, ReadAllAvailable()) == {"0": 200}
+    try:
+        assert _brought_beyond(reader._consumer) == 0
+    finally:
+        reader._consumer.close()
