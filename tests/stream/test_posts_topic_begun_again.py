@@ -10,6 +10,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -231,21 +232,13 @@ def test_dead_rows_are_marked_by_broker_time_and_size_even_out_of_pandas_nanosec
     assert _shown(DEAD_MARK, "²:3").startswith("post '²:3'")
 
 
-def _brought_beyond(consumer: object) -> int:
+def _brought_beyond(consumer: Any) -> int:
     """Records the consumer's last fetch brought beyond the one it was asked for: they wait in
     the consumer, and a poll that sends no new fetch returns them."""
     from kafka import TopicPartition
 
-    return len(consumer.poll(timeout_ms=0, max_records=10_000)  # type: ignore[attr-defined]
-               .get(TopicPartition("posts", 0), []))
-
-
-def _one_record_batches(bootstrap: str, n: int = 200) -> None:
-    ensure_topics(bootstrap, ["posts"], 1)
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
-    for i in range(n):  # one record batch each: .get() before the next send
-        producer.send("posts", f'{{"platform": "x", "id": "{i}"}}'.encode()).get(30)
-    producer.close()
+    return len(consumer.poll(timeout_ms=0, max_records=10_000).get(TopicPartition("posts", 0),
+                                                                   []))
 
 
 def test_the_checks_before_a_commit_fetch_one_record_batch_each(
@@ -254,7 +247,11 @@ def test_the_checks_before_a_commit_fetch_one_record_batch_each(
     reader. A check that fetched 8 MiB read on towards the topic's end, and Tansu's s3 storage
     reads each batch object after the offset: 3.3 s per micro-batch with two partitions of 1,000
     one-record batches (benchmarks/README.md). The checks' consumers now ask for one batch."""
-    _one_record_batches(s3_broker.bootstrap)
+    ensure_topics(s3_broker.bootstrap, ["posts"], 1)
+    producer = KafkaProducer(bootstrap_servers=s3_broker.bootstrap)
+    for i in range(200):  # one record batch each: .get() before the next send
+        producer.send("posts", f'{{"platform": "x", "id": "{i}"}}'.encode()).get(30)
+    producer.close()
     rows = pd.DataFrame([(0, o, "x", str(o)) for o in range(50, 80)],
                         columns=["kafka_partition", "kafka_offset", "platform", "id"])
     life = PostsLife(s3_broker.bootstrap, "posts", tmp_path)
@@ -271,4 +268,4 @@ def test_the_checks_before_a_commit_fetch_one_record_batch_each(
     try:
         assert _brought_beyond(reader._consumer) == 0
     finally:
-        reader._consumer.close()
+        reader.stop()
