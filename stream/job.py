@@ -123,7 +123,7 @@ def stop_between_batches(query: Any, grace: float = STOP_GRACE_S) -> None:
         except KeyboardInterrupt:
             LOG.info("stopping the stream now (the cut micro-batch is replayed on restart)")
     query.stop()
-    release(query)
+    release(query, 0.0)  # waited above: a batch cut by Ctrl-C must not hold the stop again
 
 
 def release(query: Any, grace: float = STOP_GRACE_S) -> None:
@@ -249,8 +249,7 @@ def _run_supervised(cfg: Config, beat: HeartbeatWriter, hold: SignalHold, *,
         interrupted = interrupted or INTERRUPTED.is_set()
         if interrupted:
             LOG.info("interrupted: stopping the stream (the checkpoint keeps its position)")
-        _shut_down(spark, queries[-1] if queries else None, sinks[0] if sinks else None,
-                   listener, own)
+        _shut_down(spark, queries[-1] if queries else None, listener, own)
     return interrupted
 
 
@@ -277,8 +276,7 @@ def _gated_listener(cfg: Config) -> Any:
     return GatedListener()
 
 
-def _shut_down(spark: Any, query: Any, sink: DuckDBSink | None, listener: Any,
-               own: bool) -> None:
+def _shut_down(spark: Any, query: Any, listener: Any, own: bool) -> None:
     """The end of a run: stop the query between micro-batches, remove the listener, stop an
     own Spark, and wait for the sink's and the listener's write in hand: this process must not
     exit while a thread of it is inside DuckDB or Arrow (Python aborts: "FATAL: exception not
@@ -295,8 +293,6 @@ def _shut_down(spark: Any, query: Any, sink: DuckDBSink | None, listener: Any,
             raise
         LOG.debug(f"stopping Spark after SIGTERM: {cause(exc)}")  # its JVM ended too
     finally:
-        if sink is not None and STOP.is_set():  # else the query's stop waited for it
-            sink.drain(STOP_GRACE_S)
-        if query is not None:
-            release(query, 0.0 if STOP.is_set() else STOP_GRACE_S)
+        if query is not None:  # after SIGTERM its JVM may be gone with a batch in Python
+            release(query)  # waits for the sink's write in hand (a query's stop waited already)
         listener.close(STOP_GRACE_S)  # a JVM ending by itself may still call it back

@@ -110,9 +110,9 @@ def consumer_for(bootstrap: str, security: dict[str, Any] | None = None, *,
     bounds what one fetch reads per partition (:data:`ONE_BATCH` where records are compared
     or the last batch is read, not ranges)."""
     install_batch_guards()
-    # Tansu bounds a fetch by the request's limit (fetch_max_bytes), not the partition's
-    limits = {"max_partition_fetch_bytes": fetch_bytes,
-              **({"fetch_max_bytes": fetch_bytes} if fetch_bytes < RANGE_FETCH_BYTES else {})}
+    limits = {"max_partition_fetch_bytes": fetch_bytes}
+    if fetch_bytes < RANGE_FETCH_BYTES:  # Tansu bounds a fetch by the request's limit only
+        limits["fetch_max_bytes"] = fetch_bytes
     return reader_consumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                            group_id=None, request_timeout_ms=30000,
                            fetch_max_wait_ms=FETCH_MAX_WAIT_MS, **limits, **(security or {}))

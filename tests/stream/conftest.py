@@ -17,3 +17,13 @@ def memory_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture
+def s3_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A broker of the test's own, with s3 storage (a local S3 server): it survives restarts."""
+    b = EmbeddedBroker(free_port(), tmp_path / "s3-broker", storage="s3")
+    b.start()
+    yield b
+    b.stop()  # the broker and the S3 server
+    assert b.s3_pid() is None

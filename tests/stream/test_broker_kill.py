@@ -31,7 +31,6 @@ from polarwatch.records import Post
 from polarwatch.warehouse import connect
 from stream.job import QUERY_NAME, run_stream
 from tests.kafka_helpers import stream_env
-from tests.stream.test_broker_restart import s3_broker  # noqa: F401 (the fixture)
 from tests.stream.test_crash_points import SNAPSHOT, _rounded
 
 if TYPE_CHECKING:
@@ -142,7 +141,7 @@ def _kill_9(broker: EmbeddedBroker) -> None:
 # With an idempotent producer this lost 50 of 4,050 acknowledged posts in one CI run: Tansu
 # answered the retry of a batch it had not stored as a duplicate (ingest/producer.py).
 def test_broker_kill_9_under_a_running_stream_with_produces_in_flight(
-        s3_broker: EmbeddedBroker, spark: SparkSession, tmp_path: Path,  # noqa: F811
+        s3_broker: EmbeddedBroker, spark: SparkSession, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:
     env = stream_env(s3_broker.bootstrap, tmp_path, POLARWATCH_BROKER_STORAGE="s3",
                      POLARWATCH_SPARK_MAX_RECORDS_PER_TRIGGER="600",

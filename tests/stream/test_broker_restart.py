@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,15 +29,6 @@ REPO = Path(__file__).resolve().parents[2]
 START = datetime(2026, 2, 1, tzinfo=UTC)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def s3_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    b = EmbeddedBroker(free_port(), tmp_path / "s3-broker", storage="s3")
-    b.start()
-    yield b
-    b.stop()  # the broker and the S3 server
-    assert b.s3_pid() is None
 
 
 def _config(broker: EmbeddedBroker, tmp_path: Path) -> Config:

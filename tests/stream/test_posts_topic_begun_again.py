@@ -30,7 +30,6 @@ from stream.sink import DuckDBSink
 from stream.supervise import StreamError
 from stream.topic_generation import DEAD_MARK, PostsLife, _shown, row_marks, save_last_read
 from tests.kafka_helpers import stream_env
-from tests.stream.test_broker_restart import s3_broker  # noqa: F401 (the fixture)
 from tests.stream.test_sink_source import _row
 
 REPO = Path(__file__).resolve().parents[2]
@@ -242,7 +241,7 @@ def _brought_beyond(consumer: Any) -> int:
 
 
 def test_the_checks_before_a_commit_fetch_one_record_batch_each(
-        s3_broker: EmbeddedBroker, tmp_path: Path) -> None:  # noqa: F811
+        s3_broker: EmbeddedBroker, tmp_path: Path) -> None:
     """Each micro-batch compares a record per partition three times in the sink and once in the
     reader. A check that fetched 8 MiB read on towards the topic's end, and Tansu's s3 storage
     reads each batch object after the offset: 3.3 s per micro-batch with two partitions of 1,000

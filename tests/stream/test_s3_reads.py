@@ -14,13 +14,12 @@ from kafka import KafkaProducer
 
 from ingest.broker import EmbeddedBroker, ensure_topics
 from stream.kafka_source import consumer_for, latest_offsets, read_range
-from tests.stream.test_broker_restart import s3_broker  # noqa: F401 (the fixture)
 
 BATCHES, PER_BATCH = 400, 20  # each flushed on its own: one S3 object per batch
 
 
 def test_a_partition_of_hundreds_of_objects_reads_back_whole(
-        s3_broker: EmbeddedBroker) -> None:  # noqa: F811
+        s3_broker: EmbeddedBroker) -> None:
     topic = "long-partition"
     ensure_topics(s3_broker.bootstrap, [topic], 1)
     producer = KafkaProducer(bootstrap_servers=s3_broker.bootstrap, linger_ms=0)
