@@ -1,7 +1,9 @@
 """The progress file of ``ingest file``: the last row the broker confirmed, and what the broker
 must still hold for resuming after it to be right.
 
-A file is resumed after its last *confirmed* row (:func:`open_progress`). That is only right
+A file is resumed after its last *confirmed* row (:func:`open_progress`) when its bytes up to its
+size at the last run are still the same (rows appended are fine; a file rewritten or cut short is
+refused, naming ``--restart``). That is only right
 while the broker holds what was confirmed: a memory broker that restarted, or another broker at
 the same address, holds none of it, and resuming would send nothing of the rows before, which
 the stream has perhaps not read. So each save also keeps, per partition of the posts and
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 FETCH_WAIT_S = 5.0  # how long to wait for the record at a confirmed offset
+LARGE_FILE_BYTES = 1 << 30  # hashing a file this large takes about a second: said in a line
 CONNECT_MS = 10_000  # a broker that does not answer in this time is not asked (as ensure_topics)
 # Saved per partition: {"topic": str, "partition": int, "offset": int, "digest": str}
 Delivered = list[dict[str, Any]]
@@ -58,14 +61,19 @@ def open_progress(source: FileSource, state_dir: Path, posts_topic: str,
         ckpt.clear()
     if not saved:
         return FileProgress(ckpt, 0, False)
-    position = int(saved.get("position") or 0)
-    hashed = int(saved.get("fingerprint_bytes", FINGERPRINT_BYTES))  # older files: 64 KiB
-    if saved.get("fingerprint") != fingerprint(source.path, hashed):
-        raise SourceError(f"{source.path} changed since it was partly ingested (progress in "
-                          f"{ckpt.path}); pass --restart to ingest it from the first row")
+    position, hashed = _numbers(saved, ckpt.path)
+    size = source.path.stat().st_size
+    if size < hashed or saved.get("fingerprint") != fingerprint(source.path, hashed):
+        state = f"is {size:,} bytes now" if size < hashed else "holds other bytes now"
+        raise SourceError(f"{source.path} changed since rows 1-{position:,} were ingested: "
+                          f"they were read from its first {hashed:,} bytes, and it {state} "
+                          f"(progress in {ckpt.path}), so resuming after row {position:,} would "
+                          f"skip or repeat rows; pass --restart to ingest it from the first row "
+                          f"(posts already stored are kept once)")
     before, now = saved.get("options"), _options(source)
     if before is not None and before != now:
-        changed = [k for k, v in now.items() if before.get(k) != v]
+        changed = [k for k, v in now.items()
+                   if not isinstance(before, dict) or before.get(k) != v]
         raise SourceError(
             f"{source.path}: rows 1-{position:,} were read with other {' and '.join(changed)} "
             f"than this run's (progress in {ckpt.path}), so going on would leave them as they "
@@ -80,6 +88,18 @@ def open_progress(source: FileSource, state_dir: Path, posts_topic: str,
             f"restarted, or another broker answers at this address? Nothing was sent; pass "
             f"--restart to send the file again from row 1 (the stream stores each post once)")
     return FileProgress(ckpt, position, bool(saved.get("done")), delivered)
+
+
+def _numbers(saved: Any, path: Path) -> tuple[int, int]:
+    """The saved position and the number of bytes its fingerprint covers (64 KiB in progress
+    files written before 2026-12-07); a hand-edited file of other types is refused."""
+    got = saved if isinstance(saved, dict) else {}
+    position, hashed = got.get("position") or 0, got.get("fingerprint_bytes", FINGERPRINT_BYTES)
+    if not got or not all(type(n) is int and n >= 0 for n in (position, hashed)):
+        raise SourceError(f"progress file {path} is damaged (position {position!r}, "
+                          f"fingerprint_bytes {hashed!r}: whole numbers expected); delete it or "
+                          f"pass --restart")
+    return position, hashed
 
 
 def _options(source: FileSource) -> dict[str, Any]:
@@ -112,7 +132,10 @@ def saver(progress: FileProgress, source: FileSource,
           producer: Any = None) -> Callable[[Position], None]:
     """The `checkpoint` of :func:`~ingest.sources.base.pump` for `source`: it saves the position
     with the offsets `producer` (a PostProducer) has confirmed, called right after its flush."""
-    hashed = min(FINGERPRINT_BYTES, source.path.stat().st_size)
+    hashed = source.path.stat().st_size  # the file as this run reads it; appended rows are fine
+    if hashed > LARGE_FILE_BYTES:
+        LOG.info(f"{source.path}: hashing its {hashed:,} bytes, so a later resume can tell "
+                 f"whether it changed")
     fp = fingerprint(source.path, hashed)
 
     def save(position: Position) -> None:

@@ -107,7 +107,42 @@ def test_rows_appended_after_a_run_are_read_on_resume(tmp_path: Path) -> None:
     assert [r.post["id"] for r in FileSource(path).records(3) if not r.replayed
             and r.post is not None] == ["p3"]
     path.write_text(path.read_text().replace("p0", "q0"))  # a changed start is still refused
-    with pytest.raises(SourceError, match="changed since it was partly ingested"):
+    with pytest.raises(SourceError, match="changed since rows 1-3 were ingested"):
+        open_progress(FileSource(path), tmp_path, "posts")
+
+
+def test_a_file_rewritten_or_cut_past_its_first_64_kib_is_not_resumed(tmp_path: Path) -> None:
+    """The fingerprint covers the whole file as it was read, not only its first 64 KiB: rows
+    1,000-1,999 rewritten (the audit's case: resuming after row 2,000 skipped 1,000 new rows
+    silently) or the file cut short is refused; rows appended to a large file still resume."""
+    rows = thread_rows(2_500)
+    path = write_jsonl(tmp_path / "a.jsonl", rows[:2_000])
+    assert path.stat().st_size > 2 * 64 * 1024
+    src = FileSource(path)
+    saver(open_progress(src, tmp_path, "posts"), src)(2_000)
+    write_jsonl(path, rows)  # appended: resumed
+    assert open_progress(FileSource(path), tmp_path, "posts").position == 2_000
+    renamed = [dict(r, id=f"new{i}") for i, r in enumerate(rows[1_000:])]
+    write_jsonl(path, rows[:1_000] + renamed)  # longer than before, its start unchanged
+    with pytest.raises(SourceError, match=r"changed since rows 1-2,000 were ingested: they "
+                                          r"were read from its first [\d,]+ bytes, and it holds "
+                                          r"other bytes now .*--restart"):
+        open_progress(FileSource(path), tmp_path, "posts")
+    write_jsonl(path, rows[:1_500])
+    with pytest.raises(SourceError, match=r"and it is [\d,]+ bytes now"):
+        open_progress(FileSource(path), tmp_path, "posts")
+    assert open_progress(FileSource(path), tmp_path, "posts", restart=True).position == 0
+
+
+@pytest.mark.parametrize("saved", [{"position": "3 rows"}, {"position": 3, "fingerprint_bytes": -1},
+                                   {"position": True}, [1, 2]])
+def test_a_progress_file_of_other_types_is_refused_not_a_traceback(
+        tmp_path: Path, saved: Any) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", thread_rows(3))
+    progress = open_progress(FileSource(path), tmp_path, "posts")
+    progress.checkpoint.path.parent.mkdir(parents=True, exist_ok=True)
+    progress.checkpoint.path.write_text(json.dumps(saved))
+    with pytest.raises(SourceError, match=r"progress file .* is damaged .*--restart"):
         open_progress(FileSource(path), tmp_path, "posts")
 
 
