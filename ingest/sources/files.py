@@ -326,6 +326,11 @@ def _csv_rows(f: IO[str]) -> Iterator[tuple[bytes, dict[str, Any] | None, str | 
             yield _raw(rec.text), None, f"unreadable CSV row on line {rec.line:,}: {rec.error}"
         elif header is None:
             header = rec.fields
+        elif any(rec.fields[len(header):]):  # empty ones (a trailing comma) are no loss
+            yield _raw(rec.text), None, (
+                f"line {rec.line:,} has {len(rec.fields):,} fields and the header "
+                f"{len(header):,}: the fields past the header would be lost; quote a field "
+                f"that holds a comma")
         else:
             row = _as_dict(header, rec.fields)
             yield _row_bytes(row), row, None
@@ -340,12 +345,9 @@ def _raw(text: str) -> bytes:
 
 
 def _as_dict(header: list[str], fields: list[str]) -> dict[str, Any]:
-    """A row as csv.DictReader gives it: missing fields None, extra ones a list under None."""
+    """A row as csv.DictReader gives it, missing fields None; extra fields (all empty: others
+    are dead letters) are dropped."""
     row: dict[Any, Any] = dict(zip(header, fields, strict=False))
-    if len(fields) == len(header):
-        return row
-    if len(fields) > len(header):
-        row[None] = fields[len(header):]
     row.update((k, None) for k in header[len(fields):])
     return row
 

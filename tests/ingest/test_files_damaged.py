@@ -96,6 +96,26 @@ def test_a_file_that_is_not_what_it_says_is_a_clear_error(
         list(FileSource(path, fmt).records(None))
 
 
+def test_a_csv_row_with_more_fields_than_the_header_is_a_dead_letter_not_cut(
+        tmp_path: Path) -> None:
+    """An unquoted comma in a text split it into fields past the header, and they were dropped:
+    "gun control, background checks, and red flag laws" stored as "gun control". Empty extra
+    fields (a trailing comma) lose nothing and are read as before."""
+    last = tmp_path / "text_last.csv"  # the audit's file: a post "gun control", no word said
+    last.write_text("id,author_id,created_at,text\n"
+                    "w1,u,2024-05-01T10:00:00Z,gun control, background checks, and red flags\n")
+    assert read(last)[0] == []
+    path = tmp_path / "a.csv"
+    path.write_text(HEADER + csv_line(1, "gun control, background checks, and red flag laws")
+                    + csv_line(2) + csv_line(3).replace("\n", ",,\n"))
+    posts, dead = read(path)
+    assert posts == ["u2", "u3"]
+    assert [reason for _, reason in dead] == [
+        "line 2 has 10 fields and the header 8: the fields past the header would be lost; quote "
+        "a field that holds a comma"]
+    assert dead[0][0].startswith(b"u1,file,a,gun control, background checks")
+
+
 def test_rows_appended_after_a_run_are_read_on_resume(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "a.jsonl", thread_rows(3))  # far below the 64 KiB hashed
     src = FileSource(path)
