@@ -10,6 +10,7 @@ the broker offsets that row's delivery reached.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import hashlib
@@ -99,8 +100,23 @@ class _BombGuard(gzip.GzipFile):
         return self._checked(super().readline(size))
 
 
+class WideText(SourceError):
+    """A JSONL or CSV file in UTF-16 or UTF-32: every line would be a dead letter."""
+
+
 def _open_binary(path: Path) -> IO[bytes]:
+    """The file's bytes (decompressed for .gz); one that starts with a UTF-16 or UTF-32
+    byte-order mark is refused (:class:`WideText`), since no line of it would decode."""
     f: Any = _BombGuard(path) if path.suffix.lower() == ".gz" else open(path, "rb")  # noqa: SIM115 (the caller closes)
+    try:
+        wide = f.peek(4)[:4].startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    except BaseException:
+        f.close()
+        raise
+    if wide:
+        f.close()
+        raise WideText(f"{path}: the file is UTF-16 or UTF-32 (it starts with that byte-order "
+                       f"mark); save it as UTF-8 and ingest it again")
     return f
 
 
@@ -231,8 +247,8 @@ class FileSource(Source):
                 found.update(dict.fromkeys(keys))
                 if not missing():
                     return
-        except DecompressionBomb as exc:  # rows() would dead-letter every row before it
-            raise DecompressionBomb(f"{exc}; nothing was sent") from None
+        except (DecompressionBomb, WideText) as exc:  # rows() would dead-letter every row
+            raise type(exc)(f"{exc}; nothing was sent") from None
         except (OSError, EOFError, zlib.error, ValueError, SourceError):
             return
         if not found or not missing():  # no row at all: nothing is lost

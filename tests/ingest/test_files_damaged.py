@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,25 @@ def test_a_csv_row_with_more_fields_than_the_header_is_a_dead_letter_not_cut(
         "line 2 has 10 fields and the header 8: the fields past the header would be lost; quote "
         "a field that holds a comma"]
     assert dead[0][0].startswith(b"u1,file,a,gun control, background checks")
+
+
+@pytest.mark.parametrize("name", ["a.jsonl", "a.csv", "a.jsonl.gz", "a.csv.gz"])
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_a_utf16_or_utf32_file_is_refused_before_anything_is_sent(
+        tmp_path: Path, name: str, encoding: str) -> None:
+    """Ingest read such a JSONL file's first line as a post and dead-lettered the rest one by
+    one (with a stray NUL record), and told a CSV file's owner to --map columns named
+    '\\udcff\\udcfei\\x00d\\x00' (the audit); `polarwatch label` already said what it is."""
+    text = (HEADER + csv_line(1) if ".csv" in name
+            else "".join(json.dumps(r) + "\n" for r in thread_rows(3)))
+    data = text.encode(encoding)
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    said = "the file is UTF-16 or UTF-32 .*; save it as UTF-8 and ingest it again"
+    with pytest.raises(SourceError, match=f"^{re.escape(str(path))}: {said}; nothing was sent$"):
+        FileSource(path).check_columns()
+    with pytest.raises(SourceError, match=f"^{re.escape(str(path))}: {said}$"):
+        list(FileSource(path).records(None))
 
 
 def test_rows_appended_after_a_run_are_read_on_resume(tmp_path: Path) -> None:
