@@ -123,6 +123,17 @@ class TopicRouter:
     def ids(self) -> list[str]:
         return [t.id for t in self.topics]
 
+    def unknown(self, topic: str) -> str | None:
+        """Why a post naming `topic` is a dead letter (the stream's reason, known ids listed);
+        None when topics.toml has it."""
+        known = self.ids
+        if topic in known:
+            return None
+        shown = ", ".join(known[:10]) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
+        return (f"topic {topic[:80]!r} is not in topics.toml (known: {shown}); add a [[topic]] "
+                f"with that id and send these posts again (`polarwatch ingest file FILE "
+                f"--restart`), or assign posts a known topic with `ingest file --topic ID`")
+
     def scores(self, text: str) -> dict[str, int]:
         norm = normalize_text(text)
         kept = normalize_text(text, mentions=False) if any(self.mention_patterns) else ""

@@ -305,7 +305,8 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
 
     A post gets `topic` when given; else keeps the ``topic`` it came with; else the topic of its
     conversation (once any post of it was routed); else :meth:`TopicRouter.route` of its text;
-    else it is skipped and counted in ``no_topic``. `max_posts` / `deadline` (a `clock` value)
+    else it is skipped and counted in ``no_topic``. A post whose topic `router` does not know is
+    dead-lettered, as the stream would (the known ids named). `max_posts` / `deadline` (a `clock` value)
     stop early; the position reached is still confirmed and saved. `conversations` (conversation
     id → topic) carries routing state across runs (see :meth:`Checkpoint.resume_live`).
     `origin` names the source (a file's resolved path, a stream's URL): a dead letter with a
@@ -337,13 +338,15 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
                 stats.read += 1
                 if rec.replayed:
                     stats.replayed += 1
-                post = rec.post
+                post, error = rec.post, rec.error
                 if post is not None:
                     chosen = _topic_for(post, topic, router, conv_topic)
                     if chosen is None:
                         if not rec.replayed:
                             stats.no_topic += 1
                         post = None
+                    elif router is not None and (error := router.unknown(chosen)) is not None:
+                        post = None  # the stream would dead-letter it: say so now, not "sent"
                     else:
                         post = {**post, "topic": chosen} if post.get("topic") != chosen else post
                 keyed = ({"origin": (origin, rec.position)}
@@ -351,8 +354,8 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
                 if rec.replayed:
                     if post is not None and isinstance(post.get("id"), str):
                         producer.mark_seen(post)
-                elif rec.error is not None:
-                    producer.dead_letter(rec.raw, rec.error, rec.raw_size, **keyed)
+                elif error is not None:
+                    producer.dead_letter(rec.raw, error, rec.raw_size, **keyed)
                 elif rec.post is None:
                     stats.ignored += 1
                 elif post is not None:

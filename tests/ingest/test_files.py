@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -180,6 +181,7 @@ class FakeProducer:
     def __init__(self) -> None:
         self.stats = ProduceStats()
         self.sent: list[dict[str, Any]] = []
+        self.dead: list[tuple[bytes, str]] = []
         self.flushes = 0
 
     def send_obj(self, obj: dict[str, Any], original: bytes | None = None) -> str:
@@ -187,7 +189,9 @@ class FakeProducer:
         self.stats.sent += 1
         return "sent"
 
-    def dead_letter(self, raw: bytes, reason: str) -> None:
+    def dead_letter(self, raw: bytes, reason: str, raw_size: int | None = None,
+                    **keyed: Any) -> None:
+        self.dead.append((raw, reason))
         self.stats.dead_lettered += 1
 
     def mark_seen(self, post: Any) -> None:
@@ -231,6 +235,22 @@ def test_pump_routes_replies_with_their_conversation_and_checkpoints() -> None:
     assert (stats.read, stats.replayed, stats.no_topic, stats.sent) == (11, 3, 1, 7)
     assert saved == [7, 11, 11]  # every 4 rows after the resume point, then at the end
     assert stats.position == 11
+
+
+def test_a_post_naming_a_topic_not_in_topics_toml_is_a_dead_letter_not_sent() -> None:
+    """The stream would dead-letter it; ingest counted it as sent (the audit's `topic: "nosuch"`
+    row: "1 posts sent"). It names the known ids, in the words the dashboard groups as
+    "unknown topic"."""
+    rows = [{**thread_rows(1)[0], "id": "x", "topic": "nosuch"}, thread_rows(1)[0]]
+    producer = FakeProducer()
+    stats = pump([SourceRecord(i, r, b"raw%d" % i) for i, r in enumerate(rows, 1)], producer,
+                 router=ROUTER)
+    assert [p["id"] for p in producer.sent] == ["p0"]
+    assert (stats.sent, stats.dead_lettered) == (1, 1)
+    [(raw, reason)] = producer.dead
+    assert raw == b"raw1"
+    assert re.fullmatch(r"topic 'nosuch' is not in topics.toml \(known: gun_control, .*\); "
+                        r"add a \[\[topic\]\] with that id .*--topic ID`", reason)
 
 
 # ---------------------------------------------------------------------------- against the broker
