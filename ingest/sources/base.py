@@ -306,8 +306,8 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
     A post gets `topic` when given; else keeps the ``topic`` it came with; else the topic of its
     conversation (once any post of it was routed); else :meth:`TopicRouter.route` of its text;
     else it is skipped and counted in ``no_topic``. A post whose topic `router` does not know is
-    dead-lettered, as the stream would (the known ids named). `max_posts` / `deadline` (a `clock` value)
-    stop early; the position reached is still confirmed and saved. `conversations` (conversation
+    dead-lettered, as the stream would (the known ids named). `max_posts` / `deadline` (a
+    `clock` value) stop early; the position reached is still confirmed and saved. `conversations` (conversation
     id → topic) carries routing state across runs (see :meth:`Checkpoint.resume_live`).
     `origin` names the source (a file's resolved path, a stream's URL): a dead letter with a
     position is keyed by (origin, position, bytes), so one sent again is stored once."""
