@@ -109,21 +109,38 @@ def build_messages(topic: Topic, text: str, parent_text: str | None,
             {"role": "user", "content": "\n".join(lines)}]
 
 
+# A reasoning model's draft, which may hold JSON of its own (servers that strip the opening tag
+# send only the closing one).
+_REASONING = re.compile(r"<think>.*?</think>", re.S | re.I)
+_CLOSED = re.compile(r"</think>", re.I)
+
+
 def _json_object(raw: str) -> Any:
-    """The answer's JSON: the whole text, or else the first JSON object inside it (servers
-    without a JSON mode wrap it in prose or a ```json fence)."""
+    """The answer's JSON: the whole text, or else the JSON object inside it (servers without a
+    JSON mode wrap it in prose or a ```json fence). A reasoning block is dropped first; of
+    several objects the last with a "stance" is the answer (drafts and an echo of the prompt's
+    example come first), and an exact echo of the example is passed over when there is another."""
     try:
         return json.loads(raw, strict=False)
     except json.JSONDecodeError as exc:
         first = exc
-    decoder = json.JSONDecoder(strict=False)
-    start = raw.find("{")
+    text = _CLOSED.split(_REASONING.sub(" ", raw))[-1]
+    decoder, found = json.JSONDecoder(strict=False), []
+    start = text.find("{")
     while start != -1:
         try:
-            return decoder.raw_decode(raw, start)[0]
+            obj, end = decoder.raw_decode(text, start)
         except json.JSONDecodeError:
-            start = raw.find("{", start + 1)
-    raise ValueError(f"not JSON ({first}): {raw[:120]!r}")
+            start = text.find("{", start + 1)
+            continue
+        found.append(obj)
+        start = text.find("{", end)
+    answers = [o for o in found if isinstance(o, dict) and "stance" in o] or found
+    echoes = [json.loads(answer_example(reply)) for reply in (False, True)]
+    answers = [o for o in answers if o not in echoes] or answers
+    if not answers:
+        raise ValueError(f"not JSON ({first}): {raw[:120]!r}")
+    return answers[-1]
 
 
 def cut(text: str, max_chars: int) -> str:

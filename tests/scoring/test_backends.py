@@ -28,6 +28,7 @@ from polarwatch.errors import BackendError
 from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES, Labels
 from scoring.extractors import Extractor, PostPair, get_extractor
 from scoring.extractors.llm_http import LLMExtractor, build_messages, parse_answer
+from scoring.extractors.llm_prompt import answer_example
 from scoring.fallback import (
     CascadeExtractor,
     FallbackExtractor,
@@ -231,6 +232,25 @@ def test_parse_answer_is_lenient_on_control_chars_and_strict_on_labels() -> None
     assert parse_answer(wrapped, reply=False)["stance"] == "anti"
     with pytest.raises(ValueError, match="not JSON"):
         parse_answer("stance: anti, affect: no", reply=False)
+
+
+def test_parse_answer_takes_the_final_answer_not_a_draft_or_the_echoed_example() -> None:
+    """The first JSON object in the text was the answer: a reasoning model's draft inside
+    <think>, or the prompt's own example repeated before the answer, was stored as a confident
+    label (the audit: pro / no where the model answered anti / yes)."""
+    final = ('{"stance": {"label": "anti", "explanation": "defends gun rights"}, "affect": '
+             '{"label": "yes", "explanation": "insults"}, "emotion": "anger", '
+             '"intensity": "high"}')
+    draft = final.replace('"anti"', '"pro"').replace('"yes"', '"no"')
+    example = answer_example(reply=False)
+    for raw in (f"<think>The format is {draft} but it attacks gun control, so</think>\n{final}",
+                f"<THINK>{draft}</THINK>{final}",
+                f"a draft {draft} that the server's template cut</think> {final}",
+                f"The example was {example}. My answer: {final}",
+                f"{final}\n(the format asked for: {example})"):
+        got = parse_answer(raw, reply=False)
+        assert (got["stance"], got["affect"], got["intensity"]) == ("anti", "yes", 1.0), raw
+    assert parse_answer(f"Here: {example}", reply=False)["stance"] == "pro"  # nothing else said
 
 
 def test_prompt_shows_a_sample_answer_only_without_a_json_mode(topics: list[Topic]) -> None:
