@@ -119,11 +119,16 @@ def register(sub: Any) -> None:
     p.add_argument("--format", choices=FORMATS, shown_default="from the extension; .gz is "
                    "decompressed", help="file format")
     p.add_argument("--preset", choices=sorted(PRESETS),
-                   help="column mapping of a Reddit comment/submission or Twitter export")
+                   help="column mapping of a Reddit comment/submission or Twitter export; "
+                        "reddit also names ids, parents and links as Reddit does (t1_ comment, "
+                        "t3_ submission), whether the export gives the prefixes or not")
     p.add_argument("--map", metavar="FIELD=COLUMN,...",
                    help="post field → column, e.g. text=body,created_at=created_utc; a dotted "
                         "column reads nested JSON (author_id=user.id_str); =VALUE is a constant")
-    p.add_argument("--platform", shown_default="file", help="platform name stored with each post")
+    p.add_argument("--platform", shown_default="file",
+                   help="platform name stored with each post (only that: ids, parents and "
+                        "conversations stay as the file gives them; Reddit's t1_/t3_ names come "
+                        "with --preset reddit)")
     p.add_argument("--assume-utc", action="store_true", help="read timestamps without a "
                    "timezone as UTC (without it they are dead-lettered)")
     p.add_argument("--replay-speed", type=argtypes.speed_or_max, shown_default="max: no waiting",

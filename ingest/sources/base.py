@@ -123,8 +123,9 @@ class ThreadIndex:
     def __init__(self, max_items: int = 500_000) -> None:
         self._conv = LruMap(max_items)
 
-    def conversation(self, post_id: str, parent_id: str | None) -> str:
-        conv = post_id if parent_id is None else self._conv.get(parent_id, parent_id)
+    def conversation(self, post_id: str, parent_id: str | None, known: str | None = None) -> str:
+        """`known` (the post's own conversation id, when its row names one) is kept for replies."""
+        conv = known or (post_id if parent_id is None else self._conv.get(parent_id, parent_id))
         self._conv.put(post_id, conv)
         return conv
 

@@ -1,5 +1,6 @@
 """Rows of other schemas as posts: the column mapping (``--map``, ``--preset``), timestamps in
-the formats exports use, and Reddit's own names for comments and submissions.
+the formats exports use, and Reddit's own names for comments and submissions (``--preset reddit``
+only: ``--platform reddit`` names the platform and nothing else).
 
 A row that cannot be mapped raises one of :data:`MAPPING_ERRORS` with a reason; the file source
 dead-letters that row and goes on.
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from ingest.sources.base import SourceError, ThreadIndex
+from ingest.sources.base import LruMap, SourceError, ThreadIndex
 from polarwatch.records import parent_or_root
 
 FIELDS = ("id", "text", "created_at", "author_id", "conversation_id", "parent_id", "lang",
@@ -32,9 +33,14 @@ UNSET_WHEN_EMPTY = ("conversation_id", "topic", "parent_id", "lang")
 # What mapping one hostile row may raise (huge numbers, odd types, deep values): never fatal.
 MAPPING_ERRORS = (ValueError, TypeError, OverflowError, RecursionError, KeyError, AttributeError)
 
+# A mapping key that is no post field: how a preset names posts. Only the reddit preset sets it
+# ("reddit": Reddit's t1_/t3_ names), never --map or --platform, so a file of another schema
+# stored as platform "reddit" keeps its ids, parents and conversations as they are.
+NAMES = "names"
 PRESETS: dict[str, dict[str, str]] = {
     "reddit": {"id": "id", "text": "body", "created_at": "created_utc", "author_id": "author",
-               "parent_id": "parent_id", "conversation_id": "link_id", "platform": "=reddit"},
+               "parent_id": "parent_id", "conversation_id": "link_id", "platform": "=reddit",
+               NAMES: "reddit"},
     "twitter": {"id": "id", "text": "text", "created_at": "created_at", "author_id": "author_id",
                 "parent_id": "in_reply_to_status_id", "conversation_id": "conversation_id",
                 "lang": "lang", "platform": "=twitter"},
@@ -43,7 +49,8 @@ PRESETS: dict[str, dict[str, str]] = {
 
 def parse_mapping(spec: str | None, preset: str | None = None) -> dict[str, str]:
     """``"text=body,created_at=created_utc"`` (+ a preset underneath) → {post field: column}.
-    A value starting with ``=`` is a constant (``platform==reddit`` sets the platform)."""
+    A value starting with ``=`` is a constant (``platform==reddit`` sets the platform, and only
+    the platform); the reddit preset adds ``NAMES: "reddit"``."""
     mapping = {f: f for f in FIELDS}
     if preset is not None:
         if preset not in PRESETS:
@@ -79,7 +86,7 @@ SHOWN_COLUMNS = 30  # columns an error lists by name at most
 def required_columns(mapping: dict[str, str]) -> dict[str, tuple[str, ...]]:
     """Post field → the columns any of which gives it, for each field of :data:`FROM_FILE` the
     mapping reads from a column (a Reddit submission's text is its title and selftext)."""
-    reddit = mapping.get("platform") == "=reddit"
+    reddit = mapping.get(NAMES) == "reddit"
     extra = {"text": ("title", "selftext"), "id": ("name",)} if reddit else {}
     return {f: (mapping[f], *extra.get(f, ())) for f in FROM_FILE
             if not mapping[f].startswith("=")}
@@ -180,23 +187,6 @@ def _lookup(row: dict[str, Any], column: str) -> Any:
     return value
 
 
-def _reddit_names(row: dict[str, Any], post_id: str | None, conv: str | None,
-                  submission: bool) -> tuple[str | None, str | None]:
-    """Reddit's own names: ``t1_<id>`` for a comment, ``t3_<id>`` for a submission (its
-    ``name`` when the row has one), so a comment and a submission that share the bare id stay
-    two posts; ``parent_id`` and ``link_id`` already carry the prefix. A submission is its own
-    conversation."""
-    kind = "t3_" if submission else "t1_"
-    name = _as_id(row.get("name")) if isinstance(row.get("name"), str | int) else None
-    if name and _REDDIT_PREFIX.match(name):
-        post_id = name
-    elif post_id and not _REDDIT_PREFIX.match(post_id):
-        post_id = kind + post_id
-    if conv and not _REDDIT_PREFIX.match(conv):
-        conv = "t3_" + conv
-    return post_id, (post_id if submission else conv)
-
-
 def _as_id(value: Any, name: str = "id") -> str | None:
     """An id as text: a string as it is, a whole number (an int, or a float as CSV readers and
     Parquet give them) in digits. Anything else raises ValueError naming the field."""
@@ -241,13 +231,15 @@ class RowMapper:
     assume_utc: bool = False
     default_platform: str = "file"
     threads: ThreadIndex = field(default_factory=ThreadIndex)
+    # Reddit names given to posts so far (bounded): what a bare parent or link id names
+    named: LruMap = field(default_factory=LruMap, repr=False)
 
     @property
     def reddit(self) -> bool:
-        return self.mapping.get("platform") == "=reddit"
+        return self.mapping.get(NAMES) == "reddit"
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any] | None:
-        get = {f: _lookup(row, c) for f, c in self.mapping.items()}
+        get = {f: _lookup(row, self.mapping[f]) for f in FIELDS}
         for name in UNSET_WHEN_EMPTY:  # an empty cell: the default, the thread, the router
             if get[name] == "":
                 get[name] = None
@@ -261,10 +253,10 @@ class RowMapper:
                                    if row.get(k))
             if text in _REDDIT_GONE:
                 return None
-            post_id, conv = _reddit_names(row, post_id, conv, submission)
+            post_id, parent, conv = self._reddit_names(row, post_id, parent, conv, submission)
         parent = parent_or_root(post_id, parent)
-        if conv is None and post_id is not None:
-            conv = self.threads.conversation(post_id, parent)
+        if post_id is not None:  # the thread's, or the one the row names (kept for its replies)
+            conv = self.threads.conversation(post_id, parent, conv)
         post: dict[str, Any] = {
             "id": post_id,
             "platform": _or(_as_text(get["platform"], "platform"), self.default_platform),
@@ -278,3 +270,35 @@ class RowMapper:
             post["created_at"] = ("" if get["created_at"] == "" else
                                   parse_time(get["created_at"], self.assume_utc))
         return {k: v for k, v in post.items() if v is not None or k in ("parent_id", "lang")}
+
+    def _reddit_names(self, row: dict[str, Any], post_id: str | None, parent: str | None,
+                      conv: str | None, submission: bool
+                      ) -> tuple[str | None, str | None, str | None]:
+        """(id, parent id, conversation id) in Reddit's own names: ``t1_<id>`` for a comment,
+        ``t3_<id>`` for a submission (its ``name`` when the row has one), so a comment and a
+        submission that share the bare id stay two posts. Exports give ``parent_id`` and
+        ``link_id`` with the prefix or without: a bare one gets the prefix of the post it names
+        (a link, and a parent equal to the link, is a submission; another parent a comment),
+        or of the one post of that bare id named so far. A submission is its own conversation."""
+        kind = "t3_" if submission else "t1_"
+        name = _as_id(row.get("name")) if isinstance(row.get("name"), str | int) else None
+        if name and _REDDIT_PREFIX.match(name):
+            post_id = name
+        elif post_id and not _REDDIT_PREFIX.match(post_id):
+            post_id = kind + post_id
+        if submission:
+            conv = post_id
+        elif conv and not _REDDIT_PREFIX.match(conv):
+            conv = self._name_of(conv, "t3_")
+        if parent and not _REDDIT_PREFIX.match(parent):
+            parent = "t3_" + parent if "t3_" + parent == conv else self._name_of(parent, "t1_")
+        if post_id:
+            self.named.put(post_id, "")
+        return post_id, parent, conv
+
+    def _name_of(self, bare: str, usual: str) -> str:
+        """`bare` with the `usual` prefix, or with the other one (t1_/t3_) when only a post of
+        that name was seen."""
+        other = "t1_" if usual == "t3_" else "t3_"
+        return other + bare if other + bare in self.named and usual + bare not in self.named \
+            else usual + bare
