@@ -119,12 +119,17 @@ def register(sub: Any) -> None:
     p.add_argument("--format", choices=FORMATS, shown_default="from the extension; .gz is "
                    "decompressed", help="file format")
     p.add_argument("--preset", choices=sorted(PRESETS),
-                   help="column mapping of a Reddit comment/submission or Twitter export; "
-                        "reddit also names ids, parents and links as Reddit does (t1_ comment, "
+                   help="column mapping of a Reddit comment/submission or Twitter (API v2 or "
+                        "v1.1) export; reddit also names ids, parents and links as Reddit does (t1_ comment, "
                         "t3_ submission), whether the export gives the prefixes or not")
     p.add_argument("--map", metavar="FIELD=COLUMN,...",
                    help="post field → column, e.g. text=body,created_at=created_utc; a dotted "
-                        "column reads nested JSON (author_id=user.id_str); =VALUE is a constant")
+                        "column reads nested JSON (author_id=user.id_str), a number in it indexes "
+                        "a list (parent_id=referenced_tweets.0.id) and NAME[KEY=VALUE] takes the "
+                        "list's first object whose KEY is VALUE "
+                        "(referenced_tweets[type=replied_to].id); A|B reads the first that is not "
+                        "null; =VALUE is a constant. A parent_id column no row has is warned "
+                        "about at the end")
     p.add_argument("--platform", shown_default="file",
                    help="platform name stored with each post (only that: ids, parents and "
                         "conversations stay as the file gives them; Reddit's t1_/t3_ names come "

@@ -260,6 +260,8 @@ def ingest_files(cfg: Config, paths: Sequence[str | Path], mapping: dict[str, st
                          confirm_every=confirm_every,
                          replay=Replay(replay_speed), origin=source.checkpoint_key())
             _summary(str(source.path), stats, producer, resume.position)
+            if (unread := source.mapper.unread_parents()) is not None:
+                LOG.warning(f"{source.path}: {unread}")
 
 
 def ingest_live(cfg: Config, source: Any, kind: str, *, topic: str | None = None,

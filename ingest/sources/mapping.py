@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import reprlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -41,16 +41,21 @@ PRESETS: dict[str, dict[str, str]] = {
     "reddit": {"id": "id", "text": "body", "created_at": "created_utc", "author_id": "author",
                "parent_id": "parent_id", "conversation_id": "link_id", "platform": "=reddit",
                NAMES: "reddit"},
-    "twitter": {"id": "id", "text": "text", "created_at": "created_at", "author_id": "author_id",
-                "parent_id": "in_reply_to_status_id", "conversation_id": "conversation_id",
-                "lang": "lang", "platform": "=twitter"},
+    # API v2 (a reply names its parent in referenced_tweets) and v1.1 (in_reply_to_status_id*,
+    # user.id_str, full_text in extended mode; no conversation_id: the thread gives it)
+    "twitter": {"id": "id_str|id", "text": "full_text|text", "created_at": "created_at",
+                "author_id": "author_id|user.id_str",
+                "parent_id": "referenced_tweets[type=replied_to].id|in_reply_to_status_id_str|"
+                             "in_reply_to_status_id",
+                "conversation_id": "conversation_id", "lang": "lang", "platform": "=twitter"},
 }
 
 
 def parse_mapping(spec: str | None, preset: str | None = None) -> dict[str, str]:
     """``"text=body,created_at=created_utc"`` (+ a preset underneath) → {post field: column}.
     A value starting with ``=`` is a constant (``platform==reddit`` sets the platform, and only
-    the platform); the reddit preset adds ``NAMES: "reddit"``."""
+    the platform); the reddit preset adds ``NAMES: "reddit"``. A column may be a path into nested
+    JSON and a list of alternatives (:func:`_lookup`)."""
     mapping = {f: f for f in FIELDS}
     if preset is not None:
         if preset not in PRESETS:
@@ -88,14 +93,19 @@ def required_columns(mapping: dict[str, str]) -> dict[str, tuple[str, ...]]:
     mapping reads from a column (a Reddit submission's text is its title and selftext)."""
     reddit = mapping.get(NAMES) == "reddit"
     extra = {"text": ("title", "selftext"), "id": ("name",)} if reddit else {}
-    return {f: (mapping[f], *extra.get(f, ())) for f in FROM_FILE
+    return {f: (*alternatives(mapping[f]), *extra.get(f, ())) for f in FROM_FILE
             if not mapping[f].startswith("=")}
+
+
+def alternatives(column: str) -> list[str]:
+    """The columns a mapping's `column` reads, first found first: ``id_str|id``."""
+    return column.split("|")
 
 
 def has_column(columns: Iterable[str], column: str) -> bool:
     """Whether a row with `columns` may hold `column` (a dotted path: its first part)."""
     names = set(columns)
-    return column in names or column.split(".")[0] in names
+    return column in names or _SELECT.sub("", column.split(".")[0]) in names
 
 
 def missing_columns_error(mapping: dict[str, str], columns: list[str],
@@ -104,7 +114,8 @@ def missing_columns_error(mapping: dict[str, str], columns: list[str],
     what each is read from, the columns found, and the --map/--preset that would read them."""
     shown = ", ".join(map(_shown_name, columns[:SHOWN_COLUMNS])) + (
         f" and {len(columns) - SHOWN_COLUMNS:,} more" if len(columns) > SHOWN_COLUMNS else "")
-    needs = ", ".join(f if mapping[f] == f else f"{f} (column {mapping[f]!r})" for f in missing)
+    needs = ", ".join(f if mapping[f] == f else
+                      f"{f} (column {_either(alternatives(mapping[f]), repr)})" for f in missing)
     guesses = []
     for f in missing:
         alike = [c for c in columns if _LOOKS_LIKE[f] & set(words := _WORD.findall(c.lower()))
@@ -127,7 +138,8 @@ def _shown_name(name: str) -> str:
     return name if name.isprintable() and len(name) <= 40 else repr(name[:40]) + "…"
 
 
-def _either(names: list[str]) -> str:
+def _either(names: list[str], shown: Callable[[str], str] = str) -> str:
+    names = [shown(n) for n in names]
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
@@ -171,19 +183,45 @@ def _parse_other(text: str) -> datetime:
         raise ValueError(f"created_at: cannot parse {text!r} as a timestamp") from None
 
 
+_ABSENT = object()  # what _lookup gives for a column no part of the row holds
+_SELECT = re.compile(r"\[([^\[\]=]+)=([^\[\]]*)\]$")  # list[key=value]: its first such item
+_INDEX = re.compile(r"[0-9]+")
+
+
 def _lookup(row: dict[str, Any], column: str) -> Any:
+    """The value `column` names in `row`: ``=VALUE`` a constant; a column; a dotted path into
+    nested JSON, where a number indexes a list (``referenced_tweets.0.id``) and ``name[k=v]``
+    takes the first object of the list ``name`` whose ``k`` is ``v``
+    (``referenced_tweets[type=replied_to].id``); ``a|b``: the first of those that is not null.
+    None when the row holds it as null (or NaN), :data:`_ABSENT` when it holds none of them."""
     if column.startswith("="):
         return column[1:]
-    if column in row:
-        value = row[column]
-    else:  # dotted path into nested objects: user.id_str
-        value = row
-        for part in column.split("."):
-            if not isinstance(value, dict) or part not in value:
-                return None
+    found = _ABSENT
+    for alternative in [column] if column in row else alternatives(column):
+        value = row[alternative] if alternative in row else _path(row, alternative)
+        if value is None or (isinstance(value, float) and value != value):  # NaN
+            found = None
+        elif value is not _ABSENT:
+            return value
+    return found
+
+
+def _path(value: Any, path: str) -> Any:
+    """The value at the dotted `path` in `value` (see :func:`_lookup`), or :data:`_ABSENT`."""
+    for part in path.split("."):
+        select = _SELECT.search(part)
+        if isinstance(value, dict) and part in value:
             value = value[part]
-    if value is None or (isinstance(value, float) and value != value):  # NaN
-        return None
+        elif isinstance(value, dict) and select:
+            items = value.get(part[:select.start()])
+            key, wanted = select.groups()
+            value = next((item for item in items if isinstance(item, dict)
+                          and str(item.get(key)) == wanted), _ABSENT) \
+                if isinstance(items, list) else _ABSENT
+        elif isinstance(value, list) and _INDEX.fullmatch(part) and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _ABSENT
     return value
 
 
@@ -233,6 +271,8 @@ class RowMapper:
     threads: ThreadIndex = field(default_factory=ThreadIndex)
     # Reddit names given to posts so far (bounded): what a bare parent or link id names
     named: LruMap = field(default_factory=LruMap, repr=False)
+    rows: int = 0  # rows mapped, and how many of them hold the column parent_id is read from
+    rows_with_parent_column: int = 0
 
     @property
     def reddit(self) -> bool:
@@ -240,6 +280,9 @@ class RowMapper:
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any] | None:
         get = {f: _lookup(row, self.mapping[f]) for f in FIELDS}
+        self.rows += 1
+        self.rows_with_parent_column += get["parent_id"] is not _ABSENT
+        get = {f: None if v is _ABSENT else v for f, v in get.items()}
         for name in UNSET_WHEN_EMPTY:  # an empty cell: the default, the thread, the router
             if get[name] == "":
                 get[name] = None
@@ -270,6 +313,19 @@ class RowMapper:
             post["created_at"] = ("" if get["created_at"] == "" else
                                   parse_time(get["created_at"], self.assume_utc))
         return {k: v for k, v in post.items() if v is not None or k in ("parent_id", "lang")}
+
+    def unread_parents(self) -> str | None:
+        """A warning when parent_id is read from a column named for it (by --map or a preset)
+        that none of the rows mapped so far holds: their posts were all stored as roots."""
+        column = self.mapping["parent_id"]
+        if self.rows_with_parent_column or not self.rows or column == "parent_id" \
+                or column.startswith("="):
+            return None
+        return (f"none of its {self.rows:,} rows has the column parent_id is read from "
+                f"({_either(alternatives(column), repr)}), so all their posts were stored as "
+                f"roots, no reply paired with its parent; if the file names parents in another "
+                f"column, pass --map parent_id=COLUMN (a dotted path reads nested JSON and a "
+                f"number indexes a list: referenced_tweets.0.id) and run again with --restart")
 
     def _reddit_names(self, row: dict[str, Any], post_id: str | None, parent: str | None,
                       conv: str | None, submission: bool

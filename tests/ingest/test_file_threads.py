@@ -17,7 +17,7 @@ from tests.kafka_helpers import consume, unique_topics
 
 REPO = Path(__file__).resolve().parents[2]
 # The audit's file: a root, a reply to it, and a reply to the reply naming the conversation
-THREAD = [
+THREAD: list[dict[str, Any]] = [
     {"id": "p1", "author_id": "u1", "text": "gun control saves lives",
      "created_at": "2024-05-01T10:00:00Z"},
     {"id": "p2", "author_id": "u2", "text": "guns are a right", "created_at": "2024-05-01T10:01:00Z",
@@ -105,3 +105,77 @@ def test_cli_platform_reddit_keeps_the_files_thread(broker: EmbeddedBroker, tmp_
     assert [(p["id"], p["platform"], p["parent_id"], p["conversation_id"]) for p in got] == [
         ("p1", "reddit", None, "p1"), ("p2", "reddit", "p1", "p1"), ("p3", "reddit", "p2", "p1")]
     assert consume(broker.bootstrap, dead_topic, 0) == []
+
+
+# A Twitter API v2 export (the audit's): a reply names its parent in referenced_tweets
+TWEETS_V2: list[dict[str, Any]] = [
+    {"id": "1785000000000000001", "text": "Gun control now", "author_id": "11",
+     "created_at": "2024-05-01T10:00:00.000Z", "conversation_id": "1785000000000000001"},
+    {"id": "1785000000000000002", "text": "No, gun rights matter", "author_id": "12",
+     "created_at": "2024-05-01T10:01:00.000Z", "conversation_id": "1785000000000000001",
+     "referenced_tweets": [{"type": "quoted", "id": "1700000000000000009"},
+                           {"type": "replied_to", "id": "1785000000000000001"}]},
+]
+# v1.1 (extended mode): id_str, full_text, user.id_str, in_reply_to_status_id(_str); no
+# conversation_id. The JSON number ids of JavaScript tools may be rounded: the _str ones win.
+TWEETS_V1: list[dict[str, Any]] = [
+    {"id": 1785000000000000000, "id_str": "1785000000000000001", "full_text": "Gun control now",
+     "created_at": "Wed May 01 10:00:00 +0000 2024", "user": {"id": 11, "id_str": "11"},
+     "in_reply_to_status_id": None, "in_reply_to_status_id_str": None, "lang": "en"},
+    {"id": 1785000000000000000, "id_str": "1785000000000000002", "full_text": "No, gun rights",
+     "created_at": "Wed May 01 10:01:00 +0000 2024", "user": {"id": 12, "id_str": "12"},
+     "in_reply_to_status_id": 1785000000000000000,
+     "in_reply_to_status_id_str": "1785000000000000001", "lang": "en"},
+    {"id": 1785000000000000003, "text": "compat mode: text and a number id only",
+     "created_at": "Wed May 01 10:02:00 +0000 2024", "user": {"id_str": "13"},
+     "in_reply_to_status_id": 1785000000000000002},
+]
+
+
+@pytest.mark.parametrize("rows", [TWEETS_V2, TWEETS_V1], ids=["v2", "v1"])
+def test_twitter_preset_pairs_the_replies_of_v2_and_v1_exports(rows: list[dict[str, Any]]
+                                                               ) -> None:
+    posts = posts_of(RowMapper(parse_mapping(None, "twitter")), rows)
+    assert_one_thread(posts)
+    assert [(p["id"], p["parent_id"], p["author_id"]) for p in posts] == [
+        (f"178500000000000000{i + 1}", None if i == 0 else f"178500000000000000{i}", f"1{i + 1}")
+        for i in range(len(rows))]
+    assert all(p["text"] for p in posts)
+
+
+@pytest.mark.parametrize(("column", "expected"), [
+    ("referenced_tweets.1.id", "1785000000000000001"),
+    ("referenced_tweets.0.id", "1700000000000000009"),
+    ("referenced_tweets[type=replied_to].id", "1785000000000000001"),
+    ("referenced_tweets.2.id", None),  # past the end
+    ("referenced_tweets[type=retweeted].id", None),
+    ("text.0", None),  # a number indexes lists only
+])
+def test_a_dotted_map_path_indexes_and_selects_in_lists(column: str, expected: str | None
+                                                         ) -> None:
+    post = RowMapper(parse_mapping(f"parent_id={column}"))(TWEETS_V2[1])
+    assert post is not None and post["parent_id"] == expected
+
+
+def test_cli_twitter_v2_replies_pair_and_an_unread_parent_column_is_said(
+        broker: EmbeddedBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    posts_topic, dead_topic = unique_topics(broker.bootstrap, "tweets")
+    path = tmp_path / "tw2.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in TWEETS_V2))
+    monkeypatch.setenv("POLARWATCH_BROKER_BOOTSTRAP_SERVERS", broker.bootstrap)
+    monkeypatch.setenv("POLARWATCH_TOPICS_POSTS", posts_topic)
+    monkeypatch.setenv("POLARWATCH_TOPICS_DEAD_LETTER", dead_topic)
+    args = ["--config", str(REPO / "polarwatch.toml"), "ingest", "file", str(path), "--preset",
+            "twitter", "--state-dir", str(tmp_path / "state"), "--topic", "gun_control"]
+    assert cli_main(args) == 0
+    got = sorted((json.loads(r.value) for r in consume(broker.bootstrap, posts_topic, 2)),
+                 key=lambda p: p["id"])
+    assert [(p["id"], p["parent_id"], p["conversation_id"]) for p in got] == [
+        ("1785000000000000001", None, "1785000000000000001"),
+        ("1785000000000000002", "1785000000000000001", "1785000000000000001")]
+    assert "none of its" not in capsys.readouterr().err
+    assert cli_main([*args, "--map", "parent_id=in_reply_to", "--restart"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("none of its 2 rows has the column parent_id is read from "
+                     "('in_reply_to'), so all their posts were stored as roots") == 1

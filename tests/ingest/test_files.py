@@ -95,7 +95,8 @@ def test_parse_time_refuses_naive_unless_told() -> None:
 def test_parse_mapping_and_its_errors() -> None:
     m = parse_mapping("text=body, created_at=ts", "twitter")
     assert m["text"] == "body" and m["created_at"] == "ts" and m["platform"] == "=twitter"
-    assert m["parent_id"] == "in_reply_to_status_id"
+    assert m["parent_id"] == ("referenced_tweets[type=replied_to].id|in_reply_to_status_id_str|"
+                              "in_reply_to_status_id")  # v2, then v1.1
     with pytest.raises(PolarwatchError, match="'txt' is not a post field"):
         parse_mapping("txt=body")
     with pytest.raises(PolarwatchError, match="must look like field=column"):

@@ -36,7 +36,8 @@ def rows(draw: st.DrawFn) -> dict[str, Any]:
     """A row of an export: post fields or a preset's columns, each any JSON value or sane."""
     row: dict[str, Any] = draw(post_dicts())
     for column in draw(st.lists(st.sampled_from(["body", "created_utc", "author", "link_id",
-                                                 "in_reply_to_status_id", "title"]),
+                                                 "in_reply_to_status_id", "title",
+                                                 "referenced_tweets"]),
                                 max_size=3)):
         row[column] = draw(json_values)
     return row
