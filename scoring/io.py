@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,9 @@ OPTIONAL_POST_COLUMNS = ("parent_id", "parent_text", "created_at", "author_id")
 Row = dict[str, str | None]
 READ_FORMATS = ("jsonl", "csv", "tsv")  # plain files; a name that says nothing is sniffed
 LISTED_LINES = 5  # line numbers quoted in a file-level error; the count is always complete
+# A lone UTF-16 surrogate: JSON's \ud800 escape decodes to one, and UTF-8 cannot encode it (a
+# valid pair decodes to one character beyond U+FFFF). Ingest dead-letters it (TEXT_FORBIDDEN).
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def check_utf8(path: Path) -> None:
@@ -86,6 +91,17 @@ def _json_problem(exc: json.JSONDecodeError) -> str:
     return f"malformed JSON: {where}"
 
 
+def _value_problem(line: str, exc: ValueError) -> str:
+    """Why valid JSON could not be read: a number with more digits than Python converts
+    (``sys.get_int_max_str_digits()``, 4,300 by default), named by its column and length."""
+    limit = sys.get_int_max_str_digits()
+    long = re.search(rf"[:,\[]\s*(-?)([0-9]{{{limit + 1},}})", line) if limit else None
+    if long is None:
+        return f"unreadable JSON: {exc}"
+    return (f"a JSON number of {len(long.group(2)):,} digits at column {long.start(1) + 1}, more "
+            f"than the {limit:,} Python reads; write it as a string (\"...\") if it is an id")
+
+
 def iter_table(path: Path, required: Sequence[str], optional: Sequence[str] = ()
                ) -> Iterator[tuple[int, Row | None, str | None]]:
     """Yield ``(line, row, None)`` for usable rows and ``(line, None, reason)`` for the rest.
@@ -109,6 +125,9 @@ def iter_table(path: Path, required: Sequence[str], optional: Sequence[str] = ()
                     continue
                 except RecursionError:
                     yield line_no, None, "JSON nested too deeply to read (posts are flat objects)"
+                    continue
+                except ValueError as exc:  # valid JSON Python will not convert (a huge number)
+                    yield line_no, None, _value_problem(line, exc)
                     continue
                 if not isinstance(obj, dict):
                     yield line_no, None, f"expected a JSON object, got {type(obj).__name__}"
@@ -142,6 +161,11 @@ def _check(raw: dict[str, Any], required: Sequence[str], empty_text_ok: bool = F
         kind = _not_text(value)
         if kind is not None:
             return None, f"{key}: expected a string (or a number), got {kind}"
+        lone = LONE_SURROGATE.search(value) if isinstance(value, str) else None
+        if lone is not None:
+            return None, (f"{key}: a lone UTF-16 surrogate (\\u{ord(lone.group()):04x} at "
+                          f"character {lone.start() + 1}), which UTF-8 cannot encode; escape a "
+                          f"character beyond U+FFFF as a pair (\\ud83d\\ude00) or drop it")
     row: Row = {k: None if v is None else str(v) for k, v in raw.items()}
     missing = [c for c in required if row.get(c) is None and not (c == "text" and empty_text_ok)]
     if missing:
@@ -266,8 +290,14 @@ def output_records(posts: Sequence[InputPost], labels: Sequence[Labels]
 
 
 def write_jsonl(records: Iterator[dict[str, Any]], out: IO[str]) -> int:
+    """Write one JSON object a line (UTF-8 as it is); a record holding a lone surrogate (a
+    backend's explanation: input rows with one are skipped) is written with it escaped
+    (``\\ud800``, as ASCII JSON), never left to fail the encoding part-way through the file."""
     n = 0
     for rec in records:
-        out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        line = json.dumps(rec, ensure_ascii=False)
+        if LONE_SURROGATE.search(line):
+            line = json.dumps(rec)
+        out.write(line + "\n")
         n += 1
     return n
