@@ -13,6 +13,8 @@ environment variables the same way everywhere.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import shlex
 import signal
@@ -25,6 +27,7 @@ from polarwatch.argtypes import Parser
 from polarwatch.config import CONFIG_ENV, load_config
 from polarwatch.console import SERVING, STOP, setup_logging, utf8_streams
 from polarwatch.errors import PolarwatchError
+from polarwatch.safe_write import STDOUT, writing
 
 COMMANDS_GROUP = "polarwatch.commands"
 # --help order, and the order stages register in: scoring (label, train) before stream, which
@@ -32,6 +35,10 @@ COMMANDS_GROUP = "polarwatch.commands"
 PIPELINE = ("demo", "ingest", "scoring", "stream", "forecast", "dashboard")
 GLOBAL_FLAGS = ("-v", "--verbose", "-q", "--quiet", "--progress", "--no-progress")
 GLOBAL_VALUED = {"--config": "FILE"}  # the global options that take a value (and its metavar)
+# An OSError from a full disk carries no file name (polarwatch.safe_write.writing adds it where
+# the output is written): one error line with what to do, never a traceback.
+DISK_FULL = {errno.ENOSPC: "free some space on that disk, or write elsewhere",
+             errno.EDQUOT: "free some space within your quota, or write elsewhere"}
 
 
 def _is_valued(token: str) -> bool:
@@ -172,7 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         setup_logging(args.log_level, args.loggers)
         cfg = load_config(args.config)
-        return int(args.func(cfg, args) or 0)
+        rc = int(args.func(cfg, args) or 0)
+        with writing(STDOUT):  # what is still buffered: a full disk fails here, not at exit
+            sys.stdout.flush()
+        return rc
     except PolarwatchError as exc:
         print(f"polarwatch: error: {exc}", file=sys.stderr)
         return 2
@@ -180,11 +190,17 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit flush
         return 1
     except OSError as exc:
-        if exc.filename is None:  # sockets, processes: a bug or a broken machine, keep the trace
-            raise
-        paths = " -> ".join(repr(str(f)) for f in (exc.filename, exc.filename2) if f is not None)
-        print(f"polarwatch: error: {exc.strerror or exc}: {paths}; check the path and its "
-              f"permissions", file=sys.stderr)
+        full = DISK_FULL.get(exc.errno or 0)
+        if exc.filename is None and full is None:  # sockets, processes: a bug or a broken machine
+            raise  # keep the trace
+        if exc.filename == STDOUT:  # what stays buffered is dropped, not retried at exit
+            with contextlib.suppress(OSError, ValueError):  # no descriptor (a test's capture)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        paths = " -> ".join(f if f == STDOUT else repr(str(f))
+                            for f in (exc.filename, exc.filename2) if f is not None)
+        print(f"polarwatch: error: {exc.strerror or exc}: {paths or 'writing the output'}; "
+              + (full or "check the path and its permissions"),
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

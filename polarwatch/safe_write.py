@@ -12,6 +12,10 @@ replaces (a new file gets the default mode, 0666 less the umask).
 
 :func:`refuse_input` refuses an output that is the input file, by any path or link;
 :func:`check_new_output` also refuses one whose directory does not exist (``label``, ``detect``).
+
+:func:`writing` names what was being written in an error that names no file (a full disk:
+``write``, ``flush`` and ``close`` raise ``ENOSPC`` without a file name), so the CLI says it in
+one line instead of a traceback.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ import contextlib
 import os
 import secrets
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from polarwatch.errors import PolarwatchError
 
-__all__ = ["OutputPathError", "check_new_output", "file_kind", "output_target", "refuse_input",
-           "write_bytes", "write_text"]
+__all__ = ["STDOUT", "OutputPathError", "check_new_output", "file_kind", "output_target",
+           "refuse_input", "write_bytes", "write_text", "writing"]
+STDOUT = "standard output"  # what :func:`writing` names for ``sys.stdout``
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -83,7 +89,7 @@ def write_bytes(path: str | Path, data: bytes, option: str = "-o") -> Path:
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with writing(target), os.fdopen(fd, "wb") as fh:
             fh.write(data)
         with contextlib.suppress(FileNotFoundError):  # a new file keeps the default mode
             os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
@@ -116,3 +122,18 @@ def refuse_input(src: str | Path, output: str | Path, what: str) -> None:
     if output.exists() and src.exists() and os.path.samefile(src, output):
         raise OutputPathError(f"-o {output} is the input file {src}: {what}; write to "
                               f"another file")
+
+
+@contextlib.contextmanager
+def writing(what: str | Path) -> Iterator[None]:
+    """Give an :class:`OSError` raised inside that names no file (``ENOSPC`` from a write, a
+    flush or a close) ``what`` as its file name: the path written, or :data:`STDOUT`. A broken
+    pipe is left as it is (``polarwatch schema | head`` ends quietly)."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), os.fspath(what)) from exc

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from polarwatch.records import Post
+from polarwatch.safe_write import STDOUT, writing
 from polarwatch.schemas import json_schema
 
 
@@ -24,5 +25,7 @@ def register(sub: Any) -> None:
 
 
 def run(cfg: Any, args: argparse.Namespace) -> int:
-    print(json.dumps(json_schema(Post), indent=None if args.compact else 2, ensure_ascii=False))
+    with writing(STDOUT):  # a full disk is one error line; a closed pipe stays quiet
+        print(json.dumps(json_schema(Post), indent=None if args.compact else 2,
+                         ensure_ascii=False), flush=True)
     return 0

@@ -14,7 +14,7 @@ from typing import Any
 
 from polarwatch.config import Config, Topic, load_topics
 from polarwatch.errors import BackendError, ConfigError
-from polarwatch.safe_write import check_new_output
+from polarwatch.safe_write import STDOUT, check_new_output, writing
 
 LOG = logging.getLogger(__name__)
 
@@ -161,10 +161,11 @@ def label_file(cfg: Config, src: Path, output: str | None, *, topics_file: str |
     label_s = time.monotonic() - t0
     records = io.output_records(posts, labels)
     if output in (None, "-"):
-        written = io.write_jsonl(records, sys.stdout)
-        sys.stdout.flush()
+        with writing(STDOUT):  # a full disk is one error line naming what was written
+            written = io.write_jsonl(records, sys.stdout)
+            sys.stdout.flush()
     else:
-        with Path(str(output)).open("w", encoding="utf-8") as fh:
+        with writing(str(output)), Path(str(output)).open("w", encoding="utf-8") as fh:
             written = io.write_jsonl(records, fh)
     chain = getattr(extractor, "primary", extractor)
     per_backend = dict(Counter(lab.backend for lab in labels))
