@@ -34,6 +34,7 @@ from polarwatch.errors import ConfigError
 from polarwatch.fields import (
     DEFAULT_WEBHOOK_FORMAT,
     AssistSeconds,
+    Attempts,
     Backend,
     BackoffSeconds,
     Bool,
@@ -45,6 +46,7 @@ from polarwatch.fields import (
     KeepDays,
     NonNegativeFloat,
     NonNegativeInt,
+    Partitions,
     PositiveInt,
     PruneEverySeconds,
     ResponseFormat,
@@ -109,7 +111,7 @@ class BrokerConfig(_Section):
 class TopicsConfig(_Section):
     posts: KafkaTopic = "polarwatch.posts"
     dead_letter: KafkaTopic = "polarwatch.dead_letter"
-    partitions: PositiveInt = 2
+    partitions: Partitions = 2  # each topic's, when polarwatch creates it (MAX_PARTITIONS)
 
 
 class SparkConfig(_Section):
@@ -222,7 +224,7 @@ class AlertsConfig(_Section):
     format: WebhookFormat = DEFAULT_WEBHOOK_FORMAT  # payload: "standard" ({type, timestamp, data}) or "alertmanager"
     # Delivery retries (forecast/alerts/webhooks.py RetryPolicy): 2, 4, ... 64 s then 120 s: 12
     # attempts span 12 minutes of receiver downtime (the issue asks for at least 10).
-    max_attempts: PositiveInt = 12
+    max_attempts: Attempts = 12  # at most MAX_ATTEMPTS
     backoff_seconds: BackoffSeconds = 2.0
     max_backoff_seconds: BackoffSeconds = 120.0
     timeout_seconds: TimeoutSeconds = 10.0

@@ -167,6 +167,23 @@ TimeoutSeconds = Annotated[PositiveFloat, at_most(
     3_600, "an hour: a request waits this long, and sockets overflow past ~9.2e9 s")]
 AssistSeconds = Annotated[NonNegativeFloat, at_most(
     3_600, "an hour: the Label page waits this long for the LLM; 0 = no button")]
+# [topics] partitions: CreateTopics' partition count is an INT32 (kafka-python failed with
+# struct.error past 2,147,483,647), and a real cluster's limit is far lower: Kafka's maintainers
+# advise at most ~4,000 partitions per broker (Confluent, "Apache Kafka Supports 200K
+# Partitions Per Cluster", 2018). polarwatch creates two topics of this many partitions (both on
+# the one embedded broker: 2,000 at the bound), and the stream plans a read of every partition
+# each micro-batch. A stream of posts needs a handful.
+MAX_PARTITIONS = 1_000
+Partitions = Annotated[PositiveInt, at_most(
+    MAX_PARTITIONS, "the posts and dead-letter topics are created with this many each, and "
+    "Kafka advises at most ~4,000 partitions per broker")]
+# [alerts] max_attempts: the waits are backoff_seconds * 2**k (a float: it overflows past
+# k = 1,023, and the forecast's delivery stopped with OverflowError), each up to a day. 100
+# attempts at the default 120 s cap retry for over 3 hours: a receiver down longer is gone.
+MAX_ATTEMPTS = 100
+Attempts = Annotated[PositiveInt, at_most(
+    MAX_ATTEMPTS, "the forecast retries a webhook this many times, waiting up to "
+    "max_backoff_seconds between attempts")]
 
 # Enumerated keys. The spine imports no stage, so the backend names are spelled here and a test
 # holds them equal to scoring's registry (tests/polarwatch/test_config.py).

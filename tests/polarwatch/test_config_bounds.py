@@ -7,6 +7,11 @@ retention, `retention_hours` `broker prune`, the `[alerts]` seconds the forecast
 delivery, `[aggregate]` durations the forecast and DuckDB, and `prune_every_s` past 1e6 (or
 below 1e-4) killed the pruner `broker start` said was running. Each is now bounded when the
 config loads, with one line saying the bound and why; at the bounds every stage runs.
+
+Two whole-number keys had no bound either: `[topics] partitions = 3000000000` stopped `broker
+start` with kafka-python's `struct.error: argument out of range` (CreateTopics' partition count
+is an INT32), and `[alerts] max_attempts = 2000` the forecast's webhook delivery with an
+OverflowError (its backoff doubles per attempt, a float past 2**1023).
 """
 
 from __future__ import annotations
@@ -21,10 +26,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from forecast.alerts.delivery import retry_for
 from polarwatch.config import load_config
 from polarwatch.config_errors import env_var
 from polarwatch.errors import ConfigError
-from polarwatch.fields import MAX_DURATION, MAX_KEEP_DAYS, MAX_SKEW_HOURS
+from polarwatch.fields import (
+    MAX_ATTEMPTS,
+    MAX_DURATION,
+    MAX_KEEP_DAYS,
+    MAX_PARTITIONS,
+    MAX_SKEW_HOURS,
+)
 from polarwatch.warehouse import connect
 from stream.job import run_stream
 from tests.kafka_helpers import stream_env
@@ -45,6 +57,11 @@ NUMBERS = [
     ("alerts", "max_backoff_seconds", 86_400, 1e300, "a day: the forecast run sleeps"),
     ("alerts", "timeout_seconds", 3_600, 1e10, "an hour: a request waits this long"),
     ("dashboard", "llm_assist_seconds", 3_600, 3_601, "an hour: the Label page waits"),
+    # whole numbers: the audit's partitions (kafka-python's struct.error: an INT32 field) and
+    # a retry count whose backoff (2**k) overflowed a float in the forecast's delivery
+    ("topics", "partitions", 1_000, 3_000_000_000, "the posts and dead-letter topics"),
+    ("topics", "partitions", 1_000, 99999999999999999999999, "the posts and dead-letter"),
+    ("alerts", "max_attempts", 100, 2_000, "the forecast retries a webhook this many times"),
 ]
 DURATIONS = [("aggregate", key) for key in ("window", "watermark", "orphan_horizon")]
 
@@ -68,6 +85,21 @@ def test_a_number_above_its_bound_is_one_line_naming_the_bound_and_why(
         load_config(empty, env={env_var(section, key): repr(over)})
     path.write_text(f"[{section}]\n{key} = {bound}\n")  # the bound itself is accepted
     assert getattr(getattr(load_config(path, env={}), section), key) == bound
+
+
+def test_the_most_attempts_wait_a_finite_time_at_most_a_day_each(tmp_path: Path) -> None:
+    """2,000 attempts stopped the forecast's webhook delivery with OverflowError (2.0**1024)."""
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    cfg = load_config(empty, env={"POLARWATCH_ALERTS_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
+                                  "POLARWATCH_ALERTS_MAX_BACKOFF_SECONDS": "86400"})
+    delays = retry_for(cfg).delays()
+    assert len(delays) == MAX_ATTEMPTS - 1 and max(delays) == 86_400
+
+
+def test_the_most_partitions_fit_kafkas_int32_field_far_below_its_limit() -> None:
+    """Both topics at the bound stay within Kafka's ~4,000 partitions per broker."""
+    assert 2 * MAX_PARTITIONS <= 4_000 < 2**31 - 1
 
 
 @pytest.mark.parametrize(("section", "key"), DURATIONS)
