@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from polarwatch.config import Topic
 from polarwatch.errors import ConfigError
+from polarwatch.terms import whole_words
 
 URL_TOKEN = "http"  # TweetEval / cardiffnlp models were trained with this placeholder
 MENTION_TOKEN = "@user"
@@ -86,9 +87,8 @@ def _keyword_pattern(terms: Iterable[str], exact: bool = False) -> re.Pattern[st
     terms = sorted(unique.values(), key=len, reverse=True)
     if not terms:
         return None
-    alternation = "|".join(re.escape(t) for t in terms)
-    # word boundaries that also work for "#tag" and "2a": no word character on either side
-    return re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE)
+    # whole words that also work for "#tag", "2a" and Chinese inside unspaced text
+    return re.compile(whole_words(terms), re.IGNORECASE)
 
 
 @dataclass(frozen=True)

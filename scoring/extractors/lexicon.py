@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from polarwatch.config import Topic
 from polarwatch.records import Labels
+from polarwatch.terms import whole_words
 from scoring.extractors.base import Extractor, PostPair, with_blank_posts
 
 # Hostility toward people (the paper's "affect"): insults and out-group slurs, not mere negativity.
@@ -45,8 +46,7 @@ def _phrase_regex(phrases: Iterable[str]) -> re.Pattern[str] | None:
     parts = sorted({p.lower() for p in phrases if p.strip()}, key=len, reverse=True)
     if not parts:
         return None
-    alt = "|".join(re.escape(p) for p in parts)
-    return re.compile(rf"(?<![\w#])(?:{alt})(?![\w])", re.IGNORECASE)
+    return re.compile(whole_words(parts, not_after="#"), re.IGNORECASE)
 
 
 def _count(rx: re.Pattern[str] | None, text: str) -> int:

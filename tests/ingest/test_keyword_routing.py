@@ -24,6 +24,7 @@ ROUTER = TopicRouter.from_topics([
     Topic("potus", "The president", "p", "a", keywords=("@POTUS",)),
     Topic("reforme", "Réforme", "p", "a", keywords=(NFD,)),
     Topic("wide", "Guns", "p", "a", keywords=("ｇｕｎ",)),  # full-width
+    Topic("guns_zh", "枪支管制", "p", "a", keywords=("枪支", "銃規制")),  # unspaced scripts
 ])
 
 
@@ -37,6 +38,10 @@ ROUTER = TopicRouter.from_topics([
     ("ｇｕｎ show this weekend", "wide"),
     ("gun show this weekend", "wide"),
     ("@nra said so", None),  # other mentions still never route
+    ("我支持枪支管制", "guns_zh"),  # no spaces between words: found inside the text
+    ("銃規制に反対です", "guns_zh"),
+    ("枪支 太多了", "guns_zh"),
+    ("begun", None),  # a spaced script still needs its word edges
 ])
 def test_keywords_route_as_the_text_is_normalized(text: str, topic: str | None) -> None:
     assert ROUTER.route(text) == topic

@@ -99,6 +99,18 @@ def test_stance_terms_only_count_for_their_own_topic(lexicon: Extractor) -> None
                topic="climate_change").stance == "anti"
 
 
+def test_stance_terms_of_unspaced_scripts_match_inside_the_text() -> None:
+    """Chinese and Japanese write no spaces between words: a term there had to stand between
+    spaces to count (the audit: "我支持枪支管制" unclear, "枪支管制 现在" pro)."""
+    topic = Topic("guns_zh", "枪支管制", "支持", "反对", pro_terms=("枪支管制", "禁枪"),
+                  anti_terms=("持枪权",))
+    ext = get_extractor("lexicon", [topic])
+    got = [lab.stance for lab in ext.extract([
+        PostPair(f"z{i}", text, "guns_zh") for i, text in
+        enumerate(["我支持枪支管制", "我们必须禁枪！", "捍卫持枪权", "今天天气很好"])])]
+    assert got == ["pro", "pro", "anti", "unclear"]
+
+
 def test_hostile_text_has_affect(lexicon: Extractor) -> None:
     lab = one(lexicon, "You people are pathetic idiots")
     assert lab.affect == "yes" and lab.affect_conf > 0.7
