@@ -255,10 +255,17 @@ def ingest_files(cfg: Config, paths: Sequence[str | Path], mapping: dict[str, st
                          f"(progress file {resume.checkpoint.path})")
             records = tqdm(source.records(resume.position), desc=str(source.path.name),
                            unit="rows", file=sys.stderr, disable=not progress)
-            stats = pump(records, producer, router=router, topic=topic,
-                         checkpoint=saver(resume, source, producer),
-                         confirm_every=confirm_every,
-                         replay=Replay(replay_speed), origin=source.checkpoint_key())
+            try:
+                stats = pump(records, producer, router=router, topic=topic,
+                             checkpoint=saver(resume, source, producer),
+                             confirm_every=confirm_every,
+                             replay=Replay(replay_speed), origin=source.checkpoint_key())
+            except (KeyboardInterrupt, SystemExit):  # what was sent is confirmed and saved
+                done = (f"the broker confirmed rows 1-{resume.position:,}, and the same command "
+                        f"resumes after row {resume.position:,}" if resume.position else
+                        "no row of it was confirmed, and the same command starts at row 1")
+                LOG.warning(f"{source.path}: stopped; {done}")
+                raise
             _summary(str(source.path), stats, producer, resume.position)
             if (unread := source.mapper.unread_parents()) is not None:
                 LOG.warning(f"{source.path}: {unread}")

@@ -332,7 +332,7 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
         stats.position = position
         since_confirm, last_confirm = 0, clock()
 
-    interrupted = False
+    stopped: BaseException | None = None
     try:
         for rec in source:
             if rec is not None:
@@ -378,15 +378,15 @@ def pump(source: Iterable[SourceRecord | None], producer: Any, *,
             if (max_posts is not None and producer.stats.sent - base[0] >= max_posts) or \
                     (deadline is not None and clock() >= deadline):
                 break
-    except KeyboardInterrupt:  # Ctrl-C: confirm and save what was sent, then stop
-        interrupted = True
+    except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C, SIGTERM: confirm and save, stop
+        stopped = exc
     except SourceError as exc:  # the source cannot be read on: keep what was sent, then say so
         confirm()
         raise SourceError(f"{exc} (before it: {stats.sent:,} posts sent, "
                           f"{stats.dead_lettered:,} dead-lettered, progress saved)") from None
     confirm()
-    if interrupted:
-        raise KeyboardInterrupt
+    if stopped is not None:
+        raise stopped
     return stats
 
 

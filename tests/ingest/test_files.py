@@ -349,6 +349,40 @@ def _wait_for_progress(ckpt: Checkpoint, proc: subprocess.Popen[bytes], at_least
     raise AssertionError(f"no progress ≥ {at_least} within 60 s")
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_ingest_says_where_it_stopped_and_resumes_there(
+        broker: EmbeddedBroker, topic_names: tuple[str, str], tmp_path: Path,
+        sig: signal.Signals) -> None:
+    """Ctrl-C and SIGTERM ended `ingest file` without a word (the audit); SIGTERM also skipped
+    the last confirmation, leaving the progress file up to --confirm-every rows behind. Both
+    now confirm what was sent, save it and say which row the same command resumes after."""
+    posts_topic, dead_topic = topic_names
+    rows = thread_rows(3000)  # 1 s apart; replayed at 1000× → ~3 s
+    path = write_jsonl(tmp_path / "big.jsonl", rows)
+    state = tmp_path / "state"
+    env = {**os.environ, "POLARWATCH_BROKER_BOOTSTRAP_SERVERS": broker.bootstrap,
+           "POLARWATCH_TOPICS_POSTS": posts_topic, "POLARWATCH_TOPICS_DEAD_LETTER": dead_topic}
+    ckpt = Checkpoint(state, "ingest", f"{path.resolve()}|{posts_topic}")
+    proc = subprocess.Popen(_ingest_cmd(path, state, "--replay-speed", "1000",
+                                        "--confirm-every", "1000000"),
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_progress(ckpt, proc, 500)  # confirmed every 2 s: the first save
+        time.sleep(0.3)
+    finally:
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + sig, err
+    saved = ckpt.load()
+    assert saved is not None and 500 <= saved["position"] < 3000
+    at = saved["position"]
+    assert f"big.jsonl: stopped; the broker confirmed rows 1-{at:,}, and the same command " \
+           f"resumes after row {at:,}" in err
+    sent = {json.loads(r.value)["id"] for r in consume(broker.bootstrap, posts_topic, at)}
+    assert {r["id"] for r in rows[:at]} <= sent  # what it says was confirmed was sent
+    assert len(sent) <= at + 10  # the stop sends nothing past its confirmation (replay pace)
+
+
 def test_kill_9_mid_ingest_then_resume_loses_nothing(
         broker: EmbeddedBroker, topic_names: tuple[str, str], tmp_path: Path) -> None:
     """Kafka level: every post id arrives (no loss); an id arrives twice only when its row lies
