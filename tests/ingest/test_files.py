@@ -338,7 +338,7 @@ def _ingest_cmd(path: Path, state: Path, *extra: str) -> list[str]:
             *extra]
 
 
-def _wait_for_progress(ckpt: Checkpoint, proc: subprocess.Popen[bytes], at_least: int) -> None:
+def _wait_for_progress(ckpt: Checkpoint, proc: subprocess.Popen[Any], at_least: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         saved = ckpt.load()
