@@ -240,6 +240,7 @@ def ingest_files(cfg: Config, paths: Sequence[str | Path], mapping: dict[str, st
     router = routing(cfg, topic)
     sources = [FileSource(p, fmt, RowMapper(mapping, assume_utc=assume_utc))
                for p in paths]  # fail on a missing file before sending anything
+    sources = list({s.name: s for s in sources}.values())  # a file named twice is read once
     for source in sources:  # ... and on a file none of whose rows has a text (or id, ...)
         source.check_columns()
 
@@ -247,9 +248,11 @@ def ingest_files(cfg: Config, paths: Sequence[str | Path], mapping: dict[str, st
         return broker_lost(cfg.broker.bootstrap_servers, cfg.kafka_options(), delivered)
 
     with open_producer(cfg) as producer:
-        for source in sources:
-            resume = open_progress(source, cfg.path(str(state_dir or DEFAULT_STATE_DIR)),
-                                   cfg.topics.posts, restart=restart, lost=lost)
+        # every file's progress is checked before any is sent: a refusal sends nothing
+        resumes = [open_progress(source, cfg.path(str(state_dir or DEFAULT_STATE_DIR)),
+                                 cfg.topics.posts, restart=restart, lost=lost)
+                   for source in sources]
+        for source, resume in zip(sources, resumes, strict=True):
             if resume.position:
                 LOG.info(f"{source.path}: resuming after row {resume.position:,} "
                          f"(progress file {resume.checkpoint.path})")

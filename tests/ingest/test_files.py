@@ -349,6 +349,31 @@ def _wait_for_progress(ckpt: Checkpoint, proc: subprocess.Popen[Any], at_least: 
     raise AssertionError(f"no progress ≥ {at_least} within 60 s")
 
 
+def test_a_refused_file_among_several_sends_none_and_a_file_named_twice_is_read_once(
+        broker: EmbeddedBroker, topic_names: tuple[str, str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ingest file fresh.jsonl part.jsonl` sent fresh.jsonl whole, then refused part.jsonl
+    (changed since its last run), "Nothing was sent" said of the wrong file (the audit)."""
+    posts_topic, dead_topic = topic_names
+    monkeypatch.setenv("POLARWATCH_BROKER_BOOTSTRAP_SERVERS", broker.bootstrap)
+    monkeypatch.setenv("POLARWATCH_TOPICS_POSTS", posts_topic)
+    monkeypatch.setenv("POLARWATCH_TOPICS_DEAD_LETTER", dead_topic)
+    rows = thread_rows(10)
+    part = write_jsonl(tmp_path / "part.jsonl", rows[:5])
+    fresh = write_jsonl(tmp_path / "fresh.jsonl", rows[5:])
+
+    def ingest(*paths: Path) -> int:
+        return cli_main(["--config", str(REPO / "polarwatch.toml"), "ingest", "file",
+                         *map(str, paths), "--topic", "gun_control", "--state-dir",
+                         str(tmp_path / "state")])
+
+    assert ingest(part, part) == 0  # named twice: read once
+    write_jsonl(part, [dict(r, text=r["text"] + "!") for r in rows[:5]])  # changed since
+    assert ingest(fresh, part) == 2
+    got = [json.loads(r.value)["id"] for r in consume(broker.bootstrap, posts_topic, 5)]
+    assert sorted(got) == [f"p{i}" for i in range(5)]  # part.jsonl once, nothing of fresh
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_stopped_ingest_says_where_it_stopped_and_resumes_there(
         broker: EmbeddedBroker, topic_names: tuple[str, str], tmp_path: Path,
