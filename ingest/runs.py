@@ -272,6 +272,13 @@ def ingest_files(cfg: Config, paths: Sequence[str | Path], mapping: dict[str, st
             _summary(str(source.path), stats, producer, resume.position)
             if (unread := source.mapper.unread_parents()) is not None:
                 LOG.warning(f"{source.path}: {unread}")
+            if early := source.mapper.threads.early:
+                LOG.warning(
+                    f"{source.path}: {early:,} replies came before their parent in the file "
+                    f"(newest first?): each was routed without its thread's topic (one naming "
+                    f"no keyword matched no topic) and, without a conversation_id column, took "
+                    f"its parent's id as its conversation; sort the file oldest first (by "
+                    f"created_at) and ingest it again with --restart")
 
 
 def ingest_live(cfg: Config, source: Any, kind: str, *, topic: str | None = None,

@@ -122,9 +122,14 @@ class ThreadIndex:
 
     def __init__(self, max_items: int = 500_000) -> None:
         self._conv = LruMap(max_items)
+        self._awaited: LRUCache[str, int] = LRUCache(maxsize=max_items)  # unseen parent: replies
+        self.early = 0  # replies read before their parent (counted when the parent comes)
 
     def conversation(self, post_id: str, parent_id: str | None, known: str | None = None) -> str:
         """`known` (the post's own conversation id, when its row names one) is kept for replies."""
+        self.early += self._awaited.pop(post_id, 0)
+        if parent_id is not None and parent_id not in self._conv:
+            self._awaited[parent_id] = self._awaited.get(parent_id, 0) + 1
         conv = known or (post_id if parent_id is None else self._conv.get(parent_id, parent_id))
         self._conv.put(post_id, conv)
         return conv

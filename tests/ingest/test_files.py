@@ -374,6 +374,28 @@ def test_a_refused_file_among_several_sends_none_and_a_file_named_twice_is_read_
     assert sorted(got) == [f"p{i}" for i in range(5)]  # part.jsonl once, nothing of fresh
 
 
+def test_replies_before_their_parent_are_counted_and_warned_about(
+        broker: EmbeddedBroker, topic_names: tuple[str, str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A thread newest first (as APIs return it): the replies came before the root that names
+    the topic's keyword, matched no topic and were dropped without a word (the audit)."""
+    posts_topic, dead_topic = topic_names
+    monkeypatch.setenv("POLARWATCH_BROKER_BOOTSTRAP_SERVERS", broker.bootstrap)
+    monkeypatch.setenv("POLARWATCH_TOPICS_POSTS", posts_topic)
+    monkeypatch.setenv("POLARWATCH_TOPICS_DEAD_LETTER", dead_topic)
+    rows = [{k: v for k, v in r.items() if k != "conversation_id"} for r in thread_rows(3)]
+    path = write_jsonl(tmp_path / "newest_first.jsonl", rows[::-1])
+    src = FileSource(path)
+    assert [r.post["conversation_id"] for r in src.records(None) if r.post] == ["p0", "p0", "p0"]
+    assert src.mapper.threads.early == 2
+    in_order = FileSource(write_jsonl(tmp_path / "oldest_first.jsonl", rows))
+    assert len(list(in_order.records(None))) == 3 and in_order.mapper.threads.early == 0
+    assert cli_main(["--config", str(REPO / "polarwatch.toml"), "ingest", "file", str(path),
+                     "--state-dir", str(tmp_path / "state")]) == 0
+    assert "newest_first.jsonl: 2 replies came before their parent in the file (newest " \
+           "first?)" in caplog.text and "sort the file oldest first" in caplog.text
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_stopped_ingest_says_where_it_stopped_and_resumes_there(
         broker: EmbeddedBroker, topic_names: tuple[str, str], tmp_path: Path,
