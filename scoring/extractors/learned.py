@@ -62,6 +62,7 @@ from scoring.extractors.features import (
     stance_features,
 )
 from scoring.extractors.head import Head
+from scoring.extractors.sentiment import Vader
 from scoring.extractors.topic_match import Described, Matching, describe, match_topic_heads
 
 HEADS_DIR = Path(__file__).resolve().parents[1] / "heads"
@@ -199,9 +200,7 @@ class LearnedExtractor(Extractor):
                                    batch_size=batch_size, cache_size=cache_size,
                                    num_threads=num_threads, runtime=runtime,
                                    token_budget=token_budget)
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-        self._vader = SentimentIntensityAnalyzer()
+        self._vader = Vader()
         # Per configured topic: the head serving it and the descriptions it is applied with.
         self._stance: dict[str, Serving] = {}
         # Per topic: which head serves it and why (exact / description similarity / generic).
@@ -349,7 +348,7 @@ class LearnedExtractor(Extractor):
             if e_conf < self._neutral_below:
                 emotion, e_conf = "neutral", 1.0 - e_conf
             agr = agreement.get(i)
-            compound = self._vader.polarity_scores(pair.text)["compound"]
+            compound = self._vader.compound(pair.text)
             out.append(Labels(
                 post_id=pair.post_id,
                 stance=s_label,  # type: ignore[arg-type]

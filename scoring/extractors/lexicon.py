@@ -14,6 +14,7 @@ from polarwatch.config import Topic
 from polarwatch.records import Labels
 from polarwatch.terms import whole_words
 from scoring.extractors.base import Extractor, PostPair, with_blank_posts
+from scoring.extractors.sentiment import Vader
 
 # Hostility toward people (the paper's "affect"): insults and out-group slurs, not mere negativity.
 HOSTILE_TERMS = (
@@ -58,9 +59,7 @@ class LexiconExtractor(Extractor):
 
     def __init__(self, topics: Sequence[Topic]) -> None:
         super().__init__(topics)
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-        self._vader = SentimentIntensityAnalyzer()
+        self._vader = Vader()
         self._hostile = _phrase_regex(HOSTILE_TERMS)
         self._agree = _phrase_regex(AGREE_TERMS)
         self._disagree = _phrase_regex(DISAGREE_TERMS)
@@ -82,7 +81,7 @@ class LexiconExtractor(Extractor):
         out = []
         for pair in batch:
             text = pair.text
-            compound = self._vader.polarity_scores(text)["compound"]
+            compound = self._vader.compound(text)
             stance, stance_conf = self._stance_of(text, pair.topic)
             hostile = _count(self._hostile, text)
             if hostile:
