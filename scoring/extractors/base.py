@@ -3,6 +3,7 @@ with no text."""
 
 from __future__ import annotations
 
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,12 @@ from polarwatch.errors import BackendError
 from polarwatch.records import Labels
 
 NO_TEXT = "no text: nothing to label"  # the explanation of a blank post's labels
+# Characters that show nothing, besides whitespace and the format characters (Unicode category
+# Cf: zero-width space and joiners, BOM, word joiner, soft hyphen, bidi marks, U+180E, tags):
+# the combining grapheme joiner, the Hangul fillers and the braille blank, used as invisible
+# "text" where an empty post is refused.
+INVISIBLE = frozenset("\u034f\u115f\u1160\u3164\uffa0\u2800")
+VARIATION_SELECTORS = (range(0xFE00, 0xFE10), range(0xE0100, 0xE01F0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +58,22 @@ class Extractor(ABC):
         """Return one Labels per input, in order. Roots get ``agreement=None``."""
 
 
+def invisible(ch: str) -> bool:
+    """Whether the character `ch` shows nothing (see ``INVISIBLE``)."""
+    return (ch.isspace() or ch in INVISIBLE or unicodedata.category(ch) == "Cf"
+            or any(ord(ch) in r for r in VARIATION_SELECTORS))
+
+
+def no_text(text: str) -> bool:
+    """Whether `text` is empty once whitespace and invisible characters are removed.
+    Punctuation is text: "." is not blank."""
+    return all(invisible(ch) for ch in text.strip())  # stops at the first visible character
+
+
 def blank(pair: PostPair) -> bool:
-    """A post with no text (empty or whitespace only): there is nothing to label."""
-    return not pair.text.strip()
+    """A post with no text (empty, or only whitespace and invisible characters such as a
+    zero-width space or a BOM): there is nothing to label."""
+    return no_text(pair.text)
 
 
 def no_text_labels(pair: PostPair, backend: str) -> Labels:

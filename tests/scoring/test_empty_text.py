@@ -1,6 +1,6 @@
-"""A post with no text (empty or whitespace only) gets the same labels from every backend: no
-stance, no hostility, no emotion, and no confidence claimed; nothing is sent to an LLM and the
-cascade never escalates it."""
+"""A post with no text (empty, or only whitespace and invisible characters) gets the same labels
+from every backend: no stance, no hostility, no emotion, and no confidence claimed; nothing is
+sent to an LLM and the cascade never escalates it."""
 
 from __future__ import annotations
 
@@ -100,6 +100,30 @@ def test_every_backend_labels_a_blank_post_the_same(
             assert lab == expected(pair, name)
     if name == "llm":  # only the post with text was sent
         assert len(seen) == 1 and "stricter gun laws" in seen[0]
+
+
+# Nothing visible: zero-width space, BOM, word joiner + zero-width joiner, soft hyphen,
+# combining grapheme joiner, Mongolian vowel separator, tag space, a Hangul filler, a variation
+# selector, all among spaces. Each got "pro 0.9951" from `learned`.
+INVISIBLE = ["\u200b", "\ufeff", "\u2060\u200d", "\u00ad", "\u034f", "\u180e", "\U000e0020",
+             " \u3164 ", "\ufe0f", "\u200b \ufeff\n\u115f\u1160\uffa0\u2800\U000e0100"]
+
+
+@pytest.mark.parametrize("name", ["lexicon", "learned", "llm"])
+def test_a_post_of_invisible_characters_has_no_text(
+        name: str, topics: list[Topic], llm_url: tuple[str, list[str]],
+        request: pytest.FixtureRequest) -> None:
+    url, seen = llm_url
+    seen.clear()
+    batch = [PostPair(f"inv{i}", text, "gun_control") for i, text in enumerate(INVISIBLE)]
+    batch += [PostPair("reply", "\u200b", "gun_control", "Ban assault weapons."),
+              PostPair("dot", ".", "gun_control")]
+    labels = _build(name, topics, url, request).extract(batch)
+    for pair, lab in zip(batch[:-1], labels[:-1], strict=True):
+        assert lab == expected(pair, name), ascii(pair.text)
+    assert labels[-1].explanation != NO_TEXT  # punctuation is text: it is labelled
+    if name == "llm":  # only "." was sent
+        assert len(seen) == 1
 
 
 def test_the_cascade_never_escalates_a_blank_post(topics: list[Topic],
