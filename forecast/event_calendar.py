@@ -37,11 +37,12 @@ def calendar_path(cfg: Config, file: str | None = None) -> Path:
 
 
 def topic_ids(cfg: Config) -> list[str] | None:
-    """The configured topic ids (None without a topics file: events are then not checked)."""
-    try:
-        return [t.id for t in cfg.load_topics()]
-    except PolarwatchError:
+    """The configured topic ids (None without a topics file: events are then not checked). A
+    topics file that cannot be read is its ConfigError (naming the file and the fix), not a
+    reason to stop checking events."""
+    if not cfg.path(cfg.extractor.topics_file).exists():
         return None
+    return [t.id for t in cfg.load_topics()]
 
 
 def list_events(path: Path, topic: str | None = None,

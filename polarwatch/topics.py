@@ -71,8 +71,30 @@ def parse_toml(path: Path, text: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {TOO_DEEP}") from None
 
 
+def _words(text: str) -> str:
+    """`text` compared the way a reader would: case and spacing ignored."""
+    return " ".join(text.casefold().split())
+
+
+def _check_sides(path: Path, entry: dict[str, Any]) -> None:
+    """A topic's stance is read against its pro and anti descriptions: each must say something,
+    and the two must differ (two identical sides made every stance "anti" at 0.5)."""
+    tid = entry["id"]
+    blank = [k for k in ("pro", "anti") if not _words(entry[k])]
+    if blank:
+        raise ConfigError(f"{path}: topic {tid!r}: {' and '.join(blank)} "
+                          f"{'is' if len(blank) == 1 else 'are'} blank; write what taking "
+                          f"that side means, e.g. pro = \"Supports stricter gun laws.\"")
+    if _words(entry["pro"]) == _words(entry["anti"]):
+        raise ConfigError(f"{path}: topic {tid!r}: pro and anti say the same "
+                          f"({entry['pro'].strip()!r}); a post's stance is read against the "
+                          f"two, so write the opposing side as anti, e.g. "
+                          f"anti = \"Opposes stricter gun laws.\"")
+
+
 def load_topics(path: str | Path) -> list[Topic]:
-    """Read a topics file (``[[topic]]`` tables); every topic needs id, name, pro and anti."""
+    """Read a topics file (``[[topic]]`` tables); every topic needs id, name, pro and anti, the
+    two sides described and different (case and spacing aside)."""
     path = Path(path)
     raw = read_toml(path, f"topics file {path} does not exist; copy topics.toml from the "
                           f"repository or set [extractor] topics_file")
@@ -98,6 +120,7 @@ def load_topics(path: str | Path) -> list[Topic]:
         unknown = set(entry) - {f.name for f in dataclasses.fields(Topic)}
         if unknown:
             raise ConfigError(f"{path}: topic {entry['id']!r} has unknown key(s) {sorted(unknown)}")
+        _check_sides(path, entry)
         for key in ("keywords", "pro_terms", "anti_terms"):
             terms = entry.get(key, [])
             # a bare string would be iterated letter by letter by the extractors

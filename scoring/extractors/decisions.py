@@ -26,12 +26,17 @@ AFFECT_YES_AT = 0.70
 def abstain(probs: np.ndarray, classes: Sequence[str], unclear_above: float) -> int:
     """Index of the stance to report: "unclear" only when the head gives it at least
     ``unclear_above`` (and it is the most probable class), else the likelier of pro and anti.
-    ``unclear_above`` = 0 is the plain argmax."""
+    ``unclear_above`` = 0 is the plain argmax. When pro and anti are exactly as likely, neither
+    side is reported: "unclear" (argmax picks the side listed first: "anti" in the shipped
+    heads)."""
     k = int(probs.argmax())
-    if classes[k] != "unclear" or probs[k] >= unclear_above:
-        return k
     sides = [j for j, c in enumerate(classes) if c != "unclear"]
-    return max(sides, key=lambda j: probs[j]) if sides else k
+    if classes[k] == "unclear" and probs[k] < unclear_above and sides:
+        k = max(sides, key=lambda j: probs[j])
+    if classes[k] != "unclear" and "unclear" in classes and sum(
+            probs[j] == probs[k] for j in sides) > 1:
+        return list(classes).index("unclear")
+    return k
 
 
 def affect_choice(probs: np.ndarray, classes: Sequence[str], yes_at: float) -> int:

@@ -104,6 +104,36 @@ def test_a_topics_file_that_is_not_utf8_is_one_line(project: Path,
             f"UTF-8; save the file as UTF-8") in error, error
 
 
+SIDES = ('[[topic]]\nid = "gun_control"\nname = "Gun control"\npro = "Supports stricter gun '
+         'laws."\nanti = "Opposes stricter gun laws."\n[[topic]]\nid = "{id}"\nname = "X"\n'
+         'pro = "{pro}"\nanti = "{anti}"\n')
+
+
+@pytest.mark.parametrize(("pro", "anti", "says"), [
+    ("Supports stricter gun laws.", "Supports stricter gun laws.", "pro and anti say the same"),
+    ("Supports stricter  gun laws.", " supports STRICTER gun laws. ", "pro and anti say the same"),
+    (" ", " ", "pro and anti are blank"),
+    ("Supports stricter gun laws.", "\\t", "anti is blank"),
+], ids=["identical", "case-and-spacing", "both-blank", "anti-blank"])
+@pytest.mark.parametrize("command", [
+    ["label", "posts.jsonl", "--backend", "lexicon"], ["stream"],
+    ["train", "--from-warehouse", "--topic", "gun_control"], ["relabel", "--since", "2026-01-01"],
+    ["events", "add", "x", "--topic", "gun_control", "--start", "2026-01-01", "--kind", "sudden"],
+], ids=lambda c: " ".join(c[:2]))
+def test_sides_that_say_nothing_or_the_same_stop_every_command(
+        project: Path, capsys: pytest.CaptureFixture[str], pro: str, anti: str, says: str,
+        command: list[str]) -> None:
+    """Identical or blank pro/anti were accepted and every stance came out "anti 0.5"."""
+    (project / "topics.toml").write_text(SIDES.format(id="odd_one", pro=pro, anti=anti))
+    (project / "posts.jsonl").write_text(
+        json.dumps({"id": "1", "text": "x", "topic": "odd_one"}) + "\n")
+    error = one_error(*run(capsys, *command))
+    assert f"{project / 'topics.toml'}: topic 'odd_one': {says}" in error, error
+    assert ("write the opposing side as anti" if "same" in says
+            else "write what taking that side means") in error, error
+    assert not (project / "events.toml").read_text().count('"x"'), "the event was added"
+
+
 def test_an_unknown_key_of_a_known_section_in_the_environment_is_refused(
         project: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,6 +15,16 @@ def test_unclear_only_when_the_head_is_confident_of_it() -> None:
     assert abstain(np.array([0.7, 0.3]), ("unclear", "pro"), 0.9) == 1
 
 
+def test_an_exact_tie_between_the_sides_is_unclear() -> None:
+    classes = ("unclear", "anti", "pro")  # the shipped heads' order: anti before pro
+    for unclear_above in (0.0, 0.55, 0.99):
+        assert abstain(np.array([0.1, 0.45, 0.45]), classes, unclear_above) == 0
+        assert abstain(np.array([0.4, 0.3, 0.3]), classes, unclear_above) == 0
+    assert abstain(np.array([0.0999, 0.45, 0.4501]), classes, 0.55) == 2  # no tie: a side
+    assert abstain(np.array([0.39, 0.31, 0.3]), classes, 0.55) == 1
+    assert abstain(np.array([0.5, 0.5]), ("anti", "pro"), 0.55) == 0  # nothing else to say
+
+
 def test_hostile_only_when_the_head_is_sure_enough() -> None:
     classes = ("no", "yes")
     assert affect_choice(np.array([0.4, 0.6]), classes, 0.5) == 1  # the plain argmax

@@ -113,6 +113,19 @@ def test_generic_stance_head_serves_a_new_topic() -> None:
     assert lab.stance in STANCES and lab.explanation.startswith("stance head stance@")
 
 
+def test_identical_sides_give_no_side() -> None:
+    """A topic whose pro and anti say the same (load_topics refuses it; built here directly):
+    the two sides are exactly as likely for every post, which is "unclear", not "anti 0.5"."""
+    from scoring.extractors.learned import LearnedExtractor
+
+    topic = Topic(id="same", name="Gun control", pro="Supports stricter gun laws.",
+                  anti="Supports stricter gun laws.")
+    texts = ["Stricter gun laws save lives.", "Shall not be infringed.", "I love pizza."]
+    labels = LearnedExtractor([topic]).extract([PostPair(str(i), t, "same")
+                                                for i, t in enumerate(texts)])
+    assert [lab.stance for lab in labels] == ["unclear"] * 3
+
+
 def test_missing_heads_raise_a_clear_error(tmp_path: Path, topics: list[Topic]) -> None:
     from scoring.extractors.learned import LearnedExtractor
 
