@@ -7,6 +7,7 @@ import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from polarwatch.config import Topic
 from polarwatch.errors import BackendError
@@ -31,6 +32,31 @@ class PostPair:
     parent_text: str | None = None  # None for a root, or when the parent is not known yet
 
 
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The finite range a backend's numeric option must fall in (checked by the registry for
+    ``-O BACKEND.KEY=VALUE`` and ``[extractor]`` alike); ``what`` says what the number is."""
+
+    low: float
+    high: float
+    what: str
+    above_low: bool = False  # `low` itself is refused (a timeout of 0 s)
+
+    def holds(self, value: float) -> bool:
+        """Whether `value` is in range (NaN and infinities never are)."""
+        return (self.low < value if self.above_low else self.low <= value) and value <= self.high
+
+    def __str__(self) -> str:
+        low = f"above {number(self.low)}" if self.above_low else f"from {number(self.low)}"
+        return (f"{low} {'and at most' if self.above_low else 'to'} {number(self.high)} "
+                f"({self.what})")
+
+
+def number(x: float) -> str:
+    """`x` as a person writes it: 1,000,000 and 0.5 (not 1e+06)."""
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
 class OverBudget(BackendError):
     """A call the caller's budget (the cascade's ``llm_calls_per_minute``) did not allow: the
     post was not sent."""
@@ -49,6 +75,8 @@ class Extractor(ABC):
     # budget per call instead of per post.
     counts_calls: bool = False
     call_gate: Callable[[], bool] | None = None
+    # The range of each numeric keyword option (every int and float one has an entry).
+    option_bounds: ClassVar[dict[str, Bounds]] = {}
 
     def __init__(self, topics: Sequence[Topic]) -> None:
         self.topics = {t.id: t for t in topics}

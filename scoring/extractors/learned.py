@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -45,7 +45,7 @@ from polarwatch.config import Topic
 from polarwatch.errors import BackendError
 from polarwatch.records import Labels
 from scoring.extractors.adapter import ADAPTER_FILE, adapter_digest
-from scoring.extractors.base import Extractor, PostPair, with_blank_posts
+from scoring.extractors.base import Bounds, Extractor, PostPair, with_blank_posts
 from scoring.extractors.decisions import (
     AFFECT_YES_AT,
     STANCE_UNCLEAR_ABOVE,
@@ -181,6 +181,15 @@ def fresh_topic_heads(topic_heads: dict[tuple[str, str], Head], generic: Head
 
 class LearnedExtractor(Extractor):
     name = "learned"
+    option_bounds: ClassVar[dict[str, Bounds]] = {
+        "batch_size": Bounds(1, 4_096, "posts per encoder batch"),
+        "cache_size": Bounds(0, 10_000_000, "embeddings kept in memory"),
+        "num_threads": Bounds(0, 256, "encoder threads; 0 = the runtime's default"),
+        "head_match_min": Bounds(0, 1, "the cosine similarity a topic head's descriptions "
+                                       "must reach"),
+        "unclear_above": Bounds(0, 1, "the probability at which a head's 'unclear' wins"),
+        "token_budget": Bounds(3, 512, "word pieces read per post, [CLS] and [SEP] included"),
+    }
 
     def __init__(self, topics: Sequence[Topic], heads_dir: str | Path | None = None,
                  batch_size: int = 64, cache_size: int = 20_000,

@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from cachetools import LRUCache
@@ -56,7 +56,14 @@ from polarwatch.errors import BackendError
 from polarwatch.http_limits import InFlight
 from polarwatch.records import Labels
 from polarwatch.redact import url_for_log
-from scoring.extractors.base import Extractor, OverBudget, PostPair, blank, no_text_labels
+from scoring.extractors.base import (
+    Bounds,
+    Extractor,
+    OverBudget,
+    PostPair,
+    blank,
+    no_text_labels,
+)
 from scoring.extractors.llm_exchange import DROPPED, MAX_RESPONSE_BYTES, Exchange, refused
 from scoring.extractors.llm_exchange import Failed as _Failed
 from scoring.extractors.llm_prompt import (
@@ -83,6 +90,20 @@ MAX_RETRY_AFTER = 60.0
 class LLMExtractor(Exchange, Extractor):
     name = "llm"
     counts_calls = True  # each HTTP attempt asks call_gate (the cascade's budget) first
+    option_bounds: ClassVar[dict[str, Bounds]] = {
+        "timeout": Bounds(0, 3_600, "seconds to wait for one answer", above_low=True),
+        "retries": Bounds(0, 100, "attempts after the first"),
+        "backoff": Bounds(0, 600, "seconds before the first retry, doubling"),
+        "concurrency": Bounds(1, 256, "requests in flight"),
+        "max_tokens": Bounds(1, 1_000_000, "tokens an answer may take"),
+        "temperature": Bounds(0, 2, "sampling temperature, OpenAI's range"),
+        "cache_size": Bounds(0, 10_000_000, "answers kept in memory"),
+        "explanation_chars": Bounds(0, 10_000, "characters kept of each explanation"),
+        "batch_timeout": Bounds(0, 86_400, "seconds after which no new request of a batch "
+                                           "starts", above_low=True),
+        "max_response_bytes": Bounds(1_024, 1_000_000_000, "bytes read of one answer"),
+        "max_retry_after": Bounds(0, 86_400, "the longest Retry-After waited for, seconds"),
+    }
 
     def __init__(self, topics: Sequence[Topic], base_url: str | None = None,
                  model: str | None = None, api_key: str | None = None, timeout: float = 60.0,

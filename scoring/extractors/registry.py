@@ -10,7 +10,7 @@ from typing import Any
 
 from polarwatch.config import Topic
 from polarwatch.errors import BackendError
-from scoring.extractors.base import Extractor
+from scoring.extractors.base import Bounds, Extractor, number
 
 BACKENDS: dict[str, str] = {
     "lexicon": "scoring.extractors.lexicon:LexiconExtractor",
@@ -47,13 +47,27 @@ def backend_options(name: str) -> list[str]:
     return list(option_types(backend_class(name)))
 
 
+def _example(name: str, key: str, bounds: Bounds) -> str:
+    """A value to show for an option: its default when that is a number in range."""
+    default = inspect.signature(backend_class(name).__init__).parameters[key].default
+    if isinstance(default, int | float) and not isinstance(default, bool) \
+            and bounds.holds(default):
+        return number(default).replace(",", "_")
+    return number(bounds.high if bounds.above_low else bounds.low).replace(",", "_")
+
+
 def checked_option(name: str, key: str, value: Any, annotation: str) -> Any:
-    """`value` as the option's type allows, or a BackendError saying what was expected."""
+    """`value` as the option's type allows, or a BackendError saying what was expected: for a
+    numeric option, a finite number within the backend's ``option_bounds``."""
     kinds = {part.strip().strip("'\"") for part in annotation.split("|")}
     if value is None and "None" in kinds:
         return None
     numeric = {int: {"int", "float"}, float: {"float"}, bool: {"bool"}}.get(type(value), set())
     if kinds & numeric:
+        bounds = backend_class(name).option_bounds.get(key)
+        if bounds is not None and not isinstance(value, bool) and not bounds.holds(value):
+            raise BackendError(f"option {name}.{key}={value!r}: expected a number {bounds} "
+                               f"(e.g. -O {name}.{key}={_example(name, key, bounds)})")
         return value
     if kinds & {"str", "Path"}:
         return (str(value).lower() if isinstance(value, bool) else str(value))

@@ -26,12 +26,12 @@ import os
 import struct
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from polarwatch.config import Topic
 from polarwatch.errors import BackendError
 from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES, Labels
-from scoring.extractors.base import Extractor, PostPair, with_blank_posts
+from scoring.extractors.base import Bounds, Extractor, PostPair, with_blank_posts
 from scoring.extractors.llm_prompt import FENCE_NOTE, fence
 from scoring.extractors.onnx_runtime import cache_dir, check_cache_dir
 
@@ -131,6 +131,10 @@ def load_causal_lm(model_path: str, gguf_file: str | None = None,
 
 class TransformersExtractor(Extractor):
     name = "transformers"
+    option_bounds: ClassVar[dict[str, Bounds]] = {
+        "threads": Bounds(0, 256, "torch threads; 0 = torch's default"),
+        "max_chars": Bounds(1, 1_000_000, "characters read of a post and of its parent"),
+    }
 
     def __init__(self, topics: Sequence[Topic], model_path: str | None = None,
                  gguf_file: str | None = None, convert_cache: bool = True,
