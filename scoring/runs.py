@@ -15,6 +15,7 @@ from typing import Any
 from polarwatch.config import Config, Topic, load_topics
 from polarwatch.errors import BackendError, ConfigError
 from polarwatch.safe_write import STDOUT, check_new_output, writing
+from scoring.extractors.base import no_text
 
 LOG = logging.getLogger(__name__)
 
@@ -108,14 +109,18 @@ class LabelRun:
     summary: str
     errors: list[str] = field(default_factory=list)
     unlabelled: int = 0  # rows written as "unclear"/"none": every backend failed on them
+    no_text: int = 0  # rows with no text: written with the "no text" labels, no backend's
 
     @property
     def all_failed(self) -> bool:
-        """No row got a label: every written row failed on every backend."""
-        return self.written > 0 and self.unlabelled == self.written
+        """No row got a label: every written row with text failed on every backend (rows with
+        no text neither count as labelled nor hide that; a file of them alone is no failure)."""
+        texts = self.written - self.no_text
+        return texts > 0 and self.unlabelled == texts
 
     def all_failed_error(self) -> str:
-        return (f"error: every backend failed on all {self.written:,} rows: no row got a label "
+        return (f"error: every backend failed on all {self.written - self.no_text:,} rows with "
+                f"text: no row got a label "
                 f"(the output holds them as unclear, backend \"none\"); fix the backend (see "
                 f"the failures above) or add a fallback (--fallback lexicon)")
 
@@ -168,22 +173,27 @@ def label_file(cfg: Config, src: Path, output: str | None, *, topics_file: str |
         with writing(str(output)), Path(str(output)).open("w", encoding="utf-8") as fh:
             written = io.write_jsonl(records, fh)
     chain = getattr(extractor, "primary", extractor)
-    per_backend = dict(Counter(lab.backend for lab in labels))
-    unlabelled = per_backend.get("none", 0)
+    blank = [no_text(p.text) for p in posts]  # their "no text" labels are no backend's
+    per_backend = dict(Counter(lab.backend for lab, b in zip(labels, blank, strict=True)
+                               if not b))
+    unlabelled, n_blank = per_backend.get("none", 0), sum(blank)
     failures = {k.removesuffix(" failed"): v for k, v in getattr(chain, "stats", {}).items()
                 if k.endswith(" failed")}
     unpaired = io.unpaired_replies(posts)
-    summary = (f"labeled {written - unlabelled:,} of {written:,} rows with {extractor.name} in "
+    summary = (f"labeled {written - unlabelled - n_blank:,} of {written:,} rows with "
+               f"{extractor.name} in "
                f"{label_s:.2f} s ({_rate(written, label_s)} rows/s; backend load "
                f"{load_s:.2f} s); {len(skipped):,} rows skipped; labels by backend: "
                f"{per_backend}"
                + (f"; failures by backend: {failures}" if failures else "")
                + (f"; {unlabelled:,} rows failed on every backend (written as unclear, "
                   f"backend \"none\")" if unlabelled else "")
+               + (f"; {n_blank:,} rows had no text (written as unclear: nothing to label)"
+                  if n_blank else "")
                + (f"; {unpaired:,} replies to a row of another topic left unpaired (no "
                   f"agreement, no interaction score)" if unpaired else "")
                + (f"; cascade: {dict(getattr(extractor, 'stats', {}))}"
                   if chain is not extractor else "")
                + (f" -> {output}" if output not in (None, "-") else ""))
     return LabelRun(written, skipped, summary, list(getattr(chain, "last_errors", [])),
-                    unlabelled)
+                    unlabelled, n_blank)
