@@ -116,24 +116,14 @@ def register(sub: Any) -> None:
                         description="Ingest posts from files, resuming after the last row the "
                                     "broker confirmed when run again.")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--format", choices=FORMATS, shown_default="from the extension; .gz is "
-                   "decompressed", help="file format")
-    p.add_argument("--preset", choices=sorted(PRESETS),
-                   help="column mapping of a Reddit comment/submission or Twitter (API v2 or "
-                        "v1.1) export; reddit also names ids, parents and links as Reddit does (t1_ comment, "
-                        "t3_ submission), whether the export gives the prefixes or not")
+    p.add_argument("--format", choices=FORMATS, help="file format",
+                   shown_default="from the extension; .gz is decompressed")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="a Reddit or Twitter export's columns")
     p.add_argument("--map", metavar="FIELD=COLUMN,...",
-                   help="post field → column, e.g. text=body,created_at=created_utc; a dotted "
-                        "column reads nested JSON (author_id=user.id_str), a number in it indexes "
-                        "a list (parent_id=referenced_tweets.0.id) and NAME[KEY=VALUE] takes the "
-                        "list's first object whose KEY is VALUE "
-                        "(referenced_tweets[type=replied_to].id); A|B reads the first that is not "
-                        "null; =VALUE is a constant. A parent_id column no row has is warned "
-                        "about at the end")
-    p.add_argument("--platform", shown_default="file",
-                   help="platform name stored with each post (only that: ids, parents and "
-                        "conversations stay as the file gives them; Reddit's t1_/t3_ names come "
-                        "with --preset reddit)")
+                   help="post field → column, e.g. text=body; user.id_str, a.0.id and "
+                        "a[type=replied_to].id read nested JSON, A|B the first not null, =VALUE "
+                        "is a constant (docs/cli.md)")
+    p.add_argument("--platform", shown_default="file", help="platform name stored with each post")
     p.add_argument("--assume-utc", action="store_true", help="read timestamps without a "
                    "timezone as UTC (without it they are dead-lettered)")
     p.add_argument("--replay-speed", type=argtypes.speed_or_max, shown_default="max: no waiting",
