@@ -59,7 +59,7 @@ def cmd_detect(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_alerts_test(cfg: Config, args: argparse.Namespace) -> int:
-    from forecast.alerts.delivery import sample_secret, send_sample_alert
+    from forecast.alerts.sample import sample_secret, send_sample_alert
     from polarwatch.redact import url_for_log
 
     secret = sample_secret(cfg, args.secret_env)

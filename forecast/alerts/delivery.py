@@ -31,7 +31,8 @@ page and the report use the same rule). Each run:
    episode never gets a resolved message;
 3. what a receiver has not seen yet is sent with :class:`~forecast.alerts.webhooks.WebhookSender`
    (signed, retried with backoff, logged in ``alert_deliveries``): the firing message first, then
-   the resolved one, each marked sent once every endpoint has it. Each endpoint is served on a
+   the resolved one, each marked sent once every endpoint has it (an endpoint added since an
+   episode's firing message went out gets it first: :func:`~forecast.alerts.state.firing_lacked`). Each endpoint is served on a
    thread of its own (:data:`MAX_PARALLEL` at once), so a dead or slow receiver's retries hold
    no other endpoint's messages; the run ends when the last endpoint is done.
 
@@ -49,11 +50,8 @@ how many each endpoint has.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -66,6 +64,7 @@ import pandas as pd
 
 from forecast.alarms import band_text, decided_by
 from forecast.alerts.state import (
+    firing_lacked,
     mark_sent,
     pending_alerts,
     recorded_episodes,
@@ -76,18 +75,14 @@ from forecast.alerts.state import (
 from forecast.alerts.webhooks import (
     LOG_LOCK,
     Alert,
-    DeliveryResult,
     Endpoint,
     RetryPolicy,
     WebhookSender,
     decode_secret,
     fingerprint_of,
-    sample_alert,
 )
 from polarwatch.config import Config
-from polarwatch.ddl import TABLES
-from polarwatch.errors import ConfigError, PolarwatchError, WarehouseUnreadable
-from polarwatch.fields import WebhookFormat
+from polarwatch.errors import ConfigError
 from polarwatch.redact import url_for_log
 from polarwatch.warehouse import connect, init_schema
 
@@ -266,7 +261,17 @@ def send_flag_alerts(cfg: Config, *, metric: str | None = None,
                                                     latest_windows(path, metric))
     pending = pending_alerts(path, metric)
     summary.escalated = sum(a.revision != "" for a in pending)
-    got = _deliver(endpoints, pending, path, retry_for(cfg), sleep)
+    # an endpoint added since an episode's firing message went out gets it first (state.py)
+    lacked = firing_lacked(path, metric, [ep.url for ep in endpoints])
+    if lacked:
+        LOG.info(f"alerts {metric}: {len(lacked)} firing message(s) of episodes not resolved "
+                 f"for every endpoint go to the endpoint(s) that never had them: "
+                 + ", ".join(sorted({url_for_log(u) for _, urls in lacked for u in urls})))
+    queued: list[tuple[Alert, set[str] | None]] = [(a, None) for a in pending]
+    queued = sorted(queued + list(lacked),  # stable: an episode's firing before its resolved
+                    key=lambda m: (m[0].starts_at, m[0].fingerprint, m[0].state == "resolved"))
+    pending = [a for a, _ in queued]
+    got = _deliver(endpoints, pending, path, retry_for(cfg), sleep, [u for _, u in queued])
     for i, alert in enumerate(pending):
         if all(delivered[i] for delivered in got):
             mark_sent(path, alert)
@@ -286,11 +291,12 @@ def send_flag_alerts(cfg: Config, *, metric: str | None = None,
 
 
 def _deliver(endpoints: list[Endpoint], pending: list[Alert], path: Path, retry: RetryPolicy,
-             sleep: Callable[[float], Any]) -> list[list[bool]]:
+             sleep: Callable[[float], Any], only: list[set[str] | None]) -> list[list[bool]]:
     """Send ``pending`` in order to every endpoint, each endpoint on a thread of its own (up to
-    :data:`MAX_PARALLEL` at once): one endpoint's retries hold no other endpoint. Returns, per
-    endpoint, whether it has each message (delivered now or before). An endpoint that does not
-    take a message is skipped for the rest of the run."""
+    :data:`MAX_PARALLEL` at once): one endpoint's retries hold no other endpoint. A message
+    whose ``only`` is a set goes to the endpoints of those URLs only: the others have it. Returns,
+    per endpoint, whether it has each message (delivered now or before). An endpoint that does
+    not take a message is skipped for the rest of the run."""
     senders = [WebhookSender([ep], path, retry, sleep=sleep) for ep in endpoints]  # schema first
     got: list[list[bool]] = [[] for _ in endpoints]
     todo: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -305,13 +311,18 @@ def _deliver(endpoints: list[Endpoint], pending: list[Alert], path: Path, retry:
             except queue.Empty:
                 return
             try:
-                for alert in pending:
-                    if got[i] and not got[i][-1]:  # down: skipped for the rest of this run
+                down = False
+                for alert, urls in zip(pending, only, strict=True):
+                    if urls is not None and endpoints[i].url not in urls:
+                        got[i].append(True)  # it has this firing message: not sent again
+                        continue
+                    if down:  # skipped for the rest of this run
                         got[i].append(False)
                         continue
                     [result] = senders[i].send(alert)
                     got[i].append(result.delivered)
-                    if not result.delivered:
+                    down = not result.delivered
+                    if down:
                         LOG.warning(f"alerts: {url_for_log(endpoints[i].url)} did not take "
                                     f"{alert.labels['flag']} on {alert.labels['topic']}; "
                                     f"skipping it for the rest of this run")
@@ -335,66 +346,3 @@ def _deliver(endpoints: list[Endpoint], pending: list[Alert], path: Path, retry:
     if errors:
         raise errors[0]
     return got
-
-
-# What --secret-env may echo: a conventional variable name. A signing key pasted by mistake has
-# lower-case letters (base64) or the whsec_ prefix, so it is never shown.
-ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
-
-
-def sample_secret(cfg: Config, secret_env: str | None) -> str | None:
-    """The signing secret of ``alerts test``: the value of the environment variable *named*
-    ``secret_env`` (a secret is never an argument: every user of the machine can read them),
-    else ``[alerts] secret``; None: unsigned. Errors never repeat ``secret_env`` unless it
-    looks like a variable name (upper case, digits, _): it may be the secret itself."""
-    if not secret_env:
-        return cfg.alerts.secret.get_secret_value() or None
-    example = ("export PW_HOOK_SECRET='whsec_…' and pass --secret-env PW_HOOK_SECRET")
-    if secret_env.startswith("whsec_") or not secret_env.isidentifier():
-        raise PolarwatchError("--secret-env takes the name of an environment variable "
-                              "(letters, digits, _), not a secret (the value is not shown): "
-                              + example)
-    if not os.environ.get(secret_env):
-        shown = (secret_env if ENV_NAME.fullmatch(secret_env) else
-                 f"(a name of {len(secret_env)} characters, not shown: it has lower-case "
-                 f"letters and may be the secret itself)")
-        raise PolarwatchError(f"--secret-env {shown}: that variable is not set or is empty; "
-                              + example)
-    return os.environ[secret_env]
-
-
-def send_sample_alert(cfg: Config, url: str, secret: str | None, *, format: WebhookFormat | None = None,
-                      attempts: int = 3, log: bool = True) -> list[DeliveryResult]:
-    """Send :func:`forecast.alerts.webhooks.sample_alert` to ``url`` (``format`` default
-    ``[alerts] format``) with the config's timeout and backoff, ``attempts`` times at most;
-    logged in ``alert_deliveries`` when ``log`` and ``[warehouse] path`` is a warehouse. A file
-    that is not one is refused (nothing is sent); a missing one is not created: the test is
-    sent and not logged, and the log line says so."""
-    endpoint = Endpoint(url, secret=secret, format=format or cfg.alerts.format)
-    db = log_path(cfg.warehouse_path) if log else None
-    sender = WebhookSender([endpoint], db_path=db, fail_fast=False,
-                           retry=dataclasses.replace(retry_for(cfg), max_attempts=attempts))
-    return sender.send(sample_alert(), dedupe=False)
-
-
-def log_path(path: Path) -> Path | None:
-    """``path`` when it is a polarwatch warehouse (one of its tables at least; an older one is
-    upgraded by the sender), None with a warning when it does not exist. Another program's
-    DuckDB file, or a file DuckDB cannot open, raises :class:`WarehouseUnreadable`."""
-    if not path.exists():
-        LOG.warning(f"alerts test: {path} does not exist, so this test is not logged in "
-                    f"alert_deliveries (no warehouse is created for it): set [warehouse] path "
-                    f"(env POLARWATCH_WAREHOUSE_PATH) to the file the stream writes, or pass "
-                    f"--no-log")
-        return None
-    with connect(path, read_only=True) as con:
-        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    if tables & set(TABLES):
-        return path
-    shown = ", ".join(sorted(tables)[:5]) + (f" and {len(tables) - 5} more"
-                                               if len(tables) > 5 else "")
-    raise WarehouseUnreadable(
-        f"{path} is a DuckDB database but not a polarwatch warehouse ("
-        + (f"its tables are {shown}" if tables else "it holds no tables")
-        + "), so alerts test does not log to it: set [warehouse] path (env "
-          "POLARWATCH_WAREHOUSE_PATH) to the file the stream writes, or pass --no-log")

@@ -19,6 +19,9 @@ latest firing message) replaces that message in one transaction: new labels, the
 delivery, and never again: the next run compares with the labels of the update. A
 de-escalation, or a change within one severity, changes ``flag`` and the annotations and sends
 nothing; the resolved message carries the final class (:func:`pending_alerts`).
+
+``firing_sent`` says every endpoint *then* configured has the firing message; an endpoint added
+since is found by the delivery log (:func:`firing_lacked`) and sent it before any resolved one.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from forecast.alerts.webhooks import Alert
+from forecast.alerts.webhooks import OUTCOME_DELIVERED, Alert
 from polarwatch.warehouse import connect, transaction
 
 LOG = logging.getLogger(__name__)
@@ -156,15 +159,43 @@ def pending_alerts(path: str | Path, metric: str) -> list[Alert]:
         labels, annotations = json.loads(lab), json.loads(ann)
         # the stored fingerprint is the identity (rows from before IDENTITY_LABELS keep theirs)
         if not firing_sent:
-            update = ESCALATED_FROM in annotations
-            out.append(Alert(labels=labels, annotations=annotations, starts_at=utc(start),
-                             key=str(key), revision=labels.get("severity", "") if update else ""))
+            out.append(_firing_message(key, lab, ann, start))
         if end is not None and not resolved_sent:
             final = {**labels, "flag": flag} | (
                 {"severity": severity_of(flag)} if "severity" in labels else {})
             out.append(Alert(labels=final, annotations=annotations, starts_at=utc(start),
                              ends_at=utc(end), key=str(key)))
     return out
+
+
+def _firing_message(key: Any, lab: str, ann: str, start: Any) -> Alert:
+    """The row's latest firing message (an escalation update with its revision)."""
+    labels, annotations = json.loads(lab), json.loads(ann)
+    update = ESCALATED_FROM in annotations
+    return Alert(labels=labels, annotations=annotations, starts_at=utc(start), key=str(key),
+                 revision=labels.get("severity", "") if update else "")
+
+
+def firing_lacked(path: str | Path, metric: str, urls: list[str]
+                  ) -> list[tuple[Alert, set[str]]]:
+    """Firing messages marked sent that an endpoint of ``urls`` lacks, with the URLs lacking
+    each: the latest firing message of every episode whose resolved message is not sent yet
+    (open, or resolved since) when the delivery log has no firing message of that episode
+    delivered to the endpoint (one added to ``[alerts] webhooks`` since). It gets the firing
+    message before any resolved one, never a resolved message alone."""
+    if not urls:
+        return []
+    with connect(path, read_only=True) as con:
+        rows = con.execute(
+            "SELECT s.fingerprint, s.labels, s.annotations, s.starts_at, list(e.url ORDER BY "
+            "e.url) FROM alert_state s, (SELECT unnest(?::VARCHAR[]) AS url) e "
+            "WHERE s.metric = ? AND s.firing_sent AND NOT s.resolved_sent AND NOT EXISTS ("
+            "  SELECT 1 FROM alert_deliveries d WHERE d.endpoint = e.url AND d.fingerprint = "
+            "  s.fingerprint AND d.starts_at = s.starts_at AND d.state = 'firing' AND "
+            "  d.outcome = ?) GROUP BY ALL ORDER BY s.starts_at, s.fingerprint",
+            [urls, metric, OUTCOME_DELIVERED]).fetchall()
+    return [(_firing_message(key, lab, ann, start), set(lacking))
+            for key, lab, ann, start, lacking in rows]
 
 
 def mark_sent(path: str | Path, alert: Alert) -> None:

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.alerts.delivery import sample_secret, send_flag_alerts
+from forecast.alerts.delivery import send_flag_alerts
+from forecast.alerts.sample import sample_secret
 from forecast.alerts.webhooks import fingerprint_of
 from forecast.run import run_forecast
 from polarwatch.config import load_config
@@ -161,8 +162,9 @@ def test_a_first_run_on_a_long_history_sends_the_last_week_only(
 
 def test_an_alert_recorded_with_its_class_in_the_fingerprint_keeps_it(
         tmp_path: Path, receiver: Receiver) -> None:
-    """alert_state written before the identity left the class out: the open alert is matched by
-    its episode, not re-sent, not resolved, and its resolved message keeps the old id."""
+    """alert_state written before the identity left the class out (and the delivery log of
+    its firing message): the open alert is matched by its episode, not re-sent, not resolved,
+    and its resolved message keeps the old id."""
     path = tmp_path / "pw.duckdb"
     init_schema(path)
     write_history(path, 120, [(100, None)])
@@ -173,6 +175,9 @@ def test_an_alert_recorded_with_its_class_in_the_fingerprint_keeps_it(
         con.execute("INSERT INTO alert_state VALUES (?, ?, 'guns', 'mean_score', 'spike', ?, "
                     "'{}', NULL, true, false, ?)",
                     [legacy, START + timedelta(hours=100), json.dumps(labels), NOW])
+        con.execute("INSERT INTO alert_deliveries VALUES (?, ?, 'firing', ?, 'msg_old', 1, 200, "
+                    "NULL, 'delivered', ?)",
+                    [receiver.url, legacy, START + timedelta(hours=100), NOW])
     cfg = config(path, receiver.url)
     assert send_flag_alerts(cfg) == dict(active=1, opened=0, resolved=0, sent=0, failed=0,
                                          escalated=0, history=0)
