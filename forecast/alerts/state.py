@@ -18,7 +18,9 @@ latest firing message) replaces that message in one transaction: new labels, the
 :data:`ESCALATED_FROM` annotation, ``firing_sent`` false. So it is sent once, on the next
 delivery, and never again: the next run compares with the labels of the update. A
 de-escalation, or a change within one severity, changes ``flag`` and the annotations and sends
-nothing; the resolved message carries the final class (:func:`pending_alerts`).
+nothing; the resolved message carries the final class (:func:`pending_alerts`). While no
+endpoint has taken the pending firing message (the delivery log), such a change replaces its
+labels too, or withdraws an update whose class fell back to what receivers have.
 
 ``firing_sent`` says every endpoint *then* configured has the firing message; an endpoint added
 since is found by the delivery log (:func:`firing_lacked`) and sent it before any resolved one.
@@ -26,15 +28,17 @@ since is found by the delivery log (:func:`firing_lacked`) and sent it before an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from forecast.alerts.webhooks import OUTCOME_DELIVERED, Alert
+from forecast.alerts.webhooks import OUTCOME_DELIVERED, Alert, webhook_id
 from polarwatch.warehouse import connect, transaction
 
 LOG = logging.getLogger(__name__)
@@ -64,6 +68,29 @@ def _many(con: Any, sql: str, rows: list[list[Any]]) -> None:
         con.executemany(sql, rows)
 
 
+def _delivered(con: Any, message: Alert) -> bool:
+    """Whether the delivery log holds ``message`` (its ``webhook-id``) delivered to an
+    endpoint."""
+    rows = con.execute("SELECT DISTINCT endpoint, webhook_id FROM alert_deliveries WHERE "
+                       "fingerprint = ? AND starts_at = ? AND state = 'firing' AND outcome = ?",
+                       [message.fingerprint, message.starts_at, OUTCOME_DELIVERED]).fetchall()
+    return any(webhook_id(endpoint, message) == sent for endpoint, sent in rows)
+
+
+def _unsent_follows(message: dict[str, str], kept: dict[str, str], flag: str, severity: str
+                    ) -> tuple[dict[str, str], str | None]:
+    """The labels of a firing message no endpoint has, now that the class is ``flag``, and its
+    :data:`ESCALATED_FROM` (None: a first message). A first message takes the class; an
+    escalation update too while the class is above what receivers have (its
+    :data:`ESCALATED_FROM`), else it is withdrawn: the labels go back to what they have."""
+    base = kept.get(ESCALATED_FROM)
+    had = re.fullmatch(r"(\S+) \((\S+)\)", base or "")
+    if base is not None and had and SEVERITY_RANK.get(severity, 0) <= SEVERITY_RANK.get(
+            had[2], 0):
+        return {**message, "flag": had[1], "severity": had[2]}, None
+    return {**message, "flag": flag, "severity": severity}, base
+
+
 def update_state(path: str | Path, metric: str, alerts: list[Alert], recent: set[tuple[str, Any]],
                  latest: dict[str, datetime]) -> tuple[int, int]:
     """Record new alerts (firing, or already resolved: ``ends_at`` set), follow class changes,
@@ -91,7 +118,7 @@ def update_state(path: str | Path, metric: str, alerts: list[Alert], recent: set
               "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, false, false, ?)",
               [[a.fingerprint, a.starts_at, a.labels["topic"], metric, a.labels["flag"],
                 json.dumps(a.labels), json.dumps(a.annotations), a.ends_at, now] for a in new])
-        ends, changed, escalated = [], [], []
+        ends, changed, escalated, replaced = [], [], [], []
         for f, start, topic, flag, end, lab, ann, firing_sent in rows:
             if end is not None:
                 continue  # resolved: history
@@ -108,9 +135,24 @@ def update_state(path: str | Path, metric: str, alerts: list[Alert], recent: set
             if now_flag == flag and not rises:
                 continue
             annotations = dict(alert.annotations)
+            where = f"the {topic} episode of {utc(start):%Y-%m-%d %H:%M} UTC"
+            # a pending message no endpoint has follows a change that is no escalation (a rise
+            # is one: the message may be in flight, and its webhook-id would not change)
+            if not (rises or firing_sent or _delivered(con, _firing_message(f, lab, ann, start))):
+                labels, base = _unsent_follows(message, kept, now_flag, severity_of(now_flag))
+                withdrawn = ESCALATED_FROM in kept and base is None
+                if base is not None:
+                    annotations[ESCALATED_FROM] = base
+                replaced.append([now_flag, json.dumps(labels), json.dumps(annotations),
+                                 withdrawn, now, f, start])
+                LOG.info(f"alerts: {where} is now {now_flag} (was {flag}); its firing "
+                         f"{'update' if ESCALATED_FROM in kept else 'message'}, delivered to "
+                         f"no endpoint yet, " + (f"is withdrawn: receivers have "
+                                                 f"{kept[ESCALATED_FROM]}" if withdrawn
+                                                 else "follows the class"))
+                continue
             if ESCALATED_FROM in kept:
                 annotations[ESCALATED_FROM] = kept[ESCALATED_FROM]
-            where = f"the {topic} episode of {utc(start):%Y-%m-%d %H:%M} UTC"
             if rises:
                 if firing_sent or ESCALATED_FROM not in kept:  # what receivers were sent
                     annotations[ESCALATED_FROM] = (f"{message.get('flag', flag)} "
@@ -131,6 +173,9 @@ def update_state(path: str | Path, metric: str, alerts: list[Alert], recent: set
         _many(con, "UPDATE alert_state SET flag = ?, labels = ?, annotations = ?, "
                    "firing_sent = false, updated_at = ? WHERE fingerprint = ? AND starts_at = ?",
               escalated)
+        _many(con, "UPDATE alert_state SET flag = ?, labels = ?, annotations = ?, "
+                   "firing_sent = ?, updated_at = ? WHERE fingerprint = ? AND starts_at = ?",
+              replaced)
         _many(con, "UPDATE alert_state SET ends_at = ?, updated_at = ? "
                    "WHERE fingerprint = ? AND starts_at = ?", ends)
     return len(new), len(ends) + sum(a.ends_at is not None for a in new)
@@ -161,11 +206,15 @@ def pending_alerts(path: str | Path, metric: str) -> list[Alert]:
         if not firing_sent:
             out.append(_firing_message(key, lab, ann, start))
         if end is not None and not resolved_sent:
-            final = {**labels, "flag": flag} | (
-                {"severity": severity_of(flag)} if "severity" in labels else {})
-            out.append(Alert(labels=final, annotations=annotations, starts_at=utc(start),
-                             ends_at=utc(end), key=str(key)))
+            out.append(Alert(labels=_final(labels, flag), annotations=annotations,
+                             starts_at=utc(start), ends_at=utc(end), key=str(key)))
     return out
+
+
+def _final(labels: dict[str, str], flag: str) -> dict[str, str]:
+    """``labels`` with the class now (a resolved message's, a new endpoint's first)."""
+    return {**labels, "flag": flag} | ({"severity": severity_of(flag)} if "severity" in labels
+                                       else {})
 
 
 def _firing_message(key: Any, lab: str, ann: str, start: Any) -> Alert:
@@ -182,20 +231,26 @@ def firing_lacked(path: str | Path, metric: str, urls: list[str]
     each: the latest firing message of every episode whose resolved message is not sent yet
     (open, or resolved since) when the delivery log has no firing message of that episode
     delivered to the endpoint (one added to ``[alerts] webhooks`` since). It gets the firing
-    message before any resolved one, never a resolved message alone."""
+    message before any resolved one, never a resolved message alone; as its first, with the
+    class now and no :data:`ESCALATED_FROM` (the ``webhook-id`` stays the stored message's)."""
     if not urls:
         return []
     with connect(path, read_only=True) as con:
         rows = con.execute(
-            "SELECT s.fingerprint, s.labels, s.annotations, s.starts_at, list(e.url ORDER BY "
-            "e.url) FROM alert_state s, (SELECT unnest(?::VARCHAR[]) AS url) e "
+            "SELECT s.fingerprint, s.labels, s.annotations, s.starts_at, s.flag, "
+            "list(e.url ORDER BY e.url) FROM alert_state s, (SELECT unnest(?::VARCHAR[]) AS url) e "
             "WHERE s.metric = ? AND s.firing_sent AND NOT s.resolved_sent AND NOT EXISTS ("
             "  SELECT 1 FROM alert_deliveries d WHERE d.endpoint = e.url AND d.fingerprint = "
             "  s.fingerprint AND d.starts_at = s.starts_at AND d.state = 'firing' AND "
             "  d.outcome = ?) GROUP BY ALL ORDER BY s.starts_at, s.fingerprint",
             [urls, metric, OUTCOME_DELIVERED]).fetchall()
-    return [(_firing_message(key, lab, ann, start), set(lacking))
-            for key, lab, ann, start, lacking in rows]
+    out = []
+    for key, lab, ann, start, flag, lacking in rows:
+        stored = _firing_message(key, lab, ann, start)
+        first = {k: v for k, v in stored.annotations.items() if k != ESCALATED_FROM}
+        out.append((dataclasses.replace(stored, labels=_final(stored.labels, flag),
+                                        annotations=first), set(lacking)))
+    return out
 
 
 def mark_sent(path: str | Path, alert: Alert) -> None:

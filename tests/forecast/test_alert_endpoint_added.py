@@ -12,6 +12,7 @@ import pytest
 from forecast.alerts.delivery import send_flag_alerts
 from polarwatch.warehouse import init_schema
 from tests.forecast.test_alert_episodes import iso, messages, write_history
+from tests.forecast.test_alert_escalation import reclassify
 from tests.forecast.test_alerting import config
 from tests.forecast.test_webhooks import Receiver
 
@@ -73,3 +74,20 @@ def test_an_endpoint_added_as_the_episode_resolves_gets_firing_before_resolved(
         assert send_flag_alerts(both)["sent"] == 0 and len(late.requests) == 3
     finally:
         late.close()
+
+
+def test_a_new_endpoints_first_message_carries_the_class_now(
+        path: Path, receiver: Receiver, second: Receiver) -> None:
+    """The first endpoint got the spike, then an escalation update; the class then fell to a
+    dip (nothing sent). The endpoint added now gets one firing message, as a dip."""
+    cfg = config(path, receiver.url)
+    assert send_flag_alerts(cfg)["sent"] == 1
+    reclassify(path, "reactive")
+    assert send_flag_alerts(cfg)["escalated"] == 1
+    reclassify(path, "dip")
+    assert send_flag_alerts(cfg)["sent"] == 0
+    assert send_flag_alerts(config(path, f"{receiver.url},{second.url}"))["sent"] == 1
+    [data] = [r["body"]["data"] for r in second.requests]
+    assert (data["labels"]["flag"], data["labels"]["severity"]) == ("dip", "info")
+    assert data["annotations"]["summary"].startswith("dip on guns")
+    assert "escalated_from" not in data["annotations"] and len(receiver.requests) == 2
