@@ -350,13 +350,16 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
     if events is None:  # an event on a topic not in topics.toml is refused
         events = load_events(events_path(cfg.root), topic_ids(cfg))
     path = cfg.warehouse_path
-    trimmed: dict[str, str] = {}  # topics whose grid was cut to its newest windows
     until = datetime.now(UTC) + timedelta(hours=cfg.ingest.max_future_skew_hours)
-    series, freq = read_series(path, metric, trimmed=trimmed, until=until)
+    summary = ForecastSummary(metric)  # read_series fills trimmed, and skipped off-grid topics
+    series, freq = read_series(path, metric, trimmed=summary.trimmed, until=until,
+                               off_grid=summary.skipped)
     init_schema(path)  # an older file is upgraded in place (polarwatch.migrations.MIGRATIONS)
-    summary = ForecastSummary(metric, trimmed=trimmed)
+    for topic, reason in summary.skipped.items():
+        LOG.warning(f"  skip {topic}: {reason}")
     if series.empty:
-        LOG.info(f"forecast {metric}: no rows in topic_windows of {path}; nothing to do")
+        LOG.info(f"forecast {metric}: no rows in topic_windows of {path}"
+                 + (" on one window grid" if summary.skipped else "") + "; nothing to do")
     else:
         LOG.info(f"forecast {metric}: {series['series_id'].nunique()} topic(s), window {freq}, "
                  f"horizon {horizon}, interval {1 - alpha:.0%}, {len(events)} calendar event(s)")
@@ -368,7 +371,7 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
         created_at = datetime.now(UTC)
         frames, fitted = [], []
         for topic, group in series.groupby("series_id", sort=True):
-            cut = trimmed.get(str(topic))
+            cut = summary.trimmed.get(str(topic))
             try:
                 rows, fit, warm = forecast_topic(cfg, str(topic), group, metric, freq, events,
                                                  created_at)

@@ -91,12 +91,14 @@ def infer_freq(windows: pd.DataFrame) -> pd.Timedelta:
 
 
 def regularize(long: pd.DataFrame, freq: pd.Timedelta,
-               trimmed: dict[str, str] | None = None) -> pd.DataFrame:
+               trimmed: dict[str, str] | None = None,
+               off_grid: dict[str, str] | None = None) -> pd.DataFrame:
     """Reindex every series onto ``first_ts, first_ts + freq, ..., last_ts``; missing -> NaN.
 
     ``long`` has columns ``series_id, ts, y``. Timestamps that are off the grid of their series'
-    first timestamp raise ValueError (they would be silently dropped otherwise). A series
-    whose grid would exceed :data:`MAX_SERIES_WINDOWS` is cut to its newest windows
+    first timestamp raise ValueError (they would be silently dropped otherwise), or, given
+    ``off_grid``, leave that series out and record ``{series_id: the first such timestamp}``.
+    A series whose grid would exceed :data:`MAX_SERIES_WINDOWS` is cut to its newest windows
     (:func:`newest_stretch`); ``trimmed`` receives ``{series_id: what was left out}``.
     """
     if freq <= pd.Timedelta(0):
@@ -110,6 +112,10 @@ def regularize(long: pd.DataFrame, freq: pd.Timedelta,
         offsets = (group["ts"] - start) / freq
         if not np.allclose(offsets, np.round(offsets)):
             bad = group["ts"][~np.isclose(offsets, np.round(offsets))].iloc[0]
+            if off_grid is not None:
+                off_grid[str(sid)] = (f"{bad:%Y-%m-%d %H:%M} UTC is not on the "
+                                      f"{length_text(freq)} grid from {start:%Y-%m-%d %H:%M} UTC")
+                continue
             raise ValueError(f"series {sid!r}: timestamp {bad} is not on the {freq} grid "
                              f"starting at {start}")
         grid = pd.date_range(start, end, freq=freq, name="ts")
@@ -122,6 +128,28 @@ def regularize(long: pd.DataFrame, freq: pd.Timedelta,
                              "ts": pd.Series(dtype="datetime64[ns, UTC]"),
                              "y": pd.Series(dtype=float)})
     return pd.concat(parts, ignore_index=True)
+
+
+def length_text(length: pd.Timedelta) -> str:
+    """A window length as the config writes it: ``1h``, ``30min``, ``1d``, ``90s``."""
+    seconds = length.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _lengths_note(windows: pd.DataFrame, sid: str, where: str) -> str:
+    """Why ``sid`` cannot be put on one grid: the window lengths its rows hold, and the fix."""
+    rows = windows[windows["series_id"] == sid]
+    counts = (rows["window_end"] - rows["window_start"]).value_counts()
+    shown = " and ".join(f"{length_text(pd.Timedelta(k))} ({n} windows)"
+                         for k, n in counts.items())
+    held = (f"windows of {len(counts)} lengths: {shown}, as when the stream was restarted after "
+            f"[aggregate] window changed" if len(counts) > 1 else f"{shown} whose starts are "
+            f"not one grid")
+    return (f"topic_windows holds {held} ({where}); re-stream with `polarwatch stream --reset` "
+            f"to re-aggregate every window at [aggregate] window")
 
 
 def read_windows(path: str | Path, metric: str, until: datetime | None = None,
@@ -155,21 +183,26 @@ def read_windows(path: str | Path, metric: str, until: datetime | None = None,
 
 
 def read_series(path: str | Path, metric: str, freq: pd.Timedelta | None = None,
-                trimmed: dict[str, str] | None = None,
-                until: datetime | None = None) -> tuple[pd.DataFrame, pd.Timedelta]:
+                trimmed: dict[str, str] | None = None, until: datetime | None = None,
+                off_grid: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.Timedelta]:
     """Read ``metric`` per topic from ``topic_windows`` as a regular long table.
 
     Returns ``(series, freq)``: ``series`` has columns ``series_id, ts, y, n`` sorted by series
     and time, with NaN for windows that have no row (or a NULL metric); ``n`` is the count
     behind each value (:data:`SUPPORT`); ``freq`` is the window length (inferred from the data
     unless given). ``trimmed``: see :func:`regularize`; it also receives the windows after
-    `until` that were left out (:func:`read_windows`).
+    `until` that were left out (:func:`read_windows`). ``off_grid``: a topic whose windows
+    are not on one grid (windows of two lengths) is left out and gets why and the fix; without
+    it, ValueError.
     """
     future: dict[str, str] = {}
     windows = read_windows(path, metric, until, future)
     freq = infer_freq(windows) if freq is None else pd.Timedelta(freq)
     long = windows.rename(columns={"window_start": "ts"})[[*SERIES_COLUMNS, "n"]]
-    out = regularize(long, freq, trimmed)
+    out = regularize(long, freq, trimmed, off_grid)
+    if off_grid is not None:
+        for sid, where in off_grid.items():
+            off_grid[sid] = _lengths_note(windows, sid, where)
     if trimmed is not None:
         for sid, what in future.items():
             trimmed[sid] = f"{what}; {trimmed[sid]}" if sid in trimmed else what

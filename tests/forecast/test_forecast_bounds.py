@@ -81,3 +81,29 @@ def test_windows_dated_later_than_a_post_may_be_are_left_out(
     assert note in caplog.text
     stored = forecasts(path)
     assert stored["ts"].max() < pd.Timestamp("2100-01-01", tz="UTC")
+
+
+def test_a_topic_with_windows_of_two_lengths_is_skipped_and_says_how_to_fix_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A stream restarted after [aggregate] window changed from 1h to 30m, without --reset:
+    `forecast` stopped with a ValueError traceback for every topic. Now that topic is skipped
+    in one line naming both lengths and the fix; the other topics are forecast."""
+    rng = np.random.default_rng(5)
+    path = tmp_path / "pw.duckdb"
+    init_schema(path)
+    restart = LIVE + pd.Timedelta(hours=48, minutes=30)
+    seed(path, window_rows("climate_change", 3 + rng.normal(0, 0.2, 48), start=LIVE)
+         + window_rows("climate_change", 3 + rng.normal(0, 0.2, 20), start=restart,
+                       step=pd.Timedelta(minutes=30))
+         + window_rows("gun_control", 3 + rng.normal(0, 0.2, 48), start=LIVE))
+    caplog.set_level(logging.WARNING, logger="forecast")
+    summary = run_forecast(cfg_for(path), events=[], alerts=False)
+    assert summary.topics == 1 and list(summary.skipped) == ["climate_change"]
+    reason = summary.skipped["climate_change"]
+    assert "windows of 2 lengths: 1h (48 windows) and 30min (20 windows)" in reason, reason
+    assert "2026-01-03 00:30 UTC is not on the 1h grid" in reason, reason
+    assert "polarwatch stream --reset" in reason
+    assert [m for m in caplog.messages if "climate_change" in m] == [
+        f"  skip climate_change: {reason}"]
+    rows = forecasts(path)
+    assert set(rows["topic"]) == {"gun_control"}
