@@ -20,9 +20,12 @@ def cmd_forecast(cfg: Config, args: argparse.Namespace) -> int:
     from forecast.alerts.delivery import check_webhooks
     from forecast.run import run_forecast
     from polarwatch.console import log
+    from polarwatch.warehouse import lock_explained
 
     check_webhooks(cfg)
-    log(f"forecast done: {run_forecast(cfg, metric=args.metric)}")
+    with lock_explained(cfg.warehouse_path, "polarwatch forecast"):
+        summary = run_forecast(cfg, metric=args.metric)
+    log(f"forecast done: {summary}")
     return 0
 
 

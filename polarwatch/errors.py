@@ -7,7 +7,8 @@
     ├── PrerequisiteError    a system prerequisite (Java, a binary) is missing
     ├── BackendError         an extractor backend failed or is not installed
     ├── WarehouseMissing     the DuckDB file does not exist yet (also a FileNotFoundError)
-    └── WarehouseUnreadable  the warehouse path is not a DuckDB file (a directory, another file)
+    ├── WarehouseUnreadable  the warehouse path is not a DuckDB file (a directory, another file)
+    └── WarehouseLocked      another process kept the DuckDB file's lock through the retries
 """
 
 from __future__ import annotations
@@ -43,3 +44,9 @@ class WarehouseMissing(PolarwatchError, FileNotFoundError):
 
 class WarehouseUnreadable(PolarwatchError):
     """The warehouse path exists but DuckDB cannot open it (not a lock: those are retried)."""
+
+
+class WarehouseLocked(PolarwatchError):
+    """Another process held the DuckDB file's lock through :func:`polarwatch.warehouse.connect`'s
+    retries (:func:`polarwatch.warehouse.lock_explained` raises it; connect re-raises DuckDB's
+    own error, which callers that wait on the writer handle)."""

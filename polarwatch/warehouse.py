@@ -23,7 +23,7 @@ from typing import Any
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
 from polarwatch.ddl import SCHEMA, TABLES, VIEWS
-from polarwatch.errors import SchemaError, WarehouseMissing, WarehouseUnreadable
+from polarwatch.errors import SchemaError, WarehouseLocked, WarehouseMissing, WarehouseUnreadable
 from polarwatch.migrations import LATEST_VERSION, MIGRATIONS, Migration
 
 LOG = logging.getLogger(__name__)
@@ -77,6 +77,29 @@ def is_lock_error(exc: BaseException) -> bool:
     """Transient contention on the DuckDB file (LOCK_ERROR_MARKERS)."""
     text = str(exc)
     return any(marker in text for marker in LOCK_ERROR_MARKERS)
+
+
+@contextmanager
+def lock_explained(path: str | Path, doing: str) -> Iterator[None]:
+    """DuckDB's lock error, still there after :func:`connect`'s retries, as one
+    :class:`WarehouseLocked` line: who holds ``path`` (the program and PID DuckDB names) and
+    what to do. ``doing`` names the command (``polarwatch forecast``)."""
+    import duckdb
+
+    try:
+        yield
+    except duckdb.Error as exc:
+        if not is_lock_error(exc):
+            raise
+        held = re.search(r"held in (.+?) \(PID (\d+)\)", str(exc))
+        who = f"another process (PID {held[2]}, {held[1]})" if held else "another process"
+        raise WarehouseLocked(
+            f"{path} is locked: {who} holds it open and kept it through "
+            f"{LOCK_RETRY_SECONDS * LOCK_RETRY_ATTEMPTS:g} s of retries, so {doing} did not run. "
+            f"The stream and the demo hold it for a moment per batch, so {doing} runs beside "
+            f"them; a program that keeps the file open (a duckdb shell, a notebook, a stuck "
+            f"process{f': ps -p {held[2]}' if held else ''}) must close it, then run {doing} "
+            f"again") from exc
 
 
 # DuckDB's words for a file it opened but cannot read on: cut short (a partial copy: the

@@ -26,7 +26,9 @@ from typing import Any
 from forecast.reports.gather import gather, parse_duration
 from forecast.reports.render import render
 from polarwatch.config import Config
+from polarwatch.errors import WarehouseLocked
 from polarwatch.safe_write import output_target, write_text
+from polarwatch.warehouse import lock_explained
 
 LOG = logging.getLogger(__name__)
 # The bytes of a file name that is not UTF-8 (from a Latin-1 machine), which Python keeps as
@@ -60,18 +62,30 @@ def report_loop(cfg: Config, *, output: str | Path, topics: Sequence[str] | None
                 since: str | None = None, every: str | None = None, count: int | None = None,
                 before: Callable[[], Any] | None = None,
                 sleep: Callable[[float], Any] = time.sleep) -> list[Path]:
-    """One report, or one every ``every`` (``count`` times, or until interrupted); each path
+    """One report, or one every ``every`` (``count`` runs, or until interrupted); each path
     is logged as it is written. ``before`` runs first each time (``report --forecast``: the
-    forecast run, so the report never imports the modelling code)."""
+    forecast run, so the report never imports the modelling code). A warehouse another process
+    keeps locked (:class:`WarehouseLocked`) stops a single report; in a loop that run is
+    logged and the next one comes on time (raised when no run of the loop wrote a report)."""
     period = parse_duration(every).total_seconds() if every else None
     output_target(output_name(output, datetime.now(UTC)))  # before `before` runs the forecast
     paths: list[Path] = []
+    run = 0
     while True:
+        run += 1
         started = time.monotonic()
-        if before is not None:
-            before()
-        paths.append(write_report(cfg, output, topics, since))
-        LOG.info(f"report written: {paths[-1]}")
-        if period is None or (count is not None and len(paths) >= count):
+        try:
+            with lock_explained(cfg.warehouse_path, "polarwatch report"):
+                if before is not None:
+                    before()
+                paths.append(write_report(cfg, output, topics, since))
+            LOG.info(f"report written: {paths[-1]}")
+        except WarehouseLocked as exc:
+            last = count is not None and run >= count
+            if period is None or (last and not paths):
+                raise
+            LOG.warning(f"report run {run}" + (f" of {count}" if count else "") + f" not "
+                        f"written: {exc}" + ("" if last else f"; the next run is in {every}"))
+        if period is None or (count is not None and run >= count):
             return paths
         sleep(max(0.0, period - (time.monotonic() - started)))
