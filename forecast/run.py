@@ -70,7 +70,7 @@ from forecast.models import (
     fit_predict,
 )
 from forecast.seasons import season_points
-from forecast.series import COUNT_METRICS, read_series, validate_metric
+from forecast.series import COUNT_METRICS, newest_allowed, read_series, validate_metric
 from polarwatch.config import Config
 from polarwatch.events import Event, events_path, load_events
 from polarwatch.tables import ForecastRow
@@ -350,7 +350,7 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
     if events is None:  # an event on a topic not in topics.toml is refused
         events = load_events(events_path(cfg.root), topic_ids(cfg))
     path = cfg.warehouse_path
-    until = datetime.now(UTC) + timedelta(hours=cfg.ingest.max_future_skew_hours)
+    until = newest_allowed(cfg.ingest.max_future_skew_hours)
     summary = ForecastSummary(metric)  # read_series fills trimmed, and skipped off-grid topics
     series, freq = read_series(path, metric, trimmed=summary.trimmed, until=until,
                                off_grid=summary.skipped)

@@ -12,8 +12,9 @@ data from 2026, that is the stretch after the gap); what was left out is said pe
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -152,6 +153,24 @@ def _lengths_note(windows: pd.DataFrame, sid: str, where: str) -> str:
             f"to re-aggregate every window at [aggregate] window")
 
 
+def newest_allowed(max_future_skew_hours: float) -> datetime:
+    """The latest window start `forecast` and `report` read: now plus ``[ingest]
+    max_future_skew_hours``, the latest a post may be dated (later windows hold forged dates
+    stored before that key was capped)."""
+    return datetime.now(UTC) + timedelta(hours=max_future_skew_hours)
+
+
+def future_windows(con: Any, until: datetime) -> dict[str, str]:
+    """``{topic: how many windows start after until, from when}``: what is left out."""
+    return {str(topic): (f"{n} window(s) from {first} UTC on left out: they start after "
+                         f"{until:%Y-%m-%d %H:%M} UTC, later than a post may be dated now "
+                         f"([ingest] max_future_skew_hours)")
+            for topic, n, first in con.execute(
+                "SELECT topic, count(*), strftime(timezone('UTC', min(window_start)), "
+                "'%Y-%m-%d %H:%M') FROM topic_windows WHERE window_start > ? GROUP BY 1 "
+                "ORDER BY 1", [until]).fetchall()}
+
+
 def read_windows(path: str | Path, metric: str, until: datetime | None = None,
                  future: dict[str, str] | None = None) -> pd.DataFrame:
     """Raw rows ``series_id, window_start, window_end, y, n`` for one metric (UTC, tz-aware);
@@ -169,13 +188,7 @@ def read_windows(path: str | Path, metric: str, until: datetime | None = None,
     with connect(path, read_only=True) as con:
         df = con.execute(sql, args).df()
         if until is not None and future is not None:
-            for topic, n, first in con.execute(
-                    "SELECT topic, count(*), strftime(timezone('UTC', min(window_start)), "
-                    "'%Y-%m-%d %H:%M') FROM topic_windows WHERE window_start > ? GROUP BY 1 "
-                    "ORDER BY 1", args).fetchall():
-                future[str(topic)] = (f"{n} window(s) from {first} UTC on left out: they start "
-                                      f"after {until:%Y-%m-%d %H:%M} UTC, later than a post "
-                                      f"may be dated now ([ingest] max_future_skew_hours)")
+            future.update(future_windows(con, until))
     for col in ("window_start", "window_end"):
         df[col] = pd.to_datetime(df[col]).dt.tz_localize("UTC")
     df["series_id"] = df["series_id"].astype(str)

@@ -4,6 +4,7 @@ event studies and the analysts' random labels), plus the ``--since`` / ``--every
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ import pandas as pd
 
 from forecast.alerts.delivery import active_flags
 from forecast.event_conversations import event_studies
-from forecast.series import METRICS
+from forecast.series import METRICS, future_windows, newest_allowed
 from polarwatch.config import Config
 from polarwatch.errors import ConfigError, PolarwatchError
 from polarwatch.events import Event, events_path, load_events
@@ -24,6 +25,7 @@ from polarwatch.warehouse import connect, missing_columns
 from scoring.label_accuracy import under_sides
 from scoring.side_check import SideCheck, side_check
 
+LOG = logging.getLogger(__name__)
 DRIVERS_PER_FLAG = 5  # conversations listed under each active flag
 
 
@@ -116,9 +118,14 @@ def gather(cfg: Config, topics: Sequence[str] | None = None,
            since: str | None = None) -> tuple[list[TopicData], pd.DataFrame, dict[str, Any]]:
     """Everything the report shows: per-topic data, the event-study table and run facts."""
     path, metric = cfg.warehouse_path, cfg.forecast.metric
+    until = newest_allowed(cfg.ingest.max_future_skew_hours)  # as `forecast` reads them
     windows = _read(path, "SELECT topic, window_start AS ts, window_end, mean_score, "
                           "extreme_share, hostility_share, volume FROM topic_windows "
-                          "ORDER BY topic, ts", [])
+                          "WHERE window_start <= ? ORDER BY topic, ts", [until])
+    with connect(path, read_only=True) as con:
+        left_out = future_windows(con, until)
+    for topic, note in left_out.items():
+        LOG.warning(f"report: {topic}: {note}")
     known = sorted(set(windows["topic"]))
     if topics:
         unknown = [t for t in topics if t not in known]
@@ -132,7 +139,8 @@ def gather(cfg: Config, topics: Sequence[str] | None = None,
         else pd.Timedelta(hours=1)
     fc = _read(path, "SELECT * FROM forecasts WHERE metric = ? ORDER BY topic, ts", [metric])
     observed = (_read(path, f'SELECT topic, count("{metric}") AS n FROM topic_windows '
-                            f"GROUP BY topic", []).set_index("topic")["n"]
+                            f"WHERE window_start <= ? GROUP BY topic", [until])
+                .set_index("topic")["n"]
                 if metric in METRICS else pd.Series(dtype=int))
     act = active_flags(path, metric)
     labels = random_labels(path)
@@ -166,6 +174,7 @@ def gather(cfg: Config, topics: Sequence[str] | None = None,
         data.append(d)
     studies = event_studies(path, calendar, extreme_threshold=cfg.aggregate.extreme_threshold)
     facts = {"metric": metric, "since": start, "latest": latest, "freq": freq,
+             "left_out": left_out,
              "horizon": cfg.forecast.horizon, "warehouse": path,
              "threshold": cfg.aggregate.extreme_threshold,
              "min_labels": cfg.dashboard.min_validation_labels,

@@ -221,6 +221,7 @@ def render(data: list[TopicData], studies: pd.DataFrame, facts: dict[str, Any],
         now=f"{now:%Y-%m-%d %H:%M}", warehouse=str(facts["warehouse"]),
         latest=cell(facts["latest"]),
         since="since " + cell(facts["since"]) if facts["since"] else "all data",
+        left_out=sorted(facts.get("left_out", {}).items()),
         metric=metric, horizon=horizon, summary=summary,
         sections=[section(d, metric, facts["threshold"], m)
                   for d, m in zip(data, measured, strict=True)],
