@@ -31,6 +31,7 @@ import hmac
 import itertools
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -81,19 +82,29 @@ class RetryPolicy:
             raise ConfigError(f"invalid retry policy {self}: need max_attempts >= 1, "
                               f"initial >= 0, factor >= 1, max_delay >= 0")
 
+    def delay(self, k: int) -> float:
+        """The wait after attempt ``k + 1``: ``initial * factor**k`` capped at ``max_delay``,
+        the exponent capped where the cap is reached (``factor**k`` overflows a float from
+        k = 1024 at factor 2), so any attempt count works."""
+        if self.initial >= self.max_delay:
+            return self.max_delay
+        if self.initial == 0 or self.factor == 1:
+            return self.initial
+        reach = math.ceil(math.log(self.max_delay / self.initial, self.factor))
+        return self.max_delay if k >= reach else min(self.max_delay,
+                                                     self.initial * self.factor ** k)
+
     def delays(self) -> list[float]:
         """Waits between attempts (``max_attempts - 1`` of them)."""
-        return [min(self.max_delay, self.initial * self.factor ** k)
-                for k in range(self.max_attempts - 1)]
+        return [self.delay(k) for k in range(self.max_attempts - 1)]
 
     def wait(self, state: Any) -> float:
         """tenacity's wait: the schedule's next delay, longer when the receiver's Retry-After
         asks for more (never above ``max_delay``). tenacity asks before it checks the stop
         condition, so after the last attempt too: 0 then."""
-        delays = self.delays()
-        if state.attempt_number > len(delays):
+        if state.attempt_number >= self.max_attempts:
             return 0.0
-        wait = delays[state.attempt_number - 1]
+        wait = self.delay(state.attempt_number - 1)
         retry_after = getattr(state.outcome.result(), "retry_after", None)
         if retry_after is not None:
             wait = min(self.max_delay, max(wait, retry_after))
