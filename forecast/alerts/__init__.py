@@ -7,6 +7,7 @@
   status line), Retry-After, redirects named and not followed
 - :mod:`forecast.alerts.delivery`: the policy (one firing and one resolved message per episode,
   a firing update when it escalates) and :func:`~forecast.alerts.delivery.send_flag_alerts`
+- :mod:`forecast.alerts.run_lock`: one delivery at a time per warehouse (a ``flock``)
 - :mod:`forecast.alerts.sample`: ``polarwatch alerts test`` (a signed sample alert)
 - :mod:`forecast.alerts.state`: the ``alert_state`` table (what each episode's receivers were
   sent and get next; escalation updates)

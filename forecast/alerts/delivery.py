@@ -63,6 +63,7 @@ from typing import Any
 import pandas as pd
 
 from forecast.alarms import band_text, decided_by
+from forecast.alerts import run_lock
 from forecast.alerts.state import (
     firing_lacked,
     mark_sent,
@@ -248,6 +249,20 @@ def send_flag_alerts(cfg: Config, *, metric: str | None = None,
     path = cfg.warehouse_path
     endpoints = endpoints_for(cfg)  # validates URLs, secret and format first
     init_schema(path)
+    with run_lock.delivery_lock(path) as other:  # one run at a time sends (run_lock)
+        if other is None:
+            return _sync_and_send(path, metric, endpoints, retry_for(cfg), sleep)
+    skipped = AlertingSummary(active=len(active_flags(path, metric)),
+                              failed=len(pending_alerts(path, metric)))
+    LOG.warning(f"alerts {metric}: another run ({other}) is delivering the alerts of {path}, "
+                f"for longer than {run_lock.LOCK_WAIT_SECONDS:g} s; this run sends nothing: what it "
+                f"would send stays pending for the next run")
+    return skipped.as_dict()
+
+
+def _sync_and_send(path: Path, metric: str, endpoints: list[Endpoint], retry: RetryPolicy,
+                   sleep: Callable[[float], Any]) -> dict[str, int]:
+    """:func:`send_flag_alerts` under the delivery lock."""
     alarms = episode_alarms(path, metric)
     alerts = [flag_alert(row) for _, row in alarms.iterrows()]
     is_news = news(alarms).tolist()
@@ -271,7 +286,7 @@ def send_flag_alerts(cfg: Config, *, metric: str | None = None,
     queued = sorted(queued + list(lacked),  # stable: an episode's firing before its resolved
                     key=lambda m: (m[0].starts_at, m[0].fingerprint, m[0].state == "resolved"))
     pending = [a for a, _ in queued]
-    got = _deliver(endpoints, pending, path, retry_for(cfg), sleep, [u for _, u in queued])
+    got = _deliver(endpoints, pending, path, retry, sleep, [u for _, u in queued])
     for i, alert in enumerate(pending):
         if all(delivered[i] for delivered in got):
             mark_sent(path, alert)
