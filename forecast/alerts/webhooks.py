@@ -32,6 +32,7 @@ import itertools
 import json
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -232,6 +233,10 @@ class Endpoint:
             raise ConfigError(f"webhook URL is not a valid URL: {exc}") from None
         if not parsed.host:
             raise ConfigError("webhook URL has no host, e.g. http://hooks.example.org/path")
+        if ":" not in parsed.host and not _HOST_NAME.fullmatch(parsed.host):  # not IPv6
+            raise ConfigError("webhook URL's host holds a character no host name has (a space, "
+                              "a quote, ...: every attempt would fail to resolve it); write it "
+                              "as http://hooks.example.org/path")
         if parsed.port is not None and not 0 < parsed.port < 65536:
             raise ConfigError(f"webhook URL port {parsed.port} is not a port number (1-65535)")
         # what is sent to (httpx) and what the logs name (polarwatch.redact, urllib) must agree:
@@ -244,6 +249,9 @@ class Endpoint:
         if url_for_log(self.url) == "(invalid URL)":
             raise ConfigError("webhook URL's host cannot be read (the logs could not name it); "
                               "write it as http://hooks.example.org/path")
+
+
+_HOST_NAME = re.compile(r"[\w.-]+")  # letters (also IDN), digits, "-", "_" and dots
 
 
 @dataclass

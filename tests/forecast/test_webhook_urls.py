@@ -45,6 +45,15 @@ def test_a_port_that_is_not_plain_digits_is_refused(url: str) -> None:
     assert "/h" not in str(info.value) and "/x" not in str(info.value)  # no path shown
 
 
+@pytest.mark.parametrize("url", ["http://exa mple.com/T0K3N", "http://hooks,example.org/x",
+                                 'http://"hooks".example.org/x'])
+def test_a_host_no_host_name_can_have_is_refused(url: str) -> None:
+    """A space in the host was accepted, then every attempt failed to resolve it (the audit)."""
+    with pytest.raises(ConfigError, match="host holds a character no host name has") as info:
+        Endpoint(url)
+    assert "T0K3N" not in str(info.value)
+
+
 @pytest.mark.parametrize("url", ["http://127.0.0.1:19719/h", "HTTPS://[::1]:8443/x",
                                  "http://u:p@hooks.example.org/x?t=1", "http://h:0080/x"])
 def test_an_accepted_url_is_named_in_the_logs(url: str) -> None:
