@@ -347,12 +347,12 @@ def _deliver(endpoints: list[Endpoint], pending: list[Alert], path: Path, retry:
     # daemon threads: Ctrl-C ends the run without waiting out a dead receiver's schedule
     threads = [threading.Thread(target=serve, daemon=True, name=f"alerts-{n}")
                for n in range(min(MAX_PARALLEL, len(endpoints)))]
-    for t in threads:
-        t.start()
     try:
         for t in threads:
+            t.start()
+        for t in threads:
             t.join()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C; SIGTERM (polarwatch.cli._terminate)
         # a thread killed at exit inside a DuckDB write aborts the process (exit 134, "FATAL:
         # exception not rethrown"): take the delivery log's lock, held from here on, so none
         # is in one or begins one (each write is a short transaction: a moment's wait)
