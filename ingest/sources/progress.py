@@ -46,6 +46,9 @@ class FileProgress:
     position: int
     done: bool
     delivered: Delivered = field(default_factory=list)  # [] in files of earlier versions
+    # (bytes, SHA-1) of the file's start as checked for this resume: the saver's own
+    # fingerprint when the file has not grown, so an unchanged file is read once, not twice
+    checked: tuple[int, str] | None = None
 
 
 def open_progress(source: FileSource, state_dir: Path, posts_topic: str,
@@ -87,7 +90,8 @@ def open_progress(source: FileSource, state_dir: Path, posts_topic: str,
             f"delivered (rows 1-{position:,}: {why}; progress in {ckpt.path}): a memory broker "
             f"restarted, or another broker answers at this address? Nothing was sent; pass "
             f"--restart to send the file again from row 1 (the stream stores each post once)")
-    return FileProgress(ckpt, position, bool(saved.get("done")), delivered)
+    return FileProgress(ckpt, position, bool(saved.get("done")), delivered,
+                        (hashed, str(saved["fingerprint"])))
 
 
 def _numbers(saved: Any, path: Path) -> tuple[int, int]:
@@ -133,10 +137,13 @@ def saver(progress: FileProgress, source: FileSource,
     """The `checkpoint` of :func:`~ingest.sources.base.pump` for `source`: it saves the position
     with the offsets `producer` (a PostProducer) has confirmed, called right after its flush."""
     hashed = source.path.stat().st_size  # the file as this run reads it; appended rows are fine
-    if hashed > LARGE_FILE_BYTES:
-        LOG.info(f"{source.path}: hashing its {hashed:,} bytes, so a later resume can tell "
-                 f"whether it changed")
-    fp = fingerprint(source.path, hashed)
+    if progress.checked is not None and progress.checked[0] == hashed:
+        fp = progress.checked[1]  # open_progress hashed exactly these bytes
+    else:
+        if hashed > LARGE_FILE_BYTES:
+            LOG.info(f"{source.path}: hashing its {hashed:,} bytes, so a later resume can tell "
+                     f"whether it changed")
+        fp = fingerprint(source.path, hashed)
 
     def save(position: Position) -> None:
         if producer is not None:

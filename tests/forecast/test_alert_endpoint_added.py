@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from forecast.alerts.delivery import send_flag_alerts
-from polarwatch.warehouse import init_schema
 from tests.forecast.test_alert_episodes import iso, messages, write_history
-from tests.forecast.test_alert_escalation import reclassify
+from tests.forecast.test_alert_escalation import one_open_episode, reclassify
 from tests.forecast.test_alerting import config
 from tests.forecast.test_webhooks import Receiver
 
@@ -26,10 +25,7 @@ def second() -> Iterator[Receiver]:
 
 @pytest.fixture()
 def path(tmp_path: Path) -> Path:
-    p = tmp_path / "pw.duckdb"
-    init_schema(p)
-    write_history(p, 120, [(100, None)])  # one open episode, raised as a spike
-    return p
+    return one_open_episode(tmp_path)
 
 
 def test_an_endpoint_added_while_an_episode_is_open_gets_its_firing_message(

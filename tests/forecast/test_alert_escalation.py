@@ -25,12 +25,17 @@ from tests.forecast.test_webhooks import SECRET, Receiver
 OPENED = 100  # the episode's alarm window (hours after START)
 
 
-@pytest.fixture()
-def path(tmp_path: Path) -> Path:
+def one_open_episode(tmp_path: Path) -> Path:
+    """A warehouse holding one open episode, raised as a spike."""
     p = tmp_path / "pw.duckdb"
     init_schema(p)
-    write_history(p, 120, [(OPENED, None)])  # one open episode, raised as a spike
+    write_history(p, 120, [(OPENED, None)])
     return p
+
+
+@pytest.fixture()
+def path(tmp_path: Path) -> Path:
+    return one_open_episode(tmp_path)
 
 
 def reclassify(path: Path, flag: str) -> None:

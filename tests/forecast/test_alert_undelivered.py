@@ -12,19 +12,14 @@ from pathlib import Path
 import pytest
 
 from forecast.alerts.delivery import send_flag_alerts
-from polarwatch.warehouse import init_schema
-from tests.forecast.test_alert_episodes import write_history
-from tests.forecast.test_alert_escalation import OPENED, reclassify, resolve, sent
+from tests.forecast.test_alert_escalation import one_open_episode, reclassify, resolve, sent
 from tests.forecast.test_alerting import config
 from tests.forecast.test_webhooks import Receiver
 
 
 @pytest.fixture()
 def path(tmp_path: Path) -> Path:
-    p = tmp_path / "pw.duckdb"
-    init_schema(p)
-    write_history(p, 120, [(OPENED, None)])  # one open episode, raised as a spike
-    return p
+    return one_open_episode(tmp_path)
 
 
 @pytest.fixture()

@@ -338,6 +338,25 @@ def _ingest_cmd(path: Path, state: Path, *extra: str) -> list[str]:
             *extra]
 
 
+def _point_at(monkeypatch: pytest.MonkeyPatch, broker: EmbeddedBroker,
+              topic_names: tuple[str, str]) -> None:
+    """In-process commands (``cli_main``) send to the test broker's topics."""
+    posts_topic, dead_topic = topic_names
+    monkeypatch.setenv("POLARWATCH_BROKER_BOOTSTRAP_SERVERS", broker.bootstrap)
+    monkeypatch.setenv("POLARWATCH_TOPICS_POSTS", posts_topic)
+    monkeypatch.setenv("POLARWATCH_TOPICS_DEAD_LETTER", dead_topic)
+
+
+def _ingest_env(broker: EmbeddedBroker, topic_names: tuple[str, str], path: Path,
+                state: Path) -> tuple[dict[str, str], Checkpoint]:
+    """The environment of an `ingest file` child process on the test topics, and the progress
+    file it keeps for `path`."""
+    posts_topic, dead_topic = topic_names
+    env = {**os.environ, "POLARWATCH_BROKER_BOOTSTRAP_SERVERS": broker.bootstrap,
+           "POLARWATCH_TOPICS_POSTS": posts_topic, "POLARWATCH_TOPICS_DEAD_LETTER": dead_topic}
+    return env, Checkpoint(state, "ingest", f"{path.resolve()}|{posts_topic}")
+
+
 def _wait_for_progress(ckpt: Checkpoint, proc: subprocess.Popen[Any], at_least: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -354,10 +373,8 @@ def test_a_refused_file_among_several_sends_none_and_a_file_named_twice_is_read_
         monkeypatch: pytest.MonkeyPatch) -> None:
     """`ingest file fresh.jsonl part.jsonl` sent fresh.jsonl whole, then refused part.jsonl
     (changed since its last run), "Nothing was sent" said of the wrong file (the audit)."""
-    posts_topic, dead_topic = topic_names
-    monkeypatch.setenv("POLARWATCH_BROKER_BOOTSTRAP_SERVERS", broker.bootstrap)
-    monkeypatch.setenv("POLARWATCH_TOPICS_POSTS", posts_topic)
-    monkeypatch.setenv("POLARWATCH_TOPICS_DEAD_LETTER", dead_topic)
+    posts_topic, _ = topic_names
+    _point_at(monkeypatch, broker, topic_names)
     rows = thread_rows(10)
     part = write_jsonl(tmp_path / "part.jsonl", rows[:5])
     fresh = write_jsonl(tmp_path / "fresh.jsonl", rows[5:])
@@ -379,10 +396,7 @@ def test_replies_before_their_parent_are_counted_and_warned_about(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """A thread newest first (as APIs return it): the replies came before the root that names
     the topic's keyword, matched no topic and were dropped without a word (the audit)."""
-    posts_topic, dead_topic = topic_names
-    monkeypatch.setenv("POLARWATCH_BROKER_BOOTSTRAP_SERVERS", broker.bootstrap)
-    monkeypatch.setenv("POLARWATCH_TOPICS_POSTS", posts_topic)
-    monkeypatch.setenv("POLARWATCH_TOPICS_DEAD_LETTER", dead_topic)
+    _point_at(monkeypatch, broker, topic_names)
     rows = [{k: v for k, v in r.items() if k != "conversation_id"} for r in thread_rows(3)]
     path = write_jsonl(tmp_path / "newest_first.jsonl", rows[::-1])
     src = FileSource(path)
@@ -403,13 +417,11 @@ def test_a_stopped_ingest_says_where_it_stopped_and_resumes_there(
     """Ctrl-C and SIGTERM ended `ingest file` without a word (the audit); SIGTERM also skipped
     the last confirmation, leaving the progress file up to --confirm-every rows behind. Both
     now confirm what was sent, save it and say which row the same command resumes after."""
-    posts_topic, dead_topic = topic_names
+    posts_topic, _ = topic_names
     rows = thread_rows(3000)  # 1 s apart; replayed at 1000× → ~3 s
     path = write_jsonl(tmp_path / "big.jsonl", rows)
     state = tmp_path / "state"
-    env = {**os.environ, "POLARWATCH_BROKER_BOOTSTRAP_SERVERS": broker.bootstrap,
-           "POLARWATCH_TOPICS_POSTS": posts_topic, "POLARWATCH_TOPICS_DEAD_LETTER": dead_topic}
-    ckpt = Checkpoint(state, "ingest", f"{path.resolve()}|{posts_topic}")
+    env, ckpt = _ingest_env(broker, topic_names, path, state)
     proc = subprocess.Popen(_ingest_cmd(path, state, "--replay-speed", "1000",
                                         "--confirm-every", "1000000"),
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -444,9 +456,7 @@ def test_kill_9_mid_ingest_then_resume_loses_nothing(
     row_of = {r["id"]: i for i, r in enumerate(rows, 1) if isinstance(r, dict)}
     path = write_jsonl(tmp_path / "big.jsonl", rows)
     state = tmp_path / "state"
-    env = {**os.environ, "POLARWATCH_BROKER_BOOTSTRAP_SERVERS": broker.bootstrap,
-           "POLARWATCH_TOPICS_POSTS": posts_topic, "POLARWATCH_TOPICS_DEAD_LETTER": dead_topic}
-    ckpt = Checkpoint(state, "ingest", f"{path.resolve()}|{posts_topic}")
+    env, ckpt = _ingest_env(broker, topic_names, path, state)
 
     proc = subprocess.Popen(_ingest_cmd(path, state, "--replay-speed", "1000",
                                         "--confirm-every", str(confirm_every)),
