@@ -26,6 +26,12 @@ def cmd_forecast(cfg: Config, args: argparse.Namespace) -> int:
     with lock_explained(cfg.warehouse_path, "polarwatch forecast"):
         summary = run_forecast(cfg, metric=args.metric)
     log(f"forecast done: {summary}")
+    failed = (summary.alerts or {}).get("failed", 0)
+    if failed:  # a scheduler sees it; the messages stay pending for the next run
+        print(f"polarwatch forecast: {failed} alert message(s) did not reach every webhook; "
+              f"they stay pending and the next forecast sends them again (the alerts log line "
+              f"above counts what each endpoint took); exit 1", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -303,7 +303,7 @@ class ForecastSummary:
         if (a := self.alerts) is None:  # no [alerts] webhooks, or nothing was forecast
             return "no alerts sent (no [alerts] webhooks)" if self.topics else "no alerts sent"
         return (f"alerts: {a['active']} active, {a['opened']} new, {a['resolved']} resolved, "
-                f"{a['sent']} sent, {a['failed']} pending")
+                f"{a['sent']} sent, {a['failed'] + a['deferred']} pending")
 
 
 def _band_text(fit: ForecastFit, alpha: float) -> str:

@@ -203,6 +203,7 @@ class AlertingSummary:
     resolved: int = 0  # alerts resolved this run
     sent: int = 0  # alert states that reached every endpoint this run
     failed: int = 0  # alert states left pending (an endpoint did not take them)
+    deferred: int = 0  # left pending untried: another run was delivering (run_lock)
     escalated: int = 0  # escalation updates among the messages to send this run
     history: int = 0  # closed episodes never recorded, too old to send (news)
 
@@ -253,7 +254,7 @@ def send_flag_alerts(cfg: Config, *, metric: str | None = None,
         if other is None:
             return _sync_and_send(path, metric, endpoints, retry_for(cfg), sleep)
     skipped = AlertingSummary(active=len(active_flags(path, metric)),
-                              failed=len(pending_alerts(path, metric)))
+                              deferred=len(pending_alerts(path, metric)))
     LOG.warning(f"alerts {metric}: another run ({other}) is delivering the alerts of {path}, "
                 f"for longer than {run_lock.LOCK_WAIT_SECONDS:g} s; this run sends nothing: what it "
                 f"would send stays pending for the next run")

@@ -34,7 +34,7 @@ def test_an_endpoint_added_while_an_episode_is_open_gets_its_firing_message(
     [(_, key, starts, _)] = messages(receiver)
     both = config(path, f"{receiver.url},{second.url}")
     assert send_flag_alerts(both) == dict(active=1, opened=0, resolved=0, sent=1, failed=0,
-                                          escalated=0, history=0)
+                                          escalated=0, history=0, deferred=0)
     assert messages(second) == [("alert.firing", key, starts, "spike")]
     assert second.requests[0]["verified"] and second.requests[0]["id"] != \
         receiver.requests[0]["id"]

@@ -197,5 +197,5 @@ def test_the_forecast_line_says_when_no_alerts_were_sent() -> None:
     fitted: Any = ForecastSummary("mean_score", topics=1)
     assert "None" not in str(fitted) and "no alerts sent (no [alerts] webhooks)" in str(fitted)
     fitted.alerts = dict(active=1, opened=1, resolved=0, sent=0, failed=1, escalated=0,
-                         history=0)
+                         history=0, deferred=0)
     assert "alerts: 1 active, 1 new, 0 resolved, 0 sent, 1 pending" in str(fitted)

@@ -54,7 +54,7 @@ def test_an_episode_between_two_runs_is_sent_firing_then_resolved(tmp_path: Path
     seed(path, window_rows("guns", y[:99]))
     cfg = config(path, receiver.url)
     assert run_forecast(cfg, events=[]).alerts == dict(active=0, opened=0, resolved=0, sent=0,
-                                                       failed=0, escalated=0, history=0)
+                                                       failed=0, escalated=0, history=0, deferred=0)
     seed(path, window_rows("guns", y)[99:])
     second = run_forecast(cfg, events=[]).alerts
     assert second is not None and second["active"] == 0
@@ -84,7 +84,7 @@ def test_a_class_change_keeps_the_alert_open_and_escalates_once(tmp_path: Path,
     assert (kind, flag) == ("alert.firing", "spike")
     changed = run_forecast(cfg, events=[SHOOTING]).alerts
     assert changed == dict(active=1, opened=0, resolved=0, sent=1, failed=0, escalated=1,
-                           history=0)
+                           history=0, deferred=0)
     assert messages(receiver)[1] == ("alert.firing", fingerprint, starts, "reactive")
     update = receiver.requests[1]
     assert update["body"]["data"]["labels"]["severity"] == "warning"
@@ -92,7 +92,7 @@ def test_a_class_change_keeps_the_alert_open_and_escalates_once(tmp_path: Path,
     assert update["body"]["data"]["annotations"]["summary"].startswith("reactive on guns")
     assert update["id"] != receiver.requests[0]["id"]  # receivers de-duplicate on it
     assert run_forecast(cfg, events=[SHOOTING]).alerts == dict(  # once, not every run
-        active=1, opened=0, resolved=0, sent=0, failed=0, escalated=0, history=0)
+        active=1, opened=0, resolved=0, sent=0, failed=0, escalated=0, history=0, deferred=0)
     with connect(path, read_only=True) as con:
         rows = con.execute("SELECT fingerprint, flag, ends_at, firing_sent FROM alert_state"
                            ).fetchall()
@@ -150,7 +150,7 @@ def test_a_first_run_on_a_long_history_sends_the_last_week_only(
     with caplog.at_level(logging.INFO, logger="forecast.alerts.delivery"):
         summary = send_flag_alerts(cfg)
     assert summary == dict(active=1, opened=11, resolved=10, sent=21, failed=0, escalated=0,
-                           history=11)
+                           history=11, deferred=0)
     by_start: dict[str, list[str]] = {}
     for kind, _, starts, _ in messages(receiver):
         by_start.setdefault(starts, []).append(kind)
@@ -180,7 +180,7 @@ def test_an_alert_recorded_with_its_class_in_the_fingerprint_keeps_it(
                     [receiver.url, legacy, START + timedelta(hours=100), NOW])
     cfg = config(path, receiver.url)
     assert send_flag_alerts(cfg) == dict(active=1, opened=0, resolved=0, sent=0, failed=0,
-                                         escalated=0, history=0)
+                                         escalated=0, history=0, deferred=0)
     assert receiver.requests == []
     write_history(path, 120, [(100, 114)])
     assert send_flag_alerts(cfg)["sent"] == 1

@@ -86,5 +86,5 @@ def test_an_update_never_delivered_back_to_the_class_receivers_have_sends_nothin
     assert down(path, gone)["escalated"] == 1
     reclassify(path, "spike")  # what the receiver has: nothing is pending
     assert send_flag_alerts(cfg) == dict(active=1, opened=0, resolved=0, sent=0, failed=0,
-                                         escalated=0, history=0)
+                                         escalated=0, history=0, deferred=0)
     assert len(receiver.requests) == 1

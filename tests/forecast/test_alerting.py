@@ -144,3 +144,31 @@ def test_no_webhooks_no_alerts_and_flag_alert_labels(warehouse: Path) -> None:
     alert = flag_alert(active.iloc[0])
     assert alert.labels["severity"] == "warning" and alert.state == "firing"
     assert alert.starts_at.tzinfo is not None
+
+
+def test_forecast_command_exits_1_while_messages_stay_pending(
+        warehouse: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`polarwatch forecast` under cron: a receiver that refuses every message made the
+    command exit 0 (only `alerts test` said so); now it exits 1, saying the messages stay
+    pending, and the run after the receiver is back exits 0."""
+    from polarwatch.cli import main
+
+    down = Receiver(down_for=100)
+    try:
+        monkeypatch.chdir(warehouse.parent)
+        for key, value in {"WAREHOUSE_PATH": str(warehouse), "ALERTS_WEBHOOKS": down.url,
+                           "ALERTS_SECRET": SECRET, "ALERTS_MAX_ATTEMPTS": "2",
+                           "ALERTS_BACKOFF_SECONDS": "0.01",
+                           "EVENTS_FILE": str(warehouse.parent / "events.toml")}.items():
+            monkeypatch.setenv(f"POLARWATCH_{key}", value)
+        toml = str(Path(__file__).resolve().parents[2] / "polarwatch.toml")
+        assert main(["--config", toml, "forecast"]) == 1
+        err = capsys.readouterr().err
+        assert "alert message(s) did not reach every webhook; they stay pending" in err, err
+        assert len(down.requests) == 2
+        down.down_for = 0
+        assert main(["--config", toml, "forecast"]) == 0, capsys.readouterr().err
+        assert len(down.requests) > 2
+    finally:
+        down.close()
