@@ -39,7 +39,6 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,8 +48,6 @@ import pandas as pd
 
 from forecast.alarms import (
     EVENT_ROUTINE,
-    FLAG_ANTICIPATORY,
-    FLAG_REACTIVE,
     close_previous,
     judged_band,
 )
@@ -60,17 +57,22 @@ from forecast.event_calendar import topic_ids
 from forecast.event_conversations import EVENT_STUDY_DAYS
 from forecast.explain import TEST_NAMES, class_text, describe, describe_routine, resolved_text
 from forecast.models import (
-    FLAG_DIP,
     FLAG_FORECAST,
     FLAG_NONE,
-    FLAG_SPIKE,
     MAX_SEASON,
     ForecastFit,
     SeriesSkipped,
     fit_predict,
 )
 from forecast.seasons import season_points
-from forecast.series import COUNT_METRICS, newest_allowed, read_series, validate_metric
+from forecast.series import (
+    COUNT_METRICS,
+    check_horizon,
+    newest_allowed,
+    read_series,
+    validate_metric,
+)
+from forecast.summary import ForecastSummary
 from polarwatch.config import Config
 from polarwatch.events import Event, events_path, load_events
 from polarwatch.tables import ForecastRow
@@ -85,7 +87,6 @@ ANTICIPATION_DAYS = EVENT_STUDY_DAYS
 REACTION_HOURS = 24
 # The forecast-crossing rule needs a level on the 0-10 interaction scale: only this metric.
 CROSSING_METRIC = "mean_score"
-FLAG_ORDER = (FLAG_SPIKE, FLAG_DIP, FLAG_REACTIVE, FLAG_ANTICIPATORY)
 
 
 class CalendarDetector(StreamingDetector):
@@ -255,57 +256,6 @@ def write_forecasts(path: str | Path, rows: pd.DataFrame, metric: str,
         con.unregister("new_forecasts")
 
 
-@dataclass
-class ForecastSummary:
-    """What :func:`run_forecast` did: ``topics`` fitted, ``skipped`` ({topic: reason}),
-    ``trimmed`` ({topic: the older windows left out, forecast.series.MAX_SERIES_WINDOWS}),
-    ``points`` (observed windows written), raised flags per class, ``forecast_points`` (future
-    rows written), ``alerts`` (the alerting counts, None without webhooks) and ``seconds``."""
-
-    metric: str
-    topics: int = 0
-    skipped: dict[str, str] = field(default_factory=dict)
-    trimmed: dict[str, str] = field(default_factory=dict)
-    points: int = 0
-    spikes: int = 0
-    dips: int = 0
-    reactive: int = 0
-    anticipatory: int = 0
-    forecast_points: int = 0
-    alerts: dict[str, int] | None = None
-    seconds: float = 0.0
-
-    @property
-    def flags(self) -> int:
-        """All raised flags."""
-        return self.spikes + self.dips + self.reactive + self.anticipatory
-
-    def add(self, rows: pd.DataFrame) -> dict[str, int]:
-        """Count one series' ``forecasts`` rows in; returns its flag counts."""
-        flags = rows["flag"]
-        counts = {f: int((flags == f).sum()) for f in FLAG_ORDER}
-        self.topics += 1
-        self.points += int((flags != FLAG_FORECAST).sum())
-        self.forecast_points += int((flags == FLAG_FORECAST).sum())
-        for f, key in zip(FLAG_ORDER, ("spikes", "dips", "reactive", "anticipatory"),
-                          strict=True):
-            setattr(self, key, getattr(self, key) + counts[f])
-        return counts
-
-    def __str__(self) -> str:
-        return (f"{self.metric}: {self.topics} topic(s), {len(self.skipped)} skipped, "
-                f"{self.points} point(s), {self.flags} flag(s) (spikes {self.spikes}, dips "
-                f"{self.dips}, reactive {self.reactive}, anticipatory {self.anticipatory}), "
-                f"{self.forecast_points} forecast point(s), {self._alerts_text()}, "
-                f"{self.seconds} s")
-
-    def _alerts_text(self) -> str:
-        if (a := self.alerts) is None:  # no [alerts] webhooks, or nothing was forecast
-            return "no alerts sent (no [alerts] webhooks)" if self.topics else "no alerts sent"
-        return (f"alerts: {a['active']} active, {a['opened']} new, {a['resolved']} resolved, "
-                f"{a['sent']} sent, {a['failed'] + a['deferred']} pending")
-
-
 def _band_text(fit: ForecastFit, alpha: float) -> str:
     sel = fit.selection
     if sel.mae is None or sel.coverage is None:
@@ -354,6 +304,7 @@ def run_forecast(cfg: Config, *, metric: str | None = None, events: Sequence[Eve
     summary = ForecastSummary(metric)  # read_series fills trimmed, and skipped off-grid topics
     series, freq = read_series(path, metric, trimmed=summary.trimmed, until=until,
                                off_grid=summary.skipped)
+    check_horizon(series, freq, horizon)
     init_schema(path)  # an older file is upgraded in place (polarwatch.migrations.MIGRATIONS)
     for topic, reason in summary.skipped.items():
         LOG.warning(f"  skip {topic}: {reason}")

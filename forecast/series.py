@@ -153,6 +153,21 @@ def _lengths_note(windows: pd.DataFrame, sid: str, where: str) -> str:
             f"to re-aggregate every window at [aggregate] window")
 
 
+def check_horizon(series: pd.DataFrame, freq: pd.Timedelta, horizon: int) -> None:
+    """Raise :class:`ConfigError` when ``horizon`` windows of ``freq`` after the newest window
+    would be dated past 2262-04-11, the last date pandas holds (long windows, a far horizon):
+    the forecast would stop in its date arithmetic with a traceback."""
+    if series.empty:
+        return
+    newest = pd.Timestamp(series["ts"].max())
+    room = (pd.Timestamp.max.value - newest.value) // freq.value  # whole nanoseconds: exact
+    if horizon > room:
+        raise ConfigError(
+            f"[forecast] horizon {horizon} windows of {length_text(freq)} after the newest "
+            f"window ({newest:%Y-%m-%d}) would reach past 2262-04-11, the last date pandas "
+            f"holds; set [forecast] horizon to at most {room:,} (or use shorter windows)")
+
+
 def newest_allowed(max_future_skew_hours: float) -> datetime:
     """The latest window start `forecast` and `report` read: now plus ``[ingest]
     max_future_skew_hours``, the latest a post may be dated (later windows hold forged dates

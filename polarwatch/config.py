@@ -42,6 +42,7 @@ from polarwatch.fields import (
     Duration,
     ForecastMetric,
     FutureSkewHours,
+    Horizon,
     KafkaTopic,
     KeepDays,
     NonNegativeFloat,
@@ -181,7 +182,7 @@ class AggregateConfig(_Section):
 
 class ForecastConfig(_Section):
     metric: ForecastMetric = "mean_score"
-    horizon: PositiveInt = 12
+    horizon: Horizon = 12  # at most MAX_HORIZON
     alpha: Annotated[float, BeforeValidator(toml_number), Field(gt=0, lt=1)] = 0.05
     min_volume: NonNegativeInt = 10  # windows with fewer posts/interactions neither raise nor resolve flags
     # the detector's pattern test (forecast/patterns.py: a sequence memory); on: it beat the

@@ -185,6 +185,13 @@ Attempts = Annotated[PositiveInt, at_most(
     MAX_ATTEMPTS, "the forecast retries a webhook this many times, waiting up to "
     "max_backoff_seconds between attempts")]
 
+# [forecast] horizon: every window ahead is a stored `forecasts` row per topic and forecast run
+# (100,000 took 15 s to write; 10,000,000 ran past 5 minutes), and the band is far too wide to
+# read long before 1,000 steps. 1,000 hourly windows reach 41 days ahead, daily ones 2.7 years.
+MAX_HORIZON = 1_000
+Horizon = Annotated[PositiveInt, at_most(
+    MAX_HORIZON, "windows ahead: each is a stored forecasts row per topic and run")]
+
 # Enumerated keys. The spine imports no stage, so the backend names are spelled here and a test
 # holds them equal to scoring's registry (tests/polarwatch/test_config.py).
 Backend = Literal["lexicon", "learned", "transformers", "llm"]

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from forecast.alerts.delivery import send_flag_alerts
-from forecast.run import ForecastSummary
+from forecast.summary import ForecastSummary
 from polarwatch.cli import main
 from polarwatch.warehouse import connect, init_schema
 from tests.forecast.test_alert_episodes import write_history

@@ -62,6 +62,8 @@ NUMBERS = [
     ("topics", "partitions", 1_000, 3_000_000_000, "the posts and dead-letter topics"),
     ("topics", "partitions", 1_000, 99999999999999999999999, "the posts and dead-letter"),
     ("alerts", "max_attempts", 100, 2_000, "the forecast retries a webhook this many times"),
+    # 10,000,000 windows ahead ran for minutes writing forecast rows (test_horizon_bound.py)
+    ("forecast", "horizon", 1_000, 1_001, "windows ahead: each is a stored forecasts row"),
 ]
 DURATIONS = [("aggregate", key) for key in ("window", "watermark", "orphan_horizon")]
 
