@@ -35,13 +35,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ingest.sources.base import (
-    Backoff,
     Position,
     Source,
     SourceError,
     SourceRecord,
-    retry_after_seconds,
 )
+from ingest.sources.reconnect import Backoff, retry_after_seconds
 from polarwatch.validation import parse_record
 
 DEFAULT_URL = "wss://jetstream2.us-east.bsky.network/subscribe"

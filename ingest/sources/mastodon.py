@@ -35,15 +35,14 @@ import httpx
 
 from ingest.normalize import html_to_text
 from ingest.sources.base import (
-    Backoff,
     Position,
     Source,
     SourceError,
     SourceRecord,
     ThreadIndex,
-    retry_after_seconds,
 )
 from ingest.sources.deadline import DeadlineCut
+from ingest.sources.reconnect import Backoff, retry_after_seconds
 from polarwatch.http_limits import refuse_compressed
 from polarwatch.validation import parse_record
 

@@ -54,7 +54,7 @@ def test_mastodon_hostile_statuses_are_errors(raw: bytes) -> None:
     ("Mon, 01 Jan 2001 00:00:00 GMT", 5.0), ("soon", 5.0), (None, 5.0), ("0", 5.0),
     ("\u00b2", 5.0)])  # never shorter than the backoff (5 s here); a superscript is not a number
 def test_retry_after_is_capped_at_ten_minutes(header: str | None, expected: float) -> None:
-    from ingest.sources.base import retry_after_seconds
+    from ingest.sources.reconnect import retry_after_seconds
 
     assert retry_after_seconds(header, 5.0) == expected
 

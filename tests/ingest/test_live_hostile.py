@@ -19,9 +19,10 @@ import pytest
 
 from ingest.broker import free_port
 from ingest.runs import ingest_live
-from ingest.sources.base import Backoff, SourceError, SourceRecord, retry_after_seconds
+from ingest.sources.base import SourceError, SourceRecord
 from ingest.sources.jetstream import JetstreamSource
 from ingest.sources.mastodon import MastodonSource
+from ingest.sources.reconnect import Backoff, retry_after_seconds
 from polarwatch.backoff import longer_wait
 from polarwatch.config import Config
 from tests.http_fakes import QuietHandler, serve

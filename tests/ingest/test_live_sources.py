@@ -19,9 +19,10 @@ import pytest
 
 from ingest.broker import EmbeddedBroker
 from ingest.producer import DEAD_LETTER_REASON_HEADER, PostProducer
-from ingest.sources.base import Backoff, Checkpoint, TopicMemory, pump, retry_after_seconds
+from ingest.sources.base import Checkpoint, TopicMemory, pump
 from ingest.sources.jetstream import JetstreamSource, parse_message, subscribe_url
 from ingest.sources.mastodon import MastodonSource, newer, sse_events
+from ingest.sources.reconnect import Backoff, retry_after_seconds
 from polarwatch.errors import PolarwatchError
 from tests.http_fakes import QuietHandler, serve
 from tests.ingest.test_files import ROUTER
