@@ -1,5 +1,6 @@
 """The format of an input file, from its name (or its first bytes): one answer for every reader;
-and CSV records read so that a stray quote costs one row (:func:`csv_records`).
+and CSV records read so that a stray quote costs one row (:func:`csv_records`); why a JSON
+line with a number too long for Python cannot be read (:func:`long_number`).
 
 ``ingest file`` reads JSONL, CSV and Parquet, plain or ``.gz`` (Parquet compresses inside);
 ``label`` and ``train`` read JSONL, CSV and TSV, plain, and sniff a file whose name says
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -137,3 +140,16 @@ def csv_records(lines: Iterable[str], dialect: str = "excel") -> Iterator[CsvRec
         if width is None and fields is not None:
             width = len(fields)
         yield CsvRecord(taken[0][0] if taken else 0, fields, "".join(t for _, t in taken), error)
+
+
+def long_number(line: str) -> str | None:
+    """Why valid JSON holding a number of more digits than Python converts
+    (``sys.get_int_max_str_digits()``, 4,300 by default) cannot be read, naming its column and
+    length; None when ``line`` holds no such number. (Python's own message tells a programmer
+    to raise the limit, not a producer what to send.)"""
+    limit = sys.get_int_max_str_digits()
+    long = re.search(rf"[:,\[]\s*(-?)([0-9]{{{limit + 1},}})", line) if limit else None
+    if long is None:
+        return None
+    return (f"a JSON number of {len(long.group(2)):,} digits at column {long.start(1) + 1}, more "
+            f"than the {limit:,} Python reads; write it as a string (\"...\") if it is an id")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from polarwatch.errors import SchemaError
+from polarwatch.formats import long_number
 from polarwatch.records import (
     DEFAULT_MAX_FUTURE_SKEW,
     MAX_DEAD_LETTER_BYTES,
@@ -233,7 +234,8 @@ def parse_record(raw: bytes | str, max_bytes: int = MAX_RECORD_BYTES) -> tuple[A
     except RecursionError:
         return None, f"record: JSON nested deeper than {MAX_NESTING} levels"
     except (UnicodeError, ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
-        return None, cut_reason(f"malformed JSON: {exc}")
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        return None, cut_reason(long_number(text) or f"malformed JSON: {exc}")
     # fewer brackets than the limit cannot nest deeper (a C-speed count spares the walk)
     brackets = (raw.count(b"[") + raw.count(b"{") if isinstance(raw, bytes)
                 else raw.count("[") + raw.count("{"))

@@ -10,14 +10,13 @@ from __future__ import annotations
 import codecs
 import json
 import re
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from polarwatch.errors import SchemaError
-from polarwatch.formats import csv_records, detect_format
+from polarwatch.formats import csv_records, detect_format, long_number
 from polarwatch.records import Labels, parent_or_root
 from scoring.extractors.base import Extractor, PostPair
 from scoring.rules import score_pair
@@ -92,14 +91,8 @@ def _json_problem(exc: json.JSONDecodeError) -> str:
 
 
 def _value_problem(line: str, exc: ValueError) -> str:
-    """Why valid JSON could not be read: a number with more digits than Python converts
-    (``sys.get_int_max_str_digits()``, 4,300 by default), named by its column and length."""
-    limit = sys.get_int_max_str_digits()
-    long = re.search(rf"[:,\[]\s*(-?)([0-9]{{{limit + 1},}})", line) if limit else None
-    if long is None:
-        return f"unreadable JSON: {exc}"
-    return (f"a JSON number of {len(long.group(2)):,} digits at column {long.start(1) + 1}, more "
-            f"than the {limit:,} Python reads; write it as a string (\"...\") if it is an id")
+    """Why valid JSON could not be read: a number too long for Python (long_number)."""
+    return long_number(line) or f"unreadable JSON: {exc}"
 
 
 def iter_table(path: Path, required: Sequence[str], optional: Sequence[str] = ()

@@ -103,6 +103,17 @@ def test_record_size_nesting_and_junk_are_reasons_not_exceptions() -> None:
         assert obj is None and reason is not None and reason.startswith("malformed JSON")
 
 
+def test_a_number_too_long_for_python_is_named_not_a_python_setting() -> None:
+    """A 5,000-digit id in valid JSON was dead-lettered as "malformed JSON: Exceeds the limit
+    (4300 digits) ...; use sys.set_int_max_str_digits() to increase the limit": advice for a
+    programmer, not for whoever sends the posts (ingest and the stream read it here)."""
+    for raw in (b'{"id": ' + b"7" * 5000 + b', "text": "x"}', '{"id": [1, -' + "7" * 5000 + "]}"):
+        obj, reason = parse_record(raw)
+        assert obj is None and reason is not None
+        assert reason.startswith("a JSON number of 5,000 digits at column ") and reason.endswith(
+            'more than the 4,300 Python reads; write it as a string ("...") if it is an id'), reason
+
+
 def test_dead_letter_helpers_cut_and_keep_the_size() -> None:
     raw = b"y" * (MAX_DEAD_LETTER_BYTES + 10)
     assert truncate_raw(raw) == (raw[:MAX_DEAD_LETTER_BYTES], len(raw))
