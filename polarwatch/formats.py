@@ -86,6 +86,10 @@ class _Lines:
         self.taken.append(item)
         return item[1]
 
+    def pull(self) -> tuple[int, str] | None:
+        """The next numbered line, not recorded as taken; None at the end."""
+        return self.back.popleft() if self.back else next(self.source, None)
+
 
 def _well_quoted(text: str, dialect: str) -> bool:
     """True when `text` reads as one CSV record under the strict rules: every quoted field
@@ -97,6 +101,47 @@ def _well_quoted(text: str, dialect: str) -> bool:
                                    strict=True))) == 1
     except csv.Error:
         return False
+
+
+# How far past the field limit a quoted field is followed to its closing quote, in characters
+# (csv_records); a quote still open then is taken for a stray one
+LONG_FIELD_FOLLOW = 16 * 1024 * 1024
+
+
+def _past_long_field(src: _Lines, taken: list[tuple[int, str]], error: str | None,
+                     width: int | None, dialect: str) -> int | None:
+    """After the reader stopped inside a quoted field longer than ``csv.field_size_limit()``:
+    take the lines up to the one where that field's quote closes and return its number, so the
+    whole record is one dead letter (before, every line of a 350 KB quoted text came back as a
+    row of its own). The lines must read as one well-quoted record of the header's width. None,
+    with the lines given back, when the reader stopped for another reason, or the quote does not
+    close within :data:`LONG_FIELD_FOLLOW` characters, or what it closes is no such record (a
+    stray quote: :func:`csv_records` then sets its first line aside)."""
+    if not taken or error is None or not error.startswith("field larger than field limit"):
+        return None
+    quote = csv.get_dialect(dialect).quotechar or '"'
+    record = list(taken)
+    closed = sum(t.count(quote) for _, t in taken) % 2 == 0  # on the last line taken
+    size = sum(len(t) for _, t in taken)
+    while not closed and size <= LONG_FIELD_FOLLOW and (item := src.pull()) is not None:
+        record.append(item)
+        size += len(item[1])
+        closed = item[1].count(quote) % 2 == 1  # a doubled quote counts twice
+    rows: list[list[str]] = []
+    if closed:
+        limit = csv.field_size_limit()
+        csv.field_size_limit(size + 1)
+        try:
+            rows = list(csv.reader(io.StringIO("".join(t for _, t in record), newline=""),
+                                   dialect=dialect, strict=True))
+        except csv.Error:
+            pass
+        finally:
+            csv.field_size_limit(limit)
+    if len(rows) == 1 and width in (None, len(rows[0])):
+        return record[-1][0]
+    src.back.extendleft(reversed(record[len(taken):]))
+    return None
 
 
 def csv_records(lines: Iterable[str], dialect: str = "excel") -> Iterator[CsvRecord]:
@@ -124,6 +169,14 @@ def csv_records(lines: Iterable[str], dialect: str = "excel") -> Iterator[CsvRec
         except csv.Error as exc:  # a field over csv.field_size_limit(), ...
             fields, error = None, str(exc)
         taken = src.taken
+        if fields is None and (end := _past_long_field(src, taken, error, width, dialect)):
+            reader = csv.reader(src, dialect=dialect)
+            first, text = taken[0]
+            yield CsvRecord(first, None, text, (
+                f"a quoted field longer than the {csv.field_size_limit():,}-character limit, in "
+                f"the record on line{f's {first:,}-{end:,}' if end > first else f' {first:,}'}; "
+                f"the record is set aside and reading goes on from line {end + 1:,}"))
+            continue
         if len(taken) > 1 and (fields is None or width is not None and len(fields) != width
                                and not _well_quoted("".join(t for _, t in taken), dialect)):
             (first, text), rest = taken[0], taken[1:]
