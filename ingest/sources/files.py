@@ -31,6 +31,7 @@ from ingest.sources.base import (
 from ingest.sources.mapping import (
     MAPPING_ERRORS,
     RowMapper,
+    duplicated_columns,
     has_column,
     missing_columns_error,
     required_columns,
@@ -242,8 +243,12 @@ class FileSource(Source):
         def missing() -> list[str]:
             return [f for f, cols in wanted.items() if not any(has_column(found, c) for c in cols)]
 
+        twice = None  # a CSV header or Parquet schema naming a column it reads twice
         try:
             for keys in self._columns():
+                if self.format != "jsonl" and (twice := duplicated_columns(
+                        self.mapper.mapping, [str(k) for k in keys])):
+                    break
                 found.update(dict.fromkeys(keys))
                 if not missing():
                     return
@@ -251,6 +256,8 @@ class FileSource(Source):
             raise type(exc)(f"{exc}; nothing was sent") from None
         except (OSError, EOFError, zlib.error, ValueError, SourceError):
             return
+        if twice:
+            raise SourceError(f"{self.path}: {twice}")
         if not found or not missing():  # no row at all: nothing is lost
             return
         names = [str(k) for k in found]

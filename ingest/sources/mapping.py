@@ -133,6 +133,22 @@ def missing_columns_error(mapping: dict[str, str], columns: list[str],
             + " or FIELD==VALUE for a constant; nothing was sent")
 
 
+def duplicated_columns(mapping: dict[str, str], columns: list[str]) -> str | None:
+    """Why a CSV header or Parquet schema naming a column the mapping reads more than once
+    cannot be read (a row keeps only one of them, silently); None when it names none twice."""
+    read = {_SELECT.sub("", alt.split(".")[0]) for col in mapping.values()
+            if not col.startswith("=") for alt in alternatives(col)}
+    twice = {c: [i for i, name in enumerate(columns, 1) if name == c]
+             for c in read if columns.count(c) > 1}
+    if not twice:
+        return None
+    said = "; ".join(f"{_shown_name(c)!r} {len(at)} times (columns "
+                     f"{', '.join(map(str, at))})" for c, at in sorted(twice.items()))
+    return (f"the header names {said}: a row would keep only the last of them, whichever holds "
+            f"the post's value; rename the others, then run the same command again; nothing was "
+            f"sent")
+
+
 def _shown_name(name: str) -> str:
     """A column name as an error line shows it: as it is when short and printable."""
     return name if name.isprintable() and len(name) <= 40 else repr(name[:40]) + "…"

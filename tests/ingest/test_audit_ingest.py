@@ -175,6 +175,37 @@ def test_a_jsonl_file_is_read_to_the_first_row_with_the_columns(tmp_path: Path) 
     FileSource(path, mapper=RowMapper(parse_mapping("text==n/a"))).check_columns()
 
 
+def test_a_header_naming_a_column_it_reads_twice_stops_before_the_broker(
+        tmp_path: Path) -> None:
+    """`id,text,created_at,author_id,text`: every row kept the last `text`, here empty, so
+    each post was a dead letter ("text is empty") or, with two filled, took the wrong one
+    without a word. A column read twice is refused in one line naming where; one the mapping
+    does not read may repeat (an export's two `notes`). A Parquet schema is checked too."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "posts.csv"
+    path.write_text("id,text,created_at,author_id,text,notes,notes\n"
+                    "1,gun control now,2024-01-01T00:00:00Z,a,,x,y\n")
+    with pytest.raises(PolarwatchError) as err:
+        FileSource(path).check_columns()
+    assert str(err.value) == (
+        f"{path}: the header names 'text' 2 times (columns 2, 5): a row would keep only the "
+        f"last of them, whichever holds the post's value; rename the others, then run the same "
+        f"command again; nothing was sent")
+    path.write_text("id,text,created_at,author_id,notes,notes\n"
+                    "1,gun control now,2024-01-01T00:00:00Z,a,x,y\n")
+    FileSource(path).check_columns()  # an unread column may repeat
+    table = pa.Table.from_arrays([pa.array(["1"]), pa.array(["gun control"]),
+                                  pa.array(["2024-01-01T00:00:00Z"]), pa.array(["a"]),
+                                  pa.array(["b"])],
+                                 names=["id", "body", "created_at", "author_id", "body"])
+    pq.write_table(table, tmp_path / "posts.parquet")
+    with pytest.raises(PolarwatchError, match=r"the header names 'body' 2 times \(columns 2, 5\)"):
+        FileSource(tmp_path / "posts.parquet",
+                   mapper=RowMapper(parse_mapping("text=body"))).check_columns()
+
+
 # ------------------------------------------------------------------ findings 3 and 10: rows
 
 
