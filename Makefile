@@ -46,7 +46,7 @@ demo: $(STAMP)  ## run the whole chain on a synthetic corpus and serve the dashb
 	$(VENV)/bin/polarwatch demo
 
 test: $(STAMP) browser  ## run the whole test suite in TEST_WORKERS processes (a skipped test counts as a failure here)
-	@echo "==> running the test suite in $(TEST_WORKERS) processes (about 11 min on 2 cores)"
+	@echo "==> running the test suite in $(TEST_WORKERS) processes (about 25-30 min on 2 cores)"
 	POLARWATCH_TEST_NO_SKIP=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15
 
 lint: $(STAMP)  ## ruff + mypy (packages, tests, benchmarks) + the import contracts of ARCHITECTURE.md (pyproject [tool.importlinter])
