@@ -31,20 +31,24 @@ def cmd_stream(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_train_from_warehouse(cfg: Config, args: argparse.Namespace) -> int:
+    from polarwatch.warehouse import lock_explained
     from stream.retrain import train_from_warehouse
 
-    done = train_from_warehouse(cfg, args.topic, Path(args.output) if args.output else None,
-                                seed=args.seed, progress=show_progress(args), say=_say)
+    with lock_explained(cfg.warehouse_path, "polarwatch train --from-warehouse"):
+        done = train_from_warehouse(cfg, args.topic, Path(args.output) if args.output else None,
+                                    seed=args.seed, progress=show_progress(args), say=_say)
     for line in done.lines():
         _say(f"train: {line}")
     return 0
 
 
 def cmd_relabel(cfg: Config, args: argparse.Namespace) -> int:
+    from polarwatch.warehouse import lock_explained
     from stream.relabel import relabel
 
-    run = relabel(cfg, since=args.since, until=args.until, topic=args.topic,
-                  backend=args.backend, dry_run=args.dry_run, progress=show_progress(args))
+    with lock_explained(cfg.warehouse_path, "polarwatch relabel"):  # nothing written then
+        run = relabel(cfg, since=args.since, until=args.until, topic=args.topic,
+                      backend=args.backend, dry_run=args.dry_run, progress=show_progress(args))
     for line in run.lines():
         print(line, flush=True)
     return 0
