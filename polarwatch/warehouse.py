@@ -11,7 +11,9 @@ that.
 from __future__ import annotations
 
 import codecs
+import errno
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -108,6 +110,24 @@ def lock_explained(path: str | Path, doing: str) -> Iterator[None]:
 DAMAGE_MARKERS = ("Could not read enough bytes", "Corrupt database file")
 
 
+# the operating system's refusals DuckDB passes on in its own exceptions (`Could not write file
+# "X": No space left on device`, `Cannot open file "X": Permission denied`): re-raised as the
+# OSError they are, which the CLI says in one line with the file and the fix (polarwatch.cli)
+REFUSALS = tuple((os.strerror(code), code) for code in (
+    errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS))
+
+
+def os_refusal(exc: BaseException) -> OSError | None:
+    """DuckDB's error `exc` as the OSError the operating system gave it (a full disk, a file or
+    directory that may not be written), naming the file; None for any other error."""
+    text = str(exc)
+    for strerror, code in REFUSALS:
+        if strerror in text:
+            named = re.search(r'file "([^"]+)"', text)
+            return OSError(code, strerror, named[1] if named else None)
+    return None
+
+
 def _damaged(path: Path, exc: BaseException | str) -> WarehouseUnreadable:
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return WarehouseUnreadable(
@@ -142,6 +162,8 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[Any]:
             raise  # still held after the retries: callers that wait on the writer handle it
         if any(marker in str(exc) for marker in DAMAGE_MARKERS):
             raise _damaged(path, exc) from exc
+        if (refused := os_refusal(exc)) is not None:  # a read-only file: not another program's
+            raise refused from exc
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise WarehouseUnreadable(
             f"{path} cannot be opened as the DuckDB warehouse ({reason}); set [warehouse] path "
@@ -155,6 +177,8 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[Any]:
             raise
         raise foreign from exc
     except duckdb.Error as exc:
+        if (refused := os_refusal(exc)) is not None:  # a full disk at a write or its COMMIT
+            raise refused from exc
         if not any(marker in str(exc) for marker in DAMAGE_MARKERS):
             raise
         raise _damaged(path, exc) from exc
