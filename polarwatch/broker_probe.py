@@ -45,7 +45,7 @@ def bootstrap_addresses(bootstrap: str) -> list[tuple[str, int]] | None:
     return found or None
 
 
-def _why_not(host: str, port: int, timeout: float) -> str | None:
+def tcp_refusal(host: str, port: int, timeout: float) -> str | None:
     """None when `host`:`port` accepts a TCP connection within `timeout`, else why not."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -83,7 +83,7 @@ def require_broker(bootstrap: str, *, embedded: bool,
         return None
     reasons = []
     for host, port in addresses:
-        why = _why_not(host, port, timeout)
+        why = tcp_refusal(host, port, timeout)
         if why is None:
             LOG.debug(f"the broker at {host}:{port} answers")
             return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -9,13 +9,15 @@ import contextlib
 import locale
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
 from typing import Any
 
+from polarwatch.broker_probe import CONNECT_TIMEOUT_S, bootstrap_addresses, tcp_refusal
 from polarwatch.console import STOP, quiet_children_after_stop
-from polarwatch.errors import PrerequisiteError
+from polarwatch.errors import ConfigError, PrerequisiteError
 
 LOG = logging.getLogger(__name__)
 
@@ -61,6 +63,44 @@ def master_in_effect(configured: str) -> tuple[str, Any | None]:
     return (submitted, conf) if submitted else (configured, None)
 
 
+# The masters Spark accepts (its SparkMasterRegex, and what SparkSubmit allows): anything else
+# failed inside the JVM with a Java and a Python trace (~50 lines, exit 1), and a standalone
+# master that does not answer only after a minute of retries (~200 lines)
+LOCAL_MASTER = re.compile(r"local(\[([0-9]+|\*)(\s*,\s*[0-9]+)?\]"
+                          r"|-cluster\[\s*[0-9]+\s*,\s*[0-9]+\s*,\s*[0-9]+\s*\])?")
+MASTER_FORMS = ("local[N] (N cores in this process; local[*]: all of them), "
+                "spark://HOST:PORT (a standalone cluster, docs/cluster.md), yarn or k8s://URL")
+
+
+def check_master(master: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse, in one line and before any JVM starts, a `[spark] master` Spark would refuse
+    (``garbage``, ``""``, ``local[0]``) and a standalone master (``spark://HOST:PORT``, or a
+    comma-separated list of them) none of whose addresses accepts a connection."""
+    key = "[spark] master (env POLARWATCH_SPARK_MASTER)"
+    local = LOCAL_MASTER.fullmatch(master)
+    if local is not None:
+        if local[2] is not None and local[2] != "*" and int(local[2]) < 1:
+            raise ConfigError(f"{key} is {master!r}: a local master needs at least 1 core; give "
+                              f"local[1] or more, or local[*]")
+        return
+    if master == "yarn" or master.startswith("k8s://"):
+        return
+    if not master.startswith("spark://"):
+        raise ConfigError(f"{key} is {master!r}, which is not a Spark master; give {MASTER_FORMS}")
+    addresses = bootstrap_addresses(master.removeprefix("spark://"))
+    if addresses is None:
+        raise ConfigError(f"{key} is {master!r}: give spark://HOST:PORT (several masters: "
+                          f"spark://HOST1:PORT1,HOST2:PORT2)")
+    reasons = []
+    for host, port in addresses:
+        why = tcp_refusal(host, port, timeout)
+        if why is None:
+            return
+        reasons.append(why if len(addresses) == 1 else f"{host}:{port}: {why}")
+    raise PrerequisiteError(f"no Spark master answers at {master} ({'; '.join(reasons)}); start "
+                            f"it (docs/cluster.md), or fix {key}")
+
+
 # The driver's thread stacks. When a micro-batch's foreachBatch (the sink, in Python) fails,
 # Spark matches the Py4J error's text against a regular expression,
 # `StreamExecution.PROXY_ERROR`, that recurses once per character (`(.|\r\n|\r|\n)*`). The text
@@ -104,7 +144,8 @@ def build_spark(master: str, app_name: str = "polarwatch", *,
 
     builder = SparkSession.builder.appName(app_name)
     effective, given = master_in_effect(master)
-    if given is None:
+    if given is None:  # (spark-submit checked its own --master)
+        check_master(master)
         builder = builder.master(master)
     elif explicit_master and effective != master:
         LOG.warning(f"spark-submit's --master {effective} wins over the config's [spark] "
