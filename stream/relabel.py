@@ -40,7 +40,7 @@ from polarwatch.argtypes import back_from
 from polarwatch.config import Config
 from polarwatch.errors import ConfigError
 from polarwatch.records import Labels
-from polarwatch.warehouse import connect, scalar, transaction
+from polarwatch.warehouse import connect, init_schema, missing_columns, scalar, transaction
 from scoring.extractors.base import Extractor, PostPair
 
 RELABELLED = ("stance", "affect", "emotion")  # per-post labels compared before / after
@@ -171,8 +171,12 @@ def _read(path: Any, where: str, params: list[Any], known: list[str], paired: bo
     """The posts to label (configured topics), the other topics' post counts, and (with
     `paired`) the replies paired with those posts, with their parents' texts."""
     with connect(path, read_only=True) as con:
+        # a file from before migration 6 (a dry run reads it as it is): no producer stored yet
+        missing = missing_columns(con, "posts")
+        produced = ", ".join(f"NULL::{'TIMESTAMPTZ' if c == 'relabelled_at' else 'VARCHAR'} AS {c}"
+                             if c in missing else c for c in ("labelled_by", "relabelled_at"))
         posts = con.execute(f"SELECT platform, id, text, topic, created_at, stance, affect, "
-                            f"emotion, labelled_by, relabelled_at FROM posts WHERE {where} "
+                            f"emotion, {produced} FROM posts WHERE {where} "
                             f"AND list_contains(?, topic) ORDER BY platform, id",
                             [*params, known]).df()
         other = dict(con.execute(f"SELECT topic, count(*) FROM posts WHERE {where} AND NOT "
@@ -212,6 +216,8 @@ def _relabel(cfg: Config, since: datetime | timedelta | None,
     topics = cfg.load_topics()
     if topic is not None:
         cfg.topic(topic)  # a clear error for an unknown id
+    if not dry_run and path.exists():  # it writes: a file of an older polarwatch is upgraded
+        init_schema(path)  # first, as the stream and forecast do (a missing one: the reads say)
     lo, hi = resolve_range(path, since, until, topic)
     if lo is not None and hi is not None and lo >= hi:
         raise ConfigError(f"--since {lo:%Y-%m-%d %H:%M:%S} is not before --until "
