@@ -144,7 +144,7 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[Any]:
     import duckdb
 
     path = Path(path)
-    _require_encodable(path)
+    require_file_path(path)
     if read_only and not path.exists():
         raise WarehouseMissing(f"DuckDB file {path} does not exist yet: start the stream "
                                f"(`polarwatch stream`) or run `make demo` first")
@@ -184,6 +184,20 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[Any]:
         raise _damaged(path, exc) from exc
     finally:
         con.close()
+
+
+def require_file_path(path: Path) -> None:
+    """A path DuckDB can open as the warehouse file: a directory (``[warehouse] path = ""`` is
+    the config's own directory) is refused in one line naming a file to use instead (DuckDB's
+    "Is a directory" came with advice to move "this file" away: the project directory), and so
+    is a name DuckDB cannot encode (:func:`_require_encodable`). The stream calls it before
+    Spark starts."""
+    _require_encodable(path)
+    if path.is_dir():
+        raise WarehouseUnreadable(
+            f"{path} cannot be opened as the DuckDB warehouse: it is a directory; set [warehouse] "
+            f"path (env POLARWATCH_WAREHOUSE_PATH) to a file, e.g. "
+            f"{path / '.polarwatch' / 'polarwatch.duckdb'}")
 
 
 def _require_encodable(path: Path) -> None:

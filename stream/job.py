@@ -17,6 +17,7 @@ from typing import Any
 
 from polarwatch.config import Config
 from polarwatch.console import INTERRUPTED, STOP, SignalHold
+from polarwatch.warehouse import require_file_path
 from stream.dead_letters import DeadLetterDrain, IdleDrainer
 from stream.heartbeat import HeartbeatWriter
 from stream.preflight import check_backend, check_broker, check_offsets
@@ -148,6 +149,7 @@ def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
     once everything is stopped). After SIGTERM an error of the ending stream (Spark's JVM ends
     too when the whole process group is signalled) is no failure: it is logged with -v only."""
     cfg.load_topics()  # a missing or broken topics.toml: its ConfigError now, before Spark starts
+    require_file_path(cfg.warehouse_path)  # a directory ([warehouse] path = ""): one line now
     check_backend(cfg, backend)  # a damaged head file, an unwritable encoder cache: one line
     check_java()  # what to install comes before what to start
     check_broker(cfg)  # no broker: one line in seconds, not minutes of supervised restarts

@@ -146,11 +146,11 @@ def test_a_path_that_is_not_a_duckdb_file_is_a_clear_error(tmp_path: Path) -> No
     every command printed as a traceback."""
     junk = tmp_path / "pw.duckdb"
     junk.write_text("not a database\n")
-    for path, says in ((junk, "it is not a valid DuckDB database file"),
-                       (tmp_path, "Is a directory")):
+    for path, says in ((junk, " .*it is not a valid DuckDB database file"),
+                       (tmp_path, ": it is a directory; set \\[warehouse\\] path")):
         for read_only in (True, False):
             with pytest.raises(WarehouseUnreadable, match=f"{path} cannot be opened as the "
-                               "DuckDB warehouse .*" + says), connect(path, read_only):
+                               "DuckDB warehouse" + says), connect(path, read_only):
                 pass
     assert junk.read_text() == "not a database\n"  # left as it was
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,6 +21,9 @@ from polarwatch.errors import BrokerError
 from stream.preflight import check_broker
 from tests.conftest import REPO
 from tests.kafka_helpers import stream_env
+
+if TYPE_CHECKING:
+    from ingest.broker import EmbeddedBroker
 
 FAIL_WITHIN_S = 10.0
 
@@ -68,3 +72,22 @@ def test_an_external_kafka_is_not_told_to_start_the_embedded_broker(
         check_broker(cfg)
     assert "broker start" not in str(caught.value)
     assert "start that Kafka, or fix [broker] bootstrap_servers" in str(caught.value)
+
+
+@pytest.mark.parametrize("path", ["", "."], ids=["empty", "dot"])
+def test_a_warehouse_path_that_is_a_directory_is_one_line_before_spark_starts(
+        tmp_path: Path, broker: EmbeddedBroker, path: str) -> None:
+    """`[warehouse] path = ""` is the config's own directory. It was found after Spark's start
+    (~20 s), as DuckDB's "Is a directory" with the advice to "move this file away so that a new
+    warehouse is created": the project directory."""
+    env = {**os.environ, "POLARWATCH_CONFIG": str(REPO / "polarwatch.toml"),
+           **stream_env(broker.bootstrap, tmp_path), "POLARWATCH_WAREHOUSE_PATH": path}
+    folder = load_config(REPO / "polarwatch.toml", env=env).warehouse_path
+    assert folder.is_dir()
+    proc = subprocess.run([sys.executable, "-m", "polarwatch.cli", "stream"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [
+        f"polarwatch: error: {folder} cannot be opened as the DuckDB warehouse: it is a "
+        f"directory; set [warehouse] path (env POLARWATCH_WAREHOUSE_PATH) to a file, e.g. "
+        f"{folder / '.polarwatch' / 'polarwatch.duckdb'}"], proc.stderr
+    assert not (tmp_path / "ckpt").exists()  # nothing of Spark's ran
