@@ -216,14 +216,15 @@ def _relabel(cfg: Config, since: datetime | timedelta | None,
     topics = cfg.load_topics()
     if topic is not None:
         cfg.topic(topic)  # a clear error for an unknown id
-    if not dry_run and path.exists():  # it writes: a file of an older polarwatch is upgraded
-        init_schema(path)  # first, as the stream and forecast do (a missing one: the reads say)
     lo, hi = resolve_range(path, since, until, topic)
     if lo is not None and hi is not None and lo >= hi:
         raise ConfigError(f"--since {lo:%Y-%m-%d %H:%M:%S} is not before --until "
                           f"{hi:%Y-%m-%d %H:%M:%S} (UTC): the range holds no post; swap them")
     where, params = _where(lo, hi, topic)
     posts, other, replies = _read(path, where, params, [t.id for t in topics], not dry_run)
+    if not dry_run:  # it writes: a file of an older polarwatch is upgraded first, as the stream
+        init_schema(path)  # and forecast do, once the read found a warehouse (none or another
+        # program's DuckDB file: the read said so, and the file is left as it was)
     backend = backend or cfg.extractor.backend
     run = RelabelRun(lo, hi, topic, backend, n_posts=len(posts), dry_run=dry_run,
                      unconfigured=other)
