@@ -195,13 +195,15 @@ def relabel(cfg: Config, since: datetime | timedelta | None = None,
             backend: str | None = None, dry_run: bool = False,
             progress: bool = False, extractor: Extractor | None = None) -> RelabelRun:
     """Label the stored posts with ``since <= created_at < until`` (of `topic`) again; on
-    Ctrl-C, say on stderr what was and was not written, then stop."""
+    Ctrl-C or SIGTERM (polarwatch.cli makes it SystemExit), say on stderr what was and was not
+    written, then stop."""
     state = {"phase": "before anything was labelled"}
     try:
         return _relabel(cfg, since, until, topic, backend, dry_run, progress, extractor, state)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as stop:
         done = state["phase"] == "after the write committed"
-        print(f"polarwatch: relabel interrupted {state['phase']}: "
+        how = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated (SIGTERM)"
+        print(f"polarwatch: relabel {how} {state['phase']}: "
               + ("every change was written" if done else
                  "nothing was written, the warehouse is as it was; run it again"),
               file=sys.stderr, flush=True)

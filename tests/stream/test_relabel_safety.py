@@ -3,14 +3,19 @@ changed while it labelled, and everything when interrupted; it labels outside th
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from polarwatch import cli
 from polarwatch.cli import main
 from polarwatch.config import load_config
+from polarwatch.console import STOP
 from polarwatch.warehouse import connect, init_schema
 from scoring.extractors.registry import get_extractor
 from stream.relabel import relabel
@@ -152,3 +157,33 @@ def test_a_grandchild_reply_without_an_interaction_keeps_its_stored_agreement(
     with connect(db, read_only=True) as con:
         assert con.execute("SELECT agreement, agreement_conf, backend FROM posts "
                            "WHERE id = 'gun_control2'").fetchone() == ("agree", 0.8, "before")
+
+
+class _Terminated:
+    """The lexicon backend, which sends this process SIGTERM (as systemd or `kill` would) on
+    its first call."""
+    name = "lexicon"
+
+    def extract(self, batch: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises here
+        raise AssertionError("SIGTERM was not delivered")
+
+
+def test_a_terminated_relabel_says_nothing_was_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGTERM ended relabel with exit 143 and no word of what was written (Ctrl-C says it)."""
+    cfg = load_config(setup(tmp_path, GUN + CLIMATE))
+    db = tmp_path / "w.duckdb"
+    before = stored(db, "gun_control")
+    previous = signal.signal(signal.SIGTERM, cli._terminate)  # what `polarwatch` installs
+    try:
+        with pytest.raises(SystemExit) as ended:
+            relabel(cfg, extractor=_Terminated())  # type: ignore[arg-type]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        STOP.clear()
+    assert ended.value.code == 128 + signal.SIGTERM
+    assert ("polarwatch: relabel terminated (SIGTERM) while labelling (outside any write): "
+            "nothing was written") in capsys.readouterr().err
+    assert stored(db, "gun_control") == before
