@@ -189,6 +189,10 @@ def moment(text: str) -> datetime | timedelta:
             if float(shape.group(1)) == 0:
                 raise argparse.ArgumentTypeError(f"{text} is 0: a duration back must be above "
                                                  f"0; give e.g. 7d or a date") from None
+            if float(shape.group(1)) < 1:  # (a number too large overflows instead)
+                raise argparse.ArgumentTypeError(f"{text} is under a microsecond: a duration "
+                                                 f"back must be above 0; give e.g. 7d or a "
+                                                 f"date") from None
             raise argparse.ArgumentTypeError(f"{text} reaches back before 0001-01-01, the "
                                              f"earliest time; give a shorter duration or a "
                                              f"date, or leave the option out for no bound"

@@ -30,16 +30,20 @@ DURATION_HELP = ("a positive duration like 30m, 1h or 7d, or '5 minutes', '1 hou
 def parse_duration(text: str) -> timedelta:
     """The one duration grammar: ``<number>[ ]<unit>``, e.g. ``30m``, ``1 hour``, ``1.5d``.
 
-    Raises ConfigError (saying what is accepted) for anything else, for zero, and past
-    timedelta's range (about 2.7 million years).
+    Raises ConfigError (saying what is accepted) for anything else, for zero (also a value
+    under timedelta's microsecond, ``0.0000001s``, which was taken as 0), and past timedelta's
+    range (about 2.7 million years).
     """
     m = _DURATION_RE.fullmatch(text.strip().lower()) if isinstance(text, str) else None
     seconds = _SECONDS_PER_UNIT.get(m.group(2)) if m else None
     if m is not None and seconds is not None and float(m.group(1)) > 0:
         try:
-            return timedelta(seconds=float(m.group(1)) * seconds)
+            span = timedelta(seconds=float(m.group(1)) * seconds)
         except OverflowError:
             pass
+        else:
+            if span:  # under a microsecond is 0 to timedelta: refused as 0 is
+                return span
     raise ConfigError(f"expected {DURATION_HELP}, got {text!r}")
 
 
@@ -68,7 +72,7 @@ def duration_text(text: str) -> str:
         if seconds % size == 0:
             n = int(seconds // size)
             return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
-    return f"{seconds:g} seconds"
+    return f"{seconds:.6f}".rstrip("0") + " seconds"  # never 1e-05: parse_duration reads it
 
 
 class TomlText(str):

@@ -16,6 +16,7 @@ OverflowError (its backoff doubles per attempt, a float past 2**1023).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from forecast.alerts.delivery import retry_for
+from polarwatch.argtypes import moment
 from polarwatch.config import load_config
 from polarwatch.config_errors import env_var
 from polarwatch.errors import ConfigError
@@ -36,6 +38,7 @@ from polarwatch.fields import (
     MAX_KEEP_DAYS,
     MAX_PARTITIONS,
     MAX_SKEW_HOURS,
+    parse_duration,
 )
 from polarwatch.warehouse import connect
 from stream.job import run_stream
@@ -119,6 +122,33 @@ def test_a_duration_above_ten_years_is_one_line(tmp_path: Path, section: str, ke
                              ("87600h", "3650 days")):
         path.write_text(f'[{section}]\n{key} = "{at_bound}"\n')
         assert getattr(getattr(load_config(path, env={}), section), key) == stored
+
+
+@pytest.mark.parametrize(("section", "key"), DURATIONS)
+def test_a_duration_under_a_microsecond_is_refused_as_zero_is(
+        tmp_path: Path, section: str, key: str) -> None:
+    """timedelta holds microseconds: `window = "0.0000001s"` was taken as 0 and stored as
+    "0 days", which the stream then refused after Spark's start, naming neither the key nor
+    what the user wrote (`expected a positive duration …, got '0 days'`)."""
+    path = tmp_path / "pw.toml"
+    path.write_text(f'[{section}]\n{key} = "0.0000001s"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert str(info.value).startswith(f"{path} [{section}] {key}: expected a positive duration")
+    assert str(info.value).endswith("got '0.0000001s'")
+    for given, stored in (("0.000001s", "0.000001 seconds"), ("0.00005s", "0.00005 seconds"),
+                          ("1.5s", "1.5 seconds")):  # stored as parse_duration reads it again
+        path.write_text(f'[{section}]\n{key} = "{given}"\n')
+        assert getattr(getattr(load_config(path, env={}), section), key) == stored
+        assert parse_duration(stored).total_seconds() == float(given[:-1])
+
+
+def test_a_moment_under_a_microsecond_back_is_refused_as_0_is() -> None:
+    """`relabel --since 0.0000001s` counted back 0 from the newest post (0d is refused)."""
+    with pytest.raises(argparse.ArgumentTypeError, match="is under a microsecond: a duration "
+                                                         "back must be above 0"):
+        moment("0.0000001s")
+    assert moment("0.000001s") == timedelta(microseconds=1)
 
 
 def test_prune_every_is_a_value_broker_prune_reads(tmp_path: Path) -> None:
