@@ -74,8 +74,8 @@ class RelabelRun:
         def show(c: Counter[str]) -> str:
             return ", ".join(f"{k} {v:,}" for k, v in sorted(c.items())) or "none"
 
-        span = (f"{self.since:%Y-%m-%d %H:%M} UTC" if self.since else "the first post") + \
-            " to " + (f"{self.until:%Y-%m-%d %H:%M} UTC" if self.until else "the last")
+        span = (f"{_shown(self.since)} UTC" if self.since else "the first post") + \
+            " to " + (f"{_shown(self.until)} UTC" if self.until else "the last")
         out = [f"relabel{' (dry run: nothing written)' if self.dry_run else ''}: "
                f"{self.n_posts:,} posts{f' of topic {self.topic}' if self.topic else ''} from "
                f"{span} with {self.backend}; labelled by {show(self.labelled_by)}"]
@@ -101,6 +101,11 @@ class RelabelRun:
                        f"topics.toml were left as they are: {show(Counter(self.unconfigured))} "
                        f"(add the topic back to topics.toml to relabel them)")
         return out
+
+
+def _shown(t: datetime, seconds: str = "") -> str:
+    """``0001-01-02 00:00``: the C library's %Y drops the zeros of a year before 1000."""
+    return f"{t.year:04d}-{t.strftime('%m-%d %H:%M' + seconds)}"
 
 
 def resolve_range(path: Any, since: datetime | timedelta | None,
@@ -220,8 +225,8 @@ def _relabel(cfg: Config, since: datetime | timedelta | None,
         cfg.topic(topic)  # a clear error for an unknown id
     lo, hi = resolve_range(path, since, until, topic)
     if lo is not None and hi is not None and lo >= hi:
-        raise ConfigError(f"--since {lo:%Y-%m-%d %H:%M:%S} is not before --until "
-                          f"{hi:%Y-%m-%d %H:%M:%S} (UTC): the range holds no post; swap them")
+        raise ConfigError(f"--since {_shown(lo, ':%S')} is not before --until "
+                          f"{_shown(hi, ':%S')} (UTC): the range holds no post; swap them")
     where, params = _where(lo, hi, topic)
     posts, other, replies = _read(path, where, params, [t.id for t in topics], not dry_run)
     if not dry_run:  # it writes: a file of an older polarwatch is upgraded first, as the stream

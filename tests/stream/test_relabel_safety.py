@@ -187,3 +187,15 @@ def test_a_terminated_relabel_says_nothing_was_written(
     assert ("polarwatch: relabel terminated (SIGTERM) while labelling (outside any write): "
             "nothing was written") in capsys.readouterr().err
     assert stored(db, "gun_control") == before
+
+
+def test_a_range_before_the_year_1000_is_shown_with_four_digit_years(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The C library's %Y wrote year 1 as "1" ("to 1-01-02 00:00 UTC")."""
+    config = setup(tmp_path, GUN)
+    assert main(["--config", str(config), "relabel", "--dry-run", "--until", "0001-01-02"]) == 0
+    assert "0 posts from the first post to 0001-01-02 00:00 UTC with" in capsys.readouterr().out
+    assert main(["--config", str(config), "relabel", "--since", "0999-01-02T03:04:05",
+                 "--until", "0999-01-01"]) == 2
+    assert ("--since 0999-01-02 03:04:05 is not before --until 0999-01-01 00:00:00 (UTC)"
+            in capsys.readouterr().err)
