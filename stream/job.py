@@ -20,7 +20,7 @@ from polarwatch.console import INTERRUPTED, STOP, SignalHold
 from polarwatch.warehouse import require_file_path
 from stream.dead_letters import DeadLetterDrain, IdleDrainer
 from stream.heartbeat import HeartbeatWriter
-from stream.preflight import check_backend, check_broker, check_offsets
+from stream.preflight import check_backend, check_broker, check_lake, check_offsets
 from stream.session import build_spark, check_java, master_in_effect
 from stream.sink import DuckDBSink
 from stream.supervise import MAX_RESTARTS_DRAIN, cause, supervise
@@ -150,6 +150,7 @@ def run_stream(cfg: Config, *, available_now: bool = True, reset: bool = False,
     too when the whole process group is signalled) is no failure: it is logged with -v only."""
     cfg.load_topics()  # a missing or broken topics.toml: its ConfigError now, before Spark starts
     require_file_path(cfg.warehouse_path)  # a directory ([warehouse] path = ""): one line now
+    check_lake(cfg)  # a file where the Parquet lake goes: the same
     check_backend(cfg, backend)  # a damaged head file, an unwritable encoder cache: one line
     check_java()  # what to install comes before what to start
     check_broker(cfg)  # no broker: one line in seconds, not minutes of supervised restarts

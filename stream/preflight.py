@@ -19,9 +19,21 @@ from typing import Any
 
 from polarwatch.broker_probe import CONNECT_TIMEOUT_S, require_broker
 from polarwatch.config import Config
+from polarwatch.errors import ConfigError
 from stream.supervise import StreamError
 
 LOG = logging.getLogger(__name__)
+
+
+def check_lake(cfg: Config) -> None:
+    """``[warehouse] lake_dir`` must be a directory (or not exist yet): a file there failed the
+    first micro-batch after Spark's start (``FileExistsError: [Errno 17] File exists``, naming
+    neither the key nor the fix)."""
+    lake = cfg.path(cfg.warehouse.lake_dir) if cfg.warehouse.lake_dir else None
+    if lake is not None and lake.exists() and not lake.is_dir():
+        raise ConfigError(f"[warehouse] lake_dir (env POLARWATCH_WAREHOUSE_LAKE_DIR) is {lake}, "
+                          f"which is a file: the Parquet lake is a directory; point the key at "
+                          f"one (a missing one is created), or set it to \"\" for no lake")
 
 
 def check_broker(cfg: Config, timeout: float = CONNECT_TIMEOUT_S) -> None:

@@ -91,3 +91,21 @@ def test_a_warehouse_path_that_is_a_directory_is_one_line_before_spark_starts(
         f"directory; set [warehouse] path (env POLARWATCH_WAREHOUSE_PATH) to a file, e.g. "
         f"{folder / '.polarwatch' / 'polarwatch.duckdb'}"], proc.stderr
     assert not (tmp_path / "ckpt").exists()  # nothing of Spark's ran
+
+
+def test_a_lake_dir_that_is_a_file_is_one_line_before_spark_starts(
+        tmp_path: Path, broker: EmbeddedBroker) -> None:
+    """It failed the first micro-batch after Spark's start: `the stream stopped:
+    FileExistsError: [Errno 17] File exists: '…'`, naming neither the key nor the fix."""
+    lake = tmp_path / "lake.txt"
+    lake.write_text("not a directory\n")
+    env = {**os.environ, "POLARWATCH_CONFIG": str(REPO / "polarwatch.toml"),
+           **stream_env(broker.bootstrap, tmp_path), "POLARWATCH_WAREHOUSE_LAKE_DIR": str(lake)}
+    proc = subprocess.run([sys.executable, "-m", "polarwatch.cli", "stream"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [
+        f"polarwatch: error: [warehouse] lake_dir (env POLARWATCH_WAREHOUSE_LAKE_DIR) is {lake}, "
+        f"which is a file: the Parquet lake is a directory; point the key at one (a missing one "
+        f"is created), or set it to \"\" for no lake"], proc.stderr
+    assert not (tmp_path / "ckpt").exists()  # nothing of Spark's ran
+    assert lake.read_text() == "not a directory\n"
