@@ -9,6 +9,7 @@ key; pages fetch it with :func:`ctx`. Query parameters carry page-to-page select
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,11 +24,13 @@ from dashboard import queries, rejects
 from dashboard.analysis import age_seconds, fmt_age, fmt_duration, is_missing
 from dashboard.label_assist import llm_configured
 from dashboard.safety import TOKEN_ENV, bind_refusal, for_table, md_text, token_ok
+from polarwatch import warehouse
 from polarwatch.config import load_config
 from polarwatch.display import name_text
 from polarwatch.errors import ConfigError
 from polarwatch.events import Event, EventError, events_path, load_events
 from polarwatch.heartbeat import Heartbeat, judge, read_heartbeat, this_host
+from polarwatch.warehouse import is_lock_error
 
 REFRESH_SECONDS = 5  # how often live sections re-read the warehouse
 # The stream commits a batch every trigger (2 s by default) while posts arrive, and nothing while
@@ -157,8 +160,23 @@ def read(c: Context, fn: Callable[..., T], *args: Any) -> T | None:
         st.info(NO_DATA)
         st.caption(f"Waiting for the warehouse file `{c.warehouse}`.")
     except Exception as exc:  # duckdb.Error and friends: show it, keep refreshing
-        st.error(f"Could not read the warehouse `{c.warehouse}`: {md_text(exc)}")
+        st.error(unreadable(c.warehouse, exc))
     return None
+
+
+def unreadable(path: Path, exc: BaseException) -> str:
+    """Why the warehouse could not be read or written, as Markdown: for DuckDB's lock, still
+    held after the retries, who holds it (the PID DuckDB names) and what to do."""
+    if not is_lock_error(exc):
+        return f"Could not read the warehouse `{path}`: {md_text(exc)}"
+    held = re.search(r"held in (.+?) \(PID (\d+)\)", str(exc))
+    who = f"another process (PID {held[2]}, {md_text(held[1])})" if held else "another process"
+    waited = warehouse.LOCK_RETRY_SECONDS * warehouse.LOCK_RETRY_ATTEMPTS
+    ps = f": `ps -p {held[2]}`" if held else ""
+    return (f"The warehouse `{path}` is locked: {who} kept it open through {waited:g} s of "
+            f"retries. The stream holds it while it stores a batch (a large one can take a "
+            f"while): the page reads it again when it next runs. A program that keeps the file "
+            f"open (a duckdb shell, a notebook, a stuck process{ps}) must close it.")
 
 
 def live(c: Context, fn: Callable[..., None], *args: Any) -> None:
@@ -297,7 +315,7 @@ def render_status(c: Context) -> None:
                    f"({md_text(str(exc).splitlines()[0])}); `polarwatch stream` adds them.")
         return
     except Exception as exc:
-        st.error(f"Warehouse unreadable: {md_text(exc)}")
+        st.error(unreadable(c.warehouse, exc))
         return
     try:  # a file from before dead_letters had a source: the stream's own count
         dead: dict[str, int] | None = rejects.dead_letter_counts(c.warehouse)

@@ -29,11 +29,12 @@ from __future__ import annotations
 import html
 from typing import Any
 
+import duckdb
 import streamlit as st
 
 from dashboard import label_assist, label_store
 from dashboard.analysis import describe_llm_agreement, is_missing
-from dashboard.common import Context, ctx, known_topics, pick_topic
+from dashboard.common import Context, ctx, known_topics, pick_topic, unreadable
 from dashboard.safety import md_text
 from polarwatch.config import load_config
 from polarwatch.display import isolated, name_text
@@ -58,6 +59,12 @@ CHOICES = {  # task -> (question, {value: button text})
 KEYS = {task: dict(zip(values, keys, strict=True)) for (task, (_, values)), keys
         in zip(CHOICES.items(), ("123", "456", "789"), strict=True)}
 SKIP_KEY, ASK_KEY = "S", "L"
+TASK_NAMES = {"stance": "stance", "affect": "hostility", "agreement": "agreement"}
+
+
+def label_named(task: str, value: str) -> str:
+    """One label as the analyst clicked it: "stance: pro", "hostility: not hostile"."""
+    return f"{TASK_NAMES[task]}: {CHOICES[task][1][value]}"
 
 
 def keys_help(tasks: list[str]) -> str:
@@ -109,6 +116,22 @@ def sides_caption(sides: Any) -> str:
         return ("This topic is not in topics.toml (or it cannot be read): what pro and anti "
                 "mean is unknown, and a stance label is stored without them.")
     return f"**pro**: {md_text(sides[0])} · **anti**: {md_text(sides[1])}"
+
+
+def unheeded_click() -> str | None:
+    """What the button clicked for this run asked for ("Not stored: your label stance: pro"),
+    when the page stopped before it could act on it (the warehouse could not be read); None
+    when no label or retrain button was clicked."""
+    for key, clicked in st.session_state.items():
+        if clicked is not True or not isinstance(key, str):
+            continue
+        if key.startswith("lbl|"):
+            _, task, value, _ = key.split("|", 3)
+            return (f"Not stored: your label {label_named(task, value)}; click it again once "
+                    f"the warehouse can be read.")
+        if key.startswith("lbl_retrain|"):
+            return "Not retrained: the labels could not be read."
+    return None
 
 
 def finish(current: dict[str, Any]) -> None:
@@ -193,11 +216,13 @@ def ask(c: Context, current: dict[str, Any], labeller: str) -> None:
         try:
             extractor = assistant(c.llm_assist_seconds)
             got = label_assist.ask(extractor, post, tasks_for(post))
-        except PolarwatchError as exc:  # AssistError; a broken config or topics file
-            current["suggestion_error"] = str(exc)
-        else:
             label_store.save_suggestions(c.warehouse, label_store.make_suggestions(
                 post, got.model, PROMPT_VERSION, got.values, got.explanation, labeller))
+        except PolarwatchError as exc:  # AssistError; a broken config or topics file
+            current["suggestion_error"] = str(exc)
+        except duckdb.Error as exc:  # the suggestion came, but the warehouse is locked
+            current["suggestion_error"] = unreadable(c.warehouse, exc)
+        else:
             current["suggestion"] = {"values": got.values, "explanation": got.explanation}
     st.rerun()
 
@@ -219,9 +244,14 @@ def store(c: Context, current: dict[str, Any], labeller: str, task: str, value: 
         st.error("Not stored: type your name first (it is stored with each label).")
         return
     sides = current.get("sides")
-    label_store.save_labels(c.warehouse, label_store.make_labels(
-        current["post"], current["sample"], labeller, {task: value},
-        sides=(str(sides[0]), str(sides[1])) if sides else None))
+    try:
+        label_store.save_labels(c.warehouse, label_store.make_labels(
+            current["post"], current["sample"], labeller, {task: value},
+            sides=(str(sides[0]), str(sides[1])) if sides else None))
+    except (duckdb.Error, PolarwatchError) as exc:  # locked by another process, unreadable
+        st.error(f"Not stored: your label {label_named(task, value)}; click it again once the "
+                 f"warehouse can be written. {unreadable(c.warehouse, exc)}")
+        return
     current["done"][task] = value
     if set(current["done"]) >= set(tasks_for(current["post"])):
         finish(current)
@@ -263,6 +293,8 @@ def retrain(c: Context, topic: str) -> None:
             done = train_topic(cfg, chosen, out, texts, labels)
         except PolarwatchError as exc:  # too few labels, not the learned backend, no heads dir
             outcome = ("error", [f"Not retrained: {exc}"])
+        except duckdb.Error as exc:  # the labels could not be read: the warehouse is locked
+            outcome = ("error", [f"Not retrained: {unreadable(c.warehouse, exc)}"])
         else:
             first, *rest = done.lines()
             outcome = ("written", [f"Retrained: {first}"] + [f"To use it: {r}" for r in rest]
@@ -286,6 +318,8 @@ st.title("Label")
 st.caption("Mark what each post says; the labels drawn at random measure the topic's accuracy "
            "on the Topic page.")
 topics = known_topics(context)
+if topics is None and (unheeded := unheeded_click()):
+    st.error(unheeded)
 if topics is not None:
     chosen = pick_topic(context, topics)
     may_label = context.may_label()
@@ -304,6 +338,8 @@ if topics is not None:
             st.session_state[CURRENT_KEY] = shown
     except FileNotFoundError:
         st.info("No warehouse yet — run `make demo` or `polarwatch stream`.")
+    except (duckdb.Error, PolarwatchError) as exc:  # locked by another process, unreadable
+        st.error(" ".join(filter(None, [unheeded_click(), unreadable(context.warehouse, exc)])))
     else:
         st.caption(f"{n_posts:,} posts of {md_text(context.name(chosen))} labelled, "
                    f"{n_random_posts:,} of them drawn at random.")
