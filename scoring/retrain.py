@@ -17,7 +17,9 @@ retrained head: every label so far is in the warehouse, so it is learned again.
 Validation is honest k-fold cross-validation: for each of FOLDS outer folds the candidate is
 picked by an inner cross-validation on the training part only, fitted there and scored on the
 held-out part; F_avg (mean F1 of pro and anti, SemEval's measure) is computed on the pooled
-held-out predictions. The current head is scored on the same labels with the backend itself
+held-out predictions. Posts with the same text (a retweet, a copied reply, a templated post) stay
+in one fold (:func:`folds_of`): a head that has seen a text in training would otherwise be
+scored on it, and memorized labels would read as a perfect F_avg. The current head is scored on the same labels with the backend itself
 (``extract``: its own decision rule). If the current head was itself trained on some of these
 labels, its figure is optimistic and the comparison is conservative.
 """
@@ -68,6 +70,7 @@ class RetrainResult:
     seconds: float
     fitted: dict[str, Any] | None = field(default=None, repr=False)
     invalid: dict[str, int] = field(default_factory=dict)  # values that are not a stance
+    n_texts: int = 0  # distinct texts among the labelled posts (0: not counted)
 
     @property
     def improved(self) -> bool:
@@ -83,12 +86,16 @@ def f_avg(truth: Sequence[str], predicted: Sequence[str]) -> float:
     return macro_f1(truth, predicted, ("pro", "anti"))
 
 
-def usable_labels(labels: Sequence[str], topic: str
+def usable_labels(labels: Sequence[str], topic: str, texts: Sequence[str] | None = None
                   ) -> tuple[list[str], dict[str, int], dict[str, int]]:
-    """The classes to learn, the labels left out (a class with fewer than FOLDS labels) and the
+    """The classes to learn, the labels left out (a class with fewer than FOLDS labels, or
+    with `texts`, fewer than FOLDS distinct texts: each fold needs one it has not seen) and the
     invalid ones (a value that is not a stance: never counted); raises SchemaError with the
     counts when there are too few usable labels or sides."""
     counts = Counter(lab for lab in labels if lab in STANCES)
+    distinct = counts if texts is None else Counter(
+        lab for lab, _ in {(lab, t) for lab, t in zip(labels, texts, strict=True)
+                           if lab in STANCES})
     invalid = dict(Counter(lab for lab in labels if lab not in STANCES))
     usable = sum(counts.values())
     not_counted = (f"; not counted: {sum(invalid.values()):,} label(s) that are not a stance "
@@ -97,13 +104,17 @@ def usable_labels(labels: Sequence[str], topic: str
         raise SchemaError(f"topic {topic!r} has {usable} analyst stance label(s) "
                           f"({dict(counts)}){not_counted}; a retrain needs at least "
                           f"{MIN_LABELS}: label more on the dashboard's Label page")
-    thin = {s: counts.get(s, 0) for s in ("pro", "anti") if counts.get(s, 0) < FOLDS}
+    thin = {s: distinct.get(s, 0) for s in ("pro", "anti") if distinct.get(s, 0) < FOLDS}
     if thin:
+        repeats = distinct != counts
         raise SchemaError(f"topic {topic!r}: too few labels for "
-                          + ", ".join(f"{s} ({n})" for s, n in thin.items())
+                          + ", ".join(f"{s} ({n}{' distinct texts' if repeats else ''})"
+                                      for s, n in thin.items())
                           + f" among its {usable} usable{not_counted}; each side needs at "
-                            f"least {FOLDS}")
-    classes = [s for s in STANCES if counts.get(s, 0) >= FOLDS]
+                            f"least {FOLDS}" + (" posts with distinct texts (posts with the "
+                                                "same text are one example)" if repeats
+                                                else ""))
+    classes = [s for s in STANCES if distinct.get(s, 0) >= FOLDS]
     return classes, {s: n for s, n in counts.items() if s not in classes}, invalid
 
 
@@ -143,37 +154,52 @@ def _predict(model: _Fitted, x: np.ndarray, g: np.ndarray, classes: Sequence[str
     return [classes[abstain(row, classes, unclear_above)] for row in model.proba(x, g)]
 
 
-def _cv_score(x: np.ndarray, g: np.ndarray, y: np.ndarray, classes: Sequence[str], kind: str,
-              c: float, folds: int, unclear_above: float, seed: int) -> float:
-    from sklearn.model_selection import StratifiedKFold
+def folds_of(y: np.ndarray, groups: np.ndarray | None, folds: int, seed: int
+             ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified (train, test) index pairs; rows of one group (the same text) in one fold."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+    if groups is None or len(np.unique(groups)) == len(groups):
+        return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(y, y))
+    return list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(y, y, groups))
+
+
+def _cv_score(x: np.ndarray, g: np.ndarray, y: np.ndarray, classes: Sequence[str], kind: str,
+              c: float, folds: int, unclear_above: float, seed: int,
+              groups: np.ndarray | None = None) -> float:
     predicted = np.empty(len(y), dtype=object)
-    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
+    for tr, te in folds_of(y, groups, folds, seed):
         model = fit_candidate(x[tr], g[tr], y[tr], len(classes), kind, c)
         predicted[te] = _predict(model, x[te], g[te], classes, unclear_above)
     return f_avg([classes[i] for i in y], list(predicted))
 
 
 def pick_candidate(x: np.ndarray, g: np.ndarray, y: np.ndarray, classes: Sequence[str],
-                   unclear_above: float, seed: int) -> tuple[str, float]:
-    """The candidate with the best inner cross-validated F_avg (the first on a tie)."""
-    folds = max(2, min(INNER_FOLDS, int(np.bincount(y).min())))
-    scores = {(kind, c): _cv_score(x, g, y, classes, kind, c, folds, unclear_above, seed)
+                   unclear_above: float, seed: int, groups: np.ndarray | None = None
+                   ) -> tuple[str, float]:
+    """The candidate with the best inner cross-validated F_avg (the first on a tie); rows of
+    one group (`groups`: the same text) stay in one inner fold."""
+    per_class = np.bincount(y) if groups is None else np.array(
+        [len(np.unique(groups[y == k])) for k in range(int(y.max()) + 1)])
+    folds = max(2, min(INNER_FOLDS, int(per_class.min())))
+    scores = {(kind, c): _cv_score(x, g, y, classes, kind, c, folds, unclear_above, seed, groups)
               for kind, c in CANDIDATES}
     return max(scores, key=lambda key: scores[key])
 
 
 def cross_validate(x: np.ndarray, g: np.ndarray, y: np.ndarray, classes: Sequence[str],
-                   unclear_above: float, seed: int = 0, progress: bool = False) -> float:
-    """Outer FOLDS-fold F_avg of the whole procedure (candidate picked inside each fold)."""
-    from sklearn.model_selection import StratifiedKFold
+                   unclear_above: float, seed: int = 0, progress: bool = False,
+                   groups: np.ndarray | None = None) -> float:
+    """Outer FOLDS-fold F_avg of the whole procedure (candidate picked inside each fold);
+    rows of one group (`groups`: the same text) stay in one fold."""
     from tqdm import tqdm
 
     predicted = np.empty(len(y), dtype=object)
-    splits = StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(x, y)
-    for tr, te in tqdm(splits, total=FOLDS, desc="retrain: cross-validate", unit="fold",
-                       file=sys.stderr, disable=not progress):
-        kind, c = pick_candidate(x[tr], g[tr], y[tr], classes, unclear_above, seed)
+    for tr, te in tqdm(folds_of(y, groups, FOLDS, seed), total=FOLDS,
+                       desc="retrain: cross-validate", unit="fold", file=sys.stderr,
+                       disable=not progress):
+        kind, c = pick_candidate(x[tr], g[tr], y[tr], classes, unclear_above, seed,
+                                 None if groups is None else groups[tr])
         model = fit_candidate(x[tr], g[tr], y[tr], len(classes), kind, c)
         predicted[te] = _predict(model, x[te], g[te], classes, unclear_above)
     return f_avg([classes[i] for i in y], list(predicted))
@@ -190,7 +216,7 @@ def retrain_stance(texts: Sequence[str], labels: Sequence[str], topic: Topic, ex
     from scoring.extractors.features import prior_logits, stance_features
 
     t0 = time.monotonic()
-    classes, left_out, invalid = usable_labels(labels, topic.id)
+    classes, left_out, invalid = usable_labels(labels, topic.id, texts)
     keep = [i for i, lab in enumerate(labels) if lab in classes]
     texts = [texts[i] for i in keep]
     truth = [labels[i] for i in keep]
@@ -203,13 +229,14 @@ def retrain_stance(texts: Sequence[str], labels: Sequence[str], topic: Topic, ex
     x = np.asarray(stance_features(e, t_pro, t_anti), dtype=np.float64)
     g = np.asarray(prior_logits(generic, x), dtype=np.float64)
     y = np.array([classes.index(lab) for lab in truth])
-    new = cross_validate(x, g, y, classes, extractor.unclear_above, seed, progress)
-    kind, c = pick_candidate(x, g, y, classes, extractor.unclear_above, seed)
+    groups = np.unique(np.array(texts, dtype=object), return_inverse=True)[1]  # same text
+    new = cross_validate(x, g, y, classes, extractor.unclear_above, seed, progress, groups)
+    kind, c = pick_candidate(x, g, y, classes, extractor.unclear_above, seed, groups)
     result = RetrainResult(
         topic=topic.id, n_labels=len(truth), counts=dict(Counter(truth)), left_out=left_out,
         new_f_avg=round(new, 4), current_f_avg=round(current, 4),
         current_head=extractor.stance_heads.get(topic.id, "?"), prior=generic.ident,
-        candidate=f"{kind} C={c:g}", seconds=0.0, invalid=invalid)
+        candidate=f"{kind} C={c:g}", seconds=0.0, invalid=invalid, n_texts=len(set(texts)))
     model = fit_candidate(x, g, y, len(classes), kind, c)
     result.fitted = _head_arrays(model, classes, topic, generic, result)
     result.seconds = time.monotonic() - t0

@@ -36,9 +36,11 @@ class TopicRetrain:
         left = f"; left out (fewer than {FOLDS} each): {r.left_out}" if r.left_out else ""
         if r.invalid:
             left += f"; left out (not a stance): {r.invalid}"
+        texts = (f" of {r.n_texts:,} distinct texts (posts with the same text stay in one "
+                 f"fold)" if 0 < r.n_texts < r.n_labels else "")
         return (f"{FOLDS}-fold cross-validated F_avg {r.new_f_avg:.3f} (new head, "
                 f"{r.candidate}, from {r.prior}) vs {r.current_f_avg:.3f} (current: "
-                f"{r.current_head}) on the same {r.n_labels:,} labels {r.counts}{left}; "
+                f"{r.current_head}) on the same {r.n_labels:,} labels {r.counts}{texts}{left}; "
                 f"{r.seconds:.1f} s")
 
     def lines(self) -> list[str]:
@@ -79,7 +81,7 @@ def train_topic(cfg: Config, topic: Topic, out: Path, texts: Sequence[str],
     progress line before the slow part. `extractor`: the `learned` backend serving the topic
     (default: built from ``[extractor]`` as the stream builds it; a benchmark passes one with
     other shipped heads)."""
-    _, _, invalid = usable_labels(labels, topic.id)  # too few: say so before loading the model
+    _, _, invalid = usable_labels(labels, topic.id, texts)  # too few: say so before loading
     say(f"train: {len(labels) - sum(invalid.values()):,} stance labels of topic {topic.id!r}; "
         f"loading the learned backend, then {FOLDS}-fold cross-validation ...")
     if extractor is None:
