@@ -85,8 +85,7 @@ def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
                             progress=show_progress(args))
     for line in report.skipped_lines(data, every=args.log_level > 0):
         _err(line)
-    holdout = ("n/a (fewer than 50 rows: no holdout)" if report.holdout_macro_f1 is None
-               else f"{report.holdout_macro_f1:.3f} (20% stratified holdout, also used to pick C)")
+    holdout = report.holdout()
     _err(f"trained {article(report.task)} {report.task} head on {report.n_rows:,} rows {report.class_counts}"
          f"{report.label_source()} in {report.seconds:.1f} s; C={report.c:g}; holdout macro-F1 "
          f"{holdout}; {len(report.skipped):,} rows skipped -> {report.output}{weak}",

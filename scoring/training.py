@@ -202,24 +202,39 @@ def fit_head(x: np.ndarray, y: np.ndarray, n_classes: int, c: float,
     return w, b
 
 
-def holdout_split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified (train, holdout) indices, HOLDOUT of the rows held out."""
+def holdout_split(y: np.ndarray, seed: int, groups: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Stratified (train, holdout) indices, HOLDOUT of the rows held out. With `groups` (0, 1,
+    ... in order of first appearance: rows with the same input, e.g. a text given twice), the
+    groups are split, stratified by their first row's label, so a group's rows fall on one side:
+    a copy of a training row in the holdout would score the head on its memory (without
+    repeats this is the plain split of the rows). None when a class has a single group."""
     from sklearn.model_selection import train_test_split
 
-    train, hold = train_test_split(np.arange(len(y)), test_size=HOLDOUT, random_state=seed,
-                                   stratify=y)
-    return np.sort(train), np.sort(hold)
+    if groups is None:
+        groups = np.arange(len(y))
+    _, first = np.unique(groups, return_index=True)
+    labels = y[first]
+    if np.bincount(labels).min(initial=len(labels)) < 2 or len(set(labels)) < len(set(y)):
+        return None
+    train, hold = train_test_split(np.arange(len(first)), test_size=HOLDOUT,
+                                   random_state=seed, stratify=labels)
+    return (np.sort(np.flatnonzero(np.isin(groups, train))),
+            np.sort(np.flatnonzero(np.isin(groups, hold))))
 
 
-def pick_c(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int
-           ) -> tuple[float, float | None]:
+def pick_c(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int,
+           groups: np.ndarray | None = None) -> tuple[float, float | None]:
     """(C, its holdout macro-F1): the C of C_GRID with the best macro-F1 on a stratified
-    holdout, or (0.1, None) below MIN_ROWS_FOR_HOLDOUT rows."""
+    holdout (rows of one group on one side), or (0.1, None) below MIN_ROWS_FOR_HOLDOUT rows
+    or distinct groups."""
     from sklearn.metrics import f1_score
 
-    if len(y) < MIN_ROWS_FOR_HOLDOUT:
+    distinct = len(y) if groups is None else len(np.unique(groups))
+    split = holdout_split(y, seed, groups) if distinct >= MIN_ROWS_FOR_HOLDOUT else None
+    if len(y) < MIN_ROWS_FOR_HOLDOUT or split is None:
         return 0.1, None
-    tr, ho = holdout_split(y, seed)
+    tr, ho = split
     scores = {}
     for c in C_GRID:
         w, b = fit_head(x[tr], y[tr], n_classes, c)
@@ -312,7 +327,10 @@ def train_rows(task: str, rows: Sequence[dict[str, Any]], topics: Sequence[Topic
 
     scaler = StandardScaler().fit(x)
     xs = scaler.transform(x)
-    best_c, score = pick_c(xs, y, len(classes), seed)
+    inputs = [tuple(r.get(k) for k in INPUT_KEYS.get(task, ("text",))) for r in rows]
+    group_of = {key: i for i, key in enumerate(dict.fromkeys(inputs))}  # same input, one group
+    groups = np.array([group_of[key] for key in inputs])
+    best_c, score = pick_c(xs, y, len(classes), seed, groups)
     w, b = fit_head(xs, y, len(classes), best_c)
     from scoring.extractors.learned import Head
 
@@ -340,7 +358,8 @@ def train_rows(task: str, rows: Sequence[dict[str, Any]], topics: Sequence[Topic
                        score, best_c, time.monotonic() - t0, skipped or [],
                        dict(Counter(r.get("label_column", "label") for r in rows)),
                        conflicting=conflicting_inputs(rows, INPUT_KEYS.get(task, ("text",))),
-                       all_classes=TASKS[task])
+                       all_classes=TASKS[task], n_inputs=len(set(inputs)),
+                       holdout_share=HOLDOUT, min_holdout_rows=MIN_ROWS_FOR_HOLDOUT)
 
 
 def article(word: str) -> str:  # "an affect head", "a stance head"

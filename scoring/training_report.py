@@ -38,6 +38,24 @@ class TrainReport:
     skipped_ids: dict[int, str] = field(default_factory=dict)  # line -> post id, where known
     conflicting: int = 0  # distinct inputs (text, topic, parent text) given two labels or more
     all_classes: tuple[str, ...] = ()  # the task's classes (scoring.training.TASKS)
+    n_inputs: int = 0  # distinct inputs (text, topic, parent text) among the rows; 0: unknown
+    holdout_share: float = 0.2  # scoring.training.HOLDOUT
+    min_holdout_rows: int = 50  # scoring.training.MIN_ROWS_FOR_HOLDOUT
+
+    def holdout(self) -> str:
+        """The holdout figure as the summary says it, with the rows that repeat an input."""
+        repeats = self.n_rows - self.n_inputs if 0 < self.n_inputs < self.n_rows else 0
+        repeat = f"{repeats:,} row{'s' * (repeats != 1)} repeat{'s' * (repeats == 1)} " \
+                 f"another row's text"
+        if self.holdout_macro_f1 is None and not repeats:
+            return f"n/a (fewer than {self.min_holdout_rows} rows: no holdout)"
+        if self.holdout_macro_f1 is None:
+            why = (f"fewer than {self.min_holdout_rows}" if self.n_inputs < self.min_holdout_rows
+                   else "a class has a single one")
+            return f"n/a (no holdout: {self.n_inputs:,} distinct texts, {why}; {repeat})"
+        kept = f"; {repeat}, kept on its side of the holdout" if repeats else ""
+        return (f"{self.holdout_macro_f1:.3f} ({self.holdout_share:.0%} stratified holdout, "
+                f"also used to pick C{kept})")
 
     def skipped_lines(self, path: Path, every: bool = False) -> list[str]:
         """The skipped rows for stderr: a line per reason, the most common first, with the
