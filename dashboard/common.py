@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from dashboard import queries, rejects
+from dashboard import queries, rejects, snapshot
 from dashboard.analysis import age_seconds, fmt_age, fmt_duration, is_missing
 from dashboard.label_assist import llm_configured
 from dashboard.safety import TOKEN_ENV, bind_refusal, for_table, md_text, token_ok
@@ -325,6 +325,10 @@ def render_status(c: Context) -> None:
     st.caption(summary)
     if warning:
         st.warning(warning)
+    if (age := snapshot.locked_out(c.warehouse)) is not None:
+        st.warning(f"Showing the warehouse as it was {fmt_duration(int(age))} ago: another "
+                   f"process keeps the file locked (the stream storing a long batch, or a "
+                   f"program holding it open); the pages catch up once it lets go.")
 
 
 def pick_topic(c: Context, topics: list[str], label: str = "Topic") -> str:

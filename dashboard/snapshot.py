@@ -13,9 +13,12 @@ import shutil
 import time
 from pathlib import Path
 
-from polarwatch.warehouse import connect
+from polarwatch.warehouse import connect, is_lock_error
 
 SNAPSHOT_ENV = "POLARWATCH_DASHBOARD_SNAPSHOT_S"
+# snapshot -> until when (time.time()) readers take the copy there is without trying to refresh
+# it: another process kept the live file locked through the retries of the last refresh
+_locked_until: dict[Path, float] = {}
 
 
 def _age(path: Path) -> float:
@@ -31,6 +34,9 @@ def readable(path: str | Path) -> Path:
     ``.<name>.snapshot.wal`` when the writer left a WAL), at most that many seconds old and
     shared by every reader process. A missing warehouse creates nothing (its reader raises
     ``FileNotFoundError``); a directory the dashboard cannot write means reading the live file.
+    While another process keeps the live file locked past the retries (a writer storing a long
+    batch), readers take the older copy: one refresh per period waits for the lock, not every
+    query (:func:`locked_out` says how old the copy is then).
 
     The snapshot takes DuckDB's file lock once per period, for one file copy under a read-only
     connection (so no writer changes the bytes meanwhile); one reader refreshes it (an flock),
@@ -41,12 +47,29 @@ def readable(path: str | Path) -> Path:
     if max_age <= 0 or not path.exists():  # a missing file: the reader says so, nothing made
         return path
     snap = path.with_name(f".{path.name}.snapshot")
-    if _age(snap) < max_age:
+    if _age(snap) < max_age or (snap.exists() and time.time() < _locked_until.get(snap, 0)):
         return snap
     try:
         return _refresh(path, snap, max_age)
     except PermissionError:  # a directory the dashboard may not write: read the live file
         return path
+    except Exception as exc:  # duckdb.IOException: the lock, still held after the retries
+        if not is_lock_error(exc) or not snap.exists():
+            raise
+        _locked_until[snap] = time.time() + max_age
+        return snap
+
+
+def locked_out(path: str | Path) -> float | None:
+    """How old (seconds) the copy readers take instead of the live file `path` is, when the
+    last refresh found the live file locked by another process; None otherwise."""
+    path = Path(path)
+    snap = path.with_name(f".{path.name}.snapshot")
+    if snap not in _locked_until or not snap.exists():
+        return None
+    age = _age(snap)
+    max_age = float(os.environ.get(SNAPSHOT_ENV) or 0)
+    return age if age >= max_age > 0 else None
 
 
 def _refresh(path: Path, snap: Path, max_age: float) -> Path:
@@ -58,6 +81,7 @@ def _refresh(path: Path, snap: Path, max_age: float) -> Path:
             return snap if snap.exists() else path
         if _age(snap) < max_age:
             return snap
+        _locked_until.pop(snap, None)
         tmp = snap.with_name(f"{snap.name}.{os.getpid()}.tmp")
         wal = Path(f"{path}.wal")
         with connect(path, read_only=True):  # the shared lock: no writer during the copy
