@@ -187,6 +187,14 @@ def next_post(path: str | Path, topic: str, random_share: float,
     return rows[key], sample
 
 
+def stored_value(path: str | Path, platform: str, post_id: str, task: str, labeller: str
+                 ) -> str | None:
+    """The label `labeller` has stored for `task` of the post (live file), or None."""
+    df = _live(path, ("SELECT value FROM labels WHERE platform = ? AND post_id = ? AND "
+                      "task = ? AND labeller = ?", [platform, post_id, task, labeller.strip()]))[0]
+    return None if df.empty else str(df["value"].iloc[0])
+
+
 def label_counts(path: str | Path, topic: str) -> tuple[int, int]:
     """(posts labelled, of which drawn at random) for `topic` (live file)."""
     return _counted(_live(path, (_COUNTS, [topic]))[0])

@@ -48,6 +48,7 @@ from scoring.retrain_topic import prepare, train_topic
 CURRENT_KEY = "pw_label_current"  # {"topic", "post", "sample", "done": {task: value}}
 SEEN_KEY = "pw_label_seen"  # (platform, id) labelled or skipped in this session
 FLASH_KEY = "pw_label_flash"
+MINE_KEY = "pw_label_mine"  # (platform, id, task) this session stored: its own to correct
 RETRAIN_KEY = "pw_label_retrain"  # topic -> (written/kept/error, lines): the last retrain
 CHOICES = {  # task -> (question, {value: button text})
     "stance": ("Stance towards the topic", {"pro": "pro", "anti": "anti", "unclear": "unclear"}),
@@ -243,15 +244,26 @@ def store(c: Context, current: dict[str, Any], labeller: str, task: str, value: 
     if not labeller.strip():
         st.error("Not stored: type your name first (it is stored with each label).")
         return
-    sides = current.get("sides")
-    try:
-        label_store.save_labels(c.warehouse, label_store.make_labels(
-            current["post"], current["sample"], labeller, {task: value},
-            sides=(str(sides[0]), str(sides[1])) if sides else None))
+    sides, post = current.get("sides"), current["post"]
+    mine = st.session_state.setdefault(MINE_KEY, set())
+    try:  # the same name's label from another session (both drew the post): not replaced
+        theirs = None if (post["platform"], post["id"], task) in mine else \
+            label_store.stored_value(c.warehouse, post["platform"], post["id"], task, labeller)
+        if theirs is None:
+            label_store.save_labels(c.warehouse, label_store.make_labels(
+                post, current["sample"], labeller, {task: value},
+                sides=(str(sides[0]), str(sides[1])) if sides else None))
     except (duckdb.Error, PolarwatchError) as exc:  # locked by another process, unreadable
         st.error(f"Not stored: your label {label_named(task, value)}; click it again once the "
                  f"warehouse can be written. {unreadable(c.warehouse, exc)}")
         return
+    if theirs is not None:
+        st.error(f"Not stored: post {md_text(post['id'])} already has the {TASK_NAMES[task]} "
+                 f"label {md_text(theirs)} under the name {md_text(labeller.strip())}, given in "
+                 f"another session (two people label under that name, and one would replace "
+                 f"the other's). Type your own name above and click again, or skip the post.")
+        return
+    mine.add((post["platform"], post["id"], task))
     current["done"][task] = value
     if set(current["done"]) >= set(tasks_for(current["post"])):
         finish(current)
