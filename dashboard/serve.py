@@ -3,7 +3,9 @@ process, its environment and its shutdown on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ from dashboard.safety import TOKEN_ENV, allowed_hosts, new_token
 from dashboard.snapshot import SNAPSHOT_ENV
 from polarwatch.config import Config
 from polarwatch.console import SERVING, STOP
+from polarwatch.errors import PolarwatchError
 from polarwatch.redact import scrubbed_env
 
 LOG = logging.getLogger(__name__)
@@ -40,8 +43,29 @@ def app_env(cfg: Config, env: dict[str, str] | None = None,
     return child
 
 
+def require_free_port(address: str, port: int) -> None:
+    """Refuse (PolarwatchError, one line) a port another program listens on, or one this
+    machine cannot bind, before a link to it is printed: Streamlit would only say "Port N is
+    not available" after the link, and the link would lead to that other program."""
+    try:
+        family, kind, proto, _, where = socket.getaddrinfo(
+            address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Streamlit binds
+            probe.bind(where)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PolarwatchError(f"{address}:{port} is in use (another dashboard, or another "
+                                  f"program, listens there): stop it, or pass --port with a "
+                                  f"free port") from None
+        raise PolarwatchError(f"cannot serve on {address}:{port}: {exc.strerror or exc}; pass "
+                              f"another --port, or set [dashboard] address") from None
+
+
 def serve_dashboard(cfg: Config, port: int, env: dict[str, str] | None = None) -> int:
-    """Run the app until Ctrl-C or SIGTERM; ``env`` adds variables for the app's process."""
+    """Run the app until Ctrl-C or SIGTERM; ``env`` adds variables for the app's process.
+    Returns 0 after Ctrl-C or SIGTERM, 1 when the server ended by itself."""
+    require_free_port(cfg.dashboard.address, port)
     token = new_token()  # edits need the link carrying it: a page on another origin has not
     child_env = app_env(cfg, env) | {TOKEN_ENV: token}
     hosts = allowed_hosts(cfg.dashboard.address, cfg.dashboard.allowed_hosts)
@@ -59,14 +83,20 @@ def serve_dashboard(cfg: Config, port: int, env: dict[str, str] | None = None) -
                  f"links show the Label page without storing)")
     proc = subprocess.Popen(cmd, env=child_env)
     SERVING.set()  # SIGTERM now only asks this loop to end, so cleanup runs in order
+    asked = False  # Ctrl-C or SIGTERM asked it to stop
     try:
         while proc.poll() is None and not STOP.is_set():
             time.sleep(0.2)
+        asked = STOP.is_set()  # also when SIGTERM to the group ended the server too
     except KeyboardInterrupt:
-        pass
+        asked = True
     finally:
         SERVING.clear()
         if proc.poll() is None:
             proc.terminate()
             proc.wait(10)
+    if not asked:
+        LOG.error(f"the dashboard server stopped by itself (exit {proc.returncode}); its "
+                  f"messages are above")
+        return 1
     return 0
