@@ -27,6 +27,21 @@ INSTALL_HINT = ("pip install 'polarwatch[learned]'  (or: pip install torch sente
 LEGACY_ENCODER = "fp32-seq256"
 DEFAULT_MAX_SEQ_LENGTH = 128  # word pieces; tweets are far shorter, long Reddit comments are cut
 
+# A text is clipped to its first and last CHARS_PER_PIECE x max_seq_length characters before it
+# is tokenized: the tokenizer reads a text whole before the pieces past the budget are cut, and
+# a 30 MB post took `train` to 4.9 GB. A word piece of ordinary text covers far fewer characters
+# (a word over 100 characters is one [UNK] piece), so the pieces kept are the same.
+CHARS_PER_PIECE = 64
+
+
+def clipped(text: str, max_pieces: int) -> str:
+    """``text``, or its first and last ``CHARS_PER_PIECE * max_pieces`` characters when it is
+    longer than twice that: the pieces an encoder keeps (the first ones, or the first and the
+    last with a token budget) lie within them."""
+    keep = CHARS_PER_PIECE * max_pieces
+    return text if len(text) <= 2 * keep else f"{text[:keep]} {text[-keep:]}"
+
+
 PRECISIONS = ("fp32", "int8", "int8mix")
 # "onnx": ONNX Runtime (scoring/extractors/onnx_runtime.py), "torch": sentence-transformers,
 # "auto": onnx when onnxruntime is installed. Both compute the same variant (cosine >= 0.96).
@@ -129,6 +144,7 @@ class CachedEncoder:
             self._embed = self._torch_encoder(batch_size, num_threads, device, precision,
                                               max_seq_length, adapter)
         self.variant = f"{precision}-seq{max_seq_length}"
+        self.max_seq_length = max_seq_length
         self.batch_size = batch_size
         self.cache_size = cache_size
         self._cache: LRUCache[str, np.ndarray] = LRUCache(maxsize=max(1, cache_size))
@@ -173,6 +189,7 @@ class CachedEncoder:
         return embed
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        texts = [clipped(t, self.max_seq_length) for t in texts]  # the cache keeps no huge key
         todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
         self.hits += len(texts) - len(todo)
         self.misses += len(todo)

@@ -4,6 +4,9 @@ token-budgeted truncation. Builds real ONNX files from the real all-MiniLM-L6-v2
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +68,41 @@ def test_head_tail_truncation_keeps_the_end(cache: Path) -> None:
     assert len(ids) == 16 and words.startswith("one two") and words.endswith("nineteen twenty")
     enc.head_tail = False
     assert enc.tokenizer.decode(enc._ids([long])[0]).endswith("fourteen")
+
+
+def test_a_long_text_is_clipped_before_tokenizing_to_the_same_pieces(cache: Path) -> None:
+    """The encoders keep the first (and with a token budget the last) pieces of a text, but
+    the tokenizer read it whole first: a 30 MB post took `train` to 4.9 GB. A text is clipped
+    to its first and last 64 characters per piece kept; its embedding does not change."""
+    from scoring.extractors.encoder import CHARS_PER_PIECE, CachedEncoder, clipped
+    from scoring.extractors.onnx_runtime import OnnxEncoder
+
+    long = " ".join(f"word{i} and some more of it" for i in range(3_000))  # 92 KB
+    assert len(clipped(long, 32)) == 2 * 32 * CHARS_PER_PIECE + 1 < len(long)
+    assert clipped("short", 32) == "short"
+    for seq, budget in ((32, None), (32, 16)):  # the first pieces; the first and the last
+        enc = CachedEncoder(cache_size=0, precision="fp32", runtime="onnx", max_seq_length=seq,
+                            token_budget=budget)
+        whole = OnnxEncoder("fp32", budget or seq, None, "", head_tail=budget is not None)
+        np.testing.assert_allclose(enc.encode([long]), whole([long]), atol=1e-6)
+
+
+def test_a_huge_text_is_embedded_without_holding_gigabytes(cache: Path) -> None:
+    """In a child process (its peak memory is its own): a 20 MB text, before the clip ~3 GB."""
+    code = ("import resource, sys\n"
+            "from scoring.extractors.encoder import CachedEncoder\n"
+            "enc = CachedEncoder(cache_size=0, precision='fp32', runtime='onnx')\n"
+            "enc.encode(['a warm-up post'])\n"
+            "huge = 'gun control ' * 1_700_000\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "enc.encode([huge])\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n")
+    env = {**os.environ, "PYTHONPATH": str(HEADS.parents[1]), "POLARWATCH_CACHE_DIR": str(cache)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    grew_kb = int(out.stdout.split()[-1])
+    assert grew_kb < 200_000, f"embedding one 20 MB text grew the peak by {grew_kb:,} KB"
 
 
 def test_a_broken_cached_file_says_which_and_how_to_fix(cache: Path) -> None:
