@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dashboard.common import STALE_AFTER_SECONDS, heartbeat_note, status_line
+from dashboard.status import STALE_AFTER_SECONDS, heartbeat_note, status_line
 from polarwatch.heartbeat import Heartbeat, heartbeat_path, read_heartbeat, this_host
 from polarwatch.warehouse import connect, init_schema
 

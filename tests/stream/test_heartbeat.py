@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.common import heartbeat_note
+from dashboard.status import heartbeat_note
 from ingest.broker import EmbeddedBroker, ensure_topics
 from ingest.producer import PostProducer
 from polarwatch.config import Config, load_config
