@@ -234,8 +234,10 @@ def store(path: Path, src: Source, labels: list[Labels]) -> None:
 def label_until(path: Path, src: Source, task: str, n: int, random_share: float,
                 done: list[int]) -> None:
     """The analyst labels posts as the page draws them until `done` holds `n` of them."""
-    while len(done) < n:
-        picked = label_store.next_post(path, src.topic.id, random_share)
+    while len(done) < n:  # one task only: a post stays queued for its others, so it is
+        # skipped once labelled, as the page's session skips it
+        picked = label_store.next_post(path, src.topic.id, random_share,
+                                       skip={("sim", str(i)) for i in done})
         if picked is None:
             return
         post, sample = picked

@@ -87,13 +87,16 @@ def main() -> None:
               f"{args.random_share}; true stance accuracy on every post {true_acc:.3f}")
         print("labels  random  page accuracy [95 % interval]  macro-F1  "
               "accuracy on all labelled posts")
-        done = 0
+        done, seen = 0, set[tuple[str, str]]()
         for checkpoint in sorted(args.labels):
             while done < checkpoint:
-                picked = label_store.next_post(path, topic.id, args.random_share)
+                # stance only: a post would stay queued for its other tasks, as the page's
+                # session skips it once labelled
+                picked = label_store.next_post(path, topic.id, args.random_share, skip=seen)
                 if picked is None:
                     break
                 post, sample = picked
+                seen.add((post["platform"], post["id"]))
                 label_store.save_labels(path, label_store.make_labels(
                     post, sample, "simulated", {"stance": gold[int(post["id"])]}))
                 done += 1

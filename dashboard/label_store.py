@@ -140,8 +140,10 @@ _QUEUE = """
         WHERE x.topic = ? AND s.value IS DISTINCT FROM CASE s.task WHEN 'stance' THEN x.stance
             WHEN 'affect' THEN x.affect ELSE x.agreement END
         GROUP BY s.platform, s.post_id) d ON d.platform = p.platform AND d.post_id = p.id
-    WHERE p.topic = ? AND NOT EXISTS (
-        SELECT 1 FROM labels l WHERE l.platform = p.platform AND l.post_id = p.id)
+    WHERE p.topic = ? AND (  -- a task of the post has no label yet (Label page: tasks_for)
+        SELECT count(DISTINCT l.task) FROM labels l
+        WHERE l.platform = p.platform AND l.post_id = p.id) < CASE WHEN q.text IS NULL
+        THEN 2 ELSE 3 END
     ORDER BY {order} LIMIT ?"""
 # A random order that is the same for every session (a uniform random sample is any prefix)
 RANDOM_ORDER = f"{random_order_key('p')}, p.platform, p.id"
@@ -185,6 +187,14 @@ def next_post(path: str | Path, topic: str, random_share: float,
         return None
     key, sample = picked
     return rows[key], sample
+
+
+def stored_tasks(path: str | Path, platform: str, post_id: str) -> dict[str, str]:
+    """{task: value} of the labels the post already has, the latest per task (live file): a
+    post labelled in part comes back to the queue for the tasks it lacks."""
+    df = _live(path, ("SELECT task, arg_max(value, labelled_at) AS value FROM labels WHERE "
+                      "platform = ? AND post_id = ? GROUP BY task", [platform, post_id]))[0]
+    return {str(r.task): str(r.value) for r in df.itertuples()}
 
 
 def stored_value(path: str | Path, platform: str, post_id: str, task: str, labeller: str

@@ -100,14 +100,15 @@ def topic_sides(topic: str) -> tuple[str, str] | None:
 
 
 def draw(c: Context, topic: str) -> dict[str, Any] | None:
-    """The next post to show for `topic`, or None when every post has a label. The topic's
+    """The next post to show for `topic`, or None when every post has its labels. The topic's
     sides are read once per post: what the page shows is what its stance label stores."""
     picked = label_store.next_post(c.warehouse, topic, c.label_random_share,
                                    skip=st.session_state.setdefault(SEEN_KEY, set()))
     if picked is None:
         return None
-    post, sample = picked
-    return {"topic": topic, "post": post, "sample": sample, "done": {},
+    post, sample = picked  # a post labelled in part shows the labels it has (label_store)
+    return {"topic": topic, "post": post, "sample": sample,
+            "done": label_store.stored_tasks(c.warehouse, post["platform"], post["id"]),
             "sides": topic_sides(topic)}
 
 

@@ -104,8 +104,8 @@ def test_label_retrain_and_the_new_head_labels_new_posts(teaching: Any, tmp_path
             assert not head.exists()
 
             for post in posts[:SEEDED]:
-                save_labels(warehouse, make_labels(post, "random", "seeded",
-                                                   {"stance": _analyst(post["side"])}))
+                save_labels(warehouse, make_labels(  # every task: it leaves the queue
+                    post, "random", "seeded", {"stance": _analyst(post["side"]), "affect": "no"}))
             page.reload()
             page.get_by_text(f"{SEEDED} posts of Gun control labelled", exact=False).wait_for(
                 timeout=30_000)

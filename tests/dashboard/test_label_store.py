@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from dashboard import label_store
-from dashboard.analysis import label_accuracy, stance_labels_left_out
+from dashboard.analysis import is_missing, label_accuracy, stance_labels_left_out
 from dashboard.label_store import LabelError, make_labels, save_labels
 from polarwatch.warehouse import connect
 
@@ -32,13 +32,20 @@ def test_a_labelled_post_leaves_both_queues_and_its_labels_are_stored(warehouse:
     assert reply["parent_text"] == "reply h1"  # a reply comes with its parent
     save_labels(warehouse, make_labels(reply, "random", "ana",
                                        {"stance": "anti", "agreement": "disagree"}, NOW))
+    # labelled in part (a reload after one click, another page): it stays, with what it has
+    rand, info = label_store.queue(warehouse, "gun_control")
+    assert "h3" in set(rand["id"]) and "h3" in set(info["id"]) and len(rand) == 13
+    assert label_store.stored_tasks(warehouse, "test", "h3") == {"stance": "anti",
+                                                                 "agreement": "disagree"}
+    save_labels(warehouse, make_labels(reply, "random", "ana", {"affect": "no"}, NOW))
     rand, info = label_store.queue(warehouse, "gun_control")
     assert "h3" not in set(rand["id"]) | set(info["id"]) and len(rand) == 12
     assert label_store.label_counts(warehouse, "gun_control") == (1, 1)
     with connect(warehouse, read_only=True) as con:
         rows = con.execute("SELECT platform, post_id, topic, task, value, sample, model_value, "
                            "model_confidence, labeller FROM labels ORDER BY task").fetchall()
-    assert rows == [("test", "h3", "gun_control", "agreement", "disagree", "random",
+    assert rows == [("test", "h3", "gun_control", "affect", "no", "random", "no", 0.9, "ana"),
+                    ("test", "h3", "gun_control", "agreement", "disagree", "random",
                      "disagree", 0.8, "ana"),
                     ("test", "h3", "gun_control", "stance", "anti", "random", "pro", 0.9,
                      "ana")]
@@ -106,6 +113,12 @@ def test_posts_the_llm_contradicts_come_first_in_the_informative_share(warehouse
     assert "disagreements" in rand and len(rand) == 13
 
 
+def every_task(post: dict[str, object], stance: str = "anti") -> dict[str, str]:
+    """Labels of all the tasks the Label page asks for the post (views/label.tasks_for)."""
+    return {"stance": stance, "affect": "no"} | (
+        {} if is_missing(post.get("parent_text")) else {"agreement": "agree"})
+
+
 def test_the_random_sample_keeps_posts_the_informative_share_labelled_first(
         warehouse: Path) -> None:
     """The random share walks a fixed random order and skips labelled posts; a post the
@@ -113,12 +126,12 @@ def test_the_random_sample_keeps_posts_the_informative_share_labelled_first(
     (leaving it out would drop exactly the posts the model is least sure of)."""
     rand, _ = label_store.queue(warehouse, "gun_control")
     first, second, third, *_, far = rand.to_dict("records")
-    save_labels(warehouse, make_labels(second, "informative", "ana", {"stance": "anti"}, NOW))
-    save_labels(warehouse, make_labels(far, "informative", "ana", {"stance": "anti"}, NOW))
+    for post in (second, far):  # every task of the post, so that it leaves the queue
+        save_labels(warehouse, make_labels(post, "informative", "ana", every_task(post), NOW))
     for post in (first, third):  # the random draws: the walk skips `second`, labelled already
         drawn = label_store.next_post(warehouse, "gun_control", 1.0)
         assert drawn is not None and drawn[0]["id"] == post["id"]
-        save_labels(warehouse, make_labels(post, "random", "ana", {"stance": "pro"}, NOW))
+        save_labels(warehouse, make_labels(post, "random", "ana", every_task(post, "pro"), NOW))
     measured = label_accuracy(label_store.random_labels(warehouse), "gun_control")["stance"]
     # first, second and third (the model says pro for all): `far` lies beyond the last draw
     assert (measured.n, measured.correct) == (3, 2)
