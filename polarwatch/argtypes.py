@@ -132,16 +132,15 @@ def interval(text: str) -> timedelta:
     """A grid's interval in the one duration grammar, as a timedelta (exact to the
     microsecond, its resolution: a shorter one would round to 0)."""
     from polarwatch.errors import ConfigError
-    from polarwatch.fields import parse_duration
+    from polarwatch.fields import parse_duration, under_a_microsecond
 
-    try:
-        value = parse_duration(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if value < timedelta(microseconds=1):
+    if under_a_microsecond(text):  # parse_duration refuses it as 0: say why here
         raise argparse.ArgumentTypeError(f"{text!r} is shorter than 1 microsecond, the finest "
                                          f"interval")
-    return value
+    try:
+        return parse_duration(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 @shown_as("DURATION", "a duration: 30s, 10m, 1h, 7d; 0 = off")

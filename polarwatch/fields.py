@@ -58,6 +58,14 @@ MAX_DURATION_HELP = ("of at most 3650 days (10 years: pandas, which reads the wi
                      "only up to 2262-04-11, and longer spans overflow the time arithmetic)")
 
 
+def under_a_microsecond(text: str) -> bool:
+    """Whether `text` is a positive duration in the grammar that timedelta holds as 0
+    (``0.0000001s``): :func:`parse_duration` refuses it as it refuses 0."""
+    m = _DURATION_RE.fullmatch(text.strip().lower()) if isinstance(text, str) else None
+    seconds = _SECONDS_PER_UNIT.get(m.group(2)) if m else None
+    return seconds is not None and m is not None and 0 < float(m.group(1)) * seconds < 1e-6
+
+
 def duration_text(text: str) -> str:
     """A valid duration of at most MAX_DURATION, spelled ``<whole number> <unit>`` (``90m`` ->
     ``90 minutes``) so that DuckDB intervals, Spark and pandas read it too."""
