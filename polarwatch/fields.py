@@ -27,6 +27,13 @@ DURATION_HELP = ("a positive duration like 30m, 1h or 7d, or '5 minutes', '1 hou
                  "h/hr/hour(s), d/day(s), w/week(s))")
 
 
+def _seconds(text: str) -> float | None:
+    """The seconds ``<number>[ ]<unit>`` says, or None when `text` is not in the grammar."""
+    m = _DURATION_RE.fullmatch(text.strip().lower()) if isinstance(text, str) else None
+    seconds = _SECONDS_PER_UNIT.get(m.group(2)) if m else None
+    return None if m is None or seconds is None else float(m.group(1)) * seconds
+
+
 def parse_duration(text: str) -> timedelta:
     """The one duration grammar: ``<number>[ ]<unit>``, e.g. ``30m``, ``1 hour``, ``1.5d``.
 
@@ -34,11 +41,10 @@ def parse_duration(text: str) -> timedelta:
     under timedelta's microsecond, ``0.0000001s``, which was taken as 0), and past timedelta's
     range (about 2.7 million years).
     """
-    m = _DURATION_RE.fullmatch(text.strip().lower()) if isinstance(text, str) else None
-    seconds = _SECONDS_PER_UNIT.get(m.group(2)) if m else None
-    if m is not None and seconds is not None and float(m.group(1)) > 0:
+    seconds = _seconds(text)
+    if seconds is not None and seconds > 0:
         try:
-            span = timedelta(seconds=float(m.group(1)) * seconds)
+            span = timedelta(seconds=seconds)
         except OverflowError:
             pass
         else:
@@ -61,9 +67,8 @@ MAX_DURATION_HELP = ("of at most 3650 days (10 years: pandas, which reads the wi
 def under_a_microsecond(text: str) -> bool:
     """Whether `text` is a positive duration in the grammar that timedelta holds as 0
     (``0.0000001s``): :func:`parse_duration` refuses it as it refuses 0."""
-    m = _DURATION_RE.fullmatch(text.strip().lower()) if isinstance(text, str) else None
-    seconds = _SECONDS_PER_UNIT.get(m.group(2)) if m else None
-    return seconds is not None and m is not None and 0 < float(m.group(1)) * seconds < 1e-6
+    seconds = _seconds(text)
+    return seconds is not None and 0 < seconds < 1e-6
 
 
 def duration_text(text: str) -> str:
