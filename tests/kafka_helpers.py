@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from ingest.broker import ensure_topics
@@ -72,3 +77,24 @@ def one_partition_stream(bootstrap: str, tmp_path: Path) -> Config:
         bootstrap, tmp_path, POLARWATCH_TOPICS_PARTITIONS="1"))
     ensure_topics(cfg.broker.bootstrap_servers, [cfg.topics.posts, cfg.topics.dead_letter], 1)
     return cfg
+
+
+def stream_cli(tmp_path: Path, bootstrap: str, *args: str, timeout: float = 120,
+               **overrides: str) -> subprocess.CompletedProcess[str]:
+    """`polarwatch stream ARGS` in a child process on the shipped config pointed at `bootstrap`
+    (:func:`stream_env` with `overrides`), in its own process group: a run still going after
+    `timeout` seconds is killed with Spark's JVM, should it have started, and fails the test."""
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "POLARWATCH_CONFIG": str(repo / "polarwatch.toml"),
+           **stream_env(bootstrap, tmp_path, **overrides)}
+    proc = subprocess.Popen([sys.executable, "-m", "polarwatch.cli", "stream", *args],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"`polarwatch stream {' '.join(args)}` with {overrides} on {bootstrap} "
+                    f"still ran after {timeout:g} s")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

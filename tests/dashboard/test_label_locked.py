@@ -6,7 +6,6 @@ a seeded warehouse; the holder is a real process with a real DuckDB connection."
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,10 @@ import pytest
 from dashboard.safety import TOKEN_ENV
 from polarwatch import warehouse
 from polarwatch.warehouse import connect
+from tests.lock_holder import hold, release
 
 from .conftest import seed_warehouse
 from .test_app import run_app, texts
-
-HOLD = ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == 'r'); "
-        "print('ready', flush=True); time.sleep(120)")
 
 
 class Holder:
@@ -33,16 +30,12 @@ class Holder:
         self.proc: subprocess.Popen[str] | None = None
 
     def take(self, read_only: bool = False) -> int:
-        self.proc = subprocess.Popen([sys.executable, "-c", HOLD, str(self.path),
-                                      "r" if read_only else "w"],
-                                     stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+        self.proc = hold(self.path, read_only)
         return self.proc.pid
 
     def release(self) -> None:
         if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
+            release(self.proc)
             self.proc = None
 
 

@@ -7,7 +7,6 @@ process with a real DuckDB connection."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +17,10 @@ from dashboard import queries, snapshot
 from dashboard.snapshot import SNAPSHOT_ENV, readable
 from polarwatch import warehouse
 from polarwatch.warehouse import connect
+from tests.lock_holder import holding
 
 from .conftest import seed_warehouse
 from .test_app import run_app, sidebar_text, texts
-
-HOLD = ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-        "c.execute('INSERT INTO t VALUES (99)'); print('ready', flush=True); time.sleep(120)")
 
 
 @pytest.fixture
@@ -38,12 +35,8 @@ def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def holder(live: Path) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(live)], stdout=subprocess.PIPE,
-                            text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    yield proc
-    proc.kill()
-    proc.wait()
+    with holding(live, sql="INSERT INTO t VALUES (99)") as proc:
+        yield proc
 
 
 def _count(live: Path) -> int:
@@ -84,17 +77,10 @@ def test_the_sidebar_says_the_pages_show_an_older_copy(
     monkeypatch.setenv(SNAPSHOT_ENV, "0.3")
     at = run_app(monkeypatch, seed.path, tmp_path / "events.toml")
     assert not at.exception and "Showing the warehouse as it was" not in sidebar_text(at)
-    proc = subprocess.Popen([sys.executable, "-c", HOLD.replace("c.execute('INSERT INTO t "
-                                                                "VALUES (99)'); ", ""),
-                             str(seed.path)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    with holding(seed.path):
         time.sleep(0.4)
         at.run()
         assert not at.exception
         assert "13 posts, 10 interactions" in sidebar_text(at)  # the copy's figures
         assert "Showing the warehouse as it was" in sidebar_text(at), sidebar_text(at)
         assert "is locked" not in texts(at, "error")
-    finally:
-        proc.kill()
-        proc.wait()

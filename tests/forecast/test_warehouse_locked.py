@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,10 +18,9 @@ from polarwatch.cli import main
 from polarwatch.config import load_config
 from polarwatch.warehouse import init_schema
 from tests.forecast.test_forecast import seed, window_rows
+from tests.lock_holder import holding
 
 REPO = Path(__file__).resolve().parents[2]
-HOLD = ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
-        "time.sleep(120)")
 
 
 @pytest.fixture()
@@ -38,12 +36,8 @@ def path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture()
 def holder(path: Path) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE,
-                            text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    yield proc
-    proc.kill()
-    proc.wait()
+    with holding(path) as proc:
+        yield proc
 
 
 @pytest.mark.parametrize("command", [["forecast"], ["report", "-o", "{tmp}/r.html"]])

@@ -5,10 +5,6 @@ tests/polarwatch/test_broker_probe.py."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +16,7 @@ from polarwatch.config import Config, load_config
 from polarwatch.errors import BrokerError
 from stream.preflight import check_broker
 from tests.conftest import REPO
-from tests.kafka_helpers import stream_env
+from tests.kafka_helpers import stream_cli, stream_env
 
 if TYPE_CHECKING:
     from ingest.broker import EmbeddedBroker
@@ -41,18 +37,9 @@ def _config(tmp_path: Path, bootstrap: str, **overrides: str) -> Config:
 def test_stream_without_a_broker_fails_in_seconds_in_one_line(tmp_path: Path,
                                                                closed_port: int) -> None:
     address = f"127.0.0.1:{closed_port}"
-    env = {**os.environ, "POLARWATCH_CONFIG": str(REPO / "polarwatch.toml"),
-           **stream_env(address, tmp_path)}
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "polarwatch.cli", "stream"], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # Spark's JVM too, should it start
-    try:
-        out, err = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail(f"`polarwatch stream` with no broker at {address} still ran after 60 s")
+    proc = stream_cli(tmp_path, address, timeout=60)
+    out, err = proc.stdout, proc.stderr
     elapsed = time.monotonic() - t0
     lines = err.strip().splitlines()
     assert proc.returncode == 2, err
@@ -80,12 +67,9 @@ def test_a_warehouse_path_that_is_a_directory_is_one_line_before_spark_starts(
     """`[warehouse] path = ""` is the config's own directory. It was found after Spark's start
     (~20 s), as DuckDB's "Is a directory" with the advice to "move this file away so that a new
     warehouse is created": the project directory."""
-    env = {**os.environ, "POLARWATCH_CONFIG": str(REPO / "polarwatch.toml"),
-           **stream_env(broker.bootstrap, tmp_path), "POLARWATCH_WAREHOUSE_PATH": path}
-    folder = load_config(REPO / "polarwatch.toml", env=env).warehouse_path
+    folder = _config(tmp_path, broker.bootstrap, POLARWATCH_WAREHOUSE_PATH=path).warehouse_path
     assert folder.is_dir()
-    proc = subprocess.run([sys.executable, "-m", "polarwatch.cli", "stream"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    proc = stream_cli(tmp_path, broker.bootstrap, POLARWATCH_WAREHOUSE_PATH=path)
     assert proc.returncode == 2 and proc.stderr.splitlines() == [
         f"polarwatch: error: {folder} cannot be opened as the DuckDB warehouse: it is a "
         f"directory; set [warehouse] path (env POLARWATCH_WAREHOUSE_PATH) to a file, e.g. "
@@ -99,10 +83,7 @@ def test_a_lake_dir_that_is_a_file_is_one_line_before_spark_starts(
     FileExistsError: [Errno 17] File exists: '…'`, naming neither the key nor the fix."""
     lake = tmp_path / "lake.txt"
     lake.write_text("not a directory\n")
-    env = {**os.environ, "POLARWATCH_CONFIG": str(REPO / "polarwatch.toml"),
-           **stream_env(broker.bootstrap, tmp_path), "POLARWATCH_WAREHOUSE_LAKE_DIR": str(lake)}
-    proc = subprocess.run([sys.executable, "-m", "polarwatch.cli", "stream"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    proc = stream_cli(tmp_path, broker.bootstrap, POLARWATCH_WAREHOUSE_LAKE_DIR=str(lake))
     assert proc.returncode == 2 and proc.stderr.splitlines() == [
         f"polarwatch: error: [warehouse] lake_dir (env POLARWATCH_WAREHOUSE_LAKE_DIR) is {lake}, "
         f"which is a file: the Parquet lake is a directory; point the key at one (a missing one "

@@ -6,10 +6,6 @@ minute of Java retries and ~200 lines ("All masters are unresponsive! Giving up"
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,8 +14,7 @@ import pytest
 
 from ingest.broker import free_port
 from stream.session import check_master
-from tests.conftest import REPO
-from tests.kafka_helpers import stream_env
+from tests.kafka_helpers import stream_cli
 
 if TYPE_CHECKING:
     from ingest.broker import EmbeddedBroker
@@ -37,19 +32,10 @@ NOT_A_MASTER = "which is not a Spark master; give local[N]"
 def test_a_master_spark_cannot_use_is_one_line_before_spark_starts(
         master: str, said: str, broker: EmbeddedBroker, tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
-    env = {**os.environ, "POLARWATCH_CONFIG": str(REPO / "polarwatch.toml"),
-           **stream_env(broker.bootstrap, tmp_path),
-           "POLARWATCH_SPARK_MASTER": master.format(port=port)}
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "polarwatch.cli", "stream", "--backend",
-                             "lexicon"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        _, err = proc.communicate(timeout=150)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail(f"`polarwatch stream` on master {master!r} still ran after 150 s")
+    proc = stream_cli(tmp_path, broker.bootstrap, "--backend", "lexicon", timeout=150,
+                      POLARWATCH_SPARK_MASTER=master.format(port=port))
+    err = proc.stderr
     errors = [line for line in err.splitlines() if line.startswith("polarwatch: error:")]
     assert proc.returncode == 2 and len(errors) == 1, err
     assert said.format(port=port) in errors[0] and "POLARWATCH_SPARK_MASTER" in errors[0]

@@ -6,7 +6,6 @@ traceback, exit 1. The holder is a real process with a real DuckDB connection.""
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +14,8 @@ import pytest
 from polarwatch import warehouse
 from polarwatch.cli import main
 from polarwatch.warehouse import connect
+from tests.lock_holder import holding
 from tests.stream.test_relabel_safety import GUN, setup
-
-HOLD = ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
-        "time.sleep(120)")
 
 
 @pytest.fixture()
@@ -29,12 +26,8 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture()
 def holder(config: Path) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(config.parent / "w.duckdb")],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    yield proc
-    proc.kill()
-    proc.wait()
+    with holding(config.parent / "w.duckdb") as proc:
+        yield proc
 
 
 @pytest.mark.parametrize(("command", "doing"), [
