@@ -164,7 +164,8 @@ def render_post(c: Context, current: dict[str, Any], labeller: str, allowed: boo
     ident = f"{post['platform']}|{post['id']}"
     for task in tasks_for(post):
         question, values = CHOICES[task]
-        st.markdown(f"**{question}**" + (f" — stored: {done[task]}" if task in done else ""))
+        stored = f" — stored: {md_text(done[task])}" if task in done else ""  # a table's value
+        st.markdown(f"**{question}**{stored}")
         if task == "stance":
             st.caption(sides_caption(current.get("sides")))
         for col, (value, text) in zip(st.columns(len(values)), values.items(), strict=True):
