@@ -30,6 +30,7 @@ from polarwatch.schemas import fields_of, json_schema
 _POST_SCHEMA = json_schema(Post)
 REQUIRED_FIELDS: tuple[str, ...] = tuple(_POST_SCHEMA["required"])
 _REQUIRED = ", ".join(REQUIRED_FIELDS)
+_ISO_DATE = re.compile(r"^\d{4}-\d\d-\d\d")  # from_iso upper-cases such a text
 _PATTERN_HEAD = "^(?![\\s\\S]*"  # json_schema writes "forbidden nowhere" as ^(?![\s\S]*[...])
 _schema_check: Any = None
 
@@ -149,13 +150,19 @@ def empty_reason(field: str) -> str:
     return f"{field} is empty: every post needs a non-empty {field}"
 
 
+def from_iso(value: str) -> datetime:
+    """``datetime.fromisoformat``, also for RFC 3339's lower-case "t" and "z"
+    (``2026-03-04t18:00:00z``), which it refuses."""
+    return datetime.fromisoformat(value.upper() if _ISO_DATE.match(value) else value)
+
+
 def parse_created_at(value: str, now: datetime | None = None,
                      max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW
                      ) -> tuple[datetime | None, str | None]:
     """(timestamp, None) when `value` is an ISO-8601 time with offset inside
     [MIN_CREATED_AT, now + max_future_skew]; else (None, a one-line reason)."""
     try:
-        ts = datetime.fromisoformat(value)
+        ts = from_iso(value)
     except ValueError:
         return None, f"created_at: {value!r} is not an ISO-8601 timestamp"
     if ts.tzinfo is None:
@@ -226,6 +233,8 @@ def raw_size(raw: bytes | str) -> int:
 def parse_record(raw: bytes | str, max_bytes: int = MAX_RECORD_BYTES) -> tuple[Any, str | None]:
     """(JSON value, None), or (None, reason) for input that is too big, not UTF-8, not JSON or
     nested deeper than MAX_NESTING. Never raises on any input."""
+    if not raw.strip():  # a Kafka tombstone (null value) reaches here as b""
+        return None, "record: empty (no JSON); a post is one JSON object (`polarwatch schema`)"
     if len(raw) > max_bytes or (not isinstance(raw, bytes) and 4 * len(raw) > max_bytes
                                 and raw_size(raw) > max_bytes):
         return None, f"record: {raw_size(raw):,} bytes, more than the {max_bytes:,} allowed"
@@ -273,7 +282,7 @@ def post_from_dict(obj: dict[str, Any]) -> Post:
         raise SchemaError(reason)
     names = {s.name for s in fields_of(Post)}
     data = {k: v for k, v in obj.items() if k in names}
-    data["created_at"] = datetime.fromisoformat(obj["created_at"])
+    data["created_at"] = from_iso(obj["created_at"])
     data["parent_id"] = parent_of(obj)
     return Post(**data)
 

@@ -18,13 +18,13 @@ from typing import Any
 
 from ingest.sources.base import LruMap, SourceError, ThreadIndex
 from polarwatch.records import parent_or_root
+from polarwatch.validation import from_iso
 
 FIELDS = ("id", "text", "created_at", "author_id", "conversation_id", "parent_id", "lang",
           "topic", "platform")
 _REDDIT_PREFIX = re.compile(r"^t[1-6]_")  # t1_ comment, t3_ link (submission), ...
 _REDDIT_GONE = ("[deleted]", "[removed]")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
-_ISO_DATE = re.compile(r"^\d{4}-\d\d-\d\d")  # ISO 8601 upper-cased: RFC 3339 allows t and z
 # Post fields whose empty value ("" in JSON, an empty CSV cell) means "not given": the
 # conversation of the thread, the topic of the router, a root, no language. Any other empty
 # field (id, text, author_id, created_at, platform) stays "": the contract dead-letters it as
@@ -174,8 +174,8 @@ def parse_time(value: Any, assume_utc: bool = False) -> str:
             raise ValueError(f"created_at: epoch {value!r} is out of range") from None
     elif isinstance(value, str) and value.strip():
         text = value.strip()
-        try:  # RFC 3339 allows a lower-case "t" and "z" too
-            ts = datetime.fromisoformat(text.upper() if _ISO_DATE.match(text) else text)
+        try:
+            ts = from_iso(text)
         except ValueError:
             ts = _parse_other(text)
     else:

@@ -23,6 +23,7 @@ from polarwatch.validation import (
     _fast_failures,
     cut_reason,
     parse_record,
+    post_from_dict,
     truncate_raw,
     validate_post,
 )
@@ -98,9 +99,27 @@ def test_record_size_nesting_and_junk_are_reasons_not_exceptions() -> None:
     too_deep = "[" * (MAX_NESTING + 1) + "]" * (MAX_NESTING + 1)
     assert "nested deeper" in str(parse_record(too_deep)[1])
     assert "nested deeper" in str(parse_record("[" * 100_000 + "]" * 100_000)[1])
-    for junk in (b"\xff", b"1" * 5000, b"{", b"", b"NaN]"):
+    for junk in (b"\xff", b"1" * 5000, b"{", b"NaN]"):
         obj, reason = parse_record(junk)
         assert obj is None and reason is not None and reason.startswith("malformed JSON")
+
+
+@pytest.mark.parametrize("raw", [b"", b" \r\n", "", "\t"])
+def test_an_empty_record_is_named_empty(raw: bytes | str) -> None:
+    """An empty value (a Kafka tombstone reaches the stream as b"") was "malformed JSON:
+    Expecting value: line 1 column 1 (char 0)", as if a producer had sent broken JSON."""
+    assert parse_record(raw) == (None, "record: empty (no JSON); a post is one JSON object "
+                                       "(`polarwatch schema`)")
+
+
+@pytest.mark.parametrize("created", ["2026-06-01t10:00:00z", "2026-06-01T10:00:00z",
+                                     "2026-06-01t10:00:00+00:00", "2026-06-01 10:00:00Z"])
+def test_rfc3339_lower_case_t_and_z_are_timestamps(created: str) -> None:
+    """RFC 3339 (5.6) allows a lower-case "t" and "z". `ingest file` read them, but a post sent
+    straight to Kafka with them was dead-lettered: "is not an ISO-8601 timestamp"."""
+    assert validate_post(post(created_at=created), NOW) is None
+    stored = post_from_dict(post(created_at=created)).created_at
+    assert stored == datetime(2026, 6, 1, 10, tzinfo=UTC)
 
 
 def test_a_number_too_long_for_python_is_named_not_a_python_setting() -> None:

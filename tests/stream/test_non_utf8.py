@@ -37,6 +37,10 @@ R = (f'"platform":"p","author_id":"a","created_at":"{CREATED}","topic":"climate_
      f'"conversation_id":"c"').encode()
 BAD_UTF8 = b'{"id":"k-badutf","text":"climate \xff\xfe",' + R + b"}"  # the audit's record
 
+LOWER_TZ = (b'{"id":"ok-lower-tz","text":"climate policy now",'
+            + R.replace(CREATED.encode(), CREATED.replace("T", "t").replace("+00:00", "z").encode())
+            + b"}")
+
 
 def _post(pid: str) -> bytes:
     return b'{"id":"' + pid.encode() + b'","text":"climate policy now",' + R + b"}"
@@ -109,6 +113,9 @@ def run(broker: EmbeddedBroker, spark: object, tmp_path_factory: pytest.TempPath
     sends["k-utf16"] = producer.send(cfg.topics.posts, _post("k-utf16").decode().encode(
         "utf-16"), partition=0)
     producer.flush()
+    sends["k-tombstone"] = producer.send(cfg.topics.posts, None, key=b"k", partition=0)
+    sends["ok-lower-tz"] = producer.send(cfg.topics.posts, LOWER_TZ, partition=0)
+    producer.flush()
     sends["ok-after"] = producer.send(cfg.topics.posts, _post("ok-after"), partition=0)
     producer.flush()
     offsets = {pid: future.get(timeout=30).offset for pid, future in sends.items()}
@@ -139,7 +146,7 @@ def test_a_value_that_is_not_utf8_is_a_dead_letter_naming_the_byte(run: Run) -> 
 def test_a_header_key_that_is_not_utf8_leaves_its_batch_readable(run: Run) -> None:
     stored = {pid for (pid,) in run.rows("SELECT id FROM posts")}
     assert stored == {"ok-before", "ok-batchmate-1", "ok-bad-header", "ok-batchmate-2",
-                      "ok-bom", "ok-after"}
+                      "ok-bom", "ok-lower-tz", "ok-after"}
     # the three were one record batch: the bad key did not cost its batchmates
     assert len({run.batches[pid] for pid in ("ok-batchmate-1", "ok-bad-header",
                                              "ok-batchmate-2")}) == 1, run.batches
@@ -165,3 +172,14 @@ def test_a_byte_order_mark_is_dropped_and_utf16_is_named(run: Run) -> None:
         f"AND kafka_offset = {run.offsets['k-utf16']}")
     assert reason == "malformed JSON: the value is UTF-16; send posts as UTF-8"
     assert raw.startswith('{"id":"k-utf16"')
+
+
+def test_an_empty_value_and_rfc3339_lower_case_letters(run: Run) -> None:
+    """A tombstone (null value) was "malformed JSON: Expecting value: line 1 column 1 (char
+    0)"; a created_at with RFC 3339's lower-case "t" and "z" was dead-lettered ("is not an
+    ISO-8601 timestamp") while `ingest file` read it."""
+    assert run.rows(f"SELECT reason FROM dead_letters WHERE source = 'stream' AND kafka_offset = "
+                    f"{run.offsets['k-tombstone']}") == [
+        ("record: empty (no JSON); a post is one JSON object (`polarwatch schema`)",)]
+    assert run.rows("SELECT created_at AT TIME ZONE 'UTC' FROM posts WHERE id = 'ok-lower-tz'"
+                    ) == [(datetime.fromisoformat(CREATED).replace(tzinfo=None),)]
