@@ -154,7 +154,9 @@ def csv_records(lines: Iterable[str], dialect: str = "excel") -> Iterator[CsvRec
     alone, with that reason, and reading goes on from the line after it: one stray quote costs
     one row, not the rest of the file. A record that fits on one line is given as it is,
     whatever its count, and so is a well-quoted one over several lines: the lines of a quoted
-    text are never read as rows of their own.
+    text are never read as rows of their own. A quoted field over ``csv.field_size_limit()``
+    that runs over many lines is one record with its reason, up to the line where its quote
+    closes (followed at most 1 MiB: :func:`_past_long_field`), never its lines as rows.
     """
     src = _Lines(lines)
     reader = csv.reader(src, dialect=dialect)
