@@ -105,7 +105,9 @@ def run_demo(cfg: Config, *, days: int, seed: int, port: int, backend: str | Non
         calendar = cfg.warehouse_path.parent / "demo-events.toml"
         events = write_calendar(calendar, synthetic)
         LOG.info(f"starting Spark ({cfg.spark.master}) …")
+        t_spark = time.monotonic()
         spark = build_spark(cfg.spark.master)
+        LOG.info(f"Spark up in {time.monotonic() - t_spark:.1f} s")
         run_stream(cfg, available_now=True, backend=backend, spark=spark)
         summarize_warehouse(cfg)
         LOG.info(f"forecast done: {run_forecast(cfg, events=events)}")

@@ -40,8 +40,8 @@ def test_demo_runs_every_stage(tmp_path: Path) -> None:
     out = _cli(["demo", "--days", "3", "--no-dashboard"], env)
     assert out.returncode == 0, out.stderr[-3000:]
     log = out.stderr  # log lines go to stderr (stdout carries only data)
-    for stage in ("broker up at", "posts produced to", "batch 0:", "rows in DuckDB",
-                  "forecast done", "pipeline done", "broker stopped"):
+    for stage in ("broker up at", "posts produced to", "Spark up in", "batch 0:",
+                  "rows in DuckDB", "forecast done", "pipeline done", "broker stopped"):
         assert stage in log, f"missing stage {stage!r} in:\n{log}"
     produced = int(log.split(" posts produced")[0].rsplit("] ", 1)[1].replace(",", ""))
     con = duckdb.connect(str(tmp_path / "demo.duckdb"), read_only=True)
