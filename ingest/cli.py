@@ -94,7 +94,7 @@ def register(sub: Any) -> None:
     bsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     bsub.add_parser("start", help="start it with the topics (and its pruner with s3 storage)")
     bsub.add_parser("stop", help="stop it (and its S3 server and pruner)")
-    bsub.add_parser("status", help="say whether it runs (exit code 3 when not)")
+    bsub.add_parser("status", help="say whether it runs and answers (exit code 3 when not)")
     p = bsub.add_parser("prune", help="remove consumed record batches beyond [broker] "
                                       "retention_* (s3 storage)")
     p.add_argument("--dry-run", action="store_true", help="only report what would be removed")

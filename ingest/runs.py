@@ -58,16 +58,19 @@ def start_broker(cfg: Config, *, again: bool = True) -> EmbeddedBroker:
         if broker.pid() is None and again:  # ours was dying when asked (killed just before)
             return start_broker(cfg, again=False)
         # not the security settings' fault (audit R): our own process answers no more
-        raise BrokerError(f"the embedded broker already running (pid {pid}, log "
-                          f"{broker.log_file}) does not answer: it may be too busy (try "
-                          f"again), hung, stopped (SIGSTOP) or dying. If it stays so, "
-                          f"`polarwatch broker stop`, then `polarwatch broker start`, "
-                          f"replaces it (memory storage loses its messages)") from exc
+        raise BrokerError(f"the embedded broker already {_not_answering(broker, pid)}") from exc
     except BaseException:
         if fresh:
             broker.stop()
         raise
     return broker
+
+
+def _not_answering(broker: EmbeddedBroker, pid: int | None) -> str:
+    return (f"running (pid {pid}, log {broker.log_file}) does not answer: it may be too busy "
+            f"(try again), hung, stopped (SIGSTOP) or dying. If it stays so, `polarwatch broker "
+            f"stop`, then `polarwatch broker start`, replaces it (memory storage loses its "
+            f"messages)")
 
 
 def _prepare(cfg: Config, broker: EmbeddedBroker, pid: int) -> None:
@@ -122,10 +125,16 @@ def broker_status(cfg: Config) -> bool:
                  f"a host:port list, so not checked here")
         return True
     broker = embedded_broker(cfg)
-    running = broker.running()
-    LOG.info(f"broker running at {broker.bootstrap} (pid {broker.pid()})" if running
-             else f"broker not running (expected at {broker.bootstrap})")
-    return running
+    if not broker.running():
+        LOG.info(f"broker not running (expected at {broker.bootstrap})")
+        return False
+    try:  # a hung or stopped (SIGSTOP) broker's port still accepts TCP connections
+        ensure_topics(broker.bootstrap, [], cfg.topics.partitions)
+    except BrokerError:
+        LOG.info(f"broker at {broker.bootstrap} {_not_answering(broker, broker.pid())}")
+        return False
+    LOG.info(f"broker running at {broker.bootstrap} (pid {broker.pid()})")
+    return True
 
 
 def produce_synthetic(cfg: Config, days: int, seed: int, rate: float,

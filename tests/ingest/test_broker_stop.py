@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ingest.broker import _launch, _stop_pid, free_port, port_open
+from polarwatch.config import Config, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,7 +56,6 @@ def test_broker_start_that_fails_after_the_launch_stops_the_broker_it_started(
     """`broker start` failing after the broker runs (its topics not created: a broker that
     cannot answer, Ctrl-C) left that broker running; one that already ran stays."""
     import ingest.runs
-    from polarwatch.config import load_config
     from polarwatch.errors import BrokerError
 
     port = free_port()
@@ -82,6 +82,13 @@ def test_broker_start_that_fails_after_the_launch_stops_the_broker_it_started(
         broker.stop()
 
 
+def _config(tmp_path: Path) -> Config:
+    """The shipped config with the embedded broker on a free port, its state under tmp_path."""
+    return load_config(REPO / "polarwatch.toml", env={
+        "POLARWATCH_BROKER_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+        "POLARWATCH_BROKER_STATE_DIR": str(tmp_path / "broker")})
+
+
 def test_broker_start_names_our_own_broker_that_does_not_answer_and_replaces_a_dead_one(
         tmp_path: Path) -> None:
     """Audit R: `broker start` took our own broker that no longer answered (stopped, or killed
@@ -93,13 +100,9 @@ def test_broker_start_names_our_own_broker_that_does_not_answer_and_replaces_a_d
     import threading
 
     import ingest.runs
-    from polarwatch.config import load_config
     from polarwatch.errors import BrokerError
 
-    port = free_port()
-    cfg = load_config(REPO / "polarwatch.toml", env={
-        "POLARWATCH_BROKER_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
-        "POLARWATCH_BROKER_STATE_DIR": str(tmp_path / "broker")})
+    cfg = _config(tmp_path)
     broker = ingest.runs.start_broker(cfg)
     try:
         pid = broker.pid()
@@ -117,5 +120,36 @@ def test_broker_start_names_our_own_broker_that_does_not_answer_and_replaces_a_d
         killer.join()
         assert again.pid() not in (None, pid)
         assert again.running()
+    finally:
+        broker.stop()
+
+
+def test_broker_status_calls_a_broker_that_gives_no_kafka_answer_not_running(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`broker status` said "broker running" (exit 0) of our Tansu stopped with SIGSTOP: its port
+    still accepts TCP connections, and status asked nothing more, while `broker start` on the
+    same broker says it does not answer. docs/cli.md: `status` exits 3 when the broker is
+    down; a broker that gives no Kafka answer is down to its clients."""
+    import logging
+    import os
+    import signal
+
+    import ingest.runs
+
+    cfg = _config(tmp_path)
+    broker = ingest.runs.start_broker(cfg)
+    try:
+        pid = broker.pid()
+        assert pid is not None
+        assert ingest.runs.broker_status(cfg) is True
+        os.kill(pid, signal.SIGSTOP)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="ingest.runs"):
+            assert ingest.runs.broker_status(cfg) is False
+        assert f"(pid {pid}," in caplog.text and "does not answer" in caplog.text
+        assert "`polarwatch broker stop`, then `polarwatch broker start`" in caplog.text
+        assert "security_protocol" not in caplog.text
+        os.kill(pid, signal.SIGCONT)
+        assert ingest.runs.broker_status(cfg) is True
     finally:
         broker.stop()
