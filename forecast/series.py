@@ -58,7 +58,7 @@ def newest_stretch(group: pd.DataFrame, freq: pd.Timedelta,
     first = int(ts.searchsorted(ts.iloc[-1] - (max_windows - 1) * freq))
     kept = group.iloc[first:]
     gap = ts.iloc[first] - ts.iloc[first - 1] - freq
-    return kept, (f"fitted on its newest {len(kept):,} window(s) from {ts.iloc[first]} only: "
+    return kept, (f"kept its newest {len(kept):,} window(s) from {ts.iloc[first]} only: "
                   f"from its first window, {ts.iloc[0]}, its {freq} grid would span {span:,} "
                   f"windows, more than the {max_windows:,} a model holds; the {first:,} older "
                   f"window(s) (before a gap of {gap}) are left out")

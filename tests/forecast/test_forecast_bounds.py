@@ -35,7 +35,7 @@ def test_a_topic_with_an_old_archive_is_fitted_on_its_live_stretch(
     assert summary.topics == 2 and summary.skipped == {}
     assert list(summary.trimmed) == ["gun_control"]
     note = summary.trimmed["gun_control"]
-    assert note.startswith("fitted on its newest 40 window(s) from 2026-01-01 00:00:00+00:00 "
+    assert note.startswith("kept its newest 40 window(s) from 2026-01-01 00:00:00+00:00 "
                            "only: from its first window, 2005-01-01 00:00:00+00:00, its 0 days "
                            "01:00:00 grid would span 184,")
     assert f"more than the {MAX_SERIES_WINDOWS:,} a model holds; the 30 older window(s)" in note
@@ -44,6 +44,21 @@ def test_a_topic_with_an_old_archive_is_fitted_on_its_live_stretch(
     gun = rows[rows["topic"] == "gun_control"]
     assert gun["ts"].min() == pd.Timestamp(LIVE) and len(gun) == 40 + 12
     assert len(rows[rows["topic"] == "climate"]) == 40 + 12
+
+
+def test_a_cut_topic_too_thin_to_fit_is_not_said_to_be_fitted(tmp_path: Path) -> None:
+    """A topic cut to its newest windows and then skipped (too few points there) was "skip
+    climate: 3 observed point(s), …; fitted on its newest 3 window(s) …": skipped and fitted
+    in one line."""
+    rng = np.random.default_rng(4)
+    path = tmp_path / "pw.duckdb"
+    init_schema(path)
+    seed(path, window_rows("climate", 3 + rng.normal(0, 0.2, 30), start=ARCHIVE)
+         + window_rows("climate", 3 + rng.normal(0, 0.2, 3), start=LIVE))
+    summary = run_forecast(cfg_for(path), events=[], alerts=False)
+    reason = summary.skipped["climate"]
+    assert reason.startswith("3 observed point(s), at least 10 are needed"), reason
+    assert "; kept its newest 3 window(s) from 2026-01-01" in reason and "fitted" not in reason
 
 
 def test_the_newest_stretch_is_cut_before_any_grid_is_built() -> None:
