@@ -108,9 +108,10 @@ def render_series(c: Context, topic: str, metric: str, window: str, native_windo
         events=shown_names(events_frame(events)), routine=routine)
     if series["value"].notna().any():
         st.altair_chart(chart, width="stretch")
+    other = len(topic_flags) - len(metric_flags)  # drawn too, as rules: say whose they are
     notes = [f"{len(series):,} window{'' if len(series) == 1 else 's'} of {window}",
-             f"{len(metric_flags)} flag(s) on {metric} "
-             f"(one per episode)"]
+             f"{len(metric_flags)} flag(s) on {metric} (one per episode)"
+             + (f", {other} of other metrics drawn as vertical rules" if other else "")]
     if len(routine):
         notes.append(f"{len(routine)} routine burst(s) not flagged (grey rings: as far out "
                      f"within an hour of the same time on 2 of the 3 days before; hover for why)")

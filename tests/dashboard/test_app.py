@@ -138,8 +138,8 @@ def test_topic_page_series_flags_and_switches(monkeypatch: pytest.MonkeyPatch,
     at.selectbox(key="metric").set_value("volume").run()
     at.segmented_control(key="window").set_value("1 day").run()
     assert not at.exception
-    assert ("2 windows of 1 day · 0 flag(s) on volume (one per episode) · no forecast for "
-            "volume") in texts(at)
+    assert ("2 windows of 1 day · 0 flag(s) on volume (one per episode), 1 of other metrics "
+            "drawn as vertical rules · no forecast for volume") in texts(at)
     assert len(at.get("vega_lite_chart")) == 1
 
     at.selectbox(key="topic_pick").set_value("climate_change").run()
