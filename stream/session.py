@@ -158,6 +158,9 @@ def build_spark(master: str, app_name: str = "polarwatch", *,
         for key, value in LOCAL_ONLY.items():
             if given is None or not given.contains(key):
                 builder = builder.config(key, value)
+        if given is None:  # the JVM's own address too: without it Spark warns that the host
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # name is loopback and
+            # picks the first interface's address ("using 192.0.2.2 instead (on eth0)")
     builder = (builder
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.ui.enabled", "false")

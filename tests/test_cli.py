@@ -43,6 +43,8 @@ def test_demo_runs_every_stage(tmp_path: Path) -> None:
     for stage in ("broker up at", "posts produced to", "Spark up in", "batch 0:",
                   "rows in DuckDB", "forecast done", "pipeline done", "broker stopped"):
         assert stage in log, f"missing stage {stage!r} in:\n{log}"
+    # a local Spark stays on 127.0.0.1: it never looked for another interface's address
+    assert "resolves to a loopback address" not in log and "SPARK_LOCAL_IP" not in log, log
     produced = int(log.split(" posts produced")[0].rsplit("] ", 1)[1].replace(",", ""))
     con = duckdb.connect(str(tmp_path / "demo.duckdb"), read_only=True)
     try:
