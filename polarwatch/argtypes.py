@@ -238,8 +238,13 @@ def positive(text: str) -> float:
 
 @shown_as("DURATION", "a duration: 30s, 10m, 1h, 7d")
 def duration_text(text: str) -> str:
-    """:func:`duration`, checked at parsing but kept as the text the user wrote."""
-    duration(text)
+    """:func:`duration` of at most ``MAX_DURATION`` (``report --every``: a longer sleep
+    overflowed), checked at parsing but kept as the text the user wrote."""
+    from polarwatch.fields import MAX_DURATION
+
+    if duration(text) > MAX_DURATION.total_seconds():
+        raise argparse.ArgumentTypeError(f"{text} is longer than {MAX_DURATION.days} days "
+                                         f"(10 years), the longest interval; give a shorter one")
     return text
 
 

@@ -98,6 +98,18 @@ def test_time_options_are_checked_when_parsed(capsys: pytest.CaptureFixture[str]
         assert exit_.value.code == 2 and says in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("every", ["99999999d", "3651d"])
+def test_an_every_longer_than_ten_years_is_refused_when_parsed(
+        every: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--every 99999999d wrote one report, then its sleep raised OverflowError (a traceback,
+    exit 1); now it is refused before anything runs, as the config's durations are."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "--every", every, "--count", "2"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert f"--every: {every} is longer than 3650 days" in err.strip().splitlines()[-1]
+
+
 def test_durations() -> None:
     assert parse_duration("90m") == timedelta(minutes=90)
     assert parse_duration("1.5d") == timedelta(hours=36)
