@@ -173,12 +173,17 @@ def read_series_csv(source: str | Path | IO[str], *, duplicates: str = "last",
     if len(df) < 2:
         raise InputError(f"{name}: {len(df)} distinct timestamp(s); at least 2 are needed to "
                          f"infer the interval")
-    span = df["ts"].iloc[-1].to_pydatetime() - df["ts"].iloc[0].to_pydatetime()
+    span = df["ts"].iloc[-1].to_pydatetime(warn=False) - df["ts"].iloc[0].to_pydatetime(
+        warn=False)  # (nanoseconds dropped: the span only bounds the file)
     if span > MAX_SPAN:  # (pandas' int64 nanoseconds overflowed: a traceback)
         raise InputError(f"{name}: the rows span {span.days:,} days, more than the "
                          f"{MAX_SPAN.days:,} (292 years) a series can; split the file")
     steps = df["ts"].diff().dropna()
     freq = pd.Timedelta(steps.mode().iloc[0])
+    if resample is None and freq < MIN_RESAMPLE:  # (the detector's seconds hold microseconds)
+        raise InputError(f"{name}: the rows are {freq} apart, closer than 1 microsecond, the "
+                         f"finest interval the detector takes; pass --resample with a coarser "
+                         f"interval (at least 0.000001s)")
     if snap or resample is not None:
         df, freq = regrid(df, name, freq, span, resample, agg, note)
         steps = df["ts"].diff().dropna()

@@ -148,3 +148,21 @@ def test_the_output_may_not_be_the_input(tmp_path: Path,
     assert src.read_bytes() == before
     assert main(["detect", str(src), "-o", str(tmp_path / "no" / "out.csv")]) == 2
     assert f"directory {tmp_path / 'no'} does not exist" in capsys.readouterr().err
+
+
+def test_rows_closer_than_a_microsecond_are_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Rows 500 ns apart were a ValueError traceback ("interval must be positive, got 0.0 s":
+    the detector counts in seconds at microsecond resolution), with or without --snap."""
+    src = tmp_path / "ns.csv"
+    src.write_text("timestamp,value\n" + "".join(
+        f"2026-01-01T00:00:00.{500 * i:09d},{i % 7}\n" for i in range(200)))
+    for grid in ([], ["--snap"]):
+        assert main(["detect", str(src), *grid]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "Warning" not in err, err
+        assert err.strip().splitlines()[-1] == (
+            f"polarwatch: error: {src}: the rows are 0 days 00:00:00.000000500 apart, closer "
+            f"than 1 microsecond, the finest interval the detector takes; pass --resample "
+            f"with a coarser interval (at least 0.000001s)")
+    assert main(["detect", str(src), "--resample", "0.000001s", "--season", "none"]) == 0
