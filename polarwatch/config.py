@@ -349,7 +349,8 @@ def default_config_path() -> Path | None:
 
 def _read_file(cfg_path: Path) -> dict[str, Any]:
     raw = read_toml(cfg_path, f"config file {cfg_path} does not exist (set ${CONFIG_ENV} or "
-                              f"pass --config)")
+                              f"pass --config)",
+                    f"name the config file (--config or ${CONFIG_ENV})")
     unknown = set(raw) - set(SECTIONS)
     if unknown:
         raise ConfigError(f"{cfg_path}: unknown section(s) {sorted(unknown)}; valid sections "

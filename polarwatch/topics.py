@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from polarwatch.errors import ConfigError
+from polarwatch.safe_write import file_kind
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,16 @@ def toml_text(path: Path) -> str:
                           ) from None
 
 
-def read_toml(path: Path, missing: str) -> dict[str, Any]:
+def read_toml(path: Path, missing: str, name_it: str) -> dict[str, Any]:
     """A TOML file's tables (:func:`toml_text`); ConfigError ``missing`` when it does not
-    exist, or naming the file and the parser's complaint when it is not valid TOML."""
+    exist, one saying what it is and ``name_it`` when it is no regular file (a FIFO would block
+    the read for good, ``/dev/zero`` fill the memory), or naming the file and the parser's
+    complaint when it is not valid TOML."""
     if not path.exists():
         raise ConfigError(missing)
+    kind = file_kind(path.stat().st_mode)
+    if kind is not None:
+        raise ConfigError(f"{path} is {kind}, not a regular file; {name_it}")
     return parse_toml(path, toml_text(path))
 
 
@@ -97,7 +103,9 @@ def load_topics(path: str | Path) -> list[Topic]:
     two sides described and different (case and spacing aside)."""
     path = Path(path)
     raw = read_toml(path, f"topics file {path} does not exist; copy topics.toml from the "
-                          f"repository or set [extractor] topics_file")
+                          f"repository or set [extractor] topics_file",
+                    "set [extractor] topics_file (POLARWATCH_EXTRACTOR_TOPICS_FILE) to the "
+                    "topics file")
     entries = raw.get("topic")
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: no [[topic]] tables found")

@@ -5,6 +5,7 @@ too deeply for tomllib (polarwatch.toml, topics.toml, events.toml) instead of a 
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -95,3 +96,24 @@ def test_the_cli_says_so_in_one_line_with_exit_2(
     err = capsys.readouterr().err
     assert "RecursionError" not in err and "Traceback" not in err
     assert "nested too deeply to read" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_config_or_topics_path_that_is_no_regular_file_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--config` naming a FIFO hung for good (the read waits for a writer), `/dev/zero` read
+    until memory ran out, `/dev/null` was taken for an empty file (the defaults, silently), and
+    a directory was "Is a directory: '.'"; a topics_file of "" the same, naming no key."""
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    for path, kind in ((fifo, "a FIFO (named pipe)"), (Path("/dev/null"), "a character device"),
+                       (tmp_path, "a directory")):
+        assert main(["--config", str(path), "schema"]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"polarwatch: error: {path} is {kind}, not a regular file; name the "
+                       f"config file (--config or $POLARWATCH_CONFIG)\n")
+    (tmp_path / "polarwatch.toml").write_text('[extractor]\ntopics_file = ""\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "polarwatch.toml", env={}).load_topics()
+    assert str(caught.value) == (f"{tmp_path} is a directory, not a regular file; set "
+                                 f"[extractor] topics_file (POLARWATCH_EXTRACTOR_TOPICS_FILE) "
+                                 f"to the topics file")
