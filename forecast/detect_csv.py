@@ -37,6 +37,7 @@ through ``note``, so that the command can keep stdout for the output CSV):
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -101,19 +102,29 @@ def read_series_csv(source: str | Path | IO[str], *, duplicates: str = "last",
     name = str(source) if isinstance(source, (str, Path)) else "<stdin>"
     if isinstance(source, (str, Path)) and not Path(source).exists():
         raise InputError(f"{source} does not exist")
+    # The header is read as a row, then only its two columns: pandas renames repeated header
+    # names one at a time (`c`, `c.1`, ...), in time quadratic in their number.
+    rows = {"header": None, "dtype": str, "keep_default_na": False, "skipinitialspace": True}
     try:
-        raw = pd.read_csv(source, dtype=str, keep_default_na=False, skipinitialspace=True)
+        if not isinstance(source, (str, Path)):  # read twice: stdin is kept
+            source = io.StringIO(source.read())
+        names = [str(c).strip() for c in pd.read_csv(source, nrows=1, **rows).iloc[0]]
+        lowered = [n.lower() for n in names]
+        cols = {c: lowered.index(c) for c in ("timestamp", "value") if c in lowered}
+        missing = [c for c in ("timestamp", "value") if c not in cols]
+        if missing:
+            raise InputError(f"{name}: missing column(s) {', '.join(missing)}; found "
+                             f"{', '.join(names) or 'no header'}. The file needs a header "
+                             f"line `timestamp,value`")
+        if isinstance(source, io.StringIO):
+            source.seek(0)
+        raw = pd.read_csv(source, usecols=list(cols.values()), index_col=False,
+                          **rows).iloc[1:].reset_index(drop=True)  # (row 0: the header)
     except (UnicodeDecodeError, UnicodeEncodeError) as exc:  # a file decodes, stdin re-encodes
         raise InputError(f"{name}: not UTF-8 text ({exc.reason} at position {exc.start}); save "
                          f"it as UTF-8") from exc
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
         raise InputError(f"{name}: not a readable CSV ({exc})") from exc
-    cols = {c.strip().lower(): c for c in raw.columns}
-    missing = [c for c in ("timestamp", "value") if c not in cols]
-    if missing:
-        raise InputError(f"{name}: missing column(s) {', '.join(missing)}; found "
-                         f"{', '.join(map(str, raw.columns)) or 'no header'}. The file needs a "
-                         f"header line `timestamp,value`")
     ts_text = raw[cols["timestamp"]].str.strip()
     val_text = raw[cols["value"]].str.strip()
     line = np.arange(len(raw)) + 2  # 1-based, after the header line

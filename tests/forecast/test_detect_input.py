@@ -166,3 +166,34 @@ def test_rows_closer_than_a_microsecond_are_one_line(
             f"than 1 microsecond, the finest interval the detector takes; pass --resample "
             f"with a coarser interval (at least 0.000001s)")
     assert main(["detect", str(src), "--resample", "0.000001s", "--season", "none"]) == 0
+
+
+def test_a_header_of_many_repeated_names_is_read_in_linear_time(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """pandas renames repeated header names one by one (`c`, `c.1`, ... in quadratic time): a
+    240 KB header of 60,000 unread columns named `c` took over a minute before the first
+    message (100,000 of them in a 9.8 MB file: over 2 minutes). Only the header's names and
+    the two columns read are parsed now."""
+    src = tmp_path / "wide.csv"
+    extra = ",c" * 60_000
+    ts = pd.date_range("2026-01-01", periods=200, freq="h")
+    src.write_text(f"timestamp,value{extra}\n" + "".join(
+        f"{t:%Y-%m-%d %H:%M:%S},{i % 5}{',1' * 60_000}\n" for i, t in enumerate(ts[:3])))
+    started = time.monotonic()
+    assert main(["detect", str(src)]) == 2
+    assert time.monotonic() - started < 20
+    assert "too few rows: 3 observed value(s)" in capsys.readouterr().err
+
+
+def test_rows_ending_in_a_comma_are_read_as_their_columns(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Data rows with one field more than the header (a trailing comma, as spreadsheets write)
+    made pandas take the timestamps for an index: "200 unparseable timestamp(s) ... (e.g.
+    '0')", the values quoted as times."""
+    ts = pd.date_range("2026-01-01", periods=200, freq="h")
+    src = tmp_path / "trailing.csv"
+    src.write_text("timestamp,value\n" + "".join(
+        f"{t:%Y-%m-%d %H:%M:%S},{i % 5},\n" for i, t in enumerate(ts)))
+    assert main(["detect", str(src), "--season", "none", "-o", str(tmp_path / "o.csv")]) == 0
+    out = pd.read_csv(tmp_path / "o.csv")
+    assert len(out) == 200 and list(out["value"][:6]) == [0, 1, 2, 3, 4, 0]
