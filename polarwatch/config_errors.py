@@ -38,6 +38,7 @@ def env_var(section: str, key: str) -> str:
 
 
 EXPECTED = {"int_parsing": "a number", "int_from_float": "a number", "int_type": "a number",
+             "int_parsing_size": "a number",
              "float_parsing": "a number", "float_type": "a number", "number": "a number",
              "finite_number": "a finite number",
              "bool_parsing": "true/false", "bool_type": "true/false", "boolean": "true/false",

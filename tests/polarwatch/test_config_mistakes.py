@@ -52,6 +52,10 @@ def one_error(rc: int, err: str) -> str:
      "[aggregate] extreme_threshold: expected a finite number, got inf"),
     (b"[forecast]\nmin_volume = 1e400\n", "[forecast] min_volume: expected a finite number, got inf"),
     (b"[broker]\nretention_hours = inf\n", "[broker] retention_hours: expected a finite number"),
+    # a whole-number key given a float past int64 said "expected Unable to parse input string
+    # as an integer, exceeded maximum size, got 1e+20"
+    (b"[forecast]\nmin_volume = 1e20\n", "[forecast] min_volume: expected a number, got 1e+20"),
+    (b"[topics]\npartitions = 1e300\n", "[topics] partitions: expected a number, got 1e+300"),
     (b'[topics]\nposts = ""\n', f"[topics] posts: expected a Kafka topic name: {TOPIC_KEYS}, got ''"),
     (b"[topics]\nposts = 'bad topic/name'\n",
      "[topics] posts: expected a Kafka topic name: 1-249 characters"),
