@@ -231,10 +231,10 @@ def register(subparsers: Any) -> None:
                                   "events.toml next to the config]")
     esub = p.add_subparsers(dest="events_command", required=True)
     e = esub.add_parser("list", help="events sorted by start")
-    e.add_argument("--topic", help="only this topic")
+    e.add_argument("--topic", type=argtypes.utf8_text, help="only this topic")
     e = esub.add_parser("add", help="add an event (scheduled: known in advance; sudden)")
-    e.add_argument("name")
-    e.add_argument("--topic", required=True, help="topic id from topics.toml")
+    e.add_argument("name", type=argtypes.utf8_text)
+    e.add_argument("--topic", type=argtypes.utf8_text, required=True, help="topic id from topics.toml")
     e.add_argument("--start", required=True, help="e.g. 2026-03-04T18:00:00Z (or a date)")
     e.add_argument("--end", help="optional end (default: a point in time)")
     e.add_argument("--kind", choices=["scheduled", "sudden"], required=True,
@@ -243,8 +243,8 @@ def register(subparsers: Any) -> None:
                         "anticipatory")
     e.add_argument("--replace", action="store_true", help="overwrite an event of that name")
     e = esub.add_parser("remove", help="remove the event NAME of --topic")
-    e.add_argument("name")
-    e.add_argument("--topic", required=True, help="topic id of the event (from topics.toml)")
+    e.add_argument("name", type=argtypes.utf8_text)
+    e.add_argument("--topic", type=argtypes.utf8_text, required=True, help="topic id of the event (from topics.toml)")
     p.set_defaults(func=cmd_events)
 
     p = add("report", help="an HTML report: state, forecast, flags, drivers, event studies",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -225,6 +226,19 @@ def _known_unit(unit: str) -> bool:
     except ConfigError:
         return False
     return True
+
+
+def utf8_text(text: str) -> str:
+    """A command-line text (a name, an id) as typed: under an ASCII locale (``LC_ALL=POSIX``
+    with ``PYTHONUTF8=0``) Python decodes ``argv`` as ASCII, so the UTF-8 bytes of "Zürich"
+    arrive as lone surrogates; they are decoded as UTF-8 again. Not for paths, which the
+    operating system must get back as the same surrogates."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+        return text
+    try:
+        return os.fsencode(text).decode("utf-8")
+    except (UnicodeError, ValueError):  # not UTF-8 bytes: left for the caller to refuse
+        return text
 
 
 @shown_as("NUMBER", "a number > 0")
