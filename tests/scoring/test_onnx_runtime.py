@@ -131,3 +131,21 @@ def test_batches_bound_padding_and_keep_every_text_once() -> None:
     assert padded <= 1.1 * sum(lengths)  # 64 rows in plain length order: 1.21 x here
     assert [len(b) for b in padded_batches([40] * 100, max_rows=64)] == [64, 36]
     assert padded_batches([], max_rows=64) == []
+
+
+def test_int8_embeddings_are_those_of_exact_int8_products_on_any_cpu(cache: Path) -> None:
+    """ONNX Runtime's default int8 kernels on x86-64 CPUs without VNNI (AVX2: most AMD before
+    Zen 4, Intel before Ice Lake) add pairs of u8 x s8 products in 16 bits and saturate, so the
+    encoder there gave other embeddings than on the VNNI CPU the heads were trained on. The
+    encoder must equal a session that computes every product exactly
+    (``session.x64quantprecision``, U8U8), whatever the CPU this runs on."""
+    import onnxruntime as ort
+
+    from scoring.extractors.onnx_runtime import OnnxEncoder
+
+    enc = OnnxEncoder("int8mix", 128, HEADS / "encoder_adapter.npz", "test")
+    served = enc(TEXTS)
+    opts = ort.SessionOptions()
+    opts.add_session_config_entry("session.x64quantprecision", "1")
+    enc.session = ort.InferenceSession(str(enc.path), opts, providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(served, enc(TEXTS), atol=1e-5)
