@@ -58,16 +58,6 @@ def parse_variant(variant: str) -> tuple[str, int]:
     return m.group(1), int(m.group(2))
 
 
-def _cpu_has_vnni() -> bool:
-    """AVX-512 VNNI / AVX-VNNI: int8 dot products accumulate without int16 saturation, so
-    activations can use all 8 bits (torch's default keeps 7 for older x86 CPUs)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return "avx512_vnni" in flags or "avx_vnni" in flags
-
-
 def quantize_encoder(model: Any, mix: bool) -> None:
     """Dynamic int8 quantization of the encoder's Linear layers, in place (CPU only).
 
@@ -88,7 +78,9 @@ def quantize_encoder(model: Any, mix: bool) -> None:
     with warnings.catch_warnings():  # torch.ao eager-mode quantization is deprecated; it works
         warnings.simplefilter("ignore")
         torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
-    if mix and _cpu_has_vnni():
+    from scoring.extractors.onnx_runtime import cpu_has_vnni
+
+    if mix and cpu_has_vnni():  # 8-bit activations: torch keeps 7 for older x86 CPUs
         def forward(self: Any, x: Any) -> Any:
             return torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params,
                                                       reduce_range=False)

@@ -38,6 +38,16 @@ MAX_PADDING = 1.1
 MIN_ROWS = 4  # ... unless the batch has fewer rows: one-text batches cost more than padding
 
 
+def cpu_has_vnni() -> bool:
+    """AVX-512 VNNI / AVX-VNNI: int8 dot products accumulate without int16 saturation (False
+    when the flags cannot be read)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace").split()
+    except OSError:
+        return False
+    return bool({"avx512_vnni", "avx_vnni"} & set(flags))
+
+
 def int8_products_saturate() -> bool:
     """True on an x86-64 CPU without VNNI (AVX2 only: most AMD before Zen 4, Intel before Ice
     Lake), where ONNX Runtime's default u8 x s8 kernels add pairs of products in 16 bits and
@@ -45,13 +55,8 @@ def int8_products_saturate() -> bool:
     VNNI CPU, exact). Unknown flags count as saturating."""
     import platform
 
-    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686", "x86"):
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace").split()
-    except OSError:
-        return True
-    return not {"avx512_vnni", "avx_vnni"} & set(flags)
+    x86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+    return x86 and not cpu_has_vnni()
 
 
 def onnx_available() -> bool:
