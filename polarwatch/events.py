@@ -271,7 +271,10 @@ def load_events(path: Path, topics: Iterable[str] | None = None) -> list[Event]:
             raise EventError(f"{path}: two events named {ev.name!r} on topic {ev.topic!r}, "
                              f"spelled in two Unicode forms (a composed and a decomposed "
                              f"accent) that look the same; delete or rename one in the file")
-    validate(events)
+    try:
+        validate(events)
+    except EventError as exc:  # a hand edit: say where, and what to do
+        raise EventError(f"{path}: {exc}; delete or rename one in the file") from None
     return sorted(events, key=lambda e: (e.start, e.topic, e.name))
 
 

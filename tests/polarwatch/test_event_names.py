@@ -71,6 +71,16 @@ def test_a_file_with_both_spellings_is_one_line_that_says_so(tmp_path: Path) -> 
     assert "two Unicode forms" in msg and "\n" not in msg
 
 
+def test_a_file_naming_one_event_twice_says_which_file_and_what_to_do(tmp_path: Path) -> None:
+    """A hand-edited calendar with the same event twice said only "two events named 'a' on
+    topic 'gun_control'": not which file, nor what to do."""
+    path = write(tmp_path / "events.toml", "a", "a")
+    with pytest.raises(EventError) as info:
+        load_events(path)
+    assert str(info.value) == (f"{path}: two events named 'a' on topic 'gun_control'; delete "
+                               f"or rename one in the file")
+
+
 @pytest.mark.parametrize("name", ["\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian ZWNJ
                                   "Pride \U0001f3f3\ufe0f\u200d\U0001f308 march"])  # emoji ZWJ
 def test_joiners_that_spelling_and_emoji_need_are_kept(name: str) -> None:
