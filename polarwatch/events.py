@@ -42,7 +42,7 @@ from typing import Any
 
 from polarwatch.errors import ConfigError, PolarwatchError
 from polarwatch.records import MIN_CREATED_AT
-from polarwatch.safe_write import file_kind, write_text
+from polarwatch.safe_write import LINK_LOOP, broken_link, file_kind, write_text
 from polarwatch.topics import parse_toml, toml_text
 
 __all__ = ["EARLIEST_EVENT", "EVENTS_ENV", "EVENTS_FILE", "HEADER", "KINDS", "LATEST_EVENT",
@@ -244,6 +244,8 @@ def validate(events: Sequence[Event]) -> None:
 def load_events(path: Path, topics: Iterable[str] | None = None) -> list[Event]:
     """Events sorted by start; [] when the file does not exist. Raises EventError on bad input."""
     if not path.exists():
+        if broken_link(path) == LINK_LOOP:  # (a link to a file not made yet: `add` makes it)
+            raise EventError(f"{path} is {LINK_LOOP}; name the calendar file")
         return []
     kind = file_kind(path.stat().st_mode)
     if kind is not None:

@@ -21,6 +21,7 @@ one line instead of a traceback.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
@@ -48,6 +49,23 @@ def file_kind(mode: int) -> str | None:
     if stat.S_ISREG(mode):
         return None
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+LINK_LOOP = "a symbolic link in a loop (it leads back to itself)"
+
+
+def broken_link(path: Path) -> str | None:
+    """What `path` is when it is a symbolic link that leads to no file (``Path.exists`` is
+    False for both: a reader would take it for a file not made yet), else None."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return LINK_LOOP
+        return f"a symbolic link to {os.readlink(path)!r}, which does not exist"
+    return None
 
 
 def output_target(path: str | Path, option: str = "-o") -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from polarwatch.errors import ConfigError
-from polarwatch.safe_write import file_kind
+from polarwatch.safe_write import broken_link, file_kind
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,8 @@ def read_toml(path: Path, missing: str, name_it: str) -> dict[str, Any]:
     the read for good, ``/dev/zero`` fill the memory), or naming the file and the parser's
     complaint when it is not valid TOML."""
     if not path.exists():
-        raise ConfigError(missing)
+        link = broken_link(path)
+        raise ConfigError(f"{path} is {link}; {name_it}" if link else missing)
     kind = file_kind(path.stat().st_mode)
     if kind is not None:
         raise ConfigError(f"{path} is {kind}, not a regular file; {name_it}")

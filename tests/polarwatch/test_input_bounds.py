@@ -117,3 +117,22 @@ def test_a_config_or_topics_path_that_is_no_regular_file_is_one_line(
     assert str(caught.value) == (f"{tmp_path} is a directory, not a regular file; set "
                                  f"[extractor] topics_file (POLARWATCH_EXTRACTOR_TOPICS_FILE) "
                                  f"to the topics file")
+
+
+def test_a_symbolic_link_to_nothing_is_named_as_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A config path that is a symlink loop or points at nothing said "config file loop does
+    not exist", and `events --file loop list` said "0 event(s)": a link the user made, read
+    as a file not made yet. A link to a calendar not made yet stays empty (`add` makes it)."""
+    loop, dangling = tmp_path / "loop", tmp_path / "dangling"
+    loop.symlink_to(loop)
+    dangling.symlink_to(tmp_path / "nothere.toml")
+    for path, what in ((loop, "a symbolic link in a loop (it leads back to itself)"),
+                       (dangling, f"a symbolic link to '{tmp_path / 'nothere.toml'}', which "
+                                  f"does not exist")):
+        assert main(["--config", str(path), "schema"]) == 2
+        assert capsys.readouterr().err == (f"polarwatch: error: {path} is {what}; name the "
+                                           f"config file (--config or $POLARWATCH_CONFIG)\n")
+    with pytest.raises(EventError, match=r"loop is a symbolic link in a loop \(it leads back"):
+        load_events(loop)
+    assert load_events(dangling) == []
