@@ -133,6 +133,7 @@ def _since(text: str) -> str:
     """``--since``: a date, an ISO time or a duration back from the newest window."""
     from forecast.reports import parse_since
 
+    text = argtypes.utf8_text(text)
     try:
         parse_since(text, None)
     except ConfigError as exc:
@@ -173,7 +174,7 @@ cron instead of --every: one dated report an hour, after a forecast run (crontab
 def register(subparsers: Any) -> None:
     add = subparsers.add_parser
     p = add("forecast", help="forecast the per-topic series and flag outliers")
-    p.add_argument("--metric", config="forecast.metric",
+    p.add_argument("--metric", type=argtypes.utf8_text, config="forecast.metric",
                    help="the topic_windows column to forecast: volume, n_interactions, "
                         "mean_score, n_conversations, extreme_share, hostility_share, "
                         "pro_share or anti_share")
@@ -214,8 +215,8 @@ def register(subparsers: Any) -> None:
     t = p.add_subparsers(dest="alerts_command", required=True).add_parser(
         "test", help="send a signed sample alert to URL",
         allow_abbrev=False)  # --secret must not pass for --secret-env
-    t.add_argument("url")
-    t.add_argument("--secret-env", metavar="VAR",
+    t.add_argument("url", type=argtypes.utf8_text)
+    t.add_argument("--secret-env", type=argtypes.utf8_text, metavar="VAR",
                    help="sign with the whsec_<base64> secret in this environment variable "
                         "(default: [alerts] secret, $POLARWATCH_ALERTS_SECRET); a secret is "
                         "never an argument, as every user of the machine can read arguments")
@@ -235,8 +236,9 @@ def register(subparsers: Any) -> None:
     e = esub.add_parser("add", help="add an event (scheduled: known in advance; sudden)")
     e.add_argument("name", type=argtypes.utf8_text)
     e.add_argument("--topic", type=argtypes.utf8_text, required=True, help="topic id from topics.toml")
-    e.add_argument("--start", required=True, help="e.g. 2026-03-04T18:00:00Z (or a date)")
-    e.add_argument("--end", help="optional end (default: a point in time)")
+    e.add_argument("--start", type=argtypes.utf8_text, required=True,
+                   help="e.g. 2026-03-04T18:00:00Z (or a date)")
+    e.add_argument("--end", type=argtypes.utf8_text, help="optional end (default: a point in time)")
     e.add_argument("--kind", choices=["scheduled", "sudden"], required=True,
                    help="scheduled: known in advance (a vote, a hearing); sudden: not (a "
                         "shooting, a leak); flags before a scheduled event can be "
@@ -252,7 +254,8 @@ def register(subparsers: Any) -> None:
             formatter_class=ReportHelpFormatter)
     p.add_argument("-o", "--output", default="report.html",
                    help="output HTML (default report.html)")
-    p.add_argument("--topic", action="append", help="only this topic (repeatable)")
+    p.add_argument("--topic", type=argtypes.utf8_text, action="append",
+                   help="only this topic (repeatable)")
     p.add_argument("--since", type=_since, shown_default="all",
                    help="start of the report: 2026-03-01, an ISO time, or a duration (7d, "
                         "48h) before the newest window")

@@ -67,8 +67,8 @@ def cmd_live(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _shared(p: Any, live: bool) -> None:
-    p.add_argument("--topic", shown_default="route by the keywords/hashtags in topics.toml; "
-                   "unmatched posts are skipped", help="assign every post to this topic id")
+    p.add_argument("--topic", type=argtypes.utf8_text, help="assign every post to this topic id",
+                   shown_default="route by the keywords/hashtags in topics.toml; unmatched posts are skipped")
     p.add_argument("--state-dir", shown_default=".polarwatch/ingest next to polarwatch.toml",
                    help="where progress files live")
     p.add_argument("--restart", action="store_true",
@@ -119,11 +119,11 @@ def register(sub: Any) -> None:
     p.add_argument("--format", choices=FORMATS, help="file format",
                    shown_default="from the extension; .gz is decompressed")
     p.add_argument("--preset", choices=sorted(PRESETS), help="a Reddit or Twitter export's columns")
-    p.add_argument("--map", metavar="FIELD=COLUMN,...",
-                   help="post field → column, e.g. text=body; user.id_str, a.0.id and "
-                        "a[type=replied_to].id read nested JSON, A|B the first not null, =VALUE "
-                        "is a constant (docs/cli.md)")
-    p.add_argument("--platform", shown_default="file", help="platform name stored with each post")
+    p.add_argument("--map", type=argtypes.utf8_text, metavar="FIELD=COLUMN,...", help="post field → "
+                   "column, e.g. text=body; user.id_str, a.0.id and a[type=replied_to].id read nested "
+                   "JSON, A|B the first not null, =VALUE is a constant (docs/cli.md)")
+    p.add_argument("--platform", type=argtypes.utf8_text, shown_default="file",
+                   help="platform name stored with each post")
     p.add_argument("--assume-utc", action="store_true", help="read timestamps without a "
                    "timezone as UTC (without it they are dead-lettered)")
     p.add_argument("--replay-speed", type=argtypes.speed_or_max, shown_default="max: no waiting",
@@ -134,22 +134,22 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_file)
 
     p = isub.add_parser("jetstream", help="live Bluesky posts from a Jetstream websocket")
-    p.add_argument("--url", default=DEFAULT_URL, help="Jetstream subscribe URL")
+    p.add_argument("--url", type=argtypes.utf8_text, default=DEFAULT_URL, help="Jetstream subscribe URL")
     p.add_argument("--cursor", type=argtypes.count(0), shown_default="the saved cursor, else now",
                    help="start at this time_us")
     _shared(p, live=True)
     p.set_defaults(func=cmd_live)
 
     p = isub.add_parser("mastodon", help="live statuses from a Mastodon streaming API")
-    p.add_argument("--instance", required=True, help="e.g. https://mastodon.social")
+    p.add_argument("--instance", type=argtypes.utf8_text, required=True, help="e.g. https://mastodon.social")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--tag", help="a hashtag timeline (without #)")
+    which.add_argument("--tag", type=argtypes.utf8_text, help="a hashtag timeline (without #)")
     which.add_argument("--public", action="store_true", help="the public (federated) timeline")
     p.add_argument("--local", action="store_true", help="only statuses of this instance")
-    p.add_argument("--token-env", metavar="VAR", config="ingest.mastodon_token",
+    p.add_argument("--token-env", type=argtypes.utf8_text, metavar="VAR", config="ingest.mastodon_token",
                    help="read the access token from the variable VAR instead")
     p.add_argument("--no-catch-up", action="store_true",
                    help="after a reconnect, do not fetch the statuses missed meanwhile")
-    p.add_argument("--cursor", shown_default="the saved one", help="resume after this status id")
+    p.add_argument("--cursor", type=argtypes.utf8_text, shown_default="the saved one", help="resume after this status id")
     _shared(p, live=True)
     p.set_defaults(func=cmd_live)

@@ -103,13 +103,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output", shown_default="stdout", help="output JSONL")
     p.add_argument("--backend", choices=available_backends(), config="extractor.backend",
                    help="extractor backend")
-    p.add_argument("--fallback", config="extractor.fallback",
+    p.add_argument("--fallback", type=argtypes.utf8_text, config="extractor.fallback",
                    help="comma-separated backends tried when the main one fails on a post")
     p.add_argument("--topics", help="extra topics file (used even if not configured)")
     p.add_argument("--option", "-O", action="append", metavar="[BACKEND.]KEY=VALUE",
                    help="backend option, e.g. llm.timeout=30 or transformers.model_path="
                         "model.gguf (repeatable; an unknown key is refused with the list)")
-    p.add_argument("--cascade-to", metavar="BACKEND", config="extractor.cascade_to",
+    p.add_argument("--cascade-to", type=argtypes.utf8_text, metavar="BACKEND",
+                   config="extractor.cascade_to",
                    help="send posts the main backend is unsure of to this one, e.g. llm "
                         "('' turns it off)")
     p.add_argument("--cascade-threshold", type=argtypes.at_least(0.0),
@@ -147,7 +148,7 @@ def register(subparsers: Any) -> None:
                    help="stance only: DATA is unlabeled posts (column text, optional topic); "
                         "label them with the topic's pro_terms / anti_terms, remove those terms "
                         "from the text and train on that (no LLM needed)")
-    p.add_argument("--topic", help="with --weak-labels or --from-warehouse: the topic id")
+    p.add_argument("--topic", type=argtypes.utf8_text, help="with --weak-labels or --from-warehouse: the topic id")
     p.add_argument("--from-warehouse", action="store_true",
                    help="train --topic's stance head from the analysts' stance labels in the "
                         "warehouse ([warehouse] path)")

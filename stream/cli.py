@@ -74,7 +74,7 @@ def register(sub: Any) -> None:
                    help="start (a duration counts back from the newest stored post)")
     p.add_argument("--until", type=argtypes.moment, shown_default="after the last",
                    help="end, excluded (a duration counts back from the newest stored post)")
-    p.add_argument("--topic", help="only this topic's posts")
+    p.add_argument("--topic", type=argtypes.utf8_text, help="only this topic's posts")
     p.add_argument("--backend", choices=available_backends(), config="extractor.backend",
                    help="extractor backend")
     p.add_argument("--dry-run", action="store_true",
