@@ -8,6 +8,7 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
+from polarwatch.argtypes import utf8_text
 from polarwatch.config import Topic
 from polarwatch.errors import BackendError
 from scoring.extractors.base import Bounds, Extractor, number
@@ -70,7 +71,9 @@ def checked_option(name: str, key: str, value: Any, annotation: str) -> Any:
                                f"(e.g. -O {name}.{key}={_example(name, key, bounds)})")
         return value
     if kinds & {"str", "Path"}:
-        return (str(value).lower() if isinstance(value, bool) else str(value))
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        # a text typed under an ASCII locale is read as UTF-8; a path keeps its bytes
+        return text if "Path" in kinds else utf8_text(text)
     wanted = " or ".join(sorted(kinds - {"None"})) or annotation
     raise BackendError(f"option {name}.{key}={value!r}: expected {wanted} "
                        f"(e.g. -O {name}.{key}=…)")

@@ -136,21 +136,21 @@ class TransformersExtractor(Extractor):
         "max_chars": Bounds(1, 1_000_000, "characters read of a post and of its parent"),
     }
 
-    def __init__(self, topics: Sequence[Topic], model_path: str | None = None,
-                 gguf_file: str | None = None, convert_cache: bool = True,
+    def __init__(self, topics: Sequence[Topic], model_path: str | Path | None = None,
+                 gguf_file: str | Path | None = None, convert_cache: bool = True,
                  threads: int | None = 1, max_chars: int = 600) -> None:
         super().__init__(topics)
         if not model_path:
             raise BackendError("transformers: no model given; pass model_path= (a folder or a "
                                ".gguf file) or set [extractor] transformers_model "
                                "($POLARWATCH_EXTRACTOR_TRANSFORMERS_MODEL)")
-        gguf_file = gguf_file or None
+        gguf_file = str(gguf_file) if gguf_file else None
         import torch
 
         if threads:
             torch.set_num_threads(int(threads))
         self._torch = torch
-        self.tok, self.model = load_causal_lm(model_path, gguf_file, convert_cache)
+        self.tok, self.model = load_causal_lm(str(model_path), gguf_file, convert_cache)
         self.max_chars = int(max_chars)
         self._label_ids: dict[str, list[int]] = {}
         self._template = self._chat_template()

@@ -90,3 +90,23 @@ def test_a_report_topic_in_utf8_is_named_as_utf8(tmp_path: Path) -> None:
 def test_an_alert_url_in_utf8_is_tried_not_a_traceback(tmp_path: Path) -> None:
     done = _run(tmp_path, "alerts", "test", f"{NOWHERE}/hoök", "--attempts", "1", "--no-log")
     assert done.returncode == 1 and "NOT delivered" in _err(done), _err(done)
+
+
+def test_a_backend_option_in_utf8_is_text_and_a_path_option_keeps_its_bytes(
+        tmp_path: Path) -> None:
+    """``label -O llm.model=mödel`` under an ASCII locale ended in a ``UnicodeEncodeError``
+    traceback (the model name went into the LLM cache key as surrogates). A text option is read
+    as UTF-8; a path option (``learned.heads_dir``, ``transformers.model_path``) keeps the bytes
+    the operating system gave, which name the file."""
+    from scoring.extractors.registry import checked_option
+
+    typed = "mödel".encode().decode("ascii", "surrogateescape")  # as an ASCII locale reads it
+    assert checked_option("llm", "model", typed, "str | None") == "mödel"
+    assert checked_option("learned", "heads_dir", typed, "str | Path | None") == typed
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"id": "1", "text": "climate policy now", "topic": "climate_change"}\n')
+    done = _run(tmp_path, "label", str(data), "-o", str(tmp_path / "out.jsonl"), "--backend",
+                "llm", "-O", "llm.model=mödel", "-O", f"llm.base_url={NOWHERE}/v1",
+                "-O", "llm.retries=0")
+    err = _err(done)
+    assert done.returncode == 0 and "labeled 1 of 1 rows" in err, err
