@@ -127,7 +127,10 @@ def test_a_replay_that_brings_nothing_new_does_not_reset_the_backoff() -> None:
         _read(source, T0 + 1, seconds=1.5)
     finally:
         relay.close()
-    assert source.connections >= 4 and source.backoff.attempt == source.connections
+    # every connection drew a wait (none was reset by the replay); the read may stop between a
+    # handshake and its close's wait, so the last connection may not have drawn one yet
+    assert source.connections >= 4
+    assert source.backoff.attempt in (source.connections - 1, source.connections)
     assert max(sleeps) > 0.1  # 0.01, 0.02, 0.04 ... grew
 
 
