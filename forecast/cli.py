@@ -138,6 +138,7 @@ def _since(text: str) -> str:
         parse_since(text, None)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--since: ")) from None
+    argtypes.moment(text)  # a zero duration: pandas reads '0s' as the date 0001-01-01
     return text
 
 

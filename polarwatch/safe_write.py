@@ -4,6 +4,8 @@
 a slash, a directory, a device, a FIFO or a socket is refused with one line (as root,
 ``report -o /dev/null`` once replaced the machine's ``/dev/null`` with a regular file). A
 symlink is followed: the file it points to is written, the link stays a link.
+:func:`output_ready` also asks that the file's directory exists and takes a new file (``report
+-o /proc/version`` failed only after the report was built, naming a temporary file).
 
 :func:`write_text` (and :func:`write_bytes`) writes atomically **beside the resolved target**: a temporary file in the
 target's directory, then ``os.replace`` (readers never see half a file; a failure leaves the
@@ -30,8 +32,8 @@ from pathlib import Path
 
 from polarwatch.errors import PolarwatchError
 
-__all__ = ["STDOUT", "OutputPathError", "check_new_output", "file_kind", "output_target",
-           "refuse_input", "write_bytes", "write_text", "writing"]
+__all__ = ["STDOUT", "OutputPathError", "check_new_output", "file_kind", "output_ready",
+           "output_target", "refuse_input", "write_bytes", "write_text", "writing"]
 STDOUT = "standard output"  # what :func:`writing` names for ``sys.stdout``
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
@@ -94,6 +96,33 @@ def output_target(path: str | Path, option: str = "-o") -> Path:
     return target
 
 
+def output_ready(path: str | Path, option: str = "-o") -> Path:
+    """:func:`output_target`, and its directory exists (a mistyped directory is not created)
+    and takes a new file: a trial temporary file is made and removed there, before any work."""
+    target = output_target(path, option)
+    parent = target.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise OutputPathError(f"{option} {os.fspath(path)}: directory {parent} {what}; create "
+                              f"it first (mkdir -p {parent}) or fix the path")
+    trial, fd = _temp_beside(target, os.fspath(path), option)
+    os.close(fd)
+    trial.unlink(missing_ok=True)
+    return target
+
+
+def _temp_beside(target: Path, named: str, option: str) -> tuple[Path, int]:
+    """A new temporary file beside ``target`` and its open descriptor; a directory that takes
+    no new file (read-only, /proc, no permission) is an :class:`OutputPathError`."""
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise OutputPathError(f"{option} {named}: no file can be written in {target.parent} "
+                              f"({exc.strerror or exc}); name a file in a directory you can "
+                              f"write") from None
+
+
 def write_text(path: str | Path, text: str, option: str = "-o") -> Path:
     """Write ``text`` (UTF-8) to :func:`output_target` of ``path`` atomically; missing parent
     directories are created. Returns the file written (the link's target for a symlink)."""
@@ -104,8 +133,7 @@ def write_bytes(path: str | Path, data: bytes, option: str = "-o") -> Path:
     """:func:`write_text` for bytes (a head file of ``train``)."""
     target = output_target(path, option)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    tmp, fd = _temp_beside(target, os.fspath(path), option)
     try:
         with writing(target), os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -32,7 +32,7 @@ import numpy as np
 from polarwatch.config import Topic
 from polarwatch.errors import BackendError, PolarwatchError, SchemaError
 from polarwatch.records import AFFECTS, AGREEMENTS, EMOTIONS, STANCES
-from polarwatch.safe_write import output_target, write_bytes
+from polarwatch.safe_write import output_ready, write_bytes
 from scoring.io import iter_table, skipped_reasons
 from scoring.training_report import TrainReport, conflicting_inputs, missing_required
 
@@ -371,7 +371,7 @@ def head_output(path: str) -> Path:
     is refused before the training, not after it)."""
     if (output := Path(path)).suffix != ".npz":
         raise PolarwatchError(f"-o {output}: a head file must end in .npz")
-    output_target(output)
+    output_ready(output)
     return output
 
 

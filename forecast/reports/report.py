@@ -27,7 +27,7 @@ from forecast.reports.gather import gather, parse_duration
 from forecast.reports.render import render
 from polarwatch.config import Config
 from polarwatch.errors import WarehouseLocked
-from polarwatch.safe_write import output_target, write_text
+from polarwatch.safe_write import output_ready, output_target, write_text
 from polarwatch.warehouse import lock_explained
 
 LOG = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def report_loop(cfg: Config, *, output: str | Path, topics: Sequence[str] | None
     keeps locked (:class:`WarehouseLocked`) stops a single report; in a loop that run is
     logged and the next one comes on time (raised when no run of the loop wrote a report)."""
     period = parse_duration(every).total_seconds() if every else None
-    output_target(output_name(output, datetime.now(UTC)))  # before `before` runs the forecast
+    output_ready(output_name(output, datetime.now(UTC)))  # before `before` runs the forecast
     paths: list[Path] = []
     run = 0
     while True:

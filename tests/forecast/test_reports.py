@@ -75,6 +75,7 @@ def test_cli_topic_since_and_every(cfg: Config, tmp_path: Path,
     waits: list[float] = []
     caplog.set_level(logging.INFO, logger="forecast")
     caplog.clear()
+    (tmp_path / "r").mkdir()  # a missing directory is refused, as `label` refuses it
     paths = report_loop(cfg, output=tmp_path / "r" / "report-%Y%m%d.html", every="1h",
                         count=2, sleep=waits.append)
     assert len(paths) == 2 and len(waits) == 1
@@ -91,6 +92,10 @@ def test_report_help_documents_cron(capsys: pytest.CaptureFixture[str]) -> None:
 def test_time_options_are_checked_when_parsed(capsys: pytest.CaptureFixture[str]) -> None:
     """--since, --every and detect --refractory are refused before anything runs (exit 2)."""
     for args, says in ((["report", "--since", "yesterday-ish"], "--since: expected 2026-03-01"),
+                       (["report", "--since", "0s"], "--since: 0s is 0: a duration back must "
+                                                     "be above 0"),  # pandas: 0001-01-01
+                       (["report", "--since", "0.0000001s"], "--since: 0.0000001s is under a "
+                                                             "microsecond"),
                        (["report", "--every", "60"], "--every: expected a positive duration"),
                        (["detect", "x.csv", "--refractory", "6"], "--refractory: expected a")):
         with pytest.raises(SystemExit) as exit_:
@@ -305,6 +310,30 @@ def test_an_output_that_is_no_regular_file_is_refused_before_rendering(
     assert stat.S_ISFIFO((out / "fifo").lstat().st_mode) and (out / "link.html").is_symlink()
     assert sorted(p.name for p in out.iterdir()) == ["dir", "fifo", "link.html"]
     assert list((out / "dir").iterdir()) == [] and not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("where", ["missing directory", "/proc"])
+def test_an_output_no_file_can_be_written_to_is_refused_before_rendering(
+        cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], where: str) -> None:
+    """`report -o /proc/x.html` failed only after the report was built, naming a temporary
+    file (`/proc/.x.html.1a2b3c4d.tmp`); `-o nodir/x.html` made the directory, where `label`
+    refuses a mistyped one. Both are now one line before anything is read."""
+    path = {"missing directory": str(tmp_path / "nodir" / "x.html"),
+            "/proc": "/proc/polarwatch-report.html"}[where]
+
+    def no_gather(*args: object, **kwargs: object) -> None:
+        raise AssertionError("gathered before the output was checked")
+
+    monkeypatch.setattr("forecast.reports.report.gather", no_gather)
+    assert main(["report", "-o", path]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ".tmp" not in err, err
+    assert err.startswith(f"polarwatch: error: -o {path}: "), err
+    says = {"missing directory": f"directory {tmp_path / 'nodir'} does not exist; create it "
+                                 f"first (mkdir -p {tmp_path / 'nodir'})",
+            "/proc": "no file can be written in /proc ("}[where]
+    assert says in err and not (tmp_path / "nodir").exists()
 
 
 def test_since_count_and_repeated_topics(cfg: Config, tmp_path: Path,

@@ -116,3 +116,17 @@ def test_train_refuses_a_fifo_output_before_training(
             in err), err
     assert "trained" not in err and "encode" not in err, err
     assert fifo.is_fifo()
+
+
+def test_train_refuses_an_output_in_a_missing_directory_before_training(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`train -o typo/head.npz` trained, then made the directory `typo`; `label` refuses a
+    mistyped directory. Now the head's directory must exist before any training."""
+    data = tmp_path / "affect.jsonl"
+    data.write_text("".join(json.dumps({"text": f"post {i}", "label": "yes" if i % 2 else "no"})
+                            + "\n" for i in range(20)))
+    out = tmp_path / "typo" / "head.npz"
+    assert main([*CONFIG, "train", "--task", "affect", str(data), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"directory {out.parent} does not exist; create it first" in err, err
+    assert "trained" not in err and "encode" not in err and not out.parent.exists(), err
