@@ -136,6 +136,11 @@ def load_topics(path: str | Path) -> list[Topic]:
             if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
                 raise ConfigError(f"{path}: topic {entry['id']!r}: {key} must be a list of "
                                   f"strings, got {terms!r}")
+            blank = [i for i, t in enumerate(terms, 1) if not t.strip()]
+            if blank:  # matched nothing, or was dropped unseen: one would think it routes
+                raise ConfigError(f"{path}: topic {entry['id']!r}: {key} holds {len(blank)} "
+                                  f"empty string(s) (item {', '.join(map(str, blank))} of "
+                                  f"{len(terms)}); remove them or write the word meant")
         values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
                                   for k, v in entry.items()}
         topics.append(Topic(**values))

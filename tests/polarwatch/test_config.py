@@ -373,6 +373,18 @@ def test_topics_terms_must_be_a_list_of_strings(tmp_path: Path, value: str) -> N
         load_topics(write(tmp_path / "t.toml", GOOD_TOPIC + f"pro_terms = {value}\n"))
 
 
+
+@pytest.mark.parametrize("key", ["keywords", "pro_terms", "anti_terms"])
+def test_topics_terms_may_not_be_empty_strings(tmp_path: Path, key: str) -> None:
+    """An empty keyword or cue ("" or "  ") was dropped unseen: a topic whose only keyword
+    was blank routed no post and said nothing. Now the file, topic, key and items are named."""
+    path = write(tmp_path / "t.toml", GOOD_TOPIC + f'{key} = ["guns", "", "  "]\n')
+    with pytest.raises(ConfigError) as err:
+        load_topics(path)
+    assert str(err.value) == (f"{path}: topic 'gun_control': {key} holds 2 empty string(s) "
+                              f"(item 2, 3 of 3); remove them or write the word meant")
+
+
 # ------------------------------------------------------------------------------ secrets
 
 SECRETS = {"POLARWATCH_ALERTS_SECRET": "whsec_c2VjcmV0LWtleQ==",
