@@ -3,7 +3,8 @@
 Input rules of :func:`read_series_csv` (every problem is reported with line numbers and counts
 through ``note``, so that the command can keep stdout for the output CSV):
 
-- A header with ``timestamp`` and ``value`` columns (any order, extra columns ignored).
+- A header with ``timestamp`` and ``value`` columns, each named once (any order, extra
+  columns ignored).
 - Unparseable timestamps are an error (a row that cannot be placed in time cannot be kept); a
   valid date outside the 1677-2262 range a pandas series can hold is named as such. A timestamp
   longer than :data:`MAX_TIMESTAMP_CHARS` is unparseable without being parsed (pandas' mixed
@@ -116,6 +117,10 @@ def read_series_csv(source: str | Path | IO[str], *, duplicates: str = "last",
             raise InputError(f"{name}: missing column(s) {', '.join(missing)}; found "
                              f"{', '.join(names) or 'no header'}. The file needs a header "
                              f"line `timestamp,value`")
+        twice = [f"{c} ({lowered.count(c)} times)" for c in cols if lowered.count(c) > 1]
+        if twice:  # the first was taken, silently
+            raise InputError(f"{name}: the header names {' and '.join(twice)}; which to read "
+                             f"is unclear: rename or remove the other(s)")
         if isinstance(source, io.StringIO):
             source.seek(0)
         raw = pd.read_csv(source, usecols=list(cols.values()), index_col=False,

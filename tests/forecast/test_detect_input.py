@@ -197,3 +197,19 @@ def test_rows_ending_in_a_comma_are_read_as_their_columns(
     assert main(["detect", str(src), "--season", "none", "-o", str(tmp_path / "o.csv")]) == 0
     out = pd.read_csv(tmp_path / "o.csv")
     assert len(out) == 200 and list(out["value"][:6]) == [0, 1, 2, 3, 4, 0]
+
+
+@pytest.mark.parametrize("header", ["timestamp,value,Value", "timestamp,value,timestamp"])
+def test_a_column_named_twice_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         header: str) -> None:
+    """`timestamp,value,Value` (two exports pasted side by side) read the first `value` column
+    and said nothing of the second; now the header is refused in one line."""
+    ts = pd.date_range("2026-01-01", periods=200, freq="h")
+    src = tmp_path / "twice.csv"
+    src.write_text(f"{header}\n" + "".join(
+        f"{t:%Y-%m-%d %H:%M:%S},{i % 5},{t:%Y-%m-%d %H:%M:%S}\n" for i, t in enumerate(ts)))
+    assert main(["detect", str(src), "--season", "none"]) == 2
+    twice = "value" if header.endswith("Value") else "timestamp"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"polarwatch: error: {src}: the header names {twice} (2 times); which to read is "
+        f"unclear: rename or remove the other(s)")
