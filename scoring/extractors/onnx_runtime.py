@@ -16,17 +16,21 @@ of only the first ones when asked to.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from polarwatch.errors import BackendError
+
+LOG = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "2"  # bump when the exported graph changes, so cached files are rebuilt
 ONNX_PRECISIONS = ("fp32", "int8mix", "int8")
@@ -123,7 +127,8 @@ def export_onnx(path: Path, adapter: Path | None, precision: str) -> None:
     if precision not in ONNX_PRECISIONS:
         raise BackendError(f"no ONNX build for precision {precision!r} "
                            f"({', '.join(ONNX_PRECISIONS)})")
-    model = SentenceTransformer(str(model_dir()), device="cpu")
+    with _no_progress_bars():  # transformers' "Loading weights" bar: the build says it once
+        model = SentenceTransformer(str(model_dir()), device="cpu")
     if adapter is not None:
         from scoring.extractors.adapter import merge_adapter
 
@@ -165,16 +170,41 @@ def export_onnx(path: Path, adapter: Path | None, precision: str) -> None:
 def _quantize(src: Path, dst: Path, mix: bool) -> None:
     """Dynamic int8 (per-tensor activations) of every MatMul with weights; ``mix`` keeps each
     feed-forward output projection float32, as ``encoder.quantize_encoder`` does."""
-    import logging
-
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    names = [n.name for n in onnx.load(str(src)).graph.node if n.op_type == "MatMul"]
-    exclude = [n for n in names if "/output/dense/" in n and "attention" not in n] if mix else []
-    logging.getLogger().setLevel(logging.ERROR)  # "consider pre-processing" warnings
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    # onnxruntime.quantization calls logging.basicConfig(level=INFO) on import, which gave the
+    # root logger a handler printing every later record again ("INFO:scoring...: ..."), and
+    # quantize_dynamic warns "consider pre-processing" there: a guard handler makes that
+    # basicConfig a no-op, and both are undone after, for the rest of the process
+    root, guard = logging.getLogger(), logging.NullHandler()
+    level = root.level
+    root.addHandler(guard)
+    root.setLevel(logging.ERROR)
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        names = [n.name for n in onnx.load(str(src)).graph.node if n.op_type == "MatMul"]
+        exclude = ([n for n in names if "/output/dense/" in n and "attention" not in n]
+                   if mix else [])
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
+                         nodes_to_exclude=exclude,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        root.removeHandler(guard)
+        root.setLevel(level)
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 class OnnxEncoder:
@@ -189,6 +219,8 @@ class OnnxEncoder:
         path = onnx_path(precision, adapter_digest)
         if not path.exists():
             check_cache_dir(path.parent)
+            LOG.info("building the encoder file %s once, into %s (10-20 s; later runs load "
+                     "it from there)", path.name, path.parent)
             export_onnx(path, adapter, precision)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

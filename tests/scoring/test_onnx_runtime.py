@@ -149,3 +149,32 @@ def test_int8_embeddings_are_those_of_exact_int8_products_on_any_cpu(cache: Path
     opts.add_session_config_entry("session.x64quantprecision", "1")
     enc.session = ort.InferenceSession(str(enc.path), opts, providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(served, enc(TEXTS), atol=1e-5)
+
+
+_BUILD_THEN_LOG = """
+import logging, sys
+from polarwatch.console import setup_logging
+from scoring.extractors.onnx_runtime import OnnxEncoder
+setup_logging(packages=["scoring"])
+OnnxEncoder("int8mix", 128, None, "")
+logging.getLogger("polarwatch.after").info("a line after the build")
+root = logging.getLogger()
+print(len(root.handlers), logging.getLevelName(root.level), file=sys.stderr)
+"""
+
+
+def test_a_build_says_so_once_and_leaves_the_root_logger_as_it_was(cache: Path) -> None:
+    """A first run built the encoder in 10-20 s saying nothing but transformers' "Loading
+    weights" bars; importing onnxruntime.quantization ran logging.basicConfig(level=INFO), so
+    every later line of the process was printed twice ("INFO:polarwatch.after:..."), and the
+    root logger was left at ERROR for the other libraries."""
+    done = subprocess.run([sys.executable, "-c", _BUILD_THEN_LOG], capture_output=True,
+                          text=True, timeout=300, check=False,
+                          env={**os.environ, "PYTHONPATH": str(HEADS.parents[1])})
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1] == "0 WARNING", lines  # no handler added, Python's default level kept
+    built = [line for line in lines if "building the encoder file minilm-int8mix-base-" in line]
+    assert len(built) == 1 and f"once, into {cache} (10-20 s" in built[0], lines
+    assert sum("a line after the build" in line for line in lines) == 1, lines
+    assert not any("Loading weights" in line or line.startswith("INFO:") for line in lines), lines
