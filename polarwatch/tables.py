@@ -85,7 +85,7 @@ class StreamBatch:
     n_dead: int
     n_interactions: int
     committed_at: datetime
-    n_late: int | None  # posts older than the watermark: stored, windows not reopened
+    n_late: int | None  # posts in a window ended before the watermark: stored, window not reopened
     # end-to-end latency at commit: now − created_at (the post) and now − broker timestamp
     latency_created_p50_s: float | None
     latency_created_p95_s: float | None

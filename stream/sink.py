@@ -334,8 +334,12 @@ class DuckDBSink:
         con.execute(f"CREATE OR REPLACE TEMP TABLE topic_watermarks AS SELECT topic, "
                     f"newest - ?::INTERVAL AS watermark FROM ({event_clock_sql(by_topic=True)})",
                     [self.watermark])
+        # late: in a window that ended before its topic's watermark, which stream.windows
+        # leaves final (a post behind the watermark in a window still open is counted there)
+        iv = self.interval
         res.late = int(scalar(con, "SELECT count(*) FROM post_batch b JOIN topic_watermarks w "
-                                   "USING (topic) WHERE b.created_at < w.watermark"))
+                                   f"USING (topic) WHERE time_bucket({iv}, b.created_at) + {iv} "
+                                   "<= w.watermark"))
         col_list = ", ".join(f'"{c}"' for c in cols)
         con.execute(f"INSERT OR IGNORE INTO posts ({col_list}) SELECT {col_list} FROM post_batch")
         after = scalar(con, "SELECT count(*) FROM posts")

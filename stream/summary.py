@@ -27,8 +27,9 @@ def summarize_warehouse(cfg: Config, since: datetime | None = None) -> dict[str,
              + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     if late:
         LOG.warning(
-            f"{late:,} of the {stored:,} posts this run stored were late (older than their "
-            f"topic's newest post minus [aggregate] watermark, {cfg.aggregate.watermark}): they "
+            f"{late:,} of the {stored:,} posts this run stored were late (in a window that "
+            f"ended before their topic's newest post minus [aggregate] watermark, "
+            f"{cfg.aggregate.watermark}): they "
             f"are stored and paired, but topic_windows does not count them (a window behind the "
             f"watermark is final, and one only they fall in is not written). After a backfill "
             f"of data not sorted by time, `polarwatch relabel --since T --until T` recomputes "

@@ -192,6 +192,25 @@ def test_late_data_within_watermark_updates_beyond_is_counted_not_lost(tmp_path:
     assert _q(sink, "SELECT n_late FROM stream_batches ORDER BY batch_id") == [(0,), (0,), (1,)]
 
 
+def test_a_post_behind_the_watermark_in_a_window_still_open_is_counted_not_late(
+        tmp_path: Path) -> None:
+    """An audit on DEBAGREEMENT threads (7-day windows, 600 records a batch): the batches
+    counted 350 posts late while 279 were left out of topic_windows; the other 71 were older
+    than the watermark but in a window that had not ended before it, which was recomputed with
+    them. Late is a post whose window is final, as windows.update_windows decides."""
+    sink = DuckDBSink(tmp_path / "w.duckdb", "q", "posts", window="1 hour", watermark="2 hours")
+    sink.write(pd.DataFrame([_row(f"now{i}", None, "pro", "no", None, 330 + i, i)
+                             for i in range(3)]), 0)  # clock 15:30, watermark 13:30
+    # 13:10 is behind 13:30, but its window (13:00-14:00) ends after it: open, and counted
+    open_window = sink.write(pd.DataFrame([_row("o", None, "anti", "no", None, 190, 3)]), 1)
+    # 12:50: its window (12:00-13:00) ended before the watermark: final, late
+    final = sink.write(pd.DataFrame([_row("f", None, "anti", "no", None, 170, 4)]), 2)
+    assert (open_window.late, open_window.windows, final.late, final.windows) == (0, 1, 1, 0)
+    assert _q(sink, "SELECT window_start, volume FROM topic_windows ORDER BY 1") == [
+        (T0 + timedelta(hours=3), 1), (T0 + timedelta(hours=5), 3)]
+    assert _q(sink, "SELECT n_late FROM stream_batches ORDER BY batch_id") == [(0,), (0,), (1,)]
+
+
 def test_one_forged_date_moves_no_watermark_and_no_other_topic(tmp_path: Path) -> None:
     """Issue #25: after one post dated 20 h ahead, 20 valid posts dated 5 h ago were stored but
     counted in no window (the watermark was the global max created_at). The clock is now per
