@@ -50,10 +50,12 @@ def update_windows(con: Any, interval: str, extreme_threshold: float, now: datet
             WHERE {lo_hi}
             GROUP BY ALL),
         i AS (
-            SELECT t.topic, t.ws, i.conversation_id, i.score, i.rule
+            SELECT t.topic, t.ws, i.platform, i.conversation_id, i.score, i.rule
             FROM touched t JOIN interactions i ON i.topic = t.topic
               AND i.created_at >= t.ws AND i.created_at < t.ws + {iv}),
-        c AS (SELECT topic, ws, conversation_id, avg(score) AS conv_score, count(*) AS n
+        -- a conversation is named by its platform and its id there, as a post is
+        c AS (SELECT topic, ws, platform, conversation_id, avg(score) AS conv_score,
+                     count(*) AS n
               FROM i GROUP BY ALL),
         ca AS (
             SELECT topic, ws, sum(n) AS n_interactions,
@@ -86,7 +88,8 @@ def _update_indices(con: Any, iv: str) -> None:
         SELECT w.topic, w.window_start, w.pro_share, w.anti_share,
                (SELECT list(s) FROM (SELECT avg(score) AS s FROM interactions i
                  WHERE i.topic = w.topic AND i.created_at >= w.window_start
-                   AND i.created_at < w.window_start + {iv} GROUP BY conversation_id)) AS scores
+                   AND i.created_at < w.window_start + {iv}
+                 GROUP BY platform, conversation_id)) AS scores
         FROM topic_windows w JOIN touched t ON t.topic = w.topic AND t.ws = w.window_start
     """).fetchall()
     if not rows:

@@ -248,6 +248,29 @@ def test_posts_are_named_by_platform_and_id_and_pair_within_it(tmp_path: Path) -
         ("r2", None), ("r3", None)]
 
 
+def test_two_platforms_sharing_a_conversation_id_are_two_conversations_in_the_window(
+        tmp_path: Path) -> None:
+    """An audit: a conversation is named by its platform and its id there, as posts are. Two
+    platforms' threads "c1" (one scoring 10, one 0) made one conversation of mean 5 in the
+    window: n_conversations 1 and extreme_share 0.0 where 2 and 0.5 are right."""
+    sink = _sink(tmp_path)
+    hot = [_row("r", None, "pro", "yes", None, 0, 0),
+           _row("a1", "r", "pro", "yes", "agree", 1, 1)]  # same|hostile|agree: 10
+    cool = [{**_row("r", None, "pro", "no", None, 2, 2), "platform": "x"},
+            {**_row("b1", "r", "anti", "no", "agree", 3, 3), "platform": "x"}]  # 0
+    cool += [{**_row(f"b{k}", "r", "anti", "no", "agree", 3 + k, 3 + k), "platform": "x"}
+             for k in (2, 3)]  # four conversation scores: bimodality needs four
+    hot += [_row("r3", None, "pro", "yes", None, 7, 7, conv="c3"),
+            _row("a3", "r3", "pro", "yes", "agree", 8, 8, conv="c3")]  # 10
+    hot += [_row("r4", None, "pro", "no", None, 9, 9, conv="c4"),
+            _row("a4", "r4", "pro", "no", None, 10, 10, conv="c4")]  # same|civil|no-agree: 2
+    sink.write(pd.DataFrame(hot + cool), 0)
+    assert _q(sink, "SELECT n_interactions, n_conversations, extreme_share, mean_score "
+                    "FROM topic_windows") == [(6, 4, 0.5, (10 + 0 * 3 + 10 + 2) / 6)]
+    assert _q(sink, "SELECT bimodality FROM topic_windows") == [
+        (bimodality_coefficient([10.0, 0.0, 10.0, 2.0]),)]
+
+
 def test_window_indices_and_orphans(tmp_path: Path) -> None:
     sink = DuckDBSink(tmp_path / "w.duckdb", "q", "posts", window="1 hour",
                       orphan_horizon="1 hour")
