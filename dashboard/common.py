@@ -3,7 +3,7 @@ stream status line and the live-refresh fragment.
 
 ``app.py`` builds a :class:`Context` once per run and stores it in session state under a plain
 key; pages fetch it with :func:`ctx`. Query parameters carry page-to-page selections (``topic``,
-``conversation``) so links are shareable and survive ``st.switch_page``.
+``conversation`` with its ``platform``) so links are shareable and survive ``st.switch_page``.
 """
 
 from __future__ import annotations
@@ -51,6 +51,14 @@ PAGES = {
     "views/label.py": "Label",
     "views/dead_letters.py": "Dead letters",
 }
+
+
+def conversation_label(key: tuple[str, str]) -> str:
+    """A (platform, conversation_id) as a picker shows it: a conversation is named by its
+    platform and its id there, as a post is (two platforms' threads may share an id)."""
+    platform, conversation = key
+    return f"{name_text(conversation)} ({name_text(platform)})" if platform else \
+        name_text(conversation)
 
 
 @dataclass(frozen=True)

@@ -139,8 +139,9 @@ def topic_series(path: str | Path, topic: str, metric: str = DEFAULT_METRIC) -> 
 def top_conversations(path: str | Path, topic: str | None = None, limit: int = 10) -> pd.DataFrame:
     """The most polarized conversations (highest mean interaction score), optionally per topic.
 
-    Columns: conversation_id, topic, mean_score, n_interactions, first_at, last_at, root_text
-    (the text of the conversation's root post when it is stored, else NULL).
+    Columns: platform, conversation_id (a conversation is named by both, as a post is), topic,
+    mean_score, n_interactions, first_at, last_at, root_text (the text of the conversation's
+    root post when it is stored, else NULL).
     """
     return conversations_in_range(path, topic, None, None, limit)
 
@@ -273,21 +274,22 @@ def conversations_in_range(path: str | Path, topic: str | None, start: Any, end:
             SELECT * FROM conversations
             WHERE (? IS NULL OR topic = ?) AND (? IS NULL OR first_at >= ?)
               AND (? IS NULL OR first_at < ?)
-            ORDER BY mean_score DESC, n_interactions DESC, conversation_id LIMIT ?),
+            ORDER BY mean_score DESC, n_interactions DESC, conversation_id, platform LIMIT ?),
              shape AS (  -- posts whose parent is none or not stored: a cycle has none
-            SELECT p.conversation_id, any_value(p.text) FILTER (WHERE p.parent_id IS NULL)
-                       AS root_text,
+            SELECT p.platform, p.conversation_id,
+                   any_value(p.text) FILTER (WHERE p.parent_id IS NULL) AS root_text,
                    count(*) FILTER (WHERE p.parent_id IS NULL OR q.id IS NULL) AS n_open
-            FROM posts p LEFT JOIN posts q
-                 ON q.conversation_id = p.conversation_id AND q.id = p.parent_id
-            WHERE p.conversation_id IN (SELECT conversation_id FROM top)
-            GROUP BY p.conversation_id)
-        SELECT t.conversation_id, t.topic, t.mean_score, t.n_interactions, t.first_at,
-               t.last_at,
+            FROM posts p SEMI JOIN top t
+                 ON t.platform = p.platform AND t.conversation_id = p.conversation_id
+            LEFT JOIN posts q ON q.platform = p.platform
+                 AND q.conversation_id = p.conversation_id AND q.id = p.parent_id
+            GROUP BY p.platform, p.conversation_id)
+        SELECT t.platform, t.conversation_id, t.topic, t.mean_score, t.n_interactions,
+               t.first_at, t.last_at,
                coalesce(s.root_text, CASE WHEN s.conversation_id IS NULL THEN ?
                                           WHEN s.n_open = 0 THEN ? ELSE ? END) AS root_text
-        FROM top t LEFT JOIN shape s USING (conversation_id)
-        ORDER BY t.mean_score DESC, t.n_interactions DESC, t.conversation_id""",
+        FROM top t LEFT JOIN shape s USING (platform, conversation_id)
+        ORDER BY t.mean_score DESC, t.n_interactions DESC, t.conversation_id, t.platform""",
                [topic, topic, start, start, end, end, limit, NO_OPENING_POST["none stored"],
                 NO_OPENING_POST["cycle"], NO_OPENING_POST["not stored"]])
 
@@ -308,9 +310,10 @@ def latest_conversation_start(path: str | Path) -> Any:
 
 
 def conversation_scores(path: str | Path, topic: str, start: Any, end: Any) -> pd.DataFrame:
-    """conversation_id, first_at, mean_score of the topic's conversations starting in range."""
+    """platform, conversation_id, first_at, mean_score of the topic's conversations starting in
+    range."""
     return _df(path, """
-        SELECT conversation_id, first_at, mean_score FROM conversations
+        SELECT platform, conversation_id, first_at, mean_score FROM conversations
         WHERE topic = ? AND first_at >= ? AND first_at < ? ORDER BY first_at""",
                [topic, start, end])
 
@@ -321,18 +324,27 @@ THREAD_MAX_POSTS = 2_000
 THREAD_MAX_DEPTH = 500
 
 
-def thread_size(path: str | Path, conversation_id: str) -> int:
-    """Stored posts of a conversation."""
-    df = _df(path, "SELECT count(*) AS n FROM posts WHERE conversation_id = ?", [conversation_id])
+def conversation_platforms(path: str | Path, conversation_id: str) -> list[str]:
+    """Platforms with a post or interaction of this conversation id (an older link names it)."""
+    df = _df(path, "SELECT platform FROM posts WHERE conversation_id = ? UNION "
+                   "SELECT platform FROM interactions WHERE conversation_id = ? ORDER BY 1",
+             [conversation_id, conversation_id])
+    return [str(p) for p in df["platform"]]
+
+
+def thread_size(path: str | Path, platform: str, conversation_id: str) -> int:
+    """Stored posts of a conversation (named by its platform and its id there)."""
+    df = _df(path, "SELECT count(*) AS n FROM posts WHERE platform = ? AND conversation_id = ?",
+             [platform, conversation_id])
     return int(df["n"].iloc[0])
 
 
-def thread(path: str | Path, conversation_id: str, max_posts: int = THREAD_MAX_POSTS,
-           max_depth: int = THREAD_MAX_DEPTH) -> pd.DataFrame:
-    """The first ``max_posts`` stored posts of a conversation in thread order (depth-first,
-    siblings by time, :func:`dashboard.threads.thread_order`), replies deeper than
-    ``max_depth`` left out; a cycle of replies, which reaches no opening post, is shown from
-    its earliest post.
+def thread(path: str | Path, platform: str, conversation_id: str,
+           max_posts: int = THREAD_MAX_POSTS, max_depth: int = THREAD_MAX_DEPTH) -> pd.DataFrame:
+    """The first ``max_posts`` stored posts of a conversation (named by its platform and its id
+    there, as a post is) in thread order (depth-first, siblings by time,
+    :func:`dashboard.threads.thread_order`), replies deeper than ``max_depth`` left out; a
+    cycle of replies, which reaches no opening post, is shown from its earliest post.
 
     Columns: id, parent_id, depth (0 = root, a reply whose parent is not stored, or the first
     post shown of a reply cycle), in_cycle, author_id, created_at, text, stance, affect,
@@ -340,16 +352,16 @@ def thread(path: str | Path, conversation_id: str, max_posts: int = THREAD_MAX_P
     explanation, score (interaction score of the reply → parent link, NULL for roots), rule,
     topic.
     """
-    shape = _df(path, "SELECT id, parent_id, created_at FROM posts WHERE conversation_id = ?",
-                [conversation_id])
+    shape = _df(path, "SELECT id, parent_id, created_at FROM posts WHERE platform = ? AND "
+                      "conversation_id = ?", [platform, conversation_id])
     order = thread_order(shape, max_posts, max_depth)
     rows = _df(path, """
         SELECT p.id, p.parent_id, p.author_id, p.created_at, p.text, p.stance, p.affect,
                p.agreement, p.emotion, p.intensity, p.stance_conf, p.affect_conf,
                p.agreement_conf, p.backend, p.explanation, i.score, i.rule, p.topic
         FROM posts p LEFT JOIN interactions i ON i.platform = p.platform AND i.post_id = p.id
-        WHERE p.conversation_id = ? AND list_contains(?::VARCHAR[], p.id)""",
-               [conversation_id, [str(i) for i in order["id"]]])
+        WHERE p.platform = ? AND p.conversation_id = ? AND list_contains(?::VARCHAR[], p.id)""",
+               [platform, conversation_id, [str(i) for i in order["id"]]])
     out = order.merge(rows, on="id", how="inner", sort=False)
     columns = ["id", "parent_id", "depth", "in_cycle", *rows.columns.drop(["id", "parent_id"])]
     return out[columns].reset_index(drop=True)

@@ -20,11 +20,12 @@ __all__ = ["EVENT_STUDY_DAYS", "event_studies", "phase_table", "read_conversatio
 
 def read_conversations(path: str | Path, topic: str, start: datetime,
                        end: datetime) -> pd.DataFrame:
-    """conversation_id, first_at, mean_score of ``topic``'s conversations starting in range."""
+    """platform, conversation_id, first_at, mean_score of ``topic``'s conversations starting in
+    range (a conversation is named by its platform and its id there, as a post is)."""
     with connect(path, read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
         df: pd.DataFrame = con.execute(
-            "SELECT conversation_id, first_at, mean_score FROM conversations "
+            "SELECT platform, conversation_id, first_at, mean_score FROM conversations "
             "WHERE topic = ? AND first_at >= ? AND first_at < ? ORDER BY first_at",
             [topic, start, end]).df()
     return df

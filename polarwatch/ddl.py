@@ -60,9 +60,11 @@ TABLES: dict[str, str] = {name: _ddl(name, cols, key) for name, (cols, key) in S
 
 VIEWS: dict[str, str] = {
     # A conversation's score is the mean of its interactions (the paper); extreme when > 7.
+    # A conversation is named by its platform and its id there, as a post is (two platforms'
+    # threads may share an id), as stream/windows.py counts them.
     "conversations": """
         CREATE OR REPLACE VIEW conversations AS
-        SELECT conversation_id, any_value(topic) AS topic, count(*) AS n_interactions,
+        SELECT platform, conversation_id, any_value(topic) AS topic, count(*) AS n_interactions,
                avg(score) AS mean_score, min(created_at) AS first_at, max(created_at) AS last_at
-        FROM interactions GROUP BY conversation_id""",
+        FROM interactions GROUP BY platform, conversation_id""",
 }

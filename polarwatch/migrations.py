@@ -24,11 +24,26 @@ class Migration:
     apply: Callable[[Any], None]  # runs on the connection, inside init_schema's transaction
 
 
+# The views as migrations 1-11 made them (before 12: interactions had no platform column until
+# migration 4, so today's views cannot be made over an older file); migration 12 makes VIEWS.
+VIEWS_BEFORE_12 = {"conversations": """
+        CREATE OR REPLACE VIEW conversations AS
+        SELECT conversation_id, any_value(topic) AS topic, count(*) AS n_interactions,
+               avg(score) AS mean_score, min(created_at) AS first_at, max(created_at) AS last_at
+        FROM interactions GROUP BY conversation_id"""}
+
+
+def _create_views(views: dict[str, str]) -> Callable[[Any], None]:
+    def apply(con: Any) -> None:  # CREATE OR REPLACE: made again over the tables there are now
+        for view in views.values():
+            con.execute(view)
+    return apply
+
+
 def _create_tables_and_views(con: Any) -> None:
     for ddl in TABLES.values():
         con.execute(ddl)
-    for view in VIEWS.values():
-        con.execute(view)
+    _create_views(VIEWS_BEFORE_12)(con)
 
 
 def _add_columns(table: str, *names: str) -> Callable[[Any], None]:
@@ -69,8 +84,7 @@ def _key_by_platform(con: Any) -> None:
                                       "FROM {old} i LEFT JOIN posts p ON p.id = i.post_id")
     if _primary_key(con, "posts") == ["id"]:
         _rebuild(con, "posts", "SELECT * FROM {old}")
-    for view in VIEWS.values():  # views name the tables they read: made again over the new ones
-        con.execute(view)
+    _create_views(VIEWS_BEFORE_12)(con)  # views name the tables they read: made again over them
 
 
 def _dead_letter_provenance(con: Any) -> None:
@@ -86,8 +100,7 @@ def _roots_without_parent(con: Any) -> None:  # (stored as given before the root
 def _dead_letter_generations(con: Any) -> None:
     if "topic_generation" not in _primary_key(con, "dead_letters"):  # every older row: life 0
         _rebuild(con, "dead_letters", "SELECT * FROM {old}")
-    for view in VIEWS.values():
-        con.execute(view)
+    _create_views(VIEWS_BEFORE_12)(con)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -120,5 +133,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "labels: pro_description, anti_description (the topic's sides a stance label "
                   "was given under: a retrain flips labels given under swapped sides; NULL on "
                   "older rows)", _add_columns("labels", "pro_description", "anti_description")),
+    Migration(12, "conversations view: one row per (platform, conversation_id), with a platform "
+                  "column (two platforms' threads sharing an id were one conversation)",
+              _create_views(VIEWS)),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,8 +1,11 @@
 """Conversation drill-down: the most polarized conversations in a time range, and a thread view
 (indented by reply depth) with each post's labels, interaction score, backend and explanation.
 
-The selected conversation travels in the ``conversation`` query parameter (the topic page sets
-it when it switches here), so a thread view is a shareable link.
+The selected conversation travels in the ``conversation`` and ``platform`` query parameters (the
+topic page sets them when it switches here), so a thread view is a shareable link. A conversation
+is named by its platform and its id there, as a post is: two platforms' threads sharing an id are
+two conversations. A link without ``platform`` (from before) opens that id on the first platform
+that has it and offers the others.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import streamlit as st
 
 from dashboard import queries
 from dashboard.analysis import fmt_score, is_missing
-from dashboard.common import Context, ctx, known_topics, read, table
+from dashboard.common import Context, conversation_label, ctx, known_topics, read, table
 from dashboard.safety import md_text
 from dashboard.threads import cycles_in
 from polarwatch.display import isolated, name_text
@@ -56,17 +59,18 @@ def post_html(row: Any) -> str:
             f"</div>")
 
 
-def render_thread(c: Context, conversation: str) -> None:
-    posts = read(c, queries.thread, conversation, queries.THREAD_MAX_POSTS,
+def render_thread(c: Context, platform: str, conversation: str) -> None:
+    posts = read(c, queries.thread, platform, conversation, queries.THREAD_MAX_POSTS,
                  queries.THREAD_MAX_DEPTH)
     if posts is None:
         return
+    on = f" on {md_text(platform)}" if platform else ""
     if posts.empty:
-        st.warning(f"Conversation {md_text(conversation)} has no stored posts.")
+        st.warning(f"Conversation {md_text(conversation)}{on} has no stored posts.")
         return
     scores = posts["score"].dropna().astype(float)
     topic = str(posts["topic"].iloc[0])
-    st.subheader(f"Thread {md_text(conversation)}")
+    st.subheader(f"Thread {md_text(conversation)}{on}")
     n_cycle, starts, whole = cycles_in(posts)
     if n_cycle:
         lead = ("This conversation has no opening post: its replies form a cycle" if whole
@@ -74,7 +78,7 @@ def render_thread(c: Context, conversation: str) -> None:
         st.info(f"{lead} ({n_cycle:,} posts, each replying to another of them, so none leads "
                 f"back to an opening post). Each cycle is shown from its earliest post, at "
                 f"depth 0: {', '.join(md_text(p) for p in starts)}.")
-    total = read(c, queries.thread_size, conversation)
+    total = read(c, queries.thread_size, platform, conversation)
     if total is not None and total > len(posts):
         st.warning(f"Showing {len(posts):,} of this thread's {total:,} posts: the first "
                    f"{queries.THREAD_MAX_POSTS:,} in thread order, down to reply depth "
@@ -103,7 +107,8 @@ def date_range(convs_hint: pd.Timestamp | None) -> tuple[datetime, datetime]:
             datetime.combine(end, time(0), tzinfo=UTC) + timedelta(days=1))
 
 
-def render_list(c: Context, topics: list[str]) -> list[str]:
+def render_list(c: Context, topics: list[str]) -> list[tuple[str, str]]:
+    """The conversations started in the picked range, listed; returns their (platform, id)."""
     topic = st.selectbox("Topic", [ALL_TOPICS, *topics], key="conv_topic",
                          format_func=lambda t: t if t == ALL_TOPICS else name_text(c.name(t)))
     latest = read(c, queries.latest_conversation_start)
@@ -117,11 +122,13 @@ def render_list(c: Context, topics: list[str]) -> list[str]:
         st.info(f"No scored conversations started between {start:%Y-%m-%d} and "
                 f"{end - timedelta(days=1):%Y-%m-%d}. Widen the range.")
         return []
-    ids = [str(i) for i in convs["conversation_id"]]
+    keys = [(str(p), str(i)) for p, i in zip(convs["platform"], convs["conversation_id"],
+                                             strict=True)]
     convs = convs.assign(topic=[c.name(str(t)) for t in convs["topic"]],  # names, as elsewhere
                          root_text=[isolated(t) for t in convs["root_text"]])
     table(convs, hide_index=True, column_config={
         "conversation_id": st.column_config.TextColumn("conversation"),
+        "platform": st.column_config.TextColumn("platform"),
         "topic": st.column_config.TextColumn("topic"),
         "root_text": st.column_config.TextColumn("opening post", width="large"),
         "mean_score": st.column_config.ProgressColumn(
@@ -131,25 +138,43 @@ def render_list(c: Context, topics: list[str]) -> list[str]:
                                                     format="YYYY-MM-DD HH:mm"),
         "last_at": st.column_config.DatetimeColumn("last reply (UTC)",
                                                    format="YYYY-MM-DD HH:mm")},
-        column_order=["conversation_id", "topic", "mean_score", "n_interactions", "root_text",
-                      "first_at", "last_at"])
-    return ids
+        column_order=["conversation_id", "platform", "topic", "mean_score", "n_interactions",
+                      "root_text", "first_at", "last_at"])
+    return keys
+
+
+def linked(c: Context) -> list[tuple[str, str]]:
+    """The conversation a link (or the topic page) names, as (platform, id), first; then the
+    other platforms' conversations of that id. A link without a platform (from before) names
+    the first platform that has one."""
+    wanted = st.query_params.get("conversation")
+    if not wanted:
+        kept = st.session_state.get("pw_conversation")
+        return [(str(kept[0]), str(kept[1]))] if isinstance(kept, tuple) else []
+    platform = st.query_params.get("platform")
+    found = read(c, queries.conversation_platforms, wanted) or []
+    if platform is None:
+        if len(found) > 1:
+            st.info(f"{len(found)} platforms have a conversation {md_text(wanted)} "
+                    f"({', '.join(md_text(p) for p in found)}): pick one below.")
+        platform = found[0] if found else ""
+    return [(platform, wanted), *((p, wanted) for p in found if p != platform)]
 
 
 context = ctx()
 st.title("Conversations")
 topics = known_topics(context)
 if topics is not None:
-    ids = render_list(context, topics)
-    wanted = st.query_params.get("conversation") or st.session_state.get("pw_conversation")
-    if wanted and wanted not in ids:
-        ids = [str(wanted), *ids]  # a link to a conversation outside the range still opens
-    if ids:
-        if wanted and st.session_state.get("pw_conversation_qp") != wanted:
-            st.session_state["conv_pick"] = wanted
-        conversation = str(st.selectbox("Open conversation", ids, key="conv_pick",
-                                        format_func=name_text))
+    keys = render_list(context, topics)
+    wanted = linked(context)
+    keys = [k for k in wanted if k not in keys] + keys  # a link outside the range still opens
+    if keys:
+        if wanted and st.session_state.get("pw_conversation_qp") != wanted[0]:
+            st.session_state["conv_pick"] = wanted[0]
+        platform, conversation = st.selectbox("Open conversation", keys, key="conv_pick",
+                                              format_func=conversation_label) or keys[0]
         st.query_params["conversation"] = conversation
-        st.session_state["pw_conversation_qp"] = conversation
-        st.session_state["pw_conversation"] = conversation
-        render_thread(context, conversation)
+        st.query_params["platform"] = platform
+        st.session_state["pw_conversation_qp"] = (platform, conversation)
+        st.session_state["pw_conversation"] = (platform, conversation)
+        render_thread(context, platform, conversation)

@@ -20,6 +20,7 @@ from dashboard.analysis import (
 )
 from dashboard.common import (
     Context,
+    conversation_label,
     ctx,
     known_topics,
     live,
@@ -189,21 +190,27 @@ def render_conversations(c: Context, topic: str) -> None:
         st.info(f"No scored conversations for {md_text(c.name(topic))} yet.")
         return
     table(
-        convs[["conversation_id", "root_text", "mean_score", "n_interactions", "last_at"]],
+        convs[["conversation_id", "platform", "root_text", "mean_score", "n_interactions",
+               "last_at"]],
         hide_index=True, column_config={
             "conversation_id": st.column_config.TextColumn("conversation"),
+            "platform": st.column_config.TextColumn("platform"),
             "root_text": st.column_config.TextColumn("opening post", width="large"),
             "mean_score": st.column_config.ProgressColumn(
                 "polarization", min_value=0.0, max_value=10.0, format="%.2f"),
             "n_interactions": st.column_config.NumberColumn("interactions"),
             "last_at": st.column_config.DatetimeColumn("last reply (UTC)",
                                                        format="YYYY-MM-DD HH:mm")})
-    ids = [str(i) for i in convs["conversation_id"]]
+    # a conversation is named by its platform and its id there (platforms may share an id)
+    keys = [(str(p), str(i)) for p, i in zip(convs["platform"], convs["conversation_id"],
+                                             strict=True)]
     left, right = st.columns([3, 1], vertical_alignment="bottom")
-    chosen = left.selectbox("Conversation", ids, key="topic_conv_pick", format_func=name_text)
+    platform, chosen = left.selectbox("Conversation", keys, key="topic_conv_pick",
+                                      format_func=conversation_label) or keys[0]
     if right.button("Open thread", key="open_thread", type="primary"):
-        st.session_state["pw_conversation"] = chosen  # plain key: survives switch_page
-        st.switch_page(CONVERSATION_PAGE, query_params={"conversation": str(chosen)})
+        st.session_state["pw_conversation"] = (platform, chosen)  # plain key: survives the switch
+        st.switch_page(CONVERSATION_PAGE, query_params={"conversation": chosen,
+                                                        "platform": platform})
 
 
 context = ctx()

@@ -101,16 +101,19 @@ def random_labels(path: Path) -> pd.DataFrame:
 
 def drivers(path: Path, topic: str, start: Any, end: Any,
             limit: int = DRIVERS_PER_FLAG) -> pd.DataFrame:
-    """Conversations with the most interaction-score mass in [start, end) on ``topic``."""
+    """Conversations with the most interaction-score mass in [start, end) on ``topic``, each
+    named by its platform and its id there (two platforms' threads may share an id)."""
     return _read(path, """
-        WITH roots AS (SELECT conversation_id, any_value(text) AS root_text
-                       FROM posts WHERE parent_id IS NULL GROUP BY conversation_id)
-        SELECT i.conversation_id, count(*) AS n_in_window, avg(i.score) AS window_score,
-               any_value(c.mean_score) AS mean_score, any_value(r.root_text) AS root_text
-        FROM interactions i JOIN conversations c USING (conversation_id)
-        LEFT JOIN roots r USING (conversation_id)
+        WITH roots AS (SELECT platform, conversation_id, any_value(text) AS root_text
+                       FROM posts WHERE parent_id IS NULL GROUP BY ALL)
+        SELECT i.platform, i.conversation_id, count(*) AS n_in_window,
+               avg(i.score) AS window_score, any_value(c.mean_score) AS mean_score,
+               any_value(r.root_text) AS root_text
+        FROM interactions i JOIN conversations c USING (platform, conversation_id)
+        LEFT JOIN roots r USING (platform, conversation_id)
         WHERE i.topic = ? AND i.created_at >= ? AND i.created_at < ?
-        GROUP BY i.conversation_id ORDER BY sum(i.score) DESC, i.conversation_id LIMIT ?""",
+        GROUP BY i.platform, i.conversation_id
+        ORDER BY sum(i.score) DESC, i.conversation_id, i.platform LIMIT ?""",
                  [topic, start, end, limit])
 
 

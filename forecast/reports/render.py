@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 RECENT_FLAGS = 15  # rows of the recent-flags table per topic
 # Table columns holding ids and names: bidi controls shown, right-to-left names isolated
 # (polarwatch.display.name_text); every other text cell is isolated as typed.
-NAME_COLUMNS = frozenset({"topic", "conversation_id", "flag", "flags", "event", "kind"})
+NAME_COLUMNS = frozenset({"topic", "platform", "conversation_id", "flag", "flags", "event", "kind"})
 
 _ENV = Environment(loader=PackageLoader("forecast.reports", "templates"),
                    autoescape=select_autoescape(["html", "html.j2"]),
@@ -167,7 +167,8 @@ def section(d: TopicData, metric: str, threshold: float | None,
     cols = {"ts": "window (UTC)", "flag": "class", "y": "value", "band": "against its band",
             "anomaly_score": "score", "explanation": "why"}
     drivers = [(cell(ts), table(conv, {
-        "conversation_id": "conversation", "n_in_window": "interactions in window",
+        "conversation_id": "conversation", "platform": "platform",
+        "n_in_window": "interactions in window",
         "window_score": "score in window", "mean_score": "conversation score",
         "root_text": "root post"}, "No scored interactions in that window."))
         for ts, conv in d.drivers.items()]

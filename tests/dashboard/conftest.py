@@ -146,6 +146,34 @@ def seed_warehouse(path: Path) -> Seed:
                 START + timedelta(hours=DIP_INDEX), conversations)
 
 
+# conv-hot's id on a second platform: another conversation (a conversation is named by its
+# platform and its id there, as a post is; its post ids repeat conv-hot's, as ids are unique
+# per platform only). post_id -> (parent_id, score, minutes after conv-hot's first post).
+TWIN_PLATFORM = "other"
+TWIN = {"h0": (None, None, 1), "h1": ("h0", 1, 2), "h2": ("h0", 3, 3)}  # mean score 2
+TWIN_ROOT = "Twin thread on the other platform"
+
+
+def add_platform_twin(path: Path) -> None:
+    """conv-hot again on TWIN_PLATFORM, a thread of its own: 3 posts, 2 scored replies."""
+    with connect(path) as con:
+        for post, (parent, score, minutes) in TWIN.items():
+            created = START + timedelta(hours=THREAD_HOURS["conv-hot"], minutes=minutes)
+            con.execute(
+                "INSERT INTO posts (id, platform, author_id, text, created_at, topic, "
+                "conversation_id, parent_id, schema_version, stance, affect, emotion, "
+                "intensity, stance_conf, affect_conf, emotion_conf, backend) VALUES (?, ?, "
+                "'tw', ?, ?, 'gun_control', 'conv-hot', ?, 1, 'anti', 'no', 'neutral', 0.5, "
+                "0.9, 0.9, 0.9, 'lexicon')",
+                [post, TWIN_PLATFORM, TWIN_ROOT if parent is None else f"twin {post}",
+                 created, parent])
+            if parent is not None:
+                con.execute("INSERT INTO interactions (post_id, parent_id, conversation_id, "
+                            "topic, created_at, score, rule, platform) VALUES "
+                            "(?, ?, 'conv-hot', 'gun_control', ?, ?, 'test|rule', ?)",
+                            [post, parent, created, score, TWIN_PLATFORM])
+
+
 def add_window(path: Path, topic: str, mean_score: float) -> None:
     """Append one window after the seeded ones, the way the stream writer would (short-lived)."""
     ws = START + timedelta(hours=N_WINDOWS)

@@ -152,12 +152,13 @@ def test_topic_page_opens_a_conversation(monkeypatch: pytest.MonkeyPatch,
                                          seeded_warehouse: Seed, events_file: Path) -> None:
     at = run_app(monkeypatch, seeded_warehouse.path, events_file, "views/topic.py",
                  topic="gun_control")
-    at.selectbox(key="topic_conv_pick").set_value("conv-hot")
+    at.selectbox(key="topic_conv_pick").set_value(("test", "conv-hot"))
     at.button(key="open_thread").click().run()
     assert not at.exception
     assert at.title[0].value == "Conversations"
     assert at.query_params["conversation"] == "conv-hot"
-    assert "Thread conv\\-hot" in texts(at)  # Markdown-escaped: shown as conv-hot
+    assert at.query_params["platform"] == "test"
+    assert "Thread conv\\-hot on test" in texts(at)  # Markdown-escaped: shown as conv-hot
     assert ("Mean interaction score", "9.00") in [(m.label, m.value) for m in at.metric]
 
 
@@ -181,7 +182,7 @@ def test_conversation_page_thread(monkeypatch: pytest.MonkeyPatch, seeded_wareho
     at = run_app(monkeypatch, seeded_warehouse.path, events_file, "views/conversation.py",
                  conversation="conv-hot")
     assert not at.exception
-    assert at.selectbox(key="conv_pick").value == "conv-hot"
+    assert at.selectbox(key="conv_pick").value == ("test", "conv-hot")
     thread = next(h.proto.body for h in at.get("html") if "reply h3" in h.proto.body)
     assert not [m for m in at.markdown if "reply h3" in m.value]  # never through Markdown
     assert thread.index("Ban assault weapons") < thread.index("reply h1") < thread.index(
@@ -198,8 +199,9 @@ def test_conversation_page_thread(monkeypatch: pytest.MonkeyPatch, seeded_wareho
     at.date_input(key="conv_range").set_value((day1, day1)).run()
     assert not at.exception
     assert list(at.dataframe[0].value["conversation_id"]) == ["conv-early"]
-    assert at.selectbox(key="conv_pick").options == ["conv-hot", "conv-early"]  # link kept
-    at.selectbox(key="conv_pick").set_value("conv-early").run()
+    assert at.selectbox(key="conv_pick").options == ["conv-hot (test)",  # link kept
+                                                     "conv-early (test)"]
+    at.selectbox(key="conv_pick").set_value(("test", "conv-early")).run()
     assert at.query_params["conversation"] == "conv-early"
     assert ("Mean interaction score", "5.50") in [(m.label, m.value) for m in at.metric]
 

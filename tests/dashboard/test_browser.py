@@ -171,9 +171,10 @@ def test_click_through_every_page(served: tuple[str, Path], tmp_path: Path) -> N
 
             # Topic page → the most polarized conversation's thread
             page.get_by_role("button", name="Open thread").click()
-            page.get_by_text("Thread conv-hot", exact=False).wait_for(timeout=15_000)
+            page.get_by_text("Thread conv-hot on test", exact=False).wait_for(timeout=15_000)
             _idle(page)
-            expect(page).to_have_url(re.compile(r"conversation=conv-hot"))
+            # a conversation is named by its platform and its id there: the link carries both
+            expect(page).to_have_url(re.compile(r"conversation=conv-hot&platform=test"))
             thread = page.get_by_test_id("stHtml")  # not the table's hidden cells
             for text in ("Ban assault weapons now, no more excuses", "reply h3",
                          "why: reply disagrees and insults the parent",

@@ -110,7 +110,7 @@ def test_sessions_asking_at_once_run_the_query_once(
 
     def session() -> None:
         start.wait()
-        frames.append(queries.thread(seed.path, "conv-hot"))
+        frames.append(queries.thread(seed.path, "test", "conv-hot"))
 
     threads = [threading.Thread(target=session) for _ in range(sessions)]
     for t in threads:

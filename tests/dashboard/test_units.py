@@ -119,21 +119,21 @@ def test_flags_active_and_resolved(seeded_warehouse: Seed) -> None:
 
 
 def test_thread_is_depth_first_with_labels(seeded_warehouse: Seed) -> None:
-    posts = queries.thread(seeded_warehouse.path, "conv-hot")
+    posts = queries.thread(seeded_warehouse.path, "test", "conv-hot")
     assert list(posts["id"]) == ["h0", "h1", "h2", "h3", "h4"]
     assert list(posts["depth"]) == [0, 1, 2, 2, 1]
     assert pd.isna(posts["score"].iloc[0]) and list(posts["score"].iloc[1:]) == [9, 8, 10, 9]
     assert posts.set_index("id").loc["h3", "explanation"].startswith("reply disagrees")
-    assert queries.thread(seeded_warehouse.path, "missing").empty
+    assert queries.thread(seeded_warehouse.path, "test", "missing").empty
 
 
 def test_thread_is_capped_in_posts_and_depth(seeded_warehouse: Seed) -> None:
     """One conversation cannot make the page unbounded: the first posts in thread order, and
     replies no deeper than the cap."""
     path = seeded_warehouse.path
-    assert list(queries.thread(path, "conv-hot", max_posts=3)["id"]) == ["h0", "h1", "h2"]
-    assert list(queries.thread(path, "conv-hot", max_depth=1)["id"]) == ["h0", "h1", "h4"]
-    assert queries.thread_size(path, "conv-hot") == 5
+    assert list(queries.thread(path, "test", "conv-hot", max_posts=3)["id"]) == ["h0", "h1", "h2"]
+    assert list(queries.thread(path, "test", "conv-hot", max_depth=1)["id"]) == ["h0", "h1", "h4"]
+    assert queries.thread_size(path, "test", "conv-hot") == 5
 
 
 def test_conversations_in_range(seeded_warehouse: Seed) -> None:

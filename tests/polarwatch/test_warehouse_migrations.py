@@ -284,3 +284,30 @@ def test_a_file_before_label_sides_gets_the_columns_and_its_labels_keep_null(
     with connect(path) as con:
         assert con.execute("SELECT value, pro_description, anti_description FROM labels"
                            ).fetchall() == [("pro", None, None)]
+
+
+def test_a_version_11_file_gets_the_conversations_view_by_platform(tmp_path: Path) -> None:
+    """Migration 12 makes the ``conversations`` view again: a conversation is named by its
+    platform and its id there, as a post is. The view of a version 11 file grouped by
+    conversation_id alone, so two platforms' threads sharing an id were one conversation."""
+    path, new = tmp_path / "v11.duckdb", tmp_path / "new.duckdb"
+    init_schema(path)
+    with connect(path) as con:  # the view as migrations 1-11 made it
+        con.execute("CREATE OR REPLACE VIEW conversations AS SELECT conversation_id, "
+                    "any_value(topic) AS topic, count(*) AS n_interactions, avg(score) AS "
+                    "mean_score, min(created_at) AS first_at, max(created_at) AS last_at "
+                    "FROM interactions GROUP BY conversation_id")
+        con.execute("DELETE FROM schema_version WHERE version >= 12")
+        con.executemany("INSERT INTO interactions (platform, post_id, parent_id, "
+                        "conversation_id, topic, created_at, score, rule) VALUES "
+                        "(?, ?, 'r', 'c1', 't', now(), ?, 'x')",
+                        [("reddit", "a", 10.0), ("bluesky", "a", 0.0), ("bluesky", "b", 2.0)])
+        assert con.execute("SELECT count(*) FROM conversations").fetchall() == [(1,)]
+    assert [m.version for m in init_schema(path)] == [m.version for m in MIGRATIONS
+                                                     if m.version >= 12]
+    init_schema(new)
+    assert _catalog(path)["views"] == _catalog(new)["views"]
+    with connect(path, read_only=True) as con:
+        assert con.execute("SELECT platform, conversation_id, n_interactions, mean_score FROM "
+                           "conversations ORDER BY platform").fetchall() == [
+            ("bluesky", "c1", 2, 1.0), ("reddit", "c1", 1, 10.0)]
