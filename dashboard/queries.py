@@ -23,7 +23,7 @@ import pandas as pd
 
 from dashboard.results import read_frame, reading
 from dashboard.threads import thread_order
-from polarwatch.reads import SIDE_CONSISTENCY_SQL
+from polarwatch.reads import CONVERSATIONS, SIDE_CONSISTENCY_SQL
 
 DEFAULT_METRIC = "mean_score"  # the series the forecaster writes for the demo ([forecast] metric)
 
@@ -269,9 +269,9 @@ def conversations_in_range(path: str | Path, topic: str | None, start: Any, end:
     a note instead of its text (NO_OPENING_POST: its replies form a cycle, its opening post is
     not stored, or none of its posts is).
     """
-    return _df(path, """
+    return _df(path, f"""
         WITH top AS (
-            SELECT * FROM conversations
+            SELECT * FROM {CONVERSATIONS}
             WHERE (? IS NULL OR topic = ?) AND (? IS NULL OR first_at >= ?)
               AND (? IS NULL OR first_at < ?)
             ORDER BY mean_score DESC, n_interactions DESC, conversation_id, platform LIMIT ?),
@@ -304,7 +304,7 @@ def latest_conversation_start(path: str | Path) -> Any:
     """first_at of the newest scored conversation that is not dated in the future (None when
     there is none): one post dated years ahead must not move the default range off today."""
     with reading(path) as con:
-        rows = con.execute("SELECT max(first_at) FROM conversations "
+        rows = con.execute(f"SELECT max(first_at) FROM {CONVERSATIONS} "
                            "WHERE first_at <= now()").fetchall()
     return rows[0][0] if rows else None
 
@@ -312,8 +312,8 @@ def latest_conversation_start(path: str | Path) -> Any:
 def conversation_scores(path: str | Path, topic: str, start: Any, end: Any) -> pd.DataFrame:
     """platform, conversation_id, first_at, mean_score of the topic's conversations starting in
     range."""
-    return _df(path, """
-        SELECT platform, conversation_id, first_at, mean_score FROM conversations
+    return _df(path, f"""
+        SELECT platform, conversation_id, first_at, mean_score FROM {CONVERSATIONS}
         WHERE topic = ? AND first_at >= ? AND first_at < ? ORDER BY first_at""",
                [topic, start, end])
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from polarwatch.events import Event
+from polarwatch.reads import CONVERSATIONS
 from polarwatch.warehouse import connect
 from scoring.event_phases import EVENT_STUDY_DAYS, PHASE_COLUMNS, event_study_range, phase_table
 
@@ -25,7 +26,7 @@ def read_conversations(path: str | Path, topic: str, start: datetime,
     with connect(path, read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
         df: pd.DataFrame = con.execute(
-            "SELECT platform, conversation_id, first_at, mean_score FROM conversations "
+            f"SELECT platform, conversation_id, first_at, mean_score FROM {CONVERSATIONS} "
             "WHERE topic = ? AND first_at >= ? AND first_at < ? ORDER BY first_at",
             [topic, start, end]).df()
     return df

@@ -58,13 +58,15 @@ SCHEMA: dict[str, tuple[list[tuple[str, str]], tuple[str, ...]]] = {
 }
 TABLES: dict[str, str] = {name: _ddl(name, cols, key) for name, (cols, key) in SCHEMA.items()}
 
-VIEWS: dict[str, str] = {
-    # A conversation's score is the mean of its interactions (the paper); extreme when > 7.
-    # A conversation is named by its platform and its id there, as a post is (two platforms'
-    # threads may share an id), as stream/windows.py counts them.
-    "conversations": """
-        CREATE OR REPLACE VIEW conversations AS
+# A conversation's score is the mean of its interactions (the paper); extreme when > 7.
+# A conversation is named by its platform and its id there, as a post is (two platforms'
+# threads may share an id), as stream/windows.py counts them. polarwatch's readers select from
+# this query itself (polarwatch.reads.CONVERSATIONS), not from the view: a read-only reader of a
+# file made before migration 12 finds the view without its platform column.
+CONVERSATIONS_SQL = """
         SELECT platform, conversation_id, any_value(topic) AS topic, count(*) AS n_interactions,
                avg(score) AS mean_score, min(created_at) AS first_at, max(created_at) AS last_at
-        FROM interactions GROUP BY platform, conversation_id""",
+        FROM interactions GROUP BY platform, conversation_id"""
+VIEWS: dict[str, str] = {
+    "conversations": f"CREATE OR REPLACE VIEW conversations AS{CONVERSATIONS_SQL}",
 }

@@ -8,10 +8,15 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+from polarwatch.ddl import CONVERSATIONS_SQL
 from polarwatch.errors import SchemaError
 from polarwatch.warehouse import connect, missing_columns, schema_version
 
 LOG = logging.getLogger(__name__)
+
+# The `conversations` view's query as a subquery named like it (`FROM {CONVERSATIONS}`): read
+# the same on every file since migration 4, whatever version its view was made at.
+CONVERSATIONS = f"({CONVERSATIONS_SQL}) AS conversations"
 
 # the latest stance label(s) of each label's post, with the post as stored (NULL: gone): one
 # analyst's correction, or a second analyst, wins; two values at the same latest instant

@@ -20,7 +20,7 @@ from polarwatch.config import Config
 from polarwatch.errors import ConfigError, PolarwatchError
 from polarwatch.events import Event, events_path, load_events
 from polarwatch.fields import parse_duration
-from polarwatch.reads import SIDE_CONSISTENCY_SQL, random_sample_sql
+from polarwatch.reads import CONVERSATIONS, SIDE_CONSISTENCY_SQL, random_sample_sql
 from polarwatch.warehouse import connect, missing_columns
 from scoring.label_accuracy import under_sides
 from scoring.side_check import SideCheck, side_check
@@ -103,13 +103,13 @@ def drivers(path: Path, topic: str, start: Any, end: Any,
             limit: int = DRIVERS_PER_FLAG) -> pd.DataFrame:
     """Conversations with the most interaction-score mass in [start, end) on ``topic``, each
     named by its platform and its id there (two platforms' threads may share an id)."""
-    return _read(path, """
+    return _read(path, f"""
         WITH roots AS (SELECT platform, conversation_id, any_value(text) AS root_text
                        FROM posts WHERE parent_id IS NULL GROUP BY ALL)
         SELECT i.platform, i.conversation_id, count(*) AS n_in_window,
-               avg(i.score) AS window_score, any_value(c.mean_score) AS mean_score,
+               avg(i.score) AS window_score, any_value(conversations.mean_score) AS mean_score,
                any_value(r.root_text) AS root_text
-        FROM interactions i JOIN conversations c USING (platform, conversation_id)
+        FROM interactions i JOIN {CONVERSATIONS} USING (platform, conversation_id)
         LEFT JOIN roots r USING (platform, conversation_id)
         WHERE i.topic = ? AND i.created_at >= ? AND i.created_at < ?
         GROUP BY i.platform, i.conversation_id

@@ -13,6 +13,7 @@ import pytest
 from forecast.event_conversations import event_studies, read_conversations
 from forecast.reports.gather import drivers
 from polarwatch.events import Event
+from polarwatch.warehouse import connect
 from scoring.rules import EXTREME_THRESHOLD
 from tests.dashboard.conftest import (
     START,
@@ -54,3 +55,32 @@ def test_drivers_list_each_platforms_conversation(twin: Path) -> None:
                     ("test", "conv-calm", 4, 2.0, 2.0,
                      "What do people think about universal background checks?"),
                     (TWIN_PLATFORM, "conv-hot", 2, 2.0, 2.0, TWIN_ROOT)]
+
+
+def test_readers_of_a_file_whose_view_is_older_read_each_platform(tmp_path: Path) -> None:
+    """A reader opens the file read-only and upgrades nothing: on a file whose view was made
+    before migration 12 (no platform column; the dashboard or `report` before the stream ran
+    again) `report` ended in 'Binder Error: Column "platform" does not exist'. The readers now
+    select from the view's query, not the view."""
+    from dashboard import queries
+    from polarwatch.migrations import VIEWS_BEFORE_12
+
+    path = seed_warehouse(tmp_path / "pw.duckdb").path
+    add_platform_twin(path)
+    with connect(path) as con:
+        con.execute(VIEWS_BEFORE_12["conversations"])
+        con.execute("DELETE FROM schema_version WHERE version >= 12")
+    found = drivers(path, "gun_control", START + timedelta(hours=45),
+                    START + timedelta(hours=46))
+    assert list(zip(found["platform"], found["conversation_id"], strict=True)) == [
+        ("test", "conv-hot"), ("test", "conv-calm"), (TWIN_PLATFORM, "conv-hot")]
+    convs = read_conversations(path, "gun_control", START, START + timedelta(days=3))
+    assert len(convs) == 4 and set(convs["platform"]) == {"test", TWIN_PLATFORM}
+    listed = queries.conversations_in_range(path, None, START + timedelta(days=1),
+                                            START + timedelta(days=3))
+    assert list(listed["platform"]) == ["test", "test", TWIN_PLATFORM]
+    assert len(queries.conversation_scores(path, "gun_control", START,
+                                           START + timedelta(days=3))) == 4
+    assert queries.latest_conversation_start(path) is not None
+    with connect(path, read_only=True) as con:  # the file itself was not upgraded
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(11,)]
