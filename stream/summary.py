@@ -31,8 +31,9 @@ def summarize_warehouse(cfg: Config, since: datetime | None = None) -> dict[str,
             f"ended before their topic's newest post minus [aggregate] watermark, "
             f"{cfg.aggregate.watermark}): they "
             f"are stored and paired, but topic_windows does not count them (a window behind the "
-            f"watermark is final, and one only they fall in is not written). After a backfill "
-            f"of data not sorted by time, `polarwatch relabel --since T --until T` recomputes "
-            f"every window of the range; or ingest files sorted by created_at, or raise "
-            f"[aggregate] watermark first")
+            f"watermark is final, and one only they fall in is not written). After a backfill, "
+            f"`polarwatch relabel --since T --until T` recomputes every window of the range "
+            f"(sorting the file by created_at is not enough: a topic's partitions are read side "
+            f"by side, and one can run ahead of another by more than the watermark); or raise "
+            f"[aggregate] watermark before the backfill")
     return counts
