@@ -53,6 +53,12 @@ PAGES = {
 }
 
 
+def conversation_keys(convs: pd.DataFrame) -> list[tuple[str, str]]:
+    """The (platform, conversation_id) of each listed conversation, the pickers' values."""
+    return [(str(p), str(i)) for p, i in zip(convs["platform"], convs["conversation_id"],
+                                             strict=True)]
+
+
 def conversation_label(key: tuple[str, str]) -> str:
     """A (platform, conversation_id) as a picker shows it: a conversation is named by its
     platform and its id there, as a post is (two platforms' threads may share an id)."""

@@ -40,10 +40,13 @@ def _create_views(views: dict[str, str]) -> Callable[[Any], None]:
     return apply
 
 
+_create_old_views = _create_views(VIEWS_BEFORE_12)
+
+
 def _create_tables_and_views(con: Any) -> None:
     for ddl in TABLES.values():
         con.execute(ddl)
-    _create_views(VIEWS_BEFORE_12)(con)
+    _create_old_views(con)
 
 
 def _add_columns(table: str, *names: str) -> Callable[[Any], None]:
@@ -84,7 +87,7 @@ def _key_by_platform(con: Any) -> None:
                                       "FROM {old} i LEFT JOIN posts p ON p.id = i.post_id")
     if _primary_key(con, "posts") == ["id"]:
         _rebuild(con, "posts", "SELECT * FROM {old}")
-    _create_views(VIEWS_BEFORE_12)(con)  # views name the tables they read: made again over them
+    _create_old_views(con)  # views name the tables they read: made again over them
 
 
 def _dead_letter_provenance(con: Any) -> None:
@@ -100,7 +103,7 @@ def _roots_without_parent(con: Any) -> None:  # (stored as given before the root
 def _dead_letter_generations(con: Any) -> None:
     if "topic_generation" not in _primary_key(con, "dead_letters"):  # every older row: life 0
         _rebuild(con, "dead_letters", "SELECT * FROM {old}")
-    _create_views(VIEWS_BEFORE_12)(con)
+    _create_old_views(con)
 
 
 MIGRATIONS: tuple[Migration, ...] = (

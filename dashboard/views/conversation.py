@@ -19,7 +19,15 @@ import streamlit as st
 
 from dashboard import queries
 from dashboard.analysis import fmt_score, is_missing
-from dashboard.common import Context, conversation_label, ctx, known_topics, read, table
+from dashboard.common import (
+    Context,
+    conversation_keys,
+    conversation_label,
+    ctx,
+    known_topics,
+    read,
+    table,
+)
 from dashboard.safety import md_text
 from dashboard.threads import cycles_in
 from polarwatch.display import isolated, name_text
@@ -122,8 +130,7 @@ def render_list(c: Context, topics: list[str]) -> list[tuple[str, str]]:
         st.info(f"No scored conversations started between {start:%Y-%m-%d} and "
                 f"{end - timedelta(days=1):%Y-%m-%d}. Widen the range.")
         return []
-    keys = [(str(p), str(i)) for p, i in zip(convs["platform"], convs["conversation_id"],
-                                             strict=True)]
+    keys = conversation_keys(convs)
     convs = convs.assign(topic=[c.name(str(t)) for t in convs["topic"]],  # names, as elsewhere
                          root_text=[isolated(t) for t in convs["root_text"]])
     table(convs, hide_index=True, column_config={

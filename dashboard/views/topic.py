@@ -20,6 +20,7 @@ from dashboard.analysis import (
 )
 from dashboard.common import (
     Context,
+    conversation_keys,
     conversation_label,
     ctx,
     known_topics,
@@ -202,8 +203,7 @@ def render_conversations(c: Context, topic: str) -> None:
             "last_at": st.column_config.DatetimeColumn("last reply (UTC)",
                                                        format="YYYY-MM-DD HH:mm")})
     # a conversation is named by its platform and its id there (platforms may share an id)
-    keys = [(str(p), str(i)) for p, i in zip(convs["platform"], convs["conversation_id"],
-                                             strict=True)]
+    keys = conversation_keys(convs)
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     platform, chosen = left.selectbox("Conversation", keys, key="topic_conv_pick",
                                       format_func=conversation_label) or keys[0]
